@@ -1,0 +1,4 @@
+"""Format adapters (native JSON, CSV, Primero, FHIR) behind one interface.
+
+Adapters depend only on ``schemas``.
+"""

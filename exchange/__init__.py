@@ -1,0 +1,43 @@
+"""Puente hub: the I/O shell around the pure ``schemas``, ``consent`` and ``audit`` packages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from exchange.config import (
+    DEFAULTS,
+    INSTANCE_CONFIG_FILE,
+    default_database_url,
+    instance_path_from_env,
+)
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the hub: defaults, instance file, ``PUENTE_*`` environment, then ``test_config``."""
+    instance_path = instance_path_from_env()
+    if test_config and "INSTANCE_PATH" in test_config:
+        instance_path = test_config["INSTANCE_PATH"]
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile(INSTANCE_CONFIG_FILE, silent=True)
+    app.config.from_prefixed_env("PUENTE")
+    if test_config:
+        app.config.from_mapping(test_config)
+    if not app.config.get("DATABASE_URL"):
+        app.config["DATABASE_URL"] = default_database_url(instance_path)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    from exchange import db, httpbasics, keys, logs, observability, openapi, portal
+    from exchange.api import schemas
+
+    logs.init_app(app)
+    httpbasics.init_app(app)
+    db.init_app(app)
+    keys.init_app(app)
+    observability.init_app(app)
+    openapi.init_app(app)
+    for area in (schemas, portal):
+        app.register_blueprint(area.bp)
+    return app

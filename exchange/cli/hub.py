@@ -1,0 +1,132 @@
+"""Hub set-up and running: ``init``, ``db upgrade``, ``serve``, ``demo``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from exchange import db
+from exchange.cli import print_json, with_hub
+from exchange.keys import ensure_hub_keys, hub_keys
+from exchange.models import HubSetting
+
+
+def initialise(app: Flask) -> dict[str, object]:
+    """Create what a hub needs (folder, keys, schema); safe to run again."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    created = ensure_hub_keys(app)
+    db.upgrade(app)
+    with db.database(app).sessions.begin() as session:
+        if session.get(HubSetting, "hub_id") is None:
+            session.add(HubSetting(key="hub_id", value=app.config["HUB_ID"]))
+            session.add(HubSetting(key="created_at", value=datetime.now(UTC).isoformat()))
+    keys = hub_keys(app)
+    return {
+        "hub_id": app.config["HUB_ID"],
+        "instance_path": app.instance_path,
+        "database_url": db.database(app).url.render_as_string(hide_password=True),
+        "keys_created": [str(path) for path in created],
+        "log_vkey": keys.log.vkey if keys.log else None,
+        "witness_vkey": keys.witness.vkey if keys.witness else None,
+    }
+
+
+@click.command("init")
+@click.option("--json", "as_json", is_flag=True, help="Print what was set up as JSON.")
+@with_hub
+def init_command(app: Flask, as_json: bool) -> None:
+    """Set up a hub: instance folder, hub keys, database schema."""
+    result = initialise(app)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"Hub {result['hub_id']} listo / ready in {result['instance_path']}")
+    click.echo(f"  database: {result['database_url']}")
+    for path in result["keys_created"]:  # type: ignore[attr-defined]
+        click.echo(f"  new key: {path}")
+    click.echo(f"  log key: {result['log_vkey']}")
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@with_hub
+def db_upgrade(app: Flask, revision: str) -> None:
+    """Bring the database schema up to date."""
+    db.upgrade(app, revision)
+    click.echo(f"database at revision {db.current_revision(app)}")
+
+
+@db_group.command("current")
+@with_hub
+def db_current(app: Flask) -> None:
+    """Print the schema revision of the database and the newest one available."""
+    click.echo(f"current: {db.current_revision(app)}  head: {db.head_revision()}")
+
+
+def exec_gunicorn(bind: str, workers: int | None, instance_path: str) -> None:
+    """Replace this process with gunicorn serving the hub."""
+    env = os.environ.copy()
+    env["PUENTE_BIND"] = bind
+    env["PUENTE_INSTANCE_PATH"] = instance_path
+    if workers:
+        env["PUENTE_WORKERS"] = str(workers)
+    metrics_dir = Path(instance_path) / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # stale worker files would skew the totals
+    metrics_dir.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    argv = [sys.executable, "-m", "gunicorn", "-c", "python:exchange.serving"]
+    argv.append("exchange:create_app()")
+    sys.stdout.flush()
+    os.execvpe(sys.executable, argv, env)  # noqa: S606 - fixed argv, no shell
+
+
+bind_option = click.option(
+    "--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on."
+)
+workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
+
+
+@click.command("serve")
+@bind_option
+@workers_option
+@with_hub
+def serve_command(app: Flask, bind: str, workers: int | None) -> None:
+    """Serve the hub with gunicorn."""
+    exec_gunicorn(bind, workers, app.instance_path)
+
+
+@click.command("demo")
+@bind_option
+@click.option("--no-serve", is_flag=True, help="Set up and seed only; do not serve.")
+@with_hub
+def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
+    """Create a local demo hub on SQLite, seed it, and serve it."""
+    result = initialise(app)
+    base = f"http://{bind}"
+    click.echo("")
+    click.echo("Puente demo")
+    click.echo(f"  hub:        {result['hub_id']} ({result['instance_path']})")
+    click.echo(f"  esquemas / schemas:  {base}/v1/schemas")
+    click.echo(f"  esquema de expediente / case-record schema: {base}/v1/schemas/case-record/1")
+    click.echo(f"  API (OpenAPI 3.1):   {base}/openapi.json")
+    click.echo(f"  salud / health:      {base}/readyz")
+    click.echo("  validar un archivo / validate a file: .venv/bin/puente validate FILE")
+    click.echo("")
+    if not no_serve:
+        exec_gunicorn(bind, None, app.instance_path)
+
+
+def register(main: click.Group) -> None:
+    for command in (init_command, db_group, serve_command, demo_command):
+        main.add_command(command)

@@ -1,0 +1,66 @@
+"""One configuration path: defaults, then the instance file, then ``PUENTE_*`` environment.
+
+Every setting is listed once here and once in the README. Keys are namespaced
+(``DATABASE_*``, ``AUDIT_*``, ``OAUTH2_*``) so a newcomer can tell where a value is used.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+#: The instance file read from the instance folder, if present (Python syntax, UPPERCASE names).
+INSTANCE_CONFIG_FILE = "puente.cfg"
+
+DEFAULTS: dict[str, Any] = {
+    # Identity of this hub; used in the audit log origin and federation.
+    "HUB_ID": "mx.local.puente",
+    "HUB_NAME": "Puente (local)",
+    # Database: None means a SQLite file under the instance folder.
+    "DATABASE_URL": None,
+    "DATABASE_ECHO": False,
+    # Largest request body accepted, in bytes (bulk pushes stream; they have their own limit).
+    "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+    "BULK_MAX_CONTENT_LENGTH": 512 * 1024 * 1024,
+    # Audit log origin (C2SP checkpoint origin line); None means "<HUB_ID>/audit".
+    "AUDIT_ORIGIN": None,
+    # Hub keys: files under the instance folder unless given as paths. The key texts themselves
+    # may instead come from the environment (PUENTE_AUDIT_LOG_KEY, PUENTE_AUDIT_WITNESS_KEY).
+    "AUDIT_LOG_KEY": None,
+    "AUDIT_WITNESS_KEY": None,
+    "AUDIT_LOG_KEY_FILE": "keys/log.key",
+    "AUDIT_WITNESS_KEY_FILE": "keys/witness.key",
+    # Hub signing key (Ed25519 PEM) for webhook notifications; or its text in
+    # PUENTE_HUB_SIGNING_KEY.
+    "HUB_SIGNING_KEY": None,
+    "HUB_SIGNING_KEY_FILE": "keys/hub-signing.key",
+    # Delivery outbox (puente worker): attempts before a message is dead, exponential backoff
+    # (base and ceiling, seconds), how long a worker's claim lasts, webhook request timeout.
+    "OUTBOX_MAX_ATTEMPTS": 12,
+    "OUTBOX_BACKOFF_SECONDS": 5.0,
+    "OUTBOX_BACKOFF_MAX_SECONDS": 3600.0,
+    "OUTBOX_LEASE_SECONDS": 300.0,
+    "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    # Logging: JSON lines to stderr.
+    "LOG_LEVEL": "INFO",
+    # Language of human-readable messages when the client does not ask (es or en).
+    "DEFAULT_LANGUAGE": "es",
+    # Public address of this hub (used in links and the discovery document).
+    "PUBLIC_URL": "http://127.0.0.1:8000",
+}
+
+
+def instance_path_from_env() -> Path:
+    """The instance folder: ``PUENTE_INSTANCE_PATH`` or ``./instance``, made absolute."""
+    return Path(os.environ.get("PUENTE_INSTANCE_PATH", "instance")).resolve()
+
+
+def default_database_url(instance_path: Path) -> str:
+    return f"sqlite:///{instance_path / 'puente.db'}"
+
+
+def resolve_instance_file(instance_path: Path, value: str | os.PathLike[str]) -> Path:
+    """Paths in settings are relative to the instance folder unless absolute."""
+    path = Path(value)
+    return path if path.is_absolute() else instance_path / path

@@ -1,0 +1,100 @@
+"""What every request and response gets: a request id, body limits, problem responses."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from exchange.problems import STATUS_KINDS, Problem, localized, problem_response
+
+log = logging.getLogger("puente.http")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+
+JSON_MEDIA_TYPES = ("application/json", "application/merge-patch+json")
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_assign_request_id)
+    app.after_request(_add_request_headers)
+    app.register_error_handler(Problem, problem_response)
+    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(Exception, _unexpected_exception)
+
+
+def _assign_request_id() -> None:
+    # A well-formed id from the client (or a proxy) is kept so a request can be followed
+    # across systems; anything else is replaced.
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _add_request_headers(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    kind = STATUS_KINDS.get(status, "internal" if status >= 500 else "validation")
+    extra: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    if status == 405 and getattr(error, "valid_methods", None):
+        headers["Allow"] = ", ".join(sorted(error.valid_methods or ()))
+    if isinstance(error, RequestEntityTooLarge):
+        limit = request.max_content_length
+        detail: tuple[str, str] | str = (
+            f"El cuerpo supera el límite de {limit} bytes.",
+            f"The body exceeds the limit of {limit} bytes.",
+        )
+        extra["limit"] = limit
+    else:
+        detail = error.description or ""
+    return problem_response(Problem(kind, detail, status=status, headers=headers, **extra))
+
+
+def _unexpected_exception(error: Exception) -> Response:
+    # Never leak internals: the log has the traceback under the request id, the client has the id.
+    log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+    return problem_response(
+        Problem(
+            "internal",
+            (
+                "Error inesperado. Indique el identificador de la solicitud al soporte.",
+                "Unexpected error. Quote the request id to support.",
+            ),
+        )
+    )
+
+
+def require_json() -> Any:
+    """The request body as JSON, or a problem naming what is wrong with it."""
+    from schemas.errors import DocumentError
+    from schemas.parsing import parse_document
+
+    if request.mimetype not in JSON_MEDIA_TYPES:
+        raise Problem(
+            "unsupported-media-type",
+            (
+                f"Se esperaba application/json, se recibió {request.mimetype or 'nada'}.",
+                f"Expected application/json, got {request.mimetype or 'nothing'}.",
+            ),
+        )
+    data = request.get_data(cache=True)
+    try:
+        return parse_document(data, max_bytes=request.max_content_length or len(data))
+    except DocumentError as error:
+        message = localized(error.message_es, error.message_en)
+        raise Problem(
+            "validation",
+            (error.message_es, error.message_en),
+            errors=[{"pointer": "", "message": message}],
+        ) from error

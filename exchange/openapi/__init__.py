@@ -1,0 +1,49 @@
+"""``/openapi.json``: the OpenAPI 3.1 description, the contract clients and tests rely on.
+
+Written by hand, one YAML file per area beside this module (``base.yaml`` holds ``info``, the
+operations routes and shared components; ``records.yaml``, ``oauth.yaml``… add their ``paths``
+and ``components``). A test keeps the merged description equal to the routes the app serves.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+from flask import Blueprint, Flask, current_app, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+
+@functools.cache
+def _merged() -> dict[str, Any]:
+    folder = resources.files("exchange.openapi")
+    document: dict[str, Any] = yaml.safe_load(folder.joinpath("base.yaml").read_text("utf-8"))
+    for part in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not part.name.endswith(".yaml") or part.name == "base.yaml":
+            continue
+        area: dict[str, Any] = yaml.safe_load(part.read_text("utf-8")) or {}
+        document.setdefault("tags", []).extend(area.get("tags", []))
+        for path, item in area.get("paths", {}).items():
+            document["paths"].setdefault(path, {}).update(item)
+        for section, entries in area.get("components", {}).items():
+            document.setdefault("components", {}).setdefault(section, {}).update(entries)
+    return document
+
+
+def description(app: Flask) -> dict[str, Any]:
+    document = copy.deepcopy(_merged())
+    document["servers"] = [{"url": app.config["PUBLIC_URL"]}]
+    return document
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Any:
+    return jsonify(description(current_app))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,51 @@
+"""The web portal for people: what Puente is, and the shared schemas field by field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+
+from exchange.problems import negotiated_language
+from schemas.errors import UnknownSchema
+from schemas.outline import field_outline
+from schemas.registry import default_registry
+
+bp = Blueprint("portal", __name__)
+
+
+def page_language() -> str:
+    chosen = request.args.get("lang")
+    return chosen if chosen in ("es", "en") else negotiated_language()
+
+
+@bp.app_context_processor
+def _language_helpers() -> dict[str, Any]:
+    lang = page_language() if request else "es"
+    return {"lang": lang, "t": lambda es, en: es if lang == "es" else en}
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template("index.html")
+
+
+@bp.get("/schemas")
+def schema_list() -> str:
+    return render_template("schemas.html", schemas=default_registry().list())
+
+
+@bp.get("/schemas/<name>/<version>")
+def schema_fields(name: str, version: str) -> str:
+    registry = default_registry()
+    try:
+        document = registry.document(name, version)
+    except UnknownSchema:
+        abort(404)
+    return render_template(
+        "schema.html",
+        name=name,
+        version=version,
+        document=document,
+        fields=field_outline(registry, name, version),
+    )

@@ -1,0 +1,64 @@
+"""Gunicorn settings for ``puente serve``, and a JSON access log.
+
+Gunicorn reads this module as its config file (``-c python:exchange.serving``). Settings come
+from ``PUENTE_*`` environment variables set by ``puente serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+bind = os.environ.get("PUENTE_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("PUENTE_WORKERS", "2"))
+threads = int(os.environ.get("PUENTE_THREADS", "1"))
+timeout = int(os.environ.get("PUENTE_WORKER_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Limits on the request line and headers; bodies are limited by the app.
+limit_request_line = 8190
+limit_request_fields = 100
+accesslog = os.environ.get("PUENTE_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("PUENTE_LOG_LEVEL", "info").lower()
+logger_class = "exchange.serving.JsonLogger"
+proc_name = "puente"
+
+
+def child_exit(_server: Any, worker: Any) -> None:
+    # prometheus-client multiprocess mode: forget the metrics files of a worker that died.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class JsonLogger(Logger):
+    """Gunicorn's logger with access lines written as JSON objects."""
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
+            return
+        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+        headers = dict((name.lower(), value) for name, value in resp.headers)
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "level": "info",
+            "logger": "puente.access",
+            "remote": environ.get("REMOTE_ADDR"),
+            "method": environ.get("REQUEST_METHOD"),
+            "path": environ.get("PATH_INFO"),
+            "status": int(status),
+            "bytes": getattr(resp, "sent", None),
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "request_id": headers.get("x-request-id"),
+            "user_agent": environ.get("HTTP_USER_AGENT"),
+        }
+        try:
+            self.access_log.info(json.dumps(entry))
+        except Exception:  # noqa: BLE001 - logging must never fail a request
+            self.exception("access log failed")

@@ -1,0 +1,87 @@
+"""Liveness, readiness, metrics and the OpenAPI description."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from exchange import create_app
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_when_everything_is_there(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["checks"] == {"database": "ok", "migrations": "ok", "keys": "ok"}
+
+
+def test_readyz_names_what_is_missing(tmp_path: Path) -> None:
+    # A hub whose folder was never initialised: no keys, no schema.
+    app = create_app({"INSTANCE_PATH": tmp_path, "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    checks = response.get_json()["checks"]
+    assert checks["database"] == "ok"
+    assert "puente db upgrade" in checks["migrations"]
+    assert "puente init" in checks["keys"]
+
+
+def test_readyz_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": tmp_path,
+            "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
+        }
+    )
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["database"].startswith("unreachable")
+
+
+def test_metrics_count_requests(client: FlaskClient) -> None:
+    client.get("/healthz")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert "puente_http_requests_total" in text
+    assert 'endpoint="ops.healthz"' in text
+
+
+def test_openapi_is_a_valid_3_1_document(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.1")
+    validate(document)
+
+
+def _openapi_path(rule: str) -> str:
+    # Werkzeug's /v1/schemas/<name>/<version> is OpenAPI's /v1/schemas/{name}/{version}.
+    import re
+
+    return re.sub(r"<(?:[a-z_]+:)?([a-z_]+)>", r"{\1}", rule)
+
+
+def test_openapi_lists_exactly_the_routes_the_app_serves(app: Flask, client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    described = {
+        (path, method.upper())
+        for path, item in document["paths"].items()
+        for method in item
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    served = {
+        (_openapi_path(rule.rule), method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods or ()
+        if method not in {"HEAD", "OPTIONS"}
+    }
+    assert served - described == set(), "routes missing from openapi.yaml"
+    assert described - served == set(), "openapi.yaml describes routes the app does not serve"

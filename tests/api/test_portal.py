@@ -1,0 +1,31 @@
+"""People open the portal and read the shared schemas field by field, in Spanish or English."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+
+def test_home_page_in_both_languages(client: FlaskClient) -> None:
+    spanish = client.get("/", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    english = client.get("/?lang=en").get_data(as_text=True)
+    assert "Esquemas compartidos" in spanish
+    assert "Shared schemas" in english
+
+
+def test_schema_list_links_every_schema(client: FlaskClient) -> None:
+    page = client.get("/schemas?lang=es").get_data(as_text=True)
+    assert "/schemas/case-record/1" in page
+    assert "/v1/schemas/case-record/1" in page
+
+
+def test_schema_page_shows_fields_categories_and_codes(client: FlaskClient) -> None:
+    response = client.get("/schemas/case-record/1?lang=en")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "/child/date_of_birth" in page
+    assert "identity" in page  # the data category that decides disclosure
+    assert "protection_concerns" in page
+
+
+def test_unknown_schema_page_is_404(client: FlaskClient) -> None:
+    assert client.get("/schemas/no-such/1").status_code == 404

@@ -1,0 +1,98 @@
+"""Fixtures shared by every suite: a hub on SQLite and, when configured, on PostgreSQL.
+
+``PUENTE_TEST_DATABASE_URL`` names a PostgreSQL database; each test gets a schema of its own in
+it (dropped afterwards), so tests never see each other's rows. Under ``CI=true`` a PostgreSQL run
+that cannot happen is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from exchange import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
+POSTGRES_URL = os.environ.get("PUENTE_TEST_DATABASE_URL", "")
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_puente_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's own PUENTE_* settings must not leak into tests.
+    for name in list(os.environ):
+        if name.startswith("PUENTE_") and not name.startswith("PUENTE_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+
+
+def _postgres_or_skip() -> str:
+    if not POSTGRES_URL:
+        message = "PUENTE_TEST_DATABASE_URL is not set"
+        if IN_CI:
+            pytest.fail(f"{message}: CI must run the PostgreSQL suite")
+        pytest.skip(message)
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'puente.db'}"
+        return
+    base = _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as error:  # noqa: BLE001
+        admin.dispose()
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {base} is not usable: {error}")
+        pytest.skip(f"PostgreSQL at {base} is not usable: {error}")
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    yield url.render_as_string(hide_password=False)
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def make_hub(tmp_path: Path, database_url: str, **config: object) -> Flask:
+    """A hub with keys and a migrated database, as ``puente init`` leaves it."""
+    from exchange.cli.hub import initialise
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": tmp_path / "instance",
+            "DATABASE_URL": database_url,
+            **config,
+        }
+    )
+    initialise(app)
+    return app
+
+
+@pytest.fixture
+def app(tmp_path: Path, database_url: str) -> Iterator[Flask]:
+    hub = make_hub(tmp_path, database_url)
+    yield hub
+    hub.extensions["puente.db"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

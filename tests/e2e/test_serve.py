@@ -1,0 +1,107 @@
+"""``puente serve`` runs real gunicorn workers that answer over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PUENTE = [sys.executable, "-m", "exchange.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(base + "/readyz", timeout=10) as response:
+                if response.status == 200:
+                    return
+        except OSError:  # refused while starting, or slow on a busy machine
+            time.sleep(0.2)
+    raise AssertionError("server did not become ready")
+
+
+@pytest.fixture
+def served_hub(tmp_path: Path) -> Iterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
+    env["PUENTE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["PUENTE_ACCESS_LOG"] = str(tmp_path / "access.log")
+    subprocess.run([*PUENTE, "init"], env=env, check=True, capture_output=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [*PUENTE, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _out, err = process.communicate()
+        (tmp_path / "gunicorn.log").write_bytes(err)
+
+
+def get(url: str) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def test_gunicorn_serves_the_schema_list(served_hub: str, tmp_path: Path) -> None:
+    status, headers, body = get(served_hub + "/v1/schemas")
+    assert status == 200
+    assert headers["X-Request-Id"]
+    names = {item["name"] for item in json.loads(body)["schemas"]}
+    assert "case-record" in names
+
+    status, headers, body = get(served_hub + "/v1/schemas/case-record/99")
+    assert status == 404
+    assert headers["Content-Type"] == "application/problem+json"
+
+    status, _headers, body = get(served_hub + "/metrics")
+    assert status == 200
+    assert b"puente_http_requests_total" in body  # summed over workers
+
+
+def test_access_log_is_json(served_hub: str, tmp_path: Path) -> None:
+    _status, headers, _body = get(served_hub + "/healthz")
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not lines:
+        log = tmp_path / "access.log"
+        text = log.read_text() if log.exists() else ""
+        lines = [json.loads(line) for line in text.splitlines() if '"/healthz"' in line]
+        time.sleep(0.1)
+    entry = lines[-1]
+    assert entry["path"] == "/healthz"
+    assert entry["status"] == 200
+    assert entry["request_id"] == headers["X-Request-Id"]

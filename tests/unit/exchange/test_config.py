@@ -1,0 +1,35 @@
+"""One configuration path: defaults, then the instance file, then PUENTE_* environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exchange import create_app
+
+
+def test_defaults_put_sqlite_under_the_instance_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path / "hub"))
+    app = create_app()
+    assert app.instance_path == str(tmp_path / "hub")
+    assert app.config["DATABASE_URL"] == f"sqlite:///{tmp_path / 'hub' / 'puente.db'}"
+
+
+def test_instance_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "puente.cfg").write_text('HUB_ID = "mx.chp.puente"\nLOG_LEVEL = "DEBUG"\n')
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PUENTE_LOG_LEVEL", "WARNING")
+    monkeypatch.setenv("PUENTE_MAX_CONTENT_LENGTH", "4096")
+    app = create_app()
+    assert app.config["HUB_ID"] == "mx.chp.puente"  # from the instance file
+    assert app.config["LOG_LEVEL"] == "WARNING"  # environment wins over the file
+    assert app.config["MAX_CONTENT_LENGTH"] == 4096  # parsed as JSON, so a number
+
+
+def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PUENTE_DATABASE_URL", f"sqlite:///{tmp_path}/other.db")
+    assert create_app().config["DATABASE_URL"] == f"sqlite:///{tmp_path}/other.db"
