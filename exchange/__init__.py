@@ -29,8 +29,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = default_database_url(instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from exchange import db, httpbasics, keys, logs, observability, openapi, portal
-    from exchange.api import schemas
+    from exchange import db, httpbasics, keys, logs, oauth, observability, openapi, portal
+    from exchange.api import audit, children, records, schemas, sharing
 
     logs.init_app(app)
     httpbasics.init_app(app)
@@ -38,6 +38,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     keys.init_app(app)
     observability.init_app(app)
     openapi.init_app(app)
-    for area in (schemas, portal):
+    oauth.init_app(app)
+    for area in (schemas, records, children, sharing, audit, portal):
         app.register_blueprint(area.bp)
     return app

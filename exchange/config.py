@@ -23,6 +23,15 @@ DEFAULTS: dict[str, Any] = {
     # Largest request body accepted, in bytes (bulk pushes stream; they have their own limit).
     "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
     "BULK_MAX_CONTENT_LENGTH": 512 * 1024 * 1024,
+    # Bulk pushes: lines accepted per request, and valid lines stored per transaction.
+    "BULK_MAX_LINES": 100_000,
+    "BULK_BATCH_SIZE": 500,
+    # Idempotency-Key answers are replayed for at least this long, then pruned.
+    "IDEMPOTENCY_KEY_HOURS": 24,
+    # Data keys (record bodies encrypted at rest): files in this folder (relative to the
+    # instance folder), and/or DATA_KEY = "key_id:base64key[,…]" from the environment.
+    "DATA_KEYS_DIR": "keys/data",
+    "DATA_KEY": None,
     # Audit log origin (C2SP checkpoint origin line); None means "<HUB_ID>/audit".
     "AUDIT_ORIGIN": None,
     # Hub keys: files under the instance folder unless given as paths. The key texts themselves
@@ -31,6 +40,17 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_WITNESS_KEY": None,
     "AUDIT_LOG_KEY_FILE": "keys/log.key",
     "AUDIT_WITNESS_KEY_FILE": "keys/witness.key",
+    # Audit sequencing: the integrator thread (None: in `puente serve` workers unless TESTING),
+    # how often it runs, entries per index batch and per run, and the spacing of checkpoints.
+    "AUDIT_INTEGRATOR_THREAD": None,
+    "AUDIT_INTEGRATE_INTERVAL": 0.25,
+    "AUDIT_BATCH_SIZE": 256,
+    "AUDIT_MAX_PER_RUN": 4096,
+    "AUDIT_CHECKPOINT_INTERVAL": 0.25,
+    # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
+    "AUDIT_ENTRIES_PAGE_MAX": 1000,
+    "AUDIT_ALERT_DENIALS": 10,
+    "AUDIT_ALERT_WINDOW_SECONDS": 3600,
     # Hub signing key (Ed25519 PEM) for webhook notifications; or its text in
     # PUENTE_HUB_SIGNING_KEY.
     "HUB_SIGNING_KEY": None,
@@ -48,6 +68,8 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_LANGUAGE": "es",
     # Public address of this hub (used in links and the discovery document).
     "PUBLIC_URL": "http://127.0.0.1:8000",
+    # Lifetime of OAuth2 access tokens, in seconds; never more than 900 (15 minutes).
+    "OAUTH2_TOKEN_SECONDS": 900,
 }
 
 

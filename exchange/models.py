@@ -21,3 +21,15 @@ class HubSetting(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
 
+
+# Every area's tables, so Alembic and create_all see them all.
+from exchange import (  # noqa: E402, F401
+    agencies,
+    audit_log,
+    auth,
+    children,
+    oauth,
+    outbox,
+    records,
+    sharing,
+)

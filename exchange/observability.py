@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from exchange import db
+from exchange.crypto import data_key_problem
 from exchange.keys import hub_keys
 
 bp = Blueprint("ops", __name__)
@@ -78,7 +79,8 @@ def readyz() -> Any:
             "ok" if revision == head else f"at {revision}, want {head} (run 'puente db upgrade')"
         )
     keys = hub_keys()
-    checks["keys"] = "ok" if keys.loaded else "; ".join(keys.problems)
+    problems = [*keys.problems, *filter(None, [data_key_problem()])]  # hub and data keys
+    checks["keys"] = "ok" if keys.loaded and not problems else "; ".join(problems)
     ready = all(value == "ok" for value in checks.values())
     return jsonify(status="ready" if ready else "not-ready", checks=checks), 200 if ready else 503
 

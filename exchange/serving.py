@@ -29,6 +29,17 @@ logger_class = "exchange.serving.JsonLogger"
 proc_name = "puente"
 
 
+def post_worker_init(worker: Any) -> None:
+    # Each worker runs the audit integrator thread (sequencing, checkpoints); one at a time
+    # does the work, by the lock on the log's state row (exchange/audit_sequencer.py).
+    from flask import Flask
+
+    from exchange.audit_sequencer import ensure_integrator
+
+    if isinstance(worker.wsgi, Flask):
+        ensure_integrator(worker.wsgi, serving=True)
+
+
 def child_exit(_server: Any, worker: Any) -> None:
     # prometheus-client multiprocess mode: forget the metrics files of a worker that died.
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

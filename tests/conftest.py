@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -84,6 +84,12 @@ def make_hub(tmp_path: Path, database_url: str, **config: object) -> Flask:
     )
     initialise(app)
     return app
+
+
+@pytest.fixture
+def hub_factory() -> Callable[..., Flask]:
+    """``make_hub`` for tests that need a hub with settings of their own."""
+    return make_hub
 
 
 @pytest.fixture

@@ -63,9 +63,9 @@ def main() -> None:
 
 
 def _register_commands() -> None:
-    from exchange.cli import hub, schemas
+    from exchange.cli import agencies, audit, children, hub, keys, schemas, worker
 
-    for area in (hub, schemas):
+    for area in (hub, keys, agencies, schemas, children, worker, audit):
         area.register(main)
 
 

@@ -13,14 +13,18 @@ from flask import Flask
 
 from exchange import db
 from exchange.cli import print_json, with_hub
+from exchange.crypto import ensure_data_key
 from exchange.keys import ensure_hub_keys, hub_keys
 from exchange.models import HubSetting
+from exchange.transports import ensure_hub_signing_key, hub_signing_public_jwk
 
 
 def initialise(app: Flask) -> dict[str, object]:
     """Create what a hub needs (folder, keys, schema); safe to run again."""
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     created = ensure_hub_keys(app)
+    data_keys = ensure_data_key(app)  # encrypts record bodies at rest
+    ensure_hub_signing_key(app)  # signs webhook notifications (exchange.transports)
     db.upgrade(app)
     with db.database(app).sessions.begin() as session:
         if session.get(HubSetting, "hub_id") is None:
@@ -32,8 +36,11 @@ def initialise(app: Flask) -> dict[str, object]:
         "instance_path": app.instance_path,
         "database_url": db.database(app).url.render_as_string(hide_password=True),
         "keys_created": [str(path) for path in created],
+        "data_keys_created": [str(path) for path in data_keys],
         "log_vkey": keys.log.vkey if keys.log else None,
         "witness_vkey": keys.witness.vkey if keys.witness else None,
+        # What webhook receivers pin to verify the hub's notifications.
+        "signing_jwk": hub_signing_public_jwk(app),
     }
 
 
@@ -112,17 +119,30 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
 @with_hub
 def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
+    from exchange.demo import curl_example, seed_demo
+
     result = initialise(app)
+    hub = seed_demo(app)
     base = f"http://{bind}"
-    click.echo("")
-    click.echo("Puente demo")
-    click.echo(f"  hub:        {result['hub_id']} ({result['instance_path']})")
-    click.echo(f"  esquemas / schemas:  {base}/v1/schemas")
-    click.echo(f"  esquema de expediente / case-record schema: {base}/v1/schemas/case-record/1")
-    click.echo(f"  API (OpenAPI 3.1):   {base}/openapi.json")
-    click.echo(f"  salud / health:      {base}/readyz")
-    click.echo("  validar un archivo / validate a file: .venv/bin/puente validate FILE")
-    click.echo("")
+    lines = [
+        "",
+        "Puente demo",
+        f"  hub: {result['hub_id']} ({result['instance_path']})",
+        f"  {len(hub.credentials)} instituciones / agencies, {hub.records} expedientes / records",
+        f"  portal:                                   {base}/",
+        f"  esquemas / schemas:                       {base}/schemas",
+        f"  esquemas (JSON) / schemas (JSON):         {base}/v1/schemas",
+        f"  API (OpenAPI 3.1):                        {base}/openapi.json",
+        f"  salud / health:                           {base}/readyz",
+        f"  credenciales demo / demo credentials:     {Path(app.instance_path) / 'demo'}",
+        "",
+        "Obtener un token y enviar un expediente / get a token and push a record:",
+        *(f"  {line}" for line in curl_example(base, hub)),
+        "",
+        "Validar un archivo / validate a file: .venv/bin/puente validate FILE",
+        "",
+    ]
+    click.echo("\n".join(lines))
     if not no_serve:
         exec_gunicorn(bind, None, app.instance_path)
 

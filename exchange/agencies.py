@@ -1,0 +1,545 @@
+"""The agency registry: who may connect, with which keys and scopes.
+
+Each agency system is an OAuth2 client whose ``client_id`` is the agency id. It authenticates
+with ``private_key_jwt`` signed by one of its Ed25519 keys, or with a client secret (stored
+hashed) in development.
+
+Key rotation: :func:`rotate_key` makes the new key the agency's current key and schedules the
+keys it replaces to retire after a grace period (:data:`ROTATION_GRACE`, seven days by default),
+so systems that still sign with the old key keep working while they are redeployed. Until then
+every valid key verifies assertions and ``Puente-Signature`` headers; a key retired at once
+(:func:`retire_key`, or a rotation with no grace, for a compromised key) stops verifying at once.
+
+The service functions work inside the caller's session and never commit: each records its audit
+entry in the same transaction, and the caller commits both or neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from joserfc.jwk import OKPKey
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
+
+from exchange import audit_log
+from exchange.auth import SCOPES, AccessToken, as_utc, utcnow
+from exchange.db import Base
+
+LEVELS = ("federal", "state", "municipal")
+
+#: How long the keys a rotation replaces keep verifying.
+ROTATION_GRACE = timedelta(days=7)
+
+#: ``mx.chp.dif``: two or more lowercase labels separated by dots.
+AGENCY_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
+#: INEGI codes: "00" federal, "01".."32" a state, state + "001".."999" a municipality.
+STATE_CODE = re.compile(r"^(0[1-9]|[12][0-9]|3[0-2])$")
+MUNICIPALITY_CODE = re.compile(r"^(0[1-9]|[12][0-9]|3[0-2])(?!000)[0-9]{3}$")
+FEDERAL_CODE = "00"
+
+_SECRET_PREFIX = "sha256:"  # noqa: S105 - a label, not a secret
+
+
+class Agency(Base):
+    __tablename__ = "agency"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)  # mx.chp.dif
+    name: Mapped[str] = mapped_column(String(300))
+    level: Mapped[str] = mapped_column(String(20))
+    #: INEGI state code ("07") or state+municipality ("07089"); "00" for federal bodies.
+    jurisdiction: Mapped[str] = mapped_column(String(10), index=True)
+    contact: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    #: A disabled agency cannot get tokens, and the tokens it holds stop working at once.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Pushes must carry a Puente-Signature when set.
+    require_signature: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: ``sha256:<hex>`` of the client secret; None when the agency has no secret.
+    client_secret_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    webhook_url: Mapped[str | None] = mapped_column(String(1000), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    keys: Mapped[list[AgencyKey]] = relationship(
+        back_populates="agency", cascade="all, delete-orphan", order_by="AgencyKey.created_at"
+    )
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+    def check_client_secret(self, secret: str) -> bool:
+        return secret_matches(self.client_secret_hash, secret)
+
+
+class AgencyKey(Base):
+    """An Ed25519 public key of an agency; several at once during rotation."""
+
+    __tablename__ = "agency_key"
+
+    #: RFC 7638 thumbprint of the key: the ``kid`` agencies put in their JWS headers.
+    kid: Mapped[str] = mapped_column(String(100), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"), index=True)
+    #: The public key as an OKP JWK (JSON text).
+    public_jwk: Mapped[str] = mapped_column(Text)
+    #: False once retired for good; a retired key never verifies again.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: From this moment the key no longer verifies; in the future during a rotation's grace.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    agency: Mapped[Agency] = relationship(back_populates="keys")
+
+    def is_valid(self, now: datetime | None = None) -> bool:
+        if not self.active:
+            return False
+        return self.retired_at is None or as_utc(self.retired_at) > (now or utcnow())
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        return json.loads(self.public_jwk)  # type: ignore[no-any-return]
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class AgencyError(ValueError):
+    """A registry operation refused; the message is in Spanish and English."""
+
+    def __init__(self, spanish: str, english: str, *, field: str = "") -> None:
+        super().__init__(f"{spanish} / {english}")
+        self.message_es = spanish
+        self.message_en = english
+        self.field = field
+
+    def message(self, lang: str) -> str:
+        return self.message_es if lang == "es" else self.message_en
+
+
+class InvalidAgency(AgencyError):
+    """What was given is not valid; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: list[AgencyError]) -> None:
+        super().__init__(
+            "; ".join(e.message_es for e in errors), "; ".join(e.message_en for e in errors)
+        )
+        self.errors = errors
+
+
+class UnknownAgency(AgencyError):
+    def __init__(self, agency_id: str) -> None:
+        super().__init__(
+            f"No existe la agencia {agency_id!r}.", f"There is no agency {agency_id!r}."
+        )
+
+
+class DuplicateAgency(AgencyError):
+    """The agency id, or the key, is already registered."""
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def hash_client_secret(secret: str) -> str:
+    # The secret is 256 bits from secrets.token_urlsafe, so it cannot be guessed or brute-forced:
+    # a fast hash is enough (a memory-hard KDF only matters for low-entropy, human passwords).
+    return _SECRET_PREFIX + hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def secret_matches(stored_hash: str | None, secret: str) -> bool:
+    """Compare in constant time, so timing tells nothing about the stored hash."""
+    if not stored_hash:
+        return False
+    return hmac.compare_digest(stored_hash, hash_client_secret(secret))
+
+
+def _check_id(agency_id: str) -> list[AgencyError]:
+    if len(agency_id) <= 100 and AGENCY_ID.match(agency_id):
+        return []
+    return [
+        AgencyError(
+            f"El id {agency_id!r} no es válido: letras minúsculas, cifras y guiones en dos o más "
+            "partes separadas por puntos (mx.chp.dif).",
+            f"The id {agency_id!r} is not valid: lowercase letters, digits and hyphens in two or "
+            "more parts separated by dots (mx.chp.dif).",
+            field="id",
+        )
+    ]
+
+
+def _check_level_and_jurisdiction(level: str, jurisdiction: str) -> list[AgencyError]:
+    if level not in LEVELS:
+        return [
+            AgencyError(
+                f"Nivel {level!r} desconocido; use uno de {', '.join(LEVELS)}.",
+                f"Unknown level {level!r}; use one of {', '.join(LEVELS)}.",
+                field="level",
+            )
+        ]
+    expected = {
+        "federal": (jurisdiction == FEDERAL_CODE, '"00" (federal)', '"00" (federal)'),
+        "state": (
+            bool(STATE_CODE.match(jurisdiction)),
+            "una clave INEGI de estado, 01 a 32",
+            "an INEGI state code, 01 to 32",
+        ),
+        "municipal": (
+            bool(MUNICIPALITY_CODE.match(jurisdiction)),
+            "una clave INEGI de municipio de 5 cifras (estado + municipio, p. ej. 07089)",
+            "a 5-digit INEGI municipality code (state + municipality, e.g. 07089)",
+        ),
+    }
+    ok, spanish, english = expected[level]
+    if ok:
+        return []
+    return [
+        AgencyError(
+            f"Jurisdicción {jurisdiction!r} no válida para el nivel {level}: se espera {spanish}.",
+            f"Jurisdiction {jurisdiction!r} is not valid for level {level}: expected {english}.",
+            field="jurisdiction",
+        )
+    ]
+
+
+def _check_scopes(scopes: list[str]) -> list[AgencyError]:
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    if unknown:
+        return [
+            AgencyError(
+                f"Alcances desconocidos: {', '.join(unknown)}; válidos: {', '.join(SCOPES)}.",
+                f"Unknown scopes: {', '.join(unknown)}; valid: {', '.join(SCOPES)}.",
+                field="scopes",
+            )
+        ]
+    if not scopes:
+        return [
+            AgencyError("Indique al menos un alcance.", "Give at least one scope.", field="scopes")
+        ]
+    return []
+
+
+_LABELS = {"name": ("el nombre", "The name"), "contact": ("el contacto", "The contact")}
+
+
+def _check_text(value: str | None, field: str, limit: int, required: bool) -> list[AgencyError]:
+    spanish, english = _LABELS[field]
+    if value is None or not value.strip():
+        if required:
+            return [AgencyError(f"Falta {spanish}.", f"{english} is missing.", field=field)]
+        return []
+    if len(value) > limit:
+        return [
+            AgencyError(
+                f"{spanish.capitalize()} supera {limit} caracteres.",
+                f"{english} exceeds {limit} characters.",
+                field=field,
+            )
+        ]
+    return []
+
+
+def check_webhook_url(url: str) -> list[AgencyError]:
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https") and parts.netloc and len(url) <= 1000:
+        return []
+    return [
+        AgencyError(
+            f"El webhook {url!r} no es una URL http(s) válida.",
+            f"The webhook {url!r} is not a valid http(s) URL.",
+            field="webhook_url",
+        )
+    ]
+
+
+def normalise_public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """An Ed25519 public JWK with its RFC 7638 thumbprint as ``kid``; private keys refused."""
+    if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+        raise InvalidAgency(
+            [AgencyError("La clave no es Ed25519.", "The key is not Ed25519.", field="public_jwk")]
+        )
+    if "d" in jwk:
+        raise InvalidAgency(
+            [
+                AgencyError(
+                    "Se recibió una clave privada; registre solo la pública.",
+                    "A private key was given; register the public key only.",
+                    field="public_jwk",
+                )
+            ]
+        )
+    try:
+        key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": jwk.get("x", "")})
+    except Exception as error:  # any parse failure is the same answer
+        raise InvalidAgency(
+            [
+                AgencyError(
+                    f"Clave pública no válida: {error}",
+                    f"Invalid public key: {error}",
+                    field="public_jwk",
+                )
+            ]
+        ) from error
+    return {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"], "kid": key.thumbprint()}
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegisteredAgency:
+    agency_id: str
+    client_id: str
+    client_secret: str | None = None  # shown once, never stored
+    key_id: str | None = None
+
+    def to_json(self) -> dict[str, str]:
+        answer = {"agency_id": self.agency_id, "client_id": self.client_id}
+        if self.client_secret is not None:
+            answer["client_secret"] = self.client_secret
+        if self.key_id is not None:
+            answer["key_id"] = self.key_id
+        return answer
+
+
+@dataclass(frozen=True)
+class RotatedKey:
+    agency_id: str
+    key_id: str
+    #: kid -> when it stops verifying
+    retiring: dict[str, datetime] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agency_id": self.agency_id,
+            "key_id": self.key_id,
+            "retiring": [
+                {"key_id": kid, "retired_at": moment.isoformat()}
+                for kid, moment in self.retiring.items()
+            ],
+        }
+
+
+def _audit(session: Session, action: str, verb: str, agency_id: str) -> None:
+    # Audit entries carry codes, not free text: the reason code names what happened and to
+    # which agency ("registered.mx.chp.dif"); the actor is the hub's administrator.
+    audit_log.record_event(
+        session,
+        action=action,
+        outcome="success",
+        actor_role="administrator",
+        detail=f"{verb}.{agency_id}",
+    )
+
+
+def register_agency(
+    session: Session,
+    id: str,
+    name: str,
+    level: str,
+    jurisdiction: str,
+    scopes: list[str] | tuple[str, ...],
+    contact: str | None = None,
+    public_jwk: dict[str, Any] | None = None,
+    with_secret: bool = False,
+    require_signature: bool = False,
+    webhook_url: str | None = None,
+) -> RegisteredAgency:
+    """Add an agency; its client secret, if asked for, is in the answer and nowhere else."""
+    scopes = list(dict.fromkeys(scopes))
+    errors = [
+        *_check_id(id),
+        *_check_text(name, "name", 300, required=True),
+        *_check_level_and_jurisdiction(level, jurisdiction),
+        *_check_scopes(scopes),
+        *_check_text(contact, "contact", 300, required=False),
+        *(check_webhook_url(webhook_url) if webhook_url else []),
+    ]
+    if public_jwk is not None:
+        try:
+            public_jwk = normalise_public_jwk(public_jwk)
+        except InvalidAgency as error:
+            errors.extend(error.errors)
+    if require_signature and public_jwk is None:
+        errors.append(
+            AgencyError(
+                "Exigir firma requiere una clave pública.",
+                "Requiring signatures needs a public key.",
+                field="require_signature",
+            )
+        )
+    if errors:
+        raise InvalidAgency(errors)
+    if session.get(Agency, id) is not None:
+        raise DuplicateAgency(
+            f"La agencia {id!r} ya está registrada.", f"Agency {id!r} is already registered."
+        )
+    secret = secrets.token_urlsafe(32) if with_secret else None
+    agency = Agency(
+        id=id,
+        name=name.strip(),
+        level=level,
+        jurisdiction=jurisdiction,
+        contact=contact.strip() if contact else None,
+        scope=" ".join(scopes),
+        active=True,
+        require_signature=require_signature,
+        client_secret_hash=hash_client_secret(secret) if secret else None,
+        webhook_url=webhook_url or None,
+    )
+    session.add(agency)
+    session.flush()
+    key_id = _add_key_row(session, agency, public_jwk) if public_jwk is not None else None
+    _audit(session, "agency.registered", "registered", id)
+    if key_id is not None:
+        _audit(session, "agency.key_added", "key_added", id)
+    return RegisteredAgency(agency_id=id, client_id=id, client_secret=secret, key_id=key_id)
+
+
+def get_agency(session: Session, agency_id: str) -> Agency:
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        raise UnknownAgency(agency_id)
+    return agency
+
+
+def _add_key_row(session: Session, agency: Agency, public_jwk: dict[str, Any]) -> str:
+    jwk = normalise_public_jwk(public_jwk)
+    existing = session.get(AgencyKey, jwk["kid"])
+    if existing is not None:
+        raise DuplicateAgency(
+            f"La clave {jwk['kid']} ya está registrada (agencia {existing.agency_id}).",
+            f"Key {jwk['kid']} is already registered (agency {existing.agency_id}).",
+        )
+    # Through the relationship, so ``agency.keys`` includes it at once.
+    agency.keys.append(
+        AgencyKey(
+            kid=jwk["kid"],
+            public_jwk=json.dumps(jwk, sort_keys=True),
+            active=True,
+            created_at=utcnow(),
+        )
+    )
+    session.flush()
+    return str(jwk["kid"])
+
+
+def add_key(session: Session, agency_id: str, public_jwk: dict[str, Any]) -> str:
+    """Register one more key for the agency, beside the ones it has; returns its kid."""
+    agency = get_agency(session, agency_id)
+    kid = _add_key_row(session, agency, public_jwk)
+    _audit(session, "agency.key_added", "key_added", agency_id)
+    return kid
+
+
+def rotate_key(
+    session: Session,
+    agency_id: str,
+    public_jwk: dict[str, Any],
+    grace: timedelta = ROTATION_GRACE,
+) -> RotatedKey:
+    """Make ``public_jwk`` the current key; the keys it replaces retire after ``grace``."""
+    agency = get_agency(session, agency_id)
+    now = utcnow()
+    replaced = [key for key in agency.keys if key.is_valid(now)]
+    kid = _add_key_row(session, agency, public_jwk)
+    retire_at = now + grace
+    retiring: dict[str, datetime] = {}
+    for key in replaced:
+        if key.retired_at is None or as_utc(key.retired_at) > retire_at:
+            key.retired_at = retire_at
+        if grace <= timedelta(0):
+            key.active = False
+        retiring[key.kid] = as_utc(key.retired_at)
+    _audit(session, "agency.key_rotated", "key_rotated", agency_id)
+    return RotatedKey(agency_id=agency_id, key_id=kid, retiring=retiring)
+
+
+def retire_key(session: Session, agency_id: str, kid: str) -> None:
+    """Stop a key verifying at once (for example a compromised one)."""
+    key = session.get(AgencyKey, kid)
+    if key is None or key.agency_id != agency_id:
+        raise AgencyError(
+            f"La agencia {agency_id!r} no tiene la clave {kid!r}.",
+            f"Agency {agency_id!r} has no key {kid!r}.",
+            field="kid",
+        )
+    key.active = False
+    key.retired_at = utcnow()
+    _audit(session, "agency.key_revoked", "key_retired", agency_id)
+
+
+def disable_agency(session: Session, agency_id: str) -> None:
+    """Refuse the agency new tokens and end the ones it holds, at once."""
+    agency = get_agency(session, agency_id)
+    agency.active = False
+    # Token validation checks the agency is active; revoking its tokens as well means they stay
+    # dead even if the agency is enabled again later.
+    session.execute(
+        update(AccessToken)
+        .where(AccessToken.agency_id == agency_id, AccessToken.revoked.is_(False))
+        .values(revoked=True)
+    )
+    _audit(session, "agency.suspended", "disabled", agency_id)
+
+
+def enable_agency(session: Session, agency_id: str) -> None:
+    agency = get_agency(session, agency_id)
+    agency.active = True
+    _audit(session, "agency.updated", "enabled", agency_id)
+
+
+def set_webhook(session: Session, agency_id: str, url: str | None) -> None:
+    """Where the hub delivers notifications for the agency; None removes it."""
+    if url:
+        errors = check_webhook_url(url)
+        if errors:
+            raise InvalidAgency(errors)
+    agency = get_agency(session, agency_id)
+    agency.webhook_url = url or None
+    _audit(session, "agency.updated", "webhook_changed", agency_id)
+
+
+def list_agencies(session: Session) -> list[Agency]:
+    return list(
+        session.scalars(select(Agency).options(selectinload(Agency.keys)).order_by(Agency.id))
+    )
+
+
+def active_keys(agency: Agency, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The public JWKs that verify the agency's assertions and signatures now, newest first."""
+    moment = now or utcnow()
+    valid = [key for key in agency.keys if key.is_valid(moment)]
+    return [key.jwk for key in sorted(valid, key=lambda k: as_utc(k.created_at), reverse=True)]
+
+
+def describe(agency: Agency, now: datetime | None = None) -> dict[str, Any]:
+    """The agency as ``puente agency list --json`` shows it (no secret, no hash)."""
+    moment = now or utcnow()
+    return {
+        "id": agency.id,
+        "name": agency.name,
+        "level": agency.level,
+        "jurisdiction": agency.jurisdiction,
+        "contact": agency.contact,
+        "scopes": agency.scopes,
+        "active": agency.active,
+        "require_signature": agency.require_signature,
+        "has_secret": agency.client_secret_hash is not None,
+        "webhook_url": agency.webhook_url,
+        "keys": [
+            {
+                "key_id": key.kid,
+                "valid": key.is_valid(moment),
+                "retired_at": as_utc(key.retired_at).isoformat() if key.retired_at else None,
+            }
+            for key in agency.keys
+        ],
+    }

@@ -1,0 +1,293 @@
+"""``/v1/audit``: the signed log for oversight bodies (scope ``audit:read``).
+
+Checkpoints, entries, inclusion and consistency proofs let anyone holding the hub's public log
+key check the log offline; ``events`` and ``alerts`` are the query views. Entries hold ids,
+codes and digests only, never case content, so nothing here is redacted.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, json, jsonify, request
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy import select
+
+from audit import consistency_proof, inclusion_proof, make_proof_file
+from exchange import db
+from exchange.audit_log import AuditCheckpoint, AuditEntry, action_code, format_time, parse_entry
+from exchange.audit_queries import (
+    AlertWindow,
+    collect_alerts,
+    find_events,
+    known_actions,
+    latest_checkpoint,
+    latest_checkpoint_size,
+    log_size,
+)
+from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
+from exchange.auth import require_scope, utcnow
+from exchange.problems import Problem, localized
+
+bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
+
+TLOG_PROOF_MEDIA_TYPE = "text/x.tlog-proof"
+NDJSON_MEDIA_TYPE = "application/x-ndjson"
+DEFAULT_ENTRIES_PAGE = 1000
+DEFAULT_EVENTS_PAGE = 100
+MAX_EVENTS_PAGE = 1000
+DEFAULT_ALERT_WINDOW = 3600
+DEFAULT_ALERT_DENIALS = 10
+
+
+@bp.record_once
+def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
+    # `puente serve` workers start the integrator thread from gunicorn's post_worker_init;
+    # with AUDIT_INTEGRATOR_THREAD = True any serving process starts it at its first request.
+    app: Flask = state.app
+    app.before_request(lambda: ensure_integrator(app) and None)
+
+
+@bp.get("/checkpoint")
+@require_scope("audit:read")
+def checkpoint() -> Response:
+    latest = latest_checkpoint(db.session())
+    if latest is None:
+        raise Problem(
+            "not-found",
+            ("Aún no hay un punto de control firmado.", "No checkpoint has been signed yet."),
+        )
+    return Response(latest.note, mimetype="text/plain")
+
+
+@bp.get("/entries")
+@require_scope("audit:read")
+def entries() -> Response:
+    session = db.session()
+    size = log_size(session)
+    page = int(current_app.config.get("AUDIT_ENTRIES_PAGE_MAX") or DEFAULT_ENTRIES_PAGE)
+    start = _int_param("start", minimum=0)
+    end = _int_param("end", minimum=1, default=None)
+    if end is None:
+        end = start + page
+    if end <= start:
+        raise _invalid("end", f"debe ser mayor que start ({start})", f"must exceed start ({start})")
+    if end - start > page:
+        raise _invalid("end", f"a lo más {page} entradas por página", f"at most {page} per page")
+    _within_log(start, size, "start")
+    rows = session.execute(
+        select(AuditEntry.idx, AuditEntry.entry)
+        .where(AuditEntry.idx >= start, AuditEntry.idx < min(end, size))
+        .order_by(AuditEntry.idx)
+    ).all()
+    return Response(_ndjson_lines(rows), mimetype=NDJSON_MEDIA_TYPE)
+
+
+def _ndjson_lines(rows: list[Any]) -> Iterator[str]:
+    for index, entry in rows:
+        yield json.dumps({"index": index, "entry": bytes(entry).decode()}) + "\n"
+
+
+@bp.get("/proofs/inclusion")
+@require_scope("audit:read")
+def inclusion() -> Response:
+    session = db.session()
+    wants_file = _wants_tlog_proof()
+    latest_size = latest_checkpoint_size(session)
+    index = _int_param("index", minimum=0)
+    tree_size = _int_param("tree_size", minimum=1, default=latest_size)
+    if tree_size is None:
+        raise Problem(
+            "not-found",
+            ("Aún no hay un punto de control firmado.", "No checkpoint has been signed yet."),
+        )
+    if tree_size != latest_size:
+        _within_log(tree_size - 1, log_size(session), "tree_size")
+    if index >= tree_size:
+        raise Problem(
+            "not-found",
+            (
+                f"La entrada {index} no está en el árbol de tamaño {tree_size}.",
+                f"Entry {index} is not in the tree of size {tree_size}.",
+            ),
+            errors=[
+                {
+                    "pointer": "/query/index",
+                    "message": localized("fuera del árbol", "outside the tree"),
+                }
+            ],
+        )
+    hashes = inclusion_proof(index, tree_size, TileStore(session, tile_cache(current_app)))
+    if not wants_file:
+        return jsonify(leaf_index=index, tree_size=tree_size, hashes=_b64(hashes))
+    signed = session.get(AuditCheckpoint, tree_size)
+    if signed is None:
+        latest_size = latest_size or 0
+        raise Problem(
+            "not-found",
+            (
+                f"No hay punto de control de tamaño {tree_size}; el último es {latest_size}.",
+                f"No checkpoint was signed at size {tree_size}; the latest is {latest_size}.",
+            ),
+            latest_checkpoint_size=latest_size,
+        )
+    # The entry itself rides in the proof's (unauthenticated) extra data, so the file alone
+    # lets `puente audit verify --proof` show and check it.
+    entry = session.scalar(select(AuditEntry.entry).where(AuditEntry.idx == index))
+    text = make_proof_file(index, hashes, signed.note, extra=bytes(entry) if entry else None)
+    return Response(text, mimetype=TLOG_PROOF_MEDIA_TYPE)
+
+
+@bp.get("/proofs/consistency")
+@require_scope("audit:read")
+def consistency() -> Response:
+    session = db.session()
+    first = _int_param("first", minimum=1)
+    latest_size = latest_checkpoint_size(session)
+    second = _int_param("second", minimum=1, default=latest_size)
+    if second is None:
+        raise _invalid("second", "es obligatorio", "is required")
+    if second < first:
+        raise _invalid(
+            "second", f"debe ser al menos first ({first})", f"must be at least first ({first})"
+        )
+    if second != latest_size:
+        _within_log(second - 1, log_size(session), "second")
+    hashes = consistency_proof(first, second, TileStore(session, tile_cache(current_app)))
+    return jsonify(first=first, second=second, hashes=_b64(hashes))
+
+
+@bp.get("/events")
+@require_scope("audit:read")
+def events() -> Response:
+    limit = _int_param("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
+    cursor = _int_param("cursor", minimum=0, default=None)
+    action = request.args.get("action")
+    if action is not None:
+        action = action_code(action)
+        if action not in known_actions():
+            raise _invalid("action", "acción desconocida", "unknown action")
+    outcome = request.args.get("outcome")
+    if outcome is not None and outcome not in ("success", "failure", "denied"):
+        raise _invalid("outcome", "success, failure o denied", "success, failure or denied")
+    rows = find_events(
+        db.session(),
+        child_id=request.args.get("child_id"),
+        actor=request.args.get("actor"),
+        action=action,
+        outcome=outcome,
+        since=_time_param("since"),
+        until=_time_param("until"),
+        after_index=-1 if cursor is None else cursor,
+        limit=limit,
+    )
+    next_cursor = str(rows[-1].idx) if len(rows) == limit else None
+    return jsonify(
+        events=[
+            {"index": row.idx, "id": row.id, "entry": parse_entry(bytes(row.entry))} for row in rows
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@bp.get("/alerts")
+@require_scope("audit:read")
+def alerts() -> Response:
+    config = current_app.config
+    window_seconds = _int_param(
+        "window",
+        minimum=60,
+        maximum=30 * 86400,
+        default=int(config.get("AUDIT_ALERT_WINDOW_SECONDS") or DEFAULT_ALERT_WINDOW),
+    )
+    threshold = _int_param(
+        "threshold",
+        minimum=1,
+        default=int(config.get("AUDIT_ALERT_DENIALS") or DEFAULT_ALERT_DENIALS),
+    )
+    now = utcnow()
+    window = AlertWindow(now - timedelta(seconds=window_seconds), now, threshold)
+    return jsonify(
+        generated_at=format_time(now),
+        window_seconds=window_seconds,
+        alerts=collect_alerts(db.session(), window),
+    )
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+
+def _wants_tlog_proof() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", TLOG_PROOF_MEDIA_TYPE])
+    return best == TLOG_PROOF_MEDIA_TYPE
+
+
+_REQUIRED = object()
+
+
+def _int_param(
+    name: str, *, minimum: int, maximum: int | None = None, default: Any = _REQUIRED
+) -> Any:
+    text = request.args.get(name)
+    if text is None or text == "":
+        if default is _REQUIRED:
+            raise _invalid(name, "es obligatorio", "is required")
+        return default
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise _invalid(name, "debe ser un entero no negativo", "must be a non-negative integer")
+    value = int(text)
+    if value < minimum:
+        raise _invalid(name, f"debe ser al menos {minimum}", f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise _invalid(name, f"debe ser a lo más {maximum}", f"must be at most {maximum}")
+    return value
+
+
+def _time_param(name: str) -> datetime | None:
+    text = request.args.get(name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise _invalid(
+            name,
+            "debe ser fecha y hora RFC 3339 con zona (2024-05-20T22:42:01Z)",
+            "must be an RFC 3339 date-time with offset (2024-05-20T22:42:01Z)",
+        )
+    return moment
+
+
+def _invalid(name: str, spanish: str, english: str) -> Problem:
+    return Problem(
+        "validation",
+        (f"Parámetro {name}: {spanish}.", f"Parameter {name}: {english}."),
+        errors=[{"pointer": f"/query/{name}", "message": localized(spanish, english)}],
+    )
+
+
+def _within_log(index: int, size: int, name: str) -> None:
+    if index >= size:
+        raise Problem(
+            "not-found",
+            (
+                f"El registro tiene {size} entradas; {name} está fuera.",
+                f"The log has {size} entries; {name} is beyond it.",
+            ),
+            log_size=size,
+            errors=[
+                {
+                    "pointer": f"/query/{name}",
+                    "message": localized("fuera del registro", "beyond the log"),
+                }
+            ],
+        )
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode("ascii") for h in hashes]

@@ -1,0 +1,253 @@
+"""``/v1/children``: finding a child's pseudonymous id (``POST /v1/children/search``).
+
+The answer names candidate ``child_id``s with a score and what agreed — no names, no case
+content; the caller then reads records under the normal rules. Every search is audited as
+``child.searched`` without its search terms.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, g, jsonify
+
+from exchange import db
+from exchange.audit_log import record_event
+from exchange.auth import current_actor, require_scope, utcnow
+from exchange.child_matching import (
+    SEARCH_MIN_SCORE,
+    BirthWindow,
+    IdentityProfile,
+    name_tokens,
+    nationality_set,
+)
+from exchange.child_search import (
+    IDENTIFIER_SEARCH_KINDS,
+    MAX_CANDIDATES,
+    Candidate,
+    search_by_identifier,
+    search_by_profile,
+)
+from exchange.httpbasics import require_json
+from exchange.problems import Problem, localized, negotiated_language
+from schemas.registry import default_registry
+
+bp = Blueprint("children", __name__, url_prefix="/v1/children")
+
+COMMON = "https://schemas.puente.mx/common/1#/$defs/"
+
+
+def _text(es: str, en: str, max_length: int) -> dict[str, Any]:
+    return {
+        "x-title": {"es": es, "en": en},
+        "type": "string",
+        "minLength": 1,
+        "maxLength": max_length,
+        "pattern": r"\S",
+    }
+
+
+#: The request body (also in openapi/children.yaml); field titles name fields in messages.
+SEARCH_REQUEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://schemas.puente.mx/api/children-search/1",
+    "x-title": {"es": "Búsqueda de niña, niño o adolescente", "en": "Child search"},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["purpose"],
+    "properties": {
+        "purpose": {"$ref": COMMON + "purpose", "x-title": {"es": "Finalidad", "en": "Purpose"}},
+        "identifier": {
+            "x-title": {"es": "Identificador", "en": "Identifier"},
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["kind", "value"],
+            "properties": {
+                "kind": {
+                    "x-title": {"es": "Tipo de identificador", "en": "Identifier kind"},
+                    "type": "string",
+                    "enum": list(IDENTIFIER_SEARCH_KINDS),
+                },
+                "value": _text("Número o clave", "Number or key", 200),
+            },
+        },
+        "name": {
+            "x-title": {"es": "Nombre", "en": "Name"},
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "given": _text("Nombre(s)", "Given names", 100),
+                "family": _text("Apellidos", "Surnames", 200),
+            },
+        },
+        "full_name": _text("Nombre completo", "Full name", 300),
+        "date_of_birth": {
+            "$ref": COMMON + "date",
+            "x-title": {"es": "Fecha de nacimiento", "en": "Date of birth"},
+        },
+        "age_years": {
+            "x-title": {"es": "Edad (años)", "en": "Age (years)"},
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 30,
+        },
+        "nationality": {
+            "x-title": {"es": "Nacionalidad", "en": "Nationality"},
+            "anyOf": [
+                {"$ref": COMMON + "country_code"},
+                {
+                    "type": "array",
+                    "items": {"$ref": COMMON + "country_code"},
+                    "minItems": 1,
+                    "maxItems": 5,
+                },
+            ],
+        },
+        "sex": {"$ref": COMMON + "sex", "x-title": {"es": "Sexo", "en": "Sex"}},
+    },
+}
+
+#: Fields that only make sense with a name search.
+ATTRIBUTE_FIELDS = ("date_of_birth", "age_years", "nationality", "sex")
+
+
+def _error(pointer: str, es: str, en: str) -> dict[str, str]:
+    return {"pointer": pointer, "message": localized(es, en)}
+
+
+def _validated_body() -> dict[str, Any]:
+    body = require_json()
+    failures = default_registry().compile(SEARCH_REQUEST_SCHEMA).validate(body)
+    lang = negotiated_language()
+    errors = [{"pointer": f.pointer, "message": f.message(lang)} for f in failures]
+    if not errors:
+        errors = _combination_errors(body)
+    if errors:
+        raise Problem(
+            "validation",
+            ("La búsqueda no es válida.", "The search is not valid."),
+            errors=errors,
+        )
+    return body  # type: ignore[no-any-return]
+
+
+def _combination_errors(body: dict[str, Any]) -> list[dict[str, str]]:
+    """Which fields go together: an identifier alone, or a name with optional attributes."""
+    errors = []
+    by_name = [key for key in ("name", "full_name") if key in body]
+    if "identifier" in body:
+        for key in by_name + [k for k in ATTRIBUTE_FIELDS if k in body]:
+            errors.append(
+                _error(
+                    f"/{key}",
+                    f"«{key}» no se combina con «identifier»: "
+                    "busque por identificador o por nombre.",
+                    f"'{key}' cannot go with 'identifier': search by identifier or by name.",
+                )
+            )
+    elif not by_name:
+        errors.append(
+            _error(
+                "",
+                "Indique «identifier», o «name» o «full_name».",
+                "Give 'identifier', or 'name' or 'full_name'.",
+            )
+        )
+    if len(by_name) == 2:
+        errors.append(
+            _error(
+                "/full_name",
+                "Indique «name» o «full_name», no ambos.",
+                "Give 'name' or 'full_name', not both.",
+            )
+        )
+    if "date_of_birth" in body and "age_years" in body:
+        errors.append(
+            _error(
+                "/age_years",
+                "Indique «date_of_birth» o «age_years», no ambos.",
+                "Give 'date_of_birth' or 'age_years', not both.",
+            )
+        )
+    today = utcnow().date()
+    if "date_of_birth" in body and date.fromisoformat(body["date_of_birth"]) > today:
+        errors.append(
+            _error(
+                "/date_of_birth",
+                "La fecha de nacimiento está en el futuro.",
+                "The date of birth is in the future.",
+            )
+        )
+    return errors
+
+
+def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
+    """The search body as a profile to score children's profiles against."""
+    birth = None
+    if "date_of_birth" in body:
+        birth = BirthWindow.on(date.fromisoformat(body["date_of_birth"]))
+    elif "age_years" in body:
+        # A stated age is an estimate like any other: the same slack applies.
+        birth = BirthWindow.from_age(body["age_years"], today)
+    nationality = body.get("nationality", [])
+    nationalities = [nationality] if isinstance(nationality, str) else nationality
+    name = body.get("name", {})
+    return IdentityProfile(
+        given=name_tokens(name.get("given"), given=True),
+        surnames=name_tokens(name.get("family")),
+        unplaced=name_tokens(body.get("full_name")),
+        birth=birth,
+        sex=body.get("sex") if body.get("sex") in ("female", "male") else None,
+        nationalities=nationality_set(nationalities),
+    )
+
+
+@bp.post("/search")
+@require_scope("records:read")
+def search() -> Any:
+    body = _validated_body()
+    actor = current_actor()
+    session = db.session()
+    identifier = body.get("identifier")
+    if identifier is not None:
+        if identifier["kind"] == "agency_local" and actor.agency_id is None:
+            raise Problem(
+                "validation",
+                (
+                    "Solo un sistema de una agencia puede buscar por su identificador local.",
+                    "Only an agency system can search by its local identifier.",
+                ),
+                errors=[
+                    _error(
+                        "/identifier/kind",
+                        "«agency_local» requiere un token de agencia.",
+                        "'agency_local' needs an agency token.",
+                    )
+                ],
+            )
+        candidates: list[Candidate] = search_by_identifier(
+            session, identifier["kind"], identifier["value"], agency_id=actor.agency_id
+        )
+        used = f"identifier.{identifier['kind']}"
+    else:
+        candidates = search_by_profile(session, query_profile(body, utcnow().date()))
+        used = ".".join(key for key in ("name", "full_name", *ATTRIBUTE_FIELDS) if key in body)
+    record_event(
+        session,
+        action="child.searched",
+        outcome="success",
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        purpose=body["purpose"],
+        request_id=g.get("request_id"),
+        # Which fields were used and how many answered — never the values searched for.
+        detail=f"{used}.candidates_{len(candidates)}",
+    )
+    session.commit()
+    return jsonify(
+        candidates=[candidate.to_json() for candidate in candidates],
+        min_score=SEARCH_MIN_SCORE,
+        max_candidates=MAX_CANDIDATES,
+    )

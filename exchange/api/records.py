@@ -1,0 +1,427 @@
+"""API blueprint: pushing case records (one or in bulk) and reading them for a purpose.
+
+Pushes need ``records:write`` and come from agency systems; reads need ``records:read`` and a
+``purpose``. A record the caller may not read answers exactly like a record that does not
+exist (404), so the API never says whether a record exists.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import IO, Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from exchange import db, idempotency
+from exchange.audit_log import record_event
+from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.crypto import data_keyring
+from exchange.httpbasics import require_json
+from exchange.idempotency import StoredAnswer
+from exchange.problems import Problem, localized, negotiated_language
+from exchange.record_bulk import push_lines
+from exchange.record_push import Pusher, PushResult, canonical_body, push_flags
+from exchange.records import (
+    Record,
+    child_family,
+    current_child_id,
+    describe_record,
+    describe_version,
+    latest_body,
+    list_versions,
+    may_read,
+    read_basis,
+    records_of_children,
+)
+from schemas.parsing import bounded_lines, iter_ndjson
+from schemas.registry import default_registry
+
+bp = Blueprint("records", __name__)
+
+NDJSON = "application/x-ndjson"
+SIGNATURE_HEADER = "Puente-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+DECISION_HEADER = "Puente-Decision"
+
+
+# -- pushing -----------------------------------------------------------------------------------
+
+
+def _pusher(session: Session, actor: Actor) -> Pusher:
+    flags = push_flags(session, actor.agency_id) if actor.agency_id else None
+    if flags is None or not flags[0]:
+        raise Problem(
+            "forbidden",
+            (
+                "Solo los sistemas de una institución activa envían expedientes.",
+                "Only the systems of an active agency push records.",
+            ),
+        )
+    assert actor.agency_id is not None
+    return Pusher(
+        session,
+        actor.agency_id,
+        require_signature=flags[1],
+        keyring=data_keyring(),
+        registry=default_registry(),
+        actor_person=actor.person_id,
+        request_id=g.get("request_id"),
+        idempotency_hours=float(current_app.config["IDEMPOTENCY_KEY_HOURS"]),
+    )
+
+
+_PROBLEM_DETAILS = {
+    "validation": ("El expediente no es válido.", "The record is not valid."),
+    "unsupported-schema": ("Esquema no admitido.", "Unsupported schema."),
+    "bad-signature": ("La firma no es válida.", "The signature is not valid."),
+    "conflict": ("El expediente no admite este envío.", "The record cannot take this push."),
+}
+
+
+def _problem(result: PushResult) -> Problem:
+    lang = negotiated_language()
+    errors = [each.to_json(lang) for each in result.failures]
+    kind = result.problem or "validation"
+    detail: tuple[str, str] = _PROBLEM_DETAILS.get(kind, _PROBLEM_DETAILS["validation"])
+    if len(result.failures) == 1:
+        only = result.failures[0]
+        detail = (only.message_es, only.message_en)
+    return Problem(kind, detail, errors=errors)
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    try:
+        idempotency.check_key(value)
+    except ValueError:
+        message = (
+            "Idempotency-Key debe tener de 1 a 200 caracteres ASCII imprimibles.",
+            "Idempotency-Key must be 1 to 200 printable ASCII characters.",
+        )
+        raise Problem(
+            "validation",
+            message,
+            errors=[{"pointer": "", "header": IDEMPOTENCY_HEADER, "message": localized(*message)}],
+        ) from None
+    return value
+
+
+def _replay(earlier: StoredAnswer, sha256: str) -> Response:
+    if earlier.request_sha256 != sha256:
+        raise Problem(
+            "conflict",
+            (
+                "Esta Idempotency-Key ya se usó con otro cuerpo; use una clave nueva.",
+                "This Idempotency-Key was already used with a different body; use a new key.",
+            ),
+            status=422,
+        )
+    response = Response(earlier.response, status=earlier.status_code, mimetype="application/json")
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
+@bp.post("/v1/records")
+@require_scope("records:write")
+def push_record() -> Any:
+    session = db.session()
+    pusher = _pusher(session, current_actor())
+    document = require_json()
+    key = _idempotency_key()
+    try:
+        canonical, sha256 = canonical_body(document)
+    except ValueError as error:
+        message = str(error)
+        raise Problem("validation", message, errors=[{"pointer": "", "message": message}]) from None
+    if key:
+        earlier = pusher.find_answer(key)
+        if earlier is not None:
+            return _replay(earlier, sha256)
+    checked = pusher.check(document, canonical, sha256, request.headers.get(SIGNATURE_HEADER))
+    if isinstance(checked, PushResult):
+        if checked.problem == "bad-signature":
+            pusher.audit_rejection(checked)
+            session.commit()
+        raise _problem(checked)
+    outcome = pusher.push_one(checked, key)
+    if isinstance(outcome, StoredAnswer):
+        return _replay(outcome, sha256)
+    if outcome.status == "rejected":
+        raise _problem(outcome)
+    response = jsonify(outcome.answer())
+    response.status_code = outcome.http_status
+    response.headers["Location"] = f"/v1/records/{outcome.record_id}"
+    return response
+
+
+class _BoundedReader:
+    """``read(n)`` over the request stream that stops, instead of failing, at the byte limit
+    of a body sent without ``Content-Length``."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.over_limit = False
+
+    def read(self, size: int) -> bytes:
+        if self.over_limit:
+            return b""
+        try:
+            return self.stream.read(size)
+        except RequestEntityTooLarge:
+            self.over_limit = True
+            return b""
+
+    def drain(self) -> None:
+        # Read what the client still sends, so it gets to read the answer.
+        while self.read(1 << 16):
+            pass
+
+
+@bp.post("/v1/records/bulk")
+@require_scope("records:write")
+def push_bulk() -> Any:
+    config = current_app.config
+    limit = int(config["BULK_MAX_CONTENT_LENGTH"])
+    if request.mimetype != NDJSON:
+        raise Problem(
+            "unsupported-media-type",
+            (
+                f"Se esperaba {NDJSON}, se recibió {request.mimetype or 'nada'}.",
+                f"Expected {NDJSON}, got {request.mimetype or 'nothing'}.",
+            ),
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(
+            "payload-too-large",
+            (
+                f"El envío masivo supera el límite de {limit} bytes.",
+                f"The bulk push exceeds the limit of {limit} bytes.",
+            ),
+            limit=limit,
+        )
+    request.max_content_length = limit
+    pusher = _pusher(db.session(), current_actor())
+    reader = _BoundedReader(request.stream)
+    lines = iter_ndjson(bounded_lines(reader.read))
+    lang = negotiated_language()
+    counts: Counter[str] = Counter()
+    # The answer is spooled (to disk past 4 MiB) and sent once the whole body is read: a
+    # client that writes its body before reading the answer must never block on our output.
+    spool = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
+    last_line = 0
+    for result in push_lines(
+        pusher,
+        lines,
+        max_lines=int(config["BULK_MAX_LINES"]),
+        batch_size=int(config["BULK_BATCH_SIZE"]),
+    ):
+        counts[result.status] += 1
+        last_line = result.line
+        spool.write(json.dumps(result.line_json(lang), ensure_ascii=False).encode() + b"\n")
+    reader.drain()
+    if reader.over_limit:
+        counts["rejected"] += 1
+        spool.write(json.dumps(_over_limit_line(last_line + 1, limit, lang)).encode() + b"\n")
+    spool.seek(0)
+    response = Response(_chunks(spool), mimetype=NDJSON)
+    response.headers["Puente-Bulk-Summary"] = ", ".join(
+        f"{status}={counts[status]}" for status in ("stored", "unchanged", "rejected")
+    )
+    return response
+
+
+def _over_limit_line(line: int, limit: int, lang: str) -> dict[str, Any]:
+    es = f"el envío masivo supera el límite de {limit} bytes; lo que sigue no se leyó"
+    en = f"the bulk push exceeds the limit of {limit} bytes; what follows was not read"
+    return {
+        "line": line,
+        "status": "rejected",
+        "problem": "payload-too-large",
+        "errors": [{"pointer": "", "keyword": "max_bytes", "message": es if lang == "es" else en}],
+    }
+
+
+def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+    try:
+        while chunk := spool.read(1 << 16):
+            yield chunk
+    finally:
+        spool.close()
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@functools.cache
+def purposes() -> tuple[str, ...]:
+    """The purpose codes of ``common/1#/$defs/purpose``."""
+    common = default_registry().document("common", 1)
+    return tuple(common["$defs"]["purpose"]["enum"])
+
+
+def _purpose() -> str:
+    value = request.args.get("purpose")
+    if value in purposes():
+        return value  # type: ignore[return-value]
+    known = ", ".join(purposes())
+    if not value:
+        message = (
+            f"Indique la finalidad de la consulta (?purpose=…): {known}.",
+            f"State the purpose of the read (?purpose=…): {known}.",
+        )
+    else:
+        message = (
+            f"Finalidad desconocida «{value}»; las finalidades son: {known}.",
+            f"Unknown purpose '{value}'; the purposes are: {known}.",
+        )
+    raise Problem(
+        "validation",
+        message,
+        errors=[{"pointer": "", "parameter": "purpose", "message": localized(*message)}],
+    )
+
+
+def _not_found() -> Problem:
+    # The same answer whether the record does not exist or the caller may not read it.
+    return Problem(
+        "not-found",
+        (
+            "No existe ese expediente o no tiene acceso a él.",
+            "There is no such record, or you have no access to it.",
+        ),
+    )
+
+
+def _audit_read(
+    session: Session, actor: Actor, record: Record, purpose: str, action: str, **fields: Any
+) -> str | None:
+    return record_event(
+        session,
+        action=action,
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        purpose=purpose,
+        record_id=record.id,
+        **fields,
+    )
+
+
+def _readable(session: Session, actor: Actor, record_id: str, purpose: str, action: str) -> Record:
+    record = session.get(Record, record_id)
+    if record is None:
+        raise _not_found()
+    if not may_read(session, actor, record):
+        _audit_read(
+            session,
+            actor,
+            record,
+            purpose,
+            action,
+            outcome="denied",
+            child_id=record.child_id,
+            decision_basis="default_deny",
+        )
+        session.commit()
+        raise _not_found()
+    return record
+
+
+def _decision_header(entry_id: str | None) -> dict[str, str]:
+    # Until the consent engine issues decision ids, the read's audit entry stands for it.
+    return {DECISION_HEADER: entry_id or f"dec_{uuid.uuid4().hex}"}
+
+
+def _record_json(
+    session: Session, actor: Actor, record: Record, purpose: str
+) -> tuple[dict[str, Any], str | None]:
+    """The latest version of a readable record, and the entry auditing the read (the caller
+    commits it)."""
+    body = latest_body(session, data_keyring(), record)
+    child_id = current_child_id(session, record.child_id)
+    entry = _audit_read(
+        session,
+        actor,
+        record,
+        purpose,
+        "record.read",
+        outcome="success",
+        child_id=child_id,
+        record_version=record.latest_version,
+        body_sha256=body.version.body_sha256,
+        decision_basis=read_basis(actor, record),
+    )
+    answer = {
+        **describe_record(record, child_id),
+        "pushed_at": as_utc(body.version.pushed_at).isoformat(),
+        "body_sha256": body.version.body_sha256,
+        "data": body.data,
+    }
+    return answer, entry
+
+
+@bp.get("/v1/records/<record_id>")
+@require_scope("records:read")
+def read_record(record_id: str) -> Any:
+    purpose = _purpose()
+    session, actor = db.session(), current_actor()
+    record = _readable(session, actor, record_id, purpose, "record.read")
+    answer, entry = _record_json(session, actor, record, purpose)
+    session.commit()
+    response = jsonify(answer)
+    response.headers.update(_decision_header(entry))
+    return response
+
+
+@bp.get("/v1/records/<record_id>/versions")
+@require_scope("records:read")
+def record_versions(record_id: str) -> Any:
+    purpose = _purpose()
+    session, actor = db.session(), current_actor()
+    record = _readable(session, actor, record_id, purpose, "record.versions_listed")
+    child_id = current_child_id(session, record.child_id)
+    entry = _audit_read(
+        session,
+        actor,
+        record,
+        purpose,
+        "record.versions_listed",
+        outcome="success",
+        child_id=child_id,
+        decision_basis=read_basis(actor, record),
+    )
+    versions = [describe_version(version) for version in list_versions(session, record)]
+    session.commit()
+    answer = {"record_id": record.id, "child_id": child_id, "versions": versions}
+    response = jsonify(answer)
+    response.headers.update(_decision_header(entry))
+    return response
+
+
+@bp.get("/v1/children/<child_id>/records")
+@require_scope("records:read")
+def child_records(child_id: str) -> Any:
+    purpose = _purpose()
+    session, actor = db.session(), current_actor()
+    # Follows merges both ways: the child this id now is, and every child merged into it.
+    # A child with nothing the caller may read answers an empty list, never 404, so the
+    # answer does not say whether the child exists.
+    family = child_family(session, child_id)
+    readable = [r for r in records_of_children(session, family) if may_read(session, actor, r)]
+    reads = [_record_json(session, actor, record, purpose) for record in readable]
+    session.commit()
+    response = jsonify({"child_id": child_id, "records": [answer for answer, _ in reads]})
+    if reads:
+        response.headers[DECISION_HEADER] = ", ".join(
+            entry or f"dec_{uuid.uuid4().hex}" for _, entry in reads
+        )
+    return response

@@ -1,0 +1,327 @@
+"""Referrals and transfers between agencies of this hub (rules in :mod:`exchange.sharing`).
+
+``POST /v1/records/{id}/referrals`` and ``/transfers`` (the owner agency), ``POST
+/v1/transfers/{id}/accept`` and ``/reject`` (the recipient), ``GET /v1/shares`` (what an agency
+sent or received — how an agency without a webhook learns of a pending transfer).
+
+A record the caller may not read answers 404 exactly like a record that does not exist, so
+these routes reveal nothing about records the caller does not know.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+
+from exchange import db
+from exchange.agencies import Agency
+from exchange.audit_log import record_event
+from exchange.auth import Actor, current_actor, require_scope
+from exchange.httpbasics import require_json
+from exchange.problems import Problem, localized, negotiated_language
+from exchange.records import Record, current_child_id, may_read
+from exchange.sharing import (
+    KINDS,
+    STATUSES,
+    TRANSFER_PURPOSE,
+    RecordShare,
+    ShareConflict,
+    decide_transfer,
+    pending_transfer,
+    refer,
+    request_transfer,
+    shares_of,
+)
+from schemas.registry import default_registry
+
+bp = Blueprint("sharing", __name__)
+
+COMMON = "https://schemas.puente.mx/common/1#/$defs/"
+MAX_SHARES_LISTED = 500
+
+
+def _reason(es: str, en: str) -> dict[str, Any]:
+    return {
+        "x-title": {"es": es, "en": en},
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 1000,
+        "pattern": r"\S",
+    }
+
+
+_TO = {"$ref": COMMON + "agency_id", "x-title": {"es": "Agencia destinataria", "en": "Recipient"}}
+
+#: Request bodies (also in openapi/sharing.yaml); titles name the fields in messages.
+REFERRAL_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://schemas.puente.mx/api/referral/1",
+    "x-title": {"es": "Canalización", "en": "Referral"},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["to", "purpose", "categories"],
+    "properties": {
+        "to": _TO,
+        "purpose": {"$ref": COMMON + "purpose", "x-title": {"es": "Finalidad", "en": "Purpose"}},
+        "categories": {
+            "x-title": {"es": "Categorías de datos", "en": "Data categories"},
+            "type": "array",
+            "items": {"$ref": COMMON + "data_category"},
+            "minItems": 1,
+            "uniqueItems": True,
+        },
+    },
+}
+TRANSFER_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://schemas.puente.mx/api/transfer/1",
+    "x-title": {"es": "Transferencia", "en": "Transfer"},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["to", "reason"],
+    "properties": {"to": _TO, "reason": _reason("Motivo", "Reason")},
+}
+DECISION_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://schemas.puente.mx/api/transfer-decision/1",
+    "x-title": {"es": "Respuesta a la transferencia", "en": "Transfer decision"},
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"reason": _reason("Motivo", "Reason")},
+}
+
+
+def _validated(schema: dict[str, Any], body: Any) -> dict[str, Any]:
+    failures = default_registry().compile(schema).validate(body)
+    if failures:
+        lang = negotiated_language()
+        raise Problem(
+            "validation",
+            ("La solicitud no es válida.", "The request is not valid."),
+            errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
+        )
+    return body  # type: ignore[no-any-return]
+
+
+def _record_not_found() -> Problem:
+    # Word for word what the records routes answer: whether the record does not exist or the
+    # caller may not read it, nobody can tell.
+    return Problem(
+        "not-found",
+        (
+            "No existe ese expediente o no tiene acceso a él.",
+            "There is no such record, or you have no access to it.",
+        ),
+    )
+
+
+def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Record:
+    """The record, if the caller is responsible for it; 404 if it may not even read it (no
+    existence oracle), 403 if it reads it without owning it. Refusals are audited."""
+    session = db.session()
+    record = session.get(Record, record_id)
+    if record is None:
+        raise _record_not_found()
+    readable = may_read(session, actor, record)
+    if readable and record.owner_agency == actor.agency_id:
+        return record
+    record_event(
+        session,
+        action=action,
+        outcome="denied",
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        purpose=purpose,
+        child_id=current_child_id(session, record.child_id),
+        record_id=record.id,
+        decision_basis="default_deny",
+        detail="not_owner",
+    )
+    session.commit()
+    if not readable:
+        raise _record_not_found()
+    raise Problem(
+        "forbidden",
+        (
+            "Solo la agencia responsable del expediente puede canalizarlo o transferirlo.",
+            "Only the agency responsible for the record may refer or transfer it.",
+        ),
+    )
+
+
+def _check_recipient(record: Record, to: str) -> None:
+    recipient = db.session().get(Agency, to)
+    if recipient is None or not recipient.active:
+        message = localized(
+            f"No hay una agencia activa registrada con el id {to}.",
+            f"There is no active registered agency {to}.",
+        )
+    elif to == record.owner_agency:
+        message = localized(
+            "La agencia destinataria es la responsable del expediente.",
+            "The recipient is the agency responsible for the record.",
+        )
+    else:
+        return
+    raise Problem(
+        "validation",
+        ("Destinatario no válido.", "Invalid recipient."),
+        errors=[{"pointer": "/to", "message": message}],
+    )
+
+
+def _created(share: RecordShare, audit_entry: str | None) -> Any:
+    return jsonify({**share.to_json(), "audit_entry": audit_entry}), 201
+
+
+@bp.post("/v1/records/<record_id>/referrals")
+@require_scope("records:write")
+def create_referral(record_id: str) -> Any:
+    body = _validated(REFERRAL_SCHEMA, require_json())
+    actor = current_actor()
+    session = db.session()
+    record = _owned_record(actor, record_id, "record.referred", body["purpose"])
+    _check_recipient(record, body["to"])
+    existing = session.scalars(
+        select(RecordShare.id).where(
+            RecordShare.record_id == record.id,
+            RecordShare.agency_id == body["to"],
+            RecordShare.kind == "referral",
+            RecordShare.status == "accepted",
+            RecordShare.purpose == body["purpose"],
+        )
+    ).first()
+    if existing:
+        raise Problem(
+            "conflict",
+            (
+                "El expediente ya está canalizado a esa agencia para esa finalidad.",
+                "The record is already referred to that agency for that purpose.",
+            ),
+            share_id=existing,
+        )
+    share, entry = refer(
+        session,
+        actor,
+        record,
+        to=body["to"],
+        purpose=body["purpose"],
+        categories=body["categories"],
+    )
+    session.commit()
+    return _created(share, entry)
+
+
+@bp.post("/v1/records/<record_id>/transfers")
+@require_scope("records:write")
+def create_transfer(record_id: str) -> Any:
+    body = _validated(TRANSFER_SCHEMA, require_json())
+    actor = current_actor()
+    session = db.session()
+    record = _owned_record(actor, record_id, "record.transferred", TRANSFER_PURPOSE)
+    _check_recipient(record, body["to"])
+    pending = pending_transfer(session, record.id)
+    if pending is not None:
+        raise Problem(
+            "conflict",
+            (
+                "El expediente ya tiene una transferencia pendiente.",
+                "The record already has a pending transfer.",
+            ),
+            share_id=pending.id,
+        )
+    share, entry = request_transfer(session, actor, record, to=body["to"], reason=body["reason"])
+    session.commit()
+    return _created(share, entry)
+
+
+def _decide(share_id: str, accept: bool) -> Any:
+    reason = None
+    if request.content_length:
+        reason = _validated(DECISION_SCHEMA, require_json()).get("reason")
+    actor = current_actor()
+    session = db.session()
+    share = session.get(RecordShare, share_id)
+    involved = share is not None and actor.agency_id in (share.from_agency, share.agency_id)
+    if share is None or share.kind != "transfer" or not involved:
+        raise Problem(
+            "not-found",
+            (f"No existe la transferencia {share_id}.", f"There is no transfer {share_id}."),
+        )
+    if actor.agency_id != share.agency_id:
+        raise Problem(
+            "forbidden",
+            (
+                "Solo la agencia destinataria puede aceptar o rechazar la transferencia.",
+                "Only the recipient agency may accept or reject the transfer.",
+            ),
+        )
+    try:
+        if share.status != "pending":
+            raise ShareConflict("already decided", share.status)
+        entry = decide_transfer(session, actor, share, accept=accept, reason=reason)
+    except ShareConflict as conflict:
+        raise Problem(
+            "conflict",
+            (
+                f"La transferencia ya no está pendiente ({conflict.status}).",
+                f"The transfer is no longer pending ({conflict.status}).",
+            ),
+            share_id=share_id,
+            share_status=conflict.status,
+        ) from conflict
+    session.commit()
+    return jsonify({**share.to_json(), "audit_entry": entry})
+
+
+@bp.post("/v1/transfers/<share_id>/accept")
+@require_scope("records:write")
+def accept_transfer(share_id: str) -> Any:
+    return _decide(share_id, accept=True)
+
+
+@bp.post("/v1/transfers/<share_id>/reject")
+@require_scope("records:write")
+def reject_transfer(share_id: str) -> Any:
+    return _decide(share_id, accept=False)
+
+
+def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.args.get(name)
+    if value is not None and value not in allowed:
+        raise Problem(
+            "validation",
+            (f"Valor no válido para «{name}».", f"Invalid value for '{name}'."),
+            errors=[
+                {
+                    "pointer": f"/{name}",
+                    "message": localized(
+                        f"Use uno de: {', '.join(allowed)}.", f"Use one of: {', '.join(allowed)}."
+                    ),
+                }
+            ],
+        )
+    return value
+
+
+@bp.get("/v1/shares")
+@require_scope("records:read")
+def list_shares() -> Any:
+    actor = current_actor()
+    role = _choice("role", ("sent", "received"))
+    kind = _choice("kind", KINDS)
+    status = _choice("status", STATUSES)
+    limit = request.args.get("limit", default=100, type=int) or 100
+    if actor.agency_id is None:
+        return jsonify(shares=[])
+    shares = shares_of(
+        db.session(),
+        actor.agency_id,
+        role=role,
+        kind=kind,
+        status=status,
+        limit=max(1, min(limit, MAX_SHARES_LISTED)),
+    )
+    return jsonify(shares=[share.to_json() for share in shares])

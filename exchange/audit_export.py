@@ -1,0 +1,226 @@
+"""``puente audit export``: the whole log, its checkpoints and public keys, for offline checking.
+
+The files are described in :mod:`audit.verify_export` (the verifier reads them with nothing but
+the ``audit`` package) and in docs/audit.md. The export is taken from one consistent snapshot
+after sequencing everything pending and signing a fresh checkpoint, so it covers every entry
+committed before it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audit import consistency_proof
+from audit.merkle import HASH_SIZE
+from audit.verify_export import checkpoint_line
+from exchange import db
+from exchange.audit_log import AuditCheckpoint, AuditEntry, AuditTile, format_time
+from exchange.audit_sequencer import TILE_WIDTH, TileCache, TileStore, integrate_pending
+from exchange.auth import utcnow
+from exchange.keys import audit_origin, hub_keys
+
+log = logging.getLogger("puente.audit")
+
+EXPORT_FORMAT = "puente-audit-export/1"
+ENTRIES_FILE = "entries.ndjson"
+CHECKPOINTS_FILE = "checkpoints.ndjson"
+LEAVES_FILE = "leaves.bin"
+VKEY_FILE = "log.vkey"
+KEYS_FILE = "keys.json"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass
+class ExportResult:
+    directory: Path
+    entries: int = 0
+    checkpoints: int = 0
+    latest_checkpoint: int | None = None
+    gaps: list[int] = field(default_factory=list)  # indices missing from the database
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "directory": str(self.directory),
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "latest_checkpoint": self.latest_checkpoint,
+            "missing_indices": self.gaps[:100],
+        }
+
+
+def sequence_everything(app: Flask, *, patience: float = 30.0) -> None:
+    """Integrate every pending entry and sign a checkpoint covering them.
+
+    Waits (up to ``patience`` seconds) while another integrator holds the log.
+    """
+    deadline = time.monotonic() + patience
+    force = False
+    while time.monotonic() < deadline:
+        result = integrate_pending(app, force_checkpoint=force)
+        if result.skipped:
+            time.sleep(0.05)
+        elif result.sequenced:
+            continue
+        elif force:
+            return
+        else:
+            force = True
+    log.warning("audit export: the log stayed busy; exporting up to the latest checkpoint")
+
+
+def export_log(
+    app: Flask, directory: Path, *, progress: Callable[[int, int], None] | None = None
+) -> ExportResult:
+    """Write the export to ``directory`` (created; existing export files are replaced).
+
+    ``progress(done, total)`` is called as entries are written.
+    """
+    sequence_everything(app)
+    directory.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(directory)
+    digests: dict[str, dict[str, Any]] = {}
+    with db.database(app).sessions() as session:
+        _snapshot(session)
+        latest = session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+        ).first()
+        size = latest.size if latest is not None else 0
+        result.latest_checkpoint = size if latest is not None else None
+        with _HashingWriter(directory / ENTRIES_FILE, digests) as out:
+            result.entries, result.gaps = _write_entries(session, size, out, progress)
+        with _HashingWriter(directory / CHECKPOINTS_FILE, digests) as out:
+            result.checkpoints = _write_checkpoints(session, size, out)
+        with _HashingWriter(directory / LEAVES_FILE, digests) as out:
+            _write_leaves(session, size, out)
+        session.rollback()
+    signer = hub_keys(app).log
+    witness = hub_keys(app).witness
+    keys = {
+        "origin": audit_origin(app),
+        "log_vkey": signer.vkey if signer else None,
+        "witness_vkey": witness.vkey if witness else None,
+    }
+    with _HashingWriter(directory / VKEY_FILE, digests) as out:
+        out.write(f"{keys['log_vkey']}\n".encode())
+    with _HashingWriter(directory / KEYS_FILE, digests) as out:
+        out.write((json.dumps(keys, indent=2) + "\n").encode())
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "hub_id": app.config["HUB_ID"],
+        "origin": audit_origin(app),
+        "exported_at": format_time(utcnow()),
+        "entries": result.entries,
+        "checkpoints": result.checkpoints,
+        "latest_checkpoint_size": result.latest_checkpoint,
+        "files": digests,
+        "note": (
+            "Verify with: puente audit verify --full DIR --vkey <the hub's log key, obtained "
+            "independently>. log.vkey here is the exporting hub's own claim."
+        ),
+    }
+    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return result
+
+
+def _snapshot(session: Session) -> None:
+    # Every query of the export must see the same log: one repeatable-read transaction on
+    # PostgreSQL; a SQLite read transaction already reads one snapshot until it ends.
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _write_entries(
+    session: Session,
+    size: int,
+    out: _HashingWriter,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[int, list[int]]:
+    rows = session.execute(
+        select(AuditEntry.idx, AuditEntry.entry)
+        .where(AuditEntry.idx < size)
+        .order_by(AuditEntry.idx)
+        .execution_options(yield_per=5000)
+    )
+    expected = 0
+    gaps: list[int] = []
+    for index, entry in rows:
+        if index != expected:
+            gaps.extend(range(expected, min(index, expected + 100)))
+            log.error("audit export: entries %d..%d missing from the database", expected, index - 1)
+        out.write(bytes(entry) + b"\n")
+        expected = index + 1
+        if progress is not None and expected % 10000 == 0:
+            progress(expected, size)
+    if progress is not None:
+        progress(expected, size)
+    if expected != size:
+        gaps.extend(range(expected, min(size, expected + 100)))
+        log.error("audit export: entries %d..%d missing from the database", expected, size - 1)
+    return out.lines, gaps
+
+
+def _write_checkpoints(session: Session, size: int, out: _HashingWriter) -> int:
+    store = TileStore(session, TileCache(capacity=64))
+    previous = None
+    count = 0
+    rows = session.scalars(
+        select(AuditCheckpoint).where(AuditCheckpoint.size <= size).order_by(AuditCheckpoint.size)
+    )
+    for checkpoint in rows:
+        proof: list[bytes] = []
+        if previous is not None and 0 < previous < checkpoint.size:
+            proof = consistency_proof(previous, checkpoint.size, store)
+        out.write((checkpoint_line(checkpoint.note, proof) + "\n").encode())
+        previous = checkpoint.size
+        count += 1
+    return count
+
+
+def _write_leaves(session: Session, size: int, out: _HashingWriter) -> None:
+    tiles = session.execute(
+        select(AuditTile.tile_index, AuditTile.hashes)
+        .where(AuditTile.level == 0, AuditTile.tile_index * TILE_WIDTH < size)
+        .order_by(AuditTile.tile_index)
+        .execution_options(yield_per=256)
+    )
+    written = 0
+    for _index, hashes in tiles:
+        data = bytes(hashes)[: (size - written) * HASH_SIZE]
+        out.write(data)
+        written += len(data) // HASH_SIZE
+
+
+class _HashingWriter:
+    """A binary file that records its SHA-256, size and line count for the manifest."""
+
+    def __init__(self, path: Path, digests: dict[str, dict[str, Any]]) -> None:
+        self.path = path
+        self.digests = digests
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+        self.lines = 0
+
+    def __enter__(self) -> _HashingWriter:
+        self.handle = self.path.open("wb")
+        return self
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        return self.handle.write(data)
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
+        self.digests[self.path.name] = {"sha256": self.sha256.hexdigest(), "bytes": self.bytes}

@@ -1,0 +1,150 @@
+"""Reading the audit log for oversight: the events query view, alerts, log size.
+
+Alert sources are pluggable: :data:`ALERT_SOURCES` starts with denial spikes, and other areas
+(emergency overrides, from the consent engine) add theirs with :func:`register_alert_source`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from exchange.audit_log import (
+    SCHEMA,
+    AuditCheckpoint,
+    AuditEntry,
+    AuditLogState,
+    format_time,
+)
+
+
+def known_actions() -> list[str]:
+    """Every action code the audit-event schema allows."""
+    from schemas.registry import default_registry
+
+    document = default_registry().document(*SCHEMA)
+    return list(document["properties"]["action"]["enum"])
+
+
+def latest_checkpoint(session: Session) -> AuditCheckpoint | None:
+    return session.scalars(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def latest_checkpoint_size(session: Session) -> int | None:
+    return session.scalar(select(func.max(AuditCheckpoint.size)))
+
+
+def log_size(session: Session) -> int:
+    """Number of entries sequenced into the tree (signed or not yet)."""
+    return session.scalar(select(AuditLogState.size).where(AuditLogState.id == 1)) or 0
+
+
+def find_events(
+    session: Session,
+    *,
+    child_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    after_index: int = -1,
+    limit: int = 100,
+) -> list[AuditEntry]:
+    """Sequenced entries matching every filter given, by index, after ``after_index``."""
+    query = select(AuditEntry).where(AuditEntry.idx.is_not(None), AuditEntry.idx > after_index)
+    if child_id is not None:
+        query = query.where(AuditEntry.child_id == child_id)
+    if actor is not None:
+        query = query.where(or_(AuditEntry.actor_agency == actor, AuditEntry.actor_person == actor))
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if outcome is not None:
+        query = query.where(AuditEntry.outcome == outcome)
+    if since is not None:
+        query = query.where(AuditEntry.recorded_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.recorded_at < until)
+    return list(session.scalars(query.order_by(AuditEntry.idx).limit(limit)))
+
+
+@dataclass(frozen=True)
+class AlertWindow:
+    """What alert sources look at: entries recorded in ``[start, end)``."""
+
+    start: datetime
+    end: datetime
+    denial_threshold: int
+
+
+AlertSource = Callable[[Session, AlertWindow], list[dict[str, Any]]]
+
+
+def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """Actors denied at least ``denial_threshold`` times in the window."""
+    count = func.count(AuditEntry.id)
+    rows = session.execute(
+        select(
+            AuditEntry.actor_agency,
+            AuditEntry.actor_person,
+            count,
+            func.min(AuditEntry.recorded_at),
+            func.max(AuditEntry.recorded_at),
+        )
+        .where(
+            AuditEntry.outcome == "denied",
+            AuditEntry.recorded_at >= window.start,
+            AuditEntry.recorded_at < window.end,
+        )
+        .group_by(AuditEntry.actor_agency, AuditEntry.actor_person)
+        .having(count >= window.denial_threshold)
+        .order_by(count.desc())
+    )
+    alerts = []
+    for agency_id, person_id, denials, first, last in rows:
+        actor = {"agency_id": agency_id} if agency_id else {}
+        if person_id:
+            actor["person_id"] = person_id
+        alerts.append(
+            {
+                "kind": "denial_spike",
+                "actor": actor,
+                "denials": denials,
+                "threshold": window.denial_threshold,
+                "first_at": format_time(_aware(first)),
+                "last_at": format_time(_aware(last)),
+            }
+        )
+    return alerts
+
+
+#: Everything ``GET /v1/audit/alerts`` reports; other areas add theirs (overrides, …) with
+#: :func:`register_alert_source`.
+ALERT_SOURCES: list[AlertSource] = [denial_spikes]
+
+
+def register_alert_source(source: AlertSource) -> AlertSource:
+    """Add an alert source (usable as a decorator); each returns alerts with a ``kind``."""
+    if source not in ALERT_SOURCES:
+        ALERT_SOURCES.append(source)
+    return source
+
+
+def collect_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    alerts: list[dict[str, Any]] = []
+    for source in ALERT_SOURCES:
+        alerts.extend(source(session, window))
+    return alerts
+
+
+def _aware(moment: datetime | str) -> datetime:
+    if isinstance(moment, str):  # SQLite aggregates come back as text
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,200 @@
+"""Who is calling: bearer tokens checked with Authlib's resource protector, scopes on every route.
+
+Tokens are opaque random strings stored only as SHA-256 hashes. They are issued to agency
+systems by the OAuth2 server (``exchange.oauth``) and to people as personal access tokens.
+A route names the scope it needs with ``@require_scope("records:write")`` and reads the caller
+from :func:`current_actor`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749 import TokenMixin
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from flask import g
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, or_, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from exchange import db
+from exchange.db import Base
+from exchange.problems import Problem
+
+SCOPES = (
+    "records:write",
+    "records:read",
+    "consent:write",
+    "consent:read",
+    "access:request",
+    "access:decide",
+    "override",
+    "audit:read",
+    "admin",
+    "federation",
+)
+
+#: Tokens never live longer than this (DESIGN.md: short-lived, at most 15 minutes).
+MAX_TOKEN_SECONDS = 15 * 60
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything the hub stores is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class AccessToken(Base, TokenMixin):
+    """An issued bearer token (hash only), for an agency client or a person."""
+
+    __tablename__ = "access_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(200), index=True)
+    agency_id: Mapped[str | None] = mapped_column(
+        String(100), ForeignKey("agency.id"), index=True, nullable=True
+    )
+    person_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
+    scope: Mapped[str] = mapped_column(String(1000), default="")
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Authlib's TokenMixin
+    def check_client(self, client: Any) -> bool:
+        return bool(self.client_id == client.get_client_id())
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return int((as_utc(self.expires_at) - as_utc(self.issued_at)).total_seconds())
+
+    def is_expired(self) -> bool:
+        return as_utc(self.expires_at) <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+    def get_user(self) -> Any:
+        return self.person_id
+
+    def get_client(self) -> Any:
+        return self.client_id
+
+
+def store_token(
+    session: Session,
+    *,
+    client_id: str,
+    scopes: list[str] | tuple[str, ...],
+    agency_id: str | None = None,
+    person_id: str | None = None,
+    seconds: int = MAX_TOKEN_SECONDS,
+    secret: str | None = None,
+) -> tuple[str, AccessToken]:
+    """Create a token; returns the secret (shown once) and its stored row.
+
+    ``secret`` lets the OAuth2 server store the token Authlib generated; by default a new
+    256-bit random one is made.
+    """
+    secret = secret or secrets.token_urlsafe(32)
+    now = utcnow()
+    row = AccessToken(
+        token_hash=token_hash(secret),
+        client_id=client_id,
+        agency_id=agency_id,
+        person_id=person_id,
+        scope=" ".join(scopes),
+        issued_at=now,
+        expires_at=now + timedelta(seconds=min(seconds, MAX_TOKEN_SECONDS)),
+        revoked=False,
+    )
+    session.add(row)
+    return secret, row
+
+
+def find_token(session: Session, secret: str) -> AccessToken | None:
+    """The stored token for ``secret``; None if unknown or its agency is disabled.
+
+    Checking the agency here (one joined query) makes a disabled agency's tokens stop working
+    at once, on every route and in introspection.
+    """
+    from exchange.agencies import Agency  # agencies imports this module
+
+    return session.scalars(
+        select(AccessToken)
+        .outerjoin(Agency, Agency.id == AccessToken.agency_id)
+        .where(
+            AccessToken.token_hash == token_hash(secret),
+            or_(AccessToken.agency_id.is_(None), Agency.active.is_(True)),
+        )
+    ).first()
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The caller of a request, as the consent engine and the audit log see it."""
+
+    client_id: str
+    agency_id: str | None
+    person_id: str | None
+    scopes: frozenset[str]
+
+
+class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
+    def authenticate_token(self, token_string: str) -> AccessToken | None:
+        return find_token(db.session(), token_string)
+
+
+class _ProblemProtector(ResourceProtector):  # type: ignore[misc]
+    """Authlib's protector, answering with RFC 9457 problems instead of OAuth JSON."""
+
+    def raise_error_response(self, error: Any) -> None:
+        if error.error == "insufficient_scope":
+            raise Problem(
+                "forbidden",
+                ("El token no tiene el alcance requerido.", "The token lacks the required scope."),
+            )
+        raise Problem(
+            "unauthenticated",
+            (
+                "Falta un token de acceso válido (Authorization: Bearer …).",
+                "A valid access token is required (Authorization: Bearer …).",
+            ),
+            headers={"WWW-Authenticate": 'Bearer realm="puente"'},
+        )
+
+
+require_oauth = _ProblemProtector()
+require_oauth.register_token_validator(_TokenValidator())
+
+
+def require_scope(*scopes: str) -> Any:
+    """Decorator: the route needs a valid token carrying every scope named."""
+    unknown = set(scopes) - set(SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scopes {sorted(unknown)}")
+    return require_oauth(" ".join(scopes) if scopes else None)
+
+
+def current_actor() -> Actor:
+    token: AccessToken = g.authlib_server_oauth2_token
+    return Actor(
+        client_id=token.client_id,
+        agency_id=token.agency_id,
+        person_id=token.person_id,
+        scopes=frozenset(token.scope.split()),
+    )

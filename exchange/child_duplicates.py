@@ -1,0 +1,321 @@
+"""Probable duplicate children, listed for a person, and the merge that person decides.
+
+Nothing here runs on its own: :func:`probable_duplicates` lists pairs (``puente children
+duplicates``) and :func:`merge_children` merges one pair when a person says so (``puente
+children merge A B``). A merge is recorded in the audit log and can be followed by every read
+(:func:`exchange.children.resolve_child_id`).
+
+Listing compares profiles in blocks (:func:`exchange.child_matching.duplicate_block_keys`:
+children whose given name and surname sound alike and, at the default threshold, who share a
+birth year or an exact birthday), and inside a block only profiles whose birth windows come
+within two years — never every pair of children. Only pairs at or above the threshold are
+kept in memory.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from exchange.audit_log import record_event
+from exchange.auth import utcnow
+from exchange.child_matching import (
+    DUPLICATE_MIN_SCORE,
+    YEAR_BLOCKING_MIN_SCORE,
+    IdentityProfile,
+    Match,
+    duplicate_block_keys,
+    score_match,
+)
+from exchange.child_search import PROFILE_COLUMNS, profile_of
+from exchange.children import (
+    Child,
+    ChildCaseNumber,
+    ChildDuplicateSuggestion,
+    ChildIdentifier,
+    ChildProfile,
+)
+
+#: Birth windows further apart than this cannot score as duplicates (see child_matching).
+BIRTH_REACH = timedelta(days=731)
+
+
+@dataclass(frozen=True)
+class DuplicatePair:
+    child_id: str
+    other_child_id: str
+    score: float | None
+    reason: str  # "probable" (profiles alike) or "conflict" (identifiers disagreed)
+    matched_on: tuple[str, ...] = ()
+    identifier_kind: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "child_id": self.child_id,
+            "other_child_id": self.other_child_id,
+            "score": self.score,
+            "reason": self.reason,
+            "matched_on": list(self.matched_on),
+            "identifier_kind": self.identifier_kind,
+        }
+
+
+def _active_profiles(session: Session) -> list[tuple[str, IdentityProfile]]:
+    rows = session.execute(select(*PROFILE_COLUMNS).order_by(ChildProfile.id))
+    return [(row.child_id, profile_of(row)) for row in rows]
+
+
+def _compare_block(
+    members: list[tuple[str, IdentityProfile]],
+    best: dict[tuple[str, str], Match],
+    min_score: float,
+) -> None:
+    def keep(a: tuple[str, IdentityProfile], b: tuple[str, IdentityProfile]) -> None:
+        if a[0] == b[0]:
+            return
+        pair = (a[0], b[0]) if a[0] < b[0] else (b[0], a[0])
+        match = score_match(a[1], b[1])
+        if match.score >= min_score and (pair not in best or match.score > best[pair].score):
+            best[pair] = match
+
+    dated = sorted((m for m in members if m[1].birth), key=_earliest)
+    undated = [m for m in members if not m[1].birth]
+    for i, left in enumerate(dated):
+        for right in dated[i + 1 :]:
+            if _earliest(right) > _latest(left) + BIRTH_REACH:
+                break  # sorted by earliest: every later one is further still
+            keep(left, right)
+    for i, left in enumerate(undated):
+        for right in undated[i + 1 :] + dated:
+            keep(left, right)
+
+
+def _earliest(member: tuple[str, IdentityProfile]) -> date:
+    return member[1].birth.earliest  # type: ignore[union-attr]
+
+
+def _latest(member: tuple[str, IdentityProfile]) -> date:
+    return member[1].birth.latest  # type: ignore[union-attr]
+
+
+def probable_pairs(
+    profiles: list[tuple[str, IdentityProfile]], min_score: float
+) -> dict[tuple[str, str], Match]:
+    """(child, other child) -> their best match, for pairs of different children scoring at
+    least ``min_score``, comparing only profiles that share a block."""
+    by_year = min_score >= YEAR_BLOCKING_MIN_SCORE
+    blocks: dict[tuple[str, ...], list[tuple[str, IdentityProfile]]] = defaultdict(list)
+    for child_id, profile in profiles:
+        for key in duplicate_block_keys(profile, by_year=by_year):
+            blocks[key].append((child_id, profile))
+    best: dict[tuple[str, str], Match] = {}
+    for members in blocks.values():
+        if len(members) > 1:
+            _compare_block(members, best, min_score)
+    return best
+
+
+def probable_duplicates(
+    session: Session, min_score: float = DUPLICATE_MIN_SCORE
+) -> list[DuplicatePair]:
+    """Open identifier conflicts first, then pairs scoring at least ``min_score``, best first."""
+    profiles = _active_profiles(session)
+    by_child: dict[str, list[IdentityProfile]] = defaultdict(list)
+    for child_id, profile in profiles:
+        by_child[child_id].append(profile)
+    best = probable_pairs(profiles, min_score)
+
+    pairs: list[DuplicatePair] = []
+    listed: set[tuple[str, str]] = set()
+    for suggestion in _open_conflicts(session):
+        a, b = sorted((suggestion.child_id, suggestion.other_child_id))
+        if (a, b) in listed:
+            continue
+        listed.add((a, b))
+        match = _best_between(by_child[a], by_child[b])
+        pairs.append(
+            DuplicatePair(
+                a,
+                b,
+                match.score if match else None,
+                "conflict",
+                match.matched_on if match else (),
+                suggestion.identifier_kind,
+            )
+        )
+    probable = [
+        DuplicatePair(a, b, match.score, "probable", match.matched_on)
+        for (a, b), match in best.items()
+        if (a, b) not in listed
+    ]
+    probable.sort(key=lambda p: (-(p.score or 0), p.child_id, p.other_child_id))
+    return pairs + probable
+
+
+def _best_between(left: list[IdentityProfile], right: list[IdentityProfile]) -> Match | None:
+    matches = [score_match(a, b) for a in left for b in right]
+    return max(matches, key=lambda m: m.score) if matches else None
+
+
+def _open_conflicts(session: Session) -> list[ChildDuplicateSuggestion]:
+    merged = select(Child.id).where(Child.merged_into.is_not(None))
+    return list(
+        session.scalars(
+            select(ChildDuplicateSuggestion)
+            .where(
+                ChildDuplicateSuggestion.resolved_at.is_(None),
+                ChildDuplicateSuggestion.child_id.not_in(merged),
+                ChildDuplicateSuggestion.other_child_id.not_in(merged),
+            )
+            .order_by(ChildDuplicateSuggestion.id)
+        )
+    )
+
+
+# -- merging ----------------------------------------------------------------------------------
+
+
+class MergeRefused(ValueError):
+    """A merge a person asked for that would be wrong; says why in Spanish and English."""
+
+    def __init__(self, message_es: str, message_en: str) -> None:
+        super().__init__(message_en)
+        self.message_es = message_es
+        self.message_en = message_en
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    child_id: str
+    merged_child_id: str
+    already_merged: bool
+    identifiers_moved: int = 0
+    profiles_moved: int = 0
+    audit_entry: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "child_id": self.child_id,
+            "merged_child_id": self.merged_child_id,
+            "already_merged": self.already_merged,
+            "identifiers_moved": self.identifiers_moved,
+            "profiles_moved": self.profiles_moved,
+            "audit_entry": self.audit_entry,
+        }
+
+
+def merge_children(
+    session: Session,
+    into: str,
+    merged: str,
+    *,
+    reason: str | None = None,
+    actor_person: str | None = None,
+    actor_role: str = "administrator",
+) -> MergeResult:
+    """Merge child ``merged`` into child ``into``: its identifiers, profiles and case numbers
+    move, it keeps ``merged_into`` so its records and old links resolve to ``into``.
+
+    Asking again for a merge already done answers ``already_merged`` and changes nothing.
+    Raises ``LookupError`` for an unknown child and :class:`MergeRefused` for a child merged
+    into itself, into a merged child, or already merged elsewhere. The caller commits.
+    """
+    if into == merged:
+        raise MergeRefused(
+            f"No se puede fusionar {into} consigo mismo.", f"Cannot merge {into} into itself."
+        )
+    # Locked in id order, so two merges of the same pair cannot deadlock (PostgreSQL).
+    children = {
+        child.id: child
+        for child in session.scalars(
+            select(Child).where(Child.id.in_([into, merged])).order_by(Child.id).with_for_update()
+        )
+    }
+    for child_id in (into, merged):
+        if child_id not in children:
+            raise LookupError(child_id)
+    survivor, absorbed = children[into], children[merged]
+    if absorbed.merged_into == into:
+        return MergeResult(into, merged, already_merged=True)
+    if absorbed.merged_into is not None:
+        raise MergeRefused(
+            f"{merged} ya fue fusionado en {absorbed.merged_into}.",
+            f"{merged} was already merged into {absorbed.merged_into}.",
+        )
+    if survivor.merged_into is not None:
+        raise MergeRefused(
+            f"{into} fue fusionado en {survivor.merged_into}; fusione en ese.",
+            f"{into} was merged into {survivor.merged_into}; merge into that one.",
+        )
+
+    identifiers = session.execute(
+        update(ChildIdentifier).where(ChildIdentifier.child_id == merged).values(child_id=into)
+    ).rowcount  # type: ignore[attr-defined]
+    profiles = session.execute(
+        update(ChildProfile).where(ChildProfile.child_id == merged).values(child_id=into)
+    ).rowcount  # type: ignore[attr-defined]
+    # A case number both children carry is kept once (unique per child, kind and value).
+    survivor_cases = set(
+        session.execute(
+            select(ChildCaseNumber.kind, ChildCaseNumber.value).where(
+                ChildCaseNumber.child_id == into
+            )
+        )
+    )
+    shared_cases = [
+        case_id
+        for case_id, kind, value in session.execute(
+            select(ChildCaseNumber.id, ChildCaseNumber.kind, ChildCaseNumber.value).where(
+                ChildCaseNumber.child_id == merged
+            )
+        )
+        if (kind, value) in survivor_cases
+    ]
+    if shared_cases:
+        session.execute(delete(ChildCaseNumber).where(ChildCaseNumber.id.in_(shared_cases)))
+    session.execute(
+        update(ChildCaseNumber).where(ChildCaseNumber.child_id == merged).values(child_id=into)
+    )
+    # Earlier merges into the absorbed child now point straight at the survivor (one hop).
+    session.execute(update(Child).where(Child.merged_into == merged).values(merged_into=into))
+    _carry_suggestions(session, into, merged)
+    absorbed.merged_into = into
+    absorbed.merged_at = utcnow()
+    absorbed.merge_reason = (reason or "")[:500] or None
+    session.flush()
+    entry = record_event(
+        session,
+        action="child.merged",
+        outcome="success",
+        actor_person=actor_person,
+        actor_role=actor_role,
+        child_id=into,
+        # Audit entries hold codes, not free text: the reason stays on the child row.
+        detail=f"merged_{merged}",
+    )
+    return MergeResult(into, merged, False, identifiers, profiles, entry)
+
+
+def _carry_suggestions(session: Session, into: str, merged: str) -> None:
+    """The pair's suggestions are resolved; the absorbed child's others now name the survivor."""
+    now = utcnow()
+    open_ = ChildDuplicateSuggestion.resolved_at.is_(None)
+    S = ChildDuplicateSuggestion
+    session.execute(
+        update(S)
+        .where(
+            open_,
+            or_(
+                and_(S.child_id == into, S.other_child_id == merged),
+                and_(S.child_id == merged, S.other_child_id == into),
+            ),
+        )
+        .values(resolved_at=now)
+    )
+    session.execute(update(S).where(open_, S.child_id == merged).values(child_id=into))
+    session.execute(update(S).where(open_, S.other_child_id == merged).values(other_child_id=into))

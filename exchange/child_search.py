@@ -1,0 +1,177 @@
+"""Finding a child's ``child_id``: by identifier, or by name, date of birth and nationality.
+
+An answer is only child ids with a score and what agreed — never names or case content; the
+caller then reads records under the normal rules.
+
+How it stays fast with 100,000 children and more (no scan of every child):
+
+* an identifier search is one lookup in the unique index of ``child_identifier``
+  (kind, scope, value) or in ``ix_child_case_number_lookup`` (kind, value);
+* a name search turns the query's name tokens into sound keys (``g:`` given names, ``s:``
+  surnames, see :func:`exchange.child_matching.query_keys`) and reads the matching rows of
+  ``child_name_key`` through the covering index ``ix_child_name_key_lookup`` (key,
+  birth_year_to, birth_year_from): one index range scan per key, already restricted to
+  profiles whose birth years come within two years of the query's (a date further apart
+  cannot reach the threshold). Profiles sharing the most keys (then born closest to the
+  query) come first and at most :data:`CANDIDATE_POOL` of them are loaded by primary key
+  and scored in Python.
+
+Nationality is not indexed: most children come from a handful of countries, so it would not
+narrow the search; it only weighs in the score. A name spelt so differently that no token
+sounds alike is not found by a name search (search by identifier then).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from exchange.child_matching import (
+    SEARCH_MIN_SCORE,
+    BirthWindow,
+    IdentityProfile,
+    query_keys,
+    score_match,
+)
+from exchange.children import (
+    ChildCaseNumber,
+    ChildNameKey,
+    ChildProfile,
+    find_by_identifier,
+    normalize_identifier,
+    resolve_child_id,
+)
+
+#: At most this many candidates are answered.
+MAX_CANDIDATES = 20
+#: Profiles scored per name search (those sharing the most name keys with the query, then
+#: those born closest to it).
+CANDIDATE_POOL = 200
+#: Case numbers may cover several children of a family: a match says "of this case".
+CASE_NUMBER_SCORE = 0.9
+#: Search kinds -> what they look up.
+IDENTIFIER_SEARCH_KINDS = ("curp", "unhcr", "comar", "agency_local")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    child_id: str
+    score: float
+    matched_on: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"child_id": self.child_id, "score": self.score, "matched_on": list(self.matched_on)}
+
+
+#: What scoring reads of a stored profile (plain rows: no ORM objects on the search path).
+PROFILE_COLUMNS = (
+    ChildProfile.child_id,
+    ChildProfile.given_names,
+    ChildProfile.surnames,
+    ChildProfile.alias,
+    ChildProfile.birth_earliest,
+    ChildProfile.birth_latest,
+    ChildProfile.birth_exact,
+    ChildProfile.sex,
+    ChildProfile.nationalities,
+)
+
+
+def profile_of(row: Any) -> IdentityProfile:
+    """The stored profile as :func:`~exchange.child_matching.score_match` takes it."""
+    birth = None
+    if row.birth_earliest is not None and row.birth_latest is not None:
+        birth = BirthWindow(row.birth_earliest, row.birth_latest, row.birth_exact)
+    return IdentityProfile(
+        given=tuple(row.given_names.split()),
+        surnames=tuple(row.surnames.split()),
+        alias=tuple(row.alias.split()),
+        birth=birth,
+        sex=row.sex,
+        nationalities=frozenset(row.nationalities.split()),
+    )
+
+
+def _ranked(candidates: Iterable[Candidate], limit: int) -> list[Candidate]:
+    best: dict[str, Candidate] = {}
+    for candidate in candidates:
+        if candidate.child_id not in best or candidate.score > best[candidate.child_id].score:
+            best[candidate.child_id] = candidate
+    return sorted(best.values(), key=lambda c: (-c.score, c.child_id))[:limit]
+
+
+def search_by_identifier(
+    session: Session, kind: str, value: str, *, agency_id: str | None
+) -> list[Candidate]:
+    """``curp``, ``unhcr`` (individual number, or a case number: every child of the case),
+    ``comar`` (case number) or ``agency_local`` (the caller's own local ids only)."""
+    found: list[Candidate] = []
+    if kind == "agency_local":
+        if agency_id is not None:
+            child_id = find_by_identifier(session, "agency_local", value.strip(), agency_id)
+            if child_id:
+                found.append(Candidate(child_id, 1.0, ("agency_local",)))
+    elif kind in ("curp", "unhcr"):
+        child_id = find_by_identifier(session, kind, normalize_identifier(value))
+        if child_id:
+            found.append(Candidate(child_id, 1.0, (kind,)))
+    if kind in ("unhcr", "comar"):
+        case_kind = f"{kind}_case"
+        rows = session.scalars(
+            select(ChildCaseNumber.child_id).where(
+                ChildCaseNumber.kind == case_kind,
+                ChildCaseNumber.value == normalize_identifier(value),
+            )
+        )
+        found.extend(Candidate(child_id, CASE_NUMBER_SCORE, (case_kind,)) for child_id in rows)
+    resolved = (
+        Candidate(resolve_child_id(session, c.child_id), c.score, c.matched_on) for c in found
+    )
+    return _ranked(resolved, MAX_CANDIDATES)
+
+
+def search_by_profile(
+    session: Session,
+    query: IdentityProfile,
+    *,
+    limit: int = MAX_CANDIDATES,
+    min_score: float = SEARCH_MIN_SCORE,
+) -> list[Candidate]:
+    """Children whose profiles score at least ``min_score`` against ``query``, best first."""
+    keys = sorted(query_keys(query))
+    if not keys:
+        return []
+    shared = func.count().label("shared")
+    pool = select(ChildNameKey.profile_id, shared).where(ChildNameKey.key.in_(keys))
+    order: list[Any] = [shared.desc()]
+    if query.birth is not None:
+        pool = pool.where(
+            ChildNameKey.birth_year_to >= query.birth.earliest.year - 2,
+            ChildNameKey.birth_year_from <= query.birth.latest.year + 2,
+        )
+        # Among profiles sharing as many keys, those born closest to the query come first
+        # (every key row of a profile carries the same years, so min() is just "the" value).
+        middle = query.birth.earliest.year + query.birth.latest.year
+        years = func.min(ChildNameKey.birth_year_from) + func.min(ChildNameKey.birth_year_to)
+        order.append(func.abs(years - middle))
+    pool = (
+        pool.group_by(ChildNameKey.profile_id)
+        .order_by(*order, ChildNameKey.profile_id)
+        .limit(CANDIDATE_POOL)
+    )
+    profile_ids = [profile_id for profile_id, _ in session.execute(pool)]
+    if not profile_ids:
+        return []
+    # No join to ``child``: a merge moves profiles to the surviving child, so a profile never
+    # names a merged child (and SQLite would plan the join as a scan of every child).
+    rows = session.execute(select(*PROFILE_COLUMNS).where(ChildProfile.id.in_(profile_ids)))
+    scored = []
+    for row in rows:
+        match = score_match(query, profile_of(row))
+        if match.score >= min_score:
+            scored.append(Candidate(row.child_id, match.score, match.matched_on))
+    return _ranked(scored, limit)

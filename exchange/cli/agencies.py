@@ -1,0 +1,423 @@
+"""``puente agency …``: register agencies, their keys and webhooks, list and disable them.
+
+Every command runs in one transaction with its audit entry. Mistakes (a duplicate id, an
+unknown agency, a key file that is not an Ed25519 public key) end with a message in Spanish or
+English and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+from flask import Flask
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from exchange import db
+from exchange.agencies import (
+    LEVELS,
+    ROTATION_GRACE,
+    AgencyError,
+    InvalidAgency,
+    add_key,
+    describe,
+    disable_agency,
+    enable_agency,
+    list_agencies,
+    register_agency,
+    retire_key,
+    rotate_key,
+    set_webhook,
+)
+from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
+from exchange.auth import SCOPES, utcnow
+from exchange.cli import language_option, print_json, with_hub
+
+
+def _say(lang: str, spanish: str, english: str) -> str:
+    return spanish if lang == "es" else english
+
+
+def _refusal(error: AgencyError, lang: str) -> click.ClickException:
+    if isinstance(error, InvalidAgency):
+        return click.ClickException(
+            "\n".join(["", *(f"  - {e.message(lang)}" for e in error.errors)])
+        )
+    return click.ClickException(error.message(lang))
+
+
+@contextmanager
+def _transaction(app: Flask, lang: str) -> Iterator[Session]:
+    """One transaction; registry refusals become clean command-line errors."""
+    try:
+        with db.database(app).sessions.begin() as session:
+            yield session
+    except AgencyError as error:
+        raise _refusal(error, lang) from error
+    except IntegrityError as error:
+        # Someone registered the same id or key between our check and our commit.
+        raise click.ClickException(
+            _say(lang, "Ya existe (registro simultáneo).", "Already exists (concurrent change).")
+        ) from error
+
+
+def read_public_key(path: Path, lang: str) -> dict[str, Any]:
+    """The Ed25519 public JWK in ``path`` (PEM or JWK); a private key file is refused."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise click.ClickException(
+            _say(lang, f"No se puede leer {path}: {error}", f"Cannot read {path}: {error}")
+        ) from error
+    looks_private = b"PRIVATE KEY" in data
+    if data.lstrip().startswith(b"{"):
+        try:
+            looks_private = looks_private or "d" in json.loads(data)
+        except ValueError:
+            pass
+    if looks_private:
+        raise click.ClickException(
+            _say(
+                lang,
+                f"{path} es una clave privada: registre la pública (.pub o .jwk); la privada "
+                "no sale del sistema de la agencia.",
+                f"{path} is a private key: register the public one (.pub or .jwk); the private "
+                "key never leaves the agency's system.",
+            )
+        )
+    try:
+        return load_public_jwk(path)
+    except ValueError as error:
+        raise click.ClickException(
+            _say(
+                lang,
+                f"{path} no es una clave pública Ed25519 (PEM o JWK).",
+                f"{path} is not an Ed25519 public key (PEM or JWK).",
+            )
+        ) from error
+
+
+def _new_key_files(directory: Path, name: str, lang: str) -> KeyFiles:
+    try:
+        return generate_key_files(directory, name)
+    except FileExistsError as error:
+        raise click.ClickException(
+            _say(
+                lang,
+                f"{error.filename} ya existe: no se sobrescribe.",
+                f"{error.filename} already exists: not overwritten.",
+            )
+        ) from error
+
+
+def _remove(files: KeyFiles | None) -> None:
+    # The registration failed: key files nobody will use must not linger.
+    if files is not None:
+        for path in (files.private_key, files.public_key, files.public_jwk):
+            path.unlink(missing_ok=True)
+
+
+def _key_source(
+    public_key: Path | None, generate_key: Path | None, name: str, lang: str
+) -> tuple[dict[str, Any] | None, KeyFiles | None]:
+    if public_key and generate_key:
+        raise click.UsageError(
+            _say(
+                lang,
+                "Use --public-key o --generate-key, no ambos.",
+                "Use --public-key or --generate-key, not both.",
+            )
+        )
+    if public_key:
+        return read_public_key(public_key, lang), None
+    if generate_key:
+        files = _new_key_files(generate_key.resolve(), name, lang)
+        return load_public_jwk(files.public_jwk), files
+    return None, None
+
+
+def _with_key_files(answer: dict[str, Any], files: KeyFiles | None) -> dict[str, Any]:
+    if files is not None:
+        answer["private_key"] = str(files.private_key)
+        answer["public_key"] = str(files.public_key)
+    return answer
+
+
+public_key_option = click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The agency's Ed25519 public key (PEM or JWK file).",
+)
+generate_key_option = click.option(
+    "--generate-key",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Generate a key pair in this folder (private key mode 0600); register the public key.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+
+@click.group("agency")
+def agency_group() -> None:
+    """Agencies: OAuth2 clients of the hub, with their keys, scopes and webhooks."""
+
+
+@agency_group.command("add")
+@click.argument("agency_id")
+@click.option("--name", required=True, help="Name shown to people.")
+@click.option("--level", type=click.Choice(LEVELS), required=True)
+@click.option(
+    "--jurisdiction",
+    required=True,
+    help='INEGI code: "00" federal, "07" a state, "07089" a municipality.',
+)
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, type=click.Choice(SCOPES), help="Repeat."
+)
+@click.option("--contact", help="Who to call at the agency (e-mail or phone).")
+@public_key_option
+@generate_key_option
+@click.option("--secret", is_flag=True, help="Also issue a client secret (development).")
+@click.option("--require-signature", is_flag=True, help="Pushes must carry Puente-Signature.")
+@click.option("--webhook", help="URL where the hub delivers notifications.")
+@json_option
+@language_option
+@with_hub
+def add_command(
+    app: Flask,
+    agency_id: str,
+    name: str,
+    level: str,
+    jurisdiction: str,
+    scopes: tuple[str, ...],
+    contact: str | None,
+    public_key: Path | None,
+    generate_key: Path | None,
+    secret: bool,
+    require_signature: bool,
+    webhook: str | None,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Register an agency; prints its client id, and its secret and key id if any.
+
+    The client secret is shown once here and stored only as a hash.
+    """
+    if not (public_key or generate_key or secret):
+        raise click.UsageError(
+            _say(
+                lang,
+                "La agencia necesita una credencial: --public-key, --generate-key o --secret.",
+                "The agency needs a credential: --public-key, --generate-key or --secret.",
+            )
+        )
+    jwk, files = _key_source(public_key, generate_key, agency_id, lang)
+    try:
+        with _transaction(app, lang) as session:
+            result = register_agency(
+                session,
+                agency_id,
+                name,
+                level,
+                jurisdiction,
+                list(scopes),
+                contact=contact,
+                public_jwk=jwk,
+                with_secret=secret,
+                require_signature=require_signature,
+                webhook_url=webhook,
+            )
+    except click.ClickException:
+        _remove(files)
+        raise
+    answer = _with_key_files(result.to_json(), files)
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(_say(lang, f"Agencia {agency_id} registrada.", f"Agency {agency_id} registered."))
+    click.echo(f"  client_id: {result.client_id}")
+    if result.key_id:
+        click.echo(f"  key_id: {result.key_id}")
+    if files is not None:
+        click.echo(
+            _say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
+            + str(files.private_key)
+        )
+    if result.client_secret:
+        click.echo(f"  client_secret: {result.client_secret}")
+        click.echo(
+            _say(
+                lang,
+                "  Guarde el secreto ahora: no se vuelve a mostrar.",
+                "  Store the secret now: it is not shown again.",
+            )
+        )
+
+
+@agency_group.command("list")
+@json_option
+@language_option
+@with_hub
+def list_command(app: Flask, as_json: bool, lang: str) -> None:
+    """List the agencies with their scopes, state and keys."""
+    with db.database(app).sessions() as session:
+        now = utcnow()
+        agencies = [describe(agency, now) for agency in list_agencies(session)]
+    if as_json:
+        print_json({"agencies": agencies})
+        return
+    if not agencies:
+        click.echo(_say(lang, "No hay agencias registradas.", "No agencies registered."))
+    for agency in agencies:
+        state = (
+            _say(lang, "activa", "active")
+            if agency["active"]
+            else _say(lang, "DESACTIVADA", "DISABLED")
+        )
+        valid = sum(1 for key in agency["keys"] if key["valid"])
+        click.echo(
+            f"{agency['id']}  {agency['level']}  {agency['jurisdiction']}  {state}  "
+            f"{' '.join(agency['scopes'])}  "
+            + _say(lang, f"claves válidas: {valid}", f"valid keys: {valid}")
+            + f"  {agency['name']}"
+        )
+
+
+def _simple_change(
+    change: Callable[[Session, str], None], spanish: str, english: str
+) -> Callable[..., None]:
+    @click.argument("agency_id")
+    @language_option
+    @with_hub
+    def command(app: Flask, agency_id: str, lang: str) -> None:
+        with _transaction(app, lang) as session:
+            change(session, agency_id)
+        click.echo(_say(lang, spanish.format(agency_id), english.format(agency_id)))
+
+    return command
+
+
+agency_group.command(
+    "disable",
+    help="Disable an agency: no new tokens, and the tokens it holds stop working at once.",
+)(
+    _simple_change(
+        disable_agency,
+        "Agencia {} desactivada; sus tokens dejaron de valer.",
+        "Agency {} disabled; its tokens no longer work.",
+    )
+)
+agency_group.command("enable", help="Enable a disabled agency again (old tokens stay revoked).")(
+    _simple_change(enable_agency, "Agencia {} activada.", "Agency {} enabled.")
+)
+
+
+@agency_group.command("rotate-key")
+@click.argument("agency_id")
+@public_key_option
+@generate_key_option
+@click.option(
+    "--grace-hours",
+    type=click.FloatRange(min=0),
+    default=ROTATION_GRACE.total_seconds() / 3600,
+    show_default=True,
+    help="How long the replaced keys keep verifying (0: retire them now).",
+)
+@json_option
+@language_option
+@with_hub
+def rotate_key_command(
+    app: Flask,
+    agency_id: str,
+    public_key: Path | None,
+    generate_key: Path | None,
+    grace_hours: float,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Make a new key the agency's current key; the old ones retire after the grace period."""
+    if not (public_key or generate_key):
+        raise click.UsageError(
+            _say(
+                lang,
+                "Indique --public-key o --generate-key.",
+                "Give --public-key or --generate-key.",
+            )
+        )
+    name = f"{agency_id}-{utcnow():%Y%m%dT%H%M%S%fZ}"
+    jwk, files = _key_source(public_key, generate_key, name, lang)
+    assert jwk is not None
+    try:
+        with _transaction(app, lang) as session:
+            result = rotate_key(session, agency_id, jwk, grace=timedelta(hours=grace_hours))
+    except click.ClickException:
+        _remove(files)
+        raise
+    answer = _with_key_files(result.to_json(), files)
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(_say(lang, f"Clave nueva: {result.key_id}", f"New key: {result.key_id}"))
+    for kid, moment in result.retiring.items():
+        until = f"{moment:%Y-%m-%d %H:%M} UTC"
+        click.echo(_say(lang, f"  {kid} vale hasta {until}", f"  {kid} valid until {until}"))
+    if files is not None:
+        click.echo(
+            _say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
+            + str(files.private_key)
+        )
+
+
+@agency_group.command("add-key")
+@click.argument("agency_id")
+@click.option(
+    "--public-key",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The Ed25519 public key (PEM or JWK file).",
+)
+@json_option
+@language_option
+@with_hub
+def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool, lang: str) -> None:
+    """Register one more key for an agency, beside the keys it has."""
+    jwk = read_public_key(public_key, lang)
+    with _transaction(app, lang) as session:
+        kid = add_key(session, agency_id, jwk)
+    if as_json:
+        print_json({"agency_id": agency_id, "key_id": kid})
+        return
+    click.echo(_say(lang, f"Clave añadida: {kid}", f"Key added: {kid}"))
+
+
+@agency_group.command("retire-key")
+@click.argument("agency_id")
+@click.argument("key_id")
+@language_option
+@with_hub
+def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> None:
+    """Stop a key verifying at once (for example a compromised key)."""
+    with _transaction(app, lang) as session:
+        retire_key(session, agency_id, key_id)
+    click.echo(_say(lang, f"Clave {key_id} retirada.", f"Key {key_id} retired."))
+
+
+@agency_group.command("set-webhook")
+@click.argument("agency_id")
+@click.argument("url")
+@language_option
+@with_hub
+def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None:
+    """Set where the hub delivers the agency's notifications ("-" removes it)."""
+    with _transaction(app, lang) as session:
+        set_webhook(session, agency_id, None if url == "-" else url)
+    click.echo(_say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
+
+
+def register(main: click.Group) -> None:
+    main.add_command(agency_group)

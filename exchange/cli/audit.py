@@ -1,0 +1,463 @@
+"""``puente audit export`` and ``puente audit verify``.
+
+``verify`` works offline with public keys only. This module imports nothing but the standard
+library, click and the pure ``audit`` package at import time (tqdm when a progress bar is
+shown); ``export`` loads the hub (Flask, SQLAlchemy) inside the command.
+
+Exit codes of ``verify``: 0 ok; 1 bad proof or entry; 2 signature or quorum failure;
+3 inconsistent checkpoints; 64 wrong usage (missing file or option).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from audit import (
+    AuditError,
+    Checkpoint,
+    CosignatureVerifier,
+    FormatError,
+    InconsistentCheckpoints,
+    ProofError,
+    SignatureError,
+    TlogProof,
+    Verifier,
+    open_checkpoint,
+    verify_proof_file,
+)
+from audit.verify_export import BadEntry, ExportSummary, verify_export, verify_kept_against
+
+EXIT_OK, EXIT_BAD_ENTRY, EXIT_BAD_SIGNATURE, EXIT_INCONSISTENT, EXIT_USAGE = 0, 1, 2, 3, 64
+EXIT_CODES = (
+    (SignatureError, EXIT_BAD_SIGNATURE),
+    (InconsistentCheckpoints, EXIT_INCONSISTENT),
+    (AuditError, EXIT_BAD_ENTRY),  # EntryError, ProofError, FormatError
+)
+HEADLINES = {
+    EXIT_BAD_ENTRY: ("FALLA: prueba o entrada incorrecta", "FAIL: bad proof or entry"),
+    EXIT_BAD_SIGNATURE: ("FALLA: firma o quórum", "FAIL: signature or quorum"),
+    EXIT_INCONSISTENT: (
+        "FALLA: puntos de control inconsistentes",
+        "FAIL: inconsistent checkpoints",
+    ),
+}
+
+
+class UsageProblem(click.UsageError):
+    exit_code = EXIT_USAGE
+
+
+def _lang_default() -> str:
+    import os
+
+    lang = os.environ.get("PUENTE_LANG") or os.environ.get("LANG", "")
+    return "es" if lang.lower().startswith("es") else "en"
+
+
+def _say(lang: str, spanish: str, english: str) -> str:
+    return spanish if lang == "es" else english
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Audit log: export it; verify it offline with public keys only."""
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+@audit_group.command("export")
+@click.option(
+    "--out",
+    "directory",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the export to (created).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
+def export_command(directory: Path, as_json: bool) -> None:
+    """Write entries.ndjson, checkpoints.ndjson, leaves.bin, log.vkey, keys.json, manifest.json."""
+    from tqdm import tqdm
+
+    from exchange.audit_export import export_log
+    from exchange.cli import hub_app
+
+    app = hub_app()
+    bar: Any = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="entries", disable=None, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    with app.app_context():
+        result = export_log(app, directory, progress=progress)
+    if bar is not None:
+        bar.close()
+    for gap in result.gaps[:5]:
+        click.echo(f"AVISO / WARNING: entry {gap} missing from the database", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+        return
+    click.echo(
+        f"{result.entries} entries, {result.checkpoints} checkpoints -> {directory} "
+        f"(latest checkpoint: {result.latest_checkpoint})"
+    )
+
+
+# --- verify ----------------------------------------------------------------------------------
+
+
+@audit_group.command("verify")
+@click.option(
+    "--full",
+    "full_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="An export folder: recompute the whole tree and check every checkpoint.",
+)
+@click.option(
+    "--proof",
+    "proof_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A .tlog-proof file: check one entry's inclusion under a signed checkpoint.",
+)
+@click.option(
+    "--entry",
+    "entry_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The entry the proof is for (default: the entry carried in the proof file).",
+)
+@click.option(
+    "--since",
+    "kept_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed checkpoint you kept earlier: the log must extend it. Repeatable.",
+)
+@click.option(
+    "--consistency",
+    "consistency_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With --proof and --since: a consistency proof (JSON from the hub's "
+    "/v1/audit/proofs/consistency) between your checkpoint and the proof's.",
+)
+@click.option(
+    "--vkey",
+    "vkeys",
+    multiple=True,
+    help="The hub's log public key (vkey string or file), obtained independently.",
+)
+@click.option("--origin", help="The log's origin line (default: any origin the key signed).")
+@click.option("--witness", "witness_vkeys", multiple=True, help="A witness cosigner vkey.")
+@click.option(
+    "--quorum",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Witness cosignatures required on the (latest) checkpoint.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.option(
+    "--lang",
+    type=click.Choice(["es", "en"]),
+    default=_lang_default,
+    help="Language of messages / idioma de los mensajes.",
+)
+def verify_command(
+    full_dir: Path | None,
+    proof_file: Path | None,
+    entry_file: Path | None,
+    kept_files: tuple[Path, ...],
+    consistency_file: Path | None,
+    vkeys: tuple[str, ...],
+    origin: str | None,
+    witness_vkeys: tuple[str, ...],
+    quorum: int,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
+    3 inconsistent checkpoints (64: usage)."""
+    if (full_dir is None) == (proof_file is None):
+        raise UsageProblem("give exactly one of --full DIR and --proof FILE")
+    try:
+        witnesses = [CosignatureVerifier.from_vkey(_text_or_file(v)) for v in witness_vkeys]
+        verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkeys]
+    except FormatError as error:
+        raise UsageProblem(f"bad key: {error}") from error
+    if not 0 <= quorum <= len(witnesses):
+        raise UsageProblem(f"--quorum must be between 0 and the {len(witnesses)} --witness keys")
+    kept = [path.read_text(encoding="utf-8") for path in kept_files]
+    try:
+        if full_dir is not None:
+            if not verifiers:
+                verifiers = [_export_key(full_dir, lang)]
+            result = _verify_full(full_dir, verifiers, origin, kept, witnesses, quorum)
+        else:
+            assert proof_file is not None
+            if not verifiers:
+                raise UsageProblem("--proof needs --vkey (the hub's log key)")
+            result = _verify_proof(
+                proof_file, entry_file, verifiers, origin, kept, consistency_file, witnesses, quorum
+            )
+    except AuditError as error:
+        _fail(error, lang, as_json)
+    _succeed(result, lang, as_json)
+
+
+def _verify_full(
+    directory: Path,
+    verifiers: Sequence[Verifier],
+    origin: str | None,
+    kept: Sequence[str],
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+) -> dict[str, Any]:
+    entries_path = directory / "entries.ndjson"
+    checkpoints_path = directory / "checkpoints.ndjson"
+    for path in (entries_path, checkpoints_path):
+        if not path.is_file():
+            raise UsageProblem(f"{path} not found: is {directory} an export?")
+    manifest = _manifest(directory)
+    leaves_path = directory / "leaves.bin"
+
+    def read_leaves(start: int, end: int) -> bytes:
+        with leaves_path.open("rb") as handle:
+            handle.seek(start * 32)
+            return handle.read((end - start) * 32)
+
+    with _ProgressBar(manifest.get("entries")) as progress, checkpoints_path.open("rb") as cps:
+        summary = verify_export(
+            lambda: _lines(entries_path),
+            cps,
+            verifiers,
+            origin=origin or manifest.get("origin"),
+            leaves=read_leaves if leaves_path.is_file() else None,
+            kept=kept,
+            witnesses=witnesses,
+            quorum=quorum,
+            progress=progress,
+        )
+    return _summary_json(summary)
+
+
+def _verify_proof(
+    proof_file: Path,
+    entry_file: Path | None,
+    verifiers: Sequence[Verifier],
+    origin: str | None,
+    kept: Sequence[str],
+    consistency_file: Path | None,
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+) -> dict[str, Any]:
+    text = proof_file.read_text(encoding="utf-8")
+    proof = TlogProof.from_text(text)
+    if entry_file is not None:
+        entry = _entry_bytes(entry_file.read_bytes())
+    elif proof.extra is not None:
+        entry = proof.extra
+    else:
+        raise UsageProblem("the proof file carries no entry: pass --entry FILE")
+    verified = verify_proof_file(
+        text, entry, verifiers, origin=origin, witnesses=witnesses, quorum=quorum
+    )
+    checked = []
+    for kept_text in kept:
+        mine = _open_kept(kept_text, verifiers, origin)
+        proof_hashes = _consistency_hashes(consistency_file, mine, verified.checkpoint)
+        verify_kept_against(mine, verified.checkpoint, proof_hashes)
+        checked.append(mine.size)
+    return {
+        "index": verified.index,
+        "checkpoint": {
+            "size": verified.checkpoint.size,
+            "root": base64.b64encode(verified.checkpoint.root_hash).decode(),
+        },
+        "entry": entry.decode("utf-8", "replace"),
+        "kept_checkpoints": checked,
+    }
+
+
+def _open_kept(text: str, verifiers: Sequence[Verifier], origin: str | None) -> Checkpoint:
+    try:
+        return open_checkpoint(text, verifiers, origin=origin)
+    except SignatureError as error:
+        raise SignatureError(f"the checkpoint you kept: {error}") from error
+
+
+def _consistency_hashes(path: Path | None, kept: Checkpoint, other: Checkpoint) -> list[bytes]:
+    if kept.size == other.size or 0 in (kept.size, other.size):
+        return []
+    if path is None:
+        raise UsageProblem(
+            f"your checkpoint has size {kept.size} and the proof's {other.size}: pass "
+            f"--consistency FILE (GET /v1/audit/proofs/consistency?first="
+            f"{min(kept.size, other.size)}&second={max(kept.size, other.size)})"
+        )
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        sizes = (body["first"], body["second"])
+        hashes = [base64.b64decode(h, validate=True) for h in body["hashes"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ProofError(f"{path} is not a consistency proof: {error}") from error
+    if sizes != (min(kept.size, other.size), max(kept.size, other.size)):
+        raise ProofError(f"{path} proves sizes {sizes}, not {kept.size} and {other.size}")
+    return hashes
+
+
+def _entry_bytes(data: bytes) -> bytes:
+    """A canonical entry file, or one line of GET /v1/audit/entries ({index, entry})."""
+    data = data.rstrip(b"\n")
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(value, dict) and set(value) == {"index", "entry"}:
+        return str(value["entry"]).encode("utf-8")
+    return data
+
+
+def _export_key(directory: Path, lang: str) -> Verifier:
+    path = directory / "log.vkey"
+    if not path.is_file():
+        raise UsageProblem("pass --vkey: the hub's log key, obtained independently")
+    click.echo(
+        _say(
+            lang,
+            "AVISO: se usa la llave incluida en la exportación. Esto no prueba nada: pase con "
+            "--vkey la llave pública del nodo obtenida por otro medio.",
+            "WARNING: using the key included in the export. This proves nothing: pass the "
+            "hub's public key, obtained independently, with --vkey.",
+        ),
+        err=True,
+    )
+    try:
+        return Verifier.from_vkey(path.read_text(encoding="utf-8").strip())
+    except FormatError as error:
+        raise UsageProblem(f"{path}: {error}") from error
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    try:
+        value = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text_or_file(value: str) -> str:
+    path = Path(value)
+    if "+" not in value and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    return value.strip()
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with path.open("rb", buffering=1 << 20) as handle:
+        yield from handle
+
+
+class _ProgressBar:
+    """A tqdm bar on a terminal for large logs; a no-op otherwise."""
+
+    def __init__(self, total: Any) -> None:
+        self.total = total if isinstance(total, int) else None
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if self.total is None or self.total < 100_000 or not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, unit="entries", file=sys.stderr)
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _summary_json(summary: ExportSummary) -> dict[str, Any]:
+    latest = summary.latest
+    return {
+        "entries": summary.entries,
+        "checkpoints": summary.checkpoints,
+        "latest_checkpoint": None
+        if latest is None
+        else {"size": latest.size, "root": base64.b64encode(latest.root_hash).decode()},
+        "unsigned_entries": summary.unsigned_entries,
+        "kept_checkpoints": [c.size for c in summary.kept],
+    }
+
+
+def _fail(error: AuditError, lang: str, as_json: bool) -> None:
+    code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+    details: dict[str, Any] = {"ok": False, "exit_code": code, "error": str(error)}
+    if isinstance(error, BadEntry):
+        details["entry_index"] = error.index
+    if hasattr(error, "first") and hasattr(error, "second"):
+        details["checkpoints"] = [error.first, error.second]
+    if as_json:
+        click.echo(json.dumps(details, ensure_ascii=False))
+    else:
+        click.echo(f"{_say(lang, *HEADLINES[code])}: {error}", err=True)
+    sys.exit(code)
+
+
+def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"ok": True, "exit_code": EXIT_OK, **result}, ensure_ascii=False))
+        return
+    if "entries" in result:
+        latest = result["latest_checkpoint"]
+        click.echo(
+            _say(
+                lang,
+                f"OK: {result['entries']} entradas y {result['checkpoints']} puntos de control "
+                f"verificados; último: {latest['size'] if latest else '-'}",
+                f"OK: {result['entries']} entries and {result['checkpoints']} checkpoints "
+                f"verified; latest: {latest['size'] if latest else '-'}",
+            )
+        )
+        if result["unsigned_entries"]:
+            click.echo(
+                _say(
+                    lang,
+                    f"AVISO: {result['unsigned_entries']} entradas posteriores al último punto "
+                    "de control no están firmadas",
+                    f"WARNING: {result['unsigned_entries']} entries after the latest checkpoint "
+                    "are not covered by a signature",
+                ),
+                err=True,
+            )
+    else:
+        size = result["checkpoint"]["size"]
+        click.echo(
+            _say(
+                lang,
+                f"OK: la entrada {result['index']} está en el registro firmado de tamaño {size}",
+                f"OK: entry {result['index']} is in the signed log of size {size}",
+            )
+        )
+        click.echo(result["entry"])
+    for size in result.get("kept_checkpoints", []):
+        click.echo(
+            _say(
+                lang,
+                f"OK: consistente con su punto de control {size}",
+                f"OK: consistent with your checkpoint {size}",
+            )
+        )
+
+
+def register(main: click.Group) -> None:
+    main.add_command(audit_group)

@@ -1,0 +1,133 @@
+"""``puente children …``: probable duplicates for a person to review, and the merge they decide.
+
+Nothing is ever merged automatically: ``duplicates`` only lists, ``merge A B`` merges child B
+into child A when a person asks, and the merge is recorded in the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+
+import click
+from flask import Flask
+
+from exchange import db
+from exchange.child_duplicates import MergeRefused, merge_children, probable_duplicates
+from exchange.child_matching import DUPLICATE_MIN_SCORE
+from exchange.cli import language_option, print_json, with_hub
+
+
+@click.group("children")
+def children_group() -> None:
+    """Child index: probable duplicates and merges / índice de NNA: duplicados y fusiones."""
+
+
+@children_group.command("duplicates")
+@click.option(
+    "--min-score",
+    type=click.FloatRange(0, 1),
+    default=DUPLICATE_MIN_SCORE,
+    show_default=True,
+    help="Lowest score listed / puntaje mínimo listado.",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"duplicates": [...]} as JSON.')
+@language_option
+@with_hub
+def duplicates_command(app: Flask, min_score: float, as_json: bool, lang: str) -> None:
+    """List probable duplicate children and identifier conflicts (nothing is merged)."""
+    session = db.database(app).sessions()
+    with session:
+        pairs = probable_duplicates(session, min_score)
+    if as_json:
+        print_json({"min_score": min_score, "duplicates": [pair.to_json() for pair in pairs]})
+        return
+    if not pairs:
+        click.echo("Sin duplicados probables." if lang == "es" else "No probable duplicates.")
+        return
+    for pair in pairs:
+        score = "-" if pair.score is None else f"{pair.score:.3f}"
+        why = pair.reason + (f":{pair.identifier_kind}" if pair.identifier_kind else "")
+        click.echo(
+            f"{pair.child_id}  {pair.other_child_id}  {score}  {why}  {','.join(pair.matched_on)}"
+        )
+    hint = (
+        "Revise cada par; fusione con: puente children merge CONSERVAR FUSIONAR --reason …"
+        if lang == "es"
+        else "Review each pair; merge with: puente children merge KEEP MERGE --reason …"
+    )
+    click.echo(hint, err=True)
+
+
+#: The audit log's person id pattern (common/1 person_id).
+PERSON_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,79}$")
+
+
+def _person_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not PERSON_ID.match(value):
+        raise click.BadParameter(
+            f"{value!r}: use letters, digits and . _ : @ - / letras, dígitos y . _ : @ -"
+        )
+    return value
+
+
+@children_group.command("merge")
+@click.argument("into")
+@click.argument("merged")
+@click.option("--reason", help="Why (no names) / motivo (sin nombres).")
+@click.option(
+    "--by",
+    "person",
+    default=getpass.getuser,
+    show_default="the login name",
+    callback=_person_id,
+    help="Who decides (a person id), for the audit log / quién decide, para la bitácora.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the merge as JSON.")
+@language_option
+@with_hub
+def merge_command(
+    app: Flask,
+    into: str,
+    merged: str,
+    reason: str | None,
+    person: str,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Merge child MERGED into child INTO (its identifiers move; reads of it follow INTO)."""
+    session = db.database(app).sessions()
+    with session:
+        try:
+            result = merge_children(session, into, merged, reason=reason, actor_person=person)
+        except LookupError as error:
+            raise click.ClickException(
+                f"No existe la NNA {error.args[0]}."
+                if lang == "es"
+                else f"No such child {error.args[0]}."
+            ) from error
+        except MergeRefused as refused:
+            raise click.ClickException(
+                refused.message_es if lang == "es" else refused.message_en
+            ) from refused
+        session.commit()
+    if as_json:
+        print_json(result.to_json())
+    elif result.already_merged:
+        click.echo(
+            f"{merged} ya estaba fusionado en {into}; nada cambió."
+            if lang == "es"
+            else f"{merged} was already merged into {into}; nothing changed."
+        )
+    else:
+        click.echo(
+            f"{merged} fusionado en {into}: {result.identifiers_moved} identificadores, "
+            f"{result.profiles_moved} perfiles."
+            if lang == "es"
+            else f"{merged} merged into {into}: {result.identifiers_moved} identifiers, "
+            f"{result.profiles_moved} profiles moved."
+        )
+
+
+def register(main: click.Group) -> None:
+    main.add_command(children_group)

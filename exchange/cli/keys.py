@@ -1,0 +1,88 @@
+"""``puente keys …``: key pairs for agency systems, and the hub's data keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from exchange.agency_keys import generate_key_files
+from exchange.cli import print_json, with_hub
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Keys: generate agency key pairs; rotate the hub's data key."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--out",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write the key files to.",
+)
+@click.option("--name", default="agency", show_default=True, help="Base name of the files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
+def generate_command(directory: Path, name: str, as_json: bool) -> None:
+    """Write an Ed25519 key pair: NAME.key (private, mode 0600), NAME.pub and NAME.jwk."""
+    try:
+        files = generate_key_files(directory, name)
+    except FileExistsError as error:
+        raise click.ClickException(
+            f"{error.filename} ya existe / already exists: no se sobrescribe / not overwritten"
+        ) from error
+    if as_json:
+        print_json(files.to_json())
+        return
+    click.echo(f"kid: {files.kid}")
+    click.echo(f"private key (keep secret): {files.private_key}")
+    click.echo(f"public key: {files.public_key} and {files.public_jwk}")
+
+
+@keys_group.command("rotate-data-key")
+@click.option(
+    "--resume", is_flag=True, help="Make no new key; finish moving rows to the current one."
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@with_hub
+def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: bool) -> None:
+    """Make a new data key and re-encrypt record bodies under it, batch by batch.
+
+    Safe to interrupt: run it again with --resume to go on. Old keys are kept; once no row
+    uses one (see rows_per_key in the output) it may be moved out of the key folder.
+    """
+    from exchange import db
+    from exchange.crypto import data_keyring, generate_data_key, reencrypt_batches, rows_per_key
+
+    keyring = data_keyring(app)
+    created = None if resume else str(generate_data_key(app)[1])
+    sessions = db.database(app).sessions
+    moved = 0
+    for count in reencrypt_batches(sessions, keyring, batch_size):
+        moved += count
+        if not as_json:
+            click.echo(f"re-encrypted / recifrados: {moved}")
+    with sessions() as session:
+        per_key = rows_per_key(session)
+    current = keyring.current().id
+    result = {
+        "current_key": current,
+        "created": created,
+        "reencrypted": moved,
+        "rows_per_key": per_key,
+        "unused_keys": [key for key in keyring.key_ids if key not in per_key and key != current],
+    }
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"current data key / clave actual: {current}")
+    click.echo(f"rows per key / filas por clave: {per_key}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(keys_group)

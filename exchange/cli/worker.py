@@ -1,0 +1,125 @@
+"""``puente worker`` delivers the outbox; ``puente outbox list|retry`` lets an operator see and
+requeue what could not be delivered."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+from flask import Flask
+from sqlalchemy import select
+
+from exchange import db
+from exchange.audit_sequencer import ensure_integrator, integrate_pending
+from exchange.cli import print_json, with_hub
+from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker
+from exchange.transports import WebhookTransport
+
+
+@click.command("worker")
+@click.option("--once", is_flag=True, help="One pass over what is due, then exit.")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="Messages claimed at a time.",
+)
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(0.05, 3600),
+    default=1.0,
+    show_default=True,
+    help="Pause when nothing is due.",
+)
+@with_hub
+def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> None:
+    """Deliver webhook notifications from the outbox and sequence the audit log
+    (several workers may run at once).
+
+    SIGTERM or Ctrl-C stops the worker after the delivery in progress.
+    """
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    click.echo(
+        f"puente worker: entregando / delivering (batch {batch}, poll {poll_seconds}s)", err=True
+    )
+    try:
+        transport = WebhookTransport(app)
+    except (OSError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    if once:
+        integrate_pending(app)
+    else:
+        # The same integrator thread as in each 'puente serve' worker: entries recorded by the
+        # command line or by other processes get sequenced and checkpointed here too.
+        ensure_integrator(app, serving=True)
+    totals = run_worker(
+        app,
+        once=once,
+        stop_event=stop,
+        batch=batch,
+        poll_seconds=poll_seconds,
+        transport=transport,
+    )
+    click.echo(
+        f"puente worker: entregadas / delivered {totals.delivered}, "
+        f"reintento / retrying {totals.retrying}, sin entregar / dead {totals.dead}",
+        err=True,
+    )
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """Notifications waiting for delivery, delivered or dead."""
+
+
+@outbox_group.command("list")
+@click.option("--status", type=click.Choice(STATUSES), help="Only messages in this state.")
+@click.option("--agency", "agency_id", help="Only messages for this agency.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@with_hub
+def outbox_list(
+    app: Flask, status: str | None, agency_id: str | None, limit: int, as_json: bool
+) -> None:
+    """List outbox messages, newest first."""
+    query = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(OutboxMessage.status == status)
+    if agency_id:
+        query = query.where(OutboxMessage.agency_id == agency_id)
+    with db.database(app).sessions() as session:
+        for message in session.scalars(query):
+            if as_json:
+                print_json(message.to_json())
+                continue
+            click.echo(
+                f"{message.id}  {message.status:<9}  {message.agency_id}  {message.kind}  "
+                f"attempts={message.attempts}  {message.last_error or ''}".rstrip()
+            )
+
+
+@outbox_group.command("retry")
+@click.argument("message_ids", nargs=-1)
+@click.option("--all-dead", is_flag=True, help="Requeue every dead message.")
+@with_hub
+def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool) -> None:
+    """Make dead or failed messages due again, with a fresh attempt count."""
+    if not message_ids and not all_dead:
+        raise click.UsageError("name message ids or pass --all-dead")
+    with db.database(app).sessions.begin() as session:
+        count = requeue(session, None if all_dead else list(message_ids))
+    click.echo(f"{count} reencolados / requeued")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(worker_command)
+    main.add_command(outbox_group)

@@ -1,0 +1,251 @@
+"""Encryption at rest of record bodies: PyNaCl SecretBox under rotatable data keys.
+
+Data keys live outside the database, like every hub key:
+
+- files ``<instance>/keys/data/<key_id>.key`` (setting ``DATA_KEYS_DIR``), each holding 32
+  random bytes in base64, mode 0600; ``puente init`` creates the first one;
+- and/or ``PUENTE_DATA_KEY`` = ``key_id:base64key[,key_id:base64key…]`` (setting ``DATA_KEY``).
+
+Every stored body row carries the id of the key that encrypted it. New bodies are encrypted
+with the *current* key: the one with the greatest id. Key ids made here are
+``dk_<UTC time>_<random>``, so a newer key sorts later. ``puente keys rotate-data-key`` writes
+a new key and re-encrypts old rows in committed batches (run it again to resume); old keys stay
+until no row uses them, and the hub never deletes a key by itself.
+
+Running hub processes notice a new key file within :data:`RELOAD_SECONDS`, and reload at once
+when they meet a row encrypted under a key they do not know yet.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nacl.exceptions
+import nacl.secret
+from flask import Flask, current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from exchange.config import resolve_instance_file
+
+RELOAD_SECONDS = 5.0
+KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE
+_KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class DataKeyError(Exception):
+    """A data key is missing or unusable, or a body does not decrypt."""
+
+
+@dataclass(frozen=True)
+class DataKey:
+    id: str
+    box: nacl.secret.SecretBox
+    source: str
+
+
+def _decode_key(text: str, source: str) -> bytes:
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise DataKeyError(f"data key {source} is not base64") from None
+    if len(raw) != KEY_BYTES:
+        raise DataKeyError(f"data key {source} has {len(raw)} bytes, want {KEY_BYTES}")
+    return raw
+
+
+def new_key_id() -> str:
+    return f"dk_{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(3)}"
+
+
+class DataKeyring:
+    """The data keys of one hub: encrypt with the current key, decrypt with any."""
+
+    def __init__(self, directory: Path, environment_keys: str | None = None) -> None:
+        self.directory = directory
+        self.environment_keys = environment_keys or ""
+        self._lock = threading.Lock()
+        self._keys: dict[str, DataKey] = {}
+        self._problems: list[str] = []
+        self._stamp: float | None = None
+        self._checked = 0.0
+        self.reload()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _directory_stamp(self) -> float | None:
+        try:
+            return self.directory.stat().st_mtime_ns / 1e9
+        except FileNotFoundError:
+            return None
+
+    def reload(self) -> None:
+        keys: dict[str, DataKey] = {}
+        problems: list[str] = []
+        for entry in filter(None, (part.strip() for part in self.environment_keys.split(","))):
+            key_id, _, text = entry.partition(":")
+            try:
+                if not _KEY_ID.match(key_id) or not text:
+                    raise DataKeyError("PUENTE_DATA_KEY entries are key_id:base64key")
+                raw = _decode_key(text, f"{key_id} (PUENTE_DATA_KEY)")
+                keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
+            except DataKeyError as error:
+                problems.append(str(error))
+        stamp = self._directory_stamp()
+        if stamp is not None:
+            for path in sorted(self.directory.glob("*.key")):
+                try:
+                    raw = _decode_key(path.read_text(encoding="ascii"), str(path))
+                    keys[path.stem] = DataKey(path.stem, nacl.secret.SecretBox(raw), str(path))
+                except (DataKeyError, OSError, UnicodeDecodeError) as error:
+                    problems.append(str(error))
+        with self._lock:
+            self._keys, self._problems, self._stamp = keys, problems, stamp
+            self._checked = time.monotonic()
+
+    def _refresh_if_stale(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_SECONDS:
+            return
+        self._checked = now
+        if self._directory_stamp() != self._stamp:
+            self.reload()
+
+    # -- use ---------------------------------------------------------------------------------
+
+    @property
+    def key_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    @property
+    def problems(self) -> list[str]:
+        return list(self._problems)
+
+    def current(self) -> DataKey:
+        self._refresh_if_stale()
+        if not self._keys:
+            raise DataKeyError(
+                f"no data key in {self.directory} or PUENTE_DATA_KEY (run 'puente init')"
+            )
+        return self._keys[max(self._keys)]
+
+    def encrypt(self, plaintext: bytes) -> tuple[str, bytes]:
+        """``(key_id, nonce ‖ ciphertext)`` under the current key (random 24-byte nonce)."""
+        key = self.current()
+        return key.id, bytes(key.box.encrypt(plaintext))
+
+    def decrypt(self, key_id: str, ciphertext: bytes) -> bytes:
+        key = self._keys.get(key_id)
+        if key is None:
+            self.reload()  # rotated by another process since we loaded
+            key = self._keys.get(key_id)
+            if key is None:
+                raise DataKeyError(f"data key {key_id} is not available to this hub")
+        try:
+            return bytes(key.box.decrypt(ciphertext))
+        except nacl.exceptions.CryptoError:
+            raise DataKeyError(f"a body does not decrypt with data key {key_id}") from None
+
+
+def data_keys_dir(app: Flask) -> Path:
+    return resolve_instance_file(Path(app.instance_path), app.config["DATA_KEYS_DIR"])
+
+
+def data_keyring(app: Flask | None = None) -> DataKeyring:
+    """The app's keyring, loaded on first use."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    keyring = app.extensions.get("puente.data_keys")
+    if keyring is None:
+        keyring = DataKeyring(data_keys_dir(app), app.config.get("DATA_KEY"))
+        app.extensions["puente.data_keys"] = keyring
+    return keyring  # type: ignore[no-any-return]
+
+
+def generate_data_key(app: Flask) -> tuple[str, Path]:
+    """Write a new data key file (mode 0600, never overwriting); it becomes the current key."""
+    directory = data_keys_dir(app)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_id = new_key_id()
+    path = directory / f"{key_id}.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii") + "\n")
+    data_keyring(app).reload()
+    return key_id, path
+
+
+def ensure_data_key(app: Flask) -> list[Path]:
+    """Create the first data key unless one exists (``puente init``); returns files created."""
+    keyring = data_keyring(app)
+    keyring.reload()
+    if keyring.key_ids:
+        return []
+    return [generate_data_key(app)[1]]
+
+
+def data_key_problem(app: Flask | None = None) -> str | None:
+    """What keeps bodies from being encrypted, for ``/readyz``; ``None`` when all is well."""
+    keyring = data_keyring(app)
+    try:
+        keyring.current()
+    except DataKeyError as error:
+        return "; ".join([*keyring.problems, str(error)])
+    return "; ".join(keyring.problems) or None
+
+
+# -- rotation ----------------------------------------------------------------------------------
+
+
+def rows_per_key(session: Session) -> dict[str, int]:
+    from exchange.records import RecordVersion
+
+    rows = session.execute(
+        select(RecordVersion.data_key_id, func.count()).group_by(RecordVersion.data_key_id)
+    )
+    return {key_id: count for key_id, count in rows}
+
+
+def reencrypt_batches(
+    sessions: sessionmaker[Session], keyring: DataKeyring, batch_size: int = 500
+) -> Iterator[int]:
+    """Re-encrypt bodies not under the current key, one committed batch at a time; yields the
+    number of rows moved by each batch. Stopping between batches loses nothing: run again to
+    resume."""
+    from exchange.records import RecordVersion
+
+    current = keyring.current()
+    while True:
+        with sessions() as session:
+            rows = session.execute(
+                select(RecordVersion.id, RecordVersion.data_key_id, RecordVersion.body_ciphertext)
+                .where(RecordVersion.data_key_id != current.id)
+                .order_by(RecordVersion.id)
+                .limit(batch_size)
+            ).all()
+            if not rows:
+                return
+            moved = 0
+            for row_id, old_key, ciphertext in rows:
+                plaintext = keyring.decrypt(old_key, ciphertext)
+                result = session.execute(
+                    update(RecordVersion)
+                    .where(RecordVersion.id == row_id, RecordVersion.data_key_id == old_key)
+                    .values(
+                        body_ciphertext=bytes(current.box.encrypt(plaintext)),
+                        data_key_id=current.id,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+                moved += result.rowcount  # type: ignore[attr-defined]
+            session.commit()
+        yield moved

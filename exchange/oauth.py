@@ -1,0 +1,339 @@
+"""The OAuth2 authorization server (Authlib): agency systems get short-lived bearer tokens.
+
+- ``POST /oauth/token``: client credentials grant (RFC 6749 §4.4). Clients authenticate with
+  ``private_key_jwt`` (RFC 7523: a JWT signed ``EdDSA`` by one of the agency's Ed25519 keys) or
+  ``client_secret_basic``.
+- ``POST /oauth/introspect`` (RFC 7662): an agency may introspect its own tokens only.
+- ``POST /oauth/revoke`` (RFC 7009).
+
+Answers use OAuth's own JSON errors (RFC 6749 §5.2), which OAuth client libraries expect, rather
+than the RFC 9457 problems of the rest of the API. The ``client_id`` is the agency id.
+
+Assertions: the algorithm allow-list is ``EdDSA`` alone (``none`` and HMAC are refused before any
+key is touched, so a public key can never be used as an HMAC secret); ``aud`` must be this hub's
+token endpoint; ``exp`` is required and at most :data:`ASSERTION_MAX_SECONDS` ahead; each ``jti``
+is accepted once, enforced by a primary key in the database so it holds across gunicorn workers
+and hub processes; ``kid`` must name a key of the agency that is valid now.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+import warnings
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
+from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from flask import Blueprint, Flask, Response, current_app, request
+from joserfc import jws, jwt
+from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
+from joserfc.jwk import KeySet, OKPKey
+from joserfc.util import to_bytes
+from sqlalchemy import DateTime, String, delete
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column, selectinload
+
+from exchange import db
+from exchange.auth import (
+    MAX_TOKEN_SECONDS,
+    SCOPES,
+    AccessToken,
+    as_utc,
+    find_token,
+    store_token,
+    utcnow,
+)
+from exchange.db import Base
+
+#: The only JWS algorithm accepted in client assertions (Ed25519 keys, RFC 8037).
+ASSERTION_ALGORITHMS = ("EdDSA",)
+#: An assertion may not be valid for longer than this (``exp`` at most this far ahead).
+ASSERTION_MAX_SECONDS = 300
+#: Clock skew allowed on ``exp``, ``nbf`` and ``iat``.
+ASSERTION_LEEWAY_SECONDS = 30
+JTI_MAX_LENGTH = 200
+
+AUTH_METHODS = ["client_secret_basic", "private_key_jwt"]
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
+
+# joserfc warns on every use of "EdDSA" because RFC 9864 adds the fully specified "Ed25519"
+# name. DESIGN.md fixes "EdDSA" with Ed25519 keys (and we accept nothing else), so the warning
+# says nothing actionable; it is silenced process-wide because gunicorn threads make
+# warnings.catch_warnings unsafe.
+warnings.filterwarnings("ignore", message="EdDSA is deprecated", category=SecurityWarning)
+
+
+class UsedAssertion(Base):
+    """A client assertion ``jti`` already accepted; kept until the assertion would expire."""
+
+    __tablename__ = "oauth_used_assertion"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(JTI_MAX_LENGTH), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def consume_assertion_id(client_id: str, jti: str, expires_at: datetime) -> bool:
+    """Record ``jti`` as used; False if it was used before (also by a concurrent request).
+
+    Runs in a transaction of its own, committed before the token is issued: an assertion is good
+    for one attempt whatever happens to the request afterwards. The primary key makes two
+    concurrent inserts of the same ``jti`` end with exactly one success on either backend.
+    """
+    with db.database().sessions() as session:
+        session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < utcnow()))
+        session.add(UsedAssertion(client_id=client_id, jti=jti, expires_at=expires_at))
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return False
+    return True
+
+
+class AgencyClient(ClientMixin):  # type: ignore[misc]
+    """Authlib's view of an active agency: a confidential client of the credentials grant."""
+
+    def __init__(
+        self,
+        agency_id: str,
+        scopes: list[str],
+        secret_hash: str | None,
+        public_jwks: list[dict[str, Any]],
+    ) -> None:
+        self.client_id = agency_id
+        self.scopes = scopes
+        self.secret_hash = secret_hash
+        self.public_jwks = public_jwks
+
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> None:
+        return None
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return False
+
+    def check_response_type(self, response_type: str) -> bool:
+        return False
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type == "client_credentials"
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        from exchange.agencies import secret_matches
+
+        return secret_matches(self.secret_hash, client_secret)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        if method == "client_secret_basic":
+            return self.secret_hash is not None
+        if method == "private_key_jwt":
+            return bool(self.public_jwks)
+        return False
+
+    def get_allowed_scope(self, scope: str | None) -> str | None:
+        # No scope asked: every scope of the agency. Anything the agency lacks: None, which
+        # Authlib answers with invalid_scope (never a silently narrowed token).
+        if not scope:
+            return " ".join(self.scopes)
+        requested = list(dict.fromkeys(scope_to_list(scope)))
+        if not set(requested) <= set(self.scopes):
+            return None
+        return " ".join(requested)
+
+
+def query_client(client_id: str) -> AgencyClient | None:
+    """The active agency ``client_id``; unknown and disabled agencies are the same: None."""
+    from exchange.agencies import Agency, active_keys
+
+    agency = db.session().get(Agency, client_id, options=[selectinload(Agency.keys)])
+    if agency is None or not agency.active:
+        return None
+    return AgencyClient(agency.id, agency.scopes, agency.client_secret_hash, active_keys(agency))
+
+
+def save_token(token: dict[str, Any], oauth_request: Any) -> None:
+    client: AgencyClient = oauth_request.client
+    session = db.session()
+    store_token(
+        session,
+        client_id=client.client_id,
+        agency_id=client.client_id,
+        scopes=scope_to_list(token.get("scope", "")) or [],
+        seconds=int(token["expires_in"]),
+        secret=token["access_token"],
+    )
+    session.commit()
+
+
+def token_endpoint_urls() -> list[str]:
+    """What an assertion's ``aud`` may be: the public token endpoint, or as this request saw it."""
+    public = current_app.config["PUBLIC_URL"].rstrip("/") + TOKEN_PATH
+    as_reached = request.url_root.rstrip("/") + TOKEN_PATH
+    return list(dict.fromkeys([public, as_reached]))
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """RFC 7523 client authentication with the agency's Ed25519 keys (``private_key_jwt``)."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self) -> None:
+        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY_SECONDS)
+
+    def get_audiences(self) -> list[str]:
+        return token_endpoint_urls()
+
+    def resolve_client_public_key(self, client: AgencyClient) -> KeySet:
+        return KeySet([OKPKey.import_key(jwk) for jwk in client.public_jwks])
+
+    def process_assertion_claims(self, assertion: str, key_set: KeySet) -> dict[str, Any]:
+        header = jws.extract_compact(to_bytes(assertion)).headers()
+        alg = header.get("alg")
+        if alg not in ASSERTION_ALGORITHMS:
+            raise InvalidClientError(
+                description=f"Assertion algorithm {alg!r} is not allowed; use EdDSA."
+            )
+        candidates = list(key_set.keys)
+        kid = header.get("kid")
+        if kid is not None:
+            candidates = [key for key in candidates if key.kid == kid]
+            if not candidates:
+                raise InvalidClientError(
+                    description=f"Key id {kid!r} is not a valid key of this client."
+                )
+        # Without a kid, each valid key is tried (an agency rotating keys has two for a while).
+        for key in candidates:
+            try:
+                token = jwt.decode(assertion, key, algorithms=list(ASSERTION_ALGORITHMS))
+            except BadSignatureError:
+                continue
+            except (JoseError, ValueError) as error:
+                raise InvalidClientError(description=f"Invalid assertion: {error}") from error
+            self.verify_claims(token.claims)
+            return token.claims
+        raise InvalidClientError(description="The assertion signature does not verify.")
+
+    def verify_claims(self, claims: Any) -> None:
+        # Checked before Authlib's own checks, whose last step consumes the jti: an assertion
+        # refused here leaves no trace, and one valid for too long is never accepted.
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
+            raise InvalidClientError(description="The assertion needs a numeric 'exp'.")
+        if exp > time.time() + ASSERTION_MAX_SECONDS + self.leeway:
+            raise InvalidClientError(
+                description=f"The assertion lives too long: 'exp' at most "
+                f"{ASSERTION_MAX_SECONDS} s ahead."
+            )
+        jti = claims.get("jti")
+        if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX_LENGTH):
+            raise InvalidClientError(description="Invalid claim: 'jti'.")
+        super().verify_claims(claims)
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        expires_at = datetime.fromtimestamp(claims["exp"], tz=UTC) + timedelta(seconds=self.leeway)
+        return consume_assertion_id(claims["sub"], jti, expires_at)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+
+
+def _lookup_token(token_string: str, _hint: str | None) -> AccessToken | None:
+    return find_token(db.session(), token_string)
+
+
+class AgencyIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | None:
+        return _lookup_token(token_string, token_type_hint)
+
+    def check_permission(self, token: AccessToken, client: AgencyClient, _request: Any) -> bool:
+        # Anyone else's token looks exactly like an unknown one: {"active": false}.
+        return bool(token.client_id == client.get_client_id())
+
+    def introspect_token(self, token: AccessToken) -> dict[str, Any]:
+        return {
+            "active": True,
+            "client_id": token.client_id,
+            "sub": token.agency_id or token.person_id,
+            "scope": token.scope,
+            "token_type": "Bearer",
+            "iat": int(as_utc(token.issued_at).timestamp()),
+            "exp": int(as_utc(token.expires_at).timestamp()),
+            "iss": current_app.config["PUBLIC_URL"].rstrip("/"),
+        }
+
+
+class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | None:
+        return _lookup_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: AccessToken, _request: Any) -> None:
+        token.revoked = True
+        db.session().commit()
+
+
+def token_seconds(app: Flask) -> int:
+    """Lifetime of issued tokens: ``OAUTH2_TOKEN_SECONDS``, never above 15 minutes."""
+    configured = int(app.config.get("OAUTH2_TOKEN_SECONDS") or MAX_TOKEN_SECONDS)
+    return max(1, min(configured, MAX_TOKEN_SECONDS))
+
+
+def create_server(app: Flask) -> AuthorizationServer:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    lifetime = token_seconds(app)
+    server.register_token_generator(
+        "default",
+        BearerTokenGenerator(
+            access_token_generator=lambda **_: secrets.token_urlsafe(32),
+            expires_generator=lambda _client, _grant_type: lifetime,
+        ),
+    )
+    server.scopes_supported = list(SCOPES)  # unknown scopes: invalid_scope
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(ClientCredentialsGrant)
+    server.register_endpoint(AgencyIntrospection)
+    server.register_endpoint(AgencyRevocation)
+    return server
+
+
+bp = Blueprint("oauth", __name__, url_prefix="/oauth")
+
+
+def _server() -> AuthorizationServer:
+    return current_app.extensions["puente.oauth"]
+
+
+@bp.post("/token")
+def token() -> Response:
+    return _server().create_token_response()  # type: ignore[no-any-return]
+
+
+@bp.post("/introspect")
+def introspect() -> Response:
+    return _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)  # type: ignore[no-any-return]
+
+
+@bp.post("/revoke")
+def revoke() -> Response:
+    return _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)  # type: ignore[no-any-return]
+
+
+def init_app(app: Flask) -> None:
+    # One server per app: Authlib keeps its settings on the server, and tests build many apps.
+    app.extensions["puente.oauth"] = create_server(app)
+    app.register_blueprint(bp)

@@ -1,0 +1,417 @@
+"""Transactional outbox: notifications to agencies, written with the action, delivered later.
+
+An action that must be notified (a referral, a transfer, its acceptance) calls :func:`enqueue`
+in its own transaction, so there is no action without its notification and no notification of
+an action that was rolled back. ``puente worker`` then delivers what is due.
+
+Message life: ``pending`` → ``delivered``; a transient failure makes it ``failed`` with a
+``next_attempt_at`` after an exponential backoff with jitter; after ``OUTBOX_MAX_ATTEMPTS``
+attempts, or on a permanent failure, it is ``dead`` — kept, visible with ``puente outbox list``
+and requeued with ``puente outbox retry``, never deleted.
+
+Claiming: a worker takes a batch of due messages by stamping them with a lease (a random token
+and ``lease_until``) in one short transaction — on PostgreSQL the candidate rows are selected
+``FOR UPDATE SKIP LOCKED`` so concurrent workers take disjoint batches without waiting; on SQLite,
+with its single writer, one ``UPDATE … WHERE id IN (SELECT …)`` claims atomically. Delivery
+happens outside any transaction; the result is written only while the lease is still held.
+A worker that crashes leaves leases that run out, and its messages are taken again: delivery
+is at least once, and the SET ``jti`` (the message id) lets receivers drop a repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from exchange.auth import as_utc, utcnow
+from exchange.db import Base, database
+from exchange.transports import (
+    DeliveryTransport,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    WebhookTransport,
+)
+
+log = logging.getLogger("puente.worker")
+
+STATUSES = ("pending", "delivered", "failed", "dead")
+#: Statuses a worker may claim (when due and not leased).
+DUE_STATUSES = ("pending", "failed")
+
+DEFAULT_MAX_ATTEMPTS = 12
+DEFAULT_BACKOFF_SECONDS = 5.0
+DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
+DEFAULT_LEASE_SECONDS = 300.0
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+class OutboxMessage(Base):
+    """One notification waiting for (or done with) delivery to an agency."""
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"), index=True)
+    #: Event name, e.g. ``record.referred``; the SET event URI ends with it.
+    kind: Mapped[str] = mapped_column(String(50))
+    #: Identifiers only (record, version, child, share, purpose): never case content.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Set while a worker holds the message; a claim whose lease ran out may be taken again.
+    lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def to_json(self) -> dict[str, Any]:
+        def moment(value: datetime | None) -> str | None:
+            return as_utc(value).isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "agency_id": self.agency_id,
+            "kind": self.kind,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": moment(self.next_attempt_at),
+            "last_error": self.last_error,
+            "created_at": moment(self.created_at),
+            "delivered_at": moment(self.delivered_at),
+            "payload": self.payload,
+        }
+
+
+def enqueue(session: Session, agency_id: str, kind: str, payload: dict[str, Any]) -> OutboxMessage:
+    """Add a notification for ``agency_id`` to the caller's transaction (not committed here)."""
+    message = OutboxMessage(
+        id=new_message_id(),
+        agency_id=agency_id,
+        kind=kind,
+        payload=payload,
+        status="pending",
+        attempts=0,
+        next_attempt_at=utcnow(),
+    )
+    session.add(message)
+    return message
+
+
+# --- claiming ------------------------------------------------------------------------------
+
+
+def _due(now: datetime) -> Any:
+    return (
+        OutboxMessage.status.in_(DUE_STATUSES)
+        & (OutboxMessage.next_attempt_at <= now)
+        & or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+    )
+
+
+def claim_batch(
+    session: Session, limit: int, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> list[OutboxMessage]:
+    """Lease up to ``limit`` due messages to the caller and commit the claim.
+
+    Each claim counts as an attempt, so a message that makes workers crash still ends up
+    ``dead`` instead of looping forever.
+    """
+    now = utcnow()
+    token = secrets.token_hex(16)
+    candidates = (
+        select(OutboxMessage.id)
+        .where(_due(now))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows another worker is claiming are skipped, not waited for; the ids are locked
+        # until this transaction commits the lease.
+        ids: Any = list(session.scalars(candidates.with_for_update(skip_locked=True)))
+        if not ids:
+            session.commit()
+            return []
+    else:
+        # SQLite: one UPDATE whose subquery picks the rows. Starting the transaction with the
+        # write (no SELECT first) takes the database's single write lock at once, waiting for
+        # it, so no other worker can claim the same rows in between.
+        ids = candidates.scalar_subquery()
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), _due(now))
+        .values(
+            lease_token=token,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=OutboxMessage.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    claimed = session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.lease_token == token)
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .execution_options(populate_existing=True)
+    ).all()
+    session.commit()
+    return list(claimed)
+
+
+def backoff_seconds(
+    attempts: int,
+    base: float = DEFAULT_BACKOFF_SECONDS,
+    ceiling: float = DEFAULT_BACKOFF_MAX_SECONDS,
+    rng: Callable[[], float] = random.random,
+) -> float:
+    """Delay before attempt ``attempts + 1``: ``base·2^(attempts-1)`` capped at ``ceiling``,
+    scaled by a random factor in [0.5, 1) so receivers that come back are not stampeded."""
+    exponential = min(ceiling, base * 2 ** max(0, attempts - 1))
+    return exponential * (0.5 + rng() / 2)
+
+
+def _finish(session: Session, message: OutboxMessage, token: str, **values: Any) -> bool:
+    """Write a delivery result while our lease holds; False if another worker took over."""
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
+        .values(lease_token=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- delivering ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_seconds: float = DEFAULT_BACKOFF_SECONDS
+    backoff_max_seconds: float = DEFAULT_BACKOFF_MAX_SECONDS
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    @classmethod
+    def from_config(cls, app: Flask) -> DeliveryPolicy:
+        config = app.config
+        return cls(
+            max_attempts=int(config.get("OUTBOX_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS),
+            backoff_seconds=float(config.get("OUTBOX_BACKOFF_SECONDS") or DEFAULT_BACKOFF_SECONDS),
+            backoff_max_seconds=float(
+                config.get("OUTBOX_BACKOFF_MAX_SECONDS") or DEFAULT_BACKOFF_MAX_SECONDS
+            ),
+            lease_seconds=float(config.get("OUTBOX_LEASE_SECONDS") or DEFAULT_LEASE_SECONDS),
+        )
+
+
+@dataclass
+class BatchResult:
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    lost_lease: int = 0
+
+    @property
+    def handled(self) -> int:
+        return self.delivered + self.retrying + self.dead + self.lost_lease
+
+
+def deliver_message(
+    session: Session,
+    message: OutboxMessage,
+    transport: DeliveryTransport,
+    policy: DeliveryPolicy,
+    result: BatchResult,
+) -> None:
+    from exchange.agencies import Agency
+
+    token = message.lease_token or ""
+    if message.lease_until is None or as_utc(message.lease_until) <= utcnow():
+        # Our turn came too late: another worker may already hold it. Leave it alone.
+        result.lost_lease += 1
+        return
+    agency = session.get(Agency, message.agency_id)
+    session.commit()  # end the read transaction: nothing is held while we talk to the network
+    try:
+        if agency is None or not agency.active:
+            raise PermanentDeliveryError(f"agency {message.agency_id} is unknown or disabled")
+        transport.deliver(agency, message)
+    except TransientDeliveryError as error:
+        if message.attempts >= policy.max_attempts:
+            outcome, values = "dead", {"status": "dead"}
+        else:
+            delay = backoff_seconds(
+                message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
+            )
+            if error.retry_after is not None:
+                delay = max(delay, min(error.retry_after, policy.backoff_max_seconds))
+            outcome = "failed"
+            values = {"status": "failed", "next_attempt_at": utcnow() + timedelta(seconds=delay)}
+        values["last_error"] = str(error)[:1000]
+    except PermanentDeliveryError as error:
+        outcome, values = "dead", {"status": "dead", "last_error": str(error)[:1000]}
+    except Exception as error:
+        log.exception("transport error", extra={"message_id": message.id})
+        delay = backoff_seconds(
+            message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
+        )
+        outcome = "dead" if message.attempts >= policy.max_attempts else "failed"
+        values = {
+            "status": outcome,
+            "next_attempt_at": utcnow() + timedelta(seconds=delay),
+            "last_error": f"{type(error).__name__}: {error}"[:1000],
+        }
+    else:
+        outcome, values = "delivered", {"status": "delivered", "delivered_at": utcnow()}
+        values["last_error"] = None
+    if not _finish(session, message, token, **values):
+        result.lost_lease += 1
+        log.warning("lease lost before the result was written", extra={"message_id": message.id})
+        return
+    status = values["status"]
+    if status == "delivered":
+        result.delivered += 1
+    elif status == "dead":
+        result.dead += 1
+    else:
+        result.retrying += 1
+    log.info(
+        "outbox delivery",
+        extra={
+            "message_id": message.id,
+            "agency_id": message.agency_id,
+            "outcome": outcome,
+            "status": status,
+            "attempts": message.attempts,
+        },
+    )
+
+
+def deliver_batch(
+    session: Session,
+    transport: DeliveryTransport,
+    policy: DeliveryPolicy,
+    batch: int = 50,
+    stop_event: threading.Event | None = None,
+) -> BatchResult:
+    """Claim up to ``batch`` due messages and try each once.
+
+    When ``stop_event`` is set midway, the messages not yet tried are released at once (not
+    left leased until their lease runs out), so another worker can deliver them now.
+    """
+    result = BatchResult()
+    claimed = claim_batch(session, batch, policy.lease_seconds)
+    for position, message in enumerate(claimed):
+        if stop_event is not None and stop_event.is_set():
+            release(session, claimed[position:])
+            break
+        deliver_message(session, message, transport, policy, result)
+    return result
+
+
+def release(session: Session, messages: list[OutboxMessage]) -> None:
+    """Give back claimed messages untried (the claim's attempt does not count)."""
+    for message in messages:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == message.lease_token)
+            .values(lease_token=None, lease_until=None, attempts=OutboxMessage.attempts - 1)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+
+
+def run_worker(
+    app: Flask,
+    *,
+    once: bool = False,
+    stop_event: threading.Event | None = None,
+    batch: int = 50,
+    poll_seconds: float = 1.0,
+    transport: DeliveryTransport | None = None,
+) -> BatchResult:
+    """Deliver due messages until ``stop_event`` is set (or one pass, with ``once``).
+
+    A full batch is followed at once by the next; otherwise the worker sleeps ``poll_seconds``
+    (waking early when ``stop_event`` is set). Returns the totals.
+    """
+    stop_event = stop_event or threading.Event()
+    transport = transport or WebhookTransport(app)
+    policy = DeliveryPolicy.from_config(app)
+    # The lease must outlast a whole batch of slow receivers, or a second worker would retake it.
+    timeout = float(app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
+    policy = DeliveryPolicy(
+        policy.max_attempts,
+        policy.backoff_seconds,
+        policy.backoff_max_seconds,
+        max(policy.lease_seconds, batch * timeout + 30),
+    )
+    totals = BatchResult()
+    sessions = database(app).sessions
+    while not stop_event.is_set():
+        with sessions() as session:
+            try:
+                result = deliver_batch(session, transport, policy, batch, stop_event)
+            except Exception:
+                log.exception("outbox pass failed")
+                session.rollback()
+                result = BatchResult()
+                if once:
+                    raise
+        for field in ("delivered", "retrying", "dead", "lost_lease"):
+            setattr(totals, field, getattr(totals, field) + getattr(result, field))
+        if once:
+            break
+        if result.handled < batch:
+            stop_event.wait(poll_seconds)
+    return totals
+
+
+# --- operators -----------------------------------------------------------------------------
+
+
+def requeue(session: Session, message_ids: list[str] | None = None) -> int:
+    """Make dead (or failed) messages due again with a fresh attempt count; None = all dead."""
+    statement = update(OutboxMessage).values(
+        status="pending",
+        attempts=0,
+        next_attempt_at=utcnow(),
+        lease_token=None,
+        lease_until=None,
+    )
+    if message_ids is None:
+        statement = statement.where(OutboxMessage.status == "dead")
+    else:
+        statement = statement.where(
+            OutboxMessage.id.in_(message_ids), OutboxMessage.status.in_(("dead", "failed"))
+        )
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,154 @@
+"""Bulk pushes: NDJSON lines in, one result per line out, in order.
+
+Lines come parsed from ``schemas.parsing.iter_ndjson`` (fed by ``bounded_lines``, so memory
+stays bounded however large the request). Each line is checked like a single push; good
+lines are stored in batches (``BULK_BATCH_SIZE`` lines or 8 MiB of bodies per transaction),
+and a batch's results are given out only once it is committed. A line is stored whole
+(version, child link, audit entry) or rejected with its line number and pointers.
+
+A line may carry its own signature as the member ``"signature"`` (the detached JWS over the
+canonical line *without* that member); it is taken off before the envelope is checked.
+
+There are no per-line idempotency keys: a line whose body equals the record's latest version
+answers ``unchanged``, so sending a whole file again stores nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from exchange.record_push import (
+    Pusher,
+    PushItem,
+    PushResult,
+    canonical_body,
+    failure,
+    rejected,
+    retryable,
+)
+from schemas.errors import DocumentError
+
+BATCH_BYTES = 8 * 1024 * 1024
+#: Tries of a whole batch before it is stored line by line (rows are locked while a batch is
+#: stored, so races are rare: only two pushes creating the same record at once).
+BATCH_ATTEMPTS = 3
+
+
+def push_lines(
+    pusher: Pusher,
+    lines: Iterable[tuple[int, Any]],
+    *,
+    max_lines: int,
+    batch_size: int = 500,
+    batch_bytes: int = BATCH_BYTES,
+) -> Iterator[PushResult]:
+    """Push parsed NDJSON lines; yield one result per line, in order, batch by batch."""
+    pending: list[PushItem | PushResult] = []
+    items = size = 0
+    for number, value in lines:
+        if number > max_lines:
+            yield from _flush(pusher, pending)
+            yield too_many_lines(number, max_lines)
+            return
+        checked = check_line(pusher, number, value)
+        pending.append(checked)
+        if isinstance(checked, PushItem):
+            items += 1
+            size += len(checked.canonical)
+        # Rejected lines count too (4x), so a file of bad lines does not pile up in memory.
+        if items >= batch_size or size >= batch_bytes or len(pending) >= 4 * batch_size:
+            yield from _flush(pusher, pending)
+            pending, items, size = [], 0, 0
+    yield from _flush(pusher, pending)
+
+
+def too_many_lines(number: int, max_lines: int) -> PushResult:
+    return rejected(
+        number,
+        "payload-too-large",
+        failure(
+            "",
+            "max_lines",
+            f"un envío masivo admite a lo sumo {max_lines} líneas; desde esta no se leyó "
+            "nada: envíe el resto en otra solicitud",
+            f"a bulk push takes at most {max_lines} lines; nothing from this line on was "
+            "read: send the rest in another request",
+        ),
+    )
+
+
+def check_line(pusher: Pusher, number: int, value: Any) -> PushItem | PushResult:
+    if isinstance(value, DocumentError):
+        return rejected(
+            number, "validation", failure("", value.code, value.message_es, value.message_en)
+        )
+    signature = None
+    if isinstance(value, dict) and "signature" in value:
+        signature = value.pop("signature")
+        if not isinstance(signature, str):
+            return rejected(
+                number,
+                "bad-signature",
+                failure(
+                    "/signature",
+                    "signature",
+                    "la firma debe ser un texto (JWS compacto separado)",
+                    "the signature must be a string (detached compact JWS)",
+                ),
+            )
+    try:
+        canonical, sha256 = canonical_body(value)
+    except ValueError as error:
+        return rejected(number, "validation", failure("", "canonical", str(error), str(error)))
+    return pusher.check(
+        value, canonical, sha256, signature, line=number, signature_pointer="/signature"
+    )
+
+
+def _flush(pusher: Pusher, pending: list[PushItem | PushResult]) -> Iterator[PushResult]:
+    if not pending:
+        return
+    items = [each for each in pending if isinstance(each, PushItem)]
+    refused = [
+        each for each in pending if isinstance(each, PushResult) and each.problem == "bad-signature"
+    ]
+    try:
+        stored = iter(pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS))
+    except (IntegrityError, OperationalError) as error:
+        if not retryable(error):
+            raise
+        # A batch that keeps losing races is stored line by line, so one contended record
+        # does not hold back the others.
+        stored = iter(_store_one_by_one(pusher, items, refused))
+    for each in pending:
+        yield next(stored) if isinstance(each, PushItem) else each
+
+
+def _store_one_by_one(
+    pusher: Pusher, items: list[PushItem], refused: list[PushResult]
+) -> list[PushResult]:
+    results = []
+    for index, item in enumerate(items):
+        try:
+            results.extend(pusher.store_committed([item], refused if index == 0 else []))
+        except (IntegrityError, OperationalError) as error:
+            if not retryable(error):
+                raise
+            results.append(
+                rejected(
+                    item.line,
+                    "conflict",
+                    failure(
+                        "/local_id",
+                        "conflict",
+                        "otro envío actualizaba este expediente al mismo tiempo; no se "
+                        "guardó: envíe la línea de nuevo",
+                        "another push was updating this record at the same time; nothing "
+                        "was stored: send the line again",
+                    ),
+                )
+            )
+    return results

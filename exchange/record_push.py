@@ -1,0 +1,543 @@
+"""Pushing case records, one at a time or in bulk: checked, signed, idempotent, append-only.
+
+Each push body is made canonical (RFC 8785) once; those bytes are what the agency signs
+(``Puente-Signature``), what ``body_sha256`` digests, and what is encrypted at rest. A push is
+checked (signature, then schema), linked to a child, and stored as the record's next version,
+together with its audit entry, in one transaction: a push is stored whole or not at all.
+
+Concurrency: (agency, local id) and (record, version) are unique in the database, so two
+processes racing to create a record or the same version cannot both win; the loser's
+transaction rolls back and is tried again from the start (:data:`MAX_ATTEMPTS`).
+
+Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
+(:mod:`exchange.record_bulk`) reuse the checks and the storing here.
+
+Statements on the hot path are built once, at import, and run on the session's connection:
+on a small push SQLAlchemy's per-statement work (building and compiling a statement) costs
+more than the database itself.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from exchange import audit_log, idempotency
+from exchange.agencies import Agency
+from exchange.auth import utcnow
+from exchange.child_linking import LinkRequest, link_children
+from exchange.crypto import DataKeyring
+from exchange.records import Record, RecordVersion, current_child_id, new_record_id
+from exchange.signatures import (
+    SignatureError,
+    VerifiedSignature,
+    agency_signing_keys,
+    body_sha256,
+    canonical_json,
+    verify_detached,
+)
+from schemas.envelope import UNSUPPORTED_SCHEMA, check_envelope
+from schemas.registry import SchemaRegistry
+from schemas.validation import ValidationFailure
+
+#: The records endpoints take case records only.
+ACCEPTED_SCHEMAS = frozenset({"case-record"})
+MAX_ATTEMPTS = 8
+
+_RECORDS = Record.__table__
+_AGENCIES = Agency.__table__
+_PUSH_FLAGS = select(_AGENCIES.c.active, _AGENCIES.c.require_signature).where(
+    _AGENCIES.c.id == bindparam("agency_id")
+)
+_RECORD_STATES = select(
+    _RECORDS.c.id,
+    _RECORDS.c.local_id,
+    _RECORDS.c.owner_agency,
+    _RECORDS.c.child_id,
+    _RECORDS.c.latest_version,
+    _RECORDS.c.latest_sha256,
+    _RECORDS.c.schema_ref,
+).where(
+    _RECORDS.c.source_agency == bindparam("agency_id"),
+    _RECORDS.c.local_id.in_(bindparam("local_ids", expanding=True)),
+)
+# On PostgreSQL the rows are locked (in id order, so concurrent batches cannot deadlock) until
+# the push commits: a concurrent push of the same record waits and then sees the new version.
+_RECORD_STATES_LOCKED = _RECORD_STATES.order_by(_RECORDS.c.id).with_for_update()
+_INSERT_RECORDS = insert(_RECORDS)
+_UPDATE_RECORDS = (
+    update(_RECORDS)
+    .where(_RECORDS.c.id == bindparam("b_id"))
+    .values(
+        latest_version=bindparam("b_version"),
+        latest_sha256=bindparam("b_sha"),
+        schema_ref=bindparam("b_schema"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_INSERT_VERSIONS = insert(RecordVersion.__table__)
+
+
+def failure(pointer: str, keyword: str, es: str, en: str) -> ValidationFailure:
+    return ValidationFailure(pointer, keyword, es, en)
+
+
+@dataclass
+class PushItem:
+    """A push that passed its checks, ready to store."""
+
+    line: int
+    local_id: str
+    child_id: str | None
+    schema_ref: str
+    data: dict[str, Any]
+    canonical: bytes
+    body_sha256: str
+    signature: VerifiedSignature | None = None
+
+
+@dataclass
+class PushResult:
+    """What became of one push (or one bulk line)."""
+
+    line: int
+    status: str  # stored | unchanged | rejected
+    record_id: str | None = None
+    version: int | None = None
+    child_id: str | None = None
+    body_sha256: str | None = None
+    audit_entry: str | None = None
+    #: For a rejection: the problem kind (validation, unsupported-schema, bad-signature,
+    #: conflict) and every reason, each with its JSON pointer.
+    problem: str | None = None
+    failures: list[ValidationFailure] = field(default_factory=list)
+
+    @property
+    def http_status(self) -> int:
+        return 201 if self.status == "stored" else 200
+
+    def answer(self) -> dict[str, Any]:
+        """The body of a single push's answer."""
+        return {
+            "record_id": self.record_id,
+            "version": self.version,
+            "child_id": self.child_id,
+            "body_sha256": self.body_sha256,
+            "audit_entry": self.audit_entry,
+            "status": self.status,
+        }
+
+    def line_json(self, lang: str) -> dict[str, Any]:
+        """One line of a bulk push's answer."""
+        if self.status == "rejected":
+            return {
+                "line": self.line,
+                "status": self.status,
+                "problem": self.problem,
+                "errors": [each.to_json(lang) for each in self.failures],
+            }
+        return {"line": self.line, "status": self.status, **self.answer()}
+
+
+def rejected(line: int, problem: str, *failures: ValidationFailure) -> PushResult:
+    return PushResult(line, "rejected", problem=problem, failures=list(failures))
+
+
+def canonical_body(document: Any) -> tuple[bytes, str]:
+    """The canonical bytes of a push body and their SHA-256 (raises ``ValueError``)."""
+    canonical = canonical_json(document)
+    return canonical, body_sha256(canonical)
+
+
+def push_flags(session: Session, agency_id: str) -> tuple[bool, bool] | None:
+    """``(active, require_signature)`` of an agency, or ``None`` if there is no such agency."""
+    row = session.connection().execute(_PUSH_FLAGS, {"agency_id": agency_id}).first()
+    return (bool(row.active), bool(row.require_signature)) if row else None
+
+
+@dataclass
+class _RecordState:
+    id: str
+    owner: str
+    child_id: str
+    version: int
+    sha256: str
+    schema_ref: str
+    new: bool
+    touched: bool = False
+
+    def result(self, item: PushItem, status: str) -> PushResult:
+        return PushResult(item.line, status, self.id, self.version, self.child_id, item.body_sha256)
+
+
+def retryable(error: Exception) -> bool:
+    if isinstance(error, IntegrityError):
+        return True  # a concurrent push created the same record, version or child link
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code in {"40001", "40P01"} or "database is locked" in str(error)
+
+
+class Pusher:
+    """Pushes by one agency within one request (or one bulk request)."""
+
+    def __init__(
+        self,
+        session: Session,
+        agency_id: str,
+        *,
+        require_signature: bool,
+        keyring: DataKeyring,
+        registry: SchemaRegistry,
+        actor_person: str | None = None,
+        request_id: str | None = None,
+        idempotency_hours: float = 24,
+    ) -> None:
+        self.session = session
+        self.agency_id = agency_id
+        self.require_signature = require_signature
+        self.keyring = keyring
+        self.registry = registry
+        self.actor_person = actor_person
+        self.request_id = request_id
+        self.idempotency_ttl = timedelta(hours=idempotency_hours)
+
+    @cached_property
+    def signing_keys(self) -> dict[str, dict[str, Any]]:
+        # Loaded only when a push carries a signature.
+        return agency_signing_keys(self.session.get_one(Agency, self.agency_id))
+
+    # -- checks ------------------------------------------------------------------------------
+
+    def check(
+        self,
+        document: Any,
+        canonical: bytes,
+        sha256: str,
+        signature: str | None,
+        *,
+        line: int = 0,
+        signature_pointer: str = "",
+    ) -> PushItem | PushResult:
+        """Signature first (an unauthenticated body's content is not examined), then schema."""
+        verified = None
+        if signature is not None:
+            try:
+                verified = verify_detached(signature, canonical, self.signing_keys)
+            except SignatureError as error:
+                return rejected(
+                    line,
+                    "bad-signature",
+                    failure(signature_pointer, "signature", error.message_es, error.message_en),
+                )
+        elif self.require_signature:
+            return rejected(
+                line,
+                "bad-signature",
+                failure(
+                    signature_pointer,
+                    "signature",
+                    "esta institución debe firmar sus envíos (Puente-Signature)",
+                    "this agency must sign its pushes (Puente-Signature)",
+                ),
+            )
+        outcome = check_envelope(document, self.registry, allowed=ACCEPTED_SCHEMAS)
+        if outcome.failures:
+            unsupported = any(f.keyword == UNSUPPORTED_SCHEMA for f in outcome.failures)
+            return rejected(
+                line, "unsupported-schema" if unsupported else "validation", *outcome.failures
+            )
+        assert outcome.schema is not None
+        return PushItem(
+            line=line,
+            local_id=document["local_id"],
+            child_id=document.get("child_id"),
+            schema_ref="/".join(outcome.schema),
+            data=document["data"],
+            canonical=canonical,
+            body_sha256=sha256,
+            signature=verified,
+        )
+
+    def audit_rejection(self, result: PushResult) -> None:
+        """Refused signatures are recorded: a forged push is something oversight must see."""
+        audit_log.record_event(
+            self.session,
+            action="record.pushed",
+            outcome="failure",
+            actor_agency=self.agency_id,
+            actor_person=self.actor_person,
+            request_id=self.request_id,
+            detail="bad_signature",
+        )
+
+    # -- storing -----------------------------------------------------------------------------
+
+    def store(self, items: list[PushItem]) -> list[PushResult]:
+        """Store ``items`` in the session's transaction (no commit): one result per item.
+
+        Raises ``IntegrityError`` when a concurrent push won a race; the caller rolls back
+        and tries again.
+        """
+        session, agency_id, now = self.session, self.agency_id, utcnow()
+        states: dict[str, _RecordState] = {}
+        session.flush()  # what link_child left pending, before statements that bypass the ORM
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            _take_write_lock(connection)
+        found = connection.execute(
+            _RECORD_STATES_LOCKED,
+            {"agency_id": agency_id, "local_ids": list({item.local_id for item in items})},
+        )
+        for row in found:
+            states[row.local_id] = _RecordState(
+                id=row.id,
+                owner=row.owner_agency,
+                child_id=row.child_id,
+                version=row.latest_version,
+                sha256=row.latest_sha256,
+                schema_ref=row.schema_ref,
+                new=False,
+            )
+        results: list[PushResult | None] = []
+        to_link: list[PushItem] = []
+        for item in items:
+            state = states.get(item.local_id)
+            refusal = self._refuse_update(item, state) if state is not None else None
+            if refusal is not None:
+                results.append(refusal)
+            elif state is not None and state.sha256 == item.body_sha256:
+                results.append(state.result(item, "unchanged"))
+            else:
+                results.append(None)
+                to_link.append(item)
+        # Also for a new version of a known record: the child index keeps each source
+        # record's identifiers and profile current for search and duplicate detection.
+        # One call for the whole batch: linking one record at a time dominates a bulk push.
+        children = iter(
+            link_children(
+                session,
+                agency_id=agency_id,
+                requests=[LinkRequest(i.local_id, i.child_id, i.data) for i in to_link],
+            )
+        )
+        versions: list[dict[str, Any]] = []
+        for position, item in enumerate(items):
+            if results[position] is not None:
+                continue
+            child_id = next(children)
+            if isinstance(child_id, LookupError):
+                results[position] = _unknown_child(item)
+                continue
+            state = states.get(item.local_id)
+            if state is None:
+                state = _RecordState(new_record_id(), agency_id, child_id, 0, "", "", new=True)
+                states[item.local_id] = state
+            elif state.sha256 == item.body_sha256:  # the same body twice in one batch
+                results[position] = state.result(item, "unchanged")
+                continue
+            state.version += 1
+            state.sha256, state.schema_ref, state.touched = item.body_sha256, item.schema_ref, True
+            key_id, ciphertext = self.keyring.encrypt(item.canonical)
+            versions.append(
+                {
+                    "record_id": state.id,
+                    "version": state.version,
+                    "schema_ref": item.schema_ref,
+                    "body_ciphertext": ciphertext,
+                    "data_key_id": key_id,
+                    "body_sha256": item.body_sha256,
+                    "signature": item.signature.jws if item.signature else None,
+                    "signing_kid": item.signature.kid if item.signature else None,
+                    "pushed_at": now,
+                    "pushed_by": agency_id,
+                }
+            )
+            results[position] = state.result(item, "stored")
+        self._write(states, versions, now)
+        done = [result for result in results if result is not None]
+        for result in done:
+            if result.status != "rejected":
+                result.audit_entry = self._audit_push(result)
+        return done
+
+    def _refuse_update(self, item: PushItem, state: _RecordState) -> PushResult | None:
+        if state.owner != self.agency_id:
+            return rejected(
+                item.line,
+                "conflict",
+                failure(
+                    "/local_id",
+                    "conflict",
+                    "el expediente fue transferido a otra institución, que ahora lo actualiza",
+                    "the record was transferred to another agency, which now updates it",
+                ),
+            )
+        if item.child_id and item.child_id != state.child_id:
+            session = self.session
+            if current_child_id(session, item.child_id) != current_child_id(
+                session, state.child_id
+            ):
+                return rejected(
+                    item.line,
+                    "validation",
+                    failure(
+                        "/child_id",
+                        "child_id",
+                        "el expediente ya está vinculado a otra niña, niño o adolescente; "
+                        "pida a la administración del nodo que fusione los registros",
+                        "the record is already linked to another child; ask the hub "
+                        "administrators to merge the two",
+                    ),
+                )
+        return None
+
+    def _write(
+        self, states: dict[str, _RecordState], versions: list[dict[str, Any]], now: Any
+    ) -> None:
+        connection = self.session.connection()
+        new_rows = [
+            {
+                "id": s.id,
+                "source_agency": self.agency_id,
+                "local_id": local_id,
+                "owner_agency": self.agency_id,
+                "child_id": s.child_id,
+                "schema_ref": s.schema_ref,
+                "latest_version": s.version,
+                "latest_sha256": s.sha256,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for local_id, s in states.items()
+            if s.new and s.touched
+        ]
+        # Sorted, so concurrent batches lock rows in the same order (no deadlock).
+        changed = [
+            {
+                "b_id": s.id,
+                "b_version": s.version,
+                "b_sha": s.sha256,
+                "b_schema": s.schema_ref,
+                "b_now": now,
+            }
+            for s in sorted(states.values(), key=lambda s: s.id)
+            if s.touched and not s.new
+        ]
+        for statement, rows in (
+            (_INSERT_RECORDS, new_rows),
+            (_UPDATE_RECORDS, changed),
+            (_INSERT_VERSIONS, versions),
+        ):
+            if rows:
+                connection.execute(statement, rows[0] if len(rows) == 1 else rows)
+
+    def _audit_push(self, result: PushResult) -> str | None:
+        return audit_log.record_event(
+            self.session,
+            action="record.pushed",
+            outcome="success",
+            actor_agency=self.agency_id,
+            actor_person=self.actor_person,
+            child_id=result.child_id,
+            record_id=result.record_id,
+            record_version=result.version,
+            body_sha256=result.body_sha256,
+            request_id=self.request_id,
+            detail="unchanged" if result.status == "unchanged" else None,
+        )
+
+    def store_committed(
+        self,
+        items: list[PushItem],
+        refused_signatures: Sequence[PushResult] = (),
+        attempts: int = MAX_ATTEMPTS,
+    ) -> list[PushResult]:
+        """:meth:`store` and commit, trying again when a concurrent push won a race."""
+        for attempt in range(attempts):
+            try:
+                results = self.store(items) if items else []
+                for refusal in refused_signatures:
+                    self.audit_rejection(refusal)
+                self.session.commit()
+                return results
+            except (IntegrityError, OperationalError) as error:
+                self.session.rollback()
+                if not retryable(error) or attempt == attempts - 1:
+                    raise
+                _back_off(attempt)
+        raise AssertionError("unreachable")
+
+    # -- single push with Idempotency-Key ----------------------------------------------------
+
+    def find_answer(self, key: str) -> idempotency.StoredAnswer | None:
+        return idempotency.find_answer(self.session, self.agency_id, key, self.idempotency_ttl)
+
+    def push_one(
+        self, item: PushItem, idempotency_key: str | None
+    ) -> PushResult | idempotency.StoredAnswer:
+        """Store one push and commit. With a key, the answer of an earlier push holding that
+        key instead (the caller replays it, or refuses a different body)."""
+        session, key = self.session, idempotency_key
+        if key:
+            idempotency.prune(session, self.idempotency_ttl)
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                if key:
+                    earlier = idempotency.reserve(
+                        session, self.agency_id, key, item.body_sha256, self.idempotency_ttl
+                    )
+                    if earlier is not None:
+                        return earlier
+                [result] = self.store([item])
+                if result.status == "rejected":
+                    session.rollback()
+                    return result
+                if key:
+                    answer = json.dumps(result.answer())
+                    idempotency.save_answer(
+                        session, self.agency_id, key, result.http_status, answer
+                    )
+                session.commit()
+                return result
+            except (IntegrityError, OperationalError) as error:
+                session.rollback()
+                if not retryable(error) or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                _back_off(attempt)
+        raise AssertionError("unreachable")
+
+
+def _unknown_child(item: PushItem) -> PushResult:
+    return rejected(
+        item.line,
+        "validation",
+        failure(
+            "/child_id",
+            "child_id",
+            f"no existe la niña, niño o adolescente «{item.child_id}» en este nodo",
+            f"there is no child '{item.child_id}' on this hub",
+        ),
+    )
+
+
+def _take_write_lock(connection: Connection) -> None:
+    """SQLite has one writer at a time: take the write lock *before* reading the records'
+    state, so what is read is still true when written (pysqlite would otherwise begin the
+    transaction only at the first write)."""
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:  # type: ignore[attr-defined]
+        raw.execute("BEGIN IMMEDIATE")  # waits for the lock up to busy_timeout
+
+
+def _back_off(attempt: int) -> None:
+    time.sleep(random.uniform(0, 0.005 * (2**attempt)))  # noqa: S311 - jitter, not secrets

@@ -1,0 +1,244 @@
+"""Case records: append-only versions, encrypted at rest, and who may read them.
+
+A record is the hub's copy of one agency's case file: the hub assigns ``record_id``, and
+(pushing agency, ``local_id``) names the source's copy. Every push that changes the body adds
+a version (1, 2, …); nothing is ever updated in place. A version stores the RFC 8785 canonical
+push body (``{"schema", "local_id", "child_id"?, "data"}``) encrypted under the current data
+key, its SHA-256 in clear (for de-duplication and the audit log), and the agency's
+``Puente-Signature`` when there was one.
+
+De-duplication: a push whose body equals the record's latest version (same ``body_sha256``)
+stores nothing and answers that version (``unchanged``). Only the *latest* version counts, so
+an agency that sets a record back to an earlier state is never ignored.
+
+Pushing is in :mod:`exchange.record_push`; this module holds the tables, the read rule
+(:func:`may_read`) and the reads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from exchange.auth import Actor, as_utc
+from exchange.crypto import DataKeyError, DataKeyring
+from exchange.db import Base
+from exchange.signatures import body_sha256
+
+RECORD_ID_PREFIX = "rec_"
+
+
+def new_record_id() -> str:
+    # Random, like child ids: the id says nothing about the agency or the order of arrival.
+    return RECORD_ID_PREFIX + secrets.token_hex(12)
+
+
+class Record(Base):
+    """The hub's copy of one agency's case file; its content lives in its versions."""
+
+    __tablename__ = "record"
+    __table_args__ = (UniqueConstraint("source_agency", "local_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: The agency that pushes it; with ``local_id`` it names the source's copy.
+    source_agency: Mapped[str] = mapped_column(ForeignKey("agency.id"))
+    local_id: Mapped[str] = mapped_column(String(200))
+    #: The agency responsible for the case: the source, until a transfer is accepted.
+    owner_agency: Mapped[str] = mapped_column(ForeignKey("agency.id"), index=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    #: Schema of the latest version (``case-record/1``).
+    schema_ref: Mapped[str] = mapped_column(String(100))
+    latest_version: Mapped[int] = mapped_column(Integer)
+    latest_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecordVersion(Base):
+    """One pushed body, encrypted; never changed except to re-encrypt it under a new key."""
+
+    __tablename__ = "record_version"
+    __table_args__ = (UniqueConstraint("record_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("record.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    schema_ref: Mapped[str] = mapped_column(String(100))
+    #: SecretBox output (nonce ‖ ciphertext) of the canonical push body.
+    body_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    data_key_id: Mapped[str] = mapped_column(String(64), index=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    #: The detached JWS the agency sent (``Puente-Signature``), and the key it named.
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    signing_kid: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    pushed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pushed_by: Mapped[str] = mapped_column(ForeignKey("agency.id"))
+
+
+class IdempotencyKey(Base):
+    """The first answer to a push sent with an ``Idempotency-Key``, replayed to retries."""
+
+    __tablename__ = "idempotency_key"
+    __table_args__ = (UniqueConstraint("agency_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"))
+    key: Mapped[str] = mapped_column(String(200))
+    #: SHA-256 of the canonical body: a retry must send the same body.
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# -- who may read ------------------------------------------------------------------------------
+
+
+def may_read(session: Session, actor: Actor, record: Record) -> bool:
+    """The interim read rule, until the consent engine decides reads.
+
+    The agency responsible for the record may read it, and so may an agency holding an
+    accepted referral or transfer of it (``exchange.sharing.RecordShare``). Nobody else:
+    not people on their own, not other agencies.
+    """
+    if actor.agency_id is None:
+        return False
+    if record.owner_agency == actor.agency_id:
+        return True
+    from exchange.sharing import RecordShare  # sharing builds on records
+
+    share = session.scalars(
+        select(RecordShare.id)
+        .where(
+            RecordShare.record_id == record.id,
+            RecordShare.agency_id == actor.agency_id,
+            RecordShare.kind.in_(("referral", "transfer")),
+            RecordShare.status == "accepted",
+        )
+        .limit(1)
+    ).first()
+    return share is not None
+
+
+def read_basis(actor: Actor, record: Record) -> str:
+    """The audit log's decision basis for a read :func:`may_read` allowed."""
+    return "originating_agency" if record.owner_agency == actor.agency_id else "grant"
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordBody:
+    """A decrypted version: the push envelope as the agency sent it (canonical form)."""
+
+    version: RecordVersion
+    envelope: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.envelope.get("data")
+
+
+def decrypt_version(keyring: DataKeyring, version: RecordVersion) -> RecordBody:
+    """Decrypt and check a stored body against its digest (which also catches a ciphertext
+    copied from another row: SecretBox has no associated data)."""
+    canonical = keyring.decrypt(version.data_key_id, version.body_ciphertext)
+    if body_sha256(canonical) != version.body_sha256:
+        raise DataKeyError(
+            f"body of {version.record_id} v{version.version} does not match its digest"
+        )
+    return RecordBody(version, json.loads(canonical))
+
+
+def latest_body(session: Session, keyring: DataKeyring, record: Record) -> RecordBody:
+    version = session.scalars(
+        select(RecordVersion).where(
+            RecordVersion.record_id == record.id,
+            RecordVersion.version == record.latest_version,
+        )
+    ).one()
+    return decrypt_version(keyring, version)
+
+
+def list_versions(session: Session, record: Record) -> list[RecordVersion]:
+    return list(
+        session.scalars(
+            select(RecordVersion)
+            .where(RecordVersion.record_id == record.id)
+            .order_by(RecordVersion.version)
+        )
+    )
+
+
+def current_child_id(session: Session, child_id: str) -> str:
+    """Follow ``Child.merged_into`` to the child a merged duplicate now belongs to."""
+    from exchange.children import Child
+
+    seen = {child_id}
+    while True:
+        merged_into = session.scalar(select(Child.merged_into).where(Child.id == child_id))
+        if merged_into is None or merged_into in seen:
+            return child_id
+        seen.add(merged_into)
+        child_id = merged_into
+
+
+def child_family(session: Session, child_id: str) -> set[str]:
+    """The child ``child_id`` now is (after merges) and every child merged into it."""
+    from exchange.children import Child
+
+    root = current_child_id(session, child_id)
+    family, frontier = {root}, [root]
+    while frontier:
+        merged = set(session.scalars(select(Child.id).where(Child.merged_into.in_(frontier))))
+        frontier = list(merged - family)
+        family |= merged
+    return family
+
+
+def records_of_children(session: Session, child_ids: set[str]) -> list[Record]:
+    return list(
+        session.scalars(
+            select(Record).where(Record.child_id.in_(child_ids)).order_by(Record.created_at)
+        )
+    )
+
+
+def describe_record(record: Record, child_id: str) -> dict[str, Any]:
+    return {
+        "record_id": record.id,
+        "version": record.latest_version,
+        "child_id": child_id,
+        "schema": record.schema_ref,
+        "local_id": record.local_id,
+        "owner": record.owner_agency,
+        "source": record.source_agency,
+    }
+
+
+def describe_version(version: RecordVersion) -> dict[str, Any]:
+    return {
+        "version": version.version,
+        "schema": version.schema_ref,
+        "body_sha256": version.body_sha256,
+        "pushed_at": as_utc(version.pushed_at).isoformat(),
+        "pushed_by": version.pushed_by,
+        "signed": version.signature is not None,
+        "signing_kid": version.signing_kid,
+    }

@@ -1,0 +1,335 @@
+"""Referrals and transfers of records between agencies of this hub.
+
+A **referral** shares a copy of a record with another agency for a service: a purpose and the
+data categories the service needs. It is usable at once — the share is created ``accepted`` —
+because a referral is the owner's decision to disclose, not a request the recipient answers.
+
+A **transfer** moves responsibility for a record to another agency. It is created ``pending``
+and gives the recipient nothing yet; responsibility (``Record.owner_agency``) moves only when
+the recipient accepts. Only the recipient may accept or reject, and only once. On acceptance
+the previous owner keeps read access through an accepted referral (purpose
+``case_management``, every category) made by the hub, so the agency that looked after the
+child can still follow the case; the new owner may refer further as owners do.
+
+Only the owner agency may refer or transfer a record; at most one transfer of a record is
+pending at a time.
+
+The access rule :func:`exchange.records.may_read` applies on top of these rows: an agency may
+read a record when it owns it, or holds an ``accepted`` share of it. (The categories of a
+referral are recorded here; redacting reads to them is the consent engine's work.)
+
+Every action is audited (``record.referred``, ``record.transferred``, ``transfer.accepted``,
+``transfer.rejected``) and, when the agency that must hear of it has a webhook, notified
+through the outbox — both in the action's own transaction, so there is no action without its
+entry and its notification. A notification carries identifiers, never case content.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import JSON, DateTime, ForeignKey, String, Text, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from exchange.audit_log import record_event
+from exchange.auth import Actor, as_utc, utcnow
+from exchange.db import Base
+from exchange.outbox import enqueue
+from exchange.records import Record, current_child_id
+from schemas.registry import default_registry
+
+KINDS = ("referral", "transfer")
+STATUSES = ("pending", "accepted", "rejected", "cancelled")
+#: What a transfer (and the continuity referral that follows it) is for.
+TRANSFER_PURPOSE = "case_management"
+
+
+def new_share_id() -> str:
+    return "shr_" + secrets.token_hex(12)
+
+
+class RecordShare(Base):
+    """One referral or transfer of a record from one agency to another."""
+
+    __tablename__ = "record_share"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_share_id)
+    record_id: Mapped[str] = mapped_column(ForeignKey("record.id"), index=True)
+    from_agency: Mapped[str] = mapped_column(ForeignKey("agency.id"))
+    #: The recipient.
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    categories: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: Agency that accepted or rejected, and why (optional, short).
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "status": self.status,
+            "record_id": self.record_id,
+            "from": self.from_agency,
+            "to": self.agency_id,
+            "purpose": self.purpose,
+            "categories": list(self.categories or []),
+            "reason": self.reason,
+            "created_at": as_utc(self.created_at).isoformat(),
+            "decided_at": as_utc(self.decided_at).isoformat() if self.decided_at else None,
+            "decided_by": self.decided_by,
+            "decision_reason": self.decision_reason,
+        }
+
+
+class ShareConflict(Exception):
+    """The share is not in a state that allows the action (already decided, owner changed)."""
+
+    def __init__(self, message: str, status: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@functools.cache
+def _common_enum(definition: str) -> tuple[str, ...]:
+    return tuple(default_registry().document("common", 1)["$defs"][definition]["enum"])
+
+
+def purpose_codes() -> tuple[str, ...]:
+    return _common_enum("purpose")
+
+
+def data_categories() -> tuple[str, ...]:
+    return _common_enum("data_category")
+
+
+# --- actions -------------------------------------------------------------------------------
+
+
+def refer(
+    session: Session,
+    actor: Actor,
+    record: Record,
+    *,
+    to: str,
+    purpose: str,
+    categories: list[str],
+) -> tuple[RecordShare, str | None]:
+    """Share ``record`` with ``to`` at once; returns the share and its audit entry id.
+
+    The caller has checked that ``actor`` owns the record and that ``to`` is another active
+    agency.
+    """
+    share = RecordShare(
+        id=new_share_id(),
+        record_id=record.id,
+        from_agency=record.owner_agency,
+        agency_id=to,
+        kind="referral",
+        status="accepted",
+        purpose=purpose,
+        categories=list(categories),
+        created_at=utcnow(),
+    )
+    session.add(share)
+    entry = _audit(session, actor, record, "record.referred", purpose, f"to.{to}")
+    _notify(session, to, "record.referred", share, record)
+    return share, entry
+
+
+def request_transfer(
+    session: Session, actor: Actor, record: Record, *, to: str, reason: str
+) -> tuple[RecordShare, str | None]:
+    """Propose that ``to`` takes responsibility for ``record``; nothing moves until it accepts."""
+    share = RecordShare(
+        id=new_share_id(),
+        record_id=record.id,
+        from_agency=record.owner_agency,
+        agency_id=to,
+        kind="transfer",
+        status="pending",
+        purpose=TRANSFER_PURPOSE,
+        categories=list(data_categories()),
+        reason=reason,
+        created_at=utcnow(),
+    )
+    session.add(share)
+    entry = _audit(session, actor, record, "record.transferred", TRANSFER_PURPOSE, f"to.{to}")
+    _notify(session, to, "transfer.requested", share, record)
+    return share, entry
+
+
+def pending_transfer(session: Session, record_id: str) -> RecordShare | None:
+    return session.scalars(
+        select(RecordShare)
+        .where(
+            RecordShare.record_id == record_id,
+            RecordShare.kind == "transfer",
+            RecordShare.status == "pending",
+        )
+        .limit(1)
+    ).first()
+
+
+def decide_transfer(
+    session: Session, actor: Actor, share: RecordShare, *, accept: bool, reason: str | None
+) -> str | None:
+    """The recipient's answer to a pending transfer; returns the audit entry id.
+
+    Raises :class:`ShareConflict` when the transfer was already decided (also by a concurrent
+    request: the status changes only from ``pending``, checked in the UPDATE itself) or when
+    the record changed hands meanwhile.
+    """
+    now = utcnow()
+    status = "accepted" if accept else "rejected"
+    decided = session.execute(
+        update(RecordShare)
+        .where(RecordShare.id == share.id, RecordShare.status == "pending")
+        .values(status=status, decided_at=now, decided_by=actor.agency_id, decision_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    if not decided.rowcount:  # type: ignore[attr-defined]
+        session.rollback()
+        current = session.get(RecordShare, share.id, populate_existing=True)
+        raise ShareConflict("transfer already decided", current.status if current else None)
+    record = session.get_one(Record, share.record_id)
+    if accept:
+        moved = session.execute(
+            update(Record)
+            .where(Record.id == record.id, Record.owner_agency == share.from_agency)
+            .values(owner_agency=share.agency_id)
+            .execution_options(synchronize_session=False)
+        )
+        if not moved.rowcount:  # type: ignore[attr-defined]
+            session.rollback()
+            raise ShareConflict("the record is no longer owned by the sender", "pending")
+        session.refresh(record)
+        _keep_previous_owner_informed(session, share, record, now)
+    session.refresh(share)
+    action = "transfer.accepted" if accept else "transfer.rejected"
+    entry = _audit(session, actor, record, action, TRANSFER_PURPOSE, f"from.{share.from_agency}")
+    _notify(session, share.from_agency, action, share, record)
+    return entry
+
+
+def _keep_previous_owner_informed(
+    session: Session, transfer: RecordShare, record: Record, now: datetime
+) -> None:
+    """The previous owner keeps reading the case it handed over (continuity of care)."""
+    continuity = RecordShare(
+        id=new_share_id(),
+        record_id=record.id,
+        from_agency=transfer.agency_id,
+        agency_id=transfer.from_agency,
+        kind="referral",
+        status="accepted",
+        purpose=TRANSFER_PURPOSE,
+        categories=list(data_categories()),
+        reason=f"continuity after transfer {transfer.id}",
+        created_at=now,
+    )
+    session.add(continuity)
+    record_event(
+        session,
+        action="record.referred",
+        outcome="success",
+        actor_agency=transfer.agency_id,
+        purpose=TRANSFER_PURPOSE,
+        child_id=current_child_id(session, record.child_id),
+        record_id=record.id,
+        record_version=record.latest_version,
+        decision_basis="originating_agency",
+        detail=f"continuity.to.{transfer.from_agency}",
+    )
+
+
+def shares_of(
+    session: Session,
+    agency_id: str,
+    *,
+    role: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+) -> list[RecordShare]:
+    """Shares the agency sent (``role="sent"``), received (``"received"``) or either."""
+    query = select(RecordShare).order_by(RecordShare.created_at.desc(), RecordShare.id)
+    if role == "sent":
+        query = query.where(RecordShare.from_agency == agency_id)
+    elif role == "received":
+        query = query.where(RecordShare.agency_id == agency_id)
+    else:
+        query = query.where(
+            (RecordShare.from_agency == agency_id) | (RecordShare.agency_id == agency_id)
+        )
+    if kind:
+        query = query.where(RecordShare.kind == kind)
+    if status:
+        query = query.where(RecordShare.status == status)
+    return list(session.scalars(query.limit(limit)))
+
+
+# --- audit and notification ----------------------------------------------------------------
+
+
+def _audit(
+    session: Session, actor: Actor, record: Record, action: str, purpose: str, detail: str
+) -> str | None:
+    # A referral or transfer request is the owner's own decision to disclose; the recipient's
+    # answer to a transfer is not a disclosure and carries no decision.
+    basis = "originating_agency" if action in ("record.referred", "record.transferred") else None
+    return record_event(
+        session,
+        decision_basis=basis,
+        action=action,
+        outcome="success",
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        purpose=purpose,
+        child_id=current_child_id(session, record.child_id),
+        record_id=record.id,
+        record_version=record.latest_version,
+        detail=detail,
+    )
+
+
+def notification(event: str, share: RecordShare, record: Record, child_id: str) -> dict[str, Any]:
+    """What the agency is told: identifiers and codes only, never case content; it reads
+    the record through the API, where the access rules apply."""
+    base = str(current_app.config.get("PUBLIC_URL", "")).rstrip("/")
+    return {
+        "event": event,
+        "share_id": share.id,
+        "kind": share.kind,
+        "status": share.status,
+        "record_id": record.id,
+        "record_version": record.latest_version,
+        "child_id": child_id,
+        "purpose": share.purpose,
+        "categories": list(share.categories or []),
+        "from": share.from_agency,
+        "to": share.agency_id,
+        "occurred_at": utcnow().isoformat(),
+        "record_url": f"{base}/v1/records/{record.id}",
+    }
+
+
+def _notify(
+    session: Session, agency_id: str, event: str, share: RecordShare, record: Record
+) -> None:
+    from exchange.agencies import Agency
+
+    agency = session.get(Agency, agency_id)
+    if agency is None or not agency.webhook_url:
+        return  # no webhook: the agency finds its shares with GET /v1/shares
+    child_id = current_child_id(session, record.child_id)
+    enqueue(session, agency_id, event, notification(event, share, record, child_id))

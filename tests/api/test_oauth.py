@@ -1,0 +1,632 @@
+"""OAuth2 for agency systems: every flow, and every refusal the issue lists.
+
+An agency gets a token with ``client_secret_basic`` or ``private_key_jwt`` (an EdDSA assertion
+built here with joserfc), uses it on routes that need a scope, introspects and revokes it.
+Each bad input gets OAuth's own error (RFC 6749 §5.2) and leaves no token behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from exchange import db
+from exchange.agencies import disable_agency, register_agency, retire_key, rotate_key
+from exchange.agency_keys import public_jwk
+from exchange.auth import AccessToken, current_actor, require_scope, utcnow
+from exchange.oauth import UsedAssertion, consume_assertion_id
+from tests.conftest import make_hub
+
+# joserfc warns on every EdDSA use (RFC 9864 prefers "Ed25519"); the hub mandates EdDSA.
+pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+
+PUBLIC_TOKEN_URL = "http://127.0.0.1:8000/oauth/token"  # PUBLIC_URL default + /oauth/token
+LOCAL_TOKEN_URL = "http://localhost/oauth/token"  # as the test client's requests see it
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@contextmanager
+def admin(app: Flask) -> Iterator[Session]:
+    """What the command line does: one transaction inside the hub's app context."""
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        yield session
+
+
+@dataclass
+class Agency:
+    id: str
+    secret: str | None
+    key: OKPKey
+
+
+def register(
+    app: Flask,
+    agency_id: str = "mx.chp.dif",
+    scopes: tuple[str, ...] = ("records:write", "records:read"),
+    with_secret: bool = True,
+) -> Agency:
+    key = OKPKey.generate_key("Ed25519")
+    with admin(app) as session:
+        result = register_agency(
+            session,
+            agency_id,
+            f"Agencia {agency_id}",
+            "state",
+            "07",
+            list(scopes),
+            public_jwk=public_jwk(key),
+            with_secret=with_secret,
+        )
+    return Agency(agency_id, result.client_secret, key)
+
+
+@pytest.fixture
+def hub(app: Flask) -> Flask:
+    # Two tiny routes, each needing one scope, stand in for the API.
+    @app.get("/test/records")
+    @require_scope("records:read")
+    def _records() -> Any:
+        return {"agency": current_actor().agency_id}
+
+    @app.get("/test/audit")
+    @require_scope("audit:read")
+    def _audit() -> Any:
+        return {"ok": True}
+
+    return app
+
+
+@pytest.fixture
+def web(hub: Flask) -> FlaskClient:
+    return hub.test_client()
+
+
+def basic(client_id: str, secret: str) -> dict[str, str]:
+    raw = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {raw}"}
+
+
+def assertion(
+    key: OKPKey,
+    client_id: str,
+    *,
+    aud: str = PUBLIC_TOKEN_URL,
+    lifetime: int = 60,
+    jti: str | None = None,
+    kid: str | None = "own",
+    drop: tuple[str, ...] = (),
+    **claims: Any,
+) -> str:
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": aud,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": jti or uuid.uuid4().hex,
+        **claims,
+    }
+    for name in drop:
+        body.pop(name)
+    header = {"alg": "EdDSA"}
+    if kid is not None:
+        header["kid"] = key.thumbprint() if kid == "own" else kid
+    return jwt.encode(header, body, key, algorithms=["EdDSA"])
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned_jwt(header: dict[str, Any], claims: dict[str, Any], hmac_key: bytes | None) -> str:
+    """A JWT made by hand, as an attacker would: ``alg`` none, or HMAC with a chosen key."""
+    signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+    if hmac_key is None:
+        return signing_input + "."
+    digest = {"HS256": hashlib.sha256, "HS512": hashlib.sha512}[header["alg"]]
+    signature = hmac.new(hmac_key, signing_input.encode(), digest).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def claims_for(client_id: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": PUBLIC_TOKEN_URL,
+        "exp": now + 60,
+        "jti": uuid.uuid4().hex,
+    }
+
+
+def token_with_assertion(web: FlaskClient, client_assertion: str, **form: str) -> Any:
+    return web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": client_assertion,
+            **form,
+        },
+    )
+
+
+def token_with_secret(web: FlaskClient, agency: Agency, **form: str) -> Any:
+    assert agency.secret
+    return web.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", **form},
+        headers=basic(agency.id, agency.secret),
+    )
+
+
+def refused(response: Any, error: str = "invalid_client", status: int | None = None) -> str:
+    """Assert an OAuth error answer (RFC 6749 §5.2) and return its description."""
+    body = response.get_json()
+    assert body["error"] == error, body
+    assert response.headers["X-Request-Id"]
+    assert response.mimetype == "application/json"
+    assert "access_token" not in body
+    if status is not None:
+        assert response.status_code == status
+    else:
+        assert response.status_code in (400, 401)
+    return str(body.get("error_description", ""))
+
+
+def token_count(app: Flask) -> int:
+    with db.database(app).sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(AccessToken)) or 0)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --- client_secret_basic ------------------------------------------------------------------------
+
+
+def test_client_secret_basic_gets_a_short_lived_token_that_opens_routes(
+    hub: Flask, web: FlaskClient
+) -> None:
+    agency = register(hub)
+    response = token_with_secret(web, agency)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["token_type"] == "Bearer"
+    assert 0 < body["expires_in"] <= 15 * 60
+    assert body["scope"] == "records:write records:read"  # default: every scope of the agency
+    assert "refresh_token" not in body
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Request-Id"]
+
+    answer = web.get("/test/records", headers=bearer(body["access_token"]))
+    assert answer.status_code == 200
+    assert answer.get_json() == {"agency": "mx.chp.dif"}
+
+    with db.database(hub).sessions() as session:
+        row = session.scalars(select(AccessToken)).one()
+        assert row.token_hash != body["access_token"]  # only the hash is stored
+        assert row.client_id == row.agency_id == "mx.chp.dif"
+        assert (row.expires_at - row.issued_at) <= timedelta(minutes=15)
+
+
+def test_token_lifetime_is_capped_at_15_minutes_and_expired_tokens_fail(
+    tmp_path: Path, database_url: str
+) -> None:
+    capped = make_hub(tmp_path, database_url, OAUTH2_TOKEN_SECONDS=3600)
+    try:
+        agency = register(capped)
+        web = capped.test_client()
+        body = token_with_secret(web, agency).get_json()
+        assert body["expires_in"] == 15 * 60
+        # Move the token's expiry into the past: it must stop working.
+        with admin(capped) as session:
+            session.execute(update(AccessToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        introspected = web.post(
+            "/oauth/introspect",
+            data={"token": body["access_token"]},
+            headers=basic(agency.id, agency.secret or ""),
+        )
+        assert introspected.get_json() == {"active": False}
+    finally:
+        capped.extensions["puente.db"].engine.dispose()
+
+
+def test_expired_token_is_refused_on_routes(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    token = token_with_secret(web, agency).get_json()["access_token"]
+    with admin(hub) as session:
+        session.execute(update(AccessToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    response = web.get("/test/records", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.mimetype == "application/problem+json"
+
+
+def test_wrong_secret_unknown_and_disabled_agencies_are_invalid_client(
+    hub: Flask, web: FlaskClient
+) -> None:
+    agency = register(hub)
+    refused(
+        web.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic(agency.id, "not-the-secret"),
+        ),
+        status=401,
+    )
+    refused(
+        web.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic("mx.nadie.dif", agency.secret or ""),
+        ),
+        status=401,
+    )
+    refused(web.post("/oauth/token", data={"grant_type": "client_credentials"}), status=401)
+    with admin(hub) as session:
+        disable_agency(session, agency.id)
+    refused(token_with_secret(web, agency), status=401)
+    refused(token_with_assertion(web, assertion(agency.key, agency.id)))
+    assert token_count(hub) == 0
+
+
+def test_agency_without_secret_cannot_use_basic_auth(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub, with_secret=False)
+    assert agency.secret is None
+    refused(
+        web.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic(agency.id, "anything"),
+        ),
+        status=401,
+    )
+
+
+# --- scopes -------------------------------------------------------------------------------------
+
+
+def test_requested_scopes_narrow_the_token_and_routes_enforce_them(
+    hub: Flask, web: FlaskClient
+) -> None:
+    agency = register(hub)
+    body = token_with_secret(web, agency, scope="records:read").get_json()
+    assert body["scope"] == "records:read"
+    assert web.get("/test/records", headers=bearer(body["access_token"])).status_code == 200
+
+    narrow = token_with_secret(web, agency, scope="records:write").get_json()["access_token"]
+    missing = web.get("/test/records", headers=bearer(narrow))
+    assert missing.status_code == 403
+    assert missing.get_json()["type"].endswith("/forbidden")
+    assert web.get("/test/audit", headers=bearer(narrow)).status_code == 403
+    assert web.get("/test/records").status_code == 401
+
+
+def test_unknown_or_unallowed_scope_is_invalid_scope(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    refused(token_with_secret(web, agency, scope="audit:read"), "invalid_scope", 400)
+    refused(token_with_secret(web, agency, scope="records:read nonsense"), "invalid_scope", 400)
+    assert token_count(hub) == 0
+
+
+def test_other_grant_types_are_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    response = web.post(
+        "/oauth/token",
+        data={"grant_type": "password", "username": "x", "password": "y"},
+        headers=basic(agency.id, agency.secret or ""),
+    )
+    refused(response, "unsupported_grant_type", 400)
+
+
+# --- private_key_jwt ----------------------------------------------------------------------------
+
+
+def test_private_key_jwt_gets_a_token(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub, with_secret=False)
+    for aud in (PUBLIC_TOKEN_URL, LOCAL_TOKEN_URL):
+        response = token_with_assertion(web, assertion(agency.key, agency.id, aud=aud))
+        assert response.status_code == 200, response.get_json()
+        token = response.get_json()["access_token"]
+        assert web.get("/test/records", headers=bearer(token)).get_json() == {"agency": agency.id}
+    # Without a kid the hub tries each valid key of the agency.
+    response = token_with_assertion(web, assertion(agency.key, agency.id, kid=None))
+    assert response.status_code == 200, response.get_json()
+
+
+def test_expired_assertion_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    description = refused(
+        token_with_assertion(web, assertion(agency.key, agency.id, lifetime=-120))
+    )
+    assert "expired" in description
+    assert token_count(hub) == 0
+
+
+def test_long_lived_or_exp_less_assertion_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    description = refused(
+        token_with_assertion(web, assertion(agency.key, agency.id, lifetime=3600))
+    )
+    assert "exp" in description
+    refused(token_with_assertion(web, assertion(agency.key, agency.id, drop=("exp",))))
+    refused(token_with_assertion(web, assertion(agency.key, agency.id, drop=("jti",))))
+    assert token_count(hub) == 0
+
+
+def test_replayed_assertion_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    once = assertion(agency.key, agency.id)
+    assert token_with_assertion(web, once).status_code == 200
+    assert "used before" in refused(token_with_assertion(web, once))
+    # A fresh assertion reusing the jti is a replay too.
+    jti = "reused-" + uuid.uuid4().hex
+    assert token_with_assertion(web, assertion(agency.key, agency.id, jti=jti)).status_code == 200
+    refused(token_with_assertion(web, assertion(agency.key, agency.id, jti=jti)))
+    assert token_count(hub) == 2
+
+
+def test_concurrent_replays_get_exactly_one_token(hub: Flask) -> None:
+    agency = register(hub)
+    # One request first, so the threads race on the assertion and not on Flask's lazy set-up.
+    assert token_with_secret(hub.test_client(), agency).status_code == 200
+    once = assertion(agency.key, agency.id)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        status = token_with_assertion(hub.test_client(), once).status_code
+        with lock:
+            statuses.append(status)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [400] * 7
+    assert token_count(hub) == 2
+
+
+def test_used_assertion_ids_are_kept_per_client_until_they_expire(hub: Flask) -> None:
+    later = utcnow() + timedelta(minutes=5)
+    with hub.app_context():
+        assert consume_assertion_id("mx.chp.dif", "old", utcnow() - timedelta(seconds=1))
+        assert consume_assertion_id("mx.chp.dif", "new", later)
+        assert not consume_assertion_id("mx.chp.dif", "new", later)
+        assert consume_assertion_id("mx.chp.tapachula.dif", "new", later)  # per client
+        # An expired id is forgotten (the assertion it came with can no longer be accepted).
+        assert consume_assertion_id("mx.chp.dif", "old", later)
+    with db.database(hub).sessions() as session:
+        rows = session.execute(select(UsedAssertion.client_id, UsedAssertion.jti)).all()
+    assert sorted(rows) == [
+        ("mx.chp.dif", "new"),
+        ("mx.chp.dif", "old"),
+        ("mx.chp.tapachula.dif", "new"),
+    ]
+
+
+def test_forged_assertion_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    forger = OKPKey.generate_key("Ed25519")
+    # Signed by another key but naming the agency's kid: the signature does not verify.
+    description = refused(
+        token_with_assertion(web, assertion(forger, agency.id, kid=agency.key.thumbprint()))
+    )
+    assert "does not verify" in description
+    # Signed by another key without a kid: no key of the agency verifies it.
+    refused(token_with_assertion(web, assertion(forger, agency.id, kid=None)))
+    # Signed by another agency's key, claiming to come from this one: sub names the key's
+    # owner (and the signature verifies) but iss does not match it.
+    other = register(hub, "mx.chp.tapachula.dif")
+    description = refused(token_with_assertion(web, assertion(other.key, agency.id, sub=other.id)))
+    assert "Issuer and Subject" in description
+    assert token_count(hub) == 0
+
+
+def test_wrong_audience_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    for aud in ("https://otro-hub.example/oauth/token", "http://127.0.0.1:8000/", "puente"):
+        assert "aud" in refused(
+            token_with_assertion(web, assertion(agency.key, agency.id, aud=aud))
+        )
+    assert token_count(hub) == 0
+
+
+def test_alg_none_and_hmac_with_the_public_key_are_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    kid = agency.key.thumbprint()
+    description = refused(
+        token_with_assertion(
+            web, unsigned_jwt({"alg": "none", "kid": kid}, claims_for(agency.id), None)
+        )
+    )
+    assert "EdDSA" in description
+    public_pem = agency.key.as_pem(private=False)
+    public_json = json.dumps(public_jwk(agency.key)).encode()
+    x = base64.urlsafe_b64decode(public_jwk(agency.key)["x"] + "==")
+    for secret in (public_pem, public_json, x):
+        for alg in ("HS256", "HS512"):
+            forged = unsigned_jwt({"alg": alg, "kid": kid}, claims_for(agency.id), secret)
+            assert "EdDSA" in refused(token_with_assertion(web, forged))
+    assert token_count(hub) == 0
+
+
+def test_wrong_or_retired_key_id_is_refused(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    description = refused(
+        token_with_assertion(web, assertion(agency.key, agency.id, kid="no-such-key"))
+    )
+    assert "no-such-key" in description
+    # Another agency's key id is not this agency's.
+    other = register(hub, "mx.chp.tapachula.dif")
+    refused(token_with_assertion(web, assertion(agency.key, agency.id, kid=other.key.thumbprint())))
+    with admin(hub) as session:
+        retire_key(session, agency.id, agency.key.thumbprint())
+    refused(token_with_assertion(web, assertion(agency.key, agency.id)))
+    assert token_count(hub) == 0
+
+
+def test_key_rotation_keeps_the_old_key_for_the_grace_period(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    new_key = OKPKey.generate_key("Ed25519")
+    with admin(hub) as session:
+        rotate_key(session, agency.id, public_jwk(new_key))
+    for key in (agency.key, new_key):
+        assert token_with_assertion(web, assertion(key, agency.id)).status_code == 200
+        assert token_with_assertion(web, assertion(key, agency.id, kid=None)).status_code == 200
+
+    newest = OKPKey.generate_key("Ed25519")
+    with admin(hub) as session:
+        rotate_key(session, agency.id, public_jwk(newest), grace=timedelta(0))
+    refused(token_with_assertion(web, assertion(new_key, agency.id)))
+    refused(token_with_assertion(web, assertion(agency.key, agency.id, kid=None)))
+    assert token_with_assertion(web, assertion(newest, agency.id)).status_code == 200
+
+
+def test_unknown_agency_with_assertion_is_invalid_client(hub: Flask, web: FlaskClient) -> None:
+    key = OKPKey.generate_key("Ed25519")
+    refused(token_with_assertion(web, assertion(key, "mx.nadie.dif")))
+    refused(token_with_assertion(web, "not.a.jwt"))
+
+
+# --- disabled agencies, introspection, revocation ------------------------------------------------
+
+
+def test_disabled_agency_token_stops_working_at_once(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    token = token_with_secret(web, agency).get_json()["access_token"]
+    assert web.get("/test/records", headers=bearer(token)).status_code == 200
+    with admin(hub) as session:
+        disable_agency(session, agency.id)
+    response = web.get("/test/records", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.get_json()["type"].endswith("/unauthenticated")
+
+
+def test_disabled_agency_is_refused_even_if_its_tokens_were_not_revoked(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # The resource side checks the agency itself, not only the token's revoked flag.
+    from exchange.agencies import Agency as AgencyRow
+
+    agency = register(hub)
+    token = token_with_secret(web, agency).get_json()["access_token"]
+    with admin(hub) as session:
+        session.get(AgencyRow, agency.id).active = False  # type: ignore[union-attr]
+    assert web.get("/test/records", headers=bearer(token)).status_code == 401
+
+
+def test_introspection_shows_own_tokens_only(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    other = register(hub, "mx.chp.tapachula.dif")
+    token = token_with_secret(web, agency, scope="records:read").get_json()["access_token"]
+    others_token = token_with_secret(web, other).get_json()["access_token"]
+
+    own = web.post(
+        "/oauth/introspect", data={"token": token}, headers=basic(agency.id, agency.secret or "")
+    )
+    assert own.status_code == 200
+    body = own.get_json()
+    assert body["active"] is True
+    assert body["client_id"] == body["sub"] == agency.id
+    assert body["scope"] == "records:read"
+    assert 0 < body["exp"] - body["iat"] <= 15 * 60
+    assert own.headers["X-Request-Id"]
+
+    # Another agency's token, and a token that never existed, look the same.
+    for candidate in (others_token, "no-such-token"):
+        answer = web.post(
+            "/oauth/introspect",
+            data={"token": candidate},
+            headers=basic(agency.id, agency.secret or ""),
+        )
+        assert answer.get_json() == {"active": False}
+
+    # Introspection with a private_key_jwt assertion works as well.
+    with_assertion = web.post(
+        "/oauth/introspect",
+        data={
+            "token": token,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(agency.key, agency.id),
+        },
+    )
+    assert with_assertion.get_json()["active"] is True
+
+    refused(web.post("/oauth/introspect", data={"token": token}), status=401)
+    refused(
+        web.post("/oauth/introspect", data={}, headers=basic(agency.id, agency.secret or "")),
+        "invalid_request",
+        400,
+    )
+
+
+def test_revocation(hub: Flask, web: FlaskClient) -> None:
+    agency = register(hub)
+    other = register(hub, "mx.chp.tapachula.dif")
+    token = token_with_secret(web, agency).get_json()["access_token"]
+    others_token = token_with_secret(web, other).get_json()["access_token"]
+
+    # Nobody revokes another agency's token.
+    refused(
+        web.post(
+            "/oauth/revoke",
+            data={"token": others_token},
+            headers=basic(agency.id, agency.secret or ""),
+        ),
+        "invalid_grant",
+        400,
+    )
+    assert web.get("/test/records", headers=bearer(others_token)).status_code == 200
+
+    revoked = web.post(
+        "/oauth/revoke",
+        data={
+            "token": token,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(agency.key, agency.id),
+        },
+    )
+    assert revoked.status_code == 200
+    assert revoked.headers["X-Request-Id"]
+    assert web.get("/test/records", headers=bearer(token)).status_code == 401
+    introspected = web.post(
+        "/oauth/introspect", data={"token": token}, headers=basic(agency.id, agency.secret or "")
+    )
+    assert introspected.get_json() == {"active": False}
+    # Unknown tokens: nothing to do, still 200 (RFC 7009 §2.2).
+    unknown = web.post(
+        "/oauth/revoke",
+        data={"token": "no-such-token"},
+        headers=basic(agency.id, agency.secret or ""),
+    )
+    assert unknown.status_code == 200
+    refused(web.post("/oauth/revoke", data={"token": token}), status=401)
+
+
+def test_token_endpoint_answers_only_post(web: FlaskClient) -> None:
+    response = web.get("/oauth/token")
+    assert response.status_code == 405
+    assert response.headers["X-Request-Id"]

@@ -1,0 +1,284 @@
+"""Reading records: a purpose is required; the owning agency and agencies holding an accepted
+referral or transfer may read; everyone else gets the very 404 of a record that does not
+exist; every read is audited with its purpose."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from records_support import (
+    PURPOSE,
+    AgencyClient,
+    add_agency,
+    changed,
+    envelope,
+    example,
+    execute,
+    issue_token,
+    push,
+    read,
+    rows,
+)
+from sqlalchemy import insert, select, update
+
+from exchange.audit_log import AuditEntry
+from exchange.children import Child
+from exchange.sharing import RecordShare
+
+OWNER = "mx.chp.dif"
+OTHER = "mx.tab.dif"
+
+
+@pytest.fixture
+def owner(app: Flask) -> AgencyClient:
+    return add_agency(app, OWNER)
+
+
+@pytest.fixture
+def other(app: Flask) -> AgencyClient:
+    return add_agency(app, OTHER, jurisdiction="27")
+
+
+@pytest.fixture
+def record(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
+    answer = push(client, owner, envelope("EXP-1", example("typical")))
+    assert answer.status_code == 201
+    return dict(answer.get_json())
+
+
+def audit_entry(app: Flask, entry_id: str) -> dict[str, Any]:
+    [(entry,)] = rows(app, select(AuditEntry.entry).where(AuditEntry.id == entry_id))
+    return dict(json.loads(entry))
+
+
+def share(app: Flask, record_id: str, kind: str, status: str) -> None:
+    execute(
+        app,
+        insert(RecordShare).values(
+            record_id=record_id,
+            from_agency=OWNER,
+            agency_id=OTHER,
+            kind=kind,
+            status=status,
+            purpose=PURPOSE,
+            categories=[],
+        ),
+    )
+
+
+def comparable(problem: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in problem.items() if k not in {"instance", "request_id"}}
+
+
+def test_the_owner_reads_the_latest_version(
+    app: Flask, client: FlaskClient, owner: AgencyClient, record: dict[str, Any]
+) -> None:
+    data = changed(example("typical"), "v2")
+    second = push(client, owner, envelope("EXP-1", data)).get_json()
+    response = read(client, owner, record["record_id"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["record_id"] == record["record_id"]
+    assert body["version"] == 2
+    assert body["child_id"] == record["child_id"]
+    assert body["schema"] == "case-record/1"
+    assert body["local_id"] == "EXP-1"
+    assert body["owner"] == OWNER
+    assert body["body_sha256"] == second["body_sha256"]
+    assert body["pushed_at"]
+    assert body["data"] == data
+    decision = response.headers["Puente-Decision"]
+    entry = audit_entry(app, decision)
+    assert entry["action"] == "record_read"
+    assert entry["outcome"] == "success"
+    assert entry["purpose"] == PURPOSE
+    assert entry["record_id"] == record["record_id"]
+    assert entry["record_version"] == 2
+    assert entry["decision"]["basis"] == "originating_agency"
+
+
+@pytest.mark.parametrize("query", [{}, {"purpose": ""}, {"purpose": "curiosity"}])
+def test_no_purpose_no_data(
+    client: FlaskClient, owner: AgencyClient, record: dict[str, Any], query: dict[str, str]
+) -> None:
+    record_path = f"/v1/records/{record['record_id']}"
+    child_path = f"/v1/children/{record['child_id']}/records"
+    for path in (record_path, f"{record_path}/versions", child_path):
+        response = client.get(path, query_string=query, headers=owner.headers)
+        assert response.status_code == 400
+        problem = response.get_json()
+        assert problem["type"].endswith("/validation")
+        assert problem["errors"][0]["parameter"] == "purpose"
+        assert "data" not in problem
+
+
+def test_other_agencies_get_the_404_of_a_missing_record(
+    app: Flask, client: FlaskClient, other: AgencyClient, record: dict[str, Any]
+) -> None:
+    hidden = read(client, other, record["record_id"])
+    missing = read(client, other, "rec_000000000000000000000000")
+    assert hidden.status_code == missing.status_code == 404
+    assert comparable(hidden.get_json()) == comparable(missing.get_json())
+    assert hidden.headers.get("Puente-Decision") is None
+    for path in ("versions",):
+        assert (
+            client.get(
+                f"/v1/records/{record['record_id']}/{path}",
+                query_string={"purpose": PURPOSE},
+                headers=other.headers,
+            ).status_code
+            == 404
+        )
+    denied = rows(app, select(AuditEntry.entry).where(AuditEntry.outcome == "denied"))
+    assert len(denied) == 2  # the refused reads of an existing record are on the log
+    assert json.loads(denied[0][0])["actor"]["agency_id"] == OTHER
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "visible"),
+    [
+        ("referral", "accepted", True),
+        ("transfer", "accepted", True),
+        ("referral", "pending", False),
+        ("transfer", "pending", False),
+        ("referral", "rejected", False),
+        ("referral", "cancelled", False),
+    ],
+)
+def test_accepted_referrals_and_transfers_open_the_record(
+    app: Flask,
+    client: FlaskClient,
+    other: AgencyClient,
+    record: dict[str, Any],
+    kind: str,
+    status: str,
+    visible: bool,
+) -> None:
+    share(app, record["record_id"], kind, status)
+    response = read(client, other, record["record_id"])
+    assert response.status_code == (200 if visible else 404)
+    if visible:
+        assert response.get_json()["data"] == example("typical")
+        entry = audit_entry(app, response.headers["Puente-Decision"])
+        assert entry["decision"]["basis"] == "grant"
+        assert entry["actor"]["agency_id"] == OTHER
+
+
+def test_the_new_owner_after_a_transfer_reads_it(
+    app: Flask, client: FlaskClient, other: AgencyClient, record: dict[str, Any]
+) -> None:
+    from exchange.records import Record
+
+    execute(app, update(Record).values(owner_agency=OTHER))
+    assert read(client, other, record["record_id"]).status_code == 200
+
+
+def test_people_and_tokens_without_the_scope_do_not_read(
+    app: Flask, client: FlaskClient, record: dict[str, Any]
+) -> None:
+    writer = issue_token(app, OWNER, ["records:write"])
+    no_scope = client.get(
+        f"/v1/records/{record['record_id']}",
+        query_string={"purpose": PURPOSE},
+        headers={"Authorization": f"Bearer {writer}"},
+    )
+    assert no_scope.status_code == 403
+    person = issue_token(app, None, ["records:read"], person_id="lawyer-1")
+    by_person = client.get(
+        f"/v1/records/{record['record_id']}",
+        query_string={"purpose": PURPOSE},
+        headers={"Authorization": f"Bearer {person}"},
+    )
+    assert by_person.status_code == 404
+    assert client.get(f"/v1/records/{record['record_id']}?purpose={PURPOSE}").status_code == 401
+
+
+def test_versions_are_listed_without_content(
+    app: Flask, client: FlaskClient, owner: AgencyClient, record: dict[str, Any]
+) -> None:
+    push(client, owner, envelope("EXP-1", changed(example("typical"), "v2")))
+    response = client.get(
+        f"/v1/records/{record['record_id']}/versions",
+        query_string={"purpose": PURPOSE},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [v["version"] for v in body["versions"]] == [1, 2]
+    assert body["versions"][0]["body_sha256"] == record["body_sha256"]
+    assert {v["pushed_by"] for v in body["versions"]} == {OWNER}
+    assert "Ejemplo" not in response.get_data(as_text=True)
+    entry = audit_entry(app, response.headers["Puente-Decision"])
+    assert entry["action"] == "record_versions_listed"
+    assert entry["purpose"] == PURPOSE
+
+
+def test_a_childs_records_are_those_the_caller_may_read(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    other: AgencyClient,
+    record: dict[str, Any],
+) -> None:
+    child_id = record["child_id"]
+    mine = push(client, owner, envelope("EXP-2", changed(example(), "2"), child_id=child_id))
+    theirs = push(client, other, envelope("T-1", changed(example(), "3"), child_id=child_id))
+    assert theirs.status_code == 201
+    response = client.get(
+        f"/v1/children/{child_id}/records",
+        query_string={"purpose": PURPOSE},
+        headers=owner.headers,
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["child_id"] == child_id
+    listed = {r["record_id"] for r in body["records"]}
+    assert listed == {record["record_id"], mine.get_json()["record_id"]}
+    assert all("data" in r for r in body["records"])
+    decisions = response.headers["Puente-Decision"].split(", ")
+    assert len(decisions) == 2
+    assert {audit_entry(app, d)["record_id"] for d in decisions} == listed
+
+
+def test_a_childs_records_follow_merges(
+    app: Flask, client: FlaskClient, owner: AgencyClient, record: dict[str, Any]
+) -> None:
+    duplicate = push(client, owner, envelope("EXP-9", example())).get_json()
+    assert duplicate["child_id"] != record["child_id"]
+    execute(
+        app,
+        update(Child)
+        .where(Child.id == duplicate["child_id"])
+        .values(merged_into=record["child_id"]),
+    )
+    for asked in (record["child_id"], duplicate["child_id"]):
+        body = client.get(
+            f"/v1/children/{asked}/records",
+            query_string={"purpose": PURPOSE},
+            headers=owner.headers,
+        ).get_json()
+        assert {r["record_id"] for r in body["records"]} == {
+            record["record_id"],
+            duplicate["record_id"],
+        }
+        assert {r["child_id"] for r in body["records"]} == {record["child_id"]}
+    # Reading the merged duplicate's record shows the child it now belongs to.
+    assert read(client, owner, duplicate["record_id"]).get_json()["child_id"] == record["child_id"]
+
+
+def test_an_unknown_or_invisible_child_is_an_empty_list(
+    client: FlaskClient, other: AgencyClient, record: dict[str, Any]
+) -> None:
+    for child_id in (record["child_id"], "nna_00000000000000000000"):
+        response = client.get(
+            f"/v1/children/{child_id}/records",
+            query_string={"purpose": PURPOSE},
+            headers=other.headers,
+        )
+        assert response.status_code == 200
+        assert response.get_json() == {"child_id": child_id, "records": []}
+        assert "Puente-Decision" not in response.headers

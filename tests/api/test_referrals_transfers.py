@@ -1,0 +1,395 @@
+"""Referrals and transfers within this hub: who may refer or transfer, what each gives the
+recipient, that every action is audited and notified in its own transaction, and the refusals."""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from exchange import db
+from exchange.agencies import disable_agency, register_agency
+from exchange.audit_log import AuditEntry
+from exchange.auth import store_token
+from exchange.outbox import OutboxMessage
+from exchange.records import Record
+from exchange.sharing import RecordShare
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "schemas/examples/case-record/1/valid/typical.json"
+
+OWNER = "mx.chp.dif"  # state DIF, with a webhook
+CLINIC = "mx.chp.tapachula.dif"  # municipal DIF, with a webhook
+SHELTER = "mx.tab.dif"  # state DIF, no webhook
+CLOSED = "mx.oax.dif"  # disabled
+SCOPES = ["records:write", "records:read"]
+
+
+@dataclass
+class Hub:
+    app: Flask
+    client: FlaskClient
+    tokens: dict[str, str]
+
+    def headers(self, agency: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[agency]}", "Accept-Language": "en"}
+
+    def post(self, agency: str, path: str, body: Any = None) -> Any:
+        if body is None:
+            return self.client.post(path, headers=self.headers(agency))
+        return self.client.post(path, json=body, headers=self.headers(agency))
+
+    def read(self, agency: str, record_id: str) -> Any:
+        return self.client.get(
+            f"/v1/records/{record_id}?purpose=case_management", headers=self.headers(agency)
+        )
+
+    def push(self, agency: str = OWNER, local_id: str = "EXP-1") -> str:
+        data = json.loads(EXAMPLE.read_text())
+        answer = self.post(
+            agency, "/v1/records", {"schema": "case-record/1", "local_id": local_id, "data": data}
+        )
+        assert answer.status_code == 201, answer.get_json()
+        return str(answer.get_json()["record_id"])
+
+    def outbox(self) -> list[OutboxMessage]:
+        with db.database(self.app).sessions() as session:
+            return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
+
+    def audit(self, entry_id: str) -> dict[str, Any]:
+        with db.database(self.app).sessions() as session:
+            entry = session.get_one(AuditEntry, entry_id)
+            return dict(json.loads(entry.entry))
+
+    def owner_of(self, record_id: str) -> str:
+        with db.database(self.app).sessions() as session:
+            return session.get_one(Record, record_id).owner_agency
+
+
+@pytest.fixture
+def hub(app: Flask) -> Hub:
+    tokens = {}
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        for agency_id, level, jurisdiction, webhook in (
+            (OWNER, "state", "07", "https://dif.chiapas.example/puente"),
+            (CLINIC, "municipal", "07089", "https://tapachula.example/hooks"),
+            (SHELTER, "state", "27", None),
+            (CLOSED, "state", "20", "https://oax.example/hooks"),
+        ):
+            register_agency(
+                session, agency_id, agency_id, level, jurisdiction, SCOPES, webhook_url=webhook
+            )
+            tokens[agency_id], _ = store_token(
+                session, client_id=agency_id, scopes=SCOPES, agency_id=agency_id
+            )
+        tokens["reader-only"], _ = store_token(
+            session, client_id=OWNER, scopes=["records:read"], agency_id=OWNER
+        )
+        disable_agency(session, CLOSED)
+    return Hub(app, app.test_client(), tokens)
+
+
+def refer(hub: Hub, record_id: str, to: str = CLINIC, **body: Any) -> Any:
+    request = {"to": to, "purpose": "health_care", "categories": ["identity", "health"], **body}
+    return hub.post(OWNER, f"/v1/records/{record_id}/referrals", request)
+
+
+def transfer(hub: Hub, record_id: str, to: str = CLINIC, by: str = OWNER) -> Any:
+    body = {"to": to, "reason": "La familia se trasladó."}
+    return hub.post(by, f"/v1/records/{record_id}/transfers", body)
+
+
+# --- referrals -----------------------------------------------------------------------------
+
+
+def test_referral_shares_the_record_at_once_and_is_audited_and_notified(hub: Hub) -> None:
+    record_id = hub.push()
+    assert hub.read(CLINIC, record_id).status_code == 404
+
+    answer = refer(hub, record_id)
+
+    assert answer.status_code == 201, answer.get_json()
+    share = answer.get_json()
+    assert share["id"].startswith("shr_")
+    assert share["kind"] == "referral" and share["status"] == "accepted"
+    assert (share["record_id"], share["from"], share["to"]) == (record_id, OWNER, CLINIC)
+    assert (share["purpose"], share["categories"]) == ("health_care", ["identity", "health"])
+    assert hub.read(CLINIC, record_id).status_code == 200
+    assert hub.read(SHELTER, record_id).status_code == 404  # nobody else
+    assert hub.owner_of(record_id) == OWNER
+
+    entry = hub.audit(share["audit_entry"])
+    assert entry["action"] == "record_referred" and entry["outcome"] == "success"
+    assert entry["actor"]["agency_id"] == OWNER and entry["record_id"] == record_id
+    assert entry["purpose"] == "health_care" and entry["reason_code"] == f"to.{CLINIC}"
+
+    [message] = hub.outbox()
+    assert (message.agency_id, message.kind, message.status) == (
+        CLINIC,
+        "record.referred",
+        "pending",
+    )
+    with db.database(hub.app).sessions() as session:
+        record = session.get_one(Record, record_id)
+    payload = message.payload
+    assert payload["share_id"] == share["id"] and payload["record_id"] == record_id
+    assert payload["record_version"] == 1 and payload["child_id"] == record.child_id
+    assert payload["purpose"] == "health_care" and payload["kind"] == "referral"
+    # Identifiers and codes only: nothing of the case itself travels in a notification.
+    assert set(payload) == {
+        "event", "share_id", "kind", "status", "record_id", "record_version", "child_id",
+        "purpose", "categories", "from", "to", "occurred_at", "record_url",
+    }  # fmt: skip
+    assert payload["record_url"].endswith(f"/v1/records/{record_id}")
+
+
+def test_recipient_without_a_webhook_gets_no_notification_but_finds_the_share(hub: Hub) -> None:
+    record_id = hub.push()
+    assert refer(hub, record_id, to=SHELTER).status_code == 201
+    assert hub.outbox() == []
+    listed = hub.client.get("/v1/shares?role=received", headers=hub.headers(SHELTER))
+    assert [s["record_id"] for s in listed.get_json()["shares"]] == [record_id]
+
+
+def test_only_the_owner_may_refer_and_strangers_cannot_tell_the_record_exists(hub: Hub) -> None:
+    record_id = hub.push()
+    assert refer(hub, record_id).status_code == 201
+    # The clinic reads the record through the referral, but may not pass it on.
+    onward = hub.post(
+        CLINIC,
+        f"/v1/records/{record_id}/referrals",
+        {"to": SHELTER, "purpose": "health_care", "categories": ["health"]},
+    )
+    assert onward.status_code == 403
+    assert onward.get_json()["type"].endswith("/forbidden")
+    # A stranger gets exactly the answer for a record that does not exist.
+    body = {"to": CLINIC, "purpose": "health_care", "categories": ["health"]}
+    stranger = hub.post(SHELTER, f"/v1/records/{record_id}/referrals", body)
+    missing = hub.post(SHELTER, "/v1/records/rec_000000000000000000000000/referrals", body)
+    assert stranger.status_code == missing.status_code == 404
+    ignore = {"instance", "request_id"}
+    assert {k: v for k, v in stranger.get_json().items() if k not in ignore} == {
+        k: v for k, v in missing.get_json().items() if k not in ignore
+    }
+    with db.database(hub.app).sessions() as session:
+        shares = session.scalars(select(RecordShare)).all()
+        denied = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "record_referred", AuditEntry.outcome == "denied"
+            )
+        ).all()
+    assert len(shares) == 1
+    assert sorted(e.actor_agency or "" for e in denied) == sorted([CLINIC, SHELTER])
+
+
+BAD_REFERRALS = [
+    ({"to": CLINIC, "purpose": "curiosity", "categories": ["health"]}, "/purpose"),
+    ({"to": CLINIC, "purpose": "health_care", "categories": ["diary"]}, "/categories/0"),
+    ({"to": CLINIC, "purpose": "health_care", "categories": []}, "/categories"),
+    ({"to": CLINIC, "purpose": "health_care"}, ""),
+    ({"to": CLINIC, "purpose": "health_care", "categories": ["health"], "x": 1}, ""),
+    ({"to": "mx.nowhere.dif", "purpose": "health_care", "categories": ["health"]}, "/to"),
+    ({"to": CLOSED, "purpose": "health_care", "categories": ["health"]}, "/to"),
+    ({"to": OWNER, "purpose": "health_care", "categories": ["health"]}, "/to"),
+]
+
+
+def test_bad_referrals_are_refused_with_a_pointer(hub: Hub) -> None:
+    record_id = hub.push()
+    for body, pointer in BAD_REFERRALS:
+        answer = hub.post(OWNER, f"/v1/records/{record_id}/referrals", body)
+        assert answer.status_code == 400, (body, answer.get_json())
+        problem = answer.get_json()
+        assert problem["type"].endswith("/validation")
+        assert pointer in [error["pointer"] for error in problem["errors"]], (body, problem)
+    assert hub.outbox() == []
+    with db.database(hub.app).sessions() as session:
+        assert session.scalars(select(RecordShare)).all() == []
+
+
+def test_referral_needs_a_token_with_the_write_scope(hub: Hub) -> None:
+    record_id = hub.push()
+    body = {"to": CLINIC, "purpose": "health_care", "categories": ["health"]}
+    assert hub.client.post(f"/v1/records/{record_id}/referrals", json=body).status_code == 401
+    answer = hub.post("reader-only", f"/v1/records/{record_id}/referrals", body)
+    assert answer.status_code == 403
+
+
+def test_the_same_referral_twice_is_a_conflict(hub: Hub) -> None:
+    record_id = hub.push()
+    first = refer(hub, record_id).get_json()
+    again = refer(hub, record_id)
+    assert again.status_code == 409 and again.get_json()["share_id"] == first["id"]
+    assert refer(hub, record_id, purpose="education").status_code == 201  # another purpose
+
+
+# --- transfers -----------------------------------------------------------------------------
+
+
+def test_transfer_moves_responsibility_only_when_the_recipient_accepts(hub: Hub) -> None:
+    record_id = hub.push()
+    created = transfer(hub, record_id)
+    assert created.status_code == 201, created.get_json()
+    share = created.get_json()
+    assert (share["kind"], share["status"], share["to"]) == ("transfer", "pending", CLINIC)
+    assert hub.audit(share["audit_entry"])["action"] == "record_transferred"
+    # Pending: nothing moved, and the recipient may not read yet.
+    assert hub.owner_of(record_id) == OWNER
+    assert hub.read(CLINIC, record_id).status_code == 404
+    [requested] = hub.outbox()
+    assert (requested.agency_id, requested.kind) == (CLINIC, "transfer.requested")
+    assert requested.payload["share_id"] == share["id"]
+
+    accepted = hub.post(CLINIC, f"/v1/transfers/{share['id']}/accept")
+
+    assert accepted.status_code == 200, accepted.get_json()
+    body = accepted.get_json()
+    assert body["status"] == "accepted" and body["decided_by"] == CLINIC
+    assert body["decided_at"] is not None
+    entry = hub.audit(body["audit_entry"])
+    assert entry["action"] == "transfer_accepted" and entry["actor"]["agency_id"] == CLINIC
+    assert hub.owner_of(record_id) == CLINIC
+    assert hub.read(CLINIC, record_id).get_json()["owner"] == CLINIC
+    # The previous owner keeps reading for continuity, but is no longer responsible.
+    assert hub.read(OWNER, record_id).status_code == 200
+    assert refer(hub, record_id, to=SHELTER).status_code == 403
+    assert transfer(hub, record_id, to=SHELTER).status_code == 403
+    # The new owner may now refer and transfer.
+    onward = hub.post(
+        CLINIC,
+        f"/v1/records/{record_id}/referrals",
+        {"to": SHELTER, "purpose": "education", "categories": ["education"]},
+    )
+    assert onward.status_code == 201
+    # The sender heard of the acceptance.
+    kinds = [(m.agency_id, m.kind) for m in hub.outbox()]
+    assert (OWNER, "transfer.accepted") in kinds
+
+
+def test_only_the_recipient_may_accept_and_only_once(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    by_sender = hub.post(OWNER, f"/v1/transfers/{share_id}/accept")
+    assert by_sender.status_code == 403
+    by_stranger = hub.post(SHELTER, f"/v1/transfers/{share_id}/accept")
+    assert by_stranger.status_code == 404
+    unknown = hub.post(CLINIC, "/v1/transfers/shr_000000000000000000000000/accept")
+    assert unknown.status_code == 404
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept").status_code == 200
+    twice = hub.post(CLINIC, f"/v1/transfers/{share_id}/accept")
+    assert twice.status_code == 409
+    assert twice.get_json()["share_status"] == "accepted"
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/reject").status_code == 409
+    assert hub.owner_of(record_id) == CLINIC
+
+
+def test_a_referral_is_not_a_transfer_to_accept(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = refer(hub, record_id).get_json()["id"]
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept").status_code == 404
+
+
+def test_rejected_transfer_changes_nothing_and_can_be_proposed_again(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    assert transfer(hub, record_id, to=SHELTER).status_code == 409  # one pending at a time
+    rejected = hub.post(CLINIC, f"/v1/transfers/{share_id}/reject", {"reason": "Sin cupo."})
+    assert rejected.status_code == 200
+    body = rejected.get_json()
+    assert (body["status"], body["decision_reason"]) == ("rejected", "Sin cupo.")
+    assert hub.audit(body["audit_entry"])["action"] == "transfer_rejected"
+    assert hub.owner_of(record_id) == OWNER
+    assert hub.read(CLINIC, record_id).status_code == 404
+    assert [(m.agency_id, m.kind) for m in hub.outbox()] == [
+        (CLINIC, "transfer.requested"),
+        (OWNER, "transfer.rejected"),
+    ]
+    assert transfer(hub, record_id, to=SHELTER).status_code == 201
+
+
+def test_bad_transfers_are_refused(hub: Hub) -> None:
+    record_id = hub.push()
+    for body, pointer in (
+        ({"to": CLINIC}, ""),
+        ({"to": CLINIC, "reason": "   "}, "/reason"),
+        ({"to": CLOSED, "reason": "x"}, "/to"),
+        ({"to": OWNER, "reason": "x"}, "/to"),
+    ):
+        answer = hub.post(OWNER, f"/v1/records/{record_id}/transfers", body)
+        assert answer.status_code == 400, (body, answer.get_json())
+        assert pointer in [error["pointer"] for error in answer.get_json()["errors"]]
+    assert transfer(hub, record_id, by=SHELTER).status_code == 404
+    share_id = transfer(hub, record_id).get_json()["id"]
+    bad_decision = hub.post(CLINIC, f"/v1/transfers/{share_id}/reject", {"why": "no"})
+    assert bad_decision.status_code == 400
+    assert hub.owner_of(record_id) == OWNER
+
+
+def test_concurrent_accepts_succeed_once(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    statuses: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def accept() -> None:
+        client = hub.app.test_client()
+        barrier.wait()
+        answer = client.post(f"/v1/transfers/{share_id}/accept", headers=hub.headers(CLINIC))
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=accept) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [200, 409, 409, 409]
+    with db.database(hub.app).sessions() as session:
+        continuity = session.scalars(
+            select(RecordShare).where(RecordShare.agency_id == OWNER)
+        ).all()
+        accepted_entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "transfer_accepted")
+        ).all()
+    assert len(continuity) == 1 and len(accepted_entries) == 1
+    assert [m.kind for m in hub.outbox()].count("transfer.accepted") == 1
+
+
+def test_no_action_without_its_notification(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    record_id = hub.push()
+
+    def broken_enqueue(*_args: Any, **_kwargs: Any) -> None:
+        raise RuntimeError("outbox unavailable")
+
+    monkeypatch.setattr("exchange.sharing.enqueue", broken_enqueue)
+    assert refer(hub, record_id).status_code == 500
+    with db.database(hub.app).sessions() as session:
+        assert session.scalars(select(RecordShare)).all() == []
+        assert (
+            session.scalars(select(AuditEntry).where(AuditEntry.action == "record_referred")).all()
+            == []
+        )
+    assert hub.read(CLINIC, record_id).status_code == 404
+
+
+def test_listing_shares(hub: Hub) -> None:
+    first = hub.push(local_id="EXP-1")
+    second = hub.push(local_id="EXP-2")
+    refer(hub, first)
+    pending = transfer(hub, second).get_json()["id"]
+
+    def listed(agency: str, query: str) -> list[str]:
+        answer = hub.client.get(f"/v1/shares{query}", headers=hub.headers(agency))
+        assert answer.status_code == 200, answer.get_json()
+        return [share["id"] for share in answer.get_json()["shares"]]
+
+    assert listed(CLINIC, "?role=received&kind=transfer&status=pending") == [pending]
+    assert len(listed(CLINIC, "")) == 2 and len(listed(OWNER, "?role=sent")) == 2
+    assert listed(OWNER, "?role=received") == [] and listed(SHELTER, "") == []
+    bad = hub.client.get("/v1/shares?status=maybe", headers=hub.headers(CLINIC))
+    assert bad.status_code == 400

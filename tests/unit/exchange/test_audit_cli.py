@@ -1,0 +1,253 @@
+"""``puente audit export`` and ``puente audit verify`` as an oversight body runs them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+
+from audit import Checkpoint, checkpoint_of, generate_signer_key, sign_checkpoint
+from exchange import db
+from exchange.audit_log import record_event
+from exchange.audit_sequencer import integrate_pending
+from exchange.auth import store_token
+from exchange.cli import main
+from exchange.keys import audit_origin, hub_keys
+from tests.conftest import make_hub
+
+CLI_MODULE = Path(__file__).resolve().parents[3] / "exchange" / "cli" / "audit.py"
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    app = make_hub(tmp_path, database_url, AUDIT_CHECKPOINT_INTERVAL=0.000001)
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    _log(app, 30)
+    _log(app, 70)  # checkpoints 30 and 100
+    yield app
+    app.extensions["puente.db"].engine.dispose()
+
+
+def _log(app: Flask, count: int) -> None:
+    with app.app_context():
+        session = db.database(app).sessions()
+        for i in range(count):
+            record_event(
+                session,
+                action="record.pushed",
+                outcome="success",
+                actor_agency="mx.chp.dif",
+                child_id=f"ch-{i:04d}",
+                record_id=f"rec-{i}",
+                record_version=1,
+            )
+        session.commit()
+        session.close()
+        integrate_pending(app, force_checkpoint=True)
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _vkey(app: Flask) -> str:
+    signer = hub_keys(app).log
+    assert signer is not None
+    return signer.vkey
+
+
+def _export(tmp_path: Path) -> Path:
+    out = tmp_path / "export"
+    result = _run("audit", "export", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["entries"] == 100
+    return out
+
+
+def _api(app: Flask, path: str, **headers: str) -> str:
+    with app.app_context():
+        session = db.database(app).sessions()
+        secret, _ = store_token(session, client_id="cndh", scopes=["audit:read"])
+        session.commit()
+        session.close()
+    response = app.test_client().get(path, headers={"Authorization": f"Bearer {secret}", **headers})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_data(as_text=True)
+
+
+def test_export_then_verify_with_the_public_key(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    assert {p.name for p in out.iterdir()} == {
+        "entries.ndjson",
+        "checkpoints.ndjson",
+        "leaves.bin",
+        "log.vkey",
+        "keys.json",
+        "manifest.json",
+    }
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["origin"] == audit_origin(hub) and manifest["latest_checkpoint_size"] == 100
+    assert [
+        json.loads(x)["size"] for x in (out / "checkpoints.ndjson").read_text().splitlines()
+    ] == [30, 100]
+
+    result = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "en")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("OK: 100 entries and 2 checkpoints verified; latest: 100")
+    spanish = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "es")
+    assert spanish.stdout.startswith("OK: 100 entradas y 2 puntos de control verificados")
+
+
+def test_trusting_the_exports_own_key_is_flagged(hub: Flask, tmp_path: Path) -> None:
+    result = _run("audit", "verify", "--full", str(_export(tmp_path)), "--lang", "en")
+    assert result.exit_code == 0
+    assert "This proves nothing" in result.stderr
+
+
+def test_another_key_is_a_signature_failure(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    _private, impostor = generate_signer_key(audit_origin(hub))
+    key_file = tmp_path / "impostor.vkey"
+    key_file.write_text(impostor + "\n")
+    result = _run("audit", "verify", "--full", str(out), "--vkey", str(key_file), "--json")
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert report["exit_code"] == 2 and "checkpoints line 1" in report["error"]
+
+
+def test_a_proof_file_verifies_offline(hub: Flask, tmp_path: Path) -> None:
+    proof = tmp_path / "entry-42.tlog-proof"
+    proof.write_text(_api(hub, "/v1/audit/proofs/inclusion?index=42", Accept="text/x.tlog-proof"))
+    result = _run("audit", "verify", "--proof", str(proof), "--vkey", _vkey(hub), "--lang", "en")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "OK: entry 42 is in the signed log of size 100"
+    assert json.loads(lines[1])["record_id"] == "rec-12"  # the entry carried in the file
+
+    other = tmp_path / "entry-41.ndjson"
+    other.write_text(_api(hub, "/v1/audit/entries?start=41&end=42"))
+    wrong_entry = _run(
+        "audit",
+        "verify",
+        "--proof",
+        str(proof),
+        "--entry",
+        str(other),
+        "--vkey",
+        _vkey(hub),
+        "--json",
+    )
+    assert wrong_entry.exit_code == 1
+    assert "mismatch" in json.loads(wrong_entry.stdout)["error"]
+    right = tmp_path / "entry-42.ndjson"
+    right.write_text(_api(hub, "/v1/audit/entries?start=42&end=43"))
+    assert (
+        _run(
+            "audit", "verify", "--proof", str(proof), "--entry", str(right), "--vkey", _vkey(hub)
+        ).exit_code
+        == 0
+    )
+
+    _private, impostor = generate_signer_key(audit_origin(hub))
+    assert _run("audit", "verify", "--proof", str(proof), "--vkey", impostor).exit_code == 2
+
+
+def test_since_a_kept_checkpoint(hub: Flask, tmp_path: Path) -> None:
+    kept = tmp_path / "seen-30.checkpoint"
+    with hub.app_context():
+        from exchange.audit_log import AuditCheckpoint
+
+        session = db.database(hub).sessions()
+        kept.write_text(session.get(AuditCheckpoint, 30).note)  # type: ignore[union-attr]
+        session.close()
+    out = _export(tmp_path)
+    full = _run(
+        "audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--since", str(kept), "--json"
+    )
+    assert full.exit_code == 0 and json.loads(full.stdout)["kept_checkpoints"] == [30]
+
+    proof = tmp_path / "p.tlog-proof"
+    proof.write_text(_api(hub, "/v1/audit/proofs/inclusion?index=99", Accept="text/x.tlog-proof"))
+    args = ["audit", "verify", "--proof", str(proof), "--vkey", _vkey(hub), "--since", str(kept)]
+    assert _run(*args).exit_code == 64  # sizes differ: a consistency proof is needed
+    consistency = tmp_path / "c.json"
+    consistency.write_text(_api(hub, "/v1/audit/proofs/consistency?first=30&second=100"))
+    ok = _run(*args, "--consistency", str(consistency), "--lang", "en")
+    assert ok.exit_code == 0, ok.output
+    assert "OK: consistent with your checkpoint 30" in ok.stdout
+
+    signer = hub_keys(hub).log
+    assert signer is not None
+    genuine = checkpoint_of(kept.read_text())
+    forked = tmp_path / "forked-30.checkpoint"
+    forked.write_text(sign_checkpoint(Checkpoint(genuine.origin, 30, b"\x01" * 32), [signer]))
+    bad = _run(
+        "audit",
+        "verify",
+        "--proof",
+        str(proof),
+        "--vkey",
+        _vkey(hub),
+        "--since",
+        str(forked),
+        "--consistency",
+        str(consistency),
+        "--json",
+    )
+    assert bad.exit_code == 3
+    assert json.loads(bad.stdout)["checkpoints"][0].startswith("the kept checkpoint 30 ")
+
+
+def test_wrong_usage_exits_64(hub: Flask, tmp_path: Path) -> None:
+    assert _run("audit", "verify", "--vkey", _vkey(hub)).exit_code == 64
+    out = _export(tmp_path)
+    proof = tmp_path / "p"
+    proof.write_text("x")
+    assert _run("audit", "verify", "--full", str(out), "--proof", str(proof)).exit_code == 64
+    assert _run("audit", "verify", "--proof", str(proof)).exit_code == 64  # no key
+
+
+def test_the_verify_module_imports_no_hub_layers() -> None:
+    allowed = set(sys.stdlib_module_names) | {"click", "audit", "__future__"}
+    tree = ast.parse(CLI_MODULE.read_text())
+    top_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    names = {
+        (n.module if isinstance(n, ast.ImportFrom) else n.names[0].name).split(".")[0]
+        for n in top_level
+    }
+    assert names <= allowed, names - allowed
+
+
+def test_the_pure_verifier_runs_with_flask_and_sqlalchemy_absent(
+    hub: Flask, tmp_path: Path
+) -> None:
+    out = _export(tmp_path)
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("flask", "sqlalchemy", "exchange", "werkzeug"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from pathlib import Path
+from audit import Verifier
+from audit.verify_export import verify_export
+out = Path({str(out)!r})
+summary = verify_export(
+    lambda: open(out / "entries.ndjson", "rb"),
+    open(out / "checkpoints.ndjson", "rb"),
+    [Verifier.from_vkey({_vkey(hub)!r})],
+)
+print(summary.entries, summary.latest.size)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["100", "100"]

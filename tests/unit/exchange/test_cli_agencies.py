@@ -1,0 +1,229 @@
+"""``puente agency …`` as a hub administrator runs it, on each database backend."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from joserfc import jwt
+
+from exchange import create_app
+from exchange.agency_keys import load_private_key
+from exchange.cli import main
+
+pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+
+BASE = ["--name", "DIF Chiapas", "--level", "state", "--jurisdiction", "07"]
+SCOPES = ["--scope", "records:write", "--scope", "records:read"]
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    instance = tmp_path / "instance"
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)
+    result = run("init")
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def run_json(*args: str) -> Any:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def refused(result: Result, *fragments: str) -> None:
+    """Exit code 1 with a message, never a traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def token_with_private_key(private_key: Path, agency_id: str) -> Any:
+    """What the agency's system does: sign an assertion, ask the hub for a token."""
+    app = create_app({"TESTING": True})  # same hub as the commands, without background threads
+    key = load_private_key(private_key)
+    now = int(time.time())
+    assertion = jwt.encode(
+        {"alg": "EdDSA", "kid": key.thumbprint()},
+        {
+            "iss": agency_id,
+            "sub": agency_id,
+            "aud": app.config["PUBLIC_URL"] + "/oauth/token",
+            "exp": now + 60,
+            "jti": uuid.uuid4().hex,
+        },
+        key,
+        algorithms=["EdDSA"],
+    )
+    try:
+        return app.test_client().post(
+            "/oauth/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def test_add_with_generated_key_and_secret(hub: Path) -> None:
+    answer = run_json(
+        "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys", "--secret"
+    )
+    assert answer["agency_id"] == answer["client_id"] == "mx.chp.dif"
+    assert len(answer["client_secret"]) >= 43
+    private_key = Path(answer["private_key"])
+    assert private_key == hub / "keys" / "mx.chp.dif.key"
+    assert stat.S_IMODE(os.stat(private_key).st_mode) == 0o600
+    assert load_private_key(private_key).thumbprint() == answer["key_id"]
+
+    response = token_with_private_key(private_key, "mx.chp.dif")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["scope"] == "records:write records:read"
+
+
+def test_add_with_a_public_key_file(hub: Path) -> None:
+    generated = run_json("keys", "generate", "--out", "agency-keys", "--name", "dif")
+    answer = run_json(
+        "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--public-key", generated["public_key"]
+    )
+    assert answer == {
+        "agency_id": "mx.chp.dif",
+        "client_id": "mx.chp.dif",
+        "key_id": generated["kid"],
+    }
+    # The .jwk file works as well.
+    other = run_json(
+        "agency",
+        "add",
+        "mx.chp.tapachula.dif",
+        "--name",
+        "DIF Tapachula",
+        "--level",
+        "municipal",
+        "--jurisdiction",
+        "07089",
+        "--scope",
+        "records:read",
+        "--public-key",
+        run_json("keys", "generate", "--out", "agency-keys", "--name", "tap")["public_jwk"],
+    )
+    assert other["key_id"]
+    listed = run_json("agency", "list")["agencies"]
+    assert [a["id"] for a in listed] == ["mx.chp.dif", "mx.chp.tapachula.dif"]
+    assert listed[0]["has_secret"] is False
+    assert listed[1]["level"] == "municipal"
+    assert listed[1]["keys"][0]["key_id"] == other["key_id"]
+
+
+def test_duplicate_agency_is_refused_and_leaves_no_key_files(hub: Path) -> None:
+    run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret")
+    refused(
+        run("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "again"),
+        "already registered",
+    )
+    assert not list((hub / "again").glob("*"))
+    refused(
+        run("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret", "--lang", "es"),
+        "ya está registrada",
+    )
+
+
+def test_bad_key_files_are_refused(hub: Path) -> None:
+    garbage = hub / "garbage.pub"
+    garbage.write_text("not a key\n")
+    refused(
+        run("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--public-key", str(garbage)),
+        "not an Ed25519 public key",
+    )
+    generated = run_json("keys", "generate", "--out", "k", "--name", "dif")
+    refused(
+        run(
+            "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--public-key", generated["private_key"]
+        ),
+        "private key",
+    )
+    assert run_json("agency", "list") == {"agencies": []}
+
+
+def test_invalid_fields_are_listed(hub: Path) -> None:
+    result = run(
+        "agency", "add", "MX.dif", "--name", "X", "--level", "municipal", "--jurisdiction", "07",
+        "--scope", "records:read", "--secret",
+    )  # fmt: skip
+    refused(result, "MX.dif", "municipality")
+    # No credential at all is a usage error.
+    usage = run("agency", "add", "mx.chp.dif", *BASE, *SCOPES)
+    assert usage.exit_code == 2
+    assert "--public-key" in usage.output
+    assert (
+        run("agency", "add", "mx.chp.dif", *BASE, "--scope", "everything", "--secret").exit_code
+        == 2
+    )
+
+
+def test_unknown_agency(hub: Path) -> None:
+    refused(run("agency", "disable", "mx.nadie.dif"), "no agency 'mx.nadie.dif'")
+    refused(run("agency", "disable", "mx.nadie.dif", "--lang", "es"), "No existe la agencia")
+    refused(run("agency", "rotate-key", "mx.nadie.dif", "--generate-key", "k"), "mx.nadie.dif")
+    assert not list((hub / "k").glob("*"))
+    refused(run("agency", "set-webhook", "mx.nadie.dif", "https://example.org/h"), "mx.nadie.dif")
+
+
+def test_rotate_key_keeps_the_old_key_for_the_grace_period(hub: Path) -> None:
+    first = run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys")
+    rotated = run_json(
+        "agency", "rotate-key", "mx.chp.dif", "--generate-key", "keys", "--grace-hours", "24"
+    )
+    assert rotated["key_id"] != first["key_id"]
+    assert [r["key_id"] for r in rotated["retiring"]] == [first["key_id"]]
+    keys = run_json("agency", "list")["agencies"][0]["keys"]
+    assert [k["valid"] for k in keys] == [True, True]
+    for private_key in (first["private_key"], rotated["private_key"]):
+        assert token_with_private_key(Path(private_key), "mx.chp.dif").status_code == 200
+
+    now = run_json(
+        "agency", "rotate-key", "mx.chp.dif", "--generate-key", "keys", "--grace-hours", "0"
+    )
+    keys = run_json("agency", "list")["agencies"][0]["keys"]
+    assert [k["valid"] for k in keys] == [False, False, True]
+    assert token_with_private_key(Path(rotated["private_key"]), "mx.chp.dif").status_code == 400
+    assert token_with_private_key(Path(now["private_key"]), "mx.chp.dif").status_code == 200
+
+
+def test_disable_enable_and_webhook(hub: Path) -> None:
+    added = run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys")
+    assert run("agency", "set-webhook", "mx.chp.dif", "https://dif.example/puente").exit_code == 0
+    assert run_json("agency", "list")["agencies"][0]["webhook_url"] == "https://dif.example/puente"
+    refused(run("agency", "set-webhook", "mx.chp.dif", "ftp://dif.example"), "http(s)")
+    assert run("agency", "set-webhook", "mx.chp.dif", "-").exit_code == 0
+    assert run_json("agency", "list")["agencies"][0]["webhook_url"] is None
+
+    disabled = run("agency", "disable", "mx.chp.dif")
+    assert disabled.exit_code == 0, disabled.output
+    assert run_json("agency", "list")["agencies"][0]["active"] is False
+    assert "DISABLED" in run("agency", "list").output
+    assert (
+        token_with_private_key(Path(added["private_key"]), "mx.chp.dif").get_json()["error"]
+        == "invalid_client"
+    )
+    assert run("agency", "enable", "mx.chp.dif").exit_code == 0
+    assert token_with_private_key(Path(added["private_key"]), "mx.chp.dif").status_code == 200

@@ -1,0 +1,227 @@
+"""``puente children duplicates`` and ``puente children merge`` as a hub administrator runs them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from flask import Flask
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.engine import make_url
+
+from exchange import db
+from exchange.audit_log import AuditEntry
+from exchange.children import (
+    Child,
+    ChildCaseNumber,
+    ChildDuplicateSuggestion,
+    ChildIdentifier,
+    ChildNameKey,
+    ChildProfile,
+    link_child,
+    resolve_child_id,
+)
+from exchange.cli import main
+from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+
+CURP = "EEFK080702HNEJCVA9"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Flask, dict[str, str]]]:
+    """One migrated hub per backend, and the environment that points ``puente`` at it."""
+    folder = tmp_path_factory.mktemp("cli-children")
+    if request.param == "sqlite":
+        url = f"sqlite:///{folder / 'puente.db'}"
+        app = make_hub(folder, url)
+        yield app, {"PUENTE_INSTANCE_PATH": str(folder / "instance"), "PUENTE_DATABASE_URL": url}
+        app.extensions["puente.db"].engine.dispose()
+        return
+    base = _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    rendered = url.render_as_string(hide_password=False)
+    app = make_hub(folder, rendered)
+    yield app, {"PUENTE_INSTANCE_PATH": str(folder / "instance"), "PUENTE_DATABASE_URL": rendered}
+    app.extensions["puente.db"].engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+def child(given: str, first: str, dob: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "child": {
+            "names": {"given_names": given, "first_surname": first},
+            "date_of_birth": dob,
+            "nationality": ["HN"],
+            **extra,
+        }
+    }
+
+
+@pytest.fixture
+def hub(module_hub: tuple[Flask, dict[str, str]]) -> tuple[Flask, dict[str, str], dict[str, str]]:
+    """An emptied child index with: a probable duplicate pair, an identifier conflict pair,
+    and a child unlike any other."""
+    app, env = module_hub
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        for model in (ChildNameKey, ChildProfile, ChildDuplicateSuggestion, ChildCaseNumber):
+            session.execute(delete(model))
+        session.execute(delete(ChildIdentifier))
+        session.execute(update(Child).values(merged_into=None))
+        session.execute(delete(Child))
+
+        def push(agency: str, local_id: str, document: dict[str, Any]) -> str:
+            return link_child(
+                session, agency_id=agency, local_id=local_id, child_id=None, document=document
+            )
+
+        curp = [{"type": "curp", "value": CURP}]
+        ids = {
+            "jonathan": push(
+                "mx.chp.dif", "A-1", child("Jonathan", "Hernández López", "2011-02-03")
+            ),
+            "jhonatan": push("mx.fed.inm", "I-1", child("Jhonatan", "Hernandes", "2011-02-03")),
+            "kevin": push(
+                "mx.chp.dif", "A-2", child("Kevin", "Ejemplo", "2008-07-02", identifiers=curp)
+            ),
+            "ana": push("mx.chp.dif", "A-3", child("Ana Lucía", "Muestra", "2016-05-14")),
+        }
+        # The agency's A-3 now carries Kevin's CURP: kept on Ana, with a conflict to review.
+        push("mx.chp.dif", "A-3", child("Ana Lucía", "Muestra", "2016-05-14", identifiers=curp))
+    return app, env, ids
+
+
+def run(env: dict[str, str], *args: str) -> Result:
+    return CliRunner().invoke(main, list(args), env={**env, "PUENTE_LANG": "en"})
+
+
+def test_duplicates_lists_conflicts_then_probable_pairs(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    _app, env, ids = hub
+    result = run(env, "children", "duplicates", "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.output)
+    assert listed["min_score"] == 0.85
+    pairs = [
+        ({p["child_id"], p["other_child_id"]}, p["reason"], p["identifier_kind"])
+        for p in listed["duplicates"]
+    ]
+    assert pairs == [
+        ({ids["kevin"], ids["ana"]}, "conflict", "curp"),
+        ({ids["jonathan"], ids["jhonatan"]}, "probable", None),
+    ]
+    probable = listed["duplicates"][1]
+    assert probable["score"] >= 0.85 and "name" in probable["matched_on"]
+
+    strict = json.loads(run(env, "children", "duplicates", "--json", "--min-score", "0.99").output)
+    assert [p["reason"] for p in strict["duplicates"]] == ["conflict"]  # conflicts always listed
+
+    text_result = run(env, "children", "duplicates")
+    assert text_result.exit_code == 0
+    lines = text_result.stdout.splitlines()
+    assert lines[0].split()[3] == "conflict:curp"
+    assert "probable" in lines[1]
+
+
+def test_merge_moves_the_child_and_is_audited(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    app, env, ids = hub
+    keep, gone = ids["jonathan"], ids["jhonatan"]
+    result = run(
+        env,
+        "children",
+        "merge",
+        keep,
+        gone,
+        "--reason",
+        "same birth certificate",
+        "--by",
+        "ana.admin",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    merged = json.loads(result.output)
+    assert merged["child_id"] == keep and merged["merged_child_id"] == gone
+    assert (merged["already_merged"], merged["identifiers_moved"], merged["profiles_moved"]) == (
+        False,
+        1,
+        1,
+    )
+
+    with app.app_context(), db.database(app).sessions() as session:
+        assert resolve_child_id(session, gone) == keep
+        owners = session.scalars(
+            select(ChildIdentifier.child_id).where(ChildIdentifier.value == "I-1")
+        ).all()
+        assert owners == [keep]
+        entry = session.get(AuditEntry, merged["audit_entry"])
+        assert entry is not None
+        logged = json.loads(entry.entry)
+    assert logged["action"] == "child_merged" and logged["child_id"] == keep
+    assert logged["actor"] == {"person_id": "ana.admin", "role": "administrator"}
+    assert logged["reason_code"] == f"merged_{gone}"
+
+    listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
+    assert all(gone not in (p["child_id"], p["other_child_id"]) for p in listed)
+
+    again = run(env, "children", "merge", keep, gone, "--json")
+    assert again.exit_code == 0
+    assert json.loads(again.output)["already_merged"] is True
+    assert "already merged" in run(env, "children", "merge", keep, gone).output
+
+
+def test_merging_the_conflict_pair_resolves_the_conflict(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    _app, env, ids = hub
+    assert run(env, "children", "merge", ids["kevin"], ids["ana"]).exit_code == 0
+    listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
+    assert [p["reason"] for p in listed] == ["probable"]
+
+
+def test_wrong_merges_are_refused(hub: tuple[Flask, dict[str, str], dict[str, str]]) -> None:
+    _app, env, ids = hub
+    itself = run(env, "children", "merge", ids["ana"], ids["ana"])
+    assert itself.exit_code == 1 and "into itself" in itself.output
+    unknown = run(env, "children", "merge", ids["ana"], "nna_0000")
+    assert unknown.exit_code == 1 and "No such child nna_0000" in unknown.output
+    assert run(env, "children", "merge", ids["kevin"], ids["ana"]).exit_code == 0
+    into_merged = run(env, "children", "merge", ids["ana"], ids["jonathan"])
+    assert into_merged.exit_code == 1 and f"merged into {ids['kevin']}" in into_merged.output
+    spanish = CliRunner().invoke(
+        main, ["children", "merge", ids["ana"], ids["ana"], "--lang", "es"], env=env
+    )
+    assert "consigo mismo" in spanish.output
+    bad_person = run(env, "children", "merge", ids["kevin"], ids["jonathan"], "--by", "Ana María")
+    assert bad_person.exit_code == 2
+
+
+def test_an_empty_index_has_no_duplicates(module_hub: tuple[Flask, dict[str, str]]) -> None:
+    app, env = module_hub
+    with db.database(app).sessions.begin() as session:
+        for model in (
+            ChildNameKey,
+            ChildProfile,
+            ChildDuplicateSuggestion,
+            ChildCaseNumber,
+            ChildIdentifier,
+        ):
+            session.execute(delete(model))
+        session.execute(update(Child).values(merged_into=None))
+        session.execute(delete(Child))
+    result = CliRunner().invoke(main, ["children", "duplicates", "--lang", "es"], env=env)
+    assert result.exit_code == 0
+    assert result.output.strip() == "Sin duplicados probables."

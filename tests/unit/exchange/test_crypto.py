@@ -1,0 +1,208 @@
+"""Encryption at rest: data keys from files and the environment, the current key, decryption
+under any known key, rotation with ``puente keys rotate-data-key`` (resumable), readiness."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import select, update
+
+from exchange import db
+from exchange.agencies import register_agency
+from exchange.auth import store_token
+from exchange.cli import main
+from exchange.crypto import (
+    DataKeyError,
+    DataKeyring,
+    data_keyring,
+    generate_data_key,
+    reencrypt_batches,
+    rows_per_key,
+)
+from exchange.records import RecordVersion, decrypt_version
+
+
+def key_text() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def write_key(directory: Path, key_id: str, text: str | None = None) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{key_id}.key").write_text((text or key_text()) + "\n")
+
+
+def test_the_greatest_key_id_is_current_and_every_key_decrypts(tmp_path: Path) -> None:
+    write_key(tmp_path, "dk_20240101T000000000000Z_aaaaaa")
+    keyring = DataKeyring(tmp_path)
+    old_id, old_box = keyring.encrypt(b"cuerpo")
+    write_key(tmp_path, "dk_20250101T000000000000Z_bbbbbb")
+    keyring.reload()
+    new_id, new_box = keyring.encrypt(b"cuerpo")
+    assert (old_id, new_id) == ("dk_20240101T000000000000Z_aaaaaa", keyring.current().id)
+    assert new_id == "dk_20250101T000000000000Z_bbbbbb"
+    assert keyring.decrypt(old_id, old_box) == keyring.decrypt(new_id, new_box) == b"cuerpo"
+    assert b"cuerpo" not in old_box and old_box != keyring.encrypt(b"cuerpo")[1]  # random nonce
+
+
+def test_keys_from_the_environment(tmp_path: Path) -> None:
+    keyring = DataKeyring(tmp_path / "none", f"dk_a:{key_text()}, dk_b:{key_text()}")
+    assert keyring.key_ids == ["dk_a", "dk_b"]
+    assert keyring.current().id == "dk_b"
+    key_id, box = keyring.encrypt(b"x")
+    assert keyring.decrypt(key_id, box) == b"x"
+
+
+@pytest.mark.parametrize(
+    "environment", ["dk_a", "dk_a:bm90IGEga2V5", "bad id!:" + "A" * 44, "dk_a:%%%"]
+)
+def test_unusable_environment_keys_are_reported(tmp_path: Path, environment: str) -> None:
+    keyring = DataKeyring(tmp_path / "none", environment)
+    assert keyring.problems
+    with pytest.raises(DataKeyError, match="no data key"):
+        keyring.current()
+
+
+def test_an_unusable_key_file_is_reported_and_skipped(tmp_path: Path) -> None:
+    write_key(tmp_path, "dk_short", base64.b64encode(b"too short").decode())
+    write_key(tmp_path, "dk_good")
+    keyring = DataKeyring(tmp_path)
+    assert keyring.key_ids == ["dk_good"]
+    assert "dk_short" in keyring.problems[0]
+
+
+def test_a_key_made_by_another_process_is_found_when_needed(tmp_path: Path) -> None:
+    write_key(tmp_path, "dk_1")
+    mine, theirs = DataKeyring(tmp_path), DataKeyring(tmp_path)
+    write_key(tmp_path, "dk_2")
+    theirs.reload()
+    key_id, box = theirs.encrypt(b"rotated")
+    assert key_id == "dk_2"
+    assert mine.decrypt(key_id, box) == b"rotated"  # reloads on an unknown key id
+
+
+def test_tampering_and_unknown_keys_are_errors(tmp_path: Path) -> None:
+    write_key(tmp_path, "dk_1")
+    keyring = DataKeyring(tmp_path)
+    key_id, box = keyring.encrypt(b"original")
+    with pytest.raises(DataKeyError, match="does not decrypt"):
+        keyring.decrypt(key_id, box[:-1] + bytes([box[-1] ^ 1]))
+    with pytest.raises(DataKeyError, match="not available"):
+        keyring.decrypt("dk_gone", box)
+
+
+# -- with a hub --------------------------------------------------------------------------------
+
+
+def push_records(app: Flask, count: int) -> None:
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        register_agency(session, "mx.chp.dif", "DIF", "state", "07", ["records:write"])
+        secret, _ = store_token(
+            session, client_id="mx.chp.dif", scopes=["records:write"], agency_id="mx.chp.dif"
+        )
+    client = app.test_client()
+    for number in range(count):
+        body = {
+            "schema": "case-record/1",
+            "local_id": f"EXP-{number}",
+            "data": {
+                "case": {"status": "open", "case_number": f"N-{number}"},
+                "child": {
+                    "alias": f"Niña {number}",
+                    "age_estimation": {"estimated_age_years": 4 + number % 10},
+                    "nationality": ["GT"],
+                },
+            },
+        }
+        answer = client.post(
+            "/v1/records", json=body, headers={"Authorization": f"Bearer {secret}"}
+        )
+        assert answer.status_code == 201, answer.get_json()
+
+
+def bodies(app: Flask) -> list[tuple[str, dict]]:
+    keyring = data_keyring(app)
+    with db.database(app).sessions() as session:
+        versions = session.scalars(select(RecordVersion).order_by(RecordVersion.id)).all()
+        return [(v.data_key_id, decrypt_version(keyring, v).envelope) for v in versions]
+
+
+def test_init_makes_a_private_data_key(app: Flask) -> None:
+    [path] = Path(app.instance_path, "keys", "data").glob("*.key")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert data_keyring(app).current().id == path.stem
+
+
+def test_a_body_moved_to_another_row_is_caught(app: Flask) -> None:
+    push_records(app, 2)
+    with db.database(app).sessions() as session:
+        first, second = session.scalars(select(RecordVersion).order_by(RecordVersion.id)).all()
+        session.execute(
+            update(RecordVersion)
+            .where(RecordVersion.id == second.id)
+            .values(body_ciphertext=first.body_ciphertext)
+        )
+        session.commit()
+        moved = session.get_one(RecordVersion, second.id)
+        session.refresh(moved)
+        with pytest.raises(DataKeyError, match="does not match its digest"):
+            decrypt_version(data_keyring(app), moved)
+
+
+def run_cli(app: Flask, monkeypatch: pytest.MonkeyPatch, *args: str) -> dict:
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
+    result = CliRunner().invoke(main, ["keys", "rotate-data-key", "--json", *args])
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output.strip().splitlines()[-1]))
+
+
+def test_rotation_reencrypts_every_body_and_keeps_the_old_key(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_records(app, 7)
+    before = bodies(app)
+    old_key = data_keyring(app).current().id
+    result = run_cli(app, monkeypatch, "--batch-size", "3")
+    new_key = result["current_key"]
+    assert new_key != old_key and result["created"]
+    assert result["reencrypted"] == 7
+    assert result["rows_per_key"] == {new_key: 7}
+    assert result["unused_keys"] == [old_key]  # kept, and now safe to move out
+    assert Path(app.instance_path, "keys", "data", f"{old_key}.key").exists()
+    data_keyring(app).reload()
+    after = bodies(app)
+    assert [envelope for _, envelope in after] == [envelope for _, envelope in before]
+    assert {key for key, _ in after} == {new_key}
+
+
+def test_an_interrupted_rotation_resumes(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    push_records(app, 5)
+    old_key = data_keyring(app).current().id
+    new_key, _path = generate_data_key(app)
+    batches = reencrypt_batches(db.database(app).sessions, data_keyring(app), batch_size=2)
+    assert next(batches) == 2  # then the process stops
+    batches.close()
+    with db.database(app).sessions() as session:
+        assert rows_per_key(session) == {new_key: 2, old_key: 3}
+    result = run_cli(app, monkeypatch, "--resume")
+    assert result["created"] is None and result["current_key"] == new_key
+    assert result["reencrypted"] == 3
+    assert result["rows_per_key"] == {new_key: 5}
+
+
+def test_readiness_needs_a_data_key(app: Flask) -> None:
+    for path in Path(app.instance_path, "keys", "data").glob("*.key"):
+        path.unlink()
+    data_keyring(app).reload()
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "data key" in response.get_json()["checks"]["keys"]
+    assert "puente init" in response.get_json()["checks"]["keys"]

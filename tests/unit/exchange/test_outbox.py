@@ -1,0 +1,486 @@
+"""The delivery outbox: enqueue in the caller's transaction, claim with leases, retry with
+backoff, dead after too many attempts (kept), and the signed webhook transport's contract."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import pytest
+from flask import Flask
+from joserfc import jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import OKPKey
+from sqlalchemy import create_engine, delete, select, text, update
+from sqlalchemy.engine import make_url
+
+from exchange import create_app, db
+from exchange.agencies import Agency
+from exchange.auth import as_utc, utcnow
+from exchange.outbox import (
+    DeliveryPolicy,
+    OutboxMessage,
+    backoff_seconds,
+    claim_batch,
+    deliver_batch,
+    enqueue,
+    requeue,
+    run_worker,
+)
+from exchange.transports import (
+    SET_MEDIA_TYPE,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    WebhookTransport,
+    hub_signing_public_jwk,
+)
+from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+
+FAST = DeliveryPolicy(max_attempts=3, backoff_seconds=10, backoff_max_seconds=100, lease_seconds=60)
+
+
+def add_agency(
+    app: Flask, agency_id: str, webhook_url: str | None = "http://127.0.0.1:9/x"
+) -> None:
+    with db.database(app).sessions.begin() as session:
+        session.add(
+            Agency(
+                id=agency_id,
+                name=agency_id,
+                level="state",
+                jurisdiction="07",
+                scope="records:read",
+                active=True,
+                require_signature=False,
+                webhook_url=webhook_url,
+            )
+        )
+
+
+def enqueue_messages(app: Flask, agency_id: str, count: int) -> list[str]:
+    with db.database(app).sessions.begin() as session:
+        return [
+            enqueue(session, agency_id, "record.referred", {"record_id": f"rec_{n}"}).id
+            for n in range(count)
+        ]
+
+
+def message(app: Flask, message_id: str) -> OutboxMessage:
+    with db.database(app).sessions() as session:
+        found = session.get(OutboxMessage, message_id)
+        assert found is not None
+        return found
+
+
+class ScriptedTransport:
+    """Answers each delivery with the next scripted outcome (None = delivered)."""
+
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)
+        self.seen: list[str] = []
+
+    def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+        self.seen.append(message.id)
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_hub(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
+    """One migrated hub per backend for this module (migrating per test would dominate its
+    run time); ``hub`` empties the outbox between tests."""
+    folder = tmp_path_factory.mktemp("outbox")
+    if request.param == "sqlite":
+        app = make_hub(folder, f"sqlite:///{folder / 'puente.db'}")
+        add_agency(app, "mx.test.receiver")
+        yield app
+        app.extensions["puente.db"].engine.dispose()
+        return
+    base = _postgres_or_skip()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    app = make_hub(folder, url.render_as_string(hide_password=False))
+    add_agency(app, "mx.test.receiver")
+    yield app
+    app.extensions["puente.db"].engine.dispose()
+    with admin.begin() as connection:
+        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture
+def hub(module_hub: Flask) -> Flask:
+    with db.database(module_hub).sessions.begin() as session:
+        session.execute(delete(OutboxMessage))
+        session.get_one(Agency, "mx.test.receiver").active = True
+    return module_hub
+
+
+def test_enqueue_belongs_to_the_callers_transaction(hub: Flask) -> None:
+    with db.database(hub).sessions() as session:
+        enqueue(session, "mx.test.receiver", "record.referred", {"record_id": "rec_1"})
+        session.rollback()
+    with db.database(hub).sessions() as session:
+        assert session.scalars(select(OutboxMessage)).all() == []
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    stored = message(hub, message_id)
+    assert (stored.status, stored.attempts, stored.payload) == (
+        "pending",
+        0,
+        {"record_id": "rec_0"},
+    )
+
+
+def test_claim_leases_due_messages_once(hub: Flask) -> None:
+    ids = enqueue_messages(hub, "mx.test.receiver", 5)
+    sessions = db.database(hub).sessions
+    with sessions() as first_worker, sessions() as second_worker:
+        first = claim_batch(first_worker, 3)
+        second = claim_batch(second_worker, 10)
+        third = claim_batch(second_worker, 10)
+    assert len(first) == 3 and len(second) == 2 and third == []
+    assert sorted(m.id for m in first + second) == sorted(ids)
+    assert all(m.attempts == 1 and m.lease_token for m in first + second)
+
+
+def test_a_crashed_workers_claims_expire(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    sessions = db.database(hub).sessions
+    with sessions() as session:
+        [claimed] = claim_batch(session, 10)
+        first_token = claimed.lease_token
+        assert claim_batch(session, 10) == []
+        # The worker dies; time passes beyond its lease.
+        session.execute(update(OutboxMessage).values(lease_until=utcnow() - timedelta(seconds=1)))
+        session.commit()
+        [again] = claim_batch(session, 10)
+    assert again.id == message_id and again.lease_token not in (None, first_token)
+    assert again.attempts == 2
+
+
+def test_messages_not_yet_due_are_not_claimed(hub: Flask) -> None:
+    enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions() as session:
+        session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() + timedelta(minutes=5))
+        )
+        session.commit()
+        assert claim_batch(session, 10) == []
+
+
+def test_delivered_message_is_marked_and_not_delivered_again(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    transport = ScriptedTransport(None)
+    with db.database(hub).sessions() as session:
+        result = deliver_batch(session, transport, FAST)
+        assert result.delivered == 1
+        assert deliver_batch(session, transport, FAST).handled == 0
+    stored = message(hub, message_id)
+    assert stored.status == "delivered" and stored.delivered_at is not None
+    assert stored.lease_token is None and transport.seen == [message_id]
+
+
+def test_transient_failure_is_retried_with_backoff_then_dead_but_kept(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    down = TransientDeliveryError("ConnectionRefusedError: refused")
+    transport = ScriptedTransport(down, down, down)
+    sessions = db.database(hub).sessions
+    for attempt in (1, 2):
+        before = utcnow()
+        with sessions() as session:
+            assert deliver_batch(session, transport, FAST).retrying == 1
+        stored = message(hub, message_id)
+        assert (stored.status, stored.attempts) == ("failed", attempt)
+        delay = (as_utc(stored.next_attempt_at) - before).total_seconds()
+        expected = 10 * 2 ** (attempt - 1)
+        assert expected / 2 - 1 <= delay <= expected + 1, delay
+        assert "refused" in (stored.last_error or "")
+        with sessions() as session:  # not due yet: nobody takes it
+            assert claim_batch(session, 10) == []
+            session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+            session.commit()
+    with sessions() as session:
+        assert deliver_batch(session, transport, FAST).dead == 1
+        session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        session.commit()
+        assert claim_batch(session, 10) == []
+    stored = message(hub, message_id)
+    assert (stored.status, stored.attempts) == ("dead", 3)
+    # Dead is visible and can be requeued by an operator; nothing is deleted.
+    with sessions.begin() as session:
+        assert requeue(session) == 1
+    with sessions() as session:
+        assert deliver_batch(session, ScriptedTransport(None), FAST).delivered == 1
+
+
+def test_retry_after_from_the_receiver_is_honoured(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    before = utcnow()
+    with db.database(hub).sessions() as session:
+        deliver_batch(session, ScriptedTransport(TransientDeliveryError("429", 90)), FAST)
+    delay = (as_utc(message(hub, message_id).next_attempt_at) - before).total_seconds()
+    assert 89 <= delay <= 101
+
+
+def test_permanent_failure_is_dead_at_once(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions() as session:
+        result = deliver_batch(session, ScriptedTransport(PermanentDeliveryError("HTTP 410")), FAST)
+    assert result.dead == 1
+    stored = message(hub, message_id)
+    assert (stored.status, stored.attempts, stored.last_error) == ("dead", 1, "HTTP 410")
+
+
+def test_disabled_agency_gets_nothing(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions.begin() as session:
+        session.get_one(Agency, "mx.test.receiver").active = False
+    transport = ScriptedTransport(None)
+    with db.database(hub).sessions() as session:
+        assert deliver_batch(session, transport, FAST).dead == 1
+    assert transport.seen == [] and message(hub, message_id).status == "dead"
+
+
+def test_result_is_not_written_once_the_lease_was_lost(hub: Flask) -> None:
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    sessions = db.database(hub).sessions
+
+    class SlowTransport:
+        def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+            # Meanwhile the lease ran out and another worker claimed the message.
+            with sessions() as other:
+                other.execute(
+                    update(OutboxMessage).values(lease_until=utcnow() - timedelta(seconds=1))
+                )
+                other.commit()
+                assert len(claim_batch(other, 10)) == 1
+
+    with sessions() as session:
+        assert deliver_batch(session, SlowTransport(), FAST).lost_lease == 1
+    stored = message(hub, message_id)
+    assert stored.status == "pending" and stored.lease_token is not None
+
+
+def test_a_stopping_worker_gives_back_what_it_has_not_tried(hub: Flask) -> None:
+    enqueue_messages(hub, "mx.test.receiver", 3)
+    stop = threading.Event()
+
+    class StopAfterOne(ScriptedTransport):
+        def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+            super().deliver(agency, message)
+            stop.set()  # SIGTERM arrives during the first delivery
+
+    transport = StopAfterOne()
+    with db.database(hub).sessions() as session:
+        result = deliver_batch(session, transport, FAST, batch=10, stop_event=stop)
+        assert result.delivered == 1 and len(transport.seen) == 1
+        # The other two are free at once for another worker, their attempt not counted.
+        again = claim_batch(session, 10)
+    assert len(again) == 2 and all(m.attempts == 1 for m in again)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_ceiling() -> None:
+    assert backoff_seconds(1, 5, 3600, rng=lambda: 0.0) == 2.5
+    assert backoff_seconds(1, 5, 3600, rng=lambda: 0.999999) == pytest.approx(5, rel=1e-3)
+    assert backoff_seconds(4, 5, 3600, rng=lambda: 0.0) == 20
+    assert backoff_seconds(30, 5, 3600, rng=lambda: 0.0) == 1800
+    samples = {backoff_seconds(3, 5, 3600) for _ in range(50)}
+    assert len(samples) > 1 and all(10 <= s <= 20 for s in samples)
+
+
+def test_run_worker_once_and_until_stopped(hub: Flask) -> None:
+    enqueue_messages(hub, "mx.test.receiver", 7)
+    transport = ScriptedTransport()
+    totals = run_worker(hub, once=True, batch=5, transport=transport)
+    assert totals.delivered == 5
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        args=(hub,),
+        kwargs={"stop_event": stop, "batch": 5, "poll_seconds": 0.05, "transport": transport},
+    )
+    thread.start()
+    enqueue_messages(hub, "mx.test.receiver", 3)
+    deadline = utcnow() + timedelta(seconds=10)
+    while len(transport.seen) < 10 and utcnow() < deadline:
+        stop.wait(0.05)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert len(transport.seen) == len(set(transport.seen)) == 10
+
+
+# --- the signed webhook transport --------------------------------------------------------
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    answers: ClassVar[list[tuple[int, dict[str, str]]]] = []
+    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, dict(self.headers), body))
+        status, headers = self.answers.pop(0) if self.answers else (202, {})
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[Receiver]]]:
+    handler = type("ScriptedReceiver", (Receiver,), {"answers": [], "received": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/puente", handler
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def signing_hub(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """A hub with only a signing key (the webhook transport needs no database)."""
+    instance = tmp_path_factory.mktemp("instance")
+    key = OKPKey.generate_key("Ed25519").as_pem(private=True).decode()
+    return create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": instance,
+            "DATABASE_URL": f"sqlite:///{instance / 'unused.db'}",
+            "HUB_SIGNING_KEY": key,
+        }
+    )
+
+
+def webhook_case(url: str) -> tuple[Agency, OutboxMessage]:
+    agency = Agency(id="mx.test.receiver", name="r", level="state", jurisdiction="07")
+    agency.webhook_url = url
+    note = OutboxMessage(
+        id="msg_0123", agency_id=agency.id, kind="record.referred", payload={"record_id": "rec_9"}
+    )
+    return agency, note
+
+
+def test_webhook_posts_a_security_event_token_signed_by_the_hub(
+    signing_hub: Flask, receiver: tuple[str, type[Receiver]]
+) -> None:
+    url, handler = receiver
+    WebhookTransport(signing_hub).deliver(*webhook_case(url))
+    [(path, headers, body)] = handler.received
+    assert path == "/hooks/puente" and headers["Content-Type"] == SET_MEDIA_TYPE
+    public = OKPKey.import_key(hub_signing_public_jwk(signing_hub))
+    token = jwt.decode(body.decode(), public, algorithms=["EdDSA"])
+    assert token.header["typ"] == "secevent+jwt"
+    assert token.header["kid"] == hub_signing_public_jwk(signing_hub)["kid"]
+    assert token.claims["aud"] == "mx.test.receiver" and token.claims["jti"] == "msg_0123"
+    assert token.claims["iss"] == signing_hub.config["HUB_ID"]
+    assert token.claims["events"] == {
+        "https://puente.mx/events/record.referred": {"record_id": "rec_9"}
+    }
+    other = OKPKey.generate_key("Ed25519")
+    with pytest.raises(BadSignatureError):
+        jwt.decode(body.decode(), other, algorithms=["EdDSA"])
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retry_after"),
+    [
+        (500, {}, TransientDeliveryError, None),
+        (503, {"Retry-After": "30"}, TransientDeliveryError, 30.0),
+        (429, {"Retry-After": "7"}, TransientDeliveryError, 7.0),
+        (408, {}, TransientDeliveryError, None),
+        (400, {}, PermanentDeliveryError, None),
+        (404, {}, PermanentDeliveryError, None),
+        (302, {"Location": "http://127.0.0.1:9/elsewhere"}, PermanentDeliveryError, None),
+    ],
+)
+def test_webhook_status_decides_retry(
+    signing_hub: Flask,
+    receiver: tuple[str, type[Receiver]],
+    status: int,
+    headers: dict[str, str],
+    error: type[Exception],
+    retry_after: float | None,
+) -> None:
+    url, handler = receiver
+    handler.answers.append((status, headers))
+    with pytest.raises(error) as raised:
+        WebhookTransport(signing_hub).deliver(*webhook_case(url))
+    assert str(status) in str(raised.value)
+    if retry_after is not None:
+        assert raised.value.retry_after == retry_after  # type: ignore[attr-defined]
+    assert len(handler.received) == 1  # a redirect is not followed
+
+
+def test_webhook_unreachable_or_slow_is_transient(signing_hub: Flask) -> None:
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(TransientDeliveryError):
+        WebhookTransport(signing_hub).deliver(*webhook_case(f"http://127.0.0.1:{port}/"))
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        with pytest.raises(TransientDeliveryError):
+            WebhookTransport(signing_hub, timeout=0.3).deliver(*webhook_case(url))
+
+
+def test_webhook_without_an_address_is_permanent(signing_hub: Flask) -> None:
+    agency, note = webhook_case("")
+    agency.webhook_url = None
+    with pytest.raises(PermanentDeliveryError):
+        WebhookTransport(signing_hub).deliver(agency, note)
+    agency.webhook_url = "file:///etc/passwd"
+    with pytest.raises(PermanentDeliveryError):
+        WebhookTransport(signing_hub).deliver(agency, note)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def test_operator_lists_and_requeues_dead_messages(
+    hub: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from exchange.cli import main
+
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", hub.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", hub.config["DATABASE_URL"])
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions() as session:
+        deliver_batch(session, ScriptedTransport(PermanentDeliveryError("HTTP 410")), FAST)
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["outbox", "list", "--status", "dead", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["status"], row["last_error"]) == (message_id, "dead", "HTTP 410")
+    assert runner.invoke(main, ["outbox", "retry"]).exit_code == 2  # names nothing
+    retried = runner.invoke(main, ["outbox", "retry", message_id])
+    assert retried.exit_code == 0 and "1" in retried.stdout
+    assert message(hub, message_id).status == "pending"
+    # The worker then tries it again: the receiver (port 9, discard) is not there.
+    worked = runner.invoke(main, ["worker", "--once"])
+    assert worked.exit_code == 0, worked.output
+    stored = message(hub, message_id)
+    assert (stored.status, stored.attempts) == ("failed", 1)
