@@ -384,9 +384,13 @@ class Pusher:
             )
         if item.child_id and item.child_id != state.child_id:
             session = self.session
-            if current_child_id(session, item.child_id) != current_child_id(
-                session, state.child_id
-            ):
+            try:
+                same_child = current_child_id(session, item.child_id) == current_child_id(
+                    session, state.child_id
+                )
+            except LookupError:  # an unknown child_id cannot be this record's child
+                same_child = False
+            if not same_child:
                 return rejected(
                     item.line,
                     "validation",

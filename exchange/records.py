@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.auth import Actor, as_utc
+from exchange.children import merged_child_ids, resolve_child_id
 from exchange.crypto import DataKeyError, DataKeyring
 from exchange.db import Base
 from exchange.signatures import body_sha256
@@ -187,29 +188,17 @@ def list_versions(session: Session, record: Record) -> list[RecordVersion]:
 
 
 def current_child_id(session: Session, child_id: str) -> str:
-    """Follow ``Child.merged_into`` to the child a merged duplicate now belongs to."""
-    from exchange.children import Child
-
-    seen = {child_id}
-    while True:
-        merged_into = session.scalar(select(Child.merged_into).where(Child.id == child_id))
-        if merged_into is None or merged_into in seen:
-            return child_id
-        seen.add(merged_into)
-        child_id = merged_into
+    """The child a record's ``child_id`` now is, after any merges (the child index's rule)."""
+    return resolve_child_id(session, child_id)
 
 
 def child_family(session: Session, child_id: str) -> set[str]:
-    """The child ``child_id`` now is (after merges) and every child merged into it."""
-    from exchange.children import Child
-
-    root = current_child_id(session, child_id)
-    family, frontier = {root}, [root]
-    while frontier:
-        merged = set(session.scalars(select(Child.id).where(Child.merged_into.in_(frontier))))
-        frontier = list(merged - family)
-        family |= merged
-    return family
+    """The child ``child_id`` now is and every child merged into it; empty when unknown, so a
+    caller cannot tell an unknown child from one with nothing it may read."""
+    try:
+        return set(merged_child_ids(session, child_id))
+    except LookupError:
+        return set()
 
 
 def records_of_children(session: Session, child_ids: set[str]) -> list[Record]:
