@@ -33,3 +33,11 @@ def test_database_url_from_environment(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("PUENTE_DATABASE_URL", f"sqlite:///{tmp_path}/other.db")
     assert create_app().config["DATABASE_URL"] == f"sqlite:///{tmp_path}/other.db"
+
+
+def test_every_setting_is_listed_in_the_readme() -> None:
+    from exchange.config import DEFAULTS
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in DEFAULTS if f"PUENTE_{name}" not in readme]
+    assert missing == [], f"settings missing from README.md: {missing}"
