@@ -8,6 +8,7 @@ from :func:`current_actor`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import g
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, or_, select
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, bindparam, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange import db
@@ -154,9 +155,72 @@ class Actor:
     scopes: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class BearerToken:
+    """What a request's bearer token grants, read from its stored row (Authlib's TokenMixin
+    methods over plain values; revocation and introspection use :class:`AccessToken`)."""
+
+    client_id: str
+    agency_id: str | None
+    person_id: str | None
+    scope: str
+    expires_at: datetime
+    revoked: bool
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return as_utc(self.expires_at) <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return bool(self.revoked)
+
+    def get_user(self) -> Any:
+        return self.person_id
+
+    def get_client(self) -> Any:
+        return self.client_id
+
+
+@functools.cache
+def _bearer_statement() -> Any:
+    # Built once: on every API request SQLAlchemy's ORM work (building, caching and loading
+    # an ORM query) cost several times the database lookup itself. The row is still read on
+    # every request, so a revoked token or a disabled agency stops working at once.
+    from exchange.agencies import Agency  # agencies imports this module
+
+    tokens, agencies = AccessToken.__table__, Agency.__table__
+    return (
+        select(
+            tokens.c.client_id,
+            tokens.c.agency_id,
+            tokens.c.person_id,
+            tokens.c.scope,
+            tokens.c.expires_at,
+            tokens.c.revoked,
+        )
+        .select_from(tokens.outerjoin(agencies, agencies.c.id == tokens.c.agency_id))
+        .where(
+            tokens.c.token_hash == bindparam("token_hash"),
+            or_(tokens.c.agency_id.is_(None), agencies.c.active.is_(True)),
+        )
+    )
+
+
+def find_bearer_token(session: Session, secret: str) -> BearerToken | None:
+    """Like :func:`find_token` (same conditions), as a plain value, for checking requests."""
+    row = (
+        session.connection()
+        .execute(_bearer_statement(), {"token_hash": token_hash(secret)})
+        .first()
+    )
+    return BearerToken(*row) if row is not None else None
+
+
 class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
-    def authenticate_token(self, token_string: str) -> AccessToken | None:
-        return find_token(db.session(), token_string)
+    def authenticate_token(self, token_string: str) -> BearerToken | None:
+        return find_bearer_token(db.session(), token_string)
 
 
 class _ProblemProtector(ResourceProtector):  # type: ignore[misc]
@@ -191,7 +255,7 @@ def require_scope(*scopes: str) -> Any:
 
 
 def current_actor() -> Actor:
-    token: AccessToken = g.authlib_server_oauth2_token
+    token: BearerToken = g.authlib_server_oauth2_token
     return Actor(
         client_id=token.client_id,
         agency_id=token.agency_id,
