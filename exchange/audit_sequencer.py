@@ -419,8 +419,10 @@ class IntegratorThread(threading.Thread):
         wait = self.interval
         while not self._stopped.wait(wait):
             try:
-                integrate_pending(self.app)
-                wait = self.interval
+                done = integrate_pending(self.app)
+                # Like Tessera: a full batch waiting is sequenced at once; a partial one waits
+                # for the interval, so a burst of writes never leaves the log behind.
+                wait = 0 if done.sequenced >= DEFAULT_BATCH else self.interval
             except Exception:
                 log.exception("audit integrator run failed; next attempt in %.1f s", wait * 2)
                 wait = min(MAX_BACKOFF, wait * 2)
