@@ -48,8 +48,9 @@ class Database:
 
 def build_engine(url: str, echo: bool = False) -> Engine:
     parsed = make_url(url)
-    options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    options: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
+        # A file cannot drop a connection: no ping (a round trip on every checkout).
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +58,8 @@ def build_engine(url: str, echo: bool = False) -> Engine:
         engine = create_engine(parsed, **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    options.update(pool_size=10, max_overflow=10)
+    # A server can: test each connection as it is checked out, so a restart is survived.
+    options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     return create_engine(parsed, **options)
 
 
