@@ -94,5 +94,17 @@ def curl_example(base: str, hub: DemoHub, agency_id: str = "mx.chp.dif") -> list
     ]
 
 
+def oversight_example(base: str, hub: DemoHub, agency_id: str = "mx.fed.cndh") -> list[str]:
+    """An oversight body reading the signed checkpoint and the audit events."""
+    secret = hub.credentials[agency_id]
+    extract_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"  # noqa: S105
+    return [
+        f"AUDIT=$(curl -s -u {agency_id}:{secret} -d grant_type=client_credentials "
+        f"{base}/oauth/token | {extract_token})",
+        f'curl -s -H "Authorization: Bearer $AUDIT" {base}/v1/audit/checkpoint',
+        f'curl -s -H "Authorization: Bearer $AUDIT" "{base}/v1/audit/events?limit=5"',
+    ]
+
+
 def summary(hub: DemoHub) -> dict[str, Any]:
     return {"agencies": sorted(hub.credentials), "records": hub.records}

@@ -51,6 +51,10 @@ AGENCIES = (
     DemoAgency(
         "mx.chp.tapachula.dif", "DIF Municipal de Tapachula", "municipal", "07089", READ_WRITE
     ),
+    # An oversight body: reads the audit log (who disclosed what, when, why), never case content.
+    DemoAgency(
+        "mx.fed.cndh", "Comisión Nacional de los Derechos Humanos", "federal", "00", ("audit:read",)
+    ),
 )
 
 #: Which demo agency pushes each shipped example (the example's own case owner).

@@ -119,7 +119,7 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
 @with_hub
 def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
-    from exchange.demo import curl_example, seed_demo
+    from exchange.demo import curl_example, oversight_example, seed_demo
 
     result = initialise(app)
     hub = seed_demo(app)
@@ -138,6 +138,9 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
         "",
         "Obtener un token y enviar un expediente / get a token and push a record:",
         *(f"  {line}" for line in curl_example(base, hub)),
+        "",
+        "Supervisión: el registro de auditoría firmado / oversight: the signed audit log:",
+        *(f"  {line}" for line in oversight_example(base, hub)),
         "",
         "Validar un archivo / validate a file: .venv/bin/puente validate FILE",
         "",
