@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from exchange.config import (
     DEFAULTS,
@@ -13,9 +11,15 @@ from exchange.config import (
     instance_path_from_env,
 )
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the hub: defaults, instance file, ``PUENTE_*`` environment, then ``test_config``."""
+    # Imported here so that importing ``exchange`` (the command line) does not load Flask.
+    from flask import Flask
+
     instance_path = instance_path_from_env()
     if test_config and "INSTANCE_PATH" in test_config:
         instance_path = test_config["INSTANCE_PATH"]

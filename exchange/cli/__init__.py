@@ -8,13 +8,16 @@ so a data officer or an oversight body can run them anywhere.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from flask import Flask
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -56,17 +59,42 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+#: command name -> (module in exchange.cli, attribute). Modules load only when their command
+#: runs, so ``puente audit verify`` and ``puente validate`` never import the hub (Flask,
+#: SQLAlchemy): an oversight body's machine needs only the ``audit`` package and its keys.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("hub", "init_command"),
+    "db": ("hub", "db_group"),
+    "serve": ("hub", "serve_command"),
+    "demo": ("hub", "demo_command"),
+    "keys": ("keys", "keys_group"),
+    "agency": ("agencies", "agency_group"),
+    "schemas": ("schemas", "schemas_group"),
+    "validate": ("schemas", "validate_command"),
+    "children": ("children", "children_group"),
+    "worker": ("worker", "worker_command"),
+    "outbox": ("worker", "outbox_group"),
+    "audit": ("audit", "audit_group"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(f"exchange.cli.{module}"), attribute)
+        if not isinstance(command, click.Command) or command.name != cmd_name:
+            raise RuntimeError(f"exchange.cli.{module}.{attribute} is not the {cmd_name!r} command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="puente")
 def main() -> None:
     """Puente: interagency data exchange and consent hub for migrant and refugee children."""
-
-
-def _register_commands() -> None:
-    from exchange.cli import agencies, audit, children, hub, keys, schemas, worker
-
-    for area in (hub, keys, agencies, schemas, children, worker, audit):
-        area.register(main)
-
-
-_register_commands()

@@ -417,7 +417,3 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None
     with _transaction(app, lang) as session:
         set_webhook(session, agency_id, None if url == "-" else url)
     click.echo(_say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
-
-
-def register(main: click.Group) -> None:
-    main.add_command(agency_group)

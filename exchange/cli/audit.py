@@ -457,7 +457,3 @@ def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
                 f"OK: consistent with your checkpoint {size}",
             )
         )
-
-
-def register(main: click.Group) -> None:
-    main.add_command(audit_group)

@@ -127,7 +127,3 @@ def merge_command(
             else f"{merged} merged into {into}: {result.identifiers_moved} identifiers, "
             f"{result.profiles_moved} profiles moved."
         )
-
-
-def register(main: click.Group) -> None:
-    main.add_command(children_group)

@@ -148,8 +148,3 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     click.echo("\n".join(lines))
     if not no_serve:
         exec_gunicorn(bind, None, app.instance_path)
-
-
-def register(main: click.Group) -> None:
-    for command in (init_command, db_group, serve_command, demo_command):
-        main.add_command(command)

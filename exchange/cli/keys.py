@@ -82,7 +82,3 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         return
     click.echo(f"current data key / clave actual: {current}")
     click.echo(f"rows per key / filas por clave: {per_key}")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(keys_group)

@@ -49,11 +49,6 @@ NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 _SNIFF_BYTES = 64 * 1024
 
 
-def register(main: click.Group) -> None:
-    main.add_command(schemas_group)
-    main.add_command(validate_command)
-
-
 def _usage_error(es: str, en: str, lang: str) -> click.UsageError:
     return click.UsageError(es if lang == "es" else en)
 

@@ -118,8 +118,3 @@ def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool) -> No
     with db.database(app).sessions.begin() as session:
         count = requeue(session, None if all_dead else list(message_ids))
     click.echo(f"{count} reencolados / requeued")
-
-
-def register(main: click.Group) -> None:
-    main.add_command(worker_command)
-    main.add_command(outbox_group)
