@@ -336,9 +336,16 @@ def _readable(session: Session, actor: Actor, record_id: str, purpose: str, acti
     return record
 
 
-def _decision_header(entry_id: str | None) -> dict[str, str]:
-    # Until the consent engine issues decision ids, the read's audit entry stands for it.
-    return {DECISION_HEADER: entry_id or f"dec_{uuid.uuid4().hex}"}
+def _committed_read(session: Session, answer: dict[str, Any], entries: list[str | None]) -> Any:
+    """Commit the reads' audit entries and answer, naming each read's decision in the header."""
+    session.commit()
+    response = jsonify(answer)
+    if entries:
+        # Until the consent engine issues decision ids, each read's audit entry stands for it.
+        response.headers[DECISION_HEADER] = ", ".join(
+            entry or f"dec_{uuid.uuid4().hex}" for entry in entries
+        )
+    return response
 
 
 def _record_json(
@@ -376,10 +383,7 @@ def read_record(record_id: str) -> Any:
     session, actor = db.session(), current_actor()
     record = _readable(session, actor, record_id, purpose, "record.read")
     answer, entry = _record_json(session, actor, record, purpose)
-    session.commit()
-    response = jsonify(answer)
-    response.headers.update(_decision_header(entry))
-    return response
+    return _committed_read(session, answer, [entry])
 
 
 @bp.get("/v1/records/<record_id>/versions")
@@ -400,11 +404,8 @@ def record_versions(record_id: str) -> Any:
         decision_basis=read_basis(actor, record),
     )
     versions = [describe_version(version) for version in list_versions(session, record)]
-    session.commit()
     answer = {"record_id": record.id, "child_id": child_id, "versions": versions}
-    response = jsonify(answer)
-    response.headers.update(_decision_header(entry))
-    return response
+    return _committed_read(session, answer, [entry])
 
 
 @bp.get("/v1/children/<child_id>/records")
@@ -418,10 +419,5 @@ def child_records(child_id: str) -> Any:
     family = child_family(session, child_id)
     readable = [r for r in records_of_children(session, family) if may_read(session, actor, r)]
     reads = [_record_json(session, actor, record, purpose) for record in readable]
-    session.commit()
-    response = jsonify({"child_id": child_id, "records": [answer for answer, _ in reads]})
-    if reads:
-        response.headers[DECISION_HEADER] = ", ".join(
-            entry or f"dec_{uuid.uuid4().hex}" for _, entry in reads
-        )
-    return response
+    answer = {"child_id": child_id, "records": [answer for answer, _ in reads]}
+    return _committed_read(session, answer, [entry for _, entry in reads])
