@@ -1,0 +1,74 @@
+"""The interface every format adapter implements, and what it yields.
+
+An adapter turns an agency's own format (a spreadsheet, a Primero export, a FHIR Bundle) into
+shared documents and back. It never talks to the hub: it reads a byte stream and yields, for
+each position in the input (a line, a row, a case, a Bundle entry), either one shared document
+or the reasons that position could not become one. The caller decides what to do with both:
+``puente import`` pushes the documents and writes the failures to a rejects file.
+
+Adapters depend only on :mod:`schemas` (enforced by ``tests/unit/test_import_direction.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one position of the input could not become a shared document.
+
+    ``pointer`` is a JSON pointer into the shared document when the fault is in a value
+    (``/child/date_of_birth``), or names the source field (``column:fecha_nacimiento``,
+    ``field:nationality``, ``resource:Observation``) when it is not. Messages are Spanish and
+    English, like every message a person reads.
+    """
+
+    pointer: str
+    es: str
+    en: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "message_es": self.es, "message_en": self.en}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One position of the input: a shared document, or the problems that stopped it.
+
+    ``position`` is what a person finds the input by: the 1-based line of an NDJSON file or
+    the 1-based data row of a CSV file (the header is row 0), ``data[3]`` in a Primero export,
+    ``entry[5]`` in a FHIR Bundle. ``document`` is a push envelope (``{"schema", "local_id",
+    "data"}``) as ``POST /v1/records`` takes it. ``source`` is the original piece of input
+    (the raw CSV row as a mapping of column to text, the raw line, the Primero case) so a
+    rejects file can be written in the original format.
+    """
+
+    position: str
+    document: Mapping[str, Any] | None = None
+    problems: tuple[Problem, ...] = ()
+    source: Any = None
+    local_id: str | None = field(default=None)
+
+    @property
+    def ok(self) -> bool:
+        return self.document is not None and not self.problems
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A format adapter.
+
+    ``decode`` must stream: it reads the input incrementally and yields items as it goes, so
+    memory stays bounded for a file of any size. ``encode`` writes shared documents (push
+    envelopes) in the adapter's format to ``out`` (a binary stream).
+    """
+
+    name: str
+    media_types: tuple[str, ...]
+
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]: ...
+
+    def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None: ...
