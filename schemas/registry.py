@@ -32,6 +32,7 @@ import referencing
 from referencing.jsonschema import DRAFT202012
 
 from schemas.errors import UnknownSchema
+from schemas.fastpath import fast_copy
 from schemas.fields import FieldInfo, collect_fields, resolve_uri
 from schemas.formats import FORMATS
 
@@ -115,6 +116,10 @@ class SchemaRegistry:
             referencing.Registry().with_resources(resources).crawl()
         )
         self.rs_registry = jsonschema_rs.Registry(list(self._by_id.items()))
+        # The same documents rewritten for speed (schemas.fastpath), for the yes/no answer only.
+        self.rs_fast_registry = jsonschema_rs.Registry(
+            [(uri, dict(fast_copy(doc))) for uri, doc in self._by_id.items()]
+        )
 
     @classmethod
     def load(cls, directory: Path | None = None) -> SchemaRegistry:

@@ -1,8 +1,9 @@
 """Validating documents: a fast validator for the hot path and a reference one to check it.
 
 :class:`Validator` answers :meth:`~Validator.is_valid` with ``jsonschema_rs`` (compiled once,
-reused), and lists :meth:`~Validator.errors` — every error, each with an RFC 6901 JSON
-pointer and a message in Spanish and English. :class:`ReferenceValidator` does the same with
+reused, from an equivalent copy rewritten for speed: :mod:`schemas.fastpath`), and lists
+:meth:`~Validator.errors` — every error, each with an RFC 6901 JSON pointer and a message in
+Spanish and English, found on the schema as written. :class:`ReferenceValidator` does the same with
 ``jsonschema`` (``Draft202012Validator`` over a ``referencing`` registry); it is slower and
 exists to cross-check the fast one (tests/unit/schemas/test_differential.py). Both use the
 same format functions and ECMA-262 pattern semantics (see :mod:`schemas.formats`).
@@ -24,6 +25,7 @@ import jsonschema
 import jsonschema_rs
 from jsonschema.validators import extend
 
+from schemas.fastpath import fast_copy
 from schemas.fields import collect_fields, find_field, pointer_from_tokens, resolve_uri
 from schemas.formats import FORMATS, ecma_pattern
 from schemas.messages import MessageContext, RawError, explain
@@ -153,14 +155,29 @@ class Validator(_Base):
 
     def __init__(self, schema: Mapping[str, Any], registry: SchemaRegistry) -> None:
         super().__init__(schema, registry)
-        self._compiled = jsonschema_rs.validator_for(
-            dict(schema),
-            registry=registry.rs_registry,
+        # The yes/no answer comes from an equivalent copy rewritten for speed (see
+        # schemas.fastpath); errors come from the schema as written, compiled on first need,
+        # so their locations and keywords are the document's own.
+        self._fast = jsonschema_rs.validator_for(
+            dict(fast_copy(schema)),
+            registry=registry.rs_fast_registry,
             validate_formats=True,
             ignore_unknown_formats=False,
         )
-        self.is_valid = self._compiled.is_valid  # type: ignore[method-assign,assignment]
+        self.is_valid = self._fast.is_valid  # type: ignore[method-assign,assignment]
+        self._as_written: jsonschema_rs.Validator | None = None
         self._reference: ReferenceValidator | None = None
+
+    @property
+    def _compiled(self) -> jsonschema_rs.Validator:
+        if self._as_written is None:
+            self._as_written = jsonschema_rs.validator_for(
+                dict(self.schema),
+                registry=self.registry.rs_registry,
+                validate_formats=True,
+                ignore_unknown_formats=False,
+            )
+        return self._as_written
 
     @property
     def reference(self) -> ReferenceValidator:
