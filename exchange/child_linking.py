@@ -9,11 +9,13 @@ identifier that names another child than the one chosen stays where it is and le
 for search only. The record's identity profile and name keys are kept current
 (:mod:`exchange.child_matching`): identity-category data only, no case content.
 
-Cost: a batch reads the links of all its identifiers in one query and the profiles of its
-known local ids in another, then writes with one multi-row statement per table. A re-push
-whose identity data did not change writes nothing. A concurrent push that linked one of the
-same identifiers first makes the insert fail with ``IntegrityError``: roll back and retry
-(the retry sees the committed links).
+Cost: a batch reads the links of all its identifiers in one query per identifier kind and
+the profiles of its known local ids in another, then writes with one ``executemany`` per
+table. Statements run on the session's DBAPI connection (:mod:`exchange.hot_sql`): linking
+is on every push, and SQLAlchemy's per-statement work used to be a third of a push's time. A
+re-push whose identity data did not change writes nothing. A concurrent push that linked one
+of the same identifiers first makes the insert fail with ``IntegrityError``: roll back and
+retry (the retry sees the committed links).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, delete, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, or_, select
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from exchange.auth import utcnow
@@ -36,6 +38,7 @@ from exchange.children import (
     UNKNOWN_YEAR_FROM,
     UNKNOWN_YEAR_TO,
     Child,
+    ChildCaseNumber,
     ChildDuplicateSuggestion,
     ChildIdentifier,
     ChildNameKey,
@@ -45,6 +48,7 @@ from exchange.children import (
     resolve_child_id,
 )
 from exchange.db import Base
+from exchange.hot_sql import MAX_PARAMETERS, HotSQL, chunks, insert_sql, update_sql
 
 #: Values per ``IN`` list (well under SQLite's 32,766 parameters).
 LOOKUP_CHUNK = 2000
@@ -89,58 +93,79 @@ def identifiers_in(child: Mapping[str, Any]) -> tuple[list[tuple[str, str]], lis
 
 
 def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    return chunks(items, size)
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_CHILDREN = _table(Child)
+_IDENTIFIERS = _table(ChildIdentifier)
+_PROFILES = _table(ChildProfile)
+_NAME_KEYS = _table(ChildNameKey)
+_INSERT_CHILD = insert_sql(_CHILDREN, ("id", "created_at"))
+_INSERT_IDENTIFIER = insert_sql(_IDENTIFIERS, ("child_id", "kind", "scope", "value"))
+# Case numbers and name keys have no owner to decide: a row already there is fine.
+_INSERT_CASE_NUMBER = insert_sql(
+    _table(ChildCaseNumber), ("child_id", "kind", "value"), suffix=" ON CONFLICT DO NOTHING"
+)
+_INSERT_NAME_KEY = insert_sql(_NAME_KEYS, ("profile_id", "key", "birth_year_from", "birth_year_to"))
 
 
 def owners_of(session: Session, lookups: Iterable[Lookup]) -> dict[Lookup, str]:
-    """(kind, scope, value) -> the child each identifier links to (merges followed).
+    """(kind, scope, value) -> the child each identifier links to (merges followed)."""
+    return _owners(HotSQL(session), session, lookups)
 
-    One query per (kind, scope) — ``kind = ? AND scope = ? AND value IN (...)`` walks the
-    unique index; a row-value ``IN`` over all three columns made SQLite scan the table.
-    """
+
+def _owners(sql: HotSQL, session: Session, lookups: Iterable[Lookup]) -> dict[Lookup, str]:
+    # One query per (kind, scope): ``kind = ? AND scope = ? AND value IN (...)`` walks the
+    # unique index; a row-value ``IN`` over all three columns made SQLite scan the table.
     by_prefix: dict[tuple[str, str], list[str]] = {}
     for kind, scope, value in set(lookups):
         by_prefix.setdefault((kind, scope), []).append(value)
     owners: dict[Lookup, str] = {}
     for (kind, scope), values in sorted(by_prefix.items()):
-        for chunk in _chunks(sorted(values)):
-            rows = session.execute(
-                select(ChildIdentifier.value, ChildIdentifier.child_id).where(
-                    ChildIdentifier.kind == kind,
-                    ChildIdentifier.scope == scope,
-                    ChildIdentifier.value.in_(chunk),
-                )
-            )
-            owners.update(((kind, scope, value), child_id) for value, child_id in rows)
+        rows = sql.rows_in(
+            "SELECT value, child_id FROM child_identifier WHERE kind = ? AND scope = ?"
+            " AND value IN {}",
+            (kind, scope),
+            sorted(values),
+            chunk=LOOKUP_CHUNK,
+        )
+        owners.update(((kind, scope, value), child_id) for value, child_id in rows)
     if owners:
         # A merge moves identifiers to the surviving child, so this rarely finds any.
-        survivors = _follow_merges(session, set(owners.values()))
-        owners = {key: survivors.get(child_id, child_id) for key, child_id in owners.items()}
+        survivors = _follow_merges(sql, session, set(owners.values()))
+        if survivors:
+            owners = {key: survivors.get(child_id, child_id) for key, child_id in owners.items()}
     return owners
 
 
-def _follow_merges(session: Session, child_ids: set[str]) -> dict[str, str]:
+def _follow_merges(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
     """merged child id -> the child it now is, for those of ``child_ids`` that were merged
     (found through the index on ``merged_into``, not by reading every child)."""
-    merged: dict[str, str] = {}
-    for chunk in _chunks(sorted(child_ids)):
-        for (child_id,) in session.execute(
-            select(Child.id).where(Child.merged_into.is_not(None), Child.id.in_(chunk))
-        ):
-            merged[child_id] = resolve_child_id(session, child_id)
-    return merged
+    merged = sql.rows_in(
+        "SELECT id FROM child WHERE merged_into IS NOT NULL AND id IN {}",
+        (),
+        sorted(child_ids),
+        chunk=LOOKUP_CHUNK,
+    )
+    return {child_id: resolve_child_id(session, child_id) for (child_id,) in merged}
 
 
-def _existing_children(session: Session, child_ids: set[str]) -> dict[str, str]:
+def _existing_children(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
     """child id -> the child it is now, for the ids that exist."""
-    found: dict[str, str] = {}
-    for chunk in _chunks(sorted(child_ids)):
-        for child_id, merged in session.execute(
-            select(Child.id, Child.merged_into).where(Child.id.in_(chunk))
-        ):
-            found[child_id] = resolve_child_id(session, child_id) if merged else child_id
-    return found
+    rows = sql.rows_in(
+        "SELECT id, merged_into FROM child WHERE id IN {}",
+        (),
+        sorted(child_ids),
+        chunk=LOOKUP_CHUNK,
+    )
+    return {
+        child_id: resolve_child_id(session, child_id) if merged else child_id
+        for child_id, merged in rows
+    }
 
 
 def suggest_conflict(
@@ -177,23 +202,26 @@ def suggest_conflict(
         )
 
 
-@functools.cache
-def _insert_ignoring_conflicts(dialect: str, table_name: str) -> Any:
-    # Case numbers and name keys have no owner to decide: a row already there is fine.
-    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return dialect_insert(Child.metadata.tables[table_name]).on_conflict_do_nothing()
-
-
 def link_children(
-    session: Session, *, agency_id: str, requests: Sequence[LinkRequest]
+    session: Session,
+    *,
+    agency_id: str,
+    requests: Sequence[LinkRequest],
+    sql: HotSQL | None = None,
 ) -> list[str | LookupError]:
     """The ``child_id`` of each pushed record, in order (a ``LookupError`` in place of a
     record naming an unknown ``child_id``). Writes in ``session``'s transaction; no commit.
 
     Records of one batch see each other: the same local id twice is one child, and a CURP
-    first seen earlier in the batch links a later record to the same child.
+    first seen earlier in the batch links a later record to the same child. ``sql``: the
+    session's :class:`~exchange.hot_sql.HotSQL`, when the caller has one.
     """
+    if not requests:
+        return []
     now = utcnow()
+    if sql is None:
+        session.flush()  # ORM changes first: the statements below bypass the ORM
+        sql = HotSQL(session)
     parsed = []
     lookups: set[Lookup] = set()
     for request in requests:
@@ -202,13 +230,14 @@ def link_children(
         parsed.append((request, child, personal, cases))
         lookups.add(("agency_local", agency_id, request.local_id))
         lookups.update((kind, "", value) for kind, value in personal)
-    owners = owners_of(session, lookups)
+    owners = _owners(sql, session, lookups)
     known_local_ids = {value for kind, _, value in owners if kind == "agency_local"}
-    explicit = _existing_children(session, {r.child_id for r in requests if r.child_id})
+    wanted = {r.child_id for r in requests if r.child_id}
+    explicit = _existing_children(sql, session, wanted) if wanted else {}
 
     results: list[str | LookupError] = []
-    new_children: list[dict[str, Any]] = []
-    new_identifiers: list[dict[str, Any]] = []
+    new_children: list[str] = []
+    new_identifiers: list[tuple[str, str, str, str]] = []
     new_cases: set[tuple[str, str, str]] = set()
     conflicts: dict[tuple[str, str, str], None] = {}
     latest: dict[str, tuple[str, Mapping[str, Any]]] = {}
@@ -227,15 +256,13 @@ def link_children(
             chosen = next((owner for owner in named if owner), "")
             if not chosen:
                 chosen = new_child_id()
-                new_children.append({"id": chosen, "created_at": now})
+                new_children.append(chosen)
         claims = [(local_key, "agency_local")] + [((k, "", v), k) for k, v in personal]
         for key, kind in claims:
             owner = owners.get(key)
             if owner is None:
                 owners[key] = chosen
-                new_identifiers.append(
-                    {"child_id": chosen, "kind": key[0], "scope": key[1], "value": key[2]}
-                )
+                new_identifiers.append((chosen, *key))
             elif owner != chosen:
                 conflicts[(chosen, owner, kind)] = None
         new_cases.update((chosen, kind, value) for kind, value in cases)
@@ -243,36 +270,20 @@ def link_children(
         results.append(chosen)
 
     if new_children:
-        _insert_rows(session, Child, new_children)
+        created = sql.binder(_CHILDREN.c.created_at)(now)
+        sql.executemany(_INSERT_CHILD, [(child_id, created) for child_id in new_children])
     if new_identifiers:
-        _insert_rows(session, ChildIdentifier, new_identifiers)
+        sql.executemany(_INSERT_IDENTIFIER, new_identifiers)
     if new_cases:
-        statement = _insert_ignoring_conflicts(_dialect(session), "child_case_number")
-        rows = [{"child_id": c, "kind": k, "value": v} for c, k, v in sorted(new_cases)]
-        session.execute(statement, rows)
+        sql.executemany(_INSERT_CASE_NUMBER, sorted(new_cases))
     for child_id, other, kind in conflicts:
         suggest_conflict(session, child_id, other, kind=kind, agency_id=agency_id)
     profiles = {
         local_id: (child_id, profile_from_child(child, now.date()))
         for local_id, (child_id, child) in latest.items()
     }
-    store_profiles(session, agency_id, profiles, known=known_local_ids, now=now)
+    _store_profiles(sql, agency_id, profiles, known=known_local_ids, now=now)
     return results
-
-
-def _insert_rows(session: Session, model: type[Base], rows: list[dict[str, Any]]) -> None:
-    # RETURNING makes SQLAlchemy send multi-row INSERT … VALUES statements ("insertmanyvalues",
-    # up to 1,000 rows each) on both backends, instead of one statement per row with psycopg.
-    table = _table(model)
-    session.execute(insert(table).returning(*table.primary_key.columns), rows).all()
-
-
-def _table(model: type[Base]) -> Table:
-    return cast(Table, model.__table__)
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
 
 
 def profile_columns(profile: IdentityProfile) -> dict[str, Any]:
@@ -305,61 +316,83 @@ def store_profiles(
     ``profiles``: local id -> (child id, profile). ``known``: the local ids that were linked
     before this push (only those can have a profile already).
     """
-    table = _table(ChildProfile)
-    stored: dict[str, Any] = {}
-    for chunk in _chunks(sorted(known & profiles.keys())):
-        for found in session.execute(
-            select(table.c.id, table.c.local_id, table.c.child_id)
-            .add_columns(*(table.c[name] for name in PROFILE_COLUMN_NAMES))
-            .where(table.c.agency_id == agency_id, table.c.local_id.in_(chunk))
-        ):
-            stored[found.local_id] = found
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    session.flush()
+    _store_profiles(HotSQL(session), agency_id, profiles, known=known, now=now)
+
+
+_PROFILE_SELECT = (
+    f"SELECT id, local_id, child_id, {', '.join(PROFILE_COLUMN_NAMES)}"  # noqa: S608
+    " FROM child_profile WHERE agency_id = ? AND local_id IN {}"
+)
+_PROFILE_INSERT_COLUMNS = ("child_id", "agency_id", "local_id", "updated_at", *PROFILE_COLUMN_NAMES)
+_PROFILE_UPDATE = update_sql(_PROFILES, ("child_id", "updated_at", *PROFILE_COLUMN_NAMES), ["id"])
+
+
+@functools.lru_cache(maxsize=64)
+def _profile_insert(rows: int) -> str:
+    return insert_sql(
+        _PROFILES, _PROFILE_INSERT_COLUMNS, rows=rows, suffix=" RETURNING id, local_id"
+    )
+
+
+def _profile_values(sql: HotSQL, profile: IdentityProfile) -> tuple[Any, ...]:
+    """The profile's columns as the database stores them (so they compare with a stored row)."""
+    columns = profile_columns(profile)
+    for name in _converted_profile_columns(sql.dialect):  # dates, on SQLite
+        columns[name] = sql.binder(_PROFILES.c[name])(columns[name])
+    return tuple(columns.values())
+
+
+@functools.cache
+def _converted_profile_columns(dialect: Dialect) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name in PROFILE_COLUMN_NAMES
+        if _PROFILES.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None
+    )
+
+
+def _store_profiles(
+    sql: HotSQL,
+    agency_id: str,
+    profiles: Mapping[str, tuple[str, IdentityProfile]],
+    *,
+    known: set[str],
+    now: datetime,
+) -> None:
+    stored: dict[str, tuple[Any, ...]] = {}
+    local_ids = sorted(known & profiles.keys())
+    if local_ids:
+        for found in sql.rows_in(_PROFILE_SELECT, (agency_id,), local_ids, chunk=LOOKUP_CHUNK):
+            stored[found[1]] = tuple(found)
+    updated_at = sql.binder(_PROFILES.c.updated_at)(now)
+    inserts: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
     rekeyed: dict[int, IdentityProfile] = {}
     for local_id, (child_id, profile) in profiles.items():
-        columns = profile_columns(profile)
+        values = _profile_values(sql, profile)
         current = stored.get(local_id)
         if current is None:
-            inserts.append(
-                {
-                    "child_id": child_id,
-                    "agency_id": agency_id,
-                    "local_id": local_id,
-                    "updated_at": now,
-                    **columns,
-                }
-            )
-        elif current.child_id != child_id or any(
-            getattr(current, k) != v for k, v in columns.items()
-        ):
-            updates.append(
-                {"profile_id": current.id, "child_id": child_id, "updated_at": now, **columns}
-            )
-            rekeyed[current.id] = profile
+            inserts.append((child_id, agency_id, local_id, updated_at, *values))
+        elif current[2] != child_id or current[3:] != values:
+            updates.append((child_id, updated_at, *values, current[0]))
+            rekeyed[current[0]] = profile
     if updates:
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("profile_id"))
-            .values({name: bindparam(name) for name in updates[0] if name != "profile_id"}),
-            updates,
-        )
-        session.execute(delete(ChildNameKey).where(ChildNameKey.profile_id.in_(list(rekeyed))))
-    if inserts:
-        returned = session.execute(
-            insert(table).returning(table.c.id, table.c.local_id),
-            inserts,
-        )
-        for profile_id, local_id in returned:
+        sql.executemany(_PROFILE_UPDATE, updates)
+        sql.execute_in("DELETE FROM child_name_key WHERE profile_id IN {}", sorted(rekeyed))
+    # One multi-row INSERT … RETURNING per chunk: the new ids key the profiles' name keys.
+    for chunk in _chunks(inserts, MAX_PARAMETERS // len(_PROFILE_INSERT_COLUMNS)):
+        statement = _profile_insert(len(chunk))
+        for profile_id, local_id in sql.rows(statement, [v for row in chunk for v in row]):
             rekeyed[profile_id] = profiles[local_id][1]
     keys = [
-        {"profile_id": profile_id, "key": key, "birth_year_from": start, "birth_year_to": end}
+        (profile_id, key, start, end)
         for profile_id, profile in rekeyed.items()
         for start, end in [_birth_years(profile)]
         for key in sorted(index_keys(profile))
     ]
     if keys:
-        _insert_rows(session, ChildNameKey, keys)
+        sql.executemany(_INSERT_NAME_KEY, keys)
 
 
 def _birth_years(profile: IdentityProfile) -> tuple[int, int]:

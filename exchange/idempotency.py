@@ -17,12 +17,14 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange.auth import as_utc, utcnow
+from exchange.hot_sql import HotSQL, insert_sql, update_sql
 from exchange.records import IdempotencyKey
 
 #: 1 to 200 printable ASCII characters, not starting or ending with a space.
@@ -30,20 +32,16 @@ KEY_PATTERN = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,198}[\x21-\x7e])?$")
 PRUNE_EVERY_SECONDS = 600.0
 _last_prune = 0.0
 
-_KEYS = IdempotencyKey.__table__
-# Parameter names differ from column names: SQLAlchemy reserves those in UPDATE statements.
-_THIS_KEY = (_KEYS.c.agency_id == bindparam("b_agency")) & (_KEYS.c.key == bindparam("b_key"))
-_FIND = select(
-    _KEYS.c.request_sha256, _KEYS.c.status_code, _KEYS.c.response, _KEYS.c.created_at
-).where(_THIS_KEY)
-_RESERVE = insert(_KEYS)
-_ANSWER = (
-    update(_KEYS)
-    .where(_THIS_KEY)
-    .values(status_code=bindparam("b_status"), response=bindparam("b_response"))
+_KEYS = cast(Table, IdempotencyKey.__table__)
+# Plain SQL on the session's connection (exchange.hot_sql): a keyed push runs three of these.
+_FIND = (
+    "SELECT request_sha256, status_code, response, created_at FROM idempotency_key"
+    " WHERE agency_id = ? AND key = ?"
 )
-_FORGET = delete(_KEYS).where(_THIS_KEY)
-_PRUNE = delete(_KEYS).where(_KEYS.c.created_at < bindparam("cutoff"))
+_RESERVE = insert_sql(_KEYS, ("agency_id", "key", "request_sha256", "created_at"))
+_ANSWER = update_sql(_KEYS, ("status_code", "response"), ("agency_id", "key"))
+_FORGET = "DELETE FROM idempotency_key WHERE agency_id = ? AND key = ?"
+_PRUNE = "DELETE FROM idempotency_key WHERE created_at < ?"
 
 
 def check_key(value: str) -> None:
@@ -62,10 +60,15 @@ class StoredAnswer:
 
 def find_answer(session: Session, agency_id: str, key: str, ttl: timedelta) -> StoredAnswer | None:
     """The agency's stored answer for ``key``, unless there is none or it expired."""
-    row = session.connection().execute(_FIND, {"b_agency": agency_id, "b_key": key}).first()
-    if row is None or row.response is None or as_utc(row.created_at) < utcnow() - ttl:
+    sql = HotSQL(session)
+    row = sql.first(_FIND, (agency_id, key))
+    if row is None:
         return None
-    return StoredAnswer(row.request_sha256, int(row.status_code), row.response)
+    request_sha256, status_code, response, created_at = row
+    created_at = sql.reader(_KEYS.c.created_at)(created_at)
+    if response is None or as_utc(created_at) < utcnow() - ttl:
+        return None
+    return StoredAnswer(request_sha256, int(status_code), response)
 
 
 def reserve(
@@ -74,23 +77,17 @@ def reserve(
     """Insert the key row (first write of the transaction): ``None`` when the key is now this
     push's, else the answer of the push that holds it. An expired row is forgotten."""
     for _ in range(attempts):
+        sql = HotSQL(session)
         try:
-            session.connection().execute(
-                _RESERVE,
-                {
-                    "agency_id": agency_id,
-                    "key": key,
-                    "request_sha256": sha256,
-                    "created_at": utcnow(),
-                },
-            )
+            created_at = sql.binder(_KEYS.c.created_at)(utcnow())
+            sql.execute(_RESERVE, (agency_id, key, sha256, created_at))
             return None
         except IntegrityError:
             session.rollback()
         earlier = find_answer(session, agency_id, key, ttl)
         if earlier is not None:
             return earlier
-        session.connection().execute(_FORGET, {"b_agency": agency_id, "b_key": key})
+        HotSQL(session).execute(_FORGET, (agency_id, key))
         session.commit()
     raise IntegrityError("Idempotency-Key contended", None, Exception(key))
 
@@ -99,10 +96,7 @@ def save_answer(
     session: Session, agency_id: str, key: str, status_code: int, response: str
 ) -> None:
     """Write the answer into the reserved row, in the push's transaction."""
-    session.connection().execute(
-        _ANSWER,
-        {"b_agency": agency_id, "b_key": key, "b_status": status_code, "b_response": response},
-    )
+    HotSQL(session).execute(_ANSWER, (status_code, response, agency_id, key))
 
 
 def prune(session: Session, ttl: timedelta, *, force: bool = False) -> None:
@@ -112,5 +106,6 @@ def prune(session: Session, ttl: timedelta, *, force: bool = False) -> None:
     if not force and now - _last_prune < PRUNE_EVERY_SECONDS:
         return
     _last_prune = now
-    session.connection().execute(_PRUNE, {"cutoff": utcnow() - ttl})
+    sql = HotSQL(session)
+    sql.execute(_PRUNE, (sql.binder(_KEYS.c.created_at)(utcnow() - ttl),))
     session.commit()

@@ -1,10 +1,12 @@
 """Bulk pushes: NDJSON lines in, one result per line out, in order.
 
 Lines come parsed from ``schemas.parsing.iter_ndjson`` (fed by ``bounded_lines``, so memory
-stays bounded however large the request). Each line is checked like a single push; good
-lines are stored in batches (``BULK_BATCH_SIZE`` lines or 8 MiB of bodies per transaction),
-and a batch's results are given out only once it is committed. A line is stored whole
-(version, child link, audit entry) or rejected with its line number and pointers.
+stays bounded however large the request); :class:`RawLines` between the two keeps each line's
+text at hand, which makes its canonical form cheaper (``canonical_json(source=…)``). Each line
+is checked like a single push; good lines are stored in batches (``BULK_BATCH_SIZE`` lines or
+8 MiB of bodies per transaction), and a batch's results are given out only once it is
+committed. A line is stored whole (version, child link, audit entry) or rejected with its line
+number and pointers.
 
 A line may carry its own signature as the member ``"signature"`` (the detached JWS over the
 canonical line *without* that member); it is taken off before the envelope is checked.
@@ -16,7 +18,7 @@ answers ``unchanged``, so sending a whole file again stores nothing twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -37,6 +39,30 @@ BATCH_BYTES = 8 * 1024 * 1024
 BATCH_ATTEMPTS = 3
 
 
+class LineSources(Protocol):
+    def text(self, number: int) -> bytes | None: ...
+
+
+class RawLines:
+    """The raw NDJSON lines on their way to ``iter_ndjson``, remembering the latest one: when
+    ``iter_ndjson`` yields line ``n``, :meth:`text` gives that line's bytes (line numbers count
+    every line, as ``iter_ndjson``'s do)."""
+
+    def __init__(self, lines: Iterable[bytes]) -> None:
+        self.lines = lines
+        self.number = 0
+        self.latest = b""
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.lines:
+            self.number += 1
+            self.latest = line
+            yield line
+
+    def text(self, number: int) -> bytes | None:
+        return self.latest if number == self.number else None
+
+
 def push_lines(
     pusher: Pusher,
     lines: Iterable[tuple[int, Any]],
@@ -44,8 +70,12 @@ def push_lines(
     max_lines: int,
     batch_size: int = 500,
     batch_bytes: int = BATCH_BYTES,
+    sources: LineSources | None = None,
 ) -> Iterator[PushResult]:
-    """Push parsed NDJSON lines; yield one result per line, in order, batch by batch."""
+    """Push parsed NDJSON lines; yield one result per line, in order, batch by batch.
+
+    ``sources``: where the text of each line can be found (:class:`RawLines`), if anywhere.
+    """
     pending: list[PushItem | PushResult] = []
     items = size = 0
     for number, value in lines:
@@ -53,7 +83,8 @@ def push_lines(
             yield from _flush(pusher, pending)
             yield too_many_lines(number, max_lines)
             return
-        checked = check_line(pusher, number, value)
+        source = sources.text(number) if sources is not None else None
+        checked = check_line(pusher, number, value, source)
         pending.append(checked)
         if isinstance(checked, PushItem):
             items += 1
@@ -80,7 +111,9 @@ def too_many_lines(number: int, max_lines: int) -> PushResult:
     )
 
 
-def check_line(pusher: Pusher, number: int, value: Any) -> PushItem | PushResult:
+def check_line(
+    pusher: Pusher, number: int, value: Any, source: bytes | None = None
+) -> PushItem | PushResult:
     if isinstance(value, DocumentError):
         return rejected(
             number, "validation", failure("", value.code, value.message_es, value.message_en)
@@ -100,7 +133,7 @@ def check_line(pusher: Pusher, number: int, value: Any) -> PushItem | PushResult
                 ),
             )
     try:
-        canonical, sha256 = canonical_body(value)
+        canonical, sha256 = canonical_body(value, source=source)
     except ValueError as error:
         return rejected(number, "validation", failure("", "canonical", str(error), str(error)))
     return pusher.check(

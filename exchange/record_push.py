@@ -12,9 +12,9 @@ transaction rolls back and is tried again from the start (:data:`MAX_ATTEMPTS`).
 Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
 (:mod:`exchange.record_bulk`) reuse the checks and the storing here.
 
-Statements on the hot path are built once, at import, and run on the session's connection:
-on a small push SQLAlchemy's per-statement work (building and compiling a statement) costs
-more than the database itself.
+Statements on the hot path are plain SQL run on the session's DBAPI connection
+(:mod:`exchange.hot_sql`): on a small push SQLAlchemy's per-statement work costs more than the
+database itself.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Table
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from exchange.agencies import Agency
 from exchange.auth import utcnow
 from exchange.child_linking import LinkRequest, link_children
 from exchange.crypto import DataKeyring
+from exchange.hot_sql import HotSQL, insert_sql, update_sql
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
 from exchange.signatures import (
     SignatureError,
@@ -46,6 +47,7 @@ from exchange.signatures import (
     canonical_json,
     verify_detached,
 )
+from exchange.write_turns import write_turn
 from schemas.envelope import UNSUPPORTED_SCHEMA, check_envelope
 from schemas.registry import SchemaRegistry
 from schemas.validation import ValidationFailure
@@ -54,38 +56,47 @@ from schemas.validation import ValidationFailure
 ACCEPTED_SCHEMAS = frozenset({"case-record"})
 MAX_ATTEMPTS = 8
 
-_RECORDS = Record.__table__
-_AGENCIES = Agency.__table__
-_PUSH_FLAGS = select(_AGENCIES.c.active, _AGENCIES.c.require_signature).where(
-    _AGENCIES.c.id == bindparam("agency_id")
-)
-_RECORD_STATES = select(
-    _RECORDS.c.id,
-    _RECORDS.c.local_id,
-    _RECORDS.c.owner_agency,
-    _RECORDS.c.child_id,
-    _RECORDS.c.latest_version,
-    _RECORDS.c.latest_sha256,
-    _RECORDS.c.schema_ref,
-).where(
-    _RECORDS.c.source_agency == bindparam("agency_id"),
-    _RECORDS.c.local_id.in_(bindparam("local_ids", expanding=True)),
+_RECORDS = cast(Table, Record.__table__)
+_VERSIONS = cast(Table, RecordVersion.__table__)
+_PUSH_FLAGS = "SELECT active, require_signature FROM agency WHERE id = ?"
+_RECORD_STATES = (
+    "SELECT id, local_id, owner_agency, child_id, latest_version, latest_sha256 FROM record"
+    " WHERE source_agency = ? AND local_id IN {} ORDER BY id"
 )
 # On PostgreSQL the rows are locked (in id order, so concurrent batches cannot deadlock) until
 # the push commits: a concurrent push of the same record waits and then sees the new version.
-_RECORD_STATES_LOCKED = _RECORD_STATES.order_by(_RECORDS.c.id).with_for_update()
-_INSERT_RECORDS = insert(_RECORDS)
-_UPDATE_RECORDS = (
-    update(_RECORDS)
-    .where(_RECORDS.c.id == bindparam("b_id"))
-    .values(
-        latest_version=bindparam("b_version"),
-        latest_sha256=bindparam("b_sha"),
-        schema_ref=bindparam("b_schema"),
-        updated_at=bindparam("b_now"),
-    )
+_RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE"
+_RECORD_COLUMNS = (
+    "id",
+    "source_agency",
+    "local_id",
+    "owner_agency",
+    "child_id",
+    "schema_ref",
+    "latest_version",
+    "latest_sha256",
+    "created_at",
+    "updated_at",
 )
-_INSERT_VERSIONS = insert(RecordVersion.__table__)
+_INSERT_RECORDS = insert_sql(_RECORDS, _RECORD_COLUMNS)
+_UPDATE_RECORDS = update_sql(
+    _RECORDS, ("latest_version", "latest_sha256", "schema_ref", "updated_at"), ["id"]
+)
+_VERSION_COLUMNS = (
+    "record_id",
+    "version",
+    "schema_ref",
+    "body_ciphertext",
+    "data_key_id",
+    "body_sha256",
+    "signature",
+    "signing_kid",
+    "pushed_at",
+    "pushed_by",
+)
+_INSERT_VERSIONS = insert_sql(_VERSIONS, _VERSION_COLUMNS)
+#: Local ids per state query (a bulk batch is smaller, so it is one statement).
+STATE_CHUNK = 2000
 
 
 def failure(pointer: str, keyword: str, es: str, en: str) -> ValidationFailure:
@@ -153,16 +164,17 @@ def rejected(line: int, problem: str, *failures: ValidationFailure) -> PushResul
     return PushResult(line, "rejected", problem=problem, failures=list(failures))
 
 
-def canonical_body(document: Any) -> tuple[bytes, str]:
-    """The canonical bytes of a push body and their SHA-256 (raises ``ValueError``)."""
-    canonical = canonical_json(document)
+def canonical_body(document: Any, *, source: bytes | None = None) -> tuple[bytes, str]:
+    """The canonical bytes of a push body and their SHA-256 (raises ``ValueError``).
+    ``source``: the JSON text ``document`` was parsed from, if at hand (it saves time)."""
+    canonical = canonical_json(document, source=source)
     return canonical, body_sha256(canonical)
 
 
 def push_flags(session: Session, agency_id: str) -> tuple[bool, bool] | None:
     """``(active, require_signature)`` of an agency, or ``None`` if there is no such agency."""
-    row = session.connection().execute(_PUSH_FLAGS, {"agency_id": agency_id}).first()
-    return (bool(row.active), bool(row.require_signature)) if row else None
+    row = HotSQL(session).first(_PUSH_FLAGS, (agency_id,))
+    return (bool(row[0]), bool(row[1])) if row else None
 
 
 @dataclass
@@ -172,8 +184,8 @@ class _RecordState:
     child_id: str
     version: int
     sha256: str
-    schema_ref: str
     new: bool
+    schema_ref: str = ""
     touched: bool = False
 
     def result(self, item: PushItem, status: str) -> PushResult:
@@ -289,25 +301,20 @@ class Pusher:
         and tries again.
         """
         session, agency_id, now = self.session, self.agency_id, utcnow()
-        states: dict[str, _RecordState] = {}
-        session.flush()  # what link_child left pending, before statements that bypass the ORM
-        connection = session.connection()
-        if connection.dialect.name == "sqlite":
-            _take_write_lock(connection)
-        found = connection.execute(
-            _RECORD_STATES_LOCKED,
-            {"agency_id": agency_id, "local_ids": list({item.local_id for item in items})},
+        session.flush()  # ORM changes first: the statements below bypass the ORM
+        sql = HotSQL(session)
+        if sql.is_sqlite:
+            _take_write_lock(sql.raw)
+        found = sql.rows_in(
+            _RECORD_STATES if sql.is_sqlite else _RECORD_STATES_LOCKED,
+            (agency_id,),
+            sorted({item.local_id for item in items}),
+            chunk=STATE_CHUNK,
         )
-        for row in found:
-            states[row.local_id] = _RecordState(
-                id=row.id,
-                owner=row.owner_agency,
-                child_id=row.child_id,
-                version=row.latest_version,
-                sha256=row.latest_sha256,
-                schema_ref=row.schema_ref,
-                new=False,
-            )
+        states = {
+            local_id: _RecordState(record_id, owner, child_id, version, sha256, new=False)
+            for record_id, local_id, owner, child_id, version, sha256 in found
+        }
         results: list[PushResult | None] = []
         to_link: list[PushItem] = []
         for item in items:
@@ -328,9 +335,11 @@ class Pusher:
                 session,
                 agency_id=agency_id,
                 requests=[LinkRequest(i.local_id, i.child_id, i.data) for i in to_link],
+                sql=sql,
             )
         )
-        versions: list[dict[str, Any]] = []
+        pushed_at = sql.binder(_VERSIONS.c.pushed_at)(now)
+        versions: list[tuple[Any, ...]] = []
         for position, item in enumerate(items):
             if results[position] is not None:
                 continue
@@ -340,7 +349,7 @@ class Pusher:
                 continue
             state = states.get(item.local_id)
             if state is None:
-                state = _RecordState(new_record_id(), agency_id, child_id, 0, "", "", new=True)
+                state = _RecordState(new_record_id(), agency_id, child_id, 0, "", new=True)
                 states[item.local_id] = state
             elif state.sha256 == item.body_sha256:  # the same body twice in one batch
                 results[position] = state.result(item, "unchanged")
@@ -348,22 +357,23 @@ class Pusher:
             state.version += 1
             state.sha256, state.schema_ref, state.touched = item.body_sha256, item.schema_ref, True
             key_id, ciphertext = self.keyring.encrypt(item.canonical)
+            signature = item.signature
             versions.append(
-                {
-                    "record_id": state.id,
-                    "version": state.version,
-                    "schema_ref": item.schema_ref,
-                    "body_ciphertext": ciphertext,
-                    "data_key_id": key_id,
-                    "body_sha256": item.body_sha256,
-                    "signature": item.signature.jws if item.signature else None,
-                    "signing_kid": item.signature.kid if item.signature else None,
-                    "pushed_at": now,
-                    "pushed_by": agency_id,
-                }
+                (  # in the order of _VERSION_COLUMNS
+                    state.id,
+                    state.version,
+                    item.schema_ref,
+                    ciphertext,
+                    key_id,
+                    item.body_sha256,
+                    signature.jws if signature else None,
+                    signature.kid if signature else None,
+                    pushed_at,
+                    agency_id,
+                )
             )
             results[position] = state.result(item, "stored")
-        self._write(states, versions, now)
+        self._write(sql, states, versions, now)
         done = [result for result in results if result is not None]
         for result in done:
             if result.status != "rejected":
@@ -406,34 +416,32 @@ class Pusher:
         return None
 
     def _write(
-        self, states: dict[str, _RecordState], versions: list[dict[str, Any]], now: Any
+        self,
+        sql: HotSQL,
+        states: dict[str, _RecordState],
+        versions: list[tuple[Any, ...]],
+        now: Any,
     ) -> None:
-        connection = self.session.connection()
+        stamp = sql.binder(_RECORDS.c.updated_at)(now)
         new_rows = [
-            {
-                "id": s.id,
-                "source_agency": self.agency_id,
-                "local_id": local_id,
-                "owner_agency": self.agency_id,
-                "child_id": s.child_id,
-                "schema_ref": s.schema_ref,
-                "latest_version": s.version,
-                "latest_sha256": s.sha256,
-                "created_at": now,
-                "updated_at": now,
-            }
+            (  # in the order of _RECORD_COLUMNS
+                s.id,
+                self.agency_id,
+                local_id,
+                self.agency_id,
+                s.child_id,
+                s.schema_ref,
+                s.version,
+                s.sha256,
+                stamp,
+                stamp,
+            )
             for local_id, s in states.items()
             if s.new and s.touched
         ]
         # Sorted, so concurrent batches lock rows in the same order (no deadlock).
         changed = [
-            {
-                "b_id": s.id,
-                "b_version": s.version,
-                "b_sha": s.sha256,
-                "b_schema": s.schema_ref,
-                "b_now": now,
-            }
+            (s.version, s.sha256, s.schema_ref, stamp, s.id)
             for s in sorted(states.values(), key=lambda s: s.id)
             if s.touched and not s.new
         ]
@@ -443,7 +451,7 @@ class Pusher:
             (_INSERT_VERSIONS, versions),
         ):
             if rows:
-                connection.execute(statement, rows[0] if len(rows) == 1 else rows)
+                sql.executemany(statement, rows)
 
     def _audit_push(self, result: PushResult) -> str | None:
         return audit_log.record_event(
@@ -469,13 +477,17 @@ class Pusher:
         """:meth:`store` and commit, trying again when a concurrent push won a race."""
         for attempt in range(attempts):
             try:
-                results = self.store(items) if items else []
-                for refusal in refused_signatures:
-                    self.audit_rejection(refusal)
-                self.session.commit()
-                return results
+                with write_turn(self.session):
+                    try:
+                        results = self.store(items) if items else []
+                        for refusal in refused_signatures:
+                            self.audit_rejection(refusal)
+                        self.session.commit()
+                        return results
+                    except BaseException:
+                        self.session.rollback()
+                        raise
             except (IntegrityError, OperationalError) as error:
-                self.session.rollback()
                 if not retryable(error) or attempt == attempts - 1:
                     raise
                 _back_off(attempt)
@@ -496,29 +508,35 @@ class Pusher:
             idempotency.prune(session, self.idempotency_ttl)
         for attempt in range(MAX_ATTEMPTS):
             try:
-                if key:
-                    earlier = idempotency.reserve(
-                        session, self.agency_id, key, item.body_sha256, self.idempotency_ttl
-                    )
-                    if earlier is not None:
-                        return earlier
-                [result] = self.store([item])
-                if result.status == "rejected":
-                    session.rollback()
-                    return result
-                if key:
-                    answer = json.dumps(result.answer())
-                    idempotency.save_answer(
-                        session, self.agency_id, key, result.http_status, answer
-                    )
-                session.commit()
-                return result
+                with write_turn(session):
+                    try:
+                        return self._push_one(item, key)
+                    except BaseException:
+                        session.rollback()
+                        raise
             except (IntegrityError, OperationalError) as error:
-                session.rollback()
                 if not retryable(error) or attempt == MAX_ATTEMPTS - 1:
                     raise
                 _back_off(attempt)
         raise AssertionError("unreachable")
+
+    def _push_one(self, item: PushItem, key: str | None) -> PushResult | idempotency.StoredAnswer:
+        session = self.session
+        if key:
+            earlier = idempotency.reserve(
+                session, self.agency_id, key, item.body_sha256, self.idempotency_ttl
+            )
+            if earlier is not None:
+                return earlier
+        [result] = self.store([item])
+        if result.status == "rejected":
+            session.rollback()
+            return result
+        if key:
+            answer = json.dumps(result.answer())
+            idempotency.save_answer(session, self.agency_id, key, result.http_status, answer)
+        session.commit()
+        return result
 
 
 def _unknown_child(item: PushItem) -> PushResult:
@@ -534,12 +552,11 @@ def _unknown_child(item: PushItem) -> PushResult:
     )
 
 
-def _take_write_lock(connection: Connection) -> None:
+def _take_write_lock(raw: Any) -> None:
     """SQLite has one writer at a time: take the write lock *before* reading the records'
     state, so what is read is still true when written (pysqlite would otherwise begin the
     transaction only at the first write)."""
-    raw = connection.connection.dbapi_connection
-    if raw is not None and not raw.in_transaction:  # type: ignore[attr-defined]
+    if not raw.in_transaction:
         raw.execute("BEGIN IMMEDIATE")  # waits for the lock up to busy_timeout
 
 

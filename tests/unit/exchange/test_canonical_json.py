@@ -1,6 +1,7 @@
 """The fast canonical JSON gives exactly the bytes of the reference RFC 8785 implementation
 (``rfc8785``): on every shipped example, and on generated documents with the awkward parts
-(floats, large integers, non-ASCII and astral member names, control characters)."""
+(floats, large integers, non-ASCII and astral member names, control characters), whether the
+fast path is decided by walking the value or by scanning the JSON text it was parsed from."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exchange.signatures import _fast_path_applies, canonical_json
+from exchange.signatures import _fast_path_applies, _text_proves_fast_path, canonical_json
+from schemas.parsing import parse_document
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 
@@ -30,6 +32,8 @@ def test_shipped_examples(path: Path) -> None:
     for value in (document, envelope):
         assert canonical_json(value) == rfc8785.dumps(value)
     assert _fast_path_applies(envelope)  # the common case takes the fast path
+    text = json.dumps(envelope, ensure_ascii=False).encode()
+    assert canonical_json(parse_document(text), source=text) == rfc8785.dumps(envelope)
 
 
 def test_there_are_examples() -> None:
@@ -67,12 +71,61 @@ def test_generated_documents(value: Any) -> None:
     assert canonical_json(value) == rfc8785.dumps(value)
 
 
+@settings(max_examples=400, deadline=None)
+@given(DOCUMENTS, st.booleans(), st.booleans())
+def test_generated_documents_with_their_source_text(
+    value: Any, ensure_ascii: bool, spaced: bool
+) -> None:
+    # The push path passes the request's own text; escapes, spacing and key order vary.
+    separators = (", ", ": ") if spaced else (",", ":")
+    text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators).encode()
+    parsed = parse_document(text)
+    assert canonical_json(parsed, source=text) == rfc8785.dumps(value)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(_text(max_size=8), _text(max_size=30), max_size=8))
 def test_generated_string_documents_without_floats(value: dict[str, str]) -> None:
-    # The shape of case records: strings everywhere; the fast path whenever names are ASCII.
+    # The shape of case records: strings everywhere; the fast path whenever no member name
+    # holds a character beyond U+FFFF (UTF-16 and code point order agree below it).
     assert canonical_json(value) == rfc8785.dumps(value)
-    assert _fast_path_applies(value) == "".join(value).isascii()
+    assert _fast_path_applies(value) == all(ord(c) <= 0xFFFF for c in "".join(value))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"n": 1.0}',
+        b'{"n": 1e3}',
+        b'{"n": 2E-1}',
+        b'{"n": 9007199254740993}',
+        '{"\U0001f600": 1, "\ue000": 2}'.encode(),
+        b'{"\\ud83d\\ude00": 1, "\\ue000": 2}',
+    ],
+)
+def test_source_text_that_may_leave_the_fast_path_is_looked_at(text: bytes) -> None:
+    # Floats, long integers and astral characters are always seen in the text.
+    assert not _text_proves_fast_path(text)
+    value = parse_document(text)
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(ValueError):
+            canonical_json(value, source=text)
+    else:
+        assert canonical_json(value, source=text) == expected
+
+
+def test_plain_source_text_skips_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    import exchange.signatures
+
+    def no_walk(value: Any) -> bool:
+        raise AssertionError("the text alone proves the fast path applies")
+
+    text = '{"local_id": "EXP-1", "data": {"nombre": "José Ñandú", "edad": 12}}'.encode()
+    value = parse_document(text)
+    monkeypatch.setattr(exchange.signatures, "_fast_path_applies", no_walk)
+    assert canonical_json(value, source=text) == rfc8785.dumps(value)
 
 
 @pytest.mark.parametrize(
