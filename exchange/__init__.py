@@ -34,7 +34,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from exchange import db, httpbasics, keys, logs, oauth, observability, openapi, portal
-    from exchange.api import audit, children, discovery, records, schemas, sharing
+    from exchange.api import (
+        audit,
+        children,
+        consents,
+        discovery,
+        record_reads,
+        records,
+        schemas,
+        sharing,
+    )
 
     logs.init_app(app)
     httpbasics.init_app(app)
@@ -43,6 +52,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)
     openapi.init_app(app)
     oauth.init_app(app)
-    for area in (discovery, schemas, records, children, sharing, audit, portal):
+    for area in (
+        discovery,
+        schemas,
+        records,
+        record_reads,
+        children,
+        sharing,
+        consents,
+        audit,
+        portal,
+    ):
         app.register_blueprint(area.bp)
     return app

@@ -30,11 +30,26 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
+from consent.vocabulary import ACTOR_KINDS
 from exchange import audit_log
 from exchange.auth import SCOPES, AccessToken, as_utc, utcnow
 from exchange.db import Base
 
 LEVELS = ("federal", "state", "municipal")
+
+#: What kind of body each agency is (the consent engine's actor kinds: the hard legal rules speak
+#: about kinds, such as immigration enforcement or a foreign authority).
+KINDS = tuple(ACTOR_KINDS)
+#: The only kind that acts for another country, and so the only one with a ``country``.
+FOREIGN_KIND = "foreign_authority"
+#: ISO 3166-1 alpha-2, upper case ("GT").
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+#: What programmatic callers that name no kind get, and what migration 0008 gave agencies
+#: registered before kinds existed. Only state and municipal bodies are guessed (almost always
+#: DIF systems); federal bodies are too diverse (PFPNNA, INM, COMAR, SRE, CNDH) to guess, so they
+#: get "other" until an administrator runs ``puente agency set-kind``. The command line always
+#: asks for ``--kind``.
+DEFAULT_KIND_BY_LEVEL = {"federal": "other", "state": "state_dif", "municipal": "municipal_dif"}
 
 #: How long the keys a rotation replaces keep verifying.
 ROTATION_GRACE = timedelta(days=7)
@@ -55,6 +70,10 @@ class Agency(Base):
     id: Mapped[str] = mapped_column(String(100), primary_key=True)  # mx.chp.dif
     name: Mapped[str] = mapped_column(String(300))
     level: Mapped[str] = mapped_column(String(20))
+    #: The consent engine's actor kind (:data:`KINDS`), what the hard legal rules look at.
+    kind: Mapped[str] = mapped_column(String(40), server_default="other")
+    #: ISO 3166-1 alpha-2 country a foreign authority acts for; None for Mexican bodies.
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
     #: INEGI state code ("07") or state+municipality ("07089"); "00" for federal bodies.
     jurisdiction: Mapped[str] = mapped_column(String(10), index=True)
     contact: Mapped[str | None] = mapped_column(String(300), nullable=True)
@@ -209,6 +228,42 @@ def _check_level_and_jurisdiction(level: str, jurisdiction: str) -> list[AgencyE
     ]
 
 
+def _check_kind_and_country(kind: str, country: str | None) -> list[AgencyError]:
+    if kind not in KINDS:
+        return [
+            AgencyError(
+                f"Tipo de institución {kind!r} desconocido; use uno de: {', '.join(KINDS)}.",
+                f"Unknown agency kind {kind!r}; use one of: {', '.join(KINDS)}.",
+                field="kind",
+            )
+        ]
+    if kind != FOREIGN_KIND:
+        if country is None:
+            return []
+        return [
+            AgencyError(
+                f"Solo una autoridad extranjera ({FOREIGN_KIND}) lleva país; quite {country!r}.",
+                f"Only a foreign authority ({FOREIGN_KIND}) has a country; remove {country!r}.",
+                field="country",
+            )
+        ]
+    if country is None or not COUNTRY_CODE.match(country) or country == "MX":
+        return [
+            AgencyError(
+                "Una autoridad extranjera necesita el país para el que actúa: clave ISO 3166-1 "
+                f"de dos letras distinta de MX (GT, HN, SV…); se recibió {country!r}.",
+                "A foreign authority needs the country it acts for: a two-letter ISO 3166-1 "
+                f"code other than MX (GT, HN, SV…); got {country!r}.",
+                field="country",
+            )
+        ]
+    return []
+
+
+def _normal_country(country: str | None) -> str | None:
+    return (country.strip().upper() or None) if country is not None else None
+
+
 def _check_scopes(scopes: list[str]) -> list[AgencyError]:
     unknown = [scope for scope in scopes if scope not in SCOPES]
     if unknown:
@@ -247,13 +302,21 @@ def _check_text(value: str | None, field: str, limit: int, required: bool) -> li
 
 
 def check_webhook_url(url: str) -> list[AgencyError]:
+    """An http(s) URL, or a file drop: ``file-drop`` (the agency's folder under
+    ``FILE_DROP_PATH``) or a ``file:`` URL (checked to lie inside it at delivery)."""
     parts = urlsplit(url)
-    if parts.scheme in ("http", "https") and parts.netloc and len(url) <= 1000:
+    if len(url) <= 1000 and (
+        (parts.scheme in ("http", "https") and parts.netloc)
+        or url == "file-drop"
+        or (parts.scheme == "file" and parts.path)
+    ):
         return []
     return [
         AgencyError(
-            f"El webhook {url!r} no es una URL http(s) válida.",
-            f"The webhook {url!r} is not a valid http(s) URL.",
+            f"El webhook {url!r} no es una URL http(s) válida ni un buzón de archivos "
+            "(file-drop o file:///…).",
+            f"The webhook {url!r} is not a valid http(s) URL nor a file drop "
+            "(file-drop or file:///…).",
             field="webhook_url",
         )
     ]
@@ -351,13 +414,22 @@ def register_agency(
     with_secret: bool = False,
     require_signature: bool = False,
     webhook_url: str | None = None,
+    kind: str | None = None,
+    country: str | None = None,
 ) -> RegisteredAgency:
-    """Add an agency; its client secret, if asked for, is in the answer and nowhere else."""
+    """Add an agency; its client secret, if asked for, is in the answer and nowhere else.
+
+    ``kind`` defaults by level (:data:`DEFAULT_KIND_BY_LEVEL`) for callers that predate kinds;
+    ``country`` is required for, and only allowed on, a foreign authority.
+    """
     scopes = list(dict.fromkeys(scopes))
+    kind = kind if kind is not None else DEFAULT_KIND_BY_LEVEL.get(level, "other")
+    country = _normal_country(country)
     errors = [
         *_check_id(id),
         *_check_text(name, "name", 300, required=True),
         *_check_level_and_jurisdiction(level, jurisdiction),
+        *_check_kind_and_country(kind, country),
         *_check_scopes(scopes),
         *_check_text(contact, "contact", 300, required=False),
         *(check_webhook_url(webhook_url) if webhook_url else []),
@@ -386,6 +458,8 @@ def register_agency(
         id=id,
         name=name.strip(),
         level=level,
+        kind=kind,
+        country=country,
         jurisdiction=jurisdiction,
         contact=contact.strip() if contact else None,
         scope=" ".join(scopes),
@@ -496,6 +570,22 @@ def enable_agency(session: Session, agency_id: str) -> None:
     _audit(session, "agency.updated", "enabled", agency_id)
 
 
+def set_kind(session: Session, agency_id: str, kind: str, country: str | None = None) -> None:
+    """Say what kind of body the agency is (and for a foreign authority, for which country).
+
+    Takes effect on the next request of its systems and people: the bearer lookup reads the
+    kind from the agency row every time.
+    """
+    country = _normal_country(country)
+    errors = _check_kind_and_country(kind, country)
+    if errors:
+        raise InvalidAgency(errors)
+    agency = get_agency(session, agency_id)
+    agency.kind = kind
+    agency.country = country
+    _audit(session, "agency.updated", "kind_changed", agency_id)
+
+
 def set_webhook(session: Session, agency_id: str, url: str | None) -> None:
     """Where the hub delivers notifications for the agency; None removes it."""
     if url:
@@ -527,6 +617,8 @@ def describe(agency: Agency, now: datetime | None = None) -> dict[str, Any]:
         "id": agency.id,
         "name": agency.name,
         "level": agency.level,
+        "kind": agency.kind,
+        "country": agency.country,
         "jurisdiction": agency.jurisdiction,
         "contact": agency.contact,
         "scopes": agency.scopes,
@@ -543,3 +635,8 @@ def describe(agency: Agency, now: datetime | None = None) -> dict[str, Any]:
             for key in agency.keys
         ],
     }
+
+
+# People belong to agencies; importing their module here puts the ``person`` table on the
+# metadata wherever agencies are (models, migrations, create_all).
+from exchange import people  # noqa: E402, F401

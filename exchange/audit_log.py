@@ -40,6 +40,7 @@ from sqlalchemy.orm import Mapped, ORMExecuteState, Session, SessionTransaction,
 from sqlalchemy.sql.util import find_tables
 
 from exchange.db import Base
+from exchange.hot_sql import HotSQL
 
 SCHEMA = ("audit-event", "1")
 
@@ -131,6 +132,12 @@ FIELDS = frozenset(
         "decision_basis",
         "consent_ids",
         "rule_ids",
+        "grant_ids",
+        "override_id",
+        "decision_id",
+        "decision_categories",
+        "object_type",
+        "object_id",
         "request_id",
         "detail",
         "time",
@@ -226,32 +233,34 @@ def write_pending_entries(session: Session) -> None:
     pending = session.info.get(_PENDING_KEY)
     if not pending or session.in_nested_transaction():
         return
-    rows = [row for _owner, row in pending]
+    rows: list[Any] = [row for _owner, row in pending]
     pending.clear()
-    connection = session.connection()
-    statement, processors = _insert_plan(connection.dialect)
-    if processors:
-        rows = [
-            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
-            for row in rows
-        ]
-    connection.exec_driver_sql(statement, rows)
+    sql = HotSQL(session)
+    for index, processor in _bind_processors(sql.dialect):
+        rows = [(*row[:index], processor(row[index]), *row[index + 1 :]) for row in rows]
+    sql.executemany(_INSERT_SQL, rows)
+
+
+_INSERT_SQL = (  # constant names and placeholders only
+    f"INSERT INTO audit_entry ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['?'] * len(_INSERT_COLUMNS))})"
+)
 
 
 @functools.cache
-def _insert_plan(dialect: Dialect) -> tuple[str, tuple[Callable[[Any], Any] | None, ...] | None]:
-    """The driver-level INSERT and each column's bind processor (as SQLAlchemy would apply:
-    SQLite stores datetimes as text in SQLAlchemy's format), for this dialect."""
+def _bind_processors(dialect: Dialect) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
+    """(column position, bind processor) of the columns SQLAlchemy converts for this dialect
+    (SQLite stores datetimes as text in SQLAlchemy's format); the others go as they are."""
     table = AuditEntry.__table__
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    statement = (  # constant names and placeholders only
-        f"INSERT INTO {table.name} ({', '.join(_INSERT_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join([mark] * len(_INSERT_COLUMNS))})"
-    )
-    processors = tuple(
+    processors = (
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in _INSERT_COLUMNS
     )
-    return statement, processors if any(processors) else None
+    return tuple(
+        (index, processor)
+        for index, processor in enumerate(processors)
+        # Bytes need no wrapper: both drivers take them as they are.
+        if processor is not None and _INSERT_COLUMNS[index] not in {"entry", "leaf_hash"}
+    )
 
 
 @event.listens_for(Session, "before_commit")
@@ -329,6 +338,8 @@ def _build(fields: dict[str, Any], moment: datetime) -> dict[str, Any]:
         value = fields.get(name)
         if value is not None:
             entry[name] = value
+    if fields.get("object_type") is not None:
+        entry["object"] = {"type": fields["object_type"], "id": fields.get("object_id")}
     if (
         fields.get("decision_basis") is not None
         or fields.get("consent_ids")
@@ -382,6 +393,17 @@ def _decision(fields: dict[str, Any]) -> dict[str, Any]:
     rule_ids = fields.get("rule_ids")
     if rule_ids:
         decision["rule_ids"] = sorted(set(rule_ids))
+    grant_ids = fields.get("grant_ids")
+    if grant_ids:
+        decision["grant_ids"] = sorted(set(grant_ids))
+    for name, key in (
+        ("override_id", "override_id"),
+        ("decision_id", "id"),
+        ("decision_categories", "categories"),
+    ):
+        value = fields.get(name)
+        if value:
+            decision[key] = sorted(set(value)) if key == "categories" else value
     return decision
 
 

@@ -1,9 +1,14 @@
 """Who is calling: bearer tokens checked with Authlib's resource protector, scopes on every route.
 
 Tokens are opaque random strings stored only as SHA-256 hashes. They are issued to agency
-systems by the OAuth2 server (``exchange.oauth``) and to people as personal access tokens.
+systems by the OAuth2 server (``exchange.oauth``) and to people as personal access tokens
+(``exchange.people``), both in the ``access_token`` table, so one lookup serves both.
 A route names the scope it needs with ``@require_scope("records:write")`` and reads the caller
-from :func:`current_actor`.
+from :func:`current_actor`, which also carries what the consent engine needs (the agency's kind
+and country, the person's roles, the jurisdiction).
+
+A token works only while it is unexpired and unrevoked, its agency (if any) is active and its
+person (if any) exists and is active: all checked in the one query of every request.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from flask import g
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, bindparam, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from consent.request import Actor as ConsentActor
 from exchange import db
 from exchange.db import Base
 from exchange.problems import Problem
@@ -72,6 +78,8 @@ class AccessToken(Base, TokenMixin):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A person's name for a personal access token ("laptop", "script de informes").
+    label: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
     # Authlib's TokenMixin
     def check_client(self, client: Any) -> bool:
@@ -128,31 +136,58 @@ def store_token(
 
 
 def find_token(session: Session, secret: str) -> AccessToken | None:
-    """The stored token for ``secret``; None if unknown or its agency is disabled.
+    """The stored token for ``secret``; None if unknown, or its agency or person is disabled.
 
-    Checking the agency here (one joined query) makes a disabled agency's tokens stop working
-    at once, on every route and in introspection.
+    Checking the agency and the person here (one joined query) makes a disabled agency's or
+    person's tokens stop working at once, on every route and in introspection.
     """
     from exchange.agencies import Agency  # agencies imports this module
+    from exchange.people import Person
 
     return session.scalars(
         select(AccessToken)
         .outerjoin(Agency, Agency.id == AccessToken.agency_id)
+        .outerjoin(Person, Person.id == AccessToken.person_id)
         .where(
             AccessToken.token_hash == token_hash(secret),
             or_(AccessToken.agency_id.is_(None), Agency.active.is_(True)),
+            or_(AccessToken.person_id.is_(None), Person.active.is_(True)),
         )
     ).first()
 
 
+#: The kind a caller with no agency gets when asking the consent engine (the engine needs one).
+UNAFFILIATED_KIND = "other"
+
+
 @dataclass(frozen=True)
 class Actor:
-    """The caller of a request, as the consent engine and the audit log see it."""
+    """The caller of a request, as the consent engine and the audit log see it.
+
+    ``kind`` and ``country`` are the agency's (None only for a token with no agency);
+    ``roles`` are the person's (empty for an agency system); ``jurisdiction`` is the person's
+    when a person calls, else the agency's.
+    """
 
     client_id: str
     agency_id: str | None
     person_id: str | None
     scopes: frozenset[str]
+    kind: str | None = None
+    roles: frozenset[str] = frozenset()
+    jurisdiction: str | None = None
+    country: str | None = None
+
+    def for_consent(self) -> ConsentActor:
+        """The caller as :func:`consent.engine.decide` takes it."""
+        return ConsentActor(
+            kind=self.kind or UNAFFILIATED_KIND,
+            agency_id=self.agency_id,
+            person_id=self.person_id,
+            roles=self.roles,
+            jurisdiction=self.jurisdiction,
+            country=self.country,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +201,11 @@ class BearerToken:
     scope: str
     expires_at: datetime
     revoked: bool
+    kind: str | None
+    country: str | None
+    agency_jurisdiction: str | None
+    roles: str | None
+    person_jurisdiction: str | None
 
     def get_scope(self) -> str:
         return self.scope
@@ -187,10 +227,13 @@ class BearerToken:
 def _bearer_statement() -> Any:
     # Built once: on every API request SQLAlchemy's ORM work (building, caching and loading
     # an ORM query) cost several times the database lookup itself. The row is still read on
-    # every request, so a revoked token or a disabled agency stops working at once.
+    # every request, so a revoked token or a disabled agency or person stops working at once.
+    # Both joins are primary-key lookups; the person's must find an active row, so a token
+    # naming a person who does not exist never authenticates.
     from exchange.agencies import Agency  # agencies imports this module
+    from exchange.people import Person
 
-    tokens, agencies = AccessToken.__table__, Agency.__table__
+    tokens, agencies, people = AccessToken.__table__, Agency.__table__, Person.__table__
     return (
         select(
             tokens.c.client_id,
@@ -199,11 +242,21 @@ def _bearer_statement() -> Any:
             tokens.c.scope,
             tokens.c.expires_at,
             tokens.c.revoked,
+            agencies.c.kind,
+            agencies.c.country,
+            agencies.c.jurisdiction,
+            people.c.roles,
+            people.c.jurisdiction,
         )
-        .select_from(tokens.outerjoin(agencies, agencies.c.id == tokens.c.agency_id))
+        .select_from(
+            tokens.outerjoin(agencies, agencies.c.id == tokens.c.agency_id).outerjoin(
+                people, people.c.id == tokens.c.person_id
+            )
+        )
         .where(
             tokens.c.token_hash == bindparam("token_hash"),
             or_(tokens.c.agency_id.is_(None), agencies.c.active.is_(True)),
+            or_(tokens.c.person_id.is_(None), people.c.active.is_(True)),
         )
     )
 
@@ -261,4 +314,8 @@ def current_actor() -> Actor:
         agency_id=token.agency_id,
         person_id=token.person_id,
         scopes=frozenset(token.scope.split()),
+        kind=token.kind,
+        roles=frozenset(token.roles.split()) if token.roles else frozenset(),
+        jurisdiction=token.person_jurisdiction or token.agency_jurisdiction,
+        country=token.country,
     )

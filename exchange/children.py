@@ -19,6 +19,7 @@ person decides — never automatic). Reads follow ``merged_into`` through
 
 from __future__ import annotations
 
+import functools
 import secrets
 from datetime import date, datetime
 from typing import Any
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     func,
     select,
 )
@@ -184,8 +186,9 @@ def resolve_child_id(session: Session, child_id: str) -> str:
     Raises ``LookupError`` for an unknown child id.
     """
     current = child_id
+    connection = session.connection()
     for _ in range(MAX_MERGE_HOPS):
-        row = session.execute(select(Child.merged_into).where(Child.id == current)).first()
+        row = connection.execute(_merge_target_statement(), {"id": current}).first()
         if row is None:
             raise LookupError(child_id)
         if row[0] is None:
@@ -194,14 +197,26 @@ def resolve_child_id(session: Session, child_id: str) -> str:
     raise RuntimeError(f"merge chain from {child_id} does not end")
 
 
+@functools.cache
+def _merge_target_statement() -> Any:
+    return select(Child.merged_into).where(Child.id == bindparam("id"))
+
+
 def merged_child_ids(session: Session, child_id: str) -> list[str]:
     """``child_id`` resolved, then every child merged into it: the ids its records may carry."""
     survivor = resolve_child_id(session, child_id)
     found, frontier = [survivor], [survivor]
+    connection = session.connection()
     while frontier:
-        frontier = list(session.scalars(select(Child.id).where(Child.merged_into.in_(frontier))))
+        frontier = list(connection.execute(_merged_into_statement(), {"ids": frontier}).scalars())
         found.extend(frontier)
     return found
+
+
+@functools.cache
+def _merged_into_statement() -> Any:
+    # Built once: this runs on every read of a child's data.
+    return select(Child.id).where(Child.merged_into.in_(bindparam("ids", expanding=True)))
 
 
 # -- linking a pushed record (exchange.child_linking does the work) ---------------------------

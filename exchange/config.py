@@ -51,6 +51,9 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,
     "AUDIT_ALERT_WINDOW_SECONDS": 3600,
+    # Consent: a JSON file of hard legal rules added to the shipped ones (consent.Rule format;
+    # relative to the instance folder). The shipped rules cannot be switched off.
+    "CONSENT_RULES_FILE": None,
     # Hub signing key (Ed25519 PEM) for webhook notifications; or its text in
     # PUENTE_HUB_SIGNING_KEY.
     "HUB_SIGNING_KEY": None,
@@ -62,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_BACKOFF_MAX_SECONDS": 3600.0,
     "OUTBOX_LEASE_SECONDS": 300.0,
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
+    # File drop: agencies whose webhook_url is "file-drop" (or a file: URL inside this folder)
+    # get each notification as a file in <FILE_DROP_PATH>/<agency id>; relative to the instance.
+    "FILE_DROP_PATH": "drop",
     # Logging: JSON lines to stderr.
     "LOG_LEVEL": "INFO",
     # Language of human-readable messages when the client does not ask (es or en).

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import nacl.exceptions
 import nacl.secret
@@ -206,46 +207,62 @@ def data_key_problem(app: Flask | None = None) -> str | None:
 # -- rotation ----------------------------------------------------------------------------------
 
 
-def rows_per_key(session: Session) -> dict[str, int]:
+def _sealed_tables() -> list[tuple[Any, Any, Any]]:
+    """Every table holding data encrypted under a data key: (model, key id column, ciphertext
+    column). Record bodies, and the consents, views and overrides of the consent store."""
+    from exchange.consent_store import ChildViewRow, ConsentRow, OverrideRow
     from exchange.records import RecordVersion
 
-    rows = session.execute(
-        select(RecordVersion.data_key_id, func.count()).group_by(RecordVersion.data_key_id)
-    )
-    return {key_id: count for key_id, count in rows}
+    tables: list[tuple[Any, Any, Any]] = [
+        (RecordVersion, RecordVersion.data_key_id, RecordVersion.body_ciphertext)
+    ]
+    for model in (ConsentRow, ChildViewRow, OverrideRow):
+        tables.append((model, model.data_key_id, model.document_ciphertext))
+    return tables
+
+
+def rows_per_key(session: Session) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for _model, key_column, _ciphertext in _sealed_tables():
+        for key_id, count in session.execute(
+            select(key_column, func.count()).group_by(key_column)
+        ):
+            counts[key_id] = counts.get(key_id, 0) + count
+    return counts
 
 
 def reencrypt_batches(
     sessions: sessionmaker[Session], keyring: DataKeyring, batch_size: int = 500
 ) -> Iterator[int]:
-    """Re-encrypt bodies not under the current key, one committed batch at a time; yields the
-    number of rows moved by each batch. Stopping between batches loses nothing: run again to
-    resume."""
-    from exchange.records import RecordVersion
-
+    """Re-encrypt everything not under the current key, one committed batch at a time; yields
+    the number of rows moved by each batch. Stopping between batches loses nothing: run again
+    to resume."""
     current = keyring.current()
-    while True:
-        with sessions() as session:
-            rows = session.execute(
-                select(RecordVersion.id, RecordVersion.data_key_id, RecordVersion.body_ciphertext)
-                .where(RecordVersion.data_key_id != current.id)
-                .order_by(RecordVersion.id)
-                .limit(batch_size)
-            ).all()
-            if not rows:
-                return
-            moved = 0
-            for row_id, old_key, ciphertext in rows:
-                plaintext = keyring.decrypt(old_key, ciphertext)
-                result = session.execute(
-                    update(RecordVersion)
-                    .where(RecordVersion.id == row_id, RecordVersion.data_key_id == old_key)
-                    .values(
-                        body_ciphertext=bytes(current.box.encrypt(plaintext)),
-                        data_key_id=current.id,
+    for model, key_column, ciphertext_column in _sealed_tables():
+        while True:
+            with sessions() as session:
+                rows = session.execute(
+                    select(model.id, key_column, ciphertext_column)
+                    .where(key_column != current.id)
+                    .order_by(model.id)
+                    .limit(batch_size)
+                ).all()
+                if not rows:
+                    break
+                moved = 0
+                for row_id, old_key, ciphertext in rows:
+                    plaintext = keyring.decrypt(old_key, ciphertext)
+                    result = session.execute(
+                        update(model)
+                        .where(model.id == row_id, key_column == old_key)
+                        .values(
+                            {
+                                ciphertext_column: bytes(current.box.encrypt(plaintext)),
+                                key_column: current.id,
+                            }
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
-                )
-                moved += result.rowcount  # type: ignore[attr-defined]
-            session.commit()
-        yield moved
+                    moved += result.rowcount  # type: ignore[attr-defined]
+                session.commit()
+            yield moved

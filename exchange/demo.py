@@ -1,24 +1,27 @@
 """``puente demo``: seed a local hub with fictitious agencies and children's records.
 
 Seeding happens once per instance folder; the demo agencies' client secrets (shown once by the
-registry) are kept in ``instance/demo/credentials.json`` (mode 0600) so a rerun can print the
-same working example. Nothing here is used outside the demo.
+registry) and the demo people's personal access tokens (under ``"people"``) are kept in
+``instance/demo/credentials.json`` (mode 0600) so a rerun can print the same working example.
+Nothing here is used outside the demo.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.orm import Session
 
-from exchange import db
+from exchange import db, demo_consents
 from exchange.agencies import Agency, register_agency
 from exchange.crypto import data_keyring
-from exchange.demo_data import AGENCIES, demo_records
+from exchange.demo_data import AGENCIES, PEOPLE, DemoAgency, demo_records
+from exchange.people import MAX_TOKEN_DAYS, add_person, issue_token
 from exchange.record_push import Pusher, PushResult, canonical_body
 from schemas.registry import default_registry
 
@@ -28,6 +31,10 @@ class DemoHub:
     credentials: dict[str, str]  # agency id -> client secret
     records: int
     sample_push: Path
+    #: person id -> {"token", "token_id", "agency_id", "roles", "scopes", "expires_at"}
+    people: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: The demo consent: {"consent_id", "child_id", "record_id"} (exchange.demo_consents).
+    consent: dict[str, str] | None = None
 
 
 def demo_folder(app: Flask) -> Path:
@@ -42,29 +49,29 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def seed_demo(app: Flask) -> DemoHub:
-    """Register the demo agencies and push the demo records, unless already done."""
+    """Register the demo agencies and people and push the demo records, unless already done."""
     folder = demo_folder(app)
     credentials_file = folder / "credentials.json"
     sample = folder / "push-example.json"
+    consent_file = folder / "consent-example.json"
     records = demo_records()
     with db.database(app).sessions() as session:
         if session.get(Agency, AGENCIES[0].id) is not None and credentials_file.exists():
             credentials = json.loads(credentials_file.read_text(encoding="utf-8"))
-            return DemoHub(credentials, len(records), sample)
-        credentials = {}
-        for agency in AGENCIES:
-            registered = register_agency(
-                session,
-                agency.id,
-                agency.name,
-                agency.level,
-                agency.jurisdiction,
-                list(agency.scopes),
-                with_secret=True,
+            people = credentials.pop("people", None)
+            if people is None:  # seeded before the demo had people
+                missing = [a for a in AGENCIES if session.get(Agency, a.id) is None]
+                credentials.update(register_demo_agencies(session, missing))
+                people = seed_demo_people(session)
+                session.commit()
+                _write_credentials(credentials_file, credentials, people)
+            return DemoHub(
+                credentials, len(records), sample, people, demo_consents.load(consent_file)
             )
-            credentials[agency.id] = registered.client_secret or ""
+        credentials = register_demo_agencies(session, AGENCIES)
+        people = seed_demo_people(session)
         session.commit()
-        _write_private(credentials_file, json.dumps(credentials, indent=2))
+        _write_credentials(credentials_file, credentials, people)
         registry = default_registry()
         keyring = data_keyring(app)
         for agency_id, envelope in records:
@@ -76,9 +83,63 @@ def seed_demo(app: Flask) -> DemoHub:
             if isinstance(item, PushResult):
                 raise RuntimeError(f"demo record {envelope['local_id']} refused: {item}")
             pusher.store_committed([item])
+        consent = demo_consents.seed_demo_consent(app, session)
+        demo_consents.save(consent_file, consent)
     sample_push = dict(records[0][1], local_id="CHP-DEMO-EJEMPLO-CURL")
     _write_private(sample, json.dumps(sample_push, ensure_ascii=False, indent=2))
-    return DemoHub(credentials, len(records), sample)
+    return DemoHub(credentials, len(records), sample, people, consent)
+
+
+def register_demo_agencies(
+    session: Session, agencies: tuple[DemoAgency, ...] | list[DemoAgency]
+) -> dict[str, str]:
+    """Register ``agencies`` with their kinds; returns agency id -> client secret."""
+    credentials = {}
+    for agency in agencies:
+        registered = register_agency(
+            session,
+            agency.id,
+            agency.name,
+            agency.level,
+            agency.jurisdiction,
+            list(agency.scopes),
+            with_secret=True,
+            kind=agency.kind,
+            country=agency.country,
+        )
+        credentials[agency.id] = registered.client_secret or ""
+    return credentials
+
+
+def seed_demo_people(session: Session) -> dict[str, dict[str, Any]]:
+    """Register the demo people with a personal access token each (valid the longest allowed,
+    so a demo folder keeps working); returns what ``credentials.json`` keeps of them."""
+    people = {}
+    for demo in PEOPLE:
+        add_person(
+            session,
+            person_id=demo.id,
+            name=demo.name,
+            email=demo.email,
+            agency_id=demo.agency_id,
+            roles=demo.roles,
+        )
+        issued = issue_token(session, demo.id, demo.scopes, days=MAX_TOKEN_DAYS, name="demo")
+        people[demo.id] = {
+            "token": issued.token,
+            "token_id": issued.token_id,
+            "agency_id": demo.agency_id,
+            "roles": list(demo.roles),
+            "scopes": list(issued.scopes),
+            "expires_at": issued.expires_at.isoformat(),
+        }
+    return people
+
+
+def _write_credentials(
+    path: Path, credentials: dict[str, str], people: dict[str, dict[str, Any]]
+) -> None:
+    _write_private(path, json.dumps({**credentials, "people": people}, indent=2))
 
 
 def curl_example(base: str, hub: DemoHub, agency_id: str = "mx.chp.dif") -> list[str]:
@@ -106,5 +167,24 @@ def oversight_example(base: str, hub: DemoHub, agency_id: str = "mx.fed.cndh") -
     ]
 
 
+def people_example(base: str, hub: DemoHub) -> list[str]:
+    """Each demo person's personal access token, and the auditor reading the checkpoint with
+    hers (no token request needed: a PAT is used as it is)."""
+    lines = [
+        f"{person_id} ({', '.join(person['roles'])}, {person['agency_id']}): {person['token']}"
+        for person_id, person in sorted(hub.people.items())
+    ]
+    auditors = [person for person in hub.people.values() if "auditor" in person["roles"]]
+    if auditors:
+        lines.append(
+            f'curl -s -H "Authorization: Bearer {auditors[0]["token"]}" {base}/v1/audit/checkpoint'
+        )
+    return lines
+
+
 def summary(hub: DemoHub) -> dict[str, Any]:
-    return {"agencies": sorted(hub.credentials), "records": hub.records}
+    return {
+        "agencies": sorted(hub.credentials),
+        "people": sorted(hub.people),
+        "records": hub.records,
+    }

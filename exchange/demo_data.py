@@ -23,6 +23,9 @@ class DemoAgency:
     level: str
     jurisdiction: str
     scopes: tuple[str, ...]
+    #: The consent engine's actor kind (what the hard legal rules look at).
+    kind: str
+    country: str | None = None
 
 
 READ_WRITE = ("records:write", "records:read")
@@ -34,26 +37,107 @@ AGENCIES = (
         "federal",
         "00",
         (*READ_WRITE, "consent:read"),
+        "federal_child_protection",
     ),
-    DemoAgency("mx.fed.inm", "Instituto Nacional de Migración", "federal", "00", READ_WRITE),
     DemoAgency(
-        "mx.fed.comar", "Comisión Mexicana de Ayuda a Refugiados", "federal", "00", READ_WRITE
+        "mx.fed.inm",
+        "Instituto Nacional de Migración",
+        "federal",
+        "00",
+        READ_WRITE,
+        "immigration_enforcement",
     ),
-    DemoAgency("mx.chp.dif", "Sistema DIF Chiapas", "state", "07", READ_WRITE),
+    DemoAgency(
+        "mx.fed.comar",
+        "Comisión Mexicana de Ayuda a Refugiados",
+        "federal",
+        "00",
+        READ_WRITE,
+        "refugee_commission",
+    ),
+    DemoAgency("mx.chp.dif", "Sistema DIF Chiapas", "state", "07", READ_WRITE, "state_dif"),
     DemoAgency(
         "mx.chp.procuraduria",
         "Procuraduría de Protección de NNA del Estado de Chiapas",
         "state",
         "07",
         (*READ_WRITE, "consent:write", "consent:read"),
+        "state_dif",
     ),
-    DemoAgency("mx.nl.dif", "Sistema DIF Nuevo León", "state", "19", READ_WRITE),
+    DemoAgency("mx.nl.dif", "Sistema DIF Nuevo León", "state", "19", READ_WRITE, "state_dif"),
     DemoAgency(
-        "mx.chp.tapachula.dif", "DIF Municipal de Tapachula", "municipal", "07089", READ_WRITE
+        "mx.chp.tapachula.dif",
+        "DIF Municipal de Tapachula",
+        "municipal",
+        "07089",
+        READ_WRITE,
+        "municipal_dif",
     ),
     # An oversight body: reads the audit log (who disclosed what, when, why), never case content.
     DemoAgency(
-        "mx.fed.cndh", "Comisión Nacional de los Derechos Humanos", "federal", "00", ("audit:read",)
+        "mx.fed.cndh",
+        "Comisión Nacional de los Derechos Humanos",
+        "federal",
+        "00",
+        ("audit:read",),
+        "oversight",
+    ),
+    # A civil-society legal clinic whose lawyers represent children (a fictitious one).
+    DemoAgency(
+        "mx.chp.clinica-juridica",
+        "Clínica Jurídica Ficticia para la Niñez Migrante (Tapachula)",
+        "municipal",
+        "07089",
+        ("records:read", "access:request"),
+        "civil_society",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    id: str
+    name: str
+    email: str
+    agency_id: str
+    roles: tuple[str, ...]
+    #: What the demo token carries: every scope the roles allow.
+    scopes: tuple[str, ...]
+
+
+#: People with personal access tokens: each flow of the consent issue has someone to run it.
+PEOPLE = (
+    DemoPerson(
+        "chp-clinica-representante",
+        "Lic. Renata Ejemplo Ficticio",
+        "representante@clinica-juridica.example.org",
+        "mx.chp.clinica-juridica",
+        ("legal_representative",),
+        ("records:read", "access:request"),
+    ),
+    DemoPerson(
+        "chp-procuraduria-consentimientos",
+        "Lic. Tomás Muestra Prueba",
+        "consentimientos@procuraduria-chiapas.example.org",
+        "mx.chp.procuraduria",
+        ("consent_officer",),
+        ("consent:read", "consent:write", "access:decide", "records:read"),
+    ),
+    DemoPerson(
+        "chp-procuraduria-emergencias",
+        "Lic. Itzel Simulado Modelo",
+        "emergencias@procuraduria-chiapas.example.org",
+        "mx.chp.procuraduria",
+        ("override_officer",),
+        ("override", "records:read"),
+    ),
+    DemoPerson(
+        "cndh-auditoria",
+        "Mtra. Julia Supuesto Imaginario",
+        "auditoria@cndh.example.org",
+        "mx.fed.cndh",
+        ("auditor",),
+        ("audit:read",),
     ),
 )
 

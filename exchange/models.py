@@ -28,8 +28,10 @@ from exchange import (  # noqa: E402, F401
     audit_log,
     auth,
     children,
+    consent_store,
     oauth,
     outbox,
+    people,
     records,
     sharing,
 )

@@ -259,20 +259,29 @@ class AgencyIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
         return _lookup_token(token_string, token_type_hint)
 
     def check_permission(self, token: AccessToken, client: AgencyClient, _request: Any) -> bool:
-        # Anyone else's token looks exactly like an unknown one: {"active": false}.
-        return bool(token.client_id == client.get_client_id())
+        # An agency introspects its own tokens and its people's personal access tokens; anyone
+        # else's token looks exactly like an unknown one: {"active": false}.
+        agency_id = client.get_client_id()
+        return bool(
+            token.client_id == agency_id
+            or (token.person_id is not None and token.agency_id == agency_id)
+        )
 
     def introspect_token(self, token: AccessToken) -> dict[str, Any]:
-        return {
+        answer = {
             "active": True,
             "client_id": token.client_id,
-            "sub": token.agency_id or token.person_id,
+            # A personal access token's subject is its person; an agency token's, the agency.
+            "sub": token.person_id or token.agency_id,
             "scope": token.scope,
             "token_type": "Bearer",
             "iat": int(as_utc(token.issued_at).timestamp()),
             "exp": int(as_utc(token.expires_at).timestamp()),
             "iss": current_app.config["PUBLIC_URL"].rstrip("/"),
         }
+        if token.person_id is not None and token.agency_id is not None:
+            answer["agency_id"] = token.agency_id
+        return answer
 
 
 class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]

@@ -48,15 +48,15 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from exchange.auth import as_utc, utcnow
 from exchange.db import Base, database
 from exchange.transports import (
+    AgencyTransports,
     DeliveryTransport,
     PermanentDeliveryError,
     TransientDeliveryError,
-    WebhookTransport,
 )
 
 log = logging.getLogger("puente.worker")
 
-STATUSES = ("pending", "delivered", "failed", "dead")
+STATUSES = ("pending", "delivered", "failed", "dead", "withheld")
 #: Statuses a worker may claim (when due and not leased).
 DUE_STATUSES = ("pending", "failed")
 
@@ -238,10 +238,11 @@ class BatchResult:
     retrying: int = 0
     dead: int = 0
     lost_lease: int = 0
+    withheld: int = 0
 
     @property
     def handled(self) -> int:
-        return self.delivered + self.retrying + self.dead + self.lost_lease
+        return self.delivered + self.retrying + self.dead + self.lost_lease + self.withheld
 
 
 def deliver_message(
@@ -252,6 +253,7 @@ def deliver_message(
     result: BatchResult,
 ) -> None:
     from exchange.agencies import Agency
+    from exchange.disclosure import decide_delivery  # disclosure builds on records and sharing
 
     token = message.lease_token or ""
     if message.lease_until is None or as_utc(message.lease_until) <= utcnow():
@@ -259,7 +261,22 @@ def deliver_message(
         result.lost_lease += 1
         return
     agency = session.get(Agency, message.agency_id)
+    gate = decide_delivery(session, message.kind, message.agency_id, message.payload)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
+    if gate is not None and not gate.permitted:
+        # Consent changed since the message was queued (a revocation, an objection): the
+        # recipient is not told. The decision is in the audit log.
+        if _finish(
+            session,
+            message,
+            token,
+            status="withheld",
+            last_error=f"withheld by consent decision {gate.decision_id} ({gate.decision.basis})",
+        ):
+            result.withheld += 1
+        else:
+            result.lost_lease += 1
+        return
     try:
         if agency is None or not agency.active:
             raise PermanentDeliveryError(f"agency {message.agency_id} is unknown or disabled")
@@ -361,10 +378,11 @@ def run_worker(
     """Deliver due messages until ``stop_event`` is set (or one pass, with ``once``).
 
     A full batch is followed at once by the next; otherwise the worker sleeps ``poll_seconds``
-    (waking early when ``stop_event`` is set). Returns the totals.
+    (waking early when ``stop_event`` is set). Returns the totals. Without ``transport``,
+    each agency gets the one its ``webhook_url`` chooses (webhook or file drop).
     """
     stop_event = stop_event or threading.Event()
-    transport = transport or WebhookTransport(app)
+    transport = transport or AgencyTransports.for_hub(app)
     policy = DeliveryPolicy.from_config(app)
     # The lease must outlast a whole batch of slow receivers, or a second worker would retake it.
     timeout = float(app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
@@ -377,7 +395,9 @@ def run_worker(
     totals = BatchResult()
     sessions = database(app).sessions
     while not stop_event.is_set():
-        with sessions() as session:
+        # Deliveries are decided again by the consent engine, which reads the hub's
+        # configuration and data keys: each pass runs in a fresh application context.
+        with app.app_context(), sessions() as session:
             try:
                 result = deliver_batch(session, transport, policy, batch, stop_event)
             except Exception:
@@ -386,7 +406,7 @@ def run_worker(
                 result = BatchResult()
                 if once:
                     raise
-        for field in ("delivered", "retrying", "dead", "lost_lease"):
+        for field in ("delivered", "retrying", "dead", "withheld", "lost_lease"):
             setattr(totals, field, getattr(totals, field) + getattr(result, field))
         if once:
             break

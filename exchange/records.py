@@ -11,12 +11,13 @@ De-duplication: a push whose body equals the record's latest version (same ``bod
 stores nothing and answers that version (``unchanged``). Only the *latest* version counts, so
 an agency that sets a record back to an earlier state is never ignored.
 
-Pushing is in :mod:`exchange.record_push`; this module holds the tables, the read rule
-(:func:`may_read`) and the reads.
+Pushing is in :mod:`exchange.record_push`; this module holds the tables and the reads. Who
+may read what is decided by the consent engine (:mod:`exchange.disclosure`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from dataclasses import dataclass
@@ -31,11 +32,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from exchange.auth import Actor, as_utc
+from exchange.auth import as_utc
 from exchange.children import merged_child_ids, resolve_child_id
 from exchange.crypto import DataKeyError, DataKeyring
 from exchange.db import Base
@@ -107,40 +109,6 @@ class IdempotencyKey(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
-# -- who may read ------------------------------------------------------------------------------
-
-
-def may_read(session: Session, actor: Actor, record: Record) -> bool:
-    """The interim read rule, until the consent engine decides reads.
-
-    The agency responsible for the record may read it, and so may an agency holding an
-    accepted referral or transfer of it (``exchange.sharing.RecordShare``). Nobody else:
-    not people on their own, not other agencies.
-    """
-    if actor.agency_id is None:
-        return False
-    if record.owner_agency == actor.agency_id:
-        return True
-    from exchange.sharing import RecordShare  # sharing builds on records
-
-    share = session.scalars(
-        select(RecordShare.id)
-        .where(
-            RecordShare.record_id == record.id,
-            RecordShare.agency_id == actor.agency_id,
-            RecordShare.kind.in_(("referral", "transfer")),
-            RecordShare.status == "accepted",
-        )
-        .limit(1)
-    ).first()
-    return share is not None
-
-
-def read_basis(actor: Actor, record: Record) -> str:
-    """The audit log's decision basis for a read :func:`may_read` allowed."""
-    return "originating_agency" if record.owner_agency == actor.agency_id else "grant"
-
-
 # -- reading -----------------------------------------------------------------------------------
 
 
@@ -202,11 +170,14 @@ def child_family(session: Session, child_id: str) -> set[str]:
 
 
 def records_of_children(session: Session, child_ids: set[str]) -> list[Record]:
-    return list(
-        session.scalars(
-            select(Record).where(Record.child_id.in_(child_ids)).order_by(Record.created_at)
-        )
-    )
+    return list(session.scalars(_records_of_children_statement(), {"ids": sorted(child_ids)}))
+
+
+@functools.cache
+def _records_of_children_statement() -> Any:
+    # Built once: this runs on every read of a child's data.
+    ids = bindparam("ids", expanding=True)
+    return select(Record).where(Record.child_id.in_(ids)).order_by(Record.created_at)
 
 
 def describe_record(record: Record, child_id: str) -> dict[str, Any]:

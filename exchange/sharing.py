@@ -123,11 +123,14 @@ def refer(
     to: str,
     purpose: str,
     categories: list[str],
+    decision_entry: str | None = None,
 ) -> tuple[RecordShare, str | None]:
     """Share ``record`` with ``to`` at once; returns the share and its audit entry id.
 
     The caller has checked that ``actor`` owns the record and that ``to`` is another active
-    agency.
+    agency, and has had the consent engine decide the referral: ``categories`` are those it
+    permitted and ``decision_entry`` the audit entry of that decision, which is the
+    referral's own entry.
     """
     share = RecordShare(
         id=new_share_id(),
@@ -141,15 +144,22 @@ def refer(
         created_at=utcnow(),
     )
     session.add(share)
-    entry = _audit(session, actor, record, "record.referred", purpose, f"to.{to}")
+    entry = decision_entry or _audit(session, actor, record, "record.referred", purpose, f"to.{to}")
     _notify(session, to, "record.referred", share, record)
     return share, entry
 
 
 def request_transfer(
-    session: Session, actor: Actor, record: Record, *, to: str, reason: str
+    session: Session,
+    actor: Actor,
+    record: Record,
+    *,
+    to: str,
+    reason: str,
+    decision_entry: str | None = None,
 ) -> tuple[RecordShare, str | None]:
-    """Propose that ``to`` takes responsibility for ``record``; nothing moves until it accepts."""
+    """Propose that ``to`` takes responsibility for ``record``; nothing moves until it accepts.
+    ``decision_entry``: the audit entry of the consent decision that permitted it."""
     share = RecordShare(
         id=new_share_id(),
         record_id=record.id,
@@ -163,7 +173,9 @@ def request_transfer(
         created_at=utcnow(),
     )
     session.add(share)
-    entry = _audit(session, actor, record, "record.transferred", TRANSFER_PURPOSE, f"to.{to}")
+    entry = decision_entry or _audit(
+        session, actor, record, "record.transferred", TRANSFER_PURPOSE, f"to.{to}"
+    )
     _notify(session, to, "transfer.requested", share, record)
     return share, entry
 
@@ -181,7 +193,13 @@ def pending_transfer(session: Session, record_id: str) -> RecordShare | None:
 
 
 def decide_transfer(
-    session: Session, actor: Actor, share: RecordShare, *, accept: bool, reason: str | None
+    session: Session,
+    actor: Actor,
+    share: RecordShare,
+    *,
+    accept: bool,
+    reason: str | None,
+    decision_entry: str | None = None,
 ) -> str | None:
     """The recipient's answer to a pending transfer; returns the audit entry id.
 
@@ -216,7 +234,9 @@ def decide_transfer(
         _keep_previous_owner_informed(session, share, record, now)
     session.refresh(share)
     action = "transfer.accepted" if accept else "transfer.rejected"
-    entry = _audit(session, actor, record, action, TRANSFER_PURPOSE, f"from.{share.from_agency}")
+    entry = decision_entry or _audit(
+        session, actor, record, action, TRANSFER_PURPOSE, f"from.{share.from_agency}"
+    )
     _notify(session, share.from_agency, action, share, record)
     return entry
 

@@ -1,4 +1,5 @@
-"""How outbox notifications reach agencies: a small transport contract and the signed webhook.
+"""How outbox notifications reach agencies: a small transport contract, the signed webhook
+and the file drop.
 
 A notification is a Security Event Token (RFC 8417): a JWT signed by the hub's own signing key
 (Ed25519, JWS ``EdDSA`` compact serialisation, ``typ: secevent+jwt``, ``kid`` = the key's
@@ -11,6 +12,19 @@ Outcomes: any 2xx means delivered; 408, 429, 5xx, timeouts and connection failur
 transient (retried with backoff); other statuses, including redirects (never followed: a
 notification must not be carried to an address nobody registered), are permanent.
 
+Each agency chooses its transport through its ``webhook_url`` (:class:`AgencyTransports`):
+
+- an ``http(s)://`` address: the signed webhook (:class:`WebhookTransport`);
+- ``file-drop``: the file drop (:class:`FileDropTransport`) into ``<FILE_DROP_PATH>/<agency id>``;
+- a ``file:///…`` URL: the file drop into that folder, which must lie inside ``FILE_DROP_PATH``
+  (so a registry entry can never make the hub write anywhere else on its machine).
+
+The file drop is for offices that collect files (a shared folder, an SFTP server) instead of
+running a web server: each notification is the same signed token the webhook would POST, one
+file per notification, written atomically (a hidden temporary file in the same folder, synced,
+then renamed into place) under a name that sorts by delivery time and never collides
+(``20250314T101500.123456Z-msg_….jwt``). A reader that lists the folder never sees half a file.
+
 The hub signing key is its own key (not the audit log key): ``keys/hub-signing.key``
 (PKCS#8 PEM, mode 0600) under the instance folder, created by ``puente init``, or its PEM text
 in ``PUENTE_HUB_SIGNING_KEY``.
@@ -19,11 +33,16 @@ in ``PUENTE_HUB_SIGNING_KEY``.
 from __future__ import annotations
 
 import json
+import os
+import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
 
 from flask import Flask
 from joserfc import jwt
@@ -37,6 +56,10 @@ if TYPE_CHECKING:
     from exchange.outbox import OutboxMessage
 
 SET_MEDIA_TYPE = "application/secevent+jwt"
+#: The ``webhook_url`` value that chooses the file drop into the agency's own folder.
+FILE_DROP = "file-drop"
+#: Extension of a dropped notification (the file holds one compact JWS, a SET).
+DROP_SUFFIX = ".jwt"
 SET_TYPE = "secevent+jwt"
 EVENT_BASE = "https://puente.mx/events/"
 
@@ -57,6 +80,7 @@ class PermanentDeliveryError(DeliveryError):
     """Trying again will not help (no webhook, receiver refuses the notification)."""
 
 
+@runtime_checkable
 class DeliveryTransport(Protocol):
     """Carries one outbox message to one agency; returns when it was accepted, else raises
     :class:`TransientDeliveryError` or :class:`PermanentDeliveryError`."""
@@ -126,6 +150,24 @@ def security_event_token(
     return jwt.encode(header, claims, key, algorithms=["EdDSA"])
 
 
+class NotificationSigner:
+    """Signs outbox messages as Security Event Tokens with the hub signing key: one signer
+    for every transport, so a notification reads the same however it travels."""
+
+    def __init__(self, app: Flask) -> None:
+        self.key = load_hub_signing_key(app)
+        self.issuer = str(app.config["HUB_ID"])
+
+    def token(self, agency: Agency, message: OutboxMessage) -> str:
+        return security_event_token(
+            self.key,
+            issuer=self.issuer,
+            audience=agency.id,
+            message=message,
+            issued_at=int(time.time()),
+        )
+
+
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx surfaces as an HTTPError, handled as permanent below
@@ -141,9 +183,10 @@ def _retry_after(value: str | None) -> float | None:
 class WebhookTransport:
     """POSTs a signed Security Event Token to the agency's ``webhook_url``."""
 
-    def __init__(self, app: Flask, timeout: float | None = None) -> None:
-        self.key = load_hub_signing_key(app)
-        self.issuer = str(app.config["HUB_ID"])
+    def __init__(
+        self, app: Flask, timeout: float | None = None, signer: NotificationSigner | None = None
+    ) -> None:
+        self.signer = signer or NotificationSigner(app)
         self.timeout = float(timeout or app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
         self.opener = urllib.request.build_opener(_NoRedirects)
 
@@ -151,13 +194,7 @@ class WebhookTransport:
         url = agency.webhook_url
         if not url or not url.lower().startswith(("https://", "http://")):
             raise PermanentDeliveryError(f"agency {agency.id} has no usable webhook")
-        token = security_event_token(
-            self.key,
-            issuer=self.issuer,
-            audience=agency.id,
-            message=message,
-            issued_at=int(time.time()),
-        )
+        token = self.signer.token(agency, message)
         request = urllib.request.Request(  # noqa: S310 - only http(s), checked above
             url,
             data=token.encode("ascii"),
@@ -194,3 +231,123 @@ def _error_description(error: urllib.error.HTTPError) -> str:
     if isinstance(body, dict) and isinstance(body.get("err"), str):
         return f" ({body['err'][:100]})"
     return ""
+
+
+# --- the file drop -------------------------------------------------------------------------
+
+
+def file_drop_root(app: Flask) -> Path:
+    """``FILE_DROP_PATH`` (relative to the instance folder unless absolute)."""
+    return resolve_instance_file(
+        Path(app.instance_path), app.config.get("FILE_DROP_PATH") or "drop"
+    )
+
+
+def uses_file_drop(webhook_url: str | None) -> bool:
+    """Whether an agency's ``webhook_url`` chooses the file drop (``file-drop`` or ``file:``)."""
+    value = (webhook_url or "").strip().lower()
+    return value == FILE_DROP or value.startswith("file:")
+
+
+def drop_folder(root: Path, agency: Agency) -> Path:
+    """The folder an agency's notifications are dropped into; raises
+    :class:`PermanentDeliveryError` when its ``webhook_url`` names no folder inside ``root``."""
+    url = (agency.webhook_url or "").strip()
+    root = root.resolve()
+    if url.lower() == FILE_DROP:
+        folder = root / agency.id
+    elif url.lower().startswith("file:"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise PermanentDeliveryError(f"agency {agency.id}: file URL on another host: {url}")
+        folder = Path(url2pathname(unquote(parts.path)))
+        if not folder.is_absolute():
+            raise PermanentDeliveryError(f"agency {agency.id}: file URL is not absolute: {url}")
+    else:
+        raise PermanentDeliveryError(f"agency {agency.id} has no file drop")
+    folder = folder.resolve()
+    if folder == root or not folder.is_relative_to(root):
+        # The registry must not be able to make the hub write elsewhere on its machine.
+        raise PermanentDeliveryError(
+            f"agency {agency.id}: drop folder {folder} is not inside FILE_DROP_PATH {root}"
+        )
+    return folder
+
+
+class FileDropTransport:
+    """Writes each notification, signed as the webhook would send it, as one file in the
+    agency's drop folder: atomically, under a name that sorts by time and never collides."""
+
+    def __init__(
+        self, app: Flask, root: Path | None = None, signer: NotificationSigner | None = None
+    ) -> None:
+        self.signer = signer or NotificationSigner(app)
+        self.root = root or file_drop_root(app)
+        self._last_ns = 0
+        self._lock = threading.Lock()
+
+    def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+        folder = drop_folder(self.root, agency)
+        token = self.signer.token(agency, message)
+        name = f"{self._stamp()}-{message.id}{DROP_SUFFIX}"
+        try:
+            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            write_atomically(folder / name, token.encode("ascii") + b"\n")
+        except OSError as error:
+            # A full disk, a missing mount, a permission: someone can fix it; try again later.
+            raise TransientDeliveryError(f"{type(error).__name__}: {error}") from error
+
+    def _stamp(self) -> str:
+        """UTC time to the microsecond, strictly increasing within this process, so names
+        sort in the order notifications were written (the message id keeps them unique
+        across processes)."""
+        with self._lock:
+            now = max(time.time_ns() // 1000, self._last_ns + 1)
+            self._last_ns = now
+        moment = datetime.fromtimestamp(now // 1_000_000, UTC)
+        return f"{moment:%Y%m%dT%H%M%S}.{now % 1_000_000:06d}Z"
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` so readers see no file or the whole file: a hidden
+    temporary file in the same folder (a rename is atomic only within one file system),
+    synced, renamed into place, and the folder synced so the rename survives a crash."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+# --- each agency's choice ------------------------------------------------------------------
+
+
+class AgencyTransports:
+    """Delivers through the transport each agency chose with its ``webhook_url``: the file
+    drop for ``file-drop`` and ``file:`` URLs, the signed webhook otherwise."""
+
+    def __init__(self, webhook: DeliveryTransport, file_drop: DeliveryTransport) -> None:
+        self.webhook = webhook
+        self.file_drop = file_drop
+
+    @classmethod
+    def for_hub(cls, app: Flask) -> AgencyTransports:
+        signer = NotificationSigner(app)
+        return cls(WebhookTransport(app, signer=signer), FileDropTransport(app, signer=signer))
+
+    def choose(self, agency: Agency) -> DeliveryTransport:
+        return self.file_drop if uses_file_drop(agency.webhook_url) else self.webhook
+
+    def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+        self.choose(agency).deliver(agency, message)

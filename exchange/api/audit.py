@@ -11,6 +11,7 @@ import base64
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import Blueprint, Flask, Response, current_app, json, jsonify, request
 from flask.blueprints import BlueprintSetupState
@@ -185,12 +186,50 @@ def events() -> Response:
         limit=limit,
     )
     next_cursor = str(rows[-1].idx) if len(rows) == limit else None
+    if request.args.get("format") == "fhir" or _wants_fhir():
+        return _fhir_bundle(rows, next_cursor)
     return jsonify(
         events=[
             {"index": row.idx, "id": row.id, "entry": parse_entry(bytes(row.entry))} for row in rows
         ],
         next_cursor=next_cursor,
     )
+
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _wants_fhir() -> bool:
+    accepted = request.accept_mimetypes
+    return accepted.best_match(["application/json", FHIR_JSON]) == FHIR_JSON and (
+        accepted[FHIR_JSON] > accepted["application/json"]
+    )
+
+
+def _fhir_bundle(rows: list[AuditEntry], next_cursor: str | None) -> Response:
+    """The events as a FHIR R5 ``searchset`` Bundle of AuditEvent resources."""
+    from exchange.fhir_export import audit_entry_to_fhir
+
+    hub_id = current_app.config["HUB_ID"]
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(rows),
+        "entry": [
+            {
+                "resource": audit_entry_to_fhir(
+                    parse_entry(bytes(row.entry)), index=row.idx, hub_id=hub_id
+                )
+            }
+            for row in rows
+        ],
+    }
+    if next_cursor is not None:
+        query = {**request.args.to_dict(), "cursor": next_cursor, "format": "fhir"}
+        bundle["link"] = [{"relation": "next", "url": f"{request.base_url}?{urlencode(query)}"}]
+    response = jsonify(bundle)
+    response.mimetype = FHIR_JSON
+    return response
 
 
 @bp.get("/alerts")

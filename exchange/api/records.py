@@ -7,10 +7,8 @@ exist (404), so the API never says whether a record exists.
 
 from __future__ import annotations
 
-import functools
 import json
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
@@ -20,26 +18,13 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange import db, idempotency
-from exchange.audit_log import record_event
-from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.auth import Actor, current_actor, require_scope
 from exchange.crypto import data_keyring
 from exchange.httpbasics import require_json
 from exchange.idempotency import StoredAnswer
 from exchange.problems import Problem, localized, negotiated_language
-from exchange.record_bulk import push_lines
+from exchange.record_bulk import RawLines, push_lines
 from exchange.record_push import Pusher, PushResult, canonical_body, push_flags
-from exchange.records import (
-    Record,
-    child_family,
-    current_child_id,
-    describe_record,
-    describe_version,
-    latest_body,
-    list_versions,
-    may_read,
-    read_basis,
-    records_of_children,
-)
 from schemas.parsing import bounded_lines, iter_ndjson
 from schemas.registry import default_registry
 
@@ -139,7 +124,7 @@ def push_record() -> Any:
     document = require_json()
     key = _idempotency_key()
     try:
-        canonical, sha256 = canonical_body(document)
+        canonical, sha256 = canonical_body(document, source=request.get_data(cache=True))
     except ValueError as error:
         message = str(error)
         raise Problem("validation", message, errors=[{"pointer": "", "message": message}]) from None
@@ -212,7 +197,8 @@ def push_bulk() -> Any:
     request.max_content_length = limit
     pusher = _pusher(db.session(), current_actor())
     reader = _BoundedReader(request.stream)
-    lines = iter_ndjson(bounded_lines(reader.read))
+    raw_lines = RawLines(bounded_lines(reader.read))
+    lines = iter_ndjson(raw_lines)
     lang = negotiated_language()
     counts: Counter[str] = Counter()
     # The answer is spooled (to disk past 4 MiB) and sent once the whole body is read: a
@@ -224,10 +210,11 @@ def push_bulk() -> Any:
         lines,
         max_lines=int(config["BULK_MAX_LINES"]),
         batch_size=int(config["BULK_BATCH_SIZE"]),
+        sources=raw_lines,
     ):
         counts[result.status] += 1
         last_line = result.line
-        spool.write(json.dumps(result.line_json(lang), ensure_ascii=False).encode() + b"\n")
+        spool.write(_LINE_ENCODER.encode(result.line_json(lang)).encode() + b"\n")
     reader.drain()
     if reader.over_limit:
         counts["rejected"] += 1
@@ -238,6 +225,10 @@ def push_bulk() -> Any:
         f"{status}={counts[status]}" for status in ("stored", "unchanged", "rejected")
     )
     return response
+
+
+# One encoder for every answer line (json.dumps with options builds a new one per call).
+_LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def _over_limit_line(line: int, limit: int, lang: str) -> dict[str, Any]:
@@ -257,167 +248,3 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
             yield chunk
     finally:
         spool.close()
-
-
-# -- reading -----------------------------------------------------------------------------------
-
-
-@functools.cache
-def purposes() -> tuple[str, ...]:
-    """The purpose codes of ``common/1#/$defs/purpose``."""
-    common = default_registry().document("common", 1)
-    return tuple(common["$defs"]["purpose"]["enum"])
-
-
-def _purpose() -> str:
-    value = request.args.get("purpose")
-    if value in purposes():
-        return value  # type: ignore[return-value]
-    known = ", ".join(purposes())
-    if not value:
-        message = (
-            f"Indique la finalidad de la consulta (?purpose=…): {known}.",
-            f"State the purpose of the read (?purpose=…): {known}.",
-        )
-    else:
-        message = (
-            f"Finalidad desconocida «{value}»; las finalidades son: {known}.",
-            f"Unknown purpose '{value}'; the purposes are: {known}.",
-        )
-    raise Problem(
-        "validation",
-        message,
-        errors=[{"pointer": "", "parameter": "purpose", "message": localized(*message)}],
-    )
-
-
-def _not_found() -> Problem:
-    # The same answer whether the record does not exist or the caller may not read it.
-    return Problem(
-        "not-found",
-        (
-            "No existe ese expediente o no tiene acceso a él.",
-            "There is no such record, or you have no access to it.",
-        ),
-    )
-
-
-def _audit_read(
-    session: Session, actor: Actor, record: Record, purpose: str, action: str, **fields: Any
-) -> str | None:
-    return record_event(
-        session,
-        action=action,
-        actor_agency=actor.agency_id,
-        actor_person=actor.person_id,
-        purpose=purpose,
-        record_id=record.id,
-        **fields,
-    )
-
-
-def _readable(session: Session, actor: Actor, record_id: str, purpose: str, action: str) -> Record:
-    record = session.get(Record, record_id)
-    if record is None:
-        raise _not_found()
-    if not may_read(session, actor, record):
-        _audit_read(
-            session,
-            actor,
-            record,
-            purpose,
-            action,
-            outcome="denied",
-            child_id=record.child_id,
-            decision_basis="default_deny",
-        )
-        session.commit()
-        raise _not_found()
-    return record
-
-
-def _committed_read(session: Session, answer: dict[str, Any], entries: list[str | None]) -> Any:
-    """Commit the reads' audit entries and answer, naming each read's decision in the header."""
-    session.commit()
-    response = jsonify(answer)
-    if entries:
-        # Until the consent engine issues decision ids, each read's audit entry stands for it.
-        response.headers[DECISION_HEADER] = ", ".join(
-            entry or f"dec_{uuid.uuid4().hex}" for entry in entries
-        )
-    return response
-
-
-def _record_json(
-    session: Session, actor: Actor, record: Record, purpose: str
-) -> tuple[dict[str, Any], str | None]:
-    """The latest version of a readable record, and the entry auditing the read (the caller
-    commits it)."""
-    body = latest_body(session, data_keyring(), record)
-    child_id = current_child_id(session, record.child_id)
-    entry = _audit_read(
-        session,
-        actor,
-        record,
-        purpose,
-        "record.read",
-        outcome="success",
-        child_id=child_id,
-        record_version=record.latest_version,
-        body_sha256=body.version.body_sha256,
-        decision_basis=read_basis(actor, record),
-    )
-    answer = {
-        **describe_record(record, child_id),
-        "pushed_at": as_utc(body.version.pushed_at).isoformat(),
-        "body_sha256": body.version.body_sha256,
-        "data": body.data,
-    }
-    return answer, entry
-
-
-@bp.get("/v1/records/<record_id>")
-@require_scope("records:read")
-def read_record(record_id: str) -> Any:
-    purpose = _purpose()
-    session, actor = db.session(), current_actor()
-    record = _readable(session, actor, record_id, purpose, "record.read")
-    answer, entry = _record_json(session, actor, record, purpose)
-    return _committed_read(session, answer, [entry])
-
-
-@bp.get("/v1/records/<record_id>/versions")
-@require_scope("records:read")
-def record_versions(record_id: str) -> Any:
-    purpose = _purpose()
-    session, actor = db.session(), current_actor()
-    record = _readable(session, actor, record_id, purpose, "record.versions_listed")
-    child_id = current_child_id(session, record.child_id)
-    entry = _audit_read(
-        session,
-        actor,
-        record,
-        purpose,
-        "record.versions_listed",
-        outcome="success",
-        child_id=child_id,
-        decision_basis=read_basis(actor, record),
-    )
-    versions = [describe_version(version) for version in list_versions(session, record)]
-    answer = {"record_id": record.id, "child_id": child_id, "versions": versions}
-    return _committed_read(session, answer, [entry])
-
-
-@bp.get("/v1/children/<child_id>/records")
-@require_scope("records:read")
-def child_records(child_id: str) -> Any:
-    purpose = _purpose()
-    session, actor = db.session(), current_actor()
-    # Follows merges both ways: the child this id now is, and every child merged into it.
-    # A child with nothing the caller may read answers an empty list, never 404, so the
-    # answer does not say whether the child exists.
-    family = child_family(session, child_id)
-    readable = [r for r in records_of_children(session, family) if may_read(session, actor, r)]
-    reads = [_record_json(session, actor, record, purpose) for record in readable]
-    answer = {"child_id": child_id, "records": [answer for answer, _ in reads]}
-    return _committed_read(session, answer, [entry for _, entry in reads])

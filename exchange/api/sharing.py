@@ -15,13 +15,16 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
 
+from consent import ALL_CATEGORIES
 from exchange import db
 from exchange.agencies import Agency
+from exchange.api.record_reads import consent_denied
 from exchange.audit_log import record_event
 from exchange.auth import Actor, current_actor, require_scope
+from exchange.disclosure import Disclosure, decide_disclosure, load_child
 from exchange.httpbasics import require_json
 from exchange.problems import Problem, localized, negotiated_language
-from exchange.records import Record, current_child_id, may_read
+from exchange.records import Record, current_child_id
 from exchange.sharing import (
     KINDS,
     STATUSES,
@@ -118,15 +121,23 @@ def _record_not_found() -> Problem:
 
 
 def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Record:
-    """The record, if the caller is responsible for it; 404 if it may not even read it (no
-    existence oracle), 403 if it reads it without owning it. Refusals are audited."""
+    """The record, if the caller is responsible for it; 404 if it does not know of it (no
+    existence oracle), 403 if it was referred the record but does not own it. Refusals are
+    audited."""
     session = db.session()
     record = session.get(Record, record_id)
     if record is None:
         raise _record_not_found()
-    readable = may_read(session, actor, record)
-    if readable and record.owner_agency == actor.agency_id:
+    if record.owner_agency == actor.agency_id:
         return record
+    shared = actor.agency_id is not None and (
+        session.scalars(
+            select(RecordShare.id)
+            .where(RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id)
+            .limit(1)
+        ).first()
+        is not None
+    )
     record_event(
         session,
         action=action,
@@ -140,7 +151,7 @@ def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Re
         detail="not_owner",
     )
     session.commit()
-    if not readable:
+    if not shared:
         raise _record_not_found()
     raise Problem(
         "forbidden",
@@ -149,6 +160,43 @@ def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Re
             "Only the agency responsible for the record may refer or transfer it.",
         ),
     )
+
+
+def _decided(
+    actor: Actor,
+    record: Record,
+    *,
+    to: str,
+    action: str,
+    purpose: str,
+    audit_action: str,
+    categories: Any = None,
+    detail: str,
+) -> Disclosure:
+    """The consent decision for the recipient; refused decisions are committed and answered
+    ``403 consent-denied`` with the reasons (the caller owns the record: it knows it exists)."""
+    session = db.session()
+    disclosure = decide_disclosure(
+        session,
+        actor,
+        load_child(session, record.child_id),
+        action=action,
+        purpose=purpose,
+        audit_action=audit_action,
+        categories=categories or ALL_CATEGORIES,
+        record=record,
+        recipient=to,
+        all_or_nothing=action == "transfer",
+        record_version=record.latest_version,
+        detail=detail,
+    )
+    if not disclosure.permitted:
+        session.commit()
+        problem = consent_denied(disclosure)
+        if not disclosure.complete:
+            problem.extra["withheld_categories"] = list(disclosure.decision.withheld)
+        raise problem
+    return disclosure
 
 
 def _check_recipient(record: Record, to: str) -> None:
@@ -202,13 +250,24 @@ def create_referral(record_id: str) -> Any:
             ),
             share_id=existing,
         )
+    disclosure = _decided(
+        actor,
+        record,
+        to=body["to"],
+        action="refer",
+        purpose=body["purpose"],
+        audit_action="record.referred",
+        categories=body["categories"],
+        detail=f"to.{body['to']}",
+    )
     share, entry = refer(
         session,
         actor,
         record,
         to=body["to"],
         purpose=body["purpose"],
-        categories=body["categories"],
+        categories=list(disclosure.decision.categories),
+        decision_entry=disclosure.decision_id,
     )
     session.commit()
     return _created(share, entry)
@@ -232,7 +291,23 @@ def create_transfer(record_id: str) -> Any:
             ),
             share_id=pending.id,
         )
-    share, entry = request_transfer(session, actor, record, to=body["to"], reason=body["reason"])
+    disclosure = _decided(
+        actor,
+        record,
+        to=body["to"],
+        action="transfer",
+        purpose=TRANSFER_PURPOSE,
+        audit_action="record.transferred",
+        detail=f"to.{body['to']}",
+    )
+    share, entry = request_transfer(
+        session,
+        actor,
+        record,
+        to=body["to"],
+        reason=body["reason"],
+        decision_entry=disclosure.decision_id,
+    )
     session.commit()
     return _created(share, entry)
 
@@ -258,10 +333,25 @@ def _decide(share_id: str, accept: bool) -> Any:
                 "Only the recipient agency may accept or reject the transfer.",
             ),
         )
+    decision_entry = None
+    if accept and share.status == "pending":
+        # Decided again when the data actually moves: a revocation since the request stops it.
+        record = session.get_one(Record, share.record_id)
+        decision_entry = _decided(
+            actor,
+            record,
+            to=share.agency_id,
+            action="transfer",
+            purpose=TRANSFER_PURPOSE,
+            audit_action="transfer.accepted",
+            detail=f"from.{share.from_agency}",
+        ).decision_id
     try:
         if share.status != "pending":
             raise ShareConflict("already decided", share.status)
-        entry = decide_transfer(session, actor, share, accept=accept, reason=reason)
+        entry = decide_transfer(
+            session, actor, share, accept=accept, reason=reason, decision_entry=decision_entry
+        )
     except ShareConflict as conflict:
         raise Problem(
             "conflict",

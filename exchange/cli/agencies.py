@@ -19,8 +19,10 @@ from flask import Flask
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consent.vocabulary import ACTOR_KINDS
 from exchange import db
 from exchange.agencies import (
+    KINDS,
     LEVELS,
     ROTATION_GRACE,
     AgencyError,
@@ -33,6 +35,7 @@ from exchange.agencies import (
     register_agency,
     retire_key,
     rotate_key,
+    set_kind,
     set_webhook,
 )
 from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
@@ -162,6 +165,36 @@ generate_key_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 
 
+def check_kind(kind: str, lang: str) -> None:
+    """Refuse an unknown kind, listing each code with its meaning (click.Choice would only list
+    fifteen bare codes, in English)."""
+    if kind in KINDS:
+        return
+    raise click.BadParameter(
+        _say(
+            lang,
+            f"tipo {kind!r} desconocido; use uno de:",
+            f"unknown kind {kind!r}; use one of:",
+        )
+        + "\n"
+        + "\n".join(f"  {code}: {_say(lang, *ACTOR_KINDS[code])}" for code in KINDS),
+        param_hint="--kind",
+    )
+
+
+kind_option = click.option(
+    "--kind",
+    required=True,
+    help="What kind of body the agency is (the hard legal rules depend on it): "
+    + ", ".join(KINDS)
+    + ".",
+)
+country_option = click.option(
+    "--country",
+    help="For a foreign authority: the ISO 3166-1 alpha-2 country it acts for (GT, HN, SV…).",
+)
+
+
 @click.group("agency")
 def agency_group() -> None:
     """Agencies: OAuth2 clients of the hub, with their keys, scopes and webhooks."""
@@ -171,6 +204,8 @@ def agency_group() -> None:
 @click.argument("agency_id")
 @click.option("--name", required=True, help="Name shown to people.")
 @click.option("--level", type=click.Choice(LEVELS), required=True)
+@kind_option
+@country_option
 @click.option(
     "--jurisdiction",
     required=True,
@@ -193,6 +228,8 @@ def add_command(
     agency_id: str,
     name: str,
     level: str,
+    kind: str,
+    country: str | None,
     jurisdiction: str,
     scopes: tuple[str, ...],
     contact: str | None,
@@ -216,6 +253,7 @@ def add_command(
                 "The agency needs a credential: --public-key, --generate-key or --secret.",
             )
         )
+    check_kind(kind, lang)
     jwk, files = _key_source(public_key, generate_key, agency_id, lang)
     try:
         with _transaction(app, lang) as session:
@@ -231,6 +269,8 @@ def add_command(
                 with_secret=secret,
                 require_signature=require_signature,
                 webhook_url=webhook,
+                kind=kind,
+                country=country,
             )
     except click.ClickException:
         _remove(files)
@@ -280,8 +320,9 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
             else _say(lang, "DESACTIVADA", "DISABLED")
         )
         valid = sum(1 for key in agency["keys"] if key["valid"])
+        kind = agency["kind"] + (f" ({agency['country']})" if agency["country"] else "")
         click.echo(
-            f"{agency['id']}  {agency['level']}  {agency['jurisdiction']}  {state}  "
+            f"{agency['id']}  {agency['level']}  {kind}  {agency['jurisdiction']}  {state}  "
             f"{' '.join(agency['scopes'])}  "
             + _say(lang, f"claves válidas: {valid}", f"valid keys: {valid}")
             + f"  {agency['name']}"
@@ -315,6 +356,21 @@ agency_group.command(
 agency_group.command("enable", help="Enable a disabled agency again (old tokens stay revoked).")(
     _simple_change(enable_agency, "Agencia {} activada.", "Agency {} enabled.")
 )
+
+
+@agency_group.command("set-kind")
+@click.argument("agency_id")
+@kind_option
+@country_option
+@language_option
+@with_hub
+def set_kind_command(app: Flask, agency_id: str, kind: str, country: str | None, lang: str) -> None:
+    """Say what kind of body an agency is (for agencies registered before kinds existed)."""
+    check_kind(kind, lang)
+    with _transaction(app, lang) as session:
+        set_kind(session, agency_id, kind, country)
+    shown = kind + (f" ({country.upper()})" if country else "")
+    click.echo(_say(lang, f"{agency_id}: tipo {shown}.", f"{agency_id}: kind {shown}."))
 
 
 @agency_group.command("rotate-key")

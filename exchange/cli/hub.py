@@ -119,7 +119,8 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
 @with_hub
 def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
-    from exchange.demo import curl_example, oversight_example, seed_demo
+    from exchange.demo import curl_example, oversight_example, people_example, seed_demo
+    from exchange.demo_consents import consent_example
 
     result = initialise(app)
     hub = seed_demo(app)
@@ -141,6 +142,17 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
         "",
         "Supervisión: el registro de auditoría firmado / oversight: the signed audit log:",
         *(f"  {line}" for line in oversight_example(base, hub)),
+        "",
+        "Personas (tokens de acceso personal) / people (personal access tokens):",
+        *(f"  {line}" for line in people_example(base, hub)),
+        "",
+        "Consentimiento (una adolescente no acompañada) / consent (an unaccompanied adolescent):",
+        *(
+            f"  {line}"
+            for line in consent_example(
+                base, hub.consent, hub.credentials["mx.fed.comar"], hub.people
+            )
+        ),
         "",
         "Validar un archivo / validate a file: .venv/bin/puente validate FILE",
         "",

@@ -15,7 +15,7 @@ from exchange import db
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.cli import print_json, with_hub
 from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker
-from exchange.transports import WebhookTransport
+from exchange.transports import AgencyTransports
 
 
 @click.command("worker")
@@ -52,7 +52,7 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
         f"puente worker: entregando / delivering (batch {batch}, poll {poll_seconds}s)", err=True
     )
     try:
-        transport = WebhookTransport(app)
+        transport = AgencyTransports.for_hub(app)
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
     if once:

@@ -14,9 +14,10 @@ from joserfc.jwk import OKPKey
 from werkzeug.test import TestResponse
 
 from exchange import db
-from exchange.agencies import register_agency
+from exchange.agencies import Agency, register_agency
 from exchange.agency_keys import public_jwk
 from exchange.auth import store_token
+from exchange.people import Person, add_person
 from exchange.signatures import canonical_json, sign_detached
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "case-record" / "1"
@@ -67,6 +68,9 @@ def add_agency(
     signing: bool = False,
     require_signature: bool = False,
     jurisdiction: str = "07",
+    kind: str = "state_dif",
+    country: str | None = None,
+    level: str | None = None,
 ) -> AgencyClient:
     key = OKPKey.generate_key("Ed25519") if signing or require_signature else None
     jwk = public_jwk(key) if key else None
@@ -77,15 +81,46 @@ def add_agency(
                 session,
                 agency_id,
                 f"Agencia {agency_id}",
-                "state",
+                level or ("federal" if jurisdiction == "00" else "state"),
                 jurisdiction,
                 list(scopes),
                 public_jwk=jwk,
                 require_signature=require_signature,
+                kind=kind,
+                country=country,
             )
         token = issue_token(app, agency_id, scopes)
         session.close()
     return AgencyClient(agency_id, token, key, jwk["kid"] if jwk else None)
+
+
+#: The agency of the people :func:`issue_token` makes up for tests.
+PEOPLE_AGENCY = "mx.test.personas"
+
+
+def _ensure_person(session: Any, person_id: str) -> None:
+    """A token names a person only if the person exists and is active (the bearer lookup
+    checks), so tests' made-up people are registered, at a civil-society agency of their own."""
+    if session.get(Person, person_id) is not None:
+        return
+    if session.get(Agency, PEOPLE_AGENCY) is None:
+        register_agency(
+            session,
+            PEOPLE_AGENCY,
+            "Personas de prueba",
+            "state",
+            "07",
+            ["records:read"],
+            kind="civil_society",
+        )
+    add_person(
+        session,
+        person_id=person_id,
+        name=f"Persona {person_id}",
+        email=f"{person_id}@personas.example.org",
+        agency_id=PEOPLE_AGENCY,
+        roles=["legal_representative"],
+    )
 
 
 def issue_token(
@@ -94,9 +129,12 @@ def issue_token(
     scopes: tuple[str, ...] | list[str],
     person_id: str | None = None,
 ) -> str:
+    """A bearer token stored directly (any scopes, no role check): for testing routes."""
     with app.app_context():
         session = db.database(app).sessions()
         with session.begin():
+            if person_id is not None:
+                _ensure_person(session, person_id)
             secret, _row = store_token(
                 session,
                 client_id=agency_id or f"person:{person_id}",

@@ -30,6 +30,7 @@ from exchange.agencies import (
     register_agency,
     retire_key,
     rotate_key,
+    set_kind,
     set_webhook,
 )
 from exchange.agency_keys import public_jwk
@@ -340,3 +341,48 @@ def test_a_refused_registration_leaves_no_audit_entry(
         add(app)
     with db.database(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(audit_log.AuditEntry)) == 1
+
+
+def test_kind_defaults_by_level_and_is_validated(app: Flask) -> None:
+    add(app, "mx.chp.dif")
+    add(app, "mx.chp.tapachula.dif", level="municipal", jurisdiction="07089")
+    add(app, "mx.fed.inm", level="federal", jurisdiction="00")  # too diverse to guess
+    add(app, "mx.fed.cndh", level="federal", jurisdiction="00", kind="oversight")
+    add(app, "gt.consulado", kind="foreign_authority", country=" gt ")
+    with db.database(app).sessions() as session:
+        shown = {a.id: (a.kind, a.country) for a in list_agencies(session)}
+        assert describe(session.get(Agency, "gt.consulado"))["country"] == "GT"  # type: ignore[arg-type]
+    assert shown == {
+        "mx.chp.dif": ("state_dif", None),
+        "mx.chp.tapachula.dif": ("municipal_dif", None),
+        "mx.fed.inm": ("other", None),
+        "mx.fed.cndh": ("oversight", None),
+        "gt.consulado": ("foreign_authority", "GT"),
+    }
+    for fields, field in (
+        ({"kind": "consulate"}, "kind"),
+        ({"kind": "foreign_authority"}, "country"),
+        ({"kind": "foreign_authority", "country": "GTM"}, "country"),
+        ({"kind": "foreign_authority", "country": "MX"}, "country"),
+        ({"kind": "state_dif", "country": "GT"}, "country"),
+    ):
+        with pytest.raises(InvalidAgency) as refused:
+            add(app, "mx.otra.dif", **fields)
+        assert [error.field for error in refused.value.errors] == [field], fields
+        assert refused.value.message_es and refused.value.message_en
+
+
+def test_set_kind_is_audited_and_validated(app: Flask, audited: list[dict[str, Any]]) -> None:
+    add(app, "mx.fed.inm", level="federal", jurisdiction="00")
+    with admin(app) as session:
+        set_kind(session, "mx.fed.inm", "immigration_enforcement")
+    with pytest.raises(InvalidAgency), admin(app) as session:
+        set_kind(session, "mx.fed.inm", "foreign_authority")
+    with pytest.raises(UnknownAgency), admin(app) as session:
+        set_kind(session, "mx.nadie.inm", "oversight")
+    with db.database(app).sessions() as session:
+        assert session.get(Agency, "mx.fed.inm").kind == "immigration_enforcement"  # type: ignore[union-attr]
+    assert [(c["action"], c["detail"]) for c in audited] == [
+        ("agency.registered", "registered.mx.fed.inm"),
+        ("agency.updated", "kind_changed.mx.fed.inm"),
+    ]

@@ -28,7 +28,29 @@ OWNER = "mx.chp.dif"  # state DIF, with a webhook
 CLINIC = "mx.chp.tapachula.dif"  # municipal DIF, with a webhook
 SHELTER = "mx.tab.dif"  # state DIF, no webhook
 CLOSED = "mx.oax.dif"  # disabled
+PROCURADURIA = "mx.chp.procuraduria"  # records consents for the children of Chiapas
 SCOPES = ["records:write", "records:read"]
+
+SHARING_CONSENT = {
+    "status": "active",
+    "grantor": {
+        "type": "procuraduria",
+        "representation": "suplencia",
+        "agency_id": PROCURADURIA,
+        "identity_verified": True,
+    },
+    "grantee": [{"agency_id": OWNER}, {"agency_id": CLINIC}, {"agency_id": SHELTER}],
+    "decision": "deny",
+    "period": {"start": "2026-01-01T00:00:00-06:00", "end": "2029-01-01T00:00:00-06:00"},
+    "policy_basis": [{"code": "lgdnna_art_106_suplencia"}],
+    "provision": [
+        {
+            "decision": "permit",
+            "actor": [{"agency_id": OWNER}, {"agency_id": CLINIC}, {"agency_id": SHELTER}],
+            "action": ["refer", "transfer"],
+        }
+    ],
+}
 
 
 @dataclass
@@ -50,12 +72,23 @@ class Hub:
             f"/v1/records/{record_id}?purpose=case_management", headers=self.headers(agency)
         )
 
-    def push(self, agency: str = OWNER, local_id: str = "EXP-1") -> str:
+    def push(self, agency: str = OWNER, local_id: str = "EXP-1", consent: bool = True) -> str:
+        """Push a record about a 14-year-old unaccompanied child and, unless ``consent`` is
+        False, record the Procuraduría's consent to refer or transfer it among the agencies
+        of these tests (reading without a referral stays closed)."""
         data = json.loads(EXAMPLE.read_text())
+        data["child"]["date_of_birth"] = "2012-05-10"
         answer = self.post(
             agency, "/v1/records", {"schema": "case-record/1", "local_id": local_id, "data": data}
         )
         assert answer.status_code == 201, answer.get_json()
+        if consent:
+            recorded = self.post(
+                PROCURADURIA,
+                f"/v1/children/{answer.get_json()['child_id']}/consents",
+                SHARING_CONSENT,
+            )
+            assert recorded.status_code == 201, recorded.get_json()["errors"]
         return str(answer.get_json()["record_id"])
 
     def outbox(self) -> list[OutboxMessage]:
@@ -88,6 +121,15 @@ def hub(app: Flask) -> Hub:
             tokens[agency_id], _ = store_token(
                 session, client_id=agency_id, scopes=SCOPES, agency_id=agency_id
             )
+        register_agency(
+            session, PROCURADURIA, PROCURADURIA, "state", "07", ["consent:write", "consent:read"]
+        )
+        tokens[PROCURADURIA], _ = store_token(
+            session,
+            client_id=PROCURADURIA,
+            scopes=["consent:write", "consent:read"],
+            agency_id=PROCURADURIA,
+        )
         tokens["reader-only"], _ = store_token(
             session, client_id=OWNER, scopes=["records:read"], agency_id=OWNER
         )
@@ -239,9 +281,10 @@ def test_transfer_moves_responsibility_only_when_the_recipient_accepts(hub: Hub)
     share = created.get_json()
     assert (share["kind"], share["status"], share["to"]) == ("transfer", "pending", CLINIC)
     assert hub.audit(share["audit_entry"])["action"] == "record_transferred"
-    # Pending: nothing moved, and the recipient may not read yet.
+    # Pending: nothing moved, and the recipient may not read yet (it knows of the record
+    # from the notification, so it hears why).
     assert hub.owner_of(record_id) == OWNER
-    assert hub.read(CLINIC, record_id).status_code == 404
+    assert hub.read(CLINIC, record_id).status_code == 403
     [requested] = hub.outbox()
     assert (requested.agency_id, requested.kind) == (CLINIC, "transfer.requested")
     assert requested.payload["share_id"] == share["id"]
@@ -305,7 +348,7 @@ def test_rejected_transfer_changes_nothing_and_can_be_proposed_again(hub: Hub) -
     assert (body["status"], body["decision_reason"]) == ("rejected", "Sin cupo.")
     assert hub.audit(body["audit_entry"])["action"] == "transfer_rejected"
     assert hub.owner_of(record_id) == OWNER
-    assert hub.read(CLINIC, record_id).status_code == 404
+    assert hub.read(CLINIC, record_id).status_code == 403
     assert [(m.agency_id, m.kind) for m in hub.outbox()] == [
         (CLINIC, "transfer.requested"),
         (OWNER, "transfer.rejected"),
@@ -393,3 +436,81 @@ def test_listing_shares(hub: Hub) -> None:
     assert listed(OWNER, "?role=received") == [] and listed(SHELTER, "") == []
     bad = hub.client.get("/v1/shares?status=maybe", headers=hub.headers(CLINIC))
     assert bad.status_code == 400
+
+
+# --- the consent decision for the recipient ------------------------------------------------
+
+
+def test_without_consent_referrals_and_transfers_are_denied_with_reasons(hub: Hub) -> None:
+    record_id = hub.push(consent=False)
+    for answer in (refer(hub, record_id), transfer(hub, record_id)):
+        assert answer.status_code == 403
+        problem = answer.get_json()
+        assert problem["type"].endswith("/consent-denied")
+        assert problem["decision"]["result"] == "deny"
+        entry = hub.audit(problem["decision"]["id"])
+        assert entry["outcome"] == "denied"
+        assert entry["decision"]["basis"] == "default_deny"
+    assert hub.outbox() == []
+    with db.database(hub.app).sessions() as session:
+        assert session.scalars(select(RecordShare)).all() == []
+
+
+def test_a_referral_carries_only_the_permitted_categories(hub: Hub) -> None:
+    record_id = hub.push(consent=False)
+    narrow = json.loads(json.dumps(SHARING_CONSENT))
+    narrow["provision"][0]["data_category"] = ["identity"]
+    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
+    assert hub.post(PROCURADURIA, f"/v1/children/{child_id}/consents", narrow).status_code == 201
+    answer = refer(hub, record_id)
+    assert answer.status_code == 201
+    assert answer.get_json()["categories"] == ["identity"]
+    read = hub.read(CLINIC, record_id).get_json()
+    assert read["decision"]["categories"] == ["identity"]
+    assert "health" not in read["data"]
+    # A transfer moves the whole case: a consent that covers only part of it is not enough.
+    refused = transfer(hub, record_id)
+    assert refused.status_code == 403
+    assert refused.get_json()["withheld_categories"]
+
+
+def test_a_revocation_withholds_queued_deliveries(hub: Hub) -> None:
+    from exchange.outbox import BatchResult, DeliveryPolicy, deliver_message
+
+    record_id = hub.push()
+    assert refer(hub, record_id).status_code == 201
+    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
+    consents = hub.client.get(
+        f"/v1/children/{child_id}/consents", headers=hub.headers(PROCURADURIA)
+    ).get_json()["consents"]
+    revoked = hub.post(
+        PROCURADURIA, f"/v1/consents/{consents[0]['id']}/revoke", {"reason": "Revocado."}
+    )
+    assert revoked.status_code == 200
+    assert hub.read(CLINIC, record_id).status_code == 403
+
+    class Unreachable:
+        def deliver(self, agency: Any, message: Any) -> None:
+            raise AssertionError("a withheld message must not be sent")
+
+    with hub.app.app_context(), db.database(hub.app).sessions() as session:
+        [message] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "record.referred")
+        ).all()
+        from datetime import UTC, datetime, timedelta
+
+        message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
+        session.commit()
+        result = BatchResult()
+        deliver_message(
+            session, message, Unreachable(), DeliveryPolicy.from_config(hub.app), result
+        )
+        session.refresh(message)
+        assert message.status == "withheld"
+        assert result.withheld == 1
+        denied = session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "record_referred", AuditEntry.outcome == "denied"
+            )
+        ).all()
+    assert denied and json.loads(denied[-1].entry)["reason_code"] == "delivery"

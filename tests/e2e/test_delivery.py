@@ -36,6 +36,7 @@ pytestmark = pytest.mark.e2e
 
 PUENTE = [sys.executable, "-m", "exchange.cli"]
 OWNER, RECIPIENT = "mx.chp.dif", "mx.chp.tapachula.dif"
+PROCURADURIA = "mx.chp.procuraduria"
 SCOPES = ["records:write", "records:read"]
 EXAMPLE_RECORD = (
     Path(__file__).resolve().parents[2] / "schemas/examples/case-record/1/valid/minimal.json"
@@ -130,7 +131,37 @@ def register(app: Flask, webhook_url: str) -> dict[str, str]:
             tokens[agency_id], _ = store_token(
                 session, client_id=agency_id, scopes=SCOPES, agency_id=agency_id
             )
+        register_agency(session, PROCURADURIA, PROCURADURIA, "state", "07", ["consent:write"])
+        tokens[PROCURADURIA], _ = store_token(
+            session, client_id=PROCURADURIA, scopes=["consent:write"], agency_id=PROCURADURIA
+        )
     return tokens
+
+
+def consent_to_refer(client: Any, token: str, child_id: str) -> None:
+    """The Procuraduría's consent (the child is unaccompanied) to refer the case to RECIPIENT."""
+    consent = {
+        "status": "active",
+        "grantor": {
+            "type": "procuraduria",
+            "representation": "suplencia",
+            "agency_id": PROCURADURIA,
+            "identity_verified": True,
+        },
+        "grantee": [{"agency_id": RECIPIENT}],
+        "decision": "deny",
+        "period": {"start": "2026-01-01T00:00:00-06:00", "end": "2029-01-01T00:00:00-06:00"},
+        "policy_basis": [{"code": "lgdnna_art_106_suplencia"}],
+        "provision": [
+            {"decision": "permit", "actor": [{"agency_id": RECIPIENT}], "action": ["refer"]}
+        ],
+    }
+    answer = client.post(
+        f"/v1/children/{child_id}/consents",
+        json=consent,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.get_json()
 
 
 @pytest.fixture
@@ -152,12 +183,15 @@ def test_referral_reaches_the_webhook_signed_by_the_hub(hub: Flask) -> None:
         tokens = register(hub, receiver.url)
         client = hub.test_client()
         auth = {"Authorization": f"Bearer {tokens[OWNER]}"}
-        data = json.loads(EXAMPLE_RECORD.read_text())
+        # An unaccompanied minor, for whom the Procuraduría consents.
+        data = json.loads(EXAMPLE_RECORD.with_name("typical.json").read_text())
+        data["child"]["date_of_birth"] = "2012-05-10"
         pushed = client.post(
             "/v1/records",
             json={"schema": "case-record/1", "local_id": "E-1", "data": data},
             headers=auth,
         ).get_json()
+        consent_to_refer(client, tokens[PROCURADURIA], pushed["child_id"])
         share = client.post(
             f"/v1/records/{pushed['record_id']}/referrals",
             json={"to": RECIPIENT, "purpose": "health_care", "categories": ["health"]},

@@ -20,7 +20,7 @@ from exchange.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 
-BASE = ["--name", "DIF Chiapas", "--level", "state", "--jurisdiction", "07"]
+BASE = ["--name", "DIF Chiapas", "--level", "state", "--kind", "state_dif", "--jurisdiction", "07"]
 SCOPES = ["--scope", "records:write", "--scope", "records:read"]
 
 
@@ -119,6 +119,8 @@ def test_add_with_a_public_key_file(hub: Path) -> None:
         "DIF Tapachula",
         "--level",
         "municipal",
+        "--kind",
+        "municipal_dif",
         "--jurisdiction",
         "07089",
         "--scope",
@@ -131,6 +133,8 @@ def test_add_with_a_public_key_file(hub: Path) -> None:
     assert [a["id"] for a in listed] == ["mx.chp.dif", "mx.chp.tapachula.dif"]
     assert listed[0]["has_secret"] is False
     assert listed[1]["level"] == "municipal"
+    assert (listed[0]["kind"], listed[1]["kind"]) == ("state_dif", "municipal_dif")
+    assert listed[0]["country"] is None
     assert listed[1]["keys"][0]["key_id"] == other["key_id"]
 
 
@@ -166,8 +170,8 @@ def test_bad_key_files_are_refused(hub: Path) -> None:
 
 def test_invalid_fields_are_listed(hub: Path) -> None:
     result = run(
-        "agency", "add", "MX.dif", "--name", "X", "--level", "municipal", "--jurisdiction", "07",
-        "--scope", "records:read", "--secret",
+        "agency", "add", "MX.dif", "--name", "X", "--level", "municipal", "--kind", "municipal_dif",
+        "--jurisdiction", "07", "--scope", "records:read", "--secret",
     )  # fmt: skip
     refused(result, "MX.dif", "municipality")
     # No credential at all is a usage error.
@@ -214,6 +218,9 @@ def test_disable_enable_and_webhook(hub: Path) -> None:
     assert run("agency", "set-webhook", "mx.chp.dif", "https://dif.example/puente").exit_code == 0
     assert run_json("agency", "list")["agencies"][0]["webhook_url"] == "https://dif.example/puente"
     refused(run("agency", "set-webhook", "mx.chp.dif", "ftp://dif.example"), "http(s)")
+    # Offices that collect files get notifications in a folder (the file drop).
+    assert run("agency", "set-webhook", "mx.chp.dif", "file-drop").exit_code == 0
+    assert run_json("agency", "list")["agencies"][0]["webhook_url"] == "file-drop"
     assert run("agency", "set-webhook", "mx.chp.dif", "-").exit_code == 0
     assert run_json("agency", "list")["agencies"][0]["webhook_url"] is None
 
@@ -227,3 +234,43 @@ def test_disable_enable_and_webhook(hub: Path) -> None:
     )
     assert run("agency", "enable", "mx.chp.dif").exit_code == 0
     assert token_with_private_key(Path(added["private_key"]), "mx.chp.dif").status_code == 200
+
+
+def test_kind_is_required_checked_and_shown(hub: Path) -> None:
+    plain = ["--name", "Consulado", "--level", "state", "--jurisdiction", "07", *SCOPES]
+    missing = run("agency", "add", "gt.consulado", *plain, "--secret")
+    assert missing.exit_code == 2 and "--kind" in missing.output
+    unknown = run("agency", "add", "gt.consulado", *plain, "--kind", "consulate", "--secret")
+    assert unknown.exit_code == 2
+    assert "unknown kind 'consulate'" in unknown.output
+    assert "foreign_authority: Foreign authority" in unknown.output  # each code explained
+    spanish = run(
+        "agency", "add", "gt.consulado", *plain, "--kind", "consulado", "--secret", "--lang", "es"
+    )
+    assert "tipo 'consulado' desconocido" in spanish.output
+    assert "foreign_authority: Autoridad extranjera" in spanish.output
+    # A foreign authority needs its country; nobody else has one.
+    foreign = [*plain, "--kind", "foreign_authority", "--secret"]
+    refused(run("agency", "add", "gt.consulado", *foreign), "needs the country")
+    refused(run("agency", "add", "gt.consulado", *foreign, "--country", "MX"), "other than MX")
+    refused(
+        run("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--country", "GT", "--secret"),
+        "Only a foreign authority",
+    )
+    added = run_json("agency", "add", "gt.consulado", *foreign, "--country", "gt")
+    assert added["agency_id"] == "gt.consulado"
+    listed = run_json("agency", "list")["agencies"]
+    assert [(a["kind"], a["country"]) for a in listed] == [("foreign_authority", "GT")]
+    assert "foreign_authority (GT)" in run("agency", "list").output
+    assert run_json("agency", "list") == {"agencies": listed}
+
+
+def test_set_kind(hub: Path) -> None:
+    run_json("agency", "add", "mx.fed.inm", *BASE, *SCOPES, "--secret")
+    changed = run("agency", "set-kind", "mx.fed.inm", "--kind", "immigration_enforcement")
+    assert changed.exit_code == 0, changed.output
+    assert run_json("agency", "list")["agencies"][0]["kind"] == "immigration_enforcement"
+    refused(run("agency", "set-kind", "mx.fed.inm", "--kind", "oversight", "--country", "GT"))
+    assert run("agency", "set-kind", "mx.fed.inm", "--kind", "nope").exit_code == 2
+    refused(run("agency", "set-kind", "mx.nadie.dif", "--kind", "oversight"), "mx.nadie.dif")
+    assert run_json("agency", "list")["agencies"][0]["kind"] == "immigration_enforcement"

@@ -44,6 +44,8 @@ def test_audit_verify_runs_without_flask_or_sqlalchemy(
             "DIF Chiapas",
             "--level",
             "state",
+            "--kind",
+            "state_dif",
             "--jurisdiction",
             "07",
             "--scope",

@@ -54,7 +54,7 @@ def test_demo_seeds_once_and_prints_a_working_example(
     credentials = tmp_path / "instance" / "demo" / "credentials.json"
     assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
     secrets = json.loads(credentials.read_text())
-    assert set(secrets) == {agency.id for agency in AGENCIES}
+    assert set(secrets) == {agency.id for agency in AGENCIES} | {"people"}
     assert secrets["mx.chp.dif"] in first.output
 
     again = runner.invoke(main, ["demo", "--no-serve"])

@@ -1,0 +1,495 @@
+"""API blueprint: consents, the child's views, decisions (dry run), access requests, grants and
+emergency overrides. The services are in :mod:`exchange.consents`; every route here checks
+the body, calls one service, commits (the audit entry is in the same transaction) and answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy.orm import Session
+
+import consent
+from consent import ConsentError, Decision
+from exchange import db
+from exchange.api.record_reads import DECISION_HEADER
+from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.consent_store import AccessRequestRow, GrantRow
+from exchange.consents import (
+    ConsentProblem,
+    active_grants,
+    decide_request,
+    find_consent,
+    list_consents,
+    may_see_request,
+    open_override,
+    pending_queue,
+    record_consent,
+    record_views,
+    request_access,
+    require_acts_for,
+    review_override,
+    review_views,
+    revoke_consent,
+)
+from exchange.crypto import data_keyring
+from exchange.disclosure import ChildContext, audit_decision, evaluate, load_child
+from exchange.httpbasics import require_json
+from exchange.problems import Problem, negotiated_language
+from schemas.registry import default_registry
+
+bp = Blueprint("consents", __name__)
+
+FHIR_JSON = "application/fhir+json"
+
+
+# -- plumbing ----------------------------------------------------------------------------------
+
+
+def _errors(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    lang = negotiated_language()
+    return [
+        {
+            "pointer": error.get("pointer", ""),
+            "message": error["message_es"] if lang == "es" else error["message_en"],
+            **({"code": error["code"]} if "code" in error else {}),
+        }
+        for error in errors
+    ]
+
+
+@contextmanager
+def _answering(session: Session) -> Iterator[None]:
+    """Turn the services' refusals into problems (nothing they wrote is kept)."""
+    try:
+        yield
+    except ConsentProblem as problem:
+        session.rollback()
+        extra = {"errors": _errors(problem.errors)} if problem.errors else {}
+        raise Problem(problem.kind, (problem.es, problem.en), **extra) from problem
+    except ConsentError as error:
+        session.rollback()
+        raise Problem(
+            "validation",
+            ("La solicitud no es válida.", "The request is not valid."),
+            errors=_errors(
+                [
+                    {
+                        "pointer": error.pointer,
+                        "message_es": error.message_es,
+                        "message_en": error.message_en,
+                    }
+                ]
+            ),
+        ) from error
+    except LookupError as error:
+        session.rollback()
+        raise _not_found() from error
+
+
+def _not_found() -> Problem:
+    return Problem(
+        "not-found",
+        ("No existe o no tiene acceso a ello.", "It does not exist, or you have no access to it."),
+    )
+
+
+def _body(schema: tuple[str, int] | None = None) -> dict[str, Any]:
+    body = require_json()
+    if not isinstance(body, dict):
+        raise Problem(
+            "validation",
+            ("Se esperaba un objeto JSON.", "Expected a JSON object."),
+            errors=[{"pointer": "", "message": "object"}],
+        )
+    if schema is not None:
+        failures = default_registry().validator(*schema).validate(body)
+        if failures:
+            lang = negotiated_language()
+            raise Problem(
+                "validation",
+                ("El documento no es válido.", "The document is not valid."),
+                errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
+            )
+    return body
+
+
+def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = body.get(key)
+    if isinstance(value, str) and value.strip():
+        return value.strip()[:2000]
+    if not required and value is None:
+        return ""
+    raise Problem(
+        "validation",
+        (f"Falta «{key}» (texto).", f"'{key}' (text) is required."),
+        errors=[{"pointer": f"/{key}", "message": "required"}],
+    )
+
+
+def _flag(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key)
+    if isinstance(value, bool):
+        return value
+    raise Problem(
+        "validation",
+        (f"«{key}» debe ser true o false.", f"'{key}' must be true or false."),
+        errors=[{"pointer": f"/{key}", "message": "boolean"}],
+    )
+
+
+def _instant(body: dict[str, Any], key: str) -> datetime | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    try:
+        return as_utc(datetime.fromisoformat(str(value)))
+    except ValueError:
+        raise Problem(
+            "validation",
+            (f"«{key}» no es una fecha y hora ISO 8601.", f"'{key}' is not an ISO 8601 date-time."),
+            errors=[{"pointer": f"/{key}", "message": "date-time"}],
+        ) from None
+
+
+def _child(session: Session, child_id: str) -> ChildContext:
+    try:
+        return load_child(session, child_id)
+    except LookupError:
+        raise _not_found() from None
+
+
+def _created(answer: dict[str, Any], entry: str, status: int = 201) -> Any:
+    response = jsonify({**answer, "audit_entry": entry})
+    response.status_code = status
+    return response
+
+
+def _in(session: Session, run: Callable[[], tuple[dict[str, Any], str]], status: int = 201) -> Any:
+    with _answering(session):
+        answer, entry = run()
+    session.commit()
+    return _created(answer, entry, status)
+
+
+# -- consents and views ------------------------------------------------------------------------
+
+
+@bp.post("/v1/children/<child_id>/consents")
+@require_scope("consent:write")
+def create_consent(child_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body()
+    body.setdefault("child_id", child_id)
+    failures = default_registry().validator("consent", 1).validate(body)
+    if failures:
+        lang = negotiated_language()
+        raise Problem(
+            "validation",
+            ("El consentimiento no es válido.", "The consent is not valid."),
+            errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
+        )
+    child = _child(session, child_id)
+
+    def run() -> tuple[dict[str, Any], str]:
+        stored = record_consent(session, actor, child, body)
+        return {"id": stored.id, "consent": stored.document}, stored.audit_entry
+
+    return _in(session, run)
+
+
+@bp.get("/v1/children/<child_id>/consents")
+@require_scope("consent:read")
+def child_consents(child_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    child = _child(session, child_id)
+    with _answering(session):
+        found = list_consents(session, actor, child)
+    return jsonify({"child_id": child.child_id, "consents": found})
+
+
+@bp.get("/v1/consents/<consent_id>")
+@require_scope("consent:read")
+def get_consent(consent_id: str) -> Any:
+    """One consent; ``?format=fhir`` (or ``Accept: application/fhir+json``) answers it as a
+    FHIR R5 Consent resource."""
+    session, actor = db.session(), current_actor()
+    with _answering(session):
+        row, child = find_consent(session, consent_id)
+        require_acts_for(session, actor, child)
+        document = row.open(data_keyring())
+    wants_fhir = request.args.get("format") == "fhir" or (
+        request.accept_mimetypes.best_match(["application/json", FHIR_JSON]) == FHIR_JSON
+    )
+    if wants_fhir:
+        from exchange.fhir_export import consent_to_fhir
+
+        resource = consent_to_fhir(consent.Consent.from_json(document))
+        response = jsonify(resource)
+        response.mimetype = FHIR_JSON
+        return response
+    return jsonify({"id": row.id, "consent": document})
+
+
+@bp.post("/v1/consents/<consent_id>/revoke")
+@require_scope("consent:write")
+def revoke(consent_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    reason = _text(_body(), "reason")
+
+    def run() -> tuple[dict[str, Any], str]:
+        document, notified, entry = revoke_consent(session, actor, consent_id, reason)
+        return {"id": consent_id, "consent": document, "notified": notified}, entry
+
+    return _in(session, run, 200)
+
+
+@bp.post("/v1/children/<child_id>/views")
+@require_scope("consent:write")
+def create_views(child_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body()
+    child = _child(session, child_id)
+
+    def run() -> tuple[dict[str, Any], str]:
+        view, entry = record_views(session, actor, child, body)
+        return {"id": view.id, "views": view.to_json()}, entry
+
+    return _in(session, run)
+
+
+def _reviewed(service: Callable[..., tuple[dict[str, Any], str]], row_id: str, key: str) -> Any:
+    """A Procuraduría review (``{upheld, reason}``) of a views record or an override."""
+    session, actor = db.session(), current_actor()
+    body = _body()
+    upheld, reason = _flag(body, "upheld"), _text(body, "reason")
+
+    def run() -> tuple[dict[str, Any], str]:
+        document, entry = service(session, actor, row_id, upheld, reason)
+        return {"id": row_id, key: document}, entry
+
+    return _in(session, run, 200)
+
+
+@bp.post("/v1/views/<view_id>/review")
+@require_scope("consent:write")
+def review_child_views(view_id: str) -> Any:
+    return _reviewed(review_views, view_id, "views")
+
+
+# -- decisions (dry run) -----------------------------------------------------------------------
+
+
+def _engine_actor_for(session: Session, caller: Actor, doc: Any) -> consent.Actor:
+    """The actor a dry run is about: the caller, or an agency or person registered here."""
+    if doc is None:
+        return caller.for_consent()
+    if not isinstance(doc, dict):
+        raise ConsentError("Se esperaba un objeto.", "Expected an object.", pointer="/actor")
+    if "kind" in doc:
+        return consent.Actor.from_json(doc)
+    if doc.get("person_id"):
+        from exchange.disclosure import person_actor
+
+        found = person_actor(session, str(doc["person_id"]))
+    elif doc.get("agency_id"):
+        from exchange.disclosure import recipient_actor
+
+        found = recipient_actor(session, str(doc["agency_id"]))
+    else:
+        raise ConsentError(
+            "Indique agency_id, person_id o kind.",
+            "Give agency_id, person_id or kind.",
+            pointer="/actor",
+        )
+    return found
+
+
+def _decision_answer(decision: Decision, decision_id: str) -> dict[str, Any]:
+    return {"id": decision_id, **decision.to_json()}
+
+
+@bp.post("/v1/decisions")
+@require_scope("consent:read")
+def dry_run() -> Any:
+    session, caller = db.session(), current_actor()
+    body = _body()
+    child_id = body.get("child_id")
+    if not isinstance(child_id, str):
+        raise Problem(
+            "validation",
+            ("Falta child_id.", "child_id is required."),
+            errors=[{"pointer": "/child_id", "message": "required"}],
+        )
+    child = _child(session, child_id)
+    with _answering(session):
+        require_acts_for(session, caller, child)
+        engine_for = _engine_actor_for(session, caller, body.get("actor"))
+        record_id = body.get("record_id")
+        owner = None
+        if isinstance(record_id, str):
+            owner = next((r.owner_agency for r in child.records if r.id == record_id), None)
+        decision = evaluate(
+            child,
+            engine_for,
+            str(body.get("action", "read")),
+            str(body.get("purpose", "")),
+            body.get("categories") or consent.ALL_CATEGORIES,
+            owner_agency_id=owner,
+            record_id=record_id if isinstance(record_id, str) else None,
+        )
+        entry = audit_decision(
+            session,
+            caller,
+            decision,
+            audit_action="decision_evaluated",
+            purpose=decision_purpose(body),
+            child_id=child.child_id,
+            detail="dry_run",
+        )
+    session.commit()
+    response = jsonify(
+        {"request": {"actor": engine_for.to_json()}, **_decision_answer(decision, entry)}
+    )
+    response.headers[DECISION_HEADER] = entry
+    return response
+
+
+def decision_purpose(body: dict[str, Any]) -> str | None:
+    purpose = body.get("purpose")
+    return purpose if purpose in consent.PURPOSES else None
+
+
+# -- access requests and grants ----------------------------------------------------------------
+
+
+def _request_json(row: AccessRequestRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "child_id": row.child_id,
+        "status": row.status,
+        "purpose": row.purpose,
+        "categories": list(row.categories),
+        "until": as_utc(row.until).isoformat(),
+        "requester": {
+            key: value
+            for key, value in (
+                ("agency_id", row.requester_agency),
+                ("person_id", row.requester_person),
+            )
+            if value
+        },
+        "decision": row.decision,
+        "grant_id": row.grant_id,
+        "decided_by": row.decided_by,
+        "decision_reason": row.decision_reason,
+        "created_at": as_utc(row.created_at).isoformat(),
+        "decided_at": as_utc(row.decided_at).isoformat() if row.decided_at else None,
+    }
+
+
+def _grant_json(row: GrantRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "request_id": row.request_id,
+        **row.document,
+        "until": as_utc(row.until).isoformat(),
+    }
+
+
+@bp.post("/v1/access-requests")
+@require_scope("access:request")
+def create_access_request() -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body(("access-request", 1))
+    child = _child(session, body["child_id"])
+
+    def run() -> tuple[dict[str, Any], str]:
+        row, entry = request_access(session, actor, child, body)
+        return _request_json(row), entry
+
+    return _in(session, run)
+
+
+@bp.get("/v1/access-requests/<request_id>")
+@require_scope()
+def get_access_request(request_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    row = session.get(AccessRequestRow, request_id)
+    if row is None or not may_see_request(session, actor, row):
+        raise _not_found()
+    return jsonify(_request_json(row))
+
+
+@bp.get("/v1/access-requests")
+@require_scope("access:decide")
+def access_request_queue() -> Any:
+    session, actor = db.session(), current_actor()
+    status = request.args.get("status", "pending")
+    if status not in ("pending", "granted", "denied"):
+        raise Problem(
+            "validation",
+            ("status: pending, granted o denied.", "status: pending, granted or denied."),
+            errors=[{"pointer": "", "parameter": "status", "message": "enum"}],
+        )
+    rows = pending_queue(session, actor, status)
+    return jsonify({"status": status, "access_requests": [_request_json(r) for r in rows]})
+
+
+@bp.post("/v1/access-requests/<request_id>/decision")
+@require_scope("access:decide")
+def decide_access_request(request_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body()
+    approve, reason, until = _flag(body, "approve"), _text(body, "reason"), _instant(body, "until")
+
+    def run() -> tuple[dict[str, Any], str]:
+        row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)
+        answer = _request_json(row)
+        if grant is not None:
+            answer["grant"] = _grant_json(grant)
+        return answer, entry
+
+    return _in(session, run, 200)
+
+
+@bp.get("/v1/grants")
+@require_scope()
+def my_grants() -> Any:
+    session, actor = db.session(), current_actor()
+    return jsonify({"grants": [_grant_json(row) for row in active_grants(session, actor)]})
+
+
+# -- emergency overrides -----------------------------------------------------------------------
+
+
+@bp.post("/v1/overrides")
+@require_scope("override")
+def create_override() -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body(("override", 1))
+    if actor.person_id is None or "override_officer" not in actor.roles:
+        raise Problem(
+            "forbidden",
+            (
+                "Solo una persona con el rol de oficial de acceso de emergencia puede abrirlo.",
+                "Only a person with the override officer role can open an emergency override.",
+            ),
+        )
+    child = _child(session, body["child_id"])
+
+    def run() -> tuple[dict[str, Any], str]:
+        document, entry = open_override(session, actor, child, body)
+        return {"id": document["id"], "override": document}, entry
+
+    return _in(session, run)
+
+
+@bp.post("/v1/overrides/<override_id>/review")
+@require_scope("consent:write")
+def review(override_id: str) -> Any:
+    return _reviewed(review_override, override_id, "override")

@@ -1,0 +1,293 @@
+"""API blueprint: reading case records for a purpose, each read decided by the consent engine.
+
+Reads need ``records:read`` and a ``purpose``. Every read is a decision (permit or deny)
+written to the audit log; the answer holds only the fields of the permitted categories and
+names the withheld ones, and ``Puente-Decision`` carries the decision id.
+
+A denied read answers ``403 consent-denied`` with the reasons only to a caller that already
+knows of the record (it was referred or transferred to it, or it asked for access to the
+child); anyone else gets the same ``404`` as for a record that does not exist, so the API
+never says whether a record exists — nor, through a hard rule's reasons, that a child seeks
+asylum.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from consent import ALL_CATEGORIES
+from exchange import db
+from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.consent_store import AccessRequestRow
+from exchange.crypto import data_keyring
+from exchange.disclosure import ChildContext, Disclosure, decide_disclosure, load_child, redact
+from exchange.problems import Problem, localized
+from exchange.records import (
+    Record,
+    describe_record,
+    describe_version,
+    latest_body,
+    list_versions,
+)
+from schemas.registry import default_registry
+
+bp = Blueprint("record_reads", __name__)
+
+DECISION_HEADER = "Puente-Decision"
+
+
+@functools.cache
+def purposes() -> tuple[str, ...]:
+    """The purpose codes of ``common/1#/$defs/purpose``."""
+    common = default_registry().document("common", 1)
+    return tuple(common["$defs"]["purpose"]["enum"])
+
+
+def read_purpose() -> str:
+    """The ``purpose`` query parameter: no purpose, no data."""
+    value = request.args.get("purpose")
+    if value in purposes():
+        return value  # type: ignore[return-value]
+    known = ", ".join(purposes())
+    if not value:
+        message = (
+            f"Indique la finalidad de la consulta (?purpose=…): {known}.",
+            f"State the purpose of the read (?purpose=…): {known}.",
+        )
+    else:
+        message = (
+            f"Finalidad desconocida «{value}»; las finalidades son: {known}.",
+            f"Unknown purpose '{value}'; the purposes are: {known}.",
+        )
+    raise Problem(
+        "validation",
+        message,
+        errors=[{"pointer": "", "parameter": "purpose", "message": localized(*message)}],
+    )
+
+
+def not_found() -> Problem:
+    # The same answer whether the record does not exist or the caller may not know of it.
+    return Problem(
+        "not-found",
+        (
+            "No existe ese expediente o no tiene acceso a él.",
+            "There is no such record, or you have no access to it.",
+        ),
+    )
+
+
+def consent_denied(disclosure: Disclosure) -> Problem:
+    decision = disclosure.decision
+    return Problem(
+        "consent-denied",
+        (
+            "La decisión de consentimiento no permite esta divulgación. "
+            + decision.explanation("es"),
+            "The consent decision does not permit this disclosure. " + decision.explanation("en"),
+        ),
+        decision=decision_json(disclosure),
+        headers={DECISION_HEADER: disclosure.decision_id},
+    )
+
+
+def decision_json(disclosure: Disclosure) -> dict[str, Any]:
+    return {"id": disclosure.decision_id, **disclosure.decision.to_json()}
+
+
+# -- what a read carries out -------------------------------------------------------------------
+
+
+def read_scope(session: Session, actor: Actor, record: Record) -> tuple[str, frozenset[str]]:
+    """The action and categories a read by ``actor`` carries out.
+
+    The owner reads its own record (``read``). An agency that holds an accepted referral reads
+    what the referral brought it: the decision is made again for the referral (``refer``, its
+    categories), so a revocation or an objection recorded since stops it. Anyone else asks
+    to ``read`` every category, and the engine decides what they may see.
+    """
+    if actor.agency_id is not None and actor.agency_id != record.owner_agency:
+        categories = (
+            session.connection()
+            .execute(_referral_statement(), {"record_id": record.id, "agency_id": actor.agency_id})
+            .scalar()
+        )
+        if categories is not None:
+            return "refer", frozenset(categories) or ALL_CATEGORIES
+    return "read", ALL_CATEGORIES
+
+
+@functools.cache
+def _referral_statement() -> Any:
+    # Built once: it runs on every read by an agency that does not own the record.
+    from exchange.sharing import RecordShare
+
+    return (
+        select(RecordShare.categories)
+        .where(
+            RecordShare.record_id == bindparam("record_id"),
+            RecordShare.agency_id == bindparam("agency_id"),
+            RecordShare.kind == "referral",
+            RecordShare.status == "accepted",
+        )
+        .order_by(RecordShare.created_at.desc())
+        .limit(1)
+    )
+
+
+def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> bool:
+    """Whether ``actor`` already knows the record exists: it owns it, it was referred or
+    transferred to it, or the caller asked for access to the child."""
+    from exchange.sharing import RecordShare
+
+    if actor.agency_id is not None:
+        if actor.agency_id == record.owner_agency:
+            return True
+        shared = session.scalars(
+            select(RecordShare.id)
+            .where(RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id)
+            .limit(1)
+        ).first()
+        if shared is not None:
+            return True
+    asked = select(AccessRequestRow.id).where(AccessRequestRow.child_id.in_(child.family))
+    if actor.person_id is not None:
+        asked = asked.where(AccessRequestRow.requester_person == actor.person_id)
+    elif actor.agency_id is not None:
+        asked = asked.where(
+            AccessRequestRow.requester_agency == actor.agency_id,
+            AccessRequestRow.requester_person.is_(None),
+        )
+    return session.scalars(asked.limit(1)).first() is not None
+
+
+def decide_read(
+    session: Session,
+    actor: Actor,
+    record: Record,
+    purpose: str,
+    audit_action: str,
+    child: ChildContext | None = None,
+    **audit_fields: Any,
+) -> Disclosure:
+    child = child or load_child(session, record.child_id)
+    action, categories = read_scope(session, actor, record)
+    return decide_disclosure(
+        session,
+        actor,
+        child,
+        action=action,
+        purpose=purpose,
+        categories=categories,
+        audit_action=audit_action,
+        record=record,
+        **audit_fields,
+    )
+
+
+def refuse(session: Session, actor: Actor, record: Record, disclosure: Disclosure) -> Problem:
+    """Commit the denied decision's audit entry and say no, as :mod:`this module <.>` explains."""
+    child = load_child(session, record.child_id)
+    known = knows_of(session, actor, record, child)
+    session.commit()
+    return consent_denied(disclosure) if known else not_found()
+
+
+def _answered(answer: dict[str, Any], decision_ids: list[str]) -> Any:
+    response = jsonify(answer)
+    if decision_ids:
+        response.headers[DECISION_HEADER] = ", ".join(decision_ids)
+    return response
+
+
+def record_json(
+    session: Session, actor: Actor, record: Record, purpose: str, child: ChildContext
+) -> tuple[dict[str, Any] | None, Disclosure]:
+    """The latest version of ``record`` redacted to what the decision permits (``None`` when
+    it permits nothing), and the decision (its audit entry is in the session)."""
+    body = latest_body(session, data_keyring(), record)
+    disclosure = decide_read(
+        session,
+        actor,
+        record,
+        purpose,
+        "record.read",
+        child,
+        record_version=record.latest_version,
+        body_sha256=body.version.body_sha256,
+    )
+    if not disclosure.permitted:
+        return None, disclosure
+    # What the decision withheld, not what was cut from this document: the difference would
+    # tell the reader which categories the record does not hold.
+    data, _cut = redact(record.schema_ref, body.data, disclosure.decision)
+    withheld = disclosure.decision.withheld
+    answer = {
+        **describe_record(record, child.child_id),
+        "pushed_at": as_utc(body.version.pushed_at).isoformat(),
+        "body_sha256": body.version.body_sha256,
+        "data": data,
+        "withheld_categories": list(withheld),
+        "decision": decision_json(disclosure),
+    }
+    return answer, disclosure
+
+
+@bp.get("/v1/records/<record_id>")
+@require_scope("records:read")
+def read_record(record_id: str) -> Any:
+    purpose = read_purpose()
+    session, actor = db.session(), current_actor()
+    record = session.get(Record, record_id)
+    if record is None:
+        raise not_found()
+    child = load_child(session, record.child_id)
+    answer, disclosure = record_json(session, actor, record, purpose, child)
+    if answer is None:
+        raise refuse(session, actor, record, disclosure)
+    session.commit()
+    return _answered(answer, [disclosure.decision_id])
+
+
+@bp.get("/v1/records/<record_id>/versions")
+@require_scope("records:read")
+def record_versions(record_id: str) -> Any:
+    purpose = read_purpose()
+    session, actor = db.session(), current_actor()
+    record = session.get(Record, record_id)
+    if record is None:
+        raise not_found()
+    disclosure = decide_read(session, actor, record, purpose, "record.versions_listed")
+    if not disclosure.permitted:
+        raise refuse(session, actor, record, disclosure)
+    child = load_child(session, record.child_id)
+    versions = [describe_version(version) for version in list_versions(session, record)]
+    answer = {"record_id": record.id, "child_id": child.child_id, "versions": versions}
+    session.commit()
+    return _answered(answer, [disclosure.decision_id])
+
+
+@bp.get("/v1/children/<child_id>/records")
+@require_scope("records:read")
+def child_records(child_id: str) -> Any:
+    purpose = read_purpose()
+    session, actor = db.session(), current_actor()
+    # Follows merges both ways: the child this id now is, and every child merged into it.
+    # A child with nothing the caller may read answers an empty list, never 404, so the
+    # answer does not say whether the child exists. Every record is decided (and audited).
+    try:
+        child = load_child(session, child_id)
+    except LookupError:
+        return jsonify({"child_id": child_id, "records": []})
+    reads = [record_json(session, actor, record, purpose, child) for record in child.records]
+    session.commit()
+    answer = {
+        "child_id": child_id,
+        "records": [answer for answer, _ in reads if answer is not None],
+    }
+    return _answered(answer, [disclosure.decision_id for answer, disclosure in reads if answer])

@@ -1,0 +1,209 @@
+"""``puente person …``: register people, disable them, issue and revoke personal access tokens.
+
+Every command runs in one transaction with its audit entry; refusals (an unknown agency, a scope
+the person's roles do not allow, a duplicate e-mail) end with a message in Spanish or English
+and exit code 1. A token is printed once: only its hash is stored.
+"""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+
+from exchange import db
+from exchange.auth import SCOPES
+from exchange.cli import language_option, print_json, with_hub
+from exchange.cli.agencies import _say, _transaction, json_option
+from exchange.people import (
+    DEFAULT_TOKEN_DAYS,
+    MAX_TOKEN_DAYS,
+    PERSON_ROLES,
+    ROLE_SCOPES,
+    add_person,
+    describe,
+    disable_person,
+    issue_token,
+    list_people,
+    list_tokens,
+    revoke_token,
+)
+
+
+@click.group("person")
+def person_group() -> None:
+    """People: legal representatives, consent and override officers, auditors, administrators."""
+
+
+def _roles_help() -> str:
+    return "; ".join(f"{role}: {' '.join(sorted(ROLE_SCOPES[role]))}" for role in PERSON_ROLES)
+
+
+@person_group.command("add")
+@click.option("--name", required=True, help="Full name (shown to people, never audited).")
+@click.option("--email", required=True, help="E-mail address; one person per address.")
+@click.option("--agency", "agency_id", required=True, help="Id of the agency the person is with.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    required=True,
+    type=click.Choice(PERSON_ROLES),
+    help="Repeat for several roles.",
+)
+@click.option(
+    "--jurisdiction",
+    help="INEGI code the person covers; default the agency's (may only narrow it).",
+)
+@click.option("--id", "person_id", help="A readable id (default: a generated per_… id).")
+@json_option
+@language_option
+@with_hub
+def add_command(
+    app: Flask,
+    name: str,
+    email: str,
+    agency_id: str,
+    roles: tuple[str, ...],
+    jurisdiction: str | None,
+    person_id: str | None,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Register a person of an agency with one or more roles."""
+    with _transaction(app, lang) as session:
+        person = add_person(
+            session,
+            name=name,
+            email=email,
+            agency_id=agency_id,
+            roles=roles,
+            jurisdiction=jurisdiction,
+            person_id=person_id,
+        )
+        answer = describe(person)
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        _say(lang, f"Persona {answer['id']} registrada.", f"Person {answer['id']} registered.")
+    )
+    click.echo(f"  {' '.join(answer['roles'])}  {answer['agency_id']}  {answer['jurisdiction']}")
+
+
+@person_group.command("list")
+@click.option("--agency", "agency_id", help="Only the people of this agency.")
+@json_option
+@language_option
+@with_hub
+def list_command(app: Flask, agency_id: str | None, as_json: bool, lang: str) -> None:
+    """List people with their roles, state and working tokens."""
+    with db.database(app).sessions() as session:
+        people = [
+            describe(person, list_tokens(session, person.id))
+            for person in list_people(session, agency_id)
+        ]
+    if as_json:
+        print_json({"people": people})
+        return
+    if not people:
+        click.echo(_say(lang, "No hay personas registradas.", "No people registered."))
+    for person in people:
+        state = (
+            _say(lang, "activa", "active")
+            if person["active"]
+            else _say(lang, "DESACTIVADA", "DISABLED")
+        )
+        click.echo(
+            f"{person['id']}  {person['agency_id']}  {person['jurisdiction']}  {state}  "
+            f"{' '.join(person['roles'])}  "
+            + _say(lang, f"tokens: {len(person['tokens'])}", f"tokens: {len(person['tokens'])}")
+            + f"  {person['name']} <{person['email']}>"
+        )
+
+
+@person_group.command("disable")
+@click.argument("person_id")
+@language_option
+@with_hub
+def disable_command(app: Flask, person_id: str, lang: str) -> None:
+    """Disable a person: their tokens stop working at once."""
+    with _transaction(app, lang) as session:
+        revoked = disable_person(session, person_id)
+    click.echo(
+        _say(
+            lang,
+            f"Persona {person_id} desactivada; {revoked} token(s) revocado(s).",
+            f"Person {person_id} disabled; {revoked} token(s) revoked.",
+        )
+    )
+
+
+@person_group.command("token")
+@click.argument("person_id")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(SCOPES),
+    help="Repeat. Allowed by role: " + _roles_help() + ".",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, MAX_TOKEN_DAYS),
+    default=DEFAULT_TOKEN_DAYS,
+    show_default=True,
+    help=f"Lifetime in days (at most {MAX_TOKEN_DAYS}).",
+)
+@click.option("--name", help='A label for the token ("portátil", "reports script").')
+@json_option
+@language_option
+@with_hub
+def token_command(
+    app: Flask,
+    person_id: str,
+    scopes: tuple[str, ...],
+    days: int,
+    name: str | None,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Issue a personal access token; it is shown once and stored only as a hash."""
+    with _transaction(app, lang) as session:
+        issued = issue_token(session, person_id, scopes, days=days, name=name)
+    answer = issued.to_json()
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        _say(
+            lang,
+            f"Token {issued.token_id} para {person_id}, vence {answer['expires_at']}:",
+            f"Token {issued.token_id} for {person_id}, expires {answer['expires_at']}:",
+        )
+    )
+    click.echo(f"  {issued.token}")
+    click.echo(
+        _say(
+            lang,
+            "  Guárdelo ahora: no se vuelve a mostrar.",
+            "  Store it now: it is not shown again.",
+        )
+    )
+
+
+@person_group.command("revoke-token")
+@click.argument("token_id", type=int)
+@language_option
+@with_hub
+def revoke_token_command(app: Flask, token_id: int, lang: str) -> None:
+    """Revoke a personal access token at once."""
+    with _transaction(app, lang) as session:
+        person_id = revoke_token(session, token_id)
+    click.echo(
+        _say(
+            lang,
+            f"Token {token_id} de {person_id} revocado.",
+            f"Token {token_id} of {person_id} revoked.",
+        )
+    )

@@ -1,0 +1,199 @@
+"""Where the hub keeps what the consent engine decides on: consents, the child's views,
+emergency overrides, access requests and the grants made on them.
+
+Each row keeps the document in the pure model's JSON form (``consent.Consent.to_json()`` and
+friends), encrypted under the data keyring like record bodies: consents name grantors, views
+hold the child's own words and overrides a justification. A few columns repeat what queries
+need (child, status, times, who) in clear.
+
+Loading a child's inputs for a decision (:func:`child_inputs`) reads every row of the child
+family (merged children included) and parses them back into the pure models.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from consent import ChildView, Consent, Grant, Override, WithholdFrom
+from exchange.crypto import DataKeyring
+from exchange.db import Base
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+class _Sealed:
+    """A document encrypted under the data keyring (nonce ‖ ciphertext) and its key id."""
+
+    document_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    data_key_id: Mapped[str] = mapped_column(String(64))
+
+    def seal(self, keyring: DataKeyring, document: dict[str, Any]) -> None:
+        plaintext = json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+        self.data_key_id, self.document_ciphertext = keyring.encrypt(plaintext)
+
+    def open(self, keyring: DataKeyring) -> dict[str, Any]:
+        document: dict[str, Any] = json.loads(
+            keyring.decrypt(self.data_key_id, self.document_ciphertext)
+        )
+        return document
+
+
+class ConsentRow(_Sealed, Base):
+    __tablename__ = "consent"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    recorded_by_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    recorded_by_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ChildViewRow(_Sealed, Base):
+    __tablename__ = "child_view"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    position: Mapped[str] = mapped_column(String(30))
+    #: The consent the views were recorded with, when they came inside one.
+    consent_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    recorded_by_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class OverrideRow(_Sealed, Base):
+    __tablename__ = "emergency_override"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    opened_by_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    opened_by_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    basis_code: Mapped[str] = mapped_column(String(60))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    upheld: Mapped[bool | None] = mapped_column(nullable=True)
+
+
+class AccessRequestRow(Base):
+    """A legal representative's (or agency's) request for access, and how it was decided."""
+
+    __tablename__ = "access_request"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    requester_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    requester_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    purpose: Mapped[str] = mapped_column(String(60))
+    categories: Mapped[list[Any]] = mapped_column(JSON)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Jurisdictions of the agencies responsible for the child's records: the consent
+    #: officers of these (or of the enclosing state) see the request in their queue.
+    jurisdictions: Mapped[list[Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    #: The engine's decision when the request was made, as ``Decision.to_json()``.
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    grant_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    decision_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class GrantRow(Base):
+    """Access granted on a request: purpose-bound, some categories, until a time."""
+
+    __tablename__ = "access_grant"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("access_request.id"))
+    grantee_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    grantee_person: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    #: ``consent.Grant.to_json()``: codes and times only, nothing to seal.
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ConsentDisclosure(Base):
+    """An agency received data under a consent: whom to tell when the consent is revoked."""
+
+    __tablename__ = "consent_disclosure"
+
+    consent_id: Mapped[str] = mapped_column(ForeignKey("consent.id"), primary_key=True)
+    agency_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# -- loading a child's inputs ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChildInputs:
+    """Everything about a child the engine weighs, besides the request, rules and facts."""
+
+    consents: tuple[Consent, ...]
+    grants: tuple[Grant, ...]
+    views: tuple[ChildView, ...]
+    overrides: tuple[Override, ...]
+    withholds: tuple[WithholdFrom, ...] = ()
+
+
+def _as_child(document: dict[str, Any], child_id: str) -> dict[str, Any]:
+    # Rows of a child merged into another speak for the surviving child.
+    return {**document, "child_id": child_id}
+
+
+def child_inputs(
+    session: Session, keyring: DataKeyring, child_ids: set[str], child_id: str
+) -> ChildInputs:
+    """The consents, grants, views and overrides of every child in ``child_ids`` (the child
+    ``child_id`` now is and those merged into it), as the pure models of ``child_id``."""
+    consents = tuple(
+        Consent.from_json(_as_child(row.open(keyring), child_id))
+        for row in session.scalars(
+            select(ConsentRow).where(ConsentRow.child_id.in_(child_ids)).order_by(ConsentRow.id)
+        )
+    )
+    grants = tuple(
+        Grant.from_json(_as_child(row.document, child_id))
+        for row in session.scalars(
+            select(GrantRow).where(GrantRow.child_id.in_(child_ids)).order_by(GrantRow.id)
+        )
+    )
+    views = tuple(
+        ChildView.from_json(_as_child(row.open(keyring), child_id))
+        for row in session.scalars(
+            select(ChildViewRow)
+            .where(ChildViewRow.child_id.in_(child_ids))
+            .order_by(ChildViewRow.id)
+        )
+    )
+    overrides = tuple(
+        Override.from_json(_as_child(row.open(keyring), child_id))
+        for row in session.scalars(
+            select(OverrideRow).where(OverrideRow.child_id.in_(child_ids)).order_by(OverrideRow.id)
+        )
+    )
+    return ChildInputs(consents, grants, views, overrides)

@@ -1,0 +1,787 @@
+"""Consent services: recording consents and the child's views, revoking, emergency overrides,
+access requests and the grants made on them. Each action is an audit entry in its own
+transaction; the routes in :mod:`exchange.api.consents` call these.
+
+Who may act for a child: the consent officers (and agency systems) whose jurisdiction covers
+one of the agencies responsible for the child's records, or an agency responsible for one of
+them. National bodies (jurisdiction ``00``) cover every state; a state (``07``) covers its
+municipalities (``07089``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from consent import (
+    CATEGORIES,
+    OVERRIDE_REVIEW_DUE,
+    ChildView,
+    Consent,
+    ConsentError,
+    Grant,
+    Override,
+    Review,
+    check_consent,
+    check_grant,
+    check_override,
+    check_view,
+)
+from consent.parts import ActorRef
+from exchange.audit_log import record_event
+from exchange.audit_queries import AlertWindow, register_alert_source
+from exchange.auth import Actor, as_utc
+from exchange.consent_store import (
+    AccessRequestRow,
+    ChildViewRow,
+    ConsentDisclosure,
+    ConsentRow,
+    GrantRow,
+    OverrideRow,
+    new_id,
+)
+from exchange.crypto import data_keyring
+from exchange.disclosure import (
+    ChildContext,
+    audit_decision,
+    engine_actor,
+    evaluate,
+    forget_child,
+    load_child,
+)
+from exchange.outbox import enqueue
+
+NATIONAL = "00"
+
+
+class ConsentProblem(Exception):
+    """A request the consent rules refuse: ``kind`` is the problem kind, ``errors`` the
+    ``[{pointer, message_es, message_en}]`` found, ``es``/``en`` the summary."""
+
+    def __init__(
+        self,
+        kind: str,
+        es: str,
+        en: str,
+        errors: Iterable[dict[str, str]] = (),
+    ) -> None:
+        super().__init__(en)
+        self.kind, self.es, self.en, self.errors = kind, es, en, list(errors)
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- jurisdiction ------------------------------------------------------------------------------
+
+
+def child_jurisdictions(session: Session, child: ChildContext) -> set[str]:
+    """Jurisdictions of the agencies responsible for the child's records."""
+    from exchange.agencies import Agency
+
+    owners = {record.owner_agency for record in child.records}
+    if not owners:
+        return set()
+    return set(session.scalars(select(Agency.jurisdiction).where(Agency.id.in_(owners))))
+
+
+def covers(actor_jurisdiction: str | None, jurisdiction: str) -> bool:
+    if not actor_jurisdiction:
+        return False
+    return actor_jurisdiction == NATIONAL or jurisdiction.startswith(actor_jurisdiction)
+
+
+def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
+    """Whether ``actor`` may record consents, views and reviews for the child, or decide its
+    access requests."""
+    if "administrator" in actor.roles:
+        return True
+    if actor.agency_id is not None and any(
+        record.owner_agency == actor.agency_id for record in child.records
+    ):
+        return True
+    return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
+
+
+def require_acts_for(session: Session, actor: Actor, child: ChildContext) -> None:
+    """Outside the caller's jurisdiction a child's consents, views and overrides answer as if
+    they did not exist (``LookupError`` → 404): no existence oracle."""
+    if not acts_for_child(session, actor, child):
+        raise LookupError(child.child_id)
+
+
+def _problems(found: Iterable[Any]) -> list[dict[str, str]]:
+    return [
+        {"pointer": p.pointer, "code": p.code, "message_es": p.es, "message_en": p.en}
+        for p in found
+    ]
+
+
+def _format_error(error: ConsentError) -> ConsentProblem:
+    return ConsentProblem(
+        "validation",
+        "El documento no es válido.",
+        "The document is not valid.",
+        [
+            {
+                "pointer": error.pointer,
+                "message_es": error.message_es,
+                "message_en": error.message_en,
+            }
+        ],
+    )
+
+
+def actor_ref(actor: Actor) -> ActorRef:
+    role = next(iter(sorted(actor.roles)), None)
+    return ActorRef(agency_id=actor.agency_id, person_id=actor.person_id, role=role)
+
+
+def _audit(session: Session, actor: Actor, action: str, child_id: str, **fields: Any) -> str:
+    return record_event(
+        session,
+        action=action,
+        outcome=fields.pop("outcome", "success"),
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        actor_role=actor_role(actor),
+        child_id=child_id,
+        **fields,
+    )
+
+
+def actor_role(actor: Actor) -> str | None:
+    """The role recorded in the audit entry: the most specific one the person holds."""
+    for role in ("consent_officer", "override_officer", "legal_representative", "auditor"):
+        if role in actor.roles:
+            return role
+    if actor.person_id is None:
+        return "system"
+    return "administrator" if "administrator" in actor.roles else None
+
+
+# -- consents ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredConsent:
+    id: str
+    document: dict[str, Any]
+    audit_entry: str
+
+
+def record_consent(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> StoredConsent:
+    """Check and store a consent (``consent/1``, already schema-valid) for ``child``."""
+    require_acts_for(session, actor, child)
+    moment = now_utc()
+    document = {
+        **document,
+        "id": new_id("cns"),
+        "child_id": child.child_id,
+        "recorded_at": moment.isoformat(),
+        "recorded_by": actor_ref(actor).to_json(),
+    }
+    try:
+        parsed = Consent.from_json(document)
+    except ConsentError as error:
+        raise _format_error(error) from error
+    found = check_consent(parsed, child.facts, moment)
+    if found:
+        raise ConsentProblem(
+            "validation",
+            "El consentimiento no puede registrarse.",
+            "The consent cannot be recorded.",
+            _problems(found),
+        )
+    keyring = data_keyring()
+    stored = parsed.to_json()
+    if parsed.child_views is not None:
+        # Views that come with a consent are recorded on their own too, so an objection gets
+        # an id and can be reviewed (POST /v1/views/{id}/review); the consent names that id.
+        view = _store_view(session, actor, parsed.child_views, moment, consent_id=parsed.id)
+        stored["child_views"]["views_id"] = view.id
+    row = ConsentRow(
+        id=parsed.id,
+        child_id=child.child_id,
+        status=parsed.status,
+        recorded_by_agency=actor.agency_id,
+        recorded_by_person=actor.person_id,
+        created_at=moment,
+    )
+    row.seal(keyring, stored)
+    session.add(row)
+    entry = _audit(
+        session,
+        actor,
+        "consent_granted",
+        child.child_id,
+        object_type="consent",
+        object_id=parsed.id,
+    )
+    forget_child(child.child_id)
+    assert parsed.id is not None
+    return StoredConsent(parsed.id, stored, entry)
+
+
+def consent_status(consent: Consent, moment: datetime) -> str:
+    """What a person reading the list needs: active, revoked, expired or the stored status."""
+    if consent.revocation is not None:
+        return "revoked"
+    if consent.status != "active":
+        return consent.status
+    end = consent.period.end
+    if end is not None and end <= moment:
+        return "expired"
+    return "active"
+
+
+def list_consents(session: Session, actor: Actor, child: ChildContext) -> list[dict[str, Any]]:
+    require_acts_for(session, actor, child)
+    keyring = data_keyring()
+    moment = now_utc()
+    rows = session.scalars(
+        select(ConsentRow)
+        .where(ConsentRow.child_id.in_(child.family))
+        .order_by(ConsentRow.created_at)
+    )
+    found = []
+    for row in rows:
+        document = row.open(keyring)
+        parsed = Consent.from_json({**document, "child_id": child.child_id})
+        found.append({"id": row.id, "state": consent_status(parsed, moment), "consent": document})
+    return found
+
+
+def find_consent(session: Session, consent_id: str) -> tuple[ConsentRow, ChildContext]:
+    row = session.get(ConsentRow, consent_id)
+    if row is None:
+        raise LookupError(consent_id)
+    return row, load_child(session, row.child_id)
+
+
+def revoke_consent(
+    session: Session, actor: Actor, consent_id: str, reason: str
+) -> tuple[dict[str, Any], list[str], str]:
+    """Revoke at once; tell every agency that received data under the consent. Returns the
+    stored document, the agencies notified and the audit entry."""
+    row, child = find_consent(session, consent_id)
+    require_acts_for(session, actor, child)
+    keyring = data_keyring()
+    document = row.open(keyring)
+    if document.get("revocation") is not None:
+        raise ConsentProblem(
+            "conflict",
+            "El consentimiento ya fue revocado.",
+            "The consent was already revoked.",
+        )
+    moment = now_utc()
+    document["revocation"] = {
+        "revoked_at": moment.isoformat(),
+        "revoked_by": actor_ref(actor).to_json(),
+        "reason": reason,
+    }
+    # Marked inactive with a revocation: it permits nothing, its denies stay (docs/consent.md).
+    document["status"] = "inactive"
+    Consent.from_json(document)  # still a valid consent
+    row.seal(keyring, document)
+    row.status = "inactive"
+    row.revoked_at = moment
+    entry = _audit(
+        session,
+        actor,
+        "consent_revoked",
+        row.child_id,
+        object_type="consent",
+        object_id=row.id,
+    )
+    notified = notify_revocation(session, row, child, moment)
+    forget_child(child.child_id)
+    return document, notified, entry
+
+
+def notify_revocation(
+    session: Session, row: ConsentRow, child: ChildContext, moment: datetime
+) -> list[str]:
+    """Queue a ``consent.revoked`` notification for every agency that received data under
+    the consent (ids only, never content)."""
+    from exchange.agencies import Agency
+
+    recipients = sorted(
+        session.scalars(
+            select(ConsentDisclosure.agency_id).where(ConsentDisclosure.consent_id == row.id)
+        )
+    )
+    notified = []
+    for agency_id in recipients:
+        agency = session.get(Agency, agency_id)
+        if agency is None or not agency.active or not agency.webhook_url:
+            continue
+        enqueue(
+            session,
+            agency_id,
+            "consent.revoked",
+            {
+                "event": "consent.revoked",
+                "consent_id": row.id,
+                "child_id": child.child_id,
+                "revoked_at": moment.isoformat(),
+                "instruction": {
+                    "es": "Deje de usar los datos recibidos bajo este consentimiento.",
+                    "en": "Stop using the data received under this consent.",
+                },
+            },
+        )
+        notified.append(agency_id)
+    return notified
+
+
+# -- the child's views -------------------------------------------------------------------------
+
+
+def _store_view(
+    session: Session,
+    actor: Actor,
+    view: ChildView,
+    moment: datetime,
+    consent_id: str | None = None,
+) -> ChildView:
+    view_id = new_id("vw")
+    stored = ChildView(
+        child_id=view.child_id,
+        heard_on=view.heard_on,
+        position=view.position,
+        id=view_id,
+        heard_by=view.heard_by,
+        not_heard_reason=view.not_heard_reason,
+        summary=view.summary,
+        categories=view.categories,
+        about=view.about,
+    )
+    row = ChildViewRow(
+        id=view_id,
+        child_id=view.child_id,
+        position=view.position,
+        consent_id=consent_id,
+        recorded_by_agency=actor.agency_id,
+        created_at=moment,
+    )
+    row.seal(data_keyring(), stored.to_json())
+    session.add(row)
+    return stored
+
+
+def record_views(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> tuple[ChildView, str]:
+    require_acts_for(session, actor, child)
+    try:
+        view = ChildView.from_json({**document, "child_id": child.child_id})
+    except ConsentError as error:
+        raise _format_error(error) from error
+    moment = now_utc()
+    found = check_view(view, moment.date())
+    if found:
+        raise ConsentProblem(
+            "validation",
+            "La opinión no puede registrarse.",
+            "The views cannot be recorded.",
+            _problems(found),
+        )
+    stored = _store_view(session, actor, view, moment)
+    entry = _audit(
+        session,
+        actor,
+        "child_views_recorded",
+        child.child_id,
+        object_type="child_views",
+        object_id=stored.id,
+        detail=view.position,
+    )
+    forget_child(child.child_id)
+    return stored, entry
+
+
+def _add_review(
+    session: Session, actor: Actor, model: Any, row_id: str, upheld: bool, reason: str
+) -> tuple[Any, ChildContext, dict[str, Any]]:
+    """Load a views record or override the caller may review and add the Procuraduría's
+    review to its document (the caller seals it and writes the audit entry)."""
+    row = session.get(model, row_id)
+    if row is None:
+        raise LookupError(row_id)
+    child = load_child(session, row.child_id)
+    require_acts_for(session, actor, child)
+    if row.reviewed_at is not None:
+        raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")
+    document = row.open(data_keyring())
+    row.reviewed_at = now_utc()
+    document["review"] = Review(row.reviewed_at, upheld, actor_ref(actor), reason).to_json()
+    return row, child, document
+
+
+def review_views(
+    session: Session, actor: Actor, view_id: str, upheld: bool, reason: str
+) -> tuple[dict[str, Any], str]:
+    """The Procuraduría's review of an adolescent's objection (upheld keeps it blocking)."""
+    row, child, document = _add_review(session, actor, ChildViewRow, view_id, upheld, reason)
+    row.seal(data_keyring(), document)
+    entry = _audit(
+        session,
+        actor,
+        "child_views_recorded",
+        child.child_id,
+        object_type="child_views",
+        object_id=row.id,
+        detail="objection_upheld" if upheld else "objection_set_aside",
+    )
+    forget_child(child.child_id)
+    return document, entry
+
+
+# -- emergency overrides -----------------------------------------------------------------------
+
+
+def open_override(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Open an emergency override (``override/1``, already schema-valid)."""
+    moment = now_utc()
+    override_id = new_id("ovr")
+    stored_doc = {
+        "id": override_id,
+        "child_id": child.child_id,
+        "basis_code": document["basis_code"],
+        "justification": document["justification"],
+        "categories": document["categories"],
+        "hours": document["hours"],
+        "starts": moment.isoformat(),
+        "by": {
+            key: value
+            for key, value in (("agency_id", actor.agency_id), ("person_id", actor.person_id))
+            if value
+        },
+        "by_roles": sorted(actor.roles),
+    }
+    for key in ("purpose", "record_ids"):
+        if key in document:
+            stored_doc[key] = document[key]
+    try:
+        override = Override.from_json(stored_doc)
+    except ConsentError as error:
+        raise _format_error(error) from error
+    found = check_override(override)
+    if found:
+        raise ConsentProblem(
+            "validation",
+            "El acceso de emergencia no puede abrirse.",
+            "The emergency override cannot be opened.",
+            _problems(found),
+        )
+    stored = override.to_json()
+    row = OverrideRow(
+        id=override_id,
+        child_id=child.child_id,
+        opened_by_agency=actor.agency_id,
+        opened_by_person=actor.person_id,
+        basis_code=override.basis_code,
+        starts_at=override.starts,
+        ends_at=override.effective_end(),
+    )
+    row.seal(data_keyring(), stored)
+    session.add(row)
+    entry = _audit(
+        session,
+        actor,
+        "override_used",
+        child.child_id,
+        object_type="override",
+        object_id=override_id,
+        purpose=override.purpose,
+        decision_basis="override",
+        override_id=override_id,
+        decision_categories=sorted(override.categories),
+        detail=override.basis_code,
+    )
+    forget_child(child.child_id)
+    return stored, entry
+
+
+def review_override(
+    session: Session, actor: Actor, override_id: str, upheld: bool, reason: str
+) -> tuple[dict[str, Any], str]:
+    """The Procuraduría's review of an override; not upheld ends it at once. Whoever opened
+    it does not review it."""
+    opened = session.get(OverrideRow, override_id)
+    if opened is not None and actor.person_id and opened.opened_by_person == actor.person_id:
+        raise ConsentProblem(
+            "forbidden",
+            "Quien abrió el acceso de emergencia no puede revisarlo.",
+            "Whoever opened the emergency override cannot review it.",
+        )
+    row, child, document = _add_review(session, actor, OverrideRow, override_id, upheld, reason)
+    row.seal(data_keyring(), document)
+    row.upheld = upheld
+    row.ends_at = Override.from_json(document).effective_end()
+    entry = _audit(
+        session,
+        actor,
+        "override_reviewed",
+        child.child_id,
+        object_type="override",
+        object_id=row.id,
+        detail="upheld" if upheld else "not_upheld",
+    )
+    forget_child(child.child_id)
+    return document, entry
+
+
+def overdue_overrides(session: Session, moment: datetime) -> list[OverrideRow]:
+    """Overrides unreviewed past :data:`consent.OVERRIDE_REVIEW_DUE` (24 h)."""
+    return list(
+        session.scalars(
+            select(OverrideRow)
+            .where(
+                OverrideRow.reviewed_at.is_(None),
+                OverrideRow.starts_at <= moment - OVERRIDE_REVIEW_DUE,
+            )
+            .order_by(OverrideRow.starts_at)
+        )
+    )
+
+
+# -- access requests and grants ----------------------------------------------------------------
+
+#: A request the engine refuses on these grounds is denied at once: no officer can set
+#: aside a hard legal rule or a withhold-from entry.
+FINAL_DENIALS = ("hard_rule", "withhold")
+
+
+def request_access(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> tuple[AccessRequestRow, str]:
+    """An access request: granted at once when consent covers every category asked for,
+    denied at once on a hard rule or withhold entry, otherwise pending for an officer."""
+    moment = now_utc()
+    until = datetime.fromisoformat(document["until"])
+    if until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
+    if until <= moment:
+        raise ConsentProblem(
+            "validation",
+            "La fecha límite ya pasó.",
+            "The end date is in the past.",
+            [{"pointer": "/until", "message_es": "Ya pasó.", "message_en": "In the past."}],
+        )
+    categories = [code for code in CATEGORIES if code in set(document["categories"])]
+    decision = evaluate(child, engine_actor(actor), "read", document["purpose"], categories)
+    if decision.permitted and not decision.withheld:
+        status = "granted"
+    elif not decision.permitted and decision.basis in FINAL_DENIALS:
+        status = "denied"
+    else:
+        status = "pending"
+    row = AccessRequestRow(
+        id=new_id("acr"),
+        child_id=child.child_id,
+        requester_agency=actor.agency_id,
+        requester_person=actor.person_id,
+        purpose=document["purpose"],
+        categories=categories,
+        until=until,
+        jurisdictions=sorted(child_jurisdictions(session, child)),
+        status=status,
+        decision=decision.to_json(),
+        created_at=moment,
+        decided_at=moment if status != "pending" else None,
+    )
+    session.add(row)
+    entry = audit_decision(
+        session,
+        actor,
+        decision,
+        audit_action="access_requested",
+        purpose=row.purpose,
+        child_id=child.child_id,
+        object_type="access_request",
+        object_id=row.id,
+        detail=status,
+    )
+    row.decision = {"id": entry, **decision.to_json()}
+    return row, entry
+
+
+def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
+    if actor.person_id is not None and row.requester_person == actor.person_id:
+        return True
+    if actor.person_id is None and row.requester_person is None:
+        if actor.agency_id == row.requester_agency:
+            return True
+    if "access:decide" in actor.scopes:
+        return acts_for_child(session, actor, load_child(session, row.child_id))
+    return False
+
+
+def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
+    """Requests in ``status`` that ``actor`` may decide (its jurisdiction's)."""
+    rows = session.scalars(
+        select(AccessRequestRow)
+        .where(AccessRequestRow.status == status)
+        .order_by(AccessRequestRow.created_at)
+        .limit(500)
+    )
+    if "administrator" in actor.roles:
+        return list(rows)
+    return [
+        row for row in rows if any(covers(actor.jurisdiction, j) for j in row.jurisdictions or ())
+    ]
+
+
+def decide_request(
+    session: Session,
+    actor: Actor,
+    request_id: str,
+    approve: bool,
+    reason: str,
+    until: datetime | None,
+) -> tuple[AccessRequestRow, GrantRow | None, str]:
+    row = session.get(AccessRequestRow, request_id, with_for_update=True)
+    if row is None:
+        raise LookupError(request_id)
+    child = load_child(session, row.child_id)
+    if not acts_for_child(session, actor, child):
+        raise LookupError(request_id)  # not in the caller's queue: as if it did not exist
+    if row.status != "pending":
+        raise ConsentProblem(
+            "conflict",
+            f"La solicitud ya fue resuelta ({row.status}).",
+            f"The request was already decided ({row.status}).",
+        )
+    if actor.person_id is not None and actor.person_id == row.requester_person:
+        raise ConsentProblem(
+            "forbidden",
+            "Nadie resuelve su propia solicitud.",
+            "Nobody decides their own request.",
+        )
+    moment = now_utc()
+    grant_row = None
+    if approve:
+        end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
+        grant_id = new_id("grt")
+        grantee = (
+            ActorRef(person_id=row.requester_person)
+            if row.requester_person
+            else ActorRef(agency_id=row.requester_agency)
+        )
+        grant = Grant(
+            child_id=child.child_id,
+            grantee=grantee,
+            purpose=row.purpose,
+            categories=frozenset(row.categories),
+            until=end,
+            id=grant_id,
+            starts=moment,
+        )
+        found = check_grant(grant, child.facts, moment)
+        if found:
+            raise ConsentProblem(
+                "validation",
+                "La autorización no puede darse así.",
+                "The grant cannot be made like this.",
+                _problems(found),
+            )
+        grant_row = GrantRow(
+            id=grant_id,
+            child_id=child.child_id,
+            request_id=row.id,
+            grantee_agency=row.requester_agency if not row.requester_person else None,
+            grantee_person=row.requester_person,
+            document=grant.to_json(),
+            until=end,
+            created_at=moment,
+        )
+        session.add(grant_row)
+        row.grant_id = grant_id
+    row.status = "granted" if approve else "denied"
+    row.decided_by = actor.person_id or actor.agency_id
+    row.decision_reason = reason
+    row.decided_at = moment
+    entry = _audit(
+        session,
+        actor,
+        "access_granted" if approve else "access_denied",
+        child.child_id,
+        outcome="success" if approve else "denied",
+        purpose=row.purpose,
+        object_type="grant" if grant_row else "access_request",
+        object_id=grant_row.id if grant_row else row.id,
+        decision_basis="grant" if approve else "default_deny",
+        grant_ids=[grant_row.id] if grant_row else [],
+        decision_categories=list(row.categories) if approve else [],
+    )
+    forget_child(child.child_id)
+    return row, grant_row, entry
+
+
+def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
+    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > now_utc())
+    if actor.person_id is not None:
+        query = query.where(GrantRow.grantee_person == actor.person_id)
+    else:
+        query = query.where(
+            GrantRow.grantee_agency == actor.agency_id, GrantRow.grantee_person.is_(None)
+        )
+    return list(session.scalars(query.order_by(GrantRow.until)))
+
+
+# -- alerts for oversight ----------------------------------------------------------------------
+
+
+@register_alert_source
+def override_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """Every override opened in the window, and every one still unreviewed 24 h after it was
+    opened (whenever that was): oversight sees each emergency access."""
+    alerts: list[dict[str, Any]] = []
+    opened = session.scalars(
+        select(OverrideRow)
+        .where(OverrideRow.starts_at >= window.start, OverrideRow.starts_at < window.end)
+        .order_by(OverrideRow.starts_at)
+    )
+    for row in opened:
+        alerts.append({"kind": "override", **_override_alert(row)})
+    for row in overdue_overrides(session, window.end):
+        alerts.append(
+            {
+                "kind": "override_unreviewed",
+                **_override_alert(row),
+                "review_due_at": (as_utc(row.starts_at) + OVERRIDE_REVIEW_DUE).isoformat(),
+            }
+        )
+    return alerts
+
+
+def _override_alert(row: OverrideRow) -> dict[str, Any]:
+    return {
+        "override_id": row.id,
+        "child_id": row.child_id,
+        "basis_code": row.basis_code,
+        "actor": {
+            key: value
+            for key, value in (
+                ("agency_id", row.opened_by_agency),
+                ("person_id", row.opened_by_person),
+            )
+            if value
+        },
+        "starts_at": as_utc(row.starts_at).isoformat(),
+        "ends_at": as_utc(row.ends_at).isoformat(),
+        "reviewed": row.reviewed_at is not None,
+        "upheld": row.upheld,
+    }

@@ -1,0 +1,469 @@
+"""Every disclosure of a child's data goes through here: decided, audited, redacted.
+
+Record reads, child record lists, referrals, transfers and outbox deliveries call
+:func:`decide_disclosure`, which gathers what the engine weighs (the child's consents, grants,
+views, overrides and the facts the child's records state), asks :func:`consent.decide`, and
+writes the decision to the audit log in the caller's transaction — permit or deny, with its
+basis and the ids it rests on. The audit entry's id is the decision id (``Puente-Decision``).
+
+Consents that permitted something are remembered per receiving agency
+(:class:`~exchange.consent_store.ConsentDisclosure`), so a revocation can tell every agency
+that received data under the consent.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import current_app, g, has_app_context, has_request_context
+from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+import consent
+from consent import ALL_CATEGORIES, ChildFacts, ConsentSet, Decision, Request, RuleSet
+from exchange.audit_log import record_event
+from exchange.auth import Actor
+from exchange.children import merged_child_ids
+from exchange.config import resolve_instance_file
+from exchange.consent_store import (
+    ChildInputs,
+    ChildViewRow,
+    ConsentDisclosure,
+    ConsentRow,
+    GrantRow,
+    OverrideRow,
+    child_inputs,
+)
+from exchange.crypto import DataKeyring, data_keyring
+from exchange.records import Record, latest_body, records_of_children
+from schemas.registry import default_registry
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """A decision and the audit entry that records it (its id is the decision id)."""
+
+    decision: Decision
+    decision_id: str
+    #: False when the decision permits less than the action needs (a transfer needs every
+    #: category): the action is refused although the engine permitted some categories.
+    complete: bool = True
+
+    @property
+    def permitted(self) -> bool:
+        return self.decision.permitted and self.complete
+
+
+# -- what the engine needs ---------------------------------------------------------------------
+
+
+def hard_rules() -> RuleSet:
+    """The shipped hard legal rules, plus the hub's own from ``CONSENT_RULES_FILE``."""
+    if not has_app_context():
+        return consent.DEFAULT_RULE_SET
+    setting = current_app.config.get("CONSENT_RULES_FILE")
+    if not setting:
+        return consent.DEFAULT_RULE_SET
+    return _rules_from_file(str(resolve_instance_file(Path(current_app.instance_path), setting)))
+
+
+@functools.cache
+def _rules_from_file(path: str) -> RuleSet:
+    documents = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(documents, list):
+        raise ValueError(f"{path}: expected a JSON list of rules")
+    extra = [consent.Rule.from_json(doc, f"/{index}") for index, doc in enumerate(documents)]
+    return RuleSet((*consent.DEFAULT_RULES, *extra))
+
+
+def merge_facts(child_id: str, facts: list[ChildFacts]) -> ChildFacts:
+    """One child's facts from what each of its records states, newest first.
+
+    Where records disagree the protective reading wins: the child is unaccompanied or
+    separated if any record says so, seeks international protection if any record says so,
+    and every stated country of origin counts (the hard rules then protect against all).
+    """
+    if not facts:
+        return ChildFacts(child_id=child_id)
+    order = ("unaccompanied", "separated", "accompanied", "unknown")
+    accompaniment = min((f.accompaniment for f in facts), key=order.index)
+    stated = [f.international_protection for f in facts if f.international_protection is not None]
+    born = next((f for f in facts if f.nominal_date_of_birth is not None), None)
+    custodians = next((f.custodians for f in facts if f.custodians is not None), None)
+    return ChildFacts(
+        child_id=child_id,
+        date_of_birth=born.date_of_birth if born else None,
+        estimated_age_years=born.estimated_age_years if born else None,
+        age_assessed_on=born.age_assessed_on if born else None,
+        accompaniment=accompaniment,
+        international_protection=any(stated) if stated else None,
+        countries_of_origin=frozenset().union(*(f.countries_of_origin for f in facts)),
+        custodians=custodians,
+        conflict_of_interest=any(f.conflict_of_interest for f in facts),
+        representing_procuradurias=frozenset().union(
+            *(f.representing_procuradurias for f in facts)
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ChildContext:
+    """A child as the engine sees it: current id, merged family, facts, inputs, records."""
+
+    child_id: str
+    family: frozenset[str]
+    facts: ChildFacts
+    inputs: ChildInputs
+    records: tuple[Record, ...]
+    consent_set: ConsentSet
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What was worked out about a child, and the stamp of the rows it was worked out from."""
+
+    stamp: tuple[Any, ...]
+    facts: ChildFacts
+    inputs: ChildInputs
+    consent_set: ConsentSet
+
+
+#: Per process, by child id: decrypting the child's records and consents and compiling its
+#: ConsentSet costs milliseconds, and is redone only when the stamp of the rows changes (a
+#: push, a consent recorded or revoked, a view, an override, a grant, a review). The stamp is
+#: read on every load, so another process's change counts at once.
+_KNOWN: dict[str, _Known] = {}
+_KNOWN_LIMIT = 4096
+_KNOWN_LOCK = threading.Lock()
+
+
+@functools.cache
+def _stamp_statement() -> Any:
+    # Built once: building a statement costs more than running it (this is on every read).
+    ids = bindparam("ids", expanding=True)
+    return union_all(
+        *(
+            select(func.count(), func.max(made), func.max(changed)).where(model.child_id.in_(ids))
+            for model, made, changed in (
+                (ConsentRow, ConsentRow.created_at, ConsentRow.revoked_at),
+                (GrantRow, GrantRow.created_at, GrantRow.revoked_at),
+                (ChildViewRow, ChildViewRow.created_at, ChildViewRow.reviewed_at),
+                (OverrideRow, OverrideRow.starts_at, OverrideRow.reviewed_at),
+            )
+        )
+    )
+
+
+def _consent_stamp(session: Session, family: frozenset[str]) -> tuple[Any, ...]:
+    rows = session.connection().execute(_stamp_statement(), {"ids": sorted(family)}).all()
+    return tuple(tuple(row) for row in rows)
+
+
+def load_child(session: Session, child_id: str, keyring: DataKeyring | None = None) -> ChildContext:
+    """Everything the engine weighs about ``child_id`` (``LookupError`` for an unknown child).
+
+    Cached for an HTTP request (a child records list decides once per record), and across
+    requests by the stamp of the child's rows, so a revocation counts for the very next
+    request and for the outbox worker's next delivery, in any process."""
+    cache: dict[str, ChildContext] | None = (
+        g.setdefault("puente_children", {}) if has_request_context() else None
+    )
+    if cache is not None and child_id in cache:
+        return cache[child_id]
+    ids = merged_child_ids(session, child_id)  # the child it now is first; LookupError if unknown
+    current, family = ids[0], frozenset(ids)
+    records = tuple(
+        sorted(records_of_children(session, set(family)), key=lambda r: r.updated_at, reverse=True)
+    )
+    stamp = (
+        tuple((record.id, record.latest_version) for record in records),
+        _consent_stamp(session, family),
+    )
+    known = _KNOWN.get(current)
+    if known is None or known.stamp != stamp:
+        known = _work_out(session, keyring or data_keyring(), current, family, records, stamp)
+        with _KNOWN_LOCK:
+            if len(_KNOWN) >= _KNOWN_LIMIT:
+                _KNOWN.pop(next(iter(_KNOWN)))
+            _KNOWN[current] = known
+    context = ChildContext(
+        child_id=current,
+        family=family,
+        facts=known.facts,
+        inputs=known.inputs,
+        records=records,
+        consent_set=known.consent_set,
+    )
+    if cache is not None:
+        cache[child_id] = context
+        cache[current] = context
+    return context
+
+
+def _work_out(
+    session: Session,
+    keyring: DataKeyring,
+    child_id: str,
+    family: frozenset[str],
+    records: tuple[Record, ...],
+    stamp: tuple[Any, ...],
+) -> _Known:
+    facts = []
+    for record in records:
+        data = latest_body(session, keyring, record).data
+        if isinstance(data, Mapping):
+            facts.append(ChildFacts.from_record(data, child_id=child_id))
+    merged = merge_facts(child_id, facts)
+    inputs = child_inputs(session, keyring, set(family), child_id)
+    consent_set = ConsentSet((*inputs.consents, *inputs.grants), child=merged)
+    return _Known(stamp, merged, inputs, consent_set)
+
+
+def forget_child(child_id: str) -> None:
+    """Drop the request's cached view of a child after its consents or views changed."""
+    if has_request_context():
+        cache = g.get("puente_children") or {}
+        for key, context in list(cache.items()):
+            if context.child_id == child_id or key == child_id:
+                del cache[key]
+
+
+def engine_actor(actor: Actor) -> consent.Actor:
+    return actor.for_consent()
+
+
+def evaluate(
+    child: ChildContext,
+    actor: consent.Actor,
+    action: str,
+    purpose: str,
+    categories: Iterable[str] = ALL_CATEGORIES,
+    *,
+    owner_agency_id: str | None = None,
+    record_id: str | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """The engine's decision, nothing written (``POST /v1/decisions`` and the callers below)."""
+    request = Request(
+        actor=actor,
+        child_id=child.child_id,
+        action=action,
+        purpose=purpose,
+        categories=frozenset(categories),
+        owner_agency_id=owner_agency_id,
+        record_id=record_id,
+    )
+    return consent.decide(
+        request,
+        child.consent_set,
+        child.inputs.views,
+        child.inputs.overrides,
+        hard_rules(),
+        now or datetime.now(UTC),
+        withholds=child.inputs.withholds,
+    )
+
+
+# -- deciding and recording --------------------------------------------------------------------
+
+
+def audit_decision(
+    session: Session,
+    actor: Actor,
+    decision: Decision,
+    *,
+    audit_action: str,
+    purpose: str | None,
+    child_id: str,
+    refused: bool = False,
+    **fields: Any,
+) -> str:
+    """Write ``decision`` as an audit entry of ``audit_action`` (outcome ``denied`` when the
+    engine denied or the action was ``refused`` anyway); returns the entry id."""
+    return record_event(
+        session,
+        action=audit_action,
+        outcome="success" if decision.permitted and not refused else "denied",
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        purpose=purpose,
+        child_id=child_id,
+        decision_basis=decision.basis,
+        decision_categories=list(decision.categories),
+        consent_ids=list(decision.consent_ids),
+        rule_ids=list(decision.rule_ids),
+        grant_ids=list(decision.grant_ids),
+        override_id=decision.override_ids[0] if decision.override_ids else None,
+        **fields,
+    )
+
+
+def decide_disclosure(
+    session: Session,
+    actor: Actor,
+    child: ChildContext,
+    *,
+    action: str,
+    purpose: str,
+    audit_action: str,
+    categories: Iterable[str] = ALL_CATEGORIES,
+    record: Record | None = None,
+    recipient: str | None = None,
+    all_or_nothing: bool = False,
+    **audit_fields: Any,
+) -> Disclosure:
+    """Decide, audit (in ``session``'s transaction) and remember consents that permitted.
+
+    ``actor`` is who asks; for a referral or transfer the decision is made for the recipient
+    (``recipient``, an agency id) and the audit entry names the actor who sent it. With
+    ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action.
+    """
+    engine_for = engine_actor(actor) if recipient is None else recipient_actor(session, recipient)
+    decision = evaluate(
+        child,
+        engine_for,
+        action,
+        purpose,
+        categories,
+        owner_agency_id=record.owner_agency if record is not None else None,
+        record_id=record.id if record is not None else None,
+    )
+    complete = not (all_or_nothing and decision.withheld)
+    entry = audit_decision(
+        session,
+        actor,
+        decision,
+        audit_action=audit_action,
+        purpose=purpose,
+        child_id=child.child_id,
+        record_id=record.id if record is not None else None,
+        refused=not complete,
+        **audit_fields,
+    )
+    disclosure = Disclosure(decision, entry, complete)
+    receiver = recipient or actor.agency_id
+    if disclosure.permitted and decision.consent_ids and receiver is not None:
+        remember_disclosure(session, decision.consent_ids, receiver)
+    return disclosure
+
+
+def recipient_actor(session: Session, agency_id: str) -> consent.Actor:
+    """The engine's view of an agency receiving a referral, transfer or delivery."""
+    from exchange.agencies import Agency
+
+    agency = session.get(Agency, agency_id)
+    if agency is None:
+        raise LookupError(agency_id)
+    return consent.Actor(
+        kind=agency.kind,
+        agency_id=agency.id,
+        jurisdiction=agency.jurisdiction,
+        country=agency.country,
+    )
+
+
+def person_actor(session: Session, person_id: str) -> consent.Actor:
+    """The engine's view of a registered person (a dry run about someone else)."""
+    from exchange.agencies import Agency
+    from exchange.people import Person
+
+    person = session.get(Person, person_id)
+    agency = session.get(Agency, person.agency_id) if person is not None else None
+    if person is None or agency is None or not person.active:
+        raise LookupError(person_id)
+    return consent.Actor(
+        kind=agency.kind,
+        agency_id=agency.id,
+        person_id=person.id,
+        roles=frozenset(person.role_list),
+        jurisdiction=person.jurisdiction,
+        country=agency.country,
+    )
+
+
+#: (consent id, agency id) pairs known to be stored, so a read does not ask again.
+_DISCLOSED: set[tuple[str, str]] = set()
+
+
+def remember_disclosure(session: Session, consent_ids: Iterable[str], agency_id: str) -> None:
+    """Note that ``agency_id`` received data under these consents (once per pair)."""
+    wanted = {(consent_id, agency_id) for consent_id in consent_ids} - _DISCLOSED
+    if not wanted:
+        return
+    known = set(
+        session.scalars(
+            select(ConsentDisclosure.consent_id).where(
+                ConsentDisclosure.agency_id == agency_id,
+                ConsentDisclosure.consent_id.in_([consent_id for consent_id, _ in wanted]),
+            )
+        )
+    )
+    now = datetime.now(UTC)
+    for consent_id, _agency in sorted(wanted):
+        if consent_id not in known:
+            try:
+                with session.begin_nested():
+                    session.add(
+                        ConsentDisclosure(consent_id=consent_id, agency_id=agency_id, first_at=now)
+                    )
+            except IntegrityError:
+                pass  # a concurrent read noted it first
+    # Remembered once committed or not: at worst a later read asks again, never skips a row
+    # that is missing, since only pairs already found in the table are kept.
+    _DISCLOSED.update((consent_id, agency_id) for consent_id in known)
+
+
+# -- redaction ---------------------------------------------------------------------------------
+
+
+@functools.cache
+def _leaf_categories(schema_ref: str) -> Mapping[str, str]:
+    name, _, version = schema_ref.partition("/")
+    return default_registry().leaf_categories(name, int(version))
+
+
+def redact(schema_ref: str, data: Any, decision: Decision) -> tuple[Any, tuple[str, ...]]:
+    """``data`` with only the fields whose ``x-category`` the decision permits, and the
+    categories withheld from it."""
+    return consent.redact(data, _leaf_categories(schema_ref), decision.categories)
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+#: Outbox messages that carry data to their recipient, and the action each carries out.
+DECIDED_DELIVERIES = {"record.referred": "refer", "transfer.requested": "transfer"}
+
+
+def decide_delivery(session: Session, kind: str, agency_id: str, payload: Any) -> Disclosure | None:
+    """Decide again, at delivery time, a notification that carries a referral or transfer to
+    ``agency_id`` (``None`` for messages that disclose nothing). The decision is audited in
+    ``session``'s transaction; the caller commits."""
+    action = DECIDED_DELIVERIES.get(kind)
+    if action is None or not isinstance(payload, Mapping):
+        return None
+    record_id = payload.get("record_id")
+    record = session.get(Record, record_id) if isinstance(record_id, str) else None
+    if record is None:
+        return None
+    hub = Actor(client_id="hub", agency_id=None, person_id=None, scopes=frozenset())
+    return decide_disclosure(
+        session,
+        hub,
+        load_child(session, record.child_id),
+        action=action,
+        purpose=payload.get("purpose") or "case_management",
+        categories=payload.get("categories") or ALL_CATEGORIES,
+        audit_action="record.referred" if action == "refer" else "record.transferred",
+        record=record,
+        recipient=agency_id,
+        all_or_nothing=action == "transfer",
+        detail="delivery",
+    )

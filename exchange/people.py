@@ -1,0 +1,534 @@
+"""People: the persons who act through the hub, with roles, an agency and personal access tokens.
+
+A person (a legal representative, a Procuraduría consent officer, an auditor at an oversight
+body…) belongs to one agency and holds one or more roles (codes of
+:data:`consent.vocabulary.ROLES`). Their jurisdiction defaults to the agency's and may only narrow
+it (a state agency's officer may cover one municipality of the state, never another state).
+
+Until the portal exists, people call the API with **personal access tokens** (PATs): random
+``pat_…`` strings shown once and stored only as SHA-256 hashes in the same ``access_token``
+table as agency systems' OAuth tokens (with ``person_id`` set and ``agency_id`` the person's
+agency), so every route authenticates them exactly like OAuth bearer tokens. A PAT carries only
+scopes its person's roles allow (:data:`ROLE_SCOPES`), lives 1 to 365 days, and stops working at
+once when revoked, when its person is disabled, or when the person's agency is disabled.
+
+Passwords (for the portal) are hashed with Argon2id (libsodium through PyNaCl): a memory-hard
+KDF, because people choose guessable passwords. PATs and client secrets are 256-bit random
+values, for which a fast hash is enough.
+
+Like :mod:`exchange.agencies`, the services never commit: each writes its audit entry in the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import nacl.exceptions
+import nacl.pwhash
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, func, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from consent.vocabulary import ROLES
+from exchange import audit_log
+from exchange.agencies import (
+    FEDERAL_CODE,
+    MUNICIPALITY_CODE,
+    STATE_CODE,
+    AgencyError,
+    InvalidAgency,
+    get_agency,
+)
+from exchange.auth import SCOPES, AccessToken, as_utc, token_hash, utcnow
+from exchange.db import Base
+
+#: The roles a person may hold here (codes of the consent vocabulary's ROLES).
+PERSON_ROLES = (
+    "legal_representative",
+    "consent_officer",
+    "override_officer",
+    "auditor",
+    "administrator",
+)
+assert set(PERSON_ROLES) <= set(ROLES)
+
+_ROLE_SCOPES = {
+    "legal_representative": ("records:read", "access:request"),
+    "consent_officer": ("consent:read", "consent:write", "access:decide", "records:read"),
+    "override_officer": ("override", "records:read"),
+    "auditor": ("audit:read",),
+}
+#: Which scopes a personal access token may carry for each role. An administrator may hold
+#: ``admin`` and every scope of the other roles; no person gets ``records:write`` or
+#: ``federation``, which belong to agency systems and peer hubs.
+ROLE_SCOPES: Mapping[str, frozenset[str]] = {
+    **{role: frozenset(scopes) for role, scopes in _ROLE_SCOPES.items()},
+    "administrator": frozenset({"admin"}.union(*_ROLE_SCOPES.values())),
+}
+assert set(ROLE_SCOPES) == set(PERSON_ROLES)
+assert frozenset().union(*ROLE_SCOPES.values()) <= set(SCOPES)
+
+TOKEN_PREFIX = "pat_"  # noqa: S105 - a label, not a secret
+DEFAULT_TOKEN_DAYS = 30
+MAX_TOKEN_DAYS = 365
+MIN_PASSWORD_LENGTH = 12
+
+#: Readable ids ("chp-oficial-consentimientos") or generated ones ("per_3f9a…"): lowercase, so
+#: they fit audit reason codes unchanged; at most 40 characters.
+PERSON_ID = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,38}[a-z0-9])?$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(300))
+    #: Stored lower-case: one account per address whatever its spelling.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    agency_id: Mapped[str] = mapped_column(String(100), ForeignKey("agency.id"), index=True)
+    #: Role codes separated by spaces (like token scopes).
+    roles: Mapped[str] = mapped_column(String(200))
+    #: INEGI code: the agency's, or a narrower one inside it.
+    jurisdiction: Mapped[str] = mapped_column(String(10), index=True)
+    #: A disabled person's tokens stop working at once.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Argon2id hash in libsodium's string format; None until a password is set.
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @property
+    def role_list(self) -> list[str]:
+        return self.roles.split()
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class PersonError(AgencyError):
+    """A person or token operation refused; the message is in Spanish and English."""
+
+
+class InvalidPerson(InvalidAgency):
+    """What was given is not valid; ``errors`` lists every problem found."""
+
+
+class UnknownPerson(PersonError):
+    def __init__(self, person_id: str) -> None:
+        super().__init__(
+            f"No existe la persona {person_id!r}.", f"There is no person {person_id!r}."
+        )
+
+
+class DuplicatePerson(PersonError):
+    """The person id or e-mail address is already registered."""
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def allowed_scopes(roles: Iterable[str]) -> frozenset[str]:
+    """Every scope a personal access token of a person with ``roles`` may carry."""
+    return frozenset().union(*(ROLE_SCOPES.get(role, frozenset()) for role in roles))
+
+
+def _check_roles(roles: list[str]) -> list[PersonError]:
+    unknown = [role for role in roles if role not in PERSON_ROLES]
+    if unknown:
+        return [
+            PersonError(
+                f"Roles desconocidos: {', '.join(unknown)}; válidos: {', '.join(PERSON_ROLES)}.",
+                f"Unknown roles: {', '.join(unknown)}; valid: {', '.join(PERSON_ROLES)}.",
+                field="roles",
+            )
+        ]
+    if not roles:
+        return [PersonError("Indique al menos un rol.", "Give at least one role.", field="roles")]
+    return []
+
+
+def _check_name_and_email(name: str, email: str) -> list[PersonError]:
+    errors = []
+    if not name or not name.strip():
+        errors.append(PersonError("Falta el nombre.", "The name is missing.", field="name"))
+    elif len(name) > 300:
+        errors.append(
+            PersonError(
+                "El nombre supera 300 caracteres.", "The name exceeds 300 characters.", field="name"
+            )
+        )
+    if len(email) > 254 or not EMAIL.match(email):
+        errors.append(
+            PersonError(
+                f"El correo {email!r} no es una dirección válida (nombre@dominio.mx).",
+                f"The e-mail {email!r} is not a valid address (name@domain.org).",
+                field="email",
+            )
+        )
+    return errors
+
+
+def _check_id(person_id: str) -> list[PersonError]:
+    if PERSON_ID.match(person_id):
+        return []
+    return [
+        PersonError(
+            f"El id {person_id!r} no es válido: hasta 40 letras minúsculas, cifras, '.', '_' o "
+            "'-', empezando y terminando con letra o cifra.",
+            f"The id {person_id!r} is not valid: up to 40 lowercase letters, digits, '.', '_' "
+            "or '-', starting and ending with a letter or digit.",
+            field="id",
+        )
+    ]
+
+
+def _valid_code(code: str) -> bool:
+    return bool(code == FEDERAL_CODE or STATE_CODE.match(code) or MUNICIPALITY_CODE.match(code))
+
+
+def _check_jurisdiction(jurisdiction: str, agency_jurisdiction: str) -> list[PersonError]:
+    if not _valid_code(jurisdiction):
+        return [
+            PersonError(
+                f'Jurisdicción {jurisdiction!r} no válida: "00" (federal), un estado INEGI '
+                "(07) o un municipio (07089).",
+                f'Jurisdiction {jurisdiction!r} is not valid: "00" (federal), an INEGI state '
+                "(07) or a municipality (07089).",
+                field="jurisdiction",
+            )
+        ]
+    inside = agency_jurisdiction == FEDERAL_CODE or jurisdiction.startswith(agency_jurisdiction)
+    if inside:
+        return []
+    return [
+        PersonError(
+            f"La jurisdicción {jurisdiction} queda fuera de la de su agencia "
+            f"({agency_jurisdiction}); una persona solo puede cubrir la de su agencia o una "
+            "parte de ella.",
+            f"Jurisdiction {jurisdiction} lies outside its agency's ({agency_jurisdiction}); a "
+            "person may only cover the agency's jurisdiction or a part of it.",
+            field="jurisdiction",
+        )
+    ]
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidPerson(
+            [
+                PersonError(
+                    f"La contraseña necesita al menos {MIN_PASSWORD_LENGTH} caracteres.",
+                    f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
+                    field="password",
+                )
+            ]
+        )
+
+
+# --- people -------------------------------------------------------------------------------------
+
+
+def _audit(session: Session, verb: str, *subject: str) -> None:
+    # Codes only ("registered.per_3f9a…"): names and e-mail addresses never enter the log.
+    audit_log.record_event(
+        session,
+        action="person_changed",
+        outcome="success",
+        actor_role="administrator",
+        detail=".".join((verb, *subject)),
+    )
+
+
+def new_person_id() -> str:
+    return "per_" + secrets.token_hex(8)
+
+
+def add_person(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    agency_id: str,
+    roles: Iterable[str],
+    jurisdiction: str | None = None,
+    person_id: str | None = None,
+    password: str | None = None,
+) -> Person:
+    """Register a person of an active agency; every problem with the input is reported at once."""
+    roles = list(dict.fromkeys(roles))
+    email = email.strip().lower()
+    person_id = person_id or new_person_id()
+    agency = get_agency(session, agency_id)
+    if not agency.active:
+        raise PersonError(
+            f"La agencia {agency_id} está desactivada: no se le añaden personas.",
+            f"Agency {agency_id} is disabled: no people are added to it.",
+            field="agency",
+        )
+    jurisdiction = jurisdiction or agency.jurisdiction
+    errors = [
+        *_check_id(person_id),
+        *_check_name_and_email(name, email),
+        *_check_roles(roles),
+        *_check_jurisdiction(jurisdiction, agency.jurisdiction),
+    ]
+    if errors:
+        raise InvalidPerson(list(errors))
+    if password is not None:
+        _check_password(password)
+    if session.get(Person, person_id) is not None:
+        raise DuplicatePerson(
+            f"La persona {person_id!r} ya está registrada.",
+            f"Person {person_id!r} is already registered.",
+            field="id",
+        )
+    if session.scalar(select(Person.id).where(Person.email == email)) is not None:
+        raise DuplicatePerson(
+            f"Ya hay una persona con el correo {email}.",
+            f"A person with e-mail {email} is already registered.",
+            field="email",
+        )
+    person = Person(
+        id=person_id,
+        name=name.strip(),
+        email=email,
+        agency_id=agency_id,
+        roles=" ".join(roles),
+        jurisdiction=jurisdiction,
+        active=True,
+        password_hash=hash_password(password) if password is not None else None,
+        created_at=utcnow(),
+    )
+    session.add(person)
+    session.flush()
+    _audit(session, "registered", person_id)
+    return person
+
+
+def get_person(session: Session, person_id: str) -> Person:
+    person = session.get(Person, person_id)
+    if person is None:
+        raise UnknownPerson(person_id)
+    return person
+
+
+def list_people(session: Session, agency_id: str | None = None) -> list[Person]:
+    query = select(Person).order_by(Person.agency_id, Person.id)
+    if agency_id is not None:
+        query = query.where(Person.agency_id == agency_id)
+    return list(session.scalars(query))
+
+
+def disable_person(session: Session, person_id: str) -> int:
+    """Disable a person and revoke their tokens at once; returns how many tokens were revoked.
+
+    The bearer lookup also checks the person is active; revoking as well keeps the tokens dead
+    if the person is ever enabled again.
+    """
+    person = get_person(session, person_id)
+    person.active = False
+    revoked = session.execute(
+        update(AccessToken)
+        .where(AccessToken.person_id == person_id, AccessToken.revoked.is_(False))
+        .values(revoked=True)
+    )
+    _audit(session, "disabled", person_id)
+    return int(getattr(revoked, "rowcount", 0) or 0)
+
+
+def hash_password(password: str) -> str:
+    _check_password(password)
+    return nacl.pwhash.argon2id.str(password.encode("utf-8")).decode("ascii")
+
+
+def set_password(session: Session, person_id: str, password: str) -> None:
+    person = get_person(session, person_id)
+    person.password_hash = hash_password(password)
+    _audit(session, "password_set", person_id)
+
+
+def check_password(person: Person, password: str) -> bool:
+    """True when ``password`` is the person's and the person is active."""
+    if not person.active or not person.password_hash:
+        return False
+    try:
+        return bool(
+            nacl.pwhash.verify(person.password_hash.encode("ascii"), password.encode("utf-8"))
+        )
+    except nacl.exceptions.InvalidkeyError:
+        return False
+
+
+# --- personal access tokens ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token_id: int
+    token: str  # shown once, stored only as a hash
+    person_id: str
+    scopes: tuple[str, ...]
+    expires_at: datetime
+    name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {
+            "token_id": self.token_id,
+            "token": self.token,
+            "person_id": self.person_id,
+            "scopes": list(self.scopes),
+            "expires_at": self.expires_at.isoformat(),
+        }
+        if self.name is not None:
+            answer["name"] = self.name
+        return answer
+
+
+def issue_token(
+    session: Session,
+    person_id: str,
+    scopes: Iterable[str],
+    *,
+    days: int = DEFAULT_TOKEN_DAYS,
+    name: str | None = None,
+) -> IssuedToken:
+    """A new personal access token for an active person of an active agency.
+
+    Every scope must be one the person's roles allow: a token is never silently narrowed.
+    """
+    person = get_person(session, person_id)
+    wanted = list(dict.fromkeys(scopes))
+    errors = _token_problems(person, wanted, days, name)
+    if errors:
+        raise InvalidPerson(errors)
+    agency = get_agency(session, person.agency_id)
+    if not person.active or not agency.active:
+        raise PersonError(
+            f"La persona {person_id} o su agencia está desactivada: no recibe tokens.",
+            f"Person {person_id} or their agency is disabled: no tokens are issued.",
+            field="person",
+        )
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    row = AccessToken(
+        token_hash=token_hash(secret),
+        client_id=f"person:{person_id}",
+        agency_id=person.agency_id,
+        person_id=person_id,
+        scope=" ".join(wanted),
+        issued_at=now,
+        expires_at=now + timedelta(days=days),
+        revoked=False,
+        label=name.strip() if name else None,
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, "token_issued", person_id, str(row.id))
+    return IssuedToken(row.id, secret, person_id, tuple(wanted), as_utc(row.expires_at), row.label)
+
+
+def _token_problems(
+    person: Person, scopes: list[str], days: int, name: str | None
+) -> list[AgencyError]:
+    errors: list[AgencyError] = []
+    unknown = [scope for scope in scopes if scope not in SCOPES]
+    beyond = [s for s in scopes if s in SCOPES and s not in allowed_scopes(person.role_list)]
+    if not scopes:
+        errors.append(
+            PersonError("Indique al menos un alcance.", "Give at least one scope.", field="scopes")
+        )
+    if unknown:
+        errors.append(
+            PersonError(
+                f"Alcances desconocidos: {', '.join(unknown)}.",
+                f"Unknown scopes: {', '.join(unknown)}.",
+                field="scopes",
+            )
+        )
+    if beyond:
+        allowed = ", ".join(sorted(allowed_scopes(person.role_list))) or "-"
+        roles = ", ".join(person.role_list)
+        errors.append(
+            PersonError(
+                f"Los roles de {person.id} ({roles}) no permiten: {', '.join(beyond)}; "
+                f"permitidos: {allowed}.",
+                f"The roles of {person.id} ({roles}) do not allow: {', '.join(beyond)}; "
+                f"allowed: {allowed}.",
+                field="scopes",
+            )
+        )
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        errors.append(
+            PersonError(
+                f"La vigencia debe ser de 1 a {MAX_TOKEN_DAYS} días; se pidió {days}.",
+                f"The lifetime must be 1 to {MAX_TOKEN_DAYS} days; {days} was asked.",
+                field="days",
+            )
+        )
+    if name is not None and len(name) > 100:
+        errors.append(
+            PersonError(
+                "El nombre del token supera 100 caracteres.",
+                "The token name exceeds 100 characters.",
+                field="name",
+            )
+        )
+    return errors
+
+
+def revoke_token(session: Session, token_id: int) -> str:
+    """Revoke a personal access token at once; returns its person's id."""
+    row = session.get(AccessToken, token_id)
+    if row is None or row.person_id is None:
+        raise PersonError(
+            f"No existe el token personal {token_id}.",
+            f"There is no personal access token {token_id}.",
+            field="token_id",
+        )
+    row.revoked = True
+    _audit(session, "token_revoked", row.person_id, str(token_id))
+    return row.person_id
+
+
+def list_tokens(session: Session, person_id: str) -> list[AccessToken]:
+    """The person's tokens that still work (not revoked, not expired), newest first."""
+    return list(
+        session.scalars(
+            select(AccessToken)
+            .where(
+                AccessToken.person_id == person_id,
+                AccessToken.revoked.is_(False),
+                AccessToken.expires_at > utcnow(),
+            )
+            .order_by(AccessToken.id.desc())
+        )
+    )
+
+
+def describe(person: Person, tokens: Iterable[AccessToken] = ()) -> dict[str, Any]:
+    """The person as ``puente person add/list --json`` shows them (no password hash)."""
+    return {
+        "id": person.id,
+        "name": person.name,
+        "email": person.email,
+        "agency_id": person.agency_id,
+        "roles": person.role_list,
+        "jurisdiction": person.jurisdiction,
+        "active": person.active,
+        "has_password": person.password_hash is not None,
+        "created_at": as_utc(person.created_at).isoformat() if person.created_at else None,
+        "tokens": [
+            {
+                "token_id": token.id,
+                "name": token.label,
+                "scopes": token.scope.split(),
+                "expires_at": as_utc(token.expires_at).isoformat(),
+            }
+            for token in tokens
+        ],
+    }

@@ -1,0 +1,427 @@
+"""Access requests (UMA style), grants, emergency overrides, the child's views and dry-run
+decisions, through the API, each checked against the audit entry it wrote."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from consent_support import (
+    CLINIC,
+    COMAR,
+    OWNER,
+    PersonClient,
+    add_person_client,
+    audit_entry,
+    consent_document,
+    procuraduria,
+    push_child,
+    record_consent,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from records_support import AgencyClient, add_agency, read
+
+LAWYER_SCOPES = ["records:read", "access:request"]
+OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
+
+
+@pytest.fixture
+def owner(app: Flask) -> AgencyClient:
+    return add_agency(app, OWNER)
+
+
+@pytest.fixture
+def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
+    return push_child(client, owner)
+
+
+@pytest.fixture
+def lawyer(app: Flask) -> PersonClient:
+    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
+    return add_person_client(app, "lic-ana", CLINIC, ["legal_representative"], LAWYER_SCOPES)
+
+
+@pytest.fixture
+def officer(app: Flask) -> PersonClient:
+    procuraduria(app)
+    return add_person_client(
+        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
+    )
+
+
+def until(days: int = 30) -> str:
+    return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+
+
+def ask(client: FlaskClient, lawyer: PersonClient, child_id: str, **extra: Any) -> Any:
+    body = {
+        "child_id": child_id,
+        "purpose": "legal_representation",
+        "categories": ["identity", "legal_status"],
+        "until": until(),
+        **extra,
+    }
+    return client.post("/v1/access-requests", json=body, headers=lawyer.headers)
+
+
+def test_uncovered_request_waits_for_the_officer_who_approves_it(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    created = ask(client, lawyer, pushed["child_id"])
+    assert created.status_code == 201
+    request = created.get_json()
+    assert request["status"] == "pending"
+    asked = audit_entry(app, request["audit_entry"])
+    assert asked["action"] == "access_requested"
+    assert asked["actor"]["person_id"] == "lic-ana"
+    assert asked["reason_code"] == "pending"
+
+    # Not yet: the lawyer reads nothing, but knows of the record's child through the request.
+    assert (
+        read(client, lawyer, pushed["record_id"], purpose="legal_representation").status_code == 403
+    )
+
+    queue = client.get("/v1/access-requests?status=pending", headers=officer.headers).get_json()
+    assert [r["id"] for r in queue["access_requests"]] == [request["id"]]
+
+    decided = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "Representación acreditada en el expediente."},
+        headers=officer.headers,
+    )
+    assert decided.status_code == 200
+    body = decided.get_json()
+    assert body["status"] == "granted"
+    grant_id = body["grant"]["id"]
+    entry = audit_entry(app, body["audit_entry"])
+    assert entry["action"] == "access_granted"
+    assert entry["decision"]["grant_ids"] == [grant_id]
+
+    response = read(client, lawyer, pushed["record_id"], purpose="legal_representation")
+    assert response.status_code == 200
+    answer = response.get_json()
+    assert answer["decision"]["basis"] == "grant"
+    assert "placements" not in answer["data"]
+    # The grant is purpose-bound.
+    assert read(client, lawyer, pushed["record_id"], purpose="statistics").status_code == 403
+
+    grants = client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"]
+    assert [g["id"] for g in grants] == [grant_id]
+    assert (
+        client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers).get_json()[
+            "status"
+        ]
+        == "granted"
+    )
+
+    twice = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": False, "reason": "no"},
+        headers=officer.headers,
+    )
+    assert twice.status_code == 409
+
+
+def test_covered_request_is_granted_at_once(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    document = consent_document(CLINIC, purposes=["legal_representation"])
+    record_consent(client, officer, pushed["child_id"], document)
+    response = ask(client, lawyer, pushed["child_id"])
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["status"] == "granted"
+    assert body["decision"]["basis"] == "consent"
+
+
+def test_denied_requests_and_other_jurisdictions(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    request = ask(client, lawyer, pushed["child_id"]).get_json()
+    add_agency(app, "mx.nl.procuraduria", jurisdiction="19", scopes=("consent:read",))
+    stranger = add_person_client(
+        app, "co-nl-001", "mx.nl.procuraduria", ["consent_officer"], OFFICER_SCOPES
+    )
+    queue = client.get("/v1/access-requests", headers=stranger.headers).get_json()
+    assert queue["access_requests"] == []
+    refused = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "x"},
+        headers=stranger.headers,
+    )
+    assert refused.status_code == 404
+
+    denied = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": False, "reason": "No acredita la representación."},
+        headers=officer.headers,
+    )
+    assert denied.get_json()["status"] == "denied"
+    assert audit_entry(app, denied.get_json()["audit_entry"])["outcome"] == "denied"
+    assert client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"] == []
+
+
+def test_bad_access_requests(
+    client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    past = ask(client, lawyer, pushed["child_id"], until="2020-01-01T00:00:00Z")
+    assert past.status_code == 400
+    unknown = ask(client, lawyer, "nna_00000000000000000000")
+    assert unknown.status_code == 404
+    bad = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "curiosity",
+            "categories": [],
+            "until": until(),
+        },
+        headers=lawyer.headers,
+    )
+    assert bad.status_code == 400
+    assert bad.get_json()["errors"]
+
+
+def test_override_opens_access_for_72h_at_most_and_oversight_sees_it(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    add_agency(app, "mx.fed.pfpnna", jurisdiction="00", kind="federal_child_protection")
+    override_officer = add_person_client(
+        app, "ov-fed-001", "mx.fed.pfpnna", ["override_officer"], ["override", "records:read"]
+    )
+    body = {
+        "child_id": pushed["child_id"],
+        "basis_code": "imminent_risk_life_integrity",
+        "justification": "Reportada desaparecida del albergue; se requiere su ubicación.",
+        "categories": ["identity", "contact_location", "placement"],
+        "hours": 24,
+    }
+    too_long = client.post(
+        "/v1/overrides", json={**body, "hours": 100}, headers=override_officer.headers
+    )
+    assert too_long.status_code == 400
+    short = client.post(
+        "/v1/overrides", json={**body, "justification": "urgente"}, headers=override_officer.headers
+    )
+    assert short.status_code == 400
+    # A consent officer holds no override role.
+    assert client.post("/v1/overrides", json=body, headers=officer.headers).status_code == 403
+
+    opened = client.post("/v1/overrides", json=body, headers=override_officer.headers)
+    assert opened.status_code == 201, opened.get_json()
+    override = opened.get_json()
+    entry = audit_entry(app, override["audit_entry"])
+    assert entry["action"] == "override_used"
+    assert entry["decision"]["override_id"] == override["id"]
+
+    response = read(client, override_officer, pushed["record_id"], purpose="protection_measure")
+    assert response.status_code == 200
+    assert response.get_json()["decision"]["basis"] == "override"
+    assert "placements" in response.get_json()["data"]
+
+    auditor = add_agency(
+        app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()
+    kinds = {(a["kind"], a.get("override_id")) for a in alerts["alerts"]}
+    assert ("override", override["id"]) in kinds
+
+    reviewed = client.post(
+        f"/v1/overrides/{override['id']}/review",
+        json={"upheld": False, "reason": "La niña fue localizada; no subsiste la urgencia."},
+        headers=officer.headers,
+    )
+    assert reviewed.status_code == 200
+    assert audit_entry(app, reviewed.get_json()["audit_entry"])["action"] == "override_reviewed"
+    after = read(client, override_officer, pushed["record_id"], purpose="protection_measure")
+    assert after.status_code in (403, 404)
+
+
+def test_unreviewed_override_raises_an_alert_after_24h(
+    app: Flask, client: FlaskClient, pushed: dict[str, Any]
+) -> None:
+    from records_support import execute
+    from sqlalchemy import update
+
+    from exchange.consent_store import OverrideRow
+
+    add_agency(app, "mx.fed.pfpnna", jurisdiction="00", kind="federal_child_protection")
+    officer = add_person_client(
+        app, "ov-fed-002", "mx.fed.pfpnna", ["override_officer"], ["override", "records:read"]
+    )
+    opened = client.post(
+        "/v1/overrides",
+        json={
+            "child_id": pushed["child_id"],
+            "basis_code": "imminent_risk_life_integrity",
+            "justification": "Riesgo inminente: posible reclutamiento por una red de trata.",
+            "categories": ["identity"],
+            "hours": 72,
+        },
+        headers=officer.headers,
+    ).get_json()
+    execute(
+        app,
+        update(OverrideRow)
+        .where(OverrideRow.id == opened["id"])
+        .values(starts_at=datetime.now(UTC) - timedelta(hours=25)),
+    )
+    auditor = add_agency(
+        app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()["alerts"]
+    assert any(
+        a["kind"] == "override_unreviewed" and a["override_id"] == opened["id"] for a in alerts
+    )
+
+
+def test_an_adolescents_objection_blocks_until_reviewed(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    comar = add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"]),
+    )
+    assert read(client, comar, pushed["record_id"], purpose="asylum_procedure").status_code == 200
+    views = client.post(
+        f"/v1/children/{pushed['child_id']}/views",
+        json={
+            "heard_on": datetime.now(UTC).date().isoformat(),
+            "position": "objection",
+            "heard_by": {"person_id": "co-chp-004"},
+            "summary": "No quiere que COMAR vea su expediente todavía.",
+            "about": [{"agency_id": COMAR}],
+        },
+        headers=officer.headers,
+    )
+    assert views.status_code == 201, views.get_json()
+    view = views.get_json()
+    assert audit_entry(app, view["audit_entry"])["action"] == "child_views_recorded"
+
+    dry = client.post(
+        "/v1/decisions",
+        json={
+            "actor": {"agency_id": COMAR},
+            "child_id": pushed["child_id"],
+            "action": "read",
+            "purpose": "asylum_procedure",
+            "categories": ["identity"],
+        },
+        headers=officer.headers,
+    )
+    assert dry.status_code == 200
+    decision = dry.get_json()
+    assert decision["result"] == "deny"
+    assert decision["basis"] == "objection"
+    assert decision["reasons"][0]["es"] and decision["reasons"][0]["en"]
+    evaluated = audit_entry(app, decision["id"])
+    assert evaluated["action"] == "decision_evaluated"
+    assert evaluated["decision"]["basis"] == "objection"
+    assert read(client, comar, pushed["record_id"], purpose="asylum_procedure").status_code == 404
+
+    reviewed = client.post(
+        f"/v1/views/{view['id']}/review",
+        json={"upheld": False, "reason": "Se le explicó el procedimiento y está de acuerdo."},
+        headers=officer.headers,
+    )
+    assert reviewed.status_code == 200
+    assert read(client, comar, pushed["record_id"], purpose="asylum_procedure").status_code == 200
+
+
+def test_consent_as_fhir(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    from fhir.resources.consent import Consent as FhirConsent
+
+    stored = record_consent(
+        client, officer, pushed["child_id"], consent_document(COMAR, purposes=["asylum_procedure"])
+    )
+    response = client.get(f"/v1/consents/{stored['id']}?format=fhir", headers=officer.headers)
+    assert response.status_code == 200
+    assert response.mimetype == "application/fhir+json"
+    resource = FhirConsent.model_validate(response.get_json())
+    assert resource.status == "active"
+    plain = client.get(f"/v1/consents/{stored['id']}", headers=officer.headers).get_json()
+    assert plain["consent"]["id"] == stored["id"]
+
+
+def test_oversight_reads_the_events_as_fhir_audit_events(
+    app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    from fhir.resources.bundle import Bundle
+
+    from exchange.audit_sequencer import integrate_pending
+
+    ask(client, lawyer, pushed["child_id"])
+    with app.app_context():
+        integrate_pending(app)
+    auditor = add_agency(
+        app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    response = client.get(
+        "/v1/audit/events",
+        query_string={"child_id": pushed["child_id"], "format": "fhir"},
+        headers=auditor.headers,
+    )
+    assert response.status_code == 200
+    assert response.mimetype == "application/fhir+json"
+    bundle = Bundle.model_validate(response.get_json())
+    assert bundle.type == "searchset"
+    codes = [entry.resource.code.coding[0].code for entry in bundle.entry]
+    assert "access_requested" in codes and "record_pushed" in codes
+
+
+def test_a_purpose_a_hard_rule_forbids_is_denied_at_once_with_the_reason(
+    app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    response = ask(
+        client,
+        lawyer,
+        pushed["child_id"],
+        purpose="migration_procedure",
+        categories=["protection_concerns", "placement"],
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["status"] == "denied"
+    assert body["decision"]["basis"] == "hard_rule"
+    assert "no_protection_data_for_migration_procedure" in body["decision"]["rule_ids"]
+    assert all(reason["es"] and reason["en"] for reason in body["decision"]["reasons"])
+    assert audit_entry(app, body["audit_entry"])["outcome"] == "denied"
+
+
+def test_a_grantor_who_is_not_entitled_is_refused(
+    client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    document = consent_document(COMAR)
+    # The child is unaccompanied: no parent has custody here, the Procuraduría represents her.
+    document["grantor"] = {
+        "type": "parent",
+        "representation": "originaria",
+        "related_person_ref": "madre",
+        "identity_verified": True,
+    }
+    response = client.post(
+        f"/v1/children/{pushed['child_id']}/consents", json=document, headers=officer.headers
+    )
+    assert response.status_code == 400
+    errors = response.get_json()["errors"]
+    assert any(error["pointer"].startswith("/grantor") for error in errors)
+    assert all(error["message"] for error in errors)
