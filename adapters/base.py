@@ -72,3 +72,36 @@ class Adapter(Protocol):
     def decode(self, stream: IO[bytes]) -> Iterator[Item]: ...
 
     def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None: ...
+
+
+@runtime_checkable
+class RejectsWriter(Protocol):
+    """An adapter that can write rejected items back in its own format.
+
+    ``puente import`` gives an office a rejects file it can open in the tool it already uses,
+    fix and send again: the original row, line, case or entry of each rejected item, plus the
+    reasons (a ``errores/errors`` column in a spreadsheet, an ``errors`` member in JSON).
+    ``items`` are items this adapter yielded from ``decode`` (their ``source`` is what gets
+    written back); they are consumed lazily, so the caller may pass a generator that runs
+    alongside the import. Nothing is written when ``items`` is empty, nor for an item without
+    a ``source`` (a problem of the file as a whole, such as a missing CSV column at row 0).
+
+    Optional: check with ``isinstance(adapter, RejectsWriter)``; every built-in adapter is one.
+    """
+
+    def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None: ...
+
+
+def problems_as_json(problems: Iterable[Problem]) -> list[dict[str, str]]:
+    """The ``errors`` member of a JSON rejects line: ``[{pointer, message_es, message_en}]``."""
+    return [problem.to_json() for problem in problems]
+
+
+def problems_as_text(problems: Iterable[Problem]) -> str:
+    """One cell of a spreadsheet rejects file: ``es / en`` for each problem, after its JSON
+    pointer when it has one (a ``column:`` problem names its column in the message), joined by
+    `` | `` so a person reads every reason in one cell."""
+    return " | ".join(
+        f"{p.pointer}: {p.es} / {p.en}" if p.pointer.startswith("/") else f"{p.es} / {p.en}"
+        for p in problems
+    )

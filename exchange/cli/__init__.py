@@ -69,12 +69,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hub", "demo_command"),
     "keys": ("keys", "keys_group"),
     "agency": ("agencies", "agency_group"),
+    "person": ("people", "person_group"),
     "schemas": ("schemas", "schemas_group"),
     "validate": ("schemas", "validate_command"),
     "children": ("children", "children_group"),
     "worker": ("worker", "worker_command"),
     "outbox": ("worker", "outbox_group"),
     "audit": ("audit", "audit_group"),
+    "import": ("imports", "import_command"),
+    "export": ("exports", "export_command"),
+    "adapters": ("adapters", "adapters_group"),
 }
 
 

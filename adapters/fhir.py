@@ -1,0 +1,430 @@
+"""HL7 FHIR Bundles (R4 and R5) ⇄ ``case-record/1`` and ``consent/1``.
+
+**Reading.** The Bundle's ``entry`` array is read entry by entry (:mod:`adapters.json_array`),
+never whole. Each resource is validated with the ``fhir.resources`` models: R5 first
+(``fhir.resources.<type>``), then R4 (``fhir.resources.R4B.<type>``: R4B is R4 for every
+resource read here). An adapter built with ``version="R4"`` or ``"R5"`` accepts only that one.
+
+Entries become items like this:
+
+- each **Patient**, with the RelatedPersons, EpisodeOfCare and Encounters that refer to it
+  (by ``fullUrl``, ``Patient/<id>`` or a logical identifier reference), is **one case-record
+  envelope**, at the Patient's position ``entry[i]``; its ``local_id`` is the Patient's
+  ``urn:puente:local-id`` identifier (another system with ``local_id_system=``), else
+  ``Patient.id``; a ``urn:puente:child`` identifier becomes the envelope's ``child_id``.
+  The mapping is :mod:`adapters.fhir_case`.
+- each **Consent** is **one consent/1 envelope** at its own position (:mod:`adapters.fhir_consent`).
+  A consent names the child by hub id, so its Patient must carry ``urn:puente:child`` (or the
+  Consent must reference that identifier): push the case first.
+- a resource of any **other type** is a problem at its position with pointer
+  ``resource:<Type>``; an invalid resource is a problem with the FHIR path of each fault; a
+  resource whose Patient is not in the Bundle is a problem. The rest is imported.
+  ``OperationOutcome`` entries are skipped: rejects files carry them.
+
+**Memory.** A Bundle puts no order on its entries (a server's search answer lists every
+Patient first, then what it includes), so a case is complete only when the Bundle ends.
+Resources therefore wait in a temporary file (:mod:`adapters.fhir_grouping`); memory holds
+an index row per resource — about 350 bytes measured, whatever the resource's size — plus one
+case at a time. A Bundle of a million resources (a gigabyte or more) needs some 350 MB; split
+larger ones (FHIR servers page their answers anyway). Problems that need no grouping are
+reported as they are read.
+
+**Writing** gives an R5 Bundle of type ``collection`` (or ``transaction``, with conditional
+``PUT`` by identifier so resending does not duplicate): Patient, RelatedPerson, EpisodeOfCare
+and one Encounter per placement for each case record, a Consent for each consent. Case-record
+sections FHIR has no resource for here (protection concerns, health, education, legal
+proceedings, referrals, best interest, restitution plan) are not written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, Any
+from urllib.parse import quote
+
+from fhir.resources import get_fhir_model_class as r5_model
+from fhir.resources.R4B import get_fhir_model_class as r4_model
+
+from adapters import fhir_terms as t
+from adapters.base import Item, Problem
+from adapters.envelopes import check_data, data_validator, envelope
+from adapters.errors import AdapterError
+from adapters.fhir_case import Entry, Group, read_case
+from adapters.fhir_case_write import full_url, write_case
+from adapters.fhir_consent import read_consent
+from adapters.fhir_consent_write import write_consent
+from adapters.fhir_grouping import Index, Spool, Waiting, patient_keys, reference_keys, subject_of
+from adapters.items import WarnedItem
+from adapters.json_array import ArrayReader, JsonStreamError
+from schemas.registry import SchemaRegistry, default_registry
+
+CASE_SCHEMA = "case-record/1"
+CONSENT_SCHEMA = "consent/1"
+GROUPED = ("RelatedPerson", "EpisodeOfCare", "Encounter", "Consent")
+SKIPPED = ("OperationOutcome",)
+MODELS: Mapping[str, Callable[[str], Any]] = {"R5": r5_model, "R4": r4_model}
+MAX_REPORTED_FAULTS = 20
+
+
+class FhirAdapter:
+    """FHIR R4/R5 Bundle JSON ⇄ case-record and consent push envelopes."""
+
+    name = "fhir"
+    media_types = ("application/fhir+json",)
+
+    def __init__(
+        self,
+        *,
+        version: str | None = None,
+        bundle_type: str = "collection",
+        local_id_system: str = t.LOCAL_ID,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        if version not in (None, "R4", "R5"):
+            raise AdapterError(
+                f"versión FHIR «{version}» no admitida: R4 o R5",
+                f"FHIR version '{version}' is not supported: R4 or R5",
+            )
+        if bundle_type not in ("collection", "transaction"):
+            raise AdapterError(
+                f"tipo de Bundle «{bundle_type}» no admitido: collection o transaction",
+                f"Bundle type '{bundle_type}' is not supported: collection or transaction",
+            )
+        self.versions = (version,) if version else ("R5", "R4")
+        self.bundle_type = bundle_type
+        self.local_id_system = local_id_system
+        self.registry = registry or default_registry()
+        self._case_validator = data_validator(CASE_SCHEMA, self.registry)
+        self._consent_validator = data_validator(CONSENT_SCHEMA, self.registry)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        spool = Spool()
+        try:
+            yield from self._decode(stream, spool)
+        finally:
+            spool.close()
+
+    def _decode(self, stream: IO[bytes], spool: Spool) -> Iterator[Item]:
+        reader = ArrayReader(stream, "entry")
+        known = Index()
+        index = 0  # the entry being read, for the position of a break in the JSON
+        cut: str | None = None
+        try:
+            for index, raw in reader:
+                problem_item = self._admit(index, raw, spool, known)
+                if problem_item is not None:
+                    yield problem_item
+                index += 1
+        except JsonStreamError as error:
+            # What was read before the break is still imported; its cases say they may lack
+            # resources that came after it (resending the fixed Bundle adds them).
+            cut = f"entry[{index}]" if reader.found else "entry"
+            yield WarnedItem(
+                cut,
+                problems=(
+                    Problem(
+                        "",
+                        f"{error.es} (carácter {error.offset})",
+                        f"{error.en} (character {error.offset})",
+                    ),
+                ),
+            )
+        else:
+            kind = reader.members.get("resourceType")
+            if kind != "Bundle" or not reader.found:
+                yield WarnedItem(
+                    "resourceType",
+                    problems=(
+                        Problem(
+                            "resource:" + str(kind),
+                            f"se esperaba un Bundle con «entry», no {kind!r}",
+                            f"expected a Bundle with 'entry', not {kind!r}",
+                        ),
+                    ),
+                )
+        yield from self._grouped(spool, known, cut)
+
+    def _admit(
+        self,
+        index: int,
+        raw: Any,
+        spool: Spool,
+        known: Index,
+    ) -> Item | None:
+        """Check one entry; keep it for grouping (None) or say why not (an item)."""
+        position = f"entry[{index}]"
+        resource = raw.get("resource") if isinstance(raw, Mapping) else None
+        if not isinstance(resource, Mapping):
+            return _problem_item(
+                position,
+                "resource:",
+                "la entrada no tiene «resource»",
+                "the entry has no 'resource'",
+                raw,
+            )
+        kind = str(resource.get("resourceType"))
+        if kind in SKIPPED:
+            return None
+        if kind != "Patient" and kind not in GROUPED:
+            return _problem_item(
+                position,
+                f"resource:{kind}",
+                f"tipo de recurso «{kind}» no admitido (se leen Patient, "
+                f"{', '.join(GROUPED)}); el resto del Bundle se importa",
+                f"resource type '{kind}' is not supported (Patient, {', '.join(GROUPED)} are "
+                "read); the rest of the Bundle is imported",
+                raw,
+            )
+        faults = self._faults(resource)
+        if faults:
+            return WarnedItem(position, problems=faults, source=[raw])
+        offset, length = spool.put(raw)
+        if kind == "Patient":
+            entry = Entry(index, raw.get("fullUrl"), dict(resource))
+            known.add_patient(Waiting(index, offset, length, kind), patient_keys(entry))
+            return None
+        keys = tuple(reference_keys(subject_of(resource)))
+        if not keys:
+            return _problem_item(
+                position,
+                f"resource:{kind}",
+                f"el recurso {kind} no dice a qué Patient se refiere",
+                f"the {kind} resource does not say which Patient it is about",
+                raw,
+            )
+        known.waiting.append(Waiting(index, offset, length, kind, tuple(map(hash, keys))))
+        return None
+
+    def _faults(self, resource: Mapping[str, Any]) -> tuple[Problem, ...]:
+        """Nothing when a model of an accepted version takes the resource; else the faults of
+        the version with the fewest, each with its FHIR path."""
+        kind = str(resource["resourceType"])
+        failures: list[tuple[str, ValueError]] = []
+        for version in self.versions:
+            try:
+                MODELS[version](kind).model_validate(resource)
+                return ()
+            except ValueError as error:  # pydantic's ValidationError is a ValueError
+                failures.append((version, error))
+        # Report the version the resource comes closest to: an R4 resource with one bad date
+        # should hear about the date, not about every element R5 renamed.
+        faults = [
+            (version, getattr(error, "errors", lambda e=error: [{"loc": (), "msg": str(e)}])())
+            for version, error in failures
+        ]
+        version, errors = min(faults, key=lambda found: len(found[1]))
+        return tuple(
+            Problem(
+                f"resource:{kind}"
+                + "".join(
+                    f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]
+                ),
+                f"no es válido en FHIR {version}: {e['msg']}",
+                f"not valid FHIR {version}: {e['msg']}",
+            )
+            for e in errors[:MAX_REPORTED_FAULTS]
+        )
+
+    def _grouped(self, spool: Spool, known: Index, cut: str | None) -> Iterator[Item]:
+        members: dict[int, list[Waiting]] = {}
+        for row in known.waiting:
+            found = next((known.owner[key] for key in row.keys if key in known.owner), None)
+            if found is not None:
+                members.setdefault(found, []).append(row)
+            elif row.kind == "Consent":
+                yield self._consent_item(row, spool.get(row.offset, row.length), None, None)
+            else:
+                raw = spool.get(row.offset, row.length)
+                target = reference_keys(subject_of(raw["resource"]))[0]
+                yield _problem_item(
+                    f"entry[{row.index}]",
+                    f"resource:{row.kind}",
+                    f"se refiere a {target}, que no está en el Bundle",
+                    f"it refers to {target}, which is not in the Bundle",
+                    raw,
+                )
+        for number, patient in enumerate(known.patients):
+            rows = members.get(number, [])
+            yield from self._case_items(spool, patient, rows, cut)
+
+    def _case_items(
+        self, spool: Spool, patient: Waiting, rows: list[Waiting], cut: str | None
+    ) -> Iterator[Item]:
+        raw_patient = spool.get(patient.offset, patient.length)
+        group = Group(_entry(patient, raw_patient))
+        sources = [raw_patient]
+        consents: list[tuple[Waiting, dict[str, Any]]] = []
+        for row in rows:
+            raw = spool.get(row.offset, row.length)
+            if row.kind == "Consent":
+                consents.append((row, raw))
+                continue
+            sources.append(raw)
+            entry = _entry(row, raw)
+            {
+                "RelatedPerson": group.related,
+                "EpisodeOfCare": group.episodes,
+                "Encounter": group.encounters,
+            }[row.kind].append(entry)
+        case = read_case(group, self.local_id_system)
+        if cut is not None:
+            case.warnings.append(
+                Problem(
+                    "resource:Bundle",
+                    f"el Bundle se corta en {cut}: pueden faltar recursos de este caso",
+                    f"the Bundle breaks at {cut}: resources of this case may be missing",
+                )
+            )
+        problems = [*case.problems, *check_data(self._case_validator, case.data)]
+        position = group.patient.position
+        if problems or case.local_id is None:
+            yield WarnedItem(
+                position,
+                problems=tuple(problems),
+                source=sources,
+                local_id=case.local_id,
+                warnings=tuple(case.warnings),
+            )
+        else:
+            document = envelope(CASE_SCHEMA, case.local_id, case.data)
+            if case.child_id:
+                document["child_id"] = case.child_id
+            yield WarnedItem(
+                position,
+                document=document,
+                source=sources,
+                local_id=case.local_id,
+                warnings=tuple(case.warnings),
+            )
+        for row, raw in consents:
+            yield self._consent_item(row, raw, case.child_id, group)
+
+    def _consent_item(
+        self, row: Waiting, raw: Mapping[str, Any], child_id: str | None, group: Group | None
+    ) -> Item:
+        resource = raw["resource"]
+        related = {
+            key: e.resource for e in (group.related if group else []) for key in e.references()
+        }
+
+        def person_ref_of(reference: Mapping[str, Any]) -> Mapping[str, Any] | None:
+            return next((related[k] for k in reference_keys(reference) if k in related), None)
+
+        data, problems = read_consent(resource, child_id, person_ref_of)
+        local_id = (
+            t.identifier_value(resource, self.local_id_system)
+            or t.identifier_value(resource, t.CONSENT)
+            or resource.get("id")
+        )
+        # Without the child id, check the rest as if it were known: the office then sees every
+        # other fault at once (the missing id is already a problem).
+        checked = data if child_id or "child_id" in data else {**data, "child_id": "ch-unknown"}
+        problems += check_data(self._consent_validator, checked)
+        position = f"entry[{row.index}]"
+        if problems or not local_id:
+            if not local_id:
+                problems.append(
+                    Problem(
+                        "resource:Consent.identifier",
+                        "el Consent no tiene identificador ni «id»",
+                        "the Consent has no identifier nor 'id'",
+                    )
+                )
+            return WarnedItem(position, problems=tuple(problems), source=[raw], local_id=local_id)
+        return WarnedItem(
+            position,
+            document=envelope(CONSENT_SCHEMA, local_id, data),
+            source=[raw],
+            local_id=local_id,
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
+        """An R5 Bundle of the case-record and consent envelopes, entry by entry."""
+        out.write(b'{"resourceType":"Bundle","type":"' + self.bundle_type.encode() + b'",')
+        out.write(b'"entry":[')
+        patients: dict[str, str] = {}
+        first = True
+        for document in documents:
+            for url, resource, identifier in self._resources(document, patients):
+                entry: dict[str, Any] = {"fullUrl": url, "resource": resource}
+                if self.bundle_type == "transaction":
+                    entry["request"] = _request(resource["resourceType"], identifier)
+                out.write((b"\n" if first else b",\n") + _dumps(entry))
+                first = False
+        out.write(b"\n]}\n" if not first else b"]}\n")
+
+    def _resources(
+        self, document: Mapping[str, Any], patients: dict[str, str]
+    ) -> list[tuple[str, dict[str, Any], tuple[str, str] | None]]:
+        schema = document.get("schema")
+        if schema == CASE_SCHEMA:
+            written = write_case(document)
+            if document.get("child_id"):
+                patients[str(document["child_id"])] = written[0].full_url
+            return [(w.full_url, w.resource, w.identifier) for w in written]
+        if schema == CONSENT_SCHEMA:
+            child_id = str((document.get("data") or {}).get("child_id"))
+            subject = t.identified("Patient", t.CHILD, child_id)
+            if child_id in patients:
+                subject["reference"] = patients[child_id]
+            resource = write_consent(document, subject)
+            local_id = str(document.get("local_id"))
+            url = full_url(local_id, "Consent")
+            return [(url, resource, (t.LOCAL_ID, local_id))]
+        raise AdapterError(
+            f"el adaptador fhir escribe documentos {CASE_SCHEMA} y {CONSENT_SCHEMA}, no «{schema}»",
+            f"the fhir adapter writes {CASE_SCHEMA} and {CONSENT_SCHEMA} documents, not '{schema}'",
+        )
+
+    def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
+        """A collection Bundle: each rejected item's entries as they came, then an
+        OperationOutcome with its reasons (skipped when the fixed Bundle is read again)."""
+        first = True
+        for item in items:
+            if first:
+                out.write(b'{"resourceType":"Bundle","type":"collection","entry":[')
+            sources = item.source if isinstance(item.source, list) else []
+            for raw in [*sources, {"resource": _outcome(item)}]:
+                out.write((b"\n" if first else b",\n") + _dumps(raw))
+                first = False
+        if not first:
+            out.write(b"\n]}\n")
+
+
+def _entry(row: Waiting, raw: Mapping[str, Any]) -> Entry:
+    return Entry(row.index, raw.get("fullUrl"), dict(raw["resource"]))
+
+
+def _problem_item(position: str, pointer: str, es: str, en: str, raw: Any) -> Item:
+    return WarnedItem(position, problems=(Problem(pointer, es, en),), source=[raw])
+
+
+def _outcome(item: Item) -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "invalid",
+                "details": {"text": f"{item.position} {p.pointer}: {p.es}"},
+                "diagnostics": f"{item.position} {p.pointer}: {p.en}",
+            }
+            for p in item.problems
+        ],
+    }
+
+
+def _request(kind: str, identifier: tuple[str, str] | None) -> dict[str, str]:
+    if identifier is None:
+        return {"method": "POST", "url": kind}
+    system, value = identifier
+    return {"method": "PUT", "url": f"{kind}?identifier={quote(system + '|' + value, safe=':')}"}
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

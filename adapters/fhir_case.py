@@ -1,0 +1,432 @@
+"""A Patient and the resources about it ⇄ the data of a ``case-record/1`` push.
+
+- **Patient** → ``/child``: names (``official``/``usual`` name; the father's and mother's
+  surnames from the HL7 ``humanname-*-family`` extensions, else ``family`` as first surname;
+  a ``nickname`` name → ``alias``), gender, birth date (or the ``estimated-age`` extension →
+  ``age_estimation``), ``patient-nationality``, ``patient-birthPlace``, communication
+  languages, address and telecom → ``current_location``, identifiers (see
+  :mod:`adapters.fhir_terms`), ``unaccompanied-status`` extension.
+- **RelatedPerson** (``patient`` = the Patient) → ``/related_persons``: relationship (Puente
+  coding, else v3 RoleCode; none at all → ``other``), names, gender, birth date (partial
+  allowed, ``estimated-date`` extension), languages, address, telecom, ``custody`` extension.
+- **EpisodeOfCare** → ``/case``: status (``case-status`` extension, else from the FHIR status),
+  ``urn:puente:case-number`` identifier, period → opened on / closed on, managing
+  organisation and care manager → owner, ``closure-reason`` extension → ``/closure``. A
+  Patient without one is an open case.
+- **Encounter** with a ``urn:puente:placement-type`` type → ``/placements``: period, location
+  → facility, service provider → operator, reason, a RelatedPerson participant → caregiver.
+  An Encounter without that type is not a placement: it is left out with a warning.
+
+R4 and R5 spellings are both read (``period``/``actualPeriod``, ``reasonCode``/``reason``,
+``participant.individual``/``.actor``). Writing, in R5, is :mod:`adapters.fhir_case_write`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters import fhir_terms as t
+from adapters.base import Problem
+
+
+@dataclass
+class Entry:
+    """One Bundle entry the adapter read: where it was, its fullUrl and resource."""
+
+    index: int
+    full_url: str | None
+    resource: dict[str, Any]
+
+    @property
+    def position(self) -> str:
+        return f"entry[{self.index}]"
+
+    def references(self) -> set[str]:
+        """Every string a reference to this resource may be written as."""
+        keys = {f"{self.resource.get('resourceType')}/{self.resource.get('id')}"}
+        if self.full_url:
+            keys.add(self.full_url)
+        return keys
+
+
+@dataclass
+class Group:
+    """A Patient and the entries that refer to it."""
+
+    patient: Entry
+    related: list[Entry] = field(default_factory=list)
+    episodes: list[Entry] = field(default_factory=list)
+    encounters: list[Entry] = field(default_factory=list)
+    consents: list[Entry] = field(default_factory=list)
+
+
+@dataclass
+class CaseData:
+    local_id: str | None
+    child_id: str | None
+    data: dict[str, Any]
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _date(value: Any) -> str | None:
+    return value[:10] if isinstance(value, str) and len(value) >= 10 else None
+
+
+def _agency(reference: Any) -> dict[str, Any]:
+    """An ``agency_ref``: a hub agency named by identifier, or an organisation by name."""
+    if not isinstance(reference, Mapping):
+        return {}
+    agency_id = t.reference_identifier(reference, t.AGENCY)
+    if agency_id:
+        return {"agency_id": agency_id}
+    display = reference.get("display")
+    return {"name": display} if isinstance(display, str) and display else {}
+
+
+def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
+    """The shared ``names`` and ``alias`` of a list of HumanName."""
+    official: Mapping[str, Any] | None = None
+    alias = None
+    for name in t.as_list(names):
+        if not isinstance(name, Mapping):
+            continue
+        if name.get("use") in ("nickname", "anonymous"):
+            alias = alias or name.get("text") or " ".join(t.as_list(name.get("given"))) or None
+        elif official is None or name.get("use") == "official":
+            official = name
+    if official is None:
+        return {}, alias
+    family_parts = official.get("_family")
+    fathers = t.extension_value(family_parts, t.FATHERS_FAMILY, "String")
+    mothers = t.extension_value(family_parts, t.MOTHERS_FAMILY, "String")
+    given = " ".join(g for g in t.as_list(official.get("given")) if isinstance(g, str))
+    result = t.compact(
+        {
+            "given_names": given or None,
+            "first_surname": fathers or (official.get("family") if not mothers else None),
+            "second_surname": mothers,
+        }
+    )
+    return result, alias
+
+
+def read_address(addresses: Any) -> dict[str, Any]:
+    address = next((a for a in t.as_list(addresses) if isinstance(a, Mapping)), None)
+    if address is None:
+        return {}
+    lines = [line for line in t.as_list(address.get("line")) if isinstance(line, str)]
+    return t.compact(
+        {
+            "country": address.get("country"),
+            "state": address.get("state"),
+            "municipality": address.get("district"),
+            "locality": address.get("city"),
+            "street": ", ".join(lines) or None,
+            "postal_code": address.get("postalCode"),
+            "description": address.get("text"),
+        }
+    )
+
+
+def read_contact(telecom: Any) -> dict[str, Any]:
+    phones = [c.get("value") for c in t.as_list(telecom) if _system(c) == "phone"]
+    emails = [c.get("value") for c in t.as_list(telecom) if _system(c) == "email"]
+    return t.compact(
+        {
+            "phone": phones[0] if phones else None,
+            "alternate_phone": phones[1] if len(phones) > 1 else None,
+            "email": emails[0] if emails else None,
+        }
+    )
+
+
+def _system(contact: Any) -> Any:
+    return contact.get("system") if isinstance(contact, Mapping) else None
+
+
+def read_languages(communication: Any) -> tuple[list[str], str | None]:
+    languages: list[str] = []
+    preferred = None
+    for item in t.as_list(communication):
+        if not isinstance(item, Mapping):
+            continue
+        code = t.code_in(item.get("language"), t.BCP_47)
+        if code and code not in languages:
+            languages.append(code)
+            if item.get("preferred") is True and preferred is None:
+                preferred = code
+    return languages, preferred
+
+
+def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
+    """The shared data of a Patient and the resources that refer to it."""
+    patient = group.patient.resource
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    episode = group.episodes[0].resource if group.episodes else None
+    local_id = (
+        t.identifier_value(patient, local_id_system)
+        or (t.identifier_value(episode, local_id_system) if episode else None)
+        or patient.get("id")
+    )
+    if not local_id:
+        problems.append(
+            Problem(
+                "resource:Patient.identifier",
+                f"el Patient no tiene identificador «{local_id_system}» ni «id»: sin él no se "
+                "puede reenviar sin duplicar",
+                f"the Patient has no '{local_id_system}' identifier nor 'id': without one it "
+                "cannot be resent safely",
+            )
+        )
+    for extra in group.episodes[1:]:
+        warnings.append(
+            _left_out(
+                extra, "solo se lee el primer EpisodeOfCare", "only the first EpisodeOfCare is read"
+            )
+        )
+    persons = [_related_person(entry, problems) for entry in group.related]
+    refs = {
+        key: person.get("person_ref")
+        for entry, person in zip(group.related, persons, strict=True)
+        for key in entry.references()
+    }
+    placements = []
+    for entry in group.encounters:
+        placement = _placement(entry.resource, refs)
+        if placement is None:
+            warnings.append(
+                _left_out(
+                    entry,
+                    "el Encounter no tiene tipo de acogimiento (urn:puente:placement-type)",
+                    "the Encounter has no placement type (urn:puente:placement-type)",
+                )
+            )
+        else:
+            placements.append(placement)
+    case, closure = _case(episode, problems)
+    data = t.compact(
+        {
+            "case": case,
+            "child": _child(patient, local_id_system),
+            "related_persons": persons,
+            "placements": placements,
+            "closure": closure,
+        }
+    )
+    child_id = t.identifier_value(patient, t.CHILD)
+    return CaseData(local_id, child_id, data, problems, warnings)
+
+
+def _left_out(entry: Entry, es: str, en: str) -> Problem:
+    kind = entry.resource.get("resourceType")
+    return Problem(
+        f"resource:{kind}",
+        f"{entry.position}: {es}; se dejó fuera",
+        f"{entry.position}: {en}; it was left out",
+    )
+
+
+def _child(patient: Mapping[str, Any], local_id_system: str) -> dict[str, Any]:
+    names, alias = read_names(patient.get("name"))
+    languages, preferred = read_languages(patient.get("communication"))
+    age = t.extension_value(patient, t.ESTIMATED_AGE, "Integer")
+    nationality = [
+        code
+        for ext in t.extensions(patient, t.NATIONALITY)
+        for part in t.as_list(ext.get("extension"))
+        if isinstance(part, Mapping) and part.get("url") == "code"
+        for code in t.codes_in(part.get("valueCodeableConcept"), t.ISO_3166)
+    ]
+    birth_place = t.extension_value(patient, t.BIRTH_PLACE, "Address") or {}
+    return t.compact(
+        {
+            "names": names,
+            "alias": alias,
+            "sex": t.GENDER_BACK.get(patient.get("gender", "")),
+            "date_of_birth": patient.get("birthDate"),
+            "age_estimation": {"estimated_age_years": age} if age is not None else None,
+            "birth_country": birth_place.get("country"),
+            "birth_place": birth_place.get("text"),
+            "nationality": list(dict.fromkeys(nationality)),
+            "languages": languages,
+            "primary_language": preferred,
+            "identifiers": _identifiers(patient, (local_id_system, t.LOCAL_ID, t.CHILD)),
+            "unaccompanied_status": t.extension_value(patient, t.UNACCOMPANIED, "Code"),
+            "current_location": t.compact(
+                {
+                    "address": read_address(patient.get("address")),
+                    "contact": read_contact(patient.get("telecom")),
+                }
+            ),
+        }
+    )
+
+
+_V2_IDENTIFIER_TYPE = {"PPN": "passport", "NI": "national_id", "BCT": "birth_certificate"}
+
+
+def _identifiers(
+    patient: Mapping[str, Any], envelope_systems: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The child's identifiers, less those that name the envelope (local id, child id)."""
+    found = []
+    for identifier in t.as_list(patient.get("identifier")):
+        if not isinstance(identifier, Mapping) or identifier.get("system") in envelope_systems:
+            continue
+        kind = t.code_in(identifier.get("type"), t.IDENTIFIER_TYPE) or next(
+            (
+                _V2_IDENTIFIER_TYPE[c["code"]]
+                for c in t.codings(identifier.get("type"))
+                if c.get("code") in _V2_IDENTIFIER_TYPE
+            ),
+            "other",
+        )
+        assigner = identifier.get("assigner") or {}
+        found.append(
+            t.compact(
+                {
+                    "type": kind,
+                    "value": identifier.get("value"),
+                    "issuer_country": t.extension_value(identifier, t.ISSUER_COUNTRY, "Code"),
+                    "issuer_agency": t.reference_identifier(assigner, t.AGENCY),
+                    "issuer_name": assigner.get("display"),
+                    "valid_until": _date((identifier.get("period") or {}).get("end")),
+                }
+            )
+        )
+    return found
+
+
+def _related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]:
+    resource = entry.resource
+    names, alias = read_names(resource.get("name"))
+    languages, _ = read_languages(resource.get("communication"))
+    ref = t.identifier_value(resource, t.RELATED_PERSON)
+    born = resource.get("birthDate")
+    estimated = t.extension_value(resource.get("_birthDate"), t.ESTIMATED_DATE, "Boolean")
+    return t.compact(
+        {
+            "person_ref": ref.rsplit("/", 1)[-1] if ref else resource.get("id"),
+            "relationship": _relationship(entry, problems),
+            "names": names,
+            "alias": alias,
+            "sex": t.GENDER_BACK.get(resource.get("gender", "")),
+            "date_of_birth": t.compact({"date": born, "estimated": estimated}) if born else None,
+            "languages": languages,
+            "address": read_address(resource.get("address")),
+            "contact": read_contact(resource.get("telecom")),
+            "custody": t.extension_value(resource, t.CUSTODY, "Code"),
+        }
+    )
+
+
+def _relationship(entry: Entry, problems: list[Problem]) -> str | None:
+    concepts = entry.resource.get("relationship")
+    own = t.code_in(concepts, t.RELATIONSHIP)
+    if own:
+        return own
+    role = next(
+        (
+            t.ROLE_CODE_BACK[c["code"]]
+            for c in t.codings(concepts)
+            if c.get("code") in t.ROLE_CODE_BACK
+        ),
+        None,
+    )
+    if role:
+        return role
+    written = [c.get("code") for c in t.codings(concepts)]
+    if not written:
+        return "other"
+    problems.append(
+        Problem(
+            "resource:RelatedPerson.relationship",
+            f"{entry.position}: parentesco desconocido {written}: use v3 RoleCode o "
+            f"{t.RELATIONSHIP}",
+            f"{entry.position}: unknown relationship {written}: use v3 RoleCode or "
+            f"{t.RELATIONSHIP}",
+        )
+    )
+    return None
+
+
+def _placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = t.code_in(encounter.get("type"), t.PLACEMENT_TYPE)
+    if kind is None:
+        return None
+    period = encounter.get("actualPeriod") or encounter.get("period") or {}
+    reasons = [
+        v.get("concept")
+        for r in t.as_list(encounter.get("reason"))
+        for v in t.as_list(r.get("value"))
+    ] + t.as_list(encounter.get("reasonCode"))
+    caregiver = None
+    for participant in t.as_list(encounter.get("participant")):
+        actor = participant.get("actor") or participant.get("individual") or {}
+        caregiver = caregiver or refs.get(actor.get("reference", ""))
+    location: Mapping[str, Any] = next(iter(t.as_list(encounter.get("location"))), {})
+    return t.compact(
+        {
+            "type": kind,
+            "alternative_to_detention": t.extension_value(
+                encounter, t.ALTERNATIVE_TO_DETENTION, "Boolean"
+            ),
+            "facility_name": (location.get("location") or {}).get("display"),
+            "operator": _agency(encounter.get("serviceProvider")),
+            "caregiver_person_ref": caregiver,
+            "start_date": _date(period.get("start")),
+            "end_date": _date(period.get("end")),
+            "reason": t.code_in(reasons, t.PLACEMENT_REASON),
+        }
+    )
+
+
+def _case(
+    episode: Mapping[str, Any] | None, problems: list[Problem]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    if episode is None:
+        return {"status": "open"}, {}
+    status = t.extension_value(episode, t.CASE_STATUS_EXT, "Code") or t.EPISODE_STATUS_BACK.get(
+        episode.get("status", "")
+    )
+    if status is None:
+        problems.append(
+            Problem(
+                "resource:EpisodeOfCare.status",
+                f"estado «{episode.get('status')}» sin equivalente en un caso",
+                f"status '{episode.get('status')}' has no case equivalent",
+            )
+        )
+    period = episode.get("period") or {}
+    owner = t.compact(
+        {
+            "agency_id": t.reference_identifier(episode.get("managingOrganization"), t.AGENCY),
+            "caseworker_id": next(
+                (
+                    t.reference_identifier(r, t.PERSON)
+                    for r in t.as_list(episode.get("careManager"))
+                ),
+                None,
+            ),
+        }
+    )
+    case = t.compact(
+        {
+            "status": status,
+            "case_number": t.identifier_value(episode, t.CASE_NUMBER),
+            "opened_on": _date(period.get("start")),
+            "workflow_stage": t.code_in(episode.get("type"), t.WORKFLOW_STAGE),
+            "owner": owner if "agency_id" in owner else None,
+        }
+    )
+    closure = t.compact(
+        {
+            "closed_on": _date(period.get("end")) if status == "closed" else None,
+            "reason": t.extension_value(episode, t.CLOSURE_REASON_EXT, "Code"),
+        }
+    )
+    return case, closure

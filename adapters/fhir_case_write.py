@@ -1,0 +1,282 @@
+"""A ``case-record/1`` envelope → the R5 resources :mod:`adapters.fhir_case` reads back.
+
+Patient, a RelatedPerson per related person, an EpisodeOfCare for the case and an Encounter per
+placement, each with a stable ``urn:uuid`` fullUrl (the same input gives the same URLs, so a
+resent transaction updates instead of duplicating) and the identifier a transaction updates it
+by. What these resources cannot hold is not written (see :mod:`adapters.fhir`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters import fhir_terms as t
+
+_NAMESPACE = uuid.UUID("5f0c6e7a-2b1d-4c3e-9a8f-70b1c2d3e4f5")
+
+
+def full_url(local_id: str, kind: str, index: int = 0) -> str:
+    """A stable ``urn:uuid`` for a resource written for a case (same input, same URL)."""
+    return "urn:uuid:" + str(uuid.uuid5(_NAMESPACE, f"{local_id}/{kind}/{index}"))
+
+
+@dataclass(frozen=True)
+class Written:
+    """A resource written for a Bundle, and the identifier a transaction updates it by."""
+
+    full_url: str
+    resource: dict[str, Any]
+    identifier: tuple[str, str] | None
+
+
+def write_names(names: Mapping[str, Any], alias: str | None) -> list[dict[str, Any]]:
+    written: list[dict[str, Any]] = []
+    if names:
+        first, second = names.get("first_surname"), names.get("second_surname")
+        name: dict[str, Any] = {"use": "official"}
+        if first or second:
+            name["family"] = " ".join(part for part in (first, second) if part)
+            parts = [
+                t.extension(url, "String", part)
+                for url, part in ((t.FATHERS_FAMILY, first), (t.MOTHERS_FAMILY, second))
+                if part
+            ]
+            name["_family"] = {"extension": parts}
+        if names.get("given_names"):
+            name["given"] = str(names["given_names"]).split()
+        written.append(name)
+    if alias:
+        written.append({"use": "nickname", "text": alias})
+    return written
+
+
+def write_address(address: Mapping[str, Any]) -> list[dict[str, Any]]:
+    written = t.compact(
+        {
+            "text": address.get("description"),
+            "line": [address["street"]] if address.get("street") else None,
+            "city": address.get("locality"),
+            "district": address.get("municipality"),
+            "state": address.get("state"),
+            "postalCode": address.get("postal_code"),
+            "country": address.get("country"),
+        }
+    )
+    return [written] if written else []
+
+
+def write_contact(contact: Mapping[str, Any]) -> list[dict[str, Any]]:
+    kinds = (("phone", "phone"), ("alternate_phone", "phone"), ("email", "email"))
+    return [{"system": system, "value": contact[key]} for key, system in kinds if contact.get(key)]
+
+
+def write_languages(languages: Sequence[str], preferred: str | None) -> list[dict[str, Any]]:
+    return [
+        t.compact(
+            {
+                "language": t.concept(t.BCP_47, code),
+                "preferred": True if code == preferred else None,
+            }
+        )
+        for code in languages
+    ]
+
+
+def write_case(envelope: Mapping[str, Any]) -> list[Written]:
+    """The Patient, RelatedPersons, EpisodeOfCare and Encounters of a case-record envelope."""
+    local_id = str(envelope.get("local_id"))
+    data = envelope.get("data") or {}
+    patient_url = full_url(local_id, "Patient")
+    subject = {"reference": patient_url}
+    written = [Written(patient_url, _patient(envelope), (t.LOCAL_ID, local_id))]
+    owner_ref = envelope.get("child_id") or local_id
+    person_urls: dict[str, str] = {}
+    for index, person in enumerate(data.get("related_persons") or []):
+        url = full_url(local_id, "RelatedPerson", index)
+        ref = person.get("person_ref")
+        if ref:
+            person_urls[ref] = url
+        resource = _write_related_person(person, subject, f"{owner_ref}/{ref}" if ref else None)
+        written.append(
+            Written(url, resource, (t.RELATED_PERSON, f"{owner_ref}/{ref}") if ref else None)
+        )
+    episode_url = full_url(local_id, "EpisodeOfCare")
+    written.append(Written(episode_url, _episode(data, subject, local_id), (t.LOCAL_ID, local_id)))
+    for index, placement in enumerate(data.get("placements") or []):
+        identifier = (t.LOCAL_ID, f"{local_id}/placements/{index}")
+        resource = _encounter(placement, subject, {"reference": episode_url}, person_urls)
+        resource["identifier"] = [{"system": identifier[0], "value": identifier[1]}]
+        written.append(Written(full_url(local_id, "Encounter", index), resource, identifier))
+    return written
+
+
+def _patient(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    child = (envelope.get("data") or {}).get("child") or {}
+    identifiers = [{"system": t.LOCAL_ID, "value": envelope.get("local_id")}]
+    if envelope.get("child_id"):
+        identifiers.append({"system": t.CHILD, "value": envelope["child_id"]})
+    identifiers += [_write_identifier(i) for i in child.get("identifiers") or []]
+    extensions = [
+        {
+            "url": t.NATIONALITY,
+            "extension": [{"url": "code", "valueCodeableConcept": t.concept(t.ISO_3166, code)}],
+        }
+        for code in child.get("nationality") or []
+    ]
+    if child.get("birth_country") or child.get("birth_place"):
+        place = t.compact({"country": child.get("birth_country"), "text": child.get("birth_place")})
+        extensions.append(t.extension(t.BIRTH_PLACE, "Address", place))
+    age = (child.get("age_estimation") or {}).get("estimated_age_years")
+    if age is not None:
+        extensions.append(t.extension(t.ESTIMATED_AGE, "Integer", age))
+    if child.get("unaccompanied_status"):
+        extensions.append(t.extension(t.UNACCOMPANIED, "Code", child["unaccompanied_status"]))
+    location = child.get("current_location") or {}
+    return t.compact(
+        {
+            "resourceType": "Patient",
+            "extension": extensions,
+            "identifier": identifiers,
+            "name": write_names(child.get("names") or {}, child.get("alias")),
+            "telecom": write_contact(location.get("contact") or {}),
+            "gender": t.GENDER.get(child.get("sex", "")),
+            "birthDate": child.get("date_of_birth"),
+            "address": write_address(location.get("address") or {}),
+            "communication": write_languages(
+                child.get("languages") or [], child.get("primary_language")
+            ),
+        }
+    )
+
+
+def _write_identifier(identifier: Mapping[str, Any]) -> dict[str, Any]:
+    assigner = t.compact(
+        {
+            "identifier": {"system": t.AGENCY, "value": identifier["issuer_agency"]}
+            if identifier.get("issuer_agency")
+            else None,
+            "display": identifier.get("issuer_name"),
+        }
+    )
+    country = identifier.get("issuer_country")
+    return t.compact(
+        {
+            "extension": [t.extension(t.ISSUER_COUNTRY, "Code", country)] if country else None,
+            "type": t.concept(t.IDENTIFIER_TYPE, identifier["type"]),
+            "value": identifier.get("value"),
+            "period": {"end": identifier["valid_until"]} if identifier.get("valid_until") else None,
+            "assigner": assigner,
+        }
+    )
+
+
+def _write_related_person(
+    person: Mapping[str, Any], subject: Mapping[str, Any], identifier: str | None
+) -> dict[str, Any]:
+    relationship = person.get("relationship", "other")
+    codings = [t.coding(t.RELATIONSHIP, relationship)]
+    if relationship in t.ROLE_CODE:
+        codings.append(t.coding(t.V3_ROLE, t.ROLE_CODE[relationship]))
+    born = person.get("date_of_birth") or {}
+    languages = person.get("languages") or []
+    return t.compact(
+        {
+            "resourceType": "RelatedPerson",
+            "extension": [t.extension(t.CUSTODY, "Code", person["custody"])]
+            if person.get("custody")
+            else None,
+            "identifier": [{"system": t.RELATED_PERSON, "value": identifier}]
+            if identifier
+            else None,
+            "patient": dict(subject),
+            "relationship": [{"coding": codings}],
+            "name": write_names(person.get("names") or {}, person.get("alias")),
+            "telecom": write_contact(person.get("contact") or {}),
+            "gender": t.GENDER.get(person.get("sex", "")),
+            "birthDate": born.get("date"),
+            "_birthDate": {
+                "extension": [t.extension(t.ESTIMATED_DATE, "Boolean", born["estimated"])]
+            }
+            if "estimated" in born
+            else None,
+            "address": write_address(person.get("address") or {}),
+            "communication": write_languages(languages, None),
+        }
+    )
+
+
+def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str) -> dict[str, Any]:
+    case = data.get("case") or {}
+    closure = data.get("closure") or {}
+    status = case.get("status", "open")
+    owner = case.get("owner") or {}
+    extensions = [t.extension(t.CASE_STATUS_EXT, "Code", status)]
+    if closure.get("reason"):
+        extensions.append(t.extension(t.CLOSURE_REASON_EXT, "Code", closure["reason"]))
+    period = t.compact({"start": case.get("opened_on"), "end": closure.get("closed_on")})
+    identifiers = [{"system": t.LOCAL_ID, "value": local_id}]
+    if case.get("case_number"):
+        identifiers.append({"system": t.CASE_NUMBER, "value": case["case_number"]})
+    return t.compact(
+        {
+            "resourceType": "EpisodeOfCare",
+            "extension": extensions,
+            "identifier": identifiers,
+            "status": t.EPISODE_STATUS.get(status, "active"),
+            "type": [t.concept(t.WORKFLOW_STAGE, case["workflow_stage"])]
+            if case.get("workflow_stage")
+            else None,
+            "patient": dict(subject),
+            "managingOrganization": t.identified("Organization", t.AGENCY, owner["agency_id"])
+            if owner.get("agency_id")
+            else None,
+            "period": period,
+            "careManager": t.identified("Practitioner", t.PERSON, owner["caseworker_id"])
+            if owner.get("caseworker_id")
+            else None,
+        }
+    )
+
+
+def _encounter(
+    placement: Mapping[str, Any],
+    subject: Mapping[str, Any],
+    episode: Mapping[str, Any],
+    person_urls: Mapping[str, str],
+) -> dict[str, Any]:
+    operator = placement.get("operator") or {}
+    provider = (
+        t.identified("Organization", t.AGENCY, operator["agency_id"])
+        if operator.get("agency_id")
+        else {"display": operator["name"]}
+        if operator.get("name")
+        else None
+    )
+    caregiver = person_urls.get(placement.get("caregiver_person_ref") or "")
+    atd = placement.get("alternative_to_detention")
+    return t.compact(
+        {
+            "resourceType": "Encounter",
+            "extension": [t.extension(t.ALTERNATIVE_TO_DETENTION, "Boolean", atd)]
+            if atd is not None
+            else None,
+            "status": "completed" if placement.get("end_date") else "in-progress",
+            "type": [t.concept(t.PLACEMENT_TYPE, placement["type"])],
+            "subject": dict(subject),
+            "episodeOfCare": [dict(episode)],
+            "participant": [{"actor": {"reference": caregiver}}] if caregiver else None,
+            "actualPeriod": t.compact(
+                {"start": placement.get("start_date"), "end": placement.get("end_date")}
+            ),
+            "reason": [{"value": [{"concept": t.concept(t.PLACEMENT_REASON, placement["reason"])}]}]
+            if placement.get("reason")
+            else None,
+            "location": [{"location": {"display": placement["facility_name"]}}]
+            if placement.get("facility_name")
+            else None,
+            "serviceProvider": provider,
+        }
+    )

@@ -1,0 +1,258 @@
+"""The FHIR vocabulary of the ``fhir`` adapter: code systems, extensions, small helpers.
+
+Puente's own codes travel under ``urn:puente:*`` systems and its extensions under
+``https://schemas.puente.mx/fhir/StructureDefinition/`` — the same names the hub uses when it
+exports consents (``exchange/fhir_terms.py``), so a Consent the hub wrote reads back here.
+Where HL7 has a standard way, it is used instead: ``patient-nationality`` and
+``patient-birthPlace`` extensions, ``humanname-fathers-family`` / ``-mothers-family`` for the
+two Mexican surnames, ISO 3166 and BCP 47 codes, v3 RoleCode for relationships.
+
+Identifiers (``Identifier.system``):
+
+- ``urn:puente:local-id`` — the source system's id of the case: the envelope's ``local_id``
+  (on the Patient; a Patient without one is pushed under its ``Patient.id``);
+- ``urn:puente:child`` — the hub's pseudonymous ``child_id``;
+- ``urn:puente:related-person`` — ``<local id or child id>/<person_ref>`` on a RelatedPerson;
+- a child's other identifiers keep their own system and say their kind in ``Identifier.type``
+  (system ``urn:puente:identifier-type``, codes of ``/child/identifiers/*/type``);
+- ``urn:puente:agency`` / ``urn:puente:person`` name agencies and caseworkers in references.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+Json = dict[str, Any]
+
+EXTENSION_BASE = "https://schemas.puente.mx/fhir/StructureDefinition/"
+
+LOCAL_ID = "urn:puente:local-id"
+CHILD = "urn:puente:child"
+AGENCY = "urn:puente:agency"
+PERSON = "urn:puente:person"
+RELATED_PERSON = "urn:puente:related-person"
+CONSENT = "urn:puente:consent"
+RECORD = "urn:puente:record"
+ROLE = "urn:puente:role"
+ACTION = "urn:puente:action"
+PURPOSE = "urn:puente:purpose"
+DATA_CATEGORY = "urn:puente:data-category"
+IDENTIFIER_TYPE = "urn:puente:identifier-type"
+RELATIONSHIP = "urn:puente:relationship"
+PLACEMENT_TYPE = "urn:puente:placement-type"
+PLACEMENT_REASON = "urn:puente:placement-reason"
+GRANTOR_TYPE = "urn:puente:grantor-type"
+REPRESENTATION = "urn:puente:representation"
+POLICY_BASIS = "urn:puente:policy-basis"
+EVIDENCE = "urn:puente:evidence"
+VIEW_POSITION = "urn:puente:view-position"
+
+ISO_3166 = "urn:iso:std:iso:3166"
+BCP_47 = "urn:ietf:bcp:47"
+V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
+LOINC = "http://loinc.org"
+HL7_CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
+
+NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
+BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
+FATHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-fathers-family"
+MOTHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-mothers-family"
+
+
+def extension_url(name: str) -> str:
+    return EXTENSION_BASE + name
+
+
+CASE_NUMBER = "urn:puente:case-number"
+WORKFLOW_STAGE = "urn:puente:workflow-stage"
+
+ESTIMATED_AGE = extension_url("estimated-age")
+CASE_STATUS_EXT = extension_url("case-status")
+CLOSURE_REASON_EXT = extension_url("closure-reason")
+ESTIMATED_DATE = extension_url("estimated-date")
+UNACCOMPANIED = extension_url("unaccompanied-status")
+ISSUER_COUNTRY = extension_url("issuer-country")
+CUSTODY = extension_url("custody")
+ALTERNATIVE_TO_DETENTION = extension_url("alternative-to-detention")
+GRANTOR_TYPE_EXT = extension_url("grantor-type")
+REPRESENTATION_EXT = extension_url("grantor-representation")
+PROVISION_DECISION = extension_url("provision-decision")
+REVOCATION = extension_url("consent-revocation")
+CHILD_VIEWS = extension_url("child-views")
+EVIDENCE_TYPE = extension_url("evidence-type")
+SHA256 = extension_url("sha256")
+
+# Shared sex ↔ FHIR administrative gender. FHIR has no "intersex": "other" is the nearest.
+GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
+GENDER_BACK = {fhir: shared for shared, fhir in GENDER.items()}
+
+# Shared relationship → v3 RoleCode (for readers that know only HL7's codes). The Puente
+# coding is written alongside and wins on reading; these are read when it is absent.
+ROLE_CODE = {
+    "mother": "MTH",
+    "father": "FTH",
+    "stepmother": "STPMTH",
+    "stepfather": "STPFTH",
+    "sibling": "SIB",
+    "half_sibling": "HSIB",
+    "grandparent": "GRPRN",
+    "cousin": "COUSN",
+    "other_relative": "EXT",
+    "legal_guardian": "GUARD",
+    "partner": "SIGOTHR",
+    "own_child": "CHILD",
+}
+ROLE_CODE_BACK = {
+    **{code: shared for shared, code in ROLE_CODE.items()},
+    "NMTH": "mother",
+    "NFTH": "father",
+    "BRO": "sibling",
+    "SIS": "sibling",
+    "NBRO": "sibling",
+    "NSIS": "sibling",
+    "HBRO": "half_sibling",
+    "HSIS": "half_sibling",
+    "GRMTH": "grandparent",
+    "GRFTH": "grandparent",
+    "MGRMTH": "grandparent",
+    "MGRFTH": "grandparent",
+    "PGRMTH": "grandparent",
+    "PGRFTH": "grandparent",
+    "AUNT": "aunt_uncle",
+    "UNCLE": "aunt_uncle",
+    "MAUNT": "aunt_uncle",
+    "PAUNT": "aunt_uncle",
+    "MUNCLE": "aunt_uncle",
+    "PUNCLE": "aunt_uncle",
+    "MCOUSN": "cousin",
+    "PCOUSN": "cousin",
+    "FAMMEMB": "other_relative",
+    "SPS": "partner",
+    "HUSB": "partner",
+    "WIFE": "partner",
+    "DOMPART": "partner",
+    "SON": "own_child",
+    "DAU": "own_child",
+    "NBOR": "community_member",
+    "FRND": "community_member",
+}
+
+# Case status → EpisodeOfCare.status; the exact status rides in the ``case-status`` extension.
+EPISODE_STATUS = {
+    "open": "active",
+    "pending_transfer": "onhold",
+    "transferred": "finished",
+    "closed": "finished",
+}
+EPISODE_STATUS_BACK = {
+    "planned": "open",
+    "waitlist": "open",
+    "active": "open",
+    "onhold": "open",
+    "finished": "closed",
+    "cancelled": "closed",
+}
+
+CONSENT_STATUS = {
+    "draft": "draft",
+    "active": "active",
+    "inactive": "inactive",
+    "not_done": "not-done",
+    "entered_in_error": "entered-in-error",
+}
+# R4 adds "proposed" (not yet agreed: a draft) and "rejected" (asked, not given: not done).
+CONSENT_STATUS_BACK = {
+    **{fhir: shared for shared, fhir in CONSENT_STATUS.items()},
+    "proposed": "draft",
+    "rejected": "not_done",
+}
+HL7_ACTION = {"read": "access", "refer": "disclose", "transfer": "disclose"}
+
+
+# -- reading helpers ---------------------------------------------------------------------
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def codings(concepts: Any) -> Iterable[Mapping[str, Any]]:
+    """Every coding of a CodeableConcept, a list of them, a Coding or a list of Codings."""
+    for concept in as_list(concepts):
+        if not isinstance(concept, Mapping):
+            continue
+        if "coding" in concept:
+            yield from (c for c in as_list(concept["coding"]) if isinstance(c, Mapping))
+        elif "code" in concept:
+            yield concept
+
+
+def code_in(concepts: Any, system: str) -> str | None:
+    """The first code of ``system`` in ``concepts``."""
+    return next((c.get("code") for c in codings(concepts) if c.get("system") == system), None)
+
+
+def codes_in(concepts: Any, system: str) -> list[str]:
+    """Every code of ``system`` in ``concepts``, in order, once each."""
+    found = (c.get("code") for c in codings(concepts) if c.get("system") == system)
+    return list(dict.fromkeys(code for code in found if isinstance(code, str)))
+
+
+def extensions(element: Any, url: str) -> list[Mapping[str, Any]]:
+    if not isinstance(element, Mapping):
+        return []
+    every = as_list(element.get("extension")) + as_list(element.get("modifierExtension"))
+    return [e for e in every if isinstance(e, Mapping) and e.get("url") == url]
+
+
+def extension_value(element: Any, url: str, kind: str) -> Any:
+    """``value<kind>`` of the first extension ``url`` of ``element``."""
+    found = extensions(element, url)
+    return found[0].get("value" + kind) if found else None
+
+
+def identifier_value(resource: Mapping[str, Any], system: str) -> str | None:
+    for identifier in as_list(resource.get("identifier")):
+        if isinstance(identifier, Mapping) and identifier.get("system") == system:
+            value = identifier.get("value")
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def reference_identifier(reference: Any, system: str) -> str | None:
+    """The value of a logical reference's identifier of ``system``."""
+    if not isinstance(reference, Mapping):
+        return None
+    identifier = reference.get("identifier")
+    if isinstance(identifier, Mapping) and identifier.get("system") == system:
+        value = identifier.get("value")
+        return value if isinstance(value, str) else None
+    return None
+
+
+# -- writing helpers ---------------------------------------------------------------------
+
+
+def coding(system: str, code: str) -> Json:
+    return {"system": system, "code": code}
+
+
+def concept(system: str, code: str) -> Json:
+    return {"coding": [coding(system, code)]}
+
+
+def extension(url: str, kind: str, value: Any) -> Json:
+    return {"url": url, "value" + kind: value}
+
+
+def identified(resource_type: str, system: str, value: str) -> Json:
+    """A logical reference: a resource named by its identifier."""
+    return {"type": resource_type, "identifier": {"system": system, "value": value}}
+
+
+def compact(value: Json) -> Json:
+    return {key: each for key, each in value.items() if each not in (None, "", [], {})}

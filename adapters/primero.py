@@ -1,0 +1,217 @@
+"""Primero v2 cases, as ``GET /api/v2/cases`` returns them (``{"data": [...], "metadata"}``).
+
+:class:`PrimeroAdapter` reads the ``data`` array case by case (see :mod:`adapters.json_array`:
+one case in memory at a time, whatever the size of the export) and turns each case into a
+``case-record/1`` push envelope (the mapping is in :mod:`adapters.primero_decode`, the codes
+in :mod:`adapters.primero_codes`). Positions are ``data[0]``, ``data[1]``… as in the file.
+The single-case answer of ``GET /api/v2/cases/:id`` (``{"data": {...}}``) is read too, as
+position ``data``.
+
+A case with an unknown code, a bad date, or data the schema rejects is rejected with every
+reason. A case with fields Puente does not know is **imported without them**: each unknown
+field is a warning (:attr:`adapters.items.WarnedItem.warnings`, pointer ``field:<name>``),
+so the import summary can list them. Every Primero instance adds fields of its own; rejecting
+cases for that would reject whole exports, and an unknown field is not a wrong value.
+
+``encode`` writes ``{"data": [...], "metadata": {"total": n}}`` — the same shape, so a file
+written by Puente can be read back by this adapter, and each case can be posted to Primero's
+``POST /api/v2/cases`` as ``{"data": case}``. ``write_rejects`` writes the rejected cases as
+they came, each with an ``errors`` member, in the same shape; that member is ignored when the
+fixed file is imported again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from adapters.base import Item, Problem, problems_as_json
+from adapters.envelopes import check_data, data_validator, envelope
+from adapters.errors import AdapterError, MappingError
+from adapters.items import WarnedItem
+from adapters.json_array import ArrayReader, JsonStreamError
+from adapters.primero_decode import DecodedCase, decode_case
+from adapters.primero_encode import encode_case
+from adapters.primero_fields import CodeBook
+from schemas.registry import SchemaRegistry, default_registry
+
+SCHEMA = "case-record/1"
+REJECTS_MEMBER = "errors"
+
+
+def load_codes(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """A code-table file (JSON or YAML): ``{table: {primero_code: shared_code}}``, tables
+    named by Primero field (``nationality``, ``care_arrangements_type``…) or ``agency`` and
+    ``location_current``. Raises :class:`~adapters.errors.MappingError` saying where."""
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        loaded = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise MappingError(
+            where, f"no se puede leer la tabla de códigos: {error}", f"cannot read: {error}"
+        ) from error
+    return check_codes(loaded, where)
+
+
+def check_codes(loaded: Any, where: str = "codes") -> dict[str, dict[str, str]]:
+    """``loaded`` as code tables, or :class:`~adapters.errors.MappingError`."""
+    if not isinstance(loaded, Mapping):
+        raise MappingError(
+            where,
+            "debe ser un objeto {tabla: {código Primero: código compartido}}",
+            "must be an object {table: {Primero code: shared code}}",
+        )
+    tables: dict[str, dict[str, str]] = {}
+    for table, entries in loaded.items():
+        if not isinstance(entries, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in entries.items()
+        ):
+            raise MappingError(
+                f"{where}: {table}",
+                "cada tabla debe asociar códigos de texto con códigos de texto",
+                "each table must map text codes to text codes",
+            )
+        tables[str(table)] = dict(entries)
+    return tables
+
+
+class PrimeroAdapter:
+    """Primero API v2 case JSON ⇄ ``case-record/1``.
+
+    ``codes`` (or a ``mapping`` file, see :func:`load_codes`) adds the deployment's own codes:
+    its agencies (``{"agency": {"dif-tapachula": "mx.chp.tapachula.dif"}}``), its locations
+    (``{"location_current": {"TAP": "07089"}}``) and any option it renamed or added.
+    """
+
+    name = "primero"
+    media_types = ("application/json",)
+
+    def __init__(
+        self,
+        *,
+        codes: Mapping[str, Mapping[str, str]] | None = None,
+        mapping: str | os.PathLike[str] | None = None,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
+        tables = dict(check_codes(codes)) if codes is not None else {}
+        if mapping is not None:
+            tables.update(load_codes(mapping))
+        self.registry = registry or default_registry()
+        self.book = CodeBook(self.registry, tables)
+        self._validator = data_validator(SCHEMA, self.registry)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        reader = ArrayReader(stream, "data")
+        index = 0  # the element being read, for the position of a break in the JSON
+        try:
+            for index, case in reader:
+                yield self.decode_case(case, "data" if reader.single else f"data[{index}]")
+                index += 1
+        except JsonStreamError as error:
+            where = f"data[{index}]" if reader.found else "data"
+            yield WarnedItem(where, problems=(_stream_problem(error),))
+            return
+        if not reader.found:
+            yield WarnedItem(
+                "data",
+                problems=(
+                    Problem(
+                        "field:data",
+                        "no es una exportación de Primero: falta el arreglo «data» de casos",
+                        "not a Primero export: the 'data' array of cases is missing",
+                    ),
+                ),
+            )
+
+    def decode_case(self, case: Any, position: str) -> WarnedItem:
+        """One case (an element of ``data``) as an item at ``position``."""
+        if isinstance(case, Mapping) and REJECTS_MEMBER in case:
+            case = {key: value for key, value in case.items() if key != REJECTS_MEMBER}
+        decoded: DecodedCase = decode_case(case, self.book)
+        problems = [*decoded.problems, *check_data(self._validator, decoded.data)]
+        warnings = tuple(decoded.warnings)
+        if problems or decoded.local_id is None:
+            return WarnedItem(
+                position,
+                problems=tuple(problems),
+                source=case,
+                local_id=decoded.local_id,
+                warnings=warnings,
+            )
+        return WarnedItem(
+            position,
+            document=envelope(SCHEMA, decoded.local_id, decoded.data),
+            source=case,
+            local_id=decoded.local_id,
+            warnings=warnings,
+        )
+
+    # -- writing -------------------------------------------------------------------------
+
+    def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
+        """Case-record envelopes as a Primero export; any other schema is an error."""
+        total = _write_data(out, (self._encoded(document) for document in documents))
+        out.write(b',"metadata":' + _dumps({"total": total, "per": total, "page": 1}) + b"}\n")
+
+    def _encoded(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        if document.get("schema") != SCHEMA:
+            raise AdapterError(
+                f"el adaptador primero solo escribe documentos {SCHEMA}, "
+                f"no «{document.get('schema')}»",
+                f"the primero adapter writes only {SCHEMA} documents, "
+                f"not '{document.get('schema')}'",
+            )
+        return encode_case(document, self.book)
+
+    def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
+        """The rejected cases as they came, each with an ``errors`` member; nothing at all
+        when there are none."""
+        rejected = (_rejected(item) for item in items)
+        first = next(rejected, None)
+        if first is None:
+            return
+        total = _write_data(out, _chain(first, rejected))
+        out.write(b',"metadata":' + _dumps({"total": total}) + b"}\n")
+
+
+def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    yield first
+    yield from rest
+
+
+def _write_data(out: IO[bytes], cases: Iterable[Mapping[str, Any]]) -> int:
+    """``{"data": [`` and the cases one per line; returns how many (the object is left open)."""
+    out.write(b'{"data":[')
+    count = 0
+    for case in cases:
+        out.write((b",\n" if count else b"\n") + _dumps(case))
+        count += 1
+    out.write(b"\n]" if count else b"]")
+    return count
+
+
+def _rejected(item: Item) -> dict[str, Any]:
+    errors = problems_as_json(item.problems)
+    if isinstance(item.source, Mapping):
+        return {**item.source, REJECTS_MEMBER: errors}
+    return {"position": item.position, REJECTS_MEMBER: errors}
+
+
+def _stream_problem(error: JsonStreamError) -> Problem:
+    return Problem(
+        "",
+        f"{error.es} (carácter {error.offset}); los casos anteriores se leyeron",
+        f"{error.en} (character {error.offset}); the cases before it were read",
+    )
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

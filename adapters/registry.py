@@ -1,0 +1,190 @@
+"""Which adapters exist, and getting one by name.
+
+Built-in adapters are registered here explicitly, as ``"module:attribute"`` strings loaded on
+first use (so ``puente adapters list`` does not import the FHIR models). Third-party adapters
+are found through the ``puente.adapters`` entry-point group: a package declares
+
+.. code-block:: ini
+
+    [options.entry_points]
+    puente.adapters =
+        sigeca = sigeca_puente:SigecaAdapter
+
+and, once installed next to Puente, ``puente import --adapter sigeca`` uses it. The entry point
+names a class (or any callable) that takes the adapter's options as keyword arguments and
+returns an object satisfying :class:`adapters.base.Adapter`. A built-in name cannot be taken
+over by an installed package: the built-in wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from adapters.base import Adapter
+from adapters.errors import AdapterError, AdapterUnavailable, UnknownAdapter
+
+ENTRY_POINT_GROUP = "puente.adapters"
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """One registered adapter: its name, where it is loaded from, what it reads."""
+
+    name: str
+    target: str
+    description_es: str
+    description_en: str
+    builtin: bool
+
+    def description(self, lang: str | None = None) -> str:
+        """In ``lang``, or both (``es / en``) when no language is given."""
+        if lang == "es":
+            return self.description_es
+        if lang == "en":
+            return self.description_en
+        if self.description_es == self.description_en:
+            return self.description_en
+        return f"{self.description_es} / {self.description_en}"
+
+
+BUILTINS: Mapping[str, AdapterInfo] = {
+    info.name: info
+    for info in (
+        AdapterInfo(
+            "json",
+            "adapters.native:JsonAdapter",
+            "Formato nativo: un envío JSON o una lista de envíos",
+            "Native format: one JSON push envelope or an array of them",
+            True,
+        ),
+        AdapterInfo(
+            "ndjson",
+            "adapters.native:NdjsonAdapter",
+            "Formato nativo: un envío JSON por línea (NDJSON), en flujo",
+            "Native format: one JSON push envelope per line (NDJSON), streamed",
+            True,
+        ),
+        AdapterInfo(
+            "csv",
+            "adapters.csv_adapter:CsvAdapter",
+            "Hoja de cálculo CSV con un archivo de correspondencia de columnas (--mapping)",
+            "CSV spreadsheet with a column mapping file (--mapping)",
+            True,
+        ),
+        AdapterInfo(
+            "primero",
+            "adapters.primero:PrimeroAdapter",
+            'Casos de Primero (API v2, {"data": [...]})',
+            'Primero cases (API v2, {"data": [...]})',
+            True,
+        ),
+        AdapterInfo(
+            "fhir",
+            "adapters.fhir:FhirAdapter",
+            "Bundle HL7 FHIR R4 o R5 (Patient, RelatedPerson, Consent…)",
+            "HL7 FHIR R4 or R5 Bundle (Patient, RelatedPerson, Consent…)",
+            True,
+        ),
+    )
+}
+
+
+def _installed() -> dict[str, AdapterInfo]:
+    """Adapters declared by installed packages, built-in names excluded."""
+    found: dict[str, AdapterInfo] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name in BUILTINS or entry.name in found:
+            continue
+        dist = getattr(entry, "dist", None)
+        package = f"{dist.name} {dist.version}" if dist is not None else entry.value
+        found[entry.name] = AdapterInfo(
+            entry.name,
+            entry.value,
+            f"Adaptador instalado ({package})",
+            f"Installed adapter ({package})",
+            False,
+        )
+    return found
+
+
+def registered() -> dict[str, AdapterInfo]:
+    """Every adapter by name: the built-ins, then installed ones, each group sorted."""
+    return {**BUILTINS, **dict(sorted(_installed().items()))}
+
+
+def available(lang: str | None = None) -> dict[str, str]:
+    """Adapter name → what it reads (in ``lang``, or Spanish and English).
+
+    An installed adapter that states its own ``description`` (a string, or a mapping with
+    ``es`` and ``en``) is described by it; that loads its module.
+    """
+    result: dict[str, str] = {}
+    for name, info in registered().items():
+        if not info.builtin:
+            info = _self_described(info)
+        result[name] = info.description(lang)
+    return result
+
+
+def _self_described(info: AdapterInfo) -> AdapterInfo:
+    try:
+        factory = _load(info)
+    except AdapterError as error:
+        return AdapterInfo(info.name, info.target, error.message_es, error.message_en, False)
+    stated = getattr(factory, "description", None)
+    if isinstance(stated, str):
+        return AdapterInfo(info.name, info.target, stated, stated, False)
+    if isinstance(stated, Mapping) and "es" in stated and "en" in stated:
+        return AdapterInfo(info.name, info.target, str(stated["es"]), str(stated["en"]), False)
+    return info
+
+
+def get(name: str, **options: Any) -> Adapter:
+    """A new adapter called ``name``, built with ``options`` (``mapping=Path(...)`` for csv).
+
+    Raises :class:`~adapters.errors.UnknownAdapter` (naming the available ones),
+    :class:`~adapters.errors.AdapterUnavailable` when its module cannot be imported, or the
+    adapter's own :class:`~adapters.errors.AdapterError` when the options are wrong.
+    """
+    adapters = registered()
+    info = adapters.get(name)
+    if info is None:
+        raise UnknownAdapter(name, list(adapters))
+    factory = _load(info)
+    try:
+        adapter = factory(**options)
+    except TypeError as error:
+        raise AdapterError(
+            f"opciones no válidas para el adaptador «{name}»: {error}",
+            f"invalid options for the adapter '{name}': {error}",
+        ) from error
+    if not isinstance(adapter, Adapter):
+        raise AdapterError(
+            f"«{info.target}» no produce un adaptador (faltan name, media_types, decode o encode)",
+            f"'{info.target}' does not produce an adapter (name, media_types, decode or encode "
+            "is missing)",
+        )
+    return adapter
+
+
+def _load(info: AdapterInfo) -> Callable[..., Any]:
+    module_name, _, attribute = info.target.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise AdapterUnavailable(
+            f"el adaptador «{info.name}» ({info.target}) no se puede cargar: {error}",
+            f"the adapter '{info.name}' ({info.target}) cannot be loaded: {error}",
+        ) from error
+    if not callable(target):
+        raise AdapterError(
+            f"«{info.target}» no es una clase ni una función",
+            f"'{info.target}' is neither a class nor a function",
+        )
+    return target  # type: ignore[no-any-return]

@@ -1,0 +1,148 @@
+"""``puente export``: the records an agency may read, in an adapter's format.
+
+Each record is decided, redacted and audited as ``GET /v1/children/{child_id}/records`` would
+(:mod:`exchange.exporter`): on the hub's machine (no ``--hub``) for every child the agency holds
+or was sent a record of, or through the API with the agency's credentials, child by child.
+The output file is replaced only once it is complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from exchange.cli import hub_app, language_option, print_json
+from exchange.cli.imports import (
+    CannotStart,
+    adapter_options,
+    agency_credentials,
+    build_adapter,
+    connected_client,
+    replaced_at_the_end,
+    say,
+)
+
+
+def _purpose_choices() -> list[str]:
+    from exchange.exporter import purposes
+
+    return list(purposes())
+
+
+@click.command("export")
+@click.option("--adapter", "adapter_name", required=True, help="csv, ndjson, json, primero, fhir…")
+@click.option("--mapping", help="Column mapping file, or a shipped one by name (csv adapter).")
+@adapter_options
+@click.option("--agency", "agency_id", required=True, help="The agency that reads.")
+@click.option("--child", "child_ids", multiple=True, help="Only this child (repeatable).")
+@click.option("--purpose", required=True, help="Purpose of the read (case_management, …).")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (replaced once complete).",
+)
+@click.option("--hub", "hub_url", help="Read through this hub's API (else: this hub's database).")
+@click.option("--client-id", help="The agency's OAuth client id (its agency id).")
+@click.option(
+    "--client-secret",
+    envvar="PUENTE_CLIENT_SECRET",
+    help="The agency's client secret (or PUENTE_CLIENT_SECRET).",
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The agency's private key (private_key_jwt with --hub).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was exported as one JSON object.")
+@language_option
+def export_command(
+    adapter_name: str,
+    mapping: str | None,
+    adapter_settings: tuple[str, ...],
+    agency_id: str,
+    child_ids: tuple[str, ...],
+    purpose: str,
+    out_path: Path,
+    hub_url: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    key_file: Path | None,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Export the records an agency may read, consent permitting, in an adapter's format
+    (each record decided, redacted and audited as an API read) / Exportar expedientes."""
+    from exchange import exporter
+
+    if purpose not in _purpose_choices():
+        raise click.BadParameter(
+            say(lang, "finalidades: ", "purposes: ") + ", ".join(_purpose_choices()),
+            param_hint="--purpose",
+        )
+    credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
+    adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
+    counted = {"records": 0}
+
+    def counting(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for document in documents:
+            counted["records"] += 1
+            yield document
+
+    if hub_url is not None:
+        if not child_ids:
+            raise click.UsageError(
+                say(
+                    lang,
+                    "con --hub indique --child (la API lee expedientes niña por niña)",
+                    "with --hub give --child (the API reads records child by child)",
+                )
+            )
+        client = connected_client(hub_url, credentials, "records:read", lang)
+        with replaced_at_the_end(out_path) as out:
+            adapter.encode(counting(exporter.readable_through_api(client, purpose, child_ids)), out)
+        children = len(child_ids)
+    else:
+        app = hub_app()
+        with app.app_context():
+            actor = exporter.agency_actor(app, agency_id)
+            if actor is None:
+                raise CannotStart(
+                    say(
+                        lang,
+                        f"no existe la institución activa «{agency_id}» en este nodo",
+                        f"there is no active agency '{agency_id}' on this hub",
+                    )
+                )
+            chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
+            with replaced_at_the_end(out_path) as out:
+                adapter.encode(
+                    counting(exporter.readable_directly(app, actor, purpose, chosen)), out
+                )
+        children = len(chosen)
+    result = {
+        "adapter": adapter.name,
+        "agency": agency_id,
+        "purpose": purpose,
+        "mode": "api" if hub_url else "direct",
+        "children": children,
+        "records": counted["records"],
+        "out": str(out_path) if out_path.exists() else None,
+    }
+    if as_json:
+        print_json(result)
+        return
+    click.echo(
+        say(
+            lang,
+            f"Exportados {counted['records']} expedientes de {children} niñas, niños y "
+            f"adolescentes → {result['out'] or '(nada que exportar)'}",
+            f"Exported {counted['records']} records of {children} children → "
+            f"{result['out'] or '(nothing to export)'}",
+        )
+    )

@@ -1,0 +1,109 @@
+"""The export engine behind ``puente export``: the records an agency may read, decided one by
+one exactly as the API decides them, handed to an adapter to write in its format.
+
+Both ways read through the same decision as ``GET /v1/children/{child_id}/records``:
+
+- through the API (``--hub``): that route itself, with the agency's token, one child at a time;
+- on the hub's machine (administrator): the route's own service functions
+  (:func:`exchange.disclosure.load_child` and :func:`exchange.api.record_reads.record_json`),
+  so each record is decided by the consent engine, redacted to what the decision permits and
+  audited as a read by the agency, for the purpose given.
+
+Without ``--child`` (on the hub's machine only) the children are those the agency holds a
+record of, or was referred or transferred a record of; each of their records is then decided
+as the child's records list would decide it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+from sqlalchemy import select, union
+
+from exchange.db import database
+from exchange.hub_client import HubClient
+
+if TYPE_CHECKING:
+    from exchange.auth import Actor
+
+
+def envelope_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """A read answer as a push envelope, the shape every adapter encodes."""
+    document = {"schema": answer["schema"], "local_id": answer["local_id"]}
+    if answer.get("child_id"):
+        document["child_id"] = answer["child_id"]
+    document["data"] = answer.get("data") or {}
+    return document
+
+
+def purposes() -> tuple[str, ...]:
+    from exchange.api.record_reads import purposes as read_purposes
+
+    return read_purposes()
+
+
+def children_of_agency(app: Flask, agency_id: str) -> list[str]:
+    """Children the agency holds, or was referred or transferred, a record of."""
+    from exchange.records import Record
+    from exchange.sharing import RecordShare
+
+    owned = select(Record.child_id).where(Record.owner_agency == agency_id)
+    shared = (
+        select(Record.child_id)
+        .join(RecordShare, RecordShare.record_id == Record.id)
+        .where(RecordShare.agency_id == agency_id)
+    )
+    with database(app).sessions() as session:
+        return sorted(set(session.scalars(union(owned, shared))))
+
+
+def agency_actor(app: Flask, agency_id: str) -> Actor | None:
+    """The agency's system as a caller, as its own token would make it (``current_actor``):
+    None when there is no such active agency."""
+    from exchange.agencies import Agency
+    from exchange.auth import Actor
+
+    with database(app).sessions() as session:
+        agency = session.get(Agency, agency_id)
+        if agency is None or not agency.active:
+            return None
+        return Actor(
+            client_id=agency.id,
+            agency_id=agency.id,
+            person_id=None,
+            scopes=frozenset(agency.scopes),
+            kind=agency.kind,
+            jurisdiction=agency.jurisdiction,
+            country=agency.country,
+        )
+
+
+def readable_directly(
+    app: Flask, actor: Actor, purpose: str, child_ids: Iterable[str]
+) -> Iterator[dict[str, Any]]:
+    """Each record of each child that ``actor`` may read for ``purpose``, redacted; every
+    decision is committed to the audit log child by child. Run inside the app context."""
+    from exchange.api.record_reads import record_json
+    from exchange.disclosure import forget_child, load_child
+
+    with database(app).sessions() as session:
+        for child_id in child_ids:
+            child = load_child(session, child_id)
+            reads = [
+                record_json(session, actor, record, purpose, child) for record in child.records
+            ]
+            session.commit()
+            forget_child(child.child_id)  # keep memory flat over many children
+            for answer, _disclosure in reads:
+                if answer is not None:
+                    yield envelope_of(answer)
+
+
+def readable_through_api(
+    client: HubClient, purpose: str, child_ids: Iterable[str]
+) -> Iterator[dict[str, Any]]:
+    for child_id in child_ids:
+        for answer in client.child_records(child_id, purpose):
+            yield envelope_of(answer)

@@ -1,0 +1,225 @@
+"""Where ``puente import`` stores records: straight into the hub's database through its own
+push service (:class:`DirectSink`), or through the API with the agency's token
+(:class:`ApiSink`). Both answer one :class:`~exchange.importer.Outcome` per document, in order,
+and raise :class:`~exchange.hub_client.HubError` when a batch could not be sent at all.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+from joserfc.jwk import OKPKey
+from sqlalchemy.exc import OperationalError
+
+from adapters.base import Problem
+from exchange.db import database
+from exchange.hub_client import HubClient, HubError
+from exchange.importer import Outcome, idempotency_key
+from exchange.signatures import sign_detached
+from schemas.validation import ValidationFailure
+
+# -- signing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordSigner:
+    """Signs each record with the agency's private key (``Puente-Signature``, or the bulk
+    line's ``signature`` member), for hubs that require signed pushes."""
+
+    key: OKPKey
+    kid: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.kid:
+            object.__setattr__(self, "kid", self.key.thumbprint())
+
+    def sign(self, canonical: bytes) -> str:
+        return sign_detached(canonical, self.key, self.kid)
+
+
+# -- straight into the hub's database ----------------------------------------------------------
+
+
+def _problems_from_failures(failures: Iterable[ValidationFailure]) -> tuple[Problem, ...]:
+    return tuple(Problem(f.pointer, f.message_es, f.message_en) for f in failures)
+
+
+class DirectSink:
+    """Stores through the hub's own push service (the one ``POST /v1/records[/bulk]`` uses),
+    as the agency, on the hub's database: for an administrator on the hub's machine.
+
+    Run inside the hub's app context. Raises :class:`ImportRefused` for an unknown or
+    disabled agency.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        agency_id: str,
+        *,
+        signer: RecordSigner | None = None,
+        keyed: bool = False,
+    ) -> None:
+        from exchange.crypto import data_keyring
+        from exchange.record_push import Pusher, push_flags
+        from schemas.registry import default_registry
+
+        self.session = database(app).sessions()
+        flags = push_flags(self.session, agency_id)
+        self.session.commit()
+        if flags is None or not flags[0]:
+            self.session.close()
+            raise ImportRefused(
+                f"no existe la institución activa «{agency_id}» en este nodo",
+                f"there is no active agency '{agency_id}' on this hub",
+            )
+        self.agency_id = agency_id
+        self.signer = signer
+        self.keyed = keyed
+        self.pusher = Pusher(
+            self.session,
+            agency_id,
+            require_signature=flags[1],
+            keyring=data_keyring(app),
+            registry=default_registry(),
+            request_id=f"import-{uuid.uuid4().hex[:16]}",
+            idempotency_hours=float(app.config["IDEMPOTENCY_KEY_HOURS"]),
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
+        try:
+            if self.keyed:
+                return [self._push_one(document) for document in documents]
+            return self._push_bulk(documents)
+        except OperationalError as error:
+            # The database went away or stayed locked: like a hub that does not answer, the
+            # batch is tried again (what was committed answers "unchanged"), then reported.
+            self.session.rollback()
+            raise HubError(
+                f"la base de datos del nodo no respondió: {error.orig}",
+                f"the hub's database did not answer: {error.orig}",
+                transient=True,
+            ) from error
+
+    def _push_bulk(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
+        from exchange.record_bulk import push_lines
+        from exchange.signatures import canonical_json
+
+        lines: list[tuple[int, Any]] = []
+        for number, document in enumerate(documents, 1):
+            line = dict(document)
+            if self.signer is not None:
+                line["signature"] = self.signer.sign(canonical_json(document))
+            lines.append((number, line))
+        results = push_lines(
+            self.pusher, lines, max_lines=len(lines), batch_size=max(1, len(lines))
+        )
+        return [_outcome(result.status, result.failures) for result in results]
+
+    def _push_one(self, document: Mapping[str, Any]) -> Outcome:
+        from exchange.record_push import PushResult, canonical_body
+
+        try:
+            canonical, sha256 = canonical_body(dict(document))
+        except ValueError as error:
+            return Outcome("rejected", (Problem("", str(error), str(error)),))
+        signature = self.signer.sign(canonical) if self.signer else None
+        checked = self.pusher.check(dict(document), canonical, sha256, signature)
+        if isinstance(checked, PushResult):
+            if checked.problem == "bad-signature":
+                self.pusher.audit_rejection(checked)
+                self.session.commit()
+            return _outcome("rejected", checked.failures)
+        key = idempotency_key(self.agency_id, checked.local_id, sha256)
+        result = self.pusher.push_one(checked, key)
+        if not isinstance(result, PushResult):
+            return Outcome("replayed")  # the first answer under this key, stored nothing
+        return _outcome(result.status, result.failures)
+
+
+def _outcome(status: str, failures: Iterable[ValidationFailure]) -> Outcome:
+    if status == "rejected":
+        return Outcome("rejected", _problems_from_failures(failures))
+    return Outcome(status)
+
+
+class ImportRefused(Exception):
+    """The import cannot start (unknown agency, credentials refused); Spanish and English."""
+
+    def __init__(self, message_es: str, message_en: str) -> None:
+        super().__init__(f"{message_en} / {message_es}")
+        self.message_es = message_es
+        self.message_en = message_en
+
+    def message(self, lang: str) -> str:
+        return self.message_es if lang == "es" else self.message_en
+
+
+# -- through the HTTP API ----------------------------------------------------------------------
+
+
+class ApiSink:
+    """Pushes through the hub's API with the agency's own token: NDJSON batches to
+    ``POST /v1/records/bulk``, or (``keyed``) one ``POST /v1/records`` per record with its
+    :func:`idempotency_key`."""
+
+    def __init__(
+        self, client: HubClient, *, signer: RecordSigner | None = None, keyed: bool = False
+    ) -> None:
+        self.client = client
+        self.signer = signer
+        self.keyed = keyed
+
+    def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
+        if self.keyed:
+            return [self._push_one(document) for document in documents]
+        from exchange.signatures import canonical_json
+
+        lines = []
+        for document in documents:
+            line = dict(document)
+            if self.signer is not None:
+                line["signature"] = self.signer.sign(canonical_json(document))
+            lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+        results = self.client.push_bulk(b"".join(lines))
+        return [_api_outcome(result.get("status"), result.get("errors")) for result in results]
+
+    def _push_one(self, document: Mapping[str, Any]) -> Outcome:
+        from exchange.record_push import canonical_body
+
+        try:
+            canonical, sha256 = canonical_body(dict(document))
+        except ValueError as error:
+            return Outcome("rejected", (Problem("", str(error), str(error)),))
+        key = idempotency_key(self.client.credentials.agency_id, str(document["local_id"]), sha256)
+        status, answer, replayed = self.client.push_one(
+            canonical, key, self.signer.sign(canonical) if self.signer else None
+        )
+        if replayed:
+            return Outcome("replayed")  # the first answer under this key: nothing stored
+        if status in (200, 201) and isinstance(answer, dict):
+            return _api_outcome(answer.get("status") or "stored", None)
+        errors = answer.get("errors") if isinstance(answer, dict) else None
+        if not errors and isinstance(answer, dict):
+            errors = [{"pointer": "", "message": answer.get("detail") or answer.get("title")}]
+        return _api_outcome("rejected", errors)
+
+
+def _api_outcome(status: Any, errors: Any) -> Outcome:
+    if status in ("stored", "unchanged"):
+        return Outcome(status)
+    problems = []
+    for error in errors if isinstance(errors, list) else []:
+        if isinstance(error, dict):
+            # The bulk answer is in one language (Accept-Language): the same text twice.
+            message = str(error.get("message") or error.get("keyword") or "")
+            problems.append(Problem(str(error.get("pointer") or ""), message, message))
+    return Outcome("rejected", tuple(problems))

@@ -1,0 +1,141 @@
+"""What each adapter supplies to the conformance suite (test_conformance.py).
+
+Every adapter the registry knows must pass the same checks; the suite runs them for each entry
+of :data:`CASES`, and fails for a registered adapter whose module loads but has no entry here.
+To add yours, write a :class:`ConformanceCase` and add it to :data:`CASES` under the adapter's
+registered name (``"primero"``, ``"fhir"``…), for example::
+
+    from conformance_cases import CASES, ConformanceCase
+
+    CASES["primero"] = ConformanceCase(
+        options={"mapping": FIXTURES / "codes.yaml"},  # registry.get(name, **options)
+        good=EXPORT.read_bytes(),  # every position decodes to a valid document
+        bad=BAD.read_bytes(),  # some positions bad, the others good
+        bad_positions=frozenset({"data[1]", "data[3]"}),  # exactly those with problems
+        good_in_bad=2,  # the good ones still decoded from ``bad``
+        round_trip=True,  # decode → encode → decode gives equal documents
+        large=lambda n: GeneratedStream(...),  # n positions made as read; None if it
+    )                                          # cannot stream
+
+Write the entry in this module (next to the others), not in your test module: the suite must
+see every case whichever test file pytest collects first. ``large(n)`` must give a stream of
+``n`` valid positions; the suite calls it once with 1,000 to learn the size of a position, then
+with as many as make 8 MB, and checks tracemalloc's peak stays under 2 MB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from generated import DIF_HEADER, GeneratedStream, dif_row, envelope_line
+
+from schemas.registry import default_registry
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class ConformanceCase:
+    good: bytes
+    bad: bytes
+    bad_positions: frozenset[str]
+    good_in_bad: int
+    round_trip: bool
+    large: Callable[[int], IO[bytes]] | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _envelopes() -> list[dict[str, Any]]:
+    registry = default_registry()
+    return [
+        {"schema": "case-record/1", "local_id": path.stem, "data": json.loads(path.read_text())}
+        for path in registry.example_paths("case-record", "1")
+    ]
+
+
+def _invalid_envelope() -> dict[str, Any]:
+    document = _envelopes()[0]
+    document["data"]["child"]["sex"] = "boy"
+    return document
+
+
+def _lines(values: list[Any]) -> bytes:
+    return b"".join(
+        (value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode())
+        + b"\n"
+        for value in values
+    )
+
+
+_GOOD = _envelopes()
+_NDJSON_BAD = _lines([_GOOD[0], b"{not json", _GOOD[1], _invalid_envelope(), b"[1, 2]", _GOOD[2]])
+
+_CSV_GOOD = (FIXTURES / "csv" / "dif-estatal.csv").read_bytes()
+# Windows-1252, semicolons, as "Guardar como CSV" writes on a Spanish Windows; rows 2 and 4
+# are bad (an impossible date, an unknown code), rows 1, 3 and 5 are good.
+_CSV_BAD = (
+    "folio;nombre(s);primer_apellido;sexo;fecha_nacimiento;nacionalidad;curp;no_acompanado\n"
+    "F-1;José Ángel;Núñez;H;02/07/2008;Hondureño;;Sí\n"
+    "F-2;María;Peña;M;31/02/2015;Guatemalteca;;No\n"
+    "F-3;Wilner;Exemple;H;30/11/2010;Haití;;Separado\n"
+    "F-4;Dayana;Ruiz;Z;01/01/2012;Salvadoreña;;Sí\n"
+    "F-5;Brayan;Ríos;H;15/05/2009;Hondureño, Guatemalteco;;No\n"
+).encode("cp1252")
+
+CASES: dict[str, ConformanceCase] = {
+    "ndjson": ConformanceCase(
+        good=_lines(_GOOD),
+        bad=_NDJSON_BAD,
+        bad_positions=frozenset({"2", "4", "5"}),
+        good_in_bad=3,
+        round_trip=True,
+        large=lambda count: GeneratedStream("", envelope_line, count),
+    ),
+    "json": ConformanceCase(
+        good=json.dumps(_GOOD, ensure_ascii=False).encode(),
+        bad=json.dumps([_GOOD[0], _invalid_envelope(), "x", _GOOD[1]]).encode(),
+        bad_positions=frozenset({"$[1]", "$[2]"}),
+        good_in_bad=2,
+        round_trip=True,
+        large=None,  # a JSON array is parsed whole: use ndjson for large files
+    ),
+    "csv": ConformanceCase(
+        options={"mapping": "dif-estatal"},
+        good=_CSV_GOOD,
+        bad=_CSV_BAD,
+        bad_positions=frozenset({"2", "4"}),
+        good_in_bad=3,
+        round_trip=True,
+        large=lambda count: GeneratedStream(DIF_HEADER, dif_row, count),
+    ),
+}
+
+# primero and fhir: fixtures in fixtures/primero and fixtures/fhir (fictitious cases). Neither
+# runs the 200,000-position check: a Primero case costs about a millisecond to map and check, a
+# FHIR resource a few milliseconds to validate with fhir.resources, so it would take minutes.
+# Primero streams case by case: test_primero_stream.py checks its memory on a large export.
+# A FHIR Bundle keeps an index row per resource until it ends (adapters/fhir.py says why):
+# test_fhir_encode.py checks that row's size.
+_PRIMERO = FIXTURES / "primero"
+_FHIR = FIXTURES / "fhir"
+CASES["primero"] = ConformanceCase(
+    options={"mapping": _PRIMERO / "codes.yaml"},
+    good=(_PRIMERO / "cases_export.json").read_bytes(),
+    bad=(_PRIMERO / "unknown_fields_bad_codes.json").read_bytes(),
+    bad_positions=frozenset({"data[1]", "data[2]", "data[3]"}),
+    good_in_bad=2,  # data[0] with unknown fields (warnings), data[4]
+    round_trip=True,
+    large=None,
+)
+CASES["fhir"] = ConformanceCase(
+    good=(_FHIR / "bundle_r5_collection.json").read_bytes(),
+    bad=(_FHIR / "bundle_bad_entries.json").read_bytes(),
+    bad_positions=frozenset({f"entry[{i}]" for i in range(6)}),
+    good_in_bad=1,
+    round_trip=True,
+    large=None,
+)

@@ -1,0 +1,121 @@
+"""Finding adapters: the built-ins by name, installed packages through the ``puente.adapters``
+entry-point group (the example package in example_adapter/ is installed into a temporary
+folder on ``sys.path``, with the metadata pip would write)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import sys
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from adapters import registry
+from adapters.base import Adapter
+from adapters.csv_adapter import CsvAdapter
+from adapters.errors import AdapterError, AdapterUnavailable, MappingError, UnknownAdapter
+from adapters.native import JsonAdapter, NdjsonAdapter
+
+EXAMPLE = Path(__file__).parent / "example_adapter"
+
+
+def install(site: Path, name: str, version: str, entry_points: dict[str, str]) -> None:
+    """A distribution as ``pip install --target site`` leaves it: ``*.dist-info`` with
+    ``METADATA`` and ``entry_points.txt``."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = [f"{key} = {value}" for key, value in entry_points.items()]
+    (info / "entry_points.txt").write_text("[puente.adapters]\n" + "\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    for module in [m for m in sys.modules if m.startswith("puente_example_adapter")]:
+        del sys.modules[module]
+
+
+@pytest.fixture
+def example_installed(site: Path) -> Path:
+    """The example package installed as its pyproject.toml declares it."""
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    shutil.copytree(EXAMPLE / "puente_example_adapter", site / "puente_example_adapter")
+    install(site, project["name"], project["version"], project["entry-points"]["puente.adapters"])
+    return site
+
+
+def test_builtins_are_registered_explicitly() -> None:
+    names = list(registry.available())
+    assert names[:5] == ["json", "ndjson", "csv", "primero", "fhir"]
+    assert isinstance(registry.get("json"), JsonAdapter)
+    assert isinstance(registry.get("ndjson"), NdjsonAdapter)
+    assert isinstance(registry.get("csv", mapping="dif-estatal"), CsvAdapter)
+
+
+def test_descriptions_in_either_language_or_both() -> None:
+    assert registry.available("es")["csv"].startswith("Hoja de cálculo CSV")
+    assert registry.available("en")["csv"].startswith("CSV spreadsheet")
+    both = registry.available()["ndjson"]
+    assert "línea" in both and "per line" in both
+
+
+def test_an_unknown_name_lists_the_available_ones() -> None:
+    with pytest.raises(UnknownAdapter) as caught:
+        registry.get("excel")
+    assert "«excel»" in caught.value.message("es") and "'excel'" in caught.value.message("en")
+    for name in ("json", "ndjson", "csv", "primero", "fhir"):
+        assert name in caught.value.message_en
+
+
+def test_wrong_options_are_an_adapter_error() -> None:
+    with pytest.raises(AdapterError, match="invalid options for the adapter 'json'"):
+        registry.get("json", mapping="x.yaml")
+    with pytest.raises(MappingError, match="--mapping"):
+        registry.get("csv")
+
+
+def test_an_installed_package_is_found_by_its_entry_point(example_installed: Path) -> None:
+    assert "pipe-list" in registry.available()
+    assert registry.available("es")["pipe-list"].startswith("Lista de texto de ejemplo")
+    adapter = registry.get("pipe-list")
+    assert isinstance(adapter, Adapter)
+    assert registry.registered()["pipe-list"].builtin is False
+    items = list(adapter.decode(io.BytesIO(b"F-1|Ana|Ejemplo|02/07/2010|GT\nF-2|Luis\n")))
+    assert items[0].ok and items[0].document is not None
+    assert items[0].document["data"]["child"]["date_of_birth"] == "2010-07-02"
+    assert items[1].position == "2" and not items[1].ok
+
+
+def test_options_reach_an_installed_adapter(example_installed: Path) -> None:
+    adapter = registry.get("pipe-list", state="closed")
+    (item,) = adapter.decode(io.BytesIO(b"F-1|Ana|Ejemplo|02/07/2010|GT\n"))
+    # A closed case without a closure section is not valid: the option was used.
+    assert not item.ok and {p.pointer for p in item.problems} == {""}
+
+
+def test_a_builtin_name_cannot_be_taken_over(site: Path) -> None:
+    install(site, "impostor", "1.0", {"csv": "impostor:Csv", "other-one": "impostor:Other"})
+    assert registry.registered()["csv"].builtin
+    assert registry.registered()["csv"].target == "adapters.csv_adapter:CsvAdapter"
+    assert "other-one" in registry.registered()
+
+
+def test_an_installed_adapter_that_does_not_load_is_reported(site: Path) -> None:
+    install(site, "broken-adapter", "0.1", {"broken": "no_such_module:Adapter"})
+    assert "no_such_module" in registry.available("en")["broken"]
+    with pytest.raises(AdapterUnavailable) as caught:
+        registry.get("broken")
+    assert "broken" in caught.value.message_es and "cannot be loaded" in caught.value.message_en
+
+
+def test_something_that_is_not_an_adapter_is_refused(site: Path) -> None:
+    install(site, "not-an-adapter", "0.1", {"nothing": "builtins:dict"})
+    with pytest.raises(AdapterError, match="does not produce an adapter"):
+        registry.get("nothing")

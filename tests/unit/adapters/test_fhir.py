@@ -1,0 +1,287 @@
+"""The fhir adapter reading Bundles: R5 and R4, grouping by Patient, consents, bad entries.
+
+Fixtures are fictitious Bundles written for these tests: a DIF export (R5 collection), a
+state FHIR server's search answer (R4 searchset, Patients first, included resources after)
+and a Bundle with faults.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from fhir.resources.bundle import Bundle as BundleR5
+from fhir.resources.R4B.bundle import Bundle as BundleR4
+
+from adapters.base import Adapter, Item, RejectsWriter
+from adapters.errors import AdapterError
+from adapters.fhir import FhirAdapter
+from schemas.envelope import validate_envelope
+
+FIXTURES = Path(__file__).parent / "fixtures" / "fhir"
+R5 = FIXTURES / "bundle_r5_collection.json"
+R4 = FIXTURES / "bundle_r4_searchset.json"
+BAD = FIXTURES / "bundle_bad_entries.json"
+R4_LOCAL_IDS = "https://fhir.dif-bc.example/sid/expediente"
+
+
+def decode(adapter: FhirAdapter, data: bytes | Path) -> dict[str, Item]:
+    raw = data.read_bytes() if isinstance(data, Path) else data
+    items = list(adapter.decode(io.BytesIO(raw)))
+    positions = [item.position for item in items]
+    assert len(set(positions)) == len(positions), positions
+    return {item.position: item for item in items}
+
+
+def pointers(item: Item) -> set[str]:
+    return {problem.pointer for problem in item.problems}
+
+
+def test_is_an_adapter_that_writes_rejects() -> None:
+    adapter = FhirAdapter()
+    assert isinstance(adapter, Adapter)
+    assert isinstance(adapter, RejectsWriter)
+    assert adapter.name == "fhir"
+
+
+def test_fixtures_are_valid_fhir_of_their_version() -> None:
+    BundleR5.model_validate_json(R5.read_bytes())
+    BundleR4.model_validate_json(R4.read_bytes())
+
+
+def test_r5_bundle_gives_one_case_per_patient_and_one_consent() -> None:
+    items = decode(FhirAdapter(), R5)
+    assert sorted(items) == ["entry[0]", "entry[1]", "entry[7]"]
+    for item in items.values():
+        assert item.ok, item.problems
+        assert item.document is not None
+        assert validate_envelope(item.document) == []
+
+    case = items["entry[0]"].document
+    assert case is not None
+    assert (case["schema"], case["local_id"]) == ("case-record/1", "DIF-CHP-TAP-2024-0317")
+    assert case["child_id"] == "ch-7f3a9d2e"
+    data = case["data"]
+    assert data["case"] == {
+        "status": "open",
+        "case_number": "DIF-CHP-TAP-2024-0317",
+        "opened_on": "2024-03-11",
+        "workflow_stage": "implementation",
+        "owner": {"agency_id": "mx.chp.dif", "caseworker_id": "cw-chp-0142"},
+    }
+    child = data["child"]
+    # The two surnames come from the HL7 fathers-family / mothers-family extensions.
+    assert child["names"] == {
+        "given_names": "Kevin Josué",
+        "first_surname": "Ejemplo",
+        "second_surname": "Ficticio",
+    }
+    assert child["nationality"] == ["HN"]
+    assert (child["birth_country"], child["birth_place"]) == ("HN", "San Pedro Sula, Cortés")
+    assert child["identifiers"] == [
+        {"type": "comar_case", "value": "COMAR-TAP-2024-011873", "issuer_agency": "mx.fed.comar"}
+    ]
+    assert child["unaccompanied_status"] == "unaccompanied"
+    assert child["current_location"]["address"]["municipality"] == "07089"
+    [mother] = data["related_persons"]
+    assert mother["person_ref"] == "rp1"
+    assert (mother["relationship"], mother["custody"]) == ("mother", "patria_potestad")
+    assert data["placements"] == [
+        {
+            "type": "dif_cas",
+            "facility_name": "CAS Tapachula (ficticio)",
+            "operator": {"agency_id": "mx.chp.tapachula.dif"},
+            "start_date": "2024-03-11",
+            "reason": "inm_channelling",
+        }
+    ]
+
+
+def test_references_by_type_and_id_group_and_name_the_caregiver() -> None:
+    case = decode(FhirAdapter(), R5)["entry[1]"].document
+    assert case is not None
+    data = case["data"]
+    assert "child_id" not in case  # the Patient has no urn:puente:child identifier
+    assert data["case"] == {"status": "open"}  # no EpisodeOfCare
+    [mother] = data["related_persons"]
+    assert mother["relationship"] == "mother"  # from v3 RoleCode MTH alone
+    assert mother["date_of_birth"] == {"date": "1994", "estimated": True}
+    assert data["child"]["primary_language"] == "mam"
+    assert data["placements"][0]["caregiver_person_ref"] == "madre"
+
+
+def test_consent_reads_the_hub_shape() -> None:
+    consent = decode(FhirAdapter(), R5)["entry[7]"].document
+    assert consent is not None
+    assert (consent["schema"], consent["local_id"]) == ("consent/1", "cons-chp-2024-0211")
+    assert consent["data"] == {
+        "id": "cons-chp-2024-0211",
+        "status": "active",
+        "child_id": "ch-7f3a9d2e",  # from the Patient it refers to
+        "grantor": {
+            "type": "procuraduria",
+            "representation": "suplencia",
+            "agency_id": "mx.chp.procuraduria",
+            "person_id": "pp-chp-021",
+        },
+        "grantee": [{"agency_id": "mx.fed.comar"}],
+        "decision": "deny",
+        "period": {"start": "2024-03-14T00:00:00-06:00", "end": "2025-03-14T00:00:00-06:00"},
+        "policy_basis": [
+            {"code": "lgdnna_art_106_suplencia", "reference": "LGDNNA art. 106 (ficticio)"}
+        ],
+        "provision": [
+            {
+                "decision": "permit",
+                "actor": [{"agency_id": "mx.fed.comar"}],
+                "action": ["read"],
+                "purpose": ["asylum_procedure"],
+                "data_category": ["identity", "legal_status"],
+            }
+        ],
+    }
+
+
+def test_r4_search_answer_is_read_with_r4_models() -> None:
+    items = decode(FhirAdapter(local_id_system=R4_LOCAL_IDS), R4)
+    assert sorted(items) == ["entry[0]", "entry[4]", "entry[5]"]
+
+    case = items["entry[0]"]
+    assert case.ok, case.problems
+    assert case.local_id == "DIF-BC-TIJ-2023-1102"  # the server's own identifier system
+    assert case.document is not None
+    data = case.document["data"]
+    assert data["child"]["identifiers"] == [{"type": "unhcr_individual", "value": "MEX-23C045120"}]
+    [father] = data["related_persons"]
+    assert (father["person_ref"], father["relationship"]) == ("tij-1102-padre", "father")
+    # R4 Encounter: period, participant.individual.
+    assert data["placements"] == [
+        {
+            "type": "open_door_shelter",
+            "alternative_to_detention": True,
+            "facility_name": "Casa Ejemplo de Familias Migrantes",
+            "operator": {"name": "Casa Ejemplo de Familias Migrantes A.C."},
+            "caregiver_person_ref": "tij-1102-padre",
+            "start_date": "2023-11-03",
+        }
+    ]
+    # A clinical Encounter is not a placement: left out, said in a warning.
+    [warning] = case.warnings  # type: ignore[attr-defined]
+    assert warning.pointer == "resource:Encounter"
+    assert "entry[3]" in warning.en and "entry[3]" in warning.es
+
+    observation = items["entry[4]"]
+    assert not observation.ok
+    assert pointers(observation) == {"resource:Observation"}
+
+    consent = items["entry[5]"].document
+    assert consent is not None
+    assert consent["data"] == {
+        "status": "active",
+        "child_id": "ch-5b8e21c0",
+        "grantor": {"type": "parent", "related_person_ref": "tij-1102-padre"},
+        "decision": "permit",
+        "period": {"start": "2023-11-03T00:00:00-07:00"},
+        "grantee": [{"agency_id": "mx.bc.salud"}],
+        "policy_basis": [{"code": "lgdnna_parental_authority"}],
+        "provision": [{"decision": "deny", "purpose": ["statistics"]}],
+    }
+
+
+def test_forcing_r5_refuses_r4_resources_with_their_fhir_paths() -> None:
+    items = decode(FhirAdapter(version="R5", local_id_system=R4_LOCAL_IDS), R4)
+    consent = items["entry[5]"]
+    assert not consent.ok
+    assert "resource:Consent.provision" in pointers(consent)
+    assert all("FHIR R5" in p.en and "FHIR R5" in p.es for p in consent.problems)
+    # The R4 Encounter (class as a Coding) fails R5 too; the case is still read without it.
+    assert not items["entry[2]"].ok
+    assert items["entry[0]"].ok
+
+
+def test_a_fault_is_reported_against_the_version_the_resource_is_closest_to() -> None:
+    bundle = json.loads(R4.read_bytes())
+    bundle["entry"][2]["resource"]["period"]["start"] = "2023-13-03"  # an R4 Encounter
+    items = decode(FhirAdapter(local_id_system=R4_LOCAL_IDS), json.dumps(bundle).encode())
+    [problem] = items["entry[2]"].problems
+    assert problem.pointer == "resource:Encounter.period.start"
+    assert "FHIR R4" in problem.en and "FHIR R4" in problem.es
+    assert items["entry[0]"].ok  # the case is read without the broken placement
+
+
+def test_bad_entries_are_reported_where_they_are_and_the_rest_is_imported() -> None:
+    items = decode(FhirAdapter(), BAD)
+    assert pointers(items["entry[1]"]) == {"resource:Observation"}
+    assert pointers(items["entry[4]"]) == {"resource:Organization"}
+    assert pointers(items["entry[2]"]) == {"resource:Patient.birthDate"}
+    orphan = items["entry[3]"]
+    assert pointers(orphan) == {"resource:RelatedPerson"}
+    assert "urn:uuid:11111111-aaaa-4bbb-8ccc-000000000099" in orphan.problems[0].en
+    # An unknown relationship code rejects the case, naming the entry it is in.
+    case = items["entry[0]"]
+    assert "resource:RelatedPerson.relationship" in pointers(case)
+    assert any("entry[6]" in p.en and "['C']" in p.en for p in case.problems)
+    # A consent for a child without a hub id waits until the case has one.
+    consent = items["entry[5]"]
+    assert pointers(consent) == {"/child_id"}
+    assert consent.local_id == "nl-0211-tutela"
+    assert items["entry[7]"].ok
+    for item in items.values():
+        for problem in item.problems:
+            assert problem.es and problem.en and problem.es != problem.en
+        assert item.ok or item.source, item.position  # a rejects file can be written
+
+
+def test_resources_may_come_before_their_patient() -> None:
+    bundle = json.loads(R5.read_bytes())
+    bundle["entry"].reverse()
+    items = decode(FhirAdapter(), json.dumps(bundle).encode())
+    # Same documents at the mirrored positions.
+    original = decode(FhirAdapter(), R5)
+    assert items["entry[7]"].document == original["entry[0]"].document
+    assert items["entry[6]"].document == original["entry[1]"].document
+    assert items["entry[0]"].document == original["entry[7]"].document
+
+
+def test_a_cut_bundle_reports_the_break_and_imports_what_came_before() -> None:
+    raw = R5.read_bytes()
+    cut = raw[: raw.index(b'"resourceType": "Encounter"')]  # inside entry[5]
+    items = decode(FhirAdapter(), cut)
+    [problem] = items["entry[5]"].problems
+    assert "invalid JSON" in problem.en and "JSON inválido" in problem.es
+    case = items["entry[0]"]
+    assert case.ok
+    assert case.document is not None and "placements" not in case.document["data"]
+    assert [w.pointer for w in case.warnings] == ["resource:Bundle"]  # type: ignore[attr-defined]
+    assert "entry[5]" in case.warnings[0].en  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("raw", "position", "english"),
+    [
+        (b'{"resourceType": "Patient", "id": "x"}', "resourceType", "expected a Bundle"),
+        (
+            b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Pat',
+            "entry[0]",
+            "invalid JSON",
+        ),
+        (
+            b'{"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": "x"}]}',
+            "entry[0]",
+            "no 'resource'",
+        ),
+    ],
+)
+def test_inputs_that_are_not_bundles(raw: bytes, position: str, english: str) -> None:
+    items = decode(FhirAdapter(), raw)
+    assert position in items
+    assert any(english in p.en for p in items[position].problems)
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(AdapterError):
+        FhirAdapter(version="STU3")
+    with pytest.raises(AdapterError):
+        FhirAdapter(bundle_type="batch")

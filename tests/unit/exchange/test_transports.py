@@ -1,0 +1,329 @@
+"""Delivery transports: the signed webhook and the file drop pass one conformance suite (the
+same signed notification, transient and permanent failures), the file drop writes atomically
+under names that sort by time and never collide, and each agency's ``webhook_url`` chooses its
+transport — end to end through the outbox worker on both database backends."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from flask import Flask
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+from sqlalchemy import select, update
+
+from exchange import create_app, db
+from exchange.agencies import Agency
+from exchange.auth import utcnow
+from exchange.outbox import OutboxMessage, enqueue, run_worker
+from exchange.transports import (
+    SET_MEDIA_TYPE,
+    AgencyTransports,
+    DeliveryTransport,
+    FileDropTransport,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    WebhookTransport,
+    drop_folder,
+    hub_signing_public_jwk,
+)
+from tests.conftest import make_hub
+
+AGENCY = "mx.test.receiver"
+EVENT = "https://puente.mx/events/record.referred"
+
+
+@pytest.fixture
+def signing_hub(tmp_path: Path) -> Flask:
+    """A hub with a signing key and a drop folder (transports need no database)."""
+    return create_app(
+        {
+            "TESTING": True,
+            "INSTANCE_PATH": tmp_path / "instance",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.db'}",
+            "HUB_SIGNING_KEY": OKPKey.generate_key("Ed25519").as_pem(private=True).decode(),
+            "FILE_DROP_PATH": str(tmp_path / "drop"),
+        }
+    )
+
+
+def agency(webhook_url: str | None, agency_id: str = AGENCY) -> Agency:
+    found = Agency(id=agency_id, name="r", level="state", jurisdiction="07")
+    found.webhook_url = webhook_url
+    return found
+
+
+def note(message_id: str = "msg_0123", record_id: str = "rec_9") -> OutboxMessage:
+    return OutboxMessage(
+        id=message_id, agency_id=AGENCY, kind="record.referred", payload={"record_id": record_id}
+    )
+
+
+def verified_claims(app: Flask, token: bytes) -> dict[str, Any]:
+    """What a receiver does with a notification: verify it with the hub's published key."""
+    public = OKPKey.import_key(hub_signing_public_jwk(app))
+    decoded = jwt.decode(token.decode("ascii").strip(), public, algorithms=["EdDSA"])
+    assert decoded.header["typ"] == "secevent+jwt"
+    return dict(decoded.claims)
+
+
+# --- one conformance suite for every transport ---------------------------------------------
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.headers["Content-Type"], body))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class Channel:
+    """A transport with its receiving end: what arrived, and how to take the receiver down."""
+
+    transport: DeliveryTransport
+    agency: Agency
+    arrived: Callable[[], list[bytes]]
+    take_down: Callable[[], None]
+
+
+def webhook_channel(app: Flask, tmp_path: Path) -> Iterator[Channel]:
+    handler = type("Received", (Receiver,), {"received": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+
+    def arrived() -> list[bytes]:
+        assert all(kind == SET_MEDIA_TYPE for kind, _ in handler.received)
+        return [body for _, body in handler.received]
+
+    def take_down() -> None:
+        server.shutdown()
+        server.server_close()
+
+    yield Channel(WebhookTransport(app, timeout=2), agency(url), arrived, take_down)
+    take_down()
+
+
+def file_drop_channel(app: Flask, tmp_path: Path) -> Iterator[Channel]:
+    root = tmp_path / "drop"
+    folder = root / AGENCY
+
+    def arrived() -> list[bytes]:
+        return (
+            [path.read_bytes() for path in sorted(folder.glob("*.jwt"))] if folder.exists() else []
+        )
+
+    def take_down() -> None:
+        # An unmounted share: the drop root is not a folder any more.
+        if root.exists():
+            for path in folder.glob("*"):
+                path.unlink()
+            folder.rmdir()
+            root.rmdir()
+        root.write_text("not a folder")
+
+    yield Channel(FileDropTransport(app), agency("file-drop"), arrived, take_down)
+
+
+@pytest.fixture(params=["webhook", "file-drop"])
+def channel(
+    request: pytest.FixtureRequest, signing_hub: Flask, tmp_path: Path
+) -> Iterator[Channel]:
+    make = webhook_channel if request.param == "webhook" else file_drop_channel
+    yield from make(signing_hub, tmp_path)
+
+
+def test_transport_carries_the_signed_notification(signing_hub: Flask, channel: Channel) -> None:
+    assert isinstance(channel.transport, DeliveryTransport)
+    channel.transport.deliver(channel.agency, note("msg_1", "rec_1"))
+    channel.transport.deliver(channel.agency, note("msg_2", "rec_2"))
+    claims = [verified_claims(signing_hub, token) for token in channel.arrived()]
+    assert [c["jti"] for c in claims] == ["msg_1", "msg_2"]
+    assert {c["aud"] for c in claims} == {AGENCY}
+    assert {c["iss"] for c in claims} == {signing_hub.config["HUB_ID"]}
+    assert claims[1]["events"] == {EVENT: {"record_id": "rec_2"}}
+
+
+def test_transport_down_is_transient(channel: Channel) -> None:
+    channel.take_down()
+    with pytest.raises(TransientDeliveryError):
+        channel.transport.deliver(channel.agency, note())
+
+
+def test_transport_without_an_address_is_permanent(channel: Channel) -> None:
+    with pytest.raises(PermanentDeliveryError):
+        channel.transport.deliver(agency(None), note())
+
+
+# --- the file drop -------------------------------------------------------------------------
+
+
+def test_file_names_sort_by_time_and_never_collide(signing_hub: Flask, tmp_path: Path) -> None:
+    first, second = FileDropTransport(signing_hub), FileDropTransport(signing_hub)
+    receiver = agency("file-drop")
+    order = [f"msg_{n:03d}" for n in range(40)]
+    for message_id in order:  # one transport: written in this order, within microseconds
+        first.deliver(receiver, note(message_id))
+    folder = tmp_path / "drop" / AGENCY
+    names = sorted(path.name for path in folder.iterdir())
+    assert [name.split("-", 1)[1].removesuffix(".jwt") for name in names] == order
+    # Two workers at once (same microsecond possible): every notification gets its own file.
+    threads = [
+        threading.Thread(
+            target=lambda t=transport, p=prefix: [
+                t.deliver(receiver, note(f"msg_{p}{n}")) for n in range(30)
+            ]
+        )
+        for transport, prefix in ((first, "a"), (second, "b"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    files = list(folder.iterdir())
+    assert len(files) == 40 + 60
+    assert not [path for path in files if path.name.startswith(".")]  # no temporary left
+    assert {path.stat().st_mode & 0o777 for path in files} == {0o640}
+
+
+def test_a_failed_write_leaves_nothing_half_written(
+    signing_hub: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = FileDropTransport(signing_hub)
+    transport.deliver(agency("file-drop"), note("msg_ok"))
+
+    def full_disk(*_args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full_disk)
+    with pytest.raises(TransientDeliveryError, match="No space left"):
+        transport.deliver(agency("file-drop"), note("msg_lost"))
+    names = [path.name for path in (tmp_path / "drop" / AGENCY).iterdir()]
+    assert len(names) == 1 and "msg_ok" in names[0]  # the temporary was removed
+
+
+def test_file_urls_must_stay_inside_the_drop_root(signing_hub: Flask, tmp_path: Path) -> None:
+    root = tmp_path / "drop"
+    inside = root / "sftp" / "chiapas"
+    assert drop_folder(root, agency(f"file://{inside}")) == inside.resolve()
+    assert drop_folder(root, agency(f"file://localhost{inside}")) == inside.resolve()
+    assert drop_folder(root, agency("FILE-DROP")) == (root / AGENCY).resolve()
+    FileDropTransport(signing_hub).deliver(agency(f"file://{inside}"), note())
+    assert len(list(inside.glob("*-msg_0123.jwt"))) == 1
+    for refused in (
+        "file:///etc",
+        f"file://{root}",  # the root itself is no agency's folder
+        f"file://{root}/../elsewhere",
+        f"file://other-host{inside}",
+        "file:relative/folder",
+    ):
+        with pytest.raises(PermanentDeliveryError):
+            drop_folder(root, agency(refused))
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_each_agency_gets_the_transport_it_chose(signing_hub: Flask) -> None:
+    transports = AgencyTransports.for_hub(signing_hub)
+    assert isinstance(transports.choose(agency("file-drop")), FileDropTransport)
+    assert isinstance(transports.choose(agency("file:///srv/drop/x")), FileDropTransport)
+    assert isinstance(transports.choose(agency("https://dif.example/hooks")), WebhookTransport)
+    assert isinstance(transports.choose(agency(None)), WebhookTransport)
+
+
+# --- end to end through the outbox worker --------------------------------------------------
+
+
+def add_agency(app: Flask, agency_id: str, webhook_url: str) -> None:
+    # The registry validates webhooks as http(s) URLs; an administrator's file-drop choice is
+    # written here the way the registry stores it.
+    with db.database(app).sessions.begin() as session:
+        session.add(
+            Agency(
+                id=agency_id,
+                name=agency_id,
+                level="state",
+                jurisdiction="07",
+                scope="records:read",
+                active=True,
+                require_signature=False,
+                webhook_url=webhook_url,
+            )
+        )
+
+
+def enqueue_for(app: Flask, agency_id: str, *record_ids: str) -> list[str]:
+    with db.database(app).sessions.begin() as session:
+        return [
+            enqueue(session, agency_id, "record.referred", {"record_id": record_id}).id
+            for record_id in record_ids
+        ]
+
+
+def statuses(app: Flask) -> dict[str, tuple[str, str | None]]:
+    with db.database(app).sessions() as session:
+        rows = session.execute(
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.last_error)
+        )
+        return {row.id: (row.status, row.last_error) for row in rows}
+
+
+@pytest.fixture
+def drop_hub(tmp_path: Path, database_url: str) -> Iterator[Flask]:
+    app = make_hub(tmp_path, database_url, FILE_DROP_PATH=str(tmp_path / "drop"))
+    yield app
+    app.extensions["puente.db"].engine.dispose()
+
+
+def test_worker_delivers_by_file_drop_and_loses_nothing_while_it_fails(
+    drop_hub: Flask, tmp_path: Path
+) -> None:
+    root = tmp_path / "drop"
+    add_agency(drop_hub, "mx.chp.tapachula.dif", "file-drop")
+    first = enqueue_for(drop_hub, "mx.chp.tapachula.dif", "rec_a", "rec_b")
+    totals = run_worker(drop_hub, once=True)  # the transport each agency chose
+    assert totals.delivered == 2
+    folder = root / "mx.chp.tapachula.dif"
+    files = sorted(folder.iterdir())
+    assert [verified_claims(drop_hub, path.read_bytes())["jti"] for path in files] == first
+    assert verified_claims(drop_hub, files[1].read_bytes())["events"] == {
+        EVENT: {"record_id": "rec_b"}
+    }
+
+    # The shared folder goes away: the notification waits in the outbox, with the reason.
+    for path in files:
+        path.unlink()
+    folder.rmdir()
+    root.rmdir()
+    root.write_text("unmounted")
+    [waiting] = enqueue_for(drop_hub, "mx.chp.tapachula.dif", "rec_c")
+    assert run_worker(drop_hub, once=True).retrying == 1
+    status, error = statuses(drop_hub)[waiting]
+    assert status == "failed" and error
+
+    # Back again: the retry delivers it, once.
+    root.unlink()
+    with db.database(drop_hub).sessions.begin() as session:
+        session.execute(
+            update(OutboxMessage).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+    assert run_worker(drop_hub, once=True).delivered == 1
+    [dropped] = list(folder.iterdir())
+    assert verified_claims(drop_hub, dropped.read_bytes())["jti"] == waiting
+    assert statuses(drop_hub)[waiting][0] == "delivered"
