@@ -100,6 +100,8 @@ def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]
         )
         .where(
             AuditEntry.outcome == "denied",
+            # A consent officer's dry runs say what others would get; they are not denials.
+            AuditEntry.action != "decision_evaluated",
             AuditEntry.recorded_at >= window.start,
             AuditEntry.recorded_at < window.end,
         )

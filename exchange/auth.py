@@ -178,6 +178,23 @@ class Actor:
     jurisdiction: str | None = None
     country: str | None = None
 
+    @property
+    def audit_role(self) -> str | None:
+        """The role the audit log records: the person's most specific one, ``system`` for an
+        agency's own system."""
+        if self.person_id is None:
+            return "system"
+        for role in (
+            "consent_officer",
+            "override_officer",
+            "legal_representative",
+            "auditor",
+            "administrator",
+        ):
+            if role in self.roles:
+                return role
+        return None
+
     def for_consent(self) -> ConsentActor:
         """The caller as :func:`consent.engine.decide` takes it."""
         return ConsentActor(

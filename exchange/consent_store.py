@@ -105,6 +105,8 @@ class AccessRequestRow(Base):
     requester_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
     purpose: Mapped[str] = mapped_column(String(60))
     categories: Mapped[list[Any]] = mapped_column(JSON)
+    #: The records asked for (none: all of the child's); a grant covers only these.
+    record_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: Jurisdictions of the agencies responsible for the child's records: the consent
     #: officers of these (or of the enclosing state) see the request in their queue.
@@ -177,7 +179,14 @@ def child_inputs(
         )
     )
     grants = tuple(
-        Grant.from_json(_as_child(row.document, child_id))
+        Grant.from_json(
+            _as_child(
+                {**row.document, "revoked_at": row.revoked_at.isoformat()}
+                if row.revoked_at is not None
+                else row.document,
+                child_id,
+            )
+        )
         for row in session.scalars(
             select(GrantRow).where(GrantRow.child_id.in_(child_ids)).order_by(GrantRow.id)
         )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from consent import (
@@ -24,6 +24,7 @@ from consent import (
     ChildView,
     Consent,
     ConsentError,
+    Decision,
     Grant,
     Override,
     Review,
@@ -52,6 +53,7 @@ from exchange.disclosure import (
     engine_actor,
     evaluate,
     forget_child,
+    hard_rules,
     load_child,
 )
 from exchange.outbox import enqueue
@@ -109,6 +111,19 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
 
 
+OFFICER_ROLES = frozenset({"consent_officer", "administrator"})
+
+
+def require_officer(actor: Actor) -> None:
+    """Reviews and decisions on access requests are a consent officer's, never a system's."""
+    if actor.person_id is None or not OFFICER_ROLES & actor.roles:
+        raise ConsentProblem(
+            "forbidden",
+            "Solo una persona con el rol de oficial de consentimiento puede hacerlo.",
+            "Only a person with the consent officer role can do this.",
+        )
+
+
 def require_acts_for(session: Session, actor: Actor, child: ChildContext) -> None:
     """Outside the caller's jurisdiction a child's consents, views and overrides answer as if
     they did not exist (``LookupError`` → 404): no existence oracle."""
@@ -150,20 +165,10 @@ def _audit(session: Session, actor: Actor, action: str, child_id: str, **fields:
         outcome=fields.pop("outcome", "success"),
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
-        actor_role=actor_role(actor),
+        actor_role=actor.audit_role,
         child_id=child_id,
         **fields,
     )
-
-
-def actor_role(actor: Actor) -> str | None:
-    """The role recorded in the audit entry: the most specific one the person holds."""
-    for role in ("consent_officer", "override_officer", "legal_representative", "auditor"):
-        if role in actor.roles:
-            return role
-    if actor.person_id is None:
-        return "system"
-    return "administrator" if "administrator" in actor.roles else None
 
 
 # -- consents ----------------------------------------------------------------------------------
@@ -193,6 +198,20 @@ def record_consent(
         parsed = Consent.from_json(document)
     except ConsentError as error:
         raise _format_error(error) from error
+    grantor_agency = parsed.grantor.agency_id
+    if grantor_agency is not None and grantor_agency != actor.agency_id:
+        raise ConsentProblem(
+            "forbidden",
+            "Solo la propia institución registra un consentimiento que ella otorga.",
+            "Only the granting institution itself records a consent it grants.",
+            [
+                {
+                    "pointer": "/grantor/agency_id",
+                    "message_es": f"Otorga {grantor_agency}; usted actúa por {actor.agency_id}.",
+                    "message_en": f"Granted by {grantor_agency}; you act for {actor.agency_id}.",
+                }
+            ],
+        )
     found = check_consent(parsed, child.facts, moment)
     if found:
         raise ConsentProblem(
@@ -419,6 +438,7 @@ def _add_review(
         raise LookupError(row_id)
     child = load_child(session, row.child_id)
     require_acts_for(session, actor, child)
+    require_officer(actor)
     if row.reviewed_at is not None:
         raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")
     document = row.open(data_keyring())
@@ -453,6 +473,21 @@ def open_override(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Open an emergency override (``override/1``, already schema-valid)."""
+    require_acts_for(session, actor, child)
+    unknown = set(document.get("record_ids", ())) - {record.id for record in child.records}
+    if unknown:
+        raise ConsentProblem(
+            "validation",
+            "Esos expedientes no son de esta niña, niño o adolescente.",
+            "Those records are not this child's.",
+            [
+                {
+                    "pointer": "/record_ids",
+                    "message_es": ", ".join(sorted(unknown)),
+                    "message_en": ", ".join(sorted(unknown)),
+                }
+            ],
+        )
     moment = now_utc()
     override_id = new_id("ovr")
     stored_doc = {
@@ -520,11 +555,14 @@ def review_override(
     """The Procuraduría's review of an override; not upheld ends it at once. Whoever opened
     it does not review it."""
     opened = session.get(OverrideRow, override_id)
-    if opened is not None and actor.person_id and opened.opened_by_person == actor.person_id:
+    if opened is not None and (
+        (actor.person_id and opened.opened_by_person == actor.person_id)
+        or opened.opened_by_agency == actor.agency_id
+    ):
         raise ConsentProblem(
             "forbidden",
-            "Quien abrió el acceso de emergencia no puede revisarlo.",
-            "Whoever opened the emergency override cannot review it.",
+            "Ni quien abrió el acceso de emergencia ni su institución pueden revisarlo.",
+            "Neither whoever opened the emergency override nor their agency can review it.",
         )
     row, child, document = _add_review(session, actor, OverrideRow, override_id, upheld, reason)
     row.seal(data_keyring(), document)
@@ -560,8 +598,21 @@ def overdue_overrides(session: Session, moment: datetime) -> list[OverrideRow]:
 # -- access requests and grants ----------------------------------------------------------------
 
 #: A request the engine refuses on these grounds is denied at once: no officer can set
-#: aside a hard legal rule or a withhold-from entry.
+#: aside a hard legal rule or a withhold-from entry — unless the rule looks at the child's own
+#: facts (asylum, country of origin): answering at once would tell the requester those facts,
+#: so such a request waits for an officer like any other.
 FINAL_DENIALS = ("hard_rule", "withhold")
+
+
+def _denied_at_once(decision: Decision) -> bool:
+    if decision.permitted or decision.basis not in FINAL_DENIALS:
+        return False
+    rules = {rule.id: rule for rule in hard_rules().rules}
+    return not any(
+        rules[rule_id].child_international_protection or rules[rule_id].actor_from_country_of_origin
+        for rule_id in decision.rule_ids
+        if rule_id in rules
+    )
 
 
 def request_access(
@@ -584,7 +635,7 @@ def request_access(
     decision = evaluate(child, engine_actor(actor), "read", document["purpose"], categories)
     if decision.permitted and not decision.withheld:
         status = "granted"
-    elif not decision.permitted and decision.basis in FINAL_DENIALS:
+    elif _denied_at_once(decision):
         status = "denied"
     else:
         status = "pending"
@@ -595,6 +646,7 @@ def request_access(
         requester_person=actor.person_id,
         purpose=document["purpose"],
         categories=categories,
+        record_ids=sorted(set(document.get("record_ids", ()))),
         until=until,
         jurisdictions=sorted(child_jurisdictions(session, child)),
         status=status,
@@ -629,19 +681,37 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
     return False
 
 
+QUEUE_LIMIT = 500
+
+
 def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
     """Requests in ``status`` that ``actor`` may decide (its jurisdiction's)."""
-    rows = session.scalars(
-        select(AccessRequestRow)
-        .where(AccessRequestRow.status == status)
-        .order_by(AccessRequestRow.created_at)
-        .limit(500)
+    from exchange.agencies import Agency
+    from exchange.records import Record
+
+    rows = list(
+        session.scalars(
+            select(AccessRequestRow)
+            .where(AccessRequestRow.status == status)
+            .order_by(AccessRequestRow.created_at)
+        )
     )
     if "administrator" in actor.roles:
-        return list(rows)
-    return [
-        row for row in rows if any(covers(actor.jurisdiction, j) for j in row.jurisdictions or ())
+        return rows[:QUEUE_LIMIT]
+    # Where each child's records are now (a transfer moves a request to the new state's queue).
+    now_in: dict[str, set[str]] = {}
+    for child_id, jurisdiction in session.execute(
+        select(Record.child_id, Agency.jurisdiction)
+        .join(Agency, Agency.id == Record.owner_agency)
+        .where(Record.child_id.in_({row.child_id for row in rows}))
+    ):
+        now_in.setdefault(child_id, set()).add(jurisdiction)
+    mine = [
+        row
+        for row in rows
+        if any(covers(actor.jurisdiction, j) for j in now_in.get(row.child_id, ()))
     ]
+    return mine[:QUEUE_LIMIT]
 
 
 def decide_request(
@@ -652,25 +722,36 @@ def decide_request(
     reason: str,
     until: datetime | None,
 ) -> tuple[AccessRequestRow, GrantRow | None, str]:
-    row = session.get(AccessRequestRow, request_id, with_for_update=True)
+    row = session.get(AccessRequestRow, request_id)
     if row is None:
         raise LookupError(request_id)
     child = load_child(session, row.child_id)
     if not acts_for_child(session, actor, child):
         raise LookupError(request_id)  # not in the caller's queue: as if it did not exist
-    if row.status != "pending":
-        raise ConsentProblem(
-            "conflict",
-            f"La solicitud ya fue resuelta ({row.status}).",
-            f"The request was already decided ({row.status}).",
-        )
-    if actor.person_id is not None and actor.person_id == row.requester_person:
+    require_officer(actor)
+    if actor.person_id == row.requester_person:
         raise ConsentProblem(
             "forbidden",
             "Nadie resuelve su propia solicitud.",
             "Nobody decides their own request.",
         )
     moment = now_utc()
+    # Claimed by a conditional update before anything else: of two officers deciding at once
+    # (SQLite has no row locks) exactly one gets the row; the other gets a conflict.
+    claimed = session.execute(
+        update(AccessRequestRow)
+        .where(AccessRequestRow.id == row.id, AccessRequestRow.status == "pending")
+        .values(status="granted" if approve else "denied", decided_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(row)
+        raise ConsentProblem(
+            "conflict",
+            f"La solicitud ya fue resuelta ({row.status}).",
+            f"The request was already decided ({row.status}).",
+        )
+    session.refresh(row)
     grant_row = None
     if approve:
         end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
@@ -688,6 +769,7 @@ def decide_request(
             until=end,
             id=grant_id,
             starts=moment,
+            record_ids=frozenset(row.record_ids or ()),
         )
         found = check_grant(grant, child.facts, moment)
         if found:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context
-from sqlalchemy import bindparam, func, select, union_all
+from sqlalchemy import bindparam, event, func, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -151,7 +151,10 @@ def _stamp_statement() -> Any:
     ids = bindparam("ids", expanding=True)
     return union_all(
         *(
-            select(func.count(), func.max(made), func.max(changed)).where(model.child_id.in_(ids))
+            # count(changed) grows with every revocation or review, whatever the clocks say
+            select(func.count(), func.max(made), func.max(changed), func.count(changed)).where(
+                model.child_id.in_(ids)
+            )
             for model, made, changed in (
                 (ConsentRow, ConsentRow.created_at, ConsentRow.revoked_at),
                 (GrantRow, GrantRow.created_at, GrantRow.revoked_at),
@@ -294,6 +297,7 @@ def audit_decision(
         outcome="success" if decision.permitted and not refused else "denied",
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
+        actor_role=actor.audit_role,
         purpose=purpose,
         child_id=child_id,
         decision_basis=decision.basis,
@@ -327,13 +331,16 @@ def decide_disclosure(
     ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action.
     """
     engine_for = engine_actor(actor) if recipient is None else recipient_actor(session, recipient)
+    # Reading its own record is not a disclosure for the agency's system; a person of that
+    # agency (a lawyer, an officer) reads what consent, grants and overrides give them.
+    own_system = recipient is not None or actor.person_id is None
     decision = evaluate(
         child,
         engine_for,
         action,
         purpose,
         categories,
-        owner_agency_id=record.owner_agency if record is not None else None,
+        owner_agency_id=record.owner_agency if record is not None and own_system else None,
         record_id=record.id if record is not None else None,
     )
     complete = not (all_or_nothing and decision.withheld)
@@ -416,9 +423,25 @@ def remember_disclosure(session: Session, consent_ids: Iterable[str], agency_id:
                     )
             except IntegrityError:
                 pass  # a concurrent read noted it first
-    # Remembered once committed or not: at worst a later read asks again, never skips a row
-    # that is missing, since only pairs already found in the table are kept.
-    _DISCLOSED.update((consent_id, agency_id) for consent_id in known)
+    _remember_after_commit(session, {(consent_id, agency_id) for consent_id, _ in wanted})
+
+
+def _remember_after_commit(session: Session, pairs: set[tuple[str, str]]) -> None:
+    """Skip these pairs in later reads once this transaction commits (a rollback takes the
+    rows with it, and a later revocation must still find who received data)."""
+    waiting: set[tuple[str, str]] | None = session.info.get("puente_disclosed")
+    if waiting is None:
+        waiting = session.info["puente_disclosed"] = set()
+
+        def committed(_session: Session) -> None:
+            _DISCLOSED.update(session.info.pop("puente_disclosed", ()))
+
+        def rolled_back(_session: Session, _previous: Any) -> None:
+            session.info.pop("puente_disclosed", None)
+
+        event.listen(session, "after_commit", committed, once=True)
+        event.listen(session, "after_soft_rollback", rolled_back, once=True)
+    waiting.update(pairs)
 
 
 # -- redaction ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
     ConsentProblem,
     active_grants,
+    acts_for_child,
     decide_request,
     find_consent,
     list_consents,
@@ -329,6 +330,15 @@ def dry_run() -> Any:
     with _answering(session):
         require_acts_for(session, caller, child)
         engine_for = _engine_actor_for(session, caller, body.get("actor"))
+        categories = body.get("categories")
+        if categories is not None and (
+            not isinstance(categories, list) or not all(isinstance(c, str) for c in categories)
+        ):
+            raise ConsentError(
+                "Se esperaba una lista de categorías (texto).",
+                "Expected a list of categories (text).",
+                pointer="/categories",
+            )
         record_id = body.get("record_id")
         owner = None
         if isinstance(record_id, str):
@@ -338,7 +348,7 @@ def dry_run() -> Any:
             engine_for,
             str(body.get("action", "read")),
             str(body.get("purpose", "")),
-            body.get("categories") or consent.ALL_CATEGORIES,
+            categories or consent.ALL_CATEGORIES,
             owner_agency_id=owner,
             record_id=record_id if isinstance(record_id, str) else None,
         )
@@ -367,8 +377,26 @@ def decision_purpose(body: dict[str, Any]) -> str | None:
 # -- access requests and grants ----------------------------------------------------------------
 
 
-def _request_json(row: AccessRequestRow) -> dict[str, Any]:
-    return {
+#: What a requester reads about its own request, by status: never the decision's reasons,
+#: which could tell facts about the child (asylum, an objection, a withhold entry).
+_STATUS_TEXT = {
+    "granted": (
+        "Acceso concedido para esta finalidad hasta la fecha indicada.",
+        "Access granted for this purpose until the date given.",
+    ),
+    "pending": (
+        "La solicitud espera la decisión de la oficina de consentimiento.",
+        "The request awaits the consent office's decision.",
+    ),
+    "denied": ("La solicitud fue denegada.", "The request was denied."),
+}
+
+
+def _request_json(row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
+    """The request as its requester sees it, or with the decision and reasons for an officer
+    who acts for the child."""
+    es, en = _STATUS_TEXT.get(row.status, ("", ""))
+    seen = {
         "id": row.id,
         "child_id": row.child_id,
         "status": row.status,
@@ -383,13 +411,25 @@ def _request_json(row: AccessRequestRow) -> dict[str, Any]:
             )
             if value
         },
-        "decision": row.decision,
+        "record_ids": list(row.record_ids or ()),
+        "message": {"es": es, "en": en},
         "grant_id": row.grant_id,
-        "decided_by": row.decided_by,
-        "decision_reason": row.decision_reason,
         "created_at": as_utc(row.created_at).isoformat(),
         "decided_at": as_utc(row.decided_at).isoformat() if row.decided_at else None,
     }
+    if officer:
+        seen["decision"] = row.decision
+        seen["decided_by"] = row.decided_by
+        seen["decision_reason"] = row.decision_reason
+    return seen
+
+
+def _officer_of(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
+    return (
+        "access:decide" in actor.scopes
+        and actor.person_id != row.requester_person
+        and acts_for_child(session, actor, load_child(session, row.child_id))
+    )
 
 
 def _grant_json(row: GrantRow) -> dict[str, Any]:
@@ -410,7 +450,7 @@ def create_access_request() -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         row, entry = request_access(session, actor, child, body)
-        return _request_json(row), entry
+        return _request_json(row, officer=False), entry
 
     return _in(session, run)
 
@@ -422,7 +462,7 @@ def get_access_request(request_id: str) -> Any:
     row = session.get(AccessRequestRow, request_id)
     if row is None or not may_see_request(session, actor, row):
         raise _not_found()
-    return jsonify(_request_json(row))
+    return jsonify(_request_json(row, officer=_officer_of(session, actor, row)))
 
 
 @bp.get("/v1/access-requests")
@@ -437,7 +477,8 @@ def access_request_queue() -> Any:
             errors=[{"pointer": "", "parameter": "status", "message": "enum"}],
         )
     rows = pending_queue(session, actor, status)
-    return jsonify({"status": status, "access_requests": [_request_json(r) for r in rows]})
+    listed = [_request_json(row, officer=True) for row in rows]
+    return jsonify({"status": status, "access_requests": listed})
 
 
 @bp.post("/v1/access-requests/<request_id>/decision")
@@ -449,7 +490,7 @@ def decide_access_request(request_id: str) -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)
-        answer = _request_json(row)
+        answer = _request_json(row, officer=True)
         if grant is not None:
             answer["grant"] = _grant_json(grant)
         return answer, entry

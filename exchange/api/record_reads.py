@@ -39,6 +39,8 @@ from schemas.registry import default_registry
 bp = Blueprint("record_reads", __name__)
 
 DECISION_HEADER = "Puente-Decision"
+#: Bases whose reasons tell a requester nothing about the child.
+OPEN_BASES = ("default_deny", "consent", "grant")
 
 
 @functools.cache
@@ -140,21 +142,22 @@ def _referral_statement() -> Any:
     )
 
 
-def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> bool:
-    """Whether ``actor`` already knows the record exists: it owns it, it was referred or
-    transferred to it, or the caller asked for access to the child."""
+def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> str | None:
+    """How ``actor`` already knows the record exists: ``"record"`` when its agency owns it or
+    was referred or transferred it, ``"request"`` when the caller asked for access to the
+    child; None when it does not."""
     from exchange.sharing import RecordShare
 
     if actor.agency_id is not None:
         if actor.agency_id == record.owner_agency:
-            return True
+            return "record"
         shared = session.scalars(
             select(RecordShare.id)
             .where(RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id)
             .limit(1)
         ).first()
         if shared is not None:
-            return True
+            return "record"
     asked = select(AccessRequestRow.id).where(AccessRequestRow.child_id.in_(child.family))
     if actor.person_id is not None:
         asked = asked.where(AccessRequestRow.requester_person == actor.person_id)
@@ -163,7 +166,7 @@ def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext
             AccessRequestRow.requester_agency == actor.agency_id,
             AccessRequestRow.requester_person.is_(None),
         )
-    return session.scalars(asked.limit(1)).first() is not None
+    return "request" if session.scalars(asked.limit(1)).first() is not None else None
 
 
 def decide_read(
@@ -195,7 +198,24 @@ def refuse(session: Session, actor: Actor, record: Record, disclosure: Disclosur
     child = load_child(session, record.child_id)
     known = knows_of(session, actor, record, child)
     session.commit()
-    return consent_denied(disclosure) if known else not_found()
+    if known is None:
+        return not_found()
+    if known == "request" and disclosure.decision.basis not in OPEN_BASES:
+        # Someone who only asked for access hears that the answer is no, not why: a hard rule
+        # on asylum or the country of origin, an objection or a withhold entry would tell them
+        # facts about the child.
+        return Problem(
+            "consent-denied",
+            (
+                "La decisión de consentimiento no permite esta divulgación; la oficina de "
+                "consentimiento de la Procuraduría conoce el motivo.",
+                "The consent decision does not permit this disclosure; the Procuraduría's "
+                "consent office knows why.",
+            ),
+            decision={"id": disclosure.decision_id, "result": "deny"},
+            headers={DECISION_HEADER: disclosure.decision_id},
+        )
+    return consent_denied(disclosure)
 
 
 def _answered(answer: dict[str, Any], decision_ids: list[str]) -> Any:

@@ -15,6 +15,7 @@ from consent_support import (
     add_person_client,
     audit_entry,
     consent_document,
+    entries,
     procuraduria,
     push_child,
     record_consent,
@@ -141,7 +142,8 @@ def test_covered_request_is_granted_at_once(
     assert response.status_code == 201
     body = response.get_json()
     assert body["status"] == "granted"
-    assert body["decision"]["basis"] == "consent"
+    assert "decision" not in body  # reasons are the officers'
+    assert audit_entry(app, body["audit_entry"])["decision"]["basis"] == "consent"
 
 
 def test_denied_requests_and_other_jurisdictions(
@@ -401,10 +403,11 @@ def test_a_purpose_a_hard_rule_forbids_is_denied_at_once_with_the_reason(
     assert response.status_code == 201
     body = response.get_json()
     assert body["status"] == "denied"
-    assert body["decision"]["basis"] == "hard_rule"
-    assert "no_protection_data_for_migration_procedure" in body["decision"]["rule_ids"]
-    assert all(reason["es"] and reason["en"] for reason in body["decision"]["reasons"])
-    assert audit_entry(app, body["audit_entry"])["outcome"] == "denied"
+    assert body["message"]["es"] and body["message"]["en"]
+    entry = audit_entry(app, body["audit_entry"])
+    assert entry["outcome"] == "denied"
+    assert entry["decision"]["basis"] == "hard_rule"
+    assert "no_protection_data_for_migration_procedure" in entry["decision"]["rule_ids"]
 
 
 def test_a_grantor_who_is_not_entitled_is_refused(
@@ -425,3 +428,120 @@ def test_a_grantor_who_is_not_entitled_is_refused(
     errors = response.get_json()["errors"]
     assert any(error["pointer"].startswith("/grantor") for error in errors)
     assert all(error["message"] for error in errors)
+
+
+def test_a_consulate_learns_nothing_about_asylum_from_its_request(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # The child (from Honduras, unaccompanied) has an asylum procedure in the typical example.
+    consulate = add_agency(
+        app,
+        "hn.consulado.tapachula",
+        jurisdiction="07",
+        kind="foreign_authority",
+        country="HN",
+        scopes=("records:read", "access:request"),
+    )
+    response = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "family_tracing_reunification",
+            "categories": ["identity", "family"],
+            "until": until(),
+        },
+        headers=consulate.headers,
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    # Not "denied at once": that would say the asylum rule applies to her.
+    assert body["status"] == "pending"
+    assert "decision" not in body
+    entry = audit_entry(app, body["audit_entry"])
+    assert "no_asylum_data_to_country_of_origin" in entry["decision"]["rule_ids"]
+    read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
+    assert read_back.status_code == 403
+    assert "asylum" not in read_back.get_data(as_text=True)
+    assert "refugi" not in read_back.get_data(as_text=True)
+    # The officer sees why.
+    queue = client.get("/v1/access-requests", headers=officer.headers).get_json()
+    [queued] = queue["access_requests"]
+    assert "no_asylum_data_to_country_of_origin" in queued["decision"]["rule_ids"]
+
+
+def test_only_consent_officers_decide_and_review(
+    app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    system = add_agency(
+        app,
+        "mx.chp.procuraduria",
+        scopes=("consent:read", "consent:write", "access:decide", "access:request"),
+    )
+    request = ask(client, lawyer, pushed["child_id"]).get_json()
+    by_system = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "sistema"},
+        headers=system.headers,
+    )
+    assert by_system.status_code == 403
+    views = client.post(
+        f"/v1/children/{pushed['child_id']}/views",
+        json={"heard_on": "2026-11-01", "position": "objection"},
+        headers=system.headers,
+    ).get_json()
+    review = client.post(
+        f"/v1/views/{views['id']}/review",
+        json={"upheld": False, "reason": "sistema"},
+        headers=system.headers,
+    )
+    assert review.status_code == 403
+
+
+def test_people_of_the_owning_agency_read_what_consent_gives_them(
+    app: Flask, client: FlaskClient, owner: AgencyClient, pushed: dict[str, Any]
+) -> None:
+    # The agency's own system reads its record in full; a legal representative employed
+    # there is not the agency's system: consent decides for them.
+    staff = add_person_client(app, "lic-dif-001", OWNER, ["legal_representative"], ["records:read"])
+    assert read(client, owner, pushed["record_id"]).get_json()["decision"]["basis"] == (
+        "originating_agency"
+    )
+    response = read(client, staff, pushed["record_id"], purpose="legal_representation")
+    assert response.status_code == 403  # their agency's record: they hear why not
+    assert response.get_json()["decision"]["basis"] == "default_deny"
+    entry = [e for e in entries(app, "record_read") if e["actor"].get("person_id") == "lic-dif-001"]
+    assert entry[-1]["actor"]["role"] == "legal_representative"
+    assert entry[-1]["decision"]["basis"] == "default_deny"
+
+
+def test_overrides_stay_within_the_officers_jurisdiction(
+    app: Flask, client: FlaskClient, pushed: dict[str, Any]
+) -> None:
+    add_agency(app, "mx.nl.procuraduria", jurisdiction="19")
+    elsewhere = add_person_client(
+        app, "ov-nl-001", "mx.nl.procuraduria", ["override_officer"], ["override", "records:read"]
+    )
+    response = client.post(
+        "/v1/overrides",
+        json={
+            "child_id": pushed["child_id"],
+            "basis_code": "missing_child",
+            "justification": "Reportada como desaparecida en Monterrey; se busca su ubicación.",
+            "categories": ["identity"],
+            "hours": 12,
+        },
+        headers=elsewhere.headers,
+    )
+    assert response.status_code == 404
+
+
+def test_a_dry_run_with_malformed_categories_is_a_400(
+    client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/v1/decisions",
+        json={"child_id": pushed["child_id"], "purpose": "case_management", "categories": [["x"]]},
+        headers=officer.headers,
+    )
+    assert response.status_code == 400
+    assert response.get_json()["errors"][0]["pointer"] == "/categories"

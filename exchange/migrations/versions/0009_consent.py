@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("requester_person", sa.String(80), nullable=True),
         sa.Column("purpose", sa.String(60), nullable=False),
         sa.Column("categories", sa.JSON(), nullable=False),
+        sa.Column("record_ids", sa.JSON(), nullable=False),
         sa.Column("until", sa.DateTime(timezone=True), nullable=False),
         sa.Column("jurisdictions", sa.JSON(), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
