@@ -21,6 +21,7 @@ from exchange.cli.imports import (
     agency_credentials,
     build_adapter,
     connected_client,
+    hub_options,
     replaced_at_the_end,
     say,
 )
@@ -46,19 +47,7 @@ def _purpose_choices() -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The file to write (replaced once complete).",
 )
-@click.option("--hub", "hub_url", help="Read through this hub's API (else: this hub's database).")
-@click.option("--client-id", help="The agency's OAuth client id (its agency id).")
-@click.option(
-    "--client-secret",
-    envvar="PUENTE_CLIENT_SECRET",
-    help="The agency's client secret (or PUENTE_CLIENT_SECRET).",
-)
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The agency's private key (private_key_jwt with --hub).",
-)
+@hub_options("Read")
 @click.option("--json", "as_json", is_flag=True, help="Print what was exported as one JSON object.")
 @language_option
 def export_command(

@@ -69,6 +69,36 @@ def build_adapter(name: str, mapping: str | None, options: tuple[str, ...], lang
         raise CannotStart(error.message(lang)) from error
 
 
+def hub_options(verb: str, key_use: str = "") -> Any:
+    """``--hub URL`` with the agency's credentials (``--client-id``, ``--client-secret`` or
+    ``--key``): the same for ``import`` and ``export``."""
+    options = [
+        click.option(
+            "--hub", "hub_url", help=f"{verb} through this hub's API (else: this hub's database)."
+        ),
+        click.option("--client-id", help="The agency's OAuth client id (its agency id)."),
+        click.option(
+            "--client-secret",
+            envvar="PUENTE_CLIENT_SECRET",
+            help="The agency's client secret (or PUENTE_CLIENT_SECRET).",
+        ),
+        click.option(
+            "--key",
+            "key_file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="The agency's private key: private_key_jwt with --hub"
+            + (f", {key_use}." if key_use else "."),
+        ),
+    ]
+
+    def decorate(command: Any) -> Any:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 adapter_options = click.option(
     "--option",
     "adapter_settings",
@@ -216,19 +246,7 @@ def _bar_updater(bar: Any, stream: IO[bytes], started: float, lang: str) -> Call
 )
 @adapter_options
 @click.option("--agency", "agency_id", required=True, help="The agency the records belong to.")
-@click.option("--hub", "hub_url", help="Import through this hub's API (else: this hub's database).")
-@click.option("--client-id", help="The agency's OAuth client id (its agency id).")
-@click.option(
-    "--client-secret",
-    envvar="PUENTE_CLIENT_SECRET",
-    help="The agency's client secret (or PUENTE_CLIENT_SECRET).",
-)
-@click.option(
-    "--key",
-    "key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The agency's private key: private_key_jwt with --hub, and signs every record.",
-)
+@hub_options("Import", "and signs every record")
 @click.option(
     "--rejects",
     "rejects_path",
