@@ -51,6 +51,7 @@ _ACTIONS: Mapping[str, tuple[str, str]] = {
     "consent_granted": ("110110", "C"),
     "consent_changed": ("110110", "U"),
     "consent_revoked": ("110110", "U"),
+    "consents_read": ("110110", "R"),
     "child_views_recorded": ("110110", "C"),
     "decision_evaluated": ("110110", "E"),
     "access_requested": ("110110", "C"),

@@ -17,6 +17,7 @@ import consent
 from consent import ConsentError, Decision
 from exchange import db
 from exchange.api.record_reads import DECISION_HEADER
+from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
@@ -210,7 +211,26 @@ def child_consents(child_id: str) -> Any:
     child = _child(session, child_id)
     with _answering(session):
         found = list_consents(session, actor, child)
+    # Consents hold the grantor and the child's own words: oversight sees who read them.
+    _audit_consent_read(session, actor, child.child_id)
+    session.commit()
     return jsonify({"child_id": child.child_id, "consents": found})
+
+
+def _audit_consent_read(
+    session: Session, actor: Actor, child_id: str, consent_id: str | None = None
+) -> str:
+    return record_event(
+        session,
+        action="consents_read",
+        outcome="success",
+        actor_agency=actor.agency_id,
+        actor_person=actor.person_id,
+        actor_role=actor.audit_role,
+        child_id=child_id,
+        object_type="consent" if consent_id else None,
+        object_id=consent_id,
+    )
 
 
 @bp.get("/v1/consents/<consent_id>")
@@ -223,6 +243,8 @@ def get_consent(consent_id: str) -> Any:
         row, child = find_consent(session, consent_id)
         require_acts_for(session, actor, child)
         document = row.open(data_keyring())
+    _audit_consent_read(session, actor, child.child_id, row.id)
+    session.commit()
     wants_fhir = request.args.get("format") == "fhir" or (
         request.accept_mimetypes.best_match(["application/json", FHIR_JSON]) == FHIR_JSON
     )

@@ -291,3 +291,18 @@ def test_a_hub_adds_its_own_hard_rules(
     assert body["decision"]["categories"] == ["identity"]
     assert "legal_status" in body["decision"]["withheld"]
     assert rule["id"] in body["decision"]["rule_ids"]
+
+
+def test_reading_consents_is_on_the_audit_log(
+    app: Flask, client: FlaskClient, officer: AgencyClient, pushed: dict[str, Any]
+) -> None:
+    consent = record_consent(client, officer, pushed["child_id"], consent_document(COMAR))
+    listed = client.get(f"/v1/children/{pushed['child_id']}/consents", headers=officer.headers)
+    assert listed.status_code == 200
+    one = client.get(f"/v1/consents/{consent['id']}?format=fhir", headers=officer.headers)
+    assert one.status_code == 200
+    reads = entries(app, "consents_read")
+    assert len(reads) == 2
+    assert {e["actor"]["agency_id"] for e in reads} == {officer.id}
+    assert {e["child_id"] for e in reads} == {pushed["child_id"]}
+    assert reads[-1]["object"] == {"type": "consent", "id": consent["id"]}
