@@ -341,8 +341,9 @@ def notify_revocation(
     notified = []
     for agency_id in recipients:
         agency = session.get(Agency, agency_id)
-        if agency is None or not agency.active or not agency.webhook_url:
+        if agency is None or not agency.active:
             continue
+        # An agency with no webhook or file drop reads it with GET /v1/notifications.
         enqueue(
             session,
             agency_id,
@@ -357,6 +358,7 @@ def notify_revocation(
                     "en": "Stop using the data received under this consent.",
                 },
             },
+            held=not agency.webhook_url,
         )
         notified.append(agency_id)
     return notified

@@ -56,7 +56,9 @@ from exchange.transports import (
 
 log = logging.getLogger("puente.worker")
 
-STATUSES = ("pending", "delivered", "failed", "dead", "withheld")
+#: ``held``: for an agency with no webhook or file drop; never sent, read with
+#: ``GET /v1/notifications``.
+STATUSES = ("pending", "delivered", "failed", "dead", "withheld", "held")
 #: Statuses a worker may claim (when due and not leased).
 DUE_STATUSES = ("pending", "failed")
 
@@ -110,14 +112,17 @@ class OutboxMessage(Base):
         }
 
 
-def enqueue(session: Session, agency_id: str, kind: str, payload: dict[str, Any]) -> OutboxMessage:
-    """Add a notification for ``agency_id`` to the caller's transaction (not committed here)."""
+def enqueue(
+    session: Session, agency_id: str, kind: str, payload: dict[str, Any], *, held: bool = False
+) -> OutboxMessage:
+    """Add a notification for ``agency_id`` to the caller's transaction (not committed here);
+    ``held``: kept for the agency to read (``GET /v1/notifications``), never sent."""
     message = OutboxMessage(
         id=new_message_id(),
         agency_id=agency_id,
         kind=kind,
         payload=payload,
-        status="pending",
+        status="held" if held else "pending",
         attempts=0,
         next_attempt_at=utcnow(),
     )
@@ -416,6 +421,27 @@ def run_worker(
 
 
 # --- operators -----------------------------------------------------------------------------
+
+
+def notifications_for(
+    session: Session, agency_id: str, *, after: str | None = None, limit: int = 100
+) -> list[OutboxMessage]:
+    """Every notification addressed to ``agency_id`` (sent or not), oldest first, after the
+    message ``after``: what an agency reads when it has no webhook, or missed one."""
+    query = select(OutboxMessage).where(OutboxMessage.agency_id == agency_id)
+    if after is not None:
+        previous = session.get(OutboxMessage, after)
+        if previous is None or previous.agency_id != agency_id:
+            raise LookupError(after)
+        query = query.where(
+            or_(
+                OutboxMessage.created_at > previous.created_at,
+                (OutboxMessage.created_at == previous.created_at) & (OutboxMessage.id > after),
+            )
+        )
+    return list(
+        session.scalars(query.order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit))
+    )
 
 
 def requeue(session: Session, message_ids: list[str] | None = None) -> int:

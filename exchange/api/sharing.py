@@ -20,9 +20,10 @@ from exchange import db
 from exchange.agencies import Agency
 from exchange.api.record_reads import consent_denied
 from exchange.audit_log import record_event
-from exchange.auth import Actor, current_actor, require_scope
+from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.disclosure import Disclosure, decide_disclosure, load_child
 from exchange.httpbasics import require_json
+from exchange.outbox import notifications_for
 from exchange.problems import Problem, localized, negotiated_language
 from exchange.records import Record, current_child_id
 from exchange.sharing import (
@@ -394,6 +395,39 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
             ],
         )
     return value
+
+
+@bp.get("/v1/notifications")
+@require_scope()
+def list_notifications() -> Any:
+    """The caller's agency's notifications (referrals, transfers, revoked consents), sent or
+    not: an agency without a webhook reads them here. ``after``: the last id it has seen."""
+    actor = current_actor()
+    if actor.agency_id is None or actor.person_id is not None:
+        return jsonify(notifications=[], next_after=None)
+    limit = max(1, min(request.args.get("limit", default=100, type=int) or 100, 500))
+    try:
+        found = notifications_for(
+            db.session(), actor.agency_id, after=request.args.get("after"), limit=limit
+        )
+    except LookupError:
+        raise Problem(
+            "validation",
+            ("«after» no es una notificación suya.", "'after' is not one of your notifications."),
+            errors=[{"pointer": "", "parameter": "after", "message": "unknown"}],
+        ) from None
+    listed = [
+        {
+            "id": message.id,
+            "event": message.kind,
+            "created_at": as_utc(message.created_at).isoformat(),
+            "payload": message.payload,
+        }
+        for message in found
+    ]
+    return jsonify(
+        notifications=listed, next_after=listed[-1]["id"] if len(listed) == limit else None
+    )
 
 
 @bp.get("/v1/shares")

@@ -306,3 +306,43 @@ def test_reading_consents_is_on_the_audit_log(
     assert {e["actor"]["agency_id"] for e in reads} == {officer.id}
     assert {e["child_id"] for e in reads} == {pushed["child_id"]}
     assert reads[-1]["object"] == {"type": "consent", "id": consent["id"]}
+
+
+def test_an_agency_without_a_webhook_reads_the_revocation_in_its_notifications(
+    app: Flask,
+    client: FlaskClient,
+    officer: AgencyClient,
+    comar: AgencyClient,
+    pushed: dict[str, Any],
+) -> None:
+    consent = record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"]),
+    )
+    assert read_as(client, comar, pushed["record_id"], "asylum_procedure").status_code == 200
+    revoked = client.post(
+        f"/v1/consents/{consent['id']}/revoke",
+        json={"reason": "Revocado."},
+        headers=officer.headers,
+    ).get_json()
+    assert revoked["notified"] == [COMAR]
+    inbox = client.get("/v1/notifications", headers=comar.headers)
+    assert inbox.status_code == 200
+    [notice] = inbox.get_json()["notifications"]
+    assert notice["event"] == "consent.revoked"
+    assert notice["payload"]["consent_id"] == consent["id"]
+    later = client.get(f"/v1/notifications?after={notice['id']}", headers=comar.headers)
+    assert later.get_json()["notifications"] == []
+    # Held for reading, never sent: the worker has nothing to deliver.
+    from records_support import rows
+
+    [(status,)] = rows(app, select(OutboxMessage.status))
+    assert status == "held"
+    # Nobody else reads COMAR's notifications.
+    assert (
+        client.get("/v1/notifications", headers=officer.headers).get_json()["notifications"] == []
+    )
+    unknown = client.get(f"/v1/notifications?after={notice['id']}", headers=officer.headers)
+    assert unknown.status_code == 400
