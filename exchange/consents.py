@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -36,7 +36,7 @@ from consent import (
 from consent.parts import ActorRef
 from exchange.audit_log import record_event
 from exchange.audit_queries import AlertWindow, register_alert_source
-from exchange.auth import Actor, as_utc
+from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import (
     AccessRequestRow,
     ChildViewRow,
@@ -50,7 +50,6 @@ from exchange.crypto import data_keyring
 from exchange.disclosure import (
     ChildContext,
     audit_decision,
-    engine_actor,
     evaluate,
     forget_child,
     hard_rules,
@@ -74,10 +73,6 @@ class ConsentProblem(Exception):
     ) -> None:
         super().__init__(en)
         self.kind, self.es, self.en, self.errors = kind, es, en, list(errors)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 # -- jurisdiction ------------------------------------------------------------------------------
@@ -186,7 +181,7 @@ def record_consent(
 ) -> StoredConsent:
     """Check and store a consent (``consent/1``, already schema-valid) for ``child``."""
     require_acts_for(session, actor, child)
-    moment = now_utc()
+    moment = utcnow()
     document = {
         **document,
         "id": new_id("cns"),
@@ -265,7 +260,7 @@ def consent_status(consent: Consent, moment: datetime) -> str:
 def list_consents(session: Session, actor: Actor, child: ChildContext) -> list[dict[str, Any]]:
     require_acts_for(session, actor, child)
     keyring = data_keyring()
-    moment = now_utc()
+    moment = utcnow()
     rows = session.scalars(
         select(ConsentRow)
         .where(ConsentRow.child_id.in_(child.family))
@@ -301,7 +296,7 @@ def revoke_consent(
             "El consentimiento ya fue revocado.",
             "The consent was already revoked.",
         )
-    moment = now_utc()
+    moment = utcnow()
     document["revocation"] = {
         "revoked_at": moment.isoformat(),
         "revoked_by": actor_ref(actor).to_json(),
@@ -407,7 +402,7 @@ def record_views(
         view = ChildView.from_json({**document, "child_id": child.child_id})
     except ConsentError as error:
         raise _format_error(error) from error
-    moment = now_utc()
+    moment = utcnow()
     found = check_view(view, moment.date())
     if found:
         raise ConsentProblem(
@@ -444,7 +439,7 @@ def _add_review(
     if row.reviewed_at is not None:
         raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")
     document = row.open(data_keyring())
-    row.reviewed_at = now_utc()
+    row.reviewed_at = utcnow()
     document["review"] = Review(row.reviewed_at, upheld, actor_ref(actor), reason).to_json()
     return row, child, document
 
@@ -490,7 +485,7 @@ def open_override(
                 }
             ],
         )
-    moment = now_utc()
+    moment = utcnow()
     override_id = new_id("ovr")
     stored_doc = {
         "id": override_id,
@@ -622,10 +617,8 @@ def request_access(
 ) -> tuple[AccessRequestRow, str]:
     """An access request: granted at once when consent covers every category asked for,
     denied at once on a hard rule or withhold entry, otherwise pending for an officer."""
-    moment = now_utc()
-    until = datetime.fromisoformat(document["until"])
-    if until.tzinfo is None:
-        until = until.replace(tzinfo=UTC)
+    moment = utcnow()
+    until = as_utc(datetime.fromisoformat(document["until"]))
     if until <= moment:
         raise ConsentProblem(
             "validation",
@@ -634,7 +627,7 @@ def request_access(
             [{"pointer": "/until", "message_es": "Ya pasó.", "message_en": "In the past."}],
         )
     categories = [code for code in CATEGORIES if code in set(document["categories"])]
-    decision = evaluate(child, engine_actor(actor), "read", document["purpose"], categories)
+    decision = evaluate(child, actor.for_consent(), "read", document["purpose"], categories)
     if decision.permitted and not decision.withheld:
         status = "granted"
     elif _denied_at_once(decision):
@@ -737,7 +730,7 @@ def decide_request(
             "Nadie resuelve su propia solicitud.",
             "Nobody decides their own request.",
         )
-    moment = now_utc()
+    moment = utcnow()
     # Claimed by a conditional update before anything else: of two officers deciding at once
     # (SQLite has no row locks) exactly one gets the row; the other gets a conflict.
     claimed = session.execute(
@@ -815,7 +808,7 @@ def decide_request(
 
 
 def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
-    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > now_utc())
+    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > utcnow())
     if actor.person_id is not None:
         query = query.where(GrantRow.grantee_person == actor.person_id)
     else:

@@ -224,9 +224,7 @@ def _sealed_tables() -> list[tuple[Any, Any, Any]]:
 def rows_per_key(session: Session) -> dict[str, int]:
     counts: dict[str, int] = {}
     for _model, key_column, _ciphertext in _sealed_tables():
-        for key_id, count in session.execute(
-            select(key_column, func.count()).group_by(key_column)
-        ):
+        for key_id, count in session.execute(select(key_column, func.count()).group_by(key_column)):
             counts[key_id] = counts.get(key_id, 0) + count
     return counts
 

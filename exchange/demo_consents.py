@@ -10,7 +10,7 @@ and a dry-run decision, so each consent flow can be tried at once.
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +160,4 @@ def consent_example(
 
 
 def _in_a_month() -> str:
-    today = date.today()
-    month = today.month % 12 + 1
-    year = today.year + (1 if month == 1 else 0)
-    return f"{year}-{month:02d}-{min(today.day, 28):02d}T00:00:00Z"
+    return f"{(date.today() + timedelta(days=30)).isoformat()}T00:00:00Z"

@@ -239,10 +239,6 @@ def forget_child(child_id: str) -> None:
                 del cache[key]
 
 
-def engine_actor(actor: Actor) -> consent.Actor:
-    return actor.for_consent()
-
-
 def evaluate(
     child: ChildContext,
     actor: consent.Actor,
@@ -330,7 +326,7 @@ def decide_disclosure(
     (``recipient``, an agency id) and the audit entry names the actor who sent it. With
     ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action.
     """
-    engine_for = engine_actor(actor) if recipient is None else recipient_actor(session, recipient)
+    engine_for = actor.for_consent() if recipient is None else recipient_actor(session, recipient)
     # Reading its own record is not a disclosure for the agency's system; a person of that
     # agency (a lawyer, an officer) reads what consent, grants and overrides give them.
     own_system = recipient is not None or actor.person_id is None

@@ -39,9 +39,9 @@ def envelope_of(answer: dict[str, Any]) -> dict[str, Any]:
 
 
 def purposes() -> tuple[str, ...]:
-    from exchange.api.record_reads import purposes as read_purposes
+    from exchange.sharing import purpose_codes
 
-    return read_purposes()
+    return purpose_codes()
 
 
 def children_of_agency(app: Flask, agency_id: str) -> list[str]:

@@ -75,6 +75,20 @@ def _unexpected_exception(error: Exception) -> Response:
     )
 
 
+FHIR_JSON = "application/fhir+json"
+
+
+def wants_fhir() -> bool:
+    """Whether the client asks for FHIR: ``?format=fhir``, or ``Accept`` preferring
+    ``application/fhir+json`` to ``application/json``."""
+    if request.args.get("format") == "fhir":
+        return True
+    accepted = request.accept_mimetypes
+    return accepted.best_match(["application/json", FHIR_JSON]) == FHIR_JSON and (
+        accepted[FHIR_JSON] > accepted["application/json"]
+    )
+
+
 def require_json() -> Any:
     """The request body as JSON, or a problem naming what is wrong with it."""
     from schemas.errors import DocumentError

@@ -31,6 +31,7 @@ from exchange.audit_queries import (
 )
 from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
 from exchange.auth import require_scope, utcnow
+from exchange.httpbasics import FHIR_JSON, wants_fhir
 from exchange.problems import Problem, localized
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
@@ -186,23 +187,13 @@ def events() -> Response:
         limit=limit,
     )
     next_cursor = str(rows[-1].idx) if len(rows) == limit else None
-    if request.args.get("format") == "fhir" or _wants_fhir():
+    if wants_fhir():
         return _fhir_bundle(rows, next_cursor)
     return jsonify(
         events=[
             {"index": row.idx, "id": row.id, "entry": parse_entry(bytes(row.entry))} for row in rows
         ],
         next_cursor=next_cursor,
-    )
-
-
-FHIR_JSON = "application/fhir+json"
-
-
-def _wants_fhir() -> bool:
-    accepted = request.accept_mimetypes
-    return accepted.best_match(["application/json", FHIR_JSON]) == FHIR_JSON and (
-        accepted[FHIR_JSON] > accepted["application/json"]
     )
 
 

@@ -40,13 +40,11 @@ from exchange.consents import (
 )
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, audit_decision, evaluate, load_child
-from exchange.httpbasics import require_json
+from exchange.httpbasics import FHIR_JSON, require_json, wants_fhir
 from exchange.problems import Problem, negotiated_language
 from schemas.registry import default_registry
 
 bp = Blueprint("consents", __name__)
-
-FHIR_JSON = "application/fhir+json"
 
 
 # -- plumbing ----------------------------------------------------------------------------------
@@ -100,7 +98,11 @@ def _not_found() -> Problem:
     )
 
 
-def _body(schema: tuple[str, int] | None = None) -> dict[str, Any]:
+def _body(
+    schema: tuple[str, int] | None = None, defaults: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON object sent, with ``defaults`` for members it left out, checked against
+    ``schema`` when one is named."""
     body = require_json()
     if not isinstance(body, dict):
         raise Problem(
@@ -108,6 +110,7 @@ def _body(schema: tuple[str, int] | None = None) -> dict[str, Any]:
             ("Se esperaba un objeto JSON.", "Expected a JSON object."),
             errors=[{"pointer": "", "message": "object"}],
         )
+    body = {**(defaults or {}), **body}
     if schema is not None:
         failures = default_registry().validator(*schema).validate(body)
         if failures:
@@ -185,16 +188,7 @@ def _in(session: Session, run: Callable[[], tuple[dict[str, Any], str]], status:
 @require_scope("consent:write")
 def create_consent(child_id: str) -> Any:
     session, actor = db.session(), current_actor()
-    body = _body()
-    body.setdefault("child_id", child_id)
-    failures = default_registry().validator("consent", 1).validate(body)
-    if failures:
-        lang = negotiated_language()
-        raise Problem(
-            "validation",
-            ("El consentimiento no es válido.", "The consent is not valid."),
-            errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
-        )
+    body = _body(("consent", 1), defaults={"child_id": child_id})
     child = _child(session, child_id)
 
     def run() -> tuple[dict[str, Any], str]:
@@ -245,10 +239,7 @@ def get_consent(consent_id: str) -> Any:
         document = row.open(data_keyring())
     _audit_consent_read(session, actor, child.child_id, row.id)
     session.commit()
-    wants_fhir = request.args.get("format") == "fhir" or (
-        request.accept_mimetypes.best_match(["application/json", FHIR_JSON]) == FHIR_JSON
-    )
-    if wants_fhir:
+    if wants_fhir():
         from exchange.fhir_export import consent_to_fhir
 
         resource = consent_to_fhir(consent.Consent.from_json(document))

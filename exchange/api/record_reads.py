@@ -34,7 +34,7 @@ from exchange.records import (
     latest_body,
     list_versions,
 )
-from schemas.registry import default_registry
+from exchange.sharing import purpose_codes
 
 bp = Blueprint("record_reads", __name__)
 
@@ -43,19 +43,12 @@ DECISION_HEADER = "Puente-Decision"
 OPEN_BASES = ("default_deny", "consent", "grant")
 
 
-@functools.cache
-def purposes() -> tuple[str, ...]:
-    """The purpose codes of ``common/1#/$defs/purpose``."""
-    common = default_registry().document("common", 1)
-    return tuple(common["$defs"]["purpose"]["enum"])
-
-
 def read_purpose() -> str:
     """The ``purpose`` query parameter: no purpose, no data."""
     value = request.args.get("purpose")
-    if value in purposes():
+    if value in purpose_codes():
         return value  # type: ignore[return-value]
-    known = ", ".join(purposes())
+    known = ", ".join(purpose_codes())
     if not value:
         message = (
             f"Indique la finalidad de la consulta (?purpose=…): {known}.",

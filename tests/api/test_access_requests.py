@@ -360,6 +360,11 @@ def test_consent_as_fhir(
     assert response.mimetype == "application/fhir+json"
     resource = FhirConsent.model_validate(response.get_json())
     assert resource.status == "active"
+    negotiated = client.get(
+        f"/v1/consents/{stored['id']}",
+        headers={**officer.headers, "Accept": "application/fhir+json"},
+    )
+    assert negotiated.mimetype == "application/fhir+json"
     plain = client.get(f"/v1/consents/{stored['id']}", headers=officer.headers).get_json()
     assert plain["consent"]["id"] == stored["id"]
 
