@@ -6,6 +6,7 @@ from ``PUENTE_*`` environment variables set by ``puente serve``.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -38,6 +39,10 @@ def post_worker_init(worker: Any) -> None:
 
     if isinstance(worker.wsgi, Flask):
         ensure_integrator(worker.wsgi, serving=True)
+    # The app, its compiled schemas and validators are loaded now and live as long as the
+    # worker. Frozen, the collector stops walking them on every full collection: a bulk push
+    # allocates enough to trigger many, and they cost ~5-10 % of its CPU otherwise.
+    gc.freeze()
 
 
 def child_exit(_server: Any, worker: Any) -> None:

@@ -7,9 +7,18 @@ import json
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from schemas import MAX_DEPTH, MAX_DOCUMENT_BYTES, DocumentError, SchemaError
-from schemas.parsing import bounded_lines, iter_ndjson, parse_document
+from schemas.parsing import (
+    _NOT_PROVEN,
+    _parse_fast,
+    _parse_strict,
+    bounded_lines,
+    iter_ndjson,
+    parse_document,
+)
 
 
 def _error(data: bytes, **options: object) -> DocumentError:
@@ -164,3 +173,102 @@ def test_bounded_lines_never_holds_more_than_a_line_and_a_chunk() -> None:
 def test_bounded_lines_keeps_line_endings_and_last_line() -> None:
     data = io.BytesIO(b"a\r\nb\n\nc")
     assert list(bounded_lines(data.read, chunk_size=2)) == [b"a\r\n", b"b\n", b"\n", b"c"]
+
+
+# -- the fast parser (orjson) and the strict parser agree ------------------------------------
+
+
+def _typed(value: object) -> object:
+    """``value`` with every scalar's type spelled out (so 1 != 1.0 and -0.0 != 0.0)."""
+    if isinstance(value, dict):
+        return {key: _typed(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_typed(item) for item in value]
+    if isinstance(value, float):
+        return ("float", value.hex())
+    return (type(value).__name__, value)
+
+
+def _strict_outcome(data: bytes) -> object:
+    try:
+        return _typed(_parse_strict(data, MAX_DEPTH, None))
+    except DocumentError as error:
+        return error.code
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        return _typed(parse_document(data))
+    except DocumentError as error:
+        return error.code
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"a": {"b": 1, "b": 2}}',
+        b'[{"a": 1}, {"a": 1, "c": {"a": 2}, "a": 3}]',
+        b'{"x": "a:b:c", "a": 1, "a": "::"}',
+        b'{"x": "\\u003a", "a": 1, "a": 2}',  # an escaped ":" must not hide a duplicate
+        b'{"a": 12345678901234567890123}',  # beyond 64 bits: kept exact
+        b"18446744073709551616",
+        b"-9223372036854775809",
+        b"9007199254740993",
+        b"[1e20, 1E+16, 2.5e-300, -0.0, 0, 1.0]",
+        b'{"time": "12:30", "url": "https://x:8080/"}',
+        b'\xef\xbb\xbf{"bom": true}',
+        b'"\\ud83d\\ude00 \\u00e9"',
+        b'{"a": "\x7f\xe2\x80\xa8"}',
+    ],
+)
+def test_the_fast_parser_gives_what_the_strict_parser_gives(data: bytes) -> None:
+    assert _outcome(data) == _strict_outcome(data)
+
+
+def test_duplicates_are_found_by_both_parsers() -> None:
+    assert _error(b'{"x": "\\u003a", "a": 1, "a": 2}').code == "duplicate-key"
+    assert _error(b'{"a": {"b": "x:y", "b": 2}}').code == "duplicate-key"
+    assert _parse_fast(b'{"a": {"b": "x:y", "b": 2}}') is _NOT_PROVEN
+
+
+def test_plain_documents_take_the_fast_path() -> None:
+    assert _parse_fast(b'{"a": [1, "b:c", {"d": null}], "e": 2.5}') == {
+        "a": [1, "b:c", {"d": None}],
+        "e": 2.5,
+    }
+
+
+_KEYS = st.sampled_from(["a", "b", "é", "a:b", ":", "\\", '"', "ñ:", "\U0001f600"])
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet=st.sampled_from(["a", ":", "\\", '"', "\n", "\x7f", "é", "\u2028", "😀"])),
+)
+
+
+def _json_text(ascii_only: bool) -> st.SearchStrategy[str]:
+    """JSON text whose objects may repeat a name (written out pair by pair)."""
+
+    def dump(value: object) -> str:
+        return json.dumps(value, ensure_ascii=ascii_only)
+
+    def as_object(pairs: list[tuple[str, str]]) -> str:
+        return "{" + ", ".join(f"{dump(key)}: {value}" for key, value in pairs) + "}"
+
+    return st.recursive(
+        _SCALARS.map(dump),
+        lambda children: st.one_of(
+            st.lists(children, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+            st.lists(st.tuples(_KEYS, children), max_size=4).map(as_object),
+        ),
+        max_leaves=12,
+    )
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans().flatmap(_json_text))
+def test_fast_and_strict_parsers_agree_on_generated_text(text: str) -> None:
+    data = text.encode("utf-8")
+    assert _outcome(data) == _strict_outcome(data)
