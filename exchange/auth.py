@@ -16,9 +16,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2.rfc6749 import TokenMixin
@@ -31,6 +32,10 @@ from consent.request import Actor as ConsentActor
 from exchange import db
 from exchange.db import Base
 from exchange.problems import Problem
+
+if TYPE_CHECKING:
+    from exchange.agencies import Agency
+    from exchange.people import Person
 
 SCOPES = (
     "records:write",
@@ -160,6 +165,15 @@ def find_token(session: Session, secret: str) -> AccessToken | None:
 UNAFFILIATED_KIND = "other"
 
 
+#: The client id the hub itself acts under when it decides again at delivery time.
+HUB_CLIENT_ID = "hub"
+
+
+def person_client_id(person_id: str) -> str:
+    """The client id of a person's own tokens (``person:<id>``)."""
+    return f"person:{person_id}"
+
+
 @dataclass(frozen=True)
 class Actor:
     """The caller of a request, as the consent engine and the audit log see it.
@@ -167,6 +181,10 @@ class Actor:
     ``kind`` and ``country`` are the agency's (None only for a token with no agency);
     ``roles`` are the person's (empty for an agency system); ``jurisdiction`` is the person's
     when a person calls, else the agency's.
+
+    Build one with :meth:`from_fields` or the constructors over it (:meth:`for_agency`,
+    :meth:`for_person`, :meth:`hub`, :func:`current_actor`), never field by field, so those
+    rules live in one place.
     """
 
     client_id: str
@@ -177,6 +195,68 @@ class Actor:
     roles: frozenset[str] = frozenset()
     jurisdiction: str | None = None
     country: str | None = None
+
+    @classmethod
+    def from_fields(
+        cls,
+        *,
+        client_id: str,
+        scopes: Iterable[str],
+        agency_id: str | None,
+        kind: str | None,
+        country: str | None,
+        agency_jurisdiction: str | None,
+        person_id: str | None = None,
+        roles: str | None = None,
+        person_jurisdiction: str | None = None,
+    ) -> Actor:
+        """The one place an actor's fields are derived from its agency's and person's columns
+        (``roles`` as stored: codes separated by spaces)."""
+        return cls(
+            client_id=client_id,
+            agency_id=agency_id,
+            person_id=person_id,
+            scopes=frozenset(scopes),
+            kind=kind,
+            roles=frozenset(roles.split()) if roles else frozenset(),
+            jurisdiction=person_jurisdiction or agency_jurisdiction,
+            country=country,
+        )
+
+    @classmethod
+    def for_agency(cls, agency: Agency, *, scopes: Iterable[str]) -> Actor:
+        """An agency's own system, as a token issued to it would make it."""
+        return cls.from_fields(
+            client_id=agency.id,
+            scopes=scopes,
+            agency_id=agency.id,
+            kind=agency.kind,
+            country=agency.country,
+            agency_jurisdiction=agency.jurisdiction,
+        )
+
+    @classmethod
+    def for_person(cls, person: Person, agency: Agency, *, scopes: Iterable[str]) -> Actor:
+        """A registered person of ``agency`` (their own agency, whose kind and country they
+        act with), as one of their personal access tokens would make them."""
+        if person.agency_id != agency.id:
+            raise ValueError(f"person {person.id} is not of agency {agency.id}")
+        return cls.from_fields(
+            client_id=person_client_id(person.id),
+            scopes=scopes,
+            agency_id=agency.id,
+            kind=agency.kind,
+            country=agency.country,
+            agency_jurisdiction=agency.jurisdiction,
+            person_id=person.id,
+            roles=person.roles,
+            person_jurisdiction=person.jurisdiction,
+        )
+
+    @classmethod
+    def hub(cls) -> Actor:
+        """The hub itself (no agency, no person, no scopes): deliveries decided again."""
+        return cls(client_id=HUB_CLIENT_ID, agency_id=None, person_id=None, scopes=frozenset())
 
     @property
     def audit_role(self) -> str | None:
@@ -205,6 +285,17 @@ class Actor:
             jurisdiction=self.jurisdiction,
             country=self.country,
         )
+
+
+def engine_actor(agency: Agency, person: Person | None = None) -> ConsentActor:
+    """The consent engine's view of a registered agency, or of a person of that agency: the
+    same actor their own token would present (:meth:`Actor.for_consent`)."""
+    caller = (
+        Actor.for_agency(agency, scopes=())
+        if person is None
+        else Actor.for_person(person, agency, scopes=())
+    )
+    return caller.for_consent()
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,13 +417,14 @@ def require_scope(*scopes: str) -> Any:
 
 def current_actor() -> Actor:
     token: BearerToken = g.authlib_server_oauth2_token
-    return Actor(
+    return Actor.from_fields(
         client_id=token.client_id,
+        scopes=token.scope.split(),
         agency_id=token.agency_id,
-        person_id=token.person_id,
-        scopes=frozenset(token.scope.split()),
         kind=token.kind,
-        roles=frozenset(token.roles.split()) if token.roles else frozenset(),
-        jurisdiction=token.person_jurisdiction or token.agency_jurisdiction,
         country=token.country,
+        agency_jurisdiction=token.agency_jurisdiction,
+        person_id=token.person_id,
+        roles=token.roles,
+        person_jurisdiction=token.person_jurisdiction,
     )

@@ -19,10 +19,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent import ChildFacts
+from exchange.agencies import Agency
 from exchange.auth import Actor
 from exchange.consents import record_consent
 from exchange.crypto import data_keyring
 from exchange.disclosure import load_child
+from exchange.people import Person
 from exchange.records import Record, latest_body
 
 OFFICER = "chp-procuraduria-consentimientos"
@@ -93,6 +95,16 @@ def _demo_child(session: Session, app: Flask) -> tuple[Record, ChildFacts] | Non
     return None
 
 
+def _officer(session: Session) -> Actor:
+    """The Procuraduría's consent officer (seeded with the demo people), as their token with
+    ``consent:write`` would make them."""
+    person = session.get(Person, OFFICER)
+    agency = session.get(Agency, PROCURADURIA)
+    if person is None or agency is None:
+        raise LookupError(f"demo {OFFICER} of {PROCURADURIA} is not registered")
+    return Actor.for_person(person, agency, scopes={"consent:write"})
+
+
 def seed_demo_consent(app: Flask, session: Session) -> dict[str, str] | None:
     """Record the demo consent; returns ``{consent_id, child_id, record_id}`` (None when no
     demo child fits)."""
@@ -101,15 +113,7 @@ def seed_demo_consent(app: Flask, session: Session) -> dict[str, str] | None:
         return None
     record, facts = found
     assert facts.eighteenth_birthday is not None
-    officer = Actor(
-        client_id=f"person:{OFFICER}",
-        agency_id=PROCURADURIA,
-        person_id=OFFICER,
-        scopes=frozenset({"consent:write"}),
-        kind="state_dif",
-        roles=frozenset({"consent_officer"}),
-        jurisdiction="07",
-    )
+    officer = _officer(session)
     child = load_child(session, record.child_id, data_keyring(app))
     stored = record_consent(
         session, officer, child, _consent(child.child_id, facts.eighteenth_birthday.date())

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 import consent
 from consent import ALL_CATEGORIES, ChildFacts, ConsentSet, Decision, Request, RuleSet
 from exchange.audit_log import record_event
-from exchange.auth import Actor
+from exchange.auth import Actor, engine_actor
 from exchange.children import merged_child_ids
 from exchange.config import resolve_instance_file
 from exchange.consent_store import (
@@ -365,12 +365,7 @@ def recipient_actor(session: Session, agency_id: str) -> consent.Actor:
     agency = session.get(Agency, agency_id)
     if agency is None:
         raise LookupError(agency_id)
-    return consent.Actor(
-        kind=agency.kind,
-        agency_id=agency.id,
-        jurisdiction=agency.jurisdiction,
-        country=agency.country,
-    )
+    return engine_actor(agency)
 
 
 def person_actor(session: Session, person_id: str) -> consent.Actor:
@@ -382,14 +377,7 @@ def person_actor(session: Session, person_id: str) -> consent.Actor:
     agency = session.get(Agency, person.agency_id) if person is not None else None
     if person is None or agency is None or not person.active:
         raise LookupError(person_id)
-    return consent.Actor(
-        kind=agency.kind,
-        agency_id=agency.id,
-        person_id=person.id,
-        roles=frozenset(person.role_list),
-        jurisdiction=person.jurisdiction,
-        country=agency.country,
-    )
+    return engine_actor(agency, person)
 
 
 #: (consent id, agency id) pairs known to be stored, so a read does not ask again.
@@ -472,10 +460,9 @@ def decide_delivery(session: Session, kind: str, agency_id: str, payload: Any) -
     record = session.get(Record, record_id) if isinstance(record_id, str) else None
     if record is None:
         return None
-    hub = Actor(client_id="hub", agency_id=None, person_id=None, scopes=frozenset())
     return decide_disclosure(
         session,
-        hub,
+        Actor.hub(),
         load_child(session, record.child_id),
         action=action,
         purpose=payload.get("purpose") or "case_management",

@@ -69,15 +69,7 @@ def agency_actor(app: Flask, agency_id: str) -> Actor | None:
         agency = session.get(Agency, agency_id)
         if agency is None or not agency.active:
             return None
-        return Actor(
-            client_id=agency.id,
-            agency_id=agency.id,
-            person_id=None,
-            scopes=frozenset(agency.scopes),
-            kind=agency.kind,
-            jurisdiction=agency.jurisdiction,
-            country=agency.country,
-        )
+        return Actor.for_agency(agency, scopes=agency.scopes)
 
 
 def readable_directly(

@@ -44,7 +44,7 @@ from exchange.agencies import (
     InvalidAgency,
     get_agency,
 )
-from exchange.auth import SCOPES, AccessToken, as_utc, token_hash, utcnow
+from exchange.auth import SCOPES, AccessToken, as_utc, person_client_id, token_hash, utcnow
 from exchange.db import Base
 
 #: The roles a person may hold here (codes of the consent vocabulary's ROLES).
@@ -417,7 +417,7 @@ def issue_token(
     now = utcnow()
     row = AccessToken(
         token_hash=token_hash(secret),
-        client_id=f"person:{person_id}",
+        client_id=person_client_id(person_id),
         agency_id=person.agency_id,
         person_id=person_id,
         scope=" ".join(wanted),
