@@ -369,11 +369,11 @@ class FhirAdapter:
             return [(w.full_url, w.resource, w.identifier) for w in written]
         if schema == CONSENT_SCHEMA:
             child_id = str((document.get("data") or {}).get("child_id"))
-            subject = t.identified("Patient", t.CHILD, child_id)
+            subject = t.child_reference(child_id)
             if child_id in patients:
                 subject["reference"] = patients[child_id]
-            resource = write_consent(document, subject)
             local_id = str(document.get("local_id"))
+            resource = write_consent(document.get("data") or {}, subject=subject, local_id=local_id)
             url = full_url(local_id, "Consent")
             return [(url, resource, (t.LOCAL_ID, local_id))]
         raise AdapterError(

@@ -1,6 +1,6 @@
 """FHIR ``Consent`` ⇄ ``consent/1``.
 
-Written in the shape the hub itself exports consents in (``exchange/fhir_export.py``), so a
+Written by :mod:`adapters.fhir_consent_write`, which the hub's own export uses too, so a
 Consent the hub wrote reads back here and one written here reads like the hub's: subject by
 ``urn:puente:child`` identifier, grantor with the ``grantor-type`` and
 ``grantor-representation`` extensions, a relative as a contained RelatedPerson
@@ -9,12 +9,12 @@ references (a contained PractitionerRole when a person acts at an agency or in a
 ``regulatoryBasis`` for the policy basis, ``securityLabel`` for data categories, and each
 provision's own decision in the ``provision-decision`` extension (R5 provisions only flip
 their parent's). Revocation and the child's views ride in the ``consent-revocation`` and
-``child-views`` extensions; like the hub, the views' free-text summary and who heard them are
-not written. ``recorded_at`` keeps only its date (``Consent.date``), so it is not read back.
+``child-views`` extensions; the views' free-text summary and who heard them stay in Puente
+and are not written. ``recorded_at`` keeps only its date (``Consent.date``), so it is not read back.
 
 R4 Consents are read too: ``patient``, ``performer`` (the grantor), ``policyRule``, and one
 base ``provision`` whose ``type`` is the decision, whose actors are the grantees and whose
-nested provisions state their own ``type``. Writing (R5) is :mod:`adapters.fhir_consent_write`.
+nested provisions state their own ``type``.
 """
 
 from __future__ import annotations
@@ -280,7 +280,7 @@ def _source(resource: Mapping[str, Any]) -> dict[str, Any]:
     return t.compact(
         {
             "type": kind,
-            "reference": t.reference_identifier(reference, "urn:puente:evidence-reference"),
+            "reference": t.reference_identifier(reference, t.EVIDENCE_REFERENCE),
             "sha256": t.extension_value(attachment, t.SHA256, "String"),
         }
     )

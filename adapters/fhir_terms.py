@@ -1,11 +1,18 @@
-"""The FHIR vocabulary of the ``fhir`` adapter: code systems, extensions, small helpers.
+"""The FHIR vocabulary Puente writes and reads: code systems, extensions, labels, small helpers.
+
+One module for every FHIR resource Puente writes or reads — the ``fhir`` adapter's Bundles and
+the hub's own exports (``GET /v1/consents/{id}?format=fhir`` and the AuditEvents of
+``exchange/fhir_audit.py``) — so a resource one side writes reads back on the other.
 
 Puente's own codes travel under ``urn:puente:*`` systems and its extensions under
-``https://schemas.puente.mx/fhir/StructureDefinition/`` — the same names the hub uses when it
-exports consents (``exchange/fhir_terms.py``), so a Consent the hub wrote reads back here.
-Where HL7 has a standard way, it is used instead: ``patient-nationality`` and
+``https://schemas.puente.mx/fhir/StructureDefinition/``, so a FHIR reader can tell them apart
+from HL7's. Where HL7 has a standard way, it is used instead: ``patient-nationality`` and
 ``patient-birthPlace`` extensions, ``humanname-fathers-family`` / ``-mothers-family`` for the
 two Mexican surnames, ISO 3166 and BCP 47 codes, v3 RoleCode for relationships.
+
+A coding written with a ``kind`` has its ``display`` in Spanish and the English label in the
+core ``translation`` extension, which is how FHIR states one text in two languages. Labels
+come from the ``x-labels`` of the shipped schemas, the one place that names a code.
 
 Identifiers (``Identifier.system``):
 
@@ -15,17 +22,24 @@ Identifiers (``Identifier.system``):
 - ``urn:puente:related-person`` — ``<local id or child id>/<person_ref>`` on a RelatedPerson;
 - a child's other identifiers keep their own system and say their kind in ``Identifier.type``
   (system ``urn:puente:identifier-type``, codes of ``/child/identifiers/*/type``);
-- ``urn:puente:agency`` / ``urn:puente:person`` name agencies and caseworkers in references.
+- ``urn:puente:agency`` / ``urn:puente:person`` name agencies and caseworkers in references;
+- ``urn:puente:<object kind>`` (:func:`object_system`) names the hub's other objects.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from schemas.registry import default_registry
+
 Json = dict[str, Any]
+Text = tuple[str, str]
+"""A text a person reads: (Spanish, English)."""
 
 EXTENSION_BASE = "https://schemas.puente.mx/fhir/StructureDefinition/"
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
 
 LOCAL_ID = "urn:puente:local-id"
 CHILD = "urn:puente:child"
@@ -34,6 +48,9 @@ PERSON = "urn:puente:person"
 RELATED_PERSON = "urn:puente:related-person"
 CONSENT = "urn:puente:consent"
 RECORD = "urn:puente:record"
+DECISION = "urn:puente:decision"
+HUB = "urn:puente:hub"
+OAUTH_CLIENT = "urn:puente:oauth-client"
 ROLE = "urn:puente:role"
 ACTION = "urn:puente:action"
 PURPOSE = "urn:puente:purpose"
@@ -46,7 +63,10 @@ GRANTOR_TYPE = "urn:puente:grantor-type"
 REPRESENTATION = "urn:puente:representation"
 POLICY_BASIS = "urn:puente:policy-basis"
 EVIDENCE = "urn:puente:evidence"
+EVIDENCE_REFERENCE = "urn:puente:evidence-reference"
+VERIFICATION = "urn:puente:verification"
 VIEW_POSITION = "urn:puente:view-position"
+CHILD_VIEWS_ID = "urn:puente:child-views"
 
 ISO_3166 = "urn:iso:std:iso:3166"
 BCP_47 = "urn:ietf:bcp:47"
@@ -62,6 +82,11 @@ MOTHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-mothers-fami
 
 def extension_url(name: str) -> str:
     return EXTENSION_BASE + name
+
+
+def object_system(kind: str) -> str:
+    """An object kind's identifier system: ``access_request`` → ``urn:puente:access-request``."""
+    return "urn:puente:" + kind.replace("_", "-")
 
 
 CASE_NUMBER = "urn:puente:case-number"
@@ -170,6 +195,45 @@ CONSENT_STATUS_BACK = {
 HL7_ACTION = {"read": "access", "refer": "disclose", "transfer": "disclose"}
 
 
+# -- labels ------------------------------------------------------------------------------
+
+_COMMON = ("common", "$defs")
+_CONSENT = ("consent", "properties")
+_GRANTOR = (*_CONSENT, "grantor", "properties")
+_AUDIT = ("audit-event", "properties")
+#: Where each kind of code has its ``x-labels``: schema name, then the path within it.
+_LABELS: Mapping[str, tuple[str, ...]] = {
+    "data_category": (*_COMMON, "data_category"),
+    "purpose": (*_COMMON, "purpose"),
+    "action": (*_COMMON, "action"),
+    "role": (*_COMMON, "role"),
+    "decision": (*_COMMON, "decision"),
+    "grantor_type": (*_GRANTOR, "type"),
+    "representation": (*_GRANTOR, "representation"),
+    "policy_basis": (*_CONSENT, "policy_basis", "items", "properties", "code"),
+    "evidence": (*_CONSENT, "source_document", "properties", "type"),
+    "view_position": (*_CONSENT, "child_views", "properties", "position"),
+    "audit_action": (*_AUDIT, "action"),
+    "audit_outcome": (*_AUDIT, "outcome"),
+    "object_type": (*_AUDIT, "object", "properties", "type"),
+    "decision_basis": (*_AUDIT, "decision", "properties", "basis"),
+}
+
+
+@functools.cache
+def labels(kind: str) -> Mapping[str, Text]:
+    """The (Spanish, English) labels of the codes of ``kind``."""
+    schema, *path = _LABELS[kind]
+    node: Any = default_registry().document(schema, "1")
+    for key in path:
+        node = node[key]
+    return {code: (label["es"], label["en"]) for code, label in node["x-labels"].items()}
+
+
+def label_of(kind: str, code: str) -> Text:
+    return labels(kind).get(code, (code, code))
+
+
 # -- reading helpers ---------------------------------------------------------------------
 
 
@@ -237,21 +301,56 @@ def reference_identifier(reference: Any, system: str) -> str | None:
 # -- writing helpers ---------------------------------------------------------------------
 
 
-def coding(system: str, code: str) -> Json:
-    return {"system": system, "code": code}
+def translated(spanish: str, english: str) -> Json:
+    """The ``_element`` companion that gives ``english`` as the translation of a Spanish text."""
+    return {
+        "extension": [
+            {
+                "url": TRANSLATION,
+                "extension": [
+                    {"url": "lang", "valueCode": "en"},
+                    {"url": "content", "valueString": english},
+                ],
+            }
+        ]
+    }
 
 
-def concept(system: str, code: str) -> Json:
-    return {"coding": [coding(system, code)]}
+def coding(system: str, code: str, kind: str | None = None) -> Json:
+    """A coding; with ``kind``, its display in Spanish with the English translation."""
+    result: Json = {"system": system, "code": code}
+    label = labels(kind).get(code) if kind else None
+    if label is not None:
+        result["display"] = label[0]
+        result["_display"] = translated(*label)
+    return result
+
+
+def concept(system: str, code: str, kind: str | None = None) -> Json:
+    return {"coding": [coding(system, code, kind)]}
 
 
 def extension(url: str, kind: str, value: Any) -> Json:
     return {"url": url, "value" + kind: value}
 
 
-def identified(resource_type: str, system: str, value: str) -> Json:
-    """A logical reference: a resource named by its identifier."""
-    return {"type": resource_type, "identifier": {"system": system, "value": value}}
+def identified(resource_type: str, system: str, value: str, display: str | None = None) -> Json:
+    """A logical reference: a resource named by its identifier (the hub serves no FHIR
+    endpoint, and a Bundle's reader may not hold the resource)."""
+    reference: Json = {"type": resource_type, "identifier": {"system": system, "value": value}}
+    if display:
+        reference["display"] = display
+    return reference
+
+
+def child_reference(child_id: str) -> Json:
+    return identified("Patient", CHILD, child_id)
+
+
+def hub_reference(hub_id: str | None) -> Json:
+    if hub_id is None:
+        return {"type": "Device", "display": "Puente"}
+    return identified("Device", HUB, hub_id)
 
 
 def compact(value: Json) -> Json:

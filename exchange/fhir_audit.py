@@ -7,6 +7,7 @@ The entry was shaped after AuditEvent, so most fields have a home: ``action`` is
 and the record, the object and the decision's consents, grants and override ``entity``s.
 The hub that keeps the log is the ``source.observer``. R5 AuditEvent has no identifier, so
 the entry's place in the log (its Merkle leaf index) is an extension, and also the resource id.
+Codes, labels and references are those of every Puente FHIR resource (:mod:`adapters.fhir_terms`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from consent.parts import ActorRef
-from exchange import fhir_terms as t
+from adapters import fhir_terms as t
+from adapters.fhir_contained import Contained
 
 Json = dict[str, Any]
 
@@ -92,7 +93,7 @@ def audit_entry_to_fhir(
     action = entry["action"]
     outcome = entry["outcome"]
     dicom, crude = _ACTIONS[action]
-    contained = t.Contained()
+    contained = Contained()
     resource: Json = {"resourceType": "AuditEvent"}
     if index is not None:
         resource["id"] = str(index)
@@ -153,11 +154,10 @@ def _outcome(entry: Mapping[str, Any]) -> Json:
     return {"code": {"system": _OUTCOME, "code": code, "display": display}, "detail": detail}
 
 
-def _agents(entry: Mapping[str, Any], contained: t.Contained) -> list[Json]:
+def _agents(entry: Mapping[str, Any], contained: Contained) -> list[Json]:
     """Who acted (the requestor), the OAuth client they acted through, and the recipient."""
     actor = entry["actor"]
-    ref = ActorRef(agency_id=actor.get("agency_id"), person_id=actor.get("person_id"))
-    who = contained.actor(ref)
+    who = contained.actor(actor, with_role=False)  # the role is the agent's, below
     assert who is not None  # the schema requires an agency or a person
     agent: Json = {"who": who, "requestor": True}
     if "role" in actor:

@@ -196,6 +196,30 @@ def test_a_consent_the_hub_exported_reads_back(name: str, consent: dict[str, Any
     assert Consent.from_json(item.document["data"]) == Consent.from_json(expected)
 
 
+def test_a_written_consent_names_its_local_id_and_labels_its_codes_in_two_languages() -> None:
+    document = {
+        "schema": "consent/1",
+        "local_id": "CONS-7",
+        "data": {**example("consent", "mother_health_care.json"), "id": "cons-7"},
+    }
+    [entry] = json.loads(encoded(FhirAdapter(), [document]))["entry"]
+    consent = entry["resource"]
+    assert consent["id"] == "cons-7"
+    assert consent["identifier"] == [
+        {"system": "urn:puente:consent", "value": "cons-7"},
+        {"system": "urn:puente:local-id", "value": "CONS-7"},
+    ]
+    assert "meta" not in consent  # meta.source names a hub, and the adapter is none
+    assert consent["language"] == "es"
+    purpose = consent["provision"][0]["purpose"][0]
+    assert (purpose["code"], purpose["display"]) == ("health_care", "Atención a la salud")
+    [translation] = purpose["_display"]["extension"]
+    assert {"url": "content", "valueString": "Health care"} in translation["extension"]
+    # The evidence's title is for people: its kind's label and folio, not the code.
+    [attachment] = consent["sourceAttachment"]
+    assert attachment["title"] == "Formato firmado F-CONS-TAB-0088"
+
+
 def test_a_transaction_bundle_updates_by_identifier() -> None:
     adapter = FhirAdapter(bundle_type="transaction")
     raw = encoded(adapter, case_envelopes()[:1] + consent_envelopes()[:1])

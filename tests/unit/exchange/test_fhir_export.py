@@ -14,15 +14,16 @@ import pytest
 from fhir.resources.auditevent import AuditEvent
 from fhir.resources.consent import Consent as FhirConsent
 
+from adapters.fhir_terms import EXTENSION_BASE, TRANSLATION
 from consent.model import Consent
 from consent.vocabulary import CATEGORIES, CATEGORY_LABELS, PURPOSE_LABELS, PURPOSES
 from exchange.audit_log import build_entry
 from exchange.fhir_export import audit_entry_to_fhir, consent_to_fhir
-from exchange.fhir_terms import EXTENSION_BASE, TRANSLATION
 from schemas.registry import default_registry
 
 EXAMPLES = Path(__file__).parents[3] / "schemas" / "examples" / "consent" / "1" / "valid"
 DECISION_EXT = EXTENSION_BASE + "provision-decision"
+ACTION_LABELS = default_registry().document("common", "1")["$defs"]["action"]["x-labels"]
 SHA = "ab" * 32
 
 
@@ -271,7 +272,12 @@ def test_court_grantor_without_agency_is_named_by_its_kind() -> None:
 def test_codes_carry_the_vocabulary_labels_in_spanish_and_english() -> None:
     document = example("mother_health_care")
     document["provision"] = [
-        {"decision": "deny", "purpose": list(PURPOSES), "data_category": list(CATEGORIES)}
+        {
+            "decision": "deny",
+            "purpose": list(PURPOSES),
+            "data_category": list(CATEGORIES),
+            "action": list(ACTION_LABELS),
+        }
     ]
     (provision,) = export_consent(document)["provision"]
 
@@ -281,6 +287,14 @@ def test_codes_carry_the_vocabulary_labels_in_spanish_and_english() -> None:
         assert (coding["display"], english(coding["_display"])) == PURPOSE_LABELS[coding["code"]]
     for coding in provision["securityLabel"]:
         assert (coding["display"], english(coding["_display"])) == CATEGORY_LABELS[coding["code"]]
+    # A display stands alone, so actions carry the schema's capitalised labels ("Consultar"),
+    # not the vocabulary's lower-case ones, which are written to go inside a sentence.
+    assert [a["coding"][0]["code"] for a in provision["action"]] == list(ACTION_LABELS)
+    for action in provision["action"]:
+        coding = action["coding"][0]
+        label = ACTION_LABELS[coding["code"]]
+        assert (coding["display"], english(coding["_display"])) == (label["es"], label["en"])
+    assert provision["action"][0]["coding"][0]["display"] == "Consultar"
 
 
 def test_export_is_repeatable() -> None:
