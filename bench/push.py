@@ -14,9 +14,12 @@ Each phase also reports the CPU time gunicorn (master and workers, the audit int
 threads included) spent per request or record, from ``/proc``: on a machine shared with
 other work the rates move with the neighbours' load, the CPU cost much less.
 
-The load generator is a few processes each running asyncio over raw sockets. Gunicorn's sync
-workers close the connection after every answer, so each request opens a new connection; a
-client that kept connections alive would not measure what agencies get.
+The load generator is ``wrk`` when it is installed (``apt-get install wrk``; the script is
+``bench/push_wrk.lua``), else a few processes each running asyncio over raw sockets, which
+cost the server a good part of a core on a 2-core machine (``--load-generator python`` to
+compare). Gunicorn's sync workers close the connection after every answer, so each request
+opens a new connection, as agencies' requests do. wrk runs for ``--seconds``; the pushes it
+sends are distinct records, and the benchmark says so if it had to send one twice.
 
     .venv/bin/python bench/push.py                  # SQLite
     .venv/bin/python bench/push.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
@@ -31,6 +34,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +121,52 @@ def run_load(
         "p99_ms": latencies[min(done - 1, int(done * 0.99))] * 1000 if done else 0.0,
         "statuses": statuses,
         "overhead_s": elapsed - wall,
+    }
+
+
+WRK_SCRIPT = Path(__file__).with_name("push_wrk.lua")
+
+
+def run_wrk(
+    port: int,
+    *,
+    path: str,
+    connections: int,
+    seconds: float,
+    bodies: Path | None = None,
+    authorization: str = "",
+    threads: int = 1,
+) -> dict[str, Any]:
+    """``wrk`` against ``path``: a plain GET, or a POST of each line of ``bodies`` in turn."""
+    command = [
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+        "-s", str(WRK_SCRIPT), f"http://{HOST}:{port}{path}",
+    ]  # fmt: skip
+    if bodies is not None:
+        command += ["--", str(bodies), str(threads)]
+    env = {**os.environ, "WRK_AUTHORIZATION": authorization}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if bodies is not None and result["sent"] > result["bodies"]:
+        print(
+            f"warning: wrk sent {result['sent']:,} pushes of {result['bodies']:,} distinct bodies"
+        )
+    good = result["requests"] - result["bad_status"]
+    statuses = (
+        {"2xx/3xx": good, "other": result["bad_status"]}
+        if result["bad_status"]
+        else {"2xx/3xx": good}
+    )
+    if result["socket_errors"]:
+        statuses["socket errors"] = result["socket_errors"]
+    return {
+        "requests": result["requests"],
+        "seconds": result["seconds"],
+        "per_second": result["requests"] / result["seconds"],
+        "p50_ms": result["p50_ms"],
+        "p99_ms": result["p99_ms"],
+        "statuses": statuses,
+        "overhead_s": 0.0,
     }
 
 
@@ -307,17 +357,32 @@ def bench(backend: str, database_url: str | None, options: argparse.Namespace) -
             "seconds": options.seconds,
         }
         health = http_request("GET", "/healthz", b"", {})
-        run_load([health] * 200, hub.port, **load)  # warm-up
-        ceiling = measured(hub, [health] * options.requests, load)
-        rows.append(_row(backend, "GET /healthz (ceiling)", ceiling))
-
         headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        pushes = [
-            http_request("POST", "/v1/records", body, headers)
-            for body in push_bodies(options.requests + 200, "S")
-        ]
-        run_load(pushes[:200], hub.port, **load)  # warm-up: first records, caches, JIT-less
-        single = measured(hub, pushes[200:], load)
+        warm_up = [http_request("POST", "/v1/records", b, headers) for b in push_bodies(200, "W")]
+        run_load([health] * 200, hub.port, **load)  # warm-up: first records, caches
+        run_load(warm_up, hub.port, **load)
+        if options.load_generator == "wrk":
+            wrk = {"connections": options.connections, "seconds": options.seconds}
+            ceiling = measured(hub, lambda: run_wrk(hub.port, path="/healthz", **wrk))
+            bodies = Path(hub.folder.name) / "bodies.ndjson"
+            # Enough distinct records for wrk's whole run at the 1,500 pushes/s aimed for.
+            count = max(options.requests, int(1500 * options.seconds))
+            bodies.write_bytes(b"\n".join(push_bodies(count, "S")) + b"\n")
+            single = measured(
+                hub,
+                lambda: run_wrk(
+                    hub.port, path="/v1/records", bodies=bodies,
+                    authorization=f"Bearer {token}", **wrk,
+                ),
+            )  # fmt: skip
+        else:
+            ceiling = measured(hub, lambda: run_load([health] * options.requests, hub.port, **load))
+            pushes = [
+                http_request("POST", "/v1/records", body, headers)
+                for body in push_bodies(options.requests, "S")
+            ]
+            single = measured(hub, lambda: run_load(pushes, hub.port, **load))
+        rows.append(_row(backend, "GET /healthz (ceiling)", ceiling))
         rows.append(_row(backend, "POST /v1/records", single))
 
         if options.bulk:
@@ -327,11 +392,11 @@ def bench(backend: str, database_url: str | None, options: argparse.Namespace) -
     return rows
 
 
-def measured(hub: Hub, requests: list[bytes], load: dict[str, Any]) -> dict[str, Any]:
-    """``run_load`` plus the server's CPU time per answered request: on a shared machine the
-    rates move with the neighbours' load, the CPU a request costs much less."""
+def measured(hub: Hub, run: Any) -> dict[str, Any]:
+    """``run()`` (a load phase) plus the server's CPU time per answered request: on a shared
+    machine the rates move with the neighbours' load, the CPU a request costs much less."""
     before = hub.cpu_seconds()
-    result = run_load(requests, hub.port, **load)
+    result = run()
     spent = hub.cpu_seconds() - before
     result["cpu_ms"] = 1000 * spent / result["requests"] if result["requests"] else 0.0
     return result
@@ -389,6 +454,12 @@ def main() -> None:
     parser.add_argument("--bulk", type=int, default=20_000, help="lines in the bulk push")
     parser.add_argument("--access-log", action="store_true", help="keep gunicorn's access log")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--load-generator",
+        choices=("wrk", "python"),
+        default="wrk" if shutil.which("wrk") else "python",
+        help="wrk if installed (the default then), else asyncio client processes",
+    )
     options = parser.parse_args()
 
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -401,10 +472,12 @@ def main() -> None:
             rows += bench("postgresql", url, options)
         finally:
             drop()
-    print(
-        f"gunicorn workers: {options.workers}; client: {options.client_processes} process(es) x "
-        f"{options.connections} connections; load average before: {load}"
+    client = (
+        f"wrk, 1 thread x {options.connections} connections, {options.seconds:.0f} s a phase"
+        if options.load_generator == "wrk"
+        else f"{options.client_processes} process(es) x {options.connections} connections"
     )
+    print(f"gunicorn workers: {options.workers}; client: {client}; load average before: {load}")
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
