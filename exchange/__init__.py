@@ -33,7 +33,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"] = default_database_url(instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    from exchange import db, httpbasics, keys, logs, oauth, observability, openapi, portal
+    from exchange import (
+        db,
+        httpbasics,
+        keys,
+        logs,
+        oauth,
+        observability,
+        openapi,
+        portal,
+        ratelimit,
+    )
     from exchange.api import (
         audit,
         children,
@@ -51,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     keys.init_app(app)
     observability.init_app(app)
     openapi.init_app(app)
+    ratelimit.init_app(app)
     oauth.init_app(app)
     for area in (
         discovery,

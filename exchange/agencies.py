@@ -247,7 +247,17 @@ def _check_kind_and_country(kind: str, country: str | None) -> list[AgencyError]
                 field="country",
             )
         ]
-    if country is None or not COUNTRY_CODE.match(country) or country == "MX":
+    if country is None:
+        return [
+            AgencyError(
+                "Una autoridad extranjera necesita el país para el que actúa (--country): clave "
+                "ISO 3166-1 de dos letras distinta de MX, como GT, HN o SV.",
+                "A foreign authority needs the country it acts for (--country): a two-letter "
+                "ISO 3166-1 code other than MX, such as GT, HN or SV.",
+                field="country",
+            )
+        ]
+    if not COUNTRY_CODE.match(country) or country == "MX":
         return [
             AgencyError(
                 "Una autoridad extranjera necesita el país para el que actúa: clave ISO 3166-1 "

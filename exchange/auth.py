@@ -29,7 +29,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, bindparam
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent.request import Actor as ConsentActor
-from exchange import db
+from exchange import db, ratelimit
 from exchange.db import Base
 from exchange.problems import Problem
 
@@ -381,7 +381,11 @@ def find_bearer_token(session: Session, secret: str) -> BearerToken | None:
 
 class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
     def authenticate_token(self, token_string: str) -> BearerToken | None:
-        return find_bearer_token(db.session(), token_string)
+        token = find_bearer_token(db.session(), token_string)
+        if token is None:
+            # Counted only once the lookup fails, so valid tokens never touch the counters.
+            ratelimit.unknown_bearer_token()
+        return token
 
 
 class _ProblemProtector(ResourceProtector):  # type: ignore[misc]
@@ -408,11 +412,36 @@ require_oauth.register_token_validator(_TokenValidator())
 
 
 def require_scope(*scopes: str) -> Any:
-    """Decorator: the route needs a valid token carrying every scope named."""
+    """Decorator: the route needs a valid token carrying every scope named; a token without
+    them is refused with a problem that names them."""
+    from authlib.oauth2 import OAuth2Error
+    from authlib.oauth2.rfc6750 import InsufficientScopeError
+
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes {sorted(unknown)}")
-    return require_oauth(" ".join(scopes) if scopes else None)
+    needed = " ".join(scopes) if scopes else None
+    listed = ", ".join(scopes)
+    missing_scope = (
+        f"El token no tiene el alcance requerido para esta operación: {listed}.",
+        f"The token lacks the scope this operation requires: {listed}.",
+    )
+
+    def decorator(view: Any) -> Any:
+        # What authlib's ResourceProtector.__call__ does, but the refusal says which scope.
+        @functools.wraps(view)
+        def protected(*args: Any, **kwargs: Any) -> Any:
+            try:
+                require_oauth.acquire_token(needed)
+            except InsufficientScopeError:
+                raise Problem("forbidden", missing_scope) from None
+            except OAuth2Error as error:
+                require_oauth.raise_error_response(error)
+            return view(*args, **kwargs)
+
+        return protected
+
+    return decorator
 
 
 def current_actor() -> Actor:

@@ -12,6 +12,21 @@ from typing import Any
 
 #: The instance file read from the instance folder, if present (Python syntax, UPPERCASE names).
 INSTANCE_CONFIG_FILE = "puente.cfg"
+#: Where ``puente serve`` and ``puente demo`` listen unless ``--bind`` says otherwise.
+DEFAULT_BIND = "127.0.0.1:8000"
+
+
+def public_url_for_bind(bind: str) -> str:
+    """The address clients use when ``PUBLIC_URL`` is not set: ``http://HOST:PORT`` of the
+    address gunicorn listens on (``puente serve --bind`` passes it on as ``PUENTE_BIND``
+    before the app is imported). A Unix socket or file descriptor has no such address."""
+    if bind.startswith(("unix:", "fd://")):
+        bind = DEFAULT_BIND
+    host, _colon, port = bind.rpartition(":")
+    if not (host and port.isdigit()):
+        bind += ":8000"  # a host alone: gunicorn's default port
+    return f"http://{bind}"
+
 
 DEFAULTS: dict[str, Any] = {
     # Identity of this hub; used in the audit log origin and federation.
@@ -72,10 +87,23 @@ DEFAULTS: dict[str, Any] = {
     "LOG_LEVEL": "INFO",
     # Language of human-readable messages when the client does not ask (es or en).
     "DEFAULT_LANGUAGE": "es",
-    # Public address of this hub (used in links and the discovery document).
-    "PUBLIC_URL": "http://127.0.0.1:8000",
+    # Public address of this hub (used in links, the discovery document, /openapi.json and
+    # as the token issuer); by default the address `puente serve --bind` listens on.
+    "PUBLIC_URL": public_url_for_bind(os.environ.get("PUENTE_BIND", DEFAULT_BIND)),
     # Lifetime of OAuth2 access tokens, in seconds; never more than 900 (15 minutes).
     "OAUTH2_TOKEN_SECONDS": 900,
+    # Rate limits (exchange/ratelimit.py), in the ``limits`` notation ("10 per minute",
+    # "100 per hour; 1000 per day"). Failed client authentication at /oauth/* and unknown bearer
+    # tokens, per address and per client id: None means "10 per minute", but off under TESTING;
+    # "" turns it off. RATE_LIMIT: every request of one authenticated client (None: no limit).
+    "RATE_LIMIT_AUTH_FAILURES": None,
+    "RATE_LIMIT": None,
+    # Where the counters live: memory:// (each process its own) or redis://host:6379/0 (shared
+    # by all workers and hosts); the counting strategy (fixed-window, moving-window,
+    # sliding-window-counter); trusted reverse proxies whose X-Forwarded-For names the client.
+    "RATE_LIMIT_STORAGE": "memory://",
+    "RATE_LIMIT_STRATEGY": "fixed-window",
+    "RATE_LIMIT_PROXY_HOPS": 0,
 }
 
 

@@ -34,6 +34,7 @@ from consent import (
     check_view,
 )
 from consent.parts import ActorRef
+from exchange.access_basis import covered_access
 from exchange.audit_log import record_event
 from exchange.audit_queries import AlertWindow, register_alert_source
 from exchange.auth import Actor, as_utc, utcnow
@@ -616,7 +617,11 @@ def request_access(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[AccessRequestRow, str]:
     """An access request: granted at once when consent covers every category asked for,
-    denied at once on a hard rule or withhold entry, otherwise pending for an officer."""
+    denied at once on a hard rule or withhold entry, otherwise pending for an officer.
+
+    A request granted at once makes no grant: the consent (or grant, or override) that
+    already permits stays what permits, so revoking it ends this access too. The request
+    keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
     moment = utcnow()
     until = as_utc(datetime.fromisoformat(document["until"]))
     if until <= moment:
@@ -627,9 +632,14 @@ def request_access(
             [{"pointer": "/until", "message_es": "Ya pasó.", "message_en": "In the past."}],
         )
     categories = [code for code in CATEGORIES if code in set(document["categories"])]
-    decision = evaluate(child, actor.for_consent(), "read", document["purpose"], categories)
+    engine_for = actor.for_consent()
+    decision = evaluate(child, engine_for, "read", document["purpose"], categories, now=moment)
+    access = None
     if decision.permitted and not decision.withheld:
         status = "granted"
+        access = covered_access(
+            child, engine_for, document["purpose"], categories, decision, moment, until
+        )
     elif _denied_at_once(decision):
         status = "denied"
     else:
@@ -661,8 +671,24 @@ def request_access(
         object_id=row.id,
         detail=status,
     )
-    row.decision = {"id": entry, **decision.to_json()}
+    row.decision = _with_access({"id": entry, **decision.to_json()}, access)
     return row, entry
+
+
+#: Where a granted request keeps what its access rests on and until when, beside the
+#: engine's decision (the routes answer it as ``access``, outside ``decision``).
+ACCESS_KEY = "access"
+
+
+def _with_access(decision: dict[str, Any], access: dict[str, Any] | None) -> dict[str, Any]:
+    return decision if access is None else {**decision, ACCESS_KEY: access}
+
+
+def request_access_basis(row: AccessRequestRow) -> dict[str, Any] | None:
+    """What a granted request's access rests on (``basis``, the ids, ``until``); None while
+    pending, when denied, and for requests granted before this was kept."""
+    found = (row.decision or {}).get(ACCESS_KEY)
+    return dict(found) if isinstance(found, dict) else None
 
 
 def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
@@ -786,6 +812,11 @@ def decide_request(
         )
         session.add(grant_row)
         row.grant_id = grant_id
+        # A new dict, so the JSON column sees the change.
+        row.decision = _with_access(
+            dict(row.decision or {}),
+            {"basis": "grant", "grant_ids": [grant_id], "until": end.isoformat()},
+        )
     row.status = "granted" if approve else "denied"
     row.decided_by = actor.person_id or actor.agency_id
     row.decision_reason = reason
@@ -808,9 +839,14 @@ def decide_request(
 
 
 def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
+    """The grants in force that the caller may read under: a person's own, and their
+    agency's (a grant to an agency covers its people too)."""
     query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > utcnow())
     if actor.person_id is not None:
-        query = query.where(GrantRow.grantee_person == actor.person_id)
+        query = query.where(
+            (GrantRow.grantee_person == actor.person_id)
+            | (GrantRow.grantee_person.is_(None) & (GrantRow.grantee_agency == actor.agency_id))
+        )
     else:
         query = query.where(
             GrantRow.grantee_agency == actor.agency_id, GrantRow.grantee_person.is_(None)

@@ -16,6 +16,8 @@ from sqlalchemy import Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from exchange.wal_checkpoints import DEFAULT_INTERVAL, SERVING_AUTOCHECKPOINT, WalCheckpointer
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -36,6 +38,28 @@ class Database:
         self.url = make_url(url)
         self.engine = build_engine(url, echo=echo)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.checkpointer: WalCheckpointer | None = None
+        self.wal_autocheckpoint: int | None = None  # None: SQLite's default (1,000 pages)
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", self._set_autocheckpoint)
+
+    def _set_autocheckpoint(self, dbapi_connection: Any, _record: Any) -> None:
+        if self.wal_autocheckpoint is not None:
+            dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={int(self.wal_autocheckpoint)}")
+
+    def checkpoint_in_background(self, interval: float = DEFAULT_INTERVAL) -> None:
+        """For a serving process: checkpoint the SQLite WAL from a thread of its own, not in
+        the commits of pushes (see exchange/wal_checkpoints.py). Nothing for PostgreSQL or an
+        in-memory database; once per process."""
+        path = self.url.database
+        if not self.is_sqlite or not path or path == ":memory:" or path.startswith("file:"):
+            return
+        if self.checkpointer is not None and self.checkpointer.is_alive():
+            return
+        self.wal_autocheckpoint = SERVING_AUTOCHECKPOINT
+        self.engine.dispose()  # the connections made from now on carry the new limit
+        self.checkpointer = WalCheckpointer(path, interval)
+        self.checkpointer.start()
 
     @property
     def is_sqlite(self) -> bool:

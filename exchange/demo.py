@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from exchange import db, demo_consents
 from exchange.agencies import Agency, register_agency
 from exchange.crypto import data_keyring
-from exchange.demo_data import AGENCIES, PEOPLE, DemoAgency, demo_records
+from exchange.demo_consents import json_field
+from exchange.demo_data import AGENCIES, PEOPLE, DemoAgency, DemoPerson, demo_records
 from exchange.people import MAX_TOKEN_DAYS, add_person, issue_token
 from exchange.record_push import Pusher, PushResult, canonical_body
 from schemas.registry import default_registry
@@ -63,6 +64,11 @@ def seed_demo(app: Flask) -> DemoHub:
                 missing = [a for a in AGENCIES if session.get(Agency, a.id) is None]
                 credentials.update(register_demo_agencies(session, missing))
                 people = seed_demo_people(session)
+                session.commit()
+                _write_credentials(credentials_file, credentials, people)
+            elif newcomers := [person for person in PEOPLE if person.id not in people]:
+                # seeded before these people were part of the demo (the PFPNNA officer)
+                people.update(seed_demo_people(session, newcomers))
                 session.commit()
                 _write_credentials(credentials_file, credentials, people)
             return DemoHub(
@@ -111,11 +117,13 @@ def register_demo_agencies(
     return credentials
 
 
-def seed_demo_people(session: Session) -> dict[str, dict[str, Any]]:
+def seed_demo_people(
+    session: Session, persons: tuple[DemoPerson, ...] | list[DemoPerson] = PEOPLE
+) -> dict[str, dict[str, Any]]:
     """Register the demo people with a personal access token each (valid the longest allowed,
     so a demo folder keeps working); returns what ``credentials.json`` keeps of them."""
     people = {}
-    for demo in PEOPLE:
+    for demo in persons:
         add_person(
             session,
             person_id=demo.id,
@@ -143,25 +151,26 @@ def _write_credentials(
 
 
 def curl_example(base: str, hub: DemoHub, agency_id: str = "mx.chp.dif") -> list[str]:
+    """The agency gets a token, pushes the sample record (keeping the id the hub answers)
+    and reads it back."""
     secret = hub.credentials[agency_id]
-    extract_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"  # noqa: S105 - a shell snippet
     return [
         f"TOKEN=$(curl -s -u {agency_id}:{secret} -d grant_type=client_credentials "
-        f"{base}/oauth/token | {extract_token})",
-        f'curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
-        f'-H "Idempotency-Key: demo-$(date +%s)" --data @{hub.sample_push} {base}/v1/records',
+        f"{base}/oauth/token | {json_field('access_token')})",
+        f'RECORD=$(curl -s -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" '
+        f'-H "Idempotency-Key: demo-$(date +%s)" --data @{hub.sample_push} {base}/v1/records '
+        f"| {json_field('record_id')})",
         f'curl -s -H "Authorization: Bearer $TOKEN" '
-        f'"{base}/v1/records/RECORD_ID?purpose=case_management"',
+        f'"{base}/v1/records/$RECORD?purpose=case_management"',
     ]
 
 
 def oversight_example(base: str, hub: DemoHub, agency_id: str = "mx.fed.cndh") -> list[str]:
     """An oversight body reading the signed checkpoint and the audit events."""
     secret = hub.credentials[agency_id]
-    extract_token = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"  # noqa: S105
     return [
         f"AUDIT=$(curl -s -u {agency_id}:{secret} -d grant_type=client_credentials "
-        f"{base}/oauth/token | {extract_token})",
+        f"{base}/oauth/token | {json_field('access_token')})",
         f'curl -s -H "Authorization: Bearer $AUDIT" {base}/v1/audit/checkpoint',
         f'curl -s -H "Authorization: Bearer $AUDIT" "{base}/v1/audit/events?limit=5"',
     ]

@@ -31,6 +31,15 @@ OFFICER = "chp-procuraduria-consentimientos"
 PROCURADURIA = "mx.chp.procuraduria"
 OWNER = "mx.chp.dif"
 COMAR = "mx.fed.comar"
+#: The Chiapas Procuraduría's override officer opens; the PFPNNA's consent officer reviews
+#: (the opener's agency may not).
+OVERRIDE_OFFICER = "chp-procuraduria-emergencias"
+OVERRIDE_REVIEWER = "pfpnna-consentimientos"
+
+
+def json_field(name: str) -> str:
+    """A shell filter printing one field of the JSON on its standard input."""
+    return f"python3 -c 'import json,sys; print(json.load(sys.stdin)[\"{name}\"])'"
 
 
 def _consent(child_id: str, adult_on: date) -> dict[str, Any]:
@@ -140,14 +149,13 @@ def consent_example(
     """Commands for the consent flows on the demo child."""
     if example is None:
         return []
-    extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"access_token\"])'"
     lawyer = people.get("chp-clinica-representante", {}).get("token", "PAT")
     officer = people.get(OFFICER, {}).get("token", "PAT")
     record, child = example["record_id"], example["child_id"]
     return [
         "# COMAR lee lo que el consentimiento permite / COMAR reads what the consent permits:",
         f"COMAR=$(curl -s -u {COMAR}:{comar_secret} -d grant_type=client_credentials "
-        f"{base}/oauth/token | {extract})",
+        f"{base}/oauth/token | {json_field('access_token')})",
         f'curl -s -H "Authorization: Bearer $COMAR" '
         f'"{base}/v1/records/{record}?purpose=asylum_procedure"',
         "# la abogada pide acceso / the lawyer asks for access:",
@@ -160,6 +168,43 @@ def consent_example(
         f'curl -s -H "Authorization: Bearer {officer}" -H "Content-Type: application/json" '
         f'-d \'{{"actor": {{"agency_id": "mx.fed.inm"}}, "child_id": "{child}", '
         f'"action": "read", "purpose": "migration_procedure"}}\' {base}/v1/decisions',
+    ]
+
+
+def override_example(
+    base: str, example: dict[str, str] | None, people: dict[str, Any]
+) -> list[str]:
+    """Commands for an emergency override on the demo child and its review by another agency."""
+    if example is None or OVERRIDE_OFFICER not in people or OVERRIDE_REVIEWER not in people:
+        return []
+    opener, reviewer = people[OVERRIDE_OFFICER]["token"], people[OVERRIDE_REVIEWER]["token"]
+    record, child = example["record_id"], example["child_id"]
+    override = json.dumps(
+        {
+            "child_id": child,
+            "basis_code": "missing_child",
+            "justification": "Salió del albergue sin aviso; se requiere su ubicación.",
+            "categories": ["identity", "contact_location", "placement"],
+            "hours": 24,
+            "record_ids": [record],
+        },
+        ensure_ascii=False,
+    )
+    review = json.dumps(
+        {"upheld": True, "reason": "Urgencia acreditada por el albergue."}, ensure_ascii=False
+    )
+    return [
+        "# la Procuraduría de Chiapas abre un acceso de emergencia y lee /"
+        " the Chiapas Procuraduría opens an emergency override and reads:",
+        f'OVERRIDE=$(curl -s -H "Authorization: Bearer {opener}" '
+        f"-H \"Content-Type: application/json\" -d '{override}' {base}/v1/overrides "
+        f"| {json_field('id')})",
+        f'curl -s -H "Authorization: Bearer {opener}" '
+        f'"{base}/v1/records/{record}?purpose=protection_measure"',
+        "# la PFPNNA lo revisa (la institución que lo abrió no puede) /"
+        " the PFPNNA reviews it (the opener's agency may not):",
+        f'curl -s -H "Authorization: Bearer {reviewer}" -H "Content-Type: application/json" '
+        f"-d '{review}' {base}/v1/overrides/$OVERRIDE/review",
     ]
 
 

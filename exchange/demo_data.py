@@ -123,6 +123,16 @@ PEOPLE = (
         ("consent_officer",),
         ("consent:read", "consent:write", "access:decide", "records:read"),
     ),
+    # The federal Procuraduría's officer reviews the Chiapas Procuraduría's emergency overrides:
+    # the opener's own agency may not review them (exchange.consents.review_override).
+    DemoPerson(
+        "pfpnna-consentimientos",
+        "Lic. Andrés Inventado Supuesto",
+        "consentimientos@pfpnna.example.org",
+        "mx.fed.pfpnna",
+        ("consent_officer",),
+        ("consent:read", "consent:write", "access:decide", "records:read"),
+    ),
     DemoPerson(
         "chp-procuraduria-emergencias",
         "Lic. Itzel Simulado Modelo",

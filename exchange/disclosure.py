@@ -17,7 +17,7 @@ import functools
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,13 +53,20 @@ class Disclosure:
 
     decision: Decision
     decision_id: str
-    #: False when the decision permits less than the action needs (a transfer needs every
-    #: category): the action is refused although the engine permitted some categories.
-    complete: bool = True
+    #: Set when an action that needs every category (a transfer) was refused because the
+    #: engine withheld some: the categories it did cover, which alone do not allow the action.
+    #: ``decision`` is then the action's verdict (:func:`whole_record_verdict`), not the
+    #: engine's per-category answer.
+    covered: tuple[str, ...] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """False when an all-or-nothing action was refused for want of some categories."""
+        return self.covered is None
 
     @property
     def permitted(self) -> bool:
-        return self.decision.permitted and self.complete
+        return self.decision.permitted
 
 
 # -- what the engine needs ---------------------------------------------------------------------
@@ -282,15 +289,14 @@ def audit_decision(
     audit_action: str,
     purpose: str | None,
     child_id: str,
-    refused: bool = False,
     **fields: Any,
 ) -> str:
-    """Write ``decision`` as an audit entry of ``audit_action`` (outcome ``denied`` when the
-    engine denied or the action was ``refused`` anyway); returns the entry id."""
+    """Write ``decision`` as an audit entry of ``audit_action`` (outcome ``denied`` when it
+    denies); returns the entry id."""
     return record_event(
         session,
         action=audit_action,
-        outcome="success" if decision.permitted and not refused else "denied",
+        outcome="success" if decision.permitted else "denied",
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
         actor_role=actor.audit_role,
@@ -324,7 +330,8 @@ def decide_disclosure(
 
     ``actor`` is who asks; for a referral or transfer the decision is made for the recipient
     (``recipient``, an agency id) and the audit entry names the actor who sent it. With
-    ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action.
+    ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action:
+    the decision audited and returned is then :func:`whole_record_verdict`'s deny.
     """
     engine_for = actor.for_consent() if recipient is None else recipient_actor(session, recipient)
     # Reading its own record is not a disclosure for the agency's system; a person of that
@@ -339,7 +346,12 @@ def decide_disclosure(
         owner_agency_id=record.owner_agency if record is not None and own_system else None,
         record_id=record.id if record is not None else None,
     )
-    complete = not (all_or_nothing and decision.withheld)
+    covered = None
+    if all_or_nothing and decision.withheld:
+        # What is audited and answered is the action's verdict, so neither says "permit"
+        # for a transfer that was refused.
+        covered = decision.categories
+        decision = whole_record_verdict(decision)
     entry = audit_decision(
         session,
         actor,
@@ -348,14 +360,56 @@ def decide_disclosure(
         purpose=purpose,
         child_id=child.child_id,
         record_id=record.id if record is not None else None,
-        refused=not complete,
         **audit_fields,
     )
-    disclosure = Disclosure(decision, entry, complete)
+    disclosure = Disclosure(decision, entry, covered)
     receiver = recipient or actor.agency_id
     if disclosure.permitted and decision.consent_ids and receiver is not None:
         remember_disclosure(session, decision.consent_ids, receiver)
     return disclosure
+
+
+def whole_record_verdict(decision: Decision) -> Decision:
+    """The verdict on an action that needs every category (a transfer moves responsibility
+    for the whole record): when the engine withheld any category, deny with nothing
+    permitted, on the basis of the first step (in the engine's order) that withheld one. The
+    reasons and ids stay the engine's, so the categories consent did cover are still
+    explained; ``withheld`` stays the categories that were missing."""
+    if not decision.withheld:
+        return decision
+    missing = set(decision.withheld)
+    refusing = {
+        reason.code
+        for reason in decision.reasons
+        if reason.result == "deny" and missing.intersection(reason.categories)
+    }
+    basis = next((code for code in consent.BASES if code in refusing), "default_deny")
+    return replace(decision, result="deny", basis=basis, categories=())
+
+
+def whole_record_detail(disclosure: Disclosure) -> tuple[str, str]:
+    """Why an all-or-nothing action (a transfer) was refused, in Spanish and English: it
+    needs consent for every category; which were withheld and which alone were covered."""
+    decision = disclosure.decision
+    withheld_es = ", ".join(consent.CATEGORY_LABELS[code][0] for code in decision.withheld)
+    withheld_en = ", ".join(consent.CATEGORY_LABELS[code][1] for code in decision.withheld)
+    es = (
+        "Una transferencia traslada la responsabilidad de todo el expediente, por eso necesita "
+        f"consentimiento para cada categoría de datos. Se retienen: {withheld_es}."
+    )
+    en = (
+        "A transfer moves responsibility for the whole record, so it needs consent for every "
+        f"data category. Withheld: {withheld_en}."
+    )
+    if disclosure.covered:
+        covered_es = ", ".join(consent.CATEGORY_LABELS[code][0] for code in disclosure.covered)
+        covered_en = ", ".join(consent.CATEGORY_LABELS[code][1] for code in disclosure.covered)
+        es += f" Que solo una parte esté cubierta ({covered_es}) no basta."
+        en += f" Covering only part of it ({covered_en}) is not enough."
+    return (
+        f"{es} {decision.explanation('es')}".strip(),
+        f"{en} {decision.explanation('en')}".strip(),
+    )
 
 
 def recipient_actor(session: Session, agency_id: str) -> consent.Actor:

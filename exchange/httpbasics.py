@@ -5,12 +5,22 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from exchange.problems import STATUS_KINDS, Problem, localized, problem_response
+from exchange.problems import (
+    STATUS_KINDS,
+    Problem,
+    localized,
+    negotiated_language,
+    problem_response,
+)
+
+if TYPE_CHECKING:
+    from schemas.validation import DocumentValidator
 
 log = logging.getLogger("puente.http")
 
@@ -56,9 +66,39 @@ def _http_exception(error: HTTPException) -> Response:
             f"The body exceeds the limit of {limit} bytes.",
         )
         extra["limit"] = limit
+    elif error.description and error.description != type(error).description:
+        detail = error.description  # written for this error by whoever raised it
     else:
-        detail = error.description or ""
+        # Werkzeug's stock descriptions are English only: say it in both languages ourselves.
+        detail = _stock_detail(status, headers.get("Allow"))
     return problem_response(Problem(kind, detail, status=status, headers=headers, **extra))
+
+
+def _stock_detail(status: int, allowed: str | None) -> tuple[str, str]:
+    if status == 404:
+        return (
+            f"No hay nada en {request.path}; la lista de rutas está en /openapi.json.",
+            f"There is nothing at {request.path}; the routes are listed at /openapi.json.",
+        )
+    if status == 405:
+        use = f"; use {allowed}" if allowed else ""  # the same word in both languages
+        return (
+            f"El método {request.method} no se admite en {request.path}{use}.",
+            f"Method {request.method} is not allowed on {request.path}{use}.",
+        )
+    if status == 400:
+        return ("La solicitud está mal formada.", "The request is malformed.")
+    if status == 406:
+        return (
+            "No se puede responder en el formato pedido (cabecera Accept).",
+            "Cannot answer in the format asked for (Accept header).",
+        )
+    if status == 415:
+        return ("El tipo de contenido no se admite.", "The content type is not supported.")
+    return (
+        f"No se pudo atender la solicitud (HTTP {status}).",
+        f"The request could not be served (HTTP {status}).",
+    )
 
 
 def _unexpected_exception(error: Exception) -> Response:
@@ -112,3 +152,54 @@ def require_json() -> Any:
             (error.message_es, error.message_en),
             errors=[{"pointer": "", "message": message}],
         ) from error
+
+
+REQUEST_NOT_VALID = ("La solicitud no es válida.", "The request is not valid.")
+
+
+def schema_validator(schema: Mapping[str, Any] | tuple[str, int]) -> DocumentValidator:
+    """The validator of a registered schema (``("consent", 1)``) or of a request schema
+    written in an API module (a mapping with its own ``$id``)."""
+    from schemas.registry import default_registry
+
+    registry = default_registry()
+    if isinstance(schema, tuple):
+        return registry.validator(*schema)
+    return registry.compile(schema)
+
+
+def check_against(
+    schema: Mapping[str, Any] | tuple[str, int],
+    document: Any,
+    detail: tuple[str, str] = REQUEST_NOT_VALID,
+) -> None:
+    """A validation problem listing every failure of ``document`` (each with its JSON pointer
+    and a readable message in the client's language), unless ``schema`` accepts it."""
+    failures = schema_validator(schema).validate(document)
+    if failures:
+        lang = negotiated_language()
+        raise Problem(
+            "validation",
+            detail,
+            errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
+        )
+
+
+def check_query(schema: Mapping[str, Any], detail: tuple[str, str] = REQUEST_NOT_VALID) -> None:
+    """Like :func:`check_against` for the query string (``schema`` describes it as an object
+    of text values): each failure names its ``parameter``, with the pointer ``""``."""
+    failures = schema_validator(schema).validate(request.args.to_dict())
+    if failures:
+        lang = negotiated_language()
+        raise Problem(
+            "validation",
+            detail,
+            errors=[
+                {
+                    "pointer": "",
+                    **({"parameter": failure.pointer.split("/")[1]} if failure.pointer else {}),
+                    "message": failure.message(lang),
+                }
+                for failure in failures
+            ],
+        )

@@ -18,8 +18,10 @@ and hub processes; ``kid`` must name a key of the agency that is valid now.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+import urllib.parse
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +42,7 @@ from sqlalchemy import DateTime, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
-from exchange import db
+from exchange import db, ratelimit
 from exchange.auth import (
     MAX_TOKEN_SECONDS,
     SCOPES,
@@ -327,22 +329,50 @@ def _server() -> AuthorizationServer:
     return current_app.extensions["puente.oauth"]
 
 
+def claimed_client_id() -> str | None:
+    """The client id a request says it is, nothing verified: for rate limits only."""
+    claimed: Any = None
+    credentials = request.authorization
+    if credentials is not None and credentials.type == "basic" and credentials.username:
+        claimed = urllib.parse.unquote(credentials.username)  # as Authlib decodes it
+    claimed = claimed or request.form.get("client_id")
+    assertion = request.form.get("client_assertion")
+    if not claimed and assertion:
+        try:
+            claimed = json.loads(jws.extract_compact(to_bytes(assertion)).payload).get("sub")
+        except (JoseError, ValueError, AttributeError):
+            return None
+    # Agency ids are at most 100 characters; anything else is no client (the address counts).
+    return claimed if isinstance(claimed, str) and 0 < len(claimed) <= 100 else None
+
+
+def _counting_failures(answer: Response) -> Response:
+    # invalid_client is the client failing to authenticate: 401 when it used the Authorization
+    # header, 400 otherwise (RFC 6749 §5.2), so the error code tells, not the status.
+    if answer.status_code in (400, 401):
+        error = answer.get_json(silent=True)
+        if isinstance(error, dict) and error.get("error") == "invalid_client":
+            ratelimit.authentication_failed(claimed_client_id())
+    return answer
+
+
 @bp.post("/token")
 def token() -> Response:
-    return _server().create_token_response()  # type: ignore[no-any-return]
+    return _counting_failures(_server().create_token_response())
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    return _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)  # type: ignore[no-any-return]
+    return _counting_failures(_server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME))
 
 
 @bp.post("/revoke")
 def revoke() -> Response:
-    return _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)  # type: ignore[no-any-return]
+    return _counting_failures(_server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME))
 
 
 def init_app(app: Flask) -> None:
     # One server per app: Authlib keeps its settings on the server, and tests build many apps.
     app.extensions["puente.oauth"] = create_server(app)
     app.register_blueprint(bp)
+    ratelimit.guard_client_authentication(app, bp, claimed_client_id)

@@ -134,8 +134,10 @@ def check_line(
             )
     try:
         canonical, sha256 = canonical_body(value, source=source)
-    except ValueError as error:
-        return rejected(number, "validation", failure("", "canonical", str(error), str(error)))
+    except ValueError:
+        from exchange.canonical_errors import canonical_failure
+
+        return rejected(number, "validation", canonical_failure(value))
     return pusher.check(
         value, canonical, sha256, signature, line=number, signature_pointer="/signature"
     )

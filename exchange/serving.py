@@ -8,13 +8,31 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-bind = os.environ.get("PUENTE_BIND", "127.0.0.1:8000")
+from exchange.config import DEFAULT_BIND, instance_path_from_env
+
+#: Longest path a Unix socket may have, with its terminating NUL (sun_path is 104 bytes on
+#: macOS and the BSDs, 108 on Linux).
+UNIX_SOCKET_PATH_MAX = 104
+
+
+def control_socket_path(instance_path: Path) -> str | None:
+    """Where gunicorn's control socket (``gunicornc``) goes: in the hub's instance folder, so
+    two hubs on one machine never share gunicorn's default ``~/.gunicorn/gunicorn.ctl`` (and
+    stopping one never removes the other's). None when the path is too long for a socket."""
+    path = instance_path / "gunicorn.ctl"
+    return str(path) if len(os.fsencode(path)) < UNIX_SOCKET_PATH_MAX else None
+
+
+bind = os.environ.get("PUENTE_BIND", DEFAULT_BIND)
 workers = int(os.environ.get("PUENTE_WORKERS", "2"))
 threads = int(os.environ.get("PUENTE_THREADS", "1"))
 timeout = int(os.environ.get("PUENTE_WORKER_TIMEOUT", "60"))
@@ -23,8 +41,14 @@ keepalive = 5
 # Limits on the request line and headers; bodies are limited by the app.
 limit_request_line = 8190
 limit_request_fields = 100
+# "-" is stderr, as for the error log (gunicorn's own "-" for the access log is stdout;
+# JsonLogger.setup moves it), so stdout stays free for what a command prints.
 accesslog = os.environ.get("PUENTE_ACCESS_LOG", "-")
 errorlog = "-"
+# The instance folder is the one the app will use (``puente serve`` passes it on).
+_control_socket = control_socket_path(instance_path_from_env())
+control_socket = _control_socket or "gunicorn.ctl"  # not used when disabled
+control_socket_disable = _control_socket is None
 loglevel = os.environ.get("PUENTE_LOG_LEVEL", "info").lower()
 logger_class = "exchange.serving.JsonLogger"
 proc_name = "puente"
@@ -35,10 +59,13 @@ def post_worker_init(worker: Any) -> None:
     # does the work, by the lock on the log's state row (exchange/audit_sequencer.py).
     from flask import Flask
 
+    from exchange import db
     from exchange.audit_sequencer import ensure_integrator
 
     if isinstance(worker.wsgi, Flask):
         ensure_integrator(worker.wsgi, serving=True)
+        # SQLite: WAL checkpoints from a thread, not inside pushes (exchange/wal_checkpoints.py).
+        db.database(worker.wsgi).checkpoint_in_background()
     # The app, its compiled schemas and validators are loaded now and live as long as the
     # worker. Frozen, the collector stops walking them on every full collection: a bulk push
     # allocates enough to trigger many, and they cost ~5-10 % of its CPU otherwise.
@@ -54,7 +81,16 @@ def child_exit(_server: Any, worker: Any) -> None:
 
 
 class JsonLogger(Logger):
-    """Gunicorn's logger with access lines written as JSON objects."""
+    """Gunicorn's logger with access lines written as JSON objects, ``-`` meaning stderr."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        if cfg.accesslog == "-":
+            for handler in self.access_log.handlers:
+                if getattr(handler, "_gunicorn", False) and not isinstance(
+                    handler, logging.FileHandler
+                ):
+                    handler.setStream(sys.stderr)
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):

@@ -21,6 +21,7 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
+    ACCESS_KEY,
     ConsentProblem,
     active_grants,
     acts_for_child,
@@ -33,6 +34,7 @@ from exchange.consents import (
     record_consent,
     record_views,
     request_access,
+    request_access_basis,
     require_acts_for,
     review_override,
     review_views,
@@ -40,9 +42,16 @@ from exchange.consents import (
 )
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, audit_decision, evaluate, load_child
-from exchange.httpbasics import FHIR_JSON, require_json, wants_fhir
+from exchange.httpbasics import (
+    FHIR_JSON,
+    REQUEST_NOT_VALID,
+    check_against,
+    check_query,
+    require_json,
+    wants_fhir,
+)
 from exchange.problems import Problem, negotiated_language
-from schemas.registry import default_registry
+from schemas.wording import FORMAT_HINTS
 
 bp = Blueprint("consents", __name__)
 
@@ -98,53 +107,94 @@ def _not_found() -> Problem:
     )
 
 
+# Request bodies and query strings that are not registered documents. Titles name the fields
+# in the messages; members not listed are left to the services, as before.
+API = "https://schemas.puente.mx/api/"
+COMMON = "https://schemas.puente.mx/common/1#/$defs/"
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+_REASON = {
+    "x-title": {"es": "Motivo", "en": "Reason"},
+    "type": "string",
+    "minLength": 1,
+    "pattern": r"\S",
+}
+
+JSON_OBJECT: dict[str, Any] = {"$schema": DIALECT, "$id": API + "json-object/1", "type": "object"}
+REVOKE_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "consent-revocation/1",
+    "type": "object",
+    "required": ["reason"],
+    "properties": {"reason": _REASON},
+}
+REVIEW_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "procuraduria-review/1",
+    "type": "object",
+    "required": ["upheld", "reason"],
+    "properties": {
+        "upheld": {"x-title": {"es": "Se confirma", "en": "Upheld"}, "type": "boolean"},
+        "reason": _REASON,
+    },
+}
+ACCESS_DECISION_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "access-request-decision/1",
+    "type": "object",
+    "required": ["approve", "reason"],
+    "properties": {
+        "approve": {"x-title": {"es": "Aprobar", "en": "Approve"}, "type": "boolean"},
+        "reason": _REASON,
+        "until": {"x-title": {"es": "Vigente hasta", "en": "Valid until"}, "type": "string"},
+    },
+}
+DRY_RUN_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "decision-dry-run/1",
+    "type": "object",
+    "required": ["child_id", "purpose"],
+    "properties": {
+        "child_id": {
+            "x-title": {"es": "Niña, niño o adolescente", "en": "Child"},
+            "type": "string",
+            "minLength": 1,
+        },
+        "purpose": {"$ref": COMMON + "purpose", "x-title": {"es": "Finalidad", "en": "Purpose"}},
+    },
+}
+QUEUE_QUERY_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "access-request-queue-query/1",
+    "type": "object",
+    "properties": {
+        "status": {
+            "x-title": {"es": "Estado", "en": "Status"},
+            "enum": ["pending", "granted", "denied"],
+        }
+    },
+}
+
+
 def _body(
-    schema: tuple[str, int] | None = None, defaults: dict[str, Any] | None = None
+    schema: tuple[str, int] | dict[str, Any] | None = None,
+    defaults: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The JSON object sent, with ``defaults`` for members it left out, checked against
-    ``schema`` when one is named."""
+    ``schema`` (a registered document, or a request schema above) when one is named."""
     body = require_json()
-    if not isinstance(body, dict):
-        raise Problem(
-            "validation",
-            ("Se esperaba un objeto JSON.", "Expected a JSON object."),
-            errors=[{"pointer": "", "message": "object"}],
-        )
+    check_against(JSON_OBJECT, body, ("Se esperaba un objeto JSON.", "Expected a JSON object."))
     body = {**(defaults or {}), **body}
-    if schema is not None:
-        failures = default_registry().validator(*schema).validate(body)
-        if failures:
-            lang = negotiated_language()
-            raise Problem(
-                "validation",
-                ("El documento no es válido.", "The document is not valid."),
-                errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
-            )
+    if isinstance(schema, tuple):
+        check_against(schema, body, ("El documento no es válido.", "The document is not valid."))
+    elif schema is not None:
+        check_against(schema, body, REQUEST_NOT_VALID)
     return body
 
 
-def _text(body: dict[str, Any], key: str, *, required: bool = True) -> str:
-    value = body.get(key)
-    if isinstance(value, str) and value.strip():
-        return value.strip()[:2000]
-    if not required and value is None:
-        return ""
-    raise Problem(
-        "validation",
-        (f"Falta «{key}» (texto).", f"'{key}' (text) is required."),
-        errors=[{"pointer": f"/{key}", "message": "required"}],
-    )
-
-
-def _flag(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if isinstance(value, bool):
-        return value
-    raise Problem(
-        "validation",
-        (f"«{key}» debe ser true o false.", f"'{key}' must be true or false."),
-        errors=[{"pointer": f"/{key}", "message": "boolean"}],
-    )
+def _text(body: dict[str, Any], key: str) -> str:
+    """A text member the request schema already requires."""
+    return str(body[key]).strip()[:2000]
 
 
 def _instant(body: dict[str, Any], key: str) -> datetime | None:
@@ -154,10 +204,16 @@ def _instant(body: dict[str, Any], key: str) -> datetime | None:
     try:
         return as_utc(datetime.fromisoformat(str(value)))
     except ValueError:
+        hint_es, hint_en = FORMAT_HINTS["date-time"]
+        message = (
+            f"«{key}» debe ser {hint_es}; se recibió {value!r}.",
+            f"'{key}' must be {hint_en}; got {value!r}.",
+        )
+        lang = negotiated_language()
         raise Problem(
             "validation",
-            (f"«{key}» no es una fecha y hora ISO 8601.", f"'{key}' is not an ISO 8601 date-time."),
-            errors=[{"pointer": f"/{key}", "message": "date-time"}],
+            message,
+            errors=[{"pointer": f"/{key}", "message": message[0 if lang == "es" else 1]}],
         ) from None
 
 
@@ -253,7 +309,7 @@ def get_consent(consent_id: str) -> Any:
 @require_scope("consent:write")
 def revoke(consent_id: str) -> Any:
     session, actor = db.session(), current_actor()
-    reason = _text(_body(), "reason")
+    reason = _text(_body(REVOKE_SCHEMA), "reason")
 
     def run() -> tuple[dict[str, Any], str]:
         document, notified, entry = revoke_consent(session, actor, consent_id, reason)
@@ -279,8 +335,8 @@ def create_views(child_id: str) -> Any:
 def _reviewed(service: Callable[..., tuple[dict[str, Any], str]], row_id: str, key: str) -> Any:
     """A Procuraduría review (``{upheld, reason}``) of a views record or an override."""
     session, actor = db.session(), current_actor()
-    body = _body()
-    upheld, reason = _flag(body, "upheld"), _text(body, "reason")
+    body = _body(REVIEW_SCHEMA)
+    upheld, reason = body["upheld"], _text(body, "reason")
 
     def run() -> tuple[dict[str, Any], str]:
         document, entry = service(session, actor, row_id, upheld, reason)
@@ -331,15 +387,8 @@ def _decision_answer(decision: Decision, decision_id: str) -> dict[str, Any]:
 @require_scope("consent:read")
 def dry_run() -> Any:
     session, caller = db.session(), current_actor()
-    body = _body()
-    child_id = body.get("child_id")
-    if not isinstance(child_id, str):
-        raise Problem(
-            "validation",
-            ("Falta child_id.", "child_id is required."),
-            errors=[{"pointer": "/child_id", "message": "required"}],
-        )
-    child = _child(session, child_id)
+    body = _body(DRY_RUN_SCHEMA)
+    child = _child(session, body["child_id"])
     with _answering(session):
         require_acts_for(session, caller, child)
         engine_for = _engine_actor_for(session, caller, body.get("actor"))
@@ -360,7 +409,7 @@ def dry_run() -> Any:
             child,
             engine_for,
             str(body.get("action", "read")),
-            str(body.get("purpose", "")),
+            body["purpose"],
             categories or consent.ALL_CATEGORIES,
             owner_agency_id=owner,
             record_id=record_id if isinstance(record_id, str) else None,
@@ -393,9 +442,10 @@ def decision_purpose(body: dict[str, Any]) -> str | None:
 #: What a requester reads about its own request, by status: never the decision's reasons,
 #: which could tell facts about the child (asylum, an objection, a withhold entry).
 _STATUS_TEXT = {
+    # Requests granted before their basis was kept: no end date to state.
     "granted": (
-        "Acceso concedido para esta finalidad hasta la fecha indicada.",
-        "Access granted for this purpose until the date given.",
+        "Acceso concedido para esta finalidad.",
+        "Access granted for this purpose.",
     ),
     "pending": (
         "La solicitud espera la decisión de la oficina de consentimiento.",
@@ -405,10 +455,58 @@ _STATUS_TEXT = {
 }
 
 
+#: How each basis of a granted request is named to its requester (one, several).
+_BASIS_NAMES = {
+    "consent_ids": (("el consentimiento", "los consentimientos"), ("consent", "consents")),
+    "grant_ids": (("la autorización", "las autorizaciones"), ("grant", "grants")),
+    "override_ids": (
+        ("el acceso de emergencia", "los accesos de emergencia"),
+        ("emergency override", "emergency overrides"),
+    ),
+}
+
+
+def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, str]:
+    """What a granted request truly rests on and when that ends, never "the date given":
+    the end is the earliest end of its basis, which may come before the date asked for."""
+    named: list[tuple[str, str]] = []
+    for key, (es_names, en_names) in _BASIS_NAMES.items():
+        ids = access.get(key) or []
+        if ids:
+            several = int(len(ids) > 1)
+            named.append(
+                (f"{es_names[several]} {', '.join(ids)}", f"{en_names[several]} {', '.join(ids)}")
+            )
+    named_es = " y ".join(es for es, _ in named)
+    named_en = " and ".join(en for _, en in named)
+    ends, asked = access["until"], as_utc(row.until)
+    earlier = as_utc(datetime.fromisoformat(ends)) < asked
+    cut_es = f" (antes de la fecha pedida, {asked.isoformat()})" if earlier else ""
+    cut_en = f" (before the date asked for, {asked.isoformat()})" if earlier else ""
+    if row.grant_id is not None:
+        return (
+            f"Acceso concedido por la oficina de consentimiento: {named_es}, para esta "
+            f"finalidad, hasta {ends}{cut_es}.",
+            f"Access granted by the consent office: {named_en}, for this purpose, "
+            f"until {ends}{cut_en}.",
+        )
+    return (
+        f"Acceso concedido de inmediato con base en {named_es}; no se creó una autorización "
+        f"nueva. Vale hasta {ends}{cut_es}, cuando termina esa base, y termina antes si se "
+        "revoca.",
+        f"Access granted at once on the basis of {named_en}; no new grant was made. It holds "
+        f"until {ends}{cut_en}, when that basis ends, and ends earlier if it is revoked.",
+    )
+
+
 def _request_json(row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
     """The request as its requester sees it, or with the decision and reasons for an officer
     who acts for the child."""
-    es, en = _STATUS_TEXT.get(row.status, ("", ""))
+    access = request_access_basis(row) if row.status == "granted" else None
+    if access is not None:
+        es, en = _granted_text(access, row)
+    else:
+        es, en = _STATUS_TEXT.get(row.status, ("", ""))
     seen = {
         "id": row.id,
         "child_id": row.child_id,
@@ -426,12 +524,13 @@ def _request_json(row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
         },
         "record_ids": list(row.record_ids or ()),
         "message": {"es": es, "en": en},
+        "access": access,
         "grant_id": row.grant_id,
         "created_at": as_utc(row.created_at).isoformat(),
         "decided_at": as_utc(row.decided_at).isoformat() if row.decided_at else None,
     }
     if officer:
-        seen["decision"] = row.decision
+        seen["decision"] = {k: v for k, v in row.decision.items() if k != ACCESS_KEY}
         seen["decided_by"] = row.decided_by
         seen["decision_reason"] = row.decision_reason
     return seen
@@ -482,13 +581,8 @@ def get_access_request(request_id: str) -> Any:
 @require_scope("access:decide")
 def access_request_queue() -> Any:
     session, actor = db.session(), current_actor()
+    check_query(QUEUE_QUERY_SCHEMA)
     status = request.args.get("status", "pending")
-    if status not in ("pending", "granted", "denied"):
-        raise Problem(
-            "validation",
-            ("status: pending, granted o denied.", "status: pending, granted or denied."),
-            errors=[{"pointer": "", "parameter": "status", "message": "enum"}],
-        )
     rows = pending_queue(session, actor, status)
     listed = [_request_json(row, officer=True) for row in rows]
     return jsonify({"status": status, "access_requests": listed})
@@ -498,8 +592,9 @@ def access_request_queue() -> Any:
 @require_scope("access:decide")
 def decide_access_request(request_id: str) -> Any:
     session, actor = db.session(), current_actor()
-    body = _body()
-    approve, reason, until = _flag(body, "approve"), _text(body, "reason"), _instant(body, "until")
+    body = _body(ACCESS_DECISION_SCHEMA)
+    approve, reason = body["approve"], _text(body, "reason")
+    until = _instant(body, "until")
 
     def run() -> tuple[dict[str, Any], str]:
         row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)

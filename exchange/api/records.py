@@ -125,9 +125,15 @@ def push_record() -> Any:
     key = _idempotency_key()
     try:
         canonical, sha256 = canonical_body(document, source=request.get_data(cache=True))
-    except ValueError as error:
-        message = str(error)
-        raise Problem("validation", message, errors=[{"pointer": "", "message": message}]) from None
+    except ValueError:
+        from exchange.canonical_errors import canonical_failure
+
+        failure = canonical_failure(document)
+        raise Problem(
+            "validation",
+            (failure.message_es, failure.message_en),
+            errors=[failure.to_json(negotiated_language())],
+        ) from None
     if key:
         earlier = pusher.find_answer(key)
         if earlier is not None:

@@ -21,10 +21,15 @@ from exchange.agencies import Agency
 from exchange.api.record_reads import consent_denied
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope
-from exchange.disclosure import Disclosure, decide_disclosure, load_child
-from exchange.httpbasics import require_json
+from exchange.disclosure import (
+    Disclosure,
+    decide_disclosure,
+    load_child,
+    whole_record_detail,
+)
+from exchange.httpbasics import check_against, require_json
 from exchange.outbox import notifications_for
-from exchange.problems import Problem, localized, negotiated_language
+from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id
 from exchange.sharing import (
     KINDS,
@@ -38,7 +43,6 @@ from exchange.sharing import (
     request_transfer,
     shares_of,
 )
-from schemas.registry import default_registry
 
 bp = Blueprint("sharing", __name__)
 
@@ -98,14 +102,7 @@ DECISION_SCHEMA: dict[str, Any] = {
 
 
 def _validated(schema: dict[str, Any], body: Any) -> dict[str, Any]:
-    failures = default_registry().compile(schema).validate(body)
-    if failures:
-        lang = negotiated_language()
-        raise Problem(
-            "validation",
-            ("La solicitud no es válida.", "The request is not valid."),
-            errors=[{"pointer": f.pointer, "message": f.message(lang)} for f in failures],
-        )
+    check_against(schema, body)
     return body  # type: ignore[no-any-return]
 
 
@@ -195,6 +192,14 @@ def _decided(
         session.commit()
         problem = consent_denied(disclosure)
         if not disclosure.complete:
+            # A transfer takes every category or none: say so, with what was withheld and
+            # what alone was covered (the decision is the transfer's deny, as audited).
+            problem.detail = whole_record_detail(disclosure)
+            problem.extra["decision"] = {
+                **problem.extra["decision"],
+                "needs_every_category": True,
+                "covered": list(disclosure.covered or ()),
+            }
             problem.extra["withheld_categories"] = list(disclosure.decision.withheld)
         raise problem
     return disclosure
@@ -411,10 +416,14 @@ def list_notifications() -> Any:
             db.session(), actor.agency_id, after=request.args.get("after"), limit=limit
         )
     except LookupError:
+        message = (
+            "«after» no es una notificación suya.",
+            "'after' is not one of your notifications.",
+        )
         raise Problem(
             "validation",
-            ("«after» no es una notificación suya.", "'after' is not one of your notifications."),
-            errors=[{"pointer": "", "parameter": "after", "message": "unknown"}],
+            message,
+            errors=[{"pointer": "", "parameter": "after", "message": localized(*message)}],
         ) from None
     listed = [
         {

@@ -28,6 +28,11 @@ def default_language() -> str:
     return "es" if lang.lower().startswith("es") else "en"
 
 
+def say(lang: str, spanish: str, english: str) -> str:
+    """The text in ``lang`` (from :data:`language_option`)."""
+    return spanish if lang == "es" else english
+
+
 language_option = click.option(
     "--lang",
     type=click.Choice(["es", "en"]),

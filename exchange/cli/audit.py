@@ -82,7 +82,13 @@ def audit_group() -> None:
     help="Folder to write the export to (created).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def export_command(directory: Path, as_json: bool) -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(["es", "en"]),
+    default=_lang_default,
+    help="Language of messages / idioma de los mensajes.",
+)
+def export_command(directory: Path, as_json: bool, lang: str) -> None:
     """Write entries.ndjson, checkpoints.ndjson, leaves.bin, log.vkey, keys.json, manifest.json."""
     from tqdm import tqdm
 
@@ -103,13 +109,26 @@ def export_command(directory: Path, as_json: bool) -> None:
     if bar is not None:
         bar.close()
     for gap in result.gaps[:5]:
-        click.echo(f"AVISO / WARNING: entry {gap} missing from the database", err=True)
+        click.echo(
+            _say(
+                lang,
+                f"AVISO: falta la entrada {gap} en la base de datos",
+                f"WARNING: entry {gap} missing from the database",
+            ),
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
+    entries, checkpoints, latest = result.entries, result.checkpoints, result.latest_checkpoint
     click.echo(
-        f"{result.entries} entries, {result.checkpoints} checkpoints -> {directory} "
-        f"(latest checkpoint: {result.latest_checkpoint})"
+        _say(
+            lang,
+            f"{entries} entradas y {checkpoints} puntos de control exportados a {directory} "
+            f"(último punto de control: {latest})",
+            f"{entries} entries and {checkpoints} checkpoints exported to {directory} "
+            f"(latest checkpoint: {latest})",
+        )
     )
 
 
@@ -187,14 +206,26 @@ def verify_command(
     """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
     3 inconsistent checkpoints (64: usage)."""
     if (full_dir is None) == (proof_file is None):
-        raise UsageProblem("give exactly one of --full DIR and --proof FILE")
+        raise UsageProblem(
+            _say(
+                lang,
+                "indique exactamente uno de --full CARPETA y --proof ARCHIVO",
+                "give exactly one of --full DIR and --proof FILE",
+            )
+        )
     try:
         witnesses = [CosignatureVerifier.from_vkey(_text_or_file(v)) for v in witness_vkeys]
         verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkeys]
     except FormatError as error:
-        raise UsageProblem(f"bad key: {error}") from error
+        raise UsageProblem(_say(lang, f"llave no válida: {error}", f"bad key: {error}")) from error
     if not 0 <= quorum <= len(witnesses):
-        raise UsageProblem(f"--quorum must be between 0 and the {len(witnesses)} --witness keys")
+        raise UsageProblem(
+            _say(
+                lang,
+                f"--quorum debe estar entre 0 y las {len(witnesses)} llaves --witness",
+                f"--quorum must be between 0 and the {len(witnesses)} --witness keys",
+            )
+        )
     kept = [path.read_text(encoding="utf-8") for path in kept_files]
     try:
         if full_dir is not None:
@@ -204,7 +235,13 @@ def verify_command(
         else:
             assert proof_file is not None
             if not verifiers:
-                raise UsageProblem("--proof needs --vkey (the hub's log key)")
+                raise UsageProblem(
+                    _say(
+                        lang,
+                        "--proof necesita --vkey (la llave del registro del hub)",
+                        "--proof needs --vkey (the hub's log key)",
+                    )
+                )
             result = _verify_proof(
                 proof_file, entry_file, verifiers, origin, kept, consistency_file, witnesses, quorum
             )

@@ -12,7 +12,8 @@ import click
 from flask import Flask
 
 from exchange import db
-from exchange.cli import print_json, with_hub
+from exchange.cli import language_option, print_json, say, with_hub
+from exchange.config import DEFAULT_BIND
 from exchange.crypto import ensure_data_key
 from exchange.keys import ensure_hub_keys, hub_keys
 from exchange.models import HubSetting
@@ -46,18 +47,20 @@ def initialise(app: Flask) -> dict[str, object]:
 
 @click.command("init")
 @click.option("--json", "as_json", is_flag=True, help="Print what was set up as JSON.")
+@language_option
 @with_hub
-def init_command(app: Flask, as_json: bool) -> None:
+def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
     result = initialise(app)
     if as_json:
         print_json(result)
         return
-    click.echo(f"Hub {result['hub_id']} listo / ready in {result['instance_path']}")
-    click.echo(f"  database: {result['database_url']}")
+    hub, folder = result["hub_id"], result["instance_path"]
+    click.echo(say(lang, f"Hub {hub} listo en {folder}", f"Hub {hub} ready in {folder}"))
+    click.echo(say(lang, "  base de datos: ", "  database: ") + str(result["database_url"]))
     for path in result["keys_created"]:  # type: ignore[attr-defined]
-        click.echo(f"  new key: {path}")
-    click.echo(f"  log key: {result['log_vkey']}")
+        click.echo(say(lang, "  llave nueva: ", "  new key: ") + str(path))
+    click.echo(say(lang, "  llave del registro: ", "  log key: ") + str(result["log_vkey"]))
 
 
 @click.group("db")
@@ -67,25 +70,36 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
+@language_option
 @with_hub
-def db_upgrade(app: Flask, revision: str) -> None:
+def db_upgrade(app: Flask, revision: str, lang: str) -> None:
     """Bring the database schema up to date."""
     db.upgrade(app, revision)
-    click.echo(f"database at revision {db.current_revision(app)}")
+    now = db.current_revision(app)
+    click.echo(say(lang, f"base de datos en la revisión {now}", f"database at revision {now}"))
 
 
 @db_group.command("current")
+@language_option
 @with_hub
-def db_current(app: Flask) -> None:
+def db_current(app: Flask, lang: str) -> None:
     """Print the schema revision of the database and the newest one available."""
-    click.echo(f"current: {db.current_revision(app)}  head: {db.head_revision()}")
+    current, head = db.current_revision(app), db.head_revision()
+    click.echo(
+        say(lang, f"actual: {current}  más reciente: {head}", f"current: {current}  head: {head}")
+    )
 
 
-def exec_gunicorn(bind: str, workers: int | None, instance_path: str) -> None:
-    """Replace this process with gunicorn serving the hub."""
+def exec_gunicorn(
+    bind: str, workers: int | None, instance_path: str, access_log: str | None = None
+) -> None:
+    """Replace this process with gunicorn serving the hub; ``access_log`` is where access
+    lines go unless ``PUENTE_ACCESS_LOG`` says."""
     env = os.environ.copy()
     env["PUENTE_BIND"] = bind
     env["PUENTE_INSTANCE_PATH"] = instance_path
+    if access_log is not None:
+        env.setdefault("PUENTE_ACCESS_LOG", access_log)
     if workers:
         env["PUENTE_WORKERS"] = str(workers)
     metrics_dir = Path(instance_path) / "prometheus"
@@ -99,7 +113,11 @@ def exec_gunicorn(bind: str, workers: int | None, instance_path: str) -> None:
 
 
 bind_option = click.option(
-    "--bind", default="127.0.0.1:8000", show_default=True, help="HOST:PORT to listen on."
+    "--bind",
+    envvar="PUENTE_BIND",
+    default=DEFAULT_BIND,
+    show_default=True,
+    help="HOST:PORT to listen on (also the public URL unless PUENTE_PUBLIC_URL is set).",
 )
 workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
 
@@ -113,6 +131,19 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
     exec_gunicorn(bind, workers, app.instance_path)
 
 
+def demo_access_log(instance_path: str) -> str:
+    """Where the demo's access lines go: ``PUENTE_ACCESS_LOG``, else a file in the instance
+    folder, so the terminal keeps the instructions the demo prints."""
+    return os.environ.get("PUENTE_ACCESS_LOG") or str(Path(instance_path) / "access.log")
+
+
+def puente_command() -> str:
+    """How to run ``puente`` from wherever the person is: the script installed next to this
+    Python (``.venv/bin/puente``), else ``puente`` on the PATH."""
+    installed = Path(sys.executable).parent / "puente"
+    return str(installed) if installed.exists() else "puente"
+
+
 @click.command("demo")
 @bind_option
 @click.option("--no-serve", is_flag=True, help="Set up and seed only; do not serve.")
@@ -120,11 +151,13 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
 def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
     from exchange.demo import curl_example, oversight_example, people_example, seed_demo
-    from exchange.demo_consents import consent_example
+    from exchange.demo_consents import consent_example, override_example
 
     result = initialise(app)
     hub = seed_demo(app)
     base = f"http://{bind}"
+    access_log = demo_access_log(app.instance_path)
+    shown_log = "stderr" if access_log == "-" else access_log
     lines = [
         "",
         "Puente demo",
@@ -136,8 +169,9 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
         f"  API (OpenAPI 3.1):                        {base}/openapi.json",
         f"  salud / health:                           {base}/readyz",
         f"  credenciales demo / demo credentials:     {Path(app.instance_path) / 'demo'}",
+        f"  registro de accesos / access log:         {shown_log}",
         "",
-        "Obtener un token y enviar un expediente / get a token and push a record:",
+        "Obtener un token, enviar un expediente y leerlo / get a token, push a record, read it:",
         *(f"  {line}" for line in curl_example(base, hub)),
         "",
         "Supervisión: el registro de auditoría firmado / oversight: the signed audit log:",
@@ -154,9 +188,13 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
             )
         ),
         "",
-        "Validar un archivo / validate a file: .venv/bin/puente validate FILE",
+        "Acceso de emergencia y su revisión / emergency override and its review:",
+        *(f"  {line}" for line in override_example(base, hub.consent, hub.people)),
+        "",
+        "Validar un archivo / validate a file:",
+        f"  {puente_command()} validate {hub.sample_push}",
         "",
     ]
     click.echo("\n".join(lines))
     if not no_serve:
-        exec_gunicorn(bind, None, app.instance_path)
+        exec_gunicorn(bind, None, app.instance_path, access_log)

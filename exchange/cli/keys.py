@@ -8,7 +8,7 @@ import click
 from flask import Flask
 
 from exchange.agency_keys import generate_key_files
-from exchange.cli import print_json, with_hub
+from exchange.cli import language_option, print_json, say, with_hub
 
 
 @click.group("keys")
@@ -27,7 +27,8 @@ def keys_group() -> None:
 )
 @click.option("--name", default="agency", show_default=True, help="Base name of the files.")
 @click.option("--json", "as_json", is_flag=True, help="Print the files written as JSON.")
-def generate_command(directory: Path, name: str, as_json: bool) -> None:
+@language_option
+def generate_command(directory: Path, name: str, as_json: bool, lang: str) -> None:
     """Write an Ed25519 key pair: NAME.key (private, mode 0600), NAME.pub and NAME.jwk."""
     try:
         files = generate_key_files(directory, name)
@@ -39,8 +40,15 @@ def generate_command(directory: Path, name: str, as_json: bool) -> None:
         print_json(files.to_json())
         return
     click.echo(f"kid: {files.kid}")
-    click.echo(f"private key (keep secret): {files.private_key}")
-    click.echo(f"public key: {files.public_key} and {files.public_jwk}")
+    private, public, jwk = files.private_key, files.public_key, files.public_jwk
+    click.echo(
+        say(
+            lang,
+            f"llave privada (guárdela en secreto): {private}",
+            f"private key (keep secret): {private}",
+        )
+    )
+    click.echo(say(lang, f"llave pública: {public} y {jwk}", f"public key: {public} and {jwk}"))
 
 
 @keys_group.command("rotate-data-key")

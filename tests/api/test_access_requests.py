@@ -550,3 +550,192 @@ def test_a_dry_run_with_malformed_categories_is_a_400(
     )
     assert response.status_code == 400
     assert response.get_json()["errors"][0]["pointer"] == "/categories"
+
+
+# -- what a request granted at once rests on, and until when ----------------------------------
+
+FAR_FUTURE = "9999-12-31T23:59:59Z"
+#: consent_document's period ends 2029-01-01T00:00:00-06:00; the girl turns 18 in 2030.
+CONSENT_END = "2029-01-01T06:00:00+00:00"
+
+
+def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    consent = record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(CLINIC, purposes=["legal_representation"]),
+    )
+    response = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["status"] == "granted"
+    assert body["until"].startswith("9999-12-31")  # what was asked for, not what was granted
+    assert body["grant_id"] is None
+    assert body["access"] == {
+        "basis": "consent",
+        "consent_ids": [consent["id"]],
+        "until": CONSENT_END,
+    }
+    for text in (body["message"]["es"], body["message"]["en"]):
+        assert consent["id"] in text
+        assert CONSENT_END in text
+    assert "date given" not in body["message"]["en"]
+    assert "fecha indicada" not in body["message"]["es"]
+    assert "no new grant" in body["message"]["en"]
+    assert "no se creó una autorización" in body["message"]["es"]
+
+    # The same answer later, to the requester and to the officer (whose decision stays the
+    # engine's, with the basis beside it).
+    again = client.get(f"/v1/access-requests/{body['id']}", headers=lawyer.headers).get_json()
+    assert again["access"] == body["access"] and again["message"] == body["message"]
+    seen = client.get(f"/v1/access-requests/{body['id']}", headers=officer.headers).get_json()
+    assert seen["access"] == body["access"]
+    assert "access" not in seen["decision"]
+    assert seen["decision"]["consent_ids"] == [consent["id"]]
+
+    # No grant is made: the consent is what permits, so revoking it ends this access too.
+    assert client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"] == []
+    revoked = client.post(
+        f"/v1/consents/{consent['id']}/revoke",
+        json={"reason": "La Procuraduría dejó de representarla."},
+        headers=officer.headers,
+    )
+    assert revoked.status_code == 200
+    assert (
+        read(client, lawyer, pushed["record_id"], purpose="legal_representation").status_code == 403
+    )
+
+
+def test_a_provision_period_ends_the_access_before_the_consent_does(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    document = consent_document(CLINIC, purposes=["legal_representation"])
+    document["provision"][0]["period"] = {
+        "start": "2026-01-01T00:00:00-06:00",
+        "end": "2027-06-30T00:00:00-06:00",
+    }
+    record_consent(client, officer, pushed["child_id"], document)
+    body = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE).get_json()
+    assert body["status"] == "granted"
+    assert body["access"]["until"] == "2027-06-30T06:00:00+00:00"
+
+
+def test_a_request_asking_less_than_its_basis_keeps_its_own_end(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(CLINIC, purposes=["legal_representation"]),
+    )
+    body = ask(client, lawyer, pushed["child_id"], until="2027-02-01T00:00:00Z").get_json()
+    assert body["access"]["until"] == "2027-02-01T00:00:00+00:00"
+    assert "before the date asked for" not in body["message"]["en"]
+
+
+def test_a_request_covered_by_an_earlier_grant_ends_when_that_grant_does(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    first = ask(client, lawyer, pushed["child_id"]).get_json()
+    assert first["status"] == "pending"
+    grant_end = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
+    approved = client.post(
+        f"/v1/access-requests/{first['id']}/decision",
+        json={
+            "approve": True,
+            "reason": "Representación acreditada.",
+            "until": grant_end.isoformat(),
+        },
+        headers=officer.headers,
+    ).get_json()
+    grant_id = approved["grant_id"]
+    # The officer's answer tells the grant's own end, not the request's.
+    assert approved["access"] == {
+        "basis": "grant",
+        "grant_ids": [grant_id],
+        "until": grant_end.isoformat(),
+    }
+    assert (
+        grant_id in approved["message"]["en"]
+        and grant_end.isoformat() in (approved["message"]["es"])
+    )
+
+    second = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE).get_json()
+    assert second["status"] == "granted"
+    assert second["grant_id"] is None
+    assert second["access"] == {
+        "basis": "grant",
+        "grant_ids": [grant_id],
+        "until": grant_end.isoformat(),
+    }
+    assert grant_id in second["message"]["es"] and grant_id in second["message"]["en"]
+    assert [
+        g["id"] for g in client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"]
+    ] == [grant_id]
+
+
+def test_a_person_lists_the_grants_made_to_their_agency(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    clinic = add_agency(
+        app,
+        "mx.osc.defensoria",
+        scopes=("records:read", "access:request"),
+        kind="civil_society",
+    )
+    staff = add_person_client(
+        app, "lic-def-001", "mx.osc.defensoria", ["legal_representative"], LAWYER_SCOPES
+    )
+    asked = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "legal_representation",
+            "categories": ["identity"],
+            "until": until(),
+        },
+        headers=clinic.headers,
+    ).get_json()
+    approved = client.post(
+        f"/v1/access-requests/{asked['id']}/decision",
+        json={"approve": True, "reason": "Defensoría acreditada."},
+        headers=officer.headers,
+    ).get_json()
+    # The grant to the agency covers its lawyer, who reads under it and sees it listed.
+    response = read(client, staff, pushed["record_id"], purpose="legal_representation")
+    assert response.status_code == 200
+    assert response.get_json()["decision"]["grant_ids"] == [approved["grant_id"]]
+    listed = client.get("/v1/grants", headers=staff.headers).get_json()["grants"]
+    assert [g["id"] for g in listed] == [approved["grant_id"]]
+
+
+def test_the_demos_access_request_names_its_consent_and_real_end(app: Flask) -> None:
+    import json
+
+    from exchange.demo import seed_demo
+    from exchange.demo_consents import consent_example
+
+    with app.app_context():
+        hub = seed_demo(app)
+    assert hub.consent is not None
+    printed = consent_example("", hub.consent, "secret", hub.people)
+    [asking] = [line for line in printed if line.endswith("/v1/access-requests")]
+    token = asking.split("Bearer ", 1)[1].split('"', 1)[0]
+    body = json.loads(asking.split("-d '", 1)[1].split("'", 1)[0])
+    client = app.test_client()
+    answer = client.post(
+        "/v1/access-requests", json=body, headers={"Authorization": f"Bearer {token}"}
+    ).get_json()
+    assert answer["status"] == "granted"
+    assert answer["access"]["consent_ids"] == [hub.consent["consent_id"]]
+    # The consent runs a year (or to the 18th birthday); the month asked for ends first.
+    assert answer["access"]["until"] == answer["until"]
+    assert hub.consent["consent_id"] in answer["message"]["en"]

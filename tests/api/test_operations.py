@@ -55,6 +55,15 @@ def test_metrics_count_requests(client: FlaskClient) -> None:
     assert 'endpoint="ops.healthz"' in text
 
 
+def test_metrics_content_type_names_its_charset_once(client: FlaskClient) -> None:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    response = client.get("/metrics")
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    assert response.headers["Content-Type"].count("charset") == 1
+
+
 def test_openapi_is_a_valid_3_1_document(client: FlaskClient) -> None:
     document = client.get("/openapi.json").get_json()
     assert document["openapi"].startswith("3.1")

@@ -12,6 +12,7 @@ from consent.vocabulary import ACTOR_KINDS, ROLES
 from exchange import db
 from exchange.agencies import Agency
 from exchange.demo import DemoHub, demo_folder, people_example, register_demo_agencies, seed_demo
+from exchange.demo_consents import OVERRIDE_OFFICER, OVERRIDE_REVIEWER, override_example
 from exchange.demo_data import AGENCIES, PEOPLE
 from exchange.people import Person, allowed_scopes
 
@@ -38,12 +39,13 @@ def test_demo_data_is_consistent() -> None:
     for person in PEOPLE:
         assert person.agency_id in agencies
         assert set(person.scopes) <= allowed_scopes(person.roles)
-    by_role = {role: person.agency_id for person in PEOPLE for role in person.roles}
+    by_role = {(role, person.agency_id) for person in PEOPLE for role in person.roles}
     assert by_role == {
-        "legal_representative": "mx.chp.clinica-juridica",
-        "consent_officer": "mx.chp.procuraduria",
-        "override_officer": "mx.chp.procuraduria",
-        "auditor": "mx.fed.cndh",
+        ("legal_representative", "mx.chp.clinica-juridica"),
+        ("consent_officer", "mx.chp.procuraduria"),
+        ("consent_officer", "mx.fed.pfpnna"),  # reviews the Chiapas Procuraduría's overrides
+        ("override_officer", "mx.chp.procuraduria"),
+        ("auditor", "mx.fed.cndh"),
     }
 
 
@@ -100,3 +102,52 @@ def test_a_demo_seeded_before_people_gets_them_on_rerun(app: Flask) -> None:
     assert {k: v for k, v in hub.credentials.items() if k in credentials} == credentials
     stored = json.loads((folder / "credentials.json").read_text())
     assert stored["people"] == hub.people
+
+
+def test_a_demo_override_is_reviewed_by_the_pfpnna(app: Flask) -> None:
+    with app.app_context():
+        hub = seed_demo(app)
+    assert hub.consent is not None
+    client = app.test_client()
+
+    def bearer(person_id: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {hub.people[person_id]['token']}"}
+
+    # The body the demo prints is the one sent here.
+    printed = override_example("", hub.consent, hub.people)
+    [opening] = [line for line in printed if line.startswith("OVERRIDE=")]
+    body = json.loads(opening.split("-d '", 1)[1].split("'", 1)[0])
+    opened = client.post("/v1/overrides", json=body, headers=bearer(OVERRIDE_OFFICER))
+    assert opened.status_code == 201, opened.get_json()
+    review_url = f"/v1/overrides/{opened.get_json()['id']}/review"
+    review = {"upheld": True, "reason": "Urgencia acreditada por el albergue."}
+
+    # The opener's agency (the Chiapas Procuraduría) may not review it; the PFPNNA may.
+    refused = client.post(
+        review_url, json=review, headers=bearer("chp-procuraduria-consentimientos")
+    )
+    assert refused.status_code == 403
+    reviewed = client.post(review_url, json=review, headers=bearer(OVERRIDE_REVIEWER))
+    assert reviewed.status_code == 200, reviewed.get_json()
+    assert reviewed.get_json()["override"]["review"]["upheld"] is True
+
+
+def test_a_demo_seeded_before_the_pfpnna_officer_gets_them_on_rerun(app: Flask) -> None:
+    with app.app_context():
+        hub = seed_demo(app)
+    credentials_file = demo_folder(app) / "credentials.json"
+    earlier = json.loads(credentials_file.read_text())
+    del earlier["people"][OVERRIDE_REVIEWER]
+    credentials_file.write_text(json.dumps(earlier))
+    with db.database(app).sessions() as session:  # as an earlier demo left the database
+        session.delete(session.get(Person, OVERRIDE_REVIEWER))
+        session.commit()
+
+    with app.app_context():
+        again = seed_demo(app)
+    assert set(again.people) == {p.id for p in PEOPLE}
+    assert again.people[OVERRIDE_REVIEWER]["token"] != hub.people[OVERRIDE_REVIEWER]["token"]
+    assert {k: v for k, v in again.people.items() if k != OVERRIDE_REVIEWER} == {
+        k: v for k, v in hub.people.items() if k != OVERRIDE_REVIEWER
+    }
+    assert json.loads(credentials_file.read_text())["people"] == again.people

@@ -514,3 +514,81 @@ def test_a_revocation_withholds_queued_deliveries(hub: Hub) -> None:
             )
         ).all()
     assert denied and json.loads(denied[-1].entry)["reason_code"] == "delivery"
+
+
+def test_a_transfer_under_partial_consent_is_refused_as_a_whole_and_says_why(hub: Hub) -> None:
+    record_id = hub.push(consent=False)
+    narrow = json.loads(json.dumps(SHARING_CONSENT))
+    narrow["provision"][0]["data_category"] = ["identity"]
+    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
+    consent = hub.post(PROCURADURIA, f"/v1/children/{child_id}/consents", narrow).get_json()
+
+    refused = transfer(hub, record_id)
+    assert refused.status_code == 403
+    problem = refused.get_json()
+    assert problem["type"].endswith("/consent-denied")
+    missing = [
+        "contact_location",
+        "family",
+        "health",
+        "education",
+        "protection_concerns",
+        "legal_status",
+        "placement",
+        "best_interest",
+        "legal_representation",
+    ]
+    decision = problem["decision"]
+    # The transfer's verdict, not the engine's per-category permit: nothing may move.
+    assert decision["result"] == "deny"
+    assert decision["categories"] == []
+    assert decision["withheld"] == missing
+    assert decision["needs_every_category"] is True
+    assert decision["covered"] == ["identity"]
+    assert decision["basis"] == "consent"  # the consent's base decision withholds the rest
+    assert decision["consent_ids"] == [consent["id"]]
+    assert problem["withheld_categories"] == missing
+    assert "whole record" in problem["detail"]
+    assert "every data category" in problem["detail"]
+    assert "Health" in problem["detail"] and "Identity" in problem["detail"]
+    assert refused.headers["Puente-Decision"] == decision["id"]
+
+    # The audit entry says what the answer says.
+    entry = hub.audit(decision["id"])
+    assert entry["action"] == "record_transferred"
+    assert entry["outcome"] == "denied"
+    assert entry["decision"]["result"] == "deny"
+    assert entry["decision"]["basis"] == "consent"
+    assert "categories" not in entry["decision"]
+
+    spanish = hub.client.post(
+        f"/v1/records/{record_id}/transfers",
+        json={"to": CLINIC, "reason": "La familia se trasladó."},
+        headers={**hub.headers(OWNER), "Accept-Language": "es"},
+    ).get_json()
+    assert "todo el expediente" in spanish["detail"]
+    assert "cada categoría" in spanish["detail"]
+    assert "Salud" in spanish["detail"]
+    with db.database(hub.app).sessions() as session:
+        assert session.scalars(select(RecordShare)).all() == []
+
+
+def test_accepting_a_transfer_after_consent_narrowed_is_refused_as_a_whole(hub: Hub) -> None:
+    record_id = hub.push()
+    share = transfer(hub, record_id).get_json()
+    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
+    # The Procuraduría now forbids moving the child's health data anywhere.
+    restriction = json.loads(json.dumps(SHARING_CONSENT))
+    restriction["provision"] = [{"decision": "deny", "data_category": ["health"]}]
+    assert (
+        hub.post(PROCURADURIA, f"/v1/children/{child_id}/consents", restriction).status_code == 201
+    )
+    refused = hub.post(CLINIC, f"/v1/transfers/{share['id']}/accept")
+    assert refused.status_code == 403
+    decision = refused.get_json()["decision"]
+    assert decision["result"] == "deny"
+    assert decision["withheld"] == ["health"]
+    assert "health" not in decision["covered"] and "identity" in decision["covered"]
+    assert "Health" in refused.get_json()["detail"]
+    assert hub.audit(decision["id"])["decision"]["result"] == "deny"
+    assert hub.owner_of(record_id) == OWNER

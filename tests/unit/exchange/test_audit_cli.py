@@ -72,6 +72,27 @@ def _export(tmp_path: Path) -> Path:
     return out
 
 
+def test_export_summary_speaks_the_language_asked_for(hub: Flask, tmp_path: Path) -> None:
+    spanish = _run("audit", "export", "--out", str(tmp_path / "es"), "--lang", "es")
+    assert spanish.exit_code == 0, spanish.output
+    assert spanish.stdout.startswith(
+        f"100 entradas y 2 puntos de control exportados a {tmp_path / 'es'} "
+        "(último punto de control: "
+    )
+    english = _run("audit", "export", "--out", str(tmp_path / "en"), "--lang", "en")
+    assert english.stdout.startswith(
+        f"100 entries and 2 checkpoints exported to {tmp_path / 'en'} (latest checkpoint: "
+    )
+
+
+def test_verify_usage_errors_speak_the_language_asked_for() -> None:
+    spanish = _run("audit", "verify", "--lang", "es")
+    assert spanish.exit_code == 64
+    assert "indique exactamente uno de --full CARPETA y --proof ARCHIVO" in spanish.output
+    english = _run("audit", "verify", "--lang", "en")
+    assert "give exactly one of --full DIR and --proof FILE" in english.output
+
+
 def _api(app: Flask, path: str, **headers: str) -> str:
     with app.app_context():
         session = db.database(app).sessions()

@@ -251,7 +251,12 @@ def test_kind_is_required_checked_and_shown(hub: Path) -> None:
     assert "foreign_authority: Autoridad extranjera" in spanish.output
     # A foreign authority needs its country; nobody else has one.
     foreign = [*plain, "--kind", "foreign_authority", "--secret"]
-    refused(run("agency", "add", "gt.consulado", *foreign), "needs the country")
+    without_country = run("agency", "add", "gt.consulado", *foreign, "--lang", "en")
+    refused(without_country, "needs the country it acts for (--country)")
+    assert "None" not in without_country.output
+    sin_pais = run("agency", "add", "gt.consulado", *foreign, "--lang", "es")
+    refused(sin_pais, "necesita el país para el que actúa (--country)")
+    assert "None" not in sin_pais.output
     refused(run("agency", "add", "gt.consulado", *foreign, "--country", "MX"), "other than MX")
     refused(
         run("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--country", "GT", "--secret"),

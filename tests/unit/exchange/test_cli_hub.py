@@ -42,12 +42,47 @@ def test_init_creates_keys_and_schema_and_is_idempotent(hub_env: Path) -> None:
 
 def test_db_upgrade_and_current(hub_env: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(main, ["db", "upgrade"])
+    result = runner.invoke(main, ["db", "upgrade", "--lang", "en"])
     assert result.exit_code == 0, result.output
-    current = runner.invoke(main, ["db", "current"])
+    current = runner.invoke(main, ["db", "current", "--lang", "en"])
     revision = current.output.split()[1]
     assert revision != "None"
     assert current.output.split()[3] == revision
+    assert result.output == f"database at revision {revision}\n"
+    en_espanol = runner.invoke(main, ["db", "current", "--lang", "es"])
+    assert en_espanol.output == f"actual: {revision}  más reciente: {revision}\n"
+    upgraded = runner.invoke(main, ["db", "upgrade", "--lang", "es"])
+    assert upgraded.output == f"base de datos en la revisión {revision}\n"
+
+
+def test_init_speaks_the_language_asked_for(hub_env: Path) -> None:
+    runner = CliRunner()
+    spanish = runner.invoke(main, ["init", "--lang", "es"])
+    assert spanish.exit_code == 0, spanish.output
+    assert f"listo en {hub_env}" in spanish.output
+    assert "  base de datos: sqlite" in spanish.output
+    assert "  llave nueva: " in spanish.output
+    assert "  llave del registro: mx.local.puente/audit+" in spanish.output
+    assert "database:" not in spanish.output and "log key:" not in spanish.output
+    english = runner.invoke(main, ["init"], env={"PUENTE_LANG": "en"})
+    assert f"ready in {hub_env}" in english.output
+    assert "  database: sqlite" in english.output
+    assert "  log key: mx.local.puente/audit+" in english.output
+
+
+def test_keys_generate_speaks_the_language_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    spanish = runner.invoke(main, ["keys", "generate", "--name", "es"], env={"PUENTE_LANG": "es"})
+    assert spanish.exit_code == 0, spanish.output
+    assert "llave privada (guárdela en secreto): es.key" in spanish.output
+    assert "llave pública: es.pub y es.jwk" in spanish.output
+    assert "keep secret" not in spanish.output
+    english = runner.invoke(main, ["keys", "generate", "--name", "en", "--lang", "en"])
+    assert "private key (keep secret): en.key" in english.output
+    assert "public key: en.pub and en.jwk" in english.output
 
 
 def test_key_from_environment_is_used(hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +95,60 @@ def test_key_from_environment_is_used(hub_env: Path, monkeypatch: pytest.MonkeyP
     answer = json.loads(result.output)
     assert answer["log_vkey"] == vkey
     assert not (hub_env / "keys" / "log.key").exists()
+
+
+@pytest.fixture
+def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
+    """What ``puente serve``/``demo`` would exec (argv, environment), instead of gunicorn."""
+    calls: list[tuple[list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execvpe", lambda _file, argv, env: calls.append((argv, env)))
+    monkeypatch.delenv("PUENTE_ACCESS_LOG", raising=False)
+    monkeypatch.delenv("PUENTE_BIND", raising=False)
+    return calls
+
+
+def test_serve_passes_bind_and_instance_to_gunicorn(
+    hub_env: Path, exec_calls: list[tuple[list[str], dict[str, str]]]
+) -> None:
+    result = CliRunner().invoke(main, ["serve", "--bind", "127.0.0.1:8765"])
+    assert result.exit_code == 0, result.output
+    [(argv, env)] = exec_calls
+    assert argv[-3:] == ["-c", "python:exchange.serving", "exchange:create_app()"]
+    assert env["PUENTE_BIND"] == "127.0.0.1:8765"
+    assert env["PUENTE_INSTANCE_PATH"] == str(hub_env)
+    assert "PUENTE_ACCESS_LOG" not in env  # serving.py's default: stderr
+
+
+def test_serve_reads_bind_from_the_environment(
+    hub_env: Path,
+    exec_calls: list[tuple[list[str], dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUENTE_BIND", "127.0.0.1:8766")
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 0, result.output
+    assert exec_calls[0][1]["PUENTE_BIND"] == "127.0.0.1:8766"
+
+
+def test_demo_writes_the_access_log_to_the_instance_folder(
+    hub_env: Path, exec_calls: list[tuple[list[str], dict[str, str]]]
+) -> None:
+    result = CliRunner().invoke(main, ["demo", "--bind", "127.0.0.1:8765"])
+    assert result.exit_code == 0, result.output
+    [(_argv, env)] = exec_calls
+    access_log = str(hub_env / "access.log")
+    assert env["PUENTE_ACCESS_LOG"] == access_log
+    assert f"registro de accesos / access log:         {access_log}" in result.output
+    assert "http://127.0.0.1:8765/openapi.json" in result.output
+
+
+def test_the_environment_overrides_the_demo_access_log(
+    hub_env: Path,
+    exec_calls: list[tuple[list[str], dict[str, str]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUENTE_ACCESS_LOG", "-")
+    result = CliRunner().invoke(main, ["demo", "--bind", "127.0.0.1:8765"])
+    assert result.exit_code == 0, result.output
+    assert exec_calls[0][1]["PUENTE_ACCESS_LOG"] == "-"
+    assert "registro de accesos / access log:         stderr" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from exchange import create_app, db
 from exchange.agencies import Agency
 from exchange.cli import main
+from exchange.cli.hub import puente_command
 from exchange.demo_data import AGENCIES, demo_records
 from exchange.records import Record
 from schemas.envelope import validate_envelope
@@ -42,6 +44,26 @@ def test_every_demo_record_is_valid_and_fictitious() -> None:
     assert len(set(local_ids)) == len(local_ids)
 
 
+def printed_commands(output: str) -> list[str]:
+    """The shell commands among what ``puente demo`` prints (tests/e2e runs them)."""
+    starts = re.compile(r"(curl |[A-Z]+=\$\(curl |\S*puente validate )")
+    return [line.strip() for line in output.splitlines() if starts.match(line.strip())]
+
+
+def assert_commands_are_complete(output: str) -> None:
+    """No placeholder to fill in: every variable a command uses, an earlier one sets."""
+    commands = printed_commands(output)
+    assert len(commands) >= 14
+    defined: set[str] = set()
+    for command in commands:
+        assert not re.search(r"RECORD_ID|\bFILE\b|Bearer PAT\b", command), command
+        used = set(re.findall(r"\$([A-Z]+)\b", command.split("=$(", 1)[-1]))
+        assert used <= defined, command
+        if match := re.match(r"([A-Z]+)=\$\(", command):
+            defined.add(match.group(1))
+    assert any(c.startswith(f"{puente_command()} validate /") for c in commands)
+
+
 def test_demo_seeds_once_and_prints_a_working_example(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -56,6 +78,12 @@ def test_demo_seeds_once_and_prints_a_working_example(
     secrets = json.loads(credentials.read_text())
     assert set(secrets) == {agency.id for agency in AGENCIES} | {"people"}
     assert secrets["mx.chp.dif"] in first.output
+    assert_commands_are_complete(first.output)
+    pfpnna = secrets["people"]["pfpnna-consentimientos"]
+    assert f"pfpnna-consentimientos (consent_officer, mx.fed.pfpnna): {pfpnna['token']}" in (
+        first.output
+    )
+    assert f"Bearer {pfpnna['token']}" in first.output  # the override review
 
     again = runner.invoke(main, ["demo", "--no-serve"])
     assert again.exit_code == 0, again.output

@@ -1,0 +1,128 @@
+"""Gunicorn's settings for ``puente serve`` (``exchange.serving``) and the public URL default.
+
+Both are read once, when gunicorn (or the app) imports them with the environment
+``puente serve`` sets, so each is checked in a fresh interpreter with that environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+
+from exchange.config import public_url_for_bind
+from exchange.serving import JsonLogger, control_socket_path
+
+
+def run_python(code: str, **environment: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
+    env.update(environment)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def gunicorn_settings(instance: Path) -> dict[str, object]:
+    """``exchange.serving`` as gunicorn reads it: every name that is a gunicorn setting."""
+    code = (
+        "import json, exchange.serving as s; from gunicorn.config import Config; "
+        "names = Config().settings; "
+        "print(json.dumps({k: v for k, v in vars(s).items() if k in names}, default=str))"
+    )
+    loaded: dict[str, object] = json.loads(run_python(code, PUENTE_INSTANCE_PATH=str(instance)))
+    return loaded
+
+
+def test_the_control_socket_is_in_the_instance_folder(tmp_path: Path) -> None:
+    # Gunicorn ignores names in a config module that are not its settings: these must be.
+    assert {"control_socket", "control_socket_disable"} <= set(Config().settings)
+    settings = gunicorn_settings(tmp_path / "instance")
+    assert settings["control_socket"] == str(tmp_path / "instance" / "gunicorn.ctl")
+    assert settings["control_socket_disable"] is False
+    other = gunicorn_settings(tmp_path / "other")
+    assert other["control_socket"] != settings["control_socket"]  # two hubs, two sockets
+
+
+def test_no_control_socket_when_its_path_is_too_long(tmp_path: Path) -> None:
+    deep = tmp_path / ("x" * 120)
+    assert control_socket_path(deep) is None
+    settings = gunicorn_settings(deep)
+    assert settings["control_socket_disable"] is True
+
+
+def detach(logger: JsonLogger) -> None:
+    """Take gunicorn's handlers off the process-wide ``gunicorn.*`` loggers again."""
+    for log in (logger.access_log, logger.error_log):
+        for handler in list(log.handlers):
+            if getattr(handler, "_gunicorn", False):
+                log.removeHandler(handler)
+                handler.close()
+
+
+def test_access_log_dash_is_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    config = Config()
+    config.set("accesslog", "-")
+    logger = JsonLogger(config)
+    try:
+        response = SimpleNamespace(status="200 OK", headers=[("X-Request-Id", "r-1")], sent=2)
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz", "REMOTE_ADDR": "127.0.0.1"}
+        logger.access(response, None, environ, timedelta(milliseconds=3))
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        entry = json.loads(captured.err.strip().splitlines()[-1])
+        assert (entry["path"], entry["status"], entry["request_id"]) == ("/healthz", 200, "r-1")
+    finally:
+        detach(logger)
+
+
+def test_access_log_to_a_file_stays_a_file(tmp_path: Path) -> None:
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = JsonLogger(config)
+    handlers = [h for h in logger.access_log.handlers if getattr(h, "_gunicorn", False)]
+    try:
+        assert [type(h) for h in handlers] == [logging.FileHandler]
+    finally:
+        detach(logger)
+
+
+@pytest.mark.parametrize(
+    ("bind", "url"),
+    [
+        ("127.0.0.1:8765", "http://127.0.0.1:8765"),
+        ("0.0.0.0:9000", "http://0.0.0.0:9000"),
+        ("[::1]:8765", "http://[::1]:8765"),
+        ("localhost", "http://localhost:8000"),
+        ("unix:/run/puente.sock", "http://127.0.0.1:8000"),
+    ],
+)
+def test_public_url_follows_the_bind_address(bind: str, url: str) -> None:
+    assert public_url_for_bind(bind) == url
+
+
+def test_the_app_takes_its_public_url_from_the_bind_address_unless_set(tmp_path: Path) -> None:
+    code = "from exchange import create_app; print(create_app().config['PUBLIC_URL'])"
+    instance = str(tmp_path / "instance")
+    assert run_python(code, PUENTE_INSTANCE_PATH=instance) == "http://127.0.0.1:8000"
+    bound = run_python(code, PUENTE_INSTANCE_PATH=instance, PUENTE_BIND="127.0.0.1:8765")
+    assert bound == "http://127.0.0.1:8765"
+    (tmp_path / "instance").mkdir(exist_ok=True)
+    (tmp_path / "instance" / "puente.cfg").write_text('PUBLIC_URL = "https://cfg.example.org"\n')
+    from_file = run_python(code, PUENTE_INSTANCE_PATH=instance, PUENTE_BIND="127.0.0.1:8765")
+    assert from_file == "https://cfg.example.org"
+    explicit = run_python(
+        code,
+        PUENTE_INSTANCE_PATH=instance,
+        PUENTE_BIND="127.0.0.1:8765",
+        PUENTE_PUBLIC_URL="https://puente.example.org",
+    )
+    assert explicit == "https://puente.example.org"
