@@ -68,5 +68,12 @@ def covered_access(
         ids = sorted({ref for code, ref in basis if code == step and ref is not None})
         if ids:
             access[key] = ids
-    access["until"] = ends.isoformat()
+    majority = child.facts.eighteenth_birthday
+    if majority is not None and ends == majority:
+        # Ending at the 18th birthday would tell the requester the child's date of birth,
+        # which the request may not cover: say only that it lasts while the child is a minor.
+        access["until"] = None
+        access["ends_at_majority"] = True
+    else:
+        access["until"] = ends.isoformat()
     return access

@@ -3,6 +3,7 @@ decisions, through the API, each checked against the audit entry it wrote."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -739,3 +740,20 @@ def test_the_demos_access_request_names_its_consent_and_real_end(app: Flask) -> 
     # The consent runs a year (or to the 18th birthday); the month asked for ends first.
     assert answer["access"]["until"] == answer["until"]
     assert hub.consent["consent_id"] in answer["message"]["en"]
+
+
+def test_an_access_lasting_to_the_18th_birthday_does_not_reveal_the_date_of_birth(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # A consent with no end of its own lapses at the 18th birthday (2030-05-10 here); saying
+    # so would tell a requester who asked only for legal data when the child was born.
+    document = consent_document(CLINIC, purposes=["legal_representation"])
+    del document["period"]["end"]
+    record_consent(client, officer, pushed["child_id"], document)
+    body = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE).get_json()
+    assert body["status"] == "granted"
+    assert body["access"]["until"] is None
+    assert body["access"]["ends_at_majority"] is True
+    assert "2030" not in json.dumps(body)
+    assert "menor de edad" in body["message"]["es"]
+    assert "while the child is a minor" in body["message"]["en"]
