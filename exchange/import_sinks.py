@@ -69,11 +69,14 @@ class DirectSink:
         from exchange.record_push import Pusher, push_flags
         from schemas.registry import default_registry
 
-        self.session = database(app).sessions()
+        # A long single writer: WAL checkpoints from a thread overlap with reading the file.
+        self.database = database(app)
+        self.database.checkpoint_in_background()
+        self.session = self.database.sessions()
         flags = push_flags(self.session, agency_id)
         self.session.commit()
         if flags is None or not flags[0]:
-            self.session.close()
+            self.close()
             raise ImportRefused(
                 f"no existe la institución activa «{agency_id}» en este nodo",
                 f"there is no active agency '{agency_id}' on this hub",
@@ -93,6 +96,8 @@ class DirectSink:
 
     def close(self) -> None:
         self.session.close()
+        if self.database.checkpointer is not None:
+            self.database.checkpointer.stop()
 
     def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
         try:

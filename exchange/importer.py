@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from typing import IO, Any, Protocol
 
 from adapters.base import Adapter, Item, Problem, RejectsWriter, problems_as_json
+from exchange.batch_collections import batch_collections, collect_young
 from exchange.hub_client import HubError
 
 #: Tries of one batch against a hub that answers 5xx, 429 or not at all; then the rest of the
@@ -180,16 +181,18 @@ def pushed_and_rejected(
     """
     window: list[Item] = []
     good = 0
-    for item in items:
-        summary.read += 1
-        window.append(item)
-        good += item.ok
-        if good >= batch or len(window) >= WINDOW_FACTOR * batch:
-            yield from _send(window, sink, summary)
-            progress(summary)
-            window, good = [], 0
-    yield from _send(window, sink, summary)
-    progress(summary)
+    with batch_collections():
+        for item in items:
+            summary.read += 1
+            window.append(item)
+            good += item.ok
+            if good >= batch or len(window) >= WINDOW_FACTOR * batch:
+                yield from _send(window, sink, summary)
+                progress(summary)
+                window, good = [], 0
+                collect_young()
+        yield from _send(window, sink, summary)
+        progress(summary)
 
 
 def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Iterator[Item]:

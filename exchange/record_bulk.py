@@ -17,13 +17,12 @@ answers ``unchanged``, so sending a whole file again stores nothing twice.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from exchange.batch_collections import batch_collections, collect_young
 from exchange.record_push import (
     Pusher,
     PushItem,
@@ -98,29 +97,6 @@ def push_lines(
                 pending, items, size = [], 0, 0
                 collect_young()
         yield from _flush(pusher, pending)
-
-
-@contextlib.contextmanager
-def batch_collections() -> Iterator[None]:
-    """Garbage collection once per batch instead of whenever allocations pile up.
-
-    A batch holds a few hundred parsed documents (~300 objects each) until it is stored, so
-    the collector's automatic runs kept finding survivors, promoting them and then walking the
-    whole heap in full collections: about a quarter of a bulk push's CPU. Paused, memory is
-    still freed by reference counting as usual; :func:`collect_young` after each batch frees
-    the few reference cycles a batch leaves (young generations only: the batch's survivors).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def collect_young() -> None:
-    gc.collect(1)  # ~0.1 ms after a batch of 500
 
 
 def too_many_lines(number: int, max_lines: int) -> PushResult:

@@ -7,8 +7,9 @@ lock (exchange/write_turns.py), so every other push waited for that copy and ``f
 0.4 ms of each push on average, and the p99. A serving process instead runs a PASSIVE
 checkpoint every ``interval`` seconds from a thread of its own (it never blocks writers or
 readers, and does nothing when the WAL is already copied), and its request connections only
-checkpoint themselves past a much larger WAL, as a safety net. Command-line processes (an
-import, a migration) keep SQLite's default: no thread runs there.
+checkpoint themselves past a much larger WAL, as a safety net. A direct ``puente import`` does
+the same (its copies and syncs then overlap with reading the file); other command-line
+processes keep SQLite's default.
 """
 
 from __future__ import annotations

@@ -50,3 +50,26 @@ def test_a_collector_turned_off_elsewhere_stays_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_import_reads_and_sends_its_batches_with_the_collector_paused() -> None:
+    from adapters.base import Item
+    from exchange.importer import ImportSummary, Outcome, pushed_and_rejected
+
+    seen: list[bool] = []
+
+    class Sink:
+        def push(self, documents: list[Any]) -> list[Outcome]:
+            seen.append(gc.isenabled())
+            return [Outcome("stored") for _ in documents]
+
+    def items() -> Iterator[Item]:
+        for number in range(1, 1_201):
+            seen.append(gc.isenabled())
+            yield Item(str(number), document={"local_id": str(number)})
+
+    summary = ImportSummary("test", "file", "mx.chp.dif", "direct")
+    left = list(pushed_and_rejected(items(), Sink(), summary, batch=500))  # type: ignore[arg-type]
+    assert left == [] and summary.stored == 1_200
+    assert len(seen) == 1_203 and not any(seen)
+    assert gc.isenabled()
