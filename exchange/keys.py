@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, current_app
 
+from audit.cosignature import CosignatureSigner, generate_cosigner_key
+from audit.errors import KeyFormatError
+from audit.keys import ED25519_KEY_TYPE, decode_private_key
 from audit.note import Signer, generate_signer_key
 from exchange.config import resolve_instance_file
 
@@ -19,7 +23,7 @@ from exchange.config import resolve_instance_file
 @dataclass(frozen=True)
 class HubKeys:
     log: Signer | None
-    witness: Signer | None
+    witness: CosignatureSigner | None
     problems: tuple[str, ...] = ()
 
     @property
@@ -43,7 +47,21 @@ def key_paths(app: Flask) -> dict[str, Path]:
     }
 
 
-def _load(app: Flask, role: str, path: Path) -> tuple[Signer | None, str | None]:
+def witness_signer(text: str) -> CosignatureSigner:
+    """The witness key: a C2SP tlog-cosignature (cosignature/v1, type 0x04) key. A key written
+    as a plain Ed25519 signed-note key (type 0x01, as hubs created before 2026-11-23 did) is
+    read as the same seed used for cosignatures, so its published vkey becomes type 0x04."""
+    try:
+        return CosignatureSigner.from_private_key(text)
+    except KeyFormatError:
+        name, _key_id, seed = decode_private_key(text, ED25519_KEY_TYPE)
+        return CosignatureSigner(name, seed)
+
+
+_PARSERS = {"log": Signer.from_private_key, "witness": witness_signer}
+
+
+def _load(app: Flask, role: str, path: Path) -> tuple[Any, str | None]:
     text = app.config.get(f"AUDIT_{role.upper()}_KEY")
     source = f"PUENTE_AUDIT_{role.upper()}_KEY"
     if not text:
@@ -52,7 +70,7 @@ def _load(app: Flask, role: str, path: Path) -> tuple[Signer | None, str | None]
         text = path.read_text(encoding="ascii").strip()
         source = str(path)
     try:
-        return Signer.from_private_key(text), None
+        return _PARSERS[role](text), None
     except Exception as error:  # noqa: BLE001 - a bad key must not stop the hub from starting
         return None, f"{role} key from {source} is not a valid signed-note key: {error}"
 
@@ -80,7 +98,8 @@ def ensure_hub_keys(app: Flask) -> list[Path]:
     for role, path in key_paths(app).items():
         if app.config.get(f"AUDIT_{role.upper()}_KEY") or path.exists():
             continue
-        private_key, _vkey = generate_signer_key(names[role])
+        generate = generate_cosigner_key if role == "witness" else generate_signer_key
+        private_key, _vkey = generate(names[role])
         write_private_key(path, private_key)
         created.append(path)
     app.extensions["puente.keys"] = load_keys(app)
