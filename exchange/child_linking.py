@@ -5,9 +5,10 @@ For each record, in order: the ``child_id`` the agency sent (must exist; a merge
 resolves to the child it was merged into), the agency's earlier link for this local id, the
 child a CURP or UNHCR individual number of the record already names, else a new child. An
 identifier that names another child than the one chosen stays where it is and leaves a
-"conflict" suggestion for a person (never a silent merge). UNHCR/COMAR case numbers are kept
-for search only. The record's identity profile and name keys are kept current
-(:mod:`exchange.child_matching`): identity-category data only, no case content.
+"conflict" suggestion for a person (never a silent merge). The child's other identifiers
+(UNHCR/COMAR case numbers, documents, the child's own agency-local ids) are kept for search
+only (:data:`SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile and name keys are
+kept current (:mod:`exchange.child_matching`): identity-category data only, no case content.
 
 Cost: a batch reads the links of all its identifiers in one query per identifier kind and
 the profiles of its known local ids in another, then writes with one ``executemany`` per
@@ -72,10 +73,45 @@ def child_part(document: Mapping[str, Any]) -> Mapping[str, Any]:
     return child if isinstance(child, Mapping) else document
 
 
-def identifiers_in(child: Mapping[str, Any]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(personal identifiers as (stored kind, value), case numbers as (type, value))."""
+#: Identifier types of ``child/1`` kept for search only: they never decide which child a record
+#: is about (case numbers cover families; documents and the child's agency-local ids are the
+#: record's statement, which nothing checks names one child). Stored as ``child_case_number``
+#: rows of that kind, so a search finds every child a record says carries the value.
+SEARCH_ONLY_IDENTIFIER_TYPES = CASE_NUMBER_KINDS | frozenset(
+    {
+        "inm_file",
+        "passport",
+        "birth_certificate",
+        "national_id",
+        "migration_document",
+        "agency_local",
+        "other",
+    }
+)
+#: ``child_case_number.value`` holds at most this many characters.
+STORED_VALUE_LENGTH = 200
+
+
+def scoped_value(scope: str, value: str) -> str:
+    """How a child's agency-local identifier is stored for search: ``"<agency> <VALUE>"``.
+
+    ``child_case_number`` has no scope column, and an agency-local value means something only
+    at the agency that issued it, so the agency goes into the stored value (agency ids and
+    normalised values hold no spaces: the pair cannot be read two ways).
+    """
+    return f"{scope} {value}"
+
+
+def identifiers_in(
+    child: Mapping[str, Any], *, agency_id: str
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(personal identifiers as (stored kind, value), search-only ones as (type, value)).
+
+    A child's ``agency_local`` identifier is scoped to the agency that issued it: its
+    ``issuer_agency``, else ``agency_id`` (the agency pushing the record).
+    """
     personal: list[tuple[str, str]] = []
-    cases: list[tuple[str, str]] = []
+    searchable: list[tuple[str, str]] = []
     items = child.get("identifiers")
     for item in items if isinstance(items, list) else ():
         if not isinstance(item, Mapping) or not isinstance(item.get("value"), str):
@@ -87,9 +123,14 @@ def identifiers_in(child: Mapping[str, Any]) -> tuple[list[tuple[str, str]], lis
             pair = (PERSONAL_IDENTIFIER_KINDS[kind], value)
             if pair not in personal:
                 personal.append(pair)
-        elif kind in CASE_NUMBER_KINDS and (kind, value) not in cases:
-            cases.append((kind, value))
-    return personal, cases
+        elif kind in SEARCH_ONLY_IDENTIFIER_TYPES:
+            if kind == "agency_local":
+                issuer = item.get("issuer_agency")
+                value = scoped_value(issuer if isinstance(issuer, str) else agency_id, value)
+            pair = (kind, value)
+            if len(value) <= STORED_VALUE_LENGTH and pair not in searchable:
+                searchable.append(pair)
+    return personal, searchable
 
 
 def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
@@ -226,7 +267,7 @@ def link_children(
     lookups: set[Lookup] = set()
     for request in requests:
         child = child_part(request.document)
-        personal, cases = identifiers_in(child)
+        personal, cases = identifiers_in(child, agency_id=agency_id)
         parsed.append((request, child, personal, cases))
         lookups.add(("agency_local", agency_id, request.local_id))
         lookups.update((kind, "", value) for kind, value in personal)

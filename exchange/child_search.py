@@ -5,8 +5,10 @@ caller then reads records under the normal rules.
 
 How it stays fast with 100,000 children and more (no scan of every child):
 
-* an identifier search is one lookup in the unique index of ``child_identifier``
-  (kind, scope, value) or in ``ix_child_case_number_lookup`` (kind, value);
+* an identifier search is a lookup or two in the unique index of ``child_identifier``
+  (kind, scope, value) and in ``ix_child_case_number_lookup`` (kind, value) — the latter holds
+  the identifiers linking keeps for search only (case numbers, documents, the child's own
+  agency-local ids, see :data:`exchange.child_linking.SEARCH_ONLY_IDENTIFIER_TYPES`);
 * a name search turns the query's name tokens into sound keys (``g:`` given names, ``s:``
   surnames, see :func:`exchange.child_matching.query_keys`) and reads the matching rows of
   ``child_name_key`` through the covering index ``ix_child_name_key_lookup`` (key,
@@ -30,6 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from exchange.child_linking import SEARCH_ONLY_IDENTIFIER_TYPES, scoped_value
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -51,10 +54,36 @@ MAX_CANDIDATES = 20
 #: Profiles scored per name search (those sharing the most name keys with the query, then
 #: those born closest to it).
 CANDIDATE_POOL = 200
-#: Case numbers may cover several children of a family: a match says "of this case".
+#: Identifiers kept for search only (case numbers, which may cover several children of a
+#: family, and documents a record states but nothing checks): a match says "of this case" or
+#: "a record says so", not "this child".
 CASE_NUMBER_SCORE = 0.9
-#: Search kinds -> what they look up.
-IDENTIFIER_SEARCH_KINDS = ("curp", "unhcr", "comar", "agency_local")
+#: The identifier types of a case record (``child.identifiers[].type``), as a search takes them.
+RECORD_IDENTIFIER_TYPES = (
+    "curp",
+    "unhcr_individual",
+    "unhcr_case",
+    "comar_case",
+    "inm_file",
+    "passport",
+    "birth_certificate",
+    "national_id",
+    "migration_document",
+    "agency_local",
+    "other",
+)
+#: The older short kinds, still taken: ``unhcr`` is an individual or a case number, ``comar``
+#: a case number.
+LEGACY_IDENTIFIER_KINDS = ("unhcr", "comar")
+IDENTIFIER_SEARCH_KINDS = RECORD_IDENTIFIER_TYPES + LEGACY_IDENTIFIER_KINDS
+#: Search type -> the ``child_identifier`` kind that links one child by it.
+_LINKING_KINDS = {"curp": "curp", "unhcr_individual": "unhcr", "unhcr": "unhcr"}
+#: Search type -> the search-only kinds stored for it (``agency_local`` is handled apart).
+_SEARCH_ONLY_KINDS = {
+    **{kind: (kind,) for kind in SEARCH_ONLY_IDENTIFIER_TYPES - {"agency_local"}},
+    "unhcr": ("unhcr_case",),
+    "comar": ("comar_case",),
+}
 
 
 @dataclass(frozen=True)
@@ -107,31 +136,50 @@ def _ranked(candidates: Iterable[Candidate], limit: int) -> list[Candidate]:
 def search_by_identifier(
     session: Session, kind: str, value: str, *, agency_id: str | None
 ) -> list[Candidate]:
-    """``curp``, ``unhcr`` (individual number, or a case number: every child of the case),
-    ``comar`` (case number) or ``agency_local`` (the caller's own local ids only)."""
+    """Children carrying the identifier ``value`` of type ``kind`` (one of
+    :data:`IDENTIFIER_SEARCH_KINDS`).
+
+    ``curp`` and ``unhcr_individual`` find the child they link to (score 1); ``unhcr`` also
+    every child of a UNHCR case number. Search-only types (case numbers, documents) find every
+    child a record states it for (:data:`CASE_NUMBER_SCORE`). ``agency_local`` finds, for the
+    calling agency only, the child of its record with that local id and every child whose
+    record carries that agency-local identifier issued by the caller (score 1): another
+    agency's local values never match.
+    """
     found: list[Candidate] = []
+    normalized = normalize_identifier(value)
     if kind == "agency_local":
         if agency_id is not None:
             child_id = find_by_identifier(session, "agency_local", value.strip(), agency_id)
             if child_id:
                 found.append(Candidate(child_id, 1.0, ("agency_local",)))
-    elif kind in ("curp", "unhcr"):
-        child_id = find_by_identifier(session, kind, normalize_identifier(value))
+            stated = _stated_children(session, "agency_local", scoped_value(agency_id, normalized))
+            found.extend(Candidate(child_id, 1.0, ("agency_local",)) for child_id in stated)
+    elif kind in _LINKING_KINDS:
+        linking_kind = _LINKING_KINDS[kind]
+        child_id = find_by_identifier(session, linking_kind, normalized)
         if child_id:
-            found.append(Candidate(child_id, 1.0, (kind,)))
-    if kind in ("unhcr", "comar"):
-        case_kind = f"{kind}_case"
-        rows = session.scalars(
-            select(ChildCaseNumber.child_id).where(
-                ChildCaseNumber.kind == case_kind,
-                ChildCaseNumber.value == normalize_identifier(value),
-            )
+            found.append(Candidate(child_id, 1.0, (linking_kind,)))
+    for stored_kind in _SEARCH_ONLY_KINDS.get(kind, ()):
+        found.extend(
+            Candidate(child_id, CASE_NUMBER_SCORE, (stored_kind,))
+            for child_id in _stated_children(session, stored_kind, normalized)
         )
-        found.extend(Candidate(child_id, CASE_NUMBER_SCORE, (case_kind,)) for child_id in rows)
     resolved = (
         Candidate(resolve_child_id(session, c.child_id), c.score, c.matched_on) for c in found
     )
     return _ranked(resolved, MAX_CANDIDATES)
+
+
+def _stated_children(session: Session, kind: str, value: str) -> list[str]:
+    """Children a record states the search-only identifier for (``ix_child_case_number_lookup``)."""
+    return list(
+        session.scalars(
+            select(ChildCaseNumber.child_id).where(
+                ChildCaseNumber.kind == kind, ChildCaseNumber.value == value
+            )
+        )
+    )
 
 
 def search_by_profile(

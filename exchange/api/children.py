@@ -58,12 +58,20 @@ SEARCH_REQUEST_SCHEMA: dict[str, Any] = {
     "required": ["purpose"],
     "properties": {
         "purpose": {"$ref": COMMON + "purpose", "x-title": {"es": "Finalidad", "en": "Purpose"}},
+        # Field names as in the case record (child.identifiers[], child.names); "kind",
+        # "given" and "family" are the older names, still taken (see IDENTIFIER_TYPE_FIELDS,
+        # NAME_FIELD_ALIASES).
         "identifier": {
             "x-title": {"es": "Identificador", "en": "Identifier"},
             "type": "object",
             "additionalProperties": False,
-            "required": ["kind", "value"],
+            "required": ["value"],
             "properties": {
+                "type": {
+                    "x-title": {"es": "Tipo de identificador", "en": "Identifier type"},
+                    "type": "string",
+                    "enum": list(IDENTIFIER_SEARCH_KINDS),
+                },
                 "kind": {
                     "x-title": {"es": "Tipo de identificador", "en": "Identifier kind"},
                     "type": "string",
@@ -78,6 +86,9 @@ SEARCH_REQUEST_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "minProperties": 1,
             "properties": {
+                "given_names": _text("Nombre(s)", "Given names", 100),
+                "first_surname": _text("Primer apellido", "First surname", 100),
+                "second_surname": _text("Segundo apellido", "Second surname", 100),
                 "given": _text("Nombre(s)", "Given names", 100),
                 "family": _text("Apellidos", "Surnames", 200),
             },
@@ -111,6 +122,10 @@ SEARCH_REQUEST_SCHEMA: dict[str, Any] = {
 
 #: Fields that only make sense with a name search.
 ATTRIBUTE_FIELDS = ("date_of_birth", "age_years", "nationality", "sex")
+#: The identifier's type: the record's field name first, then the older one.
+IDENTIFIER_TYPE_FIELDS = ("type", "kind")
+#: Older name fields -> the record's fields they stand for (one spelling per part).
+NAME_FIELD_ALIASES = {"given": ("given_names",), "family": ("first_surname", "second_surname")}
 
 
 def _error(pointer: str, es: str, en: str) -> dict[str, str]:
@@ -135,7 +150,7 @@ def _validated_body() -> dict[str, Any]:
 
 def _combination_errors(body: dict[str, Any]) -> list[dict[str, str]]:
     """Which fields go together: an identifier alone, or a name with optional attributes."""
-    errors = []
+    errors = _spelling_errors(body)
     by_name = [key for key in ("name", "full_name") if key in body]
     if "identifier" in body:
         for key in by_name + [k for k in ATTRIBUTE_FIELDS if k in body]:
@@ -183,6 +198,39 @@ def _combination_errors(body: dict[str, Any]) -> list[dict[str, str]]:
     return errors
 
 
+def _spelling_errors(body: dict[str, Any]) -> list[dict[str, str]]:
+    """A field named both ways (the record's name and the older one) is ambiguous."""
+    errors = []
+    named = [field for field in IDENTIFIER_TYPE_FIELDS if field in body.get("identifier", {})]
+    if "identifier" in body and len(named) != 1:
+        errors.append(
+            _error(
+                "/identifier/kind" if len(named) == 2 else "/identifier",
+                "Indique el tipo del identificador en «type» (o «kind»), una sola vez.",
+                "Give the identifier's type in 'type' (or 'kind'), once.",
+            )
+        )
+    name = body.get("name", {})
+    for alias, fields in NAME_FIELD_ALIASES.items():
+        record_spelling = [field for field in fields if field in name]
+        if alias in name and record_spelling:
+            errors.append(
+                _error(
+                    f"/name/{alias}",
+                    f"«{alias}» no se combina con «{record_spelling[0]}»: "
+                    "use un solo nombre de campo.",
+                    f"'{alias}' cannot go with '{record_spelling[0]}': use one field name.",
+                )
+            )
+    return errors
+
+
+def identifier_type(identifier: dict[str, Any]) -> str:
+    """The identifier's type, however the body named the field."""
+    kind: str = next(identifier[f] for f in IDENTIFIER_TYPE_FIELDS if f in identifier)
+    return kind
+
+
 def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     """The search body as a profile to score children's profiles against."""
     birth = None
@@ -194,9 +242,12 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     nationality = body.get("nationality", [])
     nationalities = [nationality] if isinstance(nationality, str) else nationality
     name = body.get("name", {})
+    # As exchange.child_matching.profile_from_child reads a record's names, so a search with
+    # the record's fields compares like with like; "given"/"family" are the older spellings.
+    surnames = name_tokens(name.get("first_surname")) + name_tokens(name.get("second_surname"))
     return IdentityProfile(
-        given=name_tokens(name.get("given"), given=True),
-        surnames=name_tokens(name.get("family")),
+        given=name_tokens(name.get("given_names") or name.get("given"), given=True),
+        surnames=surnames or name_tokens(name.get("family")),
         unplaced=name_tokens(body.get("full_name")),
         birth=birth,
         sex=body.get("sex") if body.get("sex") in ("female", "male") else None,
@@ -212,7 +263,9 @@ def search() -> Any:
     session = db.session()
     identifier = body.get("identifier")
     if identifier is not None:
-        if identifier["kind"] == "agency_local" and actor.agency_id is None:
+        kind = identifier_type(identifier)
+        if kind == "agency_local" and actor.agency_id is None:
+            field = next(f for f in IDENTIFIER_TYPE_FIELDS if f in identifier)
             raise Problem(
                 "validation",
                 (
@@ -221,16 +274,16 @@ def search() -> Any:
                 ),
                 errors=[
                     _error(
-                        "/identifier/kind",
+                        f"/identifier/{field}",
                         "«agency_local» requiere un token de agencia.",
                         "'agency_local' needs an agency token.",
                     )
                 ],
             )
         candidates: list[Candidate] = search_by_identifier(
-            session, identifier["kind"], identifier["value"], agency_id=actor.agency_id
+            session, kind, identifier["value"], agency_id=actor.agency_id
         )
-        used = f"identifier.{identifier['kind']}"
+        used = f"identifier.{kind}"
     else:
         candidates = search_by_profile(session, query_profile(body, utcnow().date()))
         used = ".".join(key for key in ("name", "full_name", *ATTRIBUTE_FIELDS) if key in body)

@@ -21,6 +21,7 @@ from exchange.agencies import Agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token, utcnow
 from exchange.child_duplicates import merge_children
+from exchange.child_search import IDENTIFIER_SEARCH_KINDS
 from exchange.children import link_child
 from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
 
@@ -103,6 +104,42 @@ def seed(app: Flask) -> dict[str, str]:
             # Another agency's copy of Kevin, merged into him by a person.
             "kevin_copy": push(
                 "mx.fed.inm", "INM-9", named("Kebin", "Ejemplo", None, "2008-07-02", "HN")
+            ),
+            # The child's own identifiers: the agency's local id for the child (not the
+            # record's local_id), a document, and an agency-local id another agency issued.
+            "trece_dif": push(
+                "mx.chp.dif",
+                "CHP-DEMO-0013",
+                named(
+                    "Trece",
+                    "Demostración",
+                    None,
+                    "2012-03-13",
+                    "GT",
+                    identifiers=[
+                        {"type": "agency_local", "value": "DEMO-0013"},
+                        {"type": "passport", "value": "G1234567", "issuer_country": "GT"},
+                    ],
+                ),
+            ),
+            "catorce_comar": push(
+                "mx.fed.comar",
+                "COMAR-DEMO-0014",
+                named(
+                    "Catorce",
+                    "Muestrario",
+                    None,
+                    "2013-04-14",
+                    "SV",
+                    identifiers=[
+                        {"type": "agency_local", "value": "DEMO-0013"},
+                        {
+                            "type": "agency_local",
+                            "value": "INM-EXP-77",
+                            "issuer_agency": "mx.fed.inm",
+                        },
+                    ],
+                ),
             ),
         }
         merge_children(session, ids["kevin"], ids["kevin_copy"], reason="same child")
@@ -232,6 +269,151 @@ def test_agency_local_ids_are_the_callers_own_and_follow_merges(
     assert candidates(merged) == [(ids["kevin"], 1.0, ["agency_local"])]
 
 
+def test_the_childs_own_agency_local_identifiers_are_found_within_the_issuing_agency(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    def found(value: str, agency: str) -> list[tuple[str, float, list[str]]]:
+        body = {"identifier": {"type": "agency_local", "value": value}}
+        return candidates(search(hub_client, ids, body, agency=agency))
+
+    # Two agencies each call a different child DEMO-0013: each finds its own.
+    assert found("DEMO-0013", "mx.chp.dif") == [(ids["trece_dif"], 1.0, ["agency_local"])]
+    assert found(" demo-0013", "mx.chp.dif") == [(ids["trece_dif"], 1.0, ["agency_local"])]
+    assert found("DEMO-0013", "mx.fed.comar") == [(ids["catorce_comar"], 1.0, ["agency_local"])]
+    assert found("DEMO-0013", "mx.fed.inm") == []
+    # The record's local_id still finds its child, for its agency only.
+    assert found("CHP-DEMO-0013", "mx.chp.dif") == [(ids["trece_dif"], 1.0, ["agency_local"])]
+    assert found("CHP-DEMO-0013", "mx.fed.comar") == []
+    # An agency-local identifier belongs to the agency that issued it, not to the pusher.
+    assert found("INM-EXP-77", "mx.fed.inm") == [(ids["catorce_comar"], 1.0, ["agency_local"])]
+    assert found("INM-EXP-77", "mx.fed.comar") == []
+
+
+def test_documents_on_the_record_are_searchable(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    passport = search(hub_client, ids, {"identifier": {"type": "passport", "value": "g1234567"}})
+    assert candidates(passport) == [(ids["trece_dif"], 0.9, ["passport"])]
+    other_agency = search(
+        hub_client,
+        ids,
+        {"identifier": {"type": "passport", "value": "G1234567"}},
+        agency="mx.fed.comar",
+    )
+    assert candidates(other_agency) == candidates(passport)  # not agency-local
+    elsewhere = search(
+        hub_client, ids, {"identifier": {"type": "national_id", "value": "G1234567"}}
+    )
+    assert candidates(elsewhere) == []
+
+
+@pytest.mark.parametrize(
+    ("record_spelling", "older_spelling"),
+    [
+        (
+            {"identifier": {"type": "curp", "value": "EEFK080702HNEJCVA9"}},
+            {"identifier": {"kind": "curp", "value": "EEFK080702HNEJCVA9"}},
+        ),
+        (
+            {"identifier": {"type": "unhcr_individual", "value": "MEX-23C045120"}},
+            {"identifier": {"kind": "unhcr", "value": "MEX-23C045120"}},
+        ),
+        (
+            {"identifier": {"type": "unhcr_case", "value": "MEX-24C000451"}},
+            {"identifier": {"kind": "unhcr", "value": "MEX-24C000451"}},
+        ),
+        (
+            {"identifier": {"type": "comar_case", "value": "COMAR-TAP-2024-011873"}},
+            {"identifier": {"kind": "comar", "value": "COMAR-TAP-2024-011873"}},
+        ),
+        (
+            {"identifier": {"type": "agency_local", "value": "DEMO-0013"}},
+            {"identifier": {"kind": "agency_local", "value": "DEMO-0013"}},
+        ),
+        (
+            {
+                "name": {
+                    "given_names": "José Luis",
+                    "first_surname": "Hernández",
+                    "second_surname": "García",
+                },
+                "date_of_birth": "2010-05-14",
+            },
+            {
+                "name": {"given": "José Luis", "family": "Hernández García"},
+                "date_of_birth": "2010-05-14",
+            },
+        ),
+        (
+            {"name": {"given_names": "Valentina", "first_surname": "Prueba"}, "nationality": "VE"},
+            {"name": {"given": "Valentina", "family": "Prueba"}, "nationality": "VE"},
+        ),
+        ({"name": {"first_surname": "Exemple"}}, {"name": {"family": "Exemple"}}),
+    ],
+)
+def test_the_records_field_names_and_the_older_ones_find_the_same_children(
+    hub_client: FlaskClient,
+    ids: dict[str, str],
+    record_spelling: dict[str, Any],
+    older_spelling: dict[str, Any],
+) -> None:
+    found = candidates(search(hub_client, ids, record_spelling))
+    assert found, "the example must find someone to compare"
+    assert candidates(search(hub_client, ids, older_spelling)) == found
+
+
+def test_a_search_copied_from_a_record_finds_its_child(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    child = example("typical")["child"]
+    [curp] = [item for item in child["identifiers"] if item["type"] == "curp"]
+    by_identifier = search(
+        hub_client, ids, {"identifier": {"type": curp["type"], "value": curp["value"]}}
+    )
+    assert candidates(by_identifier) == [(ids["kevin"], 1.0, ["curp"])]
+    by_name = candidates(
+        search(
+            hub_client,
+            ids,
+            {"name": child["names"], "date_of_birth": child["date_of_birth"]},
+        )
+    )
+    assert by_name[0][0] == ids["kevin"]
+
+
+def test_a_field_named_both_ways_is_a_validation_problem(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    def pointers(body: dict[str, Any]) -> set[str]:
+        response = search(hub_client, ids, body, lang="es")
+        assert response.status_code == 400, response.get_json()
+        return {error["pointer"] for error in response.get_json()["errors"]}
+
+    twice = {"identifier": {"type": "curp", "kind": "curp", "value": "EEFK080702HNEJCVA9"}}
+    assert pointers(twice) == {"/identifier/kind"}
+    assert pointers({"identifier": {"value": "EEFK080702HNEJCVA9"}}) == {"/identifier"}
+    assert pointers({"name": {"given": "Ana", "given_names": "Ana"}}) == {"/name/given"}
+    assert pointers({"name": {"family": "Muestra", "second_surname": "López"}}) == {"/name/family"}
+
+
+def test_the_openapi_description_takes_the_same_fields(hub_client: FlaskClient) -> None:
+    from exchange.api.children import SEARCH_REQUEST_SCHEMA
+
+    described = hub_client.get("/openapi.json").get_json()["components"]["schemas"]
+    request = described["ChildSearchRequest"]["properties"]
+    served = SEARCH_REQUEST_SCHEMA["properties"]
+    assert described["ChildSearchIdentifierType"]["enum"] == list(IDENTIFIER_SEARCH_KINDS)
+    assert list(request["identifier"]["properties"]) == list(served["identifier"]["properties"])
+    assert list(request["name"]["properties"]) == list(served["name"]["properties"])
+    # The record's names come first.
+    assert list(request["name"]["properties"])[:3] == [
+        "given_names",
+        "first_surname",
+        "second_surname",
+    ]
+    assert next(iter(request["identifier"]["properties"])) == "type"
+
+
 # -- by name, date of birth and nationality -------------------------------------------------------
 
 
@@ -312,7 +494,7 @@ def test_invalid_bodies_are_validation_problems_with_pointers(
         "/v1/children/search",
         json={
             "purpose": "curiosity",
-            "identifier": {"kind": "passport"},
+            "identifier": {"kind": "shoe_size"},
             "age_years": -1,
             "colour": "red",
         },

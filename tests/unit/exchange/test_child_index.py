@@ -431,6 +431,68 @@ def test_a_unhcr_individual_number_links_but_a_case_number_does_not(session: Ses
     assert open_conflicts(session) == set()
 
 
+def test_a_childs_own_identifiers_are_kept_for_search_and_agency_local_ones_stay_scoped(
+    session: Session,
+) -> None:
+    at_dif = push(
+        session,
+        "mx.chp.dif",
+        "CHP-DEMO-0013",
+        child_record(
+            "Ana",
+            "Muestra",
+            identifiers=(("agency_local", "DEMO-0013"), ("inm_file", "INM/CHP/0042")),
+        ),
+    )
+    # Another agency's child with the same local value is another child.
+    at_comar = push(
+        session,
+        "mx.fed.comar",
+        "COM-7",
+        child_record("Luis", "Ejemplo", identifiers=(("agency_local", "demo-0013"),)),
+    )
+    assert at_dif != at_comar
+
+    def found(
+        kind: str, value: str, agency: str | None
+    ) -> list[tuple[str, float, tuple[str, ...]]]:
+        return [
+            (c.child_id, c.score, c.matched_on)
+            for c in search_by_identifier(session, kind, value, agency_id=agency)
+        ]
+
+    assert found("agency_local", "DEMO-0013", "mx.chp.dif") == [(at_dif, 1.0, ("agency_local",))]
+    assert found("agency_local", "DEMO-0013", "mx.fed.comar") == [
+        (at_comar, 1.0, ("agency_local",))
+    ]
+    assert found("agency_local", "DEMO-0013", "mx.fed.inm") == []
+    assert found("agency_local", "DEMO-0013", None) == []
+    assert found("inm_file", "inm/chp/0042", None) == [(at_dif, 0.9, ("inm_file",))]
+    # Kept for search only: they link nothing, so the same file number on a new local id is
+    # a new child (the search then answers both), and nothing is left as a conflict.
+    sibling = push(
+        session,
+        "mx.fed.inm",
+        "I-1",
+        child_record("Luz", "Muestra", identifiers=(("inm_file", "INM/CHP/0042"),)),
+    )
+    assert sibling not in (at_dif, at_comar)
+    assert {c for c, _, _ in found("inm_file", "INM/CHP/0042", None)} == {at_dif, sibling}
+    assert identifiers_of(session, at_dif) == {("agency_local", "mx.chp.dif", "CHP-DEMO-0013")}
+    assert open_conflicts(session) == set()
+
+
+def test_an_agency_local_identifier_is_scoped_to_its_issuer(session: Session) -> None:
+    document = child_record("Ana", "Muestra")
+    document["child"]["identifiers"] = [
+        {"type": "agency_local", "value": "EXP-9", "issuer_agency": "mx.fed.inm"}
+    ]
+    child_id = push(session, "mx.chp.dif", "CHP-1", document)
+    found = search_by_identifier(session, "agency_local", "EXP-9", agency_id="mx.fed.inm")
+    assert [c.child_id for c in found] == [child_id]
+    assert search_by_identifier(session, "agency_local", "EXP-9", agency_id="mx.chp.dif") == []
+
+
 def test_an_unknown_child_id_is_a_lookup_error(session: Session) -> None:
     with pytest.raises(LookupError):
         link_child(
