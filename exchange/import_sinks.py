@@ -17,6 +17,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy.exc import OperationalError
 
 from adapters.base import Problem
+from exchange.canonical_errors import canonical_failure
 from exchange.db import database
 from exchange.hub_client import HubClient, HubError
 from exchange.importer import Outcome, idempotency_key
@@ -116,13 +117,14 @@ class DirectSink:
 
     def _push_bulk(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
         from exchange.record_bulk import push_lines
-        from exchange.signatures import canonical_json
 
         lines: list[tuple[int, Any]] = []
         for number, document in enumerate(documents, 1):
             line = dict(document)
             if self.signer is not None:
-                line["signature"] = self.signer.sign(canonical_json(document))
+                signature = _signature(self.signer, document)
+                if signature is not None:
+                    line["signature"] = signature
             lines.append((number, line))
         results = push_lines(
             self.pusher, lines, max_lines=len(lines), batch_size=max(1, len(lines))
@@ -134,8 +136,8 @@ class DirectSink:
 
         try:
             canonical, sha256 = canonical_body(dict(document))
-        except ValueError as error:
-            return Outcome("rejected", (Problem("", str(error), str(error)),))
+        except ValueError:
+            return _outcome("rejected", [canonical_failure(document)])
         signature = self.signer.sign(canonical) if self.signer else None
         checked = self.pusher.check(dict(document), canonical, sha256, signature)
         if isinstance(checked, PushResult):
@@ -148,6 +150,17 @@ class DirectSink:
         if not isinstance(result, PushResult):
             return Outcome("replayed")  # the first answer under this key, stored nothing
         return _outcome(result.status, result.failures)
+
+
+def _signature(signer: RecordSigner, document: Mapping[str, Any]) -> str | None:
+    """The document's signature; None when it has no canonical form, which the hub then
+    reports for that row in both languages (:func:`canonical_failure`)."""
+    from exchange.signatures import canonical_json
+
+    try:
+        return signer.sign(canonical_json(document))
+    except ValueError:
+        return None
 
 
 def _outcome(status: str, failures: Iterable[ValidationFailure]) -> Outcome:
@@ -186,13 +199,13 @@ class ApiSink:
     def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
         if self.keyed:
             return [self._push_one(document) for document in documents]
-        from exchange.signatures import canonical_json
-
         lines = []
         for document in documents:
             line = dict(document)
             if self.signer is not None:
-                line["signature"] = self.signer.sign(canonical_json(document))
+                signature = _signature(self.signer, document)
+                if signature is not None:
+                    line["signature"] = signature
             lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
         results = self.client.push_bulk(b"".join(lines))
         return [_api_outcome(result.get("status"), result.get("errors")) for result in results]
@@ -202,8 +215,8 @@ class ApiSink:
 
         try:
             canonical, sha256 = canonical_body(dict(document))
-        except ValueError as error:
-            return Outcome("rejected", (Problem("", str(error), str(error)),))
+        except ValueError:
+            return _outcome("rejected", [canonical_failure(document)])
         key = idempotency_key(self.client.credentials.agency_id, str(document["local_id"]), sha256)
         status, answer, replayed = self.client.push_one(
             canonical, key, self.signer.sign(canonical) if self.signer else None

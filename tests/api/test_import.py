@@ -23,6 +23,7 @@ from exchange.agencies import register_agency
 from exchange.agency_keys import public_jwk
 from exchange.cli import main
 from exchange.hub_client import Answer
+from exchange.import_sinks import DirectSink, RecordSigner
 from exchange.importer import idempotency_key
 from exchange.record_push import canonical_body
 from exchange.records import IdempotencyKey, Record, RecordVersion
@@ -448,3 +449,24 @@ def test_a_hub_that_goes_away_leaves_the_rest_in_the_rejects_file(
     monkeypatch.setattr(hub_client, "default_send", lambda: working)
     again = run("import", "--adapter", "ndjson", file, "--agency", OWNER, "--json", *api(hub))
     assert json.loads(again.output)["stored"] == 3 and hub.versions() == 5
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_a_document_with_no_canonical_form_is_a_rejected_row_not_a_crash(
+    hub: Hub, keyed: bool
+) -> None:
+    # The built-in adapters validate first, so only an adapter that does not could hand the
+    # sink a number JSON cannot carry exactly; signing it must not stop the import.
+    too_large = {**envelope("N-1"), "extra": 2**60}
+    signer = RecordSigner(OKPKey.import_key(hub.key_file.read_bytes()))
+    with hub.app.app_context():
+        sink = DirectSink(hub.app, SIGNING, signer=signer, keyed=keyed)
+        try:
+            outcomes = sink.push([too_large, envelope("N-2")])
+        finally:
+            sink.close()
+    assert [outcome.status for outcome in outcomes] == ["rejected", "stored"]
+    (problem,) = outcomes[0].problems
+    assert problem.pointer == "/extra"
+    assert "2^53" in problem.es and "demasiado grande" in problem.es
+    assert "too large" in problem.en
