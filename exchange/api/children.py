@@ -1,20 +1,29 @@
 """``/v1/children``: finding a child's pseudonymous id (``POST /v1/children/search``).
 
 The answer names candidate ``child_id``s with a score and what agreed — no names, no case
-content; the caller then reads records under the normal rules. Every search is audited as
-``child.searched`` without its search terms.
+content; the caller then reads records under the normal rules.
+
+A candidate is answered only to a caller that may know the child exists (:func:`answerable`):
+otherwise it is left out, exactly as if no such child existed, so the search is no existence
+oracle for immigration enforcement, a consulate or anyone else holding ``records:read``. Every
+search is audited as ``child.searched`` without its search terms: one entry for the search,
+and one per answered candidate naming its ``child_id``, so oversight sees who looked for whom.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from flask import Blueprint, g, jsonify
+from sqlalchemy.orm import Session
 
+from consent import Decision
 from exchange import db
+from exchange.api.record_reads import records_held
 from exchange.audit_log import record_event
-from exchange.auth import current_actor, require_scope, utcnow
+from exchange.auth import Actor, current_actor, require_scope, utcnow
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -28,6 +37,13 @@ from exchange.child_search import (
     Candidate,
     search_by_identifier,
     search_by_profile,
+)
+from exchange.disclosure import (
+    ChildContext,
+    audit_decision,
+    evaluate,
+    load_child,
+    remember_disclosure,
 )
 from exchange.httpbasics import require_json
 from exchange.problems import Problem, localized, negotiated_language
@@ -255,6 +271,60 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     )
 
 
+#: What answering a candidate discloses: that this child is in the protection system.
+ANSWER_CATEGORIES = frozenset({"identity"})
+
+
+def answerable(
+    session: Session, actor: Actor, purpose: str, candidates: Sequence[Candidate]
+) -> list[tuple[Candidate, Decision, bool]]:
+    """The candidates ``actor`` may know of, each with the decision that lets it and whether
+    its agency holds one of the child's records; the others are left out.
+
+    A caller whose agency holds one of the child's records (owns it, or it was referred or
+    transferred to it: :func:`~exchange.api.record_reads.records_held`) already knows the
+    child, so, as for the originating agency reading its own record, only the hard rules limit
+    the answer. Anyone else — an agency or a person — gets the candidate only when the consent
+    engine permits ``identity`` to them for ``read`` and the search's ``purpose`` (consent,
+    grant or override). The hard rules strip ``identity`` for ``statistics`` and for the
+    ``oversight`` purpose or actor, so those searches answer no one. Children come from
+    :func:`~exchange.disclosure.load_child`'s per-child cache; at most
+    :data:`WEIGHED_CANDIDATES` are weighed.
+    """
+    children: dict[str, ChildContext] = {}
+    for candidate in candidates:
+        try:
+            children[candidate.child_id] = load_child(session, candidate.child_id)
+        except LookupError:
+            continue  # merged or removed since the index answered: no one to answer
+    held = records_held(
+        session, actor, [record for child in children.values() for record in child.records]
+    )
+    engine_for = actor.for_consent()
+    answered = []
+    for candidate in candidates:
+        child = children.get(candidate.child_id)
+        if child is None:
+            continue
+        holds = any(record.id in held for record in child.records)
+        decision = evaluate(
+            child,
+            engine_for,
+            "read",
+            purpose,
+            ANSWER_CATEGORIES,
+            owner_agency_id=actor.agency_id if holds else None,
+        )
+        if ANSWER_CATEGORIES <= set(decision.categories):
+            answered.append((candidate, decision, holds))
+    return answered
+
+
+#: Name searches weigh this many of the best-scored children, to answer at most
+#: MAX_CANDIDATES of those the caller may know of.
+WEIGHED_CANDIDATES = 3 * MAX_CANDIDATES
+
+
 @bp.post("/search")
 @require_scope("records:read")
 def search() -> Any:
@@ -285,22 +355,45 @@ def search() -> Any:
         )
         used = f"identifier.{kind}"
     else:
-        candidates = search_by_profile(session, query_profile(body, utcnow().date()))
+        # More than are answered are weighed, so children the caller may not know of do not
+        # crowd out one it may.
+        candidates = search_by_profile(
+            session, query_profile(body, utcnow().date()), limit=WEIGHED_CANDIDATES
+        )
         used = ".".join(key for key in ("name", "full_name", *ATTRIBUTE_FIELDS) if key in body)
+    purpose = body["purpose"]
+    answered = answerable(session, actor, purpose, candidates)[:MAX_CANDIDATES]
+    # Which fields were used and how many answered — never the values searched for, nor how
+    # many children matched but were left out.
     record_event(
         session,
         action="child.searched",
         outcome="success",
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
-        purpose=body["purpose"],
+        purpose=purpose,
         request_id=g.get("request_id"),
-        # Which fields were used and how many answered — never the values searched for.
-        detail=f"{used}.candidates_{len(candidates)}",
+        detail=f"{used}.candidates_{len(answered)}",
     )
+    # The audit-event schema has one child_id per entry: one entry per answered child, with
+    # the decision that let the caller know of it.
+    for candidate, decision, holds in answered:
+        audit_decision(
+            session,
+            actor,
+            decision,
+            audit_action="child.searched",
+            purpose=purpose,
+            child_id=candidate.child_id,
+            request_id=g.get("request_id"),
+            detail=f"{used}.{'record_held' if holds else 'identity_permitted'}",
+        )
+        if decision.consent_ids and actor.agency_id is not None:
+            # So a revocation tells this agency too (as for a read under the consent).
+            remember_disclosure(session, decision.consent_ids, actor.agency_id)
     session.commit()
     return jsonify(
-        candidates=[candidate.to_json() for candidate in candidates],
+        candidates=[candidate.to_json() for candidate, _, _ in answered],
         min_score=SEARCH_MIN_SCORE,
         max_candidates=MAX_CANDIDATES,
     )

@@ -14,6 +14,7 @@ asylum.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, jsonify, request
@@ -135,22 +136,34 @@ def _referral_statement() -> Any:
     )
 
 
+def records_held(session: Session, actor: Actor, records: Iterable[Record]) -> set[str]:
+    """The ids of ``records`` the caller's agency holds — it owns them, or they were referred
+    or transferred to it — and so already knows exist (one query for any number of records;
+    also what lets a child search answer a child, see :mod:`exchange.api.children`)."""
+    from exchange.sharing import RecordShare
+
+    if actor.agency_id is None:
+        return set()
+    records = list(records)
+    held = {record.id for record in records if record.owner_agency == actor.agency_id}
+    others = sorted({record.id for record in records} - held)
+    if others:
+        held.update(
+            session.scalars(
+                select(RecordShare.record_id)
+                .where(RecordShare.record_id.in_(others), RecordShare.agency_id == actor.agency_id)
+                .distinct()
+            )
+        )
+    return held
+
+
 def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> str | None:
     """How ``actor`` already knows the record exists: ``"record"`` when its agency owns it or
     was referred or transferred it, ``"request"`` when the caller asked for access to the
     child; None when it does not."""
-    from exchange.sharing import RecordShare
-
-    if actor.agency_id is not None:
-        if actor.agency_id == record.owner_agency:
-            return "record"
-        shared = session.scalars(
-            select(RecordShare.id)
-            .where(RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id)
-            .limit(1)
-        ).first()
-        if shared is not None:
-            return "record"
+    if records_held(session, actor, [record]):
+        return "record"
     asked = select(AccessRequestRow.id).where(AccessRequestRow.child_id.in_(child.family))
     if actor.person_id is not None:
         asked = asked.where(AccessRequestRow.requester_person == actor.person_id)

@@ -1,5 +1,6 @@
 """``POST /v1/children/search``: child ids by identifier or by name, date of birth and
-nationality — with scores, never names — on both backends."""
+nationality — with scores, never names — on both backends; answered only to a caller that may
+know the child (its agency holds one of the child's records, or consent permits ``identity``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from consent_support import (
+    CLINIC,
+    COMAR,
+    INM,
+    OWNER,
+    add_person_client,
+    audit_entry,
+    consent_document,
+    procuraduria,
+    push_child,
+    record_consent,
+)
 from flask import Flask
 from flask.testing import FlaskClient
+from records_support import add_agency
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -21,12 +35,19 @@ from exchange.agencies import Agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token, utcnow
 from exchange.child_duplicates import merge_children
-from exchange.child_search import IDENTIFIER_SEARCH_KINDS
-from exchange.children import link_child
+from exchange.child_search import IDENTIFIER_SEARCH_KINDS, search_by_identifier
+from exchange.records import Record
+from exchange.sharing import RecordShare
 from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas/examples/case-record/1/valid"
-AGENCIES = ("mx.chp.dif", "mx.fed.comar", "mx.fed.inm")
+#: The seeded agencies and their kinds (what the hard rules look at).
+AGENCIES = {
+    "mx.chp.dif": "state_dif",
+    "mx.fed.comar": "refugee_commission",
+    "mx.fed.inm": "immigration_enforcement",
+    "mx.fed.cndh": "oversight",
+}
 
 
 def example(name: str) -> dict[str, Any]:
@@ -39,21 +60,40 @@ def named(
     names = {"given_names": given, "first_surname": first}
     if second:
         names["second_surname"] = second
-    return {"child": {"names": names, "date_of_birth": dob, "nationality": [nationality], **extra}}
+    return {
+        "case": {"status": "open"},
+        "child": {"names": names, "date_of_birth": dob, "nationality": [nationality], **extra},
+    }
 
 
 def seed(app: Flask) -> dict[str, str]:
-    """A few children pushed by three agencies; returns their ids and the tokens."""
+    """A few children pushed by three agencies (records stored as a push stores them, so each
+    agency holds its own); returns their ids and the tokens."""
     with app.app_context(), db.database(app).sessions() as session:
-        for agency in AGENCIES:
-            session.add(Agency(id=agency, name=agency, level="federal", jurisdiction="00"))
-        session.flush()
-
-        def push(agency: str, local_id: str, document: dict[str, Any]) -> str:
-            return link_child(
-                session, agency_id=agency, local_id=local_id, child_id=None, document=document
+        for agency, kind in AGENCIES.items():
+            session.add(
+                Agency(id=agency, name=agency, level="federal", jurisdiction="00", kind=kind)
             )
+        session.flush()
+        writers = {
+            agency: store_token(
+                session, client_id=agency, scopes=["records:write"], agency_id=agency
+            )[0]
+            for agency in AGENCIES
+        }
+        session.commit()
+    client = app.test_client()
 
+    def push(agency: str, local_id: str, document: dict[str, Any]) -> str:
+        response = client.post(
+            "/v1/records",
+            json={"schema": "case-record/1", "local_id": local_id, "data": document},
+            headers={"Authorization": f"Bearer {writers[agency]}"},
+        )
+        assert response.status_code == 201, response.get_json()
+        return str(response.get_json()["child_id"])
+
+    with app.app_context(), db.database(app).sessions() as session:
         ids = {
             "kevin": push("mx.chp.dif", "EXP-1", example("typical")),
             "valentina": push(
@@ -143,6 +183,24 @@ def seed(app: Flask) -> dict[str, str]:
             ),
         }
         merge_children(session, ids["kevin"], ids["kevin_copy"], reason="same child")
+        # INM referred its copy of the Guatemalan José Luis to the DIF: the DIF now holds a
+        # record of him, so its searches answer him.
+        referred = session.scalars(
+            select(Record.id).where(
+                Record.source_agency == "mx.fed.inm", Record.local_id == "INM-3"
+            )
+        ).one()
+        session.add(
+            RecordShare(
+                record_id=referred,
+                from_agency="mx.fed.inm",
+                agency_id="mx.chp.dif",
+                kind="referral",
+                status="accepted",
+                purpose="case_management",
+                categories=["identity"],
+            )
+        )
         for agency in AGENCIES:
             ids[f"token:{agency}"], _ = store_token(
                 session, client_id=agency, scopes=["records:read"], agency_id=agency
@@ -229,12 +287,21 @@ def test_by_curp_ignoring_case_and_spaces(hub_client: FlaskClient, ids: dict[str
 
 
 def test_by_unhcr_individual_and_case_numbers(hub_client: FlaskClient, ids: dict[str, str]) -> None:
+    # Each searched as the agency that holds the children's records (INM, COMAR).
     individual = search(
-        hub_client, ids, {"identifier": {"kind": "unhcr", "value": "MEX-23C045120"}}
+        hub_client,
+        ids,
+        {"identifier": {"kind": "unhcr", "value": "MEX-23C045120"}},
+        agency="mx.fed.inm",
     )
     assert candidates(individual) == [(ids["jean"], 1.0, ["unhcr"])]
     family = candidates(
-        search(hub_client, ids, {"identifier": {"kind": "unhcr", "value": "mex-24c000451"}})
+        search(
+            hub_client,
+            ids,
+            {"identifier": {"kind": "unhcr", "value": "mex-24c000451"}},
+            agency="mx.fed.comar",
+        )
     )
     assert sorted(family) == sorted(
         [(ids["luc"], 0.9, ["unhcr_case"]), (ids["marie"], 0.9, ["unhcr_case"])]
@@ -270,7 +337,7 @@ def test_agency_local_ids_are_the_callers_own_and_follow_merges(
 
 
 def test_the_childs_own_agency_local_identifiers_are_found_within_the_issuing_agency(
-    hub_client: FlaskClient, ids: dict[str, str]
+    seeded: tuple[Flask, dict[str, str]], hub_client: FlaskClient, ids: dict[str, str]
 ) -> None:
     def found(value: str, agency: str) -> list[tuple[str, float, list[str]]]:
         body = {"identifier": {"type": "agency_local", "value": value}}
@@ -284,23 +351,37 @@ def test_the_childs_own_agency_local_identifiers_are_found_within_the_issuing_ag
     # The record's local_id still finds its child, for its agency only.
     assert found("CHP-DEMO-0013", "mx.chp.dif") == [(ids["trece_dif"], 1.0, ["agency_local"])]
     assert found("CHP-DEMO-0013", "mx.fed.comar") == []
-    # An agency-local identifier belongs to the agency that issued it, not to the pusher.
-    assert found("INM-EXP-77", "mx.fed.inm") == [(ids["catorce_comar"], 1.0, ["agency_local"])]
+    # An agency-local identifier belongs to the agency that issued it, not to the pusher: the
+    # index finds COMAR's Catorce for INM's own file number...
+    with db.database(seeded[0]).sessions() as session:
+        indexed = search_by_identifier(
+            session, "agency_local", "INM-EXP-77", agency_id="mx.fed.inm"
+        )
+    assert [(c.child_id, c.score) for c in indexed] == [(ids["catorce_comar"], 1.0)]
+    # ...but INM holds no record of Catorce and has no consent, so it is not answered: that
+    # COMAR knows the child is no business of immigration enforcement.
+    assert found("INM-EXP-77", "mx.fed.inm") == []
     assert found("INM-EXP-77", "mx.fed.comar") == []
 
 
 def test_documents_on_the_record_are_searchable(
-    hub_client: FlaskClient, ids: dict[str, str]
+    seeded: tuple[Flask, dict[str, str]], hub_client: FlaskClient, ids: dict[str, str]
 ) -> None:
     passport = search(hub_client, ids, {"identifier": {"type": "passport", "value": "g1234567"}})
     assert candidates(passport) == [(ids["trece_dif"], 0.9, ["passport"])]
+    # Not agency-local: the index finds the child for any agency...
+    with db.database(seeded[0]).sessions() as session:
+        indexed = search_by_identifier(session, "passport", "G1234567", agency_id="mx.fed.comar")
+    assert [(c.child_id, c.score) for c in indexed] == [(ids["trece_dif"], 0.9)]
+    # ...and the answer goes only to one that may know the child (COMAR holds no record of
+    # Trece and has no consent).
     other_agency = search(
         hub_client,
         ids,
         {"identifier": {"type": "passport", "value": "G1234567"}},
         agency="mx.fed.comar",
     )
-    assert candidates(other_agency) == candidates(passport)  # not agency-local
+    assert candidates(other_agency) == []
     elsewhere = search(
         hub_client, ids, {"identifier": {"type": "national_id", "value": "G1234567"}}
     )
@@ -308,29 +389,35 @@ def test_documents_on_the_record_are_searchable(
 
 
 @pytest.mark.parametrize(
-    ("record_spelling", "older_spelling"),
+    ("agency", "record_spelling", "older_spelling"),
     [
         (
+            "mx.chp.dif",
             {"identifier": {"type": "curp", "value": "EEFK080702HNEJCVA9"}},
             {"identifier": {"kind": "curp", "value": "EEFK080702HNEJCVA9"}},
         ),
         (
+            "mx.fed.inm",
             {"identifier": {"type": "unhcr_individual", "value": "MEX-23C045120"}},
             {"identifier": {"kind": "unhcr", "value": "MEX-23C045120"}},
         ),
         (
+            "mx.fed.comar",
             {"identifier": {"type": "unhcr_case", "value": "MEX-24C000451"}},
             {"identifier": {"kind": "unhcr", "value": "MEX-24C000451"}},
         ),
         (
+            "mx.chp.dif",
             {"identifier": {"type": "comar_case", "value": "COMAR-TAP-2024-011873"}},
             {"identifier": {"kind": "comar", "value": "COMAR-TAP-2024-011873"}},
         ),
         (
+            "mx.chp.dif",
             {"identifier": {"type": "agency_local", "value": "DEMO-0013"}},
             {"identifier": {"kind": "agency_local", "value": "DEMO-0013"}},
         ),
         (
+            "mx.chp.dif",
             {
                 "name": {
                     "given_names": "José Luis",
@@ -345,21 +432,28 @@ def test_documents_on_the_record_are_searchable(
             },
         ),
         (
+            "mx.chp.dif",
             {"name": {"given_names": "Valentina", "first_surname": "Prueba"}, "nationality": "VE"},
             {"name": {"given": "Valentina", "family": "Prueba"}, "nationality": "VE"},
         ),
-        ({"name": {"first_surname": "Exemple"}}, {"name": {"family": "Exemple"}}),
+        (
+            "mx.fed.comar",
+            {"name": {"first_surname": "Exemple"}},
+            {"name": {"family": "Exemple"}},
+        ),
     ],
 )
 def test_the_records_field_names_and_the_older_ones_find_the_same_children(
     hub_client: FlaskClient,
     ids: dict[str, str],
+    agency: str,
     record_spelling: dict[str, Any],
     older_spelling: dict[str, Any],
 ) -> None:
-    found = candidates(search(hub_client, ids, record_spelling))
+    # Searched as an agency that holds the children's records, so there is an answer.
+    found = candidates(search(hub_client, ids, record_spelling, agency=agency))
     assert found, "the example must find someone to compare"
-    assert candidates(search(hub_client, ids, older_spelling)) == found
+    assert candidates(search(hub_client, ids, older_spelling, agency=agency)) == found
 
 
 def test_a_search_copied_from_a_record_finds_its_child(
@@ -473,13 +567,24 @@ def test_an_alias_and_a_stated_age_find_an_estimated_child(
 ) -> None:
     # Chepe's age was estimated at 13 on 2023-06-03 (born mid-2009 to mid-2010, give or take).
     age_now = (utcnow().date() - date(2010, 1, 1)).days // 365
+    # Searched as INM, which holds Chepe's record.
     found = candidates(
-        search(hub_client, ids, {"full_name": "Chepe", "age_years": age_now, "nationality": "SV"})
+        search(
+            hub_client,
+            ids,
+            {"full_name": "Chepe", "age_years": age_now, "nationality": "SV"},
+            agency="mx.fed.inm",
+        )
     )
     assert found[0][0] == ids["chepe"]
     assert "date_of_birth_estimated" in found[0][2] and "nationality" in found[0][2]
     too_young = candidates(
-        search(hub_client, ids, {"full_name": "Chepe", "age_years": max(age_now - 8, 0)})
+        search(
+            hub_client,
+            ids,
+            {"full_name": "Chepe", "age_years": max(age_now - 8, 0)},
+            agency="mx.fed.inm",
+        )
     )
     assert ids["chepe"] not in {child_id for child_id, _, _ in too_young}
 
@@ -556,7 +661,17 @@ def test_a_token_with_records_read_is_required(
     assert wrong_scope.status_code == 403
 
 
-def test_each_search_is_audited_without_its_terms(
+def search_entries(app: Flask, request_id: str) -> list[dict[str, Any]]:
+    """The audit entries of the search made with ``request_id``, the search's own first."""
+    with db.database(app).sessions() as session:
+        found = session.scalars(
+            select(AuditEntry.entry).where(AuditEntry.action == "child_searched")
+        ).all()
+    logged = [json.loads(entry) for entry in found if request_id.encode() in entry]
+    return sorted(logged, key=lambda entry: "child_id" in entry)
+
+
+def test_each_search_is_audited_with_the_children_answered_but_not_its_terms(
     seeded: tuple[Flask, dict[str, str]], hub_client: FlaskClient, ids: dict[str, str]
 ) -> None:
     app = seeded[0]
@@ -568,21 +683,200 @@ def test_each_search_is_audited_without_its_terms(
             "nationality": "VE",
         },
         headers={
-            "Authorization": f"Bearer {ids['token:mx.fed.comar']}",
+            "Authorization": f"Bearer {ids['token:mx.chp.dif']}",
             "X-Request-Id": "search-audit-0001",
         },
     )
     assert candidates(response)[0][0] == ids["valentina"]
-    with db.database(app).sessions() as session:
-        entries = session.scalars(
-            select(AuditEntry).where(
-                AuditEntry.action == "child_searched", AuditEntry.actor_agency == "mx.fed.comar"
-            )
-        ).all()
-    [entry] = [e for e in entries if b"search-audit-0001" in e.entry]
-    logged = json.loads(entry.entry)
-    assert logged["purpose"] == "family_tracing_reunification"
-    assert logged["outcome"] == "success"
-    assert logged["reason_code"] == "name.nationality.candidates_1"
-    assert "child_id" not in logged
-    assert b"alentina" not in entry.entry and b"rueba" not in entry.entry
+    answered = [child_id for child_id, _, _ in candidates(response)]
+    search_entry, *per_child = search_entries(app, "search-audit-0001")
+    assert search_entry["purpose"] == "family_tracing_reunification"
+    assert search_entry["outcome"] == "success"
+    assert search_entry["actor"]["agency_id"] == "mx.chp.dif"
+    assert search_entry["reason_code"] == f"name.nationality.candidates_{len(answered)}"
+    assert "child_id" not in search_entry
+    # One entry per answered child, naming it and why the caller may know it.
+    assert [entry["child_id"] for entry in per_child] == answered
+    [valentina] = [entry for entry in per_child if entry["child_id"] == ids["valentina"]]
+    assert valentina["reason_code"] == "name.nationality.record_held"
+    assert valentina["decision"]["basis"] == "originating_agency"
+    assert valentina["decision"]["categories"] == ["identity"]
+    assert valentina["purpose"] == "family_tracing_reunification"
+    for entry in (search_entry, *per_child):
+        text = json.dumps(entry)
+        assert "alentina" not in text and "rueba" not in text
+
+
+def test_a_child_nobody_may_know_of_is_answered_as_if_it_did_not_exist(
+    seeded: tuple[Flask, dict[str, str]], hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    valentina = {"identifier": {"type": "curp", "value": "PUMV071030MNERSLA5"}}
+    nobody = {"identifier": {"type": "curp", "value": "XXXX000000HNEXXXA0"}}
+    # The DIF holds Valentina's record: it finds her.
+    assert candidates(search(hub_client, ids, valentina)) == [(ids["valentina"], 1.0, ["curp"])]
+    for agency, purpose in [
+        ("mx.fed.inm", "migration_procedure"),
+        ("mx.fed.inm", "case_management"),
+        ("mx.fed.comar", "asylum_procedure"),
+        ("mx.fed.cndh", "oversight"),
+    ]:
+        body = {**valentina, "purpose": purpose}
+        existing = search(hub_client, ids, body, agency=agency)
+        missing = search(hub_client, ids, {**nobody, "purpose": purpose}, agency=agency)
+        # Same status, same body: nothing tells a CURP that exists from one that does not.
+        assert existing.status_code == missing.status_code == 200
+        assert existing.get_json() == missing.get_json()
+        assert candidates(existing) == []
+    inm = hub_client.post(
+        "/v1/children/search",
+        json={"purpose": "migration_procedure", **valentina},
+        headers={
+            "Authorization": f"Bearer {ids['token:mx.fed.inm']}",
+            "X-Request-Id": "search-audit-inm",
+        },
+    )
+    assert candidates(inm) == []
+    [entry] = search_entries(seeded[0], "search-audit-inm")
+    assert entry["reason_code"] == "identifier.curp.candidates_0"
+    assert "child_id" not in entry and "PUMV" not in json.dumps(entry)
+
+
+@pytest.mark.parametrize("purpose", ["statistics", "oversight"])
+def test_statistics_and_oversight_searches_answer_no_one(
+    hub_client: FlaskClient, ids: dict[str, str], purpose: str
+) -> None:
+    kevin = {"identifier": {"type": "curp", "value": "EEFK080702HNEJCVA9"}}
+    assert candidates(search(hub_client, ids, kevin)) == [(ids["kevin"], 1.0, ["curp"])]
+    # Not even the agency holding the record: the hard rules withhold identity for these
+    # purposes, whoever asks.
+    for agency in ("mx.chp.dif", "mx.fed.inm", "mx.fed.cndh"):
+        response = search(hub_client, ids, {**kevin, "purpose": purpose}, agency=agency)
+        assert candidates(response) == []
+    by_name = search(hub_client, ids, {"full_name": "kevin ejemplo", "purpose": purpose})
+    assert candidates(by_name) == []
+
+
+def test_an_agency_finds_the_children_of_records_referred_to_it(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    guatemalan = {
+        "name": {"given_names": "José Luis", "first_surname": "Hernández"},
+        "date_of_birth": "2010-05-14",
+        "nationality": "GT",
+    }
+
+    def found(agency: str) -> set[str]:
+        return {
+            child_id
+            for child_id, _, _ in candidates(search(hub_client, ids, guatemalan, agency=agency))
+        }
+
+    # INM pushed the Guatemalan José Luis and referred him to the DIF; COMAR holds neither.
+    assert ids["jose_gt"] in found("mx.fed.inm")
+    assert ids["jose_hn"] not in found("mx.fed.inm")
+    assert found("mx.chp.dif") == {ids["jose_hn"], ids["jose_gt"]}
+    assert found("mx.fed.comar") == set()
+
+
+# -- consent opens a search to another agency ----------------------------------------------------
+
+
+def test_consent_for_identity_under_the_purpose_lets_another_agency_find_the_child(
+    app: Flask, client: FlaskClient
+) -> None:
+    owner = add_agency(app, OWNER)
+    officer = procuraduria(app)
+    comar = add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
+    inm = add_agency(app, INM, jurisdiction="00", kind="immigration_enforcement")
+    child_id = push_child(client, owner)["child_id"]
+    body = {"identifier": {"type": "curp", "value": "EEFK080702HNEJCVA9"}}
+
+    def found(agency: Any, purpose: str, request_id: str = "") -> list[str]:
+        headers = {**agency.headers, **({"X-Request-Id": request_id} if request_id else {})}
+        response = client.post(
+            "/v1/children/search", json={"purpose": purpose, **body}, headers=headers
+        )
+        return [child_id for child_id, _, _ in candidates(response)]
+
+    assert found(owner, "case_management") == [child_id]
+    assert found(comar, "asylum_procedure") == []
+    consent = record_consent(
+        client,
+        officer,
+        child_id,
+        consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"]),
+    )
+    assert found(comar, "asylum_procedure", "search-consent-0001") == [child_id]
+    # The consent is bound to its purpose and to COMAR.
+    assert found(comar, "case_management") == []
+    assert found(inm, "migration_procedure") == []
+    entries = search_entries(app, "search-consent-0001")
+    assert [entry.get("child_id") for entry in entries] == [None, child_id]
+    decided = entries[1]
+    assert decided["reason_code"] == "identifier.curp.identity_permitted"
+    assert decided["decision"]["basis"] == "consent"
+    assert decided["decision"]["consent_ids"] == [consent["id"]]
+    assert "EEFK" not in json.dumps(entries)
+    assert audit_entry(app, consent["audit_entry"])["action"] == "consent_granted"
+
+    # A revocation closes the search at once, and COMAR is told (it received the child's id
+    # under the consent).
+    revoked = client.post(
+        f"/v1/consents/{consent['id']}/revoke",
+        json={"reason": "La Procuraduría retira el consentimiento."},
+        headers=officer.headers,
+    )
+    assert revoked.status_code == 200, revoked.get_json()
+    assert revoked.get_json()["notified"] == [COMAR]
+    assert found(comar, "asylum_procedure") == []
+
+
+def test_a_person_finds_a_child_only_through_the_engine(app: Flask, client: FlaskClient) -> None:
+    owner = add_agency(app, OWNER)
+    officer = procuraduria(app)
+    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
+    lawyer = add_person_client(
+        app, "lic-ana", CLINIC, ["legal_representative"], ["records:read", "access:request"]
+    )
+    child_id = push_child(client, owner)["child_id"]
+
+    def found() -> list[str]:
+        response = client.post(
+            "/v1/children/search",
+            json={"purpose": "legal_representation", "full_name": "Kevin Ejemplo"},
+            headers=lawyer.headers,
+        )
+        return [child_id for child_id, _, _ in candidates(response)]
+
+    assert found() == []
+    record_consent(
+        client,
+        officer,
+        child_id,
+        consent_document(CLINIC, purposes=["legal_representation"], categories=["identity"]),
+    )
+    assert found() == [child_id]
+
+
+def test_children_the_caller_may_not_know_of_do_not_crowd_out_one_it_may(
+    hub_client: FlaskClient, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange.api import children
+
+    # One answer at most: the best-scored José Luis is the DIF's, which INM may not know of;
+    # the next one is INM's own, and must still be found.
+    monkeypatch.setattr(children, "MAX_CANDIDATES", 1)
+    monkeypatch.setattr(children, "WEIGHED_CANDIDATES", 3)
+    found = candidates(
+        search(
+            hub_client,
+            ids,
+            {
+                "name": {"given": "jose luis", "family": "Hernandez-Garcia"},
+                "date_of_birth": "2010-05-14",
+                "nationality": ["HN"],
+            },
+            agency="mx.fed.inm",
+        )
+    )
+    assert [child_id for child_id, _, _ in found] == [ids["jose_gt"]]
