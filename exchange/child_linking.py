@@ -7,8 +7,9 @@ child a CURP or UNHCR individual number of the record already names, else a new 
 identifier that names another child than the one chosen stays where it is and leaves a
 "conflict" suggestion for a person (never a silent merge). The child's other identifiers
 (UNHCR/COMAR case numbers, documents, the child's own agency-local ids) are kept for search
-only (:data:`SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile and name keys are
-kept current (:mod:`exchange.child_matching`): identity-category data only, no case content.
+only (:data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile
+and name keys are kept current (:mod:`exchange.child_matching`): identity-category data only,
+no case content.
 
 Cost: a batch reads the links of all its identifiers in one query per identifier kind and
 the profiles of its known local ids in another, then writes with one ``executemany`` per
@@ -34,8 +35,8 @@ from sqlalchemy.orm import Session
 from exchange.auth import utcnow
 from exchange.child_matching import IdentityProfile, index_keys, profile_from_child
 from exchange.children import (
-    CASE_NUMBER_KINDS,
     PERSONAL_IDENTIFIER_KINDS,
+    SEARCH_ONLY_IDENTIFIER_TYPES,
     UNKNOWN_YEAR_FROM,
     UNKNOWN_YEAR_TO,
     Child,
@@ -73,21 +74,6 @@ def child_part(document: Mapping[str, Any]) -> Mapping[str, Any]:
     return child if isinstance(child, Mapping) else document
 
 
-#: Identifier types of ``child/1`` kept for search only: they never decide which child a record
-#: is about (case numbers cover families; documents and the child's agency-local ids are the
-#: record's statement, which nothing checks names one child). Stored as ``child_case_number``
-#: rows of that kind, so a search finds every child a record says carries the value.
-SEARCH_ONLY_IDENTIFIER_TYPES = CASE_NUMBER_KINDS | frozenset(
-    {
-        "inm_file",
-        "passport",
-        "birth_certificate",
-        "national_id",
-        "migration_document",
-        "agency_local",
-        "other",
-    }
-)
 #: ``child_case_number.value`` holds at most this many characters.
 STORED_VALUE_LENGTH = 200
 

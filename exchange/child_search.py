@@ -8,7 +8,7 @@ How it stays fast with 100,000 children and more (no scan of every child):
 * an identifier search is a lookup or two in the unique index of ``child_identifier``
   (kind, scope, value) and in ``ix_child_case_number_lookup`` (kind, value) — the latter holds
   the identifiers linking keeps for search only (case numbers, documents, the child's own
-  agency-local ids, see :data:`exchange.child_linking.SEARCH_ONLY_IDENTIFIER_TYPES`);
+  agency-local ids, see :data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`);
 * a name search turns the query's name tokens into sound keys (``g:`` given names, ``s:``
   surnames, see :func:`exchange.child_matching.query_keys`) and reads the matching rows of
   ``child_name_key`` through the covering index ``ix_child_name_key_lookup`` (key,
@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from exchange.child_linking import SEARCH_ONLY_IDENTIFIER_TYPES, scoped_value
+from exchange.child_linking import scoped_value
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -41,6 +41,8 @@ from exchange.child_matching import (
     score_match,
 )
 from exchange.children import (
+    IDENTIFIER_TYPES,
+    SEARCH_ONLY_IDENTIFIER_TYPES,
     ChildCaseNumber,
     ChildNameKey,
     ChildProfile,
@@ -59,19 +61,7 @@ CANDIDATE_POOL = 200
 #: "a record says so", not "this child".
 CASE_NUMBER_SCORE = 0.9
 #: The identifier types of a case record (``child.identifiers[].type``), as a search takes them.
-RECORD_IDENTIFIER_TYPES = (
-    "curp",
-    "unhcr_individual",
-    "unhcr_case",
-    "comar_case",
-    "inm_file",
-    "passport",
-    "birth_certificate",
-    "national_id",
-    "migration_document",
-    "agency_local",
-    "other",
-)
+RECORD_IDENTIFIER_TYPES = IDENTIFIER_TYPES
 #: The older short kinds, still taken: ``unhcr`` is an individual or a case number, ``comar``
 #: a case number.
 LEGACY_IDENTIFIER_KINDS = ("unhcr", "comar")

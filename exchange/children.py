@@ -45,6 +45,22 @@ CHILD_ID_PREFIX = "nna_"
 PERSONAL_IDENTIFIER_KINDS = {"curp": "curp", "unhcr_individual": "unhcr"}
 #: Identifier types that name a case, which may cover several children of one family.
 CASE_NUMBER_KINDS = frozenset({"unhcr_case", "comar_case"})
+
+
+def _identifier_types() -> tuple[str, ...]:
+    from schemas.registry import default_registry
+
+    identifier = default_registry().document("common", 1)["$defs"]["identifier"]
+    return tuple(identifier["properties"]["type"]["enum"])
+
+
+#: Every identifier type a record's child may carry (``common/1#/$defs/identifier``).
+IDENTIFIER_TYPES = _identifier_types()
+#: Identifier types kept for search only: they never decide which child a record is about
+#: (case numbers cover families; documents and the child's agency-local ids are the record's
+#: statement, which nothing checks names one child). Stored as ``child_case_number`` rows of
+#: that kind, so a search finds every child a record says carries the value.
+SEARCH_ONLY_IDENTIFIER_TYPES = frozenset(IDENTIFIER_TYPES) - PERSONAL_IDENTIFIER_KINDS.keys()
 #: Merges are flattened, so a chain is at most one hop; this only guards against a cycle.
 MAX_MERGE_HOPS = 20
 
