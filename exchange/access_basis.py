@@ -55,10 +55,21 @@ def covered_access(
     consent, grant and override ids that permit, and the first instant before ``asked_until``
     at which the same question would no longer be permitted in full on that same basis —
     the earliest end among what it rests on (a period, a provision's period, a grant's end,
-    the 18th birthday, an override's 72 hours), or a restriction that starts meanwhile."""
+    the 18th birthday, an override's 72 hours), or a restriction that starts meanwhile.
+
+    The 18th birthday is told only to a requester the decision permits ``identity`` (where the
+    date of birth is): to anyone else an end that depended on it would give it away, even
+    one request at a time with different ``until``s. For them the search stops short of the
+    birthday, an access that lasts until then is answered with the ``until`` asked for, and
+    every answer says it ends at the child's majority at the latest
+    (``ends_at_majority_at_latest``), whether or not that comes first.
+    """
     basis = _permit_basis(decision)
+    majority = child.facts.eighteenth_birthday
+    reveal = "identity" in decision.categories
+    horizon = asked_until if reveal or majority is None else min(asked_until, majority)
     ends = asked_until
-    for instant in _boundaries(child, moment, asked_until):
+    for instant in _boundaries(child, moment, horizon):
         later = evaluate(child, engine_for, "read", purpose, categories, now=instant)
         if later.withheld or _permit_basis(later) != basis:
             ends = instant
@@ -68,12 +79,7 @@ def covered_access(
         ids = sorted({ref for code, ref in basis if code == step and ref is not None})
         if ids:
             access[key] = ids
-    majority = child.facts.eighteenth_birthday
-    if majority is not None and ends == majority:
-        # Ending at the 18th birthday would tell the requester the child's date of birth,
-        # which the request may not cover: say only that it lasts while the child is a minor.
-        access["until"] = None
-        access["ends_at_majority"] = True
-    else:
-        access["until"] = ends.isoformat()
+    access["until"] = ends.isoformat()
+    if not reveal:
+        access["ends_at_majority_at_latest"] = True
     return access

@@ -480,15 +480,13 @@ def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, s
     named_es = " y ".join(es for es, _ in named)
     named_en = " and ".join(en for _, en in named)
     asked = as_utc(row.until)
-    if access.get("until") is None:  # ends at the child's 18th birthday: not told (privacy)
-        ends = asked.isoformat()
-        cut_es = " o mientras la persona sea menor de edad, lo que ocurra primero"
-        cut_en = " or while the child is a minor, whichever comes first"
-    else:
-        ends = access["until"]
-        earlier = as_utc(datetime.fromisoformat(access["until"])) < asked
-        cut_es = f" (antes de la fecha pedida, {asked.isoformat()})" if earlier else ""
-        cut_en = f" (before the date asked for, {asked.isoformat()})" if earlier else ""
+    ends = access.get("until") or asked.isoformat()
+    earlier = as_utc(datetime.fromisoformat(ends)) < asked
+    cut_es = f" (antes de la fecha pedida, {asked.isoformat()})" if earlier else ""
+    cut_en = f" (before the date asked for, {asked.isoformat()})" if earlier else ""
+    if access.get("ends_at_majority_at_latest"):  # the exact birthday is not told (privacy)
+        cut_es += " y, a más tardar, cuando la persona cumpla 18 años"
+        cut_en += " and, at the latest, when the child turns 18"
     if row.grant_id is not None:
         return (
             f"Acceso concedido por la oficina de consentimiento: {named_es}, para esta "

@@ -745,15 +745,35 @@ def test_the_demos_access_request_names_its_consent_and_real_end(app: Flask) -> 
 def test_an_access_lasting_to_the_18th_birthday_does_not_reveal_the_date_of_birth(
     client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
 ) -> None:
-    # A consent with no end of its own lapses at the 18th birthday (2030-05-10 here); saying
-    # so would tell a requester who asked only for legal data when the child was born.
+    # A consent with no end of its own lapses at the 18th birthday (2030-05-10 here). A
+    # requester who may not see identity must not learn it — not from one answer, nor by
+    # asking again with an "until" on the other side of the birthday.
     document = consent_document(CLINIC, purposes=["legal_representation"])
     del document["period"]["end"]
     record_consent(client, officer, pushed["child_id"], document)
-    body = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE).get_json()
-    assert body["status"] == "granted"
-    assert body["access"]["until"] is None
-    assert body["access"]["ends_at_majority"] is True
-    assert "2030" not in json.dumps(body)
-    assert "menor de edad" in body["message"]["es"]
-    assert "while the child is a minor" in body["message"]["en"]
+    legal = ["legal_status"]
+    before = ask(
+        client, lawyer, pushed["child_id"], categories=legal, until="2030-05-01T00:00:00Z"
+    ).get_json()
+    after = ask(
+        client, lawyer, pushed["child_id"], categories=legal, until="2030-06-01T00:00:00Z"
+    ).get_json()
+    for body, asked in ((before, "2030-05-01"), (after, "2030-06-01")):
+        assert body["status"] == "granted"
+        assert body["access"]["until"].startswith(asked)  # what was asked, either side
+        assert body["access"]["ends_at_majority_at_latest"] is True
+        assert "2030-05-10" not in json.dumps(body)
+        assert "cumpla 18 años" in body["message"]["es"]
+        assert "when the child turns 18" in body["message"]["en"]
+    assert set(before["access"]) == set(after["access"])
+
+
+def test_a_requester_who_may_see_identity_is_told_the_real_end(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    document = consent_document(CLINIC, purposes=["legal_representation"])
+    del document["period"]["end"]
+    record_consent(client, officer, pushed["child_id"], document)
+    body = ask(client, lawyer, pushed["child_id"], until="2031-01-01T00:00:00Z").get_json()
+    assert body["access"]["until"] == "2030-05-10T05:00:00+00:00"  # the 18th birthday begins
+    assert "ends_at_majority_at_latest" not in body["access"]
