@@ -880,3 +880,31 @@ def test_children_the_caller_may_not_know_of_do_not_crowd_out_one_it_may(
         )
     )
     assert [child_id for child_id, _, _ in found] == [ids["jose_gt"]]
+
+
+def test_a_person_of_the_holding_agency_finds_the_child_only_through_the_engine(
+    app: Flask, client: FlaskClient
+) -> None:
+    # As for reads: the agency's own system knows its children; its people know what
+    # consent, grants and overrides give them.
+    owner = add_agency(app, OWNER)
+    officer = procuraduria(app)
+    staff = add_person_client(
+        app, "dif-abogada", OWNER, ["legal_representative"], ["records:read", "access:request"]
+    )
+    child_id = push_child(client, owner)["child_id"]
+    body = {"purpose": "legal_representation", "full_name": "Kevin Ejemplo"}
+
+    def found(headers: dict[str, str]) -> list[str]:
+        response = client.post("/v1/children/search", json=body, headers=headers)
+        return [child_id for child_id, _, _ in candidates(response)]
+
+    assert found(owner.headers) == [child_id]
+    assert found(staff.headers) == []
+    record_consent(
+        client,
+        officer,
+        child_id,
+        consent_document(OWNER, purposes=["legal_representation"], categories=["identity"]),
+    )
+    assert found(staff.headers) == [child_id]
