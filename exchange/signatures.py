@@ -54,7 +54,14 @@ _REGISTRY.max_payload_length = 64 * 1024 * 1024
 _SAFE_INTEGER = 2**53 - 1
 # orjson with sorted keys writes what JCS writes for such values: no whitespace, UTF-8 left
 # unescaped, the same short escapes (\b \t \n \f \r \" \\) and \u00xx for other controls.
-_FAST_OPTIONS = orjson.OPT_SORT_KEYS
+# Types that are not JSON (datetimes, dataclasses, subclasses of str, int, dict, list) are
+# passed through, so orjson refuses them as the reference does instead of writing them.
+_FAST_OPTIONS = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
 # Member names sort by UTF-16 code unit in JCS and by code point in Python: the two orders
 # differ only when a name holds a character outside the Basic Multilingual Plane.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")

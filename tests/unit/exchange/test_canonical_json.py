@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,15 @@ def test_plain_source_text_skips_the_walk(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize(
     "value",
-    [{"n": 2**53}, {"n": -(2**60)}, {"x": math.nan}, {"x": math.inf}, ["\ud800"]],
+    [
+        {"n": 2**53},
+        {"n": -(2**60)},
+        {"x": math.nan},
+        {"x": math.inf},
+        ["\ud800"],
+        {"when": datetime(2026, 11, 23, tzinfo=UTC)},  # not JSON: refused, not written
+        {"when": date(2026, 11, 23)},
+    ],
 )
 def test_what_jcs_cannot_represent_is_a_value_error(value: Any) -> None:
     with pytest.raises(ValueError):
