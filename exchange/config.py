@@ -24,8 +24,11 @@ def public_url_for_bind(bind: str) -> str:
         bind = DEFAULT_BIND
     host, _colon, port = bind.rpartition(":")
     if not (host and port.isdigit()):
-        bind += ":8000"  # a host alone: gunicorn's default port
-    return f"http://{bind}"
+        host, port = bind, "8000"  # a host alone: gunicorn's default port
+    # "Every address" is nobody's address to call: the loopback one works on this machine;
+    # elsewhere set PUENTE_PUBLIC_URL (the README says so).
+    host = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]"}.get(host, host)  # noqa: S104
+    return f"http://{host}:{port}"
 
 
 DEFAULTS: dict[str, Any] = {

@@ -99,7 +99,8 @@ def test_access_log_to_a_file_stays_a_file(tmp_path: Path) -> None:
     ("bind", "url"),
     [
         ("127.0.0.1:8765", "http://127.0.0.1:8765"),
-        ("0.0.0.0:9000", "http://0.0.0.0:9000"),
+        ("0.0.0.0:9000", "http://127.0.0.1:9000"),  # every address: loopback works here
+        ("[::]:9000", "http://[::1]:9000"),
         ("[::1]:8765", "http://[::1]:8765"),
         ("localhost", "http://localhost:8000"),
         ("unix:/run/puente.sock", "http://127.0.0.1:8000"),
