@@ -18,12 +18,16 @@ is on every push, and SQLAlchemy's per-statement work used to be a third of a pu
 re-push whose identity data did not change writes nothing. A concurrent push that linked one
 of the same identifiers first makes the insert fail with ``IntegrityError``: roll back and
 retry (the retry sees the committed links).
+
+What search finds a linked record's child by (search-only identifiers, profile, name keys) is
+stored by :func:`store_search_index`, which ``puente children reindex``
+(:mod:`exchange.children_reindex`) also calls for records pushed before the index kept it.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -181,7 +185,7 @@ def _follow_merges(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[s
     return {child_id: resolve_child_id(session, child_id) for (child_id,) in merged}
 
 
-def _existing_children(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
+def existing_children(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
     """child id -> the child it is now, for the ids that exist."""
     rows = sql.rows_in(
         "SELECT id, merged_into FROM child WHERE id IN {}",
@@ -260,7 +264,7 @@ def link_children(
     owners = _owners(sql, session, lookups)
     known_local_ids = {value for kind, _, value in owners if kind == "agency_local"}
     wanted = {r.child_id for r in requests if r.child_id}
-    explicit = _existing_children(sql, session, wanted) if wanted else {}
+    explicit = existing_children(sql, session, wanted) if wanted else {}
 
     results: list[str | LookupError] = []
     new_children: list[str] = []
@@ -301,16 +305,41 @@ def link_children(
         sql.executemany(_INSERT_CHILD, [(child_id, created) for child_id in new_children])
     if new_identifiers:
         sql.executemany(_INSERT_IDENTIFIER, new_identifiers)
-    if new_cases:
-        sql.executemany(_INSERT_CASE_NUMBER, sorted(new_cases))
     for child_id, other, kind in conflicts:
         suggest_conflict(session, child_id, other, kind=kind, agency_id=agency_id)
     profiles = {
         local_id: (child_id, profile_from_child(child, now.date()))
         for local_id, (child_id, child) in latest.items()
     }
-    _store_profiles(sql, agency_id, profiles, known=known_local_ids, now=now)
+    store_search_index(sql, agency_id, new_cases, profiles, known=known_local_ids, now=now)
     return results
+
+
+def store_search_index(
+    sql: HotSQL,
+    agency_id: str,
+    case_numbers: Collection[tuple[str, str, str]],
+    profiles: Mapping[str, tuple[str, IdentityProfile]],
+    *,
+    known: set[str],
+    now: datetime,
+    check_name_keys: bool = False,
+) -> int:
+    """Store what search finds children by, for records of ``agency_id`` already linked:
+    their search-only identifiers (``case_numbers``: (child id, type, value), as
+    :func:`identifiers_in` gives them; rows already there are kept) and their profiles and
+    name keys (:func:`store_profiles`). Returns how many profiles were written.
+
+    Called by :func:`link_children` on every push, and by ``puente children reindex``
+    (:mod:`exchange.children_reindex`) for records pushed before the index kept what it keeps
+    now. ``check_name_keys``: also rewrite the name keys of an unchanged profile when they
+    differ from what its profile gives (one more query; the push path has no need of it).
+    """
+    if case_numbers:
+        sql.executemany(_INSERT_CASE_NUMBER, sorted(case_numbers))
+    return _store_profiles(
+        sql, agency_id, profiles, known=known, now=now, check_name_keys=check_name_keys
+    )
 
 
 def profile_columns(profile: IdentityProfile) -> dict[str, Any]:
@@ -386,7 +415,8 @@ def _store_profiles(
     *,
     known: set[str],
     now: datetime,
-) -> None:
+    check_name_keys: bool = False,
+) -> int:
     stored: dict[str, tuple[Any, ...]] = {}
     local_ids = sorted(known & profiles.keys())
     if local_ids:
@@ -396,6 +426,7 @@ def _store_profiles(
     inserts: list[tuple[Any, ...]] = []
     updates: list[tuple[Any, ...]] = []
     rekeyed: dict[int, IdentityProfile] = {}
+    unchanged: dict[int, IdentityProfile] = {}
     for local_id, (child_id, profile) in profiles.items():
         values = _profile_values(sql, profile)
         current = stored.get(local_id)
@@ -404,8 +435,13 @@ def _store_profiles(
         elif current[2] != child_id or current[3:] != values:
             updates.append((child_id, updated_at, *values, current[0]))
             rekeyed[current[0]] = profile
+        elif check_name_keys:
+            unchanged[current[0]] = profile
+    if unchanged:
+        rekeyed.update(_stale_name_keys(sql, unchanged))
     if updates:
         sql.executemany(_PROFILE_UPDATE, updates)
+    if rekeyed:
         sql.execute_in("DELETE FROM child_name_key WHERE profile_id IN {}", sorted(rekeyed))
     # One multi-row INSERT … RETURNING per chunk: the new ids key the profiles' name keys.
     for chunk in _chunks(inserts, MAX_PARAMETERS // len(_PROFILE_INSERT_COLUMNS)):
@@ -413,13 +449,38 @@ def _store_profiles(
         for profile_id, local_id in sql.rows(statement, [v for row in chunk for v in row]):
             rekeyed[profile_id] = profiles[local_id][1]
     keys = [
-        (profile_id, key, start, end)
-        for profile_id, profile in rekeyed.items()
-        for start, end in [_birth_years(profile)]
-        for key in sorted(index_keys(profile))
+        row for profile_id, profile in rekeyed.items() for row in _name_keys(profile_id, profile)
     ]
     if keys:
         sql.executemany(_INSERT_NAME_KEY, keys)
+    return len(rekeyed)
+
+
+def _name_keys(profile_id: int, profile: IdentityProfile) -> list[tuple[int, str, int, int]]:
+    """The ``child_name_key`` rows of a profile."""
+    start, end = _birth_years(profile)
+    return [(profile_id, key, start, end) for key in sorted(index_keys(profile))]
+
+
+def _stale_name_keys(
+    sql: HotSQL, profiles: Mapping[int, IdentityProfile]
+) -> dict[int, IdentityProfile]:
+    """Those of ``profiles`` (profile id -> profile) whose stored name keys are not the ones
+    the profile gives (missing, or made by an earlier version of the keys)."""
+    stored: dict[int, set[tuple[int, str, int, int]]] = {}
+    for row in sql.rows_in(
+        "SELECT profile_id, key, birth_year_from, birth_year_to FROM child_name_key"
+        " WHERE profile_id IN {}",
+        (),
+        sorted(profiles),
+        chunk=LOOKUP_CHUNK,
+    ):
+        stored.setdefault(row[0], set()).add(tuple(row))
+    return {
+        profile_id: profile
+        for profile_id, profile in profiles.items()
+        if stored.get(profile_id, set()) != set(_name_keys(profile_id, profile))
+    }
 
 
 def _birth_years(profile: IdentityProfile) -> tuple[int, int]:

@@ -1,13 +1,17 @@
-"""``puente children …``: probable duplicates for a person to review, and the merge they decide.
+"""``puente children …``: probable duplicates for a person to review, the merge they decide,
+and bringing the index up to date after an upgrade.
 
 Nothing is ever merged automatically: ``duplicates`` only lists, ``merge A B`` merges child B
-into child A when a person asks, and the merge is recorded in the audit log.
+into child A when a person asks, and the merge is recorded in the audit log. ``reindex``
+stores what search needs for records pushed before the hub's upgrade; it never relinks.
 """
 
 from __future__ import annotations
 
 import getpass
 import re
+import sys
+from typing import Any
 
 import click
 from flask import Flask
@@ -15,12 +19,12 @@ from flask import Flask
 from exchange import db
 from exchange.child_duplicates import MergeRefused, merge_children, probable_duplicates
 from exchange.child_matching import DUPLICATE_MIN_SCORE
-from exchange.cli import language_option, print_json, with_hub
+from exchange.cli import language_option, print_json, say, with_hub
 
 
 @click.group("children")
 def children_group() -> None:
-    """Child index: probable duplicates and merges / índice de NNA: duplicados y fusiones."""
+    """Child index: duplicates, merges, reindex / índice de NNA: duplicados, fusiones, reindexar."""
 
 
 @children_group.command("duplicates")
@@ -127,3 +131,81 @@ def merge_command(
             else f"{merged} merged into {into}: {result.identifiers_moved} identifiers, "
             f"{result.profiles_moved} profiles moved."
         )
+
+
+@children_group.command("reindex")
+@click.option(
+    "--batch",
+    "batch_size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Records per transaction / expedientes por transacción.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@language_option
+@with_hub
+def reindex_command(app: Flask, batch_size: int, as_json: bool, lang: str) -> None:
+    """Bring the child index up to date with stored records (run after an upgrade).
+
+    Reads every record's latest version and adds what search needs and an earlier version of
+    the hub did not keep (documents, INM files, agency-local ids; identity profiles). Never
+    changes which child a record belongs to. Safe to interrupt and to run again.
+    """
+    from exchange.children_reindex import records_to_read, reindex_children
+    from exchange.crypto import DataKeyError, data_keyring
+
+    sessions = db.database(app).sessions
+    with _progress(records_to_read(sessions), lang) as bar:
+        try:
+            summary = reindex_children(
+                sessions, data_keyring(app), batch_size=batch_size, progress=bar.update
+            )
+        except DataKeyError as error:
+            raise click.ClickException(
+                say(
+                    lang,
+                    f"No se pudo descifrar un expediente ({error}); los lotes ya hechos quedan. "
+                    "Revise las claves de datos y vuelva a ejecutar.",
+                    f"A record could not be decrypted ({error}); batches already done stay. "
+                    "Check the data keys and run it again.",
+                )
+            ) from error
+    if as_json:
+        print_json(summary.to_json())
+        return
+    read = summary.records_read
+    if not summary.changed:
+        click.echo(
+            say(
+                lang,
+                f"El índice de NNA ya estaba al día: nada que hacer ({read} expedientes leídos).",
+                f"The child index was already up to date: nothing to do ({read} records read).",
+            )
+        )
+        return
+    added, refreshed = summary.identifiers_added, summary.profiles_refreshed
+    click.echo(
+        say(
+            lang,
+            f"Expedientes leídos: {read}; identificadores de búsqueda agregados: {added}; "
+            f"perfiles de identidad actualizados: {refreshed}.",
+            f"Records read: {read}; search identifiers added: {added}; "
+            f"identity profiles refreshed: {refreshed}.",
+        )
+    )
+
+
+def _progress(total: int, lang: str) -> Any:
+    """A progress bar on stderr over the records (off when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit=say(lang, " expedientes", " records"),
+        desc=say(lang, "reindexando", "reindexing"),
+        file=sys.stderr,
+        disable=None,
+        mininterval=0.5,
+        dynamic_ncols=True,
+    )
