@@ -48,9 +48,9 @@ CASE_NUMBER_KINDS = frozenset({"unhcr_case", "comar_case"})
 
 
 def _identifier_types() -> tuple[str, ...]:
-    from schemas.registry import default_registry
+    from schemas.registry import shipped_document
 
-    identifier = default_registry().document("common", 1)["$defs"]["identifier"]
+    identifier = shipped_document("common", 1)["$defs"]["identifier"]
     return tuple(identifier["properties"]["type"]["enum"])
 
 

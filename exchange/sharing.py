@@ -40,7 +40,7 @@ from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.outbox import enqueue
 from exchange.records import Record, current_child_id
-from schemas.registry import default_registry
+from schemas.registry import shipped_document
 
 KINDS = ("referral", "transfer")
 STATUSES = ("pending", "accepted", "rejected", "cancelled")
@@ -101,7 +101,7 @@ class ShareConflict(Exception):
 
 @functools.cache
 def _common_enum(definition: str) -> tuple[str, ...]:
-    return tuple(default_registry().document("common", 1)["$defs"][definition]["enum"])
+    return tuple(shipped_document("common", 1)["$defs"][definition]["enum"])
 
 
 def purpose_codes() -> tuple[str, ...]:

@@ -328,6 +328,14 @@ def _title(document: Mapping[str, Any], name: str) -> dict[str, str]:
 
 
 @functools.cache
+def shipped_document(name: str, version: int) -> dict[str, Any]:
+    """One shipped document as written, read from its file alone (no other document loaded,
+    nothing resolved or compiled): for code lists the hub needs when its modules load."""
+    path = DOCUMENTS_DIR / name / f"{version}.json"
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@functools.cache
 def default_registry() -> SchemaRegistry:
     """The registry of the shipped documents, loaded once per process."""
     return SchemaRegistry.load()

@@ -162,3 +162,12 @@ def test_shipped_examples_are_found(registry: SchemaRegistry) -> None:
     valid = registry.example_paths("case-record", "1")
     assert any(path.name == "typical.json" for path in valid)
     assert registry.example_paths("case-record", "1", "invalid")
+
+
+def test_a_shipped_document_read_alone_is_the_registrys(registry: SchemaRegistry) -> None:
+    from schemas.registry import shipped_document
+
+    for info in registry.list():
+        assert shipped_document(info.name, int(info.version)) == registry.document(
+            info.name, int(info.version)
+        )
