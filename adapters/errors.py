@@ -8,18 +8,11 @@ the explanation in Spanish and English.
 
 from __future__ import annotations
 
+from schemas.errors import BilingualError
 
-class AdapterError(Exception):
+
+class AdapterError(BilingualError):
     """Base class of every error the ``adapters`` package raises."""
-
-    def __init__(self, message_es: str, message_en: str) -> None:
-        super().__init__(f"{message_en} / {message_es}")
-        self.message_es = message_es
-        self.message_en = message_en
-
-    def message(self, lang: str = "en") -> str:
-        """The explanation in ``lang`` (``"es"`` or ``"en"``)."""
-        return self.message_es if lang == "es" else self.message_en
 
 
 class UnknownAdapter(AdapterError, LookupError):

@@ -34,6 +34,7 @@ from consent.vocabulary import ACTOR_KINDS
 from exchange import audit_log
 from exchange.auth import SCOPES, AccessToken, as_utc, utcnow
 from exchange.db import Base
+from schemas.errors import BilingualError
 
 LEVELS = ("federal", "state", "municipal")
 
@@ -130,17 +131,12 @@ class AgencyKey(Base):
 # --- errors -------------------------------------------------------------------------------------
 
 
-class AgencyError(ValueError):
+class AgencyError(BilingualError, ValueError):
     """A registry operation refused; the message is in Spanish and English."""
 
     def __init__(self, spanish: str, english: str, *, field: str = "") -> None:
-        super().__init__(f"{spanish} / {english}")
-        self.message_es = spanish
-        self.message_en = english
+        super().__init__(spanish, english)
         self.field = field
-
-    def message(self, lang: str) -> str:
-        return self.message_es if lang == "es" else self.message_en
 
 
 class InvalidAgency(AgencyError):

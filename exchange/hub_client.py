@@ -28,6 +28,8 @@ from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
 
+from schemas.errors import BilingualError
+
 NDJSON = "application/x-ndjson"
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 #: A token is renewed when it has less than this left.
@@ -48,17 +50,12 @@ class Answer:
 Send = Callable[[str, str, bytes | None, dict[str, str]], Answer]
 
 
-class HubError(Exception):
+class HubError(BilingualError):
     """The hub could not be reached or refused the client; Spanish and English."""
 
     def __init__(self, message_es: str, message_en: str, *, transient: bool = False) -> None:
-        super().__init__(f"{message_en} / {message_es}")
-        self.message_es = message_es
-        self.message_en = message_en
+        super().__init__(message_es, message_en)
         self.transient = transient
-
-    def message(self, lang: str) -> str:
-        return self.message_es if lang == "es" else self.message_en
 
 
 def urllib_send(timeout: float = 300) -> Send:

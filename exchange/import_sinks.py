@@ -22,6 +22,7 @@ from exchange.db import database
 from exchange.hub_client import HubClient, HubError
 from exchange.importer import Outcome, idempotency_key
 from exchange.signatures import sign_detached
+from schemas.errors import BilingualError
 from schemas.validation import ValidationFailure
 
 # -- signing -----------------------------------------------------------------------------------
@@ -169,16 +170,8 @@ def _outcome(status: str, failures: Iterable[ValidationFailure]) -> Outcome:
     return Outcome(status)
 
 
-class ImportRefused(Exception):
+class ImportRefused(BilingualError):
     """The import cannot start (unknown agency, credentials refused); Spanish and English."""
-
-    def __init__(self, message_es: str, message_en: str) -> None:
-        super().__init__(f"{message_en} / {message_es}")
-        self.message_es = message_es
-        self.message_en = message_en
-
-    def message(self, lang: str) -> str:
-        return self.message_es if lang == "es" else self.message_en
 
 
 # -- through the HTTP API ----------------------------------------------------------------------

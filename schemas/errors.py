@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from schemas.compat import Incompatibility
 
 
-class SchemaError(Exception):
-    """Base class of every error the ``schemas`` package raises."""
+class BilingualError(Exception):
+    """An error explained in Spanish and English: what the hub, the CLI and the adapters raise
+    when a person will read why (``message(lang)``); ``str()`` gives both."""
 
     def __init__(self, message_es: str, message_en: str) -> None:
         super().__init__(f"{message_en} / {message_es}")
@@ -25,6 +26,10 @@ class SchemaError(Exception):
     def message(self, lang: str = "en") -> str:
         """The explanation in ``lang`` (``"es"`` or ``"en"``)."""
         return self.message_es if lang == "es" else self.message_en
+
+
+class SchemaError(BilingualError):
+    """Base class of every error the ``schemas`` package raises."""
 
 
 class UnknownSchema(SchemaError, LookupError):

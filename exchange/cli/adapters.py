@@ -15,11 +15,7 @@ from pathlib import Path
 
 import click
 
-from exchange.cli import language_option, print_json
-
-
-def _say(lang: str, spanish: str, english: str) -> str:
-    return spanish if lang == "es" else english
+from exchange.cli import language_option, print_json, say
 
 
 @click.group("adapters")
@@ -79,7 +75,7 @@ def template_command(
     existing = [str(path) for path in (sheet, mapping) if path.exists()]
     if existing and not force:
         raise click.UsageError(
-            _say(
+            say(
                 lang,
                 f"ya existe {', '.join(existing)} (use --force para reemplazarlo)",
                 f"{', '.join(existing)} already exists (use --force to replace it)",
@@ -94,7 +90,7 @@ def template_command(
         print_json({"csv": str(sheet), "mapping": str(mapping), "columns": len(template.header)})
         return
     click.echo(
-        _say(
+        say(
             lang,
             f"{sheet} ({len(template.header)} columnas) y {mapping}: borre las columnas que no "
             f"use y luego: puente import --adapter csv --mapping {mapping} ARCHIVO.csv",

@@ -40,11 +40,7 @@ from exchange.agencies import (
 )
 from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
 from exchange.auth import SCOPES, utcnow
-from exchange.cli import language_option, print_json, with_hub
-
-
-def _say(lang: str, spanish: str, english: str) -> str:
-    return spanish if lang == "es" else english
+from exchange.cli import language_option, print_json, say, with_hub
 
 
 def _refusal(error: AgencyError, lang: str) -> click.ClickException:
@@ -66,7 +62,7 @@ def _transaction(app: Flask, lang: str) -> Iterator[Session]:
     except IntegrityError as error:
         # Someone registered the same id or key between our check and our commit.
         raise click.ClickException(
-            _say(lang, "Ya existe (registro simultáneo).", "Already exists (concurrent change).")
+            say(lang, "Ya existe (registro simultáneo).", "Already exists (concurrent change).")
         ) from error
 
 
@@ -76,7 +72,7 @@ def read_public_key(path: Path, lang: str) -> dict[str, Any]:
         data = path.read_bytes()
     except OSError as error:
         raise click.ClickException(
-            _say(lang, f"No se puede leer {path}: {error}", f"Cannot read {path}: {error}")
+            say(lang, f"No se puede leer {path}: {error}", f"Cannot read {path}: {error}")
         ) from error
     looks_private = b"PRIVATE KEY" in data
     if data.lstrip().startswith(b"{"):
@@ -86,7 +82,7 @@ def read_public_key(path: Path, lang: str) -> dict[str, Any]:
             pass
     if looks_private:
         raise click.ClickException(
-            _say(
+            say(
                 lang,
                 f"{path} es una clave privada: registre la pública (.pub o .jwk); la privada "
                 "no sale del sistema de la agencia.",
@@ -98,7 +94,7 @@ def read_public_key(path: Path, lang: str) -> dict[str, Any]:
         return load_public_jwk(path)
     except ValueError as error:
         raise click.ClickException(
-            _say(
+            say(
                 lang,
                 f"{path} no es una clave pública Ed25519 (PEM o JWK).",
                 f"{path} is not an Ed25519 public key (PEM or JWK).",
@@ -111,7 +107,7 @@ def _new_key_files(directory: Path, name: str, lang: str) -> KeyFiles:
         return generate_key_files(directory, name)
     except FileExistsError as error:
         raise click.ClickException(
-            _say(
+            say(
                 lang,
                 f"{error.filename} ya existe: no se sobrescribe.",
                 f"{error.filename} already exists: not overwritten.",
@@ -131,7 +127,7 @@ def _key_source(
 ) -> tuple[dict[str, Any] | None, KeyFiles | None]:
     if public_key and generate_key:
         raise click.UsageError(
-            _say(
+            say(
                 lang,
                 "Use --public-key o --generate-key, no ambos.",
                 "Use --public-key or --generate-key, not both.",
@@ -171,13 +167,13 @@ def check_kind(kind: str, lang: str) -> None:
     if kind in KINDS:
         return
     raise click.BadParameter(
-        _say(
+        say(
             lang,
             f"tipo {kind!r} desconocido; use uno de:",
             f"unknown kind {kind!r}; use one of:",
         )
         + "\n"
-        + "\n".join(f"  {code}: {_say(lang, *ACTOR_KINDS[code])}" for code in KINDS),
+        + "\n".join(f"  {code}: {say(lang, *ACTOR_KINDS[code])}" for code in KINDS),
         param_hint="--kind",
     )
 
@@ -247,7 +243,7 @@ def add_command(
     """
     if not (public_key or generate_key or secret):
         raise click.UsageError(
-            _say(
+            say(
                 lang,
                 "La agencia necesita una credencial: --public-key, --generate-key o --secret.",
                 "The agency needs a credential: --public-key, --generate-key or --secret.",
@@ -279,19 +275,19 @@ def add_command(
     if as_json:
         print_json(answer)
         return
-    click.echo(_say(lang, f"Agencia {agency_id} registrada.", f"Agency {agency_id} registered."))
+    click.echo(say(lang, f"Agencia {agency_id} registrada.", f"Agency {agency_id} registered."))
     click.echo(f"  client_id: {result.client_id}")
     if result.key_id:
         click.echo(f"  key_id: {result.key_id}")
     if files is not None:
         click.echo(
-            _say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
+            say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
             + str(files.private_key)
         )
     if result.client_secret:
         click.echo(f"  client_secret: {result.client_secret}")
         click.echo(
-            _say(
+            say(
                 lang,
                 "  Guarde el secreto ahora: no se vuelve a mostrar.",
                 "  Store the secret now: it is not shown again.",
@@ -312,19 +308,19 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
         print_json({"agencies": agencies})
         return
     if not agencies:
-        click.echo(_say(lang, "No hay agencias registradas.", "No agencies registered."))
+        click.echo(say(lang, "No hay agencias registradas.", "No agencies registered."))
     for agency in agencies:
         state = (
-            _say(lang, "activa", "active")
+            say(lang, "activa", "active")
             if agency["active"]
-            else _say(lang, "DESACTIVADA", "DISABLED")
+            else say(lang, "DESACTIVADA", "DISABLED")
         )
         valid = sum(1 for key in agency["keys"] if key["valid"])
         kind = agency["kind"] + (f" ({agency['country']})" if agency["country"] else "")
         click.echo(
             f"{agency['id']}  {agency['level']}  {kind}  {agency['jurisdiction']}  {state}  "
             f"{' '.join(agency['scopes'])}  "
-            + _say(lang, f"claves válidas: {valid}", f"valid keys: {valid}")
+            + say(lang, f"claves válidas: {valid}", f"valid keys: {valid}")
             + f"  {agency['name']}"
         )
 
@@ -338,7 +334,7 @@ def _simple_change(
     def command(app: Flask, agency_id: str, lang: str) -> None:
         with _transaction(app, lang) as session:
             change(session, agency_id)
-        click.echo(_say(lang, spanish.format(agency_id), english.format(agency_id)))
+        click.echo(say(lang, spanish.format(agency_id), english.format(agency_id)))
 
     return command
 
@@ -370,7 +366,7 @@ def set_kind_command(app: Flask, agency_id: str, kind: str, country: str | None,
     with _transaction(app, lang) as session:
         set_kind(session, agency_id, kind, country)
     shown = kind + (f" ({country.upper()})" if country else "")
-    click.echo(_say(lang, f"{agency_id}: tipo {shown}.", f"{agency_id}: kind {shown}."))
+    click.echo(say(lang, f"{agency_id}: tipo {shown}.", f"{agency_id}: kind {shown}."))
 
 
 @agency_group.command("rotate-key")
@@ -399,7 +395,7 @@ def rotate_key_command(
     """Make a new key the agency's current key; the old ones retire after the grace period."""
     if not (public_key or generate_key):
         raise click.UsageError(
-            _say(
+            say(
                 lang,
                 "Indique --public-key o --generate-key.",
                 "Give --public-key or --generate-key.",
@@ -418,13 +414,13 @@ def rotate_key_command(
     if as_json:
         print_json(answer)
         return
-    click.echo(_say(lang, f"Clave nueva: {result.key_id}", f"New key: {result.key_id}"))
+    click.echo(say(lang, f"Clave nueva: {result.key_id}", f"New key: {result.key_id}"))
     for kid, moment in result.retiring.items():
         until = f"{moment:%Y-%m-%d %H:%M} UTC"
-        click.echo(_say(lang, f"  {kid} vale hasta {until}", f"  {kid} valid until {until}"))
+        click.echo(say(lang, f"  {kid} vale hasta {until}", f"  {kid} valid until {until}"))
     if files is not None:
         click.echo(
-            _say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
+            say(lang, "  clave privada (secreta): ", "  private key (keep secret): ")
             + str(files.private_key)
         )
 
@@ -448,7 +444,7 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
     if as_json:
         print_json({"agency_id": agency_id, "key_id": kid})
         return
-    click.echo(_say(lang, f"Clave añadida: {kid}", f"Key added: {kid}"))
+    click.echo(say(lang, f"Clave añadida: {kid}", f"Key added: {kid}"))
 
 
 @agency_group.command("retire-key")
@@ -460,7 +456,7 @@ def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> No
     """Stop a key verifying at once (for example a compromised key)."""
     with _transaction(app, lang) as session:
         retire_key(session, agency_id, key_id)
-    click.echo(_say(lang, f"Clave {key_id} retirada.", f"Key {key_id} retired."))
+    click.echo(say(lang, f"Clave {key_id} retirada.", f"Key {key_id} retired."))
 
 
 @agency_group.command("set-webhook")
@@ -472,4 +468,4 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None
     """Set where the hub delivers the agency's notifications ("-" removes it)."""
     with _transaction(app, lang) as session:
         set_webhook(session, agency_id, None if url == "-" else url)
-    click.echo(_say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
+    click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))

@@ -54,6 +54,8 @@ class UsageProblem(click.UsageError):
     exit_code = EXIT_USAGE
 
 
+# Copies of exchange.cli.default_language and say: this module imports nothing of the hub at
+# the top, so an oversight body's `puente audit verify` loads only the `audit` package.
 def _lang_default() -> str:
     import os
 

@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import click
 
-from exchange.cli import hub_app, language_option, print_json
+from exchange.cli import hub_app, language_option, print_json, say
 
 EXIT_REJECTED = 1
 EXIT_CANNOT_START = 2
@@ -42,10 +42,6 @@ class CannotStart(click.ClickException):
     """Nothing was imported or exported: the command could not start."""
 
     exit_code = EXIT_CANNOT_START
-
-
-def say(lang: str, spanish: str, english: str) -> str:
-    return spanish if lang == "es" else english
 
 
 def build_adapter(name: str, mapping: str | None, options: tuple[str, ...], lang: str) -> Any:

@@ -12,8 +12,8 @@ from flask import Flask
 
 from exchange import db
 from exchange.auth import SCOPES
-from exchange.cli import language_option, print_json, with_hub
-from exchange.cli.agencies import _say, _transaction, json_option
+from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli.agencies import _transaction, json_option
 from exchange.people import (
     DEFAULT_TOKEN_DAYS,
     MAX_TOKEN_DAYS,
@@ -85,7 +85,7 @@ def add_command(
         print_json(answer)
         return
     click.echo(
-        _say(lang, f"Persona {answer['id']} registrada.", f"Person {answer['id']} registered.")
+        say(lang, f"Persona {answer['id']} registrada.", f"Person {answer['id']} registered.")
     )
     click.echo(f"  {' '.join(answer['roles'])}  {answer['agency_id']}  {answer['jurisdiction']}")
 
@@ -106,17 +106,17 @@ def list_command(app: Flask, agency_id: str | None, as_json: bool, lang: str) ->
         print_json({"people": people})
         return
     if not people:
-        click.echo(_say(lang, "No hay personas registradas.", "No people registered."))
+        click.echo(say(lang, "No hay personas registradas.", "No people registered."))
     for person in people:
         state = (
-            _say(lang, "activa", "active")
+            say(lang, "activa", "active")
             if person["active"]
-            else _say(lang, "DESACTIVADA", "DISABLED")
+            else say(lang, "DESACTIVADA", "DISABLED")
         )
         click.echo(
             f"{person['id']}  {person['agency_id']}  {person['jurisdiction']}  {state}  "
             f"{' '.join(person['roles'])}  "
-            + _say(lang, f"tokens: {len(person['tokens'])}", f"tokens: {len(person['tokens'])}")
+            + say(lang, f"tokens: {len(person['tokens'])}", f"tokens: {len(person['tokens'])}")
             + f"  {person['name']} <{person['email']}>"
         )
 
@@ -130,7 +130,7 @@ def disable_command(app: Flask, person_id: str, lang: str) -> None:
     with _transaction(app, lang) as session:
         revoked = disable_person(session, person_id)
     click.echo(
-        _say(
+        say(
             lang,
             f"Persona {person_id} desactivada; {revoked} token(s) revocado(s).",
             f"Person {person_id} disabled; {revoked} token(s) revoked.",
@@ -176,7 +176,7 @@ def token_command(
         print_json(answer)
         return
     click.echo(
-        _say(
+        say(
             lang,
             f"Token {issued.token_id} para {person_id}, vence {answer['expires_at']}:",
             f"Token {issued.token_id} for {person_id}, expires {answer['expires_at']}:",
@@ -184,7 +184,7 @@ def token_command(
     )
     click.echo(f"  {issued.token}")
     click.echo(
-        _say(
+        say(
             lang,
             "  Guárdelo ahora: no se vuelve a mostrar.",
             "  Store it now: it is not shown again.",
@@ -201,7 +201,7 @@ def revoke_token_command(app: Flask, token_id: int, lang: str) -> None:
     with _transaction(app, lang) as session:
         person_id = revoke_token(session, token_id)
     click.echo(
-        _say(
+        say(
             lang,
             f"Token {token_id} de {person_id} revocado.",
             f"Token {token_id} of {person_id} revoked.",
