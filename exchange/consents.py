@@ -880,19 +880,19 @@ def override_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any
     return alerts
 
 
+def party(agency_id: str | None, person_id: str | None) -> dict[str, str]:
+    """Who acted or asked, as answers name them: ``agency_id`` and ``person_id`` when known."""
+    return {
+        key: value for key, value in (("agency_id", agency_id), ("person_id", person_id)) if value
+    }
+
+
 def _override_alert(row: OverrideRow) -> dict[str, Any]:
     return {
         "override_id": row.id,
         "child_id": row.child_id,
         "basis_code": row.basis_code,
-        "actor": {
-            key: value
-            for key, value in (
-                ("agency_id", row.opened_by_agency),
-                ("person_id", row.opened_by_person),
-            )
-            if value
-        },
+        "actor": party(row.opened_by_agency, row.opened_by_person),
         "starts_at": as_utc(row.starts_at).isoformat(),
         "ends_at": as_utc(row.ends_at).isoformat(),
         "reviewed": row.reviewed_at is not None,

@@ -30,6 +30,7 @@ from exchange.consents import (
     list_consents,
     may_see_request,
     open_override,
+    party,
     pending_queue,
     record_consent,
     record_views,
@@ -518,14 +519,7 @@ def _request_json(row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
         "purpose": row.purpose,
         "categories": list(row.categories),
         "until": as_utc(row.until).isoformat(),
-        "requester": {
-            key: value
-            for key, value in (
-                ("agency_id", row.requester_agency),
-                ("person_id", row.requester_person),
-            )
-            if value
-        },
+        "requester": party(row.requester_agency, row.requester_person),
         "record_ids": list(row.record_ids or ()),
         "message": {"es": es, "en": en},
         "access": access,

@@ -242,6 +242,8 @@ def test_override_opens_access_for_72h_at_most_and_oversight_sees_it(
     alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()
     kinds = {(a["kind"], a.get("override_id")) for a in alerts["alerts"]}
     assert ("override", override["id"]) in kinds
+    (alert,) = [a for a in alerts["alerts"] if a.get("override_id") == override["id"]]
+    assert set(alert["actor"]) <= {"agency_id", "person_id"} and alert["actor"]["agency_id"]
 
     reviewed = client.post(
         f"/v1/overrides/{override['id']}/review",
@@ -589,6 +591,7 @@ def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
         assert CONSENT_END in text
     assert "date given" not in body["message"]["en"]
     assert "fecha indicada" not in body["message"]["es"]
+    assert body["requester"] == {"agency_id": CLINIC, "person_id": "lic-ana"}
     assert "no new grant" in body["message"]["en"]
     assert "no se creó una autorización" in body["message"]["es"]
 
