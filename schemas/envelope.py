@@ -109,5 +109,10 @@ def validate_envelope(
 
 
 def is_envelope(document: Any) -> bool:
-    """Whether ``document`` looks like a push envelope (has ``schema`` and ``data``)."""
-    return isinstance(document, dict) and "schema" in document and "data" in document
+    """Whether ``document`` looks like a push envelope: ``schema`` with ``data`` or ``local_id``
+    (so an envelope that forgot its ``data`` is told so, not checked as a bare record)."""
+    return (
+        isinstance(document, dict)
+        and "schema" in document
+        and ("data" in document or "local_id" in document)
+    )

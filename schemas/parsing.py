@@ -116,7 +116,7 @@ def _size_error(size: int | None, max_bytes: int) -> DocumentError:
     )
 
 
-def _depth_error(max_depth: int) -> DocumentError:
+def depth_error(max_depth: int) -> DocumentError:
     return DocumentError(
         "too-deep",
         f"el documento está anidado a más de {max_depth} niveles",
@@ -142,13 +142,15 @@ def _malformed(error: json.JSONDecodeError, line: int | None) -> DocumentError:
 def check_depth(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
     """Raise :class:`DocumentError` if ``value`` nests arrays and objects deeper than
     ``max_depth``. Iterative, so any depth is safe to check."""
+    if type(value) is not dict and type(value) is not list:
+        return  # a scalar has depth 0
     stack: list[tuple[Any, int]] = [(value, 0)]
     pop, push = stack.pop, stack.append
     while stack:
         node, depth = pop()
         depth += 1
         if depth > max_depth:
-            raise _depth_error(max_depth)
+            raise depth_error(max_depth)
         for child in node.values() if type(node) is dict else node:
             if type(child) is dict or type(child) is list:
                 push((child, depth))
@@ -241,13 +243,18 @@ def _parse(
     ):
         check_depth(value, max_depth=max_depth)
     if require_object and type(value) is not dict:
-        kind_es, kind_en = _json_kind(value)
-        raise DocumentError(
-            "not-object",
-            f"se esperaba un objeto JSON {{…}} y se encontró {kind_es}",
-            f"expected a JSON object {{…}} but found {kind_en}",
-        )
+        raise not_object_error(value)
     return value
+
+
+def not_object_error(value: Any) -> DocumentError:
+    """The ``not-object`` error for a document that is ``value`` instead of an object."""
+    kind_es, kind_en = _json_kind(value)
+    return DocumentError(
+        "not-object",
+        f"se esperaba un objeto JSON {{…}} y se encontró {kind_es}",
+        f"expected a JSON object {{…}} but found {kind_en}",
+    )
 
 
 def _parse_strict(data: bytes, max_depth: int, line_number: int | None) -> Any:
@@ -279,7 +286,7 @@ def _parse_strict(data: bytes, max_depth: int, line_number: int | None) -> Any:
             f"the field '{error.key}' appears twice in the same object",
         ) from None
     except RecursionError:
-        raise _depth_error(max_depth) from None
+        raise depth_error(max_depth) from None
     except DocumentError:
         raise
     except ValueError:  # an integer with more digits than Python converts (4,300)

@@ -39,7 +39,7 @@ from schemas import (
     iter_ndjson,
     parse_document,
 )
-from schemas.parsing import check_depth
+from schemas.parsing import check_depth, depth_error, not_object_error
 
 MAX_JSON_FILE_BYTES = 32 * 1024 * 1024
 """Largest plain-JSON file (one document or an array) read whole; NDJSON has no limit."""
@@ -107,10 +107,11 @@ def check_compat_command(old: str, new: str, lang: str) -> None:
     for item in found:
         click.echo(f"{item.pointer} {item.reason(lang)}")
     if found:
+        count = len(found)
         click.echo(
-            f"incompatible: {len(found)} diferencias"
+            f"incompatible: {count} diferencia{'s' if count != 1 else ''}"
             if lang == "es"
-            else f"incompatible: {len(found)} differences"
+            else f"incompatible: {count} difference{'s' if count != 1 else ''}"
         )
         sys.exit(1)
     click.echo("compatible")
@@ -166,7 +167,7 @@ def validate_command(files: tuple[str, ...], schema_ref: str, lang: str, quiet: 
     for name in files:
         if name != "-" and Path(name).is_dir():
             raise _usage_error(f"{name} es una carpeta", f"{name} is a directory", lang)
-        if name != "-" and not Path(name).is_file():
+        if name != "-" and not Path(name).exists():  # pipes (<(zcat …)) are files too
             raise _usage_error(f"no existe el archivo {name}", f"no such file: {name}", lang)
     run = _Run(registry, schema, lang, quiet)
     with ExitStack() as stack:
@@ -183,10 +184,15 @@ def validate_command(files: tuple[str, ...], schema_ref: str, lang: str, quiet: 
                 ) from None
             run.file(name, stream)
     if lang == "es":
-        click.echo(f"{run.invalid} de {run.documents} documentos con errores")
+        summary = f"{run.invalid} de {run.documents} documentos con errores"
+        if run.empty_files:
+            summary += f"; {run.empty_files} archivo(s) sin documentos"
     else:
-        click.echo(f"{run.invalid} of {run.documents} documents have errors")
-    sys.exit(1 if run.invalid else 0)
+        summary = f"{run.invalid} of {run.documents} documents have errors"
+        if run.empty_files:
+            summary += f"; {run.empty_files} file(s) hold no documents"
+    click.echo(summary)
+    sys.exit(1 if run.invalid or run.empty_files else 0)
 
 
 class _Run:
@@ -197,20 +203,37 @@ class _Run:
     ) -> None:
         self.registry, self.lang, self.quiet = registry, lang, quiet
         self.validator = registry.validator(*schema)
-        self.documents = self.invalid = 0
+        self.documents = self.invalid = self.empty_files = 0
+        self.bar: Any = None  # the progress bar while an NDJSON file is read
 
     def file(self, name: str, stream: IO[bytes]) -> None:
         shown = "<stdin>" if name == "-" else name
+        documents_before = self.documents
         size = _size(stream)
         head = stream.read(_SNIFF_BYTES)
         read = _chain(head, stream.read)
         if name.endswith(NDJSON_SUFFIXES) or _looks_like_ndjson(head):
-            with self._progress(size) as advance:
+            with self._progress(size) as bar:
+                self.bar = bar
                 for line, item in iter_ndjson(
-                    _counting(bounded_lines(read), advance), require_object=True
+                    _counting(bounded_lines(read), bar.update if bar else None),
+                    require_object=True,
                 ):
                     self._report(shown, line, item)
-            return
+                self.bar = None
+        else:
+            self._json_file(shown, size, head, stream)
+        if self.documents == documents_before:  # an empty export is not a valid one
+            self.empty_files += 1
+            self._say(
+                shown,
+                1,
+                "-",
+                ("el archivo no contiene ningún documento", "the file holds no documents"),
+            )
+
+    def _json_file(self, shown: str, size: int | None, head: bytes, stream: IO[bytes]) -> None:
+        """One document or an array of them; each reported at the line where it starts."""
         too_large = size is not None and size > MAX_JSON_FILE_BYTES
         data = b"" if too_large else head + stream.read(MAX_JSON_FILE_BYTES + 1 - len(head))
         try:
@@ -222,14 +245,20 @@ class _Run:
                     f"the file exceeds {MAX_JSON_FILE_BYTES // 2**20} MiB; use NDJSON "
                     "(one document per line) for large files",
                 )
-            value = parse_document(data, max_bytes=MAX_JSON_FILE_BYTES, max_depth=MAX_DEPTH + 1)
+            try:
+                # An array's documents sit one level down: the array itself may add one.
+                value = parse_document(data, max_bytes=MAX_JSON_FILE_BYTES, max_depth=MAX_DEPTH + 1)
+            except DocumentError as error:
+                if error.code == "too-deep":
+                    raise depth_error(MAX_DEPTH) from None
+                raise
             if isinstance(value, list):
-                for number, item in enumerate(value, start=1):
-                    self._report(shown, number, _depth_checked(item))
+                for line, item in zip(_element_lines(data), value, strict=False):
+                    self._report(shown, line, _document_checked(item))
             elif len(data) > MAX_DOCUMENT_BYTES:
                 parse_document(data)  # raises too-large, with the size
             else:
-                self._report(shown, 1, _depth_checked(value))
+                self._report(shown, _first_line(data), _document_checked(value))
         except DocumentError as error:
             self._report(shown, error.line or 1, error)
 
@@ -241,9 +270,16 @@ class _Run:
             failures = [(f.pointer or '""', f.message(self.lang)) for f in self._check(item)]
         if failures:
             self.invalid += 1
-        if not self.quiet:
-            for pointer, message in failures:
-                click.echo(f"{shown}:{line} {pointer} {message}")
+        for pointer, message in failures:
+            self._say(shown, line, pointer, message)
+
+    def _say(self, shown: str, line: int, pointer: str, message: str | tuple[str, str]) -> None:
+        if self.quiet:
+            return
+        if isinstance(message, tuple):
+            message = message[0] if self.lang == "es" else message[1]
+        # Above the progress bar, when there is one, not glued to its end.
+        (self.bar.write if self.bar else click.echo)(f"{shown}:{line} {pointer} {message}")
 
     def _check(self, document: Any) -> list[ValidationFailure]:
         if is_envelope(document):
@@ -257,12 +293,46 @@ class _Run:
         return _Progress(size if show else -1)
 
 
-def _depth_checked(value: Any) -> Any:
+def _document_checked(value: Any) -> Any:
+    """``value``, or the error that keeps it from being a document (not an object, too deep)."""
+    if not isinstance(value, dict):
+        return not_object_error(value)
     try:
         check_depth(value, max_depth=MAX_DEPTH)
     except DocumentError as error:
         return error
     return value
+
+
+def _first_line(data: bytes) -> int:
+    """The line of ``data``'s first character that is not blank."""
+    stripped = data.lstrip()
+    return data.count(b"\n", 0, len(data) - len(stripped)) + 1
+
+
+def _element_lines(data: bytes) -> Iterator[int]:
+    """The line each element of the JSON array ``data`` (already parsed) starts on."""
+    text = data.decode("utf-8-sig")
+    decoder = json.JSONDecoder()
+    position = text.index("[") + 1
+    line, counted = 1, 0
+    while True:
+        position = _skip_blank(text, position)
+        if text[position] == "]":
+            return
+        line += text.count("\n", counted, position)
+        counted = position
+        yield line
+        _, position = decoder.raw_decode(text, position)
+        position = _skip_blank(text, position)
+        if text[position] == ",":
+            position += 1
+
+
+def _skip_blank(text: str, position: int) -> int:
+    while text[position] in " \t\r\n":
+        position += 1
+    return position
 
 
 def _size(stream: IO[bytes]) -> int | None:
@@ -282,36 +352,42 @@ def _chain(head: bytes, read: Callable[[int], bytes]) -> Callable[[int], bytes]:
 
 
 def _looks_like_ndjson(head: bytes) -> bool:
-    """One JSON value per line: the first non-blank line parses on its own and more follow."""
-    lines = [line for line in head.splitlines() if line.strip()]
-    if len(lines) < 2 or lines[0].lstrip().startswith(b"["):
+    """One JSON value per line: more than one non-blank line, and the first parses on its own
+    or most look like a whole object (``{…}`` on one line) — so a broken first line still
+    leaves the rest of an NDJSON export to be checked line by line."""
+    lines = [line.strip() for line in head.splitlines() if line.strip()]
+    if len(lines) < 2 or lines[0].startswith(b"["):
         return False
     try:
         json.loads(lines[0])
+        return True
     except ValueError:
-        return False
-    return True
+        pass
+    whole_objects = sum(1 for line in lines if line.startswith(b"{") and line.endswith(b"}"))
+    return whole_objects * 2 >= len(lines)
 
 
-def _counting(lines: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[bytes]:
+def _counting(lines: Iterator[bytes], advance: Callable[[int], object] | None) -> Iterator[bytes]:
     for line in lines:
-        advance(len(line))
+        if advance is not None:
+            advance(len(line))
         yield line
 
 
 class _Progress:
-    """A tqdm bar on stderr (``total`` bytes; -1 for none), used as a context manager."""
+    """A tqdm bar on stderr (``total`` bytes; -1 for none), used as a context manager that
+    gives the bar, or ``None`` when there is none."""
 
     def __init__(self, total: int | None) -> None:
         self.total, self.bar = total, None
 
-    def __enter__(self) -> Callable[[int], None]:
+    def __enter__(self) -> Any:
         if self.total == -1:
-            return lambda _: None
+            return None
         from tqdm import tqdm
 
         self.bar = tqdm(total=self.total, unit="B", unit_scale=True, file=sys.stderr, leave=False)
-        return self.bar.update  # type: ignore[no-any-return]
+        return self.bar
 
     def __exit__(self, *_: object) -> None:
         if self.bar is not None:

@@ -53,15 +53,93 @@ def test_failures_are_printed_as_file_line_pointer_message(tmp_path: Path) -> No
     assert lines[-1] == "1 de 3 documentos con errores"
 
 
-def test_a_json_array_numbers_documents(tmp_path: Path) -> None:
+def test_a_json_array_names_the_line_each_document_starts_on(tmp_path: Path) -> None:
     path = tmp_path / "batch.json"
-    path.write_text(json.dumps([TYPICAL, TYPICAL, _broken(date_of_birth="02/07/2008")]))
+    documents = [TYPICAL, TYPICAL, _broken(date_of_birth="02/07/2008")]
+    text = json.dumps(documents, indent=2)
+    path.write_text(text)
+    third_starts = len(json.dumps(documents[:2], indent=2).splitlines())  # its "{" line
     result = _run("validate", "--lang", "en", str(path))
     assert result.exit_code == 1
     (failure, summary) = result.stdout.splitlines()
-    assert failure.startswith(f"{path}:3 /child/date_of_birth ")
+    assert failure.startswith(f"{path}:{third_starts} /child/date_of_birth ")
+    assert text.splitlines()[third_starts - 1].strip() == "{"
     assert "YYYY-MM-DD" in failure
     assert summary == "1 of 3 documents have errors"
+    # On one line, every document starts on line 1.
+    path.write_text(json.dumps(documents))
+    assert _run("validate", str(path)).stdout.startswith(f"{path}:1 /child/date_of_birth ")
+
+
+@pytest.mark.parametrize("text", ["null", "42", "true", '"x"', '[1, "x", null]'])
+def test_a_document_that_is_not_an_object_is_reported_and_the_next_file_checked(
+    tmp_path: Path, text: str
+) -> None:
+    path = tmp_path / "scalar.json"
+    path.write_text(text + "\n")
+    good = _write(tmp_path / "good.json", TYPICAL)
+    result = _run("validate", "--lang", "en", str(path), str(good))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    failures = result.stdout.splitlines()[:-1]
+    assert failures and all("expected a JSON object {…} but found" in f for f in failures)
+    assert (
+        result.stdout.splitlines()[-1]
+        == f"{len(failures)} of {len(failures) + 1} documents have errors"
+    )
+
+
+def test_ndjson_with_a_broken_first_line_is_still_read_line_by_line(tmp_path: Path) -> None:
+    path = tmp_path / "export.json"
+    path.write_text('{"case":\n' + json.dumps(_broken(sex="x")) + "\n" + json.dumps(TYPICAL) + "\n")
+    result = _run("validate", "--lang", "en", str(path))
+    assert f"{path}:1 - malformed JSON at line 1" in result.stdout
+    assert f"{path}:2 /child/sex " in result.stdout
+    assert result.stdout.splitlines()[-1] == "2 of 3 documents have errors"
+
+
+@pytest.mark.parametrize(("name", "text"), [("empty.ndjson", ""), ("empty.json", "[]\n")])
+def test_a_file_with_no_documents_is_not_a_valid_export(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    result = _run("validate", "--lang", "en", str(path))
+    assert result.exit_code == 1
+    assert f"{path}:1 - the file holds no documents" in result.stdout
+    assert (
+        result.stdout.splitlines()[-1]
+        == "0 of 0 documents have errors; 1 file(s) hold no documents"
+    )
+
+
+def test_an_envelope_without_data_is_told_so(tmp_path: Path) -> None:
+    path = _write(tmp_path / "push.ndjson", {"schema": "case-record/1", "local_id": "X"})
+    result = _run("validate", "--lang", "en", str(path))
+    assert result.stdout.splitlines()[0] == f"{path}:1 \"\" required field 'data' is missing"
+
+
+def test_a_too_deep_json_file_names_the_same_limit_as_ndjson(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100 + "]" * 100)
+    single = tmp_path / "deep-object.json"
+    single.write_text('{"a":' * 100 + "1" + "}" * 100)
+    result = _run("validate", "--lang", "en", str(path), str(single))
+    assert result.stdout.count("nested more than 64 levels") == 2, result.stdout
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
+    import os
+
+    read, write = os.pipe()
+    os.write(write, json.dumps(TYPICAL).encode())
+    os.close(write)
+    try:
+        result = _run("validate", "--lang", "en", f"/dev/fd/{read}")
+    finally:
+        os.close(read)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "0 of 1 documents have errors\n"
 
 
 def test_bad_lines_are_reported_and_validation_goes_on(tmp_path: Path) -> None:
@@ -165,13 +243,15 @@ def test_no_progress_bar_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
 
 
 def test_progress_bar_counts_bytes(capsys: pytest.CaptureFixture[str]) -> None:
-    with _Progress(1000) as advance:
-        advance(600)
-        advance(400)
-    with _Progress(-1) as advance:  # disabled
-        advance(10)
-    drawn = capsys.readouterr().err
-    assert "/1.00k" in drawn and "B/s" in drawn
+    with _Progress(1000) as bar:
+        bar.update(600)
+        bar.write("a failure line")  # printed above the bar, on a line of its own
+        bar.update(400)
+    with _Progress(-1) as bar:  # disabled
+        assert bar is None
+    captured = capsys.readouterr()
+    assert "/1.00k" in captured.err and "B/s" in captured.err
+    assert "a failure line\n" in captured.err + captured.out
 
 
 @pytest.mark.parametrize(
@@ -235,4 +315,4 @@ def test_check_compat_by_ref_and_by_file(tmp_path: Path) -> None:
         str(tmp_path / "new.json"),
     )
     assert narrow.exit_code == 1
-    assert narrow.stdout.splitlines() == ["/a 'a' becomes required", "incompatible: 1 differences"]
+    assert narrow.stdout.splitlines() == ["/a 'a' becomes required", "incompatible: 1 difference"]
