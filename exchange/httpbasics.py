@@ -143,8 +143,13 @@ def require_json() -> Any:
             ),
         )
     data = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        # A body sent in chunks (no Content-Length) is cut at the limit by Werkzeug, not
+        # refused: what arrived is the first ``limit`` bytes of something larger.
+        raise RequestEntityTooLarge()
     try:
-        return parse_document(data, max_bytes=request.max_content_length or len(data))
+        return parse_document(data, max_bytes=limit or len(data))
     except DocumentError as error:
         message = localized(error.message_es, error.message_en)
         raise Problem(

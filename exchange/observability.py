@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from exchange import db
 from exchange.crypto import data_key_problem
 from exchange.keys import hub_keys
+from exchange.problems import localized
 
 bp = Blueprint("ops", __name__)
 
@@ -36,6 +37,8 @@ HTTP_DURATION = Histogram(
     ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def init_app(app: Flask) -> None:
@@ -51,7 +54,9 @@ def _start_timer() -> None:
 def _record_request(response: Response) -> Response:
     # The endpoint name, not the path, so ids in URLs do not explode the label set.
     endpoint = request.endpoint or "unmatched"
-    HTTP_REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+    # Likewise any method name a client invents counts as "other", or anyone could add series.
+    method = request.method if request.method in KNOWN_METHODS else "other"
+    HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
     if "started" in g:
         HTTP_DURATION.labels(endpoint).observe(time.perf_counter() - g.started)
     return response
@@ -64,25 +69,63 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
+    """200 only when the database answers at the newest schema revision and every key is
+    loaded; else 503 with each check's state and ``detail``: what to do, in the client's
+    language."""
     checks: dict[str, str] = {}
+    advice: list[tuple[str, str]] = []
     try:
         db.database().ping()
         checks["database"] = "ok"
     except Exception as error:  # noqa: BLE001 - reported, not raised
         checks["database"] = f"unreachable: {type(error).__name__}"
+        advice.append(
+            (
+                "la base de datos no responde (revise PUENTE_DATABASE_URL)",
+                "the database does not answer (check PUENTE_DATABASE_URL)",
+            )
+        )
     else:
         from flask import current_app
 
         revision = db.current_revision(current_app._get_current_object())  # type: ignore[attr-defined]
         head = db.head_revision()
-        checks["migrations"] = (
-            "ok" if revision == head else f"at {revision}, want {head} (run 'puente db upgrade')"
-        )
+        if revision == head:
+            checks["migrations"] = "ok"
+        elif revision is None:
+            checks["migrations"] = f"none, want {head} (run 'puente init')"
+            advice.append(
+                (
+                    "la base de datos está vacía: ejecute 'puente init'",
+                    "the database is empty: run 'puente init'",
+                )
+            )
+        else:
+            checks["migrations"] = f"at {revision}, want {head} (run 'puente db upgrade')"
+            advice.append(
+                (
+                    f"la base de datos está en la revisión {revision} y se necesita la {head}: "
+                    "ejecute 'puente db upgrade'",
+                    f"the database is at revision {revision}, {head} is needed: "
+                    "run 'puente db upgrade'",
+                )
+            )
     keys = hub_keys()
     problems = [*keys.problems, *filter(None, [data_key_problem()])]  # hub and data keys
     checks["keys"] = "ok" if keys.loaded and not problems else "; ".join(problems)
+    if checks["keys"] != "ok":
+        advice.append(
+            (
+                f"faltan llaves del nodo o no se pueden leer ({checks['keys']}): "
+                "ejecute 'puente init'",
+                f"hub keys are missing or unreadable ({checks['keys']}): run 'puente init'",
+            )
+        )
     ready = all(value == "ok" for value in checks.values())
-    return jsonify(status="ready" if ready else "not-ready", checks=checks), 200 if ready else 503
+    body: dict[str, Any] = {"status": "ready" if ready else "not-ready", "checks": checks}
+    if advice:
+        body["detail"] = "; ".join(localized(es, en) for es, en in advice)
+    return jsonify(body), 200 if ready else 503
 
 
 @bp.get("/metrics")

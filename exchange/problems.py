@@ -34,6 +34,16 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "unavailable": (503, "Servicio no disponible", "Service unavailable"),
 }
 
+#: Kinds answered under another kind's ``type``: API.md fixes the list of types clients switch
+#: on, so a wrong method is "nothing here" and an unusable media type is invalid input; the
+#: status and title still say exactly what happened. Only a fault of the hub itself
+#: (``internal``, ``unavailable``) has a type of its own outside that list.
+PUBLISHED_TYPE = {
+    "method-not-allowed": "not-found",
+    "not-acceptable": "validation",
+    "unsupported-media-type": "validation",
+}
+
 #: HTTP status -> kind, for errors raised by Werkzeug or Flask themselves.
 STATUS_KINDS = {
     400: "validation",
@@ -93,7 +103,7 @@ def problem_response(problem: Problem) -> Response:
     lang = negotiated_language()
     _status, title_es, title_en = KINDS[problem.kind]
     body: dict[str, Any] = {
-        "type": PROBLEM_BASE + problem.kind,
+        "type": PROBLEM_BASE + PUBLISHED_TYPE.get(problem.kind, problem.kind),
         "title": title_es if lang == "es" else title_en,
         "status": problem.status,
     }

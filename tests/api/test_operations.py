@@ -30,8 +30,13 @@ def test_readyz_names_what_is_missing(tmp_path: Path) -> None:
     assert response.status_code == 503
     checks = response.get_json()["checks"]
     assert checks["database"] == "ok"
-    assert "puente db upgrade" in checks["migrations"]
+    assert "puente init" in checks["migrations"]
     assert "puente init" in checks["keys"]
+    spanish = app.test_client().get("/readyz", headers={"Accept-Language": "es"}).get_json()
+    assert spanish["detail"].startswith("la base de datos está vacía: ejecute 'puente init'")
+    assert "faltan llaves del nodo" in spanish["detail"]
+    english = app.test_client().get("/readyz", headers={"Accept-Language": "en"}).get_json()
+    assert english["detail"].startswith("the database is empty: run 'puente init'")
 
 
 def test_readyz_when_the_database_is_unreachable(tmp_path: Path) -> None:
@@ -53,6 +58,14 @@ def test_metrics_count_requests(client: FlaskClient) -> None:
     text = response.get_data(as_text=True)
     assert "puente_http_requests_total" in text
     assert 'endpoint="ops.healthz"' in text
+
+
+def test_invented_methods_add_no_series(client: FlaskClient) -> None:
+    for method in ("FOOBAR1", "FOOBAR2", "M12345"):
+        assert client.open("/x", method=method).status_code in (404, 405)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "FOOBAR" not in text and "M12345" not in text
+    assert 'method="other"' in text
 
 
 def test_metrics_content_type_names_its_charset_once(client: FlaskClient) -> None:

@@ -244,7 +244,7 @@ def test_bulk_bodies_may_exceed_the_single_push_limit(
 def test_the_bulk_route_refuses_other_media_types(client: FlaskClient, dif: AgencyClient) -> None:
     response = client.post("/v1/records/bulk", json=[envelope("A")], headers=dif.headers)
     assert response.status_code == 415
-    assert response.get_json()["type"].endswith("/unsupported-media-type")
+    assert response.get_json()["type"].endswith("/validation")
 
 
 def test_the_bulk_route_needs_the_write_scope(app: Flask, client: FlaskClient) -> None:

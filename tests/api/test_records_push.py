@@ -4,6 +4,7 @@ not at all), encrypted at rest, audited, and idempotent under an Idempotency-Key
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import timedelta
 
@@ -216,6 +217,20 @@ def test_bad_bodies(client: FlaskClient, dif: AgencyClient) -> None:
     too_large = push(client, dif, huge)
     assert too_large.status_code == 413
     assert too_large.get_json()["type"].endswith("/payload-too-large")
+    # Sent in chunks (no Content-Length), the same body is still too large, not malformed JSON
+    # cut at the limit.
+    chunked = client.post(
+        "/v1/records",
+        input_stream=io.BytesIO(json.dumps(huge).encode()),
+        environ_overrides={"wsgi.input_terminated": True},  # as gunicorn does
+        headers={
+            **dif.headers,
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+    )
+    assert chunked.status_code == 413
+    assert chunked.get_json()["type"].endswith("/payload-too-large")
 
 
 def test_who_may_push(app: Flask, client: FlaskClient, dif: AgencyClient) -> None:
