@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from exchange.config import (
     DEFAULTS,
     INSTANCE_CONFIG_FILE,
+    check_settings,
     default_database_url,
     instance_path_from_env,
 )
@@ -29,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_prefixed_env("PUENTE")
     if test_config:
         app.config.from_mapping(test_config)
+    check_settings(app.config)
     if not app.config.get("DATABASE_URL"):
         app.config["DATABASE_URL"] = default_database_url(instance_path)
     app.json.sort_keys = False  # type: ignore[attr-defined]

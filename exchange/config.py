@@ -7,8 +7,11 @@ Every setting is listed once here and once in the README. Keys are namespaced
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from schemas.errors import BilingualError
 
 #: The instance file read from the instance folder, if present (Python syntax, UPPERCASE names).
 INSTANCE_CONFIG_FILE = "puente.cfg"
@@ -123,3 +126,56 @@ def resolve_instance_file(instance_path: Path, value: str | os.PathLike[str]) ->
     """Paths in settings are relative to the instance folder unless absolute."""
     path = Path(value)
     return path if path.is_absolute() else instance_path / path
+
+
+class SettingError(BilingualError, ValueError):
+    """A setting whose value cannot be used; says which one and what it takes."""
+
+
+#: Settings read by ``puente serve`` (exchange/serving.py) from the environment only.
+SERVING_INTEGERS = ("WORKERS", "THREADS", "WORKER_TIMEOUT")
+LANGUAGES = ("es", "en")
+
+
+def check_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> None:
+    """Refuse, at start, a setting whose value is not of its kind (``PUENTE_MAX_CONTENT_LENGTH=abc``
+    would otherwise fail every request later): numbers must be numbers, switches true/false."""
+    wrong: list[tuple[str, str, str]] = []  # (setting, what it takes es, en)
+    for name, default in DEFAULTS.items():
+        value = config.get(name)
+        if value is None or default is None:
+            continue
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                wrong.append((name, "true o false", "true or false"))
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                wrong.append((name, "un número entero ≥ 0", "a whole number ≥ 0"))
+        elif isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                wrong.append((name, "un número ≥ 0", "a number ≥ 0"))
+        elif isinstance(default, str) and not isinstance(value, (str, os.PathLike)):
+            wrong.append((name, "un texto", "a text"))
+    if config.get("DEFAULT_LANGUAGE") not in LANGUAGES:
+        wrong.append(("DEFAULT_LANGUAGE", "es o en", "es or en"))
+    for name in SERVING_INTEGERS:
+        text = environ.get(f"PUENTE_{name}")
+        if text is not None and not (text.strip().isdigit() and int(text) > 0):
+            wrong.append((name, "un número entero > 0", "a whole number > 0"))
+    if wrong:
+        listed_es = "; ".join(
+            f"PUENTE_{name} = {_shown(config, environ, name)} (debe ser {es})"
+            for name, es, _ in wrong
+        )
+        listed_en = "; ".join(
+            f"PUENTE_{name} = {_shown(config, environ, name)} (must be {en})"
+            for name, _, en in wrong
+        )
+        raise SettingError(
+            f"configuración no válida: {listed_es}", f"settings not valid: {listed_en}"
+        )
+
+
+def _shown(config: Mapping[str, Any], environ: Mapping[str, str], name: str) -> str:
+    value = config.get(name, environ.get(f"PUENTE_{name}"))
+    return repr(value)

@@ -44,8 +44,12 @@ language_option = click.option(
 
 def hub_app() -> Flask:
     from exchange import create_app
+    from exchange.config import SettingError
 
-    return create_app()
+    try:
+        return create_app()
+    except SettingError as error:
+        raise click.ClickException(error.message(default_language())) from None
 
 
 def with_hub(function: F) -> F:

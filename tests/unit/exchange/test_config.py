@@ -41,3 +41,45 @@ def test_every_setting_is_listed_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
     missing = [name for name in DEFAULTS if f"PUENTE_{name}" not in readme]
     assert missing == [], f"settings missing from README.md: {missing}"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("PUENTE_MAX_CONTENT_LENGTH", "abc", "PUENTE_MAX_CONTENT_LENGTH = 'abc'"),
+        ("PUENTE_MAX_CONTENT_LENGTH", "-1", "PUENTE_MAX_CONTENT_LENGTH = -1"),
+        ("PUENTE_OUTBOX_BACKOFF_SECONDS", "soon", "PUENTE_OUTBOX_BACKOFF_SECONDS = 'soon'"),
+        ("PUENTE_DATABASE_ECHO", "yes", "PUENTE_DATABASE_ECHO = 'yes'"),
+        ("PUENTE_HUB_ID", "42", "PUENTE_HUB_ID = 42"),
+        ("PUENTE_DEFAULT_LANGUAGE", "fr", "PUENTE_DEFAULT_LANGUAGE = 'fr'"),
+        ("PUENTE_WORKERS", "abc", "PUENTE_WORKERS = 'abc'"),
+        ("PUENTE_WORKER_TIMEOUT", "1.5", "PUENTE_WORKER_TIMEOUT = 1.5"),
+    ],
+)
+def test_a_setting_of_the_wrong_kind_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    from exchange.config import SettingError
+
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingError) as caught:
+        create_app()
+    assert named in caught.value.message("en")
+    assert "must be" in caught.value.message("en")
+    assert "debe ser" in caught.value.message("es")
+
+
+def test_the_command_line_names_the_bad_setting_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from exchange.cli import main
+
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    monkeypatch.setenv("PUENTE_MAX_CONTENT_LENGTH", "abc")
+    result = CliRunner().invoke(main, ["db", "current"], env={"PUENTE_LANG": "es"})
+    assert result.exit_code == 1
+    assert "configuración no válida: PUENTE_MAX_CONTENT_LENGTH = 'abc'" in result.output
+    assert "Traceback" not in result.output
