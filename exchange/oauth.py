@@ -33,7 +33,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, g, request
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OKPKey
@@ -53,6 +53,7 @@ from exchange.auth import (
     utcnow,
 )
 from exchange.db import Base
+from exchange.problems import negotiated_language
 
 #: The only JWS algorithm accepted in client assertions (Ed25519 keys, RFC 8037).
 ASSERTION_ALGORITHMS = ("EdDSA",)
@@ -202,16 +203,18 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         header = jws.extract_compact(to_bytes(assertion)).headers()
         alg = header.get("alg")
         if alg not in ASSERTION_ALGORITHMS:
-            raise InvalidClientError(
-                description=f"Assertion algorithm {alg!r} is not allowed; use EdDSA."
+            raise _refused(
+                f"el algoritmo de la aserción {alg!r} no está permitido; use EdDSA",
+                f"Assertion algorithm {alg!r} is not allowed; use EdDSA.",
             )
         candidates = list(key_set.keys)
         kid = header.get("kid")
         if kid is not None:
             candidates = [key for key in candidates if key.kid == kid]
             if not candidates:
-                raise InvalidClientError(
-                    description=f"Key id {kid!r} is not a valid key of this client."
+                raise _refused(
+                    f"la llave {kid!r} no es una llave vigente de esta institución",
+                    f"Key id {kid!r} is not a valid key of this client.",
                 )
         # Without a kid, each valid key is tried (an agency rotating keys has two for a while).
         for key in candidates:
@@ -220,25 +223,32 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             except BadSignatureError:
                 continue
             except (JoseError, ValueError) as error:
-                raise InvalidClientError(description=f"Invalid assertion: {error}") from error
+                raise _refused(
+                    f"aserción no válida: {error}", f"Invalid assertion: {error}"
+                ) from error
             self.verify_claims(token.claims)
             return token.claims
-        raise InvalidClientError(description="The assertion signature does not verify.")
+        raise _refused(
+            "la firma de la aserción no se verifica con las llaves de esta institución",
+            "The assertion signature does not verify.",
+        )
 
     def verify_claims(self, claims: Any) -> None:
         # Checked before Authlib's own checks, whose last step consumes the jti: an assertion
         # refused here leaves no trace, and one valid for too long is never accepted.
         exp = claims.get("exp")
         if not isinstance(exp, int | float) or isinstance(exp, bool):
-            raise InvalidClientError(description="The assertion needs a numeric 'exp'.")
+            raise _refused(
+                "la aserción necesita un 'exp' numérico", "The assertion needs a numeric 'exp'."
+            )
         if exp > time.time() + ASSERTION_MAX_SECONDS + self.leeway:
-            raise InvalidClientError(
-                description=f"The assertion lives too long: 'exp' at most "
-                f"{ASSERTION_MAX_SECONDS} s ahead."
+            raise _refused(
+                f"la aserción vive demasiado: 'exp' a lo más {ASSERTION_MAX_SECONDS} s adelante",
+                f"The assertion lives too long: 'exp' at most {ASSERTION_MAX_SECONDS} s ahead.",
             )
         jti = claims.get("jti")
         if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX_LENGTH):
-            raise InvalidClientError(description="Invalid claim: 'jti'.")
+            raise _refused("el 'jti' no es válido", "Invalid claim: 'jti'.")
         super().verify_claims(claims)
 
     def validate_jti(self, claims: Any, jti: str) -> bool:
@@ -346,6 +356,86 @@ def claimed_client_id() -> str | None:
     return claimed if isinstance(claimed, str) and 0 < len(claimed) <= 100 else None
 
 
+def _refused(es: str, en: str) -> InvalidClientError:
+    """``invalid_client`` with ``en`` as its (ASCII, RFC 6749) description, remembering the
+    Spanish wording for the ``detail`` member :func:`_explained` adds."""
+    g.oauth_detail = (es, en)
+    return InvalidClientError(description=en)
+
+
+#: What each OAuth error means to a person, Spanish and English (``detail``).
+OAUTH_ERRORS: dict[str, tuple[str, str]] = {
+    "invalid_client": (
+        "No se pudo autenticar a la institución: identificador desconocido o deshabilitado, "
+        "secreto incorrecto, o una aserción vencida, repetida, para otro destinatario ('aud') "
+        "o firmada con otra llave.",
+        "The agency could not be authenticated: unknown or disabled client id, wrong secret, "
+        "or an assertion that is expired, replayed, meant for another audience ('aud') or "
+        "signed with another key.",
+    ),
+    "invalid_request": (
+        "La solicitud de token está incompleta o mal formada.",
+        "The token request is incomplete or malformed.",
+    ),
+    "unsupported_grant_type": (
+        "Tipo de concesión no admitido: use grant_type=client_credentials.",
+        "Unsupported grant type: use grant_type=client_credentials.",
+    ),
+    "unauthorized_client": (
+        "Esta institución no puede usar este tipo de concesión.",
+        "This agency may not use this grant type.",
+    ),
+    "invalid_grant": (
+        "El token no es de esta institución o ya no es válido.",
+        "The token is not this agency's or is no longer valid.",
+    ),
+    "unsupported_token_type": (
+        "Tipo de token no admitido.",
+        "Unsupported token type.",
+    ),
+}
+
+
+def _explained(answer: Response) -> Response:
+    """Add to an OAuth error what a person reads: ``detail`` in the client's language (Spanish
+    or English; ``error_description`` stays the RFC's ASCII text) and the ``request_id``."""
+    if answer.status_code < 400 or answer.mimetype != "application/json":
+        return answer
+    body = answer.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return answer
+    error = body["error"]
+    es, en = g.get("oauth_detail") or OAUTH_ERRORS.get(
+        error, ("La solicitud OAuth no es válida.", "The OAuth request is not valid.")
+    )
+    if error == "invalid_scope":
+        es, en = _scope_refusal()
+    elif error == "invalid_client" and "oauth_detail" in g:
+        es, en = f"{OAUTH_ERRORS[error][0]} Causa: {es}.", f"{OAUTH_ERRORS[error][1]} Cause: {en}"
+    lang = negotiated_language()
+    body["detail"] = es if lang == "es" else en
+    body["request_id"] = g.get("request_id")
+    answer.set_data(json.dumps(body, ensure_ascii=False))
+    answer.headers["Content-Language"] = lang
+    return answer
+
+
+def _scope_refusal() -> tuple[str, str]:
+    """Which of the requested scopes the agency was not registered with."""
+    from exchange.agencies import Agency
+
+    requested = scope_to_list(request.form.get("scope", "")) or []
+    client_id = claimed_client_id()
+    agency = db.session().get(Agency, client_id) if client_id else None
+    allowed = set(agency.scopes if agency is not None else ())
+    missing = [scope for scope in requested if scope not in allowed] or requested
+    listed = ", ".join(missing)
+    return (
+        f"Alcance no permitido para esta institución o inexistente: {listed}.",
+        f"Scope not granted to this agency, or not a scope at all: {listed}.",
+    )
+
+
 def _counting_failures(answer: Response) -> Response:
     # invalid_client is the client failing to authenticate: 401 when it used the Authorization
     # header, 400 otherwise (RFC 6749 §5.2), so the error code tells, not the status.
@@ -353,7 +443,7 @@ def _counting_failures(answer: Response) -> Response:
         error = answer.get_json(silent=True)
         if isinstance(error, dict) and error.get("error") == "invalid_client":
             ratelimit.authentication_failed(claimed_client_id())
-    return answer
+    return _explained(answer)
 
 
 @bp.post("/token")

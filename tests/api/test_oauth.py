@@ -330,6 +330,47 @@ def test_unknown_or_unallowed_scope_is_invalid_scope(hub: Flask, web: FlaskClien
     assert token_count(hub) == 0
 
 
+def test_oauth_errors_explain_themselves_in_the_clients_language(
+    hub: Flask, web: FlaskClient
+) -> None:
+    agency = register(hub)
+    spanish = web.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={**basic(agency.id, "not-the-secret"), "Accept-Language": "es"},
+    )
+    body = spanish.get_json()
+    assert body["error"] == "invalid_client"  # what OAuth libraries read, unchanged
+    assert body["detail"].startswith("No se pudo autenticar a la institución")
+    assert body["request_id"] == spanish.headers["X-Request-Id"]
+    assert spanish.headers["Content-Language"] == "es"
+    english = web.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "records:read audit:read nonsense"},
+        headers={**basic(agency.id, agency.secret or ""), "Accept-Language": "en"},
+    )
+    assert english.get_json()["error"] == "invalid_scope"
+    assert english.get_json()["detail"] == (
+        "Scope not granted to this agency, or not a scope at all: audit:read, nonsense."
+    )
+    kid = web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(agency.key, agency.id, kid="no-such-key"),
+        },
+        headers={"Accept-Language": "es"},
+    ).get_json()
+    assert "Causa: la llave 'no-such-key' no es una llave vigente" in kid["detail"]
+    grant = web.post(
+        "/oauth/token",
+        data={"grant_type": "password"},
+        headers={**basic(agency.id, agency.secret or ""), "Accept-Language": "en"},
+    ).get_json()
+    assert grant["detail"] == "Unsupported grant type: use grant_type=client_credentials."
+
+
 def test_other_grant_types_are_refused(hub: Flask, web: FlaskClient) -> None:
     agency = register(hub)
     response = web.post(
