@@ -27,5 +27,13 @@ def test_schema_page_shows_fields_categories_and_codes(client: FlaskClient) -> N
     assert "protection_concerns" in page
 
 
+def test_schema_page_describes_the_schema_in_the_pages_language(client: FlaskClient) -> None:
+    spanish = client.get("/schemas/case-record/1?lang=es").get_data(as_text=True)
+    assert "El expediente de caso que una institución envía al nodo" in spanish
+    assert "Every leaf carries x-category" not in spanish
+    english = client.get("/schemas/case-record/1?lang=en").get_data(as_text=True)
+    assert "The case record an agency pushes to the hub" in english
+
+
 def test_unknown_schema_page_is_404(client: FlaskClient) -> None:
     assert client.get("/schemas/no-such/1").status_code == 404

@@ -218,6 +218,8 @@ def test_document_header(path: Path) -> None:
     assert doc["$id"] == f"{BASE_URI}/{path.parent.name}/{path.stem}"
     assert doc["title"] and doc["description"]
     assert doc["x-title"]["es"] and doc["x-title"]["en"]
+    # What the schema page tells a person, in each language (``description`` is for developers).
+    assert doc["x-description"]["es"] and doc["x-description"]["en"]
 
 
 @documents
