@@ -603,6 +603,30 @@ def set_webhook(session: Session, agency_id: str, url: str | None) -> None:
     _audit(session, "agency.updated", "webhook_changed", agency_id)
 
 
+def set_require_signature(session: Session, agency_id: str, required: bool) -> bool:
+    """Whether the agency's pushes must carry a ``Puente-Signature``; returns whether the
+    setting changed (asking for what is already set changes and audits nothing).
+
+    Takes effect on the agency's next push: the push reads the flag from the agency row every
+    time. Requiring signatures needs a key that verifies them now, or every push would fail.
+    """
+    agency = get_agency(session, agency_id)
+    if agency.require_signature == required:
+        return False
+    if required and not active_keys(agency):
+        raise AgencyError(
+            f"Exigir firma requiere una clave pública vigente; registre una antes "
+            f"(puente agency add-key {agency_id} --public-key …).",
+            f"Requiring signatures needs a valid public key; register one first "
+            f"(puente agency add-key {agency_id} --public-key …).",
+            field="require_signature",
+        )
+    agency.require_signature = required
+    verb = "signature_required" if required else "signature_optional"
+    _audit(session, "agency.updated", verb, agency_id)
+    return True
+
+
 def list_agencies(session: Session) -> list[Agency]:
     return list(
         session.scalars(select(Agency).options(selectinload(Agency.keys)).order_by(Agency.id))

@@ -16,6 +16,11 @@ in Spanish (:func:`phonetic_key`: ``Hernández``/``Hernandes``, ``Jonathan``/``J
 index of their character trigrams. Two token lists are compared by the mean best match of the
 shorter list, times ``(shorter/longer) ** 0.15`` so a missing second surname costs a little.
 
+Numbers. Offices give unnamed children numbered aliases (``Niño 7``, ``Niño 777``), so a
+number in a name is an identifier, not something spelled: tokens with digits agree only when
+they are the same (leading zeros aside), and two token lists whose numbers differ do not
+agree at all (``Niño 7`` against ``Niño 777``, or against ``Niño``), however alike the rest is.
+
 Score (:func:`score_match`), between 0 and 1::
 
     0.6 × name + 0.3 × date of birth + 0.1 × nationality
@@ -123,10 +128,28 @@ def _trigrams(token: str) -> frozenset[str]:
     return frozenset(padded[i : i + 3] for i in range(len(padded) - 2))
 
 
+_NUMBER = re.compile(r"\d+")
+
+
+@functools.lru_cache(maxsize=65536)
+def token_numbers(token: str) -> tuple[int, ...]:
+    """The numbers written in a token (``"777"`` → ``(777,)``, ``"07"`` → ``(7,)``)."""
+    return tuple(int(number) for number in _NUMBER.findall(token))
+
+
+@functools.lru_cache(maxsize=65536)
+def _without_leading_zeros(token: str) -> str:
+    return _NUMBER.sub(lambda number: str(int(number[0])), token)
+
+
 @functools.lru_cache(maxsize=262144)
 def token_similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
+    if token_numbers(a) or token_numbers(b):
+        # A number is not spelled but assigned: "7" and "777" sound alike once repeated
+        # letters collapse, and "1" is the initial of "1000", yet they are different children.
+        return 1.0 if _without_leading_zeros(a) == _without_leading_zeros(b) else 0.0
     if phonetic_key(a) == phonetic_key(b):
         return 0.95
     if min(len(a), len(b)) == 1 and a[0] == b[0]:
@@ -142,11 +165,17 @@ def tokens_similarity(a: Sequence[str], b: Sequence[str]) -> float | None:
     """
     if not a or not b:
         return None
+    if _numbers_in(a) != _numbers_in(b):
+        return 0.0  # numbered aliases ("Niño 7", "Niño 777") differ in what identifies them
     if len(a) == len(b):
         return (_best_matches(a, b) + _best_matches(b, a)) / 2
     shorter, longer = (a, b) if len(a) < len(b) else (b, a)
     coverage = float((len(shorter) / len(longer)) ** 0.15)
     return _best_matches(shorter, longer) * coverage
+
+
+def _numbers_in(tokens: Sequence[str]) -> list[int]:
+    return sorted(number for token in tokens for number in token_numbers(token))
 
 
 def _best_matches(shorter: Sequence[str], longer: Sequence[str]) -> float:

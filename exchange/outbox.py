@@ -444,6 +444,12 @@ def notifications_for(
     )
 
 
+def unknown_message_ids(session: Session, message_ids: list[str]) -> list[str]:
+    """The ids in ``message_ids`` that name no outbox message, in the order given."""
+    known = set(session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(message_ids))))
+    return [message_id for message_id in dict.fromkeys(message_ids) if message_id not in known]
+
+
 def requeue(session: Session, message_ids: list[str] | None = None) -> int:
     """Make dead (or failed) messages due again with a fresh attempt count; None = all dead."""
     statement = update(OutboxMessage).values(

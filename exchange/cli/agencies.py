@@ -1,4 +1,5 @@
-"""``puente agency …``: register agencies, their keys and webhooks, list and disable them.
+"""``puente agency …``: register agencies, their keys and webhooks, list and disable them,
+and say whether their pushes must be signed.
 
 Every command runs in one transaction with its audit entry. Mistakes (a duplicate id, an
 unknown agency, a key file that is not an Ed25519 public key) end with a message in Spanish or
@@ -36,6 +37,7 @@ from exchange.agencies import (
     retire_key,
     rotate_key,
     set_kind,
+    set_require_signature,
     set_webhook,
 )
 from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
@@ -469,3 +471,43 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None
     with _transaction(app, lang) as session:
         set_webhook(session, agency_id, None if url == "-" else url)
     click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
+
+
+@agency_group.command("require-signature")
+@click.argument("agency_id")
+@click.option(
+    "--off",
+    is_flag=True,
+    help="Stop requiring it: unsigned pushes are accepted again (signed ones still checked).",
+)
+@json_option
+@language_option
+@with_hub
+def require_signature_command(
+    app: Flask, agency_id: str, off: bool, as_json: bool, lang: str
+) -> None:
+    """Require the agency's pushes to carry Puente-Signature (from its next push on).
+
+    The agency needs a valid public key first. --off accepts unsigned pushes again.
+    """
+    required = not off
+    with _transaction(app, lang) as session:
+        changed = set_require_signature(session, agency_id, required)
+    if as_json:
+        print_json({"agency_id": agency_id, "require_signature": required, "changed": changed})
+        return
+    if required:
+        message = say(
+            lang,
+            f"{agency_id}: sus envíos deben llevar Puente-Signature.",
+            f"{agency_id}: its pushes must carry Puente-Signature.",
+        )
+    else:
+        message = say(
+            lang,
+            f"{agency_id}: sus envíos ya no necesitan Puente-Signature.",
+            f"{agency_id}: its pushes no longer need Puente-Signature.",
+        )
+    if not changed:
+        message += say(lang, " (ya estaba así; nada cambió)", " (already so; nothing changed)")
+    click.echo(message)

@@ -78,7 +78,10 @@ def _person_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @children_group.command("merge")
 @click.argument("into")
 @click.argument("merged")
-@click.option("--reason", help="Why (no names) / motivo (sin nombres).")
+@click.option(
+    "--reason",
+    help="Required: why they are one child (no names) / obligatorio: motivo (sin nombres).",
+)
 @click.option(
     "--by",
     "person",
@@ -99,7 +102,21 @@ def merge_command(
     as_json: bool,
     lang: str,
 ) -> None:
-    """Merge child MERGED into child INTO (its identifiers move; reads of it follow INTO)."""
+    """Merge child MERGED into child INTO (its identifiers move; reads of it follow INTO).
+
+    A merge cannot be undone, so --reason is required: it is kept with the merged child.
+    """
+    if reason is None or not reason.strip():
+        raise click.UsageError(
+            say(
+                lang,
+                "Indique --reason: por qué son la misma NNA (sin nombres). Una fusión no se "
+                "puede deshacer y el motivo queda registrado.",
+                "Give --reason: why they are the same child (no names). A merge cannot be "
+                "undone and the reason is kept on record.",
+            )
+        )
+    reason = reason.strip()
     session = db.database(app).sessions()
     with session:
         try:

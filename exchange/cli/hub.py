@@ -25,7 +25,9 @@ def initialise(app: Flask) -> dict[str, object]:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     created = ensure_hub_keys(app)
     data_keys = ensure_data_key(app)  # encrypts record bodies at rest
-    ensure_hub_signing_key(app)  # signs webhook notifications (exchange.transports)
+    signing_key = ensure_hub_signing_key(app)  # signs webhook notifications (exchange.transports)
+    if signing_key is not None:
+        created.append(signing_key)  # a backup of "what init created" must include it
     db.upgrade(app)
     with db.database(app).sessions.begin() as session:
         if session.get(HubSetting, "hub_id") is None:

@@ -13,8 +13,8 @@ from sqlalchemy import select
 
 from exchange import db
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
-from exchange.cli import print_json, with_hub
-from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker
+from exchange.cli import language_option, print_json, say, with_hub
+from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
 from exchange.transports import AgencyTransports
 
 
@@ -110,11 +110,36 @@ def outbox_list(
 @outbox_group.command("retry")
 @click.argument("message_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Requeue every dead message.")
+@language_option
 @with_hub
-def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool) -> None:
-    """Make dead or failed messages due again, with a fresh attempt count."""
+def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool, lang: str) -> None:
+    """Make dead or failed messages due again, with a fresh attempt count.
+
+    An id that names no message is reported (exit code 1) after the others are requeued.
+    """
     if not message_ids and not all_dead:
-        raise click.UsageError("name message ids or pass --all-dead")
+        raise click.UsageError(
+            say(
+                lang,
+                "indique ids de mensajes o use --all-dead",
+                "name message ids or pass --all-dead",
+            )
+        )
     with db.database(app).sessions.begin() as session:
+        unknown = [] if all_dead else unknown_message_ids(session, list(message_ids))
         count = requeue(session, None if all_dead else list(message_ids))
     click.echo(f"{count} reencolados / requeued")
+    if unknown:
+        # A mistyped id would otherwise look like a message that needed no retry.
+        names = ", ".join(unknown)
+        raise click.ClickException(
+            say(
+                lang,
+                f"No existe el mensaje {names} en la bandeja de salida."
+                if len(unknown) == 1
+                else f"No existen los mensajes {names} en la bandeja de salida.",
+                f"There is no outbox message {names}."
+                if len(unknown) == 1
+                else f"There are no outbox messages {names}.",
+            )
+        )

@@ -31,6 +31,7 @@ from exchange.child_matching import (
     phonetic_key,
     profile_from_child,
     score_match,
+    token_similarity,
     tokens_similarity,
 )
 from exchange.child_search import search_by_identifier, search_by_profile
@@ -136,6 +137,56 @@ def test_token_lists_compare_in_any_order_and_a_missing_surname_costs_little() -
     unrelated = tokens_similarity(("martinez",), ("ochoa",))
     assert unrelated is not None and unrelated < 0.2
     assert tokens_similarity((), ("garcia",)) is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "similarity"),
+    [
+        ("7", "777", 0.0),  # "777" sounds like "7" once repeated letters collapse
+        ("1", "1000", 0.0),  # and "1" is not the initial of "1000"
+        ("100", "1000", 0.0),
+        ("12", "13", 0.0),
+        ("nino7", "nino77", 0.0),
+        ("7", "7", 1.0),
+        ("07", "7", 1.0),  # a leading zero writes the same number
+        ("nino07", "nino7", 1.0),
+    ],
+)
+def test_tokens_with_numbers_agree_only_on_the_same_number(
+    a: str, b: str, similarity: float
+) -> None:
+    assert token_similarity(a, b) == token_similarity(b, a) == similarity
+
+
+def test_names_whose_numbers_differ_do_not_agree() -> None:
+    assert tokens_similarity(("nino", "7"), ("nino", "777")) == 0.0
+    assert tokens_similarity(("nino", "7"), ("nino",)) == 0.0  # a number against none
+    assert tokens_similarity(("nino", "7"), ("7", "nino")) == 1.0
+    assert tokens_similarity(("nina", "12"), ("nino", "12")) == pytest.approx(0.71, abs=0.01)
+    # The rest of the name still counts when the numbers agree.
+    assert tokens_similarity(("nino", "7", "tapachula"), ("nino", "7")) == pytest.approx(0.94, 0.01)
+
+
+def numbered(alias: str, age: int) -> IdentityProfile:
+    return profile_from_child(
+        {
+            "alias": alias,
+            "nationality": ["GT"],
+            "age_estimation": {"estimated_age_years": age, "assessed_on": "2024-05-01"},
+        },
+        TODAY,
+    )
+
+
+def test_numbered_aliases_are_not_a_name_match() -> None:
+    """Offices number unnamed children; "Niño 7" and "Niño 777" are two children."""
+    for one, other in (("Niño 7", "Niño 777"), ("Niño 1", "Niño 1000"), ("Niño", "Niño 7")):
+        match = score_match(numbered(one, 12), numbered(other, 14))
+        assert match == score_match(numbered(other, 14), numbered(one, 12))
+        assert not {"name", "name_similar"} & set(match.matched_on), (one, other)
+        assert match.score < SEARCH_MIN_SCORE, (one, other)
+    same = score_match(numbered("Niño 7", 12), numbered("NIÑO 07", 13))
+    assert "name" in same.matched_on and same.score >= DUPLICATE_MIN_SCORE
 
 
 # -- dates of birth and scores --------------------------------------------------------------
@@ -718,6 +769,32 @@ def test_probable_duplicates_are_listed_not_merged(session: Session) -> None:
     lower = probable_duplicates(session, min_score=0.5)
     assert any(twin in (p.child_id, p.other_child_id) for p in lower)
     assert all(p.score is not None and 0.5 <= p.score < DUPLICATE_MIN_SCORE for p in lower[1:])
+
+
+def test_search_and_duplicates_agree_on_numbered_aliases(session: Session) -> None:
+    ids = {
+        alias: push(
+            session,
+            "mx.chp.dif",
+            f"SN-{number}",
+            child_record(alias=alias, age=age, assessed_on="2024-05-01", nationality=("GT",)),
+        )
+        for number, (alias, age) in enumerate(
+            [("Niño 7", 12), ("Niño 777", 14), ("Niño 77", 12), ("Niño 1000", 12)]
+        )
+    }
+    assert probable_duplicates(session) == []
+    found = search_by_profile(session, numbered("Niño 7", 12))
+    assert [c.child_id for c in found] == [ids["Niño 7"]]
+    again = push(
+        session,
+        "mx.fed.inm",
+        "I-7",
+        child_record(alias="Niño 07", age=13, assessed_on="2024-05-01", nationality=("GT",)),
+    )
+    [pair] = probable_duplicates(session)
+    assert {pair.child_id, pair.other_child_id} == {ids["Niño 7"], again}
+    assert "name" in pair.matched_on
 
 
 def test_identifier_conflicts_are_listed_first(session: Session) -> None:

@@ -279,3 +279,96 @@ def test_set_kind(hub: Path) -> None:
     assert run("agency", "set-kind", "mx.fed.inm", "--kind", "nope").exit_code == 2
     refused(run("agency", "set-kind", "mx.nadie.dif", "--kind", "oversight"), "mx.nadie.dif")
     assert run_json("agency", "list")["agencies"][0]["kind"] == "immigration_enforcement"
+
+
+def unsigned_push_status(agency_id: str, secret: str) -> int:
+    """What the agency's system gets for an unsigned push (token by client secret)."""
+    app = create_app({"TESTING": True})
+    record = Path(__file__).resolve().parents[3] / "schemas/examples/case-record/1/valid"
+    body = {
+        "schema": "case-record/1",
+        "local_id": f"EXP-{uuid.uuid4().hex[:8]}",
+        "data": json.loads((record / "minimal.json").read_text(encoding="utf-8")),
+    }
+    try:
+        client = app.test_client()
+        token = client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": "records:write"},
+            auth=(agency_id, secret),
+        )
+        assert token.status_code == 200, token.get_json()
+        pushed = client.post(
+            "/v1/records",
+            json=body,
+            headers={"Authorization": f"Bearer {token.get_json()['access_token']}"},
+        )
+        return pushed.status_code
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def audited_agency_changes() -> list[str]:
+    from sqlalchemy import select
+
+    from exchange import db
+    from exchange.audit_log import AuditEntry
+
+    app = create_app({"TESTING": True})
+    try:
+        with db.database(app).sessions() as session:
+            entries = session.scalars(select(AuditEntry.entry).order_by(AuditEntry.recorded_at))
+            return [
+                json.loads(entry)["reason_code"]
+                for entry in entries
+                if json.loads(entry)["action"] == "agency_changed"
+            ]
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def test_require_signature_can_be_turned_on_and_off_after_registration(hub: Path) -> None:
+    added = run_json(
+        "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys", "--secret"
+    )
+    secret = added["client_secret"]
+    assert run_json("agency", "list")["agencies"][0]["require_signature"] is False
+    assert unsigned_push_status("mx.chp.dif", secret) == 201
+
+    on = run("agency", "require-signature", "mx.chp.dif", "--lang", "en")
+    assert on.exit_code == 0, on.output
+    assert on.output == "mx.chp.dif: its pushes must carry Puente-Signature.\n"
+    assert run_json("agency", "list")["agencies"][0]["require_signature"] is True
+    assert unsigned_push_status("mx.chp.dif", secret) == 401  # from the next push on
+
+    again = run_json("agency", "require-signature", "mx.chp.dif")
+    assert again == {"agency_id": "mx.chp.dif", "require_signature": True, "changed": False}
+    spanish = run("agency", "require-signature", "mx.chp.dif", "--lang", "es")
+    assert "ya estaba así" in spanish.output and "Puente-Signature" in spanish.output
+
+    off = run_json("agency", "require-signature", "mx.chp.dif", "--off")
+    assert off == {"agency_id": "mx.chp.dif", "require_signature": False, "changed": True}
+    assert run_json("agency", "list")["agencies"][0]["require_signature"] is False
+    assert unsigned_push_status("mx.chp.dif", secret) == 201
+    apagado = run("agency", "require-signature", "mx.chp.dif", "--off", "--lang", "es")
+    assert "ya no necesitan Puente-Signature" in apagado.output
+
+    # Each change is audited once; asking for what is already set records nothing.
+    assert audited_agency_changes() == [
+        "registered.mx.chp.dif",
+        "signature_required.mx.chp.dif",
+        "signature_optional.mx.chp.dif",
+    ]
+
+
+def test_require_signature_needs_a_valid_key_and_a_known_agency(hub: Path) -> None:
+    run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret")  # no key to sign with
+    refused(run("agency", "require-signature", "mx.chp.dif", "--lang", "en"), "valid public key")
+    refused(
+        run("agency", "require-signature", "mx.chp.dif", "--lang", "es"),
+        "requiere una clave pública vigente",
+    )
+    assert run_json("agency", "list")["agencies"][0]["require_signature"] is False
+    refused(run("agency", "require-signature", "mx.nadie.dif"), "no agency 'mx.nadie.dif'")
+    refused(run("agency", "require-signature", "mx.nadie.dif", "--off"), "mx.nadie.dif")
+    assert audited_agency_changes() == ["registered.mx.chp.dif"]

@@ -29,6 +29,7 @@ from exchange.cli import main
 from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
 
 CURP = "EEFK080702HNEJCVA9"
+REASON = ("--reason", "same birth certificate")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -177,35 +178,37 @@ def test_merge_moves_the_child_and_is_audited(
     listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
     assert all(gone not in (p["child_id"], p["other_child_id"]) for p in listed)
 
-    again = run(env, "children", "merge", keep, gone, "--json")
+    again = run(env, "children", "merge", keep, gone, *REASON, "--json")
     assert again.exit_code == 0
     assert json.loads(again.output)["already_merged"] is True
-    assert "already merged" in run(env, "children", "merge", keep, gone).output
+    assert "already merged" in run(env, "children", "merge", keep, gone, *REASON).output
 
 
 def test_merging_the_conflict_pair_resolves_the_conflict(
     hub: tuple[Flask, dict[str, str], dict[str, str]],
 ) -> None:
     _app, env, ids = hub
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"]).exit_code == 0
+    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
     listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
     assert [p["reason"] for p in listed] == ["probable"]
 
 
 def test_wrong_merges_are_refused(hub: tuple[Flask, dict[str, str], dict[str, str]]) -> None:
     _app, env, ids = hub
-    itself = run(env, "children", "merge", ids["ana"], ids["ana"])
+    itself = run(env, "children", "merge", ids["ana"], ids["ana"], *REASON)
     assert itself.exit_code == 1 and "into itself" in itself.output
-    unknown = run(env, "children", "merge", ids["ana"], "nna_0000")
+    unknown = run(env, "children", "merge", ids["ana"], "nna_0000", *REASON)
     assert unknown.exit_code == 1 and "No such child nna_0000" in unknown.output
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"]).exit_code == 0
-    into_merged = run(env, "children", "merge", ids["ana"], ids["jonathan"])
+    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
+    into_merged = run(env, "children", "merge", ids["ana"], ids["jonathan"], *REASON)
     assert into_merged.exit_code == 1 and f"merged into {ids['kevin']}" in into_merged.output
     spanish = CliRunner().invoke(
-        main, ["children", "merge", ids["ana"], ids["ana"], "--lang", "es"], env=env
+        main, ["children", "merge", ids["ana"], ids["ana"], *REASON, "--lang", "es"], env=env
     )
     assert "consigo mismo" in spanish.output
-    bad_person = run(env, "children", "merge", ids["kevin"], ids["jonathan"], "--by", "Ana María")
+    bad_person = run(
+        env, "children", "merge", ids["kevin"], ids["jonathan"], *REASON, "--by", "Ana María"
+    )
     assert bad_person.exit_code == 2
 
 
@@ -225,3 +228,75 @@ def test_an_empty_index_has_no_duplicates(module_hub: tuple[Flask, dict[str, str
     result = CliRunner().invoke(main, ["children", "duplicates", "--lang", "es"], env=env)
     assert result.exit_code == 0
     assert result.output.strip() == "Sin duplicados probables."
+
+
+def test_a_merge_needs_a_reason(hub: tuple[Flask, dict[str, str], dict[str, str]]) -> None:
+    """A merge cannot be undone: without a reason nothing is merged (usage error, exit 2)."""
+    app, env, ids = hub
+    keep, gone = ids["jonathan"], ids["jhonatan"]
+    for reason in ((), ("--reason", ""), ("--reason", "   ")):
+        result = run(env, "children", "merge", keep, gone, *reason)
+        assert result.exit_code == 2, result.output
+        assert "Give --reason" in result.output and "cannot be undone" in result.output
+    spanish = CliRunner().invoke(main, ["children", "merge", keep, gone, "--lang", "es"], env=env)
+    assert spanish.exit_code == 2 and "Indique --reason" in spanish.output
+    with app.app_context(), db.database(app).sessions() as session:
+        assert resolve_child_id(session, gone) == gone  # nothing merged
+        assert session.get(Child, gone).merge_reason is None  # type: ignore[union-attr]
+        merges = session.scalars(
+            select(AuditEntry.id).where(
+                AuditEntry.action == "child_merged", AuditEntry.child_id == keep
+            )
+        ).all()
+    assert merges == []
+
+    merged = run(env, "children", "merge", keep, gone, "--reason", "  same birth certificate ")
+    assert merged.exit_code == 0, merged.output
+    with app.app_context(), db.database(app).sessions() as session:
+        assert session.get(Child, gone).merge_reason == "same birth certificate"  # type: ignore[union-attr]
+
+
+def test_numbered_aliases_are_not_duplicates_on_the_strength_of_the_name(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    """Offices number unnamed children ("Niño 7", "Niño 777"): a different number is a
+    different child, so only the same alias (and age) is listed for a person to review."""
+    app, env, ids = hub
+
+    def unnamed(alias: str, age: int) -> dict[str, Any]:
+        return {
+            "child": {
+                "alias": alias,
+                "nationality": ["GT"],
+                "age_estimation": {"estimated_age_years": age, "assessed_on": "2024-05-01"},
+            }
+        }
+
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        aliases = {}
+        for number, (alias, age) in enumerate(
+            [
+                ("Niño 7", 12),
+                ("Niño 777", 14),
+                ("Niño 77", 12),
+                ("Niño 1", 12),
+                ("Niño 1000", 12),
+                ("Niño 100", 12),
+                ("Niño", 12),
+                ("Niño 07", 13),
+            ]
+        ):
+            aliases[alias] = link_child(
+                session,
+                agency_id="mx.chp.dif",
+                local_id=f"SN-{number}",
+                child_id=None,
+                document=unnamed(alias, age),
+            )
+    listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
+    probable = [{p["child_id"], p["other_child_id"]} for p in listed if p["reason"] == "probable"]
+    # "Niño 07" is "Niño 7" written with a leading zero: the one numbered pair a person reviews.
+    assert probable == [
+        {ids["jonathan"], ids["jhonatan"]},
+        {aliases["Niño 7"], aliases["Niño 07"]},
+    ]

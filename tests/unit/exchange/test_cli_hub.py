@@ -26,9 +26,15 @@ def test_init_creates_keys_and_schema_and_is_idempotent(hub_env: Path) -> None:
     assert first.exit_code == 0, first.output
     created = json.loads(first.output)
     assert created["instance_path"] == str(hub_env)
-    assert len(created["keys_created"]) == 2
+    # Every key file init made is listed, the webhook signing key too (backups rely on it).
+    assert sorted(Path(path).name for path in created["keys_created"]) == [
+        "hub-signing.key",
+        "log.key",
+        "witness.key",
+    ]
+    assert all(Path(path).parent == hub_env / "keys" for path in created["keys_created"])
     assert created["log_vkey"].startswith("mx.local.puente/audit+")
-    for name in ("log.key", "witness.key"):
+    for name in ("log.key", "witness.key", "hub-signing.key"):
         mode = stat.S_IMODE(os.stat(hub_env / "keys" / name).st_mode)
         assert mode == 0o600, oct(mode)
     assert (hub_env / "puente.db").exists()

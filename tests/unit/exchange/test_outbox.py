@@ -484,3 +484,37 @@ def test_operator_lists_and_requeues_dead_messages(
     assert worked.exit_code == 0, worked.output
     stored = message(hub, message_id)
     assert (stored.status, stored.attempts) == ("failed", 1)
+
+
+def test_retry_names_unknown_ids_and_still_requeues_the_known_ones(
+    hub: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from exchange.cli import main
+
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", hub.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", hub.config["DATABASE_URL"])
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions() as session:
+        deliver_batch(session, ScriptedTransport(PermanentDeliveryError("HTTP 410")), FAST)
+    assert message(hub, message_id).status == "dead"
+    runner = CliRunner()
+
+    retried = runner.invoke(
+        main, ["outbox", "retry", "msg_nonexistent", message_id, "--lang", "en"]
+    )
+    assert retried.exit_code == 1, retried.output
+    assert "Traceback" not in retried.output
+    assert "There is no outbox message msg_nonexistent." in retried.output
+    assert message_id not in retried.stderr
+    assert message(hub, message_id).status == "pending"  # the known one is still retried
+
+    alone = runner.invoke(main, ["outbox", "retry", "msg_nope1", "msg_nope2", "--lang", "es"])
+    assert alone.exit_code == 1
+    assert alone.stdout == "0 reencolados / requeued\n"
+    assert "No existen los mensajes msg_nope1, msg_nope2" in alone.stderr
+
+    # A known message that is not dead or failed needs no retry: not an error.
+    known = runner.invoke(main, ["outbox", "retry", message_id])
+    assert known.exit_code == 0 and known.stdout == "0 reencolados / requeued\n"
