@@ -23,6 +23,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -422,6 +423,7 @@ def register_agency(
     webhook_url: str | None = None,
     kind: str | None = None,
     country: str | None = None,
+    drop_root: Path | None = None,
 ) -> RegisteredAgency:
     """Add an agency; its client secret, if asked for, is in the answer and nowhere else.
 
@@ -440,6 +442,8 @@ def register_agency(
         *_check_text(contact, "contact", 300, required=False),
         *(check_webhook_url(webhook_url) if webhook_url else []),
     ]
+    if webhook_url and not errors and drop_root is not None:
+        errors = check_drop_folder(session, id, webhook_url, drop_root)
     if public_jwk is not None:
         try:
             public_jwk = normalise_public_jwk(public_jwk)
@@ -592,10 +596,54 @@ def set_kind(session: Session, agency_id: str, kind: str, country: str | None = 
     _audit(session, "agency.updated", "kind_changed", agency_id)
 
 
-def set_webhook(session: Session, agency_id: str, url: str | None) -> None:
-    """Where the hub delivers notifications for the agency; None removes it."""
+def check_drop_folder(
+    session: Session, agency_id: str, url: str, drop_root: Path
+) -> list[AgencyError]:
+    """A file-drop ``url`` must name a folder inside ``drop_root`` that is no other agency's:
+    checked when it is set, not only when the first delivery fails, and never a folder where
+    another agency collects its notifications (or one that holds it)."""
+    from exchange.transports import PermanentDeliveryError, drop_folder, uses_file_drop
+
+    if not uses_file_drop(url):
+        return []
+    root = drop_root.resolve()
+    try:
+        folder = drop_folder(root, Agency(id=agency_id, webhook_url=url))
+    except PermanentDeliveryError:
+        return [
+            AgencyError(
+                f"El buzón {url!r} no es una carpeta dentro de FILE_DROP_PATH ({root}).",
+                f"The file drop {url!r} is not a folder inside FILE_DROP_PATH ({root}).",
+                field="webhook_url",
+            )
+        ]
+    for other in session.scalars(select(Agency).where(Agency.id != agency_id)):
+        theirs = [root / other.id]
+        if uses_file_drop(other.webhook_url):
+            try:
+                theirs.append(drop_folder(root, other))
+            except PermanentDeliveryError:
+                pass
+        if any(folder.is_relative_to(t) or t.is_relative_to(folder) for t in theirs):
+            return [
+                AgencyError(
+                    f"El buzón {url!r} es, o contiene, el de la agencia {other.id}.",
+                    f"The file drop {url!r} is, or holds, agency {other.id}'s.",
+                    field="webhook_url",
+                )
+            ]
+    return []
+
+
+def set_webhook(
+    session: Session, agency_id: str, url: str | None, *, drop_root: Path | None = None
+) -> None:
+    """Where the hub delivers notifications for the agency; None removes it. With
+    ``drop_root`` (the hub's ``FILE_DROP_PATH``), a file drop is checked to lie inside it."""
     if url:
         errors = check_webhook_url(url)
+        if not errors and drop_root is not None:
+            errors = check_drop_folder(session, agency_id, url, drop_root)
         if errors:
             raise InvalidAgency(errors)
     agency = get_agency(session, agency_id)

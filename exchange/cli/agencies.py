@@ -43,6 +43,7 @@ from exchange.agencies import (
 from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
 from exchange.auth import SCOPES, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
+from exchange.transports import file_drop_root
 
 
 def _refusal(error: AgencyError, lang: str) -> click.ClickException:
@@ -269,6 +270,7 @@ def add_command(
                 webhook_url=webhook,
                 kind=kind,
                 country=country,
+                drop_root=file_drop_root(app),
             )
     except click.ClickException:
         _remove(files)
@@ -469,7 +471,7 @@ def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> No
 def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None:
     """Set where the hub delivers the agency's notifications ("-" removes it)."""
     with _transaction(app, lang) as session:
-        set_webhook(session, agency_id, None if url == "-" else url)
+        set_webhook(session, agency_id, None if url == "-" else url, drop_root=file_drop_root(app))
     click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
 
 

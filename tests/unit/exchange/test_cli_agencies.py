@@ -372,3 +372,25 @@ def test_require_signature_needs_a_valid_key_and_a_known_agency(hub: Path) -> No
     refused(run("agency", "require-signature", "mx.nadie.dif"), "no agency 'mx.nadie.dif'")
     refused(run("agency", "require-signature", "mx.nadie.dif", "--off"), "mx.nadie.dif")
     assert audited_agency_changes() == ["registered.mx.chp.dif"]
+
+
+def test_a_file_drop_must_lie_inside_the_drop_root_and_be_no_other_agencys(hub: Path) -> None:
+    run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret")
+    run_json("agency", "add", "mx.chp.tapachula.dif", *BASE, *SCOPES, "--secret")
+    root = (hub / "instance" / "drop").resolve()
+    inside = (root / "tapachula-buzon").as_uri()
+    assert run("agency", "set-webhook", "mx.chp.tapachula.dif", inside).exit_code == 0
+    for outside in ("file:///etc/puente", f"file://{root}/../../x", root.as_uri()):
+        refused(run("agency", "set-webhook", "mx.chp.tapachula.dif", outside), "FILE_DROP_PATH")
+    # Another agency's folder, or one holding it, would hand it Tapachula's notifications.
+    for theirs in ((root / "mx.chp.dif").as_uri(), (root / "mx.chp.dif" / "sub").as_uri()):
+        refused(run("agency", "set-webhook", "mx.chp.tapachula.dif", theirs), "mx.chp.dif")
+    refused(
+        run("agency", "set-webhook", "mx.chp.dif", (root / "tapachula-buzon" / "x").as_uri()),
+        "mx.chp.tapachula.dif",
+    )
+    refused(
+        run("agency", "add", "mx.nl.dif", *BASE, *SCOPES, "--secret", "--webhook", "file:///etc"),
+        "FILE_DROP_PATH",
+    )
+    assert run_json("agency", "list")["agencies"][1]["webhook_url"] == inside
