@@ -8,15 +8,29 @@ what was found. The ``puente audit verify`` exit codes map onto the hierarchy:
   :class:`FormatError`;
 - 2, signature or quorum failure: :class:`SignatureError` (and :class:`QuorumError`);
 - 3, inconsistent checkpoints: :class:`InconsistentCheckpoints`.
+
+``str(error)`` is English. People read these messages in Spanish too (an oversight officer
+runs ``puente audit verify --lang es``): :func:`in_spanish` gives the Spanish text, either
+the one the error was raised with (``es=``) or a translation of the fixed phrases below.
 """
 
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
 
 
 class AuditError(Exception):
-    """Base class of every error raised by :mod:`audit`."""
+    """Base class of every error raised by :mod:`audit`.
+
+    ``es`` is the message in Spanish, when the code raising the error wrote one; otherwise
+    :func:`in_spanish` translates the English message.
+    """
+
+    def __init__(self, *args: object, es: str | None = None) -> None:
+        super().__init__(*args)
+        self.es = es
 
 
 class ProofError(AuditError):
@@ -29,7 +43,11 @@ class RootMismatch(ProofError):
     def __init__(self, calculated: bytes, expected: bytes, what: str = "root") -> None:
         self.calculated = calculated
         self.expected = expected
-        super().__init__(f"{what} mismatch: calculated {_b64(calculated)}, want {_b64(expected)}")
+        super().__init__(
+            f"{what} mismatch: calculated {_b64(calculated)}, want {_b64(expected)}",
+            es=f"no coincide {_term(what)}: calculada {_b64(calculated)}, se esperaba "
+            f"{_b64(expected)}",
+        )
 
 
 class InconsistentCheckpoints(AuditError):
@@ -70,3 +88,329 @@ class EntryError(AuditError):
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+# --- Spanish -------------------------------------------------------------------------------
+
+
+def in_spanish(error: BaseException) -> str:
+    """The error's message in Spanish.
+
+    The Spanish text the error was raised with, else a translation of the English message
+    (:func:`spanish_text`).
+    """
+    spanish = getattr(error, "es", None)
+    return spanish if isinstance(spanish, str) else spanish_text(str(error))
+
+
+def spanish_text(english: str) -> str:
+    """Translate a message of the audit package into Spanish.
+
+    The package's messages are fixed phrases with values in them (sizes, hashes, names);
+    each phrase has a pattern here. A message that wraps another (``"...: <message>"``) is
+    translated part by part. A phrase without a pattern comes back in English rather than
+    not at all.
+    """
+    for pattern, spanish in _PHRASES:
+        match = pattern.fullmatch(english)
+        if match is not None:
+            parts = {
+                name: _translate_part(name, value or "")
+                for name, value in match.groupdict().items()
+            }
+            return spanish(parts) if callable(spanish) else spanish.format(**parts)
+    return english
+
+
+def _translate_part(name: str, value: str) -> str:
+    if name.startswith("msg"):
+        return spanish_text(value)
+    if name.startswith("what"):
+        return _term(value)
+    return value
+
+
+# What a message is about ("{what} is not valid base64"), with its article.
+_TERMS: tuple[tuple[str, str], ...] = (
+    (r"root", "la raíz"),
+    (r"first root", "la primera raíz"),
+    (r"second root", "la segunda raíz"),
+    (r"empty tree root", "la raíz del árbol vacío"),
+    (r"root hash", "el hash raíz"),
+    (r"tree size", "el tamaño del árbol"),
+    (r"old size", "el tamaño anterior"),
+    (r"index", "el índice"),
+    (r"extra data", "los datos extra"),
+    (r"verifier key", "la llave verificadora"),
+    (r"signer key", "la llave de firma"),
+    (r"consistency hash (\d+)", r"el hash de consistencia \1"),
+    (r"proof hash (\d+)", r"el hash de prueba \1"),
+    (r"signature by (.+)", r"la firma de \1"),
+)
+
+
+def _term(english: str) -> str:
+    for pattern, spanish in _TERMS:
+        if re.fullmatch(pattern, english):
+            return re.sub(f"^{pattern}$", spanish, english)
+    return english
+
+
+def _key_type(parts: dict[str, str]) -> str:
+    found = f"tipo {parts['found']}, " if parts["found"] else ""
+    return (
+        f"{parts['what']} debe ser de tipo {parts['type']} con 32 bytes de llave; se recibió "
+        f"{found}{parts['count']} bytes"
+    )
+
+
+def _quorum(parts: dict[str, str]) -> str:
+    names = "ninguna" if parts["names"] == "none" else parts["names"]
+    return (
+        f"{parts['count']} cofirmas de testigos verificadas ({names}); se requieren al menos "
+        f"{parts['quorum']}"
+    )
+
+
+_Spanish = str | Callable[[dict[str, str]], str]
+
+# English pattern -> Spanish, for every message the audit package raises (the modules are
+# named). Groups called msg* are messages themselves, what* are _TERMS; the rest are values.
+# More specific patterns come before the general ones they would also match.
+_PHRASE_TEXTS: tuple[tuple[str, _Spanish], ...] = (
+    # checkpoint.py
+    (
+        r"checkpoint (?P<new>\d+) (?P<new_root>\S+) does not extend checkpoint (?P<old>\d+) "
+        r"(?P<old_root>\S+): (?P<msg>.+)",
+        "el punto de control {new} {new_root} no extiende el punto de control {old} "
+        "{old_root}: {msg}",
+    ),
+    (
+        r"checkpoints are from different logs: (?P<a>.+) and (?P<b>.+)",
+        "los puntos de control son de registros distintos: {a} y {b}",
+    ),
+    (
+        r"checkpoint origin is (?P<got>.+), want (?P<want>.+)",
+        "el origen del punto de control es {got}; se esperaba {want}",
+    ),
+    (
+        r"origin must be one non-empty line, got (?P<got>.+)",
+        "el origen debe ser una sola línea no vacía; se recibió {got}",
+    ),
+    (
+        r"extension must be one non-empty line, got (?P<got>.+)",
+        "cada extensión debe ser una sola línea no vacía; se recibió {got}",
+    ),
+    (
+        r"tree size (?P<size>\S+) is outside 0\.\.2\*\*64-1",
+        "el tamaño del árbol {size} está fuera de 0..2**64-1",
+    ),
+    (
+        r"checkpoint text must end with a newline",
+        "el texto del punto de control debe terminar en un salto de línea",
+    ),
+    (
+        r"checkpoint has (?P<n>\d+) lines, want at least 3",
+        "el punto de control tiene {n} líneas; se esperaban al menos 3",
+    ),
+    (r"checkpoint origin line is empty", "la línea de origen del punto de control está vacía"),
+    (
+        r"wrong proof size (?P<n>\d+), want 0 from the empty tree",
+        "tamaño de prueba incorrecto {n}; se esperaba 0 desde el árbol vacío",
+    ),
+    # merkle.py
+    (
+        r"(?P<what>.+) mismatch: calculated (?P<got>\S+), want (?P<want>\S+)",
+        "no coincide {what}: calculada {got}, se esperaba {want}",
+    ),
+    (
+        r"leaf index (?P<i>\d+) is outside the tree of size (?P<n>\d+)",
+        "el índice de hoja {i} está fuera del árbol de tamaño {n}",
+    ),
+    (
+        r"wrong proof size (?P<n>\d+), want 0 for equal tree sizes",
+        "tamaño de prueba incorrecto {n}; se esperaba 0 para árboles del mismo tamaño",
+    ),
+    (
+        r"wrong proof size 0 for sizes (?P<a>\d+) and (?P<b>\d+)",
+        "tamaño de prueba incorrecto 0 para los tamaños {a} y {b}",
+    ),
+    (
+        r"wrong proof size (?P<n>\d+), want (?P<m>\d+)",
+        "tamaño de prueba incorrecto {n}; se esperaba {m}",
+    ),
+    (
+        r"tree size (?P<a>\d+) is smaller than the earlier size (?P<b>\d+)",
+        "el tamaño del árbol {a} es menor que el tamaño anterior {b}",
+    ),
+    (
+        r"a consistency proof from the empty tree is meaningless",
+        "una prueba de consistencia desde el árbol vacío no tiene sentido",
+    ),
+    # note.py
+    (
+        r"no signature by a known key; found (?P<found>.*)",
+        "ninguna firma es de una llave conocida; firmas encontradas: {found}",
+    ),
+    (
+        r"invalid signature by known key (?P<key>.+)",
+        "firma no válida de la llave conocida {key}",
+    ),
+    (r"ambiguous verifier keys for (?P<key>.+)", "llaves verificadoras ambiguas para {key}"),
+    (
+        r"invalid key name (?P<name>.+) in signature",
+        "nombre de llave no válido {name} en la firma",
+    ),
+    (r"key ID (?P<id>\S+) does not fit in 32 bits", "el ID de llave {id} no cabe en 32 bits"),
+    (r"empty signature", "firma vacía"),
+    (
+        r"signature line must start with an em dash and a space: (?P<line>.+)",
+        "la línea de firma debe empezar con una raya (—) y un espacio: {line}",
+    ),
+    (r"signature line has no signature: (?P<line>.+)", "la línea de firma no tiene firma: {line}"),
+    (
+        r"signature by (?P<name>.+) has (?P<n>\d+) bytes, want at least 5",
+        "la firma de {name} tiene {n} bytes; se esperaban al menos 5",
+    ),
+    (
+        r"note text must end with a newline",
+        "el texto de la nota debe terminar en un salto de línea",
+    ),
+    (r"a signed note needs at least one signature", "una nota firmada necesita al menos una firma"),
+    (
+        r"note has (?P<n>\d+) signatures, at most (?P<m>\d+) allowed",
+        "la nota tiene {n} firmas; se permiten como máximo {m}",
+    ),
+    (
+        r"no blank line between note text and signatures",
+        "falta la línea en blanco entre el texto de la nota y las firmas",
+    ),
+    (r"note has no signature lines", "la nota no tiene líneas de firma"),
+    (
+        r"last signature line must end with a newline",
+        "la última línea de firma debe terminar en un salto de línea",
+    ),
+    (
+        r"control character or invalid UTF-8 (?P<c>.+) at offset (?P<i>\d+)",
+        "carácter de control o UTF-8 no válido {c} en la posición {i}",
+    ),
+    # cosignature.py
+    (
+        r"(?P<count>\d+) witness cosignatures verified \((?P<names>.*)\), want at least "
+        r"(?P<quorum>\d+)",
+        _quorum,
+    ),
+    (
+        r"cosignature timestamp (?P<t>\d+) exceeds 2\*\*63-1",
+        "la marca de tiempo de la cofirma {t} excede 2**63-1",
+    ),
+    (
+        r"cosignature has (?P<n>\d+) signature bytes, want 64",
+        "la cofirma tiene {n} bytes de firma; se esperaban 64",
+    ),
+    (
+        r"cosignature by (?P<name>.+) has (?P<n>\d+) bytes, want 72",
+        "la cofirma de {name} tiene {n} bytes; se esperaban 72",
+    ),
+    # keys.py
+    (
+        r"verifier key must be <name>\+<key ID>\+<key>",
+        "la llave verificadora debe tener la forma <nombre>+<ID de llave>+<llave>",
+    ),
+    (
+        r"signer key must be PRIVATE\+KEY\+<name>\+<key ID>\+<key>",
+        "la llave de firma debe tener la forma PRIVATE+KEY+<nombre>+<ID de llave>+<llave>",
+    ),
+    (r"invalid key name (?P<name>.+)", "nombre de llave no válido {name}"),
+    (r"(?P<what>.+) has an invalid name (?P<name>.+)", "{what} tiene un nombre no válido {name}"),
+    (
+        r"(?P<what>.+) ID must be 8 lowercase hex digits, got (?P<got>.+)",
+        "el ID de {what} debe ser de 8 dígitos hexadecimales en minúscula; se recibió {got}",
+    ),
+    (
+        r"(?P<what>.+) must be type (?P<type>0x[0-9a-f]+) with 32 key bytes, got "
+        r"(?:type (?P<found>0x[0-9a-f]+), )?(?P<count>\d+) bytes",
+        _key_type,
+    ),
+    (
+        r"key ID (?P<id>\S+) does not match the key, want (?P<want>\S+)",
+        "el ID de llave {id} no corresponde a la llave; se esperaba {want}",
+    ),
+    (
+        r"(?P<what>.+) ID (?P<id>\S+) does not match the key, want (?P<want>\S+)",
+        "el ID {id} de {what} no corresponde a la llave; se esperaba {want}",
+    ),
+    (
+        r"Ed25519 public key has (?P<n>\d+) bytes, want 32",
+        "la llave pública Ed25519 tiene {n} bytes; se esperaban 32",
+    ),
+    # entry.py
+    (
+        r"an audit entry must be a JSON object, got (?P<type>\S+)",
+        "una entrada de auditoría debe ser un objeto JSON; se recibió {type}",
+    ),
+    (
+        r"audit entry is not canonicalisable JSON: (?P<why>.+)",
+        "la entrada de auditoría no es JSON canonicalizable: {why}",
+    ),
+    (
+        r"audit entry is not valid UTF-8 JSON: (?P<why>.+)",
+        "la entrada de auditoría no es JSON UTF-8 válido: {why}",
+    ),
+    (
+        r"audit entry is not in RFC 8785 canonical form",
+        "la entrada de auditoría no está en la forma canónica de RFC 8785",
+    ),
+    (
+        r"duplicate key (?P<key>.+) in audit entry",
+        "clave duplicada {key} en la entrada de auditoría",
+    ),
+    (r"(?P<name>.+) is not a JSON value", "{name} no es un valor JSON"),
+    # proof_file.py and witness.py
+    (
+        r"index (?P<i>\S+) is outside 0\.\.2\*\*64-1",
+        "el índice {i} está fuera de 0..2**64-1",
+    ),
+    (
+        r"proof has (?P<n>\d+) hashes, at most (?P<m>\d+) allowed",
+        "la prueba tiene {n} hashes; se permiten como máximo {m}",
+    ),
+    (
+        r"consistency proof has (?P<n>\d+) hashes, at most (?P<m>\d+) allowed",
+        "la prueba de consistencia tiene {n} hashes; se permiten como máximo {m}",
+    ),
+    (
+        r"extra data, when present, must not be empty",
+        "los datos extra, si los hay, no deben estar vacíos",
+    ),
+    (
+        r"invalid checkpoint in proof: (?P<msg>.+)",
+        "punto de control no válido en la prueba: {msg}",
+    ),
+    (r"no empty line before the checkpoint", "falta la línea vacía antes del punto de control"),
+    (
+        r"first line must be (?P<want>.+), got (?P<got>.+)",
+        "la primera línea debe ser {want}; se recibió {got}",
+    ),
+    (r"missing 'index <n>' line", "falta la línea 'index <n>'"),
+    (r"old size (?P<n>\S+) is negative", "el tamaño anterior {n} es negativo"),
+    # _encoding.py, and hash sizes anywhere
+    (r"(?P<what>.+) is not valid base64: (?P<text>.+)", "{what} no es base64 válido: {text}"),
+    (
+        r"(?P<what>.+) is not canonical base64: (?P<text>.+)",
+        "{what} no es base64 canónico: {text}",
+    ),
+    (
+        r"(?P<what>.+) must be an ASCII decimal without leading zeroes, got (?P<text>.+)",
+        "{what} debe ser un decimal ASCII sin ceros a la izquierda; se recibió {text}",
+    ),
+    (r"(?P<what>.+?) (?P<value>\d+) does not fit in 64 bits", "{what} {value} no cabe en 64 bits"),
+    (
+        r"(?P<what>.+) has (?P<n>\d+) bytes, want (?P<m>\d+)",
+        "{what} tiene {n} bytes; se esperaban {m}",
+    ),
+)
+
+_PHRASES: tuple[tuple[re.Pattern[str], _Spanish], ...] = tuple(
+    (re.compile(pattern, re.DOTALL), spanish) for pattern, spanish in _PHRASE_TEXTS
+)

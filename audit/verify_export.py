@@ -10,10 +10,27 @@ An export (written by ``puente audit export``) is, besides a manifest and the pu
 - ``leaves.bin`` — the hub's stored leaf hashes, 32 bytes each, by index. Never trusted: used
   only to say WHICH entry is wrong, after checking they hash to a signed root.
 
+The exporter signs a fresh checkpoint and ends the export there, so the last checkpoint
+covers every entry: an export without a signed checkpoint, or with entries after the last one,
+is refused.
+
 :func:`verify_export` streams the entries once (memory stays O(log n)), recomputes the tree,
-and checks, checkpoint by checkpoint: the log's signature, consistency with the previous
-checkpoint, and the recomputed root at its size; plus any checkpoints the auditor kept
-from earlier. The caller opens the files and passes iterables: this module does no I/O.
+and checks, checkpoint by checkpoint, the log's signature and the recomputed root at its size;
+plus any checkpoints the auditor kept from earlier. The caller opens the files and passes
+iterables: this module does no I/O.
+
+Only signed data can accuse the hub. The consistency proofs, the order of the lines and the
+leaf hashes are not signed, and anyone who handled the file can damage them, so:
+
+- a checkpoint whose signed root matches the recomputed tree is consistent with every earlier
+  one that also matches, whatever its stored proof says: a failing proof there, or a line out
+  of order, means the file is damaged (:class:`DamagedExport`);
+- a checkpoint that does not match is a *suspect*: the entries may be wrong, or the checkpoint
+  a fork. A later signed checkpoint that does match vouches for the entries, so the suspect
+  contradicts it (:class:`ForkedCheckpoints`, both named); if none does, the entries are
+  reported (:class:`BadEntry`, the first wrong one from the first suspect).
+
+Every error carries its message in Spanish as well (``error.es``).
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ from audit.errors import (
     FormatError,
     InconsistentCheckpoints,
     SignatureError,
+    in_spanish,
 )
 from audit.merkle import HASH_SIZE
 from audit.note import NoteVerifier
@@ -46,24 +64,50 @@ from audit.note import NoteVerifier
 LeafReader = Callable[[int, int], bytes]
 """``leaves(start, end)``: the export's stored leaf hashes of entries ``[start, end)``."""
 
+Text = tuple[str, str]
+"""A message in Spanish and English, in that order."""
+
 _CHUNK = 8192  # entries read at a time: a few MB of lines
 
 
 class BadEntry(EntryError):
     """An exported entry is not the one the log signed; ``index`` names the first such entry."""
 
-    def __init__(self, index: int, message: str) -> None:
-        super().__init__(f"entry {index}: {message}")
+    def __init__(self, index: int, reason: Text) -> None:
+        spanish, english = reason
+        super().__init__(f"entry {index}: {english}", es=f"entrada {index}: {spanish}")
         self.index = index
 
 
 class ForkedCheckpoints(InconsistentCheckpoints):
-    """Two signed checkpoints cannot both be right: the log forked, or was rolled back."""
+    """Two signed checkpoints cannot both be right: the log forked, or was rolled back.
 
-    def __init__(self, first: str, second: str, message: str) -> None:
-        super().__init__(f"{first} and {second} are inconsistent: {message}")
-        self.first = first
-        self.second = second
+    ``first`` and ``second`` name them in English, ``first_es`` and ``second_es`` in Spanish.
+    """
+
+    def __init__(self, first: Text, second: Text, reason: Text) -> None:
+        (self.first_es, self.first), (self.second_es, self.second) = first, second
+        super().__init__(
+            f"{self.first} and {self.second} are inconsistent: {reason[1]}",
+            es=f"{self.first_es} y {self.second_es} son inconsistentes: {reason[0]}",
+        )
+
+
+class DamagedExport(FormatError):
+    """An unsigned part of the export (a stored proof, the order of the checkpoint lines) is
+    wrong while the signed checkpoints agree with the entries: the file was damaged or edited
+    in transit, which says nothing against the hub. ``line`` is the checkpoints line."""
+
+    def __init__(self, line: int, reason: Text) -> None:
+        super().__init__(
+            f"checkpoints line {line}: {reason[1]}",
+            es=f"línea {line} de checkpoints.ndjson: {reason[0]}",
+        )
+        self.line = line
+
+
+class UnsignedExport(SignatureError):
+    """No checkpoint in the export is signed by the log: nothing in it is vouched for."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +116,7 @@ class ExportSummary:
 
     entries: int
     checkpoints: int
-    latest: Checkpoint | None
-    unsigned_entries: int  # entries after the latest checkpoint, covered by no signature
+    latest: Checkpoint
     kept: tuple[Checkpoint, ...] = ()
 
 
@@ -103,13 +146,32 @@ class ExportedCheckpoint:
                 b64decode_strict(h, f"consistency hash {i}", FormatError)
                 for i, h in enumerate(proof)
             )
-        except (ValueError, KeyError, TypeError) as e:
-            raise FormatError(f"checkpoints line {line} is malformed: {e}") from e
+        except (ValueError, KeyError, TypeError, FormatError) as e:
+            raise FormatError(
+                f"checkpoints line {line} is malformed: {e}",
+                es=f"la línea {line} de checkpoints.ndjson está mal formada: {in_spanish(e)}",
+            ) from e
         return cls(line, note, hashes)
 
 
 def describe(checkpoint: Checkpoint) -> str:
-    return f"checkpoint {checkpoint.size} ({b64encode(checkpoint.root_hash)})"
+    return names(checkpoint)[1]
+
+
+def names(checkpoint: Checkpoint, label: Text = ("", "")) -> Text:
+    """``checkpoint 600 (<root>)`` in Spanish and English; ``label`` qualifies it (:data:`KEPT`)."""
+    root = b64encode(checkpoint.root_hash)
+    spanish = f"el punto de control {checkpoint.size} ({root})"
+    english = f"checkpoint {checkpoint.size} ({root})"
+    if label[0]:
+        spanish = f"{spanish} {label[0]}"
+    if label[1]:
+        english = f"{label[1]} {english}"
+    return spanish, english
+
+
+KEPT: Text = ("que usted conservó", "the kept")
+EXPORTED: Text = ("exportado", "the exported")
 
 
 def verify_export(
@@ -129,62 +191,150 @@ def verify_export(
     ``entries()`` returns a fresh iterator of the entry lines each time it is called (it is
     called again only to explain a failure). ``kept`` are signed checkpoints the auditor
     obtained earlier; the export must be consistent with each. ``witnesses``/``quorum``
-    apply to the latest checkpoint. Raises:
+    apply to the latest checkpoint. Without ``origin``, the first checkpoint's origin is the
+    log's. Raises:
 
+    - :class:`UnsignedExport` (a :class:`SignatureError`) — the export has no checkpoint;
     - :class:`SignatureError` — a checkpoint (exported or kept) is not signed by a log key,
       or the latest lacks the witness quorum;
-    - :class:`ForkedCheckpoints` — two checkpoints disagree (naming both);
-    - :class:`BadEntry` — an entry changed, missing, reordered or inserted (naming the first);
+    - :class:`ForkedCheckpoints` — two signed checkpoints disagree (naming both);
+    - :class:`BadEntry` — an entry changed, missing, reordered or inserted (naming the first),
+      or lines after the latest checkpoint;
+    - :class:`DamagedExport` — a stored consistency proof or the order of the checkpoint lines
+      is wrong, although the signed checkpoints agree with the entries;
     - :class:`~audit.errors.FormatError` — a malformed checkpoints line.
     """
     pending_kept = sorted(
-        (_open(text, log_verifiers, origin, "the checkpoint you kept") for text in kept),
+        (_open(text, log_verifiers, origin, _KEPT_WHERE) for text in kept),
         key=lambda c: c.size,
     )
     walker = _TreeWalker(entries, leaves, progress)
-    previous: Checkpoint | None = None
-    previous_note = ""
+    anchor: Checkpoint | None = None  # the latest checkpoint that matched the recomputed tree
+    suspects: list[Checkpoint] = []  # signed checkpoints after it that do not: undecided
+    previous: Checkpoint | None = None  # the previous line's
+    latest_note = ""
+    furthest = 0  # the largest size reached, to which the recomputed tree has advanced
     count = 0
     for number, line in enumerate(checkpoints, 1):
         record = ExportedCheckpoint.from_line(line, number)
-        checkpoint = _open(record.note, log_verifiers, origin, f"checkpoints line {number}")
-        if previous is not None:
-            _check_consistent(previous, checkpoint, record.consistency)
-        while pending_kept and pending_kept[0].size <= checkpoint.size:
-            walker.check_kept(pending_kept.pop(0), checkpoint)
-        walker.check(checkpoint)
-        previous, previous_note, count = checkpoint, record.note, number
-    if previous is not None and quorum:
-        verify_cosignatures(previous_note, witnesses, quorum)
-    total = walker.finish(pending_kept)
-    kept_checkpoints = tuple(sorted(walker.kept_verified, key=lambda c: c.size))
+        checkpoint = _open(record.note, log_verifiers, origin, _line_where(number))
+        origin = origin or checkpoint.origin  # one export is one log
+        count = number
+        if (
+            previous is not None
+            and previous.size == checkpoint.size
+            and previous.root_hash != checkpoint.root_hash
+        ):
+            # Two signed roots for one size: no unsigned data is involved.
+            raise ForkedCheckpoints(names(previous), names(checkpoint), _SAME_SIZE)
+        if checkpoint.size < furthest:
+            # The tree has already passed this size: recompute it once, for this failure.
+            if walker.root_at(checkpoint.size) == checkpoint.root_hash:
+                raise DamagedExport(number, _out_of_order(checkpoint, furthest))
+            if anchor is not None and checkpoint.size <= anchor.size:
+                raise _contradicts(checkpoint, anchor)
+            suspects.append(checkpoint)
+        else:
+            while pending_kept and pending_kept[0].size <= checkpoint.size:
+                walker.check_kept(pending_kept.pop(0), checkpoint)
+            furthest = checkpoint.size
+            if not walker.matches(checkpoint):
+                suspects.append(checkpoint)
+            elif suspects:
+                raise _contradicts(suspects[0], checkpoint)
+            else:
+                if previous is not None:  # the anchor: it matched too
+                    _check_stored_proof(previous, checkpoint, record)
+                walker.accept(checkpoint)
+                anchor = checkpoint
+        previous, latest_note = checkpoint, record.note
+    if previous is None:
+        raise UnsignedExport(
+            "the export has no checkpoint signed by the hub's log key (checkpoints.ndjson is "
+            "empty), so nothing in it is vouched for and nothing was verified: an export "
+            "always ends with a checkpoint the hub signs when exporting",
+            es="la exportación no tiene ningún punto de control firmado con la llave del "
+            "registro del nodo (checkpoints.ndjson está vacío), así que la llave no respalda "
+            "nada de su contenido y no se verificó nada: toda exportación termina con un punto "
+            "de control que el nodo firma al exportar",
+        )
+    if suspects:
+        raise walker.explain(suspects[0])
+    if quorum:
+        verify_cosignatures(latest_note, witnesses, quorum)
+    walker.finish(previous, pending_kept)
     return ExportSummary(
-        entries=total,
+        entries=previous.size,
         checkpoints=count,
         latest=previous,
-        unsigned_entries=total - (previous.size if previous else 0),
-        kept=kept_checkpoints,
+        kept=tuple(sorted(walker.kept_verified, key=lambda c: c.size)),
     )
 
 
+_KEPT_WHERE: Text = ("el punto de control que usted conservó", "the checkpoint you kept")
+_SAME_SIZE: Text = ("mismo tamaño, raíces distintas", "same size, different roots")
+
+
+def _line_where(number: int) -> Text:
+    return f"línea {number} de checkpoints.ndjson", f"checkpoints line {number}"
+
+
 def _open(
-    text: str, verifiers: Sequence[NoteVerifier], origin: str | None, what: str
+    text: str, verifiers: Sequence[NoteVerifier], origin: str | None, where: Text
 ) -> Checkpoint:
     try:
         return open_checkpoint(text, verifiers, origin=origin)
     except SignatureError as e:
-        raise SignatureError(f"{what}: {e}") from e
+        raise SignatureError(f"{where[1]}: {e}", es=f"{where[0]}: {in_spanish(e)}") from e
     except FormatError as e:
-        raise type(e)(f"{what}: {e}") from e
+        raise type(e)(f"{where[1]}: {e}", es=f"{where[0]}: {in_spanish(e)}") from e
 
 
-def _check_consistent(old: Checkpoint, new: Checkpoint, proof: Sequence[bytes]) -> None:
-    if new.size < old.size:
-        raise ForkedCheckpoints(describe(old), describe(new), "the log went backwards")
+def _contradicts(suspect: Checkpoint, voucher: Checkpoint) -> ForkedCheckpoints:
+    """``suspect`` does not match the entries that the later signed ``voucher`` matches."""
+    return ForkedCheckpoints(
+        names(suspect),
+        names(voucher),
+        (
+            f"el registro que firma el punto de control {voucher.size}, recalculado con las "
+            f"entradas exportadas, tiene otro árbol en el tamaño {suspect.size}",
+            f"the log that checkpoint {voucher.size} signs, recomputed from the exported "
+            f"entries, has another tree at size {suspect.size}",
+        ),
+    )
+
+
+def _check_stored_proof(old: Checkpoint, new: Checkpoint, record: ExportedCheckpoint) -> None:
+    """Both checkpoints match the recomputed tree: a stored proof that fails is damage."""
     try:
-        verify_checkpoint_consistency(old, new, proof)
+        verify_checkpoint_consistency(old, new, record.consistency)
     except InconsistentCheckpoints as e:
-        raise ForkedCheckpoints(describe(old), describe(new), str(e)) from e
+        raise DamagedExport(
+            record.line,
+            (
+                f"la prueba de consistencia guardada del punto de control {old.size} (el de la "
+                f"línea anterior) al {new.size} no se verifica, pero las dos raíces firmadas "
+                "coinciden con el árbol recalculado a partir de las entradas, así que esos "
+                "puntos de control son consistentes: el archivo se dañó o se editó (una prueba "
+                "alterada o una línea quitada); pida una exportación nueva",
+                f"the stored consistency proof from checkpoint {old.size} (the line before) to "
+                f"checkpoint {new.size} does not verify, but both signed roots match the tree "
+                "recomputed from the entries, so the two checkpoints are consistent: the file "
+                "was damaged or edited (a proof altered or a line removed); ask for a fresh "
+                "export",
+            ),
+        ) from e
+
+
+def _out_of_order(checkpoint: Checkpoint, furthest: int) -> Text:
+    return (
+        f"el punto de control {checkpoint.size} viene después del {furthest}, pero el "
+        "exportador los escribe por tamaño; coincide con las entradas, así que se reordenó o "
+        "editó el archivo, no el registro",
+        f"checkpoint {checkpoint.size} comes after checkpoint {furthest}, but the exporter "
+        "writes checkpoints by size; it matches the entries, so the file was reordered or "
+        "edited, not the log",
+    )
 
 
 class _TreeWalker:
@@ -220,60 +370,90 @@ class _TreeWalker:
             if self.progress is not None:
                 self.progress(len(chunk))
 
+    def root_at(self, size: int) -> bytes | None:
+        """The root recomputed at a size the tree has passed (reads the entries again), or
+        ``None`` if there are fewer entries."""
+        tree = CompactRange()
+        lines = iter(self.entries())
+        while tree.size < size:
+            chunk = list(itertools.islice(lines, min(_CHUNK, size - tree.size)))
+            if not chunk:
+                return None
+            tree = _append_leaves(tree, [_leaf(x) for x in chunk])
+        return tree.root()
+
     def check_kept(self, kept: Checkpoint, upcoming: Checkpoint) -> None:
         """Remember the recomputed root at a kept checkpoint's size (judged at ``upcoming``)."""
         if kept.size == upcoming.size:
             if kept.root_hash != upcoming.root_hash:
-                raise ForkedCheckpoints(
-                    f"the kept {describe(kept)}", f"the exported {describe(upcoming)}", "same size"
-                )
+                raise ForkedCheckpoints(names(kept, KEPT), names(upcoming, EXPORTED), _SAME_SIZE)
             self.kept_verified.append(kept)
             return
         self.advance(kept.size)
         root = self.tree.root() if self.tree.size == kept.size else None
         self.kept_roots.append((kept, root))
 
-    def check(self, checkpoint: Checkpoint) -> None:
+    def matches(self, checkpoint: Checkpoint) -> bool:
+        """Whether the entries up to the checkpoint's size hash to its signed root."""
         self.advance(checkpoint.size)
-        if self.tree.size < checkpoint.size or self.tree.root() != checkpoint.root_hash:
-            raise self._explain(checkpoint)
+        return self.tree.size == checkpoint.size and self.tree.root() == checkpoint.root_hash
+
+    def accept(self, checkpoint: Checkpoint) -> None:
+        """The checkpoint matched: the entries up to it are proven; judge the kept ones."""
         for kept, root in self.kept_roots:
-            # The entries up to this checkpoint are now proven: a kept root that differs from
-            # theirs means the hub signed two different histories.
+            # A kept root that differs from theirs means the hub signed two histories.
             if root != kept.root_hash:
                 raise ForkedCheckpoints(
-                    f"the kept {describe(kept)}",
-                    f"the exported {describe(checkpoint)}",
-                    f"the log that {describe(checkpoint)} signed has a different tree at "
-                    f"size {kept.size}",
+                    names(kept, KEPT),
+                    names(checkpoint, EXPORTED),
+                    (
+                        f"el registro que firmó el punto de control {checkpoint.size} tiene "
+                        f"otro árbol en el tamaño {kept.size}",
+                        f"the log that {describe(checkpoint)} signed has a different tree at "
+                        f"size {kept.size}",
+                    ),
                 )
             self.kept_verified.append(kept)
         self.kept_roots.clear()
         self.verified = self.tree.copy()
 
-    def finish(self, later_kept: list[Checkpoint]) -> int:
-        """Count the remaining (unsigned) entries; judge kept checkpoints beyond the export."""
+    def finish(self, latest: Checkpoint, later_kept: list[Checkpoint]) -> None:
+        """Refuse lines after the latest checkpoint; judge kept checkpoints beyond it."""
+        if next(self.lines, None) is not None:
+            raise BadEntry(
+                latest.size,
+                (
+                    "ninguna firma la cubre: el último punto de control de la exportación, "
+                    f"{names(latest)[0]}, cubre {latest.size} entradas y el exportador termina "
+                    f"ahí toda exportación, así que la línea {latest.size + 1} de "
+                    "entries.ndjson y las siguientes se agregaron a la exportación",
+                    "not covered by any signature: the export's latest "
+                    f"{describe(latest)} covers {latest.size} entries and the exporter ends "
+                    f"every export there, so line {latest.size + 1} of entries.ndjson and any "
+                    "after it were added to the export",
+                ),
+            )
         for kept in later_kept:
-            self.advance(kept.size)
-            if self.tree.size < kept.size:
-                raise ForkedCheckpoints(
-                    f"the kept {describe(kept)}",
-                    f"the export ({self.tree.size} entries)",
-                    "the log was truncated or rolled back behind a checkpoint you hold",
-                )
-            if self.tree.root() != kept.root_hash:
-                raise ForkedCheckpoints(
-                    f"the kept {describe(kept)}",
-                    "the export",
-                    f"the exported entries give another tree at size {kept.size}",
-                )
-            self.kept_verified.append(kept)
-        self.advance(1 << 63)
-        return self.tree.size
+            raise ForkedCheckpoints(
+                names(kept, KEPT),
+                (
+                    f"la exportación ({latest.size} entradas)",
+                    f"the export ({latest.size} entries)",
+                ),
+                (
+                    "el registro se truncó o se revirtió a un estado anterior a un punto de "
+                    "control que usted tiene (o la exportación es anterior a ese punto de "
+                    "control: pida una nueva)",
+                    "the log was truncated or rolled back behind a checkpoint you hold (or the "
+                    "export is older than that checkpoint: ask for a fresh one)",
+                ),
+            )
 
     # --- saying which entry is wrong -------------------------------------------------------
 
-    def _explain(self, checkpoint: Checkpoint) -> BadEntry:
+    def explain(self, checkpoint: Checkpoint) -> BadEntry:
+        """Name the first entry, after the last matching checkpoint, that ``checkpoint``
+        did not sign."""
         start, end = self.verified.size, checkpoint.size
         stored = self._authentic_leaves(checkpoint)
         lines = iter(itertools.islice(iter(self.entries()), start, None))
@@ -286,8 +466,14 @@ class _TreeWalker:
             if line is None:
                 return BadEntry(
                     index,
-                    f"missing: the export ends with {index} entries but {describe(checkpoint)} "
-                    f"covers {end} (entries removed or the log truncated)",
+                    (
+                        f"falta: la exportación termina con {index} entradas pero "
+                        f"{names(checkpoint)[0]} cubre {end} (entradas quitadas o registro "
+                        "truncado)",
+                        f"missing: the export ends with {index} entries but "
+                        f"{describe(checkpoint)} covers {end} (entries removed or the log "
+                        "truncated)",
+                    ),
                 )
             got = _leaf(line)
             if got != stored[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]:
@@ -296,7 +482,13 @@ class _TreeWalker:
                 reason = _why(line, got, after, previous, stored, offset, checkpoint)
                 return BadEntry(index, reason)
             previous = got
-        return BadEntry(end, f"{describe(checkpoint)} covers {end} entries")
+        return BadEntry(
+            end,
+            (
+                f"{names(checkpoint)[0]} cubre {end} entradas",
+                f"{describe(checkpoint)} covers {end} entries",
+            ),
+        )
 
     def _authentic_leaves(self, checkpoint: Checkpoint) -> bytes | None:
         """The stored leaf hashes between the last good checkpoint and this one, if they hash
@@ -324,13 +516,24 @@ class _TreeWalker:
             try:
                 parse_canonical_entry(_strip(line))
             except EntryError as e:
-                return BadEntry(start + offset, f"changed: {e}")
+                return BadEntry(start + offset, (f"cambiada: {in_spanish(e)}", f"changed: {e}"))
+        where_es, where = names(checkpoint)
         if start + count < end:
-            return BadEntry(start + count, f"missing: {describe(checkpoint)} covers {end} entries")
+            return BadEntry(
+                start + count,
+                (
+                    f"falta: {where_es} cubre {end} entradas",
+                    f"missing: {where} covers {end} entries",
+                ),
+            )
         return BadEntry(
             start,
-            f"the entries {start}..{end - 1} do not hash to {describe(checkpoint)}; without "
-            "the stored leaf hashes (leaves.bin) the first wrong one cannot be named",
+            (
+                f"las entradas {start}..{end - 1} no dan el hash de {where_es}; sin los hashes "
+                "de hoja guardados (leaves.bin) no se puede nombrar la primera incorrecta",
+                f"the entries {start}..{end - 1} do not hash to {where}; without the stored "
+                "leaf hashes (leaves.bin) the first wrong one cannot be named",
+            ),
         )
 
 
@@ -342,27 +545,46 @@ def _why(
     stored: bytes,
     offset: int,
     checkpoint: Checkpoint,
-) -> str:
+) -> Text:
     """Say how entry ``offset`` (hash ``got``; the next line's hash ``after``) went wrong,
     given the authentic stored leaf hashes of the segment."""
     want = stored[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
     following = stored[(offset + 1) * HASH_SIZE : (offset + 2) * HASH_SIZE]
-    where = describe(checkpoint)
+    where_es, where = names(checkpoint)
     if got == following and after == want:
-        return "swapped with the entry after it (reordered)"
+        return (
+            "intercambiada con la entrada siguiente (reordenada)",
+            "swapped with the entry after it (reordered)",
+        )
     if got == following:
-        return f"missing from the export: the entry {where} puts next is here instead (removed)"
+        return (
+            f"falta en la exportación: aquí está la entrada que {where_es} pone a continuación "
+            "(quitada)",
+            f"missing from the export: the entry {where} puts next is here instead (removed)",
+        )
     if previous is not None and got == previous:
-        return "a duplicate of the entry before it (inserted)"
+        return (
+            "duplicado de la entrada anterior (insertada)",
+            "a duplicate of the entry before it (inserted)",
+        )
     if got in _hashes(stored):
-        return f"out of order: {where} has this entry at another index (reordered)"
+        return (
+            f"fuera de orden: {where_es} tiene esta entrada en otro índice (reordenada)",
+            f"out of order: {where} has this entry at another index (reordered)",
+        )
     if after == want:
-        return f"inserted: {where} puts the entry that follows it here"
+        return (
+            f"insertada: {where_es} pone aquí la entrada que la sigue",
+            f"inserted: {where} puts the entry that follows it here",
+        )
     try:
         parse_canonical_entry(_strip(line))
     except EntryError as e:
-        return f"changed: {e}"
-    return f"changed: {where} signed another entry at this index"
+        return f"cambiada: {in_spanish(e)}", f"changed: {e}"
+    return (
+        f"cambiada: {where_es} firmó otra entrada en este índice",
+        f"changed: {where} signed another entry at this index",
+    )
 
 
 def _leaf(line: bytes) -> bytes:
@@ -421,19 +643,19 @@ def _strip(line: bytes) -> bytes:
 
 
 def verify_kept_against(
-    kept: Checkpoint, other: Checkpoint, proof: Sequence[bytes], *, kept_label: str = "kept"
+    kept: Checkpoint, other: Checkpoint, proof: Sequence[bytes], *, kept_label: Text = KEPT
 ) -> None:
     """Check a checkpoint the auditor kept against another (e.g. a proof file's), either order.
 
     ``proof`` is the RFC 9162 consistency proof from the smaller to the larger tree (empty for
     equal sizes). Raises :class:`ForkedCheckpoints` naming both.
     """
-    kept_name = f"the {kept_label} {describe(kept)}"
+    kept_names, other_names = names(kept, kept_label), names(other)
     if kept.size <= other.size:
-        old, new, names = kept, other, (kept_name, describe(other))
+        old, new, first, second = kept, other, kept_names, other_names
     else:
-        old, new, names = other, kept, (describe(other), kept_name)
+        old, new, first, second = other, kept, other_names, kept_names
     try:
         verify_checkpoint_consistency(old, new, proof)
     except InconsistentCheckpoints as e:
-        raise ForkedCheckpoints(names[0], names[1], str(e)) from e
+        raise ForkedCheckpoints(first, second, (in_spanish(e), str(e))) from e

@@ -4,8 +4,9 @@
 library, click and the pure ``audit`` package at import time (tqdm when a progress bar is
 shown); ``export`` loads the hub (Flask, SQLAlchemy) inside the command.
 
-Exit codes of ``verify``: 0 ok; 1 bad proof or entry; 2 signature or quorum failure;
-3 inconsistent checkpoints; 64 wrong usage (missing file or option).
+Exit codes of ``verify``: 0 ok; 1 bad proof or entry (or a damaged export); 2 signature or
+quorum failure (or an export with no signed checkpoint); 3 inconsistent checkpoints; 64 wrong
+usage (missing file or option, including a missing ``--vkey``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,15 @@ from audit import (
     open_checkpoint,
     verify_proof_file,
 )
-from audit.verify_export import BadEntry, ExportSummary, verify_export, verify_kept_against
+from audit.errors import in_spanish
+from audit.verify_export import (
+    BadEntry,
+    DamagedExport,
+    ExportSummary,
+    ForkedCheckpoints,
+    verify_export,
+    verify_kept_against,
+)
 
 EXIT_OK, EXIT_BAD_ENTRY, EXIT_BAD_SIGNATURE, EXIT_INCONSISTENT, EXIT_USAGE = 0, 1, 2, 3, 64
 EXIT_CODES = (
@@ -174,7 +183,8 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
     "--vkey",
     "vkeys",
     multiple=True,
-    help="The hub's log public key (vkey string or file), obtained independently.",
+    help="Required: the hub's published log public key (vkey string or file), obtained "
+    "independently (never the log.vkey inside the export).",
 )
 @click.option("--origin", help="The log's origin line (default: any origin the key signed).")
 @click.option("--witness", "witness_vkeys", multiple=True, help="A witness cosigner vkey.")
@@ -219,7 +229,9 @@ def verify_command(
         witnesses = [CosignatureVerifier.from_vkey(_text_or_file(v)) for v in witness_vkeys]
         verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkeys]
     except FormatError as error:
-        raise UsageProblem(_say(lang, f"llave no válida: {error}", f"bad key: {error}")) from error
+        raise UsageProblem(
+            _say(lang, f"llave no válida: {in_spanish(error)}", f"bad key: {error}")
+        ) from error
     if not 0 <= quorum <= len(witnesses):
         raise UsageProblem(
             _say(
@@ -228,24 +240,37 @@ def verify_command(
                 f"--quorum must be between 0 and the {len(witnesses)} --witness keys",
             )
         )
+    if not verifiers:
+        # The export carries log.vkey, but a key taken from the thing checked proves nothing:
+        # whoever rewrote the log could re-sign it with a key of their own.
+        raise UsageProblem(
+            _say(
+                lang,
+                "falta --vkey: indique la llave pública del registro del nodo tal como se "
+                "publicó, obtenida por su cuenta (de /.well-known/puente-hub o de la copia "
+                "propia del órgano de supervisión). Una llave incluida en la exportación no "
+                "prueba nada.",
+                "--vkey is missing: pass the hub's published log key, obtained independently "
+                "(from /.well-known/puente-hub or the oversight body's own copy). A key "
+                "included in the export proves nothing.",
+            )
+        )
     kept = [path.read_text(encoding="utf-8") for path in kept_files]
     try:
         if full_dir is not None:
-            if not verifiers:
-                verifiers = [_export_key(full_dir, lang)]
-            result = _verify_full(full_dir, verifiers, origin, kept, witnesses, quorum)
+            result = _verify_full(full_dir, verifiers, origin, kept, witnesses, quorum, lang)
         else:
             assert proof_file is not None
-            if not verifiers:
-                raise UsageProblem(
-                    _say(
-                        lang,
-                        "--proof necesita --vkey (la llave del registro del hub)",
-                        "--proof needs --vkey (the hub's log key)",
-                    )
-                )
             result = _verify_proof(
-                proof_file, entry_file, verifiers, origin, kept, consistency_file, witnesses, quorum
+                proof_file,
+                entry_file,
+                verifiers,
+                origin,
+                kept,
+                consistency_file,
+                witnesses,
+                quorum,
+                lang,
             )
     except AuditError as error:
         _fail(error, lang, as_json)
@@ -259,12 +284,19 @@ def _verify_full(
     kept: Sequence[str],
     witnesses: Sequence[CosignatureVerifier],
     quorum: int,
+    lang: str,
 ) -> dict[str, Any]:
     entries_path = directory / "entries.ndjson"
     checkpoints_path = directory / "checkpoints.ndjson"
     for path in (entries_path, checkpoints_path):
         if not path.is_file():
-            raise UsageProblem(f"{path} not found: is {directory} an export?")
+            raise UsageProblem(
+                _say(
+                    lang,
+                    f"no se encontró {path}: ¿es {directory} una exportación?",
+                    f"{path} not found: is {directory} an export?",
+                )
+            )
     manifest = _manifest(directory)
     leaves_path = directory / "leaves.bin"
 
@@ -278,7 +310,9 @@ def _verify_full(
             lambda: _lines(entries_path),
             cps,
             verifiers,
-            origin=origin or manifest.get("origin"),
+            # Not the manifest's origin: it is unsigned, and damage to it must not read as a
+            # signature failure. Without --origin, the first signed checkpoint sets it.
+            origin=origin,
             leaves=read_leaves if leaves_path.is_file() else None,
             kept=kept,
             witnesses=witnesses,
@@ -297,6 +331,7 @@ def _verify_proof(
     consistency_file: Path | None,
     witnesses: Sequence[CosignatureVerifier],
     quorum: int,
+    lang: str,
 ) -> dict[str, Any]:
     text = proof_file.read_text(encoding="utf-8")
     proof = TlogProof.from_text(text)
@@ -305,14 +340,20 @@ def _verify_proof(
     elif proof.extra is not None:
         entry = proof.extra
     else:
-        raise UsageProblem("the proof file carries no entry: pass --entry FILE")
+        raise UsageProblem(
+            _say(
+                lang,
+                "el archivo de prueba no trae la entrada: indíquela con --entry ARCHIVO",
+                "the proof file carries no entry: pass --entry FILE",
+            )
+        )
     verified = verify_proof_file(
         text, entry, verifiers, origin=origin, witnesses=witnesses, quorum=quorum
     )
     checked = []
     for kept_text in kept:
         mine = _open_kept(kept_text, verifiers, origin)
-        proof_hashes = _consistency_hashes(consistency_file, mine, verified.checkpoint)
+        proof_hashes = _consistency_hashes(consistency_file, mine, verified.checkpoint, lang)
         verify_kept_against(mine, verified.checkpoint, proof_hashes)
         checked.append(mine.size)
     return {
@@ -330,26 +371,43 @@ def _open_kept(text: str, verifiers: Sequence[Verifier], origin: str | None) -> 
     try:
         return open_checkpoint(text, verifiers, origin=origin)
     except SignatureError as error:
-        raise SignatureError(f"the checkpoint you kept: {error}") from error
+        raise SignatureError(
+            f"the checkpoint you kept: {error}",
+            es=f"el punto de control que usted conservó: {in_spanish(error)}",
+        ) from error
 
 
-def _consistency_hashes(path: Path | None, kept: Checkpoint, other: Checkpoint) -> list[bytes]:
+def _consistency_hashes(
+    path: Path | None, kept: Checkpoint, other: Checkpoint, lang: str
+) -> list[bytes]:
     if kept.size == other.size or 0 in (kept.size, other.size):
         return []
+    first, second = min(kept.size, other.size), max(kept.size, other.size)
     if path is None:
+        where = f"GET /v1/audit/proofs/consistency?first={first}&second={second}"
         raise UsageProblem(
-            f"your checkpoint has size {kept.size} and the proof's {other.size}: pass "
-            f"--consistency FILE (GET /v1/audit/proofs/consistency?first="
-            f"{min(kept.size, other.size)}&second={max(kept.size, other.size)})"
+            _say(
+                lang,
+                f"su punto de control tiene tamaño {kept.size} y el de la prueba {other.size}: "
+                f"indique --consistency ARCHIVO ({where})",
+                f"your checkpoint has size {kept.size} and the proof's {other.size}: pass "
+                f"--consistency FILE ({where})",
+            )
         )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
         sizes = (body["first"], body["second"])
         hashes = [base64.b64decode(h, validate=True) for h in body["hashes"]]
     except (ValueError, KeyError, TypeError) as error:
-        raise ProofError(f"{path} is not a consistency proof: {error}") from error
-    if sizes != (min(kept.size, other.size), max(kept.size, other.size)):
-        raise ProofError(f"{path} proves sizes {sizes}, not {kept.size} and {other.size}")
+        raise ProofError(
+            f"{path} is not a consistency proof: {error!r}",
+            es=f"{path} no es una prueba de consistencia: {error!r}",
+        ) from error
+    if sizes != (first, second):
+        raise ProofError(
+            f"{path} proves sizes {sizes}, not {kept.size} and {other.size}",
+            es=f"{path} prueba los tamaños {sizes}, no {kept.size} y {other.size}",
+        )
     return hashes
 
 
@@ -363,26 +421,6 @@ def _entry_bytes(data: bytes) -> bytes:
     if isinstance(value, dict) and set(value) == {"index", "entry"}:
         return str(value["entry"]).encode("utf-8")
     return data
-
-
-def _export_key(directory: Path, lang: str) -> Verifier:
-    path = directory / "log.vkey"
-    if not path.is_file():
-        raise UsageProblem("pass --vkey: the hub's log key, obtained independently")
-    click.echo(
-        _say(
-            lang,
-            "AVISO: se usa la llave incluida en la exportación. Esto no prueba nada: pase con "
-            "--vkey la llave pública del nodo obtenida por otro medio.",
-            "WARNING: using the key included in the export. This proves nothing: pass the "
-            "hub's public key, obtained independently, with --vkey.",
-        ),
-        err=True,
-    )
-    try:
-        return Verifier.from_vkey(path.read_text(encoding="utf-8").strip())
-    except FormatError as error:
-        raise UsageProblem(f"{path}: {error}") from error
 
 
 def _manifest(directory: Path) -> dict[str, Any]:
@@ -430,25 +468,31 @@ def _summary_json(summary: ExportSummary) -> dict[str, Any]:
     return {
         "entries": summary.entries,
         "checkpoints": summary.checkpoints,
-        "latest_checkpoint": None
-        if latest is None
-        else {"size": latest.size, "root": base64.b64encode(latest.root_hash).decode()},
-        "unsigned_entries": summary.unsigned_entries,
+        "latest_checkpoint": {
+            "size": latest.size,
+            "root": base64.b64encode(latest.root_hash).decode(),
+        },
         "kept_checkpoints": [c.size for c in summary.kept],
     }
 
 
 def _fail(error: AuditError, lang: str, as_json: bool) -> None:
     code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
-    details: dict[str, Any] = {"ok": False, "exit_code": code, "error": str(error)}
+    message = _say(lang, in_spanish(error), str(error))
+    details: dict[str, Any] = {"ok": False, "exit_code": code, "error": message}
     if isinstance(error, BadEntry):
         details["entry_index"] = error.index
-    if hasattr(error, "first") and hasattr(error, "second"):
-        details["checkpoints"] = [error.first, error.second]
+    if isinstance(error, DamagedExport):
+        details["checkpoints_line"] = error.line
+    if isinstance(error, ForkedCheckpoints):
+        details["checkpoints"] = [
+            _say(lang, error.first_es, error.first),
+            _say(lang, error.second_es, error.second),
+        ]
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False))
     else:
-        click.echo(f"{_say(lang, *HEADLINES[code])}: {error}", err=True)
+        click.echo(f"{_say(lang, *HEADLINES[code])}: {message}", err=True)
     sys.exit(code)
 
 
@@ -457,27 +501,16 @@ def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
         click.echo(json.dumps({"ok": True, "exit_code": EXIT_OK, **result}, ensure_ascii=False))
         return
     if "entries" in result:
-        latest = result["latest_checkpoint"]
+        latest = result["latest_checkpoint"]["size"]
         click.echo(
             _say(
                 lang,
                 f"OK: {result['entries']} entradas y {result['checkpoints']} puntos de control "
-                f"verificados; último: {latest['size'] if latest else '-'}",
+                f"verificados; último: {latest}",
                 f"OK: {result['entries']} entries and {result['checkpoints']} checkpoints "
-                f"verified; latest: {latest['size'] if latest else '-'}",
+                f"verified; latest: {latest}",
             )
         )
-        if result["unsigned_entries"]:
-            click.echo(
-                _say(
-                    lang,
-                    f"AVISO: {result['unsigned_entries']} entradas posteriores al último punto "
-                    "de control no están firmadas",
-                    f"WARNING: {result['unsigned_entries']} entries after the latest checkpoint "
-                    "are not covered by a signature",
-                ),
-                err=True,
-            )
     else:
         size = result["checkpoint"]["size"]
         click.echo(

@@ -3,7 +3,9 @@
 Each test builds a hub with 600 entries under three signed checkpoints (200, 400, 600), then
 edits the database (or the exported files) the way a dishonest operator could, exports, and
 verifies with the hub's public key only: the verifier must fail, name the first bad entry or
-the two inconsistent checkpoints, and exit 1 (entry) or 3 (checkpoints).
+the two inconsistent checkpoints, and exit 1 (entry) or 3 (checkpoints). Damage to the parts
+of an export nobody signed (stored proofs, the list of checkpoints) must never be blamed on
+the hub: exit 1 (or 2 when no signed checkpoint is left), not 3.
 """
 
 from __future__ import annotations
@@ -82,9 +84,8 @@ def _export_and_verify(app: Flask, tmp_path: Path, *extra: str, edit: Any = None
     assert exported.exit_code == 0, exported.output
     if edit is not None:
         edit(out)
-    result = CliRunner().invoke(
-        main, ["audit", "verify", "--full", str(out), "--vkey", _vkey(app), "--json", *extra]
-    )
+    command = ["audit", "verify", "--full", str(out), "--vkey", _vkey(app), "--json"]
+    result = CliRunner().invoke(main, [*command, "--lang", "en", *extra])
     report = json.loads(result.stdout)
     assert result.exit_code == report["exit_code"], result.output
     return report
@@ -223,8 +224,55 @@ def test_a_forked_checkpoint_signed_with_the_hub_key_is_named(hub: Flask, tmp_pa
         session.commit()
     report = _export_and_verify(hub, tmp_path)
     assert report["exit_code"] == 3
+    # Checkpoint 600 matches the entries, so it vouches for them; the signed 500 does not.
     first, second = report["checkpoints"]
-    assert first.startswith("checkpoint 400 ") and second.startswith("checkpoint 500 ")
+    assert first.startswith("checkpoint 500 ") and second.startswith("checkpoint 600 ")
+    assert "another tree at size 500" in report["error"]
+
+
+def _edit_checkpoints(edit: Any) -> Any:
+    def apply(out: Path) -> None:
+        path = out / "checkpoints.ndjson"
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        edit(lines)
+        path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    return apply
+
+
+def _flip_a_proof_hash(lines: list[dict]) -> None:
+    first = lines[1]["consistency"][0]
+    lines[1]["consistency"][0] = ("A" if first[0] != "A" else "B") + first[1:]
+
+
+def test_a_damaged_stored_proof_is_not_blamed_on_the_hub(hub: Flask, tmp_path: Path) -> None:
+    report = _export_and_verify(hub, tmp_path, edit=_edit_checkpoints(_flip_a_proof_hash))
+    assert (report["exit_code"], report["checkpoints_line"]) == (1, 2)
+    assert (
+        "from checkpoint 200 (the line before) to checkpoint 400 does not verify"
+        in (report["error"])
+    )
+
+
+def test_a_removed_checkpoints_line_is_not_blamed_on_the_hub(hub: Flask, tmp_path: Path) -> None:
+    report = _export_and_verify(hub, tmp_path, edit=_edit_checkpoints(lambda lines: lines.pop(1)))
+    assert (report["exit_code"], report["checkpoints_line"]) == (1, 2)
+    assert "file was damaged or edited" in report["error"]
+
+
+def test_an_export_stripped_of_its_checkpoints_fails(hub: Flask, tmp_path: Path) -> None:
+    report = _export_and_verify(hub, tmp_path, edit=_edit_checkpoints(lambda lines: lines.clear()))
+    assert (report["exit_code"], report["ok"]) == (2, False)
+    assert "nothing was verified" in report["error"]
+
+
+def test_entries_appended_after_the_signed_checkpoint_fail(hub: Flask, tmp_path: Path) -> None:
+    def append(out: Path) -> None:
+        with (out / "entries.ndjson").open("ab") as entries:
+            entries.write(b"not json\n")
+
+    report = _export_and_verify(hub, tmp_path, edit=append)
+    assert (report["exit_code"], report["ok"], report["entry_index"]) == (1, False, 600)
 
 
 def test_a_split_view_shown_to_the_auditor_is_caught(hub: Flask, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +20,15 @@ from audit import (
     leaf_hash,
     sign_checkpoint,
 )
-from audit.verify_export import BadEntry, ForkedCheckpoints, checkpoint_line, verify_export
+from audit.errors import InconsistentCheckpoints, in_spanish
+from audit.verify_export import (
+    BadEntry,
+    DamagedExport,
+    ForkedCheckpoints,
+    UnsignedExport,
+    checkpoint_line,
+    verify_export,
+)
 
 ORIGIN = "example.org/audit"
 PRIVATE, VKEY = generate_signer_key(ORIGIN)
@@ -56,56 +65,168 @@ def test_a_good_export_verifies_in_one_pass() -> None:
     def lines() -> Iterator[bytes]:
         nonlocal calls
         calls += 1
-        return iter([*entries, b'{"late":1}\n'])
+        return iter(entries)
 
     seen: list[int] = []
     summary = verify_export(lines, checkpoints, [VERIFIER], origin=ORIGIN, progress=seen.append)
-    assert (summary.entries, summary.checkpoints, summary.unsigned_entries) == (1001, 5, 1)
-    assert summary.latest is not None and summary.latest.size == 1000
-    assert calls == 1 and sum(seen) == 1001
+    assert (summary.entries, summary.checkpoints) == (1000, 5)
+    assert summary.latest.size == 1000
+    assert calls == 1 and sum(seen) == 1000
+
+
+@pytest.mark.parametrize("extra", [b'{"late":1}\n', b"not json\n", b"\n", b"not json"])
+def test_lines_after_the_latest_checkpoint_are_refused(extra: bytes) -> None:
+    # The exporter ends every export at the checkpoint it signs: a line after it was added.
+    entries, checkpoints, _ = _export(_entries(12), [4, 12])
+    with pytest.raises(BadEntry, match="entry 12: not covered by any signature") as caught:
+        verify_export(lambda: iter([*entries, extra]), checkpoints, [VERIFIER])
+    assert caught.value.index == 12
+    assert "line 13 of entries.ndjson" in str(caught.value)
+    assert in_spanish(caught.value).startswith("entrada 12: ninguna firma la cubre")
+
+
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_an_export_without_a_signed_checkpoint_vouches_for_nothing(count: int) -> None:
+    entries, _checkpoints, _ = _export(_entries(count), [count])
+    with pytest.raises(UnsignedExport, match="no checkpoint signed") as caught:
+        verify_export(lambda: iter(entries), [], [VERIFIER])
+    assert isinstance(caught.value, SignatureError)
+    assert "ningún punto de control firmado" in in_spanish(caught.value)
+
+
+def test_the_empty_log_has_a_signed_checkpoint_and_verifies() -> None:
+    entries, checkpoints, _ = _export([], [0])
+    summary = verify_export(lambda: iter(entries), checkpoints, [VERIFIER])
+    assert (summary.entries, summary.checkpoints, summary.latest.size) == (0, 1, 0)
 
 
 def test_unknown_key_and_wrong_origin_are_signature_failures() -> None:
     entries, checkpoints, _ = _export(_entries(10), [10])
     _other_private, other_vkey = generate_signer_key(ORIGIN)
-    with pytest.raises(SignatureError, match="checkpoints line 1"):
+    with pytest.raises(SignatureError, match="checkpoints line 1") as caught:
         verify_export(lambda: entries, checkpoints, [Verifier.from_vkey(other_vkey)])
+    assert in_spanish(caught.value).startswith(
+        "línea 1 de checkpoints.ndjson: ninguna firma es de una llave conocida; firmas "
+        "encontradas: example.org/audit+"
+    )
     with pytest.raises(SignatureError, match="origin"):
         verify_export(lambda: entries, checkpoints, [VERIFIER], origin="other.org/log")
 
 
-def test_a_checkpoint_that_does_not_extend_its_predecessor_is_a_fork() -> None:
+def test_a_signed_checkpoint_contradicting_a_later_one_is_a_fork() -> None:
+    # Checkpoint 20 matches the entries, so it vouches for them; the signed 15 does not.
     entries, checkpoints, _ = _export(_entries(20), [10, 20])
     forged = sign_checkpoint(Checkpoint(ORIGIN, 15, b"\x05" * 32), [SIGNER])
     checkpoints.insert(1, checkpoint_line(forged, []))
+    with pytest.raises(ForkedCheckpoints, match="another tree at size 15") as caught:
+        verify_export(lambda: entries, checkpoints, [VERIFIER])
+    assert caught.value.first.startswith("checkpoint 15 ")
+    assert caught.value.second.startswith("checkpoint 20 ")
+    assert in_spanish(caught.value).startswith("el punto de control 15 (")
+    assert "y el punto de control 20 (" in in_spanish(caught.value)
+
+
+def test_a_fork_with_a_valid_proof_from_its_predecessor_is_still_a_fork() -> None:
+    # The hub signs another history of size 15 that extends checkpoint 10 (its consistency
+    # proof from 10 verifies); the entries are right, as checkpoint 20 proves.
+    entries, checkpoints, _ = _export(_entries(20), [10, 20])
+    other = _entries(20)
+    other[12] = b'{"action":"record_read","n":-12}'
+    _, other_lines, _ = _export(other, [10, 15])
+    checkpoints.insert(1, other_lines[1])
     with pytest.raises(ForkedCheckpoints) as caught:
         verify_export(lambda: entries, checkpoints, [VERIFIER])
-    assert caught.value.first.startswith("checkpoint 10 ")
-    assert caught.value.second.startswith("checkpoint 15 ")
-    backwards = [checkpoints[0], checkpoints[2], checkpoints[0]]
-    with pytest.raises(ForkedCheckpoints, match="went backwards"):
-        verify_export(lambda: entries, backwards, [VERIFIER])
+    assert caught.value.first.startswith("checkpoint 15 ")
+    assert caught.value.second.startswith("checkpoint 20 ")
+
+
+def test_a_mismatch_no_later_checkpoint_explains_is_reported_as_the_entries() -> None:
+    entries, checkpoints, tree = _export(_entries(20), [10, 20])
+    forged = sign_checkpoint(Checkpoint(ORIGIN, 20, b"\x05" * 32), [SIGNER])
+    checkpoints[1] = checkpoint_line(forged, [])
+    with pytest.raises(BadEntry) as caught:
+        verify_export(lambda: entries, checkpoints, [VERIFIER], leaves=_leaves(tree))
+    assert caught.value.index == 10
+
+
+def test_two_roots_for_one_size_are_a_fork() -> None:
+    entries, checkpoints, _ = _export(_entries(20), [10, 20])
+    other = sign_checkpoint(Checkpoint(ORIGIN, 20, b"\x05" * 32), [SIGNER])
+    with pytest.raises(ForkedCheckpoints, match="same size") as caught:
+        verify_export(lambda: entries, [*checkpoints, checkpoint_line(other, [])], [VERIFIER])
+    assert caught.value.first.startswith("checkpoint 20 ")
+    assert caught.value.second.startswith("checkpoint 20 ")
+
+
+def test_a_line_out_of_order_is_damage_unless_its_checkpoint_contradicts_the_entries() -> None:
+    entries, checkpoints, _ = _export(_entries(20), [10, 20])
+    with pytest.raises(DamagedExport, match="checkpoints line 3: checkpoint 10 comes after") as e:
+        verify_export(lambda: entries, [*checkpoints, checkpoints[0]], [VERIFIER])
+    assert e.value.line == 3 and not isinstance(e.value, InconsistentCheckpoints)
+
+    forged = sign_checkpoint(Checkpoint(ORIGIN, 15, b"\x05" * 32), [SIGNER])
+    with pytest.raises(ForkedCheckpoints) as caught:
+        verify_export(lambda: entries, [*checkpoints, checkpoint_line(forged, [])], [VERIFIER])
+    assert caught.value.first.startswith("checkpoint 15 ")
+    assert caught.value.second.startswith("checkpoint 20 ")
+
+
+def _flip_first_proof_hash(line: str) -> str:
+    value = json.loads(line)
+    first = value["consistency"][0]
+    value["consistency"][0] = ("A" if first[0] != "A" else "B") + first[1:]
+    return json.dumps(value)
+
+
+def test_a_damaged_stored_proof_is_damage_to_the_file_not_a_fork() -> None:
+    entries, checkpoints, _ = _export(_entries(30), [10, 20, 30])
+    checkpoints[1] = _flip_first_proof_hash(checkpoints[1])
+    with pytest.raises(DamagedExport, match="checkpoints line 2: the stored consistency") as e:
+        verify_export(lambda: entries, checkpoints, [VERIFIER])
+    assert e.value.line == 2 and not isinstance(e.value, InconsistentCheckpoints)
+    assert "the two checkpoints are consistent" in str(e.value)
+    assert in_spanish(e.value).startswith("línea 2 de checkpoints.ndjson: la prueba de")
+
+
+def test_a_removed_checkpoints_line_is_damage_to_the_file_not_a_fork() -> None:
+    entries, checkpoints, _ = _export(_entries(30), [10, 20, 30])
+    del checkpoints[1]  # the proof on the next line is from checkpoint 20, now gone
+    with pytest.raises(DamagedExport, match=r"from checkpoint 10 .* to checkpoint 30") as e:
+        verify_export(lambda: entries, checkpoints, [VERIFIER])
+    assert e.value.line == 2
 
 
 @pytest.mark.parametrize(
-    ("edit", "index", "reason"),
+    ("edit", "index", "reason", "spanish"),
     [
-        (lambda e: e.__setitem__(5, e[5].replace(b"5", b"55")), 5, "changed: checkpoint 8"),
-        (lambda e: e.__delitem__(5), 5, "removed"),
-        (lambda e: e.insert(5, e[4]), 5, "duplicate"),
-        (lambda e: e.insert(5, b'{"n":-1}\n'), 5, "inserted"),
-        (lambda e: e.__setitem__(slice(5, 7), [e[6], e[5]]), 5, "swapped"),
-        (lambda e: e.__setitem__(slice(4, 8), [e[7], e[4], e[5], e[6]]), 4, "reordered"),
-        (lambda e: e.__delitem__(slice(9, None)), 9, "missing"),
+        (
+            lambda e: e.__setitem__(5, e[5].replace(b"5", b"55")),
+            5,
+            "changed: checkpoint 8",
+            "cambiada: el punto de control 8",
+        ),
+        (lambda e: e.__delitem__(5), 5, "removed", "quitada"),
+        (lambda e: e.insert(5, e[4]), 5, "duplicate", "duplicado"),
+        (lambda e: e.insert(5, b'{"n":-1}\n'), 5, "inserted", "insertada"),
+        (lambda e: e.__setitem__(slice(5, 7), [e[6], e[5]]), 5, "swapped", "intercambiada"),
+        (
+            lambda e: e.__setitem__(slice(4, 8), [e[7], e[4], e[5], e[6]]),
+            4,
+            "reordered",
+            "reordenada",
+        ),
+        (lambda e: e.__delitem__(slice(9, None)), 9, "missing", "falta"),
     ],
 )
-def test_the_first_bad_entry_is_named(edit, index: int, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_bad_entry_is_named(edit, index: int, reason: str, spanish: str) -> None:  # type: ignore[no-untyped-def]
     entries, checkpoints, tree = _export(_entries(12), [4, 8, 12])
     edit(entries)
     with pytest.raises(BadEntry, match=reason) as caught:
         verify_export(lambda: iter(entries), checkpoints, [VERIFIER], leaves=_leaves(tree))
     assert caught.value.index == index
     assert isinstance(caught.value, EntryError)
+    assert in_spanish(caught.value).startswith(f"entrada {index}: ")
+    assert spanish in in_spanish(caught.value)
 
 
 def test_without_authentic_leaf_hashes_the_range_is_named() -> None:
@@ -146,6 +267,9 @@ def test_a_malformed_checkpoints_line_is_a_format_error() -> None:
     entries, _checkpoints, _ = _export(_entries(3), [3])
     with pytest.raises(FormatError, match="checkpoints line 1"):
         verify_export(lambda: entries, ['{"note": 5}'], [VERIFIER])
+    bad_hash = '{"note": "x", "consistency": ["not base64!"]}'
+    with pytest.raises(FormatError, match="checkpoints line 1 is malformed: consistency hash 0"):
+        verify_export(lambda: entries, [bad_hash], [VERIFIER])
 
 
 @pytest.mark.parametrize("start", [0, 1, 3, 8, 255, 1000])

@@ -13,7 +13,13 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from audit import Checkpoint, checkpoint_of, generate_signer_key, sign_checkpoint
+from audit import (
+    Checkpoint,
+    checkpoint_of,
+    generate_cosigner_key,
+    generate_signer_key,
+    sign_checkpoint,
+)
 from exchange import db
 from exchange.audit_log import record_event
 from exchange.audit_sequencer import integrate_pending
@@ -127,10 +133,146 @@ def test_export_then_verify_with_the_public_key(hub: Flask, tmp_path: Path) -> N
     assert spanish.stdout.startswith("OK: 100 entradas y 2 puntos de control verificados")
 
 
-def test_trusting_the_exports_own_key_is_flagged(hub: Flask, tmp_path: Path) -> None:
-    result = _run("audit", "verify", "--full", str(_export(tmp_path)), "--lang", "en")
-    assert result.exit_code == 0
-    assert "This proves nothing" in result.stderr
+def test_verifying_without_the_hubs_published_key_is_a_usage_error(
+    hub: Flask, tmp_path: Path
+) -> None:
+    # The export's own log.vkey would "verify" a log re-signed with any key.
+    out = str(_export(tmp_path))
+    english = _run("audit", "verify", "--full", out, "--lang", "en", "--json")
+    assert english.exit_code == 64 and english.stdout == ""
+    assert "--vkey is missing: pass the hub's published log key" in english.stderr
+    assert "/.well-known/puente-hub" in english.stderr
+    spanish = _run("audit", "verify", "--full", out, "--lang", "es")
+    assert spanish.exit_code == 64
+    assert "falta --vkey: indique la llave pública del registro del nodo" in spanish.stderr
+
+
+def _verify_json(out: Path, vkey: str, *extra: str) -> tuple[int, dict]:
+    result = _run("audit", "verify", "--full", str(out), "--vkey", vkey, "--json", *extra)
+    report = json.loads(result.stdout)
+    assert report["exit_code"] == result.exit_code
+    return result.exit_code, report
+
+
+def test_an_export_without_a_signed_checkpoint_fails(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    (out / "checkpoints.ndjson").write_text("")
+    code, report = _verify_json(out, _vkey(hub), "--lang", "en")
+    assert (code, report["ok"]) == (2, False)
+    assert "no checkpoint signed by the hub's log key" in report["error"]
+    (out / "entries.ndjson").write_text("")  # an empty export vouches for nothing either
+    spanish = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "es")
+    assert spanish.exit_code == 2
+    assert spanish.stderr.startswith(
+        "FALLA: firma o quórum: la exportación no tiene ningún punto de control firmado"
+    )
+
+
+@pytest.mark.parametrize("extra", [b"not json\n", b'{"action":"record_read"}\n'])
+def test_lines_added_after_the_latest_checkpoint_fail(
+    hub: Flask, tmp_path: Path, extra: bytes
+) -> None:
+    out = _export(tmp_path)
+    with (out / "entries.ndjson").open("ab") as entries:
+        entries.write(extra)
+    code, report = _verify_json(out, _vkey(hub), "--lang", "en")
+    assert (code, report["ok"], report["entry_index"]) == (1, False, 100)
+    assert "line 101 of entries.ndjson" in report["error"]
+    assert "entries" not in report  # nothing is counted as verified
+
+
+def test_damage_to_the_unsigned_proofs_is_not_blamed_on_the_hub(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    lines = (out / "checkpoints.ndjson").read_text().splitlines()
+    second = json.loads(lines[1])
+    first_hash = second["consistency"][0]
+    second["consistency"][0] = ("A" if first_hash[0] != "A" else "B") + first_hash[1:]
+    (out / "checkpoints.ndjson").write_text(f"{lines[0]}\n{json.dumps(second)}\n")
+    code, report = _verify_json(out, _vkey(hub), "--lang", "en")
+    assert (code, report["checkpoints_line"]) == (1, 2)
+    assert "the two checkpoints are consistent" in report["error"]
+    assert "checkpoints" not in report
+    spanish = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "es")
+    assert spanish.exit_code == 1
+    assert spanish.stderr.startswith(
+        "FALLA: prueba o entrada incorrecta: línea 2 de checkpoints.ndjson: la prueba de "
+        "consistencia guardada del punto de control 30"
+    )
+
+
+def test_the_unsigned_manifest_does_not_decide_the_verdict(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["origin"] = "someone.else/audit"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, report = _verify_json(out, _vkey(hub))
+    assert (code, report["ok"], report["entries"]) == (0, True, 100)
+    code, report = _verify_json(out, _vkey(hub), "--origin", "someone.else/audit")
+    assert code == 2  # an origin the auditor insists on is checked against the signatures
+
+
+def test_every_part_of_a_failure_reads_in_spanish(hub: Flask, tmp_path: Path) -> None:
+    out = _export(tmp_path)
+    vkey = _vkey(hub)
+    swapped = tmp_path / "swapped"
+    swapped.mkdir()
+    for path in out.iterdir():
+        (swapped / path.name).write_bytes(path.read_bytes())
+    lines = (out / "entries.ndjson").read_bytes().splitlines(keepends=True)
+    lines[40], lines[41] = lines[41], lines[40]
+    (swapped / "entries.ndjson").write_bytes(b"".join(lines))
+    bad_entry = _run("audit", "verify", "--full", str(swapped), "--vkey", vkey, "--lang", "es")
+    assert bad_entry.exit_code == 1
+    assert bad_entry.stderr == (
+        "FALLA: prueba o entrada incorrecta: entrada 40: intercambiada con la entrada "
+        "siguiente (reordenada)\n"
+    )
+    report = json.loads(
+        _run(
+            "audit", "verify", "--full", str(swapped), "--vkey", vkey, "--json", "--lang", "es"
+        ).stdout
+    )
+    assert report["error"].startswith("entrada 40: intercambiada")
+
+    _private, impostor = generate_signer_key(audit_origin(hub))
+    signature = _run("audit", "verify", "--full", str(out), "--vkey", impostor, "--lang", "es")
+    assert signature.exit_code == 2
+    assert signature.stderr.startswith(
+        "FALLA: firma o quórum: línea 1 de checkpoints.ndjson: ninguna firma es de una llave "
+        "conocida; firmas encontradas: "
+    )
+
+    _witness_private, witness = generate_cosigner_key("witness.example")
+    quorum = _run(
+        *("audit", "verify", "--full", str(out), "--vkey", vkey, "--lang", "es"),
+        *("--witness", witness, "--quorum", "1"),
+    )
+    assert quorum.exit_code == 2
+    assert quorum.stderr == (
+        "FALLA: firma o quórum: 0 cofirmas de testigos verificadas (ninguna); se requieren al "
+        "menos 1\n"
+    )
+
+    proof = tmp_path / "entry-42.tlog-proof"
+    proof.write_text(_api(hub, "/v1/audit/proofs/inclusion?index=42", Accept="text/x.tlog-proof"))
+    other = tmp_path / "entry-41.ndjson"
+    other.write_text(_api(hub, "/v1/audit/entries?start=41&end=42"))
+    wrong_entry = _run(
+        *("audit", "verify", "--proof", str(proof), "--entry", str(other)),
+        *("--vkey", vkey, "--lang", "es"),
+    )
+    assert wrong_entry.exit_code == 1
+    assert wrong_entry.stderr.startswith(
+        "FALLA: prueba o entrada incorrecta: no coincide la raíz: calculada "
+    )
+    assert "se esperaba" in wrong_entry.stderr
+
+    garbage = _run("audit", "verify", "--full", str(out), "--vkey", "garbage", "--lang", "es")
+    assert garbage.exit_code == 64
+    assert (
+        "llave no válida: la llave verificadora debe tener la forma "
+        "<nombre>+<ID de llave>+<llave>" in garbage.stderr
+    )
 
 
 def test_another_key_is_a_signature_failure(hub: Flask, tmp_path: Path) -> None:
