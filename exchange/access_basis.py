@@ -1,4 +1,5 @@
-"""What an access request granted at once rests on, and until when.
+"""What an access request granted at once rests on, and until when; and whether the access a
+granted request gave still holds (:func:`access_as_of`).
 
 A request is granted at once when the consents, grants or overrides already in force permit
 every category it asks for. No grant is made then (what permits stays what permits, so a
@@ -12,8 +13,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from consent import Actor as EngineActor
 from consent import Decision
+from exchange.auth import as_utc
+from exchange.consent_store import ConsentRow, GrantRow, OverrideRow
 from exchange.disclosure import ChildContext, evaluate
 
 #: The steps that can grant a request at once, and the decision's id list naming each.
@@ -83,3 +88,49 @@ def covered_access(
     if not reveal:
         access["ends_at_majority_at_latest"] = True
     return access
+
+
+#: Why a granted request's access no longer holds (``access.ended_because``).
+ENDED_BECAUSE = ("expired", "revoked", "not_upheld")
+
+
+def access_as_of(session: Session, access: dict[str, Any], moment: datetime) -> dict[str, Any]:
+    """``access`` as a granted request recorded it, and whether it still holds at ``moment``.
+
+    The request's status stays ``granted``: that is how it was decided, and history. What the
+    access rested on can end before the request's ``access.until``: a consent or grant revoked,
+    an emergency override a review did not uphold. From the first of those instants (or from
+    ``access.until``, whichever comes first) the answer says ``active: false``, with
+    ``ended_at``, ``ended_because`` (one of :data:`ENDED_BECAUSE`) and ``ended_by``, the ids
+    whose revocation or review ended it (none when it simply ran out). Like ``until``, the end
+    follows from what the access rests on alone, so it tells the requester nothing else about
+    the child (an objection or a new restriction is not named here; the read says no).
+    """
+    endings: list[tuple[datetime, str, str | None]] = []
+    until = access.get("until")
+    if until:
+        endings.append((as_utc(datetime.fromisoformat(until)), "expired", None))
+    for consent_id in access.get("consent_ids", ()):
+        consent_row = session.get(ConsentRow, consent_id)
+        if consent_row is not None and consent_row.revoked_at is not None:
+            endings.append((as_utc(consent_row.revoked_at), "revoked", consent_id))
+    for grant_id in access.get("grant_ids", ()):
+        grant_row = session.get(GrantRow, grant_id)
+        if grant_row is not None and grant_row.revoked_at is not None:
+            endings.append((as_utc(grant_row.revoked_at), "revoked", grant_id))
+    for override_id in access.get("override_ids", ()):
+        override_row = session.get(OverrideRow, override_id)
+        if override_row is not None and override_row.upheld is False:
+            endings.append((as_utc(override_row.ends_at), "not_upheld", override_id))
+    past = [ending for ending in endings if ending[0] <= moment]
+    if not past:
+        return {**access, "active": True}
+    first = min(instant for instant, _why, _ref in past)
+    at_first = [(why, ref) for instant, why, ref in past if instant == first]
+    return {
+        **access,
+        "active": False,
+        "ended_at": first.isoformat(),
+        "ended_because": min(why for why, _ref in at_first),
+        "ended_by": sorted({ref for _why, ref in at_first if ref}),
+    }

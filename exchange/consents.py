@@ -33,6 +33,7 @@ from consent import (
     check_override,
     check_view,
 )
+from consent import Actor as EngineActor
 from consent.parts import ActorRef
 from exchange.access_basis import covered_access
 from exchange.audit_log import record_event
@@ -63,7 +64,8 @@ NATIONAL = "00"
 
 class ConsentProblem(Exception):
     """A request the consent rules refuse: ``kind`` is the problem kind, ``errors`` the
-    ``[{pointer, message_es, message_en}]`` found, ``es``/``en`` the summary."""
+    ``[{pointer, message_es, message_en}]`` found, ``es``/``en`` the summary, ``extra`` any
+    other members the problem carries."""
 
     def __init__(
         self,
@@ -71,9 +73,12 @@ class ConsentProblem(Exception):
         es: str,
         en: str,
         errors: Iterable[dict[str, str]] = (),
+        **extra: Any,
     ) -> None:
         super().__init__(en)
         self.kind, self.es, self.en, self.errors = kind, es, en, list(errors)
+        #: Further members of the problem answered (``rule_ids``, …).
+        self.extra = extra
 
 
 # -- jurisdiction ------------------------------------------------------------------------------
@@ -183,10 +188,16 @@ def record_consent(
     """Check and store a consent (``consent/1``, already schema-valid) for ``child``."""
     require_acts_for(session, actor, child)
     moment = utcnow()
+    # The document names its subject (``child_id``, FHIR Consent.subject) and the path the child
+    # it is posted to. An id of this child, or of one merged into it, speaks for the child it
+    # now is; any other id is kept so that ``check_consent`` refuses it (``other_child``): a
+    # consent written for one child is never recorded against another over a mistyped id.
+    named = document.get("child_id")
+    subject = named if isinstance(named, str) and named not in child.family else child.child_id
     document = {
         **document,
         "id": new_id("cns"),
-        "child_id": child.child_id,
+        "child_id": subject,
         "recorded_at": moment.isoformat(),
         "recorded_by": actor_ref(actor).to_json(),
     }
@@ -593,6 +604,99 @@ def overdue_overrides(session: Session, moment: datetime) -> list[OverrideRow]:
     )
 
 
+#: Oversight's scope: an oversight body reads every override (as in ``GET /v1/audit/alerts``),
+#: whatever its jurisdiction; the review is not theirs.
+OVERSIGHT_SCOPE = "audit:read"
+
+#: The states ``GET /v1/overrides?status=`` lists: not yet reviewed, or reviewed.
+OVERRIDE_STATES = ("open", "reviewed")
+
+
+def _reviewable_by(actor: Actor, row: OverrideRow) -> bool:
+    """Whoever opened an override, and their agency, never review it (:func:`review_override`)."""
+    opened_by_them = actor.person_id is not None and row.opened_by_person == actor.person_id
+    return not opened_by_them and row.opened_by_agency != actor.agency_id
+
+
+def override_summary(row: OverrideRow, moment: datetime) -> dict[str, Any]:
+    """An override as its reviewers' queue lists it: what was opened, by whom, for how long and
+    whether it was reviewed — not the written justification, which is read one override at a
+    time (:func:`read_override`, audited)."""
+    document = row.open(data_keyring())
+    return {
+        "id": row.id,
+        "child_id": row.child_id,
+        "basis_code": row.basis_code,
+        "categories": list(document.get("categories", ())),
+        "purpose": document.get("purpose"),
+        "record_ids": list(document.get("record_ids", ())),
+        "opened_by": party(row.opened_by_agency, row.opened_by_person),
+        "starts_at": as_utc(row.starts_at).isoformat(),
+        "ends_at": as_utc(row.ends_at).isoformat(),
+        "in_force": as_utc(row.starts_at) <= moment < as_utc(row.ends_at),
+        "status": "reviewed" if row.reviewed_at is not None else "open",
+        "review_due_at": (as_utc(row.starts_at) + OVERRIDE_REVIEW_DUE).isoformat(),
+        "upheld": row.upheld,
+    }
+
+
+def read_override(session: Session, actor: Actor, override_id: str) -> tuple[dict[str, Any], str]:
+    """One override with its written justification and its review, for whoever reviews it (a
+    caller who acts for the child, as for the review) or oversight (:data:`OVERSIGHT_SCOPE`).
+    Anyone else gets ``LookupError`` (404), as if it did not exist. The justification may
+    describe the child's situation, so each reading is an audit entry (``consents_read``)."""
+    row = session.get(OverrideRow, override_id)
+    if row is None:
+        raise LookupError(override_id)
+    acts_for = acts_for_child(session, actor, load_child(session, row.child_id))
+    if not acts_for and OVERSIGHT_SCOPE not in actor.scopes:
+        raise LookupError(override_id)
+    may_review = (
+        row.reviewed_at is None
+        and acts_for
+        and "consent:write" in actor.scopes
+        and actor.person_id is not None
+        and bool(OFFICER_ROLES & actor.roles)
+        and _reviewable_by(actor, row)
+    )
+    answer = {
+        **override_summary(row, utcnow()),
+        "may_review": may_review,
+        "override": row.open(data_keyring()),
+    }
+    entry = _audit(
+        session,
+        actor,
+        "consents_read",
+        row.child_id,
+        object_type="override",
+        object_id=row.id,
+    )
+    return answer, entry
+
+
+def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str, Any]]:
+    """Overrides in ``status`` (:data:`OVERRIDE_STATES`), oldest first: for a reviewer, those
+    about children in their jurisdiction that they may review (not opened by them or their
+    agency); for oversight and administrators, all of them."""
+    rows = list(
+        session.scalars(
+            select(OverrideRow)
+            .where(
+                OverrideRow.reviewed_at.is_(None)
+                if status == "open"
+                else OverrideRow.reviewed_at.is_not(None)
+            )
+            .order_by(OverrideRow.starts_at)
+        )
+    )
+    if "administrator" not in actor.roles and OVERSIGHT_SCOPE not in actor.scopes:
+        mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
+        rows = [row for row in rows if row.child_id in mine and _reviewable_by(actor, row)]
+    moment = utcnow()
+    return [override_summary(row, moment) for row in rows[:QUEUE_LIMIT]]
+
+
 # -- access requests and grants ----------------------------------------------------------------
 
 #: A request the engine refuses on these grounds is denied at once: no officer can set
@@ -705,11 +809,28 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
 QUEUE_LIMIT = 500
 
 
-def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
-    """Requests in ``status`` that ``actor`` may decide (its jurisdiction's)."""
+def children_in_jurisdiction(session: Session, actor: Actor, child_ids: set[str]) -> set[str]:
+    """Those of ``child_ids`` whose records lie, now, in ``actor``'s jurisdiction (a transfer
+    moves a child's requests and overrides to the new state's queues)."""
     from exchange.agencies import Agency
     from exchange.records import Record
 
+    now_in: dict[str, set[str]] = {}
+    for child_id, jurisdiction in session.execute(
+        select(Record.child_id, Agency.jurisdiction)
+        .join(Agency, Agency.id == Record.owner_agency)
+        .where(Record.child_id.in_(child_ids))
+    ):
+        now_in.setdefault(child_id, set()).add(jurisdiction)
+    return {
+        child_id
+        for child_id, places in now_in.items()
+        if any(covers(actor.jurisdiction, j) for j in places)
+    }
+
+
+def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
+    """Requests in ``status`` that ``actor`` may decide (its jurisdiction's)."""
     rows = list(
         session.scalars(
             select(AccessRequestRow)
@@ -719,20 +840,58 @@ def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessReq
     )
     if "administrator" in actor.roles:
         return rows[:QUEUE_LIMIT]
-    # Where each child's records are now (a transfer moves a request to the new state's queue).
-    now_in: dict[str, set[str]] = {}
-    for child_id, jurisdiction in session.execute(
-        select(Record.child_id, Agency.jurisdiction)
-        .join(Agency, Agency.id == Record.owner_agency)
-        .where(Record.child_id.in_({row.child_id for row in rows}))
-    ):
-        now_in.setdefault(child_id, set()).add(jurisdiction)
-    mine = [
-        row
-        for row in rows
-        if any(covers(actor.jurisdiction, j) for j in now_in.get(row.child_id, ()))
-    ]
-    return mine[:QUEUE_LIMIT]
+    mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
+    return [row for row in rows if row.child_id in mine][:QUEUE_LIMIT]
+
+
+def _requester_for_engine(session: Session, row: AccessRequestRow) -> EngineActor | None:
+    """The engine's view of who asked; None when they are no longer registered and active."""
+    from exchange.disclosure import person_actor, recipient_actor
+
+    try:
+        if row.requester_person:
+            return person_actor(session, row.requester_person)
+        if row.requester_agency:
+            return recipient_actor(session, row.requester_agency)
+    except LookupError:
+        pass
+    return None
+
+
+def _refuse_approval_a_hard_rule_forbids(
+    session: Session, child: ChildContext, row: AccessRequestRow, moment: datetime
+) -> None:
+    """A grant weighs only at the consent step and hard legal rules come first, so a grant of
+    what a rule forbids could never take effect — yet the requester would be told that access
+    was granted while every read is refused. Such an approval is a conflict that names the
+    rule; the officer denies instead. Decided for the requester now (facts may have changed
+    since the request was made), or on the request's own decision if they can no longer be
+    asked about."""
+    requester = _requester_for_engine(session, row)
+    if requester is not None:
+        decision = evaluate(child, requester, "read", row.purpose, row.categories, now=moment)
+        reasons = [reason.to_json() for reason in decision.reasons]
+    else:
+        reasons = list((row.decision or {}).get("reasons", ()))
+    forbidding = [r for r in reasons if r.get("code") == "hard_rule" and r.get("result") == "deny"]
+    if not forbidding:
+        return
+    rule_ids = sorted({str(r["ref"]) for r in forbidding if r.get("ref")})
+    categories = [c for c in CATEGORIES if any(c in r.get("categories", ()) for r in forbidding)]
+    why_es = " ".join(str(r["es"]) for r in forbidding)
+    why_en = " ".join(str(r["en"]) for r in forbidding)
+    raise ConsentProblem(
+        "conflict",
+        f"Nadie puede aprobar esta solicitud: {why_es} Una autorización no cambiaría nada "
+        "(la regla se aplica antes que cualquier consentimiento o autorización) y la persona "
+        "solicitante creería tener un acceso que no tiene. Deniegue la solicitud "
+        "(approve: false) con un motivo.",
+        f"Nobody can approve this request: {why_en} A grant would change nothing (the rule "
+        "applies before any consent or grant) and the requester would believe they have "
+        "access they do not have. Deny the request instead (approve: false), with a reason.",
+        rule_ids=rule_ids,
+        categories=categories,
+    )
 
 
 def decide_request(
@@ -775,6 +934,7 @@ def decide_request(
     session.refresh(row)
     grant_row = None
     if approve:
+        _refuse_approval_a_hard_rule_forbids(session, child, row, moment)
         end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
         grant_id = new_id("grt")
         grantee = (
@@ -897,4 +1057,6 @@ def _override_alert(row: OverrideRow) -> dict[str, Any]:
         "ends_at": as_utc(row.ends_at).isoformat(),
         "reviewed": row.reviewed_at is not None,
         "upheld": row.upheld,
+        # Oversight sees the written justification of each emergency access (DESIGN.md).
+        "justification": row.open(data_keyring()).get("justification"),
     }

@@ -129,6 +129,11 @@ class DuplicatePerson(PersonError):
     """The person id or e-mail address is already registered."""
 
 
+class AlreadyDone(PersonError):
+    """The person is already disabled, or the token already revoked: nothing to change (the
+    API answers a repeated revocation with ``409 conflict`` likewise)."""
+
+
 # --- validation ---------------------------------------------------------------------------------
 
 
@@ -331,7 +336,21 @@ def disable_person(session: Session, person_id: str) -> int:
     if the person is ever enabled again.
     """
     person = get_person(session, person_id)
-    person.active = False
+    # Claimed by a conditional update, so that of two disables (or a repeated one) only one
+    # happens and is written to the signed log: it must not record a change that did not.
+    claimed = session.execute(
+        update(Person)
+        .where(Person.id == person_id, Person.active.is_(True))
+        .values(active=False)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise AlreadyDone(
+            f"La persona {person_id} ya estaba desactivada; no se cambió nada.",
+            f"Person {person_id} was already disabled; nothing was changed.",
+            field="person_id",
+        )
+    session.refresh(person)
     revoked = session.execute(
         update(AccessToken)
         .where(AccessToken.person_id == person_id, AccessToken.revoked.is_(False))
@@ -490,7 +509,22 @@ def revoke_token(session: Session, token_id: int) -> str:
             f"There is no personal access token {token_id}.",
             field="token_id",
         )
-    row.revoked = True
+    # As for disabling: a token already revoked is not revoked again, nor logged again.
+    claimed = session.execute(
+        update(AccessToken)
+        .where(AccessToken.id == token_id, AccessToken.revoked.is_(False))
+        .values(revoked=True)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise AlreadyDone(
+            f"El token personal {token_id} de {row.person_id} ya estaba revocado; no se cambió "
+            "nada.",
+            f"Personal access token {token_id} of {row.person_id} was already revoked; nothing "
+            "was changed.",
+            field="token_id",
+        )
+    session.refresh(row)
     _audit(session, "token_revoked", row.person_id, str(token_id))
     return row.person_id
 

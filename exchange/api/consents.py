@@ -16,12 +16,15 @@ from sqlalchemy.orm import Session
 import consent
 from consent import ConsentError, Decision
 from exchange import db
+from exchange.access_basis import access_as_of
 from exchange.api.record_reads import DECISION_HEADER
 from exchange.audit_log import record_event
-from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.auth import Actor, as_utc, current_actor, require_scope, utcnow
 from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
     ACCESS_KEY,
+    OVERRIDE_STATES,
+    OVERSIGHT_SCOPE,
     ConsentProblem,
     active_grants,
     acts_for_child,
@@ -30,8 +33,10 @@ from exchange.consents import (
     list_consents,
     may_see_request,
     open_override,
+    override_queue,
     party,
     pending_queue,
+    read_override,
     record_consent,
     record_views,
     request_access,
@@ -79,7 +84,8 @@ def _answering(session: Session) -> Iterator[None]:
         yield
     except ConsentProblem as problem:
         session.rollback()
-        extra = {"errors": _errors(problem.errors)} if problem.errors else {}
+        extra: dict[str, Any] = {"errors": _errors(problem.errors)} if problem.errors else {}
+        extra.update(problem.extra)
         raise Problem(problem.kind, (problem.es, problem.en), **extra) from problem
     except ConsentError as error:
         session.rollback()
@@ -504,12 +510,52 @@ def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, s
     )
 
 
-def _request_json(row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
+#: Why a granted access ended, as its requester reads it (``access.ended_because``).
+#: (Spanish, English), then the same when several ids ended it.
+_ENDED_TEXT = {
+    "expired": (("llegó a su fin", "it ran out"),) * 2,
+    "revoked": (
+        ("se revocó {ids}", "{ids} was revoked"),
+        ("se revocaron {ids}", "{ids} were revoked"),
+    ),
+    "not_upheld": (
+        (
+            "la revisión de la Procuraduría no confirmó {ids}",
+            "the Procuraduría's review did not uphold {ids}",
+        ),
+    )
+    * 2,
+}
+
+
+def _ended_text(access: dict[str, Any]) -> tuple[str, str]:
+    """A granted request whose access has ended: when and why, and what to do now."""
+    ended_by = set(access.get("ended_by") or ())
+    named_es, named_en = [], []
+    for key, ((es_one, es_many), (en_one, en_many)) in _BASIS_NAMES.items():
+        ids = [found for found in access.get(key) or () if found in ended_by]
+        if ids:
+            several = len(ids) > 1
+            named_es.append(f"{es_many if several else es_one} {', '.join(ids)}")
+            named_en.append(f"{en_many if several else en_one} {', '.join(ids)}")
+    why_es, why_en = _ENDED_TEXT[access["ended_because"]][int(len(ended_by) > 1)]
+    why_es = why_es.format(ids=" y ".join(named_es))
+    why_en = why_en.format(ids=" and ".join(named_en))
+    return (
+        f"El acceso concedido terminó el {access['ended_at']}: {why_es}. "
+        "Ya no da acceso; si aún lo necesita, presente una nueva solicitud.",
+        f"The access granted ended at {access['ended_at']}: {why_en}. "
+        "It no longer gives access; if you still need it, make a new request.",
+    )
+
+
+def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
     """The request as its requester sees it, or with the decision and reasons for an officer
-    who acts for the child."""
+    who acts for the child. A granted request's ``access`` says whether it still holds."""
     access = request_access_basis(row) if row.status == "granted" else None
     if access is not None:
-        es, en = _granted_text(access, row)
+        access = access_as_of(session, access, utcnow())
+        es, en = _granted_text(access, row) if access["active"] else _ended_text(access)
     else:
         es, en = _STATUS_TEXT.get(row.status, ("", ""))
     seen = {
@@ -560,7 +606,7 @@ def create_access_request() -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         row, entry = request_access(session, actor, child, body)
-        return _request_json(row, officer=False), entry
+        return _request_json(session, row, officer=False), entry
 
     return _in(session, run)
 
@@ -572,7 +618,7 @@ def get_access_request(request_id: str) -> Any:
     row = session.get(AccessRequestRow, request_id)
     if row is None or not may_see_request(session, actor, row):
         raise _not_found()
-    return jsonify(_request_json(row, officer=_officer_of(session, actor, row)))
+    return jsonify(_request_json(session, row, officer=_officer_of(session, actor, row)))
 
 
 @bp.get("/v1/access-requests")
@@ -582,7 +628,7 @@ def access_request_queue() -> Any:
     check_query(QUEUE_QUERY_SCHEMA)
     status = request.args.get("status", "pending")
     rows = pending_queue(session, actor, status)
-    listed = [_request_json(row, officer=True) for row in rows]
+    listed = [_request_json(session, row, officer=True) for row in rows]
     return jsonify({"status": status, "access_requests": listed})
 
 
@@ -596,7 +642,7 @@ def decide_access_request(request_id: str) -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)
-        answer = _request_json(row, officer=True)
+        answer = _request_json(session, row, officer=True)
         if grant is not None:
             answer["grant"] = _grant_json(grant)
         return answer, entry
@@ -640,3 +686,51 @@ def create_override() -> Any:
 @require_scope("consent:write")
 def review(override_id: str) -> Any:
     return _reviewed(review_override, override_id, "override")
+
+
+#: Who reads overrides: their reviewers (``consent:write``, as for the review) and oversight.
+OVERRIDE_READERS = ("consent:write", OVERSIGHT_SCOPE)
+
+OVERRIDE_QUEUE_QUERY_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "override-queue-query/1",
+    "type": "object",
+    "properties": {
+        "status": {"x-title": {"es": "Estado", "en": "Status"}, "enum": list(OVERRIDE_STATES)}
+    },
+}
+
+
+def _require_override_reader(actor: Actor) -> None:
+    if not set(OVERRIDE_READERS) & actor.scopes:
+        listed = " o ".join(OVERRIDE_READERS), " or ".join(OVERRIDE_READERS)
+        raise Problem(
+            "forbidden",
+            (
+                f"El token no tiene el alcance requerido para esta operación: {listed[0]}.",
+                f"The token lacks the scope this operation requires: {listed[1]}.",
+            ),
+        )
+
+
+@bp.get("/v1/overrides")
+@require_scope()
+def override_list() -> Any:
+    """The reviewers' queue (``status=open``, the default) or the reviewed overrides."""
+    session, actor = db.session(), current_actor()
+    _require_override_reader(actor)
+    check_query(OVERRIDE_QUEUE_QUERY_SCHEMA)
+    status = request.args.get("status", "open")
+    return jsonify({"status": status, "overrides": override_queue(session, actor, status)})
+
+
+@bp.get("/v1/overrides/<override_id>")
+@require_scope()
+def get_override(override_id: str) -> Any:
+    """One override with its written justification; each reading is audited."""
+    session, actor = db.session(), current_actor()
+    _require_override_reader(actor)
+    with _answering(session):
+        answer, entry = read_override(session, actor, override_id)
+    session.commit()
+    return jsonify({**answer, "audit_entry": entry})

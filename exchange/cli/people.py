@@ -1,8 +1,9 @@
 """``puente person …``: register people, disable them, issue and revoke personal access tokens.
 
 Every command runs in one transaction with its audit entry; refusals (an unknown agency, a scope
-the person's roles do not allow, a duplicate e-mail) end with a message in Spanish or English
-and exit code 1. A token is printed once: only its hash is stored.
+the person's roles do not allow, a duplicate e-mail, a token already revoked or a person already
+disabled) end with a message in Spanish or English and exit code 1, and write nothing to the
+audit log. A token is printed once: only its hash is stored.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ decisions, through the API, each checked against the audit entry it wrote."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -477,6 +478,67 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     assert "no_asylum_data_to_country_of_origin" in queued["decision"]["rule_ids"]
 
 
+def test_an_approval_a_hard_rule_forbids_is_refused_and_the_request_stays_pending(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # The child (from Honduras) has an asylum procedure: nothing goes to Honduras's consulate.
+    consulate = add_agency(
+        app,
+        "hn.consulado.tapachula",
+        jurisdiction="07",
+        kind="foreign_authority",
+        country="HN",
+        scopes=("records:read", "access:request"),
+    )
+    request = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "family_tracing_reunification",
+            "categories": ["identity"],
+            "until": until(),
+        },
+        headers=consulate.headers,
+    ).get_json()
+    assert request["status"] == "pending"
+    granted_before = len(entries(app, "access_granted"))
+
+    approval = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "Localizar a la familia."},
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    assert approval.status_code == 409
+    problem = approval.get_json()
+    assert problem["type"].endswith("/conflict")
+    assert problem["rule_ids"] == ["no_asylum_data_to_country_of_origin"]
+    assert problem["categories"] == ["identity"]
+    assert "no_asylum_data_to_country_of_origin" in problem["detail"]
+    assert "Deny the request instead" in problem["detail"]
+    in_spanish = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "Localizar a la familia."},
+        headers={**officer.headers, "Accept-Language": "es"},
+    ).get_json()
+    assert "Deniegue la solicitud" in in_spanish["detail"]
+
+    # Nothing was granted or written; the requester is not told "granted".
+    assert len(entries(app, "access_granted")) == granted_before
+    assert client.get("/v1/grants", headers=consulate.headers).get_json()["grants"] == []
+    seen = client.get(f"/v1/access-requests/{request['id']}", headers=consulate.headers)
+    assert seen.get_json()["status"] == "pending"
+    assert seen.get_json()["grant_id"] is None
+
+    # The officer denies it instead.
+    denied = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": False, "reason": "La regla de asilo lo impide."},
+        headers=officer.headers,
+    )
+    assert denied.status_code == 200
+    assert denied.get_json()["status"] == "denied"
+
+
 def test_only_consent_officers_decide_and_review(
     app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
 ) -> None:
@@ -585,6 +647,7 @@ def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
         "basis": "consent",
         "consent_ids": [consent["id"]],
         "until": CONSENT_END,
+        "active": True,
     }
     for text in (body["message"]["es"], body["message"]["en"]):
         assert consent["id"] in text
@@ -615,6 +678,104 @@ def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
     assert (
         read(client, lawyer, pushed["record_id"], purpose="legal_representation").status_code == 403
     )
+
+    # The request no longer claims the access: still "granted" (how it was decided), but its
+    # access says when and why it ended, to the requester and to the officer alike.
+    revoked_at = revoked.get_json()["consent"]["revocation"]["revoked_at"]
+    for viewer in (lawyer, officer):
+        after = client.get(f"/v1/access-requests/{body['id']}", headers=viewer.headers).get_json()
+        assert after["status"] == "granted"
+        assert after["access"] == {
+            **body["access"],
+            "active": False,
+            "ended_at": after["access"]["ended_at"],
+            "ended_because": "revoked",
+            "ended_by": [consent["id"]],
+        }
+        ended = datetime.fromisoformat(after["access"]["ended_at"])
+        assert ended == datetime.fromisoformat(revoked_at.replace("Z", "+00:00"))
+        assert "terminó" in after["message"]["es"] and consent["id"] in after["message"]["es"]
+        assert "ended" in after["message"]["en"] and "was revoked" in after["message"]["en"]
+        assert "Acceso concedido" not in after["message"]["es"]
+        assert "Access granted" not in after["message"]["en"]
+    listed = client.get("/v1/access-requests?status=granted", headers=officer.headers).get_json()
+    [queued] = [r for r in listed["access_requests"] if r["id"] == body["id"]]
+    assert queued["access"]["active"] is False
+
+
+def test_an_officers_grant_that_ran_out_no_longer_claims_access(
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    request = ask(client, lawyer, pushed["child_id"]).get_json()
+    grant_end = datetime.now(UTC) + timedelta(seconds=1)
+    approved = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": True, "reason": "Audiencia mañana.", "until": grant_end.isoformat()},
+        headers=officer.headers,
+    ).get_json()
+    assert approved["access"]["active"] is True
+    time.sleep(max(0.0, (grant_end - datetime.now(UTC)).total_seconds()) + 0.1)
+    after = client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers).get_json()
+    assert after["status"] == "granted" and after["grant_id"] == approved["grant_id"]
+    assert after["access"]["active"] is False
+    assert after["access"]["ended_because"] == "expired"
+    assert after["access"]["ended_by"] == []
+    assert after["access"]["ended_at"] == after["access"]["until"]
+    assert "llegó a su fin" in after["message"]["es"] and "ran out" in after["message"]["en"]
+    assert client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"] == []
+
+
+def test_an_override_a_review_did_not_uphold_ends_the_access_it_gave(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    pfpnna = add_agency(
+        app,
+        "mx.fed.pfpnna",
+        jurisdiction="00",
+        kind="federal_child_protection",
+        scopes=("records:read", "access:request"),
+    )
+    override_officer = add_person_client(
+        app, "ov-fed-003", "mx.fed.pfpnna", ["override_officer"], ["override", "records:read"]
+    )
+    opened = client.post(
+        "/v1/overrides",
+        json={
+            "child_id": pushed["child_id"],
+            "basis_code": "missing_child",
+            "justification": "Salió del albergue anoche sin aviso; se necesita saber dónde está.",
+            "categories": ["identity", "placement"],
+            "hours": 24,
+        },
+        headers=override_officer.headers,
+    ).get_json()
+    request = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "protection_measure",
+            "categories": ["identity", "placement"],
+            "until": until(),
+        },
+        headers=pfpnna.headers,
+    ).get_json()
+    assert request["status"] == "granted"
+    assert request["access"]["override_ids"] == [opened["id"]]
+    assert request["access"]["active"] is True
+    reviewed = client.post(
+        f"/v1/overrides/{opened['id']}/review",
+        json={"upheld": False, "reason": "Fue localizada; no subsiste la urgencia."},
+        headers=officer.headers,
+    )
+    assert reviewed.status_code == 200
+    after = client.get(f"/v1/access-requests/{request['id']}", headers=pfpnna.headers).get_json()
+    assert after["access"]["active"] is False
+    assert after["access"]["ended_because"] == "not_upheld"
+    assert after["access"]["ended_by"] == [opened["id"]]
+    assert "did not uphold" in after["message"]["en"]
 
 
 def test_a_provision_period_ends_the_access_before_the_consent_does(
@@ -666,6 +827,7 @@ def test_a_request_covered_by_an_earlier_grant_ends_when_that_grant_does(
         "basis": "grant",
         "grant_ids": [grant_id],
         "until": grant_end.isoformat(),
+        "active": True,
     }
     assert (
         grant_id in approved["message"]["en"]
@@ -679,6 +841,7 @@ def test_a_request_covered_by_an_earlier_grant_ends_when_that_grant_does(
         "basis": "grant",
         "grant_ids": [grant_id],
         "until": grant_end.isoformat(),
+        "active": True,
     }
     assert grant_id in second["message"]["es"] and grant_id in second["message"]["en"]
     assert [

@@ -19,7 +19,7 @@ from consent_support import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from records_support import AgencyClient, add_agency, read
+from records_support import AgencyClient, add_agency, envelope, example, push, read
 from sqlalchemy import select
 
 from exchange.outbox import OutboxMessage
@@ -187,6 +187,45 @@ def test_a_consent_that_outlives_the_18th_birthday_is_refused(
     problem = response.get_json()
     assert problem["type"].endswith("/validation")
     assert any(error["pointer"].startswith("/period") for error in problem["errors"])
+
+
+def test_a_consent_about_another_child_is_refused_not_recorded_for_the_path_child(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    officer: AgencyClient,
+    pushed: dict[str, Any],
+) -> None:
+    document = consent_document(COMAR)
+    other = push(client, owner, envelope("EXP-OTRO", example("minimal")))
+    assert other.status_code == 201, other.get_json()
+    other_child = other.get_json()["child_id"]
+    assert other_child != pushed["child_id"]
+    # Another child of the hub, or an id no child has: the document is not about this child.
+    for named in (other_child, "nna_00000000000000000000"):
+        response = client.post(
+            f"/v1/children/{pushed['child_id']}/consents",
+            json={**document, "child_id": named},
+            headers={**officer.headers, "Accept-Language": "en"},
+        )
+        assert response.status_code == 400, response.get_json()
+        problem = response.get_json()
+        assert problem["type"].endswith("/validation")
+        [error] = [e for e in problem["errors"] if e.get("code") == "other_child"]
+        assert error["pointer"] == "/child_id"
+        assert named in error["message"] and pushed["child_id"] in error["message"]
+    assert entries(app, "consent_granted") == []
+    for child_id in (pushed["child_id"], other_child):
+        listed = client.get(f"/v1/children/{child_id}/consents", headers=officer.headers)
+        assert listed.get_json()["consents"] == []
+    # Naming the path's child is what a consent about it does.
+    same = client.post(
+        f"/v1/children/{pushed['child_id']}/consents",
+        json={**document, "child_id": pushed["child_id"]},
+        headers=officer.headers,
+    )
+    assert same.status_code == 201
+    assert same.get_json()["consent"]["child_id"] == pushed["child_id"]
 
 
 def test_consents_of_another_jurisdiction_are_not_ours_to_record(

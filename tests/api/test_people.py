@@ -30,6 +30,7 @@ from exchange.auth import AccessToken, current_actor, require_scope, token_hash,
 from exchange.people import (
     MAX_TOKEN_DAYS,
     ROLE_SCOPES,
+    AlreadyDone,
     DuplicatePerson,
     InvalidPerson,
     Person,
@@ -422,7 +423,12 @@ def test_every_change_is_an_audit_entry_without_names(hub: Flask) -> None:
     ]
     assert all(e["actor"]["role"] == "administrator" for e in written)
     assert "julia" not in json.dumps(written) and issued["token"] not in json.dumps(written)
-    # A refused change leaves no entry.
+    # A refused change leaves no entry, and neither does one that would change nothing: the
+    # log must not record a revocation or a disable that did not happen.
     with pytest.raises(DuplicatePerson):
         person(hub, "auditora-1", "mx.fed.cndh", "auditor")
+    with pytest.raises(AlreadyDone, match="already revoked"), admin(hub) as session:
+        revoke_token(session, issued["token_id"])
+    with pytest.raises(AlreadyDone, match="already disabled"), admin(hub) as session:
+        disable_person(session, "auditora-1")
     assert len(entries(hub)) == before + 4

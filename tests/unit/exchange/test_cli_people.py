@@ -141,3 +141,29 @@ def test_refusals_in_both_languages(hub: Path) -> None:
     )
     assert run("person", "add", *AUDITOR, "--role", "judge").exit_code == 2
     assert [p["id"] for p in run_json("person", "list")["people"]] == ["cndh-auditoria"]
+
+
+def test_repeating_a_revocation_or_a_disable_changes_and_logs_nothing(hub: Path) -> None:
+    run_json("person", "add", *AUDITOR, "--role", "auditor", "--id", "cndh-auditoria")
+    issued = run_json("person", "token", "cndh-auditoria", "--scope", "audit:read")
+    token_id = str(issued["token_id"])
+    assert run("person", "revoke-token", token_id).exit_code == 0
+    refused(
+        run("person", "revoke-token", token_id),
+        f"token {token_id} of cndh-auditoria was already revoked",
+    )
+    refused(run("person", "revoke-token", token_id, "--lang", "es"), "ya estaba revocado")
+    assert run("person", "disable", "cndh-auditoria").exit_code == 0
+    refused(run("person", "disable", "cndh-auditoria"), "cndh-auditoria was already disabled")
+    refused(run("person", "disable", "cndh-auditoria", "--lang", "es"), "ya estaba desactivada")
+
+    app = create_app({"TESTING": True})
+    try:
+        with db.database(app).sessions() as session:
+            codes = [
+                json.loads(e)["reason_code"] for e in session.scalars(select(AuditEntry.entry))
+            ]
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+    assert codes.count(f"token_revoked.cndh-auditoria.{token_id}") == 1
+    assert codes.count("disabled.cndh-auditoria") == 1
