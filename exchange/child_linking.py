@@ -167,15 +167,17 @@ def _owners(sql: HotSQL, session: Session, lookups: Iterable[Lookup]) -> dict[Lo
         owners.update(((kind, scope, value), child_id) for value, child_id in rows)
     if owners:
         # A merge moves identifiers to the surviving child, so this rarely finds any.
-        survivors = _follow_merges(sql, session, set(owners.values()))
+        survivors = follow_merges(sql, session, set(owners.values()))
         if survivors:
             owners = {key: survivors.get(child_id, child_id) for key, child_id in owners.items()}
     return owners
 
 
-def _follow_merges(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
+def follow_merges(sql: HotSQL, session: Session, child_ids: set[str]) -> dict[str, str]:
     """merged child id -> the child it now is, for those of ``child_ids`` that were merged
-    (found through the index on ``merged_into``, not by reading every child)."""
+    (found through the index on ``merged_into``, not by reading every child): one query for
+    any number of ids, nearly always answered empty. A record keeps the child id it was
+    linked to, so whatever reports a record's child reports the child it now is."""
     merged = sql.rows_in(
         "SELECT id FROM child WHERE merged_into IS NOT NULL AND id IN {}",
         (),

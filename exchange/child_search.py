@@ -21,6 +21,10 @@ How it stays fast with 100,000 children and more (no scan of every child):
 Nationality is not indexed: most children come from a handful of countries, so it would not
 narrow the search; it only weighs in the score. A name spelt so differently that no token
 sounds alike is not found by a name search (search by identifier then).
+
+Who may know of a child at all (:func:`children_known_to`) is decided here too: a search
+answers only those children, and a push may name (``child_id``) only those, so neither is an
+existence oracle.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from consent import Decision
+from exchange.auth import Actor
 from exchange.child_linking import scoped_value
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
@@ -50,6 +56,8 @@ from exchange.children import (
     normalize_identifier,
     resolve_child_id,
 )
+from exchange.crypto import DataKeyring
+from exchange.disclosure import ChildContext, evaluate, load_child
 
 #: At most this many candidates are answered.
 MAX_CANDIDATES = 20
@@ -213,3 +221,74 @@ def search_by_profile(
         if match.score >= min_score:
             scored.append(Candidate(row.child_id, match.score, match.matched_on))
     return _ranked(scored, limit)
+
+
+# -- who may know of a child ------------------------------------------------------------------
+
+#: What knowing of a child discloses: that this child is in the protection system.
+KNOWING_CATEGORIES = frozenset({"identity"})
+
+
+@dataclass(frozen=True)
+class KnownChild:
+    """A child the caller may know of: the child (after merges), the decision that lets the
+    caller know of it, and whether the caller's agency holds one of the child's records."""
+
+    child: ChildContext
+    decision: Decision
+    holds: bool
+
+
+def children_known_to(
+    session: Session,
+    actor: Actor,
+    purpose: str,
+    child_ids: Iterable[str],
+    *,
+    keyring: DataKeyring | None = None,
+) -> dict[str, KnownChild]:
+    """Those of ``child_ids`` that ``actor`` may know exist, by the id asked for (a merged
+    child's id counts as the child it was merged into); unknown ids and children the caller
+    may not know of are left out alike, so a caller cannot tell them apart.
+
+    A caller whose agency holds one of the child's records (owns it, or it was referred or
+    transferred to it: :func:`~exchange.api.record_reads.records_held`) already knows the
+    child, so, as for the originating agency reading its own record, only the hard rules limit
+    the answer. Anyone else — an agency or a person — may know of the child only when the
+    consent engine permits ``identity`` to them for ``read`` and ``purpose`` (consent, grant
+    or override). The hard rules strip ``identity`` for ``statistics`` and for the
+    ``oversight`` purpose or actor. Children come from
+    :func:`~exchange.disclosure.load_child`'s per-child cache.
+
+    Child search answers only these children; a push may name only these in ``child_id``.
+    """
+    # Imported when used: this module also serves ``puente import`` and the duplicates
+    # listing, which need not load the records-read blueprint.
+    from exchange.api.record_reads import records_held
+
+    children: dict[str, ChildContext] = {}
+    for child_id in dict.fromkeys(child_ids):
+        try:
+            children[child_id] = load_child(session, child_id, keyring)
+        except LookupError:
+            continue  # no such child (or merged away since the index answered)
+    held = records_held(
+        session, actor, [record for child in children.values() for record in child.records]
+    )
+    engine_actor = actor.for_consent()
+    known: dict[str, KnownChild] = {}
+    for child_id, child in children.items():
+        # As for reads: the agency's own system knows its children; a person of that agency
+        # (a lawyer, an officer) knows what consent, grants and overrides give them.
+        holds = actor.person_id is None and any(record.id in held for record in child.records)
+        decision = evaluate(
+            child,
+            engine_actor,
+            "read",
+            purpose,
+            KNOWING_CATEGORIES,
+            owner_agency_id=actor.agency_id if holds else None,
+        )
+        if KNOWING_CATEGORIES <= set(decision.categories):
+            known[child_id] = KnownChild(child, decision, holds)
+    return known

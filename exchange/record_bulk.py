@@ -2,7 +2,8 @@
 
 Lines come parsed from ``schemas.parsing.iter_ndjson`` (fed by ``bounded_lines``, so memory
 stays bounded however large the request); :class:`RawLines` between the two keeps each line's
-text at hand, which makes its canonical form cheaper (``canonical_json(source=…)``). Each line
+text at hand, which makes its canonical form cheaper (``canonical_json(source=…)``), and stops
+at a line the request's byte limit cut. Each line
 is checked like a single push; good lines are stored in batches (``BULK_BATCH_SIZE`` lines or
 8 MiB of bodies per transaction), and a batch's results are given out only once it is
 committed. A line is stored whole (version, child link, audit entry) or rejected with its line
@@ -17,7 +18,7 @@ answers ``unchanged``, so sending a whole file again stores nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -47,15 +48,26 @@ class LineSources(Protocol):
 class RawLines:
     """The raw NDJSON lines on their way to ``iter_ndjson``, remembering the latest one: when
     ``iter_ndjson`` yields line ``n``, :meth:`text` gives that line's bytes (line numbers count
-    every line, as ``iter_ndjson``'s do)."""
+    every line, as ``iter_ndjson``'s do). ``number`` is how many lines were passed on.
 
-    def __init__(self, lines: Iterable[bytes]) -> None:
+    ``cut_off``: whether the stream stopped at the request's byte limit. The unfinished line
+    it stopped in (no newline yet) was not read whole, so it is not passed on — it would read
+    as malformed JSON — and nothing after it is: the caller answers line ``number + 1``
+    ``payload-too-large`` (:func:`too_many_bytes`).
+    """
+
+    def __init__(
+        self, lines: Iterable[bytes], *, cut_off: Callable[[], bool] | None = None
+    ) -> None:
         self.lines = lines
+        self.cut_off = cut_off
         self.number = 0
         self.latest = b""
 
     def __iter__(self) -> Iterator[bytes]:
         for line in self.lines:
+            if self.cut_off is not None and not line.endswith(b"\n") and self.cut_off():
+                return
             self.number += 1
             self.latest = line
             yield line
@@ -110,6 +122,23 @@ def too_many_lines(number: int, max_lines: int) -> PushResult:
             "nada: envíe el resto en otra solicitud",
             f"a bulk push takes at most {max_lines} lines; nothing from this line on was "
             "read: send the rest in another request",
+        ),
+    )
+
+
+def too_many_bytes(number: int, max_bytes: int) -> PushResult:
+    """The answer for the line a body sent without ``Content-Length`` passed ``max_bytes`` in
+    (or, when the limit fell between two lines, the line after it)."""
+    return rejected(
+        number,
+        "payload-too-large",
+        failure(
+            "",
+            "max_bytes",
+            f"un envío masivo admite a lo sumo {max_bytes} bytes y esta línea pasa del límite; "
+            "desde esta no se leyó nada: envíe el resto en otra solicitud",
+            f"a bulk push takes at most {max_bytes} bytes and this line goes past the limit; "
+            "nothing from this line on was read: send the rest in another request",
         ),
     )
 

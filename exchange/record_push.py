@@ -12,6 +12,13 @@ transaction rolls back and is tried again from the start (:data:`MAX_ATTEMPTS`).
 Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
 (:mod:`exchange.record_bulk`) reuse the checks and the storing here.
 
+A push creating a record may name its child (``child_id``) only if the pushing agency may
+know that child (:func:`exchange.child_search.children_known_to`, the rule child search
+answers by); any other child id is refused exactly as one that does not exist, so a push is no
+existence oracle and cannot attach records to another agency's child. An agency's first record
+of a child links by the child's identifiers (CURP, UNHCR number) instead. Answers name the
+child a record belongs to now, after any merge, as reads do.
+
 Statements on the hot path are plain SQL run on the session's DBAPI connection
 (:mod:`exchange.hot_sql`): on a small push SQLAlchemy's per-statement work costs more than the
 database itself.
@@ -34,8 +41,9 @@ from sqlalchemy.orm import Session
 
 from exchange import audit_log, idempotency
 from exchange.agencies import Agency
-from exchange.auth import utcnow
-from exchange.child_linking import LinkRequest, link_children
+from exchange.auth import Actor, utcnow
+from exchange.child_linking import LinkRequest, follow_merges, link_children
+from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL, insert_sql, update_sql
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
@@ -54,6 +62,10 @@ from schemas.validation import ValidationFailure
 
 #: The records endpoints take case records only.
 ACCEPTED_SCHEMAS = frozenset({"case-record"})
+#: The purpose a push naming a child is weighed for: an agency pushes its case record of the
+#: child to manage the case (the consent engine must permit it ``identity`` for this purpose,
+#: unless its agency holds one of the child's records already).
+PUSH_PURPOSE = "case_management"
 MAX_ATTEMPTS = 8
 
 _RECORDS = cast(Table, Record.__table__)
@@ -155,7 +167,9 @@ class PushResult:
                 "line": self.line,
                 "status": self.status,
                 "problem": self.problem,
-                "errors": [each.to_json(lang) for each in self.failures],
+                # Both languages besides the asked-for one: a client that files rejects for
+                # people (puente import's rejects file) keeps Spanish and English alike.
+                "errors": [{**each.to_json(lang), **each.to_json()} for each in self.failures],
             }
         return {"line": self.line, "status": self.status, **self.answer()}
 
@@ -213,9 +227,13 @@ class Pusher:
         actor_person: str | None = None,
         request_id: str | None = None,
         idempotency_hours: float = 24,
+        actor: Actor | None = None,
     ) -> None:
+        """``actor``: the caller as the consent engine sees it (by default the agency's own
+        system), weighed when a push names a child."""
         self.session = session
         self.agency_id = agency_id
+        self._actor = actor
         self.require_signature = require_signature
         self.keyring = keyring
         self.registry = registry
@@ -227,6 +245,13 @@ class Pusher:
     def signing_keys(self) -> dict[str, dict[str, Any]]:
         # Loaded only when a push carries a signature.
         return agency_signing_keys(self.session.get_one(Agency, self.agency_id))
+
+    @cached_property
+    def actor(self) -> Actor:
+        # Built only when a push names a child.
+        if self._actor is not None:
+            return self._actor
+        return Actor.for_agency(self.session.get_one(Agency, self.agency_id), scopes=())
 
     # -- checks ------------------------------------------------------------------------------
 
@@ -252,14 +277,20 @@ class Pusher:
                     failure(signature_pointer, "signature", error.message_es, error.message_en),
                 )
         elif self.require_signature:
+            # Where the signature goes: the header of a single push, the member of a bulk line.
+            where_es, where_en = (
+                ("el miembro «signature» de la línea", "the line's 'signature' member")
+                if signature_pointer
+                else ("el encabezado Puente-Signature", "the Puente-Signature header")
+            )
             return rejected(
                 line,
                 "bad-signature",
                 failure(
                     signature_pointer,
                     "signature",
-                    "esta institución debe firmar sus envíos (Puente-Signature)",
-                    "this agency must sign its pushes (Puente-Signature)",
+                    f"esta institución debe firmar sus envíos: falta la firma en {where_es}",
+                    f"this agency must sign its pushes: the signature is missing from {where_en}",
                 ),
             )
         outcome = check_envelope(document, self.registry, allowed=ACCEPTED_SCHEMAS)
@@ -315,8 +346,12 @@ class Pusher:
             local_id: _RecordState(record_id, owner, child_id, version, sha256, new=False)
             for record_id, local_id, owner, child_id, version, sha256 in found
         }
+        # A record keeps the child id it was linked to; after a merge, answers (and the push's
+        # audit entry) name the child it is now, as reads do.
+        survivors = follow_merges(sql, session, {state.child_id for state in states.values()})
+        for state in states.values():
+            state.child_id = survivors.get(state.child_id, state.child_id)
         results: list[PushResult | None] = []
-        to_link: list[PushItem] = []
         for item in items:
             state = states.get(item.local_id)
             refusal = self._refuse_update(item, state) if state is not None else None
@@ -326,7 +361,25 @@ class Pusher:
                 results.append(state.result(item, "unchanged"))
             else:
                 results.append(None)
-                to_link.append(item)
+        # A new record may name only a child its agency may know of (an existing record's
+        # child_id must be its own child: _refuse_update).
+        named = [
+            (position, item)
+            for position, item in enumerate(items)
+            if results[position] is None and item.child_id and item.local_id not in states
+        ]
+        if named:
+            known = children_known_to(
+                session,
+                self.actor,
+                PUSH_PURPOSE,
+                [item.child_id for _, item in named if item.child_id],
+                keyring=self.keyring,
+            )
+            for position, item in named:
+                if item.child_id not in known:
+                    results[position] = _unknown_child(item)
+        to_link = [item for item, result in zip(items, results, strict=True) if result is None]
         # Also for a new version of a known record: the child index keeps each source
         # record's identifiers and profile current for search and duplicate detection.
         # One call for the whole batch: linking one record at a time dominates a bulk push.
@@ -540,14 +593,19 @@ class Pusher:
 
 
 def _unknown_child(item: PushItem) -> PushResult:
+    # The same answer for a child that does not exist and for one the agency may not know of.
     return rejected(
         item.line,
         "validation",
         failure(
             "/child_id",
             "child_id",
-            f"no existe la niña, niño o adolescente «{item.child_id}» en este nodo",
-            f"there is no child '{item.child_id}' on this hub",
+            f"no hay en este nodo una niña, niño o adolescente «{item.child_id}» que su "
+            "institución pueda conocer; envíe el expediente sin child_id: se vincula por sus "
+            "identificadores (CURP, número ACNUR)",
+            f"there is no child '{item.child_id}' on this hub that your agency may know of; "
+            "push the record without child_id: it is linked by its identifiers (CURP, UNHCR "
+            "number)",
         ),
     )
 

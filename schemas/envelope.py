@@ -18,6 +18,9 @@ from schemas.registry import ID_PREFIX, SchemaRegistry, default_registry
 from schemas.validation import ValidationFailure, sort_failures
 
 UNSUPPORTED_SCHEMA = "unsupported-schema"
+#: A local id is the agency's own case number: no leading or trailing white space (so "   "
+#: is as empty as "", and "EXP-1 " cannot become a second record next to "EXP-1").
+LOCAL_ID_PATTERN = r"^\S(?:[\s\S]*\S)?$"
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -37,6 +40,7 @@ ENVELOPE_SCHEMA: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "maxLength": 200,
+            "pattern": LOCAL_ID_PATTERN,
             "x-title": {"es": "identificador local", "en": "local id"},
         },
         "child_id": {
@@ -69,7 +73,7 @@ def check_envelope(
     """Check a push envelope and its data. ``allowed`` limits the schema names accepted
     (the records endpoint takes ``{"case-record"}``); the version must always be given."""
     registry = registry or default_registry()
-    failures = registry.compile(ENVELOPE_SCHEMA).validate(document)
+    failures = _readable_local_id(registry.compile(ENVELOPE_SCHEMA).validate(document), document)
     if not isinstance(document, dict) or not isinstance(document.get("schema"), str):
         return EnvelopeCheck(None, failures)
     try:
@@ -96,6 +100,26 @@ def check_envelope(
             for failure in registry.validator(name, version).validate(data)
         )
     return EnvelopeCheck((name, version), sort_failures(failures))
+
+
+def _readable_local_id(failures: list[ValidationFailure], document: Any) -> list[ValidationFailure]:
+    """Say what :data:`LOCAL_ID_PATTERN` means instead of showing it; an empty local id is
+    told so by ``minLength`` alone."""
+    readable = []
+    for failure in failures:
+        if failure.pointer == "/local_id" and failure.keyword == "pattern":
+            if document.get("local_id") == "":
+                continue
+            failure = ValidationFailure(
+                "/local_id",
+                "pattern",
+                "El campo «identificador local» (local_id) no puede estar en blanco ni empezar "
+                "o terminar con espacios",
+                "The field 'local id' (local_id) must not be blank, nor begin or end with "
+                "white space",
+            )
+        readable.append(failure)
+    return readable
 
 
 def validate_envelope(

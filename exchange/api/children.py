@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from consent import Decision
 from exchange import db
-from exchange.api.record_reads import records_held
 from exchange.audit_log import record_event
 from exchange.auth import Actor, current_actor, require_scope, utcnow
 from exchange.child_matching import (
@@ -35,16 +34,11 @@ from exchange.child_search import (
     IDENTIFIER_SEARCH_KINDS,
     MAX_CANDIDATES,
     Candidate,
+    children_known_to,
     search_by_identifier,
     search_by_profile,
 )
-from exchange.disclosure import (
-    ChildContext,
-    audit_decision,
-    evaluate,
-    load_child,
-    remember_disclosure,
-)
+from exchange.disclosure import audit_decision, remember_disclosure
 from exchange.httpbasics import require_json
 from exchange.problems import Problem, localized, negotiated_language
 from schemas.registry import default_registry
@@ -271,55 +265,20 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     )
 
 
-#: What answering a candidate discloses: that this child is in the protection system.
-ANSWER_CATEGORIES = frozenset({"identity"})
-
-
 def answerable(
     session: Session, actor: Actor, purpose: str, candidates: Sequence[Candidate]
 ) -> list[tuple[Candidate, Decision, bool]]:
     """The candidates ``actor`` may know of, each with the decision that lets it and whether
-    its agency holds one of the child's records; the others are left out.
-
-    A caller whose agency holds one of the child's records (owns it, or it was referred or
-    transferred to it: :func:`~exchange.api.record_reads.records_held`) already knows the
-    child, so, as for the originating agency reading its own record, only the hard rules limit
-    the answer. Anyone else — an agency or a person — gets the candidate only when the consent
-    engine permits ``identity`` to them for ``read`` and the search's ``purpose`` (consent,
-    grant or override). The hard rules strip ``identity`` for ``statistics`` and for the
-    ``oversight`` purpose or actor, so those searches answer no one. Children come from
-    :func:`~exchange.disclosure.load_child`'s per-child cache; at most
-    :data:`WEIGHED_CANDIDATES` are weighed.
+    its agency holds one of the child's records; the others are left out. The rule is
+    :func:`~exchange.child_search.children_known_to` (pushes naming a ``child_id`` follow it
+    too); at most :data:`WEIGHED_CANDIDATES` are weighed.
     """
-    children: dict[str, ChildContext] = {}
-    for candidate in candidates:
-        try:
-            children[candidate.child_id] = load_child(session, candidate.child_id)
-        except LookupError:
-            continue  # merged or removed since the index answered: no one to answer
-    held = records_held(
-        session, actor, [record for child in children.values() for record in child.records]
-    )
-    engine_for = actor.for_consent()
-    answered = []
-    for candidate in candidates:
-        child = children.get(candidate.child_id)
-        if child is None:
-            continue
-        # As for reads: the agency's own system knows its children; a person of that agency
-        # (a lawyer, an officer) knows what consent, grants and overrides give them.
-        holds = actor.person_id is None and any(record.id in held for record in child.records)
-        decision = evaluate(
-            child,
-            engine_for,
-            "read",
-            purpose,
-            ANSWER_CATEGORIES,
-            owner_agency_id=actor.agency_id if holds else None,
-        )
-        if ANSWER_CATEGORIES <= set(decision.categories):
-            answered.append((candidate, decision, holds))
-    return answered
+    known = children_known_to(session, actor, purpose, [c.child_id for c in candidates])
+    return [
+        (candidate, known[candidate.child_id].decision, known[candidate.child_id].holds)
+        for candidate in candidates
+        if candidate.child_id in known
+    ]
 
 
 #: Name searches weigh this many of the best-scored children, to answer at most

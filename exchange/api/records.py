@@ -19,11 +19,13 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange import db, idempotency
 from exchange.auth import Actor, current_actor, require_scope
+from exchange.child_linking import follow_merges
 from exchange.crypto import data_keyring
+from exchange.hot_sql import HotSQL
 from exchange.httpbasics import require_json
 from exchange.idempotency import StoredAnswer
 from exchange.problems import Problem, localized, negotiated_language
-from exchange.record_bulk import RawLines, push_lines
+from exchange.record_bulk import RawLines, push_lines, too_many_bytes
 from exchange.record_push import Pusher, PushResult, canonical_body, push_flags
 from schemas.parsing import bounded_lines, iter_ndjson
 from schemas.registry import default_registry
@@ -60,6 +62,7 @@ def _pusher(session: Session, actor: Actor) -> Pusher:
         actor_person=actor.person_id,
         request_id=g.get("request_id"),
         idempotency_hours=float(current_app.config["IDEMPOTENCY_KEY_HOURS"]),
+        actor=actor,
     )
 
 
@@ -101,7 +104,7 @@ def _idempotency_key() -> str | None:
     return value
 
 
-def _replay(earlier: StoredAnswer, sha256: str) -> Response:
+def _replay(session: Session, earlier: StoredAnswer, sha256: str) -> Response:
     if earlier.request_sha256 != sha256:
         raise Problem(
             "conflict",
@@ -111,9 +114,21 @@ def _replay(earlier: StoredAnswer, sha256: str) -> Response:
             ),
             status=422,
         )
-    response = Response(earlier.response, status=earlier.status_code, mimetype="application/json")
+    answer = _naming_the_current_child(session, earlier.response)
+    response = Response(answer, status=earlier.status_code, mimetype="application/json")
     response.headers[REPLAYED_HEADER] = "true"
     return response
+
+
+def _naming_the_current_child(session: Session, answer: str) -> str:
+    """A stored answer names the child its record had then; after a merge, the first answer
+    is given again naming the child the record belongs to now, as every other answer does."""
+    stored = json.loads(answer)
+    child_id = stored.get("child_id") if isinstance(stored, dict) else None
+    if not isinstance(child_id, str):
+        return answer
+    survivor = follow_merges(HotSQL(session), session, {child_id}).get(child_id)
+    return answer if survivor is None else json.dumps({**stored, "child_id": survivor})
 
 
 @bp.post("/v1/records")
@@ -137,7 +152,7 @@ def push_record() -> Any:
     if key:
         earlier = pusher.find_answer(key)
         if earlier is not None:
-            return _replay(earlier, sha256)
+            return _replay(session, earlier, sha256)
     checked = pusher.check(document, canonical, sha256, request.headers.get(SIGNATURE_HEADER))
     if isinstance(checked, PushResult):
         if checked.problem == "bad-signature":
@@ -146,7 +161,7 @@ def push_record() -> Any:
         raise _problem(checked)
     outcome = pusher.push_one(checked, key)
     if isinstance(outcome, StoredAnswer):
-        return _replay(outcome, sha256)
+        return _replay(session, outcome, sha256)
     if outcome.status == "rejected":
         raise _problem(outcome)
     response = jsonify(outcome.answer())
@@ -157,20 +172,32 @@ def push_record() -> Any:
 
 class _BoundedReader:
     """``read(n)`` over the request stream that stops, instead of failing, at the byte limit
-    of a body sent without ``Content-Length``."""
+    of a body sent without ``Content-Length``: it gives the first ``limit`` bytes, then ends,
+    and ``over_limit`` tells whether the client sent more.
 
-    def __init__(self, stream: IO[bytes]) -> None:
+    The stream must allow one byte more than ``limit`` (``request.max_content_length``): that
+    byte is how a body of exactly ``limit`` bytes is told from a longer one.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
         self.stream = stream
+        self.limit = limit
+        self.taken = 0
         self.over_limit = False
 
     def read(self, size: int) -> bytes:
         if self.over_limit:
             return b""
         try:
-            return self.stream.read(size)
+            chunk = self.stream.read(size)
         except RequestEntityTooLarge:
             self.over_limit = True
             return b""
+        self.taken += len(chunk)
+        if self.taken > self.limit:
+            self.over_limit = True
+            chunk = chunk[: len(chunk) - (self.taken - self.limit)]
+        return chunk
 
     def drain(self) -> None:
         # Read what the client still sends, so it gets to read the answer.
@@ -200,17 +227,19 @@ def push_bulk() -> Any:
             ),
             limit=limit,
         )
-    request.max_content_length = limit
+    request.max_content_length = limit + 1  # see _BoundedReader
     pusher = _pusher(db.session(), current_actor())
-    reader = _BoundedReader(request.stream)
-    raw_lines = RawLines(bounded_lines(reader.read))
+    reader = _BoundedReader(request.stream, limit)
+    # A line the byte limit cut is not parsed (it would read as malformed JSON): it is
+    # answered payload-too-large below, and nothing after it is read.
+    raw_lines = RawLines(bounded_lines(reader.read), cut_off=lambda: reader.over_limit)
     lines = iter_ndjson(raw_lines)
     lang = negotiated_language()
     counts: Counter[str] = Counter()
     # The answer is spooled (to disk past 4 MiB) and sent once the whole body is read: a
     # client that writes its body before reading the answer must never block on our output.
     spool = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
-    last_line = 0
+    past_line_limit = False
     for result in push_lines(
         pusher,
         lines,
@@ -219,12 +248,15 @@ def push_bulk() -> Any:
         sources=raw_lines,
     ):
         counts[result.status] += 1
-        last_line = result.line
+        # Only the line limit ends push_lines with payload-too-large.
+        past_line_limit = result.problem == "payload-too-large"
         spool.write(_LINE_ENCODER.encode(result.line_json(lang)).encode() + b"\n")
-    reader.drain()
-    if reader.over_limit:
+    # The line limit answered first: what the byte limit cut lies after it and is not answered.
+    if reader.over_limit and not past_line_limit:
         counts["rejected"] += 1
-        spool.write(json.dumps(_over_limit_line(last_line + 1, limit, lang)).encode() + b"\n")
+        cut = too_many_bytes(raw_lines.number + 1, limit)
+        spool.write(_LINE_ENCODER.encode(cut.line_json(lang)).encode() + b"\n")
+    reader.drain()
     spool.seek(0)
     response = Response(_chunks(spool), mimetype=NDJSON)
     response.headers["Puente-Bulk-Summary"] = ", ".join(
@@ -235,17 +267,6 @@ def push_bulk() -> Any:
 
 # One encoder for every answer line (json.dumps with options builds a new one per call).
 _LINE_ENCODER = json.JSONEncoder(ensure_ascii=False)
-
-
-def _over_limit_line(line: int, limit: int, lang: str) -> dict[str, Any]:
-    es = f"el envío masivo supera el límite de {limit} bytes; lo que sigue no se leyó"
-    en = f"the bulk push exceeds the limit of {limit} bytes; what follows was not read"
-    return {
-        "line": line,
-        "status": "rejected",
-        "problem": "payload-too-large",
-        "errors": [{"pointer": "", "keyword": "max_bytes", "message": es if lang == "es" else en}],
-    }
 
 
 def _chunks(spool: IO[bytes]) -> Iterator[bytes]:

@@ -259,3 +259,139 @@ def test_messages_follow_the_language_asked_for(client: FlaskClient, dif: Agency
     _, [english] = push_bulk(client, dif, b"{\n", **{"Accept-Language": "en"})
     assert "JSON mal formado" in spanish["errors"][0]["message"]
     assert "malformed JSON" in english["errors"][0]["message"]
+    # Both languages ride along, for clients that file rejects for people (puente import).
+    for answer in (spanish, english):
+        assert "JSON mal formado" in answer["errors"][0]["message_es"]
+        assert "malformed JSON" in answer["errors"][0]["message_en"]
+
+
+# -- a body sent without Content-Length that passes BULK_MAX_CONTENT_LENGTH ----------------------
+
+
+def push_chunked(
+    client: FlaskClient, agency: AgencyClient, body: bytes, **headers: str
+) -> tuple[Any, list[dict[str, Any]]]:
+    """A bulk push with no Content-Length (Transfer-Encoding: chunked), as gunicorn passes it."""
+    response = client.post(
+        "/v1/records/bulk",
+        input_stream=io.BytesIO(body),
+        environ_overrides={"wsgi.input_terminated": True},
+        headers={
+            **agency.headers,
+            "Content-Type": "application/x-ndjson",
+            "Transfer-Encoding": "chunked",
+            **headers,
+        },
+    )
+    return response, [json.loads(line) for line in response.get_data().splitlines()]
+
+
+def padded(number: int, pad: int = 0) -> bytes:
+    """A valid line (record ``L<number>``), ``pad`` bytes of note longer."""
+    data = distinct_record(number)
+    if pad:
+        data["case"]["notes"] = "n" * pad
+    return json.dumps(envelope(f"L{number}", data)).encode() + b"\n"
+
+
+def test_the_line_the_byte_limit_cuts_is_too_large_and_nothing_after_it_is_read(
+    tmp_path: Any, database_url: str, hub_factory: Any
+) -> None:
+    head = b"".join(padded(n) for n in range(1, 11)) + b"\n"  # ten records, then a blank line
+    limit = len(head) + 500
+    # Line 12, a good record, runs past the limit; line 13 comes after it.
+    body = head + padded(12, pad=2000) + padded(13)
+    app = hub_factory(tmp_path, database_url, BULK_MAX_CONTENT_LENGTH=limit)
+    try:
+        agency = add_agency(app, DIF)
+        response, results = push_chunked(
+            app.test_client(), agency, body, **{"Accept-Language": "es"}
+        )
+        assert response.status_code == 200
+        assert [(r["line"], r["status"]) for r in results] == [
+            *((n, "stored") for n in range(1, 11)),
+            (12, "rejected"),
+        ]
+        cut = results[-1]
+        assert cut["problem"] == "payload-too-large"  # not malformed JSON: it was not read whole
+        assert [e["keyword"] for e in cut["errors"]] == ["max_bytes"]
+        assert str(limit) in cut["errors"][0]["message"]
+        assert "no se leyó nada" in cut["errors"][0]["message"]
+        assert response.headers["Puente-Bulk-Summary"] == "stored=10, unchanged=0, rejected=1"
+        assert count(app, Record) == 10
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def test_a_limit_between_two_lines_answers_the_next_line_and_a_body_of_the_limit_is_whole(
+    tmp_path: Any, database_url: str, hub_factory: Any
+) -> None:
+    head = b"".join(padded(n) for n in range(1, 6))
+    app = hub_factory(tmp_path, database_url, BULK_MAX_CONTENT_LENGTH=len(head))
+    try:
+        agency = add_agency(app, DIF)
+        client = app.test_client()
+        # Exactly the limit: every line is read and stored, and nothing is refused.
+        response, results = push_chunked(client, agency, head)
+        assert [(r["line"], r["status"]) for r in results] == [(n, "stored") for n in range(1, 6)]
+        assert response.headers["Puente-Bulk-Summary"] == "stored=5, unchanged=0, rejected=0"
+        # One line more: that line is the first one past the limit.
+        response, results = push_chunked(client, agency, head + padded(6) + padded(7))
+        assert [(r["line"], r["status"]) for r in results] == [
+            *((n, "unchanged") for n in range(1, 6)),
+            (6, "rejected"),
+        ]
+        assert results[-1]["problem"] == "payload-too-large"
+        assert count(app, Record) == 5
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def test_after_the_line_limit_no_further_line_is_answered(
+    tmp_path: Any, database_url: str, hub_factory: Any
+) -> None:
+    lines = b"".join(padded(n) for n in range(1, 21))
+    app = hub_factory(
+        tmp_path, database_url, BULK_MAX_LINES=3, BULK_MAX_CONTENT_LENGTH=len(lines) // 2
+    )
+    try:
+        agency = add_agency(app, DIF)
+        response, results = push_chunked(app.test_client(), agency, lines)
+        assert [(r["line"], r["status"]) for r in results] == [
+            (1, "stored"), (2, "stored"), (3, "stored"), (4, "rejected"),
+        ]  # fmt: skip
+        assert [e["keyword"] for e in results[-1]["errors"]] == ["max_lines"]
+        assert response.headers["Puente-Bulk-Summary"] == "stored=3, unchanged=0, rejected=1"
+        assert count(app, Record) == 3
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+# -- the envelope, line by line -----------------------------------------------------------------
+
+
+def test_an_unsigned_line_is_told_to_carry_its_signature_member(
+    app: Flask, client: FlaskClient
+) -> None:
+    signer = add_agency(app, "mx.son.dif", jurisdiction="26", require_signature=True)
+    for lang, where in (("es", "«signature» de la línea"), ("en", "line's 'signature' member")):
+        _, [result] = push_bulk(client, signer, [envelope("S-1")], **{"Accept-Language": lang})
+        assert result["problem"] == "bad-signature"
+        [error] = result["errors"]
+        assert error["pointer"] == "/signature"
+        assert where in error["message"] and "Puente-Signature" not in error["message"]
+    # A single push is told about the header.
+    single = push(client, signer, envelope("S-1"), **{"Accept-Language": "en"})
+    assert single.status_code == 401
+    assert "Puente-Signature header" in single.get_json()["detail"]
+    assert count(app, Record) == 0
+
+
+@pytest.mark.parametrize("local_id", ["   ", " L-1", "L-1 "])
+def test_a_line_whose_local_id_is_blank_or_padded_is_refused(
+    app: Flask, client: FlaskClient, dif: AgencyClient, local_id: str
+) -> None:
+    _, [result] = push_bulk(client, dif, [envelope(local_id)])
+    assert result["status"] == "rejected" and result["problem"] == "validation"
+    assert [e["pointer"] for e in result["errors"]] == ["/local_id"]
+    assert count(app, Record) == 0

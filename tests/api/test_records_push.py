@@ -160,6 +160,21 @@ def test_envelope_mistakes_point_into_the_envelope(client: FlaskClient, dif: Age
     assert "" in pointers  # local_id missing and "extra" not allowed, at the top level
 
 
+@pytest.mark.parametrize("local_id", ["   ", "\t", " EXP-1", "EXP-1 "])
+def test_a_blank_or_padded_local_id_is_refused_like_an_empty_one(
+    app: Flask, client: FlaskClient, dif: AgencyClient, local_id: str
+) -> None:
+    empty = push(client, dif, envelope(""))
+    for lang, words in (("es", "no puede estar en blanco"), ("en", "must not be blank")):
+        response = push(client, dif, envelope(local_id), **{"Accept-Language": lang})
+        assert response.status_code == empty.status_code == 400
+        problem = response.get_json()
+        assert problem["type"] == empty.get_json()["type"]
+        assert [e["pointer"] for e in problem["errors"]] == ["/local_id"]
+        assert words in problem["errors"][0]["message"]
+    assert count(app, Record) == 0
+
+
 def test_an_unknown_child_id_is_refused_and_nothing_is_stored(
     app: Flask, client: FlaskClient, dif: AgencyClient
 ) -> None:

@@ -1,0 +1,254 @@
+"""Pushes naming a child (``child_id``): only a child the pushing agency may know of — the rule
+child search answers by — and otherwise the very answer a child id that does not exist gets, so
+a push is no existence oracle and attaches no record to another agency's child. Linking by the
+child's identifiers (CURP) still links an agency's first record of a child. After a merge,
+push answers name the surviving child, as reads do."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from consent_support import (
+    COMAR,
+    OWNER,
+    adolescent_record,
+    consent_document,
+    procuraduria,
+    push_child,
+    record_consent,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from records_support import (
+    AgencyClient,
+    add_agency,
+    changed,
+    envelope,
+    example,
+    execute,
+    push,
+    push_bulk,
+    read,
+    rows,
+)
+from sqlalchemy import func, insert, select
+
+from exchange import db
+from exchange.audit_log import AuditEntry
+from exchange.child_duplicates import merge_children
+from exchange.records import Record, RecordVersion
+from exchange.sharing import RecordShare
+
+OTHER = "mx.nl.dif"
+NOBODY = "nna_00000000000000000000"
+CURP = "EEFK080702HNEJCVA9"  # the typical example's (and adolescent_record's) CURP
+
+
+@pytest.fixture
+def owner(app: Flask) -> AgencyClient:
+    return add_agency(app, OWNER)
+
+
+@pytest.fixture
+def other(app: Flask) -> AgencyClient:
+    return add_agency(app, OTHER, jurisdiction="19")
+
+
+def count(app: Flask, model: type) -> int:
+    return int(rows(app, select(func.count()).select_from(model))[0][0])
+
+
+def comparable(problem: dict[str, Any], child_id: str) -> str:
+    """The problem as a client sees it, with the id it named blanked out."""
+    kept = {k: v for k, v in problem.items() if k not in {"instance", "request_id"}}
+    return json.dumps(kept, sort_keys=True, ensure_ascii=False).replace(child_id, "<child>")
+
+
+def searched(client: FlaskClient, agency: AgencyClient, purpose: str = "case_management") -> Any:
+    response = client.post(
+        "/v1/children/search",
+        json={"purpose": purpose, "identifier": {"type": "curp", "value": CURP}},
+        headers=agency.headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    return [candidate["child_id"] for candidate in response.get_json()["candidates"]]
+
+
+def minimal(local_id: str, **extra: Any) -> dict[str, Any]:
+    return envelope(local_id, example(), **extra)
+
+
+# -- no existence oracle ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_another_agencys_child_is_answered_as_a_child_that_does_not_exist(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient, lang: str
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    headers = {"Accept-Language": lang}
+    theirs = push(client, other, minimal("ORC-1", child_id=child_id), **headers)
+    missing = push(client, other, minimal("ORC-2", child_id=NOBODY), **headers)
+    assert theirs.status_code == missing.status_code == 400
+    assert theirs.mimetype == missing.mimetype == "application/problem+json"
+    assert comparable(theirs.get_json(), child_id) == comparable(missing.get_json(), NOBODY)
+    assert theirs.get_json()["errors"][0]["pointer"] == "/child_id"
+    # Nothing was attached to the child, and the other agency still cannot find it.
+    assert count(app, Record) == 1 and count(app, RecordVersion) == 1
+    assert searched(client, other) == []
+
+
+def test_a_bulk_line_naming_another_agencys_child_is_answered_as_a_missing_child(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    response, results = push_bulk(
+        client,
+        other,
+        [
+            minimal("B-1"),
+            minimal("B-2", child_id=child_id),
+            minimal("B-3", child_id=NOBODY),
+            envelope("B-4", changed(example(), "4")),
+        ],
+    )
+    assert response.status_code == 200
+    assert [r["status"] for r in results] == ["stored", "rejected", "rejected", "stored"]
+    theirs, missing = results[1], results[2]
+    assert {**theirs, "line": 0} == json.loads(
+        json.dumps({**missing, "line": 0}).replace(NOBODY, child_id)
+    )
+    assert child_id not in {r.get("child_id") for r in results}
+    assert {local for (local,) in rows(app, select(Record.local_id))} == {"EXP-1", "B-1", "B-4"}
+    assert searched(client, other) == []
+
+
+# -- who may name a child -----------------------------------------------------------------------
+
+
+def test_an_agency_names_the_child_of_its_own_records(
+    client: FlaskClient, owner: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    again = push(client, owner, minimal("EXP-2", child_id=child_id))
+    assert again.status_code == 201, again.get_json()
+    assert again.get_json()["child_id"] == child_id
+
+
+def test_a_record_referred_to_an_agency_lets_it_name_the_child(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    pushed = push_child(client, owner)
+    assert push(client, other, minimal("R-1", child_id=pushed["child_id"])).status_code == 400
+    execute(
+        app,
+        insert(RecordShare).values(
+            record_id=pushed["record_id"],
+            from_agency=OWNER,
+            agency_id=OTHER,
+            kind="referral",
+            status="accepted",
+            purpose="case_management",
+            categories=[],
+        ),
+    )
+    linked = push(client, other, minimal("R-1", child_id=pushed["child_id"]))
+    assert linked.status_code == 201, linked.get_json()
+    assert linked.get_json()["child_id"] == pushed["child_id"]
+
+
+def test_consent_for_identity_in_case_management_lets_an_agency_name_the_child(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    officer = procuraduria(app)
+    comar = add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
+    child_id = push_child(client, owner)["child_id"]
+    # A consent for another purpose lets COMAR find the child for that purpose only; a push
+    # is weighed for case management.
+    record_consent(
+        client,
+        officer,
+        child_id,
+        consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"]),
+    )
+    assert searched(client, comar, "asylum_procedure") == [child_id]
+    refused = push(client, comar, minimal("COM-1", child_id=child_id))
+    assert refused.status_code == 400
+    assert refused.get_json()["errors"][0]["pointer"] == "/child_id"
+    record_consent(
+        client,
+        officer,
+        child_id,
+        consent_document(COMAR, purposes=["case_management"], categories=["identity"]),
+    )
+    assert searched(client, comar) == [child_id]
+    linked = push(client, comar, minimal("COM-1", child_id=child_id))
+    assert linked.status_code == 201, linked.get_json()
+    assert linked.get_json()["child_id"] == child_id
+
+
+def test_an_agencys_first_record_of_a_child_links_by_its_curp(
+    client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    first = push(client, other, adolescent_record("NL-1"))
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["child_id"] == child_id
+    # Now the other agency holds one of the child's records: it may know of it and name it.
+    assert searched(client, other) == [child_id]
+    named = push(client, other, minimal("NL-2", child_id=child_id))
+    assert named.status_code == 201, named.get_json()
+    assert named.get_json()["child_id"] == child_id
+
+
+# -- after a merge, answers name the surviving child --------------------------------------------
+
+
+def merge(app: Flask, into: str, merged: str) -> None:
+    with app.app_context(), db.database(app).sessions() as session:
+        merge_children(session, into, merged, reason="the same child")
+        session.commit()
+
+
+def test_push_answers_name_the_surviving_child_after_a_merge(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    keep = push(client, owner, minimal("KEEP")).get_json()
+    first = push(client, owner, minimal("GONE"), **{"Idempotency-Key": "gone-v1"}).get_json()
+    gone = first["child_id"]
+    assert gone != keep["child_id"]
+    merge(app, keep["child_id"], gone)
+    survivor = keep["child_id"]
+
+    stored = push(client, owner, envelope("GONE", changed(example(), "v2")))
+    assert stored.status_code == 201
+    assert (stored.get_json()["version"], stored.get_json()["child_id"]) == (2, survivor)
+    unchanged = push(client, owner, envelope("GONE", changed(example(), "v2")))
+    assert unchanged.get_json()["status"] == "unchanged"
+    assert unchanged.get_json()["child_id"] == survivor
+    _, lines = push_bulk(
+        client,
+        owner,
+        [envelope("GONE", changed(example(), "v3")), envelope("GONE", changed(example(), "v3"))],
+    )
+    assert [(r["status"], r["child_id"]) for r in lines] == [
+        ("stored", survivor),
+        ("unchanged", survivor),
+    ]
+    # The first answer, given again for its key, names the child the record is now.
+    replayed = push(client, owner, minimal("GONE"), **{"Idempotency-Key": "gone-v1"})
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.get_json() == {**first, "child_id": survivor}
+    # A new record naming the merged child lands on the survivor.
+    named = push(client, owner, minimal("NEW", child_id=gone))
+    assert named.status_code == 201, named.get_json()
+    assert named.get_json()["child_id"] == survivor
+    # As reads and the audit log say.
+    read_back = read(client, owner, stored.get_json()["record_id"]).get_json()
+    assert read_back["child_id"] == survivor
+    [(entry,)] = rows(
+        app, select(AuditEntry.entry).where(AuditEntry.id == stored.get_json()["audit_entry"])
+    )
+    assert json.loads(entry)["child_id"] == survivor
