@@ -38,12 +38,13 @@ class Problem:
 class Item:
     """One position of the input: a shared document, or the problems that stopped it.
 
-    ``position`` is what a person finds the input by: the 1-based line of an NDJSON file or
-    the 1-based data row of a CSV file (the header is row 0), ``data[3]`` in a Primero export,
-    ``entry[5]`` in a FHIR Bundle. ``document`` is a push envelope (``{"schema", "local_id",
-    "data"}``) as ``POST /v1/records`` takes it. ``source`` is the original piece of input
-    (the raw CSV row as a mapping of column to text, the raw line, the Primero case) so a
-    rejects file can be written in the original format.
+    ``position`` is what a person finds the input by: the 1-based line of an NDJSON file, the
+    row of a CSV file as a spreadsheet program numbers it (the header is row 1, the first
+    data row row 2), ``data[3]`` in a Primero export, ``entry[5]`` in a FHIR Bundle.
+    ``document`` is a push envelope (``{"schema", "local_id", "data"}``) as ``POST /v1/records``
+    takes it. ``source`` is the original piece of input (the raw CSV row as a mapping of
+    column to text, the raw line, the Primero case) so a rejects file can be written in the
+    original format.
     """
 
     position: str
@@ -55,6 +56,24 @@ class Item:
     @property
     def ok(self) -> bool:
         return self.document is not None and not self.problems
+
+
+@dataclass(frozen=True)
+class FileProblem(Item):
+    """A problem of the input as a whole, not of one of its records: a required CSV column
+    that is missing, a file that is not in the adapter's format at all (an Excel workbook
+    given to the CSV adapter), JSON that breaks off. ``position`` says where it was found
+    (``1`` for a CSV header, ``data[7]`` where a Primero export breaks off).
+
+    It is not a record: ``puente import`` does not count it as read, prints its reasons, and
+    when the adapter yields nothing but file problems, stops as unable to start and writes no
+    rejects file (so it never writes over a rejects file the office may be fixing). An
+    adapter stops reading after a file problem when nothing after it could be read.
+    """
+
+    def __post_init__(self) -> None:
+        if self.document is not None or self.source is not None:
+            raise ValueError("a FileProblem carries no document and no source")
 
 
 @runtime_checkable
@@ -83,8 +102,10 @@ class RejectsWriter(Protocol):
     reasons (a ``errores/errors`` column in a spreadsheet, an ``errors`` member in JSON).
     ``items`` are items this adapter yielded from ``decode`` (their ``source`` is what gets
     written back); they are consumed lazily, so the caller may pass a generator that runs
-    alongside the import. Nothing is written when ``items`` is empty, nor for an item without
-    a ``source`` (a problem of the file as a whole, such as a missing CSV column at row 0).
+    alongside the import. Nothing is written when ``items`` is empty. A :class:`FileProblem`
+    (a problem of the file as a whole) has no ``source``: a writer may add its reasons to the
+    file (an ``OperationOutcome`` in a FHIR Bundle, the ``metadata`` of a Primero export) or
+    leave it out; ``puente import`` prints it either way.
 
     Optional: check with ``isinstance(adapter, RejectsWriter)``; every built-in adapter is one.
     """
@@ -92,9 +113,15 @@ class RejectsWriter(Protocol):
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None: ...
 
 
-def problems_as_json(problems: Iterable[Problem]) -> list[dict[str, str]]:
-    """The ``errors`` member of a JSON rejects line: ``[{pointer, message_es, message_en}]``."""
-    return [problem.to_json() for problem in problems]
+def problems_as_json(
+    problems: Iterable[Problem], position: str | None = None
+) -> list[dict[str, str]]:
+    """The ``errors`` member of a JSON rejects line: ``[{pointer, message_es, message_en}]``,
+    each with the ``position`` of the item in the input when one is given (the line, the
+    ``data[N]``), so a person finds the original from the rejects file."""
+    if position is None:
+        return [problem.to_json() for problem in problems]
+    return [{"position": position, **problem.to_json()} for problem in problems]
 
 
 def problems_as_text(problems: Iterable[Problem]) -> str:

@@ -3,33 +3,41 @@
 ``decode`` streams: bytes are decoded as they arrive (UTF-8 with or without a byte-order mark,
 else Windows-1252; see :mod:`adapters.tabular.text`), the delimiter is taken from the header
 line unless the mapping or the caller fixes it, and rows are read one at a time, so a 1 GB
-export needs no more memory than a small one. Positions are data rows, 1-based (the header
-is row 0; a spreadsheet program shows data row *n* as row *n + 1*).
+export needs no more memory than a small one. Positions are rows as a spreadsheet program
+numbers them: the header is row 1, the first data row is row 2.
 
-The header is checked once: a required column that is missing is one problem at position
-``0`` (the rows are still read and reported). Each row becomes a ``case-record`` (or whatever
-schema the mapping names) and is validated; a cell that cannot be read is a problem at
-``column:<name>``, a document that is not valid has problems at JSON pointers into it, each
-naming the column its value came from.
+A file that is not CSV text at all (an Excel workbook, a PDF, UTF-16 text) is one
+:class:`~adapters.base.FileProblem` and nothing is read. The header is checked once: a required
+column that is missing, or a header with no column of the mapping, is one file problem at row
+1 (with a did-you-mean) and no row is read — every row would fail the same way. Each row
+becomes a ``case-record`` (or whatever schema the mapping names) and is validated; a cell that
+cannot be read is a problem at ``column:<name>``, a document that is not valid has problems at
+JSON pointers into it, each naming the column its value came from. A row with more cells than
+the header is a problem; one with fewer is read with the missing cells empty, a warning when
+the row is otherwise good and the first reason when it is not.
 
-``write_rejects`` writes rejected rows as they came — same delimiter and encoding, the cells
-in their order — after an ``errores/errors`` column with the reasons, so the office can fix
-them in the spreadsheet and import the file again (the extra column is ignored on import).
+``write_rejects`` writes rejected rows as they came — same delimiter and encoding (a
+byte-order mark too), the cells in their order — after an ``errores/errors`` column with the
+reasons and a ``fila/row`` column with the row's number in the file read, so the office can
+fix them in the spreadsheet and import the file again (both columns are ignored on import).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
-from adapters.base import Item, Problem, problems_as_text
+from adapters.base import FileProblem, Item, Problem, problems_as_text
 from adapters.envelopes import data_validator
 from adapters.errors import AdapterError, MappingError
+from adapters.items import WarnedItem
+from adapters.tabular.cells import normalise
 from adapters.tabular.mapping import ColumnMapping, load_mapping, shipped
 from adapters.tabular.rows import (
     CsvRow,
@@ -46,6 +54,7 @@ from schemas.envelope import ENVELOPE_SCHEMA
 from schemas.registry import SchemaRegistry
 
 REJECTS_COLUMN = "errores/errors"
+ROW_COLUMN = "fila/row"
 MAX_LOCAL_ID: int = ENVELOPE_SCHEMA["properties"]["local_id"]["maxLength"]
 
 
@@ -86,7 +95,12 @@ class CsvAdapter:
         return self._text.encoding if self._text is not None else UTF8
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
-        self._text = text = TextLines(stream)
+        head = stream.read(SNIFF_BYTES)
+        not_text = _not_a_spreadsheet_text(head)
+        if not_text is not None:
+            yield FileProblem("1", problems=(not_text,))
+            return
+        self._text = text = TextLines(_Replayed(head, stream))
         lines = iter(text)
         first = next(lines, None)
         if first is None:
@@ -96,12 +110,17 @@ class CsvAdapter:
         try:
             header = next(reader)
         except csv.Error as error:
-            yield Item("0", problems=(_unreadable(error),))
+            yield FileProblem("1", problems=(_unreadable(error),))
             return
         plan = plan_header(self.mapping, header)
+        if not plan.simple and not plan.grouped and plan.local_id is None:
+            plan.problems.insert(0, _no_column_matches(self.mapping.local_id, header))
         if plan.problems:
-            yield Item("0", problems=tuple(plan.problems))
-        number = 0
+            # A required column that is missing would fail every row the same way: the office
+            # fixes the header once, and no row is stored from a sheet read the wrong way.
+            yield FileProblem("1", problems=tuple(plan.problems))
+            return
+        number = 1  # the header's row, as a spreadsheet program numbers rows
         while True:
             try:
                 row = next(reader)
@@ -109,7 +128,7 @@ class CsvAdapter:
                 return
             except csv.Error as error:
                 number += 1
-                yield Item(str(number), problems=(_unreadable(error),))
+                yield Item(str(number), problems=(_unreadable(error),), source=CsvRow(header, []))
                 continue
             number += 1
             if not "".join(row).strip():
@@ -152,9 +171,18 @@ class CsvAdapter:
                     "(a delimiter inside an unquoted value?)",
                 )
             )
+        short = _too_few_cells(len(row), len(plan.header))
         if not problems and self._validator.is_valid(data):
             document = {"schema": self.mapping.schema, "local_id": local_id, "data": data}
-            return Item(position, document=document, source=source, local_id=local_id)
+            if short is None:
+                return Item(position, document=document, source=source, local_id=local_id)
+            # Some programs leave out a row's empty cells at the end: the row is complete as
+            # it stands, but the office hears of it, in case a delimiter went missing.
+            return WarnedItem(
+                position, document=document, source=source, local_id=local_id, warnings=(short,)
+            )
+        if short is not None:
+            problems.insert(0, short)  # often the reason for the rest: say it first
         problems.extend(self._explain(plan, row, data))
         return Item(position, problems=tuple(problems), source=source, local_id=local_id or None)
 
@@ -198,17 +226,126 @@ class CsvAdapter:
                 )
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
-        """Rejected rows in the delimiter and encoding of the last decoded file. Items without
-        a row (the header's problems) are not rows and are left out."""
-        writer = None
-        with _text_writer(out, self.source_encoding) as text:
-            for item in items:
-                if not isinstance(item.source, CsvRow):
-                    continue
-                if writer is None:
-                    writer = csv.writer(text, delimiter=self.source_delimiter)
-                    writer.writerow([REJECTS_COLUMN, *item.source.header])
-                writer.writerow([problems_as_text(item.problems), *item.source.cells])
+        """Rejected rows in the delimiter and encoding of the last decoded file, each after
+        its reasons and its row number in that file. A file problem (the header's) is not a
+        row and is left out: ``puente import`` prints it.
+
+        The encoding is known only once the file has been read (a Windows-1252 file may be
+        plain ASCII for its first thousand rows), and rows are written while it is read: they
+        wait in a temporary file, as UTF-8, and are copied into ``out`` in the file's own
+        encoding at the end. A rejects file imported again keeps one reasons column and one
+        row-number column: the old ones are replaced.
+        """
+        with tempfile.SpooledTemporaryFile(
+            max_size=SPOOL_IN_MEMORY, mode="w+", encoding=UTF8, newline=""
+        ) as spool:
+            if not self._write_rows(items, spool):
+                return
+            spool.seek(0)
+            with _text_writer(out, self.source_encoding) as copied:
+                for chunk in iter(lambda: spool.read(SPOOL_IN_MEMORY), ""):
+                    copied.write(chunk)
+
+    def _write_rows(self, items: Iterable[Item], text: IO[str]) -> bool:
+        """The rejected rows as CSV text; whether there was any."""
+        writer: Any = None
+        kept: list[int] = []
+        for item in items:
+            source = item.source
+            if not isinstance(source, CsvRow):
+                continue
+            if writer is None:
+                kept = _columns_kept(source.header)
+                writer = csv.writer(text, delimiter=self.source_delimiter)
+                header = [source.header[index] for index in kept]
+                writer.writerow([REJECTS_COLUMN, ROW_COLUMN, *header])
+            cells = source.cells  # as they came: a short row stays short, extra cells stay
+            kept_cells = [cells[index] for index in kept if index < len(cells)]
+            extra = cells[len(source.header) :]
+            writer.writerow([problems_as_text(item.problems), item.position, *kept_cells, *extra])
+        return writer is not None
+
+
+def _columns_kept(header: Sequence[str]) -> list[int]:
+    """The columns of ``header`` a rejects file writes back: all but the reasons and row
+    columns an earlier rejects file added (they are written anew)."""
+    added = {normalise(REJECTS_COLUMN), normalise(ROW_COLUMN)}
+    return [index for index, name in enumerate(header) if normalise(name) not in added]
+
+
+class _Replayed:
+    """A byte stream that gives ``head`` (already read) first, then the rest of ``stream``."""
+
+    def __init__(self, head: bytes, stream: IO[bytes]) -> None:
+        self._head = head
+        self._stream = stream
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        if 0 <= size < len(self._head):
+            head, self._head = self._head[:size], self._head[size:]
+            return head
+        head, self._head = self._head, b""
+        return head  # a short read: the caller reads again
+
+
+# The first bytes of files offices save by mistake instead of a CSV: (signature, es, en).
+_NOT_CSV = (
+    (b"PK\x03\x04", "un libro de Excel u OpenDocument (.xlsx, .ods)",
+     "an Excel or OpenDocument workbook (.xlsx, .ods)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "un libro de Excel 97-2003 (.xls)",
+     "an Excel 97-2003 workbook (.xls)"),
+    (b"%PDF", "un documento PDF", "a PDF document"),
+    (b"\xff\xfe", "texto UTF-16 («Texto Unicode» de Excel)",
+     "UTF-16 text (Excel's 'Unicode Text')"),
+    (b"\xfe\xff", "texto UTF-16", "UTF-16 text"),
+)  # fmt: skip
+SNIFF_BYTES = 4096
+SPOOL_IN_MEMORY = 1 << 20
+
+
+def _not_a_spreadsheet_text(head: bytes) -> Problem | None:
+    """Why the file is not CSV text at all, from its first bytes; None when it may be."""
+    save_as_es = "ábralo en la hoja de cálculo y guárdelo como «CSV UTF-8 (delimitado por comas)»"
+    save_as_en = "open it in the spreadsheet program and save it as 'CSV UTF-8 (Comma delimited)'"
+    for signature, what_es, what_en in _NOT_CSV:
+        if head.startswith(signature):
+            return Problem(
+                "",
+                f"el archivo es {what_es}, no un CSV: {save_as_es}",
+                f"the file is {what_en}, not a CSV: {save_as_en}",
+            )
+    if b"\x00" in head:
+        return Problem(
+            "",
+            f"el archivo no es texto (tiene bytes nulos): no es un CSV; {save_as_es}",
+            f"the file is not text (it has NUL bytes): not a CSV; {save_as_en}",
+        )
+    return None
+
+
+def _no_column_matches(local_id: str, header: Sequence[str]) -> Problem:
+    shown = ", ".join(header[:5]) + (" …" if len(header) > 5 else "")
+    return Problem(
+        "",
+        f"ninguna columna del encabezado ({shown}) está en el archivo de correspondencia "
+        f"(p. ej. «{local_id}»): ¿es el archivo o la correspondencia correcta?",
+        f"no column of the header ({shown}) is in the mapping file (such as '{local_id}'): "
+        "is it the right file, or the right mapping?",
+    )
+
+
+def _too_few_cells(width: int, columns: int) -> Problem | None:
+    if width >= columns:
+        return None
+    return Problem(
+        "",
+        f"la fila tiene {width} celdas y el encabezado {columns} columnas; las que faltan se "
+        "leyeron vacías (¿falta un separador, o un salto de línea parte la fila?)",
+        f"the row has {width} cells and the header {columns} columns; the missing ones were "
+        "read as empty (a delimiter missing, or a line break splitting the row?)",
+    )
 
 
 @contextmanager

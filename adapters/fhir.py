@@ -17,8 +17,12 @@ Entries become items like this:
   A consent names the child by hub id, so its Patient must carry ``urn:puente:child`` (or the
   Consent must reference that identifier): push the case first.
 - a resource of any **other type** is a problem at its position with pointer
-  ``resource:<Type>``; an invalid resource is a problem with the FHIR path of each fault; a
-  resource whose Patient is not in the Bundle is a problem. The rest is imported.
+  ``resource:<Type>``; so is an entry that is not an object, has no resource, or whose
+  resource has no ``resourceType``; an invalid resource is a problem with the FHIR path of
+  each fault; a resource whose Patient is not in the Bundle is a problem; a ``gender``
+  outside FHIR's codes rejects its case. The rest is imported.
+- a file that is not a Bundle, or JSON that breaks off, is a
+  :class:`~adapters.base.FileProblem` (what came before a break is still imported).
   ``OperationOutcome`` entries are skipped: rejects files carry them.
 
 **Memory.** A Bundle puts no order on its entries (a server's search answer lists every
@@ -47,7 +51,7 @@ from fhir.resources import get_fhir_model_class as r5_model
 from fhir.resources.R4B import get_fhir_model_class as r4_model
 
 from adapters import fhir_terms as t
-from adapters.base import Item, Problem
+from adapters.base import FileProblem, Item, Problem
 from adapters.envelopes import check_data, data_validator, envelope
 from adapters.errors import AdapterError
 from adapters.fhir_case import Entry, Group, read_case
@@ -122,26 +126,40 @@ class FhirAdapter:
             # What was read before the break is still imported; its cases say they may lack
             # resources that came after it (resending the fixed Bundle adds them).
             cut = f"entry[{index}]" if reader.found else "entry"
-            yield WarnedItem(
+            if reader.found and index:
+                after_es = (
+                    f"; las entradas anteriores ({index}) se leyeron, esta y las siguientes no: "
+                    "corrija el Bundle e impórtelo de nuevo (nada se duplica)"
+                )
+                after_en = (
+                    f"; the entries before it ({index}) were read, this one and those after it "
+                    "were not: fix the Bundle and import it again (nothing is stored twice)"
+                )
+            else:
+                after_es = ": no es un Bundle FHIR en JSON"
+                after_en = ": not a FHIR Bundle in JSON"
+            yield FileProblem(
                 cut,
                 problems=(
                     Problem(
                         "",
-                        f"{error.es} (carácter {error.offset})",
-                        f"{error.en} (character {error.offset})",
+                        f"{error.es} (carácter {error.offset}){after_es}",
+                        f"{error.en} (character {error.offset}){after_en}",
                     ),
                 ),
             )
         else:
             kind = reader.members.get("resourceType")
-            if kind != "Bundle" or not reader.found:
-                yield WarnedItem(
+            if not reader.blank and (kind != "Bundle" or not reader.found):
+                shown = "ninguno" if kind is None else repr(kind)
+                yield FileProblem(
                     "resourceType",
                     problems=(
                         Problem(
                             "resource:" + str(kind),
-                            f"se esperaba un Bundle con «entry», no {kind!r}",
-                            f"expected a Bundle with 'entry', not {kind!r}",
+                            f"se esperaba un Bundle con «entry»; resourceType: {shown}",
+                            f"expected a Bundle with 'entry'; resourceType: "
+                            f"{'none' if kind is None else repr(kind)}",
                         ),
                     ),
                 )
@@ -156,8 +174,16 @@ class FhirAdapter:
     ) -> Item | None:
         """Check one entry; keep it for grouping (None) or say why not (an item)."""
         position = f"entry[{index}]"
-        resource = raw.get("resource") if isinstance(raw, Mapping) else None
-        if not isinstance(resource, Mapping):
+        if not isinstance(raw, Mapping):
+            return _problem_item(
+                position,
+                "",
+                f"la entrada no es un objeto JSON sino {_json_kind(raw, 'es')}",
+                f"the entry is not a JSON object but {_json_kind(raw, 'en')}",
+                raw,
+            )
+        resource = raw.get("resource")
+        if resource is None:
             return _problem_item(
                 position,
                 "resource:",
@@ -165,7 +191,25 @@ class FhirAdapter:
                 "the entry has no 'resource'",
                 raw,
             )
-        kind = str(resource.get("resourceType"))
+        if not isinstance(resource, Mapping):
+            return _problem_item(
+                position,
+                "resource:",
+                f"«resource» debe ser un recurso FHIR (un objeto JSON), no "
+                f"{_json_kind(resource, 'es')}",
+                f"'resource' must be a FHIR resource (a JSON object), not "
+                f"{_json_kind(resource, 'en')}",
+                raw,
+            )
+        if not isinstance(resource.get("resourceType"), str):
+            return _problem_item(
+                position,
+                "resource:",
+                f"el recurso no tiene «resourceType» (se leen Patient, {', '.join(GROUPED)})",
+                f"the resource has no 'resourceType' (Patient, {', '.join(GROUPED)} are read)",
+                raw,
+            )
+        kind = str(resource["resourceType"])
         if kind in SKIPPED:
             return None
         if kind != "Patient" and kind not in GROUPED:
@@ -383,14 +427,29 @@ class FhirAdapter:
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
         """A collection Bundle: each rejected item's entries as they came, then an
-        OperationOutcome with its reasons (skipped when the fixed Bundle is read again)."""
+        OperationOutcome with its reasons (skipped when the fixed Bundle is read again).
+        Problems of the file as a whole (the Bundle breaks off) are an OperationOutcome
+        each, written only with rejected entries: alone, they are printed by ``puente
+        import`` and no rejects file is written."""
         first = True
+        waiting: list[Item] = []  # file problems, until an entry is rejected
         for item in items:
-            if first:
-                out.write(b'{"resourceType":"Bundle","type":"collection","entry":[')
-            sources = item.source if isinstance(item.source, list) else []
-            for raw in [*sources, {"resource": _outcome(item)}]:
-                out.write((b"\n" if first else b",\n") + _dumps(raw))
+            if isinstance(item, FileProblem):
+                if first:
+                    waiting.append(item)
+                    continue
+                entries: list[Any] = [{"resource": _outcome(item)}]
+            else:
+                sources = item.source if isinstance(item.source, list) else []
+                entries = [*sources, {"resource": _outcome(item)}]
+                if first and waiting:
+                    entries = [{"resource": _outcome(each)} for each in waiting] + entries
+            for raw in entries:
+                if first:
+                    out.write(b'{"resourceType":"Bundle","type":"collection","entry":[\n')
+                else:
+                    out.write(b",\n")
+                out.write(_dumps(raw))
                 first = False
         if not first:
             out.write(b"\n]}\n")
@@ -398,6 +457,20 @@ class FhirAdapter:
 
 def _entry(row: Waiting, raw: Mapping[str, Any]) -> Entry:
     return Entry(row.index, raw.get("fullUrl"), dict(raw["resource"]))
+
+
+def _json_kind(value: Any, lang: str) -> str:
+    """What a JSON value is, for a message: «un texto» / "a string"."""
+    kinds = {
+        str: ("un texto", "a string"),
+        list: ("una lista", "a list"),
+        bool: ("un valor lógico", "a boolean"),
+        int: ("un número", "a number"),
+        float: ("un número", "a number"),
+        type(None): ("null", "null"),
+    }
+    es, en = kinds.get(type(value), ("otro valor", "another value"))
+    return es if lang == "es" else en
 
 
 def _problem_item(position: str, pointer: str, es: str, en: str, raw: Any) -> Item:

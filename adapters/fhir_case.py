@@ -208,6 +208,7 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
         else:
             placements.append(placement)
     case, closure = _case(episode, problems)
+    _check_gender(group.patient, problems)
     data = t.compact(
         {
             "case": case,
@@ -301,7 +302,26 @@ def _identifiers(
     return found
 
 
+def _check_gender(entry: Entry, problems: list[Problem]) -> None:
+    """A gender outside FHIR's administrative-gender codes is a problem, as an unknown code
+    is in a spreadsheet or a Primero case: never read as "no sex recorded"."""
+    gender = entry.resource.get("gender")
+    if gender is None or gender in t.GENDER_BACK:
+        return
+    kind = entry.resource.get("resourceType")
+    accepted = ", ".join(t.GENDER_BACK)
+    problems.append(
+        Problem(
+            f"resource:{kind}.gender",
+            f"{entry.position}: código desconocido «{gender}» en {kind}.gender; se aceptan: "
+            f"{accepted}",
+            f"{entry.position}: unknown code '{gender}' in {kind}.gender; accepted: {accepted}",
+        )
+    )
+
+
 def _related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]:
+    _check_gender(entry, problems)
     resource = entry.resource
     names, alias = read_names(resource.get("name"))
     languages, _ = read_languages(resource.get("communication"))

@@ -51,7 +51,8 @@ class ArrayReader:
 
     Yields ``(index, element)``. When the member holds an object instead of an array (Primero's
     ``GET /api/v2/cases/:id`` answers ``{"data": {...}}``), that object is yielded as index 0
-    and :attr:`single` is set. Raises :class:`JsonStreamError` where the text stops being
+    and :attr:`single` is set. An empty stream (nothing but white space) yields nothing and
+    sets :attr:`blank`. Raises :class:`JsonStreamError` where the text stops being
     the JSON expected; elements already yielded stay valid.
     """
 
@@ -68,6 +69,7 @@ class ArrayReader:
         self.members: dict[str, Any] = {}
         self.found = False
         self.single = False
+        self.blank = False
 
     # -- low-level buffer handling -------------------------------------------------------
 
@@ -148,6 +150,9 @@ class ArrayReader:
     # -- the document --------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
+        if self._peek() == "":
+            self.blank = True  # an empty file: no document, and nothing wrong to say
+            return
         self._expect("{", "un objeto JSON «{»", "a JSON object '{'")
         if self._peek() == "}":
             self._pos += 1

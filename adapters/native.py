@@ -8,8 +8,12 @@
   Positions are ``$`` for a single envelope and ``$[3]`` for the fourth element of an array.
 
 Problems point into the envelope (``/data/child/sex``, ``/local_id``), as the hub's bulk push
-reports them. A top-level ``errors`` member is ignored on input: it is what a rejects file adds,
-so the office can fix a rejected line and send the file again as it is.
+reports them. A file of another kind — an NDJSON file whose first line is not even meant as
+a JSON object (a spreadsheet), a JSON file that is not JSON — is one
+:class:`~adapters.base.FileProblem`, and nothing is read; an empty file holds no records.
+Rejects carry each error with the item's ``position``. A top-level ``errors`` member is
+ignored on input: it is what a rejects file adds, so the office can fix a rejected line and
+send the file again as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
-from adapters.base import Item, Problem, problems_as_json
+from adapters.base import FileProblem, Item, Problem, problems_as_json
 from adapters.envelopes import check_envelope
 from schemas.errors import DocumentError
 from schemas.parsing import MAX_DOCUMENT_BYTES, bounded_lines, iter_ndjson, parse_document
@@ -43,14 +47,32 @@ def _item(position: str, value: Any, source: Any, registry: SchemaRegistry | Non
 
 
 def _rejected(item: Item) -> dict[str, Any]:
-    """The original envelope with the reasons, or the text that was not JSON."""
-    errors = problems_as_json(item.problems)
+    """The original envelope with the reasons (each with the item's position: the line, or
+    ``$[3]``), or the text that was not JSON."""
+    errors = problems_as_json(item.problems, item.position)
     if isinstance(item.source, Mapping):
         return {**item.source, REJECTS_MEMBER: errors}
     original = item.source
     if isinstance(original, bytes):
         original = original.decode("utf-8", "replace")
     return {ORIGINAL_MEMBER: original, REJECTS_MEMBER: errors}
+
+
+def _looks_like_json(line: Any) -> bool:
+    """Whether a line that failed to parse was meant as a JSON object (a broken envelope),
+    not a line of another kind of file."""
+    text = line.lstrip() if isinstance(line, bytes) else b""
+    return text.startswith(b"{")
+
+
+def _not_ndjson(number: int, line: Any) -> Problem:
+    start = line[:40].decode("utf-8", "replace") if isinstance(line, bytes) else ""
+    return Problem(
+        "",
+        f"no es un archivo NDJSON (un objeto JSON por línea): la línea {number} empieza con "
+        f"«{start}»",
+        f"not an NDJSON file (one JSON object per line): line {number} starts with '{start}'",
+    )
 
 
 def _dumps(value: Any) -> bytes:
@@ -81,8 +103,15 @@ class NdjsonAdapter:
 
         lines = remembered(bounded_lines(stream.read, max_line_bytes=self.max_line_bytes))
         numbered = iter_ndjson(lines, max_line_bytes=self.max_line_bytes, require_object=True)
+        first = True
         for number, value in numbered:
             source = value if isinstance(value, dict) else current.rstrip(b"\r\n")
+            if first and isinstance(value, DocumentError) and not _looks_like_json(source):
+                # Not one JSON line but another kind of file (a spreadsheet, a JSON array):
+                # said once, and no rejects file in this format written over it.
+                yield FileProblem(str(number), problems=(_not_ndjson(number, source),))
+                return
+            first = False
             yield _item(str(number), value, source, self.registry)
 
     def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
@@ -109,10 +138,13 @@ class JsonAdapter:
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
         data = stream.read(self.max_bytes + 1)
+        if not data.strip():
+            return  # an empty file holds no records
         try:
             value = parse_document(data, max_bytes=self.max_bytes)
         except DocumentError as error:
-            yield _item("$", error, data, self.registry)
+            # The file is one document: when it is not JSON, nothing of it can be read.
+            yield FileProblem("$", problems=(Problem("", error.message_es, error.message_en),))
             return
         del data
         if isinstance(value, list):

@@ -11,13 +11,20 @@ A case with an unknown code, a bad date, or data the schema rejects is rejected 
 reason. A case with fields Puente does not know is **imported without them**: each unknown
 field is a warning (:attr:`adapters.items.WarnedItem.warnings`, pointer ``field:<name>``),
 so the import summary can list them. Every Primero instance adds fields of its own; rejecting
-cases for that would reject whole exports, and an unknown field is not a wrong value.
+cases for that would reject whole exports, and an unknown field is not a wrong value. A case
+where Primero records a refusal (``disclosure_other_orgs`` or ``consent_for_services``
+false) is imported with an **action** (:attr:`adapters.items.WarnedItem.actions`): the
+summary names it, so the office records the refusal in Puente as a deny consent.
+
+A file that is not a Primero export at all is one :class:`~adapters.base.FileProblem`; so is
+JSON that breaks off (``data[7]``: the cases before it were read). An empty file or ``{"data":
+[]}`` holds no cases.
 
 ``encode`` writes ``{"data": [...], "metadata": {"total": n}}`` — the same shape, so a file
 written by Puente can be read back by this adapter, and each case can be posted to Primero's
 ``POST /api/v2/cases`` as ``{"data": case}``. ``write_rejects`` writes the rejected cases as
-they came, each with an ``errors`` member, in the same shape; that member is ignored when the
-fixed file is imported again.
+they came, each with an ``errors`` member (each error with the case's position), in the same
+shape; that member is ignored when the fixed file is imported again.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from typing import IO, Any
 
 import yaml
 
-from adapters.base import Item, Problem, problems_as_json
+from adapters.base import FileProblem, Item, Problem, problems_as_json
 from adapters.envelopes import check_data, data_validator, envelope
 from adapters.errors import AdapterError, MappingError
 from adapters.items import WarnedItem
@@ -49,6 +56,15 @@ def load_codes(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
     named by Primero field (``nationality``, ``care_arrangements_type``…) or ``agency`` and
     ``location_current``. Raises :class:`~adapters.errors.MappingError` saying where."""
     where = str(path)
+    if not Path(path).is_file():
+        raise MappingError(
+            where,
+            "no existe ese archivo: --mapping de primero es una tabla de códigos "
+            "({tabla: {código de Primero: código compartido}}), no una correspondencia de "
+            "columnas",
+            "there is no such file: --mapping of primero is a code table ({table: {Primero "
+            "code: shared code}}), not a column mapping",
+        )
     try:
         text = Path(path).read_text(encoding="utf-8")
         loaded = yaml.safe_load(text)
@@ -116,11 +132,13 @@ class PrimeroAdapter:
                 yield self.decode_case(case, "data" if reader.single else f"data[{index}]")
                 index += 1
         except JsonStreamError as error:
-            where = f"data[{index}]" if reader.found else "data"
-            yield WarnedItem(where, problems=(_stream_problem(error),))
+            if reader.found:
+                yield FileProblem(f"data[{index}]", problems=(_stream_problem(error, index),))
+            else:
+                yield FileProblem("data", problems=(_not_primero(error),))
             return
-        if not reader.found:
-            yield WarnedItem(
+        if not reader.found and not reader.blank:
+            yield FileProblem(
                 "data",
                 problems=(
                     Problem(
@@ -136,22 +154,29 @@ class PrimeroAdapter:
         if isinstance(case, Mapping) and REJECTS_MEMBER in case:
             case = {key: value for key, value in case.items() if key != REJECTS_MEMBER}
         decoded: DecodedCase = decode_case(case, self.book)
-        problems = [*decoded.problems, *check_data(self._validator, decoded.data)]
+        problems = list(decoded.problems)
+        if isinstance(case, Mapping):  # not a case at all: its one reason is enough
+            problems.extend(check_data(self._validator, decoded.data))
         warnings = tuple(decoded.warnings)
+        actions = tuple(decoded.actions)
+        # A case that is not an object keeps its position in the rejects file (see _rejected).
+        source = case if isinstance(case, Mapping) else NotACase(case)
         if problems or decoded.local_id is None:
             return WarnedItem(
                 position,
                 problems=tuple(problems),
-                source=case,
+                source=source,
                 local_id=decoded.local_id,
                 warnings=warnings,
+                actions=actions,
             )
         return WarnedItem(
             position,
             document=envelope(SCHEMA, decoded.local_id, decoded.data),
-            source=case,
+            source=source,
             local_id=decoded.local_id,
             warnings=warnings,
+            actions=actions,
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -172,14 +197,37 @@ class PrimeroAdapter:
         return encode_case(document, self.book)
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
-        """The rejected cases as they came, each with an ``errors`` member; nothing at all
-        when there are none."""
-        rejected = (_rejected(item) for item in items)
+        """The rejected cases as they came, each with an ``errors`` member (each error with
+        the case's position, ``data[3]``); nothing at all when there are none. Problems of
+        the file as a whole (the export breaks off at ``data[7]``) go in ``metadata.errors``,
+        which is ignored when the fixed file is imported again."""
+        file_problems: list[dict[str, str]] = []
+
+        def cases() -> Iterator[dict[str, Any]]:
+            for item in items:
+                if isinstance(item, FileProblem):
+                    file_problems.extend(problems_as_json(item.problems, item.position))
+                else:
+                    yield _rejected(item)
+
+        rejected = cases()
         first = next(rejected, None)
         if first is None:
             return
         total = _write_data(out, _chain(first, rejected))
-        out.write(b',"metadata":' + _dumps({"total": total}) + b"}\n")
+        metadata: dict[str, Any] = {"total": total}
+        if file_problems:
+            metadata[REJECTS_MEMBER] = file_problems
+        out.write(b',"metadata":' + _dumps(metadata) + b"}\n")
+
+
+class NotACase:
+    """An element of ``data`` that is not a case (not a JSON object), as it came."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 def _chain(first: dict[str, Any], rest: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -199,17 +247,36 @@ def _write_data(out: IO[bytes], cases: Iterable[Mapping[str, Any]]) -> int:
 
 
 def _rejected(item: Item) -> dict[str, Any]:
-    errors = problems_as_json(item.problems)
+    errors = problems_as_json(item.problems, item.position)
     if isinstance(item.source, Mapping):
         return {**item.source, REJECTS_MEMBER: errors}
-    return {"position": item.position, REJECTS_MEMBER: errors}
+    original = item.source.value if isinstance(item.source, NotACase) else item.source
+    return {"position": item.position, "original": original, REJECTS_MEMBER: errors}
 
 
-def _stream_problem(error: JsonStreamError) -> Problem:
+def _stream_problem(error: JsonStreamError, index: int) -> Problem:
+    if index == 0:
+        return Problem(
+            "",
+            f"{error.es} (carácter {error.offset}), en el primer caso",
+            f"{error.en} (character {error.offset}), in the first case",
+        )
     return Problem(
         "",
-        f"{error.es} (carácter {error.offset}); los casos anteriores se leyeron",
-        f"{error.en} (character {error.offset}); the cases before it were read",
+        f"{error.es} (carácter {error.offset}); los casos anteriores ({index}) se leyeron, este "
+        "y los siguientes no: corrija el archivo e impórtelo de nuevo (nada se duplica)",
+        f"{error.en} (character {error.offset}); the cases before it ({index}) were read, this "
+        "one and those after it were not: fix the file and import it again (nothing is "
+        "stored twice)",
+    )
+
+
+def _not_primero(error: JsonStreamError) -> Problem:
+    return Problem(
+        "",
+        f'no es una exportación de Primero ({{"data": [...]}}): {error.es} '
+        f"(carácter {error.offset})",
+        f'not a Primero export ({{"data": [...]}}): {error.en} (character {error.offset})',
     )
 
 

@@ -27,8 +27,10 @@ What goes where (Primero field → shared pointer):
 
 Problems (the case is rejected): a code no table knows (pointer ``field:<name>``), a date
 that is not a date, and whatever the schema says of the result (pointers into the data).
-Warnings (the case is still imported): unknown fields, and ``disclosure_other_orgs`` refused
-— that refusal must be recorded as a consent in Puente, which a tick box is not.
+Warnings (the case is still imported): unknown fields, left out. Actions (the case is still
+imported, and the office must act in Puente): ``disclosure_other_orgs`` or
+``consent_for_services`` refused — a refusal must be recorded as a consent with the decision
+"deny" in Puente, which a tick box carried in the record is not.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class DecodedCase:
     data: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    actions: list[Problem] = field(default_factory=list)
 
 
 def local_id_of(case: Mapping[str, Any]) -> str | None:
@@ -103,7 +106,7 @@ def decode_case(case: Any, book: CodeBook) -> DecodedCase:
             "closure": _closure(reader),
         }
     )
-    return DecodedCase(local_id, data, reader.problems, _warnings(case))
+    return DecodedCase(local_id, data, reader.problems, _warnings(case), _actions(case))
 
 
 def _warnings(case: Mapping[str, Any]) -> list[Problem]:
@@ -117,17 +120,42 @@ def _warnings(case: Mapping[str, Any]) -> list[Problem]:
             warnings.extend(
                 _unknown_field(f"{section}[{index}].{name}") for name in row if name not in known
             )
-    if case.get("disclosure_other_orgs") in (False, "false"):
-        warnings.append(
-            Problem(
-                "field:disclosure_other_orgs",
-                "en Primero se negó compartir la información con otras organizaciones: "
-                "registre esa negativa como consentimiento (decisión «denegar») en Puente",
-                "Primero records that sharing with other organisations was refused: record "
-                "that refusal as a consent (decision 'deny') in Puente",
-            )
-        )
     return warnings
+
+
+# A Primero tick box that records a refusal: (field, what was refused, es, en).
+_REFUSALS = (
+    (
+        "disclosure_other_orgs",
+        "compartir la información del caso con otras organizaciones",
+        "sharing the case's information with other organisations",
+    ),
+    (
+        "consent_for_services",
+        "el consentimiento para recibir servicios",
+        "consent to receive services",
+    ),
+)
+
+
+def _actions(case: Mapping[str, Any]) -> list[Problem]:
+    """What the office must do in Puente for this case: each refusal Primero records must
+    become a consent with the decision "deny" (the hub decides sharing by consents only)."""
+    actions = []
+    for name, refused_es, refused_en in _REFUSALS:
+        if case.get(name) in (False, "false", "no"):
+            actions.append(
+                Problem(
+                    f"field:{name}",
+                    f"en Primero se negó {refused_es} ({name}: false): registre esa negativa "
+                    "en Puente como un consentimiento con la decisión «denegar» (deny); "
+                    "hasta entonces Puente no la conoce",
+                    f"Primero records that {refused_en} was refused ({name}: false): record "
+                    "that refusal in Puente as a consent with the decision 'deny'; until "
+                    "then Puente does not know of it",
+                )
+            )
+    return actions
 
 
 def _unknown_field(name: str) -> Problem:

@@ -19,6 +19,7 @@ over by an installed package: the built-in wins.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -26,6 +27,7 @@ from typing import Any
 
 from adapters.base import Adapter
 from adapters.errors import AdapterError, AdapterUnavailable, UnknownAdapter
+from schemas.errors import BilingualError
 
 ENTRY_POINT_GROUP = "puente.adapters"
 
@@ -147,20 +149,30 @@ def get(name: str, **options: Any) -> Adapter:
     """A new adapter called ``name``, built with ``options`` (``mapping=Path(...)`` for csv).
 
     Raises :class:`~adapters.errors.UnknownAdapter` (naming the available ones),
-    :class:`~adapters.errors.AdapterUnavailable` when its module cannot be imported, or the
-    adapter's own :class:`~adapters.errors.AdapterError` when the options are wrong.
+    :class:`~adapters.errors.AdapterUnavailable` when its module cannot be imported, an
+    :class:`~adapters.errors.AdapterError` naming the adapter's options for one it does not
+    have, or the adapter's own error (any other exception of an installed adapter becomes an
+    :class:`~adapters.errors.AdapterError` saying what it raised).
     """
     adapters = registered()
     info = adapters.get(name)
     if info is None:
         raise UnknownAdapter(name, list(adapters))
     factory = _load(info)
+    accepted = option_names(factory)
+    unknown = [key for key in options if accepted is not None and key not in accepted]
+    unknown = [key for key in unknown if key not in NOT_TEXT_OPTIONS]
+    if unknown:
+        raise _unknown_option(name, unknown[0], accepted or [])
     try:
         adapter = factory(**options)
-    except TypeError as error:
+    except BilingualError:  # the adapter's own reason (a mapping file, a schema): as it is
+        raise
+    except Exception as error:  # an installed adapter may raise anything: say what and where
+        raised = f"{type(error).__name__}: {error}"
         raise AdapterError(
-            f"opciones no válidas para el adaptador «{name}»: {error}",
-            f"invalid options for the adapter '{name}': {error}",
+            f"el adaptador «{name}» no se pudo preparar con esas opciones ({raised})",
+            f"the adapter '{name}' could not be set up with those options ({raised})",
         ) from error
     if not isinstance(adapter, Adapter):
         raise AdapterError(
@@ -169,6 +181,48 @@ def get(name: str, **options: Any) -> Adapter:
             "is missing)",
         )
     return adapter
+
+
+#: Keyword arguments of the built-in adapters that take Python objects, not text: given by
+#: code that builds an adapter, never listed as options of the command line.
+NOT_TEXT_OPTIONS = frozenset({"registry", "codes"})
+
+
+def option_names(factory: Callable[..., Any]) -> list[str] | None:
+    """The options (keyword arguments) an adapter's factory takes, less
+    :data:`NOT_TEXT_OPTIONS`; None when it takes any (``**options``) or cannot be inspected."""
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = []
+    for parameter in parameters:
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return None
+        if parameter.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            if parameter.name not in NOT_TEXT_OPTIONS:
+                names.append(parameter.name)
+    return names
+
+
+def _unknown_option(name: str, key: str, accepted: list[str]) -> AdapterError:
+    listed_es = ", ".join(accepted) if accepted else "ninguna"
+    listed_en = ", ".join(accepted) if accepted else "none"
+    if key == "mapping":
+        return AdapterError(
+            f"el adaptador «{name}» no usa un archivo de correspondencia (--mapping); "
+            f"sus opciones: {listed_es}",
+            f"the adapter '{name}' takes no mapping file (--mapping); its options: {listed_en}",
+        )
+    return AdapterError(
+        f"el adaptador «{name}» no tiene la opción «{key}»; sus opciones (--option "
+        f"CLAVE=VALOR): {listed_es}",
+        f"the adapter '{name}' has no option '{key}'; its options (--option KEY=VALUE): "
+        f"{listed_en}",
+    )
 
 
 def _load(info: AdapterInfo) -> Callable[..., Any]:

@@ -230,7 +230,14 @@ def _api_outcome(status: Any, errors: Any) -> Outcome:
     problems = []
     for error in errors if isinstance(errors, list) else []:
         if isinstance(error, dict):
-            # The bulk answer is in one language (Accept-Language): the same text twice.
+            # The hub gives both languages (message_es, message_en); an older hub answers in
+            # the language asked for only, and then that text serves for both.
             message = str(error.get("message") or error.get("keyword") or "")
-            problems.append(Problem(str(error.get("pointer") or ""), message, message))
+            problems.append(
+                Problem(
+                    str(error.get("pointer") or ""),
+                    str(error.get("message_es") or message),
+                    str(error.get("message_en") or message),
+                )
+            )
     return Outcome("rejected", tuple(problems))

@@ -19,6 +19,12 @@ since, so an old file sent again cannot bring back an old version.
 
 Memory stays bounded: one batch of items is held at a time, and the rejects are written as
 they are found (the engine is the generator the adapter's ``write_rejects`` consumes).
+
+What a person must read reaches the summary, each with its position in the input: problems
+of the file as a whole (:class:`~adapters.base.FileProblem`: not records, never counted as
+read), actions and warnings of imported items (:class:`~adapters.items.WarnedItem`), rejected
+items, and an adapter that raised (:func:`guarded`: what came before is stored and its
+rejects written; the exception is reported, not raised).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Protocol
 
-from adapters.base import Adapter, Item, Problem, RejectsWriter, problems_as_json
+from adapters.base import Adapter, FileProblem, Item, Problem, RejectsWriter, problems_as_json
 from exchange.batch_collections import batch_collections, collect_young
 from exchange.hub_client import HubError
 
@@ -66,9 +72,21 @@ class RecordSink(Protocol):
     def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]: ...
 
 
+#: Items listed one by one in the summary (``--json``): actions, warnings, rejects, each.
+MAX_LISTED = 1000
+#: Of those, how many the terminal shows (the rest: ``--json``, and the rejects file).
+MAX_SHOWN = 10
+
+
+def _listed(item: Item, problem: Problem) -> dict[str, Any]:
+    return {"position": item.position, "local_id": item.local_id, **problem.to_json()}
+
+
 @dataclass
 class ImportSummary:
-    """The counts ``puente import`` prints (and ``--json`` gives as one object)."""
+    """The counts ``puente import`` prints (and ``--json`` gives as one object), and what a
+    person must read item by item: problems of the whole file, actions to take in Puente,
+    warnings, rejects — each with its position in the input."""
 
     adapter: str
     file: str
@@ -88,19 +106,64 @@ class ImportSummary:
     #: (``field:nationality_other``) was left out.
     warned: int = 0
     warnings: Counter[str] = field(default_factory=Counter)
+    warning_items: list[dict[str, Any]] = field(default_factory=list)
+    warning_total: int = 0
+    #: What the office must do in Puente for items that were imported (record a refusal).
+    actions: int = 0
+    action_items: list[dict[str, Any]] = field(default_factory=list)
+    action_total: int = 0
+    #: Problems of the file as a whole (:class:`~adapters.base.FileProblem`): not records.
+    file_problems: list[dict[str, Any]] = field(default_factory=list)
+    rejected_items: list[dict[str, Any]] = field(default_factory=list)
+    #: The adapter raised instead of yielding an item: where it was and what it said.
+    adapter_failure: dict[str, str] | None = None
 
     def warn(self, item: Item) -> None:
         found = getattr(item, "warnings", ())
-        if not found:
-            return
-        self.warned += 1
+        if found:
+            self.warned += 1
+        self.warning_total += len(found)
         for warning in found:
             if warning.pointer in self.warnings or len(self.warnings) < MAX_WARNING_KINDS:
                 self.warnings[warning.pointer] += 1
+            if len(self.warning_items) < MAX_LISTED:
+                self.warning_items.append(_listed(item, warning))
+        actions = getattr(item, "actions", ())
+        if actions:
+            self.actions += 1
+        self.action_total += len(actions)
+        for action in actions:
+            if len(self.action_items) < MAX_LISTED:
+                self.action_items.append(_listed(item, action))
+
+    def reject(self, item: Item) -> None:
+        if len(self.rejected_items) < MAX_LISTED:
+            self.rejected_items.append(
+                {
+                    "position": item.position,
+                    "local_id": item.local_id,
+                    "errors": problems_as_json(item.problems),
+                }
+            )
+
+    def file_problem(self, item: Item) -> None:
+        for problem in item.problems:
+            if len(self.file_problems) < MAX_LISTED:
+                self.file_problems.append({"position": item.position, **problem.to_json()})
 
     @property
     def rejected(self) -> int:
         return self.rejected_by_adapter + self.rejected_by_hub + self.not_sent
+
+    @property
+    def unreadable(self) -> bool:
+        """The adapter could not read a single record of the file: nothing to import."""
+        return self.read == 0 and bool(self.file_problems or self.adapter_failure)
+
+    @property
+    def empty(self) -> bool:
+        """The file was read and holds no records at all."""
+        return self.read == 0 and not self.file_problems and not self.adapter_failure
 
     @property
     def rate(self) -> float:
@@ -130,12 +193,43 @@ class ImportSummary:
             "rows_per_second": round(self.rate, 1),
             "rejects_file": self.rejects_file,
             "stopped": self.stopped,
+            "empty": self.empty,
+            "file_problems": self.file_problems,
+            "adapter_failure": self.adapter_failure,
+            "actions": self.actions,
+            "action_items": self.action_items,
             "warned": self.warned,
             "warnings": dict(self.warnings.most_common()),
+            "warning_items": self.warning_items,
+            "rejected_items": self.rejected_items,
         }
 
     def lines(self, lang: str) -> list[str]:
         """The summary in Spanish and in English, ``lang`` first."""
+
+        def both(es: str, en: str) -> str:
+            return f"{es} / {en}" if lang == "es" else f"{en} / {es}"
+
+        def each(listed: list[dict[str, Any]], total: int) -> list[str]:
+            shown = []
+            for entry in listed[:MAX_SHOWN]:
+                where = entry["position"] + (
+                    f" ({entry['local_id']})" if entry.get("local_id") else ""
+                )
+                shown.append(
+                    f"  {both('posición', 'position')} {where}: "
+                    f"{both(entry['message_es'], entry['message_en'])}"
+                )
+            if total > len(shown):
+                shown.append(
+                    "  "
+                    + both(
+                        f"… y {total - len(shown)} más (--json da hasta {MAX_LISTED})",
+                        f"… and {total - len(shown)} more (--json gives up to {MAX_LISTED})",
+                    )
+                )
+            return shown
+
         spanish = (
             f"Importación: leídos {self.read}, guardados {self.stored}, sin cambios "
             f"{self.unchanged + self.replayed}, rechazados {self.rejected} (adaptador "
@@ -148,18 +242,55 @@ class ImportSummary:
             f"{self.rejected_by_adapter}, hub {self.rejected_by_hub}, not sent {self.not_sent}); "
             f"{self.rate:,.0f} records/s in {self.seconds:.1f} s."
         )
-        both = [spanish, english] if lang == "es" else [english, spanish]
-        if self.rejects_file:
-            both.append(f"Rechazos / rejects: {self.rejects_file}")
-        if self.warned:
-            left_out = ", ".join(f"{pointer} ({n})" for pointer, n in self.warnings.most_common(10))
-            both.append(
-                f"Importados con avisos / imported with warnings: {self.warned} — "
-                f"se omitió / left out: {left_out}"
+        lines = [spanish, english] if lang == "es" else [english, spanish]
+        if self.file_problems:
+            lines.append(
+                both(
+                    "No se pudo leer el archivo; nada se importó"
+                    if self.unreadable
+                    else "Problemas del archivo",
+                    "The file could not be read; nothing was imported"
+                    if self.unreadable
+                    else "Problems with the file",
+                )
+                + ":"
             )
+            lines.extend(each(self.file_problems, len(self.file_problems)))
+        if self.adapter_failure:
+            failure = self.adapter_failure
+            lines.append(both(failure["message_es"], failure["message_en"]))
+        if self.empty:
+            lines.append(
+                both(
+                    "el archivo no tiene ningún registro: nada que importar",
+                    "the file holds no records: nothing to import",
+                )
+            )
+        if self.rejects_file:
+            lines.append(f"Rechazos / rejects: {self.rejects_file}")
+        if self.actions:
+            lines.append(
+                both(
+                    f"Acción necesaria en Puente para {self.actions} registros importados",
+                    f"Action needed in Puente for {self.actions} imported records",
+                )
+                + ":"
+            )
+            lines.extend(each(self.action_items, self.action_total))
+        if self.warned:
+            # By pointer (what was left out, mostly); each item's own line says what happened.
+            counted = ", ".join(
+                f"{pointer or both('fila', 'row')} ({n})"
+                for pointer, n in self.warnings.most_common(10)
+            )
+            lines.append(
+                f"{both('Importados con avisos', 'imported with warnings')}: {self.warned} — "
+                f"{counted}"
+            )
+            lines.extend(each(self.warning_items, self.warning_total))
         if self.stopped:
-            both.append(f"Detenido / stopped: {self.stopped}")
-        return both
+            lines.append(f"Detenido / stopped: {self.stopped}")
+        return lines
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -183,6 +314,11 @@ def pushed_and_rejected(
     good = 0
     with batch_collections():
         for item in items:
+            if isinstance(item, FileProblem):
+                # Not a record: said once, and given to the rejects writer in its place.
+                summary.file_problem(item)
+                yield item
+                continue
             summary.read += 1
             window.append(item)
             good += item.ok
@@ -206,18 +342,68 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
     for item in window:
         if not item.ok:
             summary.rejected_by_adapter += 1
+            summary.reject(item)
             yield item
             continue
         outcome = next(outcomes, None)
         if outcome is None:
             summary.not_sent += 1
-            yield replace(item, problems=(_not_sent(summary.stopped),))
+            unsent = replace(item, problems=(_not_sent(summary.stopped),))
+            summary.reject(unsent)
+            yield unsent
             continue
         summary.count(outcome)
         if outcome.status != "rejected":
             summary.warn(item)
         else:
-            yield replace(item, problems=item.problems + outcome.problems)
+            refused = replace(item, problems=item.problems + outcome.problems)
+            summary.reject(refused)
+            yield refused
+
+
+def guarded(
+    decode: Callable[[], Iterable[Item]], adapter_name: str, summary: ImportSummary
+) -> Iterator[Item]:
+    """The items of ``decode()`` (an adapter's decode) until it raises; then the exception is
+    recorded in ``summary`` with the last position reached, and the items simply end — so
+    what was read before is still stored and its rejects written whole, and ``puente
+    import`` prints no traceback."""
+    last: str | None = None
+    try:
+        iterator = iter(decode())
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            last = item.position
+            yield item
+    except GeneratorExit:
+        raise
+    except Exception as error:  # noqa: BLE001 (an installed adapter may raise anything)
+        summary.adapter_failure = _adapter_failure(adapter_name, last, error)
+
+
+def _adapter_failure(name: str, last: str | None, error: Exception) -> dict[str, str]:
+    raised = f"{type(error).__name__}: {error}"
+    if last is None:
+        where_es, where_en = "antes de la primera posición", "before its first position"
+    else:
+        where_es, where_en = f"después de la posición {last}", f"after position {last}"
+    return {
+        "position": last or "",
+        "exception": raised,
+        "message_es": (
+            f"el adaptador «{name}» falló {where_es} ({raised}); lo anterior se guardó o está "
+            "en el archivo de rechazos, lo posterior no se leyó: corrija el adaptador o el "
+            "archivo e importe de nuevo (lo ya guardado no se duplica)"
+        ),
+        "message_en": (
+            f"the adapter '{name}' failed {where_en} ({raised}); what came before is stored or "
+            "in the rejects file, what came after was not read: fix the adapter or the file "
+            "and import again (what is stored is not stored twice)"
+        ),
+    }
 
 
 def _with_retries(sink: RecordSink, documents: list[Mapping[str, Any]]) -> list[Outcome]:

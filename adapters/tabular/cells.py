@@ -50,6 +50,18 @@ def normalise(text: str) -> str:
     return _SPACES.sub("_", bare.casefold())
 
 
+# Small words a header may have or leave out: "Fecha de nacimiento" is "fecha_nacimiento".
+_CONNECTORS = frozenset("de del la las el los y e of the".split())
+
+
+def loose(key: str) -> str:
+    """A column name as :func:`normalise` gives it, without its small connecting words
+    (``de``, ``del``, ``la``, ``y``…): the second way a header is matched to a mapping, used
+    only when the name itself is not found and only when it finds one column."""
+    words = [word for word in key.split("_") if word and word not in _CONNECTORS]
+    return "_".join(words) or key
+
+
 def remembering(convert: Converter) -> Converter:
     """``convert`` with the answers for the texts already seen kept (at most a few thousand,
     so a free-text column does not grow without bound)."""

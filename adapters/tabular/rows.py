@@ -135,17 +135,22 @@ class HeaderPlan:
 
 
 def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
+    """Which cell feeds which column. A header cell matches a mapping column when their names
+    are equal after :func:`cells.normalise` (case, accents, spaces and underscores), or else
+    after :func:`cells.loose` too (``Fecha de nacimiento`` is ``fecha_nacimiento``) when that
+    finds exactly one header cell."""
     plan = HeaderPlan(header)
     by_key: dict[str, int] = {}
     for index, name in enumerate(header):
         by_key.setdefault(cells.normalise(name), index)
     local_key = cells.normalise(mapping.local_id)
     for column in mapping.columns:
-        if column.key not in by_key:
+        key = column.key if column.key in by_key else _loosely(column.key, by_key)
+        if key is None:
             if column.required:
                 plan.problems.append(_missing_column(column.name, by_key))
             continue
-        index = by_key.pop(column.key)
+        index = by_key.pop(key)
         if column.key == local_key:
             plan.local_id = index
         if column.tokens is not None:
@@ -153,17 +158,28 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
     for group_index, group in enumerate(mapping.groups):
         pattern = re.compile(re.escape(group.key) + r"(\d+)_(.+)")
         found = set()
+        by_loose_suffix = {cells.loose(suffix): suffix for suffix in group.columns}
         for key, index in list(by_key.items()):
             match = pattern.fullmatch(key)
-            if match and match[2] in group.columns:
-                plan.grouped.append((index, group_index, int(match[1]), group.columns[match[2]]))
-                found.add(match[2])
+            suffix = match[2] if match else None
+            if suffix is not None and suffix not in group.columns:
+                suffix = by_loose_suffix.get(cells.loose(suffix))
+            if match and suffix is not None:
+                plan.grouped.append((index, group_index, int(match[1]), group.columns[suffix]))
+                found.add(suffix)
                 del by_key[key]
         for column in group.columns.values():
             if column.required and column.key not in found:
                 plan.problems.append(_missing_column(f"{group.prefix}1_{column.name}", by_key))
     plan.prepare()
     return plan
+
+
+def _loosely(key: str, unused: Mapping[str, int]) -> str | None:
+    """The one unused header key that is ``key`` but for connecting words, if exactly one."""
+    wanted = cells.loose(key)
+    found = [each for each in unused if cells.loose(each) == wanted]
+    return found[0] if len(found) == 1 else None
 
 
 def _missing_column(name: str, unused: Mapping[str, int]) -> Problem:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Iterator
-from typing import IO
+from typing import Protocol
 
 MAX_LINE_CHARACTERS = 1 << 20
 """A longer "line" is passed on in pieces (and the csv module then reports the row), so a
@@ -34,6 +34,12 @@ def _latin1(error: UnicodeError) -> tuple[str, int]:
 codecs.register_error(_LATIN1_FALLBACK, _latin1)
 
 
+class ByteSource(Protocol):
+    """What :class:`TextLines` reads from: anything with ``read(size)`` (a binary file)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class TextLines:
     """Iterate over the lines (line endings kept, as :mod:`csv` wants them) of a byte stream.
 
@@ -42,7 +48,7 @@ class TextLines:
     bytes before it were ASCII unless :attr:`mixed`).
     """
 
-    def __init__(self, stream: IO[bytes], *, chunk_size: int = 1 << 16) -> None:
+    def __init__(self, stream: ByteSource, *, chunk_size: int = 1 << 16) -> None:
         self._read = stream.read
         self._chunk_size = chunk_size
         self.encoding = UTF8

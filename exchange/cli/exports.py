@@ -17,12 +17,12 @@ import click
 from exchange.cli import hub_app, language_option, print_json
 from exchange.cli.imports import (
     CannotStart,
+    ReplacedAtTheEnd,
     adapter_options,
     agency_credentials,
     build_adapter,
     connected_client,
     hub_options,
-    replaced_at_the_end,
     say,
 )
 
@@ -93,7 +93,7 @@ def export_command(
                 )
             )
         client = connected_client(hub_url, credentials, "records:read", lang)
-        with replaced_at_the_end(out_path) as out:
+        with ReplacedAtTheEnd(out_path) as out:
             adapter.encode(counting(exporter.readable_through_api(client, purpose, child_ids)), out)
         children = len(child_ids)
     else:
@@ -109,7 +109,7 @@ def export_command(
                     )
                 )
             chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
-            with replaced_at_the_end(out_path) as out:
+            with ReplacedAtTheEnd(out_path) as out:
                 adapter.encode(
                     counting(exporter.readable_directly(app, actor, purpose, chosen)), out
                 )

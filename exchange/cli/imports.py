@@ -14,8 +14,11 @@ which the office fixes and imports again. Two ways to reach the hub:
 ``--key`` also signs every record (for agencies that must sign their pushes).
 
 Exit codes: 0 every record stored (or already there, unchanged); 1 some were rejected (see the
-rejects file); 2 nothing was imported because the command could not start (wrong options,
-unknown adapter or agency, a mapping file or credentials refused, the hub unreachable).
+rejects file), the file has a problem of its own, or it holds no records; 2 nothing was
+imported because the command could not start (wrong options, unknown adapter or agency, a
+mapping file or credentials refused, the hub unreachable, a file the adapter cannot read at
+all — then no rejects file is written), or the adapter raised (reported with the position
+it reached; what it read before is stored and its rejects written).
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,7 +50,7 @@ def build_adapter(name: str, mapping: str | None, options: tuple[str, ...], lang
     """The adapter, built with ``--mapping`` and every ``--option KEY=VALUE`` (for example
     ``--option version=R4`` for fhir)."""
     from adapters import registry
-    from adapters.errors import AdapterError
+    from schemas.errors import BilingualError
 
     settings: dict[str, Any] = {"mapping": mapping} if mapping else {}
     for option in options:
@@ -61,7 +63,7 @@ def build_adapter(name: str, mapping: str | None, options: tuple[str, ...], lang
         settings[key.strip()] = value
     try:
         return registry.get(name, **settings)
-    except AdapterError as error:
+    except BilingualError as error:  # adapter errors, and a mapping naming an unknown schema
         raise CannotStart(error.message(lang)) from error
 
 
@@ -124,11 +126,11 @@ def agency_credentials(
             )
         )
     if hub_url is None:
-        if client_secret is not None:
+        if client_secret is not None and not _from_environment("client_secret"):
             raise click.UsageError(
                 say(lang, "--client-secret va con --hub", "--client-secret goes with --hub")
             )
-        return None
+        return None  # PUENTE_CLIENT_SECRET, exported for --hub runs, is not needed here
     if not hub_url.lower().startswith(("http://", "https://")):
         raise click.UsageError(
             say(
@@ -146,6 +148,14 @@ def agency_credentials(
             )
         )
     return Credentials(agency_id, client_secret=client_secret, private_key=_private_key(key_file))
+
+
+def _from_environment(parameter: str) -> bool:
+    """Whether the current command's ``parameter`` came from an environment variable."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return False
+    return context.get_parameter_source(parameter) is click.core.ParameterSource.ENVIRONMENT
 
 
 def _private_key(key_file: Path | None) -> Any:
@@ -183,20 +193,35 @@ def default_rejects_path(file: Path, adapter: Any) -> Path:
     return file.with_name(f"{stem}-rejects{suffix}")
 
 
-@contextmanager
-def replaced_at_the_end(path: Path) -> Iterator[IO[bytes]]:
-    """A temporary file next to ``path`` that becomes ``path`` if anything was written, so a
-    file being imported can also be the rejects file, and a failed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            yield handle
+class ReplacedAtTheEnd:
+    """A temporary file next to ``path`` that becomes ``path`` if anything was written (and
+    ``keep()`` agrees), so a file being imported can also be the rejects file, and a failed
+    run leaves no half file. After the block, :attr:`replaced` says whether ``path`` was
+    written."""
+
+    def __init__(self, path: Path, keep: Callable[[], bool] = lambda: True) -> None:
+        self.path = path
+        self.keep = keep
+        self.replaced = False
+        self._handle: Any = None
+
+    def __enter__(self) -> IO[bytes]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = tempfile.NamedTemporaryFile(
+            dir=self.path.parent, prefix=f".{self.path.name}.", delete=False
+        )
+        return self._handle  # type: ignore[no-any-return]
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        handle = self._handle
+        try:
             written = handle.tell() > 0
-        if written:
-            os.replace(handle.name, path)
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
+            handle.close()
+            if kind is None and written and self.keep():
+                os.replace(handle.name, self.path)
+                self.replaced = True
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
 
 
 def _progress(stream: IO[bytes], enabled: bool | None, lang: str) -> Any:
@@ -316,7 +341,17 @@ def import_command(
     else:
         for line in summary.lines(lang):
             click.echo(line)
-    sys.exit(EXIT_REJECTED if summary.rejected else 0)
+    sys.exit(exit_code(summary))
+
+
+def exit_code(summary: Any) -> int:
+    """2 when nothing could be read (or the adapter failed), 1 when something was rejected
+    or the file has problems or holds no records, else 0."""
+    if summary.adapter_failure or summary.unreadable:
+        return EXIT_CANNOT_START
+    if summary.rejected or summary.file_problems or summary.empty:
+        return EXIT_REJECTED
+    return 0
 
 
 def _run(
@@ -349,26 +384,55 @@ def _read_and_push(
     progress: bool | None,
     lang: str,
 ) -> None:
-    from exchange.importer import pushed_and_rejected, write_rejects
+    from exchange.importer import guarded, pushed_and_rejected, write_rejects
 
     started = time.monotonic()
+    # A file the adapter could not read at all leaves no rejects file: it would only repeat
+    # the reason, in the adapter's format, perhaps over a rejects file the office is fixing.
+    # Nor does a writer that raised: what it left may be half a file.
+    writer_raised = False
+    replacement = ReplacedAtTheEnd(
+        rejects, keep=lambda: not summary.unreadable and not writer_raised
+    )
     with open(file, "rb") as stream, _progress(stream, progress, lang) as bar:
-        with replaced_at_the_end(rejects) as out:
+        with replacement as out:
             rejected = pushed_and_rejected(
-                adapter.decode(stream),
+                guarded(lambda: adapter.decode(stream), adapter.name, summary),
                 sink,
                 summary,
                 batch=batch,
                 progress=_bar_updater(bar, stream, started, lang),
             )
-            write_rejects(adapter, rejected, out)
-            left = sum(1 for _ in rejected)  # an adapter that stopped reading early
-            if left:
-                raise click.ClickException(
-                    f"el adaptador dejó {left} rechazos sin escribir / the adapter left "
-                    f"{left} rejects unwritten"
-                )
+            try:
+                write_rejects(adapter, rejected, out)
+            except Exception as error:  # noqa: BLE001 (an installed adapter's writer)
+                writer_raised = True
+                summary.adapter_failure = _writer_failure(adapter.name, summary, error)
+            else:
+                left = sum(1 for _ in rejected)  # a writer that stopped reading early
+                if left:
+                    summary.adapter_failure = _writer_failure(
+                        adapter.name, summary, f"{left} rejected items were not written"
+                    )
         bar.update(bar.total - bar.n)
     summary.seconds = time.monotonic() - started
-    if summary.rejected:
+    if replacement.replaced:
         summary.rejects_file = str(rejects)
+
+
+def _writer_failure(name: str, summary: Any, error: Exception | str) -> dict[str, str]:
+    raised = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return {
+        "position": "",
+        "exception": raised,
+        "message_es": (
+            f"el adaptador «{name}» no pudo escribir el archivo de rechazos ({raised}); se "
+            f"leyeron {summary.read} registros y lo guardado queda guardado; los rechazos se "
+            "listan con --json: corrija el adaptador e importe de nuevo (nada se duplica)"
+        ),
+        "message_en": (
+            f"the adapter '{name}' could not write the rejects file ({raised}); {summary.read} "
+            "records were read and what was stored stays stored; the rejects are listed by "
+            "--json: fix the adapter and import again (nothing is stored twice)"
+        ),
+    }

@@ -391,13 +391,20 @@ def test_spreadsheet_rejects_carry_the_adapters_and_the_hubs_reasons(
     assert (summary["rejected_by_adapter"], summary["rejected_by_hub"]) == (1, len(rows))
     rejects = tmp_path / "casos-rejects.csv"
     text = rejects.read_text(encoding="utf-8")
-    assert text.splitlines()[0].startswith("errores/errors;folio;")  # same delimiter
+    assert text.splitlines()[0].startswith("errores/errors;fila/row;folio;")  # same delimiter
     back = list(csv.DictReader(text.splitlines(), delimiter=";"))
     assert [row["folio"] for row in back] == [*(row["folio"] for row in rows), "DIF-CHP-2024-0999"]
+    # The row as the spreadsheet program numbers it (the header is row 1), here and in --json.
+    assert [row["fila/row"] for row in back] == [str(n) for n in range(2, len(rows) + 3)]
+    assert [item["position"] for item in summary["rejected_items"]] == [
+        row["fila/row"] for row in back
+    ]
     assert back[0]["nombre(s)"] == rows[0]["nombre(s)"]  # the row as it came
     assert (
         "/signature" in back[0]["errores/errors"]
-        and "Puente-Signature" in back[0]["errores/errors"]
+        and "'signature' member" in back[0]["errores/errors"]  # a bulk line's member
+        # ... in both languages, in API mode too (the hub's bulk answer carries both).
+        and "el miembro «signature» de la línea" in back[0]["errores/errors"]
     )
     assert "31/02/2015" in back[-1]["errores/errors"]
 
@@ -470,3 +477,360 @@ def test_a_document_with_no_canonical_form_is_a_rejected_row_not_a_crash(
     assert problem.pointer == "/extra"
     assert "2^53" in problem.es and "demasiado grande" in problem.es
     assert "too large" in problem.en
+
+
+# -- what reaches the person: problems of the whole file, refusals, failures ---------------------
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "adapters.md"
+
+
+def sheet(path: Path, header: str, *rows: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\r\n".join([header, *rows]) + "\r\n").encode(encoding))
+    return path
+
+
+HEADER = "folio,nombre(s),primer_apellido,sexo,fecha_nacimiento,nacionalidad"
+CSV = ["import", "--adapter", "csv", "--mapping", "dif-estatal"]
+
+
+def test_a_misnamed_required_column_is_said_and_nothing_is_read(hub: Hub, tmp_path: Path) -> None:
+    file = sheet(
+        tmp_path / "hdr.csv",
+        "Folio,Nombre(s),Fecha de nacimento,Nacionalidad",
+        "HN-5,Ana,01/01/2012,Hondureña",
+    )
+    (tmp_path / "hdr-rejects.csv").write_text("being fixed\n")
+    result = run(*CSV, file, "--agency", OWNER, "--lang", "en")
+    assert result.exit_code == 2, result.output  # nothing could be read: could not start
+    said = "the required column 'fecha_nacimiento' is missing; is it fecha_de_nacimento?"
+    assert said in result.output and "falta la columna obligatoria «fecha_nacimiento»" in (
+        result.output
+    )
+    assert "Rechazos / rejects" not in result.output and "Traceback" not in result.output
+    assert (tmp_path / "hdr-rejects.csv").read_text() == "being fixed\n"  # not replaced
+    as_json = json.loads(run(*CSV, file, "--agency", OWNER, "--json").output)
+    assert as_json["read"] == 0 and as_json["rejects_file"] is None
+    assert as_json["file_problems"] == [
+        {
+            "position": "1",
+            "pointer": "column:fecha_nacimiento",
+            "message_es": (
+                "falta la columna obligatoria «fecha_nacimiento»; ¿es fecha_de_nacimento?"
+            ),
+            "message_en": said,
+        }
+    ]
+    assert hub.versions() == 0
+    # Spelt as the docs show it, the header matches: "de" is a small connecting word.
+    fixed = sheet(
+        tmp_path / "hdr.csv",
+        "Folio,Nombre(s),Fecha de nacimiento,Nacionalidad",
+        "HN-5,Ana,01/01/2012,Hondureña",
+    )
+    assert run(*CSV, fixed, "--agency", OWNER).exit_code == 0 and hub.versions() == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("libro.xlsx", b"PK\x03\x04" + bytes(range(256)) * 80, "Excel or OpenDocument workbook"),
+        ("hdronly.csv", b"folio,nombre(s)\r\n", "the required column 'fecha_nacimiento'"),
+    ],
+)
+def test_a_file_that_cannot_be_read_writes_no_rejects_and_exits_2(
+    hub: Hub, tmp_path: Path, name: str, content: bytes, says: str
+) -> None:
+    file = tmp_path / name
+    file.write_bytes(content)
+    result = run(*CSV, file, "--agency", OWNER, "--lang", "en")
+    assert result.exit_code == 2, result.output
+    assert says in result.output and "nothing was imported" in result.output
+    assert not list(tmp_path.glob("*-rejects*"))
+    assert "Rechazos / rejects" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("adapter", "says"),
+    [
+        ("primero", "not a Primero export"),
+        ("ndjson", "not an NDJSON file"),
+        ("json", "malformed JSON"),
+        ("fhir", "not a FHIR Bundle"),
+    ],
+)
+def test_the_wrong_adapter_never_writes_over_the_rejects_file_being_fixed(
+    hub: Hub, tmp_path: Path, adapter: str, says: str
+) -> None:
+    file = sheet(tmp_path / "expedientes.csv", HEADER, "F-1,Ana,Ruiz,M,01/02/2010,Guatemala")
+    rejects = tmp_path / "expedientes-rejects.csv"
+    rejects.write_text("errores/errors,fila/row,folio\nfixing,2,F-9\n")
+    result = run("import", "--adapter", adapter, file, "--agency", OWNER, "--lang", "en")
+    assert result.exit_code == 2, result.output
+    assert says in result.output
+    assert rejects.read_text() == "errores/errors,fila/row,folio\nfixing,2,F-9\n"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "start"),
+    [("cp1252", b"errores/errors;fila/row;folio"), ("utf-8-sig", b"\xef\xbb\xbferrores/errors")],
+)
+def test_spreadsheet_rejects_keep_the_encoding_of_the_sheet(
+    hub: Hub, tmp_path: Path, encoding: str, start: bytes
+) -> None:
+    file = sheet(
+        tmp_path / "latin.csv",
+        HEADER.replace(",", ";"),
+        "F-1;José;Núñez;H;02/07/2008;Hondureño",
+        "F-2;María;Peña;M;31/02/2015;Guatemalteca",
+        encoding=encoding,
+    )
+    result = run(*CSV, file, "--agency", OWNER)
+    assert result.exit_code == 1, result.output
+    written = (tmp_path / "latin-rejects.csv").read_bytes()
+    assert written.startswith(start)
+    text = written.decode(encoding)
+    assert ";3;F-2;María;Peña;" in text and "febrero de 2015 tiene 28 días" in text
+
+
+def test_a_row_with_too_few_cells_is_said_to_be_short(hub: Hub, tmp_path: Path) -> None:
+    file = sheet(tmp_path / "cells.csv", HEADER, "B-002,María")
+    result = run(*CSV, file, "--agency", OWNER, "--json")
+    [rejected] = json.loads(result.output)["rejected_items"]
+    assert rejected["position"] == "2"
+    assert rejected["errors"][0]["message_en"].startswith(
+        "the row has 2 cells and the header 6 columns"
+    )
+
+
+PRIMERO_CASES = Path(__file__).resolve().parents[1] / "unit/adapters/fixtures/primero"
+
+
+def test_primero_refusals_name_each_case_and_ask_for_a_deny_consent(
+    hub: Hub, tmp_path: Path
+) -> None:
+    cases = json.loads((PRIMERO_CASES / "cases_export.json").read_text())["data"]
+    cases[0]["disclosure_other_orgs"] = False
+    cases[1]["disclosure_other_orgs"] = True
+    file = tmp_path / "casos.json"
+    file.write_text(json.dumps({"data": cases[:2]}))
+    codes = ["--mapping", str(PRIMERO_CASES / "codes.yaml")]
+    result = run("import", "--adapter", "primero", *codes, file, "--agency", OWNER, "--lang", "es")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index(
+        "Acción necesaria en Puente para 1 registros importados / "
+        "Action needed in Puente for 1 imported records:"
+    )
+    refusal = lines[at + 1]
+    assert refusal.startswith(f"  posición / position data[0] ({cases[0]['id']}): ")
+    assert "«denegar»" in refusal and "consent with the decision 'deny'" in refusal
+    assert "se omitió" not in refusal and "left out" not in refusal
+    as_json = json.loads(run("import", "--adapter", "primero", *codes, file, "--agency", OWNER,
+                             "--json").output)  # fmt: skip
+    [action] = as_json["action_items"]
+    assert (action["position"], action["local_id"], action["pointer"]) == (
+        "data[0]",
+        cases[0]["id"],
+        "field:disclosure_other_orgs",
+    )
+    assert "field:disclosure_other_orgs" not in as_json["warnings"]
+
+
+def test_the_client_secret_in_the_environment_does_not_stop_a_direct_import(
+    hub: Hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exported for --hub runs, as section 3 of the docs suggests; not needed on the hub.
+    monkeypatch.setenv("PUENTE_CLIENT_SECRET", hub.secrets[OWNER])
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("V-1")])
+    result = run("import", "--adapter", "ndjson", file, "--agency", OWNER)
+    assert result.exit_code == 0, result.output
+    # Given on the command line without --hub, it is a mistake, said as such.
+    explicit = run("import", "--adapter", "ndjson", file, "--agency", OWNER, "--client-secret", "x")
+    assert explicit.exit_code == 2 and "--client-secret goes with --hub" in explicit.output
+
+
+@pytest.mark.parametrize(
+    ("args", "english", "spanish"),
+    [
+        (
+            ["--adapter", "csv", "--mapping", "dif-estatal", "--option", "foo=bar"],
+            "the adapter 'csv' has no option 'foo'; its options (--option KEY=VALUE): "
+            "mapping, delimiter",
+            "el adaptador «csv» no tiene la opción «foo»",
+        ),
+        (
+            ["--adapter", "ndjson", "--mapping", "dif-estatal"],
+            "the adapter 'ndjson' takes no mapping file (--mapping)",
+            "el adaptador «ndjson» no usa un archivo de correspondencia (--mapping)",
+        ),
+        (
+            ["--adapter", "primero", "--mapping", "dif-estatal"],
+            "--mapping of primero is a code table",
+            "--mapping de primero es una tabla de códigos",
+        ),
+    ],
+)
+def test_wrong_adapter_settings_are_said_in_both_languages(
+    hub: Hub, tmp_path: Path, args: list[str], english: str, spanish: str
+) -> None:
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("U-1")])
+    for lang, expected in (("en", english), ("es", spanish)):
+        result = run("import", file, *args, "--agency", OWNER, "--lang", lang)
+        assert result.exit_code == 2, result.output
+        assert expected in result.output
+        assert "__init__" not in result.output and "Errno" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("adapter", "content"),
+    [("ndjson", b""), ("json", b"[]"), ("json", b""), ("csv", b""), ("primero", b'{"data": []}')],
+)
+def test_a_file_with_no_records_says_so(
+    hub: Hub, tmp_path: Path, adapter: str, content: bytes
+) -> None:
+    file = tmp_path / "vacio.txt"
+    file.write_bytes(content)
+    mapping = ["--mapping", "dif-estatal"] if adapter == "csv" else []
+    result = run("import", "--adapter", adapter, *mapping, file, "--agency", OWNER, "--lang", "en")
+    assert result.exit_code == 1, result.output
+    assert "the file holds no records: nothing to import" in result.output
+    assert "el archivo no tiene ningún registro" in result.output
+
+
+# -- installed adapters: the docs' worked example, and one that raises ---------------------------
+
+
+def install_package(site: Path, package: str, source: str, entry_points: dict[str, str]) -> None:
+    """A package and its metadata as ``pip install`` leaves them, on ``sys.path``."""
+    (site / package).mkdir(parents=True)
+    (site / package / "__init__.py").write_text(source, encoding="utf-8")
+    info = site / f"{package}-1.0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 1.0.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[puente.adapters]\n{lines}")
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    import sys
+
+    folder = tmp_path / "site-packages"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    yield folder
+    for module in [m for m in sys.modules if m.startswith(("sigeca_puente", "raising_adapter"))]:
+        del sys.modules[module]
+
+
+def docs_example() -> tuple[str, dict[str, str]]:
+    """The worked example of docs/adapters.md section 7, as printed there: its module and
+    its entry points (from the pyproject.toml shown)."""
+    import re
+    import tomllib
+
+    text = DOCS.read_text(encoding="utf-8")
+    python = re.search(r"```python\n(# sigeca_puente/__init__.py\n.*?)```", text, re.S)
+    toml = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert python is not None and toml is not None
+    project = tomllib.loads(toml.group(1))["project"]
+    return python.group(1), project["entry-points"]["puente.adapters"]
+
+
+def test_the_docs_example_adapter_rejects_lines_that_are_not_objects(
+    hub: Hub, tmp_path: Path, site: Path
+) -> None:
+    source, entry_points = docs_example()
+    install_package(site, "sigeca_puente", source, entry_points)
+    file = tmp_path / "export.jsonl"
+    good = {"expediente": "SIG-1", "nombre": "Ana", "apellido": "S", "nacimiento": "2012-01-02",
+            "pais": "GT"}  # fmt: skip
+    file.write_text(json.dumps(good) + '\n[1, 2]\n"texto"\n{roto\n', encoding="utf-8")
+    result = run("import", "--adapter", "sigeca", file, "--agency", OWNER, "--json")
+    assert result.exit_code == 1, result.output  # rejected lines, not a failure
+    summary = json.loads(result.output)
+    assert (summary["stored"], summary["rejected"], summary["adapter_failure"]) == (1, 3, None)
+    rejects = [
+        json.loads(line) for line in (tmp_path / "export-rejects.jsonl").read_text().splitlines()
+    ]
+    assert [line["original"] for line in rejects] == ["[1, 2]\n", '"texto"\n', "{roto\n"]
+    assert [line["errors"][0]["position"] for line in rejects] == ["2", "3", "4"]
+    assert rejects[0]["errors"][0]["message_en"] == "the line is not a JSON object"
+
+
+RAISING_ADAPTER = '''
+import json
+
+from adapters.base import Item, Problem
+from adapters.native import NdjsonAdapter
+
+
+class Adapter(NdjsonAdapter):
+    """The native format, but it raises on a line that says "boom"."""
+
+    name = "raising"
+
+    def decode(self, stream):
+        for number, raw in enumerate(stream, start=1):
+            case = json.loads(raw)
+            if case == "boom":
+                raise KeyError("boom")
+            if "local_id" not in case:
+                yield Item(str(number), problems=(Problem("", "sin id", "no id"),), source=case)
+                continue
+            yield Item(str(number), document=case, source=case, local_id=case["local_id"])
+
+
+class BrokenWriter(NdjsonAdapter):
+    """The native format, with a rejects writer that fails on its first reject."""
+
+    name = "broken-writer"
+
+    def write_rejects(self, items, out):
+        for _item in items:
+            out.write(b"{half")
+            raise OSError("disk full")
+'''
+
+
+def test_an_adapter_that_raises_is_reported_without_a_traceback(
+    hub: Hub, tmp_path: Path, site: Path
+) -> None:
+    install_package(
+        site, "raising_adapter", RAISING_ADAPTER, {"raising": "raising_adapter:Adapter"}
+    )
+    file = write_ndjson(
+        tmp_path / "lote.ndjson", [envelope("R-1"), {"sin": "id"}, '"boom"', envelope("R-2")]
+    )
+    result = run("import", "--adapter", "raising", file, "--agency", OWNER, "--lang", "en")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert (
+        "the adapter 'raising' failed after position 2 (KeyError: 'boom'); what came before is "
+        "stored or in the rejects file, what came after was not read"
+    ) in result.output
+    assert "el adaptador «raising» falló después de la posición 2" in result.output
+    assert hub.records() == 1  # R-1, read before the failure, is stored
+    [rejected] = (tmp_path / "lote-rejects.ndjson").read_text().splitlines()  # so far
+    assert json.loads(rejected)["sin"] == "id"
+    as_json = json.loads(run("import", "--adapter", "raising", file, "--agency", OWNER,
+                             "--json").output)  # fmt: skip
+    assert as_json["adapter_failure"]["position"] == "2"
+    assert as_json["adapter_failure"]["exception"] == "KeyError: 'boom'"
+
+
+def test_a_rejects_writer_that_raises_leaves_no_half_file(
+    hub: Hub, tmp_path: Path, site: Path
+) -> None:
+    install_package(
+        site, "raising_adapter", RAISING_ADAPTER, {"broken-writer": "raising_adapter:BrokenWriter"}
+    )
+    file = write_ndjson(tmp_path / "lote.ndjson", [envelope("W-1"), {"sin": "id"}])
+    result = run("import", "--adapter", "broken-writer", file, "--agency", OWNER, "--json")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    summary = json.loads(result.output)
+    assert summary["adapter_failure"]["exception"] == "OSError: disk full"
+    assert "could not write the rejects file" in summary["adapter_failure"]["message_en"]
+    assert summary["rejects_file"] is None and not (tmp_path / "lote-rejects.ndjson").exists()
+    assert summary["rejected_items"][0]["position"] == "2"  # the reasons are not lost
+    assert hub.records() == 1

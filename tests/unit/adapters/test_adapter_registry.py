@@ -75,10 +75,47 @@ def test_an_unknown_name_lists_the_available_ones() -> None:
 
 
 def test_wrong_options_are_an_adapter_error() -> None:
-    with pytest.raises(AdapterError, match="invalid options for the adapter 'json'"):
+    with pytest.raises(
+        AdapterError, match=r"the adapter 'json' takes no mapping file \(--mapping\)"
+    ):
         registry.get("json", mapping="x.yaml")
     with pytest.raises(MappingError, match="--mapping"):
         registry.get("csv")
+
+
+def test_an_unknown_option_names_the_options_the_adapter_has() -> None:
+    with pytest.raises(AdapterError) as caught:
+        registry.get("csv", mapping="dif-estatal", foo="bar")
+    assert caught.value.message_en == (
+        "the adapter 'csv' has no option 'foo'; its options (--option KEY=VALUE): "
+        "mapping, delimiter"
+    )
+    assert "«foo»" in caught.value.message_es and "CLAVE=VALOR" in caught.value.message_es
+    assert "__init__" not in caught.value.message_en + caught.value.message_es
+
+
+def test_an_adapter_without_options_says_so(example_installed: Path) -> None:
+    with pytest.raises(AdapterError) as caught:
+        registry.get("pipe-list", mapping="x.yaml")
+    assert caught.value.message_en == (
+        "the adapter 'pipe-list' takes no mapping file (--mapping); its options: state"
+    )
+
+
+def test_an_adapter_that_fails_to_start_is_an_adapter_error(site: Path) -> None:
+    (site / "failing_start.py").write_text(
+        "class Adapter:\n"
+        "    def __init__(self, *, level: str = '1') -> None:\n"
+        "        raise ValueError('level must be a number')\n"
+    )
+    install(site, "failing-start", "0.1", {"failing": "failing_start:Adapter"})
+    with pytest.raises(AdapterError) as caught:
+        registry.get("failing", level="x")
+    assert caught.value.message_en == (
+        "the adapter 'failing' could not be set up with those options "
+        "(ValueError: level must be a number)"
+    )
+    sys.modules.pop("failing_start", None)
 
 
 def test_an_installed_package_is_found_by_its_entry_point(example_installed: Path) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Item
-from adapters.csv_adapter import REJECTS_COLUMN, CsvAdapter
+from adapters.base import FileProblem, Item
+from adapters.csv_adapter import REJECTS_COLUMN, ROW_COLUMN, CsvAdapter
 from adapters.errors import AdapterError
 from adapters.tabular.rows import CsvRow
 
@@ -42,7 +42,8 @@ def problems_of(item: Item) -> list[tuple[str, str]]:
 
 def test_the_sample_export_becomes_valid_case_records(dif: CsvAdapter) -> None:
     items = decode(dif, FIXTURE.read_bytes())
-    assert [i.position for i in items] == ["1", "2", "3", "4", "5"]
+    # Rows as a spreadsheet program numbers them: the header is row 1.
+    assert [i.position for i in items] == ["2", "3", "4", "5", "6"]
     first = data_of(items[0])
     assert items[0].local_id == "DIF-CHP-2024-0101"
     assert first["case"] == {
@@ -103,23 +104,71 @@ def test_latin1_is_read_even_when_the_first_accent_comes_late() -> None:
     assert adapter.source_encoding == "cp1252"
 
 
-def test_a_missing_required_column_is_reported_once_and_rows_still_read(dif: CsvAdapter) -> None:
+def test_a_missing_required_column_is_one_file_problem_and_no_row_is_read(
+    dif: CsvAdapter,
+) -> None:
     text = (
         "folio,nombre(s),sexo,fecha_nacimeinto,nacionalidad\n"
         "F-1,Ana,M,01/02/2010,Guatemala\nF-2,Luis,H,02/03/2011,Honduras\n"
     )
-    header, *rows = decode(dif, text)
-    assert header.position == "0" and header.source is None
+    # Every row would fail for it the same way: the header is fixed once, nothing is read.
+    (header,) = decode(dif, text)
+    assert isinstance(header, FileProblem)
+    assert header.position == "1" and header.source is None
     assert problems_of(header) == [
         (
             "column:fecha_nacimiento",
             "the required column 'fecha_nacimiento' is missing; is it fecha_nacimeinto?",
         )
     ]
-    assert [row.position for row in rows] == ["1", "2"]
-    for row in rows:  # no date of birth: each row is rejected for it, the header not repeated
-        assert not row.ok
-        assert all(not p.pointer.startswith("column:") for p in row.problems)
+
+
+def test_header_names_match_as_the_docs_promise(dif: CsvAdapter) -> None:
+    # Case, accents, spaces and underscores, and then small connecting words ("de").
+    text = (
+        "FOLIO;Nombre(s);Primer Apellido;Sexo;Fecha de nacimiento;Nacionalidad\n"
+        "F-1;Ana;Ruiz;M;01/02/2010;Guatemala\n"
+    )
+    (item,) = decode(dif, text)
+    assert data_of(item)["child"]["date_of_birth"] == "2010-02-01"
+    grouped = f"{HEADER},Albergue 1 Tipo,Albergue 1 Fecha de ingreso\n"
+    (item,) = decode(dif, grouped + "F-1,Ana,Ruiz,M,01/02/2010,Guatemala,CAS DIF,01/03/2024\n")
+    assert data_of(item)["placements"] == [{"type": "dif_cas", "start_date": "2024-03-01"}]
+
+
+def test_a_connecting_word_match_must_be_unambiguous(dif: CsvAdapter) -> None:
+    text = (
+        "folio,nombre(s),fecha de nacimiento,fecha del nacimiento,nacionalidad\n"
+        "F-1,Ana,01/02/2010,02/02/2010,Guatemala\n"
+    )
+    (header,) = decode(dif, text)
+    assert isinstance(header, FileProblem)
+    assert header.problems[0].pointer == "column:fecha_nacimiento"
+
+
+@pytest.mark.parametrize(
+    ("start", "says"),
+    [
+        (b"PK\x03\x04" + bytes(range(256)) * 20, "Excel or OpenDocument workbook (.xlsx, .ods)"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "Excel 97-2003 workbook (.xls)"),
+        (b"%PDF-1.7\n", "a PDF document"),
+        ("folio,nombre\n".encode("utf-16"), "UTF-16 text"),
+        (b"folio\x00,nombre\n", "NUL bytes"),
+    ],
+)
+def test_a_file_that_is_not_csv_text_is_one_file_problem(
+    dif: CsvAdapter, start: bytes, says: str
+) -> None:
+    (problem,) = decode(dif, start)
+    assert isinstance(problem, FileProblem) and problem.position == "1"
+    assert says in problem.problems[0].en and "CSV UTF-8" in problem.problems[0].en
+    assert "CSV UTF-8" in problem.problems[0].es
+
+
+def test_a_header_with_no_column_of_the_mapping_is_one_file_problem(dif: CsvAdapter) -> None:
+    (problem,) = decode(dif, '{"data": [{"id": "x"}]}\n{"id": "y"}\n')
+    assert isinstance(problem, FileProblem)
+    assert "no column of the header" in problem.problems[0].en
 
 
 def test_unknown_codes_and_impossible_dates_name_the_column_and_value(dif: CsvAdapter) -> None:
@@ -182,7 +231,7 @@ def test_row_level_problems(dif: CsvAdapter) -> None:
         f"{'F' * 201},Eva,Ruiz,M,01/02/2010,Guatemala\n"
     )
     items = decode(dif, text)
-    assert [i.position for i in items] == ["1", "3", "4", "5"]  # the empty row 2 is skipped
+    assert [i.position for i in items] == ["2", "4", "5", "6"]  # the empty row 3 is skipped
     assert problems_of(items[0]) == [("column:folio", "the column 'folio' (local id) is empty")]
     assert data_of(items[1])["child"]["names"]["given_names"] == "Ana\nMaría"
     assert "the row has 7 cells and the header 6 columns" in items[2].problems[0].en
@@ -207,17 +256,68 @@ def test_rejects_keep_delimiter_encoding_and_cells_after_an_errors_column() -> N
     out = io.BytesIO()
     adapter.write_rejects((item for item in items if not item.ok), out)
     rows = list(csv.reader(io.StringIO(out.getvalue().decode("cp1252")), delimiter=";"))
-    assert rows[0] == [REJECTS_COLUMN, *HEADER.split(",")]
-    assert rows[1][1:] == ["F-1", "Ana", "Ruiz", "Z", "01/02/2010", "Guatemala"]
+    assert rows[0] == [REJECTS_COLUMN, ROW_COLUMN, *HEADER.split(",")]
+    assert rows[1][1:] == ["2", "F-1", "Ana", "Ruiz", "Z", "01/02/2010", "Guatemala"]
     assert "unknown code 'Z'" in rows[1][0] and "código desconocido «Z»" in rows[1][0]
-    assert rows[2][1:] == ["F-3", "Eva", "Ruiz", "M", "31/02/2015", "Guatemala", "extra"]
-    # Fixed in the spreadsheet and imported again: the errors column is ignored.
+    assert rows[2][1:] == ["4", "F-3", "Eva", "Ruiz", "M", "31/02/2015", "Guatemala", "extra"]
+    # Fixed in the spreadsheet and imported again: the errors and row columns are ignored.
     fixed = (
         out.getvalue().decode("cp1252").replace(";Z;", ";M;").replace("31/02/2015", "28/02/2015")
     )
     fixed = fixed.replace(";extra", "")
     again = decode(CsvAdapter("dif-estatal"), fixed, "cp1252")
     assert [(i.local_id, i.ok) for i in again] == [("F-1", True), ("F-3", True)]
+
+
+def test_a_rejects_file_imported_again_keeps_one_errors_and_one_row_column() -> None:
+    adapter = CsvAdapter("dif-estatal")
+    first = io.BytesIO()
+    text = f"{HEADER}\nF-1,Ana,Ruiz,Z,01/02/2010,Guatemala\nF-2,Eva,Ruiz,Z,01/02/2010,Guatemala\n"
+    adapter.write_rejects(iter(decode(adapter, text)), first)
+    again = CsvAdapter("dif-estatal")
+    second = io.BytesIO()
+    again.write_rejects(iter(decode(again, first.getvalue())), second)
+    rows = list(csv.reader(io.StringIO(second.getvalue().decode("utf-8"))))
+    assert rows[0] == [REJECTS_COLUMN, ROW_COLUMN, *HEADER.split(",")]
+    # The row numbers are those of the file imported (the rejects file) now.
+    assert [row[1:3] for row in rows[1:]] == [["2", "F-1"], ["3", "F-2"]]
+    assert rows[1][0].count("unknown code 'Z'") == 1
+
+
+@pytest.mark.parametrize(
+    ("encoding", "starts"),
+    [("cp1252", b"errores/errors,fila/row"), ("utf-8-sig", b"\xef\xbb\xbferrores/errors")],
+)
+def test_rejects_are_in_the_encoding_of_the_file_even_when_it_shows_late(
+    encoding: str, starts: bytes
+) -> None:
+    # The import writes rejects while it reads: the first rejected rows come before the first
+    # byte that tells Windows-1252 from UTF-8. The whole rejects file is in the file's encoding.
+    adapter = CsvAdapter("dif-estatal")
+    rows = "".join(f"F-{n},Ana,Ruiz,Z,01/02/2010,Guatemala\n" for n in range(3))
+    text = f"{HEADER}\n{rows}F-X,José,Núñez,Z,02/07/2008,Hondureño\n"
+    out = io.BytesIO()
+    adapter.write_rejects(adapter.decode(io.BytesIO(text.encode(encoding))), out)
+    written = out.getvalue()
+    assert written.startswith(starts)
+    back = written.decode(encoding)
+    assert "José,Núñez" in back and "código desconocido «Z»" in back
+
+
+def test_a_short_row_is_said_to_be_short(dif: CsvAdapter) -> None:
+    text = (
+        "folio,nombre(s),primer_apellido,sexo,fecha_nacimiento,nacionalidad,entidad\n"
+        "F-1,Ana,Ruiz,M,01/02/2010,Guatemala\n"  # the empty last cell left out
+        "F-2,María\n"
+    )
+    whole, short = decode(dif, text)
+    assert whole.ok
+    assert [w.en for w in whole.warnings] == [  # type: ignore[attr-defined]
+        "the row has 6 cells and the header 7 columns; the missing ones were read as empty "
+        "(a delimiter missing, or a line break splitting the row?)"
+    ]
+    assert not short.ok
+    assert short.problems[0].en.startswith("the row has 2 cells and the header 7 columns")
 
 
 def test_source_is_the_original_row(dif: CsvAdapter) -> None:
@@ -283,7 +383,7 @@ def test_broken_quoting_and_missing_line_breaks_stay_bounded(dif: CsvAdapter) ->
     text = HEADER + "\n" + good.format(n=1) + unclosed + good.format(n=2)
     items = decode(dif, text)
     assert items[0].ok and items[0].local_id == "F-1"
-    assert items[1].position == "2"
+    assert items[1].position == "3"
     assert "field larger than field limit" in items[1].problems[0].en
     assert items[-1].ok and items[-1].local_id == "F-2"
     # No line break at all for megabytes: read in pieces, reported, never held whole.

@@ -15,7 +15,7 @@ import pytest
 from fhir.resources.bundle import Bundle as BundleR5
 from fhir.resources.R4B.bundle import Bundle as BundleR4
 
-from adapters.base import Adapter, Item, RejectsWriter
+from adapters.base import Adapter, FileProblem, Item, RejectsWriter
 from adapters.errors import AdapterError
 from adapters.fhir import FhirAdapter
 from schemas.envelope import validate_envelope
@@ -278,6 +278,87 @@ def test_inputs_that_are_not_bundles(raw: bytes, position: str, english: str) ->
     items = decode(FhirAdapter(), raw)
     assert position in items
     assert any(english in p.en for p in items[position].problems)
+
+
+def _bundle(*resources: object) -> bytes:
+    entries = [
+        {"resource": r} if isinstance(r, dict) and "resourceType" in r else r for r in resources
+    ]
+    return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries}).encode()
+
+
+def test_a_gender_outside_the_fhir_codes_rejects_the_case() -> None:
+    patient = {"resourceType": "Patient", "id": "p3", "gender": "alien", "birthDate": "2012-01-02"}
+    related = {
+        "resourceType": "RelatedPerson",
+        "id": "r1",
+        "patient": {"reference": "Patient/ok"},
+        "gender": "femenino",
+    }
+    good = {"resourceType": "Patient", "id": "ok", "gender": "female", "birthDate": "2012-01-02"}
+    items = decode(FhirAdapter(), _bundle(patient, good, related))
+    assert not items["entry[0]"].ok
+    [problem] = [p for p in items["entry[0]"].problems if p.pointer.endswith(".gender")]
+    assert problem.pointer == "resource:Patient.gender"
+    assert problem.en == (
+        "entry[0]: unknown code 'alien' in Patient.gender; accepted: female, male, other, unknown"
+    )
+    assert "código desconocido «alien»" in problem.es
+    # A related person's gender too: its case is rejected, naming the entry.
+    assert any(
+        p.pointer == "resource:RelatedPerson.gender" and "entry[2]" in p.en
+        for p in items["entry[1]"].problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry", "english", "spanish"),
+    [
+        ({"resource": {"id": "x"}}, "the resource has no 'resourceType'",
+         "no tiene «resourceType»"),
+        ({"resource": "hola"}, "'resource' must be a FHIR resource (a JSON object), not a string",
+         "no un texto"),
+        ("hola", "the entry is not a JSON object but a string", "sino un texto"),
+        ({"fullUrl": "x"}, "the entry has no 'resource'", "no tiene «resource»"),
+    ],
+)  # fmt: skip
+def test_entries_that_are_no_resource_say_what_they_are(
+    entry: object, english: str, spanish: str
+) -> None:
+    items = decode(FhirAdapter(), _bundle(entry))
+    [problem] = items["entry[0]"].problems
+    assert problem.en.startswith(english) and spanish in problem.es
+    assert "None" not in problem.en + problem.es
+
+
+def test_a_break_in_the_bundle_is_a_file_problem_written_with_the_rejects() -> None:
+    patient = {"resourceType": "Patient", "id": "p", "gender": "alien", "birthDate": "2012-01-02"}
+    raw = _bundle(patient, {"resourceType": "Observation"})[:-30]
+    items = list(FhirAdapter().decode(io.BytesIO(raw)))
+    breaks = [item for item in items if isinstance(item, FileProblem)]
+    assert [item.position for item in breaks] == ["entry[1]"]
+    assert "the entries before it (1) were read" in breaks[0].problems[0].en
+    out = io.BytesIO()
+    FhirAdapter().write_rejects([item for item in items if not item.ok], out)
+    written = json.loads(out.getvalue())
+    outcomes = [
+        e["resource"]
+        for e in written["entry"]
+        if e["resource"]["resourceType"] == "OperationOutcome"
+    ]
+    assert [o["issue"][0]["diagnostics"].split(" ")[0] for o in outcomes] == [
+        "entry[1]",
+        "entry[0]",
+    ]
+    # The break alone writes no rejects file: puente import prints it.
+    alone = io.BytesIO()
+    FhirAdapter().write_rejects(breaks, alone)
+    assert alone.getvalue() == b""
+
+
+@pytest.mark.parametrize("raw", [b"", b"  "])
+def test_an_empty_file_holds_no_resources(raw: bytes) -> None:
+    assert list(FhirAdapter().decode(io.BytesIO(raw))) == []
 
 
 def test_options_are_checked() -> None:

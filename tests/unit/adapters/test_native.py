@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from adapters.base import FileProblem
 from adapters.native import JsonAdapter, NdjsonAdapter
 from schemas.registry import EXAMPLES_DIR
 
@@ -98,18 +99,44 @@ def test_json_a_single_envelope_or_an_array() -> None:
     assert [(i.position, i.ok) for i in items] == [("$[0]", True), ("$[1]", False)]
 
 
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        (b"[{]", "malformed JSON at line 1"),
-        (b"", "empty"),
-        (b'"just text"', "object"),
-    ],
-)
-def test_json_an_unusable_file_is_one_problem(data: bytes, message: str) -> None:
-    (item,) = JsonAdapter().decode(io.BytesIO(data))
-    assert item.position == "$" and not item.ok
-    assert message in item.problems[0].en
+def test_json_an_unusable_file_is_one_file_problem() -> None:
+    # Nothing of it can be read: no record, and no rejects file in JSON over the input's name.
+    (item,) = JsonAdapter().decode(io.BytesIO(b"[{]"))
+    assert isinstance(item, FileProblem) and item.position == "$"
+    assert "malformed JSON at line 1" in item.problems[0].en
+
+
+def test_json_a_document_that_is_no_envelope_is_one_rejected_item() -> None:
+    (item,) = JsonAdapter().decode(io.BytesIO(b'"just text"'))
+    assert item.position == "$" and not item.ok and not isinstance(item, FileProblem)
+    assert "object" in item.problems[0].en
+
+
+@pytest.mark.parametrize("data", [b"", b"  \n", b"[]"])
+def test_json_an_empty_file_holds_no_records(data: bytes) -> None:
+    assert list(JsonAdapter().decode(io.BytesIO(data))) == []
+
+
+def test_ndjson_a_file_of_another_kind_is_one_file_problem() -> None:
+    sheet = b"folio,nombre\nF-1,Ana\n"
+    (item,) = NdjsonAdapter().decode(io.BytesIO(sheet))
+    assert isinstance(item, FileProblem) and item.position == "1"
+    assert item.problems[0].en == (
+        "not an NDJSON file (one JSON object per line): line 1 starts with 'folio,nombre'"
+    )
+    # A broken envelope on the first line is a bad line like any other: the rest is read.
+    items = list(NdjsonAdapter().decode(io.BytesIO(b'{"schema": \n' + line(envelope("a")))))
+    assert [(i.position, i.ok) for i in items] == [("1", False), ("2", True)]
+
+
+def test_ndjson_rejects_give_each_line_number() -> None:
+    data = line(envelope("a")) + b"{not json\n" + b"[1, 2]\n"
+    adapter = NdjsonAdapter()
+    out = io.BytesIO()
+    adapter.write_rejects((i for i in adapter.decode(io.BytesIO(data)) if not i.ok), out)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [line["errors"][0]["position"] for line in lines] == ["2", "3"]
+    assert lines[0]["original"] == "{not json"
 
 
 def test_json_a_file_over_max_bytes_is_refused_without_reading_it_all() -> None:

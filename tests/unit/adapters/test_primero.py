@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.base import Adapter, Item, RejectsWriter
+from adapters.base import Adapter, FileProblem, Item, RejectsWriter
 from adapters.errors import AdapterError, MappingError
 from adapters.primero import PrimeroAdapter
 from schemas.envelope import validate_envelope
@@ -237,10 +237,24 @@ def test_bad_codes_and_dates_are_reported_with_position_and_field(
     # Schema failures point into the shared document.
     assert {"", "/child/age_estimation/estimated_age_years"} <= pointers(items["data[3]"])
 
-    # A refusal to share is recorded in Primero: imported, with a warning to record it.
+    # A refusal to share is recorded in Primero: imported, with an action (not a warning:
+    # nothing was left out) to record it in Puente as a deny consent.
     fifth = items["data[4]"]
     assert fifth.ok
-    assert [w.pointer for w in fifth.warnings] == ["field:disclosure_other_orgs"]  # type: ignore[attr-defined]
+    assert fifth.warnings == ()  # type: ignore[attr-defined]
+    [action] = fifth.actions  # type: ignore[attr-defined]
+    assert action.pointer == "field:disclosure_other_orgs"
+    assert "consent with the decision 'deny'" in action.en and "left out" not in action.en
+    assert "«denegar»" in action.es
+
+
+@pytest.mark.parametrize("value", [False, "false"])
+def test_consent_for_services_refused_is_an_action_too(value: Any) -> None:
+    case = {**json.loads(EXPORT.read_bytes())["data"][1], "consent_for_services": value}
+    [item] = PrimeroAdapter().decode(io.BytesIO(json.dumps({"data": [case]}).encode()))
+    assert item.ok
+    assert [a.pointer for a in item.actions] == ["field:consent_for_services"]  # type: ignore[attr-defined]
+    assert "deny" in item.actions[0].en and "denegar" in item.actions[0].es  # type: ignore[attr-defined]
 
 
 def test_every_problem_is_bilingual(adapter: PrimeroAdapter) -> None:
@@ -380,6 +394,69 @@ def test_rejects_are_the_original_cases_with_errors_and_can_be_resent(
     assert [pointers(item) for item in again] == [pointers(item) for item in rejected]
     warned = {w.pointer for item in again for w in item.warnings}  # type: ignore[attr-defined]
     assert "field:errors" not in warned
+
+
+def test_rejects_give_each_case_its_position_and_keep_what_is_not_a_case(
+    adapter: PrimeroAdapter,
+) -> None:
+    export = json.loads(EXPORT.read_bytes())
+    raw = json.dumps({"data": [export["data"][0], None, "texto", {"sex": "x"}]}).encode()
+    out = io.BytesIO()
+    adapter.write_rejects([item for item in decode(adapter, raw) if not item.ok], out)
+    rejects = json.loads(out.getvalue())["data"]
+    assert [r["errors"][0]["position"] for r in rejects] == ["data[1]", "data[2]", "data[3]"]
+    assert rejects[0] == {
+        "position": "data[1]",
+        "original": None,
+        "errors": [
+            {
+                "position": "data[1]",
+                "pointer": "",
+                "message_es": "cada elemento de «data» debe ser un caso (un objeto JSON)",
+                "message_en": "each element of 'data' must be a case (a JSON object)",
+            }
+        ],
+    }
+    assert rejects[1]["original"] == "texto" and rejects[2]["sex"] == "x"
+
+
+def test_a_break_in_the_export_goes_to_the_rejects_metadata(adapter: PrimeroAdapter) -> None:
+    export = json.loads(EXPORT.read_bytes())
+    raw = json.dumps({"data": [{"sex": "x"}, export["data"][0]]}).encode()[:-40]
+    items = decode(adapter, raw)
+    assert isinstance(items[-1], FileProblem) and items[-1].position == "data[1]"
+    assert "the cases before it (1) were read" in items[-1].problems[0].en
+    out = io.BytesIO()
+    adapter.write_rejects([item for item in items if not item.ok], out)
+    rejects = json.loads(out.getvalue())
+    assert len(rejects["data"]) == 1
+    assert rejects["metadata"]["errors"][0]["position"] == "data[1]"
+    # The break alone writes no rejects file: puente import prints it.
+    alone = io.BytesIO()
+    adapter.write_rejects([items[-1]], alone)
+    assert alone.getvalue() == b""
+
+
+@pytest.mark.parametrize("raw", [b"folio,nombre\nF-1,Ana\n", b"[]", b"<xml/>"])
+def test_a_file_that_is_no_primero_export_is_one_file_problem(
+    adapter: PrimeroAdapter, raw: bytes
+) -> None:
+    [item] = decode(adapter, raw)
+    assert isinstance(item, FileProblem) and item.position == "data"
+    assert item.problems[0].en.startswith('not a Primero export ({"data": [...]})')
+    assert "cases before it" not in item.problems[0].en
+
+
+@pytest.mark.parametrize("raw", [b"", b" \n", b'{"data": []}'])
+def test_an_empty_file_or_export_holds_no_cases(adapter: PrimeroAdapter, raw: bytes) -> None:
+    assert decode(adapter, raw) == []
+
+
+def test_a_code_table_that_does_not_exist_says_what_mapping_means_here() -> None:
+    with pytest.raises(MappingError) as raised:
+        PrimeroAdapter(mapping="dif-estatal")
+    assert "--mapping of primero is a code table" in raised.value.message_en
+    assert "Errno" not in raised.value.message_en + raised.value.message_es
 
 
 def test_no_rejects_writes_nothing(adapter: PrimeroAdapter, export_items: list[Item]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from generated import GeneratedStream
 
+from adapters.base import FileProblem
 from adapters.json_array import ArrayReader, JsonStreamError
 from adapters.primero import PrimeroAdapter
 
@@ -91,7 +92,7 @@ def test_a_broken_export_keeps_the_cases_before_the_break() -> None:
     items = list(PrimeroAdapter(mapping=CODES).decode(io.BytesIO(broken)))
     assert [item.position for item in items] == ["data[0]", "data[1]", "data[2]"]
     assert items[0].ok and items[1].ok
-    assert not items[2].ok
+    assert not items[2].ok and isinstance(items[2], FileProblem)  # not a record
     [problem] = items[2].problems
     assert "invalid JSON" in problem.en and "JSON inválido" in problem.es
 

@@ -178,5 +178,128 @@ def test_warnings_of_imported_items_are_counted_by_pointer() -> None:
     rejected, totals = run([*items, refused], RecordingSink(refuse={"L9"}))
     assert [item.local_id for item in rejected] == ["L9"]
     assert totals.warned == 3 and totals.warnings == {"field:religion": 3}
-    assert totals.lines("en")[-1].endswith("left out: field:religion (3)")
+    lines = totals.lines("en")
+    assert lines[2] == "imported with warnings / Importados con avisos: 3 — field:religion (3)"
+    # Each item by its position and local id, in both languages, the person's first.
+    assert lines[3:] == [
+        f"  position / posición row {n} (L{n}): unknown field / campo desconocido" for n in range(3)
+    ]
     assert totals.to_json()["warnings"] == {"field:religion": 3}
+    assert totals.to_json()["warning_items"][0] == {
+        "position": "row 0",
+        "local_id": "L0",
+        "pointer": "field:religion",
+        "message_es": "campo desconocido",
+        "message_en": "unknown field",
+    }
+
+
+def test_actions_name_every_imported_item_they_concern() -> None:
+    from adapters.items import WarnedItem
+
+    refusal = Problem("field:disclosure_other_orgs", "registre la negativa", "record the refusal")
+    items = [WarnedItem(**{**good(n).__dict__, "actions": (refusal,)}) for n in range(12)]
+    rejected, totals = run([*items, good(20)], RecordingSink(refuse={"L11"}))
+    assert [item.local_id for item in rejected] == ["L11"]  # rejected: nothing to do yet
+    assert totals.actions == 11 and len(totals.to_json()["action_items"]) == 11
+    lines = totals.lines("es")
+    assert lines[2] == (
+        "Acción necesaria en Puente para 11 registros importados / "
+        "Action needed in Puente for 11 imported records:"
+    )
+    assert lines[3] == "  posición / position row 0 (L0): registre la negativa / record the refusal"
+    assert lines[3 + importer.MAX_SHOWN] == (
+        "  … y 1 más (--json da hasta 1000) / … and 1 more (--json gives up to 1000)"
+    )
+    assert "left out" not in " ".join(lines) and "se omitió" not in " ".join(lines)
+
+
+def test_a_file_problem_is_said_once_and_is_no_record() -> None:
+    from adapters.base import FileProblem
+
+    missing = Problem("column:fecha", "falta la columna", "the column is missing")
+    header = FileProblem("1", problems=(missing,))
+    rejected, totals = run([header], RecordingSink())
+    assert rejected == [header]  # given to the rejects writer, which may say it in the file
+    assert (totals.read, totals.rejected) == (0, 0)
+    assert totals.unreadable and not totals.empty
+    assert totals.to_json()["file_problems"] == [
+        {"position": "1", **missing.to_json()},
+    ]
+    english = totals.lines("en")
+    assert english[2] == (
+        "The file could not be read; nothing was imported / "
+        "No se pudo leer el archivo; nada se importó:"
+    )
+    assert english[3] == ("  position / posición 1: the column is missing / falta la columna")
+    # After records, it is a problem of the file among them: the file was read.
+    _rejected, totals = run([good(1), header], RecordingSink())
+    assert totals.read == 1 and not totals.unreadable and totals.file_problems
+    assert totals.lines("en")[2] == "Problems with the file / Problemas del archivo:"
+
+
+def test_a_file_with_no_records_says_so() -> None:
+    _rejected, totals = run([], RecordingSink())
+    assert totals.empty and not totals.unreadable
+    assert totals.lines("en")[2] == (
+        "the file holds no records: nothing to import / "
+        "el archivo no tiene ningún registro: nada que importar"
+    )
+
+
+def test_an_adapter_that_raises_ends_the_items_where_it_was() -> None:
+    from exchange.importer import guarded
+
+    def decode() -> Iterator[Item]:
+        yield good(1)
+        yield bad(2)
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    totals = summary()
+    sink = RecordingSink()
+    rejected = list(pushed_and_rejected(guarded(decode, "sigeca", totals), sink, totals, batch=5))
+    assert sink.batches == [["L1"]]  # what came before is stored ...
+    assert [item.position for item in rejected] == ["row 2"]  # ... and its rejects written
+    failure = totals.adapter_failure
+    assert failure is not None and failure["position"] == "row 2"
+    assert failure["message_en"].startswith(
+        "the adapter 'sigeca' failed after position row 2 (AttributeError: 'list' object has "
+        "no attribute 'get')"
+    )
+    assert "después de la posición row 2" in failure["message_es"]
+    assert failure["message_en"] in " ".join(totals.lines("en"))
+
+    def fails_at_once() -> Iterator[Item]:
+        raise ValueError("no")
+
+    totals = summary()
+    assert list(guarded(fails_at_once, "x", totals)) == []
+    assert (
+        totals.adapter_failure
+        and "before its first position" in (totals.adapter_failure["message_en"])
+    )
+    assert totals.unreadable
+
+
+def test_rejected_items_give_position_and_reasons() -> None:
+    _rejected, totals = run([good(1), bad(2)], RecordingSink(refuse={"L1"}))
+    assert totals.to_json()["rejected_items"] == [
+        {
+            "position": "row 1",
+            "local_id": "L1",
+            "errors": [
+                {"pointer": "/local_id", "message_es": "rechazado", "message_en": "refused"}
+            ],
+        },
+        {
+            "position": "row 2",
+            "local_id": None,
+            "errors": [
+                {
+                    "pointer": "column:fecha",
+                    "message_es": "fecha inválida",
+                    "message_en": "invalid date",
+                }
+            ],
+        },
+    ]

@@ -32,7 +32,7 @@ class PipeListAdapter:
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
         for number, raw in enumerate(stream, start=1):
-            line = raw.decode("utf-8").rstrip("\r\n")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")  # never raise for a line
             if not line:
                 continue
             fields = line.split("|")
