@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, render_template, request
 
 from exchange.problems import negotiated_language
 from schemas.errors import UnknownSchema
@@ -36,12 +36,14 @@ def schema_list() -> str:
 
 
 @bp.get("/schemas/<name>/<version>")
-def schema_fields(name: str, version: str) -> str:
+def schema_fields(name: str, version: str) -> str | tuple[str, int]:
     registry = default_registry()
     try:
         document = registry.document(name, version)
-    except UnknownSchema:
-        abort(404)
+    except UnknownSchema as error:
+        # A person's browser gets a page in its language, not the API's problem+json.
+        lang = page_language()
+        return render_template("not_found.html", message=error.message(lang)), 404
     return render_template(
         "schema.html",
         name=name,

@@ -36,4 +36,9 @@ def test_schema_page_describes_the_schema_in_the_pages_language(client: FlaskCli
 
 
 def test_unknown_schema_page_is_404(client: FlaskClient) -> None:
-    assert client.get("/schemas/no-such/1").status_code == 404
+    response = client.get("/schemas/no-such/1?lang=es")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"  # a page for the person's browser
+    page = response.get_data(as_text=True)
+    assert "no-such" in page and "Ver los esquemas que tiene este nodo" in page
+    assert client.get("/schemas/case-record/9?lang=en").status_code == 404
