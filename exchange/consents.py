@@ -475,6 +475,60 @@ def review_views(
     return document, entry
 
 
+#: Where the review of a views record stands (``review_state`` in ``GET
+#: /v1/children/{id}/views``): an objection nobody has reviewed awaits the Procuraduría; a
+#: review upheld the views or set them aside; other views need no review.
+VIEWS_REVIEW_STATES = ("awaiting_review", "upheld", "set_aside", "not_required")
+
+
+def _views_review_state(position: str, review: Any) -> str:
+    if isinstance(review, dict):
+        return "upheld" if review.get("upheld") else "set_aside"
+    return "awaiting_review" if position == "objection" else "not_required"
+
+
+def list_views(
+    session: Session, actor: Actor, child: ChildContext
+) -> tuple[list[dict[str, Any]], str]:
+    """The child's views records (and those of children merged into it), newest first, each
+    with its review state, for a caller who acts for the child (as for recording and reviewing
+    them) or oversight (:data:`OVERSIGHT_SCOPE`). Anyone else gets ``LookupError`` (404), as for
+    a child that does not exist. The views hold the child's own words, so each reading is an
+    audit entry (``consents_read``, detail ``child_views``; ids only)."""
+    acts_for = acts_for_child(session, actor, child)
+    if not acts_for and OVERSIGHT_SCOPE not in actor.scopes:
+        raise LookupError(child.child_id)
+    # The same test as review_views applies, without knowing which record: only unreviewed ones.
+    reviewer = (
+        acts_for
+        and "consent:write" in actor.scopes
+        and actor.person_id is not None
+        and bool(OFFICER_ROLES & actor.roles)
+    )
+    keyring = data_keyring()
+    rows = session.scalars(
+        select(ChildViewRow)
+        .where(ChildViewRow.child_id.in_(child.family))
+        .order_by(ChildViewRow.created_at.desc(), ChildViewRow.id.desc())
+    )
+    found = []
+    for row in rows:
+        document = row.open(keyring)
+        found.append(
+            {
+                "id": row.id,
+                "review_state": _views_review_state(row.position, document.get("review")),
+                "may_review": reviewer and row.reviewed_at is None,
+                "recorded_at": as_utc(row.created_at).isoformat(),
+                "recorded_by": party(row.recorded_by_agency, None),
+                "consent_id": row.consent_id,
+                "views": document,
+            }
+        )
+    entry = _audit(session, actor, "consents_read", child.child_id, detail="child_views")
+    return found, entry
+
+
 # -- emergency overrides -----------------------------------------------------------------------
 
 

@@ -89,7 +89,7 @@ TRANSFER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["to", "reason"],
-    "properties": {"to": _TO, "reason": _reason("Motivo", "Reason")},
+    "properties": {"to": _TO, "reason": _reason("Motivo", "Written reason")},
 }
 DECISION_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -97,7 +97,7 @@ DECISION_SCHEMA: dict[str, Any] = {
     "x-title": {"es": "Respuesta a la transferencia", "en": "Transfer decision"},
     "type": "object",
     "additionalProperties": False,
-    "properties": {"reason": _reason("Motivo", "Reason")},
+    "properties": {"reason": _reason("Motivo", "Written reason")},
 }
 
 

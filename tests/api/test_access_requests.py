@@ -556,7 +556,11 @@ def test_only_consent_officers_decide_and_review(
     assert by_system.status_code == 403
     views = client.post(
         f"/v1/children/{pushed['child_id']}/views",
-        json={"heard_on": "2026-11-01", "position": "objection"},
+        json={
+            "heard_on": "2026-11-01",
+            "heard_by": {"agency_id": "mx.chp.procuraduria"},
+            "position": "objection",
+        },
         headers=system.headers,
     ).get_json()
     review = client.post(
@@ -614,7 +618,78 @@ def test_a_dry_run_with_malformed_categories_is_a_400(
         headers=officer.headers,
     )
     assert response.status_code == 400
-    assert response.get_json()["errors"][0]["pointer"] == "/categories"
+    assert {e["pointer"] for e in response.get_json()["errors"]} == {"/categories/0"}
+
+
+def pointers_and_messages(response: Any) -> list[tuple[str, str]]:
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["type"].endswith("/validation")
+    return [(error["pointer"], error["message"]) for error in response.get_json()["errors"]]
+
+
+def test_a_dry_run_lists_every_failure_of_its_body(
+    client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    response = client.post(
+        "/v1/decisions",
+        json={"action": "fly", "purpose": "fun", "categories": ["secrets"]},
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    found = pointers_and_messages(response)
+    assert [pointer for pointer, _ in found] == ["", "/action", "/categories/0", "/purpose"]
+    assert "(child_id)" in found[0][1]
+    assert '"fly"' in found[1][1] and '"read"' in found[1][1]
+    assert '"secrets"' in found[2][1] and '"identity"' in found[2][1]
+    assert '"fun"' in found[3][1]
+    actor = client.post(
+        "/v1/decisions",
+        json={"child_id": pushed["child_id"], "purpose": "fun", "actor": {"name": "COMAR"}},
+        headers=officer.headers,
+    )
+    assert [pointer for pointer, _ in pointers_and_messages(actor)] == ["/actor", "/purpose"]
+
+
+def test_views_list_every_missing_field(
+    client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    for language, words in (("en", "required field"), ("es", "falta el campo obligatorio")):
+        response = client.post(
+            f"/v1/children/{pushed['child_id']}/views",
+            json={"position": "objection"},
+            headers={**officer.headers, "Accept-Language": language},
+        )
+        found = pointers_and_messages(response)
+        assert [pointer for pointer, _ in found] == ["", ""]
+        assert all(words in message for _, message in found)
+        assert "(heard_by)" in found[0][1] and "(heard_on)" in found[1][1]
+    several = client.post(
+        f"/v1/children/{pushed['child_id']}/views",
+        json={"heard_on": "20/11/2026", "position": "angry", "heard_by": {}, "colour": "red"},
+        headers=officer.headers,
+    )
+    assert [pointer for pointer, _ in pointers_and_messages(several)] == [
+        "",
+        "/heard_by",
+        "/heard_on",
+        "/position",
+    ]
+
+
+def test_a_decision_on_a_request_lists_every_failure_of_its_body(
+    client: FlaskClient, officer: PersonClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    request = ask(client, lawyer, pushed["child_id"]).get_json()
+    response = client.post(
+        f"/v1/access-requests/{request['id']}/decision",
+        json={"approve": "yes", "until": "mañana"},
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    found = pointers_and_messages(response)
+    assert [pointer for pointer, _ in found] == ["", "/approve", "/until"]
+    assert "(reason)" in found[0][1] and "'mañana'" in found[2][1]
+    # Nothing was decided.
+    seen = client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers)
+    assert seen.get_json()["status"] == "pending"
 
 
 # -- what a request granted at once rests on, and until when ----------------------------------

@@ -347,6 +347,31 @@ def test_reading_consents_is_on_the_audit_log(
     assert reads[-1]["object"] == {"type": "consent", "id": consent["id"]}
 
 
+def test_a_missing_reason_is_named_by_its_label_in_both_languages(
+    client: FlaskClient, officer: AgencyClient, pushed: dict[str, Any]
+) -> None:
+    consent = record_consent(client, officer, pushed["child_id"], consent_document(COMAR))
+    # Every route that asks for a written reason: a revocation, a review, a decision.
+    for path, body in (
+        (f"/v1/consents/{consent['id']}/revoke", {}),
+        ("/v1/views/vw_000000000000000000000000/review", {"upheld": True}),
+        ("/v1/access-requests/acr_000000000000000000000000/decision", {"approve": False}),
+    ):
+        said = {}
+        for language in ("es", "en"):
+            response = client.post(
+                path, json=body, headers={**officer.headers, "Accept-Language": language}
+            )
+            assert response.status_code == 400, response.get_json()
+            [error] = response.get_json()["errors"]
+            assert error["pointer"] == ""
+            said[language] = error["message"]
+        assert said == {
+            "es": "falta el campo obligatorio «motivo» (reason)",
+            "en": "required field 'written reason' (reason) is missing",
+        }
+
+
 def test_an_agency_without_a_webhook_reads_the_revocation_in_its_notifications(
     app: Flask,
     client: FlaskClient,

@@ -94,7 +94,7 @@ def test_consent_revocation_without_a_reason(client: FlaskClient, officer: Any) 
     )
     assert only_error(es)["pointer"] == only_error(en)["pointer"] == ""
     assert only_error(es)["message"] == "falta el campo obligatorio «motivo» (reason)"
-    assert only_error(en)["message"] == "required field 'reason' is missing"
+    assert only_error(en)["message"] == "required field 'written reason' (reason) is missing"
 
 
 def test_dry_run_decision_with_a_body_that_is_not_an_object(
