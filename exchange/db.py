@@ -153,3 +153,30 @@ def current_revision(app: Flask) -> str | None:
 
     with database(app).engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
+    """Spanish and English words for a database error that is the database's state, not a bug:
+    the server cannot be reached (or is busy), or it holds no Puente tables yet. ``None`` for
+    anything else (a real fault, to be reported as one)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
+    if not isinstance(error, DBAPIError):
+        return None
+    text_of_error = str(error.orig or error).lower()
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if "no such table" in text_of_error or sqlstate == "42P01":  # SQLite / PostgreSQL
+        return (
+            "la base de datos no tiene las tablas de Puente: ejecute 'puente init' "
+            "(o 'puente db upgrade')",
+            "the database holds no Puente tables: run 'puente init' (or 'puente db upgrade')",
+        )
+    if isinstance(error, OperationalError) and not isinstance(error, ProgrammingError):
+        first_line = str(error.orig or error).strip().splitlines()[0][:200]
+        return (
+            f"no se puede usar la base de datos ({first_line}); revise PUENTE_DATABASE_URL "
+            "y que el servidor esté en marcha",
+            f"the database cannot be used ({first_line}); check PUENTE_DATABASE_URL and that "
+            "its server is running",
+        )
+    return None

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from sqlalchemy import select, union
 
+from exchange.children import resolve_child_id
 from exchange.db import database
 from exchange.hub_client import HubClient
 
@@ -45,7 +46,10 @@ def purposes() -> tuple[str, ...]:
 
 
 def children_of_agency(app: Flask, agency_id: str) -> list[str]:
-    """Children the agency holds, or was referred or transferred, a record of."""
+    """Children the agency holds, or was referred or transferred, a record of — each as the
+    child it now is: a merged child's records are read through the child it was merged into,
+    so listing both would export (and audit) them twice."""
+    from exchange.children import Child
     from exchange.records import Record
     from exchange.sharing import RecordShare
 
@@ -56,7 +60,12 @@ def children_of_agency(app: Flask, agency_id: str) -> list[str]:
         .where(RecordShare.agency_id == agency_id)
     )
     with database(app).sessions() as session:
-        return sorted(set(session.scalars(union(owned, shared))))
+        linked = set(session.scalars(union(owned, shared)))
+        # Merges are few hub-wide: list them, rather than bind every linked id in one query.
+        merged = linked & set(
+            session.scalars(select(Child.id).where(Child.merged_into.is_not(None)))
+        )
+        return sorted((linked - merged) | {resolve_child_id(session, c) for c in merged})
 
 
 def agency_actor(app: Flask, agency_id: str) -> Actor | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import uuid
@@ -9,8 +10,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from exchange.db import unavailable_reason
 from exchange.problems import (
     STATUS_KINDS,
     Problem,
@@ -36,6 +39,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _http_exception)
     app.register_error_handler(Exception, _unexpected_exception)
+    app.register_error_handler(DBAPIError, _database_error)
 
 
 def _assign_request_id() -> None:
@@ -113,6 +117,33 @@ def _unexpected_exception(error: Exception) -> Response:
             ),
         )
     )
+
+
+def _database_error(error: DBAPIError) -> Response:
+    """503 with Retry-After when the database is unreachable, busy or not set up (clients
+    try again later; the operator reads the log), 500 for anything else."""
+    reason = unavailable_reason(error)
+    if reason is None:
+        return _unexpected_exception(error)
+    log.error("database unavailable: %s", reason[1], extra={"request_id": g.get("request_id")})
+    spanish = "El nodo no puede usar su base de datos en este momento; intente más tarde."
+    english = "The hub cannot use its database right now; try again later."
+    headers = {"Retry-After": "30"}
+    if request.path.startswith("/oauth/"):
+        # OAuth clients read RFC 6749 errors there, not problems.
+        body = {
+            "error": "temporarily_unavailable",
+            "error_description": english,
+            "detail": localized(spanish, english),
+            "request_id": g.get("request_id"),
+        }
+        return Response(
+            json.dumps(body, ensure_ascii=False),
+            status=503,
+            mimetype="application/json",
+            headers=headers,
+        )
+    return problem_response(Problem("unavailable", (spanish, english), headers=headers))
 
 
 FHIR_JSON = "application/fhir+json"

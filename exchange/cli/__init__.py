@@ -57,9 +57,20 @@ def with_hub(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sqlalchemy.exc import DBAPIError
+
+        from exchange.db import unavailable_reason
+
         app = hub_app()
-        with app.app_context():
-            return function(app, *args, **kwargs)
+        try:
+            with app.app_context():
+                return function(app, *args, **kwargs)
+        except DBAPIError as error:
+            # An unreachable or empty database is the operator's to fix: one line, no traceback.
+            reason = unavailable_reason(error)
+            if reason is None:
+                raise
+            raise click.ClickException(say(default_language(), *reason)) from None
 
     return wrapper  # type: ignore[return-value]
 

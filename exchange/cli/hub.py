@@ -87,9 +87,20 @@ def db_upgrade(app: Flask, revision: str, lang: str) -> None:
 def db_current(app: Flask, lang: str) -> None:
     """Print the schema revision of the database and the newest one available."""
     current, head = db.current_revision(app), db.head_revision()
+    if current is None:
+        raise click.ClickException(
+            say(
+                lang,
+                f"la base de datos está vacía (más reciente: {head}): ejecute 'puente init'",
+                f"the database is empty (head: {head}): run 'puente init'",
+            )
+        )
     click.echo(
         say(lang, f"actual: {current}  más reciente: {head}", f"current: {current}  head: {head}")
     )
+    if current != head:
+        click.echo(say(lang, "ejecute 'puente db upgrade'", "run 'puente db upgrade'"), err=True)
+        sys.exit(1)
 
 
 def exec_gunicorn(

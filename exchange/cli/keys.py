@@ -64,17 +64,39 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     Safe to interrupt: run it again with --resume to go on. Old keys are kept; once no row
     uses one (see rows_per_key in the output) it may be moved out of the key folder.
     """
+    from sqlalchemy.exc import DBAPIError
+
     from exchange import db
     from exchange.crypto import data_keyring, generate_data_key, reencrypt_batches, rows_per_key
 
     keyring = data_keyring(app)
+    # The database first: a key made for a hub whose database cannot be used would still
+    # become the key every server encrypts with (the newest in the folder).
+    db.database(app).ping()
+    if db.current_revision(app) is None:
+        raise click.ClickException(
+            "the database is empty: run 'puente init' / "
+            "la base de datos está vacía: ejecute 'puente init'"
+        )
     created = None if resume else str(generate_data_key(app)[1])
     sessions = db.database(app).sessions
     moved = 0
-    for count in reencrypt_batches(sessions, keyring, batch_size):
-        moved += count
-        if not as_json:
-            click.echo(f"re-encrypted / recifrados: {moved}")
+    try:
+        for count in reencrypt_batches(sessions, keyring, batch_size):
+            moved += count
+            if not as_json:
+                click.echo(f"re-encrypted / recifrados: {moved}")
+    except DBAPIError as error:
+        reason = db.unavailable_reason(error)
+        if reason is None:
+            raise
+        made = f" {created}" if created else ""
+        raise click.ClickException(
+            f"{reason[1]}. The new data key{made} already encrypts new bodies; once the "
+            "database is back, finish with 'puente keys rotate-data-key --resume'. / "
+            f"{reason[0]}. La clave de datos nueva{made} ya cifra los cuerpos nuevos; cuando "
+            "la base de datos vuelva, termine con 'puente keys rotate-data-key --resume'."
+        ) from None
     with sessions() as session:
         per_key = rows_per_key(session)
     current = keyring.current().id

@@ -107,6 +107,15 @@ def outbox_list(
             )
 
 
+#: Why a message named to ``outbox retry`` is left alone, in Spanish (its status in English).
+_STATUS_ES = {
+    "delivered": "ya entregado",
+    "pending": "pendiente de entrega",
+    "withheld": "retenido por el consentimiento",
+    "held": "en espera",
+}
+
+
 @outbox_group.command("retry")
 @click.argument("message_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Requeue every dead message.")
@@ -127,8 +136,27 @@ def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool, lang:
         )
     with db.database(app).sessions.begin() as session:
         unknown = [] if all_dead else unknown_message_ids(session, list(message_ids))
+        # Known messages that are neither dead nor failed have nothing to retry: say why.
+        untouched = (
+            []
+            if all_dead
+            else session.execute(
+                select(OutboxMessage.id, OutboxMessage.status).where(
+                    OutboxMessage.id.in_(message_ids),
+                    OutboxMessage.status.not_in(("dead", "failed")),
+                )
+            ).all()
+        )
         count = requeue(session, None if all_dead else list(message_ids))
     click.echo(f"{count} reencolados / requeued")
+    for message_id, status in untouched:
+        click.echo(
+            say(
+                lang,
+                f"{message_id}: {_STATUS_ES.get(status, status)}; no hay nada que reintentar",
+                f"{message_id}: {status}; nothing to retry",
+            )
+        )
     if unknown:
         # A mistyped id would otherwise look like a message that needed no retry.
         names = ", ".join(unknown)

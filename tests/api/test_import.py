@@ -364,6 +364,28 @@ def test_export_without_a_child_takes_every_child_of_the_agency(hub: Hub, tmp_pa
     ]
 
 
+def test_export_after_a_merge_gives_each_record_once(hub: Hub, tmp_path: Path) -> None:
+    other = envelope("E-2", "C-9")
+    other["data"]["child"].pop("identifiers")  # no CURP in common: a child of its own
+    file = write_ndjson(tmp_path / "dos.ndjson", [envelope("E-1"), other])
+    assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0
+    with db.database(hub.app).sessions() as session:
+        first, second = sorted(session.scalars(select(Record.child_id)))
+    assert first != second
+    merged = run("children", "merge", first, second, "--reason", "la misma niña")
+    assert merged.exit_code == 0, merged.output
+    out = tmp_path / "todo.ndjson"
+    result = run(
+        "export", "--adapter", "ndjson", "--agency", OWNER, "--purpose", "case_management",
+        "--out", out, "--lang", "en",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(line["local_id"] for line in lines) == ["E-1", "E-2"]  # not twice each
+    assert {line["child_id"] for line in lines} == {first}
+    assert "Exported 2 records of 1 children" in result.output
+
+
 # -- a spreadsheet, rejects in its own format -------------------------------------------------
 
 SPREADSHEET = Path(__file__).resolve().parents[1] / "unit/adapters/fixtures/csv/dif-estatal.csv"

@@ -51,6 +51,40 @@ def test_readyz_when_the_database_is_unreachable(tmp_path: Path) -> None:
     assert response.get_json()["checks"]["database"].startswith("unreachable")
 
 
+def test_an_unreachable_database_is_503_to_retry_not_a_500(tmp_path: Path) -> None:
+    app = create_app(
+        {
+            "INSTANCE_PATH": tmp_path,
+            "DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1",
+        }
+    )
+    client = app.test_client()
+    read = client.get(
+        "/v1/records/rec_x?purpose=case_management", headers={"Authorization": "Bearer x"}
+    )
+    assert read.status_code == 503
+    assert read.get_json()["type"].endswith("/unavailable")
+    assert read.headers["Retry-After"]
+    token = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers={"Authorization": "Basic eDp5", "Accept-Language": "en"},
+    )
+    assert token.status_code == 503
+    assert token.get_json()["error"] == "temporarily_unavailable"  # what OAuth clients read
+    assert (
+        token.get_json()["detail"] == "The hub cannot use its database right now; try again later."
+    )
+
+
+def test_a_database_without_tables_is_503_too(tmp_path: Path) -> None:
+    app = create_app({"INSTANCE_PATH": tmp_path, "DATABASE_URL": f"sqlite:///{tmp_path}/empty.db"})
+    response = app.test_client().get(
+        "/v1/records/rec_x?purpose=case_management", headers={"Authorization": "Bearer x"}
+    )
+    assert response.status_code == 503
+
+
 def test_metrics_count_requests(client: FlaskClient) -> None:
     client.get("/healthz")
     response = client.get("/metrics")

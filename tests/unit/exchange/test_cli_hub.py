@@ -61,6 +61,28 @@ def test_db_upgrade_and_current(hub_env: Path) -> None:
     assert upgraded.output == f"base de datos en la revisión {revision}\n"
 
 
+def test_db_current_on_an_empty_database_says_to_initialise(hub_env: Path) -> None:
+    result = CliRunner().invoke(main, ["db", "current", "--lang", "en"])
+    assert result.exit_code == 1
+    assert "the database is empty" in result.output and "puente init" in result.output
+
+
+@pytest.mark.parametrize(
+    "command", [["db", "current"], ["db", "upgrade"], ["agency", "list"], ["outbox", "list"]]
+)
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    hub_env: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv(
+        "PUENTE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
+    )
+    result = CliRunner().invoke(main, [*command, "--lang", "es"] if command[0] == "db" else command)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "PUENTE_DATABASE_URL" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_init_speaks_the_language_asked_for(hub_env: Path) -> None:
     runner = CliRunner()
     spanish = runner.invoke(main, ["init", "--lang", "es"])

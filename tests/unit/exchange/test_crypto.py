@@ -198,6 +198,21 @@ def test_an_interrupted_rotation_resumes(app: Flask, monkeypatch: pytest.MonkeyP
     assert result["rows_per_key"] == {new_key: 5}
 
 
+def test_no_key_is_made_when_the_database_cannot_be_used(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = Path(app.instance_path) / "keys" / "data"
+    before = sorted(folder.iterdir())
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
+    monkeypatch.setenv(
+        "PUENTE_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
+    )
+    result = CliRunner().invoke(main, ["keys", "rotate-data-key"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "PUENTE_DATABASE_URL" in result.output
+    assert sorted(folder.iterdir()) == before  # no new key that would encrypt from now on
+
+
 def test_readiness_needs_a_data_key(app: Flask) -> None:
     for path in Path(app.instance_path, "keys", "data").glob("*.key"):
         path.unlink()
