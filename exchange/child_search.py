@@ -242,7 +242,7 @@ class KnownChild:
 def children_known_to(
     session: Session,
     actor: Actor,
-    purpose: str,
+    purpose: str | None,
     child_ids: Iterable[str],
     *,
     keyring: DataKeyring | None = None,
@@ -261,10 +261,14 @@ def children_known_to(
     :func:`~exchange.disclosure.load_child`'s per-child cache.
 
     Child search answers only these children; a push may name only these in ``child_id``.
+    ``purpose`` None means any purpose: a push has none of its own, and an agency that may
+    find a child for one purpose (COMAR for ``asylum_procedure``) must be able to link its
+    record to that child rather than start a second one.
     """
     # Imported when used: this module also serves ``puente import`` and the duplicates
     # listing, which need not load the records-read blueprint.
     from exchange.api.record_reads import records_held
+    from exchange.sharing import purpose_codes
 
     children: dict[str, ChildContext] = {}
     for child_id in dict.fromkeys(child_ids):
@@ -281,14 +285,16 @@ def children_known_to(
         # As for reads: the agency's own system knows its children; a person of that agency
         # (a lawyer, an officer) knows what consent, grants and overrides give them.
         holds = actor.person_id is None and any(record.id in held for record in child.records)
-        decision = evaluate(
-            child,
-            engine_actor,
-            "read",
-            purpose,
-            KNOWING_CATEGORIES,
-            owner_agency_id=actor.agency_id if holds else None,
-        )
-        if KNOWING_CATEGORIES <= set(decision.categories):
-            known[child_id] = KnownChild(child, decision, holds)
+        for weighed in (purpose,) if purpose is not None else purpose_codes():
+            decision = evaluate(
+                child,
+                engine_actor,
+                "read",
+                weighed,
+                KNOWING_CATEGORIES,
+                owner_agency_id=actor.agency_id if holds else None,
+            )
+            if KNOWING_CATEGORIES <= set(decision.categories):
+                known[child_id] = KnownChild(child, decision, holds)
+                break
     return known

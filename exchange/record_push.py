@@ -62,10 +62,10 @@ from schemas.validation import ValidationFailure
 
 #: The records endpoints take case records only.
 ACCEPTED_SCHEMAS = frozenset({"case-record"})
-#: The purpose a push naming a child is weighed for: an agency pushes its case record of the
-#: child to manage the case (the consent engine must permit it ``identity`` for this purpose,
-#: unless its agency holds one of the child's records already).
-PUSH_PURPOSE = "case_management"
+#: The purpose a push naming a child is weighed for: None, any purpose. The agency may name a
+#: child it may know of for some purpose (it holds one of the child's records, or the consent
+#: engine permits it ``identity`` for a purpose), as search would show it that child.
+PUSH_PURPOSE = None
 MAX_ATTEMPTS = 8
 
 _RECORDS = cast(Table, Record.__table__)

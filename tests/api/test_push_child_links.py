@@ -159,14 +159,18 @@ def test_a_record_referred_to_an_agency_lets_it_name_the_child(
     assert linked.get_json()["child_id"] == pushed["child_id"]
 
 
-def test_consent_for_identity_in_case_management_lets_an_agency_name_the_child(
+def test_consent_for_identity_for_any_purpose_lets_an_agency_name_the_child(
     app: Flask, client: FlaskClient, owner: AgencyClient
 ) -> None:
     officer = procuraduria(app)
     comar = add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     child_id = push_child(client, owner)["child_id"]
-    # A consent for another purpose lets COMAR find the child for that purpose only; a push
-    # is weighed for case management.
+    # Without consent COMAR may not know of the child: naming it is refused as unknown.
+    refused = push(client, comar, minimal("COM-1", child_id=child_id))
+    assert refused.status_code == 400
+    assert refused.get_json()["errors"][0]["pointer"] == "/child_id"
+    # A consent for its own purpose (asylum) lets COMAR find the child, and so link its own
+    # record to it rather than start a second child someone would have to merge.
     record_consent(
         client,
         officer,
@@ -174,16 +178,6 @@ def test_consent_for_identity_in_case_management_lets_an_agency_name_the_child(
         consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"]),
     )
     assert searched(client, comar, "asylum_procedure") == [child_id]
-    refused = push(client, comar, minimal("COM-1", child_id=child_id))
-    assert refused.status_code == 400
-    assert refused.get_json()["errors"][0]["pointer"] == "/child_id"
-    record_consent(
-        client,
-        officer,
-        child_id,
-        consent_document(COMAR, purposes=["case_management"], categories=["identity"]),
-    )
-    assert searched(client, comar) == [child_id]
     linked = push(client, comar, minimal("COM-1", child_id=child_id))
     assert linked.status_code == 201, linked.get_json()
     assert linked.get_json()["child_id"] == child_id
