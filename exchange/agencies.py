@@ -560,10 +560,28 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
     _audit(session, "agency.key_revoked", "key_retired", agency_id)
 
 
+def _switch_active(session: Session, agency_id: str, active: bool) -> None:
+    """Set the agency's active flag, only if it changes: by a conditional update, so that of
+    two (or a repeated) disables only one happens and reaches the signed log."""
+    get_agency(session, agency_id)  # UnknownAgency first
+    changed = session.execute(
+        update(Agency)
+        .where(Agency.id == agency_id, Agency.active.is_(not active))
+        .values(active=active)
+        .execution_options(synchronize_session="fetch")
+    )
+    if getattr(changed, "rowcount", 0) != 1:
+        raise AgencyError(
+            f"La agencia {agency_id} ya estaba {'activa' if active else 'desactivada'}; "
+            "no se cambió nada.",
+            f"Agency {agency_id} was already {'enabled' if active else 'disabled'}; "
+            "nothing was changed.",
+        )
+
+
 def disable_agency(session: Session, agency_id: str) -> None:
     """Refuse the agency new tokens and end the ones it holds, at once."""
-    agency = get_agency(session, agency_id)
-    agency.active = False
+    _switch_active(session, agency_id, False)
     # Token validation checks the agency is active; revoking its tokens as well means they stay
     # dead even if the agency is enabled again later.
     session.execute(
@@ -575,8 +593,7 @@ def disable_agency(session: Session, agency_id: str) -> None:
 
 
 def enable_agency(session: Session, agency_id: str) -> None:
-    agency = get_agency(session, agency_id)
-    agency.active = True
+    _switch_active(session, agency_id, True)
     _audit(session, "agency.updated", "enabled", agency_id)
 
 

@@ -394,3 +394,27 @@ def test_a_file_drop_must_lie_inside_the_drop_root_and_be_no_other_agencys(hub: 
         "FILE_DROP_PATH",
     )
     assert run_json("agency", "list")["agencies"][1]["webhook_url"] == inside
+
+
+def test_disabling_or_enabling_twice_says_so_and_logs_once(hub: Path) -> None:
+    from sqlalchemy import func, select
+
+    from exchange import db
+    from exchange.audit_log import AuditEntry
+
+    run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret")
+    app = create_app()
+
+    def entries() -> int:
+        with db.database(app).sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
+
+    assert run("agency", "disable", "mx.chp.dif").exit_code == 0
+    logged = entries()
+    refused(run("agency", "disable", "mx.chp.dif", "--lang", "en"), "was already disabled")
+    refused(run("agency", "disable", "mx.chp.dif", "--lang", "es"), "ya estaba desactivada")
+    assert entries() == logged  # a change that did not happen is not in the signed log
+    assert run("agency", "enable", "mx.chp.dif").exit_code == 0
+    refused(run("agency", "enable", "mx.chp.dif", "--lang", "en"), "was already enabled")
+    assert entries() == logged + 1
+    app.extensions["puente.db"].engine.dispose()
