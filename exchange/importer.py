@@ -98,6 +98,8 @@ class ImportSummary:
     replayed: int = 0
     rejected_by_adapter: int = 0
     rejected_by_hub: int = 0
+    #: The hub refused records for want of the agency's signature (run again with --key).
+    unsigned: bool = False
     not_sent: int = 0
     seconds: float = 0.0
     rejects_file: str | None = None
@@ -172,6 +174,9 @@ class ImportSummary:
     def count(self, outcome: Outcome) -> None:
         if outcome.status == "rejected":
             self.rejected_by_hub += 1
+            # A spreadsheet has no signature to fix: the office must sign with the agency's key.
+            if any(problem.pointer == "/signature" for problem in outcome.problems):
+                self.unsigned = True
         else:
             setattr(self, outcome.status, getattr(self, outcome.status) + 1)
 
@@ -188,6 +193,7 @@ class ImportSummary:
             "rejected": self.rejected,
             "rejected_by_adapter": self.rejected_by_adapter,
             "rejected_by_hub": self.rejected_by_hub,
+            "needs_signing_key": self.unsigned,
             "not_sent": self.not_sent,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rate, 1),
@@ -268,6 +274,15 @@ class ImportSummary:
             )
         if self.rejects_file:
             lines.append(f"Rechazos / rejects: {self.rejects_file}")
+        if self.unsigned:
+            lines.append(
+                both(
+                    "la institución debe firmar sus envíos: repita con --key y el archivo de "
+                    "su llave privada (nada de la hoja hay que corregir por esto)",
+                    "the agency must sign its pushes: run again with --key and its private "
+                    "key file (nothing in the sheet needs fixing for this)",
+                )
+            )
         if self.actions:
             lines.append(
                 both(

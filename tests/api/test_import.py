@@ -410,6 +410,9 @@ def test_spreadsheet_rejects_carry_the_adapters_and_the_hubs_reasons(
     unsigned = run(*args, sheet, "--agency", SIGNING, "--json", *extra)
     summary = json.loads(unsigned.output)
     assert unsigned.exit_code == 1
+    assert summary["needs_signing_key"] is True  # the fix is --key, not the sheet
+    told = run(*args, sheet, "--agency", SIGNING, "--lang", "en", *extra)
+    assert "the agency must sign its pushes: run again with --key" in told.output
     assert (summary["rejected_by_adapter"], summary["rejected_by_hub"]) == (1, len(rows))
     rejects = tmp_path / "casos-rejects.csv"
     text = rejects.read_text(encoding="utf-8")
