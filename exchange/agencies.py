@@ -644,8 +644,10 @@ def check_drop_folder(
         if any(folder.is_relative_to(t) or t.is_relative_to(folder) for t in theirs):
             return [
                 AgencyError(
-                    f"El buzón {url!r} es, o contiene, el de la agencia {other.id}.",
-                    f"The file drop {url!r} is, or holds, agency {other.id}'s.",
+                    f"El buzón {url!r} ({folder}) coincide con la carpeta de la agencia "
+                    f"{other.id}: una queda dentro de la otra; elija otra carpeta.",
+                    f"The file drop {url!r} ({folder}) overlaps agency {other.id}'s folder: "
+                    "one lies inside the other; choose another folder.",
                     field="webhook_url",
                 )
             ]

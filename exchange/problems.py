@@ -113,6 +113,10 @@ def problem_response(problem: Problem) -> Response:
     body["instance"] = request.path
     body["request_id"] = g.get("request_id")
     body.update(problem.extra)
+    if body["type"].endswith("/validation") and "errors" not in body:
+        # API.md: validation problems carry errors; one about the request as a whole has
+        # the empty pointer.
+        body["errors"] = [{"pointer": "", "message": body.get("detail") or body["title"]}]
     response = Response(
         json.dumps(body, ensure_ascii=False), status=problem.status, mimetype=PROBLEM_MEDIA_TYPE
     )

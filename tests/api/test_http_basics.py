@@ -93,7 +93,9 @@ def test_deep_nesting_is_refused_clearly(app: Flask) -> None:
 def test_wrong_content_type_is_415(app: Flask) -> None:
     client = _echo_app(app).test_client()
     response = client.post("/_test/echo", data="a=1", content_type="text/plain")
-    assert_problem(response, 415, "validation")
+    body = assert_problem(response, 415, "validation")
+    # API.md: validation problems carry errors; this one is about the request as a whole.
+    assert body["errors"] == [{"pointer": "", "message": body["detail"]}]
 
 
 def test_body_over_the_limit_is_413(app: Flask) -> None:
