@@ -217,6 +217,34 @@ def verify_command(
 ) -> None:
     """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
     3 inconsistent checkpoints (64: usage)."""
+    try:
+        _verify(**locals())
+    except UsageProblem as problem:
+        if not as_json:
+            raise
+        # A script that asked for JSON reads JSON, whatever went wrong.
+        click.echo(
+            json.dumps(
+                {"ok": False, "exit_code": EXIT_USAGE, "error": problem.message},
+                ensure_ascii=False,
+            )
+        )
+        sys.exit(EXIT_USAGE)
+
+
+def _verify(
+    full_dir: Path | None,
+    proof_file: Path | None,
+    entry_file: Path | None,
+    kept_files: tuple[Path, ...],
+    consistency_file: Path | None,
+    vkeys: tuple[str, ...],
+    origin: str | None,
+    witness_vkeys: tuple[str, ...],
+    quorum: int,
+    as_json: bool,
+    lang: str,
+) -> None:
     if (full_dir is None) == (proof_file is None):
         raise UsageProblem(
             _say(

@@ -138,10 +138,16 @@ def test_verifying_without_the_hubs_published_key_is_a_usage_error(
 ) -> None:
     # The export's own log.vkey would "verify" a log re-signed with any key.
     out = str(_export(tmp_path))
-    english = _run("audit", "verify", "--full", out, "--lang", "en", "--json")
+    english = _run("audit", "verify", "--full", out, "--lang", "en")
     assert english.exit_code == 64 and english.stdout == ""
     assert "--vkey is missing: pass the hub's published log key" in english.stderr
     assert "/.well-known/puente-hub" in english.stderr
+    # A script that asked for JSON gets JSON, not usage text.
+    scripted = _run("audit", "verify", "--full", out, "--lang", "en", "--json")
+    assert scripted.exit_code == 64
+    report = json.loads(scripted.stdout)
+    assert report["ok"] is False and report["exit_code"] == 64
+    assert report["error"].startswith("--vkey is missing")
     spanish = _run("audit", "verify", "--full", out, "--lang", "es")
     assert spanish.exit_code == 64
     assert "falta --vkey: indique la llave pública del registro del nodo" in spanish.stderr
