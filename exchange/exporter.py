@@ -91,7 +91,10 @@ def readable_directly(
 
     with database(app).sessions() as session:
         for child_id in child_ids:
-            child = load_child(session, child_id)
+            try:
+                child = load_child(session, child_id)
+            except LookupError:
+                continue  # no such child: nothing to give, as for one the agency may not read
             reads = [
                 record_json(session, actor, record, purpose, child) for record in child.records
             ]

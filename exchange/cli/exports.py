@@ -8,6 +8,7 @@ The output file is replaced only once it is complete.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,24 @@ def export_command(
         "records": counted["records"],
         "out": str(out_path) if out_path.exists() else None,
     }
+    # Children named on the command line of which nothing could be exported: no such child,
+    # or none the agency may read for this purpose (which of the two is not said: no oracle).
+    nothing_for_named = bool(child_ids) and counted["records"] == 0
     if as_json:
-        print_json(result)
+        print_json({**result, "nothing_for_named_children": nothing_for_named})
+        if nothing_for_named:
+            sys.exit(1)
         return
+    if nothing_for_named:
+        raise click.ClickException(
+            say(
+                lang,
+                f"no se exportó nada de {', '.join(child_ids)}: no existe en este nodo o su "
+                f"institución no puede leer sus expedientes para «{purpose}»",
+                f"nothing was exported of {', '.join(child_ids)}: it does not exist on this "
+                f"hub or your agency may not read its records for '{purpose}'",
+            )
+        )
     click.echo(
         say(
             lang,

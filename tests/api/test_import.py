@@ -337,8 +337,11 @@ def test_export_gives_what_the_agency_may_read(hub: Hub, tmp_path: Path, mode: s
         "--json",
         *(api(hub, OTHER) if mode == "api" else []),
     )
-    assert other.exit_code == 0, other.output
+    # ... and is told nothing was exported of the child it named (exit 1), in words that do
+    # not say whether the child exists.
+    assert other.exit_code == 1, other.output
     assert json.loads(other.output)["records"] == 0
+    assert json.loads(other.output)["nothing_for_named_children"] is True
     assert not elsewhere.exists() or elsewhere.read_text().strip() == ""
 
 
@@ -362,6 +365,19 @@ def test_export_without_a_child_takes_every_child_of_the_agency(hub: Hub, tmp_pa
         "E-1",
         "E-2",
     ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_export_of_a_child_it_cannot_give_says_so(hub: Hub, tmp_path: Path, mode: str) -> None:
+    extra = ["--hub", HUB, "--client-secret", hub.secrets[OWNER]] if mode == "api" else []
+    out = tmp_path / "nada.ndjson"
+    result = run(
+        "export", "--adapter", "ndjson", "--agency", OWNER, "--purpose", "case_management",
+        "--child", "nna_00000000000000000000", "--out", out, "--lang", "en", *extra,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "nothing was exported of nna_00000000000000000000" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_export_after_a_merge_gives_each_record_once(hub: Hub, tmp_path: Path) -> None:
