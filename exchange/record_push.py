@@ -5,9 +5,21 @@ Each push body is made canonical (RFC 8785) once; those bytes are what the agenc
 checked (signature, then schema), linked to a child, and stored as the record's next version,
 together with its audit entry, in one transaction: a push is stored whole or not at all.
 
+Which record a push updates: the one the pushing agency addresses by that ``local_id``
+(:class:`exchange.records.RecordAddress`, given to the agency that accepted a transfer of the
+record), else the one it created under that ``local_id``, else a new one. A push to a record
+another agency now answers for (it was transferred) is refused with ``409 conflict``, naming
+the agency the pusher transferred it to. A push to an addressed record is linked to that
+record's child, so the recipient of a transfer never starts a second identity for the child.
+
 Concurrency: (agency, local id) and (record, version) are unique in the database, so two
 processes racing to create a record or the same version cannot both win; the loser's
-transaction rolls back and is tried again from the start (:data:`MAX_ATTEMPTS`).
+transaction rolls back and is tried again from the start (:data:`MAX_ATTEMPTS`). Addresses are
+written by accepting a transfer, in another table: on PostgreSQL a push holds its agency's row
+(``FOR KEY SHARE``) from before it looks its local ids up until it commits, and the accept
+takes that row ``FOR UPDATE`` before it checks that the local id is free, so a push cannot
+create a record under a local id that an accept is giving to another record meanwhile (on
+SQLite, pushes and accepts are serialised by the one write lock).
 
 Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
 (:mod:`exchange.record_bulk`) reuse the checks and the storing here.
@@ -26,6 +38,7 @@ database itself.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -45,7 +58,7 @@ from exchange.auth import Actor, utcnow
 from exchange.child_linking import LinkRequest, follow_merges, link_children
 from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
-from exchange.hot_sql import HotSQL, insert_sql, update_sql
+from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
 from exchange.signatures import (
     SignatureError,
@@ -71,13 +84,27 @@ MAX_ATTEMPTS = 8
 _RECORDS = cast(Table, Record.__table__)
 _VERSIONS = cast(Table, RecordVersion.__table__)
 _PUSH_FLAGS = "SELECT active, require_signature FROM agency WHERE id = ?"
+# The records the agency's local ids name: those it created (addressed = 0) and those it
+# took over by a transfer (addressed = 1, under the local id it gave when it accepted).
 _RECORD_STATES = (
-    "SELECT id, local_id, owner_agency, child_id, latest_version, latest_sha256 FROM record"
-    " WHERE source_agency = ? AND local_id IN {} ORDER BY id"
+    "SELECT r.id, named.local_id, r.owner_agency, r.child_id, r.latest_version,"
+    " r.latest_sha256, named.addressed FROM record r JOIN ("
+    "SELECT id AS record_id, local_id, 0 AS addressed FROM record"
+    " WHERE source_agency = ? AND local_id IN {0}"
+    " UNION ALL SELECT record_id, local_id, 1 FROM record_address"
+    " WHERE agency_id = ? AND local_id IN {0}"
+    ") named ON r.id = named.record_id ORDER BY r.id"
 )
 # On PostgreSQL the rows are locked (in id order, so concurrent batches cannot deadlock) until
 # the push commits: a concurrent push of the same record waits and then sees the new version.
-_RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE"
+_RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE OF r"
+# Taken before the records are looked up (PostgreSQL): an accept that gives one of these local
+# ids to a transferred record waits for this push, or this push waits for it and then sees it.
+_HOLD_AGENCY = "SELECT id FROM agency WHERE id = ? FOR KEY SHARE"
+_TRANSFERRED_TO = (
+    "SELECT agency_id FROM record_share WHERE record_id = ? AND from_agency = ?"
+    " AND kind = 'transfer' AND status = 'accepted' ORDER BY decided_at DESC LIMIT 1"
+)
 _RECORD_COLUMNS = (
     "id",
     "source_agency",
@@ -240,6 +267,8 @@ class Pusher:
         self.actor_person = actor_person
         self.request_id = request_id
         self.idempotency_ttl = timedelta(hours=idempotency_hours)
+        #: record id -> why this agency may no longer push it (it transferred the record).
+        self._transfer_refusals: dict[str, ValidationFailure] = {}
 
     @cached_property
     def signing_keys(self) -> dict[str, dict[str, Any]]:
@@ -336,16 +365,9 @@ class Pusher:
         sql = HotSQL(session)
         if sql.is_sqlite:
             _take_write_lock(sql.raw)
-        found = sql.rows_in(
-            _RECORD_STATES if sql.is_sqlite else _RECORD_STATES_LOCKED,
-            (agency_id,),
-            sorted({item.local_id for item in items}),
-            chunk=STATE_CHUNK,
-        )
-        states = {
-            local_id: _RecordState(record_id, owner, child_id, version, sha256, new=False)
-            for record_id, local_id, owner, child_id, version, sha256 in found
-        }
+        else:
+            sql.first(_HOLD_AGENCY, (agency_id,))
+        states, addressed = _record_states(sql, agency_id, {item.local_id for item in items})
         # A record keeps the child id it was linked to; after a merge, answers (and the push's
         # audit entry) name the child it is now, as reads do.
         survivors = follow_merges(sql, session, {state.child_id for state in states.values()})
@@ -383,11 +405,17 @@ class Pusher:
         # Also for a new version of a known record: the child index keeps each source
         # record's identifiers and profile current for search and duplicate detection.
         # One call for the whole batch: linking one record at a time dominates a bulk push.
+        # A record taken over by a transfer is linked to its own child: the recipient's local
+        # id is new to the child index, and must not start a new child.
+        linked_to = {local_id: states[local_id].child_id for local_id in addressed}
         children = iter(
             link_children(
                 session,
                 agency_id=agency_id,
-                requests=[LinkRequest(i.local_id, i.child_id, i.data) for i in to_link],
+                requests=[
+                    LinkRequest(i.local_id, i.child_id or linked_to.get(i.local_id), i.data)
+                    for i in to_link
+                ],
                 sql=sql,
             )
         )
@@ -435,16 +463,7 @@ class Pusher:
 
     def _refuse_update(self, item: PushItem, state: _RecordState) -> PushResult | None:
         if state.owner != self.agency_id:
-            return rejected(
-                item.line,
-                "conflict",
-                failure(
-                    "/local_id",
-                    "conflict",
-                    "el expediente fue transferido a otra institución, que ahora lo actualiza",
-                    "the record was transferred to another agency, which now updates it",
-                ),
-            )
+            return rejected(item.line, "conflict", self._transferred(state))
         if item.child_id and item.child_id != state.child_id:
             session = self.session
             try:
@@ -467,6 +486,27 @@ class Pusher:
                     ),
                 )
         return None
+
+    def _transferred(self, state: _RecordState) -> ValidationFailure:
+        """Why an agency may no longer push a record: it transferred it. The agency it
+        transferred the record to is named (it chose it); the agency answering for it now only
+        when that is the same one (a later transfer was not the pusher's to know of)."""
+        known = self._transfer_refusals.get(state.id)
+        if known is not None:  # a file sent again may hold many lines of one record
+            return known
+        row = HotSQL(self.session).first(_TRANSFERRED_TO, (state.id, self.agency_id))
+        to = row[0] if row else None
+        if to is None:
+            es = "el expediente fue transferido a otra institución, que ahora lo actualiza"
+            en = "the record was transferred to another agency, which now updates it"
+        elif to == state.owner:
+            es = f"el expediente fue transferido a {to}, que ahora lo actualiza"
+            en = f"the record was transferred to {to}, which now updates it"
+        else:
+            es = f"el expediente fue transferido a {to}; su institución ya no lo actualiza"
+            en = f"the record was transferred to {to}; your agency no longer updates it"
+        refusal = self._transfer_refusals[state.id] = failure("/local_id", "conflict", es, en)
+        return refusal
 
     def _write(
         self,
@@ -493,10 +533,11 @@ class Pusher:
             if s.new and s.touched
         ]
         # Sorted, so concurrent batches lock rows in the same order (no deadlock).
+        # (Two local ids of one agency may name one record: each record once.)
+        touched = {s.id: s for s in states.values() if s.touched and not s.new}
         changed = [
             (s.version, s.sha256, s.schema_ref, stamp, s.id)
-            for s in sorted(states.values(), key=lambda s: s.id)
-            if s.touched and not s.new
+            for s in sorted(touched.values(), key=lambda s: s.id)
         ]
         for statement, rows in (
             (_INSERT_RECORDS, new_rows),
@@ -590,6 +631,39 @@ class Pusher:
             idempotency.save_answer(session, self.agency_id, key, result.http_status, answer)
         session.commit()
         return result
+
+
+def _record_states(
+    sql: HotSQL, agency_id: str, local_ids: set[str]
+) -> tuple[dict[str, _RecordState], set[str]]:
+    """local id -> the state of the record it names for ``agency_id``, and the local ids that
+    name a record through an address. An address wins over a record the agency created under
+    the same local id (accepting a transfer refuses such a local id; this only settles it
+    should both ever exist). Local ids that name one record share its state."""
+    statement = _RECORD_STATES if sql.is_sqlite else _RECORD_STATES_LOCKED
+    found: list[Any] = []
+    for part in chunks(sorted(local_ids), STATE_CHUNK):
+        found.extend(sql.rows(_with_local_ids(statement, len(part)), (agency_id, *part) * 2))
+    records: dict[str, _RecordState] = {}
+    states: dict[str, _RecordState] = {}
+    addressed: set[str] = set()
+    for record_id, local_id, owner, child_id, version, sha256, by_address in sorted(
+        found, key=lambda row: row[6]
+    ):
+        state = records.get(record_id)
+        if state is None:
+            state = records[record_id] = _RecordState(
+                record_id, owner, child_id, version, sha256, new=False
+            )
+        states[local_id] = state
+        if by_address:
+            addressed.add(local_id)
+    return states, addressed
+
+
+@functools.lru_cache(maxsize=64)
+def _with_local_ids(template: str, count: int) -> str:
+    return template.format("(" + ", ".join(["?"] * count) + ")")
 
 
 def _unknown_child(item: PushItem) -> PushResult:

@@ -1,11 +1,13 @@
 """Case records: append-only versions, encrypted at rest, and who may read them.
 
 A record is the hub's copy of one agency's case file: the hub assigns ``record_id``, and
-(pushing agency, ``local_id``) names the source's copy. Every push that changes the body adds
-a version (1, 2, …); nothing is ever updated in place. A version stores the RFC 8785 canonical
-push body (``{"schema", "local_id", "child_id"?, "data"}``) encrypted under the current data
-key, its SHA-256 in clear (for de-duplication and the audit log), and the agency's
-``Puente-Signature`` when there was one.
+(pushing agency, ``local_id``) names the source's copy. An agency that takes a record over by
+accepting a transfer gets an address for it in its own system (:class:`RecordAddress`: its own
+local id, by default the record's), so its pushes update the record it now answers for. Every
+push that changes the body adds a version (1, 2, …); nothing is ever updated in place. A
+version stores the RFC 8785 canonical push body (``{"schema", "local_id", "child_id"?,
+"data"}``) encrypted under the current data key, its SHA-256 in clear (for de-duplication and
+the audit log), and the agency's ``Puente-Signature`` when there was one.
 
 De-duplication: a push whose body equals the record's latest version (same ``body_sha256``)
 stores nothing and answers that version (``unchanged``). Only the *latest* version counts, so
@@ -70,6 +72,29 @@ class Record(Base):
     latest_sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecordAddress(Base):
+    """The local id under which an agency that accepted a transfer of a record pushes it.
+
+    Each agency names its records by its own case ids; the recipient of a transfer names the
+    record it took over by the ``local_id`` it gave when it accepted (by default the record's
+    own). Its pushes with that local id are versions of this record: the push path looks
+    addresses up before (agency, ``local_id``) of the records the agency created itself, and
+    accepting refuses a local id that already names another of the agency's records, so a
+    local id names one record per agency. An address is kept when the record moves on: the
+    agency's later pushes under it are refused (the record was transferred), never stored as
+    a new record of a new child.
+    """
+
+    __tablename__ = "record_address"
+
+    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"), primary_key=True)
+    local_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    record_id: Mapped[str] = mapped_column(ForeignKey("record.id"))
+    #: The accepted transfer that gave the address.
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("record_share.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class RecordVersion(Base):
@@ -178,6 +203,22 @@ def _records_of_children_statement() -> Any:
     # Built once: this runs on every read of a child's data.
     ids = bindparam("ids", expanding=True)
     return select(Record).where(Record.child_id.in_(ids)).order_by(Record.created_at)
+
+
+def record_named(session: Session, agency_id: str, local_id: str) -> str | None:
+    """The id of the record an agency's push with ``local_id`` updates, if any: the record
+    addressed so for the agency (:class:`RecordAddress`), else the one it created under it.
+    The push path (:mod:`exchange.record_push`) decides in the same order."""
+    addressed = session.scalars(
+        select(RecordAddress.record_id).where(
+            RecordAddress.agency_id == agency_id, RecordAddress.local_id == local_id
+        )
+    ).first()
+    if addressed is not None:
+        return addressed
+    return session.scalars(
+        select(Record.id).where(Record.source_agency == agency_id, Record.local_id == local_id)
+    ).first()
 
 
 def describe_record(record: Record, child_id: str) -> dict[str, Any]:

@@ -11,6 +11,14 @@ the previous owner keeps read access through an accepted referral (purpose
 ``case_management``, every category) made by the hub, so the agency that looked after the
 child can still follow the case; the new owner may refer further as owners do.
 
+Accepting also gives the recipient an address for the record in its own system
+(:class:`exchange.records.RecordAddress`): the ``local_id`` it names in the accept (its own case
+id), by default the record's own. Its pushes with that local id, single or bulk, then add
+versions to the transferred record, linked to the same child. A local id that already names
+another of the recipient's records is refused (:class:`LocalIdTaken`; nothing changes, the
+transfer stays pending), so a local id names one record per agency. The previous owner's pushes
+of the record are refused from then on, naming the agency it transferred it to.
+
 Only the owner agency may refer or transfer a record; at most one transfer of a record is
 pending at a time.
 
@@ -39,7 +47,7 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.outbox import enqueue
-from exchange.records import Record, current_child_id
+from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
 KINDS = ("referral", "transfer")
@@ -97,6 +105,14 @@ class ShareConflict(Exception):
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LocalIdTaken(Exception):
+    """The recipient already names another record by the local id it gave for the transfer."""
+
+    def __init__(self, local_id: str) -> None:
+        super().__init__(f"local id {local_id} already names another record")
+        self.local_id = local_id
 
 
 @functools.cache
@@ -200,15 +216,25 @@ def decide_transfer(
     accept: bool,
     reason: str | None,
     decision_entry: str | None = None,
+    local_id: str | None = None,
 ) -> str | None:
     """The recipient's answer to a pending transfer; returns the audit entry id.
 
+    ``local_id``: on acceptance, the local id under which the recipient will push the record
+    (by default the record's own).
+
     Raises :class:`ShareConflict` when the transfer was already decided (also by a concurrent
     request: the status changes only from ``pending``, checked in the UPDATE itself) or when
-    the record changed hands meanwhile.
+    the record changed hands meanwhile, and :class:`LocalIdTaken` when the local id already
+    names another of the recipient's records; the session is rolled back then.
     """
     now = utcnow()
     status = "accepted" if accept else "rejected"
+    if accept:
+        # First, before anything of this transaction refers to the recipient's row (a lock
+        # taken later could deadlock with another accept): pushes of the recipient hold it
+        # while they look their local ids up, so the check below sees every record they made.
+        _hold_agency(session, share.agency_id)
     decided = session.execute(
         update(RecordShare)
         .where(RecordShare.id == share.id, RecordShare.status == "pending")
@@ -231,6 +257,7 @@ def decide_transfer(
             session.rollback()
             raise ShareConflict("the record is no longer owned by the sender", "pending")
         session.refresh(record)
+        _give_address(session, share, record, local_id or record.local_id, now)
         _keep_previous_owner_informed(session, share, record, now)
     session.refresh(share)
     action = "transfer.accepted" if accept else "transfer.rejected"
@@ -239,6 +266,35 @@ def decide_transfer(
     )
     _notify(session, share.from_agency, action, share, record)
     return entry
+
+
+def _hold_agency(session: Session, agency_id: str) -> None:
+    """PostgreSQL: lock the agency's row until the transaction ends (SQLite ignores it: its one
+    write lock, held from the transaction's first write, already keeps pushes out)."""
+    from exchange.agencies import Agency
+
+    session.execute(select(Agency.id).where(Agency.id == agency_id).with_for_update())
+
+
+def _give_address(
+    session: Session, transfer: RecordShare, record: Record, local_id: str, now: datetime
+) -> None:
+    """Let the recipient push ``record`` under ``local_id`` (unless that already names it)."""
+    named = record_named(session, transfer.agency_id, local_id)
+    if named == record.id:
+        return  # the recipient created it, or had it before, under this local id
+    if named is not None:
+        session.rollback()
+        raise LocalIdTaken(local_id)
+    session.add(
+        RecordAddress(
+            agency_id=transfer.agency_id,
+            local_id=local_id,
+            record_id=record.id,
+            transfer_id=transfer.id,
+            created_at=now,
+        )
+    )
 
 
 def _keep_previous_owner_informed(

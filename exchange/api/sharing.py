@@ -1,8 +1,9 @@
 """Referrals and transfers between agencies of this hub (rules in :mod:`exchange.sharing`).
 
 ``POST /v1/records/{id}/referrals`` and ``/transfers`` (the owner agency), ``POST
-/v1/transfers/{id}/accept`` and ``/reject`` (the recipient), ``GET /v1/shares`` (what an agency
-sent or received — how an agency without a webhook learns of a pending transfer).
+/v1/transfers/{id}/accept`` (optionally naming the ``local_id`` the recipient will push the
+record under) and ``/reject`` (the recipient), ``GET /v1/shares`` (what an agency sent or
+received — how an agency without a webhook learns of a pending transfer).
 
 A record the caller may not read answers 404 exactly like a record that does not exist, so
 these routes reveal nothing about records the caller does not know.
@@ -30,11 +31,12 @@ from exchange.disclosure import (
 from exchange.httpbasics import check_against, require_json
 from exchange.outbox import notifications_for
 from exchange.problems import Problem, localized
-from exchange.records import Record, current_child_id
+from exchange.records import Record, current_child_id, record_named
 from exchange.sharing import (
     KINDS,
     STATUSES,
     TRANSFER_PURPOSE,
+    LocalIdTaken,
     RecordShare,
     ShareConflict,
     decide_transfer,
@@ -43,6 +45,7 @@ from exchange.sharing import (
     request_transfer,
     shares_of,
 )
+from schemas.envelope import ENVELOPE_SCHEMA
 
 bp = Blueprint("sharing", __name__)
 
@@ -98,6 +101,16 @@ DECISION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "properties": {"reason": _reason("Motivo", "Written reason")},
+}
+#: Accepting may also name the recipient's own case id for the record (pushed as ``local_id``).
+ACCEPTANCE_SCHEMA: dict[str, Any] = {
+    **DECISION_SCHEMA,
+    "$id": "https://schemas.puente.mx/api/transfer-acceptance/1",
+    "x-title": {"es": "Aceptación de la transferencia", "en": "Transfer acceptance"},
+    "properties": {
+        **DECISION_SCHEMA["properties"],
+        "local_id": ENVELOPE_SCHEMA["properties"]["local_id"],
+    },
 }
 
 
@@ -319,9 +332,10 @@ def create_transfer(record_id: str) -> Any:
 
 
 def _decide(share_id: str, accept: bool) -> Any:
-    reason = None
+    body: dict[str, Any] = {}
     if request.content_length:
-        reason = _validated(DECISION_SCHEMA, require_json()).get("reason")
+        body = _validated(ACCEPTANCE_SCHEMA if accept else DECISION_SCHEMA, require_json())
+    reason = body.get("reason")
     actor = current_actor()
     session = db.session()
     share = session.get(RecordShare, share_id)
@@ -340,9 +354,15 @@ def _decide(share_id: str, accept: bool) -> Any:
             ),
         )
     decision_entry = None
+    local_id = None
     if accept and share.status == "pending":
-        # Decided again when the data actually moves: a revocation since the request stops it.
         record = session.get_one(Record, share.record_id)
+        local_id = body.get("local_id") or record.local_id
+        # Checked before the consent decision, which is recorded: a refused local id leaves
+        # nothing behind. (decide_transfer checks again, holding off the recipient's pushes.)
+        if record_named(session, share.agency_id, local_id) not in (None, record.id):
+            raise _local_id_taken(share_id, local_id)
+        # Decided again when the data actually moves: a revocation since the request stops it.
         decision_entry = _decided(
             actor,
             record,
@@ -356,7 +376,13 @@ def _decide(share_id: str, accept: bool) -> Any:
         if share.status != "pending":
             raise ShareConflict("already decided", share.status)
         entry = decide_transfer(
-            session, actor, share, accept=accept, reason=reason, decision_entry=decision_entry
+            session,
+            actor,
+            share,
+            accept=accept,
+            reason=reason,
+            decision_entry=decision_entry,
+            local_id=local_id,
         )
     except ShareConflict as conflict:
         raise Problem(
@@ -368,8 +394,32 @@ def _decide(share_id: str, accept: bool) -> Any:
             share_id=share_id,
             share_status=conflict.status,
         ) from conflict
+    except LocalIdTaken as taken:
+        raise _local_id_taken(share_id, taken.local_id) from taken
     session.commit()
-    return jsonify({**share.to_json(), "audit_entry": entry})
+    answer = {**share.to_json(), "audit_entry": entry}
+    if accept:
+        # The recipient's pushes with this local id now add versions to the record.
+        answer["local_id"] = local_id
+    return jsonify(answer)
+
+
+def _local_id_taken(share_id: str, local_id: str) -> Problem:
+    message = (
+        f"Su institución ya tiene otro expediente con el identificador local «{local_id}». "
+        "Acepte la transferencia indicando en «local_id» el identificador con el que su "
+        "sistema llevará este expediente; la transferencia sigue pendiente.",
+        f"Your agency already has another record with the local id '{local_id}'. Accept the "
+        "transfer giving in 'local_id' the id your system will keep this record under; the "
+        "transfer is still pending.",
+    )
+    return Problem(
+        "conflict",
+        message,
+        share_id=share_id,
+        share_status="pending",
+        errors=[{"pointer": "/local_id", "message": localized(*message)}],
+    )
 
 
 @bp.post("/v1/transfers/<share_id>/accept")

@@ -295,6 +295,8 @@ def test_transfer_moves_responsibility_only_when_the_recipient_accepts(hub: Hub)
     body = accepted.get_json()
     assert body["status"] == "accepted" and body["decided_by"] == CLINIC
     assert body["decided_at"] is not None
+    # The recipient now pushes the record under this local id (the record's own, by default).
+    assert body["local_id"] == "EXP-1"
     entry = hub.audit(body["audit_entry"])
     assert entry["action"] == "transfer_accepted" and entry["actor"]["agency_id"] == CLINIC
     assert hub.owner_of(record_id) == CLINIC
