@@ -30,6 +30,7 @@ from exchange.disclosure import ChildContext, Disclosure, decide_disclosure, loa
 from exchange.problems import Problem, localized
 from exchange.records import (
     Record,
+    RecordAddress,
     describe_record,
     describe_version,
     latest_body,
@@ -261,7 +262,24 @@ def record_json(
         "withheld_categories": list(withheld),
         "decision": decision_json(disclosure),
     }
+    own_id = _own_local_id(session, actor, record)
+    if own_id is not None:
+        answer["your_local_id"] = own_id
     return answer, disclosure
+
+
+def _own_local_id(session: Session, actor: Actor, record: Record) -> str | None:
+    """The case id under which the reading agency's system pushes ``record``, when it took the
+    record over by a transfer under an id of its own (the record's ``local_id`` stays its
+    creator's): what it should push, and what ``puente export`` writes for it."""
+    if actor.person_id is not None or actor.agency_id is None:
+        return None
+    own = session.scalar(
+        select(RecordAddress.local_id).where(
+            RecordAddress.agency_id == actor.agency_id, RecordAddress.record_id == record.id
+        )
+    )
+    return own if own is not None and own != record.local_id else None
 
 
 @bp.get("/v1/records/<record_id>")

@@ -273,6 +273,11 @@ def test_the_recipient_may_name_its_own_local_id(hub: Hub) -> None:
         record["record_id"],
         share_id,
     )
+    # Its reads say which id its pushes use (the record's local_id stays its creator's).
+    read = hub.read(NEW, record["record_id"]).get_json()
+    assert read["your_local_id"] == "NL-2026-0077"
+    assert read["local_id"] != "NL-2026-0077"
+    assert "your_local_id" not in hub.read(NEW, record["record_id"], "/versions").get_json()
 
 
 def test_bulk_pushes_of_the_recipient_update_the_record(hub: Hub) -> None:
@@ -325,6 +330,32 @@ def test_puente_import_of_the_recipient_updates_the_record(
     read = hub.read(NEW, record["record_id"]).get_json()
     assert read["version"] == 2 and read["data"]["case"]["case_number"] == "NL-import"
     assert hub.children() == children
+
+
+def test_the_recipients_export_imported_again_updates_the_same_record(
+    hub: Hub, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = hub.handed_over(local_id="NL-2026-0077")
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", hub.app.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    exported = tmp_path / "mios.ndjson"
+    result = CliRunner().invoke(
+        main,
+        ["export", "--adapter", "ndjson", "--agency", NEW, "--purpose", "case_management",
+         "--out", str(exported)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [line] = [json.loads(text) for text in exported.read_text().splitlines()]
+    assert line["local_id"] == "NL-2026-0077"  # the id the recipient's pushes use
+    records = hub.count(select(func.count()).select_from(Record))
+    children = hub.children()
+    again = CliRunner().invoke(
+        main, ["import", "--adapter", "ndjson", str(exported), "--agency", NEW, "--json"]
+    )
+    assert again.exit_code == 0, again.output
+    assert hub.count(select(func.count()).select_from(Record)) == records  # no second record
+    assert hub.children() == children
+    assert hub.read(NEW, record["record_id"]).get_json()["record_id"] == record["record_id"]
 
 
 def test_a_local_id_that_names_another_record_is_refused_and_nothing_changes(hub: Hub) -> None:
