@@ -100,11 +100,21 @@ def covers(actor_jurisdiction: str | None, jurisdiction: str) -> bool:
     return actor_jurisdiction == NATIONAL or jurisdiction.startswith(actor_jurisdiction)
 
 
+#: Agency kinds that may act as a child's consent authority (DESIGN: the child's Procuraduría
+#: de Protección — federal, state or municipal DIF — or a guardian proxy recorded by them).
+#: Immigration, refugee and foreign authorities, oversight bodies and NGOs never do, whatever
+#: their jurisdiction: a consulate's national reach (00) is no authority over Mexican consent.
+CONSENT_AUTHORITY_KINDS = frozenset({"federal_child_protection", "state_dif", "municipal_dif"})
+
+
 def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     """Whether ``actor`` may record consents, views and reviews for the child, or decide its
-    access requests."""
+    access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) responsible
+    for one of the child's records or whose jurisdiction covers the child's."""
     if "administrator" in actor.roles:
         return True
+    if actor.kind not in CONSENT_AUTHORITY_KINDS:
+        return False
     if actor.agency_id is not None and any(
         record.owner_agency == actor.agency_id for record in child.records
     ):
@@ -113,6 +123,18 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
 
 
 OFFICER_ROLES = frozenset({"consent_officer", "administrator"})
+
+
+def _agencies_permitted(consent: Consent) -> set[str]:
+    """Agencies a consent lets in: its grantees and the actors of its permit provisions."""
+    found = {ref.agency_id for ref in consent.grantees if ref.agency_id}
+    pending = list(consent.provisions)
+    while pending:
+        provision = pending.pop()
+        if provision.decision == "permit":
+            found.update(ref.agency_id for ref in provision.actors if ref.agency_id)
+        pending.extend(provision.provisions)
+    return found
 
 
 def require_officer(actor: Actor) -> None:
@@ -216,6 +238,23 @@ def record_consent(
                     "pointer": "/grantor/agency_id",
                     "message_es": f"Otorga {grantor_agency}; usted actúa por {actor.agency_id}.",
                     "message_en": f"Granted by {grantor_agency}; you act for {actor.agency_id}.",
+                }
+            ],
+        )
+    permitted = _agencies_permitted(parsed)
+    if actor.agency_id is not None and actor.agency_id in permitted:
+        # Conflict of interest: whoever records a consent cannot be the one it lets in.
+        raise ConsentProblem(
+            "forbidden",
+            "Una institución no registra un consentimiento que le da acceso a ella misma; "
+            "debe registrarlo otra autoridad de consentimiento.",
+            "An agency does not record a consent that lets itself in; another consent "
+            "authority must record it.",
+            [
+                {
+                    "pointer": "/provision",
+                    "message_es": f"Permite a {actor.agency_id}, que lo registra.",
+                    "message_en": f"The consent permits {actor.agency_id}, which records it.",
                 }
             ],
         )
@@ -963,11 +1002,17 @@ def decide_request(
     if not acts_for_child(session, actor, child):
         raise LookupError(request_id)  # not in the caller's queue: as if it did not exist
     require_officer(actor)
-    if actor.person_id == row.requester_person:
+    if actor.person_id == row.requester_person or (
+        approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
+    ):
+        # Nor a colleague: an agency's officer approving its own agency's request is the
+        # agency granting itself access. Denying one is always allowed.
         raise ConsentProblem(
             "forbidden",
-            "Nadie resuelve su propia solicitud.",
-            "Nobody decides their own request.",
+            "Nadie aprueba su propia solicitud ni la de su institución; debe resolverla la "
+            "autoridad de consentimiento de otra institución.",
+            "Nobody approves their own request or their agency's; a consent authority of "
+            "another agency must decide it.",
         )
     moment = utcnow()
     # Claimed by a conditional update before anything else: of two officers deciding at once

@@ -100,22 +100,31 @@ def decision_json(disclosure: Disclosure) -> dict[str, Any]:
 # -- what a read carries out -------------------------------------------------------------------
 
 
-def read_scope(session: Session, actor: Actor, record: Record) -> tuple[str, frozenset[str]]:
-    """The action and categories a read by ``actor`` carries out.
+def read_scope(
+    session: Session, actor: Actor, record: Record, purpose: str
+) -> tuple[str, frozenset[str]]:
+    """The action and categories a read by ``actor`` for ``purpose`` carries out.
 
-    The owner reads its own record (``read``). An agency that holds an accepted referral reads
-    what the referral brought it: the decision is made again for the referral (``refer``, its
-    categories), so a revocation or an objection recorded since stops it. Anyone else asks
-    to ``read`` every category, and the engine decides what they may see.
+    The owner reads its own record (``read``). An agency that holds accepted referrals of the
+    record for this purpose reads what they brought it (every category any of them named):
+    the decision is made again for the referral (``refer``), so a revocation or an objection
+    recorded since stops it. A referral for one purpose says nothing of another: a read for a
+    purpose no referral names, like anyone else's read, asks to ``read`` every category and
+    the engine decides what consent lets them see.
     """
     if actor.agency_id is not None and actor.agency_id != record.owner_agency:
-        categories = (
+        referred = (
             session.connection()
-            .execute(_referral_statement(), {"record_id": record.id, "agency_id": actor.agency_id})
-            .scalar()
+            .execute(
+                _referral_statement(),
+                {"record_id": record.id, "agency_id": actor.agency_id, "purpose": purpose},
+            )
+            .scalars()
+            .all()
         )
-        if categories is not None:
-            return "refer", frozenset(categories) or ALL_CATEGORIES
+        if referred:
+            named = frozenset(category for categories in referred for category in categories)
+            return "refer", named if all(referred) else ALL_CATEGORIES
     return "read", ALL_CATEGORIES
 
 
@@ -124,16 +133,12 @@ def _referral_statement() -> Any:
     # Built once: it runs on every read by an agency that does not own the record.
     from exchange.sharing import RecordShare
 
-    return (
-        select(RecordShare.categories)
-        .where(
-            RecordShare.record_id == bindparam("record_id"),
-            RecordShare.agency_id == bindparam("agency_id"),
-            RecordShare.kind == "referral",
-            RecordShare.status == "accepted",
-        )
-        .order_by(RecordShare.created_at.desc())
-        .limit(1)
+    return select(RecordShare.categories).where(
+        RecordShare.record_id == bindparam("record_id"),
+        RecordShare.agency_id == bindparam("agency_id"),
+        RecordShare.kind == "referral",
+        RecordShare.status == "accepted",
+        RecordShare.purpose == bindparam("purpose"),
     )
 
 
@@ -186,7 +191,7 @@ def decide_read(
     **audit_fields: Any,
 ) -> Disclosure:
     child = child or load_child(session, record.child_id)
-    action, categories = read_scope(session, actor, record)
+    action, categories = read_scope(session, actor, record, purpose)
     return decide_disclosure(
         session,
         actor,

@@ -67,9 +67,9 @@ class Hub:
             return self.client.post(path, headers=self.headers(agency))
         return self.client.post(path, json=body, headers=self.headers(agency))
 
-    def read(self, agency: str, record_id: str) -> Any:
+    def read(self, agency: str, record_id: str, purpose: str = "case_management") -> Any:
         return self.client.get(
-            f"/v1/records/{record_id}?purpose=case_management", headers=self.headers(agency)
+            f"/v1/records/{record_id}?purpose={purpose}", headers=self.headers(agency)
         )
 
     def push(self, agency: str = OWNER, local_id: str = "EXP-1", consent: bool = True) -> str:
@@ -162,8 +162,10 @@ def test_referral_shares_the_record_at_once_and_is_audited_and_notified(hub: Hub
     assert share["kind"] == "referral" and share["status"] == "accepted"
     assert (share["record_id"], share["from"], share["to"]) == (record_id, OWNER, CLINIC)
     assert (share["purpose"], share["categories"]) == ("health_care", ["identity", "health"])
-    assert hub.read(CLINIC, record_id).status_code == 200
-    assert hub.read(SHELTER, record_id).status_code == 404  # nobody else
+    assert hub.read(CLINIC, record_id, "health_care").status_code == 200
+    # The referral is for health care: it opens no read for another purpose.
+    assert hub.read(CLINIC, record_id).status_code == 403
+    assert hub.read(SHELTER, record_id, "health_care").status_code == 404  # nobody else
     assert hub.owner_of(record_id) == OWNER
 
     entry = hub.audit(share["audit_entry"])
@@ -458,6 +460,23 @@ def test_without_consent_referrals_and_transfers_are_denied_with_reasons(hub: Hu
         assert session.scalars(select(RecordShare)).all() == []
 
 
+def test_reads_under_referrals_follow_the_purpose_of_each(hub: Hub) -> None:
+    record_id = hub.push()
+    assert refer(hub, record_id).status_code == 201  # health care: identity, health
+    education = hub.post(
+        OWNER,
+        f"/v1/records/{record_id}/referrals",
+        {"to": CLINIC, "purpose": "education", "categories": ["identity", "education"]},
+    )
+    assert education.status_code == 201, education.get_json()
+    health = hub.read(CLINIC, record_id, "health_care").get_json()
+    assert set(health["decision"]["categories"]) == {"identity", "health"}
+    assert "education" not in health["data"]
+    schooling = hub.read(CLINIC, record_id, "education").get_json()
+    assert set(schooling["decision"]["categories"]) == {"identity", "education"}
+    assert "health" not in schooling["data"]
+
+
 def test_a_referral_carries_only_the_permitted_categories(hub: Hub) -> None:
     record_id = hub.push(consent=False)
     narrow = json.loads(json.dumps(SHARING_CONSENT))
@@ -467,7 +486,7 @@ def test_a_referral_carries_only_the_permitted_categories(hub: Hub) -> None:
     answer = refer(hub, record_id)
     assert answer.status_code == 201
     assert answer.get_json()["categories"] == ["identity"]
-    read = hub.read(CLINIC, record_id).get_json()
+    read = hub.read(CLINIC, record_id, "health_care").get_json()
     assert read["decision"]["categories"] == ["identity"]
     assert "health" not in read["data"]
     # A transfer moves the whole case: a consent that covers only part of it is not enough.

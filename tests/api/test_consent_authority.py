@@ -1,0 +1,143 @@
+"""Who may act as a child's consent authority: child-protection agencies only, never for their
+own benefit — the holes an adversarial review found (a consulate acting for every child; an
+agency recording a "court" consent to itself; an agency's officer approving its own agency's
+request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from consent_support import (
+    INM,
+    OWNER,
+    PROCURADURIA,
+    add_person_client,
+    consent_document,
+    procuraduria,
+    push_child,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from records_support import AgencyClient, add_agency
+
+CONSULATE = "gt.minex.consulado"
+NUEVO_LEON = "mx.nl.dif"
+CONSENT_SCOPES = ("records:read", "records:write", "consent:read", "consent:write")
+
+
+@pytest.fixture
+def owner(app: Flask) -> AgencyClient:
+    return add_agency(app, OWNER)
+
+
+def court_consent(grantee: str, grantor_agency: str | None = None) -> dict[str, Any]:
+    document = consent_document(grantee, categories=["identity", "legal_status"])
+    document["grantor"] = {"type": "court", "identity_verified": True}
+    if grantor_agency:
+        document["grantor"]["agency_id"] = grantor_agency
+    document["policy_basis"] = [{"code": "court_order"}]
+    return document
+
+
+def test_a_foreign_authority_is_no_consent_authority_whatever_its_reach(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    consulate = add_agency(
+        app,
+        CONSULATE,
+        scopes=CONSENT_SCOPES,
+        jurisdiction="00",
+        kind="foreign_authority",
+        country="GT",
+    )
+    for path in (f"/v1/children/{child_id}/consents", f"/v1/children/{child_id}/views"):
+        answer = client.get(path, headers=consulate.headers)
+        assert answer.status_code == 404, (path, answer.get_json())  # as for no such child
+    recorded = client.post(
+        f"/v1/children/{child_id}/consents",
+        json=court_consent(INM),
+        headers=consulate.headers,
+    )
+    assert recorded.status_code == 404
+
+
+def test_an_agency_does_not_record_a_consent_that_lets_itself_in(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    # Nuevo León links a record of its own to the child by her CURP: it now handles her case,
+    # but a consent it records may not open the child's other records to itself.
+    child_id = push_child(client, owner)["child_id"]
+    nuevo_leon = add_agency(app, NUEVO_LEON, scopes=CONSENT_SCOPES, jurisdiction="19")
+    assert push_child(client, nuevo_leon, "NL-STUB")["child_id"] == child_id
+    for lang, words in (
+        ("en", "does not record a consent that lets itself in"),
+        ("es", "no registra un consentimiento que le da acceso a ella misma"),
+    ):
+        refused = client.post(
+            f"/v1/children/{child_id}/consents",
+            json=court_consent(NUEVO_LEON),
+            headers={**nuevo_leon.headers, "Accept-Language": lang},
+        )
+        assert refused.status_code == 403, refused.get_json()
+        assert words in refused.get_json()["detail"]
+    assert (
+        client.get(f"/v1/children/{child_id}/consents", headers=nuevo_leon.headers).get_json()[
+            "consents"
+        ]
+        == []
+    )
+    # The Procuraduría may still record a consent for Nuevo León, as before.
+    officer = procuraduria(app)
+    granted = client.post(
+        f"/v1/children/{child_id}/consents",
+        json=consent_document(NUEVO_LEON),
+        headers=officer.headers,
+    )
+    assert granted.status_code == 201, granted.get_json()
+
+
+def test_an_agencys_officer_does_not_approve_its_own_agencys_request(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    procuraduria(app)
+    asking = add_agency(
+        app, "mx.chp.otra.dif", scopes=("access:request", "records:read"), jurisdiction="07"
+    )
+    officer = add_person_client(
+        app,
+        "oficial-otra",
+        "mx.chp.otra.dif",
+        ["consent_officer"],
+        ["access:decide", "consent:read"],
+    )
+    request = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": child_id,
+            "purpose": "case_management",
+            "categories": ["identity"],
+            "until": "2027-01-01T00:00:00Z",
+        },
+        headers=asking.headers,
+    )
+    assert request.status_code == 201, request.get_json()
+    body = request.get_json()
+    assert body["status"] == "pending", body
+    approve = client.post(
+        f"/v1/access-requests/{body['id']}/decision",
+        json={"approve": True, "reason": "Es nuestro caso."},
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    assert approve.status_code == 403, approve.get_json()
+    assert "or their agency's" in approve.get_json()["detail"]
+    # Another agency's officer decides it; denying one's own agency's request stays possible.
+    deny = client.post(
+        f"/v1/access-requests/{body['id']}/decision",
+        json={"approve": False, "reason": "No procede."},
+        headers=officer.headers,
+    )
+    assert deny.status_code == 200, deny.get_json()
+    assert PROCURADURIA  # the Procuraduría exists: the request is not left without authority
