@@ -32,7 +32,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship, selectinload
 
 from consent.vocabulary import ACTOR_KINDS
-from exchange import audit_log
+from exchange import audit_log, db
 from exchange.auth import SCOPES, AccessToken, as_utc, utcnow
 from exchange.db import Base
 from schemas.errors import BilingualError
@@ -563,14 +563,15 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
 def _switch_active(session: Session, agency_id: str, active: bool) -> None:
     """Set the agency's active flag, only if it changes: by a conditional update, so that of
     two (or a repeated) disables only one happens and reaches the signed log."""
-    get_agency(session, agency_id)  # UnknownAgency first
-    changed = session.execute(
+    agency = get_agency(session, agency_id)  # UnknownAgency first
+    switched = (
         update(Agency)
         .where(Agency.id == agency_id, Agency.active.is_(not active))
         .values(active=active)
-        .execution_options(synchronize_session="fetch")
     )
-    if getattr(changed, "rowcount", 0) != 1:
+    changed = db.changed_once(session, switched)
+    session.expire(agency)  # read the flag again from the row
+    if not changed:
         raise AgencyError(
             f"La agencia {agency_id} ya estaba {'activa' if active else 'desactivada'}; "
             "no se cambió nada.",

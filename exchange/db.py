@@ -180,3 +180,11 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
             "its server is running",
         )
     return None
+
+
+def changed_once(session: Session, statement: Any) -> bool:
+    """Run a conditional ``UPDATE`` (its ``WHERE`` names the state being left) and say whether
+    it changed exactly one row: of two concurrent or repeated changes only one happens, so only
+    one reaches the signed log. The session's objects are not refreshed."""
+    result = session.execute(statement.execution_options(synchronize_session=False))
+    return getattr(result, "rowcount", 0) == 1

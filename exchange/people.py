@@ -35,7 +35,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, func, select, upda
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent.vocabulary import ROLES
-from exchange import audit_log
+from exchange import audit_log, db
 from exchange.agencies import (
     FEDERAL_CODE,
     MUNICIPALITY_CODE,
@@ -338,13 +338,10 @@ def disable_person(session: Session, person_id: str) -> int:
     person = get_person(session, person_id)
     # Claimed by a conditional update, so that of two disables (or a repeated one) only one
     # happens and is written to the signed log: it must not record a change that did not.
-    claimed = session.execute(
-        update(Person)
-        .where(Person.id == person_id, Person.active.is_(True))
-        .values(active=False)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(claimed, "rowcount", 0) != 1:
+    if not db.changed_once(
+        session,
+        update(Person).where(Person.id == person_id, Person.active.is_(True)).values(active=False),
+    ):
         raise AlreadyDone(
             f"La persona {person_id} ya estaba desactivada; no se cambió nada.",
             f"Person {person_id} was already disabled; nothing was changed.",
@@ -510,13 +507,12 @@ def revoke_token(session: Session, token_id: int) -> str:
             field="token_id",
         )
     # As for disabling: a token already revoked is not revoked again, nor logged again.
-    claimed = session.execute(
+    if not db.changed_once(
+        session,
         update(AccessToken)
         .where(AccessToken.id == token_id, AccessToken.revoked.is_(False))
-        .values(revoked=True)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(claimed, "rowcount", 0) != 1:
+        .values(revoked=True),
+    ):
         raise AlreadyDone(
             f"El token personal {token_id} de {row.person_id} ya estaba revocado; no se cambió "
             "nada.",

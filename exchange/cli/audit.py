@@ -202,25 +202,13 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
     default=_lang_default,
     help="Language of messages / idioma de los mensajes.",
 )
-def verify_command(
-    full_dir: Path | None,
-    proof_file: Path | None,
-    entry_file: Path | None,
-    kept_files: tuple[Path, ...],
-    consistency_file: Path | None,
-    vkeys: tuple[str, ...],
-    origin: str | None,
-    witness_vkeys: tuple[str, ...],
-    quorum: int,
-    as_json: bool,
-    lang: str,
-) -> None:
+def verify_command(**options: Any) -> None:
     """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
     3 inconsistent checkpoints (64: usage)."""
     try:
-        _verify(**locals())
+        _verify(**options)
     except UsageProblem as problem:
-        if not as_json:
+        if not options["as_json"]:
             raise
         # A script that asked for JSON reads JSON, whatever went wrong.
         click.echo(
