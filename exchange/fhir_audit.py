@@ -49,6 +49,7 @@ _ACTIONS: Mapping[str, tuple[str, str]] = {
     "record_transferred": ("110106", "C"),
     "transfer_accepted": ("110110", "U"),
     "transfer_rejected": ("110110", "U"),
+    "transfer_withdrawn": ("110110", "U"),
     "consent_granted": ("110110", "C"),
     "consent_changed": ("110110", "U"),
     "consent_revoked": ("110110", "U"),

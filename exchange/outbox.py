@@ -267,7 +267,16 @@ def deliver_message(
         return
     agency = session.get(Agency, message.agency_id)
     gate = decide_delivery(session, message.kind, message.agency_id, message.payload)
+    stale = _stale_transfer_request(session, message)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
+    if stale is not None:
+        # A transfer request answered or withdrawn before its notification went out: telling
+        # the recipient of a pending transfer that is not would only mislead it.
+        if _finish(session, message, token, status="withheld", last_error=stale):
+            result.withheld += 1
+        else:
+            result.lost_lease += 1
+        return
     if gate is not None and not gate.permitted:
         # Consent changed since the message was queued (a revocation, an objection): the
         # recipient is not told. The decision is in the audit log.
@@ -442,6 +451,20 @@ def notifications_for(
     return list(
         session.scalars(query.order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit))
     )
+
+
+def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | None:
+    """Why a queued ``transfer.requested`` should not go out (the transfer is no longer
+    pending), or ``None``."""
+    if message.kind != "transfer.requested":
+        return None
+    from exchange.sharing import RecordShare
+
+    share_id = (message.payload or {}).get("share_id")
+    share = session.get(RecordShare, share_id) if share_id else None
+    if share is None or share.status == "pending":
+        return None
+    return f"withheld: transfer {share.id} is {share.status}, no longer pending"
 
 
 def unknown_message_ids(session: Session, message_ids: list[str]) -> list[str]:

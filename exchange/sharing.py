@@ -268,6 +268,37 @@ def decide_transfer(
     return entry
 
 
+def withdraw_transfer(
+    session: Session, actor: Actor, share: RecordShare, *, reason: str | None
+) -> str | None:
+    """The sender takes back a transfer still pending (status ``cancelled``): a transfer the
+    recipient cannot accept (consent revoked since) would otherwise block every other
+    transfer of the record. Returns the audit entry id; raises :class:`ShareConflict` when
+    the transfer is no longer pending (checked in the UPDATE itself)."""
+    withdrawn = session.execute(
+        update(RecordShare)
+        .where(RecordShare.id == share.id, RecordShare.status == "pending")
+        .values(
+            status="cancelled",
+            decided_at=utcnow(),
+            decided_by=actor.agency_id,
+            decision_reason=reason,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not withdrawn.rowcount:  # type: ignore[attr-defined]
+        session.rollback()
+        current = session.get(RecordShare, share.id, populate_existing=True)
+        raise ShareConflict("transfer already decided", current.status if current else None)
+    session.refresh(share)
+    record = session.get_one(Record, share.record_id)
+    entry = _audit(
+        session, actor, record, "transfer.withdrawn", TRANSFER_PURPOSE, f"to.{share.agency_id}"
+    )
+    _notify(session, share.agency_id, "transfer.withdrawn", share, record)
+    return entry
+
+
 def _hold_agency(session: Session, agency_id: str) -> None:
     """PostgreSQL: lock the agency's row until the transaction ends (SQLite ignores it: its one
     write lock, held from the transaction's first write, already keeps pushes out)."""

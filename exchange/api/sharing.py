@@ -44,6 +44,7 @@ from exchange.sharing import (
     refer,
     request_transfer,
     shares_of,
+    withdraw_transfer,
 )
 from schemas.envelope import ENVELOPE_SCHEMA
 
@@ -432,6 +433,46 @@ def accept_transfer(share_id: str) -> Any:
 @require_scope("records:write")
 def reject_transfer(share_id: str) -> Any:
     return _decide(share_id, accept=False)
+
+
+@bp.post("/v1/transfers/<share_id>/withdraw")
+@require_scope("records:write")
+def withdraw_transfer_route(share_id: str) -> Any:
+    """The sender takes back its pending transfer (the recipient is told)."""
+    body: dict[str, Any] = {}
+    if request.content_length:
+        body = _validated(DECISION_SCHEMA, require_json())
+    actor = current_actor()
+    session = db.session()
+    share = session.get(RecordShare, share_id)
+    involved = share is not None and actor.agency_id in (share.from_agency, share.agency_id)
+    if share is None or share.kind != "transfer" or not involved:
+        raise Problem(
+            "not-found",
+            (f"No existe la transferencia {share_id}.", f"There is no transfer {share_id}."),
+        )
+    if actor.agency_id != share.from_agency:
+        raise Problem(
+            "forbidden",
+            (
+                "Solo la agencia que pidió la transferencia puede retirarla.",
+                "Only the agency that asked for the transfer may withdraw it.",
+            ),
+        )
+    try:
+        entry = withdraw_transfer(session, actor, share, reason=body.get("reason"))
+    except ShareConflict as conflict:
+        raise Problem(
+            "conflict",
+            (
+                f"La transferencia ya no está pendiente ({conflict.status}).",
+                f"The transfer is no longer pending ({conflict.status}).",
+            ),
+            share_id=share_id,
+            share_status=conflict.status,
+        ) from conflict
+    session.commit()
+    return jsonify({**share.to_json(), "audit_entry": entry})
 
 
 def _choice(name: str, allowed: tuple[str, ...]) -> str | None:

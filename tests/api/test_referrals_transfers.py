@@ -613,3 +613,63 @@ def test_accepting_a_transfer_after_consent_narrowed_is_refused_as_a_whole(hub: 
     assert "Health" in refused.get_json()["detail"]
     assert hub.audit(decision["id"])["decision"]["result"] == "deny"
     assert hub.owner_of(record_id) == OWNER
+
+
+def test_the_sender_withdraws_a_transfer_that_can_no_longer_be_accepted(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    # The consent that allowed it is revoked: the recipient can no longer accept ...
+    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
+    consents = hub.client.get(
+        f"/v1/children/{child_id}/consents", headers=hub.headers(PROCURADURIA)
+    ).get_json()["consents"]
+    revoked = hub.post(
+        PROCURADURIA, f"/v1/consents/{consents[0]['id']}/revoke", {"reason": "Revocado."}
+    )
+    assert revoked.status_code == 200
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept", {}).status_code == 403
+    # ... and the pending transfer would block every other transfer of the record.
+    assert transfer(hub, record_id, to=SHELTER).status_code == 409
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/withdraw", {}).status_code == 403
+    withdrawn = hub.post(
+        OWNER, f"/v1/transfers/{share_id}/withdraw", {"reason": "Sin consentimiento."}
+    )
+    assert withdrawn.status_code == 200, withdrawn.get_json()
+    body = withdrawn.get_json()
+    assert (body["status"], body["decision_reason"]) == ("cancelled", "Sin consentimiento.")
+    assert hub.audit(body["audit_entry"])["action"] == "transfer_withdrawn"
+    assert (CLINIC, "transfer.withdrawn") in [(m.agency_id, m.kind) for m in hub.outbox()]
+    assert hub.owner_of(record_id) == OWNER
+    again = hub.post(OWNER, f"/v1/transfers/{share_id}/withdraw", {})
+    assert again.status_code == 409
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept", {}).status_code == 409
+    # Nothing blocks a new transfer now (refused or not by consent, it is no longer a 409).
+    assert transfer(hub, record_id, to=SHELTER).status_code != 409
+
+
+def test_a_transfer_request_answered_before_delivery_is_not_announced(hub: Hub) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from exchange.outbox import BatchResult, DeliveryPolicy, deliver_message
+
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/reject", {}).status_code == 200
+
+    class Unreachable:
+        def deliver(self, agency: Any, message: Any) -> None:
+            raise AssertionError("a stale transfer request must not be sent")
+
+    with hub.app.app_context(), db.database(hub.app).sessions() as session:
+        [message] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "transfer.requested")
+        ).all()
+        message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
+        session.commit()
+        result = BatchResult()
+        deliver_message(
+            session, message, Unreachable(), DeliveryPolicy.from_config(hub.app), result
+        )
+        session.refresh(message)
+        assert message.status == "withheld" and result.withheld == 1
+        assert "no longer pending" in (message.last_error or "")
