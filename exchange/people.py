@@ -253,6 +253,29 @@ def new_person_id() -> str:
     return "per_" + secrets.token_hex(8)
 
 
+#: Roles that speak for children (consent, views, emergency overrides): a Procuraduría's.
+AUTHORITY_ROLES = ("consent_officer", "override_officer")
+
+
+def _check_authority_roles(roles: list[str], kind: str | None) -> list[PersonError]:
+    """Consent and override officers belong to child-protection agencies (DESIGN: the child's
+    Procuraduría); elsewhere the role would be a promise the hub does not keep."""
+    from exchange.consents import CONSENT_AUTHORITY_KINDS
+
+    given = [role for role in roles if role in AUTHORITY_ROLES]
+    if not given or kind in CONSENT_AUTHORITY_KINDS:
+        return []
+    return [
+        PersonError(
+            f"El rol {', '.join(given)} es de las Procuradurías de Protección (DIF federal, "
+            f"estatal o municipal); esta institución es de tipo {kind}.",
+            f"The role {', '.join(given)} belongs to the Procuradurías de Protección (federal, "
+            f"state or municipal DIF); this agency is of kind {kind}.",
+            field="roles",
+        )
+    ]
+
+
 def add_person(
     session: Session,
     *,
@@ -280,6 +303,7 @@ def add_person(
         *_check_id(person_id),
         *_check_name_and_email(name, email),
         *_check_roles(roles),
+        *_check_authority_roles(roles, agency.kind),
         *_check_jurisdiction(jurisdiction, agency.jurisdiction),
     ]
     if errors:

@@ -432,3 +432,11 @@ def test_every_change_is_an_audit_entry_without_names(hub: Flask) -> None:
     with pytest.raises(AlreadyDone, match="already disabled"), admin(hub) as session:
         disable_person(session, "auditora-1")
     assert len(entries(hub)) == before + 4
+
+
+@pytest.mark.parametrize("role", ["consent_officer", "override_officer"])
+def test_officers_who_speak_for_children_belong_to_child_protection(hub: Flask, role: str) -> None:
+    for agency_id in ("gt.consulado", "mx.fed.cndh"):
+        with pytest.raises(InvalidPerson, match=f"The role {role} belongs to the Procuradurías"):
+            person(hub, f"oficial-{agency_id}", agency_id, role)
+    assert person(hub, "oficial-chp", "mx.chp.procuraduria", role).roles == role
