@@ -332,13 +332,9 @@ def create_transfer(record_id: str) -> Any:
     return _created(share, entry)
 
 
-def _decide(share_id: str, accept: bool) -> Any:
-    body: dict[str, Any] = {}
-    if request.content_length:
-        body = _validated(ACCEPTANCE_SCHEMA if accept else DECISION_SCHEMA, require_json())
-    reason = body.get("reason")
-    actor = current_actor()
-    session = db.session()
+def _transfer_seen_by(session: Any, actor: Actor, share_id: str) -> RecordShare:
+    """The transfer ``share_id`` if the caller's agency sent or received it; otherwise the
+    answer of a transfer that does not exist."""
     share = session.get(RecordShare, share_id)
     involved = share is not None and actor.agency_id in (share.from_agency, share.agency_id)
     if share is None or share.kind != "transfer" or not involved:
@@ -346,6 +342,29 @@ def _decide(share_id: str, accept: bool) -> Any:
             "not-found",
             (f"No existe la transferencia {share_id}.", f"There is no transfer {share_id}."),
         )
+    return share
+
+
+def _no_longer_pending(share_id: str, conflict: ShareConflict) -> Problem:
+    return Problem(
+        "conflict",
+        (
+            f"La transferencia ya no está pendiente ({conflict.status}).",
+            f"The transfer is no longer pending ({conflict.status}).",
+        ),
+        share_id=share_id,
+        share_status=conflict.status,
+    )
+
+
+def _decide(share_id: str, accept: bool) -> Any:
+    body: dict[str, Any] = {}
+    if request.content_length:
+        body = _validated(ACCEPTANCE_SCHEMA if accept else DECISION_SCHEMA, require_json())
+    reason = body.get("reason")
+    actor = current_actor()
+    session = db.session()
+    share = _transfer_seen_by(session, actor, share_id)
     if actor.agency_id != share.agency_id:
         raise Problem(
             "forbidden",
@@ -386,15 +405,7 @@ def _decide(share_id: str, accept: bool) -> Any:
             local_id=local_id,
         )
     except ShareConflict as conflict:
-        raise Problem(
-            "conflict",
-            (
-                f"La transferencia ya no está pendiente ({conflict.status}).",
-                f"The transfer is no longer pending ({conflict.status}).",
-            ),
-            share_id=share_id,
-            share_status=conflict.status,
-        ) from conflict
+        raise _no_longer_pending(share_id, conflict) from conflict
     except LocalIdTaken as taken:
         raise _local_id_taken(share_id, taken.local_id) from taken
     session.commit()
@@ -444,13 +455,7 @@ def withdraw_transfer_route(share_id: str) -> Any:
         body = _validated(DECISION_SCHEMA, require_json())
     actor = current_actor()
     session = db.session()
-    share = session.get(RecordShare, share_id)
-    involved = share is not None and actor.agency_id in (share.from_agency, share.agency_id)
-    if share is None or share.kind != "transfer" or not involved:
-        raise Problem(
-            "not-found",
-            (f"No existe la transferencia {share_id}.", f"There is no transfer {share_id}."),
-        )
+    share = _transfer_seen_by(session, actor, share_id)
     if actor.agency_id != share.from_agency:
         raise Problem(
             "forbidden",
@@ -462,15 +467,7 @@ def withdraw_transfer_route(share_id: str) -> Any:
     try:
         entry = withdraw_transfer(session, actor, share, reason=body.get("reason"))
     except ShareConflict as conflict:
-        raise Problem(
-            "conflict",
-            (
-                f"La transferencia ya no está pendiente ({conflict.status}).",
-                f"The transfer is no longer pending ({conflict.status}).",
-            ),
-            share_id=share_id,
-            share_status=conflict.status,
-        ) from conflict
+        raise _no_longer_pending(share_id, conflict) from conflict
     session.commit()
     return jsonify({**share.to_json(), "audit_entry": entry})
 
