@@ -345,6 +345,39 @@ def test_export_gives_what_the_agency_may_read(hub: Hub, tmp_path: Path, mode: s
     assert not elsewhere.exists() or elsewhere.read_text().strip() == ""
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_agencys_own_export_imported_again_stores_nothing(
+    hub: Hub, tmp_path: Path, mode: str
+) -> None:
+    # Pushed without child_id; the export names the child in every envelope.
+    file = write_ndjson(tmp_path / "dos.ndjson", [envelope("E-1"), envelope("E-2", "C-9")])
+    assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0
+    versions = hub.versions()
+    out = tmp_path / "salida.ndjson"
+    extra = api(hub) if mode == "api" else []
+    # (Through the API an export names its children; both records are of one child.)
+    child = ["--child", child_of(hub, "E-1")] if mode == "api" else []
+    exported = run(
+        "export", "--adapter", "ndjson", "--agency", OWNER, "--purpose", "case_management",
+        "--out", out, *child, *extra,
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    assert all("child_id" in json.loads(line) for line in out.read_text().splitlines())
+
+    again = run("import", "--adapter", "ndjson", out, "--agency", OWNER, "--json", *extra)
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.output)
+    assert summary["stored"] == 0 and summary["unchanged"] + summary["replayed"] == 2, summary
+    assert hub.versions() == versions
+
+    # A real change in the exported file is still a new version.
+    changed = [json.loads(line) for line in out.read_text().splitlines()]
+    changed[0]["data"]["case"]["case_number"] = "C-10"
+    write_ndjson(out, changed)
+    assert run("import", "--adapter", "ndjson", out, "--agency", OWNER, *extra).exit_code == 0
+    assert hub.versions() == versions + 1
+
+
 def test_export_without_a_child_takes_every_child_of_the_agency(hub: Hub, tmp_path: Path) -> None:
     file = write_ndjson(tmp_path / "dos.ndjson", [envelope("E-1"), envelope("E-2", "C-9")])
     assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0
