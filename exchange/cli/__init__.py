@@ -105,6 +105,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use (click's documented pattern)."""
 
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:
+        # Click reports usage errors (a missing argument, a mistyped option) before any of
+        # Puente's own code runs: it speaks the language of the command line from the start.
+        import sys
+
+        from exchange.cli.click_spanish import language_of, use_language
+
+        given = list(sys.argv[1:] if args is None else args)
+        use_language(language_of(given, default_language()))
+        return super().main(args, *rest, **kwargs)
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
