@@ -67,6 +67,14 @@ def healthz() -> Any:
     return jsonify(status="ok")
 
 
+#: The hub's keys, as /readyz names them to a person (Spanish, English).
+KEY_NAMES = {
+    "log": ("la del registro de auditoría", "the audit log key"),
+    "witness": ("la de testigo", "the witness key"),
+    "data": ("la de cifrado de datos", "the data encryption key"),
+}
+
+
 @bp.get("/readyz")
 def readyz() -> Any:
     """200 only when the database answers at the newest schema revision and every key is
@@ -111,14 +119,29 @@ def readyz() -> Any:
                 )
             )
     keys = hub_keys()
-    problems = [*keys.problems, *filter(None, [data_key_problem()])]  # hub and data keys
-    checks["keys"] = "ok" if keys.loaded and not problems else "; ".join(problems)
-    if checks["keys"] != "ok":
+    data_problem = data_key_problem()
+    missing = [role for role, key in (("log", keys.log), ("witness", keys.witness)) if key is None]
+    missing += ["data"] if data_problem else []
+    if not missing:
+        checks["keys"] = "ok"
+    else:
+        # Which keys, not where: anyone may ask /readyz, and the instance folder's layout is
+        # the operator's to read, in the server's log.
+        from flask import current_app
+
+        problems = "; ".join([*keys.problems, *filter(None, [data_problem])])
+        current_app.logger.warning("not ready: hub keys: %s", problems)
+        checks["keys"] = f"missing or unreadable: {', '.join(missing)} (run 'puente init')"
         advice.append(
             (
-                f"faltan llaves del nodo o no se pueden leer ({checks['keys']}): "
-                "ejecute 'puente init'",
-                f"hub keys are missing or unreadable ({checks['keys']}): run 'puente init'",
+                "faltan llaves del nodo o no se pueden leer ("
+                + ", ".join(KEY_NAMES[role][0] for role in missing)
+                + "): ejecute 'puente init' con el mismo PUENTE_INSTANCE_PATH; el registro del "
+                "servidor dice qué archivo falta",
+                "hub keys are missing or unreadable ("
+                + ", ".join(KEY_NAMES[role][1] for role in missing)
+                + "): run 'puente init' with the same PUENTE_INSTANCE_PATH; the server's log "
+                "names the missing file",
             )
         )
     ready = all(value == "ok" for value in checks.values())

@@ -31,10 +31,15 @@ def test_readyz_names_what_is_missing(tmp_path: Path) -> None:
     checks = response.get_json()["checks"]
     assert checks["database"] == "ok"
     assert "puente init" in checks["migrations"]
-    assert "puente init" in checks["keys"]
+    assert checks["keys"] == "missing or unreadable: log, witness, data (run 'puente init')"
+    # No path of the instance folder to whoever asks.
+    assert str(tmp_path) not in response.get_data(as_text=True)
     spanish = app.test_client().get("/readyz", headers={"Accept-Language": "es"}).get_json()
     assert spanish["detail"].startswith("la base de datos está vacía: ejecute 'puente init'")
-    assert "faltan llaves del nodo" in spanish["detail"]
+    assert (
+        "faltan llaves del nodo o no se pueden leer (la del registro de auditoría, la de "
+        in (spanish["detail"])
+    )
     english = app.test_client().get("/readyz", headers={"Accept-Language": "en"}).get_json()
     assert english["detail"].startswith("the database is empty: run 'puente init'")
 
