@@ -88,6 +88,27 @@ def _without_redundant_format(failures: list[ValidationFailure]) -> list[Validat
     return [f for f in failures if not (f.keyword == "format" and f.pointer in with_pattern)]
 
 
+def _without_redundant_length(raw_errors: list[RawError]) -> list[RawError]:
+    # A CURP of 7 characters fails its length and its pattern; for a value of one fixed length
+    # (CURP, SHA-256, a country or municipality code) the pattern's message names that length
+    # and the expected form, so it is the one to show.
+    fixed = {
+        raw.path
+        for raw in raw_errors
+        if raw.keyword == "pattern"
+        and isinstance(raw.node, Mapping)
+        and raw.node.get("minLength") is not None
+        and raw.node.get("minLength") == raw.node.get("maxLength")
+    }
+    if not fixed:
+        return raw_errors
+    return [
+        raw
+        for raw in raw_errors
+        if not (raw.keyword in {"minLength", "maxLength"} and raw.path in fixed)
+    ]
+
+
 class DocumentValidator(Protocol):
     """What both implementations offer."""
 
@@ -127,7 +148,7 @@ class _Base:
     def _explain(self, raw_errors: Iterable[RawError]) -> list[ValidationFailure]:
         context = self.context
         failures: list[ValidationFailure] = []
-        for raw in raw_errors:
+        for raw in _without_redundant_length(list(raw_errors)):
             explained = explain(raw, context) or [
                 (raw.path, raw.keyword, raw.library_message, raw.library_message)
             ]

@@ -147,6 +147,19 @@ def test_impossible_calendar_date_is_a_format_failure() -> None:
     assert "valid calendar date" in failure.message_en
 
 
+@pytest.mark.parametrize("value", ["ABCD123", "EEFK080702HNEJCVA9XX"])
+def test_a_fixed_length_value_of_the_wrong_length_gets_one_message(value: str) -> None:
+    # The CURP's message names its 18 characters and its form; its length is not said again.
+    (failure,) = _failures({"curp": {"$ref": COMMON + "curp"}}, {"curp": value})
+    assert failure.keyword == "pattern"
+    assert "CURP de 18 caracteres" in failure.message_es and "18-character" in failure.message_en
+
+
+def test_a_length_is_still_said_where_the_form_does_not_fix_it() -> None:
+    failures = _failures({"code": {"pattern": "^[a-z ]+$", "maxLength": 3}}, {"code": "ABCDE"})
+    assert sorted(failure.keyword for failure in failures) == ["maxLength", "pattern"]
+
+
 def test_unknown_pattern_shows_the_pattern() -> None:
     (failure,) = _failures({"code": {"pattern": "^[A-Z]{3}$"}}, {"code": "ab"})
     assert "^[A-Z]{3}$" in failure.message_es and "^[A-Z]{3}$" in failure.message_en
