@@ -58,6 +58,7 @@ from adapters.fhir_case import Entry, Group, read_case
 from adapters.fhir_case_write import full_url, write_case
 from adapters.fhir_consent import read_consent
 from adapters.fhir_consent_write import write_consent
+from adapters.fhir_faults import in_spanish
 from adapters.fhir_grouping import Index, Spool, Waiting, patient_keys, reference_keys, subject_of
 from adapters.items import WarnedItem
 from adapters.json_array import ArrayReader, JsonStreamError
@@ -266,7 +267,7 @@ class FhirAdapter:
                 + "".join(
                     f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]
                 ),
-                f"no es válido en FHIR {version}: {e['msg']}",
+                f"no es válido en FHIR {version}: {in_spanish(e)}",
                 f"not valid FHIR {version}: {e['msg']}",
             )
             for e in errors[:MAX_REPORTED_FAULTS]

@@ -208,6 +208,11 @@ def test_a_fault_is_reported_against_the_version_the_resource_is_closest_to() ->
     [problem] = items["entry[2]"].problems
     assert problem.pointer == "resource:Encounter.period.start"
     assert "FHIR R4" in problem.en and "FHIR R4" in problem.es
+    # pydantic says it in English; the office reads it in Spanish too.
+    assert problem.es == (
+        "no es válido en FHIR R4: debe ser una fecha y hora FHIR (AAAA-MM-DD, o con hora y zona "
+        "horaria)"
+    )
     assert items["entry[0]"].ok  # the case is read without the broken placement
 
 
