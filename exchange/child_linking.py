@@ -3,13 +3,15 @@
 
 For each record, in order: the ``child_id`` the agency sent (must exist; a merged child
 resolves to the child it was merged into), the agency's earlier link for this local id, the
-child a CURP or UNHCR individual number of the record already names, else a new child. An
-identifier that names another child than the one chosen stays where it is and leaves a
-"conflict" suggestion for a person (never a silent merge). The child's other identifiers
-(UNHCR/COMAR case numbers, documents, the child's own agency-local ids) are kept for search
-only (:data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile
-and name keys are kept current (:mod:`exchange.child_matching`): identity-category data only,
-no case content.
+agency's own link for a CURP or UNHCR individual number of the record, the child such an
+identifier already names if the agency may know that child, else a new child. An identifier
+that names another child than the one chosen stays where it is, is linked for this agency only
+to the chosen child, and leaves a "conflict" suggestion for a person (never a silent merge).
+The child's other identifiers (UNHCR/COMAR case numbers, documents, the child's own
+agency-local ids) are kept for search only
+(:data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile and
+name keys are kept current (:mod:`exchange.child_matching`): identity-category data only, no
+case content.
 
 Cost: a batch reads the links of all its identifiers in one query per identifier kind and
 the profiles of its known local ids in another, then writes with one ``executemany`` per
@@ -27,7 +29,7 @@ stored by :func:`store_search_index`, which ``puente children reindex``
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -235,11 +237,35 @@ def suggest_conflict(
         )
 
 
+def _knowable(
+    parsed: Sequence[tuple[LinkRequest, Any, list[tuple[str, str]], Any]],
+    owners: Mapping[Lookup, str],
+    agency_id: str,
+    may_know: Callable[[set[str]], set[str]] | None,
+) -> set[str] | None:
+    """The children that records of this batch would link to by identifier and that the
+    agency may know (``None``: any). Asked once per batch, only for records not linked
+    otherwise (a ``child_id``, an earlier local id, the agency's own identifier link)."""
+    if may_know is None:
+        return None
+    candidates: set[str] = set()
+    for request, _child, personal, _cases in parsed:
+        if request.child_id is not None or ("agency_local", agency_id, request.local_id) in owners:
+            continue
+        if any((kind, agency_id, value) in owners for kind, value in personal):
+            continue
+        candidates.update(
+            owner for kind, value in personal if (owner := owners.get((kind, "", value)))
+        )
+    return may_know(candidates) if candidates else set()
+
+
 def link_children(
     session: Session,
     *,
     agency_id: str,
     requests: Sequence[LinkRequest],
+    may_know: Callable[[set[str]], set[str]] | None = None,
     sql: HotSQL | None = None,
 ) -> list[str | LookupError]:
     """The ``child_id`` of each pushed record, in order (a ``LookupError`` in place of a
@@ -248,6 +274,15 @@ def link_children(
     Records of one batch see each other: the same local id twice is one child, and a CURP
     first seen earlier in the batch links a later record to the same child. ``sql``: the
     session's :class:`~exchange.hot_sql.HotSQL`, when the caller has one.
+
+    ``may_know``: which of the given children the pushing agency may know of
+    (:func:`exchange.child_search.children_known_to`). A CURP or UNHCR number links a new
+    record only to a child the agency may know; if another agency's child holds it, the
+    record starts a child of its own (linked to the identifier for this agency only, so the
+    agency's later records of it join that child) and a "conflict" suggestion asks a person
+    to merge the two. So a push is no existence oracle for identifiers, and an agency that
+    has, or guesses, a CURP cannot attach itself to another agency's child (and act for it).
+    ``None``: every child may be known (tests and tools that link on a hub's own behalf).
     """
     if not requests:
         return []
@@ -263,10 +298,12 @@ def link_children(
         parsed.append((request, child, personal, cases))
         lookups.add(("agency_local", agency_id, request.local_id))
         lookups.update((kind, "", value) for kind, value in personal)
+        lookups.update((kind, agency_id, value) for kind, value in personal)
     owners = _owners(sql, session, lookups)
     known_local_ids = {value for kind, _, value in owners if kind == "agency_local"}
     wanted = {r.child_id for r in requests if r.child_id}
     explicit = existing_children(sql, session, wanted) if wanted else {}
+    knowable = _knowable(parsed, owners, agency_id, may_know)
 
     results: list[str | LookupError] = []
     new_children: list[str] = []
@@ -285,11 +322,19 @@ def link_children(
         elif local_owner is not None:
             chosen = local_owner
         else:
+            # The agency's own link for an identifier another agency's child holds, else the
+            # child the identifier links to, if the agency may know it; else a new child.
+            own = (owners.get((kind, agency_id, value)) for kind, value in personal)
             named = (owners.get((kind, "", value)) for kind, value in personal)
-            chosen = next((owner for owner in named if owner), "")
+            chosen = next((owner for owner in own if owner), "") or next(
+                (owner for owner in named if owner and (knowable is None or owner in knowable)),
+                "",
+            )
             if not chosen:
                 chosen = new_child_id()
                 new_children.append(chosen)
+        if knowable is not None:
+            knowable.add(chosen)  # the agency's own child: its later records may link to it
         claims = [(local_key, "agency_local")] + [((k, "", v), k) for k, v in personal]
         for key, kind in claims:
             owner = owners.get(key)
@@ -298,6 +343,10 @@ def link_children(
                 new_identifiers.append((chosen, *key))
             elif owner != chosen:
                 conflicts[(chosen, owner, kind)] = None
+                scoped = (kind, agency_id, key[2])
+                if knowable is not None and kind != "agency_local" and scoped not in owners:
+                    owners[scoped] = chosen
+                    new_identifiers.append((chosen, *scoped))
         new_cases.update((chosen, kind, value) for kind, value in cases)
         latest[request.local_id] = (chosen, child)
         results.append(chosen)

@@ -158,6 +158,12 @@ def search_by_identifier(
         child_id = find_by_identifier(session, linking_kind, normalized)
         if child_id:
             found.append(Candidate(child_id, 1.0, (linking_kind,)))
+        if agency_id is not None:
+            # The caller's own child for an identifier another agency's child holds (see
+            # exchange.child_linking.link_children).
+            own = find_by_identifier(session, linking_kind, normalized, agency_id)
+            if own:
+                found.append(Candidate(own, 1.0, (linking_kind,)))
     for stored_kind in _SEARCH_ONLY_KINDS.get(kind, ()):
         found.extend(
             Candidate(child_id, CASE_NUMBER_SCORE, (stored_kind,))

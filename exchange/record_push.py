@@ -416,6 +416,7 @@ class Pusher:
                     LinkRequest(i.local_id, i.child_id or linked_to.get(i.local_id), i.data)
                     for i in to_link
                 ],
+                may_know=self._children_it_may_know,
                 sql=sql,
             )
         )
@@ -460,6 +461,14 @@ class Pusher:
             if result.status != "rejected":
                 result.audit_entry = self._audit_push(result)
         return done
+
+    def _children_it_may_know(self, child_ids: set[str]) -> set[str]:
+        """Of ``child_ids``, those the pushing agency may know (the rule child search uses)."""
+        return set(
+            children_known_to(
+                self.session, self.actor, PUSH_PURPOSE, child_ids, keyring=self.keyring
+            )
+        )
 
     def _refuse_update(self, item: PushItem, state: _RecordState) -> PushResult | None:
         if state.owner != self.agency_id:

@@ -21,6 +21,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency
 
+from exchange import db
+from exchange.child_duplicates import merge_children
+
 CONSULATE = "gt.minex.consulado"
 NUEVO_LEON = "mx.nl.dif"
 CONSENT_SCOPES = ("records:read", "records:write", "consent:read", "consent:write")
@@ -66,11 +69,15 @@ def test_a_foreign_authority_is_no_consent_authority_whatever_its_reach(
 def test_an_agency_does_not_record_a_consent_that_lets_itself_in(
     app: Flask, client: FlaskClient, owner: AgencyClient
 ) -> None:
-    # Nuevo León links a record of its own to the child by her CURP: it now handles her case,
-    # but a consent it records may not open the child's other records to itself.
+    # Nuevo León holds a record of its own of the child (its record with her CURP, merged by
+    # a person into her): it now handles her case, but a consent it records may not open the
+    # child's other records to itself.
     child_id = push_child(client, owner)["child_id"]
     nuevo_leon = add_agency(app, NUEVO_LEON, scopes=CONSENT_SCOPES, jurisdiction="19")
-    assert push_child(client, nuevo_leon, "NL-STUB")["child_id"] == child_id
+    own = push_child(client, nuevo_leon, "NL-STUB")["child_id"]
+    with app.app_context(), db.database(app).sessions() as session:
+        merge_children(session, child_id, own, reason="la misma niña (CURP)")
+        session.commit()
     for lang, words in (
         ("en", "does not record a consent that lets itself in"),
         ("es", "no registra un consentimiento que le da acceso a ella misma"),

@@ -1,8 +1,10 @@
 """Pushes naming a child (``child_id``): only a child the pushing agency may know of — the rule
 child search answers by — and otherwise the very answer a child id that does not exist gets, so
 a push is no existence oracle and attaches no record to another agency's child. Linking by the
-child's identifiers (CURP) still links an agency's first record of a child. After a merge,
-push answers name the surviving child, as reads do."""
+child's identifiers (CURP) follows the same rule: a CURP links an agency's first record of a
+child it may know; another agency's child's CURP starts a child of the agency's own and a
+suggestion for a person to merge. After a merge, push answers name the surviving child, as
+reads do."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from sqlalchemy import func, insert, select
 from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.child_duplicates import merge_children
+from exchange.children import ChildDuplicateSuggestion
 from exchange.records import Record, RecordVersion
 from exchange.sharing import RecordShare
 
@@ -183,18 +186,70 @@ def test_consent_for_identity_for_any_purpose_lets_an_agency_name_the_child(
     assert linked.get_json()["child_id"] == child_id
 
 
-def test_an_agencys_first_record_of_a_child_links_by_its_curp(
+def test_a_curp_of_another_agencys_child_starts_a_child_of_its_own_for_a_person_to_merge(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    # Having (or guessing) the CURP tells the other agency nothing and attaches it to nothing:
+    # its record starts a child of its own ...
+    first = push(client, other, adolescent_record("NL-1"))
+    assert first.status_code == 201, first.get_json()
+    own = first.get_json()["child_id"]
+    assert own != child_id
+    assert searched(client, other) == [own]
+    # ... which its later records with the same CURP join ...
+    second = push(client, other, adolescent_record("NL-2"))
+    assert second.get_json()["child_id"] == own
+    # ... and a person is asked to merge the two (a conflict on the CURP).
+    suggested = rows(
+        app,
+        select(
+            ChildDuplicateSuggestion.child_id,
+            ChildDuplicateSuggestion.other_child_id,
+            ChildDuplicateSuggestion.reason,
+            ChildDuplicateSuggestion.identifier_kind,
+        ),
+    )
+    assert [tuple(row) for row in suggested] == [(own, child_id, "conflict", "curp")]
+    # Once merged, both agencies' records are of one child, and the other agency's next
+    # record with the CURP links to it.
+    merge(app, child_id, own)
+    third = push(client, other, adolescent_record("NL-3"))
+    assert third.get_json()["child_id"] == child_id
+
+
+def test_a_bulk_push_with_another_agencys_curp_gives_one_child_of_its_own(
     client: FlaskClient, owner: AgencyClient, other: AgencyClient
 ) -> None:
     child_id = push_child(client, owner)["child_id"]
+    response, results = push_bulk(
+        client, other, [adolescent_record("NL-1"), adolescent_record("NL-2")]
+    )
+    assert response.status_code == 200
+    assert [r["status"] for r in results] == ["stored", "stored"]
+    assert results[0]["child_id"] == results[1]["child_id"] != child_id
+
+
+def test_an_agency_that_may_know_the_child_links_its_first_record_by_the_curp(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    pushed = push_child(client, owner)
+    execute(
+        app,
+        insert(RecordShare).values(
+            record_id=pushed["record_id"],
+            from_agency=OWNER,
+            agency_id=OTHER,
+            kind="referral",
+            status="accepted",
+            purpose="case_management",
+            categories=[],
+        ),
+    )
     first = push(client, other, adolescent_record("NL-1"))
     assert first.status_code == 201, first.get_json()
-    assert first.get_json()["child_id"] == child_id
-    # Now the other agency holds one of the child's records: it may know of it and name it.
-    assert searched(client, other) == [child_id]
-    named = push(client, other, minimal("NL-2", child_id=child_id))
-    assert named.status_code == 201, named.get_json()
-    assert named.get_json()["child_id"] == child_id
+    assert first.get_json()["child_id"] == pushed["child_id"]
+    assert count(app, ChildDuplicateSuggestion) == 0
 
 
 # -- after a merge, answers name the surviving child --------------------------------------------

@@ -228,11 +228,15 @@ def test_a_childs_records_are_those_the_caller_may_read(
 ) -> None:
     child_id = record["child_id"]
     mine = push(client, owner, envelope("EXP-2", changed(example(), "2"), child_id=child_id))
-    # The other agency may not know of the child, so it cannot name it: its record links to
-    # the child by the CURP both records carry.
+    # The other agency may not know of the child, so neither its child_id nor the CURP both
+    # records carry links its record to her: a person merges the two children.
     theirs = push(client, other, envelope("T-1", changed(example("typical"), "3")))
     assert theirs.status_code == 201
-    assert theirs.get_json()["child_id"] == child_id
+    assert theirs.get_json()["child_id"] != child_id
+    execute(
+        app,
+        update(Child).where(Child.id == theirs.get_json()["child_id"]).values(merged_into=child_id),
+    )
     response = client.get(
         f"/v1/children/{child_id}/records",
         query_string={"purpose": PURPOSE},

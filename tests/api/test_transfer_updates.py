@@ -486,11 +486,11 @@ def test_an_accept_waits_for_a_push_creating_the_same_local_id(
     looked_up = threading.Event()
     link_children = record_push.link_children
 
-    def slow_link(session: Any, *, agency_id: str, requests: Any, sql: Any = None) -> Any:
+    def slow_link(session: Any, *, agency_id: str, requests: Any, **options: Any) -> Any:
         if agency_id == NEW:  # the push has found no record under NL-1 and will create one
             looked_up.set()
             time.sleep(0.5)
-        return link_children(session, agency_id=agency_id, requests=requests, sql=sql)
+        return link_children(session, agency_id=agency_id, requests=requests, **options)
 
     monkeypatch.setattr(record_push, "link_children", slow_link)
     own = case("NL-1", "own", child_names=("Ana", "Pérez"))
