@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 from joserfc.jwk import OKPKey
+from sqlalchemy import insert
 from werkzeug.test import TestResponse
 
 from exchange import db
@@ -18,6 +19,7 @@ from exchange.agencies import Agency, register_agency
 from exchange.agency_keys import public_jwk
 from exchange.auth import store_token
 from exchange.people import Person, add_person
+from exchange.sharing import RecordShare
 from exchange.signatures import canonical_json, sign_detached
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas" / "examples" / "case-record" / "1"
@@ -189,3 +191,28 @@ def execute(app: Flask, statement: Any) -> None:
         with session.begin():
             session.execute(statement)
         session.close()
+
+
+def share(
+    app: Flask,
+    record_id: str,
+    *,
+    from_agency: str,
+    to: str,
+    kind: str = "referral",
+    status: str = "accepted",
+    purpose: str = "case_management",
+) -> None:
+    """A referral or transfer of the record, written straight into the hub (no decision)."""
+    execute(
+        app,
+        insert(RecordShare).values(
+            record_id=record_id,
+            from_agency=from_agency,
+            agency_id=to,
+            kind=kind,
+            status=status,
+            purpose=purpose,
+            categories=[],
+        ),
+    )

@@ -29,20 +29,19 @@ from records_support import (
     changed,
     envelope,
     example,
-    execute,
     push,
     push_bulk,
     read,
     rows,
+    share,
 )
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.child_duplicates import merge_children
 from exchange.children import ChildDuplicateSuggestion
 from exchange.records import Record, RecordVersion
-from exchange.sharing import RecordShare
 
 OTHER = "mx.nl.dif"
 NOBODY = "nna_00000000000000000000"
@@ -145,18 +144,7 @@ def test_a_record_referred_to_an_agency_lets_it_name_the_child(
 ) -> None:
     pushed = push_child(client, owner)
     assert push(client, other, minimal("R-1", child_id=pushed["child_id"])).status_code == 400
-    execute(
-        app,
-        insert(RecordShare).values(
-            record_id=pushed["record_id"],
-            from_agency=OWNER,
-            agency_id=OTHER,
-            kind="referral",
-            status="accepted",
-            purpose="case_management",
-            categories=[],
-        ),
-    )
+    share(app, pushed["record_id"], from_agency=OWNER, to=OTHER)
     linked = push(client, other, minimal("R-1", child_id=pushed["child_id"]))
     assert linked.status_code == 201, linked.get_json()
     assert linked.get_json()["child_id"] == pushed["child_id"]
@@ -234,18 +222,7 @@ def test_an_agency_that_may_know_the_child_links_its_first_record_by_the_curp(
     app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
 ) -> None:
     pushed = push_child(client, owner)
-    execute(
-        app,
-        insert(RecordShare).values(
-            record_id=pushed["record_id"],
-            from_agency=OWNER,
-            agency_id=OTHER,
-            kind="referral",
-            status="accepted",
-            purpose="case_management",
-            categories=[],
-        ),
-    )
+    share(app, pushed["record_id"], from_agency=OWNER, to=OTHER)
     first = push(client, other, adolescent_record("NL-1"))
     assert first.status_code == 201, first.get_json()
     assert first.get_json()["child_id"] == pushed["child_id"]

@@ -24,11 +24,13 @@ from records_support import (
     read,
     rows,
 )
-from sqlalchemy import insert, select, update
+from records_support import (
+    share as shared,
+)
+from sqlalchemy import select, update
 
 from exchange.audit_log import AuditEntry
 from exchange.children import Child
-from exchange.sharing import RecordShare
 
 OWNER = "mx.chp.dif"
 OTHER = "mx.tab.dif"
@@ -57,18 +59,7 @@ def audit_entry(app: Flask, entry_id: str) -> dict[str, Any]:
 
 
 def share(app: Flask, record_id: str, kind: str, status: str) -> None:
-    execute(
-        app,
-        insert(RecordShare).values(
-            record_id=record_id,
-            from_agency=OWNER,
-            agency_id=OTHER,
-            kind=kind,
-            status=status,
-            purpose=PURPOSE,
-            categories=[],
-        ),
-    )
+    shared(app, record_id, from_agency=OWNER, to=OTHER, kind=kind, status=status, purpose=PURPOSE)
 
 
 def comparable(problem: dict[str, Any]) -> dict[str, Any]:
