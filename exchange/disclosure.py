@@ -18,7 +18,7 @@ import json
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,14 +96,19 @@ def merge_facts(child_id: str, facts: list[ChildFacts]) -> ChildFacts:
 
     Where records disagree the protective reading wins: the child is unaccompanied or
     separated if any record says so, seeks international protection if any record says so,
-    and every stated country of origin counts (the hard rules then protect against all).
+    every stated country of origin counts (the hard rules then protect against all), and the
+    child is as young as any record makes them — the latest date of birth stated or estimated
+    (LGDNNA art. 5 presumes the younger age while it is in doubt), so one record with an
+    adult's date of birth does not end a child's consents. Custody is the newest record's.
     """
     if not facts:
         return ChildFacts(child_id=child_id)
     order = ("unaccompanied", "separated", "accompanied", "unknown")
     accompaniment = min((f.accompaniment for f in facts), key=order.index)
     stated = [f.international_protection for f in facts if f.international_protection is not None]
-    born = next((f for f in facts if f.nominal_date_of_birth is not None), None)
+    dated = [f for f in facts if f.nominal_date_of_birth is not None]
+    # max() keeps the first of equals: the newest record's date when records agree.
+    born = max(dated, key=lambda f: f.nominal_date_of_birth or date.min) if dated else None
     custodians = next((f.custodians for f in facts if f.custodians is not None), None)
     return ChildFacts(
         child_id=child_id,
