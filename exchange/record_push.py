@@ -374,15 +374,20 @@ class Pusher:
         for state in states.values():
             state.child_id = survivors.get(state.child_id, state.child_id)
         results: list[PushResult | None] = []
+        # Local ids an earlier item of this batch may store a version of: a later item of the
+        # same record is compared with that version, not with the one before the batch (a
+        # batch changing a record to x and back must end at y, not answer y "unchanged").
+        pending: set[str] = set()
         for item in items:
             state = states.get(item.local_id)
             refusal = self._refuse_update(item, state) if state is not None else None
             if refusal is not None:
                 results.append(refusal)
-            elif state is not None and _holds_already(state, item):
+            elif state is not None and item.local_id not in pending and _holds_already(state, item):
                 results.append(state.result(item, "unchanged"))
             else:
                 results.append(None)
+                pending.add(item.local_id)
         # A new record may name only a child its agency may know of (an existing record's
         # child_id must be its own child: _refuse_update).
         named = [
@@ -433,7 +438,7 @@ class Pusher:
             if state is None:
                 state = _RecordState(new_record_id(), agency_id, child_id, 0, "", new=True)
                 states[item.local_id] = state
-            elif state.sha256 == item.body_sha256:  # the same body twice in one batch
+            elif _holds_already(state, item):  # what an earlier item of the batch stored
                 results[position] = state.result(item, "unchanged")
                 continue
             state.version += 1

@@ -21,6 +21,7 @@ from records_support import (
     ndjson,
     push,
     push_bulk,
+    read,
     rows,
 )
 from sqlalchemy import func, select
@@ -128,6 +129,19 @@ def test_lines_of_one_record_become_its_versions_in_order(
     ]
     assert len({r["record_id"] for r in results}) == 1
     assert count(app, RecordVersion) == 2
+
+
+def test_a_batch_changing_a_record_and_back_ends_where_its_last_line_says(
+    client: FlaskClient, dif: AgencyClient
+) -> None:
+    before, during = example(), changed(example(), "x")
+    stored = push(client, dif, envelope("R", before)).get_json()
+    for attempt in (1, 2):  # a client sending the same file again after a timeout
+        _, results = push_bulk(client, dif, [envelope("R", during), envelope("R", before)])
+        assert [r["status"] for r in results] == ["stored", "stored"], attempt
+        latest = read(client, dif, stored["record_id"])
+        assert latest.get_json()["data"] == before, attempt
+        assert latest.get_json()["version"] == results[1]["version"]
 
 
 def test_bulk_and_single_pushes_name_the_same_records(
