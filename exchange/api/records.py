@@ -218,6 +218,21 @@ def push_bulk() -> Any:
                 f"Expected {NDJSON}, got {request.mimetype or 'nothing'}.",
             ),
         )
+    if IDEMPOTENCY_HEADER in request.headers:
+        # Ignoring it would let a client believe it is protected by it.
+        message = (
+            "Idempotency-Key es para envíos de un expediente; un envío masivo ya es seguro de "
+            "repetir línea por línea: una línea igual a la última versión de su expediente se "
+            "responde «unchanged». Envíe el archivo sin ese encabezado.",
+            "Idempotency-Key is for single pushes; a bulk push is already safe to send again, "
+            "line by line: a line equal to its record's latest version is answered "
+            "'unchanged'. Send the file without that header.",
+        )
+        raise Problem(
+            "validation",
+            message,
+            errors=[{"pointer": "", "header": IDEMPOTENCY_HEADER, "message": localized(*message)}],
+        )
     if request.content_length is not None and request.content_length > limit:
         raise Problem(
             "payload-too-large",

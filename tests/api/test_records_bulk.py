@@ -144,6 +144,30 @@ def test_a_batch_changing_a_record_and_back_ends_where_its_last_line_says(
         assert latest.get_json()["version"] == results[1]["version"]
 
 
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_an_idempotency_key_on_a_bulk_push_is_refused_not_ignored(
+    app: Flask, client: FlaskClient, dif: AgencyClient, lang: str
+) -> None:
+    response = client.post(
+        "/v1/records/bulk",
+        data=ndjson([envelope("R")]),
+        headers={
+            **dif.headers,
+            "Content-Type": "application/x-ndjson",
+            "Idempotency-Key": "lote-1",
+            "Accept-Language": lang,
+        },
+    )
+    assert response.status_code == 400
+    problem = response.get_json()
+    assert problem["type"].endswith("/validation")
+    assert problem["errors"][0]["header"] == "Idempotency-Key"
+    assert ("unchanged" in problem["detail"]) and (
+        "encabezado" in problem["detail"] if lang == "es" else "header" in problem["detail"]
+    )
+    assert count(app, RecordVersion) == 0
+
+
 def test_bulk_and_single_pushes_name_the_same_records(
     client: FlaskClient, dif: AgencyClient
 ) -> None:
