@@ -8,12 +8,14 @@ exist (404), so the API never says whether a record exists.
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -21,6 +23,7 @@ from exchange import db, idempotency
 from exchange.auth import Actor, current_actor, require_scope
 from exchange.child_linking import follow_merges
 from exchange.crypto import data_keyring
+from exchange.db import unavailable_reason
 from exchange.hot_sql import HotSQL
 from exchange.httpbasics import require_json
 from exchange.idempotency import StoredAnswer
@@ -34,6 +37,8 @@ bp = Blueprint("records", __name__)
 
 NDJSON = "application/x-ndjson"
 SIGNATURE_HEADER = "Puente-Signature"
+log = logging.getLogger("puente.http")
+
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 DECISION_HEADER = "Puente-Decision"
@@ -205,6 +210,31 @@ class _BoundedReader:
             pass
 
 
+def _lost_database_midway(error: DBAPIError, answered: int) -> Problem:
+    """503 for a bulk push whose database went away: the batches answered before it are
+    stored, and the client is told so, and that sending the file again is safe."""
+    reason = unavailable_reason(error)
+    log.error(
+        "database unavailable during a bulk push after %d lines: %s",
+        answered,
+        reason[1] if reason else error,
+        extra={"request_id": g.get("request_id")},
+    )
+    return Problem(
+        "unavailable",
+        (
+            f"El nodo perdió su base de datos durante el envío. Las primeras {answered} líneas "
+            "ya quedaron procesadas (las válidas, guardadas); el resto no. Envíe el archivo "
+            "completo otra vez más tarde: lo ya guardado se responde «unchanged».",
+            f"The hub lost its database during the push. The first {answered} lines were "
+            "already handled (the valid ones stored); the rest were not. Send the whole file "
+            "again later: what was stored is answered 'unchanged'.",
+        ),
+        headers={"Retry-After": "30"},
+        answered_lines=answered,
+    )
+
+
 @bp.post("/v1/records/bulk")
 @require_scope("records:write")
 def push_bulk() -> Any:
@@ -255,17 +285,23 @@ def push_bulk() -> Any:
     # client that writes its body before reading the answer must never block on our output.
     spool = tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024)
     past_line_limit = False
-    for result in push_lines(
+    results = push_lines(
         pusher,
         lines,
         max_lines=int(config["BULK_MAX_LINES"]),
         batch_size=int(config["BULK_BATCH_SIZE"]),
         sources=raw_lines,
-    ):
-        counts[result.status] += 1
-        # Only the line limit ends push_lines with payload-too-large.
-        past_line_limit = result.problem == "payload-too-large"
-        spool.write(_LINE_ENCODER.encode(result.line_json(lang)).encode() + b"\n")
+    )
+    try:
+        for result in results:
+            counts[result.status] += 1
+            # Only the line limit ends push_lines with payload-too-large.
+            past_line_limit = result.problem == "payload-too-large"
+            spool.write(_LINE_ENCODER.encode(result.line_json(lang)).encode() + b"\n")
+    except DBAPIError as error:
+        if unavailable_reason(error) is None:
+            raise
+        raise _lost_database_midway(error, sum(counts.values())) from error
     # The line limit answered first: what the byte limit cut lies after it and is not answered.
     if reader.over_limit and not past_line_limit:
         counts["rejected"] += 1

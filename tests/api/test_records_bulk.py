@@ -25,8 +25,10 @@ from records_support import (
     rows,
 )
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from exchange.audit_log import AuditEntry
+from exchange.record_push import Pusher
 from exchange.records import Record, RecordVersion
 
 DIF = "mx.chp.dif"
@@ -166,6 +168,33 @@ def test_an_idempotency_key_on_a_bulk_push_is_refused_not_ignored(
         "encabezado" in problem["detail"] if lang == "es" else "header" in problem["detail"]
     )
     assert count(app, RecordVersion) == 0
+
+
+def test_a_database_lost_midway_says_how_many_lines_were_handled(
+    app: Flask, client: FlaskClient, dif: AgencyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.config["BULK_BATCH_SIZE"] = 2
+    stored_batches: list[int] = []
+    store = Pusher.store
+
+    def failing_store(self: Pusher, items: list[Any]) -> Any:
+        if len(stored_batches) == 1:  # the second batch: the server went away
+            raise OperationalError("INSERT", {}, Exception("connection refused"))
+        stored_batches.append(len(items))
+        return store(self, items)
+
+    monkeypatch.setattr(Pusher, "store", failing_store)
+    lines = [envelope(f"LOST-{number}", distinct_record(number)) for number in range(5)]
+    response = client.post(
+        "/v1/records/bulk",
+        data=ndjson(lines),
+        headers={**dif.headers, "Content-Type": "application/x-ndjson", "Accept-Language": "en"},
+    )
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    problem = response.get_json()
+    assert problem["answered_lines"] == 2 and count(app, Record) == 2
+    assert "The first 2 lines were already handled" in problem["detail"]
+    assert "answered 'unchanged'" in problem["detail"]
 
 
 def test_bulk_and_single_pushes_name_the_same_records(
