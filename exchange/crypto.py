@@ -172,6 +172,23 @@ def data_keyring(app: Flask | None = None) -> DataKeyring:
     return keyring  # type: ignore[no-any-return]
 
 
+#: What a rotation waits past RELOAD_SECONDS: a push that took the old key just before the
+#: reload may still be committing.
+SETTLING_MARGIN_SECONDS = 2.0
+
+
+def key_settling_seconds(app: Flask, key_id: str) -> float:
+    """How much longer running servers may still encrypt with the key before ``key_id``: time
+    left until every one has reloaded its key folder since the key's file appeared. 0 for a
+    key given in the environment (no server reloads it) or long settled."""
+    path = data_keys_dir(app) / f"{key_id}.key"
+    try:
+        age = time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+    return max(0.0, RELOAD_SECONDS + SETTLING_MARGIN_SECONDS - age)
+
+
 def generate_data_key(app: Flask) -> tuple[str, Path]:
     """Write a new data key file (mode 0600, never overwriting); it becomes the current key."""
     directory = data_keys_dir(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -62,12 +63,21 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     """Make a new data key and re-encrypt record bodies under it, batch by batch.
 
     Safe to interrupt: run it again with --resume to go on. Old keys are kept; once no row
-    uses one (see rows_per_key in the output) it may be moved out of the key folder.
+    uses one (unused_keys in the output) it may be moved out of the key folder. Within a few
+    seconds of a new key, running servers may still encrypt with the old one: the command
+    waits for them and sweeps again before it reports.
     """
     from sqlalchemy.exc import DBAPIError
 
     from exchange import db
-    from exchange.crypto import data_keyring, generate_data_key, reencrypt_batches, rows_per_key
+    from exchange.crypto import (
+        DataKeyError,
+        data_keyring,
+        generate_data_key,
+        key_settling_seconds,
+        reencrypt_batches,
+        rows_per_key,
+    )
 
     keyring = data_keyring(app)
     # The database first: a key made for a hub whose database cannot be used would still
@@ -81,11 +91,36 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     created = None if resume else str(generate_data_key(app)[1])
     sessions = db.database(app).sessions
     moved = 0
-    try:
+
+    def sweep() -> None:
+        nonlocal moved
         for count in reencrypt_batches(sessions, keyring, batch_size):
             moved += count
             if not as_json:
                 click.echo(f"re-encrypted / recifrados: {moved}")
+
+    try:
+        sweep()
+        # Running servers notice a new key within RELOAD_SECONDS (and a push that began
+        # before may still commit a body under the old one): sweep again once they all
+        # encrypt with the new key, so that no key is called unused while rows still use it.
+        wait = key_settling_seconds(app, keyring.current().id)
+        if wait > 0:
+            if not as_json:
+                click.echo(
+                    f"waiting {wait:.0f} s for running servers to take the new key, then "
+                    f"sweeping again / esperando {wait:.0f} s a que los servidores en marcha "
+                    "tomen la clave nueva, y se revisa de nuevo"
+                )
+            time.sleep(wait)
+            sweep()
+    except DataKeyError as error:
+        raise click.ClickException(
+            f"{error}: put that key file back in the data key folder (or PUENTE_DATA_KEY) and "
+            "run 'puente keys rotate-data-key --resume' / vuelva a poner ese archivo de clave "
+            "en la carpeta de claves de datos (o PUENTE_DATA_KEY) y ejecute "
+            "'puente keys rotate-data-key --resume'"
+        ) from None
     except DBAPIError as error:
         reason = db.unavailable_reason(error)
         if reason is None:

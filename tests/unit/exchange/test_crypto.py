@@ -7,8 +7,11 @@ import base64
 import json
 import os
 import secrets
+import shutil
 import stat
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -18,8 +21,11 @@ from sqlalchemy import select, update
 from exchange import db
 from exchange.agencies import register_agency
 from exchange.auth import store_token
+from exchange.cli import keys as keys_cli
 from exchange.cli import main
 from exchange.crypto import (
+    RELOAD_SECONDS,
+    SETTLING_MARGIN_SECONDS,
     DataKeyError,
     DataKeyring,
     data_keyring,
@@ -156,9 +162,16 @@ def test_a_body_moved_to_another_row_is_caught(app: Flask) -> None:
             decrypt_version(data_keyring(app), moved)
 
 
-def run_cli(app: Flask, monkeypatch: pytest.MonkeyPatch, *args: str) -> dict:
+def run_cli(
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    meanwhile: Callable[[float], None] = lambda seconds: None,
+) -> dict:
+    """The command, its wait for running servers replaced by ``meanwhile``."""
     monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
     monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setattr(keys_cli, "time", SimpleNamespace(sleep=meanwhile))
     result = CliRunner().invoke(main, ["keys", "rotate-data-key", "--json", *args])
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.output.strip().splitlines()[-1]))
@@ -181,6 +194,53 @@ def test_rotation_reencrypts_every_body_and_keeps_the_old_key(
     after = bodies(app)
     assert [envelope for _, envelope in after] == [envelope for _, envelope in before]
     assert {key for key, _ in after} == {new_key}
+
+
+def test_rows_a_running_server_writes_under_the_old_key_meanwhile_are_moved_too(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    push_records(app, 3)
+    old_key = data_keyring(app).current().id
+    # A server that has not reloaded its key folder yet knows only the old key.
+    late = tmp_path / "late-server"
+    late.mkdir()
+    shutil.copy(Path(app.instance_path, "keys", "data", f"{old_key}.key"), late)
+    late_server = DataKeyring(late)
+    waited: list[float] = []
+
+    def a_push_commits_under_the_old_key(seconds: float) -> None:
+        waited.append(seconds)
+        keyring = data_keyring(app)
+        with db.database(app).sessions() as session:
+            version = session.scalars(select(RecordVersion).order_by(RecordVersion.id)).first()
+            assert version is not None
+            key_id, ciphertext = late_server.encrypt(
+                keyring.decrypt(version.data_key_id, version.body_ciphertext)
+            )
+            version.data_key_id, version.body_ciphertext = key_id, ciphertext
+            session.commit()
+
+    result = run_cli(app, monkeypatch, meanwhile=a_push_commits_under_the_old_key)
+    assert len(waited) == 1 and 5 < waited[0] <= RELOAD_SECONDS + SETTLING_MARGIN_SECONDS
+    new_key = result["current_key"]
+    assert result["reencrypted"] == 4  # three, then the late one
+    assert result["rows_per_key"] == {new_key: 3}
+    assert result["unused_keys"] == [old_key]
+
+
+def test_a_row_under_a_key_taken_away_is_explained(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_records(app, 1)
+    old_key = data_keyring(app).current().id
+    generate_data_key(app)
+    Path(app.instance_path, "keys", "data", f"{old_key}.key").unlink()
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
+    result = CliRunner().invoke(main, ["keys", "rotate-data-key", "--resume"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert old_key in result.output and "put that key file back" in result.output
 
 
 def test_an_interrupted_rotation_resumes(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
