@@ -369,9 +369,27 @@ def decide_disclosure(
     )
     disclosure = Disclosure(decision, entry, covered)
     receiver = recipient or actor.agency_id
-    if disclosure.permitted and decision.consent_ids and receiver is not None:
-        remember_disclosure(session, decision.consent_ids, receiver)
+    permitting = consents_that_permitted(decision)
+    if disclosure.permitted and permitting and receiver is not None:
+        remember_disclosure(session, permitting, receiver)
     return disclosure
+
+
+def consents_that_permitted(decision: Decision) -> tuple[str, ...]:
+    """The consents a permit rests on — not those that only denied a category, nor those a
+    grant or override outweighed: a revocation tells only who received data under it."""
+    return tuple(
+        sorted(
+            {
+                reason.ref
+                for reason in decision.reasons
+                if reason.code == "consent"
+                and reason.result == "permit"
+                and reason.ref
+                and set(reason.categories) & set(decision.categories)
+            }
+        )
+    )
 
 
 def whole_record_verdict(decision: Decision) -> Decision:

@@ -625,12 +625,21 @@ def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, s
             f"Access granted by the consent office: {named_en}, for this purpose, "
             f"until {ends}{cut_en}.",
         )
+    if earlier:
+        return (
+            f"Acceso concedido de inmediato con base en {named_es}; no se creó una "
+            f"autorización nueva. Vale hasta {ends}{cut_es}, cuando termina esa base, y "
+            "termina antes si se revoca.",
+            f"Access granted at once on the basis of {named_en}; no new grant was made. It "
+            f"holds until {ends}{cut_en}, when that basis ends, and ends earlier if it is "
+            "revoked.",
+        )
     return (
         f"Acceso concedido de inmediato con base en {named_es}; no se creó una autorización "
-        f"nueva. Vale hasta {ends}{cut_es}, cuando termina esa base, y termina antes si se "
+        f"nueva. Vale hasta {ends}, la fecha pedida{cut_es}, y termina antes si esa base se "
         "revoca.",
         f"Access granted at once on the basis of {named_en}; no new grant was made. It holds "
-        f"until {ends}{cut_en}, when that basis ends, and ends earlier if it is revoked.",
+        f"until {ends}, the date asked for{cut_en}, and ends earlier if that basis is revoked.",
     )
 
 

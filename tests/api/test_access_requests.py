@@ -778,6 +778,28 @@ def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
     assert queued["access"]["active"] is False
 
 
+def test_a_request_granted_at_once_until_a_date_before_its_basis_ends_says_so(
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(CLINIC, purposes=["legal_representation"]),
+    )
+    asked = "2027-06-30T00:00:00Z"  # before the consent ends (CONSENT_END)
+    body = ask(client, lawyer, pushed["child_id"], until=asked).get_json()
+    assert body["status"] == "granted"
+    es, en = body["message"]["es"], body["message"]["en"]
+    assert "2027-06-30T00:00:00+00:00, the date asked for" in en
+    assert "2027-06-30T00:00:00+00:00, la fecha pedida" in es
+    # Not "when that basis ends": the consent runs longer than the date asked for.
+    assert "when that basis ends" not in en and "cuando termina esa base" not in es
+
+
 def test_an_officers_grant_that_ran_out_no_longer_claims_access(
     client: FlaskClient,
     lawyer: PersonClient,
