@@ -413,6 +413,8 @@ def _explained(answer: Response) -> Response:
     elif error == "invalid_client" and "oauth_detail" in g:
         es, en = f"{OAUTH_ERRORS[error][0]} Causa: {es}.", f"{OAUTH_ERRORS[error][1]} Cause: {en}"
     lang = negotiated_language()
+    # Every error has its RFC 6749 ASCII description (Authlib leaves some without one).
+    body.setdefault("error_description", en.encode("ascii", "replace").decode("ascii"))
     body["detail"] = es if lang == "es" else en
     body["request_id"] = g.get("request_id")
     answer.set_data(json.dumps(body, ensure_ascii=False))

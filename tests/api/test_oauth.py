@@ -191,7 +191,10 @@ def refused(response: Any, error: str = "invalid_client", status: int | None = N
         assert response.status_code == status
     else:
         assert response.status_code in (400, 401)
-    return str(body.get("error_description", ""))
+    # Every OAuth error says what went wrong: the RFC's ASCII text, and detail for a person.
+    assert body["error_description"] and body["error_description"].isascii(), body
+    assert body["detail"]
+    return str(body["error_description"])
 
 
 def token_count(app: Flask) -> int:
@@ -369,6 +372,8 @@ def test_oauth_errors_explain_themselves_in_the_clients_language(
         headers={**basic(agency.id, agency.secret or ""), "Accept-Language": "en"},
     ).get_json()
     assert grant["detail"] == "Unsupported grant type: use grant_type=client_credentials."
+    # Every error carries the RFC's ASCII error_description too, as agencies.md documents.
+    assert grant["error_description"] == grant["detail"]
 
 
 def test_other_grant_types_are_refused(hub: Flask, web: FlaskClient) -> None:
