@@ -23,8 +23,19 @@ def test_schema_page_shows_fields_categories_and_codes(client: FlaskClient) -> N
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert "/child/date_of_birth" in page
-    assert "identity" in page  # the data category that decides disclosure
-    assert "protection_concerns" in page
+    # The data category that decides disclosure, by its name in the page's language (its code
+    # beside it for integrators).
+    assert 'title="protection_concerns">Protection concerns</span>' in page
+    spanish = client.get("/schemas/case-record/1?lang=es").get_data(as_text=True)
+    assert 'title="protection_concerns">Riesgos y necesidades de protección</span>' in spanish
+
+
+def test_a_document_of_shared_definitions_lists_them(client: FlaskClient) -> None:
+    for lang, curp_title, category in (("es", "CURP", "Identidad"), ("en", "CURP", "Identity")):
+        page = client.get(f"/schemas/common/1?lang={lang}").get_data(as_text=True)
+        assert "<code>#/$defs/curp</code>" in page
+        assert f"<td>{curp_title}</td>" in page
+        assert f'title="identity">{category}</span>' in page
 
 
 def test_schema_page_describes_the_schema_in_the_pages_language(client: FlaskClient) -> None:
