@@ -24,12 +24,30 @@ from exchange.config import DEFAULT_BIND, instance_path_from_env
 UNIX_SOCKET_PATH_MAX = 104
 
 
-def control_socket_path(instance_path: Path) -> str | None:
-    """Where gunicorn's control socket (``gunicornc``) goes: in the hub's instance folder, so
-    two hubs on one machine never share gunicorn's default ``~/.gunicorn/gunicorn.ctl`` (and
-    stopping one never removes the other's). None when the path is too long for a socket."""
-    path = instance_path / "gunicorn.ctl"
+def control_socket_path(instance_path: Path, pid: int | None = None) -> str | None:
+    """Where gunicorn's control socket (``gunicornc``) goes: in the hub's instance folder, one
+    per running server (``gunicorn-<pid of its master>.ctl``), so neither two hubs on one
+    machine nor two servers of one hub (a blue/green restart) share a socket, and stopping one
+    never removes another's. None when the path is too long for a socket."""
+    path = instance_path / f"gunicorn-{pid or os.getpid()}.ctl"
     return str(path) if len(os.fsencode(path)) < UNIX_SOCKET_PATH_MAX else None
+
+
+def packages_before_working_directory() -> None:
+    """Gunicorn puts the folder it was started from first on ``sys.path``; a file there named
+    like one of Puente's packages (``consent.py``, ``audit.py``) would then be imported in
+    their place when a worker (re)starts, and the hub would stop. That folder is taken off
+    ``sys.path`` (Puente is installed, its packages are found without it) — unless it is the
+    folder Puente's own packages are in (started from the source checkout)."""
+    here = {"", os.getcwd()}
+    source = str(Path(__file__).resolve().parent.parent)
+    if source in {str(Path(entry or ".").resolve()) for entry in here}:
+        return
+    sys.path[:] = [entry for entry in sys.path if entry not in here]
+
+
+def post_fork(_server: Any, _worker: Any) -> None:
+    packages_before_working_directory()  # before the worker imports the app
 
 
 bind = os.environ.get("PUENTE_BIND", DEFAULT_BIND)

@@ -103,6 +103,36 @@ def db_current(app: Flask, lang: str) -> None:
         sys.exit(1)
 
 
+def metrics_folder(instance_path: Path, pid: int) -> Path:
+    """The prometheus-client folder of the server about to start as ``pid`` (this process,
+    replaced by gunicorn): one per server, so a second server on the same instance folder
+    leaves the first one's counters alone. Folders of servers no longer running are removed
+    (their files would skew nothing now, but would pile up)."""
+    root = instance_path / "prometheus"
+    root.mkdir(parents=True, exist_ok=True)
+    for entry in root.iterdir():
+        name = entry.name
+        if name.startswith("serve-") and name[6:].isdigit():
+            if not process_alive(int(name[6:])):
+                shutil.rmtree(entry, ignore_errors=True)
+        elif entry.is_file() and entry.suffix == ".db":
+            entry.unlink(missing_ok=True)  # the one shared folder of earlier versions
+    folder = root / f"serve-{pid}"
+    shutil.rmtree(folder, ignore_errors=True)  # a dead server's, whose pid came round again
+    folder.mkdir()
+    return folder
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
 def exec_gunicorn(
     bind: str, workers: int | None, instance_path: str, access_log: str | None = None
 ) -> None:
@@ -115,11 +145,10 @@ def exec_gunicorn(
         env.setdefault("PUENTE_ACCESS_LOG", access_log)
     if workers:
         env["PUENTE_WORKERS"] = str(workers)
-    metrics_dir = Path(instance_path) / "prometheus"
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # stale worker files would skew the totals
-    metrics_dir.mkdir(parents=True)
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    argv = [sys.executable, "-m", "gunicorn", "-c", "python:exchange.serving"]
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder(Path(instance_path), os.getpid()))
+    # -P: the working directory is not put first on sys.path (see
+    # exchange.serving.packages_before_working_directory).
+    argv = [sys.executable, "-P", "-m", "gunicorn", "-c", "python:exchange.serving"]
     argv.append("exchange:create_app()")
     sys.stdout.flush()
     os.execvpe(sys.executable, argv, env)  # noqa: S606 - fixed argv, no shell

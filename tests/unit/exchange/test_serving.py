@@ -14,10 +14,13 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from gunicorn.config import Config
 
+from exchange.cli import hub as hub_cli
+from exchange.cli.hub import metrics_folder
 from exchange.config import public_url_for_bind
 from exchange.serving import JsonLogger, control_socket_path
 
@@ -46,7 +49,9 @@ def test_the_control_socket_is_in_the_instance_folder(tmp_path: Path) -> None:
     # Gunicorn ignores names in a config module that are not its settings: these must be.
     assert {"control_socket", "control_socket_disable"} <= set(Config().settings)
     settings = gunicorn_settings(tmp_path / "instance")
-    assert settings["control_socket"] == str(tmp_path / "instance" / "gunicorn.ctl")
+    socket = Path(str(settings["control_socket"]))
+    assert socket.parent == tmp_path / "instance"
+    assert socket.name.startswith("gunicorn-") and socket.name.endswith(".ctl")
     assert settings["control_socket_disable"] is False
     other = gunicorn_settings(tmp_path / "other")
     assert other["control_socket"] != settings["control_socket"]  # two hubs, two sockets
@@ -127,3 +132,63 @@ def test_the_app_takes_its_public_url_from_the_bind_address_unless_set(tmp_path:
         PUENTE_PUBLIC_URL="https://puente.example.org",
     )
     assert explicit == "https://puente.example.org"
+
+
+def test_two_servers_of_one_hub_have_their_own_control_sockets(tmp_path: Path) -> None:
+    assert control_socket_path(tmp_path, 101) != control_socket_path(tmp_path, 102)
+
+
+def test_a_file_named_like_a_package_in_the_working_directory_does_not_replace_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "consent.py").write_text("raise SystemExit('the wrong consent')\n")
+    code = (
+        "import os, sys; sys.path.insert(0, os.getcwd()); "
+        "from exchange.serving import packages_before_working_directory; "
+        "packages_before_working_directory(); import consent.request; print('ok')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr
+    # Without it, the stray file wins: this is what a worker restart used to hit.
+    stray = subprocess.run(
+        [sys.executable, "-c", "import os, sys; sys.path.insert(0, os.getcwd()); import consent"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "the wrong consent" in stray.stderr
+
+
+def test_each_server_counts_in_its_own_metrics_folder(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    root = tmp_path / "prometheus"
+    (root / f"serve-{dead.pid}").mkdir(parents=True)
+    (root / f"serve-{dead.pid}" / "counter_1.db").write_bytes(b"x")
+    running = root / f"serve-{os.getpid()}"
+    running.mkdir()
+    (running / "counter_2.db").write_bytes(b"x")
+    (root / "counter_3.db").write_bytes(b"x")  # the shared folder of earlier versions
+
+    folder = metrics_folder(tmp_path, 424242)
+    assert folder == root / "serve-424242" and folder.is_dir()
+    assert (running / "counter_2.db").exists()  # a running server's counters stay
+    assert not (root / f"serve-{dead.pid}").exists()
+    assert not (root / "counter_3.db").exists()
+
+
+def test_serve_runs_gunicorn_without_the_working_directory_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        hub_cli.os, "execvpe", lambda file, argv, env: seen.update(argv=argv, env=env)
+    )
+    hub_cli.exec_gunicorn("127.0.0.1:8000", None, str(tmp_path))
+    assert seen["argv"][1:4] == ["-P", "-m", "gunicorn"]
+    assert seen["env"]["PROMETHEUS_MULTIPROC_DIR"] == str(
+        tmp_path / "prometheus" / f"serve-{os.getpid()}"
+    )
