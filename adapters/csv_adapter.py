@@ -113,8 +113,8 @@ class CsvAdapter:
             yield FileProblem("1", problems=(_unreadable(error),))
             return
         plan = plan_header(self.mapping, header)
-        if not plan.simple and not plan.grouped and plan.local_id is None:
-            plan.problems.insert(0, _no_column_matches(self.mapping.local_id, header))
+        if not plan.simple and not plan.grouped and not plan.local_ids:
+            plan.problems.insert(0, _no_column_matches(self.mapping.local_ids, header))
         if plan.problems:
             # A required column that is missing would fail every row the same way: the office
             # fixes the header once, and no row is stored from a sheet read the wrong way.
@@ -138,28 +138,20 @@ class CsvAdapter:
     def _item(self, position: str, plan: HeaderPlan, row: list[str]) -> Item:
         source = CsvRow(plan.header, row)
         data, problems = build_document(self.mapping, plan, row)
-        local_id = (
-            row[plan.local_id].strip()
-            if plan.local_id is not None and plan.local_id < len(row)
-            else ""
-        )
+        local_id, column = _local_id(plan, row)
         if len(local_id) > MAX_LOCAL_ID:
             problems.append(
                 Problem(
-                    f"column:{self.mapping.local_id}",
-                    f"la columna «{self.mapping.local_id}» (identificador local) tiene "
+                    f"column:{column}",
+                    f"la columna «{column}» (identificador local) tiene "
                     f"{len(local_id)} caracteres; el máximo es {MAX_LOCAL_ID}",
-                    f"the column '{self.mapping.local_id}' (local id) has {len(local_id)} "
+                    f"the column '{column}' (local id) has {len(local_id)} "
                     f"characters; at most {MAX_LOCAL_ID}",
                 )
             )
         elif not local_id:
             problems.append(
-                Problem(
-                    f"column:{self.mapping.local_id}",
-                    f"la columna «{self.mapping.local_id}» (identificador local) está vacía",
-                    f"the column '{self.mapping.local_id}' (local id) is empty",
-                )
+                _no_local_id([name for _, name in plan.local_ids] or self.mapping.local_ids)
             )
         if len(row) > len(plan.header) and "".join(row[len(plan.header) :]).strip():
             problems.append(
@@ -325,13 +317,39 @@ def _not_a_spreadsheet_text(head: bytes) -> Problem | None:
     return None
 
 
-def _no_column_matches(local_id: str, header: Sequence[str]) -> Problem:
+def _local_id(plan: HeaderPlan, row: list[str]) -> tuple[str, str]:
+    """The row's local id — the first of its local id cells it fills — and that cell's
+    column (the first local id column when it fills none)."""
+    for index, column in plan.local_ids:
+        text = row[index].strip() if index < len(row) else ""
+        if text:
+            return text, column
+    return "", plan.local_ids[0][1] if plan.local_ids else ""
+
+
+def _no_local_id(columns: Sequence[str]) -> Problem:
+    if len(columns) == 1:
+        return Problem(
+            f"column:{columns[0]}",
+            f"la columna «{columns[0]}» (identificador local) está vacía",
+            f"the column '{columns[0]}' (local id) is empty",
+        )
+    return Problem(
+        f"column:{columns[0]}",
+        "las columnas «" + "» y «".join(columns) + "» (identificador local) están vacías",
+        "the columns '" + "' and '".join(columns) + "' (local id) are empty",
+    )
+
+
+def _no_column_matches(local_ids: Sequence[str], header: Sequence[str]) -> Problem:
     shown = ", ".join(header[:5]) + (" …" if len(header) > 5 else "")
+    named_es = "«" + "» o «".join(local_ids) + "»"
+    named_en = "'" + "' or '".join(local_ids) + "'"
     return Problem(
         "",
         f"ninguna columna del encabezado ({shown}) está en el archivo de correspondencia "
-        f"(p. ej. «{local_id}»): ¿es el archivo o la correspondencia correcta?",
-        f"no column of the header ({shown}) is in the mapping file (such as '{local_id}'): "
+        f"(p. ej. {named_es}): ¿es el archivo o la correspondencia correcta?",
+        f"no column of the header ({shown}) is in the mapping file (such as {named_en}): "
         "is it the right file, or the right mapping?",
     )
 

@@ -4,6 +4,7 @@ A mapping is YAML (or JSON) like this (``adapters/mappings/dif-estatal.yaml`` is
 
     schema: case-record/1            # the shared schema every row becomes
     local_id: folio                  # the column that identifies the row in the agency's system
+                                     # (or a list, [id_local, folio]: the first a row fills)
     date_formats: [dd/mm/yyyy]       # how dates are written (ISO yyyy-mm-dd is always read)
     constants:                       # set in every document unless a column set it
       /case/status: open
@@ -22,6 +23,15 @@ A mapping is YAML (or JSON) like this (``adapters/mappings/dif-estatal.yaml`` is
         columns:
           nombre: facility_name
           fecha_ingreso: start_date
+
+``local_id`` names the column whose text is the record's local id — how the agency addresses
+the record, so that importing the sheet again updates it instead of adding another. The column
+may also fill a field (``folio`` above is the case number too); then an export writes the
+field's value there (the local id where the field is empty), and the local id survives the
+round trip only where the two are equal. A list gives the local id a column of its own:
+``local_id: [id_local, folio]`` reads the first of those columns that a row fills, and an
+export writes the local id into ``id_local`` (a column that fills no field) and the case
+number into ``folio``.
 
 Column names are matched without regard to case, accents, spaces or underscores. A column's
 ``type`` (string, date, partial_date, boolean, integer, number) is taken from the schema when
@@ -65,11 +75,11 @@ _TOP_KEYS = {"schema", "local_id", "description", "delimiter", "encoding", "date
 
 @dataclass(frozen=True)
 class ColumnMapping:
-    """A checked mapping: the schema, the local id column, columns, groups and constants."""
+    """A checked mapping: the schema, the local id columns, columns, groups and constants."""
 
     source: str
     schema: str
-    local_id: str
+    local_ids: tuple[str, ...]  # the local id's columns, in the order a row is read
     columns: tuple[Column, ...]
     groups: tuple[Group, ...]
     constants: tuple[tuple[Tokens, Any], ...]
@@ -130,6 +140,28 @@ def load_mapping(
     return compile_mapping(parsed, where, registry)
 
 
+def _local_ids(spec: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The ``local_id`` columns: one name, or a list of names tried in order."""
+    names = spec.get("local_id")
+    if not isinstance(names, list):
+        return (required_text(spec, "local_id", where),)
+    if not names or not all(isinstance(name, str) and name.strip() for name in names):
+        raise MappingError(
+            f"{where}: local_id",
+            "local_id es el nombre de una columna, o una lista de nombres de columna",
+            "local_id is a column name, or a list of column names",
+        )
+    found = tuple(name.strip() for name in names)
+    keys = [cells.normalise(name) for name in found]
+    if len(set(keys)) != len(keys):
+        raise MappingError(
+            f"{where}: local_id",
+            "local_id nombra la misma columna dos veces",
+            "local_id names the same column twice",
+        )
+    return found
+
+
 def compile_mapping(
     spec: Mapping[str, Any], where: str, registry: SchemaRegistry | None = None
 ) -> ColumnMapping:
@@ -149,13 +181,16 @@ def compile_mapping(
         builder.group(each, f"groups[{index}]")
         for index, each in enumerate(as_list(spec.get("groups", []), f"{where}: groups"))
     )
-    local_id = required_text(spec, "local_id", where)
-    if not any(column.key == cells.normalise(local_id) for column in columns):
-        # The local id column need not map to a field, but it is always required.
-        columns = (
-            Column(local_id, cells.normalise(local_id), None, "", None, cells.text, required=True),
-            *columns,
-        )
+    local_ids = _local_ids(spec, where)
+    # A local id column need not map to a field. The only one is always required; of several,
+    # the sheet must have one (checked with the header).
+    only_one = len(local_ids) == 1
+    added = tuple(
+        Column(name, cells.normalise(name), None, "", None, cells.text, required=only_one)
+        for name in local_ids
+        if not any(column.key == cells.normalise(name) for column in columns)
+    )
+    columns = (*added, *columns)
     delimiter = spec.get("delimiter")
     if delimiter not in (None, "auto", ",", ";", "\t", "|"):
         raise MappingError(
@@ -166,7 +201,7 @@ def compile_mapping(
     return ColumnMapping(
         source=where,
         schema=f"{name}/{version}",
-        local_id=local_id,
+        local_ids=local_ids,
         columns=columns,
         groups=groups,
         constants=builder.constants(spec.get("constants", {}), (), "constants"),

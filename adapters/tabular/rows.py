@@ -121,7 +121,9 @@ class HeaderPlan:
     header: list[str]
     simple: list[tuple[int, Column]] = field(default_factory=list)
     grouped: list[tuple[int, int, int, Column]] = field(default_factory=list)  # cell, group, n
-    local_id: int | None = None
+    # The cells that may give the local id, in the mapping's order, each with its column's
+    # name in the mapping: a row's local id is the first of them it fills.
+    local_ids: list[tuple[int, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     document: Fill = field(default_factory=lambda: Fill([]))
     elements: list[tuple[int, Fill]] = field(default_factory=list)  # group index, its cells
@@ -143,7 +145,8 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
     by_key: dict[str, int] = {}
     for index, name in enumerate(header):
         by_key.setdefault(cells.normalise(name), index)
-    local_key = cells.normalise(mapping.local_id)
+    local_keys = [cells.normalise(name) for name in mapping.local_ids]
+    local_ids: dict[str, tuple[int, str]] = {}
     for column in mapping.columns:
         key = column.key if column.key in by_key else _loosely(column.key, by_key)
         if key is None:
@@ -151,10 +154,15 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
                 plan.problems.append(_missing_column(column.name, by_key))
             continue
         index = by_key.pop(key)
-        if column.key == local_key:
-            plan.local_id = index
+        if column.key in local_keys:
+            local_ids[column.key] = (index, column.name)
         if column.tokens is not None:
             plan.simple.append((index, column))
+    plan.local_ids = [local_ids[key] for key in local_keys if key in local_ids]
+    if not plan.local_ids and not any(
+        column.required for column in mapping.columns if column.key in local_keys
+    ):
+        plan.problems.insert(0, _missing_local_id(mapping.local_ids, by_key))
     for group_index, group in enumerate(mapping.groups):
         pattern = re.compile(re.escape(group.key) + r"(\d+)_(.+)")
         found = set()
@@ -190,6 +198,16 @@ def _missing_column(name: str, unused: Mapping[str, int]) -> Problem:
         f"column:{name}",
         f"falta la columna obligatoria «{name}»{hint_es}",
         f"the required column '{name}' is missing{hint_en}",
+    )
+
+
+def _missing_local_id(names: Sequence[str], unused: Mapping[str, int]) -> Problem:
+    if len(names) == 1:
+        return _missing_column(names[0], unused)
+    return Problem(
+        f"column:{names[0]}",
+        "falta la columna del identificador local: «" + "» o «".join(names) + "»",
+        "the local id column is missing: '" + "' or '".join(names) + "'",
     )
 
 
@@ -360,15 +378,25 @@ def export_header(mapping: ColumnMapping) -> list[str]:
 
 
 def export_row(mapping: ColumnMapping, local_id: str, data: Mapping[str, Any]) -> list[str]:
-    """The cells of one document, in :func:`export_header` order. What the mapping does not
-    cover is left out; array elements beyond a group's ``repeat`` too."""
-    local_key = cells.normalise(mapping.local_id)
+    """The cells of one document, in :func:`export_header` order: each column holds what the
+    mapping says it holds. A column that fills a field holds the field's value, even when it
+    is the local id column too; a local id column that fills no field holds ``local_id``.
+    When every local id column fills a field, one whose field is empty holds ``local_id``,
+    so that the row can be imported again. What the mapping does not cover is left out;
+    array elements beyond a group's ``repeat`` too."""
+    local_keys = {cells.normalise(name) for name in mapping.local_ids}
+    own_column = any(
+        column.tokens is None for column in mapping.columns if column.key in local_keys
+    )
     row = []
     for column in mapping.columns:
-        if column.key == local_key:
-            row.append(local_id)
-        elif column.tokens is not None:
-            row.append(_cell(column, get(data, column.tokens, column.fixed)))
+        if column.tokens is None:
+            row.append(local_id if column.key in local_keys else "")
+            continue
+        cell = _cell(column, get(data, column.tokens, column.fixed))
+        if not cell and not own_column and column.key in local_keys:
+            cell = local_id
+        row.append(cell)
     for group in mapping.groups:
         array = get(data, group.tokens)
         elements = array if isinstance(array, list) else []

@@ -282,7 +282,7 @@ def test_unreadable_mapping_files(tmp_path: Path) -> None:
 def test_the_shipped_mapping_loads_by_name() -> None:
     assert "dif-estatal" in shipped()
     loaded = load_mapping("dif-estatal")
-    assert loaded.schema == "case-record/1" and loaded.local_id == "folio"
+    assert loaded.schema == "case-record/1" and loaded.local_ids == ("id_local", "folio")
     assert [group.prefix for group in loaded.groups] == ["albergue_"]
     required = {column.name for column in loaded.columns if column.required}
     assert required == {"folio", "nombre(s)", "fecha_nacimiento", "nacionalidad"}
