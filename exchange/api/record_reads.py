@@ -262,7 +262,7 @@ def record_json(
     answer = {
         **describe_record(record, child.child_id),
         "pushed_at": as_utc(body.version.pushed_at).isoformat(),
-        "body_sha256": body.version.body_sha256,
+        "body_sha256": digest_for(disclosure, body.version.body_sha256),
         "data": data,
         "withheld_categories": list(withheld),
         "decision": decision_json(disclosure),
@@ -271,6 +271,13 @@ def record_json(
     if own_id is not None:
         answer["your_local_id"] = own_id
     return answer, disclosure
+
+
+def digest_for(disclosure: Disclosure, body_sha256: str) -> str | None:
+    """The stored version's digest, only for a reader permitted the whole record: with any
+    category withheld, the digest of the whole body would let the reader confirm a guess of
+    what was withheld (a yes/no health field) offline."""
+    return None if disclosure.decision.withheld else body_sha256
 
 
 def _own_local_id(session: Session, actor: Actor, record: Record) -> str | None:
@@ -315,7 +322,10 @@ def record_versions(record_id: str) -> Any:
     if not disclosure.permitted:
         raise refuse(session, actor, record, disclosure)
     child = load_child(session, record.child_id)
-    versions = [describe_version(version) for version in list_versions(session, record)]
+    versions = [
+        {**described, "body_sha256": digest_for(disclosure, described["body_sha256"])}
+        for described in map(describe_version, list_versions(session, record))
+    ]
     answer = {"record_id": record.id, "child_id": child.child_id, "versions": versions}
     session.commit()
     return _answered(answer, [disclosure.decision_id])

@@ -90,6 +90,15 @@ def test_a_consent_opens_the_permitted_categories_only(
     assert "placement" in body["withheld_categories"]
     assert body["decision"]["basis"] == "consent"
     assert body["decision"]["categories"] == ["identity", "legal_status"]
+    # No digest of the whole body to a partial reader (it would confirm guesses offline),
+    # in the read and in the version list alike.
+    assert body["body_sha256"] is None
+    versions = client.get(
+        f"/v1/records/{pushed['record_id']}/versions",
+        query_string={"purpose": "asylum_procedure"},
+        headers=comar.headers,
+    ).get_json()["versions"]
+    assert [version["body_sha256"] for version in versions] == [None]
     entry = audit_entry(app, response.headers["Puente-Decision"])
     assert entry["outcome"] == "success"
     assert entry["decision"]["consent_ids"] == [consent["id"]]
