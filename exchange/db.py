@@ -13,9 +13,11 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, MetaData, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from exchange.config import SettingError
 from exchange.wal_checkpoints import DEFAULT_INTERVAL, SERVING_AUTOCHECKPOINT, WalCheckpointer
 
 NAMING_CONVENTION = {
@@ -35,7 +37,7 @@ class Database:
     """The engine and session factory of one app (``app.extensions["puente.db"]``)."""
 
     def __init__(self, url: str, echo: bool = False) -> None:
-        self.url = make_url(url)
+        self.url = database_url(url)
         self.engine = build_engine(url, echo=echo)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.checkpointer: WalCheckpointer | None = None
@@ -70,8 +72,19 @@ class Database:
             connection.execute(text("SELECT 1"))
 
 
+def database_url(url: str) -> URL:
+    """``url`` parsed, or a :class:`~exchange.config.SettingError` naming the spellings the
+    hub takes (``postgres://``, libpq's, is not one of SQLAlchemy's)."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # an unknown kind of database or driver name fails here
+    except (ArgumentError, ValueError) as error:  # NoSuchModuleError is an ArgumentError
+        raise _unusable_url(url, error) from None
+    return parsed
+
+
 def build_engine(url: str, echo: bool = False) -> Engine:
-    parsed = make_url(url)
+    parsed = database_url(url)
     options: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         # A file cannot drop a connection: no ping (a round trip on every checkout).
@@ -79,12 +92,43 @@ def build_engine(url: str, echo: bool = False) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        engine = create_engine(parsed, **options)
+        engine = _engine(url, parsed, options)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     # A server can: test each connection as it is checked out, so a restart is survived.
     options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    return create_engine(parsed, **options)
+    return _engine(url, parsed, options)
+
+
+def _engine(url: str, parsed: URL, options: dict[str, Any]) -> Engine:
+    try:
+        return create_engine(parsed, **options)
+    except ImportError as error:  # the driver the address names is not installed
+        raise _unusable_url(url, error) from None
+
+
+def _unusable_url(url: str, error: Exception) -> SettingError:
+    # Only the scheme is shown: the rest of the address may hold a password.
+    scheme = url.partition("://")[0] if "://" in url else ""
+    shown = f"{scheme}://…" if scheme else "…"
+    if isinstance(error, ImportError):
+        why_es = f"falta el módulo {error.name or error} de ese controlador"
+        why_en = f"the module {error.name or error} of that driver is not installed"
+    elif not isinstance(error, NoSuchModuleError):  # not parsed (a port that is no number…)
+        why_es, why_en = "no es una dirección de base de datos", "not a database address"
+    elif scheme == "postgres":
+        why_es = "la forma de libpq, no la de SQLAlchemy"
+        why_en = "libpq's spelling, not SQLAlchemy's"
+    else:
+        why_es, why_en = "tipo de base de datos desconocido", "unknown kind of database"
+    return SettingError(
+        f"configuración no válida: PUENTE_DATABASE_URL = {shown} ({why_es}); debe ser "
+        "postgresql+psycopg://USUARIO@SERVIDOR:5432/BASE para PostgreSQL "
+        "o sqlite:///RUTA/puente.db para SQLite",
+        f"settings not valid: PUENTE_DATABASE_URL = {shown} ({why_en}); it must be "
+        "postgresql+psycopg://USER@HOST:5432/NAME for PostgreSQL "
+        "or sqlite:///PATH/puente.db for SQLite",
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -7,11 +7,12 @@ so a data officer or an oversight body can run them anywhere.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -42,14 +43,40 @@ language_option = click.option(
 )
 
 
-def hub_app() -> Flask:
+def hub_app(lang: str | None = None, exit_code: int = 1) -> Flask:
+    """The hub configured by ``PUENTE_*``; a setting it cannot use (a number that is not one,
+    a database address it cannot open) ends the command with one line and ``exit_code``."""
     from exchange import create_app
     from exchange.config import SettingError
 
     try:
         return create_app()
     except SettingError as error:
-        raise click.ClickException(error.message(default_language())) from None
+        raise _ending(error.message(lang or default_language()), exit_code) from None
+
+
+@contextlib.contextmanager
+def database_errors(lang: str | None = None, exit_code: int = 1) -> Iterator[None]:
+    """An unreachable or empty database is the operator's to fix: one line in Spanish or
+    English (``lang``, else PUENTE_LANG or LANG), exit ``exit_code``, no traceback. Any other
+    database error is a fault and goes on as one."""
+    from sqlalchemy.exc import DBAPIError
+
+    from exchange.db import unavailable_reason
+
+    try:
+        yield
+    except DBAPIError as error:
+        reason = unavailable_reason(error)
+        if reason is None:
+            raise
+        raise _ending(say(lang or default_language(), *reason), exit_code) from None
+
+
+def _ending(message: str, exit_code: int) -> click.ClickException:
+    ending = click.ClickException(message)
+    ending.exit_code = exit_code
+    return ending
 
 
 def with_hub(function: F) -> F:
@@ -57,20 +84,10 @@ def with_hub(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from sqlalchemy.exc import DBAPIError
-
-        from exchange.db import unavailable_reason
-
-        app = hub_app()
-        try:
-            with app.app_context():
-                return function(app, *args, **kwargs)
-        except DBAPIError as error:
-            # An unreachable or empty database is the operator's to fix: one line, no traceback.
-            reason = unavailable_reason(error)
-            if reason is None:
-                raise
-            raise click.ClickException(say(default_language(), *reason)) from None
+        lang = kwargs.get("lang")
+        app = hub_app(lang)
+        with database_errors(lang), app.app_context():
+            return function(app, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 

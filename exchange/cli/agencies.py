@@ -73,9 +73,31 @@ def read_public_key(path: Path, lang: str) -> dict[str, Any]:
     """The Ed25519 public JWK in ``path`` (PEM or JWK); a private key file is refused."""
     try:
         data = path.read_bytes()
-    except OSError as error:
+    except FileNotFoundError as error:
+        # A bad key file is the operator's mistake like the others: exit 1 (docs/agencies.md).
         raise click.ClickException(
-            say(lang, f"No se puede leer {path}: {error}", f"Cannot read {path}: {error}")
+            say(lang, f"No existe el archivo {path}.", f"No such file: {path}.")
+        ) from error
+    except IsADirectoryError as error:
+        raise click.ClickException(
+            say(
+                lang,
+                f"{path} es una carpeta: indique el archivo de la clave pública.",
+                f"{path} is a folder: give the public key file.",
+            )
+        ) from error
+    except PermissionError as error:
+        raise click.ClickException(
+            say(
+                lang,
+                f"No se puede leer {path}: sin permiso de lectura.",
+                f"Cannot read {path}: no permission to read it.",
+            )
+        ) from error
+    except OSError as error:
+        reason = error.strerror or error
+        raise click.ClickException(
+            say(lang, f"No se puede leer {path}: {reason}", f"Cannot read {path}: {reason}")
         ) from error
     looks_private = b"PRIVATE KEY" in data
     if data.lstrip().startswith(b"{"):
@@ -151,9 +173,10 @@ def _with_key_files(answer: dict[str, Any], files: KeyFiles | None) -> dict[str,
     return answer
 
 
+# The file is checked by read_public_key (exit 1, in the language asked for), not by click.
 public_key_option = click.option(
     "--public-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=click.Path(path_type=Path),
     help="The agency's Ed25519 public key (PEM or JWK file).",
 )
 generate_key_option = click.option(
@@ -433,7 +456,7 @@ def rotate_key_command(
 @click.argument("agency_id")
 @click.option(
     "--public-key",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=click.Path(path_type=Path),
     required=True,
     help="The Ed25519 public key (PEM or JWK file).",
 )

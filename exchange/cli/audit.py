@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -43,6 +43,8 @@ from audit.verify_export import (
     verify_kept_against,
 )
 
+_Key = TypeVar("_Key", Verifier, CosignatureVerifier)
+
 EXIT_OK, EXIT_BAD_ENTRY, EXIT_BAD_SIGNATURE, EXIT_INCONSISTENT, EXIT_USAGE = 0, 1, 2, 3, 64
 EXIT_CODES = (
     (SignatureError, EXIT_BAD_SIGNATURE),
@@ -61,6 +63,29 @@ HEADLINES = {
 
 class UsageProblem(click.UsageError):
     exit_code = EXIT_USAGE
+
+
+class _VerifyCommand(click.Command):
+    """Click's own usage errors (a ``--full`` folder or a file that does not exist, a value of
+    the wrong kind, an unknown option) exit 64 like Puente's: click's 2 is, for ``verify``,
+    a signature failure, and a script must not read a mistyped path as the hub's fault."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as error:
+            error.exit_code = EXIT_USAGE
+            if "--json" not in given:
+                raise
+            # A script that asked for JSON reads JSON, whatever went wrong.
+            click.echo(
+                json.dumps(
+                    {"ok": False, "exit_code": EXIT_USAGE, "error": error.format_message()},
+                    ensure_ascii=False,
+                )
+            )
+            ctx.exit(EXIT_USAGE)
 
 
 # Copies of exchange.cli.default_language and say: this module imports nothing of the hub at
@@ -104,9 +129,9 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
     from tqdm import tqdm
 
     from exchange.audit_export import export_log
-    from exchange.cli import hub_app
+    from exchange.cli import database_errors, hub_app
 
-    app = hub_app()
+    app = hub_app(lang)
     bar: Any = None
 
     def progress(done: int, total: int) -> None:
@@ -115,10 +140,12 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
             bar = tqdm(total=total, unit="entries", disable=None, file=sys.stderr)
         bar.update(done - bar.n)
 
-    with app.app_context():
-        result = export_log(app, directory, progress=progress)
-    if bar is not None:
-        bar.close()
+    try:
+        with database_errors(lang), app.app_context():
+            result = export_log(app, directory, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     for gap in result.gaps[:5]:
         click.echo(
             _say(
@@ -146,7 +173,7 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
 # --- verify ----------------------------------------------------------------------------------
 
 
-@audit_group.command("verify")
+@audit_group.command("verify", cls=_VerifyCommand)
 @click.option(
     "--full",
     "full_dir",
@@ -242,8 +269,10 @@ def _verify(
             )
         )
     try:
-        witnesses = [CosignatureVerifier.from_vkey(_text_or_file(v)) for v in witness_vkeys]
-        verifiers = [Verifier.from_vkey(_text_or_file(v)) for v in vkeys]
+        witnesses = [
+            _key(v, "--witness", lang, CosignatureVerifier.from_vkey) for v in witness_vkeys
+        ]
+        verifiers = [_key(v, "--vkey", lang, Verifier.from_vkey) for v in vkeys]
     except FormatError as error:
         raise UsageProblem(
             _say(lang, f"llave no válida: {in_spanish(error)}", f"bad key: {error}")
@@ -447,11 +476,50 @@ def _manifest(directory: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _text_or_file(value: str) -> str:
+def _key(value: str, option: str, lang: str, parse: Callable[[str], _Key]) -> _Key:
+    """A key given as its text (``<name>+<key ID>+<key>``) or as a file holding it; a value
+    that is neither is wrong usage, said for both readings (a mistyped file name is the usual
+    case: the docs keep the key in a file)."""
     path = Path(value)
-    if "+" not in value and path.is_file():
-        return path.read_text(encoding="utf-8").strip()
-    return value.strip()
+    if "+" in value and not _is_file(path):
+        return parse(value.strip())
+    try:
+        return parse(path.read_text(encoding="utf-8").strip())
+    except FileNotFoundError:
+        try:
+            return parse(value.strip())
+        except FormatError as error:
+            raise UsageProblem(
+                _say(
+                    lang,
+                    f"{option} {value}: no existe ese archivo; como texto, llave no válida: "
+                    f"{in_spanish(error)}",
+                    f"{option} {value}: no such file; as text, bad key: {error}",
+                )
+            ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        if isinstance(error, IsADirectoryError):
+            why_es, why_en = "es una carpeta", "it is a folder"
+        elif isinstance(error, PermissionError):
+            why_es, why_en = "sin permiso de lectura", "no permission to read it"
+        elif isinstance(error, UnicodeDecodeError):
+            why_es, why_en = "no es texto UTF-8", "it is not UTF-8 text"
+        else:
+            why_es = why_en = str(error.strerror or error)
+        raise UsageProblem(
+            _say(
+                lang,
+                f"{option} {value}: no se puede leer el archivo ({why_es})",
+                f"{option} {value}: the file cannot be read ({why_en})",
+            )
+        ) from None
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a key text too long to be a file name
+        return False
 
 
 def _lines(path: Path) -> Iterator[bytes]:

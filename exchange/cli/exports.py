@@ -15,8 +15,9 @@ from typing import Any
 
 import click
 
-from exchange.cli import hub_app, language_option, print_json
+from exchange.cli import database_errors, hub_app, language_option, print_json
 from exchange.cli.imports import (
+    EXIT_CANNOT_START,
     CannotStart,
     ReplacedAtTheEnd,
     adapter_options,
@@ -98,8 +99,10 @@ def export_command(
             adapter.encode(counting(exporter.readable_through_api(client, purpose, child_ids)), out)
         children = len(child_ids)
     else:
-        app = hub_app()
-        with app.app_context():
+        app = hub_app(lang, EXIT_CANNOT_START)
+        # The database unreachable or empty, at the start or midway: nothing is written (the
+        # file is replaced only once complete), one line, exit 2.
+        with database_errors(lang, EXIT_CANNOT_START), app.app_context():
             actor = exporter.agency_actor(app, agency_id)
             if actor is None:
                 raise CannotStart(

@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import click
 
-from exchange.cli import hub_app, language_option, print_json, say
+from exchange.cli import database_errors, hub_app, language_option, print_json, say
 
 EXIT_REJECTED = 1
 EXIT_CANNOT_START = 2
@@ -326,10 +326,13 @@ def import_command(
             lang,
         )
     else:
-        app = hub_app()
+        app = hub_app(lang, EXIT_CANNOT_START)
         with app.app_context():
+            # The database unreachable or empty: nothing imported, one line, exit 2. (Once
+            # running, the sink reports a database that goes away as the hub not answering.)
             try:
-                sink = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
+                with database_errors(lang, EXIT_CANNOT_START):
+                    sink = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
             except ImportRefused as error:
                 raise CannotStart(error.message(lang)) from error
             try:
