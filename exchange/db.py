@@ -6,6 +6,7 @@ SQLite (a file under the instance folder) is the embedded default; PostgreSQL is
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ def build_engine(url: str, echo: bool = False) -> Engine:
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         engine = _engine(url, parsed, options)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -98,6 +100,16 @@ def build_engine(url: str, echo: bool = False) -> Engine:
     # A server can: test each connection as it is checked out, so a restart is survived.
     options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     return _engine(url, parsed, options)
+
+
+def _create_private(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (children's index entries are in
+    it); SQLite gives its -wal and -shm files the same mode. An existing file is left as it
+    is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _engine(url: str, parsed: URL, options: dict[str, Any]) -> Engine:

@@ -38,6 +38,10 @@ def test_init_creates_keys_and_schema_and_is_idempotent(hub_env: Path) -> None:
         mode = stat.S_IMODE(os.stat(hub_env / "keys" / name).st_mode)
         assert mode == 0o600, oct(mode)
     assert (hub_env / "puente.db").exists()
+    # The database holds the child index: its owner alone reads it (the WAL file too).
+    for name in ("puente.db", "puente.db-wal"):
+        if (hub_env / name).exists():
+            assert stat.S_IMODE(os.stat(hub_env / name).st_mode) == 0o600, name
 
     again = runner.invoke(main, ["init", "--json"])
     assert again.exit_code == 0, again.output
