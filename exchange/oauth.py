@@ -448,19 +448,62 @@ def _counting_failures(answer: Response) -> Response:
     return _explained(answer)
 
 
+def _ambiguous_client() -> Response | None:
+    """A request that says two things about who the client is: two authentication methods
+    (RFC 6749 §2.3: one per request), or a ``client_id`` other than the assertion's subject
+    (RFC 7521 §4.2). Authlib would go by one of them; the hub refuses both."""
+    assertion = request.form.get("client_assertion")
+    credentials = request.authorization
+    if assertion and credentials is not None:
+        g.oauth_detail = (
+            "Use un solo método de autenticación del cliente por solicitud: la aserción "
+            "(client_assertion) o el encabezado Authorization, no ambos.",
+            "Use one client authentication method per request: the assertion "
+            "(client_assertion) or the Authorization header, not both.",
+        )
+        return _oauth_error("invalid_request", g.oauth_detail[1], 400)
+    named = request.form.get("client_id")
+    if assertion and named:
+        try:
+            subject = json.loads(jws.extract_compact(to_bytes(assertion)).payload).get("sub")
+        except (JoseError, ValueError, AttributeError):
+            return None  # not an assertion at all: Authlib refuses it as such
+        if subject != named:
+            g.oauth_detail = (
+                "client_id no es la institución que firma la aserción (su 'sub').",
+                "client_id is not the agency that signed the assertion (its 'sub').",
+            )
+            return _oauth_error("invalid_client", g.oauth_detail[1], 400)
+    return None
+
+
+def _oauth_error(error: str, description: str, status: int) -> Response:
+    body = json.dumps({"error": error, "error_description": description})
+    return Response(
+        body,
+        status=status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
 @bp.post("/token")
 def token() -> Response:
-    return _counting_failures(_server().create_token_response())
+    return _counting_failures(_ambiguous_client() or _server().create_token_response())
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
-    return _counting_failures(_server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME))
+    return _counting_failures(
+        _ambiguous_client() or _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)
+    )
 
 
 @bp.post("/revoke")
 def revoke() -> Response:
-    return _counting_failures(_server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME))
+    return _counting_failures(
+        _ambiguous_client() or _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)
+    )
 
 
 def init_app(app: Flask) -> None:

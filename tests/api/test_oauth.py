@@ -386,6 +386,40 @@ def test_other_grant_types_are_refused(hub: Flask, web: FlaskClient) -> None:
     refused(response, "unsupported_grant_type", 400)
 
 
+def test_a_client_id_other_than_the_assertions_subject_is_refused(
+    hub: Flask, web: FlaskClient
+) -> None:
+    agency = register(hub, with_secret=False)
+    register(hub, "mx.chp.tapachula.dif")
+    response = token_with_assertion(
+        web, assertion(agency.key, agency.id), client_id="mx.chp.tapachula.dif"
+    )
+    refused(response, "invalid_client", 400)
+    assert "'sub'" in response.get_json()["detail"]
+    # The assertion was not spent: the same request without the contradiction works.
+    fine = token_with_assertion(web, assertion(agency.key, agency.id), client_id=agency.id)
+    assert fine.status_code == 200, fine.get_json()
+
+
+def test_two_client_authentications_in_one_request_are_refused(
+    hub: Flask, web: FlaskClient
+) -> None:
+    with_key = register(hub, with_secret=False)
+    with_secret = register(hub, "mx.chp.tapachula.dif")
+    response = web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(with_key.key, with_key.id),
+        },
+        headers={**basic(with_secret.id, with_secret.secret or ""), "Accept-Language": "es"},
+    )
+    refused(response, "invalid_request", 400)
+    assert "un solo método" in response.get_json()["detail"]
+    assert "access_token" not in response.get_json()
+
+
 # --- private_key_jwt ----------------------------------------------------------------------------
 
 
