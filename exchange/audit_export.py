@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,12 +85,38 @@ def export_log(
 ) -> ExportResult:
     """Write the export to ``directory`` (created; existing export files are replaced).
 
-    ``progress(done, total)`` is called as entries are written.
+    ``progress(done, total)`` is called as entries are written. Files are written under
+    ``.partial`` names and take their own names only once the whole export is written, the
+    manifest last: an export cut short (the database went away) leaves an earlier export in
+    the folder as it was, never half of a new one.
     """
     sequence_everything(app)
     directory.mkdir(parents=True, exist_ok=True)
-    result = ExportResult(directory)
     digests: dict[str, dict[str, Any]] = {}
+    try:
+        result = _write_export(app, directory, digests, progress)
+        for name in [*digests, MANIFEST_FILE]:
+            os.replace(_partial(directory / name), directory / name)
+    finally:
+        for leftover in directory.glob("*" + PARTIAL_SUFFIX):
+            leftover.unlink(missing_ok=True)
+    return result
+
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def _write_export(
+    app: Flask,
+    directory: Path,
+    digests: dict[str, dict[str, Any]],
+    progress: Callable[[int, int], None] | None,
+) -> ExportResult:
+    result = ExportResult(directory)
     with db.database(app).sessions() as session:
         _snapshot(session)
         latest = session.scalars(
@@ -129,7 +156,7 @@ def export_log(
             "independently>. log.vkey here is the exporting hub's own claim."
         ),
     }
-    (directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    _partial(directory / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return result
 
 
@@ -212,7 +239,7 @@ class _HashingWriter:
         self.lines = 0
 
     def __enter__(self) -> _HashingWriter:
-        self.handle = self.path.open("wb")
+        self.handle = _partial(self.path).open("wb")  # renamed by export_log at the end
         return self
 
     def write(self, data: bytes) -> int:

@@ -20,7 +20,7 @@ from audit import (
     generate_signer_key,
     sign_checkpoint,
 )
-from exchange import db
+from exchange import audit_export, db
 from exchange.audit_log import record_event
 from exchange.audit_sequencer import integrate_pending
 from exchange.auth import store_token
@@ -131,6 +131,23 @@ def test_export_then_verify_with_the_public_key(hub: Flask, tmp_path: Path) -> N
     assert result.stdout.startswith("OK: 100 entries and 2 checkpoints verified; latest: 100")
     spanish = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "es")
     assert spanish.stdout.startswith("OK: 100 entradas y 2 puntos de control verificados")
+
+
+def test_an_export_cut_short_leaves_the_earlier_export_whole(
+    hub: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = _export(tmp_path)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def database_gone(*_args: object) -> int:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(audit_export, "_write_checkpoints", database_gone)
+    with pytest.raises(OSError):
+        audit_export.export_log(hub, out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no .partial
+    result = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "en")
+    assert result.exit_code == 0, result.output
 
 
 def test_verifying_without_the_hubs_published_key_is_a_usage_error(
