@@ -46,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from exchange.auth import as_utc, utcnow
-from exchange.db import Base, database
+from exchange.db import Base, database, unavailable_reason
 from exchange.transports import (
     AgencyTransports,
     DeliveryTransport,
@@ -66,6 +66,9 @@ DEFAULT_MAX_ATTEMPTS = 12
 DEFAULT_BACKOFF_SECONDS = 5.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
 DEFAULT_LEASE_SECONDS = 300.0
+#: Longest pause between passes while they keep failing (the database is down, …), unless
+#: ``poll_seconds`` is longer.
+MAX_FAILURE_BACKOFF_SECONDS = 60.0
 
 
 def new_message_id() -> str:
@@ -392,8 +395,12 @@ def run_worker(
     """Deliver due messages until ``stop_event`` is set (or one pass, with ``once``).
 
     A full batch is followed at once by the next; otherwise the worker sleeps ``poll_seconds``
-    (waking early when ``stop_event`` is set). Returns the totals. Without ``transport``,
-    each agency gets the one its ``webhook_url`` chooses (webhook or file drop).
+    (waking early when ``stop_event`` is set). While passes keep failing (the database is
+    down, …) it backs off: ``poll_seconds``, then twice as long after each failure, up to
+    :data:`MAX_FAILURE_BACKOFF_SECONDS`, and back to normal after a pass that works. An
+    unusable database is logged as one line per failed pass; any other error with its
+    traceback. Returns the totals. Without ``transport``, each agency gets the one its
+    ``webhook_url`` chooses (webhook or file drop).
     """
     stop_event = stop_event or threading.Event()
     transport = transport or AgencyTransports.for_hub(app)
@@ -408,24 +415,35 @@ def run_worker(
     )
     totals = BatchResult()
     sessions = database(app).sessions
+    ceiling = max(poll_seconds, MAX_FAILURE_BACKOFF_SECONDS)
+    failures = 0
     while not stop_event.is_set():
+        pause = poll_seconds
         # Deliveries are decided again by the consent engine, which reads the hub's
         # configuration and data keys: each pass runs in a fresh application context.
         with app.app_context(), sessions() as session:
             try:
                 result = deliver_batch(session, transport, policy, batch, stop_event)
-            except Exception:
-                log.exception("outbox pass failed")
+            except Exception as error:
                 session.rollback()
                 result = BatchResult()
+                failures += 1
+                pause = min(ceiling, poll_seconds * 2 ** min(failures - 1, 30))
+                reason = unavailable_reason(error)
+                if reason is None:
+                    log.exception("outbox pass failed; next attempt in %.1f s", pause)
+                else:
+                    log.warning("outbox pass failed: %s; next attempt in %.1f s", reason[1], pause)
                 if once:
                     raise
+            else:
+                failures = 0
         for field in ("delivered", "retrying", "dead", "withheld", "lost_lease"):
             setattr(totals, field, getattr(totals, field) + getattr(result, field))
         if once:
             break
-        if result.handled < batch:
-            stop_event.wait(poll_seconds)
+        if failures or result.handled < batch:
+            stop_event.wait(pause)
     return totals
 
 

@@ -11,6 +11,9 @@ through the API, where the access rules apply.
 Outcomes: any 2xx means delivered; 408, 429, 5xx, timeouts and connection failures are
 transient (retried with backoff); other statuses, including redirects (never followed: a
 notification must not be carried to an address nobody registered), are permanent.
+``WEBHOOK_TIMEOUT_SECONDS`` is a deadline for the whole request (name lookup, connection, TLS,
+sending, status line, headers and body), not for each socket read: a receiver that answers one
+byte at a time cannot hold a worker longer than that.
 
 Each agency chooses its transport through its ``webhook_url`` (:class:`AgencyTransports`):
 
@@ -32,8 +35,10 @@ in ``PUENTE_HUB_SIGNING_KEY``.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -180,15 +185,86 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: ignore it, our own backoff applies
 
 
+class _Connections:
+    """The connections one webhook request opens, so that they can all be cut when its
+    deadline passes (a socket that is shut down ends any read or write blocked on it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connecting: list[http.client.HTTPConnection] = []
+        # Kept apart from their connections: urllib drops ``connection.sock`` once the status
+        # and headers are in, while the response goes on reading the body from the socket.
+        self._sockets: list[socket.socket] = []
+        self.cut = False
+
+    def watch(self, connection: http.client.HTTPConnection) -> None:
+        connect = connection.connect
+
+        def watched_connect() -> None:
+            self._check()
+            connect()  # meanwhile connection.sock is the socket being set up (TLS included)
+            with self._lock:
+                if connection.sock is not None:
+                    self._sockets.append(connection.sock)
+            self._check()
+
+        connection.connect = watched_connect  # type: ignore[method-assign]
+        with self._lock:
+            self._connecting.append(connection)
+
+    def _check(self) -> None:
+        with self._lock:
+            if self.cut:
+                raise TimeoutError("webhook deadline passed")
+
+    def cut_all(self) -> None:
+        with self._lock:
+            self.cut = True
+            sockets = [c.sock for c in self._connecting if c.sock is not None] + self._sockets
+            for sock in sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # not connected (the check after connect stops it) or already closed
+
+
+class _Watching(urllib.request.AbstractHTTPHandler):
+    """Hands every connection it opens to a :class:`_Connections`."""
+
+    def __init__(self, connections: _Connections, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connections = connections
+
+    def do_open(self, http_class: Any, req: Any, **http_conn_args: Any) -> Any:
+        def connection(*args: Any, **kwargs: Any) -> http.client.HTTPConnection:
+            opened = http_class(*args, **kwargs)
+            self.connections.watch(opened)
+            return opened  # type: ignore[no-any-return]
+
+        return super().do_open(connection, req, **http_conn_args)
+
+
+class _WatchedHTTP(_Watching, urllib.request.HTTPHandler):
+    pass
+
+
+class _WatchedHTTPS(_Watching, urllib.request.HTTPSHandler):
+    pass
+
+
 class WebhookTransport:
-    """POSTs a signed Security Event Token to the agency's ``webhook_url``."""
+    """POSTs a signed Security Event Token to the agency's ``webhook_url``.
+
+    ``timeout`` (``WEBHOOK_TIMEOUT_SECONDS``) bounds the whole request: it runs in a thread of
+    its own, and when the deadline passes the delivery fails as transient at once and the
+    request's connections are shut down, which ends the thread too.
+    """
 
     def __init__(
         self, app: Flask, timeout: float | None = None, signer: NotificationSigner | None = None
     ) -> None:
         self.signer = signer or NotificationSigner(app)
         self.timeout = float(timeout or app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
-        self.opener = urllib.request.build_opener(_NoRedirects)
 
     def deliver(self, agency: Agency, message: OutboxMessage) -> None:
         url = agency.webhook_url
@@ -205,12 +281,42 @@ class WebhookTransport:
                 "User-Agent": "puente-hub",
             },
         )
+        connections = _Connections()
+        outcome: list[BaseException | None] = []
+
+        def send() -> None:
+            try:
+                self._send(request, connections)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller below
+                outcome.append(error)
+            else:
+                outcome.append(None)
+
+        sender = threading.Thread(target=send, name=f"puente-webhook-{message.id}", daemon=True)
+        sender.start()
+        sender.join(self.timeout)
+        if not outcome:
+            connections.cut_all()
+            raise TransientDeliveryError(
+                f"TimeoutError: no complete answer within {self.timeout:g} s"
+            )
+        if outcome[0] is not None:
+            raise outcome[0]
+
+    def _send(self, request: urllib.request.Request, connections: _Connections) -> None:
+        """The request itself, in the sender thread. Each socket operation is bounded by the
+        timeout too, so a thread still resolving the name or connecting when the deadline cuts
+        the request off ends soon after."""
+        opener = urllib.request.build_opener(
+            _NoRedirects, _WatchedHTTP(connections), _WatchedHTTPS(connections)
+        )
         try:
-            with self.opener.open(request, timeout=self.timeout) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 response.read(64 * 1024)
         except urllib.error.HTTPError as error:
             status = error.code
             description = _error_description(error)
+            error.close()
             if status in (408, 429) or status >= 500:
                 raise TransientDeliveryError(
                     f"HTTP {status}{description}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,14 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
 from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
-from exchange import create_app, db
+from exchange import create_app, db, outbox
 from exchange.agencies import Agency
 from exchange.auth import as_utc, utcnow
+from exchange.logs import JsonFormatter
 from exchange.outbox import (
+    BatchResult,
     DeliveryPolicy,
     OutboxMessage,
     backoff_seconds,
@@ -319,6 +323,99 @@ def test_run_worker_once_and_until_stopped(hub: Flask) -> None:
     thread.join(5)
     assert not thread.is_alive()
     assert len(transport.seen) == len(set(transport.seen)) == 10
+
+
+class CountingStop(threading.Event):
+    """A stop event that records each pause the worker takes (without sleeping) and stops it
+    after ``passes`` pauses."""
+
+    def __init__(self, passes: int) -> None:
+        super().__init__()
+        self.passes = passes
+        self.pauses: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.pauses.append(timeout)
+        if len(self.pauses) >= self.passes:
+            self.set()
+        return self.is_set()
+
+
+class Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def worker_log() -> Iterator[Captured]:
+    handler = Captured()
+    logger = logging.getLogger("puente.worker")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def scripted_passes(
+    monkeypatch: pytest.MonkeyPatch, *outcomes: Exception | None
+) -> list[Exception | None]:
+    """Make each worker pass raise the next scripted error (None: an empty pass that works)."""
+    script = list(outcomes)
+
+    def one_pass(*args: Any, **kwargs: Any) -> BatchResult:
+        outcome = script.pop(0) if script else None
+        if outcome is not None:
+            raise outcome
+        return BatchResult()
+
+    monkeypatch.setattr(outbox, "deliver_batch", one_pass)
+    return script
+
+
+def database_down() -> OperationalError:
+    return OperationalError(
+        "SELECT outbox_message.id", {}, Exception("connection failed: port 5439 refused\nDETAIL")
+    )
+
+
+def test_worker_backs_off_quietly_while_the_database_is_down(
+    hub: Flask, monkeypatch: pytest.MonkeyPatch, worker_log: Captured
+) -> None:
+    down = database_down
+    scripted_passes(monkeypatch, down(), down(), down(), down(), None, down(), down(), None)
+    stop = CountingStop(passes=8)
+    run_worker(hub, stop_event=stop, poll_seconds=0.5, transport=ScriptedTransport())
+    # 0.5, 1, 2, 4 s while it is down; the normal poll once a pass works; again from 0.5.
+    assert stop.pauses == [0.5, 1, 2, 4, 0.5, 0.5, 1, 0.5]
+    failures = [r for r in worker_log.records if "outbox pass failed" in r.getMessage()]
+    assert len(failures) == 6
+    for record in failures:
+        assert record.exc_info is None  # one line, no traceback
+        line = JsonFormatter().format(record)
+        assert "\n" not in line and "exception" not in json.loads(line)
+        assert "Traceback" not in line
+    assert "the database cannot be used (connection failed: port 5439 refused)" in (
+        failures[0].getMessage()
+    )
+    assert "next attempt in 0.5 s" in failures[0].getMessage()
+    assert "next attempt in 4.0 s" in failures[3].getMessage()
+
+
+def test_worker_backoff_has_a_ceiling_and_other_errors_keep_their_traceback(
+    hub: Flask, monkeypatch: pytest.MonkeyPatch, worker_log: Captured
+) -> None:
+    down = database_down
+    scripted_passes(monkeypatch, down(), down(), down(), RuntimeError("a bug"), down())
+    stop = CountingStop(passes=5)
+    run_worker(hub, stop_event=stop, poll_seconds=20, transport=ScriptedTransport())
+    assert stop.pauses == [20, 40, 60, 60, 60]
+    [bug] = [r for r in worker_log.records if r.exc_info is not None]
+    assert bug.exc_info is not None and isinstance(bug.exc_info[1], RuntimeError)
+    assert "Traceback" in JsonFormatter().format(bug)
+    assert sum(r.exc_info is None for r in worker_log.records if "failed" in r.getMessage()) == 4
 
 
 # --- the signed webhook transport --------------------------------------------------------

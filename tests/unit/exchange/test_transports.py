@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +24,7 @@ from sqlalchemy import select, update
 
 from exchange import create_app, db
 from exchange.agencies import Agency
-from exchange.auth import utcnow
+from exchange.auth import as_utc, utcnow
 from exchange.outbox import OutboxMessage, enqueue, run_worker
 from exchange.transports import (
     SET_MEDIA_TYPE,
@@ -170,6 +172,93 @@ def test_transport_down_is_transient(channel: Channel) -> None:
 def test_transport_without_an_address_is_permanent(channel: Channel) -> None:
     with pytest.raises(PermanentDeliveryError):
         channel.transport.deliver(agency(None), note())
+
+
+class DripReceiver:
+    """A webhook receiver that answers one line (or one body byte) at a time, every
+    ``every`` seconds, for ``lines`` lines: each read finishes quickly, the answer never does."""
+
+    def __init__(self, part: str, lines: int = 16, every: float = 0.25) -> None:
+        self.part, self.lines, self.every = part, lines, every
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/hooks"
+        self.requests: list[bytes] = []
+        self.sent = 0  # lines (or bytes) sent before the hub went away
+        self.cut_at: float | None = None  # when sending failed: the hub shut the connection
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        connection, _ = self.listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            self.requests.append(request)
+            try:
+                if self.part == "headers":
+                    connection.sendall(b"HTTP/1.1 202 Accepted\r\n")
+                    for number in range(self.lines):
+                        time.sleep(self.every)
+                        connection.sendall(f"X-Drip-{number}: {number}\r\n".encode())
+                        self.sent += 1
+                    connection.sendall(b"Content-Length: 0\r\n\r\n")
+                else:
+                    connection.sendall(
+                        f"HTTP/1.1 202 Accepted\r\nContent-Length: {self.lines}\r\n\r\n".encode()
+                    )
+                    for _ in range(self.lines):
+                        time.sleep(self.every)
+                        connection.sendall(b"x")
+                        self.sent += 1
+            except OSError:
+                self.cut_at = time.monotonic()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(10)
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_webhook_timeout_is_a_deadline_for_the_whole_request(signing_hub: Flask, part: str) -> None:
+    # The receiver would take 16 × 0.25 s = 4 s to answer in full; each of its reads is quick.
+    receiver = DripReceiver(part)
+    try:
+        transport = WebhookTransport(signing_hub, timeout=1)
+        started = time.monotonic()
+        with pytest.raises(TransientDeliveryError, match="1 s"):
+            transport.deliver(agency(receiver.url), note())
+        elapsed = time.monotonic() - started
+        assert receiver.requests, "the notification reached the receiver"
+        assert 0.9 <= elapsed < 2, f"gave up after {elapsed:.2f} s, not at the 1 s deadline"
+        # The hub hangs up: the receiver's next line fails, long before its drip would end.
+        receiver.thread.join(3)
+        assert receiver.cut_at is not None and receiver.sent < receiver.lines
+        assert receiver.cut_at - started < 3  # the drip would last 4 s
+    finally:
+        receiver.close()
+
+
+def test_worker_counts_a_request_past_its_deadline_as_a_failed_attempt(
+    drop_hub: Flask,
+) -> None:
+    receiver = DripReceiver("headers")
+    try:
+        add_agency(drop_hub, "mx.nl.dif", receiver.url)
+        [waiting] = enqueue_for(drop_hub, "mx.nl.dif", "rec_slow")
+        drop_hub.config["WEBHOOK_TIMEOUT_SECONDS"] = 1
+        started = time.monotonic()
+        totals = run_worker(drop_hub, once=True)
+        assert time.monotonic() - started < 2.5
+        assert totals.retrying == 1 and totals.delivered == 0
+        status, error = statuses(drop_hub)[waiting]
+        assert status == "failed" and error and "1 s" in error
+        with db.database(drop_hub).sessions() as session:
+            queued = session.get_one(OutboxMessage, waiting)
+            assert queued.attempts == 1 and queued.lease_token is None
+            assert as_utc(queued.next_attempt_at) > utcnow()  # retried later, with backoff
+    finally:
+        receiver.close()
 
 
 # --- the file drop -------------------------------------------------------------------------
