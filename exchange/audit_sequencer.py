@@ -423,9 +423,16 @@ class IntegratorThread(threading.Thread):
                 # Like Tessera: a full batch waiting is sequenced at once; a partial one waits
                 # for the interval, so a burst of writes never leaves the log behind.
                 wait = 0 if done.sequenced >= DEFAULT_BATCH else self.interval
-            except Exception:
-                log.exception("audit integrator run failed; next attempt in %.1f s", wait * 2)
-                wait = min(MAX_BACKOFF, wait * 2)
+            except Exception as error:
+                # After a full batch the wait was 0: back off from the interval, never spin.
+                wait = min(MAX_BACKOFF, max(wait, self.interval) * 2)
+                reason = db.unavailable_reason(error)
+                if reason is not None:  # the operator's to fix: one line, not a traceback
+                    log.warning(
+                        "audit integrator run failed: %s; next attempt in %.1f s", reason[1], wait
+                    )
+                else:
+                    log.exception("audit integrator run failed; next attempt in %.1f s", wait)
 
     def stop(self, timeout: float | None = 5.0) -> None:
         self._stopped.set()

@@ -7,15 +7,17 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from flask import Flask, g
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 import audit
-from exchange import db
+from exchange import audit_sequencer, db
 from exchange.audit_log import (
     AuditCheckpoint,
     AuditEntry,
@@ -379,6 +381,32 @@ def test_integrator_thread_runs_only_when_asked(app: Flask, session: Session) ->
         assert session.scalar(select(func.max(AuditCheckpoint.size))) == 10
     finally:
         stop_integrator(app)
+
+
+def test_the_integrator_backs_off_with_one_line_while_the_database_is_down(
+    app: Flask, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    waits: list[float] = []
+    thread = audit_sequencer.IntegratorThread(app, interval=0.25)
+
+    class Stopped:
+        def wait(self, seconds: float) -> bool:
+            waits.append(seconds)
+            return len(waits) > 5
+
+    def full_batch_then_down(_app: Flask) -> Any:
+        if len(waits) == 1:  # a full batch was sequenced: the next run is at once
+            return SimpleNamespace(sequenced=audit_sequencer.DEFAULT_BATCH)
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(thread, "_stopped", Stopped())
+    monkeypatch.setattr(audit_sequencer, "integrate_pending", full_batch_then_down)
+    with caplog.at_level("WARNING", logger=audit_sequencer.log.name):
+        thread.run()
+    assert waits == [0.25, 0, 0.5, 1.0, 2.0, 4.0]  # never 0 again after a failure
+    failures = [r for r in caplog.records if "integrator run failed" in r.getMessage()]
+    assert len(failures) == 4
+    assert all(r.exc_info is None and "connection refused" in r.getMessage() for r in failures)
 
 
 _WRITER = """
