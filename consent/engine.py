@@ -233,8 +233,9 @@ def _override_serves(item: Override, request: Request, now: datetime) -> bool:
 def _objection_blocks(view: ChildView, request: Request, child: ChildFacts, now: datetime) -> bool:
     if view.position != "objection":
         return False
-    age = child.age_on(view.heard_on)
-    # Age unknown: the objection counts (the protective reading; the Procuraduría reviews it).
+    # The oldest age any record gives: an objection counts if any record makes the child an
+    # adolescent when heard. Age unknown: it counts too (the Procuraduría reviews it).
+    age = child.oldest_age_on(view.heard_on)
     if age is not None and age < ADOLESCENCE:
         return False
     review = view.review

@@ -58,6 +58,11 @@ class ChildFacts:
     conflict_of_interest: bool = False
     #: The Procuradurías de Protección representing the child (agency ids).
     representing_procuradurias: frozenset[str] = field(default_factory=frozenset)
+    #: Where the child's records disagree about the age: the earliest date of birth any of
+    #: them gives (stated or estimated). Rights that come with age (an adolescent's objection)
+    #: count if any record gives the child that age; everything else reads the child as young
+    #: as any record does (``date_of_birth``). None: no disagreement.
+    earliest_date_of_birth: date | None = None
 
     def __post_init__(self) -> None:
         if self.accompaniment not in ACCOMPANIMENT:
@@ -87,6 +92,12 @@ class ChildFacts:
     def age_on(self, day: date) -> int | None:
         """Completed years on ``day``; None when neither birth date nor estimate is known."""
         born = self.nominal_date_of_birth
+        return None if born is None else full_years_between(born, day)
+
+    def oldest_age_on(self, day: date) -> int | None:
+        """The greatest age any of the child's records gives on ``day`` (see
+        :attr:`earliest_date_of_birth`); None when the age is unknown."""
+        born = self.earliest_date_of_birth or self.nominal_date_of_birth
         return None if born is None else full_years_between(born, day)
 
     @property

@@ -99,7 +99,9 @@ def merge_facts(child_id: str, facts: list[ChildFacts]) -> ChildFacts:
     every stated country of origin counts (the hard rules then protect against all), and the
     child is as young as any record makes them — the latest date of birth stated or estimated
     (LGDNNA art. 5 presumes the younger age while it is in doubt), so one record with an
-    adult's date of birth does not end a child's consents. Custody is the newest record's.
+    adult's date of birth does not end a child's consents — while rights that come with age
+    go by the oldest (``earliest_date_of_birth``): an objection counts if any record makes
+    the child an adolescent. Custody is the newest record's.
     """
     if not facts:
         return ChildFacts(child_id=child_id)
@@ -109,6 +111,9 @@ def merge_facts(child_id: str, facts: list[ChildFacts]) -> ChildFacts:
     dated = [f for f in facts if f.nominal_date_of_birth is not None]
     # max() keeps the first of equals: the newest record's date when records agree.
     born = max(dated, key=lambda f: f.nominal_date_of_birth or date.min) if dated else None
+    earliest = min(
+        (f.nominal_date_of_birth for f in dated if f.nominal_date_of_birth), default=None
+    )
     custodians = next((f.custodians for f in facts if f.custodians is not None), None)
     return ChildFacts(
         child_id=child_id,
@@ -122,6 +127,9 @@ def merge_facts(child_id: str, facts: list[ChildFacts]) -> ChildFacts:
         conflict_of_interest=any(f.conflict_of_interest for f in facts),
         representing_procuradurias=frozenset().union(
             *(f.representing_procuradurias for f in facts)
+        ),
+        earliest_date_of_birth=(
+            earliest if born is not None and earliest != born.nominal_date_of_birth else None
         ),
     )
 

@@ -373,6 +373,21 @@ def test_an_objection_made_before_turning_12_does_not_block() -> None:
     ).permitted
 
 
+def test_an_objection_counts_when_any_record_made_the_child_12_when_heard() -> None:
+    # The records disagree: one says 11 when heard, another 12.
+    child = dataclasses.replace(
+        CHILD, date_of_birth=date(2013, 1, 1), earliest_date_of_birth=date(2012, 1, 1)
+    )
+    heard = ChildView("ch-1", date(2024, 6, 1), "objection")
+    assert not decide(
+        ask(), [COMAR_CONSENT], [heard], (), DEFAULT_RULE_SET, NOW, child=child
+    ).permitted
+    agreed = dataclasses.replace(child, earliest_date_of_birth=None)
+    assert decide(
+        ask(), [COMAR_CONSENT], [heard], (), DEFAULT_RULE_SET, NOW, child=agreed
+    ).permitted
+
+
 def test_an_override_without_the_officers_roles_fails_closed() -> None:
     opened = Override(
         "ch-1",

@@ -75,3 +75,13 @@ def test_a_grant_alone_rests_on_no_consent() -> None:
         grant_ids=("grt_1",),
     )
     assert consents_that_permitted(decision) == ()
+
+
+def test_an_objection_counts_if_any_record_makes_the_child_an_adolescent() -> None:
+    thirteen = ChildFacts(child_id="c", date_of_birth=date(2013, 1, 1))
+    ten = ChildFacts(child_id="c", date_of_birth=date(2016, 1, 1))
+    merged = merge_facts("c", [ten, thirteen])
+    heard = date(2026, 6, 1)
+    assert merged.age_on(heard) == 10  # consents run until the latest 18th birthday
+    assert merged.oldest_age_on(heard) == 13  # but her objection is an adolescent's
+    assert merge_facts("c", [thirteen, thirteen]).earliest_date_of_birth is None
