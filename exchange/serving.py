@@ -50,6 +50,25 @@ def post_fork(_server: Any, _worker: Any) -> None:
     packages_before_working_directory()  # before the worker imports the app
 
 
+def main() -> None:
+    """Gunicorn for ``puente serve`` (``python -P -m exchange.serving ...``). Gunicorn puts
+    the working directory first on ``sys.path`` before it reads this config; Puente's packages
+    are imported first, so a stray ``schemas.py`` there cannot take their place (their
+    modules are found through the packages from then on, never through ``sys.path``)."""
+    from gunicorn.app.wsgiapp import run
+
+    import adapters  # noqa: F401
+    import audit  # noqa: F401
+    import consent  # noqa: F401
+    import schemas  # noqa: F401
+
+    run(prog="puente serve")
+
+
+if __name__ == "__main__":
+    main()
+
+
 bind = os.environ.get("PUENTE_BIND", DEFAULT_BIND)
 workers = int(os.environ.get("PUENTE_WORKERS", "2"))
 threads = int(os.environ.get("PUENTE_THREADS", "1"))

@@ -146,9 +146,9 @@ def exec_gunicorn(
     if workers:
         env["PUENTE_WORKERS"] = str(workers)
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder(Path(instance_path), os.getpid()))
-    # -P: the working directory is not put first on sys.path (see
-    # exchange.serving.packages_before_working_directory).
-    argv = [sys.executable, "-P", "-m", "gunicorn", "-c", "python:exchange.serving"]
+    # -P: the working directory is not put first on sys.path (see exchange.serving.main and
+    # packages_before_working_directory).
+    argv = [sys.executable, "-P", "-m", "exchange.serving", "-c", "python:exchange.serving"]
     argv.append("exchange:create_app()")
     sys.stdout.flush()
     os.execvpe(sys.executable, argv, env)  # noqa: S606 - fixed argv, no shell

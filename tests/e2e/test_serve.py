@@ -105,3 +105,46 @@ def test_access_log_is_json(served_hub: str, tmp_path: Path) -> None:
     assert entry["path"] == "/healthz"
     assert entry["status"] == 200
     assert entry["request_id"] == headers["X-Request-Id"]
+
+
+def test_stray_files_named_like_puentes_packages_do_not_stop_the_hub(tmp_path: Path) -> None:
+    # An operator starts the hub from a folder holding scripts of their own.
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("schemas", "consent", "audit", "adapters"):
+        (work / f"{name}.py").write_text(f"raise SystemExit('a stray {name}.py was imported')\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
+    env["PUENTE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["PUENTE_ACCESS_LOG"] = str(tmp_path / "access.log")
+    cli = [sys.executable, "-P", "-m", "exchange.cli"]  # as the installed `puente` script runs
+    subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, cwd=work)
+    port = free_port()
+    process = subprocess.Popen(
+        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
+        env=env,
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base, process)
+        # A worker that dies is replaced, and the replacement imports the app too.
+        [worker] = [
+            int(pid)
+            for pid in subprocess.run(
+                ["pgrep", "-P", str(process.pid)], capture_output=True, text=True, check=False
+            ).stdout.split()
+        ]
+        os.kill(worker, signal.SIGKILL)
+        time.sleep(1)
+        wait_until_ready(base, process)
+        assert get(base + "/v1/schemas")[0] == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            _out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _out, err = process.communicate()
+    assert b"a stray" not in err, err.decode(errors="replace")[-2000:]

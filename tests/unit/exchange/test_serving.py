@@ -188,7 +188,7 @@ def test_serve_runs_gunicorn_without_the_working_directory_first(
         hub_cli.os, "execvpe", lambda file, argv, env: seen.update(argv=argv, env=env)
     )
     hub_cli.exec_gunicorn("127.0.0.1:8000", None, str(tmp_path))
-    assert seen["argv"][1:4] == ["-P", "-m", "gunicorn"]
+    assert seen["argv"][1:4] == ["-P", "-m", "exchange.serving"]
     assert seen["env"]["PROMETHEUS_MULTIPROC_DIR"] == str(
         tmp_path / "prometheus" / f"serve-{os.getpid()}"
     )
