@@ -230,7 +230,10 @@ class _RecordState:
     touched: bool = False
 
     def result(self, item: PushItem, status: str) -> PushResult:
-        return PushResult(item.line, status, self.id, self.version, self.child_id, item.body_sha256)
+        # "unchanged" answers the stored version, with its digest: the body sent may differ
+        # from it by a child_id naming the record's own child (_holds_already).
+        digest = self.sha256 if status == "unchanged" else item.body_sha256
+        return PushResult(item.line, status, self.id, self.version, self.child_id, digest)
 
 
 def retryable(error: Exception) -> bool:

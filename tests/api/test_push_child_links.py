@@ -150,6 +150,17 @@ def test_a_record_referred_to_an_agency_lets_it_name_the_child(
     assert linked.get_json()["child_id"] == pushed["child_id"]
 
 
+def test_naming_the_records_own_child_changes_nothing_and_answers_the_stored_version(
+    client: FlaskClient, owner: AgencyClient
+) -> None:
+    first = push(client, owner, minimal("U-1")).get_json()
+    again = push(client, owner, minimal("U-1", child_id=first["child_id"]))
+    assert again.status_code == 200, again.get_json()
+    answer = again.get_json()
+    assert answer["status"] == "unchanged" and answer["version"] == 1
+    assert answer["body_sha256"] == first["body_sha256"]  # the version stored, not the body sent
+
+
 def test_consent_for_identity_for_any_purpose_lets_an_agency_name_the_child(
     app: Flask, client: FlaskClient, owner: AgencyClient
 ) -> None:
