@@ -45,7 +45,13 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class DataKeyError(Exception):
-    """A data key is missing or unusable, or a body does not decrypt."""
+    """A data key is missing or unusable, or a body does not decrypt. ``key_id`` and
+    ``missing`` say which key a body needed and whether the hub has it at all."""
+
+    def __init__(self, message: str, *, key_id: str | None = None, missing: bool = False):
+        super().__init__(message)
+        self.key_id = key_id
+        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -151,11 +157,15 @@ class DataKeyring:
             self.reload()  # rotated by another process since we loaded
             key = self._keys.get(key_id)
             if key is None:
-                raise DataKeyError(f"data key {key_id} is not available to this hub")
+                raise DataKeyError(
+                    f"data key {key_id} is not available to this hub", key_id=key_id, missing=True
+                )
         try:
             return bytes(key.box.decrypt(ciphertext))
         except nacl.exceptions.CryptoError:
-            raise DataKeyError(f"a body does not decrypt with data key {key_id}") from None
+            raise DataKeyError(
+                f"a body does not decrypt with data key {key_id}", key_id=key_id
+            ) from None
 
 
 def data_keys_dir(app: Flask) -> Path:

@@ -115,12 +115,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
             time.sleep(wait)
             sweep()
     except DataKeyError as error:
-        raise click.ClickException(
-            f"{error}: put that key file back in the data key folder (or PUENTE_DATA_KEY) and "
-            "run 'puente keys rotate-data-key --resume' / vuelva a poner ese archivo de clave "
-            "en la carpeta de claves de datos (o PUENTE_DATA_KEY) y ejecute "
-            "'puente keys rotate-data-key --resume'"
-        ) from None
+        raise click.ClickException(_key_problem(error)) from None
     except DBAPIError as error:
         reason = db.unavailable_reason(error)
         if reason is None:
@@ -147,3 +142,24 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         return
     click.echo(f"current data key / clave actual: {current}")
     click.echo(f"rows per key / filas por clave: {per_key}")
+
+
+def _key_problem(error: Exception) -> str:
+    """What to do when a stored body cannot be re-encrypted, in both languages (the command
+    has no --lang: like its progress lines, it speaks both)."""
+    key = getattr(error, "key_id", None) or "?"
+    if getattr(error, "missing", False):
+        return (
+            f"rows are encrypted under data key {key}, which is not in the data key folder (or "
+            "PUENTE_DATA_KEY): put that key file back and run 'puente keys rotate-data-key "
+            f"--resume' / hay filas cifradas con la clave de datos {key}, que no está en la "
+            "carpeta de claves de datos (ni en PUENTE_DATA_KEY): vuelva a poner ese archivo y "
+            "ejecute 'puente keys rotate-data-key --resume'"
+        )
+    return (
+        f"a stored body does not decrypt with data key {key} ({error}): the key file is "
+        "damaged or another hub's; restore it from a backup and run 'puente keys "
+        f"rotate-data-key --resume' / un cuerpo guardado no se descifra con la clave de datos "
+        f"{key}: el archivo de la clave está dañado o es de otro nodo; restáurelo de un "
+        "respaldo y ejecute 'puente keys rotate-data-key --resume'"
+    )
