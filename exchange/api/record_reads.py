@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, jsonify, request
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, true
 from sqlalchemy.orm import Session
 
 from consent import ALL_CATEGORIES
@@ -142,10 +142,20 @@ def _referral_statement() -> Any:
     )
 
 
-def records_held(session: Session, actor: Actor, records: Iterable[Record]) -> set[str]:
+#: Shares through which the receiving agency holds a record: a referral, a transfer it took
+#: or is being offered. A transfer it refused, or the sender withdrew, gives it nothing.
+HOLDING_SHARE_STATES = ("accepted", "pending")
+
+
+def records_held(
+    session: Session, actor: Actor, records: Iterable[Record], *, offered_too: bool = False
+) -> set[str]:
     """The ids of ``records`` the caller's agency holds — it owns them, or they were referred
-    or transferred to it — and so already knows exist (one query for any number of records;
-    also what lets a child search answer a child, see :mod:`exchange.api.children`)."""
+    or transferred to it (:data:`HOLDING_SHARE_STATES`) — and so already knows exist (one query
+    for any number of records; also what lets a child search answer a child, see
+    :mod:`exchange.api.children`, and a push link to it by identifier). ``offered_too``: also
+    records it was offered and refused, or whose offer was withdrawn — it knows they exist,
+    but holds nothing of them."""
     from exchange.sharing import RecordShare
 
     if actor.agency_id is None:
@@ -157,7 +167,11 @@ def records_held(session: Session, actor: Actor, records: Iterable[Record]) -> s
         held.update(
             session.scalars(
                 select(RecordShare.record_id)
-                .where(RecordShare.record_id.in_(others), RecordShare.agency_id == actor.agency_id)
+                .where(
+                    RecordShare.record_id.in_(others),
+                    RecordShare.agency_id == actor.agency_id,
+                    true() if offered_too else RecordShare.status.in_(HOLDING_SHARE_STATES),
+                )
                 .distinct()
             )
         )
@@ -168,7 +182,7 @@ def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext
     """How ``actor`` already knows the record exists: ``"record"`` when its agency owns it or
     was referred or transferred it, ``"request"`` when the caller asked for access to the
     child; None when it does not."""
-    if records_held(session, actor, [record]):
+    if records_held(session, actor, [record], offered_too=True):
         return "record"
     asked = select(AccessRequestRow.id).where(AccessRequestRow.child_id.in_(child.family))
     if actor.person_id is not None:

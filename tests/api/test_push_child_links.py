@@ -217,6 +217,19 @@ def test_a_curp_of_another_agencys_child_starts_a_child_of_its_own_for_a_person_
     assert third.get_json()["child_id"] == child_id
 
 
+@pytest.mark.parametrize("status", ["rejected", "cancelled"])
+def test_a_transfer_refused_or_withdrawn_gives_the_agency_no_hold_on_the_child(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient, status: str
+) -> None:
+    pushed = push_child(client, owner)
+    share(app, pushed["record_id"], from_agency=OWNER, to=OTHER, kind="transfer", status=status)
+    assert searched(client, other) == []
+    first = push(client, other, adolescent_record("NL-1"))
+    assert first.get_json()["child_id"] != pushed["child_id"]
+    # It was offered the record, so it knows the record exists (a read says why it may not).
+    assert read(client, other, pushed["record_id"]).status_code == 403
+
+
 def test_a_bulk_push_with_another_agencys_curp_gives_one_child_of_its_own(
     client: FlaskClient, owner: AgencyClient, other: AgencyClient
 ) -> None:
