@@ -43,7 +43,7 @@ from exchange.child_linking import (
 from exchange.child_matching import IdentityProfile, profile_from_child
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL
-from exchange.records import Record, RecordVersion, decrypt_version
+from exchange.records import Record, RecordAddress, RecordVersion, decrypt_version
 
 BATCH_SIZE = 500
 #: A batch that deadlocks with a concurrent push (PostgreSQL) or waits too long for SQLite's
@@ -157,13 +157,28 @@ def _reindex_batch(
         # Pushes take the write lock before reading; so does this, so neither writes over
         # what the other read (pysqlite would otherwise begin only at the first write).
         sql.raw.execute("BEGIN IMMEDIATE")
+    # Entries go under the agency that pushed the latest version, by the local id it pushes
+    # the record under: after a transfer, the recipient's address, never the previous owner's.
     rows = session.execute(
-        select(Record.id, Record.source_agency, Record.local_id, Record.child_id, RecordVersion)
+        select(
+            Record.id,
+            RecordVersion.pushed_by,
+            func.coalesce(RecordAddress.local_id, Record.local_id),
+            Record.child_id,
+            RecordVersion,
+        )
         .join(
             RecordVersion,
             and_(
                 RecordVersion.record_id == Record.id,
                 RecordVersion.version == Record.latest_version,
+            ),
+        )
+        .outerjoin(
+            RecordAddress,
+            and_(
+                RecordAddress.record_id == Record.id,
+                RecordAddress.agency_id == RecordVersion.pushed_by,
             ),
         )
         .where(Record.id > after)

@@ -31,7 +31,8 @@ from exchange.children import (
     ChildProfile,
 )
 from exchange.cli import main
-from exchange.records import Record, RecordVersion
+from exchange.records import Record, RecordAddress, RecordVersion
+from exchange.sharing import RecordShare
 
 DIF, COMAR = "mx.chp.dif", "mx.fed.comar"
 #: The kinds an older hub did not keep for search (it kept case numbers only).
@@ -404,3 +405,45 @@ def test_an_age_estimate_is_taken_as_of_the_push_not_as_of_the_reindex(
         ).one()
     assert tuple(stored) == (expected.earliest, expected.latest)
     assert json.loads(reindex(hub["env"], "--json").output)["changed"] is False
+
+
+def test_a_transferred_records_entries_stay_with_the_agency_that_pushes_it_now(
+    hub: dict[str, Any],
+) -> None:
+    app, client = hub["app"], hub["client"]
+    # DIF's CHP-15 was transferred to COMAR, which took it over as COM-TAKEN.
+    with db.database(app).sessions.begin() as session:
+        record = session.scalars(select(Record).where(Record.local_id == "CHP-15")).one()
+        session.execute(update(Record).where(Record.id == record.id).values(owner_agency=COMAR))
+        transfer = RecordShare(
+            record_id=record.id, from_agency=DIF, agency_id=COMAR, kind="transfer",
+            status="accepted", categories=[],
+        )  # fmt: skip
+        session.add(transfer)
+        session.flush()
+        session.add(
+            RecordAddress(
+                agency_id=COMAR,
+                record_id=record.id,
+                local_id="COM-TAKEN",
+                transfer_id=transfer.id,
+                created_at=datetime.now(UTC),
+            )
+        )
+    taken = case_record(
+        "Quince", "Tomado", "2014-05-15", {"type": "agency_local", "value": "TAP-77"}
+    )
+    response = client.post(
+        "/v1/records",
+        json={"schema": "case-record/1", "local_id": "COM-TAKEN", "data": taken},
+        headers={"Authorization": f"Bearer {hub['tokens'][COMAR]}"},
+    )
+    assert response.status_code == 201 and response.get_json()["version"] == 2
+    pushed = index_state(app)
+
+    result = reindex(hub["env"])
+    assert result.exit_code == 0, result.output
+    # The push stored it all, under COMAR: nothing lands under DIF, no profile of DIF's
+    # is rewritten with what COMAR pushed.
+    assert index_state(app) == pushed
+    assert by_identifier(hub, "agency_local", "TAP-77", agency=DIF) == []
