@@ -237,17 +237,35 @@ def suggest_conflict(
         )
 
 
-def _knowable(
+class _MayKnow:
+    """Which children the pushing agency may know: ``may_know`` asked at most once per child
+    (it loads each child it is asked about)."""
+
+    def __init__(self, may_know: Callable[[set[str]], set[str]]) -> None:
+        self._ask = may_know
+        self._answers: dict[str, bool] = {}
+
+    def learn(self, child_ids: set[str]) -> None:
+        unknown = child_ids - self._answers.keys()
+        if unknown:
+            found = self._ask(unknown)
+            self._answers.update((child_id, child_id in found) for child_id in unknown)
+
+    def __call__(self, child_id: str) -> bool:
+        self.learn({child_id})
+        return self._answers[child_id]
+
+    def own(self, child_id: str) -> None:
+        self._answers[child_id] = True  # a child of the agency's own record
+
+
+def _identifier_candidates(
     parsed: Sequence[tuple[LinkRequest, Any, list[tuple[str, str]], Any]],
     owners: Mapping[Lookup, str],
     agency_id: str,
-    may_know: Callable[[set[str]], set[str]] | None,
-) -> set[str] | None:
-    """The children that records of this batch would link to by identifier and that the
-    agency may know (``None``: any). Asked once per batch, only for records not linked
+) -> set[str]:
+    """The children records of this batch would link to by identifier: for records not linked
     otherwise (a ``child_id``, an earlier local id, the agency's own identifier link)."""
-    if may_know is None:
-        return None
     candidates: set[str] = set()
     for request, _child, personal, _cases in parsed:
         if request.child_id is not None or ("agency_local", agency_id, request.local_id) in owners:
@@ -257,7 +275,7 @@ def _knowable(
         candidates.update(
             owner for kind, value in personal if (owner := owners.get((kind, "", value)))
         )
-    return may_know(candidates) if candidates else set()
+    return candidates
 
 
 def link_children(
@@ -303,7 +321,9 @@ def link_children(
     known_local_ids = {value for kind, _, value in owners if kind == "agency_local"}
     wanted = {r.child_id for r in requests if r.child_id}
     explicit = existing_children(sql, session, wanted) if wanted else {}
-    knowable = _knowable(parsed, owners, agency_id, may_know)
+    knows = _MayKnow(may_know) if may_know is not None else None
+    if knows is not None:
+        knows.learn(_identifier_candidates(parsed, owners, agency_id))  # one question a batch
 
     results: list[str | LookupError] = []
     new_children: list[str] = []
@@ -327,14 +347,14 @@ def link_children(
             own = (owners.get((kind, agency_id, value)) for kind, value in personal)
             named = (owners.get((kind, "", value)) for kind, value in personal)
             chosen = next((owner for owner in own if owner), "") or next(
-                (owner for owner in named if owner and (knowable is None or owner in knowable)),
+                (owner for owner in named if owner and (knows is None or knows(owner))),
                 "",
             )
             if not chosen:
                 chosen = new_child_id()
                 new_children.append(chosen)
-        if knowable is not None:
-            knowable.add(chosen)  # the agency's own child: its later records may link to it
+        if knows is not None:
+            knows.own(chosen)  # the agency's own child: its later records may link to it
         claims = [(local_key, "agency_local")] + [((k, "", v), k) for k, v in personal]
         for key, kind in claims:
             owner = owners.get(key)
@@ -344,7 +364,15 @@ def link_children(
             elif owner != chosen:
                 conflicts[(chosen, owner, kind)] = None
                 scoped = (kind, agency_id, key[2])
-                if knowable is not None and kind != "agency_local" and scoped not in owners:
+                # Only an identifier another agency's child holds is linked for this agency to
+                # its own child: one its own child holds keeps leading there (and a person
+                # settles the conflict). Asked only here: conflicts are rare.
+                if (
+                    knows is not None
+                    and kind != "agency_local"
+                    and scoped not in owners
+                    and not knows(owner)
+                ):
                     owners[scoped] = chosen
                     new_identifiers.append((chosen, *scoped))
         new_cases.update((chosen, kind, value) for kind, value in cases)

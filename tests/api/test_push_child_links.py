@@ -230,6 +230,30 @@ def test_a_transfer_refused_or_withdrawn_gives_the_agency_no_hold_on_the_child(
     assert read(client, other, pushed["record_id"]).status_code == 403
 
 
+def with_identifiers(local_id: str, *identifiers: dict[str, str]) -> dict[str, Any]:
+    record = adolescent_record(local_id)
+    record["data"]["child"]["identifiers"] = list(identifiers)
+    return record
+
+
+def test_an_identifier_its_own_child_holds_keeps_leading_to_that_child(
+    client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    unhcr = {"type": "unhcr_individual", "value": "487-21C01234"}
+    curp = {"type": "curp", "value": CURP}
+    holder = push(client, other, with_identifiers("NL-R1", unhcr)).get_json()["child_id"]
+    push_child(client, owner)  # the owner's child holds the CURP
+    # The other agency's record with the owner's CURP starts a child of its own ...
+    own = push(client, other, with_identifiers("NL-R2", curp)).get_json()["child_id"]
+    # ... and one with both numbers joins it (the CURP's own link) with a conflict on the
+    # UNHCR number, which its own child NL-R1 holds ...
+    both = push(client, other, with_identifiers("NL-R3", curp, unhcr)).get_json()["child_id"]
+    assert own == both != holder
+    # ... but that number still leads to the child that holds it, not to the newer one.
+    later = push(client, other, with_identifiers("NL-R4", unhcr)).get_json()["child_id"]
+    assert later == holder
+
+
 def test_a_bulk_push_with_another_agencys_curp_gives_one_child_of_its_own(
     client: FlaskClient, owner: AgencyClient, other: AgencyClient
 ) -> None:
