@@ -20,6 +20,7 @@ from exchange.access_basis import access_as_of
 from exchange.api.record_reads import DECISION_HEADER
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope, utcnow
+from exchange.children import resolve_child_id
 from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
     ACCESS_KEY,
@@ -693,7 +694,8 @@ def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> 
         es, en = _STATUS_TEXT.get(row.status, ("", ""))
     seen = {
         "id": row.id,
-        "child_id": row.child_id,
+        # The child the request is about now (after a merge), as grants and reads name it.
+        "child_id": resolve_child_id(session, row.child_id),
         "status": row.status,
         "purpose": row.purpose,
         "categories": list(row.categories),

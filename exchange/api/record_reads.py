@@ -359,8 +359,8 @@ def child_records(child_id: str) -> Any:
         return jsonify({"child_id": child_id, "records": []})
     reads = [record_json(session, actor, record, purpose, child) for record in child.records]
     session.commit()
-    answer = {
-        "child_id": child_id,
-        "records": [answer for answer, _ in reads if answer is not None],
-    }
+    records = [answer for answer, _ in reads if answer is not None]
+    # The child the id is now (after a merge), as every record in the answer says; to a
+    # caller who may read none of them, the id asked for, which tells nothing.
+    answer = {"child_id": child.child_id if records else child_id, "records": records}
     return _answered(answer, [disclosure.decision_id for answer, disclosure in reads if answer])

@@ -24,7 +24,10 @@ from consent_support import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from records_support import AgencyClient, add_agency, read
+from records_support import AgencyClient, add_agency, envelope, example, push, read
+
+from exchange import db
+from exchange.child_duplicates import merge_children
 
 LAWYER_SCOPES = ["records:read", "access:request"]
 OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
@@ -67,6 +70,23 @@ def ask(client: FlaskClient, lawyer: PersonClient, child_id: str, **extra: Any) 
         **extra,
     }
     return client.post("/v1/access-requests", json=body, headers=lawyer.headers)
+
+
+def test_a_request_made_before_a_merge_names_the_child_it_is_now(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    lawyer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    asked = ask(client, lawyer, pushed["child_id"]).get_json()
+    survivor = push(client, owner, envelope("EXP-2", example())).get_json()["child_id"]
+    assert survivor != pushed["child_id"]
+    with app.app_context(), db.database(app).sessions() as session:
+        merge_children(session, survivor, pushed["child_id"], reason="la misma niña")
+        session.commit()
+    seen = client.get(f"/v1/access-requests/{asked['id']}", headers=lawyer.headers).get_json()
+    assert seen["child_id"] == survivor
 
 
 def test_uncovered_request_waits_for_the_officer_who_approves_it(

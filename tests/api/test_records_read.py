@@ -266,6 +266,7 @@ def test_a_childs_records_follow_merges(
             duplicate["record_id"],
         }
         assert {r["child_id"] for r in body["records"]} == {record["child_id"]}
+        assert body["child_id"] == record["child_id"]  # the child the id asked for is now
     # Reading the merged duplicate's record shows the child it now belongs to.
     assert read(client, owner, duplicate["record_id"]).get_json()["child_id"] == record["child_id"]
 
