@@ -15,15 +15,15 @@ kept in memory.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from exchange.audit_log import record_event
-from exchange.auth import utcnow
+from exchange.auth import as_utc, utcnow
 from exchange.child_matching import (
     DUPLICATE_MIN_SCORE,
     YEAR_BLOCKING_MIN_SCORE,
@@ -53,6 +53,11 @@ class DuplicatePair:
     reason: str  # "probable" (profiles alike) or "conflict" (identifiers disagreed)
     matched_on: tuple[str, ...] = ()
     identifier_kind: str | None = None
+    #: The agencies whose records each child's index entries come from: whom to ask.
+    agencies: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    #: For a conflict: the agency whose push raised it, and when.
+    raised_by: str | None = None
+    raised_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +67,9 @@ class DuplicatePair:
             "reason": self.reason,
             "matched_on": list(self.matched_on),
             "identifier_kind": self.identifier_kind,
+            "agencies": [list(self.agencies[0]), list(self.agencies[1])],
+            "raised_by": self.raised_by,
+            "raised_at": as_utc(self.raised_at).isoformat() if self.raised_at else None,
         }
 
 
@@ -146,6 +154,8 @@ def probable_duplicates(
                 "conflict",
                 match.matched_on if match else (),
                 suggestion.identifier_kind,
+                raised_by=suggestion.agency_id,
+                raised_at=suggestion.created_at,
             )
         )
     probable = [
@@ -154,7 +164,35 @@ def probable_duplicates(
         if (a, b) not in listed
     ]
     probable.sort(key=lambda p: (-(p.score or 0), p.child_id, p.other_child_id))
-    return pairs + probable
+    return _with_agencies(session, pairs + probable)
+
+
+def _with_agencies(session: Session, pairs: list[DuplicatePair]) -> list[DuplicatePair]:
+    """Each pair with the agencies whose records each child's profiles come from."""
+    children = {c for pair in pairs for c in (pair.child_id, pair.other_child_id)}
+    agencies: dict[str, set[str]] = defaultdict(set)
+    for part in _chunks(sorted(children)):
+        rows = session.execute(
+            select(ChildProfile.child_id, ChildProfile.agency_id).where(
+                ChildProfile.child_id.in_(part)
+            )
+        )
+        for child_id, agency_id in rows:
+            agencies[child_id].add(agency_id)
+    return [
+        replace(
+            pair,
+            agencies=(
+                tuple(sorted(agencies[pair.child_id])),
+                tuple(sorted(agencies[pair.other_child_id])),
+            ),
+        )
+        for pair in pairs
+    ]
+
+
+def _chunks(values: list[str], size: int = 1000) -> list[list[str]]:
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _best_between(left: list[IdentityProfile], right: list[IdentityProfile]) -> Match | None:

@@ -217,6 +217,10 @@ def _shift_dates(value: Any, days: int) -> Any:
     return value
 
 
+#: Nicknames for demo children known only by one (fictitious, common in the region).
+ALIASES = ["Chepe", "Toño", "Nena", "Güero", "Chino", "Beto", "Memo", "Lupita", "Pancho", "Nacho"]
+
+
 def demo_records(count: int = 36, seed: int = 2026) -> list[tuple[str, dict[str, Any]]]:
     """``count`` push envelopes as (pushing agency, envelope), deterministic for a seed."""
     rng = random.Random(seed)  # noqa: S311 - reproducible fictitious data, not secrets
@@ -236,6 +240,10 @@ def demo_records(count: int = 36, seed: int = 2026) -> list[tuple[str, dict[str,
                 "first_surname": rng.choice(SURNAMES),
                 "second_surname": rng.choice(SURNAMES),
             }
+        elif "alias" in child:
+            # Children known only by an alias: each its own, or they all look like duplicates
+            # of one another (no draw: the other children's names and dates stay as they were).
+            child["alias"] = ALIASES[(number // len(templates)) % len(ALIASES)]
         # The templates' identifiers belong to the template child: each demo child gets its own.
         child["identifiers"] = [{"type": "agency_local", "value": f"DEMO-{number + 1:04d}"}]
         agency = PUSHING_AGENCIES[number % len(PUSHING_AGENCIES)]

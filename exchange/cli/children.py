@@ -49,18 +49,58 @@ def duplicates_command(app: Flask, min_score: float, as_json: bool, lang: str) -
     if not pairs:
         click.echo("Sin duplicados probables." if lang == "es" else "No probable duplicates.")
         return
-    for pair in pairs:
-        score = "-" if pair.score is None else f"{pair.score:.3f}"
-        why = pair.reason + (f":{pair.identifier_kind}" if pair.identifier_kind else "")
-        click.echo(
-            f"{pair.child_id}  {pair.other_child_id}  {score}  {why}  {','.join(pair.matched_on)}"
+    # Columns are separated by two spaces; each one reads in the language asked for.
+    click.echo(
+        say(
+            lang,
+            "NNA A  NNA B  puntaje  motivo  coinciden en  instituciones de A | de B  conflicto",
+            "child A  child B  score  reason  alike in  agencies of A | of B  conflict",
         )
-    hint = (
-        "Revise cada par; fusione con: puente children merge CONSERVAR FUSIONAR --reason …"
-        if lang == "es"
-        else "Review each pair; merge with: puente children merge KEEP MERGE --reason …"
+    )
+    for pair in pairs:
+        click.echo("  ".join(_pair_columns(pair, lang)))
+    hint = say(
+        lang,
+        "Un conflicto: una institución envió un identificador (CURP, número ACNUR) que ya "
+        "tiene otra NNA; se guardó aparte hasta que una persona decida. Confirme con las "
+        "instituciones de cada NNA; fusione con: puente children merge CONSERVAR FUSIONAR "
+        "--reason …",
+        "A conflict: an agency pushed an identifier (CURP, UNHCR number) another child already "
+        "holds; it was kept apart until a person decides. Check with each child's agencies; "
+        "merge with: puente children merge KEEP MERGE --reason …",
     )
     click.echo(hint, err=True)
+
+
+#: How ``duplicates`` names what two children's profiles agree in (Spanish, English).
+ALIKE_IN = {
+    "name": ("nombre", "name"),
+    "name_similar": ("nombre parecido", "similar name"),
+    "date_of_birth": ("fecha de nacimiento", "date of birth"),
+    "date_of_birth_near": ("fecha de nacimiento cercana", "near date of birth"),
+    "date_of_birth_estimated": ("edad estimada", "estimated age"),
+    "nationality": ("nacionalidad", "nationality"),
+    "sex": ("sexo", "sex"),
+}
+IDENTIFIER_NAMES = {"curp": "CURP", "unhcr": "ACNUR/UNHCR"}
+
+
+def _pair_columns(pair: Any, lang: str) -> list[str]:
+    score = "-" if pair.score is None else f"{pair.score:.3f}"
+    if pair.reason == "conflict":
+        kind = IDENTIFIER_NAMES.get(pair.identifier_kind, pair.identifier_kind or "?")
+        why = say(lang, f"conflicto de {kind}", f"{kind} conflict")
+    else:
+        why = "probable"
+    alike = ", ".join(say(lang, *ALIKE_IN.get(code, (code, code))) for code in pair.matched_on)
+    agencies = " | ".join(", ".join(side) or "-" for side in pair.agencies)
+    raised = ""
+    if pair.raised_by:
+        day = pair.raised_at.date().isoformat() if pair.raised_at else "?"
+        raised = say(
+            lang, f"planteado por {pair.raised_by} el {day}", f"raised by {pair.raised_by} on {day}"
+        )
+    return [pair.child_id, pair.other_child_id, score, why, alike or "-", agencies, raised or "-"]
 
 
 #: The audit log's person id pattern (common/1 person_id).

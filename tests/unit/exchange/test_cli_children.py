@@ -129,11 +129,25 @@ def test_duplicates_lists_conflicts_then_probable_pairs(
     strict = json.loads(run(env, "children", "duplicates", "--json", "--min-score", "0.99").output)
     assert [p["reason"] for p in strict["duplicates"]] == ["conflict"]  # conflicts always listed
 
+    conflict = listed["duplicates"][0]
+    assert conflict["raised_by"] == "mx.chp.dif" and conflict["raised_at"]
+    assert conflict["agencies"] == [["mx.chp.dif"], ["mx.chp.dif"]]
+    assert sorted(map(tuple, probable["agencies"])) == [("mx.chp.dif",), ("mx.fed.inm",)]
+
     text_result = run(env, "children", "duplicates")
     assert text_result.exit_code == 0
-    lines = text_result.stdout.splitlines()
-    assert lines[0].split()[3] == "conflict:curp"
-    assert "probable" in lines[1]
+    header, first, second = text_result.stdout.splitlines()
+    assert header.split("  ")[:4] == ["child A", "child B", "score", "reason"]
+    assert first.split("  ")[3] == "CURP conflict"
+    assert first.split("  ")[6].startswith("raised by mx.chp.dif on ")
+    assert second.split("  ")[3] == "probable" and "name" in second.split("  ")[4]
+    assert "A conflict: an agency pushed an identifier" in text_result.stderr
+    spanish = CliRunner().invoke(main, ["children", "duplicates", "--lang", "es"], env=env)
+    header, first, _second = spanish.stdout.splitlines()
+    assert header.startswith("NNA A  NNA B  puntaje  motivo")
+    assert first.split("  ")[3] == "conflicto de CURP"
+    assert "planteado por mx.chp.dif el " in first
+    assert "Un conflicto: una institución envió" in spanish.stderr
 
 
 def test_merge_moves_the_child_and_is_audited(
