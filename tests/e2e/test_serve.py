@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,23 +42,24 @@ def wait_until_ready(base: str, process: subprocess.Popen[bytes], seconds: float
     raise AssertionError("server did not become ready")
 
 
-@pytest.fixture
-def served_hub(tmp_path: Path) -> Iterator[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
-    env["PUENTE_INSTANCE_PATH"] = str(tmp_path / "instance")
-    env["PUENTE_ACCESS_LOG"] = str(tmp_path / "access.log")
-    subprocess.run([*PUENTE, "init"], env=env, check=True, capture_output=True)
+@contextlib.contextmanager
+def running_hub(
+    env: dict[str, str], cli: list[str], *, workers: int, cwd: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``puente serve`` on a free port until the block ends; its stderr is kept in ``env``'s
+    instance folder as gunicorn.log."""
     port = free_port()
     process = subprocess.Popen(
-        [*PUENTE, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(base, process)
-        yield base
+        yield base, process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -65,7 +67,17 @@ def served_hub(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             _out, err = process.communicate()
-        (tmp_path / "gunicorn.log").write_bytes(err)
+        (Path(env["PUENTE_INSTANCE_PATH"]) / "gunicorn.log").write_bytes(err)
+
+
+@pytest.fixture
+def served_hub(tmp_path: Path) -> Iterator[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
+    env["PUENTE_INSTANCE_PATH"] = str(tmp_path / "instance")
+    env["PUENTE_ACCESS_LOG"] = str(tmp_path / "access.log")
+    subprocess.run([*PUENTE, "init"], env=env, check=True, capture_output=True)
+    with running_hub(env, PUENTE, workers=2) as (base, _process):
+        yield base
 
 
 def get(url: str) -> tuple[int, dict[str, str], bytes]:
@@ -118,17 +130,7 @@ def test_stray_files_named_like_puentes_packages_do_not_stop_the_hub(tmp_path: P
     env["PUENTE_ACCESS_LOG"] = str(tmp_path / "access.log")
     cli = [sys.executable, "-P", "-m", "exchange.cli"]  # as the installed `puente` script runs
     subprocess.run([*cli, "init"], env=env, check=True, capture_output=True, cwd=work)
-    port = free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-        env=env,
-        cwd=work,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base, process)
+    with running_hub(env, cli, workers=1, cwd=work) as (base, process):
         # A worker that dies is replaced, and the replacement imports the app too.
         [worker] = [
             int(pid)
@@ -140,11 +142,5 @@ def test_stray_files_named_like_puentes_packages_do_not_stop_the_hub(tmp_path: P
         time.sleep(1)
         wait_until_ready(base, process)
         assert get(base + "/v1/schemas")[0] == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            _out, err = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            _out, err = process.communicate()
-    assert b"a stray" not in err, err.decode(errors="replace")[-2000:]
+    err = (tmp_path / "instance" / "gunicorn.log").read_text(errors="replace")
+    assert "a stray" not in err, err[-2000:]
