@@ -40,6 +40,7 @@ LEAVES_FILE = "leaves.bin"
 VKEY_FILE = "log.vkey"
 KEYS_FILE = "keys.json"
 MANIFEST_FILE = "manifest.json"
+EXPORT_FILES = (ENTRIES_FILE, CHECKPOINTS_FILE, LEAVES_FILE, VKEY_FILE, KEYS_FILE, MANIFEST_FILE)
 
 
 @dataclass
@@ -98,8 +99,10 @@ def export_log(
         for name in [*digests, MANIFEST_FILE]:
             os.replace(_partial(directory / name), directory / name)
     finally:
-        for leftover in directory.glob("*" + PARTIAL_SUFFIX):
-            leftover.unlink(missing_ok=True)
+        # The export's own partial files, if it stopped before renaming them; nothing else
+        # in the folder is touched.
+        for name in EXPORT_FILES:
+            _partial(directory / name).unlink(missing_ok=True)
     return result
 
 

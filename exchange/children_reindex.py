@@ -159,11 +159,22 @@ def _reindex_batch(
         sql.raw.execute("BEGIN IMMEDIATE")
     # Entries go under the agency that pushed the latest version, by the local id it pushes
     # the record under: after a transfer, the recipient's address, never the previous owner's.
+    # (An agency the record came back to has more than one address for it: the latest.)
+    address = (
+        select(RecordAddress.local_id)
+        .where(
+            RecordAddress.record_id == Record.id,
+            RecordAddress.agency_id == RecordVersion.pushed_by,
+        )
+        .order_by(RecordAddress.created_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     rows = session.execute(
         select(
             Record.id,
             RecordVersion.pushed_by,
-            func.coalesce(RecordAddress.local_id, Record.local_id),
+            func.coalesce(address, Record.local_id),
             Record.child_id,
             RecordVersion,
         )
@@ -172,13 +183,6 @@ def _reindex_batch(
             and_(
                 RecordVersion.record_id == Record.id,
                 RecordVersion.version == Record.latest_version,
-            ),
-        )
-        .outerjoin(
-            RecordAddress,
-            and_(
-                RecordAddress.record_id == Record.id,
-                RecordAddress.agency_id == RecordVersion.pushed_by,
             ),
         )
         .where(Record.id > after)

@@ -843,7 +843,9 @@ def request_access(
         status = "pending"
     row = AccessRequestRow(
         id=new_id("acr"),
-        child_id=child.child_id,
+        # The id asked for: if it was merged, the requester is not told into which child
+        # (the hub follows the merge wherever it uses the id).
+        child_id=document.get("child_id") or child.child_id,
         requester_agency=actor.agency_id,
         requester_person=actor.person_id,
         purpose=document["purpose"],

@@ -52,6 +52,7 @@ def children_of_agency(app: Flask, agency_id: str) -> list[str]:
     """Children the agency holds, or was referred or transferred, a record of — each as the
     child it now is: a merged child's records are read through the child it was merged into,
     so listing both would export (and audit) them twice."""
+    from exchange.api.record_reads import HOLDING_SHARE_STATES
     from exchange.children import Child
     from exchange.records import Record
     from exchange.sharing import RecordShare
@@ -60,7 +61,10 @@ def children_of_agency(app: Flask, agency_id: str) -> list[str]:
     shared = (
         select(Record.child_id)
         .join(RecordShare, RecordShare.record_id == Record.id)
-        .where(RecordShare.agency_id == agency_id)
+        .where(
+            RecordShare.agency_id == agency_id,
+            RecordShare.status.in_(HOLDING_SHARE_STATES),  # not a transfer refused or withdrawn
+        )
     )
     with database(app).sessions() as session:
         linked = set(session.scalars(union(owned, shared)))

@@ -694,8 +694,14 @@ def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> 
         es, en = _STATUS_TEXT.get(row.status, ("", ""))
     seen = {
         "id": row.id,
-        # The child the request is about now (after a merge), as grants and reads name it.
-        "child_id": resolve_child_id(session, row.child_id),
+        # After a merge, the child the request is about now — to an officer who acts for it,
+        # or a requester who was granted access (and reads it under that id); to anyone else
+        # the id asked for, which tells nothing (as GET /v1/children/{id}/records does).
+        "child_id": (
+            resolve_child_id(session, row.child_id)
+            if officer or row.status == "granted"
+            else row.child_id
+        ),
         "status": row.status,
         "purpose": row.purpose,
         "categories": list(row.categories),

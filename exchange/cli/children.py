@@ -79,17 +79,26 @@ ALIKE_IN = {
     "date_of_birth": ("fecha de nacimiento", "date of birth"),
     "date_of_birth_near": ("fecha de nacimiento cercana", "near date of birth"),
     "date_of_birth_estimated": ("edad estimada", "estimated age"),
+    "date_of_birth_swapped": (
+        "fecha de nacimiento con día y mes invertidos",
+        "date of birth with day and month swapped",
+    ),
     "nationality": ("nacionalidad", "nationality"),
     "sex": ("sexo", "sex"),
 }
-IDENTIFIER_NAMES = {"curp": "CURP", "unhcr": "ACNUR/UNHCR"}
+IDENTIFIER_NAMES = {
+    "curp": ("CURP", "CURP"),
+    "unhcr": ("número ACNUR", "UNHCR number"),
+    "agency_local": ("identificador local", "local id"),
+}
 
 
 def _pair_columns(pair: Any, lang: str) -> list[str]:
     score = "-" if pair.score is None else f"{pair.score:.3f}"
     if pair.reason == "conflict":
-        kind = IDENTIFIER_NAMES.get(pair.identifier_kind, pair.identifier_kind or "?")
-        why = say(lang, f"conflicto de {kind}", f"{kind} conflict")
+        code = pair.identifier_kind or "?"
+        kind_es, kind_en = IDENTIFIER_NAMES.get(code, (code, code))
+        why = say(lang, f"conflicto de {kind_es}", f"{kind_en} conflict")
     else:
         why = "probable"
     alike = ", ".join(say(lang, *ALIKE_IN.get(code, (code, code))) for code in pair.matched_on)

@@ -115,7 +115,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
             time.sleep(wait)
             sweep()
     except DataKeyError as error:
-        raise click.ClickException(_key_problem(error)) from None
+        raise click.ClickException(_key_problem(error, keyring.problems)) from None
     except DBAPIError as error:
         reason = db.unavailable_reason(error)
         if reason is None:
@@ -144,22 +144,32 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     click.echo(f"rows per key / filas por clave: {per_key}")
 
 
-def _key_problem(error: Exception) -> str:
+def _key_problem(error: Exception, unusable: list[str]) -> str:
     """What to do when a stored body cannot be re-encrypted, in both languages (the command
-    has no --lang: like its progress lines, it speaks both)."""
-    key = getattr(error, "key_id", None) or "?"
+    has no --lang: like its progress lines, it speaks both). ``unusable``: the key files the
+    hub could not load, and why."""
+    key = getattr(error, "key_id", None)
+    files = "; ".join(unusable)
+    found_es = f" Archivos de clave que no se pudieron usar: {files}." if files else ""
+    found_en = f" Key files that could not be used: {files}." if files else ""
+    resume = "'puente keys rotate-data-key --resume'"
+    if key is None:  # no usable data key at all
+        return (
+            f"the hub has no usable data key ({error}).{found_en} Restore the key folder from "
+            f"a backup (or set PUENTE_DATA_KEY) and run {resume} / el nodo no tiene ninguna "
+            f"clave de datos utilizable ({error}).{found_es} Restaure la carpeta de claves de "
+            f"un respaldo (o PUENTE_DATA_KEY) y ejecute {resume}"
+        )
     if getattr(error, "missing", False):
         return (
-            f"rows are encrypted under data key {key}, which is not in the data key folder (or "
-            "PUENTE_DATA_KEY): put that key file back and run 'puente keys rotate-data-key "
-            f"--resume' / hay filas cifradas con la clave de datos {key}, que no está en la "
-            "carpeta de claves de datos (ni en PUENTE_DATA_KEY): vuelva a poner ese archivo y "
-            "ejecute 'puente keys rotate-data-key --resume'"
+            f"rows are encrypted under data key {key}, which the hub cannot load: its file is "
+            f"missing or unusable.{found_en} Restore it from a backup and run {resume} / hay "
+            f"filas cifradas con la clave de datos {key}, que el nodo no puede cargar: falta su "
+            f"archivo o no se puede usar.{found_es} Restáurelo de un respaldo y ejecute {resume}"
         )
     return (
         f"a stored body does not decrypt with data key {key} ({error}): the key file is "
-        "damaged or another hub's; restore it from a backup and run 'puente keys "
-        f"rotate-data-key --resume' / un cuerpo guardado no se descifra con la clave de datos "
-        f"{key}: el archivo de la clave está dañado o es de otro nodo; restáurelo de un "
-        "respaldo y ejecute 'puente keys rotate-data-key --resume'"
+        f"damaged or another hub's; restore it from a backup and run {resume} / un cuerpo "
+        f"guardado no se descifra con la clave de datos {key} ({error}): el archivo de la "
+        f"clave está dañado o es de otro nodo; restáurelo de un respaldo y ejecute {resume}"
     )

@@ -137,6 +137,7 @@ def test_an_export_cut_short_leaves_the_earlier_export_whole(
     hub: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = _export(tmp_path)
+    (out / "notes.partial").write_text("an operator's own file\n")
     before = {path.name: path.read_bytes() for path in out.iterdir()}
 
     def database_gone(*_args: object) -> int:

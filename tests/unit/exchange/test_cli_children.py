@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ from flask import Flask
 from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.engine import make_url
 
-from exchange import db
+from exchange import child_matching, db
 from exchange.audit_log import AuditEntry
 from exchange.children import (
     Child,
@@ -26,6 +28,7 @@ from exchange.children import (
     resolve_child_id,
 )
 from exchange.cli import main
+from exchange.cli.children import ALIKE_IN
 from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
 
 CURP = "EEFK080702HNEJCVA9"
@@ -314,3 +317,11 @@ def test_numbered_aliases_are_not_duplicates_on_the_strength_of_the_name(
         {ids["jonathan"], ids["jhonatan"]},
         {aliases["Niño 7"], aliases["Niño 07"]},
     ]
+
+
+def test_every_reason_two_children_look_alike_is_worded_in_both_languages() -> None:
+    source = Path(child_matching.__file__).read_text(encoding="utf-8")
+    labels = set(re.findall(r'matched\.append\("(\w+)"\)', source))
+    labels |= set(re.findall(r'return [^"\n]*"(date_of_birth\w*)"', source))
+    assert {"name", "sex", "date_of_birth_swapped"} <= labels  # the patterns still find them
+    assert labels <= set(ALIKE_IN), labels - set(ALIKE_IN)

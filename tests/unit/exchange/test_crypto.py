@@ -240,8 +240,14 @@ def test_a_row_under_a_key_taken_away_is_explained(
     result = CliRunner().invoke(main, ["keys", "rotate-data-key", "--resume"])
     assert result.exit_code == 1
     assert "Traceback" not in result.output
-    assert "put that key file back" in result.output and "vuelva a poner" in result.output
+    assert "Restore it from a backup" in result.output and "Restáurelo" in result.output
     assert result.output.count(old_key) == 2  # named in both languages
+
+    # A damaged key file is said to be unusable, with why.
+    Path(app.instance_path, "keys", "data", f"{old_key}.key").write_text("not base64!\n")
+    damaged = CliRunner().invoke(main, ["keys", "rotate-data-key", "--resume"])
+    assert damaged.exit_code == 1 and "Traceback" not in damaged.output
+    assert "Key files that could not be used" in damaged.output and "not base64" in damaged.output
 
 
 def test_an_interrupted_rotation_resumes(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
