@@ -18,7 +18,7 @@ from flask import Flask
 from joserfc.jwk import OKPKey
 from sqlalchemy import func, select
 
-from exchange import db, hub_client
+from exchange import db, exporter, hub_client
 from exchange.agencies import register_agency
 from exchange.agency_keys import public_jwk
 from exchange.cli import main
@@ -27,6 +27,7 @@ from exchange.import_sinks import DirectSink, RecordSigner
 from exchange.importer import idempotency_key
 from exchange.record_push import canonical_body
 from exchange.records import IdempotencyKey, Record, RecordVersion
+from exchange.sharing import RecordShare
 from tests.api.records_support import example
 from tests.conftest import make_hub
 
@@ -376,6 +377,23 @@ def test_an_agencys_own_export_imported_again_stores_nothing(
     write_ndjson(out, changed)
     assert run("import", "--adapter", "ndjson", out, "--agency", OWNER, *extra).exit_code == 0
     assert hub.versions() == versions + 1
+
+
+@pytest.mark.parametrize(("status", "listed"), [("rejected", 0), ("cancelled", 0), ("pending", 1)])
+def test_a_transfer_refused_or_withdrawn_adds_no_child_to_the_export(
+    hub: Hub, tmp_path: Path, status: str, listed: int
+) -> None:
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("E-1")])
+    assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0
+    with db.database(hub.app).sessions.begin() as session:
+        record = session.scalars(select(Record)).one()
+        session.add(
+            RecordShare(
+                record_id=record.id, from_agency=OWNER, agency_id=OTHER, kind="transfer",
+                status=status, categories=[],
+            )
+        )  # fmt: skip
+    assert len(exporter.children_of_agency(hub.app, OTHER)) == listed
 
 
 def test_export_without_a_child_takes_every_child_of_the_agency(hub: Hub, tmp_path: Path) -> None:

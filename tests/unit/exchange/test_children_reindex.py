@@ -421,15 +421,18 @@ def test_a_transferred_records_entries_stay_with_the_agency_that_pushes_it_now(
         )  # fmt: skip
         session.add(transfer)
         session.flush()
-        session.add(
-            RecordAddress(
-                agency_id=COMAR,
-                record_id=record.id,
-                local_id="COM-TAKEN",
-                transfer_id=transfer.id,
-                created_at=datetime.now(UTC),
+        # It held the record once before under another case id (it came back): the latest
+        # address is the one its pushes use.
+        for local_id, age in (("COM-OLD", timedelta(days=30)), ("COM-TAKEN", timedelta(0))):
+            session.add(
+                RecordAddress(
+                    agency_id=COMAR,
+                    record_id=record.id,
+                    local_id=local_id,
+                    transfer_id=transfer.id,
+                    created_at=datetime.now(UTC) - age,
+                )
             )
-        )
     taken = case_record(
         "Quince", "Tomado", "2014-05-15", {"type": "agency_local", "value": "TAP-77"}
     )
