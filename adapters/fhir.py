@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import replace
 from typing import IO, Any
 from urllib.parse import quote
 
@@ -67,6 +68,8 @@ from schemas.registry import SchemaRegistry, default_registry
 CASE_SCHEMA = "case-record/1"
 CONSENT_SCHEMA = "consent/1"
 GROUPED = ("RelatedPerson", "EpisodeOfCare", "Encounter", "Consent")
+#: The resources a case record is read from beside its Patient.
+CASE_PARTS = ("RelatedPerson", "EpisodeOfCare", "Encounter")
 SKIPPED = ("OperationOutcome",)
 MODELS: Mapping[str, Callable[[str], Any]] = {"R5": r5_model, "R4": r4_model}
 MAX_REPORTED_FAULTS = 20
@@ -224,8 +227,11 @@ class FhirAdapter:
                 raw,
             )
         faults = self._faults(resource)
-        if faults:
+        if faults and kind not in CASE_PARTS:
             return WarnedItem(position, problems=faults, source=[raw])
+        # A faulty part of a case (a placement, a relative) holds its whole case back: stored
+        # without it, the case would lose what the hub already had of it, and the part alone
+        # in the rejects file could not be sent again without its Patient.
         offset, length = spool.put(raw)
         if kind == "Patient":
             entry = Entry(index, raw.get("fullUrl"), dict(resource))
@@ -233,6 +239,8 @@ class FhirAdapter:
             return None
         keys = tuple(reference_keys(subject_of(resource)))
         if not keys:
+            if faults:
+                return WarnedItem(position, problems=faults, source=[raw])
             return _problem_item(
                 position,
                 f"resource:{kind}",
@@ -240,7 +248,9 @@ class FhirAdapter:
                 f"the {kind} resource does not say which Patient it is about",
                 raw,
             )
-        known.waiting.append(Waiting(index, offset, length, kind, tuple(map(hash, keys))))
+        known.waiting.append(
+            Waiting(index, offset, length, kind, tuple(map(hash, keys)), faults=faults)
+        )
         return None
 
     def _faults(self, resource: Mapping[str, Any]) -> tuple[Problem, ...]:
@@ -281,6 +291,9 @@ class FhirAdapter:
                 members.setdefault(found, []).append(row)
             elif row.kind == "Consent":
                 yield self._consent_item(row, spool.get(row.offset, row.length), None, None)
+            elif row.faults:
+                raw = spool.get(row.offset, row.length)
+                yield WarnedItem(f"entry[{row.index}]", problems=row.faults, source=[raw])
             else:
                 raw = spool.get(row.offset, row.length)
                 target = reference_keys(subject_of(raw["resource"]))[0]
@@ -323,7 +336,14 @@ class FhirAdapter:
                     f"the Bundle breaks at {cut}: resources of this case may be missing",
                 )
             )
-        problems = [*case.problems, *check_data(self._case_validator, case.data)]
+        # Faults of the case's parts, each named by its entry (the case's position is its
+        # Patient's).
+        parts = [
+            replace(fault, pointer=f"entry[{row.index}].{fault.pointer}")
+            for row in rows
+            for fault in row.faults
+        ]
+        problems = [*parts, *case.problems, *check_data(self._case_validator, case.data)]
         position = group.patient.position
         if problems or case.local_id is None:
             yield WarnedItem(

@@ -87,6 +87,8 @@ class Waiting:
     length: int
     kind: str
     keys: tuple[int, ...] = ()  # hashes of the reference keys: a few bytes each, not strings
+    #: What the FHIR models found wrong with it (a part of a case: the case waits for it).
+    faults: tuple[Any, ...] = ()
 
 
 @dataclass

@@ -216,6 +216,48 @@ def test_importing_again_stores_nothing_twice_and_fixed_rejects_complete_the_fil
     assert hub.records() == 6 and hub.versions() == 6
 
 
+FHIR_R4 = Path(__file__).parents[1] / "unit" / "adapters" / "fixtures" / "fhir"
+R4_LOCAL_IDS = "https://fhir.dif-bc.example/sid/expediente"
+
+
+def test_a_fhir_case_with_a_broken_part_waits_whole_and_its_fixed_rejects_complete_it(
+    hub: Hub, tmp_path: Path
+) -> None:
+    bundle = json.loads((FHIR_R4 / "bundle_r4_searchset.json").read_text(encoding="utf-8"))
+    # The case alone: its Patient (without another hub's child id) and its parts.
+    bundle["entry"] = [
+        entry
+        for entry in bundle["entry"]
+        if entry["resource"]["resourceType"] in {"Patient", "RelatedPerson", "Encounter"}
+    ]
+    patient = bundle["entry"][0]["resource"]
+    patient["identifier"] = [
+        i for i in patient["identifier"] if i.get("system") != "urn:puente:child"
+    ]
+    good_start = bundle["entry"][2]["resource"]["period"]["start"]
+    bundle["entry"][2]["resource"]["period"]["start"] = "2023-13-03"  # an impossible month
+    file = tmp_path / "bundle.json"
+    file.write_text(json.dumps(bundle), encoding="utf-8")
+    args = ["--adapter", "fhir", "--option", f"local_id_system={R4_LOCAL_IDS}"]
+    first = run("import", *args, file, "--agency", OWNER, "--json")
+    assert json.loads(first.output)["stored"] == 0, first.output  # not a case missing a part
+    assert hub.versions() == 0
+
+    # The rejects Bundle holds the case whole (its Patient too): fixed, it goes in.
+    rejects = tmp_path / "bundle-rejects.json"
+    kept = json.loads(rejects.read_text(encoding="utf-8"))
+    resources = [entry["resource"] for entry in kept["entry"]]
+    assert "Patient" in {resource["resourceType"] for resource in resources}
+    broken = next(r for r in resources if r.get("period", {}).get("start") == "2023-13-03")
+    broken["period"]["start"] = good_start
+    rejects.write_text(json.dumps(kept), encoding="utf-8")
+    fixed = run("import", *args, rejects, "--agency", OWNER, "--json")
+    assert json.loads(fixed.output)["stored"] == 1, fixed.output
+    with db.database(hub.app).sessions() as session:
+        [version] = session.scalars(select(RecordVersion)).all()
+    assert version.version == 1
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_one_at_a_time_under_idempotency_keys(hub: Hub, tmp_path: Path, mode: str) -> None:
     file = write_ndjson(tmp_path / "dos.ndjson", [envelope("K-1"), envelope("K-2")])

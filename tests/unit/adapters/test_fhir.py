@@ -196,24 +196,32 @@ def test_forcing_r5_refuses_r4_resources_with_their_fhir_paths() -> None:
     assert not consent.ok
     assert "resource:Consent.provision" in pointers(consent)
     assert all("FHIR R5" in p.en and "FHIR R5" in p.es for p in consent.problems)
-    # The R4 Encounter (class as a Coding) fails R5 too; the case is still read without it.
-    assert not items["entry[2]"].ok
-    assert items["entry[0]"].ok
+    # The R4 Encounter (class as a Coding) fails R5 too: its case waits for it, whole.
+    assert "entry[2]" not in items
+    assert not items["entry[0]"].ok
+    assert any(
+        p.pointer.startswith("entry[2].resource:Encounter") for p in items["entry[0]"].problems
+    )
 
 
 def test_a_fault_is_reported_against_the_version_the_resource_is_closest_to() -> None:
     bundle = json.loads(R4.read_bytes())
     bundle["entry"][2]["resource"]["period"]["start"] = "2023-13-03"  # an R4 Encounter
     items = decode(FhirAdapter(local_id_system=R4_LOCAL_IDS), json.dumps(bundle).encode())
-    [problem] = items["entry[2]"].problems
-    assert problem.pointer == "resource:Encounter.period.start"
+    # A faulty part of a case holds the case back, whole: stored without its placement it
+    # would lose the one the hub has; the rejects file then carries the Patient and its parts.
+    case = items["entry[0]"]
+    assert not case.ok and "entry[2]" not in items
+    problem = case.problems[0]
+    assert problem.pointer == "entry[2].resource:Encounter.period.start"
     assert "FHIR R4" in problem.en and "FHIR R4" in problem.es
     # pydantic says it in English; the office reads it in Spanish too.
     assert problem.es == (
         "no es válido en FHIR R4: debe ser una fecha y hora FHIR (AAAA-MM-DD, o con hora y zona "
         "horaria)"
     )
-    assert items["entry[0]"].ok  # the case is read without the broken placement
+    kinds = [entry["resource"]["resourceType"] for entry in case.source]
+    assert kinds == ["Patient", "RelatedPerson", "Encounter", "Encounter"]  # the broken one too
 
 
 def test_bad_entries_are_reported_where_they_are_and_the_rest_is_imported() -> None:
