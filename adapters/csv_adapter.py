@@ -133,7 +133,7 @@ class CsvAdapter:
             number += 1
             if not "".join(row).strip():
                 continue  # an empty row, as spreadsheets leave at the end
-            yield self._item(str(number), plan, row)
+            yield self._item(str(number), plan, [_as_written(cell) for cell in row])
 
     def _item(self, position: str, plan: HeaderPlan, row: list[str]) -> Item:
         source = CsvRow(plan.header, row)
@@ -213,9 +213,8 @@ class CsvAdapter:
                         f"the document '{document.get('local_id')}' is "
                         f"{document.get('schema')}; the mapping is for {self.mapping.schema}",
                     )
-                writer.writerow(
-                    export_row(self.mapping, str(document.get("local_id", "")), document["data"])
-                )
+                row = export_row(self.mapping, str(document.get("local_id", "")), document["data"])
+                writer.writerow([_inert(cell) for cell in row])
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
         """Rejected rows in the delimiter and encoding of the last decoded file, each after
@@ -364,6 +363,23 @@ def _too_few_cells(width: int, columns: int) -> Problem | None:
         f"the row has {width} cells and the header {columns} columns; the missing ones were "
         "read as empty (a delimiter missing, or a line break splitting the row?)",
     )
+
+
+#: What makes a spreadsheet program read a cell as a formula (OWASP "CSV injection"): a text
+#: another agency typed (``=HYPERLINK(…)``) must not run in the office that opens the export.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(cell: str) -> str:
+    """A cell as exported: text that a spreadsheet would run as a formula gets a leading
+    apostrophe, which shows it as text (and which :func:`_as_written` takes off on import)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _as_written(cell: str) -> str:
+    """A cell as read: the apostrophe an export put before formula-like text comes off, so an
+    exported sheet imports back to the same values."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
 
 
 @contextmanager

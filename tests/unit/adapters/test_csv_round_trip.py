@@ -239,3 +239,20 @@ def test_a_wrong_local_id_list_fails_at_load(local_id: Any, english: str) -> Non
         compile_mapping(spec, "mapping")
     assert caught.value.where == "mapping: local_id"
     assert caught.value.message_en == f"mapping: local_id: {english}"
+
+
+def test_text_a_spreadsheet_would_run_as_a_formula_is_exported_inert_and_imports_back() -> None:
+    adapter = CsvAdapter("dif-estatal")
+    document = record("CHP-10", "DIF-10", closed=True)
+    document["data"]["closure"]["reason"] = "other"
+    document["data"]["closure"]["reason_other"] = '=HYPERLINK("http://x.example","clic")'
+    (row,) = encoded(adapter, document)
+    assert row["otro_motivo_cierre"] == '\'=HYPERLINK("http://x.example","clic")'
+    text = io.BytesIO()
+    adapter.encode([document], text)
+    (item,) = list(CsvAdapter("dif-estatal").decode(io.BytesIO(text.getvalue())))
+    assert item.ok, item.problems
+    assert item.document is not None
+    assert item.document["data"]["closure"]["reason_other"] == (
+        '=HYPERLINK("http://x.example","clic")'
+    )
