@@ -409,7 +409,15 @@ class FhirAdapter:
     # -- writing -------------------------------------------------------------------------
 
     def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
-        """An R5 Bundle of the case-record and consent envelopes, entry by entry."""
+        """An R5 Bundle of the case-record and consent envelopes, entry by entry. Asked for
+        R4 (``version=R4``), it refuses rather than write R5 under that name."""
+        if self.versions == ("R4",):
+            raise AdapterError(
+                "el adaptador fhir escribe FHIR R5 (lo lee también este adaptador); quite "
+                "--option version=R4 de la exportación",
+                "the fhir adapter writes FHIR R5 (which this adapter also reads); drop "
+                "--option version=R4 from the export",
+            )
         out.write(b'{"resourceType":"Bundle","type":"' + self.bundle_type.encode() + b'",')
         out.write(b'"entry":[')
         patients: dict[str, str] = {}

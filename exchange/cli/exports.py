@@ -8,6 +8,7 @@ The output file is replaced only once it is complete.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,7 +96,7 @@ def export_command(
                 )
             )
         client = connected_client(hub_url, credentials, "records:read", lang)
-        with ReplacedAtTheEnd(out_path) as out:
+        with adapter_refusals(lang), ReplacedAtTheEnd(out_path) as out:
             adapter.encode(counting(exporter.readable_through_api(client, purpose, child_ids)), out)
         children = len(child_ids)
     else:
@@ -113,7 +114,7 @@ def export_command(
                     )
                 )
             chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
-            with ReplacedAtTheEnd(out_path) as out:
+            with adapter_refusals(lang), ReplacedAtTheEnd(out_path) as out:
                 adapter.encode(
                     counting(exporter.readable_directly(app, actor, purpose, chosen)), out
                 )
@@ -154,3 +155,15 @@ def export_command(
             f"{result['out'] or '(nothing to export)'}",
         )
     )
+
+
+@contextlib.contextmanager
+def adapter_refusals(lang: str) -> Iterator[None]:
+    """An adapter that cannot write what was asked (say, FHIR R4) ends the export with its
+    reason, exit 2, and no file (``ReplacedAtTheEnd`` inside it leaves none)."""
+    from adapters.errors import AdapterError
+
+    try:
+        yield
+    except AdapterError as error:
+        raise CannotStart(error.message(lang)) from None

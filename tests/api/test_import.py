@@ -438,6 +438,21 @@ def test_a_transfer_refused_or_withdrawn_adds_no_child_to_the_export(
     assert len(exporter.children_of_agency(hub.app, OTHER)) == listed
 
 
+def test_an_export_the_adapter_cannot_write_says_why_and_writes_nothing(
+    hub: Hub, tmp_path: Path
+) -> None:
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("E-1")])
+    assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0
+    out = tmp_path / "r4.json"
+    result = run(
+        "export", "--adapter", "fhir", "--option", "version=R4", "--agency", OWNER,
+        "--purpose", "case_management", "--out", out, "--lang", "es",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "escribe FHIR R5" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_export_without_a_child_takes_every_child_of_the_agency(hub: Hub, tmp_path: Path) -> None:
     file = write_ndjson(tmp_path / "dos.ndjson", [envelope("E-1"), envelope("E-2", "C-9")])
     assert run("import", "--adapter", "ndjson", file, "--agency", OWNER).exit_code == 0

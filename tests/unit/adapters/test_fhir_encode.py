@@ -100,6 +100,13 @@ def test_the_written_bundle_is_valid_fhir_r5() -> None:
     assert raw == encoded(FhirAdapter(), case_envelopes() + consent_envelopes())
 
 
+def test_asked_to_write_r4_it_refuses_rather_than_write_r5_under_that_name() -> None:
+    with pytest.raises(AdapterError) as refused:
+        encoded(FhirAdapter(version="R4"), case_envelopes())
+    assert "R5" in refused.value.message_en and "version=R4" in refused.value.message_es
+    assert encoded(FhirAdapter(version="R5"), case_envelopes())  # R5 asked for: written
+
+
 def test_every_shared_example_reads_back_valid_and_unchanged_where_carried() -> None:
     documents = case_envelopes() + consent_envelopes()
     back = decoded(FhirAdapter(), encoded(FhirAdapter(), documents))
