@@ -158,10 +158,10 @@ class HubClient:
         answer = self.send("POST", url, urllib.parse.urlencode(form).encode(), headers)
         body = _json_or_none(answer.body)
         if answer.status != 200 or not isinstance(body, dict) or "access_token" not in body:
-            reason = body.get("error_description") or body.get("error") if body else answer.status
+            reason_es, reason_en = _token_refusal(body, answer.status)
             raise HubError(
-                f"el nodo no dio un token a {self.credentials.agency_id}: {reason}",
-                f"the hub gave {self.credentials.agency_id} no token: {reason}",
+                f"el nodo no dio un token a {self.credentials.agency_id}: {reason_es}",
+                f"the hub gave {self.credentials.agency_id} no token: {reason_en}",
                 transient=answer.status >= 500,
             )
         seconds = float(body.get("expires_in") or 300)
@@ -243,3 +243,18 @@ def _json_or_none(body: bytes) -> Any:
         return json.loads(body) if body else None
     except ValueError:
         return None
+
+
+def _token_refusal(body: Any, status: int) -> tuple[str, str]:
+    """Why the hub gave no token, in Spanish and English: the hub's own words for each OAuth
+    error (the answer's ``detail`` is in one language only, its ``error_description`` is the
+    RFC's ASCII text)."""
+    from exchange.oauth import OAUTH_ERRORS
+
+    if not isinstance(body, dict) or not isinstance(body.get("error"), str):
+        return f"respuesta HTTP {status}", f"HTTP answer {status}"
+    error = body["error"]
+    if error in OAUTH_ERRORS:
+        return OAUTH_ERRORS[error]
+    described = str(body.get("error_description") or error)
+    return described, described

@@ -258,6 +258,26 @@ def test_a_fhir_case_with_a_broken_part_waits_whole_and_its_fixed_rejects_comple
     assert version.version == 1
 
 
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("es", "no se pudo autenticar a la institución: identificador desconocido"),
+        ("en", "the agency could not be authenticated: unknown or disabled client id"),
+    ],
+)
+def test_a_wrong_client_secret_is_explained_in_the_language_asked_for(
+    hub: Hub, tmp_path: Path, lang: str, words: str
+) -> None:
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("E-1")])
+    result = run(
+        "import", "--adapter", "ndjson", file, "--agency", OWNER, "--hub", HUB,
+        "--client-secret", "not-the-secret", "--lang", lang,
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert words in result.output.lower(), result.output
+    assert "cannot authenticate with methods" not in result.output
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_one_at_a_time_under_idempotency_keys(hub: Hub, tmp_path: Path, mode: str) -> None:
     file = write_ndjson(tmp_path / "dos.ndjson", [envelope("K-1"), envelope("K-2")])
