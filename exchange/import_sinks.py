@@ -104,8 +104,10 @@ class DirectSink:
     def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
         try:
             if self.keyed:
-                return [self._push_one(document) for document in documents]
-            return self._push_bulk(documents)
+                outcomes = [self._push_one(document) for document in documents]
+            else:
+                outcomes = self._push_bulk(documents)
+            return unsigned_in_office_words(outcomes, self.signer)
         except OperationalError as error:
             # The database went away or stayed locked: like a hub that does not answer, the
             # batch is tried again (what was committed answers "unchanged"), then reported.
@@ -164,6 +166,32 @@ def _signature(signer: RecordSigner, document: Mapping[str, Any]) -> str | None:
         return None
 
 
+#: A record refused for want of a signature, as an office reads it in its rejects file: the
+#: hub's words speak of a request header or a line's member, which a spreadsheet has not.
+UNSIGNED = Problem(
+    "/signature",
+    "esta institución debe firmar sus expedientes: ejecute puente import otra vez con --key "
+    "(la llave privada de la institución)",
+    "this agency must sign its records: run puente import again with --key (the agency's "
+    "private key)",
+)
+
+
+def unsigned_in_office_words(outcomes: list[Outcome], signer: RecordSigner | None) -> list[Outcome]:
+    """Outcomes with a missing signature (no ``--key`` given) said as :data:`UNSIGNED`."""
+    if signer is not None:
+        return outcomes
+    return [
+        Outcome(
+            outcome.status,
+            tuple(UNSIGNED if p.pointer == "/signature" else p for p in outcome.problems),
+        )
+        if any(p.pointer == "/signature" for p in outcome.problems)
+        else outcome
+        for outcome in outcomes
+    ]
+
+
 def _outcome(status: str, failures: Iterable[ValidationFailure]) -> Outcome:
     if status == "rejected":
         return Outcome("rejected", _problems_from_failures(failures))
@@ -191,7 +219,9 @@ class ApiSink:
 
     def push(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
         if self.keyed:
-            return [self._push_one(document) for document in documents]
+            return unsigned_in_office_words(
+                [self._push_one(document) for document in documents], self.signer
+            )
         lines = []
         for document in documents:
             line = dict(document)
@@ -201,7 +231,10 @@ class ApiSink:
                     line["signature"] = signature
             lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
         results = self.client.push_bulk(b"".join(lines))
-        return [_api_outcome(result.get("status"), result.get("errors")) for result in results]
+        return unsigned_in_office_words(
+            [_api_outcome(result.get("status"), result.get("errors")) for result in results],
+            self.signer,
+        )
 
     def _push_one(self, document: Mapping[str, Any]) -> Outcome:
         from exchange.record_push import canonical_body
