@@ -478,6 +478,10 @@ class FhirAdapter:
                     out.write(b'{"resourceType":"Bundle","type":"collection","entry":[\n')
                 else:
                     out.write(b",\n")
+                # A collection's entries carry no request (FHIR bdl-3): a transaction's
+                # entries are kept without theirs, so the rejects file is a valid Bundle.
+                if isinstance(raw, Mapping) and "request" in raw:
+                    raw = {key: value for key, value in raw.items() if key != "request"}
                 out.write(_dumps(raw))
                 first = False
         if not first:

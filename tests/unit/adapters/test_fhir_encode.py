@@ -292,6 +292,22 @@ def test_rejects_are_a_bundle_of_the_rejected_entries_with_their_reasons() -> No
     assert nothing.getvalue() == b""
 
 
+def test_rejects_of_a_transaction_are_a_valid_collection() -> None:
+    adapter = FhirAdapter(bundle_type="transaction")
+    written = io.BytesIO()
+    adapter.encode(case_envelopes()[:1], written)
+    bundle = json.loads(written.getvalue())
+    assert all("request" in entry for entry in bundle["entry"])
+    bundle["entry"][0]["resource"]["gender"] = "hombre"  # not a FHIR code: the case is rejected
+    items = list(FhirAdapter().decode(io.BytesIO(json.dumps(bundle).encode())))
+    out = io.BytesIO()
+    adapter.write_rejects([item for item in items if not item.ok], out)
+    rejects = json.loads(out.getvalue())
+    assert rejects["type"] == "collection"
+    assert not any("request" in entry for entry in rejects["entry"])  # FHIR bdl-3
+    BundleR5.model_validate(rejects)
+
+
 def _generated_bundle(patients: int) -> tuple[io.RawIOBase, int]:
     """A Bundle of ``patients`` Patients each with a RelatedPerson and an Encounter listed
     before it, produced as it is read; and its size in bytes."""
