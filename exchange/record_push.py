@@ -471,11 +471,25 @@ class Pusher:
         return done
 
     def _children_it_may_know(self, child_ids: set[str]) -> set[str]:
-        """Of ``child_ids``, those the pushing agency may know (the rule child search uses)."""
-        return set(
-            children_known_to(
-                self.session, self.actor, PUSH_PURPOSE, child_ids, keyring=self.keyring
+        """Of ``child_ids``, those the pushing agency may know (the rule child search uses).
+
+        Most are its own children (a CURP seen in its earlier records): one query finds
+        those; only the others are loaded and decided, which costs milliseconds a child."""
+        sql = HotSQL(self.session)
+        own = {
+            child_id
+            for (child_id,) in sql.rows_in(
+                "SELECT DISTINCT child_id FROM record WHERE owner_agency = ? AND child_id IN {}",
+                (self.agency_id,),
+                sorted(child_ids),
+                chunk=STATE_CHUNK,
             )
+        }
+        others = child_ids - own
+        if not others:
+            return own
+        return own | set(
+            children_known_to(self.session, self.actor, PUSH_PURPOSE, others, keyring=self.keyring)
         )
 
     def _refuse_update(self, item: PushItem, state: _RecordState) -> PushResult | None:
