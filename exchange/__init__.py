@@ -55,6 +55,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         records,
         schemas,
         sharing,
+        witness,
     )
 
     logs.init_app(app)
@@ -74,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sharing,
         consents,
         audit,
+        witness,
         portal,
     ):
         app.register_blueprint(area.bp)

@@ -31,7 +31,9 @@ from exchange import (  # noqa: E402, F401
     consent_store,
     oauth,
     outbox,
+    peers,
     people,
     records,
     sharing,
+    witness_service,
 )

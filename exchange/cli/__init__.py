@@ -107,6 +107,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("keys", "keys_group"),
     "agency": ("agencies", "agency_group"),
     "person": ("people", "person_group"),
+    "peer": ("peers", "peer_group"),
     "schemas": ("schemas", "schemas_group"),
     "validate": ("schemas", "validate_command"),
     "children": ("children", "children_group"),

@@ -1,0 +1,156 @@
+"""``puente peer …``: pin the federation peers whose audit logs this hub witnesses.
+
+Each change runs in one transaction with its audit entry. A malformed argument (a key that is
+not a C2SP vkey, a log key not named after the origin, an id or URL of the wrong form) is a
+usage error: exit 2, before anything is written. A duplicate or unknown peer ends with exit 1.
+Messages are in Spanish or English (``--lang``), never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+from flask import Flask
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from exchange import db
+from exchange.cli import language_option, print_json, say, with_hub
+from exchange.peers import (
+    InvalidPeer,
+    PeerError,
+    add_peer,
+    describe,
+    disable_peer,
+    list_peers,
+)
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+
+#: Which option (or argument) each field of :class:`InvalidPeer` comes from.
+_OPTION_OF_FIELD = {
+    "hub_id": "HUB_ID",
+    "origin": "--origin",
+    "log_vkey": "--log-vkey",
+    "witness_vkey": "--witness-vkey",
+    "base_url": "--url",
+}
+
+
+@contextmanager
+def _transaction(app: Flask, lang: str) -> Iterator[Session]:
+    try:
+        with db.database(app).sessions.begin() as session:
+            yield session
+    except InvalidPeer as error:
+        raise click.BadParameter(
+            error.message(lang), param_hint=_OPTION_OF_FIELD.get(error.field or "")
+        ) from error
+    except PeerError as error:
+        raise click.ClickException(error.message(lang)) from error
+    except IntegrityError as error:
+        # The same hub id or origin pinned between our check and our commit.
+        raise click.ClickException(
+            say(lang, "Ya existe (registro simultáneo).", "Already exists (concurrent change).")
+        ) from error
+
+
+@click.group("peer")
+def peer_group() -> None:
+    """Federation peers: other hubs whose audit logs this hub witnesses."""
+
+
+@peer_group.command("add")
+@click.argument("hub_id")
+@click.option(
+    "--origin",
+    required=True,
+    help="The origin of the peer's checkpoints (audit_origin in its /.well-known/puente-hub).",
+)
+@click.option(
+    "--log-vkey",
+    required=True,
+    help="The peer's log key (C2SP vkey, named after the origin), obtained out of band.",
+)
+@click.option("--witness-vkey", help="The peer's witness key (C2SP vkey, type 0x04).")
+@click.option("--url", "base_url", help="The peer's base URL (https://…).")
+@json_option
+@language_option
+@with_hub
+def add_command(
+    app: Flask,
+    hub_id: str,
+    origin: str,
+    log_vkey: str,
+    witness_vkey: str | None,
+    base_url: str | None,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Pin a peer hub's log key: its checkpoints may then be cosigned by this hub's witness.
+
+    Compare the keys with the peer's operators through a channel other than its
+    /.well-known/puente-hub document: pinning is what makes the witness worth anything.
+    """
+    with _transaction(app, lang) as session:
+        answer = describe(
+            add_peer(
+                session,
+                hub_id,
+                origin=origin,
+                log_vkey=log_vkey,
+                witness_vkey=witness_vkey,
+                base_url=base_url,
+            )
+        )
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        say(
+            lang,
+            f"Nodo par {hub_id} registrado: se atestigua la bitácora {origin}.",
+            f"Peer hub {hub_id} pinned: its log {origin} is witnessed.",
+        )
+    )
+
+
+@peer_group.command("list")
+@json_option
+@language_option
+@with_hub
+def list_command(app: Flask, as_json: bool, lang: str) -> None:
+    """List the pinned peers, active and disabled."""
+    with db.database(app).sessions() as session:
+        peers = [describe(peer) for peer in list_peers(session)]
+    if as_json:
+        print_json({"peers": peers})
+        return
+    if not peers:
+        click.echo(say(lang, "No hay nodos pares registrados.", "No peer hubs pinned."))
+    for peer in peers:
+        state = (
+            say(lang, "activo", "active")
+            if peer["active"]
+            else say(lang, "DESACTIVADO", "DISABLED")
+        )
+        click.echo(f"{peer['hub_id']}  {peer['origin']}  {state}  {peer['log_vkey']}")
+
+
+@peer_group.command("disable")
+@click.argument("hub_id")
+@language_option
+@with_hub
+def disable_command(app: Flask, hub_id: str, lang: str) -> None:
+    """Stop witnessing a peer's log (what was cosigned for it is kept)."""
+    with _transaction(app, lang) as session:
+        disable_peer(session, hub_id)
+    click.echo(
+        say(
+            lang,
+            f"Nodo par {hub_id} desactivado: su bitácora ya no se atestigua.",
+            f"Peer hub {hub_id} disabled: its log is no longer witnessed.",
+        )
+    )

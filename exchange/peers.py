@@ -1,0 +1,236 @@
+"""The federation peer registry: other hubs whose audit logs this hub witnesses.
+
+A peer is pinned by key, out of band (DESIGN.md, "Federation"): its hub id, the origin line of
+its audit log, the C2SP verifier key (vkey) that signs that log's checkpoints and, when known,
+the vkey of its witness. ``POST /v1/witness/add-checkpoint`` cosigns only checkpoints of an
+active peer's origin signed by its pinned log key (:mod:`exchange.witness_service`).
+
+The service functions work inside the caller's session and never commit: each change records
+its audit entry in the same transaction, and the caller commits both or neither.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Boolean, DateTime, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from audit import CosignatureVerifier, FormatError, Verifier
+from audit.errors import in_spanish
+from exchange import audit_log
+from exchange.auth import as_utc, utcnow
+from exchange.db import Base
+from schemas.errors import BilingualError
+
+#: The audit-event schema's pattern for a hub id (``mx.chp.puente``).
+HUB_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+MAX_ORIGIN = 200
+MAX_URL = 300
+
+
+class Peer(Base):
+    __tablename__ = "peer"
+
+    hub_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    #: The origin line of the peer's checkpoints (c2sp.org/tlog-checkpoint): one peer per log.
+    origin: Mapped[str] = mapped_column(String(MAX_ORIGIN), unique=True)
+    base_url: Mapped[str | None] = mapped_column(String(MAX_URL), nullable=True)
+    #: Ed25519 note vkey (type 0x01) whose key name is ``origin``.
+    log_vkey: Mapped[str] = mapped_column(Text)
+    #: tlog-cosignature vkey (type 0x04) of the peer's witness, for its cosignatures on ours.
+    witness_vkey: Mapped[str | None] = mapped_column(Text, nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def log_verifier(self) -> Verifier:
+        return Verifier.from_vkey(self.log_vkey)
+
+
+class PeerError(BilingualError, ValueError):
+    """A registry change refused; ``field`` names the input at fault, if one is."""
+
+    def __init__(self, message_es: str, message_en: str, *, field: str | None = None) -> None:
+        super().__init__(message_es, message_en)
+        self.field = field
+
+
+class InvalidPeer(PeerError):
+    """An argument is malformed (a key, an origin, an id, a URL)."""
+
+
+class UnknownPeer(PeerError):
+    def __init__(self, hub_id: str) -> None:
+        super().__init__(
+            f"No hay un nodo par {hub_id!r} registrado.", f"No peer hub {hub_id!r} is registered."
+        )
+
+
+class DuplicatePeer(PeerError):
+    """The hub id or the log origin is already pinned."""
+
+
+def check_log_vkey(vkey: str, origin: str) -> Verifier:
+    """The log's verifier key, refused when malformed or named other than ``origin``.
+
+    c2sp.org/tlog-checkpoint: the log's key name in its signature line should match the origin
+    line; pinning a key of another name would trust a key meant for another log.
+    """
+    try:
+        verifier = Verifier.from_vkey(vkey)
+    except FormatError as error:
+        raise InvalidPeer(
+            f"La llave de la bitácora no es una llave verificadora Ed25519 (C2SP vkey): "
+            f"{in_spanish(error)}",
+            f"The log key is not an Ed25519 verifier key (C2SP vkey): {error}",
+            field="log_vkey",
+        ) from error
+    if verifier.name != origin:
+        raise InvalidPeer(
+            f"La llave de la bitácora se llama {verifier.name!r}, pero el origen es {origin!r}: "
+            "el nombre de la llave que firma los puntos de control debe ser su origen.",
+            f"The log key is named {verifier.name!r}, but the origin is {origin!r}: the key "
+            "that signs checkpoints must be named after their origin.",
+            field="log_vkey",
+        )
+    return verifier
+
+
+def check_witness_vkey(vkey: str) -> CosignatureVerifier:
+    try:
+        return CosignatureVerifier.from_vkey(vkey)
+    except FormatError as error:
+        raise InvalidPeer(
+            "La llave del testigo no es una llave de cofirma (C2SP vkey de tipo 0x04, la "
+            f"witness_vkey de /.well-known/puente-hub): {in_spanish(error)}",
+            "The witness key is not a cosignature key (a C2SP vkey of type 0x04, the "
+            f"witness_vkey of /.well-known/puente-hub): {error}",
+            field="witness_vkey",
+        ) from error
+
+
+def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
+    if not HUB_ID.match(hub_id):
+        raise InvalidPeer(
+            f"El identificador de nodo {hub_id!r} no es válido: minúsculas, dígitos, '.', '_' "
+            "o '-', hasta 100 caracteres.",
+            f"The hub id {hub_id!r} is not valid: lowercase letters, digits, '.', '_' or '-', "
+            "up to 100 characters.",
+            field="hub_id",
+        )
+    # Checkpoint origins are one non-empty line; Puente's (and the C2SP recommendation) are
+    # schema-less URLs, without spaces or '+', so they can also name the log's key.
+    if not origin or len(origin) > MAX_ORIGIN or any(c.isspace() or c == "+" for c in origin):
+        raise InvalidPeer(
+            f"El origen {origin!r} no es válido: una línea sin espacios ni '+', de hasta "
+            f"{MAX_ORIGIN} caracteres (el audit_origin de /.well-known/puente-hub).",
+            f"The origin {origin!r} is not valid: one line without spaces or '+', up to "
+            f"{MAX_ORIGIN} characters (the audit_origin of /.well-known/puente-hub).",
+            field="origin",
+        )
+    if base_url is not None:
+        parts = urlsplit(base_url)
+        if len(base_url) > MAX_URL or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidPeer(
+                f"La URL {base_url!r} no es una URL http(s) válida.",
+                f"The URL {base_url!r} is not a valid http(s) URL.",
+                field="base_url",
+            )
+
+
+def add_peer(
+    session: Session,
+    hub_id: str,
+    *,
+    origin: str,
+    log_vkey: str,
+    witness_vkey: str | None = None,
+    base_url: str | None = None,
+) -> Peer:
+    """Pin a peer hub's audit log (and its witness key); audited as ``peer_changed``."""
+    _check_fields(hub_id, origin, base_url)
+    log_vkey = check_log_vkey(log_vkey, origin).vkey
+    if witness_vkey is not None:
+        witness_vkey = check_witness_vkey(witness_vkey).vkey
+    if session.get(Peer, hub_id) is not None:
+        raise DuplicatePeer(
+            f"El nodo par {hub_id!r} ya está registrado.", f"Peer hub {hub_id!r} is already pinned."
+        )
+    pinned = session.scalar(select(Peer.hub_id).where(Peer.origin == origin))
+    if pinned is not None:
+        raise DuplicatePeer(
+            f"La bitácora {origin!r} ya está registrada para el nodo {pinned!r}.",
+            f"The log {origin!r} is already pinned for hub {pinned!r}.",
+        )
+    peer = Peer(
+        hub_id=hub_id,
+        origin=origin,
+        base_url=base_url,
+        log_vkey=log_vkey,
+        witness_vkey=witness_vkey,
+        active=True,
+        added_at=utcnow(),
+    )
+    session.add(peer)
+    session.flush()
+    _audit(session, "peer.added", hub_id)
+    return peer
+
+
+def disable_peer(session: Session, hub_id: str) -> Peer:
+    """Stop witnessing the peer's log. The witness state of its origin is kept: a witness never
+    forgets the size it vouched for."""
+    peer = get_peer(session, hub_id)
+    if not peer.active:
+        raise PeerError(
+            f"El nodo par {hub_id!r} ya está desactivado.",
+            f"Peer hub {hub_id!r} is already disabled.",
+        )
+    peer.active = False
+    session.flush()
+    _audit(session, "peer_changed", hub_id, detail="disabled")
+    return peer
+
+
+def get_peer(session: Session, hub_id: str) -> Peer:
+    peer = session.get(Peer, hub_id)
+    if peer is None:
+        raise UnknownPeer(hub_id)
+    return peer
+
+
+def active_peer_for_origin(session: Session, origin: str) -> Peer | None:
+    return session.scalar(select(Peer).where(Peer.origin == origin, Peer.active.is_(True)))
+
+
+def list_peers(session: Session) -> list[Peer]:
+    return list(session.scalars(select(Peer).order_by(Peer.hub_id)))
+
+
+def describe(peer: Peer) -> dict[str, Any]:
+    """The peer as ``puente peer add --json`` and ``puente peer list --json`` show it."""
+    return {
+        "hub_id": peer.hub_id,
+        "origin": peer.origin,
+        "base_url": peer.base_url,
+        "log_vkey": peer.log_vkey,
+        "witness_vkey": peer.witness_vkey,
+        "active": peer.active,
+        "added_at": as_utc(peer.added_at).isoformat(),
+    }
+
+
+def _audit(session: Session, action: str, hub_id: str, detail: str | None = None) -> None:
+    # Codes only: the peer's hub id is the object; the actor is the hub's administrator.
+    audit_log.record_event(
+        session,
+        action=action,
+        outcome="success",
+        actor_role="administrator",
+        object_type="peer",
+        object_id=hub_id,
+        detail=detail,
+    )

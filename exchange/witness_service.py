@@ -1,0 +1,243 @@
+"""The hub as a witness of its peers' audit logs (c2sp.org/tlog-witness, ``add-checkpoint``).
+
+For each pinned peer log (:mod:`exchange.peers`) the hub keeps one row, :class:`WitnessState`:
+the size and root hash of the latest checkpoint it cosigned. A submitted checkpoint is
+cosigned (c2sp.org/tlog-cosignature, cosignature/v1, with the hub's witness key) only when it
+is signed by the log key pinned for its origin, the client's ``old`` size is that stored size,
+and a consistency proof shows the new tree extends the stored one. Checking the stored size
+and storing the new one happen under a lock on the row, in the transaction that answers the
+cosignature: two requests from the same old size cannot both succeed, and the stored size
+never goes back (the race the spec describes under "add-checkpoint").
+
+A checkpoint of the stored size with another root hash means the log signed two different
+trees of one size: it shows different logs to different parties, which is what witnesses are
+there to catch. That is logged at critical level and written to the hub's own audit log.
+Successful cosignatures are not audited: two hubs witnessing each other would otherwise each
+add an entry for every checkpoint of the other, so each log's growth would grow the other's
+without end.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, LargeBinary, String, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from audit import (
+    EMPTY_ROOT,
+    AddCheckpointRequest,
+    Checkpoint,
+    CosignatureSigner,
+    FormatError,
+    InconsistentCheckpoints,
+    Note,
+    SignatureError,
+    checkpoint_of,
+    format_cosignature_response,
+    open_checkpoint,
+    verify_checkpoint_consistency,
+)
+from audit.errors import in_spanish
+from exchange import audit_log
+from exchange.auth import utcnow
+from exchange.db import Base
+from exchange.peers import MAX_ORIGIN, Peer, active_peer_for_origin
+from schemas.errors import BilingualError
+
+log = logging.getLogger("puente.witness")
+
+#: Largest request body: an old size line, at most 63 proof lines and a checkpoint with up to
+#: 100 signature lines fit in a few KiB.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+class WitnessState(Base):
+    """The latest checkpoint this hub cosigned for one log origin."""
+
+    __tablename__ = "witness_state"
+
+    origin: Mapped[str] = mapped_column(String(MAX_ORIGIN), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class WitnessRefusal(BilingualError):
+    """A checkpoint the witness does not cosign; ``status`` is the spec's HTTP status."""
+
+    status = 400
+
+
+class MalformedRequest(WitnessRefusal):
+    status = 400
+
+
+class UnknownLog(WitnessRefusal):
+    status = 404
+
+
+class UntrustedCheckpoint(WitnessRefusal):
+    status = 403
+
+
+class InconsistentProof(WitnessRefusal):
+    status = 422
+
+
+class SizeConflict(WitnessRefusal):
+    """409: the answer body is the size of the latest checkpoint cosigned for the origin."""
+
+    status = 409
+
+    def __init__(self, message_es: str, message_en: str, *, latest_size: int) -> None:
+        super().__init__(message_es, message_en)
+        self.latest_size = latest_size
+
+
+class RootConflict(SizeConflict):
+    """409: same size as the cosigned checkpoint, another root hash. When something was
+    cosigned at that size, this is a fork and an audit entry records it in the session."""
+
+
+def add_checkpoint(
+    session: Session, body: bytes, witness: CosignatureSigner, *, sqlite: bool
+) -> str:
+    """Check an ``add-checkpoint`` request body and cosign it; returns the 200 answer body.
+
+    Works in the caller's session and never commits: the caller commits the stored state with
+    the answer, and also after a :class:`RootConflict` (its audit entry is the evidence).
+    Raises a :class:`WitnessRefusal` subclass for every refusal the spec names.
+    """
+    request = _parse(body)
+    checkpoint = checkpoint_of(request.checkpoint)
+    peer = active_peer_for_origin(session, checkpoint.origin)
+    if peer is None:
+        raise UnknownLog(
+            f"Este nodo no atestigua la bitácora {checkpoint.origin!r}.",
+            f"This hub does not witness the log {checkpoint.origin!r}.",
+        )
+    try:
+        open_checkpoint(request.checkpoint, [peer.log_verifier()], origin=peer.origin)
+    except SignatureError as error:
+        raise UntrustedCheckpoint(
+            "El punto de control no está firmado por la llave registrada para "
+            f"{peer.origin!r}: {in_spanish(error)}",
+            f"The checkpoint is not signed by the key pinned for {peer.origin!r}: {error}",
+        ) from error
+    if request.old_size > checkpoint.size:
+        raise MalformedRequest(
+            f"old {request.old_size} es mayor que el tamaño del punto de control "
+            f"{checkpoint.size}.",
+            f"old {request.old_size} exceeds the checkpoint's size {checkpoint.size}.",
+        )
+    state = _locked_state(session, checkpoint.origin, sqlite)
+    if request.old_size != state.size:
+        raise SizeConflict(
+            f"old {request.old_size} no es el tamaño del último punto de control cofirmado "
+            f"para {checkpoint.origin!r}, que es {state.size}.",
+            f"old {request.old_size} is not the size of the latest checkpoint cosigned for "
+            f"{checkpoint.origin!r}, which is {state.size}.",
+            latest_size=state.size,
+        )
+    if checkpoint.size == state.size and checkpoint.root_hash != state.root:
+        # The empty tree has one root: a log that claims another is broken, not forked.
+        if state.size > 0:
+            _record_fork(session, peer, state, request.checkpoint)
+        raise RootConflict(
+            f"El punto de control tiene el tamaño {state.size} del último cofirmado para "
+            f"{checkpoint.origin!r}, pero otra raíz: la bitácora se bifurcó.",
+            f"The checkpoint has the size {state.size} of the latest one cosigned for "
+            f"{checkpoint.origin!r}, but another root hash: the log forked.",
+            latest_size=state.size,
+        )
+    cosigned = Checkpoint(checkpoint.origin, state.size, state.root)
+    try:
+        verify_checkpoint_consistency(cosigned, checkpoint, request.consistency_proof)
+    except InconsistentCheckpoints as error:
+        # The spec lets a witness keep such a request as possible evidence; it is in the log
+        # line, and a signed checkpoint that no proof can reach from the cosigned one is what
+        # an operator compares with the peer's published checkpoints.
+        log.warning(
+            "consistency proof refused",
+            extra={"origin": checkpoint.origin, "reason": str(error)},
+        )
+        raise InconsistentProof(
+            f"La prueba de consistencia no verifica: {in_spanish(error)}",
+            f"The consistency proof does not verify: {error}",
+        ) from error
+    state.size, state.root, state.updated_at = checkpoint.size, checkpoint.root_hash, utcnow()
+    session.flush()
+    note_text = Note.from_text(request.checkpoint).text
+    cosignature = witness.cosign(note_text, int(time.time()))
+    return format_cosignature_response([cosignature.to_note_signature()])
+
+
+def _parse(body: bytes) -> AddCheckpointRequest:
+    try:
+        return AddCheckpointRequest.from_text(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise MalformedRequest(
+            f"El cuerpo no es UTF-8 válido (byte {error.start}).",
+            f"The body is not valid UTF-8 (byte {error.start}).",
+        ) from error
+    except FormatError as error:
+        raise MalformedRequest(
+            f"La solicitud add-checkpoint está mal formada: {in_spanish(error)}",
+            f"The add-checkpoint request is malformed: {error}",
+        ) from error
+
+
+def _locked_state(session: Session, origin: str, sqlite: bool) -> WitnessState:
+    """The origin's state row, locked for this transaction (created at size 0 if new)."""
+    query = (
+        select(WitnessState)
+        .where(WitnessState.origin == origin)
+        .execution_options(populate_existing=True)
+    )
+    if sqlite:
+        # The first write of a SQLite transaction takes the database's one write lock (as the
+        # audit sequencer does), so the size read next is the one this request replaces.
+        session.execute(
+            update(WitnessState)
+            .where(WitnessState.origin == origin)
+            .values(updated_at=WitnessState.updated_at)
+        )
+    else:
+        query = query.with_for_update()
+    state = session.scalars(query).one_or_none()
+    if state is not None:
+        return state
+    try:
+        with session.begin_nested():
+            state = WitnessState(origin=origin, size=0, root=EMPTY_ROOT, updated_at=utcnow())
+            session.add(state)
+    except IntegrityError:
+        # A concurrent first request created it (PostgreSQL made this one wait for its commit).
+        return session.scalars(query).one()
+    return state
+
+
+def _record_fork(session: Session, peer: Peer, state: WitnessState, signed_checkpoint: str) -> None:
+    log.critical(
+        "peer log forked: a checkpoint of the cosigned size with another root hash",
+        extra={
+            "peer": peer.hub_id,
+            "origin": peer.origin,
+            "size": state.size,
+            "cosigned_root": base64.b64encode(state.root).decode("ascii"),
+            "signed_checkpoint": signed_checkpoint,
+        },
+    )
+    audit_log.record_event(
+        session,
+        action="federation_envelope_received",
+        outcome="failure",
+        object_type="peer",
+        object_id=peer.hub_id,
+        detail=f"witness_log_fork.{state.size}",
+    )

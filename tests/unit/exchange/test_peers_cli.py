@@ -1,0 +1,162 @@
+"""``puente peer …`` as a hub administrator runs it, on each database backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+
+from audit import generate_cosigner_key, generate_signer_key
+from exchange import create_app, db
+from exchange.audit_log import AuditEntry
+from exchange.cli import main
+
+ORIGIN = "mx.oax.puente/audit"
+LOG_VKEY = generate_signer_key(ORIGIN)[1]
+WITNESS_VKEY = generate_cosigner_key("mx.oax.puente/witness")[1]
+
+
+@pytest.fixture
+def hub(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path / "instance"))
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    monkeypatch.chdir(tmp_path)
+    result = run("init")
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def run_json(*args: str) -> Any:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def add(hub_id: str = "mx.oax.puente", *extra: str) -> Result:
+    return run("peer", "add", hub_id, "--origin", ORIGIN, "--log-vkey", LOG_VKEY, *extra)
+
+
+def audited_peer_changes() -> list[dict[str, Any]]:
+    app = create_app({"TESTING": True})
+    try:
+        with db.database(app).sessions() as session:
+            rows = session.scalars(select(AuditEntry.entry).order_by(AuditEntry.recorded_at))
+            entries = [json.loads(row) for row in rows]
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+    return [entry for entry in entries if entry["action"] == "peer_changed"]
+
+
+def test_add_list_and_disable(hub: Path) -> None:
+    added = run_json(
+        "peer", "add", "mx.oax.puente", "--origin", ORIGIN, "--log-vkey", LOG_VKEY,
+        "--witness-vkey", WITNESS_VKEY, "--url", "https://puente.oax.example",
+    )  # fmt: skip
+    assert added == {
+        "hub_id": "mx.oax.puente",
+        "origin": ORIGIN,
+        "base_url": "https://puente.oax.example",
+        "log_vkey": LOG_VKEY,
+        "witness_vkey": WITNESS_VKEY,
+        "active": True,
+        "added_at": added["added_at"],
+    }
+    assert run_json("peer", "list") == {"peers": [added]}
+    listed = run("peer", "list", "--lang", "es")
+    assert "mx.oax.puente" in listed.output and "activo" in listed.output
+
+    disabled = run("peer", "disable", "mx.oax.puente", "--lang", "en")
+    assert disabled.exit_code == 0, disabled.output
+    assert "no longer witnessed" in disabled.output
+    assert run_json("peer", "list")["peers"][0]["active"] is False
+
+    changes = audited_peer_changes()
+    assert [(c["reason_code"], c["object"]) for c in changes] == [
+        ("added", {"type": "peer", "id": "mx.oax.puente"}),
+        ("disabled", {"type": "peer", "id": "mx.oax.puente"}),
+    ]
+    assert all(c["actor"]["role"] == "administrator" for c in changes)
+
+
+def test_add_without_json_says_what_was_pinned(hub: Path) -> None:
+    result = add("mx.oax.puente", "--lang", "es")
+    assert result.exit_code == 0, result.output
+    assert "Nodo par mx.oax.puente registrado" in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "option", "english", "spanish"),
+    [
+        (
+            ["--log-vkey", "not a key"],
+            "--log-vkey",
+            "not an Ed25519 verifier key",
+            "no es una llave verificadora Ed25519",
+        ),
+        (
+            ["--log-vkey", generate_signer_key("mx.gro.puente/audit")[1]],
+            "--log-vkey",
+            "named 'mx.gro.puente/audit', but the origin is 'mx.oax.puente/audit'",
+            "se llama 'mx.gro.puente/audit', pero el origen es 'mx.oax.puente/audit'",
+        ),
+        (
+            # A witness key is no log key (type 0x04, not 0x01), even with the right name.
+            ["--log-vkey", generate_cosigner_key(ORIGIN)[1]],
+            "--log-vkey",
+            "not an Ed25519 verifier key",
+            "no es una llave verificadora Ed25519",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--witness-vkey", LOG_VKEY],
+            "--witness-vkey",
+            "not a cosignature key",
+            "no es una llave de cofirma",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--url", "ftp://puente.oax.example"],
+            "--url",
+            "not a valid http(s) URL",
+            "no es una URL http(s) válida",
+        ),
+    ],
+)
+def test_malformed_arguments_are_usage_errors(
+    hub: Path, options: list[str], option: str, english: str, spanish: str
+) -> None:
+    for lang, message in (("en", english), ("es", spanish)):
+        result = run("peer", "add", "mx.oax.puente", "--origin", ORIGIN, *options, "--lang", lang)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert option in result.output and message in result.output, result.output
+    assert run_json("peer", "list") == {"peers": []}
+    assert audited_peer_changes() == []
+
+
+def test_a_bad_hub_id_or_origin_is_a_usage_error(hub: Path) -> None:
+    bad_id = add("MX OAX")
+    assert bad_id.exit_code == 2 and "HUB_ID" in bad_id.output
+    bad_origin = run("peer", "add", "mx.oax.puente", "--origin", "mx oax", "--log-vkey", LOG_VKEY)
+    assert bad_origin.exit_code == 2 and "--origin" in bad_origin.output
+
+
+def test_duplicates_and_unknown_peers_are_refused(hub: Path) -> None:
+    assert add().exit_code == 0
+    again = add("mx.oax.puente", "--lang", "en")
+    assert again.exit_code == 1 and "already pinned" in again.output
+    same_log = add("mx.oax.otro", "--lang", "en")
+    assert same_log.exit_code == 1
+    assert "already pinned for hub 'mx.oax.puente'" in same_log.output
+    unknown = run("peer", "disable", "mx.zac.puente", "--lang", "es")
+    assert unknown.exit_code == 1 and "No hay un nodo par 'mx.zac.puente'" in unknown.output
+    assert run("peer", "disable", "mx.oax.puente").exit_code == 0
+    twice = run("peer", "disable", "mx.oax.puente", "--lang", "en")
+    assert twice.exit_code == 1 and "already disabled" in twice.output
+    assert len(audited_peer_changes()) == 2  # refusals write nothing
