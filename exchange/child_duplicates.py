@@ -36,6 +36,7 @@ from exchange.child_search import PROFILE_COLUMNS, profile_of
 from exchange.children import (
     Child,
     ChildCaseNumber,
+    ChildDistinctPair,
     ChildDuplicateSuggestion,
     ChildIdentifier,
     ChildProfile,
@@ -139,7 +140,8 @@ def probable_duplicates(
     best = probable_pairs(profiles, min_score)
 
     pairs: list[DuplicatePair] = []
-    listed: set[tuple[str, str]] = set()
+    # Pairs a person already found to be different people are never listed again.
+    listed: set[tuple[str, str]] = distinct_pairs(session)
     for suggestion in _open_conflicts(session):
         a, b = sorted((suggestion.child_id, suggestion.other_child_id))
         if (a, b) in listed:
@@ -218,13 +220,17 @@ def _open_conflicts(session: Session) -> list[ChildDuplicateSuggestion]:
 # -- merging ----------------------------------------------------------------------------------
 
 
-class MergeRefused(ValueError):
-    """A merge a person asked for that would be wrong; says why in Spanish and English."""
+class PairRefused(ValueError):
+    """A decision about two children that would be wrong; says why in Spanish and English."""
 
     def __init__(self, message_es: str, message_en: str) -> None:
         super().__init__(message_en)
         self.message_es = message_es
         self.message_en = message_en
+
+
+class MergeRefused(PairRefused):
+    """A merge a person asked for that would be wrong."""
 
 
 @dataclass(frozen=True)
@@ -289,6 +295,16 @@ def merge_children(
         raise MergeRefused(
             f"{into} fue fusionado en {survivor.merged_into}; fusione en ese.",
             f"{into} was merged into {survivor.merged_into}; merge into that one.",
+        )
+    distinct = session.get(ChildDistinctPair, _ordered(into, merged))
+    if distinct is not None:
+        raise MergeRefused(
+            f"{distinct.decided_by} registró el {distinct.decided_at:%Y-%m-%d} que {into} y "
+            f"{merged} son personas distintas; si fue un error, retire ese registro con "
+            f"«puente children distinct {into} {merged} --withdraw» y fusione después.",
+            f"{distinct.decided_by} recorded on {distinct.decided_at:%Y-%m-%d} that {into} and "
+            f"{merged} are different people; if that was a mistake, withdraw it with "
+            f"'puente children distinct {into} {merged} --withdraw', then merge.",
         )
 
     identifiers = session.execute(
@@ -357,3 +373,165 @@ def _carry_suggestions(session: Session, into: str, merged: str) -> None:
     )
     session.execute(update(S).where(open_, S.child_id == merged).values(child_id=into))
     session.execute(update(S).where(open_, S.other_child_id == merged).values(other_child_id=into))
+    _carry_distinct_pairs(session, into, merged)
+
+
+def _carry_distinct_pairs(session: Session, into: str, merged: str) -> None:
+    """What a person said of the absorbed child ("not the same child as X") now holds for the
+    survivor, so X is not suggested again as the survivor's duplicate."""
+    D = ChildDistinctPair
+    for pair in session.scalars(
+        select(D).where(or_(D.child_id == merged, D.other_child_id == merged))
+    ).all():
+        other = pair.other_child_id if pair.child_id == merged else pair.child_id
+        key = _ordered(into, other)
+        if other != into and session.get(D, key) is None:
+            session.add(
+                D(
+                    child_id=key[0],
+                    other_child_id=key[1],
+                    decided_by=pair.decided_by,
+                    reason=pair.reason,
+                    decided_at=pair.decided_at,
+                )
+            )
+        session.delete(pair)
+    session.flush()
+
+
+# -- "not the same child" ---------------------------------------------------------------------
+
+
+def _ordered(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a < b else (b, a)
+
+
+def distinct_pairs(session: Session) -> set[tuple[str, str]]:
+    """Every pair a person recorded as different people, in id order."""
+    return {
+        (a, b)
+        for a, b in session.execute(
+            select(ChildDistinctPair.child_id, ChildDistinctPair.other_child_id)
+        )
+    }
+
+
+@dataclass(frozen=True)
+class DistinctResult:
+    child_id: str
+    other_child_id: str
+    #: Recorded before (or, for a withdrawal, not recorded): nothing changed.
+    unchanged: bool
+    withdrawn: bool = False
+    suggestions_resolved: int = 0
+    audit_entry: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "child_id": self.child_id,
+            "other_child_id": self.other_child_id,
+            "distinct": not self.withdrawn,
+            "unchanged": self.unchanged,
+            "suggestions_resolved": self.suggestions_resolved,
+            "audit_entry": self.audit_entry,
+        }
+
+
+def _current_pair(session: Session, a: str, b: str) -> tuple[str, str]:
+    """``(a, b)`` in id order, both existing and not merged into another child."""
+    if a == b:
+        raise PairRefused(
+            f"{a} es la misma NNA; indique dos distintas.",
+            f"{a} is one child; name two different ones.",
+        )
+    children = {c.id: c for c in session.scalars(select(Child).where(Child.id.in_([a, b])))}
+    for child_id in (a, b):
+        child = children.get(child_id)
+        if child is None:
+            raise LookupError(child_id)
+        if child.merged_into is not None:
+            raise PairRefused(
+                f"{child_id} fue fusionado en {child.merged_into}; use ese identificador.",
+                f"{child_id} was merged into {child.merged_into}; use that id.",
+            )
+    return _ordered(a, b)
+
+
+def record_distinct(
+    session: Session,
+    a: str,
+    b: str,
+    *,
+    reason: str,
+    actor_person: str,
+    actor_role: str = "administrator",
+) -> DistinctResult:
+    """Record that children ``a`` and ``b`` are different people: the pair is not listed as
+    duplicates again, its open conflict suggestions are resolved, a merge of it is refused.
+
+    Recording it again changes nothing (``unchanged``). Raises ``LookupError`` for an unknown
+    child and :class:`PairRefused` for one child twice or a merged child. The caller commits.
+    """
+    first, second = _current_pair(session, a, b)
+    if session.get(ChildDistinctPair, (first, second)) is not None:
+        return DistinctResult(first, second, unchanged=True)
+    session.add(
+        ChildDistinctPair(
+            child_id=first,
+            other_child_id=second,
+            decided_by=actor_person,
+            reason=reason[:500],
+            decided_at=utcnow(),
+        )
+    )
+    S = ChildDuplicateSuggestion
+    resolved = session.execute(
+        update(S)
+        .where(
+            S.resolved_at.is_(None),
+            or_(
+                and_(S.child_id == first, S.other_child_id == second),
+                and_(S.child_id == second, S.other_child_id == first),
+            ),
+        )
+        .values(resolved_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    entry = _audit_pair(session, "child.distinct_recorded", first, second, actor_person, actor_role)
+    return DistinctResult(first, second, False, suggestions_resolved=resolved, audit_entry=entry)
+
+
+def withdraw_distinct(
+    session: Session,
+    a: str,
+    b: str,
+    *,
+    actor_person: str,
+    actor_role: str = "administrator",
+) -> DistinctResult:
+    """Withdraw a "not the same child" record (it was a mistake): the pair may be listed and
+    merged again. Withdrawing a pair not recorded changes nothing (``unchanged``)."""
+    first, second = _current_pair(session, a, b)
+    pair = session.get(ChildDistinctPair, (first, second))
+    if pair is None:
+        return DistinctResult(first, second, unchanged=True, withdrawn=True)
+    session.delete(pair)
+    entry = _audit_pair(
+        session, "child.distinct_withdrawn", first, second, actor_person, actor_role
+    )
+    return DistinctResult(first, second, False, withdrawn=True, audit_entry=entry)
+
+
+def _audit_pair(
+    session: Session, action: str, first: str, second: str, person: str, role: str
+) -> str:
+    session.flush()
+    return record_event(
+        session,
+        action=action,
+        outcome="success",
+        actor_person=person,
+        actor_role=role,
+        child_id=first,
+        # Audit entries hold codes, not free text: the reason stays on the pair's row.
+        detail=f"distinct_from_{second}",
+    )

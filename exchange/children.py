@@ -178,6 +178,26 @@ class ChildDuplicateSuggestion(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class ChildDistinctPair(Base):
+    """Two children a person found to be different people ("not the same child").
+
+    The pair is kept in id order (``child_id`` < ``other_child_id``). It is never listed as a
+    probable duplicate again, its open conflict suggestions are resolved, and a merge of the
+    two is refused until the record is withdrawn (``puente children distinct --withdraw``).
+    """
+
+    __tablename__ = "child_distinct_pair"
+
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), primary_key=True)
+    other_child_id: Mapped[str] = mapped_column(
+        ForeignKey("child.id"), primary_key=True, index=True
+    )
+    #: The person who decided, and why (free text stays here, never in the audit log).
+    decided_by: Mapped[str] = mapped_column(String(80))
+    reason: Mapped[str] = mapped_column(String(500))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 # -- lookups ----------------------------------------------------------------------------------
 
 

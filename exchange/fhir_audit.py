@@ -69,6 +69,8 @@ _ACTIONS: Mapping[str, tuple[str, str]] = {
     "federation_envelope_sent": ("110106", "E"),
     "federation_envelope_received": ("110107", "C"),
     "child_merged": ("110110", "U"),
+    "child_distinct_recorded": ("110110", "U"),
+    "child_distinct_withdrawn": ("110110", "U"),
     "child_index_rebuilt": ("110100", "U"),
 }
 #: Reasons that mean the administrative change created something.

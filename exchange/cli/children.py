@@ -2,29 +2,39 @@
 and bringing the index up to date after an upgrade.
 
 Nothing is ever merged automatically: ``duplicates`` only lists, ``merge A B`` merges child B
-into child A when a person asks, and the merge is recorded in the audit log. ``reindex``
+into child A when a person asks, and the merge is recorded in the audit log; ``distinct A B``
+records that two children are different people, so the pair is not listed again. ``reindex``
 stores what search needs for records pushed before the hub's upgrade; it never relinks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 from flask import Flask
 
 from exchange import db
-from exchange.child_duplicates import MergeRefused, merge_children, probable_duplicates
+from exchange.child_duplicates import (
+    PairRefused,
+    merge_children,
+    probable_duplicates,
+    record_distinct,
+    withdraw_distinct,
+)
 from exchange.child_matching import DUPLICATE_MIN_SCORE
 from exchange.cli import language_option, print_json, say, with_hub
 
 
 @click.group("children")
 def children_group() -> None:
-    """Child index: duplicates, merges, reindex / índice de NNA: duplicados, fusiones, reindexar."""
+    """Child index: duplicates, merges, distinct pairs, reindex / índice de NNA: duplicados,
+    fusiones, personas distintas, reindexar."""
 
 
 @children_group.command("duplicates")
@@ -64,10 +74,12 @@ def duplicates_command(app: Flask, min_score: float, as_json: bool, lang: str) -
         "Un conflicto: una institución envió un identificador (CURP, número ACNUR) que ya "
         "tiene otra NNA; se guardó aparte hasta que una persona decida. Confirme con las "
         "instituciones de cada NNA; fusione con: puente children merge CONSERVAR FUSIONAR "
-        "--reason …",
+        "--reason …; si son personas distintas: puente children distinct A B --reason … (no "
+        "vuelven a listarse).",
         "A conflict: an agency pushed an identifier (CURP, UNHCR number) another child already "
         "holds; it was kept apart until a person decides. Check with each child's agencies; "
-        "merge with: puente children merge KEEP MERGE --reason …",
+        "merge with: puente children merge KEEP MERGE --reason …; if they are different "
+        "people: puente children distinct A B --reason … (not listed again).",
     )
     click.echo(hint, err=True)
 
@@ -124,14 +136,8 @@ def _person_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     return value
 
 
-@children_group.command("merge")
-@click.argument("into")
-@click.argument("merged")
-@click.option(
-    "--reason",
-    help="Required: why they are one child (no names) / obligatorio: motivo (sin nombres).",
-)
-@click.option(
+#: ``--by``: the person who decides a merge or a distinct pair, named in the audit log.
+deciding_person = click.option(
     "--by",
     "person",
     default=getpass.getuser,
@@ -139,6 +145,16 @@ def _person_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     callback=_person_id,
     help="Who decides (a person id), for the audit log / quién decide, para la bitácora.",
 )
+
+
+@children_group.command("merge")
+@click.argument("into")
+@click.argument("merged")
+@click.option(
+    "--reason",
+    help="Required: why they are one child (no names) / obligatorio: motivo (sin nombres).",
+)
+@deciding_person
 @click.option("--json", "as_json", is_flag=True, help="Print the merge as JSON.")
 @language_option
 @with_hub
@@ -167,19 +183,8 @@ def merge_command(
         )
     reason = reason.strip()
     session = db.database(app).sessions()
-    with session:
-        try:
-            result = merge_children(session, into, merged, reason=reason, actor_person=person)
-        except LookupError as error:
-            raise click.ClickException(
-                f"No existe la NNA {error.args[0]}."
-                if lang == "es"
-                else f"No such child {error.args[0]}."
-            ) from error
-        except MergeRefused as refused:
-            raise click.ClickException(
-                refused.message_es if lang == "es" else refused.message_en
-            ) from refused
+    with session, _pair_refusals(lang):
+        result = merge_children(session, into, merged, reason=reason, actor_person=person)
         session.commit()
     if as_json:
         print_json(result.to_json())
@@ -196,6 +201,106 @@ def merge_command(
             if lang == "es"
             else f"{merged} merged into {into}: {result.identifiers_moved} identifiers, "
             f"{result.profiles_moved} profiles moved."
+        )
+
+
+@contextlib.contextmanager
+def _pair_refusals(lang: str) -> Iterator[None]:
+    """An unknown child or a refused decision about two children ends the command with one
+    line in the language asked for."""
+    try:
+        yield
+    except LookupError as error:
+        raise click.ClickException(
+            say(lang, f"No existe la NNA {error.args[0]}.", f"No such child {error.args[0]}.")
+        ) from error
+    except PairRefused as refused:
+        raise click.ClickException(
+            refused.message_es if lang == "es" else refused.message_en
+        ) from refused
+
+
+@children_group.command("distinct")
+@click.argument("child")
+@click.argument("other")
+@click.option(
+    "--reason",
+    help="Required: why they are different people (no names) / obligatorio: motivo (sin nombres).",
+)
+@click.option("--withdraw", is_flag=True, help="Withdraw the record (it was a mistake).")
+@deciding_person
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@language_option
+@with_hub
+def distinct_command(
+    app: Flask,
+    child: str,
+    other: str,
+    reason: str | None,
+    withdraw: bool,
+    person: str,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Record that CHILD and OTHER are different people ("not the same child").
+
+    The pair is no longer listed by ``duplicates``, its open conflicts are resolved, and a
+    merge of the two is refused until the record is withdrawn with --withdraw.
+    """
+    if not withdraw and (reason is None or not reason.strip()):
+        raise click.UsageError(
+            say(
+                lang,
+                "Indique --reason: por qué son personas distintas (sin nombres); el motivo "
+                "queda registrado.",
+                "Give --reason: why they are different people (no names); the reason is kept "
+                "on record.",
+            )
+        )
+    session = db.database(app).sessions()
+    with session, _pair_refusals(lang):
+        if withdraw:
+            result = withdraw_distinct(session, child, other, actor_person=person)
+        else:
+            result = record_distinct(
+                session, child, other, reason=(reason or "").strip(), actor_person=person
+            )
+        session.commit()
+    if as_json:
+        print_json(result.to_json())
+        return
+    pair = f"{result.child_id} / {result.other_child_id}"
+    if withdraw:
+        click.echo(
+            say(
+                lang,
+                f"{pair}: no había registro; nada cambió.",
+                f"{pair}: nothing was recorded; nothing changed.",
+            )
+            if result.unchanged
+            else say(
+                lang,
+                f"{pair}: registro retirado; pueden volver a listarse como posibles duplicados.",
+                f"{pair}: record withdrawn; they may be listed as probable duplicates again.",
+            )
+        )
+    elif result.unchanged:
+        click.echo(
+            say(
+                lang,
+                f"{pair}: ya estaba registrado como personas distintas; nada cambió.",
+                f"{pair}: already recorded as different people; nothing changed.",
+            )
+        )
+    else:
+        click.echo(
+            say(
+                lang,
+                f"{pair}: registrados como personas distintas; no volverán a listarse "
+                f"({result.suggestions_resolved} conflicto(s) resuelto(s)).",
+                f"{pair}: recorded as different people; they will not be listed again "
+                f"({result.suggestions_resolved} conflict(s) resolved).",
+            )
         )
 
 

@@ -14,12 +14,14 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import create_engine, delete, select, text, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from exchange import child_matching, db
 from exchange.audit_log import AuditEntry
 from exchange.children import (
     Child,
     ChildCaseNumber,
+    ChildDistinctPair,
     ChildDuplicateSuggestion,
     ChildIdentifier,
     ChildNameKey,
@@ -62,6 +64,20 @@ def module_hub(
     admin.dispose()
 
 
+def empty_child_index(session: Session) -> None:
+    for model in (
+        ChildDistinctPair,
+        ChildNameKey,
+        ChildProfile,
+        ChildDuplicateSuggestion,
+        ChildCaseNumber,
+        ChildIdentifier,
+    ):
+        session.execute(delete(model))
+    session.execute(update(Child).values(merged_into=None))
+    session.execute(delete(Child))
+
+
 def child(given: str, first: str, dob: str, **extra: Any) -> dict[str, Any]:
     return {
         "child": {
@@ -79,11 +95,7 @@ def hub(module_hub: tuple[Flask, dict[str, str]]) -> tuple[Flask, dict[str, str]
     and a child unlike any other."""
     app, env = module_hub
     with app.app_context(), db.database(app).sessions.begin() as session:
-        for model in (ChildNameKey, ChildProfile, ChildDuplicateSuggestion, ChildCaseNumber):
-            session.execute(delete(model))
-        session.execute(delete(ChildIdentifier))
-        session.execute(update(Child).values(merged_into=None))
-        session.execute(delete(Child))
+        empty_child_index(session)
 
         def push(agency: str, local_id: str, document: dict[str, Any]) -> str:
             return link_child(
@@ -232,16 +244,7 @@ def test_wrong_merges_are_refused(hub: tuple[Flask, dict[str, str], dict[str, st
 def test_an_empty_index_has_no_duplicates(module_hub: tuple[Flask, dict[str, str]]) -> None:
     app, env = module_hub
     with db.database(app).sessions.begin() as session:
-        for model in (
-            ChildNameKey,
-            ChildProfile,
-            ChildDuplicateSuggestion,
-            ChildCaseNumber,
-            ChildIdentifier,
-        ):
-            session.execute(delete(model))
-        session.execute(update(Child).values(merged_into=None))
-        session.execute(delete(Child))
+        empty_child_index(session)
     result = CliRunner().invoke(main, ["children", "duplicates", "--lang", "es"], env=env)
     assert result.exit_code == 0
     assert result.output.strip() == "Sin duplicados probables."
