@@ -11,7 +11,8 @@ never goes back (the race the spec describes under "add-checkpoint").
 
 A checkpoint of the stored size with another root hash means the log signed two different
 trees of one size: it shows different logs to different parties, which is what witnesses are
-there to catch. That is logged at critical level and written to the hub's own audit log.
+there to catch. That is logged at critical level, written to the hub's own audit log
+(``peer_log_forked``) and reported by ``GET /v1/audit/alerts`` (``peer_log_fork``).
 Successful cosignatures are not audited: two hubs witnessing each other would otherwise each
 add an entry for every checkpoint of the other, so each log's growth would grow the other's
 without end.
@@ -20,9 +21,11 @@ without end.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import time
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, LargeBinary, String, select, update
 from sqlalchemy.exc import IntegrityError
@@ -44,7 +47,9 @@ from audit import (
 )
 from audit.errors import in_spanish
 from exchange import audit_log
-from exchange.auth import utcnow
+from exchange.audit_log import AuditEntry, format_time
+from exchange.audit_queries import AlertWindow, register_alert_source
+from exchange.auth import as_utc, utcnow
 from exchange.db import Base
 from exchange.peers import MAX_ORIGIN, Peer, active_peer_for_origin
 from schemas.errors import BilingualError
@@ -235,9 +240,36 @@ def _record_fork(session: Session, peer: Peer, state: WitnessState, signed_check
     )
     audit_log.record_event(
         session,
-        action="federation_envelope_received",
+        action="peer_log_forked",
         outcome="failure",
         object_type="peer",
         object_id=peer.hub_id,
-        detail=f"witness_log_fork.{state.size}",
+        detail=f"size.{state.size}",
     )
+
+
+@register_alert_source
+def peer_log_forks(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """Every fork of a peer's log this hub caught as its witness in the window: the peer
+    showed two different logs, and oversight must hear of it."""
+    rows = session.execute(
+        select(AuditEntry.entry, AuditEntry.recorded_at)
+        .where(
+            AuditEntry.action == "peer_log_forked",
+            AuditEntry.recorded_at >= window.start,
+            AuditEntry.recorded_at < window.end,
+        )
+        .order_by(AuditEntry.recorded_at)
+    )
+    alerts = []
+    for entry, recorded_at in rows:
+        logged = json.loads(entry)
+        alerts.append(
+            {
+                "kind": "peer_log_fork",
+                "peer": logged.get("object", {}).get("id"),
+                "size": int(logged.get("reason_code", "size.0").rpartition(".")[2] or 0),
+                "detected_at": format_time(as_utc(recorded_at)),
+            }
+        )
+    return alerts

@@ -39,6 +39,8 @@ def hub_document() -> Any:
             "revocation": f"{base}/oauth/revoke",
             "records": f"{base}/v1/records",
             "checkpoint": f"{base}/v1/audit/checkpoint",
+            # c2sp.org/tlog-witness: peers send their checkpoints here to be cosigned.
+            "witness": f"{base}/v1/witness/add-checkpoint",
             "openapi": f"{base}/openapi.json",
         },
     )

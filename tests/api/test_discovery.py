@@ -22,4 +22,5 @@ def test_hub_document_names_the_hub_and_its_keys(app: Flask, client: FlaskClient
     assert verifier.name == "mx.local.puente/audit"
     assert body["signing_jwk"]["crv"] == "Ed25519"
     assert body["endpoints"]["token"].endswith("/oauth/token")
+    assert body["endpoints"]["witness"].endswith("/v1/witness/add-checkpoint")
     assert "d" not in body["signing_jwk"]  # never the private half

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from records_support import add_agency
 from sqlalchemy import select
 
 from audit import (
@@ -225,11 +226,17 @@ def test_a_fork_is_refused_logged_and_audited(
     assert record.__dict__["signed_checkpoint"] == sign_checkpoint(forked, [peer_log.signer])
     with db.database(app).sessions() as session:
         entries = [json.loads(row) for row in session.scalars(select(AuditEntry.entry))]
-    (fork,) = [e for e in entries if e.get("reason_code", "").startswith("witness_log_fork")]
-    assert fork["action"] == "federation_envelope_received"
+    (fork,) = [e for e in entries if e["action"] == "peer_log_forked"]
     assert fork["outcome"] == "failure"
     assert fork["object"] == {"type": "peer", "id": "mx.oax.puente"}
-    assert fork["reason_code"] == "witness_log_fork.3"
+    assert fork["reason_code"] == "size.3"
+
+    auditor = add_agency(
+        app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()["alerts"]
+    (alert,) = [a for a in alerts if a["kind"] == "peer_log_fork"]
+    assert (alert["peer"], alert["size"]) == ("mx.oax.puente", 3) and alert["detected_at"]
 
 
 @pytest.mark.parametrize(
