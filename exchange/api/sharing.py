@@ -11,10 +11,11 @@ these routes reveal nothing about records the caller does not know.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from consent import ALL_CATEGORIES
 from exchange import db
@@ -332,7 +333,7 @@ def create_transfer(record_id: str) -> Any:
     return _created(share, entry)
 
 
-def _transfer_seen_by(session: Any, actor: Actor, share_id: str) -> RecordShare:
+def _transfer_seen_by(session: Session, actor: Actor, share_id: str) -> RecordShare:
     """The transfer ``share_id`` if the caller's agency sent or received it; otherwise the
     answer of a transfer that does not exist."""
     share = session.get(RecordShare, share_id)
@@ -357,22 +358,40 @@ def _no_longer_pending(share_id: str, conflict: ShareConflict) -> Problem:
     )
 
 
-def _decide(share_id: str, accept: bool) -> Any:
+def _transfer_for(
+    share_id: str,
+    schema: dict[str, Any],
+    *,
+    party: Literal["recipient", "sender"],
+    refusal: tuple[str, str],
+) -> tuple[dict[str, Any], Actor, Session, RecordShare]:
+    """The optional body (checked against ``schema`` before anything is looked up), the caller,
+    the session and the transfer ``share_id``, which only its ``party`` may act on: 404 if the
+    caller's agency neither sent nor received it, ``403 forbidden`` saying ``refusal`` if it is
+    the other party."""
     body: dict[str, Any] = {}
     if request.content_length:
-        body = _validated(ACCEPTANCE_SCHEMA if accept else DECISION_SCHEMA, require_json())
-    reason = body.get("reason")
+        body = _validated(schema, require_json())
     actor = current_actor()
     session = db.session()
     share = _transfer_seen_by(session, actor, share_id)
-    if actor.agency_id != share.agency_id:
-        raise Problem(
-            "forbidden",
-            (
-                "Solo la agencia destinataria puede aceptar o rechazar la transferencia.",
-                "Only the recipient agency may accept or reject the transfer.",
-            ),
-        )
+    acting_agency = share.agency_id if party == "recipient" else share.from_agency
+    if actor.agency_id != acting_agency:
+        raise Problem("forbidden", refusal)
+    return body, actor, session, share
+
+
+def _decide(share_id: str, accept: bool) -> Any:
+    body, actor, session, share = _transfer_for(
+        share_id,
+        ACCEPTANCE_SCHEMA if accept else DECISION_SCHEMA,
+        party="recipient",
+        refusal=(
+            "Solo la agencia destinataria puede aceptar o rechazar la transferencia.",
+            "Only the recipient agency may accept or reject the transfer.",
+        ),
+    )
+    reason = body.get("reason")
     decision_entry = None
     local_id = None
     if accept and share.status == "pending":
@@ -450,20 +469,15 @@ def reject_transfer(share_id: str) -> Any:
 @require_scope("records:write")
 def withdraw_transfer_route(share_id: str) -> Any:
     """The sender takes back its pending transfer (the recipient is told)."""
-    body: dict[str, Any] = {}
-    if request.content_length:
-        body = _validated(DECISION_SCHEMA, require_json())
-    actor = current_actor()
-    session = db.session()
-    share = _transfer_seen_by(session, actor, share_id)
-    if actor.agency_id != share.from_agency:
-        raise Problem(
-            "forbidden",
-            (
-                "Solo la agencia que pidió la transferencia puede retirarla.",
-                "Only the agency that asked for the transfer may withdraw it.",
-            ),
-        )
+    body, actor, session, share = _transfer_for(
+        share_id,
+        DECISION_SCHEMA,
+        party="sender",
+        refusal=(
+            "Solo la agencia que pidió la transferencia puede retirarla.",
+            "Only the agency that asked for the transfer may withdraw it.",
+        ),
+    )
     try:
         entry = withdraw_transfer(session, actor, share, reason=body.get("reason"))
     except ShareConflict as conflict:

@@ -72,6 +72,15 @@ def ask(client: FlaskClient, lawyer: PersonClient, child_id: str, **extra: Any) 
     return client.post("/v1/access-requests", json=body, headers=lawyer.headers)
 
 
+def consent_to_represent(
+    client: FlaskClient, officer: PersonClient, child_id: str
+) -> dict[str, Any]:
+    """The Procuraduría's consent to the lawyer's clinic reading the child's record for legal
+    representation: what grants the lawyer's requests at once."""
+    document = consent_document(CLINIC, purposes=["legal_representation"])
+    return record_consent(client, officer, child_id, document)
+
+
 def test_a_request_made_before_a_merge_names_the_child_it_is_now_to_those_who_may_know(
     app: Flask,
     client: FlaskClient,
@@ -742,12 +751,7 @@ def test_a_request_granted_at_once_names_its_consent_and_when_it_really_ends(
     officer: PersonClient,
     pushed: dict[str, Any],
 ) -> None:
-    consent = record_consent(
-        client,
-        officer,
-        pushed["child_id"],
-        consent_document(CLINIC, purposes=["legal_representation"]),
-    )
+    consent = consent_to_represent(client, officer, pushed["child_id"])
     response = ask(client, lawyer, pushed["child_id"], until=FAR_FUTURE)
     assert response.status_code == 201
     body = response.get_json()
@@ -820,12 +824,7 @@ def test_a_request_granted_at_once_until_a_date_before_its_basis_ends_says_so(
     officer: PersonClient,
     pushed: dict[str, Any],
 ) -> None:
-    record_consent(
-        client,
-        officer,
-        pushed["child_id"],
-        consent_document(CLINIC, purposes=["legal_representation"]),
-    )
+    consent_to_represent(client, officer, pushed["child_id"])
     asked = "2027-06-30T00:00:00Z"  # before the consent ends (CONSENT_END)
     body = ask(client, lawyer, pushed["child_id"], until=asked).get_json()
     assert body["status"] == "granted"
@@ -928,12 +927,7 @@ def test_a_provision_period_ends_the_access_before_the_consent_does(
 def test_a_request_asking_less_than_its_basis_keeps_its_own_end(
     client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
 ) -> None:
-    record_consent(
-        client,
-        officer,
-        pushed["child_id"],
-        consent_document(CLINIC, purposes=["legal_representation"]),
-    )
+    consent_to_represent(client, officer, pushed["child_id"])
     body = ask(client, lawyer, pushed["child_id"], until="2027-02-01T00:00:00Z").get_json()
     assert body["access"]["until"] == "2027-02-01T00:00:00+00:00"
     assert "before the date asked for" not in body["message"]["en"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from exchange import db
 from exchange.agencies import disable_agency, register_agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token
-from exchange.outbox import OutboxMessage
+from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_message
 from exchange.records import Record
 from exchange.sharing import RecordShare
 
@@ -90,6 +91,37 @@ class Hub:
             )
             assert recorded.status_code == 201, recorded.get_json()["errors"]
         return str(answer.get_json()["record_id"])
+
+    def revoke_consent(self, record_id: str) -> Any:
+        """The Procuraduría revokes the consent :meth:`push` recorded for the record's child."""
+        child_id = self.read(OWNER, record_id).get_json()["child_id"]
+        consents = self.client.get(
+            f"/v1/children/{child_id}/consents", headers=self.headers(PROCURADURIA)
+        ).get_json()["consents"]
+        return self.post(
+            PROCURADURIA, f"/v1/consents/{consents[0]['id']}/revoke", {"reason": "Revocado."}
+        )
+
+    def deliver_unsent(self, kind: str) -> tuple[OutboxMessage, BatchResult]:
+        """Deliver now the one queued ``kind`` notification through a transport that fails the
+        test if anything is sent: the message as it is after the attempt, and the batch tally."""
+
+        class Unreachable:
+            def deliver(self, agency: Any, message: Any) -> None:
+                raise AssertionError(f"the {kind} notification must be withheld, not sent")
+
+        with self.app.app_context(), db.database(self.app).sessions() as session:
+            [message] = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.kind == kind)
+            ).all()
+            message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
+            session.commit()
+            result = BatchResult()
+            deliver_message(
+                session, message, Unreachable(), DeliveryPolicy.from_config(self.app), result
+            )
+            session.refresh(message)
+        return message, result
 
     def outbox(self) -> list[OutboxMessage]:
         with db.database(self.app).sessions() as session:
@@ -336,6 +368,41 @@ def test_only_the_recipient_may_accept_and_only_once(hub: Hub) -> None:
     assert hub.owner_of(record_id) == CLINIC
 
 
+def test_each_party_is_refused_in_both_languages_what_only_the_other_may_do(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    recipient_only = (
+        "Solo la agencia destinataria puede aceptar o rechazar la transferencia.",
+        "Only the recipient agency may accept or reject the transfer.",
+    )
+    sender_only = (
+        "Solo la agencia que pidió la transferencia puede retirarla.",
+        "Only the agency that asked for the transfer may withdraw it.",
+    )
+    for agency, action, (spanish, english) in (
+        (OWNER, "accept", recipient_only),
+        (OWNER, "reject", recipient_only),
+        (CLINIC, "withdraw", sender_only),
+    ):
+        path = f"/v1/transfers/{share_id}/{action}"
+        refused = hub.post(agency, path, {"reason": "Sin cupo."})
+        assert refused.status_code == 403
+        assert refused.get_json()["type"].endswith("/forbidden")
+        assert refused.get_json()["detail"] == english
+        in_spanish = hub.client.post(
+            path, json={}, headers={**hub.headers(agency), "Accept-Language": "es"}
+        )
+        assert in_spanish.get_json()["detail"] == spanish
+        # The body is checked before the transfer is looked up, whoever asks.
+        assert hub.post(SHELTER, path, {"why": "no"}).status_code == 400
+    # Only accepting may name the recipient's local id.
+    for agency, action in ((CLINIC, "reject"), (OWNER, "withdraw")):
+        named = hub.post(agency, f"/v1/transfers/{share_id}/{action}", {"local_id": "EXP-9"})
+        assert named.status_code == 400
+    # None of it touched the transfer: the recipient can still accept it.
+    assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept").status_code == 200
+
+
 def test_a_referral_is_not_a_transfer_to_accept(hub: Hub) -> None:
     record_id = hub.push()
     share_id = refer(hub, record_id).get_json()["id"]
@@ -496,39 +563,15 @@ def test_a_referral_carries_only_the_permitted_categories(hub: Hub) -> None:
 
 
 def test_a_revocation_withholds_queued_deliveries(hub: Hub) -> None:
-    from exchange.outbox import BatchResult, DeliveryPolicy, deliver_message
-
     record_id = hub.push()
     assert refer(hub, record_id).status_code == 201
-    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
-    consents = hub.client.get(
-        f"/v1/children/{child_id}/consents", headers=hub.headers(PROCURADURIA)
-    ).get_json()["consents"]
-    revoked = hub.post(
-        PROCURADURIA, f"/v1/consents/{consents[0]['id']}/revoke", {"reason": "Revocado."}
-    )
-    assert revoked.status_code == 200
+    assert hub.revoke_consent(record_id).status_code == 200
     assert hub.read(CLINIC, record_id).status_code == 403
 
-    class Unreachable:
-        def deliver(self, agency: Any, message: Any) -> None:
-            raise AssertionError("a withheld message must not be sent")
-
-    with hub.app.app_context(), db.database(hub.app).sessions() as session:
-        [message] = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.kind == "record.referred")
-        ).all()
-        from datetime import UTC, datetime, timedelta
-
-        message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
-        session.commit()
-        result = BatchResult()
-        deliver_message(
-            session, message, Unreachable(), DeliveryPolicy.from_config(hub.app), result
-        )
-        session.refresh(message)
-        assert message.status == "withheld"
-        assert result.withheld == 1
+    message, result = hub.deliver_unsent("record.referred")
+    assert message.status == "withheld"
+    assert result.withheld == 1
+    with db.database(hub.app).sessions() as session:
         denied = session.scalars(
             select(AuditEntry).where(
                 AuditEntry.action == "record_referred", AuditEntry.outcome == "denied"
@@ -619,14 +662,7 @@ def test_the_sender_withdraws_a_transfer_that_can_no_longer_be_accepted(hub: Hub
     record_id = hub.push()
     share_id = transfer(hub, record_id).get_json()["id"]
     # The consent that allowed it is revoked: the recipient can no longer accept ...
-    child_id = hub.read(OWNER, record_id).get_json()["child_id"]
-    consents = hub.client.get(
-        f"/v1/children/{child_id}/consents", headers=hub.headers(PROCURADURIA)
-    ).get_json()["consents"]
-    revoked = hub.post(
-        PROCURADURIA, f"/v1/consents/{consents[0]['id']}/revoke", {"reason": "Revocado."}
-    )
-    assert revoked.status_code == 200
+    assert hub.revoke_consent(record_id).status_code == 200
     assert hub.post(CLINIC, f"/v1/transfers/{share_id}/accept", {}).status_code == 403
     # ... and the pending transfer would block every other transfer of the record.
     assert transfer(hub, record_id, to=SHELTER).status_code == 409
@@ -648,28 +684,10 @@ def test_the_sender_withdraws_a_transfer_that_can_no_longer_be_accepted(hub: Hub
 
 
 def test_a_transfer_request_answered_before_delivery_is_not_announced(hub: Hub) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from exchange.outbox import BatchResult, DeliveryPolicy, deliver_message
-
     record_id = hub.push()
     share_id = transfer(hub, record_id).get_json()["id"]
     assert hub.post(CLINIC, f"/v1/transfers/{share_id}/reject", {}).status_code == 200
 
-    class Unreachable:
-        def deliver(self, agency: Any, message: Any) -> None:
-            raise AssertionError("a stale transfer request must not be sent")
-
-    with hub.app.app_context(), db.database(hub.app).sessions() as session:
-        [message] = session.scalars(
-            select(OutboxMessage).where(OutboxMessage.kind == "transfer.requested")
-        ).all()
-        message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
-        session.commit()
-        result = BatchResult()
-        deliver_message(
-            session, message, Unreachable(), DeliveryPolicy.from_config(hub.app), result
-        )
-        session.refresh(message)
-        assert message.status == "withheld" and result.withheld == 1
-        assert "no longer pending" in (message.last_error or "")
+    message, result = hub.deliver_unsent("transfer.requested")
+    assert message.status == "withheld" and result.withheld == 1
+    assert "no longer pending" in (message.last_error or "")
