@@ -3,7 +3,10 @@
 The files are described in :mod:`audit.verify_export` (the verifier reads them with nothing but
 the ``audit`` package) and in docs/audit.md. The export is taken from one consistent snapshot
 after sequencing everything pending and signing a fresh checkpoint, so it covers every entry
-committed before it started.
+committed before it started. Before writing, the peers' witnesses are asked to cosign that
+checkpoint (:func:`exchange.witnessing.request_cosignatures`), and every exported checkpoint
+carries the cosignatures stored for it, so ``puente audit verify --witness … --quorum N`` can
+require them.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit import consistency_proof
+from audit import Note, consistency_proof
 from audit.merkle import HASH_SIZE
 from audit.verify_export import checkpoint_line
 from exchange import db
@@ -30,6 +33,7 @@ from exchange.audit_log import AuditCheckpoint, AuditEntry, AuditTile, format_ti
 from exchange.audit_sequencer import TILE_WIDTH, TileCache, TileStore, integrate_pending
 from exchange.auth import utcnow
 from exchange.keys import audit_origin, hub_keys
+from exchange.witnessing import Post, all_cosignatures, request_cosignatures
 
 log = logging.getLogger("puente.audit")
 
@@ -82,20 +86,28 @@ def sequence_everything(app: Flask, *, patience: float = 30.0) -> None:
 
 
 def export_log(
-    app: Flask, directory: Path, *, progress: Callable[[int, int], None] | None = None
+    app: Flask,
+    directory: Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    post: Post | None = None,
 ) -> ExportResult:
     """Write the export to ``directory`` (created; existing export files are replaced).
 
-    ``progress(done, total)`` is called as entries are written. Files are written under
+    ``progress(done, total)`` is called as entries are written; ``post`` makes the requests to
+    the witnesses (:func:`exchange.witnessing.request_cosignatures`). The export ends with the
+    checkpoint the witnesses were asked to cosign, even if another process signs a newer one
+    meanwhile. Files are written under
     ``.partial`` names and take their own names only once the whole export is written, the
     manifest last: an export cut short (the database went away) leaves an earlier export in
     the folder as it was, never half of a new one.
     """
     sequence_everything(app)
+    last_size = request_cosignatures(app, post=post).checkpoint_size
     directory.mkdir(parents=True, exist_ok=True)
     digests: dict[str, dict[str, Any]] = {}
     try:
-        result = _write_export(app, directory, digests, progress)
+        result = _write_export(app, directory, digests, progress, last_size)
         for name in [*digests, MANIFEST_FILE]:
             os.replace(_partial(directory / name), directory / name)
     finally:
@@ -118,13 +130,15 @@ def _write_export(
     directory: Path,
     digests: dict[str, dict[str, Any]],
     progress: Callable[[int, int], None] | None,
+    last_size: int | None,
 ) -> ExportResult:
     result = ExportResult(directory)
     with db.database(app).sessions() as session:
         _snapshot(session)
-        latest = session.scalars(
-            select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
-        ).first()
+        query = select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+        if last_size is not None:
+            query = query.where(AuditCheckpoint.size <= last_size)
+        latest = session.scalars(query).first()
         size = latest.size if latest is not None else 0
         result.latest_checkpoint = size if latest is not None else None
         with _HashingWriter(directory / ENTRIES_FILE, digests) as out:
@@ -207,11 +221,15 @@ def _write_checkpoints(session: Session, size: int, out: _HashingWriter) -> int:
     rows = session.scalars(
         select(AuditCheckpoint).where(AuditCheckpoint.size <= size).order_by(AuditCheckpoint.size)
     )
+    cosignatures = all_cosignatures(session, up_to=size)
     for checkpoint in rows:
         proof: list[bytes] = []
         if previous is not None and 0 < previous < checkpoint.size:
             proof = consistency_proof(previous, checkpoint.size, store)
-        out.write((checkpoint_line(checkpoint.note, proof) + "\n").encode())
+        note = checkpoint.note
+        if checkpoint.size in cosignatures:
+            note = Note.from_text(note).with_signatures(cosignatures[checkpoint.size]).to_text()
+        out.write((checkpoint_line(note, proof) + "\n").encode())
         previous = checkpoint.size
         count += 1
     return count

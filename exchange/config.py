@@ -68,6 +68,10 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_BATCH_SIZE": 256,
     "AUDIT_MAX_PER_RUN": 4096,
     "AUDIT_CHECKPOINT_INTERVAL": 0.25,
+    # Cosignatures: seconds between `puente worker`'s rounds asking the peers' witnesses to
+    # cosign the latest checkpoint, and the deadline of one request to one witness.
+    "AUDIT_WITNESS_INTERVAL": 5.0,
+    "AUDIT_WITNESS_TIMEOUT": 10.0,
     # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,

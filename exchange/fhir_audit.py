@@ -67,6 +67,7 @@ _ACTIONS: Mapping[str, tuple[str, str]] = {
     "schema_changed": ("110100", "U"),
     "peer_changed": ("110100", "U"),
     "peer_log_forked": ("110113", "E"),
+    "own_log_conflict_reported": ("110113", "E"),
     "federation_envelope_sent": ("110106", "E"),
     "federation_envelope_received": ("110107", "C"),
     "child_merged": ("110110", "U"),

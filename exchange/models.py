@@ -36,4 +36,5 @@ from exchange import (  # noqa: E402, F401
     records,
     sharing,
     witness_service,
+    witnessing,
 )

@@ -195,6 +195,19 @@ def disable_peer(session: Session, hub_id: str) -> Peer:
     return peer
 
 
+def enable_peer(session: Session, hub_id: str) -> Peer:
+    """Witness a disabled peer's log again, from the size cosigned before it was disabled."""
+    peer = get_peer(session, hub_id)
+    if peer.active:
+        raise PeerError(
+            f"El nodo par {hub_id!r} ya está activo.", f"Peer hub {hub_id!r} is already active."
+        )
+    peer.active = True
+    session.flush()
+    _audit(session, "peer_changed", hub_id, detail="enabled")
+    return peer
+
+
 def get_peer(session: Session, hub_id: str) -> Peer:
     peer = session.get(Peer, hub_id)
     if peer is None:

@@ -248,25 +248,31 @@ def _record_fork(session: Session, peer: Peer, state: WitnessState, signed_check
     )
 
 
+#: Audit action -> alert kind: two logs shown where there must be one. ``peer_log_fork``: this
+#: hub, as a peer's witness, was sent two trees of one size; ``own_log_conflict``: a peer's
+#: witness cosigned a tree of this hub's log that this hub did not sign (see
+#: :mod:`exchange.witnessing`). Oversight must hear of either at once.
+_FORK_ALERTS = {"peer_log_forked": "peer_log_fork", "own_log_conflict_reported": "own_log_conflict"}
+
+
 @register_alert_source
-def peer_log_forks(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
-    """Every fork of a peer's log this hub caught as its witness in the window: the peer
-    showed two different logs, and oversight must hear of it."""
+def log_fork_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """Every fork this hub caught, or was told of by a witness, in the window."""
     rows = session.execute(
-        select(AuditEntry.entry, AuditEntry.recorded_at)
+        select(AuditEntry.action, AuditEntry.entry, AuditEntry.recorded_at)
         .where(
-            AuditEntry.action == "peer_log_forked",
+            AuditEntry.action.in_(_FORK_ALERTS),
             AuditEntry.recorded_at >= window.start,
             AuditEntry.recorded_at < window.end,
         )
         .order_by(AuditEntry.recorded_at)
     )
     alerts = []
-    for entry, recorded_at in rows:
+    for action, entry, recorded_at in rows:
         logged = json.loads(entry)
         alerts.append(
             {
-                "kind": "peer_log_fork",
+                "kind": _FORK_ALERTS[action],
                 "peer": logged.get("object", {}).get("id"),
                 "size": int(logged.get("reason_code", "size.0").rpartition(".")[2] or 0),
                 "detected_at": format_time(as_utc(recorded_at)),

@@ -33,6 +33,7 @@ from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
 from exchange.auth import require_scope, utcnow
 from exchange.httpbasics import FHIR_JSON, wants_fhir
 from exchange.problems import Problem, localized
+from exchange.witnessing import with_cosignatures
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -62,7 +63,9 @@ def checkpoint() -> Response:
             "not-found",
             ("Aún no hay un punto de control firmado.", "No checkpoint has been signed yet."),
         )
-    return Response(latest.note, mimetype="text/plain")
+    # The peers' witnesses' cosignatures on it, verified when received, as extra signature
+    # lines: a client that trusts those witnesses can require a quorum of them.
+    return Response(with_cosignatures(db.session(), latest.note), mimetype="text/plain")
 
 
 @bp.get("/entries")

@@ -1,8 +1,8 @@
-"""``puente audit export`` and ``puente audit verify``.
+"""``puente audit export``, ``puente audit witness`` and ``puente audit verify``.
 
 ``verify`` works offline with public keys only. This module imports nothing but the standard
 library, click and the pure ``audit`` package at import time (tqdm when a progress bar is
-shown); ``export`` loads the hub (Flask, SQLAlchemy) inside the command.
+shown); ``export`` and ``witness`` load the hub (Flask, SQLAlchemy) inside the command.
 
 Exit codes of ``verify``: 0 ok; 1 bad proof or entry (or a damaged export); 2 signature or
 quorum failure (or an export with no signed checkpoint); 3 inconsistent checkpoints; 64 wrong
@@ -168,6 +168,79 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
             f"(latest checkpoint: {latest})",
         )
     )
+
+
+# --- witness ---------------------------------------------------------------------------------
+
+#: What ``witness`` says of each outcome of :func:`exchange.witnessing.request_cosignatures`.
+_WITNESS_OUTCOMES = {
+    "cosigned": ("cofirmó el punto de control", "cosigned the checkpoint"),
+    "up_to_date": ("ya lo había cofirmado", "had already cosigned it"),
+    "unreachable": ("sin respuesta; se reintentará", "no answer; will be retried"),
+    "refused": ("no lo cofirmó; se reintentará", "did not cosign it; will be retried"),
+    "bad_cosignature": (
+        "respondió una cofirma que no verifica: no se guardó",
+        "answered a cosignature that does not verify: not kept",
+    ),
+    "behind": (
+        "ya cofirmó un punto de control más reciente",
+        "has already cosigned a newer checkpoint",
+    ),
+    "conflict": (
+        "¡VIO OTRO ÁRBOL DE ESTA BITÁCORA! (registrado en la bitácora de auditoría)",
+        "SAW ANOTHER TREE OF THIS LOG! (written to the audit log)",
+    ),
+}
+
+
+@audit_group.command("witness")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--lang",
+    type=click.Choice(["es", "en"]),
+    default=_lang_default,
+    help="Language of messages / idioma de los mensajes.",
+)
+def witness_command(as_json: bool, lang: str) -> None:
+    """Ask the peers' witnesses to cosign the latest checkpoint now (`puente worker` does it
+    every few seconds). Exit 1 when a witness has not cosigned it."""
+    from exchange.cli import database_errors, hub_app
+    from exchange.witnessing import request_cosignatures
+
+    app = hub_app(lang)
+    with database_errors(lang), app.app_context():
+        run = request_cosignatures(app)
+    done = all(peer.outcome in ("cosigned", "up_to_date") for peer in run.peers)
+    if as_json:
+        click.echo(json.dumps({"ok": done, **run.to_json()}, ensure_ascii=False))
+    elif run.checkpoint_size is None:
+        click.echo(
+            _say(lang, "Aún no hay un punto de control firmado.", "No checkpoint signed yet.")
+        )
+    elif not run.peers:
+        click.echo(
+            _say(
+                lang,
+                "Ningún nodo par activo tiene llave de testigo y URL (puente peer add "
+                "--witness-vkey … --url …).",
+                "No active peer has a witness key and a URL (puente peer add --witness-vkey "
+                "… --url …).",
+            )
+        )
+    else:
+        click.echo(
+            _say(
+                lang,
+                f"Punto de control {run.checkpoint_size}:",
+                f"Checkpoint {run.checkpoint_size}:",
+            )
+        )
+        for peer in run.peers:
+            said = _say(lang, *_WITNESS_OUTCOMES[peer.outcome])
+            reason = f" ({peer.reason})" if peer.reason else ""
+            click.echo(f"  {peer.hub_id}: {said}{reason}")
+    if not done:
+        sys.exit(1)
 
 
 # --- verify ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from exchange.peers import (
     add_peer,
     describe,
     disable_peer,
+    enable_peer,
     list_peers,
 )
 
@@ -152,5 +153,22 @@ def disable_command(app: Flask, hub_id: str, lang: str) -> None:
             lang,
             f"Nodo par {hub_id} desactivado: su bitácora ya no se atestigua.",
             f"Peer hub {hub_id} disabled: its log is no longer witnessed.",
+        )
+    )
+
+
+@peer_group.command("enable")
+@click.argument("hub_id")
+@language_option
+@with_hub
+def enable_command(app: Flask, hub_id: str, lang: str) -> None:
+    """Witness a disabled peer's log again (and ask its witness to cosign this hub's)."""
+    with _transaction(app, lang) as session:
+        enable_peer(session, hub_id)
+    click.echo(
+        say(
+            lang,
+            f"Nodo par {hub_id} activado: su bitácora se atestigua de nuevo.",
+            f"Peer hub {hub_id} enabled: its log is witnessed again.",
         )
     )

@@ -1,5 +1,6 @@
-"""``puente worker`` delivers the outbox; ``puente outbox list|retry`` lets an operator see and
-requeue what could not be delivered."""
+"""``puente worker`` delivers the outbox, sequences the audit log and gets its checkpoints
+cosigned by the peers' witnesses; ``puente outbox list|retry`` lets an operator see and requeue
+what could not be delivered."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
 from exchange.transports import AgencyTransports
+from exchange.witnessing import request_cosignatures, start_cosigning
 
 
 @click.command("worker")
@@ -36,8 +38,8 @@ from exchange.transports import AgencyTransports
 )
 @with_hub
 def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> None:
-    """Deliver webhook notifications from the outbox and sequence the audit log
-    (several workers may run at once).
+    """Deliver webhook notifications from the outbox, sequence the audit log and ask the peers'
+    witnesses to cosign its checkpoints (several workers may run at once).
 
     SIGTERM or Ctrl-C stops the worker after the delivery in progress.
     """
@@ -55,20 +57,29 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
         transport = AgencyTransports.for_hub(app)
     except (OSError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+    cosigning = None
     if once:
         integrate_pending(app)
+        request_cosignatures(app)
     else:
         # The same integrator thread as in each 'puente serve' worker: entries recorded by the
         # command line or by other processes get sequenced and checkpointed here too.
         ensure_integrator(app, serving=True)
-    totals = run_worker(
-        app,
-        once=once,
-        stop_event=stop,
-        batch=batch,
-        poll_seconds=poll_seconds,
-        transport=transport,
-    )
+        # Witnesses are asked every few seconds, not at each checkpoint: a busy log signs four
+        # a second, and each peer needs only the latest.
+        cosigning = start_cosigning(app)
+    try:
+        totals = run_worker(
+            app,
+            once=once,
+            stop_event=stop,
+            batch=batch,
+            poll_seconds=poll_seconds,
+            transport=transport,
+        )
+    finally:
+        if cosigning is not None:
+            cosigning.stop()
     click.echo(
         f"puente worker: entregadas / delivered {totals.delivered}, "
         f"reintento / retrying {totals.retrying}, sin entregar / dead {totals.dead}",

@@ -160,3 +160,19 @@ def test_duplicates_and_unknown_peers_are_refused(hub: Path) -> None:
     twice = run("peer", "disable", "mx.oax.puente", "--lang", "en")
     assert twice.exit_code == 1 and "already disabled" in twice.output
     assert len(audited_peer_changes()) == 2  # refusals write nothing
+
+
+def test_enable_is_the_reverse_of_disable_and_is_audited(hub: Path) -> None:
+    assert add().exit_code == 0
+    assert run("peer", "disable", "mx.oax.puente").exit_code == 0
+    enabled = run("peer", "enable", "mx.oax.puente", "--lang", "es")
+    assert enabled.exit_code == 0, enabled.output
+    assert "se atestigua de nuevo" in enabled.output
+    assert run_json("peer", "list")["peers"][0]["active"] is True
+    assert [c["reason_code"] for c in audited_peer_changes()] == ["added", "disabled", "enabled"]
+
+    twice = run("peer", "enable", "mx.oax.puente", "--lang", "en")
+    assert twice.exit_code == 1 and "already active" in twice.output
+    unknown = run("peer", "enable", "mx.zac.puente", "--lang", "en")
+    assert unknown.exit_code == 1 and "No peer hub 'mx.zac.puente'" in unknown.output
+    assert len(audited_peer_changes()) == 3  # refusals write nothing

@@ -1,0 +1,494 @@
+"""Getting this hub's checkpoints cosigned by its peers' witnesses (c2sp.org/tlog-witness,
+the log's side of ``add-checkpoint``).
+
+For the latest signed checkpoint, each active peer pinned with a witness key and a URL
+(:mod:`exchange.peers`) is sent ``POST {url}/v1/witness/add-checkpoint``: ``old`` is the size
+that peer's witness last cosigned for this log (:class:`PeerCosigning`), with the consistency
+proof from it read from the stored tiles. A 200 answer's cosignature lines are verified with the
+pinned witness key over this checkpoint before they are kept (:class:`CheckpointCosignature`);
+``GET /v1/audit/checkpoint`` and ``puente audit export`` add them to the checkpoint, so an
+oversight body can require a quorum of witnesses offline.
+
+A 409 names the size the witness last cosigned: a smaller one (a lost answer, a witness that
+started afresh) is adopted and the request sent again once. A larger one than this log has
+signed, or a conflict at this checkpoint's own size, means the witness was shown another tree
+of this log: it is logged at critical level and written to the audit log once per conflict.
+Any other failure (the peer down, a timeout, another status) is one log line; the next run
+tries again. Nothing waits on a witness: runs come from ``puente worker`` (:class:`CosigningThread`)
+and ``puente audit witness``, and only write what they received.
+
+Successful cosignatures are not audited, as the witness does not audit giving them: two hubs
+witnessing each other would otherwise grow each other's logs without end.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import BigInteger, DateTime, ForeignKey, LargeBinary, String, Text, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from audit import (
+    AddCheckpointRequest,
+    Cosignature,
+    CosignatureVerifier,
+    FormatError,
+    Note,
+    NoteSignature,
+    SignatureError,
+    checkpoint_of,
+    consistency_proof,
+    parse_cosignature_response,
+    verified_signatures,
+)
+from exchange import audit_log, db
+from exchange.audit_log import AuditCheckpoint
+from exchange.audit_sequencer import TileStore, tile_cache
+from exchange.auth import utcnow
+from exchange.db import Base
+from exchange.peers import Peer
+
+log = logging.getLogger("puente.witness")
+
+ADD_CHECKPOINT_PATH = "/v1/witness/add-checkpoint"
+TLOG_SIZE_MEDIA_TYPE = "text/x.tlog.size"
+DEFAULT_TIMEOUT = 10.0  # seconds for one request to one witness
+DEFAULT_INTERVAL = 5.0  # least seconds between two runs of the worker's thread
+#: Largest answer read: 100 cosignature lines fit in a few KiB.
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+class CheckpointCosignature(Base):
+    """A peer witness's verified cosignature on one of this hub's checkpoints."""
+
+    __tablename__ = "checkpoint_cosignature"
+
+    checkpoint_size: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("audit_checkpoint.size"), primary_key=True
+    )
+    peer_hub_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("peer.hub_id"), primary_key=True
+    )
+    key_name: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[int] = mapped_column(BigInteger)
+    #: The cosignature's own timestamp (POSIX seconds), part of what the witness signed.
+    timestamp: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    def note_signature(self) -> NoteSignature:
+        cosignature = Cosignature(self.key_name, self.key_id, self.timestamp, self.signature)
+        return cosignature.to_note_signature()
+
+
+class PeerCosigning(Base):
+    """What one peer's witness has cosigned of this hub's log."""
+
+    __tablename__ = "peer_cosigning"
+
+    peer_hub_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("peer.hub_id"), primary_key=True
+    )
+    #: The size the witness last cosigned for this log: the next request's ``old``.
+    cosigned_size: Mapped[int] = mapped_column(BigInteger)
+    #: The witness's size in the conflict last written to the audit log, until a cosignature
+    #: ends it: a conflict that lasts is audited once, not at every run.
+    conflict_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+#: ``post(url, body, timeout)``: one HTTP POST; raises :class:`OSError` (or
+#: :class:`http.client.HTTPException`) when no answer came. Tests route it to a test client.
+Post = Callable[[str, bytes, float], HttpAnswer]
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would turn the POST into a GET elsewhere; a witness answers where it is pinned.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def http_post(url: str, body: bytes, timeout: float) -> HttpAnswer:
+    # The URL is the peer's base URL, which exchange.peers accepts only as http(s).
+    request = urllib.request.Request(  # noqa: S310
+        url, data=body, method="POST", headers={"Content-Type": "text/plain; charset=utf-8"}
+    )
+    try:
+        with _OPENER.open(request, timeout=timeout) as response:
+            return HttpAnswer(
+                response.status,
+                response.headers.get_content_type(),
+                response.read(MAX_ANSWER_BYTES),
+            )
+    except urllib.error.HTTPError as error:
+        with error:
+            return HttpAnswer(
+                error.code, error.headers.get_content_type(), error.read(MAX_ANSWER_BYTES)
+            )
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+#: What happened with one peer: ``cosigned``, ``up_to_date``, ``unreachable`` (no answer),
+#: ``refused`` (another status, or a second 409), ``bad_cosignature`` (200 without a
+#: cosignature that verifies), ``behind`` (another run got a newer checkpoint cosigned), or
+#: ``conflict`` (the witness saw another tree of this log).
+OUTCOMES = (
+    "cosigned",
+    "up_to_date",
+    "unreachable",
+    "refused",
+    "bad_cosignature",
+    "behind",
+    "conflict",
+)
+
+
+@dataclass(frozen=True)
+class PeerOutcome:
+    hub_id: str
+    outcome: str
+    #: The size this peer's witness has cosigned for this log, as far as this hub knows.
+    cosigned_size: int
+    #: What went wrong, in English, for the log and the operator (None when nothing did).
+    reason: str | None = None
+    #: The status of the witness's last answer, if one came.
+    status: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "peer": self.hub_id,
+            "outcome": self.outcome,
+            "cosigned_size": self.cosigned_size,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class CosigningRun:
+    #: The checkpoint the cosignatures were asked for (None: no checkpoint signed yet).
+    checkpoint_size: int | None
+    peers: list[PeerOutcome] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "checkpoint_size": self.checkpoint_size,
+            "peers": [peer.to_json() for peer in self.peers],
+        }
+
+
+@dataclass(frozen=True)
+class _Witness:
+    """A peer's witness as read before any request (no session is held during one)."""
+
+    hub_id: str
+    url: str
+    verifier: CosignatureVerifier
+    cosigned_size: int
+
+
+def request_cosignatures(
+    app: Flask, *, post: Post | None = None, timeout: float | None = None
+) -> CosigningRun:
+    """Ask every active peer's witness to cosign the latest checkpoint; store what verifies.
+
+    Peers whose witness has already cosigned it are left alone. Returns what happened with
+    each peer; never raises for a peer's failure (only for this hub's database).
+    """
+    post = post or http_post
+    timeout = timeout or float(app.config.get("AUDIT_WITNESS_TIMEOUT") or DEFAULT_TIMEOUT)
+    # The worker's thread has no app context; an audit entry needs one (its hub and actor).
+    with app.app_context():
+        return _request_cosignatures(app, post, timeout)
+
+
+def _request_cosignatures(app: Flask, post: Post, timeout: float) -> CosigningRun:
+    with db.database(app).sessions() as session:
+        latest = session.scalars(
+            select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
+        ).first()
+        if latest is None:
+            return CosigningRun(None)
+        signed_note = latest.note
+        witnesses = _witnesses(session)
+    size = checkpoint_of(signed_note).size
+    run = CosigningRun(size)
+    for witness in witnesses:
+        if witness.cosigned_size >= size:
+            run.peers.append(PeerOutcome(witness.hub_id, "up_to_date", witness.cosigned_size))
+            continue
+        run.peers.append(_ask(app, witness, signed_note, post, timeout))
+    return run
+
+
+def _witnesses(session: Session) -> list[_Witness]:
+    rows = session.execute(
+        select(Peer, PeerCosigning.cosigned_size)
+        .outerjoin(PeerCosigning, PeerCosigning.peer_hub_id == Peer.hub_id)
+        .where(Peer.active.is_(True), Peer.witness_vkey.is_not(None), Peer.base_url.is_not(None))
+        .order_by(Peer.hub_id)
+    )
+    return [
+        _Witness(
+            peer.hub_id,
+            (peer.base_url or "").rstrip("/") + ADD_CHECKPOINT_PATH,
+            CosignatureVerifier.from_vkey(peer.witness_vkey or ""),
+            cosigned or 0,
+        )
+        for peer, cosigned in rows
+    ]
+
+
+def _ask(
+    app: Flask, witness: _Witness, signed_note: str, post: Post, timeout: float
+) -> PeerOutcome:
+    size = checkpoint_of(signed_note).size
+    old = witness.cosigned_size
+    for attempt in (1, 2):
+        body = AddCheckpointRequest(old, tuple(_proof(app, old, size)), signed_note).to_text()
+        try:
+            answer = post(witness.url, body.encode("utf-8"), timeout)
+        except (OSError, http.client.HTTPException) as error:
+            return _failed(witness, "unreachable", f"no answer from {witness.url}: {error}")
+        if answer.status == 200:
+            return _keep_cosignature(app, witness, signed_note, answer.body)
+        if answer.status != 409:
+            return _failed(
+                witness,
+                "refused",
+                f"{witness.url} answered {answer.status}: {_first_line(answer.body)}",
+                answer.status,
+            )
+        theirs = _conflict_size(answer)
+        if theirs is None:
+            return _failed(
+                witness, "refused", f"{witness.url} answered 409 without a tree size", 409
+            )
+        if theirs > size or (theirs == size and old == size):
+            return _conflict(app, witness, signed_note, theirs)
+        if attempt == 2:
+            break
+        # The witness cosigned another size of this log than we recorded (an answer lost on
+        # the way, or a witness that started afresh): prove our checkpoint from that one.
+        old = theirs
+    return _failed(witness, "refused", f"{witness.url} answered 409 twice (size {old})", 409)
+
+
+def _proof(app: Flask, old: int, size: int) -> list[bytes]:
+    if not 0 < old < size:
+        return []
+    with db.database(app).sessions() as session:
+        return consistency_proof(old, size, TileStore(session, tile_cache(app)))
+
+
+def _conflict_size(answer: HttpAnswer) -> int | None:
+    text = answer.body.decode("ascii", "replace")
+    if answer.content_type != TLOG_SIZE_MEDIA_TYPE or not text.endswith("\n"):
+        return None
+    digits = text[:-1]
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+        return None
+    return int(digits)
+
+
+def _first_line(body: bytes) -> str:
+    return body.decode("utf-8", "replace").strip().split("\n", 1)[0][:200]
+
+
+def _failed(witness: _Witness, outcome: str, reason: str, status: int | None = None) -> PeerOutcome:
+    # One line, no traceback: a peer that is down is the peer's to fix, and the next run
+    # tries again.
+    log.warning(
+        "witness of peer %s did not cosign: %s; next run tries again", witness.hub_id, reason
+    )
+    return PeerOutcome(witness.hub_id, outcome, witness.cosigned_size, reason, status)
+
+
+def _keep_cosignature(app: Flask, witness: _Witness, signed_note: str, body: bytes) -> PeerOutcome:
+    size = checkpoint_of(signed_note).size
+    try:
+        lines = parse_cosignature_response(body.decode("utf-8"))
+        # Lines by other keys are ignored (the spec's "MUST ignore"); a line by the pinned
+        # witness key that does not verify over this checkpoint raises.
+        note = Note.from_text(signed_note).with_signatures(lines)
+        good = verified_signatures(note, [witness.verifier])
+        if not good:
+            raise SignatureError(f"no cosignature by {witness.verifier.name} in the answer")
+        cosignature = Cosignature.from_note_signature(good[0])
+    except (UnicodeDecodeError, FormatError, SignatureError) as error:
+        return _failed(witness, "bad_cosignature", f"the cosignature does not verify: {error}", 200)
+    with db.database(app).sessions() as session:
+        if session.get(CheckpointCosignature, (size, witness.hub_id)) is None:
+            session.add(
+                CheckpointCosignature(
+                    checkpoint_size=size,
+                    peer_hub_id=witness.hub_id,
+                    key_name=cosignature.name,
+                    key_id=cosignature.key_id,
+                    timestamp=cosignature.timestamp,
+                    signature=cosignature.signature,
+                    received_at=utcnow(),
+                )
+            )
+        _record_size(session, witness.hub_id, size, conflict_over=True)
+        try:
+            session.commit()
+        except IntegrityError:
+            # Another run stored this peer's cosignature (or its first state) at the same
+            # moment: what it stored is as good.
+            session.rollback()
+    log.info("witness of peer %s cosigned checkpoint %d", witness.hub_id, size)
+    return PeerOutcome(witness.hub_id, "cosigned", size, status=200)
+
+
+def _record_size(session: Session, hub_id: str, size: int, *, conflict_over: bool) -> None:
+    state = session.get(PeerCosigning, hub_id, with_for_update=True)
+    if state is None:
+        session.add(PeerCosigning(peer_hub_id=hub_id, cosigned_size=size, updated_at=utcnow()))
+        return
+    # Runs may overlap (the worker, `puente audit witness`): the size only goes forward.
+    state.cosigned_size = max(state.cosigned_size, size)
+    if conflict_over:
+        state.conflict_size = None
+    state.updated_at = utcnow()
+
+
+def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> PeerOutcome:
+    size = checkpoint_of(signed_note).size
+    with db.database(app).sessions() as session:
+        if theirs != size and session.get(AuditCheckpoint, theirs) is not None:
+            # Another run got a newer checkpoint of ours cosigned meanwhile: not a fork.
+            _record_size(session, witness.hub_id, theirs, conflict_over=False)
+            session.commit()
+            return PeerOutcome(witness.hub_id, "behind", theirs, status=409)
+        state = session.get(PeerCosigning, witness.hub_id, with_for_update=True)
+        log.critical(
+            "the witness of peer %s saw another tree of this hub's log: it cosigned size %d, "
+            "this checkpoint of size %d is refused",
+            witness.hub_id,
+            theirs,
+            size,
+            extra={
+                "peer": witness.hub_id,
+                "witness_size": theirs,
+                "signed_checkpoint": signed_note,
+            },
+        )
+        if state is None or state.conflict_size != theirs:
+            # Reported to oversight by GET /v1/audit/alerts (own_log_conflict).
+            audit_log.record_event(
+                session,
+                action="own_log_conflict_reported",
+                outcome="failure",
+                object_type="peer",
+                object_id=witness.hub_id,
+                detail=f"size.{theirs}",
+            )
+            if state is None:
+                state = PeerCosigning(
+                    peer_hub_id=witness.hub_id, cosigned_size=witness.cosigned_size
+                )
+                session.add(state)
+            state.conflict_size, state.updated_at = theirs, utcnow()
+        session.commit()
+    return PeerOutcome(
+        witness.hub_id,
+        "conflict",
+        witness.cosigned_size,
+        f"the witness cosigned size {theirs} of another tree of this log",
+        409,
+    )
+
+
+def cosignatures_of(session: Session, size: int) -> list[NoteSignature]:
+    """The stored cosignatures on this hub's checkpoint of ``size``, as signature lines."""
+    rows = session.scalars(
+        select(CheckpointCosignature)
+        .where(CheckpointCosignature.checkpoint_size == size)
+        .order_by(CheckpointCosignature.peer_hub_id)
+    )
+    return [row.note_signature() for row in rows]
+
+
+def with_cosignatures(session: Session, signed_note: str) -> str:
+    """``signed_note`` (one of this hub's checkpoints) with the cosignatures stored for it."""
+    lines = cosignatures_of(session, checkpoint_of(signed_note).size)
+    if not lines:
+        return signed_note
+    return Note.from_text(signed_note).with_signatures(lines).to_text()
+
+
+def all_cosignatures(session: Session, *, up_to: int) -> dict[int, list[NoteSignature]]:
+    """The stored cosignatures of the checkpoints up to size ``up_to``, by size (the export)."""
+    found: dict[int, list[NoteSignature]] = {}
+    rows = session.scalars(
+        select(CheckpointCosignature)
+        .where(CheckpointCosignature.checkpoint_size <= up_to)
+        .order_by(CheckpointCosignature.peer_hub_id)
+    )
+    for row in rows:
+        found.setdefault(row.checkpoint_size, []).append(row.note_signature())
+    return found
+
+
+# --- the worker's thread ---------------------------------------------------------------------
+
+
+class CosigningThread(threading.Thread):
+    """Runs :func:`request_cosignatures` every ``interval`` seconds until stopped."""
+
+    def __init__(self, app: Flask, interval: float, post: Post | None = None) -> None:
+        super().__init__(name="puente-cosigning", daemon=True)
+        self.app = app
+        self.interval = interval
+        self.post = post
+        self.pid = os.getpid()
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                request_cosignatures(self.app, post=self.post)
+            except Exception as error:
+                reason = db.unavailable_reason(error)
+                if reason is not None:
+                    log.warning("cosigning run failed: %s", reason[1])
+                else:
+                    log.exception("cosigning run failed")
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        self._stopped.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout)
+
+
+def start_cosigning(app: Flask) -> CosigningThread:
+    interval = float(app.config.get("AUDIT_WITNESS_INTERVAL") or DEFAULT_INTERVAL)
+    thread = CosigningThread(app, interval)
+    thread.start()
+    return thread
