@@ -1,5 +1,6 @@
-"""What an access request granted at once rests on, and until when; and whether the access a
-granted request gave still holds (:func:`access_as_of`).
+"""What an access request granted at once rests on, and until when (and how the end of a grant
+an officer made is told: :func:`granted_access`); and whether the access a granted request
+gave still holds (:func:`access_as_of`).
 
 A request is granted at once when the consents, grants or overrides already in force permit
 every category it asks for. No grant is made then (what permits stays what permits, so a
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from consent import Actor as EngineActor
-from consent import Decision
+from consent import Decision, Grant
 from exchange.auth import as_utc
 from exchange.consent_store import ConsentRow, GrantRow, OverrideRow
 from exchange.disclosure import ChildContext, evaluate
@@ -71,7 +72,7 @@ def covered_access(
     """
     basis = _permit_basis(decision)
     majority = child.facts.eighteenth_birthday
-    reveal = "identity" in decision.categories
+    reveal = tells_majority(decision)
     horizon = asked_until if reveal or majority is None else min(asked_until, majority)
     ends = asked_until
     for instant in _boundaries(child, moment, horizon):
@@ -84,10 +85,37 @@ def covered_access(
         ids = sorted({ref for code, ref in basis if code == step and ref is not None})
         if ids:
             access[key] = ids
-    access["until"] = ends.isoformat()
+    return {**access, **end_as_told(ends, reveal)}
+
+
+def tells_majority(decision: Decision) -> bool:
+    """Whether an access's end may be the 18th birthday itself: only for a requester the
+    decision permits ``identity``, where the date of birth is."""
+    return "identity" in decision.categories
+
+
+def end_as_told(ends: datetime, reveal: bool) -> dict[str, Any]:
+    """How an access's end is told to its requester: ``until``, and for a requester who may
+    not learn the 18th birthday (:func:`tells_majority`) ``ends_at_majority_at_latest`` —
+    their ``ends`` having been worked out without the birthday's cap."""
+    told: dict[str, Any] = {"until": ends.isoformat()}
     if not reveal:
-        access["ends_at_majority_at_latest"] = True
-    return access
+        told["ends_at_majority_at_latest"] = True
+    return told
+
+
+def granted_access(
+    grant: Grant, decision: Decision | None, asked_until: datetime
+) -> dict[str, Any]:
+    """What a request an officer approved rests on: ``grant``, made until ``asked_until`` (the
+    earlier of the request's ``until`` and the officer's) but cut at the 18th birthday. As for
+    :func:`covered_access`, the cut end is told only to a requester ``decision`` (theirs now,
+    with the grant) permits ``identity``; anyone else — and a requester no longer registered,
+    ``decision`` None — is told ``asked_until``, and that it ends at the child's majority at
+    the latest."""
+    reveal = decision is not None and tells_majority(decision)
+    ends = grant.until if reveal else asked_until
+    return {"basis": "grant", "grant_ids": [grant.id], **end_as_told(ends, reveal)}
 
 
 #: Why a granted request's access no longer holds (``access.ended_because``).

@@ -11,8 +11,8 @@ municipalities (``07089``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -24,6 +24,7 @@ from consent import (
     ChildView,
     Consent,
     ConsentError,
+    ConsentSet,
     Decision,
     Grant,
     Override,
@@ -35,7 +36,7 @@ from consent import (
 )
 from consent import Actor as EngineActor
 from consent.parts import ActorRef
-from exchange.access_basis import covered_access
+from exchange.access_basis import covered_access, granted_access
 from exchange.audit_log import record_event
 from exchange.audit_queries import AlertWindow, register_alert_source
 from exchange.auth import Actor, as_utc, utcnow
@@ -297,14 +298,17 @@ def record_consent(
 
 
 def consent_status(consent: Consent, moment: datetime) -> str:
-    """What a person reading the list needs: active, revoked, expired or the stored status."""
+    """What a person reading the list needs: active, not_started (its period starts later:
+    it permits and denies nothing yet), revoked, expired or the stored status."""
     if consent.revocation is not None:
         return "revoked"
     if consent.status != "active":
         return consent.status
-    end = consent.period.end
+    start, end = consent.period.start, consent.period.end
     if end is not None and end <= moment:
         return "expired"
+    if start is not None and moment < start:
+        return "not_started"
     return "active"
 
 
@@ -989,6 +993,27 @@ def _refuse_approval_a_hard_rule_forbids(
     )
 
 
+def _capped_at_majority(end: datetime, child: ChildContext, moment: datetime) -> datetime:
+    """A grant never runs past the 18th birthday (docs/consent.md §2): a later end, whether
+    the request's or the officer's, is cut there rather than refused. Not for a child who is
+    already 18: no grant can be made then, and ``check_grant`` says why."""
+    majority = child.facts.eighteenth_birthday
+    if majority is None or majority <= moment:
+        return end
+    # In UTC, as every stored instant is (SQLite keeps no offset: UTC−05:00 would shift it).
+    return min(end, majority.astimezone(UTC))
+
+
+def _with_grant(child: ChildContext, grant: Grant) -> ChildContext:
+    """The child as the engine will see it once ``grant`` is stored."""
+    grants = (*child.inputs.grants, grant)
+    return replace(
+        child,
+        inputs=replace(child.inputs, grants=grants),
+        consent_set=ConsentSet((*child.inputs.consents, *grants), child=child.facts),
+    )
+
+
 def decide_request(
     session: Session,
     actor: Actor,
@@ -1036,7 +1061,8 @@ def decide_request(
     grant_row = None
     if approve:
         _refuse_approval_a_hard_rule_forbids(session, child, row, moment)
-        end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
+        asked_end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
+        end = _capped_at_majority(asked_end, child, moment)
         grant_id = new_id("grt")
         grantee = (
             ActorRef(person_id=row.requester_person)
@@ -1073,10 +1099,22 @@ def decide_request(
         )
         session.add(grant_row)
         row.grant_id = grant_id
+        requester = _requester_for_engine(session, row)
+        with_grant = (
+            None
+            if requester is None
+            else evaluate(
+                _with_grant(child, grant),
+                requester,
+                "read",
+                row.purpose,
+                row.categories,
+                now=moment,
+            )
+        )
         # A new dict, so the JSON column sees the change.
         row.decision = _with_access(
-            dict(row.decision or {}),
-            {"basis": "grant", "grant_ids": [grant_id], "until": end.isoformat()},
+            dict(row.decision or {}), granted_access(grant, with_grant, asked_end)
         )
     row.status = "granted" if approve else "denied"
     row.decided_by = actor.person_id or actor.agency_id
@@ -1113,6 +1151,17 @@ def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
             GrantRow.grantee_agency == actor.agency_id, GrantRow.grantee_person.is_(None)
         )
     return list(session.scalars(query.order_by(GrantRow.until)))
+
+
+def grant_end_as_told(session: Session, row: GrantRow) -> dict[str, Any]:
+    """A grant's end as its grantee is told it (``GET /v1/grants``): as the request it was
+    made on tells it (:func:`exchange.access_basis.granted_access`), so a grantee who may not
+    learn the 18th birthday is not shown the birthday the grant is capped at."""
+    request = session.get(AccessRequestRow, row.request_id)
+    access = request_access_basis(request) if request is not None else None
+    if access is not None and access.get("ends_at_majority_at_latest"):
+        return {"until": access["until"], "ends_at_majority_at_latest": True}
+    return {"until": as_utc(row.until).isoformat()}
 
 
 # -- alerts for oversight ----------------------------------------------------------------------

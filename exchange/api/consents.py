@@ -31,6 +31,7 @@ from exchange.consents import (
     acts_for_child,
     decide_request,
     find_consent,
+    grant_end_as_told,
     list_consents,
     list_views,
     may_see_request,
@@ -795,7 +796,14 @@ def decide_access_request(request_id: str) -> Any:
 @require_scope()
 def my_grants() -> Any:
     session, actor = db.session(), current_actor()
-    return jsonify({"grants": [_grant_json(row) for row in active_grants(session, actor)]})
+    return jsonify(
+        {
+            "grants": [
+                {**_grant_json(row), **grant_end_as_told(session, row)}
+                for row in active_grants(session, actor)
+            ]
+        }
+    )
 
 
 # -- emergency overrides -----------------------------------------------------------------------
