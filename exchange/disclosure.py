@@ -302,14 +302,15 @@ def audit_decision(
     audit_action: str,
     purpose: str | None,
     child_id: str,
+    outcome: str | None = None,
     **fields: Any,
 ) -> str:
     """Write ``decision`` as an audit entry of ``audit_action`` (outcome ``denied`` when it
-    denies); returns the entry id."""
+    denies, unless ``outcome`` says otherwise); returns the entry id."""
     return record_event(
         session,
         action=audit_action,
-        outcome="success" if decision.permitted else "denied",
+        outcome=outcome or ("success" if decision.permitted else "denied"),
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
         actor_role=actor.audit_role,

@@ -129,6 +129,7 @@ def test_uncovered_request_waits_for_the_officer_who_approves_it(
     assert asked["action"] == "access_requested"
     assert asked["actor"]["person_id"] == "lic-ana"
     assert asked["reason_code"] == "pending"
+    assert asked["outcome"] == "success"  # filed, not refused: no denial for oversight to count
 
     # Not yet: the lawyer reads nothing, but knows of the record's child through the request.
     assert (
@@ -1070,3 +1071,17 @@ def test_a_requester_who_may_see_identity_is_told_the_real_end(
     body = ask(client, lawyer, pushed["child_id"], until="2031-01-01T00:00:00Z").get_json()
     assert body["access"]["until"] == "2030-05-10T05:00:00+00:00"  # the 18th birthday begins
     assert "ends_at_majority_at_latest" not in body["access"]
+
+
+def test_requests_waiting_for_the_officer_raise_no_denial_alert(
+    app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    """A lawyer filing many requests that wait for the officer is not probing records."""
+    app.config["AUDIT_ALERT_DENIALS"] = 3
+    for _ in range(4):
+        assert ask(client, lawyer, pushed["child_id"]).get_json()["status"] == "pending"
+    auditor = add_agency(
+        app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()["alerts"]
+    assert [a for a in alerts if a["kind"] == "denial_spike"] == []
