@@ -119,10 +119,15 @@ def granted_access(
 
 
 #: Why a granted request's access no longer holds (``access.ended_because``).
-ENDED_BECAUSE = ("expired", "revoked", "not_upheld")
+ENDED_BECAUSE = ("expired", "majority", "revoked", "not_upheld")
 
 
-def access_as_of(session: Session, access: dict[str, Any], moment: datetime) -> dict[str, Any]:
+def access_as_of(
+    session: Session,
+    access: dict[str, Any],
+    moment: datetime,
+    majority: datetime | None = None,
+) -> dict[str, Any]:
     """``access`` as a granted request recorded it, and whether it still holds at ``moment``.
 
     The request's status stays ``granted``: that is how it was decided, and history. What the
@@ -133,11 +138,18 @@ def access_as_of(session: Session, access: dict[str, Any], moment: datetime) -> 
     whose revocation or review ended it (none when it simply ran out). Like ``until``, the end
     follows from what the access rests on alone, so it tells the requester nothing else about
     the child (an objection or a new restriction is not named here; the read says no).
+
+    An access told ``ends_at_majority_at_latest`` (its requester may not learn the 18th
+    birthday) also ends at ``majority``, the child's 18th birthday, when that comes first:
+    then ``ended_because`` is ``majority`` and ``ended_at`` is left out — from then on reads
+    are refused anyway, but the instant itself is the date of birth.
     """
     endings: list[tuple[datetime, str, str | None]] = []
     until = access.get("until")
     if until:
         endings.append((as_utc(datetime.fromisoformat(until)), "expired", None))
+    if access.get("ends_at_majority_at_latest") and majority is not None:
+        endings.append((as_utc(majority), "majority", None))
     for consent_id in access.get("consent_ids", ()):
         consent_row = session.get(ConsentRow, consent_id)
         if consent_row is not None and consent_row.revoked_at is not None:
@@ -155,10 +167,11 @@ def access_as_of(session: Session, access: dict[str, Any], moment: datetime) -> 
         return {**access, "active": True}
     first = min(instant for instant, _why, _ref in past)
     at_first = [(why, ref) for instant, why, ref in past if instant == first]
+    because = min(why for why, _ref in at_first)
     return {
         **access,
         "active": False,
-        "ended_at": first.isoformat(),
-        "ended_because": min(why for why, _ref in at_first),
+        "ended_at": None if because == "majority" else first.isoformat(),
+        "ended_because": because,
         "ended_by": sorted({ref for _why, ref in at_first if ref}),
     }

@@ -649,6 +649,13 @@ def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, s
 #: (Spanish, English), then the same when several ids ended it.
 _ENDED_TEXT = {
     "expired": (("llegó a su fin", "it ran out"),) * 2,
+    "majority": (
+        (
+            "la niña, niño o adolescente alcanzó la mayoría de edad",
+            "the child came of age",
+        ),
+    )
+    * 2,
     "revoked": (
         ("se revocó {ids}", "{ids} was revoked"),
         ("se revocaron {ids}", "{ids} were revoked"),
@@ -676,10 +683,13 @@ def _ended_text(access: dict[str, Any]) -> tuple[str, str]:
     why_es, why_en = _ENDED_TEXT[access["ended_because"]][int(len(ended_by) > 1)]
     why_es = why_es.format(ids=" y ".join(named_es))
     why_en = why_en.format(ids=" and ".join(named_en))
+    # An end at the child's majority has no date: that instant is the date of birth.
+    at_es = f" el {access['ended_at']}" if access["ended_at"] else ""
+    at_en = f" at {access['ended_at']}" if access["ended_at"] else ""
     return (
-        f"El acceso concedido terminó el {access['ended_at']}: {why_es}. "
+        f"El acceso concedido terminó{at_es}: {why_es}. "
         "Ya no da acceso; si aún lo necesita, presente una nueva solicitud.",
-        f"The access granted ended at {access['ended_at']}: {why_en}. "
+        f"The access granted ended{at_en}: {why_en}. "
         "It no longer gives access; if you still need it, make a new request.",
     )
 
@@ -689,7 +699,12 @@ def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> 
     who acts for the child. A granted request's ``access`` says whether it still holds."""
     access = request_access_basis(row) if row.status == "granted" else None
     if access is not None:
-        access = access_as_of(session, access, utcnow())
+        majority = (
+            load_child(session, row.child_id).facts.eighteenth_birthday
+            if access.get("ends_at_majority_at_latest")
+            else None
+        )
+        access = access_as_of(session, access, utcnow(), majority)
         es, en = _granted_text(access, row) if access["active"] else _ended_text(access)
     else:
         es, en = _STATUS_TEXT.get(row.status, ("", ""))

@@ -199,3 +199,34 @@ def test_an_officers_until_in_the_past_or_malformed_is_still_refused(
         assert [e["pointer"] for e in refused.get_json()["errors"]] == ["/until"]
     still = client.get(f"/v1/access-requests/{request['id']}", headers=officer.headers)
     assert still.get_json()["status"] == "pending"
+
+
+def test_an_access_told_it_ends_at_majority_says_so_once_the_child_comes_of_age(
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the birthday the request no longer claims access it does not give (reads are
+    refused then), and still does not say when it ended: that instant is the birthday."""
+    request = _ask(client, lawyer, pushed["child_id"], ["legal_status"], _later(200))
+    assert _decide(client, officer, request["id"]).status_code == 200
+
+    import exchange.api.consents as consents_api
+
+    for moment, active in ((MAJORITY - timedelta(seconds=1), True), (MAJORITY, False)):
+        monkeypatch.setattr(consents_api, "utcnow", lambda moment=moment: moment)
+        seen = client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers)
+        access = seen.get_json()["access"]
+        assert access["active"] is active, moment
+        dumped = json.dumps(seen.get_json())
+        assert BIRTHDAY.isoformat() not in dumped and BORN.isoformat() not in dumped
+    assert (access["ended_because"], access["ended_at"], access["ended_by"]) == (
+        "majority",
+        None,
+        [],
+    )
+    message = seen.get_json()["message"]
+    assert "terminó: la niña, niño o adolescente alcanzó la mayoría de edad" in message["es"]
+    assert message["en"].startswith("The access granted ended: the child came of age.")
