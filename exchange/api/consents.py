@@ -503,21 +503,28 @@ def _engine_actor_for(session: Session, caller: Actor, doc: Any) -> consent.Acto
         raise ConsentError("Se esperaba un objeto.", "Expected an object.", pointer="/actor")
     if "kind" in doc:
         return consent.Actor.from_json(doc)
-    if doc.get("person_id"):
-        from exchange.disclosure import person_actor
+    from exchange.disclosure import person_actor, recipient_actor
 
-        found = person_actor(session, str(doc["person_id"]))
-    elif doc.get("agency_id"):
-        from exchange.disclosure import recipient_actor
-
-        found = recipient_actor(session, str(doc["agency_id"]))
-    else:
-        raise ConsentError(
-            "Indique agency_id, person_id o kind.",
-            "Give agency_id, person_id or kind.",
-            pointer="/actor",
-        )
-    return found
+    for field, noun_es, noun_en, lookup in (
+        ("person_id", "ninguna persona activa", "no active person", person_actor),
+        ("agency_id", "ninguna agencia", "no agency", recipient_actor),
+    ):
+        if doc.get(field):
+            try:
+                return lookup(session, str(doc[field]))
+            except LookupError:
+                # The caller acts for the child already: saying the actor is the mistake
+                # hides nothing, and a 404 would read as "no such child".
+                raise ConsentError(
+                    f"En este nodo no hay {noun_es} con el identificador {doc[field]!r}.",
+                    f"This hub has {noun_en} with the id {doc[field]!r}.",
+                    pointer=f"/actor/{field}",
+                ) from None
+    raise ConsentError(
+        "Indique agency_id, person_id o kind.",
+        "Give agency_id, person_id or kind.",
+        pointer="/actor",
+    )
 
 
 def _decision_answer(decision: Decision, decision_id: str) -> dict[str, Any]:

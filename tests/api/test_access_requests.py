@@ -667,6 +667,39 @@ def test_a_dry_run_with_malformed_categories_is_a_400(
     assert {e["pointer"] for e in response.get_json()["errors"]} == {"/categories/0"}
 
 
+def test_a_dry_run_about_an_actor_the_hub_does_not_know_points_at_the_actor(
+    client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    """The officer acts for the child: a 404 would read as "no such child"."""
+    for actor, pointer in (
+        ({"agency_id": "mx.nope"}, "/actor/agency_id"),
+        ({"person_id": "nobody"}, "/actor/person_id"),
+    ):
+        for language, words in (("en", "This hub has no"), ("es", "En este nodo no hay")):
+            response = client.post(
+                "/v1/decisions",
+                json={"child_id": pushed["child_id"], "purpose": "health_care", "actor": actor},
+                headers={**officer.headers, "Accept-Language": language},
+            )
+            [(found, message)] = pointers_and_messages(response)
+            assert found == pointer and words in message
+    full = client.post(
+        "/v1/decisions",
+        json={
+            "child_id": pushed["child_id"],
+            "purpose": "family_tracing_reunification",
+            "actor": {
+                "kind": "foreign_authority",
+                "agency_id": "mx.ext.consulado-hn",
+                "country": "HN",
+            },
+        },
+        headers=officer.headers,
+    )
+    assert full.status_code == 200, full.get_json()
+    assert full.get_json()["request"]["actor"]["kind"] == "foreign_authority"
+
+
 def pointers_and_messages(response: Any) -> list[tuple[str, str]]:
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["type"].endswith("/validation")
