@@ -1210,6 +1210,7 @@ def _override_alert(row: OverrideRow) -> dict[str, Any]:
         "ends_at": as_utc(row.ends_at).isoformat(),
         "reviewed": row.reviewed_at is not None,
         "upheld": row.upheld,
-        # Oversight sees the written justification of each emergency access (DESIGN.md).
-        "justification": row.open(data_keyring()).get("justification"),
+        # Not the written justification: it may describe the child's situation (case content,
+        # category best_interest). Oversight reads it one override at a time with
+        # GET /v1/overrides/{id}, which is audited.
     }

@@ -25,8 +25,10 @@ from consent_support import (
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency, envelope, example, push, read
+from sqlalchemy import select
 
 from exchange import db
+from exchange.audit_log import AuditEntry
 from exchange.child_duplicates import merge_children
 
 LAWYER_SCOPES = ["records:read", "access:request"]
@@ -291,6 +293,17 @@ def test_override_opens_access_for_72h_at_most_and_oversight_sees_it(
     assert ("override", override["id"]) in kinds
     (alert,) = [a for a in alerts["alerts"] if a.get("override_id") == override["id"]]
     assert set(alert["actor"]) <= {"agency_id", "person_id"} and alert["actor"]["agency_id"]
+    # The written justification is case content: not in the alerts, but read one override at
+    # a time, and that read is audited.
+    assert "justification" not in alert and "albergue" not in json.dumps(alerts)
+    one = client.get(f"/v1/overrides/{override['id']}", headers=auditor.headers)
+    assert one.status_code == 200
+    assert one.get_json()["override"]["justification"] == body["justification"]
+    with db.database(app).sessions() as session:
+        actions = session.scalars(
+            select(AuditEntry.action).where(AuditEntry.actor_agency == "mx.fed.cndh")
+        ).all()
+    assert "consents_read" in actions
 
     reviewed = client.post(
         f"/v1/overrides/{override['id']}/review",
