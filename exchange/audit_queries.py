@@ -58,7 +58,8 @@ def find_events(
     after_index: int = -1,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """Sequenced entries matching every filter given, by index, after ``after_index``."""
+    """Sequenced entries matching every filter given, by index, after ``after_index``;
+    ``since`` and ``until`` are aware datetimes in any zone."""
     query = select(AuditEntry).where(AuditEntry.idx.is_not(None), AuditEntry.idx > after_index)
     if child_id is not None:
         query = query.where(AuditEntry.child_id == child_id)
@@ -68,10 +69,12 @@ def find_events(
         query = query.where(AuditEntry.action == action)
     if outcome is not None:
         query = query.where(AuditEntry.outcome == outcome)
+    # SQLite keeps recorded_at as UTC wall-clock text and compares bound times as text, so
+    # a bound in another zone must be turned into UTC first or its offset is lost.
     if since is not None:
-        query = query.where(AuditEntry.recorded_at >= since)
+        query = query.where(AuditEntry.recorded_at >= since.astimezone(UTC))
     if until is not None:
-        query = query.where(AuditEntry.recorded_at < until)
+        query = query.where(AuditEntry.recorded_at < until.astimezone(UTC))
     return list(session.scalars(query.order_by(AuditEntry.idx).limit(limit)))
 
 

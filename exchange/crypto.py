@@ -25,7 +25,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,15 +199,30 @@ def key_settling_seconds(app: Flask, key_id: str) -> float:
     return max(0.0, RELOAD_SECONDS + SETTLING_MARGIN_SECONDS - age)
 
 
-def generate_data_key(app: Flask) -> tuple[str, Path]:
-    """Write a new data key file (mode 0600, never overwriting); it becomes the current key."""
+def generate_data_key(
+    app: Flask, *, before_use: Callable[[str], None] | None = None
+) -> tuple[str, Path]:
+    """Write a new data key file (mode 0600, never overwriting); it becomes the current key.
+
+    ``before_use(key_id)`` runs once the key is written but before any hub process can load
+    it (``puente keys rotate-data-key`` commits the key change's audit entry there). If it
+    raises, the key file is removed and nothing has changed."""
     directory = data_keys_dir(app)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_id = new_key_id()
     path = directory / f"{key_id}.key"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii") + "\n")
+    # Written under a name keyrings skip (they load *.key), then linked to its own name,
+    # which fails rather than overwrite: the key is in use only once before_use succeeded.
+    staged = directory / f"{key_id}.key.new"
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode("ascii") + "\n")
+        if before_use is not None:
+            before_use(key_id)
+        os.link(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
     data_keyring(app).reload()
     return key_id, path
 

@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from flask import Flask, current_app, g
 from sqlalchemy import Engine, MetaData, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -96,10 +96,22 @@ def build_engine(url: str, echo: bool = False) -> Engine:
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         engine = _engine(url, parsed, options)
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    # A server can: test each connection as it is checked out, so a restart is survived.
-    options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    return _engine(url, parsed, options)
+    else:
+        # A server can: test each connection as it is checked out, so a restart is survived.
+        options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = _engine(url, parsed, options)
+    event.listen(engine, "handle_error", _remember_engine)
+    return engine
+
+
+#: Where an error raised by an engine of build_engine keeps that engine: unavailable_reason
+#: gets only the error, and asks the database its revision through it.
+_ENGINE_OF_ERROR = "puente_engine"
+
+
+def _remember_engine(context: ExceptionContext) -> None:
+    if context.sqlalchemy_exception is not None:
+        setattr(context.sqlalchemy_exception, _ENGINE_OF_ERROR, context.engine)
 
 
 def _create_private(path: Path) -> None:
@@ -211,10 +223,25 @@ def current_revision(app: Flask) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _revision_of(engine: Engine | None) -> str | None:
+    """The database's schema revision; ``None`` when it has none or cannot say."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import DBAPIError
+
+    if engine is None:
+        return None
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError:
+        return None
+
+
 def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
     """Spanish and English words for a database error that is the database's state, not a bug:
-    the server cannot be reached (or is busy), or it holds no Puente tables yet. ``None`` for
-    anything else (a real fault, to be reported as one)."""
+    the server cannot be reached (or is busy), it holds no Puente tables yet, or its schema is
+    at an older revision than the code's. ``None`` for anything else (a real fault, to be
+    reported as one)."""
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     if not isinstance(error, DBAPIError):
@@ -222,6 +249,14 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
     text_of_error = str(error.orig or error).lower()
     sqlstate = getattr(error.orig, "sqlstate", None)
     if "no such table" in text_of_error or sqlstate == "42P01":  # SQLite / PostgreSQL
+        current, head = _revision_of(getattr(error, _ENGINE_OF_ERROR, None)), head_revision()
+        if current is not None and current != head:
+            return (
+                f"la base de datos está en la revisión {current} y el código necesita la "
+                f"{head}: ejecute 'puente db upgrade'",
+                f"the database is at revision {current}, the code needs {head}: "
+                "run 'puente db upgrade'",
+            )
         return (
             "la base de datos no tiene las tablas de Puente: ejecute 'puente init' "
             "(o 'puente db upgrade')",

@@ -65,11 +65,13 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     Safe to interrupt: run it again with --resume to go on. Old keys are kept; once no row
     uses one (unused_keys in the output) it may be moved out of the key folder. Within a few
     seconds of a new key, running servers may still encrypt with the old one: the command
-    waits for them and sweeps again before it reports.
+    waits for them and sweeps again before it reports. The new key is a key change in the
+    audit log (key_changed, data_key_rotated); re-encrypting under it is not.
     """
     from sqlalchemy.exc import DBAPIError
 
     from exchange import db
+    from exchange.audit_log import record_event
     from exchange.crypto import (
         DataKeyError,
         data_keyring,
@@ -88,8 +90,23 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
             "the database is empty: run 'puente init' / "
             "la base de datos está vacía: ejecute 'puente init'"
         )
-    created = None if resume else str(generate_data_key(app)[1])
     sessions = db.database(app).sessions
+
+    def audit_the_new_key(key_id: str) -> None:
+        # Committed before any server can encrypt with the key: no key change goes unaudited.
+        # The entry names the key by its id, which is not secret (every body row carries it).
+        with sessions.begin() as session:
+            record_event(
+                session,
+                action="key_changed",
+                outcome="success",
+                actor_role="administrator",
+                object_type="key",
+                object_id=key_id,
+                detail="data_key_rotated",
+            )
+
+    created = None if resume else str(generate_data_key(app, before_use=audit_the_new_key)[1])
     moved = 0
 
     def sweep() -> None:

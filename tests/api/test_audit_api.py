@@ -265,6 +265,26 @@ def test_events_filter_and_paginate(
         assert response.get_json()["errors"][0]["pointer"] == pointer
 
 
+def test_events_since_and_until_count_the_utc_offset(
+    app: Flask, client: FlaskClient, auditor: dict[str, str]
+) -> None:
+    # An office in Mexico asks in its own time (UTC-6): 05:37-06:00 is 11:37Z, on either backend.
+    for moment in ("11:33:57", "11:37:04", "11:40:03"):
+        _log(app, 1, time=datetime.fromisoformat(f"2026-11-23T{moment}+00:00"))
+
+    def indexes(query: str) -> list[int]:
+        response = client.get(f"/v1/audit/events?{query}", headers=auditor)
+        assert response.status_code == 200, response.get_json()
+        return [event["index"] for event in response.get_json()["events"]]
+
+    assert indexes("since=2026-11-23T11:37:00Z") == [1, 2]
+    assert indexes("since=2026-11-23T05:37:00-06:00") == [1, 2]
+    assert indexes("since=2026-11-23T12:37:00%2B01:00") == [1, 2]
+    assert indexes("until=2026-11-23T05:37:04-06:00") == [0]
+    assert indexes("until=2026-11-23T12:37:04.000001%2B01:00") == [0, 1]
+    assert indexes("since=2026-11-23T05:37:00-06:00&until=2026-11-23T05:40:00-06:00") == [1]
+
+
 def test_alerts_report_denial_spikes(
     app: Flask, client: FlaskClient, auditor: dict[str, str]
 ) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from exchange import db
 from exchange.cli import main
 
 UNREACHABLE = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
@@ -108,6 +109,28 @@ def test_a_database_without_tables_says_to_run_init(
     assert result.exit_code == code, result.output
     assert _one_line(result) == (
         "Error: the database holds no Puente tables: run 'puente init' (or 'puente db upgrade')"
+    )
+
+
+def test_a_database_behind_the_code_says_to_upgrade_it(
+    instance: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    # The code was updated before the database: its tables are there, but not the newest.
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    assert _run("db", "upgrade", "--revision", "0012").exit_code == 0
+    head = db.head_revision()
+    args = ["audit", "export", "--out", str(tmp_path / "audit")]  # reads 0013's cosignatures
+
+    english = _run(*args, "--lang", "en")
+    assert english.exit_code == 1, english.output
+    assert _one_line(english) == (
+        f"Error: the database is at revision 0012, the code needs {head}: run 'puente db upgrade'"
+    )
+    spanish = _run(*args, "--lang", "es")
+    assert spanish.exit_code == 1, spanish.output
+    assert _one_line(spanish) == (
+        f"Error: la base de datos está en la revisión 0012 y el código necesita la {head}: "
+        "ejecute 'puente db upgrade'"
     )
 
 

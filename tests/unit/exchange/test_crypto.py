@@ -12,6 +12,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from sqlalchemy import select, update
 
 from exchange import db
 from exchange.agencies import register_agency
+from exchange.audit_log import AuditEntry, parse_entry
 from exchange.auth import store_token
 from exchange.cli import keys as keys_cli
 from exchange.cli import main
@@ -194,6 +196,43 @@ def test_rotation_reencrypts_every_body_and_keeps_the_old_key(
     after = bodies(app)
     assert [envelope for _, envelope in after] == [envelope for _, envelope in before]
     assert {key for key, _ in after} == {new_key}
+
+
+def data_key_changes(app: Flask) -> list[dict[str, Any]]:
+    with db.database(app).sessions() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "key_changed").order_by(AuditEntry.id)
+        )
+        return [parse_entry(bytes(row.entry)) for row in rows]
+
+
+def test_a_new_data_key_is_audited_once_and_resuming_adds_nothing(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    push_records(app, 2)
+    new_key = run_cli(app, monkeypatch)["current_key"]
+    [change] = data_key_changes(app)
+    assert change["outcome"] == "success" and change["reason_code"] == "data_key_rotated"
+    assert change["object"] == {"type": "key", "id": new_key}
+    assert change["actor"]["role"] == "administrator"
+    run_cli(app, monkeypatch, "--resume")  # moves rows; the key does not change
+    assert data_key_changes(app) == [change]
+
+
+def test_a_key_whose_audit_entry_fails_is_never_used(app: Flask) -> None:
+    folder = Path(app.instance_path) / "keys" / "data"
+    before = sorted(folder.iterdir())
+    current = data_keyring(app).current().id
+
+    def the_database_fails(key_id: str) -> None:
+        assert key_id not in data_keyring(app).key_ids  # not loadable before it is audited
+        raise RuntimeError("commit failed")
+
+    with pytest.raises(RuntimeError):
+        generate_data_key(app, before_use=the_database_fails)
+    assert sorted(folder.iterdir()) == before  # nothing left behind, not even half a key
+    data_keyring(app).reload()
+    assert data_keyring(app).current().id == current
 
 
 def test_rows_a_running_server_writes_under_the_old_key_meanwhile_are_moved_too(
