@@ -8,7 +8,10 @@ A denied read answers ``403 consent-denied`` with the reasons only to a caller t
 knows of the record (it was referred or transferred to it, or it asked for access to the
 child); anyone else gets the same ``404`` as for a record that does not exist, so the API
 never says whether a record exists — nor, through a hard rule's reasons, that a child seeks
-asylum.
+asylum. A permitted read keeps the same reasons from the same readers: only a caller whose agency
+holds the record, or who acts for the child, is told of an objection, a withhold entry, an
+emergency override's ground or a rule about asylum or the country of origin
+(:func:`decision_for_reader`).
 """
 
 from __future__ import annotations
@@ -21,12 +24,20 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy import bindparam, select, true
 from sqlalchemy.orm import Session
 
-from consent import ALL_CATEGORIES
+from consent import ALL_CATEGORIES, Reason
 from exchange import db
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.consent_store import AccessRequestRow
+from exchange.consents import acts_for_child
 from exchange.crypto import data_keyring
-from exchange.disclosure import ChildContext, Disclosure, decide_disclosure, load_child, redact
+from exchange.disclosure import (
+    ChildContext,
+    Disclosure,
+    decide_disclosure,
+    hard_rules,
+    load_child,
+    redact,
+)
 from exchange.problems import Problem, localized
 from exchange.records import (
     Record,
@@ -95,6 +106,54 @@ def consent_denied(disclosure: Disclosure) -> Problem:
 
 def decision_json(disclosure: Disclosure) -> dict[str, Any]:
     return {"id": disclosure.decision_id, **disclosure.decision.to_json()}
+
+
+def tells_nothing_of_the_child(reason: Reason) -> bool:
+    """Whether ``reason`` is told to any reader: it rests on a consent, a grant or nothing
+    permitting (:data:`OPEN_BASES`), or on a hard rule that looks only at who asks and why.
+    An objection (and the day the adolescent was heard), a withhold entry, an emergency
+    override's ground (a missing or trafficked child) and a rule that applies because the child
+    seeks asylum or comes from the reader's country are facts about the child."""
+    if reason.code in OPEN_BASES:
+        return True
+    if reason.code != "hard_rule":
+        return False
+    rule = next((rule for rule in hard_rules() if rule.id == reason.ref), None)
+    return rule is not None and not (
+        rule.child_international_protection or rule.actor_from_country_of_origin
+    )
+
+
+def decision_for_reader(
+    session: Session, actor: Actor, record: Record, child: ChildContext, disclosure: Disclosure
+) -> dict[str, Any]:
+    """The permitted read's decision as ``actor`` is told it. Whoever :func:`refuse` tells why
+    (its agency holds the record), and those acting for the child (who see every decision in the
+    access-request queue), get it whole; anyone else — a requester, a grantee — gets the result,
+    the permitted and withheld categories and the decision id, with only the reasons that
+    :func:`tells_nothing_of_the_child` and the ids those rest on. The audit log keeps it whole."""
+    whole = decision_json(disclosure)
+    shown: list[dict[str, Any]] = []
+    hidden: set[str | None] = set()
+    for reason in disclosure.decision.reasons:
+        if tells_nothing_of_the_child(reason):
+            shown.append(reason.to_json())
+        else:
+            hidden.add(reason.ref)
+    if not hidden:
+        return whole
+    if records_held(session, actor, [record], offered_too=True) or acts_for_child(
+        session, actor, child
+    ):
+        return whole
+    told = {**whole, "reasons": shown}
+    for key in ("rule_ids", "override_ids", "withhold_ids", "view_ids"):
+        kept = [ref for ref in whole.get(key, ()) if ref not in hidden]
+        if kept:
+            told[key] = kept
+        else:
+            told.pop(key, None)
+    return told
 
 
 # -- what a read carries out -------------------------------------------------------------------
@@ -279,7 +338,7 @@ def record_json(
         "body_sha256": digest_for(disclosure, body.version.body_sha256),
         "data": data,
         "withheld_categories": list(withheld),
-        "decision": decision_json(disclosure),
+        "decision": decision_for_reader(session, actor, record, child, disclosure),
     }
     own_id = _own_local_id(session, actor, record)
     if own_id is not None:
