@@ -42,6 +42,7 @@ import socket
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,7 +273,9 @@ class WebhookTransport:
             raise PermanentDeliveryError(f"agency {agency.id} has no usable webhook")
         token = self.signer.token(agency, message)
         request = urllib.request.Request(  # noqa: S310 - only http(s), checked above
-            url,
+            # A fragment is the receiver's own business, never part of an HTTP request (urllib
+            # would send it to a proxy).
+            urllib.parse.urldefrag(url).url,
             data=token.encode("ascii"),
             method="POST",
             headers={

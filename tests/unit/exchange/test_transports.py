@@ -5,14 +5,18 @@ transport — end to end through the outbox worker on both database backends."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import http.server
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.message import Message
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +33,7 @@ from exchange.outbox import OutboxMessage, enqueue, run_worker
 from exchange.transports import (
     SET_MEDIA_TYPE,
     AgencyTransports,
+    DeliveryError,
     DeliveryTransport,
     FileDropTransport,
     PermanentDeliveryError,
@@ -259,6 +264,360 @@ def test_worker_counts_a_request_past_its_deadline_as_a_failed_attempt(
             assert as_utc(queued.next_attempt_at) > utcnow()  # retried later, with backoff
     finally:
         receiver.close()
+
+
+@pytest.mark.parametrize(
+    "receiver", ["silent", "connection never completes", "tls never completes"]
+)
+def test_webhook_deadline_holds_for_a_receiver_that_never_answers(
+    signing_hub: Flask, receiver: str
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    port = listener.getsockname()[1]
+    # A backlog of 0 holds one connection nobody accepts; the next one is never completed.
+    waiting = socket.create_connection(("127.0.0.1", port))
+    accepted: list[socket.socket] = []
+    if receiver != "connection never completes":
+        accepted.append(listener.accept()[0])  # taken, read by nobody, never answered
+        waiting.close()
+    scheme = "https" if receiver == "tls never completes" else "http"
+    message = note("msg_" + receiver.replace(" ", "_"))
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientDeliveryError, match=r"^TimeoutError"):
+            WebhookTransport(signing_hub, timeout=1).deliver(
+                agency(f"{scheme}://127.0.0.1:{port}/hooks"), message
+            )
+        assert 0.9 <= time.monotonic() - started < 2
+        # The request's thread does not outlive the deadline by much either.
+        for sender in threading.enumerate():
+            if sender.name == f"puente-webhook-{message.id}":
+                sender.join(1.5)
+                assert not sender.is_alive()
+    finally:
+        for opened in (waiting, *accepted, listener):
+            opened.close()
+
+
+class Scripted(http.server.BaseHTTPRequestHandler):
+    """Answers each POST with the next (status, headers, body) of ``answers`` (202 when none
+    are left) and keeps what it was sent."""
+
+    answers: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+    received: ClassVar[list[tuple[str, Message]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, self.headers))
+        status, headers, body = self.answers.pop(0) if self.answers else (202, {}, b"")
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@dataclass
+class ScriptedReceiver:
+    url: str  # the receiver's address, without a path
+    handler: type[Scripted]
+    server_names: list[str]  # the names TLS clients asked for (SNI)
+
+
+@contextlib.contextmanager
+def scripted_receiver(
+    family: socket.AddressFamily = socket.AF_INET, tls: ssl.SSLContext | None = None
+) -> Iterator[ScriptedReceiver]:
+    handler = type("Answers", (Scripted,), {"answers": [], "received": []})
+    server_class = type("Server", (http.server.ThreadingHTTPServer,), {"address_family": family})
+    server = server_class(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0), handler)
+    server_names: list[str] = []
+    if tls is not None:
+        tls.sni_callback = lambda _socket, name, _context: server_names.append(name)
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    host = "[::1]" if family == socket.AF_INET6 else "localhost" if tls else "127.0.0.1"
+    try:
+        yield ScriptedReceiver(
+            f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}",
+            handler,
+            server_names,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_webhook_never_follows_a_redirect(signing_hub: Flask, status: int) -> None:
+    with scripted_receiver() as receiver:
+        # Followed, the redirect would reach the same receiver and be accepted.
+        receiver.handler.answers.append((status, {"Location": f"{receiver.url}/elsewhere"}, b""))
+        with pytest.raises(PermanentDeliveryError, match=rf"^HTTP {status}$"):
+            WebhookTransport(signing_hub).deliver(agency(f"{receiver.url}/hooks"), note())
+        assert [path for path, _ in receiver.handler.received] == ["/hooks"]
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error", "says", "retry_after"),
+    [
+        (
+            503,
+            {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"},
+            b"",
+            TransientDeliveryError,
+            "HTTP 503",
+            None,
+        ),
+        (
+            429,
+            {"Retry-After": "12"},
+            b'{"err": "slow_down"}',
+            TransientDeliveryError,
+            "HTTP 429 (slow_down)",
+            12.0,
+        ),
+        (
+            400,
+            {},
+            b'{"err": "invalid_audience", "description": "not us"}',
+            PermanentDeliveryError,
+            "HTTP 400 (invalid_audience)",
+            None,
+        ),
+        (
+            400,
+            {},
+            ('{"err": "' + "e" * 300 + '"}').encode(),
+            PermanentDeliveryError,
+            f"HTTP 400 ({'e' * 100})",
+            None,
+        ),
+        (410, {}, b"<html>Gone</html>", PermanentDeliveryError, "HTTP 410", None),
+    ],
+)
+def test_webhook_failure_says_what_the_receiver_answered(
+    signing_hub: Flask,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    error: type[DeliveryError],
+    says: str,
+    retry_after: float | None,
+) -> None:
+    with scripted_receiver() as receiver:
+        receiver.handler.answers.append((status, headers, body))
+        with pytest.raises(error) as raised:
+            WebhookTransport(signing_hub).deliver(agency(f"{receiver.url}/hooks"), note())
+    assert str(raised.value) == says  # an RFC 8935 error code, briefly; anything else not
+    assert getattr(raised.value, "retry_after", None) == retry_after
+
+
+def test_webhook_reads_at_most_64_kib_of_an_answer(signing_hub: Flask) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    answered = threading.Event()
+
+    def answer_without_end() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 202 Accepted\r\nContent-Length: 10000000\r\n\r\n")
+            connection.sendall(b"x" * (64 * 1024 + 1))
+            answered.wait(5)  # the rest never comes while the hub waits
+
+    thread = threading.Thread(target=answer_without_end, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        WebhookTransport(signing_hub, timeout=2).deliver(
+            agency(f"http://127.0.0.1:{listener.getsockname()[1]}/hooks"), note()
+        )
+        assert time.monotonic() - started < 1  # delivered, without waiting for the rest
+    finally:
+        answered.set()
+        thread.join(5)
+        listener.close()
+
+
+def test_webhook_unreachable_says_why(signing_hub: Flask) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    transport = WebhookTransport(signing_hub, timeout=2)
+    with pytest.raises(TransientDeliveryError, match=r"^ConnectionRefusedError: .*refused"):
+        transport.deliver(agency(f"http://127.0.0.1:{port}/hooks"), note())
+    with pytest.raises(TransientDeliveryError, match=r"^gaierror: "):
+        transport.deliver(agency("https://receiver.invalid/hooks"), note())
+
+
+@pytest.mark.parametrize(
+    ("family", "path"),
+    [(socket.AF_INET, "/hooks/puente?agency=mx.test&v=1"), (socket.AF_INET6, "/")],
+)
+def test_webhook_request_names_the_receiver_and_the_notification(
+    signing_hub: Flask, family: socket.AddressFamily, path: str
+) -> None:
+    with scripted_receiver(family) as receiver:
+        WebhookTransport(signing_hub).deliver(agency(receiver.url + path + "#ignored"), note())
+        [(sent_path, headers)] = receiver.handler.received
+    assert sent_path == path
+    assert headers["Host"] == receiver.url.removeprefix("http://")  # with the port
+    assert headers["Content-Type"] == SET_MEDIA_TYPE == "application/secevent+jwt"
+    assert headers["Accept"] == "application/json" and headers["User-Agent"] == "puente-hub"
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A certificate authority and a certificate it issued to ``localhost``, as PEM files."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    folder = tmp_path_factory.mktemp("tls")
+    now = datetime.now(UTC)
+
+    def issue(subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = x509.SubjectAlternativeName([x509.DNSName("localhost")])
+            builder = builder.add_extension(names, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, server_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    files = {
+        "ca": issue("Puente test CA", ca_key, "Puente test CA", ca_key, True),
+        "certificate": issue("localhost", server_key, "Puente test CA", ca_key, False),
+    }
+    paths = {name: folder / f"{name}.pem" for name in ("ca", "certificate", "key")}
+    for name, certificate in files.items():
+        paths[name].write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def tls_server_context(certificates: dict[str, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificates["certificate"], certificates["key"])
+    return context
+
+
+def test_webhook_over_https_checks_the_receiver_certificate(
+    signing_hub: Flask, certificates: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with scripted_receiver(tls=tls_server_context(certificates)) as receiver:
+        # Issued by an authority the hub does not trust: refused, and tried again later.
+        with pytest.raises(TransientDeliveryError, match="CERTIFICATE_VERIFY_FAILED"):
+            WebhookTransport(signing_hub).deliver(agency(f"{receiver.url}/hooks"), note())
+        assert not receiver.handler.received
+        # Trusted (the default context reads SSL_CERT_FILE): delivered, to the name asked for.
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificates["ca"]))
+        WebhookTransport(signing_hub).deliver(agency(f"{receiver.url}/hooks"), note())
+        [(path, headers)] = receiver.handler.received
+        assert path == "/hooks" and headers["Host"] == receiver.url.removeprefix("https://")
+        assert receiver.server_names[-1] == "localhost"
+
+
+class Proxy(http.server.BaseHTTPRequestHandler):
+    """A forward proxy: answers a request for a whole http URL itself, and tunnels
+    ``CONNECT`` to the address asked for."""
+
+    asked: ClassVar[list[tuple[str, str, str | None]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.asked.append(("POST", self.path, self.headers["Proxy-Authorization"]))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_CONNECT(self) -> None:
+        self.asked.append(("CONNECT", self.path, self.headers["Proxy-Authorization"]))
+        host, _, port = self.path.rpartition(":")
+        with socket.create_connection((host, int(port))) as upstream:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.flush()
+            back = threading.Thread(target=pipe, args=(upstream, self.connection), daemon=True)
+            back.start()
+            pipe(self.connection, upstream)
+            back.join(5)
+        self.close_connection = True
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def pipe(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+        target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def proxy() -> Iterator[tuple[str, type[Proxy]]]:
+    handler = type("Asked", (Proxy,), {"asked": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_goes_through_the_proxy_the_environment_names(
+    signing_hub: Flask,
+    proxy: tuple[str, type[Proxy]],
+    certificates: dict[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address, handler = proxy
+    monkeypatch.setenv("http_proxy", f"http://hub:s%40cret@{address}")
+    monkeypatch.setenv("https_proxy", address)
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificates["ca"]))
+    transport = WebhookTransport(signing_hub)
+    # http: the proxy is asked for the whole URL (never resolved by the hub).
+    transport.deliver(agency("http://dif.example:8080/hooks?v=1#top"), note())
+    basic = "Basic " + base64.b64encode(b"hub:s@cret").decode()
+    assert handler.asked == [("POST", "http://dif.example:8080/hooks?v=1", basic)]
+    # https: a tunnel through the proxy, TLS (and its certificate check) end to end.
+    with scripted_receiver(tls=tls_server_context(certificates)) as receiver:
+        transport.deliver(agency(f"{receiver.url}/hooks"), note())
+        assert handler.asked[1] == ("CONNECT", receiver.url.removeprefix("https://"), None)
+        assert [path for path, _ in receiver.handler.received] == ["/hooks"]
+        assert receiver.server_names == ["localhost"]
+    # Addresses in no_proxy are reached directly.
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with scripted_receiver() as direct:
+        transport.deliver(agency(f"{direct.url}/hooks"), note())
+        assert len(direct.handler.received) == 1 and len(handler.asked) == 2
 
 
 # --- the file drop -------------------------------------------------------------------------
