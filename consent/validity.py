@@ -15,7 +15,7 @@ from consent.access import Grant
 from consent.facts import ChildFacts
 from consent.measures import MAX_OVERRIDE, MIN_JUSTIFICATION, OVERRIDE_ROLE, ChildView, Override
 from consent.model import Consent, Provision
-from consent.parts import Json
+from consent.parts import ActorRef, Json
 
 #: The grantor types that may be a parent or guardian with custody.
 _CUSTODIAL = {"parent": "parent", "guardian": "guardian"}
@@ -49,6 +49,7 @@ def check_consent(
     problems.extend(_grantor_problems(consent, child))
     problems.extend(_period_problems(consent, child, now))
     problems.extend(_open_permits(consent))
+    problems.extend(_role_only_permits(consent))
     return problems
 
 
@@ -267,6 +268,49 @@ def _open_permits(consent: Consent) -> list[Problem]:
             )
         )
     return problems
+
+
+def _role_only_permits(consent: Consent) -> list[Problem]:
+    """A role alone names every person holding it on the hub — any lawyer of any state, not
+    the child's — so a permit must say whose: the role with the agency (``agency_id``) or the
+    person (``person_id``). A role alone still restricts: a deny may name one."""
+    pointers = []
+    if _permits_anything(consent):
+        pointers += [
+            f"/grantee/{index}" for index, actor in enumerate(consent.grantees) if _role_only(actor)
+        ]
+    pointers += _role_only_provision_actors(consent.provisions, "/provision")
+    return [
+        Problem(
+            "role_without_agency",
+            pointer,
+            "Un rol por sí solo abarca a todas las personas que lo tienen en el nodo (por "
+            "ejemplo, a cualquier abogada de cualquier estado, no solo a quien representa a la "
+            "NNA): indique también la agencia (agency_id) o la persona (person_id).",
+            "A role alone covers every person who holds it on the hub (for example any lawyer "
+            "of any state, not only the child's): give the agency (agency_id) or the person "
+            "(person_id) as well.",
+        )
+        for pointer in pointers
+    ]
+
+
+def _role_only(actor: ActorRef) -> bool:
+    return actor.role is not None and actor.agency_id is None and actor.person_id is None
+
+
+def _role_only_provision_actors(provisions: tuple[Provision, ...], pointer: str) -> list[str]:
+    found = []
+    for index, provision in enumerate(provisions):
+        here = f"{pointer}/{index}"
+        if provision.decision == "permit":
+            found += [
+                f"{here}/actor/{number}"
+                for number, actor in enumerate(provision.actors)
+                if _role_only(actor)
+            ]
+        found.extend(_role_only_provision_actors(provision.provisions, f"{here}/provision"))
+    return found
 
 
 def _actorless_permits(

@@ -31,6 +31,8 @@ OFFICER = "chp-procuraduria-consentimientos"
 PROCURADURIA = "mx.chp.procuraduria"
 OWNER = "mx.chp.dif"
 COMAR = "mx.fed.comar"
+#: The legal clinic that represents the demo's unaccompanied adolescent.
+CLINIC = "mx.chp.clinica-juridica"
 #: The Chiapas Procuraduría's override officer opens; the PFPNNA's consent officer reviews
 #: (the opener's agency may not).
 OVERRIDE_OFFICER = "chp-procuraduria-emergencias"
@@ -54,7 +56,7 @@ def _consent(child_id: str, adult_on: date) -> dict[str, Any]:
             "person_id": OFFICER,
             "identity_verified": True,
         },
-        "grantee": [{"agency_id": COMAR}, {"role": "legal_representative"}],
+        "grantee": [{"agency_id": COMAR}, {"role": "legal_representative", "agency_id": CLINIC}],
         "decision": "deny",
         "period": {
             "start": datetime.now(UTC).replace(microsecond=0).isoformat(),
@@ -73,7 +75,7 @@ def _consent(child_id: str, adult_on: date) -> dict[str, Any]:
             },
             {
                 "decision": "permit",
-                "actor": [{"role": "legal_representative"}],
+                "actor": [{"role": "legal_representative", "agency_id": CLINIC}],
                 "action": ["read"],
                 "purpose": ["legal_representation"],
                 "data_category": ["identity", "legal_status", "legal_representation"],

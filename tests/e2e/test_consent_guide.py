@@ -136,7 +136,8 @@ EXPECTED: list[tuple[str, ...]] = [
         '"upheld": true, "by": {"agency_id": "mx.fed.pfpnna", '
         '"person_id": "pfpnna-consentimientos"',
         '"kind": "override"',
-        '"reviewed": true, "upheld": true, "justification": "Ingreso a urgencias',
+        '"basis_code": "medical_emergency"',
+        '"reviewed": true, "upheld": true}',  # the alert leaves the justification out
     ),
     ('"status": "inactive"', '"notified": ["mx.fed.comar"]'),  # 8.7 the revocation
     ('"event": "consent.revoked"', "Stop using the data received under this consent."),

@@ -186,6 +186,43 @@ def test_a_permit_to_anyone_is_refused() -> None:
     assert check_consent(dataclasses.replace(SUPLENCIA, grantees=()), UNACCOMPANIED, NOW) == []
 
 
+def test_a_permit_to_a_role_alone_is_refused() -> None:
+    """A role alone is every lawyer on the hub, not the child's: a permit must say whose."""
+    anyone_of_the_role = ActorRef(role="legal_representative")
+    the_clinics = ActorRef(role="legal_representative", agency_id="mx.chp.clinica-juridica")
+    lawyers = dataclasses.replace(
+        SUPLENCIA,
+        grantees=(ActorRef(agency_id="mx.fed.comar"), anyone_of_the_role),
+        provisions=(
+            Provision(
+                "permit",
+                actors=(anyone_of_the_role,),
+                purposes=frozenset({"legal_representation"}),
+                provisions=(Provision("permit", actors=(ActorRef(role="caseworker"),)),),
+            ),
+        ),
+    )
+    problems = check_consent(lawyers, UNACCOMPANIED, NOW)
+    assert codes(problems) == ["role_without_agency"] * 3
+    assert [p.pointer for p in problems] == [
+        "/grantee/1",
+        "/provision/0/actor/0",
+        "/provision/0/provision/0/actor/0",
+    ]
+    assert "any lawyer of any state" in problems[0].en and "agency_id" in problems[0].es
+    named = dataclasses.replace(
+        lawyers,
+        grantees=(ActorRef(agency_id="mx.fed.comar"), the_clinics),
+        provisions=(Provision("permit", actors=(the_clinics,)),),
+    )
+    assert check_consent(named, UNACCOMPANIED, NOW) == []
+    # A role alone may still be refused something: a restriction protects the child from all.
+    denies = dataclasses.replace(
+        named, provisions=(*named.provisions, Provision("deny", actors=(anyone_of_the_role,)))
+    )
+    assert check_consent(denies, UNACCOMPANIED, NOW) == []
+
+
 def test_a_consent_for_another_child() -> None:
     assert "other_child" in codes(check_consent(SUPLENCIA, WITH_MOTHER, NOW))
 
