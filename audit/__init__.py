@@ -78,7 +78,13 @@ from audit.note import (
     sign_note,
     verified_signatures,
 )
-from audit.proof_file import TlogProof, VerifiedProof, make_proof_file, verify_proof_file
+from audit.proof_file import (
+    EntryNotProven,
+    TlogProof,
+    VerifiedProof,
+    make_proof_file,
+    verify_proof_file,
+)
 from audit.prover import HashSource, MemoryTree, consistency_proof, inclusion_proof
 from audit.witness import (
     AddCheckpointRequest,
@@ -100,6 +106,7 @@ __all__ = [
     "CosignatureSigner",
     "CosignatureVerifier",
     "EntryError",
+    "EntryNotProven",
     "FormatError",
     "HashSource",
     "InconsistentCheckpoints",

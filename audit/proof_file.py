@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from audit._encoding import MAX_UINT64, b64decode_strict, b64encode, parse_decimal
 from audit.checkpoint import Checkpoint, open_checkpoint
 from audit.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
-from audit.errors import FormatError, ProofFileFormatError
+from audit.errors import FormatError, ProofError, ProofFileFormatError, in_spanish
 from audit.merkle import HASH_SIZE, leaf_hash, verify_inclusion
 from audit.note import Note, NoteVerifier
 
@@ -94,6 +94,23 @@ class TlogProof:
         return "\n".join(lines) + "\n\n" + self.checkpoint
 
 
+class EntryNotProven(ProofError):
+    """A proof file's inclusion proof does not prove its entry at its index under its signed
+    checkpoint: the entry, the index or a proof hash is wrong. Names the entry (``index``) and
+    the checkpoint (``checkpoint``); the cause (e.g. :class:`~audit.errors.RootMismatch`) is
+    chained as ``__cause__`` and its text ends the message."""
+
+    def __init__(self, index: int, checkpoint: Checkpoint, cause: ProofError) -> None:
+        where = f"checkpoint {checkpoint.size} of {checkpoint.origin}"
+        where_es = f"el punto de control {checkpoint.size} de {checkpoint.origin}"
+        super().__init__(
+            f"entry {index} is not proven to be in {where}: {cause}",
+            es=f"la entrada {index} no queda probada en {where_es}: {in_spanish(cause)}",
+        )
+        self.index = index
+        self.checkpoint = checkpoint
+
+
 @dataclass(frozen=True)
 class VerifiedProof:
     """What a verified ``.tlog-proof`` establishes."""
@@ -132,7 +149,8 @@ def verify_proof_file(
        (:class:`~audit.errors.SignatureError`);
     3. at least ``quorum`` of ``witnesses`` cosigned it (:class:`~audit.errors.QuorumError`);
     4. the proof includes the leaf at ``index`` under the checkpoint's root
-       (:class:`~audit.errors.ProofError` / :class:`~audit.errors.RootMismatch`).
+       (:class:`EntryNotProven`, a :class:`~audit.errors.ProofError` naming the entry and the
+       checkpoint, caused by e.g. :class:`~audit.errors.RootMismatch`).
     """
     if (entry is None) == (leaf is None):
         raise ValueError("give exactly one of entry and leaf")
@@ -143,7 +161,10 @@ def verify_proof_file(
     proof = TlogProof.from_text(text)
     checkpoint = open_checkpoint(proof.checkpoint, log_verifiers, origin=origin)
     cosignatures = verify_cosignatures(proof.checkpoint, witnesses, quorum)
-    verify_inclusion(
-        proof.index, checkpoint.size, leaf or b"", proof.inclusion_proof, checkpoint.root_hash
-    )
+    try:
+        verify_inclusion(
+            proof.index, checkpoint.size, leaf or b"", proof.inclusion_proof, checkpoint.root_hash
+        )
+    except ProofError as e:
+        raise EntryNotProven(proof.index, checkpoint, e) from e
     return VerifiedProof(proof.index, checkpoint, cosignatures, proof.extra)

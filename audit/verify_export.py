@@ -170,6 +170,11 @@ def names(checkpoint: Checkpoint, label: Text = ("", "")) -> Text:
     return spanish, english
 
 
+def _of(spanish: str) -> str:
+    """``de`` before a Spanish noun phrase, contracted with ``el`` as Spanish requires."""
+    return f"del {spanish[3:]}" if spanish.startswith("el ") else f"de {spanish}"
+
+
 KEPT: Text = ("que usted conservó", "the kept")
 EXPORTED: Text = ("exportado", "the exported")
 
@@ -259,7 +264,7 @@ def verify_export(
             "de control que el nodo firma al exportar",
         )
     if suspects:
-        raise walker.explain(suspects[0])
+        raise walker.explain(suspects)
     if quorum:
         verify_cosignatures(latest_note, witnesses, quorum)
     walker.finish(previous, pending_kept)
@@ -451,37 +456,42 @@ class _TreeWalker:
 
     # --- saying which entry is wrong -------------------------------------------------------
 
-    def explain(self, checkpoint: Checkpoint) -> BadEntry:
-        """Name the first entry, after the last matching checkpoint, that ``checkpoint``
-        did not sign."""
+    def explain(self, suspects: Sequence[Checkpoint]) -> BadEntry:
+        """Name the first entry, after the last matching checkpoint, that the first suspect
+        did not sign, and how it differs.
+
+        The later suspects' signed roots let the stored leaf hashes speak past the first
+        suspect's size: a tampering at the last entry it covers involves the entry after it.
+        """
+        checkpoint = suspects[0]
         start, end = self.verified.size, checkpoint.size
-        stored = self._authentic_leaves(checkpoint)
-        lines = iter(itertools.islice(iter(self.entries()), start, None))
-        if stored is None:
-            return self._explain_without_leaves(start, end, lines, checkpoint)
-        previous: bytes | None = None
-        for offset in range(end - start):
-            index = start + offset
-            line = next(lines, None)
-            if line is None:
-                return BadEntry(
-                    index,
-                    (
-                        f"falta: la exportación termina con {index} entradas pero "
-                        f"{names(checkpoint)[0]} cubre {end} (entradas quitadas o registro "
-                        "truncado)",
-                        f"missing: the export ends with {index} entries but "
-                        f"{describe(checkpoint)} covers {end} (entries removed or the log "
-                        "truncated)",
-                    ),
-                )
-            got = _leaf(line)
-            if got != stored[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]:
-                following = next(lines, None)
-                after = _leaf(following) if following is not None else None
-                reason = _why(line, got, after, previous, stored, offset, checkpoint)
-                return BadEntry(index, reason)
-            previous = got
+        signed = self._signed_leaves(suspects)
+        lines = itertools.islice(iter(self.entries()), max(start - 1, 0), None)
+        previous = _leaf(next(lines)) if start else None  # the last verified entry
+        if signed is None:
+            return _explain_without_leaves(start, end, lines, checkpoint, self.leaves is not None)
+        for first in range(start, end, _CHUNK):
+            stored = _split(signed.read(first, min(first + _CHUNK, end)))
+            for index, want in enumerate(stored, first):
+                line = next(lines, None)
+                if line is None:
+                    return BadEntry(
+                        index,
+                        (
+                            f"falta: la exportación termina con {index} entradas pero "
+                            f"{names(checkpoint)[0]} cubre {end} (entradas quitadas o registro "
+                            "truncado)",
+                            f"missing: the export ends with {index} entries but "
+                            f"{describe(checkpoint)} covers {end} (entries removed or the log "
+                            "truncated)",
+                        ),
+                    )
+                got = _leaf(line)
+                if got != want:
+                    following = next(lines, None)
+                    after = _leaf(following) if following is not None else None
+                    return BadEntry(index, _why(line, got, after, previous, index, signed))
+                previous = got
         return BadEntry(
             end,
             (
@@ -490,51 +500,109 @@ class _TreeWalker:
             ),
         )
 
-    def _authentic_leaves(self, checkpoint: Checkpoint) -> bytes | None:
-        """The stored leaf hashes between the last good checkpoint and this one, if they hash
-        (with the verified prefix) to this checkpoint's signed root; else ``None``."""
+    def _signed_leaves(self, suspects: Sequence[Checkpoint]) -> _SignedLeaves | None:
+        """The stored leaf hashes after the last matching checkpoint, as far as they hash
+        (with the verified prefix) to the signed roots of the first suspect and then, by size,
+        of the later ones; ``None`` if they do not match the first suspect's."""
         if self.leaves is None:
             return None
-        start, end = self.verified.size, checkpoint.size
-        try:
-            stored = self.leaves(start, end)
-        except (OSError, ValueError):
-            return None
-        if len(stored) != (end - start) * HASH_SIZE:
-            return None
+        first = suspects[0]
+        # sorted() is stable: the first suspect stays ahead of another of the same size.
+        targets = sorted((c for c in suspects if c.size >= first.size), key=lambda c: c.size)
         tree = self.verified.copy()
-        tree.extend(stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE))
-        return stored if tree.root() == checkpoint.root_hash else None
+        vouchers: list[Checkpoint] = []
+        for target in targets:
+            while tree.size < target.size:
+                upto = min(tree.size + _CHUNK, target.size)
+                try:
+                    stored = self.leaves(tree.size, upto)
+                except (OSError, ValueError):
+                    break
+                if len(stored) != (upto - tree.size) * HASH_SIZE:
+                    break
+                tree = _append_leaves(tree, _split(stored))
+            if tree.size != target.size or tree.root() != target.root_hash:
+                break
+            vouchers.append(target)
+        if not vouchers:
+            return None
+        return _SignedLeaves(
+            self.leaves, self.verified.size, tuple(vouchers), ends_log=vouchers[-1] is targets[-1]
+        )
 
-    @staticmethod
-    def _explain_without_leaves(
-        start: int, end: int, lines: Iterable[bytes], checkpoint: Checkpoint
-    ) -> BadEntry:
-        count = 0
-        for offset, line in enumerate(itertools.islice(lines, end - start)):
-            count += 1
-            try:
-                parse_canonical_entry(_strip(line))
-            except EntryError as e:
-                return BadEntry(start + offset, (f"cambiada: {in_spanish(e)}", f"changed: {e}"))
-        where_es, where = names(checkpoint)
-        if start + count < end:
-            return BadEntry(
-                start + count,
-                (
-                    f"falta: {where_es} cubre {end} entradas",
-                    f"missing: {where} covers {end} entries",
-                ),
-            )
+
+@dataclass(frozen=True)
+class _SignedLeaves:
+    """Stored leaf hashes of the entries ``[start, vouchers[-1].size)`` that hash to the signed
+    roots of ``vouchers`` (by size): the hashes the log signed. ``ends_log``: the last voucher
+    is the export's latest checkpoint, so no entry follows its last one."""
+
+    read: LeafReader
+    start: int
+    vouchers: tuple[Checkpoint, ...]
+    ends_log: bool
+
+    def at(self, index: int) -> bytes | None:
+        """The signed leaf hash at ``index``, or ``None`` past the last voucher."""
+        if index >= self.vouchers[-1].size:
+            return None
+        return self.read(index, index + 1)
+
+    def voucher(self, index: int) -> Checkpoint:
+        """The first voucher that covers entry ``index``."""
+        return next(c for c in self.vouchers if c.size > index)
+
+    def find(self, leaf: bytes) -> int | None:
+        """The index the log signed ``leaf`` at, if within these hashes."""
+        end = self.vouchers[-1].size
+        for first in range(self.start, end, _CHUNK):
+            for index, stored in enumerate(
+                _split(self.read(first, min(first + _CHUNK, end))), first
+            ):
+                if stored == leaf:
+                    return index
+        return None
+
+
+def _explain_without_leaves(
+    start: int, end: int, lines: Iterable[bytes], checkpoint: Checkpoint, leaves_given: bool
+) -> BadEntry:
+    count = 0
+    for offset, line in enumerate(itertools.islice(lines, end - start)):
+        count += 1
+        try:
+            parse_canonical_entry(_strip(line))
+        except EntryError as e:
+            return BadEntry(start + offset, (f"cambiada: {in_spanish(e)}", f"changed: {e}"))
+    where_es, where = names(checkpoint)
+    if start + count < end:
         return BadEntry(
-            start,
+            start + count,
             (
-                f"las entradas {start}..{end - 1} no dan el hash de {where_es}; sin los hashes "
-                "de hoja guardados (leaves.bin) no se puede nombrar la primera incorrecta",
-                f"the entries {start}..{end - 1} do not hash to {where}; without the stored "
-                "leaf hashes (leaves.bin) the first wrong one cannot be named",
+                f"falta: {where_es} cubre {end} entradas",
+                f"missing: {where} covers {end} entries",
             ),
         )
+    if leaves_given:
+        unnamed = (
+            "los hashes de hoja guardados (leaves.bin) tampoco coinciden con él, así que no se "
+            "puede nombrar la primera incorrecta",
+            "the stored leaf hashes (leaves.bin) do not match it either, so the first wrong "
+            "one cannot be named",
+        )
+    else:
+        unnamed = (
+            "sin los hashes de hoja guardados (leaves.bin) no se puede nombrar la primera "
+            "incorrecta",
+            "without the stored leaf hashes (leaves.bin) the first wrong one cannot be named",
+        )
+    return BadEntry(
+        start,
+        (
+            f"las entradas {start}..{end - 1} no dan el hash {_of(where_es)}; {unnamed[0]}",
+            f"the entries {start}..{end - 1} do not hash to {where}; {unnamed[1]}",
+        ),
+    )
 
 
 def _why(
@@ -542,37 +610,54 @@ def _why(
     got: bytes,
     after: bytes | None,
     previous: bytes | None,
-    stored: bytes,
-    offset: int,
-    checkpoint: Checkpoint,
+    index: int,
+    signed: _SignedLeaves,
 ) -> Text:
-    """Say how entry ``offset`` (hash ``got``; the next line's hash ``after``) went wrong,
-    given the authentic stored leaf hashes of the segment."""
-    want = stored[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
-    following = stored[(offset + 1) * HASH_SIZE : (offset + 2) * HASH_SIZE]
-    where_es, where = names(checkpoint)
-    if got == following and after == want:
+    """Say how entry ``index`` (hash ``got``; the next line's hash ``after``) went wrong, given
+    the leaf hashes the log signed. Past the last voucher the signed hashes are unknown: then
+    only what the evidence shows is said, with the kinds it leaves open."""
+    want = signed.at(index)
+    following = signed.at(index + 1)
+    unknown_next = following is None and not signed.ends_log
+    where_es, where = names(signed.voucher(index))
+    if following is not None and got == following:
+        if after == want:
+            return (
+                "intercambiada con la entrada siguiente (reordenada)",
+                "swapped with the entry after it (reordered)",
+            )
+        next_es, next_en = names(signed.voucher(index + 1))
         return (
-            "intercambiada con la entrada siguiente (reordenada)",
-            "swapped with the entry after it (reordered)",
-        )
-    if got == following:
-        return (
-            f"falta en la exportación: aquí está la entrada que {where_es} pone a continuación "
+            f"falta en la exportación: aquí está la entrada que {next_es} pone a continuación "
             "(quitada)",
-            f"missing from the export: the entry {where} puts next is here instead (removed)",
+            f"missing from the export: the entry {next_en} puts next is here instead (removed)",
         )
     if previous is not None and got == previous:
         return (
             "duplicado de la entrada anterior (insertada)",
             "a duplicate of the entry before it (inserted)",
         )
-    if got in _hashes(stored):
+    elsewhere = signed.find(got)
+    if elsewhere is not None:
+        other_es, other = names(signed.voucher(elsewhere))
         return (
-            f"fuera de orden: {where_es} tiene esta entrada en otro índice (reordenada)",
-            f"out of order: {where} has this entry at another index (reordered)",
+            f"fuera de orden: {other_es} tiene esta entrada en el índice {elsewhere} (reordenada)",
+            f"out of order: {other} has this entry at index {elsewhere} (reordered)",
         )
+    unknown_es, unknown = (
+        "los hashes de hoja guardados (leaves.bin) no coinciden con ningún punto de control "
+        "posterior, así que no se sabe cuál es la entrada siguiente",
+        "the stored leaf hashes (leaves.bin) match no later checkpoint, so the entry after it "
+        "is not known",
+    )
     if after == want:
+        if unknown_next:
+            return (
+                f"no es la que {where_es} firmó aquí, que es la de la línea siguiente: se "
+                f"insertó una entrada antes de ella, o se intercambiaron las dos ({unknown_es})",
+                f"not what {where} signed here, which is the next line's entry: an entry was "
+                f"inserted before it, or the two were swapped ({unknown})",
+            )
         return (
             f"insertada: {where_es} pone aquí la entrada que la sigue",
             f"inserted: {where} puts the entry that follows it here",
@@ -581,6 +666,13 @@ def _why(
         parse_canonical_entry(_strip(line))
     except EntryError as e:
         return f"cambiada: {in_spanish(e)}", f"changed: {e}"
+    if unknown_next:
+        return (
+            f"no es la que {where_es} firmó aquí, la última que cubre: cambiada, o quitada y "
+            f"ahora ocupa su lugar una posterior ({unknown_es})",
+            f"not what {where} signed here, the last entry it covers: changed, or removed with "
+            f"a later one now in its place ({unknown})",
+        )
     return (
         f"cambiada: {where_es} firmó otra entrada en este índice",
         f"changed: {where} signed another entry at this index",
@@ -634,8 +726,9 @@ def _append_subtree(tree: CompactRange, root: bytes, level: int) -> CompactRange
     return CompactRange(tree.size + (1 << level), hashes)
 
 
-def _hashes(stored: bytes) -> set[bytes]:
-    return {stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE)}
+def _split(stored: bytes) -> list[bytes]:
+    """Concatenated 32-byte hashes, one by one."""
+    return [stored[i : i + HASH_SIZE] for i in range(0, len(stored), HASH_SIZE)]
 
 
 def _strip(line: bytes) -> bytes:

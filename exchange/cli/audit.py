@@ -34,6 +34,7 @@ from audit import (
     verify_proof_file,
 )
 from audit.errors import in_spanish
+from audit.proof_file import EntryNotProven
 from audit.verify_export import (
     BadEntry,
     DamagedExport,
@@ -639,6 +640,13 @@ def _fail(error: AuditError, lang: str, as_json: bool) -> None:
     details: dict[str, Any] = {"ok": False, "exit_code": code, "error": message}
     if isinstance(error, BadEntry):
         details["entry_index"] = error.index
+    if isinstance(error, EntryNotProven):
+        details["entry_index"] = error.index
+        details["checkpoint"] = {
+            "size": error.checkpoint.size,
+            "origin": error.checkpoint.origin,
+            "root": base64.b64encode(error.checkpoint.root_hash).decode(),
+        }
     if isinstance(error, DamagedExport):
         details["checkpoints_line"] = error.line
     if isinstance(error, ForkedCheckpoints):

@@ -24,6 +24,8 @@ from audit import (
     sign_note,
     verify_proof_file,
 )
+from audit.errors import in_spanish
+from audit.proof_file import EntryNotProven
 
 T = 1_700_000_000
 
@@ -87,10 +89,12 @@ def test_verification_failures_map_to_their_errors(
 ) -> None:
     log = [log_signer.verifier()]
     text = make_proof_file(3, tree.inclusion_proof(3), signed)
-    with pytest.raises(RootMismatch):  # modified entry
+    with pytest.raises(EntryNotProven) as caught:  # modified entry
         verify_proof_file(text, entries[3] + b" ", log)
-    with pytest.raises(RootMismatch):  # another entry's proof
+    assert isinstance(caught.value.__cause__, RootMismatch)
+    with pytest.raises(EntryNotProven) as caught:  # another entry's proof
         verify_proof_file(text, entries[4], log)
+    assert isinstance(caught.value.__cause__, RootMismatch)
     stranger = Signer("puente.example/federal", bytes(32))
     with pytest.raises(SignatureError):  # unknown log key, even with the same name
         verify_proof_file(text, entries[3], [stranger.verifier()])
@@ -113,6 +117,32 @@ def test_verification_failures_map_to_their_errors(
         verify_proof_file(make_proof_file(3, tree.inclusion_proof(3, 20), forged), entries[3], log)
     with pytest.raises(ValueError):
         verify_proof_file(text, entries[3], log, leaf=leaf_hash(entries[3]))
+
+
+@pytest.mark.parametrize("tamper", ["entry", "proof hash", "index"])
+def test_a_failed_inclusion_names_the_entry_and_the_checkpoint(
+    log_signer: Signer, tree: MemoryTree, entries: list[bytes], signed: str, tamper: str
+) -> None:
+    proof = list(tree.inclusion_proof(3))
+    index, entry = 3, entries[3]
+    if tamper == "entry":
+        entry = entries[3] + b" "
+    elif tamper == "proof hash":
+        proof[1] = bytes(32)
+    else:
+        index = 5
+    text = make_proof_file(index, proof, signed)
+    with pytest.raises(EntryNotProven) as caught:
+        verify_proof_file(text, entry, [log_signer.verifier()])
+    assert caught.value.index == index
+    assert caught.value.checkpoint.size == 21
+    assert str(caught.value).startswith(
+        f"entry {index} is not proven to be in checkpoint 21 of puente.example/federal: "
+    )
+    assert in_spanish(caught.value).startswith(
+        f"la entrada {index} no queda probada en el punto de control 21 de puente.example/federal: "
+    )
+    assert isinstance(caught.value, ProofError)
 
 
 def _valid(tree: MemoryTree, signed: str) -> str:

@@ -289,3 +289,89 @@ def test_fast_append_matches_compact_range_extend(start: int, count: int) -> Non
         reference.hashes,
         reference.root(),
     )
+
+
+# Entry 7 is the last one checkpoint 8 covers: a tampering there involves entries that only the
+# next checkpoint signs, and is named as it is in the middle of a segment.
+@pytest.mark.parametrize(
+    ("edit", "index", "reason", "spanish"),
+    [
+        (
+            lambda e: e.__setitem__(7, e[7].replace(b"7", b"77")),
+            7,
+            "changed: checkpoint 8",
+            "cambiada: el punto de control 8",
+        ),
+        (lambda e: e.__delitem__(7), 7, "(removed)", "(quitada)"),
+        (lambda e: e.__setitem__(slice(7, 9), [e[8], e[7]]), 7, "swapped", "intercambiada"),
+        (lambda e: e.insert(7, b'{"n":-1}\n'), 7, "inserted", "insertada"),
+        (lambda e: e.insert(8, e[7]), 8, "duplicate", "duplicado"),
+        (lambda e: e.insert(7, e.pop(10)), 7, "at index 10 (reordered)", "índice 10 (reordenada)"),
+        (lambda e: e.__setitem__(slice(7, 11), [e[10], e[8], e[9], e[7]]), 7, "reordered", "reord"),
+        (lambda e: e.__setitem__(11, e[11].replace(b"11", b"1")), 11, "changed", "cambiada"),
+    ],
+)
+def test_tampering_across_a_checkpoint_boundary_is_named(  # type: ignore[no-untyped-def]
+    edit, index: int, reason: str, spanish: str
+) -> None:
+    entries, checkpoints, tree = _export(_entries(12), [4, 8, 12])
+    edit(entries)
+    with pytest.raises(BadEntry) as caught:
+        verify_export(lambda: iter(entries), checkpoints, [VERIFIER], leaves=_leaves(tree))
+    assert caught.value.index == index
+    assert reason in str(caught.value)
+    assert in_spanish(caught.value).startswith(f"entrada {index}: ")
+    assert spanish in in_spanish(caught.value)
+
+
+def _leaves_damaged_from(tree: MemoryTree, first: int):  # type: ignore[no-untyped-def]
+    authentic = _leaves(tree)
+
+    def read(start: int, end: int) -> bytes:
+        stored = bytearray(authentic(start, end))
+        for index in range(max(start, first), end):
+            stored[(index - start) * 32] ^= 1
+        return bytes(stored)
+
+    return read
+
+
+def test_at_a_boundary_without_later_authentic_leaves_only_what_is_known_is_said() -> None:
+    # The stored leaf hashes match checkpoint 8 but no later one: the entry after 7 is unknown.
+    entries, checkpoints, tree = _export(_entries(12), [4, 8, 12])
+    leaves = _leaves_damaged_from(tree, 8)
+    removed = entries[:7] + entries[8:]
+    with pytest.raises(BadEntry) as caught:
+        verify_export(lambda: iter(removed), checkpoints, [VERIFIER], leaves=leaves)
+    assert caught.value.index == 7
+    assert "changed, or removed" in str(caught.value)
+    assert "cambiada, o quitada" in in_spanish(caught.value)
+    swapped = [*entries[:7], entries[8], entries[7], *entries[9:]]
+    with pytest.raises(BadEntry) as caught:
+        verify_export(lambda: iter(swapped), checkpoints, [VERIFIER], leaves=leaves)
+    assert caught.value.index == 7
+    assert "inserted before it, or the two were swapped" in str(caught.value)
+    assert "insertó una entrada antes de ella, o se intercambiaron las dos" in in_spanish(
+        caught.value
+    )
+    # Away from the boundary the damaged later leaves do not matter.
+    middle = entries[:5] + entries[6:]
+    with pytest.raises(BadEntry, match=r"\(removed\)") as caught:
+        verify_export(lambda: iter(middle), checkpoints, [VERIFIER], leaves=leaves)
+    assert caught.value.index == 5
+
+
+def test_stored_leaf_hashes_that_do_not_match_are_said_not_to_match() -> None:
+    entries, checkpoints, _ = _export(_entries(12), [4, 8, 12])
+    entries[6] = entries[6].replace(b"6", b"7")
+    with pytest.raises(BadEntry, match=r"entries 4\.\.7 do not hash") as caught:
+        verify_export(
+            lambda: entries, checkpoints, [VERIFIER], leaves=lambda a, b: b"\0" * 32 * (b - a)
+        )
+    assert "leaves.bin" in str(caught.value) and "do not match" in str(caught.value)
+    assert "without the stored leaf hashes" not in str(caught.value)
+    assert "(leaves.bin) tampoco coinciden" in in_spanish(caught.value)
+    with pytest.raises(BadEntry) as caught:
+        verify_export(lambda: entries, checkpoints, [VERIFIER])
+    assert "without the stored leaf hashes (leaves.bin)" in str(caught.value)
+    assert "sin los hashes de hoja guardados (leaves.bin)" in in_spanish(caught.value)

@@ -6,7 +6,7 @@ import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -287,7 +287,8 @@ def test_every_part_of_a_failure_reads_in_spanish(hub: Flask, tmp_path: Path) ->
     )
     assert wrong_entry.exit_code == 1
     assert wrong_entry.stderr.startswith(
-        "FALLA: prueba o entrada incorrecta: no coincide la raíz: calculada "
+        "FALLA: prueba o entrada incorrecta: la entrada 42 no queda probada en el punto de "
+        f"control 100 de {audit_origin(hub)}: no coincide la raíz: calculada "
     )
     assert "se esperaba" in wrong_entry.stderr
 
@@ -297,6 +298,57 @@ def test_every_part_of_a_failure_reads_in_spanish(hub: Flask, tmp_path: Path) ->
         "llave no válida: la llave verificadora debe tener la forma "
         "<nombre>+<ID de llave>+<llave>" in garbage.stderr
     )
+
+
+def _tampered(out: Path, tmp_path: Path, edit: Callable[[list[bytes]], None]) -> Path:
+    copy = tmp_path / "tampered"
+    copy.mkdir()
+    for path in out.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    lines = (out / "entries.ndjson").read_bytes().splitlines(keepends=True)
+    edit(lines)
+    (copy / "entries.ndjson").write_bytes(b"".join(lines))
+    return copy
+
+
+# Entry 29 is the last one checkpoint 30 covers: the kind of tampering there is named as it is
+# anywhere else, although the entry after it is only signed by checkpoint 100.
+@pytest.mark.parametrize(
+    ("edit", "english", "spanish"),
+    [
+        (
+            lambda e: e.__delitem__(29),
+            "entry 29: missing from the export: the entry checkpoint 100 ",
+            "entrada 29: falta en la exportación: aquí está la entrada que el punto de control "
+            "100 ",
+        ),
+        (
+            lambda e: e.__setitem__(slice(29, 31), [e[30], e[29]]),
+            "entry 29: swapped with the entry after it (reordered)",
+            "entrada 29: intercambiada con la entrada siguiente (reordenada)",
+        ),
+        (
+            lambda e: e.insert(29, e[60]),
+            "entry 29: out of order: checkpoint 100 ",
+            "entrada 29: fuera de orden: el punto de control 100 ",
+        ),
+        (
+            lambda e: e.insert(30, e[29]),
+            "entry 30: a duplicate of the entry before it (inserted)",
+            "entrada 30: duplicado de la entrada anterior (insertada)",
+        ),
+    ],
+)
+def test_tampering_at_a_checkpoint_boundary_is_named(  # type: ignore[no-untyped-def]
+    hub: Flask, tmp_path: Path, edit, english: str, spanish: str
+) -> None:
+    tampered = _tampered(_export(tmp_path), tmp_path, edit)
+    args = ("audit", "verify", "--full", str(tampered), "--vkey", _vkey(hub), "--json")
+    report = json.loads(_run(*args, "--lang", "en").stdout)
+    assert report["exit_code"] == 1
+    assert report["entry_index"] == int(english.split(":")[0].split()[1])
+    assert report["error"].startswith(english)
+    assert json.loads(_run(*args, "--lang", "es").stdout)["error"].startswith(spanish)
 
 
 def test_another_key_is_a_signature_failure(hub: Flask, tmp_path: Path) -> None:
@@ -333,7 +385,13 @@ def test_a_proof_file_verifies_offline(hub: Flask, tmp_path: Path) -> None:
         "--json",
     )
     assert wrong_entry.exit_code == 1
-    assert "mismatch" in json.loads(wrong_entry.stdout)["error"]
+    report = json.loads(wrong_entry.stdout)
+    assert report["error"].startswith(
+        f"entry 42 is not proven to be in checkpoint 100 of {audit_origin(hub)}: root mismatch"
+    )
+    assert report["entry_index"] == 42
+    assert report["checkpoint"]["size"] == 100
+    assert report["checkpoint"]["origin"] == audit_origin(hub)
     right = tmp_path / "entry-42.ndjson"
     right.write_text(_api(hub, "/v1/audit/entries?start=42&end=43"))
     assert (
