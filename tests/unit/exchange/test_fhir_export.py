@@ -144,9 +144,10 @@ def test_procuraduria_grantor_nested_provisions_and_evidence() -> None:
     assert "verifiedWith" not in resource["verification"][0]  # an authority, not a relative
     manager = contained(resource, resource["manager"][0])
     assert codes(manager["code"][0]["coding"], "urn:puente:role") == ["consent_officer"]
-    # The role-only grantee is anyone holding the role.
+    # The lawyers of one organisation: a role with the agency it belongs to.
     role_grantee = contained(resource, resource["grantee"][1])
-    assert set(role_grantee) == {"resourceType", "id", "code"}
+    assert set(role_grantee) == {"resourceType", "id", "code", "organization"}
+    assert codes(role_grantee["code"][0]["coding"], "urn:puente:role") == ["legal_representative"]
     assert resource["regulatoryBasis"][0]["text"].startswith("LGDNNA art. 106")
     (attachment,) = resource["sourceAttachment"]
     assert {
@@ -158,9 +159,12 @@ def test_procuraduria_grantor_nested_provisions_and_evidence() -> None:
 
     comar, lawyer, dif = resource["provision"]
     assert all(stated_decision(p) == ("permit", False) for p in (comar, lawyer, dif))
-    (role_only,) = lawyer["actor"]
-    assert "reference" not in role_only  # a role alone names no one in particular
-    assert role_only["role"]["coding"][0]["code"] == "legal_representative"
+    (clinics_lawyers,) = lawyer["actor"]  # the role, and the organisation holding it
+    assert clinics_lawyers["reference"] == {
+        "type": "Organization",
+        "identifier": {"system": "urn:puente:agency", "value": "mx.chp.clinica-juridica"},
+    }
+    assert clinics_lawyers["role"]["coding"][0]["code"] == "legal_representative"
     (nested,) = lawyer["provision"]
     assert stated_decision(nested) == ("deny", False)
     assert codes(nested["securityLabel"], "urn:puente:data-category") == ["contact_location"]
