@@ -1,5 +1,5 @@
 """Where the hub keeps what the consent engine decides on: consents, the child's views,
-emergency overrides, access requests and the grants made on them.
+emergency overrides, "withhold from" entries, access requests and the grants made on them.
 
 Each row keeps the document in the pure model's JSON form (``consent.Consent.to_json()`` and
 friends), encrypted under the data keyring like record bodies: consents name grantors, views
@@ -30,6 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent import ChildView, Consent, Grant, Override, WithholdFrom
+from consent.parts import ActorRef
+from exchange.auth import as_utc
 from exchange.crypto import DataKeyring
 from exchange.db import Base
 
@@ -92,6 +94,59 @@ class OverrideRow(_Sealed, Base):
     ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     upheld: Mapped[bool | None] = mapped_column(nullable=True)
+
+
+class WithholdRow(_Sealed, Base):
+    """A "withhold from" entry: never disclose ``categories`` (all when empty) of the child to
+    the target (an agency, a person or a role, every stated part matching) or to every actor
+    of ``actor_kind``. Whom and what are codes, kept in clear for the engine; the sealed
+    document holds only the free text (``reason``, and ``revocation_reason`` once revoked),
+    which may describe the child's situation (an alleged abuser)."""
+
+    __tablename__ = "withhold_entry"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    target_agency_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    target_person_id: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    target_role: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    actor_kind: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    categories: Mapped[list[Any]] = mapped_column(JSON)
+    starts_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    recorded_by_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    recorded_by_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_by_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    revoked_by_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
+
+    def target(self) -> ActorRef | None:
+        if not (self.target_agency_id or self.target_person_id or self.target_role):
+            return None
+        return ActorRef(
+            agency_id=self.target_agency_id,
+            person_id=self.target_person_id,
+            role=self.target_role,
+        )
+
+    def as_withhold(self, child_id: str) -> WithholdFrom:
+        """The entry as the engine weighs it, for ``child_id`` (the child it now is). A
+        revocation ends it at the instant it was made; the written reason stays sealed (the
+        engine never uses it)."""
+        ends = None if self.ends_at is None else as_utc(self.ends_at)
+        if self.revoked_at is not None:
+            revoked = as_utc(self.revoked_at)
+            ends = revoked if ends is None else min(ends, revoked)
+        return WithholdFrom(
+            child_id=child_id,
+            target=self.target(),
+            actor_kind=self.actor_kind,
+            categories=frozenset(self.categories or ()),
+            id=self.id,
+            starts=None if self.starts_at is None else as_utc(self.starts_at),
+            ends=ends,
+        )
 
 
 class AccessRequestRow(Base):
@@ -170,8 +225,9 @@ def _as_child(document: dict[str, Any], child_id: str) -> dict[str, Any]:
 def child_inputs(
     session: Session, keyring: DataKeyring, child_ids: set[str], child_id: str
 ) -> ChildInputs:
-    """The consents, grants, views and overrides of every child in ``child_ids`` (the child
-    ``child_id`` now is and those merged into it), as the pure models of ``child_id``."""
+    """The consents, grants, views, overrides and withhold entries of every child in
+    ``child_ids`` (the child ``child_id`` now is and those merged into it), as the pure models
+    of ``child_id``."""
     consents = tuple(
         Consent.from_json(_as_child(row.open(keyring), child_id))
         for row in session.scalars(
@@ -205,4 +261,10 @@ def child_inputs(
             select(OverrideRow).where(OverrideRow.child_id.in_(child_ids)).order_by(OverrideRow.id)
         )
     )
-    return ChildInputs(consents, grants, views, overrides)
+    withholds = tuple(
+        row.as_withhold(child_id)
+        for row in session.scalars(
+            select(WithholdRow).where(WithholdRow.child_id.in_(child_ids)).order_by(WithholdRow.id)
+        )
+    )
+    return ChildInputs(consents, grants, views, overrides, withholds)

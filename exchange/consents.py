@@ -1,6 +1,6 @@
 """Consent services: recording consents and the child's views, revoking, emergency overrides,
-access requests and the grants made on them. Each action is an audit entry in its own
-transaction; the routes in :mod:`exchange.api.consents` call these.
+"withhold from" entries, access requests and the grants made on them. Each action is an audit
+entry in its own transaction; the routes in :mod:`exchange.api.consents` call these.
 
 Who may act for a child: the consent officers (and agency systems) whose jurisdiction covers
 one of the agencies responsible for the child's records, or an agency responsible for one of
@@ -29,6 +29,7 @@ from consent import (
     Grant,
     Override,
     Review,
+    WithholdFrom,
     check_consent,
     check_grant,
     check_override,
@@ -47,6 +48,7 @@ from exchange.consent_store import (
     ConsentRow,
     GrantRow,
     OverrideRow,
+    WithholdRow,
     new_id,
 )
 from exchange.crypto import data_keyring
@@ -792,6 +794,230 @@ def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str
         rows = [row for row in rows if row.child_id in mine and _reviewable_by(actor, row)]
     moment = utcnow()
     return [override_summary(row, moment) for row in rows[:QUEUE_LIMIT]]
+
+
+# -- "withhold from" entries -------------------------------------------------------------------
+
+
+#: Where a withhold entry stands now (``state`` in ``GET /v1/children/{id}/withholds``).
+WITHHOLD_STATES = ("active", "not_started", "expired", "revoked")
+
+
+def _withhold_state(row: WithholdRow, moment: datetime) -> str:
+    if row.revoked_at is not None:
+        return "revoked"
+    if row.ends_at is not None and as_utc(row.ends_at) <= moment:
+        return "expired"
+    if row.starts_at is not None and moment < as_utc(row.starts_at):
+        return "not_started"
+    return "active"
+
+
+def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
+    """A withhold entry as the consent officers who act for the child read it, written
+    reasons included."""
+    document = row.open(data_keyring())
+    target = row.target()
+    revocation = None
+    if row.revoked_at is not None:
+        revocation = {
+            "revoked_at": as_utc(row.revoked_at).isoformat(),
+            "revoked_by": party(row.revoked_by_agency, row.revoked_by_person),
+            "reason": document.get("revocation_reason"),
+        }
+    return {
+        "id": row.id,
+        "state": _withhold_state(row, moment),
+        "child_id": row.child_id,
+        "target": None if target is None else target.to_json(),
+        "actor_kind": row.actor_kind,
+        "categories": list(row.categories or ()),
+        "starts": as_utc(row.starts_at).isoformat() if row.starts_at else None,
+        "ends": as_utc(row.ends_at).isoformat() if row.ends_at else None,
+        "reason": document.get("reason"),
+        "recorded_at": as_utc(row.recorded_at).isoformat(),
+        "recorded_by": party(row.recorded_by_agency, row.recorded_by_person),
+        "revocation": revocation,
+    }
+
+
+def _unknown_target(session: Session, target: ActorRef | None) -> list[dict[str, str]]:
+    """What the hub does not know in an entry's target: an entry naming an agency or person
+    that is not registered here (a mistyped id) would withhold from nobody while the officer
+    believes the child protected."""
+    from exchange.agencies import Agency
+    from exchange.people import Person
+
+    if target is None:
+        return []
+    found = []
+    if target.agency_id is not None and session.get(Agency, target.agency_id) is None:
+        found.append(
+            {
+                "pointer": "/target/agency_id",
+                "message_es": f"En este nodo no hay ninguna agencia {target.agency_id!r}.",
+                "message_en": f"This hub has no agency {target.agency_id!r}.",
+            }
+        )
+    if target.person_id is not None:
+        person = session.get(Person, target.person_id)
+        if person is None:
+            found.append(
+                {
+                    "pointer": "/target/person_id",
+                    "message_es": f"En este nodo no hay ninguna persona {target.person_id!r}.",
+                    "message_en": f"This hub has no person {target.person_id!r}.",
+                }
+            )
+        elif target.agency_id is not None and person.agency_id != target.agency_id:
+            found.append(
+                {
+                    "pointer": "/target/person_id",
+                    "message_es": f"{target.person_id!r} pertenece a {person.agency_id!r}, "
+                    f"no a {target.agency_id!r}: la reserva no alcanzaría a nadie.",
+                    "message_en": f"{target.person_id!r} belongs to {person.agency_id!r}, "
+                    f"not {target.agency_id!r}: the entry would withhold from nobody.",
+                }
+            )
+    return found
+
+
+def _withhold_period_problems(entry: WithholdFrom, moment: datetime) -> list[dict[str, str]]:
+    if entry.ends is None:
+        return []
+    if entry.starts is not None and entry.ends <= entry.starts:
+        return [
+            {
+                "pointer": "/ends",
+                "message_es": "El fin debe ser posterior al inicio («starts»).",
+                "message_en": "The end must come after the start ('starts').",
+            }
+        ]
+    if entry.ends <= moment:
+        return [
+            {
+                "pointer": "/ends",
+                "message_es": "El fin ya pasó: la reserva no protegería nada.",
+                "message_en": "The end is in the past: the entry would protect nothing.",
+            }
+        ]
+    return []
+
+
+def record_withhold(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> tuple[dict[str, Any], str]:
+    """Record a withhold entry (the request body, already schema-valid: ``target`` and/or
+    ``actor_kind``, ``categories``, ``starts``, ``ends``, ``reason``). A consent officer's,
+    who acts for the child; it counts from the next decision on, in every process."""
+    require_acts_for(session, actor, child)
+    require_officer(actor)
+    moment = utcnow()
+    withhold_id = new_id("wth")
+    fields = ("target", "actor_kind", "categories", "starts", "ends")
+    try:
+        entry = WithholdFrom.from_json(
+            {
+                "child_id": child.child_id,
+                "id": withhold_id,
+                **{key: document[key] for key in fields if document.get(key) is not None},
+            }
+        )
+    except ConsentError as error:
+        raise _format_error(error) from error
+    found = _unknown_target(session, entry.target) + _withhold_period_problems(entry, moment)
+    if found:
+        raise ConsentProblem(
+            "validation",
+            "La reserva no puede registrarse.",
+            "The withhold entry cannot be recorded.",
+            found,
+        )
+    target = entry.target
+    row = WithholdRow(
+        id=withhold_id,
+        child_id=child.child_id,
+        target_agency_id=target.agency_id if target else None,
+        target_person_id=target.person_id if target else None,
+        target_role=target.role if target else None,
+        actor_kind=entry.actor_kind,
+        categories=[code for code in CATEGORIES if code in entry.categories],
+        # In UTC, as every stored instant is (SQLite keeps no offset).
+        starts_at=entry.starts.astimezone(UTC) if entry.starts else None,
+        ends_at=entry.ends.astimezone(UTC) if entry.ends else None,
+        recorded_by_agency=actor.agency_id,
+        recorded_by_person=actor.person_id,
+        recorded_at=moment,
+    )
+    row.seal(data_keyring(), {"reason": document["reason"]})
+    session.add(row)
+    # Codes and ids only: the written reason may describe the child's situation.
+    audit_entry = _audit(
+        session,
+        actor,
+        "consent_changed",
+        child.child_id,
+        object_type="withhold",
+        object_id=withhold_id,
+        detail="withhold_recorded",
+    )
+    forget_child(child.child_id)
+    return withhold_json(row, moment), audit_entry
+
+
+def list_withholds(
+    session: Session, actor: Actor, child: ChildContext
+) -> tuple[list[dict[str, Any]], str]:
+    """The child's withhold entries (and those of children merged into it), newest first,
+    active and past, each with its ``state``: for a caller who acts for the child, anyone else
+    gets ``LookupError`` (404). Each reading is an audit entry (``consents_read``, detail
+    ``withholds``; ids only)."""
+    require_acts_for(session, actor, child)
+    moment = utcnow()
+    rows = session.scalars(
+        select(WithholdRow)
+        .where(WithholdRow.child_id.in_(child.family))
+        .order_by(WithholdRow.recorded_at.desc(), WithholdRow.id.desc())
+    )
+    found = [withhold_json(row, moment) for row in rows]
+    entry = _audit(session, actor, "consents_read", child.child_id, detail="withholds")
+    return found, entry
+
+
+def revoke_withhold(
+    session: Session, actor: Actor, withhold_id: str, reason: str
+) -> tuple[dict[str, Any], str]:
+    """End a withhold entry at once (a consent officer's, who acts for the child); a revoked
+    entry is kept, with who revoked it, when and why."""
+    row = session.get(WithholdRow, withhold_id)
+    if row is None:
+        raise LookupError(withhold_id)
+    child = load_child(session, row.child_id)
+    require_acts_for(session, actor, child)
+    require_officer(actor)
+    if row.revoked_at is not None:
+        raise ConsentProblem(
+            "conflict",
+            "La reserva ya fue revocada.",
+            "The withhold entry was already revoked.",
+        )
+    moment = utcnow()
+    keyring = data_keyring()
+    row.seal(keyring, {**row.open(keyring), "revocation_reason": reason})
+    row.revoked_at = moment
+    row.revoked_by_agency = actor.agency_id
+    row.revoked_by_person = actor.person_id
+    entry = _audit(
+        session,
+        actor,
+        "consent_changed",
+        child.child_id,
+        object_type="withhold",
+        object_id=row.id,
+        detail="withhold_revoked",
+    )
+    forget_child(child.child_id)
+    return withhold_json(row, moment), entry
 
 
 # -- access requests and grants ----------------------------------------------------------------

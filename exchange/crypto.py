@@ -251,14 +251,15 @@ def data_key_problem(app: Flask | None = None) -> str | None:
 
 def _sealed_tables() -> list[tuple[Any, Any, Any]]:
     """Every table holding data encrypted under a data key: (model, key id column, ciphertext
-    column). Record bodies, and the consents, views and overrides of the consent store."""
-    from exchange.consent_store import ChildViewRow, ConsentRow, OverrideRow
+    column). Record bodies, and the consents, views, overrides and withhold entries of the
+    consent store."""
+    from exchange.consent_store import ChildViewRow, ConsentRow, OverrideRow, WithholdRow
     from exchange.records import RecordVersion
 
     tables: list[tuple[Any, Any, Any]] = [
         (RecordVersion, RecordVersion.data_key_id, RecordVersion.body_ciphertext)
     ]
-    for model in (ConsentRow, ChildViewRow, OverrideRow):
+    for model in (ConsentRow, ChildViewRow, OverrideRow, WithholdRow):
         tables.append((model, model.data_key_id, model.document_ciphertext))
     return tables
 

@@ -40,6 +40,7 @@ from exchange.consent_store import (
     ConsentRow,
     GrantRow,
     OverrideRow,
+    WithholdRow,
     child_inputs,
 )
 from exchange.crypto import DataKeyring, data_keyring
@@ -158,8 +159,9 @@ class _Known:
 
 #: Per process, by child id: decrypting the child's records and consents and compiling its
 #: ConsentSet costs milliseconds, and is redone only when the stamp of the rows changes (a
-#: push, a consent recorded or revoked, a view, an override, a grant, a review). The stamp is
-#: read on every load, so another process's change counts at once.
+#: push, a consent recorded or revoked, a view, an override, a grant, a review, a withhold
+#: entry recorded or revoked). The stamp is read on every load, so another process's change
+#: counts at once.
 _KNOWN: dict[str, _Known] = {}
 _KNOWN_LIMIT = 4096
 _KNOWN_LOCK = threading.Lock()
@@ -180,6 +182,7 @@ def _stamp_statement() -> Any:
                 (GrantRow, GrantRow.created_at, GrantRow.revoked_at),
                 (ChildViewRow, ChildViewRow.created_at, ChildViewRow.reviewed_at),
                 (OverrideRow, OverrideRow.starts_at, OverrideRow.reviewed_at),
+                (WithholdRow, WithholdRow.recorded_at, WithholdRow.revoked_at),
             )
         )
     )

@@ -1,6 +1,7 @@
-"""API blueprint: consents, the child's views, decisions (dry run), access requests, grants and
-emergency overrides. The services are in :mod:`exchange.consents`; every route here checks
-the body, calls one service, commits (the audit entry is in the same transaction) and answers.
+"""API blueprint: consents, the child's views, "withhold from" entries, decisions (dry run),
+access requests, grants and emergency overrides. The services are in :mod:`exchange.consents`;
+every route here checks the body, calls one service, commits (the audit entry is in the same
+transaction) and answers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from exchange.consents import (
     grant_end_as_told,
     list_consents,
     list_views,
+    list_withholds,
     may_see_request,
     open_override,
     override_queue,
@@ -42,12 +44,14 @@ from exchange.consents import (
     read_override,
     record_consent,
     record_views,
+    record_withhold,
     request_access,
     request_access_basis,
     require_acts_for,
     review_override,
     review_views,
     revoke_consent,
+    revoke_withhold,
 )
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, audit_decision, evaluate, load_child
@@ -266,6 +270,40 @@ VIEWS_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {"$ref": COMMON + "actor"},
         },
+    },
+}
+#: ``POST /v1/children/{id}/withholds``: whom (``target`` and/or ``actor_kind``: an entry naming
+#: nobody is refused), what (``categories``, all when none), when, and why. Whether the agency
+#: or person named is registered here, and the period, are ``record_withhold``'s.
+WITHHOLD_SCHEMA: dict[str, Any] = {
+    "$schema": DIALECT,
+    "$id": API + "withhold-entry/1",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["reason"],
+    "anyOf": [{"required": ["target"]}, {"required": ["actor_kind"]}],
+    "properties": {
+        "target": {
+            "$ref": COMMON + "actor",
+            "x-title": {"es": "No divulgar a", "en": "Withhold from"},
+        },
+        "actor_kind": {
+            "x-title": {"es": "Tipo de actor", "en": "Actor kind"},
+            "type": "string",
+            "enum": list(consent.ACTOR_KINDS),
+            "x-labels": {
+                code: {"es": es, "en": en} for code, (es, en) in consent.ACTOR_KINDS.items()
+            },
+        },
+        "categories": {
+            "x-title": {"es": "Categorías", "en": "Categories"},
+            "type": "array",
+            "uniqueItems": True,
+            "items": {"$ref": COMMON + "data_category"},
+        },
+        "starts": {"$ref": COMMON + "date_time", "x-title": {"es": "Desde", "en": "Starts"}},
+        "ends": {"$ref": COMMON + "date_time", "x-title": {"es": "Hasta", "en": "Ends"}},
+        "reason": _REASON,
     },
 }
 QUEUE_QUERY_SCHEMA: dict[str, Any] = {
@@ -490,6 +528,49 @@ def child_views(child_id: str) -> Any:
 @require_scope("consent:write")
 def review_child_views(view_id: str) -> Any:
     return _reviewed(review_views, view_id, "views")
+
+
+# -- "withhold from" entries -------------------------------------------------------------------
+
+
+@bp.post("/v1/children/<child_id>/withholds")
+@require_scope("consent:write")
+def create_withhold(child_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    body = _body(WITHHOLD_SCHEMA)
+    body["reason"] = _text(body, "reason")
+    child = _child(session, child_id)
+
+    def run() -> tuple[dict[str, Any], str]:
+        stored, entry = record_withhold(session, actor, child, body)
+        return {"id": stored["id"], "withhold": stored}, entry
+
+    return _in(session, run)
+
+
+@bp.get("/v1/children/<child_id>/withholds")
+@require_scope("consent:read")
+def child_withholds(child_id: str) -> Any:
+    """The child's withhold entries, newest first, active and past; each reading is audited."""
+    session, actor = db.session(), current_actor()
+    child = _child(session, child_id)
+    with _answering(session):
+        found, entry = list_withholds(session, actor, child)
+    session.commit()
+    return jsonify({"child_id": child.child_id, "withholds": found, "audit_entry": entry})
+
+
+@bp.post("/v1/withholds/<withhold_id>/revoke")
+@require_scope("consent:write")
+def revoke_withhold_entry(withhold_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    reason = _text(_body(REVOKE_SCHEMA), "reason")
+
+    def run() -> tuple[dict[str, Any], str]:
+        stored, entry = revoke_withhold(session, actor, withhold_id, reason)
+        return {"id": withhold_id, "withhold": stored}, entry
+
+    return _in(session, run, 200)
 
 
 # -- decisions (dry run) -----------------------------------------------------------------------

@@ -146,6 +146,13 @@ EXPECTED: list[tuple[str, ...]] = [
         '"active": false',
         '"ended_because": "revoked"',
     ),
+    (  # 8.8 the withhold entry
+        '"state": "active"',
+        '"target": {"agency_id": "mx.nl.dif"}',
+        '"categories": ["contact_location", "placement"]',
+    ),
+    ('"result": "deny", "basis": "withhold"', '"withhold_ids": ["wth_'),
+    ('"withholds": [{"id": "wth_', '"state": "revoked"', '"revocation": {"revoked_at": '),
 ]
 
 
