@@ -183,28 +183,24 @@ def add_peer(
 def disable_peer(session: Session, hub_id: str) -> Peer:
     """Stop witnessing the peer's log. The witness state of its origin is kept: a witness never
     forgets the size it vouched for."""
-    peer = get_peer(session, hub_id)
-    if not peer.active:
-        raise PeerError(
-            f"El nodo par {hub_id!r} ya está desactivado.",
-            f"Peer hub {hub_id!r} is already disabled.",
-        )
-    peer.active = False
-    session.flush()
-    _audit(session, "peer_changed", hub_id, detail="disabled")
-    return peer
+    return _set_active(session, hub_id, False)
 
 
 def enable_peer(session: Session, hub_id: str) -> Peer:
     """Witness a disabled peer's log again, from the size cosigned before it was disabled."""
+    return _set_active(session, hub_id, True)
+
+
+def _set_active(session: Session, hub_id: str, active: bool) -> Peer:
     peer = get_peer(session, hub_id)
-    if peer.active:
+    if peer.active == active:
         raise PeerError(
-            f"El nodo par {hub_id!r} ya está activo.", f"Peer hub {hub_id!r} is already active."
+            f"El nodo par {hub_id!r} ya está {'activo' if active else 'desactivado'}.",
+            f"Peer hub {hub_id!r} is already {'active' if active else 'disabled'}.",
         )
-    peer.active = True
+    peer.active = active
     session.flush()
-    _audit(session, "peer_changed", hub_id, detail="enabled")
+    _audit(session, "peer_changed", hub_id, detail="enabled" if active else "disabled")
     return peer
 
 

@@ -174,7 +174,10 @@ class NotificationSigner:
         )
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: a hub POSTs where the receiver is registered or pinned, and a
+    redirect would turn the POST into a GET elsewhere."""
+
     def redirect_request(self, *args: Any, **kwargs: Any) -> None:
         return None  # the 3xx surfaces as an HTTPError, handled as permanent below
 
@@ -311,7 +314,7 @@ class WebhookTransport:
         timeout too, so a thread still resolving the name or connecting when the deadline cuts
         the request off ends soon after."""
         opener = urllib.request.build_opener(
-            _NoRedirects, _WatchedHTTP(connections), _WatchedHTTPS(connections)
+            NoRedirects, _WatchedHTTP(connections), _WatchedHTTPS(connections)
         )
         try:
             with opener.open(request, timeout=self.timeout) as response:

@@ -58,6 +58,7 @@ from exchange.audit_sequencer import TileStore, tile_cache
 from exchange.auth import utcnow
 from exchange.db import Base
 from exchange.peers import Peer
+from exchange.transports import NoRedirects
 
 log = logging.getLogger("puente.witness")
 
@@ -123,13 +124,7 @@ class HttpAnswer:
 Post = Callable[[str, bytes, float], HttpAnswer]
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect would turn the POST into a GET elsewhere; a witness answers where it is pinned.
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
+_OPENER = urllib.request.build_opener(NoRedirects)
 
 
 def http_post(url: str, body: bytes, timeout: float) -> HttpAnswer:
