@@ -129,9 +129,36 @@ def test_plain_source_text_skips_the_walk(monkeypatch: pytest.MonkeyPatch) -> No
     assert canonical_json(value, source=text) == rfc8785.dumps(value)
 
 
+def test_plain_values_without_source_text_skip_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What an adapter builds from a spreadsheet row has no source text: orjson's is scanned.
+    import exchange.signatures
+
+    def no_walk(value: Any) -> bool:
+        raise AssertionError("orjson's text alone proves the fast path applies")
+
+    value = {"local_id": "EXP-1", "data": {"nombre": "José Ñandú", "edad": 12, "x": [True]}}
+    monkeypatch.setattr(exchange.signatures, "_fast_path_applies", no_walk)
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
 @pytest.mark.parametrize(
     "value",
     [
+        {"a": None, "b": 1},  # a null leaves the text scan (orjson writes NaN as null)
+        {"n": 9007199254740991, "m": -9007199254740991},  # 16 digits: looked at, still safe
+        {"s": "1.5 años", "e": "3e"},  # digits before . or e inside strings
+        {"😀": "astral name", "v": "😀"},
+    ],
+)
+def test_values_the_text_scan_cannot_prove_are_walked(value: Any) -> None:
+    assert canonical_json(value) == rfc8785.dumps(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"id": "EXP-1", "x": math.nan},  # orjson writes null for these: never accepted
+        {"id": "EXP-1", "x": [-math.inf]},
         {"n": 2**53},
         {"n": -(2**60)},
         {"x": math.nan},
