@@ -306,7 +306,11 @@ def consent_status(consent: Consent, moment: datetime) -> str:
         return "revoked"
     if consent.status != "active":
         return consent.status
-    start, end = consent.period.start, consent.period.end
+    return period_state(consent.period.start, consent.period.end, moment)
+
+
+def period_state(start: datetime | None, end: datetime | None, moment: datetime) -> str:
+    """Where a period stands at ``moment``: expired, not_started or active."""
     if end is not None and end <= moment:
         return "expired"
     if start is not None and moment < start:
@@ -482,17 +486,26 @@ def record_views(
     return stored, entry
 
 
-def _add_review(
-    session: Session, actor: Actor, model: Any, row_id: str, upheld: bool, reason: str
-) -> tuple[Any, ChildContext, dict[str, Any]]:
-    """Load a views record or override the caller may review and add the Procuraduría's
-    review to its document (the caller seals it and writes the audit entry)."""
+def _officer_row(
+    session: Session, actor: Actor, model: Any, row_id: str
+) -> tuple[Any, ChildContext]:
+    """The row ``row_id`` of ``model`` and its child, for a consent officer who acts for the
+    child (``LookupError`` when there is no such row)."""
     row = session.get(model, row_id)
     if row is None:
         raise LookupError(row_id)
     child = load_child(session, row.child_id)
     require_acts_for(session, actor, child)
     require_officer(actor)
+    return row, child
+
+
+def _add_review(
+    session: Session, actor: Actor, model: Any, row_id: str, upheld: bool, reason: str
+) -> tuple[Any, ChildContext, dict[str, Any]]:
+    """Load a views record or override the caller may review and add the Procuraduría's
+    review to its document (the caller seals it and writes the audit entry)."""
+    row, child = _officer_row(session, actor, model, row_id)
     if row.reviewed_at is not None:
         raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")
     document = row.open(data_keyring())
@@ -806,11 +819,11 @@ WITHHOLD_STATES = ("active", "not_started", "expired", "revoked")
 def _withhold_state(row: WithholdRow, moment: datetime) -> str:
     if row.revoked_at is not None:
         return "revoked"
-    if row.ends_at is not None and as_utc(row.ends_at) <= moment:
-        return "expired"
-    if row.starts_at is not None and moment < as_utc(row.starts_at):
-        return "not_started"
-    return "active"
+    return period_state(
+        as_utc(row.starts_at) if row.starts_at else None,
+        as_utc(row.ends_at) if row.ends_at else None,
+        moment,
+    )
 
 
 def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
@@ -989,12 +1002,7 @@ def revoke_withhold(
 ) -> tuple[dict[str, Any], str]:
     """End a withhold entry at once (a consent officer's, who acts for the child); a revoked
     entry is kept, with who revoked it, when and why."""
-    row = session.get(WithholdRow, withhold_id)
-    if row is None:
-        raise LookupError(withhold_id)
-    child = load_child(session, row.child_id)
-    require_acts_for(session, actor, child)
-    require_officer(actor)
+    row, child = _officer_row(session, actor, WithholdRow, withhold_id)
     if row.revoked_at is not None:
         raise ConsentProblem(
             "conflict",
