@@ -83,6 +83,14 @@ class Adapter(Protocol):
     ``decode`` must stream: it reads the input incrementally and yields items as it goes, so
     memory stays bounded for a file of any size. ``encode`` writes shared documents (push
     envelopes) in the adapter's format to ``out`` (a binary stream).
+
+    Optional: a class attribute ``picklable_items = True`` says every item ``decode`` yields
+    (its document, problems and ``source``) can be pickled; ``puente import`` then decodes
+    in a second process while it stores, which is faster on a machine with more than one
+    core. Without it, decoding happens in the importing process. An adapter whose rejects
+    writer needs what decoding found (a CSV file's delimiter and encoding) also has
+    ``decoding_state()`` (a picklable value) and ``adopt_decoding_state(state)``: the
+    importing process adopts the decoding process's state with each chunk of items.
     """
 
     name: str

@@ -63,6 +63,8 @@ class CsvAdapter:
 
     name = "csv"
     media_types = ("text/csv",)
+    #: Its items can be handed to another process (exchange.decode_process).
+    picklable_items = True
 
     def __init__(
         self,
@@ -89,10 +91,19 @@ class CsvAdapter:
         # What the last decode found, for write_rejects: the rows go back as they came.
         self.source_delimiter = self.delimiter or ","
         self._text: TextLines | None = None
+        self._handed_encoding = UTF8
 
     @property
     def source_encoding(self) -> str:
-        return self._text.encoding if self._text is not None else UTF8
+        return self._text.encoding if self._text is not None else self._handed_encoding
+
+    def decoding_state(self) -> tuple[str, str]:
+        """What decoding found that the rejects writer needs, when another process decodes
+        (``exchange.decode_process``): the file's delimiter and encoding."""
+        return self.source_delimiter, self.source_encoding
+
+    def adopt_decoding_state(self, state: tuple[str, str]) -> None:
+        self.source_delimiter, self._handed_encoding = state
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
         head = stream.read(SNIFF_BYTES)

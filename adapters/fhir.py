@@ -80,6 +80,8 @@ class FhirAdapter:
 
     name = "fhir"
     media_types = ("application/fhir+json",)
+    #: Its items can be handed to another process (exchange.decode_process).
+    picklable_items = True
 
     def __init__(
         self,

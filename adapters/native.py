@@ -84,6 +84,8 @@ class NdjsonAdapter:
 
     name = "ndjson"
     media_types = ("application/x-ndjson", "application/jsonl")
+    #: Its items can be handed to another process (exchange.decode_process).
+    picklable_items = True
 
     def __init__(
         self, *, registry: SchemaRegistry | None = None, max_line_bytes: int = MAX_DOCUMENT_BYTES
@@ -129,6 +131,8 @@ class JsonAdapter:
 
     name = "json"
     media_types = ("application/json",)
+    #: Its items can be handed to another process (exchange.decode_process).
+    picklable_items = True
 
     def __init__(
         self, *, registry: SchemaRegistry | None = None, max_bytes: int = 256 * 1024 * 1024

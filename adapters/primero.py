@@ -107,6 +107,8 @@ class PrimeroAdapter:
 
     name = "primero"
     media_types = ("application/json",)
+    #: Its items can be handed to another process (exchange.decode_process).
+    picklable_items = True
 
     def __init__(
         self,

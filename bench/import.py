@@ -7,8 +7,9 @@ offices make (31/02/2015, an unknown nationality, a sex code nobody mapped) — 
 
 1. ``puente init`` and ``puente agency add`` on a temporary instance folder (SQLite);
 2. ``puente import --adapter csv --mapping dif-estatal FILE --agency mx.chp.dif --json`` in
-   direct mode, as a child process: wall time, rows/s, and its peak RSS and CPU time
-   (``getrusage(RUSAGE_CHILDREN)``, which covers that one process);
+   direct mode, as a child process: wall time, rows/s, CPU time
+   (``getrusage(RUSAGE_CHILDREN)``: the import and the process it decodes the file in), each
+   process's peak RSS and the peak of their PSS together (pages they share counted once);
 3. the same file imported again (every row answered ``unchanged``: nothing stored twice);
 4. where the time goes, in this process: decoding alone (the adapter reading, mapping and
    validating every row) and the import engine with a sink that stores nothing, so that
@@ -28,6 +29,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,34 +174,100 @@ def write_csv(path: Path, rows: int, seed: int = 2026) -> None:
 # -- the hub and the import -------------------------------------------------------------------
 
 
-def run(args: list[str], env: Mapping[str, str]) -> str:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
-    if done.returncode not in (0, 1) or not done.stdout.strip():
-        raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return done.stdout
+def run(args: list[str], env: Mapping[str, str], *, sampler: MemorySampler | None = None) -> str:
+    process = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    if sampler is not None:
+        sampler.watch(process.pid)
+    stdout, stderr = process.communicate()
+    if sampler is not None:
+        sampler.stop()
+    if process.returncode not in (0, 1) or not stdout.strip():
+        raise SystemExit(f"{' '.join(args)} failed ({process.returncode}):\n{stderr[-3000:]}")
+    return stdout
+
+
+class MemorySampler(threading.Thread):
+    """Every 0.1 s, the memory of a process and its children (``puente import`` decodes in a
+    child process of its own): each one's peak RSS, and the peak of their summed PSS — the
+    memory they take together, pages shared between them counted once (Linux ``/proc``)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.pid = 0
+        self.peak_rss_kib: dict[int, int] = {}
+        self.peak_pss_kib = 0
+        self._stopped = threading.Event()
+
+    def watch(self, pid: int) -> None:
+        self.pid = pid
+        self.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self._stopped.wait(0.1):
+            total = 0
+            for pid in [self.pid, *_children(self.pid)]:
+                fields = _proc_fields(pid)
+                if "VmHWM" in fields:
+                    self.peak_rss_kib[pid] = max(self.peak_rss_kib.get(pid, 0), fields["VmHWM"])
+                total += fields.get("Pss", 0)
+            self.peak_pss_kib = max(self.peak_pss_kib, total)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _proc_fields(pid: int) -> dict[str, int]:
+    fields: dict[str, int] = {}
+    for name in ("status", "smaps_rollup"):
+        try:
+            lines = Path(f"/proc/{pid}/{name}").read_text().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "Pss") and value.strip().endswith("kB"):
+                fields[key] = int(value.split()[0])
+    return fields
 
 
 def timed_import(csv_path: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """``puente import`` as a child process: its summary, wall time, peak RSS and CPU."""
+    """``puente import`` as a child process: its summary, wall time, CPU (its own and its
+    decoding process's), and memory: peak RSS of each process, peak PSS of both together."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    sampler = MemorySampler()
     started = time.perf_counter()
     output = run(
         [*PUENTE, "import", "--adapter", "csv", "--mapping", "dif-estatal", str(csv_path),
          "--agency", AGENCY, "--json", "--no-progress"],
         env,
+        sampler=sampler,
     )  # fmt: skip
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = json.loads(output)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peaks = sorted(sampler.peak_rss_kib.items())
     return {
         "summary": summary,
         "wall_seconds": round(wall, 2),
         "rows_per_second": round(summary["read"] / wall),
         "cpu_seconds": round(cpu, 2),
-        # ru_maxrss of children is the largest child so far (KiB on Linux): the import is
-        # the largest process this benchmark starts.
+        # ru_maxrss of children is the largest process so far (KiB on Linux).
         "peak_rss_mib": round(after.ru_maxrss / 1024, 1),
+        "peak_rss_mib_import": round(sampler.peak_rss_kib.get(sampler.pid, 0) / 1024, 1),
+        "peak_rss_mib_decoding": [round(kib / 1024, 1) for pid, kib in peaks if pid != sampler.pid],
+        "peak_pss_mib_together": round(sampler.peak_pss_kib / 1024, 1),
     }
 
 

@@ -376,8 +376,14 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
             yield refused
 
 
+class FailureRecord(Protocol):
+    """Where :func:`guarded` records an adapter that raised (an :class:`ImportSummary`)."""
+
+    adapter_failure: dict[str, str] | None
+
+
 def guarded(
-    decode: Callable[[], Iterable[Item]], adapter_name: str, summary: ImportSummary
+    decode: Callable[[], Iterable[Item]], adapter_name: str, summary: FailureRecord
 ) -> Iterator[Item]:
     """The items of ``decode()`` (an adapter's decode) until it raises; then the exception is
     recorded in ``summary`` with the last position reached, and the items simply end — so

@@ -23,12 +23,13 @@ it reached; what it read before is stored and its rejects written).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -315,30 +316,27 @@ def import_command(
     summary = ImportSummary(adapter.name, str(file), agency_id, "api" if hub_url else "direct")
     if hub_url is not None:
         client = connected_client(hub_url, credentials, "records:write", lang)
-        _run(
-            adapter,
-            file,
-            ApiSink(client, signer=signer, keyed=batch == 1),
-            summary,
-            batch,
-            rejects,
-            progress,
-            lang,
-        )
+        sink = ApiSink(client, signer=signer, keyed=batch == 1)
+        with _decoding(adapter, file) as (stream, items):
+            _run(adapter, stream, items, sink, summary, batch, rejects, progress, lang)
     else:
-        app = hub_app(lang, EXIT_CANNOT_START)
-        with app.app_context():
-            # The database unreachable or empty: nothing imported, one line, exit 2. (Once
-            # running, the sink reports a database that goes away as the hub not answering.)
-            try:
-                with database_errors(lang, EXIT_CANNOT_START):
-                    sink = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
-            except ImportRefused as error:
-                raise CannotStart(error.message(lang)) from error
-            try:
-                _run(adapter, file, sink, summary, batch, rejects, progress, lang)
-            finally:
-                sink.close()
+        # The file is decoded alongside (exchange.decode_process), by a process forked before
+        # the hub's app and database exist: it holds neither.
+        with _decoding(adapter, file) as (stream, items):
+            app = hub_app(lang, EXIT_CANNOT_START)
+            with app.app_context():
+                # The database unreachable or empty: nothing imported, one line, exit 2.
+                # (Once running, the sink reports a database that goes away as the hub not
+                # answering.)
+                try:
+                    with database_errors(lang, EXIT_CANNOT_START):
+                        direct = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
+                except ImportRefused as error:
+                    raise CannotStart(error.message(lang)) from error
+                try:
+                    _run(adapter, stream, items, direct, summary, batch, rejects, progress, lang)
+                finally:
+                    direct.close()
     if as_json:
         print_json(summary.to_json())
     else:
@@ -357,9 +355,20 @@ def exit_code(summary: Any) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _decoding(adapter: Any, file: Path) -> Iterator[tuple[IO[bytes], Any]]:
+    """The open file, and its items as the adapter decodes them (in a second process when
+    the adapter allows: :class:`exchange.decode_process.Decoding`)."""
+    from exchange.decode_process import Decoding
+
+    with open(file, "rb") as stream, Decoding(adapter, stream) as items:
+        yield stream, items
+
+
 def _run(
     adapter: Any,
-    file: Path,
+    stream: IO[bytes],
+    items: Any,
     sink: Any,
     summary: Any,
     batch: int,
@@ -372,14 +381,15 @@ def _run(
     # every row allocates many short-lived objects and so triggers many collections.
     gc.freeze()
     try:
-        _read_and_push(adapter, file, sink, summary, batch, rejects, progress, lang)
+        _read_and_push(adapter, stream, items, sink, summary, batch, rejects, progress, lang)
     finally:
         gc.unfreeze()
 
 
 def _read_and_push(
     adapter: Any,
-    file: Path,
+    stream: IO[bytes],
+    items: Any,
     sink: Any,
     summary: Any,
     batch: int,
@@ -387,7 +397,7 @@ def _read_and_push(
     progress: bool | None,
     lang: str,
 ) -> None:
-    from exchange.importer import guarded, pushed_and_rejected, write_rejects
+    from exchange.importer import pushed_and_rejected, write_rejects
 
     started = time.monotonic()
     # A file the adapter could not read at all leaves no rejects file: it would only repeat
@@ -397,10 +407,10 @@ def _read_and_push(
     replacement = ReplacedAtTheEnd(
         rejects, keep=lambda: not summary.unreadable and not writer_raised
     )
-    with open(file, "rb") as stream, _progress(stream, progress, lang) as bar:
+    with _progress(stream, progress, lang) as bar:
         with replacement as out:
             rejected = pushed_and_rejected(
-                guarded(lambda: adapter.decode(stream), adapter.name, summary),
+                _failure_recorded(items, summary),
                 sink,
                 summary,
                 batch=batch,
@@ -421,6 +431,13 @@ def _read_and_push(
     summary.seconds = time.monotonic() - started
     if replacement.replaced:
         summary.rejects_file = str(rejects)
+
+
+def _failure_recorded(items: Any, summary: Any) -> Iterator[Any]:
+    """The decoded items; once they end, an adapter that raised is in the summary."""
+    yield from items
+    if items.failure is not None:
+        summary.adapter_failure = items.failure
 
 
 def _writer_failure(name: str, summary: Any, error: Exception | str) -> dict[str, str]:
