@@ -125,6 +125,9 @@ class Decision:
                 doc[key] = list(getattr(self, key))
         if self.override_ids:
             doc["override_id"] = self.override_ids[0]
+        for key in ("withhold_ids", "view_ids"):
+            if getattr(self, key):
+                doc[key] = list(getattr(self, key))
         return doc
 
     @classmethod

@@ -134,6 +134,8 @@ FIELDS = frozenset(
         "rule_ids",
         "grant_ids",
         "override_id",
+        "withhold_ids",
+        "view_ids",
         "decision_id",
         "decision_categories",
         "object_type",
@@ -169,7 +171,8 @@ def record_event(session: Session, **fields: Any) -> str:
     Keyword fields (all optional but ``action`` and ``outcome``): action (``record.pushed`` or
     the schema code ``record_pushed``), outcome (success, failure, denied), actor_agency,
     actor_person, actor_role, purpose, child_id, record_id, record_version, body_sha256,
-    decision_basis, consent_ids, rule_ids, request_id (default: the current request's id),
+    decision_basis, consent_ids, rule_ids, grant_ids, override_id, withhold_ids, view_ids,
+    request_id (default: the current request's id),
     detail (a short code such as ``idempotent_replay``; stored as ``reason_code``), time (an
     aware datetime; default now). Raises :class:`AuditFieldError` for an unknown field or a
     value the schema rejects.
@@ -393,9 +396,10 @@ def _decision(fields: dict[str, Any]) -> dict[str, Any]:
     rule_ids = fields.get("rule_ids")
     if rule_ids:
         decision["rule_ids"] = sorted(set(rule_ids))
-    grant_ids = fields.get("grant_ids")
-    if grant_ids:
-        decision["grant_ids"] = sorted(set(grant_ids))
+    for name in ("grant_ids", "withhold_ids", "view_ids"):
+        ids = fields.get(name)
+        if ids:
+            decision[name] = sorted(set(ids))
     for name, key in (
         ("override_id", "override_id"),
         ("decision_id", "id"),

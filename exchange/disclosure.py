@@ -325,6 +325,8 @@ def audit_decision(
         rule_ids=list(decision.rule_ids),
         grant_ids=list(decision.grant_ids),
         override_id=decision.override_ids[0] if decision.override_ids else None,
+        withhold_ids=list(decision.withhold_ids),
+        view_ids=list(decision.view_ids),
         **fields,
     )
 

@@ -279,6 +279,12 @@ def _decision_entities(decision: Mapping[str, Any]) -> list[Json]:
     if "override_id" in decision:
         override = {"system": t.object_system("override"), "value": decision["override_id"]}
         basis.append({"identifier": override})
+    # The withhold-from entries and the child's views it applied: what limited the disclosure.
+    basis += [
+        {"identifier": {"system": t.object_system(kind), "value": ref}}
+        for kind, key in (("withhold", "withhold_ids"), ("view", "view_ids"))
+        for ref in decision.get(key, ())
+    ]
     entities.extend({"what": what, "role": _role("13", "Security Resource")} for what in basis)
     return entities
 

@@ -102,6 +102,18 @@ def grant_identity_and_family(
     return str(approved.get_json()["grant"]["id"])
 
 
+def fhir_identifiers(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The identifiers of the entities of ``entry`` as a FHIR AuditEvent."""
+    from exchange.fhir_audit import audit_entry_to_fhir
+
+    entities = audit_entry_to_fhir(entry)["entity"]
+    return [
+        entity["what"]["identifier"]
+        for entity in entities
+        if "identifier" in entity.get("what", {})
+    ]
+
+
 def codes(decision: dict[str, Any]) -> set[str]:
     return {reason["code"] for reason in decision["reasons"]}
 
@@ -153,9 +165,17 @@ def test_a_lawyer_reading_in_part_is_not_told_of_the_adolescents_objection(
         for word in OBJECTION_WORDS:
             assert word not in listed_text, word
 
-    # The audit log keeps the decision as the engine made it.
-    audited = audit_entry(app, decision["id"])["decision"]
+    # The audit log keeps the decision as the engine made it: oversight sees that the child's
+    # objection is what withheld her family, by its id (never her words), also as FHIR.
+    entry = audit_entry(app, decision["id"])
+    audited = entry["decision"]
     assert (audited["basis"], audited["grant_ids"]) == ("grant", [grant_id])
+    assert audited["categories"] == ["identity"]
+    assert audited["view_ids"] == [views["id"]]
+    assert "withhold_ids" not in audited
+    for word in OBJECTION_WORDS:
+        assert word not in str(entry), word
+    assert {"system": "urn:puente:view", "value": views["id"]} in fhir_identifiers(entry)
 
 
 def test_a_consent_officer_acting_for_the_child_is_told_of_the_objection(

@@ -182,6 +182,11 @@ def test_an_entry_naming_the_alleged_abusers_lawyer_withholds_at_once_until_revo
         text = response.get_data(as_text=True)
         for told in (withhold_id, REASON, "reserva", "withhold-from", "Withhold"):
             assert told not in text, told
+        # The audit log names the entry that withheld them, for oversight (by id only).
+        audited = audit_entry(app, decision["id"])
+        assert audited["decision"]["withhold_ids"] == [withhold_id]
+        assert audited["decision"]["categories"] == ["identity", "legal_status"]
+        assert REASON not in str(audited)
     # The engine weighed the entry (the consent officer's dry run says so, with its id).
     dry_run = client.post(
         "/v1/decisions",
@@ -208,9 +213,9 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
 ) -> None:
     child_id, record_id = pushed["child_id"], pushed["record_id"]
     beto = people["beto"]
-    recorded(
+    entry_id = recorded(
         withhold(client, people["officer"], child_id)(target={"person_id": beto.id}, reason=REASON)
-    )
+    )["id"]
 
     # An access request is denied at once (no officer can set the entry aside), with no reason.
     asked = client.post(
@@ -234,8 +239,10 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     assert problem["decision"] == {"id": response.headers["Puente-Decision"], "result": "deny"}
     for told in (REASON, "withhold", "reserva"):
         assert told not in response.get_data(as_text=True), told
-    # The audit log keeps the basis of the refusal.
-    assert audit_entry(app, problem["decision"]["id"])["decision"]["basis"] == "withhold"
+    # The audit log keeps the basis of the refusal, and names the entry.
+    refused = audit_entry(app, problem["decision"]["id"])["decision"]
+    assert refused["basis"] == "withhold"
+    assert refused["withhold_ids"] == [entry_id]
 
 
 @pytest.mark.usefixtures("consented")
