@@ -23,6 +23,10 @@ COMAR = "mx.fed.comar"
 INM = "mx.fed.inm"
 CLINIC = "mx.osc.clinica"
 
+#: What a consent officer's token carries in these tests; a legal representative's.
+OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
+LAWYER_SCOPES = ["records:read", "access:request"]
+
 
 @dataclass
 class PersonClient:
@@ -77,6 +81,20 @@ def add_person_client(
             )
         session.close()
     return PersonClient(person_id, secret, agency_id)
+
+
+def consent_officer(
+    app: Flask, person_id: str, agency_id: str = PROCURADURIA, jurisdiction: str | None = None
+) -> PersonClient:
+    """A consent officer of ``agency_id`` (registered already), with :data:`OFFICER_SCOPES`."""
+    return add_person_client(
+        app, person_id, agency_id, ["consent_officer"], OFFICER_SCOPES, jurisdiction
+    )
+
+
+def legal_representative(app: Flask, person_id: str, agency_id: str = CLINIC) -> PersonClient:
+    """A lawyer of ``agency_id`` (registered already), with :data:`LAWYER_SCOPES`."""
+    return add_person_client(app, person_id, agency_id, ["legal_representative"], LAWYER_SCOPES)
 
 
 def procuraduria(app: Flask) -> AgencyClient:

@@ -17,7 +17,9 @@ from consent_support import (
     add_person_client,
     audit_entry,
     consent_document,
+    consent_officer,
     entries,
+    legal_representative,
     procuraduria,
     push_child,
     record_consent,
@@ -30,9 +32,6 @@ from sqlalchemy import select
 from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.child_duplicates import merge_children
-
-LAWYER_SCOPES = ["records:read", "access:request"]
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 
 
 @pytest.fixture
@@ -48,15 +47,13 @@ def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
 @pytest.fixture
 def lawyer(app: Flask) -> PersonClient:
     add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return add_person_client(app, "lic-ana", CLINIC, ["legal_representative"], LAWYER_SCOPES)
+    return legal_representative(app, "lic-ana")
 
 
 @pytest.fixture
 def officer(app: Flask) -> PersonClient:
     procuraduria(app)
-    return add_person_client(
-        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def until(days: int = 30) -> str:
@@ -205,9 +202,7 @@ def test_denied_requests_and_other_jurisdictions(
 ) -> None:
     request = ask(client, lawyer, pushed["child_id"]).get_json()
     add_agency(app, "mx.nl.procuraduria", jurisdiction="19", scopes=("consent:read",))
-    stranger = add_person_client(
-        app, "co-nl-001", "mx.nl.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    stranger = consent_officer(app, "co-nl-001", "mx.nl.procuraduria")
     queue = client.get("/v1/access-requests", headers=stranger.headers).get_json()
     assert queue["access_requests"] == []
     refused = client.post(
@@ -1032,9 +1027,7 @@ def test_a_person_lists_the_grants_made_to_their_agency(
         scopes=("records:read", "access:request"),
         kind="civil_society",
     )
-    staff = add_person_client(
-        app, "lic-def-001", "mx.osc.defensoria", ["legal_representative"], LAWYER_SCOPES
-    )
+    staff = legal_representative(app, "lic-def-001", "mx.osc.defensoria")
     asked = client.post(
         "/v1/access-requests",
         json={

@@ -17,9 +17,9 @@ from consent_support import (
     COMAR,
     INM,
     OWNER,
-    add_person_client,
     audit_entry,
     consent_document,
+    legal_representative,
     procuraduria,
     push_child,
     record_consent,
@@ -835,9 +835,7 @@ def test_a_person_finds_a_child_only_through_the_engine(app: Flask, client: Flas
     owner = add_agency(app, OWNER)
     officer = procuraduria(app)
     add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    lawyer = add_person_client(
-        app, "lic-ana", CLINIC, ["legal_representative"], ["records:read", "access:request"]
-    )
+    lawyer = legal_representative(app, "lic-ana")
     child_id = push_child(client, owner)["child_id"]
 
     def found() -> list[str]:
@@ -889,9 +887,7 @@ def test_a_person_of_the_holding_agency_finds_the_child_only_through_the_engine(
     # consent, grants and overrides give them.
     owner = add_agency(app, OWNER)
     officer = procuraduria(app)
-    staff = add_person_client(
-        app, "dif-abogada", OWNER, ["legal_representative"], ["records:read", "access:request"]
-    )
+    staff = legal_representative(app, "dif-abogada", OWNER)
     child_id = push_child(client, owner)["child_id"]
     body = {"purpose": "legal_representation", "full_name": "Kevin Ejemplo"}
 

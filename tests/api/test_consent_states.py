@@ -9,8 +9,8 @@ from typing import Any
 from consent_support import (
     COMAR,
     OWNER,
-    add_person_client,
     consent_document,
+    consent_officer,
     procuraduria,
     push_child,
     record_consent,
@@ -18,8 +18,6 @@ from consent_support import (
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency
-
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 
 
 def _period(start_in_days: int, end_in_days: int) -> dict[str, str]:
@@ -36,9 +34,7 @@ def test_a_consent_whose_period_has_not_started_is_not_active(
     owner = add_agency(app, OWNER)
     child_id = push_child(client, owner)["child_id"]
     procuraduria(app)
-    officer = add_person_client(
-        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    officer = consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
     later: dict[str, Any] = {**consent_document(COMAR), "period": _period(30, 60)}
     now: dict[str, Any] = {**consent_document(COMAR), "period": _period(-30, 60)}
     scheduled = record_consent(client, officer, child_id, later)["id"]

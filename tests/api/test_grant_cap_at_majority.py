@@ -16,7 +16,8 @@ from consent_support import (
     CLINIC,
     OWNER,
     PersonClient,
-    add_person_client,
+    consent_officer,
+    legal_representative,
     procuraduria,
 )
 from flask import Flask
@@ -27,9 +28,6 @@ from sqlalchemy import select
 from exchange import db
 from exchange.consent_store import GrantRow
 from exchange.disclosure import evaluate, load_child, person_actor
-
-LAWYER_SCOPES = ["records:read", "access:request"]
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 
 
 def _eighteenth_birthday_in(days: int) -> date:
@@ -62,15 +60,13 @@ def pushed(client: FlaskClient, app: Flask) -> dict[str, Any]:
 @pytest.fixture
 def lawyer(app: Flask) -> PersonClient:
     add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return add_person_client(app, "lic-ana", CLINIC, ["legal_representative"], LAWYER_SCOPES)
+    return legal_representative(app, "lic-ana")
 
 
 @pytest.fixture
 def officer(app: Flask) -> PersonClient:
     procuraduria(app)
-    return add_person_client(
-        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def _ask(

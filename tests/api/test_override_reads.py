@@ -14,6 +14,8 @@ from consent_support import (
     PersonClient,
     add_person_client,
     audit_entry,
+    consent_officer,
+    legal_representative,
     procuraduria,
     push_child,
 )
@@ -21,7 +23,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency
 
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 JUSTIFICATION = (
     "Ingreso a urgencias inconsciente; el hospital necesita antecedentes médicos y el "
     "contacto de la madre."
@@ -45,22 +46,10 @@ def people(app: Flask) -> dict[str, PersonClient]:
         "opener": add_person_client(
             app, "ov-chp-001", PROCURADURIA, ["override_officer"], ["override", "records:read"]
         ),
-        "colleague": add_person_client(
-            app, "co-chp-001", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES
-        ),
-        "reviewer": add_person_client(
-            app, "co-fed-001", "mx.fed.pfpnna", ["consent_officer"], OFFICER_SCOPES
-        ),
-        "elsewhere": add_person_client(
-            app, "co-nl-001", "mx.nl.procuraduria", ["consent_officer"], OFFICER_SCOPES
-        ),
-        "lawyer": add_person_client(
-            app,
-            "lic-ana",
-            "mx.osc.clinica",
-            ["legal_representative"],
-            ["records:read", "access:request"],
-        ),
+        "colleague": consent_officer(app, "co-chp-001"),
+        "reviewer": consent_officer(app, "co-fed-001", "mx.fed.pfpnna"),
+        "elsewhere": consent_officer(app, "co-nl-001", "mx.nl.procuraduria"),
+        "lawyer": legal_representative(app, "lic-ana"),
     }
 
 

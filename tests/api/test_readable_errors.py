@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from consent_support import add_person_client, procuraduria
+from consent_support import consent_officer, procuraduria
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency, envelope, example, push, push_bulk
 
 from exchange.problems import PROBLEM_BASE
 
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 SPANISH = {"Accept-Language": "es-MX"}
 ENGLISH = {"Accept-Language": "en"}
 TOO_LARGE = 2**60
@@ -22,9 +21,7 @@ TOO_LARGE = 2**60
 @pytest.fixture
 def officer(app: Flask) -> Any:
     procuraduria(app)
-    return add_person_client(
-        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def problem_in_both(send: Any) -> tuple[dict[str, Any], dict[str, Any]]:

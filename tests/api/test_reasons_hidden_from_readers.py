@@ -16,11 +16,11 @@ from consent_support import (
     CLINIC,
     COMAR,
     OWNER,
-    PROCURADURIA,
     PersonClient,
-    add_person_client,
     audit_entry,
     consent_document,
+    consent_officer,
+    legal_representative,
     procuraduria,
     push_child,
     record_consent,
@@ -30,7 +30,6 @@ from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency, read, share
 
 FEDERAL = "mx.fed.pfpnna"
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 HEARD_ON = "2025-03-14"  # the girl (born 2012-05-10) was 12: her objection counts
 OBJECTION_WORDS = ("objection", "objected", "oposición", "opuso", HEARD_ON)
 
@@ -48,15 +47,13 @@ def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
 @pytest.fixture
 def officer(app: Flask) -> PersonClient:
     procuraduria(app)
-    return add_person_client(app, "co-chp-004", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES)
+    return consent_officer(app, "co-chp-004")
 
 
 @pytest.fixture
 def lawyer(app: Flask) -> PersonClient:
     add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return add_person_client(
-        app, "lic-ana", CLINIC, ["legal_representative"], ["records:read", "access:request"]
-    )
+    return legal_representative(app, "lic-ana")
 
 
 def object_to_family(
@@ -185,7 +182,7 @@ def test_a_consent_officer_acting_for_the_child_is_told_of_the_objection(
     # consent; the girl objected to the PFPNNA seeing her family.
     child_id = pushed["child_id"]
     add_agency(app, FEDERAL, jurisdiction="00", kind="federal_child_protection")
-    federal = add_person_client(app, "co-fed-001", FEDERAL, ["consent_officer"], OFFICER_SCOPES)
+    federal = consent_officer(app, "co-fed-001", FEDERAL)
     document = consent_document(
         FEDERAL, purposes=["protection_measure"], categories=["identity", "family"]
     )

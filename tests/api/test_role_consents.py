@@ -9,8 +9,8 @@ from consent_support import (
     CLINIC,
     COMAR,
     OWNER,
-    add_person_client,
     consent_document,
+    consent_officer,
     procuraduria,
     push_child,
     record_consent,
@@ -19,8 +19,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency
 
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
-
 
 def test_a_permit_to_a_role_alone_is_refused_and_the_clinics_lawyers_are_named(
     app: Flask, client: FlaskClient
@@ -28,9 +26,7 @@ def test_a_permit_to_a_role_alone_is_refused_and_the_clinics_lawyers_are_named(
     owner = add_agency(app, OWNER)
     child_id = push_child(client, owner)["child_id"]
     procuraduria(app)
-    officer = add_person_client(
-        app, "co-chp-004", "mx.chp.procuraduria", ["consent_officer"], OFFICER_SCOPES
-    )
+    officer = consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
     document: dict[str, Any] = consent_document(COMAR)
     document["provision"].append(
         {

@@ -13,11 +13,12 @@ from consent_support import (
     OWNER,
     PROCURADURIA,
     PersonClient,
-    add_person_client,
     adolescent_record,
     audit_entry,
     consent_document,
+    consent_officer,
     entries,
+    legal_representative,
     procuraduria,
     push_child,
     record_consent,
@@ -26,7 +27,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency, push
 
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
 OBJECTION = "No quiere que COMAR vea su expediente todavía."
 
 
@@ -43,22 +43,10 @@ def people(app: Flask) -> dict[str, Any]:
     add_agency(app, "mx.nl.procuraduria", jurisdiction="19", kind="state_dif")
     add_agency(app, "mx.osc.clinica", kind="civil_society")
     return {
-        "officer": add_person_client(
-            app, "co-chp-004", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES
-        ),
-        "colleague": add_person_client(
-            app, "co-chp-005", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES
-        ),
-        "elsewhere": add_person_client(
-            app, "co-nl-001", "mx.nl.procuraduria", ["consent_officer"], OFFICER_SCOPES
-        ),
-        "lawyer": add_person_client(
-            app,
-            "lic-ana",
-            "mx.osc.clinica",
-            ["legal_representative"],
-            ["records:read", "access:request"],
-        ),
+        "officer": consent_officer(app, "co-chp-004"),
+        "colleague": consent_officer(app, "co-chp-005"),
+        "elsewhere": consent_officer(app, "co-nl-001", "mx.nl.procuraduria"),
+        "lawyer": legal_representative(app, "lic-ana"),
         "nl_system": add_agency(
             app,
             "mx.nl.dif",

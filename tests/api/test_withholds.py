@@ -18,11 +18,12 @@ from consent_support import (
     COMAR,
     OWNER,
     PROCURADURIA,
-    add_person_client,
     adolescent_record,
     audit_entry,
     consent_document,
+    consent_officer,
     entries,
+    legal_representative,
     procuraduria,
     push_child,
     record_consent,
@@ -32,8 +33,6 @@ from flask.testing import FlaskClient
 from records_support import add_agency, push
 from werkzeug.test import TestResponse
 
-OFFICER_SCOPES = ["consent:read", "consent:write", "access:decide", "records:read"]
-LAWYER_SCOPES = ["records:read", "access:request"]
 PURPOSE = "legal_representation"
 CONSENTED = ["identity", "contact_location", "family", "legal_status"]
 #: Why the entry is recorded: case content that no reader and no audit entry may carry.
@@ -54,18 +53,12 @@ def people(app: Flask) -> dict[str, Any]:
     add_agency(app, "mx.nl.procuraduria", jurisdiction="19", kind="state_dif")
     add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
     return {
-        "officer": add_person_client(
-            app, "co-chp-004", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES
-        ),
-        "colleague": add_person_client(
-            app, "co-chp-005", PROCURADURIA, ["consent_officer"], OFFICER_SCOPES
-        ),
+        "officer": consent_officer(app, "co-chp-004"),
+        "colleague": consent_officer(app, "co-chp-005"),
         "system": system,
-        "elsewhere": add_person_client(
-            app, "co-nl-001", "mx.nl.procuraduria", ["consent_officer"], OFFICER_SCOPES
-        ),
-        "ana": add_person_client(app, "lic-ana", CLINIC, ["legal_representative"], LAWYER_SCOPES),
-        "beto": add_person_client(app, "lic-beto", CLINIC, ["legal_representative"], LAWYER_SCOPES),
+        "elsewhere": consent_officer(app, "co-nl-001", "mx.nl.procuraduria"),
+        "ana": legal_representative(app, "lic-ana"),
+        "beto": legal_representative(app, "lic-beto"),
         "comar": add_agency(
             app, COMAR, jurisdiction="00", kind="refugee_commission", scopes=("records:read",)
         ),
