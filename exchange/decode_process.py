@@ -107,13 +107,10 @@ class Decoding:
 
     def _handed_over(self) -> Iterator[Item]:
         while True:
-            try:
-                message = self._queue.get(timeout=POLL_SECONDS)
-            except queues.Empty:
-                if self._process is not None and not self._process.is_alive():
-                    self._stopped_unexpectedly()
-                    return
-                continue
+            message = self._next_message()
+            if message is None:
+                self._stopped_unexpectedly()
+                return
             # From the child this process forked, through its own pipe: not outside input.
             kind, payload, state = pickle.loads(message)  # noqa: S301
             if state is not None:
@@ -123,6 +120,21 @@ class Decoding:
             else:
                 self.failure = payload
                 return
+
+    def _next_message(self) -> bytes | None:
+        """The child's next message; None once it has ended without sending one (or died in
+        the middle of one)."""
+        while True:
+            alive = self._process is not None and self._process.is_alive()
+            try:
+                # Whatever the child wrote before it ended is still read, after it ended.
+                message: bytes = self._queue.get(timeout=POLL_SECONDS)
+                return message
+            except queues.Empty:
+                if not alive:
+                    return None
+            except (EOFError, OSError):
+                return None
 
     def _stopped_unexpectedly(self) -> None:
         code = self._process.exitcode

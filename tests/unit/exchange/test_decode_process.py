@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import queue as queues
 import threading
 import time
 from collections.abc import Iterator
@@ -168,3 +169,23 @@ def test_items_are_handed_over_in_chunks(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(decode_process, "CHUNK_ITEMS", 3)
     with Decoding(PidAdapter(), lines(10)) as decoding:
         assert [item.position for item in decoding] == [str(n) for n in range(1, 11)]
+
+
+def test_what_the_child_sent_before_it_ended_is_read_after_it_ended() -> None:
+    # The first wait finds nothing; the child then writes its items and its end, and ends,
+    # before this process looks at whether it is alive: what it sent is read, not lost.
+    with Decoding(PidAdapter(), lines(10)) as decoding:
+        real_get = decoding._queue.get
+        waits: list[float] = []
+
+        def get(timeout: float) -> Any:
+            if not waits:
+                waits.append(timeout)
+                decoding._process.join()
+                raise queues.Empty
+            return real_get(timeout=timeout)
+
+        decoding._queue.get = get
+        items = list(decoding)
+    assert waits and decoding.failure is None
+    assert [item.position for item in items] == [str(n) for n in range(1, 11)]
