@@ -9,22 +9,28 @@ positions, the rejects file and the summary are the same as when one process doe
 Only adapters that say their items can be handed over do this (``picklable_items = True``,
 as every built-in adapter does): an installed adapter may carry anything in an item's
 ``source``. The child is forked (the adapter and the open file come with it, nothing is
-pickled but the items), so this needs the ``fork`` start method (Linux; elsewhere the
-adapter decodes in this process as before). It is forked before the hub's database is
-opened, so it holds no connection and no thread but its own.
+pickled but the items), on Linux only (elsewhere the adapter decodes in this process as
+before). It is forked before the hub's database is opened, so it holds no connection.
 
-Memory stays bounded: at most :data:`CHUNKS_AHEAD` chunks of :data:`CHUNK_ITEMS` items wait
-between the two processes, and the child blocks until this process takes one.
+The items travel through a pipe whose only write end the child holds, and whose read end only
+this process holds. So a child that dies, even in the middle of a chunk, ends the reading
+(end of file) instead of leaving it waiting; and a child whose importing process died (killed,
+out of memory) stops at its next write (broken pipe) instead of waiting for ever. A thread of
+this process reads the pipe into a queue of :data:`CHUNKS_AHEAD` chunks of :data:`CHUNK_ITEMS`
+items: memory stays bounded, the child blocks while that queue is full, and it decodes the next
+batch while this process stores the one before.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import multiprocessing
 import pickle
 import queue as queues
-from collections.abc import Callable, Iterable, Iterator
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from typing import IO, Any
 
 from adapters.base import Adapter, Item
@@ -34,8 +40,8 @@ CHUNK_ITEMS = 100
 #: Chunks that may wait between the processes: about two batches of the default 500, so the
 #: child decodes the next batch while this process stores the one before.
 CHUNKS_AHEAD = 12
-#: How often a waiting import looks whether the child is still alive (seconds).
-POLL_SECONDS = 0.5
+#: The first byte of each message: a chunk of items, or the end.
+ITEMS, END = b"I", b"E"
 
 #: What a decoding ends with: the adapter's failure (see ``exchange.importer.guarded``) or None.
 Failure = dict[str, str] | None
@@ -43,9 +49,7 @@ Failure = dict[str, str] | None
 
 def in_a_second_process(adapter: Adapter) -> bool:
     """Whether ``adapter`` decodes in a child process here."""
-    return bool(getattr(adapter, "picklable_items", False)) and (
-        "fork" in multiprocessing.get_all_start_methods()
-    )
+    return bool(getattr(adapter, "picklable_items", False)) and sys.platform.startswith("linux")
 
 
 class Decoding:
@@ -62,20 +66,27 @@ class Decoding:
         self.adapter = adapter
         self.stream = stream
         self.failure: Failure = None
-        self._queue: Any = None
         self._process: Any = None
+        self._inbox: queues.Queue[bytes | None] = queues.Queue(maxsize=CHUNKS_AHEAD)
+        self._stopping = threading.Event()
+        self._receiver: threading.Thread | None = None
 
     def __enter__(self) -> Decoding:
         if in_a_second_process(self.adapter):
             context = multiprocessing.get_context("fork")
-            self._queue = context.Queue(maxsize=CHUNKS_AHEAD)
+            reader, writer = context.Pipe(duplex=False)
             self._process = context.Process(
                 target=_decode_and_hand_over,
-                args=(self.adapter, self.stream, self._queue),
+                args=(self.adapter, self.stream, reader, writer),
                 name=f"puente-decode-{self.adapter.name}",
                 daemon=True,
             )
             self._process.start()
+            writer.close()  # the child's is the only write end now
+            self._receiver = threading.Thread(
+                target=self._receive, args=(reader,), name="puente-decode-receiver", daemon=True
+            )
+            self._receiver.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,6 +94,7 @@ class Decoding:
         if process is None:
             return
         self._process = None
+        self._stopping.set()
         if process.is_alive():
             # The import stopped before the end of the file: nothing more is wanted.
             process.terminate()
@@ -90,8 +102,28 @@ class Decoding:
         if process.is_alive():
             process.kill()
             process.join()
-        self._queue.close()
-        self._queue.cancel_join_thread()
+        if self._receiver is not None:
+            self._receiver.join(timeout=5)
+
+    def _receive(self, reader: Any) -> None:
+        """The receiving thread: the child's messages into the inbox, then None at the end of
+        the pipe (the child ended, perhaps in the middle of a message)."""
+        try:
+            while True:
+                try:
+                    message: bytes | None = reader.recv_bytes()
+                except (EOFError, OSError):
+                    message = None
+                while not self._stopping.is_set():
+                    try:
+                        self._inbox.put(message, timeout=0.1)
+                        break
+                    except queues.Full:
+                        continue
+                if message is None or message[:1] == END or self._stopping.is_set():
+                    return
+        finally:
+            reader.close()
 
     def __iter__(self) -> Iterator[Item]:
         if self._process is None:
@@ -107,37 +139,28 @@ class Decoding:
 
     def _handed_over(self) -> Iterator[Item]:
         while True:
-            message = self._next_message()
+            message = self._inbox.get()
             if message is None:
                 self._stopped_unexpectedly()
                 return
-            # From the child this process forked, through its own pipe: not outside input.
-            kind, payload, state = pickle.loads(message)  # noqa: S301
-            if state is not None:
-                self.adapter.adopt_decoding_state(state)  # type: ignore[attr-defined]
-            if kind == "items":
+            try:
+                # From the child this process forked, through its own pipe: not outside input.
+                payload, state = pickle.loads(message[1:])  # noqa: S301
+                if state is not None:
+                    self.adapter.adopt_decoding_state(state)  # type: ignore[attr-defined]
+            except Exception as error:  # noqa: BLE001 (an installed adapter's item or state)
+                self.failure = _not_handed_over(self.adapter.name, None, error)
+                return
+            if message[:1] == ITEMS:
                 yield from payload
             else:
                 self.failure = payload
                 return
 
-    def _next_message(self) -> bytes | None:
-        """The child's next message; None once it has ended without sending one (or died in
-        the middle of one)."""
-        while True:
-            alive = self._process is not None and self._process.is_alive()
-            try:
-                # Whatever the child wrote before it ended is still read, after it ended.
-                message: bytes = self._queue.get(timeout=POLL_SECONDS)
-                return message
-            except queues.Empty:
-                if not alive:
-                    return None
-            except (EOFError, OSError):
-                return None
-
     def _stopped_unexpectedly(self) -> None:
-        code = self._process.exitcode
+        process = self._process
+        process.join(timeout=5)  # the pipe's end came with its death, or just before it
+        code = process.exitcode
         self.failure = {
             "position": "",
             "exception": f"exit code {code}",
@@ -161,68 +184,82 @@ class _FailureHolder:
     adapter_failure: Failure = None
 
 
-def _decode_and_hand_over(adapter: Adapter, stream: IO[bytes], queue: Any) -> None:
-    """The child: decode, and put pickled ``("items", [...], state)`` chunks, then one
-    ``("end", failure, state)`` (``state``: the adapter's ``decoding_state()``, or None)."""
+def _decode_and_hand_over(adapter: Adapter, stream: IO[bytes], reader: Any, writer: Any) -> None:
+    """The child: decode, and send ``ITEMS + pickle((items, state))`` chunks, then one
+    ``END + pickle((failure, state))`` (``state``: the adapter's ``decoding_state()``, or
+    None)."""
     from exchange.importer import guarded
 
+    reader.close()  # so that the pipe breaks if the importing process dies
+    # Ctrl-C reaches the whole process group: the importing process decides, and stops this one.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()  # what came with the fork stays shared with the parent, unscanned
     holder = _FailureHolder()
     chunk: list[Item] = []
-    put = _putter(queue, adapter, holder)
-    for item in guarded(lambda: adapter.decode(stream), adapter.name, holder):
-        chunk.append(item)
-        if len(chunk) >= CHUNK_ITEMS:
-            if not put("items", chunk):
-                break
-            chunk = []
-    else:
-        if chunk:
-            put("items", chunk)
-    with contextlib.suppress(Exception):
-        queue.put(
-            pickle.dumps(("end", holder.adapter_failure, _state(adapter)), pickle.HIGHEST_PROTOCOL)
-        )
-    queue.close()
-    queue.join_thread()
-
-
-def _state(adapter: Adapter) -> Any:
-    """The adapter's ``decoding_state()``, if it has one (see :class:`adapters.base.Adapter`)."""
-    state = getattr(adapter, "decoding_state", None)
-    return state() if state is not None else None
-
-
-def _putter(
-    queue: Any, adapter: Adapter, holder: _FailureHolder
-) -> Callable[[str, Iterable[Item]], bool]:
-    def put(kind: str, items: Iterable[Item]) -> bool:
+    failure: Failure = None
+    try:
         try:
-            message = pickle.dumps((kind, list(items), _state(adapter)), pickle.HIGHEST_PROTOCOL)
-        except Exception as error:  # noqa: BLE001 (an item's source may be anything)
-            last = next(reversed(list(items)), None)
-            holder.adapter_failure = _not_handed_over(adapter.name, last, error)
-            return False
-        queue.put(message)
-        return True
+            for item in guarded(lambda: adapter.decode(stream), adapter.name, holder):
+                chunk.append(item)
+                if len(chunk) >= CHUNK_ITEMS:
+                    _send(writer, ITEMS, chunk, adapter)
+                    chunk = []
+            if chunk:
+                _send(writer, ITEMS, chunk, adapter)
+        except _NotHandedOver as stopped:
+            failure = stopped.failure
+        # What the adapter raised comes first: a chunk that could not pass after it is a
+        # consequence.
+        failure = holder.adapter_failure or failure
+        try:
+            _send(writer, END, failure, adapter)
+        except _NotHandedOver as stopped:
+            _send(writer, END, failure or stopped.failure, None)
+    except BrokenPipeError:
+        return  # the importing process is gone: nobody wants the rest
+    finally:
+        writer.close()
 
-    return put
+
+class _NotHandedOver(Exception):
+    def __init__(self, failure: dict[str, str]) -> None:
+        super().__init__(failure["exception"])
+        self.failure = failure
+
+
+def _send(writer: Any, kind: bytes, payload: Any, adapter: Adapter | None) -> None:
+    """One message; :class:`_NotHandedOver` when it cannot be made (the adapter's state or an
+    item cannot be pickled)."""
+    try:
+        state = getattr(adapter, "decoding_state", None)
+        message = kind + pickle.dumps(
+            (payload, state() if state is not None else None), pickle.HIGHEST_PROTOCOL
+        )
+    except Exception as error:  # an item's source, or the adapter's state, may be anything
+        last = payload[-1] if kind == ITEMS and payload else None
+        raise _NotHandedOver(
+            _not_handed_over(getattr(adapter, "name", "?"), last, error)
+        ) from error
+    writer.send_bytes(message)
 
 
 def _not_handed_over(name: str, last: Item | None, error: Exception) -> dict[str, str]:
     raised = f"{type(error).__name__}: {error}"
-    where = last.position if last is not None else ""
+    where_es = f" (hasta la posición {last.position})" if last is not None else ""
+    where_en = f" (up to position {last.position})" if last is not None else ""
     return {
-        "position": where,
+        "position": last.position if last is not None else "",
         "exception": raised,
         "message_es": (
-            f"el adaptador «{name}» dice que sus elementos pasan entre procesos, pero el de la "
-            f"posición {where} o uno anterior no pudo ({raised}); lo anterior a ese grupo se "
-            "guardó: quite picklable_items del adaptador e importe de nuevo"
+            f"el adaptador «{name}» dice que sus elementos pasan entre procesos "
+            f"(picklable_items), pero no pudo entregar un grupo de ellos{where_es} al proceso "
+            f"que importa ({raised}); lo anterior se guardó o está en el archivo de rechazos: "
+            "quite picklable_items del adaptador e importe de nuevo (nada se duplica)"
         ),
         "message_en": (
-            f"the adapter '{name}' says its items can pass between processes, but the one at "
-            f"position {where} or one shortly before could not ({raised}); what came before "
-            "that chunk is stored: take picklable_items off the adapter and import again"
+            f"the adapter '{name}' says its items can pass between processes (picklable_items), "
+            f"but a group of them{where_en} could not be handed to the importing process "
+            f"({raised}); what came before is stored or in the rejects file: take "
+            "picklable_items off the adapter and import again (nothing is stored twice)"
         ),
     }

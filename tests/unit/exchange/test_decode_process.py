@@ -7,10 +7,14 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
-import queue as queues
+import pickle
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
@@ -157,7 +161,11 @@ def test_the_decoding_process_stays_a_few_chunks_ahead_and_stops_with_the_import
         time.sleep(1.0)
         # Bounded memory: it waits for this process instead of decoding the whole input.
         ahead = counter.value
-        assert ahead <= (CHUNKS_AHEAD + 3) * CHUNK_ITEMS
+        # The inbox's chunks, the one being read, the one being decoded, and what the pipe's
+        # buffer holds (64 KiB on Linux) of chunks this small.
+        chunk = [Item(str(n), {"local_id": str(n)}, local_id=str(n)) for n in range(CHUNK_ITEMS)]
+        in_the_pipe = 65536 // len(pickle.dumps((chunk, 0), pickle.HIGHEST_PROTOCOL)) + 1
+        assert ahead <= (CHUNKS_AHEAD + 3 + in_the_pipe) * CHUNK_ITEMS
         time.sleep(0.5)
         assert counter.value == ahead
         process = decoding._process
@@ -171,21 +179,97 @@ def test_items_are_handed_over_in_chunks(monkeypatch: pytest.MonkeyPatch) -> Non
         assert [item.position for item in decoding] == [str(n) for n in range(1, 11)]
 
 
-def test_what_the_child_sent_before_it_ended_is_read_after_it_ended() -> None:
-    # The first wait finds nothing; the child then writes its items and its end, and ends,
-    # before this process looks at whether it is alive: what it sent is read, not lost.
-    with Decoding(PidAdapter(), lines(10)) as decoding:
-        real_get = decoding._queue.get
-        waits: list[float] = []
+class BigItemsAdapter(PidAdapter):
+    """Items too big for a pipe's buffer: the child is always in the middle of writing one."""
 
-        def get(timeout: float) -> Any:
-            if not waits:
-                waits.append(timeout)
-                decoding._process.join()
-                raise queues.Empty
-            return real_get(timeout=timeout)
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        for item in super().decode(stream):
+            yield Item(item.position, item.document, source="x" * 200_000)
 
-        decoding._queue.get = get
+
+def test_a_child_killed_in_the_middle_of_a_chunk_ends_the_items_without_a_hang() -> None:
+    def read_all(decoding: Decoding, into: list[Item]) -> None:
+        into.extend(decoding)
+
+    with Decoding(BigItemsAdapter(), lines(CHUNK_ITEMS * 40)) as decoding:
+        time.sleep(0.5)  # the inbox fills; the child blocks half-way through a chunk
+        os.kill(decoding._process.pid, signal.SIGKILL)
+        items: list[Item] = []
+        reading = threading.Thread(target=read_all, args=(decoding, items), daemon=True)
+        reading.start()
+        reading.join(timeout=30)
+        assert not reading.is_alive(), "the import waited for ever on a dead child"
+    assert len(items) % CHUNK_ITEMS == 0 and len(items) < CHUNK_ITEMS * 40
+    assert decoding.failure is not None
+    assert decoding.failure["exception"] == f"exit code {-signal.SIGKILL}"
+
+
+ORPHAN = """
+import io, os, sys, time
+sys.path.insert(0, {root!r})
+sys.path.insert(0, {tests!r})
+from test_decode_process import BigItemsAdapter, lines
+from exchange.decode_process import Decoding
+decoding = Decoding(BigItemsAdapter(), lines(4000)).__enter__()
+print(decoding._process.pid, flush=True)
+time.sleep(0.5)
+os._exit(0)  # the importing process dies without stopping its child
+"""
+
+
+def test_a_child_whose_importing_process_died_stops_at_its_next_write(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    script = ORPHAN.format(root=str(root), tests=str(Path(__file__).parent))
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    child = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _running(child):
+        time.sleep(0.1)
+    assert not _running(child), "the decoding process outlived its importing process"
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class NoWayBack(Exception):
+    """Pickles, but cannot be unpickled (two required arguments)."""
+
+    def __init__(self, first: str, second: str) -> None:
+        super().__init__(first)
+        self.second = second
+
+
+class UnloadableAdapter(PidAdapter):
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        for item in super().decode(stream):
+            if item.position == str(CHUNK_ITEMS + 1):
+                item = Item(item.position, item.document, source=NoWayBack("a", "b"))
+            yield item
+
+
+def test_an_item_that_cannot_be_unpickled_is_reported_not_raised() -> None:
+    with Decoding(UnloadableAdapter(), lines(CHUNK_ITEMS * 3)) as decoding:
         items = list(decoding)
-    assert waits and decoding.failure is None
-    assert [item.position for item in items] == [str(n) for n in range(1, 11)]
+    assert len(items) == CHUNK_ITEMS
+    assert decoding.failure is not None and "TypeError" in decoding.failure["exception"]
+
+
+class BrokenStateAdapter(PidAdapter):
+    def decoding_state(self) -> int:
+        raise ValueError("no state to give")
+
+
+def test_an_adapter_whose_state_cannot_be_given_is_reported_with_the_reason() -> None:
+    with Decoding(BrokenStateAdapter(), lines(10)) as decoding:
+        items = list(decoding)
+    assert items == []
+    assert decoding.failure is not None
+    assert decoding.failure["exception"] == "ValueError: no state to give"
+    assert "no state to give" in decoding.failure["message_en"]
