@@ -70,6 +70,7 @@ class Decoding:
         self._inbox: queues.Queue[bytes | None] = queues.Queue(maxsize=CHUNKS_AHEAD)
         self._stopping = threading.Event()
         self._receiver: threading.Thread | None = None
+        self._handed_offset: int | None = None
 
     def __enter__(self) -> Decoding:
         if in_a_second_process(self.adapter):
@@ -82,6 +83,7 @@ class Decoding:
                 daemon=True,
             )
             self._process.start()
+            self._handed_offset = 0  # nothing given out yet, however far the child reads
             writer.close()  # the child's is the only write end now
             self._receiver = threading.Thread(
                 target=self._receive, args=(reader,), name="puente-decode-receiver", daemon=True
@@ -130,6 +132,13 @@ class Decoding:
             return self._in_this_process()
         return self._handed_over()
 
+    def bytes_read(self) -> int:
+        """How far into the file the items given out so far reach, in bytes: what a progress
+        bar shows. (The decoding process reads ahead; the file's offset says how far.)"""
+        if self._handed_offset is not None:
+            return self._handed_offset
+        return _offset(getattr(self.stream, "raw", self.stream)) or 0
+
     def _in_this_process(self) -> Iterator[Item]:
         from exchange.importer import guarded
 
@@ -145,7 +154,7 @@ class Decoding:
                 return
             try:
                 # From the child this process forked, through its own pipe: not outside input.
-                payload, state = pickle.loads(message[1:])  # noqa: S301
+                payload, state, offset = pickle.loads(message[1:])  # noqa: S301
                 if state is not None:
                     self.adapter.adopt_decoding_state(state)  # type: ignore[attr-defined]
             except Exception as error:  # noqa: BLE001 (an installed adapter's item or state)
@@ -153,6 +162,7 @@ class Decoding:
                 return
             if message[:1] == ITEMS:
                 yield from payload
+                self._handed_offset = offset
             else:
                 self.failure = payload
                 return
@@ -202,10 +212,10 @@ def _decode_and_hand_over(adapter: Adapter, stream: IO[bytes], reader: Any, writ
             for item in guarded(lambda: adapter.decode(stream), adapter.name, holder):
                 chunk.append(item)
                 if len(chunk) >= CHUNK_ITEMS:
-                    _send(writer, ITEMS, chunk, adapter)
+                    _send(writer, ITEMS, chunk, adapter, stream)
                     chunk = []
             if chunk:
-                _send(writer, ITEMS, chunk, adapter)
+                _send(writer, ITEMS, chunk, adapter, stream)
         except _NotHandedOver as stopped:
             failure = stopped.failure
         # What the adapter raised comes first: a chunk that could not pass after it is a
@@ -227,13 +237,24 @@ class _NotHandedOver(Exception):
         self.failure = failure
 
 
-def _send(writer: Any, kind: bytes, payload: Any, adapter: Adapter | None) -> None:
+def _offset(stream: Any) -> int | None:
+    """Where ``stream`` is (None for a stream that cannot tell, such as a pipe)."""
+    try:
+        return int(stream.tell())
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _send(
+    writer: Any, kind: bytes, payload: Any, adapter: Adapter | None, stream: Any = None
+) -> None:
     """One message; :class:`_NotHandedOver` when it cannot be made (the adapter's state or an
     item cannot be pickled)."""
     try:
         state = getattr(adapter, "decoding_state", None)
         message = kind + pickle.dumps(
-            (payload, state() if state is not None else None), pickle.HIGHEST_PROTOCOL
+            (payload, state() if state is not None else None, _offset(stream)),
+            pickle.HIGHEST_PROTOCOL,
         )
     except Exception as error:  # an item's source, or the adapter's state, may be anything
         last = payload[-1] if kind == ITEMS and payload else None

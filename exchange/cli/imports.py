@@ -244,15 +244,17 @@ def _progress(stream: IO[bytes], enabled: bool | None, lang: str) -> Any:
     )
 
 
-def _bar_updater(bar: Any, stream: IO[bytes], started: float, lang: str) -> Callable[[Any], None]:
-    raw = getattr(stream, "raw", stream)
+def _bar_updater(
+    bar: Any, position: Callable[[], int], started: float, lang: str
+) -> Callable[[Any], None]:
+    """``position()``: how far into the file the items handed to the engine reach (the
+    decoding process reads ahead of them)."""
     unit = say(lang, "registros", "records")
 
     def update(summary: Any) -> None:
         if bar.disable:
             return
-        position = min(raw.tell(), bar.total)
-        bar.update(position - bar.n)
+        bar.update(min(position(), bar.total) - bar.n)
         rate = summary.read / max(time.monotonic() - started, 1e-9)
         bar.set_postfix_str(f"{summary.read} {unit}, {rate:,.0f}/s", refresh=False)
 
@@ -414,7 +416,7 @@ def _read_and_push(
                 sink,
                 summary,
                 batch=batch,
-                progress=_bar_updater(bar, stream, started, lang),
+                progress=_bar_updater(bar, items.bytes_read, started, lang),
             )
             try:
                 write_rejects(adapter, rejected, out)

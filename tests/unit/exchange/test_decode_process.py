@@ -273,3 +273,23 @@ def test_an_adapter_whose_state_cannot_be_given_is_reported_with_the_reason() ->
     assert decoding.failure is not None
     assert decoding.failure["exception"] == "ValueError: no state to give"
     assert "no state to give" in decoding.failure["message_en"]
+
+
+def test_the_bytes_read_follow_the_items_given_out_not_the_decoding_ahead(
+    tmp_path: Path,
+) -> None:
+    # A progress bar shows how far the stored items reach, though the child reads ahead.
+    path = tmp_path / "cases.txt"
+    path.write_bytes(lines(CHUNK_ITEMS * 30).getvalue())
+    line_bytes = len(b"case-1000\n")
+    with path.open("rb") as stream, Decoding(PidAdapter(), stream) as decoding:
+        assert decoding.bytes_read() == 0
+        iterator = iter(decoding)
+        for _ in range(CHUNK_ITEMS + 1):  # the first chunk, and the first item of the next
+            next(iterator)
+        time.sleep(0.3)  # the child is chunks ahead by now
+        first_chunk = decoding.bytes_read()
+        assert 0 < first_chunk <= CHUNK_ITEMS * line_bytes + 8192  # a read buffer at most
+        rest = list(iterator)
+        assert decoding.bytes_read() == path.stat().st_size
+    assert len(rest) == CHUNK_ITEMS * 29 - 1
