@@ -87,8 +87,8 @@ class Adapter(Protocol):
     Optional: a class attribute ``picklable_items = True`` says every item ``decode`` yields
     (its document, problems and ``source``) can be pickled; ``puente import`` then decodes
     in a second process while it stores (on Linux), which is faster on a machine with more
-    than one core. Without it, decoding happens in the importing process. An adapter whose rejects
-    writer needs what decoding found (a CSV file's delimiter and encoding) also has
+    than one core. Without it, decoding happens in the importing process. An adapter whose
+    rejects writer needs what decoding found (a CSV file's delimiter and encoding) also has
     ``decoding_state()`` (a picklable value) and ``adopt_decoding_state(state)``: the
     importing process adopts the decoding process's state with each chunk of items.
     """

@@ -195,9 +195,9 @@ class _FailureHolder:
 
 
 def _decode_and_hand_over(adapter: Adapter, stream: IO[bytes], reader: Any, writer: Any) -> None:
-    """The child: decode, and send ``ITEMS + pickle((items, state))`` chunks, then one
-    ``END + pickle((failure, state))`` (``state``: the adapter's ``decoding_state()``, or
-    None)."""
+    """The child: decode, and send ``ITEMS + pickle((items, state, offset))`` chunks, then
+    one ``END + pickle((failure, state, offset))`` (``state``: the adapter's
+    ``decoding_state()`` or None; ``offset``: how far into the file the items reach)."""
     from exchange.importer import guarded
 
     reader.close()  # so that the pipe breaks if the importing process dies
