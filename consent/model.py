@@ -110,6 +110,10 @@ class Grantor:
         return doc
 
 
+#: A provision's lists that narrow what it covers; leaving one out covers everything.
+NARROWING_LISTS = ("actor", "action", "purpose", "data_category", "record_ids")
+
+
 @dataclass(frozen=True)
 class Provision:
     """A rule within a consent; nested provisions are narrower rules inside it."""
@@ -145,6 +149,17 @@ class Provision:
                 "provision",
             ),
         )
+        for key in NARROWING_LISTS:
+            if doc.get(key) == []:
+                # An absent list means "any"; an empty one would mean the same to the engine,
+                # so a form whose every box was cleared would permit everything: refused.
+                raise ConsentFormatError(
+                    "Una lista vacía no se acepta aquí: omítala para abarcar todo, o nombre "
+                    "al menos un elemento.",
+                    "An empty list is not accepted here: leave it out to cover everything, or "
+                    "name at least one item.",
+                    pointer=f"{pointer}/{key}",
+                )
         actors = read_list(doc.get("actor", []), f"{pointer}/actor")
         nested = read_list(doc.get("provision", []), f"{pointer}/provision")
         return cls(

@@ -61,6 +61,7 @@ from exchange.disclosure import (
     load_child,
 )
 from exchange.outbox import enqueue
+from exchange.people import Person
 
 NATIONAL = "00"
 
@@ -128,16 +129,40 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
 OFFICER_ROLES = frozenset({"consent_officer", "administrator"})
 
 
-def _agencies_permitted(consent: Consent) -> set[str]:
-    """Agencies a consent lets in: its grantees and the actors of its permit provisions."""
-    found = {ref.agency_id for ref in consent.grantees if ref.agency_id}
+def _let_in(consent: Consent) -> tuple[set[str], set[str]]:
+    """Agencies and people a consent lets in: its grantees and the actors of its permit
+    provisions."""
+    refs = list(consent.grantees)
     pending = list(consent.provisions)
     while pending:
         provision = pending.pop()
         if provision.decision == "permit":
-            found.update(ref.agency_id for ref in provision.actors if ref.agency_id)
+            refs.extend(provision.actors)
         pending.extend(provision.provisions)
-    return found
+    agencies = {ref.agency_id for ref in refs if ref.agency_id}
+    people = {ref.person_id for ref in refs if ref.person_id}
+    return agencies, people
+
+
+def _lets_in_the_recorder(session: Session, actor: Actor, consent: Consent) -> str | None:
+    """Whom of the recording side the consent lets in (the agency, the person recording, or
+    a colleague of the same agency), or ``None``: nobody records a consent for their own
+    benefit, and an agency cannot get round that through one of its people."""
+    agencies, people = _let_in(consent)
+    if actor.agency_id is not None and actor.agency_id in agencies:
+        return actor.agency_id
+    if actor.person_id is not None and actor.person_id in people:
+        return actor.person_id
+    if people and actor.agency_id is not None:
+        colleague = session.scalar(
+            select(Person.id)
+            .where(Person.id.in_(sorted(people)), Person.agency_id == actor.agency_id)
+            .order_by(Person.id)
+            .limit(1)
+        )
+        if colleague is not None:
+            return colleague
+    return None
 
 
 def require_officer(actor: Actor) -> None:
@@ -244,20 +269,25 @@ def record_consent(
                 }
             ],
         )
-    permitted = _agencies_permitted(parsed)
-    if actor.agency_id is not None and actor.agency_id in permitted:
+    beneficiary = _lets_in_the_recorder(session, actor, parsed)
+    if beneficiary is not None:
         # Conflict of interest: whoever records a consent cannot be the one it lets in.
         raise ConsentProblem(
             "forbidden",
-            "Una institución no registra un consentimiento que le da acceso a ella misma; "
-            "debe registrarlo otra autoridad de consentimiento.",
-            "An agency does not record a consent that lets itself in; another consent "
-            "authority must record it.",
+            "Una institución no registra un consentimiento que le da acceso a ella misma ni a "
+            "su personal; debe registrarlo otra autoridad de consentimiento.",
+            "An agency does not record a consent that lets itself or its own people in; "
+            "another consent authority must record it.",
             [
                 {
                     "pointer": "/provision",
-                    "message_es": f"Permite a {actor.agency_id}, que lo registra.",
-                    "message_en": f"The consent permits {actor.agency_id}, which records it.",
+                    "message_es": f"Permite a {actor.agency_id}, que lo registra."
+                    if beneficiary == actor.agency_id
+                    else f"Permite a {beneficiary}, de {actor.agency_id}, que lo registra.",
+                    "message_en": f"The consent permits {actor.agency_id}, which records it."
+                    if beneficiary == actor.agency_id
+                    else f"The consent permits {beneficiary}, of {actor.agency_id}, which "
+                    "records it.",
                 }
             ],
         )
@@ -859,7 +889,6 @@ def _unknown_target(session: Session, target: ActorRef | None) -> list[dict[str,
     that is not registered here (a mistyped id) would withhold from nobody while the officer
     believes the child protected."""
     from exchange.agencies import Agency
-    from exchange.people import Person
 
     if target is None:
         return []

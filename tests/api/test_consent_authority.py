@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from consent_support import (
+    CLINIC,
     INM,
     OWNER,
     PROCURADURIA,
     add_person_client,
     consent_document,
+    consent_officer,
+    legal_representative,
     procuraduria,
     push_child,
 )
@@ -79,8 +82,8 @@ def test_an_agency_does_not_record_a_consent_that_lets_itself_in(
         merge_children(session, child_id, own, reason="la misma niña (CURP)")
         session.commit()
     for lang, words in (
-        ("en", "does not record a consent that lets itself in"),
-        ("es", "no registra un consentimiento que le da acceso a ella misma"),
+        ("en", "does not record a consent that lets itself or its own people in"),
+        ("es", "no registra un consentimiento que le da acceso a ella misma ni a su personal"),
     ):
         refused = client.post(
             f"/v1/children/{child_id}/consents",
@@ -103,6 +106,67 @@ def test_an_agency_does_not_record_a_consent_that_lets_itself_in(
         headers=officer.headers,
     )
     assert granted.status_code == 201, granted.get_json()
+
+
+def consent_for_person(person_id: str) -> dict[str, Any]:
+    """The Procuraduría's consent letting one person read the child's health data."""
+    document = consent_document(PROCURADURIA, categories=["health"])
+    document["grantee"] = [{"person_id": person_id}]
+    document["provision"][0]["actor"] = [{"person_id": person_id}]
+    return document
+
+
+def test_an_officer_does_not_record_a_consent_that_lets_in_themselves_or_a_colleague(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    procuraduria(app)
+    officer = consent_officer(app, "chp-oficial")
+    consent_officer(app, "chp-colega")  # same Procuraduría
+    add_agency(app, CLINIC, scopes=("records:read",), kind="legal_representative")
+    lawyer = legal_representative(app, "abogada-clinica")
+    for person_id in ("chp-oficial", "chp-colega"):
+        refused = client.post(
+            f"/v1/children/{child_id}/consents",
+            json=consent_for_person(person_id),
+            headers={**officer.headers, "Accept-Language": "en"},
+        )
+        assert refused.status_code == 403, refused.get_json()
+        problem = refused.get_json()
+        assert problem["type"].endswith("forbidden")
+        assert "lets itself or its own people in" in problem["detail"]
+        [error] = problem["errors"]
+        assert person_id in error["message"] and PROCURADURIA in error["message"]
+    # Nothing was stored, so the officer's own read stays refused.
+    listed = client.get(f"/v1/children/{child_id}/consents", headers=officer.headers)
+    assert listed.get_json()["consents"] == []
+    # A person of another agency (the clinic's lawyer) may be let in by the officer.
+    granted = client.post(
+        f"/v1/children/{child_id}/consents",
+        json=consent_for_person("abogada-clinica"),
+        headers=officer.headers,
+    )
+    assert granted.status_code == 201, granted.get_json()
+    assert lawyer.id == "abogada-clinica"
+
+
+def test_a_permit_with_an_empty_list_is_refused_rather_than_covering_everything(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    # A form whose every category box was cleared must not grant every category.
+    child_id = push_child(client, owner)["child_id"]
+    officer = procuraduria(app)
+    for key in ("actor", "action", "purpose", "data_category", "record_ids"):
+        document = consent_document(INM, categories=["identity"])
+        document["provision"][0][key] = []
+        refused = client.post(
+            f"/v1/children/{child_id}/consents", json=document, headers=officer.headers
+        )
+        assert refused.status_code == 400, (key, refused.get_json())
+        pointers = [error["pointer"] for error in refused.get_json()["errors"]]
+        assert f"/provision/0/{key}" in pointers, (key, pointers)
+    listed = client.get(f"/v1/children/{child_id}/consents", headers=officer.headers)
+    assert listed.get_json()["consents"] == []
 
 
 def test_an_agencys_officer_does_not_approve_its_own_agencys_request(
