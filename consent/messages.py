@@ -175,11 +175,12 @@ def default_deny(purpose: str, mask: int) -> Reason:
             "default_deny",
             "deny",
             categories_of(mask),
-            f"Ningún consentimiento, autorización ni acceso de emergencia vigente cubre esta "
-            f"solicitud para «{purpose_es}»: se deniega {es}. Puede solicitar acceso a la "
-            f"Procuraduría.",
-            f"No consent, grant or emergency override in force covers this request for "
-            f"“{purpose_en}”: {en} denied. You may ask the Procuraduría for access.",
+            # Worded so that it stays true when a reader is told it in place of a reason they
+            # may not hear (exchange.api.record_reads.decision_for_reader).
+            f"No hay nada vigente que le permita esta solicitud para «{purpose_es}»: se deniega "
+            f"{es}. Puede solicitar acceso a la Procuraduría.",
+            f"Nothing in force permits you this request for “{purpose_en}”: {en} denied. You "
+            f"may ask the Procuraduría for access.",
         )
 
     return _memo(("default_deny", purpose, mask), build)

@@ -424,9 +424,12 @@ def whole_record_verdict(decision: Decision) -> Decision:
     return replace(decision, result="deny", basis=basis, categories=())
 
 
-def whole_record_detail(disclosure: Disclosure) -> tuple[str, str]:
+def whole_record_detail(
+    disclosure: Disclosure, told: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
     """Why an all-or-nothing action (a transfer) was refused, in Spanish and English: it
-    needs consent for every category; which were withheld and which alone were covered."""
+    needs consent for every category; which were withheld and which alone were covered; then
+    the reasons — those of ``told`` (the decision as the caller may hear it) when given."""
     decision = disclosure.decision
     withheld_es = ", ".join(consent.CATEGORY_LABELS[code][0] for code in decision.withheld)
     withheld_en = ", ".join(consent.CATEGORY_LABELS[code][1] for code in decision.withheld)
@@ -443,10 +446,12 @@ def whole_record_detail(disclosure: Disclosure) -> tuple[str, str]:
         covered_en = ", ".join(consent.CATEGORY_LABELS[code][1] for code in disclosure.covered)
         es += f" Que solo una parte esté cubierta ({covered_es}) no basta."
         en += f" Covering only part of it ({covered_en}) is not enough."
-    return (
-        f"{es} {decision.explanation('es')}".strip(),
-        f"{en} {decision.explanation('en')}".strip(),
-    )
+    if told is None:
+        because_es, because_en = decision.explanation("es"), decision.explanation("en")
+    else:
+        because_es = " ".join(reason["es"] for reason in told["reasons"])
+        because_en = " ".join(reason["en"] for reason in told["reasons"])
+    return f"{es} {because_es}".strip(), f"{en} {because_en}".strip()
 
 
 def recipient_actor(session: Session, agency_id: str) -> consent.Actor:

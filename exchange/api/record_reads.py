@@ -7,11 +7,13 @@ names the withheld ones, and ``Puente-Decision`` carries the decision id.
 A denied read answers ``403 consent-denied`` with the reasons only to a caller that already
 knows of the record (it was referred or transferred to it, or it asked for access to the
 child); anyone else gets the same ``404`` as for a record that does not exist, so the API
-never says whether a record exists — nor, through a hard rule's reasons, that a child seeks
-asylum. A permitted read keeps the same reasons from the same readers: only a caller whose agency
-holds the record, or who acts for the child, is told of an objection, a withhold entry, an
-emergency override's ground or a rule about asylum or the country of origin
-(:func:`decision_for_reader`).
+never says whether a record exists. Permitted or refused, a reader is told only the reasons
+that tell them nothing about the child they may not know (:func:`decision_for_reader`): a
+withhold entry is never told to the reader it names; a rule that applies because the child
+seeks asylum or comes from the reader's country only to those acting for the child; an
+objection or an emergency override's ground also to the agencies holding the record. What is
+not told is folded into the plain "nothing in force permits this" reason, so a refusal for a
+hidden reason reads like any other. The audit log keeps every decision whole.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from sqlalchemy import bindparam, select, true
 from sqlalchemy.orm import Session
 
 from consent import ALL_CATEGORIES, Reason
+from consent.messages import default_deny
+from consent.vocabulary import ALL_CATEGORIES_MASK, categories_of, mask_of
 from exchange import db
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.consent_store import AccessRequestRow
@@ -90,16 +94,21 @@ def not_found() -> Problem:
     )
 
 
-def consent_denied(disclosure: Disclosure) -> Problem:
-    decision = disclosure.decision
+def consent_denied(disclosure: Disclosure, told: dict[str, Any] | None = None) -> Problem:
+    """``403 consent-denied`` with the decision: ``told`` when the caller hears only part of
+    it (:func:`decision_for_reader`), else whole."""
+    told = decision_json(disclosure) if told is None else told
+
+    def explanation(language: str) -> str:
+        return " ".join(reason[language] for reason in told["reasons"])
+
     return Problem(
         "consent-denied",
         (
-            "La decisión de consentimiento no permite esta divulgación. "
-            + decision.explanation("es"),
-            "The consent decision does not permit this disclosure. " + decision.explanation("en"),
+            "La decisión de consentimiento no permite esta divulgación. " + explanation("es"),
+            "The consent decision does not permit this disclosure. " + explanation("en"),
         ),
-        decision=decision_json(disclosure),
+        decision=told,
         headers={DECISION_HEADER: disclosure.decision_id},
     )
 
@@ -108,45 +117,94 @@ def decision_json(disclosure: Disclosure) -> dict[str, Any]:
     return {"id": disclosure.decision_id, **disclosure.decision.to_json()}
 
 
-def tells_nothing_of_the_child(reason: Reason) -> bool:
-    """Whether ``reason`` is told to any reader: it rests on a consent, a grant or nothing
-    permitting (:data:`OPEN_BASES`), or on a hard rule that looks only at who asks and why.
-    An objection (and the day the adolescent was heard), a withhold entry, an emergency
-    override's ground (a missing or trafficked child) and a rule that applies because the child
-    seeks asylum or comes from the reader's country are facts about the child."""
+#: How a reader stands to the child, from who is told least to who is told most.
+OUTSIDER, HOLDER, ACTS_FOR_CHILD = "outsider", "holder", "acts_for_child"
+
+
+def reader_standing(session: Session, actor: Actor, record: Record, child: ChildContext) -> str:
+    """:data:`ACTS_FOR_CHILD` (a consent authority for the child), :data:`HOLDER` (the
+    caller's agency owns the record or was referred, transferred or offered it), or
+    :data:`OUTSIDER` (a requester, a grantee)."""
+    if acts_for_child(session, actor, child):
+        return ACTS_FOR_CHILD
+    if records_held(session, actor, [record], offered_too=True):
+        return HOLDER
+    return OUTSIDER
+
+
+def told_to(reason: Reason, standing: str) -> bool:
+    """Whether a reader of ``standing`` is told ``reason``. Reasons resting on a consent, a
+    grant or nothing permitting (:data:`OPEN_BASES`), and hard rules that look only at who
+    asks and why, are told to anyone. A withhold entry is told to nobody it applies to: the
+    reader is the one it names. A rule that applies because the child seeks asylum or comes
+    from the reader's country only to those acting for the child (a consulate holding a
+    referral must not learn of an asylum claim from it). An objection (and the day the
+    adolescent was heard) or an emergency override's ground also to the agencies holding the
+    record."""
     if reason.code in OPEN_BASES:
         return True
-    if reason.code != "hard_rule":
+    if reason.code == "withhold":
         return False
-    rule = next((rule for rule in hard_rules() if rule.id == reason.ref), None)
-    return rule is not None and not (
-        rule.child_international_protection or rule.actor_from_country_of_origin
-    )
+    if reason.code == "hard_rule":
+        rule = next((rule for rule in hard_rules() if rule.id == reason.ref), None)
+        about_the_child = rule is None or (
+            rule.child_international_protection or rule.actor_from_country_of_origin
+        )
+        return not about_the_child or standing == ACTS_FOR_CHILD
+    return standing != OUTSIDER
+
+
+#: Bases of a refusal in the engine's order of precedence (consent/engine.py), for naming the
+#: basis of what a reader is told.
+_DENY_BASES = ("hard_rule", "withhold", "objection", "consent")
 
 
 def decision_for_reader(
-    session: Session, actor: Actor, record: Record, child: ChildContext, disclosure: Disclosure
+    session: Session,
+    actor: Actor,
+    record: Record,
+    child: ChildContext,
+    disclosure: Disclosure,
+    purpose: str,
 ) -> dict[str, Any]:
-    """The permitted read's decision as ``actor`` is told it. Whoever :func:`refuse` tells why
-    (its agency holds the record), and those acting for the child (who see every decision in the
-    access-request queue), get it whole; anyone else — a requester, a grantee — gets the result,
-    the permitted and withheld categories and the decision id, with only the reasons that
-    :func:`tells_nothing_of_the_child` and the ids those rest on. The audit log keeps it whole."""
+    """The decision as ``actor`` is told it (:func:`told_to`): the result, the permitted and
+    withheld categories and the decision id always; the reasons the reader may hear and the
+    ids they rest on. The categories refused for a reason not told are refused, to this reader,
+    by the plain "nothing in force permits this" reason, so that what is hidden leaves no mark
+    (the same words, the same basis). The audit log keeps the decision whole."""
     whole = decision_json(disclosure)
-    shown: list[dict[str, Any]] = []
+    reasons = disclosure.decision.reasons
+    if all(reason.code in OPEN_BASES for reason in reasons):
+        return whole
+    standing = reader_standing(session, actor, record, child)
+    shown: list[Reason] = []
     hidden: set[str | None] = set()
-    for reason in disclosure.decision.reasons:
-        if tells_nothing_of_the_child(reason):
-            shown.append(reason.to_json())
+    refused_unsaid = 0
+    for reason in reasons:
+        if told_to(reason, standing):
+            shown.append(reason)
         else:
             hidden.add(reason.ref)
+            if reason.result == "deny":
+                refused_unsaid |= mask_of(reason.categories)
     if not hidden:
         return whole
-    if records_held(session, actor, [record], offered_too=True) or acts_for_child(
-        session, actor, child
-    ):
-        return whole
-    told = {**whole, "reasons": shown}
+    if refused_unsaid:
+        plain = [reason for reason in shown if reason.code == "default_deny"]
+        for reason in plain:
+            refused_unsaid |= mask_of(reason.categories)
+            shown.remove(reason)
+        shown.append(default_deny(purpose, refused_unsaid))
+    told = {**whole, "reasons": [reason.to_json() for reason in shown]}
+    if whole["result"] == "deny":
+        told["basis"] = next(
+            (
+                basis
+                for basis in _DENY_BASES
+                if any(r.code == basis and r.result == "deny" for r in shown)
+            ),
+            "default_deny",
+        )
     for key in ("rule_ids", "override_ids", "withhold_ids", "view_ids"):
         kept = [ref for ref in whole.get(key, ()) if ref not in hidden]
         if kept:
@@ -278,29 +336,18 @@ def decide_read(
     )
 
 
-def refuse(session: Session, actor: Actor, record: Record, disclosure: Disclosure) -> Problem:
+def refuse(
+    session: Session, actor: Actor, record: Record, disclosure: Disclosure, purpose: str
+) -> Problem:
     """Commit the denied decision's audit entry and say no, as :mod:`this module <.>` explains."""
     child = load_child(session, record.child_id)
     known = knows_of(session, actor, record, child)
     session.commit()
     if known is None:
         return not_found()
-    if known == "request" and disclosure.decision.basis not in OPEN_BASES:
-        # Someone who only asked for access hears that the answer is no, not why: a hard rule
-        # on asylum or the country of origin, an objection or a withhold entry would tell them
-        # facts about the child.
-        return Problem(
-            "consent-denied",
-            (
-                "La decisión de consentimiento no permite esta divulgación; la oficina de "
-                "consentimiento de la Procuraduría conoce el motivo.",
-                "The consent decision does not permit this disclosure; the Procuraduría's "
-                "consent office knows why.",
-            ),
-            decision={"id": disclosure.decision_id, "result": "deny"},
-            headers={DECISION_HEADER: disclosure.decision_id},
-        )
-    return consent_denied(disclosure)
+    return consent_denied(
+        disclosure, decision_for_reader(session, actor, record, child, disclosure, purpose)
+    )
 
 
 def _answered(answer: dict[str, Any], decision_ids: list[str]) -> Any:
@@ -331,14 +378,13 @@ def record_json(
     # What the decision withheld, not what was cut from this document: the difference would
     # tell the reader which categories the record does not hold.
     data, _cut = redact(record.schema_ref, body.data, disclosure.decision)
-    withheld = disclosure.decision.withheld
     answer = {
         **describe_record(record, child.child_id),
         "pushed_at": as_utc(body.version.pushed_at).isoformat(),
         "body_sha256": digest_for(disclosure, body.version.body_sha256),
         "data": data,
-        "withheld_categories": list(withheld),
-        "decision": decision_for_reader(session, actor, record, child, disclosure),
+        "withheld_categories": list(withheld_categories(disclosure)),
+        "decision": decision_for_reader(session, actor, record, child, disclosure, purpose),
     }
     own_id = _own_local_id(session, actor, record)
     if own_id is not None:
@@ -346,11 +392,18 @@ def record_json(
     return answer, disclosure
 
 
+def withheld_categories(disclosure: Disclosure) -> tuple[str, ...]:
+    """Every category the reader is not given: those the decision refused, and those it was
+    not asked about — a referral's read asks only for the categories the referral named, and
+    the rest is cut from the document all the same."""
+    return categories_of(ALL_CATEGORIES_MASK & ~mask_of(disclosure.decision.categories))
+
+
 def digest_for(disclosure: Disclosure, body_sha256: str) -> str | None:
-    """The stored version's digest, only for a reader permitted the whole record: with any
+    """The stored version's digest, only for a reader given the whole record: with any
     category withheld, the digest of the whole body would let the reader confirm a guess of
     what was withheld (a yes/no health field) offline."""
-    return None if disclosure.decision.withheld else body_sha256
+    return None if withheld_categories(disclosure) else body_sha256
 
 
 def _own_local_id(session: Session, actor: Actor, record: Record) -> str | None:
@@ -378,7 +431,7 @@ def read_record(record_id: str) -> Any:
     child = load_child(session, record.child_id)
     answer, disclosure = record_json(session, actor, record, purpose, child)
     if answer is None:
-        raise refuse(session, actor, record, disclosure)
+        raise refuse(session, actor, record, disclosure, purpose)
     session.commit()
     return _answered(answer, [disclosure.decision_id])
 
@@ -393,7 +446,7 @@ def record_versions(record_id: str) -> Any:
         raise not_found()
     disclosure = decide_read(session, actor, record, purpose, "record.versions_listed")
     if not disclosure.permitted:
-        raise refuse(session, actor, record, disclosure)
+        raise refuse(session, actor, record, disclosure, purpose)
     child = load_child(session, record.child_id)
     versions = [
         {**described, "body_sha256": digest_for(disclosure, described["body_sha256"])}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from consent import ALL_CATEGORIES
 from exchange import db
 from exchange.agencies import Agency
-from exchange.api.record_reads import consent_denied
+from exchange.api.record_reads import consent_denied, decision_for_reader
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.disclosure import (
@@ -189,10 +189,11 @@ def _decided(
     """The consent decision for the recipient; refused decisions are committed and answered
     ``403 consent-denied`` with the reasons (the caller owns the record: it knows it exists)."""
     session = db.session()
+    child = load_child(session, record.child_id)
     disclosure = decide_disclosure(
         session,
         actor,
-        load_child(session, record.child_id),
+        child,
         action=action,
         purpose=purpose,
         audit_action=audit_action,
@@ -205,11 +206,16 @@ def _decided(
     )
     if not disclosure.permitted:
         session.commit()
-        problem = consent_denied(disclosure)
+        told = None
+        if actor.agency_id == to:
+            # The recipient accepting a transfer hears only the reasons a reader of the record
+            # may hear: not, say, that a withhold entry names it.
+            told = decision_for_reader(session, actor, record, child, disclosure, purpose)
+        problem = consent_denied(disclosure, told)
         if not disclosure.complete:
             # A transfer takes every category or none: say so, with what was withheld and
             # what alone was covered (the decision is the transfer's deny, as audited).
-            problem.detail = whole_record_detail(disclosure)
+            problem.detail = whole_record_detail(disclosure, told)
             problem.extra["decision"] = {
                 **problem.extra["decision"],
                 "needs_every_category": True,

@@ -202,8 +202,10 @@ def share(
     kind: str = "referral",
     status: str = "accepted",
     purpose: str = "case_management",
+    categories: list[str] | None = None,
 ) -> None:
-    """A referral or transfer of the record, written straight into the hub (no decision)."""
+    """A referral or transfer of the record, written straight into the hub (no decision);
+    ``categories`` are those a referral names (none: every category)."""
     execute(
         app,
         insert(RecordShare).values(
@@ -213,6 +215,6 @@ def share(
             kind=kind,
             status=status,
             purpose=purpose,
-            categories=[],
+            categories=categories or [],
         ),
     )

@@ -524,8 +524,14 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     assert "no_asylum_data_to_country_of_origin" in entry["decision"]["rule_ids"]
     read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
     assert read_back.status_code == 403
-    assert "asylum" not in read_back.get_data(as_text=True)
-    assert "refugi" not in read_back.get_data(as_text=True)
+    # Refused as when nothing permits it: the rule's categories are among those "nothing in
+    # force permits", and neither the rule nor its basis is named.
+    told = read_back.get_json()["decision"]
+    assert told["basis"] == "default_deny" and "rule_ids" not in told
+    assert [reason["code"] for reason in told["reasons"]] == ["default_deny"]
+    assert told["reasons"][0]["categories"] == told["withheld"]
+    for word in ("no_asylum_data_to_country_of_origin", "hard_rule", "refugi", "asilo"):
+        assert word not in read_back.get_data(as_text=True), word
     # The officer sees why.
     queue = client.get("/v1/access-requests", headers=officer.headers).get_json()
     [queued] = queue["access_requests"]

@@ -1,7 +1,8 @@
-"""A read permitted in part tells a requester or grantee what it may read, not why the rest is
-withheld when the reason is a fact about the child: an adolescent's objection, a withhold entry,
-an emergency override's ground or a rule about asylum. The agency holding the record and those
-acting for the child are told every reason, as for a refused read; the audit log keeps them all.
+"""A reader is told what it may read, not why the rest is withheld when the reason is a fact
+about the child: an adolescent's objection or an emergency override's ground (told only to the
+agencies holding the record and those acting for the child), a rule about asylum or the reader's
+country (only to those acting for the child), a withhold entry (to nobody it names). What is not
+told reads as "nothing in force permits this"; the audit log keeps every reason.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ from consent_support import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from records_support import AgencyClient, add_agency, read, share
+from records_support import AgencyClient, add_agency, read, rows, share
+from sqlalchemy import select
+
+from consent import CATEGORIES
+from exchange.sharing import RecordShare
 
 FEDERAL = "mx.fed.pfpnna"
 HEARD_ON = "2025-03-14"  # the girl (born 2012-05-10) was 12: her objection counts
@@ -263,3 +268,138 @@ def test_a_rule_about_asylum_is_not_told_to_a_reader_it_withholds_from(
     # The audit log keeps the rule the engine applied.
     audited = audit_entry(app, decision["id"])["decision"]
     assert rule_id in audited["rule_ids"]
+
+
+def test_a_consulate_holding_a_referral_is_not_told_the_child_seeks_asylum(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # The child of the typical example is from Honduras and has an asylum procedure. Her
+    # record was referred to Honduras's consulate (for family tracing) before anyone knew: the
+    # hard rule now refuses it everything, and the refusal must read like any other.
+    consulate = add_agency(
+        app,
+        "hn.consulado.tapachula",
+        jurisdiction="07",
+        kind="foreign_authority",
+        country="HN",
+        scopes=("records:read",),
+    )
+    purpose = "family_tracing_reunification"
+    share(app, pushed["record_id"], from_agency=OWNER, to=consulate.id, purpose=purpose)
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(consulate.id, purposes=[purpose], categories=["identity", "family"]),
+    )
+    refused = read(client, consulate, pushed["record_id"], purpose=purpose)
+    assert refused.status_code == 403, refused.get_json()
+    told = refused.get_json()["decision"]
+    assert (told["result"], told["basis"]) == ("deny", "default_deny")
+    assert "rule_ids" not in told
+    [plain] = told["reasons"]
+    assert plain["code"] == "default_deny" and plain["categories"] == told["withheld"]
+    for word in ("no_asylum_data_to_country_of_origin", "hard_rule", "asylum-seeking", "asilo"):
+        assert word not in refused.get_data(as_text=True), word
+    # The audit log keeps the rule the engine applied.
+    audited = audit_entry(app, told["id"])["decision"]
+    assert (audited["basis"], audited["rule_ids"]) == (
+        "hard_rule",
+        ["no_asylum_data_to_country_of_origin"],
+    )
+
+
+def test_a_withhold_entry_is_not_told_to_the_agency_it_names_though_it_holds_the_record(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    # The girl fled a shelter that holds a referral of her record and has been offered its
+    # transfer: a withhold entry now keeps her family and whereabouts from it. Neither its
+    # reads nor its accepting the transfer may tell it so.
+    shelter = add_agency(
+        app, "mx.chp.albergue", scopes=("records:read", "records:write"), kind="civil_society"
+    )
+    record_id = pushed["record_id"]
+    share(app, record_id, from_agency=OWNER, to=shelter.id)
+    share(app, record_id, from_agency=OWNER, to=shelter.id, kind="transfer", status="pending")
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(shelter.id, categories=["identity", "family", "contact_location"]),
+    )
+    entry = client.post(
+        f"/v1/children/{pushed['child_id']}/withholds",
+        json={
+            "target": {"agency_id": shelter.id},
+            "categories": ["family", "contact_location"],
+            "reason": "La niña denunció maltrato en el albergue.",
+        },
+        headers=officer.headers,
+    )
+    assert entry.status_code == 201, entry.get_json()
+    hidden = (entry.get_json()["id"], "withhold", "reserva", "albergue.")
+
+    response = read(client, shelter, record_id)
+    assert response.status_code == 200, response.get_json()
+    told = response.get_json()["decision"]
+    assert told["categories"] == ["identity"] and "withhold_ids" not in told
+    assert "family" in told["withheld"] and "contact_location" in told["withheld"]
+    plain = [reason for reason in told["reasons"] if reason["code"] == "default_deny"]
+    assert len(plain) == 1 and {"family", "contact_location"} <= set(plain[0]["categories"])
+    assert "withhold" not in codes(told)
+    for word in hidden:
+        assert word not in response.get_data(as_text=True), word
+
+    [(transfer_id,)] = rows(
+        app,
+        select(RecordShare.id).where(
+            RecordShare.record_id == record_id, RecordShare.kind == "transfer"
+        ),
+    )
+    accepted = client.post(f"/v1/transfers/{transfer_id}/accept", json={}, headers=shelter.headers)
+    assert accepted.status_code == 403, accepted.get_json()
+    refusal = accepted.get_json()["decision"]
+    assert refusal["basis"] != "withhold" and "withhold_ids" not in refusal
+    assert "withhold" not in codes(refusal)
+    for word in hidden:
+        assert word not in accepted.get_data(as_text=True), word
+
+
+def test_a_referral_read_names_every_category_it_cut_and_gives_no_digest(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # Referred for education with identity only: the rest of the record is cut from what the
+    # school reads, so it is withheld, and the whole body's digest would let the school confirm
+    # guesses of it (a risk level) offline.
+    school = add_agency(app, "mx.chp.escuela", scopes=("records:read",), kind="education_service")
+    share(
+        app,
+        pushed["record_id"],
+        from_agency=OWNER,
+        to=school.id,
+        purpose="education",
+        categories=["identity"],
+    )
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(school.id, purposes=["education"], categories=["identity"]),
+    )
+    response = read(client, school, pushed["record_id"], purpose="education")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["decision"]["categories"] == ["identity"]
+    assert body["body_sha256"] is None
+    assert body["withheld_categories"] == [c for c in CATEGORIES if c != "identity"]
+    versions = client.get(
+        f"/v1/records/{pushed['record_id']}/versions",
+        query_string={"purpose": "education"},
+        headers=school.headers,
+    )
+    assert versions.status_code == 200, versions.get_json()
+    assert all(version["body_sha256"] is None for version in versions.get_json()["versions"])

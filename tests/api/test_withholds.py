@@ -229,9 +229,13 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     assert response.status_code == 403, response.get_json()
     problem = response.get_json()
     assert problem["type"].endswith("/consent-denied")
-    assert problem["decision"] == {"id": response.headers["Puente-Decision"], "result": "deny"}
-    for told in (REASON, "withhold", "reserva"):
-        assert told not in response.get_data(as_text=True), told
+    # Refused as when nothing permits it: the same basis and words, no entry named.
+    told = problem["decision"]
+    assert told["id"] == response.headers["Puente-Decision"] and told["result"] == "deny"
+    assert told["basis"] == "default_deny" and "withhold_ids" not in told
+    assert [reason["code"] for reason in told["reasons"]] == ["default_deny"]
+    for word in (REASON, entry_id, "withhold", "reserva"):
+        assert word not in response.get_data(as_text=True), word
     # The audit log keeps the basis of the refusal, and names the entry.
     refused = audit_entry(app, problem["decision"]["id"])["decision"]
     assert refused["basis"] == "withhold"
