@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from flask import current_app
 from sqlalchemy import Boolean, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -141,6 +142,28 @@ def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
             )
 
 
+def _not_this_hub(hub_id: str, origin: str, log_vkey: str, witness_vkey: str | None) -> None:
+    """A hub that pinned itself would cosign its own checkpoints (or count its own witness as a
+    peer's): a witness that adds no independence, which oversight would take for one."""
+    from exchange.keys import audit_origin, hub_keys
+
+    keys = hub_keys(current_app)
+    own = {
+        "hub_id": (hub_id, current_app.config["HUB_ID"]),
+        "origin": (origin, audit_origin(current_app)),
+        "log_vkey": (log_vkey, keys.log.vkey if keys.log else None),
+        "witness_vkey": (witness_vkey, keys.witness.vkey if keys.witness else None),
+    }
+    for field, (given, ours) in own.items():
+        if given is not None and given == ours:
+            raise InvalidPeer(
+                f"{field} es el de este mismo nodo: un nodo no se atestigua a sí mismo; "
+                "registre el de otro nodo.",
+                f"{field} is this hub's own: a hub does not witness itself; pin another hub's.",
+                field=field,
+            )
+
+
 def add_peer(
     session: Session,
     hub_id: str,
@@ -155,6 +178,7 @@ def add_peer(
     log_vkey = check_log_vkey(log_vkey, origin).vkey
     if witness_vkey is not None:
         witness_vkey = check_witness_vkey(witness_vkey).vkey
+    _not_this_hub(hub_id, origin, log_vkey, witness_vkey)
     if session.get(Peer, hub_id) is not None:
         raise DuplicatePeer(
             f"El nodo par {hub_id!r} ya está registrado.", f"Peer hub {hub_id!r} is already pinned."

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +34,7 @@ from exchange.auth import require_scope, utcnow
 from exchange.httpbasics import FHIR_JSON, wants_fhir
 from exchange.problems import Problem, localized
 from exchange.witnessing import with_cosignatures
+from schemas.formats import is_date_time
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -178,6 +179,8 @@ def events() -> Response:
     outcome = request.args.get("outcome")
     if outcome is not None and outcome not in ("success", "failure", "denied"):
         raise _invalid("outcome", "success, failure o denied", "success, failure or denied")
+    if request.args.get("format") not in (None, "fhir", "json"):
+        raise _invalid("format", "fhir o json", "fhir or json")
     rows = find_events(
         db.session(),
         child_id=request.args.get("child_id"),
@@ -208,7 +211,8 @@ def _fhir_bundle(rows: list[AuditEntry], next_cursor: str | None) -> Response:
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(rows),
+        # No "total": it is the number of matches over every page (optional in FHIR), which
+        # a page of the log does not know; the next link says whether more follow.
         "entry": [
             {
                 "resource": audit_entry_to_fhir(
@@ -283,10 +287,15 @@ def _time_param(name: str) -> datetime | None:
     text = request.args.get(name)
     if not text:
         return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
+    moment = None
+    if is_date_time(text):  # RFC 3339 only: fromisoformat alone takes ISO 8601's week dates
+        try:
+            # Far offsets at the ends of the calendar overflow when the filter turns the time
+            # into UTC: refused like any other bad value, not a 500.
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            moment = None
     if moment is None or moment.tzinfo is None:
         raise _invalid(
             name,

@@ -144,6 +144,15 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
     try:
         with database_errors(lang), app.app_context():
             result = export_log(app, directory, progress=progress)
+    except OSError as error:  # the folder cannot be made or written: say which, no traceback
+        raise click.ClickException(
+            _say(
+                lang,
+                f"no se puede escribir la exportación en {directory}: "
+                f"{error.strerror or error}",
+                f"cannot write the export to {directory}: {error.strerror or error}",
+            )
+        ) from error
     finally:
         if bar is not None:
             bar.close()

@@ -259,6 +259,14 @@ def test_events_filter_and_paginate(
         "limit=0": "/query/limit",
         "limit=5000": "/query/limit",
         "outcome=maybe": "/query/outcome",
+        # ISO 8601 forms that are not RFC 3339, and offsets that overflow the calendar.
+        "since=20261123T202000Z": "/query/since",
+        "since=2026-W47-1T00:00Z": "/query/since",
+        "since=2026-11-23T20Z": "/query/since",
+        "until=2026-11-23T20:20:00%2B0530": "/query/until",
+        "since=0001-01-01T00:00:00%2B14:00": "/query/since",
+        "until=9999-12-31T23:59:59-12:00": "/query/until",
+        "format=xml": "/query/format",
     }.items():
         response = client.get(f"/v1/audit/events?{query}", headers=auditor)
         assert response.status_code == 400, query

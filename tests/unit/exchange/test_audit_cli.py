@@ -496,3 +496,15 @@ print(summary.entries, summary.latest.size)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["100", "100"]
+
+
+def test_an_export_to_a_folder_that_cannot_be_written_says_so(hub: Flask, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    for lang, words in (("en", "cannot write the export to"), ("es", "no se puede escribir")):
+        result = CliRunner().invoke(
+            main, ["audit", "export", "--out", str(blocker / "export"), "--lang", lang]
+        )
+        assert result.exit_code == 1, result.output
+        assert words in result.output and "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)

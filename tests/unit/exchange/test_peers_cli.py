@@ -176,3 +176,28 @@ def test_enable_is_the_reverse_of_disable_and_is_audited(hub: Path) -> None:
     unknown = run("peer", "enable", "mx.zac.puente", "--lang", "en")
     assert unknown.exit_code == 1 and "No peer hub 'mx.zac.puente'" in unknown.output
     assert len(audited_peer_changes()) == 3  # refusals write nothing
+
+
+def test_a_hub_does_not_pin_itself_or_its_own_witness(hub: Path) -> None:
+    # A hub that pinned itself would cosign its own checkpoints: a witness that adds nothing.
+    init = run_json("init")
+    own = create_app({"TESTING": True})
+    hub_id, origin = own.config["HUB_ID"], f"{own.config['HUB_ID']}/audit"
+    keys = own.extensions["puente.keys"]
+    attempts = {
+        "hub_id": ["peer", "add", hub_id, "--origin", ORIGIN, "--log-vkey", LOG_VKEY],
+        "origin": [
+            "peer", "add", "mx.oax.puente", "--origin", origin, "--log-vkey", init["log_vkey"],
+        ],
+        "witness_vkey": [
+            "peer", "add", "mx.oax.puente", "--origin", ORIGIN, "--log-vkey", LOG_VKEY,
+            "--witness-vkey", keys.witness.vkey,
+        ],
+    }  # fmt: skip
+    for field, arguments in attempts.items():
+        for lang, words in (("en", "a hub does not witness itself"), ("es", "no se atestigua")):
+            result = run(*arguments, "--lang", lang)
+            assert result.exit_code == 2, (field, result.output)
+            assert words in result.output and field in result.output, result.output
+    assert run_json("peer", "list")["peers"] == []
+    assert audited_peer_changes() == []
