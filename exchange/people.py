@@ -276,6 +276,27 @@ def _check_authority_roles(roles: list[str], kind: str | None) -> list[PersonErr
     ]
 
 
+#: Agency kinds whose people may hold the ``auditor`` role: oversight bodies (human-rights
+#: commissions, SIPINNA). An auditor reads every child's entries, overrides and their written
+#: justifications, whatever the jurisdiction; in an agency that handles cases, the role would
+#: let a caseworker read other states' children's decisions.
+AUDITOR_KINDS = frozenset({"oversight"})
+
+
+def _check_auditor_role(roles: list[str], kind: str | None) -> list[PersonError]:
+    if "auditor" not in roles or kind in AUDITOR_KINDS:
+        return []
+    return [
+        PersonError(
+            f"El rol auditor es de los órganos de supervisión (comisiones de derechos humanos, "
+            f"SIPINNA); esta institución es de tipo {kind}.",
+            f"The auditor role belongs to oversight bodies (human-rights commissions, SIPINNA); "
+            f"this agency is of kind {kind}.",
+            field="roles",
+        )
+    ]
+
+
 def add_person(
     session: Session,
     *,
@@ -304,6 +325,7 @@ def add_person(
         *_check_name_and_email(name, email),
         *_check_roles(roles),
         *_check_authority_roles(roles, agency.kind),
+        *_check_auditor_role(roles, agency.kind),
         *_check_jurisdiction(jurisdiction, agency.jurisdiction),
     ]
     if errors:

@@ -367,7 +367,13 @@ def test_a_person_gets_the_agency_jurisdiction_unless_narrowed(hub: Flask) -> No
     assert federal.jurisdiction == "19"
     for jurisdiction in ("19", "19039", "7", "00"):
         with pytest.raises(InvalidPerson) as refused:
-            person(hub, "oficial-3", "mx.chp.procuraduria", "auditor", jurisdiction=jurisdiction)
+            person(
+                hub,
+                "oficial-3",
+                "mx.chp.procuraduria",
+                "legal_representative",
+                jurisdiction=jurisdiction,
+            )
         assert [e.field for e in refused.value.errors] == ["jurisdiction"], jurisdiction
 
 
@@ -381,11 +387,23 @@ def test_bad_people_are_refused_with_every_reason(hub: Flask) -> None:
     with pytest.raises(UnknownAgency, match=r"mx\.nadie\.dif"):
         person(hub, "oficial-1", "mx.nadie.dif", "auditor")
 
-    person(hub, "oficial-1", "mx.chp.procuraduria", "auditor", email="Oficial@Example.org")
+    lawyer = "legal_representative"
+    person(hub, "oficial-1", "mx.chp.procuraduria", lawyer, email="Oficial@Example.org")
     with pytest.raises(DuplicatePerson, match="already registered"):
-        person(hub, "oficial-1", "mx.chp.procuraduria", "auditor", email="otra@example.org")
+        person(hub, "oficial-1", "mx.chp.procuraduria", lawyer, email="otra@example.org")
     with pytest.raises(DuplicatePerson, match=r"oficial@example\.org"):
-        person(hub, "oficial-2", "mx.chp.procuraduria", "auditor", email="OFICIAL@example.org")
+        person(hub, "oficial-2", "mx.chp.procuraduria", lawyer, email="OFICIAL@example.org")
+
+
+def test_only_an_oversight_body_has_auditors(hub: Flask) -> None:
+    # An auditor reads every child's audit entries and overrides' justifications whatever the
+    # jurisdiction: a state DIF caseworker with the role would read other states' children.
+    with pytest.raises(InvalidPerson) as refused:
+        person(hub, "auditor-dif", "mx.chp.procuraduria", "auditor")
+    [error] = refused.value.errors
+    assert error.field == "roles"
+    assert "oversight bodies" in error.message_en and "supervisión" in error.message_es
+    assert person(hub, "auditora-cndh", "mx.fed.cndh", "auditor").roles == "auditor"
 
 
 def test_a_generated_id_and_the_password_hash(hub: Flask) -> None:
