@@ -148,8 +148,7 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
         raise click.ClickException(
             _say(
                 lang,
-                f"no se puede escribir la exportación en {directory}: "
-                f"{error.strerror or error}",
+                f"no se puede escribir la exportación en {directory}: {error.strerror or error}",
                 f"cannot write the export to {directory}: {error.strerror or error}",
             )
         ) from error
