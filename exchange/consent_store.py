@@ -190,6 +190,10 @@ class GrantRow(Base):
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The consent officer who revoked it (person id), and why — like an access request's
+    #: ``decided_by`` and ``decision_reason``.
+    revoked_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    revocation_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -237,7 +241,7 @@ def child_inputs(
     grants = tuple(
         Grant.from_json(
             _as_child(
-                {**row.document, "revoked_at": row.revoked_at.isoformat()}
+                {**row.document, "revoked_at": as_utc(row.revoked_at).isoformat()}
                 if row.revoked_at is not None
                 else row.document,
                 child_id,

@@ -1280,6 +1280,60 @@ def _with_grant(child: ChildContext, grant: Grant) -> ChildContext:
     )
 
 
+def revoke_grant(
+    session: Session, actor: Actor, grant_id: str, reason: str
+) -> tuple[GrantRow, str]:
+    """End a grant at once (a consent officer acting for the child): an approval made in error,
+    a lawyer who left the case. Counts from the next decision in every process (the grant's
+    ``revoked_at`` is in the child's stamp); its request then shows the access ``revoked``.
+    Returns the grant and the audit entry (``consent_revoked``, object ``grant``)."""
+    row = session.get(GrantRow, grant_id)
+    if row is None:
+        raise LookupError(grant_id)
+    child = load_child(session, row.child_id)
+    if not acts_for_child(session, actor, child):
+        raise LookupError(grant_id)  # as for the requests of children it does not act for
+    require_officer(actor)
+    moment = utcnow()
+    if row.revoked_at is not None or as_utc(row.until) <= moment:
+        raise ConsentProblem(
+            "conflict",
+            "La autorización ya terminó (revocada o vencida).",
+            "The grant has already ended (revoked or expired).",
+        )
+    # Claimed by a conditional update: of two officers revoking at once, one revokes.
+    claimed = session.execute(
+        update(GrantRow)
+        .where(GrantRow.id == row.id, GrantRow.revoked_at.is_(None))
+        .values(
+            revoked_at=moment,
+            revoked_by=actor.person_id or actor.agency_id,
+            revocation_reason=reason,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConsentProblem(
+            "conflict",
+            "La autorización ya fue revocada.",
+            "The grant was already revoked.",
+        )
+    session.refresh(row)
+    entry = _audit(
+        session,
+        actor,
+        "consent_revoked",
+        child.child_id,
+        purpose=row.document.get("purpose"),
+        object_type="grant",
+        object_id=row.id,
+        grant_ids=[row.id],
+        detail="grant_revoked",
+    )
+    forget_child(child.child_id)
+    return row, entry
+
+
 def decide_request(
     session: Session,
     actor: Actor,

@@ -51,6 +51,7 @@ from exchange.consents import (
     review_override,
     review_views,
     revoke_consent,
+    revoke_grant,
     revoke_withhold,
 )
 from exchange.crypto import data_keyring
@@ -834,12 +835,15 @@ def _officer_of(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
 
 
 def _grant_json(row: GrantRow) -> dict[str, Any]:
-    return {
+    answer = {
         "id": row.id,
         "request_id": row.request_id,
         **row.document,
         "until": as_utc(row.until).isoformat(),
     }
+    if row.revoked_at is not None:
+        answer["revoked_at"] = as_utc(row.revoked_at).isoformat()
+    return answer
 
 
 @bp.post("/v1/access-requests")
@@ -891,6 +895,21 @@ def decide_access_request(request_id: str) -> Any:
         if grant is not None:
             answer["grant"] = _grant_json(grant)
         return answer, entry
+
+    return _in(session, run, 200)
+
+
+@bp.post("/v1/grants/<grant_id>/revoke")
+@require_scope("access:decide")
+def revoke_access_grant(grant_id: str) -> Any:
+    session, actor = db.session(), current_actor()
+    reason = _text(_body(REVOKE_SCHEMA), "reason")
+
+    def run() -> tuple[dict[str, Any], str]:
+        row, entry = revoke_grant(session, actor, grant_id, reason)
+        return {
+            "grant": {**_grant_json(row), "revoked_by": row.revoked_by, "reason": reason}
+        }, entry
 
     return _in(session, run, 200)
 

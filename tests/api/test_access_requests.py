@@ -1138,3 +1138,54 @@ def test_requests_waiting_for_the_officer_raise_no_denial_alert(
     )
     alerts = client.get("/v1/audit/alerts", headers=auditor.headers).get_json()["alerts"]
     assert [a for a in alerts if a["kind"] == "denial_spike"] == []
+
+
+def test_a_consent_officer_revokes_a_grant_and_it_stops_at_once(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    asked = ask(client, lawyer, pushed["child_id"]).get_json()
+    approved = client.post(
+        f"/v1/access-requests/{asked['id']}/decision",
+        json={"approve": True, "reason": "Representación acreditada en el expediente."},
+        headers=officer.headers,
+    ).get_json()
+    grant_id = approved["grant"]["id"]
+    record = pushed["record_id"]
+    assert read(client, lawyer, record, purpose="legal_representation").status_code == 200
+
+    # Not the lawyer, not an officer of another state (as if the grant did not exist), not an
+    # agency system: a consent officer acting for the child.
+    reason = {"reason": "La abogada dejó de representar a la niña."}
+    path = f"/v1/grants/{grant_id}/revoke"
+    assert client.post(path, json=reason, headers=lawyer.headers).status_code == 403
+    add_agency(app, "mx.nl.procuraduria", jurisdiction="19", kind="state_dif")
+    elsewhere = consent_officer(app, "co-nl-001", "mx.nl.procuraduria")
+    assert client.post(path, json=reason, headers=elsewhere.headers).status_code == 404
+    assert (
+        client.post("/v1/grants/grt_nope/revoke", json=reason, headers=officer.headers).status_code
+        == 404
+    )
+    assert client.post(path, json={}, headers=officer.headers).status_code == 400
+
+    revoked = client.post(path, json=reason, headers=officer.headers)
+    assert revoked.status_code == 200, revoked.get_json()
+    grant = revoked.get_json()["grant"]
+    assert grant["id"] == grant_id and grant["revoked_by"] == officer.id and "revoked_at" in grant
+    # At once: the lawyer's next read is refused, the grant is gone from its list, and the
+    # request says the access was revoked.
+    assert read(client, lawyer, record, purpose="legal_representation").status_code == 403
+    assert client.get("/v1/grants", headers=lawyer.headers).get_json()["grants"] == []
+    state = client.get(f"/v1/access-requests/{asked['id']}", headers=lawyer.headers).get_json()
+    assert state["access"]["ended_because"] == "revoked"
+    again = client.post(path, json=reason, headers=officer.headers)
+    assert again.status_code == 409 and again.get_json()["type"].endswith("conflict")
+
+    entry = audit_entry(app, revoked.get_json()["audit_entry"])
+    assert (entry["action"], entry["reason_code"]) == ("consent_revoked", "grant_revoked")
+    assert entry["object"] == {"type": "grant", "id": grant_id}
+    assert entry["actor"]["person_id"] == officer.id
+    assert "dejó" not in json.dumps(entry)  # the reason stays out of the log
