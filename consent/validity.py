@@ -48,6 +48,7 @@ def check_consent(
         )
     problems.extend(_grantor_problems(consent, child))
     problems.extend(_period_problems(consent, child, now))
+    problems.extend(_empty_provision_periods(consent))
     problems.extend(_open_permits(consent))
     problems.extend(_role_only_permits(consent))
     return problems
@@ -184,6 +185,29 @@ def _procuraduria_problems(consent: Consent, child: ChildFacts) -> list[Problem]
                 f"{grantor.agency_id} does not represent the child; "
                 f"{', '.join(sorted(child.representing_procuradurias))} does.",
             )
+        )
+    return problems
+
+
+def _empty_provision_periods(consent: Consent) -> list[Problem]:
+    """A provision whose period ends before it starts never applies: a permit that was meant
+    to hold would silently permit nothing, a deny meant to protect would protect nothing."""
+    problems: list[Problem] = []
+    pending = [(f"/provision/{i}", p) for i, p in enumerate(consent.provisions)]
+    while pending:
+        pointer, provision = pending.pop(0)
+        period = provision.period
+        if period.start is not None and period.end is not None and period.end <= period.start:
+            problems.append(
+                Problem(
+                    "period_empty",
+                    f"{pointer}/period/end",
+                    "La vigencia de la disposición termina antes de empezar.",
+                    "The provision's period ends before it starts.",
+                )
+            )
+        pending.extend(
+            (f"{pointer}/provision/{i}", nested) for i, nested in enumerate(provision.provisions)
         )
     return problems
 

@@ -242,6 +242,22 @@ def record_consent(
     # it is posted to. An id of this child, or of one merged into it, speaks for the child it
     # now is; any other id is kept so that ``check_consent`` refuses it (``other_child``): a
     # consent written for one child is never recorded against another over a mistyped id.
+    if "revocation" in document:
+        # A consent is recorded as given; revoking it is its own act, audited and notified.
+        raise ConsentProblem(
+            "validation",
+            "Un consentimiento se registra sin revocación; para revocarlo use "
+            "POST /v1/consents/{id}/revoke.",
+            "A consent is recorded without a revocation; to revoke it, use "
+            "POST /v1/consents/{id}/revoke.",
+            [
+                {
+                    "pointer": "/revocation",
+                    "message_es": "No se admite al registrar.",
+                    "message_en": "Not accepted when recording.",
+                }
+            ],
+        )
     named = document.get("child_id")
     subject = named if isinstance(named, str) and named not in child.family else child.child_id
     document = {

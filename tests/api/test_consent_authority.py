@@ -212,3 +212,31 @@ def test_an_agencys_officer_does_not_approve_its_own_agencys_request(
     )
     assert deny.status_code == 200, deny.get_json()
     assert PROCURADURIA  # the Procuraduría exists: the request is not left without authority
+
+
+def test_a_consent_is_not_recorded_already_revoked_nor_with_a_provision_that_never_applies(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    child_id = push_child(client, owner)["child_id"]
+    officer = procuraduria(app)
+    # Revoked on arrival would skip the revocation's audit entry and notifications.
+    revoked = consent_document(INM, categories=["identity"])
+    revoked["revocation"] = {"revoked_at": "2026-02-01T00:00:00-06:00", "reason": "x"}
+    refused = client.post(
+        f"/v1/children/{child_id}/consents", json=revoked, headers=officer.headers
+    )
+    assert refused.status_code == 400, refused.get_json()
+    assert [e["pointer"] for e in refused.get_json()["errors"]] == ["/revocation"]
+    # A nested period that ends before it starts would make the provision a dead letter.
+    backwards = consent_document(INM, categories=["identity"])
+    backwards["provision"][0]["period"] = {
+        "start": "2027-01-01T00:00:00-06:00",
+        "end": "2026-06-01T00:00:00-06:00",
+    }
+    refused = client.post(
+        f"/v1/children/{child_id}/consents", json=backwards, headers=officer.headers
+    )
+    assert refused.status_code == 400, refused.get_json()
+    assert "/provision/0/period/end" in [e["pointer"] for e in refused.get_json()["errors"]]
+    listed = client.get(f"/v1/children/{child_id}/consents", headers=officer.headers)
+    assert listed.get_json()["consents"] == []
