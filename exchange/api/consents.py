@@ -15,10 +15,10 @@ from flask import Blueprint, jsonify, request
 from sqlalchemy.orm import Session
 
 import consent
-from consent import ConsentError, Decision
+from consent import ConsentError, Decision, Reason
 from exchange import db
 from exchange.access_basis import access_as_of
-from exchange.api.record_reads import DECISION_HEADER
+from exchange.api.record_reads import DECISION_HEADER, OUTSIDER, told_to
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope, utcnow
 from exchange.children import resolve_child_id
@@ -783,6 +783,24 @@ def _ended_text(access: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def _denied_at_once_text(row: AccessRequestRow, es: str, en: str) -> tuple[str, str]:
+    """A request the engine denied at once, with the reasons anyone may hear: a hard rule on
+    who asks and why (statistics never get identity, immigration enforcement no protection
+    data) is something the requester can act on; a withhold entry or a rule about the child's
+    facts is never told (exchange.api.record_reads.told_to)."""
+    told = [
+        reason
+        for reason in map(Reason.from_json, (row.decision or {}).get("reasons", ()))
+        if reason.result == "deny" and reason.code != "default_deny" and told_to(reason, OUTSIDER)
+    ]
+    if not told:
+        return es, en
+    return (
+        " ".join([es, *(reason.es for reason in told)]),
+        " ".join([en, *(reason.en for reason in told)]),
+    )
+
+
 def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
     """The request as its requester sees it, or with the decision and reasons for an officer
     who acts for the child. A granted request's ``access`` says whether it still holds."""
@@ -797,6 +815,8 @@ def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> 
         es, en = _granted_text(access, row) if access["active"] else _ended_text(access)
     else:
         es, en = _STATUS_TEXT.get(row.status, ("", ""))
+        if row.status == "denied" and row.decided_by is None:
+            es, en = _denied_at_once_text(row, es, en)
     seen = {
         "id": row.id,
         # After a merge, the child the request is about now — to an officer who acts for it,

@@ -474,7 +474,11 @@ def test_a_purpose_a_hard_rule_forbids_is_denied_at_once_with_the_reason(
     assert response.status_code == 201
     body = response.get_json()
     assert body["status"] == "denied"
-    assert body["message"]["es"] and body["message"]["en"]
+    # The rule looks only at who asks and why: the lawyer is told it, and can ask otherwise.
+    rule = "no_protection_data_for_migration_procedure"
+    assert body["message"]["en"].startswith("The request was denied. Hard legal rule")
+    assert rule in body["message"]["en"] and rule in body["message"]["es"]
+    assert "decision" not in body
     entry = audit_entry(app, body["audit_entry"])
     assert entry["outcome"] == "denied"
     assert entry["decision"]["basis"] == "hard_rule"

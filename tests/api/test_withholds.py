@@ -224,6 +224,7 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     assert asked.status_code == 201, asked.get_json()
     assert asked.get_json()["status"] == "denied"
     assert "decision" not in asked.get_json()
+    assert asked.get_json()["message"]["en"] == "The request was denied."  # and nothing more
 
     response = read(client, beto, record_id)
     assert response.status_code == 403, response.get_json()
