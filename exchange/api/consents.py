@@ -636,6 +636,14 @@ def dry_run() -> Any:
             owner_agency_id=owner,
             record_id=record_id if isinstance(record_id, str) else None,
         )
+        # Whom the officer asked about, so oversight sees what was asked (ids only).
+        asked_about = (
+            {"object_type": "person", "object_id": engine_for.person_id}
+            if engine_for.person_id
+            else {"object_type": "agency", "object_id": engine_for.agency_id}
+            if engine_for.agency_id
+            else {}
+        )
         entry = audit_decision(
             session,
             caller,
@@ -644,6 +652,7 @@ def dry_run() -> Any:
             purpose=decision_purpose(body),
             child_id=child.child_id,
             detail="dry_run",
+            **asked_about,
         )
     session.commit()
     response = jsonify(

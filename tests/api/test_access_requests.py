@@ -394,6 +394,8 @@ def test_an_adolescents_objection_blocks_until_reviewed(
     evaluated = audit_entry(app, decision["id"])
     assert evaluated["action"] == "decision_evaluated"
     assert evaluated["decision"]["basis"] == "objection"
+    # Oversight sees whom the officer asked about, not only who asked.
+    assert evaluated["object"] == {"type": "agency", "id": COMAR}
     assert read(client, comar, pushed["record_id"], purpose="asylum_procedure").status_code == 404
 
     reviewed = client.post(
