@@ -9,7 +9,7 @@ re-check entitlement at decision time: a change of custody is handled by revokin
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from consent.access import Grant
 from consent.facts import ChildFacts
@@ -432,9 +432,25 @@ def check_grant(grant: Grant, child: ChildFacts, now: datetime | None = None) ->
     return problems
 
 
-def check_view(view: ChildView, today: date | None = None) -> list[Problem]:
-    """Problems with a views record: the date heard, and why a child was not heard."""
+def check_view(
+    view: ChildView, today: date | None = None, child: ChildFacts | None = None
+) -> list[Problem]:
+    """Problems with a views record: the date heard (not in the future, not before the child
+    was born), and why a child was not heard."""
     problems: list[Problem] = []
+    born = None if child is None else (child.earliest_date_of_birth or child.date_of_birth)
+    if born is not None and child is not None and child.estimated_age_years is not None:
+        born -= timedelta(days=366)  # an estimated age: only a date clearly before it
+    if born is not None and view.heard_on < born:
+        problems.append(
+            Problem(
+                "heard_before_birth",
+                "/heard_on",
+                "La fecha en que se escuchó a la niña, niño o adolescente es anterior a su "
+                "nacimiento.",
+                "The date the child was heard is before the child was born.",
+            )
+        )
     if today is not None and view.heard_on > today:
         problems.append(
             Problem(

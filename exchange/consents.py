@@ -510,7 +510,7 @@ def record_views(
     except ConsentError as error:
         raise _format_error(error) from error
     moment = utcnow()
-    found = check_view(view, moment.date())
+    found = check_view(view, moment.date(), child.facts)
     if found:
         raise ConsentProblem(
             "validation",
@@ -565,6 +565,14 @@ def review_views(
 ) -> tuple[dict[str, Any], str]:
     """The Procuraduría's review of an adolescent's objection (upheld keeps it blocking)."""
     row, child, document = _add_review(session, actor, ChildViewRow, view_id, upheld, reason)
+    if document.get("position") != "objection":
+        # Only an objection blocks, so only an objection is upheld or set aside; reviewing an
+        # assent would write an objection_set_aside entry about no objection at all.
+        raise ConsentProblem(
+            "conflict",
+            "Solo se revisa una oposición; esta opinión no lo es.",
+            "Only an objection is reviewed; these views are not one.",
+        )
     row.seal(data_keyring(), document)
     entry = _audit(
         session,

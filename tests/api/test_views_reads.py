@@ -131,6 +131,36 @@ def test_a_second_officer_finds_the_objection_and_reviews_it(
     assert after["views"]["review"]["upheld"] is False
     assert len([e for e in entries(app, "consents_read") if e.get("reason_code")]) == 2
 
+    # An assent blocks nothing: there is nothing to uphold or set aside (and no
+    # objection_set_aside entry about no objection).
+    not_an_objection = client.post(
+        f"/v1/views/{assent['id']}/review",
+        json={"upheld": False, "reason": "Revisión por error."},
+        headers=colleague.headers,
+    )
+    assert not_an_objection.status_code == 409, not_an_objection.get_json()
+    _, still = views_of(client, colleague, child_id).get_json()["views"]
+    assert still["review_state"] == "not_required" and "review" not in still["views"]
+
+
+def test_views_heard_before_the_child_was_born_are_refused(
+    client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
+) -> None:
+    # The girl was born on 2012-05-10 (push_child): a date before that is a typing mistake.
+    officer = people["officer"]
+    response = client.post(
+        f"/v1/children/{pushed['child_id']}/views",
+        json={
+            "heard_on": "1990-11-20",
+            "heard_by": {"person_id": officer.id},
+            "position": "assent",
+        },
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    assert response.status_code == 400, response.get_json()
+    [error] = response.get_json()["errors"]
+    assert error["pointer"] == "/heard_on" and "before the child was born" in error["message"]
+
 
 def test_an_upheld_objection_and_views_recorded_with_a_consent(
     client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
