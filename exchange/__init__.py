@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from exchange.config import (
-    DEFAULTS,
-    INSTANCE_CONFIG_FILE,
-    check_settings,
-    default_database_url,
-    instance_path_from_env,
-)
-
 if TYPE_CHECKING:
     from flask import Flask
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the hub: defaults, instance file, ``PUENTE_*`` environment, then ``test_config``."""
-    # Imported here so that importing ``exchange`` (the command line) does not load Flask.
+    # Imported here so that importing ``exchange`` (the command line) loads neither Flask nor
+    # the schemas: ``puente audit verify`` needs only the ``audit`` package and click.
     from flask import Flask
+
+    from exchange.config import (
+        DEFAULTS,
+        INSTANCE_CONFIG_FILE,
+        check_settings,
+        default_database_url,
+        instance_path_from_env,
+    )
 
     instance_path = instance_path_from_env()
     if test_config and "INSTANCE_PATH" in test_config:

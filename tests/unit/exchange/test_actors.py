@@ -40,7 +40,7 @@ def session(app: Flask) -> Iterator[Session]:
             name="Cónsul Ejemplo Ficticio",
             email="consul@consulado.example.org",
             agency_id=CONSULATE,
-            roles=["auditor", "legal_representative"],
+            roles=["legal_representative"],
             jurisdiction="07089",
             person_id=PERSON,
         )
@@ -78,13 +78,13 @@ def test_a_person_carries_their_roles_and_jurisdiction_and_their_agency_s_kind(
     session: Session,
 ) -> None:
     agency, person = _rows(session)
-    assert Actor.for_person(person, agency, scopes={"audit:read"}) == Actor(
+    assert Actor.for_person(person, agency, scopes={"records:read"}) == Actor(
         client_id=f"person:{PERSON}",
         agency_id=CONSULATE,
         person_id=PERSON,
-        scopes=frozenset({"audit:read"}),
+        scopes=frozenset({"records:read"}),
         kind="foreign_authority",
-        roles=frozenset({"auditor", "legal_representative"}),
+        roles=frozenset({"legal_representative"}),
         jurisdiction="07089",
         country="GT",
     )
@@ -92,7 +92,7 @@ def test_a_person_carries_their_roles_and_jurisdiction_and_their_agency_s_kind(
         kind="foreign_authority",
         agency_id=CONSULATE,
         person_id=PERSON,
-        roles=frozenset({"auditor", "legal_representative"}),
+        roles=frozenset({"legal_representative"}),
         jurisdiction="07089",
         country="GT",
     )
@@ -112,7 +112,7 @@ def test_a_person_is_only_built_with_their_own_agency(session: Session) -> None:
 
 def test_the_rows_make_the_same_caller_as_the_tokens_do(app: Flask, session: Session) -> None:
     agency, person = _rows(session)
-    personal = issue_token(session, PERSON, ["audit:read", "records:read"])
+    personal = issue_token(session, PERSON, ["access:request", "records:read"])
     system, _row = store_token(
         session, client_id=CONSULATE, agency_id=CONSULATE, scopes=["records:read"]
     )
@@ -120,7 +120,7 @@ def test_the_rows_make_the_same_caller_as_the_tokens_do(app: Flask, session: Ses
     with app.test_request_context():
         g.authlib_server_oauth2_token = find_bearer_token(session, personal.token)
         assert current_actor() == Actor.for_person(
-            person, agency, scopes={"audit:read", "records:read"}
+            person, agency, scopes={"access:request", "records:read"}
         )
         g.authlib_server_oauth2_token = find_bearer_token(session, system)
         assert current_actor() == Actor.for_agency(agency, scopes={"records:read"})

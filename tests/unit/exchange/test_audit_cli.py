@@ -498,6 +498,33 @@ print(summary.entries, summary.latest.size)
     assert result.stdout.split() == ["100", "100"]
 
 
+def test_puente_audit_verify_needs_only_the_audit_package_and_click(
+    hub: Flask, tmp_path: Path
+) -> None:
+    # What an oversight body installs (docs/audit.md §3): the hub's own libraries, the schemas
+    # and the consent engine are not there, and `puente audit verify` still works.
+    out = _export(tmp_path)
+    vkey = tmp_path / "hub.vkey"
+    vkey.write_text(_vkey(hub) + "\n", encoding="utf-8")
+    absent = (
+        "flask", "sqlalchemy", "werkzeug", "jsonschema", "jsonschema_rs", "schemas", "consent",
+        "orjson", "authlib", "alembic", "psycopg", "gunicorn", "tqdm",
+    )  # fmt: skip
+    code = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {absent!r}:
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+from exchange.cli import main
+main(["audit", "verify", "--full", {str(out)!r}, "--vkey", {str(vkey)!r}, "--lang", "en"])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("OK: 100 entries"), result.stdout
+
+
 def test_an_export_to_a_folder_that_cannot_be_written_says_so(hub: Flask, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder", encoding="utf-8")
