@@ -1,10 +1,10 @@
 """Spreadsheet exports (CSV), read and written through a mapping file.
 
-``decode`` streams: bytes are decoded as they arrive (UTF-8 with or without a byte-order mark,
-else Windows-1252; see :mod:`adapters.tabular.text`), the delimiter is taken from the header
-line unless the mapping or the caller fixes it, and rows are read one at a time, so a 1 GB
-export needs no more memory than a small one. Positions are rows as a spreadsheet program
-numbers them: the header is row 1, the first data row is row 2.
+``decode`` streams: bytes are decoded as they arrive, line by line (UTF-8 with or without a
+byte-order mark, else Windows-1252; see :mod:`adapters.tabular.text`), the delimiter is taken
+from the header line unless the mapping or the caller fixes it, and rows are read one at a
+time, so a 1 GB export needs no more memory than a small one. Positions are rows as a
+spreadsheet program numbers them: the header is row 1, the first data row is row 2.
 
 A file that is not CSV text at all (an Excel workbook, a PDF, UTF-16 text) is one
 :class:`~adapters.base.FileProblem` and nothing is read. The header is checked once: a required
@@ -14,7 +14,9 @@ becomes a ``case-record`` (or whatever schema the mapping names) and is validate
 cannot be read is a problem at ``column:<name>``, a document that is not valid has problems at
 JSON pointers into it, each naming the column its value came from. A row with more cells than
 the header is a problem; one with fewer is read with the missing cells empty, a warning when
-the row is otherwise good and the first reason when it is not.
+the row is otherwise good and the first reason when it is not. A file that mixes UTF-8 text
+with lines that are not UTF-8 (a cell pasted from another program) is imported, and ends with
+a file problem naming the rows read as Windows-1252, so the office checks their accents.
 
 ``write_rejects`` writes rejected rows as they came — same delimiter and encoding (a
 byte-order mark too), the cells in their order — after an ``errores/errors`` column with the
@@ -132,19 +134,25 @@ class CsvAdapter:
             yield FileProblem("1", problems=tuple(plan.problems))
             return
         number = 1  # the header's row, as a spreadsheet program numbers rows
+        guessed = _GuessedRows(text)
+        guessed.note(number)
         while True:
             try:
                 row = next(reader)
             except StopIteration:
-                return
+                break
             except csv.Error as error:
                 number += 1
+                guessed.note(number)
                 yield Item(str(number), problems=(_unreadable(error),), source=CsvRow(header, []))
                 continue
             number += 1
+            guessed.note(number)
             if not "".join(row).strip():
                 continue  # an empty row, as spreadsheets leave at the end
             yield self._item(str(number), plan, [_as_written(cell) for cell in row])
+        if text.mixed:
+            yield FileProblem(guessed.first, problems=(guessed.warning(),))
 
     def _item(self, position: str, plan: HeaderPlan, row: list[str]) -> Item:
         source = CsvRow(plan.header, row)
@@ -275,6 +283,52 @@ def _columns_kept(header: Sequence[str]) -> list[int]:
     return [index for index, name in enumerate(header) if normalise(name) not in added]
 
 
+class _GuessedRows:
+    """The rows of a file that had lines read as Windows-1252 (:class:`TextLines` reads a line
+    that is not UTF-8 so): the first :data:`NAMED_ROWS` of them, and how many in all. The csv
+    reader takes one line at a time, so the lines read for a row are those read since the row
+    before."""
+
+    def __init__(self, text: TextLines) -> None:
+        self._text = text
+        self._seen = 0
+        self.rows: list[int] = []
+        self.total = 0
+
+    def note(self, number: int) -> None:
+        """Row ``number`` has just been read."""
+        seen = self._text.windows_1252_lines
+        if seen > self._seen:
+            self._seen = seen
+            self.total += 1
+            if len(self.rows) < NAMED_ROWS:
+                self.rows.append(number)
+
+    @property
+    def first(self) -> str:
+        return str(self.rows[0]) if self.rows else "1"
+
+    def warning(self) -> Problem:
+        """A file that mixes encodings, in words: which rows were read as Windows-1252."""
+        shown = ", ".join(map(str, self.rows))
+        more = self.total - len(self.rows)
+        if self.total == 1:
+            es = f"la fila {shown} no lo es y se leyó"
+            en = f"row {shown} is not and was read"
+        else:
+            es = f"las filas {shown}{f' y {more} más' if more else ''} no lo son y se leyeron"
+            en = f"rows {shown}{f' and {more} more' if more else ''} are not and were read"
+        return Problem(
+            "",
+            f"aviso: el archivo mezcla codificaciones; parte es UTF-8, pero {es} como "
+            "Windows-1252 (ANSI): revise sus acentos y eñes (p. ej. en los nombres) en la hoja "
+            "y en Puente, y guarde la hoja como «CSV UTF-8»",
+            f"warning: the file mixes encodings; part of it is UTF-8, but {en} as Windows-1252 "
+            "(ANSI): check their accents (in the names, say) in the sheet and in Puente, and "
+            "save the sheet as 'CSV UTF-8'",
+        )
+
+
 class _Replayed:
     """A byte stream that gives ``head`` (already read) first, then the rest of ``stream``."""
 
@@ -304,6 +358,8 @@ _NOT_CSV = (
     (b"\xfe\xff", "texto UTF-16", "UTF-16 text"),
 )  # fmt: skip
 SNIFF_BYTES = 4096
+#: Rows of a file that mixes encodings named one by one in its warning (then: "and N more").
+NAMED_ROWS = 20
 SPOOL_IN_MEMORY = 1 << 20
 
 

@@ -35,9 +35,12 @@ reported as they are read.
 
 **Writing** gives an R5 Bundle of type ``collection`` (or ``transaction``, with conditional
 ``PUT`` by identifier so resending does not duplicate): Patient, RelatedPerson, EpisodeOfCare
-and one Encounter per placement for each case record, a Consent for each consent. Case-record
-sections FHIR has no resource for here (protection concerns, health, education, legal
-proceedings, referrals, best interest, restitution plan) are not written.
+and one Encounter per placement for each case record, a Consent for each consent. Standard
+elements and extensions are used where they exist; what they do not hold (protection concerns,
+health, education, legal proceedings, referrals, best interest, restitution plan, and fields
+of the other sections no element has) rides in each resource's ``case-record-patch``
+extension (:mod:`adapters.fhir_patch`), so reading an export back gives exactly the documents
+written.
 """
 
 from __future__ import annotations

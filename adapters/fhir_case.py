@@ -29,6 +29,7 @@ from typing import Any
 
 from adapters import fhir_terms as t
 from adapters.base import Problem
+from adapters.fhir_patch import apply, read_patch
 
 
 @dataclass
@@ -188,7 +189,13 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
                 extra, "solo se lee el primer EpisodeOfCare", "only the first EpisodeOfCare is read"
             )
         )
-    persons = [_related_person(entry, problems) for entry in group.related]
+    persons = [
+        apply(
+            read_related_person(entry, problems),
+            read_patch(entry.resource, entry.position, problems),
+        )
+        for entry in group.related
+    ]
     refs = {
         key: person.get("person_ref")
         for entry, person in zip(group.related, persons, strict=True)
@@ -196,7 +203,7 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
     }
     placements = []
     for entry in group.encounters:
-        placement = _placement(entry.resource, refs)
+        placement = read_placement(entry.resource, refs)
         if placement is None:
             warnings.append(
                 _left_out(
@@ -206,18 +213,25 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
                 )
             )
         else:
-            placements.append(placement)
-    case, closure = _case(episode, problems)
+            placements.append(
+                apply(placement, read_patch(entry.resource, entry.position, problems))
+            )
+    case, closure = read_episode(episode, problems)
     _check_gender(group.patient, problems)
-    data = t.compact(
-        {
-            "case": case,
-            "child": _child(patient, local_id_system),
-            "related_persons": persons,
-            "placements": placements,
-            "closure": closure,
-        }
+    child = apply(
+        read_child(patient, local_id_system),
+        read_patch(patient, group.patient.position, problems),
     )
+    rest = t.compact(
+        {"case": case, "related_persons": persons, "placements": placements, "closure": closure}
+    )
+    if episode is not None:
+        # The episode's patch carries the rest of the record: what /case and /closure lack and
+        # every section no FHIR element holds (:mod:`adapters.fhir_patch`).
+        rest = apply(rest, read_patch(episode, group.episodes[0].position, problems))
+    data = {"case": rest.pop("case", None), "child": child, **rest}
+    if data["case"] is None:
+        del data["case"]
     child_id = t.identifier_value(patient, t.CHILD)
     return CaseData(local_id, child_id, data, problems, warnings)
 
@@ -231,7 +245,8 @@ def _left_out(entry: Entry, es: str, en: str) -> Problem:
     )
 
 
-def _child(patient: Mapping[str, Any], local_id_system: str) -> dict[str, Any]:
+def read_child(patient: Mapping[str, Any], local_id_system: str = t.LOCAL_ID) -> dict[str, Any]:
+    """``/child`` as a Patient's elements carry it (without its merge patch)."""
     names, alias = read_names(patient.get("name"))
     languages, preferred = read_languages(patient.get("communication"))
     age = t.extension_value(patient, t.ESTIMATED_AGE, "Integer")
@@ -257,9 +272,11 @@ def _child(patient: Mapping[str, Any], local_id_system: str) -> dict[str, Any]:
             "primary_language": preferred,
             "identifiers": _identifiers(patient, (local_id_system, t.LOCAL_ID, t.CHILD)),
             "unaccompanied_status": t.extension_value(patient, t.UNACCOMPANIED, "Code"),
+            "needs_interpreter": t.extension_value(patient, t.INTERPRETER_REQUIRED, "Boolean"),
             "current_location": t.compact(
                 {
                     "address": read_address(patient.get("address")),
+                    "location_type": t.extension_value(patient, t.LOCATION_TYPE, "Code"),
                     "contact": read_contact(patient.get("telecom")),
                 }
             ),
@@ -320,7 +337,9 @@ def _check_gender(entry: Entry, problems: list[Problem]) -> None:
     )
 
 
-def _related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]:
+def read_related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]:
+    """A ``/related_persons`` item as a RelatedPerson's elements carry it (without its merge
+    patch)."""
     _check_gender(entry, problems)
     resource = entry.resource
     names, alias = read_names(resource.get("name"))
@@ -374,7 +393,9 @@ def _relationship(entry: Entry, problems: list[Problem]) -> str | None:
     return None
 
 
-def _placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[str, Any] | None:
+def read_placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A ``/placements`` item as an Encounter's elements carry it (without its merge patch);
+    None for an Encounter that is not a placement."""
     kind = t.code_in(encounter.get("type"), t.PLACEMENT_TYPE)
     if kind is None:
         return None
@@ -405,9 +426,11 @@ def _placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[st
     )
 
 
-def _case(
+def read_episode(
     episode: Mapping[str, Any] | None, problems: list[Problem]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``/case`` and ``/closure`` as an EpisodeOfCare's elements carry them (without its
+    merge patch)."""
     if episode is None:
         return {"status": "open"}, {}
     status = t.extension_value(episode, t.CASE_STATUS_EXT, "Code") or t.EPISODE_STATUS_BACK.get(
@@ -440,6 +463,8 @@ def _case(
             "case_number": t.identifier_value(episode, t.CASE_NUMBER),
             "opened_on": _date(period.get("start")),
             "workflow_stage": t.code_in(episode.get("type"), t.WORKFLOW_STAGE),
+            "identified_by": t.extension_value(episode, t.IDENTIFIED_BY, "Code"),
+            "referred_by": _agency(t.extension_value(episode, t.REFERRED_BY, "Reference")),
             "owner": owner if "agency_id" in owner else None,
         }
     )

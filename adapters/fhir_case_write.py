@@ -3,7 +3,8 @@
 Patient, a RelatedPerson per related person, an EpisodeOfCare for the case and an Encounter per
 placement, each with a stable ``urn:uuid`` fullUrl (the same input gives the same URLs, so a
 resent transaction updates instead of duplicating) and the identifier a transaction updates it
-by. What these resources cannot hold is not written (see :mod:`adapters.fhir`).
+by. What their elements cannot hold rides in each resource's ``case-record-patch`` extension
+(:mod:`adapters.fhir_patch`), computed by reading the resource back: the round trip is exact.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters import fhir_terms as t
+from adapters.fhir_case import Entry, read_child, read_episode, read_placement, read_related_person
+from adapters.fhir_patch import add_patch
 
 _NAMESPACE = uuid.UUID("5f0c6e7a-2b1d-4c3e-9a8f-70b1c2d3e4f5")
 
@@ -100,15 +103,18 @@ def write_case(envelope: Mapping[str, Any]) -> list[Written]:
         if ref:
             person_urls[ref] = url
         resource = _write_related_person(person, subject, f"{owner_ref}/{ref}" if ref else None)
+        add_patch(resource, person, read_related_person(Entry(index, url, resource), []))
         written.append(
             Written(url, resource, (t.RELATED_PERSON, f"{owner_ref}/{ref}") if ref else None)
         )
     episode_url = full_url(local_id, "EpisodeOfCare")
     written.append(Written(episode_url, _episode(data, subject, local_id), (t.LOCAL_ID, local_id)))
+    refs = {url: ref for ref, url in person_urls.items()}
     for index, placement in enumerate(data.get("placements") or []):
         identifier = (t.LOCAL_ID, f"{local_id}/placements/{index}")
         resource = _encounter(placement, subject, {"reference": episode_url}, person_urls)
         resource["identifier"] = [{"system": identifier[0], "value": identifier[1]}]
+        add_patch(resource, placement, read_placement(resource, refs))
         written.append(Written(full_url(local_id, "Encounter", index), resource, identifier))
     return written
 
@@ -134,8 +140,14 @@ def _patient(envelope: Mapping[str, Any]) -> dict[str, Any]:
         extensions.append(t.extension(t.ESTIMATED_AGE, "Integer", age))
     if child.get("unaccompanied_status"):
         extensions.append(t.extension(t.UNACCOMPANIED, "Code", child["unaccompanied_status"]))
+    if isinstance(child.get("needs_interpreter"), bool):
+        extensions.append(
+            t.extension(t.INTERPRETER_REQUIRED, "Boolean", child["needs_interpreter"])
+        )
     location = child.get("current_location") or {}
-    return t.compact(
+    if location.get("location_type"):
+        extensions.append(t.extension(t.LOCATION_TYPE, "Code", location["location_type"]))
+    patient = t.compact(
         {
             "resourceType": "Patient",
             "extension": extensions,
@@ -150,6 +162,7 @@ def _patient(envelope: Mapping[str, Any]) -> dict[str, Any]:
             ),
         }
     )
+    return add_patch(patient, child, read_child(patient))
 
 
 def _write_identifier(identifier: Mapping[str, Any]) -> dict[str, Any]:
@@ -214,13 +227,18 @@ def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str)
     status = case.get("status", "open")
     owner = case.get("owner") or {}
     extensions = [t.extension(t.CASE_STATUS_EXT, "Code", status)]
+    if case.get("identified_by"):
+        extensions.append(t.extension(t.IDENTIFIED_BY, "Code", case["identified_by"]))
+    referred_by = _agency_reference(case.get("referred_by") or {})
+    if referred_by:
+        extensions.append(t.extension(t.REFERRED_BY, "Reference", referred_by))
     if closure.get("reason"):
         extensions.append(t.extension(t.CLOSURE_REASON_EXT, "Code", closure["reason"]))
     period = t.compact({"start": case.get("opened_on"), "end": closure.get("closed_on")})
     identifiers = [{"system": t.LOCAL_ID, "value": local_id}]
     if case.get("case_number"):
         identifiers.append({"system": t.CASE_NUMBER, "value": case["case_number"]})
-    return t.compact(
+    episode = t.compact(
         {
             "resourceType": "EpisodeOfCare",
             "extension": extensions,
@@ -239,6 +257,28 @@ def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str)
             else None,
         }
     )
+    # The episode stands for the record but for /child and the items of /related_persons and
+    # /placements (each patched on its own resource).
+    read_case, read_closure = read_episode(episode, [])
+    wanted = {key: value for key, value in data.items() if key != "child"}
+    read = t.compact(
+        {
+            "case": read_case,
+            "related_persons": data.get("related_persons"),
+            "placements": data.get("placements"),
+            "closure": read_closure,
+        }
+    )
+    return add_patch(episode, wanted, read)
+
+
+def _agency_reference(agency: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An ``agency_ref`` as a Reference: a hub agency by identifier, else a name."""
+    if agency.get("agency_id"):
+        return t.identified("Organization", t.AGENCY, agency["agency_id"])
+    if agency.get("name"):
+        return {"display": agency["name"]}
+    return None
 
 
 def _encounter(
@@ -247,14 +287,7 @@ def _encounter(
     episode: Mapping[str, Any],
     person_urls: Mapping[str, str],
 ) -> dict[str, Any]:
-    operator = placement.get("operator") or {}
-    provider = (
-        t.identified("Organization", t.AGENCY, operator["agency_id"])
-        if operator.get("agency_id")
-        else {"display": operator["name"]}
-        if operator.get("name")
-        else None
-    )
+    provider = _agency_reference(placement.get("operator") or {})
     caregiver = person_urls.get(placement.get("caregiver_person_ref") or "")
     atd = placement.get("alternative_to_detention")
     return t.compact(

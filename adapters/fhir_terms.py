@@ -6,9 +6,11 @@ the hub's own exports (``GET /v1/consents/{id}?format=fhir`` and the AuditEvents
 
 Puente's own codes travel under ``urn:puente:*`` systems and its extensions under
 ``https://schemas.puente.mx/fhir/StructureDefinition/``, so a FHIR reader can tell them apart
-from HL7's. Where HL7 has a standard way, it is used instead: ``patient-nationality`` and
-``patient-birthPlace`` extensions, ``humanname-fathers-family`` / ``-mothers-family`` for the
-two Mexican surnames, ISO 3166 and BCP 47 codes, v3 RoleCode for relationships.
+from HL7's. Where HL7 has a standard way, it is used instead: ``patient-nationality``,
+``patient-birthPlace`` and ``patient-interpreterRequired`` extensions,
+``humanname-fathers-family`` / ``-mothers-family`` for the two Mexican surnames, ISO 3166
+and BCP 47 codes, v3 RoleCode for relationships. What no element carries rides in the
+``case-record-patch`` extension (:mod:`adapters.fhir_patch`).
 
 A coding written with a ``kind`` has its ``display`` in Spanish and the English label in the
 core ``translation`` extension, which is how FHIR states one text in two languages. Labels
@@ -78,6 +80,7 @@ NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
 FATHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-fathers-family"
 MOTHERS_FAMILY = "http://hl7.org/fhir/StructureDefinition/humanname-mothers-family"
+INTERPRETER_REQUIRED = "http://hl7.org/fhir/StructureDefinition/patient-interpreterRequired"
 
 
 def extension_url(name: str) -> str:
@@ -100,6 +103,9 @@ UNACCOMPANIED = extension_url("unaccompanied-status")
 ISSUER_COUNTRY = extension_url("issuer-country")
 CUSTODY = extension_url("custody")
 ALTERNATIVE_TO_DETENTION = extension_url("alternative-to-detention")
+LOCATION_TYPE = extension_url("location-type")
+IDENTIFIED_BY = extension_url("identified-by")
+REFERRED_BY = extension_url("referred-by")
 GRANTOR_TYPE_EXT = extension_url("grantor-type")
 REPRESENTATION_EXT = extension_url("grantor-representation")
 PROVISION_DECISION = extension_url("provision-decision")
