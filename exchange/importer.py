@@ -307,6 +307,40 @@ class ImportSummary:
             lines.append(f"Detenido / stopped: {self.stopped}")
         return lines
 
+    def rejected_lines(self, lang: str) -> list[str]:
+        """The first :data:`MAX_SHOWN` rows not stored, each with its position and its
+        reasons in ``lang``; then how many more, and where they all are. ``puente import``
+        prints them before :meth:`lines`, which end the report."""
+        if not self.rejected_items:
+            return []
+
+        def both(es: str, en: str) -> str:
+            return f"{es} / {en}" if lang == "es" else f"{en} / {es}"
+
+        message = "message_es" if lang == "es" else "message_en"
+        shown = self.rejected_items[:MAX_SHOWN]
+        lines = [both("Rechazados", "Rejected") + ":"]
+        for entry in shown:
+            where = entry["position"] + (f" ({entry['local_id']})" if entry.get("local_id") else "")
+            reasons = " | ".join(
+                f"{error['pointer']}: {error[message]}"
+                if error.get("pointer", "").startswith("/")
+                else error[message]
+                for error in entry["errors"]
+            )
+            lines.append(f"  {both('posición', 'position')} {where}: {reasons}")
+        more = self.rejected - len(shown)
+        if more > 0:
+            where = self.rejects_file or "--json"
+            lines.append(
+                "  "
+                + both(
+                    f"… y {more} más, vea {where}",
+                    f"… and {more} more, see {where}",
+                )
+            )
+        return lines
+
 
 # -- the engine --------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 Each record is decided, redacted and audited as ``GET /v1/children/{child_id}/records`` would
 (:mod:`exchange.exporter`): on the hub's machine (no ``--hub``) for every child the agency holds
 or was sent a record of, or through the API with the agency's credentials, child by child.
-The output file is replaced only once it is complete.
+The output file is replaced only once it is complete: Ctrl-C writes none (exit 130).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from exchange.cli import database_errors, hub_app, language_option, print_json
+from exchange.cli import database_errors, hub_app, language_option, print_json, say
 from exchange.cli.imports import (
     EXIT_CANNOT_START,
     CannotStart,
@@ -26,7 +26,8 @@ from exchange.cli.imports import (
     build_adapter,
     connected_client,
     hub_options,
-    say,
+    interrupted,
+    interruptible,
 )
 
 
@@ -86,47 +87,57 @@ def export_command(
             counted["records"] += 1
             yield document
 
-    if hub_url is not None:
-        if not child_ids:
-            raise click.UsageError(
-                say(
-                    lang,
-                    "con --hub indique --child (la API lee expedientes niña por niña)",
-                    "with --hub give --child (the API reads records child by child)",
-                )
+    if hub_url is not None and not child_ids:
+        raise click.UsageError(
+            say(
+                lang,
+                "con --hub indique --child (la API lee expedientes niña por niña)",
+                "with --hub give --child (the API reads records child by child)",
             )
-        client = connected_client(hub_url, credentials, "records:read", lang)
-        with adapter_refusals(lang), ReplacedAtTheEnd(out_path) as out:
-            adapter.encode(counting(exporter.readable_through_api(client, purpose, child_ids)), out)
-        children = len(child_ids)
-    else:
-        app = hub_app(lang, EXIT_CANNOT_START)
-        # The database unreachable or empty, at the start or midway: nothing is written (the
-        # file is replaced only once complete), one line, exit 2.
-        with database_errors(lang, EXIT_CANNOT_START), app.app_context():
-            actor = exporter.agency_actor(app, agency_id)
-            if actor is None:
-                raise CannotStart(
-                    say(
-                        lang,
-                        f"no existe la institución activa «{agency_id}» en este nodo",
-                        f"there is no active agency '{agency_id}' on this hub",
+        )
+    replacement = ReplacedAtTheEnd(out_path)
+    children: int | None = len(child_ids) or None
+    try:
+        with interruptible(lang):
+            if hub_url is not None:
+                client = connected_client(hub_url, credentials, "records:read", lang)
+                with adapter_refusals(lang), replacement as out:
+                    adapter.encode(
+                        counting(exporter.readable_through_api(client, purpose, child_ids)), out
                     )
-                )
-            chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
-            with adapter_refusals(lang), ReplacedAtTheEnd(out_path) as out:
-                adapter.encode(
-                    counting(exporter.readable_directly(app, actor, purpose, chosen)), out
-                )
-        children = len(chosen)
+            else:
+                app = hub_app(lang, EXIT_CANNOT_START)
+                # The database unreachable or empty, at the start or midway: nothing is
+                # written (the file is replaced only once complete), one line, exit 2.
+                with database_errors(lang, EXIT_CANNOT_START), app.app_context():
+                    actor = exporter.agency_actor(app, agency_id)
+                    if actor is None:
+                        raise CannotStart(
+                            say(
+                                lang,
+                                f"no existe la institución activa «{agency_id}» en este nodo",
+                                f"there is no active agency '{agency_id}' on this hub",
+                            )
+                        )
+                    chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
+                    children = len(chosen)
+                    with adapter_refusals(lang), replacement as out:
+                        adapter.encode(
+                            counting(exporter.readable_directly(app, actor, purpose, chosen)),
+                            out,
+                        )
+    except KeyboardInterrupt:
+        _interrupted(adapter.name, agency_id, purpose, hub_url, children, counted["records"],
+                     out_path, replacement.replaced, as_json, lang)  # fmt: skip
     result = {
         "adapter": adapter.name,
         "agency": agency_id,
         "purpose": purpose,
         "mode": "api" if hub_url else "direct",
-        "children": children,
+        "children": children or 0,
         "records": counted["records"],
         "out": str(out_path) if out_path.exists() else None,
+        "interrupted": False,
     }
     # Children named on the command line of which nothing could be exported: no such child,
     # or none the agency may read for this purpose (which of the two is not said: no oracle).
@@ -154,6 +165,50 @@ def export_command(
             f"Exported {counted['records']} records of {children} children → "
             f"{result['out'] or '(nothing to export)'}",
         )
+    )
+
+
+def _interrupted(
+    adapter_name: str,
+    agency_id: str,
+    purpose: str,
+    hub_url: str | None,
+    children: int | None,
+    records: int,
+    out_path: Path,
+    written: bool,
+    as_json: bool,
+    lang: str,
+) -> NoReturn:
+    """Ctrl-C: no file written (the output is replaced only once complete), said in both
+    languages on stderr, with ``--json`` what was read so far on stdout; exit 130."""
+    if as_json:
+        print_json(
+            {
+                "adapter": adapter_name,
+                "agency": agency_id,
+                "purpose": purpose,
+                "mode": "api" if hub_url else "direct",
+                "children": children,
+                "records": records,
+                "out": str(out_path) if written else None,
+                "interrupted": True,
+            }
+        )
+    if written:  # Ctrl-C came once the file was complete
+        interrupted(
+            lang,
+            f"exportación interrumpida (Ctrl-C) después de escribir {out_path} completo "
+            f"({records} expedientes).",
+            f"export interrupted (Ctrl-C) after {out_path} was written whole ({records} records).",
+        )
+    interrupted(
+        lang,
+        f"exportación interrumpida (Ctrl-C) tras leer {records} expedientes: no se escribió "
+        f"ningún archivo ({out_path} queda como estaba). Ejecute el mismo comando de nuevo "
+        "para exportar.",
+        f"export interrupted (Ctrl-C) after reading {records} records: no file was written "
+        f"({out_path} is as it was). Run the same command again to export.",
     )
 
 

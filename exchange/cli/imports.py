@@ -18,7 +18,9 @@ rejects file), the file has a problem of its own, or it holds no records; 2 noth
 imported because the command could not start (wrong options, unknown adapter or agency, a
 mapping file or credentials refused, the hub unreachable, a file the adapter cannot read at
 all — then no rejects file is written), or the adapter raised (reported with the position
-it reached; what it read before is stored and its rejects written).
+it reached; what it read before is stored and its rejects written); 130 interrupted (Ctrl-C):
+the batches stored stay stored, no rejects file is written, and the same command run again
+goes on where it stopped (what is stored answers ``unchanged``).
 """
 
 from __future__ import annotations
@@ -26,19 +28,25 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn, TypeVar
 
 import click
 
 from exchange.cli import database_errors, hub_app, language_option, print_json, say
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 EXIT_REJECTED = 1
 EXIT_CANNOT_START = 2
+#: Ctrl-C: 128 + SIGINT, as a shell reports a command the signal ended.
+EXIT_INTERRUPTED = 128 + signal.SIGINT
 
 
 class CannotStart(click.ClickException):
@@ -68,7 +76,7 @@ def build_adapter(name: str, mapping: str | None, options: tuple[str, ...], lang
         raise CannotStart(error.message(lang)) from error
 
 
-def hub_options(verb: str, key_use: str = "") -> Any:
+def hub_options(verb: str, key_use: str = "") -> Callable[[F], F]:
     """``--hub URL`` with the agency's credentials (``--client-id``, ``--client-secret`` or
     ``--key``): the same for ``import`` and ``export``."""
     options = [
@@ -90,7 +98,7 @@ def hub_options(verb: str, key_use: str = "") -> Any:
         ),
     ]
 
-    def decorate(command: Any) -> Any:
+    def decorate(command: F) -> F:
         for option in reversed(options):
             command = option(command)
         return command
@@ -245,13 +253,18 @@ def _progress(stream: IO[bytes], enabled: bool | None, lang: str) -> Any:
 
 
 def _bar_updater(
-    bar: Any, position: Callable[[], int], started: float, lang: str
+    bar: Any,
+    position: Callable[[], int],
+    started: float,
+    lang: str,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> Callable[[Any], None]:
     """``position()``: how far into the file the items handed to the engine reach (the
-    decoding process reads ahead of them)."""
+    decoding process reads ahead of them). ``after_batch()`` once each batch is counted."""
     unit = say(lang, "registros", "records")
 
     def update(summary: Any) -> None:
+        after_batch()
         if bar.disable:
             return
         bar.update(min(position(), bar.total) - bar.n)
@@ -316,35 +329,158 @@ def import_command(
     signer = RecordSigner(key) if key is not None else None
     rejects = rejects_path or default_rejects_path(file, adapter)
     summary = ImportSummary(adapter.name, str(file), agency_id, "api" if hub_url else "direct")
-    if hub_url is not None:
-        client = connected_client(hub_url, credentials, "records:write", lang)
-        sink = ApiSink(client, signer=signer, keyed=batch == 1)
-        with _decoding(adapter, file) as (stream, items):
-            _run(adapter, stream, items, sink, summary, batch, rejects, progress, lang)
-    else:
-        # The file is decoded alongside (exchange.decode_process), by a process forked before
-        # the hub's app and database exist: it holds neither.
-        with _decoding(adapter, file) as (stream, items):
-            app = hub_app(lang, EXIT_CANNOT_START)
-            with app.app_context():
-                # The database unreachable or empty: nothing imported, one line, exit 2.
-                # (Once running, the sink reports a database that goes away as the hub not
-                # answering.)
-                try:
-                    with database_errors(lang, EXIT_CANNOT_START):
-                        direct = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
-                except ImportRefused as error:
-                    raise CannotStart(error.message(lang)) from error
-                try:
-                    _run(adapter, stream, items, direct, summary, batch, rejects, progress, lang)
-                finally:
-                    direct.close()
+    started = time.monotonic()
+    try:
+        with interruptible(lang) as interruption:
+
+            def run(stream: IO[bytes], items: Any, sink: Any) -> None:
+                # A batch is stored and counted whole before Ctrl-C stops the import.
+                sink = interruption.counted_whole(sink)
+                _run(
+                    adapter, stream, items, sink, summary, batch, rejects, progress, lang,
+                    interruption.settled,
+                )  # fmt: skip
+
+            if hub_url is not None:
+                client = connected_client(hub_url, credentials, "records:write", lang)
+                sink = ApiSink(client, signer=signer, keyed=batch == 1)
+                with _decoding(adapter, file) as (stream, items):
+                    run(stream, items, sink)
+            else:
+                # The file is decoded alongside (exchange.decode_process), by a process forked
+                # before the hub's app and database exist: it holds neither.
+                with _decoding(adapter, file) as (stream, items):
+                    app = hub_app(lang, EXIT_CANNOT_START)
+                    with app.app_context():
+                        # The database unreachable or empty: nothing imported, one line, exit
+                        # 2. (Once running, the sink reports a database that goes away as the
+                        # hub not answering.)
+                        try:
+                            with database_errors(lang, EXIT_CANNOT_START):
+                                direct = DirectSink(app, agency_id, signer=signer, keyed=batch == 1)
+                        except ImportRefused as error:
+                            raise CannotStart(error.message(lang)) from error
+                        try:
+                            run(stream, items, direct)
+                        finally:
+                            direct.close()
+    except KeyboardInterrupt:
+        # Ctrl-C: every batch stored stays (and is counted), the decoding process is stopped
+        # and no rejects file was written, as the exception went through their blocks. Said,
+        # instead of click's "Aborted!".
+        summary.seconds = time.monotonic() - started
+        if as_json:
+            print_json({**summary.to_json(), "interrupted": True})
+        already = summary.unchanged + summary.replayed
+        interrupted(
+            lang,
+            f"importación interrumpida (Ctrl-C): {summary.stored} registros guardados hasta "
+            "ahora"
+            + (f" ({already} ya estaban guardados, sin cambios)" if already else "")
+            + "; lo guardado queda guardado y no se escribió el archivo de rechazos. Para "
+            "continuar, ejecute el mismo comando de nuevo: los registros ya guardados "
+            "responden «unchanged» (sin cambios) y nada se guarda dos veces.",
+            f"import interrupted (Ctrl-C): {summary.stored} records stored so far"
+            + (f" ({already} were already there, unchanged)" if already else "")
+            + "; what is stored stays stored, and no rejects file was written. To resume, "
+            "run the same command again: records already stored answer 'unchanged' and "
+            "nothing is stored twice.",
+        )
     if as_json:
-        print_json(summary.to_json())
+        print_json({**summary.to_json(), "interrupted": False})
     else:
-        for line in summary.lines(lang):
+        # The rejected rows first: the counts and the rejects file end the report.
+        for line in summary.rejected_lines(lang) + summary.lines(lang):
             click.echo(line)
     sys.exit(exit_code(summary))
+
+
+class Interruption:
+    """Ctrl-C while a command runs (its SIGINT handler, see :func:`interruptible`): it stops
+    the command at once (:class:`KeyboardInterrupt`), except while a batch of an import is
+    being stored and counted — then once that batch is counted, so that what the summary says
+    was stored is what was stored; a second Ctrl-C does not wait. Once stopping, Ctrl-C is
+    ignored, so that stopping (the decoding process, the batch under way rolled back, the
+    temporary rejects or export file removed) is never cut short."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.storing = False
+        self.requested = False
+
+    def __call__(self, _signal: int, _frame: Any) -> None:
+        if self.storing and not self.requested:
+            self.requested = True
+            _notice(
+                say(
+                    self.lang,
+                    "deteniendo al terminar el lote en curso (Ctrl-C otra vez: ya)",
+                    "stopping once the batch under way is stored (Ctrl-C again: now)",
+                )
+            )
+            return
+        self.stop()
+
+    def stop(self) -> NoReturn:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    def settled(self) -> None:
+        """A batch is stored and counted (or failed): a Ctrl-C that waited for it stops now."""
+        self.storing = False
+        if self.requested:
+            self.stop()
+
+    def counted_whole(self, sink: Any) -> Any:
+        """``sink``, whose pushes hold Ctrl-C back until :meth:`settled`."""
+        return _HeldWhileStoring(sink, self)
+
+
+class _HeldWhileStoring:
+    def __init__(self, sink: Any, interruption: Interruption) -> None:
+        self.sink = sink
+        self.interruption = interruption
+
+    def push(self, documents: list[Any]) -> list[Any]:
+        from exchange.hub_client import HubError
+
+        self.interruption.storing = True
+        try:
+            return self.sink.push(documents)  # type: ignore[no-any-return]
+        except HubError:
+            # Not stored (or not known to be): Ctrl-C need not wait for the tries again.
+            self.interruption.settled()
+            raise
+
+
+def _notice(text: str) -> None:
+    """One line straight to stderr's descriptor (from a signal handler: no buffer of
+    Python's is touched, whatever it was writing)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.write(sys.stderr.fileno(), f"\n{text}\n".encode())
+
+
+@contextlib.contextmanager
+def interruptible(lang: str) -> Iterator[Interruption]:
+    """The block with :class:`Interruption` as its SIGINT handler (in the main thread only:
+    elsewhere there are no signals, and Ctrl-C stays as it was)."""
+    interruption = Interruption(lang)
+    if threading.current_thread() is not threading.main_thread():
+        yield interruption
+        return
+    previous = signal.signal(signal.SIGINT, interruption)
+    try:
+        yield interruption
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def interrupted(lang: str, spanish: str, english: str) -> NoReturn:
+    """Ctrl-C said in both languages (``lang`` first) on stderr; exit 130."""
+    first, second = (spanish, english) if lang == "es" else (english, spanish)
+    click.echo(first, err=True)
+    click.echo(second, err=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 def exit_code(summary: Any) -> int:
@@ -363,8 +499,26 @@ def _decoding(adapter: Any, file: Path) -> Iterator[tuple[IO[bytes], Any]]:
     the adapter allows: :class:`exchange.decode_process.Decoding`)."""
     from exchange.decode_process import Decoding
 
-    with open(file, "rb") as stream, Decoding(adapter, stream) as items:
+    with open(file, "rb") as stream, contextlib.ExitStack() as stack:
+        # The decoding process ignores Ctrl-C (this process stops it), from its first line:
+        # Ctrl-C waits while it is forked, so that it never reaches it before.
+        with _sigint_held():
+            items = stack.enter_context(Decoding(adapter, stream))
         yield stream, items
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back in this thread (and in what it forks or starts) for the block, then
+    delivered."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _run(
@@ -377,13 +531,16 @@ def _run(
     rejects: Path,
     progress: bool | None,
     lang: str,
+    after_batch: Callable[[], None],
 ) -> None:
     # What is loaded by now (the hub, the schemas, the adapter's mapping) lives until the end;
     # keeping it out of the collector's scans saves about a tenth of the import's CPU, since
     # every row allocates many short-lived objects and so triggers many collections.
     gc.freeze()
     try:
-        _read_and_push(adapter, stream, items, sink, summary, batch, rejects, progress, lang)
+        _read_and_push(
+            adapter, stream, items, sink, summary, batch, rejects, progress, lang, after_batch
+        )
     finally:
         gc.unfreeze()
 
@@ -398,6 +555,7 @@ def _read_and_push(
     rejects: Path,
     progress: bool | None,
     lang: str,
+    after_batch: Callable[[], None],
 ) -> None:
     from exchange.importer import pushed_and_rejected, write_rejects
 
@@ -416,7 +574,7 @@ def _read_and_push(
                 sink,
                 summary,
                 batch=batch,
-                progress=_bar_updater(bar, items.bytes_read, started, lang),
+                progress=_bar_updater(bar, items.bytes_read, started, lang, after_batch),
             )
             try:
                 write_rejects(adapter, rejected, out)
