@@ -123,11 +123,12 @@ OUTSIDER, HOLDER, ACTS_FOR_CHILD = "outsider", "holder", "acts_for_child"
 
 def reader_standing(session: Session, actor: Actor, record: Record, child: ChildContext) -> str:
     """:data:`ACTS_FOR_CHILD` (a consent authority for the child), :data:`HOLDER` (the
-    caller's agency owns the record or was referred, transferred or offered it), or
-    :data:`OUTSIDER` (a requester, a grantee)."""
+    caller's agency owns the record, or holds a referral or a transfer of it, taken or still
+    offered), or :data:`OUTSIDER` (a requester, a grantee; an agency that refused the record's
+    transfer, or whose offer was withdrawn: it knows the record exists, and holds nothing)."""
     if acts_for_child(session, actor, child):
         return ACTS_FOR_CHILD
-    if records_held(session, actor, [record], offered_too=True):
+    if records_held(session, actor, [record]):
         return HOLDER
     return OUTSIDER
 
