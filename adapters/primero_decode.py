@@ -8,20 +8,27 @@ What goes where (Primero field → shared pointer):
   ``registration_date`` → ``/case/opened_on``; ``workflow`` → ``/case/workflow_stage``;
   ``owned_by_agency_id`` / ``owned_by`` → ``/case/owner``; ``last_updated_at``.
 - ``name_first`` + ``name_middle`` → ``/child/names/given_names``; ``name_last`` →
-  ``first_surname`` (Primero has one surname field: both Mexican surnames stay in it);
+  ``first_surname`` (Primero has one surname field: both Mexican surnames stay in it), unless
+  ``name_last_second`` — a field Puente writes, not a stock one — names its second surname:
+  then ``name_last`` is split into ``first_surname`` and ``second_surname``;
   ``name_nickname`` → ``alias``; ``sex``; ``date_of_birth`` when not ``estimated``, else
   ``age`` → ``age_estimation``; ``nationality``, ``country_of_birth``, ``place_of_birth``,
   ``ethnicity``, ``language``; ``location_current`` (INEGI code, or the deployment's location
   code mapped to one), ``address_current``, ``telephone_current`` → ``current_location``;
   ``unhcr_individual_no``, ``unhcr_id_no``, ``national_id_no``, ``cpims_id``,
-  ``other_id_type``/``other_id_no`` → ``identifiers``; ``protection_status`` (else
+  ``other_id_type``/``other_id_no``, ``other_agency_id`` (its type in ``other_agency_name``
+  when that is a shared identifier type, else ``other`` issued by that agency) →
+  ``identifiers``; ``protection_status`` (else
   ``unaccompanied_separated_status``) → ``unaccompanied_status``.
 - ``risk_level``, ``urgent_protection_concern``, ``protection_concerns`` (+ ``_other``) →
   ``/protection_concerns``.
 - ``family_details_section`` → ``/related_persons`` (``unique_id`` → ``person_ref``; a gendered
-  relation word also gives the person's sex).
-- ``care_arrangements_section`` → ``/placements``; an arrangement ends when the next one (by
-  start date) starts, which is how Primero defines the current one.
+  relation word also gives the person's sex; ``relation_name`` is the given names, less the
+  surnames ``relation_name_last`` / ``relation_name_last_second`` name when Puente wrote
+  them).
+- ``care_arrangements_section`` → ``/placements``. Primero's care arrangements have no end
+  date, so a placement never gets one here: the next arrangement's start is not the end of
+  this one (a child can be out of care in between), and inventing it would change the record.
 - ``services_section`` → ``/referrals``; ``closure_reason``, ``date_closure`` → ``/closure``;
   ``best_interest_recommendation`` (+ date, proposed support) → a best-interest assessment.
 
@@ -188,7 +195,10 @@ def _case_section(r: CaseReader) -> dict[str, Any]:
 
 def _child(r: CaseReader) -> dict[str, Any]:
     given = joined(r.text("name_first"), r.text("name_middle"))
-    names = compact({"given_names": given, "first_surname": r.text("name_last")})
+    first_surname, second_surname = _surnames(r.text("name_last"), r.text("name_last_second"))
+    names = compact(
+        {"given_names": given, "first_surname": first_surname, "second_surname": second_surname}
+    )
     date_of_birth = r.date("date_of_birth", "field:date_of_birth")
     estimated = r.flag("estimated")
     age = r.integer("age", "field:age")
@@ -224,6 +234,19 @@ def _child(r: CaseReader) -> dict[str, Any]:
     return compact(child)
 
 
+def _surnames(last: str | None, second: str | None) -> tuple[str | None, str | None]:
+    """``name_last`` as the first and second surname: ``name_last_second`` (which Puente
+    writes) names the second, the end of ``name_last``; without it, ``name_last`` is all the
+    first surname (Primero has one surname field)."""
+    if second is None:
+        return last, None
+    if last is None or last == second:
+        return None, second
+    if last.endswith(" " + second):
+        return last[: -len(second) - 1].strip() or None, second
+    return last, second
+
+
 def _ethnic_group(r: CaseReader) -> str | None:
     # Ethnicity options are each deployment's own; the shared field is free text.
     raw = r.case.get("ethnicity")
@@ -243,6 +266,16 @@ def _identifiers(r: CaseReader) -> list[dict[str, str]]:
     if other is not None:
         kind = r.book.lookup("other_id_type", r.text("other_id_type")) or "other"
         found.append({"type": kind, "value": other})
+    agency_id = r.text("other_agency_id")
+    if agency_id is not None:
+        # Puente writes the identifier's type in other_agency_name; a Primero user writes the
+        # name of the agency that issued the id there.
+        name = r.text("other_agency_name")
+        issued = r.book.lookup("other_id_type", name)
+        if issued:
+            found.append({"type": issued, "value": agency_id})
+        else:
+            found.append(compact({"type": "other", "value": agency_id, "issuer_name": name}))
     return found
 
 
@@ -297,7 +330,7 @@ def _related_persons(r: CaseReader) -> list[dict[str, Any]]:
         person = {
             "person_ref": r.text("unique_id", row),
             "relationship": r.code("relation", where + "relation", row),
-            "names": compact({"given_names": r.text("relation_name", row)}),
+            "names": _relation_names(r, row),
             "alias": r.text("relation_nickname", row),
             "sex": r.book.lookup("relation_sex", row.get("relation")),
             "date_of_birth": born,
@@ -317,6 +350,20 @@ def _related_persons(r: CaseReader) -> list[dict[str, Any]]:
         }
         persons.append(compact(person))
     return persons
+
+
+def _relation_names(r: CaseReader, row: Mapping[str, Any]) -> dict[str, Any]:
+    """``relation_name``, split into given names and surnames when ``relation_name_last`` /
+    ``relation_name_last_second`` (which Puente writes) name the surnames it ends with."""
+    name = r.text("relation_name", row)
+    first = r.text("relation_name_last", row)
+    second = r.text("relation_name_last_second", row)
+    surnames = joined(first, second)
+    if name and surnames and name.endswith(" " + surnames):
+        given = name[: -len(surnames) - 1].strip()
+        if given:
+            return compact({"given_names": given, "first_surname": first, "second_surname": second})
+    return compact({"given_names": name})
 
 
 def _relation_birth(r: CaseReader, row: Mapping[str, Any], where: str) -> dict[str, Any] | None:
@@ -353,11 +400,6 @@ def _placements(r: CaseReader) -> list[dict[str, Any]]:
             or r.text("care_arrangements_type_other", row),
         }
         placements.append(compact(placement))
-    starts = sorted({p["start_date"] for p in placements if "start_date" in p})
-    for placement in placements:
-        later = [s for s in starts if s > placement.get("start_date", "9999")]
-        if later:
-            placement["end_date"] = later[0]
     return placements
 
 

@@ -4,12 +4,18 @@ Every field :mod:`~adapters.primero_decode` reads is written back, so decoding w
 writes gives the same shared data for what the mapping covers. What Primero has no field for
 is not written; the main losses, stated so nobody is surprised:
 
-- the second surname joins the first in ``name_last`` (Primero has one surname field), and a
-  related person's names become one ``relation_name``;
-- of the identifiers only UNHCR, national id, the agency-local id and one more
-  (``other_id_type`` = its shared type) fit; issuing country and authority do not;
+- the second surname joins the first in ``name_last`` (Primero has one surname field, and
+  its users see the whole surname there); ``name_last_second`` — not a stock Primero field,
+  a deployment may add it — repeats the second surname so that reading the case back splits
+  ``name_last`` again. A related person's names become one ``relation_name``, its surnames
+  repeated in ``relation_name_last`` and ``relation_name_last_second`` (Puente's, likewise);
+- of the identifiers only UNHCR, national id, the agency-local id and two more
+  (``other_id_type``/``other_id_no`` and ``other_agency_name``/``other_agency_id``, the
+  name holding the shared type) fit; issuing country, authority and validity do not;
 - an address keeps only its INEGI state or municipality (``location_current``) and
-  description; placements keep type, operator name, caregiver, start date and notes;
+  description; placements keep type, operator name, caregiver, start date and notes — Primero
+  has no field for a placement's end date, facility, reason or end reason, so they are not
+  written (and never made up when read back);
 - referral statuses other than completed are written as not implemented;
 - case identification, health, education, custody, legal representation, restitution plan,
   migration and asylum proceedings, the child's views are not written at all.
@@ -96,6 +102,7 @@ def _child(child: Mapping[str, Any], book: CodeBook) -> dict[str, Any]:
     written = {
         "name_first": names.get("given_names"),
         "name_last": _joined(names.get("first_surname"), names.get("second_surname")),
+        "name_last_second": names.get("second_surname"),
         "name_nickname": child.get("alias"),
         "sex": book.primero_code("sex", sex) if sex else None,
         "date_of_birth": child.get("date_of_birth"),
@@ -146,6 +153,9 @@ def _identifiers(identifiers: list[Any], book: CodeBook) -> dict[str, Any]:
         elif "other_id_no" not in written:
             written["other_id_type"] = kind
             written["other_id_no"] = value
+        elif "other_agency_id" not in written:
+            written["other_agency_name"] = kind
+            written["other_agency_id"] = value
     return written
 
 
@@ -169,12 +179,31 @@ def _person_name(person: Mapping[str, Any]) -> str | None:
     )
 
 
+def _relation_surnames(person: Mapping[str, Any]) -> dict[str, Any]:
+    """The surnames ``relation_name`` ends with, each on its own (fields Puente adds to the
+    subform), so that reading the row back splits the name again."""
+    names = person.get("names") or {}
+    if not names.get("given_names"):
+        return {}
+    return {
+        "relation_name_last": names.get("first_surname"),
+        "relation_name_last_second": names.get("second_surname"),
+    }
+
+
 def _relation(person: Mapping[str, Any], book: CodeBook) -> str | None:
     relationship = person.get("relationship")
     if not relationship:
         return None
     gendered = RELATIONSHIP_BY_SEX.get((str(relationship), str(person.get("sex"))))
-    return gendered or book.primero_code("relation", relationship)
+    if gendered:
+        return gendered
+    code = book.primero_code("relation", relationship)
+    if code != relationship and book.lookup("relation_sex", code):
+        # The stock word is gendered ("aunt") but the person's sex is not known: the shared
+        # code, which Primero's lookup reads back without a sex.
+        return str(relationship)
+    return code
 
 
 def _related_person(
@@ -185,6 +214,7 @@ def _related_person(
         "unique_id": person.get("person_ref"),
         "relation": _relation(person, book),
         "relation_name": _person_name(person),
+        **_relation_surnames(person),
         "relation_nickname": person.get("alias"),
         **_relation_birth(person.get("date_of_birth"), _get(data, "case", "opened_on")),
         "relation_nationality": _codes("relation_nationality", person.get("nationality"), book),

@@ -21,10 +21,12 @@ CASE_FIELDS = frozenset(
     """
     id case_id unique_identifier case_id_display status transfer_status registration_date
     workflow owned_by owned_by_agency_id last_updated_at
-    name_first name_middle name_last name_nickname sex age date_of_birth estimated
+    name_first name_middle name_last name_last_second name_nickname sex age date_of_birth
+    estimated
     nationality country_of_birth place_of_birth ethnicity language
     location_current address_current telephone_current
     unhcr_individual_no unhcr_id_no national_id_no other_id_type other_id_no cpims_id
+    other_agency_id other_agency_name
     protection_status unaccompanied_separated_status urgent_protection_concern risk_level
     protection_concerns protection_concerns_other
     family_details_section care_arrangements_section services_section
@@ -37,7 +39,8 @@ CASE_FIELDS = frozenset(
 SUBFORM_FIELDS: Mapping[str, frozenset[str]] = {
     "family_details_section": frozenset(
         """
-        unique_id relation_name relation relation_is_caregiver relation_nickname
+        unique_id relation_name relation_name_last relation_name_last_second relation
+        relation_is_caregiver relation_nickname
         relation_is_alive relation_death_details relation_age relation_date_of_birth
         relation_language relation_religion relation_ethnicity relation_nationality
         relation_address_current relation_location_current relation_telephone
@@ -68,7 +71,7 @@ SUBFORM_FIELDS: Mapping[str, frozenset[str]] = {
 KNOWN_NOT_CARRIED = frozenset(
     """
     short_id name case_status_reopened marked_for_mobile assessment_due_date ration_card_no
-    icrc_ref_no rc_id_no un_no family_number other_agency_id other_agency_name maritial_status
+    icrc_ref_no rc_id_no un_no family_number maritial_status
     occupation address_is_permanent religion sub_ethnicity_1 sub_ethnicity_2 address_last
     landmark_last location_last telephone_last country_of_origin displacement_status
     unhcr_protection_code unhcr_needs_codes disability_type disability_special_needs

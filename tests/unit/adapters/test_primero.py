@@ -152,13 +152,13 @@ def test_venezuelan_adolescent_transfer_estimated_age_and_placement_history(
     assert "date_of_birth" not in data["child"]
     assert data["child"]["alias"] == "Yoyi"
     assert data["protection_concerns"]["urgent"] is True  # radio button "true"
-    # The residential placement ends when the kinship one starts; the aunt is the caregiver.
+    # Primero records no end date for a care arrangement, so none is made up (not even the
+    # next arrangement's start); the aunt is the caregiver.
     assert data["placements"] == [
         {
             "type": "dif_cas",
             "operator": {"name": "Casa hogar Ejemplo (ficticia)"},
             "start_date": "2024-05-06",
-            "end_date": "2024-06-01",
         },
         {"type": "kinship_care", "caregiver_person_ref": "tia", "start_date": "2024-06-01"},
     ]
@@ -313,7 +313,7 @@ def covered_document() -> dict[str, Any]:
                 "concerns": [{"code": "trafficking"}, {"code": "gang_threats"}],
             },
             "placements": [
-                {"type": "open_door_shelter", "start_date": "2024-04-08", "end_date": "2024-05-02"},
+                {"type": "open_door_shelter", "start_date": "2024-04-08"},
                 {
                     "type": "kinship_care",
                     "caregiver_person_ref": "hermana",
