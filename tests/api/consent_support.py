@@ -138,6 +138,37 @@ def consent_document(
     }
 
 
+def approve(
+    client: FlaskClient,
+    officer: Any,
+    request_id: str,
+    reason: str = "Representación acreditada en el expediente.",
+) -> dict[str, Any]:
+    """``officer`` approves the access request ``request_id``; the answer (with its grant)."""
+    response = client.post(
+        f"/v1/access-requests/{request_id}/decision",
+        json={"approve": True, "reason": reason},
+        headers=officer.headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    return dict(response.get_json())
+
+
+def honduran_consulate(
+    app: Flask, scopes: tuple[str, ...] = ("records:read", "access:request")
+) -> AgencyClient:
+    """Honduras's consulate in Tapachula: a foreign authority, the country of origin of the
+    typical example's child (who seeks asylum)."""
+    return add_agency(
+        app,
+        "hn.consulado.tapachula",
+        jurisdiction="07",
+        kind="foreign_authority",
+        country="HN",
+        scopes=scopes,
+    )
+
+
 def record_consent(
     client: FlaskClient, officer: Any, child_id: str, document: dict[str, Any]
 ) -> dict[str, Any]:

@@ -15,10 +15,12 @@ from consent_support import (
     OWNER,
     PersonClient,
     add_person_client,
+    approve,
     audit_entry,
     consent_document,
     consent_officer,
     entries,
+    honduran_consulate,
     legal_representative,
     procuraduria,
     push_child,
@@ -138,13 +140,7 @@ def test_uncovered_request_waits_for_the_officer_who_approves_it(
     queue = client.get("/v1/access-requests?status=pending", headers=officer.headers).get_json()
     assert [r["id"] for r in queue["access_requests"]] == [request["id"]]
 
-    decided = client.post(
-        f"/v1/access-requests/{request['id']}/decision",
-        json={"approve": True, "reason": "Representación acreditada en el expediente."},
-        headers=officer.headers,
-    )
-    assert decided.status_code == 200
-    body = decided.get_json()
+    body = approve(client, officer, request["id"])
     assert body["status"] == "granted"
     grant_id = body["grant"]["id"]
     entry = audit_entry(app, body["audit_entry"])
@@ -511,14 +507,7 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
 ) -> None:
     # The child (from Honduras, unaccompanied) has an asylum procedure in the typical example.
-    consulate = add_agency(
-        app,
-        "hn.consulado.tapachula",
-        jurisdiction="07",
-        kind="foreign_authority",
-        country="HN",
-        scopes=("records:read", "access:request"),
-    )
+    consulate = honduran_consulate(app)
     response = client.post(
         "/v1/access-requests",
         json={
@@ -556,14 +545,7 @@ def test_an_approval_a_hard_rule_forbids_is_refused_and_the_request_stays_pendin
     app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
 ) -> None:
     # The child (from Honduras) has an asylum procedure: nothing goes to Honduras's consulate.
-    consulate = add_agency(
-        app,
-        "hn.consulado.tapachula",
-        jurisdiction="07",
-        kind="foreign_authority",
-        country="HN",
-        scopes=("records:read", "access:request"),
-    )
+    consulate = honduran_consulate(app)
     request = client.post(
         "/v1/access-requests",
         json={
@@ -1154,12 +1136,7 @@ def test_a_consent_officer_revokes_a_grant_and_it_stops_at_once(
     pushed: dict[str, Any],
 ) -> None:
     asked = ask(client, lawyer, pushed["child_id"]).get_json()
-    approved = client.post(
-        f"/v1/access-requests/{asked['id']}/decision",
-        json={"approve": True, "reason": "Representación acreditada en el expediente."},
-        headers=officer.headers,
-    ).get_json()
-    grant_id = approved["grant"]["id"]
+    grant_id = approve(client, officer, asked["id"])["grant"]["id"]
     record = pushed["record_id"]
     assert read(client, lawyer, record, purpose="legal_representation").status_code == 200
 

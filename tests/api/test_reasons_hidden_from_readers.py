@@ -18,9 +18,11 @@ from consent_support import (
     COMAR,
     OWNER,
     PersonClient,
+    approve,
     audit_entry,
     consent_document,
     consent_officer,
+    honduran_consulate,
     legal_representative,
     procuraduria,
     push_child,
@@ -95,13 +97,7 @@ def grant_identity_and_family(
         headers=lawyer.headers,
     ).get_json()
     assert asked["status"] == "pending", asked
-    approved = client.post(
-        f"/v1/access-requests/{asked['id']}/decision",
-        json={"approve": True, "reason": "Representación acreditada en el juicio."},
-        headers=officer.headers,
-    )
-    assert approved.status_code == 200, approved.get_json()
-    return str(approved.get_json()["grant"]["id"])
+    return str(approve(client, officer, asked["id"])["grant"]["id"])
 
 
 def fhir_identifiers(entry: dict[str, Any]) -> list[dict[str, Any]]:
@@ -276,14 +272,7 @@ def test_a_consulate_holding_a_referral_is_not_told_the_child_seeks_asylum(
     # The child of the typical example is from Honduras and has an asylum procedure. Her
     # record was referred to Honduras's consulate (for family tracing) before anyone knew: the
     # hard rule now refuses it everything, and the refusal must read like any other.
-    consulate = add_agency(
-        app,
-        "hn.consulado.tapachula",
-        jurisdiction="07",
-        kind="foreign_authority",
-        country="HN",
-        scopes=("records:read",),
-    )
+    consulate = honduran_consulate(app, scopes=("records:read",))
     purpose = "family_tracing_reunification"
     share(app, pushed["record_id"], from_agency=OWNER, to=consulate.id, purpose=purpose)
     record_consent(
@@ -403,3 +392,35 @@ def test_a_referral_read_names_every_category_it_cut_and_gives_no_digest(
     )
     assert versions.status_code == 200, versions.get_json()
     assert all(version["body_sha256"] is None for version in versions.get_json()["versions"])
+
+
+def test_an_agency_that_refused_the_transfer_is_not_told_of_the_objection(
+    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    # It was offered the record and said no: it knows the record exists (403, not 404) but
+    # holds nothing of it, so it hears what a requester hears.
+    shelter = add_agency(app, "mx.chp.albergue", scopes=("records:read",), kind="civil_society")
+    share(
+        app,
+        pushed["record_id"],
+        from_agency=OWNER,
+        to=shelter.id,
+        kind="transfer",
+        status="rejected",
+    )
+    record_consent(
+        client,
+        officer,
+        pushed["child_id"],
+        consent_document(shelter.id, categories=["family"]),
+    )
+    views = object_to_family(client, officer, pushed["child_id"], {"agency_id": shelter.id})
+    response = read(client, shelter, pushed["record_id"])
+    assert response.status_code == 403, response.get_json()
+    told = response.get_json()["decision"]
+    assert "objection" not in codes(told) and "view_ids" not in told
+    assert told["basis"] != "objection"
+    text = response.get_data(as_text=True)
+    assert views["id"] not in text
+    for word in OBJECTION_WORDS:
+        assert word not in text, word
