@@ -179,8 +179,36 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
         for column in group.columns.values():
             if column.required and column.key not in found:
                 plan.problems.append(_missing_column(f"{group.prefix}1_{column.name}", by_key))
+    plan.problems.extend(_repeated_columns(plan))
     plan.prepare()
     return plan
+
+
+def _repeated_columns(plan: HeaderPlan) -> list[Problem]:
+    """A column the mapping reads that the header names twice: only one of them would be read
+    and the other silently left out, and nobody can tell which one holds the right data."""
+    used = {index for index, _ in plan.simple} | {entry[0] for entry in plan.grouped}
+    used |= {index for index, _ in plan.local_ids}
+    seen: dict[str, list[int]] = {}
+    for index, name in enumerate(plan.header):
+        key = cells.normalise(name)
+        if key:
+            seen.setdefault(key, []).append(index)
+    problems = []
+    for indexes in seen.values():
+        if len(indexes) > 1 and indexes[0] in used:
+            name = plan.header[indexes[0]].strip()
+            where = ", ".join(str(index + 1) for index in indexes)
+            problems.append(
+                Problem(
+                    f"column:{name}",
+                    f"la columna «{name}» aparece más de una vez (columnas {where}): solo se "
+                    "leería una; deje una sola, o cambie el nombre de las demás",
+                    f"the column '{name}' appears more than once (columns {where}): only one "
+                    "would be read; keep one, or rename the others",
+                )
+            )
+    return problems
 
 
 def _loosely(key: str, unused: Mapping[str, int]) -> str | None:

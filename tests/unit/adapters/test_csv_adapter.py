@@ -123,6 +123,28 @@ def test_a_missing_required_column_is_one_file_problem_and_no_row_is_read(
     ]
 
 
+def test_a_column_the_mapping_reads_named_twice_stops_the_sheet(dif: CsvAdapter) -> None:
+    # Two "fecha_nacimiento" columns (one pasted from another sheet): only one would be read,
+    # and nobody could tell which holds the child's real date of birth.
+    text = (
+        "folio,nombre(s),primer_apellido,sexo,Fecha Nacimiento,nacionalidad,fecha_nacimiento\n"
+        "F-1,Ana,Ruiz,M,01/02/2010,Guatemala,01/02/2011\n"
+    )
+    (header,) = decode(dif, text)
+    assert isinstance(header, FileProblem) and header.position == "1"
+    assert problems_of(header) == [
+        (
+            "column:Fecha Nacimiento",
+            "the column 'Fecha Nacimiento' appears more than once (columns 5, 7): only one "
+            "would be read; keep one, or rename the others",
+        )
+    ]
+    # A repeated column the mapping does not read (nor empty header cells) is no problem.
+    extra = f"{HEADER},notas,notas,,\nF-1,Ana,Ruiz,M,01/02/2010,Guatemala,a,b,,\n"
+    (row,) = decode(dif, extra)
+    assert row.ok, problems_of(row)
+
+
 def test_header_names_match_as_the_docs_promise(dif: CsvAdapter) -> None:
     # Case, accents, spaces and underscores, and then small connecting words ("de").
     text = (
