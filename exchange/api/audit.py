@@ -156,6 +156,16 @@ def consistency() -> Response:
     second = _int_param("second", minimum=1, default=latest_size)
     if second is None:
         raise _invalid("second", "es obligatorio", "is required")
+    if "second" not in request.args and first > second:
+        # second left out means the latest signed size: the caller asked about first alone.
+        raise Problem(
+            "not-found",
+            (
+                f"El último punto de control firmado tiene {second} entradas; first ({first}) "
+                "está más allá.",
+                f"The latest signed checkpoint has {second} entries; first ({first}) is beyond it.",
+            ),
+        )
     if second < first:
         raise _invalid(
             "second", f"debe ser al menos first ({first})", f"must be at least first ({first})"

@@ -202,6 +202,10 @@ def test_consistency_proof_between_checkpoints(
         client.get("/v1/audit/proofs/consistency?first=1&second=338", headers=auditor).status_code
         == 404
     )
+    # second left out is the latest signed size: a first beyond it is beyond the log, not a
+    # complaint about a second the caller never sent.
+    beyond = client.get("/v1/audit/proofs/consistency?first=338", headers=auditor)
+    assert beyond.status_code == 404 and "337" in beyond.get_json()["detail"]
 
 
 def test_events_filter_and_paginate(
