@@ -545,10 +545,15 @@ def redact(schema_ref: str, data: Any, decision: Decision) -> tuple[Any, tuple[s
 DECIDED_DELIVERIES = {"record.referred": "refer", "transfer.requested": "transfer"}
 
 
-def decide_delivery(session: Session, kind: str, agency_id: str, payload: Any) -> Disclosure | None:
+def decide_delivery(
+    session: Session, kind: str, agency_id: str, payload: Any, attempt: int = 1
+) -> Disclosure | None:
     """Decide again, at delivery time, a notification that carries a referral or transfer to
     ``agency_id`` (``None`` for messages that disclose nothing). The decision is audited in
-    ``session``'s transaction; the caller commits."""
+    ``session``'s transaction; the caller commits. Each delivery attempt is decided (consent
+    may change between two), so the entry's reason code names the attempt and the recipient
+    (``delivery.attempt_2.to.mx.nl.dif``): it records the decision to send, taken before the
+    network is tried; whether the receiver got it is the outbox message's state."""
     action = DECIDED_DELIVERIES.get(kind)
     if action is None or not isinstance(payload, Mapping):
         return None
@@ -567,5 +572,5 @@ def decide_delivery(session: Session, kind: str, agency_id: str, payload: Any) -
         record=record,
         recipient=agency_id,
         all_or_nothing=action == "transfer",
-        detail="delivery",
+        detail=f"delivery.attempt_{attempt}.to.{agency_id}",
     )

@@ -269,7 +269,10 @@ def deliver_message(
         result.lost_lease += 1
         return
     agency = session.get(Agency, message.agency_id)
-    gate = decide_delivery(session, message.kind, message.agency_id, message.payload)
+    # Claiming the message counted this attempt already.
+    gate = decide_delivery(
+        session, message.kind, message.agency_id, message.payload, attempt=max(message.attempts, 1)
+    )
     stale = _stale_transfer_request(session, message)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
     if stale is not None:

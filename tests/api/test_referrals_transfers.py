@@ -577,7 +577,10 @@ def test_a_revocation_withholds_queued_deliveries(hub: Hub) -> None:
                 AuditEntry.action == "record_referred", AuditEntry.outcome == "denied"
             )
         ).all()
-    assert denied and json.loads(denied[-1].entry)["reason_code"] == "delivery"
+    # The entry names the attempt and the recipient it was not sent to.
+    assert denied and json.loads(denied[-1].entry)["reason_code"] == (
+        f"delivery.attempt_1.to.{CLINIC}"
+    )
 
 
 def test_a_transfer_under_partial_consent_is_refused_as_a_whole_and_says_why(hub: Hub) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from exchange import db
 from exchange.agencies import register_agency
+from exchange.audit_log import AuditEntry
 from exchange.auth import store_token
 from exchange.outbox import OutboxMessage, enqueue, run_worker
 from exchange.transports import SET_MEDIA_TYPE, hub_signing_public_jwk
@@ -211,6 +212,15 @@ def test_referral_reaches_the_webhook_signed_by_the_hub(hub: Flask) -> None:
         read = client.get(f"/v1/records/{event['record_id']}?purpose=health_care", headers=reader)
         assert read.status_code == 200
         assert statuses(hub) == {"delivered": 1}
+        # The decision taken before the delivery is audited naming the attempt and recipient.
+        with db.database(hub).sessions() as session:
+            codes = [
+                json.loads(entry)["reason_code"]
+                for entry in session.scalars(
+                    select(AuditEntry.entry).where(AuditEntry.action == "record_referred")
+                )
+            ]
+        assert f"delivery.attempt_1.to.{RECIPIENT}" in codes
     finally:
         receiver.stop()
 
