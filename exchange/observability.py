@@ -72,7 +72,22 @@ KEY_NAMES = {
     "log": ("la del registro de auditoría", "the audit log key"),
     "witness": ("la de testigo", "the witness key"),
     "data": ("la de cifrado de datos", "the data encryption key"),
+    "signing": ("la de firma de notificaciones", "the notification signing key"),
 }
+
+
+def _signing_key_problem() -> str | None:
+    """Why webhook notifications cannot be signed (the worker would deliver nothing), or
+    ``None``."""
+    from flask import current_app
+
+    from exchange.transports import load_hub_signing_key
+
+    try:
+        load_hub_signing_key(current_app)
+    except (OSError, ValueError) as error:
+        return str(error)
+    return None
 
 
 @bp.get("/readyz")
@@ -122,6 +137,8 @@ def readyz() -> Any:
     data_problem = data_key_problem()
     missing = [role for role, key in (("log", keys.log), ("witness", keys.witness)) if key is None]
     missing += ["data"] if data_problem else []
+    signing_problem = _signing_key_problem()
+    missing += ["signing"] if signing_problem else []
     if not missing:
         checks["keys"] = "ok"
     else:
@@ -129,7 +146,7 @@ def readyz() -> Any:
         # the operator's to read, in the server's log.
         from flask import current_app
 
-        problems = "; ".join([*keys.problems, *filter(None, [data_problem])])
+        problems = "; ".join([*keys.problems, *filter(None, [data_problem, signing_problem])])
         current_app.logger.warning("not ready: hub keys: %s", problems)
         checks["keys"] = f"missing or unreadable: {', '.join(missing)} (run 'puente init')"
         advice.append(

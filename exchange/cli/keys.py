@@ -158,7 +158,13 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         print_json(result)
         return
     click.echo(f"current data key / clave actual: {current}")
-    click.echo(f"rows per key / filas por clave: {per_key}")
+    counts = ", ".join(f"{key}: {rows}" for key, rows in per_key.items()) or "-"
+    click.echo(f"rows per key / filas por clave: {counts}")
+    unused = ", ".join(result["unused_keys"]) or "-"  # type: ignore[arg-type]
+    click.echo(
+        f"keys no row uses (may be moved out of the key folder) / claves que ninguna fila usa "
+        f"(pueden retirarse de la carpeta de claves): {unused}"
+    )
 
 
 def _key_problem(error: Exception, unusable: list[str]) -> str:

@@ -108,7 +108,9 @@ def outbox_list(
     if agency_id:
         query = query.where(OutboxMessage.agency_id == agency_id)
     with db.database(app).sessions() as session:
+        listed = 0
         for message in session.scalars(query):
+            listed += 1
             if as_json:
                 print_json(message.to_json())
                 continue
@@ -116,6 +118,8 @@ def outbox_list(
                 f"{message.id}  {message.status:<9}  {message.agency_id}  {message.kind}  "
                 f"attempts={message.attempts}  {message.last_error or ''}".rstrip()
             )
+    if not listed and not as_json:  # (--json: no line, as NDJSON of no message is)
+        click.echo("no messages / ningún mensaje")
 
 
 #: Why a message named to ``outbox retry`` is left alone, in Spanish (its status in English).

@@ -31,7 +31,9 @@ def test_readyz_names_what_is_missing(tmp_path: Path) -> None:
     checks = response.get_json()["checks"]
     assert checks["database"] == "ok"
     assert "puente init" in checks["migrations"]
-    assert checks["keys"] == "missing or unreadable: log, witness, data (run 'puente init')"
+    assert checks["keys"] == (
+        "missing or unreadable: log, witness, data, signing (run 'puente init')"
+    )
     # No path of the instance folder to whoever asks.
     assert str(tmp_path) not in response.get_data(as_text=True)
     spanish = app.test_client().get("/readyz", headers={"Accept-Language": "es"}).get_json()
@@ -42,6 +44,17 @@ def test_readyz_names_what_is_missing(tmp_path: Path) -> None:
     )
     english = app.test_client().get("/readyz", headers={"Accept-Language": "en"}).get_json()
     assert english["detail"].startswith("the database is empty: run 'puente init'")
+
+
+def test_readyz_is_not_ready_without_the_key_that_signs_notifications(app: Flask) -> None:
+    # Without it the worker can sign no webhook or file drop: nothing would be delivered.
+    Path(app.instance_path, "keys", "hub-signing.key").unlink()
+    response = app.test_client().get("/readyz", headers={"Accept-Language": "en"})
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["keys"] == (
+        "missing or unreadable: signing (run 'puente init')"
+    )
+    assert "the notification signing key" in response.get_json()["detail"]
 
 
 def test_readyz_when_the_database_is_unreachable(tmp_path: Path) -> None:

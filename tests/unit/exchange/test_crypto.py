@@ -196,6 +196,12 @@ def test_rotation_reencrypts_every_body_and_keeps_the_old_key(
     after = bodies(app)
     assert [envelope for _, envelope in after] == [envelope for _, envelope in before]
     assert {key for key, _ in after} == {new_key}
+    # Without --json too, the operator reads which keys no row uses any more.
+    said = CliRunner().invoke(main, ["keys", "rotate-data-key", "--resume"])
+    assert said.exit_code == 0, said.output
+    assert f"rows per key / filas por clave: {new_key}: 7" in said.output
+    assert "keys no row uses (may be moved out of the key folder)" in said.output
+    assert said.output.rstrip().endswith(old_key)
 
 
 def data_key_changes(app: Flask) -> list[dict[str, Any]]:

@@ -567,6 +567,10 @@ def test_operator_lists_and_requeues_dead_messages(
     with db.database(hub).sessions() as session:
         deliver_batch(session, ScriptedTransport(PermanentDeliveryError("HTTP 410")), FAST)
     runner = CliRunner()
+    # Nothing of a state: said in words (and no line with --json, as NDJSON of nothing is).
+    none = runner.invoke(main, ["outbox", "list", "--status", "delivered"])
+    assert none.stdout == "no messages / ningún mensaje\n"
+    assert runner.invoke(main, ["outbox", "list", "--status", "delivered", "--json"]).stdout == ""
 
     listed = runner.invoke(main, ["outbox", "list", "--status", "dead", "--json"])
     assert listed.exit_code == 0, listed.output
