@@ -114,9 +114,11 @@ CONSENT_AUTHORITY_KINDS = frozenset({"federal_child_protection", "state_dif", "m
 def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     """Whether ``actor`` may record consents, views and reviews for the child, or decide its
     access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) responsible
-    for one of the child's records or whose jurisdiction covers the child's."""
+    for one of the child's records or whose jurisdiction covers the child's. An administrator
+    acts for the children their jurisdiction covers, whatever their agency's kind (a national
+    one, ``00``, for every child): a state hub's administrator is not another state's."""
     if "administrator" in actor.roles:
-        return True
+        return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
     if actor.kind not in CONSENT_AUTHORITY_KINDS:
         return False
     if actor.agency_id is not None and any(

@@ -240,3 +240,27 @@ def test_a_consent_is_not_recorded_already_revoked_nor_with_a_provision_that_nev
     assert "/provision/0/period/end" in [e["pointer"] for e in refused.get_json()["errors"]]
     listed = client.get(f"/v1/children/{child_id}/consents", headers=officer.headers)
     assert listed.get_json()["consents"] == []
+
+
+def test_an_administrator_acts_for_the_children_of_their_jurisdiction_only(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    chiapas_child = push_child(client, owner)["child_id"]
+    nuevo_leon = add_agency(app, NUEVO_LEON, jurisdiction="19")
+    nl_child = push_child(client, nuevo_leon, "NL-1")["child_id"]
+    procuraduria(app)
+    add_agency(app, "mx.fed.pfpnna", jurisdiction="00", kind="federal_child_protection")
+    scopes = ["consent:read", "consent:write"]
+    state_admin = add_person_client(app, "adm-chp", PROCURADURIA, ["administrator"], scopes)
+    national_admin = add_person_client(app, "adm-fed", "mx.fed.pfpnna", ["administrator"], scopes)
+
+    def consents(admin: Any, child_id: str) -> int:
+        path = f"/v1/children/{child_id}/consents"
+        return client.get(path, headers=admin.headers).status_code
+
+    assert consents(state_admin, chiapas_child) == 200
+    assert consents(state_admin, nl_child) == 404  # another state's child: as if none
+    assert (consents(national_admin, chiapas_child), consents(national_admin, nl_child)) == (
+        200,
+        200,
+    )
