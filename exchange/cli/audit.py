@@ -462,8 +462,9 @@ def _verify_proof(
 ) -> dict[str, Any]:
     text = proof_file.read_text(encoding="utf-8")
     proof = TlogProof.from_text(text)
+    named_index = None
     if entry_file is not None:
-        entry = _entry_bytes(entry_file.read_bytes())
+        entry, named_index = _entry_bytes(entry_file.read_bytes())
     elif proof.extra is not None:
         entry = proof.extra
     else:
@@ -474,9 +475,15 @@ def _verify_proof(
                 "the proof file carries no entry: pass --entry FILE",
             )
         )
-    verified = verify_proof_file(
-        text, entry, verifiers, origin=origin, witnesses=witnesses, quorum=quorum
-    )
+    try:
+        verified = verify_proof_file(
+            text, entry, verifiers, origin=origin, witnesses=witnesses, quorum=quorum
+        )
+    except EntryNotProven as error:
+        why = _why_not_proven(entry, named_index, proof.index)
+        if why is None:
+            raise
+        raise EntryNotProven(error.index, error.checkpoint, why) from error
     checked = []
     for kept_text in kept:
         mine = _open_kept(kept_text, verifiers, origin)
@@ -538,16 +545,43 @@ def _consistency_hashes(
     return hashes
 
 
-def _entry_bytes(data: bytes) -> bytes:
-    """A canonical entry file, or one line of GET /v1/audit/entries ({index, entry})."""
+def _entry_bytes(data: bytes) -> tuple[bytes, int | None]:
+    """A canonical entry file, or one line of GET /v1/audit/entries ({index, entry}): the
+    entry's bytes, and the index the line names (``None`` for an entry file)."""
     data = data.rstrip(b"\n")
     try:
         value = json.loads(data)
     except ValueError:
-        return data
+        return data, None
     if isinstance(value, dict) and set(value) == {"index", "entry"}:
-        return str(value["entry"]).encode("utf-8")
-    return data
+        index = value["index"] if isinstance(value["index"], int) else None
+        return str(value["entry"]).encode("utf-8"), index
+    return data, None
+
+
+def _why_not_proven(entry: bytes, named_index: int | None, index: int) -> ProofError | None:
+    """What is plainly wrong with the entry given for a proof that failed, when something is:
+    the root mismatch alone would send the auditor looking at the log, not at the file."""
+    from audit import EntryError, parse_canonical_entry
+
+    if named_index is not None and named_index != index:
+        return ProofError(
+            f"--entry is entry {named_index} (its line says so), the proof is for entry {index}",
+            es=f"--entry es la entrada {named_index} (así lo dice su línea), la prueba es de la "
+            f"entrada {index}",
+        )
+    if not entry.strip():
+        return ProofError("the entry given is empty", es="la entrada indicada está vacía")
+    try:
+        parse_canonical_entry(entry)
+    except EntryError as error:
+        return ProofError(
+            "the entry given is not in RFC 8785 canonical form, byte for byte as "
+            f"GET /v1/audit/entries gives it ({error})",
+            es="la entrada indicada no está en la forma canónica RFC 8785, byte por byte como "
+            f"la da GET /v1/audit/entries ({in_spanish(error)})",
+        )
+    return None
 
 
 def _manifest(directory: Path) -> dict[str, Any]:

@@ -279,8 +279,9 @@ def test_every_part_of_a_failure_reads_in_spanish(hub: Flask, tmp_path: Path) ->
 
     proof = tmp_path / "entry-42.tlog-proof"
     proof.write_text(_api(hub, "/v1/audit/proofs/inclusion?index=42", Accept="text/x.tlog-proof"))
-    other = tmp_path / "entry-41.ndjson"
-    other.write_text(_api(hub, "/v1/audit/entries?start=41&end=42"))
+    # Another entry, canonical and bare (no index to give it away): the root does not match.
+    other = tmp_path / "entry-41.json"
+    other.write_text(json.loads(_api(hub, "/v1/audit/entries?start=41&end=42"))["entry"])
     wrong_entry = _run(
         *("audit", "verify", "--proof", str(proof), "--entry", str(other)),
         *("--vkey", vkey, "--lang", "es"),
@@ -386,10 +387,25 @@ def test_a_proof_file_verifies_offline(hub: Flask, tmp_path: Path) -> None:
     )
     assert wrong_entry.exit_code == 1
     report = json.loads(wrong_entry.stdout)
-    assert report["error"].startswith(
-        f"entry 42 is not proven to be in checkpoint 100 of {audit_origin(hub)}: root mismatch"
+    # The line names another entry: said as such, not only as a root that does not match.
+    assert report["error"] == (
+        f"entry 42 is not proven to be in checkpoint 100 of {audit_origin(hub)}: --entry is "
+        "entry 41 (its line says so), the proof is for entry 42"
     )
     assert report["entry_index"] == 42
+    # The right entry, pretty-printed: it is the form, not the log, that is wrong.
+    pretty = tmp_path / "entry-42-pretty.json"
+    entry_text = json.loads(_api(hub, "/v1/audit/entries?start=42&end=43"))["entry"]
+    pretty.write_text(json.dumps(json.loads(entry_text), indent=2))
+    for lang, words in (
+        ("en", "the entry given is not in RFC 8785 canonical form"),
+        ("es", "la entrada indicada no está en la forma canónica RFC 8785"),
+    ):
+        explained = _run(
+            "audit", "verify", "--proof", str(proof), "--entry", str(pretty),
+            "--vkey", _vkey(hub), "--lang", lang,
+        )  # fmt: skip
+        assert explained.exit_code == 1 and words in explained.output, explained.output
     assert report["checkpoint"]["size"] == 100
     assert report["checkpoint"]["origin"] == audit_origin(hub)
     right = tmp_path / "entry-42.ndjson"
