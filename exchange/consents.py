@@ -1313,13 +1313,7 @@ def revoke_grant(
     a lawyer who left the case. Counts from the next decision in every process (the grant's
     ``revoked_at`` is in the child's stamp); its request then shows the access ``revoked``.
     Returns the grant and the audit entry (``consent_revoked``, object ``grant``)."""
-    row = session.get(GrantRow, grant_id)
-    if row is None:
-        raise LookupError(grant_id)
-    child = load_child(session, row.child_id)
-    if not acts_for_child(session, actor, child):
-        raise LookupError(grant_id)  # as for the requests of children it does not act for
-    require_officer(actor)
+    row, child = _officer_row(session, actor, GrantRow, grant_id)
     moment = utcnow()
     if row.revoked_at is not None or as_utc(row.until) <= moment:
         raise ConsentProblem(

@@ -424,6 +424,12 @@ def whole_record_verdict(decision: Decision) -> Decision:
     return replace(decision, result="deny", basis=basis, categories=())
 
 
+def told_explanation(told: Mapping[str, Any], language: str) -> str:
+    """The reasons of a decision as given to a caller (``Decision.to_json()``, or the part of
+    it the caller may hear) as one text, in Spanish (``es``) or English (``en``)."""
+    return " ".join(reason[language] for reason in told["reasons"])
+
+
 def whole_record_detail(
     disclosure: Disclosure, told: Mapping[str, Any] | None = None
 ) -> tuple[str, str]:
@@ -446,12 +452,11 @@ def whole_record_detail(
         covered_en = ", ".join(consent.CATEGORY_LABELS[code][1] for code in disclosure.covered)
         es += f" Que solo una parte esté cubierta ({covered_es}) no basta."
         en += f" Covering only part of it ({covered_en}) is not enough."
-    if told is None:
-        because_es, because_en = decision.explanation("es"), decision.explanation("en")
-    else:
-        because_es = " ".join(reason["es"] for reason in told["reasons"])
-        because_en = " ".join(reason["en"] for reason in told["reasons"])
-    return f"{es} {because_es}".strip(), f"{en} {because_en}".strip()
+    told = decision.to_json() if told is None else told
+    return (
+        f"{es} {told_explanation(told, 'es')}".strip(),
+        f"{en} {told_explanation(told, 'en')}".strip(),
+    )
 
 
 def recipient_actor(session: Session, agency_id: str) -> consent.Actor:

@@ -257,25 +257,6 @@ def new_person_id() -> str:
 AUTHORITY_ROLES = ("consent_officer", "override_officer")
 
 
-def _check_authority_roles(roles: list[str], kind: str | None) -> list[PersonError]:
-    """Consent and override officers belong to child-protection agencies (DESIGN: the child's
-    Procuraduría); elsewhere the role would be a promise the hub does not keep."""
-    from exchange.consents import CONSENT_AUTHORITY_KINDS
-
-    given = [role for role in roles if role in AUTHORITY_ROLES]
-    if not given or kind in CONSENT_AUTHORITY_KINDS:
-        return []
-    return [
-        PersonError(
-            f"El rol {', '.join(given)} es de las Procuradurías de Protección (DIF federal, "
-            f"estatal o municipal); esta institución es de tipo {kind}.",
-            f"The role {', '.join(given)} belongs to the Procuradurías de Protección (federal, "
-            f"state or municipal DIF); this agency is of kind {kind}.",
-            field="roles",
-        )
-    ]
-
-
 #: Agency kinds whose people may hold the ``auditor`` role: oversight bodies (human-rights
 #: commissions, SIPINNA). An auditor reads every child's entries, overrides and their written
 #: justifications, whatever the jurisdiction; in an agency that handles cases, the role would
@@ -283,18 +264,41 @@ def _check_authority_roles(roles: list[str], kind: str | None) -> list[PersonErr
 AUDITOR_KINDS = frozenset({"oversight"})
 
 
-def _check_auditor_role(roles: list[str], kind: str | None) -> list[PersonError]:
-    if "auditor" not in roles or kind in AUDITOR_KINDS:
-        return []
-    return [
-        PersonError(
-            f"El rol auditor es de los órganos de supervisión (comisiones de derechos humanos, "
-            f"SIPINNA); esta institución es de tipo {kind}.",
-            f"The auditor role belongs to oversight bodies (human-rights commissions, SIPINNA); "
-            f"this agency is of kind {kind}.",
-            field="roles",
-        )
-    ]
+def _check_role_homes(roles: list[str], kind: str | None) -> list[PersonError]:
+    """Roles that belong to some kinds of agency only: consent and override officers to
+    child-protection agencies (DESIGN: the child's Procuraduría), auditors to oversight bodies.
+    Elsewhere the role would be a promise the hub does not keep, or a window onto every
+    child's log."""
+    from exchange.consents import CONSENT_AUTHORITY_KINDS  # exchange.consents imports this
+
+    homes = (
+        (
+            AUTHORITY_ROLES,
+            CONSENT_AUTHORITY_KINDS,
+            "las Procuradurías de Protección (DIF federal, estatal o municipal)",
+            "the Procuradurías de Protección (federal, state or municipal DIF)",
+        ),
+        (
+            ("auditor",),
+            AUDITOR_KINDS,
+            "los órganos de supervisión (comisiones de derechos humanos, SIPINNA)",
+            "oversight bodies (human-rights commissions, SIPINNA)",
+        ),
+    )
+    errors = []
+    for home_roles, kinds, home_es, home_en in homes:
+        given = [role for role in roles if role in home_roles]
+        if given and kind not in kinds:
+            errors.append(
+                PersonError(
+                    f"El rol {', '.join(given)} es de {home_es}; esta institución es de tipo "
+                    f"{kind}.",
+                    f"The role {', '.join(given)} belongs to {home_en}; this agency is of kind "
+                    f"{kind}.",
+                    field="roles",
+                )
+            )
+    return errors
 
 
 def add_person(
@@ -324,8 +328,7 @@ def add_person(
         *_check_id(person_id),
         *_check_name_and_email(name, email),
         *_check_roles(roles),
-        *_check_authority_roles(roles, agency.kind),
-        *_check_auditor_role(roles, agency.kind),
+        *_check_role_homes(roles, agency.kind),
         *_check_jurisdiction(jurisdiction, agency.jurisdiction),
     ]
     if errors:

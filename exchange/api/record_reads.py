@@ -41,6 +41,7 @@ from exchange.disclosure import (
     hard_rules,
     load_child,
     redact,
+    told_explanation,
 )
 from exchange.problems import Problem, localized
 from exchange.records import (
@@ -98,15 +99,12 @@ def consent_denied(disclosure: Disclosure, told: dict[str, Any] | None = None) -
     """``403 consent-denied`` with the decision: ``told`` when the caller hears only part of
     it (:func:`decision_for_reader`), else whole."""
     told = decision_json(disclosure) if told is None else told
-
-    def explanation(language: str) -> str:
-        return " ".join(reason[language] for reason in told["reasons"])
-
     return Problem(
         "consent-denied",
         (
-            "La decisión de consentimiento no permite esta divulgación. " + explanation("es"),
-            "The consent decision does not permit this disclosure. " + explanation("en"),
+            "La decisión de consentimiento no permite esta divulgación. "
+            + told_explanation(told, "es"),
+            "The consent decision does not permit this disclosure. " + told_explanation(told, "en"),
         ),
         decision=told,
         headers={DECISION_HEADER: disclosure.decision_id},

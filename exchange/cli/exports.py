@@ -97,6 +97,18 @@ def export_command(
         )
     replacement = ReplacedAtTheEnd(out_path)
     children: int | None = len(child_ids) or None
+
+    def summary_of(children: int | None, out: str | None) -> dict[str, Any]:
+        return {
+            "adapter": adapter.name,
+            "agency": agency_id,
+            "purpose": purpose,
+            "mode": "api" if hub_url else "direct",
+            "children": children,
+            "records": counted["records"],
+            "out": out,
+        }
+
     try:
         with interruptible(lang):
             if hub_url is not None:
@@ -127,16 +139,13 @@ def export_command(
                             out,
                         )
     except KeyboardInterrupt:
-        _interrupted(adapter.name, agency_id, purpose, hub_url, children, counted["records"],
-                     out_path, replacement.replaced, as_json, lang)  # fmt: skip
+        summary = {
+            **summary_of(children, str(out_path) if replacement.replaced else None),
+            "interrupted": True,
+        }
+        _interrupted(summary, out_path, as_json, lang)
     result = {
-        "adapter": adapter.name,
-        "agency": agency_id,
-        "purpose": purpose,
-        "mode": "api" if hub_url else "direct",
-        "children": children or 0,
-        "records": counted["records"],
-        "out": str(out_path) if out_path.exists() else None,
+        **summary_of(children or 0, str(out_path) if out_path.exists() else None),
         "interrupted": False,
     }
     # Children named on the command line of which nothing could be exported: no such child,
@@ -168,34 +177,13 @@ def export_command(
     )
 
 
-def _interrupted(
-    adapter_name: str,
-    agency_id: str,
-    purpose: str,
-    hub_url: str | None,
-    children: int | None,
-    records: int,
-    out_path: Path,
-    written: bool,
-    as_json: bool,
-    lang: str,
-) -> NoReturn:
+def _interrupted(summary: dict[str, Any], out_path: Path, as_json: bool, lang: str) -> NoReturn:
     """Ctrl-C: no file written (the output is replaced only once complete), said in both
-    languages on stderr, with ``--json`` what was read so far on stdout; exit 130."""
+    languages on stderr, with ``--json`` the ``summary`` so far on stdout; exit 130."""
     if as_json:
-        print_json(
-            {
-                "adapter": adapter_name,
-                "agency": agency_id,
-                "purpose": purpose,
-                "mode": "api" if hub_url else "direct",
-                "children": children,
-                "records": records,
-                "out": str(out_path) if written else None,
-                "interrupted": True,
-            }
-        )
-    if written:  # Ctrl-C came once the file was complete
+        print_json(summary)
+    records = summary["records"]
+    if summary["out"] is not None:  # Ctrl-C came once the file was complete
         interrupted(
             lang,
             f"exportación interrumpida (Ctrl-C) después de escribir {out_path} completo "
