@@ -52,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         children,
         consents,
         discovery,
+        federation,
         record_reads,
         records,
         schemas,
@@ -77,6 +78,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         consents,
         audit,
         witness,
+        federation,
         portal,
     ):
         app.register_blueprint(area.bp)

@@ -409,6 +409,18 @@ def _audit(session: Session, action: str, verb: str, agency_id: str) -> None:
     )
 
 
+def identity_errors(
+    agency_id: str, level: str, jurisdiction: str, kind: str, country: str | None
+) -> list[AgencyError]:
+    """What is wrong with an agency's description as this registry would check it: also what a
+    peer hub says of its own agency in a federation envelope (:mod:`exchange.federation`)."""
+    return [
+        *_check_id(agency_id),
+        *_check_level_and_jurisdiction(level, jurisdiction),
+        *_check_kind_and_country(kind, country),
+    ]
+
+
 def register_agency(
     session: Session,
     id: str,
@@ -433,7 +445,7 @@ def register_agency(
     scopes = list(dict.fromkeys(scopes))
     kind = kind if kind is not None else DEFAULT_KIND_BY_LEVEL.get(level, "other")
     country = _normal_country(country)
-    errors = [
+    errors = [  # in the order of the command line's options
         *_check_id(id),
         *_check_text(name, "name", 300, required=True),
         *_check_level_and_jurisdiction(level, jurisdiction),

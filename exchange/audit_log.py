@@ -124,6 +124,9 @@ FIELDS = frozenset(
         "actor_agency",
         "actor_person",
         "actor_role",
+        "actor_client",
+        "target_agency",
+        "target_hub",
         "purpose",
         "child_id",
         "record_id",
@@ -170,9 +173,10 @@ def record_event(session: Session, **fields: Any) -> str:
 
     Keyword fields (all optional but ``action`` and ``outcome``): action (``record.pushed`` or
     the schema code ``record_pushed``), outcome (success, failure, denied), actor_agency,
-    actor_person, actor_role, purpose, child_id, record_id, record_version, body_sha256,
-    decision_basis, consent_ids, rule_ids, grant_ids, override_id, withhold_ids, view_ids,
-    request_id (default: the current request's id),
+    actor_person, actor_role, actor_client (the OAuth client, or ``hub:<id>`` for a peer hub
+    acting for one of its agencies), target_agency, target_hub, purpose, child_id, record_id,
+    record_version, body_sha256, decision_basis, consent_ids, rule_ids, grant_ids,
+    override_id, withhold_ids, view_ids, request_id (default: the current request's id),
     detail (a short code such as ``idempotent_replay``; stored as ``reason_code``), time (an
     aware datetime; default now). Raises :class:`AuditFieldError` for an unknown field or a
     value the schema rejects.
@@ -337,12 +341,15 @@ def _build(fields: dict[str, Any], moment: datetime) -> dict[str, Any]:
         # Acting with no agency or person (the command line, scheduled jobs): the hub itself.
         actor["agency_id"] = hub_id
     entry["actor"] = actor
+    target = {key: fields[name] for key, name in _TARGET_FIELDS if fields.get(name) is not None}
     for name in _PLAIN_FIELDS:
         value = fields.get(name)
         if value is not None:
             entry[name] = value
     if fields.get("object_type") is not None:
         entry["object"] = {"type": fields["object_type"], "id": fields.get("object_id")}
+    if target:
+        entry["target"] = target
     if (
         fields.get("decision_basis") is not None
         or fields.get("consent_ids")
@@ -365,7 +372,9 @@ _ACTOR_FIELDS = (
     ("agency_id", "actor_agency"),
     ("person_id", "actor_person"),
     ("role", "actor_role"),
+    ("client_id", "actor_client"),
 )
+_TARGET_FIELDS = (("agency_id", "target_agency"), ("hub", "target_hub"))
 _PLAIN_FIELDS = ("purpose", "child_id", "record_id", "record_version", "body_sha256")
 
 

@@ -174,6 +174,10 @@ def person_client_id(person_id: str) -> str:
     return f"person:{person_id}"
 
 
+#: ``client_id`` of an actor that is an agency of a peer hub, asking through that hub.
+PEER_CLIENT_PREFIX = "hub:"
+
+
 @dataclass(frozen=True)
 class Actor:
     """The caller of a request, as the consent engine and the audit log see it.
@@ -274,6 +278,13 @@ class Actor:
             if role in self.roles:
                 return role
         return None
+
+    @property
+    def audit_client(self) -> str | None:
+        """The client the audit log names: only a peer hub asking for one of its agencies
+        (``hub:<peer id>``, :mod:`exchange.federation`), since an agency's own client is the
+        agency the entry already names."""
+        return self.client_id if self.client_id.startswith(PEER_CLIENT_PREFIX) else None
 
     def for_consent(self) -> ConsentActor:
         """The caller as :func:`consent.engine.decide` takes it."""

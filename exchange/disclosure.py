@@ -317,6 +317,7 @@ def audit_decision(
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
         actor_role=actor.audit_role,
+        actor_client=actor.audit_client,
         purpose=purpose,
         child_id=child_id,
         decision_basis=decision.basis,

@@ -1,9 +1,13 @@
-"""The federation peer registry: other hubs whose audit logs this hub witnesses.
+"""The federation peer registry: other hubs whose audit logs this hub witnesses and whose
+federation envelopes it accepts.
 
 A peer is pinned by key, out of band (DESIGN.md, "Federation"): its hub id, the origin line of
 its audit log, the C2SP verifier key (vkey) that signs that log's checkpoints and, when known,
-the vkey of its witness. ``POST /v1/witness/add-checkpoint`` cosigns only checkpoints of an
-active peer's origin signed by its pinned log key (:mod:`exchange.witness_service`).
+the vkey of its witness and the public JWK of its signing key (the ``signing_jwk`` of its
+``/.well-known/puente-hub``). ``POST /v1/witness/add-checkpoint`` cosigns only checkpoints of an
+active peer's origin signed by its pinned log key (:mod:`exchange.witness_service`);
+``POST /v1/federation/envelopes`` accepts only envelopes signed by an active peer's pinned
+signing key (:mod:`exchange.federation`).
 
 The service functions work inside the caller's session and never commit: each change records
 its audit entry in the same transaction, and the caller commits both or neither.
@@ -11,12 +15,15 @@ its audit entry in the same transaction, and the caller commits both or neither.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import current_app
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
 from sqlalchemy import Boolean, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -44,11 +51,17 @@ class Peer(Base):
     log_vkey: Mapped[str] = mapped_column(Text)
     #: tlog-cosignature vkey (type 0x04) of the peer's witness, for its cosignatures on ours.
     witness_vkey: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Public Ed25519 JWK (``kty``, ``crv``, ``x``, ``kid``) that signs the peer's federation
+    #: envelopes; without it the peer's envelopes are refused.
+    signing_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
     active: Mapped[bool] = mapped_column(Boolean)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     def log_verifier(self) -> Verifier:
         return Verifier.from_vkey(self.log_vkey)
+
+    def signing_key(self) -> OKPKey | None:
+        return None if self.signing_jwk is None else OKPKey.import_key(json.loads(self.signing_jwk))
 
 
 class PeerError(BilingualError, ValueError):
@@ -113,6 +126,36 @@ def check_witness_vkey(vkey: str) -> CosignatureVerifier:
         ) from error
 
 
+def check_signing_jwk(text: str) -> str:
+    """The peer's signing key as stored: a public Ed25519 JWK, its ``kid`` the key's RFC 7638
+    thumbprint (as ``/.well-known/puente-hub`` publishes it), in canonical form."""
+    try:
+        given = json.loads(text)
+        if not isinstance(given, dict):
+            raise ValueError("not a JSON object")
+        if "d" in given:
+            raise ValueError("it holds a private key ('d'); pin the public key only")
+        if given.get("kty") != "OKP" or given.get("crv") != "Ed25519":
+            raise ValueError("kty must be OKP and crv Ed25519")
+        key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": given.get("x")})
+    except (ValueError, TypeError, JoseError) as error:
+        raise InvalidPeer(
+            "La llave de firma no es una JWK pública Ed25519 (la signing_jwk de "
+            f"/.well-known/puente-hub): {error}",
+            "The signing key is not a public Ed25519 JWK (the signing_jwk of "
+            f"/.well-known/puente-hub): {error}",
+            field="signing_jwk",
+        ) from error
+    kid = key.thumbprint()
+    if given.get("kid") not in (None, kid):
+        raise InvalidPeer(
+            f"El kid {given['kid']!r} no es la huella (RFC 7638) de la llave, {kid!r}.",
+            f"The kid {given['kid']!r} is not the key's RFC 7638 thumbprint, {kid!r}.",
+            field="signing_jwk",
+        )
+    return json.dumps({"kty": "OKP", "crv": "Ed25519", "x": given["x"], "kid": kid})
+
+
 def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
     if not HUB_ID.match(hub_id):
         raise InvalidPeer(
@@ -142,17 +185,29 @@ def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
             )
 
 
-def _not_this_hub(hub_id: str, origin: str, log_vkey: str, witness_vkey: str | None) -> None:
+def _not_this_hub(
+    hub_id: str,
+    origin: str,
+    log_vkey: str,
+    witness_vkey: str | None,
+    signing_jwk: str | None = None,
+) -> None:
     """A hub that pinned itself would cosign its own checkpoints (or count its own witness as a
     peer's): a witness that adds no independence, which oversight would take for one."""
     from exchange.keys import audit_origin, hub_keys
+    from exchange.transports import hub_signing_public_jwk
 
     keys = hub_keys(current_app)
+    try:
+        own_signing: str | None = hub_signing_public_jwk(current_app)["x"]
+    except (OSError, ValueError):
+        own_signing = None
     own = {
         "hub_id": (hub_id, current_app.config["HUB_ID"]),
         "origin": (origin, audit_origin(current_app)),
         "log_vkey": (log_vkey, keys.log.vkey if keys.log else None),
         "witness_vkey": (witness_vkey, keys.witness.vkey if keys.witness else None),
+        "signing_jwk": (json.loads(signing_jwk)["x"] if signing_jwk else None, own_signing),
     }
     for field, (given, ours) in own.items():
         if given is not None and given == ours:
@@ -172,13 +227,17 @@ def add_peer(
     log_vkey: str,
     witness_vkey: str | None = None,
     base_url: str | None = None,
+    signing_jwk: str | None = None,
 ) -> Peer:
-    """Pin a peer hub's audit log (and its witness key); audited as ``peer_changed``."""
+    """Pin a peer hub's audit log (and its witness and signing keys); audited as
+    ``peer_changed``."""
     _check_fields(hub_id, origin, base_url)
     log_vkey = check_log_vkey(log_vkey, origin).vkey
     if witness_vkey is not None:
         witness_vkey = check_witness_vkey(witness_vkey).vkey
-    _not_this_hub(hub_id, origin, log_vkey, witness_vkey)
+    if signing_jwk is not None:
+        signing_jwk = check_signing_jwk(signing_jwk)
+    _not_this_hub(hub_id, origin, log_vkey, witness_vkey, signing_jwk)
     if session.get(Peer, hub_id) is not None:
         raise DuplicatePeer(
             f"El nodo par {hub_id!r} ya está registrado.", f"Peer hub {hub_id!r} is already pinned."
@@ -195,6 +254,7 @@ def add_peer(
         base_url=base_url,
         log_vkey=log_vkey,
         witness_vkey=witness_vkey,
+        signing_jwk=signing_jwk,
         active=True,
         added_at=utcnow(),
     )
@@ -228,6 +288,22 @@ def _set_active(session: Session, hub_id: str, active: bool) -> Peer:
     return peer
 
 
+def pin_signing_key(session: Session, hub_id: str, signing_jwk: str) -> Peer:
+    """Pin (or replace, when the peer rotated it) the key that signs the peer's envelopes."""
+    peer = get_peer(session, hub_id)
+    stored = check_signing_jwk(signing_jwk)
+    _not_this_hub(peer.hub_id, peer.origin, peer.log_vkey, peer.witness_vkey, stored)
+    if peer.signing_jwk == stored:
+        raise PeerError(
+            f"Esa llave de firma ya está registrada para el nodo par {hub_id!r}.",
+            f"That signing key is already pinned for peer hub {hub_id!r}.",
+        )
+    peer.signing_jwk = stored
+    session.flush()
+    _audit(session, "peer_changed", hub_id, detail="signing_key_pinned")
+    return peer
+
+
 def get_peer(session: Session, hub_id: str) -> Peer:
     peer = session.get(Peer, hub_id)
     if peer is None:
@@ -251,6 +327,7 @@ def describe(peer: Peer) -> dict[str, Any]:
         "base_url": peer.base_url,
         "log_vkey": peer.log_vkey,
         "witness_vkey": peer.witness_vkey,
+        "signing_jwk": json.loads(peer.signing_jwk) if peer.signing_jwk else None,
         "active": peer.active,
         "added_at": as_utc(peer.added_at).isoformat(),
     }

@@ -127,23 +127,28 @@ Post = Callable[[str, bytes, float], HttpAnswer]
 _OPENER = urllib.request.build_opener(NoRedirects)
 
 
-def http_post(url: str, body: bytes, timeout: float) -> HttpAnswer:
+def http_post(
+    url: str,
+    body: bytes,
+    timeout: float,
+    *,
+    content_type: str = "text/plain; charset=utf-8",
+    max_bytes: int = MAX_ANSWER_BYTES,
+) -> HttpAnswer:
+    """POST ``body`` to a peer hub, never following a redirect; at most ``max_bytes`` of the
+    answer are read (also what :mod:`exchange.federation` sends envelopes with)."""
     # The URL is the peer's base URL, which exchange.peers accepts only as http(s).
     request = urllib.request.Request(  # noqa: S310
-        url, data=body, method="POST", headers={"Content-Type": "text/plain; charset=utf-8"}
+        url, data=body, method="POST", headers={"Content-Type": content_type}
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return HttpAnswer(
-                response.status,
-                response.headers.get_content_type(),
-                response.read(MAX_ANSWER_BYTES),
+                response.status, response.headers.get_content_type(), response.read(max_bytes)
             )
     except urllib.error.HTTPError as error:
         with error:
-            return HttpAnswer(
-                error.code, error.headers.get_content_type(), error.read(MAX_ANSWER_BYTES)
-            )
+            return HttpAnswer(error.code, error.headers.get_content_type(), error.read(max_bytes))
 
 
 # --- one run ---------------------------------------------------------------------------------

@@ -41,6 +41,8 @@ def hub_document() -> Any:
             "checkpoint": f"{base}/v1/audit/checkpoint",
             # c2sp.org/tlog-witness: peers send their checkpoints here to be cosigned.
             "witness": f"{base}/v1/witness/add-checkpoint",
+            # Signed envelopes from pinned peers (exchange.federation).
+            "federation": f"{base}/v1/federation/envelopes",
             "openapi": f"{base}/openapi.json",
         },
     )

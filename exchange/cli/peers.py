@@ -1,4 +1,5 @@
-"""``puente peer …``: pin the federation peers whose audit logs this hub witnesses.
+"""``puente peer …``: pin the federation peers whose audit logs this hub witnesses and whose
+signed envelopes it accepts.
 
 Each change runs in one transaction with its audit entry. A malformed argument (a key that is
 not a C2SP vkey, a log key not named after the origin, an id or URL of the wrong form) is a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -26,6 +28,7 @@ from exchange.peers import (
     disable_peer,
     enable_peer,
     list_peers,
+    pin_signing_key,
 )
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -37,7 +40,21 @@ _OPTION_OF_FIELD = {
     "log_vkey": "--log-vkey",
     "witness_vkey": "--witness-vkey",
     "base_url": "--url",
+    "signing_jwk": "--signing-jwk",
 }
+
+
+def _jwk_text(value: str) -> str:
+    """A JWK given as its JSON text or as the path of a file holding it."""
+    if value.lstrip().startswith("{"):
+        return value
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.BadParameter(
+            f"no es JSON ni un archivo legible / neither JSON nor a readable file: {error}",
+            param_hint="--signing-jwk",
+        ) from error
 
 
 @contextmanager
@@ -77,6 +94,11 @@ def peer_group() -> None:
 )
 @click.option("--witness-vkey", help="The peer's witness key (C2SP vkey, type 0x04).")
 @click.option("--url", "base_url", help="The peer's base URL (https://…).")
+@click.option(
+    "--signing-jwk",
+    help="The peer's envelope signing key (signing_jwk in its /.well-known/puente-hub): "
+    "the JWK as JSON, or a file holding it. Without it the peer's envelopes are refused.",
+)
 @json_option
 @language_option
 @with_hub
@@ -87,6 +109,7 @@ def add_command(
     log_vkey: str,
     witness_vkey: str | None,
     base_url: str | None,
+    signing_jwk: str | None,
     as_json: bool,
     lang: str,
 ) -> None:
@@ -104,6 +127,7 @@ def add_command(
                 log_vkey=log_vkey,
                 witness_vkey=witness_vkey,
                 base_url=base_url,
+                signing_jwk=_jwk_text(signing_jwk) if signing_jwk is not None else None,
             )
         )
     if as_json:
@@ -170,5 +194,31 @@ def enable_command(app: Flask, hub_id: str, lang: str) -> None:
             lang,
             f"Nodo par {hub_id} activado: su bitácora se atestigua de nuevo.",
             f"Peer hub {hub_id} enabled: its log is witnessed again.",
+        )
+    )
+
+
+@peer_group.command("pin-signing-key")
+@click.argument("hub_id")
+@click.argument("signing_jwk")
+@json_option
+@language_option
+@with_hub
+def pin_signing_key_command(
+    app: Flask, hub_id: str, signing_jwk: str, as_json: bool, lang: str
+) -> None:
+    """Pin (or replace after a rotation) the key that signs a peer's federation envelopes:
+    SIGNING_JWK is the JWK as JSON, or a file holding it. Check it with the peer's operators
+    through a channel other than its /.well-known/puente-hub document."""
+    with _transaction(app, lang) as session:
+        answer = describe(pin_signing_key(session, hub_id, _jwk_text(signing_jwk)))
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        say(
+            lang,
+            f"Llave de firma del nodo par {hub_id} registrada: se aceptan sus sobres firmados.",
+            f"Signing key of peer hub {hub_id} pinned: its signed envelopes are accepted.",
         )
     )

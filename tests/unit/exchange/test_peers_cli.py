@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from joserfc.jwk import OKPKey
+
 from audit import generate_cosigner_key, generate_signer_key
 from exchange import create_app, db
 from exchange.audit_log import AuditEntry
@@ -66,6 +68,7 @@ def test_add_list_and_disable(hub: Path) -> None:
         "base_url": "https://puente.oax.example",
         "log_vkey": LOG_VKEY,
         "witness_vkey": WITNESS_VKEY,
+        "signing_jwk": None,
         "active": True,
         "added_at": added["added_at"],
     }
@@ -201,3 +204,58 @@ def test_a_hub_does_not_pin_itself_or_its_own_witness(hub: Path) -> None:
             assert words in result.output and field in result.output, result.output
     assert run_json("peer", "list")["peers"] == []
     assert audited_peer_changes() == []
+
+
+def public_jwk(key: OKPKey) -> dict[str, str]:
+    jwk = key.as_dict(private=False)
+    return {"kty": "OKP", "crv": "Ed25519", "x": jwk["x"], "kid": key.thumbprint()}
+
+
+def test_the_envelope_signing_key_is_pinned_at_add_or_later(hub: Path) -> None:
+    first, second = OKPKey.generate_key("Ed25519"), OKPKey.generate_key("Ed25519")
+    key_file = hub / "oax-signing.jwk"
+    key_file.write_text(json.dumps(public_jwk(first)))
+    added = run_json("peer", "add", "mx.oax.puente", "--origin", ORIGIN, "--log-vkey", LOG_VKEY,
+                     "--signing-jwk", str(key_file))  # fmt: skip
+    assert added["signing_jwk"] == public_jwk(first)
+    # Rotated by the peer: pinned again, as JSON text this time, and audited.
+    rotated = run("peer", "pin-signing-key", "mx.oax.puente", json.dumps(public_jwk(second)))
+    assert rotated.exit_code == 0, rotated.output
+    assert "pinned" in rotated.output or "registrada" in rotated.output
+    assert run_json("peer", "list")["peers"][0]["signing_jwk"] == public_jwk(second)
+    again = run("peer", "pin-signing-key", "mx.oax.puente", json.dumps(public_jwk(second)))
+    assert again.exit_code == 1
+    codes = [entry.get("reason_code") for entry in audited_peer_changes()]
+    assert codes == ["added", "signing_key_pinned"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "{not json",
+        json.dumps({"kty": "EC", "crv": "P-256", "x": "AAAA"}),
+        json.dumps({**public_jwk(OKPKey.generate_key("Ed25519")), "kid": "not-its-thumbprint"}),
+        json.dumps(OKPKey.generate_key("Ed25519").as_dict(private=True)),
+        "/no/such/file.jwk",
+    ],
+)
+def test_a_signing_key_that_is_not_a_public_ed25519_jwk_is_a_usage_error(
+    hub: Path, given: str
+) -> None:
+    result = add("mx.oax.puente", "--signing-jwk", given, "--lang", "en")
+    assert result.exit_code == 2, result.output
+    assert "--signing-jwk" in result.output
+    assert run_json("peer", "list") == {"peers": []}
+
+
+def test_a_hub_does_not_pin_its_own_signing_key(hub: Path) -> None:
+    from exchange.transports import hub_signing_public_jwk
+
+    app = create_app({"TESTING": True})
+    try:
+        own = hub_signing_public_jwk(app)
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+    result = add("mx.oax.puente", "--signing-jwk", json.dumps(own), "--lang", "en")
+    assert result.exit_code == 2, result.output
+    assert "this hub's own" in result.output

@@ -1,0 +1,165 @@
+"""Federation routes: envelopes from pinned peer hubs, and lookups this hub's agencies send to
+them (:mod:`exchange.federation` says what an envelope is and how a lookup is answered).
+
+``POST /v1/federation/envelopes`` takes no bearer token: as with the witness route, the peer's
+signature, checked against the key pinned for it, is the request's authentication.
+``POST /v1/federation/lookups`` is for an agency's system of this hub (scope ``records:read``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from exchange import db
+from exchange.api.sharing import COMMON
+from exchange.auth import current_actor, require_scope
+from exchange.federation import (
+    LOOKUP_IDENTIFIER_TYPES,
+    MAX_ENVELOPE_BYTES,
+    MAX_IDENTIFIERS,
+    MEDIA_TYPE,
+    EnvelopeRefused,
+    PeerUnavailable,
+    answer_lookup,
+    lookup_at_peer,
+    open_envelope,
+)
+from exchange.httpbasics import check_against, require_json
+from exchange.peers import Peer
+from exchange.problems import Problem
+
+bp = Blueprint("federation", __name__, url_prefix="/v1/federation")
+
+
+def _problem(refusal: EnvelopeRefused) -> Problem:
+    extra: dict[str, Any] = {}
+    if refusal.kind == "validation":
+        extra["errors"] = [{"pointer": refusal.pointer or "", "message": refusal.message("en")}]
+    return Problem(
+        refusal.kind, (refusal.message_es, refusal.message_en), status=refusal.status, **extra
+    )
+
+
+@bp.post("/envelopes")
+def receive_envelope() -> Any:
+    if request.mimetype != MEDIA_TYPE:
+        raise Problem(
+            "unsupported-media-type",
+            (
+                f"Un sobre de federación se envía como {MEDIA_TYPE} (JWS compacto); se recibió "
+                f"{request.mimetype or 'nada'}.",
+                f"A federation envelope is sent as {MEDIA_TYPE} (compact JWS); got "
+                f"{request.mimetype or 'nothing'}.",
+            ),
+        )
+    request.max_content_length = MAX_ENVELOPE_BYTES
+    body = request.get_data(cache=False)
+    if request.content_length is None and len(body) >= MAX_ENVELOPE_BYTES:
+        raise RequestEntityTooLarge()
+    session = db.session()
+    try:
+        opened = open_envelope(session, body)
+        if opened.type == "lookup":
+            answer = answer_lookup(session, opened)
+        elif opened.type == "lookup_answer":
+            raise EnvelopeRefused(
+                "conflict",
+                "Una respuesta de consulta viaja en la respuesta HTTP a la consulta; este nodo no "
+                "espera respuestas por separado.",
+                "A lookup answer travels in the HTTP response to the lookup; this hub does not "
+                "take answers on their own.",
+            )
+        else:
+            raise EnvelopeRefused(
+                "conflict",
+                f"Este nodo aún no recibe sobres de tipo {opened.type} (canalizaciones y "
+                "transferencias entre nodos): pida al nodo de origen que use una consulta.",
+                f"This hub does not take {opened.type} envelopes yet (referrals and transfers "
+                "between hubs): ask the sending hub to use a lookup.",
+            )
+    except EnvelopeRefused as refusal:
+        session.rollback()
+        raise _problem(refusal) from refusal
+    session.commit()
+    return jsonify(answer)
+
+
+LOOKUP_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://schemas.puente.mx/api/federated-lookup/1",
+    "x-title": {"es": "Consulta federada", "en": "Federated lookup"},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["hub", "purpose", "identifiers"],
+    "properties": {
+        "hub": {
+            "x-title": {"es": "Nodo", "en": "Hub"},
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$",
+        },
+        "purpose": {"$ref": COMMON + "purpose", "x-title": {"es": "Finalidad", "en": "Purpose"}},
+        "identifiers": {
+            "x-title": {"es": "Identificadores", "en": "Identifiers"},
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_IDENTIFIERS,
+            "items": {
+                "x-title": {"es": "Identificador", "en": "Identifier"},
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type", "value"],
+                "properties": {
+                    "type": {
+                        "x-title": {"es": "Tipo", "en": "Type"},
+                        "enum": list(LOOKUP_IDENTIFIER_TYPES),
+                    },
+                    "value": {
+                        "x-title": {"es": "Valor", "en": "Value"},
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+@bp.post("/lookups")
+@require_scope("records:read")
+def send_lookup() -> Any:
+    body = require_json()
+    check_against(LOOKUP_SCHEMA, body)
+    actor = current_actor()
+    if actor.agency_id is None or actor.person_id is not None:
+        raise Problem(
+            "forbidden",
+            (
+                "Una consulta federada la hace el sistema de una agencia: el otro nodo decide "
+                "lo que la agencia puede leer, no lo que puede una persona.",
+                "A federated lookup is made by an agency's system: the other hub decides what "
+                "the agency may read, not what a person may.",
+            ),
+        )
+    session = db.session()
+    peer = session.get(Peer, body["hub"])
+    if peer is None:
+        raise Problem(
+            "not-found",
+            (
+                f"No hay un nodo par {body['hub']!r} registrado.",
+                f"No peer hub {body['hub']!r} is pinned.",
+            ),
+        )
+    identifiers = [(item["type"], item["value"]) for item in body["identifiers"]]
+    try:
+        answer = lookup_at_peer(session, actor, peer, body["purpose"], identifiers)
+    except EnvelopeRefused as refusal:
+        raise _problem(refusal) from refusal
+    except PeerUnavailable as error:
+        raise Problem("unavailable", (error.message_es, error.message_en), status=502) from error
+    return jsonify(answer)

@@ -1,0 +1,544 @@
+"""Federation envelopes: signed messages between pinned peer hubs (DESIGN.md, "Federation").
+
+An envelope is a JWT in JWS compact serialisation, signed with the sending hub's signing key
+(Ed25519, ``EdDSA``; the ``signing_jwk`` its ``/.well-known/puente-hub`` publishes, which the
+receiving hub pinned out of band with ``puente peer add --signing-jwk``). It travels as the body
+of ``POST /v1/federation/envelopes`` with ``Content-Type: application/jose``.
+
+- header: ``alg`` ``EdDSA`` (nothing else), ``typ`` ``puente-envelope+jwt`` (so that a webhook
+  notification, signed by the same key, can never pass for an envelope), ``kid`` the key's
+  RFC 7638 thumbprint;
+- claims: ``iss`` the sending hub's id (an active, pinned peer), ``aud`` the receiving hub's id,
+  ``iat`` and ``exp`` (at most :data:`MAX_LIFETIME_SECONDS` apart, :data:`LEEWAY_SECONDS` of clock
+  skew), ``jti`` (accepted once per peer: a replayed envelope is refused), ``type`` and ``body``.
+
+Types. A **lookup** asks the hub that holds a child's records what one of the asking hub's
+agencies may read of them: ``{"requester": {"agency_id", "kind", "level", "jurisdiction",
+"country"?}, "purpose", "identifiers": [{"type": "curp" | "unhcr_individual", "value"}]}``. The
+holding hub finds the children those identifiers link to (exact matches only, as a search by
+identifier does) and decides a read of each of their records by the requesting agency, for the
+purpose, with its own consent engine — exactly as for one of its own agencies that holds
+nothing of the record: a consent naming the agency or its kind lets it read, hard rules apply,
+and everything else is refused. Every decision is audited (the actor is the requesting agency,
+its client ``hub:<peer id>``). The answer is a **lookup_answer** envelope signed by the holding
+hub, ``aud`` the asking hub, ``body`` ``{"in_reply_to": <the lookup's jti>, "records": […]}``,
+returned in the response to the lookup; it lists only what was permitted, redacted as a read
+is, so an unknown child and a child with nothing permitted answer alike.
+
+The asking side is :func:`lookup_at_peer` (``POST /v1/federation/lookups``, for an agency of
+this hub). Referral and transfer envelopes — a case moved to an agency of another hub — are not
+handled by this version of the hub and are refused as such.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from sqlalchemy.orm import Session
+
+from exchange.agencies import identity_errors
+from exchange.audit_log import record_event
+from exchange.auth import PEER_CLIENT_PREFIX, Actor
+from exchange.oauth import consume_assertion_id
+from exchange.peers import Peer
+from exchange.transports import load_hub_signing_key
+from exchange.witnessing import HttpAnswer, http_post
+from schemas.errors import BilingualError
+
+MEDIA_TYPE = "application/jose"
+ENVELOPE_TYP = "puente-envelope+jwt"
+MAX_ENVELOPE_BYTES = 64 * 1024
+#: The largest lookup answer the asking hub reads (a few dozen redacted records).
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+MAX_LIFETIME_SECONDS = 300
+LEEWAY_SECONDS = 30
+JTI = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
+TYPES = ("lookup", "lookup_answer", "referral", "transfer")
+#: Identifier types a lookup may use: those that link one child, matched exactly.
+LOOKUP_IDENTIFIER_TYPES = ("curp", "unhcr_individual")
+MAX_IDENTIFIERS = 5
+#: Seconds the asking hub waits for a peer's answer.
+PEER_TIMEOUT_SECONDS = 15.0
+
+
+class EnvelopeRefused(BilingualError):
+    """An envelope, or a lookup request, refused: ``kind`` is the problem kind to answer with,
+    ``pointer`` the place in the envelope at fault, when there is one."""
+
+    def __init__(
+        self,
+        kind: str,
+        message_es: str,
+        message_en: str,
+        *,
+        status: int | None = None,
+        pointer: str | None = None,
+    ) -> None:
+        super().__init__(message_es, message_en)
+        self.kind = kind
+        self.status = status
+        self.pointer = pointer
+
+
+class PeerUnavailable(BilingualError):
+    """The peer hub could not be reached, or its answer could not be trusted."""
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified envelope: who sent it and what it says."""
+
+    peer: Peer
+    jti: str
+    type: str
+    body: dict[str, Any]
+
+
+# -- signing and opening -----------------------------------------------------------------------
+
+
+def new_envelope_id() -> str:
+    return "env_" + secrets.token_hex(16)
+
+
+def sign_envelope(
+    *, audience: str, kind: str, body: Mapping[str, Any], jti: str | None = None
+) -> tuple[str, str]:
+    """An envelope from this hub to ``audience``: (its jti, the compact JWS)."""
+    key = load_hub_signing_key(current_app)
+    now = int(time.time())
+    jti = jti or new_envelope_id()
+    claims = {
+        "iss": current_app.config["HUB_ID"],
+        "aud": audience,
+        "iat": now,
+        "exp": now + MAX_LIFETIME_SECONDS,
+        "jti": jti,
+        "type": kind,
+        "body": dict(body),
+    }
+    header = {"alg": "EdDSA", "typ": ENVELOPE_TYP, "kid": key.thumbprint()}
+    return jti, jwt.encode(header, claims, key, algorithms=["EdDSA"])
+
+
+def _refused_signature(es: str, en: str) -> EnvelopeRefused:
+    return EnvelopeRefused(
+        "bad-signature",
+        f"Sobre de federación rechazado: {es}",
+        f"Federation envelope refused: {en}",
+    )
+
+
+def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | None = None) -> Opened:
+    """Verify ``token`` as an envelope to this hub from an active pinned peer (``from_peer``
+    when the sender is known, as for an answer) and consume its ``jti``; raises
+    :class:`EnvelopeRefused` saying what is wrong."""
+    raw = token.encode("ascii", "replace") if isinstance(token, str) else token
+    try:
+        unverified = jws.extract_compact(raw.strip())
+        header = unverified.headers()
+        claims = json.loads(unverified.payload)
+    except (JoseError, ValueError, TypeError, UnicodeDecodeError) as error:
+        raise EnvelopeRefused(
+            "validation",
+            "El cuerpo no es un sobre de federación (JWS compacto).",
+            f"The body is not a federation envelope (compact JWS): {error}.",
+        ) from error
+    if header.get("alg") != "EdDSA":
+        raise _refused_signature(
+            f"algoritmo {header.get('alg')!r}; solo se acepta EdDSA.",
+            f"algorithm {header.get('alg')!r}; only EdDSA is accepted.",
+        )
+    if header.get("typ") != ENVELOPE_TYP:
+        raise _refused_signature(
+            f"typ {header.get('typ')!r}; se espera {ENVELOPE_TYP!r}.",
+            f"typ {header.get('typ')!r}; expected {ENVELOPE_TYP!r}.",
+        )
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    peer = from_peer
+    if peer is None:
+        peer = session.get(Peer, issuer) if isinstance(issuer, str) else None
+    if peer is None or not peer.active or peer.hub_id != issuer:
+        raise _refused_signature(
+            f"el emisor {issuer!r} no es un nodo par activo registrado en este nodo.",
+            f"the issuer {issuer!r} is not an active peer hub pinned on this hub.",
+        )
+    key = peer.signing_key()
+    if key is None:
+        raise _refused_signature(
+            f"este nodo no tiene registrada la llave de firma del nodo par {peer.hub_id!r} "
+            "(puente peer pin-signing-key).",
+            f"this hub has not pinned the signing key of peer hub {peer.hub_id!r} "
+            "(puente peer pin-signing-key).",
+        )
+    if header.get("kid") not in (None, key.thumbprint()):
+        raise _refused_signature(
+            f"la llave {header.get('kid')!r} no es la registrada para {peer.hub_id!r}.",
+            f"key {header.get('kid')!r} is not the one pinned for {peer.hub_id!r}.",
+        )
+    try:
+        jwt.decode(raw.strip(), key, algorithms=["EdDSA"])
+    except JoseError as error:
+        raise _refused_signature(
+            f"la firma no corresponde a la llave registrada para {peer.hub_id!r}.",
+            f"the signature does not verify with the key pinned for {peer.hub_id!r}.",
+        ) from error
+    jti, kind, body = _checked_claims(claims)
+    expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
+    if not consume_assertion_id(peer.hub_id, "envelope:" + jti, expires):
+        raise EnvelopeRefused(
+            "replayed",
+            f"El sobre {jti} del nodo {peer.hub_id} ya se recibió: cada sobre vale una vez.",
+            f"Envelope {jti} from hub {peer.hub_id} was already received: each envelope is "
+            "good once.",
+        )
+    return Opened(peer, jti, kind, body)
+
+
+def _checked_claims(claims: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    hub_id = current_app.config["HUB_ID"]
+    if claims.get("aud") != hub_id:
+        raise EnvelopeRefused(
+            "forbidden",
+            f"El sobre va dirigido a {claims.get('aud')!r}, no a este nodo ({hub_id}).",
+            f"The envelope is addressed to {claims.get('aud')!r}, not to this hub ({hub_id}).",
+            pointer="/aud",
+        )
+    issued, expires = claims.get("iat"), claims.get("exp")
+    now = time.time()
+    if not all(
+        isinstance(value, int) and not isinstance(value, bool) for value in (issued, expires)
+    ):
+        raise EnvelopeRefused(
+            "validation",
+            "El sobre necesita iat y exp enteros (segundos desde 1970).",
+            "The envelope needs integer iat and exp (seconds since 1970).",
+            pointer="/exp",
+        )
+    if expires - issued > MAX_LIFETIME_SECONDS or expires <= issued:
+        raise EnvelopeRefused(
+            "validation",
+            f"Un sobre vale a lo más {MAX_LIFETIME_SECONDS} s (exp − iat).",
+            f"An envelope is valid for at most {MAX_LIFETIME_SECONDS} s (exp − iat).",
+            pointer="/exp",
+        )
+    if expires + LEEWAY_SECONDS < now or issued - LEEWAY_SECONDS > now:
+        raise EnvelopeRefused(
+            "unauthenticated",
+            "El sobre venció o aún no es válido: revise el reloj del nodo que lo envía.",
+            "The envelope has expired or is not valid yet: check the sending hub's clock.",
+            pointer="/exp",
+        )
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not JTI.match(jti):
+        raise EnvelopeRefused(
+            "validation",
+            "El jti debe tener de 16 a 100 letras, cifras, '_' o '-'.",
+            "The jti must be 16 to 100 letters, digits, '_' or '-'.",
+            pointer="/jti",
+        )
+    kind = claims.get("type")
+    if kind not in TYPES:
+        raise EnvelopeRefused(
+            "validation",
+            f"Tipo de sobre {kind!r} desconocido; los tipos son {', '.join(TYPES)}.",
+            f"Unknown envelope type {kind!r}; the types are {', '.join(TYPES)}.",
+            pointer="/type",
+        )
+    body = claims.get("body")
+    if not isinstance(body, dict):
+        raise EnvelopeRefused(
+            "validation",
+            "El sobre necesita un body (objeto).",
+            "The envelope needs a body (object).",
+            pointer="/body",
+        )
+    return jti, kind, body
+
+
+# -- answering a lookup (the hub that holds the records) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    requester: Actor
+    purpose: str
+    identifiers: tuple[tuple[str, str], ...]
+
+
+def _invalid(pointer: str, es: str, en: str) -> EnvelopeRefused:
+    return EnvelopeRefused("validation", es, en, pointer=pointer)
+
+
+def read_lookup(peer: Peer, body: Mapping[str, Any]) -> Lookup:
+    """The lookup's body checked: who asks (an agency of ``peer``, described as this hub's
+    registry would describe its own), for what purpose, by which identifiers."""
+    from exchange.sharing import purpose_codes
+
+    unknown = set(body) - {"requester", "purpose", "identifiers"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise _invalid(f"/body/{name}", f"Campo desconocido {name!r}.", f"Unknown field {name!r}.")
+    requester = body.get("requester")
+    if not isinstance(requester, dict) or not all(
+        isinstance(requester.get(name), str)
+        for name in ("agency_id", "kind", "level", "jurisdiction")
+    ):
+        raise _invalid(
+            "/body/requester",
+            "requester necesita agency_id, kind, level y jurisdiction (y country para una "
+            "autoridad extranjera).",
+            "requester needs agency_id, kind, level and jurisdiction (and country for a foreign "
+            "authority).",
+        )
+    country = requester.get("country")
+    errors = identity_errors(
+        requester["agency_id"],
+        requester["level"],
+        requester["jurisdiction"],
+        requester["kind"],
+        country if isinstance(country, str) else None,
+    )
+    if errors:
+        first = errors[0]
+        raise _invalid(
+            f"/body/requester/{first.field or 'agency_id'}",
+            first.message("es"),
+            first.message("en"),
+        )
+    purpose = body.get("purpose")
+    if purpose not in purpose_codes():
+        raise _invalid(
+            "/body/purpose",
+            f"Finalidad {purpose!r} desconocida; use una de: {', '.join(purpose_codes())}.",
+            f"Unknown purpose {purpose!r}; use one of: {', '.join(purpose_codes())}.",
+        )
+    identifiers = body.get("identifiers")
+    if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= MAX_IDENTIFIERS:
+        raise _invalid(
+            "/body/identifiers",
+            f"identifiers es una lista de 1 a {MAX_IDENTIFIERS} identificadores.",
+            f"identifiers is a list of 1 to {MAX_IDENTIFIERS} identifiers.",
+        )
+    found: list[tuple[str, str]] = []
+    types = LOOKUP_IDENTIFIER_TYPES
+    for index, item in enumerate(identifiers):
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"type", "value"}
+            or item["type"] not in LOOKUP_IDENTIFIER_TYPES
+            or not isinstance(item["value"], str)
+            or not 1 <= len(item["value"].strip()) <= 100
+        ):
+            raise _invalid(
+                f"/body/identifiers/{index}",
+                f"Cada identificador es {{type, value}} con type en {', '.join(types)}.",
+                f"Each identifier is {{type, value}} with type one of {', '.join(types)}.",
+            )
+        found.append((item["type"], item["value"]))
+    actor = Actor.from_fields(
+        client_id=PEER_CLIENT_PREFIX + peer.hub_id,
+        scopes=("records:read",),
+        agency_id=requester["agency_id"],
+        kind=requester["kind"],
+        country=country if isinstance(country, str) else None,
+        agency_jurisdiction=requester["jurisdiction"],
+    )
+    return Lookup(actor, purpose, tuple(found))
+
+
+def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
+    """Decide and audit every read the lookup asks for; the signed answer (not yet committed:
+    the caller commits the audit entries, then sends the answer)."""
+    from exchange.api.record_reads import record_json
+    from exchange.child_search import search_by_identifier
+    from exchange.disclosure import load_child
+
+    lookup = read_lookup(opened.peer, opened.body)
+    audit_envelope(
+        session,
+        "received",
+        opened.peer.hub_id,
+        opened.jti,
+        "lookup",
+        actor=lookup.requester,
+        purpose=lookup.purpose,
+    )
+    child_ids: list[str] = []
+    for kind, value in lookup.identifiers:
+        for candidate in search_by_identifier(session, kind, value, agency_id=None):
+            if candidate.score >= 1.0 and candidate.child_id not in child_ids:
+                child_ids.append(candidate.child_id)
+    records: list[dict[str, Any]] = []
+    for child_id in child_ids:
+        try:
+            child = load_child(session, child_id)
+        except LookupError:
+            continue
+        for record in child.records:
+            answer, _disclosure = record_json(
+                session, lookup.requester, record, lookup.purpose, child
+            )
+            if answer is not None:
+                records.append(answer)
+    jti, token = sign_envelope(
+        audience=opened.peer.hub_id,
+        kind="lookup_answer",
+        body={"in_reply_to": opened.jti, "records": records},
+    )
+    audit_envelope(session, "sent", opened.peer.hub_id, jti, "lookup_answer")
+    return {"envelope_id": opened.jti, "type": "lookup_answer", "answer": token}
+
+
+def audit_envelope(
+    session: Session,
+    direction: str,
+    peer_id: str,
+    jti: str,
+    kind: str,
+    *,
+    actor: Actor | None = None,
+    purpose: str | None = None,
+    outcome: str = "success",
+) -> str:
+    """``federation_envelope_sent`` or ``_received``: the envelope's id and type, the peer hub;
+    no content."""
+    fields: dict[str, Any] = {}
+    if actor is not None:
+        fields.update(
+            actor_agency=actor.agency_id,
+            actor_person=actor.person_id,
+            actor_role=actor.audit_role,
+            actor_client=actor.audit_client,
+        )
+    return record_event(
+        session,
+        action=f"federation_envelope_{direction}",
+        outcome=outcome,
+        purpose=purpose,
+        object_type="envelope",
+        object_id=jti,
+        target_hub=peer_id,
+        detail=kind,
+        **fields,
+    )
+
+
+# -- asking a peer (the hub of the agency that asks) -------------------------------------------
+
+
+def post_envelope(url: str, token: str, timeout: float) -> HttpAnswer:
+    """POST an envelope to a peer hub (tests route it to the peer's test client); raises
+    :class:`OSError` when no answer came."""
+    return http_post(
+        url, token.encode("ascii"), timeout, content_type=MEDIA_TYPE, max_bytes=MAX_ANSWER_BYTES + 1
+    )
+
+
+def lookup_body(
+    actor: Actor, purpose: str, identifiers: list[tuple[str, str]], requester: Any
+) -> dict[str, Any]:
+    """The lookup ``actor``'s agency (``requester``, its registry row) sends."""
+    described: dict[str, Any] = {
+        "agency_id": requester.id,
+        "kind": requester.kind,
+        "level": requester.level,
+        "jurisdiction": requester.jurisdiction,
+    }
+    if requester.country:
+        described["country"] = requester.country
+    return {
+        "requester": described,
+        "purpose": purpose,
+        "identifiers": [{"type": kind, "value": value} for kind, value in identifiers],
+    }
+
+
+def lookup_at_peer(
+    session: Session, actor: Actor, peer: Peer, purpose: str, identifiers: list[tuple[str, str]]
+) -> dict[str, Any]:
+    """Send a lookup for ``actor``'s agency to ``peer`` and return the records its answer
+    holds, after checking the answer is the peer's, to this hub, about this lookup. Both
+    envelopes are audited (and committed) whatever happens after the lookup left."""
+    from exchange.agencies import Agency
+
+    if peer.base_url is None or not peer.active:
+        raise EnvelopeRefused(
+            "conflict",
+            f"El nodo par {peer.hub_id!r} no está activo o no tiene URL registrada (--url).",
+            f"Peer hub {peer.hub_id!r} is not active or has no URL pinned (--url).",
+        )
+    agency = session.get(Agency, actor.agency_id)
+    jti, token = sign_envelope(
+        audience=peer.hub_id, kind="lookup", body=lookup_body(actor, purpose, identifiers, agency)
+    )
+    url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
+    reply: HttpAnswer | None = None
+    try:
+        reply = post_envelope(url, token, PEER_TIMEOUT_SECONDS)
+    except (OSError, http.client.HTTPException) as error:
+        failure: Exception = error
+    answered = reply is not None and reply.status == 200
+    audit_envelope(
+        session,
+        "sent",
+        peer.hub_id,
+        jti,
+        "lookup",
+        actor=actor,
+        purpose=purpose,
+        outcome="success" if answered else "failure",
+    )
+    session.commit()
+    if reply is None:
+        raise PeerUnavailable(
+            f"El nodo par {peer.hub_id} no respondió ({failure}). No se recibió nada.",
+            f"Peer hub {peer.hub_id} did not answer ({failure}). Nothing was received.",
+        )
+    status, media_type, content = reply.status, reply.content_type, reply.body
+    if status != 200:
+        detail = _peer_problem(content)
+        raise PeerUnavailable(
+            f"El nodo par {peer.hub_id} rechazó la consulta (HTTP {status}): {detail}",
+            f"Peer hub {peer.hub_id} refused the lookup (HTTP {status}): {detail}",
+        )
+    try:
+        if len(content) > MAX_ANSWER_BYTES or media_type != "application/json":
+            raise ValueError("not a JSON answer within the size limit")
+        answer = json.loads(content)
+        opened = open_envelope(session, answer["answer"], from_peer=peer)
+        if opened.type != "lookup_answer" or opened.body.get("in_reply_to") != jti:
+            raise ValueError("the answer is not about this lookup")
+        records = opened.body.get("records")
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("records is not a list of objects")
+    except (ValueError, KeyError, TypeError, EnvelopeRefused) as error:
+        reason = error.message("en") if isinstance(error, EnvelopeRefused) else str(error)
+        raise PeerUnavailable(
+            f"La respuesta del nodo par {peer.hub_id} no es válida y se descartó: {reason}",
+            f"Peer hub {peer.hub_id}'s answer is not valid and was discarded: {reason}",
+        ) from error
+    audit_envelope(
+        session, "received", peer.hub_id, opened.jti, "lookup_answer", actor=actor, purpose=purpose
+    )
+    session.commit()
+    return {"hub": peer.hub_id, "envelope_id": jti, "records": records}
+
+
+def _peer_problem(content: bytes) -> str:
+    try:
+        problem = json.loads(content)
+        return str(problem.get("detail") or problem.get("title"))[:500]
+    except (ValueError, AttributeError):
+        return content[:200].decode("utf-8", "replace")

@@ -1,0 +1,473 @@
+"""Federation envelopes between two hubs: a state hub that holds a child's record and the federal
+hub one of whose agencies looks the child up (``POST /v1/federation/lookups`` on its own hub,
+``POST /v1/federation/envelopes`` on the holder's).
+
+The holding hub runs on each backend; the asking hub on SQLite. The asking hub's HTTP to its
+peer goes to the holder's test client (``exchange.federation.post_envelope``), except in the
+test that serves the holder over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from consent_support import (
+    COMAR,
+    OWNER,
+    add_person_client,
+    adolescent_record,
+    consent_document,
+    consent_officer,
+    entries,
+    honduran_consulate,
+    procuraduria,
+    record_consent,
+)
+from flask import Flask
+from flask.testing import FlaskClient
+from joserfc import jwt
+from joserfc.jwk import OKPKey
+from records_support import AgencyClient, add_agency, push
+from werkzeug.serving import make_server
+
+from exchange import db, federation
+from exchange.keys import audit_origin, hub_keys
+from exchange.peers import add_peer, disable_peer
+from exchange.transports import hub_signing_public_jwk, load_hub_signing_key
+from exchange.witnessing import HttpAnswer
+from tests.conftest import make_hub
+
+HOLDER_ID = "mx.chp.puente"
+ASKER_ID = "mx.fed.puente"
+HOLDER_URL = "https://chp.puente.test"
+ROUTE = "/v1/federation/envelopes"
+CURP = "EEFK080702HNEJCVA9"  # the typical example's child
+
+
+def pin(app: Flask, other: Flask, *, url: str | None = None, signing: bool = True) -> None:
+    """``app`` pins ``other`` as ``puente peer add`` with what its operators handed over."""
+    with other.app_context():
+        keys = hub_keys(other)
+        described = {
+            "hub_id": other.config["HUB_ID"],
+            "origin": audit_origin(other),
+            "log_vkey": keys.log.vkey if keys.log else "",
+            "signing_jwk": json.dumps(hub_signing_public_jwk(other)) if signing else None,
+        }
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        add_peer(
+            session,
+            described["hub_id"],
+            origin=described["origin"],
+            log_vkey=described["log_vkey"],
+            signing_jwk=described["signing_jwk"],
+            base_url=url,
+        )
+
+
+@dataclass
+class Federation:
+    holder: Flask
+    asker: Flask
+    holder_client: FlaskClient
+    asker_client: FlaskClient
+    owner: AgencyClient  # the state DIF on the holding hub
+    comar: AgencyClient  # an agency of the asking hub
+    child_id: str
+    sent: list[str]
+
+    def lookup(self, agency: AgencyClient | None = None, **body: Any) -> Any:
+        agency = agency or self.comar
+        request = {
+            "hub": HOLDER_ID,
+            "purpose": "asylum_procedure",
+            "identifiers": [{"type": "curp", "value": CURP}],
+            **body,
+        }
+        return self.asker_client.post(
+            "/v1/federation/lookups", json=request, headers=agency.headers
+        )
+
+    def envelope(self, kind: str = "lookup", body: Any = None, **claims: Any) -> str:
+        """An envelope signed by the asking hub, as it would send it to the holder."""
+        with self.asker.test_request_context():
+            _jti, token = federation.sign_envelope(
+                audience=HOLDER_ID, kind=kind, body=body if body is not None else lookup_body()
+            )
+        if not claims:
+            return token
+        with self.asker.app_context():
+            key = load_hub_signing_key(self.asker)
+        decoded = jwt.decode(token, key, algorithms=["EdDSA"])
+        header = {**decoded.header, **claims.pop("header", {})}
+        return jwt.encode(header, {**decoded.claims, **claims}, key, algorithms=["EdDSA"])
+
+    def post(self, token: str | bytes, content_type: str = federation.MEDIA_TYPE) -> Any:
+        return self.holder_client.post(ROUTE, data=token, content_type=content_type)
+
+
+def lookup_body(**changes: Any) -> dict[str, Any]:
+    body = {
+        "requester": {
+            "agency_id": COMAR,
+            "kind": "refugee_commission",
+            "level": "federal",
+            "jurisdiction": "00",
+        },
+        "purpose": "asylum_procedure",
+        "identifiers": [{"type": "curp", "value": CURP}],
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture
+def fed(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Federation]:
+    holder = make_hub(
+        tmp_path / "holder", database_url, HUB_ID=HOLDER_ID, AUDIT_INTEGRATOR_THREAD=False
+    )
+    asker = make_hub(
+        tmp_path / "asker",
+        f"sqlite:///{tmp_path / 'asker.db'}",
+        HUB_ID=ASKER_ID,
+        AUDIT_INTEGRATOR_THREAD=False,
+    )
+    pin(holder, asker)
+    pin(asker, holder, url=HOLDER_URL)
+    holder_client = holder.test_client()
+    sent: list[str] = []
+
+    def to_holder(url: str, token: str, timeout: float) -> HttpAnswer:
+        assert url == HOLDER_URL + ROUTE
+        sent.append(token)
+        response = holder_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
+        return HttpAnswer(response.status_code, response.mimetype or "", response.get_data())
+
+    monkeypatch.setattr(federation, "post_envelope", to_holder)
+    owner = add_agency(holder, OWNER)
+    procuraduria(holder)
+    response = push(holder_client, owner, adolescent_record())
+    assert response.status_code == 201, response.get_json()
+    comar = add_agency(asker, COMAR, jurisdiction="00", kind="refugee_commission")
+    yield Federation(
+        holder,
+        asker,
+        holder_client,
+        asker.test_client(),
+        owner,
+        comar,
+        response.get_json()["child_id"],
+        sent,
+    )
+    for hub in (holder, asker):
+        hub.extensions["puente.db"].engine.dispose()
+
+
+def permit_comar(fed: Federation, categories: list[str] | None = None) -> str:
+    officer = consent_officer(fed.holder, "oficial-chp")
+    document = consent_document(
+        COMAR, actions=["read"], purposes=["asylum_procedure"], categories=categories
+    )
+    return str(record_consent(fed.holder_client, officer, fed.child_id, document)["id"])
+
+
+# -- a lookup, end to end ----------------------------------------------------------------------
+
+
+def test_a_consent_naming_the_peers_agency_lets_it_read_what_it_permits(fed: Federation) -> None:
+    consent_id = permit_comar(fed, categories=["identity", "legal_status"])
+    response = fed.lookup()
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert answer["hub"] == HOLDER_ID
+    [record] = answer["records"]
+    assert record["child_id"] == fed.child_id
+    assert set(record["decision"]["categories"]) == {"identity", "legal_status"}
+    assert record["decision"]["consent_ids"] == [consent_id]
+    assert "health" in record["withheld_categories"]
+    assert record["body_sha256"] is None  # something withheld: no digest to confirm guesses
+    assert record["data"]["child"]["identifiers"][0]["value"] == CURP
+    assert "health" not in record["data"]
+
+
+def test_both_hubs_audit_both_envelopes_and_the_holder_audits_the_read(fed: Federation) -> None:
+    permit_comar(fed)
+    answer = fed.lookup().get_json()
+    [read] = [e for e in entries(fed.holder, "record_read") if e["actor"].get("agency_id") == COMAR]
+    assert read["actor"] == {"agency_id": COMAR, "role": "system", "client_id": f"hub:{ASKER_ID}"}
+    assert read["purpose"] == "asylum_procedure" and read["outcome"] == "success"
+    [received] = entries(fed.holder, "federation_envelope_received")
+    assert received["actor"]["client_id"] == f"hub:{ASKER_ID}"
+    assert received["object"] == {"type": "envelope", "id": answer["envelope_id"]}
+    assert received["target"] == {"hub": ASKER_ID} and received["reason_code"] == "lookup"
+    [answered] = entries(fed.holder, "federation_envelope_sent")
+    assert answered["reason_code"] == "lookup_answer"
+    [asked] = entries(fed.asker, "federation_envelope_sent")
+    assert asked["actor"]["agency_id"] == COMAR and asked["target"] == {"hub": HOLDER_ID}
+    assert asked["object"]["id"] == answer["envelope_id"] and asked["outcome"] == "success"
+    [got] = entries(fed.asker, "federation_envelope_received")
+    assert got["reason_code"] == "lookup_answer"
+    # No case content in any of them.
+    for entry in (received, answered, asked, got):
+        assert CURP not in json.dumps(entry)
+
+
+def test_nothing_permitted_and_no_such_child_answer_alike(fed: Federation) -> None:
+    nothing = fed.lookup().get_json()
+    unknown = fed.lookup(identifiers=[{"type": "curp", "value": "XXXX000000HNEXXXA0"}]).get_json()
+    assert nothing["records"] == unknown["records"] == []
+    assert set(nothing) == set(unknown) == {"hub", "envelope_id", "records"}
+    # The refused read is on the holder's log all the same.
+    [denied] = [e for e in entries(fed.holder, "record_read") if e["outcome"] == "denied"]
+    assert denied["actor"]["agency_id"] == COMAR
+
+
+def test_the_holders_hard_rules_apply_to_a_peers_agency(fed: Federation) -> None:
+    """The child seeks asylum from Honduras: Honduras's consulate is refused even with a consent
+    naming it, whichever hub it asks through."""
+    consulate = honduran_consulate(fed.asker)
+    officer = consent_officer(fed.holder, "oficial-chp")
+    document = consent_document(
+        consulate.id, actions=["read"], purposes=["family_tracing_reunification"]
+    )
+    record_consent(fed.holder_client, officer, fed.child_id, document)
+    response = fed.lookup(consulate, purpose="family_tracing_reunification")
+    assert response.status_code == 200 and response.get_json()["records"] == []
+    [read] = [
+        e for e in entries(fed.holder, "record_read") if e["actor"]["agency_id"] == consulate.id
+    ]
+    assert read["outcome"] == "denied" and read["decision"]["basis"] == "hard_rule"
+
+
+def test_a_lookup_over_real_http(fed: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    permit_comar(fed)
+    server = make_server("127.0.0.1", 0, fed.holder, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.undo()  # the real post_envelope
+        with fed.asker.app_context(), db.database(fed.asker).sessions.begin() as session:
+            from exchange.peers import Peer
+
+            session.get(Peer, HOLDER_ID).base_url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[union-attr]
+        response = fed.lookup()
+    finally:
+        server.shutdown()
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["records"]) == 1
+
+
+# -- what the receiving hub refuses ------------------------------------------------------------
+
+
+def problem(response: Any, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["type"].endswith("/" + kind), body
+    return dict(body)
+
+
+def test_an_envelope_is_sent_as_application_jose(fed: Federation) -> None:
+    body = problem(fed.post(fed.envelope(), content_type="application/json"), 415, "validation")
+    assert "application/jose" in body["detail"]
+
+
+def test_what_is_not_a_compact_jws(fed: Federation) -> None:
+    problem(fed.post(b"not a jws"), 400, "validation")
+
+
+def lookup_from_another_hub(tmp_path: Path, hub_id: str, *, pinned_by: Flask | None = None) -> str:
+    """A lookup envelope to the holder from a third hub (pinned by ``pinned_by`` without its
+    signing key, when given)."""
+    other = make_hub(tmp_path / hub_id, f"sqlite:///{tmp_path / hub_id}.db", HUB_ID=hub_id)
+    if pinned_by is not None:
+        pin(pinned_by, other, signing=False)
+    with other.test_request_context():
+        _jti, token = federation.sign_envelope(
+            audience=HOLDER_ID, kind="lookup", body=lookup_body()
+        )
+    other.extensions["puente.db"].engine.dispose()
+    return token
+
+
+def test_an_envelope_from_a_hub_not_pinned(fed: Federation, tmp_path: Path) -> None:
+    token = lookup_from_another_hub(tmp_path, "mx.xx.puente")
+    body = problem(fed.post(token), 401, "bad-signature")
+    assert "mx.xx.puente" in body["detail"]
+
+
+def test_an_envelope_signed_with_another_key_than_the_pinned_one(fed: Federation) -> None:
+    token = fed.envelope()
+    forged = jwt.encode(
+        jwt.decode(token, load_hub_signing_key(fed.asker), algorithms=["EdDSA"]).header,
+        jwt.decode(token, load_hub_signing_key(fed.asker), algorithms=["EdDSA"]).claims,
+        OKPKey.generate_key("Ed25519"),
+        algorithms=["EdDSA"],
+    )
+    problem(fed.post(forged), 401, "bad-signature")
+
+
+def test_a_webhook_notification_does_not_pass_for_an_envelope(fed: Federation) -> None:
+    token = fed.envelope(header={"typ": "secevent+jwt"})
+    body = problem(fed.post(token), 401, "bad-signature")
+    assert "typ" in body["detail"]
+
+
+def test_an_envelope_to_another_hub(fed: Federation) -> None:
+    problem(fed.post(fed.envelope(aud="mx.oax.puente")), 403, "forbidden")
+
+
+def test_an_expired_envelope(fed: Federation) -> None:
+    now = int(time.time())
+    problem(fed.post(fed.envelope(iat=now - 600, exp=now - 400)), 401, "unauthenticated")
+
+
+def test_an_envelope_valid_too_long(fed: Federation) -> None:
+    now = int(time.time())
+    problem(fed.post(fed.envelope(iat=now, exp=now + 3600)), 400, "validation")
+
+
+def test_a_replayed_envelope(fed: Federation) -> None:
+    token = fed.envelope()
+    assert fed.post(token).status_code == 200
+    problem(fed.post(token), 409, "replayed")
+
+
+def test_a_disabled_peer_and_a_peer_without_a_signing_key(fed: Federation, tmp_path: Path) -> None:
+    with fed.holder.app_context(), db.database(fed.holder).sessions.begin() as session:
+        disable_peer(session, ASKER_ID)
+    problem(fed.post(fed.envelope()), 401, "bad-signature")
+    token = lookup_from_another_hub(tmp_path, "mx.oax.puente", pinned_by=fed.holder)
+    body = problem(fed.post(token), 401, "bad-signature")
+    assert "pin-signing-key" in body["detail"]
+
+
+def test_unknown_types_and_types_this_hub_does_not_take(fed: Federation) -> None:
+    problem(fed.post(fed.envelope(type="gossip")), 400, "validation")
+    problem(fed.post(fed.envelope(kind="transfer", body={})), 409, "conflict")
+    problem(fed.post(fed.envelope(kind="lookup_answer", body={})), 409, "conflict")
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        (lookup_body(purpose="curiosity"), "/body/purpose"),
+        (lookup_body(identifiers=[]), "/body/identifiers"),
+        (lookup_body(identifiers=[{"type": "name", "value": "Kevin"}]), "/body/identifiers/0"),
+        (lookup_body(requester={"agency_id": COMAR}), "/body/requester"),
+        (
+            lookup_body(
+                requester={
+                    "agency_id": "gt.consulado",
+                    "kind": "foreign_authority",
+                    "level": "federal",
+                    "jurisdiction": "00",
+                }
+            ),
+            "/body/requester/country",
+        ),
+        (lookup_body(extra=1), "/body/extra"),
+    ],
+)
+def test_a_lookup_that_is_not_valid(fed: Federation, body: dict[str, Any], pointer: str) -> None:
+    answer = problem(fed.post(fed.envelope(body=body)), 400, "validation")
+    assert answer["errors"][0]["pointer"] == pointer
+    assert entries(fed.holder, "federation_envelope_received") == []
+
+
+# -- the asking side ---------------------------------------------------------------------------
+
+
+def test_a_lookup_is_made_by_an_agencys_system_with_records_read(fed: Federation) -> None:
+    writer = add_agency(fed.asker, "mx.fed.inm", jurisdiction="00", scopes=("records:write",))
+    assert fed.lookup(writer).status_code == 403
+    officer = add_person_client(
+        fed.asker, "abogada-comar", COMAR, ["legal_representative"], ["records:read"]
+    )
+    response = fed.asker_client.post(
+        "/v1/federation/lookups",
+        json={
+            "hub": HOLDER_ID,
+            "purpose": "asylum_procedure",
+            "identifiers": [{"type": "curp", "value": CURP}],
+        },
+        headers=officer.headers,
+    )
+    problem(response, 403, "forbidden")
+    assert fed.sent == []
+
+
+def test_a_lookup_of_an_unknown_hub_or_with_a_bad_body(fed: Federation) -> None:
+    problem(fed.lookup(hub="mx.zz.puente"), 404, "not-found")
+    body = problem(fed.lookup(purpose="curiosity"), 400, "validation")
+    assert body["errors"][0]["pointer"] == "/purpose"
+    problem(fed.lookup(identifiers=[{"type": "curp"}]), 400, "validation")
+    assert fed.sent == []
+
+
+def test_a_peer_that_does_not_answer(fed: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(url: str, token: str, timeout: float) -> HttpAnswer:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(federation, "post_envelope", down)
+    body = problem(fed.lookup(), 502, "unavailable")
+    assert HOLDER_ID in body["detail"]
+    [asked] = entries(fed.asker, "federation_envelope_sent")
+    assert asked["outcome"] == "failure"
+
+
+def test_an_answer_not_signed_by_the_peer_is_discarded(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    permit_comar(fed)
+    real = federation.post_envelope
+
+    def tampered(url: str, token: str, timeout: float) -> HttpAnswer:
+        reply = real(url, token, timeout)
+        answer = json.loads(reply.body)
+        claims = jwt.decode(
+            answer["answer"], load_hub_signing_key(fed.holder), algorithms=["EdDSA"]
+        )
+        forged = jwt.encode(
+            claims.header, claims.claims, OKPKey.generate_key("Ed25519"), algorithms=["EdDSA"]
+        )
+        return HttpAnswer(
+            200, "application/json", json.dumps({**answer, "answer": forged}).encode()
+        )
+
+    monkeypatch.setattr(federation, "post_envelope", tampered)
+    problem(fed.lookup(), 502, "unavailable")
+    assert entries(fed.asker, "federation_envelope_received") == []
+
+
+def test_an_answer_to_another_lookup_is_discarded(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = federation.post_envelope
+    earlier: list[HttpAnswer] = []
+
+    def stale(url: str, token: str, timeout: float) -> HttpAnswer:
+        reply = real(url, token, timeout)
+        earlier.append(reply)
+        return earlier[0]
+
+    monkeypatch.setattr(federation, "post_envelope", stale)
+    assert fed.lookup().status_code == 200
+    body = problem(fed.lookup(), 502, "unavailable")
+    assert "discarded" in body["detail"] or "descartó" in body["detail"]
+
+
+def test_the_hub_document_publishes_the_key_peers_pin(fed: Federation) -> None:
+    document = fed.holder_client.get("/.well-known/puente-hub").get_json()
+    assert (
+        document["endpoints"]["federation"] == fed.holder.config["PUBLIC_URL"].rstrip("/") + ROUTE
+    )
+    with fed.holder.app_context():
+        assert document["signing_jwk"] == hub_signing_public_jwk(fed.holder)
