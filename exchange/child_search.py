@@ -257,13 +257,16 @@ def children_known_to(
     child's id counts as the child it was merged into); unknown ids and children the caller
     may not know of are left out alike, so a caller cannot tell them apart.
 
-    A caller whose agency holds one of the child's records (owns it, or it was referred or
-    transferred to it: :func:`~exchange.api.record_reads.records_held`) already knows the
-    child, so, as for the originating agency reading its own record, only the hard rules limit
-    the answer. Anyone else — an agency or a person — may know of the child only when the
-    consent engine permits ``identity`` to them for ``read`` and ``purpose`` (consent, grant
-    or override). The hard rules strip ``identity`` for ``statistics`` and for the
-    ``oversight`` purpose or actor. Children come from
+    A caller whose agency is responsible for one of the child's records (owns it) already
+    knows the child, so, as for the originating agency reading its own record, only the hard
+    rules limit the answer. An agency that holds a referral of one of them knows the child as
+    far as reading that referral would show it: when the referral names ``identity`` (or every
+    category) and the consent engine permits it for the referral (action ``refer``, its
+    purpose) — a referral for health care alone does not let its holder confirm the child's
+    name, date of birth or identifiers by searching. Anyone else — an agency or a person — may
+    know of the child only when the consent engine permits ``identity`` to them for ``read``
+    and ``purpose`` (consent, grant or override). The hard rules strip ``identity`` for
+    ``statistics`` and for the ``oversight`` purpose or actor. Children come from
     :func:`~exchange.disclosure.load_child`'s per-child cache.
 
     Child search answers only these children; a push may name only these in ``child_id``.
@@ -273,8 +276,7 @@ def children_known_to(
     """
     # Imported when used: this module also serves ``puente import`` and the duplicates
     # listing, which need not load the records-read blueprint.
-    from exchange.api.record_reads import records_held
-    from exchange.sharing import purpose_codes
+    from exchange.sharing import RecordShare, purpose_codes
 
     children: dict[str, ChildContext] = {}
     for child_id in dict.fromkeys(child_ids):
@@ -282,25 +284,44 @@ def children_known_to(
             children[child_id] = load_child(session, child_id, keyring)
         except LookupError:
             continue  # no such child (or merged away since the index answered)
-    held = records_held(
-        session, actor, [record for child in children.values() for record in child.records]
-    )
+    # As for reads: the agency's own system knows its children; a person of that agency
+    # (a lawyer, an officer) knows what consent, grants and overrides give them.
+    system = actor.person_id is None and actor.agency_id is not None
+    referrals: dict[str, list[tuple[str, Any]]] = {}
+    if system:
+        record_ids = [record.id for child in children.values() for record in child.records]
+        for record_id, referred_for, categories in session.execute(
+            select(RecordShare.record_id, RecordShare.purpose, RecordShare.categories).where(
+                RecordShare.record_id.in_(record_ids),
+                RecordShare.agency_id == actor.agency_id,
+                RecordShare.kind == "referral",
+                RecordShare.status == "accepted",
+            )
+        ):
+            referrals.setdefault(record_id, []).append((referred_for, categories))
     engine_actor = actor.for_consent()
     known: dict[str, KnownChild] = {}
     for child_id, child in children.items():
-        # As for reads: the agency's own system knows its children; a person of that agency
-        # (a lawyer, an officer) knows what consent, grants and overrides give them.
-        holds = actor.person_id is None and any(record.id in held for record in child.records)
-        for weighed in (purpose,) if purpose is not None else purpose_codes():
+        owns = system and any(record.owner_agency == actor.agency_id for record in child.records)
+        asked = [("read", weighed) for weighed in ((purpose,) if purpose else purpose_codes())]
+        if not owns:
+            asked += [
+                ("refer", referred_for)
+                for record in child.records
+                for referred_for, categories in referrals.get(record.id, ())
+                if (purpose is None or referred_for == purpose)
+                and (not categories or KNOWING_CATEGORIES <= set(categories))
+            ]
+        for action, weighed in asked:
             decision = evaluate(
                 child,
                 engine_actor,
-                "read",
+                action,
                 weighed,
                 KNOWING_CATEGORIES,
-                owner_agency_id=actor.agency_id if holds else None,
+                owner_agency_id=actor.agency_id if owns else None,
             )
             if KNOWING_CATEGORIES <= set(decision.categories):
-                known[child_id] = KnownChild(child, decision, holds)
+                known[child_id] = KnownChild(child, decision, owns or action == "refer")
                 break
     return known

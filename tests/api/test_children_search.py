@@ -183,8 +183,8 @@ def seed(app: Flask) -> dict[str, str]:
             ),
         }
         merge_children(session, ids["kevin"], ids["kevin_copy"], reason="same child")
-        # INM referred its copy of the Guatemalan José Luis to the DIF: the DIF now holds a
-        # record of him, so its searches answer him.
+        # INM referred its copy of the Guatemalan José Luis to the DIF (written straight in:
+        # no consent in force permits the referral now, as after a revocation).
         referred = session.scalars(
             select(Record.id).where(
                 Record.source_agency == "mx.fed.inm", Record.local_id == "INM-3"
@@ -539,27 +539,31 @@ def test_day_and_month_swapped(hub_client: FlaskClient, ids: dict[str, str]) -> 
 
 
 def test_accents_compound_surnames_and_nationality_order_the_candidates(
-    hub_client: FlaskClient, ids: dict[str, str]
+    seeded: tuple[Flask, dict[str, str]], ids: dict[str, str]
 ) -> None:
-    found = candidates(
-        search(
-            hub_client,
-            ids,
-            {
-                "name": {"given": "jose luis", "family": "Hernandez-Garcia"},
-                "date_of_birth": "2010-05-14",
-                "nationality": ["HN"],
-            },
-        )
-    )
-    order = [child_id for child_id, _, _ in found]
+    """The scoring itself, before who may know of which child is applied: no agency may know
+    of both José Luis (each is another agency's child)."""
+    from exchange.api.children import query_profile
+    from exchange.child_search import search_by_profile
+
+    query = {
+        "purpose": "case_management",
+        "name": {"given": "jose luis", "family": "Hernandez-Garcia"},
+        "date_of_birth": "2010-05-14",
+        "nationality": ["HN"],
+    }
+    app = seeded[0]
+    with app.app_context(), db.database(app).sessions() as session:
+        found = [
+            (c.child_id, c.score)
+            for c in search_by_profile(session, query_profile(query, utcnow().date()))
+        ]
+    order = [child_id for child_id, _ in found]
     assert order[:2] == [ids["jose_hn"], ids["jose_gt"]]  # same person data but nationality
     assert found[0][1] == 1.0 and found[1][1] < found[0][1]
     assert ids["jose_old"] not in order  # born seven years earlier: ruled out
-    assert all(score >= 0.5 for _, score, _ in found)
-    assert [score for _, score, _ in found] == sorted(
-        (score for _, score, _ in found), reverse=True
-    )
+    assert all(score >= 0.5 for _, score in found)
+    assert [score for _, score in found] == sorted((score for _, score in found), reverse=True)
 
 
 def test_an_alias_and_a_stated_age_find_an_estimated_child(
@@ -756,7 +760,7 @@ def test_statistics_and_oversight_searches_answer_no_one(
     assert candidates(by_name) == []
 
 
-def test_an_agency_finds_the_children_of_records_referred_to_it(
+def test_a_referral_consent_no_longer_permits_finds_nothing(
     hub_client: FlaskClient, ids: dict[str, str]
 ) -> None:
     guatemalan = {
@@ -772,9 +776,12 @@ def test_an_agency_finds_the_children_of_records_referred_to_it(
         }
 
     # INM pushed the Guatemalan José Luis and referred him to the DIF; COMAR holds neither.
+    # The referral names identity, but no consent in force permits it any longer: the DIF
+    # could not read it, so its searches do not answer him either (test_push_child_links
+    # shows a referral that consent permits doing so).
     assert ids["jose_gt"] in found("mx.fed.inm")
     assert ids["jose_hn"] not in found("mx.fed.inm")
-    assert found("mx.chp.dif") == {ids["jose_hn"], ids["jose_gt"]}
+    assert found("mx.chp.dif") == {ids["jose_hn"]}
     assert found("mx.fed.comar") == set()
 
 

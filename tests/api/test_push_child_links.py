@@ -82,6 +82,27 @@ def minimal(local_id: str, **extra: Any) -> dict[str, Any]:
     return envelope(local_id, example(), **extra)
 
 
+def refer_to_other(
+    app: Flask,
+    client: FlaskClient,
+    pushed: dict[str, Any],
+    categories: list[str] | None = None,
+    purpose: str = "case_management",
+) -> None:
+    """A referral of the record to :data:`OTHER` as the hub makes one: the consent engine
+    permits it (here a consent for ``refer``), and the referral names ``categories``."""
+    record_consent(
+        client,
+        procuraduria(app),
+        pushed["child_id"],
+        consent_document(OTHER, actions=["refer"], purposes=[purpose], categories=categories),
+    )
+    share(
+        app, pushed["record_id"], from_agency=OWNER, to=OTHER, purpose=purpose,
+        categories=categories,
+    )  # fmt: skip
+
+
 # -- no existence oracle ------------------------------------------------------------------------
 
 
@@ -144,10 +165,41 @@ def test_a_record_referred_to_an_agency_lets_it_name_the_child(
 ) -> None:
     pushed = push_child(client, owner)
     assert push(client, other, minimal("R-1", child_id=pushed["child_id"])).status_code == 400
-    share(app, pushed["record_id"], from_agency=OWNER, to=OTHER)
+    refer_to_other(app, client, pushed)
     linked = push(client, other, minimal("R-1", child_id=pushed["child_id"]))
     assert linked.status_code == 201, linked.get_json()
     assert linked.get_json()["child_id"] == pushed["child_id"]
+
+
+def test_a_referral_without_identity_does_not_let_its_holder_find_the_child(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    """A referral for health care that names only ``health``: reading it shows no name, date
+    of birth or identifier, so searching must not confirm them either."""
+    pushed = push_child(client, owner)
+    refer_to_other(app, client, pushed, categories=["health"], purpose="health_care")
+    assert searched(client, other, "health_care") == []
+    assert searched(client, other, "case_management") == []
+    query = {
+        "purpose": "health_care",
+        "name": {"given": "Kevin Josué", "family": "Ejemplo Ficticio"},
+        "date_of_birth": "2012-05-10",
+    }
+    by_name = client.post("/v1/children/search", json=query, headers=other.headers)
+    assert by_name.status_code == 200 and by_name.get_json()["candidates"] == []
+    # The same query finds the child for the agency responsible for it.
+    found = client.post("/v1/children/search", json=query, headers=owner.headers).get_json()
+    assert [c["child_id"] for c in found["candidates"]] == [pushed["child_id"]]
+    assert push(client, other, minimal("R-1", child_id=pushed["child_id"])).status_code == 400
+
+
+def test_a_referral_naming_identity_lets_its_holder_find_the_child_for_its_purpose(
+    app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
+) -> None:
+    pushed = push_child(client, owner)
+    refer_to_other(app, client, pushed, categories=["identity", "health"], purpose="health_care")
+    assert searched(client, other, "health_care") == [pushed["child_id"]]
+    assert searched(client, other, "case_management") == []
 
 
 def test_naming_the_records_own_child_changes_nothing_and_answers_the_stored_version(
@@ -270,7 +322,7 @@ def test_an_agency_that_may_know_the_child_links_its_first_record_by_the_curp(
     app: Flask, client: FlaskClient, owner: AgencyClient, other: AgencyClient
 ) -> None:
     pushed = push_child(client, owner)
-    share(app, pushed["record_id"], from_agency=OWNER, to=OTHER)
+    refer_to_other(app, client, pushed)
     first = push(client, other, adolescent_record("NL-1"))
     assert first.status_code == 201, first.get_json()
     assert first.get_json()["child_id"] == pushed["child_id"]
