@@ -425,17 +425,32 @@ require_oauth.register_token_validator(_TokenValidator())
 def require_scope(*scopes: str) -> Any:
     """Decorator: the route needs a valid token carrying every scope named; a token without
     them is refused with a problem that names them."""
+    listed = ", ".join(scopes)
+    return _scope_guard(" ".join(scopes) if scopes else None, scopes, (listed, listed))
+
+
+def require_any_scope(*scopes: str) -> Any:
+    """Decorator: the route needs a valid token carrying at least one of ``scopes`` (a route
+    several kinds of caller use); a token with none of them is refused with the same problem
+    as :func:`require_scope`'s, naming them."""
+    if len(scopes) < 2:
+        raise ValueError("require_any_scope takes two scopes or more; use require_scope")
+    # authlib reads a list of scope strings as alternatives, a single string as all of them.
+    return _scope_guard(list(scopes), scopes, (" o ".join(scopes), " or ".join(scopes)))
+
+
+def _scope_guard(
+    needed: str | list[str] | None, scopes: tuple[str, ...], listed: tuple[str, str]
+) -> Any:
     from authlib.oauth2 import OAuth2Error
     from authlib.oauth2.rfc6750 import InsufficientScopeError
 
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes {sorted(unknown)}")
-    needed = " ".join(scopes) if scopes else None
-    listed = ", ".join(scopes)
     missing_scope = (
-        f"El token no tiene el alcance requerido para esta operación: {listed}.",
-        f"The token lacks the scope this operation requires: {listed}.",
+        f"El token no tiene el alcance requerido para esta operación: {listed[0]}.",
+        f"The token lacks the scope this operation requires: {listed[1]}.",
     )
 
     def decorator(view: Any) -> Any:

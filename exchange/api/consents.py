@@ -20,7 +20,14 @@ from exchange import db
 from exchange.access_basis import access_as_of
 from exchange.api.record_reads import DECISION_HEADER, OUTSIDER, told_to
 from exchange.audit_log import record_event
-from exchange.auth import Actor, as_utc, current_actor, require_scope, utcnow
+from exchange.auth import (
+    Actor,
+    as_utc,
+    current_actor,
+    require_any_scope,
+    require_scope,
+    utcnow,
+)
 from exchange.children import resolve_child_id
 from exchange.consent_store import AccessRequestRow, GrantRow
 from exchange.consents import (
@@ -889,8 +896,17 @@ def create_access_request() -> Any:
     return _in(session, run)
 
 
+#: Who reads one access request: its requester (who asked with ``access:request``) and the
+#: consent officers who decide it (``access:decide``); whom else it is shown to is then
+#: decided by :func:`may_see_request` (404 to anyone else).
+REQUEST_READERS = ("access:request", "access:decide")
+#: Who lists their own grants: those who ask for access, those who decide it, and
+#: consent-authority systems (``consent:read``) that may hold grants too.
+GRANT_READERS = ("access:request", "access:decide", "consent:read")
+
+
 @bp.get("/v1/access-requests/<request_id>")
-@require_scope()
+@require_any_scope(*REQUEST_READERS)
 def get_access_request(request_id: str) -> Any:
     session, actor = db.session(), current_actor()
     row = session.get(AccessRequestRow, request_id)
@@ -944,7 +960,7 @@ def revoke_access_grant(grant_id: str) -> Any:
 
 
 @bp.get("/v1/grants")
-@require_scope()
+@require_any_scope(*GRANT_READERS)
 def my_grants() -> Any:
     session, actor = db.session(), current_actor()
     return jsonify(

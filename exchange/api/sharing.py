@@ -511,10 +511,13 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 
 
 @bp.get("/v1/notifications")
-@require_scope()
+@require_scope("records:read")
 def list_notifications() -> Any:
     """The caller's agency's notifications (referrals, transfers, revoked consents), sent or
-    not: an agency without a webhook reads them here. ``after``: the last id it has seen."""
+    not: an agency without a webhook reads them here. ``after``: the last id it has seen.
+    ``records:read``, as for ``GET /v1/shares``: they tell what the agency received (a
+    referral, a transfer, data a consent no longer covers), and the held ones, the only
+    notices an agency without a webhook gets, go to agencies that read under a consent."""
     actor = current_actor()
     if actor.agency_id is None or actor.person_id is not None:
         return jsonify(notifications=[], next_after=None)
