@@ -6,8 +6,10 @@ named by their RFC 7638 thumbprint (the ``kid`` the agency puts in its JWS heade
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,9 +46,23 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
         handle.write(data)
 
 
+#: A key files' base name: one plain file name, not hidden, not a path.
+KEY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")
+
+
 def generate_key_files(directory: Path, name: str) -> KeyFiles:
-    """Write ``NAME.key`` (private, 0600), ``NAME.pub`` (PEM) and ``NAME.jwk`` (public JWK)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write ``NAME.key`` (private, 0600), ``NAME.pub`` (PEM) and ``NAME.jwk`` (public JWK)
+    into ``directory`` (absolute paths in the answer). Nothing is written when any of the three
+    exists already (:class:`FileExistsError`) or ``name`` is not a plain file name
+    (:class:`ValueError`): never a private key without its public halves, never a file
+    outside ``directory``."""
+    if not KEY_NAME.match(name):
+        raise ValueError(
+            f"el nombre {name!r} no es válido: letras, cifras, '.', '_' o '-', sin '/' ni "
+            f"punto inicial / the name {name!r} is not valid: letters, digits, '.', '_' or '-', "
+            "no '/' and no leading dot"
+        )
+    directory = directory.resolve()
     key = OKPKey.generate_key("Ed25519")
     jwk = public_jwk(key)
     files = KeyFiles(
@@ -55,9 +71,24 @@ def generate_key_files(directory: Path, name: str) -> KeyFiles:
         public_key=directory / f"{name}.pub",
         public_jwk=directory / f"{name}.jwk",
     )
-    _write_new(files.private_key, key.as_pem(private=True), 0o600)
-    _write_new(files.public_key, key.as_pem(private=False), 0o644)
-    _write_new(files.public_jwk, json.dumps(jwk, indent=2).encode() + b"\n", 0o644)
+    contents = (
+        (files.private_key, key.as_pem(private=True), 0o600),
+        (files.public_key, key.as_pem(private=False), 0o644),
+        (files.public_jwk, json.dumps(jwk, indent=2).encode() + b"\n", 0o644),
+    )
+    for path, _content, _mode in contents:
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "exists", str(path))
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        for path, content, mode in contents:
+            _write_new(path, content, mode)
+            written.append(path)
+    except BaseException:
+        for path in written:  # a file made meanwhile: leave no half of the pair behind
+            path.unlink(missing_ok=True)
+        raise
     return files
 
 

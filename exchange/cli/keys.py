@@ -37,6 +37,8 @@ def generate_command(directory: Path, name: str, as_json: bool, lang: str) -> No
         raise click.ClickException(
             f"{error.filename} ya existe / already exists: no se sobrescribe / not overwritten"
         ) from error
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--name") from error
     if as_json:
         print_json(files.to_json())
         return

@@ -109,12 +109,38 @@ def test_keys_generate_speaks_the_language_asked_for(
     runner = CliRunner()
     spanish = runner.invoke(main, ["keys", "generate", "--name", "es"], env={"PUENTE_LANG": "es"})
     assert spanish.exit_code == 0, spanish.output
-    assert "llave privada (guárdela en secreto): es.key" in spanish.output
-    assert "llave pública: es.pub y es.jwk" in spanish.output
+    folder = tmp_path.resolve()
+    assert f"llave privada (guárdela en secreto): {folder / 'es.key'}" in spanish.output
+    assert f"llave pública: {folder / 'es.pub'} y {folder / 'es.jwk'}" in spanish.output
     assert "keep secret" not in spanish.output
     english = runner.invoke(main, ["keys", "generate", "--name", "en", "--lang", "en"])
-    assert "private key (keep secret): en.key" in english.output
-    assert "public key: en.pub and en.jwk" in english.output
+    assert f"private key (keep secret): {folder / 'en.key'}" in english.output
+    assert f"public key: {folder / 'en.pub'} and {folder / 'en.jwk'}" in english.output
+
+
+@pytest.mark.parametrize("name", ["", "../escaped", ".hidden", "a/b"])
+def test_keys_generate_writes_plain_names_inside_the_folder_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keys").mkdir()
+    result = CliRunner().invoke(main, ["keys", "generate", "--out", "keys", "--name", name])
+    assert result.exit_code == 2, result.output
+    assert "--name" in result.output
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+
+
+def test_keys_generate_leaves_no_private_key_when_a_public_file_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "dif.pub").write_text("an older public key\n")
+    result = CliRunner().invoke(main, ["keys", "generate", "--out", "keys", "--name", "dif"])
+    assert result.exit_code == 1 and "dif.pub" in result.output
+    assert sorted(p.name for p in (tmp_path / "keys").iterdir()) == ["dif.pub"]
+    again = CliRunner().invoke(main, ["keys", "generate", "--out", "keys", "--name", "dif2"])
+    assert again.exit_code == 0, again.output
 
 
 def test_key_from_environment_is_used(hub_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
