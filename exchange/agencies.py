@@ -559,7 +559,10 @@ def rotate_key(
 
 
 def retire_key(session: Session, agency_id: str, kid: str) -> None:
-    """Stop a key verifying at once (for example a compromised one)."""
+    """Stop a key verifying at once (for example a compromised one), and end the tokens the
+    agency's systems hold: a token does not record which key obtained it, and one obtained
+    with a compromised key must not outlive it. A key already retired is left as it was (the
+    day it was retired is history)."""
     key = session.get(AgencyKey, kid)
     if key is None or key.agency_id != agency_id:
         raise AgencyError(
@@ -567,9 +570,65 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
             f"Agency {agency_id!r} has no key {kid!r}.",
             field="kid",
         )
+    if not key.active:
+        retired = key.retired_at.date().isoformat() if key.retired_at else "?"
+        raise AgencyError(
+            f"La clave {kid} ya estaba retirada (desde {retired}); no se cambió nada.",
+            f"Key {kid} was already retired (since {retired}); nothing was changed.",
+        )
     key.active = False
     key.retired_at = utcnow()
+    end_system_tokens(session, agency_id)
     _audit(session, "agency.key_revoked", "key_retired", agency_id)
+
+
+def end_system_tokens(session: Session, agency_id: str) -> None:
+    """Revoke the tokens the agency's own systems hold (client credentials); people's personal
+    tokens are theirs and stay."""
+    session.execute(
+        update(AccessToken)
+        .where(
+            AccessToken.agency_id == agency_id,
+            AccessToken.person_id.is_(None),
+            AccessToken.revoked.is_(False),
+        )
+        .values(revoked=True)
+    )
+
+
+def replace_secret(session: Session, agency_id: str) -> str:
+    """Give the agency a new client secret (returned, and stored only as a hash): the old one
+    stops working and the tokens its systems hold end at once."""
+    agency = get_agency(session, agency_id)
+    secret = secrets.token_urlsafe(32)
+    agency.client_secret_hash = hash_client_secret(secret)
+    end_system_tokens(session, agency_id)
+    _audit(session, "agency.updated", "secret_replaced", agency_id)
+    return secret
+
+
+def remove_secret(session: Session, agency_id: str) -> None:
+    """Take the agency's client secret away (it authenticates with its keys from then on);
+    the tokens its systems hold end at once. Refused when it has no secret, or no active key
+    to authenticate with instead (disable the agency to shut it out)."""
+    agency = get_agency(session, agency_id)
+    if agency.client_secret_hash is None:
+        raise AgencyError(
+            f"La agencia {agency_id} no tiene secreto; no se cambió nada.",
+            f"Agency {agency_id} has no secret; nothing was changed.",
+        )
+    if not any(key.active for key in agency.keys):
+        raise AgencyError(
+            f"La agencia {agency_id} no tiene otra credencial (ninguna clave activa): quitarle "
+            "el secreto la dejaría sin acceso. Añada una clave (agency add-key), dele un secreto "
+            "nuevo (agency new-secret) o desactívela (agency disable).",
+            f"Agency {agency_id} has no other credential (no active key): removing its secret "
+            "would leave it unable to authenticate. Add a key (agency add-key), give it a new "
+            "secret (agency new-secret) or disable it (agency disable).",
+        )
+    agency.client_secret_hash = None
+    end_system_tokens(session, agency_id)
+    _audit(session, "agency.updated", "secret_removed", agency_id)
 
 
 def _switch_active(session: Session, agency_id: str, active: bool) -> None:

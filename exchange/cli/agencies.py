@@ -34,6 +34,8 @@ from exchange.agencies import (
     enable_agency,
     list_agencies,
     register_agency,
+    remove_secret,
+    replace_secret,
     retire_key,
     rotate_key,
     set_kind,
@@ -480,10 +482,56 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
 @language_option
 @with_hub
 def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> None:
-    """Stop a key verifying at once (for example a compromised key)."""
+    """Stop a key verifying at once (for example a compromised key); the tokens the agency's
+    systems hold end too, so they get new ones with their other credentials."""
     with _transaction(app, lang) as session:
         retire_key(session, agency_id, key_id)
-    click.echo(say(lang, f"Clave {key_id} retirada.", f"Key {key_id} retired."))
+    click.echo(
+        say(
+            lang,
+            f"Clave {key_id} retirada; los tokens de los sistemas de {agency_id} terminaron.",
+            f"Key {key_id} retired; the tokens of {agency_id}'s systems have ended.",
+        )
+    )
+
+
+@agency_group.command("new-secret")
+@click.argument("agency_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the new secret as JSON.")
+@language_option
+@with_hub
+def new_secret_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
+    """Give the agency a new client secret (shown once): the old one stops working and the
+    tokens its systems hold end at once (for example a leaked secret)."""
+    with _transaction(app, lang) as session:
+        secret = replace_secret(session, agency_id)
+    if as_json:
+        print_json({"agency_id": agency_id, "client_id": agency_id, "client_secret": secret})
+        return
+    click.echo(
+        say(
+            lang,
+            f"Secreto nuevo de {agency_id} (se muestra una sola vez; guárdelo): {secret}",
+            f"New secret of {agency_id} (shown once; keep it): {secret}",
+        )
+    )
+
+
+@agency_group.command("remove-secret")
+@click.argument("agency_id")
+@language_option
+@with_hub
+def remove_secret_command(app: Flask, agency_id: str, lang: str) -> None:
+    """Take the agency's client secret away: it authenticates with its keys from then on."""
+    with _transaction(app, lang) as session:
+        remove_secret(session, agency_id)
+    click.echo(
+        say(
+            lang,
+            f"Secreto de {agency_id} retirado; sus sistemas se autentican con sus claves.",
+            f"Secret of {agency_id} removed; its systems authenticate with their keys.",
+        )
+    )
 
 
 @agency_group.command("set-webhook")

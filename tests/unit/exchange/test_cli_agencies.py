@@ -418,3 +418,72 @@ def test_disabling_or_enabling_twice_says_so_and_logs_once(hub: Path) -> None:
     refused(run("agency", "enable", "mx.chp.dif", "--lang", "en"), "was already enabled")
     assert entries() == logged + 1
     app.extensions["puente.db"].engine.dispose()
+
+
+def token_with_secret(agency_id: str, secret: str) -> Any:
+    """What an agency's system with a client secret does (client_secret_basic)."""
+    app = create_app({"TESTING": True})
+    try:
+        return app.test_client().post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(agency_id, secret),
+        )
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def token_works(token: str) -> bool:
+    app = create_app({"TESTING": True})
+    try:
+        response = app.test_client().get(
+            "/v1/notifications", headers={"Authorization": f"Bearer {token}"}
+        )
+        return response.status_code == 200
+    finally:
+        app.extensions["puente.db"].engine.dispose()
+
+
+def test_retiring_a_key_ends_the_agencys_tokens_and_is_done_once(hub: Path) -> None:
+    added = run_json(
+        "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys", "--secret"
+    )
+    token = token_with_private_key(Path(added["private_key"]), "mx.chp.dif").get_json()
+    assert token_works(token["access_token"])
+    retired = run("agency", "retire-key", "mx.chp.dif", added["key_id"], "--lang", "en")
+    assert retired.exit_code == 0, retired.output
+    assert "tokens" in retired.output
+    # A token obtained with the compromised key must not outlive it.
+    assert not token_works(token["access_token"])
+    before = run_json("agency", "list")["agencies"][0]["keys"][0]
+    refused(run("agency", "retire-key", "mx.chp.dif", added["key_id"]), "nothing was changed")
+    assert run_json("agency", "list")["agencies"][0]["keys"][0] == before
+    # The secret still gets new tokens.
+    assert token_with_secret("mx.chp.dif", added["client_secret"]).status_code == 200
+
+
+def test_a_leaked_secret_is_replaced_or_removed(hub: Path) -> None:
+    added = run_json(
+        "agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--generate-key", "keys", "--secret"
+    )
+    old = token_with_secret("mx.chp.dif", added["client_secret"]).get_json()["access_token"]
+    replaced = run_json("agency", "new-secret", "mx.chp.dif")
+    assert (
+        replaced["agency_id"] == "mx.chp.dif"
+        and replaced["client_secret"] != added["client_secret"]
+    )
+    assert not token_works(old)
+    assert token_with_secret("mx.chp.dif", added["client_secret"]).status_code in (400, 401)
+    assert token_with_secret("mx.chp.dif", replaced["client_secret"]).status_code == 200
+
+    removed = run("agency", "remove-secret", "mx.chp.dif", "--lang", "en")
+    assert removed.exit_code == 0, removed.output
+    assert token_with_secret("mx.chp.dif", replaced["client_secret"]).status_code in (400, 401)
+    assert token_with_private_key(Path(added["private_key"]), "mx.chp.dif").status_code == 200
+    refused(run("agency", "remove-secret", "mx.chp.dif", "--lang", "en"), "has no secret")
+
+
+def test_the_only_credential_is_not_removed(hub: Path) -> None:
+    run_json("agency", "add", "mx.chp.dif", *BASE, *SCOPES, "--secret")
+    refused(run("agency", "remove-secret", "mx.chp.dif", "--lang", "en"), "no active key")
+    refused(run("agency", "new-secret", "mx.zz.nadie"), "mx.zz.nadie")
