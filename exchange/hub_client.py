@@ -144,6 +144,7 @@ class HubClient:
         self.lang = lang
         self._token: str | None = None
         self._renew_at = 0.0
+        self._audience: str | None = None
 
     # -- tokens ------------------------------------------------------------------------------
 
@@ -152,9 +153,23 @@ class HubClient:
             self._token = self._new_token()
         return self._token
 
+    def _assertion_audience(self, url: str) -> str:
+        """The token endpoint as the hub names it (``/.well-known/puente-hub``): what a
+        ``private_key_jwt`` assertion's ``aud`` must be, which may differ from the address this
+        client reaches the hub at (``localhost`` for ``127.0.0.1``, a proxy's name). The
+        address reached when the hub does not say."""
+        if self._audience is None:
+            answer = self.send("GET", self.base + "/.well-known/puente-hub", None, {})
+            document = _json_or_none(answer.body) if answer.status == 200 else None
+            endpoints = document.get("endpoints") if isinstance(document, dict) else None
+            named = endpoints.get("token") if isinstance(endpoints, dict) else None
+            self._audience = named if isinstance(named, str) and named else url
+        return self._audience
+
     def _new_token(self) -> str:
         url = self.base + "/oauth/token"
-        form, headers = self.credentials.token_form(url, self.scope)
+        audience = self._assertion_audience(url) if self.credentials.private_key else url
+        form, headers = self.credentials.token_form(audience, self.scope)
         answer = self.send("POST", url, urllib.parse.urlencode(form).encode(), headers)
         body = _json_or_none(answer.body)
         if answer.status != 200 or not isinstance(body, dict) or "access_token" not in body:

@@ -14,6 +14,17 @@ key is touched, so a public key can never be used as an HMAC secret); ``aud`` mu
 token endpoint; ``exp`` is required and at most :data:`ASSERTION_MAX_SECONDS` ahead; each ``jti``
 is accepted once, enforced by a primary key in the database so it holds across gunicorn workers
 and hub processes; ``kid`` must name a key of the agency that is valid now.
+
+``aud`` is exactly ``PUBLIC_URL`` + ``/oauth/token``, never the address a request claims to have
+reached (its ``Host`` and ``X-Forwarded-*`` headers are the client's to choose).
+
+Nothing here tells whether an agency id or a token exists: an unknown or disabled agency is
+refused with the words a wrong secret gets (and an assertion, with those of a key that does not
+verify it), and revoking a token that is not the caller's answers as an unknown token does.
+
+Transport: OAuth runs over https, or plain http to a loopback address (Authlib's rule), or over
+plain http on any address when ``PUBLIC_URL`` itself is ``http://`` (a development or demo hub,
+or one on a local network). Anything else is ``invalid_request`` saying how to configure it.
 """
 
 from __future__ import annotations
@@ -26,14 +37,17 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from authlib.common.security import is_secure_transport
 from authlib.integrations.flask_oauth2 import AuthorizationServer
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, grants
-from authlib.oauth2.rfc6749.util import scope_to_list
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidClientError, OAuth2Request, grants
+from authlib.oauth2.rfc6749.util import extract_basic_authorization, scope_to_list
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, Response, current_app, g, request
+from flask.wrappers import Request
 from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OKPKey
@@ -179,10 +193,40 @@ def save_token(token: dict[str, Any], oauth_request: Any) -> None:
 
 
 def token_endpoint_urls() -> list[str]:
-    """What an assertion's ``aud`` may be: the public token endpoint, or as this request saw it."""
-    public = current_app.config["PUBLIC_URL"].rstrip("/") + TOKEN_PATH
-    as_reached = request.url_root.rstrip("/") + TOKEN_PATH
-    return list(dict.fromkeys([public, as_reached]))
+    """What an assertion's ``aud`` may be: ``PUBLIC_URL`` + ``/oauth/token``, and nothing else.
+
+    Never the URL as this request reached the hub: its host and scheme come from the ``Host``
+    and ``X-Forwarded-Proto`` headers, which the client chooses, so an assertion made for
+    another audience (another hub, a proxy) could be replayed here under a spoofed ``Host``.
+    """
+    return [current_app.config["PUBLIC_URL"].rstrip("/") + TOKEN_PATH]
+
+
+#: Why a client authenticating with a secret is refused, whatever went wrong: an unknown or
+#: disabled agency and a wrong secret answer alike, so the answer does not tell which ids exist.
+SECRET_REFUSAL = (
+    "institución desconocida o deshabilitada, o secreto incorrecto",
+    "Unknown or disabled client, or wrong secret.",
+)
+
+
+def authenticate_client_secret_basic(
+    query: Any, oauth_request: OAuth2Request
+) -> AgencyClient | None:
+    """``client_secret_basic`` (HTTP Basic) with one refusal for every failure.
+
+    Authlib's own answers ``The client does not exist on this server.`` for an unknown id but
+    something else for a wrong secret; here both are :data:`SECRET_REFUSAL`, status 401 (the
+    client used the Authorization header, RFC 6749 §5.2). No Basic credentials: None, so the
+    next method (``private_key_jwt``) is tried.
+    """
+    client_id, client_secret = extract_basic_authorization(oauth_request.headers)
+    if not (client_id and client_secret):
+        return None
+    client: AgencyClient | None = query(client_id)
+    if client is not None and client.check_client_secret(client_secret):
+        return client
+    raise _refused(*SECRET_REFUSAL, status=401)
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
@@ -192,6 +236,16 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY_SECONDS)
+
+    def __call__(self, query: Any, oauth_request: OAuth2Request) -> AgencyClient | None:
+        # An unknown or disabled agency is an agency without keys: its assertion is refused as
+        # one no key verifies ("kid" not a valid key, or the signature does not verify), the
+        # words a real agency's forged assertion gets. Authlib would say the client does not
+        # exist, telling anyone with a key pair which agency ids do.
+        def known_or_keyless(client_id: str) -> AgencyClient:
+            return query(client_id) or AgencyClient(client_id, [], None, [])
+
+        return super().__call__(known_or_keyless, oauth_request)  # type: ignore[no-any-return]
 
     def get_audiences(self) -> list[str]:
         return token_endpoint_urls()
@@ -299,6 +353,16 @@ class AgencyIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
 class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
+    def authenticate_token(self, oauth_request: Any, client: AgencyClient) -> AccessToken | None:
+        # A token that is not the caller's (another agency's, a person's) is answered as an
+        # unknown one: 200 and nothing revoked (RFC 7009 §2.2). Authlib answers invalid_grant,
+        # which would confirm to any agency that a leaked string is a real token.
+        self.check_params(oauth_request, client)
+        token = self.query_token(
+            oauth_request.form["token"], oauth_request.form.get("token_type_hint")
+        )
+        return token if token is not None and token.check_client(client) else None
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | None:
         return _lookup_token(token_string, token_type_hint)
 
@@ -313,8 +377,46 @@ def token_seconds(app: Flask) -> int:
     return max(1, min(configured, MAX_TOKEN_SECONDS))
 
 
+def plain_http_hub() -> bool:
+    """Whether this hub is configured to be reached over plain http (``PUBLIC_URL`` http://)."""
+    return urllib.parse.urlsplit(str(current_app.config["PUBLIC_URL"])).scheme == "http"
+
+
+def transport_allowed() -> bool:
+    """OAuth over this request's transport: https, plain http to a loopback host (Authlib's own
+    rule), or plain http to any host when the hub itself is an http:// one."""
+    return is_secure_transport(request.url) or plain_http_hub()
+
+
+class PlainHttpRequest(FlaskOAuth2Request):  # type: ignore[misc]
+    """Authlib's request for a plain http request the hub allowed (:func:`transport_allowed`).
+
+    Authlib's constructor raises ``InsecureTransportError`` (an unhandled 500) for plain http
+    unless the host is a loopback one; it is given the https form of the URL to check, and
+    keeps the real one. Otherwise the same as :class:`FlaskOAuth2Request`.
+    """
+
+    def __init__(self, flask_request: Request) -> None:
+        _scheme, _sep, rest = flask_request.url.partition("://")
+        OAuth2Request.__init__(
+            self, flask_request.method, "https://" + rest, headers=flask_request.headers
+        )
+        self.uri = flask_request.url
+        self._request = flask_request
+        self.payload = FlaskOAuth2Payload(flask_request)
+
+
+class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's server, with the hub's transport rule (:func:`transport_allowed`)."""
+
+    def create_oauth2_request(self, _request: Any) -> OAuth2Request:
+        if not is_secure_transport(request.url) and transport_allowed():
+            return PlainHttpRequest(request)
+        return super().create_oauth2_request(_request)
+
+
 def create_server(app: Flask) -> AuthorizationServer:
-    server = AuthorizationServer()
+    server = HubAuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
     lifetime = token_seconds(app)
     server.register_token_generator(
@@ -325,6 +427,7 @@ def create_server(app: Flask) -> AuthorizationServer:
         ),
     )
     server.scopes_supported = list(SCOPES)  # unknown scopes: invalid_scope
+    server.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(AgencyIntrospection)
@@ -356,11 +459,11 @@ def claimed_client_id() -> str | None:
     return claimed if isinstance(claimed, str) and 0 < len(claimed) <= 100 else None
 
 
-def _refused(es: str, en: str) -> InvalidClientError:
+def _refused(es: str, en: str, status: int = 400) -> InvalidClientError:
     """``invalid_client`` with ``en`` as its (ASCII, RFC 6749) description, remembering the
     Spanish wording for the ``detail`` member :func:`_explained` adds."""
     g.oauth_detail = (es, en)
-    return InvalidClientError(description=en)
+    return InvalidClientError(description=en, status_code=status)
 
 
 #: What each OAuth error means to a person, Spanish and English (``detail``).
@@ -477,6 +580,25 @@ def _ambiguous_client() -> Response | None:
     return None
 
 
+def _insecure_transport() -> Response | None:
+    """``invalid_request`` for OAuth over plain http that the hub does not allow
+    (:func:`transport_allowed`), saying how to configure it, instead of Authlib's 500."""
+    if transport_allowed():
+        return None
+    token_url = current_app.config["PUBLIC_URL"].rstrip("/") + TOKEN_PATH
+    g.oauth_detail = (
+        f"OAuth necesita https y esta solicitud llegó por http. Llame al nodo en {token_url}; "
+        "detrás de un proxy inverso que termina TLS, el proxy debe enviar "
+        "X-Forwarded-Proto: https (desde una dirección en FORWARDED_ALLOW_IPS de gunicorn). "
+        "Un nodo de desarrollo o de red local sin TLS declara un PUENTE_PUBLIC_URL http://.",
+        f"OAuth needs https and this request came over plain http. Call the hub at {token_url}; "
+        "behind a reverse proxy that terminates TLS, the proxy must send "
+        "X-Forwarded-Proto: https (from an address in gunicorn's FORWARDED_ALLOW_IPS). "
+        "A development or local-network hub without TLS sets an http:// PUENTE_PUBLIC_URL.",
+    )
+    return _oauth_error("invalid_request", g.oauth_detail[1], 400)
+
+
 def _oauth_error(error: str, description: str, status: int) -> Response:
     body = json.dumps({"error": error, "error_description": description})
     return Response(
@@ -489,20 +611,26 @@ def _oauth_error(error: str, description: str, status: int) -> Response:
 
 @bp.post("/token")
 def token() -> Response:
-    return _counting_failures(_ambiguous_client() or _server().create_token_response())
+    return _counting_failures(
+        _insecure_transport() or _ambiguous_client() or _server().create_token_response()
+    )
 
 
 @bp.post("/introspect")
 def introspect() -> Response:
     return _counting_failures(
-        _ambiguous_client() or _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)
+        _insecure_transport()
+        or _ambiguous_client()
+        or _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)
     )
 
 
 @bp.post("/revoke")
 def revoke() -> Response:
     return _counting_failures(
-        _ambiguous_client() or _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)
+        _insecure_transport()
+        or _ambiguous_client()
+        or _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)
     )
 
 

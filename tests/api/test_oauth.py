@@ -34,6 +34,7 @@ from exchange.agencies import disable_agency, register_agency, retire_key, rotat
 from exchange.agency_keys import public_jwk
 from exchange.auth import AccessToken, current_actor, require_scope, utcnow
 from exchange.oauth import UsedAssertion, consume_assertion_id
+from exchange.people import add_person, issue_token
 from tests.conftest import make_hub
 
 # joserfc warns on every EdDSA use (RFC 9864 prefers "Ed25519"); the hub mandates EdDSA.
@@ -41,6 +42,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 
 PUBLIC_TOKEN_URL = "http://127.0.0.1:8000/oauth/token"  # PUBLIC_URL default + /oauth/token
 LOCAL_TOKEN_URL = "http://localhost/oauth/token"  # as the test client's requests see it
+HTTPS_HUB = "https://puente.example"  # PUBLIC_URL of a hub behind TLS
+LAN_HUB = "http://10.0.0.5:8151"  # a hub reached over plain http on a local network
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
@@ -266,6 +269,51 @@ def test_expired_token_is_refused_on_routes(hub: Flask, web: FlaskClient) -> Non
     assert response.mimetype == "application/problem+json"
 
 
+def test_unknown_disabled_and_wrong_secret_answers_are_identical(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # Nothing in the answer tells whether an agency id exists: an unknown id, a disabled
+    # agency, a wrong secret and a secret for a key-only agency read the same, in both
+    # languages (only the request id differs).
+    agency = register(hub)
+    key_only = register(hub, "mx.chp.tapachula.dif", with_secret=False)
+    disabled = register(hub, "mx.nl.dif")
+    with admin(hub) as session:
+        disable_agency(session, disabled.id)
+    attempts = [
+        (agency.id, "not-the-secret"),
+        ("mx.nadie.dif", agency.secret or ""),
+        (disabled.id, disabled.secret or ""),
+        (key_only.id, "anything"),
+    ]
+    for lang in ("es", "en"):
+        answers = []
+        for client_id, secret in attempts:
+            for route in ("/oauth/token", "/oauth/introspect", "/oauth/revoke"):
+                response = web.post(
+                    route,
+                    data={"grant_type": "client_credentials", "token": "x"},
+                    headers={**basic(client_id, secret), "Accept-Language": lang},
+                )
+                refused(response, status=401)
+                body = response.get_json()
+                del body["request_id"]
+                answers.append((response.status_code, response.headers["Content-Language"], body))
+        assert all(answer == answers[0] for answer in answers), answers
+        assert "The client does not exist" not in json.dumps(answers[0])
+    # The same with assertions: an unknown agency's reads as a real agency's forged one.
+    forger = OKPKey.generate_key("Ed25519")
+    for kid in ("own", None):
+        unknown = token_with_assertion(web, assertion(forger, "mx.nadie.dif", kid=kid))
+        forged = token_with_assertion(web, assertion(forger, agency.id, kid=kid))
+        bodies = [unknown.get_json(), forged.get_json()]
+        for body in bodies:
+            del body["request_id"]
+        assert bodies[0]["error"] == "invalid_client"
+        assert (unknown.status_code, bodies[0]) == (forged.status_code, bodies[1])
+    assert token_count(hub) == 0
+
+
 def test_wrong_secret_unknown_and_disabled_agencies_are_invalid_client(
     hub: Flask, web: FlaskClient
 ) -> None:
@@ -425,11 +473,10 @@ def test_two_client_authentications_in_one_request_are_refused(
 
 def test_private_key_jwt_gets_a_token(hub: Flask, web: FlaskClient) -> None:
     agency = register(hub, with_secret=False)
-    for aud in (PUBLIC_TOKEN_URL, LOCAL_TOKEN_URL):
-        response = token_with_assertion(web, assertion(agency.key, agency.id, aud=aud))
-        assert response.status_code == 200, response.get_json()
-        token = response.get_json()["access_token"]
-        assert web.get("/test/records", headers=bearer(token)).get_json() == {"agency": agency.id}
+    response = token_with_assertion(web, assertion(agency.key, agency.id, aud=PUBLIC_TOKEN_URL))
+    assert response.status_code == 200, response.get_json()
+    token = response.get_json()["access_token"]
+    assert web.get("/test/records", headers=bearer(token)).get_json() == {"agency": agency.id}
     # Without a kid the hub tries each valid key of the agency.
     response = token_with_assertion(web, assertion(agency.key, agency.id, kid=None))
     assert response.status_code == 200, response.get_json()
@@ -532,6 +579,56 @@ def test_wrong_audience_is_refused(hub: Flask, web: FlaskClient) -> None:
             token_with_assertion(web, assertion(agency.key, agency.id, aud=aud))
         )
     assert token_count(hub) == 0
+
+
+def test_audience_is_public_url_never_the_host_a_request_names(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # The address a request says it reached (Host, X-Forwarded-Proto) is the client's to
+    # choose: an assertion made for that address is refused; only PUBLIC_URL counts.
+    agency = register(hub)
+    spoofed = {"Host": "puente.example", "X-Forwarded-Proto": "https"}
+    for base_url, aud in (
+        ("https://puente.example", "https://puente.example/oauth/token"),
+        ("http://localhost", LOCAL_TOKEN_URL),  # the test client's own address
+    ):
+        response = web.post(
+            "/oauth/token",
+            base_url=base_url,
+            headers=spoofed if base_url.startswith("https") else {},
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": ASSERTION_TYPE,
+                "client_assertion": assertion(agency.key, agency.id, aud=aud),
+            },
+        )
+        assert "aud" in refused(response, status=400)
+    assert token_count(hub) == 0
+
+
+def test_audience_follows_the_configured_public_url(tmp_path: Path, database_url: str) -> None:
+    https_hub = make_hub(tmp_path, database_url, PUBLIC_URL=HTTPS_HUB + "/")
+    try:
+        agency = register(https_hub)
+        web = https_hub.test_client()
+        # Reached at its public address or on the loopback one, the aud is PUBLIC_URL's.
+        for base_url in (HTTPS_HUB, "http://localhost"):
+            good = web.post(
+                "/oauth/token",
+                base_url=base_url,
+                data={
+                    "grant_type": "client_credentials",
+                    "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": assertion(
+                        agency.key, agency.id, aud=HTTPS_HUB + "/oauth/token"
+                    ),
+                },
+            )
+            assert good.status_code == 200, good.get_json()
+        # The default PUBLIC_URL's endpoint is not this hub's audience any more.
+        refused(token_with_assertion(web, assertion(agency.key, agency.id)))
+    finally:
+        https_hub.extensions["puente.db"].engine.dispose()
 
 
 def test_alg_none_and_hmac_with_the_public_key_are_refused(hub: Flask, web: FlaskClient) -> None:
@@ -669,16 +766,13 @@ def test_revocation(hub: Flask, web: FlaskClient) -> None:
     token = token_with_secret(web, agency).get_json()["access_token"]
     others_token = token_with_secret(web, other).get_json()["access_token"]
 
-    # Nobody revokes another agency's token.
-    refused(
-        web.post(
-            "/oauth/revoke",
-            data={"token": others_token},
-            headers=basic(agency.id, agency.secret or ""),
-        ),
-        "invalid_grant",
-        400,
+    # Nobody revokes another agency's token: the answer is the unknown token's (below).
+    not_theirs = web.post(
+        "/oauth/revoke",
+        data={"token": others_token},
+        headers=basic(agency.id, agency.secret or ""),
     )
+    assert (not_theirs.status_code, not_theirs.get_json()) == (200, {})
     assert web.get("/test/records", headers=bearer(others_token)).status_code == 200
 
     revoked = web.post(
@@ -704,6 +798,114 @@ def test_revocation(hub: Flask, web: FlaskClient) -> None:
     )
     assert unknown.status_code == 200
     refused(web.post("/oauth/revoke", data={"token": token}), status=401)
+
+
+def test_revoking_a_token_not_the_callers_answers_as_an_unknown_token(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # RFC 7009 §2.2: 200 for a token the server will not revoke, so the answer does not tell
+    # whether a leaked string is a real token; and the token keeps working.
+    agency = register(hub)
+    other = register(hub, "mx.chp.tapachula.dif")
+    others_token = token_with_secret(web, other).get_json()["access_token"]
+    with admin(hub) as session:
+        add_person(
+            session,
+            person_id="tapachula-representante",
+            name="Representante",
+            email="representante@example.org",
+            agency_id=other.id,
+            roles=["legal_representative"],
+        )
+        pat = issue_token(session, "tapachula-representante", ["records:read"]).token
+    assert pat.startswith("pat_")
+
+    def answer(candidate: str) -> tuple[int, Any, str, str]:
+        response = web.post(
+            "/oauth/revoke",
+            data={"token": candidate},
+            headers=basic(agency.id, agency.secret or ""),
+        )
+        return (
+            response.status_code,
+            response.get_data(as_text=True),
+            response.headers["Content-Type"],
+            response.headers.get("Cache-Control", ""),
+        )
+
+    unknown = answer("no-such-token")
+    assert unknown[:2] == (200, "{}")
+    for candidate in (others_token, pat, "pat_" + "x" * 43):
+        assert answer(candidate) == unknown
+    assert web.get("/test/records", headers=bearer(others_token)).status_code == 200
+    assert web.get("/test/records", headers=bearer(pat)).status_code == 200
+    own = web.post(
+        "/oauth/introspect",
+        data={"token": others_token},
+        headers=basic(other.id, other.secret or ""),
+    )
+    assert own.get_json()["active"] is True
+
+
+# --- transport ----------------------------------------------------------------------------------
+
+
+def test_plain_http_hub_issues_tokens_on_any_host_name(hub: Flask, web: FlaskClient) -> None:
+    # PUBLIC_URL http:// (the default, `puente demo`, a hub on a local network): OAuth over
+    # plain http works whatever host name the client used, not only localhost.
+    agency = register(hub)
+    lan = {"base_url": LAN_HUB, "headers": basic(agency.id, agency.secret or "")}
+    issued = web.post("/oauth/token", data={"grant_type": "client_credentials"}, **lan)
+    assert issued.status_code == 200, issued.get_json()
+    token = issued.get_json()["access_token"]
+    assert web.post("/oauth/introspect", data={"token": token}, **lan).get_json()["active"]
+    assert web.post("/oauth/revoke", data={"token": token}, **lan).status_code == 200
+    assert web.get("/test/records", headers=bearer(token)).status_code == 401
+    # The loopback address, as before, with an assertion.
+    with_key = token_with_assertion(hub.test_client(), assertion(agency.key, agency.id))
+    assert with_key.status_code == 200
+
+
+def test_https_hub_reached_over_plain_http_says_how_to_configure_it(
+    tmp_path: Path, database_url: str
+) -> None:
+    # PUBLIC_URL https://: OAuth over plain http to anything but a loopback address is a clear
+    # invalid_request (never a 500), in the client's language; nothing is issued.
+    https_hub = make_hub(tmp_path, database_url, PUBLIC_URL=HTTPS_HUB)
+    try:
+        agency = register(https_hub)
+        web = https_hub.test_client()
+        for base_url in (LAN_HUB, "http://puente.example"):
+            for route in ("/oauth/token", "/oauth/introspect", "/oauth/revoke"):
+                for lang in ("es", "en"):
+                    response = web.post(
+                        route,
+                        base_url=base_url,
+                        data={"grant_type": "client_credentials", "token": "x"},
+                        headers={
+                            **basic(agency.id, agency.secret or ""),
+                            "Accept-Language": lang,
+                        },
+                    )
+                    description = refused(response, "invalid_request", 400)
+                    assert "https" in description and "X-Forwarded-Proto" in description
+                    assert HTTPS_HUB + "/oauth/token" in description
+                    detail = response.get_json()["detail"]
+                    assert detail.startswith(
+                        "OAuth necesita https" if lang == "es" else "OAuth needs https"
+                    )
+        assert token_count(https_hub) == 0
+        # Over https, and over plain http to the loopback address, it works.
+        for base_url in (HTTPS_HUB, "http://localhost", "http://127.0.0.1:8000"):
+            ok = web.post(
+                "/oauth/token",
+                base_url=base_url,
+                data={"grant_type": "client_credentials"},
+                headers=basic(agency.id, agency.secret or ""),
+            )
+            assert ok.status_code == 200, (base_url, ok.get_json())
+    finally:
+        https_hub.extensions["puente.db"].engine.dispose()
 
 
 def test_token_endpoint_answers_only_post(web: FlaskClient) -> None:
