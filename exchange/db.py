@@ -248,7 +248,10 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
         return None
     text_of_error = str(error.orig or error).lower()
     sqlstate = getattr(error.orig, "sqlstate", None)
-    if "no such table" in text_of_error or sqlstate == "42P01":  # SQLite / PostgreSQL
+    missing_table = "no such table" in text_of_error or sqlstate == "42P01"  # SQLite / PostgreSQL
+    # Or a column a newer migration adds (SQLite: "no such column"; PostgreSQL: 42703).
+    missing_column = "no such column" in text_of_error or sqlstate == "42703"
+    if missing_table or missing_column:
         current, head = _revision_of(getattr(error, _ENGINE_OF_ERROR, None)), head_revision()
         if current is not None and current != head:
             return (
@@ -257,6 +260,7 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
                 f"the database is at revision {current}, the code needs {head}: "
                 "run 'puente db upgrade'",
             )
+    if missing_table:
         return (
             "la base de datos no tiene las tablas de Puente: ejecute 'puente init' "
             "(o 'puente db upgrade')",

@@ -209,3 +209,17 @@ def test_a_public_key_file_that_does_not_exist_is_exit_1_in_either_language(
     assert _one_line(folder) == (
         f"Error: {tmp_path} es una carpeta: indique el archivo de la clave pública."
     )
+
+
+def test_a_column_a_newer_migration_adds_also_says_to_upgrade(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    # 0016 adds peer.signing_jwk: the table is there, the column is not.
+    monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    assert _run("db", "upgrade", "--revision", "0015").exit_code == 0
+    head = db.head_revision()
+    english = _run("peer", "list", "--lang", "en")
+    assert english.exit_code == 1, english.output
+    assert _one_line(english) == (
+        f"Error: the database is at revision 0015, the code needs {head}: run 'puente db upgrade'"
+    )
