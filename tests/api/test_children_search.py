@@ -281,7 +281,7 @@ def test_by_curp_ignoring_case_and_spaces(hub_client: FlaskClient, ids: dict[str
     body = response.get_data(as_text=True)
     assert "Kevin" not in body and "Ejemplo" not in body and "EEFK" not in body
     unknown = search(
-        hub_client, ids, {"identifier": {"kind": "curp", "value": "XXXX000000HNEXXXA0"}}
+        hub_client, ids, {"identifier": {"kind": "curp", "value": "XAXX010101HNEXXXA0"}}
     )
     assert candidates(unknown) == []
 
@@ -620,7 +620,7 @@ def test_invalid_bodies_are_validation_problems_with_pointers(
         hub_client,
         ids,
         {
-            "identifier": {"kind": "curp", "value": "X"},
+            "identifier": {"kind": "curp", "value": "EEFK080702HNEJCVA9"},
             "full_name": "Ana",
             "date_of_birth": "2010-01-01",
         },
@@ -715,7 +715,7 @@ def test_a_child_nobody_may_know_of_is_answered_as_if_it_did_not_exist(
     seeded: tuple[Flask, dict[str, str]], hub_client: FlaskClient, ids: dict[str, str]
 ) -> None:
     valentina = {"identifier": {"type": "curp", "value": "PUMV071030MNERSLA5"}}
-    nobody = {"identifier": {"type": "curp", "value": "XXXX000000HNEXXXA0"}}
+    nobody = {"identifier": {"type": "curp", "value": "XAXX010101HNEXXXA0"}}
     # The DIF holds Valentina's record: it finds her.
     assert candidates(search(hub_client, ids, valentina)) == [(ids["valentina"], 1.0, ["curp"])]
     for agency, purpose in [
@@ -911,3 +911,13 @@ def test_a_person_of_the_holding_agency_finds_the_child_only_through_the_engine(
         consent_document(OWNER, purposes=["legal_representation"], categories=["identity"]),
     )
     assert found(staff.headers) == [child_id]
+
+
+@pytest.mark.parametrize("value", ["XYZ", "EEFK080732HNEJCVA9", "EEFK08070HNEJCVA9"])
+def test_a_malformed_curp_is_a_typo_to_fix_not_an_unknown_child(
+    hub_client: FlaskClient, ids: dict[str, str], value: str
+) -> None:
+    response = search(hub_client, ids, {"identifier": {"type": "curp", "value": value}})
+    assert response.status_code == 400, response.get_json()
+    [error] = response.get_json()["errors"]
+    assert error["pointer"] == "/identifier/value" and "CURP" in error["message"]

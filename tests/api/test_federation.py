@@ -221,7 +221,7 @@ def test_both_hubs_audit_both_envelopes_and_the_holder_audits_the_read(fed: Fede
 
 def test_nothing_permitted_and_no_such_child_answer_alike(fed: Federation) -> None:
     nothing = fed.lookup().get_json()
-    unknown = fed.lookup(identifiers=[{"type": "curp", "value": "XXXX000000HNEXXXA0"}]).get_json()
+    unknown = fed.lookup(identifiers=[{"type": "curp", "value": "XAXX010101HNEXXXA0"}]).get_json()
     assert nothing["records"] == unknown["records"] == []
     assert set(nothing) == set(unknown) == {"hub", "envelope_id", "records"}
     # The refused read is on the holder's log all the same.
