@@ -331,7 +331,8 @@ def _give_address(
 def _keep_previous_owner_informed(
     session: Session, transfer: RecordShare, record: Record, now: datetime
 ) -> None:
-    """The previous owner keeps reading the case it handed over (continuity of care)."""
+    """The previous owner keeps a referral of the case it handed over (continuity of care);
+    reads through it are decided by the consent engine like any referral's."""
     continuity = RecordShare(
         id=new_share_id(),
         record_id=record.id,
