@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import select
-
 from joserfc.jwk import OKPKey
+from sqlalchemy import select
 
 from audit import generate_cosigner_key, generate_signer_key
 from exchange import create_app, db
