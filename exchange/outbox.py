@@ -475,13 +475,26 @@ def notifications_for(
 
 
 def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | None:
-    """Why a queued ``transfer.requested`` should not go out (the transfer is no longer
-    pending), or ``None``."""
-    if message.kind != "transfer.requested":
+    """Why a queued transfer notice should not go out, or ``None``: a ``transfer.requested``
+    whose transfer is no longer pending; a ``transfer.withdrawn`` to a recipient that was never
+    told of the request (its notice was withheld, or has not gone out), which would learn of a
+    transfer only to hear it is off."""
+    if message.kind not in ("transfer.requested", "transfer.withdrawn"):
         return None
     from exchange.sharing import RecordShare
 
     share_id = (message.payload or {}).get("share_id")
+    if message.kind == "transfer.withdrawn":
+        told = session.scalars(
+            select(OutboxMessage.payload).where(
+                OutboxMessage.agency_id == message.agency_id,
+                OutboxMessage.kind == "transfer.requested",
+                OutboxMessage.status == "delivered",
+            )
+        )
+        if any((payload or {}).get("share_id") == share_id for payload in told):
+            return None
+        return f"withheld: the request of transfer {share_id} never reached the recipient"
     share = session.get(RecordShare, share_id) if share_id else None
     if share is None or share.status == "pending":
         return None

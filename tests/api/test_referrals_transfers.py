@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from exchange import db
 from exchange.agencies import disable_agency, register_agency
@@ -694,3 +694,46 @@ def test_a_transfer_request_answered_before_delivery_is_not_announced(hub: Hub) 
     message, result = hub.deliver_unsent("transfer.requested")
     assert message.status == "withheld" and result.withheld == 1
     assert "no longer pending" in (message.last_error or "")
+
+
+def test_a_withdrawal_of_a_transfer_never_announced_is_not_announced_either(hub: Hub) -> None:
+    """The recipient was never told of the request (it was withdrawn before the notice went
+    out): hearing only that it is off would tell it of a transfer it never saw."""
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    assert hub.post(OWNER, f"/v1/transfers/{share_id}/withdraw", {}).status_code == 200
+
+    requested, _ = hub.deliver_unsent("transfer.requested")
+    assert requested.status == "withheld"
+    withdrawn, result = hub.deliver_unsent("transfer.withdrawn")
+    assert withdrawn.status == "withheld" and result.withheld == 1
+    assert "never reached the recipient" in (withdrawn.last_error or "")
+
+
+def test_a_withdrawal_of_a_transfer_the_recipient_heard_of_is_announced(hub: Hub) -> None:
+    record_id = hub.push()
+    share_id = transfer(hub, record_id).get_json()["id"]
+    with db.database(hub.app).sessions() as session:  # the request's notice went out
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.kind == "transfer.requested")
+            .values(status="delivered")
+        )
+        session.commit()
+    assert hub.post(OWNER, f"/v1/transfers/{share_id}/withdraw", {}).status_code == 200
+    sent: list[str] = []
+
+    class Recording:
+        def deliver(self, agency: Any, message: Any) -> None:
+            sent.append(message.kind)
+
+    with hub.app.app_context(), db.database(hub.app).sessions() as session:
+        [message] = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.kind == "transfer.withdrawn")
+        ).all()
+        message.lease_token, message.lease_until = "t", datetime.now(UTC) + timedelta(minutes=1)
+        session.commit()
+        deliver_message(
+            session, message, Recording(), DeliveryPolicy.from_config(hub.app), BatchResult()
+        )
+    assert sent == ["transfer.withdrawn"]
