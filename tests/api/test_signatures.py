@@ -19,6 +19,7 @@ from records_support import (
     changed,
     envelope,
     example,
+    issue_token,
     push,
     push_bulk,
     read,
@@ -140,6 +141,9 @@ def test_a_retired_key_no_longer_signs(
 ) -> None:
     with app.app_context(), db.database(app).sessions.begin() as session:
         retire_key(session, SIGNER, signer.kid or "")
+    # Retiring the key ended the agency's tokens; with a new one, the key's signature fails.
+    assert push(client, signer, envelope("EXP-0")).status_code == 401
+    signer.token = issue_token(app, SIGNER, ("records:write", "records:read"))
     body = envelope("EXP-1")
     assert_bad_signature(app, push(client, signer, body, **{"Puente-Signature": signer.sign(body)}))
 
