@@ -29,6 +29,7 @@ existence oracle.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,39 @@ def _ranked(candidates: Iterable[Candidate], limit: int) -> list[Candidate]:
         if candidate.child_id not in best or candidate.score > best[candidate.child_id].score:
             best[candidate.child_id] = candidate
     return sorted(best.values(), key=lambda c: (-c.score, c.child_id))[:limit]
+
+
+#: Identifier types whose shape is known (common/1), and the definition that gives it.
+IDENTIFIER_SHAPES = {"curp": "curp", "unhcr_individual": "unhcr_number"}
+IDENTIFIER_SHAPE_WORDS = {
+    "curp": (
+        "No es una CURP: 18 caracteres, 4 letras, la fecha de nacimiento (AAMMDD), el sexo, la "
+        "entidad (NE si nació en el extranjero), 3 consonantes y 2 caracteres finales.",
+        "Not a CURP: 18 characters, 4 letters, the date of birth (YYMMDD), the sex, the state "
+        "(NE if born abroad), 3 consonants and 2 final characters.",
+    ),
+    "unhcr_individual": (
+        "No es un número individual ACNUR (como 487-21C01234 o MEX-23C012345).",
+        "Not a UNHCR individual number (such as 487-21C01234 or MEX-23C012345).",
+    ),
+}
+
+
+def identifier_shape_error(kind: str, value: str) -> tuple[str, str] | None:
+    """Why ``value`` cannot be an identifier of ``kind`` (Spanish, English), or None: the same
+    shape a record's identifier must have, spaces and case set aside. A value of the wrong shape
+    is a typo to fix, not a child the hub does not know."""
+    from schemas.registry import default_registry
+
+    definition = IDENTIFIER_SHAPES.get(kind)
+    if definition is None:
+        return None
+    pattern = default_registry().resolve(f"https://schemas.puente.mx/common/1#/$defs/{definition}")[
+        "pattern"
+    ]
+    if re.match(pattern, normalize_identifier(value)):
+        return None
+    return IDENTIFIER_SHAPE_WORDS[kind]
 
 
 def search_by_identifier(

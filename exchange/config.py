@@ -72,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     # cosign the latest checkpoint, and the deadline of one request to one witness.
     "AUDIT_WITNESS_INTERVAL": 5.0,
     "AUDIT_WITNESS_TIMEOUT": 10.0,
+    # Federation: seconds a lookup waits for the peer hub's answer (a request worker waits
+    # with it, so keep it short).
+    "FEDERATION_TIMEOUT": 10.0,
     # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,

@@ -356,7 +356,9 @@ def decide_disclosure(
     engine_for = actor.for_consent() if recipient is None else recipient_actor(session, recipient)
     # Reading its own record is not a disclosure for the agency's system; a person of that
     # agency (a lawyer, an officer) reads what consent, grants and overrides give them.
-    own_system = recipient is not None or actor.person_id is None
+    # An agency of a peer hub asking through it (exchange.federation) is never the owner here,
+    # whatever id it bears.
+    own_system = recipient is not None or (actor.person_id is None and actor.audit_client is None)
     decision = evaluate(
         child,
         engine_for,

@@ -68,8 +68,8 @@ TYPES = ("lookup", "lookup_answer", "referral", "transfer")
 #: Identifier types a lookup may use: those that link one child, matched exactly.
 LOOKUP_IDENTIFIER_TYPES = ("curp", "unhcr_individual")
 MAX_IDENTIFIERS = 5
-#: Seconds the asking hub waits for a peer's answer.
-PEER_TIMEOUT_SECONDS = 15.0
+#: Seconds the asking hub waits for a peer's answer, unless ``FEDERATION_TIMEOUT`` says.
+DEFAULT_TIMEOUT_SECONDS = 10.0
 
 
 class EnvelopeRefused(BilingualError):
@@ -89,6 +89,10 @@ class EnvelopeRefused(BilingualError):
         self.kind = kind
         self.status = status
         self.pointer = pointer
+        #: Set once the envelope's signature verified with a pinned peer's key: a refusal of an
+        #: envelope that peer really sent is audited; an unverified one is anyone's and is not.
+        self.verified_from: str | None = None
+        self.jti: str | None = None
 
 
 class PeerUnavailable(BilingualError):
@@ -182,7 +186,7 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             f"this hub has not pinned the signing key of peer hub {peer.hub_id!r} "
             "(puente peer pin-signing-key).",
         )
-    if header.get("kid") not in (None, key.thumbprint()):
+    if header.get("kid") != key.thumbprint():
         raise _refused_signature(
             f"la llave {header.get('kid')!r} no es la registrada para {peer.hub_id!r}.",
             f"key {header.get('kid')!r} is not the one pinned for {peer.hub_id!r}.",
@@ -194,10 +198,18 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             f"la firma no corresponde a la llave registrada para {peer.hub_id!r}.",
             f"the signature does not verify with the key pinned for {peer.hub_id!r}.",
         ) from error
-    jti, kind, body = _checked_claims(claims)
+    try:
+        jti, kind, body = _checked_claims(claims)
+    except EnvelopeRefused as refusal:
+        refusal.verified_from = peer.hub_id
+        given = claims.get("jti")
+        refusal.jti = given if isinstance(given, str) and JTI.match(given) else None
+        raise
     expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
     if not consume_assertion_id(peer.hub_id, "envelope:" + jti, expires):
-        raise EnvelopeRefused(
+        raise _verified(
+            peer.hub_id,
+            jti,
             "replayed",
             f"El sobre {jti} del nodo {peer.hub_id} ya se recibió: cada sobre vale una vez.",
             f"Envelope {jti} from hub {peer.hub_id} was already received: each envelope is "
@@ -206,8 +218,23 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
     return Opened(peer, jti, kind, body)
 
 
+def _verified(peer_id: str, jti: str, *args: Any, **kwargs: Any) -> EnvelopeRefused:
+    """An :class:`EnvelopeRefused` about an envelope ``peer_id`` did send (its signature
+    verified): audited as a failed receipt."""
+    refusal = EnvelopeRefused(*args, **kwargs)
+    refusal.verified_from, refusal.jti = peer_id, jti
+    return refusal
+
+
 def _checked_claims(claims: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     hub_id = current_app.config["HUB_ID"]
+    if not isinstance(claims.get("aud"), str):
+        raise EnvelopeRefused(
+            "validation",
+            "El sobre necesita aud: el id del nodo al que va dirigido.",
+            "The envelope needs aud: the id of the hub it is addressed to.",
+            pointer="/aud",
+        )
     if claims.get("aud") != hub_id:
         raise EnvelopeRefused(
             "forbidden",
@@ -229,8 +256,8 @@ def _checked_claims(claims: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
     if expires - issued > MAX_LIFETIME_SECONDS or expires <= issued:
         raise EnvelopeRefused(
             "validation",
-            f"Un sobre vale a lo más {MAX_LIFETIME_SECONDS} s (exp − iat).",
-            f"An envelope is valid for at most {MAX_LIFETIME_SECONDS} s (exp − iat).",
+            f"exp debe ser posterior a iat y a lo más {MAX_LIFETIME_SECONDS} s después.",
+            f"exp must come after iat, and at most {MAX_LIFETIME_SECONDS} s after it.",
             pointer="/exp",
         )
     if expires + LEEWAY_SECONDS < now or issued - LEEWAY_SECONDS > now:
@@ -281,9 +308,16 @@ def _invalid(pointer: str, es: str, en: str) -> EnvelopeRefused:
     return EnvelopeRefused("validation", es, en, pointer=pointer)
 
 
-def read_lookup(peer: Peer, body: Mapping[str, Any]) -> Lookup:
+#: What a lookup's ``requester`` holds.
+REQUESTER_FIELDS = ("agency_id", "kind", "level", "jurisdiction", "country")
+
+
+def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup:
     """The lookup's body checked: who asks (an agency of ``peer``, described as this hub's
-    registry would describe its own), for what purpose, by which identifiers."""
+    registry would describe its own, and never one of this hub's own agencies), for what
+    purpose, by which identifiers (of the right shape)."""
+    from exchange.agencies import Agency
+    from exchange.child_search import identifier_shape_error
     from exchange.sharing import purpose_codes
 
     unknown = set(body) - {"requester", "purpose", "identifiers"}
@@ -302,6 +336,15 @@ def read_lookup(peer: Peer, body: Mapping[str, Any]) -> Lookup:
             "requester needs agency_id, kind, level and jurisdiction (and country for a foreign "
             "authority).",
         )
+    extra = sorted(set(requester) - set(REQUESTER_FIELDS))
+    if extra:
+        raise _invalid(
+            f"/body/requester/{extra[0]}",
+            f"Campo desconocido {extra[0]!r}: un nodo par habla por sus agencias (sus sistemas), "
+            "no por personas ni roles.",
+            f"Unknown field {extra[0]!r}: a peer speaks for its agencies (their systems), not "
+            "for people or roles.",
+        )
     country = requester.get("country")
     errors = identity_errors(
         requester["agency_id"],
@@ -316,6 +359,17 @@ def read_lookup(peer: Peer, body: Mapping[str, Any]) -> Lookup:
             f"/body/requester/{first.field or 'agency_id'}",
             first.message("es"),
             first.message("en"),
+        )
+    if session.get(Agency, requester["agency_id"]) is not None:
+        # A peer speaks for its own agencies only: one of ours, named by a peer, would read as
+        # the agency responsible for its records, and claim the consents and grants given to it.
+        raise EnvelopeRefused(
+            "forbidden",
+            f"{requester['agency_id']} es una agencia de este nodo: un nodo par consulta solo "
+            "por sus propias agencias.",
+            f"{requester['agency_id']} is an agency of this hub: a peer looks up only for its "
+            "own agencies.",
+            pointer="/body/requester/agency_id",
         )
     purpose = body.get("purpose")
     if purpose not in purpose_codes():
@@ -346,6 +400,9 @@ def read_lookup(peer: Peer, body: Mapping[str, Any]) -> Lookup:
                 f"Cada identificador es {{type, value}} con type en {', '.join(types)}.",
                 f"Each identifier is {{type, value}} with type one of {', '.join(types)}.",
             )
+        shape = identifier_shape_error(item["type"], item["value"])
+        if shape is not None:
+            raise _invalid(f"/body/identifiers/{index}/value", *shape)
         found.append((item["type"], item["value"]))
     actor = Actor.from_fields(
         client_id=PEER_CLIENT_PREFIX + peer.hub_id,
@@ -365,7 +422,11 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
     from exchange.child_search import search_by_identifier
     from exchange.disclosure import load_child
 
-    lookup = read_lookup(opened.peer, opened.body)
+    try:
+        lookup = read_lookup(session, opened.peer, opened.body)
+    except EnvelopeRefused as refusal:
+        refusal.verified_from, refusal.jti = opened.peer.hub_id, opened.jti
+        raise
     audit_envelope(
         session,
         "received",
@@ -397,7 +458,15 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
         kind="lookup_answer",
         body={"in_reply_to": opened.jti, "records": records},
     )
-    audit_envelope(session, "sent", opened.peer.hub_id, jti, "lookup_answer")
+    audit_envelope(
+        session,
+        "sent",
+        opened.peer.hub_id,
+        jti,
+        "lookup_answer",
+        actor=lookup.requester,
+        purpose=lookup.purpose,
+    )
     return {"envelope_id": opened.jti, "type": "lookup_answer", "answer": token}
 
 
@@ -405,7 +474,7 @@ def audit_envelope(
     session: Session,
     direction: str,
     peer_id: str,
-    jti: str,
+    jti: str | None,
     kind: str,
     *,
     actor: Actor | None = None,
@@ -427,7 +496,7 @@ def audit_envelope(
         action=f"federation_envelope_{direction}",
         outcome=outcome,
         purpose=purpose,
-        object_type="envelope",
+        object_type="envelope" if jti else None,
         object_id=jti,
         target_hub=peer_id,
         detail=kind,
@@ -485,10 +554,11 @@ def lookup_at_peer(
     )
     url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
     reply: HttpAnswer | None = None
+    timeout = float(current_app.config.get("FEDERATION_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS)
     try:
-        reply = post_envelope(url, token, PEER_TIMEOUT_SECONDS)
+        reply = post_envelope(url, token, timeout)
     except (OSError, http.client.HTTPException) as error:
-        failure: Exception = error
+        failure = getattr(error, "reason", error)
     answered = reply is not None and reply.status == 200
     audit_envelope(
         session,
@@ -525,6 +595,18 @@ def lookup_at_peer(
             raise ValueError("records is not a list of objects")
     except (ValueError, KeyError, TypeError, EnvelopeRefused) as error:
         reason = error.message("en") if isinstance(error, EnvelopeRefused) else str(error)
+        # Audited: what came back was not a valid answer, and was discarded.
+        audit_envelope(
+            session,
+            "received",
+            peer.hub_id,
+            None,
+            "lookup_answer",
+            actor=actor,
+            purpose=purpose,
+            outcome="failure",
+        )
+        session.commit()
         raise PeerUnavailable(
             f"La respuesta del nodo par {peer.hub_id} no es válida y se descartó: {reason}",
             f"Peer hub {peer.hub_id}'s answer is not valid and was discarded: {reason}",

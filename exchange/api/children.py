@@ -12,7 +12,6 @@ and one per answered candidate naming its ``child_id``, so oversight sees who lo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
@@ -36,10 +35,10 @@ from exchange.child_search import (
     MAX_CANDIDATES,
     Candidate,
     children_known_to,
+    identifier_shape_error,
     search_by_identifier,
     search_by_profile,
 )
-from exchange.children import normalize_identifier
 from exchange.disclosure import audit_decision, remember_disclosure
 from exchange.httpbasics import require_json
 from exchange.problems import Problem, localized, negotiated_language
@@ -222,8 +221,12 @@ def _spelling_errors(body: dict[str, Any]) -> list[dict[str, str]]:
                 "Give the identifier's type in 'type' (or 'kind'), once.",
             )
         )
-    if len(named) == 1 and identifier_type(body["identifier"]) == "curp":
-        errors.extend(_curp_errors(body["identifier"]["value"]))
+    if len(named) == 1:
+        shape = identifier_shape_error(
+            identifier_type(body["identifier"]), body["identifier"]["value"]
+        )
+        if shape is not None:
+            errors.append(_error("/identifier/value", *shape))
     name = body.get("name", {})
     for alias, fields in NAME_FIELD_ALIASES.items():
         record_spelling = [field for field in fields if field in name]
@@ -237,23 +240,6 @@ def _spelling_errors(body: dict[str, Any]) -> list[dict[str, str]]:
                 )
             )
     return errors
-
-
-def _curp_errors(value: str) -> list[dict[str, str]]:
-    """A CURP of the wrong shape is a typo to fix, not a child the hub does not know: the same
-    check a record's CURP gets (common/1 ``curp``), after spaces and case are set aside."""
-    pattern = default_registry().resolve(COMMON + "curp")["pattern"]
-    if re.match(pattern, normalize_identifier(value)):
-        return []
-    return [
-        _error(
-            "/identifier/value",
-            "No es una CURP: 18 caracteres, 4 letras, la fecha de nacimiento (AAMMDD), el sexo, "
-            "la entidad (NE si nació en el extranjero), 3 consonantes y 2 caracteres finales.",
-            "Not a CURP: 18 characters, 4 letters, the date of birth (YYMMDD), the sex, the "
-            "state (NE if born abroad), 3 consonants and 2 final characters.",
-        )
-    ]
 
 
 def identifier_type(identifier: dict[str, Any]) -> str:

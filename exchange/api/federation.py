@@ -16,6 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from exchange import db
 from exchange.api.sharing import COMMON
 from exchange.auth import current_actor, require_scope
+from exchange.child_search import identifier_shape_error
 from exchange.federation import (
     LOOKUP_IDENTIFIER_TYPES,
     MAX_ENVELOPE_BYTES,
@@ -24,20 +25,22 @@ from exchange.federation import (
     EnvelopeRefused,
     PeerUnavailable,
     answer_lookup,
+    audit_envelope,
     lookup_at_peer,
     open_envelope,
 )
-from exchange.httpbasics import check_against, require_json
+from exchange.httpbasics import REQUEST_NOT_VALID, check_against, require_json
 from exchange.peers import Peer
-from exchange.problems import Problem
+from exchange.problems import Problem, localized
 
 bp = Blueprint("federation", __name__, url_prefix="/v1/federation")
 
 
 def _problem(refusal: EnvelopeRefused) -> Problem:
     extra: dict[str, Any] = {}
-    if refusal.kind == "validation":
-        extra["errors"] = [{"pointer": refusal.pointer or "", "message": refusal.message("en")}]
+    if refusal.kind == "validation" or refusal.pointer is not None:
+        message = localized(refusal.message_es, refusal.message_en)
+        extra["errors"] = [{"pointer": refusal.pointer or "", "message": message}]
     return Problem(
         refusal.kind, (refusal.message_es, refusal.message_en), status=refusal.status, **extra
     )
@@ -82,6 +85,18 @@ def receive_envelope() -> Any:
             )
     except EnvelopeRefused as refusal:
         session.rollback()
+        if refusal.verified_from is not None:
+            # A peer really sent it (its signature verified): oversight sees what was refused.
+            # An envelope no pinned key verifies is anyone's, and is not written to the log.
+            audit_envelope(
+                session,
+                "received",
+                refusal.verified_from,
+                refusal.jti,
+                f"refused.{refusal.kind}",
+                outcome="failure",
+            )
+            session.commit()
         raise _problem(refusal) from refusal
     session.commit()
     return jsonify(answer)
@@ -121,6 +136,7 @@ LOOKUP_SCHEMA: dict[str, Any] = {
                         "type": "string",
                         "minLength": 1,
                         "maxLength": 100,
+                        "pattern": r"\S",
                     },
                 },
             },
@@ -134,6 +150,13 @@ LOOKUP_SCHEMA: dict[str, Any] = {
 def send_lookup() -> Any:
     body = require_json()
     check_against(LOOKUP_SCHEMA, body)
+    shapes = [
+        {"pointer": f"/identifiers/{index}/value", "message": localized(*shape)}
+        for index, item in enumerate(body["identifiers"])
+        if (shape := identifier_shape_error(item["type"], item["value"])) is not None
+    ]
+    if shapes:
+        raise Problem("validation", REQUEST_NOT_VALID, errors=shapes)
     actor = current_actor()
     if actor.agency_id is None or actor.person_id is not None:
         raise Problem(

@@ -161,7 +161,13 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
             if peer["active"]
             else say(lang, "DESACTIVADO", "DISABLED")
         )
-        click.echo(f"{peer['hub_id']}  {peer['origin']}  {state}  {peer['log_vkey']}")
+        signing = say(lang, "firma: ", "signing: ") + (
+            peer["signing_jwk"]["kid"] if peer["signing_jwk"] else "—"
+        )
+        click.echo(
+            f"{peer['hub_id']}  {peer['origin']}  {state}  {peer['base_url'] or '—'}  "
+            f"{signing}  {peer['log_vkey']}"
+        )
 
 
 @peer_group.command("disable")
@@ -169,14 +175,17 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
 @language_option
 @with_hub
 def disable_command(app: Flask, hub_id: str, lang: str) -> None:
-    """Stop witnessing a peer's log (what was cosigned for it is kept)."""
+    """Stop witnessing a peer's log (what was cosigned for it is kept) and refuse its
+    envelopes."""
     with _transaction(app, lang) as session:
         disable_peer(session, hub_id)
     click.echo(
         say(
             lang,
-            f"Nodo par {hub_id} desactivado: su bitácora ya no se atestigua.",
-            f"Peer hub {hub_id} disabled: its log is no longer witnessed.",
+            f"Nodo par {hub_id} desactivado: su bitácora ya no se atestigua y sus sobres se "
+            "rechazan.",
+            f"Peer hub {hub_id} disabled: its log is no longer witnessed and its envelopes are "
+            "refused.",
         )
     )
 

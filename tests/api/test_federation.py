@@ -107,7 +107,11 @@ class Federation:
             key = load_hub_signing_key(self.asker)
         decoded = jwt.decode(token, key, algorithms=["EdDSA"])
         header = {**decoded.header, **claims.pop("header", {})}
-        return jwt.encode(header, {**decoded.claims, **claims}, key, algorithms=["EdDSA"])
+        payload = {**decoded.claims, **claims}
+        # None removes a header member or claim.
+        header = {name: value for name, value in header.items() if value is not None}
+        payload = {name: value for name, value in payload.items() if value is not None}
+        return jwt.encode(header, payload, key, algorithms=["EdDSA"])
 
     def post(self, token: str | bytes, content_type: str = federation.MEDIA_TYPE) -> Any:
         return self.holder_client.post(ROUTE, data=token, content_type=content_type)
@@ -208,7 +212,12 @@ def test_both_hubs_audit_both_envelopes_and_the_holder_audits_the_read(fed: Fede
     assert received["object"] == {"type": "envelope", "id": answer["envelope_id"]}
     assert received["target"] == {"hub": ASKER_ID} and received["reason_code"] == "lookup"
     [answered] = entries(fed.holder, "federation_envelope_sent")
-    assert answered["reason_code"] == "lookup_answer"
+    assert answered["reason_code"] == "lookup_answer" and answered["purpose"] == "asylum_procedure"
+    assert answered["actor"] == {
+        "agency_id": COMAR,
+        "role": "system",
+        "client_id": f"hub:{ASKER_ID}",
+    }
     [asked] = entries(fed.asker, "federation_envelope_sent")
     assert asked["actor"]["agency_id"] == COMAR and asked["target"] == {"hub": HOLDER_ID}
     assert asked["object"]["id"] == answer["envelope_id"] and asked["outcome"] == "success"
@@ -374,12 +383,24 @@ def test_unknown_types_and_types_this_hub_does_not_take(fed: Federation) -> None
             "/body/requester/country",
         ),
         (lookup_body(extra=1), "/body/extra"),
+        (
+            lookup_body(requester={**lookup_body()["requester"], "roles": ["consent_officer"]}),
+            "/body/requester/roles",
+        ),
+        (lookup_body(identifiers=[{"type": "curp", "value": "XYZ"}]), "/body/identifiers/0/value"),
+        (
+            lookup_body(identifiers=[{"type": "unhcr_individual", "value": "%"}]),
+            "/body/identifiers/0/value",
+        ),
     ],
 )
 def test_a_lookup_that_is_not_valid(fed: Federation, body: dict[str, Any], pointer: str) -> None:
     answer = problem(fed.post(fed.envelope(body=body)), 400, "validation")
     assert answer["errors"][0]["pointer"] == pointer
-    assert entries(fed.holder, "federation_envelope_received") == []
+    # The asking hub did send it (its signature verified): the refusal is on the log.
+    [refused] = entries(fed.holder, "federation_envelope_received")
+    assert refused["outcome"] == "failure" and refused["reason_code"] == "refused.validation"
+    assert refused["target"] == {"hub": ASKER_ID}
 
 
 # -- the asking side ---------------------------------------------------------------------------
@@ -444,7 +465,8 @@ def test_an_answer_not_signed_by_the_peer_is_discarded(
 
     monkeypatch.setattr(federation, "post_envelope", tampered)
     problem(fed.lookup(), 502, "unavailable")
-    assert entries(fed.asker, "federation_envelope_received") == []
+    [discarded] = entries(fed.asker, "federation_envelope_received")
+    assert discarded["outcome"] == "failure" and discarded["reason_code"] == "lookup_answer"
 
 
 def test_an_answer_to_another_lookup_is_discarded(
@@ -471,3 +493,97 @@ def test_the_hub_document_publishes_the_key_peers_pin(fed: Federation) -> None:
     )
     with fed.holder.app_context():
         assert document["signing_jwk"] == hub_signing_public_jwk(fed.holder)
+
+
+# -- a peer speaks only for its own agencies -----------------------------------------------------
+
+
+def test_a_peer_cannot_speak_for_one_of_this_hubs_agencies(fed: Federation) -> None:
+    """The asking hub registered an agency under the id of the holder's own state DIF: were it
+    believed, it would read every record of that DIF as their originating agency."""
+    impostor = lookup_body(
+        requester={
+            "agency_id": OWNER,
+            "kind": "state_dif",
+            "level": "state",
+            "jurisdiction": "07",
+        }
+    )
+    body = problem(fed.post(fed.envelope(body=impostor)), 403, "forbidden")
+    assert body["errors"][0]["pointer"] == "/body/requester/agency_id"
+    [refused] = entries(fed.holder, "federation_envelope_received")
+    assert refused["outcome"] == "failure" and refused["reason_code"] == "refused.forbidden"
+    assert [e for e in entries(fed.holder, "record_read") if e["actor"].get("client_id")] == []
+    # Through the asking hub's route, as its agency would try it.
+    namesake = add_agency(fed.asker, OWNER, scopes=("records:read",))
+    problem(fed.lookup(namesake, purpose="case_management"), 502, "unavailable")
+
+
+def test_a_peers_agency_is_never_the_owner_whatever_id_it_bears(fed: Federation) -> None:
+    from exchange.api.record_reads import record_json
+    from exchange.auth import Actor
+    from exchange.disclosure import load_child
+    from exchange.records import Record
+
+    with fed.holder.test_request_context(), db.database(fed.holder).sessions() as session:
+        record = session.query(Record).one()
+        impostor = Actor.from_fields(
+            client_id=f"hub:{ASKER_ID}",
+            scopes=("records:read",),
+            agency_id=OWNER,
+            kind="state_dif",
+            country=None,
+            agency_jurisdiction="07",
+        )
+        answer, disclosure = record_json(
+            session, impostor, record, "case_management", load_child(session, record.child_id)
+        )
+        session.rollback()
+    assert answer is None and disclosure.decision.basis != "originating_agency"
+
+
+def test_an_envelope_without_kid_or_aud(fed: Federation) -> None:
+    problem(fed.post(fed.envelope(header={"kid": None})), 401, "bad-signature")
+    body = problem(fed.post(fed.envelope(aud=None)), 400, "validation")
+    assert body["errors"][0]["pointer"] == "/aud"
+
+
+def test_an_envelope_nobody_pinned_verifies_is_not_written_to_the_log(fed: Federation) -> None:
+    token = fed.envelope()
+    forged = jwt.encode(
+        jwt.decode(token, load_hub_signing_key(fed.asker), algorithms=["EdDSA"]).header,
+        {"iss": ASKER_ID, "aud": HOLDER_ID},
+        OKPKey.generate_key("Ed25519"),
+        algorithms=["EdDSA"],
+    )
+    problem(fed.post(forged), 401, "bad-signature")
+    assert entries(fed.holder, "federation_envelope_received") == []
+
+
+def test_a_replay_is_on_the_log_as_refused(fed: Federation) -> None:
+    token = fed.envelope()
+    assert fed.post(token).status_code == 200
+    problem(fed.post(token), 409, "replayed")
+    outcomes = [e["outcome"] for e in entries(fed.holder, "federation_envelope_received")]
+    assert sorted(outcomes) == ["failure", "success"]
+
+
+def test_identifiers_of_the_wrong_shape_are_not_sent(fed: Federation) -> None:
+    body = problem(fed.lookup(identifiers=[{"type": "curp", "value": "XYZ"}]), 400, "validation")
+    assert body["errors"][0]["pointer"] == "/identifiers/0/value"
+    assert fed.sent == []
+
+
+def test_the_wait_for_a_peer_is_configured(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waited: list[float] = []
+
+    def slow(url: str, token: str, timeout: float) -> HttpAnswer:
+        waited.append(timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(federation, "post_envelope", slow)
+    fed.asker.config["FEDERATION_TIMEOUT"] = 3.0
+    body = problem(fed.lookup(), 502, "unavailable")
+    assert waited == [3.0] and "timed out" in body["detail"]
