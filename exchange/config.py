@@ -75,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     # Federation: seconds a lookup waits for the peer hub's answer (a request worker waits
     # with it, so keep it short).
     "FEDERATION_TIMEOUT": 10.0,
+    # ... and the least time a lookup's answer takes: a lookup of a child this hub holds costs
+    # decisions and audit entries that one of an unknown child does not, and the difference in
+    # time would tell the asking hub which children are here.
+    "FEDERATION_ANSWER_FLOOR": 0.25,
     # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,

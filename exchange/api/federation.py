@@ -8,9 +8,10 @@ signature, checked against the key pinned for it, is the request's authenticatio
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange import db
@@ -63,6 +64,7 @@ def receive_envelope() -> Any:
     if request.content_length is None and len(body) >= MAX_ENVELOPE_BYTES:
         raise RequestEntityTooLarge()
     session = db.session()
+    started = time.monotonic()
     try:
         opened = open_envelope(session, body)
         if opened.type == "lookup":
@@ -99,6 +101,9 @@ def receive_envelope() -> Any:
             session.commit()
         raise _problem(refusal) from refusal
     session.commit()
+    # Every answer takes at least the floor, whether the children were here or not.
+    floor = float(current_app.config.get("FEDERATION_ANSWER_FLOOR") or 0)
+    time.sleep(max(0.0, started + floor - time.monotonic()))
     return jsonify(answer)
 
 

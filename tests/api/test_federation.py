@@ -135,7 +135,11 @@ def lookup_body(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 def fed(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Federation]:
     holder = make_hub(
-        tmp_path / "holder", database_url, HUB_ID=HOLDER_ID, AUDIT_INTEGRATOR_THREAD=False
+        tmp_path / "holder",
+        database_url,
+        HUB_ID=HOLDER_ID,
+        AUDIT_INTEGRATOR_THREAD=False,
+        FEDERATION_ANSWER_FLOOR=0,  # the test of the floor sets it
     )
     asker = make_hub(
         tmp_path / "asker",
@@ -587,3 +591,18 @@ def test_the_wait_for_a_peer_is_configured(
     fed.asker.config["FEDERATION_TIMEOUT"] = 3.0
     body = problem(fed.lookup(), 502, "unavailable")
     assert waited == [3.0] and "timed out" in body["detail"]
+
+
+def test_every_answer_takes_the_floor_so_time_tells_nothing(fed: Federation) -> None:
+    """A known child costs the holder decisions and audit entries an unknown one does not; the
+    answer floor hides the difference."""
+    permit_comar(fed)
+    fed.holder.config["FEDERATION_ANSWER_FLOOR"] = 0.3
+    for identifiers in (
+        [{"type": "curp", "value": CURP}],
+        [{"type": "curp", "value": "XAXX010101HNEXXXA0"}],
+    ):
+        started = time.monotonic()
+        response = fed.post(fed.envelope(body=lookup_body(identifiers=identifiers)))
+        assert response.status_code == 200
+        assert time.monotonic() - started >= 0.3
