@@ -899,6 +899,7 @@ def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
         "state": _withhold_state(row, moment),
         "child_id": row.child_id,
         "target": None if target is None else target.to_json(),
+        "target_hub": document.get("target_hub"),
         "actor_kind": row.actor_kind,
         "categories": list(row.categories or ()),
         "starts": as_utc(row.starts_at).isoformat() if row.starts_at else None,
@@ -910,12 +911,17 @@ def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
     }
 
 
-def _unknown_target(session: Session, target: ActorRef | None) -> list[dict[str, str]]:
+def _unknown_target(
+    session: Session, target: ActorRef | None, target_hub: str | None = None
+) -> list[dict[str, str]]:
     """What the hub does not know in an entry's target: an entry naming an agency or person
     that is not registered here (a mistyped id) would withhold from nobody while the officer
-    believes the child protected."""
+    believes the child protected. An agency of a pinned peer hub (which may look the child up,
+    docs/federation.md) is named with that hub in ``target_hub``: the hub is checked instead."""
     from exchange.agencies import Agency
 
+    if target_hub is not None:
+        return _peer_target_problems(session, target, target_hub)
     if target is None:
         return []
     found = []
@@ -972,6 +978,43 @@ def _withhold_period_problems(entry: WithholdFrom, moment: datetime) -> list[dic
     return []
 
 
+def _peer_target_problems(
+    session: Session, target: ActorRef | None, target_hub: str
+) -> list[dict[str, str]]:
+    """``target_hub`` names the pinned peer whose agency the entry withholds from: only an
+    agency, not registered here, of a hub this hub pinned."""
+    from exchange.agencies import Agency
+    from exchange.peers import Peer
+
+    if target is None or target.agency_id is None or target.person_id is not None:
+        return [
+            {
+                "pointer": "/target_hub",
+                "message_es": "target_hub va con target.agency_id (una agencia de ese nodo), "
+                "sin persona: las personas de otro nodo no consultan aquí.",
+                "message_en": "target_hub goes with target.agency_id (an agency of that hub), "
+                "without a person: another hub's people never ask here.",
+            }
+        ]
+    if session.get(Agency, target.agency_id) is not None:
+        return [
+            {
+                "pointer": "/target_hub",
+                "message_es": f"{target.agency_id} es una agencia de este nodo: quite target_hub.",
+                "message_en": f"{target.agency_id} is an agency of this hub: leave out target_hub.",
+            }
+        ]
+    if session.get(Peer, target_hub) is None:
+        return [
+            {
+                "pointer": "/target_hub",
+                "message_es": f"No hay un nodo par {target_hub!r} registrado (puente peer list).",
+                "message_en": f"No peer hub {target_hub!r} is pinned (puente peer list).",
+            }
+        ]
+    return []
+
+
 def record_withhold(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
@@ -993,7 +1036,10 @@ def record_withhold(
         )
     except ConsentError as error:
         raise _format_error(error) from error
-    found = _unknown_target(session, entry.target) + _withhold_period_problems(entry, moment)
+    target_hub = document.get("target_hub")
+    found = _unknown_target(session, entry.target, target_hub) + _withhold_period_problems(
+        entry, moment
+    )
     if found:
         raise ConsentProblem(
             "validation",
@@ -1017,7 +1063,10 @@ def record_withhold(
         recorded_by_person=actor.person_id,
         recorded_at=moment,
     )
-    row.seal(data_keyring(), {"reason": document["reason"]})
+    sealed = {"reason": document["reason"]}
+    if target_hub is not None:
+        sealed["target_hub"] = target_hub
+    row.seal(data_keyring(), sealed)
     session.add(row)
     # Codes and ids only: the written reason may describe the child's situation.
     audit_entry = _audit(

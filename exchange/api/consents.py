@@ -295,6 +295,12 @@ WITHHOLD_SCHEMA: dict[str, Any] = {
             "$ref": COMMON + "actor",
             "x-title": {"es": "No divulgar a", "en": "Withhold from"},
         },
+        # The pinned peer hub whose agency ``target.agency_id`` is (docs/federation.md).
+        "target_hub": {
+            "x-title": {"es": "Nodo de la agencia", "en": "Agency's hub"},
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9._-]{0,99}$",
+        },
         "actor_kind": {
             "x-title": {"es": "Tipo de actor", "en": "Actor kind"},
             "type": "string",

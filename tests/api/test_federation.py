@@ -606,3 +606,40 @@ def test_every_answer_takes_the_floor_so_time_tells_nothing(fed: Federation) -> 
         response = fed.post(fed.envelope(body=lookup_body(identifiers=identifiers)))
         assert response.status_code == 200
         assert time.monotonic() - started >= 0.3
+
+
+def test_a_withhold_entry_names_an_agency_of_a_pinned_peer(fed: Federation) -> None:
+    """The child fled from someone at an agency on another hub: the officer withholds from it
+    by id, naming its hub, and its lookups read nothing although a consent names it."""
+    permit_comar(fed)
+    officer = consent_officer(fed.holder, "oficial-reserva")
+    route = f"/v1/children/{fed.child_id}/withholds"
+    entry = {"target": {"agency_id": COMAR}, "reason": "Conflicto de interés documentado."}
+    # Without the hub, an agency this hub does not know is taken for a typo.
+    unknown = fed.holder_client.post(route, json=entry, headers=officer.headers)
+    assert unknown.status_code == 400
+    assert unknown.get_json()["errors"][0]["pointer"] == "/target/agency_id"
+    wrong_hub = fed.holder_client.post(
+        route, json={**entry, "target_hub": "mx.zz.puente"}, headers=officer.headers
+    )
+    assert wrong_hub.status_code == 400
+    assert wrong_hub.get_json()["errors"][0]["pointer"] == "/target_hub"
+    own = fed.holder_client.post(
+        route,
+        json={"target": {"agency_id": OWNER}, "target_hub": ASKER_ID, "reason": "x"},
+        headers=officer.headers,
+    )
+    assert own.status_code == 400
+    assert len(fed.lookup().get_json()["records"]) == 1  # the consent lets COMAR read
+    recorded = fed.holder_client.post(
+        route, json={**entry, "target_hub": ASKER_ID}, headers=officer.headers
+    )
+    assert recorded.status_code == 201, recorded.get_json()
+    assert recorded.get_json()["withhold"]["target_hub"] == ASKER_ID
+    assert fed.lookup().get_json()["records"] == []
+    [read] = [
+        e
+        for e in entries(fed.holder, "record_read")
+        if e["actor"].get("agency_id") == COMAR and e["outcome"] == "denied"
+    ]
+    assert read["decision"]["basis"] == "withhold"
