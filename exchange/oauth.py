@@ -515,6 +515,11 @@ def _explained(answer: Response) -> Response:
         es, en = _scope_refusal()
     elif error == "invalid_client" and "oauth_detail" in g:
         es, en = f"{OAUTH_ERRORS[error][0]} Causa: {es}.", f"{OAUTH_ERRORS[error][1]} Cause: {en}"
+    elif isinstance(body.get("error_description"), str) and body["error_description"]:
+        # Authlib's own reasons (an expired or replayed assertion, a claim not valid) come in
+        # English only: the Spanish reader gets them too, rather than the general sentence alone.
+        cause = body["error_description"]
+        es, en = f"{es} Causa (en inglés): {cause}", f"{en} Cause: {cause}"
     lang = negotiated_language()
     # Every error has its RFC 6749 ASCII description (Authlib leaves some without one).
     body.setdefault("error_description", en.encode("ascii", "replace").decode("ascii"))

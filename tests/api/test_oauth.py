@@ -507,6 +507,17 @@ def test_replayed_assertion_is_refused(hub: Flask, web: FlaskClient) -> None:
     once = assertion(agency.key, agency.id)
     assert token_with_assertion(web, once).status_code == 200
     assert "used before" in refused(token_with_assertion(web, once))
+    # A Spanish reader is told the cause too, not only the general sentence.
+    spanish = web.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": once,
+        },
+        headers={"Accept-Language": "es"},
+    ).get_json()
+    assert "Causa" in spanish["detail"] and "used before" in spanish["detail"]
     # A fresh assertion reusing the jti is a replay too.
     jti = "reused-" + uuid.uuid4().hex
     assert token_with_assertion(web, assertion(agency.key, agency.id, jti=jti)).status_code == 200
