@@ -15,6 +15,7 @@ kept in memory.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -253,6 +254,82 @@ class MergeResult:
         }
 
 
+class MergeConflicts(MergeRefused):
+    """The children's records cannot be of one child (:func:`merge_conflicts`); a person who
+    knows better merges with ``check_conflicts=False`` (``--force``)."""
+
+    def __init__(self, into: str, merged: str, conflicts: list[tuple[str, str]]) -> None:
+        listed_es = "; ".join(es for es, _ in conflicts)
+        listed_en = "; ".join(en for _, en in conflicts)
+        super().__init__(
+            f"Los expedientes de {into} y {merged} no pueden ser de la misma NNA ({listed_es}). "
+            "Revíselos; si aun así es la misma (un expediente equivocado), repita con --force. "
+            "Nada se fusionó.",
+            f"The records of {into} and {merged} cannot be of one child ({listed_en}). Check "
+            "them; if it is one child all the same (a record is mistaken), run again with "
+            "--force. Nothing was merged.",
+        )
+        self.conflicts = conflicts
+
+
+def merge_conflicts(session: Session, into: str, merged: str) -> list[tuple[str, str]]:
+    """What the two children's records say that cannot both be true of one child, in Spanish
+    and English: every sex stated differs, no nationality in common, or dates of birth more
+    than a year apart. A person may still know better (a record mistaken about the sex); the
+    command line asks for ``--force`` then, because a wrong merge shows one child's records as
+    another's."""
+    profiles: dict[str, list[ChildProfile]] = {into: [], merged: []}
+    for profile in session.scalars(
+        select(ChildProfile).where(ChildProfile.child_id.in_([into, merged]))
+    ):
+        profiles[profile.child_id].append(profile)
+    if not profiles[into] or not profiles[merged]:
+        return []
+    found: list[tuple[str, str]] = []
+
+    def stated(child_id: str, attribute: Callable[[ChildProfile], Iterable[str]]) -> set[str]:
+        return {value for profile in profiles[child_id] for value in attribute(profile) if value}
+
+    def sexes(profile: ChildProfile) -> Iterable[str]:
+        return [profile.sex] if profile.sex in ("male", "female") else []
+
+    def nationalities(profile: ChildProfile) -> Iterable[str]:
+        return profile.nationalities.split()
+
+    for name_es, name_en, attribute in (
+        ("sexo", "sex", sexes),
+        ("nacionalidades", "nationalities", nationalities),
+    ):
+        one, other = stated(into, attribute), stated(merged, attribute)
+        if one and other and not one & other:
+            shown = f"{'/'.join(sorted(one))} ≠ {'/'.join(sorted(other))}"
+            found.append((f"{name_es}: {shown}", f"{name_en}: {shown}"))
+    windows = {
+        child_id: [
+            (profile.birth_earliest, profile.birth_latest)
+            for profile in profiles[child_id]
+            if profile.birth_earliest is not None and profile.birth_latest is not None
+        ]
+        for child_id in (into, merged)
+    }
+    if windows[into] and windows[merged]:
+        year = timedelta(days=366)
+        apart = all(
+            a_end + year < b_start or b_end + year < a_start
+            for a_start, a_end in windows[into]
+            for b_start, b_end in windows[merged]
+        )
+        if apart:
+            shown = (
+                f"{min(s for s, _ in windows[into]):%Y}–{max(e for _, e in windows[into]):%Y} ≠ "
+                f"{min(s for s, _ in windows[merged]):%Y}–{max(e for _, e in windows[merged]):%Y}"
+            )
+            found.append(
+                (f"nacimiento a más de un año: {shown}", f"births over a year apart: {shown}")
+            )
+    return found
+
+
 def merge_children(
     session: Session,
     into: str,
@@ -261,13 +338,16 @@ def merge_children(
     reason: str | None = None,
     actor_person: str | None = None,
     actor_role: str = "administrator",
+    check_conflicts: bool = False,
 ) -> MergeResult:
     """Merge child ``merged`` into child ``into``: its identifiers, profiles and case numbers
     move, it keeps ``merged_into`` so its records and old links resolve to ``into``.
 
     Asking again for a merge already done answers ``already_merged`` and changes nothing.
     Raises ``LookupError`` for an unknown child and :class:`MergeRefused` for a child merged
-    into itself, into a merged child, or already merged elsewhere. The caller commits.
+    into itself, into a merged child, or already merged elsewhere, for a pair recorded as
+    different people, and (``check_conflicts``) :class:`MergeConflicts` for children whose
+    records cannot be of one child. The caller commits.
     """
     if into == merged:
         raise MergeRefused(
@@ -291,6 +371,12 @@ def merge_children(
             f"{merged} ya fue fusionado en {absorbed.merged_into}.",
             f"{merged} was already merged into {absorbed.merged_into}.",
         )
+    if survivor.merged_into == merged:
+        raise MergeRefused(
+            f"{into} ya fue fusionado en {merged}: ya son la misma NNA, nada que fusionar.",
+            f"{into} was already merged into {merged}: they are one child already; nothing "
+            "to merge.",
+        )
     if survivor.merged_into is not None:
         raise MergeRefused(
             f"{into} fue fusionado en {survivor.merged_into}; fusione en ese.",
@@ -306,6 +392,9 @@ def merge_children(
             f"{merged} are different people; if that was a mistake, withdraw it with "
             f"'puente children distinct {into} {merged} --withdraw', then merge.",
         )
+    conflicts = merge_conflicts(session, into, merged) if check_conflicts else []
+    if conflicts:
+        raise MergeConflicts(into, merged, conflicts)
 
     identifiers = session.execute(
         update(ChildIdentifier).where(ChildIdentifier.child_id == merged).values(child_id=into)

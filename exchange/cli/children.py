@@ -155,6 +155,11 @@ deciding_person = click.option(
     help="Required: why they are one child (no names) / obligatorio: motivo (sin nombres).",
 )
 @deciding_person
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Merge although the records disagree on sex, nationality or date of birth.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the merge as JSON.")
 @language_option
 @with_hub
@@ -164,6 +169,7 @@ def merge_command(
     merged: str,
     reason: str | None,
     person: str,
+    force: bool,
     as_json: bool,
     lang: str,
 ) -> None:
@@ -184,7 +190,14 @@ def merge_command(
     reason = reason.strip()
     session = db.database(app).sessions()
     with session, _pair_refusals(lang):
-        result = merge_children(session, into, merged, reason=reason, actor_person=person)
+        result = merge_children(
+            session,
+            into,
+            merged,
+            reason=reason,
+            actor_person=person,
+            check_conflicts=not force,
+        )
         session.commit()
     if as_json:
         print_json(result.to_json())

@@ -217,7 +217,9 @@ def test_merging_the_conflict_pair_resolves_the_conflict(
     hub: tuple[Flask, dict[str, str], dict[str, str]],
 ) -> None:
     _app, env, ids = hub
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
+    assert (
+        run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON, "--force").exit_code == 0
+    )
     listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]
     assert [p["reason"] for p in listed] == ["probable"]
 
@@ -228,7 +230,9 @@ def test_wrong_merges_are_refused(hub: tuple[Flask, dict[str, str], dict[str, st
     assert itself.exit_code == 1 and "into itself" in itself.output
     unknown = run(env, "children", "merge", ids["ana"], "nna_0000", *REASON)
     assert unknown.exit_code == 1 and "No such child nna_0000" in unknown.output
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
+    assert (
+        run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON, "--force").exit_code == 0
+    )
     into_merged = run(env, "children", "merge", ids["ana"], ids["jonathan"], *REASON)
     assert into_merged.exit_code == 1 and f"merged into {ids['kevin']}" in into_merged.output
     spanish = CliRunner().invoke(
@@ -328,3 +332,33 @@ def test_every_reason_two_children_look_alike_is_worded_in_both_languages() -> N
     labels |= set(re.findall(r'return [^"\n]*"(date_of_birth\w*)"', source))
     assert {"name", "sex", "date_of_birth_swapped"} <= labels  # the patterns still find them
     assert labels <= set(ALIKE_IN), labels - set(ALIKE_IN)
+
+
+def test_a_merge_of_children_the_records_set_apart_needs_force(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    """Kevin (2008) and Ana Lucía (2016) share a CURP by a record's mistake: merging them needs
+    a person to say so explicitly, since a wrong merge shows one child's records as another's."""
+    _app, env, ids = hub
+    refused = run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON)
+    assert refused.exit_code == 1, refused.output
+    assert "births over a year apart: 2008–2008 ≠ 2016–2016" in refused.output
+    assert "--force" in refused.output and "Nothing was merged" in refused.output
+    spanish = CliRunner().invoke(
+        main, ["children", "merge", ids["kevin"], ids["ana"], *REASON, "--lang", "es"], env=env
+    )
+    assert "nacimiento a más de un año" in spanish.output
+    forced = run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON, "--force")
+    assert forced.exit_code == 0, forced.output
+    # Children the records do not set apart merge without it.
+    same = run(env, "children", "merge", ids["jonathan"], ids["jhonatan"], *REASON)
+    assert same.exit_code == 0, same.output
+
+
+def test_merging_a_child_into_the_one_it_was_merged_into_says_they_are_one_already(
+    hub: tuple[Flask, dict[str, str], dict[str, str]],
+) -> None:
+    _app, env, ids = hub
+    assert run(env, "children", "merge", ids["jonathan"], ids["jhonatan"], *REASON).exit_code == 0
+    backwards = run(env, "children", "merge", ids["jhonatan"], ids["jonathan"], *REASON)
+    assert backwards.exit_code == 1 and "one child already" in backwards.output

@@ -114,7 +114,9 @@ def test_what_was_said_of_a_merged_child_holds_for_the_survivor(hub: Hub) -> Non
     Jonathan, and the pair's record names the survivor."""
     app, env, ids = hub
     assert run(env, "children", "distinct", ids["ana"], ids["jonathan"], *DIFFERENT).exit_code == 0
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
+    assert (
+        run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON, "--force").exit_code == 0
+    )
     with app.app_context(), db.database(app).sessions() as session:
         pairs = session.execute(
             select(ChildDistinctPair.child_id, ChildDistinctPair.other_child_id)
@@ -136,6 +138,8 @@ def test_wrong_distinct_records_are_refused(hub: Hub) -> None:
     assert itself.exit_code == 1 and "is one child" in itself.output
     unknown = run(env, "children", "distinct", ids["ana"], "nna_0000", *DIFFERENT)
     assert unknown.exit_code == 1 and "No such child nna_0000" in unknown.output
-    assert run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON).exit_code == 0
+    assert (
+        run(env, "children", "merge", ids["kevin"], ids["ana"], *REASON, "--force").exit_code == 0
+    )
     merged = run(env, "children", "distinct", ids["ana"], ids["jonathan"], *DIFFERENT)
     assert merged.exit_code == 1 and f"merged into {ids['kevin']}" in merged.output
