@@ -352,11 +352,21 @@ def _transfer_seen_by(session: Session, actor: Actor, share_id: str) -> RecordSh
     return share
 
 
+#: A share's status as a Spanish sentence says it.
+_STATUS_ES = {
+    "pending": "pendiente",
+    "accepted": "aceptada",
+    "rejected": "rechazada",
+    "cancelled": "retirada",
+}
+
+
 def _no_longer_pending(share_id: str, conflict: ShareConflict) -> Problem:
+    status_es = _STATUS_ES.get(conflict.status, conflict.status)
     return Problem(
         "conflict",
         (
-            f"La transferencia ya no está pendiente ({conflict.status}).",
+            f"La transferencia ya no está pendiente: fue {status_es} ({conflict.status}).",
             f"The transfer is no longer pending ({conflict.status}).",
         ),
         share_id=share_id,
