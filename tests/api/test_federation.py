@@ -643,3 +643,24 @@ def test_a_withhold_entry_names_an_agency_of_a_pinned_peer(fed: Federation) -> N
         if e["actor"].get("agency_id") == COMAR and e["outcome"] == "denied"
     ]
     assert read["decision"]["basis"] == "withhold"
+
+
+def test_oversight_reads_the_federation_entries_in_both_views(fed: Federation) -> None:
+    permit_comar(fed)
+    answer = fed.lookup().get_json()
+    from exchange.audit_sequencer import integrate_pending
+
+    with fed.holder.app_context():
+        integrate_pending(fed.holder)
+    cndh = add_agency(
+        fed.holder, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    for view in ("json", "fhir"):
+        response = fed.holder_client.get(
+            "/v1/audit/events",
+            query_string={"action": "federation_envelope_received", "format": view},
+            headers=cndh.headers,
+        )
+        assert response.status_code == 200, response.get_json()
+        assert answer["envelope_id"] in response.get_data(as_text=True)
+        assert ASKER_ID in response.get_data(as_text=True)
