@@ -318,6 +318,16 @@ def _lookup_token(token_string: str, _hint: str | None) -> AccessToken | None:
     return find_token(db.session(), token_string)
 
 
+def agency_holds(token: AccessToken, client: AgencyClient) -> bool:
+    """The tokens an agency introspects and revokes: its systems' own and its people's personal
+    access tokens (a caseworker who left, a lost laptop)."""
+    agency_id = client.get_client_id()
+    return bool(
+        token.client_id == agency_id
+        or (token.person_id is not None and token.agency_id == agency_id)
+    )
+
+
 class AgencyIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
@@ -325,13 +335,8 @@ class AgencyIntrospection(IntrospectionEndpoint):  # type: ignore[misc]
         return _lookup_token(token_string, token_type_hint)
 
     def check_permission(self, token: AccessToken, client: AgencyClient, _request: Any) -> bool:
-        # An agency introspects its own tokens and its people's personal access tokens; anyone
-        # else's token looks exactly like an unknown one: {"active": false}.
-        agency_id = client.get_client_id()
-        return bool(
-            token.client_id == agency_id
-            or (token.person_id is not None and token.agency_id == agency_id)
-        )
+        # Anyone else's token looks exactly like an unknown one: {"active": false}.
+        return agency_holds(token, client)
 
     def introspect_token(self, token: AccessToken) -> dict[str, Any]:
         answer = {
@@ -354,14 +359,14 @@ class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def authenticate_token(self, oauth_request: Any, client: AgencyClient) -> AccessToken | None:
-        # A token that is not the caller's (another agency's, a person's) is answered as an
-        # unknown one: 200 and nothing revoked (RFC 7009 §2.2). Authlib answers invalid_grant,
-        # which would confirm to any agency that a leaked string is a real token.
+        # A token that is not the caller's (another agency's, another agency's person's) is
+        # answered as an unknown one: 200 and nothing revoked (RFC 7009 §2.2). Authlib answers
+        # invalid_grant, which would confirm to any agency that a leaked string is a real token.
         self.check_params(oauth_request, client)
         token = self.query_token(
             oauth_request.form["token"], oauth_request.form.get("token_type_hint")
         )
-        return token if token is not None and token.check_client(client) else None
+        return token if token is not None and agency_holds(token, client) else None
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | None:
         return _lookup_token(token_string, token_type_hint)

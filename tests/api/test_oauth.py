@@ -856,6 +856,12 @@ def test_revoking_a_token_not_the_callers_answers_as_an_unknown_token(
         headers=basic(other.id, other.secret or ""),
     )
     assert own.get_json()["active"] is True
+    # The person's own agency may end it (a caseworker who left), as it may introspect it.
+    ended = web.post(
+        "/oauth/revoke", data={"token": pat}, headers=basic(other.id, other.secret or "")
+    )
+    assert ended.status_code == 200
+    assert web.get("/test/records", headers=bearer(pat)).status_code == 401
 
 
 # --- transport ----------------------------------------------------------------------------------
