@@ -149,10 +149,52 @@ def _database_error(error: DBAPIError) -> Response:
 FHIR_JSON = "application/fhir+json"
 
 
+#: ``int_query``'s default for a parameter that must be given.
+REQUIRED: Any = object()
+
+
+def invalid_query(name: str, spanish: str, english: str) -> Problem:
+    """A validation problem about the query parameter ``name``."""
+    return Problem(
+        "validation",
+        (f"Parámetro {name}: {spanish}.", f"Parameter {name}: {english}."),
+        errors=[{"pointer": f"/query/{name}", "message": localized(spanish, english)}],
+    )
+
+
+def int_query(
+    name: str, *, minimum: int, maximum: int | None = None, default: Any = REQUIRED
+) -> Any:
+    """The integer query parameter ``name`` within [``minimum``, ``maximum``]; ``default``
+    when it is absent. Given empty, not a number or out of range is a 400 saying so, never a
+    quiet fallback."""
+    text = request.args.get(name)
+    if text is None:
+        if default is REQUIRED:
+            raise invalid_query(name, "es obligatorio", "is required")
+        return default
+    if text == "":
+        # Given empty is a mistake to say, not a way to ask for the default.
+        raise invalid_query(name, "está vacío", "is empty")
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise invalid_query(
+            name, "debe ser un entero no negativo", "must be a non-negative integer"
+        )
+    value = int(text)
+    if value < minimum:
+        raise invalid_query(name, f"debe ser al menos {minimum}", f"must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise invalid_query(name, f"debe ser a lo más {maximum}", f"must be at most {maximum}")
+    return value
+
+
 def wants_fhir() -> bool:
     """Whether the client asks for FHIR: ``?format=fhir``, or ``Accept`` preferring
-    ``application/fhir+json`` to ``application/json``."""
-    if request.args.get("format") == "fhir":
+    ``application/fhir+json`` to ``application/json``. Any other ``format`` is a 400."""
+    chosen = request.args.get("format")
+    if chosen not in (None, "fhir", "json"):
+        raise invalid_query("format", "fhir o json", "fhir or json")
+    if chosen == "fhir":
         return True
     accepted = request.accept_mimetypes
     return accepted.best_match(["application/json", FHIR_JSON]) == FHIR_JSON and (

@@ -31,7 +31,7 @@ from exchange.audit_queries import (
 )
 from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
 from exchange.auth import require_scope, utcnow
-from exchange.httpbasics import FHIR_JSON, wants_fhir
+from exchange.httpbasics import FHIR_JSON, int_query, invalid_query, wants_fhir
 from exchange.problems import Problem, localized
 from exchange.witnessing import with_cosignatures
 from schemas.formats import is_date_time
@@ -75,14 +75,18 @@ def entries() -> Response:
     session = db.session()
     size = log_size(session)
     page = int(current_app.config.get("AUDIT_ENTRIES_PAGE_MAX") or DEFAULT_ENTRIES_PAGE)
-    start = _int_param("start", minimum=0)
-    end = _int_param("end", minimum=1, default=None)
+    start = int_query("start", minimum=0)
+    end = int_query("end", minimum=1, default=None)
     if end is None:
         end = start + page
     if end <= start:
-        raise _invalid("end", f"debe ser mayor que start ({start})", f"must exceed start ({start})")
+        raise invalid_query(
+            "end", f"debe ser mayor que start ({start})", f"must exceed start ({start})"
+        )
     if end - start > page:
-        raise _invalid("end", f"a lo más {page} entradas por página", f"at most {page} per page")
+        raise invalid_query(
+            "end", f"a lo más {page} entradas por página", f"at most {page} per page"
+        )
     _within_log(start, size, "start")
     rows = session.execute(
         select(AuditEntry.idx, AuditEntry.entry)
@@ -103,8 +107,8 @@ def inclusion() -> Response:
     session = db.session()
     wants_file = _wants_tlog_proof()
     latest_size = latest_checkpoint_size(session)
-    index = _int_param("index", minimum=0)
-    tree_size = _int_param("tree_size", minimum=1, default=latest_size)
+    index = int_query("index", minimum=0)
+    tree_size = int_query("tree_size", minimum=1, default=latest_size)
     if tree_size is None:
         raise Problem(
             "not-found",
@@ -151,11 +155,11 @@ def inclusion() -> Response:
 @require_scope("audit:read")
 def consistency() -> Response:
     session = db.session()
-    first = _int_param("first", minimum=1)
+    first = int_query("first", minimum=1)
     latest_size = latest_checkpoint_size(session)
-    second = _int_param("second", minimum=1, default=latest_size)
+    second = int_query("second", minimum=1, default=latest_size)
     if second is None:
-        raise _invalid("second", "es obligatorio", "is required")
+        raise invalid_query("second", "es obligatorio", "is required")
     if "second" not in request.args and first > second:
         # second left out means the latest signed size: the caller asked about first alone.
         raise Problem(
@@ -167,7 +171,7 @@ def consistency() -> Response:
             ),
         )
     if second < first:
-        raise _invalid(
+        raise invalid_query(
             "second", f"debe ser al menos first ({first})", f"must be at least first ({first})"
         )
     if second != latest_size:
@@ -179,18 +183,16 @@ def consistency() -> Response:
 @bp.get("/events")
 @require_scope("audit:read")
 def events() -> Response:
-    limit = _int_param("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
-    cursor = _int_param("cursor", minimum=0, default=None)
+    limit = int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
+    cursor = int_query("cursor", minimum=0, default=None)
     action = request.args.get("action")
     if action is not None:
-        action = action_code(action)
+        action = action_code(action) if action else ""
         if action not in known_actions():
-            raise _invalid("action", "acción desconocida", "unknown action")
+            raise invalid_query("action", "acción desconocida", "unknown action")
     outcome = request.args.get("outcome")
     if outcome is not None and outcome not in ("success", "failure", "denied"):
-        raise _invalid("outcome", "success, failure o denied", "success, failure or denied")
-    if request.args.get("format") not in (None, "fhir", "json"):
-        raise _invalid("format", "fhir o json", "fhir or json")
+        raise invalid_query("outcome", "success, failure o denied", "success, failure or denied")
     rows = find_events(
         db.session(),
         child_id=request.args.get("child_id"),
@@ -240,19 +242,25 @@ def _fhir_bundle(rows: list[AuditEntry], next_cursor: str | None) -> Response:
     return response
 
 
+#: Denials in the window that make a spike: more than any window could hold in practice, and
+#: within every database's integers.
+MAX_ALERT_THRESHOLD = 1_000_000
+
+
 @bp.get("/alerts")
 @require_scope("audit:read")
 def alerts() -> Response:
     config = current_app.config
-    window_seconds = _int_param(
+    window_seconds = int_query(
         "window",
         minimum=60,
         maximum=30 * 86400,
         default=int(config.get("AUDIT_ALERT_WINDOW_SECONDS") or DEFAULT_ALERT_WINDOW),
     )
-    threshold = _int_param(
+    threshold = int_query(
         "threshold",
         minimum=1,
+        maximum=MAX_ALERT_THRESHOLD,
         default=int(config.get("AUDIT_ALERT_DENIALS") or DEFAULT_ALERT_DENIALS),
     )
     now = utcnow()
@@ -272,30 +280,9 @@ def _wants_tlog_proof() -> bool:
     return best == TLOG_PROOF_MEDIA_TYPE
 
 
-_REQUIRED = object()
-
-
-def _int_param(
-    name: str, *, minimum: int, maximum: int | None = None, default: Any = _REQUIRED
-) -> Any:
-    text = request.args.get(name)
-    if text is None or text == "":
-        if default is _REQUIRED:
-            raise _invalid(name, "es obligatorio", "is required")
-        return default
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise _invalid(name, "debe ser un entero no negativo", "must be a non-negative integer")
-    value = int(text)
-    if value < minimum:
-        raise _invalid(name, f"debe ser al menos {minimum}", f"must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise _invalid(name, f"debe ser a lo más {maximum}", f"must be at most {maximum}")
-    return value
-
-
 def _time_param(name: str) -> datetime | None:
     text = request.args.get(name)
-    if not text:
+    if text is None:
         return None
     moment = None
     if is_date_time(text):  # RFC 3339 only: fromisoformat alone takes ISO 8601's week dates
@@ -307,20 +294,12 @@ def _time_param(name: str) -> datetime | None:
         except (ValueError, OverflowError):
             moment = None
     if moment is None or moment.tzinfo is None:
-        raise _invalid(
+        raise invalid_query(
             name,
             "debe ser fecha y hora RFC 3339 con zona (2024-05-20T22:42:01Z)",
             "must be an RFC 3339 date-time with offset (2024-05-20T22:42:01Z)",
         )
     return moment
-
-
-def _invalid(name: str, spanish: str, english: str) -> Problem:
-    return Problem(
-        "validation",
-        (f"Parámetro {name}: {spanish}.", f"Parameter {name}: {english}."),
-        errors=[{"pointer": f"/query/{name}", "message": localized(spanish, english)}],
-    )
 
 
 def _within_log(index: int, size: int, name: str) -> None:

@@ -255,7 +255,7 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
         birth = BirthWindow.on(date.fromisoformat(body["date_of_birth"]))
     elif "age_years" in body:
         # A stated age is an estimate like any other: the same slack applies.
-        birth = BirthWindow.from_age(body["age_years"], today)
+        birth = BirthWindow.from_age(int(body["age_years"]), today)  # 4.0 is an integer too
     nationality = body.get("nationality", [])
     nationalities = [nationality] if isinstance(nationality, str) else nationality
     name = body.get("name", {})

@@ -160,6 +160,8 @@ _REASON = {
     "x-title": {"es": "Motivo", "en": "Written reason"},
     "type": "string",
     "minLength": 1,
+    # Refused beyond, never cut: a reason that lost its end may say something else.
+    "maxLength": 2000,
     "pattern": r"\S",
 }
 
@@ -366,8 +368,8 @@ def _body(
 
 
 def _text(body: dict[str, Any], key: str) -> str:
-    """A text member the request schema already requires."""
-    return str(body[key]).strip()[:2000]
+    """A text member the request schema already requires (and bounds)."""
+    return str(body[key]).strip()
 
 
 def _not_an_instant(value: Any, key: str) -> tuple[str, str] | None:

@@ -29,7 +29,7 @@ from exchange.disclosure import (
     load_child,
     whole_record_detail,
 )
-from exchange.httpbasics import check_against, require_json
+from exchange.httpbasics import check_against, int_query, require_json
 from exchange.outbox import notifications_for
 from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id, record_named
@@ -531,7 +531,7 @@ def list_notifications() -> Any:
     actor = current_actor()
     if actor.agency_id is None or actor.person_id is not None:
         return jsonify(notifications=[], next_after=None)
-    limit = max(1, min(request.args.get("limit", default=100, type=int) or 100, 500))
+    limit = int_query("limit", minimum=1, maximum=500, default=100)
     try:
         found = notifications_for(
             db.session(), actor.agency_id, after=request.args.get("after"), limit=limit
@@ -567,7 +567,7 @@ def list_shares() -> Any:
     role = _choice("role", ("sent", "received"))
     kind = _choice("kind", KINDS)
     status = _choice("status", STATUSES)
-    limit = request.args.get("limit", default=100, type=int) or 100
+    limit = int_query("limit", minimum=1, maximum=MAX_SHARES_LISTED, default=100)
     if actor.agency_id is None:
         return jsonify(shares=[])
     shares = shares_of(
@@ -576,6 +576,6 @@ def list_shares() -> Any:
         role=role,
         kind=kind,
         status=status,
-        limit=max(1, min(limit, MAX_SHARES_LISTED)),
+        limit=limit,
     )
     return jsonify(shares=[share.to_json() for share in shares])
