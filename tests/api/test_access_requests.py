@@ -8,7 +8,6 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from consent_support import (
     CLINIC,
     COMAR,
@@ -22,8 +21,6 @@ from consent_support import (
     entries,
     honduran_consulate,
     legal_representative,
-    procuraduria,
-    push_child,
     record_consent,
 )
 from flask import Flask
@@ -34,28 +31,6 @@ from sqlalchemy import select
 from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.child_duplicates import merge_children
-
-
-@pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
-def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
-    return push_child(client, owner)
-
-
-@pytest.fixture
-def lawyer(app: Flask) -> PersonClient:
-    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return legal_representative(app, "lic-ana")
-
-
-@pytest.fixture
-def officer(app: Flask) -> PersonClient:
-    procuraduria(app)
-    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def until(days: int = 30) -> str:

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from consent_support import (
     CLINIC,
     INM,
-    OWNER,
     PROCURADURIA,
     add_person_client,
     consent_document,
@@ -30,11 +28,6 @@ from exchange.child_duplicates import merge_children
 CONSULATE = "gt.minex.consulado"
 NUEVO_LEON = "mx.nl.dif"
 CONSENT_SCOPES = ("records:read", "records:write", "consent:read", "consent:write")
-
-
-@pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
 
 
 def court_consent(grantee: str, grantor_agency: str | None = None) -> dict[str, Any]:

@@ -9,12 +9,10 @@ import pytest
 from consent_support import (
     COMAR,
     INM,
-    OWNER,
     audit_entry,
     consent_document,
     entries,
     procuraduria,
-    push_child,
     record_consent,
 )
 from flask import Flask
@@ -26,11 +24,6 @@ from exchange.outbox import OutboxMessage
 
 
 @pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
 def officer(app: Flask) -> AgencyClient:
     return procuraduria(app)
 
@@ -38,11 +31,6 @@ def officer(app: Flask) -> AgencyClient:
 @pytest.fixture
 def comar(app: Flask) -> AgencyClient:
     return add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
-
-
-@pytest.fixture
-def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
-    return push_child(client, owner)
 
 
 def read_as(client: FlaskClient, agency: AgencyClient, record_id: str, purpose: str) -> Any:

@@ -13,12 +13,8 @@ from typing import Any
 
 import pytest
 from consent_support import (
-    CLINIC,
     OWNER,
     PersonClient,
-    consent_officer,
-    legal_representative,
-    procuraduria,
 )
 from flask import Flask
 from flask.testing import FlaskClient
@@ -55,18 +51,6 @@ def pushed(client: FlaskClient, app: Flask) -> dict[str, Any]:
     response = push(client, owner, envelope("EXP-17", data))
     assert response.status_code == 201, response.get_json()
     return dict(response.get_json())
-
-
-@pytest.fixture
-def lawyer(app: Flask) -> PersonClient:
-    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return legal_representative(app, "lic-ana")
-
-
-@pytest.fixture
-def officer(app: Flask) -> PersonClient:
-    procuraduria(app)
-    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def _ask(

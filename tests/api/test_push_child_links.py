@@ -49,11 +49,6 @@ CURP = "EEFK080702HNEJCVA9"  # the typical example's (and adolescent_record's) C
 
 
 @pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
 def other(app: Flask) -> AgencyClient:
     return add_agency(app, OTHER, jurisdiction="19")
 

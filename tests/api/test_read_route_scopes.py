@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from consent_support import (
     CLINIC,
     COMAR,
@@ -18,37 +17,12 @@ from consent_support import (
     PersonClient,
     add_person_client,
     consent_document,
-    consent_officer,
-    legal_representative,
     procuraduria,
-    push_child,
     record_consent,
 )
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency, issue_token, read
-
-
-@pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
-def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
-    return push_child(client, owner)
-
-
-@pytest.fixture
-def lawyer(app: Flask) -> PersonClient:
-    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return legal_representative(app, "lic-ana")
-
-
-@pytest.fixture
-def officer(app: Flask) -> PersonClient:
-    procuraduria(app)
-    return consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from consent_support import (
-    CLINIC,
     COMAR,
     OWNER,
     PersonClient,
@@ -23,9 +22,7 @@ from consent_support import (
     consent_document,
     consent_officer,
     honduran_consulate,
-    legal_representative,
     procuraduria,
-    push_child,
     record_consent,
 )
 from flask import Flask
@@ -42,25 +39,9 @@ OBJECTION_WORDS = ("objection", "objected", "oposición", "opuso", HEARD_ON)
 
 
 @pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
-def pushed(client: FlaskClient, owner: AgencyClient) -> dict[str, Any]:
-    return push_child(client, owner)
-
-
-@pytest.fixture
 def officer(app: Flask) -> PersonClient:
     procuraduria(app)
     return consent_officer(app, "co-chp-004")
-
-
-@pytest.fixture
-def lawyer(app: Flask) -> PersonClient:
-    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
-    return legal_representative(app, "lic-ana")
 
 
 def object_to_family(

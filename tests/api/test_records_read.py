@@ -37,11 +37,6 @@ OTHER = "mx.tab.dif"
 
 
 @pytest.fixture
-def owner(app: Flask) -> AgencyClient:
-    return add_agency(app, OWNER)
-
-
-@pytest.fixture
 def other(app: Flask) -> AgencyClient:
     return add_agency(app, OTHER, jurisdiction="27")
 
