@@ -202,6 +202,19 @@ def wants_fhir() -> bool:
     )
 
 
+def request_body(limit: int | None = None, *, cache: bool = False) -> bytes:
+    """The request's body, at most ``limit`` bytes (default: the request's own limit); more is
+    413. A body sent in chunks (no Content-Length) is cut at the limit by Werkzeug, not
+    refused: what arrived is then the first ``limit`` bytes of something larger, refused too."""
+    if limit is not None:
+        request.max_content_length = limit
+    data = request.get_data(cache=cache)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        raise RequestEntityTooLarge()
+    return data
+
+
 def require_json() -> Any:
     """The request body as JSON, or a problem naming what is wrong with it."""
     from schemas.errors import DocumentError
@@ -215,12 +228,8 @@ def require_json() -> Any:
                 f"Expected application/json, got {request.mimetype or 'nothing'}.",
             ),
         )
-    data = request.get_data(cache=True)
+    data = request_body(cache=True)
     limit = request.max_content_length
-    if limit is not None and request.content_length is None and len(data) >= limit:
-        # A body sent in chunks (no Content-Length) is cut at the limit by Werkzeug, not
-        # refused: what arrived is the first ``limit`` bytes of something larger.
-        raise RequestEntityTooLarge()
     try:
         return parse_document(data, max_bytes=limit or len(data))
     except DocumentError as error:

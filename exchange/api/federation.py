@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from exchange import db
 from exchange.api.sharing import COMMON
@@ -30,7 +29,7 @@ from exchange.federation import (
     lookup_at_peer,
     open_envelope,
 )
-from exchange.httpbasics import REQUEST_NOT_VALID, check_against, require_json
+from exchange.httpbasics import REQUEST_NOT_VALID, check_against, request_body, require_json
 from exchange.peers import Peer
 from exchange.problems import Problem, localized
 
@@ -59,10 +58,7 @@ def receive_envelope() -> Any:
                 f"{request.mimetype or 'nothing'}.",
             ),
         )
-    request.max_content_length = MAX_ENVELOPE_BYTES
-    body = request.get_data(cache=False)
-    if request.content_length is None and len(body) >= MAX_ENVELOPE_BYTES:
-        raise RequestEntityTooLarge()
+    body = request_body(MAX_ENVELOPE_BYTES)
     session = db.session()
     started = time.monotonic()
     try:

@@ -8,10 +8,10 @@ answers are the spec's text formats (cosignature lines; the latest cosigned size
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from flask import Blueprint, Response
 
 from exchange import db
+from exchange.httpbasics import request_body
 from exchange.keys import hub_keys
 from exchange.problems import Problem
 from exchange.witness_service import (
@@ -40,11 +40,7 @@ def add_checkpoint_route() -> Response:
                 "The hub has no witness key loaded.",
             ),
         )
-    request.max_content_length = MAX_REQUEST_BYTES
-    body = request.get_data(cache=False)
-    if request.content_length is None and len(body) >= MAX_REQUEST_BYTES:
-        # A chunked body is cut at the limit by Werkzeug, not refused.
-        raise RequestEntityTooLarge()
+    body = request_body(MAX_REQUEST_BYTES)
     database = db.database()
     session = db.session()
     try:
