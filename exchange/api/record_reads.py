@@ -124,6 +124,10 @@ def reader_standing(session: Session, actor: Actor, record: Record, child: Child
     caller's agency owns the record, or holds a referral or a transfer of it, taken or still
     offered), or :data:`OUTSIDER` (a requester, a grantee; an agency that refused the record's
     transfer, or whose offer was withdrawn: it knows the record exists, and holds nothing)."""
+    if actor.audit_client is not None:
+        # An agency of a peer hub (exchange.federation) never acts for this hub's child nor
+        # holds its records here, whatever kind and jurisdiction its hub says it has.
+        return OUTSIDER
     if acts_for_child(session, actor, child):
         return ACTS_FOR_CHILD
     if records_held(session, actor, [record]):

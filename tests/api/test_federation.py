@@ -664,3 +664,28 @@ def test_oversight_reads_the_federation_entries_in_both_views(fed: Federation) -
         assert response.status_code == 200, response.get_json()
         assert answer["envelope_id"] in response.get_data(as_text=True)
         assert ASKER_ID in response.get_data(as_text=True)
+
+
+def test_a_peers_child_protection_agency_is_told_what_an_outsider_is(fed: Federation) -> None:
+    """Honduras's consulate is refused by the asylum rule; a peer's federal Procuraduría
+    (which acts for children on its own hub) is not told that rule's reason here either: the
+    consent authority for this hub's child is this hub's."""
+    from exchange.api.record_reads import OUTSIDER, reader_standing
+    from exchange.auth import Actor
+    from exchange.disclosure import load_child
+    from exchange.records import Record
+
+    with fed.holder.test_request_context(), db.database(fed.holder).sessions() as session:
+        record = session.query(Record).one()
+        peer_procuraduria = Actor.from_fields(
+            client_id=f"hub:{ASKER_ID}",
+            scopes=("records:read",),
+            agency_id="mx.fed.pfpnna",
+            kind="federal_child_protection",
+            country=None,
+            agency_jurisdiction="00",
+        )
+        standing = reader_standing(
+            session, peer_procuraduria, record, load_child(session, record.child_id)
+        )
+    assert standing == OUTSIDER
