@@ -483,7 +483,10 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
 @with_hub
 def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> None:
     """Stop a key verifying at once (for example a compromised key); the tokens the agency's
-    systems hold end too, so they get new ones with their other credentials."""
+    systems hold end too, so they get new ones with their other credentials.
+
+    A key id may begin with '-' (it is a base64url thumbprint): write it after '--', as in
+    puente agency retire-key mx.chp.dif -- -lQ2…"""
     with _transaction(app, lang) as session:
         retire_key(session, agency_id, key_id)
     click.echo(
