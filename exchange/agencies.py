@@ -582,18 +582,15 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
     _audit(session, "agency.key_revoked", "key_retired", agency_id)
 
 
-def end_system_tokens(session: Session, agency_id: str) -> None:
+def end_system_tokens(session: Session, agency_id: str, *, people_too: bool = False) -> None:
     """Revoke the tokens the agency's own systems hold (client credentials); people's personal
-    tokens are theirs and stay."""
-    session.execute(
-        update(AccessToken)
-        .where(
-            AccessToken.agency_id == agency_id,
-            AccessToken.person_id.is_(None),
-            AccessToken.revoked.is_(False),
-        )
-        .values(revoked=True)
+    tokens are theirs and stay, unless ``people_too`` (the agency is disabled)."""
+    ended = update(AccessToken).where(
+        AccessToken.agency_id == agency_id, AccessToken.revoked.is_(False)
     )
+    if not people_too:
+        ended = ended.where(AccessToken.person_id.is_(None))
+    session.execute(ended.values(revoked=True))
 
 
 def replace_secret(session: Session, agency_id: str) -> str:
@@ -656,11 +653,7 @@ def disable_agency(session: Session, agency_id: str) -> None:
     _switch_active(session, agency_id, False)
     # Token validation checks the agency is active; revoking its tokens as well means they stay
     # dead even if the agency is enabled again later.
-    session.execute(
-        update(AccessToken)
-        .where(AccessToken.agency_id == agency_id, AccessToken.revoked.is_(False))
-        .values(revoked=True)
-    )
+    end_system_tokens(session, agency_id, people_too=True)
     _audit(session, "agency.suspended", "disabled", agency_id)
 
 

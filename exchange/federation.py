@@ -47,7 +47,7 @@ from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from sqlalchemy.orm import Session
 
-from exchange.agencies import identity_errors
+from exchange.agencies import Agency, identity_errors
 from exchange.audit_log import record_event
 from exchange.auth import PEER_CLIENT_PREFIX, Actor
 from exchange.oauth import consume_assertion_id
@@ -93,6 +93,12 @@ class EnvelopeRefused(BilingualError):
         #: envelope that peer really sent is audited; an unverified one is anyone's and is not.
         self.verified_from: str | None = None
         self.jti: str | None = None
+
+    def sent_by(self, peer_id: str, jti: str | None) -> EnvelopeRefused:
+        """This refusal is of an envelope ``peer_id`` did send (its signature verified): it is
+        audited as a failed receipt."""
+        self.verified_from, self.jti = peer_id, jti
+        return self
 
 
 class PeerUnavailable(BilingualError):
@@ -201,29 +207,18 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
     try:
         jti, kind, body = _checked_claims(claims)
     except EnvelopeRefused as refusal:
-        refusal.verified_from = peer.hub_id
         given = claims.get("jti")
-        refusal.jti = given if isinstance(given, str) and JTI.match(given) else None
+        refusal.sent_by(peer.hub_id, given if isinstance(given, str) and JTI.match(given) else None)
         raise
     expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
     if not consume_assertion_id(peer.hub_id, "envelope:" + jti, expires):
-        raise _verified(
-            peer.hub_id,
-            jti,
+        raise EnvelopeRefused(
             "replayed",
             f"El sobre {jti} del nodo {peer.hub_id} ya se recibió: cada sobre vale una vez.",
             f"Envelope {jti} from hub {peer.hub_id} was already received: each envelope is "
             "good once.",
-        )
+        ).sent_by(peer.hub_id, jti)
     return Opened(peer, jti, kind, body)
-
-
-def _verified(peer_id: str, jti: str, *args: Any, **kwargs: Any) -> EnvelopeRefused:
-    """An :class:`EnvelopeRefused` about an envelope ``peer_id`` did send (its signature
-    verified): audited as a failed receipt."""
-    refusal = EnvelopeRefused(*args, **kwargs)
-    refusal.verified_from, refusal.jti = peer_id, jti
-    return refusal
 
 
 def _checked_claims(claims: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -316,7 +311,6 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
     """The lookup's body checked: who asks (an agency of ``peer``, described as this hub's
     registry would describe its own, and never one of this hub's own agencies), for what
     purpose, by which identifiers (of the right shape)."""
-    from exchange.agencies import Agency
     from exchange.child_search import identifier_shape_error
     from exchange.sharing import purpose_codes
 
@@ -425,7 +419,7 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
     try:
         lookup = read_lookup(session, opened.peer, opened.body)
     except EnvelopeRefused as refusal:
-        refusal.verified_from, refusal.jti = opened.peer.hub_id, opened.jti
+        refusal.sent_by(opened.peer.hub_id, opened.jti)
         raise
     audit_envelope(
         session,
@@ -516,9 +510,9 @@ def post_envelope(url: str, token: str, timeout: float) -> HttpAnswer:
 
 
 def lookup_body(
-    actor: Actor, purpose: str, identifiers: list[tuple[str, str]], requester: Any
+    requester: Agency, purpose: str, identifiers: list[tuple[str, str]]
 ) -> dict[str, Any]:
-    """The lookup ``actor``'s agency (``requester``, its registry row) sends."""
+    """The lookup an agency of this hub (``requester``, its registry row) sends."""
     described: dict[str, Any] = {
         "agency_id": requester.id,
         "kind": requester.kind,
@@ -540,8 +534,6 @@ def lookup_at_peer(
     """Send a lookup for ``actor``'s agency to ``peer`` and return the records its answer
     holds, after checking the answer is the peer's, to this hub, about this lookup. Both
     envelopes are audited (and committed) whatever happens after the lookup left."""
-    from exchange.agencies import Agency
-
     if peer.base_url is None or not peer.active:
         raise EnvelopeRefused(
             "conflict",
@@ -550,7 +542,7 @@ def lookup_at_peer(
         )
     agency = session.get(Agency, actor.agency_id)
     jti, token = sign_envelope(
-        audience=peer.hub_id, kind="lookup", body=lookup_body(actor, purpose, identifiers, agency)
+        audience=peer.hub_id, kind="lookup", body=lookup_body(agency, purpose, identifiers)
     )
     url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
     reply: HttpAnswer | None = None

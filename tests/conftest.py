@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,11 +47,12 @@ def _postgres_or_skip() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'puente.db'}"
+@contextmanager
+def backend_database(backend: str, folder: Path) -> Iterator[str]:
+    """An empty database on ``backend``: a SQLite file in ``folder``, or a PostgreSQL schema of
+    its own (dropped afterwards), so tests never see each other's rows."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'puente.db'}"
         return
     base = _postgres_or_skip()
     schema = f"t_{uuid.uuid4().hex[:16]}"
@@ -63,11 +65,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         if IN_CI:
             pytest.fail(f"PostgreSQL at {base} is not usable: {error}")
         pytest.skip(f"PostgreSQL at {base} is not usable: {error}")
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    yield url.render_as_string(hide_password=False)
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    try:
+        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database on each backend."""
+    with backend_database(request.param, tmp_path) as url:
+        yield url
 
 
 def make_hub(tmp_path: Path, database_url: str, **config: object) -> Flask:

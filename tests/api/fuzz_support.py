@@ -3,10 +3,8 @@ and the check schemathesis does not make itself (every error is ``application/pr
 
 from __future__ import annotations
 
-import uuid
 import zlib
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +21,9 @@ from flask import Flask
 from records_support import add_agency
 from schemathesis import Case, CheckContext, Response
 from schemathesis.core.parameters import ParameterLocation
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from exchange.auth import SCOPES
-from tests.conftest import _postgres_or_skip, make_hub
+from tests.conftest import make_hub
 
 #: Pushes the seeded record and grants its consent: a state DIF's Procuraduría, so its people
 #: may be consent and override officers.
@@ -88,26 +84,6 @@ def make_fuzz_hub(folder: Path, database_url: str) -> FuzzHub:
             "consent_id": consent["id"],
         },
     )
-
-
-@contextmanager
-def database(backend: str, folder: Path) -> Iterator[str]:
-    """An empty database on ``backend``: a file, or a schema of its own in PostgreSQL."""
-    if backend == "sqlite":
-        yield f"sqlite:///{folder / 'puente.db'}"
-        return
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 PROBLEM = "application/problem+json"

@@ -5,7 +5,6 @@ know the child (its agency holds one of the child's records, or consent permits 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,8 +26,7 @@ from consent_support import (
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from exchange import db
 from exchange.agencies import Agency
@@ -38,7 +36,7 @@ from exchange.child_duplicates import merge_children
 from exchange.child_search import IDENTIFIER_SEARCH_KINDS, search_by_identifier
 from exchange.records import Record
 from exchange.sharing import RecordShare
-from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+from tests.conftest import BACKENDS, backend_database, make_hub
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "schemas/examples/case-record/1/valid"
 #: The seeded agencies and their kinds (what the hard rules look at).
@@ -218,23 +216,10 @@ def seeded(
 ) -> Iterator[tuple[Flask, dict[str, str]]]:
     """One seeded hub per backend for the module: the searches below only read."""
     folder = tmp_path_factory.mktemp("search")
-    if request.param == "sqlite":
-        app = make_hub(folder, f"sqlite:///{folder / 'puente.db'}")
+    with backend_database(request.param, folder) as url:
+        app = make_hub(folder, url)
         yield app, seed(app)
         app.extensions["puente.db"].engine.dispose()
-        return
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    app = make_hub(folder, url.render_as_string(hide_password=False))
-    yield app, seed(app)
-    app.extensions["puente.db"].engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture

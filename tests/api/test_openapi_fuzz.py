@@ -23,12 +23,12 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from fuzz_support import FuzzHub, database, known_checks, make_fuzz_hub, problem_json
+from fuzz_support import FuzzHub, known_checks, make_fuzz_hub, problem_json
 from hypothesis import HealthCheck, settings
 from schemathesis import Case, CheckFunction, checks
 
 from exchange import create_app
-from tests.conftest import BACKENDS
+from tests.conftest import BACKENDS, backend_database
 
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -73,7 +73,7 @@ def fuzz_hub(
     """One hub per backend for every operation (building one takes a second): what the
     fuzzer writes piles up, as on a hub in use."""
     folder = tmp_path_factory.mktemp("fuzz")
-    with database(request.param, folder) as url:
+    with backend_database(request.param, folder) as url:
         with pytest.MonkeyPatch.context() as monkeypatch:
             # As tests/conftest.py does for each test: a developer's settings stay out.
             for name in list(os.environ):

@@ -16,6 +16,7 @@ from consent_support import (
     OWNER,
     PersonClient,
     add_person_client,
+    approve,
     consent_document,
     procuraduria,
     record_consent,
@@ -137,13 +138,7 @@ def test_grants_are_listed_with_access_request_access_decide_or_consent_read(
     pushed: dict[str, Any],
 ) -> None:
     asked = ask(client, lawyer.headers, pushed["child_id"])
-    approved = client.post(
-        f"/v1/access-requests/{asked['id']}/decision",
-        json={"approve": True, "reason": "Representación acreditada."},
-        headers=officer.headers,
-    )
-    assert approved.status_code == 200, approved.get_json()
-    grant_id = approved.get_json()["grant_id"]
+    grant_id = approve(client, officer, asked["id"])["grant_id"]
 
     listed = client.get("/v1/grants", headers=lawyer.headers)
     assert listed.status_code == 200

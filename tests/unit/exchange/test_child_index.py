@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -13,8 +12,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import create_engine, delete, event, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, event, select, text, update
 from sqlalchemy.orm import Session
 
 from exchange import db
@@ -46,7 +44,7 @@ from exchange.children import (
     merged_child_ids,
     resolve_child_id,
 )
-from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+from tests.conftest import BACKENDS, backend_database, make_hub
 
 TODAY = date(2024, 6, 1)
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas/examples/case-record/1/valid"
@@ -351,23 +349,10 @@ def module_hub(
 ) -> Iterator[Flask]:
     """One migrated hub per backend for the module (migrating per test would dominate)."""
     folder = tmp_path_factory.mktemp("children")
-    if request.param == "sqlite":
-        app = make_hub(folder, f"sqlite:///{folder / 'puente.db'}")
+    with backend_database(request.param, folder) as url:
+        app = make_hub(folder, url)
         yield app
         app.extensions["puente.db"].engine.dispose()
-        return
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    app = make_hub(folder, url.render_as_string(hide_password=False))
-    yield app
-    app.extensions["puente.db"].engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def empty_child_index(app: Flask) -> None:

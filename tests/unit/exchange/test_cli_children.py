@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
-from sqlalchemy import create_engine, delete, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from exchange import child_matching, db
@@ -31,7 +29,7 @@ from exchange.children import (
 )
 from exchange.cli import main
 from exchange.cli.children import ALIKE_IN
-from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+from tests.conftest import BACKENDS, backend_database, make_hub
 
 CURP = "EEFK080702HNEJCVA9"
 REASON = ("--reason", "same birth certificate")
@@ -43,25 +41,10 @@ def module_hub(
 ) -> Iterator[tuple[Flask, dict[str, str]]]:
     """One migrated hub per backend, and the environment that points ``puente`` at it."""
     folder = tmp_path_factory.mktemp("cli-children")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'puente.db'}"
+    with backend_database(request.param, folder) as url:
         app = make_hub(folder, url)
         yield app, {"PUENTE_INSTANCE_PATH": str(folder / "instance"), "PUENTE_DATABASE_URL": url}
         app.extensions["puente.db"].engine.dispose()
-        return
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    rendered = url.render_as_string(hide_password=False)
-    app = make_hub(folder, rendered)
-    yield app, {"PUENTE_INSTANCE_PATH": str(folder / "instance"), "PUENTE_DATABASE_URL": rendered}
-    app.extensions["puente.db"].engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 def empty_child_index(session: Session) -> None:

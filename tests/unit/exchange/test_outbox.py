@@ -7,7 +7,6 @@ import http.server
 import json
 import logging
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -17,8 +16,7 @@ from flask import Flask
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
-from sqlalchemy import create_engine, delete, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
 from exchange import create_app, db, outbox
@@ -43,7 +41,7 @@ from exchange.transports import (
     WebhookTransport,
     hub_signing_public_jwk,
 )
-from tests.conftest import BACKENDS, _postgres_or_skip, make_hub
+from tests.conftest import BACKENDS, backend_database, make_hub
 
 FAST = DeliveryPolicy(max_attempts=3, backoff_seconds=10, backoff_max_seconds=100, lease_seconds=60)
 
@@ -102,25 +100,11 @@ def module_hub(
     """One migrated hub per backend for this module (migrating per test would dominate its
     run time); ``hub`` empties the outbox between tests."""
     folder = tmp_path_factory.mktemp("outbox")
-    if request.param == "sqlite":
-        app = make_hub(folder, f"sqlite:///{folder / 'puente.db'}")
+    with backend_database(request.param, folder) as url:
+        app = make_hub(folder, url)
         add_agency(app, "mx.test.receiver")
         yield app
         app.extensions["puente.db"].engine.dispose()
-        return
-    base = _postgres_or_skip()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(base)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    app = make_hub(folder, url.render_as_string(hide_password=False))
-    add_agency(app, "mx.test.receiver")
-    yield app
-    app.extensions["puente.db"].engine.dispose()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture
