@@ -397,15 +397,21 @@ class RotatedKey:
         }
 
 
-def _audit(session: Session, action: str, verb: str, agency_id: str) -> None:
+def _audit(
+    session: Session, action: str, verb: str, agency_id: str, *, kid: str | None = None
+) -> None:
     # Audit entries carry codes, not free text: the reason code names what happened and to
-    # which agency ("registered.mx.chp.dif"); the actor is the hub's administrator.
+    # which agency ("registered.mx.chp.dif"); the actor is the hub's administrator. A key
+    # change names the key too, as "kid:<thumbprint>" (a thumbprint may begin with "-" or "_",
+    # which an object id may not), so oversight can tell which key was added, rotated in or
+    # retired.
     audit_log.record_event(
         session,
         action=action,
         outcome="success",
         actor_role="administrator",
         detail=f"{verb}.{agency_id}",
+        **({"object_type": "key", "object_id": f"kid:{kid}"} if kid else {}),
     )
 
 
@@ -495,7 +501,7 @@ def register_agency(
     key_id = _add_key_row(session, agency, public_jwk) if public_jwk is not None else None
     _audit(session, "agency.registered", "registered", id)
     if key_id is not None:
-        _audit(session, "agency.key_added", "key_added", id)
+        _audit(session, "agency.key_added", "key_added", id, kid=key_id)
     return RegisteredAgency(agency_id=id, client_id=id, client_secret=secret, key_id=key_id)
 
 
@@ -531,7 +537,7 @@ def add_key(session: Session, agency_id: str, public_jwk: dict[str, Any]) -> str
     """Register one more key for the agency, beside the ones it has; returns its kid."""
     agency = get_agency(session, agency_id)
     kid = _add_key_row(session, agency, public_jwk)
-    _audit(session, "agency.key_added", "key_added", agency_id)
+    _audit(session, "agency.key_added", "key_added", agency_id, kid=kid)
     return kid
 
 
@@ -554,7 +560,7 @@ def rotate_key(
         if grace <= timedelta(0):
             key.active = False
         retiring[key.kid] = as_utc(key.retired_at)
-    _audit(session, "agency.key_rotated", "key_rotated", agency_id)
+    _audit(session, "agency.key_rotated", "key_rotated", agency_id, kid=kid)
     return RotatedKey(agency_id=agency_id, key_id=kid, retiring=retiring)
 
 
@@ -579,7 +585,7 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
     key.active = False
     key.retired_at = utcnow()
     end_system_tokens(session, agency_id)
-    _audit(session, "agency.key_revoked", "key_retired", agency_id)
+    _audit(session, "agency.key_revoked", "key_retired", agency_id, kid=kid)
 
 
 def end_system_tokens(session: Session, agency_id: str, *, people_too: bool = False) -> None:

@@ -307,10 +307,10 @@ def test_webhook(app: Flask) -> None:
 
 
 def test_every_change_is_audited(app: Flask, audited: list[dict[str, Any]]) -> None:
-    first = new_jwk()
+    first, second = new_jwk(), new_jwk()
     add(app, public_jwk=first, with_secret=True)
     with admin(app) as session:
-        rotate_key(session, "mx.chp.dif", new_jwk())
+        rotate_key(session, "mx.chp.dif", second)
         retire_key(session, "mx.chp.dif", first["kid"])
         set_webhook(session, "mx.chp.dif", "https://example.org/hook")
         disable_agency(session, "mx.chp.dif")
@@ -325,6 +325,13 @@ def test_every_change_is_audited(app: Flask, audited: list[dict[str, Any]]) -> N
         ("agency.updated", "enabled.mx.chp.dif"),
     ]
     assert all(c["outcome"] == "success" and c["actor_role"] == "administrator" for c in audited)
+    # Key changes name the key (oversight must tell which key was retired), nothing else does.
+    assert [(c.get("object_type"), c.get("object_id")) for c in audited[1:4]] == [
+        ("key", f"kid:{first['kid']}"),
+        ("key", f"kid:{second['kid']}"),
+        ("key", f"kid:{first['kid']}"),
+    ]
+    assert not any("object_type" in c for c in audited[:1] + audited[4:])
     # No secret, key material or name in any entry.
     assert "DIF Chiapas" not in str(audited)
     with db.database(app).sessions() as session:
