@@ -205,6 +205,9 @@ class ConsentDisclosure(Base):
     consent_id: Mapped[str] = mapped_column(ForeignKey("consent.id"), primary_key=True)
     agency_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: The peer hub the agency belongs to, when it read through a federated lookup; None for
+    #: an agency of this hub.
+    peer_hub: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 # -- loading a child's inputs ------------------------------------------------------------------

@@ -434,16 +434,23 @@ def notify_revocation(
     session: Session, row: ConsentRow, child: ChildContext, moment: datetime
 ) -> list[str]:
     """Queue a ``consent.revoked`` notification for every agency that received data under
-    the consent (ids only, never content)."""
+    the consent (ids only, never content): an agency of this hub through its webhook, file drop
+    or ``GET /v1/notifications``; an agency of a peer hub, which read through a federated
+    lookup, through its hub (:mod:`exchange.federation_notices`)."""
     from exchange.agencies import Agency
+    from exchange.federation_notices import queue_revocation, revocation_payload
 
-    recipients = sorted(
-        session.scalars(
-            select(ConsentDisclosure.agency_id).where(ConsentDisclosure.consent_id == row.id)
-        )
-    )
+    recipients = session.execute(
+        select(ConsentDisclosure.agency_id, ConsentDisclosure.peer_hub)
+        .where(ConsentDisclosure.consent_id == row.id)
+        .order_by(ConsentDisclosure.agency_id)
+    ).all()
     notified = []
-    for agency_id in recipients:
+    for agency_id, peer_hub in recipients:
+        if peer_hub is not None:
+            queue_revocation(session, peer_hub, agency_id, row.id, child.child_id, moment)
+            notified.append(agency_id)
+            continue
         agency = session.get(Agency, agency_id)
         if agency is None or not agency.active:
             continue
@@ -452,16 +459,7 @@ def notify_revocation(
             session,
             agency_id,
             "consent.revoked",
-            {
-                "event": "consent.revoked",
-                "consent_id": row.id,
-                "child_id": child.child_id,
-                "revoked_at": moment.isoformat(),
-                "instruction": {
-                    "es": "Deje de usar los datos recibidos bajo este consentimiento.",
-                    "en": "Stop using the data received under this consent.",
-                },
-            },
+            revocation_payload(row.id, child.child_id, moment),
             held=not agency.webhook_url,
         )
         notified.append(agency_id)

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 import consent
 from consent import ALL_CATEGORIES, ChildFacts, ConsentSet, Decision, Request, RuleSet
 from exchange.audit_log import record_event
-from exchange.auth import Actor, engine_actor
+from exchange.auth import PEER_CLIENT_PREFIX, Actor, engine_actor
 from exchange.children import merged_child_ids
 from exchange.config import resolve_instance_file
 from exchange.consent_store import (
@@ -388,7 +388,10 @@ def decide_disclosure(
     receiver = recipient or actor.agency_id
     permitting = consents_that_permitted(decision)
     if disclosure.permitted and permitting and receiver is not None:
-        remember_disclosure(session, permitting, receiver)
+        # An agency of a peer hub (a federated lookup) is told of a revocation through its hub.
+        client = actor.audit_client if recipient is None else None
+        peer_hub = client[len(PEER_CLIENT_PREFIX) :] if client else None
+        remember_disclosure(session, permitting, receiver, peer_hub=peer_hub)
     return disclosure
 
 
@@ -488,8 +491,11 @@ def person_actor(session: Session, person_id: str) -> consent.Actor:
 _DISCLOSED: set[tuple[str, str]] = set()
 
 
-def remember_disclosure(session: Session, consent_ids: Iterable[str], agency_id: str) -> None:
-    """Note that ``agency_id`` received data under these consents (once per pair)."""
+def remember_disclosure(
+    session: Session, consent_ids: Iterable[str], agency_id: str, *, peer_hub: str | None = None
+) -> None:
+    """Note that ``agency_id`` (of ``peer_hub``, when it is another hub's) received data under
+    these consents (once per pair)."""
     wanted = {(consent_id, agency_id) for consent_id in consent_ids} - _DISCLOSED
     if not wanted:
         return
@@ -507,7 +513,12 @@ def remember_disclosure(session: Session, consent_ids: Iterable[str], agency_id:
             try:
                 with session.begin_nested():
                     session.add(
-                        ConsentDisclosure(consent_id=consent_id, agency_id=agency_id, first_at=now)
+                        ConsentDisclosure(
+                            consent_id=consent_id,
+                            agency_id=agency_id,
+                            first_at=now,
+                            peer_hub=peer_hub,
+                        )
                     )
             except IntegrityError:
                 pass  # a concurrent read noted it first

@@ -26,8 +26,10 @@ returned in the response to the lookup; it lists only what was permitted, redact
 is, so an unknown child and a child with nothing permitted answer alike.
 
 The asking side is :func:`lookup_at_peer` (``POST /v1/federation/lookups``, for an agency of
-this hub). Referral and transfer envelopes — a case moved to an agency of another hub — are not
-handled by this version of the hub and are refused as such.
+this hub). A **consent_revoked** envelope tells the asking hub that a consent one of its
+agencies read under was revoked (:mod:`exchange.federation_notices`). Referral and transfer
+envelopes — a case moved to an agency of another hub — are not handled by this version of the
+hub and are refused as such.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 MAX_LIFETIME_SECONDS = 300
 LEEWAY_SECONDS = 30
 JTI = re.compile(r"^[A-Za-z0-9_-]{16,100}$")
-TYPES = ("lookup", "lookup_answer", "referral", "transfer")
+TYPES = ("lookup", "lookup_answer", "consent_revoked", "referral", "transfer")
 #: Identifier types a lookup may use: those that link one child, matched exactly.
 LOOKUP_IDENTIFIER_TYPES = ("curp", "unhcr_individual")
 MAX_IDENTIFIERS = 5

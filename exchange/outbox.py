@@ -82,7 +82,14 @@ class OutboxMessage(Base):
     __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
-    agency_id: Mapped[str] = mapped_column(ForeignKey("agency.id"), index=True)
+    #: The agency of this hub it is for; None for a message to a peer hub (``peer_hub``), whose
+    #: payload names the peer's agency.
+    agency_id: Mapped[str | None] = mapped_column(
+        ForeignKey("agency.id"), index=True, nullable=True
+    )
+    #: A peer hub the message goes to, as a signed federation envelope
+    #: (:mod:`exchange.federation_notices`).
+    peer_hub: Mapped[str | None] = mapped_column(String(100), nullable=True)
     #: Event name, e.g. ``record.referred``; the SET event URI ends with it.
     kind: Mapped[str] = mapped_column(String(50))
     #: Identifiers only (record, version, child, share, purpose): never case content.
@@ -104,6 +111,7 @@ class OutboxMessage(Base):
         return {
             "id": self.id,
             "agency_id": self.agency_id,
+            "peer_hub": self.peer_hub,
             "kind": self.kind,
             "status": self.status,
             "attempts": self.attempts,
@@ -116,10 +124,16 @@ class OutboxMessage(Base):
 
 
 def enqueue(
-    session: Session, agency_id: str, kind: str, payload: dict[str, Any], *, held: bool = False
+    session: Session,
+    agency_id: str | None,
+    kind: str,
+    payload: dict[str, Any],
+    *,
+    held: bool = False,
 ) -> OutboxMessage:
     """Add a notification for ``agency_id`` to the caller's transaction (not committed here);
-    ``held``: kept for the agency to read (``GET /v1/notifications``), never sent."""
+    ``held``: kept for the agency to read (``GET /v1/notifications``), never sent. ``None``:
+    a message to a peer hub, which the caller names (``peer_hub``)."""
     message = OutboxMessage(
         id=new_message_id(),
         agency_id=agency_id,
@@ -268,11 +282,18 @@ def deliver_message(
         # Our turn came too late: another worker may already hold it. Leave it alone.
         result.lost_lease += 1
         return
-    agency = session.get(Agency, message.agency_id)
-    # Claiming the message counted this attempt already.
-    gate = decide_delivery(
-        session, message.kind, message.agency_id, message.payload, attempt=max(message.attempts, 1)
-    )
+    agency = session.get(Agency, message.agency_id) if message.agency_id else None
+    # Claiming the message counted this attempt already. A message to a peer hub (a revocation
+    # notice) discloses nothing to decide.
+    gate = None
+    if message.agency_id is not None:
+        gate = decide_delivery(
+            session,
+            message.kind,
+            message.agency_id,
+            message.payload,
+            attempt=max(message.attempts, 1),
+        )
     stale = _stale_transfer_request(session, message)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
     if stale is not None:
@@ -298,9 +319,14 @@ def deliver_message(
             result.lost_lease += 1
         return
     try:
-        if agency is None or not agency.active:
+        if message.peer_hub is not None:
+            from exchange.federation_notices import send_revocation
+
+            send_revocation(session, message)  # its audit entry commits with the result
+        elif agency is None or not agency.active:
             raise PermanentDeliveryError(f"agency {message.agency_id} is unknown or disabled")
-        transport.deliver(agency, message)
+        else:
+            transport.deliver(agency, message)
     except TransientDeliveryError as error:
         if message.attempts >= policy.max_attempts:
             outcome, values = "dead", {"status": "dead"}
@@ -345,6 +371,7 @@ def deliver_message(
         extra={
             "message_id": message.id,
             "agency_id": message.agency_id,
+            "peer_hub": message.peer_hub,
             "outcome": outcome,
             "status": status,
             "attempts": message.attempts,

@@ -304,6 +304,22 @@ def pin_signing_key(session: Session, hub_id: str, signing_jwk: str) -> Peer:
     return peer
 
 
+def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
+    """Set (or, with None, remove) the address this hub sends to the peer at: lookups, witness
+    requests and revocation notices go there."""
+    peer = get_peer(session, hub_id)
+    _check_fields(peer.hub_id, peer.origin, base_url)
+    if peer.base_url == base_url:
+        raise PeerError(
+            f"El nodo par {hub_id!r} ya tiene esa URL.",
+            f"Peer hub {hub_id!r} already has that URL.",
+        )
+    peer.base_url = base_url
+    session.flush()
+    _audit(session, "peer_changed", hub_id, detail="url_set" if base_url else "url_removed")
+    return peer
+
+
 def get_peer(session: Session, hub_id: str) -> Peer:
     peer = session.get(Peer, hub_id)
     if peer is None:

@@ -29,6 +29,7 @@ from exchange.federation import (
     lookup_at_peer,
     open_envelope,
 )
+from exchange.federation_notices import receive_revocation
 from exchange.httpbasics import REQUEST_NOT_VALID, check_against, request_body, require_json
 from exchange.peers import Peer
 from exchange.problems import Problem, localized
@@ -65,6 +66,13 @@ def receive_envelope() -> Any:
         opened = open_envelope(session, body)
         if opened.type == "lookup":
             answer = answer_lookup(session, opened)
+        elif opened.type == "consent_revoked":
+            try:
+                answer = receive_revocation(session, opened)
+            except EnvelopeRefused as refusal:
+                raise refusal.sent_by(opened.peer.hub_id, opened.jti) from None
+            session.commit()
+            return jsonify(answer)
         elif opened.type == "lookup_answer":
             raise EnvelopeRefused(
                 "conflict",

@@ -29,6 +29,7 @@ from exchange.peers import (
     enable_peer,
     list_peers,
     pin_signing_key,
+    set_url,
 )
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -203,6 +204,40 @@ def enable_command(app: Flask, hub_id: str, lang: str) -> None:
             lang,
             f"Nodo par {hub_id} activado: su bitácora se atestigua de nuevo.",
             f"Peer hub {hub_id} enabled: its log is witnessed again.",
+        )
+    )
+
+
+@peer_group.command("set-url")
+@click.argument("hub_id")
+@click.argument("url", required=False)
+@click.option("--remove", is_flag=True, help="Remove the URL / quitar la URL.")
+@json_option
+@language_option
+@with_hub
+def set_url_command(
+    app: Flask, hub_id: str, url: str | None, remove: bool, as_json: bool, lang: str
+) -> None:
+    """Set the address this hub reaches a peer at (lookups, witness requests and revocation
+    notices go there), or remove it with --remove."""
+    if (url is None) == (not remove):
+        raise click.UsageError(
+            say(
+                lang,
+                "Indique una URL, o --remove para quitarla.",
+                "Give a URL, or --remove to remove it.",
+            )
+        )
+    with _transaction(app, lang) as session:
+        answer = describe(set_url(session, hub_id, url))
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        say(
+            lang,
+            f"URL del nodo par {hub_id}: {url or 'ninguna'}.",
+            f"URL of peer hub {hub_id}: {url or 'none'}.",
         )
     )
 

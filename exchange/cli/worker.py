@@ -94,19 +94,28 @@ def outbox_group() -> None:
 
 @outbox_group.command("list")
 @click.option("--status", type=click.Choice(STATUSES), help="Only messages in this state.")
-@click.option("--agency", "agency_id", help="Only messages for this agency.")
+@click.option("--agency", "agency_id", help="Only messages for this agency (of this hub).")
+@click.option("--peer", "peer_hub", help="Only messages to this peer hub.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @with_hub
 def outbox_list(
-    app: Flask, status: str | None, agency_id: str | None, limit: int, as_json: bool
+    app: Flask,
+    status: str | None,
+    agency_id: str | None,
+    peer_hub: str | None,
+    limit: int,
+    as_json: bool,
 ) -> None:
-    """List outbox messages, newest first."""
+    """List outbox messages, newest first. A message to a peer hub (a consent revocation for
+    one of its agencies) shows as ``<hub>/<agency>``."""
     query = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(limit)
     if status:
         query = query.where(OutboxMessage.status == status)
     if agency_id:
         query = query.where(OutboxMessage.agency_id == agency_id)
+    if peer_hub:
+        query = query.where(OutboxMessage.peer_hub == peer_hub)
     with db.database(app).sessions() as session:
         listed = 0
         for message in session.scalars(query):
@@ -114,8 +123,11 @@ def outbox_list(
             if as_json:
                 print_json(message.to_json())
                 continue
+            recipient = message.agency_id
+            if message.peer_hub is not None:
+                recipient = f"{message.peer_hub}/{message.payload.get('agency_id')}"
             click.echo(
-                f"{message.id}  {message.status:<9}  {message.agency_id}  {message.kind}  "
+                f"{message.id}  {message.status:<9}  {recipient}  {message.kind}  "
                 f"attempts={message.attempts}  {message.last_error or ''}".rstrip()
             )
     if not listed and not as_json:  # (--json: no line, as NDJSON of no message is)

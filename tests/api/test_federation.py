@@ -32,15 +32,18 @@ from consent_support import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.jwk import OKPKey
 from records_support import AgencyClient, add_agency, push
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from exchange import db, federation
+from exchange.agencies import disable_agency
 from exchange.keys import audit_origin, hub_keys
-from exchange.peers import add_peer, disable_peer
-from exchange.transports import hub_signing_public_jwk, load_hub_signing_key
+from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_batch
+from exchange.peers import add_peer, disable_peer, set_url
+from exchange.transports import AgencyTransports, hub_signing_public_jwk, load_hub_signing_key
 from exchange.witnessing import HttpAnswer
 from tests.conftest import make_hub
 
@@ -689,3 +692,182 @@ def test_a_peers_child_protection_agency_is_told_what_an_outsider_is(fed: Federa
             session, peer_procuraduria, record, load_child(session, record.child_id)
         )
     assert standing == OUTSIDER
+
+
+# -- a revocation reaches the peer hub's agency ------------------------------------------------
+
+ASKER_URL = "https://fed.puente.test"
+
+
+def route_envelopes(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch, down: set[str] | None = None
+) -> list[tuple[str, Any]]:
+    """Envelopes to either hub go to its test client; a hub in ``down`` does not answer. The
+    holder is given the asker's URL, as ``puente peer set-url`` does. Returns what was sent,
+    (url, claims), in order."""
+    with fed.holder.app_context(), db.database(fed.holder).sessions.begin() as session:
+        set_url(session, ASKER_ID, ASKER_URL)
+    clients = {HOLDER_URL + ROUTE: fed.holder_client, ASKER_URL + ROUTE: fed.asker_client}
+    sent: list[tuple[str, Any]] = []
+
+    def post(url: str, token: str, timeout: float) -> HttpAnswer:
+        sent.append((url, json.loads(jws.extract_compact(token.encode()).payload)))
+        if url in (down or set()):
+            raise ConnectionRefusedError("connection refused")
+        response = clients[url].post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
+        return HttpAnswer(response.status_code, response.mimetype or "", response.get_data())
+
+    monkeypatch.setattr(federation, "post_envelope", post)
+    return sent
+
+
+def deliver(app: Flask) -> BatchResult:
+    """One pass of ``puente worker``, retrying at once."""
+    with app.app_context(), db.database(app).sessions() as session:
+        return deliver_batch(
+            session,
+            AgencyTransports.for_hub(app),
+            DeliveryPolicy(backoff_seconds=0, backoff_max_seconds=0, max_attempts=3),
+        )
+
+
+def revoke_after_a_lookup(fed: Federation) -> str:
+    """COMAR (of the asking hub) reads under a consent, which the holder's officer revokes;
+    returns the consent id."""
+    officer = consent_officer(fed.holder, "oficial-chp")
+    document = consent_document(COMAR, actions=["read"], purposes=["asylum_procedure"])
+    consent_id = str(record_consent(fed.holder_client, officer, fed.child_id, document)["id"])
+    assert len(fed.lookup().get_json()["records"]) == 1
+    revoked = fed.holder_client.post(
+        f"/v1/consents/{consent_id}/revoke",
+        json={"reason": "La Procuraduría retira el consentimiento."},
+        headers=officer.headers,
+    )
+    assert revoked.status_code == 200, revoked.get_json()
+    assert revoked.get_json()["notified"] == [COMAR]
+    return consent_id
+
+
+def outbox(app: Flask) -> list[OutboxMessage]:
+    with db.database(app).sessions() as session:
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
+
+
+def test_a_revocation_is_sent_to_the_peer_hub_of_the_agency_that_read_under_it(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = route_envelopes(fed, monkeypatch)
+    consent_id = revoke_after_a_lookup(fed)
+    [queued] = outbox(fed.holder)
+    assert (queued.peer_hub, queued.agency_id, queued.status) == (ASKER_ID, None, "pending")
+    assert deliver(fed.holder).delivered == 1
+    url, claims = sent[-1]
+    assert url == ASKER_URL + ROUTE and claims["type"] == "consent_revoked"
+    assert claims["body"] == {
+        "agency_id": COMAR,
+        "consent_id": consent_id,
+        "child_id": fed.child_id,
+        "revoked_at": claims["body"]["revoked_at"],
+    }
+    assert outbox(fed.holder)[0].status == "delivered"
+    # The asking hub holds it for COMAR (no webhook), with the hub whose ids these are.
+    inbox = fed.asker_client.get("/v1/notifications", headers=fed.comar.headers)
+    [notice] = inbox.get_json()["notifications"]
+    assert notice["event"] == "consent.revoked"
+    assert notice["payload"]["hub"] == HOLDER_ID
+    assert notice["payload"]["consent_id"] == consent_id
+    assert notice["payload"]["child_id"] == fed.child_id
+    assert notice["payload"]["instruction"]["es"]
+    # Both hubs audit the envelope; no content.
+    [sent_entry] = [
+        e
+        for e in entries(fed.holder, "federation_envelope_sent")
+        if e["reason_code"] == "consent_revoked"
+    ]
+    assert sent_entry["target"] == {"hub": ASKER_ID} and sent_entry["outcome"] == "success"
+    [received] = [
+        e
+        for e in entries(fed.asker, "federation_envelope_received")
+        if e["reason_code"] == "consent_revoked"
+    ]
+    assert received["target"] == {"hub": HOLDER_ID}
+    assert received["object"] == {"type": "envelope", "id": claims["jti"]}
+
+
+def test_a_peer_that_is_down_gets_the_revocation_later(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    down = {ASKER_URL + ROUTE}
+    route_envelopes(fed, monkeypatch, down=down)
+    revoke_after_a_lookup(fed)
+    assert deliver(fed.holder).retrying == 1
+    [waiting] = outbox(fed.holder)
+    assert waiting.status == "failed" and "refused" in (waiting.last_error or "")
+    [failed] = [
+        e
+        for e in entries(fed.holder, "federation_envelope_sent")
+        if e["reason_code"] == "consent_revoked"
+    ]
+    assert failed["outcome"] == "failure"
+    down.clear()
+    assert deliver(fed.holder).delivered == 1
+    inbox = fed.asker_client.get("/v1/notifications", headers=fed.comar.headers)
+    assert [n["event"] for n in inbox.get_json()["notifications"]] == ["consent.revoked"]
+
+
+def test_a_revocation_for_an_agency_the_peer_does_not_have_is_dead_with_the_reason(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    route_envelopes(fed, monkeypatch)
+    revoke_after_a_lookup(fed)
+    with fed.asker.app_context(), db.database(fed.asker).sessions.begin() as session:
+        disable_agency(session, COMAR)
+    assert deliver(fed.holder).dead == 1
+    [dead] = outbox(fed.holder)
+    assert "HTTP 404" in (dead.last_error or "") and COMAR in (dead.last_error or "")
+    [refused] = [
+        e
+        for e in entries(fed.asker, "federation_envelope_received")
+        if e["reason_code"] == "refused.not-found"
+    ]
+    assert refused["outcome"] == "failure" and refused["target"] == {"hub": HOLDER_ID}
+
+
+def test_a_peer_without_a_url_keeps_the_revocation_for_the_administrator(
+    fed: Federation,
+) -> None:
+    revoke_after_a_lookup(fed)
+    assert deliver(fed.holder).dead == 1
+    [dead] = outbox(fed.holder)
+    assert "no URL" in (dead.last_error or "") and dead.peer_hub == ASKER_ID
+
+
+def test_a_revocation_notice_that_is_not_valid(fed: Federation) -> None:
+    valid = {
+        "agency_id": COMAR,
+        "consent_id": "cns_0123456789abcdef01234567",
+        "child_id": fed.child_id,
+        "revoked_at": "2026-11-24T10:00:00+00:00",
+    }
+    # Sent to the asking hub, where COMAR is registered: the envelope comes from the holder.
+    with fed.holder.test_request_context():
+        for changes, pointer in (
+            ({"extra": 1}, "/body/extra"),
+            ({"consent_id": "no spaces allowed"}, "/body/consent_id"),
+            ({"revoked_at": "ayer"}, "/body/revoked_at"),
+            ({"revoked_at": "2026-11-24T10:00:00"}, "/body/revoked_at"),
+        ):
+            _jti, token = federation.sign_envelope(
+                audience=ASKER_ID, kind="consent_revoked", body={**valid, **changes}
+            )
+            response = fed.asker_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
+            assert response.status_code == 400, (changes, response.get_json())
+            assert response.get_json()["errors"][0]["pointer"] == pointer
+        _jti, token = federation.sign_envelope(
+            audience=ASKER_ID, kind="consent_revoked", body=valid
+        )
+    assert (
+        fed.asker_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE).status_code
+        == 200
+    )
+    assert outbox(fed.asker)[0].status == "held"

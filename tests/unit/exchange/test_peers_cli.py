@@ -258,3 +258,28 @@ def test_a_hub_does_not_pin_its_own_signing_key(hub: Path) -> None:
     result = add("mx.oax.puente", "--signing-jwk", json.dumps(own), "--lang", "en")
     assert result.exit_code == 2, result.output
     assert "this hub's own" in result.output
+
+
+def test_the_url_is_set_changed_and_removed_later(hub: Path) -> None:
+    assert add().exit_code == 0
+    set_ = run_json("peer", "set-url", "mx.oax.puente", "https://puente.oaxaca.example")
+    assert set_["base_url"] == "https://puente.oaxaca.example"
+    said = run("peer", "set-url", "mx.oax.puente", "https://otro.oaxaca.example", "--lang", "es")
+    assert said.exit_code == 0 and "https://otro.oaxaca.example" in said.output
+    again = run("peer", "set-url", "mx.oax.puente", "https://otro.oaxaca.example", "--lang", "en")
+    assert again.exit_code == 1 and "already has that URL" in again.output
+    bad = run("peer", "set-url", "mx.oax.puente", "ftp://x.example", "--lang", "en")
+    assert bad.exit_code != 0 and "http(s)" in bad.output
+    neither = run("peer", "set-url", "mx.oax.puente", "--lang", "en")
+    assert neither.exit_code == 2 and "--remove" in neither.output
+    both = run("peer", "set-url", "mx.oax.puente", "https://x.example", "--remove")
+    assert both.exit_code == 2
+    assert run_json("peer", "set-url", "mx.oax.puente", "--remove")["base_url"] is None
+    unknown = run("peer", "set-url", "mx.zac.puente", "https://x.example", "--lang", "en")
+    assert unknown.exit_code == 1 and "No peer hub 'mx.zac.puente'" in unknown.output
+    assert [c["reason_code"] for c in audited_peer_changes()] == [
+        "added",
+        "url_set",
+        "url_set",
+        "url_removed",
+    ]
