@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy.orm import Session
 
 from consent import Decision
@@ -145,6 +145,7 @@ def _error(pointer: str, es: str, en: str) -> dict[str, str]:
 
 def _validated_body() -> dict[str, Any]:
     body = require_json()
+    _take_query_purpose(body)
     failures = default_registry().compile(SEARCH_REQUEST_SCHEMA).validate(body)
     lang = negotiated_language()
     errors = [{"pointer": f.pointer, "message": f.message(lang)} for f in failures]
@@ -157,6 +158,29 @@ def _validated_body() -> dict[str, Any]:
             errors=errors,
         )
     return body  # type: ignore[no-any-return]
+
+
+def _take_query_purpose(body: Any) -> None:
+    """Reads of case data take ``purpose`` as a query parameter (API.md); a search also takes it
+    in its body. Given in both places, the two must agree."""
+    given = request.args.get("purpose")
+    if given is None or not isinstance(body, dict):
+        return
+    if "purpose" not in body:
+        body["purpose"] = given
+    elif body["purpose"] != given:
+        raise Problem(
+            "validation",
+            ("La búsqueda no es válida.", "The search is not valid."),
+            errors=[
+                _error(
+                    "/purpose",
+                    f"La finalidad del cuerpo ({body['purpose']!r}) no coincide con la de "
+                    f"?purpose= ({given!r}).",
+                    f"The body's purpose ({body['purpose']!r}) differs from ?purpose= ({given!r}).",
+                )
+            ],
+        )
 
 
 def _combination_errors(body: dict[str, Any]) -> list[dict[str, str]]:

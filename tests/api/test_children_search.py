@@ -906,3 +906,28 @@ def test_a_malformed_curp_is_a_typo_to_fix_not_an_unknown_child(
     assert response.status_code == 400, response.get_json()
     [error] = response.get_json()["errors"]
     assert error["pointer"] == "/identifier/value" and "CURP" in error["message"]
+
+
+def test_the_purpose_may_be_given_as_a_query_parameter(
+    hub_client: FlaskClient, ids: dict[str, str]
+) -> None:
+    headers = {"Authorization": f"Bearer {ids['token:mx.chp.dif']}", "Accept-Language": "en"}
+    body = {"identifier": {"type": "curp", "value": "EEFK080702HNEJCVA9"}}
+    by_query = hub_client.post(
+        "/v1/children/search?purpose=case_management", json=body, headers=headers
+    )
+    in_body = search(hub_client, ids, body)
+    assert by_query.status_code == 200, by_query.get_json()
+    assert candidates(by_query) == candidates(in_body) != []
+    # Neither: no purpose, no search. Both, differing: which one was meant is not guessed.
+    neither = hub_client.post("/v1/children/search", json=body, headers=headers)
+    assert neither.status_code == 400
+    differing = hub_client.post(
+        "/v1/children/search?purpose=statistics",
+        json={**body, "purpose": "case_management"},
+        headers=headers,
+    )
+    assert differing.status_code == 400
+    assert differing.get_json()["errors"][0]["pointer"] == "/purpose"
+    unknown = hub_client.post("/v1/children/search?purpose=curiosity", json=body, headers=headers)
+    assert unknown.status_code == 400
