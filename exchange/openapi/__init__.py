@@ -31,7 +31,23 @@ def _merged() -> dict[str, Any]:
             document["paths"].setdefault(path, {}).update(item)
         for section, entries in area.get("components", {}).items():
             document.setdefault("components", {}).setdefault(section, {}).update(entries)
+    _add_common_refusals(document)
     return document
+
+
+def _add_common_refusals(document: dict[str, Any]) -> None:
+    """Answers every route of a kind may give, listed once here rather than in each file: a
+    bearer route refuses a caller that keeps trying unknown tokens (429), and every body has
+    a size limit (413)."""
+    for item in document["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if any("bearer" in scheme for scheme in operation.get("security", [])):
+                responses.setdefault("429", {"$ref": "#/components/responses/RateLimited"})
+            if "requestBody" in operation:
+                responses.setdefault("413", {"$ref": "#/components/responses/PayloadTooLarge"})
 
 
 def description(app: Flask) -> dict[str, Any]:

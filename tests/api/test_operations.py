@@ -135,6 +135,22 @@ def test_openapi_is_a_valid_3_1_document(client: FlaskClient) -> None:
     validate(document)
 
 
+def test_every_bearer_route_lists_429_and_every_body_413(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    operations = [
+        (path, operation)
+        for path, item in document["paths"].items()
+        for operation in item.values()
+        if isinstance(operation, dict) and "responses" in operation
+    ]
+    for path, operation in operations:
+        if any("bearer" in scheme for scheme in operation.get("security", [])):
+            assert "429" in operation["responses"], path
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], path
+    # (That they really answer so: tests/api/test_rate_limits.py, test_http_basics.py.)
+
+
 def _openapi_path(rule: str) -> str:
     # Werkzeug's /v1/schemas/<name>/<version> is OpenAPI's /v1/schemas/{name}/{version}.
     import re
