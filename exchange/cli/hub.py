@@ -189,8 +189,15 @@ def puente_command() -> str:
 @click.command("demo")
 @bind_option
 @click.option("--no-serve", is_flag=True, help="Set up and seed only; do not serve.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print what was created (agencies and their secrets, people and their tokens, the "
+    "demo consent) as one JSON object, for scripts, instead of the guide.",
+)
 @with_hub
-def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
+def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
     from exchange.demo import curl_example, oversight_example, people_example, seed_demo
     from exchange.demo_consents import consent_example, override_example
@@ -199,6 +206,26 @@ def demo_command(app: Flask, bind: str, no_serve: bool) -> None:
     hub = seed_demo(app)
     base = f"http://{bind}"
     access_log = demo_access_log(app.instance_path)
+    if as_json:
+        print_json(
+            {
+                "hub_id": result["hub_id"],
+                "instance_path": result["instance_path"],
+                "url": base,
+                "agencies": {
+                    agency_id: {"client_id": agency_id, "client_secret": secret}
+                    for agency_id, secret in sorted(hub.credentials.items())
+                },
+                "people": hub.people,
+                "records": hub.records,
+                "consent": hub.consent,
+                "sample_push": str(hub.sample_push),
+                "credentials_file": str(Path(app.instance_path) / "demo"),
+            }
+        )
+        if not no_serve:
+            exec_gunicorn(bind, None, app.instance_path, access_log)
+        return
     shown_log = "stderr" if access_log == "-" else access_log
     lines = [
         "",

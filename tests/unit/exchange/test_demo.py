@@ -91,3 +91,21 @@ def test_demo_seeds_once_and_prints_a_working_example(
     with db.database(app).sessions() as session:
         assert session.scalar(select(func.count()).select_from(Agency)) == len(AGENCIES)
         assert session.scalar(select(func.count()).select_from(Record)) == len(demo_records())
+
+
+def test_demo_json_prints_what_it_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path / "instance"))
+    created = CliRunner().invoke(main, ["demo", "--no-serve", "--json"])
+    assert created.exit_code == 0, created.output
+    answer = json.loads(created.output)  # one JSON object, nothing else
+    secrets = json.loads((tmp_path / "instance" / "demo" / "credentials.json").read_text())
+    assert set(answer["agencies"]) == {agency.id for agency in AGENCIES}
+    assert answer["agencies"]["mx.chp.dif"] == {
+        "client_id": "mx.chp.dif",
+        "client_secret": secrets["mx.chp.dif"],
+    }
+    assert answer["people"] == secrets["people"]
+    assert answer["records"] == len(demo_records())
+    assert answer["url"] == "http://127.0.0.1:8000"
+    assert answer["consent"]["child_id"].startswith("nna_")
+    assert Path(answer["sample_push"]).is_file()
