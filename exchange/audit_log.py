@@ -133,6 +133,7 @@ FIELDS = frozenset(
         "record_version",
         "body_sha256",
         "decision_basis",
+        "decision_result",
         "consent_ids",
         "rule_ids",
         "grant_ids",
@@ -175,11 +176,12 @@ def record_event(session: Session, **fields: Any) -> str:
     the schema code ``record_pushed``), outcome (success, failure, denied), actor_agency,
     actor_person, actor_role, actor_client (the OAuth client, or ``hub:<id>`` for a peer hub
     acting for one of its agencies), target_agency, target_hub, purpose, child_id, record_id,
-    record_version, body_sha256, decision_basis, consent_ids, rule_ids, grant_ids,
-    override_id, withhold_ids, view_ids, request_id (default: the current request's id),
-    detail (a short code such as ``idempotent_replay``; stored as ``reason_code``), time (an
-    aware datetime; default now). Raises :class:`AuditFieldError` for an unknown field or a
-    value the schema rejects.
+    record_version, body_sha256, decision_basis, decision_result (the engine's ``permit`` or
+    ``deny``; by default ``deny`` when the outcome is ``denied``, else ``permit``), consent_ids,
+    rule_ids, grant_ids, override_id, withhold_ids, view_ids, request_id (default: the current
+    request's id), detail (a short code such as ``idempotent_replay``; stored as
+    ``reason_code``), time (an aware datetime; default now). Raises :class:`AuditFieldError`
+    for an unknown field or a value the schema rejects.
 
     The row is written when the caller commits, in the same transaction; if the transaction
     (or the savepoint the call was made in) rolls back, the entry goes with it. ORM queries of
@@ -395,10 +397,12 @@ def _decision(fields: dict[str, Any]) -> dict[str, Any]:
     basis = fields.get("decision_basis")
     if basis is None:
         raise AuditFieldError("consent_ids and rule_ids need decision_basis")
-    decision: dict[str, Any] = {
-        "result": "deny" if fields.get("outcome") == "denied" else "permit",
-        "basis": basis,
-    }
+    # The engine's result when the caller gives it: an action may succeed on a denying
+    # decision (an access request that waits for an officer is recorded, not refused).
+    result = fields.get("decision_result")
+    if result is None:
+        result = "deny" if fields.get("outcome") == "denied" else "permit"
+    decision: dict[str, Any] = {"result": result, "basis": basis}
     consent_ids = fields.get("consent_ids")
     if consent_ids:
         decision["consent_ids"] = sorted(set(consent_ids))

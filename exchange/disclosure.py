@@ -321,6 +321,7 @@ def audit_decision(
         purpose=purpose,
         child_id=child_id,
         decision_basis=decision.basis,
+        decision_result="permit" if decision.permitted else "deny",
         decision_categories=list(decision.categories),
         consent_ids=list(decision.consent_ids),
         rule_ids=list(decision.rule_ids),

@@ -145,6 +145,25 @@ def test_fast_canonical_form_is_rfc8785(app: Flask, fields: dict[str, object]) -
     assert default_registry().validator("audit-event", "1").is_valid(entry)
 
 
+def test_the_decision_result_is_the_engines_whatever_the_outcome(app: Flask) -> None:
+    # An access request that waits for an officer is recorded (outcome success) on a denying
+    # decision: oversight must read "deny", not a "permit" beside a denying basis.
+    waiting = {
+        "action": "access_requested",
+        "outcome": "success",
+        "actor_agency": "mx.chp.clinica-juridica",
+        "purpose": "legal_representation",
+        "decision_basis": "default_deny",
+        "detail": "pending",
+    }
+    with app.app_context():
+        assert build_entry(**waiting, decision_result="deny")["decision"]["result"] == "deny"
+        # Without it, the outcome says (as before): success is permit, denied is deny.
+        assert build_entry(**waiting)["decision"]["result"] == "permit"
+        denied = {**waiting, "outcome": "denied"}
+        assert build_entry(**denied)["decision"]["result"] == "deny"
+
+
 def test_hub_acts_when_no_agency_or_person_is_given(app: Flask) -> None:
     with app.app_context():
         entry = build_entry(
