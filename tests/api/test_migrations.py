@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
 
-from exchange import db
+from alembic.autogenerate import compare_metadata
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from flask import Flask
+from sqlalchemy import inspect
+
+from exchange import create_app, db
 from exchange.db import Base
 
 
 def test_models_and_migrations_agree(app: Flask) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.runtime.migration import MigrationContext
-
     with db.database(app).engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, Base.metadata)
@@ -20,3 +23,30 @@ def test_models_and_migrations_agree(app: Flask) -> None:
 
 def test_database_is_at_head(app: Flask) -> None:
     assert db.current_revision(app) == db.head_revision()
+
+
+def test_a_hub_whose_0009_lacked_record_ids_gets_the_column(
+    tmp_path: Path, database_url: str
+) -> None:
+    """0009 gained ``access_request.record_ids`` after it was first released; 0018 adds it to a
+    hub that ran the first 0009, keeping its requests (which named no records)."""
+    app = create_app(
+        {"TESTING": True, "INSTANCE_PATH": tmp_path / "instance", "DATABASE_URL": database_url}
+    )
+    try:
+        db.upgrade(app, "0017")
+        engine = db.database(app).engine
+        with engine.begin() as connection:
+            context = MigrationContext.configure(connection)
+            with Operations.context(context) as operations:
+                with operations.batch_alter_table("access_request") as batch:
+                    batch.drop_column("record_ids")
+        db.upgrade(app)
+        with engine.connect() as connection:
+            columns = {c["name"] for c in inspect(connection).get_columns("access_request")}
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+        assert "record_ids" in columns
+        db.upgrade(app)  # and again: nothing to do
+    finally:
+        db.database(app).engine.dispose()
