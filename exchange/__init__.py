@@ -17,6 +17,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from exchange.config import (
         DEFAULTS,
         INSTANCE_CONFIG_FILE,
+        SettingError,
         check_settings,
         default_database_url,
         instance_path_from_env,
@@ -27,7 +28,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_path = test_config["INSTANCE_PATH"]
     app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
-    app.config.from_pyfile(INSTANCE_CONFIG_FILE, silent=True)
+    try:
+        app.config.from_pyfile(INSTANCE_CONFIG_FILE, silent=True)
+    except Exception as error:  # any fault of the file is the operator's to fix
+        # The file is Python (KEY = "value" lines): a typo raises whatever Python raises.
+        where = f"{app.instance_path}/{INSTANCE_CONFIG_FILE}"
+        cause = f"{type(error).__name__}: {error}"
+        raise SettingError(
+            f"El archivo de configuración {where} no se puede leer ({cause}); corríjalo: cada "
+            'línea es NOMBRE = "valor".',
+            f"The configuration file {where} cannot be read ({cause}); fix it: each line is "
+            'NAME = "value".',
+        ) from error
     app.config.from_prefixed_env("PUENTE")
     if test_config:
         app.config.from_mapping(test_config)

@@ -83,3 +83,19 @@ def test_the_command_line_names_the_bad_setting_without_a_traceback(
     assert result.exit_code == 1
     assert "configuración no válida: PUENTE_MAX_CONTENT_LENGTH = 'abc'" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("text", ['DATABASE_URL = "sqlite:///x\n', "X = 1/0\n", "import nada\n"])
+def test_a_configuration_file_that_does_not_run_is_named_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
+    from click.testing import CliRunner
+
+    from exchange.cli import main
+
+    (tmp_path / "puente.cfg").write_text(text)
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["db", "current"], env={"PUENTE_LANG": "en"})
+    assert result.exit_code == 1, result.output
+    assert f"The configuration file {tmp_path}/puente.cfg cannot be read" in result.output
+    assert "Traceback" not in result.output
