@@ -49,10 +49,29 @@ def _assign_request_id() -> None:
     g.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
+#: The portal's pages load only the hub's own stylesheet (no inline script or style), and no
+#: page of the hub is to be framed, given a foreign base URL, or post a form elsewhere.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",  # frame-ancestors, for browsers without CSP 2
+    "Referrer-Policy": "no-referrer",  # a child's or a record's id in a URL stays here
+}
+HSTS = "max-age=31536000"
+
+
 def _add_request_headers(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = g.get("request_id") or uuid.uuid4().hex
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Cache-Control", "no-store")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    # Only over https (also forwarded by a proxy gunicorn trusts, FORWARDED_ALLOW_IPS): a hub
+    # on plain http (development, a local network) must not be pinned to https.
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
     return response
 
 

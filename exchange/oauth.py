@@ -52,11 +52,11 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OKPKey
 from joserfc.util import to_bytes
-from sqlalchemy import DateTime, String, delete
+from sqlalchemy import DateTime, String, delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
-from exchange import db, ratelimit
+from exchange import audit_log, db, ratelimit
 from exchange.auth import (
     MAX_TOKEN_SECONDS,
     SCOPES,
@@ -67,6 +67,7 @@ from exchange.auth import (
     utcnow,
 )
 from exchange.db import Base
+from exchange.httpbasics import request_body
 from exchange.problems import negotiated_language
 
 #: The only JWS algorithm accepted in client assertions (Ed25519 keys, RFC 8037).
@@ -371,9 +372,29 @@ class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]
     def query_token(self, token_string: str, token_type_hint: str | None) -> AccessToken | None:
         return _lookup_token(token_string, token_type_hint)
 
-    def revoke_token(self, token: AccessToken, _request: Any) -> None:
-        token.revoked = True
-        db.session().commit()
+    def revoke_token(self, token: AccessToken, oauth_request: Any) -> None:
+        session = db.session()
+        # Conditional, as `puente person revoke-token`: of two revocations (repeated or
+        # concurrent) one happens, and only that one reaches the signed log.
+        revoked_now = db.changed_once(
+            session,
+            update(AccessToken)
+            .where(AccessToken.id == token.id, AccessToken.revoked.is_(False))
+            .values(revoked=True),
+        )
+        if revoked_now and token.person_id is not None:
+            # A person's token ends as the command line ends it (same action and reason code),
+            # by the agency's system. An agency's own token is no person's change: its issuing
+            # is not logged either, and it lasts 15 minutes at most.
+            audit_log.record_event(
+                session,
+                action="person_changed",
+                outcome="success",
+                actor_agency=oauth_request.client.get_client_id(),
+                actor_role="system",
+                detail=f"token_revoked.{token.person_id}.{token.id}",
+            )
+        session.commit()
 
 
 def token_seconds(app: Flask) -> int:
@@ -644,8 +665,20 @@ def revoke() -> Response:
     )
 
 
+def _read_bounded_body() -> None:
+    """Read the form's bytes through the /v1 routes' limit before anything parses it.
+
+    Werkzeug cuts a chunked body (no Content-Length) at ``MAX_CONTENT_LENGTH`` instead of
+    refusing it, and the first bytes of a form are a form: it would be served. Read here, an
+    over-limit body is the 413 problem the JSON routes give, and Authlib parses the cached bytes.
+    """
+    request_body(cache=True)
+
+
 def init_app(app: Flask) -> None:
     # One server per app: Authlib keeps its settings on the server, and tests build many apps.
     app.extensions["puente.oauth"] = create_server(app)
     app.register_blueprint(bp)
     ratelimit.guard_client_authentication(app, bp, claimed_client_id)
+    # First of the blueprint's hooks: Flask-Limiter's, moved there, read the form's client id.
+    app.before_request_funcs.setdefault(bp.name, []).insert(0, _read_bounded_body)

@@ -134,3 +134,34 @@ def test_every_client_problem_type_is_one_api_md_lists() -> None:
     for kind, (status, _es, _en) in KINDS.items():
         if status < 500:
             assert PUBLISHED_TYPE.get(kind, kind) in api_md_types, kind
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def test_api_and_portal_answers_carry_the_security_headers(client: FlaskClient) -> None:
+    # The portal has no inline script or style: its one stylesheet comes from the hub itself.
+    portal = client.get("/")
+    assert portal.status_code == 200 and portal.mimetype == "text/html"
+    assert "<script" not in portal.get_data(as_text=True)
+    for response in (client.get("/v1/schemas"), portal, client.get("/no/such/route")):
+        for name, value in SECURITY_HEADERS.items():
+            assert response.headers.get(name) == value, (response.request.path, name)
+        # Over plain http, HSTS means nothing (and must not pin a development hub to https).
+        assert "Strict-Transport-Security" not in response.headers
+
+
+def test_hsts_only_when_the_request_came_over_https(client: FlaskClient) -> None:
+    # Behind a proxy, gunicorn (FORWARDED_ALLOW_IPS) makes a forwarded https request secure.
+    for path in ("/v1/schemas", "/"):
+        secure = client.get(path, base_url="https://puente.example")
+        assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"
+    spoofed = client.get("/", headers={"X-Forwarded-Proto": "https"})
+    assert "Strict-Transport-Security" not in spoofed.headers

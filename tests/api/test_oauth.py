@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from exchange import db
 from exchange.agencies import disable_agency, register_agency, retire_key, rotate_key
 from exchange.agency_keys import public_jwk
+from exchange.audit_log import AuditEntry
 from exchange.auth import AccessToken, current_actor, require_scope, utcnow
 from exchange.oauth import UsedAssertion, consume_assertion_id
 from exchange.people import add_person, issue_token
@@ -862,6 +864,96 @@ def test_revoking_a_token_not_the_callers_answers_as_an_unknown_token(
     )
     assert ended.status_code == 200
     assert web.get("/test/records", headers=bearer(pat)).status_code == 401
+
+
+def audit_entries(app: Flask, action: str) -> list[dict[str, Any]]:
+    with db.database(app).sessions() as session:
+        rows = session.scalars(
+            select(AuditEntry.entry)
+            .where(AuditEntry.action == action)
+            .order_by(AuditEntry.recorded_at)
+        )
+        return [json.loads(row) for row in rows]
+
+
+def test_an_agency_revoking_its_persons_token_is_an_audit_entry(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # As `puente person revoke-token` writes: person_changed, token_revoked.<person>.<token id>;
+    # the actor is the agency's system, not the hub's administrator.
+    agency = register(hub)
+    with admin(hub) as session:
+        add_person(
+            session,
+            person_id="chp-representante",
+            name="Representante",
+            email="representante@example.org",
+            agency_id=agency.id,
+            roles=["legal_representative"],
+        )
+        issued = issue_token(session, "chp-representante", ["records:read"])
+    before = len(audit_entries(hub, "person_changed"))
+
+    def revoke(token: str) -> None:
+        answer = web.post(
+            "/oauth/revoke", data={"token": token}, headers=basic(agency.id, agency.secret or "")
+        )
+        assert answer.status_code == 200
+
+    revoke(issued.token)
+    assert web.get("/test/records", headers=bearer(issued.token)).status_code == 401
+    written = audit_entries(hub, "person_changed")[before:]
+    assert [e["reason_code"] for e in written] == [
+        f"token_revoked.chp-representante.{issued.token_id}"
+    ]
+    assert written[0]["outcome"] == "success"
+    assert written[0]["actor"]["agency_id"] == agency.id
+    assert written[0]["actor"]["role"] == "system"
+    assert issued.token not in json.dumps(written)
+    # A token already revoked is not revoked again, nor logged again; and an agency system's
+    # own token (issued without an entry, gone in 15 minutes) is no person's change.
+    revoke(issued.token)
+    revoke(token_with_secret(web, agency).get_json()["access_token"])
+    assert len(audit_entries(hub, "person_changed")) == before + 1
+
+
+def chunked_form(web: FlaskClient, route: str, body: bytes, agency: Agency) -> Any:
+    """``body`` sent as a chunked request would come: no Content-Length."""
+    return web.post(
+        route,
+        input_stream=io.BytesIO(body),
+        content_type="application/x-www-form-urlencoded",
+        headers={**basic(agency.id, agency.secret or ""), "Transfer-Encoding": "chunked"},
+        environ_base={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_form_over_the_limit_is_refused_not_cut(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Werkzeug cuts a chunked body at the limit; its first bytes alone would be a good form.
+    # A per-client rate limit makes Flask-Limiter read the form's client id first of all.
+    hub = make_hub(tmp_path, database_url, MAX_CONTENT_LENGTH=1024, RATE_LIMIT="100 per minute")
+    web = hub.test_client()
+    agency = register(hub)
+    token = token_with_secret(web, agency).get_json()["access_token"]
+    padding = b"&padding=" + b"a" * 4096
+    before = token_count(hub)
+    for route, form in (
+        ("/oauth/token", b"grant_type=client_credentials"),
+        ("/oauth/introspect", b"token=" + token.encode()),
+        ("/oauth/revoke", b"token=" + token.encode()),
+    ):
+        answer = chunked_form(web, route, form + padding, agency)
+        assert answer.status_code == 413, (route, answer.get_data(as_text=True))
+        assert answer.mimetype == "application/problem+json"
+        assert answer.get_json()["limit"] == 1024
+    assert token_count(hub) == before
+    # Nothing was revoked; and a chunked form within the limit is read as any other.
+    still = chunked_form(web, "/oauth/introspect", b"token=" + token.encode(), agency)
+    assert still.get_json()["active"] is True
+    issued = chunked_form(web, "/oauth/token", b"grant_type=client_credentials", agency)
+    assert issued.status_code == 200 and issued.get_json()["access_token"]
 
 
 # --- transport ----------------------------------------------------------------------------------
