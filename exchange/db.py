@@ -91,8 +91,23 @@ def build_engine(url: str, echo: bool = False) -> Engine:
         # A file cannot drop a connection: no ping (a round trip on every checkout).
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-            _create_private(Path(database))
+            from exchange.agency_keys import FolderError, make_folder
+
+            folder = Path(database).parent
+            try:
+                make_folder(folder)
+                try:
+                    _create_private(Path(database))
+                except OSError as error:
+                    raise FolderError(folder, error, writing=True) from error
+            except FolderError as error:
+                # The operator's to fix, like an address that is no database: one clear line.
+                raise SettingError(
+                    f"{error.message_es} Es la carpeta de la base de datos SQLite "
+                    "(PUENTE_DATABASE_URL; por omisión, PUENTE_INSTANCE_PATH).",
+                    f"{error.message_en} It is the folder of the SQLite database "
+                    "(PUENTE_DATABASE_URL; by default, PUENTE_INSTANCE_PATH).",
+                ) from None
         options["connect_args"] = {"timeout": 30, "check_same_thread": False}
         engine = _engine(url, parsed, options)
         event.listen(engine, "connect", _sqlite_pragmas)

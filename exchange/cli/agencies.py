@@ -42,7 +42,7 @@ from exchange.agencies import (
     set_require_signature,
     set_webhook,
 )
-from exchange.agency_keys import KeyFiles, generate_key_files, load_public_jwk
+from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load_public_jwk
 from exchange.auth import SCOPES, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.transports import file_drop_root
@@ -140,6 +140,8 @@ def _new_key_files(directory: Path, name: str, lang: str) -> KeyFiles:
                 f"{error.filename} already exists: not overwritten.",
             )
         ) from error
+    except FolderError as error:
+        raise click.ClickException(error.message(lang)) from error
 
 
 def _remove(files: KeyFiles | None) -> None:

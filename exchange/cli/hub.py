@@ -12,6 +12,7 @@ import click
 from flask import Flask
 
 from exchange import db
+from exchange.agency_keys import FolderError, make_folder
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.config import DEFAULT_BIND
 from exchange.crypto import ensure_data_key
@@ -21,11 +22,19 @@ from exchange.transports import ensure_hub_signing_key, hub_signing_public_jwk
 
 
 def initialise(app: Flask) -> dict[str, object]:
-    """Create what a hub needs (folder, keys, schema); safe to run again."""
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    created = ensure_hub_keys(app)
-    data_keys = ensure_data_key(app)  # encrypts record bodies at rest
-    signing_key = ensure_hub_signing_key(app)  # signs webhook notifications (exchange.transports)
+    """Create what a hub needs (folder, keys, schema); safe to run again. A folder it cannot
+    create is a :class:`FolderError`."""
+    make_folder(Path(app.instance_path))
+    try:
+        created = ensure_hub_keys(app)
+        data_keys = ensure_data_key(app)  # encrypts record bodies at rest
+        # Signs webhook notifications (exchange.transports).
+        signing_key = ensure_hub_signing_key(app)
+    except OSError as error:
+        if error.filename is None:
+            raise
+        # An instance folder that exists but takes no files (another user's, read-only).
+        raise FolderError(Path(error.filename).parent, error, writing=True) from error
     if signing_key is not None:
         created.append(signing_key)  # a backup of "what init created" must include it
     db.upgrade(app)
@@ -53,7 +62,10 @@ def initialise(app: Flask) -> dict[str, object]:
 @with_hub
 def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
-    result = initialise(app)
+    try:
+        result = initialise(app)
+    except FolderError as error:
+        raise click.ClickException(error.message(lang)) from error
     if as_json:
         print_json(result)
         return
@@ -202,7 +214,10 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
     from exchange.demo import curl_example, oversight_example, people_example, seed_demo
     from exchange.demo_consents import consent_example, override_example
 
-    result = initialise(app)
+    try:
+        result = initialise(app)
+    except FolderError as error:  # the demo speaks both languages
+        raise click.ClickException(str(error)) from error
     hub = seed_demo(app)
     base = f"http://{bind}"
     access_log = demo_access_log(app.instance_path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from exchange.agency_keys import generate_key_files
+from exchange.agency_keys import FolderError, generate_key_files
 from exchange.cli import language_option, print_json, say, with_hub
 
 
@@ -39,6 +39,8 @@ def generate_command(directory: Path, name: str, as_json: bool, lang: str) -> No
         ) from error
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--name") from error
+    except FolderError as error:
+        raise click.ClickException(error.message(lang)) from error
     if as_json:
         print_json(files.to_json())
         return

@@ -12,6 +12,7 @@ import click
 from flask import Flask
 
 from exchange import db
+from exchange.agencies import UnknownAgency, get_agency
 from exchange.auth import SCOPES
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.cli.agencies import _transaction, json_option
@@ -28,6 +29,10 @@ from exchange.people import (
     list_tokens,
     revoke_token,
 )
+
+#: Token ids are the ``access_token`` table's INTEGER key, 32 bits on PostgreSQL: a larger id
+#: names no token, and the database would refuse to look it up (SQLite past 64 bits too).
+TOKEN_ID = click.IntRange(1, 2**31 - 1)
 
 
 @click.group("person")
@@ -99,6 +104,11 @@ def add_command(
 def list_command(app: Flask, agency_id: str | None, as_json: bool, lang: str) -> None:
     """List people with their roles, state and working tokens."""
     with db.database(app).sessions() as session:
+        if agency_id is not None:
+            try:
+                get_agency(session, agency_id)  # an unknown one is a mistake, not "no people"
+            except UnknownAgency as error:
+                raise click.ClickException(error.message(lang)) from error
         people = [
             describe(person, list_tokens(session, person.id))
             for person in list_people(session, agency_id)
@@ -194,7 +204,7 @@ def token_command(
 
 
 @person_group.command("revoke-token")
-@click.argument("token_id", type=int)
+@click.argument("token_id", type=TOKEN_ID)
 @language_option
 @with_hub
 def revoke_token_command(app: Flask, token_id: int, lang: str) -> None:

@@ -143,6 +143,43 @@ def test_refusals_in_both_languages(hub: Path) -> None:
     assert [p["id"] for p in run_json("person", "list")["people"]] == ["cndh-auditoria"]
 
 
+@pytest.mark.parametrize(
+    "token_id",
+    [
+        "99999999999999999999999",  # beyond any database integer
+        str(2**63),  # beyond SQLite's
+        str(2**31),  # beyond the PostgreSQL column (an INTEGER)
+        "0",  # ids start at 1
+    ],
+)
+def test_a_token_id_no_token_can_have_is_a_usage_error(hub: Path, token_id: str) -> None:
+    result = run("person", "revoke-token", token_id)
+    assert result.exit_code == 2, result.output
+    assert "not in the range" in result.output
+    assert "Traceback" not in result.output
+    spanish = run("person", "revoke-token", token_id, "--lang", "es")
+    assert spanish.exit_code == 2 and "no está en el intervalo" in spanish.output
+    refused(run("person", "revoke-token", str(2**31 - 1)), "There is no personal access token")
+
+
+def test_listing_the_people_of_an_unknown_agency_is_refused(hub: Path) -> None:
+    refused(run("person", "list", "--agency", "mx.nope"), "There is no agency 'mx.nope'.")
+    refused(run("person", "list", "--agency", "mx.nope", "--json"), "no agency 'mx.nope'")
+    refused(
+        run("person", "list", "--agency", "mx.nope", "--lang", "es"),
+        "No existe la agencia 'mx.nope'.",
+    )
+    # The same words as adding a person to it.
+    refused(
+        run("person", "add", *AUDITOR[:4], "--agency", "mx.nope", "--role", "auditor"),
+        "There is no agency 'mx.nope'.",
+    )
+    # A known agency without people is no mistake.
+    assert run_json("person", "list", "--agency", "mx.fed.cndh") == {"people": []}
+    listed = run("person", "list", "--agency", "mx.fed.cndh")
+    assert listed.exit_code == 0 and "No people registered." in listed.output
+
+
 def test_repeating_a_revocation_or_a_disable_changes_and_logs_nothing(hub: Path) -> None:
     run_json("person", "add", *AUDITOR, "--role", "auditor", "--id", "cndh-auditoria")
     issued = run_json("person", "token", "cndh-auditoria", "--scope", "audit:read")
