@@ -49,6 +49,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     from exchange import (
+        crypto,
         db,
         httpbasics,
         keys,
@@ -74,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     logs.init_app(app)
     httpbasics.init_app(app)
+    crypto.init_app(app)
     db.init_app(app)
     keys.init_app(app)
     observability.init_app(app)

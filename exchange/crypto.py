@@ -272,6 +272,54 @@ def rows_per_key(session: Session) -> dict[str, int]:
     return counts
 
 
+def unloadable_keys(session: Session, keyring: DataKeyring) -> dict[str, int]:
+    """The data keys rows are encrypted under that ``keyring`` does not hold, with how many rows
+    each: those rows cannot be read until the key is restored from a backup."""
+    keyring.reload()
+    held = set(keyring.key_ids)
+    return {key_id: n for key_id, n in sorted(rows_per_key(session).items()) if key_id not in held}
+
+
+#: How long /readyz trusts its last count of rows per key (a count reads every key column).
+UNLOADABLE_CHECK_SECONDS = 60.0
+
+
+def unloadable_keys_problem(app: Flask, session: Session) -> str | None:
+    """For ``/readyz``: which keys rows need that this hub cannot load (say, the key folder was
+    restored from a stale backup), checked at most every :data:`UNLOADABLE_CHECK_SECONDS`."""
+    cached = app.extensions.get("puente.unloadable_keys")
+    now = time.monotonic()
+    if cached is None or now - cached[0] > UNLOADABLE_CHECK_SECONDS:
+        missing = unloadable_keys(session, data_keyring(app))
+        cached = (now, ", ".join(f"{key_id} ({n} rows)" for key_id, n in missing.items()) or None)
+        app.extensions["puente.unloadable_keys"] = cached
+    return cached[1]  # type: ignore[no-any-return]
+
+
+def unreadable_problem(error: DataKeyError) -> Any:
+    """What a client is told when a row cannot be decrypted (the operator reads the log): a
+    503, as for a database that cannot be used, since the hub itself is at fault."""
+    from exchange.problems import Problem, problem_response
+
+    current_app.logger.error("cannot decrypt: %s", error)
+    return problem_response(
+        Problem(
+            "unavailable",
+            (
+                "El nodo no puede descifrar estos datos: falta una de sus llaves de cifrado. El "
+                "administrador del nodo debe restaurarla desde la copia de seguridad.",
+                "The hub cannot decrypt this data: one of its encryption keys is missing. The "
+                "hub's administrator must restore it from the backup.",
+            ),
+            status=503,
+        )
+    )
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(DataKeyError, unreadable_problem)
+
+
 def reencrypt_batches(
     sessions: sessionmaker[Session], keyring: DataKeyring, batch_size: int = 500
 ) -> Iterator[int]:

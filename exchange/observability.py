@@ -22,7 +22,7 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from exchange import db
-from exchange.crypto import data_key_problem
+from exchange.crypto import data_key_problem, unloadable_keys_problem
 from exchange.keys import hub_keys
 from exchange.problems import localized
 
@@ -131,6 +131,24 @@ def readyz() -> Any:
                     "ejecute 'puente db upgrade'",
                     f"the database is at revision {revision}, {head} is needed: "
                     "run 'puente db upgrade'",
+                )
+            )
+    if checks.get("migrations") == "ok":
+        from flask import current_app
+
+        with db.database().sessions() as session:
+            unloadable = unloadable_keys_problem(current_app._get_current_object(), session)  # type: ignore[attr-defined]
+        if unloadable:
+            current_app.logger.error("not ready: rows under data keys not loaded: %s", unloadable)
+            checks["data_keys"] = f"rows under keys this hub does not hold: {unloadable}"
+            advice.append(
+                (
+                    "hay datos cifrados con llaves que el nodo no tiene: restaure la carpeta de "
+                    "llaves desde la copia de seguridad (no ejecute 'puente init', que crearía "
+                    "llaves nuevas que no los descifran)",
+                    "data is encrypted under keys this hub does not hold: restore the key folder "
+                    "from the backup (do not run 'puente init', which would make new keys that "
+                    "do not decrypt it)",
                 )
             )
     keys = hub_keys()

@@ -16,6 +16,7 @@ from exchange.agency_keys import FolderError, make_folder
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.config import DEFAULT_BIND
 from exchange.crypto import ensure_data_key
+from exchange.key_safety import KeysWouldOrphanData, refuse_keys_that_would_orphan_data
 from exchange.keys import ensure_hub_keys, hub_keys
 from exchange.models import HubSetting
 from exchange.transports import ensure_hub_signing_key, hub_signing_public_jwk
@@ -23,8 +24,14 @@ from exchange.transports import ensure_hub_signing_key, hub_signing_public_jwk
 
 def initialise(app: Flask) -> dict[str, object]:
     """Create what a hub needs (folder, keys, schema); safe to run again. A folder it cannot
-    create is a :class:`FolderError`."""
+    create is a :class:`FolderError`; a key that would orphan what the database holds (its own
+    key lost) is :class:`~exchange.key_safety.KeysWouldOrphanData`, and nothing is created."""
     make_folder(Path(app.instance_path))
+    if db.current_revision(app) is not None:
+        # An existing hub: its schema first, so that what it holds can be checked against the
+        # keys in the folder before any key is made.
+        db.upgrade(app)
+        refuse_keys_that_would_orphan_data(app)
     try:
         created = ensure_hub_keys(app)
         data_keys = ensure_data_key(app)  # encrypts record bodies at rest
@@ -64,7 +71,7 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
     try:
         result = initialise(app)
-    except FolderError as error:
+    except (FolderError, KeysWouldOrphanData) as error:
         raise click.ClickException(error.message(lang)) from error
     if as_json:
         print_json(result)

@@ -334,3 +334,77 @@ def test_readiness_needs_a_data_key(app: Flask) -> None:
     assert response.get_json()["checks"]["keys"] == (
         "missing or unreadable: data (run 'puente init')"
     )
+
+
+def test_rows_under_a_key_the_hub_lost_make_it_not_ready_and_reads_say_why(
+    app: Flask, tmp_path: Path
+) -> None:
+    """The key folder restored from a stale backup: the hub holds a key, not the one the
+    records need."""
+    push_records(app, 2)
+    folder = Path(app.instance_path, "keys", "data")
+    [old] = folder.glob("*.key")
+    shutil.move(old, tmp_path / old.name)
+    write_key(folder, "dk_29990101T000000000000Z_abcdef")
+    data_keyring(app).reload()
+    ready = app.test_client().get("/readyz", headers={"Accept-Language": "en"})
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["data_keys"] == (
+        f"rows under keys this hub does not hold: {old.stem} (2 rows)"
+    )
+    assert "restore the key folder from the backup" in ready.get_json()["detail"]
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        reader, _ = store_token(
+            session, client_id="mx.chp.dif", scopes=["records:read"], agency_id="mx.chp.dif"
+        )
+        record_id = session.scalars(select(RecordVersion.record_id)).first()
+    read = app.test_client().get(
+        f"/v1/records/{record_id}?purpose=case_management",
+        headers={"Authorization": f"Bearer {reader}", "Accept-Language": "es"},
+    )
+    assert read.status_code == 503
+    assert read.get_json()["type"].endswith("unavailable")
+    assert "restaurarla desde la copia de seguridad" in read.get_json()["detail"]
+    # The key back in its folder: ready again (after the check's minute), and the read works.
+    shutil.move(tmp_path / old.name, folder / old.name)
+    data_keyring(app).reload()
+    app.extensions.pop("puente.unloadable_keys")
+    assert app.test_client().get("/readyz").status_code == 200
+    again = app.test_client().get(
+        f"/v1/records/{record_id}?purpose=case_management",
+        headers={"Authorization": f"Bearer {reader}"},
+    )
+    assert again.status_code == 200
+
+
+def test_init_makes_no_key_that_would_orphan_what_the_database_holds(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange.audit_sequencer import integrate_pending
+    from exchange.cli.hub import initialise
+    from exchange.key_safety import KeysWouldOrphanData
+    from exchange.keys import key_paths
+
+    push_records(app, 1)
+    data = Path(app.instance_path, "keys", "data")
+    [old] = data.glob("*.key")
+    shutil.move(old, tmp_path / old.name)
+    with pytest.raises(KeysWouldOrphanData) as refused:
+        initialise(app)
+    assert f"{old.stem} (1)" in refused.value.message("en")
+    assert "restáurela desde la copia de seguridad" in refused.value.message("es")
+    assert list(data.glob("*.key")) == []  # no key that would encrypt from now on
+    shutil.move(tmp_path / old.name, data / old.name)
+
+    # The log key: once the log has signed checkpoints, a new one would make it unverifiable.
+    integrate_pending(app, force_checkpoint=True)
+    log_key = key_paths(app)["log"]
+    shutil.move(log_key, tmp_path / "log.key")
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
+    result = CliRunner().invoke(main, ["init", "--lang", "en"])
+    assert result.exit_code == 1, result.output
+    assert "the log key" in result.output and "restore it from the backup" in result.output
+    assert not log_key.exists()
+    shutil.move(tmp_path / "log.key", log_key)
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
