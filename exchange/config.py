@@ -95,7 +95,7 @@ DEFAULTS: dict[str, Any] = {
     "OUTBOX_MAX_ATTEMPTS": 12,
     "OUTBOX_BACKOFF_SECONDS": 5.0,
     "OUTBOX_BACKOFF_MAX_SECONDS": 3600.0,
-    "OUTBOX_LEASE_SECONDS": 300.0,
+    "OUTBOX_LEASE_SECONDS": 60.0,
     "WEBHOOK_TIMEOUT_SECONDS": 10.0,
     # File drop: agencies whose webhook_url is "file-drop" (or a file: URL inside this folder)
     # get each notification as a file in <FILE_DROP_PATH>/<agency id>; relative to the instance.

@@ -65,7 +65,7 @@ DUE_STATUSES = ("pending", "failed")
 DEFAULT_MAX_ATTEMPTS = 12
 DEFAULT_BACKOFF_SECONDS = 5.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
-DEFAULT_LEASE_SECONDS = 300.0
+DEFAULT_LEASE_SECONDS = 60.0
 #: Longest pause between passes while they keep failing (the database is down, …), unless
 #: ``poll_seconds`` is longer.
 MAX_FAILURE_BACKOFF_SECONDS = 60.0
@@ -117,6 +117,7 @@ class OutboxMessage(Base):
             "attempts": self.attempts,
             "next_attempt_at": moment(self.next_attempt_at),
             "last_error": self.last_error,
+            "lease_until": moment(self.lease_until),
             "created_at": moment(self.created_at),
             "delivered_at": moment(self.delivered_at),
             "payload": self.payload,
@@ -219,6 +220,24 @@ def backoff_seconds(
     return exponential * (0.5 + rng() / 2)
 
 
+def _renew_lease(session: Session, message: OutboxMessage, token: str, seconds: float) -> bool:
+    """Hold ``message`` for ``seconds`` more, from now, while no other worker took it: the claim
+    covers a whole batch, and each delivery renews the lease for itself, so a lease need only
+    outlast one delivery and a crashed worker's messages come back after one lease."""
+    until = utcnow() + timedelta(seconds=seconds)
+    renewed = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    if not renewed.rowcount:  # type: ignore[attr-defined]
+        return False
+    message.lease_until = until
+    return True
+
+
 def _finish(session: Session, message: OutboxMessage, token: str, **values: Any) -> bool:
     """Write a delivery result while our lease holds; False if another worker took over."""
     result = session.execute(
@@ -278,8 +297,8 @@ def deliver_message(
     from exchange.disclosure import decide_delivery  # disclosure builds on records and sharing
 
     token = message.lease_token or ""
-    if message.lease_until is None or as_utc(message.lease_until) <= utcnow():
-        # Our turn came too late: another worker may already hold it. Leave it alone.
+    if not _renew_lease(session, message, token, policy.lease_seconds):
+        # Our turn came too late: another worker took it meanwhile. Leave it alone.
         result.lost_lease += 1
         return
     agency = session.get(Agency, message.agency_id) if message.agency_id else None
@@ -413,6 +432,17 @@ def release(session: Session, messages: list[OutboxMessage]) -> None:
     session.commit()
 
 
+def worker_lease_seconds(app: Flask, configured: float) -> float:
+    """The lease a worker takes: ``OUTBOX_LEASE_SECONDS``, but at least one delivery's longest
+    wait (the webhook's or a peer hub's timeout) and 30 s more, or a second worker would retake
+    a message still being delivered. Each delivery renews it (:func:`_renew_lease`)."""
+    timeouts = (
+        float(app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10),
+        float(app.config.get("FEDERATION_TIMEOUT") or 10),
+    )
+    return max(configured, max(timeouts) + 30)
+
+
 def run_worker(
     app: Flask,
     *,
@@ -435,13 +465,11 @@ def run_worker(
     stop_event = stop_event or threading.Event()
     transport = transport or AgencyTransports.for_hub(app)
     policy = DeliveryPolicy.from_config(app)
-    # The lease must outlast a whole batch of slow receivers, or a second worker would retake it.
-    timeout = float(app.config.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
     policy = DeliveryPolicy(
         policy.max_attempts,
         policy.backoff_seconds,
         policy.backoff_max_seconds,
-        max(policy.lease_seconds, batch * timeout + 30),
+        worker_lease_seconds(app, policy.lease_seconds),
     )
     totals = BatchResult()
     sessions = database(app).sessions

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from exchange import db
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
+from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
 from exchange.transports import AgencyTransports
@@ -126,9 +127,14 @@ def outbox_list(
             recipient = message.agency_id
             if message.peer_hub is not None:
                 recipient = f"{message.peer_hub}/{message.payload.get('agency_id')}"
+            # A message a worker holds now (being delivered, or claimed by a worker that died,
+            # until its lease runs out) says so: its status is the last attempt's.
+            lease = ""
+            if message.lease_until is not None and as_utc(message.lease_until) > utcnow():
+                lease = f"leased_until={as_utc(message.lease_until).isoformat()}  "
             click.echo(
                 f"{message.id}  {message.status:<9}  {recipient}  {message.kind}  "
-                f"attempts={message.attempts}  {message.last_error or ''}".rstrip()
+                f"attempts={message.attempts}  {lease}{message.last_error or ''}".rstrip()
             )
     if not listed and not as_json:  # (--json: no line, as NDJSON of no message is)
         click.echo("no messages / ningún mensaje")

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import pytest
@@ -33,6 +33,7 @@ from exchange.outbox import (
     enqueue,
     requeue,
     run_worker,
+    worker_lease_seconds,
 )
 from exchange.transports import (
     SET_MEDIA_TYPE,
@@ -604,3 +605,63 @@ def test_retry_names_unknown_ids_and_still_requeues_the_known_ones(
     known = runner.invoke(main, ["outbox", "retry", message_id, "--lang", "en"])
     assert known.exit_code == 0
     assert known.stdout == f"0 reencolados / requeued\n{message_id}: pending; nothing to retry\n"
+
+
+def test_each_delivery_renews_its_lease_so_a_lease_covers_one_delivery(hub: Flask) -> None:
+    """A batch is claimed at once but delivered one message after another: each delivery holds
+    its message for a whole lease from when it starts, and a message whose claim ran out while
+    it waited (no other worker took it) is still delivered, once."""
+    ids = enqueue_messages(hub, "mx.test.receiver", 3)
+    sessions = db.database(hub).sessions
+    held: dict[str, tuple[datetime, datetime]] = {}
+
+    class SlowTransport:
+        def deliver(self, agency: Agency, message: OutboxMessage) -> None:
+            with sessions() as other:
+                stored = other.get_one(OutboxMessage, message.id)
+                held[message.id] = (as_utc(stored.lease_until), utcnow())  # type: ignore[arg-type]
+                # The claim of the messages still waiting runs out while this one is sent.
+                other.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id != message.id, OutboxMessage.status == "pending")
+                    .values(lease_until=utcnow() - timedelta(seconds=1))
+                )
+                other.commit()
+
+    with sessions() as session:
+        result = deliver_batch(session, SlowTransport(), FAST)
+    assert (result.delivered, result.lost_lease) == (3, 0)
+    for lease_until, seen_at in held.values():
+        assert timedelta(seconds=55) < lease_until - seen_at <= timedelta(seconds=60)
+    assert sorted(held) == sorted(ids)
+    assert {message(hub, i).status for i in ids} == {"delivered"}
+
+
+def test_a_workers_lease_is_one_delivery_not_a_batch(hub: Flask) -> None:
+    # The webhook and federation timeouts are 10 s by default.
+    assert worker_lease_seconds(hub, 5) == 40
+    assert worker_lease_seconds(hub, 120) == 120
+
+
+def test_the_list_shows_a_message_a_worker_holds(
+    hub: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that died holding a message leaves it ``failed`` (its last attempt) with a due
+    time in the past: the list says it is held, and until when."""
+    from click.testing import CliRunner
+
+    from exchange.cli import main
+
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", hub.instance_path)
+    monkeypatch.setenv("PUENTE_DATABASE_URL", hub.config["DATABASE_URL"])
+    [message_id] = enqueue_messages(hub, "mx.test.receiver", 1)
+    with db.database(hub).sessions() as session:
+        [claimed] = claim_batch(session, 10, lease_seconds=60)
+    listed = CliRunner().invoke(main, ["outbox", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert f"leased_until={as_utc(claimed.lease_until).isoformat()}" in listed.stdout  # type: ignore[arg-type]
+    [row] = [
+        json.loads(line)
+        for line in CliRunner().invoke(main, ["outbox", "list", "--json"]).stdout.splitlines()
+    ]
+    assert row["id"] == message_id and row["lease_until"] is not None
