@@ -223,12 +223,47 @@ def upgrade(app: Flask, revision: str = "head") -> None:
 
 
 @functools.cache
-def head_revision() -> str | None:
+def _scripts() -> Any:
     from alembic.script import ScriptDirectory
 
     config = AlembicConfig()
     config.set_main_option("script_location", "exchange:migrations")
-    return ScriptDirectory.from_config(config).get_current_head()
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str | None:
+    return _scripts().get_current_head()  # type: ignore[no-any-return]
+
+
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    return frozenset(script.revision for script in _scripts().walk_revisions())
+
+
+def schema_advice(current: str | None) -> tuple[str, str] | None:
+    """What to do about a database at schema revision ``current`` (Spanish, English), or None
+    when it is the one this code needs. A revision this code does not know was made by a newer
+    version of Puente: upgrading cannot help, and Puente never downgrades a database."""
+    head = head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return (
+            "la base de datos está vacía: ejecute 'puente init'",
+            "the database is empty: run 'puente init'",
+        )
+    if current not in known_revisions():
+        return (
+            f"la base de datos está en la revisión {current}, que esta versión de Puente no "
+            f"conoce (llega a la {head}): la actualizó una versión más nueva; use esa versión",
+            f"the database is at revision {current}, which this version of Puente does not "
+            f"know (it goes up to {head}): a newer version upgraded it; run that version",
+        )
+    return (
+        f"la base de datos está en la revisión {current} y se necesita la {head}: "
+        "ejecute 'puente db upgrade'",
+        f"the database is at revision {current}, {head} is needed: run 'puente db upgrade'",
+    )
 
 
 def current_revision(app: Flask) -> str | None:
@@ -267,14 +302,9 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
     # Or a column a newer migration adds (SQLite: "no such column"; PostgreSQL: 42703).
     missing_column = "no such column" in text_of_error or sqlstate == "42703"
     if missing_table or missing_column:
-        current, head = _revision_of(getattr(error, _ENGINE_OF_ERROR, None)), head_revision()
-        if current is not None and current != head:
-            return (
-                f"la base de datos está en la revisión {current} y el código necesita la "
-                f"{head}: ejecute 'puente db upgrade'",
-                f"the database is at revision {current}, the code needs {head}: "
-                "run 'puente db upgrade'",
-            )
+        current = _revision_of(getattr(error, _ENGINE_OF_ERROR, None))
+        if current is not None and (advice := schema_advice(current)) is not None:
+            return advice
     if missing_table:
         return (
             "la base de datos no tiene las tablas de Puente: ejecute 'puente init' "

@@ -113,26 +113,17 @@ def readyz() -> Any:
 
         revision = db.current_revision(current_app._get_current_object())  # type: ignore[attr-defined]
         head = db.head_revision()
-        if revision == head:
+        schema = db.schema_advice(revision)
+        if schema is None:
             checks["migrations"] = "ok"
-        elif revision is None:
-            checks["migrations"] = f"none, want {head} (run 'puente init')"
-            advice.append(
-                (
-                    "la base de datos está vacía: ejecute 'puente init'",
-                    "the database is empty: run 'puente init'",
-                )
-            )
         else:
-            checks["migrations"] = f"at {revision}, want {head} (run 'puente db upgrade')"
-            advice.append(
-                (
-                    f"la base de datos está en la revisión {revision} y se necesita la {head}: "
-                    "ejecute 'puente db upgrade'",
-                    f"the database is at revision {revision}, {head} is needed: "
-                    "run 'puente db upgrade'",
-                )
-            )
+            if revision is None:
+                checks["migrations"] = f"none, want {head} (run 'puente init')"
+            elif revision not in db.known_revisions():
+                checks["migrations"] = f"at {revision}, newer than this code's {head}"
+            else:
+                checks["migrations"] = f"at {revision}, want {head} (run 'puente db upgrade')"
+            advice.append(schema)
     if checks.get("migrations") == "ok":
         from flask import current_app
 

@@ -210,3 +210,27 @@ def test_the_environment_overrides_the_demo_access_log(
     assert result.exit_code == 0, result.output
     assert exec_calls[0][1]["PUENTE_ACCESS_LOG"] == "-"
     assert "registro de accesos / access log:         stderr" in result.output
+
+
+def test_a_database_newer_than_the_code_says_so_everywhere(hub_env: Path) -> None:
+    """The code rolled back after a newer version upgraded the database: upgrading cannot
+    help, and every place that advises says which version to run instead."""
+    import sqlite3
+
+    from exchange import create_app
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    with sqlite3.connect(hub_env / "puente.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0999'")
+    current = runner.invoke(main, ["db", "current", "--lang", "en"])
+    assert current.exit_code == 1
+    assert "revision 0999, which this version of Puente does not know" in current.output
+    assert "run 'puente db upgrade'" not in current.output
+    upgrade = runner.invoke(main, ["db", "upgrade", "--lang", "es"])
+    assert upgrade.exit_code == 1 and "Traceback" not in upgrade.output
+    assert "la actualizó una versión más nueva" in upgrade.output
+    ready = create_app().test_client().get("/readyz", headers={"Accept-Language": "en"})
+    assert ready.status_code == 503
+    assert ready.get_json()["checks"]["migrations"].startswith("at 0999, newer than")
+    assert "a newer version upgraded it" in ready.get_json()["detail"]
