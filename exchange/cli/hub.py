@@ -188,6 +188,14 @@ workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Wor
 @with_hub
 def serve_command(app: Flask, bind: str, workers: int | None) -> None:
     """Serve the hub with gunicorn."""
+    try:
+        advice = db.schema_advice(db.current_revision(app))
+    except Exception:  # noqa: BLE001 - the database may be down now and up later: serve anyway
+        advice = None
+    if advice is not None:
+        # It serves anyway (/readyz says not ready, so a balancer sends it nothing), but the
+        # operator starting it should not have to find out from the clients.
+        click.echo(f"aviso / warning: {advice[0]} / {advice[1]}", err=True)
     exec_gunicorn(bind, workers, app.instance_path)
 
 

@@ -177,6 +177,18 @@ def test_serve_passes_bind_and_instance_to_gunicorn(
     assert "PUENTE_ACCESS_LOG" not in env  # serving.py's default: stderr
 
 
+def test_serve_warns_of_a_database_that_needs_puente_init_or_an_upgrade(
+    hub_env: Path, exec_calls: list[tuple[list[str], dict[str, str]]]
+) -> None:
+    empty = CliRunner().invoke(main, ["serve"])
+    assert empty.exit_code == 0, empty.output
+    assert "/ the database is empty: run 'puente init'" in empty.stderr
+    assert len(exec_calls) == 1  # it serves anyway: /readyz tells the balancer
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    ready = CliRunner().invoke(main, ["serve"])
+    assert ready.exit_code == 0 and "warning" not in ready.stderr
+
+
 def test_serve_reads_bind_from_the_environment(
     hub_env: Path,
     exec_calls: list[tuple[list[str], dict[str, str]]],
