@@ -155,8 +155,13 @@ def _write_export(
         "log_vkey": signer.vkey if signer else None,
         "witness_vkey": witness.vkey if witness else None,
     }
-    with _HashingWriter(directory / VKEY_FILE, digests) as out:
-        out.write(f"{keys['log_vkey']}\n".encode())
+    if keys["log_vkey"] is not None:
+        # Without the log key the hub cannot say what it is: no log.vkey rather than a wrong
+        # one (its stored checkpoints still verify with the key oversight pinned).
+        with _HashingWriter(directory / VKEY_FILE, digests) as out:
+            out.write(f"{keys['log_vkey']}\n".encode())
+    else:
+        (directory / VKEY_FILE).unlink(missing_ok=True)
     with _HashingWriter(directory / KEYS_FILE, digests) as out:
         out.write((json.dumps(keys, indent=2) + "\n").encode())
     manifest = {

@@ -155,6 +155,18 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
     finally:
         if bar is not None:
             bar.close()
+    if not (directory / "log.vkey").exists():
+        click.echo(
+            _say(
+                lang,
+                "AVISO: falta la llave del registro de este nodo: la exportación no lleva "
+                "log.vkey; verifíquela con la llave que usted fijó (y restaure la del nodo desde "
+                "la copia de seguridad)",
+                "WARNING: this hub's log key is missing: the export has no log.vkey; verify it "
+                "with the key you pinned (and restore the hub's from the backup)",
+            ),
+            err=True,
+        )
     for gap in result.gaps[:5]:
         click.echo(
             _say(

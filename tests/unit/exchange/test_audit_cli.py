@@ -25,7 +25,7 @@ from exchange.audit_log import record_event
 from exchange.audit_sequencer import integrate_pending
 from exchange.auth import store_token
 from exchange.cli import main
-from exchange.keys import audit_origin, hub_keys
+from exchange.keys import audit_origin, hub_keys, key_paths
 from tests.conftest import make_hub
 
 CLI_MODULE = Path(__file__).resolve().parents[3] / "exchange" / "cli" / "audit.py"
@@ -131,6 +131,22 @@ def test_export_then_verify_with_the_public_key(hub: Flask, tmp_path: Path) -> N
     assert result.stdout.startswith("OK: 100 entries and 2 checkpoints verified; latest: 100")
     spanish = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "es")
     assert spanish.stdout.startswith("OK: 100 entradas y 2 puntos de control verificados")
+
+
+def test_an_export_without_the_log_key_has_no_log_vkey_but_still_verifies(
+    hub: Flask, tmp_path: Path
+) -> None:
+    vkey = _vkey(hub)
+    key_paths(hub)["log"].rename(tmp_path / "log.key.aside")
+    out = tmp_path / "export"
+    result = _run("audit", "export", "--out", str(out), "--lang", "en")
+    assert result.exit_code == 0, result.output
+    assert "WARNING: this hub's log key is missing" in result.stderr
+    assert not (out / "log.vkey").exists()  # never the text "None"
+    assert json.loads((out / "keys.json").read_text())["log_vkey"] is None
+    # The checkpoints it stored were signed by the key oversight pinned: they still verify.
+    verified = _run("audit", "verify", "--full", str(out), "--vkey", vkey, "--lang", "en")
+    assert verified.exit_code == 0, verified.output
 
 
 def test_an_export_cut_short_leaves_the_earlier_export_whole(
