@@ -276,15 +276,29 @@ def enable_peer(session: Session, hub_id: str) -> Peer:
 
 
 def _set_active(session: Session, hub_id: str, active: bool) -> Peer:
-    peer = get_peer(session, hub_id)
-    if peer.active == active:
-        raise PeerError(
+    return _change(
+        session,
+        get_peer(session, hub_id),
+        "active",
+        active,
+        "enabled" if active else "disabled",
+        (
             f"El nodo par {hub_id!r} ya está {'activo' if active else 'desactivado'}.",
             f"Peer hub {hub_id!r} is already {'active' if active else 'disabled'}.",
-        )
-    peer.active = active
+        ),
+    )
+
+
+def _change(
+    session: Session, peer: Peer, field: str, value: Any, detail: str, unchanged: tuple[str, str]
+) -> Peer:
+    """Set one of the peer's fields, audited as ``peer_changed`` with ``detail``; a value it
+    already has is refused with ``unchanged`` (Spanish, English), and nothing is written."""
+    if getattr(peer, field) == value:
+        raise PeerError(*unchanged)
+    setattr(peer, field, value)
     session.flush()
-    _audit(session, "peer_changed", hub_id, detail="enabled" if active else "disabled")
+    _audit(session, "peer_changed", peer.hub_id, detail=detail)
     return peer
 
 
@@ -293,15 +307,17 @@ def pin_signing_key(session: Session, hub_id: str, signing_jwk: str) -> Peer:
     peer = get_peer(session, hub_id)
     stored = check_signing_jwk(signing_jwk)
     _not_this_hub(peer.hub_id, peer.origin, peer.log_vkey, peer.witness_vkey, stored)
-    if peer.signing_jwk == stored:
-        raise PeerError(
+    return _change(
+        session,
+        peer,
+        "signing_jwk",
+        stored,
+        "signing_key_pinned",
+        (
             f"Esa llave de firma ya está registrada para el nodo par {hub_id!r}.",
             f"That signing key is already pinned for peer hub {hub_id!r}.",
-        )
-    peer.signing_jwk = stored
-    session.flush()
-    _audit(session, "peer_changed", hub_id, detail="signing_key_pinned")
-    return peer
+        ),
+    )
 
 
 def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
@@ -309,15 +325,14 @@ def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
     requests and revocation notices go there."""
     peer = get_peer(session, hub_id)
     _check_fields(peer.hub_id, peer.origin, base_url)
-    if peer.base_url == base_url:
-        raise PeerError(
-            f"El nodo par {hub_id!r} ya tiene esa URL.",
-            f"Peer hub {hub_id!r} already has that URL.",
-        )
-    peer.base_url = base_url
-    session.flush()
-    _audit(session, "peer_changed", hub_id, detail="url_set" if base_url else "url_removed")
-    return peer
+    return _change(
+        session,
+        peer,
+        "base_url",
+        base_url,
+        "url_set" if base_url else "url_removed",
+        (f"El nodo par {hub_id!r} ya tiene esa URL.", f"Peer hub {hub_id!r} already has that URL."),
+    )
 
 
 def get_peer(session: Session, hub_id: str) -> Peer:
