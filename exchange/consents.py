@@ -115,12 +115,14 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     """Whether ``actor`` may record consents, views and reviews for the child, or decide its
     access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) responsible
     for one of the child's records or whose jurisdiction covers the child's. An administrator
-    acts for the children their jurisdiction covers, whatever their agency's kind (a national
-    one, ``00``, for every child): a state hub's administrator is not another state's."""
-    if "administrator" in actor.roles:
-        return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
+    of such an agency acts for the children their jurisdiction covers (a national one, ``00``,
+    for every child): a state hub's administrator is not another state's. The kind is checked
+    first for everyone: an agency whose kind changed after its people were registered (to
+    immigration enforcement, say) no longer acts for any child through them."""
     if actor.kind not in CONSENT_AUTHORITY_KINDS:
         return False
+    if "administrator" in actor.roles:
+        return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
     if actor.agency_id is not None and any(
         record.owner_agency == actor.agency_id for record in child.records
     ):
@@ -842,9 +844,10 @@ def read_override(session: Session, actor: Actor, override_id: str) -> tuple[dic
 
 
 def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str, Any]]:
-    """Overrides in ``status`` (:data:`OVERRIDE_STATES`), oldest first: for a reviewer, those
-    about children in their jurisdiction that they may review (not opened by them or their
-    agency); for oversight and administrators, all of them."""
+    """Overrides in ``status`` (:data:`OVERRIDE_STATES`), oldest first: for oversight, all of
+    them; for a reviewer (an administrator too), those about children in their jurisdiction
+    that they may review (not opened by them or their agency), as :func:`read_override`
+    shows them one at a time only to those who act for the child."""
     rows = list(
         session.scalars(
             select(OverrideRow)
@@ -856,7 +859,9 @@ def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str
             .order_by(OverrideRow.starts_at)
         )
     )
-    if "administrator" not in actor.roles and OVERSIGHT_SCOPE not in actor.scopes:
+    if OVERSIGHT_SCOPE not in actor.scopes:
+        if actor.kind not in CONSENT_AUTHORITY_KINDS:
+            return []
         mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
         rows = [row for row in rows if row.child_id in mine and _reviewable_by(actor, row)]
     moment = utcnow()
@@ -1268,7 +1273,8 @@ def children_in_jurisdiction(session: Session, actor: Actor, child_ids: set[str]
 
 
 def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
-    """Requests in ``status`` that ``actor`` may decide (its jurisdiction's)."""
+    """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction,
+    for a person or system of a kind that acts for children (administrators alike)."""
     rows = list(
         session.scalars(
             select(AccessRequestRow)
@@ -1276,8 +1282,10 @@ def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessReq
             .order_by(AccessRequestRow.created_at)
         )
     )
-    if "administrator" in actor.roles:
-        return rows[:QUEUE_LIMIT]
+    # Administrators too: the queue shows what GET /v1/access-requests/{id} would show them
+    # (acts_for_child), so another state's requests are not theirs; a national one sees all.
+    if actor.kind not in CONSENT_AUTHORITY_KINDS:
+        return []
     mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
     return [row for row in rows if row.child_id in mine][:QUEUE_LIMIT]
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -157,6 +158,26 @@ def _check_roles(roles: list[str]) -> list[PersonError]:
     return []
 
 
+def _control_characters(
+    text: str, what: tuple[str, str] = ("El nombre", "The name")
+) -> list[PersonError]:
+    """A name with control characters (Unicode category C*: a newline, an escape sequence, a
+    bidirectional override, NUL) would forge or hide lines where it is printed, as in
+    ``puente person list``; none is ever part of a name."""
+    found = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c).startswith("C")})
+    if not found:
+        return []
+    return [
+        PersonError(
+            f"{what[0]} contiene caracteres de control ({', '.join(found)}); escríbalo en una "
+            "sola línea, sin ellos.",
+            f"{what[1]} contains control characters ({', '.join(found)}); write it on one line, "
+            "without them.",
+            field="name",
+        )
+    ]
+
+
 def _check_name_and_email(name: str, email: str) -> list[PersonError]:
     errors = []
     if not name or not name.strip():
@@ -167,6 +188,8 @@ def _check_name_and_email(name: str, email: str) -> list[PersonError]:
                 "El nombre supera 300 caracteres.", "The name exceeds 300 characters.", field="name"
             )
         )
+    else:
+        errors.extend(_control_characters(name))
     if len(email) > 254 or not EMAIL.match(email):
         errors.append(
             PersonError(
@@ -253,8 +276,11 @@ def new_person_id() -> str:
     return "per_" + secrets.token_hex(8)
 
 
-#: Roles that speak for children (consent, views, emergency overrides): a Procuraduría's.
-AUTHORITY_ROLES = ("consent_officer", "override_officer")
+#: Roles that speak for children (consent, views, emergency overrides): a Procuraduría's. An
+#: administrator acts for the children of their jurisdiction (exchange.consents.acts_for_child),
+#: so the role belongs where a consent officer's does: at INM or a consulate it would let
+#: immigration enforcement or a foreign state read and revoke children's consents.
+AUTHORITY_ROLES = ("consent_officer", "override_officer", "administrator")
 
 
 #: Agency kinds whose people may hold the ``auditor`` role: oversight bodies (human-rights
@@ -265,8 +291,10 @@ AUDITOR_KINDS = frozenset({"oversight"})
 
 
 def _check_role_homes(roles: list[str], kind: str | None) -> list[PersonError]:
-    """Roles that belong to some kinds of agency only: consent and override officers to
-    child-protection agencies (DESIGN: the child's Procuraduría), auditors to oversight bodies.
+    """Roles that belong to some kinds of agency only: consent and override officers and
+    administrators to child-protection agencies (DESIGN: the child's Procuraduría; the kinds
+    that may act for a child, :data:`exchange.consents.CONSENT_AUTHORITY_KINDS`), auditors to
+    oversight bodies.
     Elsewhere the role would be a promise the hub does not keep, or a window onto every
     child's log."""
     from exchange.consents import CONSENT_AUTHORITY_KINDS  # exchange.consents imports this
@@ -543,6 +571,8 @@ def _token_problems(
                 field="name",
             )
         )
+    elif name is not None:
+        errors.extend(_control_characters(name, ("El nombre del token", "The token name")))
     return errors
 
 

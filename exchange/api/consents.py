@@ -18,7 +18,7 @@ import consent
 from consent import ConsentError, Decision, Reason
 from exchange import db
 from exchange.access_basis import access_as_of
-from exchange.api.record_reads import DECISION_HEADER, OUTSIDER, told_to
+from exchange.api.record_reads import DECISION_HEADER, OUTSIDER, told_decision, told_to
 from exchange.audit_log import record_event
 from exchange.auth import (
     Actor,
@@ -445,7 +445,11 @@ def child_consents(child_id: str) -> Any:
 
 
 def _audit_consent_read(
-    session: Session, actor: Actor, child_id: str, consent_id: str | None = None
+    session: Session,
+    actor: Actor,
+    child_id: str,
+    object_id: str | None = None,
+    object_type: str = "consent",
 ) -> str:
     return record_event(
         session,
@@ -455,8 +459,8 @@ def _audit_consent_read(
         actor_person=actor.person_id,
         actor_role=actor.audit_role,
         child_id=child_id,
-        object_type="consent" if consent_id else None,
-        object_id=consent_id,
+        object_type=object_type if object_id else None,
+        object_id=object_id,
     )
 
 
@@ -825,9 +829,27 @@ def _denied_at_once_text(row: AccessRequestRow, es: str, en: str) -> tuple[str, 
     )
 
 
+#: Bases of a refusal in the engine's order of precedence (consent/engine.py), for naming the
+#: basis of what a requester is told.
+
+
+def _decision_as_told(row: AccessRequestRow) -> dict[str, Any]:
+    """The engine's decision on the request as its requester is told it — what a record read
+    tells a reader who neither acts for the child nor holds the record
+    (exchange.api.record_reads.decision_for_reader, standing ``OUTSIDER``): the result, the
+    permitted and withheld categories and the decision id; the reasons the requester may hear
+    (:func:`told_to`) and the ids they rest on. Categories refused for a reason not told (an
+    objection, a withhold entry, a rule about asylum or the country of origin) are refused by
+    the plain "nothing in force permits this", so what is hidden leaves no mark."""
+    whole = {key: value for key, value in (row.decision or {}).items() if key != ACCESS_KEY}
+    reasons = [Reason.from_json(reason) for reason in whole.get("reasons", ())]
+    return told_decision(whole, reasons, OUTSIDER, row.purpose)
+
+
 def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
-    """The request as its requester sees it, or with the decision and reasons for an officer
-    who acts for the child. A granted request's ``access`` says whether it still holds."""
+    """The request as its requester sees it (the decision as told to them), or with the whole
+    decision and reasons for an officer who acts for the child. A granted request's
+    ``access`` says whether it still holds."""
     access = request_access_basis(row) if row.status == "granted" else None
     if access is not None:
         majority = (
@@ -867,6 +889,8 @@ def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> 
         seen["decision"] = {k: v for k, v in row.decision.items() if k != ACCESS_KEY}
         seen["decided_by"] = row.decided_by
         seen["decision_reason"] = row.decision_reason
+    else:
+        seen["decision"] = _decision_as_told(row)
     return seen
 
 
@@ -920,7 +944,15 @@ def get_access_request(request_id: str) -> Any:
     row = session.get(AccessRequestRow, request_id)
     if row is None or not may_see_request(session, actor, row):
         raise _not_found()
-    return jsonify(_request_json(session, row, officer=_officer_of(session, actor, row)))
+    officer = _officer_of(session, actor, row)
+    seen = _request_json(session, row, officer=officer)
+    if officer:
+        # The child and the whole decision, as in the child's consents: oversight sees who
+        # read them. A requester following its own request is not audited (it reads no more
+        # than it was answered when it asked, which access_requested recorded).
+        _audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
+        session.commit()
+    return jsonify(seen)
 
 
 @bp.get("/v1/access-requests")
@@ -931,6 +963,10 @@ def access_request_queue() -> Any:
     status = request.args.get("status", "pending")
     rows = pending_queue(session, actor, status)
     listed = [_request_json(session, row, officer=True) for row in rows]
+    # One entry per request listed, the same as reading it alone writes.
+    for row, seen in zip(rows, listed, strict=True):
+        _audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
+    session.commit()
     return jsonify({"status": status, "access_requests": listed})
 
 

@@ -180,6 +180,17 @@ def decision_for_reader(
     if all(reason.code in OPEN_BASES for reason in reasons):
         return whole
     standing = reader_standing(session, actor, record, child)
+    return told_decision(whole, reasons, standing, purpose)
+
+
+def told_decision(
+    whole: dict[str, Any], reasons: Iterable[Reason], standing: Any, purpose: str
+) -> dict[str, Any]:
+    """``whole`` (a decision as JSON, with its ``reasons``) as a reader of ``standing`` is told
+    it: the reasons it may hear (:func:`told_to`) and the ids they rest on; the categories
+    refused for a reason not told are refused by the plain "nothing in force permits this"
+    (same words, same basis), so that what is hidden leaves no mark. Also what a legal
+    representative is told of the decision on an access request (exchange.api.consents)."""
     shown: list[Reason] = []
     hidden: set[str | None] = set()
     refused_unsaid = 0
@@ -199,7 +210,7 @@ def decision_for_reader(
             shown.remove(reason)
         shown.append(default_deny(purpose, refused_unsaid))
     told = {**whole, "reasons": [reason.to_json() for reason in shown]}
-    if whole["result"] == "deny":
+    if whole.get("result") == "deny":
         told["basis"] = next(
             (
                 basis

@@ -160,8 +160,14 @@ def test_covered_request_is_granted_at_once(
     assert response.status_code == 201
     body = response.get_json()
     assert body["status"] == "granted"
-    assert "decision" not in body  # reasons are the officers'
+    # The decision as a reader is told it: a consent's reasons tell nothing about the child.
+    told = body["decision"]
+    assert (told["result"], told["basis"], told["id"]) == ("permit", "consent", body["audit_entry"])
+    assert told["categories"] == ["identity", "legal_status"] and told["withheld"] == []
+    assert {reason["code"] for reason in told["reasons"]} == {"consent"}
     assert audit_entry(app, body["audit_entry"])["decision"]["basis"] == "consent"
+    followed = client.get(f"/v1/access-requests/{body['id']}", headers=lawyer.headers)
+    assert followed.get_json()["decision"] == told
 
 
 def test_denied_requests_and_other_jurisdictions(
@@ -451,7 +457,9 @@ def test_a_purpose_a_hard_rule_forbids_is_denied_at_once_with_the_reason(
     rule = "no_protection_data_for_migration_procedure"
     assert body["message"]["en"].startswith("The request was denied. Hard legal rule")
     assert rule in body["message"]["en"] and rule in body["message"]["es"]
-    assert "decision" not in body
+    told = body["decision"]
+    assert (told["result"], told["basis"]) == ("deny", "hard_rule")
+    assert rule in told["rule_ids"] and "decided_by" not in body
     entry = audit_entry(app, body["audit_entry"])
     assert entry["outcome"] == "denied"
     assert entry["decision"]["basis"] == "hard_rule"
@@ -497,7 +505,13 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     body = response.get_json()
     # Not "denied at once": that would say the asylum rule applies to her.
     assert body["status"] == "pending"
-    assert "decision" not in body
+    # Told as a read would tell it: nothing in force permits it, no rule named.
+    told = body["decision"]
+    assert (told["result"], told["basis"]) == ("deny", "default_deny")
+    assert "rule_ids" not in told and told["withheld"] == ["identity", "family"]
+    assert [reason["code"] for reason in told["reasons"]] == ["default_deny"]
+    for word in ("no_asylum_data_to_country_of_origin", "hard_rule", "refugi", "asilo"):
+        assert word not in response.get_data(as_text=True), word
     entry = audit_entry(app, body["audit_entry"])
     assert "no_asylum_data_to_country_of_origin" in entry["decision"]["rule_ids"]
     read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
@@ -1147,3 +1161,26 @@ def test_a_consent_officer_revokes_a_grant_and_it_stops_at_once(
     assert entry["object"] == {"type": "grant", "id": grant_id}
     assert entry["actor"]["person_id"] == officer.id
     assert "dejó" not in json.dumps(entry)  # the reason stays out of the log
+
+
+def test_the_requesters_answer_and_the_examples_are_what_the_openapi_says(
+    client: FlaskClient, lawyer: PersonClient, officer: PersonClient, pushed: dict[str, Any]
+) -> None:
+    from jsonschema import Draft202012Validator
+
+    document = client.get("/openapi.json").get_json()
+    schema = {"$ref": "#/components/schemas/AccessRequest", "components": document["components"]}
+    validator = Draft202012Validator(schema)
+    pending = ask(client, lawyer, pushed["child_id"]).get_json()
+    consent_to_represent(client, officer, pushed["child_id"])
+    granted = ask(client, lawyer, pushed["child_id"]).get_json()
+    assert (pending["status"], granted["status"]) == ("pending", "granted")
+    for answer in (pending, granted):
+        validator.validate(answer)
+        assert "decision" in answer and "decided_by" not in answer
+    operation = document["paths"]["/v1/access-requests"]["post"]
+    examples = operation["responses"]["201"]["content"]["application/json"]["examples"]
+    for example_answer in examples.values():
+        validator.validate(example_answer["value"])
+        assert "decision" in example_answer["value"]
+        assert "decided_by" not in example_answer["value"]  # to officers only

@@ -452,9 +452,34 @@ def test_every_change_is_an_audit_entry_without_names(hub: Flask) -> None:
     assert len(entries(hub)) == before + 4
 
 
-@pytest.mark.parametrize("role", ["consent_officer", "override_officer"])
+@pytest.mark.parametrize("role", ["consent_officer", "override_officer", "administrator"])
 def test_officers_who_speak_for_children_belong_to_child_protection(hub: Flask, role: str) -> None:
     for agency_id in ("gt.consulado", "mx.fed.cndh"):
         with pytest.raises(InvalidPerson, match=f"The role {role} belongs to the Procuradurías"):
             person(hub, f"oficial-{agency_id}", agency_id, role)
     assert person(hub, "oficial-chp", "mx.chp.procuraduria", role).roles == role
+
+
+@pytest.mark.parametrize("name", ["Evil\nfake line", "Ana\r", "Ana\x1b[2J", "Ana\u202eanA", "\x00"])
+def test_names_with_control_characters_are_refused(hub: Flask, name: str) -> None:
+    # A newline or an escape sequence in a name would forge lines in `puente person list`.
+    with pytest.raises(InvalidPerson) as refused:
+        with admin(hub) as session:
+            add_person(
+                session,
+                name=name,
+                email="ana@example.org",
+                agency_id="mx.chp.procuraduria",
+                roles=["legal_representative"],
+            )
+    [error] = refused.value.errors
+    assert error.field == "name"
+    assert "control" in error.message_en and "control" in error.message_es
+    person(hub, "lic-ana", "mx.chp.procuraduria", "legal_representative")
+    with pytest.raises(InvalidPerson) as refused, admin(hub) as session:
+        issue_token(session, "lic-ana", ["records:read"], name=name)
+    [error] = refused.value.errors
+    assert error.field == "name" and "control" in error.message_en
+    assert token(hub, "lic-ana", "records:read", name="Portátil de Ana")["name"] == (
+        "Portátil de Ana"
+    )

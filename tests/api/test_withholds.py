@@ -223,7 +223,9 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     )
     assert asked.status_code == 201, asked.get_json()
     assert asked.get_json()["status"] == "denied"
-    assert "decision" not in asked.get_json()
+    # The decision as the requester is told it: nothing in force permits this; no entry named.
+    told = asked.get_json()["decision"]
+    assert told["basis"] == "default_deny" and "withhold_ids" not in told
     assert asked.get_json()["message"]["en"] == "The request was denied."  # and nothing more
 
     response = read(client, beto, record_id)
