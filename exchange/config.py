@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     # decisions and audit entries that one of an unknown child does not, and the difference in
     # time would tell the asking hub which children are here.
     "FEDERATION_ANSWER_FLOOR": 0.25,
+    # Least seconds a refused record read takes (404, or a child with nothing readable), so that
+    # time does not tell an existing record from none (exchange.api.record_reads).
+    "READ_REFUSAL_FLOOR": 0.03,
     # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,

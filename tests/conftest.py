@@ -90,6 +90,8 @@ def make_hub(tmp_path: Path, database_url: str, **config: object) -> Flask:
             "TESTING": True,
             "INSTANCE_PATH": tmp_path / "instance",
             "DATABASE_URL": database_url,
+            # Refused reads wait for nothing here; tests/api/test_records_read.py tests the floor.
+            "READ_REFUSAL_FLOOR": 0,
             **config,
         }
     )

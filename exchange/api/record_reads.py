@@ -19,10 +19,11 @@ hidden reason reads like any other. The audit log keeps every decision whole.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import bindparam, select, true
 from sqlalchemy.orm import Session
 
@@ -82,6 +83,20 @@ def read_purpose() -> str:
         message,
         errors=[{"pointer": "", "parameter": "purpose", "message": localized(*message)}],
     )
+
+
+@bp.after_request
+def _answer_refusals_in_even_time(response: Response) -> Response:
+    """A record the caller may not know of and one that does not exist answer alike (404), and
+    a child with nothing the caller may read answers like an unknown child (an empty list):
+    their time must not differ either. Deciding and auditing the refused read of a record that
+    exists costs milliseconds that an unknown id does not, so every such answer takes at least
+    ``READ_REFUSAL_FLOOR`` seconds from the request's start."""
+    refused = response.status_code == 404 or g.get("nothing_read", False)
+    floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
+    if refused and floor and "started" in g:
+        time.sleep(max(0.0, g.started + floor - time.perf_counter()))
+    return response
 
 
 def not_found() -> Problem:
@@ -482,10 +497,12 @@ def child_records(child_id: str) -> Any:
     try:
         child = load_child(session, child_id)
     except LookupError:
+        g.nothing_read = True
         return jsonify({"child_id": child_id, "records": []})
     reads = [record_json(session, actor, record, purpose, child) for record in child.records]
     session.commit()
     records = [answer for answer, _ in reads if answer is not None]
+    g.nothing_read = not records
     # The child the id is now (after a merge), as every record in the answer says; to a
     # caller who may read none of them, the id asked for, which tells nothing.
     answer = {"child_id": child.child_id if records else child_id, "records": records}

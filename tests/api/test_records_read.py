@@ -6,6 +6,7 @@ audited with its purpose and decision."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -278,3 +279,32 @@ def test_an_unknown_or_invisible_child_is_an_empty_list(
         assert response.status_code == 200
         assert response.get_json() == {"child_id": child_id, "records": []}
         assert "Puente-Decision" not in response.headers
+
+
+def test_a_refused_read_takes_the_floor_whether_the_record_exists_or_not(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    other: AgencyClient,
+    record: dict[str, Any],
+) -> None:
+    """Deciding and auditing the refused read of a record that exists costs time an unknown id
+    does not: every refusal takes at least READ_REFUSAL_FLOOR, a permitted read does not wait."""
+    app.config["READ_REFUSAL_FLOOR"] = 0.3
+
+    def timed(agency: AgencyClient, path: str) -> tuple[int, float]:
+        started = time.perf_counter()
+        response = client.get(path, query_string={"purpose": PURPOSE}, headers=agency.headers)
+        return response.status_code, time.perf_counter() - started
+
+    refusals = [
+        timed(other, f"/v1/records/{record['record_id']}"),
+        timed(other, "/v1/records/rec_000000000000000000000000"),
+        timed(other, f"/v1/records/{record['record_id']}/versions"),
+        timed(other, f"/v1/children/{record['child_id']}/records"),
+        timed(other, "/v1/children/nna_00000000000000000000/records"),
+    ]
+    assert [status for status, _ in refusals] == [404, 404, 404, 200, 200]
+    assert all(seconds >= 0.3 for _, seconds in refusals), refusals
+    status, seconds = timed(owner, f"/v1/records/{record['record_id']}")
+    assert status == 200 and seconds < 0.3
