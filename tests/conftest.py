@@ -22,9 +22,30 @@ from sqlalchemy.engine import make_url
 from exchange import create_app
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_TESTDATA = REPO.parent / "shared" / "testdata"
+#: The shared test vectors (RFC 6962 proofs, C2SP signed notes): ``../shared/testdata`` beside
+#: the checkout, as CI has it, or wherever ``PUENTE_TEST_SHARED_DATA`` says.
+SHARED_TESTDATA = Path(
+    os.environ.get("PUENTE_TEST_SHARED_DATA") or REPO.parent / "shared" / "testdata"
+)
 POSTGRES_URL = os.environ.get("PUENTE_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def shared_testdata(name: str) -> Path:
+    """A folder of the shared test vectors, for a test module to load when it is imported.
+    Missing, the module's tests are skipped with a message saying where to put them — except
+    under ``CI=true``, where every vector must run."""
+    folder = SHARED_TESTDATA / name
+    if not folder.is_dir():
+        message = (
+            f"the shared test vectors are not at {folder}: put the shared folder beside the "
+            "checkout (../shared/testdata) or set PUENTE_TEST_SHARED_DATA"
+        )
+        if IN_CI:
+            raise RuntimeError(message)
+        pytest.skip(message, allow_module_level=True)
+    return folder
+
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +22,9 @@ from audit import (
 )
 from audit.keys import compute_key_id, decode_vkey, is_valid_key_name
 from audit.note import MAX_SIGNATURES
+from tests.conftest import shared_testdata
 
-TESTDATA = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "signed-note"
+TESTDATA = shared_testdata("signed-note")
 V = json.loads((TESTDATA / "golang-note-vectors.json").read_text())
 SIG_B64 = V["signed_by_peter"].rsplit(" ", 1)[1].rstrip("\n")
 PETER = Verifier.from_vkey(V["verifier_keys"]["PeterNeumann"])

@@ -22,8 +22,9 @@ from audit import (
     verify_inclusion,
 )
 from audit.reference import mth
+from tests.conftest import shared_testdata
 
-TESTDATA = Path(__file__).resolve().parents[3].parent / "shared" / "testdata" / "rfc6962"
+TESTDATA = shared_testdata("rfc6962")
 
 
 def _vectors(kind: str) -> list[Any]:
