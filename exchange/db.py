@@ -260,9 +260,9 @@ def schema_advice(current: str | None) -> tuple[str, str] | None:
             f"know (it goes up to {head}): a newer version upgraded it; run that version",
         )
     return (
-        f"la base de datos está en la revisión {current} y se necesita la {head}: "
+        f"la base de datos está en la revisión {current} y el código necesita la {head}: "
         "ejecute 'puente db upgrade'",
-        f"the database is at revision {current}, {head} is needed: run 'puente db upgrade'",
+        f"the database is at revision {current}, the code needs {head}: run 'puente db upgrade'",
     )
 
 

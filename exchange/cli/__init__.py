@@ -134,6 +134,16 @@ class LazyGroup(click.Group):
         use_language(language_of(given, default_language()))
         return super().main(args, *rest, **kwargs)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImportError as error:
+            # A command that loads a library only when it runs (validate: the schema
+            # validator; audit export: the progress bar), on a machine without it.
+            if (error.name or "").startswith(("exchange", "adapters", "audit")):
+                raise
+            raise click.ClickException(_needs_the_hub(ctx.invoked_subcommand, error)) from error
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -141,10 +151,42 @@ class LazyGroup(click.Group):
         if cmd_name not in COMMANDS:
             return None
         module, attribute = COMMANDS[cmd_name]
-        command = getattr(importlib.import_module(f"exchange.cli.{module}"), attribute)
+        try:
+            loaded = importlib.import_module(f"exchange.cli.{module}")
+        except ImportError as error:
+            if (error.name or "").startswith(("exchange", "adapters", "audit")):
+                raise  # one of Puente's own modules: a bug, not an installation
+            # Installed for offline verification only (docs/audit.md §3): the hub's libraries
+            # are not there. `puente --help` still lists every command; this one says so.
+            return _not_installed(cmd_name, error)
+        command = getattr(loaded, attribute)
         if not isinstance(command, click.Command) or command.name != cmd_name:
             raise RuntimeError(f"exchange.cli.{module}.{attribute} is not the {cmd_name!r} command")
         return command
+
+
+def _needs_the_hub(cmd_name: str | None, error: ImportError) -> str:
+    missing = error.name or str(error)
+    return (
+        f"'puente {cmd_name}' necesita el nodo completo instalado (falta {missing}): "
+        f"pip install puente / 'puente {cmd_name}' needs the whole hub installed "
+        f"({missing} is missing): pip install puente"
+    )
+
+
+def _not_installed(cmd_name: str, error: ImportError) -> click.Command:
+    missing = error.name or str(error)
+
+    def refuse(**_: Any) -> None:
+        raise click.ClickException(_needs_the_hub(cmd_name, error))
+
+    return click.Command(
+        cmd_name,
+        callback=refuse,
+        help=f"Not installed here: needs the whole hub ({missing} is missing).",
+        short_help="(not installed here / no instalado aquí)",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -75,3 +75,16 @@ def test_validate_runs_without_the_hub(tmp_path: Path) -> None:
     result = run_without_hub("validate", "--lang", "en", str(document))
     assert result.returncode == 1, result.stderr
     assert "/case" in result.stdout
+
+
+def test_help_and_hub_commands_say_what_is_not_installed() -> None:
+    """An oversight body's verifier install (docs/audit.md §3) has no Flask: `puente --help`
+    still lists every command, and a hub command says it needs the whole hub."""
+    listed = run_without_hub("--help")
+    assert listed.returncode == 0, listed.stderr
+    assert "audit" in listed.stdout and "agency    (not installed here" in listed.stdout
+    refused = run_without_hub("agency", "list")
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert "'puente agency' needs the whole hub installed (flask is missing)" in refused.stderr
+    assert "necesita el nodo completo instalado" in refused.stderr
