@@ -548,6 +548,15 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None
     """Set where the hub delivers the agency's notifications ("-" removes it)."""
     with _transaction(app, lang) as session:
         set_webhook(session, agency_id, None if url == "-" else url, drop_root=file_drop_root(app))
+    if url == "-":
+        click.echo(
+            say(
+                lang,
+                f"Webhook de {agency_id} retirado: lee sus avisos con GET /v1/notifications.",
+                f"Webhook of {agency_id} removed: it reads its notices with GET /v1/notifications.",
+            )
+        )
+        return
     click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
 
 

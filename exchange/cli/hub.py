@@ -278,7 +278,8 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
         "Personas (tokens de acceso personal) / people (personal access tokens):",
         *(f"  {line}" for line in people_example(base, hub)),
         "",
-        "Consentimiento (una adolescente no acompañada) / consent (an unaccompanied adolescent):",
+        "Consentimiento (una persona adolescente no acompañada) / "
+        "consent (an unaccompanied adolescent):",
         *(
             f"  {line}"
             for line in consent_example(

@@ -221,7 +221,8 @@ def test_disable_enable_and_webhook(hub: Path) -> None:
     # Offices that collect files get notifications in a folder (the file drop).
     assert run("agency", "set-webhook", "mx.chp.dif", "file-drop").exit_code == 0
     assert run_json("agency", "list")["agencies"][0]["webhook_url"] == "file-drop"
-    assert run("agency", "set-webhook", "mx.chp.dif", "-").exit_code == 0
+    removed = run("agency", "set-webhook", "mx.chp.dif", "-", "--lang", "en")
+    assert removed.exit_code == 0 and "Webhook of mx.chp.dif removed" in removed.output
     assert run_json("agency", "list")["agencies"][0]["webhook_url"] is None
 
     disabled = run("agency", "disable", "mx.chp.dif")
