@@ -37,6 +37,7 @@ from consent import (
 )
 from consent import Actor as EngineActor
 from consent.parts import ActorRef
+from consent.vocabulary import mask_of
 from exchange.access_basis import covered_access, granted_access
 from exchange.audit_log import record_event
 from exchange.audit_queries import AlertWindow, register_alert_source
@@ -349,14 +350,19 @@ def record_consent(
     return StoredConsent(parsed.id, stored, entry)
 
 
-def consent_status(consent: Consent, moment: datetime) -> str:
+def consent_status(consent: Consent, moment: datetime, majority: datetime | None = None) -> str:
     """What a person reading the list needs: active, not_started (its period starts later:
-    it permits and denies nothing yet), revoked, expired or the stored status."""
+    it permits and denies nothing yet), revoked, expired (its period ended, or the child turned
+    18 on ``majority``, the child's :attr:`~consent.ChildFacts.eighteenth_birthday`: a consent
+    counts only until the earlier of the two, as the engine caps it) or the stored status."""
     if consent.revocation is not None:
         return "revoked"
     if consent.status != "active":
         return consent.status
-    return period_state(consent.period.start, consent.period.end, moment)
+    end = consent.period.end
+    if majority is not None and (end is None or majority < end):
+        end = majority
+    return period_state(consent.period.start, end, moment)
 
 
 def period_state(start: datetime | None, end: datetime | None, moment: datetime) -> str:
@@ -381,7 +387,8 @@ def list_consents(session: Session, actor: Actor, child: ChildContext) -> list[d
     for row in rows:
         document = row.open(keyring)
         parsed = Consent.from_json({**document, "child_id": child.child_id})
-        found.append({"id": row.id, "state": consent_status(parsed, moment), "consent": document})
+        state = consent_status(parsed, moment, child.facts.eighteenth_birthday)
+        found.append({"id": row.id, "state": state, "consent": document})
     return found
 
 
@@ -503,6 +510,28 @@ def _store_view(
     return stored
 
 
+def _heard_as_an_adult(view: ChildView, child: ChildContext) -> list[dict[str, str]]:
+    """Views heard on or after the 18th birthday are no child's views: no objection of theirs
+    blocks, no Procuraduría reviews them, and consent is no longer given on their behalf. The
+    birthday is the one consents lapse at (:attr:`consent.ChildFacts.eighteenth_birthday`: from
+    the date of birth, or an age estimate's latest possible one, and where records disagree the
+    latest any gives), so only a day on which the child was an adult by every record counts."""
+    majority = child.facts.eighteenth_birthday
+    if majority is None or view.heard_on < majority.date():
+        return []
+    return [
+        {
+            "pointer": "/heard_on",
+            "code": "heard_after_18th_birthday",
+            "message_es": f"El {view.heard_on.isoformat()} la persona ya tenía 18 años (los "
+            f"cumplió el {majority.date().isoformat()}): ya no se registra su opinión como la "
+            "de una niña, niño o adolescente.",
+            "message_en": f"On {view.heard_on.isoformat()} the person was already 18 (since "
+            f"{majority.date().isoformat()}): their views are no longer recorded as a child's.",
+        }
+    ]
+
+
 def record_views(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[ChildView, str]:
@@ -512,13 +541,15 @@ def record_views(
     except ConsentError as error:
         raise _format_error(error) from error
     moment = utcnow()
-    found = check_view(view, moment.date(), child.facts)
+    found = _problems(check_view(view, moment.date(), child.facts)) + _heard_as_an_adult(
+        view, child
+    )
     if found:
         raise ConsentProblem(
             "validation",
             "La opinión no puede registrarse.",
             "The views cannot be recorded.",
-            _problems(found),
+            found,
         )
     stored = _store_view(session, actor, view, moment)
     entry = _audit(
@@ -632,7 +663,8 @@ def list_views(
             {
                 "id": row.id,
                 "review_state": _views_review_state(row.position, document.get("review")),
-                "may_review": reviewer and row.reviewed_at is None,
+                # Only an objection blocks, so only an objection is reviewed (review_views).
+                "may_review": reviewer and row.reviewed_at is None and row.position == "objection",
                 "recorded_at": as_utc(row.created_at).isoformat(),
                 "recorded_by": party(row.recorded_by_agency, None),
                 "consent_id": row.consent_id,
@@ -1137,29 +1169,33 @@ def revoke_withhold(
 
 # -- access requests and grants ----------------------------------------------------------------
 
-#: A request the engine refuses on these grounds is denied at once: no officer can set
-#: aside a hard legal rule or a withhold-from entry — unless the rule looks at the child's own
-#: facts (asylum, country of origin): answering at once would tell the requester those facts,
-#: so such a request waits for an officer like any other.
-FINAL_DENIALS = ("hard_rule", "withhold")
 
-
-def _denied_at_once(decision: Decision) -> bool:
-    if decision.permitted or decision.basis not in FINAL_DENIALS:
-        return False
+def _denied_at_once(decision: Decision, categories: list[str]) -> bool:
+    """Whether the request is refused at once, with no officer to ask: the hard rules that
+    look at the request alone (who asks, why, for which action) forbid every category asked
+    for, so no officer could open any of them. Decided from those rules only, so that it
+    depends on the request and never on the child: rules about the child's own facts (asylum,
+    country of origin) may forbid as much, but answering at once on them would tell the
+    requester those facts — a consulate would learn from "pending" rather than "denied" that
+    the child seeks protection. Nor does a withhold entry deny at once: the reader it refuses is
+    not told of it (docs/consent.md §8.5). Such requests wait for an officer like any other."""
     rules = {rule.id: rule for rule in hard_rules().rules}
-    return not any(
-        rules[rule_id].child_international_protection or rules[rule_id].actor_from_country_of_origin
-        for rule_id in decision.rule_ids
-        if rule_id in rules
-    )
+    forbidden = 0
+    for rule_id in decision.rule_ids:
+        rule = rules.get(rule_id)
+        if rule is not None and not (
+            rule.child_international_protection or rule.actor_from_country_of_origin
+        ):
+            forbidden |= rule.mask
+    return mask_of(categories) & ~forbidden == 0
 
 
 def request_access(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[AccessRequestRow, str]:
     """An access request: granted at once when consent covers every category asked for,
-    denied at once on a hard rule or withhold entry, otherwise pending for an officer.
+    denied at once when hard rules about the request alone forbid them all
+    (:func:`_denied_at_once`), otherwise pending for an officer.
 
     A request granted at once makes no grant: the consent (or grant, or override) that
     already permits stays what permits, so revoking it ends this access too. The request
@@ -1182,7 +1218,7 @@ def request_access(
         access = covered_access(
             child, engine_for, document["purpose"], categories, decision, moment, until
         )
-    elif _denied_at_once(decision):
+    elif _denied_at_once(decision, categories):
         status = "denied"
     else:
         status = "pending"
@@ -1340,6 +1376,72 @@ def _refuse_approval_a_hard_rule_forbids(
     )
 
 
+def _refuse_approval_that_would_not_take_effect(
+    child: ChildContext, with_grant: Decision | None
+) -> None:
+    """A withhold entry and an adolescent's objection (awaiting review, or upheld by it) come
+    before grants in the engine's order, so a grant of what they cover could not take effect —
+    yet the requester would be told that access was granted while every read is refused.
+    ``with_grant`` is the requester's decision as if the grant were stored (None when they can
+    no longer be asked about, and then no read is made under it anyway): the engine itself
+    says what each covers (its categories, whom it is about, whether a review set it aside).
+    Such an approval is a conflict that names them and what to do first; the officer can also
+    deny instead."""
+    if with_grant is None:
+        return
+    standing = [r for r in with_grant.reasons if r.code in ("withhold", "objection")]
+    if not standing:
+        return
+    withhold_ids = sorted({str(r.ref) for r in standing if r.code == "withhold" and r.ref})
+    view_ids = sorted({str(r.ref) for r in standing if r.code == "objection" and r.ref})
+    first_es, first_en = [], []
+    if any(r.code == "withhold" for r in standing):
+        first_es.append(
+            "Revoque primero la reserva (POST /v1/withholds/{id}/revoke) si ya no procede."
+        )
+        first_en.append(
+            "Revoke the withhold entry first (POST /v1/withholds/{id}/revoke) if it no longer "
+            "applies."
+        )
+    reviewed = {view.id for view in child.inputs.views if view.review is not None}
+    if any(r.code == "objection" for r in standing):
+        if view_ids and reviewed.issuperset(view_ids):
+            first_es.append(
+                "La Procuraduría confirmó la oposición al revisarla: mientras siga en pie, "
+                "ninguna autorización la supera."
+            )
+            first_en.append(
+                "The Procuraduría upheld the objection on review: while it stands, no grant "
+                "overcomes it."
+            )
+        else:
+            first_es.append(
+                "La oposición debe revisarse antes: hasta que la Procuraduría la revise y la "
+                "deje sin efecto (POST /v1/views/{id}/review), ninguna autorización la supera."
+            )
+            first_en.append(
+                "The objection must be reviewed by the Procuraduría first: until a review sets "
+                "it aside (POST /v1/views/{id}/review), no grant overcomes it."
+            )
+    categories = [c for c in CATEGORIES if any(c in r.categories for r in standing)]
+    why_es = " ".join(r.es for r in standing)
+    why_en = " ".join(r.en for r in standing)
+    raise ConsentProblem(
+        "conflict",
+        f"Esta solicitud no puede aprobarse así: {why_es} Se aplica antes que cualquier "
+        "autorización, así que una autorización no cambiaría nada y la persona solicitante "
+        f"creería tener un acceso que no tiene. {' '.join(first_es)} Si no, deniegue la "
+        "solicitud (approve: false) con un motivo.",
+        f"This request cannot be approved as it stands: {why_en} That applies before any "
+        "grant, so a grant would change nothing and the requester would believe they have "
+        f"access they do not have. {' '.join(first_en)} Otherwise deny the request "
+        "(approve: false), with a reason.",
+        categories=categories,
+        **({"withhold_ids": withhold_ids} if withhold_ids else {}),
+        **({"view_ids": view_ids} if view_ids else {}),
+    )
+
+
 def _capped_at_majority(end: datetime, child: ChildContext, moment: datetime) -> datetime:
     """A grant never runs past the 18th birthday (docs/consent.md §2): a later end, whether
     the request's or the officer's, is cut there rather than refused. Not for a child who is
@@ -1492,8 +1594,6 @@ def decide_request(
             until=end,
             created_at=moment,
         )
-        session.add(grant_row)
-        row.grant_id = grant_id
         requester = _requester_for_engine(session, row)
         with_grant = (
             None
@@ -1507,6 +1607,9 @@ def decide_request(
                 now=moment,
             )
         )
+        _refuse_approval_that_would_not_take_effect(child, with_grant)
+        session.add(grant_row)
+        row.grant_id = grant_id
         # A new dict, so the JSON column sees the change.
         row.decision = _with_access(
             dict(row.decision or {}), granted_access(grant, with_grant, asked_end)
@@ -1564,15 +1667,17 @@ def grant_end_as_told(session: Session, row: GrantRow) -> dict[str, Any]:
 
 @register_alert_source
 def override_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
-    """Every override opened in the window, and every one still unreviewed 24 h after it was
-    opened (whenever that was): oversight sees each emergency access."""
+    """Every override in force at some time during the window — opened before its end and
+    ending after its start, so one opened earlier and still running, or ended meanwhile by its
+    review, is there too — and every one still unreviewed 24 h after it was opened (whenever
+    that was): oversight sees each emergency access while it lasts."""
     alerts: list[dict[str, Any]] = []
-    opened = session.scalars(
+    in_force = session.scalars(
         select(OverrideRow)
-        .where(OverrideRow.starts_at >= window.start, OverrideRow.starts_at < window.end)
+        .where(OverrideRow.starts_at < window.end, OverrideRow.ends_at > window.start)
         .order_by(OverrideRow.starts_at)
     )
-    for row in opened:
+    for row in in_force:
         alerts.append({"kind": "override", **_override_alert(row)})
     for row in overdue_overrides(session, window.end):
         alerts.append(

@@ -52,11 +52,11 @@ from joserfc import jws, jwt
 from joserfc.errors import BadSignatureError, JoseError, SecurityWarning
 from joserfc.jwk import KeySet, OKPKey
 from joserfc.util import to_bytes
-from sqlalchemy import DateTime, String, delete, update
+from sqlalchemy import DateTime, String, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column, selectinload
 
-from exchange import audit_log, db, ratelimit
+from exchange import db, ratelimit
 from exchange.auth import (
     MAX_TOKEN_SECONDS,
     SCOPES,
@@ -373,27 +373,12 @@ class AgencyRevocation(RevocationEndpoint):  # type: ignore[misc]
         return _lookup_token(token_string, token_type_hint)
 
     def revoke_token(self, token: AccessToken, oauth_request: Any) -> None:
+        from exchange.people import end_token
+
         session = db.session()
-        # Conditional, as `puente person revoke-token`: of two revocations (repeated or
-        # concurrent) one happens, and only that one reaches the signed log.
-        revoked_now = db.changed_once(
-            session,
-            update(AccessToken)
-            .where(AccessToken.id == token.id, AccessToken.revoked.is_(False))
-            .values(revoked=True),
-        )
-        if revoked_now and token.person_id is not None:
-            # A person's token ends as the command line ends it (same action and reason code),
-            # by the agency's system. An agency's own token is no person's change: its issuing
-            # is not logged either, and it lasts 15 minutes at most.
-            audit_log.record_event(
-                session,
-                action="person_changed",
-                outcome="success",
-                actor_agency=oauth_request.client.get_client_id(),
-                actor_role="system",
-                detail=f"token_revoked.{token.person_id}.{token.id}",
-            )
+        # As `puente person revoke-token` ends it (the same audit entry for a person's token),
+        # by the agency's system.
+        end_token(session, token, by_agency=oauth_request.client.get_client_id())
         session.commit()
 
 

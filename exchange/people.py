@@ -261,13 +261,15 @@ def _check_password(password: str) -> None:
 # --- people -------------------------------------------------------------------------------------
 
 
-def _audit(session: Session, verb: str, *subject: str) -> None:
+def _audit(session: Session, verb: str, *subject: str, by_agency: str | None = None) -> None:
     # Codes only ("registered.per_3f9a…"): names and e-mail addresses never enter the log.
+    # By the hub's administrator (the command line), or by an agency's system (``by_agency``).
     audit_log.record_event(
         session,
         action="person_changed",
         outcome="success",
-        actor_role="administrator",
+        actor_agency=by_agency,
+        actor_role="administrator" if by_agency is None else "system",
         detail=".".join((verb, *subject)),
     )
 
@@ -577,7 +579,8 @@ def _token_problems(
 
 
 def revoke_token(session: Session, token_id: int) -> str:
-    """Revoke a personal access token at once; returns its person's id."""
+    """Revoke a personal access token at once (``puente person revoke-token``, by the hub's
+    administrator); returns its person's id."""
     row = session.get(AccessToken, token_id)
     if row is None or row.person_id is None:
         raise PersonError(
@@ -585,13 +588,7 @@ def revoke_token(session: Session, token_id: int) -> str:
             f"There is no personal access token {token_id}.",
             field="token_id",
         )
-    # As for disabling: a token already revoked is not revoked again, nor logged again.
-    if not db.changed_once(
-        session,
-        update(AccessToken)
-        .where(AccessToken.id == token_id, AccessToken.revoked.is_(False))
-        .values(revoked=True),
-    ):
+    if not end_token(session, row):
         raise AlreadyDone(
             f"El token personal {token_id} de {row.person_id} ya estaba revocado; no se cambió "
             "nada.",
@@ -599,9 +596,29 @@ def revoke_token(session: Session, token_id: int) -> str:
             "was changed.",
             field="token_id",
         )
-    session.refresh(row)
-    _audit(session, "token_revoked", row.person_id, str(token_id))
     return row.person_id
+
+
+def end_token(session: Session, token: AccessToken, by_agency: str | None = None) -> bool:
+    """Revoke ``token`` at once, by the hub's administrator or, with ``by_agency``, by that
+    agency's system (OAuth revocation, RFC 7009); whether this call revoked it.
+
+    Conditional, as disabling is: of two revocations (repeated or concurrent) one happens,
+    and only that one reaches the signed log — as ``person_changed``,
+    ``token_revoked.<person>.<token id>``, the same entry whoever revokes it. An agency's own
+    token is no person's change: its issuing is not logged either, and it lasts 15 minutes at
+    most."""
+    if not db.changed_once(
+        session,
+        update(AccessToken)
+        .where(AccessToken.id == token.id, AccessToken.revoked.is_(False))
+        .values(revoked=True),
+    ):
+        return False
+    session.refresh(token)
+    if token.person_id is not None:
+        _audit(session, "token_revoked", token.person_id, str(token.id), by_agency=by_agency)
+    return True
 
 
 def list_tokens(session: Session, person_id: str) -> list[AccessToken]:

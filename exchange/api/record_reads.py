@@ -218,6 +218,11 @@ def told_decision(
                 refused_unsaid |= mask_of(reason.categories)
     if not hidden:
         return whole
+    # A category a reason the reader hears already refuses needs no second reason: adding one
+    # would show that something hidden refused it too (an asylum rule beside a told one).
+    for reason in shown:
+        if reason.result == "deny" and reason.code != "default_deny":
+            refused_unsaid &= ~mask_of(reason.categories)
     if refused_unsaid:
         plain = [reason for reason in shown if reason.code == "default_deny"]
         for reason in plain:

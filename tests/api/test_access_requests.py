@@ -584,6 +584,79 @@ def test_an_approval_a_hard_rule_forbids_is_refused_and_the_request_stays_pendin
     assert denied.get_json()["status"] == "denied"
 
 
+def test_an_approval_the_childs_objection_blocks_is_refused_until_the_review_sets_it_aside(
+    app: Flask,
+    client: FlaskClient,
+    lawyer: PersonClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+) -> None:
+    # The girl (14) objects to her record going to the clinic; nobody has reviewed it yet. An
+    # approval would tell the lawyer "granted" while every read is refused (the objection
+    # comes before grants), so it is refused and the request stays pending.
+    child_id = pushed["child_id"]
+
+    def objection(**about: Any) -> str:
+        views = client.post(
+            f"/v1/children/{child_id}/views",
+            json={
+                "heard_on": datetime.now(UTC).date().isoformat(),
+                "heard_by": {"person_id": officer.id},
+                "position": "objection",
+                **about,
+            },
+            headers=officer.headers,
+        )
+        assert views.status_code == 201, views.get_json()
+        return str(views.get_json()["id"])
+
+    def review(view_id: str, upheld: bool) -> None:
+        reviewed = client.post(
+            f"/v1/views/{view_id}/review",
+            json={"upheld": upheld, "reason": "Se escuchó de nuevo a la adolescente."},
+            headers=officer.headers,
+        )
+        assert reviewed.status_code == 200, reviewed.get_json()
+
+    def decide(request_id: str, language: str = "en") -> Any:
+        return client.post(
+            f"/v1/access-requests/{request_id}/decision",
+            json={"approve": True, "reason": "Representación acreditada."},
+            headers={**officer.headers, "Accept-Language": language},
+        )
+
+    blocking = objection(categories=["legal_status"])
+    request = ask(client, lawyer, child_id).get_json()
+    granted_before = len(entries(app, "access_granted"))
+    refused = decide(request["id"])
+    assert refused.status_code == 409, refused.get_json()
+    problem = refused.get_json()
+    assert problem["type"].endswith("/conflict")
+    assert problem["view_ids"] == [blocking] and problem["categories"] == ["legal_status"]
+    assert "reviewed by the Procuraduría" in problem["detail"]
+    assert "Procuraduría la revise" in decide(request["id"], "es").get_json()["detail"]
+    assert len(entries(app, "access_granted")) == granted_before
+    seen = client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers).get_json()
+    assert (seen["status"], seen["grant_id"]) == ("pending", None)
+    # Upheld, it still blocks.
+    review(blocking, upheld=True)
+    assert decide(request["id"]).status_code == 409
+
+    # Set aside by the review, it no longer does: the grant counts.
+    lifted = objection(categories=["family"])
+    family = ask(client, lawyer, child_id, categories=["family"]).get_json()
+    assert decide(family["id"]).status_code == 409
+    review(lifted, upheld=False)
+    approved = decide(family["id"])
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["access"]["active"] is True
+
+    # An objection about another agency does not cover what the grant would give.
+    objection(categories=["health"], about=[{"agency_id": COMAR}])
+    health = ask(client, lawyer, child_id, categories=["health"]).get_json()
+    assert decide(health["id"]).status_code == 200
+
+
 def test_only_consent_officers_decide_and_review(
     app: Flask, client: FlaskClient, lawyer: PersonClient, pushed: dict[str, Any]
 ) -> None:

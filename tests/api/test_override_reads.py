@@ -5,6 +5,7 @@ is case content, read one override at a time, audited)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +23,9 @@ from consent_support import (
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import AgencyClient, add_agency
+
+from exchange import db
+from exchange.consent_store import OverrideRow
 
 JUSTIFICATION = (
     "Ingreso a urgencias inconsciente; el hospital necesita antecedentes médicos y el "
@@ -194,3 +198,52 @@ def test_an_unknown_status_is_a_400(
     response = queue(client, people["reviewer"], "pending")
     assert response.status_code == 400
     assert response.get_json()["errors"][0]["parameter"] == "status"
+
+
+def test_oversight_sees_every_override_in_force_during_the_window(
+    app: Flask,
+    client: FlaskClient,
+    people: dict[str, PersonClient],
+    oversight: AgencyClient,
+    pushed: dict[str, Any],
+) -> None:
+    """Not only those opened in the window (the last hour by default): one opened two hours ago
+    and still in force, or reviewed meanwhile, is there too; one that ended before is not."""
+
+    def open_override(hours_ago: int, hours: int) -> str:
+        response = client.post(
+            "/v1/overrides",
+            json={
+                "child_id": pushed["child_id"],
+                "basis_code": "medical_emergency",
+                "justification": JUSTIFICATION,
+                "categories": ["health"],
+                "hours": hours,
+            },
+            headers=people["opener"].headers,
+        )
+        assert response.status_code == 201, response.get_json()
+        override_id = str(response.get_json()["id"])
+        earlier = timedelta(hours=hours_ago)
+        with app.app_context(), db.database(app).sessions() as session:
+            row = session.get(OverrideRow, override_id)
+            assert row is not None
+            row.starts_at, row.ends_at = row.starts_at - earlier, row.ends_at - earlier
+            session.commit()
+        return override_id
+
+    in_force = open_override(hours_ago=2, hours=6)
+    reviewed = open_override(hours_ago=3, hours=6)
+    ended = open_override(hours_ago=5, hours=2)
+    not_upheld = client.post(
+        f"/v1/overrides/{reviewed}/review",
+        json={"upheld": False, "reason": "No se acreditó la urgencia."},
+        headers=people["reviewer"].headers,
+    )
+    assert not_upheld.status_code == 200, not_upheld.get_json()
+
+    alerts = client.get("/v1/audit/alerts", headers=oversight.headers).get_json()["alerts"]
+    listed = {a["override_id"]: a for a in alerts if a["kind"] == "override"}
+    assert set(listed) == {in_force, reviewed}
+    assert (listed[reviewed]["reviewed"], listed[reviewed]["upheld"]) == (True, False)
+    assert ended not in str(alerts)

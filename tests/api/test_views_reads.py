@@ -4,6 +4,7 @@ learns nothing, not even that the child exists. Every reading is an audit entry.
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from consent_support import (
 )
 from flask import Flask
 from flask.testing import FlaskClient
-from records_support import add_agency, push
+from records_support import add_agency, envelope, example, push
 
 OBJECTION = "No quiere que COMAR vea su expediente todavía."
 
@@ -160,6 +161,52 @@ def test_views_heard_before_the_child_was_born_are_refused(
     assert response.status_code == 400, response.get_json()
     [error] = response.get_json()["errors"]
     assert error["pointer"] == "/heard_on" and "before the child was born" in error["message"]
+
+
+def test_views_heard_once_the_child_was_an_adult_are_refused(
+    app: Flask, client: FlaskClient, people: dict[str, Any]
+) -> None:
+    # Born on 2008-02-11: 18 on 2026-02-11. Views heard from then on are no child's views.
+    data = copy.deepcopy(example("typical"))
+    data["child"]["date_of_birth"] = "2008-02-11"
+    response = push(client, add_agency(app, OWNER), envelope("EXP-18", data))
+    assert response.status_code == 201, response.get_json()
+    child_id, officer = response.get_json()["child_id"], people["officer"]
+
+    def heard_on(day: str, language: str = "en") -> Any:
+        return client.post(
+            f"/v1/children/{child_id}/views",
+            json={"heard_on": day, "heard_by": {"person_id": officer.id}, "position": "assent"},
+            headers={**officer.headers, "Accept-Language": language},
+        )
+
+    for day in ("2026-11-01", "2026-02-11"):
+        refused = heard_on(day)
+        assert refused.status_code == 400, refused.get_json()
+        [error] = refused.get_json()["errors"]
+        assert error["pointer"] == "/heard_on" and "already 18" in error["message"], error
+    [error] = heard_on("2026-02-11", "es").get_json()["errors"]
+    assert "ya tenía 18 años" in error["message"]
+    assert heard_on("2026-02-10").status_code == 201  # the day before: still a child
+
+
+def test_only_an_objection_may_be_reviewed(
+    client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
+) -> None:
+    child_id = pushed["child_id"]
+    for position in ("assent", "not_heard", "objection"):
+        extra = (
+            {"not_heard_reason": "Dormía al momento de la visita."}
+            if position == "not_heard"
+            else {}
+        )
+        record_views(client, people["officer"], child_id, position=position, **extra)
+    listed = views_of(client, people["colleague"], child_id).get_json()["views"]
+    assert {item["views"]["position"]: item["may_review"] for item in listed} == {
+        "assent": False,
+        "not_heard": False,
+        "objection": True,
+    }
 
 
 def test_an_upheld_objection_and_views_recorded_with_a_consent(

@@ -210,7 +210,8 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
         withhold(client, people["officer"], child_id)(target={"person_id": beto.id}, reason=REASON)
     )["id"]
 
-    # An access request is denied at once (no officer can set the entry aside), with no reason.
+    # An access request waits for an officer like any other: denied at once, it would tell the
+    # lawyer that an entry names them (the officer, who sees the entry, decides).
     asked = client.post(
         "/v1/access-requests",
         json={
@@ -222,11 +223,11 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
         headers=beto.headers,
     )
     assert asked.status_code == 201, asked.get_json()
-    assert asked.get_json()["status"] == "denied"
+    assert asked.get_json()["status"] == "pending"
     # The decision as the requester is told it: nothing in force permits this; no entry named.
     told = asked.get_json()["decision"]
     assert told["basis"] == "default_deny" and "withhold_ids" not in told
-    assert asked.get_json()["message"]["en"] == "The request was denied."  # and nothing more
+    assert asked.get_json()["message"]["en"] == "The request awaits the consent office's decision."
 
     response = read(client, beto, record_id)
     assert response.status_code == 403, response.get_json()
@@ -243,6 +244,51 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     refused = audit_entry(app, problem["decision"]["id"])["decision"]
     assert refused["basis"] == "withhold"
     assert refused["withhold_ids"] == [entry_id]
+
+
+def test_a_request_an_entry_refuses_waits_and_cannot_be_approved_while_the_entry_stands(
+    app: Flask, client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
+) -> None:
+    child_id, officer, beto = pushed["child_id"], people["officer"], people["beto"]
+    entry_id = recorded(
+        withhold(client, officer, child_id)(
+            target={"agency_id": CLINIC}, categories=["contact_location"], reason=REASON
+        )
+    )["id"]
+    asked = client.post(
+        "/v1/access-requests",
+        json={
+            "child_id": child_id,
+            "purpose": PURPOSE,
+            "categories": ["contact_location"],
+            "until": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+        },
+        headers=beto.headers,
+    ).get_json()
+    assert asked["status"] == "pending"
+
+    def approve(language: str = "en") -> TestResponse:
+        return client.post(
+            f"/v1/access-requests/{asked['id']}/decision",
+            json={"approve": True, "reason": "Representación acreditada."},
+            headers={**people["colleague"].headers, "Accept-Language": language},
+        )
+
+    # A grant would come after the entry in the engine's order: "granted" and every read
+    # refused. The officer is told to revoke the entry first, or deny.
+    refused = approve()
+    assert refused.status_code == 409, refused.get_json()
+    problem = refused.get_json()
+    assert problem["withhold_ids"] == [entry_id] and problem["categories"] == ["contact_location"]
+    assert "Revoke the withhold entry first" in problem["detail"]
+    assert "Revoque primero la reserva" in approve("es").get_json()["detail"]
+    seen = client.get(f"/v1/access-requests/{asked['id']}", headers=beto.headers).get_json()
+    assert seen["status"] == "pending" and entry_id not in str(seen)
+
+    assert revoke(client, officer, entry_id).status_code == 200
+    approved = approve()
+    assert approved.status_code == 200, approved.get_json()
+    assert approved.get_json()["access"]["active"] is True
 
 
 @pytest.mark.usefixtures("consented")
