@@ -936,7 +936,9 @@ def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
         "target": None if target is None else target.to_json(),
         "target_hub": document.get("target_hub"),
         "actor_kind": row.actor_kind,
-        "categories": list(row.categories or ()),
+        # Every category named, even when the entry was recorded without any: an officer must
+        # never read an empty list as "nothing withheld".
+        "categories": list(row.categories or CATEGORIES),
         "starts": as_utc(row.starts_at).isoformat() if row.starts_at else None,
         "ends": as_utc(row.ends_at).isoformat() if row.ends_at else None,
         "reason": document.get("reason"),

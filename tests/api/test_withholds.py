@@ -33,6 +33,8 @@ from flask.testing import FlaskClient
 from records_support import add_agency, push
 from werkzeug.test import TestResponse
 
+from consent import CATEGORIES
+
 PURPOSE = "legal_representation"
 CONSENTED = ["identity", "contact_location", "family", "legal_status"]
 #: Why the entry is recorded: case content that no reader and no audit entry may carry.
@@ -373,7 +375,8 @@ def test_the_list_shows_active_and_past_entries_with_their_state(
     assert (newest["id"], oldest["id"]) == (later["id"], first["id"])
     assert newest["state"] == "not_started"
     assert newest["actor_kind"] == "foreign_authority" and newest["target"] is None
-    assert newest["categories"] == [] and newest["revocation"] is None
+    # Recorded without categories: every one is listed, never an empty list.
+    assert newest["categories"] == list(CATEGORIES) and newest["revocation"] is None
     assert oldest["state"] == "revoked"
     assert oldest["target"] == {"agency_id": CLINIC} and oldest["categories"] == ["health"]
     assert oldest["reason"] == REASON
