@@ -14,16 +14,18 @@ of ``POST /v1/federation/envelopes`` with ``Content-Type: application/jose``.
 
 Types. A **lookup** asks the hub that holds a child's records what one of the asking hub's
 agencies may read of them: ``{"requester": {"agency_id", "kind", "level", "jurisdiction",
-"country"?}, "purpose", "identifiers": [{"type": "curp" | "unhcr_individual", "value"}]}``. The
-holding hub finds the children those identifiers link to (exact matches only, as a search by
-identifier does) and decides a read of each of their records by the requesting agency, for the
-purpose, with its own consent engine — exactly as for one of its own agencies that holds
-nothing of the record: a consent naming the agency or its kind lets it read, hard rules apply,
-and everything else is refused. Every decision is audited (the actor is the requesting agency,
-its client ``hub:<peer id>``). The answer is a **lookup_answer** envelope signed by the holding
-hub, ``aud`` the asking hub, ``body`` ``{"in_reply_to": <the lookup's jti>, "records": […]}``,
-returned in the response to the lookup; it lists only what was permitted, redacted as a read
-is, so an unknown child and a child with nothing permitted answer alike.
+"country"?}, "purpose", "identifiers": [{"type": "curp" | "unhcr_individual", "value"}]}``,
+the requester an agency the asking peer speaks for (under one of its pinned agency prefixes,
+:mod:`exchange.peers`) and none of the holding hub's own. The holding hub finds the children
+those identifiers link to (exact matches only, as a search by identifier does) and decides a
+read of each of their records by the requesting agency, for the purpose, with its own consent
+engine — exactly as for one of its own agencies that holds nothing of the record: a consent
+naming the agency or its kind lets it read, hard rules apply, and everything else is refused.
+Every decision is audited (the actor is the requesting agency, its client ``hub:<peer id>``).
+The answer is a **lookup_answer** envelope signed by the holding hub, ``aud`` the asking hub,
+``body`` ``{"in_reply_to": <the lookup's jti>, "records": […]}``, returned in the response to
+the lookup; it lists only what was permitted, redacted as a read is, so an unknown child and a
+child with nothing permitted answer alike.
 
 The asking side is :func:`lookup_at_peer` (``POST /v1/federation/lookups``, for an agency of
 this hub). A **consent_revoked** envelope tells the asking hub that a consent one of its
@@ -53,7 +55,8 @@ from exchange.agencies import Agency, identity_errors
 from exchange.audit_log import record_event
 from exchange.auth import PEER_CLIENT_PREFIX, Actor
 from exchange.oauth import consume_assertion_id
-from exchange.peers import Peer
+from exchange.peers import Peer, speaks_for
+from exchange.problems import negotiated_language
 from exchange.transports import load_hub_signing_key
 from exchange.witnessing import HttpAnswer, http_post
 from schemas.errors import BilingualError
@@ -156,6 +159,13 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
     """Verify ``token`` as an envelope to this hub from an active pinned peer (``from_peer``
     when the sender is known, as for an answer) and consume its ``jti``; raises
     :class:`EnvelopeRefused` saying what is wrong."""
+    if not isinstance(token, str | bytes):
+        raise EnvelopeRefused(
+            "validation",
+            "El sobre no es texto: un sobre de federación es un JWS compacto.",
+            f"The envelope is {type(token).__name__}, not text: a federation envelope is a "
+            "compact JWS.",
+        )
     raw = token.encode("ascii", "replace") if isinstance(token, str) else token
     try:
         unverified = jws.extract_compact(raw.strip())
@@ -351,11 +361,9 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
     )
     if errors:
         first = errors[0]
-        raise _invalid(
-            f"/body/requester/{first.field or 'agency_id'}",
-            first.message("es"),
-            first.message("en"),
-        )
+        # The registry calls the agency's id ``id``; in a requester it is ``agency_id``.
+        field = "agency_id" if first.field in (None, "id") else first.field
+        raise _invalid(f"/body/requester/{field}", first.message("es"), first.message("en"))
     if session.get(Agency, requester["agency_id"]) is not None:
         # A peer speaks for its own agencies only: one of ours, named by a peer, would read as
         # the agency responsible for its records, and claim the consents and grants given to it.
@@ -365,6 +373,18 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
             "por sus propias agencias.",
             f"{requester['agency_id']} is an agency of this hub: a peer looks up only for its "
             "own agencies.",
+            pointer="/body/requester/agency_id",
+        )
+    if not speaks_for(peer, requester["agency_id"]):
+        # Pinning a peer trusts it to say which of *its* agencies asks, not another hub's: a
+        # consent naming an agency of the federal hub is for the federal hub's agency.
+        prefixes = ", ".join(peer.agency_prefixes) or "—"
+        raise EnvelopeRefused(
+            "forbidden",
+            f"{requester['agency_id']} no es una agencia por la que hable el nodo {peer.hub_id} "
+            f"(sus prefijos de agencia: {prefixes}; puente peer set-agency-prefixes).",
+            f"{requester['agency_id']} is not an agency hub {peer.hub_id} speaks for (its agency "
+            f"prefixes: {prefixes}; puente peer set-agency-prefixes).",
             pointer="/body/requester/agency_id",
         )
     purpose = body.get("purpose")
@@ -503,11 +523,18 @@ def audit_envelope(
 # -- asking a peer (the hub of the agency that asks) -------------------------------------------
 
 
-def post_envelope(url: str, token: str, timeout: float) -> HttpAnswer:
-    """POST an envelope to a peer hub (tests route it to the peer's test client); raises
-    :class:`OSError` when no answer came."""
+def post_envelope(
+    url: str, token: str, timeout: float, *, language: str | None = None
+) -> HttpAnswer:
+    """POST an envelope to a peer hub (tests route it to the peer's test client), asking for
+    a refusal in ``language``; raises :class:`OSError` when no answer came."""
     return http_post(
-        url, token.encode("ascii"), timeout, content_type=MEDIA_TYPE, max_bytes=MAX_ANSWER_BYTES + 1
+        url,
+        token.encode("ascii"),
+        timeout,
+        content_type=MEDIA_TYPE,
+        max_bytes=MAX_ANSWER_BYTES + 1,
+        headers={"Accept-Language": language} if language else None,
     )
 
 
@@ -550,7 +577,8 @@ def lookup_at_peer(
     reply: HttpAnswer | None = None
     timeout = float(current_app.config.get("FEDERATION_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS)
     try:
-        reply = post_envelope(url, token, timeout)
+        # A refusal the agency reads, in the language it asked in.
+        reply = post_envelope(url, token, timeout, language=negotiated_language())
     except (OSError, http.client.HTTPException) as error:
         failure = getattr(error, "reason", error)
     answered = reply is not None and reply.status == 200
@@ -573,14 +601,17 @@ def lookup_at_peer(
     status, media_type, content = reply.status, reply.content_type, reply.body
     if status != 200:
         detail = _peer_problem(content)
+        said = f": {detail}" if detail else "."
         raise PeerUnavailable(
-            f"El nodo par {peer.hub_id} rechazó la consulta (HTTP {status}): {detail}",
-            f"Peer hub {peer.hub_id} refused the lookup (HTTP {status}): {detail}",
+            f"El nodo par {peer.hub_id} rechazó la consulta (HTTP {status}){said}",
+            f"Peer hub {peer.hub_id} refused the lookup (HTTP {status}){said}",
         )
     try:
         if len(content) > MAX_ANSWER_BYTES or media_type != "application/json":
             raise ValueError("not a JSON answer within the size limit")
         answer = json.loads(content)
+        if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
+            raise ValueError("the answer holds no envelope (a string under 'answer')")
         opened = open_envelope(session, answer["answer"], from_peer=peer)
         if opened.type != "lookup_answer" or opened.body.get("in_reply_to") != jti:
             raise ValueError("the answer is not about this lookup")
@@ -612,9 +643,14 @@ def lookup_at_peer(
     return {"hub": peer.hub_id, "envelope_id": jti, "records": records}
 
 
-def _peer_problem(content: bytes) -> str:
+def _peer_problem(content: bytes) -> str | None:
+    """What a peer's refusal says, when it is a problem (RFC 9457); nothing of any other body
+    (a proxy's or a crashed server's HTML page) is passed on to the agency."""
     try:
         problem = json.loads(content)
-        return str(problem.get("detail") or problem.get("title"))[:500]
-    except (ValueError, AttributeError):
-        return content[:200].decode("utf-8", "replace")
+    except ValueError:
+        return None
+    if not isinstance(problem, dict):
+        return None
+    said = problem.get("detail") or problem.get("title")
+    return said[:500] if isinstance(said, str) else None

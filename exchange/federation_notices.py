@@ -11,23 +11,32 @@ notice is not lost. The peer hub checks it (:func:`receive_revocation`) and pass
 agency through its own outbox: the agency's webhook, file drop or ``GET /v1/notifications``.
 
 The envelope's body holds identifiers only: ``{"agency_id", "consent_id", "child_id",
-"revoked_at"}`` — the agency of the receiving hub, the consent and child ids the lookup answer
-carried (the holding hub's), and when the revocation took effect. Both hubs audit the envelope
-(``federation_envelope_sent`` / ``_received``, reason ``consent_revoked``).
+"revoked_at", "notice_id"}`` — the agency of the receiving hub, the consent and child ids the
+lookup answer carried (the holding hub's), when the revocation took effect, and the sending
+hub's outbox message id. The worker signs a new envelope for each attempt, so an attempt whose
+answer came too late arrives twice: the receiving hub keeps one notification per (sending hub,
+``notice_id``). It takes a notice only for an agency that did look something up at the sending
+hub, as its own audit log shows. Both hubs audit the envelope (``federation_envelope_sent`` /
+``_received``, reason ``consent_revoked``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import federation
 from exchange.agencies import Agency
+from exchange.audit_log import AuditEntry
+from exchange.auth import utcnow
 from exchange.federation import (
     DEFAULT_TIMEOUT_SECONDS,
     EnvelopeRefused,
@@ -45,7 +54,12 @@ INSTRUCTION = {
     "es": "Deje de usar los datos recibidos bajo este consentimiento.",
     "en": "Stop using the data received under this consent.",
 }
-BODY_FIELDS = ("agency_id", "consent_id", "child_id", "revoked_at")
+#: What the envelope's body holds: the queued payload's ids, and the outbox message's id as
+#: ``notice_id``.
+PAYLOAD_FIELDS = ("agency_id", "consent_id", "child_id", "revoked_at")
+BODY_FIELDS = (*PAYLOAD_FIELDS, "notice_id")
+#: How far ahead of this hub's clock a revocation may say it took effect.
+CLOCK_SKEW = timedelta(minutes=5)
 #: The ids a notice carries: the hub's own (``cns_…``, ``chd_…``), checked loosely so that a
 #: peer's next id format still passes, but never free text.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -87,13 +101,18 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
     The attempt is audited in ``session``; the caller commits."""
     peer_id = message.peer_hub or ""
     peer = session.get(Peer, peer_id)
+    # Reasons in English, as every outbox message's last_error (puente outbox list).
     if peer is None or not peer.active:
-        raise PermanentDeliveryError(f"peer hub {peer_id} is not pinned or is disabled")
+        raise PermanentDeliveryError(
+            f"peer hub {peer_id} is not pinned or is disabled (puente peer enable {peer_id})"
+        )
     if not peer.base_url:
         raise PermanentDeliveryError(
-            f"peer hub {peer_id} has no URL pinned (puente peer add --url)"
+            f"peer hub {peer_id} has no URL pinned (puente peer set-url {peer_id} URL)"
         )
-    body = {name: message.payload.get(name) for name in BODY_FIELDS}
+    body = {name: message.payload.get(name) for name in PAYLOAD_FIELDS}
+    # The same id in every attempt: the peer keeps one notification however many arrive.
+    body["notice_id"] = message.id
     jti, token = sign_envelope(audience=peer_id, kind=ENVELOPE_TYPE, body=body)
     url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
     timeout = float(current_app.config.get("FEDERATION_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS)
@@ -128,7 +147,7 @@ def receive_revocation(session: Session, opened: Opened) -> dict[str, Any]:
     if unknown:
         name = unknown[0]
         raise _invalid(name, f"Campo desconocido {name!r}.", f"Unknown field {name!r}.")
-    for name in ("agency_id", "consent_id", "child_id"):
+    for name in ("agency_id", "consent_id", "child_id", "notice_id"):
         if not isinstance(body.get(name), str) or not _ID.match(body[name]):
             raise _invalid(
                 name,
@@ -149,8 +168,18 @@ def receive_revocation(session: Session, opened: Opened) -> dict[str, Any]:
             "revoked_at necesita zona horaria.",
             "revoked_at needs a time zone.",
         )
+    if revoked_at > utcnow() + CLOCK_SKEW:
+        raise _invalid(
+            "revoked_at",
+            "revoked_at está en el futuro: una revocación se avisa cuando ya surtió efecto "
+            "(revise el reloj del nodo que la envía).",
+            "revoked_at is in the future: a revocation is notified once it took effect (check "
+            "the sending hub's clock).",
+        )
     agency = session.get(Agency, body["agency_id"])
-    if agency is None or not agency.active:
+    # An agency that never asked the sender read nothing under its consents: the notice is
+    # refused as for an agency this hub does not have, which it tells no more than that.
+    if agency is None or not agency.active or not _asked(session, agency.id, opened.peer.hub_id):
         raise EnvelopeRefused(
             "not-found",
             f"{body['agency_id']} no es una agencia activa de este nodo.",
@@ -158,10 +187,42 @@ def receive_revocation(session: Session, opened: Opened) -> dict[str, Any]:
             status=404,
             pointer="/body/agency_id",
         )
-    payload = revocation_payload(body["consent_id"], body["child_id"], revoked_at)
-    # The hub that holds the child's records, whose ids these are.
-    payload["hub"] = opened.peer.hub_id
-    # An agency with no webhook or file drop reads it with GET /v1/notifications.
-    enqueue(session, agency.id, EVENT, payload, held=not agency.webhook_url)
+    message_id = notice_message_id(opened.peer.hub_id, body["notice_id"])
+    # Two copies at the same moment: the second's commit fails on the message id, a 500 the
+    # sender's worker retries, and the retry finds the notification here.
+    if session.get(OutboxMessage, message_id) is None:
+        payload = revocation_payload(body["consent_id"], body["child_id"], revoked_at)
+        # The hub that holds the child's records, whose ids these are.
+        payload["hub"] = opened.peer.hub_id
+        # An agency with no webhook or file drop reads it with GET /v1/notifications.
+        message = enqueue(session, agency.id, EVENT, payload, held=not agency.webhook_url)
+        message.id = message_id
     audit_envelope(session, "received", opened.peer.hub_id, opened.jti, ENVELOPE_TYPE)
     return {"envelope_id": opened.jti, "type": ENVELOPE_TYPE, "status": "accepted"}
+
+
+def notice_message_id(peer_hub: str, notice_id: str) -> str:
+    """The id of the notification a peer's notice gives, the same for every copy of it: the
+    agency is told once, and can tell a repeat by its id."""
+    digest = hashlib.sha256(f"{peer_hub}\n{notice_id}".encode()).hexdigest()
+    return "msg_" + digest[:24]
+
+
+def _asked(session: Session, agency_id: str, peer_hub: str) -> bool:
+    """Whether ``agency_id`` sent ``peer_hub`` a lookup it answered, as this hub's audit log
+    says: the indexed columns narrow the entries, and only those are read."""
+    sent = session.scalars(
+        select(AuditEntry.entry).where(
+            AuditEntry.actor_agency == agency_id,
+            AuditEntry.action == "federation_envelope_sent",
+            AuditEntry.outcome == "success",
+        )
+    )
+    for raw in sent:
+        entry = json.loads(raw)
+        if (
+            entry.get("reason_code") == "lookup"
+            and (entry.get("target") or {}).get("hub") == peer_hub
+        ):
+            return True
+    return False

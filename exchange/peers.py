@@ -4,10 +4,12 @@ federation envelopes it accepts.
 A peer is pinned by key, out of band (DESIGN.md, "Federation"): its hub id, the origin line of
 its audit log, the C2SP verifier key (vkey) that signs that log's checkpoints and, when known,
 the vkey of its witness and the public JWK of its signing key (the ``signing_jwk`` of its
-``/.well-known/puente-hub``). ``POST /v1/witness/add-checkpoint`` cosigns only checkpoints of an
-active peer's origin signed by its pinned log key (:mod:`exchange.witness_service`);
-``POST /v1/federation/envelopes`` accepts only envelopes signed by an active peer's pinned
-signing key (:mod:`exchange.federation`).
+``/.well-known/puente-hub``), and the agency id prefixes it speaks for in a lookup
+(``mx.fed.``: its agencies are ``mx.fed.comar``, ``mx.fed.inm``…).
+``POST /v1/witness/add-checkpoint`` cosigns only checkpoints of an active peer's origin signed
+by its pinned log key (:mod:`exchange.witness_service`); ``POST /v1/federation/envelopes``
+accepts only envelopes signed by an active peer's pinned signing key, for its own agencies
+(:mod:`exchange.federation`).
 
 The service functions work inside the caller's session and never commit: each change records
 its audit entry in the same transaction, and the caller commits both or neither.
@@ -24,7 +26,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
-from sqlalchemy import Boolean, DateTime, String, Text, select
+from sqlalchemy import JSON, Boolean, DateTime, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from audit import CosignatureVerifier, FormatError, Verifier
@@ -38,6 +40,14 @@ from schemas.errors import BilingualError
 HUB_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 MAX_ORIGIN = 200
 MAX_URL = 300
+#: An agency id prefix a peer speaks for: two or more labels of an agency id (lowercase letters,
+#: digits, inner hyphens), each followed by a dot, so that ``mx.fed.`` never covers
+#: ``mx.federal.x``.
+AGENCY_PREFIX = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.){2,}$")
+MAX_AGENCY_PREFIX = 99
+MAX_AGENCY_PREFIXES = 20
+#: An Ed25519 public key (``x``): 32 bytes, base64url without padding.
+_ED25519_X = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 
 class Peer(Base):
@@ -54,6 +64,10 @@ class Peer(Base):
     #: Public Ed25519 JWK (``kty``, ``crv``, ``x``, ``kid``) that signs the peer's federation
     #: envelopes; without it the peer's envelopes are refused.
     signing_jwk: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The agency id prefixes the peer speaks for (``["mx.fed."]``): a lookup it sends for an
+    #: agency id under none of them is refused. No two peers' prefixes overlap, so an agency
+    #: has one hub that may speak for it.
+    agency_prefixes: Mapped[list[str]] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(Boolean)
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -84,7 +98,7 @@ class UnknownPeer(PeerError):
 
 
 class DuplicatePeer(PeerError):
-    """The hub id or the log origin is already pinned."""
+    """The hub id, the log origin or the signing key is already pinned."""
 
 
 def check_log_vkey(vkey: str, origin: str) -> Verifier:
@@ -129,22 +143,43 @@ def check_witness_vkey(vkey: str) -> CosignatureVerifier:
 def check_signing_jwk(text: str) -> str:
     """The peer's signing key as stored: a public Ed25519 JWK, its ``kid`` the key's RFC 7638
     thumbprint (as ``/.well-known/puente-hub`` publishes it), in canonical form."""
+
+    def refused(es: str, en: str) -> InvalidPeer:
+        return InvalidPeer(
+            f"La llave de firma no es una JWK pública Ed25519 (la signing_jwk de "
+            f"/.well-known/puente-hub): {es}",
+            f"The signing key is not a public Ed25519 JWK (the signing_jwk of "
+            f"/.well-known/puente-hub): {en}",
+            field="signing_jwk",
+        )
+
     try:
         given = json.loads(text)
-        if not isinstance(given, dict):
-            raise ValueError("not a JSON object")
-        if "d" in given:
-            raise ValueError("it holds a private key ('d'); pin the public key only")
-        if given.get("kty") != "OKP" or given.get("crv") != "Ed25519":
-            raise ValueError("kty must be OKP and crv Ed25519")
-        key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": given.get("x")})
+    except ValueError as error:
+        raise refused(f"no es JSON ({error}).", f"it is not JSON ({error}).") from error
+    if not isinstance(given, dict):
+        raise refused(
+            "es JSON, pero no un objeto JWK ({...}).", "it is JSON, but not a JWK object ({...})."
+        )
+    if "d" in given:
+        raise refused(
+            "contiene una llave privada ('d'); registre solo la pública.",
+            "it holds a private key ('d'); pin the public key only.",
+        )
+    if given.get("kty") != "OKP" or given.get("crv") != "Ed25519":
+        raise refused("kty debe ser OKP y crv Ed25519.", "kty must be OKP and crv Ed25519.")
+    x = given.get("x")
+    if not isinstance(x, str) or not _ED25519_X.match(x):
+        raise refused(
+            "x debe ser la llave pública de 32 bytes en base64url sin relleno (43 caracteres).",
+            "x must be the 32-byte public key in base64url without padding (43 characters).",
+        )
+    try:
+        key = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": x})
     except (ValueError, TypeError, JoseError) as error:
-        raise InvalidPeer(
-            "La llave de firma no es una JWK pública Ed25519 (la signing_jwk de "
-            f"/.well-known/puente-hub): {error}",
-            "The signing key is not a public Ed25519 JWK (the signing_jwk of "
-            f"/.well-known/puente-hub): {error}",
-            field="signing_jwk",
+        reason = str(error) or type(error).__name__
+        raise refused(
+            f"x no es una llave Ed25519 ({reason}).", f"x is not an Ed25519 key ({reason})."
         ) from error
     kid = key.thumbprint()
     if given.get("kid") not in (None, kid):
@@ -153,7 +188,70 @@ def check_signing_jwk(text: str) -> str:
             f"The kid {given['kid']!r} is not the key's RFC 7638 thumbprint, {kid!r}.",
             field="signing_jwk",
         )
-    return json.dumps({"kty": "OKP", "crv": "Ed25519", "x": given["x"], "kid": kid})
+    return json.dumps({"kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid})
+
+
+def default_agency_prefixes(hub_id: str) -> list[str]:
+    """The agency ids a peer speaks for unless told otherwise: those of its jurisdiction, the
+    first two labels of its hub id (``mx.fed.puente`` → ``["mx.fed."]``); none when its id has
+    no such two labels."""
+    prefix = ".".join(hub_id.split(".")[:2]) + "."
+    return [prefix] if AGENCY_PREFIX.match(prefix) else []
+
+
+def check_agency_prefixes(prefixes: list[str]) -> list[str]:
+    """The prefixes as stored (sorted, without repeats), each refused unless lowercase, of two
+    or more labels and ending with a dot."""
+    if len(prefixes) > MAX_AGENCY_PREFIXES:
+        raise InvalidPeer(
+            f"A lo más {MAX_AGENCY_PREFIXES} prefijos de agencia por nodo par.",
+            f"At most {MAX_AGENCY_PREFIXES} agency prefixes for a peer hub.",
+            field="agency_prefixes",
+        )
+    for prefix in prefixes:
+        if len(prefix) > MAX_AGENCY_PREFIX or not AGENCY_PREFIX.match(prefix):
+            raise InvalidPeer(
+                f"El prefijo de agencia {prefix!r} no es válido: dos o más partes de un id de "
+                "agencia en minúsculas, cada una seguida de un punto (mx.fed.).",
+                f"The agency prefix {prefix!r} is not valid: two or more parts of an agency id, "
+                "lowercase, each followed by a dot (mx.fed.).",
+                field="agency_prefixes",
+            )
+    return sorted(set(prefixes))
+
+
+def _no_overlap(session: Session, hub_id: str, prefixes: list[str]) -> None:
+    """One hub speaks for an agency: prefixes of two peers where one starts the other would
+    let both speak for the agencies under the longer one."""
+    for other in session.scalars(select(Peer).where(Peer.hub_id != hub_id)):
+        for theirs in other.agency_prefixes:
+            for ours in prefixes:
+                if ours.startswith(theirs) or theirs.startswith(ours):
+                    raise InvalidPeer(
+                        f"El prefijo de agencia {ours!r} se cruza con {theirs!r}, del nodo par "
+                        f"{other.hub_id!r}: solo un nodo habla por cada agencia. Indique los "
+                        "prefijos propios de este nodo (--agency-prefix).",
+                        f"The agency prefix {ours!r} overlaps {theirs!r}, of peer hub "
+                        f"{other.hub_id!r}: one hub only speaks for each agency. Give this "
+                        "hub's own prefixes (--agency-prefix).",
+                        field="agency_prefixes",
+                    )
+
+
+def _signing_key_not_pinned_elsewhere(session: Session, hub_id: str, signing_jwk: str) -> None:
+    """A key pinned for two peers would let one of them sign envelopes as the other."""
+    x = json.loads(signing_jwk)["x"]
+    for other in session.scalars(
+        select(Peer).where(Peer.hub_id != hub_id, Peer.signing_jwk.is_not(None))
+    ):
+        if json.loads(other.signing_jwk or "{}").get("x") == x:
+            raise DuplicatePeer(
+                f"Esa llave de firma ya está registrada para el nodo par {other.hub_id!r}: un "
+                "nodo no firma como otro. Compare la llave con los operadores del nodo.",
+                f"That signing key is already pinned for peer hub {other.hub_id!r}: one hub "
+                "does not sign as another. Check the key with the hub's operators.",
+                field="signing_jwk",
+            )
 
 
 def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
@@ -181,6 +279,15 @@ def _check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
             raise InvalidPeer(
                 f"La URL {base_url!r} no es una URL http(s) válida.",
                 f"The URL {base_url!r} is not a valid http(s) URL.",
+                field="base_url",
+            )
+        # Envelopes and witness requests go to the URL followed by their path.
+        if "?" in base_url or "#" in base_url:
+            raise InvalidPeer(
+                f"La URL {base_url!r} lleva consulta ('?') o fragmento ('#'): registre la URL "
+                "base del nodo, a la que se añade la ruta de cada envío.",
+                f"The URL {base_url!r} has a query ('?') or fragment ('#'): pin the hub's base "
+                "URL, to which each request's path is added.",
                 field="base_url",
             )
 
@@ -228,10 +335,14 @@ def add_peer(
     witness_vkey: str | None = None,
     base_url: str | None = None,
     signing_jwk: str | None = None,
+    agency_prefixes: list[str] | None = None,
 ) -> Peer:
-    """Pin a peer hub's audit log (and its witness and signing keys); audited as
-    ``peer_changed``."""
+    """Pin a peer hub's audit log (and its witness and signing keys, and the agency prefixes it
+    speaks for: by default :func:`default_agency_prefixes`); audited as ``peer_changed``."""
     _check_fields(hub_id, origin, base_url)
+    prefixes = check_agency_prefixes(
+        default_agency_prefixes(hub_id) if agency_prefixes is None else agency_prefixes
+    )
     log_vkey = check_log_vkey(log_vkey, origin).vkey
     if witness_vkey is not None:
         witness_vkey = check_witness_vkey(witness_vkey).vkey
@@ -248,6 +359,9 @@ def add_peer(
             f"La bitácora {origin!r} ya está registrada para el nodo {pinned!r}.",
             f"The log {origin!r} is already pinned for hub {pinned!r}.",
         )
+    if signing_jwk is not None:
+        _signing_key_not_pinned_elsewhere(session, hub_id, signing_jwk)
+    _no_overlap(session, hub_id, prefixes)
     peer = Peer(
         hub_id=hub_id,
         origin=origin,
@@ -255,6 +369,7 @@ def add_peer(
         log_vkey=log_vkey,
         witness_vkey=witness_vkey,
         signing_jwk=signing_jwk,
+        agency_prefixes=prefixes,
         active=True,
         added_at=utcnow(),
     )
@@ -307,6 +422,7 @@ def pin_signing_key(session: Session, hub_id: str, signing_jwk: str) -> Peer:
     peer = get_peer(session, hub_id)
     stored = check_signing_jwk(signing_jwk)
     _not_this_hub(peer.hub_id, peer.origin, peer.log_vkey, peer.witness_vkey, stored)
+    _signing_key_not_pinned_elsewhere(session, peer.hub_id, stored)
     return _change(
         session,
         peer,
@@ -335,6 +451,30 @@ def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
     )
 
 
+def set_agency_prefixes(session: Session, hub_id: str, prefixes: list[str]) -> Peer:
+    """Set the agency id prefixes the peer speaks for in its lookups (``mx.fed.``, and
+    ``mx.ext.`` for the foreign consulates registered on the federal hub)."""
+    peer = get_peer(session, hub_id)
+    checked = check_agency_prefixes(prefixes)
+    _no_overlap(session, peer.hub_id, checked)
+    return _change(
+        session,
+        peer,
+        "agency_prefixes",
+        checked,
+        "agency_prefixes_set",
+        (
+            f"El nodo par {hub_id!r} ya habla por esos prefijos de agencia.",
+            f"Peer hub {hub_id!r} already speaks for those agency prefixes.",
+        ),
+    )
+
+
+def speaks_for(peer: Peer, agency_id: str) -> bool:
+    """Whether ``peer`` may name ``agency_id`` as the agency that asks."""
+    return any(agency_id.startswith(prefix) for prefix in peer.agency_prefixes)
+
+
 def get_peer(session: Session, hub_id: str) -> Peer:
     peer = session.get(Peer, hub_id)
     if peer is None:
@@ -359,6 +499,7 @@ def describe(peer: Peer) -> dict[str, Any]:
         "log_vkey": peer.log_vkey,
         "witness_vkey": peer.witness_vkey,
         "signing_jwk": json.loads(peer.signing_jwk) if peer.signing_jwk else None,
+        "agency_prefixes": list(peer.agency_prefixes),
         "active": peer.active,
         "added_at": as_utc(peer.added_at).isoformat(),
     }

@@ -29,7 +29,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,12 +134,14 @@ def http_post(
     *,
     content_type: str = "text/plain; charset=utf-8",
     max_bytes: int = MAX_ANSWER_BYTES,
+    headers: Mapping[str, str] | None = None,
 ) -> HttpAnswer:
     """POST ``body`` to a peer hub, never following a redirect; at most ``max_bytes`` of the
-    answer are read (also what :mod:`exchange.federation` sends envelopes with)."""
+    answer are read (also what :mod:`exchange.federation` sends envelopes with, ``headers``
+    adding, e.g., the ``Accept-Language`` of the agency that asks)."""
     # The URL is the peer's base URL, which exchange.peers accepts only as http(s).
     request = urllib.request.Request(  # noqa: S310
-        url, data=body, method="POST", headers={"Content-Type": content_type}
+        url, data=body, method="POST", headers={**(headers or {}), "Content-Type": content_type}
     )
     try:
         with _OPENER.open(request, timeout=timeout) as response:

@@ -9,7 +9,8 @@ Messages are in Spanish or English (``--lang``), never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from exchange.peers import (
     enable_peer,
     list_peers,
     pin_signing_key,
+    set_agency_prefixes,
     set_url,
 )
 
@@ -42,30 +44,40 @@ _OPTION_OF_FIELD = {
     "witness_vkey": "--witness-vkey",
     "base_url": "--url",
     "signing_jwk": "--signing-jwk",
+    "agency_prefixes": "--agency-prefix",
 }
 
 
-def _jwk_text(value: str) -> str:
+def _jwk_text(value: str, param_hint: str = "--signing-jwk") -> str:
     """A JWK given as its JSON text or as the path of a file holding it."""
-    if value.lstrip().startswith("{"):
+    if value.lstrip().startswith(("{", "[")):
         return value
     try:
         return Path(value).read_text(encoding="utf-8")
     except OSError as error:
-        raise click.BadParameter(
-            f"no es JSON ni un archivo legible / neither JSON nor a readable file: {error}",
-            param_hint="--signing-jwk",
-        ) from error
+        try:
+            json.loads(value)
+        except ValueError:
+            raise click.BadParameter(
+                f"no es JSON ni un archivo legible / neither JSON nor a readable file: {error}",
+                param_hint=param_hint,
+            ) from error
+        return value  # JSON, though not an object: the key's check says what is wrong
 
 
 @contextmanager
-def _transaction(app: Flask, lang: str) -> Iterator[Session]:
+def _transaction(
+    app: Flask, lang: str, arguments: Mapping[str, str] | None = None
+) -> Iterator[Session]:
+    """One transaction; a refusal said as click says it. ``arguments`` names the positional
+    argument a field comes from in this command, where it is not an option."""
+    hints = {**_OPTION_OF_FIELD, **(arguments or {})}
     try:
         with db.database(app).sessions.begin() as session:
             yield session
     except InvalidPeer as error:
         raise click.BadParameter(
-            error.message(lang), param_hint=_OPTION_OF_FIELD.get(error.field or "")
+            error.message(lang), param_hint=hints.get(error.field or "")
         ) from error
     except PeerError as error:
         raise click.ClickException(error.message(lang)) from error
@@ -100,6 +112,13 @@ def peer_group() -> None:
     help="The peer's envelope signing key (signing_jwk in its /.well-known/puente-hub): "
     "the JWK as JSON, or a file holding it. Without it the peer's envelopes are refused.",
 )
+@click.option(
+    "--agency-prefix",
+    "agency_prefixes",
+    multiple=True,
+    help="An agency id prefix the peer speaks for in its lookups (mx.fed.); repeatable. "
+    "Default: the first two labels of HUB_ID.",
+)
 @json_option
 @language_option
 @with_hub
@@ -111,6 +130,7 @@ def add_command(
     witness_vkey: str | None,
     base_url: str | None,
     signing_jwk: str | None,
+    agency_prefixes: tuple[str, ...],
     as_json: bool,
     lang: str,
 ) -> None:
@@ -129,6 +149,7 @@ def add_command(
                 witness_vkey=witness_vkey,
                 base_url=base_url,
                 signing_jwk=_jwk_text(signing_jwk) if signing_jwk is not None else None,
+                agency_prefixes=list(agency_prefixes) if agency_prefixes else None,
             )
         )
     if as_json:
@@ -165,9 +186,12 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
         signing = say(lang, "firma: ", "signing: ") + (
             peer["signing_jwk"]["kid"] if peer["signing_jwk"] else "—"
         )
+        agencies = say(lang, "agencias: ", "agencies: ") + (
+            " ".join(f"{prefix}*" for prefix in peer["agency_prefixes"]) or "—"
+        )
         click.echo(
             f"{peer['hub_id']}  {peer['origin']}  {state}  {peer['base_url'] or '—'}  "
-            f"{signing}  {peer['log_vkey']}"
+            f"{signing}  {agencies}  {peer['log_vkey']}"
         )
 
 
@@ -228,7 +252,7 @@ def set_url_command(
                 "Give a URL, or --remove to remove it.",
             )
         )
-    with _transaction(app, lang) as session:
+    with _transaction(app, lang, {"base_url": "URL"}) as session:
         answer = describe(set_url(session, hub_id, url))
     if as_json:
         print_json(answer)
@@ -254,8 +278,10 @@ def pin_signing_key_command(
     """Pin (or replace after a rotation) the key that signs a peer's federation envelopes:
     SIGNING_JWK is the JWK as JSON, or a file holding it. Check it with the peer's operators
     through a channel other than its /.well-known/puente-hub document."""
-    with _transaction(app, lang) as session:
-        answer = describe(pin_signing_key(session, hub_id, _jwk_text(signing_jwk)))
+    with _transaction(app, lang, {"signing_jwk": "SIGNING_JWK"}) as session:
+        answer = describe(
+            pin_signing_key(session, hub_id, _jwk_text(signing_jwk, param_hint="SIGNING_JWK"))
+        )
     if as_json:
         print_json(answer)
         return
@@ -264,5 +290,32 @@ def pin_signing_key_command(
             lang,
             f"Llave de firma del nodo par {hub_id} registrada: se aceptan sus sobres firmados.",
             f"Signing key of peer hub {hub_id} pinned: its signed envelopes are accepted.",
+        )
+    )
+
+
+@peer_group.command("set-agency-prefixes")
+@click.argument("hub_id")
+@click.argument("prefixes", nargs=-1, required=True)
+@json_option
+@language_option
+@with_hub
+def set_agency_prefixes_command(
+    app: Flask, hub_id: str, prefixes: tuple[str, ...], as_json: bool, lang: str
+) -> None:
+    """Set the agency id prefixes a peer speaks for in its lookups (e.g. mx.fed. mx.ext. for
+    the federal hub and the foreign consulates registered on it): a lookup for an agency under
+    none of them is refused."""
+    with _transaction(app, lang, {"agency_prefixes": "PREFIXES"}) as session:
+        answer = describe(set_agency_prefixes(session, hub_id, list(prefixes)))
+    if as_json:
+        print_json(answer)
+        return
+    said = " ".join(answer["agency_prefixes"])
+    click.echo(
+        say(
+            lang,
+            f"El nodo par {hub_id} habla por las agencias {said}",
+            f"Peer hub {hub_id} speaks for the agencies {said}",
         )
     )

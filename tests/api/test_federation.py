@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,10 @@ from werkzeug.serving import make_server
 
 from exchange import db, federation
 from exchange.agencies import disable_agency
+from exchange.federation_notices import notice_message_id
 from exchange.keys import audit_origin, hub_keys
 from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_batch
-from exchange.peers import add_peer, disable_peer, set_url
+from exchange.peers import add_peer, disable_peer, set_agency_prefixes, set_url
 from exchange.transports import AgencyTransports, hub_signing_public_jwk, load_hub_signing_key
 from exchange.witnessing import HttpAnswer
 from tests.conftest import make_hub
@@ -54,7 +56,14 @@ ROUTE = "/v1/federation/envelopes"
 CURP = "EEFK080702HNEJCVA9"  # the typical example's child
 
 
-def pin(app: Flask, other: Flask, *, url: str | None = None, signing: bool = True) -> None:
+def pin(
+    app: Flask,
+    other: Flask,
+    *,
+    url: str | None = None,
+    signing: bool = True,
+    agency_prefixes: list[str] | None = None,
+) -> None:
     """``app`` pins ``other`` as ``puente peer add`` with what its operators handed over."""
     with other.app_context():
         keys = hub_keys(other)
@@ -72,6 +81,7 @@ def pin(app: Flask, other: Flask, *, url: str | None = None, signing: bool = Tru
             log_vkey=described["log_vkey"],
             signing_jwk=described["signing_jwk"],
             base_url=url,
+            agency_prefixes=agency_prefixes,
         )
 
 
@@ -86,17 +96,18 @@ class Federation:
     child_id: str
     sent: list[str]
 
-    def lookup(self, agency: AgencyClient | None = None, **body: Any) -> Any:
+    def lookup(
+        self, agency: AgencyClient | None = None, language: str | None = None, **body: Any
+    ) -> Any:
         agency = agency or self.comar
+        headers = {**agency.headers, **({"Accept-Language": language} if language else {})}
         request = {
             "hub": HOLDER_ID,
             "purpose": "asylum_procedure",
             "identifiers": [{"type": "curp", "value": CURP}],
             **body,
         }
-        return self.asker_client.post(
-            "/v1/federation/lookups", json=request, headers=agency.headers
-        )
+        return self.asker_client.post("/v1/federation/lookups", json=request, headers=headers)
 
     def envelope(self, kind: str = "lookup", body: Any = None, **claims: Any) -> str:
         """An envelope signed by the asking hub, as it would send it to the holder."""
@@ -116,8 +127,16 @@ class Federation:
         payload = {name: value for name, value in payload.items() if value is not None}
         return jwt.encode(header, payload, key, algorithms=["EdDSA"])
 
-    def post(self, token: str | bytes, content_type: str = federation.MEDIA_TYPE) -> Any:
-        return self.holder_client.post(ROUTE, data=token, content_type=content_type)
+    def post(
+        self,
+        token: str | bytes,
+        content_type: str = federation.MEDIA_TYPE,
+        language: str | None = None,
+    ) -> Any:
+        headers = {"Accept-Language": language} if language else {}
+        return self.holder_client.post(
+            ROUTE, data=token, content_type=content_type, headers=headers
+        )
 
 
 def lookup_body(**changes: Any) -> dict[str, Any]:
@@ -150,15 +169,21 @@ def fed(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
         HUB_ID=ASKER_ID,
         AUDIT_INTEGRATOR_THREAD=False,
     )
-    pin(holder, asker)
+    # The federal hub speaks for its agencies and for the foreign consulates registered on it.
+    pin(holder, asker, agency_prefixes=["mx.fed.", "hn.consulado."])
     pin(asker, holder, url=HOLDER_URL)
     holder_client = holder.test_client()
     sent: list[str] = []
 
-    def to_holder(url: str, token: str, timeout: float) -> HttpAnswer:
+    def to_holder(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         assert url == HOLDER_URL + ROUTE
         sent.append(token)
-        response = holder_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
+        response = holder_client.post(
+            ROUTE,
+            data=token,
+            content_type=federation.MEDIA_TYPE,
+            headers={"Accept-Language": language} if language else {},
+        )
         return HttpAnswer(response.status_code, response.mimetype or "", response.get_data())
 
     monkeypatch.setattr(federation, "post_envelope", to_holder)
@@ -299,16 +324,26 @@ def test_what_is_not_a_compact_jws(fed: Federation) -> None:
     problem(fed.post(b"not a jws"), 400, "validation")
 
 
+def another_hub(
+    tmp_path: Path, hub_id: str, *, pinned_by: Flask | None = None, signing: bool = False
+) -> Flask:
+    """A third hub, pinned by ``pinned_by`` (with its signing key if ``signing``) when given."""
+    other = make_hub(tmp_path / hub_id, f"sqlite:///{tmp_path / hub_id}.db", HUB_ID=hub_id)
+    if pinned_by is not None:
+        pin(pinned_by, other, signing=signing)
+    return other
+
+
+def signed_by(hub: Flask, audience: str, kind: str, body: dict[str, Any]) -> str:
+    with hub.test_request_context():
+        return federation.sign_envelope(audience=audience, kind=kind, body=body)[1]
+
+
 def lookup_from_another_hub(tmp_path: Path, hub_id: str, *, pinned_by: Flask | None = None) -> str:
     """A lookup envelope to the holder from a third hub (pinned by ``pinned_by`` without its
     signing key, when given)."""
-    other = make_hub(tmp_path / hub_id, f"sqlite:///{tmp_path / hub_id}.db", HUB_ID=hub_id)
-    if pinned_by is not None:
-        pin(pinned_by, other, signing=False)
-    with other.test_request_context():
-        _jti, token = federation.sign_envelope(
-            audience=HOLDER_ID, kind="lookup", body=lookup_body()
-        )
+    other = another_hub(tmp_path, hub_id, pinned_by=pinned_by)
+    token = signed_by(other, HOLDER_ID, "lookup", lookup_body())
     other.extensions["puente.db"].engine.dispose()
     return token
 
@@ -391,6 +426,10 @@ def test_unknown_types_and_types_this_hub_does_not_take(fed: Federation) -> None
         ),
         (lookup_body(extra=1), "/body/extra"),
         (
+            lookup_body(requester={**lookup_body()["requester"], "agency_id": "MX.FED.COMAR"}),
+            "/body/requester/agency_id",
+        ),
+        (
             lookup_body(requester={**lookup_body()["requester"], "roles": ["consent_officer"]}),
             "/body/requester/roles",
         ),
@@ -441,7 +480,7 @@ def test_a_lookup_of_an_unknown_hub_or_with_a_bad_body(fed: Federation) -> None:
 
 
 def test_a_peer_that_does_not_answer(fed: Federation, monkeypatch: pytest.MonkeyPatch) -> None:
-    def down(url: str, token: str, timeout: float) -> HttpAnswer:
+    def down(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         raise ConnectionRefusedError(111, "Connection refused")
 
     monkeypatch.setattr(federation, "post_envelope", down)
@@ -457,7 +496,7 @@ def test_an_answer_not_signed_by_the_peer_is_discarded(
     permit_comar(fed)
     real = federation.post_envelope
 
-    def tampered(url: str, token: str, timeout: float) -> HttpAnswer:
+    def tampered(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         reply = real(url, token, timeout)
         answer = json.loads(reply.body)
         claims = jwt.decode(
@@ -482,7 +521,7 @@ def test_an_answer_to_another_lookup_is_discarded(
     real = federation.post_envelope
     earlier: list[HttpAnswer] = []
 
-    def stale(url: str, token: str, timeout: float) -> HttpAnswer:
+    def stale(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         reply = real(url, token, timeout)
         earlier.append(reply)
         return earlier[0]
@@ -586,7 +625,7 @@ def test_the_wait_for_a_peer_is_configured(
 ) -> None:
     waited: list[float] = []
 
-    def slow(url: str, token: str, timeout: float) -> HttpAnswer:
+    def slow(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         waited.append(timeout)
         raise TimeoutError("timed out")
 
@@ -710,7 +749,7 @@ def route_envelopes(
     clients = {HOLDER_URL + ROUTE: fed.holder_client, ASKER_URL + ROUTE: fed.asker_client}
     sent: list[tuple[str, Any]] = []
 
-    def post(url: str, token: str, timeout: float) -> HttpAnswer:
+    def post(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
         sent.append((url, json.loads(jws.extract_compact(token.encode()).payload)))
         if url in (down or set()):
             raise ConnectionRefusedError("connection refused")
@@ -768,6 +807,7 @@ def test_a_revocation_is_sent_to_the_peer_hub_of_the_agency_that_read_under_it(
         "consent_id": consent_id,
         "child_id": fed.child_id,
         "revoked_at": claims["body"]["revoked_at"],
+        "notice_id": queued.id,
     }
     assert outbox(fed.holder)[0].status == "delivered"
     # The asking hub holds it for COMAR (no webhook), with the hub whose ids these are.
@@ -840,34 +880,199 @@ def test_a_peer_without_a_url_keeps_the_revocation_for_the_administrator(
     assert deliver(fed.holder).dead == 1
     [dead] = outbox(fed.holder)
     assert "no URL" in (dead.last_error or "") and dead.peer_hub == ASKER_ID
+    assert f"puente peer set-url {ASKER_ID} URL" in (dead.last_error or "")
 
 
-def test_a_revocation_notice_that_is_not_valid(fed: Federation) -> None:
-    valid = {
+def notice_to_the_asker(fed: Federation, **changes: Any) -> str:
+    """A revocation notice from the holder to the asking hub, for COMAR."""
+    body = {
         "agency_id": COMAR,
         "consent_id": "cns_0123456789abcdef01234567",
         "child_id": fed.child_id,
-        "revoked_at": "2026-11-24T10:00:00+00:00",
+        "revoked_at": datetime.now(UTC).isoformat(),
+        "notice_id": "msg_0123456789abcdef01234567",
+        **changes,
     }
-    # Sent to the asking hub, where COMAR is registered: the envelope comes from the holder.
-    with fed.holder.test_request_context():
-        for changes, pointer in (
-            ({"extra": 1}, "/body/extra"),
-            ({"consent_id": "no spaces allowed"}, "/body/consent_id"),
-            ({"revoked_at": "ayer"}, "/body/revoked_at"),
-            ({"revoked_at": "2026-11-24T10:00:00"}, "/body/revoked_at"),
-        ):
-            _jti, token = federation.sign_envelope(
-                audience=ASKER_ID, kind="consent_revoked", body={**valid, **changes}
-            )
-            response = fed.asker_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
-            assert response.status_code == 400, (changes, response.get_json())
-            assert response.get_json()["errors"][0]["pointer"] == pointer
-        _jti, token = federation.sign_envelope(
-            audience=ASKER_ID, kind="consent_revoked", body=valid
-        )
-    assert (
-        fed.asker_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE).status_code
-        == 200
-    )
+    return signed_by(fed.holder, ASKER_ID, "consent_revoked", body)
+
+
+def to_the_asker(fed: Federation, token: str) -> Any:
+    return fed.asker_client.post(ROUTE, data=token, content_type=federation.MEDIA_TYPE)
+
+
+def test_a_revocation_notice_that_is_not_valid(fed: Federation) -> None:
+    assert fed.lookup().status_code == 200  # COMAR asked the holder
+    soon = (datetime.now(UTC) + timedelta(minutes=10)).isoformat()
+    for changes, pointer in (
+        ({"extra": 1}, "/body/extra"),
+        ({"consent_id": "no spaces allowed"}, "/body/consent_id"),
+        ({"revoked_at": "ayer"}, "/body/revoked_at"),
+        ({"revoked_at": "2026-11-24T10:00:00"}, "/body/revoked_at"),
+        ({"revoked_at": soon}, "/body/revoked_at"),
+        ({"notice_id": None}, "/body/notice_id"),
+    ):
+        response = to_the_asker(fed, notice_to_the_asker(fed, **changes))
+        assert response.status_code == 400, (changes, response.get_json())
+        assert response.get_json()["errors"][0]["pointer"] == pointer
+    assert to_the_asker(fed, notice_to_the_asker(fed)).status_code == 200
     assert outbox(fed.asker)[0].status == "held"
+
+
+def test_a_notice_that_arrives_again_tells_the_agency_once(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The asking hub takes the notice after the holder stopped waiting: the worker sends it
+    again, in a new envelope, and the agency is told once."""
+    sent = route_envelopes(fed, monkeypatch)
+    revoke_after_a_lookup(fed)
+    routed = federation.post_envelope
+
+    def late(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
+        routed(url, token, timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(federation, "post_envelope", late)
+    assert deliver(fed.holder).retrying == 1
+    assert deliver(fed.holder).retrying == 1
+    monkeypatch.setattr(federation, "post_envelope", routed)
+    assert deliver(fed.holder).delivered == 1
+    [queued] = outbox(fed.holder)
+    notices = [claims for _url, claims in sent if claims["type"] == "consent_revoked"]
+    assert len({claims["jti"] for claims in notices}) == 3
+    assert {claims["body"]["notice_id"] for claims in notices} == {queued.id}
+    [told] = outbox(fed.asker)
+    assert told.id == notice_message_id(HOLDER_ID, queued.id)
+    inbox = fed.asker_client.get("/v1/notifications", headers=fed.comar.headers)
+    assert len(inbox.get_json()["notifications"]) == 1
+    received = [
+        e
+        for e in entries(fed.asker, "federation_envelope_received")
+        if e["reason_code"] == "consent_revoked"
+    ]
+    assert [e["outcome"] for e in received] == ["success"] * 3
+
+
+def test_a_notice_is_taken_only_for_an_agency_that_asked_the_sender(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Any pinned peer could otherwise drop notices on any agency of this hub, one that never
+    read anything there included; it is told what it would be told of an agency this hub does
+    not have."""
+    add_agency(
+        fed.asker, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    )
+    unknown = problem(
+        to_the_asker(fed, notice_to_the_asker(fed, agency_id="mx.fed.nadie")), 404, "not-found"
+    )
+    never = problem(
+        to_the_asker(fed, notice_to_the_asker(fed, agency_id="mx.fed.cndh")), 404, "not-found"
+    )
+    assert never["detail"] == unknown["detail"].replace("mx.fed.nadie", "mx.fed.cndh")
+    problem(to_the_asker(fed, notice_to_the_asker(fed)), 404, "not-found")
+    # A lookup the holder did not answer read nothing.
+    routed = federation.post_envelope
+
+    def down(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(federation, "post_envelope", down)
+    problem(fed.lookup(), 502, "unavailable")
+    problem(to_the_asker(fed, notice_to_the_asker(fed)), 404, "not-found")
+    monkeypatch.setattr(federation, "post_envelope", routed)
+    assert fed.lookup().status_code == 200
+    assert to_the_asker(fed, notice_to_the_asker(fed)).status_code == 200
+    # COMAR asked the holder, not this third hub, which the asking hub also pins.
+    other = another_hub(tmp_path, "mx.nl.puente")
+    pin(fed.asker, other)
+    body = {
+        "agency_id": COMAR,
+        "consent_id": "cns_0123456789abcdef01234567",
+        "child_id": "chd_0123456789abcdef01234567",
+        "revoked_at": datetime.now(UTC).isoformat(),
+        "notice_id": "msg_0123456789abcdef01234567",
+    }
+    problem(
+        to_the_asker(fed, signed_by(other, ASKER_ID, "consent_revoked", body)), 404, "not-found"
+    )
+    other.extensions["puente.db"].engine.dispose()
+    assert len(outbox(fed.asker)) == 1
+
+
+# -- a peer speaks for its own agencies, by their id prefixes ------------------------------------
+
+
+def test_a_peer_cannot_speak_for_another_hubs_agency(fed: Federation, tmp_path: Path) -> None:
+    """A third hub the holder pins names COMAR, an agency of the federal hub, as the one that
+    asks: the consent naming COMAR is for the federal hub's COMAR, which the third hub is not."""
+    permit_comar(fed)
+    other = another_hub(tmp_path, "mx.nl.puente", pinned_by=fed.holder, signing=True)
+    for language, words in (
+        ("en", "is not an agency hub mx.nl.puente speaks for"),
+        ("es", "no es una agencia por la que hable el nodo mx.nl.puente"),
+    ):
+        token = signed_by(other, HOLDER_ID, "lookup", lookup_body())
+        body = problem(fed.post(token, language=language), 403, "forbidden")
+        assert words in body["detail"] and "mx.nl." in body["detail"]
+        assert body["errors"][0]["pointer"] == "/body/requester/agency_id"
+    other.extensions["puente.db"].engine.dispose()
+    refused = entries(fed.holder, "federation_envelope_received")
+    assert [(e["outcome"], e["reason_code"], e["target"]) for e in refused] == [
+        ("failure", "refused.forbidden", {"hub": "mx.nl.puente"})
+    ] * 2
+    assert entries(fed.holder, "record_read") == []
+    # The federal hub does speak for COMAR.
+    assert len(fed.lookup().get_json()["records"]) == 1
+
+
+def test_a_consulate_registered_on_the_federal_hub_needs_its_prefix(fed: Federation) -> None:
+    consulate = honduran_consulate(fed.asker)
+    assert fed.lookup(consulate, purpose="family_tracing_reunification").status_code == 200
+    with fed.holder.app_context(), db.database(fed.holder).sessions.begin() as session:
+        set_agency_prefixes(session, ASKER_ID, ["mx.fed."])
+    problem(fed.lookup(consulate, purpose="family_tracing_reunification"), 502, "unavailable")
+    [refused] = [
+        e for e in entries(fed.holder, "federation_envelope_received") if e["outcome"] == "failure"
+    ]
+    assert refused["reason_code"] == "refused.forbidden"
+
+
+# -- what the asking hub makes of a peer's answer ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"answer": 12}, {"answer": None}, {"answer": []}, {"answer": {}}, [], "lookup_answer"],
+)
+def test_an_answer_without_an_envelope_is_discarded(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch, answer: Any
+) -> None:
+    def odd(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
+        return HttpAnswer(200, "application/json", json.dumps(answer).encode())
+
+    monkeypatch.setattr(federation, "post_envelope", odd)
+    problem(fed.lookup(), 502, "unavailable")
+    [discarded] = entries(fed.asker, "federation_envelope_received")
+    assert discarded["outcome"] == "failure" and discarded["reason_code"] == "lookup_answer"
+
+
+def test_a_peers_refusal_is_passed_on_in_the_askers_language(fed: Federation) -> None:
+    namesake = add_agency(fed.asker, OWNER, scopes=("records:read",))
+    for language, words in (
+        ("en", "is an agency of this hub"),
+        ("es", "es una agencia de este nodo"),
+    ):
+        response = fed.lookup(namesake, language=language, purpose="case_management")
+        assert words in problem(response, 502, "unavailable")["detail"]
+
+
+def test_a_peers_error_page_is_not_passed_on(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(url: str, token: str, timeout: float, language: str | None = None) -> HttpAnswer:
+        page = b"<html><body><h1>Internal Server Error</h1>/srv/puente/app.py</body></html>"
+        return HttpAnswer(500, "text/html", page)
+
+    monkeypatch.setattr(federation, "post_envelope", broken)
+    detail = problem(fed.lookup(language="en"), 502, "unavailable")["detail"]
+    assert "HTTP 500" in detail
+    assert "<html>" not in detail and "/srv/puente" not in detail

@@ -68,6 +68,7 @@ def test_add_list_and_disable(hub: Path) -> None:
         "log_vkey": LOG_VKEY,
         "witness_vkey": WITNESS_VKEY,
         "signing_jwk": None,
+        "agency_prefixes": ["mx.oax."],
         "active": True,
         "added_at": added["added_at"],
     }
@@ -127,6 +128,37 @@ def test_add_without_json_says_what_was_pinned(hub: Path) -> None:
             "--url",
             "not a valid http(s) URL",
             "no es una URL http(s) válida",
+        ),
+        (
+            # Envelopes are posted to the URL followed by their path.
+            ["--log-vkey", LOG_VKEY, "--url", "https://puente.oax.example/?q=x"],
+            "--url",
+            "has a query ('?') or fragment ('#')",
+            "lleva consulta ('?') o fragmento ('#')",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--url", "https://puente.oax.example/#top"],
+            "--url",
+            "has a query ('?') or fragment ('#')",
+            "lleva consulta ('?') o fragmento ('#')",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--agency-prefix", "mx.oax"],
+            "--agency-prefix",
+            "agency prefix 'mx.oax' is not valid",
+            "prefijo de agencia 'mx.oax' no es válido",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--agency-prefix", "mx."],
+            "--agency-prefix",
+            "two or more parts",
+            "dos o más partes",
+        ),
+        (
+            ["--log-vkey", LOG_VKEY, "--agency-prefix", "MX.OAX."],
+            "--agency-prefix",
+            "lowercase",
+            "minúsculas",
         ),
     ],
 )
@@ -269,7 +301,11 @@ def test_the_url_is_set_changed_and_removed_later(hub: Path) -> None:
     again = run("peer", "set-url", "mx.oax.puente", "https://otro.oaxaca.example", "--lang", "en")
     assert again.exit_code == 1 and "already has that URL" in again.output
     bad = run("peer", "set-url", "mx.oax.puente", "ftp://x.example", "--lang", "en")
-    assert bad.exit_code != 0 and "http(s)" in bad.output
+    assert bad.exit_code == 2 and "http(s)" in bad.output
+    # The URL is an argument here, not the --url of peer add.
+    assert "URL" in bad.output and "--url" not in bad.output
+    query = run("peer", "set-url", "mx.oax.puente", "http://x.example/?q=x", "--lang", "es")
+    assert query.exit_code == 2 and "lleva consulta" in query.output
     neither = run("peer", "set-url", "mx.oax.puente", "--lang", "en")
     assert neither.exit_code == 2 and "--remove" in neither.output
     both = run("peer", "set-url", "mx.oax.puente", "https://x.example", "--remove")
@@ -283,3 +319,108 @@ def test_the_url_is_set_changed_and_removed_later(hub: Path) -> None:
         "url_set",
         "url_removed",
     ]
+
+
+def test_the_agency_prefixes_a_peer_speaks_for(hub: Path) -> None:
+    """By default a peer speaks for its jurisdiction's agencies; given, the prefixes replace
+    that; no two peers speak for the same agencies."""
+    assert run_json("peer", "add", "mx.oax.puente", "--origin", ORIGIN, "--log-vkey", LOG_VKEY)[
+        "agency_prefixes"
+    ] == ["mx.oax."]
+    fed_origin = "mx.fed.puente/audit"
+    fed_vkey = generate_signer_key(fed_origin)[1]
+    federal = run_json(
+        "peer", "add", "mx.fed.puente", "--origin", fed_origin, "--log-vkey", fed_vkey,
+        "--agency-prefix", "mx.fed.", "--agency-prefix", "mx.ext.",
+    )  # fmt: skip
+    assert federal["agency_prefixes"] == ["mx.ext.", "mx.fed."]
+    listed = run("peer", "list", "--lang", "en")
+    assert "mx.ext.* mx.fed.*" in listed.output and "mx.oax.*" in listed.output
+    # Another hub whose default, or given, prefixes overlap a pinned peer's is refused.
+    gro_origin = "mx.oax.respaldo/audit"
+    gro_vkey = generate_signer_key(gro_origin)[1]
+    for lang, words in (
+        ("en", "'mx.oax.' overlaps 'mx.oax.', of peer hub 'mx.oax.puente'"),
+        ("es", "'mx.oax.' se cruza con 'mx.oax.', del nodo par 'mx.oax.puente'"),
+    ):
+        overlapping = run(
+            "peer", "add", "mx.oax.respaldo", "--origin", gro_origin, "--log-vkey", gro_vkey,
+            "--lang", lang,
+        )  # fmt: skip
+        assert overlapping.exit_code == 2, overlapping.output
+        assert words in overlapping.output and "--agency-prefix" in overlapping.output
+    nested = run(
+        "peer", "add", "mx.oax.respaldo", "--origin", gro_origin, "--log-vkey", gro_vkey,
+        "--agency-prefix", "mx.ext.consulado-ht.", "--lang", "en",
+    )  # fmt: skip
+    assert nested.exit_code == 2 and "of peer hub 'mx.fed.puente'" in nested.output
+    # Changed later, audited.
+    changed = run_json("peer", "set-agency-prefixes", "mx.oax.puente", "mx.oax.", "mx.oaxdif.")
+    assert changed["agency_prefixes"] == ["mx.oax.", "mx.oaxdif."]
+    said = run("peer", "set-agency-prefixes", "mx.oax.puente", "mx.oax.", "--lang", "es")
+    assert said.exit_code == 0 and "habla por las agencias mx.oax." in said.output
+    again = run("peer", "set-agency-prefixes", "mx.oax.puente", "mx.oax.", "--lang", "en")
+    assert again.exit_code == 1 and "already speaks for those agency prefixes" in again.output
+    taken = run("peer", "set-agency-prefixes", "mx.oax.puente", "mx.fed.inm.", "--lang", "en")
+    assert taken.exit_code == 2 and "PREFIXES" in taken.output and "mx.fed.puente" in taken.output
+    bad = run("peer", "set-agency-prefixes", "mx.oax.puente", "mx", "--lang", "en")
+    assert bad.exit_code == 2 and "is not valid" in bad.output
+    unknown = run("peer", "set-agency-prefixes", "mx.zac.puente", "mx.zac.", "--lang", "en")
+    assert unknown.exit_code == 1 and "No peer hub 'mx.zac.puente'" in unknown.output
+    assert [(c["reason_code"], c["object"]["id"]) for c in audited_peer_changes()] == [
+        ("added", "mx.oax.puente"),
+        ("added", "mx.fed.puente"),
+        ("agency_prefixes_set", "mx.oax.puente"),
+        ("agency_prefixes_set", "mx.oax.puente"),
+    ]
+
+
+def test_a_signing_key_is_pinned_for_one_peer_only(hub: Path) -> None:
+    """The same key pinned for two peers would let one of them sign envelopes as the other."""
+    key = json.dumps(public_jwk(OKPKey.generate_key("Ed25519")))
+    assert add("mx.oax.puente", "--signing-jwk", key).exit_code == 0
+    other_origin = "mx.gro.puente/audit"
+    other_vkey = generate_signer_key(other_origin)[1]
+    for lang, words in (
+        ("en", "already pinned for peer hub 'mx.oax.puente'"),
+        ("es", "ya está registrada para el nodo par 'mx.oax.puente'"),
+    ):
+        at_add = run(
+            "peer", "add", "mx.gro.puente", "--origin", other_origin, "--log-vkey", other_vkey,
+            "--signing-jwk", key, "--lang", lang,
+        )  # fmt: skip
+        assert at_add.exit_code == 1 and words in at_add.output, at_add.output
+    added = run("peer", "add", "mx.gro.puente", "--origin", other_origin, "--log-vkey", other_vkey)
+    assert added.exit_code == 0, added.output
+    later = run("peer", "pin-signing-key", "mx.gro.puente", key, "--lang", "en")
+    assert later.exit_code == 1 and "already pinned for peer hub 'mx.oax.puente'" in later.output
+    assert run_json("peer", "list")["peers"][0]["signing_jwk"] is None  # mx.gro.puente
+    assert [c["reason_code"] for c in audited_peer_changes()] == ["added", "added"]
+
+
+@pytest.mark.parametrize(
+    ("given", "english", "spanish"),
+    [
+        ("[]", "it is JSON, but not a JWK object", "es JSON, pero no un objeto JWK"),
+        ("42", "it is JSON, but not a JWK object", "es JSON, pero no un objeto JWK"),
+        (
+            json.dumps({"kty": "OKP", "crv": "Ed25519", "x": "A"}),
+            "x must be the 32-byte public key in base64url",
+            "x debe ser la llave pública de 32 bytes en base64url",
+        ),
+        (
+            json.dumps({"kty": "OKP", "crv": "Ed25519", "x": "AAAAA"}),
+            "x must be the 32-byte public key in base64url",
+            "x debe ser la llave pública de 32 bytes en base64url",
+        ),
+    ],
+)
+def test_pin_signing_key_says_what_is_wrong_with_the_key(
+    hub: Path, given: str, english: str, spanish: str
+) -> None:
+    assert add().exit_code == 0
+    for lang, words in (("en", english), ("es", spanish)):
+        result = run("peer", "pin-signing-key", "mx.oax.puente", given, "--lang", lang)
+        assert result.exit_code == 2, result.output
+        assert words in result.output and "SIGNING_JWK" in result.output, result.output
+        assert "readable file" not in result.output
