@@ -138,9 +138,29 @@ def _unexpected_exception(error: Exception) -> Response:
     )
 
 
+#: PostgreSQL's deadlock_detected and serialization_failure.
+COLLISIONS = frozenset({"40P01", "40001"})
+
+
 def _database_error(error: DBAPIError) -> Response:
     """503 with Retry-After when the database is unreachable, busy or not set up (clients
     try again later; the operator reads the log), 500 for anything else."""
+    if getattr(error.orig, "sqlstate", None) in COLLISIONS:
+        # Two requests changed the same rows at once and the database gave up one of them
+        # (PostgreSQL: a deadlock or a serialization failure). Not an outage: the request can
+        # be sent again, and will see what the other one did.
+        log.warning("transaction collided with another: %s", error.orig)
+        return problem_response(
+            Problem(
+                "conflict",
+                (
+                    "Otra solicitud cambió lo mismo al mismo tiempo; consulte el estado y vuelva "
+                    "a intentarlo si aún procede.",
+                    "Another request changed the same thing at the same time; check the state "
+                    "and try again if it still applies.",
+                ),
+            )
+        )
     reason = unavailable_reason(error)
     if reason is None:
         return _unexpected_exception(error)

@@ -437,7 +437,14 @@ def _notify(
     from exchange.agencies import Agency
 
     agency = session.get(Agency, agency_id)
-    if agency is None or not agency.webhook_url:
-        return  # no webhook: the agency finds its shares with GET /v1/shares
+    if agency is None:
+        return
     child_id = current_child_id(session, record.child_id)
-    enqueue(session, agency_id, event, notification(event, share, record, child_id))
+    # An agency with no webhook or file drop reads it with GET /v1/notifications (held).
+    enqueue(
+        session,
+        agency_id,
+        event,
+        notification(event, share, record, child_id),
+        held=not agency.webhook_url,
+    )

@@ -85,18 +85,21 @@ def read_purpose() -> str:
     )
 
 
-@bp.after_request
-def _answer_refusals_in_even_time(response: Response) -> Response:
+def answer_refusals_in_even_time(response: Response) -> Response:
     """A record the caller may not know of and one that does not exist answer alike (404), and
     a child with nothing the caller may read answers like an unknown child (an empty list):
     their time must not differ either. Deciding and auditing the refused read of a record that
     exists costs milliseconds that an unknown id does not, so every such answer takes at least
-    ``READ_REFUSAL_FLOOR`` seconds from the request's start."""
+    ``READ_REFUSAL_FLOOR`` seconds from the request's start. Also the sharing routes' 404s: a
+    referral or transfer of a record the caller does not own is decided and audited too."""
     refused = response.status_code == 404 or g.get("nothing_read", False)
     floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
     if refused and floor and "started" in g:
         time.sleep(max(0.0, g.started + floor - time.perf_counter()))
     return response
+
+
+bp.after_request(answer_refusals_in_even_time)
 
 
 def not_found() -> Problem:

@@ -20,7 +20,11 @@ from sqlalchemy.orm import Session
 from consent import ALL_CATEGORIES
 from exchange import db
 from exchange.agencies import Agency
-from exchange.api.record_reads import consent_denied, decision_for_reader
+from exchange.api.record_reads import (
+    answer_refusals_in_even_time,
+    consent_denied,
+    decision_for_reader,
+)
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.disclosure import (
@@ -50,6 +54,8 @@ from exchange.sharing import (
 from schemas.envelope import ENVELOPE_SCHEMA
 
 bp = Blueprint("sharing", __name__)
+# Whether a record exists must not show in how long its refusal takes (as for reads).
+bp.after_request(answer_refusals_in_even_time)
 
 COMMON = "https://schemas.puente.mx/common/1#/$defs/"
 MAX_SHARES_LISTED = 500

@@ -175,3 +175,24 @@ def test_openapi_lists_exactly_the_routes_the_app_serves(app: Flask, client: Fla
     }
     assert served - described == set(), "routes missing from openapi.yaml"
     assert described - served == set(), "openapi.yaml describes routes the app does not serve"
+
+
+def test_two_requests_that_collide_are_a_409_to_try_again_not_an_outage(
+    app: Flask, client: FlaskClient
+) -> None:
+    """PostgreSQL gives up one of two transactions that deadlock (an accept racing the
+    withdrawal of the same transfer): the loser is told to check and try again."""
+    from sqlalchemy.exc import OperationalError
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    @app.get("/collide")
+    def collide() -> None:
+        raise OperationalError("UPDATE record_share …", {}, Deadlock("deadlock detected"))
+
+    response = client.get("/collide", headers={"Accept-Language": "en"})
+    assert response.status_code == 409
+    assert response.get_json()["type"].endswith("/conflict")
+    assert "at the same time" in response.get_json()["detail"]
+    assert "Retry-After" not in response.headers

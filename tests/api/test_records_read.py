@@ -304,7 +304,18 @@ def test_a_refused_read_takes_the_floor_whether_the_record_exists_or_not(
         timed(other, f"/v1/children/{record['child_id']}/records"),
         timed(other, "/v1/children/nna_00000000000000000000/records"),
     ]
-    assert [status for status, _ in refusals] == [404, 404, 404, 200, 200]
+    # Referring or transferring a record the caller does not own: the same 404, the same floor.
+    for record_id in (record["record_id"], "rec_000000000000000000000000"):
+        for route, body in (
+            ("referrals", {"to": OWNER, "purpose": PURPOSE, "categories": ["health"]}),
+            ("transfers", {"to": OWNER, "reason": "Cambio de entidad."}),
+        ):
+            started = time.perf_counter()
+            response = client.post(
+                f"/v1/records/{record_id}/{route}", json=body, headers=other.headers
+            )
+            refusals.append((response.status_code, time.perf_counter() - started))
+    assert [status for status, _ in refusals] == [404, 404, 404, 200, 200] + [404] * 4
     assert all(seconds >= 0.3 for _, seconds in refusals), refusals
     status, seconds = timed(owner, f"/v1/records/{record['record_id']}")
     assert status == 200 and seconds < 0.3

@@ -225,10 +225,20 @@ def test_referral_shares_the_record_at_once_and_is_audited_and_notified(hub: Hub
     assert payload["record_url"].endswith(f"/v1/records/{record_id}")
 
 
-def test_recipient_without_a_webhook_gets_no_notification_but_finds_the_share(hub: Hub) -> None:
+def test_recipient_without_a_webhook_reads_its_notification_and_finds_the_share(
+    hub: Hub,
+) -> None:
     record_id = hub.push()
     assert refer(hub, record_id, to=SHELTER).status_code == 201
-    assert hub.outbox() == []
+    # Kept for it to read (held), never sent.
+    assert [(m.agency_id, m.kind, m.status) for m in hub.outbox()] == [
+        (SHELTER, "record.referred", "held")
+    ]
+    inbox = hub.client.get("/v1/notifications", headers=hub.headers(SHELTER))
+    assert inbox.status_code == 200, inbox.get_json()
+    [notice] = inbox.get_json()["notifications"]
+    assert notice["event"] == "record.referred"
+    assert notice["payload"]["record_id"] == record_id
     listed = hub.client.get("/v1/shares?role=received", headers=hub.headers(SHELTER))
     assert [s["record_id"] for s in listed.get_json()["shares"]] == [record_id]
 
