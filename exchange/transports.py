@@ -407,7 +407,12 @@ class FileDropTransport:
             write_atomically(folder / name, token.encode("ascii") + b"\n")
         except OSError as error:
             # A full disk, a missing mount, a permission: someone can fix it; try again later.
-            raise TransientDeliveryError(f"{type(error).__name__}: {error}") from error
+            # Said so an administrator reading `puente outbox list` knows what to fix.
+            cause = error.strerror or type(error).__name__
+            raise TransientDeliveryError(
+                f"cannot write to the drop folder {error.filename or folder}: {cause} "
+                f"(a file where the folder should be, a missing mount, a permission)"
+            ) from error
 
     def _stamp(self) -> str:
         """UTC time to the microsecond, strictly increasing within this process, so names

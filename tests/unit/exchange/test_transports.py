@@ -687,6 +687,21 @@ def test_file_urls_must_stay_inside_the_drop_root(signing_hub: Flask, tmp_path: 
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_a_drop_folder_that_cannot_be_made_says_what_to_fix(
+    signing_hub: Flask, tmp_path: Path
+) -> None:
+    inside = tmp_path / "drop" / "sftp"
+    inside.parent.mkdir()
+    inside.write_text("a file where the agency's folder should be")
+    with pytest.raises(TransientDeliveryError) as caught:
+        FileDropTransport(signing_hub, root=tmp_path / "drop").deliver(
+            agency(f"file://{inside}"), note()
+        )
+    said = str(caught.value)
+    assert said.startswith(f"cannot write to the drop folder {inside}")
+    assert "a file where the folder should be" in said
+
+
 def test_each_agency_gets_the_transport_it_chose(signing_hub: Flask) -> None:
     transports = AgencyTransports.for_hub(signing_hub)
     assert isinstance(transports.choose(agency("file-drop")), FileDropTransport)
