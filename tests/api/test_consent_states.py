@@ -22,7 +22,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency, envelope, example, push
 
-import exchange.consents
+import exchange.consents.records
 
 
 def _period(start_in_days: int, end_in_days: int) -> dict[str, str]:
@@ -84,7 +84,9 @@ def test_a_consent_ends_at_the_childs_18th_birthday_whatever_its_period_says(
     assert state() == "active"
     # The 18th birthday begins at midnight in UTC−05:00.
     majority = datetime(birthday.year, birthday.month, birthday.day, 5, tzinfo=UTC)
-    monkeypatch.setattr(exchange.consents, "utcnow", lambda: majority - timedelta(seconds=1))
+    monkeypatch.setattr(
+        exchange.consents.records, "utcnow", lambda: majority - timedelta(seconds=1)
+    )
     assert state() == "active"
-    monkeypatch.setattr(exchange.consents, "utcnow", lambda: majority)
+    monkeypatch.setattr(exchange.consents.records, "utcnow", lambda: majority)
     assert state() == "expired"

@@ -1,0 +1,509 @@
+"""Access requests and the grants made on them: asking, deciding (with the approvals that
+could never take effect refused), revoking a grant, the decision queue, and the grants a
+caller reads under."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from consent import CATEGORIES, ConsentSet, Decision, Grant, check_grant
+from consent import Actor as EngineActor
+from consent.parts import ActorRef
+from consent.vocabulary import mask_of
+from exchange.access_basis import covered_access, granted_access
+from exchange.auth import Actor, as_utc, utcnow
+from exchange.consent_store import AccessRequestRow, GrantRow, new_id
+from exchange.consents.common import (
+    CONSENT_AUTHORITY_KINDS,
+    QUEUE_LIMIT,
+    ConsentProblem,
+    acts_for_child,
+    audit,
+    child_jurisdictions,
+    children_in_jurisdiction,
+    officer_row,
+    problems,
+    require_officer,
+)
+from exchange.disclosure import (
+    ChildContext,
+    audit_decision,
+    evaluate,
+    forget_child,
+    hard_rules,
+    load_child,
+)
+
+
+def _denied_at_once(decision: Decision, categories: list[str]) -> bool:
+    """Whether the request is refused at once, with no officer to ask: the hard rules that
+    look at the request alone (who asks, why, for which action) forbid every category asked
+    for, so no officer could open any of them. Decided from those rules only, so that it
+    depends on the request and never on the child: rules about the child's own facts (asylum,
+    country of origin) may forbid as much, but answering at once on them would tell the
+    requester those facts — a consulate would learn from "pending" rather than "denied" that
+    the child seeks protection. Nor does a withhold entry deny at once: the reader it refuses is
+    not told of it (docs/consent.md §8.5). Such requests wait for an officer like any other."""
+    rules = {rule.id: rule for rule in hard_rules().rules}
+    forbidden = 0
+    for rule_id in decision.rule_ids:
+        rule = rules.get(rule_id)
+        if rule is not None and not (
+            rule.child_international_protection or rule.actor_from_country_of_origin
+        ):
+            forbidden |= rule.mask
+    return mask_of(categories) & ~forbidden == 0
+
+
+def request_access(
+    session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
+) -> tuple[AccessRequestRow, str]:
+    """An access request: granted at once when consent covers every category asked for,
+    denied at once when hard rules about the request alone forbid them all
+    (:func:`_denied_at_once`), otherwise pending for an officer.
+
+    A request granted at once makes no grant: the consent (or grant, or override) that
+    already permits stays what permits, so revoking it ends this access too. The request
+    keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
+    moment = utcnow()
+    until = as_utc(datetime.fromisoformat(document["until"]))
+    if until <= moment:
+        raise ConsentProblem(
+            "validation",
+            "La fecha límite ya pasó.",
+            "The end date is in the past.",
+            [{"pointer": "/until", "message_es": "Ya pasó.", "message_en": "In the past."}],
+        )
+    categories = [code for code in CATEGORIES if code in set(document["categories"])]
+    engine_for = actor.for_consent()
+    decision = evaluate(child, engine_for, "read", document["purpose"], categories, now=moment)
+    access = None
+    if decision.permitted and not decision.withheld:
+        status = "granted"
+        access = covered_access(
+            child, engine_for, document["purpose"], categories, decision, moment, until
+        )
+    elif _denied_at_once(decision, categories):
+        status = "denied"
+    else:
+        status = "pending"
+    row = AccessRequestRow(
+        id=new_id("acr"),
+        # The id asked for: if it was merged, the requester is not told into which child
+        # (the hub follows the merge wherever it uses the id).
+        child_id=document.get("child_id") or child.child_id,
+        requester_agency=actor.agency_id,
+        requester_person=actor.person_id,
+        purpose=document["purpose"],
+        categories=categories,
+        record_ids=sorted(set(document.get("record_ids", ()))),
+        until=until,
+        jurisdictions=sorted(child_jurisdictions(session, child)),
+        status=status,
+        decision=decision.to_json(),
+        created_at=moment,
+        decided_at=moment if status != "pending" else None,
+    )
+    session.add(row)
+    entry = audit_decision(
+        session,
+        actor,
+        decision,
+        audit_action="access_requested",
+        purpose=row.purpose,
+        child_id=child.child_id,
+        object_type="access_request",
+        object_id=row.id,
+        detail=status,
+        # A request waiting for the consent officer was filed, not refused: counted as a
+        # denial, a lawyer's ordinary requests would raise denial-spike alerts to oversight.
+        outcome="success" if status == "pending" else None,
+    )
+    row.decision = _with_access({"id": entry, **decision.to_json()}, access)
+    return row, entry
+
+
+#: Where a granted request keeps what its access rests on and until when, beside the
+#: engine's decision (the routes answer it as ``access``, outside ``decision``).
+ACCESS_KEY = "access"
+
+
+def _with_access(decision: dict[str, Any], access: dict[str, Any] | None) -> dict[str, Any]:
+    return decision if access is None else {**decision, ACCESS_KEY: access}
+
+
+def request_access_basis(row: AccessRequestRow) -> dict[str, Any] | None:
+    """What a granted request's access rests on (``basis``, the ids, ``until``); None while
+    pending, when denied, and for requests granted before this was kept."""
+    found = (row.decision or {}).get(ACCESS_KEY)
+    return dict(found) if isinstance(found, dict) else None
+
+
+def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
+    if actor.person_id is not None and row.requester_person == actor.person_id:
+        return True
+    if actor.person_id is None and row.requester_person is None:
+        if actor.agency_id == row.requester_agency:
+            return True
+    if "access:decide" in actor.scopes:
+        return acts_for_child(session, actor, load_child(session, row.child_id))
+    return False
+
+
+def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
+    """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction,
+    for a person or system of a kind that acts for children (administrators alike)."""
+    rows = list(
+        session.scalars(
+            select(AccessRequestRow)
+            .where(AccessRequestRow.status == status)
+            .order_by(AccessRequestRow.created_at)
+        )
+    )
+    # Administrators too: the queue shows what GET /v1/access-requests/{id} would show them
+    # (acts_for_child), so another state's requests are not theirs; a national one sees all.
+    if actor.kind not in CONSENT_AUTHORITY_KINDS:
+        return []
+    mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
+    return [row for row in rows if row.child_id in mine][:QUEUE_LIMIT]
+
+
+def _requester_for_engine(session: Session, row: AccessRequestRow) -> EngineActor | None:
+    """The engine's view of who asked; None when they are no longer registered and active."""
+    from exchange.disclosure import person_actor, recipient_actor
+
+    try:
+        if row.requester_person:
+            return person_actor(session, row.requester_person)
+        if row.requester_agency:
+            return recipient_actor(session, row.requester_agency)
+    except LookupError:
+        pass
+    return None
+
+
+def _refuse_approval_a_hard_rule_forbids(
+    session: Session, child: ChildContext, row: AccessRequestRow, moment: datetime
+) -> None:
+    """A grant weighs only at the consent step and hard legal rules come first, so a grant of
+    what a rule forbids could never take effect — yet the requester would be told that access
+    was granted while every read is refused. Such an approval is a conflict that names the
+    rule; the officer denies instead. Decided for the requester now (facts may have changed
+    since the request was made), or on the request's own decision if they can no longer be
+    asked about."""
+    requester = _requester_for_engine(session, row)
+    if requester is not None:
+        decision = evaluate(child, requester, "read", row.purpose, row.categories, now=moment)
+        reasons = [reason.to_json() for reason in decision.reasons]
+    else:
+        reasons = list((row.decision or {}).get("reasons", ()))
+    forbidding = [r for r in reasons if r.get("code") == "hard_rule" and r.get("result") == "deny"]
+    if not forbidding:
+        return
+    rule_ids = sorted({str(r["ref"]) for r in forbidding if r.get("ref")})
+    categories = [c for c in CATEGORIES if any(c in r.get("categories", ()) for r in forbidding)]
+    why_es = " ".join(str(r["es"]) for r in forbidding)
+    why_en = " ".join(str(r["en"]) for r in forbidding)
+    raise ConsentProblem(
+        "conflict",
+        f"Nadie puede aprobar esta solicitud: {why_es} Una autorización no cambiaría nada "
+        "(la regla se aplica antes que cualquier consentimiento o autorización) y la persona "
+        "solicitante creería tener un acceso que no tiene. Deniegue la solicitud "
+        "(approve: false) con un motivo.",
+        f"Nobody can approve this request: {why_en} A grant would change nothing (the rule "
+        "applies before any consent or grant) and the requester would believe they have "
+        "access they do not have. Deny the request instead (approve: false), with a reason.",
+        rule_ids=rule_ids,
+        categories=categories,
+    )
+
+
+def _refuse_approval_that_would_not_take_effect(
+    child: ChildContext, with_grant: Decision | None
+) -> None:
+    """A withhold entry and an adolescent's objection (awaiting review, or upheld by it) come
+    before grants in the engine's order, so a grant of what they cover could not take effect —
+    yet the requester would be told that access was granted while every read is refused.
+    ``with_grant`` is the requester's decision as if the grant were stored (None when they can
+    no longer be asked about, and then no read is made under it anyway): the engine itself
+    says what each covers (its categories, whom it is about, whether a review set it aside).
+    Such an approval is a conflict that names them and what to do first; the officer can also
+    deny instead."""
+    if with_grant is None:
+        return
+    standing = [r for r in with_grant.reasons if r.code in ("withhold", "objection")]
+    if not standing:
+        return
+    withhold_ids = sorted({str(r.ref) for r in standing if r.code == "withhold" and r.ref})
+    view_ids = sorted({str(r.ref) for r in standing if r.code == "objection" and r.ref})
+    first_es, first_en = [], []
+    if any(r.code == "withhold" for r in standing):
+        first_es.append(
+            "Revoque primero la reserva (POST /v1/withholds/{id}/revoke) si ya no procede."
+        )
+        first_en.append(
+            "Revoke the withhold entry first (POST /v1/withholds/{id}/revoke) if it no longer "
+            "applies."
+        )
+    reviewed = {view.id for view in child.inputs.views if view.review is not None}
+    if any(r.code == "objection" for r in standing):
+        if view_ids and reviewed.issuperset(view_ids):
+            first_es.append(
+                "La Procuraduría confirmó la oposición al revisarla: mientras siga en pie, "
+                "ninguna autorización la supera."
+            )
+            first_en.append(
+                "The Procuraduría upheld the objection on review: while it stands, no grant "
+                "overcomes it."
+            )
+        else:
+            first_es.append(
+                "La oposición debe revisarse antes: hasta que la Procuraduría la revise y la "
+                "deje sin efecto (POST /v1/views/{id}/review), ninguna autorización la supera."
+            )
+            first_en.append(
+                "The objection must be reviewed by the Procuraduría first: until a review sets "
+                "it aside (POST /v1/views/{id}/review), no grant overcomes it."
+            )
+    categories = [c for c in CATEGORIES if any(c in r.categories for r in standing)]
+    why_es = " ".join(r.es for r in standing)
+    why_en = " ".join(r.en for r in standing)
+    raise ConsentProblem(
+        "conflict",
+        f"Esta solicitud no puede aprobarse así: {why_es} Se aplica antes que cualquier "
+        "autorización, así que una autorización no cambiaría nada y la persona solicitante "
+        f"creería tener un acceso que no tiene. {' '.join(first_es)} Si no, deniegue la "
+        "solicitud (approve: false) con un motivo.",
+        f"This request cannot be approved as it stands: {why_en} That applies before any "
+        "grant, so a grant would change nothing and the requester would believe they have "
+        f"access they do not have. {' '.join(first_en)} Otherwise deny the request "
+        "(approve: false), with a reason.",
+        categories=categories,
+        **({"withhold_ids": withhold_ids} if withhold_ids else {}),
+        **({"view_ids": view_ids} if view_ids else {}),
+    )
+
+
+def _capped_at_majority(end: datetime, child: ChildContext, moment: datetime) -> datetime:
+    """A grant never runs past the 18th birthday (docs/consent.md §2): a later end, whether
+    the request's or the officer's, is cut there rather than refused. Not for a child who is
+    already 18: no grant can be made then, and ``check_grant`` says why."""
+    majority = child.facts.eighteenth_birthday
+    if majority is None or majority <= moment:
+        return end
+    # In UTC, as every stored instant is (SQLite keeps no offset: UTC−05:00 would shift it).
+    return min(end, majority.astimezone(UTC))
+
+
+def _with_grant(child: ChildContext, grant: Grant) -> ChildContext:
+    """The child as the engine will see it once ``grant`` is stored."""
+    grants = (*child.inputs.grants, grant)
+    return replace(
+        child,
+        inputs=replace(child.inputs, grants=grants),
+        consent_set=ConsentSet((*child.inputs.consents, *grants), child=child.facts),
+    )
+
+
+def revoke_grant(
+    session: Session, actor: Actor, grant_id: str, reason: str
+) -> tuple[GrantRow, str]:
+    """End a grant at once (a consent officer acting for the child): an approval made in error,
+    a lawyer who left the case. Counts from the next decision in every process (the grant's
+    ``revoked_at`` is in the child's stamp); its request then shows the access ``revoked``.
+    Returns the grant and the audit entry (``consent_revoked``, object ``grant``)."""
+    row, child = officer_row(session, actor, GrantRow, grant_id)
+    moment = utcnow()
+    if row.revoked_at is not None or as_utc(row.until) <= moment:
+        raise ConsentProblem(
+            "conflict",
+            "La autorización ya terminó (revocada o vencida).",
+            "The grant has already ended (revoked or expired).",
+        )
+    # Claimed by a conditional update: of two officers revoking at once, one revokes.
+    claimed = session.execute(
+        update(GrantRow)
+        .where(GrantRow.id == row.id, GrantRow.revoked_at.is_(None))
+        .values(
+            revoked_at=moment,
+            revoked_by=actor.person_id or actor.agency_id,
+            revocation_reason=reason,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ConsentProblem(
+            "conflict",
+            "La autorización ya fue revocada.",
+            "The grant was already revoked.",
+        )
+    session.refresh(row)
+    entry = audit(
+        session,
+        actor,
+        "consent_revoked",
+        child.child_id,
+        purpose=row.document.get("purpose"),
+        object_type="grant",
+        object_id=row.id,
+        grant_ids=[row.id],
+        detail="grant_revoked",
+    )
+    forget_child(child.child_id)
+    return row, entry
+
+
+def decide_request(
+    session: Session,
+    actor: Actor,
+    request_id: str,
+    approve: bool,
+    reason: str,
+    until: datetime | None,
+) -> tuple[AccessRequestRow, GrantRow | None, str]:
+    row = session.get(AccessRequestRow, request_id)
+    if row is None:
+        raise LookupError(request_id)
+    child = load_child(session, row.child_id)
+    if not acts_for_child(session, actor, child):
+        raise LookupError(request_id)  # not in the caller's queue: as if it did not exist
+    require_officer(actor)
+    if actor.person_id == row.requester_person or (
+        approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
+    ):
+        # Nor a colleague: an agency's officer approving its own agency's request is the
+        # agency granting itself access. Denying one is always allowed.
+        raise ConsentProblem(
+            "forbidden",
+            "Nadie aprueba su propia solicitud ni la de su institución; debe resolverla la "
+            "autoridad de consentimiento de otra institución.",
+            "Nobody approves their own request or their agency's; a consent authority of "
+            "another agency must decide it.",
+        )
+    moment = utcnow()
+    # Claimed by a conditional update before anything else: of two officers deciding at once
+    # (SQLite has no row locks) exactly one gets the row; the other gets a conflict.
+    claimed = session.execute(
+        update(AccessRequestRow)
+        .where(AccessRequestRow.id == row.id, AccessRequestRow.status == "pending")
+        .values(status="granted" if approve else "denied", decided_at=moment)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(row)
+        raise ConsentProblem(
+            "conflict",
+            f"La solicitud ya fue resuelta ({row.status}).",
+            f"The request was already decided ({row.status}).",
+        )
+    session.refresh(row)
+    grant_row = None
+    if approve:
+        _refuse_approval_a_hard_rule_forbids(session, child, row, moment)
+        asked_end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
+        end = _capped_at_majority(asked_end, child, moment)
+        grant_id = new_id("grt")
+        grantee = (
+            ActorRef(person_id=row.requester_person)
+            if row.requester_person
+            else ActorRef(agency_id=row.requester_agency)
+        )
+        grant = Grant(
+            child_id=child.child_id,
+            grantee=grantee,
+            purpose=row.purpose,
+            categories=frozenset(row.categories),
+            until=end,
+            id=grant_id,
+            starts=moment,
+            record_ids=frozenset(row.record_ids or ()),
+        )
+        found = check_grant(grant, child.facts, moment)
+        if found:
+            raise ConsentProblem(
+                "validation",
+                "La autorización no puede darse así.",
+                "The grant cannot be made like this.",
+                problems(found),
+            )
+        grant_row = GrantRow(
+            id=grant_id,
+            child_id=child.child_id,
+            request_id=row.id,
+            grantee_agency=row.requester_agency if not row.requester_person else None,
+            grantee_person=row.requester_person,
+            document=grant.to_json(),
+            until=end,
+            created_at=moment,
+        )
+        requester = _requester_for_engine(session, row)
+        with_grant = (
+            None
+            if requester is None
+            else evaluate(
+                _with_grant(child, grant),
+                requester,
+                "read",
+                row.purpose,
+                row.categories,
+                now=moment,
+            )
+        )
+        _refuse_approval_that_would_not_take_effect(child, with_grant)
+        session.add(grant_row)
+        row.grant_id = grant_id
+        # A new dict, so the JSON column sees the change.
+        row.decision = _with_access(
+            dict(row.decision or {}), granted_access(grant, with_grant, asked_end)
+        )
+    row.status = "granted" if approve else "denied"
+    row.decided_by = actor.person_id or actor.agency_id
+    row.decision_reason = reason
+    row.decided_at = moment
+    entry = audit(
+        session,
+        actor,
+        "access_granted" if approve else "access_denied",
+        child.child_id,
+        outcome="success" if approve else "denied",
+        purpose=row.purpose,
+        object_type="grant" if grant_row else "access_request",
+        object_id=grant_row.id if grant_row else row.id,
+        decision_basis="grant" if approve else "default_deny",
+        grant_ids=[grant_row.id] if grant_row else [],
+        decision_categories=list(row.categories) if approve else [],
+    )
+    forget_child(child.child_id)
+    return row, grant_row, entry
+
+
+def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
+    """The grants in force that the caller may read under: a person's own, and their
+    agency's (a grant to an agency covers its people too)."""
+    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > utcnow())
+    if actor.person_id is not None:
+        query = query.where(
+            (GrantRow.grantee_person == actor.person_id)
+            | (GrantRow.grantee_person.is_(None) & (GrantRow.grantee_agency == actor.agency_id))
+        )
+    else:
+        query = query.where(
+            GrantRow.grantee_agency == actor.agency_id, GrantRow.grantee_person.is_(None)
+        )
+    return list(session.scalars(query.order_by(GrantRow.until)))
+
+
+def grant_end_as_told(session: Session, row: GrantRow) -> dict[str, Any]:
+    """A grant's end as its grantee is told it (``GET /v1/grants``): as the request it was
+    made on tells it (:func:`exchange.access_basis.granted_access`), so a grantee who may not
+    learn the 18th birthday is not shown the birthday the grant is capped at."""
+    request = session.get(AccessRequestRow, row.request_id)
+    access = request_access_basis(request) if request is not None else None
+    if access is not None and access.get("ends_at_majority_at_latest"):
+        return {"until": access["until"], "ends_at_majority_at_latest": True}
+    return {"until": as_utc(row.until).isoformat()}
