@@ -19,15 +19,18 @@ with lines that are not UTF-8 (a cell pasted from another program) is imported, 
 a file problem naming the rows read as Windows-1252, so the office checks their accents.
 
 ``write_rejects`` writes rejected rows as they came — same delimiter and encoding (a
-byte-order mark too), the cells in their order — after an ``errores/errors`` column with the
-reasons and a ``fila/row`` column with the row's number in the file read, so the office can
-fix them in the spreadsheet and import the file again (both columns are ignored on import).
+byte-order mark too; UTF-8 with one when the rows hold a character that encoding lacks), the
+cells in their order — after an ``errores/errors`` column with the reasons and a ``fila/row``
+column with the row's number in the file read, so the office can fix them in the spreadsheet
+and import the file again (both columns are ignored on import).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,7 +54,7 @@ from adapters.tabular.rows import (
     plan_header,
     value_sources,
 )
-from adapters.tabular.text import UTF8, TextLines, sniff_delimiter
+from adapters.tabular.text import UTF8, UTF8_BOM, WINDOWS_1252, TextLines, sniff_delimiter
 from schemas.envelope import ENVELOPE_SCHEMA
 from schemas.registry import SchemaRegistry
 
@@ -220,10 +223,15 @@ class CsvAdapter:
 
     def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
         """Documents of the mapping's schema as rows, UTF-8 with a byte-order mark (so Excel
-        reads the accents) unless the mapping names another ``encoding``."""
-        with _text_writer(out, self.mapping.encoding) as text:
+        reads the accents) unless the mapping names another ``encoding``. A value that
+        encoding cannot hold is an :class:`AdapterError` naming the record and the column:
+        the system that asked for that encoding would store a ``?`` in its place."""
+        encoding = self.mapping.encoding
+        checked = not _holds_every_character(encoding)
+        header = export_header(self.mapping)
+        with _text_writer(out, encoding) as text:
             writer = csv.writer(text, delimiter=self.delimiter or ",")
-            writer.writerow(export_header(self.mapping))
+            writer.writerow(header)
             for document in documents:
                 if document.get("schema") != self.mapping.schema:
                     raise AdapterError(
@@ -232,8 +240,15 @@ class CsvAdapter:
                         f"the document '{document.get('local_id')}' is "
                         f"{document.get('schema')}; the mapping is for {self.mapping.schema}",
                     )
-                row = export_row(self.mapping, str(document.get("local_id", "")), document["data"])
-                writer.writerow([_inert(cell) for cell in row])
+                local_id = str(document.get("local_id", ""))
+                row = [
+                    _inert(cell) for cell in export_row(self.mapping, local_id, document["data"])
+                ]
+                for column, cell in zip(header, row, strict=False) if checked else ():
+                    lacking = _first_lacking(cell, encoding)
+                    if lacking is not None:
+                        raise _cannot_encode(local_id, column, lacking, encoding)
+                writer.writerow(row)
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
         """Rejected rows in the delimiter and encoding of the last decoded file, each after
@@ -245,6 +260,11 @@ class CsvAdapter:
         wait in a temporary file, as UTF-8, and are copied into ``out`` in the file's own
         encoding at the end. A rejects file imported again keeps one reasons column and one
         row-number column: the old ones are replaced.
+
+        Rows come back as they came, every character: when the text holds one the file's
+        encoding lacks (a UTF-8 line in a sheet read as Windows-1252, a reason quoting one),
+        the rejects file is UTF-8 with a byte-order mark instead (spreadsheet programs read
+        it as UTF-8), and a line on stderr says so.
         """
         with tempfile.SpooledTemporaryFile(
             max_size=SPOOL_IN_MEMORY, mode="w+", encoding=UTF8, newline=""
@@ -252,8 +272,17 @@ class CsvAdapter:
             if not self._write_rows(items, spool):
                 return
             spool.seek(0)
-            with _text_writer(out, self.source_encoding) as copied:
-                for chunk in iter(lambda: spool.read(SPOOL_IN_MEMORY), ""):
+            encoding = self.source_encoding
+            lacking = None
+            if not _holds_every_character(encoding):
+                found = (_first_lacking(chunk, encoding) for chunk in _chunks(spool))
+                lacking = next(filter(None, found), None)
+            if lacking is not None:
+                _say_rejects_in_utf8(encoding, lacking)
+                encoding = UTF8_BOM
+            spool.seek(0)
+            with _text_writer(out, encoding) as copied:
+                for chunk in _chunks(spool):
                     copied.write(chunk)
 
     def _write_rows(self, items: Iterable[Item], text: IO[str]) -> bool:
@@ -452,13 +481,55 @@ def _as_written(cell: str) -> str:
 @contextmanager
 def _text_writer(out: IO[bytes], encoding: str) -> Iterator[io.TextIOWrapper]:
     """A text layer over ``out`` that is detached, not closed, when done: the caller owns
-    ``out``. Characters the encoding lacks (Windows-1252 has no «→») become ``?``."""
-    text = io.TextIOWrapper(out, encoding=encoding, errors="replace", newline="")
+    ``out``. Nothing is replaced: the callers check first (:func:`_first_lacking`)."""
+    text = io.TextIOWrapper(out, encoding=encoding, newline="")
     try:
         yield text
     finally:
         text.flush()
         text.detach()
+
+
+def _chunks(text: IO[str]) -> Iterator[str]:
+    return iter(lambda: text.read(SPOOL_IN_MEMORY), "")
+
+
+def _holds_every_character(encoding: str) -> bool:
+    return codecs.lookup(encoding).name.startswith("utf")
+
+
+def _first_lacking(text: str, encoding: str) -> str | None:
+    """The first character of ``text`` that ``encoding`` cannot hold (Windows-1252 has no
+    «ễ», no «李», no «→»); None when it holds them all."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as error:
+        return text[error.start]
+    return None
+
+
+def _cannot_encode(local_id: str, column: str, lacking: str, encoding: str) -> AdapterError:
+    return AdapterError(
+        f"el expediente «{local_id}», columna «{column}», tiene «{lacking}», que la codificación "
+        f"{encoding} de la correspondencia no tiene: corrija el valor o quite «encoding» de la "
+        "correspondencia (se escribe entonces UTF-8 con BOM, que Excel lee)",
+        f"the record '{local_id}', column '{column}', has '{lacking}', which the mapping's "
+        f"encoding {encoding} lacks: fix the value or drop 'encoding' from the mapping (the "
+        "sheet is then UTF-8 with a byte-order mark, which Excel reads)",
+    )
+
+
+def _say_rejects_in_utf8(encoding: str, lacking: str) -> None:
+    """The one line this adapter writes to stderr: the rejects file is not in the encoding of
+    the file read (``puente import`` names the file at the end of its summary)."""
+    name = "Windows-1252 (ANSI)" if codecs.lookup(encoding).name == WINDOWS_1252 else encoding
+    print(
+        f"aviso: el archivo de rechazos se escribió en UTF-8 (con BOM), no en {name} como el "
+        f"archivo leído, porque tiene caracteres que {name} no tiene (p. ej. «{lacking}») / "
+        f"warning: the rejects file was written in UTF-8 (with a byte-order mark), not in "
+        f"{name} like the file read, as it holds characters {name} lacks (such as '{lacking}')",
+        file=sys.stderr,
+    )
 
 
 def _unreadable(error: csv.Error) -> Problem:

@@ -62,7 +62,7 @@ from adapters.fhir_case import Entry, Group, read_case
 from adapters.fhir_case_write import full_url, write_case
 from adapters.fhir_consent import read_consent
 from adapters.fhir_consent_write import write_consent
-from adapters.fhir_faults import in_spanish
+from adapters.fhir_faults import in_english, in_spanish
 from adapters.fhir_grouping import Index, Spool, Waiting, patient_keys, reference_keys, subject_of
 from adapters.items import WarnedItem
 from adapters.json_array import ArrayReader, JsonStreamError
@@ -105,6 +105,8 @@ class FhirAdapter:
                 f"Bundle type '{bundle_type}' is not supported: collection or transaction",
             )
         self.versions = (version,) if version else ("R5", "R4")
+        # The version of the Bundle being read, once a resource of it is valid in one only.
+        self._bundle_version: str | None = None
         self.bundle_type = bundle_type
         self.local_id_system = local_id_system
         self.registry = registry or default_registry()
@@ -114,6 +116,7 @@ class FhirAdapter:
     # -- reading -------------------------------------------------------------------------
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        self._bundle_version = None
         spool = Spool()
         try:
             yield from self._decode(stream, spool)
@@ -260,22 +263,29 @@ class FhirAdapter:
 
     def _faults(self, resource: Mapping[str, Any]) -> tuple[Problem, ...]:
         """Nothing when a model of an accepted version takes the resource; else the faults of
-        the version with the fewest, each with its FHIR path."""
+        the Bundle's version, as far as its resources have shown it, or of the version with
+        the fewest, each with its FHIR path."""
         kind = str(resource["resourceType"])
         failures: list[tuple[str, ValueError]] = []
         for version in self.versions:
             try:
                 MODELS[version](kind).model_validate(resource)
-                return ()
             except ValueError as error:  # pydantic's ValidationError is a ValueError
                 failures.append((version, error))
-        # Report the version the resource comes closest to: an R4 resource with one bad date
-        # should hear about the date, not about every element R5 renamed.
-        faults = [
-            (version, getattr(error, "errors", lambda e=error: [{"loc": (), "msg": str(e)}])())
+                continue
+            if failures:  # valid in this version only (R5 is tried first): the Bundle's
+                self._bundle_version = version
+            return ()
+        faults = {
+            version: getattr(error, "errors", lambda e=error: [{"loc": (), "msg": str(e)}])()
             for version, error in failures
-        ]
-        version, errors = min(faults, key=lambda found: len(found[1]))
+        }
+        # A fault of both versions (a date that does not exist) is said of the Bundle's;
+        # else of the version the resource comes closest to: an R4 resource with one bad date
+        # should hear about the date, not about every element R5 renamed.
+        bundles = self._bundle_version
+        version = bundles if bundles in faults else min(faults, key=lambda v: len(faults[v]))
+        errors = faults[version]
         return tuple(
             Problem(
                 f"resource:{kind}"
@@ -283,7 +293,7 @@ class FhirAdapter:
                     f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"]
                 ),
                 f"no es válido en FHIR {version}: {in_spanish(e)}",
-                f"not valid FHIR {version}: {e['msg']}",
+                f"not valid FHIR {version}: {in_english(e)}",
             )
             for e in errors[:MAX_REPORTED_FAULTS]
         )

@@ -1,8 +1,12 @@
-"""What the ``fhir.resources`` models (pydantic) find wrong in a resource, said in Spanish.
+"""What the ``fhir.resources`` models (pydantic) find wrong in a resource, said in Spanish
+and, for the faults offices meet most (dates), in plain English.
 
 Pydantic words its errors in English only, but names each with a stable ``type`` code; an
 office reading its rejects file in Spanish gets these instead. A type not listed here is still
-reported, with pydantic's English text after a Spanish lead-in.
+reported, with pydantic's English text after a Spanish lead-in. Pydantic's English for dates
+speaks of its parser ("Input should be a valid date or datetime, day value is outside expected
+range"; "Value error, DateTime value string does not match spec regex."): those read as the
+Spanish does; any other fault keeps pydantic's words.
 """
 
 from __future__ import annotations
@@ -61,6 +65,24 @@ _CONTEXT_SPANISH = {
 }
 
 
+#: pydantic-core error type -> plain English, for the date faults (the rest read well enough).
+ENGLISH: dict[str, str] = {
+    "date_type": "must be a YYYY-MM-DD date",
+    "date_parsing": "must be a valid YYYY-MM-DD date",
+    "date_from_datetime_parsing": "must be a valid date ({error})",
+    "date_from_datetime_inexact": "must be a date without a time",
+    "datetime_type": "must be a date and time",
+    "datetime_parsing": "must be a valid date and time ({error})",
+    "datetime_from_date_parsing": "must be a valid date and time ({error})",
+}
+
+#: Plainer English for the ``ctx`` values of those.
+_CONTEXT_ENGLISH = {
+    "day value is outside expected range": "that day does not exist in that month",
+    "month value is outside expected range": "the month must be 01 to 12",
+}
+
+
 #: FHIR's primitive types, as the models name them in their own value errors.
 _PRIMITIVES = {
     "Date": "una fecha FHIR (AAAA, AAAA-MM o AAAA-MM-DD)",
@@ -68,6 +90,13 @@ _PRIMITIVES = {
     "Instant": "un instante FHIR (fecha, hora y zona horaria)",
     "Time": "una hora FHIR (hh:mm:ss)",
     "Decimal": "un número decimal FHIR",
+}
+_PRIMITIVES_ENGLISH = {
+    "Date": "a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)",
+    "DateTime": "a FHIR dateTime (YYYY-MM-DD, or with a time and time zone)",
+    "Instant": "a FHIR instant (date, time and time zone)",
+    "Time": "a FHIR time (hh:mm:ss)",
+    "Decimal": "a FHIR decimal number",
 }
 _SPEC_REGEX = re.compile(r"(\w+) value string does not match spec regex")
 _VALUE_ERRORS = {
@@ -104,3 +133,26 @@ def in_spanish(error: Mapping[str, Any]) -> str:
         # else as the model gives it.
         return _value_error_in_spanish(english) or f"{text} ({english})"
     return text
+
+
+def in_english(error: Mapping[str, Any]) -> str:
+    """One pydantic error in English: plain words for dates and FHIR's primitive types,
+    pydantic's own for the rest."""
+    english = str(error.get("msg", ""))
+    kind = str(error.get("type", ""))
+    if kind in {"value_error", "assertion_error"}:
+        found = _SPEC_REGEX.search(english)
+        if found:
+            return f"must be {_PRIMITIVES_ENGLISH.get(found[1], found[1])}"
+        return english
+    template = ENGLISH.get(kind)
+    if template is None:
+        return english
+    context = {
+        key: _CONTEXT_ENGLISH.get(str(value), value)
+        for key, value in (error.get("ctx") or {}).items()
+    }
+    try:
+        return template.format(**context)
+    except (KeyError, IndexError):
+        return template.split(" ({")[0]

@@ -118,3 +118,21 @@ def readable_through_api(
     for child_id in child_ids:
         for answer in client.child_records(child_id, purpose):
             yield envelope_of(answer)
+
+
+def encode_failure(adapter_name: str, records: int, error: Exception) -> tuple[str, str]:
+    """An adapter whose ``encode`` raised (an installed one's fault), in Spanish and English,
+    as ``puente import`` reports one that fails to decode (:func:`exchange.importer.guarded`):
+    how far it got and what it raised. The output file is replaced only once complete, so
+    none was written."""
+    raised = f"{type(error).__name__}: {error}"
+    if records:
+        where_es, where_en = f"tras {records} expedientes", f"after {records} records"
+    else:
+        where_es, where_en = "antes del primer expediente", "before its first record"
+    return (
+        f"el adaptador «{adapter_name}» falló {where_es} ({raised}); no se escribió ningún "
+        "archivo: corrija el adaptador y exporte de nuevo",
+        f"the adapter '{adapter_name}' failed {where_en} ({raised}); no file was written: "
+        "fix the adapter and export again",
+    )

@@ -3,14 +3,15 @@
 Each record is decided, redacted and audited as ``GET /v1/children/{child_id}/records`` would
 (:mod:`exchange.exporter`): on the hub's machine (no ``--hub``) for every child the agency holds
 or was sent a record of, or through the API with the agency's credentials, child by child.
-The output file is replaced only once it is complete: Ctrl-C writes none (exit 130).
+The output file is replaced only once it is complete: Ctrl-C writes none (exit 130), nor does
+an adapter that fails (exit 2), nor an export that gave nothing of the children named (exit 1).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -81,11 +82,26 @@ def export_command(
     credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     counted = {"records": 0}
+    # What the records' source raised (the database, the hub): not the adapter's failure.
+    source_faults: list[Exception] = []
 
     def counting(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        for document in documents:
-            counted["records"] += 1
-            yield document
+        try:
+            for document in documents:
+                counted["records"] += 1
+                yield document
+        except Exception as error:
+            source_faults.append(error)
+            raise
+
+    def refusals() -> contextlib.AbstractContextManager[None]:
+        return adapter_refusals(lang, adapter.name, lambda: counted["records"], source_faults)
+
+    def nothing_for_named() -> bool:
+        # Children named on the command line of which nothing could be exported: no such
+        # child, or none the agency may read for this purpose (which of the two is not said:
+        # no oracle). The file the office has stays as it is.
+        return bool(child_ids) and counted["records"] == 0
 
     if hub_url is not None and not child_ids:
         raise click.UsageError(
@@ -95,7 +111,7 @@ def export_command(
                 "with --hub give --child (the API reads records child by child)",
             )
         )
-    replacement = ReplacedAtTheEnd(out_path)
+    replacement = ReplacedAtTheEnd(out_path, keep=lambda: not nothing_for_named())
     children: int | None = len(child_ids) or None
 
     def summary_of(children: int | None, out: str | None) -> dict[str, Any]:
@@ -113,7 +129,7 @@ def export_command(
         with interruptible(lang):
             if hub_url is not None:
                 client = connected_client(hub_url, credentials, "records:read", lang)
-                with adapter_refusals(lang), replacement as out:
+                with refusals(), replacement as out:
                     adapter.encode(
                         counting(exporter.readable_through_api(client, purpose, child_ids)), out
                     )
@@ -133,7 +149,7 @@ def export_command(
                         )
                     chosen = list(child_ids) or exporter.children_of_agency(app, agency_id)
                     children = len(chosen)
-                    with adapter_refusals(lang), replacement as out:
+                    with refusals(), replacement as out:
                         adapter.encode(
                             counting(exporter.readable_directly(app, actor, purpose, chosen)),
                             out,
@@ -145,18 +161,15 @@ def export_command(
         }
         _interrupted(summary, out_path, as_json, lang)
     result = {
-        **summary_of(children or 0, str(out_path) if out_path.exists() else None),
+        **summary_of(children or 0, str(out_path) if replacement.replaced else None),
         "interrupted": False,
     }
-    # Children named on the command line of which nothing could be exported: no such child,
-    # or none the agency may read for this purpose (which of the two is not said: no oracle).
-    nothing_for_named = bool(child_ids) and counted["records"] == 0
     if as_json:
-        print_json({**result, "nothing_for_named_children": nothing_for_named})
-        if nothing_for_named:
+        print_json({**result, "nothing_for_named_children": nothing_for_named()})
+        if nothing_for_named():
             sys.exit(1)
         return
-    if nothing_for_named:
+    if nothing_for_named():
         raise click.ClickException(
             say(
                 lang,
@@ -201,12 +214,23 @@ def _interrupted(summary: dict[str, Any], out_path: Path, as_json: bool, lang: s
 
 
 @contextlib.contextmanager
-def adapter_refusals(lang: str) -> Iterator[None]:
+def adapter_refusals(
+    lang: str, adapter_name: str, records: Callable[[], int], source_faults: list[Exception]
+) -> Iterator[None]:
     """An adapter that cannot write what was asked (say, FHIR R4) ends the export with its
-    reason, exit 2, and no file (``ReplacedAtTheEnd`` inside it leaves none)."""
+    reason, exit 2, and no file (``ReplacedAtTheEnd`` inside it leaves none); so does one that
+    raises anything else (an installed adapter's fault), said as ``puente import`` says it,
+    with the ``records()`` it was handed. What the records' source raised (``source_faults``:
+    the database, the hub) goes on as it was."""
     from adapters.errors import AdapterError
+    from exchange.exporter import encode_failure
 
     try:
         yield
     except AdapterError as error:
         raise CannotStart(error.message(lang)) from None
+    except Exception as error:
+        if any(error is fault for fault in source_faults):
+            raise
+        failure = encode_failure(adapter_name, records(), error)
+        raise CannotStart(say(lang, *failure)) from None

@@ -220,8 +220,33 @@ def test_a_fault_is_reported_against_the_version_the_resource_is_closest_to() ->
         "no es válido en FHIR R4: debe ser una fecha y hora FHIR (AAAA-MM-DD, o con hora y zona "
         "horaria)"
     )
+    assert problem.en == (
+        "not valid FHIR R4: must be a FHIR dateTime (YYYY-MM-DD, or with a time and time zone)"
+    )
     kinds = [entry["resource"]["resourceType"] for entry in case.source]
     assert kinds == ["Patient", "RelatedPerson", "Encounter", "Encounter"]  # the broken one too
+
+
+@pytest.mark.parametrize(("fixture", "version"), [(R4, "R4"), (R5, "R5")], ids=["R4", "R5"])
+def test_a_fault_names_the_version_of_the_bundle_in_plain_words(
+    fixture: Path, version: str
+) -> None:
+    # QA: in an R4 Bundle, a Patient born on 2015-02-31 was "not valid FHIR R5: Input should be
+    # a valid date or datetime, day value is outside expected range". The date is wrong in
+    # both versions; the Bundle is R4 (its Encounter has R4's class), so it is said of R4.
+    bundle = json.loads(fixture.read_bytes())
+    bundle["entry"].append(
+        {"resource": {"resourceType": "Patient", "id": "c3", "birthDate": "2015-02-31"}}
+    )
+    items = decode(FhirAdapter(local_id_system=R4_LOCAL_IDS), json.dumps(bundle).encode())
+    [problem] = items[f"entry[{len(bundle['entry']) - 1}]"].problems
+    assert problem.pointer == "resource:Patient.birthDate"
+    assert problem.en == (
+        f"not valid FHIR {version}: must be a valid date (that day does not exist in that month)"
+    )
+    assert problem.es == (
+        f"no es válido en FHIR {version}: debe ser una fecha válida (ese día no existe en ese mes)"
+    )
 
 
 def test_bad_entries_are_reported_where_they_are_and_the_rest_is_imported() -> None:
