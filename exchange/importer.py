@@ -10,9 +10,9 @@ sent because the hub went away — goes to the rejects file, written by the adap
 (:class:`adapters.base.RejectsWriter`) so the office opens it in the tool it already uses,
 fixes those rows and sends the file again.
 
-Resending never duplicates. A bulk line whose body equals the record's latest version is
-answered ``unchanged`` by the hub and stores nothing, so a whole file sent twice adds no
-version. With ``--batch 1`` each record is pushed alone under an ``Idempotency-Key`` derived
+Resending never duplicates. A bulk line whose body equals any version of its record stored
+before the request is answered ``unchanged`` by the hub and stores nothing, so a whole file sent
+twice adds no version and brings no older one back. With ``--batch 1`` each record is pushed alone under an ``Idempotency-Key`` derived
 from the agency, the local id and the SHA-256 of the canonical body (:func:`idempotency_key`):
 within ``IDEMPOTENCY_KEY_HOURS`` the hub replays its first answer even if the record changed
 since, so an old file sent again cannot bring back an old version.

@@ -12,8 +12,12 @@ number and pointers.
 A line may carry its own signature as the member ``"signature"`` (the detached JWS over the
 canonical line *without* that member); it is taken off before the envelope is checked.
 
-There are no per-line idempotency keys: a line whose body equals the record's latest version
-answers ``unchanged``, so sending a whole file again stores nothing twice.
+There are no per-line idempotency keys: a line whose body equals any version its record held
+before the push answers ``unchanged`` (naming the latest version), so sending a whole file
+again, or part of it, stores nothing twice and brings no older version back, even after newer
+pushes. A line of a record an earlier line of the same push stored is compared with that
+version (a file changing a record to x and back ends at what its last line says). Setting a
+record back to an earlier state takes a single push, or a change (an update date).
 """
 
 from __future__ import annotations
@@ -91,10 +95,13 @@ def push_lines(
     """
     pending: list[PushItem | PushResult] = []
     items = size = 0
+    # Local ids this push stored versions of: their later lines are compared with what the
+    # earlier ones stored, whichever batch each fell in (Pusher.store).
+    stored: set[str] = set()
     with batch_collections():
         for number, value in lines:
             if number > max_lines:
-                yield from _flush(pusher, pending)
+                yield from _flush(pusher, pending, stored)
                 yield too_many_lines(number, max_lines)
                 return
             source = sources.text(number) if sources is not None else None
@@ -105,10 +112,10 @@ def push_lines(
                 size += len(checked.canonical)
             # Rejected lines count too (4x), so a file of bad lines does not pile up in memory.
             if items >= batch_size or size >= batch_bytes or len(pending) >= 4 * batch_size:
-                yield from _flush(pusher, pending)
+                yield from _flush(pusher, pending, stored)
                 pending, items, size = [], 0, 0
                 collect_young()
-        yield from _flush(pusher, pending)
+        yield from _flush(pusher, pending, stored)
 
 
 def too_many_lines(number: int, max_lines: int) -> PushResult:
@@ -175,7 +182,9 @@ def check_line(
     )
 
 
-def _flush(pusher: Pusher, pending: list[PushItem | PushResult]) -> Iterator[PushResult]:
+def _flush(
+    pusher: Pusher, pending: list[PushItem | PushResult], stored: set[str]
+) -> Iterator[PushResult]:
     if not pending:
         return
     items = [each for each in pending if isinstance(each, PushItem)]
@@ -183,24 +192,28 @@ def _flush(pusher: Pusher, pending: list[PushItem | PushResult]) -> Iterator[Pus
         each for each in pending if isinstance(each, PushResult) and each.problem == "bad-signature"
     ]
     try:
-        stored = iter(pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS))
+        results = iter(
+            pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS, bulk_stored=stored)
+        )
     except (IntegrityError, OperationalError) as error:
         if not retryable(error):
             raise
         # A batch that keeps losing races is stored line by line, so one contended record
         # does not hold back the others.
-        stored = iter(_store_one_by_one(pusher, items, refused))
+        results = iter(_store_one_by_one(pusher, items, refused, stored))
     for each in pending:
-        yield next(stored) if isinstance(each, PushItem) else each
+        yield next(results) if isinstance(each, PushItem) else each
 
 
 def _store_one_by_one(
-    pusher: Pusher, items: list[PushItem], refused: list[PushResult]
+    pusher: Pusher, items: list[PushItem], refused: list[PushResult], stored: set[str]
 ) -> list[PushResult]:
     results = []
     for index, item in enumerate(items):
         try:
-            results.extend(pusher.store_committed([item], refused if index == 0 else []))
+            results.extend(
+                pusher.store_committed([item], refused if index == 0 else [], bulk_stored=stored)
+            )
         except (IntegrityError, OperationalError) as error:
             if not retryable(error):
                 raise

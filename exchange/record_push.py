@@ -42,7 +42,7 @@ import functools
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -101,6 +101,7 @@ _RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE OF r"
 # Taken before the records are looked up (PostgreSQL): an accept that gives one of these local
 # ids to a transferred record waits for this push, or this push waits for it and then sees it.
 _HOLD_AGENCY = "SELECT id FROM agency WHERE id = ? FOR KEY SHARE"
+_VERSION_DIGESTS = "SELECT record_id, body_sha256 FROM record_version WHERE record_id IN {}"
 _TRANSFERRED_TO = (
     "SELECT agency_id FROM record_share WHERE record_id = ? AND from_agency = ?"
     " AND kind = 'transfer' AND status = 'accepted' ORDER BY decided_at DESC LIMIT 1"
@@ -298,33 +299,11 @@ class Pusher:
         signature_pointer: str = "",
     ) -> PushItem | PushResult:
         """Signature first (an unauthenticated body's content is not examined), then schema."""
-        verified = None
-        if signature is not None:
-            try:
-                verified = verify_detached(signature, canonical, self.signing_keys)
-            except SignatureError as error:
-                return rejected(
-                    line,
-                    "bad-signature",
-                    failure(signature_pointer, "signature", error.message_es, error.message_en),
-                )
-        elif self.require_signature:
-            # Where the signature goes: the header of a single push, the member of a bulk line.
-            where_es, where_en = (
-                ("el miembro «signature» de la línea", "the line's 'signature' member")
-                if signature_pointer
-                else ("el encabezado Puente-Signature", "the Puente-Signature header")
-            )
-            return rejected(
-                line,
-                "bad-signature",
-                failure(
-                    signature_pointer,
-                    "signature",
-                    f"esta institución debe firmar sus envíos: falta la firma en {where_es}",
-                    f"this agency must sign its pushes: the signature is missing from {where_en}",
-                ),
-            )
+        verified = self.check_signature(
+            canonical, signature, line=line, signature_pointer=signature_pointer
+        )
+        if isinstance(verified, PushResult):
+            return verified
         outcome = check_envelope(document, self.registry, allowed=ACCEPTED_SCHEMAS)
         if outcome.failures:
             unsupported = any(f.keyword == UNSUPPORTED_SCHEMA for f in outcome.failures)
@@ -343,6 +322,44 @@ class Pusher:
             signature=verified,
         )
 
+    def check_signature(
+        self,
+        canonical: bytes,
+        signature: str | None,
+        *,
+        line: int = 0,
+        signature_pointer: str = "",
+    ) -> VerifiedSignature | PushResult | None:
+        """The verified signature (``None``: unsigned, and the agency need not sign), or the
+        ``bad-signature`` rejection."""
+        if signature is not None:
+            try:
+                return verify_detached(signature, canonical, self.signing_keys)
+            except SignatureError as error:
+                return rejected(
+                    line,
+                    "bad-signature",
+                    failure(signature_pointer, "signature", error.message_es, error.message_en),
+                )
+        if self.require_signature:
+            # Where the signature goes: the header of a single push, the member of a bulk line.
+            where_es, where_en = (
+                ("el miembro «signature» de la línea", "the line's 'signature' member")
+                if signature_pointer
+                else ("el encabezado Puente-Signature", "the Puente-Signature header")
+            )
+            return rejected(
+                line,
+                "bad-signature",
+                failure(
+                    signature_pointer,
+                    "signature",
+                    f"esta institución debe firmar sus envíos: falta la firma en {where_es}",
+                    f"this agency must sign its pushes: the signature is missing from {where_en}",
+                ),
+            )
+        return None
+
     def audit_rejection(self, result: PushResult) -> None:
         """Refused signatures are recorded: a forged push is something oversight must see."""
         audit_log.record_event(
@@ -357,8 +374,20 @@ class Pusher:
 
     # -- storing -----------------------------------------------------------------------------
 
-    def store(self, items: list[PushItem]) -> list[PushResult]:
+    def store(
+        self, items: list[PushItem], *, bulk_stored: set[str] | None = None
+    ) -> list[PushResult]:
         """Store ``items`` in the session's transaction (no commit): one result per item.
+
+        An item equal to its record's latest version stores nothing and answers
+        ``unchanged``. The lines of a bulk push (``bulk_stored``: the local ids its committed
+        lines stored versions of so far) also answer ``unchanged``, naming the latest
+        version, when they equal *any* version their record held before the push: a file
+        sent again, whole or in part, never brings an older version back. A line of a record
+        an earlier line of the same push stored is compared with that version only, so a file
+        changing a record to x and back ends at what its last line says. (A single push may
+        set a record back to an earlier state; its retries are told apart by
+        ``Idempotency-Key``.)
 
         Raises ``IntegrityError`` when a concurrent push won a race; the caller rolls back
         and tries again.
@@ -376,9 +405,13 @@ class Pusher:
         survivors = follow_merges(sql, session, {state.child_id for state in states.values()})
         for state in states.values():
             state.child_id = survivors.get(state.child_id, state.child_id)
+        held_before: dict[str, set[str]] = {}
+        if bulk_stored is not None:
+            fresh = [item for item in items if item.local_id not in bulk_stored]
+            held_before = _bodies_held_before(sql, states, fresh)
         results: list[PushResult | None] = []
         # Local ids an earlier item of this batch may store a version of: a later item of the
-        # same record is compared with that version, not with the one before the batch (a
+        # same record is compared with that version, not with the ones before the batch (a
         # batch changing a record to x and back must end at y, not answer y "unchanged").
         pending: set[str] = set()
         for item in items:
@@ -386,7 +419,11 @@ class Pusher:
             refusal = self._refuse_update(item, state) if state is not None else None
             if refusal is not None:
                 results.append(refusal)
-            elif state is not None and item.local_id not in pending and _holds_already(state, item):
+            elif (
+                state is not None
+                and item.local_id not in pending
+                and _holds_already(state, item, held_before.get(state.id, ()))
+            ):
                 results.append(state.result(item, "unchanged"))
             else:
                 results.append(None)
@@ -598,16 +635,25 @@ class Pusher:
         items: list[PushItem],
         refused_signatures: Sequence[PushResult] = (),
         attempts: int = MAX_ATTEMPTS,
+        *,
+        bulk_stored: set[str] | None = None,
     ) -> list[PushResult]:
-        """:meth:`store` and commit, trying again when a concurrent push won a race."""
+        """:meth:`store` and commit, trying again when a concurrent push won a race.
+        ``bulk_stored`` gains the local ids stored, once committed."""
         for attempt in range(attempts):
             try:
                 with write_turn(self.session):
                     try:
-                        results = self.store(items) if items else []
+                        results = self.store(items, bulk_stored=bulk_stored) if items else []
                         for refusal in refused_signatures:
                             self.audit_rejection(refusal)
                         self.session.commit()
+                        if bulk_stored is not None:
+                            bulk_stored.update(
+                                item.local_id
+                                for item, result in zip(items, results, strict=True)
+                                if result.status == "stored"
+                            )
                         return results
                     except BaseException:
                         self.session.rollback()
@@ -697,20 +743,40 @@ def _with_local_ids(template: str, count: int) -> str:
     return template.format("(" + ", ".join(["?"] * count) + ")")
 
 
-def _holds_already(state: _RecordState, item: PushItem) -> bool:
-    """Whether the record's latest version already holds what ``item`` carries.
+def _bodies_held_before(
+    sql: HotSQL, states: dict[str, _RecordState], items: list[PushItem]
+) -> dict[str, set[str]]:
+    """record id -> the body digests of all its versions, for the records of ``items`` whose
+    latest version differs from what the item carries (one query per :data:`STATE_CHUNK`)."""
+    differing = sorted(
+        {
+            state.id
+            for item in items
+            if (state := states.get(item.local_id)) is not None and state.sha256 != item.body_sha256
+        }
+    )
+    bodies: dict[str, set[str]] = {}
+    for record_id, digest in sql.rows_in(_VERSION_DIGESTS, (), differing, chunk=STATE_CHUNK):
+        bodies.setdefault(record_id, set()).add(digest)
+    return bodies
+
+
+def _holds_already(state: _RecordState, item: PushItem, earlier: Collection[str] = ()) -> bool:
+    """Whether the record's latest version, or a version of it whose body digest is in
+    ``earlier``, already holds what ``item`` carries.
 
     Its body hash answers when the envelope is the one sent before. An envelope that names
     the record's child (``_refuse_update`` has checked that it is the record's own) says
     nothing the version does not hold, and an export writes ``child_id`` into every envelope:
     so a record pushed without it, exported and imported again, is compared without it too
     and is not stored a second time."""
-    if state.sha256 == item.body_sha256:
+    if item.body_sha256 == state.sha256 or item.body_sha256 in earlier:
         return True
     if item.child_id is None:
         return False
     envelope = {"schema": item.schema_ref, "local_id": item.local_id, "data": item.data}
-    return canonical_body(envelope)[1] == state.sha256
+    digest = canonical_body(envelope)[1]
+    return digest == state.sha256 or digest in earlier
 
 
 def _unknown_child(item: PushItem) -> PushResult:

@@ -12,7 +12,7 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy.exc import DBAPIError
@@ -136,6 +136,13 @@ def _naming_the_current_child(session: Session, answer: str) -> str:
     return answer if survivor is None else json.dumps({**stored, "child_id": survivor})
 
 
+def _refuse(session: Session, pusher: Pusher, result: PushResult) -> NoReturn:
+    if result.problem == "bad-signature":
+        pusher.audit_rejection(result)
+        session.commit()
+    raise _problem(result)
+
+
 @bp.post("/v1/records")
 @require_scope("records:write")
 def push_record() -> Any:
@@ -154,16 +161,19 @@ def push_record() -> Any:
             (failure.message_es, failure.message_en),
             errors=[failure.to_json(negotiated_language())],
         ) from None
+    signature = request.headers.get(SIGNATURE_HEADER)
     if key:
         earlier = pusher.find_answer(key)
         if earlier is not None:
+            # A retry's signature is checked as a first push's is: a bad or missing one is
+            # refused and audited, never answered with what the first push stored.
+            signed = pusher.check_signature(canonical, signature)
+            if isinstance(signed, PushResult):
+                _refuse(session, pusher, signed)
             return _replay(session, earlier, sha256)
-    checked = pusher.check(document, canonical, sha256, request.headers.get(SIGNATURE_HEADER))
+    checked = pusher.check(document, canonical, sha256, signature)
     if isinstance(checked, PushResult):
-        if checked.problem == "bad-signature":
-            pusher.audit_rejection(checked)
-            session.commit()
-        raise _problem(checked)
+        _refuse(session, pusher, checked)
     outcome = pusher.push_one(checked, key)
     if isinstance(outcome, StoredAnswer):
         return _replay(session, outcome, sha256)
@@ -252,10 +262,10 @@ def push_bulk() -> Any:
         # Ignoring it would let a client believe it is protected by it.
         message = (
             "Idempotency-Key es para envíos de un expediente; un envío masivo ya es seguro de "
-            "repetir línea por línea: una línea igual a la última versión de su expediente se "
-            "responde «unchanged». Envíe el archivo sin ese encabezado.",
+            "repetir línea por línea: una línea igual a una versión ya guardada de su "
+            "expediente se responde «unchanged». Envíe el archivo sin ese encabezado.",
             "Idempotency-Key is for single pushes; a bulk push is already safe to send again, "
-            "line by line: a line equal to its record's latest version is answered "
+            "line by line: a line equal to a version its record already holds is answered "
             "'unchanged'. Send the file without that header.",
         )
         raise Problem(

@@ -25,9 +25,10 @@ from records_support import (
     rows,
 )
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from exchange.audit_log import AuditEntry
+from exchange.import_sinks import DirectSink
 from exchange.record_push import Pusher
 from exchange.records import Record, RecordVersion
 
@@ -138,12 +139,137 @@ def test_a_batch_changing_a_record_and_back_ends_where_its_last_line_says(
 ) -> None:
     before, during = example(), changed(example(), "x")
     stored = push(client, dif, envelope("R", before)).get_json()
-    for attempt in (1, 2):  # a client sending the same file again after a timeout
+    # Sent again (a client's retry after a timeout), it holds only versions already stored.
+    for attempt, statuses in ((1, ["stored", "stored"]), (2, ["unchanged", "unchanged"])):
         _, results = push_bulk(client, dif, [envelope("R", during), envelope("R", before)])
-        assert [r["status"] for r in results] == ["stored", "stored"], attempt
+        assert [r["status"] for r in results] == statuses, attempt
         latest = read(client, dif, stored["record_id"])
         assert latest.get_json()["data"] == before, attempt
-        assert latest.get_json()["version"] == results[1]["version"]
+        assert latest.get_json()["version"] == results[1]["version"] == 3
+
+
+def given_names(client: FlaskClient, agency: AgencyClient, record_id: str) -> str:
+    data = read(client, agency, record_id).get_json()["data"]
+    return str(data["child"]["names"]["given_names"])
+
+
+def two_versions_of_one_record() -> list[dict[str, Any]]:
+    """A nightly file holding two versions of DUP-1 (as a day's changes) and DUP-2."""
+    first, second = distinct_record(1), distinct_record(1)
+    first["child"]["names"]["given_names"] = "Primera"
+    second["child"]["names"]["given_names"] = "Segunda"
+    return [envelope("DUP-1", first), envelope("DUP-1", second), envelope("DUP-2")]
+
+
+def test_a_file_sent_again_stores_nothing_and_brings_no_older_version_back(
+    app: Flask, client: FlaskClient, dif: AgencyClient
+) -> None:
+    lines = two_versions_of_one_record()
+    _, first = push_bulk(client, dif, lines)
+    assert [(r["status"], r["version"]) for r in first] == [
+        ("stored", 1),
+        ("stored", 2),
+        ("stored", 1),
+    ]
+    response, again = push_bulk(client, dif, lines)
+    assert response.headers["Puente-Bulk-Summary"] == "stored=0, unchanged=3, rejected=0"
+    # A line equal to an earlier version answers the record's latest version, with its digest.
+    assert [(r["status"], r["version"]) for r in again] == [
+        ("unchanged", 2),
+        ("unchanged", 2),
+        ("unchanged", 1),
+    ]
+    assert again[0]["body_sha256"] == first[1]["body_sha256"]
+    assert count(app, RecordVersion) == 3
+    assert given_names(client, dif, first[0]["record_id"]) == "Segunda"
+
+
+def test_a_file_sent_again_after_a_newer_single_push_leaves_the_newer_data(
+    app: Flask, client: FlaskClient, dif: AgencyClient
+) -> None:
+    lines = two_versions_of_one_record()
+    _, first = push_bulk(client, dif, lines)
+    newer = distinct_record(1)
+    newer["child"]["names"]["given_names"] = "Tercera"
+    assert push(client, dif, envelope("DUP-1", newer)).get_json()["version"] == 3
+    _, again = push_bulk(client, dif, lines)
+    assert [(r["status"], r["version"]) for r in again] == [
+        ("unchanged", 3),
+        ("unchanged", 3),
+        ("unchanged", 1),
+    ]
+    assert count(app, RecordVersion) == 4
+    assert given_names(client, dif, first[0]["record_id"]) == "Tercera"
+
+
+def test_a_resend_cut_after_its_first_line_leaves_the_latest_version(
+    app: Flask, client: FlaskClient, dif: AgencyClient
+) -> None:
+    # A 503 (answered_lines) asks for the whole file again; the resend may stop early too.
+    lines = two_versions_of_one_record()
+    _, first = push_bulk(client, dif, lines)
+    _, [cut] = push_bulk(client, dif, lines[:1])
+    assert (cut["status"], cut["version"]) == ("unchanged", 2)
+    assert count(app, RecordVersion) == 3
+    assert given_names(client, dif, first[0]["record_id"]) == "Segunda"
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_where_a_file_ends_does_not_depend_on_its_batches(
+    app: Flask, client: FlaskClient, dif: AgencyClient, batch_size: int
+) -> None:
+    # Its last line sets the record back to its state before the file: the earlier line of
+    # the same request was stored, whichever batch the two lines fell in.
+    app.config["BULK_BATCH_SIZE"] = batch_size
+    before, during = example(), changed(example(), "x")
+    stored = push(client, dif, envelope("R", before)).get_json()
+    _, results = push_bulk(client, dif, [envelope("R", during), envelope("R", before)])
+    assert [r["status"] for r in results] == ["stored", "stored"]
+    assert read(client, dif, stored["record_id"]).get_json()["data"] == before
+
+
+def test_a_batch_stored_line_by_line_after_lost_races_ends_where_its_last_line_says(
+    app: Flask, client: FlaskClient, dif: AgencyClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before, during = example(), changed(example(), "x")
+    stored = push(client, dif, envelope("R", before)).get_json()
+    store = Pusher.store
+
+    def losing_whole_batches(self: Pusher, items: list[Any], **options: Any) -> Any:
+        if len(items) > 1:  # a concurrent push keeps winning: stored one line at a time
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+        return store(self, items, **options)
+
+    monkeypatch.setattr(Pusher, "store", losing_whole_batches)
+    _, results = push_bulk(client, dif, [envelope("R", during), envelope("R", before)])
+    assert [r["status"] for r in results] == ["stored", "stored"]
+    assert read(client, dif, stored["record_id"]).get_json()["data"] == before
+
+
+def test_a_direct_import_sent_again_brings_no_older_version_back(
+    app: Flask, client: FlaskClient, dif: AgencyClient
+) -> None:
+    lines = two_versions_of_one_record()
+    _, first = push_bulk(client, dif, lines)
+    with app.app_context():
+        sink = DirectSink(app, DIF)
+        try:
+            outcomes = sink.push(lines)
+        finally:
+            sink.close()
+    assert [outcome.status for outcome in outcomes] == ["unchanged"] * 3
+    assert count(app, RecordVersion) == 3
+    assert given_names(client, dif, first[0]["record_id"]) == "Segunda"
+
+
+def test_a_single_push_may_still_set_a_record_back_to_an_earlier_version(
+    client: FlaskClient, dif: AgencyClient
+) -> None:
+    lines = two_versions_of_one_record()
+    _, first = push_bulk(client, dif, lines)
+    restored = push(client, dif, lines[0])
+    assert restored.status_code == 201 and restored.get_json()["version"] == 3
+    assert given_names(client, dif, first[0]["record_id"]) == "Primera"
 
 
 @pytest.mark.parametrize("lang", ["es", "en"])
@@ -177,11 +303,11 @@ def test_a_database_lost_midway_says_how_many_lines_were_handled(
     stored_batches: list[int] = []
     store = Pusher.store
 
-    def failing_store(self: Pusher, items: list[Any]) -> Any:
+    def failing_store(self: Pusher, items: list[Any], **options: Any) -> Any:
         if len(stored_batches) == 1:  # the second batch: the server went away
             raise OperationalError("INSERT", {}, Exception("connection refused"))
         stored_batches.append(len(items))
-        return store(self, items)
+        return store(self, items, **options)
 
     monkeypatch.setattr(Pusher, "store", failing_store)
     lines = [envelope(f"LOST-{number}", distinct_record(number)) for number in range(5)]

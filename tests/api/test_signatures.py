@@ -225,3 +225,39 @@ def test_bulk_lines_carry_their_own_signatures(
     [(stored, kid)] = rows(app, select(RecordVersion.signature, RecordVersion.signing_kid))
     assert stored == lines[0]["signature"] and kid == strict.kid
     assert len(refused_signatures(app)) == 3
+
+
+# -- a retry under an Idempotency-Key is checked like a first push ------------------------------
+
+
+def test_a_retry_with_a_bad_signature_is_refused_not_replayed(
+    app: Flask, client: FlaskClient, signer: AgencyClient
+) -> None:
+    body = envelope("EXP-1")
+    key = {"Idempotency-Key": "retry-signed"}
+    first = push(client, signer, body, **key, **{"Puente-Signature": signer.sign(body)})
+    assert first.status_code == 201
+    forged = signer.sign(envelope("EXP-1", changed(example(), "another")))
+    retry = push(client, signer, body, **key, **{"Puente-Signature": forged})
+    assert_bad_signature(app, retry, stored_before=1)
+    assert "Idempotent-Replayed" not in retry.headers
+    [entry] = refused_signatures(app)
+    assert entry["reason_code"] == "bad_signature"
+    good = push(client, signer, body, **key, **{"Puente-Signature": signer.sign(body)})
+    assert good.status_code == 201 and good.headers["Idempotent-Replayed"] == "true"
+    assert good.get_json() == first.get_json()
+
+
+def test_an_unsigned_retry_is_refused_when_the_agency_must_sign(
+    app: Flask, client: FlaskClient, strict: AgencyClient
+) -> None:
+    body = envelope("EXP-1")
+    key = {"Idempotency-Key": "retry-strict"}
+    first = push(client, strict, body, **key, **{"Puente-Signature": strict.sign(body)})
+    assert first.status_code == 201
+    retry = push(client, strict, body, **key)
+    assert_bad_signature(app, retry, stored_before=1)
+    assert "Idempotent-Replayed" not in retry.headers
+    assert len(refused_signatures(app)) == 1
+    good = push(client, strict, body, **key, **{"Puente-Signature": strict.sign(body)})
+    assert good.status_code == 201 and good.headers["Idempotent-Replayed"] == "true"
