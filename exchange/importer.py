@@ -12,10 +12,11 @@ fixes those rows and sends the file again.
 
 Resending never duplicates. A bulk line whose body equals any version of its record stored
 before the request is answered ``unchanged`` by the hub and stores nothing, so a whole file sent
-twice adds no version and brings no older one back. With ``--batch 1`` each record is pushed alone under an ``Idempotency-Key`` derived
-from the agency, the local id and the SHA-256 of the canonical body (:func:`idempotency_key`):
-within ``IDEMPOTENCY_KEY_HOURS`` the hub replays its first answer even if the record changed
-since, so an old file sent again cannot bring back an old version.
+twice adds no version and brings no older one back. With ``--batch 1`` each record is pushed
+alone under an ``Idempotency-Key`` derived from the agency, the local id and the SHA-256 of
+the canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` the hub replays
+its first answer even if the record changed since, so an old file sent again cannot bring back
+an old version.
 
 Memory stays bounded: one batch of items is held at a time, and the rejects are written as
 they are found (the engine is the generator the adapter's ``write_rejects`` consumes).

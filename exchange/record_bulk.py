@@ -23,10 +23,12 @@ record back to an earlier state takes a single push, or a change (an update date
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from exchange.auth import utcnow
 from exchange.batch_collections import batch_collections, collect_young
 from exchange.record_push import (
     Pusher,
@@ -95,13 +97,13 @@ def push_lines(
     """
     pending: list[PushItem | PushResult] = []
     items = size = 0
-    # Local ids this push stored versions of: their later lines are compared with what the
-    # earlier ones stored, whichever batch each fell in (Pusher.store).
-    stored: set[str] = set()
+    # Records changed since this moment (by earlier lines of this push) are compared with what
+    # those lines stored, whichever batch each fell in (Pusher.store).
+    started = utcnow()
     with batch_collections():
         for number, value in lines:
             if number > max_lines:
-                yield from _flush(pusher, pending, stored)
+                yield from _flush(pusher, pending, started)
                 yield too_many_lines(number, max_lines)
                 return
             source = sources.text(number) if sources is not None else None
@@ -112,10 +114,10 @@ def push_lines(
                 size += len(checked.canonical)
             # Rejected lines count too (4x), so a file of bad lines does not pile up in memory.
             if items >= batch_size or size >= batch_bytes or len(pending) >= 4 * batch_size:
-                yield from _flush(pusher, pending, stored)
+                yield from _flush(pusher, pending, started)
                 pending, items, size = [], 0, 0
                 collect_young()
-        yield from _flush(pusher, pending, stored)
+        yield from _flush(pusher, pending, started)
 
 
 def too_many_lines(number: int, max_lines: int) -> PushResult:
@@ -183,7 +185,7 @@ def check_line(
 
 
 def _flush(
-    pusher: Pusher, pending: list[PushItem | PushResult], stored: set[str]
+    pusher: Pusher, pending: list[PushItem | PushResult], started: datetime
 ) -> Iterator[PushResult]:
     if not pending:
         return
@@ -193,26 +195,26 @@ def _flush(
     ]
     try:
         results = iter(
-            pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS, bulk_stored=stored)
+            pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS, bulk_started=started)
         )
     except (IntegrityError, OperationalError) as error:
         if not retryable(error):
             raise
         # A batch that keeps losing races is stored line by line, so one contended record
         # does not hold back the others.
-        results = iter(_store_one_by_one(pusher, items, refused, stored))
+        results = iter(_store_one_by_one(pusher, items, refused, started))
     for each in pending:
         yield next(results) if isinstance(each, PushItem) else each
 
 
 def _store_one_by_one(
-    pusher: Pusher, items: list[PushItem], refused: list[PushResult], stored: set[str]
+    pusher: Pusher, items: list[PushItem], refused: list[PushResult], started: datetime
 ) -> list[PushResult]:
     results = []
     for index, item in enumerate(items):
         try:
             results.extend(
-                pusher.store_committed([item], refused if index == 0 else [], bulk_stored=stored)
+                pusher.store_committed([item], refused if index == 0 else [], bulk_started=started)
             )
         except (IntegrityError, OperationalError) as error:
             if not retryable(error):
