@@ -218,14 +218,38 @@ def _hit(state: RateLimits, items: list[RateLimitItem], key: str, scope: str) ->
         raise _rate_limited(scope, item, reset_time)
 
 
+#: The limits' units in Spanish (singular, plural).
+_UNITS_ES = {
+    "second": ("segundo", "segundos"),
+    "minute": ("minuto", "minutos"),
+    "hour": ("hora", "horas"),
+    "day": ("día", "días"),
+    "month": ("mes", "meses"),
+    "year": ("año", "años"),
+}
+
+
+def _limit_words(item: RateLimitItem) -> tuple[str, str]:
+    """``10 per 1 minute`` as people say it: "10 por minuto", "10 per minute"."""
+    unit = item.GRANULARITY.name
+    one, many = _UNITS_ES.get(unit, (unit, unit))
+    if item.multiples == 1:
+        return f"{item.amount} por {one}", f"{item.amount} per {unit}"
+    return (
+        f"{item.amount} cada {item.multiples} {many}",
+        f"{item.amount} per {item.multiples} {unit}s",
+    )
+
+
 def _rate_limited(scope: str, item: RateLimitItem, reset_time: float) -> Problem:
     retry_after = max(1, math.ceil(reset_time - time.time()))
     spanish, english = _MESSAGES[scope]
+    limit_es, limit_en = _limit_words(item)
     return Problem(
         "rate-limited",
         (
-            f"{spanish} Límite: {item}. Reintente en {retry_after} s.",
-            f"{english} Limit: {item}. Retry in {retry_after} s.",
+            f"{spanish} Límite: {limit_es}. Reintente en {retry_after} s.",
+            f"{english} Limit: {limit_en}. Retry in {retry_after} s.",
         ),
         headers={"Retry-After": str(retry_after)},
         limit=str(item),

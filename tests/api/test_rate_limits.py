@@ -167,11 +167,13 @@ def test_the_eleventh_failed_token_request_is_rate_limited_in_both_languages(
     assert spanish["title"] == "Demasiadas solicitudes"
     assert "intentos de autenticación fallidos" in spanish["detail"]
     assert "Reintente en" in spanish["detail"]
+    assert "Límite: 10 por minuto." in spanish["detail"]  # not the library's English
 
     english = assert_rate_limited(token_request(web, DIF, "not-the-secret", ATTACKER, "en"))
     assert english["title"] == "Rate limited"
     assert "failed authentication attempts" in english["detail"]
     assert english["limit"] == "10 per 1 minute"
+    assert "Limit: 10 per minute." in english["detail"]
 
     # The address is refused before its credentials are looked at, even good ones.
     assert_rate_limited(token_request(web, DIF, secret, ATTACKER))
