@@ -24,7 +24,7 @@ down_revision = "0018"
 branch_labels = None
 depends_on = None
 
-# As exchange.peers.AGENCY_PREFIX at this revision (a migration does not import the app).
+# As exchange.peer_checks.AGENCY_PREFIX at this revision (a migration does not import the app).
 _AGENCY_PREFIX = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.){2,}$")
 
 
