@@ -284,13 +284,15 @@ def unloadable_keys(session: Session, keyring: DataKeyring) -> dict[str, int]:
 UNLOADABLE_CHECK_SECONDS = 60.0
 
 
-def unloadable_keys_problem(app: Flask, session: Session) -> str | None:
+def unloadable_keys_problem(app: Flask, sessions: sessionmaker[Session]) -> str | None:
     """For ``/readyz``: which keys rows need that this hub cannot load (say, the key folder was
-    restored from a stale backup), checked at most every :data:`UNLOADABLE_CHECK_SECONDS`."""
+    restored from a stale backup), checked at most every :data:`UNLOADABLE_CHECK_SECONDS` (a
+    session is opened only then)."""
     cached = app.extensions.get("puente.unloadable_keys")
     now = time.monotonic()
     if cached is None or now - cached[0] > UNLOADABLE_CHECK_SECONDS:
-        missing = unloadable_keys(session, data_keyring(app))
+        with sessions() as session:
+            missing = unloadable_keys(session, data_keyring(app))
         cached = (now, ", ".join(f"{key_id} ({n} rows)" for key_id, n in missing.items()) or None)
         app.extensions["puente.unloadable_keys"] = cached
     return cached[1]  # type: ignore[no-any-return]

@@ -127,8 +127,8 @@ def readyz() -> Any:
     if checks.get("migrations") == "ok":
         from flask import current_app
 
-        with db.database().sessions() as session:
-            unloadable = unloadable_keys_problem(current_app._get_current_object(), session)  # type: ignore[attr-defined]
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        unloadable = unloadable_keys_problem(app, db.database().sessions)
         if unloadable:
             current_app.logger.error("not ready: rows under data keys not loaded: %s", unloadable)
             checks["data_keys"] = f"rows under keys this hub does not hold: {unloadable}"
