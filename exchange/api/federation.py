@@ -12,6 +12,8 @@ import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.api.sharing import COMMON
@@ -23,6 +25,7 @@ from exchange.federation import (
     MAX_IDENTIFIERS,
     MEDIA_TYPE,
     EnvelopeRefused,
+    Opened,
     PeerUnavailable,
     answer_lookup,
     audit_envelope,
@@ -67,12 +70,7 @@ def receive_envelope() -> Any:
         if opened.type == "lookup":
             answer = answer_lookup(session, opened)
         elif opened.type == "consent_revoked":
-            try:
-                answer = receive_revocation(session, opened)
-            except EnvelopeRefused as refusal:
-                raise refusal.sent_by(opened.peer.hub_id, opened.jti) from None
-            session.commit()
-            return jsonify(answer)
+            return jsonify(_take_revocation(session, opened))
         elif opened.type == "lookup_answer":
             raise EnvelopeRefused(
                 "conflict",
@@ -109,6 +107,27 @@ def receive_envelope() -> Any:
     floor = float(current_app.config.get("FEDERATION_ANSWER_FLOOR") or 0)
     time.sleep(max(0.0, started + floor - time.monotonic()))
     return jsonify(answer)
+
+
+def _take_revocation(session: Session, opened: Opened) -> dict[str, Any]:
+    """Take a revocation notice and commit it. Two copies arriving at the same moment can both
+    find no notification yet; the second's commit then fails on the notification's id, and it
+    is taken again, finding the one the first stored, instead of answering a 500. (The
+    envelope's ``jti`` was consumed in a transaction of its own, so it stays consumed.)"""
+    for attempt in range(2):
+        try:
+            answer = receive_revocation(session, opened)
+        except EnvelopeRefused as refusal:
+            raise refusal.sent_by(opened.peer.hub_id, opened.jti) from None
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if attempt:
+                raise
+        else:
+            return answer
+    raise AssertionError("unreachable")
 
 
 LOOKUP_SCHEMA: dict[str, Any] = {

@@ -41,6 +41,7 @@ from werkzeug.serving import make_server
 
 from exchange import db, federation
 from exchange.agencies import disable_agency
+from exchange.api import federation as federation_routes
 from exchange.federation_notices import notice_message_id
 from exchange.keys import audit_origin, hub_keys
 from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_batch
@@ -950,6 +951,41 @@ def test_a_notice_that_arrives_again_tells_the_agency_once(
         if e["reason_code"] == "consent_revoked"
     ]
     assert [e["outcome"] for e in received] == ["success"] * 3
+
+
+def test_two_copies_of_a_notice_at_the_same_moment_tell_the_agency_once(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second copy looked for the notification before the first stored it: its commit
+    fails on the notification's id, and it is taken again (finding it) instead of a 500."""
+    assert fed.lookup().status_code == 200  # COMAR asked the holder
+    assert to_the_asker(fed, notice_to_the_asker(fed)).status_code == 200
+    real = federation_routes.receive_revocation
+    blinded: list[str] = []
+
+    def looked_before_the_first_was_stored(session: Any, opened: Any) -> Any:
+        if blinded:
+            return real(session, opened)
+        blinded.append(opened.jti)
+        session.get = lambda entity, ident, **kw: (
+            None if entity is OutboxMessage else type(session).get(session, entity, ident, **kw)
+        )
+        try:
+            return real(session, opened)
+        finally:
+            del session.get
+
+    monkeypatch.setattr(federation_routes, "receive_revocation", looked_before_the_first_was_stored)
+    response = to_the_asker(fed, notice_to_the_asker(fed))
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "accepted" and len(blinded) == 1
+    assert len(outbox(fed.asker)) == 1
+    received = [
+        e
+        for e in entries(fed.asker, "federation_envelope_received")
+        if e["reason_code"] == "consent_revoked"
+    ]
+    assert [e["outcome"] for e in received] == ["success"] * 2
 
 
 def test_a_notice_is_taken_only_for_an_agency_that_asked_the_sender(
