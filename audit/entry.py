@@ -15,7 +15,7 @@ from typing import Any
 
 import rfc8785
 
-from audit.errors import EntryError
+from audit.errors import EntryError, spanish_cause
 from audit.merkle import leaf_hash
 
 
@@ -54,7 +54,10 @@ def parse_canonical_entry(data: bytes) -> dict[str, Any]:
             parse_int=_parse_int,
         )
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise EntryError(f"audit entry is not valid UTF-8 JSON: {e}") from e
+        raise EntryError(
+            f"audit entry is not valid UTF-8 JSON: {e}",
+            es=f"la entrada de auditoría no es JSON UTF-8 válido: {spanish_cause(e)}",
+        ) from e
     if not isinstance(value, dict):
         raise EntryError(f"an audit entry must be a JSON object, got {type(value).__name__}")
     canonical = canonical_entry(value)

@@ -17,6 +17,7 @@ the one the error was raised with (``es=``) or a translation of the fixed phrase
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Callable
 
@@ -27,6 +28,10 @@ class AuditError(Exception):
     ``es`` is the message in Spanish, when the code raising the error wrote one; otherwise
     :func:`in_spanish` translates the English message.
     """
+
+    #: The line of an export's ``checkpoints.ndjson`` that the error is about, when it is about
+    #: one (set by :mod:`audit.verify_export`; ``puente audit verify --json`` reports it).
+    checkpoints_line: int | None = None
 
     def __init__(self, *args: object, es: str | None = None) -> None:
         super().__init__(*args)
@@ -101,6 +106,46 @@ def in_spanish(error: BaseException) -> str:
     """
     spanish = getattr(error, "es", None)
     return spanish if isinstance(spanish, str) else spanish_text(str(error))
+
+
+def spanish_cause(error: BaseException) -> str:
+    """The Spanish text of an error the package wraps as a cause: its own (:func:`in_spanish`),
+    or for the standard library's JSON, UTF-8 and recursion errors, which speak English only,
+    a Spanish rendering (``json.JSONDecodeError`` with its line and column)."""
+    if isinstance(error, json.JSONDecodeError):
+        what = _JSON_MESSAGES.get(error.msg)
+        if what is None:
+            prefix = next((m for m in _JSON_PREFIXES if error.msg.startswith(m)), None)
+            what = f"{_JSON_PREFIXES[prefix]}{error.msg[len(prefix) :]}" if prefix else error.msg
+        return f"{what} en la línea {error.lineno}, columna {error.colno} (carácter {error.pos})"
+    if isinstance(error, UnicodeDecodeError):
+        byte = error.object[error.start : error.start + 1].hex()
+        return f"no se puede decodificar el byte 0x{byte} en la posición {error.start}"
+    if isinstance(error, RecursionError):
+        return "anidamiento demasiado profundo"
+    return in_spanish(error)
+
+
+# Python's json module's messages (json/decoder.py, json/scanner), without the position.
+_JSON_MESSAGES = {
+    "Expecting value": "se esperaba un valor",
+    "Expecting property name enclosed in double quotes": (
+        "se esperaba un nombre de propiedad entre comillas dobles"
+    ),
+    "Expecting ':' delimiter": "se esperaba el delimitador ':'",
+    "Expecting ',' delimiter": "se esperaba el delimitador ','",
+    "Unterminated string starting at": "cadena sin terminar que empieza",
+    "Invalid control character at": "carácter de control no válido",
+    "Invalid \\uXXXX escape": "secuencia de escape \\uXXXX no válida",
+    "Invalid \\escape": "secuencia de escape no válida",
+    "Extra data": "datos de más después del valor JSON",
+    "Illegal trailing comma before end of object": "coma sobrante antes del fin del objeto",
+    "Illegal trailing comma before end of array": "coma sobrante antes del fin de la lista",
+}
+_JSON_PREFIXES = {
+    "Invalid \\escape: ": "secuencia de escape no válida: ",
+    "Invalid control character ": "carácter de control no válido ",
+}
 
 
 def spanish_text(english: str) -> str:
@@ -386,6 +431,19 @@ _PHRASE_TEXTS: tuple[tuple[str, _Spanish], ...] = (
     (
         r"invalid checkpoint in proof: (?P<msg>.+)",
         "punto de control no válido en la prueba: {msg}",
+    ),
+    (
+        r"invalid checkpoint in request: (?P<msg>.+)",
+        "punto de control no válido en la solicitud: {msg}",
+    ),
+    (
+        r"(?P<n>\d+) consistency proof lines, at most (?P<m>\d+)",
+        "{n} líneas de prueba de consistencia; se permiten como máximo {m}",
+    ),
+    (r"response must end with a newline", "la respuesta debe terminar en un salto de línea"),
+    (
+        r"(?P<n>\d+) signature lines, at most (?P<m>\d+)",
+        "{n} líneas de firma; se permiten como máximo {m}",
     ),
     (r"no empty line before the checkpoint", "falta la línea vacía antes del punto de control"),
     (

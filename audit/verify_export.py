@@ -57,6 +57,7 @@ from audit.errors import (
     InconsistentCheckpoints,
     SignatureError,
     in_spanish,
+    spanish_cause,
 )
 from audit.merkle import HASH_SIZE
 from audit.note import NoteVerifier
@@ -103,7 +104,18 @@ class DamagedExport(FormatError):
             f"checkpoints line {line}: {reason[1]}",
             es=f"línea {line} de checkpoints.ndjson: {reason[0]}",
         )
-        self.line = line
+        self.line = self.checkpoints_line = line
+
+
+class MalformedCheckpointLine(FormatError):
+    """A ``checkpoints.ndjson`` line that is not ``{"size", "note", "consistency"}`` JSON."""
+
+    def __init__(self, line: int, reason: Text) -> None:
+        super().__init__(
+            f"checkpoints line {line} is malformed: {reason[1]}",
+            es=f"la línea {line} de checkpoints.ndjson está mal formada: {reason[0]}",
+        )
+        self.checkpoints_line = line
 
 
 class UnsignedExport(SignatureError):
@@ -137,21 +149,35 @@ class ExportedCheckpoint:
 
     @classmethod
     def from_line(cls, text: str | bytes, line: int) -> ExportedCheckpoint:
+        """Parse line number ``line``; raises :class:`MalformedCheckpointLine`."""
         try:
-            value = json.loads(text)
-            note, proof = value["note"], value["consistency"]
-            if not isinstance(note, str) or not isinstance(proof, list):
-                raise TypeError("note must be a string and consistency a list")
+            value = json.loads(text)  # also UnicodeDecodeError, a ValueError, for bytes
+        except (ValueError, RecursionError) as e:
+            raise MalformedCheckpointLine(line, (spanish_cause(e), str(e))) from e
+        note = value.get("note") if isinstance(value, dict) else None
+        proof = value.get("consistency") if isinstance(value, dict) else None
+        if (
+            not isinstance(note, str)
+            or not isinstance(proof, list)
+            or not all(isinstance(h, str) for h in proof)
+        ):
+            raise MalformedCheckpointLine(line, _LINE_SHAPE)
+        try:
             hashes = tuple(
                 b64decode_strict(h, f"consistency hash {i}", FormatError)
                 for i, h in enumerate(proof)
             )
-        except (ValueError, KeyError, TypeError, FormatError) as e:
-            raise FormatError(
-                f"checkpoints line {line} is malformed: {e}",
-                es=f"la línea {line} de checkpoints.ndjson está mal formada: {in_spanish(e)}",
-            ) from e
+        except FormatError as e:
+            raise MalformedCheckpointLine(line, (in_spanish(e), str(e))) from e
         return cls(line, note, hashes)
+
+
+_LINE_SHAPE: Text = (
+    'se esperaba un objeto JSON con "note" (el punto de control firmado, texto) y '
+    '"consistency" (una lista de hashes en base64)',
+    'want a JSON object with "note" (the signed checkpoint, a string) and "consistency" '
+    "(a list of base64 hashes)",
+)
 
 
 def describe(checkpoint: Checkpoint) -> str:
@@ -207,7 +233,11 @@ def verify_export(
       or lines after the latest checkpoint;
     - :class:`DamagedExport` — a stored consistency proof or the order of the checkpoint lines
       is wrong, although the signed checkpoints agree with the entries;
-    - :class:`~audit.errors.FormatError` — a malformed checkpoints line.
+    - :class:`MalformedCheckpointLine` (a :class:`~audit.errors.FormatError`) — a malformed
+      checkpoints line.
+
+    An error about one line of ``checkpoints`` names it in ``checkpoints_line`` (a damaged or
+    malformed line, or a checkpoint there that does not open).
     """
     pending_kept = sorted(
         (_open(text, log_verifiers, origin, _KEPT_WHERE) for text in kept),
@@ -222,7 +252,7 @@ def verify_export(
     count = 0
     for number, line in enumerate(checkpoints, 1):
         record = ExportedCheckpoint.from_line(line, number)
-        checkpoint = _open(record.note, log_verifiers, origin, _line_where(number))
+        checkpoint = _open(record.note, log_verifiers, origin, _line_where(number), number)
         origin = origin or checkpoint.origin  # one export is one log
         count = number
         if (
@@ -285,14 +315,21 @@ def _line_where(number: int) -> Text:
 
 
 def _open(
-    text: str, verifiers: Sequence[NoteVerifier], origin: str | None, where: Text
+    text: str,
+    verifiers: Sequence[NoteVerifier],
+    origin: str | None,
+    where: Text,
+    line: int | None = None,
 ) -> Checkpoint:
+    """Open a signed checkpoint; a failure names ``where`` it is (and its ``line`` of
+    checkpoints.ndjson, if it is one)."""
     try:
         return open_checkpoint(text, verifiers, origin=origin)
-    except SignatureError as e:
-        raise SignatureError(f"{where[1]}: {e}", es=f"{where[0]}: {in_spanish(e)}") from e
-    except FormatError as e:
-        raise type(e)(f"{where[1]}: {e}", es=f"{where[0]}: {in_spanish(e)}") from e
+    except (SignatureError, FormatError) as e:
+        kind = SignatureError if isinstance(e, SignatureError) else type(e)
+        error = kind(f"{where[1]}: {e}", es=f"{where[0]}: {in_spanish(e)}")
+        error.checkpoints_line = line
+        raise error from e
 
 
 def _contradicts(suspect: Checkpoint, voucher: Checkpoint) -> ForkedCheckpoints:

@@ -34,6 +34,7 @@ from exchange.audit_sequencer import TILE_WIDTH, TileCache, TileStore, integrate
 from exchange.auth import utcnow
 from exchange.keys import audit_origin, hub_keys
 from exchange.witnessing import Post, all_cosignatures, request_cosignatures
+from schemas.errors import BilingualError
 
 log = logging.getLogger("puente.audit")
 
@@ -85,14 +86,41 @@ def sequence_everything(app: Flask, *, patience: float = 30.0) -> None:
     log.warning("audit export: the log stayed busy; exporting up to the latest checkpoint")
 
 
+class FolderNotEmpty(BilingualError):
+    """The export's folder holds files already, and ``force`` was not given."""
+
+
+def check_export_folder(directory: Path, *, force: bool) -> None:
+    """Refuse a folder that exists and is not empty, unless ``force``.
+
+    An earlier export is evidence (a checkpoint in it can prove a later fork or rollback) and
+    other files are someone's own: neither is overwritten or mixed with an export by mistake.
+    A path that is not a folder is left to the writing, which says so.
+    """
+    if force or not directory.is_dir() or next(directory.iterdir(), None) is None:
+        return
+    raise FolderNotEmpty(
+        f"la carpeta {directory} no está vacía: una exportación anterior es evidencia (puede "
+        "probar una bifurcación o una reversión del registro) y no se sobrescribe. Elija una "
+        "carpeta nueva, o use --force para escribir ahí de todos modos (los archivos de una "
+        "exportación anterior se reemplazan; los demás se dejan).",
+        f"the folder {directory} is not empty: an earlier export is evidence (it can prove a "
+        "fork or a rollback of the log) and is not overwritten. Choose a new folder, or pass "
+        "--force to write there anyway (an earlier export's files are replaced; others are "
+        "left alone).",
+    )
+
+
 def export_log(
     app: Flask,
     directory: Path,
     *,
     progress: Callable[[int, int], None] | None = None,
     post: Post | None = None,
+    force: bool = False,
 ) -> ExportResult:
-    """Write the export to ``directory`` (created; existing export files are replaced).
+    """Write the export to ``directory``: created, or an empty folder; with ``force`` any
+    folder, whose files of an earlier export are replaced (:func:`check_export_folder`).
 
     ``progress(done, total)`` is called as entries are written; ``post`` makes the requests to
     the witnesses (:func:`exchange.witnessing.request_cosignatures`). The export ends with the
@@ -102,6 +130,7 @@ def export_log(
     manifest last: an export cut short (the database went away) leaves an earlier export in
     the folder as it was, never half of a new one.
     """
+    check_export_folder(directory, force=force)
     sequence_everything(app)
     last_size = request_cosignatures(app, post=post).checkpoint_size
     directory.mkdir(parents=True, exist_ok=True)

@@ -35,11 +35,12 @@ KINDS: dict[str, tuple[int, str, str]] = {
 }
 
 #: Kinds answered under another kind's ``type``: API.md fixes the list of types clients switch
-#: on, so a wrong method is "nothing here" and an unusable media type is invalid input; the
-#: status and title still say exactly what happened. Only a fault of the hub itself
-#: (``internal``, ``unavailable``) has a type of its own outside that list.
+#: on, so a wrong method, like an unusable media type, is a request not valid as sent (the
+#: route is there: "not found" would send a client looking for another address); the status,
+#: the title and, for 405, the ``Allow`` header still say exactly what happened. Only a fault
+#: of the hub itself (``internal``, ``unavailable``) has a type of its own outside that list.
 PUBLISHED_TYPE = {
-    "method-not-allowed": "not-found",
+    "method-not-allowed": "validation",
     "not-acceptable": "validation",
     "unsupported-media-type": "validation",
 }

@@ -12,7 +12,9 @@ never goes back (the race the spec describes under "add-checkpoint").
 A checkpoint of the stored size with another root hash means the log signed two different
 trees of one size: it shows different logs to different parties, which is what witnesses are
 there to catch. That is logged at critical level, written to the hub's own audit log
-(``peer_log_forked``) and reported by ``GET /v1/audit/alerts`` (``peer_log_fork``).
+(``peer_log_forked``) and reported by ``GET /v1/audit/alerts`` (``peer_log_fork``) — once per
+forked tree: the signed checkpoint is the request's only authentication, so anyone holding a
+copy could otherwise replay it to fill the log (see :func:`_record_fork`).
 Successful cosignatures are not audited: two hubs witnessing each other would otherwise each
 add an entry for every checkpoint of the other, so each log's growth would grow the other's
 without end.
@@ -24,7 +26,7 @@ import base64
 import json
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, LargeBinary, String, select, update
@@ -152,7 +154,7 @@ def add_checkpoint(
     if checkpoint.size == state.size and checkpoint.root_hash != state.root:
         # The empty tree has one root: a log that claims another is broken, not forked.
         if state.size > 0:
-            _record_fork(session, peer, state, request.checkpoint)
+            _record_fork(session, peer, state, checkpoint.root_hash, request.checkpoint)
         raise RootConflict(
             f"El punto de control tiene el tamaño {state.size} del último cofirmado para "
             f"{checkpoint.origin!r}, pero otra raíz: la bitácora se bifurcó.",
@@ -175,8 +177,11 @@ def add_checkpoint(
             f"La prueba de consistencia no verifica: {in_spanish(error)}",
             f"The consistency proof does not verify: {error}",
         ) from error
-    state.size, state.root, state.updated_at = checkpoint.size, checkpoint.root_hash, utcnow()
-    session.flush()
+    if checkpoint.size != state.size:
+        # Only a new size moves updated_at: it marks since when forks of this size can have
+        # been audited (_record_fork), and cosigning the same tree again changes nothing.
+        state.size, state.root, state.updated_at = checkpoint.size, checkpoint.root_hash, utcnow()
+        session.flush()
     note_text = Note.from_text(request.checkpoint).text
     cosignature = witness.cosign(note_text, int(time.time()))
     return format_cosignature_response([cosignature.to_note_signature()])
@@ -227,7 +232,33 @@ def _locked_state(session: Session, origin: str, sqlite: bool) -> WitnessState:
     return state
 
 
-def _record_fork(session: Session, peer: Peer, state: WitnessState, signed_checkpoint: str) -> None:
+#: Forked roots are named in the audit entry by this many leading bytes (hex): enough to tell
+#: trees apart, and short enough for a reason code (at most 80 characters with the size).
+FORK_ROOT_PREFIX = 16
+#: How far before the state's ``updated_at`` earlier fork entries are looked for: the clocks of
+#: the hub's processes may differ by this much.
+CLOCK_LEEWAY = timedelta(minutes=10)
+
+
+def _record_fork(
+    session: Session, peer: Peer, state: WitnessState, root: bytes, signed_checkpoint: str
+) -> None:
+    """Audit a fork once per (peer, size, root): a copy of the same checkpoint adds nothing.
+
+    The caller holds the lock on ``state`` (:func:`_locked_state`) until it commits, so two
+    copies sent at once are decided one after the other and the second sees the first's entry.
+    Earlier entries of this size are all newer than the state's ``updated_at``, which only a
+    new size moves: an indexed range of the log, not a scan of it (and only a checkpoint the
+    peer's own key signed gets this far).
+    """
+    code = log_conflict_code(state.size, root)
+    since = as_utc(state.updated_at) - CLOCK_LEEWAY
+    if _conflict_audited(session, "peer_log_forked", peer.hub_id, code, since):
+        log.warning(
+            "peer log fork already audited: a copy of the same forked checkpoint was sent",
+            extra={"peer": peer.hub_id, "origin": peer.origin, "size": state.size},
+        )
+        return
     log.critical(
         "peer log forked: a checkpoint of the cosigned size with another root hash",
         extra={
@@ -238,14 +269,40 @@ def _record_fork(session: Session, peer: Peer, state: WitnessState, signed_check
             "signed_checkpoint": signed_checkpoint,
         },
     )
+    record_log_conflict(session, "peer_log_forked", peer.hub_id, code)
+
+
+def log_conflict_code(size: int, root: bytes | None = None) -> str:
+    """The reason code of a log conflict entry: ``size.<size>``, and ``.root.<hex prefix>``
+    when the conflicting tree's root is known (a fork this hub saw itself)."""
+    code = f"size.{size}"
+    return f"{code}.root.{root[:FORK_ROOT_PREFIX].hex()}" if root is not None else code
+
+
+def record_log_conflict(session: Session, action: str, peer_hub_id: str, code: str) -> None:
+    """Write the audit entry of two logs shown where there must be one (``peer_log_forked``,
+    ``own_log_conflict_reported``): what :func:`log_fork_alerts` reports to oversight."""
     audit_log.record_event(
         session,
-        action="peer_log_forked",
+        action=action,
         outcome="failure",
         object_type="peer",
-        object_id=peer.hub_id,
-        detail=f"size.{state.size}",
+        object_id=peer_hub_id,
+        detail=code,
     )
+
+
+def _conflict_audited(
+    session: Session, action: str, peer_hub_id: str, code: str, since: datetime
+) -> bool:
+    rows = session.scalars(
+        select(AuditEntry.entry).where(AuditEntry.recorded_at >= since, AuditEntry.action == action)
+    )
+    for entry in rows:
+        logged = json.loads(entry)
+        if logged.get("reason_code") == code and logged.get("object", {}).get("id") == peer_hub_id:
+            return True
+    return False
 
 
 #: Audit action -> alert kind: two logs shown where there must be one. ``peer_log_fork``: this
@@ -274,8 +331,15 @@ def log_fork_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any
             {
                 "kind": _FORK_ALERTS[action],
                 "peer": logged.get("object", {}).get("id"),
-                "size": int(logged.get("reason_code", "size.0").rpartition(".")[2] or 0),
+                "size": _conflict_size(logged.get("reason_code", "")),
                 "detected_at": format_time(as_utc(recorded_at)),
             }
         )
     return alerts
+
+
+def _conflict_size(code: str) -> int:
+    """The size in a reason code of :func:`log_conflict_code` (0 if it names none)."""
+    _, _, rest = code.partition("size.")
+    digits = rest.partition(".")[0]
+    return int(digits) if digits.isdigit() else 0

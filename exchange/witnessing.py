@@ -52,13 +52,14 @@ from audit import (
     parse_cosignature_response,
     verified_signatures,
 )
-from exchange import audit_log, db
+from exchange import db
 from exchange.audit_log import AuditCheckpoint
 from exchange.audit_sequencer import TileStore, tile_cache
 from exchange.auth import utcnow
 from exchange.db import Base
 from exchange.peers import Peer
 from exchange.transports import NoRedirects
+from exchange.witness_service import log_conflict_code, record_log_conflict
 
 log = logging.getLogger("puente.witness")
 
@@ -402,14 +403,10 @@ def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> P
             },
         )
         if state is None or state.conflict_size != theirs:
-            # Reported to oversight by GET /v1/audit/alerts (own_log_conflict).
-            audit_log.record_event(
-                session,
-                action="own_log_conflict_reported",
-                outcome="failure",
-                object_type="peer",
-                object_id=witness.hub_id,
-                detail=f"size.{theirs}",
+            # Reported to oversight by GET /v1/audit/alerts (own_log_conflict). The witness
+            # tells only its size, not its root: the conflict is known by that size alone.
+            record_log_conflict(
+                session, "own_log_conflict_reported", witness.hub_id, log_conflict_code(theirs)
             )
             if state is None:
                 state = PeerCosigning(

@@ -75,8 +75,8 @@ def entries() -> Response:
     session = db.session()
     size = log_size(session)
     page = int(current_app.config.get("AUDIT_ENTRIES_PAGE_MAX") or DEFAULT_ENTRIES_PAGE)
-    start = int_query("start", minimum=0)
-    end = int_query("end", minimum=1, default=None)
+    start = _int_query("start", minimum=0)
+    end = _int_query("end", minimum=1, default=None)
     if end is None:
         end = start + page
     if end <= start:
@@ -107,8 +107,8 @@ def inclusion() -> Response:
     session = db.session()
     wants_file = _wants_tlog_proof()
     latest_size = latest_checkpoint_size(session)
-    index = int_query("index", minimum=0)
-    tree_size = int_query("tree_size", minimum=1, default=latest_size)
+    index = _int_query("index", minimum=0)
+    tree_size = _int_query("tree_size", minimum=1, default=latest_size)
     if tree_size is None:
         raise Problem(
             "not-found",
@@ -155,9 +155,9 @@ def inclusion() -> Response:
 @require_scope("audit:read")
 def consistency() -> Response:
     session = db.session()
-    first = int_query("first", minimum=1)
+    first = _int_query("first", minimum=1)
     latest_size = latest_checkpoint_size(session)
-    second = int_query("second", minimum=1, default=latest_size)
+    second = _int_query("second", minimum=1, default=latest_size)
     if second is None:
         raise invalid_query("second", "es obligatorio", "is required")
     if "second" not in request.args and first > second:
@@ -183,8 +183,8 @@ def consistency() -> Response:
 @bp.get("/events")
 @require_scope("audit:read")
 def events() -> Response:
-    limit = int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
-    cursor = int_query("cursor", minimum=0, default=None)
+    limit = _int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
+    cursor = _int_query("cursor", minimum=0, default=None)
     action = request.args.get("action")
     if action is not None:
         action = action_code(action) if action else ""
@@ -251,13 +251,13 @@ MAX_ALERT_THRESHOLD = 1_000_000
 @require_scope("audit:read")
 def alerts() -> Response:
     config = current_app.config
-    window_seconds = int_query(
+    window_seconds = _int_query(
         "window",
         minimum=60,
         maximum=30 * 86400,
         default=int(config.get("AUDIT_ALERT_WINDOW_SECONDS") or DEFAULT_ALERT_WINDOW),
     )
-    threshold = int_query(
+    threshold = _int_query(
         "threshold",
         minimum=1,
         maximum=MAX_ALERT_THRESHOLD,
@@ -280,6 +280,29 @@ def _wants_tlog_proof() -> bool:
     return best == TLOG_PROOF_MEDIA_TYPE
 
 
+#: The largest value a query parameter may take: indices and sizes are 64-bit signed
+#: integers in the database.
+MAX_QUERY_INTEGER = 2**63 - 1
+
+
+def _int_query(name: str, **limits: Any) -> Any:
+    """:func:`int_query`, saying "out of range" of a number too large for any index or size
+    (rather than "not a non-negative integer", which it is)."""
+    digits = (request.args.get(name) or "").lstrip("0")
+    # By length first: int() refuses strings of thousands of digits.
+    if (
+        digits.isascii()
+        and digits.isdigit()
+        and (len(digits) > len(str(MAX_QUERY_INTEGER)) or int(digits) > MAX_QUERY_INTEGER)
+    ):
+        raise invalid_query(
+            name,
+            f"está fuera de rango: no cabe en 64 bits (a lo más {MAX_QUERY_INTEGER})",
+            f"is out of range: it does not fit in 64 bits (at most {MAX_QUERY_INTEGER})",
+        )
+    return int_query(name, **limits)
+
+
 def _time_param(name: str) -> datetime | None:
     text = request.args.get(name)
     if text is None:
@@ -294,10 +317,20 @@ def _time_param(name: str) -> datetime | None:
         except (ValueError, OverflowError):
             moment = None
     if moment is None or moment.tzinfo is None:
+        # A "+05:00" offset written as such in the URL arrives as " 05:00": a + in a query
+        # string means a space.
+        plus_es, plus_en = (
+            (
+                "; el signo + de la zona debe escribirse %2B en la dirección",
+                "; the + of the offset must be written %2B in the URL",
+            )
+            if " " in text
+            else ("", "")
+        )
         raise invalid_query(
             name,
-            "debe ser fecha y hora RFC 3339 con zona (2024-05-20T22:42:01Z)",
-            "must be an RFC 3339 date-time with offset (2024-05-20T22:42:01Z)",
+            f"debe ser fecha y hora RFC 3339 con zona (2024-05-20T22:42:01Z){plus_es}",
+            f"must be an RFC 3339 date-time with offset (2024-05-20T22:42:01Z){plus_en}",
         )
     return moment
 

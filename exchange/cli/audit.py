@@ -37,7 +37,6 @@ from audit.errors import in_spanish
 from audit.proof_file import EntryNotProven
 from audit.verify_export import (
     BadEntry,
-    DamagedExport,
     ExportSummary,
     ForkedCheckpoints,
     verify_export,
@@ -116,7 +115,12 @@ def audit_group() -> None:
     "directory",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write the export to (created).",
+    help="Folder to write the export to (created; it must be empty unless --force).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write into a folder that is not empty, replacing an earlier export's files there.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.option(
@@ -125,11 +129,11 @@ def audit_group() -> None:
     default=_lang_default,
     help="Language of messages / idioma de los mensajes.",
 )
-def export_command(directory: Path, as_json: bool, lang: str) -> None:
+def export_command(directory: Path, force: bool, as_json: bool, lang: str) -> None:
     """Write entries.ndjson, checkpoints.ndjson, leaves.bin, log.vkey, keys.json, manifest.json."""
     from tqdm import tqdm
 
-    from exchange.audit_export import export_log
+    from exchange.audit_export import FolderNotEmpty, export_log
     from exchange.cli import database_errors, hub_app
 
     app = hub_app(lang)
@@ -143,7 +147,9 @@ def export_command(directory: Path, as_json: bool, lang: str) -> None:
 
     try:
         with database_errors(lang), app.app_context():
-            result = export_log(app, directory, progress=progress)
+            result = export_log(app, directory, progress=progress, force=force)
+    except FolderNotEmpty as error:  # checked before anything is sequenced or signed
+        raise click.ClickException(error.message(lang)) from error
     except OSError as error:  # the folder cannot be made or written: say which, no traceback
         raise click.ClickException(
             _say(
@@ -608,6 +614,15 @@ def _key(value: str, option: str, lang: str, parse: Callable[[str], _Key]) -> _K
     """A key given as its text (``<name>+<key ID>+<key>``) or as a file holding it; a value
     that is neither is wrong usage, said for both readings (a mistyped file name is the usual
     case: the docs keep the key in a file)."""
+    if not value.strip():
+        # Path("") is the current folder: "cannot be read (it is a folder)" would mislead.
+        raise UsageProblem(
+            _say(
+                lang,
+                f"{option} está vacío: indique la llave (texto o archivo)",
+                f"{option} is empty: give the key (as text or a file)",
+            )
+        )
     path = Path(value)
     if "+" in value and not _is_file(path):
         return parse(value.strip())
@@ -701,8 +716,8 @@ def _fail(error: AuditError, lang: str, as_json: bool) -> None:
             "origin": error.checkpoint.origin,
             "root": base64.b64encode(error.checkpoint.root_hash).decode(),
         }
-    if isinstance(error, DamagedExport):
-        details["checkpoints_line"] = error.line
+    if error.checkpoints_line is not None:  # damaged, malformed, or not signed by the key
+        details["checkpoints_line"] = error.checkpoints_line
     if isinstance(error, ForkedCheckpoints):
         details["checkpoints"] = [
             _say(lang, error.first_es, error.first),

@@ -25,7 +25,7 @@ def test_unknown_route_is_a_not_found_problem(client: FlaskClient) -> None:
 
 def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
     response = client.delete("/v1/schemas")
-    assert_problem(response, 405, "not-found")  # API.md's list of types has no 405
+    assert_problem(response, 405, "validation")  # API.md's list of types has no 405
     assert "GET" in response.headers["Allow"]
 
 

@@ -229,7 +229,8 @@ def test_a_fork_is_refused_logged_and_audited(
     (fork,) = [e for e in entries if e["action"] == "peer_log_forked"]
     assert fork["outcome"] == "failure"
     assert fork["object"] == {"type": "peer", "id": "mx.oax.puente"}
-    assert fork["reason_code"] == "size.3"
+    # The forked root, by its leading 16 bytes: another forked root is another entry.
+    assert fork["reason_code"] == f"size.3.root.{forked.root_hash[:16].hex()}"
 
     auditor = add_agency(
         app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)

@@ -80,7 +80,8 @@ def _tamper(app: Flask) -> Session:
 
 def _export_and_verify(app: Flask, tmp_path: Path, *extra: str, edit: Any = None) -> dict:
     out = tmp_path / "export"
-    exported = CliRunner().invoke(main, ["audit", "export", "--out", str(out)])
+    # --force: a test that exports twice over the same folder replaces its own export.
+    exported = CliRunner().invoke(main, ["audit", "export", "--out", str(out), "--force"])
     assert exported.exit_code == 0, exported.output
     if edit is not None:
         edit(out)

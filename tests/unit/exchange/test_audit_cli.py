@@ -161,7 +161,7 @@ def test_an_export_cut_short_leaves_the_earlier_export_whole(
 
     monkeypatch.setattr(audit_export, "_write_checkpoints", database_gone)
     with pytest.raises(OSError):
-        audit_export.export_log(hub, out)
+        audit_export.export_log(hub, out, force=True)  # over the earlier one, as asked
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before  # no .partial
     result = _run("audit", "verify", "--full", str(out), "--vkey", _vkey(hub), "--lang", "en")
     assert result.exit_code == 0, result.output
