@@ -16,13 +16,16 @@ JSON pointers into it, each naming the column its value came from. A row with mo
 the header is a problem; one with fewer is read with the missing cells empty, a warning when
 the row is otherwise good and the first reason when it is not. A file that mixes UTF-8 text
 with lines that are not UTF-8 (a cell pasted from another program) is imported, and ends with
-a file problem naming the rows read as Windows-1252, so the office checks their accents.
+a file problem naming the rows read as Windows-1252, so the office checks their accents. A
+quote left open, and a cell longer than the csv module reads, are found and explained by
+:mod:`adapters.csv_reading`: never a row silently swallowed, nor a row's cells lost.
 
 ``write_rejects`` writes rejected rows as they came — same delimiter and encoding (a
 byte-order mark too; UTF-8 with one when the rows hold a character that encoding lacks), the
 cells in their order — after an ``errores/errors`` column with the reasons and a ``fila/row``
 column with the row's number in the file read, so the office can fix them in the spreadsheet
-and import the file again (both columns are ignored on import).
+and import the file again (both columns are ignored on import). Formula-like text gets the
+apostrophe an export gives it (:func:`_inert`), which importing takes off again.
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from adapters.base import FileProblem, Item, Problem, problems_as_text
+from adapters.csv_reading import RecordedLines, open_at_the_end, swallowed_rows, unreadable
 from adapters.envelopes import data_validator
 from adapters.errors import AdapterError, MappingError
 from adapters.items import WarnedItem
 from adapters.tabular.cells import normalise
 from adapters.tabular.mapping import ColumnMapping, load_mapping, shipped
+from adapters.tabular.pointers import get as value_at
 from adapters.tabular.rows import (
     CsvRow,
     HeaderPlan,
@@ -122,7 +127,8 @@ class CsvAdapter:
         if first is None:
             return
         delimiter = self.source_delimiter = self.delimiter or sniff_delimiter(first)
-        reader = csv.reader(chain((first,), lines), delimiter=delimiter)
+        recorded = RecordedLines(chain((first,), lines))
+        reader = csv.reader(recorded, delimiter=delimiter)
         try:
             header = next(reader)
         except csv.Error as error:
@@ -140,25 +146,58 @@ class CsvAdapter:
         guessed = _GuessedRows(text)
         guessed.note(number)
         while True:
+            recorded.row.clear()
             try:
                 row = next(reader)
             except StopIteration:
                 break
             except csv.Error as error:
                 number += 1
+                cells, problems = unreadable(error, recorded, header, delimiter)
                 guessed.note(number)
-                yield Item(str(number), problems=(_unreadable(error),), source=CsvRow(header, []))
+                if recorded.ended:  # read again, its quote took the rest of the file
+                    yield from self._quoted_lines(str(number), plan, cells, at_the_end=True)
+                    continue
+                yield Item(str(number), problems=problems, source=CsvRow(header, cells))
                 continue
             number += 1
             guessed.note(number)
+            if len(recorded.row) > 1 or recorded.ended:
+                # Line breaks in a cell: rows a quote left open may be in it (see csv_reading).
+                yield from self._quoted_lines(str(number), plan, row, at_the_end=recorded.ended)
+                continue
             if not "".join(row).strip():
                 continue  # an empty row, as spreadsheets leave at the end
-            yield self._item(str(number), plan, [_as_written(cell) for cell in row])
+            yield self._item(str(number), plan, row)
         if text.mixed:
             yield FileProblem(guessed.first, problems=(guessed.warning(),))
 
-    def _item(self, position: str, plan: HeaderPlan, row: list[str]) -> Item:
-        source = CsvRow(plan.header, row)
+    def _quoted_lines(
+        self, position: str, plan: HeaderPlan, row: list[str], *, at_the_end: bool
+    ) -> Iterator[Item]:
+        """A row read over several lines: refused when a quote took the rest of the file
+        (``at_the_end``, certain: a file problem too) or rows of the sheet (a guess), else
+        read as any row."""
+        if at_the_end:
+            refused, whole = open_at_the_end(position, plan.header, row)
+        else:
+            swallowed = swallowed_rows(plan.header, row, self.source_delimiter)
+            if swallowed is None:
+                yield self._item(position, plan, row)
+                return
+            refused, whole = swallowed, None
+        local_id = _local_id(plan, row)[0] or None
+        yield Item(
+            position, problems=(refused,), source=CsvRow(plan.header, row), local_id=local_id
+        )
+        if whole is not None:
+            yield FileProblem(position, problems=(whole,))
+
+    def _item(self, position: str, plan: HeaderPlan, cells: list[str]) -> Item:
+        # The rejects file gets the cells as they came (an export's apostrophes too); the
+        # document, the values an export's apostrophes stood for.
+        source = CsvRow(plan.header, cells)
+        row = [_as_written(cell) for cell in cells]
         data, problems = build_document(self.mapping, plan, row)
         local_id, column = _local_id(plan, row)
         if len(local_id) > MAX_LOCAL_ID:
@@ -225,7 +264,9 @@ class CsvAdapter:
         """Documents of the mapping's schema as rows, UTF-8 with a byte-order mark (so Excel
         reads the accents) unless the mapping names another ``encoding``. A value that
         encoding cannot hold is an :class:`AdapterError` naming the record and the column:
-        the system that asked for that encoding would store a ``?`` in its place."""
+        the system that asked for that encoding would store a ``?`` in its place. So is a list
+        with more items than its group of columns has room for (``repeat``): the sheet
+        imported again would drop the rest (a child's current placement, say)."""
         encoding = self.mapping.encoding
         checked = not _holds_every_character(encoding)
         header = export_header(self.mapping)
@@ -241,6 +282,7 @@ class CsvAdapter:
                         f"{document.get('schema')}; the mapping is for {self.mapping.schema}",
                     )
                 local_id = str(document.get("local_id", ""))
+                _check_repeats(self.mapping, local_id, document["data"])
                 row = [
                     _inert(cell) for cell in export_row(self.mapping, local_id, document["data"])
                 ]
@@ -301,7 +343,11 @@ class CsvAdapter:
             cells = source.cells  # as they came: a short row stays short, extra cells stay
             kept_cells = [cells[index] for index in kept if index < len(cells)]
             extra = cells[len(source.header) :]
-            writer.writerow([problems_as_text(item.problems), item.position, *kept_cells, *extra])
+            reasons = problems_as_text(item.problems)
+            # Formula-like text gets the apostrophe an export gives it (import takes it off):
+            # the office opens this file in a spreadsheet program too.
+            written = [_inert(cell) for cell in (reasons, *kept_cells, *extra)]
+            writer.writerow([written[0], item.position, *written[1:]])
         return writer is not None
 
 
@@ -519,6 +565,24 @@ def _cannot_encode(local_id: str, column: str, lacking: str, encoding: str) -> A
     )
 
 
+def _check_repeats(mapping: ColumnMapping, local_id: str, data: Mapping[str, Any]) -> None:
+    for group in mapping.groups:
+        items = value_at(data, group.tokens)
+        if isinstance(items, list) and len(items) > group.repeat:
+            raise AdapterError(
+                f"el expediente «{local_id}» tiene {len(items)} elementos en {group.pointer} y "
+                f"la correspondencia escribe {group.repeat} (columnas {group.prefix}1_… a "
+                f"{group.prefix}{group.repeat}_…): suba «repeat» de ese grupo a {len(items)} o "
+                "más en la correspondencia, o exporte ese expediente en otro formato (--adapter "
+                "ndjson); nada se omite en silencio",
+                f"the record '{local_id}' has {len(items)} items in {group.pointer} and the "
+                f"mapping writes {group.repeat} (columns {group.prefix}1_… to "
+                f"{group.prefix}{group.repeat}_…): raise that group's 'repeat' to "
+                f"{len(items)} or more in the mapping, or export that record in another format "
+                "(--adapter ndjson); nothing is left out silently",
+            )
+
+
 def _say_rejects_in_utf8(encoding: str, lacking: str) -> None:
     """The one line this adapter writes to stderr: the rejects file is not in the encoding of
     the file read (``puente import`` names the file at the end of its summary)."""
@@ -535,6 +599,6 @@ def _say_rejects_in_utf8(encoding: str, lacking: str) -> None:
 def _unreadable(error: csv.Error) -> Problem:
     return Problem(
         "",
-        f"la fila no se puede leer como CSV: {error}",
-        f"the row cannot be read as CSV: {error}",
+        "el encabezado (fila 1) no se puede leer como CSV: revise sus comillas y separadores",
+        f"the header (row 1) cannot be read as CSV ({error}): check its quotes and delimiters",
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -99,10 +100,13 @@ def _installed() -> dict[str, AdapterInfo]:
     """Adapters declared by installed packages, built-in names excluded."""
     found: dict[str, AdapterInfo] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name in BUILTINS or entry.name in found:
-            continue
         dist = getattr(entry, "dist", None)
         package = f"{dist.name} {dist.version}" if dist is not None else entry.value
+        if entry.name in BUILTINS:
+            _say_builtin_kept(entry.name, package)
+            continue
+        if entry.name in found:
+            continue
         found[entry.name] = AdapterInfo(
             entry.name,
             entry.value,
@@ -111,6 +115,28 @@ def _installed() -> dict[str, AdapterInfo]:
             False,
         )
     return found
+
+
+#: Installed packages already told (on stderr) that they cannot take a built-in name.
+_TOLD: set[tuple[str, str]] = set()
+
+
+def _say_builtin_kept(name: str, package: str) -> None:
+    """An installed package that names its adapter as a built-in one (``csv``) would be
+    ignored without a word, and its author left wondering: said once per process, on
+    stderr, in both languages."""
+    if (name, package) in _TOLD:
+        return
+    _TOLD.add((name, package))
+    print(
+        f"aviso: el paquete instalado {package} registra el adaptador «{name}», nombre de uno "
+        f"incorporado que no se puede reemplazar: se usa el incorporado; dé otro nombre al "
+        f"suyo (entry point {ENTRY_POINT_GROUP}) / warning: the installed package {package} "
+        f"registers the adapter '{name}', the name of a built-in one, which cannot be "
+        f"overridden: the built-in is used; give yours another name (entry point "
+        f"{ENTRY_POINT_GROUP})",
+        file=sys.stderr,
+    )
 
 
 def registered() -> dict[str, AdapterInfo]:

@@ -123,11 +123,13 @@ def readable_through_api(
 def encode_failure(adapter_name: str, records: int, error: Exception) -> tuple[str, str]:
     """An adapter whose ``encode`` raised (an installed one's fault), in Spanish and English,
     as ``puente import`` reports one that fails to decode (:func:`exchange.importer.guarded`):
-    how far it got and what it raised. The output file is replaced only once complete, so
+    how far it got and what it raised. ``records`` it was handed, the last being the one it
+    failed on (those before it written). The output file is replaced only once complete, so
     none was written."""
     raised = f"{type(error).__name__}: {error}"
     if records:
-        where_es, where_en = f"tras {records} expedientes", f"after {records} records"
+        where_es = f"en el expediente {records}, tras escribir {records - 1}"
+        where_en = f"on record {records}, after writing {records - 1}"
     else:
         where_es, where_en = "antes del primer expediente", "before its first record"
     return (

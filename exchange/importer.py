@@ -18,8 +18,11 @@ the canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` t
 its first answer even if the record changed since, so an old file sent again cannot bring back
 an old version.
 
-Memory stays bounded: one batch of items is held at a time, and the rejects are written as
-they are found (the engine is the generator the adapter's ``write_rejects`` consumes).
+Memory stays bounded: one batch of items is held at a time, and the rejects wait in a
+temporary file until the input ends (the engine is the generator the adapter's
+``write_rejects`` consumes). Then a rejected item whose record a later item of the file stored
+is left out: it is an older version, which sent again would become the record's latest
+(:func:`without_superseded`; only the rejected items' local ids are remembered meanwhile).
 
 What a person must read reaches the summary, each with its position in the input: problems
 of the file as a whole (:class:`~adapters.base.FileProblem`: not records, never counted as
@@ -32,6 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -120,6 +125,18 @@ class ImportSummary:
     rejected_items: list[dict[str, Any]] = field(default_factory=list)
     #: The adapter raised instead of yielding an item: where it was and what it said.
     adapter_failure: dict[str, str] | None = None
+    #: Why the hub stopped answering, in Spanish and English (``stopped`` says both).
+    stop_reasons: tuple[str, str] | None = None
+    #: Rejected items a later item of the file with the same local id stored: older versions,
+    #: left out of the rejects file (sent again, they would become the record's latest).
+    superseded: int = 0
+    superseded_items: list[dict[str, Any]] = field(default_factory=list)
+    #: Off once the rejects can no longer wait for the end of the input (see write_rejects).
+    superseding: bool = True
+    #: Local id → (position, "adapter" | "hub") of each rejected item, until a later item of
+    #: the same record is stored. Only rejected items are kept here: few, and small.
+    _rejected_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    _superseded_positions: set[str] = field(default_factory=set, repr=False)
 
     def warn(self, item: Item) -> None:
         found = getattr(item, "warnings", ())
@@ -148,6 +165,32 @@ class ImportSummary:
                     "errors": problems_as_json(item.problems),
                 }
             )
+
+    def rejected_for_now(self, item: Item, by: str) -> None:
+        """``item`` was rejected (``by`` the adapter or the hub), unless a later item of its
+        record is stored (:meth:`stored_now`)."""
+        local_id = _local_id_of(item)
+        if self.superseding and local_id is not None:
+            self._rejected_ids.setdefault(local_id, []).append((item.position, by))
+
+    def stored_now(self, item: Item) -> None:
+        """``item`` was stored (or was already there): rejected items of its record earlier
+        in the file are older versions of it, superseded."""
+        local_id = _local_id_of(item)
+        earlier = self._rejected_ids.pop(local_id, ()) if local_id is not None else ()
+        for position, by in earlier if self.superseding else ():
+            if by == "adapter":
+                self.rejected_by_adapter -= 1
+            else:
+                self.rejected_by_hub -= 1
+            self.superseded += 1
+            self._superseded_positions.add(position)
+            self.rejected_items = [e for e in self.rejected_items if e["position"] != position]
+            if len(self.superseded_items) < MAX_LISTED:
+                self.superseded_items.append(_superseded(position, local_id, item.position))
+
+    def is_superseded(self, item: Item) -> bool:
+        return not isinstance(item, FileProblem) and item.position in self._superseded_positions
 
     def file_problem(self, item: Item) -> None:
         for problem in item.problems:
@@ -209,6 +252,8 @@ class ImportSummary:
             "warnings": dict(self.warnings.most_common()),
             "warning_items": self.warning_items,
             "rejected_items": self.rejected_items,
+            "superseded": self.superseded,
+            "superseded_items": self.superseded_items,
         }
 
     def lines(self, lang: str) -> list[str]:
@@ -275,6 +320,15 @@ class ImportSummary:
             )
         if self.rejects_file:
             lines.append(f"Rechazos / rejects: {self.rejects_file}")
+        if self.superseded:
+            lines.append(
+                both(
+                    f"Versiones anteriores, fuera del archivo de rechazos: {self.superseded}",
+                    f"Older versions, left out of the rejects file: {self.superseded}",
+                )
+                + ":"
+            )
+            lines.extend(each(self.superseded_items, self.superseded))
         if self.unsigned:
             lines.append(
                 both(
@@ -389,25 +443,29 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
             outcomes = iter(_with_retries(sink, [item.document for item in good]))  # type: ignore[misc]
         except HubError as error:
             summary.stopped = f"{error.message_es} / {error.message_en}"
+            summary.stop_reasons = (error.message_es, error.message_en)
     for item in window:
         if not item.ok:
             summary.rejected_by_adapter += 1
             summary.reject(item)
+            summary.rejected_for_now(item, "adapter")
             yield item
             continue
         outcome = next(outcomes, None)
         if outcome is None:
             summary.not_sent += 1
-            unsent = replace(item, problems=(_not_sent(summary.stopped),))
+            unsent = replace(item, problems=(_not_sent(summary.stop_reasons),))
             summary.reject(unsent)
             yield unsent
             continue
         summary.count(outcome)
         if outcome.status != "rejected":
             summary.warn(item)
+            summary.stored_now(item)
         else:
             refused = replace(item, problems=item.problems + outcome.problems)
             summary.reject(refused)
+            summary.rejected_for_now(refused, "hub")
             yield refused
 
 
@@ -481,21 +539,55 @@ def _with_retries(sink: RecordSink, documents: list[Mapping[str, Any]]) -> list[
     raise AssertionError("unreachable")
 
 
-def _not_sent(reason: str | None) -> Problem:
+def _not_sent(reasons: tuple[str, str] | None) -> Problem:
+    es, en = reasons or ("el nodo no respondió", "the hub did not answer")
     return Problem(
         "",
-        f"no se envió: {reason or 'el nodo no respondió'}; envíe este archivo de nuevo",
-        f"not sent: {reason or 'the hub did not answer'}; send this file again",
+        f"no se envió: {es}; envíe este archivo de nuevo",
+        f"not sent: {en}; send this file again",
     )
 
 
-def write_rejects(adapter: Adapter, rejected: Iterable[Item], out: IO[bytes]) -> None:
+def _local_id_of(item: Item) -> str | None:
+    if item.local_id:
+        return item.local_id
+    local_id = (item.document or {}).get("local_id")
+    return local_id if isinstance(local_id, str) and local_id else None
+
+
+def _superseded(position: str, local_id: str | None, by: str) -> dict[str, Any]:
+    return {
+        "position": position,
+        "local_id": local_id,
+        "superseded_by": by,
+        "message_es": (
+            f"rechazado, pero la posición {by}, más adelante en el archivo, guardó el mismo "
+            "expediente: es una versión anterior y no va al archivo de rechazos (no la envíe "
+            "de nuevo: sería la última versión del expediente)"
+        ),
+        "message_en": (
+            f"rejected, but position {by}, later in the file, stored the same record: it is an "
+            "older version and is left out of the rejects file (do not send it again: it "
+            "would become the record's latest version)"
+        ),
+    }
+
+
+def write_rejects(
+    adapter: Adapter,
+    rejected: Iterable[Item],
+    out: IO[bytes],
+    summary: ImportSummary | None = None,
+) -> int:
     """The adapter writes its own rejects format; an installed adapter that cannot gets NDJSON
-    lines ``{"position", "source", "errors"}``."""
+    lines ``{"position", "source", "errors"}``. With the import's ``summary``, the rejects
+    wait until the input ends and those a later item superseded are left out
+    (:func:`without_superseded`). Returns how many rejected items the writer left unread."""
+    items = iter(rejected) if summary is None else without_superseded(rejected, summary)
     if isinstance(adapter, RejectsWriter):
-        adapter.write_rejects(rejected, out)
-        return
-    for item in rejected:
+        adapter.write_rejects(items, out)
+        return sum(1 for _ in items)
+    for item in items:
         try:
             source = json.loads(json.dumps(item.source))
         except (TypeError, ValueError):
@@ -506,3 +598,33 @@ def write_rejects(adapter: Adapter, rejected: Iterable[Item], out: IO[bytes]) ->
             "errors": problems_as_json(item.problems),
         }
         out.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+    return 0
+
+
+def without_superseded(rejected: Iterable[Item], summary: ImportSummary) -> Iterator[Item]:
+    """The rejected items once the whole input is read, less those a later item of the same
+    record superseded: whether one did is known only at the end. They wait in a temporary
+    file, pickled one by one, so memory does not grow with them. An item that cannot be
+    pickled (an installed adapter's) ends the waiting: what waited is given, then the rest as
+    it comes, and nothing more is taken for superseded (it may already be written)."""
+    with tempfile.TemporaryFile() as spool:
+        rest = iter(rejected)
+        for item in rest:
+            try:
+                spool.write(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))
+            except Exception:  # noqa: BLE001 (pickle raises several kinds)
+                summary.superseding = False
+                yield from _waited(spool, summary)
+                yield item
+                yield from rest
+                return
+        yield from _waited(spool, summary)
+
+
+def _waited(spool: IO[bytes], summary: ImportSummary) -> Iterator[Item]:
+    end = spool.tell()
+    spool.seek(0)
+    while spool.tell() < end:
+        item = pickle.load(spool)  # noqa: S301 (our own temporary file, written just now)
+        if not summary.is_superseded(item):
+            yield item

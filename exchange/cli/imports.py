@@ -577,12 +577,12 @@ def _read_and_push(
                 progress=_bar_updater(bar, items.bytes_read, started, lang, after_batch),
             )
             try:
-                write_rejects(adapter, rejected, out)
+                # What the writer left unread: a writer that stopped reading early.
+                left = write_rejects(adapter, rejected, out, summary)
             except Exception as error:  # noqa: BLE001 (an installed adapter's writer)
                 writer_raised = True
                 summary.adapter_failure = _writer_failure(adapter.name, summary, error)
             else:
-                left = sum(1 for _ in rejected)  # a writer that stopped reading early
                 if left:
                     summary.adapter_failure = _writer_failure(
                         adapter.name, summary, f"{left} rejected items were not written"

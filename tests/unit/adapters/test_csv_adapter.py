@@ -406,8 +406,16 @@ def test_broken_quoting_and_missing_line_breaks_stay_bounded(dif: CsvAdapter) ->
     items = decode(dif, text)
     assert items[0].ok and items[0].local_id == "F-1"
     assert items[1].position == "3"
-    assert "field larger than field limit" in items[1].problems[0].en
-    assert items[-1].ok and items[-1].local_id == "F-2"
+    # The quote is never closed: what follows it is not read as rows, nor stored.
+    assert "opens a quote that is never closed" in items[1].problems[0].en
+    assert isinstance(items[-1], FileProblem) and items[-1].position == "3"
+    assert not any(item.ok and item.local_id == "F-2" for item in items)
+    # Closed before the end, after more than the reader takes: the row is refused (its
+    # lines kept) and the rows after it are read.
+    closing = 'F-Y,Ana,Ruiz,M,01/02/2010,"Guatemala\n' + ("x" * 200 + "\n") * 1000 + '"\n'
+    items = decode(dif, HEADER + "\n" + closing + good.format(n=2))
+    assert [(item.position, item.ok) for item in items] == [("2", False), ("3", True)]
+    assert "the column 'nacionalidad' has 201,010 characters" in items[0].problems[0].en
     # No line break at all for megabytes: read in pieces, reported, never held whole.
     items = decode(dif, HEADER + "\n" + "F-1,Ana" + "," * 3_000_000)
     assert items and not any(item.ok for item in items)

@@ -75,11 +75,15 @@ def test_an_adapter_whose_writer_raises_is_reported_without_a_traceback(
     assert english.exit_code == 2, english.output
     assert "Traceback" not in english.output and isinstance(english.exception, SystemExit)
     assert (
-        "the adapter 'boom' failed after 2 records (KeyError: 'boom'); no file was written"
+        "the adapter 'boom' failed on record 2, after writing 1 (KeyError: 'boom'); no file "
+        "was written"
     ) in english.output
     spanish = export(out, "--adapter", "boom", "--lang", "es")
     assert spanish.exit_code == 2
-    assert "el adaptador «boom» falló tras 2 expedientes (KeyError: 'boom')" in spanish.output
+    assert (
+        "el adaptador «boom» falló en el expediente 2, tras escribir 1 (KeyError: 'boom')"
+        in spanish.output
+    )
     # Half a file is worse than none: --out is as it was, and no temporary file is left.
     assert out.read_text(encoding="utf-8") == PREVIOUS
     assert leftovers(tmp_path) == []
