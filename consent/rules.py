@@ -284,6 +284,10 @@ DEFAULT_RULES_JSON: tuple[Mapping[str, Any], ...] = (
         "Convención de 1951. Si la condición o el país no se conocen, se presume el riesgo.",
         "actor_kinds": ["foreign_authority"],
         "when": {"child_international_protection": True, "actor_from_country_of_origin": True},
+        # A consulate reading back what it pushed itself learns nothing new, whereas refusing
+        # it its own record would tell it that the child sought asylum. Everything else of the
+        # child (other agencies' records, anything it did not push) stays withheld.
+        "applies_to_originating_agency": False,
     },
     {
         "id": "no_case_content_to_oversight",

@@ -82,6 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     openapi.init_app(app)
     ratelimit.init_app(app)
     oauth.init_app(app)
+    portal.init_app(app)  # the portal's session cookie and its secret
     for area in (
         discovery,
         schemas,

@@ -53,6 +53,14 @@ COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
 #: asks for ``--kind``.
 DEFAULT_KIND_BY_LEVEL = {"federal": "other", "state": "state_dif", "municipal": "municipal_dif"}
 
+#: The scope that reads the whole hub's signed log (``/v1/audit``), and with it every child's
+#: entries, views and override justifications whatever the jurisdiction: oversight's alone.
+AUDIT_SCOPE = "audit:read"
+#: The kinds of body that may hold :data:`AUDIT_SCOPE`, for their systems or their auditors
+#: (:data:`exchange.people.AUDITOR_KINDS`): human-rights commissions, SIPINNA. In a body that
+#: handles cases it would let a municipal DIF read every state's children's log.
+OVERSIGHT_KINDS = frozenset({"oversight"})
+
 #: How long the keys a rotation replaces keep verifying.
 ROTATION_GRACE = timedelta(days=7)
 
@@ -288,6 +296,36 @@ def _check_scopes(scopes: list[str]) -> list[AgencyError]:
     return []
 
 
+def _check_audit_scope(
+    scopes: list[str], kind: str, *, changing: bool = False
+) -> list[AgencyError]:
+    """Only an oversight body's system reads the audit log (:data:`OVERSIGHT_KINDS`);
+    ``changing``: the agency holds the scope and would become of ``kind``."""
+    if AUDIT_SCOPE not in scopes or kind in OVERSIGHT_KINDS:
+        return []
+    # There is no verb that takes a scope away: the way out is a new registration.
+    es, en = (
+        (
+            f"esta institución lo tiene y pasaría a ser de tipo {kind}. Desactívela (puente "
+            "agency disable) y regístrela de nuevo sin ese alcance.",
+            f"this agency holds it and would become of kind {kind}. Disable it (puente agency "
+            "disable) and register it again without that scope.",
+        )
+        if changing
+        else (f"esta institución es de tipo {kind}.", f"this agency is of kind {kind}.")
+    )
+    return [
+        AgencyError(
+            f"El alcance {AUDIT_SCOPE} lee el registro de auditoría de todo el hub (cada niña, "
+            "niño o adolescente, de todos los estados): es solo de los órganos de supervisión "
+            f"(tipo oversight); {es}",
+            f"The {AUDIT_SCOPE} scope reads the whole hub's audit log (every child, every "
+            f"state): it belongs to oversight bodies only (kind oversight); {en}",
+            field="scopes",
+        )
+    ]
+
+
 _LABELS = {"name": ("el nombre", "The name"), "contact": ("el contacto", "The contact")}
 
 
@@ -311,6 +349,18 @@ def _check_text(value: str | None, field: str, limit: int, required: bool) -> li
 def check_webhook_url(url: str) -> list[AgencyError]:
     """An http(s) URL, or a file drop: ``file-drop`` (the agency's folder under
     ``FILE_DROP_PATH``) or a ``file:`` URL (checked to lie inside it at delivery)."""
+    from exchange.transports import webhook_url_fault
+
+    fault = webhook_url_fault(url) if url.lower().startswith(("http://", "https://")) else None
+    if fault is not None:
+        # Not the URL itself in the message: it may carry a password.
+        return [
+            AgencyError(
+                f"El webhook no es una URL utilizable: {fault[0]}.",
+                f"The webhook is not a usable URL: {fault[1]}.",
+                field="webhook_url",
+            )
+        ]
     parts = urlsplit(url)
     if len(url) <= 1000 and (
         (parts.scheme in ("http", "https") and parts.netloc)
@@ -457,6 +507,7 @@ def register_agency(
         *_check_level_and_jurisdiction(level, jurisdiction),
         *_check_kind_and_country(kind, country),
         *_check_scopes(scopes),
+        *_check_audit_scope(scopes, kind),
         *_check_text(contact, "contact", 300, required=False),
         *(check_webhook_url(webhook_url) if webhook_url else []),
     ]
@@ -672,16 +723,52 @@ def set_kind(session: Session, agency_id: str, kind: str, country: str | None = 
     """Say what kind of body the agency is (and for a foreign authority, for which country).
 
     Takes effect on the next request of its systems and people: the bearer lookup reads the
-    kind from the agency row every time.
+    kind from the agency row every time. An oversight body that holds :data:`AUDIT_SCOPE`, or
+    has active auditors, stays one: another kind would keep reading every child's log.
     """
     country = _normal_country(country)
     errors = _check_kind_and_country(kind, country)
     if errors:
         raise InvalidAgency(errors)
     agency = get_agency(session, agency_id)
+    if kind not in OVERSIGHT_KINDS:
+        errors = [
+            *_check_audit_scope(agency.scopes, kind, changing=True),
+            *_auditors_stay(session, agency, kind),
+        ]
+        if errors:
+            raise InvalidAgency(errors)
     agency.kind = kind
     agency.country = country
     _audit(session, "agency.updated", "kind_changed", agency_id)
+
+
+def _auditors_stay(session: Session, agency: Agency, kind: str) -> list[AgencyError]:
+    """Active auditors keep their tokens' audit:read whatever their agency's kind: an agency
+    with some does not leave oversight until they are disabled."""
+    from exchange.people import Person
+
+    auditors = [
+        person.id
+        for person in session.scalars(
+            select(Person).where(Person.agency_id == agency.id, Person.active.is_(True))
+        )
+        if "auditor" in person.role_list
+    ]
+    if not auditors:
+        return []
+    listed = ", ".join(auditors)
+    return [
+        AgencyError(
+            f"La agencia {agency.id} tiene auditores activos ({listed}), que leen el registro de "
+            f"auditoría de todo el hub: no puede pasar a ser de tipo {kind} mientras los tenga. "
+            "Desactívelos antes (puente person disable …).",
+            f"Agency {agency.id} has active auditors ({listed}), who read the whole hub's audit "
+            f"log: it cannot become of kind {kind} while it has them. Disable them first "
+            "(puente person disable …).",
+            field="kind",
+        )
+    ]
 
 
 def check_drop_folder(

@@ -228,6 +228,20 @@ _INSERT_COLUMNS = (
 PendingRow = tuple[SessionTransaction | None, tuple[Any, ...]]
 
 
+def record_key_change(session: Session, key_id: str, detail: str) -> str:
+    """A key change the hub's administrator made from the command line (a data key rotated, a
+    hub key made again), naming the key by its public id, never by anything secret."""
+    return record_event(
+        session,
+        action="key_changed",
+        outcome="success",
+        actor_role="administrator",
+        object_type="key",
+        object_id=key_id,
+        detail=detail,
+    )
+
+
 def _pending(session: Session) -> list[PendingRow]:
     if session.get_transaction() is None:
         session.connection()  # begin now, so that a rollback is seen and drops the entry

@@ -60,6 +60,9 @@ class DuplicatePair:
     #: For a conflict: the agency whose push raised it, and when.
     raised_by: str | None = None
     raised_at: datetime | None = None
+    #: Identifiers naming one person that the two children both hold, with no value in
+    #: common (``curp``, ``unhcr``): most likely two people; a merge needs ``--force``.
+    identifier_conflicts: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class DuplicatePair:
             "agencies": [list(self.agencies[0]), list(self.agencies[1])],
             "raised_by": self.raised_by,
             "raised_at": as_utc(self.raised_at).isoformat() if self.raised_at else None,
+            "identifier_conflicts": list(self.identifier_conflicts),
         }
 
 
@@ -161,10 +165,29 @@ def probable_duplicates(
                 raised_at=suggestion.created_at,
             )
         )
-    probable = [
-        DuplicatePair(a, b, match.score, "probable", match.matched_on)
-        for (a, b), match in best.items()
-        if (a, b) not in listed
+    # Children holding different CURPs or UNHCR individual numbers are most likely two
+    # people, however alike their profiles: the pair is marked and scores less.
+    held = personal_identifiers(
+        session,
+        {c for pair in best for c in pair}
+        | {c for pair in pairs for c in (pair.child_id, pair.other_child_id)},
+    )
+    probable = []
+    for (a, b), match in best.items():
+        conflicts = conflicting_identifiers(held, a, b)
+        score = match.score * (IDENTIFIER_CONFLICT_FACTOR if conflicts else 1)
+        if (a, b) not in listed and score >= min_score:
+            probable.append(
+                DuplicatePair(
+                    a, b, score, "probable", match.matched_on, identifier_conflicts=conflicts
+                )
+            )
+    pairs = [
+        replace(
+            pair,
+            identifier_conflicts=conflicting_identifiers(held, pair.child_id, pair.other_child_id),
+        )
+        for pair in pairs
     ]
     probable.sort(key=lambda p: (-(p.score or 0), p.child_id, p.other_child_id))
     return _with_agencies(session, pairs + probable)
@@ -272,20 +295,63 @@ class MergeConflicts(MergeRefused):
         self.conflicts = conflicts
 
 
+#: Identifiers that name one person (``child_identifier`` kinds, any scope): two children
+#: each holding one of a kind, and none in common, are two people.
+PERSONAL_KINDS = ("curp", "unhcr")
+#: How a merge refusal names an identifier conflict — never the values, which the refusal
+#: would otherwise print to a terminal and a shell history.
+IDENTIFIER_CONFLICT_WORDS = {
+    "curp": ("CURP distintas", "different CURPs"),
+    "unhcr": ("números individuales ACNUR distintos", "different UNHCR individual numbers"),
+}
+#: A probable duplicate whose children hold different CURPs or UNHCR individual numbers
+#: scores this much of its profiles' score (as a contradicting sex does in child_matching).
+IDENTIFIER_CONFLICT_FACTOR = 0.5
+
+
+def personal_identifiers(
+    session: Session, child_ids: Iterable[str]
+) -> dict[str, dict[str, set[str]]]:
+    """child -> identifier kind (:data:`PERSONAL_KINDS`) -> the values it holds."""
+    held: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for part in _chunks(sorted(set(child_ids))):
+        for child_id, kind, value in session.execute(
+            select(ChildIdentifier.child_id, ChildIdentifier.kind, ChildIdentifier.value).where(
+                ChildIdentifier.child_id.in_(part), ChildIdentifier.kind.in_(PERSONAL_KINDS)
+            )
+        ):
+            held[child_id][kind].add(value)
+    return held
+
+
+def conflicting_identifiers(
+    held: dict[str, dict[str, set[str]]], child_id: str, other_child_id: str
+) -> tuple[str, ...]:
+    """The kinds of :data:`PERSONAL_KINDS` both children hold with no value in common."""
+    one, other = held.get(child_id, {}), held.get(other_child_id, {})
+    return tuple(
+        kind
+        for kind in PERSONAL_KINDS
+        if one.get(kind) and other.get(kind) and not one[kind] & other[kind]
+    )
+
+
 def merge_conflicts(session: Session, into: str, merged: str) -> list[tuple[str, str]]:
     """What the two children's records say that cannot both be true of one child, in Spanish
-    and English: every sex stated differs, no nationality in common, or dates of birth more
+    and English: different CURPs or UNHCR individual numbers (none in common; the values are
+    not named), every sex stated differs, no nationality in common, or dates of birth more
     than a year apart. A person may still know better (a record mistaken about the sex); the
     command line asks for ``--force`` then, because a wrong merge shows one child's records as
     another's."""
+    held = personal_identifiers(session, [into, merged])
+    found = [IDENTIFIER_CONFLICT_WORDS[k] for k in conflicting_identifiers(held, into, merged)]
     profiles: dict[str, list[ChildProfile]] = {into: [], merged: []}
     for profile in session.scalars(
         select(ChildProfile).where(ChildProfile.child_id.in_([into, merged]))
     ):
         profiles[profile.child_id].append(profile)
     if not profiles[into] or not profiles[merged]:
-        return []
-    found: list[tuple[str, str]] = []
+        return found
 
     def stated(child_id: str, attribute: Callable[[ChildProfile], Iterable[str]]) -> set[str]:
         return {value for profile in profiles[child_id] for value in attribute(profile) if value}

@@ -29,17 +29,18 @@ existence oracle.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select, union
 from sqlalchemy.orm import Session
 
 from consent import Decision
 from exchange.auth import Actor
-from exchange.child_linking import scoped_value
+from exchange.child_linking import child_part, identifiers_in, scoped_value
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -50,6 +51,7 @@ from exchange.child_matching import (
 from exchange.children import (
     IDENTIFIER_TYPES,
     SEARCH_ONLY_IDENTIFIER_TYPES,
+    Child,
     ChildCaseNumber,
     ChildNameKey,
     ChildProfile,
@@ -57,8 +59,9 @@ from exchange.children import (
     normalize_identifier,
     resolve_child_id,
 )
-from exchange.crypto import DataKeyring
+from exchange.crypto import DataKeyring, data_keyring
 from exchange.disclosure import ChildContext, evaluate, load_child
+from exchange.records import Record, latest_body, record_named
 
 #: At most this many candidates are answered.
 MAX_CANDIDATES = 20
@@ -90,9 +93,25 @@ class Candidate:
     child_id: str
     score: float
     matched_on: tuple[str, ...]
+    #: What matched, as a record states it (:class:`Statement`): only a record whose
+    #: ``identity`` the caller may read can make a candidate of the child for them.
+    stated: Statement | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"child_id": self.child_id, "score": self.score, "matched_on": list(self.matched_on)}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """Where a match comes from. ``kind`` is ``"profile"`` (``value``: the profile's pushing
+    agency and local id, which name its record), ``"local_id"`` (the calling agency's own
+    local id for its record: ``value`` is that id), or an identifier kind as the index stores
+    it (``curp``, ``unhcr``, ``comar_case``, a scoped ``agency_local``…: ``value`` is the
+    stored value, which the record's ``child.identifiers`` must state)."""
+
+    kind: str
+    value: str
+    agency_id: str = ""
 
 
 #: What scoring reads of a stored profile (plain rows: no ORM objects on the search path).
@@ -169,7 +188,8 @@ def search_by_identifier(
     session: Session, kind: str, value: str, *, agency_id: str | None
 ) -> list[Candidate]:
     """Children carrying the identifier ``value`` of type ``kind`` (one of
-    :data:`IDENTIFIER_SEARCH_KINDS`).
+    :data:`IDENTIFIER_SEARCH_KINDS`), best first, whoever stated it (the index alone: the
+    search route keeps only what the caller may read, see :func:`readable_candidates`).
 
     ``curp`` and ``unhcr_individual`` find the child they link to (score 1); ``unhcr`` also
     every child of a UNHCR case number. Search-only types (case numbers, documents) find every
@@ -178,35 +198,50 @@ def search_by_identifier(
     record carries that agency-local identifier issued by the caller (score 1): another
     agency's local values never match.
     """
+    return _ranked(identifier_matches(session, kind, value, agency_id=agency_id), MAX_CANDIDATES)
+
+
+def identifier_matches(
+    session: Session, kind: str, value: str, *, agency_id: str | None
+) -> list[Candidate]:
+    """Every match of :func:`search_by_identifier`, unranked, each with its :class:`Statement`
+    (a child may match more than one way)."""
     found: list[Candidate] = []
     normalized = normalize_identifier(value)
     if kind == "agency_local":
         if agency_id is not None:
             child_id = find_by_identifier(session, "agency_local", value.strip(), agency_id)
             if child_id:
-                found.append(Candidate(child_id, 1.0, ("agency_local",)))
-            stated = _stated_children(session, "agency_local", scoped_value(agency_id, normalized))
-            found.extend(Candidate(child_id, 1.0, ("agency_local",)) for child_id in stated)
+                own = Statement("local_id", value.strip(), agency_id)
+                found.append(Candidate(child_id, 1.0, ("agency_local",), own))
+            scoped = scoped_value(agency_id, normalized)
+            found.extend(
+                Candidate(child_id, 1.0, ("agency_local",), Statement("agency_local", scoped))
+                for child_id in _stated_children(session, "agency_local", scoped)
+            )
     elif kind in _LINKING_KINDS:
         linking_kind = _LINKING_KINDS[kind]
+        stated = Statement(linking_kind, normalized)
         child_id = find_by_identifier(session, linking_kind, normalized)
         if child_id:
-            found.append(Candidate(child_id, 1.0, (linking_kind,)))
+            found.append(Candidate(child_id, 1.0, (linking_kind,), stated))
         if agency_id is not None:
             # The caller's own child for an identifier another agency's child holds (see
             # exchange.child_linking.link_children).
             own = find_by_identifier(session, linking_kind, normalized, agency_id)
             if own:
-                found.append(Candidate(own, 1.0, (linking_kind,)))
+                found.append(Candidate(own, 1.0, (linking_kind,), stated))
     for stored_kind in _SEARCH_ONLY_KINDS.get(kind, ()):
         found.extend(
-            Candidate(child_id, CASE_NUMBER_SCORE, (stored_kind,))
+            Candidate(
+                child_id, CASE_NUMBER_SCORE, (stored_kind,), Statement(stored_kind, normalized)
+            )
             for child_id in _stated_children(session, stored_kind, normalized)
         )
-    resolved = (
-        Candidate(resolve_child_id(session, c.child_id), c.score, c.matched_on) for c in found
-    )
-    return _ranked(resolved, MAX_CANDIDATES)
+    return [
+        Candidate(resolve_child_id(session, c.child_id), c.score, c.matched_on, c.stated)
+        for c in found
+    ]
 
 
 def _stated_children(session: Session, kind: str, value: str) -> list[str]:
@@ -227,12 +262,56 @@ def search_by_profile(
     limit: int = MAX_CANDIDATES,
     min_score: float = SEARCH_MIN_SCORE,
 ) -> list[Candidate]:
-    """Children whose profiles score at least ``min_score`` against ``query``, best first."""
+    """Children whose profiles score at least ``min_score`` against ``query``, best first
+    (the index alone, whoever stated the profiles: see :func:`readable_candidates`)."""
+    return _ranked(profile_matches(session, query, min_score=min_score), limit)
+
+
+def profile_matches(
+    session: Session,
+    query: IdentityProfile,
+    *,
+    min_score: float = SEARCH_MIN_SCORE,
+    own_agency: str | None = None,
+) -> list[Candidate]:
+    """Every profile of the pool scoring at least ``min_score``, unranked, each with the
+    record that states it (:class:`Statement`). The pool is the :data:`CANDIDATE_POOL`
+    profiles sharing the most name keys with the query (then born closest to it) and, for
+    ``own_agency``, as many of that agency's own: however many other agencies' children
+    share a name and a date of birth, they cannot push an agency's own child out of the pool.
+    """
     keys = sorted(query_keys(query))
     if not keys:
         return []
+    profile_ids = set(_pool(session, query, keys))
+    if own_agency is not None:
+        profile_ids.update(_pool(session, query, keys, own_agency=own_agency))
+    if not profile_ids:
+        return []
+    # No join to ``child``: a merge moves profiles to the surviving child, so a profile never
+    # names a merged child (and SQLite would plan the join as a scan of every child).
+    columns = (*PROFILE_COLUMNS, ChildProfile.agency_id, ChildProfile.local_id)
+    rows = session.execute(select(*columns).where(ChildProfile.id.in_(sorted(profile_ids))))
+    scored = []
+    for row in rows:
+        match = score_match(query, profile_of(row))
+        if match.score >= min_score:
+            source = Statement("profile", row.local_id, row.agency_id)
+            scored.append(Candidate(row.child_id, match.score, match.matched_on, source))
+    return scored
+
+
+def _pool(
+    session: Session, query: IdentityProfile, keys: list[str], *, own_agency: str | None = None
+) -> list[int]:
+    """The ids of the :data:`CANDIDATE_POOL` profiles sharing the most keys with ``query``
+    (of ``own_agency``'s records only, when given)."""
     shared = func.count().label("shared")
     pool = select(ChildNameKey.profile_id, shared).where(ChildNameKey.key.in_(keys))
+    if own_agency is not None:
+        pool = pool.join(ChildProfile, ChildProfile.id == ChildNameKey.profile_id).where(
+            ChildProfile.agency_id == own_agency
+        )
     order: list[Any] = [shared.desc()]
     if query.birth is not None:
         pool = pool.where(
@@ -249,18 +328,7 @@ def search_by_profile(
         .order_by(*order, ChildNameKey.profile_id)
         .limit(CANDIDATE_POOL)
     )
-    profile_ids = [profile_id for profile_id, _ in session.execute(pool)]
-    if not profile_ids:
-        return []
-    # No join to ``child``: a merge moves profiles to the surviving child, so a profile never
-    # names a merged child (and SQLite would plan the join as a scan of every child).
-    rows = session.execute(select(*PROFILE_COLUMNS).where(ChildProfile.id.in_(profile_ids)))
-    scored = []
-    for row in rows:
-        match = score_match(query, profile_of(row))
-        if match.score >= min_score:
-            scored.append(Candidate(row.child_id, match.score, match.matched_on))
-    return _ranked(scored, limit)
+    return [profile_id for profile_id, _ in session.execute(pool)]
 
 
 # -- who may know of a child ------------------------------------------------------------------
@@ -272,11 +340,14 @@ KNOWING_CATEGORIES = frozenset({"identity"})
 @dataclass(frozen=True)
 class KnownChild:
     """A child the caller may know of: the child (after merges), the decision that lets the
-    caller know of it, and whether the caller's agency holds one of the child's records."""
+    caller know of it, whether the caller's agency holds one of the child's records, and the
+    ids of the records whose ``identity`` the caller may read (with ``every_record``, all of
+    them; otherwise the first found)."""
 
     child: ChildContext
     decision: Decision
     holds: bool
+    readable: frozenset[str] = frozenset()
 
 
 def children_known_to(
@@ -286,27 +357,30 @@ def children_known_to(
     child_ids: Iterable[str],
     *,
     keyring: DataKeyring | None = None,
+    every_record: bool = False,
 ) -> dict[str, KnownChild]:
     """Those of ``child_ids`` that ``actor`` may know exist, by the id asked for (a merged
     child's id counts as the child it was merged into); unknown ids and children the caller
     may not know of are left out alike, so a caller cannot tell them apart.
 
-    A caller whose agency is responsible for one of the child's records (owns it) already
-    knows the child, so, as for the originating agency reading its own record, only the hard
-    rules limit the answer. An agency that holds a referral of one of them knows the child as
-    far as reading that referral would show it: when the referral names ``identity`` (or every
-    category) and the consent engine permits it for the referral (action ``refer``, its
-    purpose) — a referral for health care alone does not let its holder confirm the child's
-    name, date of birth or identifiers by searching. Anyone else — an agency or a person — may
-    know of the child only when the consent engine permits ``identity`` to them for ``read``
-    and ``purpose`` (consent, grant or override). The hard rules strip ``identity`` for
-    ``statistics`` and for the ``oversight`` purpose or actor. Children come from
-    :func:`~exchange.disclosure.load_child`'s per-child cache.
+    The caller may know of a child when it may read the ``identity`` of one of the child's
+    records, decided per record as a read of that record would be. A caller whose agency is
+    responsible for the record (owns it) already knows the child, so, as for the originating
+    agency reading its own record, only the hard rules limit the answer. An agency that holds
+    a referral of the record knows the child as far as reading that referral would show it:
+    when the referral names ``identity`` (or every category) and the consent engine permits
+    it for the referral (action ``refer``, its purpose) — a referral for health care alone
+    does not let its holder confirm the child's name, date of birth or identifiers by
+    searching. Anyone else — an agency or a person — only when the consent engine permits
+    ``identity`` to them for ``read`` and ``purpose`` (consent, grant or override). The hard
+    rules strip ``identity`` for ``statistics`` and for the ``oversight`` purpose or actor.
+    Children come from :func:`~exchange.disclosure.load_child`'s per-child cache.
 
-    Child search answers only these children; a push may name only these in ``child_id``.
-    ``purpose`` None means any purpose: a push has none of its own, and an agency that may
-    find a child for one purpose (COMAR for ``asylum_procedure``) must be able to link its
-    record to that child rather than start a second one.
+    Child search answers only these children, and only by what their readable records state
+    (:func:`readable_candidates`); a push may name only these in ``child_id``. ``purpose``
+    None means any purpose: a push has none of its own, and an agency that may find a child
+    for one purpose (COMAR for ``asylum_procedure``) must be able to link its record to that
+    child rather than start a second one.
     """
     # Imported when used: this module also serves ``puente import`` and the duplicates
     # listing, which need not load the records-read blueprint.
@@ -334,28 +408,180 @@ def children_known_to(
         ):
             referrals.setdefault(record_id, []).append((referred_for, categories))
     engine_actor = actor.for_consent()
+    purposes = (purpose,) if purpose else purpose_codes()
     known: dict[str, KnownChild] = {}
     for child_id, child in children.items():
-        owns = system and any(record.owner_agency == actor.agency_id for record in child.records)
-        asked = [("read", weighed) for weighed in ((purpose,) if purpose else purpose_codes())]
-        if not owns:
-            asked += [
-                ("refer", referred_for)
-                for record in child.records
-                for referred_for, categories in referrals.get(record.id, ())
-                if (purpose is None or referred_for == purpose)
-                and (not categories or KNOWING_CATEGORIES <= set(categories))
-            ]
-        for action, weighed in asked:
-            decision = evaluate(
-                child,
-                engine_actor,
-                action,
-                weighed,
-                KNOWING_CATEGORIES,
-                owner_agency_id=actor.agency_id if owns else None,
-            )
-            if KNOWING_CATEGORIES <= set(decision.categories):
-                known[child_id] = KnownChild(child, decision, owns or action == "refer")
+        first: tuple[Decision, bool] | None = None
+        readable: set[str] = set()
+        # The caller's own records first: the usual case, and the decision that tells most
+        # plainly why the caller knows the child (it holds its record).
+        for record in sorted(
+            child.records, key=lambda r: not (system and r.owner_agency == actor.agency_id)
+        ):
+            owns = system and record.owner_agency == actor.agency_id
+            asked = [("read", weighed) for weighed in purposes]
+            if not owns:
+                asked += [
+                    ("refer", referred_for)
+                    for referred_for, categories in referrals.get(record.id, ())
+                    if (purpose is None or referred_for == purpose)
+                    and (not categories or KNOWING_CATEGORIES <= set(categories))
+                ]
+            for action, weighed in asked:
+                decision = evaluate(
+                    child,
+                    engine_actor,
+                    action,
+                    weighed,
+                    KNOWING_CATEGORIES,
+                    owner_agency_id=actor.agency_id if owns else None,
+                    record_id=record.id,
+                )
+                if KNOWING_CATEGORIES <= set(decision.categories):
+                    readable.add(record.id)
+                    first = first or (decision, owns or action == "refer")
+                    break
+            if first is not None and not every_record:
                 break
+        if first is not None:
+            known[child_id] = KnownChild(child, first[0], first[1], frozenset(readable))
     return known
+
+
+# -- what a caller may match on ---------------------------------------------------------------
+
+
+def readable_candidates(
+    session: Session,
+    actor: Actor,
+    purpose: str,
+    matches: Sequence[Candidate],
+    *,
+    limit: int = MAX_CANDIDATES,
+) -> list[tuple[Candidate, KnownChild]]:
+    """The best ``limit`` children of ``matches`` (from :func:`identifier_matches` or
+    :func:`profile_matches`) the caller may know of, each scored by its best match that a
+    record the caller may read the ``identity`` of states: what another agency's record says
+    of a child (its UNHCR or COMAR number, a nationality, an alias) never matches for a caller
+    who may not read that record, so a search cannot confirm it.
+
+    Matches are weighed best first, a few children at a time, until ``limit`` are answered:
+    children the caller may not know of cannot crowd out one it may, and the work stays
+    bounded by the pool a search draws from.
+    """
+    ordered = sorted(matches, key=lambda c: (-c.score, c.child_id))
+    known: dict[str, KnownChild] = {}
+    # Children the engine could not let the caller know of count as weighed (and left out)
+    # without being loaded: loading every namesake in the pool would cost a second, and tell
+    # by its time that they exist.
+    weighed = {c.child_id for c in ordered} - possibly_known(session, actor, ordered)
+    answered: dict[str, tuple[Candidate, KnownChild]] = {}
+    statements = _StatedBy(session, actor)
+    for position, candidate in enumerate(ordered):
+        if len(answered) >= limit:
+            break
+        if candidate.child_id in answered:
+            continue
+        if candidate.child_id not in weighed:
+            upcoming = dict.fromkeys(c.child_id for c in ordered[position:])
+            batch = [child_id for child_id in upcoming if child_id not in weighed][:WEIGH_BATCH]
+            known.update(children_known_to(session, actor, purpose, batch, every_record=True))
+            weighed.update(batch)
+        child = known.get(candidate.child_id)
+        if child is not None and statements.by_readable_record(child, candidate.stated):
+            answered[candidate.child_id] = (candidate, child)
+    return list(answered.values())
+
+
+def possibly_known(session: Session, actor: Actor, candidates: Iterable[Candidate]) -> set[str]:
+    """Those of the candidates' children the consent engine could let ``actor`` know of, in a
+    few queries whatever their number: the engine permits only to the agency's own system
+    reading its record, to the holder of a referral, or by a consent, a grant or an emergency
+    override (consent/engine.py; hard rules, withhold entries and objections only refuse).
+    A child with none of these for anyone — the many namesakes a name search draws from other
+    agencies — is left out without loading it; :func:`children_known_to` decides the rest."""
+    child_ids = sorted({candidate.child_id for candidate in candidates})
+    if not child_ids:
+        return set()
+    connection = session.connection()
+    # A consent or a record may still name a child merged into a candidate.
+    survivor = {child_id: child_id for child_id in child_ids}
+    for merged, into in connection.execute(_merged_statement(), {"ids": child_ids}):
+        survivor[merged] = into
+    system = actor.person_id is None and actor.agency_id is not None
+    found = connection.execute(
+        _possibly_known_statement(),
+        {"ids": sorted(survivor), "agency": actor.agency_id if system else None},
+    ).scalars()
+    return {survivor[child_id] for child_id in found}
+
+
+@functools.cache
+def _merged_statement() -> Any:
+    return select(Child.id, Child.merged_into).where(
+        Child.merged_into.in_(bindparam("ids", expanding=True))
+    )
+
+
+@functools.cache
+def _possibly_known_statement() -> Any:
+    # Built once (a search runs it every time); ``agency`` None matches no record.
+    from exchange.consent_store import ConsentRow, GrantRow, OverrideRow
+    from exchange.sharing import RecordShare
+
+    ids, agency = bindparam("ids", expanding=True), bindparam("agency")
+    return union(
+        *(
+            select(model.child_id).where(model.child_id.in_(ids))
+            for model in (ConsentRow, GrantRow, OverrideRow)
+        ),
+        select(Record.child_id).where(Record.child_id.in_(ids), Record.owner_agency == agency),
+        select(Record.child_id)
+        .join(RecordShare, RecordShare.record_id == Record.id)
+        .where(Record.child_id.in_(ids), RecordShare.agency_id == agency),
+    )
+
+
+#: Children weighed at once by :func:`readable_candidates`.
+WEIGH_BATCH = MAX_CANDIDATES
+
+
+class _StatedBy:
+    """Whether a record the caller may read states a match (bodies decrypted only when the
+    child also has records the caller may not read, and then only the readable ones)."""
+
+    def __init__(self, session: Session, actor: Actor) -> None:
+        self.session = session
+        self.actor = actor
+        self._identifiers: dict[str, tuple[set[tuple[str, str]], set[tuple[str, str]]]] = {}
+
+    def by_readable_record(self, known: KnownChild, stated: Statement | None) -> bool:
+        records = {record.id: record for record in known.child.records}
+        readable = [records[record_id] for record_id in sorted(known.readable)]
+        if stated is None or not readable:
+            return False
+        if stated.kind == "profile":
+            return any(self._names(record, stated.agency_id, stated.value) for record in readable)
+        if stated.kind == "local_id":
+            return any(self._names(record, stated.agency_id, stated.value) for record in readable)
+        if len(readable) == len(records):
+            return True  # every record of the child is readable: whichever states it
+        return any(self._states(record, stated) for record in readable)
+
+    def _names(self, record: Any, agency_id: str, local_id: str) -> bool:
+        """Whether the push of ``agency_id`` under ``local_id`` is ``record``."""
+        if (record.source_agency, record.local_id) == (agency_id, local_id):
+            return True
+        return record_named(self.session, agency_id, local_id) == record.id
+
+    def _states(self, record: Any, stated: Statement) -> bool:
+        found = self._identifiers.get(record.id)
+        if found is None:
+            body = latest_body(self.session, data_keyring(), record)
+            data = body.data if isinstance(body.data, Mapping) else {}
+            personal, searchable = identifiers_in(
+                child_part(data), agency_id=body.version.pushed_by
+            )
+            found = self._identifiers[record.id] = (set(personal), set(searchable))
+        personal, searchable = found
+        return (stated.kind, stated.value) in (personal | searchable)

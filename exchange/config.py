@@ -80,8 +80,10 @@ DEFAULTS: dict[str, Any] = {
     # time would tell the asking hub which children are here.
     "FEDERATION_ANSWER_FLOOR": 0.25,
     # Least seconds a refused record read takes (404, or a child with nothing readable), so that
-    # time does not tell an existing record from none (exchange.api.record_reads).
-    "READ_REFUSAL_FLOOR": 0.03,
+    # time does not tell an existing record from none (exchange.api.record_reads). It must
+    # exceed the slowest refusal on the deployment (deciding and auditing a refused read of a
+    # child with many records took ~80 ms on PostgreSQL): refusals are rare in legitimate use.
+    "READ_REFUSAL_FLOOR": 0.2,
     # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,
@@ -124,6 +126,14 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_STORAGE": "memory://",
     "RATE_LIMIT_STRATEGY": "fixed-window",
     "RATE_LIMIT_PROXY_HOPS": 0,
+    # Portal (exchange/portal/): the secret that signs its session cookies (None: the file
+    # below, which `puente init` creates), how many hours a login lasts at most, and failed
+    # logins allowed per e-mail address and per client address ("" turns a limit off).
+    "PORTAL_SECRET_KEY": None,
+    "PORTAL_SECRET_KEY_FILE": "keys/portal-secret.key",
+    "PORTAL_SESSION_HOURS": 8,
+    "PORTAL_LOGIN_FAILURES": "10 per 15 minutes",
+    "PORTAL_LOGIN_FAILURES_ADDRESS": "30 per 15 minutes",
 }
 
 

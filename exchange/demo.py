@@ -1,15 +1,17 @@
 """``puente demo``: seed a local hub with fictitious agencies and children's records.
 
 Seeding happens once per instance folder; the demo agencies' client secrets (shown once by the
-registry) and the demo people's personal access tokens (under ``"people"``) are kept in
-``instance/demo/credentials.json`` (mode 0600) so a rerun can print the same working example.
-Nothing here is used outside the demo.
+registry) and the demo people's personal access tokens and portal logins (under ``"people"``) are
+kept in ``instance/demo/credentials.json`` (mode 0600) so a rerun can print the same working
+example. The portal passwords are random, made for each demo folder (``demo-…``), and only ever
+set by the demo. Nothing here is used outside the demo.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from exchange.agencies import Agency, register_agency
 from exchange.crypto import data_keyring
 from exchange.demo_consents import json_field
 from exchange.demo_data import AGENCIES, PEOPLE, DemoAgency, DemoPerson, demo_records
-from exchange.people import MAX_TOKEN_DAYS, add_person, issue_token
+from exchange.people import MAX_TOKEN_DAYS, add_person, get_person, issue_token, set_password
 from exchange.record_push import Pusher, PushResult, canonical_body
 from schemas.registry import default_registry
 
@@ -32,7 +34,8 @@ class DemoHub:
     credentials: dict[str, str]  # agency id -> client secret
     records: int
     sample_push: Path
-    #: person id -> {"token", "token_id", "agency_id", "roles", "scopes", "expires_at"}
+    #: person id -> {"token", "token_id", "agency_id", "roles", "scopes", "expires_at",
+    #: "email", "password"} (the last two: the demo person's portal login)
     people: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The demo consent: {"consent_id", "child_id", "record_id"} (exchange.demo_consents).
     consent: dict[str, str] | None = None
@@ -69,6 +72,12 @@ def seed_demo(app: Flask) -> DemoHub:
             elif newcomers := [person for person in PEOPLE if person.id not in people]:
                 # seeded before these people were part of the demo (the PFPNNA officer)
                 people.update(seed_demo_people(session, newcomers))
+                session.commit()
+                _write_credentials(credentials_file, credentials, people)
+            if without := [person_id for person_id, p in people.items() if "password" not in p]:
+                # seeded before the demo people had portal passwords
+                for person_id in without:
+                    people[person_id].update(demo_login(session, person_id))
                 session.commit()
                 _write_credentials(credentials_file, credentials, people)
             return DemoHub(
@@ -121,9 +130,11 @@ def seed_demo_people(
     session: Session, persons: tuple[DemoPerson, ...] | list[DemoPerson] = PEOPLE
 ) -> dict[str, dict[str, Any]]:
     """Register the demo people with a personal access token each (valid the longest allowed,
-    so a demo folder keeps working); returns what ``credentials.json`` keeps of them."""
+    so a demo folder keeps working) and a portal password; returns what ``credentials.json``
+    keeps of them."""
     people = {}
     for demo in persons:
+        password = demo_password()
         add_person(
             session,
             person_id=demo.id,
@@ -131,6 +142,7 @@ def seed_demo_people(
             email=demo.email,
             agency_id=demo.agency_id,
             roles=demo.roles,
+            password=password,
         )
         issued = issue_token(session, demo.id, demo.scopes, days=MAX_TOKEN_DAYS, name="demo")
         people[demo.id] = {
@@ -140,8 +152,22 @@ def seed_demo_people(
             "roles": list(demo.roles),
             "scopes": list(issued.scopes),
             "expires_at": issued.expires_at.isoformat(),
+            "email": demo.email,
+            "password": password,
         }
     return people
+
+
+def demo_password() -> str:
+    """A portal password for one demo person of one demo folder: random, marked as the demo's."""
+    return "demo-" + secrets.token_urlsafe(12)
+
+
+def demo_login(session: Session, person_id: str) -> dict[str, str]:
+    """Give a demo person a new portal password; their login as ``credentials.json`` keeps it."""
+    password = demo_password()
+    set_password(session, person_id, password)
+    return {"email": get_person(session, person_id).email, "password": password}
 
 
 def _write_credentials(
@@ -177,12 +203,19 @@ def oversight_example(base: str, hub: DemoHub, agency_id: str = "mx.fed.cndh") -
 
 
 def people_example(base: str, hub: DemoHub) -> list[str]:
-    """Each demo person's personal access token, and the auditor reading the checkpoint with
-    hers (no token request needed: a PAT is used as it is)."""
+    """Each demo person's personal access token and portal login (e-mail and password, made
+    for this demo folder only), and the auditor reading the checkpoint with hers (no token
+    request needed: a PAT is used as it is)."""
     lines = [
-        f"{person_id} ({', '.join(person['roles'])}, {person['agency_id']}): {person['token']}"
-        for person_id, person in sorted(hub.people.items())
+        f"# portal: {base}/login — correo y contraseña (solo de esta demo) / e-mail and password "
+        "(this demo only)"
     ]
+    for person_id, person in sorted(hub.people.items()):
+        lines.append(
+            f"{person_id} ({', '.join(person['roles'])}, {person['agency_id']}): {person['token']}"
+        )
+        if "password" in person:
+            lines.append(f"    portal: {person['email']}  {person['password']}")
     auditors = [person for person in hub.people.values() if "auditor" in person["roles"]]
     if auditors:
         lines.append(

@@ -294,6 +294,71 @@ def evaluate(
     )
 
 
+def evaluate_read(
+    child: ChildContext,
+    actor: consent.Actor,
+    purpose: str,
+    categories: Iterable[str] = ALL_CATEGORIES,
+    *,
+    referred: Iterable[str] = (),
+    owner_agency_id: str | None = None,
+    record_id: str | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """A read of a record by ``actor``, who may hold live referrals of it for ``purpose``
+    naming ``referred``: permitted for what a read permission gives and what the referrals
+    give. The referrals' categories are decided again for the referral (``refer``: a
+    revocation or an objection recorded since stops it), the rest for reading; a referral
+    never narrows what consent lets the reader read. Also what ``POST /v1/decisions`` answers
+    for a read of a record, so the dry run and the read agree."""
+    requested = frozenset(categories)
+    now = now or datetime.now(UTC)
+    ask = functools.partial(evaluate, child, actor, purpose=purpose, record_id=record_id, now=now)
+    through_referral = requested & frozenset(referred)
+    if not through_referral:
+        return ask(action="read", categories=requested, owner_agency_id=owner_agency_id)
+    by_referral = ask(action="refer", categories=through_referral)
+    rest = requested - frozenset(by_referral.categories)
+    if not rest:
+        return by_referral
+    by_reading = ask(action="read", categories=rest, owner_agency_id=owner_agency_id)
+    return merge_read(by_reading, by_referral, requested)
+
+
+#: Bases of a permit, in the engine's order of precedence.
+_PERMIT_BASES = ("originating_agency", "override", "consent", "grant")
+
+
+def merge_read(by_reading: Decision, by_referral: Decision, requested: frozenset[str]) -> Decision:
+    """One decision from a read's (every category the referral did not permit) and a
+    referral's (what it permitted): its permit reasons, then the read's reasons, which
+    explain every category refused."""
+    permits = tuple(reason for reason in by_referral.reasons if reason.result == "permit")
+    granted = set(by_reading.categories) | set(by_referral.categories)
+    bases = {by_reading.basis if by_reading.permitted else None, by_referral.basis}
+    refs = {reason.ref for reason in permits}
+
+    def ids(key: str) -> tuple[str, ...]:
+        extra = [ref for ref in getattr(by_referral, key) if ref in refs]
+        return tuple(dict.fromkeys((*getattr(by_reading, key), *extra)))
+
+    return Decision(
+        "permit" if granted else "deny",
+        next((basis for basis in _PERMIT_BASES if basis in bases), by_reading.basis)
+        if granted
+        else by_reading.basis,
+        tuple(code for code in consent.CATEGORIES if code in granted),
+        tuple(code for code in consent.CATEGORIES if code in requested and code not in granted),
+        (*permits, *by_reading.reasons),
+        ids("consent_ids"),
+        ids("grant_ids"),
+        by_reading.rule_ids,
+        ids("override_ids"),
+        by_reading.withhold_ids,
+        by_reading.view_ids,
+    )
+
+
 # -- deciding and recording --------------------------------------------------------------------
 
 
@@ -345,6 +410,7 @@ def decide_disclosure(
     record: Record | None = None,
     recipient: str | None = None,
     all_or_nothing: bool = False,
+    referred: Iterable[str] = (),
     **audit_fields: Any,
 ) -> Disclosure:
     """Decide, audit (in ``session``'s transaction) and remember consents that permitted.
@@ -353,6 +419,8 @@ def decide_disclosure(
     (``recipient``, an agency id) and the audit entry names the actor who sent it. With
     ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action:
     the decision audited and returned is then :func:`whole_record_verdict`'s deny.
+    ``referred``: for a read, the categories live referrals of the record gave the reader
+    (:func:`evaluate_read`).
     """
     engine_for = actor.for_consent() if recipient is None else recipient_actor(session, recipient)
     # Reading its own record is not a disclosure for the agency's system; a person of that
@@ -360,15 +428,28 @@ def decide_disclosure(
     # An agency of a peer hub asking through it (exchange.federation) is never the owner here,
     # whatever id it bears.
     own_system = recipient is not None or (actor.person_id is None and actor.audit_client is None)
-    decision = evaluate(
-        child,
-        engine_for,
-        action,
-        purpose,
-        categories,
-        owner_agency_id=record.owner_agency if record is not None and own_system else None,
-        record_id=record.id if record is not None else None,
-    )
+    owner = record.owner_agency if record is not None and own_system else None
+    record_id = record.id if record is not None else None
+    if action == "read":
+        decision = evaluate_read(
+            child,
+            engine_for,
+            purpose,
+            categories,
+            referred=referred,
+            owner_agency_id=owner,
+            record_id=record_id,
+        )
+    else:
+        decision = evaluate(
+            child,
+            engine_for,
+            action,
+            purpose,
+            categories,
+            owner_agency_id=owner,
+            record_id=record_id,
+        )
     covered = None
     if all_or_nothing and decision.withheld:
         # What is audited and answered is the action's verdict, so neither says "permit"
@@ -553,10 +634,23 @@ def _leaf_categories(schema_ref: str) -> Mapping[str, str]:
     return default_registry().leaf_categories(name, int(version))
 
 
+@functools.cache
+def _value_categories(schema_ref: str) -> Mapping[str, Mapping[str, str]]:
+    name, _, version = schema_ref.partition("/")
+    return default_registry().value_categories(name, int(version))
+
+
 def redact(schema_ref: str, data: Any, decision: Decision) -> tuple[Any, tuple[str, ...]]:
-    """``data`` with only the fields whose ``x-category`` the decision permits, and the
-    categories withheld from it."""
-    return consent.redact(data, _leaf_categories(schema_ref), decision.categories)
+    """``data`` with only the fields whose ``x-category`` the decision permits — and without
+    the objects whose codes need a category it does not permit (an asylum case number to a
+    reader not given legal status: the schema's ``x-value-categories``) — and the categories
+    withheld from it."""
+    return consent.redact(
+        data,
+        _leaf_categories(schema_ref),
+        decision.categories,
+        _value_categories(schema_ref),
+    )
 
 
 # -- deliveries --------------------------------------------------------------------------------

@@ -34,7 +34,9 @@ def envelope_of(answer: dict[str, Any]) -> dict[str, Any]:
     """A read answer as a push envelope, the shape every adapter encodes."""
     # A record taken over by a transfer under the agency's own case id is written with that
     # id, so importing the file again updates the record instead of starting another.
-    local_id = answer.get("your_local_id") or answer["local_id"]
+    # A reader refused identity gets no local id (it can be the case number): the record id
+    # stands in, so the line is still a valid envelope.
+    local_id = answer.get("your_local_id") or answer["local_id"] or answer["record_id"]
     document = {"schema": answer["schema"], "local_id": local_id}
     if answer.get("child_id"):
         document["child_id"] = answer["child_id"]

@@ -7,6 +7,7 @@ database. They are stored as C2SP signed-note private keys, so ``audit`` can use
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,34 @@ def ensure_hub_keys(app: Flask) -> list[Path]:
         write_private_key(path, private_key)
         created.append(path)
     app.extensions["puente.keys"] = load_keys(app)
+    return created
+
+
+def portal_secret_path(app: Flask) -> Path:
+    return resolve_instance_file(Path(app.instance_path), app.config["PORTAL_SECRET_KEY_FILE"])
+
+
+def load_portal_secret(app: Flask) -> str | None:
+    """The secret that signs the portal's session cookies: ``PORTAL_SECRET_KEY``, else the file
+    ``puente init`` made; None when there is neither (the portal then refuses logins)."""
+    configured = app.config.get("PORTAL_SECRET_KEY")
+    if configured:
+        return str(configured)
+    path = portal_secret_path(app)
+    if not path.exists():
+        return None
+    return path.read_text(encoding="ascii").strip() or None
+
+
+def ensure_portal_secret(app: Flask) -> Path | None:
+    """Create the portal's secret file unless the configuration or a file already has one;
+    returns the file created. A random secret per hub: changing it only logs everyone out."""
+    created = None
+    path = portal_secret_path(app)
+    if not app.config.get("PORTAL_SECRET_KEY") and not path.exists():
+        write_private_key(path, secrets.token_urlsafe(48))
+        created = path
+    app.secret_key = load_portal_secret(app)
     return created
 
 

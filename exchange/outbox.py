@@ -27,12 +27,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from flask import Flask
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -41,6 +43,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -62,6 +65,9 @@ STATUSES = ("pending", "delivered", "failed", "dead", "withheld", "held")
 #: Statuses a worker may claim (when due and not leased).
 DUE_STATUSES = ("pending", "failed")
 
+#: Why a message to an agency that is disabled (or gone) is dead at once.
+DISABLED_AGENCY = "agency {} is unknown or disabled"
+
 DEFAULT_MAX_ATTEMPTS = 12
 DEFAULT_BACKOFF_SECONDS = 5.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
@@ -80,8 +86,18 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox_message"
     __table_args__ = (Index("ix_outbox_message_due", "status", "next_attempt_at"),)
+    # ``seq`` is set by the database after the INSERT (a trigger on SQLite): read it back then,
+    # not from the INSERT's RETURNING, which SQLite answers before its triggers run.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": False}
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=new_message_id)
+    #: The order messages were committed in, the cursor of ``GET /v1/notifications``: ids are
+    #: random and ``created_at`` may tie. The database assigns it (migration 0020): on
+    #: PostgreSQL a sequence, taken under :func:`enqueue`'s lock; on SQLite a trigger, under its
+    #: one write lock. Either way a message never gets a lower number than one already visible.
+    seq: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=FetchedValue(), index=True, unique=True, nullable=True
+    )
     #: The agency of this hub it is for; None for a message to a peer hub (``peer_hub``), whose
     #: payload names the peer's agency.
     agency_id: Mapped[str | None] = mapped_column(
@@ -101,7 +117,10 @@ class OutboxMessage(Base):
     lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Set here, to the microsecond (SQLite's CURRENT_TIMESTAMP keeps whole seconds).
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     def to_json(self) -> dict[str, Any]:
@@ -124,6 +143,11 @@ class OutboxMessage(Base):
         }
 
 
+#: The PostgreSQL advisory lock that orders the numbering of outbox messages (any constant
+#: the hub uses for nothing else).
+_SEQ_LOCK = 0x70756E74
+
+
 def enqueue(
     session: Session,
     agency_id: str | None,
@@ -135,6 +159,12 @@ def enqueue(
     """Add a notification for ``agency_id`` to the caller's transaction (not committed here);
     ``held``: kept for the agency to read (``GET /v1/notifications``), never sent. ``None``:
     a message to a peer hub, which the caller names (``peer_hub``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Messages are numbered (``seq``) when inserted but seen when committed: without this
+        # lock, held until the caller's commit, a transaction could commit number 7 after a
+        # reader had paged past 8, and the reader would never see 7. SQLite's single writer
+        # gives the same order by itself.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQ_LOCK})
     message = OutboxMessage(
         id=new_message_id(),
         agency_id=agency_id,
@@ -143,6 +173,7 @@ def enqueue(
         status="held" if held else "pending",
         attempts=0,
         next_attempt_at=utcnow(),
+        created_at=utcnow(),
     )
     session.add(message)
     return message
@@ -280,6 +311,9 @@ class BatchResult:
     dead: int = 0
     lost_lease: int = 0
     withheld: int = 0
+    #: Given back untried, for later: the agency's receiver did not answer an earlier message
+    #: of the batch, or a withdrawal waits for its transfer request.
+    deferred: int = 0
 
     @property
     def handled(self) -> int:
@@ -292,71 +326,58 @@ def deliver_message(
     transport: DeliveryTransport,
     policy: DeliveryPolicy,
     result: BatchResult,
-) -> None:
+) -> datetime | None:
+    """Try ``message`` once (it is claimed) and write the outcome. Returns, when the agency's
+    receiver could not be reached (a timeout, no connection), when the message is due again:
+    the batch holds the agency's other messages until then."""
     from exchange.agencies import Agency
-    from exchange.disclosure import decide_delivery  # disclosure builds on records and sharing
 
     token = message.lease_token or ""
     if not _renew_lease(session, message, token, policy.lease_seconds):
         # Our turn came too late: another worker took it meanwhile. Leave it alone.
         result.lost_lease += 1
-        return
+        return None
     agency = session.get(Agency, message.agency_id) if message.agency_id else None
     # Claiming the message counted this attempt already. A message to a peer hub (a revocation
     # notice) discloses nothing to decide.
-    gate = None
-    if message.agency_id is not None:
-        gate = decide_delivery(
-            session,
-            message.kind,
-            message.agency_id,
-            message.payload,
-            attempt=max(message.attempts, 1),
-        )
-    stale = _stale_transfer_request(session, message)
+    reason = withholding_reason(session, message)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
-    if stale is not None:
-        # A transfer request answered or withdrawn before its notification went out: telling
-        # the recipient of a pending transfer that is not would only mislead it.
-        if _finish(session, message, token, status="withheld", last_error=stale):
+    if isinstance(reason, NotYet):
+        # The transfer request this withdrawal follows is being delivered: try again after.
+        release(session, [message], until=reason.until)
+        result.deferred += 1
+        return None
+    if reason is not None:
+        # Stale transfer news (telling the recipient of a pending transfer that is not would
+        # only mislead it), or consent that no longer permits it: the recipient is not told.
+        if _finish(session, message, token, status="withheld", last_error=reason):
             result.withheld += 1
         else:
             result.lost_lease += 1
-        return
-    if gate is not None and not gate.permitted:
-        # Consent changed since the message was queued (a revocation, an objection): the
-        # recipient is not told. The decision is in the audit log.
-        if _finish(
-            session,
-            message,
-            token,
-            status="withheld",
-            last_error=f"withheld by consent decision {gate.decision_id} ({gate.decision.basis})",
-        ):
-            result.withheld += 1
-        else:
-            result.lost_lease += 1
-        return
+        return None
+    unreachable: datetime | None = None
     try:
         if message.peer_hub is not None:
             from exchange.federation_notices import send_revocation
 
             send_revocation(session, message)  # its audit entry commits with the result
         elif agency is None or not agency.active:
-            raise PermanentDeliveryError(f"agency {message.agency_id} is unknown or disabled")
+            raise PermanentDeliveryError(DISABLED_AGENCY.format(message.agency_id))
         else:
             transport.deliver(agency, message)
     except TransientDeliveryError as error:
+        delay = backoff_seconds(
+            message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
+        )
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, policy.backoff_max_seconds))
+        retry_at = utcnow() + timedelta(seconds=delay)
+        if error.unreachable:
+            unreachable = retry_at
         if message.attempts >= policy.max_attempts:
             outcome, values = "dead", {"status": "dead"}
         else:
-            delay = backoff_seconds(
-                message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
-            )
-            if error.retry_after is not None:
-                delay = max(delay, min(error.retry_after, policy.backoff_max_seconds))
-            outcome = "failed"
-            values = {"status": "failed", "next_attempt_at": utcnow() + timedelta(seconds=delay)}
+            outcome, values = "failed", {"status": "failed", "next_attempt_at": retry_at}
         values["last_error"] = str(error)[:1000]
     except PermanentDeliveryError as error:
         outcome, values = "dead", {"status": "dead", "last_error": str(error)[:1000]}
@@ -377,7 +398,7 @@ def deliver_message(
     if not _finish(session, message, token, **values):
         result.lost_lease += 1
         log.warning("lease lost before the result was written", extra={"message_id": message.id})
-        return
+        return unreachable
     status = values["status"]
     if status == "delivered":
         result.delivered += 1
@@ -396,6 +417,7 @@ def deliver_message(
             "attempts": message.attempts,
         },
     )
+    return unreachable
 
 
 def deliver_batch(
@@ -407,26 +429,43 @@ def deliver_batch(
 ) -> BatchResult:
     """Claim up to ``batch`` due messages and try each once.
 
-    When ``stop_event`` is set midway, the messages not yet tried are released at once (not
-    left leased until their lease runs out), so another worker can deliver them now.
+    Once an agency's receiver does not answer (a timeout, no connection), its other messages in
+    the batch are given back untried until that message's next attempt: one receiver that
+    hangs costs the batch one timeout, not one per message, and the other agencies' messages
+    go now. When ``stop_event`` is set midway, the messages not yet tried are released at once
+    (not left leased until their lease runs out), so another worker can deliver them now.
     """
     result = BatchResult()
     claimed = claim_batch(session, batch, policy.lease_seconds)
+    unreachable: dict[str, datetime] = {}
     for position, message in enumerate(claimed):
         if stop_event is not None and stop_event.is_set():
             release(session, claimed[position:])
             break
-        deliver_message(session, message, transport, policy, result)
+        if message.agency_id in unreachable:
+            release(session, [message], until=unreachable[message.agency_id])
+            result.deferred += 1
+            continue
+        retry_at = deliver_message(session, message, transport, policy, result)
+        if retry_at is not None and message.agency_id is not None:
+            unreachable[message.agency_id] = retry_at
     return result
 
 
-def release(session: Session, messages: list[OutboxMessage]) -> None:
-    """Give back claimed messages untried (the claim's attempt does not count)."""
+def release(session: Session, messages: list[OutboxMessage], until: datetime | None = None) -> None:
+    """Give back claimed messages untried (the claim's attempt does not count); ``until``:
+    not due again before then."""
+    later = {} if until is None else {"next_attempt_at": until}
     for message in messages:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == message.lease_token)
-            .values(lease_token=None, lease_until=None, attempts=OutboxMessage.attempts - 1)
+            .values(
+                lease_token=None,
+                lease_until=None,
+                attempts=OutboxMessage.attempts - 1,
+                **later,
+            )
             .execution_options(synchronize_session=False)
         )
     session.commit()
@@ -496,7 +535,7 @@ def run_worker(
                     raise
             else:
                 failures = 0
-        for field in ("delivered", "retrying", "dead", "withheld", "lost_lease"):
+        for field in ("delivered", "retrying", "dead", "withheld", "lost_lease", "deferred"):
             setattr(totals, field, getattr(totals, field) + getattr(result, field))
         if once:
             break
@@ -508,46 +547,130 @@ def run_worker(
 # --- operators -----------------------------------------------------------------------------
 
 
+#: What ``GET /v1/notifications`` hands out: what the agency was sent, and what is kept for it
+#: to read. Never a message withheld, dead (it did not reach the agency) or still on its way.
+READABLE_STATUSES = ("delivered", "held")
+
+
 def notifications_for(
-    session: Session, agency_id: str, *, after: str | None = None, limit: int = 100
+    session: Session,
+    agency_id: str,
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    statuses: tuple[str, ...] | None = None,
 ) -> list[OutboxMessage]:
-    """Every notification addressed to ``agency_id`` (sent or not), oldest first, after the
-    message ``after``: what an agency reads when it has no webhook, or missed one."""
+    """Notifications addressed to ``agency_id`` (in ``statuses``, default any), in the order
+    they were committed (``seq``), after the message ``after`` (any of the agency's own)."""
     query = select(OutboxMessage).where(OutboxMessage.agency_id == agency_id)
+    if statuses is not None:
+        query = query.where(OutboxMessage.status.in_(statuses))
     if after is not None:
         previous = session.get(OutboxMessage, after)
         if previous is None or previous.agency_id != agency_id:
             raise LookupError(after)
-        query = query.where(
-            or_(
-                OutboxMessage.created_at > previous.created_at,
-                (OutboxMessage.created_at == previous.created_at) & (OutboxMessage.id > after),
-            )
+        query = query.where(OutboxMessage.seq > previous.seq)
+    return list(session.scalars(query.order_by(OutboxMessage.seq).limit(limit)))
+
+
+def readable_notifications(
+    session: Session, agency_id: str, *, after: str | None = None, limit: int = 100
+) -> list[OutboxMessage]:
+    """What ``agency_id`` may read now with ``GET /v1/notifications``, oldest first: the
+    messages it was sent, and the held ones (it has no webhook) that may still go out — each
+    decided again now, as :func:`deliver_message` decides before sending (consent revoked, a
+    transfer no longer pending). A held message that may not is marked ``withheld`` for good,
+    as the worker would mark it. Reading a held message counts as an attempt: that it was
+    handed out is what a later withdrawal of its transfer needs to know. The decisions are
+    audited in ``session``'s transaction; the caller commits."""
+    listed: list[OutboxMessage] = []
+    cursor = after
+    while len(listed) < limit:
+        page = notifications_for(
+            session, agency_id, after=cursor, limit=limit, statuses=READABLE_STATUSES
         )
-    return list(
-        session.scalars(query.order_by(OutboxMessage.created_at, OutboxMessage.id).limit(limit))
-    )
+        for message in page:
+            if message.status == "held":
+                message.attempts += 1
+                reason = withholding_reason(session, message)
+                if isinstance(reason, str):
+                    message.status, message.last_error = "withheld", reason
+                    session.flush()  # a withdrawal later in this page reads it
+                    continue
+            listed.append(message)
+            if len(listed) == limit:
+                break
+        if len(page) < limit:
+            break
+        cursor = page[-1].id
+    session.flush()
+    return listed
 
 
-def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | None:
+@dataclass(frozen=True)
+class NotYet:
+    """The message must wait: the transfer request it follows is being delivered now."""
+
+    until: datetime
+
+
+def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet | None:
+    """Why ``message`` may not go to its agency now, or ``None``: a referral or transfer that
+    consent no longer permits (decided again, and audited, as each delivery attempt is), or
+    transfer news gone stale (:func:`_stale_transfer_request`)."""
+    from exchange.disclosure import decide_delivery  # disclosure builds on records and sharing
+
+    gate = None
+    if message.agency_id is not None:
+        gate = decide_delivery(
+            session,
+            message.kind,
+            message.agency_id,
+            message.payload,
+            attempt=max(message.attempts, 1),
+        )
+    stale = _stale_transfer_request(session, message)
+    if stale is not None:
+        return stale
+    if gate is not None and not gate.permitted:
+        # Consent changed since the message was queued (a revocation, an objection): the
+        # recipient is not told. The decision is in the audit log.
+        return f"withheld by consent decision {gate.decision_id} ({gate.decision.basis})"
+    return None
+
+
+def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | NotYet | None:
     """Why a queued transfer notice should not go out, or ``None``: a ``transfer.requested``
-    whose transfer is no longer pending; a ``transfer.withdrawn`` to a recipient that was never
-    told of the request (its notice was withheld, or has not gone out), which would learn of a
-    transfer only to hear it is off."""
+    whose transfer is no longer pending; a ``transfer.withdrawn`` to a recipient that certainly
+    never got the request, which would learn of a transfer only to hear it is off. While the
+    request is being delivered the withdrawal waits (:class:`NotYet`), so it never overtakes
+    the request."""
     if message.kind not in ("transfer.requested", "transfer.withdrawn"):
         return None
     from exchange.sharing import RecordShare
 
     share_id = (message.payload or {}).get("share_id")
     if message.kind == "transfer.withdrawn":
-        told = session.scalars(
-            select(OutboxMessage.payload).where(
-                OutboxMessage.agency_id == message.agency_id,
-                OutboxMessage.kind == "transfer.requested",
-                OutboxMessage.status == "delivered",
+        requests = [
+            request
+            for request in session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.agency_id == message.agency_id,
+                    OutboxMessage.kind == "transfer.requested",
+                    OutboxMessage.id != message.id,
+                )
             )
-        )
-        if any((payload or {}).get("share_id") == share_id for payload in told):
+            if (request.payload or {}).get("share_id") == share_id
+        ]
+        now = utcnow()
+        for request in requests:
+            if (
+                request.lease_until is not None
+                and as_utc(request.lease_until) > now
+                and request.lease_token != message.lease_token
+            ):
+                return NotYet(as_utc(request.lease_until))
+        if any(_may_have_reached(request, message.lease_token) for request in requests):
             return None
         return f"withheld: the request of transfer {share_id} never reached the recipient"
     share = session.get(RecordShare, share_id) if share_id else None
@@ -556,14 +679,46 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
     return f"withheld: transfer {share.id} is {share.status}, no longer pending"
 
 
+def _may_have_reached(request: OutboxMessage, batch_token: str | None) -> bool:
+    """Whether the agency may have got ``request``: delivered; handed out by
+    ``GET /v1/notifications`` (a held message's attempts count its reads); or tried at least
+    once, since a timeout or an error answer may come after the receiver took it. Every claim
+    counts an attempt, and two of them send nothing: the one that withheld it, and a claim of
+    this same batch (``batch_token``), whose turn comes later and finds it stale."""
+    if request.status == "delivered":
+        return True
+    unsent = request.status == "withheld" or (
+        batch_token is not None and request.lease_token == batch_token
+    )
+    return request.attempts - (1 if unsent else 0) > 0
+
+
+def dead_while_disabled(session: Session, agency_id: str) -> int:
+    """How many of ``agency_id``'s messages died because it was disabled when their turn came
+    (``puente outbox retry --all-dead --agency`` sends them once it is enabled again)."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                OutboxMessage.agency_id == agency_id,
+                OutboxMessage.status == "dead",
+                OutboxMessage.last_error == DISABLED_AGENCY.format(agency_id),
+            )
+        )
+        or 0
+    )
+
+
 def unknown_message_ids(session: Session, message_ids: list[str]) -> list[str]:
     """The ids in ``message_ids`` that name no outbox message, in the order given."""
     known = set(session.scalars(select(OutboxMessage.id).where(OutboxMessage.id.in_(message_ids))))
     return [message_id for message_id in dict.fromkeys(message_ids) if message_id not in known]
 
 
-def requeue(session: Session, message_ids: list[str] | None = None) -> int:
-    """Make dead (or failed) messages due again with a fresh attempt count; None = all dead."""
+def requeue(
+    session: Session, message_ids: list[str] | None = None, *, agency_id: str | None = None
+) -> int:
+    """Make dead (or failed) messages due again with a fresh attempt count; None = all dead
+    (of ``agency_id`` only, when given)."""
     statement = update(OutboxMessage).values(
         status="pending",
         attempts=0,
@@ -573,6 +728,8 @@ def requeue(session: Session, message_ids: list[str] | None = None) -> int:
     )
     if message_ids is None:
         statement = statement.where(OutboxMessage.status == "dead")
+        if agency_id is not None:
+            statement = statement.where(OutboxMessage.agency_id == agency_id)
     else:
         statement = statement.where(
             OutboxMessage.id.in_(message_ids), OutboxMessage.status.in_(("dead", "failed"))

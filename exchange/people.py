@@ -5,7 +5,8 @@ body…) belongs to one agency and holds one or more roles (codes of
 :data:`consent.vocabulary.ROLES`). Their jurisdiction defaults to the agency's and may only narrow
 it (a state agency's officer may cover one municipality of the state, never another state).
 
-Until the portal exists, people call the API with **personal access tokens** (PATs): random
+People log into the portal (exchange.portal) with their e-mail and password, and call the API
+with **personal access tokens** (PATs), made there or by ``puente person token``: random
 ``pat_…`` strings shown once and stored only as SHA-256 hashes in the same ``access_token``
 table as agency systems' OAuth tokens (with ``person_id`` set and ``agency_id`` the person's
 agency), so every route authenticates them exactly like OAuth bearer tokens. A PAT carries only
@@ -38,14 +39,25 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from consent.vocabulary import ROLES
 from exchange import audit_log, db
 from exchange.agencies import (
+    AUDIT_SCOPE,
     FEDERAL_CODE,
     MUNICIPALITY_CODE,
+    OVERSIGHT_KINDS,
     STATE_CODE,
+    Agency,
     AgencyError,
     InvalidAgency,
     get_agency,
 )
-from exchange.auth import SCOPES, AccessToken, as_utc, person_client_id, token_hash, utcnow
+from exchange.auth import (
+    SCOPES,
+    AccessToken,
+    Actor,
+    as_utc,
+    person_client_id,
+    token_hash,
+    utcnow,
+)
 from exchange.db import Base
 
 #: The roles a person may hold here (codes of the consent vocabulary's ROLES).
@@ -65,11 +77,15 @@ _ROLE_SCOPES = {
     "auditor": ("audit:read",),
 }
 #: Which scopes a personal access token may carry for each role. An administrator may hold
-#: ``admin`` and every scope of the other roles; no person gets ``records:write`` or
+#: ``admin`` and every scope of the other roles but the auditor's: administrators work at
+#: child-protection agencies, and ``audit:read`` reads every state's children's log, which is
+#: oversight's alone (:data:`AUDITOR_KINDS`). No person gets ``records:write`` or
 #: ``federation``, which belong to agency systems and peer hubs.
 ROLE_SCOPES: Mapping[str, frozenset[str]] = {
     **{role: frozenset(scopes) for role, scopes in _ROLE_SCOPES.items()},
-    "administrator": frozenset({"admin"}.union(*_ROLE_SCOPES.values())),
+    "administrator": frozenset(
+        {"admin"}.union(*(scopes for role, scopes in _ROLE_SCOPES.items() if role != "auditor"))
+    ),
 }
 assert set(ROLE_SCOPES) == set(PERSON_ROLES)
 assert frozenset().union(*ROLE_SCOPES.values()) <= set(SCOPES)
@@ -78,6 +94,27 @@ TOKEN_PREFIX = "pat_"  # noqa: S105 - a label, not a secret
 DEFAULT_TOKEN_DAYS = 30
 MAX_TOKEN_DAYS = 365
 MIN_PASSWORD_LENGTH = 12
+#: Longer passwords are refused: nobody types more, and each login hashes what is sent.
+MAX_PASSWORD_LENGTH = 1024
+#: Fewer different characters than this ("aaaaaaaaaaaa", "123123123123") is no password.
+MIN_PASSWORD_DISTINCT = 5
+#: Passwords long enough but among the first an attacker tries; compared case-insensitively.
+COMMON_PASSWORDS = frozenset(
+    {
+        "123456789012",
+        "1234567890123",
+        "abcdefghijkl",
+        "administrador",
+        "contrasena123",
+        "contraseña123",
+        "iloveyou1234",
+        "password1234",
+        "password123!",
+        "puente123456",
+        "qwertyuiop12",
+        "qwertyuiopasdf",
+    }
+)
 
 #: Readable ids ("chp-oficial-consentimientos") or generated ones ("per_3f9a…"): lowercase, so
 #: they fit audit reason codes unchanged; at most 40 characters.
@@ -131,8 +168,8 @@ class DuplicatePerson(PersonError):
 
 
 class AlreadyDone(PersonError):
-    """The person is already disabled, or the token already revoked: nothing to change (the
-    API answers a repeated revocation with ``409 conflict`` likewise)."""
+    """The person is already disabled (or enabled), or the token already revoked: nothing to
+    change (the API answers a repeated revocation with ``409 conflict`` likewise)."""
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -245,32 +282,78 @@ def _check_jurisdiction(jurisdiction: str, agency_jurisdiction: str) -> list[Per
     ]
 
 
-def _check_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidPerson(
-            [
-                PersonError(
-                    f"La contraseña necesita al menos {MIN_PASSWORD_LENGTH} caracteres.",
-                    f"The password needs at least {MIN_PASSWORD_LENGTH} characters.",
-                    field="password",
-                )
-            ]
+def password_problems(password: str, *about: str) -> list[PersonError]:
+    """Why ``password`` is refused (none: it is accepted): too short or too long, too few
+    different characters, a well-known one, or the same as one of ``about`` (the person's
+    e-mail address, the address's name part, their name or id), which others know."""
+    errors = []
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        errors.append(
+            PersonError(
+                f"La contraseña necesita de {MIN_PASSWORD_LENGTH} a {MAX_PASSWORD_LENGTH} "
+                "caracteres.",
+                f"The password needs {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+                field="password",
+            )
         )
+    folded = password.strip().casefold()
+    known = {text.strip().casefold() for text in about if text and text.strip()}
+    known |= {text.split("@")[0] for text in known if "@" in text}
+    if len(set(password)) < MIN_PASSWORD_DISTINCT or folded in COMMON_PASSWORDS:
+        errors.append(
+            PersonError(
+                "La contraseña es demasiado fácil de adivinar; use una frase de varias palabras.",
+                "The password is too easy to guess; use a phrase of several words.",
+                field="password",
+            )
+        )
+    elif folded in known:
+        errors.append(
+            PersonError(
+                "La contraseña no puede ser el correo, el nombre ni el id de la persona.",
+                "The password cannot be the person's e-mail, name or id.",
+                field="password",
+            )
+        )
+    return errors
+
+
+def _check_password(password: str, *about: str) -> None:
+    errors = password_problems(password, *about)
+    if errors:
+        raise InvalidPerson(list(errors))
 
 
 # --- people -------------------------------------------------------------------------------------
 
 
-def _audit(session: Session, verb: str, *subject: str, by_agency: str | None = None) -> None:
+def _audit(
+    session: Session,
+    verb: str,
+    *subject: str,
+    by_agency: str | None = None,
+    by_person: Actor | None = None,
+) -> None:
     # Codes only ("registered.per_3f9a…"): names and e-mail addresses never enter the log.
-    # By the hub's administrator (the command line), or by an agency's system (``by_agency``).
+    # By the hub's administrator (the command line), by an agency's system (``by_agency``), or
+    # by the person themselves in the portal (``by_person``).
+    if by_person is not None:
+        actor = {
+            "actor_agency": by_person.agency_id,
+            "actor_person": by_person.person_id,
+            "actor_role": by_person.audit_role,
+        }
+    else:
+        actor = {
+            "actor_agency": by_agency,
+            "actor_role": "administrator" if by_agency is None else "system",
+        }
     audit_log.record_event(
         session,
         action="person_changed",
         outcome="success",
-        actor_agency=by_agency,
-        actor_role="administrator" if by_agency is None else "system",
         detail=".".join((verb, *subject)),
+        **actor,
     )
 
 
@@ -289,7 +372,7 @@ AUTHORITY_ROLES = ("consent_officer", "override_officer", "administrator")
 #: commissions, SIPINNA). An auditor reads every child's entries, overrides and their written
 #: justifications, whatever the jurisdiction; in an agency that handles cases, the role would
 #: let a caseworker read other states' children's decisions.
-AUDITOR_KINDS = frozenset({"oversight"})
+AUDITOR_KINDS = OVERSIGHT_KINDS
 
 
 def _check_role_homes(roles: list[str], kind: str | None) -> list[PersonError]:
@@ -364,7 +447,7 @@ def add_person(
     if errors:
         raise InvalidPerson(list(errors))
     if password is not None:
-        _check_password(password)
+        _check_password(password, email, name, person_id)
     if session.get(Person, person_id) is not None:
         raise DuplicatePerson(
             f"La persona {person_id!r} ya está registrada.",
@@ -412,8 +495,12 @@ def disable_person(session: Session, person_id: str) -> int:
     """Disable a person and revoke their tokens at once; returns how many tokens were revoked.
 
     The bearer lookup also checks the person is active; revoking as well keeps the tokens dead
-    if the person is ever enabled again.
+    if the person is ever enabled again. Their pending access requests are denied and the
+    grants they hold revoked, each audited
+    (:func:`exchange.consents.access.end_access_of_disabled_person`), for the same reason.
     """
+    from exchange.consents.access import end_access_of_disabled_person  # it imports this
+
     person = get_person(session, person_id)
     # Claimed by a conditional update, so that of two disables (or a repeated one) only one
     # happens and is written to the signed log: it must not record a change that did not.
@@ -433,7 +520,27 @@ def disable_person(session: Session, person_id: str) -> int:
         .values(revoked=True)
     )
     _audit(session, "disabled", person_id)
+    end_access_of_disabled_person(session, person_id)
     return int(getattr(revoked, "rowcount", 0) or 0)
+
+
+def enable_person(session: Session, person_id: str) -> Person:
+    """Enable a disabled person again. The tokens they had stay revoked (disabling revoked
+    them, so that a mistaken disable undone brings back no forgotten token): they log into
+    the portal again and make new ones."""
+    person = get_person(session, person_id)
+    if not db.changed_once(
+        session,
+        update(Person).where(Person.id == person_id, Person.active.is_(False)).values(active=True),
+    ):
+        raise AlreadyDone(
+            f"La persona {person_id} ya estaba activa; no se cambió nada.",
+            f"Person {person_id} was already active; nothing was changed.",
+            field="person_id",
+        )
+    session.refresh(person)
+    _audit(session, "enabled", person_id)
+    return person
 
 
 def hash_password(password: str) -> str:
@@ -443,6 +550,7 @@ def hash_password(password: str) -> str:
 
 def set_password(session: Session, person_id: str, password: str) -> None:
     person = get_person(session, person_id)
+    _check_password(password, person.email, person.name, person.id)
     person.password_hash = hash_password(password)
     _audit(session, "password_set", person_id)
 
@@ -457,6 +565,37 @@ def check_password(person: Person, password: str) -> bool:
         )
     except nacl.exceptions.InvalidkeyError:
         return False
+
+
+_DUMMY_HASH: list[bytes] = []
+
+
+def _dummy_hash() -> bytes:
+    # Made once per process, at the cost of a real one: an address with no account (or no
+    # password) costs the same verification as one with.
+    if not _DUMMY_HASH:
+        _DUMMY_HASH.append(nacl.pwhash.argon2id.str(secrets.token_bytes(32)))
+    return _DUMMY_HASH[0]
+
+
+def verify_login(session: Session, email: str, password: str) -> Person | None:
+    """The person who logs into the portal with ``email`` and ``password``: active, of an
+    active agency; None otherwise. Whatever the reason (no such address, no password set, a
+    wrong one, a disabled person), one Argon2id verification is made — against a dummy hash
+    when there is no real one — so that neither the answer nor its time tells whether an
+    account exists."""
+    person = session.scalar(select(Person).where(Person.email == email.strip().lower()))
+    real = person.password_hash if person is not None else None
+    stored = real.encode("ascii") if real else _dummy_hash()
+    if len(password) > MAX_PASSWORD_LENGTH:
+        password = ""  # never anyone's (too short to set), verified all the same
+    try:
+        matches = bool(nacl.pwhash.verify(stored, password.encode("utf-8")))
+    except nacl.exceptions.InvalidkeyError:
+        matches = False
+    if not (matches and real and person is not None and person.active):
+        return None
+    return person if get_agency(session, person.agency_id).active else None
 
 
 # --- personal access tokens ---------------------------------------------------------------------
@@ -491,17 +630,22 @@ def issue_token(
     *,
     days: int = DEFAULT_TOKEN_DAYS,
     name: str | None = None,
+    by_person: Actor | None = None,
 ) -> IssuedToken:
-    """A new personal access token for an active person of an active agency.
+    """A new personal access token for an active person of an active agency; ``by_person``
+    when the person makes it themselves (the portal), for the audit entry.
 
     Every scope must be one the person's roles allow: a token is never silently narrowed.
     """
     person = get_person(session, person_id)
     wanted = list(dict.fromkeys(scopes))
-    errors = _token_problems(person, wanted, days, name)
+    agency = get_agency(session, person.agency_id)
+    errors = [
+        *_token_problems(person, wanted, days, name),
+        *_audit_scope_problems(person, wanted, agency),
+    ]
     if errors:
         raise InvalidPerson(errors)
-    agency = get_agency(session, person.agency_id)
     if not person.active or not agency.active:
         raise PersonError(
             f"La persona {person_id} o su agencia está desactivada: no recibe tokens.",
@@ -523,8 +667,29 @@ def issue_token(
     )
     session.add(row)
     session.flush()
-    _audit(session, "token_issued", person_id, str(row.id))
+    _audit(session, "token_issued", person_id, str(row.id), by_person=by_person)
     return IssuedToken(row.id, secret, person_id, tuple(wanted), as_utc(row.expires_at), row.label)
+
+
+def _audit_scope_problems(person: Person, scopes: list[str], agency: Agency) -> list[AgencyError]:
+    """``audit:read`` only for an auditor of an agency that is an oversight body now: one
+    registered before the agency's kind changed (or before this rule) gets no new token.
+    (A role that does not allow the scope at all is :func:`_token_problems`' to report.)"""
+    if AUDIT_SCOPE not in scopes or agency.kind in AUDITOR_KINDS:
+        return []
+    if AUDIT_SCOPE not in allowed_scopes(person.role_list):
+        return []
+    return [
+        PersonError(
+            f"El alcance {AUDIT_SCOPE} es solo de los auditores de los órganos de supervisión "
+            f"(tipo oversight): lee el registro de auditoría de todo el hub. La agencia "
+            f"{agency.id} es de tipo {agency.kind}.",
+            f"The {AUDIT_SCOPE} scope is only for auditors of oversight bodies (kind "
+            f"oversight): it reads the whole hub's audit log. Agency {agency.id} is of kind "
+            f"{agency.kind}.",
+            field="scopes",
+        )
+    ]
 
 
 def _token_problems(
@@ -599,9 +764,15 @@ def revoke_token(session: Session, token_id: int) -> str:
     return row.person_id
 
 
-def end_token(session: Session, token: AccessToken, by_agency: str | None = None) -> bool:
+def end_token(
+    session: Session,
+    token: AccessToken,
+    by_agency: str | None = None,
+    by_person: Actor | None = None,
+) -> bool:
     """Revoke ``token`` at once, by the hub's administrator or, with ``by_agency``, by that
-    agency's system (OAuth revocation, RFC 7009); whether this call revoked it.
+    agency's system (OAuth revocation, RFC 7009), or with ``by_person`` by its own person in
+    the portal; whether this call revoked it.
 
     Conditional, as disabling is: of two revocations (repeated or concurrent) one happens,
     and only that one reaches the signed log — as ``person_changed``,
@@ -617,7 +788,14 @@ def end_token(session: Session, token: AccessToken, by_agency: str | None = None
         return False
     session.refresh(token)
     if token.person_id is not None:
-        _audit(session, "token_revoked", token.person_id, str(token.id), by_agency=by_agency)
+        _audit(
+            session,
+            "token_revoked",
+            token.person_id,
+            str(token.id),
+            by_agency=by_agency,
+            by_person=by_person,
+        )
     return True
 
 

@@ -221,20 +221,72 @@ def record_named(session: Session, agency_id: str, local_id: str) -> str | None:
     ).first()
 
 
-def describe_record(record: Record, child_id: str) -> dict[str, Any]:
+#: The record data each envelope field repeats, so that it is disclosed under that field's
+#: category: the local id is the agency's case number (``identity``); the owner, the source
+#: and the agency that pushed a version (and the key it signed with) name who handles the case, like
+#: ``/case/owner/agency_id`` (``protection_concerns``) — after a transfer they say which state
+#: now has the child.
+ENVELOPE_MIRRORS = {
+    "local_id": "/case/case_number",
+    "owner": "/case/owner/agency_id",
+    "source": "/case/owner/agency_id",
+    "pushed_by": "/case/owner/agency_id",
+    # The key that signed a push names the agency that pushed it.
+    "signing_kid": "/case/owner/agency_id",
+}
+
+
+@functools.cache
+def envelope_categories(schema_ref: str) -> dict[str, str | None]:
+    """Each envelope field's category under ``schema_ref`` (None, withheld from every reader
+    but the owner, when the schema has no such field)."""
+    from schemas.registry import default_registry
+
+    name, _, version = schema_ref.partition("/")
+    leaves = default_registry().leaf_categories(name, int(version))
+    return {field: leaves.get(pointer) for field, pointer in ENVELOPE_MIRRORS.items()}
+
+
+def _disclosed(
+    schema_ref: str, described: dict[str, Any], permitted: frozenset[str] | None
+) -> dict[str, Any]:
+    """``described`` with each envelope field the reader is not given set to null."""
+    if permitted is None:
+        return described
+    categories = envelope_categories(schema_ref)
     return {
+        key: None if key in categories and categories[key] not in permitted else value
+        for key, value in described.items()
+    }
+
+
+def describe_record(
+    record: Record,
+    child_id: str,
+    *,
+    permitted: frozenset[str] | None = None,
+    local_id: str | None = None,
+) -> dict[str, Any]:
+    """The record's envelope. ``permitted``: the categories the reader is given, for a reader
+    other than the owner (None: the owner, given every field); ``local_id``: the owner's own
+    case id for the record, when it took it over under one."""
+    described = {
         "record_id": record.id,
         "version": record.latest_version,
         "child_id": child_id,
         "schema": record.schema_ref,
-        "local_id": record.local_id,
+        "local_id": local_id or record.local_id,
         "owner": record.owner_agency,
         "source": record.source_agency,
     }
+    return _disclosed(record.schema_ref, described, permitted)
 
 
-def describe_version(version: RecordVersion) -> dict[str, Any]:
-    return {
+def describe_version(
+    version: RecordVersion, *, permitted: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """A version's envelope; ``permitted`` as for :func:`describe_record`."""
+    described = {
         "version": version.version,
         "schema": version.schema_ref,
         "body_sha256": version.body_sha256,
@@ -243,3 +295,4 @@ def describe_version(version: RecordVersion) -> dict[str, Any]:
         "signed": version.signature is not None,
         "signing_kid": version.signing_kid,
     }
+    return _disclosed(version.schema_ref, described, permitted)

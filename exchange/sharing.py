@@ -7,9 +7,11 @@ because a referral is the owner's decision to disclose, not a request the recipi
 A **transfer** moves responsibility for a record to another agency. It is created ``pending``
 and gives the recipient nothing yet; responsibility (``Record.owner_agency``) moves only when
 the recipient accepts. Only the recipient may accept or reject, and only once. On acceptance
-the previous owner keeps read access through an accepted referral (purpose
-``case_management``, every category) made by the hub, so the agency that looked after the
-child can still follow the case; the new owner may refer further as owners do.
+the hub makes the previous owner an accepted referral of the record (purpose
+``case_management``, every category), so the agency that looked after the child is named as
+holding it; like any referral it gives access only as far as the consent engine permits it
+(``refer``) when read, so with no consent speaking for it the previous owner's reads are
+refused. The new owner may refer further as owners do.
 
 Accepting also gives the recipient an address for the record in its own system
 (:class:`exchange.records.RecordAddress`): the ``local_id`` it names in the accept (its own case

@@ -36,6 +36,7 @@ in ``PUENTE_HUB_SIGNING_KEY``.
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
 import socket
@@ -77,9 +78,14 @@ class DeliveryError(Exception):
 class TransientDeliveryError(DeliveryError):
     """Worth trying again later (receiver down, overloaded, slow)."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, unreachable: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        #: The receiver did not answer at all (a timeout, no connection): the worker holds
+        #: the agency's other messages rather than wait for each in turn.
+        self.unreachable = unreachable
 
 
 class PermanentDeliveryError(DeliveryError):
@@ -274,6 +280,11 @@ class WebhookTransport:
         url = agency.webhook_url
         if not url or not url.lower().startswith(("https://", "http://")):
             raise PermanentDeliveryError(f"agency {agency.id} has no usable webhook")
+        fault = webhook_url_fault(url)
+        if fault is not None:
+            # Registered before the registry checked it: no retry can mend the address. Said
+            # without the URL, which may carry a password.
+            raise PermanentDeliveryError(f"agency {agency.id}: malformed webhook URL: {fault[1]}")
         token = self.signer.token(agency, message)
         request = urllib.request.Request(  # noqa: S310 - only http(s), checked above
             # A fragment is the receiver's own business, never part of an HTTP request (urllib
@@ -304,7 +315,7 @@ class WebhookTransport:
         if not outcome:
             connections.cut_all()
             raise TransientDeliveryError(
-                f"TimeoutError: no complete answer within {self.timeout:g} s"
+                f"TimeoutError: no complete answer within {self.timeout:g} s", unreachable=True
             )
         if outcome[0] is not None:
             raise outcome[0]
@@ -331,7 +342,15 @@ class WebhookTransport:
             raise PermanentDeliveryError(f"HTTP {status}{description}") from error
         except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise TransientDeliveryError(f"{type(reason).__name__}: {reason}") from error
+            raise TransientDeliveryError(
+                f"{type(reason).__name__}: {reason}", unreachable=True
+            ) from error
+        except (ValueError, OverflowError) as error:
+            # http.client.InvalidURL (a ValueError), a port out of range: a malformed address
+            # that :func:`webhook_url_fault` did not foresee; retrying will not mend it.
+            raise PermanentDeliveryError(
+                f"malformed webhook URL: {type(error).__name__}: {error}"
+            ) from error
 
 
 def _error_description(error: urllib.error.HTTPError) -> str:
@@ -341,8 +360,88 @@ def _error_description(error: urllib.error.HTTPError) -> str:
     except (ValueError, OSError):
         return ""
     if isinstance(body, dict) and isinstance(body.get("err"), str):
-        return f" ({body['err'][:100]})"
+        # The receiver's words, shown on one line by `puente outbox list`: no control
+        # characters (a CR LF would start a fake line).
+        return f" ({printable(body['err'][:100])})"
     return ""
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\r``, ``\\n``, ``\\x1b`` …), for a
+    one-line display of something a receiver or an exception said."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
+def webhook_url_fault(url: str) -> tuple[str, str] | None:
+    """What makes the http(s) ``url`` unusable as a webhook, in Spanish and English, or
+    ``None``: spaces or control characters, user name or password (a secret that would be
+    stored, listed and sent with every notification), no host, a port that is not a number
+    from 1 to 65535."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return (
+            "contiene espacios o caracteres de control",
+            "it contains spaces or control characters",
+        )
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ ] around an IPv6 address
+        return ("no es una URL válida", "it is not a valid URL")
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        return (
+            "lleva usuario o contraseña (user:password@); la autenticación del hub es la firma "
+            "de cada aviso",
+            "it carries a user name or password (user:password@); notifications are "
+            "authenticated by their signature",
+        )
+    if not parts.hostname:
+        return ("no nombra un servidor", "it names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        return (
+            "el puerto no es un número de 1 a 65535",
+            "the port is not a number from 1 to 65535",
+        )
+    return None
+
+
+def webhook_url_cautions(url: str, public_url: str | None) -> list[tuple[str, str]]:
+    """Why an accepted http(s) webhook ``url`` may be a mistake, in Spanish and English (it is
+    still accepted: tests and receivers on the hub's own machine need such addresses): plain
+    http when the hub itself is served over https, or an address of this machine, of its
+    private network or link-local (169.254.169.254 is the cloud metadata service)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []  # refused by webhook_url_fault
+    cautions = []
+    if parts.scheme.lower() == "http" and (public_url or "").lower().startswith("https://"):
+        cautions.append(
+            (
+                "el webhook usa http sin cifrar y el hub se publica por https",
+                "the webhook uses plain http while the hub is served over https",
+            )
+        )
+    host = (parts.hostname or "").lower()
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if host == "localhost" or host.endswith(".localhost"):
+        address = ipaddress.ip_address("127.0.0.1")
+    if address is not None and (address.is_loopback or address.is_link_local or address.is_private):
+        cautions.append(
+            (
+                f"{host} es una dirección de esta máquina o de una red privada o local",
+                f"{host} is an address of this machine or of a private or link-local network",
+            )
+        )
+    return cautions
 
 
 # --- the file drop -------------------------------------------------------------------------

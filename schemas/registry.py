@@ -280,6 +280,27 @@ class SchemaRegistry:
 
     categories = leaf_categories
 
+    def value_categories(self, name: str, version: Version) -> dict[str, dict[str, str]]:
+        """Codes that say more than their field's category, from the document's
+        ``x-value-categories``: pointer template of a leaf → code → the category that must
+        also be permitted to disclose the object holding it (an identifier of type
+        ``comar_case`` tells legal status; see :func:`consent.redact`). Each pointer must
+        be a leaf of the document, with codes its field allows."""
+        stated = self._document(name, version).get("x-value-categories") or {}
+        fields = self.fields(name, version)
+        found: dict[str, dict[str, str]] = {}
+        for pointer, by_value in stated.items():
+            if pointer == "$comment":
+                continue
+            info = fields.get(pointer)
+            if info is None or not info.leaf:
+                raise ValueError(f"{name}/{version}: x-value-categories names {pointer!r}, no leaf")
+            unknown = set(by_value) - set(info.labels)
+            if info.labels and unknown:
+                raise ValueError(f"{name}/{version}: {pointer!r} has no codes {sorted(unknown)}")
+            found[pointer] = dict(by_value)
+        return found
+
     # -- shipped examples ---------------------------------------------------------------------
 
     def example_paths(

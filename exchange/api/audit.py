@@ -8,7 +8,8 @@ codes and digests only, never case content, so nothing here is redacted.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +31,8 @@ from exchange.audit_queries import (
     log_size,
 )
 from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
-from exchange.auth import require_scope, utcnow
+from exchange.auth import current_actor, require_scope, utcnow
+from exchange.consents import is_oversight
 from exchange.httpbasics import FHIR_JSON, int_query, invalid_query, wants_fhir
 from exchange.problems import Problem, localized
 from exchange.witnessing import with_cosignatures
@@ -47,6 +49,26 @@ DEFAULT_ALERT_WINDOW = 3600
 DEFAULT_ALERT_DENIALS = 10
 
 
+def oversight_only(view: Callable[..., Response]) -> Callable[..., Response]:
+    """The log names every child's readers, whatever the state: only an oversight body reads
+    it. The registry gives ``audit:read`` to no other kind, and this keeps a token issued
+    before that rule (or before its agency's kind changed) from reading it."""
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Response:
+        if not is_oversight(current_actor()):
+            raise Problem(
+                "forbidden",
+                (
+                    "Solo un órgano de supervisión lee la bitácora de auditoría.",
+                    "Only an oversight body reads the audit log.",
+                ),
+            )
+        return view(*args, **kwargs)
+
+    return guarded
+
+
 @bp.record_once
 def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
     # `puente serve` workers start the integrator thread from gunicorn's post_worker_init;
@@ -57,6 +79,7 @@ def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
 
 @bp.get("/checkpoint")
 @require_scope("audit:read")
+@oversight_only
 def checkpoint() -> Response:
     latest = latest_checkpoint(db.session())
     if latest is None:
@@ -71,6 +94,7 @@ def checkpoint() -> Response:
 
 @bp.get("/entries")
 @require_scope("audit:read")
+@oversight_only
 def entries() -> Response:
     session = db.session()
     size = log_size(session)
@@ -103,6 +127,7 @@ def _ndjson_lines(rows: list[Any]) -> Iterator[str]:
 
 @bp.get("/proofs/inclusion")
 @require_scope("audit:read")
+@oversight_only
 def inclusion() -> Response:
     session = db.session()
     wants_file = _wants_tlog_proof()
@@ -153,6 +178,7 @@ def inclusion() -> Response:
 
 @bp.get("/proofs/consistency")
 @require_scope("audit:read")
+@oversight_only
 def consistency() -> Response:
     session = db.session()
     first = _int_query("first", minimum=1)
@@ -182,6 +208,7 @@ def consistency() -> Response:
 
 @bp.get("/events")
 @require_scope("audit:read")
+@oversight_only
 def events() -> Response:
     limit = _int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
     cursor = _int_query("cursor", minimum=0, default=None)
@@ -249,6 +276,7 @@ MAX_ALERT_THRESHOLD = 1_000_000
 
 @bp.get("/alerts")
 @require_scope("audit:read")
+@oversight_only
 def alerts() -> Response:
     config = current_app.config
     window_seconds = _int_query(

@@ -3,26 +3,29 @@
 The answer names candidate ``child_id``s with a score and what agreed — no names, no case
 content; the caller then reads records under the normal rules.
 
-A candidate is answered only to a caller that may know the child exists (:func:`answerable`):
-otherwise it is left out, exactly as if no such child existed, so the search is no existence
-oracle for immigration enforcement, a consulate or anyone else holding ``records:read``. Every
-search is audited as ``child.searched`` without its search terms: one entry for the search,
+A candidate is answered only to a caller that may know the child exists, and only by what a
+record whose ``identity`` the caller may read states
+(:func:`~exchange.child_search.readable_candidates`): otherwise it is left out, exactly as if
+no such child existed, so the search is no existence oracle for immigration enforcement, a
+consulate or anyone else holding ``records:read`` — nor a way to confirm what another
+agency's record says of a child (its asylum case number, a nationality, an alias). Every
+answer takes at least ``READ_REFUSAL_FLOOR`` seconds (:func:`answer_searches_in_even_time`).
+Every search is audited as ``child.searched`` without its search terms: one entry for the search,
 and one per answered candidate naming its ``child_id``, so oversight sees who looked for whom.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
-from sqlalchemy.orm import Session
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from consent import Decision
 from exchange import db
+from exchange.api.record_reads import read_purpose
 from exchange.audit_log import record_event
-from exchange.auth import Actor, current_actor, require_scope, utcnow
+from exchange.auth import current_actor, require_scope, utcnow
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -33,11 +36,10 @@ from exchange.child_matching import (
 from exchange.child_search import (
     IDENTIFIER_SEARCH_KINDS,
     MAX_CANDIDATES,
-    Candidate,
-    children_known_to,
+    identifier_matches,
     identifier_shape_error,
-    search_by_identifier,
-    search_by_profile,
+    profile_matches,
+    readable_candidates,
 )
 from exchange.disclosure import audit_decision, remember_disclosure
 from exchange.httpbasics import require_json
@@ -163,6 +165,9 @@ def _validated_body() -> dict[str, Any]:
 def _take_query_purpose(body: Any) -> None:
     """Reads of case data take ``purpose`` as a query parameter (API.md); a search also takes it
     in its body. Given in both places, the two must agree."""
+    repeated = request.args.getlist("purpose")
+    if len(repeated) > 1:  # one search, one purpose: none of them is picked
+        read_purpose()
     given = request.args.get("purpose")
     if given is None or not isinstance(body, dict):
         return
@@ -296,25 +301,18 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     )
 
 
-def answerable(
-    session: Session, actor: Actor, purpose: str, candidates: Sequence[Candidate]
-) -> list[tuple[Candidate, Decision, bool]]:
-    """The candidates ``actor`` may know of, each with the decision that lets it and whether
-    its agency holds one of the child's records; the others are left out. The rule is
-    :func:`~exchange.child_search.children_known_to` (pushes naming a ``child_id`` follow it
-    too); at most :data:`WEIGHED_CANDIDATES` are weighed.
-    """
-    known = children_known_to(session, actor, purpose, [c.child_id for c in candidates])
-    return [
-        (candidate, known[candidate.child_id].decision, known[candidate.child_id].holds)
-        for candidate in candidates
-        if candidate.child_id in known
-    ]
+def answer_searches_in_even_time(response: Response) -> Response:
+    """Every search answer takes at least ``READ_REFUSAL_FLOOR`` seconds from the request's
+    start, found or not — as a refused record read does (exchange.api.record_reads): weighing
+    children the caller may not know of costs time that a search matching nobody does not, and
+    the difference would tell that such children exist."""
+    floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
+    if floor and "started" in g:
+        time.sleep(max(0.0, g.started + floor - time.perf_counter()))
+    return response
 
 
-#: Name searches weigh this many of the best-scored children, to answer at most
-#: MAX_CANDIDATES of those the caller may know of.
-WEIGHED_CANDIDATES = 3 * MAX_CANDIDATES
+bp.after_request(answer_searches_in_even_time)
 
 
 @bp.post("/search")
@@ -342,19 +340,17 @@ def search() -> Any:
                     )
                 ],
             )
-        candidates: list[Candidate] = search_by_identifier(
-            session, kind, identifier["value"], agency_id=actor.agency_id
-        )
+        matches = identifier_matches(session, kind, identifier["value"], agency_id=actor.agency_id)
         used = f"identifier.{kind}"
     else:
-        # More than are answered are weighed, so children the caller may not know of do not
-        # crowd out one it may.
-        candidates = search_by_profile(
-            session, query_profile(body, utcnow().date()), limit=WEIGHED_CANDIDATES
-        )
+        # The caller's own profiles have a pool of their own, so other agencies' children of
+        # the same name cannot push its own child out of it.
+        own = actor.agency_id if actor.person_id is None else None
+        matches = profile_matches(session, query_profile(body, utcnow().date()), own_agency=own)
         used = ".".join(key for key in ("name", "full_name", *ATTRIBUTE_FIELDS) if key in body)
     purpose = body["purpose"]
-    answered = answerable(session, actor, purpose, candidates)[:MAX_CANDIDATES]
+    # Only children the caller may know of, and only by what records it may read state.
+    answered = readable_candidates(session, actor, purpose, matches, limit=MAX_CANDIDATES)
     # Which fields were used and how many answered — never the values searched for, nor how
     # many children matched but were left out.
     record_event(
@@ -369,7 +365,8 @@ def search() -> Any:
     )
     # The audit-event schema has one child_id per entry: one entry per answered child, with
     # the decision that let the caller know of it.
-    for candidate, decision, holds in answered:
+    for candidate, known in answered:
+        decision, holds = known.decision, known.holds
         audit_decision(
             session,
             actor,
@@ -385,7 +382,7 @@ def search() -> Any:
             remember_disclosure(session, decision.consent_ids, actor.agency_id)
     session.commit()
     return jsonify(
-        candidates=[candidate.to_json() for candidate, _, _ in answered],
+        candidates=[candidate.to_json() for candidate, _ in answered],
         min_score=SEARCH_MIN_SCORE,
         max_candidates=MAX_CANDIDATES,
     )

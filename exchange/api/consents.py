@@ -18,7 +18,13 @@ import consent
 from consent import ConsentError, Decision, Reason
 from exchange import db
 from exchange.access_basis import access_as_of
-from exchange.api.record_reads import DECISION_HEADER, OUTSIDER, told_decision, told_to
+from exchange.api.record_reads import (
+    DECISION_HEADER,
+    OUTSIDER,
+    referred_to,
+    told_decision,
+    told_to,
+)
 from exchange.audit_log import record_event
 from exchange.auth import (
     Actor,
@@ -62,7 +68,13 @@ from exchange.consents import (
     revoke_withhold,
 )
 from exchange.crypto import data_keyring
-from exchange.disclosure import ChildContext, audit_decision, evaluate, load_child
+from exchange.disclosure import (
+    ChildContext,
+    audit_decision,
+    evaluate,
+    evaluate_read,
+    load_child,
+)
 from exchange.httpbasics import (
     FHIR_JSON,
     REQUEST_NOT_VALID,
@@ -198,6 +210,9 @@ DRY_RUN_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "decision-dry-run/1",
     "type": "object",
+    # A misspelt member ("record_id" as "record_ids") would otherwise be ignored, and the
+    # answer be about another question than the one asked.
+    "additionalProperties": False,
     "required": ["child_id", "purpose"],
     "properties": {
         "child_id": {
@@ -646,15 +661,29 @@ def dry_run() -> Any:
         owner = None
         if isinstance(record_id, str):
             owner = next((r.owner_agency for r in child.records if r.id == record_id), None)
-        decision = evaluate(
-            child,
-            engine_for,
-            str(body.get("action", "read")),
-            body["purpose"],
-            categories or consent.ALL_CATEGORIES,
-            owner_agency_id=owner,
-            record_id=record_id if isinstance(record_id, str) else None,
-        )
+        action = str(body.get("action", "read"))
+        record = next((r for r in child.records if r.id == record_id), None)
+        if action == "read" and record is not None:
+            # As the read itself is decided: with what live referrals gave the agency.
+            decision = evaluate_read(
+                child,
+                engine_for,
+                body["purpose"],
+                categories or consent.ALL_CATEGORIES,
+                referred=referred_to(session, engine_for.agency_id, record, body["purpose"]),
+                owner_agency_id=owner,
+                record_id=record.id,
+            )
+        else:
+            decision = evaluate(
+                child,
+                engine_for,
+                action,
+                body["purpose"],
+                categories or consent.ALL_CATEGORIES,
+                owner_agency_id=owner,
+                record_id=record_id if isinstance(record_id, str) else None,
+            )
         # Whom the officer asked about, so oversight sees what was asked (ids only).
         asked_about = (
             {"object_type": "person", "object_id": engine_for.person_id}
@@ -819,7 +848,9 @@ def _denied_at_once_text(row: AccessRequestRow, es: str, en: str) -> tuple[str, 
     told = [
         reason
         for reason in map(Reason.from_json, (row.decision or {}).get("reasons", ()))
-        if reason.result == "deny" and reason.code != "default_deny" and told_to(reason, OUTSIDER)
+        # Only a hard rule: the rest is told as "nothing in force permits you" (record_reads.
+        # told_decision), so that a refusal for a hidden reason reads like any other.
+        if reason.result == "deny" and reason.code == "hard_rule" and told_to(reason, OUTSIDER)
     ]
     if not told:
         return es, en

@@ -11,9 +11,12 @@ never says whether a record exists. Permitted or refused, a reader is told only 
 that tell them nothing about the child they may not know (:func:`decision_for_reader`): a
 withhold entry is never told to the reader it names; a rule that applies because the child
 seeks asylum or comes from the reader's country only to those acting for the child; an
-objection or an emergency override's ground also to the agencies holding the record. What is
-not told is folded into the plain "nothing in force permits this" reason, so a refusal for a
-hidden reason reads like any other. The audit log keeps every decision whole.
+objection or an emergency override's ground also to the agencies holding the record. Every
+refused category but those a told hard rule or objection refuses — a consent's deny, nothing
+permitting, a reason not told — is refused by one plain "nothing in force permits you this"
+reason (:func:`told_decision`), so a refusal for a hidden reason reads like any other. A
+referral adds to what a read permission gives, never narrows it (:func:`referred_to`). The
+audit log keeps every decision whole.
 """
 
 from __future__ import annotations
@@ -63,8 +66,21 @@ OPEN_BASES = ("default_deny", "consent", "grant")
 
 
 def read_purpose() -> str:
-    """The ``purpose`` query parameter: no purpose, no data."""
-    value = request.args.get("purpose")
+    """The ``purpose`` query parameter: no purpose, no data; one purpose per read (a repeated
+    one is refused rather than one of them picked: each read is decided for one purpose)."""
+    given = request.args.getlist("purpose")
+    if len(given) > 1:
+        message = (
+            "Indique una sola finalidad (?purpose=…); se recibieron "
+            f"{len(given)}: {', '.join(given)}.",
+            f"State one purpose (?purpose=…); got {len(given)}: {', '.join(given)}.",
+        )
+        raise Problem(
+            "validation",
+            message,
+            errors=[{"pointer": "", "parameter": "purpose", "message": localized(*message)}],
+        )
+    value = given[0] if given else None
     if value in purpose_codes():
         return value  # type: ignore[return-value]
     known = ", ".join(purpose_codes())
@@ -175,9 +191,10 @@ def told_to(reason: Reason, standing: str) -> bool:
     return standing != OUTSIDER
 
 
-#: Bases of a refusal in the engine's order of precedence (consent/engine.py), for naming the
-#: basis of what a reader is told.
-_DENY_BASES = ("hard_rule", "withhold", "objection", "consent")
+#: Steps whose refusals a reader is told as such, when it may hear them (:func:`told_to`).
+#: Every other refusal — a consent's deny, nothing permitting, a reason not told — is told as
+#: the one plain "nothing in force permits you this request" (:func:`told_decision`).
+_TOLD_REFUSALS = ("hard_rule", "objection")
 
 
 def decision_for_reader(
@@ -188,62 +205,60 @@ def decision_for_reader(
     disclosure: Disclosure,
     purpose: str,
 ) -> dict[str, Any]:
-    """The decision as ``actor`` is told it (:func:`told_to`): the result, the permitted and
-    withheld categories and the decision id always; the reasons the reader may hear and the
-    ids they rest on. The categories refused for a reason not told are refused, to this reader,
-    by the plain "nothing in force permits this" reason, so that what is hidden leaves no mark
-    (the same words, the same basis). The audit log keeps the decision whole."""
-    whole = decision_json(disclosure)
+    """The decision as ``actor`` is told it (:func:`told_decision`). The audit log keeps the
+    decision whole."""
     reasons = disclosure.decision.reasons
-    if all(reason.code in OPEN_BASES for reason in reasons):
-        return whole
-    standing = reader_standing(session, actor, record, child)
-    return told_decision(whole, reasons, standing, purpose)
+    # Open reasons are told to anyone: how the reader stands matters only for the others.
+    open_only = all(reason.code in OPEN_BASES for reason in reasons)
+    standing = OUTSIDER if open_only else reader_standing(session, actor, record, child)
+    return told_decision(decision_json(disclosure), reasons, standing, purpose)
 
 
 def told_decision(
     whole: dict[str, Any], reasons: Iterable[Reason], standing: Any, purpose: str
 ) -> dict[str, Any]:
     """``whole`` (a decision as JSON, with its ``reasons``) as a reader of ``standing`` is told
-    it: the reasons it may hear (:func:`told_to`) and the ids they rest on; the categories
-    refused for a reason not told are refused by the plain "nothing in force permits this"
-    (same words, same basis), so that what is hidden leaves no mark. Also what a legal
-    representative is told of the decision on an access request (exchange.api.consents)."""
+    it: the result, the permitted and withheld categories and the id always; the permit
+    reasons it may hear (:func:`told_to`), the refusals by a hard rule or an objection it may
+    hear, and every other refused category — refused by a consent, by nothing permitting, or
+    for a reason it may not hear — in one plain "nothing in force permits you this request"
+    reason; the ids of the reasons told.
+
+    Why one reason for all the rest: a refusal for a hidden reason (a withhold entry naming
+    the reader) takes categories before the consent step, so that step's reasons would no
+    longer name them, and a plain refusal beside a consent's base decision that speaks to the
+    reader would show that something hidden came first. Told this way, a refusal for a hidden
+    reason and one by a consent's deny read alike, and what is hidden leaves no mark.
+    Also what a legal representative is told of the decision on an access request
+    (exchange.api.consents)."""
     shown: list[Reason] = []
-    hidden: set[str | None] = set()
-    refused_unsaid = 0
+    plain = 0
     for reason in reasons:
-        if told_to(reason, standing):
+        told = told_to(reason, standing)
+        if reason.result == "deny" and not (told and reason.code in _TOLD_REFUSALS):
+            plain |= mask_of(reason.categories)
+        elif told:
             shown.append(reason)
-        else:
-            hidden.add(reason.ref)
-            if reason.result == "deny":
-                refused_unsaid |= mask_of(reason.categories)
-    if not hidden:
-        return whole
-    # A category a reason the reader hears already refuses needs no second reason: adding one
-    # would show that something hidden refused it too (an asylum rule beside a told one).
+    # A category a told reason already refuses needs no second reason: adding one would show
+    # that something else refused it too (an asylum rule beside a rule about who asks).
     for reason in shown:
-        if reason.result == "deny" and reason.code != "default_deny":
-            refused_unsaid &= ~mask_of(reason.categories)
-    if refused_unsaid:
-        plain = [reason for reason in shown if reason.code == "default_deny"]
-        for reason in plain:
-            refused_unsaid |= mask_of(reason.categories)
-            shown.remove(reason)
-        shown.append(default_deny(purpose, refused_unsaid))
+        if reason.result == "deny":
+            plain &= ~mask_of(reason.categories)
+    if plain:
+        shown.append(default_deny(purpose, plain))
     told = {**whole, "reasons": [reason.to_json() for reason in shown]}
     if whole.get("result") == "deny":
         told["basis"] = next(
             (
-                basis
-                for basis in _DENY_BASES
-                if any(r.code == basis and r.result == "deny" for r in shown)
+                code
+                for code in _TOLD_REFUSALS
+                if any(r.code == code and r.result == "deny" for r in shown)
             ),
             "default_deny",
         )
-    for key in ("rule_ids", "override_ids", "withhold_ids", "view_ids"):
-        kept = [ref for ref in whole.get(key, ()) if ref not in hidden]
+    refs = {reason.ref for reason in shown}
+    for key in ("consent_ids", "grant_ids", "rule_ids", "override_ids", "withhold_ids", "view_ids"):
+        kept = [ref for ref in whole.get(key, ()) if ref in refs]
         if kept:
             told[key] = kept
         else:
@@ -254,32 +269,30 @@ def told_decision(
 # -- what a read carries out -------------------------------------------------------------------
 
 
-def read_scope(
-    session: Session, actor: Actor, record: Record, purpose: str
-) -> tuple[str, frozenset[str]]:
-    """The action and categories a read by ``actor`` for ``purpose`` carries out.
-
-    The owner reads its own record (``read``). An agency that holds accepted referrals of the
-    record for this purpose reads what they brought it (every category any of them named):
-    the decision is made again for the referral (``refer``), so a revocation or an objection
-    recorded since stops it. A referral for one purpose says nothing of another: a read for a
-    purpose no referral names, like anyone else's read, asks to ``read`` every category and
-    the engine decides what consent lets them see.
-    """
-    if actor.agency_id is not None and actor.agency_id != record.owner_agency:
-        referred = (
-            session.connection()
-            .execute(
-                _referral_statement(),
-                {"record_id": record.id, "agency_id": actor.agency_id, "purpose": purpose},
-            )
-            .scalars()
-            .all()
+def referred_to(
+    session: Session, agency_id: str | None, record: Record, purpose: str
+) -> frozenset[str]:
+    """The categories the accepted referrals of ``record`` to ``agency_id`` for ``purpose``
+    named (every category when one named none): a read by that agency is permitted for these
+    as the referral is decided again (``refer``), and for the rest as consent lets it read
+    (:func:`exchange.disclosure.evaluate_read`). A referral adds to what a read permission
+    gives, never narrows it; one for another purpose says nothing here."""
+    if agency_id is None or agency_id == record.owner_agency:
+        return frozenset()
+    referred = (
+        session.connection()
+        .execute(
+            _referral_statement(),
+            {"record_id": record.id, "agency_id": agency_id, "purpose": purpose},
         )
-        if referred:
-            named = frozenset(category for categories in referred for category in categories)
-            return "refer", named if all(referred) else ALL_CATEGORIES
-    return "read", ALL_CATEGORIES
+        .scalars()
+        .all()
+    )
+    if not referred:
+        return frozenset()
+    if not all(referred):
+        return ALL_CATEGORIES
+    return frozenset(category for categories in referred for category in categories)
 
 
 @functools.cache
@@ -359,16 +372,18 @@ def decide_read(
     **audit_fields: Any,
 ) -> Disclosure:
     child = child or load_child(session, record.child_id)
-    action, categories = read_scope(session, actor, record, purpose)
     return decide_disclosure(
         session,
         actor,
         child,
-        action=action,
+        action="read",
         purpose=purpose,
-        categories=categories,
         audit_action=audit_action,
         record=record,
+        # An agency of a peer hub holds no referral here, whatever id it bears.
+        referred=referred_to(session, actor.agency_id, record, purpose)
+        if actor.audit_client is None
+        else frozenset(),
         **audit_fields,
     )
 
@@ -415,24 +430,39 @@ def record_json(
     # What the decision withheld, not what was cut from this document: the difference would
     # tell the reader which categories the record does not hold.
     data, _cut = redact(record.schema_ref, body.data, disclosure.decision)
+    own_id = _own_local_id(session, actor, record)
     answer = {
-        **describe_record(record, child.child_id),
+        **describe_record(
+            record,
+            child.child_id,
+            permitted=envelope_permitted(actor, record, disclosure),
+            local_id=own_id,
+        ),
         "pushed_at": as_utc(body.version.pushed_at).isoformat(),
         "body_sha256": digest_for(disclosure, body.version.body_sha256),
         "data": data,
         "withheld_categories": list(withheld_categories(disclosure)),
         "decision": decision_for_reader(session, actor, record, child, disclosure, purpose),
     }
-    own_id = _own_local_id(session, actor, record)
     if own_id is not None:
         answer["your_local_id"] = own_id
     return answer, disclosure
 
 
+def envelope_permitted(
+    actor: Actor, record: Record, disclosure: Disclosure
+) -> frozenset[str] | None:
+    """The categories under which a reader is given the record's envelope fields (its local
+    id, owner, source, who pushed: :data:`exchange.records.ENVELOPE_MIRRORS`): those the
+    decision permits; None — every field — for the owner agency, which knows them."""
+    if actor.audit_client is None and actor.agency_id == record.owner_agency:
+        return None
+    return frozenset(disclosure.decision.categories)
+
+
 def withheld_categories(disclosure: Disclosure) -> tuple[str, ...]:
-    """Every category the reader is not given: those the decision refused, and those it was
-    not asked about — a referral's read asks only for the categories the referral named, and
-    the rest is cut from the document all the same."""
+    """Every category the reader is not given, whether or not this document holds data of
+    it (the difference would tell the reader which categories the record lacks)."""
     return categories_of(ALL_CATEGORIES_MASK & ~mask_of(disclosure.decision.categories))
 
 
@@ -485,9 +515,13 @@ def record_versions(record_id: str) -> Any:
     if not disclosure.permitted:
         raise refuse(session, actor, record, disclosure, purpose)
     child = load_child(session, record.child_id)
+    permitted = envelope_permitted(actor, record, disclosure)
     versions = [
         {**described, "body_sha256": digest_for(disclosure, described["body_sha256"])}
-        for described in map(describe_version, list_versions(session, record))
+        for described in (
+            describe_version(version, permitted=permitted)
+            for version in list_versions(session, record)
+        )
     ]
     answer = {"record_id": record.id, "child_id": child.child_id, "versions": versions}
     session.commit()

@@ -34,7 +34,7 @@ from exchange.disclosure import (
     whole_record_detail,
 )
 from exchange.httpbasics import check_against, int_query, require_json
-from exchange.outbox import notifications_for
+from exchange.outbox import readable_notifications
 from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id, record_named
 from exchange.sharing import (
@@ -303,7 +303,12 @@ def create_referral(record_id: str) -> Any:
         decision_entry=disclosure.decision_id,
     )
     session.commit()
-    return _created(share, entry)
+    # The categories asked for that the decision withheld: the referral carries only the rest,
+    # and the sender must not believe the recipient got them (the owner hears the decision
+    # whole, as when the referral is refused).
+    withheld = list(disclosure.decision.withheld)
+    answer = {**share.to_json(), "audit_entry": entry, "withheld_categories": withheld}
+    return jsonify(answer), 201
 
 
 @bp.post("/v1/records/<record_id>/transfers")
@@ -529,18 +534,22 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 @bp.get("/v1/notifications")
 @require_scope("records:read")
 def list_notifications() -> Any:
-    """The caller's agency's notifications (referrals, transfers, revoked consents), sent or
-    not: an agency without a webhook reads them here. ``after``: the last id it has seen.
-    ``records:read``, as for ``GET /v1/shares``: they tell what the agency received (a
-    referral, a transfer, data a consent no longer covers), and the held ones, the only
-    notices an agency without a webhook gets, go to agencies that read under a consent."""
+    """The caller's agency's notifications (referrals, transfers, revoked consents): those it
+    was sent, and those held for it to read (an agency without a webhook reads them only
+    here), each decided again as the worker decides before sending
+    (:func:`exchange.outbox.readable_notifications`): none that consent or a transfer's news
+    no longer allows. ``after``: the last id it has seen. ``records:read``, as for
+    ``GET /v1/shares``: they tell what the agency received (a referral, a transfer, data a
+    consent no longer covers), and the held ones, the only notices an agency without a
+    webhook gets, go to agencies that read under a consent."""
     actor = current_actor()
     if actor.agency_id is None or actor.person_id is not None:
         return jsonify(notifications=[], next_after=None)
     limit = int_query("limit", minimum=1, maximum=500, default=100)
+    session = db.session()
     try:
-        found = notifications_for(
-            db.session(), actor.agency_id, after=request.args.get("after"), limit=limit
+        found = readable_notifications(
+            session, actor.agency_id, after=request.args.get("after"), limit=limit
         )
     except LookupError:
         message = (
@@ -561,6 +570,7 @@ def list_notifications() -> Any:
         }
         for message in found
     ]
+    session.commit()  # the decisions' audit entries, and what was withheld
     return jsonify(
         notifications=listed, next_after=listed[-1]["id"] if len(listed) == limit else None
     )

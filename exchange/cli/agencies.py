@@ -45,7 +45,8 @@ from exchange.agencies import (
 from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load_public_jwk
 from exchange.auth import SCOPES, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
-from exchange.transports import file_drop_root
+from exchange.outbox import dead_while_disabled
+from exchange.transports import file_drop_root, webhook_url_cautions
 
 
 def _refusal(error: AgencyError, lang: str) -> click.ClickException:
@@ -302,6 +303,7 @@ def add_command(
     except click.ClickException:
         _remove(files)
         raise
+    _warn_about_webhook(app, webhook, lang)
     answer = _with_key_files(result.to_json(), files)
     if as_json:
         print_json(answer)
@@ -380,9 +382,38 @@ agency_group.command(
         "Agency {} disabled; its tokens no longer work.",
     )
 )
-agency_group.command("enable", help="Enable a disabled agency again (old tokens stay revoked).")(
-    _simple_change(enable_agency, "Agencia {} activada.", "Agency {} enabled.")
-)
+
+
+@agency_group.command("enable")
+@click.argument("agency_id")
+@language_option
+@with_hub
+def enable_command(app: Flask, agency_id: str, lang: str) -> None:
+    """Enable a disabled agency again (old tokens stay revoked)."""
+    with _transaction(app, lang) as session:
+        enable_agency(session, agency_id)
+        dead = dead_while_disabled(session, agency_id)
+    click.echo(say(lang, f"Agencia {agency_id} activada.", f"Agency {agency_id} enabled."))
+    if dead:
+        # Not requeued here: some may be stale by now, and the administrator decides.
+        retry = f"puente outbox retry --all-dead --agency {agency_id}"
+        click.echo(
+            say(
+                lang,
+                f"{dead} avisos para ella no se entregaron mientras estaba desactivada; "
+                f"para enviarlos ahora: {retry}",
+                f"{dead} notifications for it died while it was disabled; "
+                f"to send them now: {retry}",
+            )
+        )
+
+
+def _warn_about_webhook(app: Flask, url: str | None, lang: str) -> None:
+    """Say (on stderr) why an accepted webhook address may be a mistake."""
+    if not url or not url.lower().startswith(("http://", "https://")):
+        return
+    for spanish, english in webhook_url_cautions(url, app.config.get("PUBLIC_URL")):
+        click.echo(say(lang, f"Aviso: {spanish}.", f"Warning: {english}."), err=True)
 
 
 @agency_group.command("set-kind")
@@ -558,6 +589,7 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None
         )
         return
     click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
+    _warn_about_webhook(app, url, lang)
 
 
 @agency_group.command("require-signature")

@@ -21,6 +21,7 @@ from flask import Flask
 
 from exchange import db
 from exchange.child_duplicates import (
+    IDENTIFIER_CONFLICT_WORDS,
     PairRefused,
     merge_children,
     probable_duplicates,
@@ -116,11 +117,16 @@ def _pair_columns(pair: Any, lang: str) -> list[str]:
     alike = ", ".join(say(lang, *ALIKE_IN.get(code, (code, code))) for code in pair.matched_on)
     agencies = " | ".join(", ".join(side) or "-" for side in pair.agencies)
     raised = ""
+    if pair.identifier_conflicts:
+        raised = "; ".join(
+            say(lang, *IDENTIFIER_CONFLICT_WORDS[kind]) for kind in pair.identifier_conflicts
+        )
     if pair.raised_by:
         day = pair.raised_at.date().isoformat() if pair.raised_at else "?"
-        raised = say(
+        by = say(
             lang, f"planteado por {pair.raised_by} el {day}", f"raised by {pair.raised_by} on {day}"
         )
+        raised = f"{by}; {raised}" if raised else by
     return [pair.child_id, pair.other_child_id, score, why, alike or "-", agencies, raised or "-"]
 
 
@@ -143,8 +149,30 @@ deciding_person = click.option(
     default=getpass.getuser,
     show_default="the login name",
     callback=_person_id,
-    help="Who decides (a person id), for the audit log / quién decide, para la bitácora.",
+    help="Who decides: the id of an active registered person with the administrator role, "
+    "named in the audit log / quién decide: id de una persona registrada y activa con rol de "
+    "administrador, que queda en la bitácora.",
 )
+
+
+def require_administrator(session: Any, person_id: str, lang: str) -> None:
+    """The audit log names ``person_id`` as the administrator who decided: oversight must be
+    able to hold a registered person to it, not whatever name the shell gave."""
+    from exchange.people import Person
+
+    person = session.get(Person, person_id)
+    if person is None or not person.active or "administrator" not in person.role_list:
+        raise click.ClickException(
+            say(
+                lang,
+                f"«{person_id}» no es una persona registrada y activa con rol de administrador; "
+                "indique con --by quién decide (puente person add … --role administrator). "
+                "Nada cambió.",
+                f"'{person_id}' is not an active registered person with the administrator "
+                "role; name who decides with --by (puente person add … --role administrator). "
+                "Nothing changed.",
+            )
+        )
 
 
 @children_group.command("merge")
@@ -158,7 +186,8 @@ deciding_person = click.option(
 @click.option(
     "--force",
     is_flag=True,
-    help="Merge although the records disagree on sex, nationality or date of birth.",
+    help="Merge although the records disagree (CURP, UNHCR individual number, sex, "
+    "nationality, date of birth) / fusionar aunque los expedientes no coincidan.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the merge as JSON.")
 @language_option
@@ -176,6 +205,9 @@ def merge_command(
     """Merge child MERGED into child INTO (its identifiers move; reads of it follow INTO).
 
     A merge cannot be undone, so --reason is required: it is kept with the merged child.
+    --by must name an active registered administrator (the audit log names them). Children
+    whose records hold different CURPs or UNHCR individual numbers, or disagree on sex,
+    nationality or date of birth, are merged only with --force.
     """
     if reason is None or not reason.strip():
         raise click.UsageError(
@@ -190,6 +222,7 @@ def merge_command(
     reason = reason.strip()
     session = db.database(app).sessions()
     with session, _pair_refusals(lang):
+        require_administrator(session, person, lang)
         result = merge_children(
             session,
             into,
@@ -272,6 +305,7 @@ def distinct_command(
         )
     session = db.database(app).sessions()
     with session, _pair_refusals(lang):
+        require_administrator(session, person, lang)
         if withdraw:
             result = withdraw_distinct(session, child, other, actor_person=person)
         else:

@@ -10,16 +10,22 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.agency_keys import FolderError, make_folder
+from exchange.audit_log import record_key_change
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.config import DEFAULT_BIND
 from exchange.crypto import ensure_data_key
 from exchange.key_safety import KeysWouldOrphanData, refuse_keys_that_would_orphan_data
-from exchange.keys import ensure_hub_keys, hub_keys
+from exchange.keys import ensure_hub_keys, ensure_portal_secret, hub_keys, key_paths
 from exchange.models import HubSetting
-from exchange.transports import ensure_hub_signing_key, hub_signing_public_jwk
+from exchange.transports import (
+    ensure_hub_signing_key,
+    hub_signing_public_jwk,
+    signing_key_path,
+)
 
 
 def initialise(app: Flask) -> dict[str, object]:
@@ -37,6 +43,9 @@ def initialise(app: Flask) -> dict[str, object]:
         data_keys = ensure_data_key(app)  # encrypts record bodies at rest
         # Signs webhook notifications (exchange.transports).
         signing_key = ensure_hub_signing_key(app)
+        # Signs the portal's session cookies; kept apart from keys_created (it has no public
+        # id to audit, and losing it only logs people out of the portal).
+        portal_secret = ensure_portal_secret(app)
     except OSError as error:
         if error.filename is None:
             raise
@@ -49,6 +58,8 @@ def initialise(app: Flask) -> dict[str, object]:
         if session.get(HubSetting, "hub_id") is None:
             session.add(HubSetting(key="hub_id", value=app.config["HUB_ID"]))
             session.add(HubSetting(key="created_at", value=datetime.now(UTC).isoformat()))
+        else:
+            _audit_created_keys(session, app, created, data_keys)
     keys = hub_keys(app)
     return {
         "hub_id": app.config["HUB_ID"],
@@ -56,11 +67,35 @@ def initialise(app: Flask) -> dict[str, object]:
         "database_url": db.database(app).url.render_as_string(hide_password=True),
         "keys_created": [str(path) for path in created],
         "data_keys_created": [str(path) for path in data_keys],
+        "portal_secret_created": str(portal_secret) if portal_secret else None,
         "log_vkey": keys.log.vkey if keys.log else None,
         "witness_vkey": keys.witness.vkey if keys.witness else None,
         # What webhook receivers pin to verify the hub's notifications.
         "signing_jwk": hub_signing_public_jwk(app),
     }
+
+
+def _audit_created_keys(
+    session: Session, app: Flask, created: list[Path], data_keys: list[Path]
+) -> None:
+    """Write a key change (key_changed, ``<kind>_key_created``) for each key ``init`` made for
+    a hub that already existed (a lost witness or signing key made again, say), as for a data
+    key rotation or an agency's new key. The keys a hub begins with need no entry: the log key
+    signs every checkpoint and is published at /.well-known/puente-hub. Each key is named by a
+    public id: the note key's name hash, the signing key's JWK thumbprint, the data key's id
+    (which every body row carries); never by anything secret."""
+    keys, paths = hub_keys(app), key_paths(app)
+    made: list[tuple[str, str]] = []
+    if keys.log is not None and paths["log"] in created:
+        made.append(("log", "log:" + keys.log.vkey.split("+")[1]))
+    if keys.witness is not None and paths["witness"] in created:
+        made.append(("witness", "witness:" + keys.witness.vkey.split("+")[1]))
+    if signing_key_path(app) in created:
+        made.append(("signing", "kid:" + hub_signing_public_jwk(app)["kid"]))
+    made += [("data", path.stem) for path in data_keys]
+    with app.app_context():  # the entries name this hub, as actor and origin
+        for kind, key_id in made:
+            record_key_change(session, key_id, f"{kind}_key_created")
 
 
 @click.command("init")

@@ -75,7 +75,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     from sqlalchemy.exc import DBAPIError
 
     from exchange import db
-    from exchange.audit_log import record_event
+    from exchange.audit_log import record_key_change
     from exchange.crypto import (
         DataKeyError,
         data_keyring,
@@ -100,15 +100,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         # Committed before any server can encrypt with the key: no key change goes unaudited.
         # The entry names the key by its id, which is not secret (every body row carries it).
         with sessions.begin() as session:
-            record_event(
-                session,
-                action="key_changed",
-                outcome="success",
-                actor_role="administrator",
-                object_type="key",
-                object_id=key_id,
-                detail="data_key_rotated",
-            )
+            record_key_change(session, key_id, "data_key_rotated")
 
     created = None if resume else str(generate_data_key(app, before_use=audit_the_new_key)[1])
     moved = 0

@@ -1,12 +1,17 @@
-"""``puente person …``: register people, disable them, issue and revoke personal access tokens.
+"""``puente person …``: register people, set their portal passwords, disable and enable them,
+issue and revoke personal access tokens.
 
 Every command runs in one transaction with its audit entry; refusals (an unknown agency, a scope
 the person's roles do not allow, a duplicate e-mail, a token already revoked or a person already
 disabled) end with a message in Spanish or English and exit code 1, and write nothing to the
-audit log. A token is printed once: only its hash is stored.
+audit log. A token is printed once: only its hash is stored. A password is never an argument
+(it would stay in the shell's history and the process list): it is typed at a prompt, twice, or
+read from standard input with ``--password-stdin``.
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 from flask import Flask
@@ -24,10 +29,13 @@ from exchange.people import (
     add_person,
     describe,
     disable_person,
+    enable_person,
+    get_person,
     issue_token,
     list_people,
     list_tokens,
     revoke_token,
+    set_password,
 )
 
 #: Token ids are the ``access_token`` table's INTEGER key, 32 bits on PostgreSQL: a larger id
@@ -38,6 +46,41 @@ TOKEN_ID = click.IntRange(1, 2**31 - 1)
 @click.group("person")
 def person_group() -> None:
     """People: legal representatives, consent and override officers, auditors, administrators."""
+
+
+password_stdin_option = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the portal password from the first line of standard input (for scripts).",
+)
+
+
+def read_password(lang: str, from_stdin: bool) -> str:
+    """The new password: the first line of standard input, or typed twice at a prompt that
+    does not echo it."""
+    if from_stdin:
+        # Only the line ending is dropped: spaces may be part of a pass phrase.
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException(
+                say(
+                    lang,
+                    "No llegó ninguna contraseña por la entrada estándar.",
+                    "No password came on standard input.",
+                )
+            )
+        return password
+    password = click.prompt(say(lang, "Contraseña nueva", "New password"), hide_input=True)
+    again = click.prompt(say(lang, "Repita la contraseña", "Repeat the password"), hide_input=True)
+    if password != again:
+        raise click.ClickException(
+            say(
+                lang,
+                "Las dos contraseñas no coinciden; no se cambió nada.",
+                "The two passwords differ; nothing was changed.",
+            )
+        )
+    return str(password)
 
 
 def _roles_help() -> str:
@@ -61,6 +104,7 @@ def _roles_help() -> str:
     help="INEGI code the person covers; default the agency's (may only narrow it).",
 )
 @click.option("--id", "person_id", help="A readable id (default: a generated per_… id).")
+@password_stdin_option
 @json_option
 @language_option
 @with_hub
@@ -72,10 +116,13 @@ def add_command(
     roles: tuple[str, ...],
     jurisdiction: str | None,
     person_id: str | None,
+    password_stdin: bool,
     as_json: bool,
     lang: str,
 ) -> None:
-    """Register a person of an agency with one or more roles."""
+    """Register a person of an agency with one or more roles (and, with --password-stdin, a
+    portal password)."""
+    password = read_password(lang, True) if password_stdin else None
     with _transaction(app, lang) as session:
         person = add_person(
             session,
@@ -85,6 +132,7 @@ def add_command(
             roles=roles,
             jurisdiction=jurisdiction,
             person_id=person_id,
+            password=password,
         )
         answer = describe(person)
     if as_json:
@@ -145,6 +193,57 @@ def disable_command(app: Flask, person_id: str, lang: str) -> None:
             lang,
             f"Persona {person_id} desactivada; {revoked} token(s) revocado(s).",
             f"Person {person_id} disabled; {revoked} token(s) revoked.",
+        )
+    )
+
+
+@person_group.command("enable")
+@click.argument("person_id")
+@json_option
+@language_option
+@with_hub
+def enable_command(app: Flask, person_id: str, as_json: bool, lang: str) -> None:
+    """Enable a disabled person again; the tokens they had stay revoked."""
+    with _transaction(app, lang) as session:
+        answer = describe(enable_person(session, person_id))
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        say(
+            lang,
+            f"Persona {person_id} activada de nuevo. Sus tokens anteriores siguen revocados: "
+            "entra al portal con su contraseña y crea tokens nuevos (o: puente person token).",
+            f"Person {person_id} enabled again. Their earlier tokens stay revoked: they log "
+            "into the portal with their password and make new ones (or: puente person token).",
+        )
+    )
+
+
+@person_group.command("set-password")
+@click.argument("person_id")
+@password_stdin_option
+@json_option
+@language_option
+@with_hub
+def set_password_command(
+    app: Flask, person_id: str, password_stdin: bool, as_json: bool, lang: str
+) -> None:
+    """Set a person's portal password (typed twice, or --password-stdin)."""
+    with _transaction(app, lang) as session:
+        get_person(session, person_id)  # an unknown person before the password is typed
+    password = read_password(lang, password_stdin)
+    with _transaction(app, lang) as session:
+        set_password(session, person_id, password)
+        answer = describe(get_person(session, person_id))
+    if as_json:
+        print_json(answer)
+        return
+    click.echo(
+        say(
+            lang,
+            f"Contraseña de {person_id} establecida; sus sesiones abiertas en el portal terminan.",
+            f"Password of {person_id} set; their open portal sessions end.",
         )
     )
 

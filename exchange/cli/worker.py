@@ -17,7 +17,7 @@ from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
-from exchange.transports import AgencyTransports
+from exchange.transports import AgencyTransports, printable
 from exchange.witnessing import request_cosignatures, start_cosigning
 
 
@@ -132,33 +132,45 @@ def outbox_list(
             lease = ""
             if message.lease_until is not None and as_utc(message.lease_until) > utcnow():
                 lease = f"leased_until={as_utc(message.lease_until).isoformat()}  "
+            # last_error may quote a receiver: escaped, so one message stays one line.
+            error = printable(message.last_error or "")
             click.echo(
                 f"{message.id}  {message.status:<9}  {recipient}  {message.kind}  "
-                f"attempts={message.attempts}  {lease}{message.last_error or ''}".rstrip()
+                f"attempts={message.attempts}  {lease}{error}".rstrip()
             )
     if not listed and not as_json:  # (--json: no line, as NDJSON of no message is)
         click.echo("no messages / ningún mensaje")
 
 
-#: Why a message named to ``outbox retry`` is left alone, in Spanish (its status in English).
+#: Why a message named to ``outbox retry`` is left alone, in Spanish, and in English where its
+#: status alone does not say it. A message is withheld by consent or because its transfer's news
+#: went stale: the reason is its last_error, listed by ``outbox list``.
 _STATUS_ES = {
     "delivered": "ya entregado",
     "pending": "pendiente de entrega",
-    "withheld": "retenido por el consentimiento",
+    "withheld": "retenido, no se enviará (el motivo, en «puente outbox list»)",
     "held": "en espera",
 }
+_STATUS_EN = {"withheld": "withheld, never to be sent (the reason: puente outbox list)"}
 
 
 @outbox_group.command("retry")
 @click.argument("message_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Requeue every dead message.")
+@click.option("--agency", "agency_id", help="With --all-dead: only this agency's.")
 @language_option
 @with_hub
-def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool, lang: str) -> None:
+def outbox_retry(
+    app: Flask, message_ids: tuple[str, ...], all_dead: bool, agency_id: str | None, lang: str
+) -> None:
     """Make dead or failed messages due again, with a fresh attempt count.
 
     An id that names no message is reported (exit code 1) after the others are requeued.
     """
+    if agency_id is not None and not all_dead:
+        raise click.UsageError(
+            say(lang, "--agency va con --all-dead", "--agency goes with --all-dead")
+        )
     if not message_ids and not all_dead:
         raise click.UsageError(
             say(
@@ -180,14 +192,14 @@ def outbox_retry(app: Flask, message_ids: tuple[str, ...], all_dead: bool, lang:
                 )
             ).all()
         )
-        count = requeue(session, None if all_dead else list(message_ids))
+        count = requeue(session, None if all_dead else list(message_ids), agency_id=agency_id)
     click.echo(f"{count} reencolados / requeued")
     for message_id, status in untouched:
         click.echo(
             say(
                 lang,
                 f"{message_id}: {_STATUS_ES.get(status, status)}; no hay nada que reintentar",
-                f"{message_id}: {status}; nothing to retry",
+                f"{message_id}: {_STATUS_EN.get(status, status)}; nothing to retry",
             )
         )
     if unknown:

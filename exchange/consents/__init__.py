@@ -29,6 +29,7 @@ from exchange.consents.common import (
     OVERSIGHT_SCOPE,
     ConsentProblem,
     acts_for_child,
+    is_oversight,
     party,
     require_acts_for,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "decide_request",
     "find_consent",
     "grant_end_as_told",
+    "is_oversight",
     "list_consents",
     "list_views",
     "list_withholds",

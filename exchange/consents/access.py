@@ -16,7 +16,8 @@ from consent import Actor as EngineActor
 from consent.parts import ActorRef
 from consent.vocabulary import mask_of
 from exchange.access_basis import covered_access, granted_access
-from exchange.auth import Actor, as_utc, utcnow
+from exchange.audit_log import record_event
+from exchange.auth import HUB_CLIENT_ID, Actor, as_utc, utcnow
 from exchange.consent_store import AccessRequestRow, GrantRow, new_id
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
@@ -289,6 +290,132 @@ def _refuse_approval_that_would_not_take_effect(
     )
 
 
+#: A request's status as the Spanish text names it (the English text uses the code itself).
+_STATUS_ES = {"granted": "concedida", "denied": "denegada", "pending": "pendiente"}
+
+
+def _refuse_approval_for_a_disabled_requester(session: Session, row: AccessRequestRow) -> None:
+    """Whoever is no longer registered and active (a disabled person or agency) cannot use a
+    grant, and one made now would come back into force if they were enabled again. Disabling
+    a person ends their pending requests (:func:`end_access_of_disabled_person`); this
+    refuses the approval of any left pending from before, or asked for by a disabled agency
+    — the officer denies them instead."""
+    if _requester_for_engine(session, row) is not None:
+        return
+    raise ConsentProblem(
+        "conflict",
+        "Quien pidió el acceso ya no está activo en el hub (fue desactivado): no podría usar "
+        "la autorización, y esta volvería a valer si lo reactivaran. Deniegue la solicitud "
+        "(approve: false) con un motivo.",
+        "Whoever asked for access is no longer active on the hub (disabled): they could not "
+        "use the grant, and it would come back into force if they were enabled again. Deny "
+        "the request instead (approve: false), with a reason.",
+    )
+
+
+#: The reason code (in the request's or grant's row and in the audit entry) of what disabling
+#: a person ends: no free text, and the hub's administrator, not an officer, ended it.
+REQUESTER_DISABLED = "requester_disabled"
+
+
+def end_access_of_disabled_person(session: Session, person_id: str) -> tuple[int, int]:
+    """When a person is disabled (``puente person disable``), deny their pending access
+    requests and revoke the grants they hold, each with an audit entry (``access_denied`` or
+    ``consent_revoked``, reason :data:`REQUESTER_DISABLED`, by the hub's administrator).
+
+    Their tokens die with the person, but what they asked for and were given must not: a
+    pending request would still sit in the officers' queues, and a grant would come back into
+    force if the person were enabled again (a lawyer who left the clinic, re-enabled for
+    another case, would read the old case's children). Returns (requests denied, grants
+    revoked). In the caller's transaction, never committed here."""
+    from exchange.children import resolve_child_id
+
+    moment = utcnow()
+    requests = list(
+        session.scalars(
+            select(AccessRequestRow).where(
+                AccessRequestRow.requester_person == person_id,
+                AccessRequestRow.status == "pending",
+            )
+        )
+    )
+    denied = 0
+    for request in requests:
+        # Conditional, as an officer's decision is: of the two, exactly one decides it.
+        claimed = session.execute(
+            update(AccessRequestRow)
+            .where(AccessRequestRow.id == request.id, AccessRequestRow.status == "pending")
+            .values(
+                status="denied",
+                decided_at=moment,
+                decided_by=HUB_CLIENT_ID,
+                decision_reason=REQUESTER_DISABLED,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        denied += 1
+        session.expire(request)  # updated in the database, not through the object
+        child_id = resolve_child_id(session, request.child_id)
+        _audit_ended(
+            session, "access_denied", child_id, request.purpose, "access_request", request.id
+        )
+        forget_child(child_id)
+    grants = list(
+        session.scalars(
+            select(GrantRow).where(
+                GrantRow.grantee_person == person_id,
+                GrantRow.revoked_at.is_(None),
+                GrantRow.until > moment,
+            )
+        )
+    )
+    revoked = 0
+    for grant in grants:
+        claimed = session.execute(
+            update(GrantRow)
+            .where(GrantRow.id == grant.id, GrantRow.revoked_at.is_(None))
+            .values(
+                revoked_at=moment, revoked_by=HUB_CLIENT_ID, revocation_reason=REQUESTER_DISABLED
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        revoked += 1
+        session.expire(grant)
+        child_id = resolve_child_id(session, grant.child_id)
+        purpose = grant.document.get("purpose")
+        _audit_ended(session, "consent_revoked", child_id, purpose, "grant", grant.id)
+        forget_child(child_id)
+    return denied, revoked
+
+
+def _audit_ended(
+    session: Session,
+    action: str,
+    child_id: str,
+    purpose: str | None,
+    object_type: str,
+    object_id: str,
+) -> None:
+    # By the hub's administrator (the one who disables people), as people's changes are.
+    grant = object_type == "grant"
+    record_event(
+        session,
+        action=action,
+        outcome="success" if grant else "denied",
+        actor_role="administrator",
+        child_id=child_id,
+        purpose=purpose,
+        object_type=object_type,
+        object_id=object_id,
+        **({"grant_ids": [object_id]} if grant else {"decision_basis": "default_deny"}),
+        detail=REQUESTER_DISABLED,
+    )
+
+
 def _capped_at_majority(end: datetime, child: ChildContext, moment: datetime) -> datetime:
     """A grant never runs past the 18th birthday (docs/consent.md §2): a later end, whether
     the request's or the officer's, is cut there rather than refused. Not for a child who is
@@ -373,6 +500,8 @@ def decide_request(
     if not acts_for_child(session, actor, child):
         raise LookupError(request_id)  # not in the caller's queue: as if it did not exist
     require_officer(actor)
+    if approve and row.status == "pending":  # a decided one is a conflict below, as it was
+        _refuse_approval_for_a_disabled_requester(session, row)
     if actor.person_id == row.requester_person or (
         approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
     ):
@@ -398,7 +527,7 @@ def decide_request(
         session.refresh(row)
         raise ConsentProblem(
             "conflict",
-            f"La solicitud ya fue resuelta ({row.status}).",
+            f"La solicitud ya fue resuelta ({_STATUS_ES.get(row.status, row.status)}).",
             f"The request was already decided ({row.status}).",
         )
     session.refresh(row)

@@ -2,9 +2,11 @@
 role), :class:`ConsentProblem`, their audit entries and the parties their answers name.
 
 Who may act for a child: the consent officers (and agency systems) whose jurisdiction covers
-one of the agencies responsible for the child's records, or an agency responsible for one of
-them. National bodies (jurisdiction ``00``) cover every state; a state (``07``) covers its
-municipalities (``07089``).
+one of the agencies responsible for the child's records — an agency's own jurisdiction covers
+the records it is responsible for. National bodies (jurisdiction ``00``) cover every state; a
+state (``07``) covers its municipalities (``07089``). A person's jurisdiction may narrow their
+agency's (a state Procuraduría's officer for one municipality): then it is theirs that counts,
+for the queues and for every single item alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from consent import ConsentError, Review
 from consent.parts import ActorRef
+from exchange.agencies import AUDIT_SCOPE, OVERSIGHT_KINDS
 from exchange.audit_log import record_event
 from exchange.auth import Actor, utcnow
 from exchange.crypto import data_keyring
@@ -72,20 +75,20 @@ CONSENT_AUTHORITY_KINDS = frozenset({"federal_child_protection", "state_dif", "m
 
 def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     """Whether ``actor`` may record consents, views and reviews for the child, or decide its
-    access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) responsible
-    for one of the child's records or whose jurisdiction covers the child's. An administrator
-    of such an agency acts for the children their jurisdiction covers (a national one, ``00``,
-    for every child): a state hub's administrator is not another state's. The kind is checked
-    first for everyone: an agency whose kind changed after its people were registered (to
-    immigration enforcement, say) no longer acts for any child through them."""
+    access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) whose
+    jurisdiction — the person's, when a person calls — covers that of an agency responsible
+    for one of the child's records. The same test as the queues' (:func:`children_in_jurisdiction`),
+    for administrators alike (a national one, ``00``, acts for every child; a state hub's is
+    not another state's).
+
+    No "the caller's agency owns a record" shortcut: an agency's jurisdiction always covers
+    its own records, so the shortcut only ever let a person whose jurisdiction narrows the
+    agency's (an officer for 07089 of a state Procuraduría, 07) act for children outside it —
+    read their consents, decide their requests — that never appeared in their queue. The kind
+    is checked first for everyone: an agency whose kind changed after its people were
+    registered (to immigration enforcement, say) no longer acts for any child through them."""
     if actor.kind not in CONSENT_AUTHORITY_KINDS:
         return False
-    if "administrator" in actor.roles:
-        return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
-    if actor.agency_id is not None and any(
-        record.owner_agency == actor.agency_id for record in child.records
-    ):
-        return True
     return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
 
 
@@ -94,7 +97,15 @@ OFFICER_ROLES = frozenset({"consent_officer", "administrator"})
 
 #: Oversight's scope: an oversight body reads every override (as in ``GET /v1/audit/alerts``),
 #: whatever its jurisdiction; the review is not theirs.
-OVERSIGHT_SCOPE = "audit:read"
+OVERSIGHT_SCOPE = AUDIT_SCOPE
+
+
+def is_oversight(actor: Actor) -> bool:
+    """Whether ``actor`` reads as oversight (every child's views and overrides, whatever the
+    jurisdiction): :data:`OVERSIGHT_SCOPE` *and* an oversight body's kind now. The registry
+    gives the scope to no other kind; checking the kind here too keeps a token issued before
+    that rule, or before its agency's kind changed, from reading every state's children."""
+    return OVERSIGHT_SCOPE in actor.scopes and actor.kind in OVERSIGHT_KINDS
 
 
 def require_officer(actor: Actor) -> None:

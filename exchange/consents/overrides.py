@@ -16,7 +16,6 @@ from exchange.consent_store import OverrideRow, new_id
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
     OFFICER_ROLES,
-    OVERSIGHT_SCOPE,
     QUEUE_LIMIT,
     ConsentProblem,
     acts_for_child,
@@ -24,6 +23,7 @@ from exchange.consents.common import (
     audit,
     children_in_jurisdiction,
     format_error,
+    is_oversight,
     party,
     problems,
     require_acts_for,
@@ -192,14 +192,14 @@ def override_summary(row: OverrideRow, moment: datetime) -> dict[str, Any]:
 
 def read_override(session: Session, actor: Actor, override_id: str) -> tuple[dict[str, Any], str]:
     """One override with its written justification and its review, for whoever reviews it (a
-    caller who acts for the child, as for the review) or oversight (:data:`OVERSIGHT_SCOPE`).
+    caller who acts for the child, as for the review) or oversight (:func:`is_oversight`).
     Anyone else gets ``LookupError`` (404), as if it did not exist. The justification may
     describe the child's situation, so each reading is an audit entry (``consents_read``)."""
     row = session.get(OverrideRow, override_id)
     if row is None:
         raise LookupError(override_id)
     acts_for = acts_for_child(session, actor, load_child(session, row.child_id))
-    if not acts_for and OVERSIGHT_SCOPE not in actor.scopes:
+    if not acts_for and not is_oversight(actor):
         raise LookupError(override_id)
     may_review = (
         row.reviewed_at is None
@@ -241,7 +241,7 @@ def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str
             .order_by(OverrideRow.starts_at)
         )
     )
-    if OVERSIGHT_SCOPE not in actor.scopes:
+    if not is_oversight(actor):
         if actor.kind not in CONSENT_AUTHORITY_KINDS:
             return []
         mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})

@@ -64,6 +64,67 @@ def _lets_in_the_recorder(session: Session, actor: Actor, consent: Consent) -> s
     return None
 
 
+def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str, str]]:
+    """The grantees and provision actors naming an agency or person the hub does not know: a
+    mistyped id (``mx.nl.dfi``) in a deny would protect nobody while the officer believes the
+    child protected, as a withhold entry's would (exchange.consents.withholds). An agency of a
+    pinned peer hub (under one of its agency prefixes, docs/federation.md) may read here under
+    a consent, so it is accepted; a person always belongs to this hub."""
+    from exchange.agencies import Agency
+    from exchange.peers import Peer
+
+    named: list[tuple[str, dict[str, Any]]] = []
+    for index, grantee in enumerate(document.get("grantee") or ()):
+        named.append((f"/grantee/{index}", grantee))
+    pending = [(f"/provision/{i}", p) for i, p in enumerate(document.get("provision") or ())]
+    while pending:
+        pointer, provision = pending.pop(0)
+        for index, actor in enumerate(provision.get("actor") or ()):
+            named.append((f"{pointer}/actor/{index}", actor))
+        nested = provision.get("provision") or ()
+        pending.extend((f"{pointer}/provision/{i}", p) for i, p in enumerate(nested))
+    prefixes = [
+        prefix
+        for peer in session.scalars(select(Peer).where(Peer.active.is_(True)))
+        for prefix in peer.agency_prefixes
+    ]
+    found = []
+    for pointer, ref in named:
+        agency_id, person_id = ref.get("agency_id"), ref.get("person_id")
+        if isinstance(agency_id, str) and session.get(Agency, agency_id) is None:
+            if not any(agency_id.startswith(prefix) for prefix in prefixes):
+                found.append(
+                    {
+                        "pointer": f"{pointer}/agency_id",
+                        "message_es": f"En este nodo no hay ninguna agencia {agency_id!r} (ni "
+                        "es de un nodo par registrado).",
+                        "message_en": f"This hub has no agency {agency_id!r} (nor is it a "
+                        "pinned peer hub's).",
+                    }
+                )
+        if isinstance(person_id, str):
+            person = session.get(Person, person_id)
+            if person is None:
+                found.append(
+                    {
+                        "pointer": f"{pointer}/person_id",
+                        "message_es": f"En este nodo no hay ninguna persona {person_id!r}.",
+                        "message_en": f"This hub has no person {person_id!r}.",
+                    }
+                )
+            elif isinstance(agency_id, str) and person.agency_id != agency_id:
+                found.append(
+                    {
+                        "pointer": f"{pointer}/person_id",
+                        "message_es": f"{person_id!r} pertenece a {person.agency_id!r}, no a "
+                        f"{agency_id!r}: no alcanzaría a nadie.",
+                        "message_en": f"{person_id!r} belongs to {person.agency_id!r}, not "
+                        f"{agency_id!r}: it would reach nobody.",
+                    }
+                )
+    return found
+
+
 @dataclass(frozen=True)
 class StoredConsent:
     id: str
@@ -146,13 +207,13 @@ def record_consent(
                 }
             ],
         )
-    found = check_consent(parsed, child.facts, moment)
+    found = problems(check_consent(parsed, child.facts, moment)) + unknown_actors(session, document)
     if found:
         raise ConsentProblem(
             "validation",
             "El consentimiento no puede registrarse.",
             "The consent cannot be recorded.",
-            problems(found),
+            found,
         )
     keyring = data_keyring()
     stored = parsed.to_json()

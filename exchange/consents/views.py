@@ -14,12 +14,12 @@ from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import ChildViewRow, new_id
 from exchange.consents.common import (
     OFFICER_ROLES,
-    OVERSIGHT_SCOPE,
     ConsentProblem,
     acts_for_child,
     add_review,
     audit,
     format_error,
+    is_oversight,
     party,
     problems,
     require_acts_for,
@@ -157,11 +157,11 @@ def list_views(
 ) -> tuple[list[dict[str, Any]], str]:
     """The child's views records (and those of children merged into it), newest first, each
     with its review state, for a caller who acts for the child (as for recording and reviewing
-    them) or oversight (:data:`OVERSIGHT_SCOPE`). Anyone else gets ``LookupError`` (404), as for
+    them) or oversight (:func:`is_oversight`). Anyone else gets ``LookupError`` (404), as for
     a child that does not exist. The views hold the child's own words, so each reading is an
     audit entry (``consents_read``, detail ``child_views``; ids only)."""
     acts_for = acts_for_child(session, actor, child)
-    if not acts_for and OVERSIGHT_SCOPE not in actor.scopes:
+    if not acts_for and not is_oversight(actor):
         raise LookupError(child.child_id)
     # The same test as review_views applies, without knowing which record: only unreviewed ones.
     reviewer = (

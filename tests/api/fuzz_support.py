@@ -32,6 +32,11 @@ OWNER = PROCURADURIA
 PERSON_ROLES = ["consent_officer", "override_officer", "legal_representative", "administrator"]
 #: Operations an agency's system calls; a person calls the others (consents, access, audit).
 SYSTEM_TAGS = frozenset({"records", "sharing", "federation", "children"})
+#: Operations on the audit log: an auditor of an oversight body calls them, the only one whose
+#: tokens may carry ``audit:read``.
+AUDIT_TAGS = frozenset({"audit"})
+#: Every scope but ``audit:read``, which the registry gives oversight bodies only.
+CASE_SCOPES = [scope for scope in SCOPES if scope != "audit:read"]
 
 
 @dataclass
@@ -39,12 +44,17 @@ class FuzzHub:
     app: Flask
     system_token: str
     person_token: str
+    auditor_token: str
     #: Path parameter name -> an id that exists.
     known_ids: dict[str, str] = field(default_factory=dict)
 
     def headers_for(self, case: Case) -> dict[str, str]:
-        """A bearer token with every scope: the agency system's or its officer's."""
-        system = SYSTEM_TAGS & set(case.operation.tags or ())
+        """A bearer token with every scope: the agency system's, its officer's or, for the
+        audit log, an oversight body's auditor's."""
+        tags = set(case.operation.tags or ())
+        if AUDIT_TAGS & tags:
+            return {"Authorization": f"Bearer {self.auditor_token}"}
+        system = SYSTEM_TAGS & tags
         return {"Authorization": f"Bearer {self.system_token if system else self.person_token}"}
 
     def aim(self, case: Case) -> None:
@@ -65,12 +75,14 @@ def make_fuzz_hub(folder: Path, database_url: str) -> FuzzHub:
     """A hub with the agencies the description's examples name, a child with a record and a
     consent, an agency system token and a person token, both with every scope."""
     app = make_hub(folder, database_url)
-    system = add_agency(app, OWNER, scopes=SCOPES, kind="state_dif")
+    system = add_agency(app, OWNER, scopes=tuple(CASE_SCOPES), kind="state_dif")
     add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     add_agency(
         app, "mx.chp.tapachula.dif", level="municipal", jurisdiction="07089", kind="municipal_dif"
     )
-    person = add_person_client(app, "fuzz.oficial", OWNER, PERSON_ROLES, list(SCOPES))
+    person = add_person_client(app, "fuzz.oficial", OWNER, PERSON_ROLES, CASE_SCOPES)
+    add_agency(app, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",))
+    auditor = add_person_client(app, "fuzz.auditora", "mx.fed.cndh", ["auditor"], ["audit:read"])
     client = app.test_client()
     pushed = push_child(client, system)
     consent = record_consent(client, person, pushed["child_id"], consent_document(COMAR))
@@ -78,6 +90,7 @@ def make_fuzz_hub(folder: Path, database_url: str) -> FuzzHub:
         app,
         system.token,
         person.token,
+        auditor.token,
         {
             "record_id": pushed["record_id"],
             "child_id": pushed["child_id"],
@@ -89,8 +102,24 @@ def make_fuzz_hub(folder: Path, database_url: str) -> FuzzHub:
 PROBLEM = "application/problem+json"
 #: Operations whose errors are not RFC 9457 problems by design: OAuth errors follow
 #: RFC 6749 §5.2 (``application/json``, but 429 is a problem); readiness answers 503 with
-#: its checks.
-NOT_PROBLEMS = frozenset({"oauthToken", "oauthIntrospect", "oauthRevoke", "readyz"})
+#: its checks. The portal's pages for people answer refusals as HTML pages in their language.
+NOT_PROBLEMS = frozenset(
+    {
+        "oauthToken",
+        "oauthIntrospect",
+        "oauthRevoke",
+        "readyz",
+        "portalLogin",
+        "portalLoginSubmit",
+        "portalLogout",
+        "portalTokens",
+        "portalCreateToken",
+        "portalRevokeToken",
+        "portalAccessRequests",
+        "portalCreateAccessRequest",
+        "portalDecideAccessRequest",
+    }
+)
 
 
 def operation_id(case: Case) -> str:

@@ -389,6 +389,7 @@ def test_consent_as_fhir(
 ) -> None:
     from fhir.resources.consent import Consent as FhirConsent
 
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     stored = record_consent(
         client, officer, pushed["child_id"], consent_document(COMAR, purposes=["asylum_procedure"])
     )

@@ -12,16 +12,35 @@ from flask.testing import FlaskClient
 
 import audit
 from exchange import db
+from exchange.agencies import Agency
 from exchange.audit_log import record_event
 from exchange.audit_sequencer import integrate_pending
 from exchange.auth import store_token
 from exchange.keys import audit_origin, hub_keys
 
 
-def _token(app: Flask, scopes: list[str]) -> dict[str, str]:
+def oversight_token(app: Flask) -> dict[str, str]:
+    return _token(app, ["audit:read"])
+
+
+def _token(app: Flask, scopes: list[str], kind: str = "oversight") -> dict[str, str]:
+    """A token of an agency of ``kind`` (an oversight body unless said otherwise)."""
+    agency_id = f"mx.{kind.replace('_', '')}.{'-'.join(s.replace(':', '') for s in scopes)}"
     with app.app_context():
         session = db.database(app).sessions()
-        secret, _ = store_token(session, client_id="oversight", scopes=scopes)
+        if session.get(Agency, agency_id) is None:
+            session.add(
+                Agency(
+                    id=agency_id,
+                    name=agency_id,
+                    level="federal",
+                    jurisdiction="00",
+                    kind=kind,
+                    scope=" ".join(scopes),
+                )
+            )
+            session.flush()
+        secret, _ = store_token(session, client_id=agency_id, scopes=scopes, agency_id=agency_id)
         session.commit()
         session.close()
     return {"Authorization": f"Bearer {secret}"}
@@ -332,3 +351,22 @@ def test_alerts_report_denial_spikes(
     bad = client.get("/v1/audit/alerts?window=5", headers=auditor)
     assert bad.status_code == 400
     assert bad.get_json()["errors"][0]["pointer"] == "/query/window"
+
+
+def test_only_an_oversight_body_reads_the_log(app: Flask, client: FlaskClient) -> None:
+    """A token carrying audit:read from before the registry kept it for oversight bodies (a
+    state DIF's, here) reads nothing: the log names every state's children and readers."""
+    _log(app, 3)
+    state = _token(app, ["audit:read"], kind="state_dif")
+    for route in (
+        "/v1/audit/checkpoint",
+        "/v1/audit/entries?start=0&end=1",
+        "/v1/audit/proofs/inclusion?index=0&tree_size=1",
+        "/v1/audit/proofs/consistency?first=1&second=2",
+        "/v1/audit/events",
+        "/v1/audit/alerts",
+    ):
+        refused = client.get(route, headers=state)
+        assert refused.status_code == 403, route
+        assert refused.get_json()["type"].endswith("/forbidden")
+    assert client.get("/v1/audit/events", headers=oversight_token(app)).status_code == 200

@@ -851,12 +851,13 @@ def test_a_person_finds_a_child_only_through_the_engine(app: Flask, client: Flas
 def test_children_the_caller_may_not_know_of_do_not_crowd_out_one_it_may(
     hub_client: FlaskClient, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from exchange import child_search
     from exchange.api import children
 
-    # One answer at most: the best-scored José Luis is the DIF's, which INM may not know of;
-    # the next one is INM's own, and must still be found.
+    # One answer at most, children weighed one at a time: the best-scored José Luis is the
+    # DIF's, which INM may not know of; the next one is INM's own, and must still be found.
     monkeypatch.setattr(children, "MAX_CANDIDATES", 1)
-    monkeypatch.setattr(children, "WEIGHED_CANDIDATES", 3)
+    monkeypatch.setattr(child_search, "WEIGH_BATCH", 1)
     found = candidates(
         search(
             hub_client,

@@ -191,6 +191,7 @@ def test_a_consent_about_another_child_is_refused_not_recorded_for_the_path_chil
     client: FlaskClient,
     owner: AgencyClient,
     officer: AgencyClient,
+    comar: AgencyClient,
     pushed: dict[str, Any],
 ) -> None:
     document = consent_document(COMAR)
@@ -330,7 +331,11 @@ def test_a_hub_adds_its_own_hard_rules(
 
 
 def test_reading_consents_is_on_the_audit_log(
-    app: Flask, client: FlaskClient, officer: AgencyClient, pushed: dict[str, Any]
+    app: Flask,
+    client: FlaskClient,
+    officer: AgencyClient,
+    comar: AgencyClient,
+    pushed: dict[str, Any],
 ) -> None:
     consent = record_consent(client, officer, pushed["child_id"], consent_document(COMAR))
     listed = client.get(f"/v1/children/{pushed['child_id']}/consents", headers=officer.headers)
@@ -345,7 +350,7 @@ def test_reading_consents_is_on_the_audit_log(
 
 
 def test_a_missing_reason_is_named_by_its_label_in_both_languages(
-    client: FlaskClient, officer: AgencyClient, pushed: dict[str, Any]
+    client: FlaskClient, officer: AgencyClient, comar: AgencyClient, pushed: dict[str, Any]
 ) -> None:
     consent = record_consent(client, officer, pushed["child_id"], consent_document(COMAR))
     # Every route that asks for a written reason: a revocation, a review, a decision.

@@ -40,6 +40,7 @@ def test_a_consent_whose_period_has_not_started_is_not_active(
     child_id = push_child(client, owner)["child_id"]
     procuraduria(app)
     officer = consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     later: dict[str, Any] = {**consent_document(COMAR), "period": _period(30, 60)}
     now: dict[str, Any] = {**consent_document(COMAR), "period": _period(-30, 60)}
     scheduled = record_consent(client, officer, child_id, later)["id"]
@@ -68,6 +69,7 @@ def test_a_consent_ends_at_the_childs_18th_birthday_whatever_its_period_says(
     child_id = pushed.get_json()["child_id"]
     procuraduria(app)
     officer = consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     open_ended: dict[str, Any] = {
         **consent_document(COMAR),
         "period": {"start": "2026-01-01T00:00:00-06:00"},

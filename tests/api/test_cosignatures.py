@@ -36,7 +36,7 @@ from exchange.audit_export import export_log
 from exchange.audit_log import AuditCheckpoint, AuditEntry
 from exchange.audit_queries import AlertWindow, collect_alerts
 from exchange.audit_sequencer import integrate_pending
-from exchange.auth import store_token, utcnow
+from exchange.auth import utcnow
 from exchange.cli import main
 from exchange.peers import Peer, add_peer
 from exchange.witness_service import WitnessState
@@ -47,6 +47,7 @@ from exchange.witnessing import (
     PeerCosigning,
     request_cosignatures,
 )
+from tests.api.test_audit_api import oversight_token
 from tests.conftest import make_hub
 
 PEER = "mx.oax.puente"
@@ -146,9 +147,8 @@ def outcome(app: Flask, route: WitnessRoute) -> Any:
 
 
 def auditor(app: Flask) -> dict[str, str]:
-    with app.app_context(), db.database(app).sessions.begin() as session:
-        secret, _ = store_token(session, client_id="oversight", scopes=["audit:read"])
-    return {"Authorization": f"Bearer {secret}"}
+    """A token of an oversight body: only one reads the audit log."""
+    return oversight_token(app)
 
 
 def test_first_cosignature_then_a_later_one_with_a_consistency_proof(

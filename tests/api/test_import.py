@@ -516,7 +516,14 @@ def test_export_after_a_merge_gives_each_record_once(hub: Hub, tmp_path: Path) -
     with db.database(hub.app).sessions() as session:
         first, second = sorted(session.scalars(select(Record.child_id)))
     assert first != second
-    merged = run("children", "merge", first, second, "--reason", "la misma niña")
+    administrator = run(
+        "person", "add", "--name", "Ana Admin", "--email", "ana.admin@dif.example",
+        "--agency", OWNER, "--role", "administrator", "--id", "ana.admin",
+    )  # fmt: skip
+    assert administrator.exit_code == 0, administrator.output
+    merged = run(
+        "children", "merge", first, second, "--reason", "la misma niña", "--by", "ana.admin"
+    )
     assert merged.exit_code == 0, merged.output
     out = tmp_path / "todo.ndjson"
     result = run(

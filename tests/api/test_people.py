@@ -301,8 +301,9 @@ def test_role_scope_map() -> None:
     }
     assert ROLE_SCOPES["override_officer"] == {"override", "records:read"}
     assert ROLE_SCOPES["auditor"] == {"audit:read"}
+    # Every other role's scopes but the auditor's: the whole hub's audit log is oversight's.
     assert ROLE_SCOPES["administrator"] == {"admin"} | allowed_scopes(
-        ["legal_representative", "consent_officer", "override_officer", "auditor"]
+        ["legal_representative", "consent_officer", "override_officer"]
     )
     # What belongs to agency systems and peer hubs is no person's.
     assert not allowed_scopes(ROLE_SCOPES) & {"records:write", "federation"}

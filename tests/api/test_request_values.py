@@ -71,6 +71,7 @@ def test_an_age_given_as_4_point_0_is_the_integer_4(app: Flask, client: FlaskCli
 def test_a_reason_over_2000_characters_is_refused_not_cut(app: Flask, client: FlaskClient) -> None:
     owner = add_agency(app, "mx.chp.dif")
     child_id = push_child(client, owner)["child_id"]
+    add_agency(app, "mx.fed.comar", jurisdiction="00", kind="refugee_commission")
     consent = record_consent(
         client, procuraduria(app), child_id, consent_document("mx.fed.comar", decision="deny")
     )

@@ -27,6 +27,8 @@ def test_a_permit_to_a_role_alone_is_refused_and_the_clinics_lawyers_are_named(
     child_id = push_child(client, owner)["child_id"]
     procuraduria(app)
     officer = consent_officer(app, "co-chp-004", "mx.chp.procuraduria")
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
+    add_agency(app, CLINIC, scopes=("records:read",), kind="civil_society")
     document: dict[str, Any] = consent_document(COMAR)
     document["provision"].append(
         {

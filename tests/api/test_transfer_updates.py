@@ -273,10 +273,9 @@ def test_the_recipient_may_name_its_own_local_id(hub: Hub) -> None:
         record["record_id"],
         share_id,
     )
-    # Its reads say which id its pushes use (the record's local_id stays its creator's).
+    # Its reads say which id its pushes use, as the record's local_id too: the one it gave.
     read = hub.read(NEW, record["record_id"]).get_json()
-    assert read["your_local_id"] == "NL-2026-0077"
-    assert read["local_id"] != "NL-2026-0077"
+    assert read["your_local_id"] == read["local_id"] == "NL-2026-0077"
     assert "your_local_id" not in hub.read(NEW, record["record_id"], "/versions").get_json()
 
 

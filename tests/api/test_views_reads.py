@@ -210,9 +210,10 @@ def test_only_an_objection_may_be_reviewed(
 
 
 def test_an_upheld_objection_and_views_recorded_with_a_consent(
-    client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
+    app: Flask, client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
 ) -> None:
     officer, child_id = people["officer"], pushed["child_id"]
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     document = consent_document(COMAR, purposes=["asylum_procedure"], categories=["identity"])
     document["child_views"] = {
         "heard_on": datetime.now(UTC).date().isoformat(),

@@ -238,9 +238,11 @@ def test_receiver_down_then_back_nothing_lost_delivered_once(hub: Flask) -> None
     worker.start()
     receiver = None
     try:
-        # Retried with growing delays while the receiver is down; nothing is given up.
-        wait_for(lambda: _min_attempts(hub) >= 3)
-        assert statuses(hub) == {"failed": 5}
+        # Retried with growing delays while the receiver is down; nothing is given up. A
+        # receiver that refuses connections costs each pass one attempt: the agency's other
+        # messages wait for that one's next try, untried (attempts not counted).
+        wait_for(lambda: _total_attempts(hub) >= 3)
+        assert set(statuses(hub)) <= {"failed", "pending"}
         receiver = Receiver(hub_signing_public_jwk(hub), port=port)
         wait_for(lambda: statuses(hub) == {"delivered": 5})
     finally:
@@ -252,9 +254,9 @@ def test_receiver_down_then_back_nothing_lost_delivered_once(hub: Flask) -> None
     assert receiver.jtis() == Counter({message_id: 1 for message_id in ids})
 
 
-def _min_attempts(app: Flask) -> int:
+def _total_attempts(app: Flask) -> int:
     with db.database(app).sessions() as session:
-        return int(session.scalar(select(func.min(OutboxMessage.attempts))) or 0)
+        return int(session.scalar(select(func.sum(OutboxMessage.attempts))) or 0)
 
 
 def test_worker_processes_share_the_outbox_without_double_delivery(

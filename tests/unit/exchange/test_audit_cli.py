@@ -23,9 +23,9 @@ from audit import (
 from exchange import audit_export, db
 from exchange.audit_log import record_event
 from exchange.audit_sequencer import integrate_pending
-from exchange.auth import store_token
 from exchange.cli import main
 from exchange.keys import audit_origin, hub_keys, key_paths
+from tests.api.test_audit_api import oversight_token
 from tests.conftest import make_hub
 
 CLI_MODULE = Path(__file__).resolve().parents[3] / "exchange" / "cli" / "audit.py"
@@ -100,12 +100,7 @@ def test_verify_usage_errors_speak_the_language_asked_for() -> None:
 
 
 def _api(app: Flask, path: str, **headers: str) -> str:
-    with app.app_context():
-        session = db.database(app).sessions()
-        secret, _ = store_token(session, client_id="cndh", scopes=["audit:read"])
-        session.commit()
-        session.close()
-    response = app.test_client().get(path, headers={"Authorization": f"Bearer {secret}", **headers})
+    response = app.test_client().get(path, headers={**oversight_token(app), **headers})
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_data(as_text=True)
 

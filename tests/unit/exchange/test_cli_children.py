@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from exchange import child_matching, db
+from exchange.agencies import register_agency
 from exchange.audit_log import AuditEntry
 from exchange.children import (
     Child,
@@ -29,6 +31,7 @@ from exchange.children import (
 )
 from exchange.cli import main
 from exchange.cli.children import ALIKE_IN
+from exchange.people import add_person
 from tests.conftest import BACKENDS, backend_database, make_hub
 
 CURP = "EEFK080702HNEJCVA9"
@@ -43,8 +46,40 @@ def module_hub(
     folder = tmp_path_factory.mktemp("cli-children")
     with backend_database(request.param, folder) as url:
         app = make_hub(folder, url)
+        register_deciders(app)
         yield app, {"PUENTE_INSTANCE_PATH": str(folder / "instance"), "PUENTE_DATABASE_URL": url}
         app.extensions["puente.db"].engine.dispose()
+
+
+#: The registered people ``--by`` may name: administrators (``ana.admin``, and the login name
+#: the option defaults to) and one who is not.
+ADMINISTRATORS = ("ana.admin", getpass.getuser())
+CLERK = "ana.clerk"
+
+
+def register_deciders(app: Flask) -> None:
+    with app.app_context(), db.database(app).sessions.begin() as session:
+        register_agency(
+            session,
+            "mx.fed.pfpnna",
+            "PFPNNA",
+            "federal",
+            "00",
+            ["admin"],
+            kind="federal_child_protection",
+        )
+        for person_id, role in [
+            *((a, "administrator") for a in ADMINISTRATORS),
+            (CLERK, "consent_officer"),
+        ]:
+            add_person(
+                session,
+                name=person_id,
+                email=f"{person_id}@pfpnna.example",
+                agency_id="mx.fed.pfpnna",
+                roles=[role],
+                person_id=person_id,
+            )
 
 
 def empty_child_index(session: Session) -> None:

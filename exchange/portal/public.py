@@ -1,30 +1,17 @@
-"""The web portal for people: what Puente is, and the shared schemas field by field."""
+"""The pages anyone may read: what Puente is, and the shared schemas field by field."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import render_template
 
 from consent import CATEGORY_LABELS
-from exchange.problems import negotiated_language
+from exchange.portal.blueprint import bp, page_language
 from schemas.errors import UnknownSchema
 from schemas.outline import field_outline
 from schemas.registry import default_registry
-
-bp = Blueprint("portal", __name__)
-
-
-def page_language() -> str:
-    chosen = request.args.get("lang")
-    return chosen if chosen in ("es", "en") else negotiated_language()
-
-
-@bp.app_context_processor
-def _language_helpers() -> dict[str, Any]:
-    lang = page_language() if request else "es"
-    return {"lang": lang, "t": lambda es, en: es if lang == "es" else en}
 
 
 @bp.get("/")

@@ -1,0 +1,17 @@
+"""The web portal for people: what Puente is, the shared schemas field by field, and — for
+people who log in with their e-mail and password — their personal access tokens and access
+requests.
+
+- :mod:`~exchange.portal.blueprint`: the blueprint, the page's language, shared page helpers;
+- :mod:`~exchange.portal.sessions`: the session cookie, who is logged in, CSRF tokens;
+- :mod:`~exchange.portal.public`: the home page and the schemas;
+- :mod:`~exchange.portal.login`: logging in (failed logins limited) and out;
+- :mod:`~exchange.portal.tokens`: a person's own personal access tokens;
+- :mod:`~exchange.portal.access_requests`: a legal representative's requests, an officer's queue.
+"""
+
+from exchange.portal import access_requests, login, public, tokens
+from exchange.portal.blueprint import bp, page_language
+from exchange.portal.sessions import init_app
+
+__all__ = ["access_requests", "bp", "init_app", "login", "page_language", "public", "tokens"]

@@ -1,0 +1,252 @@
+"""Who is logged into the portal: the session cookie, its expiry, and the CSRF token of forms.
+
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure over https) holding the
+person's id, the time of login, a mark of their password hash and the forms' CSRF token; it is
+signed with the hub's portal secret (``PORTAL_SECRET_KEY``, or the file ``puente init`` makes).
+Every request reads the person again, so a disabled person or agency, a new password (the
+mark no longer matches) or the end of ``PORTAL_SESSION_HOURS`` after login ends the session
+at once. The API (``/v1``, ``/oauth``) never reads the session: it takes bearer tokens only,
+and no cookie is set on its answers.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, has_request_context, request, session
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.wrappers import Response
+from limits import parse_many
+
+from exchange import db
+from exchange.agencies import Agency
+from exchange.auth import Actor
+from exchange.config import SettingError
+from exchange.keys import load_portal_secret
+from exchange.people import Person, allowed_scopes
+from exchange.portal.blueprint import bp, go, message_page
+
+PERSON_KEY = "person"
+LOGIN_AT_KEY = "login_at"
+PASSWORD_KEY = "password_mark"  # noqa: S105 - a key name, not a password
+CSRF_KEY = "csrf"
+#: The hidden field every portal form carries.
+CSRF_FIELD = "csrf_token"
+#: A secret shorter than this is refused at start: it signs every session.
+MIN_SECRET_LENGTH = 32
+
+
+class PortalSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure whenever the request came over https (as HSTS is
+    sent then, exchange.httpbasics), so a hub on plain http in development still works; and
+    written on the portal's answers only (Flask would refresh it on every answer, the API's
+    too, which must carry no cookie)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        secure = bool(super().get_cookie_secure(app))
+        return secure or (has_request_context() and request.is_secure)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if has_request_context() and request.blueprint != bp.name:
+            return
+        super().save_session(app, session, response)
+
+
+def init_app(app: Flask) -> None:
+    configured = app.config.get("PORTAL_SECRET_KEY")
+    if configured and len(str(configured)) < MIN_SECRET_LENGTH:
+        raise SettingError(
+            f"PUENTE_PORTAL_SECRET_KEY es demasiado corta ({len(str(configured))} caracteres): "
+            f"use al menos {MIN_SECRET_LENGTH} caracteres aleatorios.",
+            f"PUENTE_PORTAL_SECRET_KEY is too short ({len(str(configured))} characters): use "
+            f"at least {MIN_SECRET_LENGTH} random characters.",
+        )
+    hours = app.config.get("PORTAL_SESSION_HOURS")
+    if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+        raise SettingError(
+            f"PUENTE_PORTAL_SESSION_HOURS = {hours!r} (debe ser un número de horas > 0)",
+            f"PUENTE_PORTAL_SESSION_HOURS = {hours!r} (must be a number of hours > 0)",
+        )
+    for name in ("PORTAL_LOGIN_FAILURES", "PORTAL_LOGIN_FAILURES_ADDRESS"):
+        try:
+            parse_many(str(app.config.get(name) or "") or "1 per second")
+        except ValueError:
+            raise SettingError(
+                f"PUENTE_{name} = {app.config.get(name)!r} (debe ser un límite como "
+                '"10 per 15 minutes", o "" para ninguno)',
+                f"PUENTE_{name} = {app.config.get(name)!r} (must be a limit such as "
+                '"10 per 15 minutes", or "" for none)',
+            ) from None
+    app.secret_key = load_portal_secret(app)
+    app.config.update(
+        SESSION_COOKIE_NAME="puente_portal",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=hours),
+    )
+    app.session_interface = PortalSessionInterface()
+
+
+def sessions_available() -> bool:
+    """Whether the portal can keep sessions (a secret is configured or was made by init)."""
+    return bool(current_app.secret_key)
+
+
+def password_mark(person: Person) -> str:
+    """A keyed digest of the person's password hash: setting a new password ends every
+    session opened with the old one. Keyed, so the cookie tells nothing about the hash."""
+    key = str(current_app.secret_key or "").encode("utf-8")
+    stored = (person.password_hash or "").encode("ascii")
+    return hmac.new(key, stored, hashlib.sha256).hexdigest()[:32]
+
+
+def begin(person: Person) -> None:
+    """Log ``person`` in: a new session (a new CSRF token too) that ends within the hours."""
+    session.clear()
+    session.permanent = True
+    session[PERSON_KEY] = person.id
+    session[LOGIN_AT_KEY] = int(time.time())
+    session[PASSWORD_KEY] = password_mark(person)
+    session[CSRF_KEY] = secrets.token_urlsafe(32)
+
+
+def end() -> None:
+    session.clear()
+
+
+def _logged_in() -> tuple[Person, Actor] | None:
+    """The person of this session and the actor they act as (every scope their roles allow,
+    as a token of theirs would carry at most); None when nobody is logged in or the session
+    has ended (its keys are then dropped, the CSRF token kept)."""
+    person_id = session.get(PERSON_KEY)
+    if not person_id:
+        return None
+    found = db.session().get(Person, person_id)
+    agency = db.session().get(Agency, found.agency_id) if found is not None else None
+    started = session.get(LOGIN_AT_KEY)
+    hours = float(current_app.config["PORTAL_SESSION_HOURS"])
+    if (
+        found is None
+        or agency is None
+        or not (found.active and agency.active)
+        or not isinstance(started, int)
+        or time.time() - started >= hours * 3600
+        or not hmac.compare_digest(str(session.get(PASSWORD_KEY, "")), password_mark(found))
+    ):
+        for key in (PERSON_KEY, LOGIN_AT_KEY, PASSWORD_KEY):
+            session.pop(key, None)
+        g.portal_session_ended = True
+        return None
+    return found, Actor.for_person(found, agency, scopes=allowed_scopes(found.role_list))
+
+
+def csrf_token() -> str:
+    """This session's CSRF token (made on first use: the login form needs one too)."""
+    token = session.get(CSRF_KEY)
+    if not token:
+        token = session[CSRF_KEY] = secrets.token_urlsafe(32)
+    return str(token)
+
+
+def _csrf_refused() -> tuple[str, int] | None:
+    expected = session.get(CSRF_KEY)
+    sent = request.form.get(CSRF_FIELD, "")
+    if expected and hmac.compare_digest(sent.encode("utf-8"), str(expected).encode("utf-8")):
+        return None
+    return message_page(
+        400,
+        ("Formulario no válido", "Form not valid"),
+        (
+            "El formulario no llevaba la marca de seguridad de esta sesión (quizá venció la "
+            "sesión o la página se abrió desde otro sitio). Vuelva a la página, recárguela e "
+            "inténtelo de nuevo.",
+            "The form did not carry this session's security token (the session may have ended, "
+            "or the page came from another site). Go back, reload the page and try again.",
+        ),
+    )
+
+
+@bp.before_request
+def _who_and_csrf() -> Any:
+    """Before every portal page: who is logged in; and every POST must carry the session's
+    CSRF token (the API's routes are other blueprints, and never pass here)."""
+    if not sessions_available():
+        g.portal_person = g.portal_actor = None
+        if request.method == "POST" or request.endpoint in LOGIN_PAGES:
+            return _not_set_up()
+        return None
+    found = _logged_in()
+    g.portal_person, g.portal_actor = found if found is not None else (None, None)
+    if request.method == "POST":
+        return _csrf_refused()
+    return None
+
+
+#: Pages that need a session even before login (their forms carry a CSRF token).
+LOGIN_PAGES = frozenset({"portal.login"})
+
+
+def _not_set_up() -> tuple[str, int]:
+    return message_page(
+        503,
+        ("Inicio de sesión no disponible", "Login not available"),
+        (
+            "Este nodo aún no tiene la clave del portal: quien lo administra debe ejecutar "
+            "«puente init» (o definir PUENTE_PORTAL_SECRET_KEY).",
+            "This hub has no portal secret yet: its administrator must run 'puente init' (or "
+            "set PUENTE_PORTAL_SECRET_KEY).",
+        ),
+    )
+
+
+def login_required(*any_scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A page for logged-in people (a visitor is sent to the login page and back); with
+    ``any_scope``, only for people whose roles allow one of those scopes (others get 403)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            actor: Actor | None = g.get("portal_actor")
+            if actor is None:
+                back = request.full_path.rstrip("?") if request.method == "GET" else None
+                ended = "1" if g.get("portal_session_ended") else None
+                return go("portal.login", next=back, ended=ended)
+            if any_scope and not set(any_scope) & actor.scopes:
+                return message_page(
+                    403,
+                    ("Sin acceso", "No access"),
+                    (
+                        "Sus roles no permiten usar esta página.",
+                        "Your roles do not allow this page.",
+                    ),
+                )
+            return view(*args, **kwargs)
+
+        return guarded
+
+    return decorator
+
+
+def current_actor() -> Actor:
+    """The logged-in person as an actor (only inside :func:`login_required` pages)."""
+    actor: Actor = g.portal_actor
+    return actor
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` when it is a path on this hub, else None: ``next=`` never sends a person to
+    another site (``//evil.example``, ``/\\evil.example``, ``https://…``) after login."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(character in target for character in "\\\r\n\t") or not target.isprintable():
+        return None
+    parts = urlsplit(target)
+    return target if not (parts.scheme or parts.netloc) else None
