@@ -358,7 +358,7 @@ def _body(
 ) -> dict[str, Any]:
     """The JSON object sent, with ``defaults`` for members it left out, checked against
     ``schema`` (a registered document, or a request schema above) when one is named, and its
-    ``instants`` members (when given) checked to be instants (see :func:`_instant`). One
+    ``instants`` members (when given) checked to be instants (see :func:`body_instant`). One
     problem lists every failure found, never only the first."""
     body = require_json()
     check_against(JSON_OBJECT, body, ("Se esperaba un objeto JSON.", "Expected a JSON object."))
@@ -374,7 +374,7 @@ def _body(
             for failure in schema_validator(schema).validate(body)
         ]
     for key in instants:
-        message = _not_an_instant(body.get(key), key)
+        message = not_an_instant(body.get(key), key)
         if message is not None:
             errors.append({"pointer": f"/{key}", "message": message[0 if lang == "es" else 1]})
     if errors:
@@ -387,7 +387,7 @@ def _text(body: dict[str, Any], key: str) -> str:
     return str(body[key]).strip()
 
 
-def _not_an_instant(value: Any, key: str) -> tuple[str, str] | None:
+def not_an_instant(value: Any, key: str) -> tuple[str, str] | None:
     """Why a text member is not an instant ``datetime.fromisoformat`` reads (an instant
     without an offset is UTC); ``None`` when it is one, or is no text (the schema says so)."""
     if not isinstance(value, str):
@@ -403,7 +403,7 @@ def _not_an_instant(value: Any, key: str) -> tuple[str, str] | None:
     return None
 
 
-def _instant(body: dict[str, Any], key: str) -> datetime | None:
+def body_instant(body: dict[str, Any], key: str) -> datetime | None:
     """An instant member :func:`_body` already checked (``instants``)."""
     value = body.get(key)
     return None if value is None else as_utc(datetime.fromisoformat(str(value)))
@@ -454,12 +454,12 @@ def child_consents(child_id: str) -> Any:
     with _answering(session):
         found = list_consents(session, actor, child)
     # Consents hold the grantor and the child's own words: oversight sees who read them.
-    _audit_consent_read(session, actor, child.child_id)
+    audit_consent_read(session, actor, child.child_id)
     session.commit()
     return jsonify({"child_id": child.child_id, "consents": found})
 
 
-def _audit_consent_read(
+def audit_consent_read(
     session: Session,
     actor: Actor,
     child_id: str,
@@ -489,7 +489,7 @@ def get_consent(consent_id: str) -> Any:
         row, child = find_consent(session, consent_id)
         require_acts_for(session, actor, child)
         document = row.open(data_keyring())
-    _audit_consent_read(session, actor, child.child_id, row.id)
+    audit_consent_read(session, actor, child.child_id, row.id)
     session.commit()
     if wants_fhir():
         from exchange.fhir_export import consent_to_fhir
@@ -877,7 +877,9 @@ def _decision_as_told(row: AccessRequestRow) -> dict[str, Any]:
     return told_decision(whole, reasons, OUTSIDER, row.purpose)
 
 
-def _request_json(session: Session, row: AccessRequestRow, *, officer: bool) -> dict[str, Any]:
+def access_request_answer(
+    session: Session, row: AccessRequestRow, *, officer: bool
+) -> dict[str, Any]:
     """The request as its requester sees it (the decision as told to them), or with the whole
     decision and reasons for an officer who acts for the child. A granted request's
     ``access`` says whether it still holds."""
@@ -954,7 +956,7 @@ def create_access_request() -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         row, entry = request_access(session, actor, child, body)
-        return _request_json(session, row, officer=False), entry
+        return access_request_answer(session, row, officer=False), entry
 
     return _in(session, run)
 
@@ -976,12 +978,12 @@ def get_access_request(request_id: str) -> Any:
     if row is None or not may_see_request(session, actor, row):
         raise _not_found()
     officer = _officer_of(session, actor, row)
-    seen = _request_json(session, row, officer=officer)
+    seen = access_request_answer(session, row, officer=officer)
     if officer:
         # The child and the whole decision, as in the child's consents: oversight sees who
         # read them. A requester following its own request is not audited (it reads no more
         # than it was answered when it asked, which access_requested recorded).
-        _audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
+        audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
         session.commit()
     return jsonify(seen)
 
@@ -993,10 +995,10 @@ def access_request_queue() -> Any:
     check_query(QUEUE_QUERY_SCHEMA)
     status = request.args.get("status", "pending")
     rows = pending_queue(session, actor, status)
-    listed = [_request_json(session, row, officer=True) for row in rows]
+    listed = [access_request_answer(session, row, officer=True) for row in rows]
     # One entry per request listed, the same as reading it alone writes.
     for row, seen in zip(rows, listed, strict=True):
-        _audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
+        audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
     session.commit()
     return jsonify({"status": status, "access_requests": listed})
 
@@ -1007,11 +1009,11 @@ def decide_access_request(request_id: str) -> Any:
     session, actor = db.session(), current_actor()
     body = _body(ACCESS_DECISION_SCHEMA, instants=("until",))
     approve, reason = body["approve"], _text(body, "reason")
-    until = _instant(body, "until")
+    until = body_instant(body, "until")
 
     def run() -> tuple[dict[str, Any], str]:
         row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)
-        answer = _request_json(session, row, officer=True)
+        answer = access_request_answer(session, row, officer=True)
         if grant is not None:
             answer["grant"] = _grant_json(grant)
         return answer, entry

@@ -22,10 +22,10 @@ from consent import CATEGORIES, CATEGORY_LABELS, PURPOSE_LABELS, PURPOSES, Conse
 # The API's request schema, answer and audit entry for these routes: one definition each.
 from exchange.api.consents import (
     ACCESS_DECISION_SCHEMA,
-    _audit_consent_read,
-    _instant,
-    _not_an_instant,
-    _request_json,
+    access_request_answer,
+    audit_consent_read,
+    body_instant,
+    not_an_instant,
 )
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
@@ -57,12 +57,12 @@ def _page(status: int = 200, *, errors: list[Text] | None = None, **shown: Any) 
             .limit(QUEUE_LIMIT)
         )
         # Not audited, as the API does not audit a requester following their own request.
-        mine = [_request_json(session, row, officer=False) for row in rows]
+        mine = [access_request_answer(session, row, officer=False) for row in rows]
     if DECIDERS in actor.scopes:
         pending = pending_queue(session, actor, "pending")
-        queue = [_request_json(session, row, officer=True) for row in pending]
+        queue = [access_request_answer(session, row, officer=True) for row in pending]
         for row, seen in zip(pending, queue, strict=True):
-            _audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
+            audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
         session.commit()
     return render_template(
         "requests.html",
@@ -122,7 +122,7 @@ def create_access_request() -> tuple[str, int]:
         status, errors = _refusal(error)
         return _page(status, errors=errors)
     session.commit()
-    return _page(201, created=_request_json(session, row, officer=False))
+    return _page(201, created=access_request_answer(session, row, officer=False))
 
 
 @bp.post("/requests/<request_id>/decision")
@@ -142,7 +142,7 @@ def decide_access_request(request_id: str) -> tuple[str, int]:
     ]
     if choice not in ("approve", "deny"):
         errors.insert(0, ("Elija aprobar o denegar.", "Choose approve or deny."))
-    wrong_until = _not_an_instant(body.get("until"), "until")
+    wrong_until = not_an_instant(body.get("until"), "until")
     if wrong_until is not None:
         errors.append(wrong_until)
     if errors:
@@ -150,7 +150,7 @@ def decide_access_request(request_id: str) -> tuple[str, int]:
     try:
         row, _grant, _entry = decide_request(
             session, actor, request_id, body["approve"], body["reason"].strip(),
-            _instant(body, "until"),
+            body_instant(body, "until"),
         )  # fmt: skip
     except LookupError:
         session.rollback()
@@ -160,4 +160,4 @@ def decide_access_request(request_id: str) -> tuple[str, int]:
         status, errors = _refusal(error)
         return _page(status, errors=errors)
     session.commit()
-    return _page(200, decided=_request_json(session, row, officer=True))
+    return _page(200, decided=access_request_answer(session, row, officer=True))
