@@ -75,6 +75,10 @@ class Decoding:
     def __enter__(self) -> Decoding:
         if in_a_second_process(self.adapter):
             context = multiprocessing.get_context("fork")
+            # Out of the collector's reach from now on: its scans write to every object they
+            # visit, and each page written is copied for one of the two processes, which
+            # would no longer share it (a third more memory for the child).
+            gc.freeze()
             reader, writer = context.Pipe(duplex=False)
             self._process = context.Process(
                 target=_decode_and_hand_over,
