@@ -46,10 +46,22 @@ def log_size(session: Session) -> int:
     return session.scalar(select(AuditLogState.size).where(AuditLogState.id == 1)) or 0
 
 
+def child_family(session: Session, child_id: str) -> list[str]:
+    """The ids a child's entries may carry: the child it now is, and every child merged into
+    it (entries written before a merge keep the id they were written with). An id this hub
+    does not know (a peer's, or a typing slip) stands alone."""
+    from exchange.children import merged_child_ids
+
+    try:
+        return merged_child_ids(session, child_id)
+    except LookupError:
+        return [child_id]
+
+
 def find_events(
     session: Session,
     *,
-    child_id: str | None = None,
+    child_ids: list[str] | None = None,
     actor: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
@@ -59,10 +71,11 @@ def find_events(
     limit: int = 100,
 ) -> list[AuditEntry]:
     """Sequenced entries matching every filter given, by index, after ``after_index``;
-    ``since`` and ``until`` are aware datetimes in any zone."""
+    ``child_ids``: entries about any of them (see :func:`child_family`); ``since`` and
+    ``until`` are aware datetimes in any zone."""
     query = select(AuditEntry).where(AuditEntry.idx.is_not(None), AuditEntry.idx > after_index)
-    if child_id is not None:
-        query = query.where(AuditEntry.child_id == child_id)
+    if child_ids is not None:
+        query = query.where(AuditEntry.child_id.in_(child_ids))
     if actor is not None:
         query = query.where(or_(AuditEntry.actor_agency == actor, AuditEntry.actor_person == actor))
     if action is not None:

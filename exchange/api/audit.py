@@ -23,6 +23,7 @@ from exchange import db
 from exchange.audit_log import AuditCheckpoint, AuditEntry, action_code, format_time, parse_entry
 from exchange.audit_queries import (
     AlertWindow,
+    child_family,
     collect_alerts,
     find_events,
     known_actions,
@@ -220,9 +221,13 @@ def events() -> Response:
     outcome = request.args.get("outcome")
     if outcome is not None and outcome not in ("success", "failure", "denied"):
         raise invalid_query("outcome", "success, failure o denied", "success, failure or denied")
+    session = db.session()
+    child_id = request.args.get("child_id")
+    # A child's history includes what was written about the children later merged into it.
+    child_ids = None if child_id is None else child_family(session, child_id)
     rows = find_events(
-        db.session(),
-        child_id=request.args.get("child_id"),
+        session,
+        child_ids=child_ids,
         actor=request.args.get("actor"),
         action=action,
         outcome=outcome,
@@ -239,6 +244,7 @@ def events() -> Response:
             {"index": row.idx, "id": row.id, "entry": parse_entry(bytes(row.entry))} for row in rows
         ],
         next_cursor=next_cursor,
+        **({} if child_ids is None else {"child_ids": child_ids}),
     )
 
 
