@@ -138,8 +138,9 @@ DEFAULTS: dict[str, Any] = {
 
 
 def instance_path_from_env() -> Path:
-    """The instance folder: ``PUENTE_INSTANCE_PATH`` or ``./instance``, made absolute."""
-    return Path(os.environ.get("PUENTE_INSTANCE_PATH", "instance")).resolve()
+    """The instance folder: ``PUENTE_INSTANCE_PATH`` (an empty value counts as unset) or
+    ``./instance``, made absolute."""
+    return Path(os.environ.get("PUENTE_INSTANCE_PATH") or "instance").resolve()
 
 
 def default_database_url(instance_path: Path) -> str:

@@ -37,9 +37,9 @@ class Base(DeclarativeBase):
 class Database:
     """The engine and session factory of one app (``app.extensions["puente.db"]``)."""
 
-    def __init__(self, url: str, echo: bool = False) -> None:
+    def __init__(self, url: str, echo: bool = False, create: bool = True) -> None:
         self.url = database_url(url)
-        self.engine = build_engine(url, echo=echo)
+        self.engine = build_engine(url, echo=echo, create=create)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.checkpointer: WalCheckpointer | None = None
         self.wal_autocheckpoint: int | None = None  # None: SQLite's default (1,000 pages)
@@ -84,13 +84,17 @@ def database_url(url: str) -> URL:
     return parsed
 
 
-def build_engine(url: str, echo: bool = False) -> Engine:
+def build_engine(url: str, echo: bool = False, create: bool = True) -> Engine:
+    """The engine for ``url``. A SQLite file that does not exist is created (owner only, with
+    its folder) when ``create``; otherwise it is a :class:`~exchange.config.SettingError`."""
     parsed = database_url(url)
     options: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
         # A file cannot drop a connection: no ping (a round trip on every checkout).
         database = parsed.database
-        if database and database != ":memory:":
+        if database and database != ":memory:" and not create:
+            _must_exist(Path(database))
+        elif database and database != ":memory:":
             from exchange.agency_keys import FolderError, make_folder
 
             folder = Path(database).parent
@@ -127,6 +131,19 @@ _ENGINE_OF_ERROR = "puente_engine"
 def _remember_engine(context: ExceptionContext) -> None:
     if context.sqlalchemy_exception is not None:
         setattr(context.sqlalchemy_exception, _ENGINE_OF_ERROR, context.engine)
+
+
+def _must_exist(path: Path) -> None:
+    """A command about an existing hub, pointed at a SQLite file that is not there: most
+    likely the wrong folder, so say so rather than make an empty hub there."""
+    if path.is_file() or str(path).startswith("file:"):  # a URI: SQLite's own options decide
+        return
+    raise SettingError(
+        f"No hay un hub en {path.parent}: falta la base de datos {path.name}. Revise "
+        "PUENTE_INSTANCE_PATH (o PUENTE_DATABASE_URL), o cree el hub con 'puente init'.",
+        f"There is no hub in {path.parent}: the database {path.name} is missing. Check "
+        "PUENTE_INSTANCE_PATH (or PUENTE_DATABASE_URL), or create the hub with 'puente init'.",
+    )
 
 
 def _create_private(path: Path) -> None:
@@ -181,8 +198,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def init_app(app: Flask) -> None:
+    # DATABASE_CREATE (not a setting of the operator's): whether a SQLite database that is not
+    # there is created. Yes for the hub in general (tests, gunicorn's workers, `init`, `demo`,
+    # `db upgrade`); the commands about an existing hub say no, so that a mistyped instance
+    # path is an error and not a new, empty hub.
     app.extensions["puente.db"] = Database(
-        app.config["DATABASE_URL"], echo=bool(app.config.get("DATABASE_ECHO"))
+        app.config["DATABASE_URL"],
+        echo=bool(app.config.get("DATABASE_ECHO")),
+        create=bool(app.config.get("DATABASE_CREATE", True)),
     )
     app.teardown_appcontext(_close_session)
 

@@ -43,14 +43,15 @@ language_option = click.option(
 )
 
 
-def hub_app(lang: str | None = None, exit_code: int = 1) -> Flask:
+def hub_app(lang: str | None = None, exit_code: int = 1, *, creates: bool = False) -> Flask:
     """The hub configured by ``PUENTE_*``; a setting it cannot use (a number that is not one,
-    a database address it cannot open) ends the command with one line and ``exit_code``."""
+    a database address it cannot open, a SQLite database that is not there unless the
+    command ``creates`` the hub) ends the command with one line and ``exit_code``."""
     from exchange import create_app
     from exchange.config import SettingError
 
     try:
-        return create_app()
+        return create_app({"DATABASE_CREATE": creates})
     except SettingError as error:
         raise _ending(error.message(lang or default_language()), exit_code) from None
 
@@ -80,12 +81,22 @@ def _ending(message: str, exit_code: int) -> click.ClickException:
 
 
 def with_hub(function: F) -> F:
-    """Run the command inside an app context of the hub configured by ``PUENTE_*``."""
+    """Run the command inside an app context of the existing hub configured by ``PUENTE_*``
+    (a SQLite database that is not there ends the command: see :func:`hub_app`)."""
+    return _in_hub(function, creates=False)
 
+
+def setting_up_hub(function: F) -> F:
+    """As :func:`with_hub`, for the commands that create the hub's database when it is not
+    there yet (``init``, ``demo``, ``db upgrade``)."""
+    return _in_hub(function, creates=True)
+
+
+def _in_hub(function: F, *, creates: bool) -> F:
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         lang = kwargs.get("lang")
-        app = hub_app(lang)
+        app = hub_app(lang, creates=creates)
         with database_errors(lang), app.app_context():
             return function(app, *args, **kwargs)
 

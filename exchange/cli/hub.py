@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from exchange import db
 from exchange.agency_keys import FolderError, make_folder
 from exchange.audit_log import record_key_change
-from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli import language_option, print_json, say, setting_up_hub, with_hub
 from exchange.config import DEFAULT_BIND
 from exchange.crypto import ensure_data_key
 from exchange.key_safety import KeysWouldOrphanData, refuse_keys_that_would_orphan_data
@@ -101,7 +101,7 @@ def _audit_created_keys(
 @click.command("init")
 @click.option("--json", "as_json", is_flag=True, help="Print what was set up as JSON.")
 @language_option
-@with_hub
+@setting_up_hub
 def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
     try:
@@ -127,7 +127,7 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @language_option
-@with_hub
+@setting_up_hub
 def db_upgrade(app: Flask, revision: str, lang: str) -> None:
     """Bring the database schema up to date."""
     current = db.current_revision(app)
@@ -257,7 +257,7 @@ def puente_command() -> str:
     help="Print what was created (agencies and their secrets, people and their tokens, the "
     "demo consent) as one JSON object, for scripts, instead of the guide.",
 )
-@with_hub
+@setting_up_hub
 def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
     from exchange.demo import curl_example, oversight_example, people_example, seed_demo

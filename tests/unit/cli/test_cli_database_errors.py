@@ -5,6 +5,7 @@ address in libpq's spelling (``postgres://``) is a setting to correct, not a cra
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -104,12 +105,36 @@ def test_an_unreachable_database_is_one_line_in_the_language_asked_for(
 def test_a_database_without_tables_says_to_run_init(
     instance: Path, pushes: Path, tmp_path: Path, command: str
 ) -> None:
-    args, code = _commands(pushes, tmp_path)[command]  # SQLite in the instance, never set up
+    args, code = _commands(pushes, tmp_path)[command]
+    instance.mkdir()
+    sqlite3.connect(instance / "puente.db").close()  # a SQLite file, never set up
     result = _run(*args, "--lang", "en")
     assert result.exit_code == code, result.output
     assert _one_line(result) == (
         "Error: the database holds no Puente tables: run 'puente init' (or 'puente db upgrade')"
     )
+
+
+@pytest.mark.parametrize("command", ["import", "export", "audit export", "agency list"])
+def test_a_hub_that_is_not_there_is_not_made_by_a_command_about_one(
+    instance: Path, pushes: Path, tmp_path: Path, command: str
+) -> None:
+    # A mistyped PUENTE_INSTANCE_PATH: say so, in either language, and leave no empty hub.
+    args, code = _commands(pushes, tmp_path).get(command, (command.split(), 1))
+    english = _run(*args, "--lang", "en")
+    assert english.exit_code == code, english.output
+    assert _one_line(english) == (
+        f"Error: There is no hub in {instance}: the database puente.db is missing. Check "
+        "PUENTE_INSTANCE_PATH (or PUENTE_DATABASE_URL), or create the hub with 'puente init'."
+    )
+    spanish = _run(*args, "--lang", "es")
+    assert spanish.exit_code == code, spanish.output
+    assert _one_line(spanish).startswith(f"Error: No hay un hub en {instance}: falta la base")
+    assert not instance.exists()
+
+    assert _run("init").exit_code == 0  # the commands that set a hub up still make it
+    assert (instance / "puente.db").is_file()
+    assert _run("agency", "list").exit_code == 0
 
 
 def test_a_database_behind_the_code_says_to_upgrade_it(
@@ -188,6 +213,7 @@ def test_other_unusable_database_addresses_are_settings_errors(
 def test_a_public_key_file_that_does_not_exist_is_exit_1_in_either_language(
     instance: Path, tmp_path: Path, command: str
 ) -> None:
+    assert _run("init").exit_code == 0
     missing = str(tmp_path / "nope.pub")
     if command == "add":
         args = [

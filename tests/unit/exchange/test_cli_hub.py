@@ -101,6 +101,12 @@ def test_db_upgrade_and_current(hub_env: Path) -> None:
 
 
 def test_db_current_on_an_empty_database_says_to_initialise(hub_env: Path) -> None:
+    missing = CliRunner().invoke(main, ["db", "current", "--lang", "en"])
+    assert missing.exit_code == 1
+    assert f"There is no hub in {hub_env}" in missing.output and "puente init" in missing.output
+    assert not (hub_env / "puente.db").exists()  # asking made no hub
+    hub_env.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(hub_env / "puente.db").close()
     result = CliRunner().invoke(main, ["db", "current", "--lang", "en"])
     assert result.exit_code == 1
     assert "the database is empty" in result.output and "puente init" in result.output
@@ -203,6 +209,7 @@ def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[st
 def test_serve_passes_bind_and_instance_to_gunicorn(
     hub_env: Path, exec_calls: list[tuple[list[str], dict[str, str]]]
 ) -> None:
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
     result = CliRunner().invoke(main, ["serve", "--bind", "127.0.0.1:8765"])
     assert result.exit_code == 0, result.output
     [(argv, env)] = exec_calls
@@ -215,6 +222,11 @@ def test_serve_passes_bind_and_instance_to_gunicorn(
 def test_serve_warns_of_a_database_that_needs_puente_init_or_an_upgrade(
     hub_env: Path, exec_calls: list[tuple[list[str], dict[str, str]]]
 ) -> None:
+    missing = CliRunner().invoke(main, ["serve"])  # a mistyped instance folder: no hub there
+    assert missing.exit_code == 1 and "There is no hub in" in missing.output
+    assert exec_calls == [] and not (hub_env / "puente.db").exists()
+    hub_env.mkdir(parents=True, exist_ok=True)
+    sqlite3.connect(hub_env / "puente.db").close()
     empty = CliRunner().invoke(main, ["serve"])
     assert empty.exit_code == 0, empty.output
     assert "/ the database is empty: run 'puente init'" in empty.stderr
@@ -230,6 +242,7 @@ def test_serve_reads_bind_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PUENTE_BIND", "127.0.0.1:8766")
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
     result = CliRunner().invoke(main, ["serve"])
     assert result.exit_code == 0, result.output
     assert exec_calls[0][1]["PUENTE_BIND"] == "127.0.0.1:8766"
