@@ -35,6 +35,7 @@ JSON_MEDIA_TYPES = ("application/json", "application/merge-patch+json")
 
 def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
+    app.before_request(_refuse_nul_characters)
     app.after_request(_add_request_headers)
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _http_exception)
@@ -47,6 +48,35 @@ def _assign_request_id() -> None:
     # across systems; anything else is replaced.
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+
+
+def _refuse_nul_characters() -> None:
+    """U+0000 in the path, a query parameter or a form field is a 400 before any route sees
+    it: no id, name or note holds one, and PostgreSQL's text cannot (a lookup would fail as
+    a 500 on PostgreSQL and not on SQLite). JSON bodies are checked as they are parsed."""
+    where = None
+    if "\x00" in request.path:
+        where = "/path"
+    else:
+        fields = [("query", request.args)]
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            fields.append(("form", request.form))
+        for kind, values in fields:
+            for name, value in values.items(multi=True):
+                if "\x00" in name or "\x00" in value:
+                    where = f"/{kind}/{name.replace(chr(0), '')}"
+                    break
+            if where:
+                break
+    if where is None:
+        return
+    es = "contiene el carácter nulo %00 (\\u0000), que ningún texto puede llevar"
+    en = "contains the NUL character %00 (\\u0000), which no text may hold"
+    raise Problem(
+        "validation",
+        (f"{where}: {es}.", f"{where}: {en}."),
+        errors=[{"pointer": where, "message": localized(es, en)}],
+    )
 
 
 #: The portal's pages load only the hub's own stylesheet (no inline script or style), and no

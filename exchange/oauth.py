@@ -173,6 +173,8 @@ def query_client(client_id: str) -> AgencyClient | None:
     """The active agency ``client_id``; unknown and disabled agencies are the same: None."""
     from exchange.agencies import Agency, active_keys
 
+    if "\x00" in client_id:  # no agency id holds one, and PostgreSQL's text cannot
+        return None
     agency = db.session().get(Agency, client_id, options=[selectinload(Agency.keys)])
     if agency is None or not agency.active:
         return None

@@ -207,6 +207,31 @@ class PushResult:
         return {"line": self.line, "status": self.status, **self.answer()}
 
 
+def nul_failures(document: Any, pointer: str = "") -> list[ValidationFailure]:
+    """Where ``document`` holds U+0000: text no field may hold (PostgreSQL's text cannot).
+    Documents parsed from JSON never do (schemas.parsing refuses it); an adapter's may."""
+    if isinstance(document, str):
+        if "\x00" not in document:
+            return []
+        return [
+            failure(
+                pointer or "/",
+                "nul-character",
+                "contiene el carácter nulo \\u0000, que ningún texto puede llevar",
+                "contains the NUL character \\u0000, which no text may hold",
+            )
+        ]
+    found: list[ValidationFailure] = []
+    if isinstance(document, dict):
+        for key, value in document.items():
+            child = f"{pointer}/{str(key).replace('~', '~0').replace('/', '~1')}"
+            found += nul_failures(key, child) + nul_failures(value, child)
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            found += nul_failures(value, f"{pointer}/{index}")
+    return found
+
+
 def rejected(line: int, problem: str, *failures: ValidationFailure) -> PushResult:
     return PushResult(line, "rejected", problem=problem, failures=list(failures))
 
@@ -310,11 +335,12 @@ class Pusher:
         if isinstance(verified, PushResult):
             return verified
         outcome = check_envelope(document, self.registry, allowed=ACCEPTED_SCHEMAS)
-        if outcome.failures:
-            unsupported = any(f.keyword == UNSUPPORTED_SCHEMA for f in outcome.failures)
-            return rejected(
-                line, "unsupported-schema" if unsupported else "validation", *outcome.failures
-            )
+        failures = outcome.failures
+        if not failures and b"\\u0000" in canonical:  # how RFC 8785 writes U+0000
+            failures = nul_failures(document)
+        if failures:
+            unsupported = any(f.keyword == UNSUPPORTED_SCHEMA for f in failures)
+            return rejected(line, "unsupported-schema" if unsupported else "validation", *failures)
         assert outcome.schema is not None
         return PushItem(
             line=line,

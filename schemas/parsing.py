@@ -33,6 +33,9 @@ _BOM = "\ufeff"
 # the (rare) documents that contain one are checked string by string.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: The only way JSON text can hold U+0000: no text field may (PostgreSQL's text cannot, and no
+#: name, id or note needs it), so it is refused here for every backend alike.
+_NUL_ESCAPE = re.compile(r"\\u0000")
 
 # The json module's messages, in the order they are tried, with a Spanish translation.
 _JSON_MESSAGES_ES = (
@@ -171,6 +174,12 @@ def _check_strings(value: Any) -> None:
 
 
 def _check_string(text: str) -> None:
+    if "\x00" in text:
+        raise DocumentError(
+            "invalid-string",
+            "una cadena contiene el carácter nulo \\u0000, que ningún texto puede llevar",
+            "a string contains the NUL character \\u0000, which no text may hold",
+        )
     if _SURROGATE.search(text):
         raise DocumentError(
             "invalid-string",
@@ -295,7 +304,7 @@ def _parse_strict(data: bytes, max_depth: int, line_number: int | None) -> Any:
             "hay un número con demasiados dígitos",
             "a number has too many digits",
         ) from None
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+    if "\\u" in text and (_SURROGATE_ESCAPE.search(text) or _NUL_ESCAPE.search(text)):
         _check_strings(value)
     return value
 
