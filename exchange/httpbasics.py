@@ -50,10 +50,19 @@ def _assign_request_id() -> None:
     g.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
+#: Where :func:`_refuse_nul_characters` answers with a problem: the API's routes. OAuth's answer
+#: in RFC 6749's words (a client id holding one is an unknown client) and the portal's pages
+#: in HTML, each in its own code.
+API_PREFIXES = ("/v1/", "/.well-known/")
+
+
 def _refuse_nul_characters() -> None:
-    """U+0000 in the path, a query parameter or a form field is a 400 before any route sees
-    it: no id, name or note holds one, and PostgreSQL's text cannot (a lookup would fail as
-    a 500 on PostgreSQL and not on SQLite). JSON bodies are checked as they are parsed."""
+    """U+0000 in an API route's path, a query parameter or a form field is a 400 before the
+    route sees it: no id, name or note holds one, and PostgreSQL's text cannot (a lookup would
+    fail as a 500 on PostgreSQL and not on SQLite). JSON bodies are checked as they are
+    parsed."""
+    if not request.path.startswith(API_PREFIXES):
+        return
     where = None
     if "\x00" in request.path:
         where = "/path"

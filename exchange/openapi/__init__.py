@@ -35,11 +35,27 @@ def _merged() -> dict[str, Any]:
     return document
 
 
+#: Routes that answer without the database: liveness, this description, the schemas (files
+#: shipped with the code) and the portal's pages that only show them.
+WITHOUT_DATABASE = frozenset(
+    {
+        "/healthz",
+        "/openapi.json",
+        "/v1/schemas",
+        "/v1/schemas/{name}/{version}",
+        "/",
+        "/schemas",
+        "/schemas/{name}/{version}",
+    }
+)
+
+
 def _add_common_refusals(document: dict[str, Any]) -> None:
     """Answers every route of a kind may give, listed once here rather than in each file: a
-    bearer route refuses a caller that keeps trying unknown tokens (429), and every body has
-    a size limit (413)."""
-    for item in document["paths"].values():
+    bearer route refuses a caller that keeps trying unknown tokens (429), every body has a
+    size limit (413), and every route that uses the database answers 503 while it cannot
+    (``unavailable``; RFC 6749's ``temporarily_unavailable`` under ``/oauth/``)."""
+    for path, item in document["paths"].items():
         for operation in item.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
@@ -48,6 +64,9 @@ def _add_common_refusals(document: dict[str, Any]) -> None:
                 responses.setdefault("429", {"$ref": "#/components/responses/RateLimited"})
             if "requestBody" in operation:
                 responses.setdefault("413", {"$ref": "#/components/responses/PayloadTooLarge"})
+            if path not in WITHOUT_DATABASE:
+                unavailable = "OAuthUnavailable" if path.startswith("/oauth/") else "Unavailable"
+                responses.setdefault("503", {"$ref": f"#/components/responses/{unavailable}"})
 
 
 def description(app: Flask) -> dict[str, Any]:
