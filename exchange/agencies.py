@@ -598,7 +598,11 @@ def rotate_key(
     public_jwk: dict[str, Any],
     grace: timedelta = ROTATION_GRACE,
 ) -> RotatedKey:
-    """Make ``public_jwk`` the current key; the keys it replaces retire after ``grace``."""
+    """Make ``public_jwk`` the current key; the keys it replaces retire after ``grace``.
+
+    With no grace (a key given up at once, perhaps a compromised one) the tokens the agency's
+    systems hold end too, as :func:`retire_key` ends them: a token does not record which key
+    obtained it."""
     agency = get_agency(session, agency_id)
     now = utcnow()
     replaced = [key for key in agency.keys if key.is_valid(now)]
@@ -611,6 +615,8 @@ def rotate_key(
         if grace <= timedelta(0):
             key.active = False
         retiring[key.kid] = as_utc(key.retired_at)
+    if grace <= timedelta(0) and replaced:
+        end_system_tokens(session, agency_id)
     _audit(session, "agency.key_rotated", "key_rotated", agency_id, kid=kid)
     return RotatedKey(agency_id=agency_id, key_id=kid, retiring=retiring)
 

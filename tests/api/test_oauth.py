@@ -687,9 +687,13 @@ def test_key_rotation_keeps_the_old_key_for_the_grace_period(hub: Flask, web: Fl
         assert token_with_assertion(web, assertion(key, agency.id)).status_code == 200
         assert token_with_assertion(web, assertion(key, agency.id, kid=None)).status_code == 200
 
+    held = token_with_assertion(web, assertion(new_key, agency.id)).get_json()["access_token"]
+    assert web.get("/test/records", headers=bearer(held)).status_code == 200
     newest = OKPKey.generate_key("Ed25519")
     with admin(hub) as session:
         rotate_key(session, agency.id, public_jwk(newest), grace=timedelta(0))
+    # Given up at once (perhaps compromised): what it obtained ends with it.
+    assert web.get("/test/records", headers=bearer(held)).status_code == 401
     refused(token_with_assertion(web, assertion(new_key, agency.id)))
     refused(token_with_assertion(web, assertion(agency.key, agency.id, kid=None)))
     assert token_with_assertion(web, assertion(newest, agency.id)).status_code == 200
