@@ -72,7 +72,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         sharing,
         witness,
     )
+    from exchange.disclosure import check_rules_file
 
+    check_rules_file(app)  # a hub whose own rules cannot be read does not start
     logs.init_app(app)
     httpbasics.init_app(app)
     crypto.init_app(app)

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, g, has_app_context, has_request_context
+from flask import Flask, current_app, g, has_app_context, has_request_context
 from sqlalchemy import bindparam, event, func, select, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -32,7 +32,7 @@ from consent import ALL_CATEGORIES, ChildFacts, ConsentSet, Decision, Request, R
 from exchange.audit_log import record_event
 from exchange.auth import PEER_CLIENT_PREFIX, Actor, engine_actor
 from exchange.children import merged_child_ids
-from exchange.config import resolve_instance_file
+from exchange.config import SettingError, resolve_instance_file
 from exchange.consent_store import (
     ChildInputs,
     ChildViewRow,
@@ -81,6 +81,37 @@ def hard_rules() -> RuleSet:
     if not setting:
         return consent.DEFAULT_RULE_SET
     return _rules_from_file(str(resolve_instance_file(Path(current_app.instance_path), setting)))
+
+
+def check_rules_file(app: Flask) -> None:
+    """Read ``CONSENT_RULES_FILE`` now, at start, so that a file that is missing or malformed
+    stops the hub with a :class:`~exchange.config.SettingError` rather than failing every
+    decision later (closed, but as 500s, with /readyz saying ready)."""
+    setting = app.config.get("CONSENT_RULES_FILE")
+    if not setting:
+        return
+    path = resolve_instance_file(Path(app.instance_path), setting)
+    try:
+        _rules_from_file(str(path))
+    except OSError as error:
+        cause_es = cause_en = error.strerror or type(error).__name__
+    except json.JSONDecodeError as error:
+        cause_es = f"no es JSON (línea {error.lineno}, columna {error.colno})"
+        cause_en = f"not JSON (line {error.lineno}, column {error.colno})"
+    except consent.ConsentError as error:
+        at = f" ({error.pointer})" if error.pointer else ""
+        cause_es, cause_en = error.message_es + at, error.message_en + at
+    except ValueError:  # not a list of rules
+        cause_es = "se esperaba una lista JSON de reglas"
+        cause_en = "expected a JSON list of rules"
+    else:
+        return
+    raise SettingError(
+        f"PUENTE_CONSENT_RULES_FILE = {setting}: no se pueden usar las reglas de {path}: "
+        f"{cause_es}. El formato está en docs/consent.md §4.",
+        f"PUENTE_CONSENT_RULES_FILE = {setting}: the rules in {path} cannot be used: "
+        f"{cause_en}. The format is in docs/consent.md §4.",
+    )
 
 
 @functools.cache
