@@ -44,5 +44,17 @@ def configure(level: str = "INFO") -> None:
     logger.propagate = False
 
 
+#: What ``PUENTE_LOG_LEVEL`` takes.
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
 def init_app(app: Flask) -> None:
-    configure(str(app.config.get("LOG_LEVEL", "INFO")))
+    from exchange.config import SettingError
+
+    level = str(app.config.get("LOG_LEVEL", "INFO"))
+    if level.upper() not in LEVELS:
+        raise SettingError(
+            f"PUENTE_LOG_LEVEL = {level}: debe ser uno de {', '.join(LEVELS)}.",
+            f"PUENTE_LOG_LEVEL = {level}: must be one of {', '.join(LEVELS)}.",
+        )
+    configure(level)

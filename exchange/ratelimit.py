@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,10 +35,14 @@ from authlib.integrations.flask_oauth2 import token_authenticated
 from flask import Blueprint, Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
+from limits.storage import SCHEMES
 
 from exchange.problems import Problem, problem_response
 
 log = logging.getLogger("puente.ratelimit")
+
+#: What ``PUENTE_RATE_LIMIT_STRATEGY`` takes (the ``limits`` library's names).
+STRATEGIES = ("fixed-window", "moving-window", "sliding-window-counter")
 
 #: Failures allowed when ``RATE_LIMIT_AUTH_FAILURES`` is unset (and not under ``TESTING``).
 DEFAULT_AUTH_FAILURES = "10 per minute"
@@ -83,9 +88,31 @@ class RateLimits:
     per_client: list[RateLimitItem] = field(default_factory=list)
 
 
-def _limits(value: Any) -> list[RateLimitItem]:
-    """``"10 per minute; 100 per hour"`` as limit items; empty, None or false: no limit."""
-    return parse_many(str(value)) if value else []
+def _limits(value: Any, setting: str) -> list[RateLimitItem]:
+    """``"10 per minute; 100 per hour"`` as limit items; empty, None or false: no limit. A
+    value that is not limits is a :class:`~exchange.config.SettingError` naming ``setting``."""
+    if not value:
+        return []
+    try:
+        return parse_many(str(value))
+    except ValueError:
+        raise _not_valid(
+            setting,
+            value,
+            "límites como «10 per minute; 100 per hour» (per second, minute, hour, day, month "
+            "o year), o vacío para ninguno",
+            "limits such as '10 per minute; 100 per hour' (per second, minute, hour, day, "
+            "month or year), or empty for none",
+        ) from None
+
+
+def _not_valid(setting: str, value: Any, takes_es: str, takes_en: str) -> Exception:
+    from exchange.config import SettingError
+
+    return SettingError(
+        f"PUENTE_{setting} = {value}: no es válido; se esperan {takes_es}.",
+        f"PUENTE_{setting} = {value}: not valid; it takes {takes_en}.",
+    )
 
 
 def _auth_failures_setting(app: Flask) -> Any:
@@ -115,10 +142,23 @@ def client_address() -> str:
 
 def init_app(app: Flask) -> None:
     """One limiter per app (tests build many apps; each must count on its own)."""
+    storage = app.config.get("RATE_LIMIT_STORAGE") or "memory://"
+    strategy = app.config.get("RATE_LIMIT_STRATEGY") or "fixed-window"
+    if strategy not in STRATEGIES:
+        takes = " / ".join(STRATEGIES)
+        raise _not_valid("RATE_LIMIT_STRATEGY", strategy, takes, takes)
+    scheme = urllib.parse.urlparse(str(storage)).scheme
+    if scheme not in SCHEMES or scheme.startswith("async+"):
+        raise _not_valid(
+            "RATE_LIMIT_STORAGE",
+            storage,
+            "memory://, redis://SERVIDOR:PUERTO o memcached://SERVIDOR:PUERTO",
+            "memory://, redis://HOST:PORT or memcached://HOST:PORT",
+        )
     limiter = Limiter(
         key_func=client_address,
-        storage_uri=app.config.get("RATE_LIMIT_STORAGE") or "memory://",
-        strategy=app.config.get("RATE_LIMIT_STRATEGY") or "fixed-window",
+        storage_uri=storage,
+        strategy=strategy,
         key_prefix=f"puente:{app.config['HUB_ID']}",
         # Fail open: an unreachable storage is logged, and requests go on.
         swallow_errors=True,
@@ -140,8 +180,8 @@ def init_app(app: Flask) -> None:
     app.extensions["puente.ratelimit"] = RateLimits(
         limiter=limiter,
         key_prefix=f"puente:{app.config['HUB_ID']}",
-        auth_failures=_limits(_auth_failures_setting(app)),
-        per_client=_limits(app.config.get("RATE_LIMIT")),
+        auth_failures=_limits(_auth_failures_setting(app), "RATE_LIMIT_AUTH_FAILURES"),
+        per_client=_limits(app.config.get("RATE_LIMIT"), "RATE_LIMIT"),
     )
     app.register_error_handler(RateLimitExceeded, _limit_exceeded)
 
