@@ -6,10 +6,12 @@ from ``PUENTE_*`` environment variables set by ``puente serve``.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -115,6 +117,16 @@ def child_exit(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(_server: Any) -> None:
+    # The server's metric files (in shared memory, exchange/cli/hub.py:metrics_root) go with
+    # it, and their folder too once no other server of the instance folder uses it.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and Path(folder).name.startswith("serve-"):
+        shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            Path(folder).parent.rmdir()  # only when empty
 
 
 class JsonLogger(Logger):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -156,13 +157,30 @@ def db_current(app: Flask, lang: str) -> None:
         sys.exit(1)
 
 
-def metrics_folder(instance_path: Path, pid: int) -> Path:
-    """The prometheus-client folder of the server about to start as ``pid`` (this process,
-    replaced by gunicorn): one per server, so a second server on the same instance folder
-    leaves the first one's counters alone. Folders of servers no longer running are removed
-    (their files would skew nothing now, but would pile up)."""
-    root = instance_path / "prometheus"
-    root.mkdir(parents=True, exist_ok=True)
+#: Where the servers' metric files go when the machine has it: shared memory, not the disk.
+#: prometheus-client maps them into memory and grows them as counters appear; on a full (or
+#: read-only) disk that growth kills the worker with SIGBUS on every request, /healthz
+#: included, so the hub could not even say it is alive.
+SHARED_MEMORY = Path("/dev/shm")  # noqa: S108 - a folder of its own, mode 0700, named below
+
+
+def metrics_root(instance_path: Path, shared_memory: Path | None = None) -> Path:
+    """The folder for the metric files of the servers of ``instance_path``: one per instance
+    folder in shared memory (named by a hash of its path), else ``prometheus`` inside it."""
+    shared_memory = shared_memory or SHARED_MEMORY
+    if shared_memory.is_dir() and os.access(shared_memory, os.W_OK | os.X_OK):
+        digest = hashlib.sha256(str(instance_path.resolve()).encode()).hexdigest()[:16]
+        return shared_memory / f"puente-metrics-{digest}"
+    return instance_path / "prometheus"
+
+
+def metrics_folder(root: Path, pid: int) -> Path:
+    """The prometheus-client folder (under ``root``, see :func:`metrics_root`) of the server
+    about to start as ``pid`` (this process, replaced by gunicorn): one per server, so a second
+    server on the same instance folder leaves the first one's counters alone. Folders of
+    servers no longer running are removed (their files would skew nothing now, but would pile
+    up)."""
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
     for entry in root.iterdir():
         name = entry.name
         if name.startswith("serve-") and name[6:].isdigit():
@@ -198,7 +216,8 @@ def exec_gunicorn(
         env.setdefault("PUENTE_ACCESS_LOG", access_log)
     if workers:
         env["PUENTE_WORKERS"] = str(workers)
-    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder(Path(instance_path), os.getpid()))
+    root = metrics_root(Path(instance_path))
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_folder(root, os.getpid()))
     # -P: the working directory is not put first on sys.path (see exchange.serving.main and
     # packages_before_working_directory).
     argv = [sys.executable, "-P", "-m", "exchange.serving", "-c", "python:exchange.serving"]

@@ -20,7 +20,7 @@ import pytest
 from gunicorn.config import Config
 
 from exchange.cli import hub as hub_cli
-from exchange.cli.hub import metrics_folder
+from exchange.cli.hub import metrics_folder, metrics_root
 from exchange.config import public_url_for_bind
 from exchange.serving import JsonLogger, control_socket_path
 
@@ -173,7 +173,7 @@ def test_each_server_counts_in_its_own_metrics_folder(tmp_path: Path) -> None:
     (running / "counter_2.db").write_bytes(b"x")
     (root / "counter_3.db").write_bytes(b"x")  # the shared folder of earlier versions
 
-    folder = metrics_folder(tmp_path, 424242)
+    folder = metrics_folder(root, 424242)
     assert folder == root / "serve-424242" and folder.is_dir()
     assert (running / "counter_2.db").exists()  # a running server's counters stay
     assert not (root / f"serve-{dead.pid}").exists()
@@ -187,8 +187,26 @@ def test_serve_runs_gunicorn_without_the_working_directory_first(
     monkeypatch.setattr(
         hub_cli.os, "execvpe", lambda file, argv, env: seen.update(argv=argv, env=env)
     )
+    monkeypatch.setattr(hub_cli, "SHARED_MEMORY", tmp_path / "shm")
+    (tmp_path / "shm").mkdir()
     hub_cli.exec_gunicorn("127.0.0.1:8000", None, str(tmp_path))
     assert seen["argv"][1:4] == ["-P", "-m", "exchange.serving"]
     assert seen["env"]["PROMETHEUS_MULTIPROC_DIR"] == str(
-        tmp_path / "prometheus" / f"serve-{os.getpid()}"
+        metrics_root(tmp_path) / f"serve-{os.getpid()}"
+    )
+
+
+def test_metric_files_live_in_shared_memory_not_on_the_instance_disk(tmp_path: Path) -> None:
+    # On a full or read-only disk, growing a mapped metrics file kills the worker (SIGBUS).
+    shared = tmp_path / "shm"
+    shared.mkdir()
+    root = metrics_root(tmp_path / "instance", shared)
+    assert root.parent == shared and root.name.startswith("puente-metrics-")
+    assert metrics_root(tmp_path / "instance", shared) == root  # one per instance folder
+    assert metrics_root(tmp_path / "other", shared) != root
+    folder = metrics_folder(root, 424242)
+    assert folder.is_dir() and (root.stat().st_mode & 0o777) == 0o700
+    # A machine without a writable shared memory keeps them in the instance folder.
+    assert metrics_root(tmp_path / "instance", tmp_path / "no-shm") == (
+        tmp_path / "instance" / "prometheus"
     )
