@@ -2,16 +2,35 @@
 people who log in with their e-mail and password — their personal access tokens and access
 requests.
 
-- :mod:`~exchange.portal.blueprint`: the blueprint, the page's language, shared page helpers;
+- :mod:`~exchange.portal.blueprint`: the blueprint, the page's language, shared page helpers,
+  the one-time notice after a form;
 - :mod:`~exchange.portal.sessions`: the session cookie, who is logged in, CSRF tokens;
-- :mod:`~exchange.portal.public`: the home page and the schemas;
+- :mod:`~exchange.portal.public`: the home page, the schemas, the page for no page;
 - :mod:`~exchange.portal.login`: logging in (failed logins limited) and out;
 - :mod:`~exchange.portal.tokens`: a person's own personal access tokens;
 - :mod:`~exchange.portal.access_requests`: a legal representative's requests, an officer's queue.
 """
 
-from exchange.portal import access_requests, login, public, tokens
-from exchange.portal.blueprint import bp, page_language
-from exchange.portal.sessions import init_app
+from flask import Flask
 
-__all__ = ["access_requests", "bp", "init_app", "login", "page_language", "public", "tokens"]
+from exchange.portal import access_requests, login, public, sessions, tokens
+from exchange.portal.blueprint import bp, page_language
+
+
+def init_app(app: Flask) -> None:
+    """The portal's session cookie and its secret; the page a person's browser gets for an
+    address that has no page."""
+    sessions.init_app(app)
+    public.init_app(app)
+
+
+__all__ = [
+    "access_requests",
+    "bp",
+    "init_app",
+    "login",
+    "page_language",
+    "public",
+    "sessions",
+    "tokens",
+]

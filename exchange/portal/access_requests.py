@@ -2,20 +2,30 @@
 
 A legal representative (``access:request``) sees their own requests as the API tells them to
 the requester (``GET /v1/access-requests/{id}``: the status, the message and the decision as
-told, never its hidden reasons) and makes new ones; a consent officer (``access:decide``) sees
-the pending queue of their jurisdiction (``GET /v1/access-requests?status=pending``, audited
-the same) and approves or denies with a reason. Every step is the API's own: the same request
-schemas, the same services (exchange.consents) and the same answers (exchange.api.consents),
-so the portal can do nothing the API would refuse.
+told, never its hidden reasons nor the officer's written reason) and makes new ones; a consent
+officer (``access:decide``) sees the pending queue of their jurisdiction
+(``GET /v1/access-requests?status=pending``, audited the same) and approves or denies with a
+reason. Every step is the API's own: the same request schemas, the same services
+(exchange.consents) and the same answers (exchange.api.consents), so the portal can do nothing
+the API would refuse.
+
+What the page adds is wording for a person: one line on where each request stands, the
+automatic check made when it was asked only where it still says something (labelled as such,
+and worded for whoever reads it), one plain message per problem with a form, shown beside the
+request it is about. A form that worked answers with a redirect to the list (Post/Redirect/
+Get), so a reload or a second click asks or decides nothing twice.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
-from flask import render_template, request
+from flask import g, render_template, request, url_for
 from sqlalchemy import select
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.wrappers import Response
 
 from consent import CATEGORIES, CATEGORY_LABELS, PURPOSE_LABELS, PURPOSES, ConsentError
 
@@ -25,28 +35,96 @@ from exchange.api.consents import (
     access_request_answer,
     audit_consent_read,
     body_instant,
-    not_an_instant,
 )
+from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
 from exchange.consents.common import QUEUE_LIMIT
 from exchange.db import session as db_session
 from exchange.disclosure import load_child
 from exchange.httpbasics import schema_validator
-from exchange.portal.blueprint import Text, bp, message_page
+from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
 from exchange.portal.sessions import current_actor, login_required
 from exchange.problems import KINDS
+from schemas.validation import ValidationFailure
 
 REQUESTERS, DECIDERS = "access:request", "access:decide"
+MADE, DECIDED = "request_made", "request_decided"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+REASON_LIMIT: int = ACCESS_DECISION_SCHEMA["properties"]["reason"]["maxLength"]
 _NOT_FOUND: Text = (
     "No existe o no tiene acceso a ello.",
     "It does not exist, or you have no access to it.",
 )
 
+# Where a request stands, in one line for its reader.
+_AWAITS_AN_OFFICER: Text = (
+    "Espera la decisión de un oficial de consentimiento. No tiene que hacer nada más: la "
+    "decisión aparecerá aquí.",
+    "Waiting for a consent officer's decision. There is nothing more for you to do: the "
+    "decision will show here.",
+)
+_AWAITS_YOU: Text = (
+    "Espera la decisión de un oficial de consentimiento de su jurisdicción.",
+    "Waiting for a decision by a consent officer of your jurisdiction.",
+)
 
-def _page(status: int = 200, *, errors: list[Text] | None = None, **shown: Any) -> tuple[str, int]:
+# One plain message per field of the request form (the schema's own messages name JSON
+# members and patterns).
+_REQUEST_FIELDS: dict[str, Text] = {
+    "child_id": (
+        "Escriba el id de la niña, niño o adolescente (empieza con nna_), sin espacios.",
+        "Type the child's id (it begins with nna_), without spaces.",
+    ),
+    "purpose": ("Elija una finalidad de la lista.", "Choose a purpose from the list."),
+    "categories": (
+        "Marque al menos una categoría de datos.",
+        "Tick at least one data category.",
+    ),
+    "until": (
+        "Elija en el calendario la fecha hasta la que necesita el acceso.",
+        "Pick from the calendar the date until which you need access.",
+    ),
+}
+_REQUEST_UNTIL_PAST: Text = (
+    "La fecha límite ya pasó: elija hoy o una fecha posterior.",
+    "The end date is in the past: choose today or a later date.",
+)
+# ... and of the decision form.
+_CHOOSE: Text = ("Elija aprobar o denegar.", "Choose approve or deny.")
+_WRITE_A_REASON: Text = ("Escriba el motivo de su decisión.", "Write the reason for your decision.")
+_DECISION_UNTIL_NOT_A_DATE: Text = (
+    "«Vigente hasta» debe ser una fecha (elíjala en el calendario) o quedar vacío.",
+    "“Valid until” must be a date (pick it from the calendar), or be left empty.",
+)
+_DECISION_UNTIL_PAST: Text = (
+    "«Vigente hasta» ya pasó: elija hoy o una fecha posterior, o déjelo vacío para conceder "
+    "hasta la fecha pedida.",
+    "“Valid until” has passed: choose today or a later date, or leave it empty to grant "
+    "until the date asked for.",
+)
+
+
+def _reason_too_long(length: int) -> Text:
+    return (
+        f"El motivo es demasiado largo: {length} caracteres, y el máximo es {REASON_LIMIT}.",
+        f"The reason is too long: {length} characters, and at most {REASON_LIMIT} fit.",
+    )
+
+
+# -- the page ----------------------------------------------------------------------------------
+
+
+def _page(
+    status: int = 200,
+    *,
+    errors: list[Text] | None = None,
+    deciding: tuple[str, list[Text]] | None = None,
+) -> tuple[str, int]:
+    """The list; with ``errors`` about the request form, or ``deciding`` (a request id and
+    what was wrong with its decision) shown beside that request, with what was typed."""
     actor, session = current_actor(), db_session()
+    g.page_path = url_for("portal.access_requests")
     mine: list[dict[str, Any]] = []
     queue: list[dict[str, Any]] = []
     if REQUESTERS in actor.scopes:
@@ -57,25 +135,102 @@ def _page(status: int = 200, *, errors: list[Text] | None = None, **shown: Any) 
             .limit(QUEUE_LIMIT)
         )
         # Not audited, as the API does not audit a requester following their own request.
-        mine = [access_request_answer(session, row, officer=False) for row in rows]
+        mine = [
+            _as_shown(row, access_request_answer(session, row, officer=False), officer=False)
+            for row in rows
+        ]
     if DECIDERS in actor.scopes:
         pending = pending_queue(session, actor, "pending")
-        queue = [access_request_answer(session, row, officer=True) for row in pending]
-        for row, seen in zip(pending, queue, strict=True):
+        answers = [access_request_answer(session, row, officer=True) for row in pending]
+        for row, seen in zip(pending, answers, strict=True):
             audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
         session.commit()
+        queue = [
+            _as_shown(row, seen, officer=True) for row, seen in zip(pending, answers, strict=True)
+        ]
+    deciding_id, decision_errors = deciding or (None, [])
+    if deciding_id is not None and deciding_id not in {seen["id"] for seen in queue}:
+        # No longer in the queue (decided meanwhile): said at the top, naming the request.
+        errors = [*(errors or []), *_naming(deciding_id, decision_errors)]
+        deciding_id = None
+    made = notice(MADE)
     return render_template(
         "requests.html",
         mine=mine,
         queue=queue,
+        made=next((seen for seen in mine if made and seen["id"] == made["request_id"]), None),
+        decided=_just_decided(actor),
         errors=errors or [],
-        form=request.form,
+        deciding_id=deciding_id,
+        decision_errors=decision_errors,
+        # What was typed comes back only into the form it was typed in.
+        form=request.form if request.endpoint == "portal.create_access_request" else MultiDict(),
+        typed=request.form if deciding_id is not None else ImmutableMultiDict(),
         purposes=PURPOSES,
         purpose_labels=PURPOSE_LABELS,
         categories=CATEGORIES,
         category_labels=CATEGORY_LABELS,
-        **shown,
     ), status
+
+
+def _just_decided(actor: Actor) -> dict[str, Any] | None:
+    """The request this officer decided just before, as the decision's answer showed it (as
+    POST /v1/access-requests/{id}/decision answers: its access_granted or access_denied entry
+    records it, and no read is audited)."""
+    left = notice(DECIDED)
+    if left is None or DECIDERS not in actor.scopes:
+        return None
+    session = db_session()
+    row = session.get(AccessRequestRow, left["request_id"])
+    if row is None or row.decided_by != actor.person_id:
+        return None
+    return _as_shown(row, access_request_answer(session, row, officer=True), officer=True)
+
+
+def _as_shown(row: AccessRequestRow, seen: dict[str, Any], *, officer: bool) -> dict[str, Any]:
+    """``seen`` (the API's answer) with what the page says of it to its reader:
+
+    - ``state``: where the request stands, in one line: waiting for an officer, or the
+      decision as the API words it;
+    - ``asked``: the automatic check made when it was asked, where it still says something.
+      Always to the officer (worded for them: the engine words a refusal for the requester);
+      to the requester only when that check decided the request. Once an officer has
+      decided, or while one has not, the check's "nothing permits you; ask the
+      Procuraduría" would contradict the decision or ask for what was just done."""
+    reasons = (seen.get("decision") or {}).get("reasons") or ()
+    decided_at_once = row.status != "pending" and row.decided_by is None
+    if row.status == "pending":
+        state = _AWAITS_YOU if officer else _AWAITS_AN_OFFICER
+    else:
+        state = (seen["message"]["es"], seen["message"]["en"])
+    asked: list[Text] = []
+    if officer:
+        asked = [_for_an_officer(reason, row.purpose) for reason in reasons]
+    elif decided_at_once:
+        # The message may already tell a reason (a hard rule): not twice.
+        asked = [(r["es"], r["en"]) for r in reasons if r["es"] not in state[0]]
+    return {**seen, "state": state, "asked": asked}
+
+
+def _for_an_officer(reason: dict[str, Any], purpose: str) -> Text:
+    """A reason of the engine as an officer reads it: the plain refusal ("nothing in force
+    permits you…; you may ask the Procuraduría") speaks to the requester."""
+    if reason.get("code") != "default_deny":
+        return reason["es"], reason["en"]
+    names = [
+        CATEGORY_LABELS[code] for code in reason.get("categories", ()) if code in CATEGORY_LABELS
+    ]
+    purpose_es, purpose_en = PURPOSE_LABELS.get(purpose, (purpose, purpose))
+    return (
+        "Nada vigente (consentimiento, autorización ni acceso de emergencia) permitía "
+        f"{', '.join(es for es, _ in names)} para «{purpose_es}».",
+        "Nothing in force (consent, grant or emergency override) permitted "
+        f"{', '.join(en for _, en in names)} for “{purpose_en}”.",
+    )
+
+
+def _naming(request_id: str, errors: list[Text]) -> list[Text]:
+    return [(f"Solicitud {request_id}: {es}", f"Request {request_id}: {en}") for es, en in errors]
 
 
 @bp.get("/requests")
@@ -84,23 +239,51 @@ def access_requests() -> tuple[str, int]:
     return _page()
 
 
+# -- checking a form ---------------------------------------------------------------------------
+
+
 def _until(text: str) -> str:
     """A date alone (what a date field sends) is the end of that day, UTC."""
     text = text.strip()
     return f"{text}T23:59:59Z" if _DATE_ONLY.match(text) else text
 
 
+def _instant(text: str) -> datetime | None:
+    """The instant a form's date names (an instant without an offset is UTC, as the API reads
+    it), or None when it names none."""
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except ValueError:
+        return None
+
+
+def _one_per_field(failures: list[ValidationFailure], plain: dict[str, Text]) -> list[Text]:
+    """The schema's failures as one message per form field: the field's plain message where
+    the page has one, else the schema's first."""
+    messages: dict[str, Text] = {}
+    for failure in failures:
+        field = failure.pointer.split("/")[1] if failure.pointer.count("/") else ""
+        messages.setdefault(field, plain.get(field, (failure.message_es, failure.message_en)))
+    return list(messages.values())
+
+
 def _refusal(error: ConsentProblem | ConsentError) -> tuple[int, list[Text]]:
-    """A service's refusal as the API words it: its status and messages."""
+    """A service's refusal as one message, with the API's status."""
     if isinstance(error, ConsentError):
         return 400, [(error.message_es, error.message_en)]
-    listed = [(found["message_es"], found["message_en"]) for found in error.errors]
-    return KINDS[error.kind][0], [(error.es, error.en), *listed]
+    es = " ".join([error.es, *(found["message_es"] for found in error.errors)])
+    en = " ".join([error.en, *(found["message_en"] for found in error.errors)])
+    # The API names the member to send; on the page, that is the Deny choice.
+    es, en = (text.replace(" (approve: false)", "") for text in (es, en))
+    return KINDS[error.kind][0], [(es, en)]
+
+
+# -- asking ------------------------------------------------------------------------------------
 
 
 @bp.post("/requests")
 @login_required(REQUESTERS)
-def create_access_request() -> tuple[str, int]:
+def create_access_request() -> Response | tuple[str, int]:
     actor, session = current_actor(), db_session()
     body: dict[str, Any] = {
         "child_id": request.form.get("child_id", "").strip(),
@@ -110,7 +293,12 @@ def create_access_request() -> tuple[str, int]:
     }
     failures = schema_validator(("access-request", 1)).validate(body)
     if failures:
-        return _page(400, errors=[(f.message("es"), f.message("en")) for f in failures])
+        return _page(400, errors=_one_per_field(failures, _REQUEST_FIELDS))
+    until = _instant(body["until"])
+    if until is None:
+        return _page(400, errors=[_REQUEST_FIELDS["until"]])
+    if until <= utcnow():  # as the service refuses it, in words for the form
+        return _page(400, errors=[_REQUEST_UNTIL_PAST])
     try:
         child = load_child(session, body["child_id"])
     except LookupError:
@@ -122,12 +310,38 @@ def create_access_request() -> tuple[str, int]:
         status, errors = _refusal(error)
         return _page(status, errors=errors)
     session.commit()
-    return _page(201, created=access_request_answer(session, row, officer=False))
+    leave_notice(MADE, request_id=row.id)
+    return go("portal.access_requests")
+
+
+# -- deciding ----------------------------------------------------------------------------------
+
+
+def _decision_errors(choice: str | None, body: dict[str, Any]) -> list[Text]:
+    """What is wrong with a decision form, one message per field."""
+    errors: list[Text] = []
+    if choice not in ("approve", "deny"):
+        errors.append(_CHOOSE)
+    reason = body["reason"]
+    if not reason.strip():
+        errors.append(_WRITE_A_REASON)
+    elif len(reason) > REASON_LIMIT:
+        errors.append(_reason_too_long(len(reason)))
+    if "until" in body:
+        until = _instant(body["until"])
+        if until is None:
+            errors.append(_DECISION_UNTIL_NOT_A_DATE)
+        elif choice == "approve" and until <= utcnow():  # a denial grants nothing to date
+            errors.append(_DECISION_UNTIL_PAST)
+    if errors:
+        return errors
+    # The API's own schema has the last word on anything the checks above do not name.
+    return _one_per_field(schema_validator(ACCESS_DECISION_SCHEMA).validate(body), {})
 
 
 @bp.post("/requests/<request_id>/decision")
 @login_required(DECIDERS)
-def decide_access_request(request_id: str) -> tuple[str, int]:
+def decide_access_request(request_id: str) -> Response | tuple[str, int]:
     actor, session = current_actor(), db_session()
     choice = request.form.get("decision")
     until = request.form.get("until", "").strip()
@@ -136,17 +350,9 @@ def decide_access_request(request_id: str) -> tuple[str, int]:
         "reason": request.form.get("reason", ""),
         **({"until": _until(until)} if until else {}),
     }
-    errors = [
-        (f.message("es"), f.message("en"))
-        for f in schema_validator(ACCESS_DECISION_SCHEMA).validate(body)
-    ]
-    if choice not in ("approve", "deny"):
-        errors.insert(0, ("Elija aprobar o denegar.", "Choose approve or deny."))
-    wrong_until = not_an_instant(body.get("until"), "until")
-    if wrong_until is not None:
-        errors.append(wrong_until)
+    errors = _decision_errors(choice, body)
     if errors:
-        return _page(400, errors=errors)
+        return _page(400, deciding=(request_id, errors))
     try:
         row, _grant, _entry = decide_request(
             session, actor, request_id, body["approve"], body["reason"].strip(),
@@ -154,10 +360,12 @@ def decide_access_request(request_id: str) -> tuple[str, int]:
         )  # fmt: skip
     except LookupError:
         session.rollback()
+        g.page_path = url_for("portal.access_requests")
         return message_page(404, ("No encontrado", "Not found"), _NOT_FOUND)
     except (ConsentProblem, ConsentError) as error:
         session.rollback()
         status, errors = _refusal(error)
-        return _page(status, errors=errors)
+        return _page(status, deciding=(request_id, errors))
     session.commit()
-    return _page(200, decided=access_request_answer(session, row, officer=True))
+    leave_notice(DECIDED, request_id=row.id)
+    return go("portal.access_requests")

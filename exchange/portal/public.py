@@ -1,14 +1,22 @@
-"""The pages anyone may read: what Puente is, and the shared schemas field by field."""
+"""The pages anyone may read: what Puente is, the shared schemas field by field, and the page
+a person's browser gets for an address that has no page."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from flask import render_template
+from flask import Flask, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.wrappers import Response
 
 from consent import CATEGORY_LABELS
-from exchange.portal.blueprint import bp, page_language
+
+# The hub's own answer to a routing error (problem+json), for every caller but a person's
+# browser on the portal's addresses.
+from exchange.httpbasics import _http_exception as problem_answer
+from exchange.portal.blueprint import bp, message_page, page_language
+from exchange.problems import PROBLEM_MEDIA_TYPE
 from schemas.errors import UnknownSchema
 from schemas.outline import field_outline
 from schemas.registry import default_registry
@@ -59,3 +67,56 @@ def _definitions(document: Mapping[str, Any]) -> list[dict[str, Any]]:
         for name, node in (document.get("$defs") or {}).items()
         if isinstance(node, Mapping)
     ]
+
+
+#: First path segments of the routes for programs (the API, OAuth, discovery, operations):
+#: whatever asks there gets problem+json, a browser too.
+MACHINE_SEGMENTS = frozenset(
+    {"v1", "oauth", ".well-known", "openapi.json", "healthz", "readyz", "metrics"}
+)
+
+
+def init_app(app: Flask) -> None:
+    # By status, so they come before the hub's handler of every HTTPException (Flask looks
+    # for a handler of the status first).
+    app.register_error_handler(NotFound, _no_such_page)
+    app.register_error_handler(MethodNotAllowed, _no_such_page)
+
+
+def _wants_a_page() -> bool:
+    """A person's browser on one of the portal's addresses: it prefers HTML to JSON (a
+    program's ``*/*`` or no Accept header gets the problem, as before)."""
+    if request.path.split("/")[1] in MACHINE_SEGMENTS:
+        return False
+    offered = (PROBLEM_MEDIA_TYPE, "application/json", "text/html")
+    return request.accept_mimetypes.best_match(offered) == "text/html"
+
+
+def _no_such_page(error: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
+    if not _wants_a_page():
+        return problem_answer(error)
+    path = request.path
+    headers: dict[str, str] = {}
+    if isinstance(error, MethodNotAllowed):
+        headers["Allow"] = ", ".join(sorted(error.valid_methods or ()))
+        if request.method in ("GET", "HEAD"):
+            message = (
+                f"La dirección {path} solo recibe formularios del portal; no es una página. "
+                "Vuelva a la página anterior o use el menú.",
+                f"The address {path} only receives the portal's forms; it is not a page. Go "
+                "back to the page before, or use the menu.",
+            )
+        else:
+            message = (
+                f"La página {path} no recibe formularios.",
+                f"The page {path} does not receive forms.",
+            )
+        title = ("Esta dirección no es una página", "This address is not a page")
+    else:
+        title = ("Página no encontrada", "Page not found")
+        message = (
+            f"No hay ninguna página en {path}. Use el menú o vuelva al inicio.",
+            f"There is no page at {path}. Use the menu, or go back to the home page.",
+        )
+    body, status = message_page(error.code or 404, title, message)
+    return body, status, headers

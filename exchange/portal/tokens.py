@@ -4,11 +4,25 @@
 Making and revoking go through the same services as ``puente person token`` and
 ``revoke-token`` (exchange.people), so the same checks apply and the same ``person_changed``
 entries are written, naming the person as the one who acted.
+
+Both answer with a redirect to the list (Post/Redirect/Get), so a reload or a second click
+makes no second token. The new token's secret crosses that redirect in the session cookie,
+sealed (encrypted) under a key derived from the portal secret, and the next page takes it out:
+it is shown on that one page, and is never in an address, a log or the browser's history.
 """
 
 from __future__ import annotations
 
-from flask import render_template, request
+import base64
+import hashlib
+import hmac
+import json
+from datetime import datetime
+from typing import Any
+
+import nacl.exceptions
+import nacl.secret
+from flask import current_app, g, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from exchange import db
@@ -23,29 +37,58 @@ from exchange.people import (
     issue_token,
     list_tokens,
 )
-from exchange.portal.blueprint import Text, bp, go, message_page
+from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
 from exchange.portal.sessions import current_actor, login_required
 
+ISSUED, REVOKED = "token_issued", "token_revoked"
 
-def _page(
-    status: int = 200, *, issued: IssuedToken | None = None, errors: list[Text] | None = None
-) -> tuple[str, int]:
+
+def _box() -> nacl.secret.SecretBox:
+    """The key that seals a new token's secret in the session cookie: derived from the portal
+    secret (which signs the cookie) for this use alone."""
+    secret = str(current_app.secret_key).encode("utf-8")
+    key = hmac.new(secret, b"puente portal: a new token, shown once", hashlib.sha256).digest()
+    return nacl.secret.SecretBox(key)
+
+
+def _seal(issued: IssuedToken) -> str:
+    return base64.b64encode(_box().encrypt(json.dumps(issued.to_json()).encode())).decode()
+
+
+def _unsealed(person_id: str) -> dict[str, Any] | None:
+    """The token this person made just before, from the notice left for this page."""
+    left = notice(ISSUED)
+    if left is None:
+        return None
+    try:
+        issued: dict[str, Any] = json.loads(_box().decrypt(base64.b64decode(left["sealed"])))
+    except (KeyError, ValueError, TypeError, nacl.exceptions.CryptoError):
+        return None  # sealed under another portal secret: not shown, nothing else to do
+    if issued.get("person_id") != person_id:
+        return None
+    issued["expires_at"] = datetime.fromisoformat(issued["expires_at"])
+    return issued
+
+
+def _page(status: int = 200, *, errors: list[Text] | None = None) -> tuple[str, int]:
     actor = current_actor()
     assert actor.person_id is not None
+    g.page_path = url_for("portal.tokens")
     session = db.session()
     tokens = [
         {
             "id": row.id,
             "name": row.label,
             "scopes": row.scope.split(),
-            "expires_at": as_utc(row.expires_at).isoformat(timespec="minutes"),
+            "expires_at": as_utc(row.expires_at),
         }
         for row in list_tokens(session, actor.person_id)
     ]
     return render_template(
         "tokens.html",
         tokens=tokens,
-        issued=issued,
+        issued=_unsealed(actor.person_id),
+        revoked=notice(REVOKED),
         errors=errors or [],
         scopes=sorted(allowed_scopes(actor.roles)),
         chosen=set(request.form.getlist("scope")),
@@ -63,7 +106,7 @@ def tokens() -> tuple[str, int]:
 
 @bp.post("/tokens")
 @login_required()
-def create_token() -> tuple[str, int]:
+def create_token() -> Response | tuple[str, int]:
     actor = current_actor()
     assert actor.person_id is not None
     days_text = request.form.get("days", "").strip() or str(DEFAULT_TOKEN_DAYS)
@@ -84,8 +127,9 @@ def create_token() -> tuple[str, int]:
         found = error.errors if isinstance(error, InvalidAgency) else [error]
         return _page(400, errors=[(e.message_es, e.message_en) for e in found])
     session.commit()
-    # Shown in this answer only (no-store, exchange.httpbasics): only its hash is kept.
-    return _page(201, issued=issued)
+    # Shown on the next page only (no-store, exchange.httpbasics): only its hash is kept.
+    leave_notice(ISSUED, sealed=_seal(issued))
+    return go("portal.tokens", _anchor="new-token")
 
 
 def _days_refused(days: str) -> Text:
@@ -110,13 +154,16 @@ def revoke(token_id: str) -> Response | tuple[str, int]:
     row = session.get(AccessToken, number) if number < 2**31 else None
     if row is None or row.person_id is None or row.person_id != actor.person_id:
         # Someone else's token, or none: the same answer, which tells nothing.
+        g.page_path = url_for("portal.tokens")
         return message_page(
             404,
             ("No encontrado", "Not found"),
             ("No tiene un token con ese número.", "You have no token with that number."),
         )
+    revoked = {"token_id": row.id, "name": row.label}
     if end_token(session, row, by_person=actor):
         session.commit()
     else:
         session.rollback()  # already revoked: nothing changed, nothing audited
+    leave_notice(REVOKED, **revoked)
     return go("portal.tokens")
