@@ -48,11 +48,16 @@ from typing import Any
 
 from flask import current_app
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import (
+    InvalidHeaderValueError,
+    JoseError,
+    MissingCritHeaderError,
+    UnsupportedHeaderError,
+)
 from sqlalchemy.orm import Session
 
 from exchange.agencies import Agency, identity_errors
-from exchange.audit_log import record_event
+from exchange.audit_log import AuditFieldError, record_event
 from exchange.auth import PEER_CLIENT_PREFIX, Actor
 from exchange.oauth import consume_assertion_id
 from exchange.peers import Peer, speaks_for
@@ -98,11 +103,17 @@ class EnvelopeRefused(BilingualError):
         #: envelope that peer really sent is audited; an unverified one is anyone's and is not.
         self.verified_from: str | None = None
         self.jti: str | None = None
+        #: What the verified envelope said (its ``type`` claim and ``body``), unchecked: whom
+        #: a refused lookup named as the agency asking is on the log (:func:`audit_refusal`).
+        self.claimed: tuple[Any, Any] = (None, None)
 
-    def sent_by(self, peer_id: str, jti: str | None) -> EnvelopeRefused:
-        """This refusal is of an envelope ``peer_id`` did send (its signature verified): it is
-        audited as a failed receipt."""
+    def sent_by(
+        self, peer_id: str, jti: str | None, envelope_type: Any = None, body: Any = None
+    ) -> EnvelopeRefused:
+        """This refusal is of an envelope ``peer_id`` did send (its signature verified), of
+        ``envelope_type`` with ``body`` as it claims them: it is audited as a failed receipt."""
         self.verified_from, self.jti = peer_id, jti
+        self.claimed = (envelope_type, body)
         return self
 
 
@@ -155,6 +166,46 @@ def _refused_signature(es: str, en: str) -> EnvelopeRefused:
     )
 
 
+#: The JWS header members (RFC 7515 §4.1) an envelope may carry; an envelope signs with
+#: ``alg``, ``typ`` and ``kid``.
+JWS_HEADER_MEMBERS = frozenset(
+    {"alg", "jku", "jwk", "kid", "x5u", "x5c", "x5t", "x5t#S256", "typ", "cty"}
+)
+
+
+def _refused_header(es: str, en: str) -> EnvelopeRefused:
+    # Refused before the signature is checked, so that says nothing of it; the same problem
+    # type as another algorithm or typ.
+    return _refused_signature(
+        f"{es} Se rechaza sin comprobar la firma.",
+        f"{en} It is refused without checking the signature.",
+    )
+
+
+def _check_header_members(header: Mapping[str, Any]) -> None:
+    """Refuse a ``crit`` header (RFC 7515 §4.1.11: extensions the recipient must understand;
+    an envelope uses none, so this hub understands none) and members outside RFC 7515's, each
+    said as what it is rather than as a signature that does not verify."""
+    if "crit" in header:
+        named = header["crit"]
+        listed = (", ".join(map(str, named)) if isinstance(named, list) else repr(named))[:200]
+        raise _refused_header(
+            f"la cabecera declara extensiones críticas ('crit': {listed}), y este nodo no "
+            "entiende ninguna: un sobre de federación no las usa.",
+            f"the header declares critical extensions ('crit': {listed}), and this hub "
+            "understands none: a federation envelope uses none.",
+        )
+    unknown = sorted(set(header) - JWS_HEADER_MEMBERS)
+    if unknown:
+        listed = ", ".join(repr(name) for name in unknown)[:200]
+        raise _refused_header(
+            f"la cabecera lleva miembros que este nodo no admite ({listed}); un sobre lleva "
+            "alg, typ y kid.",
+            f"the header carries members this hub does not support ({listed}); an envelope "
+            "carries alg, typ and kid.",
+        )
+
+
 def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | None = None) -> Opened:
     """Verify ``token`` as an envelope to this hub from an active pinned peer (``from_peer``
     when the sender is known, as for an answer) and consume its ``jti``; raises
@@ -187,6 +238,7 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             f"typ {header.get('typ')!r}; se espera {ENVELOPE_TYP!r}.",
             f"typ {header.get('typ')!r}; expected {ENVELOPE_TYP!r}.",
         )
+    _check_header_members(header)
     issuer = claims.get("iss") if isinstance(claims, dict) else None
     peer = from_peer
     if peer is None:
@@ -211,6 +263,12 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
         )
     try:
         jwt.decode(raw.strip(), key, algorithms=["EdDSA"])
+    except (InvalidHeaderValueError, UnsupportedHeaderError, MissingCritHeaderError) as error:
+        # A header the JWS library does not take: nothing is known of the signature.
+        raise _refused_header(
+            f"la cabecera no es válida ({error.description or error.error}).",
+            f"the header is not valid ({error.description or error.error}).",
+        ) from error
     except JoseError as error:
         raise _refused_signature(
             f"la firma no corresponde a la llave registrada para {peer.hub_id!r}.",
@@ -220,7 +278,8 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
         jti, kind, body = _checked_claims(claims)
     except EnvelopeRefused as refusal:
         given = claims.get("jti")
-        refusal.sent_by(peer.hub_id, given if isinstance(given, str) and JTI.match(given) else None)
+        jti_given = given if isinstance(given, str) and JTI.match(given) else None
+        refusal.sent_by(peer.hub_id, jti_given, claims.get("type"), claims.get("body"))
         raise
     expires = datetime.fromtimestamp(int(claims["exp"]) + LEEWAY_SECONDS, UTC)
     if not consume_assertion_id(peer.hub_id, "envelope:" + jti, expires):
@@ -229,7 +288,7 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             f"El sobre {jti} del nodo {peer.hub_id} ya se recibió: cada sobre vale una vez.",
             f"Envelope {jti} from hub {peer.hub_id} was already received: each envelope is "
             "good once.",
-        ).sent_by(peer.hub_id, jti)
+        ).sent_by(peer.hub_id, jti, kind, body)
     return Opened(peer, jti, kind, body)
 
 
@@ -441,7 +500,7 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
     try:
         lookup = read_lookup(session, opened.peer, opened.body)
     except EnvelopeRefused as refusal:
-        refusal.sent_by(opened.peer.hub_id, opened.jti)
+        refusal.sent_by(opened.peer.hub_id, opened.jti, opened.type, opened.body)
         raise
     audit_envelope(
         session,
@@ -518,6 +577,46 @@ def audit_envelope(
         detail=kind,
         **fields,
     )
+
+
+def audit_refusal(session: Session, refusal: EnvelopeRefused) -> None:
+    """``federation_envelope_received``, outcome ``failure``, reason ``refused.<problem
+    type>``, for an envelope its peer did send (``refusal.verified_from``). For a lookup, the
+    actor is the agency the envelope named as asking and the purpose it gave, as the peer
+    claimed them (the outcome says they were refused), with the client ``hub:<peer id>``:
+    oversight sees which peer asked for whom, even when it had no right to."""
+    from exchange.sharing import purpose_codes
+
+    peer_id = refusal.verified_from
+    if peer_id is None:
+        return
+    entry: dict[str, Any] = {
+        "action": "federation_envelope_received",
+        "outcome": "failure",
+        "object_type": "envelope" if refusal.jti else None,
+        "object_id": refusal.jti,
+        "target_hub": peer_id,
+        "detail": f"refused.{refusal.kind}",
+    }
+    claimed: dict[str, Any] = {}
+    envelope_type, body = refusal.claimed
+    if envelope_type == "lookup" and isinstance(body, dict):
+        if body.get("purpose") in purpose_codes():
+            entry["purpose"] = body["purpose"]
+        requester = body.get("requester")
+        agency_id = requester.get("agency_id") if isinstance(requester, dict) else None
+        if isinstance(agency_id, str):
+            claimed = {
+                "actor_agency": agency_id,
+                "actor_role": "system",
+                "actor_client": PEER_CLIENT_PREFIX + peer_id,
+            }
+    try:
+        record_event(session, **entry, **claimed)
+    except AuditFieldError:
+        # A claimed agency id the audit log cannot hold (malformed: that may be why it was
+        # refused) is left out; the refusal is on the log all the same.
+        record_event(session, **entry)
 
 
 # -- asking a peer (the hub of the agency that asks) -------------------------------------------

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange import federation
@@ -60,6 +60,9 @@ PAYLOAD_FIELDS = ("agency_id", "consent_id", "child_id", "revoked_at")
 BODY_FIELDS = (*PAYLOAD_FIELDS, "notice_id")
 #: How far ahead of this hub's clock a revocation may say it took effect.
 CLOCK_SKEW = timedelta(minutes=5)
+#: The last_error of a notice that died because its peer hub was disabled (or not pinned) when
+#: its turn came: what :func:`dead_while_peer_disabled` counts.
+DISABLED_PEER = "peer hub {0} is not pinned or is disabled (puente peer enable {0})"
 #: The ids a notice carries: the hub's own (``cns_…``, ``chd_…``), checked loosely so that a
 #: peer's next id format still passes, but never free text.
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -103,9 +106,7 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
     peer = session.get(Peer, peer_id)
     # Reasons in English, as every outbox message's last_error (puente outbox list).
     if peer is None or not peer.active:
-        raise PermanentDeliveryError(
-            f"peer hub {peer_id} is not pinned or is disabled (puente peer enable {peer_id})"
-        )
+        raise PermanentDeliveryError(DISABLED_PEER.format(peer_id))
     if not peer.base_url:
         raise PermanentDeliveryError(
             f"peer hub {peer_id} has no URL pinned (puente peer set-url {peer_id} URL)"
@@ -132,6 +133,21 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
         raise TransientDeliveryError(f"HTTP {answer.status} from peer hub {peer_id}: {detail}")
     raise PermanentDeliveryError(
         f"peer hub {peer_id} refused the notice (HTTP {answer.status}): {detail}"
+    )
+
+
+def dead_while_peer_disabled(session: Session, peer_hub: str) -> int:
+    """How many notices to ``peer_hub`` died because it was disabled when their turn came
+    (``puente outbox retry --all-dead --peer`` sends them once it is enabled again)."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                OutboxMessage.peer_hub == peer_hub,
+                OutboxMessage.status == "dead",
+                OutboxMessage.last_error == DISABLED_PEER.format(peer_hub),
+            )
+        )
+        or 0
     )
 
 

@@ -1,7 +1,8 @@
 """What a pinned peer's description must be, checked before the registry stores it
 (:mod:`exchange.peers`): its hub id, log origin and URL, its log and witness verifier keys,
-its signing key, the agency id prefixes it speaks for — and never this hub's own. The errors
-the registry raises live here too, so that the checks and the registry say the same things.
+its signing key, the agency id prefixes it speaks for — and never this hub's own: neither its
+keys nor its agencies (its own namespace, those registered here). The errors the registry
+raises live here too, so that the checks and the registry say the same things.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 from flask import current_app
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from audit import CosignatureVerifier, FormatError, Verifier
 from audit.errors import in_spanish
@@ -172,6 +175,91 @@ def check_agency_prefixes(prefixes: list[str]) -> list[str]:
                 field="agency_prefixes",
             )
     return sorted(set(prefixes))
+
+
+def own_agency_prefixes() -> list[str]:
+    """This hub's own agency namespace, derived from its ``HUB_ID`` as a peer's default is
+    from its id (``mx.chp.puente`` → ``["mx.chp."]``)."""
+    return default_agency_prefixes(current_app.config["HUB_ID"])
+
+
+def covers_namespace(prefix: str, namespace: str) -> bool:
+    """Whether agency ids under ``prefix`` and under ``namespace`` (both ending with a dot)
+    can be the same: one starts the other."""
+    return prefix.startswith(namespace) or namespace.startswith(prefix)
+
+
+def local_agency_covered(session: Session, prefix: str) -> str | None:
+    """An agency registered on this hub that ``prefix`` covers: one whose id starts with it
+    (``mx.chp.`` covers ``mx.chp.dif``), or one whose own ids' namespace it lies in
+    (``mx.chp.dif.`` is ``mx.chp.dif``'s)."""
+    from exchange.agencies import Agency
+
+    under = session.scalar(
+        select(Agency.id)
+        .where(Agency.id.startswith(prefix, autoescape=True))
+        .order_by(Agency.id)
+        .limit(1)
+    )
+    if under is not None:
+        return under
+    labels = prefix.rstrip(".").split(".")
+    for count in range(1, len(labels) + 1):
+        candidate = ".".join(labels[:count])
+        if session.get(Agency, candidate) is not None:
+            return candidate
+    return None
+
+
+def not_this_hubs_agencies(session: Session, prefixes: list[str], *, defaulted: bool) -> None:
+    """A peer never speaks for this hub's agencies: its prefixes cover neither this hub's own
+    namespace nor an agency registered here. Were they to, a consent naming a mistyped local
+    agency (``mx.chp.dfi``) would pass for one naming the peer's, and the peer could then ask
+    as that agency and read under it."""
+    hub_id = current_app.config["HUB_ID"]
+    # Said when the prefix is the peer's default (from its hub id), which nobody typed.
+    if defaulted:
+        hint_es = (
+            " Es el prefijo por omisión del nodo par (las dos primeras partes de su id): "
+            "indique sus prefijos con --agency-prefix PREFIJO (repetible)."
+        )
+        hint_en = (
+            " It is the peer's default prefix (the first two labels of its id): give its "
+            "prefixes with --agency-prefix PREFIX (repeatable)."
+        )
+    else:
+        hint_es = hint_en = ""
+    for prefix in prefixes:
+        for own in own_agency_prefixes():
+            if covers_namespace(prefix, own):
+                raise InvalidPeer(
+                    f"El prefijo de agencia {prefix!r} se cruza con {own!r}, el espacio de las "
+                    f"agencias de este mismo nodo ({hub_id}): un nodo par nunca habla por las "
+                    f"agencias de este nodo.{hint_es}",
+                    f"The agency prefix {prefix!r} overlaps {own!r}, the namespace of this "
+                    f"hub's own agencies ({hub_id}): a peer never speaks for this hub's "
+                    f"agencies.{hint_en}",
+                    field="agency_prefixes",
+                )
+        agency_id = local_agency_covered(session, prefix)
+        if agency_id is not None:
+            raise InvalidPeer(
+                f"El prefijo de agencia {prefix!r} cubre {agency_id!r}, una agencia registrada "
+                f"en este nodo: un nodo par nunca habla por las agencias de este nodo.{hint_es}",
+                f"The agency prefix {prefix!r} covers {agency_id!r}, an agency registered on "
+                f"this hub: a peer never speaks for this hub's agencies.{hint_en}",
+                field="agency_prefixes",
+            )
+
+
+def colliding_prefixes(session: Session, prefixes: list[str]) -> list[str]:
+    """Those of ``prefixes`` that cover this hub's own namespace or one of its agencies."""
+    return [
+        prefix
+        for prefix in prefixes
+        if any(covers_namespace(prefix, own) for own in own_agency_prefixes())
+        or local_agency_covered(session, prefix) is not None
+    ]
 
 
 def check_fields(hub_id: str, origin: str, base_url: str | None) -> None:

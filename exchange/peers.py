@@ -43,8 +43,11 @@ from exchange.peer_checks import (
     check_log_vkey,
     check_signing_jwk,
     check_witness_vkey,
+    colliding_prefixes,
     default_agency_prefixes,
     not_this_hub,
+    not_this_hubs_agencies,
+    own_agency_prefixes,
 )
 
 
@@ -124,6 +127,7 @@ def add_peer(
     """Pin a peer hub's audit log (and its witness and signing keys, and the agency prefixes it
     speaks for: by default :func:`default_agency_prefixes`); audited as ``peer_changed``."""
     check_fields(hub_id, origin, base_url)
+    defaulted = agency_prefixes is None
     prefixes = check_agency_prefixes(
         default_agency_prefixes(hub_id) if agency_prefixes is None else agency_prefixes
     )
@@ -145,6 +149,7 @@ def add_peer(
         )
     if signing_jwk is not None:
         _signing_key_not_pinned_elsewhere(session, hub_id, signing_jwk)
+    not_this_hubs_agencies(session, prefixes, defaulted=defaulted)
     _no_overlap(session, hub_id, prefixes)
     peer = Peer(
         hub_id=hub_id,
@@ -240,6 +245,7 @@ def set_agency_prefixes(session: Session, hub_id: str, prefixes: list[str]) -> P
     ``mx.ext.`` for the foreign consulates registered on the federal hub)."""
     peer = get_peer(session, hub_id)
     checked = check_agency_prefixes(prefixes)
+    not_this_hubs_agencies(session, checked, defaulted=False)
     _no_overlap(session, peer.hub_id, checked)
     return _change(
         session,
@@ -255,8 +261,40 @@ def set_agency_prefixes(session: Session, hub_id: str, prefixes: list[str]) -> P
 
 
 def speaks_for(peer: Peer, agency_id: str) -> bool:
-    """Whether ``peer`` may name ``agency_id`` as the agency that asks."""
+    """Whether ``peer`` may name ``agency_id`` as the agency that asks: under one of its
+    prefixes, and never under this hub's own namespace (a peer pinned before that was refused
+    may still hold such a prefix)."""
+    if any(agency_id.startswith(own) for own in own_agency_prefixes()):
+        return False
     return any(agency_id.startswith(prefix) for prefix in peer.agency_prefixes)
+
+
+def peer_speaking_for(session: Session, agency_id: str) -> Peer | None:
+    """The active pinned peer that speaks for ``agency_id``, if one does: the agency is that
+    hub's, not a mistyped one of this hub."""
+    for peer in session.scalars(select(Peer).where(Peer.active.is_(True)).order_by(Peer.hub_id)):
+        if speaks_for(peer, agency_id):
+            return peer
+    return None
+
+
+def peer_covering_agency(session: Session, agency_id: str) -> Peer | None:
+    """A pinned peer, active or not, whose prefixes cover ``agency_id`` or ids under it
+    (``mx.fed.`` covers ``mx.fed.nueva``; ``mx.fed.nueva.x.`` lies under it): an agency of that
+    id registered here would be one the peer may speak for (``puente agency add`` should refuse
+    it, as :func:`add_peer` refuses the converse)."""
+    for peer in session.scalars(select(Peer).order_by(Peer.hub_id)):
+        for prefix in peer.agency_prefixes:
+            if agency_id.startswith(prefix) or prefix.startswith(agency_id + "."):
+                return peer
+    return None
+
+
+def prefix_collisions(session: Session, peer: Peer) -> list[str]:
+    """The peer's prefixes that cover this hub's own namespace or one of its agencies: none
+    can be pinned now, but a peer pinned before that check may hold one
+    (``puente peer list`` warns; ``puente peer set-agency-prefixes`` fixes it)."""
+    return colliding_prefixes(session, list(peer.agency_prefixes))
 
 
 def get_peer(session: Session, hub_id: str) -> Peer:

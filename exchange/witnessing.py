@@ -12,10 +12,15 @@ oversight body can require a quorum of witnesses offline.
 A 409 names the size the witness last cosigned: a smaller one (a lost answer, a witness that
 started afresh) is adopted and the request sent again once. A larger one than this log has
 signed, or a conflict at this checkpoint's own size, means the witness was shown another tree
-of this log: it is logged at critical level and written to the audit log once per conflict.
-Any other failure (the peer down, a timeout, another status) is one log line; the next run
-tries again. Nothing waits on a witness: runs come from ``puente worker`` (:class:`CosigningThread`)
-and ``puente audit witness``, and only write what they received.
+of this log: it is logged at critical level and written to the audit log once per peer until
+that witness cosigns again. A 409 carries nothing but a number, which proves nothing: a
+hostile or broken witness answering a new size at every run must not fill the audit log and
+the alerts with conflicts and bury a real fork among them. Later runs still say it (the log
+line, ``puente audit witness``). Any other failure (the peer down, a timeout, another status)
+is one log line; the next run tries again. Requests carry an ``Accept-Language`` (that of
+``puente audit witness --lang``; English for the worker, whose log is English), so a
+witness's refusal reads in it. Nothing waits on a witness: runs come from ``puente worker``
+(:class:`CosigningThread`) and ``puente audit witness``, and only write what they received.
 
 Successful cosignatures are not audited, as the witness does not audit giving them: two hubs
 witnessing each other would otherwise grow each other's logs without end.
@@ -24,12 +29,14 @@ witnessing each other would otherwise grow each other's logs without end.
 from __future__ import annotations
 
 import http.client
+import json
 import logging
 import os
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -52,13 +59,14 @@ from audit import (
     parse_cosignature_response,
     verified_signatures,
 )
+from audit.errors import spanish_cause
 from exchange import db
 from exchange.audit_log import AuditCheckpoint
 from exchange.audit_sequencer import TileStore, tile_cache
 from exchange.auth import utcnow
 from exchange.db import Base
 from exchange.peers import Peer
-from exchange.transports import NoRedirects
+from exchange.transports import NoRedirects, printable
 from exchange.witness_service import log_conflict_code, record_log_conflict
 
 log = logging.getLogger("puente.witness")
@@ -104,8 +112,8 @@ class PeerCosigning(Base):
     )
     #: The size the witness last cosigned for this log: the next request's ``old``.
     cosigned_size: Mapped[int] = mapped_column(BigInteger)
-    #: The witness's size in the conflict last written to the audit log, until a cosignature
-    #: ends it: a conflict that lasts is audited once, not at every run.
+    #: The witness's size in the conflict written to the audit log, until a cosignature ends
+    #: it: while it is set, no other conflict with this peer is audited (see _conflict).
     conflict_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -127,6 +135,11 @@ Post = Callable[[str, bytes, float], HttpAnswer]
 
 _OPENER = urllib.request.build_opener(NoRedirects)
 
+#: The language a cosigning run asks its witnesses to refuse in, sent by :func:`http_post` as
+#: ``Accept-Language``. A context variable rather than an argument, because ``post`` (which
+#: tests replace) takes the URL, body and timeout only.
+_WITNESS_LANGUAGE: ContextVar[str | None] = ContextVar("puente_witness_language", default=None)
+
 
 def http_post(
     url: str,
@@ -140,10 +153,12 @@ def http_post(
     """POST ``body`` to a peer hub, never following a redirect; at most ``max_bytes`` of the
     answer are read (also what :mod:`exchange.federation` sends envelopes with, ``headers``
     adding, e.g., the ``Accept-Language`` of the agency that asks)."""
+    language = _WITNESS_LANGUAGE.get()
+    sent = {"Accept-Language": language} if language else {}
+    sent.update(headers or {})
+    sent["Content-Type"] = content_type
     # The URL is the peer's base URL, which exchange.peers accepts only as http(s).
-    request = urllib.request.Request(  # noqa: S310
-        url, data=body, method="POST", headers={**(headers or {}), "Content-Type": content_type}
-    )
+    request = urllib.request.Request(url, data=body, method="POST", headers=sent)  # noqa: S310
     try:
         with _OPENER.open(request, timeout=timeout) as response:
             return HttpAnswer(
@@ -181,14 +196,20 @@ class PeerOutcome:
     reason: str | None = None
     #: The status of the witness's last answer, if one came.
     status: int | None = None
+    #: ``reason`` in Spanish (what the witness itself said stays in the language it said it).
+    reason_es: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def said(self, lang: str) -> str | None:
+        """What went wrong, in ``lang`` (``es`` or ``en``)."""
+        return self.reason_es if lang == "es" and self.reason_es else self.reason
+
+    def to_json(self, lang: str = "en") -> dict[str, Any]:
         return {
             "peer": self.hub_id,
             "outcome": self.outcome,
             "cosigned_size": self.cosigned_size,
             "status": self.status,
-            "reason": self.reason,
+            "reason": self.said(lang),
         }
 
 
@@ -198,10 +219,10 @@ class CosigningRun:
     checkpoint_size: int | None
     peers: list[PeerOutcome] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, lang: str = "en") -> dict[str, Any]:
         return {
             "checkpoint_size": self.checkpoint_size,
-            "peers": [peer.to_json() for peer in self.peers],
+            "peers": [peer.to_json(lang) for peer in self.peers],
         }
 
 
@@ -216,18 +237,23 @@ class _Witness:
 
 
 def request_cosignatures(
-    app: Flask, *, post: Post | None = None, timeout: float | None = None
+    app: Flask, *, post: Post | None = None, timeout: float | None = None, language: str = "en"
 ) -> CosigningRun:
     """Ask every active peer's witness to cosign the latest checkpoint; store what verifies.
 
     Peers whose witness has already cosigned it are left alone. Returns what happened with
-    each peer; never raises for a peer's failure (only for this hub's database).
+    each peer; never raises for a peer's failure (only for this hub's database). The requests
+    ask for refusals in ``language`` (``Accept-Language``).
     """
     post = post or http_post
     timeout = timeout or float(app.config.get("AUDIT_WITNESS_TIMEOUT") or DEFAULT_TIMEOUT)
-    # The worker's thread has no app context; an audit entry needs one (its hub and actor).
-    with app.app_context():
-        return _request_cosignatures(app, post, timeout)
+    asked_in = _WITNESS_LANGUAGE.set(language)
+    try:
+        # The worker's thread has no app context; an audit entry needs one (its hub and actor).
+        with app.app_context():
+            return _request_cosignatures(app, post, timeout)
+    finally:
+        _WITNESS_LANGUAGE.reset(asked_in)
 
 
 def _request_cosignatures(app: Flask, post: Post, timeout: float) -> CosigningRun:
@@ -277,20 +303,38 @@ def _ask(
         try:
             answer = post(witness.url, body.encode("utf-8"), timeout)
         except (OSError, http.client.HTTPException) as error:
-            return _failed(witness, "unreachable", f"no answer from {witness.url}: {error}")
+            return _failed(
+                witness,
+                "unreachable",
+                (
+                    f"sin respuesta de {witness.url}: {error}",
+                    f"no answer from {witness.url}: {error}",
+                ),
+            )
         if answer.status == 200:
             return _keep_cosignature(app, witness, signed_note, answer.body)
         if answer.status != 409:
+            said = peer_refusal_text(answer)
+            said = f": {said}" if said else ""
             return _failed(
                 witness,
                 "refused",
-                f"{witness.url} answered {answer.status}: {_first_line(answer.body)}",
+                (
+                    f"{witness.url} respondió {answer.status}{said}",
+                    f"{witness.url} answered {answer.status}{said}",
+                ),
                 answer.status,
             )
         theirs = _conflict_size(answer)
         if theirs is None:
             return _failed(
-                witness, "refused", f"{witness.url} answered 409 without a tree size", 409
+                witness,
+                "refused",
+                (
+                    f"{witness.url} respondió 409 sin un tamaño de árbol",
+                    f"{witness.url} answered 409 without a tree size",
+                ),
+                409,
             )
         if theirs > size or (theirs == size and old == size):
             return _conflict(app, witness, signed_note, theirs)
@@ -299,7 +343,15 @@ def _ask(
         # The witness cosigned another size of this log than we recorded (an answer lost on
         # the way, or a witness that started afresh): prove our checkpoint from that one.
         old = theirs
-    return _failed(witness, "refused", f"{witness.url} answered 409 twice (size {old})", 409)
+    return _failed(
+        witness,
+        "refused",
+        (
+            f"{witness.url} respondió 409 dos veces (tamaño {old})",
+            f"{witness.url} answered 409 twice (size {old})",
+        ),
+        409,
+    )
 
 
 def _proof(app: Flask, old: int, size: int) -> list[bytes]:
@@ -319,17 +371,34 @@ def _conflict_size(answer: HttpAnswer) -> int | None:
     return int(digits)
 
 
-def _first_line(body: bytes) -> str:
-    return body.decode("utf-8", "replace").strip().split("\n", 1)[0][:200]
+def peer_refusal_text(answer: HttpAnswer) -> str:
+    """What a peer's refusal says, on one line: a problem document's (RFC 9457) title and
+    detail, in the language asked for; of any other body, its first line; at most 300
+    characters, control characters escaped (it is printed to a terminal and a log)."""
+    text = answer.body.decode("utf-8", "replace")
+    try:
+        problem = json.loads(text)
+    except ValueError:
+        return printable(text.strip().split("\n", 1)[0])[:300]
+    if not isinstance(problem, dict):
+        return ""  # JSON, but no problem: nothing of it is passed on raw
+    parts = [problem.get(name) for name in ("title", "detail")]
+    shown = [part for part in parts if isinstance(part, str) and part]
+    return printable(": ".join(dict.fromkeys(shown)))[:300]
 
 
-def _failed(witness: _Witness, outcome: str, reason: str, status: int | None = None) -> PeerOutcome:
+def _failed(
+    witness: _Witness, outcome: str, reason: tuple[str, str], status: int | None = None
+) -> PeerOutcome:
+    """``reason`` in Spanish and English."""
     # One line, no traceback: a peer that is down is the peer's to fix, and the next run
     # tries again.
     log.warning(
-        "witness of peer %s did not cosign: %s; next run tries again", witness.hub_id, reason
+        "witness of peer %s did not cosign: %s; next run tries again", witness.hub_id, reason[1]
     )
-    return PeerOutcome(witness.hub_id, outcome, witness.cosigned_size, reason, status)
+    return PeerOutcome(
+        witness.hub_id, outcome, witness.cosigned_size, reason[1], status, reason_es=reason[0]
+    )
 
 
 def _keep_cosignature(app: Flask, witness: _Witness, signed_note: str, body: bytes) -> PeerOutcome:
@@ -344,7 +413,15 @@ def _keep_cosignature(app: Flask, witness: _Witness, signed_note: str, body: byt
             raise SignatureError(f"no cosignature by {witness.verifier.name} in the answer")
         cosignature = Cosignature.from_note_signature(good[0])
     except (UnicodeDecodeError, FormatError, SignatureError) as error:
-        return _failed(witness, "bad_cosignature", f"the cosignature does not verify: {error}", 200)
+        return _failed(
+            witness,
+            "bad_cosignature",
+            (
+                f"la cofirma no verifica: {spanish_cause(error)}",
+                f"the cosignature does not verify: {error}",
+            ),
+            200,
+        )
     with db.database(app).sessions() as session:
         if session.get(CheckpointCosignature, (size, witness.hub_id)) is None:
             session.add(
@@ -390,21 +467,24 @@ def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> P
             session.commit()
             return PeerOutcome(witness.hub_id, "behind", theirs, status=409)
         state = session.get(PeerCosigning, witness.hub_id, with_for_update=True)
-        log.critical(
-            "the witness of peer %s saw another tree of this hub's log: it cosigned size %d, "
-            "this checkpoint of size %d is refused",
-            witness.hub_id,
-            theirs,
-            size,
-            extra={
-                "peer": witness.hub_id,
-                "witness_size": theirs,
-                "signed_checkpoint": signed_note,
-            },
-        )
-        if state is None or state.conflict_size != theirs:
+        reported = state.conflict_size if state is not None else None
+        if reported is None:
+            log.critical(
+                "the witness of peer %s saw another tree of this hub's log: it cosigned size "
+                "%d, this checkpoint of size %d is refused",
+                witness.hub_id,
+                theirs,
+                size,
+                extra={
+                    "peer": witness.hub_id,
+                    "witness_size": theirs,
+                    "signed_checkpoint": signed_note,
+                },
+            )
             # Reported to oversight by GET /v1/audit/alerts (own_log_conflict). The witness
-            # tells only its size, not its root: the conflict is known by that size alone.
+            # tells only its size, not its root: the conflict is known by that size alone,
+            # and proved by nothing; so once per peer until its witness cosigns again, however
+            # many sizes it names meanwhile (a real fork, peer_log_forked, is not buried).
             record_log_conflict(
                 session, "own_log_conflict_reported", witness.hub_id, log_conflict_code(theirs)
             )
@@ -414,13 +494,32 @@ def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> P
                 )
                 session.add(state)
             state.conflict_size, state.updated_at = theirs, utcnow()
+            reason = (
+                f"el testigo cofirmó el tamaño {theirs} de otro árbol de esta bitácora; "
+                "registrado en la bitácora de auditoría",
+                f"the witness cosigned size {theirs} of another tree of this log; written to "
+                "the audit log",
+            )
+        else:
+            log.warning(
+                "the witness of peer %s still refuses this hub's log (size %d now, conflict "
+                "at size %d already audited): not audited again until it cosigns",
+                witness.hub_id,
+                theirs,
+                reported,
+                extra={"peer": witness.hub_id, "witness_size": theirs, "reported": reported},
+            )
+            reason = (
+                f"el testigo dice haber cofirmado el tamaño {theirs} de otro árbol de esta "
+                f"bitácora; el conflicto con este nodo par ya está en la bitácora de auditoría "
+                f"(tamaño {reported}) y no se registra de nuevo hasta que cofirme",
+                f"the witness says it cosigned size {theirs} of another tree of this log; the "
+                f"conflict with this peer is already in the audit log (size {reported}) and is "
+                "not written again until it cosigns",
+            )
         session.commit()
     return PeerOutcome(
-        witness.hub_id,
-        "conflict",
-        witness.cosigned_size,
-        f"the witness cosigned size {theirs} of another tree of this log",
-        409,
+        witness.hub_id, "conflict", witness.cosigned_size, reason[1], 409, reason_es=reason[0]
     )
 
 

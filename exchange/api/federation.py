@@ -3,7 +3,9 @@ them (:mod:`exchange.federation` says what an envelope is and how a lookup is an
 
 ``POST /v1/federation/envelopes`` takes no bearer token: as with the witness route, the peer's
 signature, checked against the key pinned for it, is the request's authentication.
-``POST /v1/federation/lookups`` is for an agency's system of this hub (scope ``records:read``).
+``POST /v1/federation/lookups`` is for an agency's system of this hub given the ``federation``
+scope: reading here (``records:read``) is not enough, since a lookup sends a child's
+identifiers to another hub.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from exchange.federation import (
     Opened,
     PeerUnavailable,
     answer_lookup,
-    audit_envelope,
+    audit_refusal,
     lookup_at_peer,
     open_envelope,
 )
@@ -78,7 +80,7 @@ def receive_envelope() -> Any:
                 "espera respuestas por separado.",
                 "A lookup answer travels in the HTTP response to the lookup; this hub does not "
                 "take answers on their own.",
-            )
+            ).sent_by(opened.peer.hub_id, opened.jti, opened.type, opened.body)
         else:
             raise EnvelopeRefused(
                 "conflict",
@@ -86,20 +88,14 @@ def receive_envelope() -> Any:
                 "transferencias entre nodos): pida al nodo de origen que use una consulta.",
                 f"This hub does not take {opened.type} envelopes yet (referrals and transfers "
                 "between hubs): ask the sending hub to use a lookup.",
-            )
+            ).sent_by(opened.peer.hub_id, opened.jti, opened.type, opened.body)
     except EnvelopeRefused as refusal:
         session.rollback()
         if refusal.verified_from is not None:
-            # A peer really sent it (its signature verified): oversight sees what was refused.
-            # An envelope no pinned key verifies is anyone's, and is not written to the log.
-            audit_envelope(
-                session,
-                "received",
-                refusal.verified_from,
-                refusal.jti,
-                f"refused.{refusal.kind}",
-                outcome="failure",
-            )
+            # A peer really sent it (its signature verified): oversight sees what was refused,
+            # and whom the peer named as asking. An envelope no pinned key verifies is
+            # anyone's, and is not written to the log.
+            audit_refusal(session, refusal)
             session.commit()
         raise _problem(refusal) from refusal
     session.commit()
@@ -174,7 +170,7 @@ LOOKUP_SCHEMA: dict[str, Any] = {
 
 
 @bp.post("/lookups")
-@require_scope("records:read")
+@require_scope("federation")
 def send_lookup() -> Any:
     body = require_json()
     check_against(LOOKUP_SCHEMA, body)

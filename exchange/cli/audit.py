@@ -214,8 +214,8 @@ _WITNESS_OUTCOMES = {
         "has already cosigned a newer checkpoint",
     ),
     "conflict": (
-        "¡VIO OTRO ÁRBOL DE ESTA BITÁCORA! (registrado en la bitácora de auditoría)",
-        "SAW ANOTHER TREE OF THIS LOG! (written to the audit log)",
+        "¡DICE HABER VISTO OTRO ÁRBOL DE ESTA BITÁCORA!",
+        "SAYS IT SAW ANOTHER TREE OF THIS LOG!",
     ),
 }
 
@@ -236,10 +236,11 @@ def witness_command(as_json: bool, lang: str) -> None:
 
     app = hub_app(lang)
     with database_errors(lang), app.app_context():
-        run = request_cosignatures(app)
+        # A witness's refusal is asked for in the operator's language.
+        run = request_cosignatures(app, language=lang)
     done = all(peer.outcome in ("cosigned", "up_to_date") for peer in run.peers)
     if as_json:
-        click.echo(json.dumps({"ok": done, **run.to_json()}, ensure_ascii=False))
+        click.echo(json.dumps({"ok": done, **run.to_json(lang)}, ensure_ascii=False))
     elif run.checkpoint_size is None:
         click.echo(
             _say(lang, "Aún no hay un punto de control firmado.", "No checkpoint signed yet.")
@@ -264,7 +265,7 @@ def witness_command(as_json: bool, lang: str) -> None:
         )
         for peer in run.peers:
             said = _say(lang, *_WITNESS_OUTCOMES[peer.outcome])
-            reason = f" ({peer.reason})" if peer.reason else ""
+            reason = f" ({peer.said(lang)})" if peer.reason else ""
             click.echo(f"  {peer.hub_id}: {said}{reason}")
     if not done:
         sys.exit(1)

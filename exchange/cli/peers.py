@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.cli import language_option, print_json, say, with_hub
+from exchange.federation_notices import dead_while_peer_disabled
 from exchange.peers import (
     InvalidPeer,
     PeerError,
@@ -30,6 +31,7 @@ from exchange.peers import (
     enable_peer,
     list_peers,
     pin_signing_key,
+    prefix_collisions,
     set_agency_prefixes,
     set_url,
 )
@@ -171,7 +173,24 @@ def add_command(
 def list_command(app: Flask, as_json: bool, lang: str) -> None:
     """List the pinned peers, active and disabled."""
     with db.database(app).sessions() as session:
-        peers = [describe(peer) for peer in list_peers(session)]
+        pinned = list_peers(session)
+        peers = [describe(peer) for peer in pinned]
+        collisions = {peer.hub_id: prefix_collisions(session, peer) for peer in pinned}
+    for hub_id, prefixes in collisions.items():
+        if prefixes:
+            # Pinned before such prefixes were refused: lookups under them are refused now,
+            # but the administrator should replace them.
+            said = " ".join(prefixes)
+            click.echo(
+                say(
+                    lang,
+                    f"Aviso: {hub_id} tiene prefijos de agencia que cubren agencias de este "
+                    f"nodo ({said}); cámbielos: puente peer set-agency-prefixes {hub_id} …",
+                    f"Warning: {hub_id} has agency prefixes covering this hub's agencies "
+                    f"({said}); change them: puente peer set-agency-prefixes {hub_id} …",
+                ),
+                err=True,
+            )
     if as_json:
         print_json({"peers": peers})
         return
@@ -223,13 +242,28 @@ def enable_command(app: Flask, hub_id: str, lang: str) -> None:
     """Witness a disabled peer's log again (and ask its witness to cosign this hub's)."""
     with _transaction(app, lang) as session:
         enable_peer(session, hub_id)
+        dead = dead_while_peer_disabled(session, hub_id)
     click.echo(
         say(
             lang,
-            f"Nodo par {hub_id} activado: su bitácora se atestigua de nuevo.",
-            f"Peer hub {hub_id} enabled: its log is witnessed again.",
+            f"Nodo par {hub_id} activado: su bitácora se atestigua de nuevo y sus sobres se "
+            "aceptan.",
+            f"Peer hub {hub_id} enabled: its log is witnessed again and its envelopes are "
+            "accepted.",
         )
     )
+    if dead:
+        # Not requeued here, as for an agency enabled again: the administrator decides.
+        retry = f"puente outbox retry --all-dead --peer {hub_id}"
+        click.echo(
+            say(
+                lang,
+                f"{dead} avisos de revocación para él no se entregaron mientras estaba "
+                f"desactivado; para enviarlos ahora: {retry}",
+                f"{dead} revocation notices for it died while it was disabled; to send them "
+                f"now: {retry}",
+            )
+        )
 
 
 @peer_group.command("set-url")

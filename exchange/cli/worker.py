@@ -11,6 +11,7 @@ from types import FrameType
 import click
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
@@ -154,22 +155,69 @@ _STATUS_ES = {
 _STATUS_EN = {"withheld": "withheld, never to be sent (the reason: puente outbox list)"}
 
 
+def _requeue_dead_to_peer(session: Session, peer_hub: str, lang: str) -> int:
+    """Requeue every dead notice to ``peer_hub`` (``--all-dead --peer``): requeued by id, in
+    batches, as the outbox's own requeue filters by agency only."""
+    from exchange.peers import Peer
+
+    if session.get(Peer, peer_hub) is None:
+        # A mistyped hub id would otherwise look like a peer with nothing dead.
+        raise click.ClickException(
+            say(
+                lang,
+                f"No hay un nodo par {peer_hub!r} registrado (puente peer list).",
+                f"No peer hub {peer_hub!r} is pinned (puente peer list).",
+            )
+        )
+    dead = list(
+        session.scalars(
+            select(OutboxMessage.id).where(
+                OutboxMessage.peer_hub == peer_hub, OutboxMessage.status == "dead"
+            )
+        )
+    )
+    return sum(
+        requeue(session, dead[start : start + _REQUEUE_BATCH])
+        for start in range(0, len(dead), _REQUEUE_BATCH)
+    )
+
+
+#: Ids requeued in one statement: well under SQLite's limit on bound parameters.
+_REQUEUE_BATCH = 500
+
+
 @outbox_group.command("retry")
 @click.argument("message_ids", nargs=-1)
 @click.option("--all-dead", is_flag=True, help="Requeue every dead message.")
 @click.option("--agency", "agency_id", help="With --all-dead: only this agency's.")
+@click.option("--peer", "peer_hub", help="With --all-dead: only the notices to this peer hub.")
 @language_option
 @with_hub
 def outbox_retry(
-    app: Flask, message_ids: tuple[str, ...], all_dead: bool, agency_id: str | None, lang: str
+    app: Flask,
+    message_ids: tuple[str, ...],
+    all_dead: bool,
+    agency_id: str | None,
+    peer_hub: str | None,
+    lang: str,
 ) -> None:
     """Make dead or failed messages due again, with a fresh attempt count.
 
     An id that names no message is reported (exit code 1) after the others are requeued.
     """
-    if agency_id is not None and not all_dead:
+    for option, given in (("--agency", agency_id), ("--peer", peer_hub)):
+        if given is not None and not all_dead:
+            raise click.UsageError(
+                say(lang, f"{option} va con --all-dead", f"{option} goes with --all-dead")
+            )
+    if agency_id is not None and peer_hub is not None:
+        # A notice to a peer hub is for one of its agencies, never one of this hub's.
         raise click.UsageError(
-            say(lang, "--agency va con --all-dead", "--agency goes with --all-dead")
+            say(
+                lang,
+                "use --agency o --peer, no ambos",
+                "pass --agency or --peer, not both",
+            )
         )
     if not message_ids and not all_dead:
         raise click.UsageError(
@@ -180,6 +228,10 @@ def outbox_retry(
             )
         )
     with db.database(app).sessions.begin() as session:
+        if peer_hub is not None:
+            count = _requeue_dead_to_peer(session, peer_hub, lang)
+            click.echo(f"{count} reencolados / requeued")
+            return
         unknown = [] if all_dead else unknown_message_ids(session, list(message_ids))
         # Known messages that are neither dead nor failed have nothing to retry: say why.
         untouched = (

@@ -55,6 +55,8 @@ ASKER_ID = "mx.fed.puente"
 HOLDER_URL = "https://chp.puente.test"
 ROUTE = "/v1/federation/envelopes"
 CURP = "EEFK080702HNEJCVA9"  # the typical example's child
+#: What an agency that looks children up on other hubs is given.
+LOOKUP_SCOPES = ("records:read", "federation")
 
 
 def pin(
@@ -192,7 +194,10 @@ def fed(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> I
     procuraduria(holder)
     response = push(holder_client, owner, adolescent_record())
     assert response.status_code == 201, response.get_json()
-    comar = add_agency(asker, COMAR, jurisdiction="00", kind="refugee_commission")
+    # Looking a child up on another hub takes the federation scope, given explicitly.
+    comar = add_agency(
+        asker, COMAR, jurisdiction="00", kind="refugee_commission", scopes=LOOKUP_SCOPES
+    )
     yield Federation(
         holder,
         asker,
@@ -274,7 +279,7 @@ def test_nothing_permitted_and_no_such_child_answer_alike(fed: Federation) -> No
 def test_the_holders_hard_rules_apply_to_a_peers_agency(fed: Federation) -> None:
     """The child seeks asylum from Honduras: Honduras's consulate is refused even with a consent
     naming it, whichever hub it asks through."""
-    consulate = honduran_consulate(fed.asker)
+    consulate = honduran_consulate(fed.asker, scopes=LOOKUP_SCOPES)
     officer = consent_officer(fed.holder, "oficial-chp")
     document = consent_document(
         consulate.id, actions=["read"], purposes=["family_tracing_reunification"]
@@ -453,9 +458,13 @@ def test_a_lookup_that_is_not_valid(fed: Federation, body: dict[str, Any], point
 # -- the asking side ---------------------------------------------------------------------------
 
 
-def test_a_lookup_is_made_by_an_agencys_system_with_records_read(fed: Federation) -> None:
+def test_a_lookup_is_made_by_an_agencys_system_with_the_federation_scope(fed: Federation) -> None:
     writer = add_agency(fed.asker, "mx.fed.inm", jurisdiction="00", scopes=("records:write",))
     assert fed.lookup(writer).status_code == 403
+    # Reading here is not enough: a lookup sends a child's identifiers to another hub.
+    reader = add_agency(fed.asker, "mx.fed.sre", jurisdiction="00", scopes=("records:read",))
+    refused = problem(fed.lookup(reader, language="en"), 403, "forbidden")
+    assert "federation" in refused["detail"]
     officer = add_person_client(
         fed.asker, "abogada-comar", COMAR, ["legal_representative"], ["records:read"]
     )
@@ -562,7 +571,7 @@ def test_a_peer_cannot_speak_for_one_of_this_hubs_agencies(fed: Federation) -> N
     assert refused["outcome"] == "failure" and refused["reason_code"] == "refused.forbidden"
     assert [e for e in entries(fed.holder, "record_read") if e["actor"].get("client_id")] == []
     # Through the asking hub's route, as its agency would try it.
-    namesake = add_agency(fed.asker, OWNER, scopes=("records:read",))
+    namesake = add_agency(fed.asker, OWNER, scopes=LOOKUP_SCOPES)
     problem(fed.lookup(namesake, purpose="case_management"), 502, "unavailable")
 
 
@@ -1061,7 +1070,7 @@ def test_a_peer_cannot_speak_for_another_hubs_agency(fed: Federation, tmp_path: 
 
 
 def test_a_consulate_registered_on_the_federal_hub_needs_its_prefix(fed: Federation) -> None:
-    consulate = honduran_consulate(fed.asker)
+    consulate = honduran_consulate(fed.asker, scopes=LOOKUP_SCOPES)
     assert fed.lookup(consulate, purpose="family_tracing_reunification").status_code == 200
     with fed.holder.app_context(), db.database(fed.holder).sessions.begin() as session:
         set_agency_prefixes(session, ASKER_ID, ["mx.fed."])
@@ -1092,7 +1101,7 @@ def test_an_answer_without_an_envelope_is_discarded(
 
 
 def test_a_peers_refusal_is_passed_on_in_the_askers_language(fed: Federation) -> None:
-    namesake = add_agency(fed.asker, OWNER, scopes=("records:read",))
+    namesake = add_agency(fed.asker, OWNER, scopes=LOOKUP_SCOPES)
     for language, words in (
         ("en", "is an agency of this hub"),
         ("es", "es una agencia de este nodo"),
