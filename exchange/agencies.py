@@ -717,11 +717,14 @@ def disable_agency(session: Session, agency_id: str) -> None:
     # Token validation checks the agency is active; revoking its tokens as well means they stay
     # dead even if the agency is enabled again later.
     end_system_tokens(session, agency_id, people_too=True)
+    # And its people's portal sessions, for good: enabling it again must not revive them.
+    people.end_agency_sessions(session, agency_id)
     _audit(session, "agency.suspended", "disabled", agency_id)
 
 
 def enable_agency(session: Session, agency_id: str) -> None:
     _switch_active(session, agency_id, True)
+    people.end_agency_sessions(session, agency_id)  # as disabling does: no old session back
     _audit(session, "agency.updated", "enabled", agency_id)
 
 

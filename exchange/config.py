@@ -127,14 +127,20 @@ DEFAULTS: dict[str, Any] = {
     "RATE_LIMIT_STRATEGY": "fixed-window",
     "RATE_LIMIT_PROXY_HOPS": 0,
     # Portal (exchange/portal/): the secret that signs its session cookies (None: the file
-    # below, which `puente init` creates), how many hours a login lasts at most, and failed
-    # logins allowed per e-mail address and per client address ("" turns a limit off).
+    # below, which `puente init` creates), how many hours a login lasts at most (a whole
+    # number ≥ 1), and failed logins allowed per e-mail from one client address, per client
+    # address, and per e-mail from every address together ("" turns a limit off; see
+    # exchange/portal/login.py for what each refuses).
     "PORTAL_SECRET_KEY": None,
     "PORTAL_SECRET_KEY_FILE": "keys/portal-secret.key",
     "PORTAL_SESSION_HOURS": 8,
     "PORTAL_LOGIN_FAILURES": "10 per 15 minutes",
     "PORTAL_LOGIN_FAILURES_ADDRESS": "30 per 15 minutes",
+    "PORTAL_LOGIN_FAILURES_EMAIL": "100 per 15 minutes",
 }
+
+#: Settings that are a whole number of hours, one at least (a login that lasts no time is none).
+WHOLE_HOURS = ("PORTAL_SESSION_HOURS",)
 
 
 def instance_path_from_env() -> Path:
@@ -168,6 +174,10 @@ def check_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.en
     wrong: list[tuple[str, str, str]] = []  # (setting, what it takes es, en)
     for name, default in DEFAULTS.items():
         value = config.get(name)
+        if name in WHOLE_HOURS:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                wrong.append((name, "un número entero de horas ≥ 1", "a whole number of hours ≥ 1"))
+            continue
         if value is None or default is None:
             continue
         if isinstance(default, bool):

@@ -33,7 +33,7 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.pwhash
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, func, select, update
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent.vocabulary import ROLES
@@ -138,6 +138,10 @@ class Person(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Argon2id hash in libsodium's string format; None until a password is set.
     password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Carried in each portal session cookie, which works only while the two agree: logging
+    #: out, a disable or an enable (of the person or their agency) and a new password count it
+    #: up, so that no copy of an older cookie works again (exchange.portal.sessions).
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @property
@@ -491,6 +495,33 @@ def list_people(session: Session, agency_id: str | None = None) -> list[Person]:
     return list(session.scalars(query))
 
 
+#: The next session generation, counted up by the statement that changes the row (two
+#: changes that meet both count).
+NEXT_SESSION_GENERATION = Person.session_generation + 1
+
+
+def end_sessions(session: Session, person_id: str) -> None:
+    """End every portal session of the person, in every browser (logging out, a new
+    password): the cookies they hold, and any copy of them, no longer work."""
+    _count_sessions_up(session, Person.id == person_id)
+
+
+def end_agency_sessions(session: Session, agency_id: str) -> None:
+    """End the portal sessions of every person of the agency (it is disabled or enabled):
+    while it is disabled every request finds it so, and once it is enabled again the sessions
+    opened before stay ended."""
+    _count_sessions_up(session, Person.agency_id == agency_id)
+
+
+def _count_sessions_up(session: Session, which: Any) -> None:
+    session.execute(
+        update(Person)
+        .where(which)
+        .values(session_generation=NEXT_SESSION_GENERATION)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def disable_person(session: Session, person_id: str) -> int:
     """Disable a person and revoke their tokens at once; returns how many tokens were revoked.
 
@@ -506,7 +537,9 @@ def disable_person(session: Session, person_id: str) -> int:
     # happens and is written to the signed log: it must not record a change that did not.
     if not db.changed_once(
         session,
-        update(Person).where(Person.id == person_id, Person.active.is_(True)).values(active=False),
+        update(Person)
+        .where(Person.id == person_id, Person.active.is_(True))
+        .values(active=False, session_generation=NEXT_SESSION_GENERATION),
     ):
         raise AlreadyDone(
             f"La persona {person_id} ya estaba desactivada; no se cambió nada.",
@@ -526,12 +559,14 @@ def disable_person(session: Session, person_id: str) -> int:
 
 def enable_person(session: Session, person_id: str) -> Person:
     """Enable a disabled person again. The tokens they had stay revoked (disabling revoked
-    them, so that a mistaken disable undone brings back no forgotten token): they log into
-    the portal again and make new ones."""
+    them, so that a mistaken disable undone brings back no forgotten token), and the portal
+    sessions they had stay ended: they log into the portal again and make new ones."""
     person = get_person(session, person_id)
     if not db.changed_once(
         session,
-        update(Person).where(Person.id == person_id, Person.active.is_(False)).values(active=True),
+        update(Person)
+        .where(Person.id == person_id, Person.active.is_(False))
+        .values(active=True, session_generation=NEXT_SESSION_GENERATION),
     ):
         raise AlreadyDone(
             f"La persona {person_id} ya estaba activa; no se cambió nada.",
@@ -552,6 +587,7 @@ def set_password(session: Session, person_id: str, password: str) -> None:
     person = get_person(session, person_id)
     _check_password(password, person.email, person.name, person.id)
     person.password_hash = hash_password(password)
+    end_sessions(session, person_id)  # those opened with the old password
     _audit(session, "password_set", person_id)
 
 

@@ -1,18 +1,21 @@
 """Who is logged into the portal: the session cookie, its expiry, and the CSRF token of forms.
 
 The session is Flask's signed cookie (HttpOnly, SameSite=Lax, Secure over https) holding the
-person's id, the time of login, a mark of their password hash and the forms' CSRF token; it is
-signed with the hub's portal secret (``PORTAL_SECRET_KEY``, or the file ``puente init`` makes).
-Every request reads the person again, so a disabled person or agency, a new password (the
-mark no longer matches) or the end of ``PORTAL_SESSION_HOURS`` after login ends the session
-at once. The API (``/v1``, ``/oauth``) never reads the session: it takes bearer tokens only,
-and no cookie is set on its answers.
+person's id, the time of login, the person's session generation and the forms' CSRF token; it
+is signed with the hub's portal secret (``PORTAL_SECRET_KEY``, or the file ``puente init``
+makes). Every request reads the person again, and the cookie works only while its generation
+is the person's (``Person.session_generation``): a cookie can be copied out of the browser,
+so clearing the browser's copy would end nothing. Logging out, a disable or an enable of the
+person or their agency, and a new password count the generation up (exchange.people), which
+ends for good every session opened before and every copy of its cookie; a disabled person or
+agency, or the end of ``PORTAL_SESSION_HOURS`` after login, ends a session too. The API
+(``/v1``, ``/oauth``) never reads the session: it takes bearer tokens only, and no cookie is
+set on its answers.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import secrets
 import time
@@ -31,12 +34,12 @@ from exchange.agencies import Agency
 from exchange.auth import Actor
 from exchange.config import SettingError
 from exchange.keys import load_portal_secret
-from exchange.people import Person, allowed_scopes
+from exchange.people import Person, allowed_scopes, end_sessions
 from exchange.portal.blueprint import bp, go, message_page
 
 PERSON_KEY = "person"
 LOGIN_AT_KEY = "login_at"
-PASSWORD_KEY = "password_mark"  # noqa: S105 - a key name, not a password
+GENERATION_KEY = "generation"
 CSRF_KEY = "csrf"
 #: The hidden field every portal form carries.
 CSRF_FIELD = "csrf_token"
@@ -69,13 +72,11 @@ def init_app(app: Flask) -> None:
             f"PUENTE_PORTAL_SECRET_KEY is too short ({len(str(configured))} characters): use "
             f"at least {MIN_SECRET_LENGTH} random characters.",
         )
-    hours = app.config.get("PORTAL_SESSION_HOURS")
-    if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
-        raise SettingError(
-            f"PUENTE_PORTAL_SESSION_HOURS = {hours!r} (debe ser un número de horas > 0)",
-            f"PUENTE_PORTAL_SESSION_HOURS = {hours!r} (must be a number of hours > 0)",
-        )
-    for name in ("PORTAL_LOGIN_FAILURES", "PORTAL_LOGIN_FAILURES_ADDRESS"):
+    for name in (
+        "PORTAL_LOGIN_FAILURES",
+        "PORTAL_LOGIN_FAILURES_ADDRESS",
+        "PORTAL_LOGIN_FAILURES_EMAIL",
+    ):
         try:
             parse_many(str(app.config.get(name) or "") or "1 per second")
         except ValueError:
@@ -90,7 +91,8 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_NAME="puente_portal",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=hours),
+        # A whole number of hours ≥ 1: exchange.config.check_settings refused anything else.
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=app.config["PORTAL_SESSION_HOURS"]),
     )
     app.session_interface = PortalSessionInterface()
 
@@ -100,26 +102,23 @@ def sessions_available() -> bool:
     return bool(current_app.secret_key)
 
 
-def password_mark(person: Person) -> str:
-    """A keyed digest of the person's password hash: setting a new password ends every
-    session opened with the old one. Keyed, so the cookie tells nothing about the hash."""
-    key = str(current_app.secret_key or "").encode("utf-8")
-    stored = (person.password_hash or "").encode("ascii")
-    return hmac.new(key, stored, hashlib.sha256).hexdigest()[:32]
-
-
 def begin(person: Person) -> None:
     """Log ``person`` in: a new session (a new CSRF token too) that ends within the hours."""
     session.clear()
     session.permanent = True
     session[PERSON_KEY] = person.id
     session[LOGIN_AT_KEY] = int(time.time())
-    session[PASSWORD_KEY] = password_mark(person)
+    session[GENERATION_KEY] = person.session_generation
     session[CSRF_KEY] = secrets.token_urlsafe(32)
 
 
-def end() -> None:
+def end(person: Person | None) -> None:
+    """Log out: the browser's cookie is cleared, and every session of ``person`` ends on the
+    hub, so that no copy of the cookie (nor the person's sessions in other browsers) works."""
     session.clear()
+    if person is not None:
+        end_sessions(db.session(), person.id)
+        db.session().commit()
 
 
 def _logged_in() -> tuple[Person, Actor] | None:
@@ -132,16 +131,16 @@ def _logged_in() -> tuple[Person, Actor] | None:
     found = db.session().get(Person, person_id)
     agency = db.session().get(Agency, found.agency_id) if found is not None else None
     started = session.get(LOGIN_AT_KEY)
-    hours = float(current_app.config["PORTAL_SESSION_HOURS"])
+    hours = int(current_app.config["PORTAL_SESSION_HOURS"])
     if (
         found is None
         or agency is None
         or not (found.active and agency.active)
         or not isinstance(started, int)
         or time.time() - started >= hours * 3600
-        or not hmac.compare_digest(str(session.get(PASSWORD_KEY, "")), password_mark(found))
+        or session.get(GENERATION_KEY) != found.session_generation
     ):
-        for key in (PERSON_KEY, LOGIN_AT_KEY, PASSWORD_KEY):
+        for key in (PERSON_KEY, LOGIN_AT_KEY, GENERATION_KEY):
             session.pop(key, None)
         g.portal_session_ended = True
         return None
