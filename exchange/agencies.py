@@ -903,4 +903,4 @@ def describe(agency: Agency, now: datetime | None = None) -> dict[str, Any]:
 
 # People belong to agencies; importing their module here puts the ``person`` table on the
 # metadata wherever agencies are (models, migrations, create_all).
-from exchange import people  # noqa: E402, F401
+from exchange import people  # noqa: E402
