@@ -526,6 +526,8 @@ def register_agency(
                 field="require_signature",
             )
         )
+    if not errors:
+        errors = _check_not_a_peers(session, id)
     if errors:
         raise InvalidAgency(errors)
     if session.get(Agency, id) is not None:
@@ -554,6 +556,47 @@ def register_agency(
     if key_id is not None:
         _audit(session, "agency.key_added", "key_added", id, kid=key_id)
     return RegisteredAgency(agency_id=id, client_id=id, client_secret=secret, key_id=key_id)
+
+
+def _check_not_a_peers(session: Session, agency_id: str) -> list[AgencyError]:
+    """An agency id a pinned peer hub speaks for is that hub's: registered here as well, a
+    consent naming it would be ambiguous, and the peer could ask in its name."""
+    from exchange.peers import peer_covering_agency
+
+    peer = peer_covering_agency(session, agency_id)
+    if peer is None:
+        return []
+    prefixes = ", ".join(peer.agency_prefixes)
+    return [
+        AgencyError(
+            f"{agency_id} queda bajo los prefijos de agencias del nodo par {peer.hub_id} "
+            f"({prefixes}): es una de sus agencias. Si es de este nodo, cambie los prefijos del "
+            f"par con 'puente peer set-agency-prefixes {peer.hub_id} PREFIJO…'.",
+            f"{agency_id} lies under the agency prefixes of peer hub {peer.hub_id} ({prefixes}): "
+            "it is one of that hub's agencies. If it belongs to this hub, change the peer's "
+            f"prefixes with 'puente peer set-agency-prefixes {peer.hub_id} PREFIX…'.",
+            field="id",
+        )
+    ]
+
+
+def set_scopes(session: Session, agency_id: str, scopes: list[str] | tuple[str, ...]) -> bool:
+    """Give the agency exactly ``scopes``; False when it already had them. Scopes taken away
+    end the tokens its systems hold (they carry the scopes they were issued with); people's
+    tokens keep only what their roles and the agency's scopes both allow, as always."""
+    scopes = list(dict.fromkeys(scopes))
+    agency = get_agency(session, agency_id)
+    errors = [*_check_scopes(scopes), *_check_audit_scope(scopes, agency.kind)]
+    if errors:
+        raise InvalidAgency(errors)
+    before = agency.scopes
+    if set(before) == set(scopes):
+        return False
+    agency.scope = " ".join(scopes)
+    if set(before) - set(scopes):
+        end_system_tokens(session, agency_id)
+    _audit(session, "agency.updated", "scopes_changed", agency_id)
+    return True
 
 
 def get_agency(session: Session, agency_id: str) -> Agency:

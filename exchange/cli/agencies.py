@@ -40,6 +40,7 @@ from exchange.agencies import (
     rotate_key,
     set_kind,
     set_require_signature,
+    set_scopes,
     set_webhook,
 )
 from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load_public_jwk
@@ -429,6 +430,40 @@ def set_kind_command(app: Flask, agency_id: str, kind: str, country: str | None,
         set_kind(session, agency_id, kind, country)
     shown = kind + (f" ({country.upper()})" if country else "")
     click.echo(say(lang, f"{agency_id}: tipo {shown}.", f"{agency_id}: kind {shown}."))
+
+
+@agency_group.command("set-scopes")
+@click.argument("agency_id")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(SCOPES),
+    help="Repeat; the agency gets exactly these.",
+)
+@json_option
+@language_option
+@with_hub
+def set_scopes_command(
+    app: Flask, agency_id: str, scopes: tuple[str, ...], as_json: bool, lang: str
+) -> None:
+    """Give an agency exactly these scopes (for example federation, to look children up on
+    other hubs); a scope taken away ends the tokens its systems hold."""
+    with _transaction(app, lang) as session:
+        changed = set_scopes(session, agency_id, scopes)
+    if as_json:
+        print_json(
+            {"agency_id": agency_id, "scopes": list(dict.fromkeys(scopes)), "changed": changed}
+        )
+        return
+    listed = " ".join(dict.fromkeys(scopes))
+    if changed:
+        click.echo(say(lang, f"{agency_id}: alcances {listed}.", f"{agency_id}: scopes {listed}."))
+    else:
+        click.echo(
+            say(lang, f"{agency_id} ya tenía {listed}.", f"{agency_id} already had {listed}.")
+        )
 
 
 @agency_group.command("rotate-key")

@@ -570,9 +570,11 @@ def test_a_peer_cannot_speak_for_one_of_this_hubs_agencies(fed: Federation) -> N
     [refused] = entries(fed.holder, "federation_envelope_received")
     assert refused["outcome"] == "failure" and refused["reason_code"] == "refused.forbidden"
     assert [e for e in entries(fed.holder, "record_read") if e["actor"].get("client_id")] == []
-    # Through the asking hub's route, as its agency would try it.
-    namesake = add_agency(fed.asker, OWNER, scopes=LOOKUP_SCOPES)
-    problem(fed.lookup(namesake, purpose="case_management"), 502, "unavailable")
+    # The asking hub does not even register an agency of that id: the pinned peer speaks for it.
+    from exchange.agencies import InvalidAgency
+
+    with pytest.raises(InvalidAgency, match="lies under the agency prefixes of peer hub"):
+        add_agency(fed.asker, OWNER, scopes=LOOKUP_SCOPES)
 
 
 def test_a_peers_agency_is_never_the_owner_whatever_id_it_bears(fed: Federation) -> None:
@@ -704,8 +706,8 @@ def test_oversight_reads_the_federation_entries_in_both_views(fed: Federation) -
 
     with fed.holder.app_context():
         integrate_pending(fed.holder)
-    cndh = add_agency(
-        fed.holder, "mx.fed.cndh", jurisdiction="00", kind="oversight", scopes=("audit:read",)
+    cndh = add_agency(  # the state's human-rights commission (mx.fed. is the federal hub's)
+        fed.holder, "mx.chp.cedh", jurisdiction="07", kind="oversight", scopes=("audit:read",)
     )
     for view in ("json", "fhir"):
         response = fed.holder_client.get(
@@ -1100,7 +1102,11 @@ def test_an_answer_without_an_envelope_is_discarded(
     assert discarded["outcome"] == "failure" and discarded["reason_code"] == "lookup_answer"
 
 
-def test_a_peers_refusal_is_passed_on_in_the_askers_language(fed: Federation) -> None:
+def test_a_peers_refusal_is_passed_on_in_the_askers_language(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An agency the asking hub registered before it refused ids its peers speak for.
+    monkeypatch.setattr("exchange.agencies._check_not_a_peers", lambda session, agency_id: [])
     namesake = add_agency(fed.asker, OWNER, scopes=LOOKUP_SCOPES)
     for language, words in (
         ("en", "is an agency of this hub"),

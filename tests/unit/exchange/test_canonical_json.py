@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.signatures import _fast_path_applies, _text_proves_fast_path, canonical_json
+from schemas.errors import DocumentError
 from schemas.parsing import parse_document
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
@@ -80,8 +81,23 @@ def test_generated_documents_with_their_source_text(
     # The push path passes the request's own text; escapes, spacing and key order vary.
     separators = (", ", ": ") if spaced else (",", ":")
     text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators).encode()
+    if _holds_nul(value):  # U+0000 somewhere: no text may hold it
+        with pytest.raises(DocumentError) as refused:
+            parse_document(text)
+        assert refused.value.code == "invalid-string"
+        return
     parsed = parse_document(text)
     assert canonical_json(parsed, source=text) == rfc8785.dumps(value)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 @settings(max_examples=200, deadline=None)
