@@ -7,10 +7,16 @@ every category it asks for. No grant is made then (what permits stays what permi
 revocation ends the access too); instead the request keeps its **basis** — the decision's basis
 and the ids that permit — and the instant that basis stops covering the request, which the
 requester is told instead of the date they asked for.
+
+That end follows from what the access rests on, never from a restriction the requester may
+not be told of: a withhold entry that starts later refuses the reads from its start (every
+read is decided then), but does not shorten the ``until`` the requester is told — that would
+tell them the entry exists, and when it starts (docs/consent.md §8.5, §8.8).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,17 +41,25 @@ def _permit_basis(decision: Decision) -> frozenset[tuple[str, str | None]]:
 
 def _boundaries(child: ChildContext, after: datetime, before: datetime) -> list[datetime]:
     """Every instant strictly between ``after`` and ``before`` at which one of the child's
-    consents, provisions, grants, overrides or withhold entries starts or ends: the only
-    moments at which a decision about the child can change by itself."""
+    consents, provisions, grants or overrides starts or ends: the only moments at which a
+    decision about the child can change by itself, as its requester may be told it (withhold
+    entries, which also start and end, are weighed on every read but never told:
+    :func:`_as_told`)."""
     stamps: set[float] = set()
     for node in child.consent_set.nodes:  # periods already capped at the 18th birthday
         stamps.update((node.start, node.end))
     for override in child.inputs.overrides:
         stamps.update((override.starts.timestamp(), override.effective_end().timestamp()))
-    for entry in child.inputs.withholds:
-        stamps.update(bound.timestamp() for bound in (entry.starts, entry.ends) if bound)
     low, high = after.timestamp(), before.timestamp()
     return [datetime.fromtimestamp(stamp, UTC) for stamp in sorted(stamps) if low < stamp < high]
+
+
+def _as_told(child: ChildContext) -> ChildContext:
+    """The child without its withhold entries: what an access's end may be worked out from.
+    An entry is never told to the reader it refuses (docs/consent.md §8.8), so it must not
+    shorten the end the requester is told either — probing one category at a time would
+    give away which entry, and the very second it starts. Reads stay decided with it."""
+    return replace(child, inputs=replace(child.inputs, withholds=()))
 
 
 def covered_access(
@@ -61,7 +75,9 @@ def covered_access(
     consent, grant and override ids that permit, and the first instant before ``asked_until``
     at which the same question would no longer be permitted in full on that same basis —
     the earliest end among what it rests on (a period, a provision's period, a grant's end,
-    the 18th birthday, an override's 72 hours), or a restriction that starts meanwhile.
+    the 18th birthday, an override's 72 hours), or a deny of the consents and grants in force
+    that starts meanwhile. Never a withhold entry (:func:`_as_told`): it refuses the reads
+    from its start, while the requester is told the end worked out without it.
 
     The 18th birthday is told only to a requester the decision permits ``identity`` (where the
     date of birth is): to anyone else an end that depended on it would give it away, even
@@ -75,8 +91,9 @@ def covered_access(
     reveal = tells_majority(decision)
     horizon = asked_until if reveal or majority is None else min(asked_until, majority)
     ends = asked_until
-    for instant in _boundaries(child, moment, horizon):
-        later = evaluate(child, engine_for, "read", purpose, categories, now=instant)
+    told = _as_told(child)
+    for instant in _boundaries(told, moment, horizon):
+        later = evaluate(told, engine_for, "read", purpose, categories, now=instant)
         if later.withheld or _permit_basis(later) != basis:
             ends = instant
             break
@@ -98,7 +115,7 @@ def end_as_told(ends: datetime, reveal: bool) -> dict[str, Any]:
     """How an access's end is told to its requester: ``until``, and for a requester who may
     not learn the 18th birthday (:func:`tells_majority`) ``ends_at_majority_at_latest`` —
     their ``ends`` having been worked out without the birthday's cap."""
-    told: dict[str, Any] = {"until": ends.isoformat()}
+    told: dict[str, Any] = {"until": _utc_text(ends)}
     if not reveal:
         told["ends_at_majority_at_latest"] = True
     return told
@@ -162,6 +179,8 @@ def access_as_of(
         override_row = session.get(OverrideRow, override_id)
         if override_row is not None and override_row.upheld is False:
             endings.append((as_utc(override_row.ends_at), "not_upheld", override_id))
+    if until:  # as every instant is answered, whatever offset it was kept with
+        access = {**access, "until": _utc_text(as_utc(datetime.fromisoformat(until)))}
     past = [ending for ending in endings if ending[0] <= moment]
     if not past:
         return {**access, "active": True}
@@ -171,7 +190,12 @@ def access_as_of(
     return {
         **access,
         "active": False,
-        "ended_at": None if because == "majority" else first.isoformat(),
+        "ended_at": None if because == "majority" else _utc_text(first),
         "ended_because": because,
         "ended_by": sorted({ref for _why, ref in at_first if ref}),
     }
+
+
+def _utc_text(moment: datetime) -> str:
+    """An instant as answers write it: in UTC (exchange.consents.common.instant_text)."""
+    return moment.astimezone(UTC).isoformat()

@@ -6,12 +6,12 @@ transaction) and answers.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, g, jsonify, request
 from sqlalchemy.orm import Session
 
 import consent
@@ -67,6 +67,9 @@ from exchange.consents import (
     revoke_grant,
     revoke_withhold,
 )
+from exchange.consents.access import decision_now
+from exchange.consents.common import instant_problem, instant_text, read_instant
+from exchange.consents.hidden import as_told_to
 from exchange.crypto import data_keyring
 from exchange.disclosure import (
     ChildContext,
@@ -85,7 +88,7 @@ from exchange.httpbasics import (
     wants_fhir,
 )
 from exchange.problems import Problem, negotiated_language
-from schemas.wording import FORMAT_HINTS
+from schemas.fields import FieldInfo, collect_fields, find_field, pointer_from_tokens
 
 bp = Blueprint("consents", __name__)
 
@@ -203,7 +206,10 @@ ACCESS_DECISION_SCHEMA: dict[str, Any] = {
     "properties": {
         "approve": {"x-title": {"es": "Aprobar", "en": "Approve"}, "type": "boolean"},
         "reason": _REASON,
-        "until": {"x-title": {"es": "Vigente hasta", "en": "Valid until"}, "type": "string"},
+        "until": {
+            "$ref": COMMON + "date_time",
+            "x-title": {"es": "Vigente hasta", "en": "Valid until"},
+        },
     },
 }
 DRY_RUN_SCHEMA: dict[str, Any] = {
@@ -353,13 +359,12 @@ QUEUE_QUERY_SCHEMA: dict[str, Any] = {
 def _body(
     schema: tuple[str, int] | dict[str, Any] | None = None,
     defaults: dict[str, Any] | None = None,
-    *,
-    instants: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The JSON object sent, with ``defaults`` for members it left out, checked against
-    ``schema`` (a registered document, or a request schema above) when one is named, and its
-    ``instants`` members (when given) checked to be instants (see :func:`body_instant`). One
-    problem lists every failure found, never only the first."""
+    ``schema`` (a registered document, or a request schema above) when one is named — and
+    every instant it holds (a ``date-time`` member of the schema, however deep) checked to be
+    one the hub can store (:func:`not_an_instant`). One problem lists every failure found,
+    never only the first."""
     body = require_json()
     check_against(JSON_OBJECT, body, ("Se esperaba un objeto JSON.", "Expected a JSON object."))
     body = {**(defaults or {}), **body}
@@ -373,13 +378,47 @@ def _body(
             {"pointer": failure.pointer, "message": failure.message(lang)}
             for failure in schema_validator(schema).validate(body)
         ]
-    for key in instants:
-        message = not_an_instant(body.get(key), key)
-        if message is not None:
-            errors.append({"pointer": f"/{key}", "message": message[0 if lang == "es" else 1]})
+        failed = {error["pointer"] for error in errors}
+        for pointer, value in _instants_in(body, _fields_of(schema)):
+            message = not_an_instant(value, pointer.rsplit("/", 1)[-1])
+            if message is not None and pointer not in failed:
+                errors.append({"pointer": pointer, "message": message[0 if lang == "es" else 1]})
     if errors:
         raise Problem("validation", detail, errors=errors)
     return body
+
+
+#: The field maps of the request schemas above, by ``$id`` (registered documents keep theirs).
+_REQUEST_FIELDS: dict[str, Mapping[str, FieldInfo]] = {}
+
+
+def _fields_of(schema: tuple[str, int] | dict[str, Any]) -> Mapping[str, FieldInfo]:
+    from schemas.registry import default_registry
+
+    registry = default_registry()
+    if isinstance(schema, tuple):
+        return registry.fields(*schema)
+    key = str(schema["$id"])
+    if key not in _REQUEST_FIELDS:
+        _REQUEST_FIELDS[key] = collect_fields(schema, registry.by_id)
+    return _REQUEST_FIELDS[key]
+
+
+def _instants_in(body: Any, fields: Mapping[str, FieldInfo]) -> Iterator[tuple[str, str]]:
+    """(pointer, text) of every text in ``body`` that the schema's field map says is an
+    instant (format ``date-time``), at any depth: a consent's nested provisions' periods as
+    much as a request's ``until``."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), body)]
+    while stack:
+        tokens, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((*tokens, str(key)), item) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*tokens, index), item) for index, item in enumerate(value))
+        elif isinstance(value, str) and tokens:
+            info = find_field(fields, tokens)
+            if info is not None and info.type.endswith("(date-time)"):
+                yield pointer_from_tokens(tokens), value
 
 
 def _text(body: dict[str, Any], key: str) -> str:
@@ -388,25 +427,24 @@ def _text(body: dict[str, Any], key: str) -> str:
 
 
 def not_an_instant(value: Any, key: str) -> tuple[str, str] | None:
-    """Why a text member is not an instant ``datetime.fromisoformat`` reads (an instant
-    without an offset is UTC); ``None`` when it is one, or is no text (the schema says so)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        hint_es, hint_en = FORMAT_HINTS["date-time"]
-        return (
-            f"«{key}» debe ser {hint_es}; se recibió {value!r}.",
-            f"'{key}' must be {hint_en}; got {value!r}.",
-        )
-    return None
+    """Why a text member is not an instant the hub takes — RFC 3339 with an offset (a time
+    without one is refused, never read as UTC), a real moment, within years 1 to 9999 once in
+    UTC — in Spanish and English; ``None`` when it is one, or is no text (the schema says so).
+    The one check every instant of a request goes through (``_body`` applies it to each
+    ``date-time`` member; the portal's forms call it too)."""
+    return instant_problem(value, key)
 
 
 def body_instant(body: dict[str, Any], key: str) -> datetime | None:
-    """An instant member :func:`_body` already checked (``instants``)."""
+    """An instant member already checked (``_body``, or :func:`not_an_instant`), in UTC;
+    ``ValueError`` for one that is not an instant the hub takes."""
     value = body.get(key)
-    return None if value is None else as_utc(datetime.fromisoformat(str(value)))
+    if value is None:
+        return None
+    try:
+        return read_instant(str(value), f"/{key}")
+    except ConsentProblem as problem:
+        raise ValueError(problem.errors[0]["message_en"]) from problem
 
 
 def _child(session: Session, child_id: str) -> ChildContext:
@@ -702,10 +740,10 @@ def dry_run() -> Any:
             detail="dry_run",
             **asked_about,
         )
+        # The whole decision, but for the entries naming the caller's own agency.
+        told = as_told_to(session, caller, _decision_answer(decision, entry), body["purpose"])
     session.commit()
-    response = jsonify(
-        {"request": {"actor": engine_for.to_json()}, **_decision_answer(decision, entry)}
-    )
+    response = jsonify({"request": {"actor": engine_for.to_json()}, **told})
     response.headers[DECISION_HEADER] = entry
     return response
 
@@ -759,10 +797,11 @@ def _granted_text(access: dict[str, Any], row: AccessRequestRow) -> tuple[str, s
     named_es = " y ".join(es for es, _ in named)
     named_en = " and ".join(en for _, en in named)
     asked = as_utc(row.until)
-    ends = access.get("until") or asked.isoformat()
-    earlier = as_utc(datetime.fromisoformat(ends)) < asked
-    cut_es = f" (antes de la fecha pedida, {asked.isoformat()})" if earlier else ""
-    cut_en = f" (before the date asked for, {asked.isoformat()})" if earlier else ""
+    ends_at = as_utc(datetime.fromisoformat(access["until"])) if access.get("until") else asked
+    ends = instant_text(ends_at)
+    earlier = ends_at < asked
+    cut_es = f" (antes de la fecha pedida, {instant_text(asked)})" if earlier else ""
+    cut_en = f" (before the date asked for, {instant_text(asked)})" if earlier else ""
     if access.get("ends_at_majority_at_latest"):  # the exact birthday is not told (privacy)
         cut_es += " y, a más tardar, cuando la persona cumpla 18 años"
         cut_en += " and, at the latest, when the child turns 18"
@@ -878,11 +917,14 @@ def _decision_as_told(row: AccessRequestRow) -> dict[str, Any]:
 
 
 def access_request_answer(
-    session: Session, row: AccessRequestRow, *, officer: bool
+    session: Session, row: AccessRequestRow, *, officer: bool, actor: Actor | None = None
 ) -> dict[str, Any]:
     """The request as its requester sees it (the decision as told to them), or with the whole
-    decision and reasons for an officer who acts for the child. A granted request's
-    ``access`` says whether it still holds."""
+    decision and reasons for an officer who acts for the child — but for the withhold entries
+    and objections naming the officer's own agency, which to them do not exist
+    (:func:`~exchange.consents.hidden.as_told_to`). ``actor`` is that officer: the caller of
+    the API route or the portal page when not given. A granted request's ``access`` says
+    whether it still holds."""
     access = request_access_basis(row) if row.status == "granted" else None
     if access is not None:
         majority = (
@@ -909,22 +951,29 @@ def access_request_answer(
         "status": row.status,
         "purpose": row.purpose,
         "categories": list(row.categories),
-        "until": as_utc(row.until).isoformat(),
+        "until": instant_text(row.until),
         "requester": party(row.requester_agency, row.requester_person),
         "record_ids": list(row.record_ids or ()),
         "message": {"es": es, "en": en},
         "access": access,
         "grant_id": row.grant_id,
-        "created_at": as_utc(row.created_at).isoformat(),
-        "decided_at": as_utc(row.decided_at).isoformat() if row.decided_at else None,
+        "created_at": instant_text(row.created_at),
+        "decided_at": instant_text(row.decided_at) if row.decided_at else None,
     }
     if officer:
-        seen["decision"] = {k: v for k, v in row.decision.items() if k != ACCESS_KEY}
+        whole = {k: v for k, v in row.decision.items() if k != ACCESS_KEY}
+        seen["decision"] = as_told_to(session, actor or _caller(), whole, row.purpose)
         seen["decided_by"] = row.decided_by
         seen["decision_reason"] = row.decision_reason
     else:
         seen["decision"] = _decision_as_told(row)
     return seen
+
+
+def _caller() -> Actor:
+    """Who is asking: the person logged into the portal, or the API token's holder."""
+    portal_actor = g.get("portal_actor")
+    return portal_actor if isinstance(portal_actor, Actor) else current_actor()
 
 
 def _officer_of(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
@@ -935,15 +984,19 @@ def _officer_of(session: Session, actor: Actor, row: AccessRequestRow) -> bool:
     )
 
 
+#: The instants of a grant's document, which the engine writes with ``Z``: answered as every
+#: other instant is (:func:`~exchange.consents.common.instant_text`).
+_GRANT_INSTANTS = ("starts", "until", "revoked_at")
+
+
 def _grant_json(row: GrantRow) -> dict[str, Any]:
-    answer = {
-        "id": row.id,
-        "request_id": row.request_id,
-        **row.document,
-        "until": as_utc(row.until).isoformat(),
-    }
+    answer = {"id": row.id, "request_id": row.request_id, **row.document}
+    for key in _GRANT_INSTANTS:
+        if isinstance(answer.get(key), str):
+            answer[key] = instant_text(datetime.fromisoformat(answer[key]))
+    answer["until"] = instant_text(row.until)
     if row.revoked_at is not None:
-        answer["revoked_at"] = as_utc(row.revoked_at).isoformat()
+        answer["revoked_at"] = instant_text(row.revoked_at)
     return answer
 
 
@@ -978,7 +1031,7 @@ def get_access_request(request_id: str) -> Any:
     if row is None or not may_see_request(session, actor, row):
         raise _not_found()
     officer = _officer_of(session, actor, row)
-    seen = access_request_answer(session, row, officer=officer)
+    seen = access_request_answer(session, row, officer=officer, actor=actor)
     if officer:
         # The child and the whole decision, as in the child's consents: oversight sees who
         # read them. A requester following its own request is not audited (it reads no more
@@ -995,7 +1048,7 @@ def access_request_queue() -> Any:
     check_query(QUEUE_QUERY_SCHEMA)
     status = request.args.get("status", "pending")
     rows = pending_queue(session, actor, status)
-    listed = [access_request_answer(session, row, officer=True) for row in rows]
+    listed = [access_request_answer(session, row, officer=True, actor=actor) for row in rows]
     # One entry per request listed, the same as reading it alone writes.
     for row, seen in zip(rows, listed, strict=True):
         audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
@@ -1007,13 +1060,21 @@ def access_request_queue() -> Any:
 @require_scope("access:decide")
 def decide_access_request(request_id: str) -> Any:
     session, actor = db.session(), current_actor()
-    body = _body(ACCESS_DECISION_SCHEMA, instants=("until",))
+    body = _body(ACCESS_DECISION_SCHEMA)
     approve, reason = body["approve"], _text(body, "reason")
     until = body_instant(body, "until")
 
     def run() -> tuple[dict[str, Any], str]:
         row, grant, entry = decide_request(session, actor, request_id, approve, reason, until)
-        answer = access_request_answer(session, row, officer=True)
+        answer = access_request_answer(session, row, officer=True, actor=actor)
+        # What the request asked was decided when it was made; what the officer's decision
+        # leaves the requester is the decision now (with the grant, when one was made).
+        answer["decision_when_asked"] = answer["decision"]
+        now = decision_now(session, row)
+        if now is not None:
+            answer["decision"] = as_told_to(
+                session, actor, {"id": entry, **now.to_json()}, row.purpose
+            )
         if grant is not None:
             answer["grant"] = _grant_json(grant)
         return answer, entry

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from consent import CATEGORIES, ConsentSet, Decision, Grant, check_grant
+from consent import CATEGORIES, CATEGORY_LABELS, ConsentSet, Decision, Grant, check_grant
 from consent import Actor as EngineActor
 from consent.parts import ActorRef
 from consent.vocabulary import mask_of
@@ -27,10 +27,13 @@ from exchange.consents.common import (
     audit,
     child_jurisdictions,
     children_in_jurisdiction,
+    instant_text,
     officer_row,
     problems,
+    read_instant,
     require_officer,
 )
+from exchange.consents.hidden import entries_naming_caller_in
 from exchange.disclosure import (
     ChildContext,
     audit_decision,
@@ -72,7 +75,8 @@ def request_access(
     already permits stays what permits, so revoking it ends this access too. The request
     keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
     moment = utcnow()
-    until = as_utc(datetime.fromisoformat(document["until"]))
+    # In UTC, as every instant is stored and answered; one beyond year 9999 there is refused.
+    until = read_instant(document["until"], "/until")
     if until <= moment:
         raise ConsentProblem(
             "validation",
@@ -225,7 +229,7 @@ def _refuse_approval_a_hard_rule_forbids(
 
 
 def _refuse_approval_that_would_not_take_effect(
-    child: ChildContext, with_grant: Decision | None
+    child: ChildContext, with_grant: Decision | None, hidden: frozenset[str] = frozenset()
 ) -> None:
     """A withhold entry and an adolescent's objection (awaiting review, or upheld by it) come
     before grants in the engine's order, so a grant of what they cover could not take effect —
@@ -234,12 +238,16 @@ def _refuse_approval_that_would_not_take_effect(
     no longer be asked about, and then no read is made under it anyway): the engine itself
     says what each covers (its categories, whom it is about, whether a review set it aside).
     Such an approval is a conflict that names them and what to do first; the officer can also
-    deny instead."""
+    deny instead. Those naming the officer's own agency (``hidden``) do not exist for them
+    (docs/consent.md §8): the conflict says only that a restriction they cannot consult stands
+    in the way, never its id, its kind or what it says."""
     if with_grant is None:
         return
-    standing = [r for r in with_grant.reasons if r.code in ("withhold", "objection")]
-    if not standing:
+    every = [r for r in with_grant.reasons if r.code in ("withhold", "objection")]
+    if not every:
         return
+    standing = [r for r in every if r.ref not in hidden]
+    unseen = [r for r in every if r.ref in hidden]
     withhold_ids = sorted({str(r.ref) for r in standing if r.code == "withhold" and r.ref})
     view_ids = sorted({str(r.ref) for r in standing if r.code == "objection" and r.ref})
     first_es, first_en = [], []
@@ -271,9 +279,15 @@ def _refuse_approval_that_would_not_take_effect(
                 "The objection must be reviewed by the Procuraduría first: until a review sets "
                 "it aside (POST /v1/views/{id}/review), no grant overcomes it."
             )
-    categories = [c for c in CATEGORIES if any(c in r.categories for r in standing)]
-    why_es = " ".join(r.es for r in standing)
-    why_en = " ".join(r.en for r in standing)
+    categories = [c for c in CATEGORIES if any(c in r.categories for r in every)]
+    said_es, said_en = [r.es for r in standing], [r.en for r in standing]
+    if unseen:
+        kept = [c for c in CATEGORIES if any(c in r.categories for r in unseen)]
+        es_names = ", ".join(CATEGORY_LABELS[c][0] for c in kept)
+        en_names = ", ".join(CATEGORY_LABELS[c][1] for c in kept)
+        said_es.append(f"Una restricción que usted no puede consultar reserva: {es_names}.")
+        said_en.append(f"A restriction you cannot consult withholds: {en_names}.")
+    why_es, why_en = " ".join(said_es), " ".join(said_en)
     raise ConsentProblem(
         "conflict",
         f"Esta solicitud no puede aprobarse así: {why_es} Se aplica antes que cualquier "
@@ -416,6 +430,33 @@ def _audit_ended(
     )
 
 
+def _refuse_approval_for_an_adult(child: ChildContext, moment: datetime) -> None:
+    """No grant is made once the child is 18 (docs/consent.md §2): the person decides for
+    themselves. Said as such, as ``check_consent`` says it (``already_adult``), pointing at the
+    request as a whole — not as a grant "past the 18th birthday" at an ``until`` the officer
+    may never have sent. The officer acts for the child, who was in their care: the day is
+    told."""
+    majority = child.facts.eighteenth_birthday
+    if majority is None or moment < majority:
+        return
+    day = majority.date().isoformat()
+    raise ConsentProblem(
+        "validation",
+        "La autorización no puede darse: la persona ya es mayor de edad.",
+        "The grant cannot be made: the person is already an adult.",
+        [
+            {
+                "pointer": "",
+                "code": "already_adult",
+                "message_es": f"La persona cumplió 18 años el {day}: ya no se autoriza acceso "
+                "en su nombre. Deniegue la solicitud (approve: false) con un motivo.",
+                "message_en": f"The person turned 18 on {day}: access is no longer granted on "
+                "their behalf. Deny the request instead (approve: false), with a reason.",
+            }
+        ],
+    )
+
+
 def _capped_at_majority(end: datetime, child: ChildContext, moment: datetime) -> datetime:
     """A grant never runs past the 18th birthday (docs/consent.md §2): a later end, whether
     the request's or the officer's, is cut there rather than refused. Not for a child who is
@@ -533,6 +574,7 @@ def decide_request(
     session.refresh(row)
     grant_row = None
     if approve:
+        _refuse_approval_for_an_adult(child, moment)
         _refuse_approval_a_hard_rule_forbids(session, child, row, moment)
         asked_end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
         end = _capped_at_majority(asked_end, child, moment)
@@ -583,7 +625,9 @@ def decide_request(
                 now=moment,
             )
         )
-        _refuse_approval_that_would_not_take_effect(child, with_grant)
+        _refuse_approval_that_would_not_take_effect(
+            child, with_grant, entries_naming_caller_in(session, actor, child)
+        )
         session.add(grant_row)
         row.grant_id = grant_id
         # A new dict, so the JSON column sees the change.
@@ -634,5 +678,18 @@ def grant_end_as_told(session: Session, row: GrantRow) -> dict[str, Any]:
     request = session.get(AccessRequestRow, row.request_id)
     access = request_access_basis(request) if request is not None else None
     if access is not None and access.get("ends_at_majority_at_latest"):
-        return {"until": access["until"], "ends_at_majority_at_latest": True}
-    return {"until": as_utc(row.until).isoformat()}
+        told = as_utc(datetime.fromisoformat(access["until"]))
+        return {"until": instant_text(told), "ends_at_majority_at_latest": True}
+    return {"until": instant_text(row.until)}
+
+
+def decision_now(session: Session, row: AccessRequestRow) -> Decision | None:
+    """The engine's decision for the request's requester, purpose and categories now — with
+    the grant the officer just made, once it is in the session — or None when the requester is
+    no longer registered and active. What a decided request leaves them, beside the decision
+    made when they asked."""
+    requester = _requester_for_engine(session, row)
+    if requester is None:
+        return None
+    child = load_child(session, row.child_id)
+    return evaluate(child, requester, "read", row.purpose, row.categories)

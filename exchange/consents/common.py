@@ -11,7 +11,9 @@ for the queues and for every single item alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,9 +23,11 @@ from consent import ConsentError, Review
 from consent.parts import ActorRef
 from exchange.agencies import AUDIT_SCOPE, OVERSIGHT_KINDS
 from exchange.audit_log import record_event
-from exchange.auth import Actor, utcnow
+from exchange.auth import Actor, as_utc, utcnow
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, load_child
+from schemas.formats import is_date_time
+from schemas.wording import FORMAT_HINTS
 
 NATIONAL = "00"
 
@@ -90,6 +94,59 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     if actor.kind not in CONSENT_AUTHORITY_KINDS:
         return False
     return any(covers(actor.jurisdiction, j) for j in child_jurisdictions(session, child))
+
+
+@dataclass(frozen=True)
+class OwnAgency:
+    """The caller's agency as a withhold entry's target or an objection's ``about`` may name
+    it: its id and kind, its people and the roles they hold.
+
+    No one acts for their own benefit (docs/consent.md §8): the people of an agency an entry
+    or an objection restricts never see it — neither in the child's lists, nor in a dry run or
+    a request's decision — nor revoke or review it; to them it does not exist (``404``). A
+    reader refused because of an entry is not told so, even one acting for the child (§8.8),
+    and an agency lifting what restricts it would be granting itself access. A whole agency
+    counts, not only the person named: a colleague lifting it is the agency doing so."""
+
+    agency_id: str | None
+    kind: str | None
+    people: frozenset[str]
+    roles: frozenset[str]
+
+    def named_by(self, target: ActorRef | None, actor_kind: str | None = None) -> bool:
+        """Whether an entry naming ``target`` and/or ``actor_kind`` (every actor of a kind)
+        would withhold from this agency or from someone of it; every part stated must match,
+        as in the engine."""
+        if actor_kind is not None and actor_kind != self.kind:
+            return False
+        if target is None:
+            return actor_kind is not None
+        return (
+            (target.agency_id is None or target.agency_id == self.agency_id)
+            and (target.person_id is None or target.person_id in self.people)
+            and (target.role is None or target.role in self.roles)
+        )
+
+    def named_by_any(self, about: Iterable[ActorRef]) -> bool:
+        """Whether one of ``about`` (an objection's: empty, it is about anyone, and names no
+        one) names this agency."""
+        return any(self.named_by(ref) for ref in about)
+
+
+def own_agency(session: Session, actor: Actor) -> OwnAgency:
+    """The caller's agency, its people and their roles (:class:`OwnAgency`)."""
+    from exchange.people import Person
+
+    people, roles = set(), set(actor.roles)
+    if actor.person_id is not None:
+        people.add(actor.person_id)
+    if actor.agency_id is not None:
+        for person_id, held in session.execute(
+            select(Person.id, Person.roles).where(Person.agency_id == actor.agency_id)
+        ):
+            people.add(person_id)
+            roles.update(held.split())
+    return OwnAgency(actor.agency_id, actor.kind, frozenset(people), frozenset(roles))
 
 
 OFFICER_ROLES = frozenset({"consent_officer", "administrator"})
@@ -165,26 +222,40 @@ def audit(session: Session, actor: Actor, action: str, child_id: str, **fields: 
     )
 
 
+#: Whether a row (a withhold entry, a views record) names the caller's agency, which then
+#: never sees it (:class:`OwnAgency`).
+Naming = Callable[[Any, OwnAgency], bool]
+
+
 def officer_row(
-    session: Session, actor: Actor, model: Any, row_id: str
+    session: Session, actor: Actor, model: Any, row_id: str, naming: Naming | None = None
 ) -> tuple[Any, ChildContext]:
     """The row ``row_id`` of ``model`` and its child, for a consent officer who acts for the
-    child (``LookupError`` when there is no such row)."""
+    child (``LookupError`` when there is no such row — or when ``naming`` says the row names
+    the caller's agency: to them it does not exist, whatever their role)."""
     row = session.get(model, row_id)
     if row is None:
         raise LookupError(row_id)
     child = load_child(session, row.child_id)
     require_acts_for(session, actor, child)
+    if naming is not None and naming(row, own_agency(session, actor)):
+        raise LookupError(row_id)
     require_officer(actor)
     return row, child
 
 
 def add_review(
-    session: Session, actor: Actor, model: Any, row_id: str, upheld: bool, reason: str
+    session: Session,
+    actor: Actor,
+    model: Any,
+    row_id: str,
+    upheld: bool,
+    reason: str,
+    naming: Naming | None = None,
 ) -> tuple[Any, ChildContext, dict[str, Any]]:
     """Load a views record or override the caller may review and add the Procuraduría's
     review to its document (the caller seals it and writes the audit entry)."""
-    row, child = officer_row(session, actor, model, row_id)
+    row, child = officer_row(session, actor, model, row_id, naming)
     if row.reviewed_at is not None:
         raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")
     document = row.open(data_keyring())
@@ -221,3 +292,91 @@ def party(agency_id: str | None, person_id: str | None) -> dict[str, str]:
     return {
         key: value for key, value in (("agency_id", agency_id), ("person_id", person_id)) if value
     }
+
+
+# -- instants ----------------------------------------------------------------------------------
+
+
+def instant_problem(value: Any, name: str) -> tuple[str, str] | None:
+    """Why the text ``value`` of the member ``name`` is not an instant the hub takes, in
+    Spanish and English; ``None`` when it is one (or is no text: the schema says so).
+
+    An instant is an RFC 3339 date-time *with* an offset (``Z`` or ``-06:00``): a time without
+    one would be read in some zone the sender never meant. It must name a real moment (not a
+    leap second, which Python cannot hold, nor year 0000) and fall, once in UTC, within years
+    1 to 9999: every instant is stored and compared in UTC, and ``9999-12-31T23:59:59-12:00``
+    is already in year 10000 there — PostgreSQL would keep it and then fail to hand it back,
+    SQLite would cut it. The schemas' ``date-time`` format cannot say this (it mirrors
+    ``jsonschema_rs``, which accepts both ends of RFC 3339's range), so every instant a body
+    carries is checked here as well (:func:`read_instant`)."""
+    if not isinstance(value, str):
+        return None
+    hint_es, hint_en = FORMAT_HINTS["date-time"]
+    if not is_date_time(value):
+        if _naive(value):
+            return (
+                f"«{name}» necesita zona horaria (Z o un desfase como -06:00): {value!r} no dice "
+                "en qué hora local está.",
+                f"'{name}' needs a time zone (Z or an offset such as -06:00): {value!r} does not "
+                "say which local time it is in.",
+            )
+        return (
+            f"«{name}» debe ser {hint_es}; se recibió {value!r}.",
+            f"'{name}' must be {hint_en}; got {value!r}.",
+        )
+    try:
+        _parse(value).astimezone(UTC)
+    except OverflowError:
+        return _out_of_range(value, name)
+    except ValueError:
+        if value.startswith("0000"):
+            return _out_of_range(value, name)
+        # is_date_time checked the day and the time: only a leap second is left.
+        return (
+            f"«{name}» es un segundo intercalar (:60), que el nodo no puede guardar; indique el "
+            f"segundo siguiente: {value!r}.",
+            f"'{name}' is a leap second (:60), which the hub cannot store; give the next second "
+            f"instead: {value!r}.",
+        )
+    return None
+
+
+def _out_of_range(value: str, name: str) -> tuple[str, str]:
+    return (
+        f"«{name}» queda fuera de los años 1 a 9999 al pasarlo a UTC: {value!r}.",
+        f"'{name}' falls outside the years 1 to 9999 once in UTC: {value!r}.",
+    )
+
+
+def _naive(value: str) -> bool:
+    """Whether ``value`` is a date and time Python reads, without an offset."""
+    try:
+        return datetime.fromisoformat(value).tzinfo is None and "T" in value.upper()
+    except ValueError:
+        return False
+
+
+def _parse(value: str) -> datetime:
+    """An RFC 3339 date-time :func:`is_date_time` accepted, as Python reads it (a fraction
+    beyond microseconds cut; ``ValueError`` for a leap second or year 0000)."""
+    return datetime.fromisoformat(value.upper())
+
+
+def read_instant(value: str, pointer: str) -> datetime:
+    """``value`` as an instant in UTC, or a ``ConsentProblem`` (validation, at ``pointer``)
+    saying why it is not one (:func:`instant_problem`)."""
+    problem = instant_problem(value, pointer.rsplit("/", 1)[-1] or pointer)
+    if problem is not None:
+        raise ConsentProblem(
+            "validation",
+            "La solicitud no es válida.",
+            "The request is not valid.",
+            [{"pointer": pointer, "message_es": problem[0], "message_en": problem[1]}],
+        )
+    return _parse(value).astimezone(UTC)
+
+
+def instant_text(moment: datetime) -> str:
+    """How answers write an instant: in UTC, ``2027-06-01T06:00:00+00:00`` — whatever offset
+    it was given with, so the same moment always reads the same (docs/consent.md §8)."""
+    return as_utc(moment).astimezone(UTC).isoformat()

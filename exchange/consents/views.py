@@ -10,22 +10,40 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from consent import ChildView, ConsentError, check_view
-from exchange.auth import Actor, as_utc, utcnow
+from consent.parts import read_actors
+from exchange.auth import Actor, utcnow
 from exchange.consent_store import ChildViewRow, new_id
 from exchange.consents.common import (
     OFFICER_ROLES,
     ConsentProblem,
+    OwnAgency,
     acts_for_child,
     add_review,
     audit,
     format_error,
+    instant_text,
     is_oversight,
+    own_agency,
     party,
     problems,
     require_acts_for,
 )
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, forget_child
+
+
+def about_own_agency(document: dict[str, Any], agency: OwnAgency) -> bool:
+    """Whether a views record (its document) is an objection about ``agency`` or someone of
+    it, by name (``about``): its people never see it, nor review it — the Procuraduría's
+    review is another institution's (docs/consent.md §8.2). An objection about no one in
+    particular (``about`` empty) names no one."""
+    if document.get("position") != "objection":
+        return False
+    return agency.named_by_any(read_actors(document, "about", ""))
+
+
+def _names_own_agency(row: ChildViewRow, agency: OwnAgency) -> bool:
+    return about_own_agency(row.open(data_keyring()), agency)
 
 
 def store_view(
@@ -116,8 +134,11 @@ def record_views(
 def review_views(
     session: Session, actor: Actor, view_id: str, upheld: bool, reason: str
 ) -> tuple[dict[str, Any], str]:
-    """The Procuraduría's review of an adolescent's objection (upheld keeps it blocking)."""
-    row, child, document = add_review(session, actor, ChildViewRow, view_id, upheld, reason)
+    """The Procuraduría's review of an adolescent's objection (upheld keeps it blocking): not
+    by the agency the objection is about, to whose people it does not exist (404)."""
+    row, child, document = add_review(
+        session, actor, ChildViewRow, view_id, upheld, reason, _names_own_agency
+    )
     if document.get("position") != "objection":
         # Only an objection blocks, so only an objection is upheld or set aside; reviewing an
         # assent would write an objection_set_aside entry about no objection at all.
@@ -158,7 +179,8 @@ def list_views(
     """The child's views records (and those of children merged into it), newest first, each
     with its review state, for a caller who acts for the child (as for recording and reviewing
     them) or oversight (:func:`is_oversight`). Anyone else gets ``LookupError`` (404), as for
-    a child that does not exist. The views hold the child's own words, so each reading is an
+    a child that does not exist. An objection about the caller's agency is left out
+    (:func:`about_own_agency`). The views hold the child's own words, so each reading is an
     audit entry (``consents_read``, detail ``child_views``; ids only)."""
     acts_for = acts_for_child(session, actor, child)
     if not acts_for and not is_oversight(actor):
@@ -171,6 +193,7 @@ def list_views(
         and bool(OFFICER_ROLES & actor.roles)
     )
     keyring = data_keyring()
+    agency = own_agency(session, actor)
     rows = session.scalars(
         select(ChildViewRow)
         .where(ChildViewRow.child_id.in_(child.family))
@@ -179,13 +202,15 @@ def list_views(
     found = []
     for row in rows:
         document = row.open(keyring)
+        if about_own_agency(document, agency):
+            continue
         found.append(
             {
                 "id": row.id,
                 "review_state": _views_review_state(row.position, document.get("review")),
                 # Only an objection blocks, so only an objection is reviewed (review_views).
                 "may_review": reviewer and row.reviewed_at is None and row.position == "objection",
-                "recorded_at": as_utc(row.created_at).isoformat(),
+                "recorded_at": instant_text(row.created_at),
                 "recorded_by": party(row.recorded_by_agency, None),
                 "consent_id": row.consent_id,
                 "views": document,

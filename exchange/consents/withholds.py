@@ -15,9 +15,13 @@ from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import WithholdRow, new_id
 from exchange.consents.common import (
     ConsentProblem,
+    OwnAgency,
     audit,
     format_error,
+    instant_problem,
+    instant_text,
     officer_row,
+    own_agency,
     party,
     require_acts_for,
     require_officer,
@@ -29,6 +33,12 @@ from exchange.people import Person
 
 #: Where a withhold entry stands now (``state`` in ``GET /v1/children/{id}/withholds``).
 WITHHOLD_STATES = ("active", "not_started", "expired", "revoked")
+
+
+def names_own_agency(row: WithholdRow, agency: OwnAgency) -> bool:
+    """Whether the entry withholds from ``agency`` or someone of it: its people never see it,
+    nor revoke it (docs/consent.md §8.8)."""
+    return agency.named_by(row.target(), row.actor_kind)
 
 
 def _withhold_state(row: WithholdRow, moment: datetime) -> str:
@@ -49,7 +59,7 @@ def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
     revocation = None
     if row.revoked_at is not None:
         revocation = {
-            "revoked_at": as_utc(row.revoked_at).isoformat(),
+            "revoked_at": instant_text(row.revoked_at),
             "revoked_by": party(row.revoked_by_agency, row.revoked_by_person),
             "reason": document.get("revocation_reason"),
         }
@@ -63,10 +73,10 @@ def withhold_json(row: WithholdRow, moment: datetime) -> dict[str, Any]:
         # Every category named, even when the entry was recorded without any: an officer must
         # never read an empty list as "nothing withheld".
         "categories": list(row.categories or CATEGORIES),
-        "starts": as_utc(row.starts_at).isoformat() if row.starts_at else None,
-        "ends": as_utc(row.ends_at).isoformat() if row.ends_at else None,
+        "starts": instant_text(row.starts_at) if row.starts_at else None,
+        "ends": instant_text(row.ends_at) if row.ends_at else None,
         "reason": document.get("reason"),
-        "recorded_at": as_utc(row.recorded_at).isoformat(),
+        "recorded_at": instant_text(row.recorded_at),
         "recorded_by": party(row.recorded_by_agency, row.recorded_by_person),
         "revocation": revocation,
     }
@@ -187,6 +197,18 @@ def record_withhold(
     moment = utcnow()
     withhold_id = new_id("wth")
     fields = ("target", "actor_kind", "categories", "starts", "ends")
+    beyond = [
+        {"pointer": f"/{key}", "message_es": problem[0], "message_en": problem[1]}
+        for key in ("starts", "ends")
+        if (problem := instant_problem(document.get(key), key)) is not None
+    ]
+    if beyond:  # an instant Python cannot hold in UTC would fail only when stored
+        raise ConsentProblem(
+            "validation",
+            "La reserva no puede registrarse.",
+            "The withhold entry cannot be recorded.",
+            beyond,
+        )
     try:
         entry = WithholdFrom.from_json(
             {
@@ -248,8 +270,9 @@ def list_withholds(
 ) -> tuple[list[dict[str, Any]], str]:
     """The child's withhold entries (and those of children merged into it), newest first,
     active and past, each with its ``state``: for a caller who acts for the child, anyone else
-    gets ``LookupError`` (404). Each reading is an audit entry (``consents_read``, detail
-    ``withholds``; ids only)."""
+    gets ``LookupError`` (404). Entries that withhold from the caller's agency or someone of it
+    are left out (:func:`names_own_agency`). Each reading is an audit entry (``consents_read``,
+    detail ``withholds``; ids only)."""
     require_acts_for(session, actor, child)
     moment = utcnow()
     rows = session.scalars(
@@ -257,7 +280,8 @@ def list_withholds(
         .where(WithholdRow.child_id.in_(child.family))
         .order_by(WithholdRow.recorded_at.desc(), WithholdRow.id.desc())
     )
-    found = [withhold_json(row, moment) for row in rows]
+    agency = own_agency(session, actor)
+    found = [withhold_json(row, moment) for row in rows if not names_own_agency(row, agency)]
     entry = audit(session, actor, "consents_read", child.child_id, detail="withholds")
     return found, entry
 
@@ -265,9 +289,10 @@ def list_withholds(
 def revoke_withhold(
     session: Session, actor: Actor, withhold_id: str, reason: str
 ) -> tuple[dict[str, Any], str]:
-    """End a withhold entry at once (a consent officer's, who acts for the child); a revoked
-    entry is kept, with who revoked it, when and why."""
-    row, child = officer_row(session, actor, WithholdRow, withhold_id)
+    """End a withhold entry at once (a consent officer's, who acts for the child, of another
+    agency than the one it withholds from: to that agency's people it does not exist); a
+    revoked entry is kept, with who revoked it, when and why."""
+    row, child = officer_row(session, actor, WithholdRow, withhold_id, names_own_agency)
     if row.revoked_at is not None:
         raise ConsentProblem(
             "conflict",

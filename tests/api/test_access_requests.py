@@ -838,7 +838,9 @@ def test_a_decision_on_a_request_lists_every_failure_of_its_body(
     )
     found = pointers_and_messages(response)
     assert [pointer for pointer, _ in found] == ["", "/approve", "/until"]
-    assert "(reason)" in found[0][1] and "'mañana'" in found[2][1]
+    # The until is checked as every instant is (the shared date_time definition).
+    assert "(reason)" in found[0][1] and '"mañana"' in found[2][1]
+    assert "with a time zone" in found[2][1]
     # Nothing was decided.
     seen = client.get(f"/v1/access-requests/{request['id']}", headers=lawyer.headers)
     assert seen.get_json()["status"] == "pending"
