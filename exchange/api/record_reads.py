@@ -210,12 +210,23 @@ def decision_for_reader(
     reasons = disclosure.decision.reasons
     # Open reasons are told to anyone: how the reader stands matters only for the others.
     open_only = all(reason.code in OPEN_BASES for reason in reasons)
-    standing = OUTSIDER if open_only else reader_standing(session, actor, record, child)
-    return told_decision(decision_json(disclosure), reasons, standing, purpose)
+    if open_only:
+        return told_decision(decision_json(disclosure), reasons, OUTSIDER, purpose)
+    from exchange.consents.hidden import entries_naming_caller_in
+
+    standing = reader_standing(session, actor, record, child)
+    # An objection about the reader's own agency does not exist for it (docs/consent.md §8).
+    hidden = entries_naming_caller_in(session, actor, child)
+    return told_decision(decision_json(disclosure), reasons, standing, purpose, hidden=hidden)
 
 
 def told_decision(
-    whole: dict[str, Any], reasons: Iterable[Reason], standing: Any, purpose: str
+    whole: dict[str, Any],
+    reasons: Iterable[Reason],
+    standing: Any,
+    purpose: str,
+    *,
+    hidden: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """``whole`` (a decision as JSON, with its ``reasons``) as a reader of ``standing`` is told
     it: the result, the permitted and withheld categories and the id always; the permit
@@ -230,11 +241,12 @@ def told_decision(
     reader would show that something hidden came first. Told this way, a refusal for a hidden
     reason and one by a consent's deny read alike, and what is hidden leaves no mark.
     Also what a legal representative is told of the decision on an access request
-    (exchange.api.consents)."""
+    (exchange.api.consents). ``hidden``: ids of withhold entries and objections that name the
+    reader's agency, never told whatever its standing."""
     shown: list[Reason] = []
     plain = 0
     for reason in reasons:
-        told = told_to(reason, standing)
+        told = told_to(reason, standing) and reason.ref not in hidden
         if reason.result == "deny" and not (told and reason.code in _TOLD_REFUSALS):
             plain |= mask_of(reason.categories)
         elif told:

@@ -71,7 +71,7 @@ def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str,
     pinned peer hub (under one of its agency prefixes, docs/federation.md) may read here under
     a consent, so it is accepted; a person always belongs to this hub."""
     from exchange.agencies import Agency
-    from exchange.peers import Peer
+    from exchange.peers import peer_speaking_for
 
     named: list[tuple[str, dict[str, Any]]] = []
     for index, grantee in enumerate(document.get("grantee") or ()):
@@ -83,16 +83,13 @@ def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str,
             named.append((f"{pointer}/actor/{index}", actor))
         nested = provision.get("provision") or ()
         pending.extend((f"{pointer}/provision/{i}", p) for i, p in enumerate(nested))
-    prefixes = [
-        prefix
-        for peer in session.scalars(select(Peer).where(Peer.active.is_(True)))
-        for prefix in peer.agency_prefixes
-    ]
     found = []
     for pointer, ref in named:
         agency_id, person_id = ref.get("agency_id"), ref.get("person_id")
         if isinstance(agency_id, str) and session.get(Agency, agency_id) is None:
-            if not any(agency_id.startswith(prefix) for prefix in prefixes):
+            # The federation's own rule (exchange.peers.speaks_for): never an id under this
+            # hub's own namespace, whatever prefix a peer was pinned with before that check.
+            if peer_speaking_for(session, agency_id) is None:
                 found.append(
                     {
                         "pointer": f"{pointer}/agency_id",

@@ -20,7 +20,6 @@ from consent_support import (
     consent_document,
     consent_officer,
     entries,
-    record_consent,
 )
 from records_support import add_agency
 
@@ -108,15 +107,22 @@ def test_a_peers_prefixes_never_cover_an_agency_registered_here(fed: Federation)
 def test_a_mistyped_agency_is_never_a_peers_even_under_a_prefix_pinned_before(
     fed: Federation,
 ) -> None:
-    """A peer pinned before such prefixes were refused may still hold this hub's own: a consent
-    naming a mistyped agency (``mx.chp.dfi``) passes for its, but the peer cannot ask as it."""
+    """A peer pinned before such prefixes were refused may still hold this hub's own: neither
+    does a consent naming a mistyped agency (``mx.chp.dfi``) pass for its, nor can the peer ask
+    as it."""
     with fed.holder.app_context(), db.database(fed.holder).sessions.begin() as session:
         legacy = session.get(Peer, ASKER_ID)
         assert legacy is not None
         legacy.agency_prefixes = ["hn.consulado.", "mx.chp.", "mx.fed."]
     officer = consent_officer(fed.holder, "oficial-typo")
     typo = consent_document("mx.chp.dfi", actions=["read"], purposes=["case_management"])
-    record_consent(fed.holder_client, officer, fed.child_id, typo)
+    refused = fed.holder_client.post(
+        f"/v1/children/{fed.child_id}/consents",
+        json=typo,
+        headers={**officer.headers, "Accept-Language": "en"},
+    )
+    assert refused.status_code == 400, refused.get_json()
+    assert "This hub has no agency 'mx.chp.dfi'" in refused.get_data(as_text=True)
     impostor = lookup_body(
         requester={
             "agency_id": "mx.chp.dfi",

@@ -157,11 +157,17 @@ def test_a_lawyer_reading_in_part_is_not_told_of_the_adolescents_objection(
     assert {"system": "urn:puente:view", "value": views["id"]} in fhir_identifiers(entry)
 
 
+@pytest.mark.parametrize("about_the_reader", [False, True])
 def test_a_consent_officer_acting_for_the_child_is_told_of_the_objection(
-    app: Flask, client: FlaskClient, officer: PersonClient, pushed: dict[str, Any]
+    app: Flask,
+    client: FlaskClient,
+    officer: PersonClient,
+    pushed: dict[str, Any],
+    about_the_reader: bool,
 ) -> None:
     # A federal consent officer (PFPNNA acts for every child) reads under the Procuraduría's
-    # consent; the girl objected to the PFPNNA seeing her family.
+    # consent; the girl objected to anyone seeing her family — or to the PFPNNA itself, and
+    # then that objection does not exist for the PFPNNA (docs/consent.md §8).
     child_id = pushed["child_id"]
     add_agency(app, FEDERAL, jurisdiction="00", kind="federal_child_protection")
     federal = consent_officer(app, "co-fed-001", FEDERAL)
@@ -169,7 +175,20 @@ def test_a_consent_officer_acting_for_the_child_is_told_of_the_objection(
         FEDERAL, purposes=["protection_measure"], categories=["identity", "family"]
     )
     record_consent(client, officer, child_id, document)
-    views = object_to_family(client, officer, child_id, {"agency_id": FEDERAL})
+    response = client.post(
+        f"/v1/children/{child_id}/views",
+        json={
+            "heard_on": HEARD_ON,
+            "position": "objection",
+            "heard_by": {"person_id": officer.id},
+            "categories": ["family"],
+            **({"about": [{"agency_id": FEDERAL}]} if about_the_reader else {}),
+            "summary": "No quiere que vean datos de su familia.",
+        },
+        headers=officer.headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    views = response.get_json()
     response = client.get(
         f"/v1/records/{pushed['record_id']}",
         query_string={"purpose": "protection_measure"},
@@ -178,9 +197,16 @@ def test_a_consent_officer_acting_for_the_child_is_told_of_the_objection(
     assert response.status_code == 200, response.get_json()
     decision = response.get_json()["decision"]
     assert decision["categories"] == ["identity"]
-    assert "objection" in codes(decision)
-    assert decision["view_ids"] == [views["id"]]
-    assert HEARD_ON in response.get_data(as_text=True)
+    if about_the_reader:
+        assert codes(decision) == {"consent", "default_deny"}
+        assert "view_ids" not in decision and views["id"] not in response.get_data(as_text=True)
+        assert not any(word in response.get_data(as_text=True) for word in OBJECTION_WORDS)
+        audited = audit_entry(app, response.headers["Puente-Decision"])["decision"]
+        assert audited["view_ids"] == [views["id"]]  # the log keeps the decision whole
+    else:
+        assert "objection" in codes(decision)
+        assert decision["view_ids"] == [views["id"]]
+        assert HEARD_ON in response.get_data(as_text=True)
 
 
 def test_an_agency_holding_the_record_is_told_of_the_objection(
@@ -198,9 +224,34 @@ def test_an_agency_holding_the_record_is_told_of_the_objection(
         pushed["child_id"],
         consent_document(shelter.id, purposes=["health_care"], categories=["identity", "family"]),
     )
-    views = object_to_family(client, officer, pushed["child_id"], {"agency_id": shelter.id})
+    # An objection naming the shelter does not exist for it; one naming its kind's readers
+    # (here: anyone) it is told, as an agency holding the record.
+    named = object_to_family(client, officer, pushed["child_id"], {"agency_id": shelter.id})
     response = read(client, shelter, pushed["record_id"], purpose="health_care")
     assert response.status_code == 200, response.get_json()
+    decision = response.get_json()["decision"]
+    assert decision["categories"] == ["identity"]
+    assert "objection" not in codes(decision) and "view_ids" not in decision
+    assert named["id"] not in response.get_data(as_text=True)
+    client.post(
+        f"/v1/views/{named['id']}/review",
+        json={"upheld": False, "reason": "Escuchada de nuevo."},
+        headers=officer.headers,
+    )
+    response = client.post(
+        f"/v1/children/{pushed['child_id']}/views",
+        json={
+            "heard_on": HEARD_ON,
+            "position": "objection",
+            "heard_by": {"person_id": officer.id},
+            "categories": ["family"],
+            "summary": "No quiere que nadie vea datos de su familia.",
+        },
+        headers=officer.headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    views = response.get_json()
+    response = read(client, shelter, pushed["record_id"], purpose="health_care")
     decision = response.get_json()["decision"]
     assert decision["categories"] == ["identity"]
     assert "objection" in codes(decision) and decision["view_ids"] == [views["id"]]
