@@ -38,7 +38,7 @@ def init_app(app: Flask) -> None:
     app.before_request(_refuse_nul_characters)
     app.after_request(_add_request_headers)
     app.register_error_handler(Problem, problem_response)
-    app.register_error_handler(HTTPException, _http_exception)
+    app.register_error_handler(HTTPException, http_problem)
     app.register_error_handler(Exception, _unexpected_exception)
     app.register_error_handler(DBAPIError, _database_error)
 
@@ -114,7 +114,9 @@ def _add_request_headers(response: Response) -> Response:
     return response
 
 
-def _http_exception(error: HTTPException) -> Response:
+def http_problem(error: HTTPException) -> Response:
+    """An HTTP error raised by Flask or a route (404, 405, 413…) as the API's problem; the
+    portal's pages use it for the callers that are not browsers."""
     status = error.code or 500
     kind = STATUS_KINDS.get(status, "internal" if status >= 500 else "validation")
     extra: dict[str, Any] = {}

@@ -35,8 +35,9 @@ from exchange.api.consents import (
     access_request_answer,
     audit_consent_read,
     body_instant,
+    not_an_instant,
 )
-from exchange.auth import Actor, as_utc, utcnow
+from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
 from exchange.consents.common import QUEUE_LIMIT
@@ -249,10 +250,13 @@ def _until(text: str) -> str:
 
 
 def _instant(text: str) -> datetime | None:
-    """The instant a form's date names (an instant without an offset is UTC, as the API reads
-    it), or None when it names none."""
+    """The instant a form's date names, in UTC, or None when it names none the API would take
+    (the API's own check: an offset is required, years 1 to 9999 in UTC). A date field sends a
+    date, which :func:`_until` makes the end of that day in UTC."""
+    if not_an_instant(text, "until") is not None:
+        return None
     try:
-        return as_utc(datetime.fromisoformat(text))
+        return body_instant({"until": text}, "until")
     except ValueError:
         return None
 

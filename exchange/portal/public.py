@@ -14,7 +14,7 @@ from consent import CATEGORY_LABELS
 
 # The hub's own answer to a routing error (problem+json), for every caller but a person's
 # browser on the portal's addresses.
-from exchange.httpbasics import _http_exception as problem_answer
+from exchange.httpbasics import http_problem as problem_answer
 from exchange.portal.blueprint import bp, message_page, page_language
 from exchange.problems import PROBLEM_MEDIA_TYPE
 from schemas.errors import UnknownSchema

@@ -271,3 +271,27 @@ def _errors_in(panel: str) -> list[str]:
 
 def text_of_html(fragment: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", fragment)))
+
+
+def test_a_hand_made_valid_until_the_api_would_refuse_is_refused_on_the_page(
+    app: Flask, pushed: dict[str, Any], lawyer: PersonClient, officer: PersonClient
+) -> None:
+    # A date field sends a date; a hand-made post may send anything. Beyond year 9999 once in
+    # UTC (a 500 before), or without an offset (read as UTC before): refused, nothing decided.
+    asked = _asked(app, lawyer, pushed["child_id"])
+    browser = logged_in(app, officer.id)
+    for until in ("9999-12-31T23:59:59-12:00", "2027-01-01T00:00:00", "0000-01-01"):
+        refused = browser.post(
+            f"/requests/{asked}/decision?lang=en",
+            data={
+                "csrf_token": _csrf(browser),
+                "decision": "approve",
+                "reason": "Acreditada.",
+                "until": until,
+            },
+        )
+        assert refused.status_code == 400, until
+        assert f"Request {asked} was not decided" in text_of_html(
+            _panel(refused.get_data(as_text=True), asked)
+        )
+    assert asked in _pending(app)
