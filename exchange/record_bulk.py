@@ -40,6 +40,7 @@ from exchange.record_push import (
     retryable,
 )
 from schemas.errors import DocumentError
+from schemas.parsing import not_object_error
 
 BATCH_BYTES = 8 * 1024 * 1024
 #: Tries of a whole batch before it is stored line by line (rows are locked while a batch is
@@ -159,8 +160,13 @@ def check_line(
         return rejected(
             number, "validation", failure("", value.code, value.message_es, value.message_en)
         )
+    if not isinstance(value, dict):  # nothing to sign or check: say what it is, first
+        shape = not_object_error(value)
+        return rejected(
+            number, "validation", failure("", shape.code, shape.message_es, shape.message_en)
+        )
     signature = None
-    if isinstance(value, dict) and "signature" in value:
+    if "signature" in value:
         signature = value.pop("signature")
         if not isinstance(signature, str):
             return rejected(

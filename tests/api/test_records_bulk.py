@@ -580,6 +580,20 @@ def test_an_unsigned_line_is_told_to_carry_its_signature_member(
     assert count(app, Record) == 0
 
 
+def test_a_line_that_is_no_object_is_told_so_whether_or_not_signatures_are_required(
+    app: Flask, client: FlaskClient, dif: AgencyClient
+) -> None:
+    signer = add_agency(app, "mx.son.dif", jurisdiction="26", require_signature=True)
+    for agency in (dif, signer):
+        _, results = push_bulk(client, agency, b'[1, 2]\n"texto"\n', **{"Accept-Language": "en"})
+        assert [r["problem"] for r in results] == ["validation", "validation"]
+        assert [e["message"] for r in results for e in r["errors"]] == [
+            "expected a JSON object {…} but found an array [...]",
+            "expected a JSON object {…} but found a string",
+        ]
+    assert count(app, Record) == 0
+
+
 @pytest.mark.parametrize("local_id", ["   ", " L-1", "L-1 "])
 def test_a_line_whose_local_id_is_blank_or_padded_is_refused(
     app: Flask, client: FlaskClient, dif: AgencyClient, local_id: str
