@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,7 +74,40 @@ def initialise(app: Flask) -> dict[str, object]:
         "witness_vkey": keys.witness.vkey if keys.witness else None,
         # What webhook receivers pin to verify the hub's notifications.
         "signing_jwk": hub_signing_public_jwk(app),
+        # Secrets that anyone on the machine could read (a hub of an earlier version).
+        "made_private": [str(path) for path in make_private(app)],
     }
+
+
+def make_private(app: Flask) -> list[Path]:
+    """Make the hub's secrets readable by their owner only, as new ones are made: the SQLite
+    database (the child index is in it, in clear) with its -wal and -shm files, and what the
+    key folder holds. Hubs made by earlier versions, or files copied in by hand, may be
+    readable by anyone on the machine; ``init`` (safe to rerun) closes them. The paths whose
+    mode changed."""
+    instance = Path(app.instance_path)
+    candidates: list[Path] = []
+    database = db.database(app)
+    if database.is_sqlite and database.url.database not in (None, "", ":memory:"):
+        main = Path(str(database.url.database))
+        if not str(main).startswith("file:"):
+            candidates += [main, Path(f"{main}-wal"), Path(f"{main}-shm")]
+    folders = [instance / "keys", *{path.parent for path in key_paths(app).values()}]
+    for folder in dict.fromkeys(folders):
+        if folder.is_dir():
+            candidates.append(folder)
+            candidates += sorted(folder.rglob("*"))
+    changed = []
+    for path in candidates:
+        try:
+            mode = path.lstat().st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISLNK(mode) or not (mode & 0o077):
+            continue
+        path.chmod(0o700 if stat.S_ISDIR(mode) else 0o600)
+        changed.append(path)
+    return changed
 
 
 def _audit_created_keys(
@@ -118,6 +152,14 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
     for path in result["keys_created"]:  # type: ignore[attr-defined]
         click.echo(say(lang, "  llave nueva: ", "  new key: ") + str(path))
     click.echo(say(lang, "  llave del registro: ", "  log key: ") + str(result["log_vkey"]))
+    for path in result["made_private"]:  # type: ignore[attr-defined]
+        click.echo(
+            say(
+                lang,
+                f"  ahora solo su dueño lo lee (lo leía cualquiera en esta máquina): {path}",
+                f"  now readable by its owner only (anyone on this machine could read it): {path}",
+            )
+        )
 
 
 @click.group("db")

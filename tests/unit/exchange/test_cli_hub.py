@@ -294,3 +294,18 @@ def test_a_database_newer_than_the_code_says_so_everywhere(hub_env: Path) -> Non
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["migrations"].startswith("at 0999, newer than")
     assert "a newer version upgraded it" in ready.get_json()["detail"]
+
+
+def test_init_makes_the_secrets_of_an_older_hub_private(hub_env: Path) -> None:
+    # Hubs made before the database and keys were created owner-only keep what they had.
+    assert CliRunner().invoke(main, ["init"]).exit_code == 0
+    opened = [hub_env / "puente.db", hub_env / "keys", hub_env / "keys" / "log.key"]
+    for path in opened:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    result = CliRunner().invoke(main, ["init", "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.output)["made_private"]) == {str(p) for p in opened}
+    for path in opened:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600)
+    again = CliRunner().invoke(main, ["init", "--lang", "en"])
+    assert "now readable by its owner only" not in again.output  # nothing left to close
