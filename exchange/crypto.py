@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 import secrets
@@ -38,6 +39,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.config import resolve_instance_file
+
+#: Under "puente", so its lines are JSON like the rest (exchange.logs).
+_log = logging.getLogger("puente.crypto")
 
 RELOAD_SECONDS = 5.0
 KEY_BYTES = nacl.secret.SecretBox.KEY_SIZE
@@ -303,7 +307,7 @@ def unreadable_problem(error: DataKeyError) -> Any:
     503, as for a database that cannot be used, since the hub itself is at fault."""
     from exchange.problems import Problem, problem_response
 
-    current_app.logger.error("cannot decrypt: %s", error)
+    _log.error("cannot decrypt: %s", error)
     return problem_response(
         Problem(
             "unavailable",

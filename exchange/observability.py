@@ -6,6 +6,7 @@ Under gunicorn every worker is a process; ``puente serve`` sets ``PROMETHEUS_MUL
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -25,6 +26,9 @@ from exchange import db
 from exchange.crypto import data_key_problem, unloadable_keys_problem
 from exchange.keys import hub_keys
 from exchange.problems import localized
+
+#: Under "puente", so its lines are JSON like the rest (exchange.logs).
+_log = logging.getLogger("puente.readiness")
 
 bp = Blueprint("ops", __name__)
 
@@ -130,7 +134,7 @@ def readyz() -> Any:
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         unloadable = unloadable_keys_problem(app, db.database().sessions)
         if unloadable:
-            current_app.logger.error("not ready: rows under data keys not loaded: %s", unloadable)
+            _log.error("not ready: rows under data keys not loaded: %s", unloadable)
             checks["data_keys"] = f"rows under keys this hub does not hold: {unloadable}"
             advice.append(
                 (
@@ -156,7 +160,7 @@ def readyz() -> Any:
         from flask import current_app
 
         problems = "; ".join([*keys.problems, *filter(None, [data_problem, signing_problem])])
-        current_app.logger.warning("not ready: hub keys: %s", problems)
+        _log.warning("not ready: hub keys: %s", problems)
         checks["keys"] = f"missing or unreadable: {', '.join(missing)} (run 'puente init')"
         advice.append(
             (

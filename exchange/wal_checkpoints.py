@@ -18,7 +18,7 @@ import logging
 import sqlite3
 import threading
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("puente.wal")  # under "puente": JSON lines (exchange.logs)
 
 DEFAULT_INTERVAL = 0.1
 """Seconds between background checkpoints."""
