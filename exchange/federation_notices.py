@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import federation
@@ -139,16 +139,9 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
 def dead_while_peer_disabled(session: Session, peer_hub: str) -> int:
     """How many notices to ``peer_hub`` died because it was disabled when their turn came
     (``puente outbox retry --all-dead --peer`` sends them once it is enabled again)."""
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                OutboxMessage.peer_hub == peer_hub,
-                OutboxMessage.status == "dead",
-                OutboxMessage.last_error == DISABLED_PEER.format(peer_hub),
-            )
-        )
-        or 0
-    )
+    from exchange.outbox import dead_because
+
+    return dead_because(session, OutboxMessage.peer_hub == peer_hub, DISABLED_PEER.format(peer_hub))
 
 
 def _invalid(name: str, es: str, en: str) -> EnvelopeRefused:

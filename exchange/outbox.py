@@ -696,12 +696,17 @@ def _may_have_reached(request: OutboxMessage, batch_token: str | None) -> bool:
 def dead_while_disabled(session: Session, agency_id: str) -> int:
     """How many of ``agency_id``'s messages died because it was disabled when their turn came
     (``puente outbox retry --all-dead --agency`` sends them once it is enabled again)."""
+    return dead_because(
+        session, OutboxMessage.agency_id == agency_id, DISABLED_AGENCY.format(agency_id)
+    )
+
+
+def dead_because(session: Session, whose: Any, reason: str) -> int:
+    """How many messages matching ``whose`` (a column condition) died with ``reason``."""
     return int(
         session.scalar(
             select(func.count()).where(
-                OutboxMessage.agency_id == agency_id,
-                OutboxMessage.status == "dead",
-                OutboxMessage.last_error == DISABLED_AGENCY.format(agency_id),
+                whose, OutboxMessage.status == "dead", OutboxMessage.last_error == reason
             )
         )
         or 0
