@@ -187,6 +187,12 @@ def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    from exchange.hub_metrics import HubState
+
+    hub = CollectorRegistry()
+    hub.register(HubState(db.database().sessions))
     # content_type, not mimetype: CONTENT_TYPE_LATEST already names its charset, and Flask
     # adds one more to a text/* mimetype.
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(
+        generate_latest(registry) + generate_latest(hub), content_type=CONTENT_TYPE_LATEST
+    )
