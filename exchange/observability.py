@@ -80,6 +80,51 @@ KEY_NAMES = {
 }
 
 
+#: The setting that gives each hub key in the environment instead of a file.
+KEY_SETTINGS = {
+    "log": "AUDIT_LOG_KEY",
+    "witness": "AUDIT_WITNESS_KEY",
+    "data": "DATA_KEY",
+    "signing": "HUB_SIGNING_KEY",
+}
+
+
+def _key_advice(missing: list[str], config: Any, *, restore_data: bool) -> list[tuple[str, str]]:
+    """What to do about each missing or unreadable key: correct the setting that gives it
+    (``puente init`` writes files, and would not read it better); restore the data key folder
+    when rows are under keys the hub lacks (already advised; a new key would not read them);
+    else ``puente init``, which makes a key that is simply not there yet."""
+    given = [role for role in missing if config.get(KEY_SETTINGS[role])]
+    to_make = [
+        role for role in missing if role not in given and not (role == "data" and restore_data)
+    ]
+    advice = []
+    if given:
+        settings = ", ".join(f"PUENTE_{KEY_SETTINGS[role]}" for role in given)
+        advice.append(
+            (
+                f"no se puede leer la llave dada en {settings}: corríjala; el registro del "
+                "servidor dice por qué",
+                f"the key given in {settings} cannot be read: correct it; the server's log "
+                "says why",
+            )
+        )
+    if to_make:
+        advice.append(
+            (
+                "faltan llaves del nodo o no se pueden leer ("
+                + ", ".join(KEY_NAMES[role][0] for role in to_make)
+                + "): ejecute 'puente init' con el mismo PUENTE_INSTANCE_PATH; el registro del "
+                "servidor dice qué archivo falta",
+                "hub keys are missing or unreadable ("
+                + ", ".join(KEY_NAMES[role][1] for role in to_make)
+                + "): run 'puente init' with the same PUENTE_INSTANCE_PATH; the server's log "
+                "names the missing file",
+            )
+        )
+    return advice
+
+
 def _signing_key_problem() -> str | None:
     """Why webhook notifications cannot be signed (the worker would deliver nothing), or
     ``None``."""
@@ -128,6 +173,7 @@ def readyz() -> Any:
             else:
                 checks["migrations"] = f"at {revision}, want {head} (run 'puente db upgrade')"
             advice.append(schema)
+    unloadable: Any = None
     if checks.get("migrations") == "ok":
         from flask import current_app
 
@@ -161,19 +207,12 @@ def readyz() -> Any:
 
         problems = "; ".join([*keys.problems, *filter(None, [data_problem, signing_problem])])
         _log.warning("not ready: hub keys: %s", problems)
-        checks["keys"] = f"missing or unreadable: {', '.join(missing)} (run 'puente init')"
-        advice.append(
-            (
-                "faltan llaves del nodo o no se pueden leer ("
-                + ", ".join(KEY_NAMES[role][0] for role in missing)
-                + "): ejecute 'puente init' con el mismo PUENTE_INSTANCE_PATH; el registro del "
-                "servidor dice qué archivo falta",
-                "hub keys are missing or unreadable ("
-                + ", ".join(KEY_NAMES[role][1] for role in missing)
-                + "): run 'puente init' with the same PUENTE_INSTANCE_PATH; the server's log "
-                "names the missing file",
-            )
+        told = _key_advice(missing, current_app.config, restore_data=bool(unloadable))
+        only_init = len(told) == 1 and "puente init" in told[0][1]
+        checks["keys"] = f"missing or unreadable: {', '.join(missing)}" + (
+            " (run 'puente init')" if only_init else ""
         )
+        advice += told
     ready = all(value == "ok" for value in checks.values())
     body: dict[str, Any] = {"status": "ready" if ready else "not-ready", "checks": checks}
     if advice:

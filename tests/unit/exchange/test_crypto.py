@@ -408,3 +408,26 @@ def test_init_makes_no_key_that_would_orphan_what_the_database_holds(
     assert not log_key.exists()
     shutil.move(tmp_path / "log.key", log_key)
     assert CliRunner().invoke(main, ["init"]).exit_code == 0
+
+
+def test_readiness_says_restore_not_init_when_rows_need_the_lost_data_key(app: Flask) -> None:
+    # Every data key gone, with rows under one: a new key (puente init) would read none of
+    # them, so the only advice is to restore the key folder.
+    push_records(app, 1)
+    for path in Path(app.instance_path, "keys", "data").glob("*.key"):
+        path.unlink()
+    data_keyring(app).reload()
+    ready = app.test_client().get("/readyz", headers={"Accept-Language": "en"}).get_json()
+    assert ready["checks"]["keys"] == "missing or unreadable: data"
+    assert "restore the key folder from the backup" in ready["detail"]
+    assert "run 'puente init'" not in ready["detail"].replace("do not run 'puente init'", "")
+
+
+def test_readiness_says_to_correct_a_key_given_in_the_environment(app: Flask) -> None:
+    # A malformed PUENTE_DATA_KEY is not fixed by puente init, which writes files.
+    app.config["DATA_KEY"] = "no es una llave"
+    app.extensions.pop("puente.data_keys")  # made again from the setting
+    ready = app.test_client().get("/readyz", headers={"Accept-Language": "en"}).get_json()
+    assert ready["checks"]["keys"] == "missing or unreadable: data"
+    assert "the key given in PUENTE_DATA_KEY cannot be read: correct it" in ready["detail"]
+    assert "puente init" not in ready["detail"]
