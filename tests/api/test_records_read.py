@@ -317,5 +317,8 @@ def test_a_refused_read_takes_the_floor_whether_the_record_exists_or_not(
             refusals.append((response.status_code, time.perf_counter() - started))
     assert [status for status, _ in refusals] == [404, 404, 404, 200, 200] + [404] * 4
     assert all(seconds >= 0.3 for _, seconds in refusals), refusals
-    status, seconds = timed(owner, f"/v1/records/{record['record_id']}")
-    assert status == 200 and seconds < 0.3
+    # A permitted read never waits the floor: the fastest of three (a stall of the machine or
+    # of the database's disk can slow any one of them) is under it.
+    permitted = [timed(owner, f"/v1/records/{record['record_id']}") for _ in range(3)]
+    assert {status for status, _ in permitted} == {200}
+    assert min(seconds for _, seconds in permitted) < 0.3, permitted
