@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from exchange.cli import hub as hub_cli
 from exchange.cli import main
 
 
@@ -197,10 +198,15 @@ def test_key_from_environment_is_used(hub_env: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.fixture
-def exec_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], dict[str, str]]]:
-    """What ``puente serve``/``demo`` would exec (argv, environment), instead of gunicorn."""
+def exec_calls(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> list[tuple[list[str], dict[str, str]]]:
+    """What ``puente serve``/``demo`` would exec (argv, environment), instead of gunicorn. The
+    metric folders a server would remove when it stops go under ``tmp_path``: none is run."""
     calls: list[tuple[list[str], dict[str, str]]] = []
     monkeypatch.setattr(os, "execvpe", lambda _file, argv, env: calls.append((argv, env)))
+    (tmp_path / "shm").mkdir()
+    monkeypatch.setattr(hub_cli, "SHARED_MEMORY", tmp_path / "shm")
     monkeypatch.delenv("PUENTE_ACCESS_LOG", raising=False)
     monkeypatch.delenv("PUENTE_BIND", raising=False)
     return calls
