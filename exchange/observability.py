@@ -89,11 +89,14 @@ KEY_SETTINGS = {
 }
 
 
-def _key_advice(missing: list[str], config: Any, *, restore_data: bool) -> list[tuple[str, str]]:
-    """What to do about each missing or unreadable key: correct the setting that gives it
+def _key_advice(
+    missing: list[str], config: Any, *, restore_data: bool
+) -> tuple[list[tuple[str, str]], bool]:
+    """What to do about each missing or unreadable key — correct the setting that gives it
     (``puente init`` writes files, and would not read it better); restore the data key folder
     when rows are under keys the hub lacks (already advised; a new key would not read them);
-    else ``puente init``, which makes a key that is simply not there yet."""
+    else ``puente init``, which makes a key that is simply not there yet — and whether
+    ``puente init`` is the fix for all of them."""
     given = [role for role in missing if config.get(KEY_SETTINGS[role])]
     to_make = [
         role for role in missing if role not in given and not (role == "data" and restore_data)
@@ -122,7 +125,7 @@ def _key_advice(missing: list[str], config: Any, *, restore_data: bool) -> list[
                 "names the missing file",
             )
         )
-    return advice
+    return advice, to_make == missing
 
 
 def _signing_key_problem() -> str | None:
@@ -207,10 +210,11 @@ def readyz() -> Any:
 
         problems = "; ".join([*keys.problems, *filter(None, [data_problem, signing_problem])])
         _log.warning("not ready: hub keys: %s", problems)
-        told = _key_advice(missing, current_app.config, restore_data=bool(unloadable))
-        only_init = len(told) == 1 and "puente init" in told[0][1]
+        told, init_makes_all = _key_advice(
+            missing, current_app.config, restore_data=bool(unloadable)
+        )
         checks["keys"] = f"missing or unreadable: {', '.join(missing)}" + (
-            " (run 'puente init')" if only_init else ""
+            " (run 'puente init')" if init_makes_all else ""
         )
         advice += told
     ready = all(value == "ok" for value in checks.values())

@@ -532,21 +532,7 @@ def disable_person(session: Session, person_id: str) -> int:
     """
     from exchange.consents.access import end_access_of_disabled_person  # it imports this
 
-    person = get_person(session, person_id)
-    # Claimed by a conditional update, so that of two disables (or a repeated one) only one
-    # happens and is written to the signed log: it must not record a change that did not.
-    if not db.changed_once(
-        session,
-        update(Person)
-        .where(Person.id == person_id, Person.active.is_(True))
-        .values(active=False, session_generation=NEXT_SESSION_GENERATION),
-    ):
-        raise AlreadyDone(
-            f"La persona {person_id} ya estaba desactivada; no se cambió nada.",
-            f"Person {person_id} was already disabled; nothing was changed.",
-            field="person_id",
-        )
-    session.refresh(person)
+    _switch_active(session, person_id, False)
     revoked = session.execute(
         update(AccessToken)
         .where(AccessToken.person_id == person_id, AccessToken.revoked.is_(False))
@@ -561,20 +547,30 @@ def enable_person(session: Session, person_id: str) -> Person:
     """Enable a disabled person again. The tokens they had stay revoked (disabling revoked
     them, so that a mistaken disable undone brings back no forgotten token), and the portal
     sessions they had stay ended: they log into the portal again and make new ones."""
+    person = _switch_active(session, person_id, True)
+    _audit(session, "enabled", person_id)
+    return person
+
+
+def _switch_active(session: Session, person_id: str, active: bool) -> Person:
+    """Enable or disable the person, ending their portal sessions; :class:`AlreadyDone` when
+    they already were. Claimed by a conditional update, so that of two concurrent (or repeated)
+    changes only one happens and is written to the signed log: it must not record a change
+    that did not happen."""
     person = get_person(session, person_id)
     if not db.changed_once(
         session,
         update(Person)
-        .where(Person.id == person_id, Person.active.is_(False))
-        .values(active=True, session_generation=NEXT_SESSION_GENERATION),
+        .where(Person.id == person_id, Person.active.is_(not active))
+        .values(active=active, session_generation=NEXT_SESSION_GENERATION),
     ):
+        state_es, state_en = ("activa", "active") if active else ("desactivada", "disabled")
         raise AlreadyDone(
-            f"La persona {person_id} ya estaba activa; no se cambió nada.",
-            f"Person {person_id} was already active; nothing was changed.",
+            f"La persona {person_id} ya estaba {state_es}; no se cambió nada.",
+            f"Person {person_id} was already {state_en}; nothing was changed.",
             field="person_id",
         )
     session.refresh(person)
-    _audit(session, "enabled", person_id)
     return person
 
 
