@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, abort, g, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -50,9 +50,10 @@ def _assign_request_id() -> None:
     g.request_id = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
-#: Where :func:`_refuse_nul_characters` answers with a problem: the API's routes. OAuth's answer
-#: in RFC 6749's words (a client id holding one is an unknown client) and the portal's pages
-#: in HTML, each in its own code.
+#: Where :func:`_refuse_nul_characters` answers with a problem: the API's routes. Elsewhere an
+#: address holding one is a 404 (the portal's pages answer it in HTML), and values are checked
+#: where they are used: OAuth in RFC 6749's words (a client id holding one is an unknown
+#: client), the portal's login by the service (an e-mail holding one is no one's).
 API_PREFIXES = ("/v1/", "/.well-known/")
 
 
@@ -62,6 +63,8 @@ def _refuse_nul_characters() -> None:
     fail as a 500 on PostgreSQL and not on SQLite). JSON bodies are checked as they are
     parsed."""
     if not request.path.startswith(API_PREFIXES):
+        if "\x00" in request.path:
+            abort(404)  # no page has such an address; each area answers its 404 its own way
         return
     where = None
     if "\x00" in request.path:

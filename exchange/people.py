@@ -616,7 +616,11 @@ def verify_login(session: Session, email: str, password: str) -> Person | None:
     wrong one, a disabled person), one Argon2id verification is made — against a dummy hash
     when there is no real one — so that neither the answer nor its time tells whether an
     account exists."""
-    person = session.scalar(select(Person).where(Person.email == email.strip().lower()))
+    email = email.strip().lower()
+    # No address holds U+0000 (PostgreSQL's text cannot even be asked for one): no one's.
+    person = (
+        None if "\x00" in email else session.scalar(select(Person).where(Person.email == email))
+    )
     real = person.password_hash if person is not None else None
     stored = real.encode("ascii") if real else _dummy_hash()
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
+from consent_support import PersonClient
 from flask import Flask
 from flask.testing import FlaskClient
 from records_support import add_agency, envelope, example, push, push_bulk
@@ -99,3 +100,29 @@ def test_an_adapters_document_with_nul_is_rejected_with_its_pointer(app: Flask) 
     pointers = [p.pointer for p in outcomes[1].problems]
     assert pointers == ["/data/child/alias"]
     assert _records(app) == 1
+
+
+def test_a_login_with_nul_is_refused_as_any_failed_login(app: Flask, client: FlaskClient) -> None:
+    # The portal's pages answer in HTML, so its forms are checked by the portal itself.
+    from portal_support import page_csrf
+
+    response = client.post(
+        "/login",
+        data={
+            "csrf_token": page_csrf(client),
+            "email": "ana\x00@example.org",
+            "password": "una contraseña larga",
+        },
+    )
+    assert response.status_code in (400, 401), response.status_code
+    assert response.mimetype == "text/html"
+
+
+def test_a_portal_address_with_nul_is_no_500(app: Flask, officer: PersonClient) -> None:
+    from portal_support import csrf_of, logged_in
+
+    browser = logged_in(app, officer.id)
+    csrf = csrf_of(browser.get("/requests").get_data(as_text=True))
+    for path in ("/requests/acr_%00/decision", "/tokens/%00/revoke"):
+        response = browser.post(path, data={"csrf_token": csrf, "decision": "deny", "reason": "x"})
+        assert response.status_code in (400, 404), (path, response.status_code)
