@@ -20,7 +20,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         SettingError,
         check_settings,
         default_database_url,
+        environment_setting_names,
         instance_path_from_env,
+        unknown_settings,
     )
 
     instance_path = instance_path_from_env()
@@ -28,6 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         instance_path = test_config["INSTANCE_PATH"]
     app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
+    known_before_file = set(app.config)  # Flask's own settings and Puente's
     try:
         app.config.from_pyfile(INSTANCE_CONFIG_FILE, silent=True)
     except Exception as error:  # any fault of the file is the operator's to fix
@@ -40,6 +43,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             f"The configuration file {where} cannot be read ({cause}); fix it: each line is "
             'NAME = "value".',
         ) from error
+    unknown = unknown_settings(
+        [*(set(app.config) - known_before_file), *environment_setting_names()],
+        known_elsewhere=known_before_file,
+    )
     app.config.from_prefixed_env("PUENTE")
     if test_config:
         app.config.from_mapping(test_config)
@@ -76,6 +83,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     check_rules_file(app)  # a hub whose own rules cannot be read does not start
     logs.init_app(app)
+    if unknown:
+        logs.warn_unknown_settings(unknown)
     httpbasics.init_app(app)
     crypto.init_app(app)
     db.init_app(app)

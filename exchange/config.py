@@ -6,8 +6,9 @@ Every setting is listed once here and once in the README. Keys are namespaced
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,38 @@ def check_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.en
 def _shown(config: Mapping[str, Any], environ: Mapping[str, str], name: str) -> str:
     value = config.get(name, environ.get(f"PUENTE_{name}"))
     return repr(value)
+
+
+#: ``PUENTE_*`` variables read from the environment only, never as settings of the app.
+ENVIRONMENT_ONLY = (
+    "INSTANCE_PATH",  # where the instance folder is
+    "BIND",
+    "ACCESS_LOG",
+    *SERVING_INTEGERS,  # puente serve (exchange/serving.py)
+    "LANG",  # the command line's language
+    "CLIENT_SECRET",  # puente import/export through the API
+    "TEST_DATABASE_URL",
+    "TEST_SHARED_DATA",  # the test suite (tests/conftest.py)
+)
+
+
+def unknown_settings(names: Iterable[str], known_elsewhere: Iterable[str] = ()) -> list[str]:
+    """Setting names (without ``PUENTE_``) that the hub does not read, each with the closest
+    one it does when there is one: ``PUENTE_DATABSE_URL`` would otherwise be silently
+    ignored and the hub would run on the SQLite file instead of the database meant."""
+    known = {*DEFAULTS, *ENVIRONMENT_ONLY, *known_elsewhere}
+    described = []
+    for name in sorted(set(names) - known):
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
+        described.append(f"{name} (→ {close[0]}?)" if close else name)
+    return described
+
+
+def environment_setting_names(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The names after ``PUENTE_`` of the environment's ``PUENTE_*`` variables, as
+    Flask's ``from_prefixed_env`` reads them (a ``__`` marks a nested key: its first part)."""
+    return [
+        key.removeprefix("PUENTE_").split("__")[0]
+        for key in environ
+        if key.startswith("PUENTE_") and len(key) > len("PUENTE_")
+    ]

@@ -58,3 +58,14 @@ def init_app(app: Flask) -> None:
             f"PUENTE_LOG_LEVEL = {level}: must be one of {', '.join(LEVELS)}.",
         )
     configure(level)
+
+
+def warn_unknown_settings(described: list[str]) -> None:
+    """Say, once per process start, which settings the hub ignores (a misspelt name)."""
+    listed = ", ".join(described)
+    logging.getLogger("puente.config").warning(
+        "configuración desconocida, ignorada: %s / unknown settings, ignored: %s",
+        listed,
+        listed,
+        extra={"unknown_settings": described},
+    )

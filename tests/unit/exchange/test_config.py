@@ -99,3 +99,76 @@ def test_a_configuration_file_that_does_not_run_is_named_without_a_traceback(
     assert result.exit_code == 1, result.output
     assert f"The configuration file {tmp_path}/puente.cfg cannot be read" in result.output
     assert "Traceback" not in result.output
+
+
+def _warned_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environ: dict[str, str]
+) -> list[list[str]]:
+    """Build the app with ``environ`` set and return the unknown-settings warnings it logged."""
+    from exchange import logs
+
+    warned: list[list[str]] = []
+    monkeypatch.setattr(logs, "warn_unknown_settings", warned.append)
+    monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    create_app()
+    return warned
+
+
+def test_a_misspelt_setting_is_named_with_the_one_meant(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "puente.cfg").write_text('HUB_ID = "mx.chp.puente"\nPUBLIC_ULR = "https://x"\n')
+    warned = _warned_settings(
+        monkeypatch, tmp_path, {"PUENTE_DATABSE_URL": "postgresql://elsewhere/db"}
+    )
+    assert warned == [["DATABSE_URL (→ DATABASE_URL?)", "PUBLIC_ULR (→ PUBLIC_URL?)"]]
+
+
+def test_every_setting_the_readme_names_is_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`PUENTE_([A-Z][A-Z0-9_]*[A-Z0-9])`", readme))
+    # PUENTE_NAME is the README's way of writing "PUENTE_ and a setting's name"
+    named.discard("NAME")
+    assert len(named) > 40
+    from exchange.config import unknown_settings
+
+    assert unknown_settings(named) == []
+    # Flask's own settings (DEBUG, SECRET_KEY, …) are settings too.
+    assert _warned_settings(monkeypatch, tmp_path, {"PUENTE_TESTING": "false"}) == []
+
+
+def test_the_command_line_says_which_settings_it_ignores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    environ = {
+        **os.environ,
+        "PUENTE_INSTANCE_PATH": str(tmp_path),
+        "PUENTE_LOG_LEVL": "DEBUG",
+        "PUENTE_LANG": "en",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "exchange.cli", "init"],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    warnings = [line for line in lines if line.get("unknown_settings")]
+    assert warnings, result.stderr
+    assert warnings[0]["unknown_settings"] == ["LOG_LEVL (→ LOG_LEVEL?)"]
+    assert "unknown settings, ignored: LOG_LEVL" in warnings[0]["message"]
+    assert "configuración desconocida" in warnings[0]["message"]
