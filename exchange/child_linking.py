@@ -11,7 +11,9 @@ The child's other identifiers (UNHCR/COMAR case numbers, documents, the child's 
 agency-local ids) are kept for search only
 (:data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile and
 name keys are kept current (:mod:`exchange.child_matching`): identity-category data only, no
-case content.
+case content. The profile also keeps the CURP and UNHCR numbers the record states: one a new
+version no longer states (a typo corrected) stops linking when no other record of the child
+states it (:func:`unlink_dropped_identifiers`), so the old value links no other child's record.
 
 Cost: a batch reads the links of all its identifiers in one query per identifier kind and
 the profiles of its known local ids in another, then writes with one ``executemany`` per
@@ -30,8 +32,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, or_, select
@@ -51,6 +53,7 @@ from exchange.children import (
     ChildIdentifier,
     ChildNameKey,
     ChildProfile,
+    merged_child_ids,
     new_child_id,
     normalize_identifier,
     resolve_child_id,
@@ -123,6 +126,15 @@ def identifiers_in(
             if len(value) <= STORED_VALUE_LENGTH and pair not in searchable:
                 searchable.append(pair)
     return personal, searchable
+
+
+def source_profile(
+    child: Mapping[str, Any], personal: Iterable[tuple[str, str]], today: date
+) -> IdentityProfile:
+    """The profile stored for a source record: its identity profile and the personal
+    identifiers it states (``personal``, as :func:`identifiers_in` gives them)."""
+    stated = tuple(sorted({f"{kind}:{value}" for kind, value in personal}))
+    return replace(profile_from_child(child, today), identifiers=stated)
 
 
 def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:
@@ -330,7 +342,7 @@ def link_children(
     new_identifiers: list[tuple[str, str, str, str]] = []
     new_cases: set[tuple[str, str, str]] = set()
     conflicts: dict[tuple[str, str, str], None] = {}
-    latest: dict[str, tuple[str, Mapping[str, Any]]] = {}
+    latest: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, str]]]] = {}
     for request, child, personal, cases in parsed:
         local_key = ("agency_local", agency_id, request.local_id)
         local_owner = owners.get(local_key)
@@ -376,7 +388,7 @@ def link_children(
                     owners[scoped] = chosen
                     new_identifiers.append((chosen, *scoped))
         new_cases.update((chosen, kind, value) for kind, value in cases)
-        latest[request.local_id] = (chosen, child)
+        latest[request.local_id] = (chosen, child, personal)
         results.append(chosen)
 
     if new_children:
@@ -387,11 +399,22 @@ def link_children(
     for child_id, other, kind in conflicts:
         suggest_conflict(session, child_id, other, kind=kind, agency_id=agency_id)
     profiles = {
-        local_id: (child_id, profile_from_child(child, now.date()))
-        for local_id, (child_id, child) in latest.items()
+        local_id: (child_id, source_profile(child, personal, now.date()))
+        for local_id, (child_id, child, personal) in latest.items()
     }
-    store_search_index(sql, agency_id, new_cases, profiles, known=known_local_ids, now=now)
+    stored = store_search_index(sql, agency_id, new_cases, profiles, known=known_local_ids, now=now)
+    unlink_dropped_identifiers(sql, session, agency_id, stored.dropped)
     return results
+
+
+@dataclass
+class StoredIndex:
+    """What :func:`store_search_index` wrote: how many profiles, and the personal identifiers
+    a source record stated before and no longer does, as (profile id, the child its profile
+    was of, ``kind:value`` texts), for :func:`unlink_dropped_identifiers`."""
+
+    profiles_written: int = 0
+    dropped: list[tuple[int, str, frozenset[str]]] = field(default_factory=list)
 
 
 def store_search_index(
@@ -403,11 +426,11 @@ def store_search_index(
     known: set[str],
     now: datetime,
     check_name_keys: bool = False,
-) -> int:
+) -> StoredIndex:
     """Store what search finds children by, for records of ``agency_id`` already linked:
     their search-only identifiers (``case_numbers``: (child id, type, value), as
     :func:`identifiers_in` gives them; rows already there are kept) and their profiles and
-    name keys (:func:`store_profiles`). Returns how many profiles were written.
+    name keys (no writes for a profile that did not change).
 
     Called by :func:`link_children` on every push, and by ``puente children reindex``
     (:mod:`exchange.children_reindex`) for records pushed before the index kept what it keeps
@@ -432,27 +455,12 @@ def profile_columns(profile: IdentityProfile) -> dict[str, Any]:
         "birth_exact": birth.exact if birth else None,
         "sex": profile.sex,
         "nationalities": " ".join(sorted(profile.nationalities)),
+        # NULL in rows written before the column: what those records state is not known.
+        "identifiers": " ".join(profile.identifiers),
     }
 
 
 PROFILE_COLUMN_NAMES = tuple(profile_columns(IdentityProfile()))
-
-
-def store_profiles(
-    session: Session,
-    agency_id: str,
-    profiles: Mapping[str, tuple[str, IdentityProfile]],
-    *,
-    known: set[str],
-    now: datetime,
-) -> None:
-    """Keep each source record's profile and name keys current; no writes when unchanged.
-
-    ``profiles``: local id -> (child id, profile). ``known``: the local ids that were linked
-    before this push (only those can have a profile already).
-    """
-    session.flush()
-    _store_profiles(HotSQL(session), agency_id, profiles, known=known, now=now)
 
 
 _PROFILE_SELECT = (
@@ -495,7 +503,7 @@ def _store_profiles(
     known: set[str],
     now: datetime,
     check_name_keys: bool = False,
-) -> int:
+) -> StoredIndex:
     stored: dict[str, tuple[Any, ...]] = {}
     local_ids = sorted(known & profiles.keys())
     if local_ids:
@@ -506,6 +514,7 @@ def _store_profiles(
     updates: list[tuple[Any, ...]] = []
     rekeyed: dict[int, IdentityProfile] = {}
     unchanged: dict[int, IdentityProfile] = {}
+    result = StoredIndex()
     for local_id, (child_id, profile) in profiles.items():
         values = _profile_values(sql, profile)
         current = stored.get(local_id)
@@ -514,6 +523,9 @@ def _store_profiles(
         elif current[2] != child_id or current[3:] != values:
             updates.append((child_id, updated_at, *values, current[0]))
             rekeyed[current[0]] = profile
+            was = frozenset(current[-1].split()) if current[-1] is not None else frozenset()
+            if no_longer_stated := was - set(profile.identifiers):
+                result.dropped.append((current[0], current[2], no_longer_stated))
         elif check_name_keys:
             unchanged[current[0]] = profile
     if unchanged:
@@ -532,7 +544,51 @@ def _store_profiles(
     ]
     if keys:
         sql.executemany(_INSERT_NAME_KEY, keys)
-    return len(rekeyed)
+    result.profiles_written = len(rekeyed)
+    return result
+
+
+def unlink_dropped_identifiers(
+    sql: HotSQL,
+    session: Session,
+    agency_id: str,
+    dropped: Sequence[tuple[int, str, frozenset[str]]],
+) -> int:
+    """Remove the links of identifiers that source records stopped stating (a corrected CURP),
+    when no other record of the child states them: else the old value would go on linking
+    every record that carries it — another child's, say — to this child, with this child's
+    consents. The national link goes when no record of the child states the identifier; the
+    agency's own link (:func:`link_children`) when none of the agency's does. A record written
+    before profiles kept their identifiers counts as stating every identifier. ``dropped``: as
+    :attr:`StoredIndex.dropped`. Returns how many links were removed."""
+    removed = 0
+    for profile_id, child_id, identifiers in dropped:
+        try:
+            family = merged_child_ids(session, child_id)
+        except LookupError:
+            continue
+        others = sql.rows_in(
+            "SELECT agency_id, identifiers FROM child_profile WHERE id != ? AND child_id IN {}",
+            (profile_id,),
+            sorted(family),
+            chunk=LOOKUP_CHUNK,
+        )
+        in_family = "(" + ", ".join("?" * len(family)) + ")"
+        for stated in sorted(identifiers):
+            kind, _, value = stated.partition(":")
+            stating = {
+                agency for agency, texts in others if texts is None or stated in texts.split()
+            }
+            # The national link while any record of the child states it; the agency's own
+            # while one of the agency's does.
+            for scope, still_stated in (("", bool(stating)), (agency_id, agency_id in stating)):
+                if not still_stated:
+                    removed += sql.execute(
+                        "DELETE FROM child_identifier WHERE kind = ? AND scope = ?"  # noqa: S608
+                        f" AND value = ? AND child_id IN {in_family}",
+                        (kind, scope, value, *sorted(family)),
+                    )
+    return removed
 
 
 def _name_keys(profile_id: int, profile: IdentityProfile) -> list[tuple[int, str, int, int]]:

@@ -271,6 +271,10 @@ class IdentityProfile:
     birth: BirthWindow | None = None
     sex: str | None = None
     nationalities: frozenset[str] = frozenset()
+    #: The source record's CURP and UNHCR individual numbers, ``kind:value``, sorted: kept with
+    #: its profile so that child linking can tell which identifier a new version no longer
+    #: states (exchange.child_linking); not used in matching.
+    identifiers: tuple[str, ...] = ()
 
     @property
     def all_tokens(self) -> tuple[str, ...]:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     bindparam,
     func,
@@ -138,6 +139,9 @@ class ChildProfile(Base):
     sex: Mapped[str | None] = mapped_column(String(10), nullable=True)
     #: ISO 3166-1 codes, space-separated, "XX" left out.
     nationalities: Mapped[str] = mapped_column(String(30), default="")
+    #: The CURP and UNHCR individual numbers the record states, ``kind:value``, space-separated
+    #: (NULL: written before this was kept): an identifier no record states stops linking.
+    identifiers: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

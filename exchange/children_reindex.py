@@ -13,7 +13,10 @@ It never changes which child a record belongs to: no identifier is linked or mov
 made or merged, no conflict suggested. A record's index entries stay with the child they are
 on (the child of its profile, else of the record, merges followed). Missing search-only rows
 are added (stale ones are kept, as a push keeps them); a profile that differs from its latest
-version is rewritten, name keys included. Running it again changes nothing.
+version is rewritten, name keys included, and so is one written before profiles kept the
+record's CURP and UNHCR numbers (after that, a value the record's next version no longer states
+stops linking: :func:`exchange.child_linking.unlink_dropped_identifiers`). Running it again
+changes nothing.
 
 A batch holds its records against concurrent pushes of them (PostgreSQL: ``FOR UPDATE``;
 SQLite: the write lock), so a push that lands meanwhile is never overwritten by an older
@@ -38,9 +41,10 @@ from exchange.child_linking import (
     child_part,
     existing_children,
     identifiers_in,
+    source_profile,
     store_search_index,
 )
-from exchange.child_matching import IdentityProfile, profile_from_child
+from exchange.child_matching import IdentityProfile
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL
 from exchange.records import Record, RecordAddress, RecordVersion, decrypt_version
@@ -197,9 +201,9 @@ def _reindex_batch(
     for _record_id, agency_id, local_id, child_id, version in rows:
         data = decrypt_version(keyring, version).data
         child = child_part(data if isinstance(data, Mapping) else {})
-        _personal, search_only = identifiers_in(child, agency_id=agency_id)
+        personal, search_only = identifiers_in(child, agency_id=agency_id)
         # An age estimate is as of the push (as the push computed it), not as of today.
-        profile = profile_from_child(child, as_utc(version.pushed_at).date())
+        profile = source_profile(child, personal, as_utc(version.pushed_at).date())
         by_agency.setdefault(agency_id, []).append(_Entry(local_id, child_id, search_only, profile))
     _store(sql, session, by_agency, batch)
     return batch, rows[-1][0]
@@ -234,7 +238,7 @@ def _store(
         have |= missing  # two agencies' records of one child may carry the same document
         profiles = {e.local_id: (targets[(agency_id, e.local_id)], e.profile) for e in entries}
         batch.identifiers_added += len(missing)
-        batch.profiles_refreshed += store_search_index(
+        stored = store_search_index(
             sql,
             agency_id,
             missing,
@@ -243,6 +247,7 @@ def _store(
             now=now,
             check_name_keys=True,
         )
+        batch.profiles_refreshed += stored.profiles_written
 
 
 def _profile_children(sql: HotSQL, agency_id: str, local_ids: list[str]) -> dict[str, str]:
