@@ -31,16 +31,22 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, union
+from sqlalchemy import bindparam, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from consent import Decision
-from exchange.auth import Actor
-from exchange.child_linking import child_part, identifiers_in, scoped_value
+from exchange.auth import Actor, utcnow
+from exchange.child_linking import (
+    LOOKUP_CHUNK,
+    child_part,
+    follow_merges,
+    identifiers_in,
+    scoped_value,
+)
 from exchange.child_matching import (
     SEARCH_MIN_SCORE,
     BirthWindow,
@@ -61,6 +67,7 @@ from exchange.children import (
 )
 from exchange.crypto import DataKeyring, data_keyring
 from exchange.disclosure import ChildContext, evaluate, load_child
+from exchange.hot_sql import HotSQL, chunks
 from exchange.records import Record, latest_body, record_named
 
 #: At most this many candidates are answered.
@@ -273,12 +280,14 @@ def profile_matches(
     *,
     min_score: float = SEARCH_MIN_SCORE,
     own_agency: str | None = None,
+    children: Collection[str] = (),
 ) -> list[Candidate]:
     """Every profile of the pool scoring at least ``min_score``, unranked, each with the
     record that states it (:class:`Statement`). The pool is the :data:`CANDIDATE_POOL`
-    profiles sharing the most name keys with the query (then born closest to it) and, for
-    ``own_agency``, as many of that agency's own: however many other agencies' children
-    share a name and a date of birth, they cannot push an agency's own child out of the pool.
+    profiles sharing the most name keys with the query (then born closest to it) and as many
+    of ``own_agency``'s own and of the ``children`` the caller was granted or referred
+    (:func:`children_granted_or_referred`): however many other children share a name and a
+    date of birth, they cannot push a child the caller works with out of the pool.
     """
     keys = sorted(query_keys(query))
     if not keys:
@@ -286,6 +295,8 @@ def profile_matches(
     profile_ids = set(_pool(session, query, keys))
     if own_agency is not None:
         profile_ids.update(_pool(session, query, keys, own_agency=own_agency))
+    for part in chunks(sorted(children), LOOKUP_CHUNK):
+        profile_ids.update(_pool(session, query, keys, children=part))
     if not profile_ids:
         return []
     # No join to ``child``: a merge moves profiles to the surviving child, so a profile never
@@ -302,15 +313,24 @@ def profile_matches(
 
 
 def _pool(
-    session: Session, query: IdentityProfile, keys: list[str], *, own_agency: str | None = None
+    session: Session,
+    query: IdentityProfile,
+    keys: list[str],
+    *,
+    own_agency: str | None = None,
+    children: Sequence[str] = (),
 ) -> list[int]:
     """The ids of the :data:`CANDIDATE_POOL` profiles sharing the most keys with ``query``
-    (of ``own_agency``'s records only, when given)."""
+    (of ``own_agency``'s records only, or of ``children`` only, when given)."""
     shared = func.count().label("shared")
     pool = select(ChildNameKey.profile_id, shared).where(ChildNameKey.key.in_(keys))
     if own_agency is not None:
         pool = pool.join(ChildProfile, ChildProfile.id == ChildNameKey.profile_id).where(
             ChildProfile.agency_id == own_agency
+        )
+    elif children:
+        pool = pool.join(ChildProfile, ChildProfile.id == ChildNameKey.profile_id).where(
+            ChildProfile.child_id.in_(children)
         )
     order: list[Any] = [shared.desc()]
     if query.birth is not None:
@@ -329,6 +349,42 @@ def _pool(
         .limit(CANDIDATE_POOL)
     )
     return [profile_id for profile_id, _ in session.execute(pool)]
+
+
+def children_granted_or_referred(session: Session, actor: Actor) -> set[str]:
+    """The children (as they now are, after merges) the caller holds a live access grant for,
+    as a person or as an agency, or an accepted referral or transfer of a record of: those a
+    name search must find however many namesakes the hub holds. Whether the caller may know
+    each one is still decided child by child (:func:`children_known_to`); consents, which
+    are sealed, are not read here, so a child known through a consent alone is found in the
+    common pool only."""
+    from exchange.consent_store import GrantRow
+    from exchange.sharing import RecordShare
+
+    granted_to = []
+    if actor.person_id is not None:
+        granted_to.append(GrantRow.grantee_person == actor.person_id)
+    if actor.agency_id is not None:
+        granted_to.append(GrantRow.grantee_agency == actor.agency_id)
+    found: set[str] = set()
+    if granted_to:
+        found.update(
+            session.scalars(
+                select(GrantRow.child_id).where(
+                    or_(*granted_to), GrantRow.revoked_at.is_(None), GrantRow.until > utcnow()
+                )
+            )
+        )
+    if actor.agency_id is not None:
+        found.update(
+            session.scalars(
+                select(Record.child_id)
+                .join(RecordShare, RecordShare.record_id == Record.id)
+                .where(RecordShare.agency_id == actor.agency_id, RecordShare.status == "accepted")
+            )
+        )
+    survivors = follow_merges(HotSQL(session), session, found) if found else {}
+    return {survivors.get(child_id, child_id) for child_id in found}
 
 
 # -- who may know of a child ------------------------------------------------------------------

@@ -36,6 +36,7 @@ from exchange.child_matching import (
 from exchange.child_search import (
     IDENTIFIER_SEARCH_KINDS,
     MAX_CANDIDATES,
+    children_granted_or_referred,
     identifier_matches,
     identifier_shape_error,
     profile_matches,
@@ -343,10 +344,15 @@ def search() -> Any:
         matches = identifier_matches(session, kind, identifier["value"], agency_id=actor.agency_id)
         used = f"identifier.{kind}"
     else:
-        # The caller's own profiles have a pool of their own, so other agencies' children of
-        # the same name cannot push its own child out of it.
+        # The caller's own profiles, and those of the children it was granted or referred,
+        # have pools of their own, so other children of the same name cannot push them out.
         own = actor.agency_id if actor.person_id is None else None
-        matches = profile_matches(session, query_profile(body, utcnow().date()), own_agency=own)
+        matches = profile_matches(
+            session,
+            query_profile(body, utcnow().date()),
+            own_agency=own,
+            children=children_granted_or_referred(session, actor),
+        )
         used = ".".join(key for key in ("name", "full_name", *ATTRIBUTE_FIELDS) if key in body)
     purpose = body["purpose"]
     # Only children the caller may know of, and only by what records it may read state.
