@@ -176,6 +176,16 @@ class AccessRequestRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class AccessRequestJustification(_Sealed, Base):
+    """Why the requester asks (``justification`` of an access request), sealed: it may
+    describe the child's situation. Shown to the officers who decide and to the requester."""
+
+    __tablename__ = "access_request_justification"
+
+    #: The request's id (``id``, as every sealed table's key, for key rotation).
+    id: Mapped[str] = mapped_column("request_id", ForeignKey("access_request.id"), primary_key=True)
+
+
 class GrantRow(Base):
     """Access granted on a request: purpose-bound, some categories, until a time."""
 

@@ -255,15 +255,27 @@ def data_key_problem(app: Flask | None = None) -> str | None:
 
 def _sealed_tables() -> list[tuple[Any, Any, Any]]:
     """Every table holding data encrypted under a data key: (model, key id column, ciphertext
-    column). Record bodies, and the consents, views, overrides and withhold entries of the
-    consent store."""
-    from exchange.consent_store import ChildViewRow, ConsentRow, OverrideRow, WithholdRow
+    column). Record bodies, and the consents, views, overrides, withhold entries and access
+    requests' justifications of the consent store."""
+    from exchange.consent_store import (
+        AccessRequestJustification,
+        ChildViewRow,
+        ConsentRow,
+        OverrideRow,
+        WithholdRow,
+    )
     from exchange.records import RecordVersion
 
     tables: list[tuple[Any, Any, Any]] = [
         (RecordVersion, RecordVersion.data_key_id, RecordVersion.body_ciphertext)
     ]
-    for model in (ConsentRow, ChildViewRow, OverrideRow, WithholdRow):
+    for model in (
+        ConsentRow,
+        ChildViewRow,
+        OverrideRow,
+        WithholdRow,
+        AccessRequestJustification,
+    ):
         tables.append((model, model.data_key_id, model.document_ciphertext))
     return tables
 

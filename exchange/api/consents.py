@@ -67,7 +67,7 @@ from exchange.consents import (
     revoke_grant,
     revoke_withhold,
 )
-from exchange.consents.access import decision_now
+from exchange.consents.access import decision_now, request_justification
 from exchange.consents.common import instant_problem, instant_text, read_instant
 from exchange.consents.hidden import as_told_to
 from exchange.crypto import data_keyring
@@ -957,6 +957,8 @@ def access_request_answer(
         "message": {"es": es, "en": en},
         "access": access,
         "grant_id": row.grant_id,
+        # The requester's own words, to them and to the officers who decide.
+        "justification": request_justification(session, row.id),
         "created_at": instant_text(row.created_at),
         "decided_at": instant_text(row.decided_at) if row.decided_at else None,
     }

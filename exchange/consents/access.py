@@ -18,7 +18,12 @@ from consent.vocabulary import mask_of
 from exchange.access_basis import covered_access, granted_access
 from exchange.audit_log import record_event
 from exchange.auth import HUB_CLIENT_ID, Actor, as_utc, utcnow
-from exchange.consent_store import AccessRequestRow, GrantRow, new_id
+from exchange.consent_store import (
+    AccessRequestJustification,
+    AccessRequestRow,
+    GrantRow,
+    new_id,
+)
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
     QUEUE_LIMIT,
@@ -34,6 +39,7 @@ from exchange.consents.common import (
     require_officer,
 )
 from exchange.consents.hidden import entries_naming_caller_in
+from exchange.crypto import data_keyring
 from exchange.disclosure import (
     ChildContext,
     audit_decision,
@@ -115,6 +121,11 @@ def request_access(
         decided_at=moment if status != "pending" else None,
     )
     session.add(row)
+    if document.get("justification"):
+        session.flush()  # the request first: its justification's row refers to it
+        justification = AccessRequestJustification(id=row.id)
+        justification.seal(data_keyring(), {"justification": document["justification"]})
+        session.add(justification)
     entry = audit_decision(
         session,
         actor,
@@ -693,3 +704,12 @@ def decision_now(session: Session, row: AccessRequestRow) -> Decision | None:
         return None
     child = load_child(session, row.child_id)
     return evaluate(child, requester, "read", row.purpose, row.categories)
+
+
+def request_justification(session: Session, request_id: str) -> str | None:
+    """The justification the requester wrote (None when they wrote none)."""
+    row = session.get(AccessRequestJustification, request_id)
+    if row is None:
+        return None
+    text = row.open(data_keyring()).get("justification")
+    return text if isinstance(text, str) else None

@@ -47,12 +47,15 @@ from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
 from exchange.portal.sessions import current_actor, login_required
 from exchange.problems import KINDS
+from schemas.registry import default_registry
 from schemas.validation import ValidationFailure
 
 REQUESTERS, DECIDERS = "access:request", "access:decide"
 MADE, DECIDED = "request_made", "request_decided"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REASON_LIMIT: int = ACCESS_DECISION_SCHEMA["properties"]["reason"]["maxLength"]
+_JUSTIFICATION = default_registry().document("access-request", 1)["properties"]["justification"]
+JUSTIFICATION_LIMITS: tuple[int, int] = (_JUSTIFICATION["minLength"], _JUSTIFICATION["maxLength"])
 _NOT_FOUND: Text = (
     "No existe o no tiene acceso a ello.",
     "It does not exist, or you have no access to it.",
@@ -85,6 +88,12 @@ _REQUEST_FIELDS: dict[str, Text] = {
     "until": (
         "Elija en el calendario la fecha hasta la que necesita el acceso.",
         "Pick from the calendar the date until which you need access.",
+    ),
+    "justification": (
+        f"La justificación, si la escribe, debe tener entre {JUSTIFICATION_LIMITS[0]} y "
+        f"{JUSTIFICATION_LIMITS[1]} caracteres.",
+        f"The justification, if you write one, must be {JUSTIFICATION_LIMITS[0]} to "
+        f"{JUSTIFICATION_LIMITS[1]} characters long.",
     ),
 }
 _REQUEST_UNTIL_PAST: Text = (
@@ -171,6 +180,7 @@ def _page(
         purpose_labels=PURPOSE_LABELS,
         categories=CATEGORIES,
         category_labels=CATEGORY_LABELS,
+        justification_limits=JUSTIFICATION_LIMITS,
     ), status
 
 
@@ -295,6 +305,9 @@ def create_access_request() -> Response | tuple[str, int]:
         "categories": request.form.getlist("category"),
         "until": _until(request.form.get("until", "")),
     }
+    justification = request.form.get("justification", "").strip()
+    if justification:  # optional: a blank box is no justification
+        body["justification"] = justification
     failures = schema_validator(("access-request", 1)).validate(body)
     if failures:
         return _page(400, errors=_one_per_field(failures, _REQUEST_FIELDS))
