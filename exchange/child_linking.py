@@ -97,13 +97,28 @@ def scoped_value(scope: str, value: str) -> str:
     return f"{scope} {value}"
 
 
+#: The stored kind of a child's ``agency_local`` identifier issued by the pushing agency itself
+#: (its own number for the child, as opposed to the record's local id): it links the agency's
+#: records of one child, within the agency's own scope only.
+OWN_NUMBER = "child_local"
+
+
+def link_scope(kind: str, agency_id: str) -> str:
+    """The scope a personal identifier links in: the agency's own for its own numbers, the
+    nation's ("") for CURP and UNHCR individual numbers."""
+    return agency_id if kind == OWN_NUMBER else ""
+
+
 def identifiers_in(
     child: Mapping[str, Any], *, agency_id: str
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(personal identifiers as (stored kind, value), search-only ones as (type, value)).
 
     A child's ``agency_local`` identifier is scoped to the agency that issued it: its
-    ``issuer_agency``, else ``agency_id`` (the agency pushing the record).
+    ``issuer_agency``, else ``agency_id`` (the agency pushing the record). One the pushing
+    agency issued is also personal (:data:`OWN_NUMBER`): the agency's records stating it are
+    of one child. Another agency's number, stated by this one, links nothing (it would let an
+    agency attach its record to another's child by what it states).
     """
     personal: list[tuple[str, str]] = []
     searchable: list[tuple[str, str]] = []
@@ -121,7 +136,11 @@ def identifiers_in(
         elif kind in SEARCH_ONLY_IDENTIFIER_TYPES:
             if kind == "agency_local":
                 issuer = item.get("issuer_agency")
-                value = scoped_value(issuer if isinstance(issuer, str) else agency_id, value)
+                issued_by = issuer if isinstance(issuer, str) else agency_id
+                if issued_by == agency_id and len(value) <= STORED_VALUE_LENGTH:
+                    if (OWN_NUMBER, value) not in personal:
+                        personal.append((OWN_NUMBER, value))
+                value = scoped_value(issued_by, value)
             pair = (kind, value)
             if len(value) <= STORED_VALUE_LENGTH and pair not in searchable:
                 searchable.append(pair)
@@ -327,7 +346,7 @@ def link_children(
         personal, cases = identifiers_in(child, agency_id=agency_id)
         parsed.append((request, child, personal, cases))
         lookups.add(("agency_local", agency_id, request.local_id))
-        lookups.update((kind, "", value) for kind, value in personal)
+        lookups.update((kind, link_scope(kind, agency_id), value) for kind, value in personal)
         lookups.update((kind, agency_id, value) for kind, value in personal)
     owners = _owners(sql, session, lookups)
     known_local_ids = {value for kind, _, value in owners if kind == "agency_local"}
@@ -367,7 +386,9 @@ def link_children(
                 new_children.append(chosen)
         if knows is not None:
             knows.own(chosen)  # the agency's own child: its later records may link to it
-        claims = [(local_key, "agency_local")] + [((k, "", v), k) for k, v in personal]
+        claims = [(local_key, "agency_local")] + [
+            ((k, link_scope(k, agency_id), v), k) for k, v in personal
+        ]
         for key, kind in claims:
             owner = owners.get(key)
             if owner is None:

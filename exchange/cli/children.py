@@ -103,6 +103,7 @@ IDENTIFIER_NAMES = {
     "curp": ("CURP", "CURP"),
     "unhcr": ("número ACNUR", "UNHCR number"),
     "agency_local": ("identificador local", "local id"),
+    "child_local": ("número propio de la agencia para la NNA", "agency's own number for the child"),
 }
 
 

@@ -139,3 +139,49 @@ def test_a_profile_from_before_identifiers_were_kept_keeps_its_links_until_reind
     assert stated == [f"curp:{CORRECTED}", f"curp:{MISTYPED}"]
     pushed(client, owner, stating("TY-X2", CORRECTED))
     assert links(app, MISTYPED) == []
+
+
+# -- an agency's own number for a child links its records of that child -------------------------
+
+
+def numbered(local_id: str, number: str, issuer: str | None = None) -> dict[str, Any]:
+    record = adolescent_record(local_id)
+    identifier = {"type": "agency_local", "value": number}
+    if issuer:
+        identifier["issuer_agency"] = issuer
+    record["data"]["child"]["identifiers"] = [identifier]
+    return record
+
+
+def test_an_agencys_own_number_for_a_child_links_its_records(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    first = pushed(client, owner, numbered("LEGAL-7", "DEMO-0001"))
+    # Another record of the agency (say, its legal file) stating its number for the child.
+    assert pushed(client, owner, numbered("CASE-7", " demo-0001 ")) == first
+    # A record stating another number is another child, until a person merges them.
+    assert pushed(client, owner, numbered("CASE-8", "DEMO-0002")) != first
+
+
+def test_another_agencys_number_links_nothing(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    from records_support import add_agency
+
+    first = pushed(client, owner, numbered("CHP-1", "EXP-77"))
+    other = add_agency(app, "mx.nl.dif", jurisdiction="19")
+    # Stating the owner's number for the child (issued by it) does not attach to its child,
+    theirs = pushed(client, other, numbered("NL-1", "EXP-77", issuer=owner.id))
+    assert theirs != first
+    # nor does the same text as the other agency's own number: each agency numbers its own.
+    assert pushed(client, other, numbered("NL-2", "EXP-77")) not in (first, theirs)
+    # And a number stated as another agency's does not link the owner's records either.
+    assert pushed(client, owner, numbered("CHP-2", "EXP-77", issuer=other.id)) != first
+
+
+def test_a_corrected_own_number_stops_linking(
+    app: Flask, client: FlaskClient, owner: AgencyClient
+) -> None:
+    first = pushed(client, owner, numbered("CHP-1", "EXP-71"))
+    assert pushed(client, owner, numbered("CHP-1", "EXP-17")) == first
+    assert pushed(client, owner, numbered("CHP-9", "EXP-71")) != first

@@ -514,7 +514,11 @@ def test_a_childs_own_identifiers_are_kept_for_search_and_agency_local_ones_stay
     )
     assert sibling not in (at_dif, at_comar)
     assert {c for c, _, _ in found("inm_file", "INM/CHP/0042", None)} == {at_dif, sibling}
-    assert identifiers_of(session, at_dif) == {("agency_local", "mx.chp.dif", "CHP-DEMO-0013")}
+    # The agency's own number for the child links its own records only (its scope).
+    assert identifiers_of(session, at_dif) == {
+        ("agency_local", "mx.chp.dif", "CHP-DEMO-0013"),
+        ("child_local", "mx.chp.dif", "DEMO-0013"),
+    }
     assert open_conflicts(session) == set()
 
 
