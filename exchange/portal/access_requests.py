@@ -18,6 +18,7 @@ Get), so a reload or a second click asks or decides nothing twice.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -54,8 +55,28 @@ REQUESTERS, DECIDERS = "access:request", "access:decide"
 MADE, DECIDED = "request_made", "request_decided"
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 REASON_LIMIT: int = ACCESS_DECISION_SCHEMA["properties"]["reason"]["maxLength"]
-_JUSTIFICATION = default_registry().document("access-request", 1)["properties"]["justification"]
-JUSTIFICATION_LIMITS: tuple[int, int] = (_JUSTIFICATION["minLength"], _JUSTIFICATION["maxLength"])
+
+
+@functools.cache
+def justification_limits() -> tuple[int, int]:
+    """The shortest and longest justification the request schema takes (read when first
+    needed: building the hub does not load the schemas)."""
+    schema = default_registry().document("access-request", 1)["properties"]["justification"]
+    return schema["minLength"], schema["maxLength"]
+
+
+def _request_fields() -> dict[str, Text]:
+    shortest, longest = justification_limits()
+    return {
+        **_REQUEST_FIELDS,
+        "justification": (
+            f"La justificación, si la escribe, debe tener entre {shortest} y {longest} caracteres.",
+            f"The justification, if you write one, must be {shortest} to {longest} characters "
+            "long.",
+        ),
+    }
+
+
 _NOT_FOUND: Text = (
     "No existe o no tiene acceso a ello.",
     "It does not exist, or you have no access to it.",
@@ -88,12 +109,6 @@ _REQUEST_FIELDS: dict[str, Text] = {
     "until": (
         "Elija en el calendario la fecha hasta la que necesita el acceso.",
         "Pick from the calendar the date until which you need access.",
-    ),
-    "justification": (
-        f"La justificación, si la escribe, debe tener entre {JUSTIFICATION_LIMITS[0]} y "
-        f"{JUSTIFICATION_LIMITS[1]} caracteres.",
-        f"The justification, if you write one, must be {JUSTIFICATION_LIMITS[0]} to "
-        f"{JUSTIFICATION_LIMITS[1]} characters long.",
     ),
 }
 _REQUEST_UNTIL_PAST: Text = (
@@ -180,7 +195,7 @@ def _page(
         purpose_labels=PURPOSE_LABELS,
         categories=CATEGORIES,
         category_labels=CATEGORY_LABELS,
-        justification_limits=JUSTIFICATION_LIMITS,
+        justification_limits=justification_limits(),
     ), status
 
 
@@ -310,7 +325,7 @@ def create_access_request() -> Response | tuple[str, int]:
         body["justification"] = justification
     failures = schema_validator(("access-request", 1)).validate(body)
     if failures:
-        return _page(400, errors=_one_per_field(failures, _REQUEST_FIELDS))
+        return _page(400, errors=_one_per_field(failures, _request_fields()))
     until = _instant(body["until"])
     if until is None:
         return _page(400, errors=[_REQUEST_FIELDS["until"]])
