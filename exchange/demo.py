@@ -17,21 +17,32 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange import db, demo_consents
 from exchange.agencies import Agency, register_agency
 from exchange.crypto import data_keyring
 from exchange.demo_consents import json_field
-from exchange.demo_data import AGENCIES, PEOPLE, DemoAgency, DemoPerson, demo_records
+from exchange.demo_data import (
+    AGENCIES,
+    PEOPLE,
+    SAMPLE_AGENCY,
+    DemoAgency,
+    DemoPerson,
+    demo_records,
+    sample_push,
+)
 from exchange.people import MAX_TOKEN_DAYS, add_person, get_person, issue_token, set_password
 from exchange.record_push import Pusher, PushResult, canonical_body
+from exchange.records import Record
 from schemas.registry import default_registry
 
 
 @dataclass(frozen=True)
 class DemoHub:
     credentials: dict[str, str]  # agency id -> client secret
+    #: Records the hub holds now (the demo's, and whatever was pushed since).
     records: int
     sample_push: Path
     #: person id -> {"token", "token_id", "agency_id", "roles", "scopes", "expires_at",
@@ -39,15 +50,32 @@ class DemoHub:
     people: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: The demo consent: {"consent_id", "child_id", "record_id"} (exchange.demo_consents).
     consent: dict[str, str] | None = None
+    #: Agencies the hub holds now (the demo's, and any registered since).
+    agencies: int = 0
+    #: Records this run pushed: the demo's on the run that seeds, none on a rerun.
+    records_added: int = 0
 
 
 def demo_folder(app: Flask) -> Path:
     return Path(app.instance_path) / "demo"
 
 
+def credentials_path(app: Flask) -> Path:
+    """The file (mode 0600) with the demo agencies' client secrets and the people's logins."""
+    return demo_folder(app) / "credentials.json"
+
+
+def _held(session: Session) -> tuple[int, int]:
+    """(agencies, records) the hub holds."""
+    agencies = session.scalar(select(func.count()).select_from(Agency)) or 0
+    records = session.scalar(select(func.count()).select_from(Record)) or 0
+    return agencies, records
+
+
 def _write_private(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file that was there keeps its mode otherwise
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
 
@@ -55,7 +83,7 @@ def _write_private(path: Path, text: str) -> None:
 def seed_demo(app: Flask) -> DemoHub:
     """Register the demo agencies and people and push the demo records, unless already done."""
     folder = demo_folder(app)
-    credentials_file = folder / "credentials.json"
+    credentials_file = credentials_path(app)
     sample = folder / "push-example.json"
     consent_file = folder / "consent-example.json"
     records = demo_records()
@@ -80,8 +108,15 @@ def seed_demo(app: Flask) -> DemoHub:
                     people[person_id].update(demo_login(session, person_id))
                 session.commit()
                 _write_credentials(credentials_file, credentials, people)
+            _write_sample(sample)
+            agencies, held = _held(session)
             return DemoHub(
-                credentials, len(records), sample, people, demo_consents.load(consent_file)
+                credentials,
+                held,
+                sample,
+                people,
+                demo_consents.load(consent_file),
+                agencies=agencies,
             )
         credentials = register_demo_agencies(session, AGENCIES)
         people = seed_demo_people(session)
@@ -100,9 +135,30 @@ def seed_demo(app: Flask) -> DemoHub:
             pusher.store_committed([item])
         consent = demo_consents.seed_demo_consent(app, session)
         demo_consents.save(consent_file, consent)
-    sample_push = dict(records[0][1], local_id="CHP-DEMO-EJEMPLO-CURL")
-    _write_private(sample, json.dumps(sample_push, ensure_ascii=False, indent=2))
-    return DemoHub(credentials, len(records), sample, people, consent)
+        agencies, held = _held(session)
+    _write_sample(sample)
+    return DemoHub(
+        credentials,
+        held,
+        sample,
+        people,
+        consent,
+        agencies=agencies,
+        records_added=len(records),
+    )
+
+
+def _write_sample(path: Path) -> None:
+    """Write the record the guide pushes (:func:`exchange.demo_data.sample_push`) unless the
+    file holds one already; a sample of an earlier demo, a seeded child's copy owned by another
+    agency (it made a probable duplicate at each push), is replaced."""
+    try:
+        kept = json.loads(path.read_text(encoding="utf-8"))
+        owner = kept["data"]["case"]["owner"]["agency_id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        owner = None
+    if owner != SAMPLE_AGENCY:
+        _write_private(path, json.dumps(sample_push(), ensure_ascii=False, indent=2))
 
 
 def register_demo_agencies(
@@ -176,7 +232,7 @@ def _write_credentials(
     _write_private(path, json.dumps({**credentials, "people": people}, indent=2))
 
 
-def curl_example(base: str, hub: DemoHub, agency_id: str = "mx.chp.dif") -> list[str]:
+def curl_example(base: str, hub: DemoHub, agency_id: str = SAMPLE_AGENCY) -> list[str]:
     """The agency gets a token, pushes the sample record (keeping the id the hub answers)
     and reads it back."""
     secret = hub.credentials[agency_id]

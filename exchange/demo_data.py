@@ -203,6 +203,15 @@ def _templates() -> list[dict[str, Any]]:
     ]
 
 
+def _template(name: str) -> dict[str, Any]:
+    """The shipped valid case-record example ``<name>.json``."""
+    for path in default_registry().example_paths("case-record", "1"):
+        if path.stem == name:
+            loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+            return loaded
+    raise LookupError(f"no shipped case-record example {name}.json")
+
+
 def _shift_dates(value: Any, days: int) -> Any:
     """Move every full date (YYYY-MM-DD) in a document by ``days``; keep partial dates."""
     if isinstance(value, dict):
@@ -246,6 +255,12 @@ def demo_records(count: int = 36, seed: int = 2026) -> list[tuple[str, dict[str,
             child["alias"] = ALIASES[(number // len(templates)) % len(ALIASES)]
         # The templates' identifiers belong to the template child: each demo child gets its own.
         child["identifiers"] = [{"type": "agency_local", "value": f"DEMO-{number + 1:04d}"}]
+        if "case_number" in document["case"]:
+            # So is the case number: two demo children never share one (CHP-DEMO-0013 and -0028
+            # did, both pushed by the Chiapas DIF).
+            document["case"]["case_number"] = demo_case_number(
+                document["case"]["case_number"], number + 1
+            )
         agency = PUSHING_AGENCIES[number % len(PUSHING_AGENCIES)]
         envelope = {
             "schema": "case-record/1",
@@ -254,3 +269,46 @@ def demo_records(count: int = 36, seed: int = 2026) -> list[tuple[str, dict[str,
         }
         records.append((agency, envelope))
     return records
+
+
+def demo_case_number(template_number: str, demo_number: int) -> str:
+    """The template's case number with its last group of digits replaced by the demo child's
+    number: ``DIF-CHI-2023-0456`` for child 13 is ``DIF-CHI-2023-0013``. Templates differ in
+    their prefixes and demo children in their numbers, so no two demo records share one."""
+    prefix = template_number.rstrip("0123456789")
+    return f"{prefix}{demo_number:04d}"
+
+
+#: The agency whose client the guide's first commands use to push :func:`sample_push`.
+SAMPLE_AGENCY = "mx.chp.dif"
+#: The sample's local id: pushed again, it is the same record (a new version, or nothing new).
+SAMPLE_LOCAL_ID = "CHP-DEMO-EJEMPLO-CURL"
+
+
+def sample_push() -> dict[str, Any]:
+    """The envelope the guide pushes as the Chiapas DIF (``instance/demo/push-example.json``).
+
+    A child of the Chiapas DIF's own, in Tapachula, in its shelter (the ``typical`` example,
+    whose owner it is), and not one of the seeded children: a name no demo child is given, a
+    birth year none has, the agency's own number for the child (``DEMO-EJEMPLO``), its own case
+    and COMAR numbers. So the push is a clean new record, not a probable duplicate for
+    ``puente children duplicates`` to list, and pushing it again updates that one record.
+    """
+    document = _template("typical")
+    document["case"]["case_number"] = "DIF-CHP-TAP-2024-EJEMPLO"
+    document["case"]["owner"]["agency_id"] = SAMPLE_AGENCY
+    child = document["child"]
+    child["names"] = {
+        "given_names": "Ismael Ejemplo",
+        "first_surname": "Demostración",
+        "second_surname": "Ficticio",
+    }
+    child["sex"] = "male"
+    child["date_of_birth"] = "2010-05-20"
+    child["identifiers"] = [{"type": "agency_local", "value": "DEMO-EJEMPLO"}]
+    for proceeding in document.get("asylum_proceedings", []):
+        proceeding["comar_case_number"] = "COMAR-TAP-2024-EJEMPLO"
+    for person in document.get("related_persons", []):
+        if person.get("relationship") == "mother":
+            person["names"] = {"given_names": "Marta Lidia", "first_surname": "Demostración"}
+    return {"schema": "case-record/1", "local_id": SAMPLE_LOCAL_ID, "data": document}

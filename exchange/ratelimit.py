@@ -1,6 +1,8 @@
 """Rate limits (Flask-Limiter over ``limits``): failed authentication, and a per-client budget.
 
-Three counters, all answered with the ``rate-limited`` problem (429, ``Retry-After``):
+Three counters, all answered 429 with ``Retry-After``: the ``rate-limited`` problem, except
+under ``/oauth/``, where OAuth clients read RFC 6749 errors (``temporarily_unavailable``, as
+the hub's other OAuth errors are shaped, :func:`oauth_refusal`):
 
 - Failed client authentication at ``/oauth/*`` (wrong secret, bad assertion, unknown client):
   an address with ``RATE_LIMIT_AUTH_FAILURES`` failures is refused every OAuth request until
@@ -32,12 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import token_authenticated
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g, json, request
 from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 from limits.storage import SCHEMES
 
-from exchange.problems import Problem, problem_response
+from exchange.problems import Problem, negotiated_language, problem_response
 
 log = logging.getLogger("puente.ratelimit")
 
@@ -184,6 +186,7 @@ def init_app(app: Flask) -> None:
         per_client=_limits(app.config.get("RATE_LIMIT"), "RATE_LIMIT"),
     )
     app.register_error_handler(RateLimitExceeded, _limit_exceeded)
+    app.register_error_handler(RateLimited, _rate_limited_response)
 
 
 def guard_client_authentication(
@@ -281,11 +284,16 @@ def _limit_words(item: RateLimitItem) -> tuple[str, str]:
     )
 
 
-def _rate_limited(scope: str, item: RateLimitItem, reset_time: float) -> Problem:
+class RateLimited(Problem):
+    """The ``rate-limited`` problem; under ``/oauth/`` answered as an OAuth error instead
+    (:func:`_rate_limited_response`)."""
+
+
+def _rate_limited(scope: str, item: RateLimitItem, reset_time: float) -> RateLimited:
     retry_after = max(1, math.ceil(reset_time - time.time()))
     spanish, english = _MESSAGES[scope]
     limit_es, limit_en = _limit_words(item)
-    return Problem(
+    return RateLimited(
         "rate-limited",
         (
             f"{spanish} Límite: {limit_es}. Reintente en {retry_after} s.",
@@ -302,6 +310,39 @@ def _limit_exceeded(error: RateLimitExceeded) -> Response:
     breached = _state().limiter.current_limit
     scope = error.limit.scope if isinstance(error.limit.scope, str) else ""
     reset_time = breached.window.reset_time if breached is not None else time.time() + 1
-    return problem_response(
+    return _rate_limited_response(
         _rate_limited(scope if scope in _MESSAGES else AUTH_FAILURES, error.limit.limit, reset_time)
     )
+
+
+def _rate_limited_response(refusal: RateLimited) -> Response:
+    if request.path.startswith("/oauth/"):
+        return oauth_refusal(refusal)
+    return problem_response(refusal)
+
+
+def oauth_refusal(refusal: RateLimited) -> Response:
+    """A 429 at ``/oauth/*`` as the hub's other OAuth errors are (RFC 6749 §5.2, see
+    ``exchange.oauth``): ``error`` (``temporarily_unavailable``, as for a database outage
+    there: the client waits for ``Retry-After`` and tries again), ``error_description`` in
+    ASCII English as the RFC requires, ``detail`` in the client's language, ``request_id``,
+    and the limit that was reached (``limit``, ``retry_after``)."""
+    detail = refusal.detail  # _rate_limited words every refusal in both languages
+    spanish, english = detail if isinstance(detail, tuple) else (str(detail), str(detail))
+    lang = negotiated_language()
+    body = {
+        "error": "temporarily_unavailable",
+        "error_description": english.encode("ascii", "replace").decode("ascii"),
+        "detail": spanish if lang == "es" else english,
+        "request_id": g.get("request_id"),
+        **refusal.extra,
+    }
+    response = Response(
+        json.dumps(body, ensure_ascii=False),
+        status=refusal.status,
+        mimetype="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+    response.headers["Content-Language"] = lang
+    response.headers.extend(refusal.headers)
+    return response

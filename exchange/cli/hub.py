@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import ipaddress
 import os
 import shutil
+import socket
 import stat
 import sys
 from datetime import UTC, datetime
@@ -18,7 +21,7 @@ from exchange import db
 from exchange.agency_keys import FolderError, make_folder
 from exchange.audit_log import record_key_change
 from exchange.cli import language_option, print_json, say, setting_up_hub, with_hub
-from exchange.config import DEFAULT_BIND
+from exchange.config import DEFAULT_BIND, DEFAULTS, public_url_for_bind
 from exchange.crypto import ensure_data_key
 from exchange.key_safety import KeysWouldOrphanData, refuse_keys_that_would_orphan_data
 from exchange.keys import ensure_hub_keys, ensure_portal_secret, hub_keys, key_paths
@@ -278,12 +281,107 @@ bind_option = click.option(
 workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
 
 
+def cannot_listen(bind: str) -> tuple[str, str] | None:
+    """Why gunicorn could not listen on ``bind`` (Spanish, English), or None if it can.
+
+    The address is bound as gunicorn binds it (its parsing and socket family, SO_REUSEADDR)
+    and let go at once, so a command can refuse before it prints or creates anything: gunicorn
+    itself only says so in English after five seconds of retries. A Unix socket or an inherited
+    file descriptor is left to gunicorn."""
+    from gunicorn.util import is_ipv6, parse_address
+
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    try:
+        host, port = parse_address(bind)
+        family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except (RuntimeError, OverflowError):  # not a port number, or not one from 0 to 65535
+        return (
+            "el puerto no es un número de 1 a 65535",
+            "the port is not a number from 1 to 65535",
+        )
+    except socket.gaierror:
+        return ("no se conoce ese nombre de máquina", "no such host name")
+    except OSError as error:
+        return _bind_refusal(error)
+    return None
+
+
+#: Why a command cannot listen on an address another program listens on.
+ADDRESS_IN_USE = (
+    "la dirección ya está en uso (otro programa escucha en ese puerto)",
+    "the address is already in use (another program listens on that port)",
+)
+
+
+def _bind_refusal(error: OSError) -> tuple[str, str]:
+    if error.errno == errno.EADDRINUSE:
+        return ADDRESS_IN_USE
+    if error.errno == errno.EACCES:
+        return (
+            "no hay permiso para ese puerto (los menores de 1024 requieren privilegios)",
+            "no permission for that port (those below 1024 need privileges)",
+        )
+    if error.errno == errno.EADDRNOTAVAIL:
+        return ("esa dirección no es de esta máquina", "that address is not one of this machine's")
+    reason = error.strerror or str(error)
+    return reason, reason
+
+
+def refuse_unusable_bind(bind: str) -> None:
+    """End the command with one line in both languages if it could not listen on ``bind``
+    (:func:`cannot_listen`); suggests a free port next to a busy one."""
+    refused = cannot_listen(bind)
+    if refused is None:
+        return
+    es, en = refused
+    free = _free_neighbour(bind) if refused == ADDRESS_IN_USE else None
+    raise click.ClickException(
+        f"no se puede escuchar en {bind}: {es}; elija otra dirección o un puerto libre con "
+        f"PUENTE_BIND o --bind{f' (p. ej. PUENTE_BIND={free})' if free else ''}"
+        f" / cannot listen on {bind}: {en}; choose another address or a free port with "
+        f"PUENTE_BIND or --bind{f' (e.g. PUENTE_BIND={free})' if free else ''}"
+    )
+
+
+def _free_neighbour(bind: str, tries: int = 20) -> str | None:
+    """The first of the next ``tries`` ports of ``bind``'s host that can be listened on."""
+    host, _colon, port = bind.rpartition(":")
+    if not (host and port.isdigit()):
+        return None
+    for candidate in range(int(port) + 1, min(int(port) + 1 + tries, 65536)):
+        if cannot_listen(f"{host}:{candidate}") is None:
+            return f"{host}:{candidate}"
+    return None
+
+
+def listens_beyond_this_machine(bind: str) -> bool:
+    """Whether ``bind`` is reached from other machines: not only loopback addresses (every
+    interface, a network address, a host name that resolves to one). A Unix socket or an
+    inherited file descriptor is not taken for one."""
+    from gunicorn.util import parse_address
+
+    if bind.startswith(("unix:", "fd://")):
+        return False
+    try:
+        host, port = parse_address(bind)
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+    except (RuntimeError, OSError):
+        return True  # not to be resolved here: gunicorn will say; warn rather than not
+    addresses = [str(info[4][0]).split("%")[0] for info in found]
+    return not host or not all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
 @click.command("serve")
 @bind_option
 @workers_option
 @with_hub
 def serve_command(app: Flask, bind: str, workers: int | None) -> None:
     """Serve the hub with gunicorn."""
+    refuse_unusable_bind(bind)
     try:
         advice = db.schema_advice(db.current_revision(app))
     except Exception:  # noqa: BLE001 - the database may be down now and up later: serve anyway
@@ -299,6 +397,30 @@ def demo_access_log(instance_path: str) -> str:
     """Where the demo's access lines go: ``PUENTE_ACCESS_LOG``, else a file in the instance
     folder, so the terminal keeps the instructions the demo prints."""
     return os.environ.get("PUENTE_ACCESS_LOG") or str(Path(instance_path) / "access.log")
+
+
+def demo_public_url(app: Flask, bind: str) -> str:
+    """The address the guide prints: ``PUBLIC_URL`` when it is configured (the instance file
+    or ``PUENTE_PUBLIC_URL``), else the one the served hub takes from ``bind`` (``--bind``
+    as well as ``PUENTE_BIND``: exec_gunicorn passes it on), a loopback address for 0.0.0.0.
+    ``http://0.0.0.0:PORT`` is nobody's address to call."""
+    configured = str(app.config["PUBLIC_URL"]).rstrip("/")
+    if configured != DEFAULTS["PUBLIC_URL"]:
+        return configured
+    return public_url_for_bind(bind)
+
+
+def demo_exposure_warning(bind: str) -> str:
+    """What the demo says on stderr when other machines reach it (one line, both languages)."""
+    return (
+        f"aviso / warning: la demo escucha en {bind}, al alcance de otras máquinas, por http "
+        "sin cifrar, y sus credenciales (secretos de clientes, tokens de acceso personal, "
+        "contraseñas del portal) se imprimen: son públicas, no proteja con ellas nada real; "
+        "para esta máquina sola use 127.0.0.1 / the demo listens on "
+        f"{bind}, within reach of other machines, over plain http, and its credentials "
+        "(client secrets, personal access tokens, portal passwords) are printed: they are "
+        "public, protect nothing real with them; for this machine alone use 127.0.0.1"
+    )
 
 
 def puente_command() -> str:
@@ -321,16 +443,29 @@ def puente_command() -> str:
 @setting_up_hub
 def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
     """Create a local demo hub on SQLite, seed it, and serve it."""
-    from exchange.demo import curl_example, oversight_example, people_example, seed_demo
+    from exchange.demo import (
+        credentials_path,
+        curl_example,
+        oversight_example,
+        people_example,
+        seed_demo,
+    )
     from exchange.demo_consents import consent_example, override_example
 
+    if not no_serve:
+        # Before anything is seeded or printed: the guide's secrets and tokens must not be
+        # aimed at an address another program answers on.
+        refuse_unusable_bind(bind)
     try:
         result = initialise(app)
     except FolderError as error:  # the demo speaks both languages
         raise click.ClickException(str(error)) from error
     hub = seed_demo(app)
-    base = f"http://{bind}"
+    base = demo_public_url(app, bind)
     access_log = demo_access_log(app.instance_path)
+    credentials_file = credentials_path(app)
+    if not no_serve and listens_beyond_this_machine(bind):
+        click.echo(demo_exposure_warning(bind), err=True)
     if as_json:
         print_json(
             {
@@ -343,9 +478,10 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
                 },
                 "people": hub.people,
                 "records": hub.records,
+                "records_added": hub.records_added,
                 "consent": hub.consent,
                 "sample_push": str(hub.sample_push),
-                "credentials_file": str(Path(app.instance_path) / "demo"),
+                "credentials_file": str(credentials_file),
             }
         )
         if not no_serve:
@@ -356,13 +492,16 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
         "",
         "Puente demo",
         f"  hub: {result['hub_id']} ({result['instance_path']})",
-        f"  {len(hub.credentials)} instituciones / agencies, {hub.records} expedientes / records",
+        f"  en el nodo / on the hub:                  {hub.agencies} instituciones / agencies, "
+        f"{hub.records} expedientes / records",
+        f"  agregados ahora / added by this run:      {hub.records_added} expedientes / records"
+        + ("" if hub.records_added else " (ya sembrado / already seeded)"),
         f"  portal:                                   {base}/",
         f"  esquemas / schemas:                       {base}/schemas",
         f"  esquemas (JSON) / schemas (JSON):         {base}/v1/schemas",
         f"  API (OpenAPI 3.1):                        {base}/openapi.json",
         f"  salud / health:                           {base}/readyz",
-        f"  credenciales demo / demo credentials:     {Path(app.instance_path) / 'demo'}",
+        f"  credenciales demo / demo credentials:     {credentials_file}",
         f"  registro de accesos / access log:         {shown_log}",
         "",
         "Obtener un token, enviar un expediente y leerlo / get a token, push a record, read it:",
