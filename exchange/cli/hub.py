@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import ipaddress
 import os
 import shutil
-import socket
 import stat
 import sys
 from datetime import UTC, datetime
@@ -17,7 +14,7 @@ import click
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from exchange import db
+from exchange import db, listening
 from exchange.agency_keys import FolderError, make_folder
 from exchange.audit_log import record_key_change
 from exchange.cli import language_option, print_json, say, setting_up_hub, with_hub
@@ -281,98 +278,20 @@ bind_option = click.option(
 workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
 
 
-def cannot_listen(bind: str) -> tuple[str, str] | None:
-    """Why gunicorn could not listen on ``bind`` (Spanish, English), or None if it can.
-
-    The address is bound as gunicorn binds it (its parsing and socket family, SO_REUSEADDR)
-    and let go at once, so a command can refuse before it prints or creates anything: gunicorn
-    itself only says so in English after five seconds of retries. A Unix socket or an inherited
-    file descriptor is left to gunicorn."""
-    from gunicorn.util import is_ipv6, parse_address
-
-    if bind.startswith(("unix:", "fd://")):
-        return None
-    try:
-        host, port = parse_address(bind)
-        family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
-    except (RuntimeError, OverflowError):  # not a port number, or not one from 0 to 65535
-        return (
-            "el puerto no es un número de 1 a 65535",
-            "the port is not a number from 1 to 65535",
-        )
-    except socket.gaierror:
-        return ("no se conoce ese nombre de máquina", "no such host name")
-    except OSError as error:
-        return _bind_refusal(error)
-    return None
-
-
-#: Why a command cannot listen on an address another program listens on.
-ADDRESS_IN_USE = (
-    "la dirección ya está en uso (otro programa escucha en ese puerto)",
-    "the address is already in use (another program listens on that port)",
-)
-
-
-def _bind_refusal(error: OSError) -> tuple[str, str]:
-    if error.errno == errno.EADDRINUSE:
-        return ADDRESS_IN_USE
-    if error.errno == errno.EACCES:
-        return (
-            "no hay permiso para ese puerto (los menores de 1024 requieren privilegios)",
-            "no permission for that port (those below 1024 need privileges)",
-        )
-    if error.errno == errno.EADDRNOTAVAIL:
-        return ("esa dirección no es de esta máquina", "that address is not one of this machine's")
-    reason = error.strerror or str(error)
-    return reason, reason
-
-
 def refuse_unusable_bind(bind: str) -> None:
     """End the command with one line in both languages if it could not listen on ``bind``
-    (:func:`cannot_listen`); suggests a free port next to a busy one."""
-    refused = cannot_listen(bind)
+    (:func:`exchange.listening.cannot_listen`); suggests a free port next to a busy one."""
+    refused = listening.cannot_listen(bind)
     if refused is None:
         return
     es, en = refused
-    free = _free_neighbour(bind) if refused == ADDRESS_IN_USE else None
+    free = listening.free_neighbour(bind) if refused == listening.ADDRESS_IN_USE else None
     raise click.ClickException(
         f"no se puede escuchar en {bind}: {es}; elija otra dirección o un puerto libre con "
         f"PUENTE_BIND o --bind{f' (p. ej. PUENTE_BIND={free})' if free else ''}"
         f" / cannot listen on {bind}: {en}; choose another address or a free port with "
         f"PUENTE_BIND or --bind{f' (e.g. PUENTE_BIND={free})' if free else ''}"
     )
-
-
-def _free_neighbour(bind: str, tries: int = 20) -> str | None:
-    """The first of the next ``tries`` ports of ``bind``'s host that can be listened on."""
-    host, _colon, port = bind.rpartition(":")
-    if not (host and port.isdigit()):
-        return None
-    for candidate in range(int(port) + 1, min(int(port) + 1 + tries, 65536)):
-        if cannot_listen(f"{host}:{candidate}") is None:
-            return f"{host}:{candidate}"
-    return None
-
-
-def listens_beyond_this_machine(bind: str) -> bool:
-    """Whether ``bind`` is reached from other machines: not only loopback addresses (every
-    interface, a network address, a host name that resolves to one). A Unix socket or an
-    inherited file descriptor is not taken for one."""
-    from gunicorn.util import parse_address
-
-    if bind.startswith(("unix:", "fd://")):
-        return False
-    try:
-        host, port = parse_address(bind)
-        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
-    except (RuntimeError, OSError):
-        return True  # not to be resolved here: gunicorn will say; warn rather than not
-    addresses = [str(info[4][0]).split("%")[0] for info in found]
-    return not host or not all(ipaddress.ip_address(a).is_loopback for a in addresses)
 
 
 @click.command("serve")
@@ -464,7 +383,7 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
     base = demo_public_url(app, bind)
     access_log = demo_access_log(app.instance_path)
     credentials_file = credentials_path(app)
-    if not no_serve and listens_beyond_this_machine(bind):
+    if not no_serve and listening.listens_beyond_this_machine(bind):
         click.echo(demo_exposure_warning(bind), err=True)
     if as_json:
         print_json(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from exchange import listening
 from exchange.cli import hub as hub_cli
 from exchange.cli import main
 
@@ -210,7 +211,7 @@ def exec_calls(
     monkeypatch.delenv("PUENTE_ACCESS_LOG", raising=False)
     monkeypatch.delenv("PUENTE_BIND", raising=False)
     # Nothing listens: whether the fixed ports used here are free on this machine is no matter.
-    monkeypatch.setattr(hub_cli, "cannot_listen", lambda bind: None)
+    monkeypatch.setattr(listening, "cannot_listen", lambda bind: None)
     return calls
 
 

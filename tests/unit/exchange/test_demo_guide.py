@@ -27,8 +27,8 @@ from exchange import create_app, db
 from exchange.child_duplicates import probable_duplicates
 from exchange.cli import hub as hub_cli
 from exchange.cli import main
-from exchange.cli.hub import cannot_listen, listens_beyond_this_machine
 from exchange.demo_data import SAMPLE_AGENCY, SAMPLE_LOCAL_ID, demo_records, sample_push
+from exchange.listening import cannot_listen, listens_beyond_this_machine
 from exchange.records import Record
 from schemas.envelope import validate_envelope
 
