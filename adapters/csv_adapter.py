@@ -25,7 +25,10 @@ byte-order mark too; UTF-8 with one when the rows hold a character that encoding
 cells in their order — after an ``errores/errors`` column with the reasons and a ``fila/row``
 column with the row's number in the file read, so the office can fix them in the spreadsheet
 and import the file again (both columns are ignored on import). Formula-like text gets the
-apostrophe an export gives it (:func:`_inert`), which importing takes off again.
+apostrophe an export gives it (:func:`_inert_as_read`), which importing takes off again. An
+export puts one before a value that starts with an apostrophe too (:func:`_inert`), so
+importing it gives back exactly the value stored. Cells are read trimmed (spreadsheets add
+spaces), so a value's own leading or trailing white space does not come back.
 """
 
 from __future__ import annotations
@@ -346,7 +349,7 @@ class CsvAdapter:
             reasons = problems_as_text(item.problems)
             # Formula-like text gets the apostrophe an export gives it (import takes it off):
             # the office opens this file in a spreadsheet program too.
-            written = [_inert(cell) for cell in (reasons, *kept_cells, *extra)]
+            written = [_inert_as_read(cell) for cell in (reasons, *kept_cells, *extra)]
             writer.writerow([written[0], item.position, *written[1:]])
         return writer is not None
 
@@ -510,18 +513,28 @@ def _too_few_cells(width: int, columns: int) -> Problem | None:
 #: What makes a spreadsheet program read a cell as a formula (OWASP "CSV injection"): a text
 #: another agency typed (``=HYPERLINK(…)``) must not run in the office that opens the export.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: What an export puts an apostrophe before: formula-like text, and text that starts with an
+#: apostrophe itself (``'=x`` stored would else import back as ``=x``).
+ESCAPED_STARTS = (*FORMULA_STARTS, "'")
 
 
-def _inert(cell: str) -> str:
-    """A cell as exported: text that a spreadsheet would run as a formula gets a leading
-    apostrophe, which shows it as text (and which :func:`_as_written` takes off on import)."""
+def _inert(value: str) -> str:
+    """A value as exported: text that a spreadsheet would run as a formula, or that starts
+    with an apostrophe, gets a leading apostrophe, which shows it as text and which
+    :func:`_as_written` takes off on import: every value imports back as it was."""
+    return "'" + value if value.startswith(ESCAPED_STARTS) else value
+
+
+def _inert_as_read(cell: str) -> str:
+    """A cell of a rejects file: the cell as it came, formula-like text after an apostrophe
+    (which :func:`_as_written` takes off), so it imports again to the value it was read as."""
     return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
 
 
 def _as_written(cell: str) -> str:
-    """A cell as read: the apostrophe an export put before formula-like text comes off, so an
-    exported sheet imports back to the same values."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+    """A cell as read: the apostrophe an export put before formula-like text, or before an
+    apostrophe, comes off, so an exported sheet imports back to the same values."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(ESCAPED_STARTS) else cell
 
 
 @contextmanager

@@ -22,7 +22,11 @@ Entries become items like this:
   each fault; a resource whose Patient is not in the Bundle is a problem; a ``gender``
   outside FHIR's codes rejects its case. The rest is imported.
 - a file that is not a Bundle, or JSON that breaks off, is a
-  :class:`~adapters.base.FileProblem` (what came before a break is still imported).
+  :class:`~adapters.base.FileProblem`. After a break every case is held back, a problem at its
+  Patient's position: any of them may have entries after it (see **Memory**), and stored
+  without them a case would lose the placements or relatives the hub already has. A Consent
+  that refers to an entry not read is held back too; the rest (problems found before the
+  break, consents complete in themselves) is still reported or imported.
   ``OperationOutcome`` entries are skipped: rejects files carry them.
 
 **Memory.** A Bundle puts no order on its entries (a server's search answer lists every
@@ -63,7 +67,17 @@ from adapters.fhir_case_write import full_url, write_case
 from adapters.fhir_consent import read_consent
 from adapters.fhir_consent_write import write_consent
 from adapters.fhir_faults import in_english, in_spanish
-from adapters.fhir_grouping import Index, Spool, Waiting, patient_keys, reference_keys, subject_of
+from adapters.fhir_grouping import (
+    Index,
+    Spool,
+    Waiting,
+    consent_held_back_by_break,
+    held_back_by_break,
+    patient_keys,
+    reference_keys,
+    subject_of,
+    unread_references,
+)
 from adapters.items import WarnedItem
 from adapters.json_array import ArrayReader, JsonStreamError
 from schemas.registry import SchemaRegistry, default_registry
@@ -135,8 +149,8 @@ class FhirAdapter:
                     yield problem_item
                 index += 1
         except JsonStreamError as error:
-            # What was read before the break is still imported; its cases say they may lack
-            # resources that came after it (resending the fixed Bundle adds them).
+            # The entries before the break are still read, but every case among them is held
+            # back: any may have resources after it (resending the fixed Bundle stores them).
             cut = f"entry[{index}]" if reader.found else "entry"
             if reader.found and index:
                 after_es = (
@@ -305,7 +319,8 @@ class FhirAdapter:
             if found is not None:
                 members.setdefault(found, []).append(row)
             elif row.kind == "Consent":
-                yield self._consent_item(row, spool.get(row.offset, row.length), None, None)
+                raw = spool.get(row.offset, row.length)
+                yield self._consent_item(row, raw, None, None, cut)
             elif row.faults:
                 raw = spool.get(row.offset, row.length)
                 yield WarnedItem(f"entry[{row.index}]", problems=row.faults, source=[raw])
@@ -343,14 +358,6 @@ class FhirAdapter:
                 "Encounter": group.encounters,
             }[row.kind].append(entry)
         case = read_case(group, self.local_id_system)
-        if cut is not None:
-            case.warnings.append(
-                Problem(
-                    "resource:Bundle",
-                    f"el Bundle se corta en {cut}: pueden faltar recursos de este caso",
-                    f"the Bundle breaks at {cut}: resources of this case may be missing",
-                )
-            )
         # Faults of the case's parts, each named by its entry (the case's position is its
         # Patient's).
         parts = [
@@ -359,6 +366,8 @@ class FhirAdapter:
             for fault in row.faults
         ]
         problems = [*parts, *case.problems, *check_data(self._case_validator, case.data)]
+        if cut is not None:  # any case may have entries after the break (fhir_grouping)
+            problems.insert(0, held_back_by_break(cut))
         position = group.patient.position
         if problems or case.local_id is None:
             yield WarnedItem(
@@ -380,10 +389,15 @@ class FhirAdapter:
                 warnings=tuple(case.warnings),
             )
         for row, raw in consents:
-            yield self._consent_item(row, raw, case.child_id, group)
+            yield self._consent_item(row, raw, case.child_id, group, cut)
 
     def _consent_item(
-        self, row: Waiting, raw: Mapping[str, Any], child_id: str | None, group: Group | None
+        self,
+        row: Waiting,
+        raw: Mapping[str, Any],
+        child_id: str | None,
+        group: Group | None,
+        cut: str | None,
     ) -> Item:
         resource = raw["resource"]
         related = {
@@ -403,6 +417,9 @@ class FhirAdapter:
         # other fault at once (the missing id is already a problem).
         checked = data if child_id or "child_id" in data else {**data, "child_id": "ch-unknown"}
         problems += check_data(self._consent_validator, checked)
+        unread = unread_references(resource, group) if cut is not None else []
+        if cut is not None and unread:
+            problems.insert(0, consent_held_back_by_break(cut, unread))
         position = f"entry[{row.index}]"
         if problems or not local_id:
             if not local_id:

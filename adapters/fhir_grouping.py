@@ -5,6 +5,13 @@ resource it accepts in a temporary file (:class:`Spool`) and only an index row i
 (:class:`Waiting`: positions, offsets and hashes of reference keys — a few hundred bytes
 whatever the size of the resource). :class:`Index` matches references to Patients by every
 way FHIR lets a reference be written.
+
+**A Bundle that breaks off.** For the same reason (no order), a resource after the break may
+belong to any Patient read before it: no case is known complete. :func:`held_back_by_break`
+is the reason each case is then held back (stored without the missing resources, a case
+would lose the placements or relatives the hub already has of it); a Consent is held back
+when it refers to an entry that was not read (:func:`unread_references`), since what it takes
+from it (the grantor) would be missing. Resending the fixed Bundle stores nothing twice.
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters import fhir_terms as t
-from adapters.fhir_case import Entry
+from adapters.base import Problem
+from adapters.fhir_case import Entry, Group
 
 
 def subject_of(resource: Mapping[str, Any]) -> Any:
@@ -54,6 +62,66 @@ def patient_keys(entry: Entry) -> set[str]:
         if isinstance(identifier, Mapping) and identifier.get("value"):
             keys.add(f"{identifier.get('system')}|{identifier['value']}")
     return keys
+
+
+def held_back_by_break(cut: str) -> Problem:
+    """Why a case read from a Bundle that breaks at ``cut`` is not imported."""
+    return Problem(
+        "resource:Bundle",
+        f"el Bundle se corta en {cut} y las entradas de este caso pueden seguir después (un "
+        "Bundle no ordena sus entradas): el caso se retiene, porque guardado sin ellas perdería "
+        "lo que el nodo ya tiene de él (una ubicación, un familiar); corrija el Bundle e "
+        "impórtelo de nuevo (nada se duplica)",
+        f"the Bundle breaks at {cut} and this case's entries may go on after it (a Bundle puts "
+        "no order on its entries): the case is held back, since stored without them it would "
+        "lose what the hub already has of it (a placement, a relative); fix the Bundle and "
+        "import it again (nothing is stored twice)",
+    )
+
+
+def consent_held_back_by_break(cut: str, unread: list[str]) -> Problem:
+    """Why a Consent that refers to entries not read (``unread``) is not imported."""
+    named = ", ".join(unread)
+    return Problem(
+        "resource:Bundle",
+        f"el Bundle se corta en {cut} y el Consent se refiere a {named}, que no se leyó: se "
+        "retiene; corrija el Bundle e impórtelo de nuevo (nada se duplica)",
+        f"the Bundle breaks at {cut} and the Consent refers to {named}, which was not read: "
+        "it is held back; fix the Bundle and import it again (nothing is stored twice)",
+    )
+
+
+def unread_references(consent: Mapping[str, Any], group: Group | None) -> list[str]:
+    """The references of a Consent's subject and grantors (R5 ``subject``/``grantor``, R4
+    ``patient``/``performer``) to a Patient or RelatedPerson that was not read: neither
+    contained in it, nor its Patient or one of that Patient's RelatedPersons. A subject that
+    names the child by ``urn:puente:child`` needs no entry."""
+    read: set[str] = set()
+    if group is not None:
+        read = patient_keys(group.patient).union(*(e.references() for e in group.related))
+    unread = []
+    for name in ("subject", "patient", "grantor", "performer"):
+        for reference in t.as_list(consent.get(name)):
+            if not isinstance(reference, Mapping):
+                continue
+            target = reference.get("reference")
+            if not isinstance(target, str) or not target or target.startswith("#"):
+                continue
+            if name in ("subject", "patient") and t.reference_identifier(reference, t.CHILD):
+                continue
+            if _reference_type(reference) not in (None, "Patient", "RelatedPerson"):
+                continue  # an Organization, a Practitioner: not read from a Bundle anyway
+            if not read.intersection(reference_keys(reference)):
+                unread.append(target)
+    return unread
+
+
+def _reference_type(reference: Mapping[str, Any]) -> str | None:
+    """The resource type a reference states (its ``type``, or ``Type/id``), if any."""
+    if isinstance(reference.get("type"), str):
+        return str(reference["type"])
+    parts = str(reference.get("reference")).split("/_history/")[0].rsplit("/", 2)
+    return parts[-2] if len(parts) >= 2 and parts[-2][:1].isupper() else None
 
 
 class Spool:
