@@ -8,7 +8,11 @@ basis and the ids it rests on. The audit entry's id is the decision id (``Puente
 
 Consents that permitted something are remembered per receiving agency
 (:class:`~exchange.consent_store.ConsentDisclosure`), so a revocation can tell every agency
-that received data under the consent.
+that received data under the consent — and only those: an agency is remembered when something
+about the child reaches it (it reads, is referred the record, accepts a transfer, or is sent or
+reads a transfer request), not when a transfer is merely asked for. A transfer withdrawn before
+its request went out told the recipient nothing, and a revocation must not be the first it
+hears of the child.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from exchange.consent_store import (
 )
 from exchange.crypto import DataKeyring, data_keyring
 from exchange.records import Record, latest_body, records_of_children
+from exchange.sharing import RecordShare
 from schemas.registry import default_registry
 
 
@@ -442,9 +447,12 @@ def decide_disclosure(
     recipient: str | None = None,
     all_or_nothing: bool = False,
     referred: Iterable[str] = (),
+    remember: bool = True,
     **audit_fields: Any,
 ) -> Disclosure:
-    """Decide, audit (in ``session``'s transaction) and remember consents that permitted.
+    """Decide, audit (in ``session``'s transaction) and remember consents that permitted
+    (unless ``remember`` is false: nothing reaches the recipient yet, as when a transfer is
+    asked for).
 
     ``actor`` is who asks; for a referral or transfer the decision is made for the recipient
     (``recipient``, an agency id) and the audit entry names the actor who sent it. With
@@ -500,7 +508,7 @@ def decide_disclosure(
     disclosure = Disclosure(decision, entry, covered)
     receiver = recipient or actor.agency_id
     permitting = consents_that_permitted(decision)
-    if disclosure.permitted and permitting and receiver is not None:
+    if remember and disclosure.permitted and permitting and receiver is not None:
         # An agency of a peer hub (a federated lookup) is told of a revocation through its hub.
         client = actor.audit_client if recipient is None else None
         peer_hub = client[len(PEER_CLIENT_PREFIX) :] if client else None
@@ -698,7 +706,11 @@ def decide_delivery(
     ``session``'s transaction; the caller commits. Each delivery attempt is decided (consent
     may change between two), so the entry's reason code names the attempt and the recipient
     (``delivery.attempt_2.to.mx.nl.dif``): it records the decision to send, taken before the
-    network is tried; whether the receiver got it is the outbox message's state."""
+    network is tried; whether the receiver got it is the outbox message's state.
+
+    A transfer request that is no longer pending is still decided, but not remembered as
+    disclosed: the outbox withholds it (a revocation then tells the recipient nothing of a
+    child it never heard of)."""
     action = DECIDED_DELIVERIES.get(kind)
     if action is None or not isinstance(payload, Mapping):
         return None
@@ -706,6 +718,13 @@ def decide_delivery(
     record = session.get(Record, record_id) if isinstance(record_id, str) else None
     if record is None:
         return None
+    remember = True
+    if action == "transfer":
+        # The status as stored now (a column, not an entity this session may hold from before).
+        status = session.scalar(
+            select(RecordShare.status).where(RecordShare.id == payload.get("share_id"))
+        )
+        remember = status == "pending"
     return decide_disclosure(
         session,
         Actor.hub(),
@@ -718,4 +737,5 @@ def decide_delivery(
         recipient=agency_id,
         all_or_nothing=action == "transfer",
         detail=f"delivery.attempt_{attempt}.to.{agency_id}",
+        remember=remember,
     )

@@ -22,7 +22,11 @@ transfer stays pending), so a local id names one record per agency. The previous
 of the record are refused from then on, naming the agency it transferred it to.
 
 Only the owner agency may refer or transfer a record; at most one transfer of a record is
-pending at a time.
+pending at a time, and a record is referred to an agency for a purpose once. Creating a share
+and accepting a transfer take their turn on the record first (:func:`hold_record`), so two
+requests at once cannot both find the way clear. Accepting a transfer withdraws any other
+transfer of the record still pending (none, unless it was made before that turn was taken):
+its sender no longer holds the record.
 
 The access rule :func:`exchange.records.may_read` applies on top of these rows: an agency may
 read a record when it owns it, or holds an ``accepted`` share of it. (The categories of a
@@ -48,6 +52,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
+from exchange.hot_sql import HotSQL
 from exchange.outbox import enqueue
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
@@ -107,6 +112,14 @@ class ShareConflict(Exception):
     def __init__(self, message: str, status: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class SenderNoLongerOwns(ShareConflict):
+    """The transfer is still pending, but the agency that offered it no longer holds the record
+    (another transfer of it was accepted): it can never be accepted."""
+
+    def __init__(self) -> None:
+        super().__init__("the record is no longer owned by the sender", "pending")
 
 
 class LocalIdTaken(Exception):
@@ -198,13 +211,38 @@ def request_transfer(
     return share, entry
 
 
+def hold_record(session: Session, record_id: str) -> None:
+    """Take the record's turn: until the transaction ends, no other request can create a share
+    of ``record_id`` or accept a transfer of it, so what is checked first (no pending transfer,
+    no such referral yet) is still true when the share is written. Call it before reading what
+    is checked, and before anything of the transaction refers to an agency's row (an accept
+    then locks its recipient's: :func:`decide_transfer`).
+
+    PostgreSQL: the record's row is locked (``FOR UPDATE``). SQLite: its one write lock is
+    taken now, waiting for it up to ``busy_timeout`` (``BEGIN IMMEDIATE``): pysqlite would begin
+    the transaction only at its first write, and audit entries are written only at the
+    commit, so both requests would read before either wrote. A transaction that already
+    wrote holds that lock."""
+    sql = HotSQL(session)
+    if sql.is_sqlite:
+        if not sql.raw.in_transaction:
+            sql.raw.execute("BEGIN IMMEDIATE")
+        return
+    session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
+
+
 def pending_transfer(session: Session, record_id: str) -> RecordShare | None:
+    """The record's pending transfer, offered by the agency that holds it now. (A transfer
+    left pending by an agency that no longer holds the record can never be accepted, and does
+    not stand in the new owner's way.)"""
     return session.scalars(
         select(RecordShare)
+        .join(Record, Record.id == RecordShare.record_id)
         .where(
             RecordShare.record_id == record_id,
             RecordShare.kind == "transfer",
             RecordShare.status == "pending",
+            RecordShare.from_agency == Record.owner_agency,
         )
         .limit(1)
     ).first()
@@ -225,17 +263,22 @@ def decide_transfer(
     ``local_id``: on acceptance, the local id under which the recipient will push the record
     (by default the record's own).
 
+    The caller holds the record (:func:`hold_record`) for an acceptance, which withdraws any
+    other transfer of the record still pending (:func:`_withdraw_other_transfers`).
+
     Raises :class:`ShareConflict` when the transfer was already decided (also by a concurrent
-    request: the status changes only from ``pending``, checked in the UPDATE itself) or when
-    the record changed hands meanwhile, and :class:`LocalIdTaken` when the local id already
-    names another of the recipient's records; the session is rolled back then.
+    request: the status changes only from ``pending``, checked in the UPDATE itself),
+    :class:`SenderNoLongerOwns` when the record changed hands meanwhile, and
+    :class:`LocalIdTaken` when the local id already names another of the recipient's records;
+    the session is rolled back then.
     """
     now = utcnow()
     status = "accepted" if accept else "rejected"
     if accept:
-        # First, before anything of this transaction refers to the recipient's row (a lock
-        # taken later could deadlock with another accept): pushes of the recipient hold it
-        # while they look their local ids up, so the check below sees every record they made.
+        # First after the record's own row, before anything of this transaction refers to the
+        # recipient's row (a lock taken later could deadlock with another accept): pushes of
+        # the recipient hold it while they look their local ids up, so the check below sees
+        # every record they made.
         _hold_agency(session, share.agency_id)
     decided = session.execute(
         update(RecordShare)
@@ -257,10 +300,11 @@ def decide_transfer(
         )
         if not moved.rowcount:  # type: ignore[attr-defined]
             session.rollback()
-            raise ShareConflict("the record is no longer owned by the sender", "pending")
+            raise SenderNoLongerOwns()
         session.refresh(record)
         _give_address(session, share, record, local_id or record.local_id, now)
         _keep_previous_owner_informed(session, share, record, now)
+        _withdraw_other_transfers(session, actor, share, record, now)
     session.refresh(share)
     action = "transfer.accepted" if accept else "transfer.rejected"
     entry = decision_entry or _audit(
@@ -299,6 +343,51 @@ def withdraw_transfer(
     )
     _notify(session, share.agency_id, "transfer.withdrawn", share, record)
     return entry
+
+
+def _withdraw_other_transfers(
+    session: Session, actor: Actor, accepted: RecordShare, record: Record, now: datetime
+) -> None:
+    """Other transfers of the record still pending could never be accepted now (their sender
+    no longer holds it) and would stand in the way of the new owner's: each is withdrawn as its
+    sender would withdraw it, audited, and its recipient told (the outbox withholds that from
+    one that never got the request). Only transfers made before creation took the record's
+    turn can be left: one at a time is pending otherwise."""
+    others = session.scalars(
+        select(RecordShare.id).where(
+            RecordShare.record_id == record.id,
+            RecordShare.kind == "transfer",
+            RecordShare.status == "pending",
+            RecordShare.id != accepted.id,
+        )
+    ).all()
+    for other_id in others:
+        withdrawn = session.execute(
+            update(RecordShare)
+            .where(RecordShare.id == other_id, RecordShare.status == "pending")
+            .values(
+                status="cancelled",
+                decided_at=now,
+                decided_by=actor.agency_id,
+                decision_reason=(
+                    f"Se aceptó otra transferencia del expediente ({accepted.id}). / "
+                    f"Another transfer of the record was accepted ({accepted.id})."
+                ),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if not withdrawn.rowcount:  # type: ignore[attr-defined]
+            continue  # its sender withdrew it meanwhile
+        other = session.get_one(RecordShare, other_id, populate_existing=True)
+        _audit(
+            session,
+            actor,
+            record,
+            "transfer.withdrawn",
+            TRANSFER_PURPOSE,
+            f"superseded.to.{other.agency_id}",
+        )
+        _notify(session, other.agency_id, "transfer.withdrawn", other, record)
 
 
 def _hold_agency(session: Session, agency_id: str) -> None:

@@ -7,6 +7,10 @@ received — how an agency without a webhook learns of a pending transfer).
 
 A record the caller may not read answers 404 exactly like a record that does not exist, so
 these routes reveal nothing about records the caller does not know.
+
+Creating a share and accepting a transfer first take the record's turn
+(:func:`exchange.sharing.hold_record`): two at once are decided one after the other, so a
+record never has two pending transfers nor two referrals to one agency for one purpose.
 """
 
 from __future__ import annotations
@@ -43,8 +47,10 @@ from exchange.sharing import (
     TRANSFER_PURPOSE,
     LocalIdTaken,
     RecordShare,
+    SenderNoLongerOwns,
     ShareConflict,
     decide_transfer,
+    hold_record,
     pending_transfer,
     refer,
     request_transfer,
@@ -140,12 +146,17 @@ def _record_not_found() -> Problem:
 
 
 def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Record:
-    """The record, if the caller is responsible for it; 404 if it does not know of it (no
-    existence oracle), 403 if it was referred the record but does not own it. Refusals are
-    audited."""
+    """The record, if the caller is responsible for it, held until the request's transaction
+    ends (:func:`~exchange.sharing.hold_record`: what the caller checks next is still true
+    when it writes); 404 if it does not know of it (no existence oracle), 403 if it was
+    referred the record but does not own it. Refusals are audited, and let the record go."""
     session = db.session()
+    # Held before it is read: the owner read here is still the owner when the share is
+    # written (an accept of a transfer of it waits, or went first and moved it).
+    hold_record(session, record_id)
     record = session.get(Record, record_id)
     if record is None:
+        session.rollback()  # not held through the even-time wait of a 404
         raise _record_not_found()
     if record.owner_agency == actor.agency_id:
         return record
@@ -191,9 +202,12 @@ def _decided(
     audit_action: str,
     categories: Any = None,
     detail: str,
+    remember: bool = True,
 ) -> Disclosure:
     """The consent decision for the recipient; refused decisions are committed and answered
-    ``403 consent-denied`` with the reasons (the caller owns the record: it knows it exists)."""
+    ``403 consent-denied`` with the reasons (the caller owns the record: it knows it exists).
+    ``remember``: note the consents that permitted it as disclosed to the recipient
+    (:func:`~exchange.disclosure.decide_disclosure`)."""
     session = db.session()
     child = load_child(session, record.child_id)
     disclosure = decide_disclosure(
@@ -209,6 +223,7 @@ def _decided(
         all_or_nothing=action == "transfer",
         record_version=record.latest_version,
         detail=detail,
+        remember=remember,
     )
     if not disclosure.permitted:
         session.commit()
@@ -329,6 +344,9 @@ def create_transfer(record_id: str) -> Any:
             ),
             share_id=pending.id,
         )
+    # Asking discloses nothing yet: the recipient learns of the child when the request reaches
+    # it (exchange.disclosure.decide_delivery) or it accepts, and only then is told of a
+    # revocation of the consent.
     disclosure = _decided(
         actor,
         record,
@@ -337,6 +355,7 @@ def create_transfer(record_id: str) -> Any:
         purpose=TRANSFER_PURPOSE,
         audit_action="record.transferred",
         detail=f"to.{body['to']}",
+        remember=False,
     )
     share, entry = request_transfer(
         session,
@@ -373,6 +392,18 @@ _STATUS_ES = {
 
 
 def _no_longer_pending(share_id: str, conflict: ShareConflict) -> Problem:
+    if isinstance(conflict, SenderNoLongerOwns):
+        return Problem(
+            "conflict",
+            (
+                "La agencia que ofreció la transferencia ya no es la responsable del "
+                "expediente (se aceptó otra transferencia): esta ya no puede aceptarse.",
+                "The agency that offered the transfer is no longer responsible for the record "
+                "(another transfer of it was accepted): this one can no longer be accepted.",
+            ),
+            share_id=share_id,
+            share_status=conflict.status,
+        )
     status_es = _STATUS_ES.get(conflict.status, conflict.status)
     return Problem(
         "conflict",
@@ -421,6 +452,11 @@ def _decide(share_id: str, accept: bool) -> Any:
     reason = body.get("reason")
     decision_entry = None
     local_id = None
+    if accept:
+        # One accept of the record at a time, and none while a share of it is being created;
+        # then the transfer as it is now (another request may have decided it meanwhile).
+        hold_record(session, share.record_id)
+        session.refresh(share)
     if accept and share.status == "pending":
         record = session.get_one(Record, share.record_id)
         local_id = body.get("local_id") or record.local_id
