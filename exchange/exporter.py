@@ -12,11 +12,17 @@ Both ways read through the same decision as ``GET /v1/children/{child_id}/record
 Without ``--child`` (on the hub's machine only) the children are those the agency holds a
 record of, or was referred or transferred a record of; each of their records is then decided
 as the child's records list would decide it.
+
+Such an export holds the records other agencies referred or transferred to the agency too,
+each named by its owner's local id: imported again, the hub refuses them as the agency's own
+(:data:`exchange.received_copies.RECEIVED_COPY`), and :class:`HeldElsewhere` counts them so that
+``puente export`` can say so.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
@@ -42,6 +48,22 @@ def envelope_of(answer: dict[str, Any]) -> dict[str, Any]:
         document["child_id"] = answer["child_id"]
     document["data"] = answer.get("data") or {}
     return document
+
+
+@dataclass
+class HeldElsewhere:
+    """Counts the records written that another agency than ``agency_id`` holds (referred or
+    transferred to it, or transferred away by it): imported again, they are not stored as the
+    agency's own. A reader not given a record's owner is not its owner (the owner is given
+    every envelope field)."""
+
+    agency_id: str
+    count: int = 0
+
+    def envelope(self, answer: dict[str, Any]) -> dict[str, Any]:
+        if answer.get("owner") != self.agency_id:
+            self.count += 1
+        return envelope_of(answer)
 
 
 def purposes() -> tuple[str, ...]:
@@ -91,10 +113,16 @@ def agency_actor(app: Flask, agency_id: str) -> Actor | None:
 
 
 def readable_directly(
-    app: Flask, actor: Actor, purpose: str, child_ids: Iterable[str]
+    app: Flask,
+    actor: Actor,
+    purpose: str,
+    child_ids: Iterable[str],
+    held: HeldElsewhere | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Each record of each child that ``actor`` may read for ``purpose``, redacted; every
-    decision is committed to the audit log child by child. Run inside the app context."""
+    decision is committed to the audit log child by child. Run inside the app context.
+    ``held`` counts those another agency holds."""
+    written = held.envelope if held is not None else envelope_of
     from exchange.api.record_reads import record_json
     from exchange.disclosure import forget_child, load_child
 
@@ -111,15 +139,19 @@ def readable_directly(
             forget_child(child.child_id)  # keep memory flat over many children
             for answer, _disclosure in reads:
                 if answer is not None:
-                    yield envelope_of(answer)
+                    yield written(answer)
 
 
 def readable_through_api(
-    client: HubClient, purpose: str, child_ids: Iterable[str]
+    client: HubClient,
+    purpose: str,
+    child_ids: Iterable[str],
+    held: HeldElsewhere | None = None,
 ) -> Iterator[dict[str, Any]]:
+    written = held.envelope if held is not None else envelope_of
     for child_id in child_ids:
         for answer in client.child_records(child_id, purpose):
-            yield envelope_of(answer)
+            yield written(answer)
 
 
 def encode_failure(adapter_name: str, records: int, error: Exception) -> tuple[str, str]:

@@ -18,6 +18,13 @@ the canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` t
 its first answer even if the record changed since, so an old file sent again cannot bring back
 an old version.
 
+One local id names one child. Items of the file sharing a local id are versions of one
+record, unless they describe different children (another name, sex or date of birth, weighed
+as child search weighs them: :mod:`exchange.import_siblings`): then the later ones are
+rejected, not stored as versions of the first, and the first is never taken for an older
+version of them.
+Only a short identity fingerprint is kept per local id of the file.
+
 Memory stays bounded: one batch of items is held at a time, and the rejects wait in a
 temporary file until the input ends (the engine is the generator the adapter's
 ``write_rejects`` consumes). Then a rejected item whose record a later item of the file stored
@@ -33,6 +40,7 @@ rejects written; the exception is reported, not raised).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import pickle
@@ -46,6 +54,7 @@ from typing import IO, Any, Protocol
 from adapters.base import Adapter, FileProblem, Item, Problem, RejectsWriter, problems_as_json
 from exchange.batch_collections import batch_collections, collect_young
 from exchange.hub_client import HubError
+from exchange.import_siblings import LocalIdChildren, local_id_of
 
 #: Tries of one batch against a hub that answers 5xx, 429 or not at all; then the rest of the
 #: file is written to the rejects file as not sent.
@@ -137,6 +146,13 @@ class ImportSummary:
     #: the same record is stored. Only rejected items are kept here: few, and small.
     _rejected_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
     _superseded_positions: set[str] = field(default_factory=set, repr=False)
+    #: Items rejected for describing another child than an earlier item of their local id
+    #: (counted with the adapter's rejects: the file's own fault).
+    other_children: int = 0
+    #: Items the hub refused as records another agency referred or transferred to this one
+    #: (counted with the hub's rejects): the agency reads them in Puente, they are not its own.
+    received_copies: int = 0
+    children: LocalIdChildren = field(default_factory=lambda: LocalIdChildren(), repr=False)
 
     def warn(self, item: Item) -> None:
         found = getattr(item, "warnings", ())
@@ -169,14 +185,14 @@ class ImportSummary:
     def rejected_for_now(self, item: Item, by: str) -> None:
         """``item`` was rejected (``by`` the adapter or the hub), unless a later item of its
         record is stored (:meth:`stored_now`)."""
-        local_id = _local_id_of(item)
+        local_id = local_id_of(item)
         if self.superseding and local_id is not None:
             self._rejected_ids.setdefault(local_id, []).append((item.position, by))
 
     def stored_now(self, item: Item) -> None:
         """``item`` was stored (or was already there): rejected items of its record earlier
         in the file are older versions of it, superseded."""
-        local_id = _local_id_of(item)
+        local_id = local_id_of(item)
         earlier = self._rejected_ids.pop(local_id, ()) if local_id is not None else ()
         for position, by in earlier if self.superseding else ():
             if by == "adapter":
@@ -218,6 +234,8 @@ class ImportSummary:
     def count(self, outcome: Outcome) -> None:
         if outcome.status == "rejected":
             self.rejected_by_hub += 1
+            if any(_is_received_copy(problem) for problem in outcome.problems):
+                self.received_copies += 1
             # A spreadsheet has no signature to fix: the office must sign with the agency's key.
             if any(problem.pointer == "/signature" for problem in outcome.problems):
                 self.unsigned = True
@@ -254,6 +272,8 @@ class ImportSummary:
             "rejected_items": self.rejected_items,
             "superseded": self.superseded,
             "superseded_items": self.superseded_items,
+            "other_children": self.other_children,
+            "received_copies": self.received_copies,
         }
 
     def lines(self, lang: str) -> list[str]:
@@ -320,6 +340,26 @@ class ImportSummary:
             )
         if self.rejects_file:
             lines.append(f"Rechazos / rejects: {self.rejects_file}")
+        if self.other_children:
+            lines.append(
+                both(
+                    f"Con el id local de una fila anterior pero otra niña, niño o adolescente: "
+                    f"{self.other_children} (rechazados; dé a cada uno su propio id local)",
+                    f"With the local id of an earlier row but another child: "
+                    f"{self.other_children} (rejected; give each child its own local id)",
+                )
+            )
+        if self.received_copies:
+            lines.append(
+                both(
+                    f"Remitidos o transferidos a su institución, no importados como propios: "
+                    f"{self.received_copies} (otra institución los envió; su institución los "
+                    "lee en Puente, y sus propios expedientes llevan sus propios ids locales)",
+                    f"Referred or transferred to your agency, not imported as its own: "
+                    f"{self.received_copies} (another agency sent them; your agency reads them "
+                    "in Puente, and its own records carry its own local ids)",
+                )
+            )
         if self.superseded:
             lines.append(
                 both(
@@ -377,12 +417,7 @@ class ImportSummary:
         lines = [both("Rechazados", "Rejected") + ":"]
         for entry in shown:
             where = entry["position"] + (f" ({entry['local_id']})" if entry.get("local_id") else "")
-            reasons = " | ".join(
-                f"{error['pointer']}: {error[message]}"
-                if error.get("pointer", "").startswith("/")
-                else error[message]
-                for error in entry["errors"]
-            )
+            reasons = " | ".join(_with_pointer(error, error[message]) for error in entry["errors"])
             lines.append(f"  {both('posición', 'position')} {where}: {reasons}")
         more = self.rejected - len(shown)
         if more > 0:
@@ -395,6 +430,26 @@ class ImportSummary:
                 )
             )
         return lines
+
+
+def _with_pointer(error: Mapping[str, Any], message: str) -> str:
+    """A reason after where it is, whatever form the place has (``/child/sex``,
+    ``entry[5].resource:Encounter.class``, ``column:fecha``), unless the reason already
+    names it (a column's reason names its column)."""
+    pointer = str(error.get("pointer") or "")
+    named = pointer.partition(":")[2] if pointer.startswith(("column:", "field:")) else pointer
+    if not pointer or named in message:
+        return message
+    return f"{pointer}: {message}"
+
+
+def _is_received_copy(problem: Problem) -> bool:
+    """Whether the hub refused a record as one another agency referred or transferred to
+    the importing agency (:data:`exchange.received_copies.RECEIVED_COPY`). Through the API with
+    one language asked for, both halves of ``problem`` hold that language."""
+    from exchange.received_copies import RECEIVED_COPY
+
+    return any(text.startswith(RECEIVED_COPY) for text in (problem.es, problem.en))
 
 
 # -- the engine --------------------------------------------------------------------------------
@@ -416,7 +471,7 @@ def pushed_and_rejected(
     """
     window: list[Item] = []
     good = 0
-    with batch_collections():
+    with batch_collections(), contextlib.closing(summary.children):
         for item in items:
             if isinstance(item, FileProblem):
                 # Not a record: said once, and given to the rejects writer in its place.
@@ -436,6 +491,7 @@ def pushed_and_rejected(
 
 
 def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Iterator[Item]:
+    window, other_children = summary.children.checked(window)
     good = [item for item in window if item.ok]
     outcomes: Iterator[Outcome] = iter(())
     if good and summary.stopped is None:
@@ -448,7 +504,11 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
         if not item.ok:
             summary.rejected_by_adapter += 1
             summary.reject(item)
-            summary.rejected_for_now(item, "adapter")
+            if item.position in other_children:
+                # Another child's row: no later version of the first child supersedes it.
+                summary.other_children += 1
+            else:
+                summary.rejected_for_now(item, "adapter")
             yield item
             continue
         outcome = next(outcomes, None)
@@ -546,13 +606,6 @@ def _not_sent(reasons: tuple[str, str] | None) -> Problem:
         f"no se envió: {es}; envíe este archivo de nuevo",
         f"not sent: {en}; send this file again",
     )
-
-
-def _local_id_of(item: Item) -> str | None:
-    if item.local_id:
-        return item.local_id
-    local_id = (item.document or {}).get("local_id")
-    return local_id if isinstance(local_id, str) and local_id else None
 
 
 def _superseded(position: str, local_id: str | None, by: str) -> dict[str, Any]:

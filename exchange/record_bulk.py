@@ -12,6 +12,11 @@ number and pointers.
 A line may carry its own signature as the member ``"signature"`` (the detached JWS over the
 canonical line *without* that member); it is taken off before the envelope is checked.
 
+A line of a record another agency referred or transferred to the pushing agency (its local id
+or id, and its child, as the agency's own export writes it) is rejected with ``conflict`` and
+the other lines are stored: it is not the agency's record to push
+(:data:`exchange.received_copies.RECEIVED_COPY`).
+
 There are no per-line idempotency keys: a line whose body equals any version its record held
 before the push answers ``unchanged`` (naming the latest version), so sending a whole file
 again, or part of it, stores nothing twice and brings no older version back, even after newer

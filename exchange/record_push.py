@@ -24,6 +24,13 @@ SQLite, pushes and accepts are serialised by the one write lock).
 Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
 (:mod:`exchange.record_bulk`) reuse the checks and the storing here.
 
+A record another agency referred or transferred to the pushing agency is not the pusher's to
+push: a push naming such a record's child and its local id (or its id), as the pusher's own
+export of it does, is refused with ``409 conflict`` (:mod:`exchange.received_copies`) instead
+of being stored as a new record of the pusher's, which would outlive the referral and the
+consent behind it. This is looked up only for a push that would create a record naming its
+child, or that names another child than its record's: the ordinary push costs nothing more.
+
 A push creating a record may name its child (``child_id``) only if the pushing agency may
 know that child (:func:`exchange.child_search.children_known_to`, the rule child search
 answers by); any other child id is refused exactly as one that does not exist, so a push is no
@@ -59,6 +66,7 @@ from exchange.child_linking import LinkRequest, follow_merges, link_children
 from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql
+from exchange.received_copies import received_copies
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
 from exchange.signatures import (
     SignatureError,
@@ -146,6 +154,21 @@ STATE_CHUNK = 2000
 
 def failure(pointer: str, keyword: str, es: str, en: str) -> ValidationFailure:
     return ValidationFailure(pointer, keyword, es, en)
+
+
+#: A push naming another child than the one its record is linked to. They may be one child
+#: recorded twice (a merge joins them) or two children under one local id (then each record
+#: needs its own local id): the hub cannot tell which.
+ANOTHER_CHILD = failure(
+    "/child_id",
+    "child_id",
+    "el expediente ya está vinculado a otra niña, niño o adolescente: si es la misma persona, "
+    "pida a la administración del nodo que fusione los registros; si es otra, dé a su "
+    "expediente un id local propio",
+    "the record is already linked to another child: if it is the same child, ask the hub "
+    "administrators to merge the two; if it is another child, give its record a local id of "
+    "its own",
+)
 
 
 @dataclass
@@ -459,6 +482,7 @@ class Pusher:
             else:
                 results.append(None)
                 pending.add(item.local_id)
+        self._refuse_received_copies(sql, items, results, states)
         # A new record may name only a child its agency may know of (an existing record's
         # child_id must be its own child: _refuse_update).
         named = [
@@ -572,19 +596,41 @@ class Pusher:
             except LookupError:  # an unknown child_id cannot be this record's child
                 same_child = False
             if not same_child:
-                return rejected(
-                    item.line,
-                    "validation",
-                    failure(
-                        "/child_id",
-                        "child_id",
-                        "el expediente ya está vinculado a otra niña, niño o adolescente; "
-                        "pida a la administración del nodo que fusione los registros",
-                        "the record is already linked to another child; ask the hub "
-                        "administrators to merge the two",
-                    ),
-                )
+                return rejected(item.line, "validation", ANOTHER_CHILD)
         return None
+
+    def _refuse_received_copies(
+        self,
+        sql: HotSQL,
+        items: list[PushItem],
+        results: list[PushResult | None],
+        states: dict[str, _RecordState],
+    ) -> None:
+        """Refuse, in ``results``, the items that would store a record another agency
+        referred or transferred to this one as this agency's own: a new record naming its
+        child, or a push naming another child than its record's (the line of an export of the
+        received record, its local id being one this agency also uses).
+
+        Only those items are looked at, so the ordinary push costs nothing more."""
+        looked = []
+        for position, (item, result) in enumerate(zip(items, results, strict=True)):
+            if not item.child_id:
+                continue
+            if (result is None and item.local_id not in states) or (
+                result is not None and result.failures == [ANOTHER_CHILD]
+            ):
+                looked.append(position)
+        if not looked:
+            return
+        refusals = received_copies(
+            sql,
+            self.session,
+            self.agency_id,
+            [(items[position].local_id, items[position].child_id) for position in looked],
+        )
+        for position, refusal in zip(looked, refusals, strict=True):
+            if refusal is not None:
+                results[position] = rejected(items[position].line, "conflict", refusal)
 
     def _transferred(self, state: _RecordState) -> ValidationFailure:
         """Why an agency may no longer push a record: it transferred it. The agency it

@@ -5,6 +5,8 @@ Each record is decided, redacted and audited as ``GET /v1/children/{child_id}/re
 or was sent a record of, or through the API with the agency's credentials, child by child.
 The output file is replaced only once it is complete: Ctrl-C writes none (exit 130), nor does
 an adapter that fails (exit 2), nor an export that gave nothing of the children named (exit 1).
+The error stream says, in Spanish and English, how many of the records written another agency
+holds (referred or transferred to this one): imported again, they are not stored as its own.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def export_command(
     credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     counted = {"records": 0}
+    held = exporter.HeldElsewhere(agency_id)
     # What the records' source raised (the database, the hub): not the adapter's failure.
     source_faults: list[Exception] = []
 
@@ -122,6 +125,7 @@ def export_command(
             "mode": "api" if hub_url else "direct",
             "children": children,
             "records": counted["records"],
+            "held_by_other_agencies": held.count,
             "out": out,
         }
 
@@ -131,7 +135,8 @@ def export_command(
                 client = connected_client(hub_url, credentials, "records:read", lang)
                 with refusals(), replacement as out:
                     adapter.encode(
-                        counting(exporter.readable_through_api(client, purpose, child_ids)), out
+                        counting(exporter.readable_through_api(client, purpose, child_ids, held)),
+                        out,
                     )
             else:
                 app = hub_app(lang, EXIT_CANNOT_START)
@@ -151,7 +156,7 @@ def export_command(
                     children = len(chosen)
                     with refusals(), replacement as out:
                         adapter.encode(
-                            counting(exporter.readable_directly(app, actor, purpose, chosen)),
+                            counting(exporter.readable_directly(app, actor, purpose, chosen, held)),
                             out,
                         )
     except KeyboardInterrupt:
@@ -164,6 +169,8 @@ def export_command(
         **summary_of(children or 0, str(out_path) if replacement.replaced else None),
         "interrupted": False,
     }
+    if held.count and replacement.replaced:
+        _say_held_elsewhere(held.count, agency_id, lang)
     if as_json:
         print_json({**result, "nothing_for_named_children": nothing_for_named()})
         if nothing_for_named():
@@ -188,6 +195,25 @@ def export_command(
             f"{result['out'] or '(nothing to export)'}",
         )
     )
+
+
+def _say_held_elsewhere(count: int, agency_id: str, lang: str) -> None:
+    """On stderr, in both languages (``lang`` first): records written that another agency
+    holds are not imported back as the agency's own."""
+    spanish = (
+        f"{count} de los expedientes exportados los tiene otra institución (los remitió o "
+        f"transfirió a {agency_id}, o {agency_id} se los transfirió): si importa este archivo de "
+        "nuevo, no se guardan como expedientes propios de su institución (el nodo los rechaza "
+        "y van al archivo de rechazos)"
+    )
+    english = (
+        f"{count} of the records exported are held by another agency (it referred or "
+        f"transferred them to {agency_id}, or {agency_id} transferred them to it): imported "
+        "again, this file does not store them as your agency's own (the hub refuses them and "
+        "they go to the rejects file)"
+    )
+    for line in (spanish, english) if lang == "es" else (english, spanish):
+        click.echo(line, err=True)
 
 
 def _interrupted(summary: dict[str, Any], out_path: Path, as_json: bool, lang: str) -> NoReturn:
