@@ -16,6 +16,10 @@ with its single writer, one ``UPDATE … WHERE id IN (SELECT …)`` claims atomi
 happens outside any transaction; the result is written only while the lease is still held.
 A worker that crashes leaves leases that run out, and its messages are taken again: delivery
 is at least once, and the SET ``jti`` (the message id) lets receivers drop a repeat.
+
+Counting: ``attempts`` counts the times a message's turn came, each committed before it is tried
+(:func:`_start_attempt`), not the claims: a message whose batch's lease ran out before its turn,
+and that another worker then took, is counted once, by the worker that tries it.
 """
 
 from __future__ import annotations
@@ -41,12 +45,13 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    literal,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from exchange.auth import as_utc, utcnow
 from exchange.db import Base, database, unavailable_reason
@@ -195,8 +200,9 @@ def claim_batch(
 ) -> list[OutboxMessage]:
     """Lease up to ``limit`` due messages to the caller and commit the claim.
 
-    Each claim counts as an attempt, so a message that makes workers crash still ends up
-    ``dead`` instead of looping forever.
+    A claim is not an attempt: each message's attempt is counted when its turn comes
+    (:func:`_start_attempt`), so a message claimed in a batch whose lease runs out before its
+    turn, and taken by another worker, is not counted twice.
     """
     now = utcnow()
     token = secrets.token_hex(16)
@@ -224,7 +230,6 @@ def claim_batch(
         .values(
             lease_token=token,
             lease_until=now + timedelta(seconds=lease_seconds),
-            attempts=OutboxMessage.attempts + 1,
         )
         .execution_options(synchronize_session=False)
     )
@@ -251,21 +256,24 @@ def backoff_seconds(
     return exponential * (0.5 + rng() / 2)
 
 
-def _renew_lease(session: Session, message: OutboxMessage, token: str, seconds: float) -> bool:
-    """Hold ``message`` for ``seconds`` more, from now, while no other worker took it: the claim
-    covers a whole batch, and each delivery renews the lease for itself, so a lease need only
-    outlast one delivery and a crashed worker's messages come back after one lease."""
+def _start_attempt(session: Session, message: OutboxMessage, token: str, seconds: float) -> bool:
+    """Count an attempt of ``message`` and hold it for ``seconds`` more, from now, while no other
+    worker took it (False if one did: nothing is counted). The claim covers a whole batch, and
+    each delivery renews the lease for itself, so a lease need only outlast one delivery and a
+    crashed worker's messages come back after one lease. The count is committed before the
+    message is tried, so a message that makes workers crash still runs out of attempts."""
     until = utcnow() + timedelta(seconds=seconds)
-    renewed = session.execute(
+    attempts = session.scalar(
         update(OutboxMessage)
         .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
-        .values(lease_until=until)
+        .values(lease_until=until, attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.attempts)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    if not renewed.rowcount:  # type: ignore[attr-defined]
+    if attempts is None:
         return False
-    message.lease_until = until
+    message.lease_until, message.attempts = until, attempts
     return True
 
 
@@ -278,7 +286,12 @@ def _finish(session: Session, message: OutboxMessage, token: str, **values: Any)
         .execution_options(synchronize_session=False)
     )
     session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
+    # In a transaction of its own, after the result is visible: a withdrawal given back to
+    # wait for this request either reads it finished or is woken here (:func:`_wait_for_request`).
+    _wake_withdrawals(session, message)
+    return True
 
 
 # --- delivering ----------------------------------------------------------------------------
@@ -333,18 +346,26 @@ def deliver_message(
     from exchange.agencies import Agency
 
     token = message.lease_token or ""
-    if not _renew_lease(session, message, token, policy.lease_seconds):
+    if message.attempts >= policy.max_attempts:
+        # Its attempts are used up and none wrote an outcome: each ended with its worker (a
+        # crash while sending, a stop). It is not tried again, but kept, to be requeued.
+        error = f"no outcome recorded after {message.attempts} attempts"
+        if _finish(session, message, token, status="dead", last_error=error):
+            result.dead += 1
+        else:
+            result.lost_lease += 1
+        return None
+    if not _start_attempt(session, message, token, policy.lease_seconds):
         # Our turn came too late: another worker took it meanwhile. Leave it alone.
         result.lost_lease += 1
         return None
     agency = session.get(Agency, message.agency_id) if message.agency_id else None
-    # Claiming the message counted this attempt already. A message to a peer hub (a revocation
-    # notice) discloses nothing to decide.
+    # A message to a peer hub (a revocation notice) discloses nothing to decide.
     reason = withholding_reason(session, message)
     session.commit()  # end the read transaction: nothing is held while we talk to the network
     if isinstance(reason, NotYet):
         # The transfer request this withdrawal follows is being delivered: try again after.
-        release(session, [message], until=reason.until)
+        _wait_for_request(session, message, token, reason)
         result.deferred += 1
         return None
     if reason is not None:
@@ -453,19 +474,77 @@ def deliver_batch(
 
 
 def release(session: Session, messages: list[OutboxMessage], until: datetime | None = None) -> None:
-    """Give back claimed messages untried (the claim's attempt does not count); ``until``:
+    """Give back claimed messages whose turn has not come (no attempt was counted); ``until``:
     not due again before then."""
     later = {} if until is None else {"next_attempt_at": until}
     for message in messages:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == message.lease_token)
-            .values(
-                lease_token=None,
-                lease_until=None,
-                attempts=OutboxMessage.attempts - 1,
-                **later,
+            .values(lease_token=None, lease_until=None, **later)
+            .execution_options(synchronize_session=False)
+        )
+    session.commit()
+
+
+def _wait_for_request(session: Session, message: OutboxMessage, token: str, wait: NotYet) -> None:
+    """Give back ``message`` untried, its attempt not counted, until the transfer request it
+    follows (``wait``) is no longer being delivered: when its lease runs out (its worker died),
+    unless its worker writes the outcome first (:func:`_wake_withdrawals` then makes it due).
+    The lease is read again in this statement: a request that was finished since it was
+    checked lets the message go at once."""
+    request = aliased(OutboxMessage)
+    now = utcnow()
+    still_leased = (
+        select(request.lease_until)
+        .where(
+            request.id == wait.request_id,
+            request.lease_token.is_not(None),
+            request.lease_until > now,
+        )
+        .scalar_subquery()
+    )
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
+        .values(
+            lease_token=None,
+            lease_until=None,
+            attempts=OutboxMessage.attempts - 1,
+            next_attempt_at=func.coalesce(still_leased, literal(now, DateTime(timezone=True))),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _wake_withdrawals(session: Session, request: OutboxMessage) -> None:
+    """``request`` is no longer being delivered (its outcome is written): a withdrawal of its
+    transfer that was given back to wait for it (:func:`_wait_for_request`) is due now, not
+    when the request's lease would have run out. Only a wait that lease explains is cut short:
+    a withdrawal waiting out its own backoff keeps it."""
+    if request.kind != "transfer.requested" or request.lease_until is None:
+        return
+    share_id = (request.payload or {}).get("share_id")
+    now = utcnow()
+    waiting = [
+        withdrawal.id
+        for withdrawal in session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.agency_id == request.agency_id,
+                OutboxMessage.kind == "transfer.withdrawn",
+                OutboxMessage.status.in_(DUE_STATUSES),
+                OutboxMessage.next_attempt_at > now,
+                OutboxMessage.next_attempt_at <= request.lease_until,
             )
+        )
+        if (withdrawal.payload or {}).get("share_id") == share_id
+    ]
+    if waiting:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(waiting), OutboxMessage.status.in_(DUE_STATUSES))
+            .values(next_attempt_at=now)
             .execution_options(synchronize_session=False)
         )
     session.commit()
@@ -609,9 +688,11 @@ def readable_notifications(
 
 @dataclass(frozen=True)
 class NotYet:
-    """The message must wait: the transfer request it follows is being delivered now."""
+    """The message must wait: the transfer request it follows (``request_id``) is being
+    delivered now, under a lease that runs out at ``until``."""
 
     until: datetime
+    request_id: str
 
 
 def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet | None:
@@ -651,10 +732,19 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
 
     share_id = (message.payload or {}).get("share_id")
     if message.kind == "transfer.withdrawn":
+        # Columns, not entities: the request as stored now, not as this session last loaded it
+        # (a request of this same batch whose outcome was written since, by an UPDATE).
         requests = [
             request
-            for request in session.scalars(
-                select(OutboxMessage).where(
+            for request in session.execute(
+                select(
+                    OutboxMessage.id,
+                    OutboxMessage.payload,
+                    OutboxMessage.status,
+                    OutboxMessage.attempts,
+                    OutboxMessage.lease_token,
+                    OutboxMessage.lease_until,
+                ).where(
                     OutboxMessage.agency_id == message.agency_id,
                     OutboxMessage.kind == "transfer.requested",
                     OutboxMessage.id != message.id,
@@ -669,8 +759,8 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
                 and as_utc(request.lease_until) > now
                 and request.lease_token != message.lease_token
             ):
-                return NotYet(as_utc(request.lease_until))
-        if any(_may_have_reached(request, message.lease_token) for request in requests):
+                return NotYet(as_utc(request.lease_until), request.id)
+        if any(_may_have_reached(request) for request in requests):
             return None
         return f"withheld: the request of transfer {share_id} never reached the recipient"
     share = session.get(RecordShare, share_id) if share_id else None
@@ -679,18 +769,16 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
     return f"withheld: transfer {share.id} is {share.status}, no longer pending"
 
 
-def _may_have_reached(request: OutboxMessage, batch_token: str | None) -> bool:
-    """Whether the agency may have got ``request``: delivered; handed out by
-    ``GET /v1/notifications`` (a held message's attempts count its reads); or tried at least
-    once, since a timeout or an error answer may come after the receiver took it. Every claim
-    counts an attempt, and two of them send nothing: the one that withheld it, and a claim of
-    this same batch (``batch_token``), whose turn comes later and finds it stale."""
+def _may_have_reached(request: Any) -> bool:
+    """Whether the agency may have got ``request`` (a stored message's ``status`` and
+    ``attempts``): delivered; handed out by ``GET /v1/notifications`` (a held message's attempts
+    count its reads); or tried at least once, since a timeout or an error answer may come after
+    the receiver took it. Every turn
+    counts an attempt, and one of them sends nothing: the one that withheld it. (A claim counts
+    none: a request claimed with this withdrawal, its turn still to come, counts as untried.)"""
     if request.status == "delivered":
         return True
-    unsent = request.status == "withheld" or (
-        batch_token is not None and request.lease_token == batch_token
-    )
-    return request.attempts - (1 if unsent else 0) > 0
+    return request.attempts - (1 if request.status == "withheld" else 0) > 0
 
 
 def dead_while_disabled(session: Session, agency_id: str) -> int:

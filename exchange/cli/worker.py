@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import db
+from exchange.agencies import UnknownAgency, get_agency
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
@@ -203,7 +204,8 @@ def outbox_retry(
 ) -> None:
     """Make dead or failed messages due again, with a fresh attempt count.
 
-    An id that names no message is reported (exit code 1) after the others are requeued.
+    An id that names no message is reported (exit code 1) after the others are requeued; an
+    unknown --agency or --peer is refused.
     """
     for option, given in (("--agency", agency_id), ("--peer", peer_hub)):
         if given is not None and not all_dead:
@@ -232,6 +234,11 @@ def outbox_retry(
             count = _requeue_dead_to_peer(session, peer_hub, lang)
             click.echo(f"{count} reencolados / requeued")
             return
+        if agency_id is not None:
+            try:
+                get_agency(session, agency_id)  # a mistyped id is a mistake, not "none dead"
+            except UnknownAgency as error:
+                raise click.ClickException(error.message(lang)) from error
         unknown = [] if all_dead else unknown_message_ids(session, list(message_ids))
         # Known messages that are neither dead nor failed have nothing to retry: say why.
         untouched = (
@@ -245,7 +252,9 @@ def outbox_retry(
             ).all()
         )
         count = requeue(session, None if all_dead else list(message_ids), agency_id=agency_id)
-    click.echo(f"{count} reencolados / requeued")
+    # Ids that all name nothing get the error alone: "0 requeued" would read as if they did.
+    if all_dead or len(unknown) < len(set(message_ids)):
+        click.echo(f"{count} reencolados / requeued")
     for message_id, status in untouched:
         click.echo(
             say(
