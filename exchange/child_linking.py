@@ -59,7 +59,14 @@ from exchange.children import (
     resolve_child_id,
 )
 from exchange.db import Base
-from exchange.hot_sql import MAX_PARAMETERS, HotSQL, chunks, insert_sql, update_sql
+from exchange.hot_sql import (
+    MAX_PARAMETERS,
+    HotSQL,
+    chunks,
+    insert_sql,
+    update_sql,
+    with_in_list,
+)
 
 #: Values per ``IN`` list (well under SQLite's 32,766 parameters).
 LOOKUP_CHUNK = 2000
@@ -488,6 +495,8 @@ _PROFILE_SELECT = (
     f"SELECT id, local_id, child_id, {', '.join(PROFILE_COLUMN_NAMES)}"  # noqa: S608
     " FROM child_profile WHERE agency_id = ? AND local_id IN {}"
 )
+#: Where a row of :data:`_PROFILE_SELECT` holds the identifiers its record states.
+_STATED_AT = 3 + PROFILE_COLUMN_NAMES.index("identifiers")
 _PROFILE_INSERT_COLUMNS = ("child_id", "agency_id", "local_id", "updated_at", *PROFILE_COLUMN_NAMES)
 _PROFILE_UPDATE = update_sql(_PROFILES, ("child_id", "updated_at", *PROFILE_COLUMN_NAMES), ["id"])
 
@@ -544,7 +553,8 @@ def _store_profiles(
         elif current[2] != child_id or current[3:] != values:
             updates.append((child_id, updated_at, *values, current[0]))
             rekeyed[current[0]] = profile
-            was = frozenset(current[-1].split()) if current[-1] is not None else frozenset()
+            stated = current[_STATED_AT]
+            was = frozenset(stated.split()) if stated is not None else frozenset()
             if no_longer_stated := was - set(profile.identifiers):
                 result.dropped.append((current[0], current[2], no_longer_stated))
         elif check_name_keys:
@@ -567,6 +577,11 @@ def _store_profiles(
         sql.executemany(_INSERT_NAME_KEY, keys)
     result.profiles_written = len(rekeyed)
     return result
+
+
+_UNLINK_IN_FAMILY = (
+    "DELETE FROM child_identifier WHERE kind = ? AND scope = ? AND value = ? AND child_id IN {}"
+)
 
 
 def unlink_dropped_identifiers(
@@ -594,7 +609,6 @@ def unlink_dropped_identifiers(
             sorted(family),
             chunk=LOOKUP_CHUNK,
         )
-        in_family = "(" + ", ".join("?" * len(family)) + ")"
         for stated in sorted(identifiers):
             kind, _, value = stated.partition(":")
             stating = {
@@ -605,8 +619,7 @@ def unlink_dropped_identifiers(
             for scope, still_stated in (("", bool(stating)), (agency_id, agency_id in stating)):
                 if not still_stated:
                     removed += sql.execute(
-                        "DELETE FROM child_identifier WHERE kind = ? AND scope = ?"  # noqa: S608
-                        f" AND value = ? AND child_id IN {in_family}",
+                        with_in_list(_UNLINK_IN_FAMILY, len(family)),
                         (kind, scope, value, *sorted(family)),
                     )
     return removed

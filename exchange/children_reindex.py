@@ -157,10 +157,9 @@ def _reindex_batch(
     session: Session, keyring: DataKeyring, after: str, batch_size: int
 ) -> tuple[ReindexSummary, str]:
     sql = HotSQL(session)
-    if sql.is_sqlite and not sql.raw.in_transaction:
-        # Pushes take the write lock before reading; so does this, so neither writes over
-        # what the other read (pysqlite would otherwise begin only at the first write).
-        sql.raw.execute("BEGIN IMMEDIATE")
+    # Pushes take the write lock before reading; so does this, so neither writes over what
+    # the other read.
+    sql.hold_sqlite_write_lock()
     # Entries go under the agency that pushed the latest version, by the local id it pushes
     # the record under: after a transfer, the recipient's address, never the previous owner's.
     # (An agency the record came back to has more than one address for it: the latest.)

@@ -93,12 +93,20 @@ class HotSQL:
         ``params`` go before the values."""
         found: list[Any] = []
         for part in chunks(values, chunk):
-            found.extend(self.rows(_with_in_list(template, len(part)), (*params, *part)))
+            found.extend(self.rows(with_in_list(template, len(part)), (*params, *part)))
         return found
 
     def execute_in(self, template: str, values: Sequence[Any], *, chunk: int = 2000) -> None:
         for part in chunks(values, chunk):
-            self.execute(_with_in_list(template, len(part)), part)
+            self.execute(with_in_list(template, len(part)), part)
+
+    def hold_sqlite_write_lock(self) -> None:
+        """SQLite: take its one write lock now, waiting for it up to ``busy_timeout``
+        (``BEGIN IMMEDIATE``), so that what the transaction reads next is still true when it
+        writes: pysqlite would begin the transaction only at its first write. A transaction
+        already begun keeps what it holds. Nothing on PostgreSQL, which locks rows instead."""
+        if self.is_sqlite and not self.raw.in_transaction:
+            self.raw.execute("BEGIN IMMEDIATE")
 
 
 def _translated(statement: str, params: Any, error: Exception, dialect: Dialect) -> Exception:
@@ -113,7 +121,9 @@ def _pyformat(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=1024)
-def _with_in_list(template: str, count: int) -> str:
+def with_in_list(template: str, count: int) -> str:
+    """``template`` with each ``{0}`` (or ``{}``) made a list of ``count`` placeholders:
+    ``(?, ?, …)``."""
     return template.format("(" + ", ".join(["?"] * count) + ")")
 
 

@@ -19,6 +19,7 @@ from exchange.problems import (
     Problem,
     localized,
     negotiated_language,
+    oauth_error_body,
     problem_response,
 )
 
@@ -214,12 +215,7 @@ def _database_error(error: DBAPIError) -> Response:
     headers = {"Retry-After": "30"}
     if request.path.startswith("/oauth/"):
         # OAuth clients read RFC 6749 errors there, not problems.
-        body = {
-            "error": "temporarily_unavailable",
-            "error_description": english,
-            "detail": localized(spanish, english),
-            "request_id": g.get("request_id"),
-        }
+        body = oauth_error_body("temporarily_unavailable", spanish, english)
         return Response(
             json.dumps(body, ensure_ascii=False),
             status=503,

@@ -111,7 +111,10 @@ class LocalIdChildren:
 
     def _opened(self) -> sqlite3.Connection:
         if self._store is None:
-            # "": a private temporary file, removed when closed; nothing to keep safe.
+            # "": a private temporary file that SQLite removes when it is closed. It holds
+            # names and dates of birth, as the file being imported does. (The standard
+            # library's sqlite3, not the hub's SQL helpers: an import through the API loads
+            # no SQLAlchemy.)
             store = sqlite3.connect("", isolation_level=None)
             store.execute("PRAGMA journal_mode=OFF")
             store.execute("PRAGMA synchronous=OFF")

@@ -773,9 +773,9 @@ def _may_have_reached(request: Any) -> bool:
     """Whether the agency may have got ``request`` (a stored message's ``status`` and
     ``attempts``): delivered; handed out by ``GET /v1/notifications`` (a held message's attempts
     count its reads); or tried at least once, since a timeout or an error answer may come after
-    the receiver took it. Every turn
-    counts an attempt, and one of them sends nothing: the one that withheld it. (A claim counts
-    none: a request claimed with this withdrawal, its turn still to come, counts as untried.)"""
+    the receiver took it. Every turn counts an attempt, and one of them sends nothing: the one
+    that withheld it. (A claim counts none: a request claimed with this withdrawal, its turn
+    still to come, counts as untried.)"""
     if request.status == "delivered":
         return True
     return request.attempts - (1 if request.status == "withheld" else 0) > 0

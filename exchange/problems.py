@@ -100,6 +100,18 @@ def localized(spanish: str, english: str) -> str:
     return spanish if negotiated_language() == "es" else english
 
 
+def oauth_error_body(error: str, spanish: str, english: str) -> dict[str, Any]:
+    """An RFC 6749 §5.2 error as the hub's OAuth routes answer it: ``error``, the RFC's ASCII
+    ``error_description`` (in English), and what a person reads, ``detail`` in the client's
+    language, with the ``request_id`` (see ``exchange.oauth``)."""
+    return {
+        "error": error,
+        "error_description": english.encode("ascii", "replace").decode("ascii"),
+        "detail": localized(spanish, english),
+        "request_id": g.get("request_id"),
+    }
+
+
 def problem_response(problem: Problem) -> Response:
     lang = negotiated_language()
     _status, title_es, title_en = KINDS[problem.kind]

@@ -39,7 +39,7 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits import RateLimitItem, parse_many
 from limits.storage import SCHEMES
 
-from exchange.problems import Problem, negotiated_language, problem_response
+from exchange.problems import Problem, negotiated_language, oauth_error_body, problem_response
 
 log = logging.getLogger("puente.ratelimit")
 
@@ -329,20 +329,13 @@ def oauth_refusal(refusal: RateLimited) -> Response:
     and the limit that was reached (``limit``, ``retry_after``)."""
     detail = refusal.detail  # _rate_limited words every refusal in both languages
     spanish, english = detail if isinstance(detail, tuple) else (str(detail), str(detail))
-    lang = negotiated_language()
-    body = {
-        "error": "temporarily_unavailable",
-        "error_description": english.encode("ascii", "replace").decode("ascii"),
-        "detail": spanish if lang == "es" else english,
-        "request_id": g.get("request_id"),
-        **refusal.extra,
-    }
+    body = {**oauth_error_body("temporarily_unavailable", spanish, english), **refusal.extra}
     response = Response(
         json.dumps(body, ensure_ascii=False),
         status=refusal.status,
         mimetype="application/json",
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
-    response.headers["Content-Language"] = lang
+    response.headers["Content-Language"] = negotiated_language()
     response.headers.extend(refusal.headers)
     return response

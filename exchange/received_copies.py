@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from exchange.child_linking import follow_merges
-from exchange.hot_sql import HotSQL, chunks
+from exchange.hot_sql import HotSQL, chunks, with_in_list
 from schemas.validation import ValidationFailure
 
 #: Local ids per lookup.
@@ -51,7 +51,7 @@ def received_copies(
     named = sorted({local_id for local_id, _child in items})
     rows: list[Any] = []
     for part in chunks(named, CHUNK):
-        statement = _SHARED_WITH_AGENCY.format("(" + ", ".join(["?"] * len(part)) + ")")
+        statement = with_in_list(_SHARED_WITH_AGENCY, len(part))
         rows.extend(sql.rows(statement, (agency_id, agency_id, *part, *part)))
     if not rows:
         return [None] * len(items)

@@ -45,7 +45,6 @@ database itself.
 
 from __future__ import annotations
 
-import functools
 import json
 import random
 import time
@@ -65,7 +64,7 @@ from exchange.auth import Actor, utcnow
 from exchange.child_linking import LinkRequest, follow_merges, link_children
 from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
-from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql
+from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql, with_in_list
 from exchange.received_copies import received_copies
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
 from exchange.signatures import (
@@ -450,7 +449,7 @@ class Pusher:
         session.flush()  # ORM changes first: the statements below bypass the ORM
         sql = HotSQL(session)
         if sql.is_sqlite:
-            _take_write_lock(sql.raw)
+            sql.hold_sqlite_write_lock()  # before reading the records' state
         else:
             sql.first(_HOLD_AGENCY, (agency_id,))
         states, addressed = _record_states(sql, agency_id, {item.local_id for item in items})
@@ -790,7 +789,7 @@ def _record_states(
     statement = _RECORD_STATES if sql.is_sqlite else _RECORD_STATES_LOCKED
     found: list[Any] = []
     for part in chunks(sorted(local_ids), STATE_CHUNK):
-        found.extend(sql.rows(_with_local_ids(statement, len(part)), (agency_id, *part) * 2))
+        found.extend(sql.rows(with_in_list(statement, len(part)), (agency_id, *part) * 2))
     records: dict[str, _RecordState] = {}
     states: dict[str, _RecordState] = {}
     addressed: set[str] = set()
@@ -806,11 +805,6 @@ def _record_states(
         if by_address:
             addressed.add(local_id)
     return states, addressed
-
-
-@functools.lru_cache(maxsize=64)
-def _with_local_ids(template: str, count: int) -> str:
-    return template.format("(" + ", ".join(["?"] * count) + ")")
 
 
 def _bodies_held_before(
@@ -867,14 +861,6 @@ def _unknown_child(item: PushItem) -> PushResult:
             "number)",
         ),
     )
-
-
-def _take_write_lock(raw: Any) -> None:
-    """SQLite has one writer at a time: take the write lock *before* reading the records'
-    state, so what is read is still true when written (pysqlite would otherwise begin the
-    transaction only at the first write)."""
-    if not raw.in_transaction:
-        raw.execute("BEGIN IMMEDIATE")  # waits for the lock up to busy_timeout
 
 
 def _back_off(attempt: int) -> None:

@@ -219,14 +219,11 @@ def hold_record(session: Session, record_id: str) -> None:
     then locks its recipient's: :func:`decide_transfer`).
 
     PostgreSQL: the record's row is locked (``FOR UPDATE``). SQLite: its one write lock is
-    taken now, waiting for it up to ``busy_timeout`` (``BEGIN IMMEDIATE``): pysqlite would begin
-    the transaction only at its first write, and audit entries are written only at the
-    commit, so both requests would read before either wrote. A transaction that already
-    wrote holds that lock."""
+    taken now (:meth:`~exchange.hot_sql.HotSQL.hold_sqlite_write_lock`): audit entries are
+    written only at the commit, so both requests would otherwise read before either wrote."""
     sql = HotSQL(session)
     if sql.is_sqlite:
-        if not sql.raw.in_transaction:
-            sql.raw.execute("BEGIN IMMEDIATE")
+        sql.hold_sqlite_write_lock()
         return
     session.execute(select(Record.id).where(Record.id == record_id).with_for_update())
 
