@@ -171,9 +171,11 @@ def inclusion() -> Response:
             latest_checkpoint_size=latest_size,
         )
     # The entry itself rides in the proof's (unauthenticated) extra data, so the file alone
-    # lets `puente audit verify --proof` show and check it.
+    # lets `puente audit verify --proof` show and check it; the checkpoint carries the peers'
+    # cosignatures, as GET /v1/audit/checkpoint does, so `--quorum` can be met with it alone.
     entry = session.scalar(select(AuditEntry.entry).where(AuditEntry.idx == index))
-    text = make_proof_file(index, hashes, signed.note, extra=bytes(entry) if entry else None)
+    note = with_cosignatures(session, signed.note)
+    text = make_proof_file(index, hashes, note, extra=bytes(entry) if entry else None)
     return Response(text, mimetype=TLOG_PROOF_MEDIA_TYPE)
 
 

@@ -226,6 +226,27 @@ def test_export_carries_cosignatures_and_verify_requires_the_quorum(
     assert "want at least 2" in short.output
 
 
+def test_an_inclusion_proof_file_carries_the_cosignatures_and_meets_the_quorum(
+    app: Flask, client: FlaskClient, peer_hub: Flask, route: WitnessRoute, tmp_path: Path
+) -> None:
+    size = grow(app, 4)
+    assert outcome(app, route).outcome == "cosigned"
+    answer = client.get(
+        f"/v1/audit/proofs/inclusion?index=2&tree_size={size}",
+        headers={**auditor(app), "Accept": "text/x.tlog-proof"},
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    proof = tmp_path / "entry-2.tlog-proof"
+    proof.write_bytes(answer.get_data())
+
+    verify = ("audit", "verify", "--proof", str(proof), "--vkey", log_key(app), "--lang", "en")
+    passed = run_cli(*verify, "--witness", witness_key(peer_hub), "--quorum", "1")
+    assert passed.exit_code == 0, passed.output
+    stranger = generate_cosigner_key(f"{PEER}/witness")[1]
+    refused = run_cli(*verify, "--witness", stranger, "--quorum", "1")
+    assert refused.exit_code == 2, refused.output
+
+
 def test_the_witness_size_ahead_of_what_we_recorded_is_adopted(
     app: Flask, route: WitnessRoute
 ) -> None:
