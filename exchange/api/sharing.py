@@ -39,6 +39,7 @@ from exchange.disclosure import (
 )
 from exchange.httpbasics import check_against, int_query, require_json
 from exchange.outbox import readable_notifications
+from exchange.peers import peer_speaking_for
 from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id, record_named
 from exchange.sharing import (
@@ -248,8 +249,21 @@ def _decided(
 
 
 def _check_recipient(record: Record, to: str) -> None:
-    recipient = db.session().get(Agency, to)
-    if recipient is None or not recipient.active:
+    session = db.session()
+    recipient = session.get(Agency, to)
+    peer = peer_speaking_for(session, to) if recipient is None else None
+    if peer is not None:
+        # Not a mistyped agency of this hub: one a pinned peer hub speaks for, and a case is
+        # not yet moved between hubs (referral and transfer envelopes are not built).
+        message = localized(
+            f"La agencia {to} es del nodo {peer.hub_id}; aún no se pueden remitir ni "
+            "transferir expedientes a otro nodo. Esa agencia puede consultar al niño, niña o "
+            "adolescente desde su nodo (POST /v1/federation/lookups), según su consentimiento.",
+            f"The agency {to} belongs to the hub {peer.hub_id}; records cannot be referred or "
+            "transferred to another hub yet. That agency can look the child up from its own "
+            "hub (POST /v1/federation/lookups), as the child's consent allows.",
+        )
+    elif recipient is None or not recipient.active:
         message = localized(
             f"No hay una agencia activa registrada con el id {to}.",
             f"There is no active registered agency {to}.",

@@ -15,11 +15,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
+from audit import generate_signer_key
 from exchange import db
 from exchange.agencies import disable_agency, register_agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token
 from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_message
+from exchange.peers import add_peer
 from exchange.records import Record
 from exchange.sharing import RecordShare
 
@@ -453,6 +455,36 @@ def test_bad_transfers_are_refused(hub: Hub) -> None:
     bad_decision = hub.post(CLINIC, f"/v1/transfers/{share_id}/reject", {"why": "no"})
     assert bad_decision.status_code == 400
     assert hub.owner_of(record_id) == OWNER
+
+
+def test_an_agency_of_a_pinned_peer_hub_is_named_as_another_hubs_not_as_unknown(
+    hub: Hub,
+) -> None:
+    """Referring or transferring to an agency a peer hub speaks for is refused as a case
+    between hubs (not built), not as a mistyped agency of this hub."""
+    _, log_vkey = generate_signer_key("puente.fed.example/audit")
+    with hub.app.app_context(), db.database(hub.app).sessions.begin() as session:
+        add_peer(session, "mx.fed.puente", origin="puente.fed.example/audit", log_vkey=log_vkey)
+    record_id = hub.push()
+    comar = "mx.fed.comar"
+    for path, body in (
+        ("referrals", {"to": comar, "purpose": "health_care", "categories": ["health"]}),
+        ("transfers", {"to": comar, "reason": "Solicitó asilo."}),
+    ):
+        for language in ("en", "es"):
+            answer = hub.client.post(
+                f"/v1/records/{record_id}/{path}",
+                json=body,
+                headers={**hub.headers(OWNER), "Accept-Language": language},
+            )
+            assert answer.status_code == 400, answer.get_json()
+            (error,) = answer.get_json()["errors"]
+            assert error["pointer"] == "/to"
+            assert "mx.fed.puente" in error["message"]
+            assert ("otro nodo" if language == "es" else "another hub") in error["message"]
+    unknown = refer(hub, record_id, to="mx.nowhere.dif").get_json()["errors"][0]["message"]
+    assert "mx.fed.puente" not in unknown and "another hub" not in unknown
+    assert hub.outbox() == []
 
 
 def test_concurrent_accepts_succeed_once(hub: Hub) -> None:
