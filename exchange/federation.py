@@ -206,9 +206,24 @@ def _check_header_members(header: Mapping[str, Any]) -> None:
         )
 
 
-def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | None = None) -> Opened:
+def _jws_registry(max_bytes: int) -> jws.JWSRegistry:
+    """EdDSA only, and a payload of up to ``max_bytes``: joserfc's default registry stops at
+    128,000 bytes, well under what a lookup answer may be."""
+    registry = jws.JWSRegistry(algorithms=["EdDSA"])
+    registry.max_payload_length = max_bytes
+    return registry
+
+
+def open_envelope(
+    session: Session,
+    token: bytes | str,
+    *,
+    from_peer: Peer | None = None,
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+) -> Opened:
     """Verify ``token`` as an envelope to this hub from an active pinned peer (``from_peer``
-    when the sender is known, as for an answer) and consume its ``jti``; raises
+    when the sender is known, as for an answer) of up to ``max_bytes`` (an answer may be
+    larger than an envelope received on its own) and consume its ``jti``; raises
     :class:`EnvelopeRefused` saying what is wrong."""
     if not isinstance(token, str | bytes):
         raise EnvelopeRefused(
@@ -218,15 +233,19 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             "compact JWS.",
         )
     raw = token.encode("ascii", "replace") if isinstance(token, str) else token
+    registry = _jws_registry(max_bytes)
     try:
-        unverified = jws.extract_compact(raw.strip())
+        unverified = jws.extract_compact(raw.strip(), registry=registry)
         header = unverified.headers()
         claims = json.loads(unverified.payload)
-    except (JoseError, ValueError, TypeError, UnicodeDecodeError) as error:
+    except (JoseError, ValueError, TypeError, RecursionError) as error:
+        # RecursionError: JSON nested deeper than the parser goes (anyone may send this, before
+        # any signature is checked). joserfc's own messages end with a period, or not.
+        said = str(error).rstrip(".")
         raise EnvelopeRefused(
             "validation",
             "El cuerpo no es un sobre de federación (JWS compacto).",
-            f"The body is not a federation envelope (compact JWS): {error}.",
+            f"The body is not a federation envelope (compact JWS): {said}.",
         ) from error
     if header.get("alg") != "EdDSA":
         raise _refused_signature(
@@ -262,7 +281,7 @@ def open_envelope(session: Session, token: bytes | str, *, from_peer: Peer | Non
             f"key {header.get('kid')!r} is not the one pinned for {peer.hub_id!r}.",
         )
     try:
-        jwt.decode(raw.strip(), key, algorithms=["EdDSA"])
+        jwt.decode(raw.strip(), key, registry=registry)
     except (InvalidHeaderValueError, UnsupportedHeaderError, MissingCritHeaderError) as error:
         # A header the JWS library does not take: nothing is known of the signature.
         raise _refused_header(
@@ -697,28 +716,16 @@ def lookup_at_peer(
             f"El nodo par {peer.hub_id} no respondió ({failure}). No se recibió nada.",
             f"Peer hub {peer.hub_id} did not answer ({failure}). Nothing was received.",
         )
-    status, media_type, content = reply.status, reply.content_type, reply.body
-    if status != 200:
-        detail = _peer_problem(content)
+    if reply.status != 200:
+        detail = _peer_problem(reply.body)
         said = f": {detail}" if detail else "."
         raise PeerUnavailable(
-            f"El nodo par {peer.hub_id} rechazó la consulta (HTTP {status}){said}",
-            f"Peer hub {peer.hub_id} refused the lookup (HTTP {status}){said}",
+            f"El nodo par {peer.hub_id} rechazó la consulta (HTTP {reply.status}){said}",
+            f"Peer hub {peer.hub_id} refused the lookup (HTTP {reply.status}){said}",
         )
     try:
-        if len(content) > MAX_ANSWER_BYTES or media_type != "application/json":
-            raise ValueError("not a JSON answer within the size limit")
-        answer = json.loads(content)
-        if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
-            raise ValueError("the answer holds no envelope (a string under 'answer')")
-        opened = open_envelope(session, answer["answer"], from_peer=peer)
-        if opened.type != "lookup_answer" or opened.body.get("in_reply_to") != jti:
-            raise ValueError("the answer is not about this lookup")
-        records = opened.body.get("records")
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ValueError("records is not a list of objects")
-    except (ValueError, KeyError, TypeError, EnvelopeRefused) as error:
-        reason = error.message("en") if isinstance(error, EnvelopeRefused) else str(error)
+        opened, records = _read_answer(session, peer, jti, reply)
+    except (PeerUnavailable, EnvelopeRefused) as error:
         # Audited: what came back was not a valid answer, and was discarded.
         audit_envelope(
             session,
@@ -731,15 +738,52 @@ def lookup_at_peer(
             outcome="failure",
         )
         session.commit()
+        # Each language its own reason, said as one sentence.
+        es, en = (error.message(lang).rstrip(".") for lang in ("es", "en"))
         raise PeerUnavailable(
-            f"La respuesta del nodo par {peer.hub_id} no es válida y se descartó: {reason}",
-            f"Peer hub {peer.hub_id}'s answer is not valid and was discarded: {reason}",
+            f"La respuesta del nodo par {peer.hub_id} no es válida y se descartó: {es}.",
+            f"Peer hub {peer.hub_id}'s answer is not valid and was discarded: {en}.",
         ) from error
     audit_envelope(
         session, "received", peer.hub_id, opened.jti, "lookup_answer", actor=actor, purpose=purpose
     )
     session.commit()
     return {"hub": peer.hub_id, "envelope_id": jti, "records": records}
+
+
+def _read_answer(
+    session: Session, peer: Peer, jti: str, reply: HttpAnswer
+) -> tuple[Opened, list[dict[str, Any]]]:
+    """The answer envelope and the records it lists, after checking it is the peer's, to this
+    hub, about lookup ``jti``; raises :class:`PeerUnavailable` or :class:`EnvelopeRefused`
+    saying why it is not."""
+    if len(reply.body) > MAX_ANSWER_BYTES:
+        raise PeerUnavailable(
+            f"pasa de {MAX_ANSWER_BYTES} bytes", f"it is over {MAX_ANSWER_BYTES} bytes"
+        )
+    if reply.content_type != "application/json":
+        raise PeerUnavailable(
+            f"es {reply.content_type or 'de tipo desconocido'}, no application/json",
+            f"it is {reply.content_type or 'of no media type'}, not application/json",
+        )
+    try:
+        answer = json.loads(reply.body)
+    except (ValueError, RecursionError) as error:
+        raise PeerUnavailable("no es JSON", "it is not JSON") from error
+    if not isinstance(answer, dict) or not isinstance(answer.get("answer"), str):
+        raise PeerUnavailable(
+            "no lleva un sobre (un texto en 'answer')",
+            "it holds no envelope (a string under 'answer')",
+        )
+    opened = open_envelope(session, answer["answer"], from_peer=peer, max_bytes=MAX_ANSWER_BYTES)
+    if opened.type != "lookup_answer" or opened.body.get("in_reply_to") != jti:
+        raise PeerUnavailable("no responde a esta consulta", "it is not about this lookup")
+    records = opened.body.get("records")
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise PeerUnavailable(
+            "records no es una lista de objetos", "records is not a list of objects"
+        )
+    return opened, records
 
 
 def _peer_problem(content: bytes) -> str | None:
