@@ -11,10 +11,13 @@ never goes back (the race the spec describes under "add-checkpoint").
 
 A checkpoint of the stored size with another root hash means the log signed two different
 trees of one size: it shows different logs to different parties, which is what witnesses are
-there to catch. That is logged at critical level, written to the hub's own audit log
-(``peer_log_forked``) and reported by ``GET /v1/audit/alerts`` (``peer_log_fork``) — once per
-forked tree: the signed checkpoint is the request's only authentication, so anyone holding a
-copy could otherwise replay it to fill the log (see :func:`_record_fork`).
+there to catch. So is a larger checkpoint whose consistency proof rebuilds its signed root
+from another root at the cosigned size (a log restored from an old backup that grew again):
+the log's tree no longer holds what was cosigned (see :func:`_root_at_cosigned_size`). Either
+is logged at critical level, written to the hub's own audit log (``peer_log_forked``) and
+reported by ``GET /v1/audit/alerts`` (``peer_log_fork``) — once per forked tree, known by its
+root at the cosigned size: the signed checkpoint is the request's only authentication, so
+anyone holding a copy could otherwise replay it to fill the log (see :func:`_record_fork`).
 Successful cosignatures are not audited: two hubs witnessing each other would otherwise each
 add an entry for every checkpoint of the other, so each log's growth would grow the other's
 without end.
@@ -26,6 +29,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,10 +45,13 @@ from audit import (
     FormatError,
     InconsistentCheckpoints,
     Note,
+    ProofError,
+    RootMismatch,
     SignatureError,
     checkpoint_of,
     format_cosignature_response,
     open_checkpoint,
+    root_from_consistency_proof,
     verify_checkpoint_consistency,
 )
 from audit.errors import in_spanish
@@ -96,6 +103,11 @@ class InconsistentProof(WitnessRefusal):
     status = 422
 
 
+class RewrittenLog(InconsistentProof):
+    """422: the proof shows the checkpoint's tree has another root at the cosigned size. Its
+    audit entry is in the session: the caller commits it, as for a :class:`SizeConflict`."""
+
+
 class SizeConflict(WitnessRefusal):
     """409: the answer body is the size of the latest checkpoint cosigned for the origin."""
 
@@ -116,9 +128,10 @@ def add_checkpoint(
 ) -> str:
     """Check an ``add-checkpoint`` request body and cosign it; returns the 200 answer body.
 
-    Works in the caller's session and never commits: the caller commits the stored state with
-    the answer, and also after a :class:`RootConflict` (its audit entry is the evidence).
-    Raises a :class:`WitnessRefusal` subclass for every refusal the spec names.
+    Works in the caller's session: the caller commits the stored state with the answer, and
+    also after a :class:`RootConflict` or a :class:`RewrittenLog` (their audit entry is the
+    evidence of a fork); every other refusal it rolls back. Raises a :class:`WitnessRefusal`
+    subclass for every refusal the spec names.
     """
     request = _parse(body)
     checkpoint = checkpoint_of(request.checkpoint)
@@ -166,6 +179,17 @@ def add_checkpoint(
     try:
         verify_checkpoint_consistency(cosigned, checkpoint, request.consistency_proof)
     except InconsistentCheckpoints as error:
+        forked_root = _root_at_cosigned_size(cosigned, checkpoint, request.consistency_proof)
+        if forked_root is not None:
+            _record_fork(session, peer, state, forked_root, request.checkpoint)
+            raise RewrittenLog(
+                f"El punto de control no extiende el de tamaño {state.size} cofirmado para "
+                f"{checkpoint.origin!r}: la prueba de consistencia muestra que su árbol tiene "
+                "otra raíz en ese tamaño. La bitácora se bifurcó.",
+                f"The checkpoint does not extend the one of size {state.size} cosigned for "
+                f"{checkpoint.origin!r}: the consistency proof shows its tree has another root "
+                "hash at that size. The log forked.",
+            ) from error
         # The spec lets a witness keep such a request as possible evidence; it is in the log
         # line, and a signed checkpoint that no proof can reach from the cosigned one is what
         # an operator compares with the peer's published checkpoints.
@@ -240,10 +264,41 @@ FORK_ROOT_PREFIX = 16
 CLOCK_LEEWAY = timedelta(minutes=10)
 
 
+def _root_at_cosigned_size(
+    cosigned: Checkpoint, checkpoint: Checkpoint, proof: Sequence[bytes]
+) -> bytes | None:
+    """The root hash the tree ``checkpoint`` signs has at the cosigned size, when ``proof``
+    shows it is not the cosigned one; None when the proof shows nothing.
+
+    A proof that rebuilds the signed root from another first root opens the log's own signed
+    tree: forging one takes a hash collision, so it is the log's word that it rewrote what was
+    cosigned. A proof that does not rebuild the signed root proves nothing (garbage, a bug, or
+    anyone replaying the checkpoint: the route needs no token), and is no fork. When the
+    cosigned size is a power of two the proof leaves its subtree out (RFC 9162: the witness
+    knows it), so no other first root can show: such a fork is refused as a bad proof.
+    """
+    if not 0 < cosigned.size < checkpoint.size:
+        return None
+    try:
+        root_from_consistency_proof(cosigned.size, checkpoint.size, cosigned.root_hash, proof)
+        return None  # the first root is the cosigned one: the proof fails on the second
+    except RootMismatch as mismatch:
+        first_root = mismatch.calculated
+    except ProofError:
+        return None
+    try:
+        second_root = root_from_consistency_proof(cosigned.size, checkpoint.size, first_root, proof)
+    except ProofError:
+        return None
+    return first_root if second_root == checkpoint.root_hash else None
+
+
 def _record_fork(
     session: Session, peer: Peer, state: WitnessState, root: bytes, signed_checkpoint: str
 ) -> None:
     """Audit a fork once per (peer, size, root): a copy of the same checkpoint adds nothing.
+    ``root`` is the forked tree's at the cosigned size: a checkpoint of that size and a larger
+    one grown from the same rewritten tree are one fork.
 
     The caller holds the lock on ``state`` (:func:`_locked_state`) until it commits, so two
     copies sent at once are decided one after the other and the second sees the first's entry.
@@ -255,16 +310,18 @@ def _record_fork(
     since = as_utc(state.updated_at) - CLOCK_LEEWAY
     if _conflict_audited(session, "peer_log_forked", peer.hub_id, code, since):
         log.warning(
-            "peer log fork already audited: a copy of the same forked checkpoint was sent",
+            "peer log fork already audited: the same forked tree was sent again",
             extra={"peer": peer.hub_id, "origin": peer.origin, "size": state.size},
         )
         return
     log.critical(
-        "peer log forked: a checkpoint of the cosigned size with another root hash",
+        "peer log forked: a signed checkpoint whose tree has another root hash at the cosigned "
+        "size",
         extra={
             "peer": peer.hub_id,
             "origin": peer.origin,
             "size": state.size,
+            "forked_root": base64.b64encode(root).decode("ascii"),
             "cosigned_root": base64.b64encode(state.root).decode("ascii"),
             "signed_checkpoint": signed_checkpoint,
         },

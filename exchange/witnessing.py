@@ -13,14 +13,18 @@ A 409 names the size the witness last cosigned: a smaller one (a lost answer, a 
 started afresh) is adopted and the request sent again once. A larger one than this log has
 signed, or a conflict at this checkpoint's own size, means the witness was shown another tree
 of this log: it is logged at critical level and written to the audit log once per peer until
-that witness cosigns again. A 409 carries nothing but a number, which proves nothing: a
-hostile or broken witness answering a new size at every run must not fill the audit log and
-the alerts with conflicts and bury a real fork among them. Later runs still say it (the log
-line, ``puente audit witness``). Any other failure (the peer down, a timeout, another status)
-is one log line; the next run tries again. Requests carry an ``Accept-Language`` (that of
-``puente audit witness --lang``; English for the worker, whose log is English), so a
-witness's refusal reads in it. Nothing waits on a witness: runs come from ``puente worker``
-(:class:`CosigningThread`) and ``puente audit witness``, and only write what they received.
+that witness cosigns again. So does a 422 to a consistency proof that this hub checked
+against its own tree: the witness cosigned another tree of this log at the proof's old size
+(a hub restored from an old backup that grew past what was witnessed), see
+:func:`_proof_holds`. A 409 carries nothing but a number, which proves nothing (nor does a
+422, to this hub): a hostile or broken witness answering a new size at every run must not
+fill the audit log and the alerts with conflicts and bury a real fork among them. Later runs
+still say it (the log line, ``puente audit witness``). Any other failure (the peer down, a
+timeout, another status) is one log line; the next run tries again. Requests carry an
+``Accept-Language`` (that of ``puente audit witness --lang``; English for the worker, whose
+log is English), so a witness's refusal reads in it. Nothing waits on a witness: runs come
+from ``puente worker`` (:class:`CosigningThread`) and ``puente audit witness``, and only write
+what they received.
 
 Successful cosignatures are not audited, as the witness does not audit giving them: two hubs
 witnessing each other would otherwise grow each other's logs without end.
@@ -35,7 +39,7 @@ import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,18 +52,23 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from audit import (
     AddCheckpointRequest,
+    Checkpoint,
     Cosignature,
     CosignatureVerifier,
     FormatError,
     Note,
     NoteSignature,
+    ProofError,
     SignatureError,
     checkpoint_of,
     consistency_proof,
+    node_hash,
     parse_cosignature_response,
     verified_signatures,
+    verify_consistency,
 )
 from audit.errors import spanish_cause
+from audit.prover import perfect_cover
 from exchange import db
 from exchange.audit_log import AuditCheckpoint
 from exchange.audit_sequencer import TileStore, tile_cache
@@ -296,10 +305,12 @@ def _witnesses(session: Session) -> list[_Witness]:
 def _ask(
     app: Flask, witness: _Witness, signed_note: str, post: Post, timeout: float
 ) -> PeerOutcome:
-    size = checkpoint_of(signed_note).size
+    checkpoint = checkpoint_of(signed_note)
+    size = checkpoint.size
     old = witness.cosigned_size
     for attempt in (1, 2):
-        body = AddCheckpointRequest(old, tuple(_proof(app, old, size)), signed_note).to_text()
+        proof = _proof(app, old, size)
+        body = AddCheckpointRequest(old, tuple(proof), signed_note).to_text()
         try:
             answer = post(witness.url, body.encode("utf-8"), timeout)
         except (OSError, http.client.HTTPException) as error:
@@ -313,6 +324,8 @@ def _ask(
             )
         if answer.status == 200:
             return _keep_cosignature(app, witness, signed_note, answer.body)
+        if answer.status == 422 and _proof_holds(app, old, checkpoint, proof):
+            return _conflict(app, witness, signed_note, old, 422)
         if answer.status != 409:
             said = peer_refusal_text(answer)
             said = f": {said}" if said else ""
@@ -336,7 +349,9 @@ def _ask(
                 ),
                 409,
             )
-        if theirs > size or (theirs == size and old == size):
+        if theirs > size:
+            return _behind(app, witness, theirs) or _conflict(app, witness, signed_note, theirs)
+        if theirs == size and old == size:
             return _conflict(app, witness, signed_note, theirs)
         if attempt == 2:
             break
@@ -359,6 +374,30 @@ def _proof(app: Flask, old: int, size: int) -> list[bytes]:
         return []
     with db.database(app).sessions() as session:
         return consistency_proof(old, size, TileStore(session, tile_cache(app)))
+
+
+def _proof_holds(app: Flask, old: int, checkpoint: Checkpoint, proof: Sequence[bytes]) -> bool:
+    """Whether ``proof``, sent for ``checkpoint``, shows this hub's own tree of ``old`` leaves
+    growing into it: a witness that still finds it does not verify (422) holds another tree of
+    this log at ``old``. Otherwise this hub computed a wrong proof, its own bug and no fork."""
+    if not 0 < old < checkpoint.size:
+        return False
+    with db.database(app).sessions() as session:
+        *lefts, old_root = TileStore(session, tile_cache(app)).get_nodes(perfect_cover(0, old))
+    # The root of the first `old` leaves: the right fold of the perfect subtrees covering them.
+    for left in reversed(lefts):
+        old_root = node_hash(left, old_root)
+    try:
+        verify_consistency(old, checkpoint.size, old_root, checkpoint.root_hash, proof)
+    except ProofError as error:
+        log.error(
+            "this hub's own consistency proof from size %d to %d does not verify: %s",
+            old,
+            checkpoint.size,
+            error,
+        )
+        return False
+    return True
 
 
 def _conflict_size(answer: HttpAnswer) -> int | None:
@@ -458,14 +497,24 @@ def _record_size(session: Session, hub_id: str, size: int, *, conflict_over: boo
     state.updated_at = utcnow()
 
 
-def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> PeerOutcome:
+def _behind(app: Flask, witness: _Witness, theirs: int) -> PeerOutcome | None:
+    """A witness ahead of this run at a size this hub signed: another run got a newer
+    checkpoint of ours cosigned meanwhile, not a fork."""
+    with db.database(app).sessions() as session:
+        if session.get(AuditCheckpoint, theirs) is None:
+            return None
+        _record_size(session, witness.hub_id, theirs, conflict_over=False)
+        session.commit()
+    return PeerOutcome(witness.hub_id, "behind", theirs, status=409)
+
+
+def _conflict(
+    app: Flask, witness: _Witness, signed_note: str, theirs: int, status: int = 409
+) -> PeerOutcome:
+    """The witness cosigned size ``theirs`` of another tree of this log (``status``: what it
+    answered, 409 naming that size or 422 to our proof from it)."""
     size = checkpoint_of(signed_note).size
     with db.database(app).sessions() as session:
-        if theirs != size and session.get(AuditCheckpoint, theirs) is not None:
-            # Another run got a newer checkpoint of ours cosigned meanwhile: not a fork.
-            _record_size(session, witness.hub_id, theirs, conflict_over=False)
-            session.commit()
-            return PeerOutcome(witness.hub_id, "behind", theirs, status=409)
         state = session.get(PeerCosigning, witness.hub_id, with_for_update=True)
         reported = state.conflict_size if state is not None else None
         if reported is None:
@@ -482,9 +531,10 @@ def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> P
                 },
             )
             # Reported to oversight by GET /v1/audit/alerts (own_log_conflict). The witness
-            # tells only its size, not its root: the conflict is known by that size alone,
-            # and proved by nothing; so once per peer until its witness cosigns again, however
-            # many sizes it names meanwhile (a real fork, peer_log_forked, is not buried).
+            # tells only its size (a 409's number, or our proof's old size), not its root: the
+            # conflict is known by that size alone, and proved by nothing; so once per peer
+            # until its witness cosigns again, however many sizes it names meanwhile (a real
+            # fork, peer_log_forked, is not buried).
             record_log_conflict(
                 session, "own_log_conflict_reported", witness.hub_id, log_conflict_code(theirs)
             )
@@ -519,7 +569,7 @@ def _conflict(app: Flask, witness: _Witness, signed_note: str, theirs: int) -> P
             )
         session.commit()
     return PeerOutcome(
-        witness.hub_id, "conflict", witness.cosigned_size, reason[1], 409, reason_es=reason[0]
+        witness.hub_id, "conflict", witness.cosigned_size, reason[1], status, reason_es=reason[0]
     )
 
 

@@ -16,6 +16,7 @@ from exchange.keys import hub_keys
 from exchange.problems import Problem
 from exchange.witness_service import (
     MAX_REQUEST_BYTES,
+    RewrittenLog,
     SizeConflict,
     WitnessRefusal,
     add_checkpoint,
@@ -49,12 +50,20 @@ def add_checkpoint_route() -> Response:
         # Nothing changed but, after a fork, its audit entry: that must stay.
         session.commit()
         return Response(f"{conflict.latest_size}\n", status=409, content_type=TLOG_SIZE_MEDIA_TYPE)
+    except RewrittenLog as refusal:
+        # A 422, but the fork's audit entry was written: that must stay too.
+        session.commit()
+        raise _problem(refusal) from refusal
     except WitnessRefusal as refusal:
         session.rollback()
-        raise Problem(
-            _PROBLEM_KINDS[refusal.status],
-            (refusal.message_es, refusal.message_en),
-            status=refusal.status,
-        ) from refusal
+        raise _problem(refusal) from refusal
     session.commit()
     return Response(cosignatures, status=200, content_type="text/plain; charset=utf-8")
+
+
+def _problem(refusal: WitnessRefusal) -> Problem:
+    return Problem(
+        _PROBLEM_KINDS[refusal.status],
+        (refusal.message_es, refusal.message_en),
+        status=refusal.status,
+    )
