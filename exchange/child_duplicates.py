@@ -42,6 +42,7 @@ from exchange.children import (
     ChildIdentifier,
     ChildProfile,
 )
+from exchange.people import Person
 
 #: Birth windows further apart than this cannot score as duplicates (see child_matching).
 BIRTH_REACH = timedelta(days=731)
@@ -501,6 +502,7 @@ def merge_children(
         session,
         action="child.merged",
         outcome="success",
+        actor_agency=_agency_of(session, actor_person),
         actor_person=actor_person,
         actor_role=actor_role,
         child_id=into,
@@ -508,6 +510,13 @@ def merge_children(
         detail=f"merged_{merged}",
     )
     return MergeResult(into, merged, False, identifiers, profiles, entry)
+
+
+def _agency_of(session: Session, person_id: str | None) -> str | None:
+    """The agency of the registered person who decides, which the log names with them as it
+    does for every person's entry, so oversight finds the agency's acts by its id."""
+    person = session.get(Person, person_id) if person_id is not None else None
+    return person.agency_id if person is not None else None
 
 
 def _carry_suggestions(session: Session, into: str, merged: str) -> None:
@@ -684,6 +693,7 @@ def _audit_pair(
         session,
         action=action,
         outcome="success",
+        actor_agency=_agency_of(session, person),
         actor_person=person,
         actor_role=role,
         child_id=first,

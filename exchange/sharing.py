@@ -420,7 +420,14 @@ def _keep_previous_owner_informed(
     session: Session, transfer: RecordShare, record: Record, now: datetime
 ) -> None:
     """The previous owner keeps a referral of the case it handed over (continuity of care);
-    reads through it are decided by the consent engine like any referral's."""
+    reads through it are decided by the consent engine like any referral's.
+
+    The hub makes it, as part of the acceptance: the entry names the hub as the actor, as the
+    deliveries it decides again do (:meth:`Actor.hub`) — not the new owner, who referred
+    nothing — and carries no decision, since no engine decided anything here (each read
+    through the referral is decided and audited when it happens). The reason code
+    (``continuity.to.<previous owner>``) and the request id tie it to the acceptance's
+    ``transfer_accepted`` entry."""
     continuity = RecordShare(
         id=new_share_id(),
         record_id=record.id,
@@ -438,12 +445,13 @@ def _keep_previous_owner_informed(
         session,
         action="record.referred",
         outcome="success",
-        actor_agency=transfer.agency_id,
+        # No agency or person: the log names the hub itself (its HUB_ID), as a system.
+        actor_role=Actor.hub().audit_role,
+        target_agency=transfer.from_agency,
         purpose=TRANSFER_PURPOSE,
         child_id=current_child_id(session, record.child_id),
         record_id=record.id,
         record_version=record.latest_version,
-        decision_basis="originating_agency",
         detail=f"continuity.to.{transfer.from_agency}",
     )
 

@@ -656,8 +656,10 @@ def decide_request(
         child.child_id,
         outcome="success" if approve else "denied",
         purpose=row.purpose,
-        object_type="grant" if grant_row else "access_request",
-        object_id=grant_row.id if grant_row else row.id,
+        # The request decided, approved or denied alike, so oversight can link the entry to
+        # the request (and its justification); an approval's grant is in decision.grant_ids.
+        object_type="access_request",
+        object_id=row.id,
         decision_basis="grant" if approve else "default_deny",
         grant_ids=[grant_row.id] if grant_row else [],
         decision_categories=list(row.categories) if approve else [],

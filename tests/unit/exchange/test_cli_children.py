@@ -219,7 +219,11 @@ def test_merge_moves_the_child_and_is_audited(
         assert entry is not None
         logged = json.loads(entry.entry)
     assert logged["action"] == "child_merged" and logged["child_id"] == keep
-    assert logged["actor"] == {"person_id": "ana.admin", "role": "administrator"}
+    assert logged["actor"] == {
+        "agency_id": "mx.fed.pfpnna",
+        "person_id": "ana.admin",
+        "role": "administrator",
+    }
     assert logged["reason_code"] == f"merged_{gone}"
 
     listed = json.loads(run(env, "children", "duplicates", "--json").output)["duplicates"]

@@ -57,7 +57,11 @@ def test_a_pair_recorded_distinct_is_not_listed_again_and_is_audited(hub: Hub) -
     assert logged["action"] == "child_distinct_recorded"
     assert logged["child_id"] == answer["child_id"]
     assert logged["reason_code"] == f"distinct_from_{answer['other_child_id']}"
-    assert logged["actor"] == {"person_id": "ana.admin", "role": "administrator"}
+    assert logged["actor"] == {
+        "agency_id": "mx.fed.pfpnna",
+        "person_id": "ana.admin",
+        "role": "administrator",
+    }
     assert "mothers" not in json.dumps(logged)  # the free text stays on the pair's row
     with app.app_context(), db.database(app).sessions() as session:
         row = session.get(ChildDistinctPair, (answer["child_id"], answer["other_child_id"]))
