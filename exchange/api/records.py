@@ -122,6 +122,9 @@ def _replay(session: Session, earlier: StoredAnswer, sha256: str) -> Response:
     answer = _naming_the_current_child(session, earlier.response)
     response = Response(answer, status=earlier.status_code, mimetype="application/json")
     response.headers[REPLAYED_HEADER] = "true"
+    record_id = json.loads(answer).get("record_id")
+    if isinstance(record_id, str):  # the first answer's Location, as every stored push has
+        response.headers["Location"] = f"/v1/records/{record_id}"
     return response
 
 

@@ -274,6 +274,8 @@ def test_a_retry_with_the_same_key_gets_the_first_answer(
     assert again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
     assert again.get_json() == first.get_json()
+    assert again.headers["Location"] == first.headers["Location"]
+    assert first.headers["Location"] == f"/v1/records/{first.get_json()['record_id']}"
     assert count(app, RecordVersion) == 1 and count(app, AuditEntry) >= 1
 
 
