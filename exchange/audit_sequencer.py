@@ -344,6 +344,10 @@ def _integrate(
     return Integration(sequenced=len(pending), size=tree.size, checkpoint=signed)
 
 
+#: Set while this process has said that it signs no checkpoint for want of the log key.
+_UNSIGNED_SAID = "puente.audit_unsigned_said"
+
+
 def _sign_if_due(app: Flask, session: Session, tree: CompactRange, force: bool) -> int | None:
     latest = session.scalars(
         select(AuditCheckpoint).order_by(AuditCheckpoint.size.desc()).limit(1)
@@ -359,8 +363,16 @@ def _sign_if_due(app: Flask, session: Session, tree: CompactRange, force: bool) 
             return None
     signer = hub_keys(app).log
     if signer is None:
-        log.error("audit log key not loaded: checkpoint for size %d not signed", tree.size)
+        # Said once until a key is loaded again, not at every run (several a second).
+        if not app.extensions.get(_UNSIGNED_SAID):
+            app.extensions[_UNSIGNED_SAID] = True
+            log.error(
+                "audit log key not loaded: checkpoints are not signed (log size %d); "
+                "said once until the key is loaded",
+                tree.size,
+            )
         return None
+    app.extensions.pop(_UNSIGNED_SAID, None)
     new = Checkpoint(audit_origin(app), tree.size, tree.root())
     if latest is not None:
         old = checkpoint_of(latest.note)

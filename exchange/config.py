@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -230,15 +231,53 @@ ENVIRONMENT_ONLY = (
 )
 
 
-def unknown_settings(names: Iterable[str], known_elsewhere: Iterable[str] = ()) -> list[str]:
-    """Setting names (without ``PUENTE_``) that the hub does not read, each with the closest
-    one it does when there is one: ``PUENTE_DATABSE_URL`` would otherwise be silently
-    ignored and the hub would run on the SQLite file instead of the database meant."""
+#: Where an :class:`UnknownSetting` was written, besides :data:`INSTANCE_CONFIG_FILE`.
+ENVIRONMENT = "environment"
+
+
+@dataclass(frozen=True)
+class UnknownSetting:
+    """A setting the hub does not read, as the operator wrote it: ``name`` in its ``source``
+    (``PUENTE_X`` in the environment, ``X`` in puente.cfg) and the setting meant, written the
+    same way, when one is close."""
+
+    name: str
+    source: str  # ENVIRONMENT or INSTANCE_CONFIG_FILE
+    closest: str | None = None
+
+    def described(self, lang: str = "en") -> str:
+        """``PUENTE_DATABSE_URL (environment) → PUENTE_DATABASE_URL?``, in ``lang``."""
+        where = "entorno" if lang == "es" and self.source == ENVIRONMENT else self.source
+        if self.closest is None:
+            return f"{self.name} ({where})"
+        meant = f"¿{self.closest}?" if lang == "es" else f"{self.closest}?"
+        return f"{self.name} ({where}) → {meant}"
+
+
+def unknown_settings(
+    names: Iterable[str],
+    known_elsewhere: Iterable[str] = (),
+    environ: Mapping[str, str] = os.environ,
+) -> list[UnknownSetting]:
+    """Settings (``names`` without ``PUENTE_``: those of puente.cfg, then those of
+    :func:`environment_setting_names`) that the hub does not read, each with the closest one it
+    does when there is one: ``PUENTE_DATABSE_URL`` would otherwise be silently ignored and the
+    hub would run on the SQLite file instead of the database meant. Each says where it was
+    written, as the operator must look there: a name the environment gives is its, and the
+    file's too when ``names`` holds it more often than the environment does."""
+    listed = list(names)
     known = {*DEFAULTS, *ENVIRONMENT_ONLY, *known_elsewhere}
+    from_environment = environment_setting_names(environ)
     described = []
-    for name in sorted(set(names) - known):
+    for name in sorted(set(listed) - known):
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.75)
-        described.append(f"{name} (→ {close[0]}?)" if close else name)
+        meant = close[0] if close else None
+        in_environment = from_environment.count(name)
+        if listed.count(name) > in_environment:
+            described.append(UnknownSetting(name, INSTANCE_CONFIG_FILE, meant))
+        if in_environment:
+            environment_meant = f"PUENTE_{meant}" if meant else None
+            described.append(UnknownSetting(f"PUENTE_{name}", ENVIRONMENT, environment_meant))
     return described
 
 

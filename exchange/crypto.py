@@ -39,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from exchange.config import resolve_instance_file
+from exchange.keys import INVALID, MISSING, UNREADABLE, KeyFault, read_key_file
 
 #: Under "puente", so its lines are JSON like the rest (exchange.logs).
 _log = logging.getLogger("puente.crypto")
@@ -65,13 +66,13 @@ class DataKey:
     source: str
 
 
-def _decode_key(text: str, source: str) -> bytes:
+def _decode_key(text: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise DataKeyError(f"data key {source} is not base64") from None
+        raise DataKeyError("not base64") from None
     if len(raw) != KEY_BYTES:
-        raise DataKeyError(f"data key {source} has {len(raw)} bytes, want {KEY_BYTES}")
+        raise DataKeyError(f"{len(raw)} bytes, want {KEY_BYTES}")
     return raw
 
 
@@ -87,7 +88,7 @@ class DataKeyring:
         self.environment_keys = environment_keys or ""
         self._lock = threading.Lock()
         self._keys: dict[str, DataKey] = {}
-        self._problems: list[str] = []
+        self._faults: list[KeyFault] = []
         self._stamp: float | None = None
         self._checked = 0.0
         self.reload()
@@ -97,34 +98,52 @@ class DataKeyring:
     def _directory_stamp(self) -> float | None:
         try:
             return self.directory.stat().st_mtime_ns / 1e9
-        except FileNotFoundError:
+        except OSError:  # not there, or a folder above it this user may not enter
             return None
+
+    def _key_files(self) -> tuple[list[Path], list[KeyFault]]:
+        """The folder's key files, or why it cannot be listed (a folder that is not there has
+        none: that is a missing key, not a fault of the folder)."""
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.directory))
+        except (FileNotFoundError, NotADirectoryError):  # ("init" says why it cannot make it)
+            return [], []
+        except OSError as error:  # glob would say "no files" for a folder it may not read
+            cause = error.strerror or str(error)
+            return [], [KeyFault("data", UNREADABLE, str(self.directory), cause)]
+        return [self.directory / name for name in names if name.endswith(".key")], []
 
     def reload(self) -> None:
         keys: dict[str, DataKey] = {}
-        problems: list[str] = []
+        faults: list[KeyFault] = []
         for entry in filter(None, (part.strip() for part in self.environment_keys.split(","))):
             key_id, _, text = entry.partition(":")
             try:
                 if not _KEY_ID.match(key_id) or not text:
-                    raise DataKeyError("PUENTE_DATA_KEY entries are key_id:base64key")
-                raw = _decode_key(text, f"{key_id} (PUENTE_DATA_KEY)")
+                    raise DataKeyError("entries are key_id:base64key")
+                raw = _decode_key(text)
                 keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
             except DataKeyError as error:
-                problems.append(str(error))
+                faults.append(KeyFault("data", INVALID, f"PUENTE_DATA_KEY ({key_id})", str(error)))
         stamp = self._directory_stamp()
-        if stamp is not None:
-            for path in sorted(self.directory.glob("*.key")):
+        paths, folder_faults = self._key_files()
+        faults += folder_faults
+        for path in paths:
+            contents, fault = read_key_file("data", path)
+            if contents is not None:
                 try:
-                    raw = _decode_key(path.read_text(encoding="ascii"), str(path))
-                    keys[path.stem] = DataKey(path.stem, nacl.secret.SecretBox(raw), str(path))
-                except (DataKeyError, OSError, UnicodeDecodeError) as error:
-                    problems.append(str(error))
+                    box = nacl.secret.SecretBox(_decode_key(contents))
+                    keys[path.stem] = DataKey(path.stem, box, str(path))
+                except DataKeyError as error:
+                    fault = KeyFault("data", INVALID, str(path), str(error))
+            if fault is not None and fault.kind != MISSING:  # (one removed meanwhile: gone)
+                faults.append(fault)
         with self._lock:
-            self._keys, self._problems, self._stamp = keys, problems, stamp
+            self._keys, self._faults, self._stamp = keys, faults, stamp
             self._checked = time.monotonic()
 
-    def _refresh_if_stale(self) -> None:
+    def refresh_if_stale(self) -> None:
+        """Reload if the folder changed, looking at most every :data:`RELOAD_SECONDS`."""
         now = time.monotonic()
         if now - self._checked < RELOAD_SECONDS:
             return
@@ -139,14 +158,23 @@ class DataKeyring:
         return sorted(self._keys)
 
     @property
+    def faults(self) -> list[KeyFault]:
+        """The key files (or settings) that did not load: each says why."""
+        return list(self._faults)
+
+    @property
     def problems(self) -> list[str]:
-        return list(self._problems)
+        return [fault.reason for fault in self._faults]
 
     def current(self) -> DataKey:
-        self._refresh_if_stale()
+        self.refresh_if_stale()
         if not self._keys:
+            # Whether 'puente init' may make one depends on what the database holds, which
+            # the keyring does not see (exchange.key_safety): both cases, as init decides.
             raise DataKeyError(
-                f"no data key in {self.directory} or PUENTE_DATA_KEY (run 'puente init')"
+                f"no data key in {self.directory} or PUENTE_DATA_KEY: 'puente init' makes the "
+                "first one, unless rows are encrypted already (then restore the key folder "
+                "from the backup)"
             )
         return self._keys[max(self._keys)]
 
@@ -240,16 +268,6 @@ def ensure_data_key(app: Flask) -> list[Path]:
     return [generate_data_key(app)[1]]
 
 
-def data_key_problem(app: Flask | None = None) -> str | None:
-    """What keeps bodies from being encrypted, for ``/readyz``; ``None`` when all is well."""
-    keyring = data_keyring(app)
-    try:
-        keyring.current()
-    except DataKeyError as error:
-        return "; ".join([*keyring.problems, str(error)])
-    return "; ".join(keyring.problems) or None
-
-
 # -- rotation ----------------------------------------------------------------------------------
 
 
@@ -316,10 +334,11 @@ def unloadable_keys_problem(app: Flask, sessions: sessionmaker[Session]) -> str 
 
 def unreadable_problem(error: DataKeyError) -> Any:
     """What a client is told when a row cannot be decrypted (the operator reads the log): a
-    503, as for a database that cannot be used, since the hub itself is at fault."""
+    503 with ``Retry-After``, as for a database that cannot be used (exchange.httpbasics),
+    since the hub itself is at fault and its operator can put the key back."""
     from exchange.problems import Problem, problem_response
 
-    _log.error("cannot decrypt: %s", error)
+    _log.error("data key: %s", error)
     return problem_response(
         Problem(
             "unavailable",
@@ -330,6 +349,7 @@ def unreadable_problem(error: DataKeyError) -> Any:
                 "hub's administrator must restore it from the backup.",
             ),
             status=503,
+            headers={"Retry-After": "30"},
         )
     )
 

@@ -1,4 +1,6 @@
-"""``puente init`` never makes a key that would orphan what the database already holds.
+"""``puente init`` never makes a key that would orphan what the database already holds, nor
+says a hub is ready whose keys it cannot use; and any command may ask which secrets other
+users of the machine can read.
 
 ``init`` creates whichever hub key is missing, which is right for a new hub. On a hub whose key
 folder was lost, or restored from a stale backup, a new key would be worse than none: a new data
@@ -6,16 +8,34 @@ key encrypts new records while the old ones stay unreadable, and a new log key s
 that oversight bodies, who pinned the old one, cannot verify — a log that looks forged. So when
 the database already has rows under data keys the hub does not hold, or signed checkpoints while
 the log key file is missing, ``init`` stops and says to restore the keys from the backup.
+
+A key that is there but cannot be used — a file this user may not read, a damaged file, a
+setting that holds no key — is no key ``init`` should make again either: it stops, naming each.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
+import stat
+from pathlib import Path
+
 from flask import Flask
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.crypto import data_keyring, unloadable_keys
-from exchange.keys import key_paths
+from exchange.keys import (
+    INVALID,
+    MISSING,
+    UNREADABLE,
+    HubKeys,
+    KeyFault,
+    key_paths,
+    load_keys,
+    portal_secret_fault,
+)
 from schemas.errors import BilingualError
 
 
@@ -23,13 +43,21 @@ class KeysWouldOrphanData(BilingualError):
     """A key ``init`` would create would leave data the hub holds unreadable or unverifiable."""
 
 
+class KeysUnusable(BilingualError):
+    """Keys that are there but cannot be used (unreadable or damaged files, bad settings)."""
+
+
+def signed_checkpoints(session: Session) -> int:
+    from exchange.audit_log import AuditCheckpoint
+
+    return session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+
+
 def refuse_keys_that_would_orphan_data(app: Flask) -> None:
     """Raise :class:`KeysWouldOrphanData` when ``init`` would create a data key while rows are
     encrypted under keys the hub does not hold, or a log key while the log has checkpoints."""
     if db.current_revision(app) is None:
         return  # a new database: nothing to orphan
-    from exchange.audit_log import AuditCheckpoint
-
     keyring = data_keyring(app)
     with db.database(app).sessions() as session:
         keyring.reload()
@@ -37,16 +65,17 @@ def refuse_keys_that_would_orphan_data(app: Flask) -> None:
         log_key = key_paths(app)["log"]
         checkpoints = 0
         if not app.config.get("AUDIT_LOG_KEY") and not log_key.exists():
-            checkpoints = session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
+            checkpoints = signed_checkpoints(session)
     if orphaned:
         keys = ", ".join(f"{key_id} ({n})" for key_id, n in orphaned.items())
         raise KeysWouldOrphanData(
             f"La base de datos tiene filas cifradas con llaves que este nodo no tiene ({keys}) "
-            f"y la carpeta {keyring.directory} está vacía: restáurela desde la copia de "
-            "seguridad. No se creó ninguna llave: una nueva no descifraría esas filas.",
+            f"y la carpeta {keyring.directory} no tiene ninguna llave de datos: restáurela "
+            "desde la copia de seguridad. No se creó ninguna llave: una nueva no descifraría "
+            "esas filas.",
             f"The database has rows encrypted under keys this hub does not hold ({keys}) and "
-            f"the folder {keyring.directory} is empty: restore it from the backup. No key was "
-            "created: a new one would not decrypt those rows.",
+            f"the folder {keyring.directory} holds no data key: restore it from the backup. No "
+            "key was created: a new one would not decrypt those rows.",
         )
     if checkpoints:
         raise KeysWouldOrphanData(
@@ -58,3 +87,158 @@ def refuse_keys_that_would_orphan_data(app: Flask) -> None:
             "is missing: restore it from the backup. No key was created: with a new one, "
             "oversight bodies would see a log signed by another key.",
         )
+
+
+# -- keys that are there but cannot be used ---------------------------------------------------
+
+
+def key_faults(app: Flask, hub: HubKeys) -> list[KeyFault]:
+    """Why each hub key is not there to use: ``hub``'s log and witness keys (as loaded), the
+    data keys (as the keyring holds them), the notification signing key and, when the app has
+    no portal secret, the portal's file (both read now)."""
+    faults = list(hub.faults)
+    keyring = data_keyring(app)
+    keyring.refresh_if_stale()
+    data = keyring.faults
+    if not keyring.key_ids and not data:
+        data = [KeyFault("data", MISSING, str(keyring.directory))]
+    faults += data
+    signing = _signing_key_fault(app)
+    portal = None if app.secret_key else portal_secret_fault(app)
+    return faults + [fault for fault in (signing, portal) if fault is not None]
+
+
+def _signing_key_fault(app: Flask) -> KeyFault | None:
+    from exchange.transports import load_hub_signing_key, signing_key_path
+
+    given = bool(app.config.get("HUB_SIGNING_KEY"))
+    source = "PUENTE_HUB_SIGNING_KEY" if given else str(signing_key_path(app))
+    try:
+        load_hub_signing_key(app)
+    except FileNotFoundError:
+        return KeyFault("signing", MISSING, source)
+    except OSError as error:
+        return KeyFault("signing", UNREADABLE, source, error.strerror or str(error))
+    except Exception as error:  # noqa: BLE001 - whatever the key library says of a non-key
+        return KeyFault("signing", INVALID, source, str(error))
+    return None
+
+
+def unusable_keys_message(faults: list[KeyFault]) -> tuple[str, str]:
+    """Each key that is there but cannot be used, and what to do (Spanish, English)."""
+    listed_es = "; ".join(fault.described()[0] for fault in faults)
+    listed_en = "; ".join(fault.described()[1] for fault in faults)
+    todo_es, todo_en = [], []
+    if any(fault.kind == UNREADABLE for fault in faults):
+        user = _user_name()
+        todo_es.append(
+            f"puente se ejecuta aquí como {user}: ejecútelo como el dueño de esos archivos, o "
+            f"déselos a {user} (chown {user} ARCHIVO; chmod 600 ARCHIVO, 700 si es carpeta)"
+        )
+        todo_en.append(
+            f"puente runs here as {user}: run it as the owner of those files, or give them to "
+            f"{user} (chown {user} FILE; chmod 600 FILE, 700 for a folder)"
+        )
+    if any(fault.kind == INVALID and not fault.given for fault in faults):
+        todo_es.append("restaure los archivos dañados desde la copia de seguridad")
+        todo_en.append("restore the damaged files from the backup")
+    if any(fault.given for fault in faults):
+        todo_es.append("corrija la configuración que da la llave")
+        todo_en.append("correct the setting that gives the key")
+    return (
+        f"Estas llaves del nodo existen pero no se pueden usar: {listed_es}. {_sentence(todo_es)}",
+        f"These hub keys are there but cannot be used: {listed_en}. {_sentence(todo_en)}",
+    )
+
+
+def _sentence(clauses: list[str]) -> str:
+    text = "; ".join(clauses)
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def _user_name() -> str:
+    """Who this process runs as: the user's name, or its id when it has none."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def refuse_unusable_keys(app: Flask) -> None:
+    """Raise :class:`KeysUnusable` when a hub key is there but cannot be used: ``init`` would
+    make none in its place, and must not report the hub ready without it."""
+    data_keyring(app).reload()
+    faults = [fault for fault in key_faults(app, load_keys(app)) if fault.kind != MISSING]
+    if faults:
+        es, en = unusable_keys_message(faults)
+        raise KeysUnusable(f"{es} No se creó ninguna llave.", f"{en} No key was created.")
+
+
+# -- secrets other users may read -------------------------------------------------------------
+
+
+def exposed_secrets(app: Flask) -> list[Path]:
+    """The hub's secrets that users other than their owner may read (any group or other
+    permission): the SQLite database (the child index is in it, in clear) with its -wal and
+    -shm files, and the key folders with what they hold. Hubs made by earlier versions, or
+    files copied in by hand (a restore), may be so; ``puente init`` closes them."""
+    instance = Path(app.instance_path)
+    candidates: list[Path] = []
+    database = db.database(app)
+    if database.is_sqlite and database.url.database not in (None, "", ":memory:"):
+        main = Path(str(database.url.database))
+        if not str(main).startswith("file:"):
+            candidates += [main, Path(f"{main}-wal"), Path(f"{main}-shm")]
+    folders = [instance / "keys", *{path.parent for path in key_paths(app).values()}]
+    for folder in dict.fromkeys(folders):
+        try:
+            if folder.is_dir():
+                candidates.append(folder)
+                candidates += sorted(folder.rglob("*"))
+        except OSError:
+            continue  # a folder this user may not read: reported as an unreadable key
+    exposed = []
+    for path in candidates:
+        try:
+            mode = path.lstat().st_mode
+        except OSError:
+            continue
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            exposed.append(path)
+    return exposed
+
+
+def exposed_secrets_message(paths: list[Path]) -> tuple[str, str]:
+    """What to do about :func:`exposed_secrets` (Spanish, English): the commands to run."""
+    files = [shlex.quote(str(path)) for path in paths if not path.is_dir()]
+    folders = [shlex.quote(str(path)) for path in paths if path.is_dir()]
+    commands = "; ".join(
+        f"chmod {mode} {' '.join(names)}"
+        for mode, names in (("600", files), ("700", folders))
+        if names
+    )
+    return (
+        "otros usuarios de esta máquina pueden leer secretos del nodo (la base de datos guarda "
+        "el índice de niños en claro; las llaves descifran todo): ejecute 'puente init', que "
+        f"los deja solo para su dueño, o {commands}",
+        "other users of this machine can read the hub's secrets (the database holds the child "
+        "index in clear; the keys decrypt everything): run 'puente init', which makes them "
+        f"readable by their owner only, or {commands}",
+    )
+
+
+def start_up_warnings(app: Flask, hub: HubKeys) -> list[tuple[str, str]]:
+    """What a command that runs the hub (``serve``, ``worker``, ``db upgrade``) warns of as it
+    starts (Spanish, English): keys that are there but cannot be used, and secrets others may
+    read. The hub runs anyway (``/readyz`` reports both), but the operator starting it should
+    not have to find out from the clients."""
+    warnings = []
+    faults = [fault for fault in key_faults(app, hub) if fault.kind != MISSING]
+    if faults:
+        warnings.append(unusable_keys_message(faults))
+    exposed = exposed_secrets(app)
+    if exposed:
+        warnings.append(exposed_secrets_message(exposed))
+    return warnings

@@ -20,16 +20,91 @@ from audit.keys import ED25519_KEY_TYPE, decode_private_key
 from audit.note import Signer, generate_signer_key
 from exchange.config import resolve_instance_file
 
+#: Why a hub key is not there to use, as ``puente init`` and ``/readyz`` tell them apart: no
+#: file (``init`` makes one, unless what the hub holds needs the lost one), a file the user
+#: running the hub may not read (its owner or mode is wrong: ``init`` cannot help), a text that
+#: is not a key (a damaged file, or a setting to correct).
+MISSING, UNREADABLE, INVALID = "missing", "unreadable", "invalid"
+
+
+@dataclass(frozen=True)
+class KeyFault:
+    """A hub key that is not loaded: its ``role`` (log, witness, data, signing, portal), the
+    ``kind`` of fault, its ``source`` (the file, or the ``PUENTE_*`` setting that gave it) and
+    the ``cause`` (the system's or the key parser's words)."""
+
+    role: str
+    kind: str
+    source: str
+    cause: str = ""
+
+    @property
+    def given(self) -> bool:
+        """Whether the key came from a setting, which only correcting the setting fixes."""
+        return self.source.startswith("PUENTE_")
+
+    @property
+    def reason(self) -> str:
+        """What the server's log says (English, naming the file)."""
+        if self.kind == MISSING:
+            return f"{self.role} key {self.source} not found"
+        if self.kind == UNREADABLE:
+            return f"{self.role} key file {self.source} cannot be read: {self.cause}"
+        return f"{self.role} key from {self.source} is not a valid key: {self.cause}"
+
+    def described(self) -> tuple[str, str]:
+        """The fault for a person (Spanish, English), naming the file or setting."""
+        if self.kind == MISSING:
+            return f"{self.source}: no existe", f"{self.source}: not there"
+        cause_es = _CAUSES_ES.get(self.cause, self.cause)
+        if self.kind == UNREADABLE:
+            return (
+                f"{self.source}: no se puede leer ({cause_es})",
+                f"{self.source}: cannot be read ({self.cause})",
+            )
+        return (
+            f"{self.source}: no es una llave válida ({cause_es})",
+            f"{self.source}: not a valid key ({self.cause})",
+        )
+
+
+#: The commonest causes in Spanish (the system's and the parsers' own words are English).
+_CAUSES_ES = {
+    "Permission denied": "permiso denegado",
+    "Is a directory": "es una carpeta",
+    "not ASCII text": "no es texto ASCII",
+    "empty": "vacío",
+}
+
+
+def read_key_file(role: str, path: Path) -> tuple[str | None, KeyFault | None]:
+    """The text of a key file, stripped, or why there is none. A file this user may not read
+    is a fault of its own: reported, never raised, so every command still starts and says so."""
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):  # as Path.exists: no such file
+        return None, KeyFault(role, MISSING, str(path))
+    except OSError as error:  # permission denied, a folder in its place, an I/O error
+        return None, KeyFault(role, UNREADABLE, str(path), error.strerror or str(error))
+    try:
+        return raw.decode("ascii").strip(), None
+    except UnicodeDecodeError:
+        return None, KeyFault(role, INVALID, str(path), "not ASCII text")
+
 
 @dataclass(frozen=True)
 class HubKeys:
     log: Signer | None
     witness: CosignatureSigner | None
-    problems: tuple[str, ...] = ()
+    faults: tuple[KeyFault, ...] = ()
 
     @property
     def loaded(self) -> bool:
         return self.log is not None and self.witness is not None
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return tuple(fault.reason for fault in self.faults)
 
 
 def audit_origin(app: Flask) -> str:
@@ -62,26 +137,26 @@ def witness_signer(text: str) -> CosignatureSigner:
 _PARSERS = {"log": Signer.from_private_key, "witness": witness_signer}
 
 
-def _load(app: Flask, role: str, path: Path) -> tuple[Any, str | None]:
+def _load(app: Flask, role: str, path: Path) -> tuple[Any, KeyFault | None]:
     text = app.config.get(f"AUDIT_{role.upper()}_KEY")
     source = f"PUENTE_AUDIT_{role.upper()}_KEY"
     if not text:
-        if not path.exists():
-            return None, f"{role} key file {path} not found (run 'puente init')"
-        text = path.read_text(encoding="ascii").strip()
+        text, fault = read_key_file(role, path)
+        if text is None:
+            return None, fault
         source = str(path)
     try:
         return _PARSERS[role](text), None
     except Exception as error:  # noqa: BLE001 - a bad key must not stop the hub from starting
-        return None, f"{role} key from {source} is not a valid signed-note key: {error}"
+        return None, KeyFault(role, INVALID, source, f"not a signed-note key: {error}")
 
 
 def load_keys(app: Flask) -> HubKeys:
     paths = key_paths(app)
-    log, log_problem = _load(app, "log", paths["log"])
-    witness, witness_problem = _load(app, "witness", paths["witness"])
-    problems = tuple(p for p in (log_problem, witness_problem) if p)
-    return HubKeys(log=log, witness=witness, problems=problems)
+    log, log_fault = _load(app, "log", paths["log"])
+    witness, witness_fault = _load(app, "witness", paths["witness"])
+    faults = tuple(fault for fault in (log_fault, witness_fault) if fault)
+    return HubKeys(log=log, witness=witness, faults=faults)
 
 
 def write_private_key(path: Path, text: str) -> None:
@@ -113,14 +188,23 @@ def portal_secret_path(app: Flask) -> Path:
 
 def load_portal_secret(app: Flask) -> str | None:
     """The secret that signs the portal's session cookies: ``PORTAL_SECRET_KEY``, else the file
-    ``puente init`` made; None when there is neither (the portal then refuses logins)."""
+    ``puente init`` made; None when there is neither, or the file cannot be read (the portal
+    then refuses logins; :func:`portal_secret_fault` says why)."""
     configured = app.config.get("PORTAL_SECRET_KEY")
     if configured:
         return str(configured)
-    path = portal_secret_path(app)
-    if not path.exists():
+    text, _fault = read_key_file("portal", portal_secret_path(app))
+    return text or None
+
+
+def portal_secret_fault(app: Flask) -> KeyFault | None:
+    """Why the portal has no secret (read from its file now), or None."""
+    if app.config.get("PORTAL_SECRET_KEY"):
         return None
-    return path.read_text(encoding="ascii").strip() or None
+    text, fault = read_key_file("portal", portal_secret_path(app))
+    if fault is None and not text:  # an empty file, as a copy that failed leaves it
+        fault = KeyFault("portal", INVALID, str(portal_secret_path(app)), "empty")
+    return fault
 
 
 def ensure_portal_secret(app: Flask) -> Path | None:

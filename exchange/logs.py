@@ -6,9 +6,12 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, g, has_request_context
+
+if TYPE_CHECKING:
+    from exchange.config import UnknownSetting
 
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -60,12 +63,12 @@ def init_app(app: Flask) -> None:
     configure(level)
 
 
-def warn_unknown_settings(described: list[str]) -> None:
-    """Say, once per process start, which settings the hub ignores (a misspelt name)."""
-    listed = ", ".join(described)
+def warn_unknown_settings(unknown: list[UnknownSetting]) -> None:
+    """Say, once per process start, which settings the hub ignores (a misspelt name), and
+    where each was written: the environment or puente.cfg."""
     logging.getLogger("puente.config").warning(
         "configuración desconocida, ignorada: %s / unknown settings, ignored: %s",
-        listed,
-        listed,
-        extra={"unknown_settings": described},
+        ", ".join(setting.described("es") for setting in unknown),
+        ", ".join(setting.described("en") for setting in unknown),
+        extra={"unknown_settings": [setting.described("en") for setting in unknown]},
     )

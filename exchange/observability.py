@@ -23,8 +23,14 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 from exchange import db
-from exchange.crypto import data_key_problem, unloadable_keys_problem
-from exchange.keys import hub_keys
+from exchange.crypto import unloadable_keys_problem
+from exchange.key_safety import (
+    exposed_secrets,
+    exposed_secrets_message,
+    key_faults,
+    signed_checkpoints,
+)
+from exchange.keys import INVALID, MISSING, UNREADABLE, KeyFault, hub_keys
 from exchange.problems import localized
 
 #: Under "puente", so its lines are JSON like the rest (exchange.logs).
@@ -77,33 +83,45 @@ KEY_NAMES = {
     "witness": ("la de testigo", "the witness key"),
     "data": ("la de cifrado de datos", "the data encryption key"),
     "signing": ("la de firma de notificaciones", "the notification signing key"),
+    "portal": ("la secreta del portal", "the portal's secret key"),
 }
 
 
-#: The setting that gives each hub key in the environment instead of a file.
-KEY_SETTINGS = {
-    "log": "AUDIT_LOG_KEY",
-    "witness": "AUDIT_WITNESS_KEY",
-    "data": "DATA_KEY",
-    "signing": "HUB_SIGNING_KEY",
-}
+def _names(roles: list[str], lang: int) -> str:
+    return ", ".join(KEY_NAMES[role][lang] for role in roles)
+
+
+def _roles(faults: list[KeyFault], wanted: Any) -> list[str]:
+    """The roles (in :data:`KEY_NAMES` order) of the faults for which ``wanted`` holds."""
+    chosen = {fault.role for fault in faults if wanted(fault)}
+    return [role for role in KEY_NAMES if role in chosen]
 
 
 def _key_advice(
-    missing: list[str], config: Any, *, restore_data: bool
-) -> tuple[list[tuple[str, str]], bool]:
-    """What to do about each missing or unreadable key — correct the setting that gives it
-    (``puente init`` writes files, and would not read it better); restore the data key folder
-    when rows are under keys the hub lacks (already advised; a new key would not read them);
-    else ``puente init``, which makes a key that is simply not there yet — and whether
-    ``puente init`` is the fix for all of them."""
-    given = [role for role in missing if config.get(KEY_SETTINGS[role])]
+    faults: list[KeyFault], *, restore_data: bool, log_signed: bool
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """What to do about each key that is not there to use, as ``puente init`` would take it:
+    correct the setting that gives it (``init`` writes files, and would not read it better);
+    let the hub's user read a file it may not (``init`` refuses too); restore a damaged file,
+    the data key folder when rows are under keys the hub lacks (already advised: a new key would
+    not read them) and the log key once the log has signed checkpoints (a new one would sign a
+    log oversight cannot verify); else ``puente init``, which makes a key that is simply not
+    there yet — once nothing above makes it refuse. Returns the advice and the roles
+    ``puente init`` would make."""
+    # "PUENTE_DATA_KEY (dk_…)": the setting, once.
+    given = list(dict.fromkeys(fault.source.split(" ")[0] for fault in faults if fault.given))
+    denied = _roles(faults, lambda f: f.kind == UNREADABLE and not f.given)
+    damaged = _roles(faults, lambda f: f.kind == INVALID and not f.given)
+    missing = _roles(faults, lambda f: f.kind == MISSING)
+    restore_log = "log" in missing and log_signed
     to_make = [
-        role for role in missing if role not in given and not (role == "data" and restore_data)
+        role
+        for role in missing
+        if not (role == "data" and restore_data) and not (role == "log" and restore_log)
     ]
     advice = []
     if given:
-        settings = ", ".join(f"PUENTE_{KEY_SETTINGS[role]}" for role in given)
+        settings = ", ".join(given)
         advice.append(
             (
                 f"no se puede leer la llave dada en {settings}: corríjala; el registro del "
@@ -112,41 +130,149 @@ def _key_advice(
                 "says why",
             )
         )
-    if to_make:
+    if denied:
         advice.append(
             (
-                "faltan llaves del nodo o no se pueden leer ("
-                + ", ".join(KEY_NAMES[role][0] for role in to_make)
-                + "): ejecute 'puente init' con el mismo PUENTE_INSTANCE_PATH; el registro del "
-                "servidor dice qué archivo falta",
-                "hub keys are missing or unreadable ("
-                + ", ".join(KEY_NAMES[role][1] for role in to_make)
-                + "): run 'puente init' with the same PUENTE_INSTANCE_PATH; the server's log "
-                "names the missing file",
+                f"el nodo no tiene permiso para leer el archivo de llaves ({_names(denied, 0)}): "
+                "deben ser del usuario que ejecuta el nodo, con modo 600 ('puente init' no lo "
+                "arregla); el registro del servidor nombra los archivos",
+                f"the hub may not read key files ({_names(denied, 1)}): they must belong to "
+                "the user running the hub, mode 600 ('puente init' does not fix this); the "
+                "server's log names the files",
             )
         )
-    return advice, to_make == missing
+    if damaged:
+        advice.append(
+            (
+                f"hay archivos de llaves dañados ({_names(damaged, 0)}): restáurelos desde la "
+                "copia de seguridad; el registro del servidor los nombra y dice por qué",
+                f"key files are damaged ({_names(damaged, 1)}): restore them from the backup; "
+                "the server's log names them and says why",
+            )
+        )
+    if restore_log:
+        advice.append(
+            (
+                "falta la llave del registro de auditoría y el registro ya tiene puntos de "
+                "control firmados: restáurela desde la copia de seguridad (no ejecute 'puente "
+                "init', que crearía una llave nueva que los órganos de supervisión no "
+                "reconocen)",
+                "the audit log key is missing and the log has signed checkpoints: restore it "
+                "from the backup (do not run 'puente init', which would make a new key that "
+                "oversight bodies do not recognise)",
+            )
+        )
+    if to_make and (advice or ("data" in missing and restore_data)):
+        # init refuses while any of the above (or the data key folder) stands, making nothing.
+        advice.append(
+            (
+                f"después, 'puente init' (con el mismo PUENTE_INSTANCE_PATH) crea las que faltan "
+                f"({_names(to_make, 0)})",
+                f"after that, 'puente init' (with the same PUENTE_INSTANCE_PATH) makes the "
+                f"missing ones ({_names(to_make, 1)})",
+            )
+        )
+    elif to_make:
+        advice.append(
+            (
+                f"faltan llaves del nodo o no se pueden leer ({_names(to_make, 0)}): ejecute "
+                "'puente init' con el mismo PUENTE_INSTANCE_PATH; el registro del servidor dice "
+                "qué archivo falta",
+                f"hub keys are missing or unreadable ({_names(to_make, 1)}): run 'puente init' "
+                "with the same PUENTE_INSTANCE_PATH; the server's log names the missing file",
+            )
+        )
+    return advice, to_make
 
 
-def _signing_key_problem() -> str | None:
-    """Why webhook notifications cannot be signed (the worker would deliver nothing), or
-    ``None``."""
+def _log_on_change(topic: str, message: str | None, level: int = logging.WARNING) -> None:
+    """Log ``message`` unless it is the one this process logged last for ``topic``: /readyz
+    is asked every few seconds, and a state that lasts is worth one line, not one a poll."""
     from flask import current_app
 
-    from exchange.transports import load_hub_signing_key
+    logged = current_app.extensions.setdefault("puente.readiness_logged", {})
+    if logged.get(topic) != message:
+        logged[topic] = message
+        if message is not None:
+            _log.log(level, message)
 
-    try:
-        load_hub_signing_key(current_app)
-    except (OSError, ValueError) as error:
-        return str(error)
-    return None
+
+def _check_keys(
+    checks: dict[str, str], advice: list[tuple[str, str]], *, restore_data: bool, migrated: bool
+) -> None:
+    """The ``keys`` check: the keys not there to use (a file the hub may not read apart, as
+    "permission denied"), with what to do."""
+    from flask import current_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    faults = [
+        fault
+        for fault in key_faults(app, hub_keys())
+        if fault.role in KEY_NAMES and not (fault.role == "portal" and fault.kind == MISSING)
+    ]
+    if not faults:
+        checks["keys"] = "ok"
+        _log_on_change("keys", None)
+        return
+    log_signed = False
+    if migrated and any(f.role == "log" and f.kind == MISSING for f in faults):
+        with db.database().sessions() as session:
+            log_signed = bool(signed_checkpoints(session))
+    told, to_make = _key_advice(faults, restore_data=restore_data, log_signed=log_signed)
+    denied = _roles(faults, lambda f: f.kind == UNREADABLE and not f.given)
+    # Which keys, not where: anyone may ask /readyz, and the instance folder's layout is the
+    # operator's to read, in the server's log.
+    states = []
+    unusable = [role for role in _roles(faults, lambda f: True) if role not in denied]
+    if unusable:
+        init_makes_all = to_make == unusable and not denied
+        states.append(
+            f"missing or unreadable: {', '.join(unusable)}"
+            + (" (run 'puente init')" if init_makes_all else "")
+        )
+    if denied:
+        states.append(f"permission denied: {', '.join(denied)}")
+    checks["keys"] = "; ".join(states)
+    advice += told
+    reasons = "; ".join(fault.reason for fault in faults)
+    _log_on_change("keys", f"not ready: hub keys: {reasons}; {'; '.join(en for _, en in told)}")
+
+
+def _exposed_secrets_warning() -> tuple[str, tuple[str, str]] | None:
+    """Secrets other users of the machine may read, for /readyz: a warning, not "not ready"
+    (serving or not, the files are as readable), with what ``puente init`` would close."""
+    from flask import current_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    exposed = exposed_secrets(app)
+    _log_on_change(
+        "exposed_secrets",
+        exposed_secrets_message(exposed)[1] if exposed else None,
+    )
+    if not exposed:
+        return None
+    database = db.database(app)
+    main = str(database.url.database) if database.is_sqlite else None
+    what = sorted(
+        {"database" if main and str(path).startswith(main) else "keys" for path in exposed}
+    )
+    return (
+        f"readable by other users: {', '.join(what)} (run 'puente init')",
+        (
+            "otros usuarios de esta máquina pueden leer la base de datos o las llaves del nodo: "
+            "ejecute 'puente init', que los deja solo para su dueño; el registro del servidor "
+            "los nombra",
+            "other users of this machine can read the hub's database or keys: run 'puente "
+            "init', which makes them readable by their owner only; the server's log names them",
+        ),
+    )
 
 
 @bp.get("/readyz")
 def readyz() -> Any:
     """200 only when the database answers at the newest schema revision and every key is
     loaded; else 503 with each check's state and ``detail``: what to do, in the client's
-    language."""
+    language. Secrets other users may read are a ``warnings`` member, ready or not."""
     checks: dict[str, str] = {}
     advice: list[tuple[str, str]] = []
     try:
@@ -182,8 +308,12 @@ def readyz() -> Any:
 
         app = current_app._get_current_object()  # type: ignore[attr-defined]
         unloadable = unloadable_keys_problem(app, db.database().sessions)
+        _log_on_change(
+            "unloadable",
+            f"not ready: rows under data keys not loaded: {unloadable}" if unloadable else None,
+            logging.ERROR,
+        )
         if unloadable:
-            _log.error("not ready: rows under data keys not loaded: %s", unloadable)
             checks["data_keys"] = f"rows under keys this hub does not hold: {unloadable}"
             advice.append(
                 (
@@ -195,30 +325,15 @@ def readyz() -> Any:
                     "do not decrypt it)",
                 )
             )
-    keys = hub_keys()
-    data_problem = data_key_problem()
-    missing = [role for role, key in (("log", keys.log), ("witness", keys.witness)) if key is None]
-    missing += ["data"] if data_problem else []
-    signing_problem = _signing_key_problem()
-    missing += ["signing"] if signing_problem else []
-    if not missing:
-        checks["keys"] = "ok"
-    else:
-        # Which keys, not where: anyone may ask /readyz, and the instance folder's layout is
-        # the operator's to read, in the server's log.
-        from flask import current_app
-
-        problems = "; ".join([*keys.problems, *filter(None, [data_problem, signing_problem])])
-        _log.warning("not ready: hub keys: %s", problems)
-        told, init_makes_all = _key_advice(
-            missing, current_app.config, restore_data=bool(unloadable)
-        )
-        checks["keys"] = f"missing or unreadable: {', '.join(missing)}" + (
-            " (run 'puente init')" if init_makes_all else ""
-        )
-        advice += told
+    _check_keys(
+        checks, advice, restore_data=bool(unloadable), migrated=checks.get("migrations") == "ok"
+    )
     ready = all(value == "ok" for value in checks.values())
     body: dict[str, Any] = {"status": "ready" if ready else "not-ready", "checks": checks}
+    exposed = _exposed_secrets_warning()
+    if exposed is not None:
+        body["warnings"] = {"file_permissions": exposed[0]}
+        advice.append(exposed[1])
     if advice:
         body["detail"] = "; ".join(localized(es, en) for es, en in advice)
     return jsonify(body), 200 if ready else 503

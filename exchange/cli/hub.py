@@ -20,7 +20,14 @@ from exchange.audit_log import record_key_change
 from exchange.cli import language_option, print_json, say, setting_up_hub, with_hub
 from exchange.config import DEFAULT_BIND, DEFAULTS, public_url_for_bind
 from exchange.crypto import ensure_data_key
-from exchange.key_safety import KeysWouldOrphanData, refuse_keys_that_would_orphan_data
+from exchange.key_safety import (
+    KeysUnusable,
+    KeysWouldOrphanData,
+    exposed_secrets,
+    refuse_keys_that_would_orphan_data,
+    refuse_unusable_keys,
+    start_up_warnings,
+)
 from exchange.keys import ensure_hub_keys, ensure_portal_secret, hub_keys, key_paths
 from exchange.models import HubSetting
 from exchange.transports import (
@@ -32,9 +39,13 @@ from exchange.transports import (
 
 def initialise(app: Flask) -> dict[str, object]:
     """Create what a hub needs (folder, keys, schema); safe to run again. A folder it cannot
-    create is a :class:`FolderError`; a key that would orphan what the database holds (its own
-    key lost) is :class:`~exchange.key_safety.KeysWouldOrphanData`, and nothing is created."""
+    create is a :class:`FolderError`; a key that is there but cannot be used (a file this user
+    may not read, a damaged one) is :class:`~exchange.key_safety.KeysUnusable`, and a key that
+    would orphan what the database holds (its own key lost) is
+    :class:`~exchange.key_safety.KeysWouldOrphanData`: then no key is created."""
     make_folder(Path(app.instance_path))
+    # First: a key file that cannot be read looks like none to every check after this one.
+    refuse_unusable_keys(app)
     if db.current_revision(app) is not None:
         # An existing hub: its schema first, so that what it holds can be checked against the
         # keys in the folder before any key is made.
@@ -80,34 +91,22 @@ def initialise(app: Flask) -> dict[str, object]:
 
 
 def make_private(app: Flask) -> list[Path]:
-    """Make the hub's secrets readable by their owner only, as new ones are made: the SQLite
-    database (the child index is in it, in clear) with its -wal and -shm files, and what the
-    key folder holds. Hubs made by earlier versions, or files copied in by hand, may be
-    readable by anyone on the machine; ``init`` (safe to rerun) closes them. The paths whose
-    mode changed."""
-    instance = Path(app.instance_path)
-    candidates: list[Path] = []
-    database = db.database(app)
-    if database.is_sqlite and database.url.database not in (None, "", ":memory:"):
-        main = Path(str(database.url.database))
-        if not str(main).startswith("file:"):
-            candidates += [main, Path(f"{main}-wal"), Path(f"{main}-shm")]
-    folders = [instance / "keys", *{path.parent for path in key_paths(app).values()}]
-    for folder in dict.fromkeys(folders):
-        if folder.is_dir():
-            candidates.append(folder)
-            candidates += sorted(folder.rglob("*"))
+    """Make the hub's secrets readable by their owner only, as new ones are made: those of
+    :func:`~exchange.key_safety.exposed_secrets` (``init``, safe to rerun, closes them; the
+    commands that run the hub warn of them). The paths whose mode changed."""
     changed = []
-    for path in candidates:
-        try:
-            mode = path.lstat().st_mode
-        except FileNotFoundError:
-            continue
-        if stat.S_ISLNK(mode) or not (mode & 0o077):
-            continue
-        path.chmod(0o700 if stat.S_ISDIR(mode) else 0o600)
+    for path in exposed_secrets(app):
+        path.chmod(0o700 if stat.S_ISDIR(path.lstat().st_mode) else 0o600)
         changed.append(path)
     return changed
+
+
+def warn_of_unsafe_keys(app: Flask) -> None:
+    """Say on stderr, as a command that runs the hub starts, which keys it cannot use and which
+    secrets others may read (:func:`~exchange.key_safety.start_up_warnings`): a restore that
+    skipped ``puente init`` would otherwise serve with them unnoticed."""
+    for es, en in start_up_warnings(app, hub_keys(app)):
+        click.echo(f"aviso / warning: {es} / {en}", err=True)
 
 
 def _audit_created_keys(
@@ -141,7 +140,7 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
     try:
         result = initialise(app)
-    except (FolderError, KeysWouldOrphanData) as error:
+    except (FolderError, KeysUnusable, KeysWouldOrphanData) as error:
         raise click.ClickException(error.message(lang)) from error
     if as_json:
         print_json(result)
@@ -180,6 +179,8 @@ def db_upgrade(app: Flask, revision: str, lang: str) -> None:
     db.upgrade(app, revision)
     now = db.current_revision(app)
     click.echo(say(lang, f"base de datos en la revisión {now}", f"database at revision {now}"))
+    # The README's restore is "db upgrade, then serve": the last command before serving.
+    warn_of_unsafe_keys(app)
 
 
 @db_group.command("current")
@@ -309,6 +310,7 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
         # It serves anyway (/readyz says not ready, so a balancer sends it nothing), but the
         # operator starting it should not have to find out from the clients.
         click.echo(f"aviso / warning: {advice[0]} / {advice[1]}", err=True)
+    warn_of_unsafe_keys(app)
     exec_gunicorn(bind, workers, app.instance_path)
 
 
@@ -377,7 +379,7 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
         refuse_unusable_bind(bind)
     try:
         result = initialise(app)
-    except FolderError as error:  # the demo speaks both languages
+    except (FolderError, KeysUnusable, KeysWouldOrphanData) as error:  # both languages
         raise click.ClickException(str(error)) from error
     hub = seed_demo(app)
     base = demo_public_url(app, bind)

@@ -18,6 +18,7 @@ from exchange.agencies import UnknownAgency, get_agency
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli.hub import warn_of_unsafe_keys
 from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
 from exchange.transports import AgencyTransports, printable
 from exchange.witnessing import request_cosignatures, start_cosigning
@@ -53,6 +54,7 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
+    warn_of_unsafe_keys(app)
     click.echo(
         f"puente worker: entregando / delivering (batch {batch}, poll {poll_seconds}s)", err=True
     )

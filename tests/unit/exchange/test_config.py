@@ -104,11 +104,16 @@ def test_a_configuration_file_that_does_not_run_is_named_without_a_traceback(
 def _warned_settings(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, environ: dict[str, str]
 ) -> list[list[str]]:
-    """Build the app with ``environ`` set and return the unknown-settings warnings it logged."""
+    """Build the app with ``environ`` set and return the unknown-settings warnings it logged,
+    each setting as the log's English half describes it."""
     from exchange import logs
 
     warned: list[list[str]] = []
-    monkeypatch.setattr(logs, "warn_unknown_settings", warned.append)
+    monkeypatch.setattr(
+        logs,
+        "warn_unknown_settings",
+        lambda unknown: warned.append([setting.described("en") for setting in unknown]),
+    )
     monkeypatch.setenv("PUENTE_INSTANCE_PATH", str(tmp_path))
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
@@ -123,7 +128,50 @@ def test_a_misspelt_setting_is_named_with_the_one_meant(
     warned = _warned_settings(
         monkeypatch, tmp_path, {"PUENTE_DATABSE_URL": "postgresql://elsewhere/db"}
     )
-    assert warned == [["DATABSE_URL (→ DATABASE_URL?)", "PUBLIC_ULR (→ PUBLIC_URL?)"]]
+    # Each where it was written, as it is written there: the operator looks in that place.
+    assert warned == [
+        [
+            "PUENTE_DATABSE_URL (environment) → PUENTE_DATABASE_URL?",
+            "PUBLIC_ULR (puente.cfg) → PUBLIC_URL?",
+        ]
+    ]
+
+
+def test_the_same_misspelling_in_the_file_and_the_environment_is_named_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "puente.cfg").write_text('DATABSE_URL = "sqlite://"\nHUB_NAMEE = "x"\n')
+    warned = _warned_settings(monkeypatch, tmp_path, {"PUENTE_DATABSE_URL": "sqlite://"})
+    assert warned == [
+        [
+            "DATABSE_URL (puente.cfg) → DATABASE_URL?",
+            "PUENTE_DATABSE_URL (environment) → PUENTE_DATABASE_URL?",
+            "HUB_NAMEE (puente.cfg) → HUB_NAME?",
+        ]
+    ]
+
+
+def test_the_unknown_setting_warning_speaks_both_languages() -> None:
+    import logging
+    import logging.handlers
+
+    from exchange.config import unknown_settings
+    from exchange.logs import warn_unknown_settings
+
+    unknown = unknown_settings(["DATABSE_URL", "WHATEVER"], environ={"PUENTE_WHATEVER": "1"})
+    logger = logging.getLogger("puente.config")
+    handler = logging.handlers.BufferingHandler(10)
+    logger.addHandler(handler)  # ("puente" may not propagate: exchange.logs)
+    try:
+        warn_unknown_settings(unknown)
+    finally:
+        logger.removeHandler(handler)
+    [record] = handler.buffer
+    assert record.getMessage() == (
+        "configuración desconocida, ignorada: DATABSE_URL (puente.cfg) → ¿DATABASE_URL?, "
+        "PUENTE_WHATEVER (entorno) / unknown settings, ignored: DATABSE_URL (puente.cfg) → "
+        "DATABASE_URL?, PUENTE_WHATEVER (environment)"
+    )
 
 
 def test_every_setting_the_readme_names_is_known(
@@ -169,6 +217,6 @@ def test_the_command_line_says_which_settings_it_ignores(
     lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     warnings = [line for line in lines if line.get("unknown_settings")]
     assert warnings, result.stderr
-    assert warnings[0]["unknown_settings"] == ["LOG_LEVL (→ LOG_LEVEL?)"]
-    assert "unknown settings, ignored: LOG_LEVL" in warnings[0]["message"]
+    assert warnings[0]["unknown_settings"] == ["PUENTE_LOG_LEVL (environment) → PUENTE_LOG_LEVEL?"]
+    assert "unknown settings, ignored: PUENTE_LOG_LEVL (environment)" in warnings[0]["message"]
     assert "configuración desconocida" in warnings[0]["message"]
