@@ -155,12 +155,18 @@ class AccessRequestRow(Base):
     __tablename__ = "access_request"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    child_id: Mapped[str] = mapped_column(ForeignKey("child.id"), index=True)
+    #: The child id asked for, as asked — not a reference to ``child``: a request about an id
+    #: the hub never issued is kept and answered like any other, so that asking tells nobody
+    #: whether a child exists (migration 0024). 80 characters: the longest id the
+    #: ``access-request/1`` schema takes.
+    child_id: Mapped[str] = mapped_column(String(80), index=True)
     requester_agency: Mapped[str | None] = mapped_column(String(100), nullable=True)
     requester_person: Mapped[str | None] = mapped_column(String(80), nullable=True)
     purpose: Mapped[str] = mapped_column(String(60))
     categories: Mapped[list[Any]] = mapped_column(JSON)
-    #: The records asked for (none: all of the child's); a grant covers only these.
+    #: The records asked for (none: all of the child's); a grant covers only these — an id
+    #: that is not one of the child's covers nothing, and is not refused (which would tell
+    #: the requester which ids are the child's, or that the child exists).
     record_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
     until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: Jurisdictions of the agencies responsible for the child's records: the consent

@@ -9,7 +9,7 @@ record whose ``identity`` the caller may read states
 no such child existed, so the search is no existence oracle for immigration enforcement, a
 consulate or anyone else holding ``records:read`` — nor a way to confirm what another
 agency's record says of a child (its asylum case number, a nationality, an alias). Every
-answer takes at least ``READ_REFUSAL_FLOOR`` seconds (:func:`answer_searches_in_even_time`).
+answer takes at least ``READ_REFUSAL_FLOOR`` seconds (:func:`answer_in_even_time`).
 Every search is audited as ``child.searched`` without its search terms: one entry for the search,
 and one per answered candidate naming its ``child_id``, so oversight sees who looked for whom.
 """
@@ -302,18 +302,19 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
     )
 
 
-def answer_searches_in_even_time(response: Response) -> Response:
-    """Every search answer takes at least ``READ_REFUSAL_FLOOR`` seconds from the request's
-    start, found or not — as a refused record read does (exchange.api.record_reads): weighing
-    children the caller may not know of costs time that a search matching nobody does not, and
-    the difference would tell that such children exist."""
+def answer_in_even_time(response: Response) -> Response:
+    """Every search answer (and every access request's) takes at least ``READ_REFUSAL_FLOOR``
+    seconds from the request's start, found or not — as a refused record read does
+    (exchange.api.record_reads): weighing children the caller may not know of costs time that
+    a search matching nobody does not, and the difference would tell that such children
+    exist."""
     floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
     if floor and "started" in g:
         time.sleep(max(0.0, g.started + floor - time.perf_counter()))
     return response
 
 
-bp.after_request(answer_searches_in_even_time)
+bp.after_request(answer_in_even_time)
 
 
 @bp.post("/search")

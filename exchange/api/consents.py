@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, after_this_request, g, jsonify, request
 from sqlalchemy.orm import Session
 
 import consent
 from consent import ConsentError, Decision, Reason
 from exchange import db
 from exchange.access_basis import access_as_of
+from exchange.api.children import answer_in_even_time
 from exchange.api.record_reads import (
     DECISION_HEADER,
     OUTSIDER,
@@ -67,7 +68,7 @@ from exchange.consents import (
     revoke_grant,
     revoke_withhold,
 )
-from exchange.consents.access import decision_now, request_justification
+from exchange.consents.access import child_asked_about, decision_now, request_justification
 from exchange.consents.common import instant_problem, instant_text, read_instant
 from exchange.consents.hidden import as_told_to
 from exchange.crypto import data_keyring
@@ -1005,11 +1006,16 @@ def _grant_json(row: GrantRow) -> dict[str, Any]:
 @bp.post("/v1/access-requests")
 @require_scope("access:request")
 def create_access_request() -> Any:
+    """No existence oracle (docs/consent.md §8.5): an id the hub never issued is asked about
+    like a child the requester has no basis for (:func:`child_asked_about`) — the same status,
+    answer and audit entry — and every answer takes at least ``READ_REFUSAL_FLOOR``, as a
+    search does: deciding about a child with records costs time an unknown id does not."""
+    after_this_request(answer_in_even_time)
     session, actor = db.session(), current_actor()
     body = _body(("access-request", 1))
-    child = _child(session, body["child_id"])
 
     def run() -> tuple[dict[str, Any], str]:
+        child = child_asked_about(session, body["child_id"])
         row, entry = request_access(session, actor, child, body)
         return access_request_answer(session, row, officer=False), entry
 

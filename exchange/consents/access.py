@@ -21,6 +21,7 @@ from exchange.auth import HUB_CLIENT_ID, Actor, as_utc, utcnow
 from exchange.consent_store import (
     AccessRequestJustification,
     AccessRequestRow,
+    ChildInputs,
     GrantRow,
     new_id,
 )
@@ -47,6 +48,7 @@ from exchange.disclosure import (
     forget_child,
     hard_rules,
     load_child,
+    merge_facts,
 )
 
 
@@ -70,12 +72,36 @@ def _denied_at_once(decision: Decision, categories: list[str]) -> bool:
     return mask_of(categories) & ~forbidden == 0
 
 
+def child_asked_about(session: Session, child_id: str) -> ChildContext:
+    """The child an access request names, for :func:`request_access`: the child ``child_id``
+    is now (a merged id resolves to its survivor), or — for an id the hub never issued — a
+    child with no records, facts, consents or grants.
+
+    Asking is no existence oracle (docs/consent.md §8.5): a request about an unknown id is
+    decided, kept, audited and answered like one about a child the requester has no basis
+    for — denied at once by the hard rules that look at the request alone, else pending. With
+    no records it lies in no jurisdiction, so it reaches no officer's queue."""
+    try:
+        return load_child(session, child_id)
+    except LookupError:
+        facts = merge_facts(child_id, [])
+        return ChildContext(
+            child_id=child_id,
+            family=frozenset({child_id}),
+            facts=facts,
+            inputs=ChildInputs((), (), (), (), ()),
+            records=(),
+            consent_set=ConsentSet((), child=facts),
+        )
+
+
 def request_access(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[AccessRequestRow, str]:
     """An access request: granted at once when consent covers every category asked for,
     denied at once when hard rules about the request alone forbid them all
-    (:func:`_denied_at_once`), otherwise pending for an officer.
+    (:func:`_denied_at_once`), otherwise pending for an officer. ``child`` is
+    :func:`child_asked_about` the request's ``child_id``.
 
     A request granted at once makes no grant: the consent (or grant, or override) that
     already permits stays what permits, so revoking it ends this access too. The request
@@ -112,6 +138,9 @@ def request_access(
         requester_person=actor.person_id,
         purpose=document["purpose"],
         categories=categories,
+        # As asked, whether or not each is one of the child's: a grant covers only the
+        # child's records named, so an id that is not one covers nothing — and refusing it
+        # would tell the requester which ids are the child's, or that the child exists.
         record_ids=sorted(set(document.get("record_ids", ()))),
         until=until,
         jurisdictions=sorted(child_jurisdictions(session, child)),
@@ -167,7 +196,11 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
         if actor.agency_id == row.requester_agency:
             return True
     if "access:decide" in actor.scopes:
-        return acts_for_child(session, actor, load_child(session, row.child_id))
+        try:
+            child = load_child(session, row.child_id)
+        except LookupError:  # about an id the hub never issued (child_asked_about): no officer's
+            return False
+        return acts_for_child(session, actor, child)
     return False
 
 
@@ -382,7 +415,10 @@ def end_access_of_disabled_person(session: Session, person_id: str) -> tuple[int
             continue
         denied += 1
         session.expire(request)  # updated in the database, not through the object
-        child_id = resolve_child_id(session, request.child_id)
+        try:
+            child_id = resolve_child_id(session, request.child_id)
+        except LookupError:  # asked about an id the hub never issued (child_asked_about)
+            child_id = request.child_id
         _audit_ended(
             session, "access_denied", child_id, request.purpose, "access_request", request.id
         )

@@ -23,12 +23,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import g, render_template, request, url_for
+from flask import after_this_request, g, render_template, request, url_for
 from sqlalchemy import select
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.wrappers import Response
 
 from consent import CATEGORIES, CATEGORY_LABELS, PURPOSE_LABELS, PURPOSES, ConsentError
+from exchange.api.children import answer_in_even_time
 
 # The API's request schema, answer and audit entry for these routes: one definition each.
 from exchange.api.consents import (
@@ -41,9 +42,9 @@ from exchange.api.consents import (
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
+from exchange.consents.access import child_asked_about
 from exchange.consents.common import QUEUE_LIMIT
 from exchange.db import session as db_session
-from exchange.disclosure import load_child
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
 from exchange.portal.sessions import current_actor, login_required
@@ -313,6 +314,8 @@ def _refusal(error: ConsentProblem | ConsentError) -> tuple[int, list[Text]]:
 @bp.post("/requests")
 @login_required(REQUESTERS)
 def create_access_request() -> Response | tuple[str, int]:
+    # As the API route: no existence oracle, in what is said or in how long it takes.
+    after_this_request(answer_in_even_time)
     actor, session = current_actor(), db_session()
     body: dict[str, Any] = {
         "child_id": request.form.get("child_id", "").strip(),
@@ -332,11 +335,9 @@ def create_access_request() -> Response | tuple[str, int]:
     if until <= utcnow():  # as the service refuses it, in words for the form
         return _page(400, errors=[_REQUEST_UNTIL_PAST])
     try:
-        child = load_child(session, body["child_id"])
-    except LookupError:
-        return _page(404, errors=[_NOT_FOUND])
-    try:
-        row, _entry = request_access(session, actor, child, body)
+        row, _entry = request_access(
+            session, actor, child_asked_about(session, body["child_id"]), body
+        )
     except (ConsentProblem, ConsentError) as error:
         session.rollback()
         status, errors = _refusal(error)

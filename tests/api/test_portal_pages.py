@@ -204,9 +204,12 @@ def test_what_the_api_refuses_the_portal_refuses(
     browser = logged_in(app, lawyer.id)
     invalid = _ask(browser, "not a child id", [])
     assert invalid.status_code == 400
+    # An id the hub never issued is asked about like any child (test_access_request_no_oracle):
+    # the request is made and waits, as one about a child the lawyer has no basis for.
     unknown = _ask(browser, "nna_00000000000000000000", ["identity"])
-    assert unknown.status_code == 404
-    assert "It does not exist, or you have no access to it." in text_of(unknown)
+    assert unknown.status_code == 200
+    assert "It does not exist" not in text_of(unknown)
+    assert "Waiting for a consent officer's decision." in text_of(unknown)
     past = browser.post(
         "/requests?lang=en",
         data={
@@ -221,7 +224,8 @@ def test_what_the_api_refuses_the_portal_refuses(
     assert "The end date is in the past: choose today or a later date." in text_of(past)
     # A legal representative decides nothing.
     assert _decide(browser, "acr_x", "approve", "Yo mismo.").status_code == 403
-    assert entries(app, "access_requested") == []
+    asked = entries(app, "access_requested")
+    assert [entry["child_id"] for entry in asked] == ["nna_00000000000000000000"]
 
 
 def test_an_officer_sees_their_jurisdictions_queue_and_decides_as_the_api_does(
