@@ -42,9 +42,21 @@ class Item:
     row of a CSV file as a spreadsheet program numbers it (the header is row 1, the first
     data row row 2), ``data[3]`` in a Primero export, ``entry[5]`` in a FHIR Bundle.
     ``document`` is a push envelope (``{"schema", "local_id", "data"}``) as ``POST /v1/records``
-    takes it. ``source`` is the original piece of input (the raw CSV row as a mapping of
-    column to text, the raw line, the Primero case) so a rejects file can be written in the
-    original format.
+    takes it, a mapping (not its JSON text). ``problems`` is a tuple of :class:`Problem` (a
+    list is taken as one); an item with neither a document nor problems is rejected all the
+    same, with a reason saying the adapter gave none. ``source`` is the original piece of
+    input (the raw CSV row as a mapping of column to text, the raw line, the Primero case) so
+    a rejects file can be written in the original format.
+
+    ``local_id`` is what people know the position by, shown beside its position in the
+    summary. The hub stores a document under the document's own ``local_id``, and so does
+    ``puente import`` when it tells versions of one record apart from another child's rows:
+    an adapter whose ``local_id`` is a label of its own (a display folio, where the envelope
+    carries the system's id) loses nothing by it. For a position without a document it is
+    the only id there is: give the one the document would have carried.
+
+    ``puente import`` checks the types of every item (:func:`contract_breach`); one that
+    breaks this contract stops the import as an adapter that raised does.
     """
 
     position: str
@@ -140,3 +152,56 @@ def problems_as_text(problems: Iterable[Problem]) -> str:
         f"{p.pointer}: {p.es} / {p.en}" if p.pointer.startswith("/") else f"{p.es} / {p.en}"
         for p in problems
     )
+
+
+def contract_breach(item: object) -> tuple[str, str] | None:
+    """What makes ``item``, something an adapter's ``decode`` yielded, no :class:`Item` as
+    described there, in Spanish and English; None when it is one.
+
+    Only the types are looked at, a few ``isinstance`` calls: ``puente import`` asks it of
+    every item, and whether a document is a valid envelope is the hub's to say.
+    """
+    if not isinstance(item, Item):
+        return (
+            f"decode debe entregar adapters.base.Item, no {_kind(item)}",
+            f"decode must yield adapters.base.Item, not {_kind(item)}",
+        )
+    if not isinstance(item.position, str):
+        return (
+            f"position debe ser texto (str, como '2' o 'data[3]'), no {_kind(item.position)}",
+            f"position must be text (a str, such as '2' or 'data[3]'), not {_kind(item.position)}",
+        )
+    document = item.document
+    if document is not None and type(document) is not dict and not isinstance(document, Mapping):
+        return (
+            "document debe ser el envío como objeto (un Mapping {schema, local_id, data}) o "
+            f"None, no {_kind(document)}",
+            "document must be the envelope as an object (a Mapping {schema, local_id, data}) "
+            f"or None, not {_kind(document)}",
+        )
+    problems = item.problems
+    if not isinstance(problems, tuple | list):
+        return (
+            f"problems debe ser una tupla de adapters.base.Problem, no {_kind(problems)}",
+            f"problems must be a tuple of adapters.base.Problem, not {_kind(problems)}",
+        )
+    for index, problem in enumerate(problems):
+        if not isinstance(problem, Problem):
+            return (
+                f"problems[{index}] debe ser adapters.base.Problem, no {_kind(problem)}",
+                f"problems[{index}] must be an adapters.base.Problem, not {_kind(problem)}",
+            )
+    if item.local_id is not None and not isinstance(item.local_id, str):
+        return (
+            f"local_id debe ser texto (str) o None, no {_kind(item.local_id)}",
+            f"local_id must be text (a str) or None, not {_kind(item.local_id)}",
+        )
+    return None
+
+
+def _kind(value: object) -> str:
+    """A value's type, and the value itself only for a number (``int 7``): a document or a
+    source holds a child's data, which an error message must not repeat."""
+    if isinstance(value, int | float):
+        return f"{type(value).__name__} {value!r}"
+    return type(value).__name__

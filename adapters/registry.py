@@ -22,7 +22,7 @@ import importlib
 import inspect
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -42,6 +42,8 @@ class AdapterInfo:
     description_es: str
     description_en: str
     builtin: bool
+    #: The installed distribution that declares it (``sigeca-puente 1.0.0``), for messages.
+    package: str = ""
 
     def description(self, lang: str | None = None) -> str:
         """In ``lang``, or both (``es / en``) when no language is given."""
@@ -113,6 +115,7 @@ def _installed() -> dict[str, AdapterInfo]:
             f"Adaptador instalado ({package})",
             f"Installed adapter ({package})",
             False,
+            package,
         )
     return found
 
@@ -159,15 +162,20 @@ def available(lang: str | None = None) -> dict[str, str]:
 
 
 def _self_described(info: AdapterInfo) -> AdapterInfo:
+    """``info`` with the adapter's own description, or with why it cannot be loaded: one
+    broken package never stops the others from being listed."""
     try:
         factory = _load(info)
     except AdapterError as error:
-        return AdapterInfo(info.name, info.target, error.message_es, error.message_en, False)
-    stated = getattr(factory, "description", None)
-    if isinstance(stated, str):
-        return AdapterInfo(info.name, info.target, stated, stated, False)
-    if isinstance(stated, Mapping) and "es" in stated and "en" in stated:
-        return AdapterInfo(info.name, info.target, str(stated["es"]), str(stated["en"]), False)
+        return replace(info, description_es=error.message_es, description_en=error.message_en)
+    try:
+        stated = getattr(factory, "description", None)
+        if isinstance(stated, str):
+            return replace(info, description_es=stated, description_en=stated)
+        if isinstance(stated, Mapping) and "es" in stated and "en" in stated:
+            return replace(info, description_es=str(stated["es"]), description_en=str(stated["en"]))
+    except Exception:  # noqa: BLE001 (an installed adapter's attribute may be anything)
+        return info  # described by its package, as when it states nothing
     return info
 
 
@@ -253,14 +261,27 @@ def _unknown_option(name: str, key: str, accepted: list[str]) -> AdapterError:
 
 def _load(info: AdapterInfo) -> Callable[..., Any]:
     module_name, _, attribute = info.target.partition(":")
+    # An installed package's module may raise anything while it is imported (a SyntaxError,
+    # a RuntimeError of its own): said as that adapter's problem, never a traceback that
+    # stops every command that looks the adapters up.
+    catching = (ImportError, AttributeError) if info.builtin else (Exception,)
     try:
         target: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as error:
+    except catching as error:
+        raised = f"{type(error).__name__}: {error}"
+        if info.builtin:
+            raise AdapterUnavailable(
+                f"el adaptador «{info.name}» ({info.target}) no se puede cargar: {raised}",
+                f"the adapter '{info.name}' ({info.target}) cannot be loaded: {raised}",
+            ) from error
+        package = info.package or "?"
         raise AdapterUnavailable(
-            f"el adaptador «{info.name}» ({info.target}) no se puede cargar: {error}",
-            f"the adapter '{info.name}' ({info.target}) cannot be loaded: {error}",
+            f"el adaptador instalado «{info.name}» (paquete {package}, entry point "
+            f"{info.target}) no se puede cargar: {raised}; corrija o desinstale el paquete",
+            f"the installed adapter '{info.name}' (package {package}, entry point "
+            f"{info.target}) cannot be loaded: {raised}; fix or uninstall the package",
         ) from error
     if not callable(target):
         raise AdapterError(

@@ -32,11 +32,24 @@ from exchange.child_matching import (
 
 
 def local_id_of(item: Item) -> str | None:
-    """The local id an item names: the adapter's, else its document's."""
-    if item.local_id:
-        return item.local_id
-    local_id = (item.document or {}).get("local_id")
+    """The local id the hub would store an item under: its document's, the one the hub keys
+    a record on (with the agency). The adapter's ``Item.local_id`` may be a label of its own
+    (a display folio, where the envelope carries the system's id): taken for the key, two
+    records sharing a folio became one, and one record under two folios two. Only an item
+    without a document is known by the adapter's local id, the only one it has."""
+    document = item.document
+    if document is None:
+        return item.local_id or None
+    local_id = document.get("local_id")
     return local_id if isinstance(local_id, str) and local_id else None
+
+
+def labelled_alike(item: Item) -> bool:
+    """Whether the adapter's local id of ``item`` is its document's (or it gives none): then
+    the adapter's local ids are the hub's, and an item without a document under the same one
+    is this record."""
+    document = item.document
+    return not item.local_id or (document is not None and document.get("local_id") == item.local_id)
 
 
 #: Words of a rejected item's source kept to tell its child by (the adapter gave no document):

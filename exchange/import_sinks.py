@@ -231,18 +231,33 @@ class ApiSink:
                 [self._push_one(document) for document in documents], self.signer
             )
         lines = []
-        for document in documents:
+        # A document JSON cannot carry (a date object, a set, NaN: an installed adapter's) is
+        # refused here, as the direct import's push refuses it, and the others are sent.
+        unwritten: dict[int, Outcome] = {}
+        for index, document in enumerate(documents):
             line = dict(document)
             if self.signer is not None:
                 signature = _signature(self.signer, document)
                 if signature is not None:
                     line["signature"] = signature
-            lines.append(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
-        results = self.client.push_bulk(b"".join(lines))
-        return unsigned_in_office_words(
-            [_api_outcome(result.get("status"), result.get("errors")) for result in results],
-            self.signer,
-        )
+            try:
+                text = json.dumps(line, ensure_ascii=False, allow_nan=False)
+            except (TypeError, ValueError):
+                unwritten[index] = _outcome("rejected", [canonical_failure(document)])
+                continue
+            lines.append(text.encode("utf-8") + b"\n")
+        answered = [
+            _api_outcome(result.get("status"), result.get("errors"))
+            for result in (self.client.push_bulk(b"".join(lines)) if lines else [])
+        ]
+        if len(answered) != len(lines):
+            return answered  # too few or too many: the engine says so (_with_retries)
+        sent = iter(answered)
+        outcomes = [
+            unwritten[index] if index in unwritten else next(sent)
+            for index in range(len(documents))
+        ]
+        return unsigned_in_office_words(outcomes, self.signer)
 
     def _push_one(self, document: Mapping[str, Any]) -> Outcome:
         from exchange.record_push import canonical_body
@@ -251,7 +266,8 @@ class ApiSink:
             canonical, sha256 = canonical_body(dict(document))
         except ValueError:
             return _outcome("rejected", [canonical_failure(document)])
-        key = idempotency_key(self.client.credentials.agency_id, str(document["local_id"]), sha256)
+        local_id = str(document.get("local_id", ""))  # the hub says what is wrong with it
+        key = idempotency_key(self.client.credentials.agency_id, local_id, sha256)
         status, answer, replayed = self.client.push_one(
             canonical, key, self.signer.sign(canonical) if self.signer else None
         )

@@ -18,12 +18,12 @@ the canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` t
 its first answer even if the record changed since, so an old file sent again cannot bring back
 an old version.
 
-One local id names one child. Items of the file sharing a local id are versions of one
-record, unless they describe different children (another name, sex or date of birth, weighed
-as child search weighs them: :mod:`exchange.import_siblings`): then the later ones are
+One local id names one child. Items of the file sharing a local id (their documents', which
+the hub stores the record under, whatever the adapter's ``Item.local_id`` says) are versions
+of one record, unless they describe different children (another name, sex or date of birth,
+weighed as child search weighs them: :mod:`exchange.import_siblings`): then the later ones are
 rejected, not stored as versions of the first, and the first is never taken for an older
-version of them.
-Only a short identity fingerprint is kept per local id of the file.
+version of them. Only a short identity fingerprint is kept per local id of the file.
 
 Memory stays bounded: one batch of items is held at a time, and the rejects wait in a
 temporary file until the input ends (the engine is the generator the adapter's
@@ -51,10 +51,18 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Protocol
 
-from adapters.base import Adapter, FileProblem, Item, Problem, RejectsWriter, problems_as_json
+from adapters.base import (
+    Adapter,
+    FileProblem,
+    Item,
+    Problem,
+    RejectsWriter,
+    contract_breach,
+    problems_as_json,
+)
 from exchange.batch_collections import batch_collections, collect_young
 from exchange.hub_client import HubError
-from exchange.import_siblings import LocalIdChildren, local_id_of
+from exchange.import_siblings import LocalIdChildren, labelled_alike, local_id_of
 
 #: Tries of one batch against a hub that answers 5xx, 429 or not at all; then the rest of the
 #: file is written to the rejects file as not sent.
@@ -142,9 +150,10 @@ class ImportSummary:
     superseded_items: list[dict[str, Any]] = field(default_factory=list)
     #: Off once the rejects can no longer wait for the end of the input (see write_rejects).
     superseding: bool = True
-    #: Local id → (position, "adapter" | "hub") of each rejected item, until a later item of
-    #: the same record is stored. Only rejected items are kept here: few, and small.
-    _rejected_ids: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
+    #: Local id → (position, "adapter" | "hub", known by the adapter's local id only) of each
+    #: rejected item, until a later item of the same record is stored. Only rejected items
+    #: are kept here: few, and small.
+    _rejected_ids: dict[str, list[tuple[str, str, bool]]] = field(default_factory=dict, repr=False)
     _superseded_positions: set[str] = field(default_factory=set, repr=False)
     #: Items rejected for describing another child than an earlier item of their local id
     #: (counted with the adapter's rejects: the file's own fault).
@@ -187,14 +196,26 @@ class ImportSummary:
         record is stored (:meth:`stored_now`)."""
         local_id = local_id_of(item)
         if self.superseding and local_id is not None:
-            self._rejected_ids.setdefault(local_id, []).append((item.position, by))
+            entry = (item.position, by, item.document is None)
+            self._rejected_ids.setdefault(local_id, []).append(entry)
 
     def stored_now(self, item: Item) -> None:
         """``item`` was stored (or was already there): rejected items of its record earlier
-        in the file are older versions of it, superseded."""
+        in the file are older versions of it, superseded. The record is the one the hub
+        stored, named by the document's local id (:func:`local_id_of`); a rejected item with
+        no document, known only by the adapter's local id, is of it only if this item's
+        adapter local id is its document's too (:func:`labelled_alike`) — else the adapter's
+        local ids are labels of its own, and that one may name another record."""
         local_id = local_id_of(item)
-        earlier = self._rejected_ids.pop(local_id, ()) if local_id is not None else ()
-        for position, by in earlier if self.superseding else ():
+        if local_id is None:
+            return
+        earlier = self._rejected_ids.pop(local_id, [])
+        if earlier and not labelled_alike(item):
+            kept = [entry for entry in earlier if entry[2]]
+            earlier = [entry for entry in earlier if not entry[2]]
+            if kept:
+                self._rejected_ids[local_id] = kept
+        for position, by, _by_label in earlier if self.superseding else ():
             if by == "adapter":
                 self.rejected_by_adapter -= 1
             else:
@@ -538,10 +559,13 @@ class FailureRecord(Protocol):
 def guarded(
     decode: Callable[[], Iterable[Item]], adapter_name: str, summary: FailureRecord
 ) -> Iterator[Item]:
-    """The items of ``decode()`` (an adapter's decode) until it raises; then the exception is
-    recorded in ``summary`` with the last position reached, and the items simply end — so
-    what was read before is still stored and its rejects written whole, and ``puente
-    import`` prints no traceback."""
+    """The items of ``decode()`` (an adapter's decode) until it raises, or yields something
+    that is no :class:`~adapters.base.Item` as that module describes
+    (:func:`~adapters.base.contract_breach`: a dict, a document as JSON text, a number for a
+    position); then the exception or the breach is recorded in ``summary`` with the last
+    position reached, and the items simply end — so what was read before is still stored and
+    its rejects written whole, and ``puente import`` prints no traceback. An item with
+    neither a document nor problems is given a reason (:func:`_no_reason`)."""
     last: str | None = None
     try:
         iterator = iter(decode())
@@ -550,6 +574,16 @@ def guarded(
                 item = next(iterator)
             except StopIteration:
                 return
+            # A few isinstance calls a row, so that what the engine does with an item (its
+            # position in a fingerprint, its document copied) never fails in Puente's code.
+            breach = contract_breach(item)
+            if breach is not None:
+                summary.adapter_failure = _breach_failure(adapter_name, last, item, breach)
+                return
+            if item.document is None and not item.problems:
+                item = replace(item, problems=(_no_reason(adapter_name),))
+            elif type(item.problems) is not tuple:
+                item = replace(item, problems=tuple(item.problems))
             last = item.position
             yield item
     except GeneratorExit:
@@ -578,6 +612,47 @@ def _adapter_failure(name: str, last: str | None, error: Exception) -> dict[str,
             "and import again (what is stored is not stored twice)"
         ),
     }
+
+
+def _breach_failure(
+    name: str, last: str | None, item: object, breach: tuple[str, str]
+) -> dict[str, str]:
+    """An adapter whose decode yielded something that is not an Item as adapters.base says:
+    the adapter's fault, said with the position of the item when it has one."""
+    position = getattr(item, "position", None) if isinstance(item, Item) else None
+    if isinstance(position, str | int):
+        where_es, where_en = f"en la posición {position}", f"at position {position}"
+    elif last is None:
+        where_es, where_en = "en su primer elemento", "at its first item"
+    else:
+        where_es = f"en el elemento que siguió a la posición {last}"
+        where_en = f"at the item after position {last}"
+    what_es, what_en = breach
+    return {
+        "position": str(position) if isinstance(position, str | int) else (last or ""),
+        "exception": what_en,
+        "message_es": (
+            f"el adaptador «{name}» no cumple el contrato de adapters.base {where_es}: "
+            f"{what_es}; lo anterior se guardó o está en el archivo de rechazos, lo posterior "
+            "no se leyó: corrija el adaptador e importe de nuevo (lo ya guardado no se duplica)"
+        ),
+        "message_en": (
+            f"the adapter '{name}' broke the adapters.base contract {where_en}: {what_en}; "
+            "what came before is stored or in the rejects file, what came after was not "
+            "read: fix the adapter and import again (what is stored is not stored twice)"
+        ),
+    }
+
+
+def _no_reason(name: str) -> Problem:
+    """The reason of an item the adapter gave neither a document nor a reason for."""
+    return Problem(
+        "",
+        f"el adaptador «{name}» no dio un documento ni el motivo de no darlo para esta "
+        "posición: corrija el adaptador o revise esta fila",
+        f"the adapter '{name}' gave neither a document nor a reason for this position: fix "
+        "the adapter or look at this row",
+    )
 
 
 def _with_retries(sink: RecordSink, documents: list[Mapping[str, Any]]) -> list[Outcome]:

@@ -17,8 +17,9 @@ Exit codes: 0 every record stored (or already there, unchanged); 1 some were rej
 rejects file), the file has a problem of its own, or it holds no records; 2 nothing was
 imported because the command could not start (wrong options, unknown adapter or agency, a
 mapping file or credentials refused, the hub unreachable, a file the adapter cannot read at
-all — then no rejects file is written), or the adapter raised (reported with the position
-it reached; what it read before is stored and its rejects written); 130 interrupted (Ctrl-C):
+all — then no rejects file is written), or the adapter raised or yielded what is not an
+``adapters.base.Item`` (reported with the position it reached; what it read before is stored
+and its rejects written); 130 interrupted (Ctrl-C):
 the batches stored stay stored, no rejects file is written, and the same command run again
 goes on where it stopped (what is stored answers ``unchanged``).
 """
@@ -569,20 +570,26 @@ def _read_and_push(
     )
     with _progress(stream, progress, lang) as bar:
         with replacement as out:
-            rejected = pushed_and_rejected(
-                _failure_recorded(items, summary),
-                sink,
-                summary,
-                batch=batch,
-                progress=_bar_updater(bar, items.bytes_read, started, lang, after_batch),
+            # The engine runs inside the writer (it reads the rejects as they come): what the
+            # engine raises, Puente's own code, must not pass for the writer's failure.
+            rejected = _EngineRaised(
+                pushed_and_rejected(
+                    _failure_recorded(items, summary),
+                    sink,
+                    summary,
+                    batch=batch,
+                    progress=_bar_updater(bar, items.bytes_read, started, lang, after_batch),
+                )
             )
             try:
                 # What the writer left unread: a writer that stopped reading early.
                 left = write_rejects(adapter, rejected, out, summary)
             except Exception as error:  # noqa: BLE001 (an installed adapter's writer)
+                rejected.reraise()
                 writer_raised = True
                 summary.adapter_failure = _writer_failure(adapter.name, summary, error)
             else:
+                rejected.reraise()  # even if the writer caught it
                 if left:
                     summary.adapter_failure = _writer_failure(
                         adapter.name, summary, f"{left} rejected items were not written"
@@ -591,6 +598,26 @@ def _read_and_push(
     summary.seconds = time.monotonic() - started
     if replacement.replaced:
         summary.rejects_file = str(rejects)
+
+
+class _EngineRaised:
+    """The engine's rejected items, keeping what the engine itself raised (not the writer
+    reading them) so that it is raised as it is: a fault of Puente's, not the adapter's."""
+
+    def __init__(self, items: Iterator[Any]) -> None:
+        self.items = items
+        self.raised: Exception | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        try:
+            yield from self.items
+        except Exception as error:
+            self.raised = error
+            raise
+
+    def reraise(self) -> None:
+        if self.raised is not None:
+            raise self.raised
 
 
 def _failure_recorded(items: Any, summary: Any) -> Iterator[Any]:

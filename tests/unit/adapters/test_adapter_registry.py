@@ -156,3 +156,43 @@ def test_something_that_is_not_an_adapter_is_refused(site: Path) -> None:
     install(site, "not-an-adapter", "0.1", {"nothing": "builtins:dict"})
     with pytest.raises(AdapterError, match="does not produce an adapter"):
         registry.get("nothing")
+
+
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("raise RuntimeError('license server unreachable')\n", "RuntimeError: license server"),
+        ("class Adapter(:\n    pass\n", "SyntaxError: "),
+        ("import json\njson.loads('{')\n", "JSONDecodeError: "),
+    ],
+)
+def test_a_package_whose_module_raises_is_said_and_the_others_still_listed(
+    site: Path, source: str, raised: str
+) -> None:
+    (site / "crashing_module.py").write_text(source)
+    install(site, "crashing-adapter", "0.3", {"crashing": "crashing_module:Adapter"})
+    described = registry.available("en")  # no traceback: every adapter is listed
+    assert list(described)[:5] == ["json", "ndjson", "csv", "primero", "fhir"]
+    assert described["crashing"].startswith(
+        "the installed adapter 'crashing' (package crashing-adapter 0.3, entry point "
+        f"crashing_module:Adapter) cannot be loaded: {raised}"
+    )
+    assert "no se puede cargar" in registry.available("es")["crashing"]
+    with pytest.raises(AdapterUnavailable) as caught:
+        registry.get("crashing")
+    assert raised in caught.value.message_en and "corrija o desinstale" in caught.value.message_es
+    assert isinstance(registry.get("ndjson"), NdjsonAdapter)  # the others still work
+    sys.modules.pop("crashing_module", None)
+
+
+def test_a_description_that_cannot_be_read_leaves_the_package_one(site: Path) -> None:
+    (site / "odd_description.py").write_text(
+        "class Described(dict):\n"
+        "    def __contains__(self, key):\n"
+        "        raise RuntimeError('no')\n"
+        "class Adapter:\n"
+        "    description = Described()\n"
+    )
+    install(site, "odd-description", "0.1", {"odd": "odd_description:Adapter"})
+    assert registry.available("en")["odd"] == "Installed adapter (odd-description 0.1)"
+    sys.modules.pop("odd_description", None)
