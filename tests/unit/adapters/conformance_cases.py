@@ -1,52 +1,26 @@
-"""What each adapter supplies to the conformance suite (test_conformance.py).
+"""What each built-in adapter supplies to the conformance checks (adapters/conformance.py),
+which test_conformance.py runs on every entry of :data:`CASES`.
 
-Every adapter the registry knows must pass the same checks; the suite runs them for each entry
-of :data:`CASES`, and fails for a registered adapter whose module loads but has no entry here.
-To add yours, write a :class:`ConformanceCase` and add it to :data:`CASES` under the adapter's
-registered name (``"primero"``, ``"fhir"``…), for example::
-
-    from conformance_cases import CASES, ConformanceCase
-
-    CASES["primero"] = ConformanceCase(
-        options={"mapping": FIXTURES / "codes.yaml"},  # registry.get(name, **options)
-        good=EXPORT.read_bytes(),  # every position decodes to a valid document
-        bad=BAD.read_bytes(),  # some positions bad, the others good
-        bad_positions=frozenset({"data[1]", "data[3]"}),  # exactly those with problems
-        good_in_bad=2,  # the good ones still decoded from ``bad``
-        round_trip=True,  # decode → encode → decode gives equal documents
-        large=lambda n: GeneratedStream(...),  # n positions made as read; None if it
-    )                                          # cannot stream
-
-Write the entry in this module (next to the others), not in your test module: the suite must
-see every case whichever test file pytest collects first. ``large(n)`` must give a stream of
-``n`` valid positions; the suite calls it once with 1,000 to learn the size of a position, then
+A built-in adapter brings its case here, under its registered name (test_conformance.py fails
+for a built-in without one). An adapter in a package of its own — the example in
+example_adapter/, or an agency's — keeps its case in that package's tests
+(example_adapter/test_pipe_list.py, docs/adapters.md §7). ``large(n)`` must give a stream of
+``n`` valid positions; the check calls it once with 1,000 to learn the size of a position, then
 with as many as make 8 MB, and checks tracemalloc's peak stays under 2 MB.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from generated import DIF_HEADER, GeneratedStream, dif_row, envelope_line
+from generated import DIF_HEADER, dif_row, envelope_line
 
+from adapters.conformance import ConformanceCase, GeneratedStream
 from schemas.registry import default_registry
 
 FIXTURES = Path(__file__).parent / "fixtures"
-
-
-@dataclass(frozen=True)
-class ConformanceCase:
-    good: bytes
-    bad: bytes
-    bad_positions: frozenset[str]
-    good_in_bad: int
-    round_trip: bool
-    large: Callable[[int], IO[bytes]] | None
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _envelopes() -> list[dict[str, Any]]:
@@ -88,6 +62,7 @@ _CSV_BAD = (
 
 CASES: dict[str, ConformanceCase] = {
     "ndjson": ConformanceCase(
+        name="ndjson",
         good=_lines(_GOOD),
         bad=_NDJSON_BAD,
         bad_positions=frozenset({"2", "4", "5"}),
@@ -96,6 +71,7 @@ CASES: dict[str, ConformanceCase] = {
         large=lambda count: GeneratedStream("", envelope_line, count),
     ),
     "json": ConformanceCase(
+        name="json",
         good=json.dumps(_GOOD, ensure_ascii=False).encode(),
         bad=json.dumps([_GOOD[0], _invalid_envelope(), "x", _GOOD[1]]).encode(),
         bad_positions=frozenset({"$[1]", "$[2]"}),
@@ -104,6 +80,7 @@ CASES: dict[str, ConformanceCase] = {
         large=None,  # a JSON array is parsed whole: use ndjson for large files
     ),
     "csv": ConformanceCase(
+        name="csv",
         options={"mapping": "dif-estatal"},
         good=_CSV_GOOD,
         bad=_CSV_BAD,
@@ -123,6 +100,7 @@ CASES: dict[str, ConformanceCase] = {
 _PRIMERO = FIXTURES / "primero"
 _FHIR = FIXTURES / "fhir"
 CASES["primero"] = ConformanceCase(
+    name="primero",
     options={"mapping": _PRIMERO / "codes.yaml"},
     good=(_PRIMERO / "cases_export.json").read_bytes(),
     bad=(_PRIMERO / "unknown_fields_bad_codes.json").read_bytes(),
@@ -132,6 +110,7 @@ CASES["primero"] = ConformanceCase(
     large=None,
 )
 CASES["fhir"] = ConformanceCase(
+    name="fhir",
     good=(_FHIR / "bundle_r5_collection.json").read_bytes(),
     bad=(_FHIR / "bundle_bad_entries.json").read_bytes(),
     bad_positions=frozenset({f"entry[{i}]" for i in range(6)}),

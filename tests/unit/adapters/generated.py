@@ -1,16 +1,18 @@
 """Large inputs made on the fly, for the streaming and speed checks.
 
-:class:`GeneratedStream` is a binary stream whose bytes are produced as they are read, so a
+:class:`GeneratedStream` (from :mod:`adapters.conformance`) is a binary stream whose bytes are produced as they are read, so a
 test can feed an adapter hundreds of thousands of rows without the input ever being in memory
-(the point of the bounded-memory check). :func:`dif_rows` writes rows of the shipped
+(the point of the bounded-memory check). :func:`dif_row` writes rows of the shipped
 ``dif-estatal`` mapping, varied by their number, every one of them valid.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable, Iterator
+
+from adapters.conformance import GeneratedStream
+
+__all__ = ["DIF_HEADER", "GeneratedStream", "dif_row", "envelope_line"]
 
 DIF_HEADER = (
     "folio,fecha_registro,estatus,canalizado_por,nombre(s),primer_apellido,segundo_apellido,"
@@ -67,46 +69,3 @@ def envelope_line(number: int) -> str:
         },
     }
     return json.dumps(document, ensure_ascii=False) + "\n"
-
-
-class GeneratedStream(io.RawIOBase):
-    """A read-only binary stream of ``header`` then ``line(1)`` … ``line(count)``, encoded as
-    it is read: never more than one ``read`` worth of it exists at a time."""
-
-    def __init__(
-        self, header: str, line: Callable[[int], str], count: int, encoding: str = "utf-8"
-    ) -> None:
-        self._pieces: Iterator[bytes] = (
-            piece.encode(encoding)
-            for piece in _chain(header, (line(n) for n in range(1, count + 1)))
-        )
-        self._buffer = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            rest, self._buffer = self._buffer + b"".join(self._pieces), b""
-            return rest
-        pieces, held = [self._buffer], len(self._buffer)
-        while held < size:
-            piece = next(self._pieces, None)
-            if piece is None:
-                break
-            pieces.append(piece)
-            held += len(piece)
-        joined = b"".join(pieces)
-        chunk, self._buffer = joined[:size], joined[size:]
-        return chunk
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        chunk = self.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
-def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
-    if first:
-        yield first
-    yield from rest

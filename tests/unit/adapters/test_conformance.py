@@ -1,157 +1,188 @@
-"""The checks every adapter passes, built-in or installed (STYLE.md point 7).
+"""The conformance checks (adapters/conformance.py, STYLE.md point 7) on every built-in adapter,
+got from the registry as ``puente import`` gets it, with the cases in conformance_cases.py;
+the example package (example_adapter/) found through its entry point; and the checks
+themselves, on adapters broken on purpose.
 
-Cases come from conformance_cases.py (its docstring says how to add one). For each adapter:
-it satisfies the Protocol; good input decodes to valid push envelopes; bad input gives
-problems (Spanish and English) at the expected positions while the rest is still decoded;
-decode → encode → decode gives the same documents; the rejects file is in the adapter's own
-format and reads back as the same rejected positions; and, where the format streams, decoding
-an input far larger than the memory bound stays under it.
+An adapter installed from elsewhere is its own package's to test: its tests call
+adapters/conformance.py (docs/adapters.md §7, example_adapter/test_pipe_list.py, which pytest
+collects here too). This suite neither needs nor runs a case for it, so installing one next
+to Puente does not break Puente's tests.
 """
 
 from __future__ import annotations
 
-import gc
-import importlib.util
+import dataclasses
 import io
-import tracemalloc
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from conformance_cases import CASES, ConformanceCase
+from conformance_cases import CASES
+from test_adapter_registry import example_installed, install, site  # noqa: F401 (fixtures)
 
-from adapters import registry
-from adapters.base import Adapter, Item, RejectsWriter
-from schemas.envelope import validate_envelope
+from adapters import conformance, registry
+from adapters.base import Item, Problem
+from adapters.conformance import Check, ConformanceCase
+from adapters.native import NdjsonAdapter
 
-NAMES = sorted(CASES)
-STREAMING = sorted(name for name, case in CASES.items() if case.large is not None)
-MEMORY_BOUND = 2 * 1024 * 1024
-LARGE_BYTES = 4 * MEMORY_BOUND  # measured peaks: about 0.5 MB for csv, 0.3 MB for ndjson
-
-
-def adapter_for(name: str) -> Adapter:
-    return registry.get(name, **CASES[name].options)
-
-
-def decode(adapter: Adapter, data: bytes) -> list[Item]:
-    return list(adapter.decode(io.BytesIO(data)))
+# The example's case is in the test file its package carries; pytest imports that file with
+# its folder on sys.path (no __init__.py), and so does this module.
+EXAMPLE = Path(__file__).parent / "example_adapter"
+if str(EXAMPLE) not in sys.path:
+    sys.path.insert(0, str(EXAMPLE))
+from test_pipe_list import CASE as EXAMPLE_CASE  # noqa: E402
 
 
-def documents(items: Iterable[Item]) -> list[Any]:
-    return [item.document for item in items if item.ok]
-
-
-def test_every_registered_adapter_has_a_case() -> None:
-    """An adapter whose module exists must bring its case; one still being written need not."""
-    missing = [
+def adapters_with_cases_here() -> set[str]:
+    """The registered adapters this suite must have a case for: the built-ins and the
+    example package."""
+    return {
         name
         for name, info in registry.registered().items()
-        if name not in CASES and importlib.util.find_spec(info.target.partition(":")[0])
-    ]
-    assert not missing, f"add a ConformanceCase for {missing} to conformance_cases.py"
+        if info.builtin or name == EXAMPLE_CASE.name
+    }
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_satisfies_the_protocol(name: str) -> None:
-    adapter = adapter_for(name)
-    assert isinstance(adapter, Adapter)
-    assert isinstance(adapter, RejectsWriter)
-    assert adapter.name == name
-    assert adapter.media_types and all("/" in each for each in adapter.media_types)
+@pytest.mark.usefixtures("example_installed")
+def test_every_builtin_adapter_and_the_example_have_a_case() -> None:
+    missing = adapters_with_cases_here() - {*CASES, EXAMPLE_CASE.name}
+    assert not missing, f"add a ConformanceCase for {sorted(missing)} to conformance_cases.py"
+    assert set(registry.BUILTINS) <= set(CASES)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_good_input_gives_valid_envelopes(name: str) -> None:
-    items = decode(adapter_for(name), CASES[name].good)
-    assert items and all(item.ok for item in items), [i.problems for i in items if not i.ok]
-    for item in items:
-        assert item.document is not None
-        assert validate_envelope(item.document) == []
-        assert item.local_id == item.document["local_id"]
-        assert item.source is not None
-    positions = [item.position for item in items]
-    assert all(positions) and len(set(positions)) == len(positions)
+def test_an_adapter_installed_from_elsewhere_needs_no_case_here(site: Path) -> None:  # noqa: F811
+    """A developer's own adapter installed in the same environment (docs/adapters.md §7) is
+    tested by its package, and leaves this suite passing."""
+    install(site, "sigeca-puente", "1.0.0", {"sigeca": "sigeca_puente:SigecaAdapter"})
+    assert "sigeca" in registry.registered()
+    assert "sigeca" not in adapters_with_cases_here()
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_bad_input_reports_positions_and_decodes_the_rest(name: str) -> None:
-    case: ConformanceCase = CASES[name]
-    items = decode(adapter_for(name), case.bad)
-    rejected = [item for item in items if not item.ok]
-    assert {item.position for item in rejected} == case.bad_positions
-    assert len([item for item in items if item.ok]) == case.good_in_bad
-    for item in rejected:
-        assert item.document is None and item.problems
-        for problem in item.problems:
-            assert problem.es and problem.en and problem.es != problem.en
-    for item in items:
-        if item.ok:
-            assert validate_envelope(item.document) == []
+@pytest.mark.parametrize(
+    ("name", "check"),
+    [
+        pytest.param(name, check, id=f"{name}-{conformance.check_name(check)}")
+        for name, case in sorted(CASES.items())
+        for check in conformance.checks_for(case)
+    ],
+)
+def test_builtin_adapter(name: str, check: Check) -> None:
+    case = CASES[name]
+    check(registry.get(name, **case.options), case)
 
 
-@pytest.mark.parametrize("name", [name for name in NAMES if CASES[name].round_trip])
-def test_round_trip(name: str) -> None:
-    adapter = adapter_for(name)
-    first = documents(decode(adapter, CASES[name].good))
-    out = io.BytesIO()
-    adapter.encode(first, out)
-    second = documents(decode(adapter_for(name), out.getvalue()))
-    assert second == first
+@pytest.mark.usefixtures("example_installed")
+def test_the_example_is_found_through_its_entry_point() -> None:
+    """Its every check runs in its own test file; here, what only an installed package shows:
+    the entry point gives the adapter, under its name, with write_rejects."""
+    adapter = registry.get(EXAMPLE_CASE.name, **EXAMPLE_CASE.options)
+    conformance.check_protocol(adapter, EXAMPLE_CASE)
+    assert registry.registered()[EXAMPLE_CASE.name].builtin is False
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_rejects_are_written_in_the_format_and_read_back(name: str) -> None:
-    adapter = adapter_for(name)
-    rejected = [item for item in decode(adapter, CASES[name].bad) if not item.ok]
-    assert isinstance(adapter, RejectsWriter)
-    out = io.BytesIO()
-    adapter.write_rejects(rejected, out)
-    again = decode(adapter_for(name), out.getvalue())
-    rows = [item for item in again if item.source is not None]
-    assert len(rows) == len(rejected)
-    assert not any(item.ok for item in rows)
-    empty = io.BytesIO()
-    adapter.write_rejects([], empty)
-    assert empty.getvalue() == b""
+def test_checks_for_leaves_out_what_the_format_cannot_do() -> None:
+    names = [conformance.check_name(check) for check in conformance.checks_for(CASES["json"])]
+    assert names == ["protocol", "good_input", "bad_input", "rejects", "round_trip"]
+    streaming = dataclasses.replace(CASES["json"], round_trip=False, large=lambda n: io.BytesIO())
+    assert conformance.check_bounded_memory in conformance.checks_for(streaming)
+    assert conformance.check_round_trip not in conformance.checks_for(streaming)
 
 
-@pytest.mark.parametrize("name", STREAMING)
-def test_streams_a_large_input_in_bounded_memory(name: str) -> None:
-    """An input of LARGE_BYTES — four times MEMORY_BOUND, produced only as it is read — decodes
-    with at most MEMORY_BOUND bytes allocated at any moment (tracemalloc's peak)."""
-    adapter = adapter_for(name)
-    large = CASES[name].large
-    assert large is not None
-    sample = len(large(1000).read())
-    count = LARGE_BYTES * 1000 // sample + 1
-    stream = _Counting(large(count))
-    gc.collect()
-    tracemalloc.start()
-    try:
-        decoded = ok = 0
-        for item in adapter.decode(stream):
-            decoded += 1
-            ok += item.ok
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert decoded == ok == count
-    assert stream.bytes_read >= LARGE_BYTES
-    assert peak < MEMORY_BOUND, f"peak {peak:,} bytes for {stream.bytes_read:,} bytes read"
+# -- the checks catch what they are for ------------------------------------------------------
 
 
-class _Counting(io.RawIOBase):
-    """Counts the bytes an adapter reads from the stream it wraps."""
+class _WithoutRejects:
+    """An adapter as the example package was: everything but write_rejects."""
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self.stream = stream
-        self.bytes_read = 0
+    def __init__(self) -> None:
+        self._inner = NdjsonAdapter()
+        self.name = "ndjson"
+        self.media_types = self._inner.media_types
 
-    def readable(self) -> bool:
-        return True
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        return self._inner.decode(stream)
 
-    def read(self, size: int | None = -1) -> bytes:
-        chunk = self.stream.read(-1 if size is None else size)
-        self.bytes_read += len(chunk)
-        return chunk
+    def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
+        self._inner.encode(documents, out)
+
+
+class _EnglishOnly(NdjsonAdapter):
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        for item in super().decode(stream):
+            problems = tuple(Problem(p.pointer, p.en, p.en) for p in item.problems)
+            yield dataclasses.replace(item, problems=problems)
+
+
+class _DropsTheSex(NdjsonAdapter):
+    def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
+        kept = []
+        for document in documents:
+            child = {k: v for k, v in document["data"]["child"].items() if k != "sex"}
+            kept.append({**document, "data": {**document["data"], "child": child}})
+        super().encode(kept, out)
+
+
+class _PositionsAsNumbers(NdjsonAdapter):
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        for item in super().decode(stream):
+            yield dataclasses.replace(item, position=int(item.position))  # type: ignore[arg-type]
+
+
+class _ReadsItAll(NdjsonAdapter):
+    def decode(self, stream: IO[bytes]) -> Iterator[Item]:
+        return super().decode(io.BytesIO(stream.read()))
+
+
+def _fails(check: Check, adapter: Any, case: ConformanceCase) -> str:
+    with pytest.raises(AssertionError) as caught:
+        check(adapter, case)
+    return str(caught.value)
+
+
+def test_an_adapter_without_write_rejects_fails_the_protocol_and_rejects_checks() -> None:
+    case = CASES["ndjson"]
+    for check in (conformance.check_protocol, conformance.check_rejects):
+        said = _fails(check, _WithoutRejects(), case)
+        assert "the adapter needs write_rejects(items, out)" in said
+        assert "el adaptador necesita write_rejects" in said
+
+
+def test_an_item_that_breaks_the_contract_is_caught_as_puente_import_would() -> None:
+    said = _fails(conformance.check_good_input, _PositionsAsNumbers(), CASES["ndjson"])
+    assert "item 1 of decode: position must be text (a str, such as '2' or 'data[3]')" in said
+
+
+def test_a_name_other_than_the_registered_one_is_caught() -> None:
+    said = _fails(conformance.check_protocol, NdjsonAdapter(), CASES["json"])
+    assert "name is 'ndjson', want 'json', its registered name" in said
+
+
+def test_problems_in_one_language_only_are_caught() -> None:
+    said = _fails(conformance.check_bad_input, _EnglishOnly(), CASES["ndjson"])
+    assert "the Spanish or the English message is missing" in said
+    assert said.startswith("posición 2")
+
+
+def test_a_round_trip_that_loses_a_field_names_where() -> None:
+    said = _fails(conformance.check_round_trip, _DropsTheSex(), CASES["ndjson"])
+    assert "document 0 changed in the round trip at /data/child/sex: " in said
+    assert "→ (missing)" in said
+
+
+def test_wrong_positions_are_said_with_both_lists() -> None:
+    case = dataclasses.replace(CASES["ndjson"], bad_positions=frozenset({"2", "3"}))
+    said = _fails(conformance.check_bad_input, NdjsonAdapter(), case)
+    assert "rejected positions ['2', '4', '5'], want ['2', '3']" in said
+
+
+def test_an_adapter_that_reads_the_whole_input_fails_the_memory_check() -> None:
+    bound = 512 * 1024  # a quarter of the usual bound, for speed (ndjson's peak is ~0.35 MB)
+    said = _fails(
+        lambda adapter, case: conformance.check_bounded_memory(adapter, case, bound),
+        _ReadsItAll(),
+        CASES["ndjson"],
+    )
+    assert "bytes read, bound 524,288" in said and said.startswith("pico de ")
+    conformance.check_bounded_memory(NdjsonAdapter(), CASES["ndjson"], bound)

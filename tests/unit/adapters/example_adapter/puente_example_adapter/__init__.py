@@ -1,8 +1,10 @@
 """An example adapter a state agency could write for its own system: a text export with one
 child per line, ``folio|given names|surname|dd/mm/yyyy|nationality code``.
 
-It satisfies :class:`adapters.base.Adapter` without importing anything from Puente but the
-value types; the registry finds it through the ``puente.adapters`` entry point.
+It satisfies :class:`adapters.base.Adapter` and :class:`adapters.base.RejectsWriter` without
+importing anything from Puente but the value types; the registry finds it through the
+``puente.adapters`` entry point. test_pipe_list.py, beside this folder, runs Puente's
+conformance checks on it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any, ClassVar
 
-from adapters.base import Item, Problem
+from adapters.base import Item, Problem, problems_as_text
 from adapters.envelopes import check_data, data_validator
 
 SCHEMA = "case-record/1"
+#: Starts the line of reasons write_rejects puts before each rejected line.
+REASONS = "# "
 
 
 class PipeListAdapter:
@@ -33,7 +37,7 @@ class PipeListAdapter:
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
         for number, raw in enumerate(stream, start=1):
             line = raw.decode("utf-8", "replace").rstrip("\r\n")  # never raise for a line
-            if not line:
+            if not line or line.startswith(REASONS):  # a rejects file's reasons: not data
                 continue
             fields = line.split("|")
             if len(fields) != 5:
@@ -76,3 +80,12 @@ class PipeListAdapter:
                 child["nationality"][0],
             ]
             out.write(("|".join(fields) + "\n").encode("utf-8"))
+
+    def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
+        """Each rejected line as it came, after a line with its reasons, which decode skips:
+        the office fixes the lines in any text editor and imports the file as it is."""
+        for item in items:
+            if item.source is None:  # a problem of the whole file: puente import prints it
+                continue
+            reasons = " ".join(problems_as_text(item.problems).split())  # on one line
+            out.write(f"{REASONS}{item.position}: {reasons}\n{item.source}\n".encode())
