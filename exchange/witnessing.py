@@ -53,6 +53,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from audit import (
     AddCheckpointRequest,
     Checkpoint,
+    CompactRange,
     Cosignature,
     CosignatureVerifier,
     FormatError,
@@ -62,7 +63,6 @@ from audit import (
     SignatureError,
     checkpoint_of,
     consistency_proof,
-    node_hash,
     parse_cosignature_response,
     verified_signatures,
     verify_consistency,
@@ -383,10 +383,8 @@ def _proof_holds(app: Flask, old: int, checkpoint: Checkpoint, proof: Sequence[b
     if not 0 < old < checkpoint.size:
         return False
     with db.database(app).sessions() as session:
-        *lefts, old_root = TileStore(session, tile_cache(app)).get_nodes(perfect_cover(0, old))
-    # The root of the first `old` leaves: the right fold of the perfect subtrees covering them.
-    for left in reversed(lefts):
-        old_root = node_hash(left, old_root)
+        cover = TileStore(session, tile_cache(app)).get_nodes(perfect_cover(0, old))
+    old_root = CompactRange(old, cover).root()  # the root of this hub's first `old` leaves
     try:
         verify_consistency(old, checkpoint.size, old_root, checkpoint.root_hash, proof)
     except ProofError as error:
