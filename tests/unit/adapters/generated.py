@@ -1,9 +1,9 @@
 """Large inputs made on the fly, for the streaming and speed checks.
 
-:class:`GeneratedStream` (from :mod:`adapters.conformance`) is a binary stream whose bytes are produced as they are read, so a
-test can feed an adapter hundreds of thousands of rows without the input ever being in memory
-(the point of the bounded-memory check). :func:`dif_row` writes rows of the shipped
-``dif-estatal`` mapping, varied by their number, every one of them valid.
+:class:`GeneratedStream` (from :mod:`adapters.conformance`) is a binary stream whose bytes are
+produced as they are read, so a test can feed an adapter hundreds of thousands of rows without
+the input ever being in memory (the point of the bounded-memory check). :func:`dif_row` writes
+rows of the shipped ``dif-estatal`` mapping, varied by their number, every one of them valid.
 """
 
 from __future__ import annotations
