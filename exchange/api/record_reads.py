@@ -359,11 +359,19 @@ def records_held(
 
 def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> str | None:
     """How ``actor`` already knows the record exists: ``"record"`` when its agency owns it or
-    was referred or transferred it, ``"request"`` when the caller asked for access to the
-    child; None when it does not."""
+    was referred or transferred it, ``"request"`` when an access request of the caller's about
+    the child was granted or decided by an officer; None when it does not.
+
+    A pending request, or one denied at once, proves nothing: it is taken about any id, issued
+    or not (:func:`exchange.consents.access.child_asked_about`). Counting it would let a caller
+    holding a record id file a request about a guessed child id and learn from 403 rather
+    than 404 whether the record is that child's."""
     if records_held(session, actor, [record], offered_too=True):
         return "record"
-    asked = select(AccessRequestRow.id).where(AccessRequestRow.child_id.in_(child.family))
+    asked = select(AccessRequestRow.id).where(
+        AccessRequestRow.child_id.in_(child.family),
+        (AccessRequestRow.status == "granted") | AccessRequestRow.decided_by.is_not(None),
+    )
     if actor.person_id is not None:
         asked = asked.where(AccessRequestRow.requester_person == actor.person_id)
     elif actor.agency_id is not None:

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from consent import CATEGORIES, CATEGORY_LABELS, ConsentSet, Decision, Grant, check_grant
@@ -27,12 +27,12 @@ from exchange.consent_store import (
 )
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
+    NATIONAL,
     QUEUE_LIMIT,
     ConsentProblem,
     acts_for_child,
     audit,
     child_jurisdictions,
-    children_in_jurisdiction,
     instant_text,
     officer_row,
     problems,
@@ -206,20 +206,43 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
 
 def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
     """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction,
-    for a person or system of a kind that acts for children (administrators alike)."""
-    rows = list(
-        session.scalars(
-            select(AccessRequestRow)
-            .where(AccessRequestRow.status == status)
-            .order_by(AccessRequestRow.created_at)
-        )
-    )
+    for a person or system of a kind that acts for children (administrators alike).
+
+    The first :data:`QUEUE_LIMIT` of them by age, chosen in the database: anyone may file any
+    number of requests about ids the hub never issued (:func:`child_asked_about`), so the
+    queue must neither load them nor bind one parameter per child they name."""
     # Administrators too: the queue shows what GET /v1/access-requests/{id} would show them
     # (acts_for_child), so another state's requests are not theirs; a national one sees all.
-    if actor.kind not in CONSENT_AUTHORITY_KINDS:
+    if actor.kind not in CONSENT_AUTHORITY_KINDS or not actor.jurisdiction:
         return []
-    mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
-    return [row for row in rows if row.child_id in mine][:QUEUE_LIMIT]
+    return list(
+        session.scalars(
+            select(AccessRequestRow)
+            .where(
+                AccessRequestRow.status == status,
+                _has_record_in_jurisdiction(actor.jurisdiction),
+            )
+            .order_by(AccessRequestRow.created_at)
+            .limit(QUEUE_LIMIT)
+        )
+    )
+
+
+def _has_record_in_jurisdiction(jurisdiction: str) -> ColumnElement[bool]:
+    """Whether the request's child has, now, a record of an agency in ``jurisdiction`` — in
+    SQL, the test :func:`~exchange.consents.common.children_in_jurisdiction` makes (a transfer
+    moves a child's requests to the new state's queue; an id with no records is in none)."""
+    from exchange.agencies import Agency
+    from exchange.records import Record
+
+    held = (
+        select(Record.id)
+        .join(Agency, Agency.id == Record.owner_agency)
+        .where(Record.child_id == AccessRequestRow.child_id)
+    )
+    if jurisdiction != NATIONAL:
+        held = held.where(Agency.jurisdiction.startswith(jurisdiction, autoescape=True))
+    return held.exists()
 
 
 def _requester_for_engine(session: Session, row: AccessRequestRow) -> EngineActor | None:

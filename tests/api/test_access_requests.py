@@ -107,9 +107,10 @@ def test_uncovered_request_waits_for_the_officer_who_approves_it(
     assert asked["reason_code"] == "pending"
     assert asked["outcome"] == "success"  # filed, not refused: no denial for oversight to count
 
-    # Not yet: the lawyer reads nothing, but knows of the record's child through the request.
+    # Not yet: the lawyer reads nothing, and a pending request proves nothing (one is taken
+    # about any id): the refusal is the 404 of a record they do not know of.
     assert (
-        read(client, lawyer, pushed["record_id"], purpose="legal_representation").status_code == 403
+        read(client, lawyer, pushed["record_id"], purpose="legal_representation").status_code == 404
     )
 
     queue = client.get("/v1/access-requests?status=pending", headers=officer.headers).get_json()
@@ -517,6 +518,19 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     entry = audit_entry(app, body["audit_entry"])
     assert "no_asylum_data_to_country_of_origin" in entry["decision"]["rule_ids"]
     read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
+    assert read_back.status_code == 404  # pending, it proves nothing (docs/consent.md)
+    # The officer sees why.
+    queue = client.get("/v1/access-requests", headers=officer.headers).get_json()
+    [queued] = queue["access_requests"]
+    assert "no_asylum_data_to_country_of_origin" in queued["decision"]["rule_ids"]
+    # Once an officer has denied it, the consulate knows of the child: the refusal is 403.
+    denied = client.post(
+        f"/v1/access-requests/{body['id']}/decision",
+        json={"approve": False, "reason": "No procede."},
+        headers=officer.headers,
+    )
+    assert denied.status_code == 200, denied.get_json()
+    read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
     assert read_back.status_code == 403
     # Refused as when nothing permits it: the rule's categories are among those "nothing in
     # force permits", and neither the rule nor its basis is named.
@@ -526,10 +540,6 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     assert told["reasons"][0]["categories"] == told["withheld"]
     for word in ("no_asylum_data_to_country_of_origin", "hard_rule", "refugi", "asilo"):
         assert word not in read_back.get_data(as_text=True), word
-    # The officer sees why.
-    queue = client.get("/v1/access-requests", headers=officer.headers).get_json()
-    [queued] = queue["access_requests"]
-    assert "no_asylum_data_to_country_of_origin" in queued["decision"]["rule_ids"]
 
 
 def test_an_approval_a_hard_rule_forbids_is_refused_and_the_request_stays_pending(
