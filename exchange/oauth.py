@@ -264,14 +264,19 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
                 f"el algoritmo de la aserción {alg!r} no está permitido; use EdDSA",
                 f"Assertion algorithm {alg!r} is not allowed; use EdDSA.",
             )
+        # The two refusals below are also what an unknown or disabled agency gets (it has no
+        # keys here): each names that cause too, so a disabled agency with its right key is
+        # told so, and still cannot tell from the answer whether the id exists.
         candidates = list(key_set.keys)
         kid = header.get("kid")
         if kid is not None:
             candidates = [key for key in candidates if key.kid == kid]
             if not candidates:
                 raise _refused(
-                    f"la llave {kid!r} no es una llave vigente de esta institución",
-                    f"Key id {kid!r} is not a valid key of this client.",
+                    f"la llave {kid!r} no es una llave vigente de esta institución, o la "
+                    "institución es desconocida o está deshabilitada",
+                    f"Key id {kid!r} is not a valid key of this client, or the client is "
+                    "unknown or disabled.",
                 )
         # Without a kid, each valid key is tried (an agency rotating keys has two for a while).
         for key in candidates:
@@ -286,8 +291,10 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
             self.verify_claims(token.claims)
             return token.claims
         raise _refused(
-            "la firma de la aserción no se verifica con las llaves de esta institución",
-            "The assertion signature does not verify.",
+            "la firma de la aserción no se verifica con las llaves vigentes de esta "
+            "institución, o la institución es desconocida o está deshabilitada",
+            "The assertion signature does not verify with a valid key of this client, or the "
+            "client is unknown or disabled.",
         )
 
     def verify_claims(self, claims: Any) -> None:
@@ -526,8 +533,12 @@ def _explained(answer: Response) -> Response:
     )
     if error == "invalid_scope":
         es, en = _scope_refusal()
-    elif error == "invalid_client" and "oauth_detail" in g:
-        es, en = f"{OAUTH_ERRORS[error][0]} Causa: {es}.", f"{OAUTH_ERRORS[error][1]} Cause: {en}"
+    elif "oauth_detail" in g:
+        # The hub's own words, in both languages; a failed authentication leads with what
+        # every such failure may be.
+        if error == "invalid_client":
+            es = f"{OAUTH_ERRORS[error][0]} Causa: {es}."
+            en = f"{OAUTH_ERRORS[error][1]} Cause: {en}"
     elif isinstance(body.get("error_description"), str) and body["error_description"]:
         # Authlib's own reasons (an expired or replayed assertion, a claim not valid) come in
         # English only: the Spanish reader gets them too, rather than the general sentence alone.
@@ -617,6 +628,34 @@ def _insecure_transport() -> Response | None:
     return _oauth_error("invalid_request", g.oauth_detail[1], 400)
 
 
+#: Bodies the OAuth endpoints read: RFC 6749 §4.4.2 (and RFC 7662 §2.1, RFC 7009 §2.1) send
+#: parameters as a form; a multipart form carries the same fields and is read alike.
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _not_a_form() -> Response | None:
+    """``invalid_request`` for a body that is not a form (JSON, most often): Authlib reads form
+    fields only, so it would answer as if nothing had been sent — ``unsupported_grant_type``
+    to a client that did send ``grant_type=client_credentials``, in JSON."""
+    if request.mimetype in FORM_MEDIA_TYPES or not request.get_data(cache=True):
+        return None
+    # Echoed in error_description, which RFC 6749 §5.2 keeps to printable ASCII.
+    sent = "".join(c for c in request.mimetype[:100] if " " <= c <= "~")
+    g.oauth_detail = (
+        "Los parámetros OAuth van como formulario (Content-Type: "
+        "application/x-www-form-urlencoded, RFC 6749 §4.4.2), "
+        + (f"no como {sent}" if sent else "y la solicitud no dice su Content-Type")
+        + ": envíe grant_type=client_credentials (y scope, client_assertion…) como campos "
+        "de formulario.",
+        "OAuth parameters are sent as a form (Content-Type: "
+        "application/x-www-form-urlencoded, RFC 6749 section 4.4.2), "
+        + (f"not as {sent}" if sent else "and the request names no Content-Type")
+        + ": send grant_type=client_credentials (and scope, client_assertion...) as form "
+        "fields.",
+    )
+    return _oauth_error("invalid_request", g.oauth_detail[1], 400)
+
+
 def _oauth_error(error: str, description: str, status: int) -> Response:
     body = json.dumps({"error": error, "error_description": description})
     return Response(
@@ -630,7 +669,10 @@ def _oauth_error(error: str, description: str, status: int) -> Response:
 @bp.post("/token")
 def token() -> Response:
     return _counting_failures(
-        _insecure_transport() or _ambiguous_client() or _server().create_token_response()
+        _insecure_transport()
+        or _not_a_form()
+        or _ambiguous_client()
+        or _server().create_token_response()
     )
 
 
@@ -638,6 +680,7 @@ def token() -> Response:
 def introspect() -> Response:
     return _counting_failures(
         _insecure_transport()
+        or _not_a_form()
         or _ambiguous_client()
         or _server().create_endpoint_response(AgencyIntrospection.ENDPOINT_NAME)
     )
@@ -647,6 +690,7 @@ def introspect() -> Response:
 def revoke() -> Response:
     return _counting_failures(
         _insecure_transport()
+        or _not_a_form()
         or _ambiguous_client()
         or _server().create_endpoint_response(AgencyRevocation.ENDPOINT_NAME)
     )

@@ -508,8 +508,14 @@ def _audit(
 
 def notification(event: str, share: RecordShare, record: Record, child_id: str) -> dict[str, Any]:
     """What the agency is told: identifiers and codes only, never case content; it reads
-    the record through the API, where the access rules apply."""
+    the record through the API, where the access rules apply.
+
+    ``record_url`` names the purpose the share was made for (a transfer and the referral
+    left after it: ``case_management``): a read must say why it is made, and that is the
+    purpose the share lets its recipient read under, so the address works as given. (Purpose
+    codes are ``[a-z_]`` words from the shared schema: nothing to escape.)"""
     base = str(current_app.config.get("PUBLIC_URL", "")).rstrip("/")
+    purpose = share.purpose or TRANSFER_PURPOSE
     return {
         "event": event,
         "share_id": share.id,
@@ -523,7 +529,7 @@ def notification(event: str, share: RecordShare, record: Record, child_id: str) 
         "from": share.from_agency,
         "to": share.agency_id,
         "occurred_at": utcnow().isoformat(),
-        "record_url": f"{base}/v1/records/{record.id}",
+        "record_url": f"{base}/v1/records/{record.id}?purpose={purpose}",
     }
 
 

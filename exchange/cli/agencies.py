@@ -9,7 +9,7 @@ English and exit code 1, never a traceback.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -27,6 +27,7 @@ from exchange.agencies import (
     LEVELS,
     ROTATION_GRACE,
     AgencyError,
+    AgencyKey,
     InvalidAgency,
     add_key,
     describe,
@@ -44,7 +45,7 @@ from exchange.agencies import (
     set_webhook,
 )
 from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load_public_jwk
-from exchange.auth import SCOPES, utcnow
+from exchange.auth import SCOPES, as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.outbox import dead_while_disabled
 from exchange.transports import file_drop_root, webhook_url_cautions
@@ -359,41 +360,42 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
         )
 
 
-def _simple_change(
-    change: Callable[[Session, str], None], spanish: str, english: str
-) -> Callable[..., None]:
-    @click.argument("agency_id")
-    @language_option
-    @with_hub
-    def command(app: Flask, agency_id: str, lang: str) -> None:
-        with _transaction(app, lang) as session:
-            change(session, agency_id)
-        click.echo(say(lang, spanish.format(agency_id), english.format(agency_id)))
-
-    return command
-
-
-agency_group.command(
-    "disable",
-    help="Disable an agency: no new tokens, and the tokens it holds stop working at once.",
-)(
-    _simple_change(
-        disable_agency,
-        "Agencia {} desactivada; sus tokens dejaron de valer.",
-        "Agency {} disabled; its tokens no longer work.",
+@agency_group.command("disable")
+@click.argument("agency_id")
+@json_option
+@language_option
+@with_hub
+def disable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
+    """Disable an agency: no new tokens, and the tokens it holds stop working at once."""
+    with _transaction(app, lang) as session:
+        disable_agency(session, agency_id)
+    if as_json:
+        print_json({"agency_id": agency_id, "active": False})
+        return
+    click.echo(
+        say(
+            lang,
+            f"Agencia {agency_id} desactivada; sus tokens dejaron de valer.",
+            f"Agency {agency_id} disabled; its tokens no longer work.",
+        )
     )
-)
 
 
 @agency_group.command("enable")
 @click.argument("agency_id")
+@json_option
 @language_option
 @with_hub
-def enable_command(app: Flask, agency_id: str, lang: str) -> None:
+def enable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
     """Enable a disabled agency again (old tokens stay revoked)."""
     with _transaction(app, lang) as session:
         enable_agency(session, agency_id)
         dead = dead_while_disabled(session, agency_id)
+    if as_json:
+        # How many of its notifications died meanwhile: `puente outbox retry --all-dead
+        # --agency ID` sends them (not done here: some may be stale by now).
+        print_json({"agency_id": agency_id, "active": True, "dead_notifications": dead})
+        return
     click.echo(say(lang, f"Agencia {agency_id} activada.", f"Agency {agency_id} enabled."))
     if dead:
         # Not requeued here: some may be stale by now, and the administrator decides.
@@ -547,9 +549,10 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
 @agency_group.command("retire-key")
 @click.argument("agency_id")
 @click.argument("key_id")
+@json_option
 @language_option
 @with_hub
-def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> None:
+def retire_key_command(app: Flask, agency_id: str, key_id: str, as_json: bool, lang: str) -> None:
     """Stop a key verifying at once (for example a compromised key); the tokens the agency's
     systems hold end too, so they get new ones with their other credentials.
 
@@ -557,6 +560,12 @@ def retire_key_command(app: Flask, agency_id: str, key_id: str, lang: str) -> No
     puente agency retire-key mx.chp.dif -- -lQ2…"""
     with _transaction(app, lang) as session:
         retire_key(session, agency_id, key_id)
+        retired_at = session.get_one(AgencyKey, key_id).retired_at
+    if as_json:
+        # As `agency list --json` shows a key; the systems' tokens have ended too.
+        moment = as_utc(retired_at).isoformat() if retired_at else None
+        print_json({"agency_id": agency_id, "key_id": key_id, "valid": False, "retired_at": moment})
+        return
     click.echo(
         say(
             lang,
@@ -590,12 +599,16 @@ def new_secret_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> 
 
 @agency_group.command("remove-secret")
 @click.argument("agency_id")
+@json_option
 @language_option
 @with_hub
-def remove_secret_command(app: Flask, agency_id: str, lang: str) -> None:
+def remove_secret_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
     """Take the agency's client secret away: it authenticates with its keys from then on."""
     with _transaction(app, lang) as session:
         remove_secret(session, agency_id)
+    if as_json:
+        print_json({"agency_id": agency_id, "has_secret": False})
+        return
     click.echo(
         say(
             lang,
@@ -608,12 +621,18 @@ def remove_secret_command(app: Flask, agency_id: str, lang: str) -> None:
 @agency_group.command("set-webhook")
 @click.argument("agency_id")
 @click.argument("url")
+@json_option
 @language_option
 @with_hub
-def set_webhook_command(app: Flask, agency_id: str, url: str, lang: str) -> None:
+def set_webhook_command(app: Flask, agency_id: str, url: str, as_json: bool, lang: str) -> None:
     """Set where the hub delivers the agency's notifications ("-" removes it)."""
+    webhook = None if url == "-" else url
     with _transaction(app, lang) as session:
-        set_webhook(session, agency_id, None if url == "-" else url, drop_root=file_drop_root(app))
+        set_webhook(session, agency_id, webhook, drop_root=file_drop_root(app))
+    if as_json:
+        print_json({"agency_id": agency_id, "webhook_url": webhook})
+        _warn_about_webhook(app, webhook, lang)  # on stderr: the JSON stays parseable
+        return
     if url == "-":
         click.echo(
             say(

@@ -31,6 +31,8 @@ def _merged() -> dict[str, Any]:
             document["paths"].setdefault(path, {}).update(item)
         for section, entries in area.get("components", {}).items():
             document.setdefault("components", {}).setdefault(section, {}).update(entries)
+        for name, item in area.get("webhooks", {}).items():
+            document.setdefault("webhooks", {})[name] = item
     _add_common_refusals(document)
     return document
 

@@ -224,7 +224,7 @@ def test_referral_shares_the_record_at_once_and_is_audited_and_notified(hub: Hub
         "event", "share_id", "kind", "status", "record_id", "record_version", "child_id",
         "purpose", "categories", "from", "to", "occurred_at", "record_url",
     }  # fmt: skip
-    assert payload["record_url"].endswith(f"/v1/records/{record_id}")
+    assert payload["record_url"].endswith(f"/v1/records/{record_id}?purpose=health_care")
 
 
 def test_recipient_without_a_webhook_reads_its_notification_and_finds_the_share(
