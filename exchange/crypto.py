@@ -143,12 +143,14 @@ class DataKeyring:
             self._checked = time.monotonic()
 
     def refresh_if_stale(self) -> None:
-        """Reload if the folder changed, looking at most every :data:`RELOAD_SECONDS`."""
+        """Reload if the folder changed, or while a key did not load, looking at most every
+        :data:`RELOAD_SECONDS`: a chmod, chown or restore of a key file leaves the folder's
+        mtime as it was, and mending the file must not need a restart."""
         now = time.monotonic()
         if now - self._checked < RELOAD_SECONDS:
             return
         self._checked = now
-        if self._directory_stamp() != self._stamp:
+        if self._faults or self._directory_stamp() != self._stamp:
             self.reload()
 
     # -- use ---------------------------------------------------------------------------------
@@ -168,6 +170,21 @@ class DataKeyring:
 
     def current(self) -> DataKey:
         self.refresh_if_stale()
+        unusable = [fault for fault in self._faults if fault.kind != MISSING]
+        if not self._keys and unusable:
+            # A key is there: 'puente init' would refuse to make one. A file is read again
+            # (refresh_if_stale); the setting only as the process starts.
+            todo = []
+            if any(not fault.given for fault in unusable):
+                todo.append(
+                    "let the user the hub runs as read the file (chown, chmod 600) or restore "
+                    f"a damaged one from the backup: it is loaded within {RELOAD_SECONDS:g} s, "
+                    "without a restart"
+                )
+            if any(fault.given for fault in unusable):
+                todo.append("correct PUENTE_DATA_KEY, then restart the hub")
+            reasons = "; ".join(fault.reason for fault in unusable)
+            raise DataKeyError(f"no data key can be used: {reasons}. To do: {'; '.join(todo)}")
         if not self._keys:
             # Whether 'puente init' may make one depends on what the database holds, which
             # the keyring does not see (exchange.key_safety): both cases, as init decides.

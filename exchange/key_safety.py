@@ -28,6 +28,7 @@ from exchange import db
 from exchange.crypto import data_keyring, unloadable_keys
 from exchange.keys import (
     INVALID,
+    LOADED_AT_START,
     MISSING,
     UNREADABLE,
     HubKeys,
@@ -145,6 +146,16 @@ def unusable_keys_message(faults: list[KeyFault]) -> tuple[str, str]:
     if any(fault.given for fault in faults):
         todo_es.append("corrija la configuración que da la llave")
         todo_en.append("correct the setting that gives the key")
+    # The data key files are read again as they change (exchange.crypto); the rest are not.
+    if any(fault.role in LOADED_AT_START or fault.given for fault in faults):
+        todo_es.append(
+            "después reinicie el nodo si está en marcha (serve y los workers): lee esas "
+            "llaves solo al arrancar"
+        )
+        todo_en.append(
+            "then restart the hub if it runs (serve and workers): it reads those keys only as "
+            "it starts"
+        )
     return (
         f"Estas llaves del nodo existen pero no se pueden usar: {listed_es}. {_sentence(todo_es)}",
         f"These hub keys are there but cannot be used: {listed_en}. {_sentence(todo_en)}",
@@ -156,14 +167,16 @@ def _sentence(clauses: list[str]) -> str:
     return f"{text[:1].upper()}{text[1:]}."
 
 
-def _user_name() -> str:
-    """Who this process runs as: the user's name, or its id when it has none."""
+def _user_name(uid: int | None = None) -> str:
+    """The name of the user ``uid`` (who this process runs as by default), or its id when it
+    has none."""
     import pwd
 
+    uid = os.geteuid() if uid is None else uid
     try:
-        return pwd.getpwuid(os.geteuid()).pw_name
+        return pwd.getpwuid(uid).pw_name
     except KeyError:
-        return str(os.geteuid())
+        return str(uid)
 
 
 def refuse_unusable_keys(app: Flask) -> None:
@@ -208,6 +221,36 @@ def exposed_secrets(app: Flask) -> list[Path]:
         if not stat.S_ISLNK(mode) and mode & 0o077:
             exposed.append(path)
     return exposed
+
+
+class SecretsOfAnotherUser(BilingualError):
+    """Secrets others may read that ``init`` may not make private: another user owns them (a
+    restore made as root, say), and only their owner or root may change their mode."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        user = _user_name()
+        owned_es, owned_en, commands = [], [], []
+        for path in paths:
+            try:
+                owner = _user_name(path.lstat().st_uid)
+            except OSError:
+                owner = "?"
+            owned_es.append(f"{path} (de {owner})")
+            owned_en.append(f"{path} (owned by {owner})")
+            name, mode = shlex.quote(str(path)), "700" if path.is_dir() else "600"
+            commands.append(f"chown {shlex.quote(user)} {name}; chmod {mode} {name}")
+        todo = "; ".join(commands)
+        super().__init__(
+            "Otros usuarios de esta máquina pueden leer estos secretos del nodo y 'puente init' "
+            f"no puede cambiarlos, porque son de otro usuario: {', '.join(owned_es)}. Déselos "
+            f"al usuario que ejecuta el nodo ({user}) y luego chmod 600 (700 si es carpeta), "
+            f"como root: {todo}; después ejecute 'puente init' otra vez.",
+            "Other users of this machine can read these hub secrets and 'puente init' may not "
+            f"change them, as another user owns them: {', '.join(owned_en)}. Chown them to the "
+            f"user the hub runs as ({user}), then chmod 600 (700 for a folder), as root: "
+            f"{todo}; then run 'puente init' again.",
+        )
+        self.paths = paths
 
 
 def exposed_secrets_message(paths: list[Path]) -> tuple[str, str]:

@@ -26,6 +26,10 @@ from exchange.config import resolve_instance_file
 #: is not a key (a damaged file, or a setting to correct).
 MISSING, UNREADABLE, INVALID = "missing", "unreadable", "invalid"
 
+#: The keys a hub process reads only as it starts (the data keys it reads again as they change,
+#: exchange.crypto): a file of theirs mended while the hub runs is used after a restart.
+LOADED_AT_START = ("log", "witness", "signing", "portal")
+
 
 @dataclass(frozen=True)
 class KeyFault:

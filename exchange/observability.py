@@ -30,7 +30,7 @@ from exchange.key_safety import (
     key_faults,
     signed_checkpoints,
 )
-from exchange.keys import INVALID, MISSING, UNREADABLE, KeyFault, hub_keys
+from exchange.keys import INVALID, LOADED_AT_START, MISSING, UNREADABLE, KeyFault, hub_keys
 from exchange.problems import localized
 
 #: Under "puente", so its lines are JSON like the rest (exchange.logs).
@@ -97,6 +97,21 @@ def _roles(faults: list[KeyFault], wanted: Any) -> list[str]:
     return [role for role in KEY_NAMES if role in chosen]
 
 
+def _once_mended(roles: list[str]) -> tuple[str, str]:
+    """What follows mending the key files of ``roles``: a restart for those a process reads
+    only as it starts (:data:`~exchange.keys.LOADED_AT_START`), none for the data keys."""
+    if any(role in LOADED_AT_START for role in roles):
+        return (
+            "; después reinicie el nodo (serve y los workers), que lee esas llaves solo al "
+            "arrancar",
+            "; then restart the hub (serve and workers), which reads these keys only as it starts",
+        )
+    return (
+        "; el nodo vuelve a leer la llave de datos en segundos, sin reiniciar",
+        "; the hub reads the data key again within seconds, without a restart",
+    )
+
+
 def _key_advice(
     faults: list[KeyFault], *, restore_data: bool, log_signed: bool
 ) -> tuple[list[tuple[str, str]], list[str]]:
@@ -131,23 +146,25 @@ def _key_advice(
             )
         )
     if denied:
+        then_es, then_en = _once_mended(denied)
         advice.append(
             (
                 f"el nodo no tiene permiso para leer el archivo de llaves ({_names(denied, 0)}): "
                 "deben ser del usuario que ejecuta el nodo, con modo 600 ('puente init' no lo "
-                "arregla); el registro del servidor nombra los archivos",
+                f"arregla){then_es}; el registro del servidor nombra los archivos",
                 f"the hub may not read key files ({_names(denied, 1)}): they must belong to "
-                "the user running the hub, mode 600 ('puente init' does not fix this); the "
-                "server's log names the files",
+                f"the user running the hub, mode 600 ('puente init' does not fix this){then_en}; "
+                "the server's log names the files",
             )
         )
     if damaged:
+        then_es, then_en = _once_mended(damaged)
         advice.append(
             (
                 f"hay archivos de llaves dañados ({_names(damaged, 0)}): restáurelos desde la "
-                "copia de seguridad; el registro del servidor los nombra y dice por qué",
-                f"key files are damaged ({_names(damaged, 1)}): restore them from the backup; "
-                "the server's log names them and says why",
+                f"copia de seguridad{then_es}; el registro del servidor los nombra y dice por qué",
+                f"key files are damaged ({_names(damaged, 1)}): restore them from the "
+                f"backup{then_en}; the server's log names them and says why",
             )
         )
     if restore_log:

@@ -23,6 +23,7 @@ from exchange.crypto import ensure_data_key
 from exchange.key_safety import (
     KeysUnusable,
     KeysWouldOrphanData,
+    SecretsOfAnotherUser,
     exposed_secrets,
     refuse_keys_that_would_orphan_data,
     refuse_unusable_keys,
@@ -42,7 +43,9 @@ def initialise(app: Flask) -> dict[str, object]:
     create is a :class:`FolderError`; a key that is there but cannot be used (a file this user
     may not read, a damaged one) is :class:`~exchange.key_safety.KeysUnusable`, and a key that
     would orphan what the database holds (its own key lost) is
-    :class:`~exchange.key_safety.KeysWouldOrphanData`: then no key is created."""
+    :class:`~exchange.key_safety.KeysWouldOrphanData`: then no key is created. Secrets others
+    may read that another user owns are :class:`~exchange.key_safety.SecretsOfAnotherUser`,
+    last, when all else is done (:func:`make_private`)."""
     make_folder(Path(app.instance_path))
     # First: a key file that cannot be read looks like none to every check after this one.
     refuse_unusable_keys(app)
@@ -93,11 +96,19 @@ def initialise(app: Flask) -> dict[str, object]:
 def make_private(app: Flask) -> list[Path]:
     """Make the hub's secrets readable by their owner only, as new ones are made: those of
     :func:`~exchange.key_safety.exposed_secrets` (``init``, safe to rerun, closes them; the
-    commands that run the hub warn of them). The paths whose mode changed."""
-    changed = []
+    commands that run the hub warn of them). The paths whose mode changed; those another user
+    owns, which this one may not change, are a
+    :class:`~exchange.key_safety.SecretsOfAnotherUser` once the others are changed."""
+    changed, not_ours = [], []
     for path in exposed_secrets(app):
-        path.chmod(0o700 if stat.S_ISDIR(path.lstat().st_mode) else 0o600)
+        try:
+            path.chmod(0o700 if stat.S_ISDIR(path.lstat().st_mode) else 0o600)
+        except PermissionError:  # EPERM: only the owner (or root) may change the mode
+            not_ours.append(path)
+            continue
         changed.append(path)
+    if not_ours:
+        raise SecretsOfAnotherUser(not_ours)
     return changed
 
 
@@ -140,7 +151,7 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
     """Set up a hub: instance folder, hub keys, database schema."""
     try:
         result = initialise(app)
-    except (FolderError, KeysUnusable, KeysWouldOrphanData) as error:
+    except (FolderError, KeysUnusable, KeysWouldOrphanData, SecretsOfAnotherUser) as error:
         raise click.ClickException(error.message(lang)) from error
     if as_json:
         print_json(result)
@@ -379,7 +390,12 @@ def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
         refuse_unusable_bind(bind)
     try:
         result = initialise(app)
-    except (FolderError, KeysUnusable, KeysWouldOrphanData) as error:  # both languages
+    except (  # both languages
+        FolderError,
+        KeysUnusable,
+        KeysWouldOrphanData,
+        SecretsOfAnotherUser,
+    ) as error:
         raise click.ClickException(str(error)) from error
     hub = seed_demo(app)
     base = demo_public_url(app, bind)

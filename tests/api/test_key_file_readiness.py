@@ -11,17 +11,20 @@ import logging
 import logging.handlers
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from consent_support import adolescent_record
 from flask import Flask
 from flask.testing import FlaskClient
-from records_support import AgencyClient, read
+from records_support import AgencyClient, push, read
 
+from exchange import crypto
 from exchange.audit_sequencer import integrate_pending
-from exchange.crypto import DataKeyError, data_keyring, data_keys_dir
+from exchange.crypto import RELOAD_SECONDS, DataKeyError, data_keyring, data_keys_dir
 from exchange.keys import key_paths, load_keys, portal_secret_path
 from exchange.transports import signing_key_path
 
@@ -100,8 +103,45 @@ def test_a_key_file_the_hub_may_not_read_is_told_apart_from_a_missing_one(
     assert "the hub may not read key files" in body["detail"]
     assert "'puente init' does not fix this" in body["detail"]
     assert "run 'puente init'" not in body["detail"]
+    # The data keys are read again as they change; the others only as a process starts.
+    if role == "data":
+        assert (
+            "the hub reads the data key again within seconds, without a restart" in (body["detail"])
+        )
+        assert "restart the hub" not in body["detail"]
+    else:
+        assert "then restart the hub (serve and workers)" in body["detail"]
     # Which key, not where: anyone may ask /readyz.
     assert str(app.instance_path) not in str(body)
+
+
+def test_a_data_key_file_made_readable_is_used_without_a_restart(
+    app: Flask,
+    client: FlaskClient,
+    owner: AgencyClient,
+    denied: set[Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [key] = data_keys_dir(app).glob("*.key")
+    denied.add(key)
+    restarted(app)
+    assert push(client, owner, adolescent_record()).status_code == 503
+    with pytest.raises(DataKeyError) as error:
+        data_keyring(app).current()
+    # The file is there: not "'puente init' makes the first one", which init would refuse.
+    assert f"data key file {key} cannot be read: Permission denied" in str(error.value)
+    assert "puente init" not in str(error.value)
+    assert "without a restart" in str(error.value)
+    assert readiness(client)[1]["checks"]["keys"] == "permission denied: data"
+    # chown and chmod of the file leave the folder's mtime as it was: the keyring looks again
+    # while a key did not load, once the reload interval has passed.
+    denied.discard(key)
+    real = time.monotonic
+    monkeypatch.setattr(crypto.time, "monotonic", lambda: real() + RELOAD_SECONDS + 1)
+    status, body = readiness(client)
+    assert status == 200, body
+    assert data_keyring(app).current().id == key.stem
+    assert push(client, owner, adolescent_record()).status_code == 201
 
 
 def test_readiness_lists_missing_and_unreadable_keys_each_as_what_they_are(
@@ -133,6 +173,7 @@ def test_a_damaged_key_file_says_restore_it_not_run_init(app: Flask, client: Fla
         "key files are damaged (the audit log key): restore them from the backup"
         in (body["detail"])
     )
+    assert "then restart the hub (serve and workers)" in body["detail"]
     assert "puente init" not in body["detail"]
 
 

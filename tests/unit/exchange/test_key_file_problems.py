@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -115,6 +116,9 @@ def test_init_names_a_key_file_it_cannot_read_and_makes_nothing(
     assert "No key was created" in english.output
     # Not "the folder is empty": the key is there, this user may not read it.
     assert "empty" not in english.output and "restore" not in english.output
+    # A hub already running reads the data keys again by itself, the others as it starts.
+    restart = "then restart the hub if it runs (serve and workers)" in english.output
+    assert restart == (not which.startswith("data"))
     spanish = puente("init", "--lang", "es")
     assert spanish.exit_code == 1
     assert f"{path}: no se puede leer (permiso denegado)" in spanish.output
@@ -159,6 +163,7 @@ def test_init_refuses_a_damaged_key_file_instead_of_reporting_ready(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert f"{path}: not a valid key (" in result.output
     assert "restore the damaged files from the backup" in result.output.lower()
+    assert ("restart the hub" in result.output) == (which != "data key")
     assert "log_vkey" not in result.output
 
 
@@ -230,3 +235,33 @@ def test_init_still_makes_them_private_and_then_nothing_is_said(
     assert set(map(str, paths)) <= set(json.loads(made.output)["made_private"])
     assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in paths)
     assert "warning" not in puente("serve").stderr
+
+
+def test_init_names_a_secret_another_user_owns_and_exits_without_a_traceback(
+    hub_env: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Restored as root, 0644, while the hub runs as its own user: only root may chmod it.
+    [theirs] = data_keys_dir(hub_env).glob("*.key")
+    ours = key_paths(hub_env)["log"]
+    theirs.chmod(0o644)
+    ours.chmod(0o644)
+    chmod = Path.chmod
+
+    def not_permitted(self: Path, mode: int, **kwargs: bool) -> None:
+        if self == theirs:
+            raise PermissionError(1, "Operation not permitted", str(self))
+        chmod(self, mode, **kwargs)
+
+    monkeypatch.setattr(Path, "chmod", not_permitted)
+    english = puente("init", "--lang", "en")
+    assert english.exit_code == 1, english.output
+    assert english.exception is None or isinstance(english.exception, SystemExit)
+    user = pwd.getpwuid(os.geteuid()).pw_name  # the file's owner here too: no other user
+    assert f"{theirs} (owned by {user})" in english.output
+    assert f"chown them to the user the hub runs as ({user})" in english.output.lower()
+    assert f"chown {user} {theirs}; chmod 600 {theirs}" in english.output
+    spanish = puente("init", "--lang", "es")
+    assert spanish.exit_code == 1
+    assert f"Déselos al usuario que ejecuta el nodo ({user})" in spanish.output
+    # The others were made private all the same.
+    assert stat.S_IMODE(ours.stat().st_mode) == 0o600
