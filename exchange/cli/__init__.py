@@ -107,6 +107,15 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, sort_keys=False))
 
 
+def print_json_or_say(as_json: bool, value: Any, lang: str, spanish: str, english: str) -> None:
+    """What a verb did: ``value`` as JSON for scripts (``--json``), else one sentence for a
+    person, in ``lang``."""
+    if as_json:
+        print_json(value)
+    else:
+        click.echo(say(lang, spanish, english))
+
+
 #: command name -> (module in exchange.cli, attribute). Modules load only when their command
 #: runs, so ``puente audit verify`` and ``puente validate`` never import the hub (Flask,
 #: SQLAlchemy): an oversight body's machine needs only the ``audit`` package and its keys.

@@ -46,7 +46,7 @@ from exchange.agencies import (
 )
 from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load_public_jwk
 from exchange.auth import SCOPES, as_utc, utcnow
-from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli import language_option, print_json, print_json_or_say, say, with_hub
 from exchange.outbox import dead_while_disabled
 from exchange.transports import file_drop_root, webhook_url_cautions
 
@@ -369,15 +369,12 @@ def disable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> Non
     """Disable an agency: no new tokens, and the tokens it holds stop working at once."""
     with _transaction(app, lang) as session:
         disable_agency(session, agency_id)
-    if as_json:
-        print_json({"agency_id": agency_id, "active": False})
-        return
-    click.echo(
-        say(
-            lang,
-            f"Agencia {agency_id} desactivada; sus tokens dejaron de valer.",
-            f"Agency {agency_id} disabled; its tokens no longer work.",
-        )
+    print_json_or_say(
+        as_json,
+        {"agency_id": agency_id, "active": False},
+        lang,
+        f"Agencia {agency_id} desactivada; sus tokens dejaron de valer.",
+        f"Agency {agency_id} disabled; its tokens no longer work.",
     )
 
 
@@ -540,10 +537,8 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
     jwk = read_public_key(public_key, lang)
     with _transaction(app, lang) as session:
         kid = add_key(session, agency_id, jwk)
-    if as_json:
-        print_json({"agency_id": agency_id, "key_id": kid})
-        return
-    click.echo(say(lang, f"Clave añadida: {kid}", f"Key added: {kid}"))
+    answer = {"agency_id": agency_id, "key_id": kid}
+    print_json_or_say(as_json, answer, lang, f"Clave añadida: {kid}", f"Key added: {kid}")
 
 
 @agency_group.command("retire-key")
@@ -585,15 +580,12 @@ def new_secret_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> 
     tokens its systems hold end at once (for example a leaked secret)."""
     with _transaction(app, lang) as session:
         secret = replace_secret(session, agency_id)
-    if as_json:
-        print_json({"agency_id": agency_id, "client_id": agency_id, "client_secret": secret})
-        return
-    click.echo(
-        say(
-            lang,
-            f"Secreto nuevo de {agency_id} (se muestra una sola vez; guárdelo): {secret}",
-            f"New secret of {agency_id} (shown once; keep it): {secret}",
-        )
+    print_json_or_say(
+        as_json,
+        {"agency_id": agency_id, "client_id": agency_id, "client_secret": secret},
+        lang,
+        f"Secreto nuevo de {agency_id} (se muestra una sola vez; guárdelo): {secret}",
+        f"New secret of {agency_id} (shown once; keep it): {secret}",
     )
 
 
@@ -606,15 +598,12 @@ def remove_secret_command(app: Flask, agency_id: str, as_json: bool, lang: str) 
     """Take the agency's client secret away: it authenticates with its keys from then on."""
     with _transaction(app, lang) as session:
         remove_secret(session, agency_id)
-    if as_json:
-        print_json({"agency_id": agency_id, "has_secret": False})
-        return
-    click.echo(
-        say(
-            lang,
-            f"Secreto de {agency_id} retirado; sus sistemas se autentican con sus claves.",
-            f"Secret of {agency_id} removed; its systems authenticate with their keys.",
-        )
+    print_json_or_say(
+        as_json,
+        {"agency_id": agency_id, "has_secret": False},
+        lang,
+        f"Secreto de {agency_id} retirado; sus sistemas se autentican con sus claves.",
+        f"Secret of {agency_id} removed; its systems authenticate with their keys.",
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange import db
-from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli import language_option, print_json, print_json_or_say, say, with_hub
 from exchange.federation_notices import dead_while_peer_disabled
 from exchange.peers import (
     InvalidPeer,
@@ -154,15 +154,12 @@ def add_command(
                 agency_prefixes=list(agency_prefixes) if agency_prefixes else None,
             )
         )
-    if as_json:
-        print_json(answer)
-        return
-    click.echo(
-        say(
-            lang,
-            f"Nodo par {hub_id} registrado: se atestigua la bitácora {origin}.",
-            f"Peer hub {hub_id} pinned: its log {origin} is witnessed.",
-        )
+    print_json_or_say(
+        as_json,
+        answer,
+        lang,
+        f"Nodo par {hub_id} registrado: se atestigua la bitácora {origin}.",
+        f"Peer hub {hub_id} pinned: its log {origin} is witnessed.",
     )
 
 
@@ -288,15 +285,12 @@ def set_url_command(
         )
     with _transaction(app, lang, {"base_url": "URL"}) as session:
         answer = describe(set_url(session, hub_id, url))
-    if as_json:
-        print_json(answer)
-        return
-    click.echo(
-        say(
-            lang,
-            f"URL del nodo par {hub_id}: {url or 'ninguna'}.",
-            f"URL of peer hub {hub_id}: {url or 'none'}.",
-        )
+    print_json_or_say(
+        as_json,
+        answer,
+        lang,
+        f"URL del nodo par {hub_id}: {url or 'ninguna'}.",
+        f"URL of peer hub {hub_id}: {url or 'none'}.",
     )
 
 
@@ -316,15 +310,12 @@ def pin_signing_key_command(
         answer = describe(
             pin_signing_key(session, hub_id, _jwk_text(signing_jwk, param_hint="SIGNING_JWK"))
         )
-    if as_json:
-        print_json(answer)
-        return
-    click.echo(
-        say(
-            lang,
-            f"Llave de firma del nodo par {hub_id} registrada: se aceptan sus sobres firmados.",
-            f"Signing key of peer hub {hub_id} pinned: its signed envelopes are accepted.",
-        )
+    print_json_or_say(
+        as_json,
+        answer,
+        lang,
+        f"Llave de firma del nodo par {hub_id} registrada: se aceptan sus sobres firmados.",
+        f"Signing key of peer hub {hub_id} pinned: its signed envelopes are accepted.",
     )
 
 

@@ -19,7 +19,7 @@ from flask import Flask
 from exchange import db
 from exchange.agencies import UnknownAgency, get_agency
 from exchange.auth import SCOPES
-from exchange.cli import language_option, print_json, say, with_hub
+from exchange.cli import language_option, print_json, print_json_or_say, say, with_hub
 from exchange.cli.agencies import _transaction, json_option
 from exchange.people import (
     DEFAULT_TOKEN_DAYS,
@@ -236,15 +236,12 @@ def set_password_command(
     with _transaction(app, lang) as session:
         set_password(session, person_id, password)
         answer = describe(get_person(session, person_id))
-    if as_json:
-        print_json(answer)
-        return
-    click.echo(
-        say(
-            lang,
-            f"Contraseña de {person_id} establecida; sus sesiones abiertas en el portal terminan.",
-            f"Password of {person_id} set; their open portal sessions end.",
-        )
+    print_json_or_say(
+        as_json,
+        answer,
+        lang,
+        f"Contraseña de {person_id} establecida; sus sesiones abiertas en el portal terminan.",
+        f"Password of {person_id} set; their open portal sessions end.",
     )
 
 
