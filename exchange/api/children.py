@@ -16,14 +16,13 @@ and one per answered candidate naming its ``child_id``, so oversight sees who lo
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, g, jsonify, request
 
 from exchange import db
-from exchange.api.record_reads import read_purpose
+from exchange.api.record_reads import answer_in_even_time, read_purpose
 from exchange.audit_log import record_event
 from exchange.auth import current_actor, require_scope, utcnow
 from exchange.child_matching import (
@@ -300,18 +299,6 @@ def query_profile(body: dict[str, Any], today: date) -> IdentityProfile:
         sex=body.get("sex") if body.get("sex") in ("female", "male") else None,
         nationalities=nationality_set(nationalities),
     )
-
-
-def answer_in_even_time(response: Response) -> Response:
-    """Every search answer (and every access request's) takes at least ``READ_REFUSAL_FLOOR``
-    seconds from the request's start, found or not — as a refused record read does
-    (exchange.api.record_reads): weighing children the caller may not know of costs time that
-    a search matching nobody does not, and the difference would tell that such children
-    exist."""
-    floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
-    if floor and "started" in g:
-        time.sleep(max(0.0, g.started + floor - time.perf_counter()))
-    return response
 
 
 bp.after_request(answer_in_even_time)

@@ -18,10 +18,10 @@ import consent
 from consent import ConsentError, Decision, Reason
 from exchange import db
 from exchange.access_basis import access_as_of
-from exchange.api.children import answer_in_even_time
 from exchange.api.record_reads import (
     DECISION_HEADER,
     OUTSIDER,
+    answer_in_even_time,
     referred_to,
     told_decision,
     told_to,

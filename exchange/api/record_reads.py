@@ -108,11 +108,25 @@ def answer_refusals_in_even_time(response: Response) -> Response:
     exists costs milliseconds that an unknown id does not, so every such answer takes at least
     ``READ_REFUSAL_FLOOR`` seconds from the request's start. Also the sharing routes' 404s: a
     referral or transfer of a record the caller does not own is decided and audited too."""
-    refused = response.status_code == 404 or g.get("nothing_read", False)
-    floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
-    if refused and floor and "started" in g:
-        time.sleep(max(0.0, g.started + floor - time.perf_counter()))
+    if response.status_code == 404 or g.get("nothing_read", False):
+        _wait_out_refusal_floor()
     return response
+
+
+def answer_in_even_time(response: Response) -> Response:
+    """Every answer of the route takes at least ``READ_REFUSAL_FLOOR`` seconds, found or not:
+    a child search (weighing children the caller may not know of costs time that a search
+    matching nobody does not) and an access request (one about a child the hub holds costs
+    time that one about an unknown id does not); the difference would tell such children
+    exist."""
+    _wait_out_refusal_floor()
+    return response
+
+
+def _wait_out_refusal_floor() -> None:
+    floor = float(current_app.config.get("READ_REFUSAL_FLOOR") or 0)
+    if floor and "started" in g:
+        time.sleep(max(0.0, g.started + floor - time.perf_counter()))
 
 
 bp.after_request(answer_refusals_in_even_time)

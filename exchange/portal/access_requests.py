@@ -29,7 +29,6 @@ from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.wrappers import Response
 
 from consent import CATEGORIES, CATEGORY_LABELS, PURPOSE_LABELS, PURPOSES, ConsentError
-from exchange.api.children import answer_in_even_time
 
 # The API's request schema, answer and audit entry for these routes: one definition each.
 from exchange.api.consents import (
@@ -39,6 +38,7 @@ from exchange.api.consents import (
     body_instant,
     not_an_instant,
 )
+from exchange.api.record_reads import answer_in_even_time
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access

@@ -145,9 +145,22 @@ def approve(
     reason: str = "Representación acreditada en el expediente.",
 ) -> dict[str, Any]:
     """``officer`` approves the access request ``request_id``; the answer (with its grant)."""
+    return _decide(client, officer, request_id, approve=True, reason=reason)
+
+
+def deny(
+    client: FlaskClient, officer: Any, request_id: str, reason: str = "No procede."
+) -> dict[str, Any]:
+    """``officer`` denies the access request ``request_id``; the answer."""
+    return _decide(client, officer, request_id, approve=False, reason=reason)
+
+
+def _decide(
+    client: FlaskClient, officer: Any, request_id: str, *, approve: bool, reason: str
+) -> dict[str, Any]:
     response = client.post(
         f"/v1/access-requests/{request_id}/decision",
-        json={"approve": True, "reason": reason},
+        json={"approve": approve, "reason": reason},
         headers=officer.headers,
     )
     assert response.status_code == 200, response.get_json()

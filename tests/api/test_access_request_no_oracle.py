@@ -19,7 +19,7 @@ from portal_support import logged_in, text_of
 from records_support import add_agency
 from sqlalchemy import MetaData, Table, inspect, select, update
 
-import exchange.api.children
+import exchange.api.record_reads
 from exchange import create_app, db
 from exchange.consent_store import AccessRequestRow
 from exchange.db import Base
@@ -229,7 +229,7 @@ def test_every_answer_waits_for_the_read_refusal_floor(
     about either, and a refusal of the body — waits until READ_REFUSAL_FLOOR has passed since
     the request began (the helper child search uses)."""
     clock = _Clock()
-    monkeypatch.setattr(exchange.api.children, "time", clock)
+    monkeypatch.setattr(exchange.api.record_reads, "time", clock)
     app.config["READ_REFUSAL_FLOOR"] = 30
     known, unknown = asked_about_both(client, lawyer, pushed["child_id"])
     malformed = ask(client, lawyer, pushed["child_id"], record_ids=["rec 1"])

@@ -18,6 +18,7 @@ from consent_support import (
     audit_entry,
     consent_document,
     consent_officer,
+    deny,
     entries,
     honduran_consulate,
     legal_representative,
@@ -524,12 +525,7 @@ def test_a_consulate_learns_nothing_about_asylum_from_its_request(
     [queued] = queue["access_requests"]
     assert "no_asylum_data_to_country_of_origin" in queued["decision"]["rule_ids"]
     # Once an officer has denied it, the consulate knows of the child: the refusal is 403.
-    denied = client.post(
-        f"/v1/access-requests/{body['id']}/decision",
-        json={"approve": False, "reason": "No procede."},
-        headers=officer.headers,
-    )
-    assert denied.status_code == 200, denied.get_json()
+    deny(client, officer, body["id"])
     read_back = read(client, consulate, pushed["record_id"], purpose="family_tracing_reunification")
     assert read_back.status_code == 403
     # Refused as when nothing permits it: the rule's categories are among those "nothing in

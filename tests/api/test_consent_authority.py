@@ -14,6 +14,7 @@ from consent_support import (
     add_person_client,
     consent_document,
     consent_officer,
+    deny,
     legal_representative,
     procuraduria,
     push_child,
@@ -198,12 +199,7 @@ def test_an_agencys_officer_does_not_approve_its_own_agencys_request(
     assert approve.status_code == 403, approve.get_json()
     assert "or their agency's" in approve.get_json()["detail"]
     # Another agency's officer decides it; denying one's own agency's request stays possible.
-    deny = client.post(
-        f"/v1/access-requests/{body['id']}/decision",
-        json={"approve": False, "reason": "No procede."},
-        headers=officer.headers,
-    )
-    assert deny.status_code == 200, deny.get_json()
+    deny(client, officer, body["id"])
     assert PROCURADURIA  # the Procuraduría exists: the request is not left without authority
 
 

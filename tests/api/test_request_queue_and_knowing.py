@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from consent_support import PersonClient, consent_officer
+from consent_support import PersonClient, consent_officer, deny
 from flask import Flask
 from flask.testing import FlaskClient
 from portal_support import logged_in, text_of
@@ -162,12 +162,7 @@ def test_a_pending_request_does_not_tell_whose_a_record_is(
     assert refused.status_code == 404
     assert "decision" not in (refused.get_json() or {})
 
-    denied = client.post(
-        f"/v1/access-requests/{request['id']}/decision",
-        json={"approve": False, "reason": "No procede."},
-        headers=officer.headers,
-    )
-    assert denied.status_code == 200, denied.get_json()
+    deny(client, officer, request["id"])
     refused = read(client, lawyer, pushed["record_id"], purpose="legal_representation")
     assert refused.status_code == 403
     assert refused.get_json()["decision"]["result"] == "deny"

@@ -22,6 +22,7 @@ from consent_support import (
     audit_entry,
     consent_document,
     consent_officer,
+    deny,
     entries,
     legal_representative,
     procuraduria,
@@ -234,12 +235,7 @@ def test_an_entry_of_every_category_refuses_the_read_without_saying_why(
     # Pending, it proves nothing (one is taken about any id): the 404 of an unknown record.
     assert read(client, beto, record_id).status_code == 404
     # Denied by the officer, the lawyer knows of the child: the refusal is 403, still silent.
-    denied = client.post(
-        f"/v1/access-requests/{asked.get_json()['id']}/decision",
-        json={"approve": False, "reason": "No procede."},
-        headers=people["officer"].headers,
-    )
-    assert denied.status_code == 200, denied.get_json()
+    deny(client, people["officer"], asked.get_json()["id"])
     response = read(client, beto, record_id)
     assert response.status_code == 403, response.get_json()
     problem = response.get_json()
