@@ -19,18 +19,20 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.integrations.flask_oauth2 import ResourceProtector, token_authenticated
 from authlib.oauth2.rfc6749 import TokenMixin
 from authlib.oauth2.rfc6750 import BearerTokenValidator
-from flask import g
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, bindparam, or_, select
+from flask import g, request
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, or_, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from consent.request import Actor as ConsentActor
 from exchange import db, ratelimit
 from exchange.db import Base
+from exchange.hot_sql import HotSQL
 from exchange.problems import Problem
 
 if TYPE_CHECKING:
@@ -342,52 +344,33 @@ class BearerToken:
         return self.client_id
 
 
-@functools.cache
-def _bearer_statement() -> Any:
-    # Built once: on every API request SQLAlchemy's ORM work (building, caching and loading
-    # an ORM query) cost several times the database lookup itself. The row is still read on
-    # every request, so a revoked token or a disabled agency or person stops working at once.
-    # Both joins are primary-key lookups; the person's must find an active row, so a token
-    # naming a person who does not exist never authenticates.
-    from exchange.agencies import Agency  # agencies imports this module
-    from exchange.people import Person
-
-    tokens, agencies, people = AccessToken.__table__, Agency.__table__, Person.__table__
-    return (
-        select(
-            tokens.c.client_id,
-            tokens.c.agency_id,
-            tokens.c.person_id,
-            tokens.c.scope,
-            tokens.c.expires_at,
-            tokens.c.revoked,
-            agencies.c.kind,
-            agencies.c.country,
-            agencies.c.jurisdiction,
-            people.c.roles,
-            people.c.jurisdiction,
-        )
-        .select_from(
-            tokens.outerjoin(agencies, agencies.c.id == tokens.c.agency_id).outerjoin(
-                people, people.c.id == tokens.c.person_id
-            )
-        )
-        .where(
-            tokens.c.token_hash == bindparam("token_hash"),
-            or_(tokens.c.agency_id.is_(None), agencies.c.active.is_(True)),
-            or_(tokens.c.person_id.is_(None), people.c.active.is_(True)),
-        )
-    )
+#: The one query of every API request: the token's row, its agency's and its person's, on the
+#: session's DBAPI connection (exchange.hot_sql: SQLAlchemy's own work per statement cost
+#: several times the lookup). The row is still read on every request, so a revoked token or a
+#: disabled agency or person stops working at once. Both joins are primary-key lookups; the
+#: person's must find an active row, so a token naming a person who does not exist never
+#: authenticates (a join that finds no row leaves ``active`` NULL, which is not true).
+_BEARER_LOOKUP = (
+    "SELECT t.client_id, t.agency_id, t.person_id, t.scope, t.expires_at, t.revoked,"
+    " a.kind, a.country, a.jurisdiction, p.roles, p.jurisdiction"
+    " FROM access_token t"
+    " LEFT OUTER JOIN agency a ON a.id = t.agency_id"
+    " LEFT OUTER JOIN person p ON p.id = t.person_id"
+    " WHERE t.token_hash = ?"
+    " AND (t.agency_id IS NULL OR a.active) AND (t.person_id IS NULL OR p.active)"
+)
 
 
 def find_bearer_token(session: Session, secret: str) -> BearerToken | None:
     """Like :func:`find_token` (same conditions), as a plain value, for checking requests."""
-    row = (
-        session.connection()
-        .execute(_bearer_statement(), {"token_hash": token_hash(secret)})
-        .first()
-    )
-    return BearerToken(*row) if row is not None else None
+    sql = HotSQL(session)
+    row = sql.first(_BEARER_LOOKUP, (token_hash(secret),))
+    if row is None:
+        return None
+    columns = AccessToken.__table__.c
+    expires_at = sql.reader(columns.expires_at)(row[4])
+    revoked = sql.reader(columns.revoked)(row[5])
+    return BearerToken(*row[:4], expires_at, revoked, *row[6:])
 
 
 class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
@@ -401,6 +384,18 @@ class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
 
 class _ProblemProtector(ResourceProtector):  # type: ignore[misc]
     """Authlib's protector, answering with RFC 9457 problems instead of OAuth JSON."""
+
+    def acquire_token(self, scopes: str | list[str] | None = None) -> Any:
+        # Authlib's own, without its request wrapper: FlaskJsonRequest reads the URL, the
+        # form and the JSON body of every API request, and validating a bearer token takes
+        # the Authorization header only.
+        token = self.validate_request(
+            scopes=[scopes] if isinstance(scopes, str) else scopes,
+            request=SimpleNamespace(headers=request.headers),
+        )
+        token_authenticated.send(self, token=token)
+        g.authlib_server_oauth2_token = token
+        return token
 
     def raise_error_response(self, error: Any) -> None:
         if error.error == "insufficient_scope":

@@ -71,7 +71,8 @@ def _refuse_nul_characters() -> None:
     if "\x00" in request.path:
         where = "/path"
     else:
-        fields = [("query", request.args)]
+        # Most API requests have no query string: nothing to parse then.
+        fields = [("query", request.args)] if request.environ.get("QUERY_STRING") else []
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             fields.append(("form", request.form))
         for kind, values in fields:

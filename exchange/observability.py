@@ -6,6 +6,7 @@ Under gunicorn every worker is a process; ``puente serve`` sets ``PROMETHEUS_MUL
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -66,10 +67,17 @@ def _record_request(response: Response) -> Response:
     endpoint = request.endpoint or "unmatched"
     # Likewise any method name a client invents counts as "other", or anyone could add series.
     method = request.method if request.method in KNOWN_METHODS else "other"
-    HTTP_REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
+    _series(HTTP_REQUESTS, method, endpoint, str(response.status_code)).inc()
     if "started" in g:
-        HTTP_DURATION.labels(endpoint).observe(time.perf_counter() - g.started)
+        _series(HTTP_DURATION, endpoint).observe(time.perf_counter() - g.started)
     return response
+
+
+@functools.lru_cache(maxsize=4096)
+def _series(metric: Any, *labels: str) -> Any:
+    # ``labels()`` takes a lock and checks its arguments on every call; the series of a
+    # metric are few (endpoints × methods × statuses) and live as long as the process.
+    return metric.labels(*labels)
 
 
 @bp.get("/healthz")

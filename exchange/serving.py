@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from gunicorn.glogging import Logger
 
 from exchange.config import DEFAULT_BIND, instance_path_from_env
@@ -145,7 +145,9 @@ class JsonLogger(Logger):
         if not (self.cfg.accesslog or self.cfg.logconfig or self.cfg.syslog):
             return
         status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        headers = dict((name.lower(), value) for name, value in resp.headers)
+        request_id = next(
+            (value for name, value in resp.headers if name.lower() == "x-request-id"), None
+        )
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "level": "info",
@@ -156,10 +158,10 @@ class JsonLogger(Logger):
             "status": int(status),
             "bytes": getattr(resp, "sent", None),
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
-            "request_id": headers.get("x-request-id"),
+            "request_id": request_id,
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }
         try:
-            self.access_log.info(json.dumps(entry))
+            self.access_log.info(orjson.dumps(entry).decode())
         except Exception:  # noqa: BLE001 - logging must never fail a request
             self.exception("access log failed")

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
-from flask.wrappers import Response
+from flask.wrappers import Request, Response
 from limits import parse_many
 
 from exchange import db
@@ -56,6 +56,13 @@ class PortalSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         secure = bool(super().get_cookie_secure(app))
         return secure or (has_request_context() and request.is_secure)
+
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        # A request without the cookie (every API request) gets the empty session Flask
+        # would give it, without building the cookie's signer first.
+        if app.secret_key and "HTTP_COOKIE" not in request.environ:
+            return self.session_class()
+        return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if has_request_context() and request.blueprint != bp.name:
