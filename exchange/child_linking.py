@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
 
@@ -160,7 +160,7 @@ def source_profile(
     """The profile stored for a source record: its identity profile and the personal
     identifiers it states (``personal``, as :func:`identifiers_in` gives them)."""
     stated = tuple(sorted({f"{kind}:{value}" for kind, value in personal}))
-    return replace(profile_from_child(child, today), identifiers=stated)
+    return profile_from_child(child, today, identifiers=stated)
 
 
 def _chunks(items: Sequence[Any], size: int = LOOKUP_CHUNK) -> Iterable[Sequence[Any]]:

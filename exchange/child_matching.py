@@ -295,8 +295,11 @@ def nationality_set(codes: Iterable[Any]) -> frozenset[str]:
     )
 
 
-def profile_from_child(child: Mapping[str, Any], today: date) -> IdentityProfile:
-    """The identity profile of a ``child/1`` document (as found in ``case-record/1``).
+def profile_from_child(
+    child: Mapping[str, Any], today: date, identifiers: tuple[str, ...] = ()
+) -> IdentityProfile:
+    """The identity profile of a ``child/1`` document (as found in ``case-record/1``), with
+    ``identifiers`` (:attr:`IdentityProfile.identifiers`).
 
     An age estimation without an assessment date is taken as of ``today`` (the push).
     """
@@ -319,6 +322,7 @@ def profile_from_child(child: Mapping[str, Any], today: date) -> IdentityProfile
         birth=birth,
         sex=sex if sex in BINARY_SEXES else None,
         nationalities=nationality_set(nationality if isinstance(nationality, list) else ()),
+        identifiers=identifiers,
     )
 
 
