@@ -350,6 +350,8 @@ class BearerToken:
 #: disabled agency or person stops working at once. Both joins are primary-key lookups; the
 #: person's must find an active row, so a token naming a person who does not exist never
 #: authenticates (a join that finds no row leaves ``active`` NULL, which is not true).
+#: ``active`` is compared with true, not taken as a truth value: a SQLite column holds any
+#: number, and only 1 is active there (as SQLAlchemy's ``IS 1`` had it).
 _BEARER_LOOKUP = (
     "SELECT t.client_id, t.agency_id, t.person_id, t.scope, t.expires_at, t.revoked,"
     " a.kind, a.country, a.jurisdiction, p.roles, p.jurisdiction"
@@ -357,14 +359,14 @@ _BEARER_LOOKUP = (
     " LEFT OUTER JOIN agency a ON a.id = t.agency_id"
     " LEFT OUTER JOIN person p ON p.id = t.person_id"
     " WHERE t.token_hash = ?"
-    " AND (t.agency_id IS NULL OR a.active) AND (t.person_id IS NULL OR p.active)"
+    " AND (t.agency_id IS NULL OR a.active = ?) AND (t.person_id IS NULL OR p.active = ?)"
 )
 
 
 def find_bearer_token(session: Session, secret: str) -> BearerToken | None:
     """Like :func:`find_token` (same conditions), as a plain value, for checking requests."""
     sql = HotSQL(session)
-    row = sql.first(_BEARER_LOOKUP, (token_hash(secret),))
+    row = sql.first(_BEARER_LOOKUP, (token_hash(secret), True, True))
     if row is None:
         return None
     columns = AccessToken.__table__.c

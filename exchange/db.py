@@ -130,7 +130,12 @@ _ENGINE_OF_ERROR = "puente_engine"
 
 def _remember_engine(context: ExceptionContext) -> None:
     if context.sqlalchemy_exception is not None:
-        setattr(context.sqlalchemy_exception, _ENGINE_OF_ERROR, context.engine)
+        remember_engine(context.sqlalchemy_exception, context.engine)
+
+
+def remember_engine(error: BaseException, engine: Engine) -> None:
+    """Keep with ``error`` the engine it came from (:func:`unavailable_reason` reads it)."""
+    setattr(error, _ENGINE_OF_ERROR, engine)
 
 
 def _must_exist(path: Path) -> None:

@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from exchange.db import remember_engine
+
 #: Largest number of values in one ``IN (…)`` list or one multi-row ``VALUES`` statement
 #: (SQLite allows 32,766 parameters in all).
 MAX_PARAMETERS = 30_000
@@ -31,10 +33,11 @@ MAX_PARAMETERS = 30_000
 class HotSQL:
     """The DBAPI connection of ``session``'s transaction, and its dialect's conventions."""
 
-    __slots__ = ("_cursor", "dialect", "is_sqlite", "raw")
+    __slots__ = ("_cursor", "dialect", "engine", "is_sqlite", "raw")
 
     def __init__(self, session: Session) -> None:
         connection = session.connection()  # begins the session's transaction if need be
+        self.engine = connection.engine
         self.dialect = connection.dialect
         self.is_sqlite = self.dialect.name == "sqlite"
         self.raw: Any = connection.connection.dbapi_connection
@@ -67,7 +70,7 @@ class HotSQL:
         try:
             self.cursor().executemany(statement, rows)
         except self.dialect.loaded_dbapi.Error as error:
-            raise _translated(statement, rows, error, self.dialect) from error
+            raise self._translated(statement, rows, error) from error
 
     def _run(self, text: str, params: Sequence[Any]) -> Any:
         statement = self.sql(text)
@@ -75,8 +78,18 @@ class HotSQL:
         try:
             cursor.execute(statement, params)
         except self.dialect.loaded_dbapi.Error as error:
-            raise _translated(statement, params, error, self.dialect) from error
+            raise self._translated(statement, params, error) from error
         return cursor
+
+    def _translated(self, statement: str, params: Any, error: Exception) -> Exception:
+        """The driver's error as SQLAlchemy's, keeping the engine as the engine's own errors
+        do (exchange.db remember_engine), so that a missing table or column is explained
+        with the database's revision."""
+        translated = DBAPIError.instance(
+            statement, params, error, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+        )
+        remember_engine(translated, self.engine)
+        return translated
 
     def binder(self, column: ColumnElement[Any]) -> Callable[[Any], Any]:
         """How SQLAlchemy would send a value of ``column`` to this database."""
@@ -107,12 +120,6 @@ class HotSQL:
         already begun keeps what it holds. Nothing on PostgreSQL, which locks rows instead."""
         if self.is_sqlite and not self.raw.in_transaction:
             self.raw.execute("BEGIN IMMEDIATE")
-
-
-def _translated(statement: str, params: Any, error: Exception, dialect: Dialect) -> Exception:
-    return DBAPIError.instance(
-        statement, params, error, dialect.loaded_dbapi.Error, dialect=dialect
-    )
 
 
 @functools.lru_cache(maxsize=256)

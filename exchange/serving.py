@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import shutil
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
 from gunicorn.glogging import Logger
 
 from exchange.config import DEFAULT_BIND, instance_path_from_env
@@ -162,6 +162,8 @@ class JsonLogger(Logger):
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }
         try:
-            self.access_log.info(orjson.dumps(entry).decode())
+            # ASCII (json's default): a client's U+0085 or U+2028 in a path or user agent
+            # would otherwise split the line for readers, and an ASCII locale would drop it.
+            self.access_log.info(json.dumps(entry))
         except Exception:  # noqa: BLE001 - logging must never fail a request
             self.exception("access log failed")

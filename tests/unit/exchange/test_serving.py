@@ -89,6 +89,32 @@ def test_access_log_dash_is_stderr(capsys: pytest.CaptureFixture[str]) -> None:
         detach(logger)
 
 
+def test_access_log_lines_are_ascii_whatever_the_client_sends(tmp_path: Path) -> None:
+    # A client's U+0085 (NEL) or U+2028 in a path or user agent, raw in a line, would split it
+    # for readers that use str.splitlines(); and an ASCII locale could not write it at all.
+    config = Config()
+    config.set("accesslog", str(tmp_path / "access.log"))
+    logger = JsonLogger(config)
+    try:
+        response = SimpleNamespace(status="404 NOT FOUND", headers=[], sent=2)
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/v1/a\x85b\u2028c",
+            "HTTP_USER_AGENT": "ua\x85tail",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        logger.access(response, None, environ, timedelta(milliseconds=3))
+        for handler in logger.access_log.handlers:
+            handler.flush()
+        written = (tmp_path / "access.log").read_bytes()
+        assert written.isascii()
+        [line] = written.decode().splitlines()
+        entry = json.loads(line)
+        assert (entry["path"], entry["user_agent"]) == ("/v1/a\x85b\u2028c", "ua\x85tail")
+    finally:
+        detach(logger)
+
+
 def test_access_log_to_a_file_stays_a_file(tmp_path: Path) -> None:
     config = Config()
     config.set("accesslog", str(tmp_path / "access.log"))
