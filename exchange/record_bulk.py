@@ -17,23 +17,23 @@ or id, and its child, as the agency's own export writes it) is rejected with ``c
 the other lines are stored: it is not the agency's record to push
 (:data:`exchange.received_copies.RECEIVED_COPY`).
 
-There are no per-line idempotency keys: a line whose body equals any version its record held
-before the push answers ``unchanged`` (naming the latest version), so sending a whole file
-again, or part of it, stores nothing twice and brings no older version back, even after newer
-pushes. A line of a record an earlier line of the same push stored is compared with that
-version (a file changing a record to x and back ends at what its last line says). Setting a
-record back to an earlier state takes a single push, or a change (an update date).
+There are no per-line idempotency keys: a line whose body equals any version its record holds
+answers ``unchanged`` (naming the latest version), so sending a whole file again, or part of
+it, stores nothing twice and brings no older version back, even after newer pushes and while
+others push (two uploads of one file at once, or a caseworker's push during an upload). A line
+of a record an earlier line of the same push stored is compared with its latest version only
+(a file changing a record to x and back ends at what its last line says): the push remembers
+the ids of the records it stored (one short string a record, at most ``BULK_MAX_LINES``).
+Setting a record back to an earlier state takes a single push, or a change (an update date).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from exchange.auth import utcnow
 from exchange.batch_collections import batch_collections, collect_young
 from exchange.record_push import (
     Pusher,
@@ -103,13 +103,13 @@ def push_lines(
     """
     pending: list[PushItem | PushResult] = []
     items = size = 0
-    # Records changed since this moment (by earlier lines of this push) are compared with what
-    # those lines stored, whichever batch each fell in (Pusher.store).
-    started = utcnow()
+    # The records earlier lines of this push stored a version of: they are compared with their
+    # latest version only, whichever batch each fell in (Pusher.store).
+    stored: set[str] = set()
     with batch_collections():
         for number, value in lines:
             if number > max_lines:
-                yield from _flush(pusher, pending, started)
+                yield from _flush(pusher, pending, stored)
                 yield too_many_lines(number, max_lines)
                 return
             source = sources.text(number) if sources is not None else None
@@ -120,10 +120,10 @@ def push_lines(
                 size += len(checked.canonical)
             # Rejected lines count too (4x), so a file of bad lines does not pile up in memory.
             if items >= batch_size or size >= batch_bytes or len(pending) >= 4 * batch_size:
-                yield from _flush(pusher, pending, started)
+                yield from _flush(pusher, pending, stored)
                 pending, items, size = [], 0, 0
                 collect_young()
-        yield from _flush(pusher, pending, started)
+        yield from _flush(pusher, pending, stored)
 
 
 def too_many_lines(number: int, max_lines: int) -> PushResult:
@@ -196,8 +196,10 @@ def check_line(
 
 
 def _flush(
-    pusher: Pusher, pending: list[PushItem | PushResult], started: datetime
+    pusher: Pusher, pending: list[PushItem | PushResult], stored: set[str]
 ) -> Iterator[PushResult]:
+    """Store the batch's items, then give out every line's result in order; the records it
+    stored a version of join ``stored`` once committed."""
     if not pending:
         return
     items = [each for each in pending if isinstance(each, PushItem)]
@@ -206,27 +208,33 @@ def _flush(
     ]
     try:
         results = iter(
-            pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS, bulk_started=started)
+            pusher.store_committed(items, refused, attempts=BATCH_ATTEMPTS, bulk_stored=stored)
         )
     except (IntegrityError, OperationalError) as error:
         if not retryable(error):
             raise
         # A batch that keeps losing races is stored line by line, so one contended record
         # does not hold back the others.
-        results = iter(_store_one_by_one(pusher, items, refused, started))
+        results = iter(_store_one_by_one(pusher, items, refused, stored))
     for each in pending:
-        yield next(results) if isinstance(each, PushItem) else each
+        result = next(results) if isinstance(each, PushItem) else each
+        if result.status == "stored" and result.record_id is not None:
+            stored.add(result.record_id)
+        yield result
 
 
 def _store_one_by_one(
-    pusher: Pusher, items: list[PushItem], refused: list[PushResult], started: datetime
+    pusher: Pusher, items: list[PushItem], refused: list[PushResult], stored: set[str]
 ) -> list[PushResult]:
     results = []
     for index, item in enumerate(items):
         try:
-            results.extend(
-                pusher.store_committed([item], refused if index == 0 else [], bulk_started=started)
+            [result] = pusher.store_committed(
+                [item], refused if index == 0 else [], bulk_stored=stored
             )
+            if result.status == "stored" and result.record_id is not None:
+                stored.add(result.record_id)  # a later item of the batch may be of it
+            results.append(result)
         except (IntegrityError, OperationalError) as error:
             if not retryable(error):
                 raise

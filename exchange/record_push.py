@@ -50,7 +50,7 @@ import random
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import cached_property
 from typing import Any, cast
 
@@ -108,12 +108,9 @@ _RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE OF r"
 # Taken before the records are looked up (PostgreSQL): an accept that gives one of these local
 # ids to a transferred record waits for this push, or this push waits for it and then sees it.
 _HOLD_AGENCY = "SELECT id FROM agency WHERE id = ? FOR KEY SHARE"
-# The versions of records not changed since the push began (those it changed are compared with
-# their latest version only).
-_VERSION_DIGESTS = (
-    "SELECT v.record_id, v.body_sha256 FROM record_version v JOIN record r ON r.id = v.record_id"
-    " WHERE r.updated_at < ? AND v.record_id IN {}"
-)
+# The body digests of every version of some records (a bulk line equal to any of them is
+# "unchanged").
+_VERSION_DIGESTS = "SELECT record_id, body_sha256 FROM record_version WHERE record_id IN {}"
 _TRANSFERRED_TO = (
     "SELECT agency_id FROM record_share WHERE record_id = ? AND from_agency = ?"
     " AND kind = 'transfer' AND status = 'accepted' ORDER BY decided_at DESC LIMIT 1"
@@ -428,19 +425,19 @@ class Pusher:
     # -- storing -----------------------------------------------------------------------------
 
     def store(
-        self, items: list[PushItem], *, bulk_started: datetime | None = None
+        self, items: list[PushItem], *, bulk_stored: Collection[str] | None = None
     ) -> list[PushResult]:
         """Store ``items`` in the session's transaction (no commit): one result per item.
 
         An item equal to its record's latest version stores nothing and answers
-        ``unchanged``. The lines of a bulk push (``bulk_started``: when the push began) also
-        answer ``unchanged``, naming the latest version, when they equal *any* version their
-        record held before the push: a file sent again, whole or in part, never brings an
-        older version back. A record changed since the push began (by an earlier line of it)
-        is compared with its latest version only, so a file changing a record to x and back
-        ends at what its last line says. (A single push may set a record back to an earlier
-        state; its retries are told apart by ``Idempotency-Key``.) Only the start is kept, so
-        a push of any length holds nothing more in memory for this.
+        ``unchanged``. The lines of a bulk push (``bulk_stored``: the records earlier batches
+        of the push stored a version of) also answer ``unchanged``, naming the latest version,
+        when they equal *any* version their record holds: a file sent again, whole or in part,
+        never brings an older version back — neither while nor after others push newer ones.
+        A record an earlier line of the same push stored is compared with its latest version
+        only, so a file changing a record to x and back ends at what its last line says. (A
+        single push may set a record back to an earlier state; its retries are told apart by
+        ``Idempotency-Key``.)
 
         Raises ``IntegrityError`` when a concurrent push won a race; the caller rolls back
         and tries again.
@@ -458,10 +455,9 @@ class Pusher:
         survivors = follow_merges(sql, session, {state.child_id for state in states.values()})
         for state in states.values():
             state.child_id = survivors.get(state.child_id, state.child_id)
-        held_before: dict[str, set[str]] = {}
-        if bulk_started is not None:
-            started = sql.binder(_RECORDS.c.updated_at)(bulk_started)
-            held_before = _bodies_held_before(sql, states, items, started)
+        held: dict[str, set[str]] = {}
+        if bulk_stored is not None:
+            held = _bodies_held(sql, states, items, bulk_stored)
         results: list[PushResult | None] = []
         # Local ids an earlier item of this batch may store a version of: a later item of the
         # same record is compared with that version, not with the ones before the batch (a
@@ -475,7 +471,7 @@ class Pusher:
             elif (
                 state is not None
                 and item.local_id not in pending
-                and _holds_already(state, item, held_before.get(state.id, ()))
+                and _holds_already(state, item, held.get(state.id, ()))
             ):
                 results.append(state.result(item, "unchanged"))
             else:
@@ -712,14 +708,14 @@ class Pusher:
         refused_signatures: Sequence[PushResult] = (),
         attempts: int = MAX_ATTEMPTS,
         *,
-        bulk_started: datetime | None = None,
+        bulk_stored: Collection[str] | None = None,
     ) -> list[PushResult]:
         """:meth:`store` and commit, trying again when a concurrent push won a race."""
         for attempt in range(attempts):
             try:
                 with write_turn(self.session):
                     try:
-                        results = self.store(items, bulk_started=bulk_started) if items else []
+                        results = self.store(items, bulk_stored=bulk_stored) if items else []
                         for refusal in refused_signatures:
                             self.audit_rejection(refusal)
                         self.session.commit()
@@ -807,21 +803,23 @@ def _record_states(
     return states, addressed
 
 
-def _bodies_held_before(
-    sql: HotSQL, states: dict[str, _RecordState], items: list[PushItem], started: Any
+def _bodies_held(
+    sql: HotSQL, states: dict[str, _RecordState], items: list[PushItem], stored: Collection[str]
 ) -> dict[str, set[str]]:
     """record id -> the body digests of all its versions, for the records of ``items`` whose
-    latest version differs from what the item carries and that nothing changed since
-    ``started`` (bound as ``record.updated_at`` is), one query per :data:`STATE_CHUNK`."""
+    latest version differs from what the item carries, but not those in ``stored`` (an
+    earlier line of the push stored them), one query per :data:`STATE_CHUNK`."""
     differing = sorted(
         {
             state.id
             for item in items
-            if (state := states.get(item.local_id)) is not None and state.sha256 != item.body_sha256
+            if (state := states.get(item.local_id)) is not None
+            and state.sha256 != item.body_sha256
+            and state.id not in stored
         }
     )
     bodies: dict[str, set[str]] = {}
-    found = sql.rows_in(_VERSION_DIGESTS, (started,), differing, chunk=STATE_CHUNK)
+    found = sql.rows_in(_VERSION_DIGESTS, (), differing, chunk=STATE_CHUNK)
     for record_id, digest in found:
         bodies.setdefault(record_id, set()).add(digest)
     return bodies
