@@ -28,6 +28,12 @@ requests at once cannot both find the way clear. Accepting a transfer withdraws 
 transfer of the record still pending (none, unless it was made before that turn was taken):
 its sender no longer holds the record.
 
+A recipient sees a share — in its list, in the answers about a transfer, and as knowing the
+record it names (a refusal is then ``403``, not ``404``) — only once it was told of it
+(:func:`told_shares`): a share whose notice was withheld before it reached the recipient
+(consent revoked meanwhile, the transfer withdrawn before its turn) told it nothing of the
+child, and its view says nothing either. The sender sees every share it made.
+
 The access rule :func:`exchange.records.may_read` applies on top of these rows: an agency may
 read a record when it owns it, or holds an ``accepted`` share of it. (The categories of a
 referral are recorded here; redacting reads to them is the consent engine's work.)
@@ -42,6 +48,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -53,7 +60,7 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.hot_sql import HotSQL
-from exchange.outbox import enqueue
+from exchange.outbox import OutboxMessage, _may_have_reached, enqueue, withholding_reason
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
@@ -456,6 +463,102 @@ def _keep_previous_owner_informed(
     )
 
 
+#: The notice that tells a share's recipient of it (:func:`_notify`), by kind of share.
+ANNOUNCING_NOTICES = {"referral": "record.referred", "transfer": "transfer.requested"}
+
+
+def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare]) -> set[str]:
+    """The ids of those of ``shares`` received by ``agency_id`` that it was told of — what its
+    view of shares (``GET /v1/shares``, a transfer it answers) shows, and what makes it know
+    the record (a refusal it gets is ``403``, not the ``404`` of a record that does not
+    exist). The rule is the one the outbox and ``GET /v1/notifications`` apply to the share's
+    announcing notice (``record.referred``, ``transfer.requested``):
+
+    * told when the notice was delivered, or may have reached it (tried, handed out: as a
+      withdrawal of a transfer is announced only to a recipient the request may have reached,
+      :func:`exchange.outbox._may_have_reached`), or is still queued for ``puente worker``,
+      which decides it on its turn (its webhook may be called before the outcome is written:
+      the agency's system may answer the transfer at once);
+    * a notice kept for the agency to read (``held``, no webhook) and never handed out is
+      decided now, as reading it with ``GET /v1/notifications`` would decide it
+      (:func:`exchange.outbox.withholding_reason`, audited): permitted, it is handed out
+      (an attempt is counted, so a later withdrawal is announced); refused, it is ``withheld``
+      for good;
+    * not told when the notice was withheld before it reached the agency: consent no longer
+      permitted it, or the transfer was no longer pending (withdrawn by its sender, or by the
+      acceptance of another transfer of the record) when its turn came. That agency was told
+      nothing of the child (docs/consent.md §8.7), so its view must not tell it either: not
+      the share, not its record id, not the sender's written reason, and refusals about the
+      record answer it as if no such record existed (§8.4).
+
+    A share the agency answered itself (accepted or rejected) is told, whatever became of the
+    notice (answered before its turn, it is withheld as no longer pending). A share announced
+    by no notice is told: the referral the previous owner keeps after a transfer
+    (:func:`_keep_previous_owner_informed`) goes to the agency that held the record, and rows
+    older than their notices have none.
+
+    The sender's view is not filtered: it wrote the share and held the record, so it learns
+    nothing from it, and it needs the share whatever its recipient heard — a transfer still
+    pending blocks every other transfer of the record until its sender withdraws it.
+
+    Writes (held notices handed out or withheld, their decisions' audit entries) go into
+    ``session``'s transaction; the caller commits."""
+    received = [share for share in shares if share.agency_id == agency_id]
+    notices = _announcing_notices(session, agency_id, received)
+    return {
+        share.id for share in received if _told(session, agency_id, share, notices.get(share.id))
+    }
+
+
+def _announcing_notices(
+    session: Session, agency_id: str, shares: Sequence[RecordShare]
+) -> dict[str, list[OutboxMessage]]:
+    """The notices to ``agency_id`` announcing each of ``shares``, by share id."""
+    if not shares:
+        return {}
+    share_id = OutboxMessage.payload["share_id"].as_string()
+    found: dict[str, list[OutboxMessage]] = {}
+    for notice in session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.agency_id == agency_id,
+            OutboxMessage.kind.in_(sorted(set(ANNOUNCING_NOTICES.values()))),
+            share_id.in_(sorted({share.id for share in shares})),
+        )
+        .order_by(OutboxMessage.seq)
+    ):
+        found.setdefault(str((notice.payload or {}).get("share_id")), []).append(notice)
+    return found
+
+
+def _told(
+    session: Session,
+    agency_id: str,
+    share: RecordShare,
+    notices: list[OutboxMessage] | None,
+) -> bool:
+    """Whether ``agency_id``, the share's recipient, was told of it (:func:`told_shares`)."""
+    if share.agency_id != agency_id:
+        return False
+    if share.decided_by == agency_id:
+        return True  # it answered it
+    announcing = [n for n in notices or () if n.kind == ANNOUNCING_NOTICES.get(share.kind)]
+    if not announcing:
+        return True
+    if any(notice.status == "pending" or _may_have_reached(notice) for notice in announcing):
+        return True
+    for notice in announcing:
+        if notice.status == "held" and notice.attempts == 0:
+            # Handed out now, as GET /v1/notifications hands a held notice out.
+            notice.attempts += 1
+            reason = withholding_reason(session, notice)
+            if not isinstance(reason, str):
+                return True
+            notice.status, notice.last_error = "withheld", reason
+            session.flush()
+    return False
+
+
 def shares_of(
     session: Session,
     agency_id: str,
@@ -465,7 +568,10 @@ def shares_of(
     status: str | None = None,
     limit: int = 100,
 ) -> list[RecordShare]:
-    """Shares the agency sent (``role="sent"``), received (``"received"``) or either."""
+    """Shares the agency sent (``role="sent"``), received (``"received"``) or either, newest
+    first: of those it received, only those it was told of (:func:`told_shares`; a held
+    notice is handed out only for a share listed). Writes as :func:`told_shares` does; the
+    caller commits."""
     query = select(RecordShare).order_by(RecordShare.created_at.desc(), RecordShare.id)
     if role == "sent":
         query = query.where(RecordShare.from_agency == agency_id)
@@ -479,7 +585,25 @@ def shares_of(
         query = query.where(RecordShare.kind == kind)
     if status:
         query = query.where(RecordShare.status == status)
-    return list(session.scalars(query.limit(limit)))
+    listed: list[RecordShare] = []
+    offset = 0
+    while len(listed) < limit:
+        page = list(session.scalars(query.offset(offset).limit(limit)))
+        received = [share for share in page if share.from_agency != agency_id]
+        notices = _announcing_notices(session, agency_id, received)
+        for share in page:
+            # In order, and no further than the list goes: a held notice is handed out only
+            # for a share the agency is shown.
+            if share.from_agency == agency_id or _told(
+                session, agency_id, share, notices.get(share.id)
+            ):
+                listed.append(share)
+                if len(listed) == limit:
+                    break
+        if len(page) < limit:
+            break
+        offset += limit
+    return listed
 
 
 # --- audit and notification ----------------------------------------------------------------
@@ -498,6 +622,9 @@ def _audit(
         outcome="success",
         actor_agency=actor.agency_id,
         actor_person=actor.person_id,
+        # As the accept's decision entry names it: ``system`` for an agency's own system, a
+        # person's role for a person.
+        actor_role=actor.audit_role,
         purpose=purpose,
         child_id=current_child_id(session, record.child_id),
         record_id=record.id,

@@ -6,7 +6,18 @@ record under) and ``/reject`` (the recipient), ``GET /v1/shares`` (what an agenc
 received — how an agency without a webhook learns of a pending transfer).
 
 A record the caller may not read answers 404 exactly like a record that does not exist, so
-these routes reveal nothing about records the caller does not know.
+these routes reveal nothing about records the caller does not know. A recipient knows of a
+share, and so of its record, only once it was told of it
+(:func:`exchange.sharing.told_shares`): a share whose notice was withheld before it reached
+the recipient is not listed to it, and a transfer of it, or the record, answers the recipient
+404 as if neither existed. The sender's view is whole: it made the share.
+
+``GET /v1/shares`` is not audited as a read of case data: it gives the two parties of each
+share what the hub told them — the identifiers its notices carry, which
+``GET /v1/notifications`` hands out unaudited too — and the written reasons they gave each
+other; no record content passes here (reading the record is decided and audited). What it
+decides is audited as that route audits it: a held notice it hands out is decided again for
+its recipient (:func:`exchange.outbox.withholding_reason`), and the decision is an entry.
 
 Creating a share and accepting a transfer first take the record's turn
 (:func:`exchange.sharing.hold_record`): two at once are decided one after the other, so a
@@ -56,6 +67,7 @@ from exchange.sharing import (
     refer,
     request_transfer,
     shares_of,
+    told_shares,
     withdraw_transfer,
 )
 from schemas.envelope import ENVELOPE_SCHEMA
@@ -161,13 +173,18 @@ def _owned_record(actor: Actor, record_id: str, action: str, purpose: str) -> Re
         raise _record_not_found()
     if record.owner_agency == actor.agency_id:
         return record
-    shared = actor.agency_id is not None and (
-        session.scalars(
-            select(RecordShare.id)
-            .where(RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id)
-            .limit(1)
-        ).first()
-        is not None
+    # Knowing the record takes a share of it the caller was told of: not one whose notice was
+    # withheld before it reached it (it was told nothing of the child).
+    shared = actor.agency_id is not None and bool(
+        told_shares(
+            session,
+            actor.agency_id,
+            session.scalars(
+                select(RecordShare).where(
+                    RecordShare.record_id == record.id, RecordShare.agency_id == actor.agency_id
+                )
+            ).all(),
+        )
     )
     record_event(
         session,
@@ -384,10 +401,17 @@ def create_transfer(record_id: str) -> Any:
 
 
 def _transfer_seen_by(session: Session, actor: Actor, share_id: str) -> RecordShare:
-    """The transfer ``share_id`` if the caller's agency sent or received it; otherwise the
-    answer of a transfer that does not exist."""
+    """The transfer ``share_id`` if the caller's agency sent it, or received it and was told
+    of it (:func:`~exchange.sharing.told_shares`); otherwise the answer of a transfer that does
+    not exist. What deciding a held notice wrote is committed here, before the transfer's
+    record is held: the decision stands whatever the caller asks next."""
     share = session.get(RecordShare, share_id)
-    involved = share is not None and actor.agency_id in (share.from_agency, share.agency_id)
+    involved = False
+    if share is not None and share.kind == "transfer" and actor.agency_id is not None:
+        involved = actor.agency_id == share.from_agency
+        if not involved and actor.agency_id == share.agency_id:
+            involved = share.id in told_shares(session, actor.agency_id, [share])
+            session.commit()
     if share is None or share.kind != "transfer" or not involved:
         raise Problem(
             "not-found",
@@ -636,12 +660,16 @@ def list_shares() -> Any:
     limit = int_query("limit", minimum=1, maximum=MAX_SHARES_LISTED, default=100)
     if actor.agency_id is None:
         return jsonify(shares=[])
+    session = db.session()
+    # Of the shares it received, only those it was told of (exchange.sharing.told_shares).
     shares = shares_of(
-        db.session(),
+        session,
         actor.agency_id,
         role=role,
         kind=kind,
         status=status,
         limit=limit,
     )
-    return jsonify(shares=[share.to_json() for share in shares])
+    listed = [share.to_json() for share in shares]
+    session.commit()  # held notices handed out or withheld, and their decisions' entries
+    return jsonify(shares=listed)
