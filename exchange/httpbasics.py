@@ -6,10 +6,10 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, abort, g, request
+from flask import Flask, Response, abort, current_app, g, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -38,10 +38,27 @@ def init_app(app: Flask) -> None:
     app.before_request(_assign_request_id)
     app.before_request(_refuse_nul_characters)
     app.after_request(_add_request_headers)
-    app.register_error_handler(Problem, problem_response)
+    app.register_error_handler(Problem, answer_problem)
     app.register_error_handler(HTTPException, http_problem)
     app.register_error_handler(Exception, _unexpected_exception)
     app.register_error_handler(DBAPIError, _database_error)
+
+
+#: Where an app keeps how a person's browser is shown a problem (exchange.portal sets it for
+#: the portal's pages): the problem as an HTML page, or None to answer it as the API does.
+PROBLEM_PAGE = "puente.problem_page"
+ProblemPage = Callable[[Problem], Response | None]
+
+
+def answer_problem(problem: Problem) -> Response:
+    """``problem`` as problem+json — or, where the app shows problems to people as pages (the
+    portal's addresses, for a browser that prefers HTML), as that page."""
+    page: ProblemPage | None = current_app.extensions.get(PROBLEM_PAGE)
+    if page is not None:
+        shown = page(problem)
+        if shown is not None:
+            return shown
+    return problem_response(problem)
 
 
 def _assign_request_id() -> None:
@@ -140,7 +157,7 @@ def http_problem(error: HTTPException) -> Response:
     else:
         # Werkzeug's stock descriptions are English only: say it in both languages ourselves.
         detail = _stock_detail(status, headers.get("Allow"))
-    return problem_response(Problem(kind, detail, status=status, headers=headers, **extra))
+    return answer_problem(Problem(kind, detail, status=status, headers=headers, **extra))
 
 
 def _stock_detail(status: int, allowed: str | None) -> tuple[str, str]:
@@ -173,7 +190,7 @@ def _stock_detail(status: int, allowed: str | None) -> tuple[str, str]:
 def _unexpected_exception(error: Exception) -> Response:
     # Never leak internals: the log has the traceback under the request id, the client has the id.
     log.exception("unhandled error", extra={"request_id": g.get("request_id")})
-    return problem_response(
+    return answer_problem(
         Problem(
             "internal",
             (
@@ -196,7 +213,7 @@ def _database_error(error: DBAPIError) -> Response:
         # (PostgreSQL: a deadlock or a serialization failure). Not an outage: the request can
         # be sent again, and will see what the other one did.
         log.warning("transaction collided with another: %s", error.orig)
-        return problem_response(
+        return answer_problem(
             Problem(
                 "conflict",
                 (
@@ -223,7 +240,7 @@ def _database_error(error: DBAPIError) -> Response:
             mimetype="application/json",
             headers=headers,
         )
-    return problem_response(Problem("unavailable", (spanish, english), headers=headers))
+    return answer_problem(Problem("unavailable", (spanish, english), headers=headers))
 
 
 FHIR_JSON = "application/fhir+json"

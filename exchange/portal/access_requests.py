@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -84,11 +85,19 @@ _NOT_FOUND: Text = (
 )
 
 # Where a request stands, in one line for its reader.
+# To the requester, the same words for every pending request: one about a child id the hub
+# never issued reaches no officer's queue and stays pending (docs/consent.md §8.5, so that
+# asking tells nobody whether a child exists), so no decision is promised, and what to do when
+# none comes is said to everyone alike.
 _AWAITS_AN_OFFICER: Text = (
-    "Espera la decisión de un oficial de consentimiento. No tiene que hacer nada más: la "
-    "decisión aparecerá aquí.",
-    "Waiting for a consent officer's decision. There is nothing more for you to do: the "
-    "decision will show here.",
+    "Espera la decisión de un oficial de consentimiento. Si se decide, la decisión aparecerá "
+    "aquí; el nodo no puede decir cuándo. Si tras varios días no hay decisión, confirme el id "
+    "de la niña, niño o adolescente con la institución o la Procuraduría que se lo dio: una "
+    "solicitud sobre un id que el nodo no conoce no llega a ningún oficial.",
+    "Waiting for a consent officer's decision. If one is made, it will show here; the hub "
+    "cannot say when. If none has come after several days, check the child's id with the "
+    "agency or the Procuraduría that gave it to you: a request about an id the hub does not "
+    "know reaches no officer.",
 )
 _AWAITS_YOU: Text = (
     "Espera la decisión de un oficial de consentimiento de su jurisdicción.",
@@ -112,6 +121,8 @@ _REQUEST_FIELDS: dict[str, Text] = {
         "Pick from the calendar the date until which you need access.",
     ),
 }
+#: What a textarea sends between lines, and a tab: a justification may hold them, as the API's.
+_LINE_CHARACTERS = frozenset("\t\n\r")
 _REQUEST_UNTIL_PAST: Text = (
     "La fecha límite ya pasó: elija hoy o una fecha posterior.",
     "The end date is in the past: choose today or a later date.",
@@ -131,6 +142,28 @@ _DECISION_UNTIL_PAST: Text = (
 )
 
 
+def _control_characters(text: str) -> Text | None:
+    """What to say of a justification holding control characters (Unicode category C*: NUL, an
+    escape sequence, a bidirectional override…) but line breaks and tabs, as a token's name is
+    refused them (exchange.people): they would hide or forge text where an officer reads it,
+    and PostgreSQL's text cannot hold NUL, which the API refuses too."""
+    found = sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in text
+            if c not in _LINE_CHARACTERS and unicodedata.category(c).startswith("C")
+        }
+    )
+    if not found:
+        return None
+    return (
+        f"La justificación contiene caracteres de control ({', '.join(found)}): bórrelos y "
+        "vuelva a enviarla (los saltos de línea y los tabuladores sí se admiten).",
+        f"The justification contains control characters ({', '.join(found)}): delete them "
+        "and send it again (line breaks and tabs are fine).",
+    )
+
+
 def _reason_too_long(length: int) -> Text:
     return (
         f"El motivo es demasiado largo: {length} caracteres, y el máximo es {REASON_LIMIT}.",
@@ -144,11 +177,12 @@ def _reason_too_long(length: int) -> Text:
 def _page(
     status: int = 200,
     *,
-    errors: list[Text] | None = None,
+    errors: dict[str, Text] | None = None,
     deciding: tuple[str, list[Text]] | None = None,
 ) -> tuple[str, int]:
-    """The list; with ``errors`` about the request form, or ``deciding`` (a request id and
-    what was wrong with its decision) shown beside that request, with what was typed."""
+    """The list; with ``errors`` about the request form (by field, ``""`` for the request as a
+    whole) shown beside that form, or ``deciding`` (a request id and what was wrong with its
+    decision) shown beside that request, with what was typed."""
     actor, session = current_actor(), db_session()
     g.page_path = url_for("portal.access_requests")
     mine: list[dict[str, Any]] = []
@@ -175,9 +209,10 @@ def _page(
             _as_shown(row, seen, officer=True) for row, seen in zip(pending, answers, strict=True)
         ]
     deciding_id, decision_errors = deciding or (None, [])
+    at_the_top: list[Text] = []
     if deciding_id is not None and deciding_id not in {seen["id"] for seen in queue}:
         # No longer in the queue (decided meanwhile): said at the top, naming the request.
-        errors = [*(errors or []), *_naming(deciding_id, decision_errors)]
+        at_the_top = _naming(deciding_id, decision_errors)
         deciding_id = None
     made = notice(MADE)
     return render_template(
@@ -186,7 +221,8 @@ def _page(
         queue=queue,
         made=next((seen for seen in mine if made and seen["id"] == made["request_id"]), None),
         decided=_just_decided(actor),
-        errors=errors or [],
+        errors=at_the_top,
+        request_errors=errors or {},
         deciding_id=deciding_id,
         decision_errors=decision_errors,
         # What was typed comes back only into the form it was typed in.
@@ -287,14 +323,15 @@ def _instant(text: str) -> datetime | None:
         return None
 
 
-def _one_per_field(failures: list[ValidationFailure], plain: dict[str, Text]) -> list[Text]:
-    """The schema's failures as one message per form field: the field's plain message where
-    the page has one, else the schema's first."""
+def _one_per_field(failures: list[ValidationFailure], plain: dict[str, Text]) -> dict[str, Text]:
+    """The schema's failures as one message per form field (by the body's member, ``""`` for
+    the body as a whole): the field's plain message where the page has one, else the
+    schema's first."""
     messages: dict[str, Text] = {}
     for failure in failures:
         field = failure.pointer.split("/")[1] if failure.pointer.count("/") else ""
         messages.setdefault(field, plain.get(field, (failure.message_es, failure.message_en)))
-    return list(messages.values())
+    return messages
 
 
 def _refusal(error: ConsentProblem | ConsentError) -> tuple[int, list[Text]]:
@@ -326,22 +363,26 @@ def create_access_request() -> Response | tuple[str, int]:
     justification = request.form.get("justification", "").strip()
     if justification:  # optional: a blank box is no justification
         body["justification"] = justification
-    failures = schema_validator(("access-request", 1)).validate(body)
-    if failures:
-        return _page(400, errors=_one_per_field(failures, _request_fields()))
+    errors = _one_per_field(
+        schema_validator(("access-request", 1)).validate(body), _request_fields()
+    )
+    if (unwritable := _control_characters(justification)) is not None:
+        errors["justification"] = unwritable  # said before its length: it is what to fix
+    if errors:
+        return _page(400, errors=errors)
     until = _instant(body["until"])
     if until is None:
-        return _page(400, errors=[_REQUEST_FIELDS["until"]])
+        return _page(400, errors={"until": _REQUEST_FIELDS["until"]})
     if until <= utcnow():  # as the service refuses it, in words for the form
-        return _page(400, errors=[_REQUEST_UNTIL_PAST])
+        return _page(400, errors={"until": _REQUEST_UNTIL_PAST})
     try:
         row, _entry = request_access(
             session, actor, child_asked_about(session, body["child_id"]), body
         )
     except (ConsentProblem, ConsentError) as error:
         session.rollback()
-        status, errors = _refusal(error)
-        return _page(status, errors=errors)
+        status, refused = _refusal(error)
+        return _page(status, errors={"": refused[0]})
     session.commit()
     leave_notice(MADE, request_id=row.id)
     return go("portal.access_requests")
@@ -369,7 +410,9 @@ def _decision_errors(choice: str | None, body: dict[str, Any]) -> list[Text]:
     if errors:
         return errors
     # The API's own schema has the last word on anything the checks above do not name.
-    return _one_per_field(schema_validator(ACCESS_DECISION_SCHEMA).validate(body), {})
+    return list(
+        _one_per_field(schema_validator(ACCESS_DECISION_SCHEMA).validate(body), {}).values()
+    )
 
 
 @bp.post("/requests/<request_id>/decision")

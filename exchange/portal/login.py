@@ -207,6 +207,13 @@ def login_post() -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response
     return redirect(target, code=303) if target is not None else go("portal.index")
 
 
+def stale_form() -> tuple[str, int]:
+    """The login page again, for a login form whose CSRF token is not this session's (opened
+    before a login or logout in another tab, or after the browser lost the cookie): nothing is
+    verified nor counted, and the fresh form keeps the e-mail typed."""
+    return _form(400, email=request.form.get("email", "").strip(), stale=True)
+
+
 @bp.post("/logout")
 def logout() -> Response:
     person = g.get("portal_person")

@@ -162,11 +162,31 @@ def csrf_token() -> str:
     return str(token)
 
 
-def _csrf_refused() -> tuple[str, int] | None:
+def _csrf_matches() -> bool:
     expected = session.get(CSRF_KEY)
     sent = request.form.get(CSRF_FIELD, "")
-    if expected and hmac.compare_digest(sent.encode("utf-8"), str(expected).encode("utf-8")):
-        return None
+    return bool(expected) and hmac.compare_digest(
+        sent.encode("utf-8"), str(expected).encode("utf-8")
+    )
+
+
+def _csrf_refused() -> Any:
+    """The answer to a POST without this session's CSRF token: nothing it asked is done.
+
+    Two such forms most likely come from the person's own tabs, and get a page that
+    helps: a logout with no session to end (already logged out, in another tab or by the end
+    of the session) lands on the login page, as it would have; a login form opened before a
+    login or logout in another tab (each starts a new session, with a new token) shows the
+    login page again, with a fresh form. Neither does anything a forged form could use: the
+    logout ends nothing, the login form logs nobody in. (Every form of the portal carries a
+    token: one without any is refused, as any other form.)"""
+    if request.form.get(CSRF_FIELD):  # a form without any token came from no page of ours
+        if request.endpoint == "portal.logout" and g.get("portal_person") is None:
+            return go("portal.login", ended="1" if g.get("portal_session_ended") else None)
+        if request.endpoint == "portal.login_post":
+            from exchange.portal.login import stale_form  # login imports this module
+
+            return stale_form()
     return message_page(
         400,
         ("Formulario no válido", "Form not valid"),
@@ -191,7 +211,7 @@ def _who_and_csrf() -> Any:
         return None
     found = _logged_in()
     g.portal_person, g.portal_actor = found if found is not None else (None, None)
-    if request.method == "POST":
+    if request.method == "POST" and not _csrf_matches():
         return _csrf_refused()
     return None
 
