@@ -161,7 +161,12 @@ class CsvAdapter:
                 if recorded.ended:  # read again, its quote took the rest of the file
                     yield from self._quoted_lines(str(number), plan, cells, at_the_end=True)
                     continue
-                yield Item(str(number), problems=problems, source=CsvRow(header, cells))
+                yield Item(
+                    str(number),
+                    problems=problems,
+                    source=CsvRow(header, cells),
+                    local_id=_read_local_id(plan, cells),
+                )
                 continue
             number += 1
             guessed.note(number)
@@ -469,6 +474,18 @@ def _local_id(plan: HeaderPlan, row: list[str]) -> tuple[str, str]:
         if text:
             return text, column
     return "", plan.local_ids[0][1] if plan.local_ids else ""
+
+
+def _read_local_id(plan: HeaderPlan, cells: list[str]) -> str | None:
+    """The local id of a row refused for a cell longer than the reader takes, when its other
+    cells were read whole and its local id cell is one of them and fits a local id: the row
+    is then known by it (its label, the older-version and other-child checks), as any
+    rejected row. None for a row whose cells could not be read (split at the delimiter)."""
+    limit = csv.field_size_limit()
+    if not any(len(cell) > limit for cell in cells):
+        return None
+    local_id = _local_id(plan, [_as_written(cell) for cell in cells])[0]
+    return local_id if 0 < len(local_id) <= MAX_LOCAL_ID else None
 
 
 def _no_local_id(columns: Sequence[str]) -> Problem:

@@ -121,6 +121,8 @@ class FhirAdapter:
         self.versions = (version,) if version else ("R5", "R4")
         # The version of the Bundle being read, once a resource of it is valid in one only.
         self._bundle_version: str | None = None
+        # The Patients of the Bundle being read rejected as invalid: reference key hash → entry.
+        self._rejected_patients: dict[int, int] = {}
         self.bundle_type = bundle_type
         self.local_id_system = local_id_system
         self.registry = registry or default_registry()
@@ -131,6 +133,7 @@ class FhirAdapter:
 
     def decode(self, stream: IO[bytes]) -> Iterator[Item]:
         self._bundle_version = None
+        self._rejected_patients = {}
         spool = Spool()
         try:
             yield from self._decode(stream, spool)
@@ -249,6 +252,9 @@ class FhirAdapter:
                 raw,
             )
         faults = self._faults(resource)
+        if faults and kind == "Patient":
+            # Rejected: its parts are told so, rather than that it is not in the Bundle.
+            self._note_rejected_patient(index, raw, resource, known)
         if faults and kind not in CASE_PARTS:
             return WarnedItem(position, problems=faults, source=[raw])
         # A faulty part of a case (a placement, a relative) holds its whole case back: stored
@@ -274,6 +280,21 @@ class FhirAdapter:
             Waiting(index, offset, length, kind, tuple(map(hash, keys)), faults=faults)
         )
         return None
+
+    def _note_rejected_patient(
+        self, index: int, raw: Mapping[str, Any], resource: Mapping[str, Any], known: Index
+    ) -> None:
+        """Remember how a Patient rejected as invalid FHIR could be referred to (its keys,
+        hashed), with its position, so that a resource referring to it hears that it was
+        rejected (:meth:`_grouped`)."""
+        full_url = raw.get("fullUrl")
+        entry = Entry(index, full_url if isinstance(full_url, str) else None, dict(resource))
+        try:
+            keys = patient_keys(entry)
+        except TypeError:  # an identifier too malformed to be a key
+            keys = set()
+        for key in keys:
+            self._rejected_patients.setdefault(hash(key), index)
 
     def _faults(self, resource: Mapping[str, Any]) -> tuple[Problem, ...]:
         """Nothing when a model of an accepted version takes the resource; else the faults of
@@ -327,6 +348,23 @@ class FhirAdapter:
             else:
                 raw = spool.get(row.offset, row.length)
                 target = reference_keys(subject_of(raw["resource"]))[0]
+                rejected = next(
+                    (self._rejected_patients[k] for k in row.keys if k in self._rejected_patients),
+                    None,
+                )
+                if rejected is not None:
+                    yield _problem_item(
+                        f"entry[{row.index}]",
+                        f"resource:{row.kind}",
+                        f"se refiere a {target}, el Patient de entry[{rejected}], que se "
+                        "rechazó (vea su motivo): corrija ese Patient e importe de nuevo el "
+                        "Bundle; este recurso se guarda con su caso",
+                        f"it refers to {target}, the Patient at entry[{rejected}], which was "
+                        "rejected (see its reason): fix that Patient and import the Bundle "
+                        "again; this resource is stored with its case",
+                        raw,
+                    )
+                    continue
                 yield _problem_item(
                     f"entry[{row.index}]",
                     f"resource:{row.kind}",

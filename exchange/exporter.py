@@ -17,6 +17,12 @@ Such an export holds the records other agencies referred or transferred to the a
 each named by its owner's local id: imported again, the hub refuses them as the agency's own
 (:data:`exchange.received_copies.RECEIVED_COPY`), and :class:`HeldElsewhere` counts them so that
 ``puente export`` can say so.
+
+A **portable** export (``puente export --portable``) is for another hub, or another agency: it
+leaves out what only this hub knows (:func:`portable_envelope`: the ``child_id``, a referral's
+``hub_referral_id``), so each record is linked there by the agency's local id and the child's
+identifiers, as a first push is; and it leaves out the records another agency holds
+(:class:`HeldElsewhere` counts them), which are not the agency's to take elsewhere.
 """
 
 from __future__ import annotations
@@ -50,20 +56,52 @@ def envelope_of(answer: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def portable_envelope(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` without what only this hub knows: its ``child_id`` (the hub's pseudonymous
+    id of the child, which no other hub issued and another agency may not know of) and each
+    referral's ``hub_referral_id`` (a referral of this hub). Imported elsewhere, the record is
+    linked by its local id and the child's identifiers (CURP, UNHCR number), as a first push
+    is. ``document`` itself is left as it was."""
+    portable = {key: value for key, value in document.items() if key != "child_id"}
+    data = document.get("data")
+    referrals = data.get("referrals") if isinstance(data, dict) else None
+    if isinstance(referrals, list) and any(
+        isinstance(referral, dict) and "hub_referral_id" in referral for referral in referrals
+    ):
+        portable["data"] = {
+            **data,
+            "referrals": [
+                {key: value for key, value in referral.items() if key != "hub_referral_id"}
+                if isinstance(referral, dict)
+                else referral
+                for referral in referrals
+            ],
+        }
+    return portable
+
+
 @dataclass
 class HeldElsewhere:
     """Counts the records written that another agency than ``agency_id`` holds (referred or
     transferred to it, or transferred away by it): imported again, they are not stored as the
     agency's own. A reader not given a record's owner is not its owner (the owner is given
-    every envelope field)."""
+    every envelope field).
+
+    ``portable``: each record is written as :func:`portable_envelope` gives it, and those
+    another agency holds are left out (None) instead, still counted: not the agency's to
+    take to another hub or agency."""
 
     agency_id: str
     count: int = 0
+    portable: bool = False
 
-    def envelope(self, answer: dict[str, Any]) -> dict[str, Any]:
+    def envelope(self, answer: dict[str, Any]) -> dict[str, Any] | None:
         if answer.get("owner") != self.agency_id:
             self.count += 1
-        return envelope_of(answer)
+            if self.portable:
+                return None
+        document = envelope_of(answer)
+        return portable_envelope(document) if self.portable else document
 
 
 def purposes() -> tuple[str, ...]:
@@ -138,8 +176,9 @@ def readable_directly(
             session.commit()
             forget_child(child.child_id)  # keep memory flat over many children
             for answer, _disclosure in reads:
-                if answer is not None:
-                    yield written(answer)
+                document = written(answer) if answer is not None else None
+                if document is not None:
+                    yield document
 
 
 def readable_through_api(
@@ -151,7 +190,9 @@ def readable_through_api(
     written = held.envelope if held is not None else envelope_of
     for child_id in child_ids:
         for answer in client.child_records(child_id, purpose):
-            yield written(answer)
+            document = written(answer)
+            if document is not None:
+                yield document
 
 
 def encode_failure(adapter_name: str, records: int, error: Exception) -> tuple[str, str]:

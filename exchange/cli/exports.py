@@ -3,16 +3,24 @@
 Each record is decided, redacted and audited as ``GET /v1/children/{child_id}/records`` would
 (:mod:`exchange.exporter`): on the hub's machine (no ``--hub``) for every child the agency holds
 or was sent a record of, or through the API with the agency's credentials, child by child.
-The output file is replaced only once it is complete: Ctrl-C writes none (exit 130), nor does
-an adapter that fails (exit 2), nor an export that gave nothing of the children named (exit 1).
-The error stream says, in Spanish and English, how many of the records written another agency
-holds (referred or transferred to this one): imported again, they are not stored as its own.
+The output file is replaced only once it is complete: Ctrl-C writes none (exit 130; SIGTERM
+likewise, exit 143), nor does an adapter that fails (exit 2), nor an export that gave nothing of
+the children named (exit 1). The error stream says, in Spanish and English, how many of the
+records written another agency holds (referred or transferred to this one): imported again,
+they are not stored as its own; and, for a spreadsheet, which parts of the records its mapping
+has no column for (imported back, the file would store versions without them). On a terminal
+it shows the records read so far and their rate.
+
+``--portable`` writes a file for another hub, or another agency: without what only this hub
+knows (the child ids, a referral's hub id), and without the records another agency holds
+(:func:`exchange.exporter.portable_envelope`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -31,6 +39,8 @@ from exchange.cli.imports import (
     hub_options,
     interrupted,
     interruptible,
+    signal_label,
+    stopping_signal,
 )
 
 
@@ -54,7 +64,18 @@ def _purpose_choices() -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The file to write (replaced once complete).",
 )
+@click.option(
+    "--portable",
+    is_flag=True,
+    help="For another hub or agency: leave out what only this hub knows (child ids, hub "
+    "referral ids) and the records another agency holds.",
+)
 @hub_options("Read")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Records read and their rate on stderr (default: on a terminal, without --json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was exported as one JSON object.")
 @language_option
 def export_command(
@@ -65,15 +86,18 @@ def export_command(
     child_ids: tuple[str, ...],
     purpose: str,
     out_path: Path,
+    portable: bool,
     hub_url: str | None,
     client_id: str | None,
     client_secret: str | None,
     key_file: Path | None,
+    progress: bool | None,
     as_json: bool,
     lang: str,
 ) -> None:
     """Export the records an agency may read, consent permitting, in an adapter's format
     (each record decided, redacted and audited as an API read) / Exportar expedientes."""
+    from adapters.csv_adapter_coverage import uncarried_of
     from exchange import exporter
 
     if purpose not in _purpose_choices():
@@ -84,14 +108,24 @@ def export_command(
     credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     counted = {"records": 0}
-    held = exporter.HeldElsewhere(agency_id)
+    held = exporter.HeldElsewhere(agency_id, portable=portable)
+    # What a spreadsheet's mapping has no column for, record by record (None: another format).
+    uncarried = uncarried_of(adapter)
     # What the records' source raised (the database, the hub): not the adapter's failure.
     source_faults: list[Exception] = []
+    # --progress or --no-progress, else only on a terminal and without --json.
+    shown = _Progress(
+        lang,
+        enabled=progress if progress is not None else not as_json and _is_a_terminal(sys.stderr),
+    )
 
     def counting(documents: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         try:
             for document in documents:
                 counted["records"] += 1
+                shown.update(counted["records"])
+                if uncarried is not None and isinstance(document.get("data"), dict):
+                    uncarried.note(document["data"])
                 yield document
         except Exception as error:
             source_faults.append(error)
@@ -125,12 +159,15 @@ def export_command(
             "mode": "api" if hub_url else "direct",
             "children": children,
             "records": counted["records"],
+            "portable": portable,
             "held_by_other_agencies": held.count,
+            "left_out_held_by_other_agencies": held.count if portable else 0,
+            "without_columns": _without_columns(uncarried),
             "out": out,
         }
 
     try:
-        with interruptible(lang):
+        with interruptible(lang), shown:
             if hub_url is not None:
                 client = connected_client(hub_url, credentials, "records:read", lang)
                 with refusals(), replacement as out:
@@ -159,18 +196,22 @@ def export_command(
                             counting(exporter.readable_directly(app, actor, purpose, chosen, held)),
                             out,
                         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as error:
         summary = {
             **summary_of(children, str(out_path) if replacement.replaced else None),
             "interrupted": True,
         }
-        _interrupted(summary, out_path, as_json, lang)
+        _interrupted(summary, out_path, as_json, lang, stopping_signal(error))
     result = {
         **summary_of(children or 0, str(out_path) if replacement.replaced else None),
         "interrupted": False,
     }
-    if held.count and replacement.replaced:
+    if held.count and portable:
+        _say_left_out(held.count, agency_id, lang)
+    elif held.count and replacement.replaced:
         _say_held_elsewhere(held.count, agency_id, lang)
+    if uncarried is not None and uncarried.records and replacement.replaced:
+        _say_both(lang, *uncarried.warning(counted["records"]))
     if as_json:
         print_json({**result, "nothing_for_named_children": nothing_for_named()})
         if nothing_for_named():
@@ -197,6 +238,83 @@ def export_command(
     )
 
 
+def _say_both(lang: str, spanish: str, english: str) -> None:
+    """On stderr, in both languages (``lang`` first)."""
+    for line in (spanish, english) if lang == "es" else (english, spanish):
+        click.echo(line, err=True)
+
+
+def _without_columns(uncarried: Any) -> dict[str, Any] | None:
+    """For ``--json``: the records with parts the mapping has no column for, and how many
+    records hold each part (None: not a spreadsheet)."""
+    if uncarried is None:
+        return None
+    return {"records": uncarried.records, "parts": dict(sorted(uncarried.parts.items()))}
+
+
+def _say_left_out(count: int, agency_id: str, lang: str) -> None:
+    """A portable export leaves out the records another agency holds: said on stderr."""
+    _say_both(
+        lang,
+        f"{count} expedientes que tiene otra institución (remitidos o transferidos a "
+        f"{agency_id}, o que {agency_id} transfirió) no se escribieron: con --portable se "
+        "exportan solo los expedientes propios de la institución; los de otra no son suyos "
+        "para llevarlos a otro nodo o institución",
+        f"{count} records held by another agency (referred or transferred to {agency_id}, or "
+        f"transferred away by it) were left out: --portable exports only the agency's own "
+        "records; another agency's are not its to take to another hub or agency",
+    )
+
+
+class _Progress:
+    """The records read so far and their rate, one line on stderr rewritten in place, at most
+    twice a second, when ``enabled``. Used as a context manager: the line is ended at the
+    end."""
+
+    INTERVAL = 0.5
+
+    def __init__(self, lang: str, *, enabled: bool) -> None:
+        self.lang = lang
+        self.enabled = enabled
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __enter__(self) -> _Progress:
+        self.started = time.monotonic()
+        return self
+
+    def update(self, records: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.last < self.INTERVAL:
+            return
+        self.last = now
+        self._show(records, now)
+
+    def _show(self, records: int, now: float) -> None:
+        rate = records / max(now - self.started, 1e-9)
+        text = say(
+            self.lang,
+            f"exportando: {records:,} expedientes leídos, {rate:,.0f}/s",
+            f"exporting: {records:,} records read, {rate:,.0f}/s",
+        )
+        click.echo(f"\r{text}\x1b[K", err=True, nl=False)
+        self.shown = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self.shown:
+            click.echo("", err=True)
+
+
+def _is_a_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 def _say_held_elsewhere(count: int, agency_id: str, lang: str) -> None:
     """On stderr, in both languages (``lang`` first): records written that another agency
     holds are not imported back as the agency's own."""
@@ -216,26 +334,32 @@ def _say_held_elsewhere(count: int, agency_id: str, lang: str) -> None:
         click.echo(line, err=True)
 
 
-def _interrupted(summary: dict[str, Any], out_path: Path, as_json: bool, lang: str) -> NoReturn:
-    """Ctrl-C: no file written (the output is replaced only once complete), said in both
-    languages on stderr, with ``--json`` the ``summary`` so far on stdout; exit 130."""
+def _interrupted(
+    summary: dict[str, Any], out_path: Path, as_json: bool, lang: str, signum: int
+) -> NoReturn:
+    """Ctrl-C (or SIGTERM): no file written (the output is replaced only once complete), said
+    in both languages on stderr, with ``--json`` the ``summary`` so far on stdout; exit 130
+    (143)."""
     if as_json:
         print_json(summary)
     records = summary["records"]
+    how = signal_label(signum)
     if summary["out"] is not None:  # Ctrl-C came once the file was complete
         interrupted(
             lang,
-            f"exportación interrumpida (Ctrl-C) después de escribir {out_path} completo "
+            f"exportación interrumpida ({how}) después de escribir {out_path} completo "
             f"({records} expedientes).",
-            f"export interrupted (Ctrl-C) after {out_path} was written whole ({records} records).",
+            f"export interrupted ({how}) after {out_path} was written whole ({records} records).",
+            signum,
         )
     interrupted(
         lang,
-        f"exportación interrumpida (Ctrl-C) tras leer {records} expedientes: no se escribió "
+        f"exportación interrumpida ({how}) tras leer {records} expedientes: no se escribió "
         f"ningún archivo ({out_path} queda como estaba). Ejecute el mismo comando de nuevo "
         "para exportar.",
-        f"export interrupted (Ctrl-C) after reading {records} records: no file was written "
+        f"export interrupted ({how}) after reading {records} records: no file was written "
         f"({out_path} is as it was). Run the same command again to export.",
+        signum,
     )
 
 

@@ -19,9 +19,9 @@ imported because the command could not start (wrong options, unknown adapter or 
 mapping file or credentials refused, the hub unreachable, a file the adapter cannot read at
 all — then no rejects file is written), or the adapter raised or yielded what is not an
 ``adapters.base.Item`` (reported with the position it reached; what it read before is stored
-and its rejects written); 130 interrupted (Ctrl-C):
-the batches stored stay stored, no rejects file is written, and the same command run again
-goes on where it stopped (what is stored answers ``unchanged``).
+and its rejects written); 130 interrupted (Ctrl-C), 143 stopped by SIGTERM (``kill``, a service
+manager), handled alike: the batches stored stay stored, no rejects file is written, and the
+same command run again goes on where it stopped (what is stored answers ``unchanged``).
 """
 
 from __future__ import annotations
@@ -48,6 +48,28 @@ EXIT_REJECTED = 1
 EXIT_CANNOT_START = 2
 #: Ctrl-C: 128 + SIGINT, as a shell reports a command the signal ended.
 EXIT_INTERRUPTED = 128 + signal.SIGINT
+#: The signals that stop a command as Ctrl-C does: SIGINT (Ctrl-C) and SIGTERM (``kill``, a
+#: service manager stopping it). Exit code 128 + the signal's number.
+STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """A command stopped by the signal ``signum`` (:class:`Interruption`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__()
+        self.signum = signum
+
+
+def stopping_signal(error: BaseException) -> int:
+    """The signal that stopped a command: a ``KeyboardInterrupt`` raised by Python itself
+    (no handler of ours) is Ctrl-C."""
+    return int(getattr(error, "signum", signal.SIGINT))
+
+
+def signal_label(signum: int) -> str:
+    """How a message names the signal: ``Ctrl-C``, or ``SIGTERM``."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 class CannotStart(click.ClickException):
@@ -365,27 +387,30 @@ def import_command(
                             run(stream, items, direct)
                         finally:
                             direct.close()
-    except KeyboardInterrupt:
-        # Ctrl-C: every batch stored stays (and is counted), the decoding process is stopped
-        # and no rejects file was written, as the exception went through their blocks. Said,
-        # instead of click's "Aborted!".
+    except KeyboardInterrupt as error:
+        # Ctrl-C or SIGTERM: every batch stored stays (and is counted), the decoding process
+        # is stopped and no rejects file was written, as the exception went through their
+        # blocks. Said, instead of click's "Aborted!" (or, for SIGTERM, nothing at all).
         summary.seconds = time.monotonic() - started
         if as_json:
             print_json({**summary.to_json(), "interrupted": True})
         already = summary.unchanged + summary.replayed
+        signum = stopping_signal(error)
+        how = signal_label(signum)
         interrupted(
             lang,
-            f"importación interrumpida (Ctrl-C): {summary.stored} registros guardados hasta "
+            f"importación interrumpida ({how}): {summary.stored} registros guardados hasta "
             "ahora"
             + (f" ({already} ya estaban guardados, sin cambios)" if already else "")
             + "; lo guardado queda guardado y no se escribió el archivo de rechazos. Para "
             "continuar, ejecute el mismo comando de nuevo: los registros ya guardados "
             "responden «unchanged» (sin cambios) y nada se guarda dos veces.",
-            f"import interrupted (Ctrl-C): {summary.stored} records stored so far"
+            f"import interrupted ({how}): {summary.stored} records stored so far"
             + (f" ({already} were already there, unchanged)" if already else "")
             + "; what is stored stays stored, and no rejects file was written. To resume, "
             "run the same command again: records already stored answer 'unchanged' and "
             "nothing is stored twice.",
+            signum,
         )
     if as_json:
         print_json({**summary.to_json(), "interrupted": False})
@@ -397,34 +422,41 @@ def import_command(
 
 
 class Interruption:
-    """Ctrl-C while a command runs (its SIGINT handler, see :func:`interruptible`): it stops
-    the command at once (:class:`KeyboardInterrupt`), except while a batch of an import is
-    being stored and counted — then once that batch is counted, so that what the summary says
-    was stored is what was stored; a second Ctrl-C does not wait. Once stopping, Ctrl-C is
-    ignored, so that stopping (the decoding process, the batch under way rolled back, the
-    temporary rejects or export file removed) is never cut short."""
+    """Ctrl-C or SIGTERM while a command runs (its handler of both, see
+    :func:`interruptible`): it stops the command at once (:class:`Stopped`, a
+    ``KeyboardInterrupt``), except while a batch of an import is being stored and counted —
+    then once that batch is counted, so that what the summary says was stored is what was
+    stored; a second signal does not wait. Once stopping, both are ignored, so that stopping
+    (the decoding process, the batch under way rolled back, the temporary rejects or export
+    file removed) is never cut short."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self.storing = False
         self.requested = False
+        self.signum: int = signal.SIGINT
 
-    def __call__(self, _signal: int, _frame: Any) -> None:
+    def __call__(self, signum: int, _frame: Any) -> None:
         if self.storing and not self.requested:
             self.requested = True
+            self.signum = signum
+            how = signal_label(signum)
             _notice(
                 say(
                     self.lang,
-                    "deteniendo al terminar el lote en curso (Ctrl-C otra vez: ya)",
-                    "stopping once the batch under way is stored (Ctrl-C again: now)",
+                    f"deteniendo al terminar el lote en curso ({how} otra vez: ya)",
+                    f"stopping once the batch under way is stored ({how} again: now)",
                 )
             )
             return
+        if not self.requested:
+            self.signum = signum
         self.stop()
 
     def stop(self) -> NoReturn:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        for each in STOPPING_SIGNALS:
+            signal.signal(each, signal.SIG_IGN)
+        raise Stopped(self.signum)
 
     def settled(self) -> None:
         """A batch is stored and counted (or failed): a Ctrl-C that waited for it stops now."""
@@ -463,25 +495,27 @@ def _notice(text: str) -> None:
 
 @contextlib.contextmanager
 def interruptible(lang: str) -> Iterator[Interruption]:
-    """The block with :class:`Interruption` as its SIGINT handler (in the main thread only:
-    elsewhere there are no signals, and Ctrl-C stays as it was)."""
+    """The block with :class:`Interruption` as its SIGINT and SIGTERM handler (in the main
+    thread only: elsewhere there are no signals, and both stay as they were)."""
     interruption = Interruption(lang)
     if threading.current_thread() is not threading.main_thread():
         yield interruption
         return
-    previous = signal.signal(signal.SIGINT, interruption)
+    previous = {each: signal.signal(each, interruption) for each in STOPPING_SIGNALS}
     try:
         yield interruption
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for each, handler in previous.items():
+            signal.signal(each, handler)
 
 
-def interrupted(lang: str, spanish: str, english: str) -> NoReturn:
-    """Ctrl-C said in both languages (``lang`` first) on stderr; exit 130."""
+def interrupted(lang: str, spanish: str, english: str, signum: int = signal.SIGINT) -> NoReturn:
+    """An interruption said in both languages (``lang`` first) on stderr; exit 128 + the
+    signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
     first, second = (spanish, english) if lang == "es" else (english, spanish)
     click.echo(first, err=True)
     click.echo(second, err=True)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(128 + signum)
 
 
 def exit_code(summary: Any) -> int:
@@ -500,22 +534,50 @@ def _decoding(adapter: Any, file: Path) -> Iterator[tuple[IO[bytes], Any]]:
     the adapter allows: :class:`exchange.decode_process.Decoding`)."""
     from exchange.decode_process import Decoding
 
+    global _FORKING_DECODER
     with open(file, "rb") as stream, contextlib.ExitStack() as stack:
         # The decoding process ignores Ctrl-C (this process stops it), from its first line:
-        # Ctrl-C waits while it is forked, so that it never reaches it before.
+        # Ctrl-C waits while it is forked, so that it never reaches it before. SIGTERM waits
+        # too, and the decoding process ends on it as a process does (this process ends it
+        # so when it stops): it does not take over this process's handler.
         with _sigint_held():
-            items = stack.enter_context(Decoding(adapter, stream))
+            _FORKING_DECODER = True
+            try:
+                items = stack.enter_context(Decoding(adapter, stream))
+            finally:
+                _FORKING_DECODER = False
         yield stream, items
+
+
+#: Set while :func:`_decoding` forks the decoding process (see :func:`_after_fork_in_child`).
+_FORKING_DECODER = False
+
+
+def _after_fork_in_child() -> None:
+    """In the decoding process, just forked: SIGTERM ends it, as it ends any process (the
+    importing process stops it with SIGTERM), instead of running the importing process's
+    :class:`Interruption`, and is no longer held back."""
+    global _FORKING_DECODER
+    if not _FORKING_DECODER:
+        return
+    _FORKING_DECODER = False
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @contextlib.contextmanager
 def _sigint_held() -> Iterator[None]:
-    """SIGINT held back in this thread (and in what it forks or starts) for the block, then
-    delivered."""
+    """SIGINT and SIGTERM held back in this thread (and in what it forks or starts) for the
+    block, then delivered."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOPPING_SIGNALS))
     try:
         yield
     finally:
