@@ -852,11 +852,16 @@ def _unknown_child(item: PushItem) -> PushResult:
             "/child_id",
             "child_id",
             f"no hay en este nodo una niña, niño o adolescente «{item.child_id}» que su "
-            "institución pueda conocer; envíe el expediente sin child_id: se vincula por sus "
-            "identificadores (CURP, número ACNUR)",
-            f"there is no child '{item.child_id}' on this hub that your agency may know of; "
-            "push the record without child_id: it is linked by its identifiers (CURP, UNHCR "
-            "number)",
+            "institución pueda conocer (un child_id solo vale en el nodo que lo emitió); envíe "
+            "el expediente sin child_id: se vincula por su identificador local y los "
+            "identificadores de la niña, niño o adolescente (CURP, número ACNUR). Un archivo "
+            "exportado de otro nodo o institución: expórtelo de nuevo con "
+            "'puente export --portable'",
+            f"there is no child '{item.child_id}' on this hub that your agency may know of (a "
+            "child_id links only on the hub that issued it); push the record without child_id: "
+            "it is linked by its local id and the child's identifiers (CURP, UNHCR number). A "
+            "file exported from another hub or agency: export it again with "
+            "'puente export --portable'",
         ),
     )
 

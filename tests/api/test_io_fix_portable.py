@@ -90,6 +90,7 @@ def test_a_portable_export_is_imported_by_another_agency_and_on_another_hub(
     refused = run("import", "--adapter", adapter, plain, "--agency", OTHER, "--json")
     assert refused.exit_code == 1, refused.output
     assert json.loads(refused.stdout)["rejected_by_hub"] == 1
+    assert "puente export --portable" in refused.stderr + refused.stdout  # what to do instead
 
     # The portable export leaves out what only this hub knows ...
     out = tmp_path / f"portable.{SUFFIX[adapter]}"
