@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from exchange.audit_log import record_event
@@ -56,8 +56,12 @@ class DuplicatePair:
     reason: str  # "probable" (profiles alike) or "conflict" (identifiers disagreed)
     matched_on: tuple[str, ...] = ()
     identifier_kind: str | None = None
-    #: The agencies whose records each child's index entries come from: whom to ask.
+    #: Whom to ask about each child: the agencies responsible for its records now (a transfer
+    #: moves that; a merged child's records count for the child it was merged into) and those
+    #: whose pushes its index entries come from.
     agencies: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
+    #: Of those, the agencies responsible for each child's records now.
+    responsible: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
     #: For a conflict: the agency whose push raised it, and when.
     raised_by: str | None = None
     raised_at: datetime | None = None
@@ -74,6 +78,7 @@ class DuplicatePair:
             "matched_on": list(self.matched_on),
             "identifier_kind": self.identifier_kind,
             "agencies": [list(self.agencies[0]), list(self.agencies[1])],
+            "responsible": [list(self.responsible[0]), list(self.responsible[1])],
             "raised_by": self.raised_by,
             "raised_at": as_utc(self.raised_at).isoformat() if self.raised_at else None,
             "identifier_conflicts": list(self.identifier_conflicts),
@@ -195,9 +200,14 @@ def probable_duplicates(
 
 
 def _with_agencies(session: Session, pairs: list[DuplicatePair]) -> list[DuplicatePair]:
-    """Each pair with the agencies whose records each child's profiles come from."""
+    """Each pair with whom to ask about each child (:attr:`DuplicatePair.agencies`): the
+    agencies responsible for its records now, and those whose records its profiles come from
+    — the source of a record it has since transferred may no longer answer for the case."""
+    from exchange.records import Record
+
     children = {c for pair in pairs for c in (pair.child_id, pair.other_child_id)}
-    agencies: dict[str, set[str]] = defaultdict(set)
+    sources: dict[str, set[str]] = defaultdict(set)
+    owners: dict[str, set[str]] = defaultdict(set)
     for part in _chunks(sorted(children)):
         rows = session.execute(
             select(ChildProfile.child_id, ChildProfile.agency_id).where(
@@ -205,16 +215,24 @@ def _with_agencies(session: Session, pairs: list[DuplicatePair]) -> list[Duplica
             )
         )
         for child_id, agency_id in rows:
-            agencies[child_id].add(agency_id)
-    return [
-        replace(
-            pair,
-            agencies=(
-                tuple(sorted(agencies[pair.child_id])),
-                tuple(sorted(agencies[pair.other_child_id])),
-            ),
+            sources[child_id].add(agency_id)
+        # Records keep the id of a child merged since: theirs are the survivor's.
+        held = session.execute(
+            select(func.coalesce(Child.merged_into, Child.id), Record.owner_agency)
+            .join(Record, Record.child_id == Child.id)
+            .where(or_(Child.id.in_(part), Child.merged_into.in_(part)))
         )
-        for pair in pairs
+        for child_id, agency_id in held:
+            owners[child_id].add(agency_id)
+
+    def sides(
+        found: dict[str, set[str]], pair: DuplicatePair
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(sorted(found[pair.child_id])), tuple(sorted(found[pair.other_child_id]))
+
+    both = {c: sources[c] | owners[c] for c in children}
+    return [
+        replace(pair, agencies=sides(both, pair), responsible=sides(owners, pair)) for pair in pairs
     ]
 
 

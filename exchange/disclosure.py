@@ -586,24 +586,30 @@ def whole_record_detail(
     )
 
 
-def recipient_actor(session: Session, agency_id: str) -> consent.Actor:
-    """The engine's view of an agency receiving a referral, transfer or delivery."""
+def recipient_actor(session: Session, agency_id: str, *, active: bool = False) -> consent.Actor:
+    """The engine's view of an agency receiving a referral, transfer or delivery; with
+    ``active``, only while the agency is active on the hub (``LookupError`` once disabled), as
+    for someone who would hold a grant: a disabled agency's systems cannot use one, and it
+    would come back into force if the agency were enabled again."""
     from exchange.agencies import Agency
 
     agency = session.get(Agency, agency_id)
-    if agency is None:
+    if agency is None or (active and not agency.active):
         raise LookupError(agency_id)
     return engine_actor(agency)
 
 
 def person_actor(session: Session, person_id: str) -> consent.Actor:
-    """The engine's view of a registered person (a dry run about someone else)."""
+    """The engine's view of a registered person who is active on the hub (a dry run about
+    someone else, an access request's requester): ``LookupError`` for one disabled, or whose
+    agency is — as for their tokens and their login, their agency's being disabled ends
+    theirs."""
     from exchange.agencies import Agency
     from exchange.people import Person
 
     person = session.get(Person, person_id)
     agency = session.get(Agency, person.agency_id) if person is not None else None
-    if person is None or agency is None or not person.active:
+    if person is None or agency is None or not person.active or not agency.active:
         raise LookupError(person_id)
     return engine_actor(agency, person)
 

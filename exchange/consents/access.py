@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from consent import CATEGORIES, CATEGORY_LABELS, ConsentSet, Decision, Grant, check_grant
@@ -27,12 +27,12 @@ from exchange.consent_store import (
 )
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
-    NATIONAL,
     QUEUE_LIMIT,
     ConsentProblem,
     acts_for_child,
     audit,
     child_jurisdictions,
+    held_in_jurisdiction,
     instant_text,
     officer_row,
     problems,
@@ -205,8 +205,9 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
 
 
 def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
-    """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction,
-    for a person or system of a kind that acts for children (administrators alike).
+    """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction
+    now — following transfers and merges (:func:`held_in_jurisdiction`) — for a person or
+    system of a kind that acts for children (administrators alike).
 
     The first :data:`QUEUE_LIMIT` of them by age, chosen in the database: anyone may file any
     number of requests about ids the hub never issued (:func:`child_asked_about`), so the
@@ -220,7 +221,7 @@ def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessReq
             select(AccessRequestRow)
             .where(
                 AccessRequestRow.status == status,
-                _has_record_in_jurisdiction(actor.jurisdiction),
+                held_in_jurisdiction(AccessRequestRow.child_id, actor.jurisdiction),
             )
             .order_by(AccessRequestRow.created_at)
             .limit(QUEUE_LIMIT)
@@ -228,32 +229,16 @@ def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessReq
     )
 
 
-def _has_record_in_jurisdiction(jurisdiction: str) -> ColumnElement[bool]:
-    """Whether the request's child has, now, a record of an agency in ``jurisdiction`` — in
-    SQL, the test :func:`~exchange.consents.common.children_in_jurisdiction` makes (a transfer
-    moves a child's requests to the new state's queue; an id with no records is in none)."""
-    from exchange.agencies import Agency
-    from exchange.records import Record
-
-    held = (
-        select(Record.id)
-        .join(Agency, Agency.id == Record.owner_agency)
-        .where(Record.child_id == AccessRequestRow.child_id)
-    )
-    if jurisdiction != NATIONAL:
-        held = held.where(Agency.jurisdiction.startswith(jurisdiction, autoescape=True))
-    return held.exists()
-
-
 def _requester_for_engine(session: Session, row: AccessRequestRow) -> EngineActor | None:
-    """The engine's view of who asked; None when they are no longer registered and active."""
+    """The engine's view of who asked; None when they are no longer registered and active (a
+    person disabled, or of an agency disabled; an agency's system whose agency is)."""
     from exchange.disclosure import person_actor, recipient_actor
 
     try:
         if row.requester_person:
             return person_actor(session, row.requester_person)
         if row.requester_agency:
-            return recipient_actor(session, row.requester_agency)
+            return recipient_actor(session, row.requester_agency, active=True)
     except LookupError:
         pass
     return None
@@ -376,13 +361,33 @@ _STATUS_ES = {"granted": "concedida", "denied": "denegada", "pending": "pendient
 
 
 def _refuse_approval_for_a_disabled_requester(session: Session, row: AccessRequestRow) -> None:
-    """Whoever is no longer registered and active (a disabled person or agency) cannot use a
-    grant, and one made now would come back into force if they were enabled again. Disabling
-    a person ends their pending requests (:func:`end_access_of_disabled_person`); this
-    refuses the approval of any left pending from before, or asked for by a disabled agency
-    — the officer denies them instead."""
+    """Whoever is no longer registered and active (a disabled person or agency, or a person
+    of a disabled agency) cannot use a grant, and one made now would come back into force if
+    they were enabled again. Disabling a person ends their pending requests
+    (:func:`end_access_of_disabled_person`); this refuses the approval of any left pending
+    from before, or asked for by a disabled agency or one of its people — the officer denies
+    them instead."""
+    from exchange.agencies import Agency
+
     if _requester_for_engine(session, row) is not None:
         return
+    agency = session.get(Agency, row.requester_agency) if row.requester_agency else None
+    if agency is not None and not agency.active:
+        whose_es, whose_en = (
+            ("La institución de quien pidió el acceso", "The agency of whoever asked for access")
+            if row.requester_person
+            else ("La institución que pidió el acceso", "The agency that asked for access")
+        )
+        raise ConsentProblem(
+            "conflict",
+            f"{whose_es} ({agency.id}) ya no está activa en el hub (fue desactivada): ni ella "
+            "ni su personal podrían usar la autorización, y esta volvería a valer si la "
+            "reactivaran. Deniegue la solicitud (approve: false) con un motivo.",
+            f"{whose_en} ({agency.id}) is no longer active on the hub (disabled): neither it "
+            "nor its people could use the grant, and it would come back into force if the "
+            "agency were enabled again. Deny the request instead (approve: false), with a "
+            "reason.",
+        )
     raise ConsentProblem(
         "conflict",
         "Quien pidió el acceso ya no está activo en el hub (fue desactivado): no podría usar "

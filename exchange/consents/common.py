@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Subquery, or_, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from consent import ConsentError, Review
 from consent.parts import ActorRef
@@ -269,22 +269,59 @@ QUEUE_LIMIT = 500
 
 def children_in_jurisdiction(session: Session, actor: Actor, child_ids: set[str]) -> set[str]:
     """Those of ``child_ids`` whose records lie, now, in ``actor``'s jurisdiction (a transfer
-    moves a child's requests and overrides to the new state's queues)."""
+    moves a child's requests and overrides to the new state's queues; a merge, those of either
+    child to the queues of both's records) — as :func:`acts_for_child` decides for each."""
+    from exchange.children import Child
+
+    if not actor.jurisdiction or not child_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Child.id).where(
+                Child.id.in_(child_ids), held_in_jurisdiction(Child.id, actor.jurisdiction)
+            )
+        )
+    )
+
+
+def held_in_jurisdiction(child_id: ColumnElement[str], jurisdiction: str) -> ColumnElement[bool]:
+    """Whether the child that ``child_id`` (a column of the query this is used in) names is
+    now responsible to an agency in ``jurisdiction`` for one of its records: in SQL, the test
+    :func:`acts_for_child` makes on :func:`~exchange.disclosure.load_child`'s child, for the
+    queues — one query, however many rows they weigh, with no parameter per child.
+
+    Merges are followed as ``load_child`` follows them: a merged id names the child it was
+    merged into, whose records are also those still carrying the id of any child merged into
+    it. Merges are flattened (:func:`~exchange.child_duplicates.merge_children` points earlier
+    merges straight at the survivor), so each merged child names its survivor directly. An id
+    the hub never issued names no child, and lies in no jurisdiction.
+
+    Built from two sets the database works out once for the whole query, not once per row:
+    the children with a record in the jurisdiction, and — from the merged children alone,
+    few — every id of a merged family one of whose records is there."""
     from exchange.agencies import Agency
+    from exchange.children import Child
     from exchange.records import Record
 
-    now_in: dict[str, set[str]] = {}
-    for child_id, jurisdiction in session.execute(
-        select(Record.child_id, Agency.jurisdiction)
-        .join(Agency, Agency.id == Record.owner_agency)
-        .where(Record.child_id.in_(child_ids))
-    ):
-        now_in.setdefault(child_id, set()).add(jurisdiction)
-    return {
-        child_id
-        for child_id, places in now_in.items()
-        if any(covers(actor.jurisdiction, j) for j in places)
-    }
+    held = select(Record.child_id).join(Agency, Agency.id == Record.owner_agency).correlate(None)
+    if jurisdiction != NATIONAL:
+        held = held.where(Agency.jurisdiction.startswith(jurisdiction, autoescape=True))
+
+    def merged_families(name: str) -> Subquery:
+        """(member, survivor) of every merged family: its merged children and the survivor."""
+        merged = aliased(Child)
+        of = merged.merged_into.is_not(None)
+        return union_all(
+            select(merged.id.label("member"), merged.merged_into.label("survivor")).where(of),
+            select(merged.merged_into, merged.merged_into).where(of),
+        ).subquery(name)
+
+    families, covered = merged_families("families"), merged_families("covered")
+    survivors_held = select(covered.c.survivor).where(covered.c.member.in_(held)).correlate(None)
+    in_a_family_held = (
+        select(families.c.member).where(families.c.survivor.in_(survivors_held)).correlate(None)
+    )
+    return or_(child_id.in_(held), child_id.in_(in_a_family_held))
 
 
 def party(agency_id: str | None, person_id: str | None) -> dict[str, str]:
