@@ -13,10 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 from test_referrals_transfers import CLINIC, OWNER, SHELTER, Hub, hub, transfer
+from test_revocation_recipients import inbox, revoke, statuses
 
 from exchange import db
 from exchange.audit_log import AuditEntry
-from exchange.outbox import DeliveryPolicy, OutboxMessage, deliver_batch
+from exchange.outbox import DeliveryPolicy, deliver_batch
 
 __all__ = ["hub"]  # the fixture this module uses
 
@@ -55,24 +56,6 @@ def listed(hub: Hub, agency: str, query: str = "") -> list[dict[str, Any]]:
     return list(answer.get_json()["shares"])
 
 
-def notice_statuses(hub: Hub, agency: str) -> dict[str, str]:
-    with db.database(hub.app).sessions() as session:
-        found = session.scalars(select(OutboxMessage).where(OutboxMessage.agency_id == agency))
-        return {message.kind: message.status for message in found}
-
-
-def inbox(hub: Hub, agency: str) -> list[str]:
-    answer = hub.client.get("/v1/notifications", headers=hub.headers(agency))
-    assert answer.status_code == 200, answer.get_json()
-    return [notice["event"] for notice in answer.get_json()["notifications"]]
-
-
-def revoke(hub: Hub, record_id: str) -> list[str]:
-    answer = hub.revoke_consent(record_id)
-    assert answer.status_code == 200, answer.get_json()
-    return list(answer.get_json()["notified"])
-
-
 def problem(answer: Any) -> tuple[int, str, str]:
     body = answer.get_json()
     return answer.status_code, body["type"], body["detail"]
@@ -107,7 +90,7 @@ def test_a_transfer_the_revocation_stopped_before_its_request_went_out_is_not_sh
     share_id = ask_transfer(hub, record_id)
     assert CLINIC not in revoke(hub, record_id)
     assert run_worker(hub).sent == []
-    assert notice_statuses(hub, CLINIC) == {"transfer.requested": "withheld"}
+    assert statuses(hub, CLINIC) == {"transfer.requested": "withheld"}
     assert inbox(hub, CLINIC) == []
 
     assert listed(hub, CLINIC, "?role=received") == []
@@ -131,7 +114,7 @@ def test_a_held_transfer_the_revocation_stopped_is_not_shown_nor_handed_out_by_t
     assert SHELTER not in revoke(hub, record_id)
 
     assert listed(hub, SHELTER, "?role=received") == []
-    assert notice_statuses(hub, SHELTER) == {"transfer.requested": "withheld"}
+    assert statuses(hub, SHELTER) == {"transfer.requested": "withheld"}
     assert inbox(hub, SHELTER) == []
     assert_unknown_to(hub, SHELTER, share_id, record_id)
 
@@ -153,7 +136,7 @@ def test_a_held_transfer_withdrawn_unread_is_not_shown(hub: Hub) -> None:
     assert hub.post(OWNER, f"/v1/transfers/{share_id}/withdraw", {}).status_code == 200
 
     assert listed(hub, SHELTER) == []
-    assert notice_statuses(hub, SHELTER)["transfer.requested"] == "withheld"
+    assert statuses(hub, SHELTER)["transfer.requested"] == "withheld"
     assert_unknown_to(hub, SHELTER, share_id, record_id)
 
 

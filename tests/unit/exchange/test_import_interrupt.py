@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -123,19 +123,15 @@ def ctrl_c() -> None:
 # -- Ctrl-C in a real process ------------------------------------------------------------------
 
 
-def test_ctrl_c_during_a_direct_import_says_what_was_stored_and_a_rerun_goes_on(
-    hub: Hub, tmp_path: Path
-) -> None:
-    sheet = tmp_path / "expedientes.csv"
-    bench().write_csv(sheet, ROWS)
+def start_direct_import(hub: Hub, sheet: Path, lang: str) -> subprocess.Popen[bytes]:
+    """``puente import`` of ``sheet`` in direct mode, batches of 50, in a process group of its
+    own (as a terminal's, or a service's)."""
     command = [
         sys.executable, "-m", "exchange.cli", "import", "--adapter", "csv", "--mapping",
         "dif-estatal", str(sheet), "--agency", AGENCY, "--batch", "50", "--json",
-        "--no-progress", "--lang", "es",
+        "--no-progress", "--lang", lang,
     ]  # fmt: skip
-    # A process group of its own, as a terminal's: Ctrl-C reaches the import and the process
-    # it decodes the sheet in.
-    process = subprocess.Popen(
+    return subprocess.Popen(
         command,
         cwd=REPO,
         env=hub.env,
@@ -143,19 +139,50 @@ def test_ctrl_c_during_a_direct_import_says_what_was_stored_and_a_rerun_goes_on(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+
+
+def stop_once_rows_are_stored(
+    hub: Hub, process: subprocess.Popen[bytes], stop: Callable[[], None]
+) -> tuple[str, str]:
+    """Wait until the import has stored some rows, ``stop`` it, and give its stdout and
+    stderr once it ended."""
     try:
         deadline = time.monotonic() + 120
-        while hub.count(Record) == 0:  # once some rows are stored
+        while hub.count(Record) == 0:
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no row was stored"
             time.sleep(0.01)
-        os.killpg(process.pid, signal.SIGINT)
+        stop()
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.communicate()
-    stdout, stderr = out.decode(), err.decode()
+    return out.decode(), err.decode()
+
+
+def assert_process_group_gone(process: subprocess.Popen[bytes]) -> None:
+    """No process of the stopped import's group (the decoding process) is left."""
+    for _ in range(100):
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("a process of the stopped import is still running")
+
+
+def test_ctrl_c_during_a_direct_import_says_what_was_stored_and_a_rerun_goes_on(
+    hub: Hub, tmp_path: Path
+) -> None:
+    sheet = tmp_path / "expedientes.csv"
+    bench().write_csv(sheet, ROWS)
+    # A process group of its own, as a terminal's: Ctrl-C reaches the import and the process
+    # it decodes the sheet in.
+    process = start_direct_import(hub, sheet, "es")
+    stdout, stderr = stop_once_rows_are_stored(
+        hub, process, lambda: os.killpg(process.pid, signal.SIGINT)
+    )
 
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
@@ -177,14 +204,7 @@ def test_ctrl_c_during_a_direct_import_says_what_was_stored_and_a_rerun_goes_on(
     # No rejects file, no temporary file left behind, and the decoding process is gone.
     assert summary["rejects_file"] is None
     assert sorted(path.name for path in tmp_path.iterdir() if "rejects" in path.name) == []
-    for _ in range(100):
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("a process of the interrupted import is still running")
+    assert_process_group_gone(process)
 
     # The same command again: what was stored answers unchanged, the rest is stored.
     again = run("import", "--adapter", "csv", "--mapping", "dif-estatal", sheet,

@@ -8,9 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,17 +16,19 @@ import pytest
 
 from exchange import exporter, hub_client
 from exchange.records import Record, RecordVersion
-from tests.conftest import REPO
 from tests.unit.exchange import test_import_interrupt
 from tests.unit.exchange.test_import_interrupt import (
     AGENCY,
     HUB,
     ROWS,
     Hub,
+    assert_process_group_gone,
     bench,
     envelope,
     flask_send,
     run,
+    start_direct_import,
+    stop_once_rows_are_stored,
     write_ndjson,
 )
 
@@ -48,34 +47,13 @@ def test_sigterm_during_a_direct_import_says_what_was_stored_and_exits_143(
 ) -> None:
     sheet = tmp_path / "expedientes.csv"
     bench().write_csv(sheet, ROWS)
-    command = [
-        sys.executable, "-m", "exchange.cli", "import", "--adapter", "csv", "--mapping",
-        "dif-estatal", str(sheet), "--agency", AGENCY, "--batch", "50", "--json",
-        "--no-progress", "--lang", "en",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=REPO,
-        env=hub.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    process = start_direct_import(hub, sheet, "en")
+    # `kill PID` (the import only), or a service manager stopping the whole group (the
+    # decoding process too, which simply ends).
+    kill = os.kill if whom == "process" else os.killpg
+    stdout, stderr = stop_once_rows_are_stored(
+        hub, process, lambda: kill(process.pid, signal.SIGTERM)
     )
-    try:
-        deadline = time.monotonic() + 120
-        while hub.count(Record) == 0:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no row was stored"
-            time.sleep(0.01)
-        # `kill PID` (the import only), or a service manager stopping the whole group (the
-        # decoding process too, which simply ends).
-        (os.kill if whom == "process" else os.killpg)(process.pid, signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    stdout, stderr = out.decode(), err.decode()
 
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr, stderr
@@ -89,14 +67,7 @@ def test_sigterm_during_a_direct_import_says_what_was_stored_and_exits_143(
     assert "run the same command again" in stderr
     assert hub.count(Record) == hub.count(RecordVersion) == stored
     assert not [path for path in tmp_path.iterdir() if "rejects" in path.name]
-    for _ in range(100):  # the decoding process is gone too
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("a process of the stopped import is still running")
+    assert_process_group_gone(process)  # the decoding process is gone too
 
 
 def test_sigterm_during_an_import_through_the_api_waits_for_the_batch_under_way(
