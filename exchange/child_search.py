@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, union
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from consent import Decision
@@ -423,7 +423,9 @@ def children_known_to(
     records, decided per record as a read of that record would be. A caller whose agency is
     responsible for the record (owns it) already knows the child, so, as for the originating
     agency reading its own record, only the hard rules limit the answer. An agency that holds
-    a referral of the record knows the child as far as reading that referral would show it:
+    a referral of the record — one it was told of (:func:`told_to_recipient`: not one whose
+    notice was withheld before it reached it) — knows the child as far as reading that
+    referral would show it:
     when the referral names ``identity`` (or every category) and the consent engine permits
     it for the referral (action ``refer``, its purpose) — a referral for health care alone
     does not let its holder confirm the child's name, date of birth or identifiers by
@@ -460,6 +462,10 @@ def children_known_to(
                 RecordShare.agency_id == actor.agency_id,
                 RecordShare.kind == "referral",
                 RecordShare.status == "accepted",
+                # A referral whose notice was withheld before it reached the agency told it
+                # nothing of the child: it does not let it find the child, nor name it in a
+                # push, even once a new consent permits such a referral again.
+                told_to_recipient(),
             )
         ):
             referrals.setdefault(record_id, []).append((referred_for, categories))
@@ -552,8 +558,9 @@ def readable_candidates(
 def possibly_known(session: Session, actor: Actor, candidates: Iterable[Candidate]) -> set[str]:
     """Those of the candidates' children the consent engine could let ``actor`` know of, in a
     few queries whatever their number: the engine permits only to the agency's own system
-    reading its record, to the holder of a referral, or by a consent, a grant or an emergency
-    override (consent/engine.py; hard rules, withhold entries and objections only refuse).
+    reading its record, to the holder of a referral (one it was told of,
+    :func:`told_to_recipient`), or by a consent, a grant or an emergency override
+    (consent/engine.py; hard rules, withhold entries and objections only refuse).
     A child with none of these for anyone — the many namesakes a name search draws from other
     agencies — is left out without loading it; :func:`children_known_to` decides the rest."""
     child_ids = sorted({candidate.child_id for candidate in candidates})
@@ -594,7 +601,51 @@ def _possibly_known_statement() -> Any:
         select(Record.child_id).where(Record.child_id.in_(ids), Record.owner_agency == agency),
         select(Record.child_id)
         .join(RecordShare, RecordShare.record_id == Record.id)
-        .where(Record.child_id.in_(ids), RecordShare.agency_id == agency),
+        .where(Record.child_id.in_(ids), RecordShare.agency_id == agency, told_to_recipient()),
+    )
+
+
+def told_to_recipient() -> ColumnElement[bool]:
+    """SQL, about the ``record_share`` row of the statement it is put in: its recipient was
+    told of it, or may still be — the rule of :func:`exchange.sharing.told_shares`, as one
+    condition a statement can carry: correlated ``EXISTS`` on the recipient's announcing
+    notices (through the index on their agency; the share id is read from the payload), run
+    for each share the statement reaches, so meant for statements that reach few shares — those
+    of a few children's records — not every share of an agency. Told: the recipient answered the
+    share itself; no notice announces it; or its notice is delivered, was tried or handed out
+    (:func:`exchange.outbox._may_have_reached`), is still queued, or is ``held`` for the
+    agency to read. Not told: every announcing notice was withheld or died before it reached
+    the agency.
+
+    A ``held`` notice never handed out counts as told here, where ``told_shares`` would decide
+    it (and audit that) as ``GET /v1/notifications`` does: a search or a push writes nothing
+    about notices. It lets the agency find or name a child only through a referral the engine
+    permits now (action ``refer``, :func:`children_known_to`), and then the notice would be
+    handed out too if the agency read its notifications; in :func:`possibly_known` it only
+    lets the child be weighed."""
+    from exchange.outbox import OutboxMessage
+    from exchange.sharing import ANNOUNCING_NOTICES, RecordShare
+
+    announcing = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.agency_id == RecordShare.agency_id,
+            OutboxMessage.kind == case(ANNOUNCING_NOTICES, value=RecordShare.kind),
+            OutboxMessage.payload["share_id"].as_string() == RecordShare.id,
+        )
+        .correlate(RecordShare)
+    )
+    reached = announcing.where(
+        or_(
+            OutboxMessage.status.in_(("pending", "delivered", "held")),
+            # The turn that withheld a message counts an attempt and sent nothing.
+            OutboxMessage.attempts > case((OutboxMessage.status == "withheld", 1), else_=0),
+        )
+    )
+    return or_(
+        RecordShare.decided_by == RecordShare.agency_id,
+        ~announcing.exists(),
+        reached.exists(),
     )
 
 

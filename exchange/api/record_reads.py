@@ -5,18 +5,21 @@ written to the audit log; the answer holds only the fields of the permitted cate
 names the withheld ones, and ``Puente-Decision`` carries the decision id.
 
 A denied read answers ``403 consent-denied`` with the reasons only to a caller that already
-knows of the record (it was referred or transferred to it, or it asked for access to the
-child); anyone else gets the same ``404`` as for a record that does not exist, so the API
-never says whether a record exists. Permitted or refused, a reader is told only the reasons
-that tell them nothing about the child they may not know (:func:`decision_for_reader`): a
-withhold entry is never told to the reader it names; a rule that applies because the child
-seeks asylum or comes from the reader's country only to those acting for the child; an
-objection or an emergency override's ground also to the agencies holding the record. Every
-refused category but those a told hard rule or objection refuses — a consent's deny, nothing
-permitting, a reason not told — is refused by one plain "nothing in force permits you this"
-reason (:func:`told_decision`), so a refusal for a hidden reason reads like any other. A
-referral adds to what a read permission gives, never narrows it (:func:`referred_to`). The
-audit log keeps every decision whole.
+knows of the record (it was referred or transferred to it and told so, or it asked for access
+to the child); anyone else gets the same ``404`` as for a record that does not exist, so the
+API never says whether a record exists. A referral or transfer whose notice was withheld
+before it reached its recipient (consent revoked meanwhile, the transfer withdrawn first) told
+it nothing of the child, and counts for nothing here (:func:`records_held`).
+
+Permitted or refused, a reader is told only the reasons that tell them nothing about the child
+they may not know (:func:`decision_for_reader`): a withhold entry is never told to the reader
+it names; a rule that applies because the child seeks asylum or comes from the reader's country
+only to those acting for the child; an objection or an emergency override's ground also to the
+agencies holding the record. Every refused category but those a told hard rule or objection
+refuses — a consent's deny, nothing permitting, a reason not told — is refused by one plain
+"nothing in force permits you this" reason (:func:`told_decision`), so a refusal for a hidden
+reason reads like any other. A referral adds to what a read permission gives, never narrows it
+(:func:`referred_to`). The audit log keeps every decision whole.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from exchange.records import (
     latest_body,
     list_versions,
 )
-from exchange.sharing import purpose_codes
+from exchange.sharing import purpose_codes, told_shares
 
 bp = Blueprint("record_reads", __name__)
 
@@ -170,8 +173,9 @@ OUTSIDER, HOLDER, ACTS_FOR_CHILD = "outsider", "holder", "acts_for_child"
 def reader_standing(session: Session, actor: Actor, record: Record, child: ChildContext) -> str:
     """:data:`ACTS_FOR_CHILD` (a consent authority for the child), :data:`HOLDER` (the
     caller's agency owns the record, or holds a referral or a transfer of it, taken or still
-    offered), or :data:`OUTSIDER` (a requester, a grantee; an agency that refused the record's
-    transfer, or whose offer was withdrawn: it knows the record exists, and holds nothing)."""
+    offered, that it was told of), or :data:`OUTSIDER` (a requester, a grantee; an agency that
+    refused the record's transfer, or whose offer was withdrawn: it knows the record exists,
+    and holds nothing)."""
     if actor.audit_client is not None:
         # An agency of a peer hub (exchange.federation) never acts for this hub's child nor
         # holds its records here, whatever kind and jurisdiction its hub says it has.
@@ -344,11 +348,28 @@ def records_held(
     session: Session, actor: Actor, records: Iterable[Record], *, offered_too: bool = False
 ) -> set[str]:
     """The ids of ``records`` the caller's agency holds — it owns them, or they were referred
-    or transferred to it (:data:`HOLDING_SHARE_STATES`) — and so already knows exist (one query
-    for any number of records; also what lets a child search answer a child, see
-    :mod:`exchange.api.children`, and a push link to it by identifier). ``offered_too``: also
-    records it was offered and refused, or whose offer was withdrawn — it knows they exist,
-    but holds nothing of them."""
+    or transferred to it (:data:`HOLDING_SHARE_STATES`) and it was told so — and so already
+    knows exist (one query for any number of records, and one more when it received shares of
+    them). ``offered_too``: also records it was offered and refused, or whose offer was
+    withdrawn — it knows they exist, but holds nothing of them.
+
+    A share counts only once its recipient was told of it
+    (:func:`exchange.sharing.told_shares`): one whose notice was withheld before it reached
+    the agency (consent revoked meanwhile, the transfer withdrawn before its turn) told it
+    nothing of the child (docs/consent.md §8.7), so a refusal must answer it as if no such
+    record existed (§8.4), as ``GET /v1/shares`` and the transfer routes do.
+
+    A notice kept for the agency to read (``held``) and never handed out is decided here as
+    ``GET /v1/notifications`` would decide it, and that decision is audited in ``session``'s
+    transaction (the caller commits): a ``403`` with the reasons, or a holder's reasons in a
+    read, tells the agency it holds the share, so the hub must count the notice as handed out
+    — a later withdrawal or revocation is then announced to it, and every route answers it
+    alike (the list, the transfer routes and a referral of the record decide it the same
+    way). Not deciding it would have to answer ``404`` until the agency read its
+    notifications. The usual case costs what it did: an owner, or a reader holding no share of
+    the record, runs no more queries; a recipient runs one more (its notices of the shares) and
+    decides nothing once its notice was delivered or handed out. Reads ask this only to refuse
+    or to choose which reasons to tell (:func:`reader_standing`), not on every permitted read."""
     from exchange.sharing import RecordShare
 
     if actor.agency_id is None:
@@ -357,24 +378,24 @@ def records_held(
     held = {record.id for record in records if record.owner_agency == actor.agency_id}
     others = sorted({record.id for record in records} - held)
     if others:
-        held.update(
-            session.scalars(
-                select(RecordShare.record_id)
-                .where(
-                    RecordShare.record_id.in_(others),
-                    RecordShare.agency_id == actor.agency_id,
-                    true() if offered_too else RecordShare.status.in_(HOLDING_SHARE_STATES),
-                )
-                .distinct()
+        shares = session.scalars(
+            select(RecordShare).where(
+                RecordShare.record_id.in_(others),
+                RecordShare.agency_id == actor.agency_id,
+                true() if offered_too else RecordShare.status.in_(HOLDING_SHARE_STATES),
             )
-        )
+        ).all()
+        if shares:
+            told = told_shares(session, actor.agency_id, shares)
+            held.update(share.record_id for share in shares if share.id in told)
     return held
 
 
 def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext) -> str | None:
     """How ``actor`` already knows the record exists: ``"record"`` when its agency owns it or
-    was referred or transferred it, ``"request"`` when an access request of the caller's about
-    the child was granted or decided by an officer; None when it does not.
+    was referred or transferred it and told so (:func:`records_held`), ``"request"`` when an
+    access request of the caller's about the child was granted or decided by an officer; None
+    when it does not.
 
     A pending request, or one denied at once, proves nothing: it is taken about any id, issued
     or not (:func:`exchange.consents.access.child_asked_about`). Counting it would let a caller
@@ -425,15 +446,20 @@ def decide_read(
 def refuse(
     session: Session, actor: Actor, record: Record, disclosure: Disclosure, purpose: str
 ) -> Problem:
-    """Commit the denied decision's audit entry and say no, as :mod:`this module <.>` explains."""
+    """Commit the denied decision's audit entry and say no, as :mod:`this module <.>` explains.
+    What telling the caller decides (a held notice of a share of the record, :func:`records_held`)
+    is committed with it."""
     child = load_child(session, record.child_id)
     known = knows_of(session, actor, record, child)
-    session.commit()
-    if known is None:
-        return not_found()
-    return consent_denied(
-        disclosure, decision_for_reader(session, actor, record, child, disclosure, purpose)
+    told = (
+        None
+        if known is None
+        else decision_for_reader(session, actor, record, child, disclosure, purpose)
     )
+    session.commit()
+    if told is None:
+        return not_found()
+    return consent_denied(disclosure, told)
 
 
 def _answered(answer: dict[str, Any], decision_ids: list[str]) -> Any:
