@@ -25,15 +25,8 @@ from test_referrals_transfers import (
     hub,
     refer,
 )
-from test_shares_untold import (
-    UNKNOWN_RECORD,
-    ask_transfer,
-    inbox,
-    listed,
-    notice_statuses,
-    revoke,
-    run_worker,
-)
+from test_revocation_recipients import inbox, revoke, statuses
+from test_shares_untold import UNKNOWN_RECORD, ask_transfer, listed, run_worker
 
 from exchange import db
 from exchange.agencies import Agency
@@ -121,7 +114,7 @@ def withhold_referral(hub: Hub, record_id: str) -> None:
     referral counts as a disclosure under the consent from the moment it was made.)"""
     revoke(hub, record_id)
     assert (CLINIC, "record.referred") not in run_worker(hub).sent
-    assert notice_statuses(hub, CLINIC)["record.referred"] == "withheld"
+    assert statuses(hub, CLINIC)["record.referred"] == "withheld"
 
 
 # --- told nothing: read as an unknown record ------------------------------------------------
@@ -134,7 +127,7 @@ def test_a_transfer_the_revocation_stopped_before_its_request_went_out_is_read_a
     ask_transfer(hub, record_id)
     assert CLINIC not in revoke(hub, record_id)
     assert run_worker(hub).sent == []
-    assert notice_statuses(hub, CLINIC) == {"transfer.requested": "withheld"}
+    assert statuses(hub, CLINIC) == {"transfer.requested": "withheld"}
 
     assert_read_as_unknown(hub, CLINIC, record_id)
     # The owner still reads it.
