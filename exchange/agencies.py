@@ -754,8 +754,12 @@ def _switch_active(session: Session, agency_id: str, active: bool) -> None:
         )
 
 
-def disable_agency(session: Session, agency_id: str) -> None:
-    """Refuse the agency new tokens and end the ones it holds, at once."""
+def disable_agency(session: Session, agency_id: str) -> tuple[int, int]:
+    """Refuse the agency new tokens and end the ones it holds, at once, with its people's
+    tokens and portal sessions; deny the pending access requests it or its people made and
+    revoke the grants made to it or to them. Returns (requests denied, grants revoked)."""
+    from exchange.consents.access import end_access_of_disabled_agency  # it imports this
+
     _switch_active(session, agency_id, False)
     # Token validation checks the agency is active; revoking its tokens as well means they stay
     # dead even if the agency is enabled again later.
@@ -763,9 +767,16 @@ def disable_agency(session: Session, agency_id: str) -> None:
     # And its people's portal sessions, for good: enabling it again must not revive them.
     people.end_agency_sessions(session, agency_id)
     _audit(session, "agency.suspended", "disabled", agency_id)
+    # And what they asked for and were given, as disabling a person does: a pending request
+    # would wait in the officers' queues for nothing, and a grant would come back into force
+    # if the agency were enabled again, with no officer deciding anew.
+    return end_access_of_disabled_agency(session, agency_id)
 
 
 def enable_agency(session: Session, agency_id: str) -> None:
+    """Enable a disabled agency again. Nothing disabling ended comes back: its tokens stay
+    revoked, its people's portal sessions ended, its and their requests denied and grants
+    revoked (a new request is needed)."""
     _switch_active(session, agency_id, True)
     people.end_agency_sessions(session, agency_id)  # as disabling does: no old session back
     _audit(session, "agency.updated", "enabled", agency_id)

@@ -765,9 +765,20 @@ _STATUS_TEXT = {
         "Acceso concedido para esta finalidad.",
         "Access granted for this purpose.",
     ),
+    # The same words for every pending request, as the portal's: one about a child id the hub
+    # never issued reaches no officer's queue and stays pending (docs/consent.md §8.5, so that
+    # asking tells nobody whether a child exists), so no decision is promised, and what to do
+    # when none comes is said to everyone alike.
     "pending": (
-        "La solicitud espera la decisión de la oficina de consentimiento.",
-        "The request awaits the consent office's decision.",
+        "La solicitud espera la decisión de un oficial de consentimiento. Si se decide, la "
+        "decisión aparecerá al consultar de nuevo la solicitud; el nodo no puede decir cuándo. "
+        "Si tras varios días no hay decisión, confirme el id de la niña, niño o adolescente con "
+        "la institución o la Procuraduría que se lo dio: una solicitud sobre un id que el nodo "
+        "no conoce no llega a ningún oficial.",
+        "The request awaits a consent officer's decision. If one is made, it will show when the "
+        "request is read again; the hub cannot say when. If none has come after several days, "
+        "check the child's id with the agency or the Procuraduría that gave it to you: a "
+        "request about an id the hub does not know reaches no officer.",
     ),
     "denied": ("La solicitud fue denegada.", "The request was denied."),
 }

@@ -366,15 +366,26 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
 @language_option
 @with_hub
 def disable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
-    """Disable an agency: no new tokens, and the tokens it holds stop working at once."""
+    """Disable an agency: no new tokens, and the tokens it holds and its people's stop working
+    at once; the access requests it or its people have pending are denied and the grants they
+    hold revoked (enabling it again brings none back)."""
     with _transaction(app, lang) as session:
-        disable_agency(session, agency_id)
+        denied, revoked = disable_agency(session, agency_id)
     print_json_or_say(
         as_json,
-        {"agency_id": agency_id, "active": False},
+        {
+            "agency_id": agency_id,
+            "active": False,
+            "access_requests_denied": denied,
+            "grants_revoked": revoked,
+        },
         lang,
-        f"Agencia {agency_id} desactivada; sus tokens dejaron de valer.",
-        f"Agency {agency_id} disabled; its tokens no longer work.",
+        f"Agencia {agency_id} desactivada; sus tokens y los de su personal dejaron de valer. "
+        f"Solicitudes de acceso pendientes denegadas: {denied}; autorizaciones revocadas: "
+        f"{revoked}. Reactivarla no las devuelve: harán falta solicitudes nuevas.",
+        f"Agency {agency_id} disabled; its tokens and its people's no longer work. Pending "
+        f"access requests denied: {denied}; grants revoked: {revoked}. Enabling it again "
+        "brings none back: new requests will be needed.",
     )
 
 
@@ -384,7 +395,8 @@ def disable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> Non
 @language_option
 @with_hub
 def enable_command(app: Flask, agency_id: str, as_json: bool, lang: str) -> None:
-    """Enable a disabled agency again (old tokens stay revoked)."""
+    """Enable a disabled agency again (old tokens stay revoked, and the access requests and
+    grants disabling ended stay denied and revoked)."""
     with _transaction(app, lang) as session:
         enable_agency(session, agency_id)
         dead = dead_while_disabled(session, agency_id)

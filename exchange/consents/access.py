@@ -4,11 +4,12 @@ caller reads under."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from consent import CATEGORIES, CATEGORY_LABELS, ConsentSet, Decision, Grant, check_grant
@@ -95,6 +96,48 @@ def child_asked_about(session: Session, child_id: str) -> ChildContext:
         )
 
 
+#: What a text box sends between lines, and a tab: a justification may hold them.
+LINE_CHARACTERS = frozenset("\t\n\r")
+
+
+def justification_control_characters(text: str) -> tuple[str, str] | None:
+    """What to say, in Spanish and English, of a justification holding control characters
+    (Unicode category C*: NUL, an escape sequence, DEL, a bidirectional override…) but line
+    breaks and tabs, as a token's name is refused them (exchange.people): they would hide or
+    forge text where an officer reads it, and PostgreSQL's text cannot hold NUL. None when it
+    holds none. :func:`request_access` refuses such a request, from the API or the portal
+    (whose form says it beside the field)."""
+    found = sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in text
+            if c not in LINE_CHARACTERS and unicodedata.category(c).startswith("C")
+        }
+    )
+    if not found:
+        return None
+    return (
+        f"La justificación contiene caracteres de control ({', '.join(found)}): bórrelos y "
+        "vuelva a enviarla (los saltos de línea y los tabuladores sí se admiten).",
+        f"The justification contains control characters ({', '.join(found)}): delete them "
+        "and send it again (line breaks and tabs are fine).",
+    )
+
+
+def _refuse_control_characters(document: dict[str, Any]) -> None:
+    justification = document.get("justification")
+    said = (
+        justification_control_characters(justification) if isinstance(justification, str) else None
+    )
+    if said is not None:
+        raise ConsentProblem(
+            "validation",
+            "La solicitud no es válida.",
+            "The request is not valid.",
+            [{"pointer": "/justification", "message_es": said[0], "message_en": said[1]}],
+        )
+
+
 def request_access(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[AccessRequestRow, str]:
@@ -106,6 +149,7 @@ def request_access(
     A request granted at once makes no grant: the consent (or grant, or override) that
     already permits stays what permits, so revoking it ends this access too. The request
     keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
+    _refuse_control_characters(document)
     moment = utcnow()
     # In UTC, as every instant is stored and answered; one beyond year 9999 there is refused.
     until = read_instant(document["until"], "/until")
@@ -363,10 +407,10 @@ _STATUS_ES = {"granted": "concedida", "denied": "denegada", "pending": "pendient
 def _refuse_approval_for_a_disabled_requester(session: Session, row: AccessRequestRow) -> None:
     """Whoever is no longer registered and active (a disabled person or agency, or a person
     of a disabled agency) cannot use a grant, and one made now would come back into force if
-    they were enabled again. Disabling a person ends their pending requests
-    (:func:`end_access_of_disabled_person`); this refuses the approval of any left pending
-    from before, or asked for by a disabled agency or one of its people — the officer denies
-    them instead."""
+    they were enabled again. Disabling a person or an agency ends the pending requests of
+    whoever it disables (:func:`end_access_of_disabled_person`,
+    :func:`end_access_of_disabled_agency`); this refuses the approval of any left pending from
+    before that was so — the officer denies them instead."""
     from exchange.agencies import Agency
 
     if _requester_for_engine(session, row) is not None:
@@ -400,7 +444,8 @@ def _refuse_approval_for_a_disabled_requester(session: Session, row: AccessReque
 
 
 #: The reason code (in the request's or grant's row and in the audit entry) of what disabling
-#: a person ends: no free text, and the hub's administrator, not an officer, ended it.
+#: a person or an agency ends: no free text, and the hub's administrator, not an officer,
+#: ended it.
 REQUESTER_DISABLED = "requester_disabled"
 
 
@@ -414,15 +459,46 @@ def end_access_of_disabled_person(session: Session, person_id: str) -> tuple[int
     force if the person were enabled again (a lawyer who left the clinic, re-enabled for
     another case, would read the old case's children). Returns (requests denied, grants
     revoked). In the caller's transaction, never committed here."""
+    return _end_access(
+        session,
+        AccessRequestRow.requester_person == person_id,
+        GrantRow.grantee_person == person_id,
+    )
+
+
+def end_access_of_disabled_agency(session: Session, agency_id: str) -> tuple[int, int]:
+    """When an agency is disabled (``puente agency disable``), do for it and for every person
+    of it what :func:`end_access_of_disabled_person` does for one person: deny the pending
+    access requests its systems or its people made and revoke the grants made to it or to
+    them, each audited the same way (reason :data:`REQUESTER_DISABLED`, by the hub's
+    administrator). Enabling the agency again brings none back: a new request is needed.
+    Returns (requests denied, grants revoked). In the caller's transaction, never committed
+    here."""
+    from exchange.people import Person
+
+    people = select(Person.id).where(Person.agency_id == agency_id)
+    return _end_access(
+        session,
+        (AccessRequestRow.requester_agency == agency_id)
+        | AccessRequestRow.requester_person.in_(people),
+        (GrantRow.grantee_agency == agency_id) | GrantRow.grantee_person.in_(people),
+    )
+
+
+def _end_access(
+    session: Session, requested_by: ColumnElement[bool], granted_to: ColumnElement[bool]
+) -> tuple[int, int]:
+    """Deny the pending requests ``requested_by`` selects and revoke the grants in force
+    ``granted_to`` selects, for a disabled requester (:data:`REQUESTER_DISABLED`), each with
+    its audit entry. Returns (requests denied, grants revoked)."""
     from exchange.children import resolve_child_id
 
     moment = utcnow()
     requests = list(
         session.scalars(
-            select(AccessRequestRow).where(
-                AccessRequestRow.requester_person == person_id,
-                AccessRequestRow.status == "pending",
-            )
+            select(AccessRequestRow)
+            .where(requested_by, AccessRequestRow.status == "pending")
+            .order_by(AccessRequestRow.created_at, AccessRequestRow.id)
         )
     )
     denied = 0
@@ -453,11 +529,9 @@ def end_access_of_disabled_person(session: Session, person_id: str) -> tuple[int
         forget_child(child_id)
     grants = list(
         session.scalars(
-            select(GrantRow).where(
-                GrantRow.grantee_person == person_id,
-                GrantRow.revoked_at.is_(None),
-                GrantRow.until > moment,
-            )
+            select(GrantRow)
+            .where(granted_to, GrantRow.revoked_at.is_(None), GrantRow.until > moment)
+            .order_by(GrantRow.created_at, GrantRow.id)
         )
     )
     revoked = 0
@@ -489,7 +563,8 @@ def _audit_ended(
     object_type: str,
     object_id: str,
 ) -> None:
-    # By the hub's administrator (the one who disables people), as people's changes are.
+    # By the hub's administrator (the one who disables people and agencies), as the
+    # registry's changes are.
     grant = object_type == "grant"
     record_event(
         session,

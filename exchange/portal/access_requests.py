@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +42,7 @@ from exchange.api.record_reads import answer_in_even_time
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
-from exchange.consents.access import child_asked_about
+from exchange.consents.access import child_asked_about, justification_control_characters
 from exchange.consents.common import QUEUE_LIMIT
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
@@ -121,8 +120,6 @@ _REQUEST_FIELDS: dict[str, Text] = {
         "Pick from the calendar the date until which you need access.",
     ),
 }
-#: What a textarea sends between lines, and a tab: a justification may hold them, as the API's.
-_LINE_CHARACTERS = frozenset("\t\n\r")
 _REQUEST_UNTIL_PAST: Text = (
     "La fecha límite ya pasó: elija hoy o una fecha posterior.",
     "The end date is in the past: choose today or a later date.",
@@ -140,28 +137,6 @@ _DECISION_UNTIL_PAST: Text = (
     "“Valid until” has passed: choose today or a later date, or leave it empty to grant "
     "until the date asked for.",
 )
-
-
-def _control_characters(text: str) -> Text | None:
-    """What to say of a justification holding control characters (Unicode category C*: NUL, an
-    escape sequence, a bidirectional override…) but line breaks and tabs, as a token's name is
-    refused them (exchange.people): they would hide or forge text where an officer reads it,
-    and PostgreSQL's text cannot hold NUL, which the API refuses too."""
-    found = sorted(
-        {
-            f"U+{ord(c):04X}"
-            for c in text
-            if c not in _LINE_CHARACTERS and unicodedata.category(c).startswith("C")
-        }
-    )
-    if not found:
-        return None
-    return (
-        f"La justificación contiene caracteres de control ({', '.join(found)}): bórrelos y "
-        "vuelva a enviarla (los saltos de línea y los tabuladores sí se admiten).",
-        f"The justification contains control characters ({', '.join(found)}): delete them "
-        "and send it again (line breaks and tabs are fine).",
-    )
 
 
 def _reason_too_long(length: int) -> Text:
@@ -366,7 +341,7 @@ def create_access_request() -> Response | tuple[str, int]:
     errors = _one_per_field(
         schema_validator(("access-request", 1)).validate(body), _request_fields()
     )
-    if (unwritable := _control_characters(justification)) is not None:
+    if (unwritable := justification_control_characters(justification)) is not None:
         errors["justification"] = unwritable  # said before its length: it is what to fix
     if errors:
         return _page(400, errors=errors)

@@ -1,7 +1,10 @@
 """No request is approved for someone no longer active on the hub (docs/consent.md §8.5): not
 for a disabled agency's system, nor for a person of a disabled agency — the grant would come
 back into force when the agency is enabled again. The approval is a conflict (409) that says
-why in Spanish and English, through the API and the portal alike; denying stays possible."""
+why in Spanish and English, through the API and the portal alike; denying stays possible.
+
+``puente agency disable`` denies such requests itself (test_agency_disable_ends_access.py);
+these are left pending from before it did, or by an agency switched off in the database."""
 
 from __future__ import annotations
 
@@ -16,11 +19,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from portal_support import csrf_of, logged_in, text_of
 from records_support import AgencyClient, add_agency, rows
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from exchange import db
-from exchange.agencies import disable_agency, enable_agency
+from exchange.agencies import Agency, enable_agency
 from exchange.consent_store import AccessRequestRow, GrantRow
 
 
@@ -58,6 +61,12 @@ def approving(client: FlaskClient, officer: PersonClient, request_id: str, lang:
     )
 
 
+def switch_off(session: Session) -> None:
+    """The clinic made inactive without its requests being ended: as one disabled before
+    ``puente agency disable`` denied them, or straight in the database."""
+    session.execute(update(Agency).where(Agency.id == CLINIC).values(active=False))
+
+
 def statuses(app: Flask) -> dict[str, str]:
     return dict(rows(app, select(AccessRequestRow.id, AccessRequestRow.status)))
 
@@ -73,7 +82,7 @@ def test_no_approval_for_a_disabled_agency_or_its_people(
     by_system = ask(client, clinic, pushed["child_id"])
     by_person = ask(client, lawyer, pushed["child_id"])
     with admin(app) as session:
-        disable_agency(session, CLINIC)
+        switch_off(session)
 
     said = {
         by_system: ("The agency that asked for access", "La institución que pidió el acceso"),
@@ -99,7 +108,7 @@ def test_no_approval_for_a_disabled_agency_or_its_people(
     assert rows(app, select(GrantRow.id)) == []
     # Denying is always possible (while disabled too: it grants nothing).
     with admin(app) as session:
-        disable_agency(session, CLINIC)
+        switch_off(session)
     assert deny(client, officer, by_system)["status"] == "denied"
     assert deny(client, officer, by_person)["status"] == "denied"
 
@@ -115,7 +124,7 @@ def test_the_portal_refuses_it_as_the_api_does(
     request_id = ask(client, lawyer, pushed["child_id"])
     browser = logged_in(app, officer.id)
     with admin(app) as session:
-        disable_agency(session, CLINIC)
+        switch_off(session)
     page = browser.get("/requests?lang=en").get_data(as_text=True)
     refused = browser.post(
         f"/requests/{request_id}/decision?lang=en",
