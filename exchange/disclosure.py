@@ -9,10 +9,13 @@ basis and the ids it rests on. The audit entry's id is the decision id (``Puente
 Consents that permitted something are remembered per receiving agency
 (:class:`~exchange.consent_store.ConsentDisclosure`), so a revocation can tell every agency
 that received data under the consent — and only those: an agency is remembered when something
-about the child reaches it (it reads, is referred the record, accepts a transfer, or is sent or
-reads a transfer request), not when a transfer is merely asked for. A transfer withdrawn before
-its request went out told the recipient nothing, and a revocation must not be the first it
-hears of the child.
+about the child may have reached it (it reads or finds the child; the notice of a referral or a
+transfer request is sent to it, or handed out by ``GET /v1/notifications`` or by a route that
+shows it the share; it accepts a transfer), not when a referral is made or a transfer asked
+for. One rule for both kinds of share (:func:`decide_disclosure`): a referral whose notice was
+withheld before it went out (consent revoked meanwhile), like a transfer withdrawn before its
+request went out, told the recipient nothing (docs/consent.md §8.7), and a revocation must not
+be the first it hears of the child.
 """
 
 from __future__ import annotations
@@ -451,8 +454,8 @@ def decide_disclosure(
     **audit_fields: Any,
 ) -> Disclosure:
     """Decide, audit (in ``session``'s transaction) and remember consents that permitted
-    (unless ``remember`` is false: nothing reaches the recipient yet, as when a transfer is
-    asked for).
+    (unless ``remember`` is false, or the decision is a sender's referral or transfer —
+    :func:`reaches_recipient`: nothing reaches the recipient yet).
 
     ``actor`` is who asks; for a referral or transfer the decision is made for the recipient
     (``recipient``, an agency id) and the audit entry names the actor who sent it. With
@@ -508,12 +511,36 @@ def decide_disclosure(
     disclosure = Disclosure(decision, entry, covered)
     receiver = recipient or actor.agency_id
     permitting = consents_that_permitted(decision)
+    if recipient is not None and not reaches_recipient(actor, recipient):
+        remember = False
     if remember and disclosure.permitted and permitting and receiver is not None:
         # An agency of a peer hub (a federated lookup) is told of a revocation through its hub.
         client = actor.audit_client if recipient is None else None
         peer_hub = client[len(PEER_CLIENT_PREFIX) :] if client else None
         remember_disclosure(session, permitting, receiver, peer_hub=peer_hub)
     return disclosure
+
+
+def reaches_recipient(actor: Actor, recipient: str) -> bool:
+    """Whether a referral or transfer decided for ``recipient`` at ``actor``'s asking reaches
+    the recipient as it is decided, so that the consents permitting it are remembered as
+    disclosed to it: when the hub decides its notice for delivery (:func:`decide_delivery`:
+    ``puente worker``'s turn, which is decided before the network is tried; a held notice
+    handed out by ``GET /v1/notifications`` or by a route that shows the share,
+    :func:`exchange.sharing.told_shares`), or when the recipient acts on it itself (accepts a
+    transfer). Not when its sender makes it: the share is only a row until its notice goes
+    out.
+
+    The same rule for a referral as for a transfer. A referral is usable from the moment it is
+    made, but its recipient learns of it only from its ``record.referred`` notice, and that
+    notice may be withheld (consent revoked while it waits, docs/consent.md §8.7): remembered
+    when made, the referral would have the revocation's own ``consent.revoked`` notice tell the
+    recipient the child's id — the first it ever heard of the child. A recipient that reads
+    the record, or finds the child, before the notice goes out is remembered by that read or
+    search. (Skipping such recipients when the revocation is notified instead could not tell
+    them apart: a remembered disclosure does not say what it came from, and the same agency
+    may have read the child's records under the consent too.)"""
+    return actor.agency_id == recipient or actor == Actor.hub()
 
 
 def consents_that_permitted(decision: Decision) -> tuple[str, ...]:
@@ -714,9 +741,10 @@ def decide_delivery(
     (``delivery.attempt_2.to.mx.nl.dif``): it records the decision to send, taken before the
     network is tried; whether the receiver got it is the outbox message's state.
 
-    A transfer request that is no longer pending is still decided, but not remembered as
-    disclosed: the outbox withholds it (a revocation then tells the recipient nothing of a
-    child it never heard of)."""
+    Permitted, the decision is what remembers the referral or transfer as disclosed to the
+    recipient (:func:`reaches_recipient`: making it did not). A transfer request that is no
+    longer pending is still decided, but not remembered as disclosed: the outbox withholds it
+    (a revocation then tells the recipient nothing of a child it never heard of)."""
     action = DECIDED_DELIVERIES.get(kind)
     if action is None or not isinstance(payload, Mapping):
         return None

@@ -327,7 +327,12 @@ def referred_to(
 
 @functools.cache
 def _referral_statement() -> Any:
-    # Built once: it runs on every read by an agency that does not own the record.
+    # Built once: it runs on every read by an agency that does not own the record. Only a
+    # referral its recipient was told of counts (exchange.sharing.told_shares): one whose notice
+    # consent withheld told the agency nothing, and permits nothing even once a new consent
+    # would permit the referral again. The told condition runs for the few referral rows of
+    # this one record only.
+    from exchange.child_search import told_to_recipient
     from exchange.sharing import RecordShare
 
     return select(RecordShare.categories).where(
@@ -336,6 +341,7 @@ def _referral_statement() -> Any:
         RecordShare.kind == "referral",
         RecordShare.status == "accepted",
         RecordShare.purpose == bindparam("purpose"),
+        told_to_recipient(),
     )
 
 

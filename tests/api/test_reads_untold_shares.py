@@ -110,8 +110,7 @@ def deliveries_decided_for(hub: Hub, agency: str) -> list[dict[str, Any]]:
 
 def withhold_referral(hub: Hub, record_id: str) -> None:
     """Revoke the consent before the clinic's referral notice goes out: the worker withholds
-    it. (The revocation's own notice still goes to the clinic, with the child's id: the
-    referral counts as a disclosure under the consent from the moment it was made.)"""
+    it (and the clinic, told nothing, gets no revocation notice either)."""
     revoke(hub, record_id)
     assert (CLINIC, "record.referred") not in run_worker(hub).sent
     assert statuses(hub, CLINIC)["record.referred"] == "withheld"
@@ -271,6 +270,8 @@ def test_a_referral_whose_notice_was_withheld_finds_no_child_once_consent_is_giv
     assert found_by(hub, CLINIC, "health_care") == []
     assert names_child(hub, CLINIC, UNKNOWN_CHILD) == names_child(hub, CLINIC, child_id) == 400
     assert_read_as_unknown(hub, CLINIC, record_id)
+    # Nor does the untold referral permit a read for its own purpose.
+    assert_read_as_unknown(hub, CLINIC, record_id, "health_care")
 
 
 def test_a_share_the_agency_was_never_told_of_does_not_make_a_child_possibly_known(

@@ -1,8 +1,8 @@
 """Whom a revocation tells: an agency is told that a consent was revoked only if something
-about the child reached it under the consent — it was sent, or read, the request of a transfer;
-it accepted a transfer; it holds a referral. A transfer asked for and withdrawn (or made
-impossible by the revocation) before its request went out told the recipient nothing, and a
-revocation notice must not be the first it hears of the child."""
+about the child reached it under the consent — it was sent, or read, the notice of a referral or
+of a transfer's request; it accepted a transfer; it read the record. A referral or transfer
+withdrawn (or made impossible by the revocation) before its notice went out told the recipient
+nothing, and a revocation notice must not be the first it hears of the child."""
 
 from __future__ import annotations
 
@@ -146,8 +146,10 @@ def test_an_accepted_transfer_is_told(hub: Hub) -> None:
 
 
 def test_a_referral_is_told(hub: Hub) -> None:
-    """A referral is usable at once: the recipient holds it from the start."""
+    """A referral whose notice went out: the recipient holds it."""
     record_id = hub.push()
     assert refer(hub, record_id).status_code == 201
+    sent, _ = run_worker(hub)
+    assert sent.sent == [(CLINIC, "record.referred")]
 
     assert CLINIC in revoke(hub, record_id)
