@@ -110,6 +110,9 @@ def test_disable_and_enable_json_give_the_new_state(
     assert answer(puente("agency", "disable", AGENCY, "--json")) == {
         "agency_id": AGENCY,
         "active": False,
+        # What the disable ended of the agency's and its people's access (none here).
+        "access_requests_denied": 0,
+        "grants_revoked": 0,
     }
     assert stored(app).active is False
     assert answer(puente("agency", "enable", AGENCY, "--json")) == {
