@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from test_reads_untold_shares import held_notice
 from test_referrals_transfers import (
     CLINIC,
     PROCURADURIA,
@@ -38,7 +39,7 @@ from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.cli import main
 from exchange.consent_store import ConsentDisclosure
-from exchange.outbox import OutboxMessage, deliver_batch
+from exchange.outbox import deliver_batch
 from exchange.records import Record
 from exchange.transports import TransientDeliveryError
 
@@ -50,16 +51,6 @@ PURPOSE = "health_care"  # what refer() refers the record for
 def child_of(hub: Hub, record_id: str) -> str:
     with db.database(hub.app).sessions() as session:
         return session.get_one(Record, record_id).child_id
-
-
-def notice(hub: Hub, agency: str, kind: str) -> tuple[str, int]:
-    with db.database(hub.app).sessions() as session:
-        [message] = session.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.agency_id == agency, OutboxMessage.kind == kind
-            )
-        ).all()
-        return message.status, message.attempts
 
 
 def disclosed_to(hub: Hub, agency: str) -> int:
@@ -104,7 +95,7 @@ def test_a_held_referral_revoked_before_its_recipient_read_it_is_not_told_of_it(
 
     assert SHELTER not in revoke(hub, record_id)
     assert inbox(hub, SHELTER) == []
-    assert notice(hub, SHELTER, "record.referred") == ("withheld", 1)
+    assert held_notice(hub, SHELTER, "record.referred") == ("withheld", 1)
     assert "consent.revoked" not in statuses(hub, SHELTER)
 
 
@@ -130,7 +121,7 @@ def test_a_referral_whose_notice_was_tried_is_told(hub: Hub) -> None:
     assert refer(hub, record_id).status_code == 201
     with hub.app.app_context(), db.database(hub.app).sessions() as session:
         deliver_batch(session, Unanswered(), POLICY, 50)
-    assert notice(hub, CLINIC, "record.referred") == ("failed", 1)
+    assert held_notice(hub, CLINIC, "record.referred") == ("failed", 1)
 
     assert CLINIC in revoke(hub, record_id)
 
@@ -232,7 +223,7 @@ def test_a_held_referral_withheld_by_the_revocation_is_decided_by_the_export(
     assert (summary["children"], summary["records"]) == (0, 0)
     assert reads_audited(hub, SHELTER, child_id) == 0
     # Decided as reading the notifications would: no longer permitted, withheld for good.
-    assert notice(hub, SHELTER, "record.referred") == ("withheld", 1)
+    assert held_notice(hub, SHELTER, "record.referred") == ("withheld", 1)
     assert inbox(hub, SHELTER) == []
 
 
@@ -272,5 +263,5 @@ def test_a_held_referral_still_permitted_is_exported_and_handed_out(hub: Hub, ex
 
     summary, _written = export(SHELTER)
     assert (summary["children"], summary["records"]) == (1, 1)
-    assert notice(hub, SHELTER, "record.referred") == ("held", 1)
+    assert held_notice(hub, SHELTER, "record.referred") == ("held", 1)
     assert SHELTER in revoke(hub, record_id)
