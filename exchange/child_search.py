@@ -613,7 +613,7 @@ def told_to_recipient() -> ColumnElement[bool]:
     for each share the statement reaches, so meant for statements that reach few shares — those
     of a few children's records — not every share of an agency. Told: the recipient answered the
     share itself; no notice announces it; or its notice is delivered, was tried or handed out
-    (:func:`exchange.outbox._may_have_reached`), is still queued, or is ``held`` for the
+    (:func:`exchange.outbox.may_have_reached`), is still queued, or is ``held`` for the
     agency to read. Not told: every announcing notice was withheld or died before it reached
     the agency.
 

@@ -669,13 +669,8 @@ def readable_notifications(
             session, agency_id, after=cursor, limit=limit, statuses=READABLE_STATUSES
         )
         for message in page:
-            if message.status == "held":
-                message.attempts += 1
-                reason = withholding_reason(session, message)
-                if isinstance(reason, str):
-                    message.status, message.last_error = "withheld", reason
-                    session.flush()  # a withdrawal later in this page reads it
-                    continue
+            if message.status == "held" and not hand_out(session, message):
+                continue
             listed.append(message)
             if len(listed) == limit:
                 break
@@ -684,6 +679,21 @@ def readable_notifications(
         cursor = page[-1].id
     session.flush()
     return listed
+
+
+def hand_out(session: Session, message: OutboxMessage) -> bool:
+    """Hand a ``held`` message to its agency now (it reads it, or is shown what it announces),
+    deciding it again as the worker would before sending it: an attempt is counted (that it
+    was handed out is what a later withdrawal of its transfer needs to know); a message that
+    may no longer go out is marked ``withheld`` for good, and False is returned. The decision
+    is audited in ``session``'s transaction; the caller commits."""
+    message.attempts += 1
+    reason = withholding_reason(session, message)
+    if not isinstance(reason, str):
+        return True
+    message.status, message.last_error = "withheld", reason
+    session.flush()  # a withdrawal decided after it in the same transaction reads it
+    return False
 
 
 @dataclass(frozen=True)
@@ -760,7 +770,7 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
                 and request.lease_token != message.lease_token
             ):
                 return NotYet(as_utc(request.lease_until), request.id)
-        if any(_may_have_reached(request) for request in requests):
+        if any(may_have_reached(request) for request in requests):
             return None
         return f"withheld: the request of transfer {share_id} never reached the recipient"
     share = session.get(RecordShare, share_id) if share_id else None
@@ -769,7 +779,7 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
     return f"withheld: transfer {share.id} is {share.status}, no longer pending"
 
 
-def _may_have_reached(request: Any) -> bool:
+def may_have_reached(request: Any) -> bool:
     """Whether the agency may have got ``request`` (a stored message's ``status`` and
     ``attempts``): delivered; handed out by ``GET /v1/notifications`` (a held message's attempts
     count its reads); or tried at least once, since a timeout or an error answer may come after

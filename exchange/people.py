@@ -199,13 +199,25 @@ def _check_roles(roles: list[str]) -> list[PersonError]:
     return []
 
 
+def control_characters_in(text: str, allowed: frozenset[str] = frozenset()) -> list[str]:
+    """The control characters ``text`` holds (Unicode category C*: a newline, an escape
+    sequence, a bidirectional override, NUL…) but those ``allowed``, as ``U+XXXX``, sorted:
+    written where a person reads them, they would forge or hide lines."""
+    return sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in text
+            if c not in allowed and unicodedata.category(c).startswith("C")
+        }
+    )
+
+
 def _control_characters(
     text: str, what: tuple[str, str] = ("El nombre", "The name")
 ) -> list[PersonError]:
-    """A name with control characters (Unicode category C*: a newline, an escape sequence, a
-    bidirectional override, NUL) would forge or hide lines where it is printed, as in
+    """A name with control characters would forge or hide lines where it is printed, as in
     ``puente person list``; none is ever part of a name."""
-    found = sorted({f"U+{ord(c):04X}" for c in text if unicodedata.category(c).startswith("C")})
+    found = control_characters_in(text)
     if not found:
         return []
     return [

@@ -60,7 +60,7 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.hot_sql import HotSQL
-from exchange.outbox import OutboxMessage, _may_have_reached, enqueue, withholding_reason
+from exchange.outbox import OutboxMessage, enqueue, hand_out, may_have_reached
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
@@ -476,7 +476,7 @@ def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare])
 
     * told when the notice was delivered, or may have reached it (tried, handed out: as a
       withdrawal of a transfer is announced only to a recipient the request may have reached,
-      :func:`exchange.outbox._may_have_reached`), or is still queued for ``puente worker``,
+      :func:`exchange.outbox.may_have_reached`), or is still queued for ``puente worker``,
       which decides it on its turn (its webhook may be called before the outcome is written:
       the agency's system may answer the transfer at once);
     * a notice kept for the agency to read (``held``, no webhook) and never handed out is
@@ -545,18 +545,13 @@ def _told(
     announcing = [n for n in notices or () if n.kind == ANNOUNCING_NOTICES.get(share.kind)]
     if not announcing:
         return True
-    if any(notice.status == "pending" or _may_have_reached(notice) for notice in announcing):
+    if any(notice.status == "pending" or may_have_reached(notice) for notice in announcing):
         return True
-    for notice in announcing:
-        if notice.status == "held" and notice.attempts == 0:
-            # Handed out now, as GET /v1/notifications hands a held notice out.
-            notice.attempts += 1
-            reason = withholding_reason(session, notice)
-            if not isinstance(reason, str):
-                return True
-            notice.status, notice.last_error = "withheld", reason
-            session.flush()
-    return False
+    # Handed out now, as GET /v1/notifications hands a held notice out.
+    return any(
+        notice.status == "held" and notice.attempts == 0 and hand_out(session, notice)
+        for notice in announcing
+    )
 
 
 def shares_of(

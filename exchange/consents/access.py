@@ -4,7 +4,6 @@ caller reads under."""
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -107,13 +106,9 @@ def justification_control_characters(text: str) -> tuple[str, str] | None:
     forge text where an officer reads it, and PostgreSQL's text cannot hold NUL. None when it
     holds none. :func:`request_access` refuses such a request, from the API or the portal
     (whose form says it beside the field)."""
-    found = sorted(
-        {
-            f"U+{ord(c):04X}"
-            for c in text
-            if c not in LINE_CHARACTERS and unicodedata.category(c).startswith("C")
-        }
-    )
+    from exchange.people import control_characters_in  # exchange.people imports this module
+
+    found = control_characters_in(text, LINE_CHARACTERS)
     if not found:
         return None
     return (
