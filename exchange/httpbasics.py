@@ -76,10 +76,14 @@ API_PREFIXES = ("/v1/", "/.well-known/")
 
 
 def _refuse_nul_characters() -> None:
-    """U+0000 in an API route's path, a query parameter or a form field is a 400 before the
-    route sees it: no id, name or note holds one, and PostgreSQL's text cannot (a lookup would
-    fail as a 500 on PostgreSQL and not on SQLite). JSON bodies are checked as they are
-    parsed."""
+    """U+0000 in an API route's path or a query parameter is a 400 before the route sees it:
+    no id, name or note holds one, and PostgreSQL's text cannot (a lookup would fail as a 500
+    on PostgreSQL and not on SQLite). JSON bodies are checked as they are parsed.
+
+    A body is never read here, whatever its ``Content-Type``: no API route takes a form, and
+    parsing one would consume the body that routes reading it raw (a witness's
+    ``add-checkpoint``, which clients such as curl send as a form by default; a federation
+    envelope) must get whole. A JSON route refuses a form's media type itself."""
     if not request.path.startswith(API_PREFIXES):
         if "\x00" in request.path:
             abort(404)  # no page has such an address; each area answers its 404 its own way
@@ -87,17 +91,10 @@ def _refuse_nul_characters() -> None:
     where = None
     if "\x00" in request.path:
         where = "/path"
-    else:
-        # Most API requests have no query string: nothing to parse then.
-        fields = [("query", request.args)] if request.environ.get("QUERY_STRING") else []
-        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            fields.append(("form", request.form))
-        for kind, values in fields:
-            for name, value in values.items(multi=True):
-                if "\x00" in name or "\x00" in value:
-                    where = f"/{kind}/{name.replace(chr(0), '')}"
-                    break
-            if where:
+    elif request.environ.get("QUERY_STRING"):  # most API requests have none: nothing to parse
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                where = f"/query/{name.replace(chr(0), '')}"
                 break
     if where is None:
         return

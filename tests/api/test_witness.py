@@ -132,6 +132,21 @@ def test_first_checkpoint_and_growth_are_cosigned(
     assert status == 200, answer
 
 
+@pytest.mark.parametrize(
+    "content_type", ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain"]
+)
+def test_a_request_is_read_raw_whatever_its_content_type(
+    app: Flask, client: FlaskClient, peer_log: PeerLog, content_type: str
+) -> None:
+    """curl sends ``--data-binary @request.txt`` as a form unless told otherwise: the body is
+    still the request, not a form to parse (which would leave the route an empty body)."""
+    status, _, answer = post(client, peer_log.request(0), **{"Content-Type": content_type})
+    assert status == 200, answer
+    verify_cosignatures(
+        cosigned(peer_log.checkpoint(), answer), [witness_verifier(client)], quorum=1
+    )
+
+
 def test_wrong_old_size_answers_409_with_the_cosigned_size(
     app: Flask, client: FlaskClient, peer_log: PeerLog
 ) -> None:
