@@ -178,7 +178,8 @@ def record_event(session: Session, **fields: Any) -> str:
     acting for one of its agencies), target_agency, target_hub, purpose, child_id, record_id,
     record_version, body_sha256, decision_basis, decision_result (the engine's ``permit`` or
     ``deny``; by default ``deny`` when the outcome is ``denied``, else ``permit``), consent_ids,
-    rule_ids, grant_ids, override_id, withhold_ids, view_ids, request_id (default: the current
+    rule_ids, grant_ids, override_id, withhold_ids, view_ids, decision_id (default: for an entry
+    with a decision, the entry's own id), request_id (default: the current
     request's id), detail (a short code such as ``idempotent_replay``; stored as
     ``reason_code``), time (an aware datetime; default now). Raises :class:`AuditFieldError`
     for an unknown field or a value the schema rejects.
@@ -188,10 +189,15 @@ def record_event(session: Session, **fields: Any) -> str:
     :class:`AuditEntry` in the session see it before the commit (outside savepoints).
     """
     moment = fields.get("time") or datetime.now(UTC)
+    entry_id = new_entry_id()
+    if fields.get("decision_basis") is not None and not fields.get("decision_id"):
+        # The decision id clients are given (``Puente-Decision``) is this entry's id: kept in
+        # the signed entry, so an oversight body matches a reader's decision id to the entry
+        # in a verified export, not only through the unsigned query view.
+        fields = {**fields, "decision_id": entry_id}
     entry = _build(fields, moment)
     canonical = canonical_bytes(entry)
     actor = entry["actor"]
-    entry_id = new_entry_id()
     row = (  # in the order of _INSERT_COLUMNS
         entry_id,
         canonical,

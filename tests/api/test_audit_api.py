@@ -119,7 +119,13 @@ def test_entries_hash_to_the_checkpoint_root(
     assert audit.root_hash(leaves) == checkpoint.root_hash
     entry = audit.parse_canonical_entry(lines[2]["entry"].encode())
     assert entry["child_id"] == "ch-0002"
-    assert entry["decision"] == {"basis": "consent", "consent_ids": ["cons-1"], "result": "permit"}
+    decision = entry["decision"]
+    # The decision id a reader is given (Puente-Decision) is the entry's own id, kept in the
+    # signed entry: the query view names the same entry by it.
+    events = client.get("/v1/audit/events?child_id=ch-0002", headers=auditor).get_json()
+    (event,) = events["events"]
+    assert decision.pop("id") == event["id"]
+    assert decision == {"basis": "consent", "consent_ids": ["cons-1"], "result": "permit"}
 
     page = client.get("/v1/audit/entries?start=4", headers=auditor)
     assert [json.loads(x)["index"] for x in page.get_data(as_text=True).splitlines()] == [4]

@@ -94,6 +94,7 @@ def test_entry_is_a_valid_canonical_audit_event(app: Flask, session: Session) ->
     assert entry["request_id"] == "req-01HY3K9W5Q4B"
     assert entry["reason_code"] == "idempotent_replay"
     assert entry["decision"] == {
+        "id": entry_id,  # the decision id readers are given is the entry's own id
         "result": "permit",
         "basis": "consent",
         "consent_ids": ["cons-1", "cons-2"],
