@@ -173,6 +173,11 @@ def _views_review_state(position: str, review: Any) -> str:
     return "awaiting_review" if position == "objection" else "not_required"
 
 
+#: The members of a views record that hold free text about the child: what they said, or why
+#: they were not heard.
+CHILDS_OWN_WORDS = ("summary", "not_heard_reason")
+
+
 def list_views(
     session: Session, actor: Actor, child: ChildContext
 ) -> tuple[list[dict[str, Any]], str]:
@@ -180,11 +185,15 @@ def list_views(
     with its review state, for a caller who acts for the child (as for recording and reviewing
     them) or oversight (:func:`is_oversight`). Anyone else gets ``LookupError`` (404), as for
     a child that does not exist. An objection about the caller's agency is left out
-    (:func:`about_own_agency`). The views hold the child's own words, so each reading is an
+    (:func:`about_own_agency`), and oversight is not given the child's own words
+    (:data:`CHILDS_OWN_WORDS`). The views hold the child's own words, so each reading is an
     audit entry (``consents_read``, detail ``child_views``; ids only)."""
     acts_for = acts_for_child(session, actor, child)
     if not acts_for and not is_oversight(actor):
         raise LookupError(child.child_id)
+    # Oversight sees that views were heard, when and by whom, their position and review — not
+    # the child's own words, which are case content (no_case_content_to_oversight).
+    words_left_out = () if acts_for else CHILDS_OWN_WORDS
     # The same test as review_views applies, without knowing which record: only unreviewed ones.
     reviewer = (
         acts_for
@@ -204,6 +213,8 @@ def list_views(
         document = row.open(keyring)
         if about_own_agency(document, agency):
             continue
+        for name in words_left_out:
+            document.pop(name, None)
         found.append(
             {
                 "id": row.id,

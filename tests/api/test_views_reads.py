@@ -238,11 +238,27 @@ def test_an_upheld_objection_and_views_recorded_with_a_consent(
 def test_oversight_reads_the_views_but_may_not_review_them(
     app: Flask, client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
 ) -> None:
-    record_views(client, people["officer"], pushed["child_id"], position="objection")
+    record_views(
+        client, people["officer"], pushed["child_id"], position="objection", summary=OBJECTION
+    )
+    record_views(
+        client,
+        people["officer"],
+        pushed["child_id"],
+        position="not_heard",
+        not_heard_reason="Dormía durante la visita.",
+    )
     response = views_of(client, people["oversight"], pushed["child_id"])
     assert response.status_code == 200, response.get_json()
-    [item] = response.get_json()["views"]
+    not_heard, item = response.get_json()["views"]
     assert item["review_state"] == "awaiting_review" and item["may_review"] is False
+    # What was heard, when and by whom, and its review — never the child's own words, which
+    # are case content: oversight sees the audit log's kind of facts.
+    assert item["views"]["position"] == "objection" and "summary" not in item["views"]
+    assert not_heard["views"]["position"] == "not_heard"
+    assert "not_heard_reason" not in not_heard["views"]
+    colleague = views_of(client, people["colleague"], pushed["child_id"]).get_json()
+    assert colleague["views"][1]["views"]["summary"] == OBJECTION
     entry = audit_entry(app, response.get_json()["audit_entry"])
     assert entry["actor"]["agency_id"] == "mx.fed.cndh"
 
