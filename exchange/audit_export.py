@@ -7,6 +7,11 @@ committed before it started. Before writing, the peers' witnesses are asked to c
 checkpoint (:func:`exchange.witnessing.request_cosignatures`), and every exported checkpoint
 carries the cosignatures stored for it, so ``puente audit verify --witness … --quorum N`` can
 require them.
+
+The export checks what it writes as it writes it: an index missing from the database, or an
+entry whose bytes no longer hash to the leaf hash stored beside them, is named in the result
+(:class:`IndexList`), so the operator learns at once that ``puente audit verify --full`` will
+reject the export, rather than from the oversight body later.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audit import Note, consistency_proof
+from audit import Note, consistency_proof, leaf_hash
 from audit.merkle import HASH_SIZE
 from audit.verify_export import checkpoint_line
 from exchange import db
@@ -33,7 +38,13 @@ from exchange.audit_log import AuditCheckpoint, AuditEntry, AuditTile, format_ti
 from exchange.audit_sequencer import TILE_WIDTH, TileCache, TileStore, integrate_pending
 from exchange.auth import utcnow
 from exchange.keys import audit_origin, hub_keys
-from exchange.witnessing import Post, all_cosignatures, request_cosignatures
+from exchange.witnessing import (
+    CheckpointCosignature,
+    PeerOutcome,
+    Post,
+    all_cosignatures,
+    request_cosignatures,
+)
 from schemas.errors import BilingualError
 
 log = logging.getLogger("puente.audit")
@@ -48,21 +59,87 @@ MANIFEST_FILE = "manifest.json"
 EXPORT_FILES = (ENTRIES_FILE, CHECKPOINTS_FILE, LEAVES_FILE, VKEY_FILE, KEYS_FILE, MANIFEST_FILE)
 
 
+#: How many indices of each kind a result lists (it counts them all).
+LISTED_INDICES = 100
+
+
+@dataclass
+class IndexList:
+    """Indices of the log found wrong while exporting: how many in all, and the first
+    :data:`LISTED_INDICES` of them as ranges ``(first, last)``, so a log cut short by a
+    million entries costs one range, not a million numbers."""
+
+    count: int = 0
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    listed: int = 0
+
+    def add(self, first: int, last: int | None = None) -> None:
+        """Add the indices ``first`` to ``last`` (inclusive; ``last`` defaults to ``first``)."""
+        last = first if last is None else last
+        self.count += last - first + 1
+        room = LISTED_INDICES - self.listed
+        if room <= 0:
+            return
+        last = min(last, first + room - 1)
+        self.listed += last - first + 1
+        if self.ranges and self.ranges[-1][1] == first - 1:
+            self.ranges[-1] = (self.ranges[-1][0], last)
+        else:
+            self.ranges.append((first, last))
+
+    def indices(self) -> list[int]:
+        """The listed indices, one by one."""
+        return [i for first, last in self.ranges for i in range(first, last + 1)]
+
+    def text(self) -> str:
+        """``40, 550–599``, with ``, …`` when more were found than are listed."""
+        shown = [str(a) if a == b else f"{a}–{b}" for a, b in self.ranges]
+        return ", ".join(shown) + (", …" if self.count > self.listed else "")
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
 @dataclass
 class ExportResult:
     directory: Path
     entries: int = 0
     checkpoints: int = 0
     latest_checkpoint: int | None = None
-    gaps: list[int] = field(default_factory=list)  # indices missing from the database
+    #: Indices below the latest checkpoint with no row in the database.
+    missing: IndexList = field(default_factory=IndexList)
+    #: Indices whose stored entry does not hash to their stored leaf hash.
+    mismatched: IndexList = field(default_factory=IndexList)
+    #: What each configured witness (an active peer with a witness key and a URL) answered
+    #: when asked to cosign the checkpoint the export ends with.
+    witnesses: list[PeerOutcome] = field(default_factory=list)
+    #: The peers whose cosignature on that checkpoint is in the export.
+    cosigned_by: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def complete(self) -> bool:
+        """Whether every entry up to the latest checkpoint was written as it was logged:
+        otherwise ``puente audit verify --full`` rejects the export."""
+        return not self.missing and not self.mismatched
+
+    def missing_cosigners(self) -> list[PeerOutcome]:
+        """The configured witnesses whose cosignature the exported checkpoint lacks."""
+        return [peer for peer in self.witnesses if peer.hub_id not in self.cosigned_by]
+
+    def to_json(self, lang: str = "en") -> dict[str, Any]:
         return {
             "directory": str(self.directory),
+            "complete": self.complete,
             "entries": self.entries,
             "checkpoints": self.checkpoints,
             "latest_checkpoint": self.latest_checkpoint,
-            "missing_indices": self.gaps[:100],
+            "missing_count": self.missing.count,
+            "missing_indices": self.missing.indices(),
+            "leaf_hash_mismatch_count": self.mismatched.count,
+            "leaf_hash_mismatches": self.mismatched.indices(),
+            "witnesses_configured": len(self.witnesses),
+            "cosigned_by": self.cosigned_by,
+            "witnesses": [peer.to_json(lang) for peer in self.witnesses],
         }
 
 
@@ -132,11 +209,12 @@ def export_log(
     """
     check_export_folder(directory, force=force)
     sequence_everything(app)
-    last_size = request_cosignatures(app, post=post).checkpoint_size
+    run = request_cosignatures(app, post=post)
     directory.mkdir(parents=True, exist_ok=True)
     digests: dict[str, dict[str, Any]] = {}
     try:
-        result = _write_export(app, directory, digests, progress, last_size)
+        result = _write_export(app, directory, digests, progress, run.checkpoint_size)
+        result.witnesses = run.peers
         for name in [*digests, MANIFEST_FILE]:
             os.replace(_partial(directory / name), directory / name)
     finally:
@@ -171,9 +249,16 @@ def _write_export(
         size = latest.size if latest is not None else 0
         result.latest_checkpoint = size if latest is not None else None
         with _HashingWriter(directory / ENTRIES_FILE, digests) as out:
-            result.entries, result.gaps = _write_entries(session, size, out, progress)
+            result.entries = _write_entries(session, size, out, progress, result)
         with _HashingWriter(directory / CHECKPOINTS_FILE, digests) as out:
             result.checkpoints = _write_checkpoints(session, size, out)
+        result.cosigned_by = list(
+            session.scalars(
+                select(CheckpointCosignature.peer_hub_id)
+                .where(CheckpointCosignature.checkpoint_size == size)
+                .order_by(CheckpointCosignature.peer_hub_id)
+            )
+        )
         with _HashingWriter(directory / LEAVES_FILE, digests) as out:
             _write_leaves(session, size, out)
         session.rollback()
@@ -202,6 +287,7 @@ def _write_export(
         "checkpoints": result.checkpoints,
         "latest_checkpoint_size": result.latest_checkpoint,
         "files": digests,
+        **({} if result.complete else {"incomplete": _damage(result)}),
         "note": (
             "Verify with: puente audit verify --full DIR --vkey <the hub's log key, obtained "
             "independently>. log.vkey here is the exporting hub's own claim."
@@ -218,34 +304,57 @@ def _snapshot(session: Session) -> None:
         session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
+def _damage(result: ExportResult) -> dict[str, Any]:
+    """What the manifest says of an incomplete export (unsigned, like all of it: a hint for
+    whoever opens the folder, never what the verifier decides on)."""
+    return {
+        "missing_count": result.missing.count,
+        "missing_indices": result.missing.indices(),
+        "leaf_hash_mismatch_count": result.mismatched.count,
+        "leaf_hash_mismatches": result.mismatched.indices(),
+    }
+
+
 def _write_entries(
     session: Session,
     size: int,
     out: _HashingWriter,
     progress: Callable[[int, int], None] | None,
-) -> tuple[int, list[int]]:
+    result: ExportResult,
+) -> int:
+    """Write entries ``0 .. size-1``; note in ``result`` the indices missing from the database
+    and the entries whose bytes do not hash to their stored leaf hash. Both are written as
+    they are (the export shows the damage, and the verifier names it); neither is hidden."""
     rows = session.execute(
-        select(AuditEntry.idx, AuditEntry.entry)
+        select(AuditEntry.idx, AuditEntry.entry, AuditEntry.leaf_hash)
         .where(AuditEntry.idx < size)
         .order_by(AuditEntry.idx)
         .execution_options(yield_per=5000)
     )
     expected = 0
-    gaps: list[int] = []
-    for index, entry in rows:
-        if index != expected:
-            gaps.extend(range(expected, min(index, expected + 100)))
+    for index, entry, stored_hash in rows:
+        if index > expected:
+            result.missing.add(expected, index - 1)
             log.error("audit export: entries %d..%d missing from the database", expected, index - 1)
-        out.write(bytes(entry) + b"\n")
+        data = bytes(entry)
+        if leaf_hash(data) != bytes(stored_hash):
+            result.mismatched.add(index)
+        out.write(data + b"\n")
         expected = index + 1
         if progress is not None and expected % 10000 == 0:
             progress(expected, size)
     if progress is not None:
         progress(expected, size)
     if expected != size:
-        gaps.extend(range(expected, min(size, expected + 100)))
+        result.missing.add(expected, size - 1)
         log.error("audit export: entries %d..%d missing from the database", expected, size - 1)
-    return out.lines, gaps
+    if result.mismatched:
+        log.error(
+            "audit export: %d entries do not match their stored leaf hash (first: %s)",
+            result.mismatched.count,
+            result.mismatched.text(),
+        )
+    return out.lines
 
 
 def _write_checkpoints(session: Session, size: int, out: _HashingWriter) -> int:

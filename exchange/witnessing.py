@@ -32,10 +32,13 @@ witnessing each other would otherwise grow each other's logs without end.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import logging
 import os
+import socket
+import ssl
 import threading
 import urllib.error
 import urllib.request
@@ -314,13 +317,15 @@ def _ask(
         try:
             answer = post(witness.url, body.encode("utf-8"), timeout)
         except (OSError, http.client.HTTPException) as error:
+            why_es, why_en = network_failure(error, timeout)
             return _failed(
                 witness,
                 "unreachable",
                 (
-                    f"sin respuesta de {witness.url}: {error}",
-                    f"no answer from {witness.url}: {error}",
+                    f"sin respuesta de {witness.url}: {why_es}",
+                    f"no answer from {witness.url}: {why_en}",
                 ),
+                detail=f"{type(error).__name__}: {error}",
             )
         if answer.status == 200:
             return _keep_cosignature(app, witness, signed_note, answer.body)
@@ -424,14 +429,73 @@ def peer_refusal_text(answer: HttpAnswer) -> str:
     return printable(": ".join(dict.fromkeys(shown)))[:300]
 
 
+def network_failure(error: BaseException, timeout: float) -> tuple[str, str]:
+    """Why no answer came, in plain words (Spanish, English) for the person who reads
+    ``puente audit witness``: connection refused, timed out, name not found, TLS failed, the
+    connection cut, or not HTTP. The exception itself, Python's words, goes to the log only."""
+    # urllib wraps what the socket raised in a URLError; a read that times out raises bare.
+    cause = getattr(error, "reason", None)
+    if isinstance(cause, BaseException):
+        error = cause
+    if isinstance(error, ConnectionRefusedError):
+        return (
+            "conexión rechazada (el nodo par no está en servicio o no escucha en esa dirección)",
+            "Connection refused (the peer's hub is down, or not listening at that address)",
+        )
+    if isinstance(error, TimeoutError) or "timed out" in str(error):
+        return (
+            f"se agotó el tiempo de espera ({timeout:g} s)",
+            f"Timed out after {timeout:g} s",
+        )
+    if isinstance(error, socket.gaierror):
+        return (
+            "no se encontró el nombre del servidor (DNS)",
+            "Name not found: the server's name does not resolve (DNS)",
+        )
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            "el certificado TLS del servidor no es válido para esa dirección",
+            "TLS failed: the server's certificate is not valid for that address",
+        )
+    if isinstance(error, ssl.SSLError):
+        return (
+            "falló la conexión segura (TLS)",
+            "TLS failed: the secure connection could not be set up",
+        )
+    if isinstance(error, ConnectionResetError | http.client.RemoteDisconnected):
+        return (
+            "el servidor cortó la conexión sin responder",
+            "Connection cut: the server closed it without answering",
+        )
+    if isinstance(error, http.client.HTTPException):
+        return (
+            "la respuesta no es HTTP válido",
+            "Not HTTP: the answer is not valid HTTP",
+        )
+    if isinstance(error, OSError) and error.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return (
+            "no hay ruta de red hasta el servidor",
+            "Unreachable: no network route to the server",
+        )
+    return ("no se pudo conectar", "Could not connect")
+
+
 def _failed(
-    witness: _Witness, outcome: str, reason: tuple[str, str], status: int | None = None
+    witness: _Witness,
+    outcome: str,
+    reason: tuple[str, str],
+    status: int | None = None,
+    *,
+    detail: str | None = None,
 ) -> PeerOutcome:
-    """``reason`` in Spanish and English."""
+    """``reason`` in Spanish and English; ``detail``, the technical one, for the log only."""
     # One line, no traceback: a peer that is down is the peer's to fix, and the next run
     # tries again.
     log.warning(
-        "witness of peer %s did not cosign: %s; next run tries again", witness.hub_id, reason[1]
+        "witness of peer %s did not cosign: %s%s; next run tries again",
+        witness.hub_id,
+        reason[1],
+        f" ({printable(detail)})" if detail else "",
     )
     return PeerOutcome(
         witness.hub_id, outcome, witness.cosigned_size, reason[1], status, reason_es=reason[0]

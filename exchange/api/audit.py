@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -40,6 +41,7 @@ from exchange.witnessing import with_cosignatures
 from schemas.formats import is_date_time
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
+log = logging.getLogger("puente.audit")
 
 TLOG_PROOF_MEDIA_TYPE = "text/x.tlog-proof"
 NDJSON_MEDIA_TYPE = "application/x-ndjson"
@@ -70,6 +72,25 @@ def oversight_only(view: Callable[..., Response]) -> Callable[..., Response]:
     return guarded
 
 
+def one_value_each(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Every query parameter of these routes takes one value: a repeated one is refused
+    (400, naming it), as record reads refuse a repeated ``purpose``, never answered for the
+    first value alone (``child_id=A&child_id=B`` would show A's history as if it were all)."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Response:
+        for name, values in request.args.lists():
+            if len(values) > 1:
+                raise invalid_query(
+                    name,
+                    f"se indicó {len(values)} veces; indique un solo valor",
+                    f"was given {len(values)} times; give one value",
+                )
+        return view(*args, **kwargs)
+
+    return checked
+
+
 @bp.record_once
 def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
     # `puente serve` workers start the integrator thread from gunicorn's post_worker_init;
@@ -81,6 +102,7 @@ def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
 @bp.get("/checkpoint")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def checkpoint() -> Response:
     latest = latest_checkpoint(db.session())
     if latest is None:
@@ -96,6 +118,7 @@ def checkpoint() -> Response:
 @bp.get("/entries")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def entries() -> Response:
     session = db.session()
     size = log_size(session)
@@ -113,12 +136,46 @@ def entries() -> Response:
             "end", f"a lo más {page} entradas por página", f"at most {page} per page"
         )
     _within_log(start, size, "start")
+    stop = min(end, size)
     rows = session.execute(
         select(AuditEntry.idx, AuditEntry.entry)
-        .where(AuditEntry.idx >= start, AuditEntry.idx < min(end, size))
+        .where(AuditEntry.idx >= start, AuditEntry.idx < stop)
         .order_by(AuditEntry.idx)
     ).all()
+    _check_contiguous(rows, start, stop)
     return Response(_ndjson_lines(rows), mimetype=NDJSON_MEDIA_TYPE)
+
+
+def _check_contiguous(rows: Sequence[Any], start: int, stop: int) -> None:
+    """Every index from ``start`` to ``stop - 1`` is in ``rows`` (ordered by index), or the
+    hub's database lost an entry of its signed log: a 500 naming the first one missing, never
+    a page that skips it (a client reading page after page would take the log as whole)."""
+    expected = start
+    for index, _entry in rows:
+        if index != expected:
+            break
+        expected += 1
+    else:
+        if expected == stop:
+            return
+    log.error(
+        "audit log entry %d is missing from the database (GET /v1/audit/entries?start=%d&end=%d)",
+        expected,
+        start,
+        stop,
+    )
+    raise Problem(
+        "internal",
+        (
+            f"Falta la entrada {expected} del registro en la base de datos del nodo: el registro "
+            "firmado está dañado. La página no se entrega para no ocultar el hueco; avise a los "
+            "operadores del nodo.",
+            f"Entry {expected} of the log is missing from the hub's database: the signed log is "
+            "damaged. The page is not served, so as not to hide the gap; tell the hub's "
+            "operators.",
+        ),
+        missing_index=expected,
+    )
 
 
 def _ndjson_lines(rows: list[Any]) -> Iterator[str]:
@@ -129,6 +186,7 @@ def _ndjson_lines(rows: list[Any]) -> Iterator[str]:
 @bp.get("/proofs/inclusion")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def inclusion() -> Response:
     session = db.session()
     wants_file = _wants_tlog_proof()
@@ -182,6 +240,7 @@ def inclusion() -> Response:
 @bp.get("/proofs/consistency")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def consistency() -> Response:
     session = db.session()
     first = _int_query("first", minimum=1)
@@ -212,6 +271,7 @@ def consistency() -> Response:
 @bp.get("/events")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def events() -> Response:
     limit = _int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
     cursor = _int_query("cursor", minimum=0, default=None)
@@ -223,6 +283,15 @@ def events() -> Response:
     outcome = request.args.get("outcome")
     if outcome is not None and outcome not in ("success", "failure", "denied"):
         raise invalid_query("outcome", "success, failure o denied", "success, failure or denied")
+    since, until = _time_param("since"), _time_param("until")
+    if since is not None and until is not None and until < since:
+        # [since, until) with until first is no window at all: a mistake to say, not an
+        # empty page that reads as "nothing happened".
+        raise invalid_query(
+            "until",
+            f"debe ser igual o posterior a since ({request.args['since']})",
+            f"must not be before since ({request.args['since']})",
+        )
     session = db.session()
     child_id = request.args.get("child_id")
     # A child's history includes what was written about the children later merged into it.
@@ -233,8 +302,8 @@ def events() -> Response:
         actor=request.args.get("actor"),
         action=action,
         outcome=outcome,
-        since=_time_param("since"),
-        until=_time_param("until"),
+        since=since,
+        until=until,
         after_index=-1 if cursor is None else cursor,
         limit=limit,
     )
@@ -285,6 +354,7 @@ MAX_ALERT_THRESHOLD = 1_000_000
 @bp.get("/alerts")
 @require_scope("audit:read")
 @oversight_only
+@one_value_each
 def alerts() -> Response:
     config = current_app.config
     window_seconds = _int_query(

@@ -7,6 +7,11 @@ shown); ``export`` and ``witness`` load the hub (Flask, SQLAlchemy) inside the c
 Exit codes of ``verify``: 0 ok; 1 bad proof or entry (or a damaged export); 2 signature or
 quorum failure (or an export with no signed checkpoint); 3 inconsistent checkpoints; 64 wrong
 usage (missing file or option, including a missing ``--vkey``).
+
+Exit codes of ``export``: 0 the export is written and complete; 1 nothing was exported (the
+folder is not empty, cannot be written, or the database is unavailable), or — ``verify``'s
+"bad entry" — the export is written but incomplete: entries missing from the database or not
+matching their stored leaf hash, named on stderr and in ``--json`` (``"complete": false``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -42,6 +47,9 @@ from audit.verify_export import (
     verify_export,
     verify_kept_against,
 )
+
+if TYPE_CHECKING:  # the hub's layers are loaded only inside `export` and `witness`
+    from exchange.audit_export import ExportResult
 
 _Key = TypeVar("_Key", Verifier, CosignatureVerifier)
 
@@ -130,7 +138,9 @@ def audit_group() -> None:
     help="Language of messages / idioma de los mensajes.",
 )
 def export_command(directory: Path, force: bool, as_json: bool, lang: str) -> None:
-    """Write entries.ndjson, checkpoints.ndjson, leaves.bin, log.vkey, keys.json, manifest.json."""
+    """Write entries.ndjson, checkpoints.ndjson, leaves.bin, log.vkey, keys.json, manifest.json.
+    Exit 1 when nothing could be exported, or when the export is incomplete (entries missing
+    from the database or changed there: named on stderr)."""
     from tqdm import tqdm
 
     from exchange.audit_export import FolderNotEmpty, export_log
@@ -173,27 +183,136 @@ def export_command(directory: Path, force: bool, as_json: bool, lang: str) -> No
             ),
             err=True,
         )
-    for gap in result.gaps[:5]:
-        click.echo(
-            _say(
-                lang,
-                f"AVISO: falta la entrada {gap} en la base de datos",
-                f"WARNING: entry {gap} missing from the database",
-            ),
-            err=True,
-        )
+    if not as_json:
+        _say_exported(result, directory, lang)
+    _warn_of_missing_cosignatures(result, lang)
+    if not result.complete:
+        _say_incomplete(result, lang)
     if as_json:
-        click.echo(json.dumps(result.to_json()))
-        return
-    entries, checkpoints, latest = result.entries, result.checkpoints, result.latest_checkpoint
+        click.echo(json.dumps({"ok": result.complete, **result.to_json(lang)}, ensure_ascii=False))
+    if not result.complete:
+        sys.exit(EXIT_BAD_ENTRY)
+
+
+def _counted(lang: str, count: int, spanish: tuple[str, str], english: tuple[str, str]) -> str:
+    """``count`` with its noun, singular or plural: ``1 entry``, ``2 entries``."""
+    singular, plural = spanish if lang == "es" else english
+    return f"{count} {singular if count == 1 else plural}"
+
+
+ENTRY_WORDS = (("entrada", "entradas"), ("entry", "entries"))
+CHECKPOINT_WORDS = (("punto de control", "puntos de control"), ("checkpoint", "checkpoints"))
+WITNESS_WORDS = (
+    ("testigo configurado", "testigos configurados"),
+    ("witness configured", "witnesses configured"),
+)
+
+
+def _entries_and_checkpoints(lang: str, entries: int, checkpoints: int) -> str:
+    """``1 entry and 2 checkpoints`` / ``1 entrada y 2 puntos de control``."""
+    return _say(lang, "{} y {}", "{} and {}").format(
+        _counted(lang, entries, *ENTRY_WORDS), _counted(lang, checkpoints, *CHECKPOINT_WORDS)
+    )
+
+
+def _say_exported(result: ExportResult, directory: Path, lang: str) -> None:
+    counts = _entries_and_checkpoints(lang, result.entries, result.checkpoints)
+    latest = result.latest_checkpoint
     click.echo(
         _say(
             lang,
-            f"{entries} entradas y {checkpoints} puntos de control exportados a {directory} "
-            f"(último punto de control: {latest})",
-            f"{entries} entries and {checkpoints} checkpoints exported to {directory} "
-            f"(latest checkpoint: {latest})",
+            f"{counts} exportados a {directory} (último punto de control: {latest})",
+            f"{counts} exported to {directory} (latest checkpoint: {latest})",
         )
+    )
+    if result.witnesses and latest is not None:
+        cosigned = [p.hub_id for p in result.witnesses if p.hub_id in result.cosigned_by]
+        of = _counted(lang, len(result.witnesses), *WITNESS_WORDS)
+        who = f": {', '.join(cosigned)}" if cosigned else ""
+        click.echo(
+            _say(
+                lang,
+                f"Punto de control {latest}: cofirmado por {len(cosigned)} de {of}{who}",
+                f"Checkpoint {latest}: cosigned by {len(cosigned)} of {of}{who}",
+            )
+        )
+
+
+def _warn_of_missing_cosignatures(result: ExportResult, lang: str) -> None:
+    """A checkpoint exported without every configured witness's cosignature is one an
+    oversight body that requires them (``verify --witness … --quorum N``) will reject: say so
+    now, with each witness's answer, rather than only in the log."""
+    lacking = result.missing_cosigners()
+    if not lacking or result.latest_checkpoint is None:
+        return
+    latest = result.latest_checkpoint
+    cosigned = len(result.witnesses) - len(lacking)
+    of = _counted(lang, len(result.witnesses), *WITNESS_WORDS)
+    click.echo(
+        _say(
+            lang,
+            f"AVISO: el punto de control {latest} está cofirmado por solo {cosigned} de {of}: "
+            "`puente audit verify --witness … --quorum N` de esta exportación fallará con N "
+            f"mayor que {cosigned}. Ejecute `puente audit witness` y exporte de nuevo a otra "
+            "carpeta. Sin cofirma:",
+            f"WARNING: checkpoint {latest} is cosigned by only {cosigned} of {of}: "
+            "`puente audit verify --witness … --quorum N` of this export will fail for any N "
+            f"above {cosigned}. Run `puente audit witness`, then export again to another "
+            "folder. Not cosigned by:",
+        ),
+        err=True,
+    )
+    for peer in lacking:
+        said = _say(lang, *_WITNESS_OUTCOMES[peer.outcome])
+        reason = f" ({peer.said(lang)})" if peer.reason else ""
+        click.echo(f"  {peer.hub_id}: {said}{reason}", err=True)
+
+
+def _say_incomplete(result: ExportResult, lang: str) -> None:
+    """An export that ``verify --full`` will reject says so, naming the indices: written all
+    the same (it shows the damage), but never reported as a success."""
+    damaged = not result.missing
+    click.echo(
+        _say(
+            lang,
+            f"FALLA: la exportación está {'dañada' if damaged else 'incompleta'}: "
+            "`puente audit verify --full` la rechazará (salida 1).",
+            f"FAIL: the export is {'damaged' if damaged else 'incomplete'}: "
+            "`puente audit verify --full` will reject it (exit 1).",
+        ),
+        err=True,
+    )
+    if result.missing:
+        count = _counted(lang, result.missing.count, *ENTRY_WORDS)
+        click.echo(
+            _say(
+                lang,
+                f"  ausentes de la base de datos del nodo — {count}: {result.missing.text()}",
+                f"  missing from the hub's database — {count}: {result.missing.text()}",
+            ),
+            err=True,
+        )
+    if result.mismatched:
+        count = _counted(lang, result.mismatched.count, *ENTRY_WORDS)
+        click.echo(
+            _say(
+                lang,
+                "  modificadas en la base de datos (ya no coinciden con su hash de hoja "
+                f"guardado) — {count}: {result.mismatched.text()}",
+                "  changed in the database (they no longer match their stored leaf hash) — "
+                f"{count}: {result.mismatched.text()}",
+            ),
+            err=True,
+        )
+    click.echo(
+        _say(
+            lang,
+            "  Los archivos se escribieron para que el daño pueda examinarse; la base de datos "
+            "del nodo debe investigarse.",
+            "  The files were written so the damage can be examined; the hub's database must "
+            "be investigated.",
+        ),
+        err=True,
     )
 
 
@@ -628,7 +747,9 @@ def _key(value: str, option: str, lang: str, parse: Callable[[str], _Key]) -> _K
     if "+" in value and not _is_file(path):
         return parse(value.strip())
     try:
-        return parse(path.read_text(encoding="utf-8").strip())
+        # utf-8-sig: a key saved by an editor that starts files with a byte order mark is the
+        # same key (as a CRLF at its end is: strip() takes that).
+        return parse(path.read_text(encoding="utf-8-sig").strip())
     except FileNotFoundError:
         try:
             return parse(value.strip())
@@ -737,13 +858,12 @@ def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
         return
     if "entries" in result:
         latest = result["latest_checkpoint"]["size"]
+        counts = _entries_and_checkpoints(lang, result["entries"], result["checkpoints"])
         click.echo(
             _say(
                 lang,
-                f"OK: {result['entries']} entradas y {result['checkpoints']} puntos de control "
-                f"verificados; último: {latest}",
-                f"OK: {result['entries']} entries and {result['checkpoints']} checkpoints "
-                f"verified; latest: {latest}",
+                f"OK: {counts} verificados; último: {latest}",
+                f"OK: {counts} verified; latest: {latest}",
             )
         )
     else:

@@ -78,11 +78,18 @@ def _tamper(app: Flask) -> Session:
     return db.database(app).sessions()
 
 
-def _export_and_verify(app: Flask, tmp_path: Path, *extra: str, edit: Any = None) -> dict:
+def _export_and_verify(
+    app: Flask, tmp_path: Path, *extra: str, edit: Any = None, damaged: int | None = None
+) -> dict:
+    """``damaged``: the first index the export itself finds missing from the database or
+    changed there, which it names and exits 1 for (writing the export all the same)."""
     out = tmp_path / "export"
     # --force: a test that exports twice over the same folder replaces its own export.
-    exported = CliRunner().invoke(main, ["audit", "export", "--out", str(out), "--force"])
-    assert exported.exit_code == 0, exported.output
+    command = ["audit", "export", "--out", str(out), "--force", "--lang", "en"]
+    exported = CliRunner().invoke(main, command)
+    assert exported.exit_code == (0 if damaged is None else 1), exported.output
+    if damaged is not None:
+        assert f": {damaged}" in exported.stderr
     if edit is not None:
         edit(out)
     command = ["audit", "verify", "--full", str(out), "--vkey", _vkey(app), "--json"]
@@ -107,7 +114,7 @@ def test_one_changed_byte_is_named(hub: Flask, tmp_path: Path) -> None:
         changed = bytes(row.entry).replace(b"ch-00123", b"ch-00124")  # still canonical JSON
         session.execute(update(AuditEntry).where(AuditEntry.idx == 123).values(entry=changed))
         session.commit()
-    report = _export_and_verify(hub, tmp_path)
+    report = _export_and_verify(hub, tmp_path, damaged=123)
     assert (report["exit_code"], report["entry_index"]) == (1, 123)
     assert "entry 123: changed: checkpoint 200" in report["error"]
 
@@ -118,7 +125,7 @@ def test_a_non_canonical_change_is_explained(hub: Flask, tmp_path: Path) -> None
         changed = bytes(row.entry).replace(b'"outcome":"success"', b'"outcome": "success"')
         session.execute(update(AuditEntry).where(AuditEntry.idx == 7).values(entry=changed))
         session.commit()
-    report = _export_and_verify(hub, tmp_path)
+    report = _export_and_verify(hub, tmp_path, damaged=7)
     assert (report["exit_code"], report["entry_index"]) == (1, 7)
     assert "not in RFC 8785 canonical form" in report["error"]
 
@@ -127,7 +134,7 @@ def test_a_deleted_entry_is_named(hub: Flask, tmp_path: Path) -> None:
     with _tamper(hub) as session:
         session.execute(delete(AuditEntry).where(AuditEntry.idx == 250))
         session.commit()
-    report = _export_and_verify(hub, tmp_path)
+    report = _export_and_verify(hub, tmp_path, damaged=250)
     assert (report["exit_code"], report["entry_index"]) == (1, 250)
     assert "removed" in report["error"]
 
@@ -163,7 +170,7 @@ def test_an_inserted_entry_is_named(hub: Flask, tmp_path: Path) -> None:
             )
         )
         session.commit()
-    report = _export_and_verify(hub, tmp_path)
+    report = _export_and_verify(hub, tmp_path, damaged=410)
     assert (report["exit_code"], report["entry_index"]) == (1, 410)
     assert "inserted" in report["error"]
 
@@ -183,7 +190,7 @@ def test_a_truncated_log_is_named(hub: Flask, tmp_path: Path) -> None:
     with _tamper(hub) as session:
         session.execute(delete(AuditEntry).where(AuditEntry.idx >= 550))
         session.commit()
-    report = _export_and_verify(hub, tmp_path)
+    report = _export_and_verify(hub, tmp_path, damaged=550)
     assert (report["exit_code"], report["entry_index"]) == (1, 550)
     assert "missing" in report["error"]
 
