@@ -13,10 +13,10 @@ Without ``--child`` (on the hub's machine only) the children are those the agenc
 record of, or was referred or transferred a record of; each of their records is then decided
 as the child's records list would decide it.
 
-Such an export holds the records other agencies referred or transferred to the agency too,
-each named by its owner's local id: imported again, the hub refuses them as the agency's own
-(:data:`exchange.received_copies.RECEIVED_COPY`), and :class:`HeldElsewhere` counts them so that
-``puente export`` can say so.
+Such an export holds the records other agencies referred or transferred to the agency, or that it
+may read under a consent, too, each named by its owner's local id: imported again, the hub refuses
+them as the agency's own (:data:`exchange.received_copies.RECEIVED_COPY`), and
+:class:`HeldElsewhere` counts them so that ``puente export`` can say so.
 
 A **portable** export (``puente export --portable``) is for another hub, or another agency: it
 leaves out what only this hub knows (:func:`portable_envelope`: the ``child_id``, a referral's
@@ -83,9 +83,9 @@ def portable_envelope(document: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class HeldElsewhere:
     """Counts the records written that another agency than ``agency_id`` holds (referred or
-    transferred to it, or transferred away by it): imported again, they are not stored as the
-    agency's own. A reader not given a record's owner is not its owner (the owner is given
-    every envelope field).
+    transferred to it, read by it under a consent, or transferred away by it): imported again,
+    they are not stored as the agency's own. A reader not given a record's owner is not its
+    owner (the owner is given every envelope field).
 
     ``portable``: each record is written as :func:`portable_envelope` gives it, and those
     another agency holds are left out (None) instead, still counted: not the agency's to

@@ -24,12 +24,13 @@ SQLite, pushes and accepts are serialised by the one write lock).
 Single pushes may carry an ``Idempotency-Key`` (:mod:`exchange.idempotency`); bulk pushes
 (:mod:`exchange.record_bulk`) reuse the checks and the storing here.
 
-A record another agency referred or transferred to the pushing agency is not the pusher's to
-push: a push naming such a record's child and its local id (or its id), as the pusher's own
-export of it does, is refused with ``409 conflict`` (:mod:`exchange.received_copies`) instead
-of being stored as a new record of the pusher's, which would outlive the referral and the
-consent behind it. This is looked up only for a push that would create a record naming its
-child, or that names another child than its record's: the ordinary push costs nothing more.
+A record another agency holds and the pushing agency received — referred or transferred to it, or
+read by it under a consent — is not the pusher's to push: a push naming such a record's child and
+its local id (or its id), as the pusher's own export of it does, is refused with ``409 conflict``
+(:mod:`exchange.received_copies`) instead of being stored as a new record of the pusher's, which
+would outlive the referral and the consent behind it. This is looked up only for a push that would
+create a record naming its child, or that names another child than its record's: the ordinary push
+costs nothing more.
 
 A push creating a record may name its child (``child_id``) only if the pushing agency may
 know that child (:func:`exchange.child_search.children_known_to`, the rule child search
@@ -601,10 +602,11 @@ class Pusher:
         results: list[PushResult | None],
         states: dict[str, _RecordState],
     ) -> None:
-        """Refuse, in ``results``, the items that would store a record another agency
-        referred or transferred to this one as this agency's own: a new record naming its
-        child, or a push naming another child than its record's (the line of an export of the
-        received record, its local id being one this agency also uses).
+        """Refuse, in ``results``, the items that would store a record another agency holds
+        and this one received — referred or transferred to it, or read by it — as this
+        agency's own (:mod:`exchange.received_copies`): a new record naming its child, or a
+        push naming another child than its record's (the line of an export of the received
+        record, its local id being one this agency also uses).
 
         Only those items are looked at, so the ordinary push costs nothing more."""
         looked = []

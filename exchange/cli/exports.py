@@ -317,18 +317,22 @@ def _is_a_terminal(stream: Any) -> bool:
 
 def _say_held_elsewhere(count: int, agency_id: str, lang: str) -> None:
     """On stderr, in both languages (``lang`` first): records written that another agency
-    holds are not imported back as the agency's own."""
+    holds — referred or transferred to the agency, read by it under a consent, or transferred
+    away by it — are not imported back as the agency's own: the hub refuses each of them
+    (:mod:`exchange.received_copies`, or as a record the agency transferred)."""
     spanish = (
-        f"{count} de los expedientes exportados los tiene otra institución (los remitió o "
-        f"transfirió a {agency_id}, o {agency_id} se los transfirió): si importa este archivo de "
-        "nuevo, no se guardan como expedientes propios de su institución (el nodo los rechaza "
-        "y van al archivo de rechazos)"
+        f"{count} de los expedientes exportados los tiene otra institución (remitidos o "
+        f"transferidos a {agency_id}, leídos por {agency_id} con un consentimiento, o que "
+        f"{agency_id} transfirió): si importa este archivo de nuevo, no se guardan como "
+        "expedientes propios de su institución (el nodo los rechaza y van al archivo de "
+        "rechazos), aunque el consentimiento se haya revocado"
     )
     english = (
-        f"{count} of the records exported are held by another agency (it referred or "
-        f"transferred them to {agency_id}, or {agency_id} transferred them to it): imported "
-        "again, this file does not store them as your agency's own (the hub refuses them and "
-        "they go to the rejects file)"
+        f"{count} of the records exported are held by another agency (referred or transferred "
+        f"to {agency_id}, read by {agency_id} under a consent, or transferred away by "
+        f"{agency_id}): imported again, this file does not store them as your agency's own "
+        "(the hub refuses them and they go to the rejects file), even once the consent is "
+        "revoked"
     )
     for line in (spanish, english) if lang == "es" else (english, spanish):
         click.echo(line, err=True)
