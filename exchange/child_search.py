@@ -612,10 +612,11 @@ def told_to_recipient() -> ColumnElement[bool]:
     notices (through the index on their agency; the share id is read from the payload), run
     for each share the statement reaches, so meant for statements that reach few shares — those
     of a few children's records — not every share of an agency. Told: the recipient answered the
-    share itself; no notice announces it; or its notice is delivered, was tried or handed out
-    (:func:`exchange.outbox.may_have_reached`), is still queued, or is ``held`` for the
-    agency to read. Not told: every announcing notice was withheld or died before it reached
-    the agency.
+    share itself; no notice announces it; or its notice is delivered, may have reached the
+    agency (tried by an attempt that did not certainly send nothing, or handed out: the stored
+    ``maybe_reached`` of :func:`exchange.outbox.may_have_reached`), is still queued
+    (``pending``, or ``failed`` and due again), or is ``held`` for the agency to read. Not
+    told: every announcing notice was withheld or died before it may have reached the agency.
 
     A ``held`` notice never handed out counts as told here, where ``told_shares`` would decide
     it (and audit that) as ``GET /v1/notifications`` does: a search or a push writes nothing
@@ -623,7 +624,7 @@ def told_to_recipient() -> ColumnElement[bool]:
     permits now (action ``refer``, :func:`children_known_to`), and then the notice would be
     handed out too if the agency read its notifications; in :func:`possibly_known` it only
     lets the child be weighed."""
-    from exchange.outbox import OutboxMessage
+    from exchange.outbox import DUE_STATUSES, OutboxMessage
     from exchange.sharing import ANNOUNCING_NOTICES, RecordShare
 
     announcing = (
@@ -637,9 +638,11 @@ def told_to_recipient() -> ColumnElement[bool]:
     )
     reached = announcing.where(
         or_(
-            OutboxMessage.status.in_(("pending", "delivered", "held")),
-            # The turn that withheld a message counts an attempt and sent nothing.
-            OutboxMessage.attempts > case((OutboxMessage.status == "withheld", 1), else_=0),
+            # Still queued for the worker, delivered, or kept for the agency to read.
+            OutboxMessage.status.in_((*DUE_STATUSES, "delivered", "held")),
+            # Tried by an attempt that did not certainly send nothing, or handed out: the stored
+            # marker may_have_reached reads (a withholding turn, a refused connection set none).
+            OutboxMessage.maybe_reached.is_(True),
         )
     )
     return or_(

@@ -20,23 +20,35 @@ is at least once, and the SET ``jti`` (the message id) lets receivers drop a rep
 Counting: ``attempts`` counts the times a message's turn came, each committed before it is tried
 (:func:`_start_attempt`), not the claims: a message whose batch's lease ran out before its turn,
 and that another worker then took, is counted once, by the worker that tries it.
+
+Reaching: ``maybe_reached`` says whether the agency may have got the message
+(:func:`may_have_reached`, what a share's recipient was told of: :mod:`exchange.sharing`). It is
+set before the message is sent, committed, so a worker that dies mid-send leaves it set, and
+kept through every later outcome but one that certainly sent nothing (:func:`sent_nothing`: the
+connection refused, the name not found, nothing to send to); a held message sets it when it is
+handed out. It is never cleared once an attempt may have reached the agency, not even by
+``puente outbox retry``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import secrets
+import socket
 import threading
+import urllib.error
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask import Flask
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     FetchedValue,
     ForeignKey,
@@ -44,6 +56,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     func,
     literal,
     or_,
@@ -60,7 +73,11 @@ from exchange.transports import (
     DeliveryTransport,
     PermanentDeliveryError,
     TransientDeliveryError,
+    uses_file_drop,
 )
+
+if TYPE_CHECKING:
+    from exchange.agencies import Agency
 
 log = logging.getLogger("puente.worker")
 
@@ -117,6 +134,9 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Whether the agency may have got it (:func:`may_have_reached`): an attempt was about to
+    #: send it, and did not certainly send nothing, or it was handed out (migration 0025).
+    maybe_reached: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: Set while a worker holds the message; a claim whose lease ran out may be taken again.
     lease_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
@@ -177,6 +197,7 @@ def enqueue(
         payload=payload,
         status="held" if held else "pending",
         attempts=0,
+        maybe_reached=False,
         next_attempt_at=utcnow(),
         created_at=utcnow(),
     )
@@ -277,16 +298,27 @@ def _start_attempt(session: Session, message: OutboxMessage, token: str, seconds
     return True
 
 
-def _finish(session: Session, message: OutboxMessage, token: str, **values: Any) -> bool:
-    """Write a delivery result while our lease holds; False if another worker took over."""
+def _finish(
+    session: Session,
+    message: OutboxMessage,
+    token: str,
+    *,
+    also: Callable[[Session], None] | None = None,
+    **values: Any,
+) -> bool:
+    """Write a delivery result while our lease holds; False if another worker took over.
+    ``also``: what follows from the result, written in its transaction (only when it is)."""
     result = session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
         .values(lease_token=None, lease_until=None, **values)
         .execution_options(synchronize_session=False)
     )
+    written = bool(result.rowcount)  # type: ignore[attr-defined]
+    if written and also is not None:
+        also(session)
     session.commit()
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not written:
         return False
     # In a transaction of its own, after the result is visible: a withdrawal given back to
     # wait for this request either reads it finished or is woken here (:func:`_wait_for_request`).
@@ -362,6 +394,16 @@ def deliver_message(
     agency = session.get(Agency, message.agency_id) if message.agency_id else None
     # A message to a peer hub (a revocation notice) discloses nothing to decide.
     reason = withholding_reason(session, message)
+    reached_before = bool(message.maybe_reached)
+    if reason is None:
+        # From here on the agency may get it, whatever becomes of this worker: committed before
+        # anything is sent, and given back only by an outcome that certainly sent nothing.
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
+            .values(maybe_reached=True)
+            .execution_options(synchronize_session=False)
+        )
     session.commit()  # end the read transaction: nothing is held while we talk to the network
     if isinstance(reason, NotYet):
         # The transfer request this withdrawal follows is being delivered: try again after.
@@ -371,12 +413,21 @@ def deliver_message(
     if reason is not None:
         # Stale transfer news (telling the recipient of a pending transfer that is not would
         # only mislead it), or consent that no longer permits it: the recipient is not told.
-        if _finish(session, message, token, status="withheld", last_error=reason):
+        if _finish(
+            session,
+            message,
+            token,
+            status="withheld",
+            last_error=reason,
+            also=lambda current: _end_untold_share(current, message),
+        ):
             result.withheld += 1
         else:
             result.lost_lease += 1
         return None
     unreachable: datetime | None = None
+    failure: BaseException | None = None
+    values: dict[str, Any]
     try:
         if message.peer_hub is not None:
             from exchange.federation_notices import send_revocation
@@ -387,6 +438,7 @@ def deliver_message(
         else:
             transport.deliver(agency, message)
     except TransientDeliveryError as error:
+        failure = error
         delay = backoff_seconds(
             message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
         )
@@ -401,8 +453,10 @@ def deliver_message(
             outcome, values = "failed", {"status": "failed", "next_attempt_at": retry_at}
         values["last_error"] = str(error)[:1000]
     except PermanentDeliveryError as error:
+        failure = error
         outcome, values = "dead", {"status": "dead", "last_error": str(error)[:1000]}
     except Exception as error:
+        failure = error
         log.exception("transport error", extra={"message_id": message.id})
         delay = backoff_seconds(
             message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
@@ -416,6 +470,9 @@ def deliver_message(
     else:
         outcome, values = "delivered", {"status": "delivered", "delivered_at": utcnow()}
         values["last_error"] = None
+    if failure is not None and sent_nothing(failure, message, agency):
+        # This attempt told the agency nothing: it counts for what it was before.
+        values["maybe_reached"] = reached_before
     if not _finish(session, message, token, **values):
         result.lost_lease += 1
         log.warning("lease lost before the result was written", extra={"message_id": message.id})
@@ -439,6 +496,63 @@ def deliver_message(
         },
     )
     return unreachable
+
+
+def sent_nothing(error: BaseException, message: OutboxMessage, agency: Agency | None) -> bool:
+    """Whether the failed attempt that raised ``error`` certainly sent ``message`` nowhere, so
+    that the agency cannot have got it (:func:`may_have_reached`). Only what is certain counts:
+    a timeout, a connection cut after sending, any HTTP answer, or an error not recognised here
+    may come after the receiver took the message.
+
+    Certain: the error says so itself (a ``nothing_sent`` attribute, true or false, which a
+    transport may set); nothing could be sent (the agency is unknown, disabled, or has no
+    webhook or file drop — the outbox refuses or the transport has no address); the
+    connection was refused, or the receiver's name not found (``ConnectionRefusedError``,
+    ``socket.gaierror``, however the transport wrapped them); for the file drop, the write
+    failed on a path that is no folder now — the hidden temporary file (removed when its write
+    fails) or a drop folder that could not be made — before the notification was renamed into
+    place (a failure syncing the folder itself comes after, and counts)."""
+    said = getattr(error, "nothing_sent", None)
+    if isinstance(said, bool):
+        return said
+    if message.peer_hub is None and (agency is None or not agency.active or not agency.webhook_url):
+        return True
+    causes = _causes(error)
+    if any(isinstance(cause, ConnectionRefusedError | socket.gaierror) for cause in causes):
+        return True
+    if agency is not None and uses_file_drop(agency.webhook_url):
+        return any(
+            isinstance(cause, OSError)
+            and isinstance(cause.filename, str | bytes)
+            and not os.path.isdir(cause.filename)
+            for cause in causes
+        )
+    return False
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """``error`` and what it was raised from or while handling, and the ``reason`` urllib
+    wraps, each once."""
+    found: list[BaseException] = []
+    waiting: list[BaseException] = [error]
+    while waiting:
+        current = waiting.pop()
+        if any(current is seen for seen in found):
+            continue
+        found.append(current)
+        reason = current.reason if isinstance(current, urllib.error.URLError) else None
+        for cause in (current.__cause__, current.__context__, reason):
+            if isinstance(cause, BaseException):
+                waiting.append(cause)
+    return found
+
+
+def _end_untold_share(session: Session, message: OutboxMessage) -> None:
+    """``message`` was just withheld: if it announced a share its recipient was never told of,
+    the share ends (:func:`exchange.sharing.end_untold_share`), in the same transaction."""
+    from exchange.sharing import end_untold_share  # sharing builds on the outbox
+
+    end_untold_share(session, message)
 
 
 def deliver_batch(
@@ -683,16 +797,20 @@ def readable_notifications(
 
 def hand_out(session: Session, message: OutboxMessage) -> bool:
     """Hand a ``held`` message to its agency now (it reads it, or is shown what it announces),
-    deciding it again as the worker would before sending it: an attempt is counted (that it
-    was handed out is what a later withdrawal of its transfer needs to know); a message that
-    may no longer go out is marked ``withheld`` for good, and False is returned. The decision
-    is audited in ``session``'s transaction; the caller commits."""
+    deciding it again as the worker would before sending it: an attempt is counted, and a
+    message handed out may have reached the agency (``maybe_reached``: what a later withdrawal
+    of its transfer, and its share's recipient's view, need to know); a message that may no
+    longer go out is marked ``withheld`` for good — ending the share it announced, which its
+    recipient was then never told of (:func:`exchange.sharing.end_untold_share`) — and False
+    is returned. The decision is audited in ``session``'s transaction; the caller commits."""
     message.attempts += 1
     reason = withholding_reason(session, message)
     if not isinstance(reason, str):
+        message.maybe_reached = True
         return True
     message.status, message.last_error = "withheld", reason
     session.flush()  # a withdrawal decided after it in the same transaction reads it
+    _end_untold_share(session, message)
     return False
 
 
@@ -751,7 +869,7 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
                     OutboxMessage.id,
                     OutboxMessage.payload,
                     OutboxMessage.status,
-                    OutboxMessage.attempts,
+                    OutboxMessage.maybe_reached,
                     OutboxMessage.lease_token,
                     OutboxMessage.lease_until,
                 ).where(
@@ -781,14 +899,14 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
 
 def may_have_reached(request: Any) -> bool:
     """Whether the agency may have got ``request`` (a stored message's ``status`` and
-    ``attempts``): delivered; handed out by ``GET /v1/notifications`` (a held message's attempts
-    count its reads); or tried at least once, since a timeout or an error answer may come after
-    the receiver took it. Every turn counts an attempt, and one of them sends nothing: the one
-    that withheld it. (A claim counts none: a request claimed with this withdrawal, its turn
-    still to come, counts as untried.)"""
-    if request.status == "delivered":
-        return True
-    return request.attempts - (1 if request.status == "withheld" else 0) > 0
+    ``maybe_reached``): delivered; handed out (by ``GET /v1/notifications``, or a route that
+    shows its share); or tried by an attempt that did not certainly send nothing — a timeout or
+    an error answer may come after the receiver took it, a worker that died mid-send may have
+    sent it. Not an attempt that refused it (withheld), nor one that certainly sent nothing
+    (:func:`sent_nothing`: connection refused, name not found, no address, agency disabled).
+    (A claim is no attempt: a request claimed with this withdrawal, its turn still to come,
+    counts as untried.) ``exchange.child_search.told_to_recipient`` is the same rule in SQL."""
+    return request.status == "delivered" or bool(request.maybe_reached)
 
 
 def dead_while_disabled(session: Session, agency_id: str) -> int:
@@ -821,7 +939,8 @@ def requeue(
     session: Session, message_ids: list[str] | None = None, *, agency_id: str | None = None
 ) -> int:
     """Make dead (or failed) messages due again with a fresh attempt count; None = all dead
-    (of ``agency_id`` only, when given)."""
+    (of ``agency_id`` only, when given). Whether an earlier attempt may have reached the
+    agency (``maybe_reached``) is kept: it did, whatever comes next."""
     statement = update(OutboxMessage).values(
         status="pending",
         attempts=0,

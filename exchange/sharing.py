@@ -34,6 +34,12 @@ record it names (a refusal is then ``403``, not ``404``) — only once it was to
 (consent revoked meanwhile, the transfer withdrawn before its turn) told it nothing of the
 child, and its view says nothing either. The sender sees every share it made.
 
+A share still in force whose notice was withheld before it may have reached the recipient
+(consent no longer permitted it) ends then (:func:`end_untold_share`: ``cancelled``, with a
+reason the sender reads), so that it does not stand in the way of the same referral, or of
+another transfer, once consent permits it again: the recipient was given nothing, and a
+withheld notice is never sent.
+
 The access rule :func:`exchange.records.may_read` applies on top of these rows: an agency may
 read a record when it owns it, or holds an ``accepted`` share of it. (The categories of a
 referral are recorded here; redacting reads to them is the consent engine's work.)
@@ -60,7 +66,7 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.hot_sql import HotSQL
-from exchange.outbox import OutboxMessage, enqueue, hand_out, may_have_reached
+from exchange.outbox import DUE_STATUSES, OutboxMessage, enqueue, hand_out, may_have_reached
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
@@ -465,6 +471,103 @@ def _keep_previous_owner_informed(
 
 #: The notice that tells a share's recipient of it (:func:`_notify`), by kind of share.
 ANNOUNCING_NOTICES = {"referral": "record.referred", "transfer": "transfer.requested"}
+#: The status in which a share gives its recipient something, by kind: a referral in force, a
+#: transfer it may still accept.
+IN_FORCE = {"referral": "accepted", "transfer": "pending"}
+#: What the sender reads (``decision_reason``) of a share that ended because its notice was
+#: withheld before it reached the recipient (:func:`end_untold_share`), by kind.
+UNTOLD_REASONS = {
+    "referral": (
+        "Se retuvo el aviso de la canalización: el consentimiento ya no la permitía cuando iba "
+        "a enviarse, y la agencia destinataria no recibió nada. La canalización terminó; puede "
+        "canalizar de nuevo el expediente cuando un consentimiento lo permita. / "
+        "The referral's notice was withheld: consent no longer permitted it when it was due to "
+        "go out, and the recipient received nothing. The referral has ended; you may refer the "
+        "record again once a consent permits it."
+    ),
+    "transfer": (
+        "Se retuvo el aviso de la transferencia: el consentimiento ya no la permitía cuando iba "
+        "a enviarse, y la agencia destinataria no recibió nada. La transferencia terminó sin "
+        "entregarse; puede pedir otra cuando un consentimiento lo permita. / "
+        "The transfer's request was withheld: consent no longer permitted it when it was due to "
+        "go out, and the recipient received nothing. The transfer has ended undelivered; you may "
+        "ask for another once a consent permits it."
+    ),
+}
+
+
+def end_untold_share(session: Session, notice: OutboxMessage) -> RecordShare | None:
+    """End the share ``notice`` announced, now that the notice was withheld (in ``session``'s
+    transaction, the caller's, which wrote that and commits), when its recipient was never told
+    of it; returns the share it ended.
+
+    A share whose announcing notice was withheld before it could reach the recipient gave the
+    recipient nothing (:func:`told_shares`), and it must not stand in the way of making it again:
+    left in force, a referral would refuse a new referral of the record to that agency for that
+    purpose, and a transfer every other transfer of the record, with nothing that could ever
+    tell the recipient (a withheld notice is withheld for good). So it ends — ``cancelled``, no
+    agency named as having decided it (the hub did), and a written reason for the sender
+    (:data:`UNTOLD_REASONS`) — and the end is audited as the hub's (``record.referred`` or
+    ``record.transferred``, outcome ``failure``, the recipient as target, reason code
+    ``notice_withheld``; the decision that withheld the notice has its own entry). The
+    recipient is told nothing: it never heard of the share.
+
+    Nothing ends unless the share is still in force (a referral ``accepted``, a transfer
+    ``pending``: checked in the UPDATE itself, so a transfer answered or withdrawn meanwhile
+    stays as it is), every notice announcing it is withheld and none may have reached the
+    recipient (:func:`exchange.outbox.may_have_reached`), and the recipient did not answer it
+    itself. The only reason a notice of a share in force is withheld is consent: a transfer's
+    request withheld as no longer pending belongs to a transfer already ended."""
+    share_id = (notice.payload or {}).get("share_id")
+    share = session.get(RecordShare, share_id) if isinstance(share_id, str) else None
+    if (
+        share is None
+        or notice.agency_id != share.agency_id
+        or notice.kind != ANNOUNCING_NOTICES.get(share.kind)
+        or share.decided_by == share.agency_id
+    ):
+        return None
+    # Columns, as stored now: the notice's outcome was written by an UPDATE in this transaction.
+    announcing = session.execute(
+        select(OutboxMessage.status, OutboxMessage.maybe_reached).where(
+            OutboxMessage.agency_id == share.agency_id,
+            OutboxMessage.kind == notice.kind,
+            OutboxMessage.payload["share_id"].as_string() == share.id,
+        )
+    ).all()
+    if not announcing or any(
+        row.status != "withheld" or may_have_reached(row) for row in announcing
+    ):
+        return None
+    ended = session.execute(
+        update(RecordShare)
+        .where(RecordShare.id == share.id, RecordShare.status == IN_FORCE[share.kind])
+        .values(
+            status="cancelled",
+            decided_at=utcnow(),
+            decided_by=None,
+            decision_reason=UNTOLD_REASONS[share.kind],
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if not ended.rowcount:  # type: ignore[attr-defined]
+        return None
+    session.refresh(share)
+    record = session.get_one(Record, share.record_id)
+    record_event(
+        session,
+        action="record.referred" if share.kind == "referral" else "record.transferred",
+        outcome="failure",
+        # No agency or person: the log names the hub itself, which withheld the notice.
+        actor_role=Actor.hub().audit_role,
+        target_agency=share.agency_id,
+        purpose=share.purpose or TRANSFER_PURPOSE,
+        child_id=current_child_id(session, record.child_id),
+        record_id=record.id,
+        record_version=record.latest_version,
+        detail="notice_withheld",
+    )
+    return share
 
 
 def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare]) -> set[str]:
@@ -474,19 +577,22 @@ def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare])
     exist). The rule is the one the outbox and ``GET /v1/notifications`` apply to the share's
     announcing notice (``record.referred``, ``transfer.requested``):
 
-    * told when the notice was delivered, or may have reached it (tried, handed out: as a
-      withdrawal of a transfer is announced only to a recipient the request may have reached,
-      :func:`exchange.outbox.may_have_reached`), or is still queued for ``puente worker``,
-      which decides it on its turn (its webhook may be called before the outcome is written:
-      the agency's system may answer the transfer at once);
+    * told when the notice was delivered, or may have reached it (handed out, or tried by an
+      attempt that did not certainly send nothing — a refused connection sends nothing, a
+      timeout may have: as a withdrawal of a transfer is announced only to a recipient the
+      request may have reached, :func:`exchange.outbox.may_have_reached`), or is still queued
+      for ``puente worker`` (``pending``, or ``failed`` and due again), which decides it on its
+      turn (its webhook may be called before the outcome is written: the agency's system may
+      answer the transfer at once);
     * a notice kept for the agency to read (``held``, no webhook) and never handed out is
       decided now, as reading it with ``GET /v1/notifications`` would decide it
       (:func:`exchange.outbox.withholding_reason`, audited): permitted, it is handed out
       (an attempt is counted, so a later withdrawal is announced); refused, it is ``withheld``
       for good;
-    * not told when the notice was withheld before it reached the agency: consent no longer
-      permitted it, or the transfer was no longer pending (withdrawn by its sender, or by the
-      acceptance of another transfer of the record) when its turn came. That agency was told
+    * not told when the notice was withheld, or died, before it may have reached the agency:
+      consent no longer permitted it (the share then ended: :func:`end_untold_share`), or the
+      transfer was no longer pending (withdrawn by its sender, or by the acceptance of another
+      transfer of the record) when its turn came. That agency was told
       nothing of the child (docs/consent.md §8.7), so its view must not tell it either: not
       the share, not its record id, not the sender's written reason, and refusals about the
       record answer it as if no such record existed (§8.4).
@@ -545,7 +651,7 @@ def _told(
     announcing = [n for n in notices or () if n.kind == ANNOUNCING_NOTICES.get(share.kind)]
     if not announcing:
         return True
-    if any(notice.status == "pending" or may_have_reached(notice) for notice in announcing):
+    if any(notice.status in DUE_STATUSES or may_have_reached(notice) for notice in announcing):
         return True
     # Handed out now, as GET /v1/notifications hands a held notice out.
     return any(

@@ -312,18 +312,19 @@ def test_a_share_the_agency_was_never_told_of_does_not_make_a_child_possibly_kno
 
 # --- the rule in SQL is told_shares' rule -----------------------------------------------------
 
-#: (notice status, attempts, answered by the recipient) -> told. ``None``: no notice.
-CASES: dict[str, tuple[str | None, int, bool, bool]] = {
-    "delivered": ("delivered", 1, False, True),
-    "queued": ("pending", 0, False, True),
-    "tried, failed": ("failed", 1, False, True),
-    "handed out": ("held", 1, False, True),
-    "withheld at its first turn": ("withheld", 1, False, False),
-    "withheld after a try": ("withheld", 2, False, True),
-    "dead untried": ("dead", 0, False, False),
-    "dead after a try": ("dead", 3, False, True),
-    "withheld, but answered": ("withheld", 1, True, True),
-    "no notice": (None, 0, False, True),
+#: (notice status, attempts, may have reached, answered by the recipient) -> told. ``None``:
+#: no notice.
+CASES: dict[str, tuple[str | None, int, bool, bool, bool]] = {
+    "delivered": ("delivered", 1, True, False, True),
+    "queued": ("pending", 0, False, False, True),
+    "tried, failed": ("failed", 1, True, False, True),
+    "handed out": ("held", 1, True, False, True),
+    "withheld at its first turn": ("withheld", 1, False, False, False),
+    "withheld after a try": ("withheld", 2, True, False, True),
+    "dead untried": ("dead", 0, False, False, False),
+    "dead after a try": ("dead", 3, True, False, True),
+    "withheld, but answered": ("withheld", 1, False, True, True),
+    "no notice": (None, 0, False, False, True),
 }
 
 
@@ -331,7 +332,7 @@ def test_the_sql_rule_agrees_with_told_shares(hub: Hub) -> None:
     record_id = hub.push(consent=False)
     with hub.app.app_context(), db.database(hub.app).sessions() as session:
         ids: dict[str, str] = {}
-        for name, (status, attempts, answered, _told) in CASES.items():
+        for name, (status, attempts, reached, answered, _told) in CASES.items():
             share = RecordShare(
                 record_id=record_id,
                 from_agency=OWNER,
@@ -354,6 +355,7 @@ def test_the_sql_rule_agrees_with_told_shares(hub: Hub) -> None:
                     {"share_id": share.id, "record_id": record_id},
                 )
                 notice.status, notice.attempts = status, attempts
+                notice.maybe_reached = reached
             # A notice of another kind, or to another agency, says nothing of it.
             enqueue(
                 session, CLINIC, "transfer.withdrawn", {"share_id": share.id}
@@ -366,6 +368,6 @@ def test_the_sql_rule_agrees_with_told_shares(hub: Hub) -> None:
         shares = session.scalars(select(RecordShare).where(RecordShare.id.in_(ids.values())))
         by_python = told_shares(session, CLINIC, shares)
         by_sql = set(session.scalars(select(RecordShare.id).where(told_to_recipient())))
-        expected = {ids[name] for name, case in CASES.items() if case[3]}
+        expected = {ids[name] for name, case in CASES.items() if case[4]}
         assert by_python == expected
         assert by_sql == expected
