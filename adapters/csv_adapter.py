@@ -46,6 +46,7 @@ from typing import IO, Any
 
 from adapters.base import FileProblem, Item, Problem, problems_as_text
 from adapters.csv_reading import RecordedLines, open_at_the_end, swallowed_rows, unreadable
+from adapters.csv_required import naming_columns
 from adapters.envelopes import data_validator
 from adapters.errors import AdapterError, MappingError
 from adapters.items import WarnedItem
@@ -64,7 +65,8 @@ from adapters.tabular.rows import (
 )
 from adapters.tabular.text import UTF8, UTF8_BOM, WINDOWS_1252, TextLines, sniff_delimiter
 from schemas.envelope import ENVELOPE_SCHEMA
-from schemas.registry import SchemaRegistry
+from schemas.fields import FieldInfo
+from schemas.registry import SchemaRegistry, default_registry
 
 REJECTS_COLUMN = "errores/errors"
 ROW_COLUMN = "fila/row"
@@ -253,8 +255,15 @@ class CsvAdapter:
         if not failures:
             return []
         where = value_sources(self.mapping, plan, row)
+        fields = self._fields()
         problems = []
         for failure in failures:
+            # A field the row left out is named by the columns that give it: the office sees
+            # columns, not the schema's fields.
+            named = naming_columns(failure, self.mapping, plan, row, data, fields)
+            if named is not None:
+                problems.append(named)
+                continue
             column = column_for(where, failure.pointer)
             if column is None:
                 problems.append(Problem(failure.pointer, failure.message_es, failure.message_en))
@@ -267,6 +276,10 @@ class CsvAdapter:
                 )
             )
         return problems
+
+    def _fields(self) -> Mapping[str, FieldInfo]:
+        registry = self.registry or default_registry()
+        return registry.fields(*registry.parse_schema_ref(self.mapping.schema))
 
     def encode(self, documents: Iterable[Mapping[str, Any]], out: IO[bytes]) -> None:
         """Documents of the mapping's schema as rows, UTF-8 with a byte-order mark (so Excel

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from joserfc.jwk import OKPKey
@@ -24,6 +25,9 @@ from exchange.importer import Outcome, idempotency_key
 from exchange.signatures import sign_detached
 from schemas.errors import BilingualError
 from schemas.validation import ValidationFailure
+
+if TYPE_CHECKING:
+    from exchange.record_push import PushResult
 
 # -- signing -----------------------------------------------------------------------------------
 
@@ -112,9 +116,10 @@ class DirectSink:
                 # to the WAL more than once a batch. Set on each batch's connection.
                 self.session.connection().exec_driver_sql(SQLITE_IMPORT_CACHE)
             if self.keyed:
-                outcomes = [self._push_one(document) for document in documents]
+                pushed = [self._push_one(document) for document in documents]
             else:
-                outcomes = self._push_bulk(documents)
+                pushed = self._push_bulk(documents)
+            outcomes = self._with_losses(documents, pushed)
             return unsigned_in_office_words(outcomes, self.signer)
         except OperationalError as error:
             # The database went away or stayed locked: like a hub that does not answer, the
@@ -126,7 +131,49 @@ class DirectSink:
                 transient=True,
             ) from error
 
-    def _push_bulk(self, documents: list[Mapping[str, Any]]) -> list[Outcome]:
+    def _with_losses(
+        self, documents: list[Mapping[str, Any]], pushed: list[tuple[Outcome, PushResult | None]]
+    ) -> list[Outcome]:
+        """The outcomes, each new version of a record the hub had with the parts the version
+        it replaced had and it lacks (:func:`lost_parts`). Only stored versions after the
+        first are compared, and the versions they replaced are read in one query a batch: a
+        first import, or a file sent again unchanged, reads nothing."""
+        replaced = {
+            (result.record_id, (result.version or 0) - 1): index
+            for index, (outcome, result) in enumerate(pushed)
+            if outcome.status == "stored"
+            and result is not None
+            and result.record_id is not None
+            and (result.version or 0) > 1
+        }
+        outcomes = [outcome for outcome, _ in pushed]
+        if not replaced:
+            return outcomes
+        from sqlalchemy import select, tuple_
+
+        from exchange.crypto import DataKeyError
+        from exchange.records import RecordVersion, decrypt_version
+
+        versions = self.session.scalars(
+            select(RecordVersion).where(
+                tuple_(RecordVersion.record_id, RecordVersion.version).in_(list(replaced))
+            )
+        ).all()
+        for version in versions:
+            index = replaced[(version.record_id, version.version)]
+            try:
+                before = decrypt_version(self.pusher.keyring, version).data
+            except DataKeyError:
+                continue  # a warning only: the version is stored, whatever the old one holds
+            lost = lost_parts(before, documents[index].get("data"))
+            if lost:
+                outcomes[index] = replace(outcomes[index], lost=lost)
+        self.session.commit()  # ends the read: the next batch begins its own write
+        return outcomes
+
+    def _push_bulk(
+        self, documents: list[Mapping[str, Any]]
+    ) -> list[tuple[Outcome, PushResult | None]]:
         from exchange.record_bulk import push_lines
 
         lines: list[tuple[int, Any]] = []
@@ -140,27 +187,58 @@ class DirectSink:
         results = push_lines(
             self.pusher, lines, max_lines=len(lines), batch_size=max(1, len(lines))
         )
-        return [_outcome(result.status, result.failures) for result in results]
+        return [(_outcome(result.status, result.failures), result) for result in results]
 
-    def _push_one(self, document: Mapping[str, Any]) -> Outcome:
+    def _push_one(self, document: Mapping[str, Any]) -> tuple[Outcome, PushResult | None]:
         from exchange.record_push import PushResult, canonical_body
 
         try:
             canonical, sha256 = canonical_body(dict(document))
         except ValueError:
-            return _outcome("rejected", [canonical_failure(document)])
+            return _outcome("rejected", [canonical_failure(document)]), None
         signature = self.signer.sign(canonical) if self.signer else None
         checked = self.pusher.check(dict(document), canonical, sha256, signature)
         if isinstance(checked, PushResult):
             if checked.problem == "bad-signature":
                 self.pusher.audit_rejection(checked)
                 self.session.commit()
-            return _outcome("rejected", checked.failures)
+            return _outcome("rejected", checked.failures), None
         key = idempotency_key(self.agency_id, checked.local_id, sha256)
         result = self.pusher.push_one(checked, key)
         if not isinstance(result, PushResult):
-            return Outcome("replayed")  # the first answer under this key, stored nothing
-        return _outcome(result.status, result.failures)
+            return Outcome("replayed"), None  # the first answer under this key, stored nothing
+        return _outcome(result.status, result.failures), result
+
+
+def lost_parts(before: Any, after: Any) -> tuple[str, ...]:
+    """The parts of ``before`` (a record's data) that ``after`` lacks, by pointer template
+    (``/placements/*``, ``/related_persons``, ``/child/nationality/*``): where ``before`` has
+    more values than ``after``, counting each element of a list, so a list that shrank is
+    named, and a value that merely changed is not. Only the outermost of a lost part is named
+    (``/related_persons``, not each of its fields)."""
+    had: Counter[str] = Counter()
+    has: Counter[str] = Counter()
+    _count_values(before, "", had)
+    _count_values(after, "", has)
+    lost = sorted(part for part, count in had.items() if count > has[part])
+    outermost: list[str] = []
+    for part in lost:
+        if not any(part.startswith(kept + "/") for kept in outermost):
+            outermost.append(part)
+    return tuple(outermost)
+
+
+def _count_values(value: Any, at: str, counts: Counter[str]) -> None:
+    if value is None or value == "" or value == [] or value == {}:
+        return
+    if at:
+        counts[at] += 1
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _count_values(inner, f"{at}/{str(key).replace('~', '~0').replace('/', '~1')}", counts)
+    elif isinstance(value, list):
+        for inner in value:
+            _count_values(inner, f"{at}/*", counts)
 
 
 def _signature(signer: RecordSigner, document: Mapping[str, Any]) -> str | None:

@@ -35,7 +35,9 @@ What a person must read reaches the summary, each with its position in the input
 of the file as a whole (:class:`~adapters.base.FileProblem`: not records, never counted as
 read), actions and warnings of imported items (:class:`~adapters.items.WarnedItem`), rejected
 items, and an adapter that raised (:func:`guarded`: what came before is stored and its
-rejects written; the exception is reported, not raised).
+rejects written; the exception is reported, not raised). So are the records stored as a new
+version without parts the version they replaced had (:attr:`Outcome.lost`: a Patient sent
+without its Encounters), where the sink can tell.
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ class Outcome:
 
     status: str  # stored | unchanged | replayed | rejected
     problems: tuple[Problem, ...] = ()
+    #: For a new version of a record already on the hub: the parts (pointer templates,
+    #: ``/placements/*``) the version it replaced had and it lacks. Only a sink that can read
+    #: that version tells (:class:`~exchange.import_sinks.DirectSink`).
+    lost: tuple[str, ...] = ()
 
 
 class RecordSink(Protocol):
@@ -161,6 +167,12 @@ class ImportSummary:
     #: Items the hub refused as records another agency referred or transferred to this one
     #: (counted with the hub's rejects): the agency reads them in Puente, they are not its own.
     received_copies: int = 0
+    #: Records stored as a new version without parts their previous version had (a Patient
+    #: sent without its Encounters, a sheet without the relatives' columns): how many, how
+    #: many records lost each part, and each record with its parts.
+    lost_parts_records: int = 0
+    lost_parts: Counter[str] = field(default_factory=Counter)
+    lost_parts_items: list[dict[str, Any]] = field(default_factory=list)
     children: LocalIdChildren = field(default_factory=lambda: LocalIdChildren(), repr=False)
 
     def warn(self, item: Item) -> None:
@@ -180,6 +192,29 @@ class ImportSummary:
         for action in actions:
             if len(self.action_items) < MAX_LISTED:
                 self.action_items.append(_listed(item, action))
+
+    def lost(self, item: Item, parts: tuple[str, ...]) -> None:
+        """``item`` was stored as a new version of its record without ``parts``, which the
+        version it replaced had."""
+        self.lost_parts_records += 1
+        for part in parts:
+            if part in self.lost_parts or len(self.lost_parts) < MAX_WARNING_KINDS:
+                self.lost_parts[part] += 1
+        if len(self.lost_parts_items) < MAX_LISTED:
+            named = ", ".join(parts)
+            self.lost_parts_items.append(
+                {
+                    "position": item.position,
+                    "local_id": item.local_id,
+                    "parts": list(parts),
+                    "message_es": (
+                        f"guardado como nueva versión sin partes que tenía la anterior: {named}"
+                    ),
+                    "message_en": (
+                        f"stored as a new version without parts the previous one had: {named}"
+                    ),
+                }
+            )
 
     def reject(self, item: Item) -> None:
         if len(self.rejected_items) < MAX_LISTED:
@@ -295,6 +330,9 @@ class ImportSummary:
             "superseded_items": self.superseded_items,
             "other_children": self.other_children,
             "received_copies": self.received_copies,
+            "lost_parts_records": self.lost_parts_records,
+            "lost_parts": dict(self.lost_parts.most_common()),
+            "lost_parts_items": self.lost_parts_items,
         }
 
     def lines(self, lang: str) -> list[str]:
@@ -373,12 +411,16 @@ class ImportSummary:
         if self.received_copies:
             lines.append(
                 both(
-                    f"Remitidos o transferidos a su institución, no importados como propios: "
-                    f"{self.received_copies} (otra institución los envió; su institución los "
-                    "lee en Puente, y sus propios expedientes llevan sus propios ids locales)",
-                    f"Referred or transferred to your agency, not imported as its own: "
-                    f"{self.received_copies} (another agency sent them; your agency reads them "
-                    "in Puente, and its own records carry its own local ids)",
+                    f"Recibidos de otra institución, no importados como propios: "
+                    f"{self.received_copies} (otra institución los tiene: se los remitió o "
+                    "transfirió, o su institución los leyó con un consentimiento; los lee en "
+                    "Puente mientras pueda, y sus propios expedientes llevan sus propios ids "
+                    "locales)",
+                    f"Received from another agency, not imported as its own: "
+                    f"{self.received_copies} (another agency holds them: it referred or "
+                    "transferred them to your agency, or your agency read them under a consent; "
+                    "your agency reads them in Puente while it may, and its own records carry "
+                    "its own local ids)",
                 )
             )
         if self.superseded:
@@ -390,6 +432,26 @@ class ImportSummary:
                 + ":"
             )
             lines.extend(each(self.superseded_items, self.superseded))
+        if self.lost_parts_records:
+            counted = ", ".join(f"{part} ({n})" for part, n in self.lost_parts.most_common(10))
+            lines.append(
+                both(
+                    f"Aviso: {self.lost_parts_records} expedientes se guardaron como nueva "
+                    f"versión sin partes que su versión anterior tenía: {counted}. El archivo "
+                    "no las traía; para devolverlas, importe de nuevo los expedientes completos "
+                    "(un Bundle FHIR con los Encounter, RelatedPerson y EpisodeOfCare de cada "
+                    "Patient; NDJSON) con --batch 1: en lotes, un expediente igual a una "
+                    "versión anterior se responde «sin cambios» y no devuelve nada",
+                    f"Warning: {self.lost_parts_records} records were stored as a new version "
+                    f"without parts their previous version had: {counted}. The file did not "
+                    "carry them; to put them back, import the whole records again (a FHIR "
+                    "Bundle with each Patient's Encounters, RelatedPersons and EpisodeOfCare; "
+                    "NDJSON) with --batch 1: in batches, a record equal to an earlier version "
+                    "is answered unchanged and puts nothing back",
+                )
+                + ":"
+            )
+            lines.extend(each(self.lost_parts_items, self.lost_parts_records))
         if self.unsigned:
             lines.append(
                 both(
@@ -543,6 +605,8 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
         if outcome.status != "rejected":
             summary.warn(item)
             summary.stored_now(item)
+            if outcome.lost:
+                summary.lost(item, outcome.lost)
         else:
             refused = replace(item, problems=item.problems + outcome.problems)
             summary.reject(refused)

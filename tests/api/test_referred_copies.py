@@ -218,4 +218,4 @@ def test_import_and_export_say_what_was_referred(
     told = runner.invoke(
         main, ["import", "--adapter", "ndjson", str(out), "--agency", CLINIC, "--lang", "en", *api]
     )
-    assert "Referred or transferred to your agency, not imported as its own: 1" in told.output
+    assert "Received from another agency, not imported as its own: 1" in told.output

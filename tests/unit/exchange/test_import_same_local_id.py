@@ -296,5 +296,5 @@ def test_records_referred_to_the_agency_are_counted_apart(languages: str) -> Non
     assert given == ["2"]
     assert (totals.stored, totals.rejected_by_hub, totals.received_copies) == (1, 1, 1)
     said = "\n".join(totals.lines("en"))
-    assert "Referred or transferred to your agency, not imported as its own: 1" in said
+    assert "Received from another agency, not imported as its own: 1" in said
     assert totals.to_json()["received_copies"] == 1
