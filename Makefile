@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint bench clean
+.PHONY: install demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[postgres,test]'
 	touch $@ $(VENV)/.installed
+
+## install: create .venv and install the app (the `puente` command) in it; no hub is set up or served
+install: $(VENV)/.installed
 
 ## demo: install, create a SQLite hub under instance/, seed demo data, serve on 127.0.0.1:8000
 demo: $(VENV)/.installed

@@ -4,13 +4,15 @@ Neither touches the hub: an office can see which formats it can import and make 
 spreadsheet with its mapping on any machine. ``template csv`` writes two files into ``--out``:
 ``<schema>-<version>.csv`` (the header row only, UTF-8 with a byte-order mark so Excel shows
 the accents) and ``<schema>-<version>.yaml`` (the mapping ``puente import --adapter csv
---mapping`` reads). Existing files are kept unless ``--force``.
+--mapping`` reads), then prints the ``puente import`` command that uses them, with
+``--agency AGENCY_ID`` to fill in. Existing files are kept unless ``--force``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import shlex
 from pathlib import Path
 
 import click
@@ -89,12 +91,21 @@ def template_command(
     if as_json:
         print_json({"csv": str(sheet), "mapping": str(mapping), "columns": len(template.header)})
         return
+    # The hint is a command that runs once its two placeholders are filled in: ``import``
+    # requires --agency, and a folder with spaces in its name must reach it as one argument.
+    command = f"puente import --adapter csv --mapping {shlex.quote(str(mapping))}"
     click.echo(
         say(
             lang,
             f"{sheet} ({len(template.header)} columnas) y {mapping}: borre las columnas que no "
-            f"use y luego: puente import --adapter csv --mapping {mapping} ARCHIVO.csv",
+            f"use y luego:\n  {command} --agency ID_INSTITUCION ARCHIVO.csv\n"
+            "(ID_INSTITUCION: el id de su institución en el hub, p. ej. mx.chp.dif; "
+            "desde otra máquina, añada --hub URL y las credenciales de la institución: "
+            "PUENTE_CLIENT_SECRET, --client-secret o --key)",
             f"{sheet} ({len(template.header)} columns) and {mapping}: delete the columns you do "
-            f"not use, then: puente import --adapter csv --mapping {mapping} FILE.csv",
+            f"not use, then:\n  {command} --agency AGENCY_ID FILE.csv\n"
+            "(AGENCY_ID: your agency's id on the hub, e.g. mx.chp.dif; from another machine, "
+            "add --hub URL and the agency's credentials: PUENTE_CLIENT_SECRET, --client-secret "
+            "or --key)",
         )
     )

@@ -6,8 +6,8 @@ the file through the adapter as a stream, stores the good records and writes the
 with the reasons, to a rejects file in the original format (``expedientes-rejects.csv``),
 which the office fixes and imports again. Two ways to reach the hub:
 
-- ``--hub URL`` with the agency's credentials (``--client-secret``, or ``--key`` for
-  ``private_key_jwt``): through the API, as the agency's system would, anywhere;
+- ``--hub URL`` with the agency's credentials (``--client-secret`` or ``PUENTE_CLIENT_SECRET``,
+  or ``--key`` for ``private_key_jwt``): through the API, as the agency's system would, anywhere;
 - no ``--hub``: on the hub's machine, straight into its database (``PUENTE_INSTANCE_PATH``,
   ``PUENTE_DATABASE_URL``) through the same push service the API uses, for an administrator.
 
@@ -172,11 +172,15 @@ def agency_credentials(
             )
         )
     if client_secret is None and key_file is None:
+        # All three ways, the environment variable first: it keeps the secret out of the
+        # shell's history, which is how docs/adapters.md §3 has it done.
         raise click.UsageError(
             say(
                 lang,
-                "con --hub indique --client-secret o --key (la clave privada de la institución)",
-                "with --hub give --client-secret or --key (the agency's private key)",
+                "con --hub, la institución se identifica: exporte PUENTE_CLIENT_SECRET (su "
+                "secreto de cliente), o indique --client-secret o --key (su clave privada)",
+                "with --hub the agency authenticates: export PUENTE_CLIENT_SECRET (its client "
+                "secret), or give --client-secret or --key (its private key)",
             )
         )
     return Credentials(agency_id, client_secret=client_secret, private_key=_private_key(key_file))

@@ -12,9 +12,11 @@ read from standard input with ``--password-stdin``.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from flask import Flask
+from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.agencies import UnknownAgency, get_agency
@@ -26,6 +28,7 @@ from exchange.people import (
     MAX_TOKEN_DAYS,
     PERSON_ROLES,
     ROLE_SCOPES,
+    Person,
     add_person,
     describe,
     disable_person,
@@ -83,6 +86,13 @@ def read_password(lang: str, from_stdin: bool) -> str:
     return str(password)
 
 
+def described(session: Session, person: Person) -> dict[str, Any]:
+    """The person as every ``puente person`` verb's ``--json`` shows them, with the tokens that
+    still work: ``set-password`` or ``enable`` must not answer "no tokens" for a person whom
+    ``list`` shows holding some (and whose tokens ``disable`` would revoke)."""
+    return describe(person, list_tokens(session, person.id))
+
+
 def _roles_help() -> str:
     return "; ".join(f"{role}: {' '.join(sorted(ROLE_SCOPES[role]))}" for role in PERSON_ROLES)
 
@@ -134,7 +144,7 @@ def add_command(
             person_id=person_id,
             password=password,
         )
-        answer = describe(person)
+        answer = described(session, person)
     if as_json:
         print_json(answer)
         return
@@ -157,10 +167,7 @@ def list_command(app: Flask, agency_id: str | None, as_json: bool, lang: str) ->
                 get_agency(session, agency_id)  # an unknown one is a mistake, not "no people"
             except UnknownAgency as error:
                 raise click.ClickException(error.message(lang)) from error
-        people = [
-            describe(person, list_tokens(session, person.id))
-            for person in list_people(session, agency_id)
-        ]
+        people = [described(session, person) for person in list_people(session, agency_id)]
     if as_json:
         print_json({"people": people})
         return
@@ -205,7 +212,7 @@ def disable_command(app: Flask, person_id: str, lang: str) -> None:
 def enable_command(app: Flask, person_id: str, as_json: bool, lang: str) -> None:
     """Enable a disabled person again; the tokens they had stay revoked."""
     with _transaction(app, lang) as session:
-        answer = describe(enable_person(session, person_id))
+        answer = described(session, enable_person(session, person_id))
     if as_json:
         print_json(answer)
         return
@@ -235,7 +242,7 @@ def set_password_command(
     password = read_password(lang, password_stdin)
     with _transaction(app, lang) as session:
         set_password(session, person_id, password)
-        answer = describe(get_person(session, person_id))
+        answer = described(session, get_person(session, person_id))
     print_json_or_say(
         as_json,
         answer,
