@@ -875,11 +875,27 @@ def check_drop_folder(
     return []
 
 
+@dataclass(frozen=True)
+class NoticesMoved:
+    """What changing where an agency gets its notifications did to those not yet delivered:
+    ``held``, now kept for it to read with ``GET /v1/notifications`` (it has no webhook or file
+    drop any more); ``queued``, kept for it before and now for ``puente worker`` to send."""
+
+    held: int = 0
+    queued: int = 0
+
+
 def set_webhook(
     session: Session, agency_id: str, url: str | None, *, drop_root: Path | None = None
-) -> None:
+) -> NoticesMoved:
     """Where the hub delivers notifications for the agency; None removes it. With
-    ``drop_root`` (the hub's ``FILE_DROP_PATH``), a file drop is checked to lie inside it."""
+    ``drop_root`` (the hub's ``FILE_DROP_PATH``), a file drop is checked to lie inside it.
+
+    The agency's notifications not yet delivered follow, in the same transaction: without a
+    webhook or file drop, those waiting to be sent (or that died for want of one) are kept for
+    it to read (``held``), as if they had been queued then, where the worker would only mark
+    them dead; with one, those kept for it and never read, and those that died for want of
+    one, are sent. Returns what moved."""
     if url:
         errors = check_webhook_url(url)
         if not errors and drop_root is not None:
@@ -889,6 +905,74 @@ def set_webhook(
     agency = get_agency(session, agency_id)
     agency.webhook_url = url or None
     _audit(session, "agency.updated", "webhook_changed", agency_id)
+    session.flush()  # the statements below read the agency's new address
+    if url:
+        return NoticesMoved(queued=_send_kept_notices(session, agency_id))
+    return NoticesMoved(held=keep_notices_for_reading(session, agency_id=agency_id))
+
+
+def keep_notices_for_reading(
+    session: Session, *, agency_id: str | None = None, message_ids: list[str] | None = None
+) -> int:
+    """Turn the notifications waiting to be sent (``pending``, ``failed``) to agencies that
+    have no webhook or file drop, and those that died for want of one, into ``held``: kept for
+    the agency to read with ``GET /v1/notifications``, never sent, as :func:`exchange.outbox.
+    enqueue` queues them for such an agency. Only ``agency_id``'s, or only ``message_ids``,
+    when given. The attempt count starts again at 0: a held message's attempts count its
+    reads (:func:`exchange.outbox.hand_out`). A message a worker holds now loses its lease,
+    so its outcome is not written over this. Returns how many were kept."""
+    from exchange.outbox import DUE_STATUSES, OutboxMessage
+    from exchange.transports import NO_WEBHOOK
+
+    without_channel = select(Agency.id).where(
+        (Agency.webhook_url.is_(None)) | (Agency.webhook_url == "")
+    )
+    if agency_id is not None:
+        without_channel = without_channel.where(Agency.id == agency_id)
+    # The reason names the agency: compared as stored, with each message's own agency's id.
+    died_for_want = func.replace(NO_WEBHOOK, "{}", OutboxMessage.agency_id)
+    statement = update(OutboxMessage).where(
+        OutboxMessage.agency_id.in_(without_channel),
+        OutboxMessage.status.in_(DUE_STATUSES)
+        | ((OutboxMessage.status == "dead") & (OutboxMessage.last_error == died_for_want)),
+    )
+    if message_ids is not None:
+        statement = statement.where(OutboxMessage.id.in_(message_ids))
+    return _move_notices(session, statement, "held")
+
+
+def _send_kept_notices(session: Session, agency_id: str) -> int:
+    """Turn ``agency_id``'s notifications kept for it to read and never read (a held message's
+    attempts count its reads: one read is not pushed as well), and those that died for want of
+    a webhook, into ``pending``, for ``puente worker`` to send now that it has one."""
+    from exchange.outbox import OutboxMessage
+    from exchange.transports import NO_WEBHOOK
+
+    statement = update(OutboxMessage).where(
+        OutboxMessage.agency_id == agency_id,
+        ((OutboxMessage.status == "held") & (OutboxMessage.attempts == 0))
+        | (
+            (OutboxMessage.status == "dead")
+            & (OutboxMessage.last_error == NO_WEBHOOK.format(agency_id))
+        ),
+    )
+    return _move_notices(session, statement, "pending")
+
+
+def _move_notices(session: Session, statement: Any, status: str) -> int:
+    """Run ``statement`` (an ``UPDATE`` of outbox messages) to make them ``status``, due now,
+    with no attempt counted, no lease and no error."""
+    result = session.execute(
+        statement.values(
+            status=status,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            lease_token=None,
+            lease_until=None,
+            last_error=None,
+        ).execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def set_require_signature(session: Session, agency_id: str, required: bool) -> bool:

@@ -27,6 +27,10 @@ running a web server: each notification is the same signed token the webhook wou
 file per notification, written atomically (a hidden temporary file in the same folder, synced,
 then renamed into place) under a name that sorts by delivery time and never collides
 (``20250314T101500.123456Z-msg_….jwt``). A reader that lists the folder never sees half a file.
+A worker killed mid-write leaves its hidden temporary file behind (the message is written
+again, under a new name, when it is retried): the transport removes its own leftovers, by
+their exact name and once they are :data:`STALE_TEMPORARY_SECONDS` old, when it next writes
+to that folder.
 
 The hub signing key is its own key (not the audit log key): ``keys/hub-signing.key``
 (PKCS#8 PEM, mode 0600) under the instance folder, created by ``puente init``, or its PEM text
@@ -35,11 +39,15 @@ in ``PUENTE_HUB_SIGNING_KEY``.
 
 from __future__ import annotations
 
+import email.utils
 import http.client
 import ipaddress
 import json
+import logging
 import os
+import re
 import socket
+import stat
 import threading
 import time
 import urllib.error
@@ -62,13 +70,25 @@ if TYPE_CHECKING:
     from exchange.agencies import Agency
     from exchange.outbox import OutboxMessage
 
+log = logging.getLogger("puente.worker")
+
 SET_MEDIA_TYPE = "application/secevent+jwt"
 #: The ``webhook_url`` value that chooses the file drop into the agency's own folder.
 FILE_DROP = "file-drop"
 #: Extension of a dropped notification (the file holds one compact JWS, a SET).
 DROP_SUFFIX = ".jwt"
+#: The hidden temporary file :func:`write_atomically` writes a dropped notification to first
+#: (``.20250314T101500.123456Z-msg_….jwt.tmp``): only files named so are ever removed.
+DROP_TEMPORARY = re.compile(r"\.\d{8}T\d{6}\.\d{6}Z-msg_[0-9a-f]+\.jwt\.tmp")
+#: Age after which such a file is a leftover of a worker killed mid-write, not a write in
+#: progress (one takes milliseconds; minutes leave room for a slow network folder).
+STALE_TEMPORARY_SECONDS = 15 * 60.0
 SET_TYPE = "secevent+jwt"
 EVENT_BASE = "https://puente.mx/events/"
+#: Why a message to an agency with neither webhook nor file drop died (its ``last_error``,
+#: compared as stored: ``puente agency set-webhook`` keeps such messages for the agency to
+#: read, or sends them once it has a webhook).
+NO_WEBHOOK = "agency {} has no usable webhook"
 
 
 class DeliveryError(Exception):
@@ -188,11 +208,27 @@ class NoRedirects(urllib.request.HTTPRedirectHandler):
         return None  # the 3xx surfaces as an HTTPError, handled as permanent below
 
 
-def _retry_after(value: str | None) -> float | None:
+def _retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (RFC 9110 §10.2.3): a number of
+    seconds, or an HTTP date (then counted from ``now``). Never negative. ``None`` when it is
+    absent, neither form, or a date already past (it asks for no wait); the outbox then
+    applies its own backoff, and caps what is given at ``OUTBOX_BACKOFF_MAX_SECONDS`` either
+    way."""
+    value = (value or "").strip()
+    if not value:
+        return None
     try:
-        return max(0.0, float(value)) if value else None
+        return max(0.0, float(value))
     except ValueError:
-        return None  # an HTTP date: ignore it, our own backoff applies
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # "-0000": UTC, as HTTP dates always are
+    seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    return seconds if seconds > 0 else None
 
 
 class _Connections:
@@ -279,7 +315,7 @@ class WebhookTransport:
     def deliver(self, agency: Agency, message: OutboxMessage) -> None:
         url = agency.webhook_url
         if not url or not url.lower().startswith(("https://", "http://")):
-            raise PermanentDeliveryError(f"agency {agency.id} has no usable webhook")
+            raise PermanentDeliveryError(NO_WEBHOOK.format(agency.id))
         fault = webhook_url_fault(url)
         if fault is not None:
             # Registered before the registry checked it: no retry can mend the address. Said
@@ -496,6 +532,8 @@ class FileDropTransport:
         self.root = root or file_drop_root(app)
         self._last_ns = 0
         self._lock = threading.Lock()
+        #: When each folder was last cleared of stale temporary files (``time.monotonic``).
+        self._swept: dict[Path, float] = {}
 
     def deliver(self, agency: Agency, message: OutboxMessage) -> None:
         folder = drop_folder(self.root, agency)
@@ -503,6 +541,7 @@ class FileDropTransport:
         name = f"{self._stamp()}-{message.id}{DROP_SUFFIX}"
         try:
             folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            self._sweep(folder)
             write_atomically(folder / name, token.encode("ascii") + b"\n")
         except OSError as error:
             # A full disk, a missing mount, a permission: someone can fix it; try again later.
@@ -513,6 +552,20 @@ class FileDropTransport:
                 f"(a file where the folder should be, a missing mount, a permission)"
             ) from error
 
+    def _sweep(self, folder: Path) -> None:
+        """Remove the stale temporary files a killed worker left in ``folder``: at this
+        transport's first write there (a worker that starts again), then at most once per
+        :data:`STALE_TEMPORARY_SECONDS`. Each holds a whole signed notification, readable by
+        the folder's group, that no reader is meant to see."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._swept.get(folder)
+            if last is not None and now - last < STALE_TEMPORARY_SECONDS:
+                return
+            self._swept[folder] = now
+        for path in remove_stale_temporaries(folder):
+            log.info("removed a stale temporary file of the file drop", extra={"path": str(path)})
+
     def _stamp(self) -> str:
         """UTC time to the microsecond, strictly increasing within this process, so names
         sort in the order notifications were written (the message id keeps them unique
@@ -522,6 +575,33 @@ class FileDropTransport:
             self._last_ns = now
         moment = datetime.fromtimestamp(now // 1_000_000, UTC)
         return f"{moment:%Y%m%dT%H%M%S}.{now % 1_000_000:06d}Z"
+
+
+def remove_stale_temporaries(
+    folder: Path, older_than: float = STALE_TEMPORARY_SECONDS, now: float | None = None
+) -> list[Path]:
+    """Remove from ``folder`` the regular files named as the file drop's temporary files
+    (:data:`DROP_TEMPORARY`) last modified more than ``older_than`` seconds before ``now``,
+    and return them. Anything else — the notifications, the readers' own files, a link — is
+    left alone, and a file that cannot be removed (gone meanwhile, a permission) is skipped."""
+    cutoff = (time.time() if now is None else now) - older_than
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not DROP_TEMPORARY.fullmatch(entry.name):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+                continue
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 def write_atomically(path: Path, content: bytes) -> None:

@@ -633,7 +633,11 @@ def list_notifications() -> Any:
         raise Problem(
             "validation",
             message,
-            errors=[{"pointer": "", "parameter": "after", "message": localized(*message)}],
+            # The query parameter's pointer, as int_query gives ``limit``'s; ``parameter``
+            # stays for clients that read it.
+            errors=[
+                {"pointer": "/query/after", "parameter": "after", "message": localized(*message)}
+            ],
         ) from None
     listed = [
         {

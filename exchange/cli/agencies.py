@@ -629,9 +629,16 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, as_json: bool, lan
     """Set where the hub delivers the agency's notifications ("-" removes it)."""
     webhook = None if url == "-" else url
     with _transaction(app, lang) as session:
-        set_webhook(session, agency_id, webhook, drop_root=file_drop_root(app))
+        moved = set_webhook(session, agency_id, webhook, drop_root=file_drop_root(app))
     if as_json:
-        print_json({"agency_id": agency_id, "webhook_url": webhook})
+        print_json(
+            {
+                "agency_id": agency_id,
+                "webhook_url": webhook,
+                "notifications_held": moved.held,
+                "notifications_queued": moved.queued,
+            }
+        )
         _warn_about_webhook(app, webhook, lang)  # on stderr: the JSON stays parseable
         return
     if url == "-":
@@ -642,9 +649,31 @@ def set_webhook_command(app: Flask, agency_id: str, url: str, as_json: bool, lan
                 f"Webhook of {agency_id} removed: it reads its notices with GET /v1/notifications.",
             )
         )
-        return
-    click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
-    _warn_about_webhook(app, url, lang)
+    else:
+        click.echo(say(lang, f"Webhook de {agency_id}: {url}", f"Webhook of {agency_id}: {url}"))
+    if moved.held:
+        click.echo(
+            say(
+                lang,
+                f"{moved.held} avisos para ella aún sin entregar (en espera de envío, o sin "
+                "entregar por falta de webhook) quedan para que los lea con "
+                "GET /v1/notifications.",
+                f"{moved.held} notifications for it not yet delivered (waiting to be sent, or "
+                "dead for want of a webhook) are now kept for it to read with "
+                "GET /v1/notifications.",
+            )
+        )
+    if moved.queued:
+        click.echo(
+            say(
+                lang,
+                f"{moved.queued} avisos para ella no enviados por falta de webhook "
+                "(guardados sin leer, o sin entregar) se enviarán ahora (puente worker).",
+                f"{moved.queued} notifications for it not sent for want of a webhook (kept "
+                "unread, or dead) will now be sent (puente worker).",
+            )
+        )
+    _warn_about_webhook(app, webhook, lang)
 
 
 @agency_group.command("require-signature")

@@ -4,6 +4,7 @@ what could not be delivered."""
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from types import FrameType
@@ -14,12 +15,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from exchange import db
-from exchange.agencies import UnknownAgency, get_agency
+from exchange.agencies import UnknownAgency, get_agency, keep_notices_for_reading
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.cli.hub import warn_of_unsafe_keys
-from exchange.outbox import STATUSES, OutboxMessage, requeue, run_worker, unknown_message_ids
+from exchange.key_safety import key_faults
+from exchange.keys import MISSING, UNREADABLE, hub_keys
+from exchange.outbox import (
+    STATUSES,
+    BatchResult,
+    OutboxMessage,
+    requeue,
+    run_worker,
+    unknown_message_ids,
+)
 from exchange.transports import AgencyTransports, printable
 from exchange.witnessing import request_cosignatures, start_cosigning
 
@@ -55,13 +65,15 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
     warn_of_unsafe_keys(app)
+    # Every notification is signed: without the key nothing can go, so say so before
+    # announcing a delivery that will not happen.
+    try:
+        transport = AgencyTransports.for_hub(app)
+    except Exception as error:  # whatever the key library says of a non-key
+        raise click.ClickException(_signing_key_refusal(app, error)) from error
     click.echo(
         f"puente worker: entregando / delivering (batch {batch}, poll {poll_seconds}s)", err=True
     )
-    try:
-        transport = AgencyTransports.for_hub(app)
-    except (OSError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
     cosigning = None
     if once:
         integrate_pending(app)
@@ -85,10 +97,58 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
     finally:
         if cosigning is not None:
             cosigning.stop()
-    click.echo(
-        f"puente worker: entregadas / delivered {totals.delivered}, "
-        f"reintento / retrying {totals.retrying}, sin entregar / dead {totals.dead}",
-        err=True,
+    click.echo(f"puente worker: {_summary(totals)}", err=True)
+
+
+#: Each outcome a pass counts (:class:`exchange.outbox.BatchResult`), as the summary names it.
+_OUTCOMES = (
+    ("delivered", "entregadas", "delivered"),
+    ("retrying", "reintento", "retrying"),
+    ("dead", "sin entregar", "dead"),
+    ("withheld", "retenidas", "withheld"),
+    ("deferred", "aplazadas", "deferred"),
+    ("lost_lease", "tomadas por otro worker", "lost leases"),
+)
+
+
+def _summary(totals: BatchResult) -> str:
+    """Every outcome of the worker's passes, so the numbers add up to what it took."""
+    return ", ".join(
+        f"{spanish} / {english} {getattr(totals, field)}" for field, spanish, english in _OUTCOMES
+    )
+
+
+def _signing_key_refusal(app: Flask, error: Exception) -> str:
+    """Why the worker cannot start without the hub signing key, naming the file (or setting)
+    and what to do, in Spanish and English."""
+    faults = [fault for fault in key_faults(app, hub_keys(app)) if fault.role == "signing"]
+    if not faults:  # it loads now (mended meanwhile): say what failed then
+        es = en = f"{type(error).__name__}: {error}"
+        todo_es, todo_en = "vuelva a arrancar el worker", "start the worker again"
+    else:
+        fault = faults[0]
+        es, en = fault.described()
+        if fault.kind == MISSING:
+            todo_es, todo_en = "créela con «puente init»", "run 'puente init' to create it"
+        elif fault.given:
+            todo_es = f"corrija {fault.source} y vuelva a arrancar el worker"
+            todo_en = f"correct {fault.source} and start the worker again"
+        elif fault.kind == UNREADABLE:
+            todo_es = (
+                "ejecute el worker como el dueño del archivo, o déselo al usuario que lo "
+                "ejecuta (chown, chmod 600)"
+            )
+            todo_en = (
+                "run the worker as the file's owner, or give the file to the user who runs it "
+                "(chown, chmod 600)"
+            )
+        else:
+            todo_es = "restáurela desde la copia de seguridad y vuelva a arrancar el worker"
+            todo_en = "restore it from the backup and start the worker again"
+    return (
+        f"puente worker: no se entregó nada: sin la llave de firma del nodo ({es}) no se firma "
+        f"ningún aviso; {todo_es}. / puente worker: nothing was delivered: without the hub "
+        f"signing key ({en}) no notification can be signed; {todo_en}."
     )
 
 
@@ -103,6 +163,7 @@ def outbox_group() -> None:
 @click.option("--peer", "peer_hub", help="Only messages to this peer hub.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@language_option
 @with_hub
 def outbox_list(
     app: Flask,
@@ -111,9 +172,12 @@ def outbox_list(
     peer_hub: str | None,
     limit: int,
     as_json: bool,
+    lang: str,
 ) -> None:
     """List outbox messages, newest first. A message to a peer hub (a consent revocation for
-    one of its agencies) shows as ``<hub>/<agency>``."""
+    one of its agencies) shows as ``<hub>/<agency>``. An unknown --agency or --peer is
+    refused. Why a message failed is shown in the language asked for when the hub wrote it
+    (--json: as stored, in English)."""
     query = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(limit)
     if status:
         query = query.where(OutboxMessage.status == status)
@@ -122,6 +186,11 @@ def outbox_list(
     if peer_hub:
         query = query.where(OutboxMessage.peer_hub == peer_hub)
     with db.database(app).sessions() as session:
+        # A mistyped id would otherwise look like an agency or peer with no messages.
+        if agency_id:
+            _require_agency(session, agency_id, lang)
+        if peer_hub:
+            _require_peer(session, peer_hub, lang)
         listed = 0
         for message in session.scalars(query):
             listed += 1
@@ -137,13 +206,125 @@ def outbox_list(
             if message.lease_until is not None and as_utc(message.lease_until) > utcnow():
                 lease = f"leased_until={as_utc(message.lease_until).isoformat()}  "
             # last_error may quote a receiver: escaped, so one message stays one line.
-            error = printable(message.last_error or "")
+            error = printable(failure_reason(message.last_error or "", lang))
             click.echo(
                 f"{message.id}  {message.status:<9}  {recipient}  {message.kind}  "
                 f"attempts={message.attempts}  {lease}{error}".rstrip()
             )
     if not listed and not as_json:  # (--json: no line, as NDJSON of no message is)
         click.echo("no messages / ningún mensaje")
+
+
+#: Why deliveries fail, as the hub writes it in a message's ``last_error`` (English, stored and
+#: compared as written: :func:`exchange.outbox.dead_because`), and in Spanish for
+#: ``outbox list``: the stored text's pattern, and its translation. Text that matches none (a
+#: receiver's own words, an error of the system) is shown as it is.
+_REASONS_ES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.DOTALL), spanish)
+    for pattern, spanish in (
+        # exchange.transports
+        (
+            r"agency (?P<a>\S+) has no usable webhook",
+            "la agencia {a} no tiene un webhook utilizable",
+        ),
+        (r"agency (?P<a>\S+) has no file drop", "la agencia {a} no tiene buzón de archivos"),
+        (
+            r"agency (?P<a>\S+): malformed webhook URL: (?P<why>.*)",
+            "la agencia {a}: la URL del webhook está mal formada: {why}",
+        ),
+        (r"malformed webhook URL: (?P<why>.*)", "la URL del webhook está mal formada: {why}"),
+        (
+            r"TimeoutError: no complete answer within (?P<s>\S+) s",
+            "TimeoutError: sin respuesta completa en {s} s",
+        ),
+        (
+            r"cannot write to the drop folder (?P<path>.*): (?P<cause>[^:]*) \(a file where the "
+            r"folder should be, a missing mount, a permission\)",
+            "no se puede escribir en el buzón {path}: {cause} (un archivo donde debería estar la "
+            "carpeta, un montaje que falta, un permiso)",
+        ),
+        (
+            r"agency (?P<a>\S+): file URL on another host: (?P<url>.*)",
+            "la agencia {a}: la URL de archivo es de otro servidor: {url}",
+        ),
+        (
+            r"agency (?P<a>\S+): file URL is not absolute: (?P<url>.*)",
+            "la agencia {a}: la URL de archivo no es absoluta: {url}",
+        ),
+        (
+            r"agency (?P<a>\S+): drop folder (?P<f>.*) is not inside FILE_DROP_PATH (?P<r>.*)",
+            "la agencia {a}: el buzón {f} no está dentro de FILE_DROP_PATH {r}",
+        ),
+        # exchange.outbox
+        (
+            r"agency (?P<a>\S+) is unknown or disabled",
+            "la agencia {a} no existe o está desactivada",
+        ),
+        (
+            r"no outcome recorded after (?P<n>\d+) attempts",
+            "ningún resultado registrado tras {n} intentos",
+        ),
+        (
+            r"withheld by consent decision (?P<d>\S+) \((?P<basis>.*)\)",
+            "retenido por la decisión de consentimiento {d} ({basis})",
+        ),
+        (
+            r"withheld: the request of transfer (?P<t>\S+) never reached the recipient",
+            "retenido: la solicitud de la transferencia {t} nunca llegó al destinatario",
+        ),
+        (
+            r"withheld: transfer (?P<t>\S+) is (?P<status>\S+), no longer pending",
+            "retenido: la transferencia {t} está {status}, ya no pendiente",
+        ),
+        # exchange.federation_notices
+        (
+            r"peer hub (?P<p>\S+) is not pinned or is disabled \(puente peer enable (?P=p)\)",
+            "el nodo par {p} no está registrado o está desactivado (puente peer enable {p})",
+        ),
+        (
+            r"peer hub (?P<p>\S+) has no URL pinned \(puente peer set-url (?P=p) URL\)",
+            "el nodo par {p} no tiene URL registrada (puente peer set-url {p} URL)",
+        ),
+        (
+            r"peer hub (?P<p>\S+) refused the notice \(HTTP (?P<n>\d+)\): (?P<detail>.*)",
+            "el nodo par {p} rechazó el aviso (HTTP {n}): {detail}",
+        ),
+        (
+            r"HTTP (?P<n>\d+) from peer hub (?P<p>\S+): (?P<detail>.*)",
+            "HTTP {n} del nodo par {p}: {detail}",
+        ),
+    )
+)
+#: The system's words (``strerror``) and a transfer's states, inside those reasons.
+_WORDS_ES = {
+    "File exists": "ya existe un archivo con ese nombre",
+    "Permission denied": "permiso denegado",
+    "No space left on device": "no queda espacio en el disco",
+    "Not a directory": "no es una carpeta",
+    "Is a directory": "es una carpeta",
+    "No such file or directory": "no existe el archivo o la carpeta",
+    "Read-only file system": "sistema de archivos de solo lectura",
+    "Disk quota exceeded": "cuota de disco excedida",
+    "accepted": "aceptada",
+    "rejected": "rechazada",
+    "cancelled": "cancelada",
+}
+
+
+def failure_reason(text: str, lang: str) -> str:
+    """A message's ``last_error`` for a person reading ``lang``: in Spanish when it is one of
+    the reasons the hub writes (:data:`_REASONS_ES`), else as stored."""
+    if lang != "es":
+        return text
+    for pattern, spanish in _REASONS_ES:
+        found = pattern.fullmatch(text)
+        if found is not None:
+            parts = found.groupdict()
+            for name in ("cause", "status"):
+                if parts.get(name) is not None:
+                    parts[name] = _WORDS_ES.get(parts[name], parts[name])
+            return spanish.format(**parts)
+    return text
 
 
 #: Why a message named to ``outbox retry`` is left alone, in Spanish, and in English where its
@@ -158,13 +339,19 @@ _STATUS_ES = {
 _STATUS_EN = {"withheld": "withheld, never to be sent (the reason: puente outbox list)"}
 
 
-def _requeue_dead_to_peer(session: Session, peer_hub: str, lang: str) -> int:
-    """Requeue every dead notice to ``peer_hub`` (``--all-dead --peer``): requeued by id, in
-    batches, as the outbox's own requeue filters by agency only."""
+def _require_agency(session: Session, agency_id: str, lang: str) -> None:
+    """Refuse an ``--agency`` that names no agency of this hub."""
+    try:
+        get_agency(session, agency_id)
+    except UnknownAgency as error:
+        raise click.ClickException(error.message(lang)) from error
+
+
+def _require_peer(session: Session, peer_hub: str, lang: str) -> None:
+    """Refuse a ``--peer`` that names no pinned peer hub."""
     from exchange.peers import Peer
 
     if session.get(Peer, peer_hub) is None:
-        # A mistyped hub id would otherwise look like a peer with nothing dead.
         raise click.ClickException(
             say(
                 lang,
@@ -172,6 +359,13 @@ def _requeue_dead_to_peer(session: Session, peer_hub: str, lang: str) -> int:
                 f"No peer hub {peer_hub!r} is pinned (puente peer list).",
             )
         )
+
+
+def _requeue_dead_to_peer(session: Session, peer_hub: str, lang: str) -> int:
+    """Requeue every dead notice to ``peer_hub`` (``--all-dead --peer``): requeued by id, in
+    batches, as the outbox's own requeue filters by agency only."""
+    # A mistyped hub id would otherwise look like a peer with nothing dead.
+    _require_peer(session, peer_hub, lang)
     dead = list(
         session.scalars(
             select(OutboxMessage.id).where(
@@ -237,10 +431,7 @@ def outbox_retry(
             click.echo(f"{count} reencolados / requeued")
             return
         if agency_id is not None:
-            try:
-                get_agency(session, agency_id)  # a mistyped id is a mistake, not "none dead"
-            except UnknownAgency as error:
-                raise click.ClickException(error.message(lang)) from error
+            _require_agency(session, agency_id, lang)  # a mistyped id, not "none dead"
         unknown = [] if all_dead else unknown_message_ids(session, list(message_ids))
         # Known messages that are neither dead nor failed have nothing to retry: say why.
         untouched = (
@@ -254,9 +445,24 @@ def outbox_retry(
             ).all()
         )
         count = requeue(session, None if all_dead else list(message_ids), agency_id=agency_id)
+        # Sent to an agency with no webhook or file drop, a requeued message would only die
+        # again for want of one: it is kept for the agency to read instead.
+        kept = keep_notices_for_reading(
+            session, agency_id=agency_id, message_ids=None if all_dead else list(message_ids)
+        )
     # Ids that all name nothing get the error alone: "0 requeued" would read as if they did.
     if all_dead or len(unknown) < len(set(message_ids)):
         click.echo(f"{count} reencolados / requeued")
+    if kept:
+        click.echo(
+            say(
+                lang,
+                f"{kept} de ellos quedan para que su agencia, que no tiene webhook ni buzón, "
+                "los lea con GET /v1/notifications",
+                f"{kept} of them are kept for their agency, which has no webhook or file drop, "
+                "to read with GET /v1/notifications",
+            )
+        )
     for message_id, status in untouched:
         click.echo(
             say(

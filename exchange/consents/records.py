@@ -337,7 +337,14 @@ def notify_revocation(
     """Queue a ``consent.revoked`` notification for every agency that received data under
     the consent (ids only, never content): an agency of this hub through its webhook, file drop
     or ``GET /v1/notifications``; an agency of a peer hub, which read through a federated
-    lookup, through its hub (:mod:`exchange.federation_notices`)."""
+    lookup, through its hub (:mod:`exchange.federation_notices`). Returns the agencies it was
+    queued for.
+
+    A disabled agency is queued for too: it still holds the data, and must hear to stop using
+    it once it is enabled again. Its notice dies as any notice of a disabled agency does when
+    its turn comes (``puente agency enable`` counts it, ``puente outbox retry --all-dead
+    --agency`` sends it), or, without a webhook, is kept for it to read. Only an agency that
+    no longer exists is skipped."""
     from exchange.agencies import Agency
     from exchange.federation_notices import queue_revocation, revocation_payload
 
@@ -353,7 +360,7 @@ def notify_revocation(
             notified.append(agency_id)
             continue
         agency = session.get(Agency, agency_id)
-        if agency is None or not agency.active:
+        if agency is None:
             continue
         # An agency with no webhook or file drop reads it with GET /v1/notifications.
         enqueue(

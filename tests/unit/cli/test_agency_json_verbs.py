@@ -74,11 +74,15 @@ def test_set_webhook_json_names_the_address_and_its_removal(
     assert answer(puente("agency", "set-webhook", AGENCY, url, "--json")) == {
         "agency_id": AGENCY,
         "webhook_url": url,
+        "notifications_held": 0,
+        "notifications_queued": 0,
     }
     assert stored(app).webhook_url == url
     assert answer(puente("agency", "set-webhook", AGENCY, "-", "--json")) == {
         "agency_id": AGENCY,
         "webhook_url": None,
+        "notifications_held": 0,
+        "notifications_queued": 0,
     }
     assert stored(app).webhook_url is None
 
