@@ -131,7 +131,12 @@ def _pyformat(text: str) -> str:
 def with_in_list(template: str, count: int) -> str:
     """``template`` with each ``{0}`` (or ``{}``) made a list of ``count`` placeholders:
     ``(?, ?, …)``."""
-    return template.format("(" + ", ".join(["?"] * count) + ")")
+    return template.format(placeholders(count))
+
+
+def placeholders(count: int) -> str:
+    """A list of ``count`` placeholders for an ``IN``: ``(?, ?, …)``."""
+    return "(" + ", ".join(["?"] * count) + ")"
 
 
 def _identity(value: Any) -> Any:

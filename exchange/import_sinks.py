@@ -24,6 +24,7 @@ from exchange.hub_client import HubClient, HubError
 from exchange.importer import Outcome, idempotency_key
 from exchange.signatures import sign_detached
 from schemas.errors import BilingualError
+from schemas.fields import escape_token
 from schemas.validation import ValidationFailure
 
 if TYPE_CHECKING:
@@ -235,7 +236,7 @@ def _count_values(value: Any, at: str, counts: Counter[str]) -> None:
         counts[at] += 1
     if isinstance(value, Mapping):
         for key, inner in value.items():
-            _count_values(inner, f"{at}/{str(key).replace('~', '~0').replace('/', '~1')}", counts)
+            _count_values(inner, f"{at}/{escape_token(key)}", counts)
     elif isinstance(value, list):
         for inner in value:
             _count_values(inner, f"{at}/*", counts)

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from exchange.auth import PEER_CLIENT_PREFIX
 from exchange.child_linking import follow_merges
-from exchange.hot_sql import HotSQL, chunks, with_in_list
+from exchange.hot_sql import HotSQL, chunks, placeholders, with_in_list
 from exchange.records import envelope_categories
 from schemas.validation import ValidationFailure
 
@@ -137,11 +137,7 @@ def received_copies(
 
 @functools.lru_cache(maxsize=256)
 def _named_records(names: int, children: int) -> str:
-    return _NAMED_RECORDS.format(_marks(names), _marks(children))
-
-
-def _marks(count: int) -> str:
-    return "(" + ", ".join(["?"] * count) + ")"
+    return _NAMED_RECORDS.format(placeholders(names), placeholders(children))
 
 
 def _records_read(
