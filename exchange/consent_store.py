@@ -226,6 +226,23 @@ class ConsentDisclosure(Base):
     peer_hub: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
+class OutboxDisclosure(Base):
+    """The consents that permitted an outbox message carrying a referral or transfer to its
+    agency (``exchange.disclosure.decide_delivery``), as decided before it was sent.
+
+    Unlike :class:`ConsentDisclosure`, this does not by itself say the agency received data:
+    that is the message's own ``maybe_reached`` (set before each attempt, given back by one
+    that certainly sent nothing — a refused connection) or ``delivered`` state. A revocation
+    tells the agency when the two meet (``exchange.consents.records.notify_revocation``), so a
+    notice that never arrived does not make the revocation the first the agency hears of the
+    child (migration 0026)."""
+
+    __tablename__ = "outbox_disclosure"
+
+    message_id: Mapped[str] = mapped_column(ForeignKey("outbox_message.id"), primary_key=True)
+    consent_id: Mapped[str] = mapped_column(ForeignKey("consent.id"), primary_key=True, index=True)
+
+
 # -- loading a child's inputs ------------------------------------------------------------------
 
 

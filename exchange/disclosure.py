@@ -9,9 +9,10 @@ basis and the ids it rests on. The audit entry's id is the decision id (``Puente
 Consents that permitted something are remembered per receiving agency
 (:class:`~exchange.consent_store.ConsentDisclosure`), so a revocation can tell every agency
 that received data under the consent — and only those: an agency is remembered when something
-about the child may have reached it (it reads or finds the child; the notice of a referral or a
-transfer request is sent to it, or handed out by ``GET /v1/notifications`` or by a route that
-shows it the share; it accepts a transfer), not when a referral is made or a transfer asked
+about the child may have reached it (it reads or finds the child; it accepts a transfer; the
+notice of a referral or a transfer request may have reached it — sent, or handed out by
+``GET /v1/notifications`` or by a route that shows it the share — which the outbox message
+itself records, :func:`decide_delivery`), not when a referral is made or a transfer asked
 for. One rule for both kinds of share (:func:`decide_disclosure`): a referral whose notice was
 withheld before it went out (consent revoked meanwhile), like a transfer withdrawn before its
 request went out, told the recipient nothing (docs/consent.md §8.7), and a revocation must not
@@ -46,6 +47,7 @@ from exchange.consent_store import (
     ConsentDisclosure,
     ConsentRow,
     GrantRow,
+    OutboxDisclosure,
     OverrideRow,
     WithholdRow,
     child_inputs,
@@ -522,14 +524,14 @@ def decide_disclosure(
 
 
 def reaches_recipient(actor: Actor, recipient: str) -> bool:
-    """Whether a referral or transfer decided for ``recipient`` at ``actor``'s asking reaches
-    the recipient as it is decided, so that the consents permitting it are remembered as
-    disclosed to it: when the hub decides its notice for delivery (:func:`decide_delivery`:
-    ``puente worker``'s turn, which is decided before the network is tried; a held notice
-    handed out by ``GET /v1/notifications`` or by a route that shows the share,
-    :func:`exchange.sharing.told_shares`), or when the recipient acts on it itself (accepts a
-    transfer). Not when its sender makes it: the share is only a row until its notice goes
-    out.
+    """Whether a referral or transfer decided for ``recipient`` at ``actor``'s asking may reach
+    the recipient as it is decided, so that the consents permitting it may be remembered as
+    disclosed to it: when the recipient acts on it itself (accepts a transfer), or when the hub
+    decides its notice for delivery (``puente worker``'s turn; a held notice handed out by
+    ``GET /v1/notifications`` or by a route that shows the share,
+    :func:`exchange.sharing.told_shares`) — which keeps the consents with the message instead,
+    counted once the message may have reached the recipient (:func:`decide_delivery`). Not
+    when its sender makes it: the share is only a row until its notice goes out.
 
     The same rule for a referral as for a transfer. A referral is usable from the moment it is
     made, but its recipient learns of it only from its ``record.referred`` notice, and that
@@ -732,7 +734,7 @@ DECIDED_DELIVERIES = {"record.referred": "refer", "transfer.requested": "transfe
 
 
 def decide_delivery(
-    session: Session, kind: str, agency_id: str, payload: Any, attempt: int = 1
+    session: Session, message_id: str, kind: str, agency_id: str, payload: Any, attempt: int = 1
 ) -> Disclosure | None:
     """Decide again, at delivery time, a notification that carries a referral or transfer to
     ``agency_id`` (``None`` for messages that disclose nothing). The decision is audited in
@@ -741,10 +743,13 @@ def decide_delivery(
     (``delivery.attempt_2.to.mx.nl.dif``): it records the decision to send, taken before the
     network is tried; whether the receiver got it is the outbox message's state.
 
-    Permitted, the decision is what remembers the referral or transfer as disclosed to the
-    recipient (:func:`reaches_recipient`: making it did not). A transfer request that is no
-    longer pending is still decided, but not remembered as disclosed: the outbox withholds it
-    (a revocation then tells the recipient nothing of a child it never heard of)."""
+    Permitted, the decision keeps the consents it rests on with the message
+    (:class:`~exchange.consent_store.OutboxDisclosure`; making the share remembered nothing,
+    :func:`reaches_recipient`). They count as disclosed to the recipient once the message may
+    have reached it (``maybe_reached``, set before each attempt and given back by one that
+    certainly sent nothing, such as a refused connection) or was delivered: a notice that never
+    arrived leaves a revocation nothing to tell. A transfer request that is no longer pending
+    is still decided, but keeps nothing: the outbox withholds it."""
     action = DECIDED_DELIVERIES.get(kind)
     if action is None or not isinstance(payload, Mapping):
         return None
@@ -759,7 +764,7 @@ def decide_delivery(
             select(RecordShare.status).where(RecordShare.id == payload.get("share_id"))
         )
         remember = status == "pending"
-    return decide_disclosure(
+    disclosure = decide_disclosure(
         session,
         Actor.hub(),
         load_child(session, record.child_id),
@@ -771,5 +776,23 @@ def decide_delivery(
         recipient=agency_id,
         all_or_nothing=action == "transfer",
         detail=f"delivery.attempt_{attempt}.to.{agency_id}",
-        remember=remember,
+        remember=False,
     )
+    if remember and disclosure.permitted:
+        _keep_with_message(session, message_id, consents_that_permitted(disclosure.decision))
+    return disclosure
+
+
+def _keep_with_message(session: Session, message_id: str, consent_ids: Iterable[str]) -> None:
+    """Keep ``consent_ids`` with the outbox message (once each: every attempt decides again)."""
+    wanted = set(consent_ids)
+    if not wanted:
+        return
+    kept = set(
+        session.scalars(
+            select(OutboxDisclosure.consent_id).where(OutboxDisclosure.message_id == message_id)
+        )
+    )
+    for consent_id in sorted(wanted - kept):
+        session.add(OutboxDisclosure(message_id=message_id, consent_id=consent_id))
+    session.flush()

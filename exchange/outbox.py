@@ -833,6 +833,7 @@ def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet
     if message.agency_id is not None:
         gate = decide_delivery(
             session,
+            message.id,
             message.kind,
             message.agency_id,
             message.payload,

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from consent import Consent, ConsentError, check_consent
 from exchange.auth import Actor, utcnow
-from exchange.consent_store import ConsentDisclosure, ConsentRow, new_id
+from exchange.consent_store import ConsentDisclosure, ConsentRow, OutboxDisclosure, new_id
 from exchange.consents.common import (
     ConsentProblem,
     actor_ref,
@@ -24,7 +24,7 @@ from exchange.consents.common import (
 from exchange.consents.views import store_view
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, forget_child, load_child
-from exchange.outbox import enqueue
+from exchange.outbox import OutboxMessage, enqueue
 from exchange.people import Person
 
 
@@ -348,13 +348,31 @@ def notify_revocation(
     from exchange.agencies import Agency
     from exchange.federation_notices import queue_revocation, revocation_payload
 
-    recipients = session.execute(
-        select(ConsentDisclosure.agency_id, ConsentDisclosure.peer_hub)
-        .where(ConsentDisclosure.consent_id == row.id)
-        .order_by(ConsentDisclosure.agency_id)
-    ).all()
+    recipients: set[tuple[str, str | None]] = {
+        (agency_id, peer_hub)
+        for agency_id, peer_hub in session.execute(
+            select(ConsentDisclosure.agency_id, ConsentDisclosure.peer_hub).where(
+                ConsentDisclosure.consent_id == row.id
+            )
+        )
+    }
+    # A referral's or transfer's notice that went out under the consent, and may have reached
+    # its agency (exchange.disclosure.decide_delivery): not one that certainly never arrived.
+    recipients.update(
+        (agency_id, None)
+        for agency_id in session.scalars(
+            select(OutboxMessage.agency_id)
+            .join(OutboxDisclosure, OutboxDisclosure.message_id == OutboxMessage.id)
+            .where(
+                OutboxDisclosure.consent_id == row.id,
+                OutboxMessage.agency_id.is_not(None),
+                or_(OutboxMessage.maybe_reached.is_(True), OutboxMessage.status == "delivered"),
+            )
+        )
+        if agency_id is not None
+    )
     notified = []
-    for agency_id, peer_hub in recipients:
+    for agency_id, peer_hub in sorted(recipients, key=lambda pair: (pair[0], pair[1] or "")):
         if peer_hub is not None:
             queue_revocation(session, peer_hub, agency_id, row.id, child.child_id, moment)
             notified.append(agency_id)

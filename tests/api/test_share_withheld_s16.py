@@ -298,12 +298,6 @@ def test_a_refused_connection_then_a_withheld_notice_told_the_agency_nothing(hub
     assert sent_share(hub, share_id)["status"] == "cancelled"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the delivery decision remembers the consent as disclosed before the network is "
-    "tried (exchange.disclosure.decide_delivery); forgetting it after an attempt that sent "
-    "nothing needs a change there",
-)
 def test_a_revocation_does_not_tell_an_agency_only_a_refused_attempt_was_made_for(
     hub: Hub,
 ) -> None:
@@ -314,6 +308,27 @@ def test_a_revocation_does_not_tell_an_agency_only_a_refused_attempt_was_made_fo
         transport = AgencyTransports.for_hub(hub.app)
     assert deliver_with(hub, transport).retrying == 1
     assert CLINIC not in revoke(hub, record_id)
+
+
+def test_a_revocation_tells_an_agency_a_later_attempt_reached(hub: Hub) -> None:
+    """Refused first, delivered on the next turn: the referral reached the clinic."""
+    set_webhook(hub, CLINIC, f"http://127.0.0.1:{closed_port()}/hook")
+    record_id = hub.push()
+    refer(hub, record_id)
+    with hub.app.app_context():
+        transport = AgencyTransports.for_hub(hub.app)
+    assert deliver_with(hub, transport).retrying == 1
+    due_now(hub)
+    sent, _ = run_worker(hub)
+    assert sent.sent == [(CLINIC, "record.referred")]
+    assert CLINIC in revoke(hub, record_id)
+
+
+def test_a_revocation_tells_an_agency_an_unanswered_attempt_may_have_reached(hub: Hub) -> None:
+    record_id = hub.push()
+    refer(hub, record_id)
+    assert deliver_with(hub, Unanswered()).retrying == 1
+    assert CLINIC in revoke(hub, record_id)
 
 
 def test_a_withdrawal_is_not_sent_after_a_request_whose_only_try_was_refused(hub: Hub) -> None:
