@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from exchange.hub_client import HubClient, HubError
 from exchange.importer import Outcome, idempotency_key
 from exchange.signatures import sign_detached
 from schemas.errors import BilingualError
-from schemas.fields import escape_token
 from schemas.validation import ValidationFailure
 
 if TYPE_CHECKING:
@@ -120,7 +118,10 @@ class DirectSink:
                 pushed = [self._push_one(document) for document in documents]
             else:
                 pushed = self._push_bulk(documents)
-            outcomes = self._with_losses(documents, pushed)
+            outcomes = [
+                replace(outcome, lost=result.lost_parts) if result is not None else outcome
+                for outcome, result in pushed
+            ]
             return unsigned_in_office_words(outcomes, self.signer)
         except OperationalError as error:
             # The database went away or stayed locked: like a hub that does not answer, the
@@ -131,46 +132,6 @@ class DirectSink:
                 f"the hub's database did not answer: {error.orig}",
                 transient=True,
             ) from error
-
-    def _with_losses(
-        self, documents: list[Mapping[str, Any]], pushed: list[tuple[Outcome, PushResult | None]]
-    ) -> list[Outcome]:
-        """The outcomes, each new version of a record the hub had with the parts the version
-        it replaced had and it lacks (:func:`lost_parts`). Only stored versions after the
-        first are compared, and the versions they replaced are read in one query a batch: a
-        first import, or a file sent again unchanged, reads nothing."""
-        replaced = {
-            (result.record_id, (result.version or 0) - 1): index
-            for index, (outcome, result) in enumerate(pushed)
-            if outcome.status == "stored"
-            and result is not None
-            and result.record_id is not None
-            and (result.version or 0) > 1
-        }
-        outcomes = [outcome for outcome, _ in pushed]
-        if not replaced:
-            return outcomes
-        from sqlalchemy import select, tuple_
-
-        from exchange.crypto import DataKeyError
-        from exchange.records import RecordVersion, decrypt_version
-
-        versions = self.session.scalars(
-            select(RecordVersion).where(
-                tuple_(RecordVersion.record_id, RecordVersion.version).in_(list(replaced))
-            )
-        ).all()
-        for version in versions:
-            index = replaced[(version.record_id, version.version)]
-            try:
-                before = decrypt_version(self.pusher.keyring, version).data
-            except DataKeyError:
-                continue  # a warning only: the version is stored, whatever the old one holds
-            lost = lost_parts(before, documents[index].get("data"))
-            if lost:
-                outcomes[index] = replace(outcomes[index], lost=lost)
-        self.session.commit()  # ends the read: the next batch begins its own write
-        return outcomes
 
     def _push_bulk(
         self, documents: list[Mapping[str, Any]]
@@ -209,37 +170,6 @@ class DirectSink:
         if not isinstance(result, PushResult):
             return Outcome("replayed"), None  # the first answer under this key, stored nothing
         return _outcome(result.status, result.failures), result
-
-
-def lost_parts(before: Any, after: Any) -> tuple[str, ...]:
-    """The parts of ``before`` (a record's data) that ``after`` lacks, by pointer template
-    (``/placements/*``, ``/related_persons``, ``/child/nationality/*``): where ``before`` has
-    more values than ``after``, counting each element of a list, so a list that shrank is
-    named, and a value that merely changed is not. Only the outermost of a lost part is named
-    (``/related_persons``, not each of its fields)."""
-    had: Counter[str] = Counter()
-    has: Counter[str] = Counter()
-    _count_values(before, "", had)
-    _count_values(after, "", has)
-    lost = sorted(part for part, count in had.items() if count > has[part])
-    outermost: list[str] = []
-    for part in lost:
-        if not any(part.startswith(kept + "/") for kept in outermost):
-            outermost.append(part)
-    return tuple(outermost)
-
-
-def _count_values(value: Any, at: str, counts: Counter[str]) -> None:
-    if value is None or value == "" or value == [] or value == {}:
-        return
-    if at:
-        counts[at] += 1
-    if isinstance(value, Mapping):
-        for key, inner in value.items():
-            _count_values(inner, f"{at}/{escape_token(key)}", counts)
-    elif isinstance(value, list):
-        for inner in value:
-            _count_values(inner, f"{at}/*", counts)
 
 
 def _signature(signer: RecordSigner, document: Mapping[str, Any]) -> str | None:
@@ -326,7 +256,7 @@ class ApiSink:
                 continue
             lines.append(text.encode("utf-8") + b"\n")
         answered = [
-            _api_outcome(result.get("status"), result.get("errors"))
+            _api_outcome(result.get("status"), result.get("errors"), result.get("lost_parts"))
             for result in (self.client.push_bulk(b"".join(lines)) if lines else [])
         ]
         if len(answered) != len(lines):
@@ -353,16 +283,18 @@ class ApiSink:
         if replayed:
             return Outcome("replayed")  # the first answer under this key: nothing stored
         if status in (200, 201) and isinstance(answer, dict):
-            return _api_outcome(answer.get("status") or "stored", None)
+            return _api_outcome(answer.get("status") or "stored", None, answer.get("lost_parts"))
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if not errors and isinstance(answer, dict):
             errors = [{"pointer": "", "message": answer.get("detail") or answer.get("title")}]
         return _api_outcome("rejected", errors)
 
 
-def _api_outcome(status: Any, errors: Any) -> Outcome:
+def _api_outcome(status: Any, errors: Any, lost: Any = None) -> Outcome:
     if status in ("stored", "unchanged"):
-        return Outcome(status)
+        # The parts a new version lacks that the one it replaced had (exchange.lost_parts).
+        parts = tuple(str(part) for part in lost) if isinstance(lost, list) else ()
+        return Outcome(status, lost=parts)
     problems = []
     for error in errors if isinstance(errors, list) else []:
         if isinstance(error, dict):

@@ -89,8 +89,8 @@ class Outcome:
     status: str  # stored | unchanged | replayed | rejected
     problems: tuple[Problem, ...] = ()
     #: For a new version of a record already on the hub: the parts (pointer templates,
-    #: ``/placements/*``) the version it replaced had and it lacks. Only a sink that can read
-    #: that version tells (:class:`~exchange.import_sinks.DirectSink`).
+    #: ``/placements/*``) the version it replaced had and it lacks, as the hub answers them
+    #: (:mod:`exchange.lost_parts`).
     lost: tuple[str, ...] = ()
 
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from exchange.batch_collections import batch_collections, collect_young
+from exchange.lost_parts import note_lost_parts
 from exchange.record_push import (
     Pusher,
     PushItem,
@@ -216,8 +217,15 @@ def _flush(
         # A batch that keeps losing races is stored line by line, so one contended record
         # does not hold back the others.
         results = iter(_store_one_by_one(pusher, items, refused, stored))
-    for each in pending:
-        result = next(results) if isinstance(each, PushItem) else each
+    answered = [next(results) if isinstance(each, PushItem) else each for each in pending]
+    updates = [
+        (result, each.data)
+        for each, result in zip(pending, answered, strict=True)
+        if isinstance(each, PushItem)
+    ]
+    if note_lost_parts(pusher.session, pusher.keyring, updates):
+        pusher.session.commit()  # ends the read: the next batch begins its own write
+    for result in answered:
         if result.status == "stored" and result.record_id is not None:
             stored.add(result.record_id)
         yield result

@@ -66,6 +66,7 @@ from exchange.child_linking import LinkRequest, follow_merges, link_children
 from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql, with_in_list
+from exchange.lost_parts import note_lost_parts
 from exchange.received_copies import received_copies
 from exchange.records import Record, RecordVersion, current_child_id, new_record_id
 from exchange.signatures import (
@@ -197,6 +198,9 @@ class PushResult:
     #: conflict) and every reason, each with its JSON pointer.
     problem: str | None = None
     failures: list[ValidationFailure] = field(default_factory=list)
+    #: For a stored version after the first: the parts the version it replaced had and it
+    #: lacks (:mod:`exchange.lost_parts`), answered only when there are some.
+    lost_parts: tuple[str, ...] = ()
 
     @property
     def http_status(self) -> int:
@@ -204,7 +208,7 @@ class PushResult:
 
     def answer(self) -> dict[str, Any]:
         """The body of a single push's answer."""
-        return {
+        answer = {
             "record_id": self.record_id,
             "version": self.version,
             "child_id": self.child_id,
@@ -212,6 +216,9 @@ class PushResult:
             "audit_entry": self.audit_entry,
             "status": self.status,
         }
+        if self.lost_parts:
+            answer["lost_parts"] = list(self.lost_parts)
+        return answer
 
     def line_json(self, lang: str) -> dict[str, Any]:
         """One line of a bulk push's answer."""
@@ -770,6 +777,7 @@ class Pusher:
         if result.status == "rejected":
             session.rollback()
             return result
+        note_lost_parts(session, self.keyring, [(result, item.data)])
         if key:
             answer = json.dumps(result.answer())
             idempotency.save_answer(session, self.agency_id, key, result.http_status, answer)

@@ -20,9 +20,9 @@ import pytest
 from adapters import fhir
 from adapters.fhir_grouping import subject_of
 from exchange.demo_data import AGENCIES
-from exchange.import_sinks import lost_parts
+from exchange.lost_parts import lost_parts
 from tests.api import test_import
-from tests.api.test_import import OWNER, Hub, docs_example, install_package, run
+from tests.api.test_import import MODES, OWNER, Hub, api, docs_example, install_package, run
 
 hub = test_import.hub
 site = test_import.site
@@ -77,16 +77,20 @@ def fhir_import(file: Path, *extra: str) -> dict[str, Any]:
     return summary
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("batch", ["500", "1"])
 def test_a_patient_sent_without_its_encounters_is_stored_with_a_warning(
-    hub: Hub, tmp_path: Path, batch: str
+    hub: Hub, tmp_path: Path, batch: str, mode: str
 ) -> None:
+    """Straight into the database or through the API (the hub answers ``lost_parts``), in
+    batches or one by one under idempotency keys."""
+    through = api(hub) if mode == "api" else []
     whole = written(tmp_path / "whole.json", cases_bundle())
-    first = fhir_import(whole, "--batch", batch)
+    first = fhir_import(whole, "--batch", batch, *through)
     assert (first["stored"], first["lost_parts_records"]) == (2, 0)
 
     alone = written(tmp_path / "alone.json", patients_only(cases_bundle()))
-    summary = fhir_import(alone, "--batch", batch)
+    summary = fhir_import(alone, "--batch", batch, *through)
     assert summary["stored"] == 2 and hub.versions() == 4  # valid cases: stored, as before
     assert summary["lost_parts_records"] == 2
     assert summary["lost_parts"]["/placements"] == 2
@@ -96,7 +100,7 @@ def test_a_patient_sent_without_its_encounters_is_stored_with_a_warning(
     assert by_position["DIF-TAB-2024-0088"] == ["/placements", "/related_persons"]
 
     # Sent again, the cases equal the version they replace: nothing is replaced, nor said.
-    again = fhir_import(alone, "--batch", batch)
+    again = fhir_import(alone, "--batch", batch, *through)
     assert (again["stored"], again["lost_parts_records"]) == (0, 0)
 
 
