@@ -41,7 +41,7 @@ from exchange.api.record_reads import (
     decision_for_reader,
 )
 from exchange.audit_log import record_event
-from exchange.auth import Actor, as_utc, current_actor, require_scope
+from exchange.auth import Actor, as_utc, current_actor, require_any_scope, require_scope
 from exchange.disclosure import (
     Disclosure,
     decide_disclosure,
@@ -606,7 +606,7 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 
 
 @bp.get("/v1/notifications")
-@require_scope("records:read")
+@require_any_scope("records:read", "federation")
 def list_notifications() -> Any:
     """The caller's agency's notifications (referrals, transfers, revoked consents): those it
     was sent, and those held for it to read (an agency without a webhook reads them only
@@ -615,7 +615,9 @@ def list_notifications() -> Any:
     no longer allows. ``after``: the last id it has seen. ``records:read``, as for
     ``GET /v1/shares``: they tell what the agency received (a referral, a transfer, data a
     consent no longer covers), and the held ones, the only notices an agency without a
-    webhook gets, go to agencies that read under a consent."""
+    webhook gets, go to agencies that read under a consent. Or ``federation``: an agency that
+    reads only through other hubs (docs/federation.md §2) is told here that a consent it read
+    under was revoked, and must be able to read that."""
     actor = current_actor()
     if actor.agency_id is None or actor.person_id is not None:
         return jsonify(notifications=[], next_after=None)
