@@ -38,13 +38,15 @@ from typing import IO, Any
 import yaml
 
 from adapters.base import FileProblem, Item, Problem, problems_as_json
-from adapters.envelopes import check_data, data_validator, envelope
+from adapters.envelopes import data_validator, envelope
 from adapters.errors import AdapterError, MappingError
 from adapters.items import WarnedItem
 from adapters.json_array import ArrayReader, JsonStreamError
 from adapters.primero_decode import DecodedCase, decode_case
 from adapters.primero_encode import encode_case
 from adapters.primero_fields import CodeBook
+from adapters.primero_required import naming_primero_fields
+from schemas.fields import FieldInfo
 from schemas.registry import SchemaRegistry, default_registry
 
 SCHEMA = "case-record/1"
@@ -157,8 +159,14 @@ class PrimeroAdapter:
             case = {key: value for key, value in case.items() if key != REJECTS_MEMBER}
         decoded: DecodedCase = decode_case(case, self.book)
         problems = list(decoded.problems)
-        if isinstance(case, Mapping):  # not a case at all: its one reason is enough
-            problems.extend(check_data(self._validator, decoded.data))
+        if isinstance(case, Mapping) and not self._validator.is_valid(decoded.data):
+            # (Not a case at all: its one reason is enough.) A required field left out is
+            # said with the Primero fields that give it.
+            problems.extend(
+                naming_primero_fields(
+                    self._validator.errors(decoded.data), decoded.data, self._fields()
+                )
+            )
         warnings = tuple(decoded.warnings)
         actions = tuple(decoded.actions)
         # A case that is not an object keeps its position in the rejects file (see _rejected).
@@ -180,6 +188,9 @@ class PrimeroAdapter:
             warnings=warnings,
             actions=actions,
         )
+
+    def _fields(self) -> Mapping[str, FieldInfo]:
+        return self.registry.fields(*self.registry.parse_schema_ref(SCHEMA))
 
     # -- writing -------------------------------------------------------------------------
 
