@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
 import secrets
 import time
@@ -63,7 +64,7 @@ from exchange.oauth import consume_assertion_id
 from exchange.peers import Peer, speaks_for
 from exchange.problems import negotiated_language
 from exchange.transports import load_hub_signing_key
-from exchange.witnessing import HttpAnswer, http_post
+from exchange.witnessing import HttpAnswer, http_post, network_failure
 from schemas.errors import BilingualError
 
 MEDIA_TYPE = "application/jose"
@@ -80,6 +81,8 @@ LOOKUP_IDENTIFIER_TYPES = ("curp", "unhcr_individual")
 MAX_IDENTIFIERS = 5
 #: Seconds the asking hub waits for a peer's answer, unless ``FEDERATION_TIMEOUT`` says.
 DEFAULT_TIMEOUT_SECONDS = 10.0
+
+log = logging.getLogger("puente.federation")
 
 
 class EnvelopeRefused(BilingualError):
@@ -430,12 +433,23 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
             "for people or roles.",
         )
     country = requester.get("country")
+    if "country" in requester and not isinstance(country, str):
+        # Left out when the agency has none. Anything but text (5, null) is a requester the
+        # registry would not take (docs/federation.md §3), refused like any malformed one
+        # rather than read as "no country".
+        raise _invalid(
+            "/body/requester/country",
+            "country, cuando se da, es la clave ISO 3166-1 de dos letras (texto) del país de "
+            "una autoridad extranjera; sin país, se omite.",
+            "country, when given, is the two-letter ISO 3166-1 code (text) of a foreign "
+            "authority's country; with no country, it is left out.",
+        )
     errors = identity_errors(
         requester["agency_id"],
         requester["level"],
         requester["jurisdiction"],
         requester["kind"],
-        country if isinstance(country, str) else None,
+        country,
     )
     if errors:
         first = errors[0]
@@ -503,7 +517,7 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
         scopes=("records:read",),
         agency_id=requester["agency_id"],
         kind=requester["kind"],
-        country=country if isinstance(country, str) else None,
+        country=country,
         agency_jurisdiction=requester["jurisdiction"],
     )
     return Lookup(actor, purpose, tuple(found))
@@ -574,28 +588,61 @@ def audit_envelope(
     actor: Actor | None = None,
     purpose: str | None = None,
     outcome: str = "success",
+    verified: bool = True,
 ) -> str:
     """``federation_envelope_sent`` or ``_received``: the envelope's id and type, the peer hub;
-    no content."""
-    fields: dict[str, Any] = {}
+    no content. The actor is ``actor`` when given; else, for an envelope received whose
+    signature verified with the peer's pinned key (``verified``, as every envelope
+    :func:`open_envelope` returns), the peer hub that sent it (:func:`peer_actor`); else this
+    hub itself."""
+    entry: dict[str, Any] = {
+        "action": f"federation_envelope_{direction}",
+        "outcome": outcome,
+        "purpose": purpose,
+        "object_type": "envelope" if jti else None,
+        "object_id": jti,
+        "target_hub": peer_id,
+        "detail": kind,
+    }
     if actor is not None:
-        fields.update(
+        return record_event(
+            session,
+            **entry,
             actor_agency=actor.agency_id,
             actor_person=actor.person_id,
             actor_role=actor.audit_role,
             actor_client=actor.audit_client,
         )
-    return record_event(
-        session,
-        action=f"federation_envelope_{direction}",
-        outcome=outcome,
-        purpose=purpose,
-        object_type="envelope" if jti else None,
-        object_id=jti,
-        target_hub=peer_id,
-        detail=kind,
-        **fields,
-    )
+    if direction == "received" and verified:
+        # The peer's signature proves it sent the envelope. One that did not verify stays this
+        # hub's own entry: nothing proves who sent it, and no peer is named as having done so.
+        return _record_by_first_actor(session, entry, peer_actor(peer_id))
+    return record_event(session, **entry)
+
+
+def peer_actor(peer_id: str) -> dict[str, str]:
+    """The audit actor of what a peer hub did on its own account, no agency of its named (a
+    ``consent_revoked`` notice, an envelope refused before any requester was read): the hub,
+    named as this hub names itself (its id as the agency), as a system, with the client
+    ``hub:<peer id>`` that the entries of its agencies' lookups carry. Only for an envelope
+    whose signature verified with the peer's pinned key: nothing else proves who sent it."""
+    return {
+        "actor_agency": peer_id,
+        "actor_role": "system",
+        "actor_client": PEER_CLIENT_PREFIX + peer_id,
+    }
+
+
+def _record_by_first_actor(session: Session, entry: dict[str, Any], *actors: dict[str, str]) -> str:
+    """``entry`` with the first of ``actors`` the audit log can hold (a claimed agency id, or a
+    peer hub id not shaped as an agency id, may not be); with none of them, the entry is this
+    hub's own, as before (that the envelope was refused is on the log all the same)."""
+    for actor in actors:
+        try:
+            return record_event(session, **entry, **actor)
+        except AuditFieldError:
+            continue
+    return record_event(session, **entry)
 
 
 def audit_refusal(session: Session, refusal: EnvelopeRefused) -> None:
@@ -608,6 +655,8 @@ def audit_refusal(session: Session, refusal: EnvelopeRefused) -> None:
 
     peer_id = refusal.verified_from
     if peer_id is None:
+        # No pinned key verified it: nothing proves who sent it, so no peer may be named as its
+        # actor, and anyone could fill the log with such envelopes. It is only refused.
         return
     entry: dict[str, Any] = {
         "action": "federation_envelope_received",
@@ -617,7 +666,7 @@ def audit_refusal(session: Session, refusal: EnvelopeRefused) -> None:
         "target_hub": peer_id,
         "detail": f"refused.{refusal.kind}",
     }
-    claimed: dict[str, Any] = {}
+    actors: list[dict[str, str]] = []
     envelope_type, body = refusal.claimed
     if envelope_type == "lookup" and isinstance(body, dict):
         if body.get("purpose") in purpose_codes():
@@ -625,17 +674,18 @@ def audit_refusal(session: Session, refusal: EnvelopeRefused) -> None:
         requester = body.get("requester")
         agency_id = requester.get("agency_id") if isinstance(requester, dict) else None
         if isinstance(agency_id, str):
-            claimed = {
-                "actor_agency": agency_id,
-                "actor_role": "system",
-                "actor_client": PEER_CLIENT_PREFIX + peer_id,
-            }
-    try:
-        record_event(session, **entry, **claimed)
-    except AuditFieldError:
-        # A claimed agency id the audit log cannot hold (malformed: that may be why it was
-        # refused) is left out; the refusal is on the log all the same.
-        record_event(session, **entry)
+            actors.append(
+                {
+                    "actor_agency": agency_id,
+                    "actor_role": "system",
+                    "actor_client": PEER_CLIENT_PREFIX + peer_id,
+                }
+            )
+    # No agency named, or one the audit log cannot hold (malformed: that may be why it was
+    # refused): the peer hub itself, which did send it (its signature verified, as checked
+    # above), rather than this hub, which only refused it.
+    actors.append(peer_actor(peer_id))
+    _record_by_first_actor(session, entry, *actors)
 
 
 # -- asking a peer (the hub of the agency that asks) -------------------------------------------
@@ -698,7 +748,12 @@ def lookup_at_peer(
         # A refusal the agency reads, in the language it asked in.
         reply = post_envelope(url, token, timeout, language=negotiated_language())
     except (OSError, http.client.HTTPException) as error:
-        failure = getattr(error, "reason", error)
+        # Said in plain words, as `puente audit witness` says it: the agency reads the problem
+        # in its language, and Python's own words ("[Errno 111] …") only go to the log.
+        failure = network_failure(error, timeout)
+        log.warning(
+            "lookup to peer hub %s got no answer: %s: %s", peer.hub_id, type(error).__name__, error
+        )
     answered = reply is not None and reply.status == 200
     audit_envelope(
         session,
@@ -713,8 +768,8 @@ def lookup_at_peer(
     session.commit()
     if reply is None:
         raise PeerUnavailable(
-            f"El nodo par {peer.hub_id} no respondió ({failure}). No se recibió nada.",
-            f"Peer hub {peer.hub_id} did not answer ({failure}). Nothing was received.",
+            f"El nodo par {peer.hub_id} no respondió: {failure[0]}. No se recibió nada.",
+            f"Peer hub {peer.hub_id} did not answer: {failure[1]}. Nothing was received.",
         )
     if reply.status != 200:
         detail = _peer_problem(reply.body)

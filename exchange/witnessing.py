@@ -33,6 +33,7 @@ witnessing each other would otherwise grow each other's logs without end.
 from __future__ import annotations
 
 import errno
+import http
 import http.client
 import json
 import logging
@@ -333,13 +334,17 @@ def _ask(
             return _conflict(app, witness, signed_note, old, 422)
         if answer.status != 409:
             said = peer_refusal_text(answer)
-            said = f": {said}" if said else ""
+            if said:  # the witness's own words, in the language asked for
+                words = (f": {said}", f": {said}")
+            else:
+                meaning_es, meaning_en = status_words(answer)
+                words = (f" ({meaning_es})", f" ({meaning_en})")
             return _failed(
                 witness,
                 "refused",
                 (
-                    f"{witness.url} respondió {answer.status}{said}",
-                    f"{witness.url} answered {answer.status}{said}",
+                    f"{witness.url} respondió {answer.status}{words[0]}",
+                    f"{witness.url} answered {answer.status}{words[1]}",
                 ),
                 answer.status,
             )
@@ -415,18 +420,60 @@ def _conflict_size(answer: HttpAnswer) -> int | None:
 
 def peer_refusal_text(answer: HttpAnswer) -> str:
     """What a peer's refusal says, on one line: a problem document's (RFC 9457) title and
-    detail, in the language asked for; of any other body, its first line; at most 300
-    characters, control characters escaped (it is printed to a terminal and a log)."""
+    detail, in the language asked for; at most 300 characters, control characters escaped (it
+    is printed to a terminal and a log). Nothing of any other body (a proxy's or a crashed
+    server's HTML page, in no language asked for): "" (see :func:`status_words`)."""
     text = answer.body.decode("utf-8", "replace")
     try:
         problem = json.loads(text)
     except ValueError:
-        return printable(text.strip().split("\n", 1)[0])[:300]
+        return ""
     if not isinstance(problem, dict):
         return ""  # JSON, but no problem: nothing of it is passed on raw
     parts = [problem.get(name) for name in ("title", "detail")]
     shown = [part for part in parts if isinstance(part, str) and part]
     return printable(": ".join(dict.fromkeys(shown)))[:300]
+
+
+#: What a status a witness (or whatever stands in front of it) may answer means, in Spanish;
+#: the English is the status's own reason phrase.
+_STATUS_ES = {
+    400: "solicitud no válida",
+    401: "autenticación requerida",
+    403: "acceso prohibido",
+    404: "no encontrado",
+    405: "método no permitido",
+    408: "se agotó el tiempo de espera de la solicitud",
+    413: "cuerpo demasiado grande",
+    415: "tipo de contenido no admitido",
+    422: "no se pudo procesar",
+    429: "demasiadas solicitudes",
+    500: "error interno del servidor",
+    501: "no implementado",
+    502: "puerta de enlace errónea",
+    503: "servicio no disponible",
+    504: "se agotó el tiempo de espera de la puerta de enlace",
+}
+
+
+def status_words(answer: HttpAnswer) -> tuple[str, str]:
+    """An answer that is no problem document, said by its status's meaning and its content type
+    (Spanish, English), never its body: a proxy's or a failing server's page is in no language
+    asked for, and may carry anything (docs/audit.md §6)."""
+    try:
+        phrase = http.HTTPStatus(answer.status).phrase
+    except ValueError:
+        phrase = ""
+    server = answer.status >= 500
+    meaning_es = _STATUS_ES.get(answer.status) or ("error del servidor" if server else "rechazo")
+    meaning_en = phrase or ("Server error" if server else "Refused")
+    kind = printable(answer.content_type or "")[:100] or "?"
+    return (
+        f"{meaning_es}; el cuerpo, {kind}, no se muestra: no es un documento de problema con "
+        "título o detalle",
+        f"{meaning_en}; the body, {kind}, is not shown: it is no problem document with a title "
+        "or detail",
+    )
 
 
 def network_failure(error: BaseException, timeout: float) -> tuple[str, str]:

@@ -88,7 +88,8 @@ def _unknown_target(
     """What the hub does not know in an entry's target: an entry naming an agency or person
     that is not registered here (a mistyped id) would withhold from nobody while the officer
     believes the child protected. An agency of a pinned peer hub (which may look the child up,
-    docs/federation.md) is named with that hub in ``target_hub``: the hub is checked instead."""
+    docs/federation.md) is named with that hub in ``target_hub``: the hub, and that it speaks for
+    the agency, are checked instead."""
     from exchange.agencies import Agency
 
     if target_hub is not None:
@@ -153,9 +154,11 @@ def _peer_target_problems(
     session: Session, target: ActorRef | None, target_hub: str
 ) -> list[dict[str, str]]:
     """``target_hub`` names the pinned peer whose agency the entry withholds from: only an
-    agency, not registered here, of a hub this hub pinned."""
+    agency, not registered here, that the hub speaks for (under its agency prefixes, the rule
+    a consent naming a peer's agency is checked by): a lookup from that hub names no other, so
+    an entry for a mistyped agency (``mx.fde.comar``) would protect nobody."""
     from exchange.agencies import Agency
-    from exchange.peers import Peer
+    from exchange.peers import Peer, speaks_for
 
     if target is None or target.agency_id is None or target.person_id is not None:
         return [
@@ -175,12 +178,28 @@ def _peer_target_problems(
                 "message_en": f"{target.agency_id} is an agency of this hub: leave out target_hub.",
             }
         ]
-    if session.get(Peer, target_hub) is None:
+    peer = session.get(Peer, target_hub)
+    if peer is None:
         return [
             {
                 "pointer": "/target_hub",
                 "message_es": f"No hay un nodo par {target_hub!r} registrado (puente peer list).",
                 "message_en": f"No peer hub {target_hub!r} is pinned (puente peer list).",
+            }
+        ]
+    if not speaks_for(peer, target.agency_id):
+        # Any pinned peer, active or not, as above: a disabled one may be enabled again, and
+        # the entry must stand then.
+        prefixes = ", ".join(peer.agency_prefixes) or "—"
+        return [
+            {
+                "pointer": "/target/agency_id",
+                "message_es": f"El nodo par {target_hub} no habla por {target.agency_id!r} (sus "
+                f"prefijos de agencia: {prefixes}): ninguna consulta suya puede nombrarla, y la "
+                "reserva no alcanzaría a nadie.",
+                "message_en": f"Peer hub {target_hub} does not speak for {target.agency_id!r} "
+                f"(its agency prefixes: {prefixes}): no lookup of its can name it, and the "
+                "entry would withhold from nobody.",
             }
         ]
     return []

@@ -35,7 +35,6 @@ from exchange.peers import (
 from exchange.transports import load_hub_signing_key
 from tests.api.test_federation import (
     ASKER_ID,
-    HOLDER_ID,
     Federation,
     lookup_body,
     permit_comar,
@@ -212,8 +211,9 @@ def test_what_the_log_cannot_hold_of_a_claim_is_left_out(fed: Federation) -> Non
     problem(fed.post(fed.envelope(body=malformed)), 400, "validation")
     problem(fed.post(fed.envelope(body=lookup_body(purpose="curiosity"))), 400, "validation")
     first, second = refused_receipts(fed)
-    # No agency the log can name: the hub's own entry, with the purpose the peer gave.
-    assert first["actor"] == {"agency_id": HOLDER_ID} and first["purpose"] == "asylum_procedure"
+    # No agency the log can name: the peer hub that sent it, with the purpose it gave.
+    assert first["actor"] == {"agency_id": ASKER_ID, "role": "system", "client_id": PEER_CLIENT}
+    assert first["purpose"] == "asylum_procedure"
     # An unknown purpose is left out; the agency is there.
     assert second["actor"]["agency_id"] == COMAR and "purpose" not in second
 
