@@ -6,12 +6,13 @@ Alert sources are pluggable: :data:`ALERT_SOURCES` starts with denial spikes, an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.audit_log import (
@@ -104,29 +105,49 @@ AlertSource = Callable[[Session, AlertWindow], list[dict[str, Any]]]
 
 
 def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
-    """Actors denied at least ``denial_threshold`` times in the window."""
-    count = func.count(AuditEntry.id)
-    rows = session.execute(
+    """Actors denied at least ``denial_threshold`` times in the window — not counting the
+    denials the hub itself writes when it disables a person or an agency (see
+    :func:`_ended_by_disabling`)."""
+    denied = (
+        AuditEntry.outcome == "denied",
+        # A consent officer's dry runs say what others would get; they are not denials.
+        AuditEntry.action != "decision_evaluated",
+        AuditEntry.recorded_at >= window.start,
+        AuditEntry.recorded_at < window.end,
+    )
+    # The hub's own entries are access requests it denied with no person acting: counted
+    # one by one below, since only the entry's bytes say why.
+    by_hub = and_(AuditEntry.action == "access_denied", AuditEntry.actor_person.is_(None))
+    counts: dict[tuple[str | None, str | None], list[Any]] = {}
+    for agency_id, person_id, denials, first, last in session.execute(
         select(
             AuditEntry.actor_agency,
             AuditEntry.actor_person,
-            count,
+            func.count(AuditEntry.id),
             func.min(AuditEntry.recorded_at),
             func.max(AuditEntry.recorded_at),
         )
-        .where(
-            AuditEntry.outcome == "denied",
-            # A consent officer's dry runs say what others would get; they are not denials.
-            AuditEntry.action != "decision_evaluated",
-            AuditEntry.recorded_at >= window.start,
-            AuditEntry.recorded_at < window.end,
-        )
+        .where(*denied, not_(by_hub))
         .group_by(AuditEntry.actor_agency, AuditEntry.actor_person)
-        .having(count >= window.denial_threshold)
-        .order_by(count.desc())
+    ):
+        counts[(agency_id, person_id)] = [denials, _aware(first), _aware(last)]
+    hub_rows = session.execute(
+        select(AuditEntry.actor_agency, AuditEntry.entry, AuditEntry.recorded_at).where(
+            *denied, by_hub
+        )
     )
+    for agency_id, entry, moment in hub_rows:
+        if _ended_by_disabling(entry):
+            continue
+        seen = counts.setdefault((agency_id, None), [0, _aware(moment), _aware(moment)])
+        seen[0] += 1
+        seen[1], seen[2] = min(seen[1], _aware(moment)), max(seen[2], _aware(moment))
     alerts = []
-    for agency_id, person_id, denials, first, last in rows:
+    for (agency_id, person_id), (denials, first, last) in sorted(
+        counts.items(), key=lambda item: -item[1][0]
+    ):
+        if denials < window.denial_threshold:
+            continue
         actor = {"agency_id": agency_id} if agency_id else {}
         if person_id:
             actor["person_id"] = person_id
@@ -136,11 +157,30 @@ def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]
                 "actor": actor,
                 "denials": denials,
                 "threshold": window.denial_threshold,
-                "first_at": format_time(_aware(first)),
-                "last_at": format_time(_aware(last)),
+                "first_at": format_time(first),
+                "last_at": format_time(last),
             }
         )
     return alerts
+
+
+def _ended_by_disabling(entry: bytes) -> bool:
+    """Whether an entry is the hub's own denial of a request because its requester (a person
+    or an agency) was disabled: the hub acting with no person, as the administrator, reason
+    ``requester_disabled`` (exchange.consents.access). Nobody was refused anything there: an
+    administrator's one disable denies every pending request at once, which no oversight body
+    should be alerted to as a spike of refusals."""
+    # Here, not at the top: exchange.consents (its overrides) imports this module.
+    from exchange.consents.access import REQUESTER_DISABLED
+
+    document = json.loads(entry)
+    actor = document.get("actor") or {}
+    return (
+        document.get("reason_code") == REQUESTER_DISABLED
+        and actor.get("role") == "administrator"
+        and "person_id" not in actor
+        and actor.get("agency_id") == document.get("hub")
+    )
 
 
 #: Everything ``GET /v1/audit/alerts`` reports; other areas add theirs (overrides, …) with

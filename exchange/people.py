@@ -29,7 +29,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import nacl.exceptions
 import nacl.pwhash
@@ -534,8 +534,16 @@ def _count_sessions_up(session: Session, which: Any) -> None:
     )
 
 
-def disable_person(session: Session, person_id: str) -> int:
-    """Disable a person and revoke their tokens at once; returns how many tokens were revoked.
+class Disabled(NamedTuple):
+    """What disabling a person ended."""
+
+    tokens_revoked: int
+    access_requests_denied: int
+    grants_revoked: int
+
+
+def disable_person(session: Session, person_id: str) -> Disabled:
+    """Disable a person and revoke their tokens at once; returns what it ended.
 
     The bearer lookup also checks the person is active; revoking as well keeps the tokens dead
     if the person is ever enabled again. Their pending access requests are denied and the
@@ -551,8 +559,8 @@ def disable_person(session: Session, person_id: str) -> int:
         .values(revoked=True)
     )
     _audit(session, "disabled", person_id)
-    end_access_of_disabled_person(session, person_id)
-    return int(getattr(revoked, "rowcount", 0) or 0)
+    denied, grants = end_access_of_disabled_person(session, person_id)
+    return Disabled(int(getattr(revoked, "rowcount", 0) or 0), denied, grants)
 
 
 def enable_person(session: Session, person_id: str) -> Person:

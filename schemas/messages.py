@@ -33,6 +33,11 @@ from schemas.wording import (
 
 Explained = tuple[Path, str, str, str]  # instance path, keyword, message_es, message_en
 
+#: The pattern of a text that must hold something besides spaces: said as such to a person,
+#: never as the regular expression. (No schema describes its patterns in words, such as an
+#: ``x-pattern-title``: other patterns are named by their definition or format, see below.)
+NOT_BLANK = r"\S"
+
 
 @dataclass
 class RawError:
@@ -131,6 +136,12 @@ def explain(error: RawError, context: MessageContext) -> list[Explained]:
                 f"{en_cap} must be {hint[1]}; got {shown(value)}",
             )
         pattern = node.get("pattern") if isinstance(node, Mapping) else "?"
+        if pattern == NOT_BLANK:
+            if value == "" and isinstance(node, Mapping) and node.get("minLength") == 1:
+                # The same failure as minLength's, under its keyword, so that the two merge
+                # into one message (schemas.validation.sort_failures drops duplicates).
+                return [(path, "minLength", *_not_empty(es_cap, en_cap))]
+            return one(f"{es_cap} no puede estar en blanco", f"{en_cap} must not be blank")
         return one(
             f"{es_cap} no tiene la forma esperada (patrón {pattern}); se recibió {shown(value)}",
             f"{en_cap} does not have the expected form (pattern {pattern}); got {shown(value)}",
@@ -146,7 +157,7 @@ def explain(error: RawError, context: MessageContext) -> list[Explained]:
     size = len(value) if isinstance(value, (str, list, dict)) else None
     if keyword == "minLength":
         if limit == 1:
-            return one(f"{es_cap} no puede estar vacío", f"{en_cap} must not be empty")
+            return one(*_not_empty(es_cap, en_cap))
         return one(
             f"{es_cap} debe tener al menos {limit} caracteres (tiene {size})",
             f"{en_cap} must be at least {limit} characters long (it has {size})",
@@ -209,6 +220,10 @@ def explain(error: RawError, context: MessageContext) -> list[Explained]:
         f"{es_cap} no es válido (regla «{keyword}»): {error.library_message}",
         f"{en_cap} is not valid (rule '{keyword}'): {error.library_message}",
     )
+
+
+def _not_empty(es_cap: str, en_cap: str) -> tuple[str, str]:
+    return f"{es_cap} no puede estar vacío", f"{en_cap} must not be empty"
 
 
 def _property_title(node: Any, name: str) -> Title:

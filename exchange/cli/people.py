@@ -189,19 +189,60 @@ def list_command(app: Flask, agency_id: str | None, as_json: bool, lang: str) ->
 
 @person_group.command("disable")
 @click.argument("person_id")
+@json_option
 @language_option
 @with_hub
-def disable_command(app: Flask, person_id: str, lang: str) -> None:
-    """Disable a person: their tokens stop working at once."""
+def disable_command(app: Flask, person_id: str, as_json: bool, lang: str) -> None:
+    """Disable a person: their tokens stop working at once, their pending access requests are
+    denied and the grants they hold revoked (enabling them again brings none back)."""
     with _transaction(app, lang) as session:
-        revoked = disable_person(session, person_id)
+        tokens, denied, revoked = disable_person(session, person_id)
+        answer = {
+            **described(session, get_person(session, person_id)),
+            "tokens_revoked": tokens,
+            "access_requests_denied": denied,
+            "grants_revoked": revoked,
+        }
+    if as_json:
+        print_json(answer)
+        return
     click.echo(
         say(
             lang,
-            f"Persona {person_id} desactivada; {revoked} token(s) revocado(s).",
-            f"Person {person_id} disabled; {revoked} token(s) revoked.",
+            f"Persona {person_id} desactivada; {tokens} token(s) revocado(s).",
+            f"Person {person_id} disabled; {tokens} token(s) revoked.",
         )
+        + " "
+        + access_ended(lang, denied, revoked)
     )
+
+
+def access_ended(lang: str, denied: int, revoked: int) -> str:
+    """What disabling a person ended besides their tokens, each count with its own singular or
+    plural, and that enabling them again brings none of it back (as ``agency disable`` says)."""
+    if lang == "es":
+        requests = (
+            "1 solicitud de acceso pendiente denegada"
+            if denied == 1
+            else f"{denied} solicitudes de acceso pendientes denegadas"
+        )
+        grants = (
+            "1 autorización revocada" if revoked == 1 else f"{revoked} autorizaciones revocadas"
+        )
+        ended = f"{requests} y {grants}."
+        if denied or revoked:
+            ended += " Reactivar a la persona no las devuelve: harán falta solicitudes nuevas."
+        return ended
+    requests = (
+        "1 pending access request denied"
+        if denied == 1
+        else f"{denied} pending access requests denied"
+    )
+    grants = "1 grant revoked" if revoked == 1 else f"{revoked} grants revoked"
+    ended = f"{requests} and {grants}."
+    if denied or revoked:
+        ended += " Enabling the person again brings none back: new requests will be needed."
+    return ended
 
 
 @person_group.command("enable")

@@ -233,7 +233,7 @@ def test_expired_revoked_and_disabled_tokens_get_401(hub: Flask, web: FlaskClien
 
     with admin(hub) as session:
         # the working token and the expired one (already revoked: not counted)
-        assert disable_person(session, "auditora-1") == 2
+        assert disable_person(session, "auditora-1").tokens_revoked == 2
     assert web.get("/test/whoami", headers=bearer(disabled)).status_code == 401
     assert web.get("/test/whoami", headers=bearer(other_person)).status_code == 200
 
