@@ -61,7 +61,7 @@ from exchange.agencies import Agency, identity_errors
 from exchange.audit_log import AuditFieldError, record_event
 from exchange.auth import PEER_CLIENT_PREFIX, Actor
 from exchange.oauth import consume_assertion_id
-from exchange.peers import Peer, speaks_for
+from exchange.peers import Peer, speaks_for, unreachable_reason
 from exchange.problems import negotiated_language
 from exchange.transports import load_hub_signing_key
 from exchange.witnessing import HttpAnswer, http_post, network_failure
@@ -731,12 +731,10 @@ def lookup_at_peer(
     """Send a lookup for ``actor``'s agency to ``peer`` and return the records its answer
     holds, after checking the answer is the peer's, to this hub, about this lookup. Both
     envelopes are audited (and committed) whatever happens after the lookup left."""
-    if peer.base_url is None or not peer.active:
-        raise EnvelopeRefused(
-            "conflict",
-            f"El nodo par {peer.hub_id!r} no está activo o no tiene URL registrada (--url).",
-            f"Peer hub {peer.hub_id!r} is not active or has no URL pinned (--url).",
-        )
+    unreachable = unreachable_reason(peer)  # disabled, or no URL: which, and what fixes it
+    if unreachable is not None:
+        raise EnvelopeRefused("conflict", *unreachable)
+    assert peer.base_url is not None  # else unreachable_reason named it
     agency = session.get(Agency, actor.agency_id)
     jti, token = sign_envelope(
         audience=peer.hub_id, kind="lookup", body=lookup_body(agency, purpose, identifiers)

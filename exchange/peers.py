@@ -24,10 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from joserfc.jwk import OKPKey
-from sqlalchemy import JSON, Boolean, DateTime, String, Text, select
+from sqlalchemy import JSON, Boolean, DateTime, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from audit import Verifier
+from audit import CosignatureVerifier, Verifier
 from exchange import audit_log
 from exchange.auth import as_utc, utcnow
 from exchange.db import Base
@@ -113,6 +113,83 @@ def _signing_key_not_pinned_elsewhere(session: Session, hub_id: str, signing_jwk
             )
 
 
+def _usable_url(base_url: str | None) -> None:
+    """The URL refused as an agency's webhook is (:func:`exchange.transports.webhook_url_fault`):
+    a user name or password in it would be stored, listed and logged in clear, and the request
+    would fail as a misleading name lookup. Checked before anything that says the URL itself."""
+    from exchange.transports import webhook_url_fault
+
+    fault = None if base_url is None else webhook_url_fault(base_url)
+    if fault is not None:
+        raise InvalidPeer(
+            f"La URL del nodo par no es utilizable: {fault[0]}.",
+            f"The peer hub's URL is not usable: {fault[1]}.",
+            field="base_url",
+        )
+
+
+def url_fault(peer: Peer) -> tuple[str, str] | None:
+    """What makes a URL pinned before :func:`_usable_url` unusable (``puente peer list``
+    warns), in Spanish and English, or None."""
+    from exchange.transports import webhook_url_fault
+
+    return None if peer.base_url is None else webhook_url_fault(peer.base_url)
+
+
+def witness_name(hub_id: str) -> str:
+    """The key name of a hub's witness, as :func:`exchange.keys.witness_name` gives its own."""
+    return f"{hub_id}/witness"
+
+
+def _checked_witness_key(session: Session, hub_id: str, witness: CosignatureVerifier) -> str:
+    """The witness key as stored, refused when another peer's (its cosignatures would count
+    for two hubs) or named other than the peer's witness (as a log key must be named after its
+    origin: a key of another name is another hub's)."""
+    for other in session.scalars(
+        select(Peer).where(Peer.hub_id != hub_id, Peer.witness_vkey.is_not(None))
+    ):
+        if CosignatureVerifier.from_vkey(other.witness_vkey or "").public_key == witness.public_key:
+            raise DuplicatePeer(
+                f"Esa llave de testigo ya está registrada para el nodo par {other.hub_id!r}: "
+                "el testigo de un nodo no cofirma por otro. Compare la llave con los operadores "
+                "del nodo.",
+                f"That witness key is already pinned for peer hub {other.hub_id!r}: one hub's "
+                "witness does not cosign for another. Check the key with the hub's operators.",
+                field="witness_vkey",
+            )
+    if witness.name != witness_name(hub_id):
+        raise InvalidPeer(
+            f"La llave de testigo se llama {witness.name!r}, pero el testigo de {hub_id!r} se "
+            f"llama {witness_name(hub_id)!r}: es la llave de otro nodo (la witness_vkey de su "
+            "/.well-known/puente-hub lleva su nombre).",
+            f"The witness key is named {witness.name!r}, but the witness of {hub_id!r} is "
+            f"named {witness_name(hub_id)!r}: it is another hub's key (the witness_vkey of "
+            "its /.well-known/puente-hub bears its name).",
+            field="witness_vkey",
+        )
+    return witness.vkey
+
+
+def _origin_names_the_hub(hub_id: str, origin: str) -> None:
+    """A Puente hub's origin is ``<hub id>/audit`` unless it configured another
+    (``PUENTE_AUDIT_ORIGIN``): one naming another hub means the id or the origin is mistyped.
+    Refused, not warned of: a pin that then exchanged anything cannot be removed, and holds its
+    origin for good (see :func:`remove_peer`)."""
+    named = origin.split("/", 1)[0]
+    if named != hub_id:
+        raise InvalidPeer(
+            f"El origen {origin!r} nombra a {named!r}, no al nodo {hub_id!r}: uno de los dos "
+            "está mal escrito. Compárelos con el hub_id y el audit_origin de su "
+            "/.well-known/puente-hub y con sus operadores; si ese nodo configuró otro origen "
+            "(PUENTE_AUDIT_ORIGIN), repita con --origin-name-differs.",
+            f"The origin {origin!r} names {named!r}, not hub {hub_id!r}: one of the two is "
+            "mistyped. Compare them with the hub_id and audit_origin of its "
+            "/.well-known/puente-hub and with its operators; if that hub configured another "
+            "origin (PUENTE_AUDIT_ORIGIN), run again with --origin-name-differs.",
+            field="origin",
+        )
+
+
 def add_peer(
     session: Session,
     hub_id: str,
@@ -123,30 +200,45 @@ def add_peer(
     base_url: str | None = None,
     signing_jwk: str | None = None,
     agency_prefixes: list[str] | None = None,
+    check_origin_name: bool = False,
 ) -> Peer:
     """Pin a peer hub's audit log (and its witness and signing keys, and the agency prefixes it
-    speaks for: by default :func:`default_agency_prefixes`); audited as ``peer_changed``."""
+    speaks for: by default :func:`default_agency_prefixes`); audited as ``peer_changed``.
+    ``check_origin_name`` refuses an origin not named after ``hub_id`` (``puente peer add``
+    does, unless told the hub configured another origin)."""
+    _usable_url(base_url)
     check_fields(hub_id, origin, base_url)
     defaulted = agency_prefixes is None
     prefixes = check_agency_prefixes(
         default_agency_prefixes(hub_id) if agency_prefixes is None else agency_prefixes
     )
     log_vkey = check_log_vkey(log_vkey, origin).vkey
-    if witness_vkey is not None:
-        witness_vkey = check_witness_vkey(witness_vkey).vkey
+    witness = None if witness_vkey is None else check_witness_vkey(witness_vkey)
     if signing_jwk is not None:
         signing_jwk = check_signing_jwk(signing_jwk)
-    not_this_hub(hub_id, origin, log_vkey, witness_vkey, signing_jwk)
+    not_this_hub(hub_id, origin, log_vkey, witness and witness.vkey, signing_jwk)
     if session.get(Peer, hub_id) is not None:
         raise DuplicatePeer(
-            f"El nodo par {hub_id!r} ya está registrado.", f"Peer hub {hub_id!r} is already pinned."
+            f"El nodo par {hub_id!r} ya está registrado. Para darle una llave de testigo: "
+            f"puente peer set-witness-key {hub_id} LLAVE; una URL: puente peer set-url "
+            f"{hub_id} URL; una llave de firma: puente peer pin-signing-key {hub_id} JWK.",
+            f"Peer hub {hub_id!r} is already pinned. To give it a witness key: puente peer "
+            f"set-witness-key {hub_id} VKEY; a URL: puente peer set-url {hub_id} URL; a "
+            f"signing key: puente peer pin-signing-key {hub_id} JWK.",
         )
     pinned = session.scalar(select(Peer.hub_id).where(Peer.origin == origin))
     if pinned is not None:
         raise DuplicatePeer(
-            f"La bitácora {origin!r} ya está registrada para el nodo {pinned!r}.",
-            f"The log {origin!r} is already pinned for hub {pinned!r}.",
+            f"La bitácora {origin!r} ya está registrada para el nodo {pinned!r}. Si ese id "
+            f"estaba mal escrito: puente peer disable {pinned}, y luego puente peer remove "
+            f"{pinned}.",
+            f"The log {origin!r} is already pinned for hub {pinned!r}. If that id was "
+            f"mistyped: puente peer disable {pinned}, then puente peer remove {pinned}.",
         )
+    if witness is not None:
+        witness_vkey = _checked_witness_key(session, hub_id, witness)
+    if check_origin_name:
+        _origin_names_the_hub(hub_id, origin)
     if signing_jwk is not None:
         _signing_key_not_pinned_elsewhere(session, hub_id, signing_jwk)
     not_this_hubs_agencies(session, prefixes, defaulted=defaulted)
@@ -229,6 +321,7 @@ def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
     """Set (or, with None, remove) the address this hub sends to the peer at: lookups, witness
     requests and revocation notices go there."""
     peer = get_peer(session, hub_id)
+    _usable_url(base_url)
     check_fields(peer.hub_id, peer.origin, base_url)
     return _change(
         session,
@@ -237,6 +330,33 @@ def set_url(session: Session, hub_id: str, base_url: str | None) -> Peer:
         base_url,
         "url_set" if base_url else "url_removed",
         (f"El nodo par {hub_id!r} ya tiene esa URL.", f"Peer hub {hub_id!r} already has that URL."),
+    )
+
+
+def set_witness_key(session: Session, hub_id: str, witness_vkey: str | None) -> Peer:
+    """Pin (or replace, or with None remove) the key of the peer's witness, which this hub asks
+    to cosign its checkpoints (``puente audit witness``). Cosignatures it gave before stay:
+    each carries the name and id of the key that made it."""
+    peer = get_peer(session, hub_id)
+    stored = None
+    if witness_vkey is not None:
+        witness = check_witness_vkey(witness_vkey)
+        not_this_hub(peer.hub_id, peer.origin, peer.log_vkey, witness.vkey)
+        stored = _checked_witness_key(session, peer.hub_id, witness)
+    return _change(
+        session,
+        peer,
+        "witness_vkey",
+        stored,
+        "witness_key_pinned" if stored else "witness_key_removed",
+        (
+            f"El nodo par {hub_id!r} ya tiene esa llave de testigo."
+            if stored
+            else f"El nodo par {hub_id!r} no tiene llave de testigo.",
+            f"Peer hub {hub_id!r} already has that witness key."
+            if stored
+            else f"Peer hub {hub_id!r} has no witness key.",
+        ),
     )
 
 
@@ -258,6 +378,144 @@ def set_agency_prefixes(session: Session, hub_id: str, prefixes: list[str]) -> P
             f"Peer hub {hub_id!r} already speaks for those agency prefixes.",
         ),
     )
+
+
+def unreachable_reason(peer: Peer) -> tuple[str, str] | None:
+    """Why this hub sends nothing to ``peer`` (no lookup, no notice), with the command that
+    fixes it, in Spanish and English; None when it can send."""
+    hub_id = peer.hub_id
+    enable, set_url_ = f"puente peer enable {hub_id}", f"puente peer set-url {hub_id} URL"
+    if not peer.active and peer.base_url is None:
+        return (
+            f"El nodo par {hub_id!r} está desactivado y no tiene URL registrada ({enable}; "
+            f"{set_url_}).",
+            f"Peer hub {hub_id!r} is disabled and has no URL pinned ({enable}; {set_url_}).",
+        )
+    if not peer.active:
+        return (
+            f"El nodo par {hub_id!r} está desactivado ({enable}).",
+            f"Peer hub {hub_id!r} is disabled ({enable}).",
+        )
+    if peer.base_url is None:
+        return (
+            f"El nodo par {hub_id!r} no tiene URL registrada ({set_url_}).",
+            f"Peer hub {hub_id!r} has no URL pinned ({set_url_}).",
+        )
+    return None
+
+
+#: Audit actions that name a peer as a party (``target.hub`` of an envelope, the ``object`` of
+#: a log conflict), not as the object of the administrator's own ``peer_changed``.
+_ENVELOPE_ACTIONS = ("federation_envelope_sent", "federation_envelope_received")
+_CONFLICT_ACTIONS = ("peer_log_forked", "own_log_conflict_reported")
+
+
+def references(session: Session, peer: Peer) -> list[tuple[str, str]]:
+    """What names ``peer`` and must stay resolvable, in Spanish and English: what its witness
+    cosigned (published with this hub's checkpoints), notices queued for it, consents its
+    agencies read under (a revocation must reach it), and audit entries of what it took part
+    in — an envelope it sent or took (it may write back: a notice, a revocation), a conflict
+    of its log. An envelope it never took (``federation_envelope_sent``, ``failure``) is on the
+    audit log as this hub's attempt, a string that needs no pin to be read."""
+    from exchange.audit_log import AuditEntry
+    from exchange.consent_store import ConsentDisclosure
+    from exchange.outbox import OutboxMessage
+    from exchange.witnessing import CheckpointCosignature, PeerCosigning
+
+    hub_id = peer.hub_id
+
+    def count(column: Any) -> int:
+        return session.scalar(select(func.count()).where(column == hub_id)) or 0
+
+    found: list[tuple[str, str]] = []
+    if cosigned := count(CheckpointCosignature.peer_hub_id):
+        found.append(
+            (
+                f"{cosigned} cofirmas de su testigo sobre puntos de control de este nodo",
+                f"{cosigned} cosignatures by its witness on this hub's checkpoints",
+            )
+        )
+    elif count(PeerCosigning.peer_hub_id):
+        found.append(
+            (
+                "lo que su testigo dijo haber cofirmado de la bitácora de este nodo",
+                "what its witness said it cosigned of this hub's log",
+            )
+        )
+    if notices := count(OutboxMessage.peer_hub):
+        found.append(
+            (
+                f"{notices} avisos para él (puente outbox list --peer {hub_id})",
+                f"{notices} notices to it (puente outbox list --peer {hub_id})",
+            )
+        )
+    if disclosed := count(ConsentDisclosure.peer_hub):
+        found.append(
+            (
+                f"{disclosed} consentimientos bajo los que leyeron sus agencias (su revocación "
+                "debe avisarle)",
+                f"{disclosed} consents its agencies read under (their revocation must reach it)",
+            )
+        )
+    rows = session.execute(
+        select(AuditEntry.action, AuditEntry.outcome, AuditEntry.entry).where(
+            AuditEntry.recorded_at >= peer.added_at,
+            AuditEntry.action.in_(_ENVELOPE_ACTIONS + _CONFLICT_ACTIONS),
+        )
+    )
+    logged = 0
+    for action, outcome, raw in rows:
+        entry = json.loads(raw)
+        if action in _CONFLICT_ACTIONS:
+            logged += (entry.get("object") or {}).get("id") == hub_id
+        elif (action, outcome) != ("federation_envelope_sent", "failure"):
+            logged += (entry.get("target") or {}).get("hub") == hub_id
+    if logged:
+        found.append(
+            (
+                f"{logged} entradas de la bitácora de auditoría de sobres que intercambió con "
+                "este nodo o de conflictos de su bitácora",
+                f"{logged} audit log entries of envelopes it exchanged with this hub or of "
+                "conflicts of its log",
+            )
+        )
+    return found
+
+
+def remove_peer(session: Session, hub_id: str) -> None:
+    """Take a disabled peer off the registry (a hub pinned under a mistyped id, or with a
+    mistyped origin), so that its hub, or its log, can be pinned again. Refused while anything
+    names it (:func:`references`): it then stays, disabled. Audited as ``peer_changed``
+    (``removed``); the audit entries that named it stay, and the witness state of its origin
+    too (a witness never forgets the size it vouched for: pinned again, its log goes on from
+    there)."""
+    peer = session.get(Peer, hub_id, with_for_update=True)
+    if peer is None:
+        raise UnknownPeer(hub_id)
+    if peer.active:
+        raise PeerError(
+            f"El nodo par {hub_id!r} está activo: desactívelo primero (puente peer disable "
+            f"{hub_id}); solo se quita un nodo par desactivado.",
+            f"Peer hub {hub_id!r} is active: disable it first (puente peer disable {hub_id}); "
+            "only a disabled peer is removed.",
+        )
+    found = references(session, peer)
+    if found:
+        said_es = "; ".join(es for es, _ in found)
+        said_en = "; ".join(en for _, en in found)
+        raise PeerError(
+            f"El nodo par {hub_id!r} no se quita: lo nombran {said_es}, que deben seguir "
+            "remitiendo a él. Queda registrado y desactivado: nada se intercambia con él. Su "
+            f"URL y sus llaves se corrigen sin quitarlo (puente peer set-url {hub_id}, "
+            "set-witness-key, pin-signing-key).",
+            f"Peer hub {hub_id!r} is not removed: it is named by {said_en}, which must go on "
+            "resolving to it. It stays pinned and disabled: nothing is exchanged with it. Its "
+            f"URL and keys are corrected without removing it (puente peer set-url {hub_id}, "
+            "set-witness-key, pin-signing-key).",
+        )
+    session.delete(peer)
+    session.flush()
+    _audit(session, "peer_changed", hub_id, detail="removed")
 
 
 def speaks_for(peer: Peer, agency_id: str) -> bool:

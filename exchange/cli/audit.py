@@ -368,10 +368,10 @@ def witness_command(as_json: bool, lang: str) -> None:
         click.echo(
             _say(
                 lang,
-                "Ningún nodo par activo tiene llave de testigo y URL (puente peer add "
-                "--witness-vkey … --url …).",
-                "No active peer has a witness key and a URL (puente peer add --witness-vkey "
-                "… --url …).",
+                "Ningún nodo par activo tiene llave de testigo y URL (puente peer "
+                "set-witness-key HUB_ID LLAVE; puente peer set-url HUB_ID URL).",
+                "No active peer has a witness key and a URL (puente peer set-witness-key "
+                "HUB_ID VKEY; puente peer set-url HUB_ID URL).",
             )
         )
     else:

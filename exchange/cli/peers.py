@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -32,8 +33,11 @@ from exchange.peers import (
     list_peers,
     pin_signing_key,
     prefix_collisions,
+    remove_peer,
     set_agency_prefixes,
     set_url,
+    set_witness_key,
+    url_fault,
 )
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -69,10 +73,17 @@ def _jwk_text(value: str, param_hint: str = "--signing-jwk") -> str:
 
 @contextmanager
 def _transaction(
-    app: Flask, lang: str, arguments: Mapping[str, str] | None = None
+    app: Flask,
+    lang: str,
+    arguments: Mapping[str, str] | None = None,
+    conflict: tuple[str, str] = (
+        "Ya existe (registro simultáneo).",
+        "Already exists (concurrent change).",
+    ),
 ) -> Iterator[Session]:
     """One transaction; a refusal said as click says it. ``arguments`` names the positional
-    argument a field comes from in this command, where it is not an option."""
+    argument a field comes from in this command, where it is not an option; ``conflict`` says
+    what a constraint the database enforced at the commit means."""
     hints = {**_OPTION_OF_FIELD, **(arguments or {})}
     try:
         with db.database(app).sessions.begin() as session:
@@ -84,10 +95,8 @@ def _transaction(
     except PeerError as error:
         raise click.ClickException(error.message(lang)) from error
     except IntegrityError as error:
-        # The same hub id or origin pinned between our check and our commit.
-        raise click.ClickException(
-            say(lang, "Ya existe (registro simultáneo).", "Already exists (concurrent change).")
-        ) from error
+        # The same hub id or origin pinned between our check and our commit (by default).
+        raise click.ClickException(say(lang, *conflict)) from error
 
 
 @click.group("peer")
@@ -121,6 +130,12 @@ def peer_group() -> None:
     help="An agency id prefix the peer speaks for in its lookups (mx.fed.); repeatable. "
     "Default: the first two labels of HUB_ID.",
 )
+@click.option(
+    "--origin-name-differs",
+    is_flag=True,
+    help="Pin an origin not named after HUB_ID (HUB_ID/audit): the peer configured another "
+    "PUENTE_AUDIT_ORIGIN. Without it such an origin is refused as a likely typo.",
+)
 @json_option
 @language_option
 @with_hub
@@ -133,6 +148,7 @@ def add_command(
     base_url: str | None,
     signing_jwk: str | None,
     agency_prefixes: tuple[str, ...],
+    origin_name_differs: bool,
     as_json: bool,
     lang: str,
 ) -> None:
@@ -152,6 +168,7 @@ def add_command(
                 base_url=base_url,
                 signing_jwk=_jwk_text(signing_jwk) if signing_jwk is not None else None,
                 agency_prefixes=list(agency_prefixes) if agency_prefixes else None,
+                check_origin_name=not origin_name_differs,
             )
         )
     print_json_or_say(
@@ -173,6 +190,20 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
         pinned = list_peers(session)
         peers = [describe(peer) for peer in pinned]
         collisions = {peer.hub_id: prefix_collisions(session, peer) for peer in pinned}
+        faults = {peer.hub_id: url_fault(peer) for peer in pinned}
+    for hub_id, fault in faults.items():
+        if fault is not None:
+            # Pinned before such URLs were refused: nothing reaches the peer at it.
+            click.echo(
+                say(
+                    lang,
+                    f"Aviso: la URL de {hub_id} no es utilizable: {fault[0]}; cámbiela: "
+                    f"puente peer set-url {hub_id} URL",
+                    f"Warning: the URL of {hub_id} is not usable: {fault[1]}; change it: "
+                    f"puente peer set-url {hub_id} URL",
+                ),
+                err=True,
+            )
     for hub_id, prefixes in collisions.items():
         if prefixes:
             # Pinned before such prefixes were refused: lookups under them are refused now,
@@ -205,10 +236,27 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
         agencies = say(lang, "agencias: ", "agencies: ") + (
             " ".join(f"{prefix}*" for prefix in peer["agency_prefixes"]) or "—"
         )
-        click.echo(
-            f"{peer['hub_id']}  {peer['origin']}  {state}  {peer['base_url'] or '—'}  "
-            f"{signing}  {agencies}  {peer['log_vkey']}"
+        witness = say(lang, "testigo: ", "witness: ") + (
+            say(lang, "sí", "yes") if peer["witness_vkey"] else "—"
         )
+        click.echo(
+            f"{peer['hub_id']}  {peer['origin']}  {state}  {_shown_url(peer['base_url'])}  "
+            f"{signing}  {witness}  {agencies}  {peer['log_vkey']}"
+        )
+
+
+def _shown_url(url: str | None) -> str:
+    """The URL as listed: a user name or password pinned before they were refused is not
+    shown."""
+    if url is None:
+        return "—"
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return url
+    if "@" not in netloc:
+        return url
+    return url.replace(netloc, "…@" + netloc.rpartition("@")[2], 1)
 
 
 @peer_group.command("disable")
@@ -275,7 +323,15 @@ def set_url_command(
 ) -> None:
     """Set the address this hub reaches a peer at (lookups, witness requests and revocation
     notices go there), or remove it with --remove."""
-    if (url is None) == (not remove):
+    if url is not None and remove:
+        raise click.UsageError(
+            say(
+                lang,
+                "Una URL y --remove no van juntas: indique la URL nueva, o solo --remove.",
+                "A URL and --remove cannot go together: give the new URL, or --remove alone.",
+            )
+        )
+    if url is None and not remove:
         raise click.UsageError(
             say(
                 lang,
@@ -291,6 +347,79 @@ def set_url_command(
         lang,
         f"URL del nodo par {hub_id}: {url or 'ninguna'}.",
         f"URL of peer hub {hub_id}: {url or 'none'}.",
+    )
+
+
+@peer_group.command("set-witness-key")
+@click.argument("hub_id")
+@click.argument("witness_vkey", required=False)
+@click.option("--remove", is_flag=True, help="Remove the witness key / quitar la llave.")
+@json_option
+@language_option
+@with_hub
+def set_witness_key_command(
+    app: Flask, hub_id: str, witness_vkey: str | None, remove: bool, as_json: bool, lang: str
+) -> None:
+    """Pin (or replace, after the peer rotated it) the key of a peer's witness, which this hub
+    asks to cosign its checkpoints (puente audit witness), or remove it with --remove.
+    WITNESS_VKEY is the witness_vkey of the peer's /.well-known/puente-hub, named
+    HUB_ID/witness; check it with the peer's operators."""
+    if witness_vkey is not None and remove:
+        raise click.UsageError(
+            say(
+                lang,
+                "Una llave y --remove no van juntas: indique la llave nueva, o solo --remove.",
+                "A key and --remove cannot go together: give the new key, or --remove alone.",
+            )
+        )
+    if witness_vkey is None and not remove:
+        raise click.UsageError(
+            say(
+                lang,
+                "Indique la llave del testigo (WITNESS_VKEY), o --remove para quitarla.",
+                "Give the witness key (WITNESS_VKEY), or --remove to remove it.",
+            )
+        )
+    with _transaction(app, lang, {"witness_vkey": "WITNESS_VKEY"}) as session:
+        answer = describe(set_witness_key(session, hub_id, witness_vkey))
+    if witness_vkey is None:
+        said = (
+            f"Llave de testigo del nodo par {hub_id} quitada: ya no se le pide cofirmar.",
+            f"Witness key of peer hub {hub_id} removed: it is no longer asked to cosign.",
+        )
+    else:
+        said = (
+            f"Llave de testigo del nodo par {hub_id} registrada: se le pide cofirmar los puntos "
+            "de control de este nodo (puente audit witness).",
+            f"Witness key of peer hub {hub_id} pinned: it is asked to cosign this hub's "
+            "checkpoints (puente audit witness).",
+        )
+    print_json_or_say(as_json, answer, lang, *said)
+
+
+@peer_group.command("remove")
+@click.argument("hub_id")
+@json_option
+@language_option
+@with_hub
+def remove_command(app: Flask, hub_id: str, as_json: bool, lang: str) -> None:
+    """Take a disabled peer off the registry — one pinned under a mistyped id or origin — so
+    that it can be pinned again. Refused while anything names it (its witness's cosignatures,
+    notices to it, consents its agencies read under, envelopes it exchanged): it then stays,
+    disabled. The audit entries that name it stay."""
+    # Its witness's cosignature stored between the check and the commit.
+    concurrent = (
+        f"Algo que nombra al nodo par {hub_id} se escribió a la vez; no se quitó.",
+        f"Something naming peer hub {hub_id} was written meanwhile; it was not removed.",
+    )
+    with _transaction(app, lang, conflict=concurrent) as session:
+        remove_peer(session, hub_id)
+    print_json_or_say(
+        as_json,
+        {"hub_id": hub_id, "removed": True},
+        lang,
+        f"Nodo par {hub_id} quitado del registro; puede registrarse de nuevo (puente peer add).",
+        f"Peer hub {hub_id} removed; it can be pinned again (puente peer add).",
     )
 
 
