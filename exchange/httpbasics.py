@@ -107,8 +107,9 @@ def _refuse_nul_characters() -> None:
     )
 
 
-#: The portal's pages load only the hub's own stylesheet (no inline script or style), and no
-#: page of the hub is to be framed, given a foreign base URL, or post a form elsewhere.
+#: The portal's pages load only the hub's own stylesheet and script (``static/keep-forms.js``;
+#: no inline script or style), and no page of the hub is to be framed, given a foreign base
+#: URL, or post a form elsewhere.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )

@@ -39,7 +39,7 @@ from werkzeug.wrappers import Response
 from exchange import db
 from exchange.people import verify_login
 from exchange.portal.blueprint import bp, go
-from exchange.portal.sessions import begin, end, safe_next
+from exchange.portal.sessions import FORM_NOT_SENT, begin, end, safe_next
 from exchange.ratelimit import RateLimits, client_address
 
 log = logging.getLogger("puente.portal")
@@ -168,10 +168,14 @@ def _count(counters: Counters, *, failed: bool) -> None:
 
 
 def _form(status: int = 200, **context: object) -> tuple[str, int]:
+    """The login page; ``ended=`` says the session ended (``1``), or ended before a form was
+    sent (``form``: kept in the form's address, so a mistyped password does not lose it)."""
+    ended = request.args.get("ended")
     return render_template(
         "login.html",
         next=safe_next(request.values.get("next")),
-        ended=request.args.get("ended") == "1",
+        ended=ended == "1",
+        unsent=ended == FORM_NOT_SENT,
         **context,
     ), status
 

@@ -8,7 +8,9 @@ is the person's (``Person.session_generation``): a cookie can be copied out of t
 so clearing the browser's copy would end nothing. Logging out, a disable or an enable of the
 person or their agency, and a new password count the generation up (exchange.people), which
 ends for good every session opened before and every copy of its cookie; a disabled person or
-agency, or the end of ``PORTAL_SESSION_HOURS`` after login, ends a session too. The API
+agency, or the end of ``PORTAL_SESSION_HOURS`` after login, ends a session too. A form sent
+once its session has ended does nothing: the login page says it was not sent, and after login
+leads back to the form's page (exchange/static/keep-forms.js keeps what was typed). The API
 (``/v1``, ``/oauth``) never reads the session: it takes bearer tokens only, and no cookie is
 set on its answers.
 """
@@ -22,12 +24,13 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Flask, current_app, g, has_request_context, request, session
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask.wrappers import Request, Response
 from limits import parse_many
+from werkzeug.exceptions import HTTPException
 
 from exchange import db
 from exchange.agencies import Agency
@@ -35,7 +38,7 @@ from exchange.auth import Actor
 from exchange.config import SettingError
 from exchange.keys import load_portal_secret
 from exchange.people import Person, allowed_scopes, end_sessions
-from exchange.portal.blueprint import bp, go, message_page
+from exchange.portal.blueprint import bp, go, message_page, page_language
 
 PERSON_KEY = "person"
 LOGIN_AT_KEY = "login_at"
@@ -178,11 +181,18 @@ def _csrf_refused() -> Any:
     of the session) lands on the login page, as it would have; a login form opened before a
     login or logout in another tab (each starts a new session, with a new token) shows the
     login page again, with a fresh form. Neither does anything a forged form could use: the
-    logout ends nothing, the login form logs nobody in. (Every form of the portal carries a
-    token: one without any is refused, as any other form.)"""
+    logout ends nothing, the login form logs nobody in; a form of a page for logged-in people,
+    sent once nobody is logged in, goes to the login page saying it was not sent, as when the
+    session ended with its token still in the cookie (:func:`login_required`). (Every form of
+    the portal carries a token: one without any is refused, as any other form.)"""
     if request.form.get(CSRF_FIELD):  # a form without any token came from no page of ours
         if request.endpoint == "portal.logout" and g.get("portal_person") is None:
             return go("portal.login", ended="1" if g.get("portal_session_ended") else None)
+        if g.get("portal_person") is None and _needs_login(request.endpoint):
+            # A form of a logged-in page sent with nobody logged in: the session ended in the
+            # meantime (by its hours, once the browser dropped the cookie, or by a logout in
+            # another tab, which made a new token). Nothing is done: told so on the login page.
+            return _form_not_sent()
         if request.endpoint == "portal.login_post":
             from exchange.portal.login import stale_form  # login imports this module
 
@@ -234,17 +244,20 @@ def _not_set_up() -> tuple[str, int]:
 
 
 def login_required(*any_scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A page for logged-in people (a visitor is sent to the login page and back); with
-    ``any_scope``, only for people whose roles allow one of those scopes (others get 403)."""
+    """A page for logged-in people (a visitor is sent to the login page and back; a form sent
+    with nobody logged in, to the login page saying it was not sent, and back to the form's
+    page); with ``any_scope``, only for people whose roles allow one of those scopes (others
+    get 403)."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             actor: Actor | None = g.get("portal_actor")
             if actor is None:
-                back = request.full_path.rstrip("?") if request.method == "GET" else None
+                if request.method != "GET":
+                    return _form_not_sent()
                 ended = "1" if g.get("portal_session_ended") else None
-                return go("portal.login", next=back, ended=ended)
+                return go("portal.login", next=request.full_path.rstrip("?"), ended=ended)
             if any_scope and not set(any_scope) & actor.scopes:
                 return message_page(
                     403,
@@ -256,9 +269,55 @@ def login_required(*any_scope: str) -> Callable[[Callable[..., Any]], Callable[.
                 )
             return view(*args, **kwargs)
 
+        setattr(guarded, NEEDS_LOGIN, True)
         return guarded
 
     return decorator
+
+
+#: The mark :func:`login_required` leaves on a view (how a refused form knows its page needs one).
+NEEDS_LOGIN = "portal_needs_login"
+#: ``ended=`` on the login page when a form was sent after the session ended.
+FORM_NOT_SENT = "form"
+
+
+def _needs_login(endpoint: str | None) -> bool:
+    view = current_app.view_functions.get(endpoint or "")
+    return bool(getattr(view, NEEDS_LOGIN, False))
+
+
+def _form_not_sent() -> Response:
+    """The answer to a form sent once the session had ended: nothing it asked is done, and the
+    login page says so (the form was not sent, nothing was recorded), then leads back to the
+    form's page, where the person sends it again (keep-forms.js puts back what was typed)."""
+    return go("portal.login", next=form_page(), ended=FORM_NOT_SENT)
+
+
+def form_page() -> str | None:
+    """The page a posted form was on, as a path on this hub (in the page's language), or None.
+
+    Browsers send no Referer here (``Referrer-Policy: no-referrer``), and the form's own fields
+    are not to be trusted for a redirect; so the page is read off the address the form was
+    posted to: that address, or the nearest one above it, that is a page of the portal
+    (``/requests/<id>/decision`` → ``/requests``; ``/tokens`` → ``/tokens``), with the
+    address's parameters. Only a route of the portal can come out, never another site, and
+    :func:`safe_next` checks it once more."""
+    adapter = current_app.create_url_adapter(request)
+    parts = request.path.split("/")
+    for end in range(len(parts), 1, -1):
+        path = "/".join(parts[:end])
+        if adapter is None or not path.strip("/"):
+            break  # never home: login leads there anyway
+        try:
+            endpoint, _values = adapter.match(path, method="GET")
+        except HTTPException:  # no page there (a RequestRedirect is one too)
+            continue
+        if str(endpoint).startswith(f"{bp.name}."):
+            # The form's address keeps its page's parameters (the list's page, say), as a
+            # GET's ``next=`` does.
+            query = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+            return safe_next(f"{quote(path)}?{urlencode([('lang', page_language()), *query])}")
+    return None
 
 
 def current_actor() -> Actor:
