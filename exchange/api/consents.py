@@ -54,7 +54,6 @@ from exchange.consents import (
     open_override,
     override_queue,
     party,
-    pending_queue,
     read_override,
     record_consent,
     record_views,
@@ -68,8 +67,15 @@ from exchange.consents import (
     revoke_grant,
     revoke_withhold,
 )
-from exchange.consents.access import child_asked_about, decision_now, request_justification
-from exchange.consents.common import instant_problem, instant_text, read_instant
+from exchange.consents.access import (
+    QUEUE_PAGE,
+    QueueFilter,
+    child_asked_about,
+    decision_now,
+    request_justification,
+    request_queue,
+)
+from exchange.consents.common import QUEUE_LIMIT, instant_problem, instant_text, read_instant
 from exchange.consents.hidden import as_told_to
 from exchange.crypto import data_keyring
 from exchange.disclosure import (
@@ -84,6 +90,8 @@ from exchange.httpbasics import (
     REQUEST_NOT_VALID,
     check_against,
     check_query,
+    int_query,
+    invalid_query,
     require_json,
     schema_validator,
     wants_fhir,
@@ -348,11 +356,21 @@ QUEUE_QUERY_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "access-request-queue-query/1",
     "type": "object",
+    # ``limit`` is read by int_query (a number, within its range); ``after`` by the service
+    # (one of the requests listed, else a 400 naming it).
     "properties": {
         "status": {
             "x-title": {"es": "Estado", "en": "Status"},
             "enum": ["pending", "granted", "denied"],
-        }
+        },
+        "child_id": {"$ref": COMMON + "child_id"},
+        "purpose": {"$ref": COMMON + "purpose"},
+        "requester": {
+            "x-title": {"es": "Solicitante", "en": "Requester"},
+            "type": "string",
+            # An agency id or a person id (common/1 agency_id, person_id).
+            "pattern": "^[A-Za-z0-9][A-Za-z0-9._:@-]{0,119}$",
+        },
     },
 }
 
@@ -1060,19 +1078,52 @@ def get_access_request(request_id: str) -> Any:
     return jsonify(seen)
 
 
+def _one_value_each() -> None:
+    """Every parameter of the queue takes one value: a repeated one is refused (400, naming
+    it), never answered for the first value alone (``status=pending&status=granted`` would
+    show the pending ones as if they were all)."""
+    for name, values in request.args.lists():
+        if len(values) > 1:
+            raise invalid_query(
+                name,
+                f"se indicó {len(values)} veces; indique un solo valor",
+                f"was given {len(values)} times; give one value",
+            )
+
+
 @bp.get("/v1/access-requests")
 @require_scope("access:decide")
 def access_request_queue() -> Any:
+    """A page of the queue (:func:`request_queue`): ``limit`` requests (1 to 500, 100 unless
+    said) after ``after``, the last id of the page before; ``next_after`` is that id for the
+    next page (null on the last), ``total`` how many the whole list holds."""
     session, actor = db.session(), current_actor()
+    _one_value_each()
     check_query(QUEUE_QUERY_SCHEMA)
+    limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
     status = request.args.get("status", "pending")
-    rows = pending_queue(session, actor, status)
-    listed = [access_request_answer(session, row, officer=True, actor=actor) for row in rows]
-    # One entry per request listed, the same as reading it alone writes.
-    for row, seen in zip(rows, listed, strict=True):
+    only = QueueFilter(
+        child_id=request.args.get("child_id"),
+        purpose=request.args.get("purpose"),
+        requester=request.args.get("requester"),
+    )
+    with _answering(session):
+        page = request_queue(
+            session, actor, status, limit=limit, after=request.args.get("after"), only=only
+        )
+    listed = [access_request_answer(session, row, officer=True, actor=actor) for row in page.rows]
+    # One entry per request listed, the same as reading it alone writes; none for the count.
+    for row, seen in zip(page.rows, listed, strict=True):
         audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
     session.commit()
-    return jsonify({"status": status, "access_requests": listed})
+    return jsonify(
+        {
+            "status": status,
+            "access_requests": listed,
+            "total": page.total,
+            "next_after": page.next_after,
+        }
+    )
 
 
 @bp.post("/v1/access-requests/<request_id>/decision")

@@ -4,12 +4,13 @@ caller reads under."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from consent import CATEGORIES, CATEGORY_LABELS, ConsentSet, Decision, Grant, check_grant
 from consent import Actor as EngineActor
@@ -243,28 +244,180 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
     return False
 
 
-def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
-    """Requests in ``status`` that ``actor`` may decide: about children of its jurisdiction
-    now — following transfers and merges (:func:`held_in_jurisdiction`) — for a person or
-    system of a kind that acts for children (administrators alike).
+#: How many requests a page of a queue holds when the caller does not say (at most
+#: :data:`QUEUE_LIMIT`, the most any page holds).
+QUEUE_PAGE = 100
 
-    The first :data:`QUEUE_LIMIT` of them by age, chosen in the database: anyone may file any
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What an officer narrows a queue to; None is anyone. ``child_id``: one child, under any
+    of its ids (a merged id names the child it was merged into, as answers name it);
+    ``requester``: an agency (its people's requests too) or a person."""
+
+    child_id: str | None = None
+    purpose: str | None = None
+    requester: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestPage:
+    """One page of a list of requests: its ``rows`` in order, the ``total`` the whole list
+    holds, and ``next_after`` — the id to pass as ``after`` for the next page, None on the
+    last one."""
+
+    rows: list[AccessRequestRow]
+    total: int
+    next_after: str | None
+
+
+def _created(row: Any) -> Any:
+    return row.created_at
+
+
+def _decided(row: Any) -> Any:
+    # Every decided request has its instant; the creation stands in for any that may not, so
+    # that both databases order such a row alike (they place NULL at opposite ends).
+    return func.coalesce(row.decided_at, row.created_at)
+
+
+def request_queue(
+    session: Session,
+    actor: Actor,
+    status: str,
+    *,
+    limit: int = QUEUE_PAGE,
+    after: str | None = None,
+    only: QueueFilter = QueueFilter(),
+) -> RequestPage:
+    """A page of the requests in ``status`` that ``actor`` may decide: about children of its
+    jurisdiction now — following transfers and merges (:func:`held_in_jurisdiction`) — for a
+    person or system of a kind that acts for children (administrators alike), narrowed to
+    ``only``. Pending ones oldest first (the work queue: whoever waits longest comes first),
+    decided ones by their decision, newest first (the history: what was decided last is what
+    is looked for). At most ``limit`` rows (never more than :data:`QUEUE_LIMIT`), after the
+    request ``after`` — any request the actor may decide, also one decided since that page
+    was read; another id is a ``validation`` problem about ``/query/after``.
+
+    Chosen in the database, in one query with no parameter per child: anyone may file any
     number of requests about ids the hub never issued (:func:`child_asked_about`), so the
     queue must neither load them nor bind one parameter per child they name."""
     # Administrators too: the queue shows what GET /v1/access-requests/{id} would show them
     # (acts_for_child), so another state's requests are not theirs; a national one sees all.
-    if actor.kind not in CONSENT_AUTHORITY_KINDS or not actor.jurisdiction:
-        return []
-    return list(
-        session.scalars(
-            select(AccessRequestRow)
-            .where(
-                AccessRequestRow.status == status,
-                held_in_jurisdiction(AccessRequestRow.child_id, actor.jurisdiction),
-            )
-            .order_by(AccessRequestRow.created_at)
-            .limit(QUEUE_LIMIT)
+    jurisdiction = actor.jurisdiction if actor.kind in CONSENT_AUTHORITY_KINDS else None
+
+    def decidable(row: Any) -> ColumnElement[bool]:
+        return held_in_jurisdiction(row.child_id, jurisdiction) if jurisdiction else false()
+
+    def cursor(row: Any) -> ColumnElement[bool]:
+        # A pending request stays a place in the queue once decided; a decided one stays decided.
+        held = decidable(row)
+        return held if status == "pending" else and_(held, row.status == status)
+
+    listed = and_(
+        AccessRequestRow.status == status,
+        decidable(AccessRequestRow),
+        *_narrowed_to(session, only),
+    )
+    key, newest_first = (_created, False) if status == "pending" else (_decided, True)
+    return _paged(session, listed, cursor, key, newest_first, min(limit, QUEUE_LIMIT), after)
+
+
+def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
+    """The first page of :func:`request_queue`, as large as a page may be."""
+    return request_queue(session, actor, status, limit=QUEUE_LIMIT).rows
+
+
+def own_requests(
+    session: Session, actor: Actor, *, limit: int = QUEUE_PAGE, after: str | None = None
+) -> RequestPage:
+    """A page of the requests the person ``actor`` made, newest first, after their request
+    ``after`` (another id is a ``validation`` problem about ``/query/after``)."""
+    person = actor.person_id
+
+    def theirs(row: Any) -> ColumnElement[bool]:
+        return row.requester_person == person if person is not None else false()
+
+    return _paged(
+        session, theirs(AccessRequestRow), theirs, _created, True, min(limit, QUEUE_LIMIT), after
+    )
+
+
+def _narrowed_to(session: Session, only: QueueFilter) -> list[ColumnElement[bool]]:
+    from exchange.children import Child, resolve_child_id
+
+    found: list[ColumnElement[bool]] = []
+    if only.child_id is not None:
+        try:
+            child_id = resolve_child_id(session, only.child_id)
+        except LookupError:  # requests about an id the hub never issued carry it as asked
+            child_id = only.child_id
+        family = select(Child.id).where(or_(Child.id == child_id, Child.merged_into == child_id))
+        found.append(
+            or_(AccessRequestRow.child_id == child_id, AccessRequestRow.child_id.in_(family))
         )
+    if only.purpose is not None:
+        found.append(AccessRequestRow.purpose == only.purpose)
+    if only.requester is not None:
+        found.append(
+            or_(
+                AccessRequestRow.requester_agency == only.requester,
+                AccessRequestRow.requester_person == only.requester,
+            )
+        )
+    return found
+
+
+def _paged(
+    session: Session,
+    listed: ColumnElement[bool],
+    cursor: Callable[[Any], ColumnElement[bool]],
+    key: Callable[[Any], Any],
+    newest_first: bool,
+    limit: int,
+    after: str | None,
+) -> RequestPage:
+    """The page of the requests ``listed`` selects, ordered by ``key`` then id, after the
+    request ``after`` (which ``cursor`` must select). Paged by that key, not by an offset: a
+    request decided or filed meanwhile neither repeats nor skips any other."""
+    total = session.scalar(select(func.count()).select_from(AccessRequestRow).where(listed))
+    query = select(AccessRequestRow).where(listed)
+    if after is not None:
+        seen = aliased(AccessRequestRow)
+        if session.scalar(select(seen.id).where(seen.id == after, cursor(seen))) is None:
+            raise _unknown_after()
+        at = select(key(seen)).where(seen.id == after).scalar_subquery()
+        column = key(AccessRequestRow)
+        query = query.where(
+            or_(column < at, and_(column == at, AccessRequestRow.id < after))
+            if newest_first
+            else or_(column > at, and_(column == at, AccessRequestRow.id > after))
+        )
+    column = key(AccessRequestRow)
+    order = (
+        (column.desc(), AccessRequestRow.id.desc())
+        if newest_first
+        else (column, AccessRequestRow.id)
+    )
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    return RequestPage(rows[:limit], total or 0, rows[limit - 1].id if more else None)
+
+
+def _unknown_after() -> ConsentProblem:
+    return ConsentProblem(
+        "validation",
+        "«after» no es una solicitud de esta lista.",
+        "'after' is not a request in this list.",
+        [
+            {
+                "pointer": "/query/after",
+                "message_es": "Indique el id de la última solicitud de la página anterior, o "
+                "nada para empezar por el principio.",
+                "message_en": "Give the id of the last request of the previous page, or "
+                "nothing to start from the beginning.",
+            }
+        ],
     )
 
 
@@ -342,13 +495,24 @@ def _refuse_approval_that_would_not_take_effect(
     withhold_ids = sorted({str(r.ref) for r in standing if r.code == "withhold" and r.ref})
     view_ids = sorted({str(r.ref) for r in standing if r.code == "objection" and r.ref})
     first_es, first_en = [], []
-    if any(r.code == "withhold" for r in standing):
+    if withhold_ids:
+        # Named by id, with who may revoke it: the officer reads here which entry it is, and
+        # revokes it themselves (they act for the child, as revoking needs) or asks a
+        # colleague; an API client has the route to call.
+        several = len(withhold_ids) > 1
+        named = ", ".join(withhold_ids)
+        routes = ", ".join(f"POST /v1/withholds/{entry}/revoke" for entry in withhold_ids)
         first_es.append(
-            "Revoque primero la reserva (POST /v1/withholds/{id}/revoke) si ya no procede."
+            f"Revoque primero {'las reservas' if several else 'la reserva'} {named} si ya no "
+            f"procede{'n' if several else ''}: puede revocar{'las' if several else 'la'} un "
+            "oficial de consentimiento de una institución que actúa por la niña, niño o "
+            f"adolescente, como usted ({routes})."
         )
         first_en.append(
-            "Revoke the withhold entry first (POST /v1/withholds/{id}/revoke) if it no longer "
-            "applies."
+            f"Revoke the withhold {'entries' if several else 'entry'} first, {named}, if "
+            f"{'they no longer apply' if several else 'it no longer applies'}: a consent "
+            "officer of an agency that acts for the child, such as you, can revoke "
+            f"{'them' if several else 'it'} ({routes})."
         )
     reviewed = {view.id for view in child.inputs.views if view.review is not None}
     if any(r.code == "objection" for r in standing):
@@ -362,13 +526,15 @@ def _refuse_approval_that_would_not_take_effect(
                 "overcomes it."
             )
         else:
+            routes = ", ".join(f"POST /v1/views/{view}/review" for view in view_ids)
+            reviews = f" ({routes})" if routes else ""
             first_es.append(
                 "La oposición debe revisarse antes: hasta que la Procuraduría la revise y la "
-                "deje sin efecto (POST /v1/views/{id}/review), ninguna autorización la supera."
+                f"deje sin efecto{reviews}, ninguna autorización la supera."
             )
             first_en.append(
                 "The objection must be reviewed by the Procuraduría first: until a review sets "
-                "it aside (POST /v1/views/{id}/review), no grant overcomes it."
+                f"it aside{reviews}, no grant overcomes it."
             )
     categories = [c for c in CATEGORIES if any(c in r.categories for r in every)]
     said_es, said_en = [r.es for r in standing], [r.en for r in standing]

@@ -264,6 +264,8 @@ def add_review(
     return row, child, document
 
 
+#: The most requests or overrides one answer of a queue lists: the access-request queue's
+#: largest ``limit`` (it pages on with ``after``), the override queue's whole answer.
 QUEUE_LIMIT = 500
 
 

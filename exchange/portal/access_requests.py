@@ -5,9 +5,10 @@ the requester (``GET /v1/access-requests/{id}``: the status, the message and the
 told, never its hidden reasons nor the officer's written reason) and makes new ones; a consent
 officer (``access:decide``) sees the pending queue of their jurisdiction
 (``GET /v1/access-requests?status=pending``, audited the same) and approves or denies with a
-reason. Every step is the API's own: the same request schemas, the same services
-(exchange.consents) and the same answers (exchange.api.consents), so the portal can do nothing
-the API would refuse.
+reason. Each list is shown a page at a time, as the API pages it (``after``, the last id of the
+page before), saying how many it holds in all: nothing is left out unsaid. Every step is the
+API's own: the same request schemas, the same services (exchange.consents) and the same answers
+(exchange.api.consents), so the portal can do nothing the API would refuse.
 
 What the page adds is wording for a person: one line on where each request stands, the
 automatic check made when it was asked only where it still says something (labelled as such,
@@ -20,11 +21,11 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from flask import after_this_request, g, render_template, request, url_for
-from sqlalchemy import select
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.wrappers import Response
 
@@ -41,12 +42,25 @@ from exchange.api.consents import (
 from exchange.api.record_reads import answer_in_even_time
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
-from exchange.consents import ConsentProblem, decide_request, pending_queue, request_access
-from exchange.consents.access import child_asked_about, justification_control_characters
-from exchange.consents.common import QUEUE_LIMIT
+from exchange.consents import ConsentProblem, decide_request, request_access
+from exchange.consents.access import (
+    RequestPage,
+    child_asked_about,
+    justification_control_characters,
+    own_requests,
+    request_queue,
+)
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
-from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
+from exchange.portal.blueprint import (
+    Text,
+    bp,
+    go,
+    leave_notice,
+    message_page,
+    notice,
+    page_language,
+)
 from exchange.portal.sessions import current_actor, login_required
 from exchange.problems import KINDS
 from schemas.registry import default_registry
@@ -160,40 +174,46 @@ def _page(
     decision) shown beside that request, with what was typed."""
     actor, session = current_actor(), db_session()
     g.page_path = url_for("portal.access_requests")
+    at_the_top: list[Text] = []
     mine: list[dict[str, Any]] = []
     queue: list[dict[str, Any]] = []
+    mine_page = queue_page = None
     if REQUESTERS in actor.scopes:
-        rows = session.scalars(
-            select(AccessRequestRow)
-            .where(AccessRequestRow.requester_person == actor.person_id)
-            .order_by(AccessRequestRow.created_at.desc())
-            .limit(QUEUE_LIMIT)
-        )
+        mine_page = _page_at(MINE_AFTER, lambda after: own_requests(session, actor, after=after))
         # Not audited, as the API does not audit a requester following their own request.
         mine = [
             _as_shown(row, access_request_answer(session, row, officer=False), officer=False)
-            for row in rows
+            for row in mine_page.rows
         ]
     if DECIDERS in actor.scopes:
-        pending = pending_queue(session, actor, "pending")
+        queue_page = _page_at(
+            QUEUE_AFTER, lambda after: request_queue(session, actor, "pending", after=after)
+        )
+        pending = queue_page.rows
         answers = [access_request_answer(session, row, officer=True) for row in pending]
+        # One entry per request shown, as the API writes for each it lists.
         for row, seen in zip(pending, answers, strict=True):
             audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
         session.commit()
         queue = [
             _as_shown(row, seen, officer=True) for row, seen in zip(pending, answers, strict=True)
         ]
+    if g.get(_STALE):
+        at_the_top.append(_NO_SUCH_PAGE)
+        status = max(status, 400)
     deciding_id, decision_errors = deciding or (None, [])
-    at_the_top: list[Text] = []
     if deciding_id is not None and deciding_id not in {seen["id"] for seen in queue}:
         # No longer in the queue (decided meanwhile): said at the top, naming the request.
-        at_the_top = _naming(deciding_id, decision_errors)
+        at_the_top.extend(_naming(deciding_id, decision_errors))
         deciding_id = None
     made = notice(MADE)
     return render_template(
         "requests.html",
         mine=mine,
         queue=queue,
+        mine_paging=_paging(mine_page, MINE_AFTER, _mine_line),
+        queue_paging=_paging(queue_page, QUEUE_AFTER, _queue_line),
+        places=_places(),
         made=next((seen for seen in mine if made and seen["id"] == made["request_id"]), None),
         decided=_just_decided(actor),
         errors=at_the_top,
@@ -209,6 +229,86 @@ def _page(
         category_labels=CATEGORY_LABELS,
         justification_limits=justification_limits(),
     ), status
+
+
+# -- paging ------------------------------------------------------------------------------------
+
+#: The parameters that page through the queue (as the API's ``after``) and through the
+#: requester's own requests, each keeping the other's place.
+QUEUE_AFTER, MINE_AFTER = "after", "mine_after"
+#: Where the page keeps the parameters above that named no request of their list.
+_STALE = "requests_stale_pages"
+_NO_SUCH_PAGE: Text = (
+    "La página pedida de la lista ya no existe; se muestra desde el principio.",
+    "The page of the list asked for does not exist; it is shown from the beginning.",
+)
+
+
+def _page_at(parameter: str, read: Callable[[str | None], RequestPage]) -> RequestPage:
+    """The page the address asks for with ``parameter`` (the last id of the page before), or
+    the first page when it names no request of that list (said at the top of the page)."""
+    try:
+        return read(request.args.get(parameter) or None)
+    except ConsentProblem:
+        g.setdefault(_STALE, set()).add(parameter)
+        return read(None)
+
+
+def _places() -> dict[str, str]:
+    """Where the page stands in each list (the parameters above as the address gives them,
+    but those that named no request): kept by its links and forms."""
+    stale = g.get(_STALE) or set()
+    return {
+        name: value
+        for name in (QUEUE_AFTER, MINE_AFTER)
+        if name not in stale and (value := request.args.get(name))
+    }
+
+
+def _queue_line(total: int, shown: int) -> Text:
+    if total == 1:
+        return (
+            "Una solicitud espera decisión en su jurisdicción.",
+            "One request awaits a decision in your jurisdiction.",
+        )
+    return (
+        f"{total} solicitudes esperan decisión en su jurisdicción, las más antiguas primero; "
+        f"esta página muestra {shown}.",
+        f"{total} requests await a decision in your jurisdiction, oldest first; this page "
+        f"shows {shown}.",
+    )
+
+
+def _mine_line(total: int, shown: int) -> Text:
+    if total == 1:
+        return ("Ha hecho una solicitud.", "You have made one request.")
+    return (
+        f"Ha hecho {total} solicitudes, las más recientes primero; esta página muestra {shown}.",
+        f"You have made {total} requests, newest first; this page shows {shown}.",
+    )
+
+
+def _paging(
+    page: RequestPage | None, parameter: str, line: Callable[[int, int], Text]
+) -> dict[str, Any] | None:
+    """How many the list holds, in a line, and the addresses of its next page and of its
+    first (None where there is none), each keeping the other list's place."""
+    if page is None or page.total == 0:
+        return None
+    places = _places()
+    here = places.pop(parameter, None)
+    anchor = "queue" if parameter == QUEUE_AFTER else "mine"
+
+    def address(**values: str) -> str:
+        return url_for(
+            "portal.access_requests", lang=page_language(), **places, **values, _anchor=anchor
+        )
+
+    return {
+        "line": line(page.total, len(page.rows)),
+        "next": address(**{parameter: page.next_after}) if page.next_after else None,
+        "first": address() if here else None,
+    }
 
 
 def _just_decided(actor: Actor) -> dict[str, Any] | None:
@@ -419,4 +519,4 @@ def decide_access_request(request_id: str) -> Response | tuple[str, int]:
         return _page(status, deciding=(request_id, errors))
     session.commit()
     leave_notice(DECIDED, request_id=row.id)
-    return go("portal.access_requests")
+    return go("portal.access_requests", **_places())

@@ -120,7 +120,7 @@ def test_the_queues_follow_a_merge_and_a_merge_of_the_survivor(
     approve(client, officers["tap"], about_a)
     approve(client, officers["nl"], about_b[0])
     for name in ("nl", "tap"):
-        assert queue(client, officers[name], "granted") == [about_a, about_b[0]], name
+        assert queue(client, officers[name], "granted") == [about_b[0], about_a], name
         assert queue(client, officers[name]) == [about_b[1]], name
 
     # A merged into C (B, merged into A, now points at C too): Veracruz, holding C's record,
@@ -130,7 +130,7 @@ def test_the_queues_follow_a_merge_and_a_merge_of_the_survivor(
     merge(app, c, a)
     for name in ("nl", "tap", "ver"):
         assert queue(client, officers[name]) == [about_b[1], about_c], name
-        assert queue(client, officers[name], "granted") == [about_a, about_b[0]], name
+        assert queue(client, officers[name], "granted") == [about_b[0], about_a], name
         assert seen_alone(client, officers[name], about_b[1]) == 200
 
 
