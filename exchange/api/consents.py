@@ -1219,6 +1219,7 @@ OVERRIDE_QUEUE_QUERY_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "override-queue-query/1",
     "type": "object",
+    # As the access-request queue's: ``limit`` is read by int_query, ``after`` by the service.
     "properties": {
         "status": {"x-title": {"es": "Estado", "en": "Status"}, "enum": list(OVERRIDE_STATES)}
     },
@@ -1228,12 +1229,27 @@ OVERRIDE_QUEUE_QUERY_SCHEMA: dict[str, Any] = {
 @bp.get("/v1/overrides")
 @require_scope()
 def override_list() -> Any:
-    """The reviewers' queue (``status=open``, the default) or the reviewed overrides."""
+    """A page of the reviewers' queue (``status=open``, the default) or of the reviewed
+    overrides (:func:`override_queue`), paged as the access-request queue is: ``limit``
+    overrides (1 to 500, 100 unless said) after ``after``, the last id of the page before;
+    ``next_after`` is that id for the next page (null on the last), ``total`` how many the
+    whole list holds."""
     session, actor = db.session(), current_actor()
     _require_one_of(actor, OVERRIDE_READERS)
+    _one_value_each()
     check_query(OVERRIDE_QUEUE_QUERY_SCHEMA)
+    limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
     status = request.args.get("status", "open")
-    return jsonify({"status": status, "overrides": override_queue(session, actor, status)})
+    with _answering(session):
+        page = override_queue(session, actor, status, limit=limit, after=request.args.get("after"))
+    return jsonify(
+        {
+            "status": status,
+            "overrides": page.rows,
+            "total": page.total,
+            "next_after": page.next_after,
+        }
+    )
 
 
 @bp.get("/v1/overrides/<override_id>")

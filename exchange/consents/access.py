@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
@@ -244,8 +244,8 @@ def may_see_request(session: Session, actor: Actor, row: AccessRequestRow) -> bo
     return False
 
 
-#: How many requests a page of a queue holds when the caller does not say (at most
-#: :data:`QUEUE_LIMIT`, the most any page holds).
+#: How many rows a page of a queue (of requests, of overrides) holds when the caller does not
+#: say (at most :data:`QUEUE_LIMIT`, the most any page holds).
 QUEUE_PAGE = 100
 
 
@@ -260,15 +260,21 @@ class QueueFilter:
     requester: str | None = None
 
 
-@dataclass(frozen=True)
-class RequestPage:
-    """One page of a list of requests: its ``rows`` in order, the ``total`` the whole list
-    holds, and ``next_after`` — the id to pass as ``after`` for the next page, None on the
-    last one."""
+Row = TypeVar("Row")
 
-    rows: list[AccessRequestRow]
+
+@dataclass(frozen=True)
+class Page(Generic[Row]):
+    """One page of a list (of requests, of overrides): its ``rows`` in order, the ``total``
+    the whole list holds, and ``next_after`` — the id to pass as ``after`` for the next page,
+    None on the last one."""
+
+    rows: list[Row]
     total: int
     next_after: str | None
+
+
+RequestPage = Page[AccessRequestRow]
 
 
 def _created(row: Any) -> Any:
@@ -320,7 +326,9 @@ def request_queue(
         *_narrowed_to(session, only),
     )
     key, newest_first = (_created, False) if status == "pending" else (_decided, True)
-    return _paged(session, listed, cursor, key, newest_first, min(limit, QUEUE_LIMIT), after)
+    return paged(
+        session, AccessRequestRow, listed, cursor, key, newest_first, min(limit, QUEUE_LIMIT), after
+    )
 
 
 def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessRequestRow]:
@@ -338,8 +346,15 @@ def own_requests(
     def theirs(row: Any) -> ColumnElement[bool]:
         return row.requester_person == person if person is not None else false()
 
-    return _paged(
-        session, theirs(AccessRequestRow), theirs, _created, True, min(limit, QUEUE_LIMIT), after
+    return paged(
+        session,
+        AccessRequestRow,
+        theirs(AccessRequestRow),
+        theirs,
+        _created,
+        True,
+        min(limit, QUEUE_LIMIT),
+        after,
     )
 
 
@@ -368,42 +383,6 @@ def _narrowed_to(session: Session, only: QueueFilter) -> list[ColumnElement[bool
     return found
 
 
-def _paged(
-    session: Session,
-    listed: ColumnElement[bool],
-    cursor: Callable[[Any], ColumnElement[bool]],
-    key: Callable[[Any], Any],
-    newest_first: bool,
-    limit: int,
-    after: str | None,
-) -> RequestPage:
-    """The page of the requests ``listed`` selects, ordered by ``key`` then id, after the
-    request ``after`` (which ``cursor`` must select). Paged by that key, not by an offset: a
-    request decided or filed meanwhile neither repeats nor skips any other."""
-    total = session.scalar(select(func.count()).select_from(AccessRequestRow).where(listed))
-    query = select(AccessRequestRow).where(listed)
-    if after is not None:
-        seen = aliased(AccessRequestRow)
-        if session.scalar(select(seen.id).where(seen.id == after, cursor(seen))) is None:
-            raise _unknown_after()
-        at = select(key(seen)).where(seen.id == after).scalar_subquery()
-        column = key(AccessRequestRow)
-        query = query.where(
-            or_(column < at, and_(column == at, AccessRequestRow.id < after))
-            if newest_first
-            else or_(column > at, and_(column == at, AccessRequestRow.id > after))
-        )
-    column = key(AccessRequestRow)
-    order = (
-        (column.desc(), AccessRequestRow.id.desc())
-        if newest_first
-        else (column, AccessRequestRow.id)
-    )
-    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
-    more = len(rows) > limit
-    return RequestPage(rows[:limit], total or 0, rows[limit - 1].id if more else None)
-
-
 def _unknown_after() -> ConsentProblem:
     return ConsentProblem(
         "validation",
@@ -419,6 +398,43 @@ def _unknown_after() -> ConsentProblem:
             }
         ],
     )
+
+
+def paged(
+    session: Session,
+    model: type[Row],
+    listed: ColumnElement[bool],
+    cursor: Callable[[Any], ColumnElement[bool]],
+    key: Callable[[Any], Any],
+    newest_first: bool,
+    limit: int,
+    after: str | None,
+    unknown_after: Callable[[], ConsentProblem] = _unknown_after,
+) -> Page[Row]:
+    """The page of the rows of ``model`` that ``listed`` selects, ordered by ``key`` then id,
+    after the row ``after`` (which ``cursor`` must select, else ``unknown_after()`` is
+    raised). Paged by that key, not by an offset: a row added or changed meanwhile neither
+    repeats nor skips any other. Shared by the access-request and the override queues."""
+    # Any: the mapped classes' ``id`` columns, which a TypeVar cannot promise.
+    table: Any = model
+    total = session.scalar(select(func.count()).select_from(table).where(listed))
+    query = select(table).where(listed)
+    if after is not None:
+        seen = aliased(table)
+        if session.scalar(select(seen.id).where(seen.id == after, cursor(seen))) is None:
+            raise unknown_after()
+        at = select(key(seen)).where(seen.id == after).scalar_subquery()
+        column = key(table)
+        query = query.where(
+            or_(column < at, and_(column == at, table.id < after))
+            if newest_first
+            else or_(column > at, and_(column == at, table.id > after))
+        )
+    column = key(table)
+    order = (column.desc(), table.id.desc()) if newest_first else (column, table.id)
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    return Page(rows[:limit], total or 0, rows[limit - 1].id if more else None)
 
 
 def _requester_for_engine(session: Session, row: AccessRequestRow) -> EngineActor | None:

@@ -81,7 +81,7 @@ def acts_for_child(session: Session, actor: Actor, child: ChildContext) -> bool:
     """Whether ``actor`` may record consents, views and reviews for the child, or decide its
     access requests: a child-protection agency (:data:`CONSENT_AUTHORITY_KINDS`) whose
     jurisdiction — the person's, when a person calls — covers that of an agency responsible
-    for one of the child's records. The same test as the queues' (:func:`children_in_jurisdiction`),
+    for one of the child's records. The same test as the queues' (:func:`held_in_jurisdiction`),
     for administrators alike (a national one, ``00``, acts for every child; a state hub's is
     not another state's).
 
@@ -264,26 +264,9 @@ def add_review(
     return row, child, document
 
 
-#: The most requests or overrides one answer of a queue lists: the access-request queue's
-#: largest ``limit`` (it pages on with ``after``), the override queue's whole answer.
+#: The most requests or overrides one page of a queue lists: the largest ``limit`` of the
+#: access-request and override queues (they page on with ``after``).
 QUEUE_LIMIT = 500
-
-
-def children_in_jurisdiction(session: Session, actor: Actor, child_ids: set[str]) -> set[str]:
-    """Those of ``child_ids`` whose records lie, now, in ``actor``'s jurisdiction (a transfer
-    moves a child's requests and overrides to the new state's queues; a merge, those of either
-    child to the queues of both's records) — as :func:`acts_for_child` decides for each."""
-    from exchange.children import Child
-
-    if not actor.jurisdiction or not child_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(Child.id).where(
-                Child.id.in_(child_ids), held_in_jurisdiction(Child.id, actor.jurisdiction)
-            )
-        )
-    )
 
 
 def held_in_jurisdiction(child_id: ColumnElement[str], jurisdiction: str) -> ColumnElement[bool]:

@@ -3,16 +3,18 @@ one override's reading, and the alerts that show oversight each override while i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, false, select, true
 from sqlalchemy.orm import Session
 
 from consent import OVERRIDE_REVIEW_DUE, ConsentError, Override, check_override
 from exchange.audit_queries import AlertWindow, register_alert_source
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import OverrideRow, new_id
+from exchange.consents.access import QUEUE_PAGE, Page, paged
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
     OFFICER_ROLES,
@@ -21,8 +23,8 @@ from exchange.consents.common import (
     acts_for_child,
     add_review,
     audit,
-    children_in_jurisdiction,
     format_error,
+    held_in_jurisdiction,
     is_oversight,
     party,
     problems,
@@ -163,7 +165,8 @@ OVERRIDE_STATES = ("open", "reviewed")
 
 
 def _reviewable_by(actor: Actor, row: OverrideRow) -> bool:
-    """Whoever opened an override, and their agency, never review it (:func:`review_override`)."""
+    """Whoever opened an override, and their agency, never review it (:func:`review_override`).
+    :func:`_visible_to` makes the same test in SQL for the queue: change both together."""
     opened_by_them = actor.person_id is not None and row.opened_by_person == actor.person_id
     return not opened_by_them and row.opened_by_agency != actor.agency_id
 
@@ -225,29 +228,97 @@ def read_override(session: Session, actor: Actor, override_id: str) -> tuple[dic
     return answer, entry
 
 
-def override_queue(session: Session, actor: Actor, status: str) -> list[dict[str, Any]]:
-    """Overrides in ``status`` (:data:`OVERRIDE_STATES`), oldest first: for oversight, all of
-    them; for a reviewer (an administrator too), those about children in their jurisdiction
-    that they may review (not opened by them or their agency), as :func:`read_override`
-    shows them one at a time only to those who act for the child."""
-    rows = list(
-        session.scalars(
-            select(OverrideRow)
-            .where(
-                OverrideRow.reviewed_at.is_(None)
-                if status == "open"
-                else OverrideRow.reviewed_at.is_not(None)
-            )
-            .order_by(OverrideRow.starts_at)
-        )
+def override_queue(
+    session: Session,
+    actor: Actor,
+    status: str,
+    *,
+    limit: int = QUEUE_PAGE,
+    after: str | None = None,
+) -> Page[dict[str, Any]]:
+    """A page of the overrides in ``status`` (:data:`OVERRIDE_STATES`) as summaries: for
+    oversight, all of them; for a reviewer (an administrator too), those about children in
+    their jurisdiction now (:func:`held_in_jurisdiction`, transfers and merges followed) that
+    they may review (not opened by them or their agency), as :func:`read_override` shows them
+    one at a time only to those who act for the child. Open ones oldest first (the reviewers'
+    work: whoever waits longest comes first), reviewed ones by their review, newest first
+    (what oversight looks for is the latest). At most ``limit`` (never more than
+    :data:`QUEUE_LIMIT`), after the override ``after`` — any the caller sees, also one reviewed
+    since that page was read; another id is a ``validation`` problem about ``/query/after``.
+    Chosen and counted in the database: the table only grows, one row per emergency."""
+    visible = _visible_to(actor)
+
+    def cursor(row: Any) -> ColumnElement[bool]:
+        # An open override stays a place in the open queue once reviewed; a reviewed one
+        # stays reviewed, so an open one is no place in the reviewed list.
+        return visible(row) if status == "open" else and_(visible(row), _reviewed(row))
+
+    listed = and_(
+        visible(OverrideRow),
+        _reviewed(OverrideRow) if status == "reviewed" else OverrideRow.reviewed_at.is_(None),
     )
-    if not is_oversight(actor):
-        if actor.kind not in CONSENT_AUTHORITY_KINDS:
-            return []
-        mine = children_in_jurisdiction(session, actor, {row.child_id for row in rows})
-        rows = [row for row in rows if row.child_id in mine and _reviewable_by(actor, row)]
+    key, newest_first = (_started, False) if status == "open" else (_review_time, True)
+    page = paged(
+        session,
+        OverrideRow,
+        listed,
+        cursor,
+        key,
+        newest_first,
+        min(limit, QUEUE_LIMIT),
+        after,
+        _unknown_after,
+    )
     moment = utcnow()
-    return [override_summary(row, moment) for row in rows[:QUEUE_LIMIT]]
+    return Page([override_summary(row, moment) for row in page.rows], page.total, page.next_after)
+
+
+def _visible_to(actor: Actor) -> Callable[[Any], ColumnElement[bool]]:
+    """Which overrides the queue shows ``actor``, in SQL: the test :func:`_reviewable_by`
+    makes, and the jurisdiction's."""
+    if is_oversight(actor):
+        return lambda row: true()
+    if actor.kind not in CONSENT_AUTHORITY_KINDS or not actor.jurisdiction:
+        return lambda row: false()
+    jurisdiction = actor.jurisdiction
+
+    def visible(row: Any) -> ColumnElement[bool]:
+        # IS DISTINCT FROM, not !=: an opener unknown (NULL) is not the caller, as in Python.
+        others = row.opened_by_agency.is_distinct_from(actor.agency_id)
+        if actor.person_id is not None:
+            others = and_(others, row.opened_by_person.is_distinct_from(actor.person_id))
+        return and_(held_in_jurisdiction(row.child_id, jurisdiction), others)
+
+    return visible
+
+
+def _reviewed(row: Any) -> ColumnElement[bool]:
+    return row.reviewed_at.is_not(None)
+
+
+def _started(row: Any) -> Any:
+    return row.starts_at
+
+
+def _review_time(row: Any) -> Any:
+    return row.reviewed_at
+
+
+def _unknown_after() -> ConsentProblem:
+    return ConsentProblem(
+        "validation",
+        "«after» no es un acceso de emergencia de esta lista.",
+        "'after' is not an emergency override in this list.",
+        [
+            {
+                "pointer": "/query/after",
+                "message_es": "Indique el id del último acceso de emergencia de la página "
+                "anterior, o nada para empezar por el principio.",
+                "message_en": "Give the id of the last emergency override of the previous "
+                "page, or nothing to start from the beginning.",
+            }
+        ],
+    )
 
 
 @register_alert_source
