@@ -9,6 +9,8 @@ keys it replaces to retire after a grace period (:data:`ROTATION_GRACE`, seven d
 so systems that still sign with the old key keep working while they are redeployed. Until then
 every valid key verifies assertions and ``Puente-Signature`` headers; a key retired at once
 (:func:`retire_key`, or a rotation with no grace, for a compromised key) stops verifying at once.
+An agency with no client secret keeps a key that stays valid: retiring its last one is refused
+unless asked for on purpose, as taking away the secret of an agency with no such key is.
 
 The service functions work inside the caller's session and never commit: each records its audit
 entry in the same transaction, and the caller commits both or neither.
@@ -447,6 +449,19 @@ class RotatedKey:
         }
 
 
+@dataclass(frozen=True)
+class RetiredKey:
+    agency_id: str
+    key_id: str
+    retired_at: datetime
+    #: The agency's keys that still verify, and how many of them have no end (are not in the
+    #: grace period of a rotation): with no secret and none lasting, it will be locked out.
+    valid_keys_left: int
+    lasting_keys_left: int
+    has_secret: bool
+    require_signature: bool
+
+
 def _audit(
     session: Session, action: str, verb: str, agency_id: str, *, kid: str | None = None
 ) -> None:
@@ -664,11 +679,18 @@ def rotate_key(
     return RotatedKey(agency_id=agency_id, key_id=kid, retiring=retiring)
 
 
-def retire_key(session: Session, agency_id: str, kid: str) -> None:
+def retire_key(
+    session: Session, agency_id: str, kid: str, *, even_if_last: bool = False
+) -> RetiredKey:
     """Stop a key verifying at once (for example a compromised one), and end the tokens the
     agency's systems hold: a token does not record which key obtained it, and one obtained
     with a compromised key must not outlive it. A key already retired is left as it was (the
-    day it was retired is history)."""
+    day it was retired is history).
+
+    Refused, unless ``even_if_last``, when the agency has no client secret and no other key
+    that stays valid: it could not authenticate any more (or not once the grace of the keys a
+    rotation replaced ends), and nothing but a new key would let it back in."""
+    _lock_credentials(session, agency_id)
     key = session.get(AgencyKey, kid)
     if key is None or key.agency_id != agency_id:
         raise AgencyError(
@@ -682,10 +704,68 @@ def retire_key(session: Session, agency_id: str, kid: str) -> None:
             f"La clave {kid} ya estaba retirada (desde {retired}); no se cambió nada.",
             f"Key {kid} was already retired (since {retired}); nothing was changed.",
         )
+    agency = key.agency
+    now = utcnow()
+    others = [other for other in agency.keys if other.kid != kid and other.is_valid(now)]
+    lasting = [other for other in others if other.retired_at is None]
+    if agency.client_secret_hash is None and not lasting and not even_if_last:
+        raise _last_key_refusal(agency_id, kid, others)
     key.active = False
-    key.retired_at = utcnow()
+    key.retired_at = now
     end_system_tokens(session, agency_id)
     _audit(session, "agency.key_revoked", "key_retired", agency_id, kid=kid)
+    return RetiredKey(
+        agency_id=agency_id,
+        key_id=kid,
+        retired_at=now,
+        valid_keys_left=len(others),
+        lasting_keys_left=len(lasting),
+        has_secret=agency.client_secret_hash is not None,
+        require_signature=agency.require_signature,
+    )
+
+
+def _last_key_refusal(agency_id: str, kid: str, others: list[AgencyKey]) -> AgencyError:
+    """Why retiring ``kid`` would lock the agency out, and the ways on (``others``: its keys
+    in a rotation's grace, which stop verifying soon)."""
+    if others:
+        until = min(as_utc(other.retired_at) for other in others if other.retired_at)
+        when = f"{until:%Y-%m-%d %H:%M} UTC"
+        es = (
+            f"La agencia {agency_id} no tiene secreto de cliente, y sus claves aparte de {kid} "
+            f"solo valen hasta el {when} (gracia de una rotación): retirar {kid} la dejaría sin "
+            "poder autenticarse cuando venzan."
+        )
+        en = (
+            f"Agency {agency_id} has no client secret, and its keys other than {kid} only "
+            f"verify until {when} (a rotation's grace): retiring {kid} would leave it unable "
+            "to authenticate once they stop."
+        )
+    else:
+        es = (
+            f"La clave {kid} es la última vigente de la agencia {agency_id}, que no tiene "
+            "secreto de cliente: retirarla la dejaría sin poder autenticarse."
+        )
+        en = (
+            f"Key {kid} is the last valid key of agency {agency_id}, which has no client "
+            "secret: retiring it would leave the agency unable to authenticate."
+        )
+    return AgencyError(
+        f"{es} Registre antes una clave nueva (puente agency rotate-key {agency_id} "
+        "--public-key …, con --grace-hours 0 si la clave está comprometida: retira a la vez las "
+        "que reemplaza), o, para dejarla sin acceso a propósito, repita con --even-if-last.",
+        f"{en} Register a new key first (puente agency rotate-key {agency_id} --public-key …, "
+        "with --grace-hours 0 if the key is compromised: that retires the keys it replaces at "
+        "once), or, to lock the agency out on purpose, repeat with --even-if-last.",
+        field="kid",
+    )
+
+
+def _lock_credentials(session: Session, agency_id: str) -> None:
+    """Take the agency's row (PostgreSQL) before counting the credentials it keeps: two
+    administrators retiring its last two keys, or one a key and the other its secret, at once
+    would each see the other's still there and leave it with none."""
+    session.execute(select(Agency.id).where(Agency.id == agency_id).with_for_update())
 
 
 def end_system_tokens(session: Session, agency_id: str, *, people_too: bool = False) -> None:
@@ -714,20 +794,25 @@ def remove_secret(session: Session, agency_id: str) -> None:
     """Take the agency's client secret away (it authenticates with its keys from then on);
     the tokens its systems hold end at once. Refused when it has no secret, or no active key
     to authenticate with instead (disable the agency to shut it out)."""
+    _lock_credentials(session, agency_id)
     agency = get_agency(session, agency_id)
     if agency.client_secret_hash is None:
         raise AgencyError(
             f"La agencia {agency_id} no tiene secreto; no se cambió nada.",
             f"Agency {agency_id} has no secret; nothing was changed.",
         )
-    if not any(key.active for key in agency.keys):
+    # A key in a rotation's grace, or past it (still ``active``, but no longer verifying),
+    # would leave the agency without a credential when the grace ends, or at once.
+    now = utcnow()
+    if not any(key.is_valid(now) and key.retired_at is None for key in agency.keys):
         raise AgencyError(
-            f"La agencia {agency_id} no tiene otra credencial (ninguna clave activa): quitarle "
-            "el secreto la dejaría sin acceso. Añada una clave (agency add-key), dele un secreto "
-            "nuevo (agency new-secret) o desactívela (agency disable).",
-            f"Agency {agency_id} has no other credential (no active key): removing its secret "
-            "would leave it unable to authenticate. Add a key (agency add-key), give it a new "
-            "secret (agency new-secret) or disable it (agency disable).",
+            f"La agencia {agency_id} no tiene otra credencial (ninguna clave activa que siga "
+            "vigente): quitarle el secreto la dejaría sin acceso. Añada una clave (agency "
+            "add-key), dele un secreto nuevo (agency new-secret) o desactívela (agency "
+            "disable).",
+            f"Agency {agency_id} has no other credential (no active key that stays valid): "
+            "removing its secret would leave it unable to authenticate. Add a key (agency "
+            "add-key), give it a new secret (agency new-secret) or disable it (agency disable).",
         )
     agency.client_secret_hash = None
     end_system_tokens(session, agency_id)

@@ -6,12 +6,15 @@ Every setting is listed once here and once in the README. Keys are namespaced
 
 from __future__ import annotations
 
+import ast
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from schemas.errors import BilingualError
 
@@ -168,54 +171,184 @@ class SettingError(BilingualError, ValueError):
 #: Settings read by ``puente serve`` (exchange/serving.py) from the environment only.
 SERVING_INTEGERS = ("WORKERS", "THREADS", "WORKER_TIMEOUT")
 LANGUAGES = ("es", "en")
+#: ``PUENTE_LANG`` as a locale names it: ``es``, ``en``, or with a region and encoding
+#: (``es_MX.UTF-8``), as the command line reads it (exchange.cli.default_language).
+LANG_VALUE = re.compile(r"(es|en)([_.@-].*)?", re.IGNORECASE)
+#: Counts and sizes that 0 would break (a bulk push stored 0 lines at a time, a notification
+#: dead before its first attempt, an empty page of the audit log) or that the code reading them
+#: would quietly replace by its default: a whole number ≥ 1.
+AT_LEAST_ONE = (
+    "MAX_CONTENT_LENGTH",
+    "BULK_MAX_CONTENT_LENGTH",
+    "BULK_MAX_LINES",
+    "BULK_BATCH_SIZE",
+    "IDEMPOTENCY_KEY_HOURS",
+    "AUDIT_BATCH_SIZE",
+    "AUDIT_MAX_PER_RUN",
+    "AUDIT_ENTRIES_PAGE_MAX",
+    "AUDIT_ALERT_DENIALS",
+    "AUDIT_ALERT_WINDOW_SECONDS",
+    "OUTBOX_MAX_ATTEMPTS",
+    "OAUTH2_TOKEN_SECONDS",
+)
+#: Seconds that 0 would break (a timeout of 0 fails every request, a lease of 0 hands a message
+#: to two workers) or that the code reading them would quietly replace by its default: > 0.
+#: The floors (READ_REFUSAL_FLOOR, FEDERATION_ANSWER_FLOOR) may be 0: that is no floor.
+MORE_THAN_ZERO = (
+    "AUDIT_INTEGRATE_INTERVAL",
+    "AUDIT_CHECKPOINT_INTERVAL",
+    "AUDIT_WITNESS_INTERVAL",
+    "AUDIT_WITNESS_TIMEOUT",
+    "FEDERATION_TIMEOUT",
+    "OUTBOX_BACKOFF_SECONDS",
+    "OUTBOX_BACKOFF_MAX_SECONDS",
+    "OUTBOX_LEASE_SECONDS",
+    "WEBHOOK_TIMEOUT_SECONDS",
+)
+#: A hub id as the audit-event schema takes it, and as a peer's is checked
+#: (exchange.peer_checks.HUB_ID): this one is in every audit entry, token and federated request.
+HUB_ID_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 
 def check_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> None:
     """Refuse, at start, a setting whose value is not of its kind (``PUENTE_MAX_CONTENT_LENGTH=abc``
-    would otherwise fail every request later): numbers must be numbers, switches true/false."""
+    would otherwise fail every request later): numbers must be numbers in their range, switches
+    true/false, the hub id and public address usable. Each is named where it was written."""
     wrong: list[tuple[str, str, str]] = []  # (setting, what it takes es, en)
     for name, default in DEFAULTS.items():
-        value = config.get(name)
-        if name in WHOLE_HOURS:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                wrong.append((name, "un número entero de horas ≥ 1", "a whole number of hours ≥ 1"))
-            continue
-        if value is None or default is None:
-            continue
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                wrong.append((name, "true o false", "true or false"))
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                wrong.append((name, "un número entero ≥ 0", "a whole number ≥ 0"))
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                wrong.append((name, "un número ≥ 0", "a number ≥ 0"))
-        elif isinstance(default, str) and not isinstance(value, (str, os.PathLike)):
-            wrong.append((name, "un texto", "a text"))
+        takes = _kind_wanted(name, default, config.get(name))
+        if takes is not None:
+            wrong.append((name, *takes))
+    hub_id = config.get("HUB_ID")
+    if isinstance(hub_id, str) and not HUB_ID_VALUE.fullmatch(hub_id):
+        wrong.append(
+            (
+                "HUB_ID",
+                "un id de hub como mx.chp.puente: hasta 100 minúsculas, cifras, '.', '_' o '-'",
+                "a hub id such as mx.chp.puente: up to 100 lowercase letters, digits, '.', '_' "
+                "or '-'",
+            )
+        )
+    public_url = config.get("PUBLIC_URL")
+    if isinstance(public_url, str) and not _usable_public_url(public_url):
+        wrong.append(
+            (
+                "PUBLIC_URL",
+                "una URL http(s) absoluta como https://puente.example.org, sin usuario, "
+                "contraseña, consulta ni fragmento",
+                "an absolute http(s) URL such as https://puente.example.org, without user, "
+                "password, query or fragment",
+            )
+        )
     if config.get("DEFAULT_LANGUAGE") not in LANGUAGES:
         wrong.append(("DEFAULT_LANGUAGE", "es o en", "es or en"))
+    # The command line's language; empty counts as unset (then LANG, the locale, decides).
+    if environ.get("PUENTE_LANG") and not LANG_VALUE.fullmatch(environ["PUENTE_LANG"]):
+        wrong.append(("LANG", "es o en", "es or en"))
     for name in SERVING_INTEGERS:
         text = environ.get(f"PUENTE_{name}")
         if text is not None and not (text.strip().isdigit() and int(text) > 0):
             wrong.append((name, "un número entero > 0", "a whole number > 0"))
     if wrong:
+        in_file = _names_in_file(config)
         listed_es = "; ".join(
-            f"PUENTE_{name} = {_shown(config, environ, name)} (debe ser {es})"
-            for name, es, _ in wrong
+            _shown(config, environ, in_file, name, "es", f"debe ser {es}") for name, es, _ in wrong
         )
         listed_en = "; ".join(
-            f"PUENTE_{name} = {_shown(config, environ, name)} (must be {en})"
-            for name, _, en in wrong
+            _shown(config, environ, in_file, name, "en", f"must be {en}") for name, _, en in wrong
         )
         raise SettingError(
             f"configuración no válida: {listed_es}", f"settings not valid: {listed_en}"
         )
 
 
-def _shown(config: Mapping[str, Any], environ: Mapping[str, str], name: str) -> str:
-    value = config.get(name, environ.get(f"PUENTE_{name}"))
-    return repr(value)
+def _kind_wanted(name: str, default: Any, value: Any) -> tuple[str, str] | None:
+    """What ``name`` takes (Spanish, English) when ``value`` is not of its kind, else None."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if name in WHOLE_HOURS:
+        if not (number and isinstance(value, int) and value >= 1):
+            return "un número entero de horas ≥ 1", "a whole number of hours ≥ 1"
+        return None
+    if value is None or default is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else ("true o false", "true or false")
+    if isinstance(default, int):
+        least = 1 if name in AT_LEAST_ONE else 0
+        if number and isinstance(value, int) and value >= least:
+            return None
+        return f"un número entero ≥ {least}", f"a whole number ≥ {least}"
+    if isinstance(default, float):
+        if name in MORE_THAN_ZERO:
+            return None if number and value > 0 else ("un número > 0", "a number > 0")
+        return None if number and value >= 0 else ("un número ≥ 0", "a number ≥ 0")
+    if isinstance(default, str) and not isinstance(value, (str, os.PathLike)):
+        return "un texto", "a text"
+    return None
+
+
+def _usable_public_url(url: str) -> bool:
+    """An absolute http(s) address clients can call: it becomes the token issuer and the
+    audience of assertions, so a credential, query or fragment in it would be published or
+    would make every assertion's audience wrong."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.username is None
+        and parts.password is None
+        and not parts.query
+        and not parts.fragment
+        and not any(character.isspace() for character in url)
+    )
+
+
+def _names_in_file(config: Mapping[str, Any]) -> set[str]:
+    """The UPPERCASE names the instance file assigns (it ran already, so it parses), so that an
+    error names the file rather than the environment variable for a value written there."""
+    root = getattr(config, "root_path", None)  # Flask's Config: the instance folder
+    if root is None:
+        return set()
+    try:
+        tree = ast.parse((Path(root) / INSTANCE_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    return {
+        node.id
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id.isupper()
+    }
+
+
+def _without_credentials(shown: str) -> str:
+    """``'https://…@host'`` for ``'https://user:password@host'``: an error is printed and
+    logged, and a password in an address must not be."""
+    return re.sub(r"(://)[^/@\s]*@", r"\1…@", shown)
+
+
+def _shown(
+    config: Mapping[str, Any],
+    environ: Mapping[str, str],
+    in_file: set[str],
+    name: str,
+    lang: str,
+    takes: str,
+) -> str:
+    """``PUENTE_X = 'abc' (environment; must be …)`` or ``X = 'abc' (/…/puente.cfg; must be
+    …)``: the setting as the operator wrote it and where, as :class:`UnknownSetting` says it."""
+    variable = f"PUENTE_{name}"
+    value = _without_credentials(repr(config.get(name, environ.get(variable))))
+    if variable in environ:  # the environment wins over the file
+        where = "entorno" if lang == "es" else ENVIRONMENT
+        return f"{variable} = {value} ({where}; {takes})"
+    if name in in_file:
+        root = getattr(config, "root_path", "")
+        return f"{name} = {value} ({Path(root) / INSTANCE_CONFIG_FILE}; {takes})"
+    return f"{variable} = {value} ({takes})"  # a default, or given by the caller (tests)
 
 
 #: ``PUENTE_*`` variables read from the environment only, never as settings of the app.

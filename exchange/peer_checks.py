@@ -263,7 +263,7 @@ def colliding_prefixes(session: Session, prefixes: list[str]) -> list[str]:
 
 
 def check_fields(hub_id: str, origin: str, base_url: str | None) -> None:
-    if not HUB_ID.match(hub_id):
+    if not HUB_ID.fullmatch(hub_id):  # $ alone would let a final newline through
         raise InvalidPeer(
             f"El identificador de nodo {hub_id!r} no es válido: minúsculas, dígitos, '.', '_' "
             "o '-', hasta 100 caracteres.",

@@ -27,8 +27,8 @@ from exchange.agencies import (
     LEVELS,
     ROTATION_GRACE,
     AgencyError,
-    AgencyKey,
     InvalidAgency,
+    RetiredKey,
     add_key,
     describe,
     disable_agency,
@@ -556,30 +556,87 @@ def add_key_command(app: Flask, agency_id: str, public_key: Path, as_json: bool,
 @agency_group.command("retire-key")
 @click.argument("agency_id")
 @click.argument("key_id")
+@click.option(
+    "--even-if-last",
+    is_flag=True,
+    help="Retire it even if it is the last valid key of an agency with no client secret, "
+    "which is then locked out until a new key is registered.",
+)
 @json_option
 @language_option
 @with_hub
-def retire_key_command(app: Flask, agency_id: str, key_id: str, as_json: bool, lang: str) -> None:
+def retire_key_command(
+    app: Flask, agency_id: str, key_id: str, even_if_last: bool, as_json: bool, lang: str
+) -> None:
     """Stop a key verifying at once (for example a compromised key); the tokens the agency's
-    systems hold end too, so they get new ones with their other credentials.
+    systems hold end too, so they get new ones with their other credentials. The last valid key
+    of an agency with no client secret is kept unless --even-if-last: rotate-key first.
 
     A key id may begin with '-' (it is a base64url thumbprint): write it after '--', as in
     puente agency retire-key mx.chp.dif -- -lQ2…"""
     with _transaction(app, lang) as session:
-        retire_key(session, agency_id, key_id)
-        retired_at = session.get_one(AgencyKey, key_id).retired_at
+        retired = retire_key(session, agency_id, key_id, even_if_last=even_if_last)
     if as_json:
         # As `agency list --json` shows a key; the systems' tokens have ended too.
-        moment = as_utc(retired_at).isoformat() if retired_at else None
-        print_json({"agency_id": agency_id, "key_id": key_id, "valid": False, "retired_at": moment})
-        return
-    click.echo(
-        say(
-            lang,
-            f"Clave {key_id} retirada; los tokens de los sistemas de {agency_id} terminaron.",
-            f"Key {key_id} retired; the tokens of {agency_id}'s systems have ended.",
+        print_json(
+            {
+                "agency_id": agency_id,
+                "key_id": key_id,
+                "valid": False,
+                "retired_at": as_utc(retired.retired_at).isoformat(),
+                "valid_keys_left": retired.valid_keys_left,
+                "has_secret": retired.has_secret,
+            }
         )
-    )
+    else:
+        click.echo(
+            say(
+                lang,
+                f"Clave {key_id} retirada; los tokens de los sistemas de {agency_id} terminaron.",
+                f"Key {key_id} retired; the tokens of {agency_id}'s systems have ended.",
+            )
+        )
+    for spanish, english in _left_without_keys(retired):
+        click.echo(say(lang, f"Aviso: {spanish}", f"Warning: {english}"), err=True)
+
+
+def _left_without_keys(retired: RetiredKey) -> list[tuple[str, str]]:
+    """What the agency is left with when no key of its stays valid (said on stderr, so that
+    the JSON stays parseable)."""
+    agency, add = retired.agency_id, f"puente agency add-key {retired.agency_id} --public-key …"
+    if retired.lasting_keys_left:
+        return []
+    if retired.valid_keys_left:  # only keys in a rotation's grace
+        left_es = f"a {agency} solo le quedan claves que dejarán de valer al acabar su gracia"
+        left_en = f"{agency} has only keys left that stop verifying when their grace ends"
+    else:
+        left_es = f"a {agency} no le queda ninguna clave vigente"
+        left_en = f"{agency} has no valid key left"
+    if not retired.has_secret:
+        return [
+            (
+                f"{left_es}, y no tiene secreto de cliente: sin clave no puede autenticarse; "
+                f"registre una nueva ({add}).",
+                f"{left_en}, and no client secret: without a key it cannot authenticate; "
+                f"register a new one ({add}).",
+            )
+        ]
+    warnings = [
+        (
+            f"{left_es}: sus sistemas se autentican solo con el secreto de cliente.",
+            f"{left_en}: its systems authenticate with the client secret only.",
+        )
+    ]
+    if retired.require_signature:
+        warnings.append(
+            (
+                f"{agency} debe firmar sus envíos (require-signature): sin clave vigente se "
+                f"rechazan; registre una ({add}).",
+                f"{agency} must sign its pushes (require-signature): with no valid key they "
+                f"are refused; register one ({add}).",
+            )
+        )
+    return warnings
 
 
 @agency_group.command("new-secret")

@@ -203,6 +203,8 @@ def test_retire_key_as_docs_agencies_writes_it(hub: Path) -> None:
     assert " --json " in documented
     (agency,) = [a for a in run_json("agency", "list")["agencies"] if a["id"] == "mx.chp.dif"]
     (key_id,) = [key["key_id"] for key in agency["keys"]]
+    # Its last key is not retired without a next one (or --even-if-last): rotate first.
+    assert run("agency", "rotate-key", "mx.chp.dif", "--generate-key", hub / "next").exit_code == 0
     words = shlex.split(documented)[1:]
     answer = run(*[key_id if word == "KEY_ID" else word for word in words])
     assert answer.exit_code == 0, answer.output

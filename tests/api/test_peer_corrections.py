@@ -405,3 +405,10 @@ def test_why_a_peer_cannot_be_sent_to(
     peer = Peer(hub_id=CHIAPAS, active=active, base_url=url)
     assert unreachable_reason(peer) == (spanish, english)
     assert unreachable_reason(Peer(hub_id=CHIAPAS, active=True, base_url=URL)) is None
+
+
+def test_a_hub_id_with_a_final_newline_is_refused() -> None:
+    from exchange.peer_checks import InvalidPeer, check_fields
+
+    with pytest.raises(InvalidPeer):
+        check_fields("mx.chp.puente\n", "mx.chp.puente/audit", None)
