@@ -51,12 +51,61 @@ _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 class DataKeyError(Exception):
     """A data key is missing or unusable, or a body does not decrypt. ``key_id`` and
-    ``missing`` say which key a body needed and whether the hub has it at all."""
+    ``missing`` say which key a body needed and whether the hub has it at all; ``spanish`` is
+    the message in Spanish when a person may read it (a key's fault, :class:`DataKeyFault`);
+    ``cannot_use`` the kind of fault (:data:`~exchange.keys.UNREADABLE`…) of the keys when no
+    key can encrypt, which is not a body that does not decrypt."""
 
-    def __init__(self, message: str, *, key_id: str | None = None, missing: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        key_id: str | None = None,
+        missing: bool = False,
+        spanish: str | None = None,
+        cannot_use: str | None = None,
+    ):
         super().__init__(message)
         self.key_id = key_id
         self.missing = missing
+        self.spanish = spanish or message
+        self.cannot_use = cannot_use
+
+
+class DataKeySettingBroken(DataKeyError):
+    """``PUENTE_DATA_KEY`` is set but gives no usable key: no new key is made meanwhile, as the
+    key the setting was meant to give may be the newest, the one that encrypts."""
+
+    def __init__(self, faults: list[KeyFault]) -> None:
+        es = "; ".join(fault.described()[0] for fault in faults)
+        en = "; ".join(fault.described()[1] for fault in faults)
+        self.message_es = (
+            f"PUENTE_DATA_KEY no da una llave utilizable ({es}): no se crea ninguna llave de "
+            "datos nueva mientras tanto. Corrija PUENTE_DATA_KEY (o quítelo) y vuelva a "
+            "ejecutar el comando"
+        )
+        self.message_en = (
+            f"PUENTE_DATA_KEY gives no usable key ({en}): no new data key is made meanwhile. "
+            "Correct PUENTE_DATA_KEY (or unset it) and run the command again"
+        )
+        super().__init__(f"{self.message_en} / {self.message_es}", spanish=self.message_es)
+
+    def message(self, lang: str = "en") -> str:
+        return self.message_es if lang == "es" else self.message_en
+
+
+@dataclass(frozen=True)
+class DataKeyFault(KeyFault):
+    """A data key (file or setting) that is not a key, with its cause in Spanish too: the
+    causes are the keyring's own words (:func:`_decode_key`)."""
+
+    cause_es: str = ""
+
+    def described(self) -> tuple[str, str]:
+        es, en = super().described()
+        if self.kind == INVALID and self.cause_es:
+            es = f"{self.source}: no es una llave válida ({self.cause_es})"
+        return es, en
 
 
 @dataclass(frozen=True)
@@ -70,9 +119,12 @@ def _decode_key(text: str) -> bytes:
     try:
         raw = base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise DataKeyError("not base64") from None
+        raise DataKeyError("not base64", spanish="no está en base64") from None
     if len(raw) != KEY_BYTES:
-        raise DataKeyError(f"{len(raw)} bytes, want {KEY_BYTES}")
+        raise DataKeyError(
+            f"{len(raw)} bytes, want {KEY_BYTES}",
+            spanish=f"{len(raw)} bytes, se esperaban {KEY_BYTES}",
+        )
     return raw
 
 
@@ -120,11 +172,15 @@ class DataKeyring:
             key_id, _, text = entry.partition(":")
             try:
                 if not _KEY_ID.match(key_id) or not text:
-                    raise DataKeyError("entries are key_id:base64key")
+                    raise DataKeyError(
+                        "entries are key_id:base64key",
+                        spanish="cada entrada es id_de_llave:llave_en_base64",
+                    )
                 raw = _decode_key(text)
                 keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
             except DataKeyError as error:
-                faults.append(KeyFault("data", INVALID, f"PUENTE_DATA_KEY ({key_id})", str(error)))
+                source = f"PUENTE_DATA_KEY ({key_id})"
+                faults.append(DataKeyFault("data", INVALID, source, str(error), error.spanish))
         stamp = self._directory_stamp()
         paths, folder_faults = self._key_files()
         faults += folder_faults
@@ -135,7 +191,7 @@ class DataKeyring:
                     box = nacl.secret.SecretBox(_decode_key(contents))
                     keys[path.stem] = DataKey(path.stem, box, str(path))
                 except DataKeyError as error:
-                    fault = KeyFault("data", INVALID, str(path), str(error))
+                    fault = DataKeyFault("data", INVALID, str(path), str(error), error.spanish)
             if fault is not None and fault.kind != MISSING:  # (one removed meanwhile: gone)
                 faults.append(fault)
         with self._lock:
@@ -184,14 +240,19 @@ class DataKeyring:
             if any(fault.given for fault in unusable):
                 todo.append("correct PUENTE_DATA_KEY, then restart the hub")
             reasons = "; ".join(fault.reason for fault in unusable)
-            raise DataKeyError(f"no data key can be used: {reasons}. To do: {'; '.join(todo)}")
+            kinds = {fault.kind for fault in unusable}
+            raise DataKeyError(
+                f"no data key can be used: {reasons}. To do: {'; '.join(todo)}",
+                cannot_use=UNREADABLE if UNREADABLE in kinds else INVALID,
+            )
         if not self._keys:
             # Whether 'puente init' may make one depends on what the database holds, which
             # the keyring does not see (exchange.key_safety): both cases, as init decides.
             raise DataKeyError(
                 f"no data key in {self.directory} or PUENTE_DATA_KEY: 'puente init' makes the "
                 "first one, unless rows are encrypted already (then restore the key folder "
-                "from the backup)"
+                "from the backup)",
+                cannot_use=MISSING,
             )
         return self._keys[max(self._keys)]
 
@@ -255,7 +316,11 @@ def generate_data_key(
 
     ``before_use(key_id)`` runs once the key is written but before any hub process can load
     it (``puente keys rotate-data-key`` commits the key change's audit entry there). If it
-    raises, the key file is removed and nothing has changed."""
+    raises, the key file is removed and nothing has changed. While ``PUENTE_DATA_KEY`` is set
+    but broken, no key is made (:class:`DataKeySettingBroken`)."""
+    broken = [fault for fault in data_keyring(app).faults if fault.given]
+    if broken:
+        raise DataKeySettingBroken(broken)
     directory = data_keys_dir(app)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_id = new_key_id()
@@ -356,18 +421,28 @@ def unreadable_problem(error: DataKeyError) -> Any:
     from exchange.problems import Problem, problem_response
 
     _log.error("data key: %s", error)
-    return problem_response(
-        Problem(
-            "unavailable",
-            (
-                "El nodo no puede descifrar estos datos: falta una de sus llaves de cifrado. El "
-                "administrador del nodo debe restaurarla desde la copia de seguridad.",
-                "The hub cannot decrypt this data: one of its encryption keys is missing. The "
-                "hub's administrator must restore it from the backup.",
-            ),
-            status=503,
-            headers={"Retry-After": "30"},
+    detail = (
+        "El nodo no puede descifrar estos datos: falta una de sus llaves de cifrado. El "
+        "administrador del nodo debe restaurarla desde la copia de seguridad.",
+        "The hub cannot decrypt this data: one of its encryption keys is missing. The "
+        "hub's administrator must restore it from the backup.",
+    )
+    if error.cannot_use == UNREADABLE:  # a push, which only encrypts, on a key it may not read
+        detail = (
+            "El nodo no puede usar su llave de cifrado de datos: no tiene permiso para leer su "
+            "archivo. El administrador del nodo debe dárselo al usuario que ejecuta el nodo.",
+            "The hub cannot use its data encryption key: it may not read the key's file. The "
+            "hub's administrator must give it to the user running the hub.",
         )
+    elif error.cannot_use is not None:
+        detail = (
+            "El nodo no puede usar su llave de cifrado de datos: falta o está dañada. El "
+            "registro del servidor dice a su administrador por qué y qué hacer.",
+            "The hub cannot use its data encryption key: it is missing or damaged. The "
+            "server's log tells the hub's administrator why and what to do.",
+        )
+    return problem_response(
+        Problem("unavailable", detail, status=503, headers={"Retry-After": "30"})
     )
 
 

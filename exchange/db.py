@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -71,6 +71,104 @@ class Database:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+
+    def write_problem(self) -> WriteProblem | None:
+        """Why the database would refuse writes now (``/readyz``), or None: a SQLite file on a
+        read-only or nearly full disk, or one the hub's user may not write; a PostgreSQL
+        server that takes no writes (a standby, or ``default_transaction_read_only``). A full
+        PostgreSQL disk shows only when a write fails (``unavailable_reason``)."""
+        if not self.is_sqlite:
+            with self.engine.connect() as connection:
+                read_only = connection.execute(text("SHOW transaction_read_only")).scalar()
+            return None if read_only != "on" else _POSTGRESQL_READ_ONLY
+        path = self.url.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return sqlite_write_problem(Path(path))
+
+
+class WriteProblem(NamedTuple):
+    """Why writes would fail: ``state`` for the /readyz check (no path: anyone may ask), what
+    to do in Spanish and English, and ``logged``, the server log's line naming the file."""
+
+    state: str
+    es: str
+    en: str
+    logged: str
+
+
+#: Free space below which a SQLite hub is not ready: SQLite needs room for the WAL and for
+#: the pages a push adds, and a push that hits a full disk fails half-way (a bulk push
+#: answers 503). A constant, not a setting: 32 MiB is a few thousand records, a margin to
+#: alert on, not a quota.
+MIN_FREE_BYTES = 32 * 2**20
+
+#: A PostgreSQL server that takes no writes (Spanish, English).
+_READ_ONLY_SERVER = (
+    "el servidor PostgreSQL no acepta escrituras (es un servidor en espera, o tiene "
+    "default_transaction_read_only): apunte PUENTE_DATABASE_URL al servidor principal",
+    "the PostgreSQL server takes no writes (a standby, or default_transaction_read_only is "
+    "on): point PUENTE_DATABASE_URL at the primary server",
+)
+_POSTGRESQL_READ_ONLY = WriteProblem(
+    "not writable: the server is read-only",
+    *_READ_ONLY_SERVER,
+    "not ready: the PostgreSQL server takes no writes (transaction_read_only is on)",
+)
+
+
+def sqlite_write_problem(path: Path) -> WriteProblem | None:
+    """Whether the SQLite database at ``path`` can take writes: its disk mounted read-write
+    with at least :data:`MIN_FREE_BYTES` free, and the file, its folder (SQLite writes its
+    -wal and -shm files there) and those files writable by this user."""
+    folder = path.parent
+    try:
+        disk = os.statvfs(folder)
+    except OSError as error:
+        why = error.strerror or str(error)
+        return WriteProblem(
+            f"not writable: {why}",
+            f"no se puede usar la carpeta de la base de datos SQLite ({why}); el registro del "
+            "servidor la nombra",
+            f"the folder of the SQLite database cannot be used ({why}); the server's log names it",
+            f"not ready: the folder {folder} of the database cannot be used: {why}",
+        )
+    if disk.f_flag & os.ST_RDONLY:
+        return WriteProblem(
+            "not writable: read-only file system",
+            "el disco que guarda la base de datos SQLite es de solo lectura, así que el nodo no "
+            "puede guardar nada: vuelva a montarlo con escritura; el registro del servidor "
+            "nombra el archivo",
+            "the disk holding the SQLite database is read-only, so the hub can store nothing: "
+            "mount it read-write again; the server's log names the file",
+            f"not ready: the disk holding the database {path} is read-only",
+        )
+    files = [folder, *(p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())]
+    denied = [p for p in files if not os.access(p, os.W_OK | (os.X_OK if p == folder else 0))]
+    if denied:
+        return WriteProblem(
+            "not writable: permission denied",
+            "el usuario que ejecuta el nodo no puede escribir la base de datos SQLite o su "
+            "carpeta (donde SQLite escribe sus archivos -wal y -shm): deben ser suyos, con modo "
+            "600 (la carpeta, 700); el registro del servidor los nombra",
+            "the user running the hub may not write the SQLite database or its folder (where "
+            "SQLite writes its -wal and -shm files): they must be that user's, mode 600 (the "
+            "folder, 700); the server's log names them",
+            f"not ready: this user may not write {', '.join(map(str, denied))}",
+        )
+    free, least = disk.f_bavail * disk.f_frsize // 2**20, MIN_FREE_BYTES // 2**20
+    if free < least:
+        return WriteProblem(
+            f"not writable: disk nearly full ({free} MiB free, needs {least} MiB)",
+            f"el disco que guarda la base de datos SQLite está casi lleno ({free} MiB libres; "
+            f"el nodo necesita al menos {least} MiB): libere espacio; el registro del servidor "
+            "nombra el archivo",
+            f"the disk holding the SQLite database is nearly full ({free} MiB free; the hub "
+            f"needs at least {least} MiB): free some space; the server's log names the file",
+            f"not ready: the disk holding the database {path} has {free} MiB free "
+            f"(at least {least} MiB needed)",
+        )
+    return None
 
 
 def database_url(url: str) -> URL:
@@ -204,9 +302,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def init_app(app: Flask) -> None:
     # DATABASE_CREATE (not a setting of the operator's): whether a SQLite database that is not
-    # there is created. Yes for the hub in general (tests, gunicorn's workers, `init`, `demo`,
-    # `db upgrade`); the commands about an existing hub say no, so that a mistyped instance
-    # path is an error and not a new, empty hub.
+    # there is created. Yes for the hub in general (tests, gunicorn's workers, `init`, `demo`);
+    # the commands about an existing hub say no, `db upgrade` among them (the README's restore
+    # runs it on the copy put back), so that a mistyped instance path is an error and not a
+    # new, empty hub.
     app.extensions["puente.db"] = Database(
         app.config["DATABASE_URL"],
         echo=bool(app.config.get("DATABASE_ECHO")),
@@ -317,9 +416,9 @@ def _revision_of(engine: Engine | None) -> str | None:
 
 def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
     """Spanish and English words for a database error that is the database's state, not a bug:
-    the server cannot be reached (or is busy), it holds no Puente tables yet, or its schema is
-    at an older revision than the code's. ``None`` for anything else (a real fault, to be
-    reported as one)."""
+    the server cannot be reached (or is busy), it holds no Puente tables yet, its schema is at
+    an older revision than the code's, or it takes no writes (a full or read-only disk).
+    ``None`` for anything else (a real fault, to be reported as one)."""
     from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     if not isinstance(error, DBAPIError):
@@ -339,6 +438,9 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
             "(o 'puente db upgrade')",
             "the database holds no Puente tables: run 'puente init' (or 'puente db upgrade')",
         )
+    refused = _writes_refused(error, text_of_error, sqlstate)
+    if refused is not None:
+        return refused
     if isinstance(error, OperationalError) and not isinstance(error, ProgrammingError):
         first_line = str(error.orig or error).strip().splitlines()[0][:200]
         return (
@@ -347,6 +449,38 @@ def unavailable_reason(error: BaseException) -> tuple[str, str] | None:
             f"the database cannot be used ({first_line}); check PUENTE_DATABASE_URL and that "
             "its server is running",
         )
+    return None
+
+
+def _writes_refused(
+    error: BaseException, text_of_error: str, sqlstate: str | None
+) -> tuple[str, str] | None:
+    """A database that answers but takes no writes: a full or read-only disk under a SQLite
+    file (named: the operator's own, found in the log), a PostgreSQL server whose disk is full
+    (53100) or that is read-only (25006, a standby). Advice about PUENTE_DATABASE_URL and a
+    server that is not running would send the operator the wrong way."""
+    engine = getattr(error, _ENGINE_OF_ERROR, None)
+    url = engine.url if engine is not None else None
+    name = f" {url.database}" if url is not None and url.get_backend_name() == "sqlite" else ""
+    if "database or disk is full" in text_of_error:  # SQLITE_FULL
+        return (
+            f"el disco que guarda la base de datos{name} está lleno: libere espacio",
+            f"the disk holding the database{name} is full: free some space",
+        )
+    if "readonly database" in text_of_error:  # SQLITE_READONLY
+        return (
+            f"la base de datos{name}, o el disco que la guarda, es de solo lectura: el usuario "
+            "que ejecuta el nodo debe poder escribirla, a ella y a su carpeta",
+            f"the database{name}, or the disk holding it, is read-only: the user running the "
+            "hub must be able to write it and its folder",
+        )
+    if sqlstate == "53100":
+        return (
+            "el disco del servidor PostgreSQL está lleno: libere espacio en él",
+            "the PostgreSQL server's disk is full: free some space on it",
+        )
+    if sqlstate == "25006":
+        return _READ_ONLY_SERVER
     return None
 
 

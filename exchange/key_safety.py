@@ -253,8 +253,26 @@ class SecretsOfAnotherUser(BilingualError):
         self.paths = paths
 
 
-def exposed_secrets_message(paths: list[Path]) -> tuple[str, str]:
-    """What to do about :func:`exposed_secrets` (Spanish, English): the commands to run."""
+def init_would_refuse(app: Flask) -> bool:
+    """Whether ``puente init`` would stop on this hub, making nothing private either: a key
+    there but unusable, or one it must not make again (a restore drill's copy: signed
+    checkpoints, no log key). A database that cannot be asked now: False."""
+    from sqlalchemy.exc import DBAPIError
+
+    if any(fault.kind != MISSING for fault in key_faults(app, load_keys(app))):
+        return True
+    try:
+        refuse_keys_that_would_orphan_data(app)
+    except KeysWouldOrphanData:
+        return True
+    except DBAPIError:
+        return False
+    return False
+
+
+def exposed_secrets_message(paths: list[Path], init_refuses: bool = False) -> tuple[str, str]:
+    """What to do about :func:`exposed_secrets` (Spanish, English): the commands to run, and
+    ``puente init`` unless it would refuse (:func:`init_would_refuse`)."""
     files = [shlex.quote(str(path)) for path in paths if not path.is_dir()]
     folders = [shlex.quote(str(path)) for path in paths if path.is_dir()]
     commands = "; ".join(
@@ -262,6 +280,15 @@ def exposed_secrets_message(paths: list[Path]) -> tuple[str, str]:
         for mode, names in (("600", files), ("700", folders))
         if names
     )
+    if init_refuses:
+        return (
+            "otros usuarios de esta máquina pueden leer secretos del nodo (la base de datos "
+            "guarda el índice de niños en claro; las llaves descifran todo): déjelos solo para "
+            f"su dueño: {commands}",
+            "other users of this machine can read the hub's secrets (the database holds the "
+            "child index in clear; the keys decrypt everything): make them readable by their "
+            f"owner only: {commands}",
+        )
     return (
         "otros usuarios de esta máquina pueden leer secretos del nodo (la base de datos guarda "
         "el índice de niños en claro; las llaves descifran todo): ejecute 'puente init', que "
@@ -283,5 +310,5 @@ def start_up_warnings(app: Flask, hub: HubKeys) -> list[tuple[str, str]]:
         warnings.append(unusable_keys_message(faults))
     exposed = exposed_secrets(app)
     if exposed:
-        warnings.append(exposed_secrets_message(exposed))
+        warnings.append(exposed_secrets_message(exposed, init_would_refuse(app)))
     return warnings

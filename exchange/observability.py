@@ -224,9 +224,10 @@ def _log_on_change(topic: str, message: str | None, level: int = logging.WARNING
 
 def _check_keys(
     checks: dict[str, str], advice: list[tuple[str, str]], *, restore_data: bool, migrated: bool
-) -> None:
+) -> bool:
     """The ``keys`` check: the keys not there to use (a file the hub may not read apart, as
-    "permission denied"), with what to do."""
+    "permission denied"), with what to do. Returns whether ``puente init`` would refuse to
+    run (then it is advice for nothing else either: a restore drill's copy, say)."""
     from flask import current_app
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -238,7 +239,7 @@ def _check_keys(
     if not faults:
         checks["keys"] = "ok"
         _log_on_change("keys", None)
-        return
+        return restore_data
     log_signed = False
     if migrated and any(f.role == "log" and f.kind == MISSING for f in faults):
         with db.database().sessions() as session:
@@ -261,19 +262,27 @@ def _check_keys(
     advice += told
     reasons = "; ".join(fault.reason for fault in faults)
     _log_on_change("keys", f"not ready: hub keys: {reasons}; {'; '.join(en for _, en in told)}")
+    # init stops at a key it cannot use, or one it must not make again (_key_advice).
+    return restore_data or log_signed or any(fault.kind != MISSING for fault in faults)
 
 
-def _exposed_secrets_warning() -> tuple[str, tuple[str, str]] | None:
+def _exposed_secrets_warning(init_refuses: bool) -> tuple[str, tuple[str, str]] | None:
     """Secrets other users of the machine may read, for /readyz: a warning, not "not ready"
-    (serving or not, the files are as readable), with what ``puente init`` would close."""
+    (serving or not, the files are as readable), with what ``puente init`` would close — or,
+    when it would refuse to run (``init_refuses``: a restore drill's copy, whose log is signed
+    but whose log key is not there), the ``chmod`` that does."""
     from flask import current_app
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     exposed = exposed_secrets(app)
-    _log_on_change(
-        "exposed_secrets",
-        exposed_secrets_message(exposed)[1] if exposed else None,
-    )
+    logged = exposed_secrets_message(exposed)[1] if exposed else None
+    if exposed and init_refuses:  # that message advises init first
+        files = " ".join(map(str, exposed))
+        logged = (
+            "other users of this machine can read the hub's secrets: make them readable by "
+            f"their owner only (chmod 600, folders 700): {files}"
+        )
+    _log_on_change("exposed_secrets", logged)
     if not exposed:
         return None
     database = db.database(app)
@@ -281,6 +290,18 @@ def _exposed_secrets_warning() -> tuple[str, tuple[str, str]] | None:
     what = sorted(
         {"database" if main and str(path).startswith(main) else "keys" for path in exposed}
     )
+    if init_refuses:
+        return (
+            f"readable by other users: {', '.join(what)} (chmod 600, folders 700)",
+            (
+                "otros usuarios de esta máquina pueden leer la base de datos o las llaves del "
+                "nodo: déjelos solo para su dueño (chmod 600; las carpetas, 700); el registro "
+                "del servidor los nombra",
+                "other users of this machine can read the hub's database or keys: make them "
+                "readable by their owner only (chmod 600; folders, 700); the server's log "
+                "names them",
+            ),
+        )
     return (
         f"readable by other users: {', '.join(what)} (run 'puente init')",
         (
@@ -295,14 +316,15 @@ def _exposed_secrets_warning() -> tuple[str, tuple[str, str]] | None:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    """200 only when the database answers at the newest schema revision and every key is
-    loaded; else 503 with each check's state and ``detail``: what to do, in the client's
-    language. Secrets other users may read are a ``warnings`` member, ready or not."""
+    """200 only when the database answers at the newest schema revision, can take writes
+    (:meth:`~exchange.db.Database.write_problem`) and every key is loaded; else 503 with
+    each check's state and ``detail``: what to do, in the client's language. Secrets other
+    users may read are a ``warnings`` member, ready or not."""
     checks: dict[str, str] = {}
     advice: list[tuple[str, str]] = []
     try:
         db.database().ping()
-        checks["database"] = "ok"
+        cannot_write = db.database().write_problem()
     except Exception as error:  # noqa: BLE001 - reported, not raised
         checks["database"] = f"unreachable: {type(error).__name__}"
         advice.append(
@@ -312,6 +334,12 @@ def readyz() -> Any:
             )
         )
     else:
+        # Answering is not enough: a hub that cannot store a push is not ready either.
+        checks["database"] = cannot_write.state if cannot_write else "ok"
+        if cannot_write:
+            advice.append((cannot_write.es, cannot_write.en))
+        logged = cannot_write.logged if cannot_write else None
+        _log_on_change("database_writes", logged, logging.ERROR)
         from flask import current_app
 
         revision = db.current_revision(current_app._get_current_object())  # type: ignore[attr-defined]
@@ -350,12 +378,12 @@ def readyz() -> Any:
                     "do not decrypt it)",
                 )
             )
-    _check_keys(
+    init_refuses = _check_keys(
         checks, advice, restore_data=bool(unloadable), migrated=checks.get("migrations") == "ok"
     )
     ready = all(value == "ok" for value in checks.values())
     body: dict[str, Any] = {"status": "ready" if ready else "not-ready", "checks": checks}
-    exposed = _exposed_secrets_warning()
+    exposed = _exposed_secrets_warning(init_refuses)
     if exposed is not None:
         body["warnings"] = {"file_permissions": exposed[0]}
         advice.append(exposed[1])

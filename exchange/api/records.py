@@ -224,8 +224,9 @@ class _BoundedReader:
 
 
 def _lost_database_midway(error: DBAPIError, answered: int) -> Problem:
-    """503 for a bulk push whose database went away: the batches answered before it are
-    stored, and the client is told so, and that sending the file again is safe."""
+    """503 for a bulk push whose database went away or stopped taking writes (a full disk,
+    say: the client is not told which, the server's log is): the batches answered before it
+    are stored, and the client is told so, and that sending the file again is safe."""
     reason = unavailable_reason(error)
     log.error(
         "database unavailable during a bulk push after %d lines: %s",
@@ -236,12 +237,13 @@ def _lost_database_midway(error: DBAPIError, answered: int) -> Problem:
     return Problem(
         "unavailable",
         (
-            f"El nodo perdió su base de datos durante el envío. Las primeras {answered} líneas "
-            "ya quedaron procesadas (las válidas, guardadas); el resto no. Envíe el archivo "
-            "completo otra vez más tarde: lo ya guardado se responde «unchanged».",
-            f"The hub lost its database during the push. The first {answered} lines were "
-            "already handled (the valid ones stored); the rest were not. Send the whole file "
-            "again later: what was stored is answered 'unchanged'.",
+            f"El nodo dejó de poder usar su base de datos durante el envío. Las primeras "
+            f"{answered} líneas ya quedaron procesadas (las válidas, guardadas); el resto no. "
+            "Envíe el archivo completo otra vez más tarde: lo ya guardado se responde "
+            "«unchanged».",
+            f"The hub could no longer use its database during the push. The first {answered} "
+            "lines were already handled (the valid ones stored); the rest were not. Send the "
+            "whole file again later: what was stored is answered 'unchanged'.",
         ),
         headers={"Retry-After": "30"},
         answered_lines=answered,

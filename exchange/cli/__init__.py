@@ -88,7 +88,8 @@ def with_hub(function: F) -> F:
 
 def setting_up_hub(function: F) -> F:
     """As :func:`with_hub`, for the commands that create the hub's database when it is not
-    there yet (``init``, ``demo``, ``db upgrade``)."""
+    there yet (``init``, ``demo``). ``db upgrade`` is not one: it refuses a SQLite database
+    that is not there (a mistyped instance path must not become a new, empty hub)."""
     return _in_hub(function, creates=True)
 
 

@@ -180,9 +180,14 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 @language_option
-@setting_up_hub
+@with_hub
 def db_upgrade(app: Flask, revision: str, lang: str) -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema of an existing hub up to date ('puente init' makes a new one).
+
+    A SQLite database that is not there is refused, not created: the README's restore runs
+    this on the copy put back, and an empty hub made by a mistyped PUENTE_INSTANCE_PATH would
+    then be served. An empty PostgreSQL database is upgraded (its server, not this command,
+    made it)."""
     current = db.current_revision(app)
     if current is not None and current not in db.known_revisions():
         # Newer than this code: Alembic would only say it cannot find the revision.

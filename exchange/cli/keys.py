@@ -78,6 +78,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     from exchange.audit_log import record_key_change
     from exchange.crypto import (
         DataKeyError,
+        DataKeySettingBroken,
         data_keyring,
         generate_data_key,
         key_settling_seconds,
@@ -102,7 +103,11 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         with sessions.begin() as session:
             record_key_change(session, key_id, "data_key_rotated")
 
-    created = None if resume else str(generate_data_key(app, before_use=audit_the_new_key)[1])
+    try:
+        made = None if resume else generate_data_key(app, before_use=audit_the_new_key)[1]
+    except DataKeySettingBroken as error:  # the key it should give may be the newest
+        raise click.ClickException(f"{error.message('en')} / {error.message('es')}") from None
+    created = str(made) if made else None
     moved = 0
 
     def sweep() -> None:

@@ -20,7 +20,7 @@ from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
 from exchange.cli.hub import warn_of_unsafe_keys
-from exchange.key_safety import key_faults
+from exchange.key_safety import init_would_refuse, key_faults
 from exchange.keys import MISSING, UNREADABLE, hub_keys
 from exchange.outbox import (
     STATUSES,
@@ -128,7 +128,17 @@ def _signing_key_refusal(app: Flask, error: Exception) -> str:
     else:
         fault = faults[0]
         es, en = fault.described()
-        if fault.kind == MISSING:
+        if fault.kind == MISSING and init_would_refuse(app):
+            # A restore drill's copy (signed checkpoints, no log key): init makes nothing there.
+            todo_es = (
+                "restáurela desde la copia de seguridad ('puente init' no la crearía aquí); en "
+                "la copia de un simulacro de restauración, no ejecute el worker"
+            )
+            todo_en = (
+                "restore it from the backup ('puente init' would not make it here); on a "
+                "restore drill's copy, do not run the worker"
+            )
+        elif fault.kind == MISSING:
             todo_es, todo_en = "créela con «puente init»", "run 'puente init' to create it"
         elif fault.given:
             todo_es = f"corrija {fault.source} y vuelva a arrancar el worker"

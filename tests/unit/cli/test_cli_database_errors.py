@@ -5,6 +5,7 @@ address in libpq's spelling (``postgres://``) is a setting to correct, not a cra
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -35,6 +36,14 @@ def pushes(tmp_path: Path) -> Path:
     path = tmp_path / "casos.ndjson"
     path.write_text(json.dumps(envelope) + "\n", encoding="utf-8")
     return path
+
+
+def _empty_sqlite_file(database_url: str) -> None:
+    """db upgrade upgrades an existing database only: a SQLite one is made empty first (as its
+    server makes a PostgreSQL one)."""
+    if database_url.startswith("sqlite:///"):
+        path = database_url.removeprefix("sqlite:///")
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def _run(*args: str) -> Result:
@@ -142,6 +151,7 @@ def test_a_database_behind_the_code_says_to_upgrade_it(
 ) -> None:
     # The code was updated before the database: its tables are there, but not the newest.
     monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    _empty_sqlite_file(database_url)
     assert _run("db", "upgrade", "--revision", "0012").exit_code == 0
     head = db.head_revision()
     args = ["audit", "export", "--out", str(tmp_path / "audit")]  # reads 0013's cosignatures
@@ -242,6 +252,7 @@ def test_a_column_a_newer_migration_adds_also_says_to_upgrade(
 ) -> None:
     # 0016 adds peer.signing_jwk: the table is there, the column is not.
     monkeypatch.setenv("PUENTE_DATABASE_URL", database_url)
+    _empty_sqlite_file(database_url)
     assert _run("db", "upgrade", "--revision", "0015").exit_code == 0
     head = db.head_revision()
     english = _run("peer", "list", "--lang", "en")

@@ -88,6 +88,9 @@ def test_init_writes_a_key_it_makes_again_to_the_audit_log(hub_env: Path) -> Non
 
 
 def test_db_upgrade_and_current(hub_env: Path) -> None:
+    # db upgrade upgrades an existing database only (init makes a new hub): an empty one here.
+    hub_env.mkdir(mode=0o700, parents=True)
+    os.close(os.open(hub_env / "puente.db", os.O_WRONLY | os.O_CREAT, 0o600))
     runner = CliRunner()
     result = runner.invoke(main, ["db", "upgrade", "--lang", "en"])
     assert result.exit_code == 0, result.output
