@@ -218,12 +218,13 @@ def _flush(
         # does not hold back the others.
         results = iter(_store_one_by_one(pusher, items, refused, stored))
     answered = [next(results) if isinstance(each, PushItem) else each for each in pending]
+    # New versions of records the hub had: compared with the ones they replaced (lost_parts).
     updates = [
         (result, each.data)
         for each, result in zip(pending, answered, strict=True)
-        if isinstance(each, PushItem)
+        if isinstance(each, PushItem) and result.status == "stored" and (result.version or 0) > 1
     ]
-    if note_lost_parts(pusher.session, pusher.keyring, updates):
+    if updates and note_lost_parts(pusher.session, pusher.keyring, updates):
         pusher.session.commit()  # ends the read: the next batch begins its own write
     for result in answered:
         if result.status == "stored" and result.record_id is not None:

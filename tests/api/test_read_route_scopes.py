@@ -1,5 +1,5 @@
 """Routes every kind of caller once reached with any valid token need a fitting scope:
-``GET /v1/notifications`` (``records:read``), ``GET /v1/grants``
+``GET /v1/notifications`` (``records:read`` or ``federation``), ``GET /v1/grants``
 (``access:request``, ``access:decide`` or ``consent:read``) and ``GET /v1/access-requests/{id}``
 (``access:request`` or ``access:decide``). A token with none of them gets the same 403
 ``forbidden`` problem as any other route's, before anything is looked up; the rightful callers
@@ -88,8 +88,8 @@ def test_notifications_need_records_read(
     reader = issue_token(app, COMAR, ["records:read"])
     assert client.get("/v1/notifications", headers=bearer(reader)).get_json() == inbox.get_json()
 
-    # COMAR's tokens without records:read are refused, with or without `after`, before the
-    # notifications are looked up.
+    # COMAR's tokens without records:read (or federation) are refused, with or without
+    # `after`, before the notifications are looked up.
     for scopes in (["records:write"], ["audit:read"], ["consent:read", "access:request"]):
         token = issue_token(app, COMAR, scopes)
         for path in ("/v1/notifications", f"/v1/notifications?after={notice['id']}"):
@@ -172,6 +172,6 @@ def test_openapi_names_the_scopes_of_these_routes(client: FlaskClient) -> None:
         assert "403" in operation["responses"]
         return [requirement["bearer"] for requirement in operation["security"]]
 
-    assert scopes("/v1/notifications") == [["records:read"]]
+    assert scopes("/v1/notifications") == [["records:read"], ["federation"]]
     assert scopes("/v1/access-requests/{request_id}") == [["access:request"], ["access:decide"]]
     assert scopes("/v1/grants") == [["access:request"], ["access:decide"], ["consent:read"]]
