@@ -130,6 +130,7 @@ def main() -> None:
         class Child:
             def __init__(self, child_id: str) -> None:
                 self.child_id = child_id
+                self.bodies: dict[str, Any] = {}  # none decrypted: body_of fetches the record's
 
         from exchange.api import record_reads
 

@@ -37,7 +37,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from exchange.db import Base
 
@@ -243,14 +243,31 @@ def _merge_target_statement() -> Any:
 
 
 def merged_child_ids(session: Session, child_id: str) -> list[str]:
-    """``child_id`` resolved, then every child merged into it: the ids its records may carry."""
+    """``child_id`` resolved, then every child merged into it: the ids its records may carry.
+
+    Runs on every read of a child's data, and merges are rare: one statement answers for a
+    child that was neither merged nor merged into (:func:`_unmerged_statement`); the others
+    follow the chain as before."""
+    connection = session.connection()
+    row = connection.execute(_unmerged_statement(), {"id": child_id}).first()
+    if row is None:
+        raise LookupError(child_id)
+    if row[0] is None and not row[1]:
+        return [child_id]
     survivor = resolve_child_id(session, child_id)
     found, frontier = [survivor], [survivor]
-    connection = session.connection()
     while frontier:
         frontier = list(connection.execute(_merged_into_statement(), {"ids": frontier}).scalars())
         found.extend(frontier)
     return found
+
+
+@functools.cache
+def _unmerged_statement() -> Any:
+    # The child's merge target and whether any child was merged into it, in one round trip.
+    merged = aliased(Child)
+    into_it = select(merged.id).where(merged.merged_into == Child.id).exists()
+    return select(Child.merged_into, into_it).where(Child.id == bindparam("id"))
 
 
 @functools.cache

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -263,16 +264,29 @@ def _as_child(document: dict[str, Any], child_id: str) -> dict[str, Any]:
 
 
 def child_inputs(
-    session: Session, keyring: DataKeyring, child_ids: set[str], child_id: str
+    session: Session,
+    keyring: DataKeyring,
+    child_ids: set[str],
+    child_id: str,
+    *,
+    known_empty: Collection[type[Base]] = (),
 ) -> ChildInputs:
     """The consents, grants, views, overrides and withhold entries of every child in
     ``child_ids`` (the child ``child_id`` now is and those merged into it), as the pure models
-    of ``child_id``."""
-    consents = tuple(
-        Consent.from_json(_as_child(row.open(keyring), child_id))
-        for row in session.scalars(
-            select(ConsentRow).where(ConsentRow.child_id.in_(child_ids)).order_by(ConsentRow.id)
+    of ``child_id``. ``known_empty``: tables (:class:`ConsentRow`, :class:`GrantRow`, …) the
+    caller has just counted no rows of for these children, so they are not asked again — most
+    children have none, and each table asked is a round trip on every read of a child's
+    data (:func:`exchange.disclosure.load_child` counts them in its stamp)."""
+
+    def rows(model: Any) -> Any:
+        if model in known_empty:
+            return ()
+        return session.scalars(
+            select(model).where(model.child_id.in_(child_ids)).order_by(model.id)
         )
+
+    consents = tuple(
+        Consent.from_json(_as_child(row.open(keyring), child_id)) for row in rows(ConsentRow)
     )
     grants = tuple(
         Grant.from_json(
@@ -283,28 +297,13 @@ def child_inputs(
                 child_id,
             )
         )
-        for row in session.scalars(
-            select(GrantRow).where(GrantRow.child_id.in_(child_ids)).order_by(GrantRow.id)
-        )
+        for row in rows(GrantRow)
     )
     views = tuple(
-        ChildView.from_json(_as_child(row.open(keyring), child_id))
-        for row in session.scalars(
-            select(ChildViewRow)
-            .where(ChildViewRow.child_id.in_(child_ids))
-            .order_by(ChildViewRow.id)
-        )
+        ChildView.from_json(_as_child(row.open(keyring), child_id)) for row in rows(ChildViewRow)
     )
     overrides = tuple(
-        Override.from_json(_as_child(row.open(keyring), child_id))
-        for row in session.scalars(
-            select(OverrideRow).where(OverrideRow.child_id.in_(child_ids)).order_by(OverrideRow.id)
-        )
+        Override.from_json(_as_child(row.open(keyring), child_id)) for row in rows(OverrideRow)
     )
-    withholds = tuple(
-        row.as_withhold(child_id)
-        for row in session.scalars(
-            select(WithholdRow).where(WithholdRow.child_id.in_(child_ids)).order_by(WithholdRow.id)
-        )
-    )
+    withholds = tuple(row.as_withhold(child_id) for row in rows(WithholdRow))
     return ChildInputs(consents, grants, views, overrides, withholds)

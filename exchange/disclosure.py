@@ -25,7 +25,7 @@ import functools
 import json
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,13 @@ from exchange.consent_store import (
     child_inputs,
 )
 from exchange.crypto import DataKeyring, data_keyring
-from exchange.records import Record, latest_body, records_of_children
+from exchange.records import (
+    Record,
+    RecordBody,
+    latest_bodies,
+    latest_body,
+    records_of_children,
+)
 from exchange.sharing import RecordShare
 from schemas.registry import default_registry
 
@@ -186,6 +192,18 @@ class ChildContext:
     inputs: ChildInputs
     records: tuple[Record, ...]
     consent_set: ConsentSet
+    #: The records' latest versions, decrypted, by record id, when this load decrypted them
+    #: to work the facts out (not when they came from the cache): a read of one of them uses
+    #: the body rather than fetching and decrypting it again (:func:`body_of`).
+    bodies: Mapping[str, RecordBody] = field(default_factory=dict, compare=False, repr=False)
+
+
+def body_of(session: Session, child: ChildContext, record: Record) -> RecordBody:
+    """The latest version of ``record``, one of ``child``'s, as :func:`latest_body` gives it."""
+    body = child.bodies.get(record.id)
+    if body is not None and body.version.version == record.latest_version:
+        return body
+    return latest_body(session, data_keyring(), record)
 
 
 @dataclass(frozen=True)
@@ -208,6 +226,16 @@ _KNOWN_LIMIT = 4096
 _KNOWN_LOCK = threading.Lock()
 
 
+#: The tables the stamp counts, in its order, with when a row was made and last changed.
+_STAMPED = (
+    (ConsentRow, ConsentRow.created_at, ConsentRow.revoked_at),
+    (GrantRow, GrantRow.created_at, GrantRow.revoked_at),
+    (ChildViewRow, ChildViewRow.created_at, ChildViewRow.reviewed_at),
+    (OverrideRow, OverrideRow.starts_at, OverrideRow.reviewed_at),
+    (WithholdRow, WithholdRow.recorded_at, WithholdRow.revoked_at),
+)
+
+
 @functools.cache
 def _stamp_statement() -> Any:
     # Built once: building a statement costs more than running it (this is on every read).
@@ -218,13 +246,7 @@ def _stamp_statement() -> Any:
             select(func.count(), func.max(made), func.max(changed), func.count(changed)).where(
                 model.child_id.in_(ids)
             )
-            for model, made, changed in (
-                (ConsentRow, ConsentRow.created_at, ConsentRow.revoked_at),
-                (GrantRow, GrantRow.created_at, GrantRow.revoked_at),
-                (ChildViewRow, ChildViewRow.created_at, ChildViewRow.reviewed_at),
-                (OverrideRow, OverrideRow.starts_at, OverrideRow.reviewed_at),
-                (WithholdRow, WithholdRow.recorded_at, WithholdRow.revoked_at),
-            )
+            for model, made, changed in _STAMPED
         )
     )
 
@@ -255,8 +277,11 @@ def load_child(session: Session, child_id: str, keyring: DataKeyring | None = No
         _consent_stamp(session, family),
     )
     known = _KNOWN.get(current)
+    bodies: Mapping[str, RecordBody] = {}
     if known is None or known.stamp != stamp:
-        known = _work_out(session, keyring or data_keyring(), current, family, records, stamp)
+        known, bodies = _work_out(
+            session, keyring or data_keyring(), current, family, records, stamp
+        )
         with _KNOWN_LOCK:
             if len(_KNOWN) >= _KNOWN_LIMIT:
                 _KNOWN.pop(next(iter(_KNOWN)))
@@ -268,6 +293,7 @@ def load_child(session: Session, child_id: str, keyring: DataKeyring | None = No
         inputs=known.inputs,
         records=records,
         consent_set=known.consent_set,
+        bodies=bodies,
     )
     if cache is not None:
         cache[child_id] = context
@@ -282,16 +308,22 @@ def _work_out(
     family: frozenset[str],
     records: tuple[Record, ...],
     stamp: tuple[Any, ...],
-) -> _Known:
+) -> tuple[_Known, dict[str, RecordBody]]:
+    """What the engine weighs about the child, and the bodies decrypted to work it out."""
+    bodies = latest_bodies(session, keyring, records)
     facts = []
-    for record in records:
-        data = latest_body(session, keyring, record).data
+    for record in records:  # newest first, as merge_facts wants them
+        data = bodies[record.id].data
         if isinstance(data, Mapping):
             facts.append(ChildFacts.from_record(data, child_id=child_id))
     merged = merge_facts(child_id, facts)
-    inputs = child_inputs(session, keyring, set(family), child_id)
+    # The stamp has just counted each table's rows of the family: those with none need no
+    # second look.
+    counted = zip((model for model, _made, _changed in _STAMPED), stamp[1], strict=True)
+    empty = frozenset(model for model, row in counted if row[0] == 0)
+    inputs = child_inputs(session, keyring, set(family), child_id, known_empty=empty)
     consent_set = ConsentSet((*inputs.consents, *inputs.grants), child=merged)
-    return _Known(stamp, merged, inputs, consent_set)
+    return _Known(stamp, merged, inputs, consent_set), bodies
 
 
 def forget_child(child_id: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -168,6 +169,45 @@ def latest_body(session: Session, keyring: DataKeyring, record: Record) -> Recor
         )
     ).one()
     return decrypt_version(keyring, version)
+
+
+def latest_bodies(
+    session: Session, keyring: DataKeyring, records: Iterable[Record]
+) -> dict[str, RecordBody]:
+    """The latest version of each of ``records``, decrypted, by record id: one statement for
+    them all (a child's records are read together on every read of one of them). A record
+    whose stored latest version is not the one ``record`` names (a push committed meanwhile)
+    is read as :func:`latest_body` reads it, so each body is the version its record names."""
+    wanted = {record.id: record for record in records}
+    if not wanted:
+        return {}
+    found = {
+        version.record_id: version
+        for version in session.scalars(_latest_versions_statement(), {"ids": sorted(wanted)})
+    }
+    bodies = {}
+    for record_id, record in wanted.items():
+        version = found.get(record_id)
+        bodies[record_id] = (
+            decrypt_version(keyring, version)
+            if version is not None and version.version == record.latest_version
+            else latest_body(session, keyring, record)
+        )
+    return bodies
+
+
+@functools.cache
+def _latest_versions_statement() -> Any:
+    # Built once: it runs on every read of a child's data.
+    return (
+        select(RecordVersion)
+        .join(
+            Record,
+            (Record.id == RecordVersion.record_id)
+            & (Record.latest_version == RecordVersion.version),
+        )
+        .where(Record.id.in_(bindparam("ids", expanding=True)))
+    )
 
 
 def list_versions(session: Session, record: Record) -> list[RecordVersion]:

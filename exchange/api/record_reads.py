@@ -40,10 +40,10 @@ from exchange import db
 from exchange.auth import Actor, as_utc, current_actor, require_scope
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import acts_for_child
-from exchange.crypto import data_keyring
 from exchange.disclosure import (
     ChildContext,
     Disclosure,
+    body_of,
     decide_disclosure,
     hard_rules,
     load_child,
@@ -56,7 +56,6 @@ from exchange.records import (
     RecordAddress,
     describe_record,
     describe_version,
-    latest_body,
     list_versions,
 )
 from exchange.sharing import purpose_codes, told_shares
@@ -201,12 +200,19 @@ def told_to(reason: Reason, standing: str) -> bool:
     if reason.code == "withhold":
         return False
     if reason.code == "hard_rule":
-        rule = next((rule for rule in hard_rules() if rule.id == reason.ref), None)
-        about_the_child = rule is None or (
-            rule.child_international_protection or rule.actor_from_country_of_origin
-        )
-        return not about_the_child or standing == ACTS_FOR_CHILD
+        return not _about_the_child(reason) or standing == ACTS_FOR_CHILD
     return standing != OUTSIDER
+
+
+def _about_the_child(reason: Reason) -> bool:
+    """A hard rule that applies because the child seeks asylum or comes from the reader's
+    country (or one no longer known): told only to those acting for the child."""
+    if reason.code != "hard_rule":
+        return False
+    rule = next((rule for rule in hard_rules() if rule.id == reason.ref), None)
+    return rule is None or bool(
+        rule.child_international_protection or rule.actor_from_country_of_origin
+    )
 
 
 #: Steps whose refusals a reader is told as such, when it may hear them (:func:`told_to`).
@@ -232,10 +238,26 @@ def decision_for_reader(
         return told_decision(decision_json(disclosure), reasons, OUTSIDER, purpose)
     from exchange.consents.hidden import entries_naming_caller_in
 
-    standing = reader_standing(session, actor, record, child)
+    if _owner_told_alike(actor, record, reasons):
+        standing = HOLDER
+    else:
+        standing = reader_standing(session, actor, record, child)
     # An objection about the reader's own agency does not exist for it (docs/consent.md §8).
     hidden = entries_naming_caller_in(session, actor, child)
     return told_decision(decision_json(disclosure), reasons, standing, purpose, hidden=hidden)
+
+
+def _owner_told_alike(actor: Actor, record: Record, reasons: Iterable[Reason]) -> bool:
+    """Whether ``actor`` is told ``reasons`` as a holder without asking whether it also acts
+    for the child: it owns the record (so it holds it, :func:`records_held`), and no reason is
+    one told to those acting for the child alone (:func:`told_to`). Whether it acts for the
+    child costs a query, on every read by an owner (a permit by ``originating_agency``)."""
+    return (
+        actor.audit_client is None
+        and actor.agency_id is not None
+        and actor.agency_id == record.owner_agency
+        and not any(_about_the_child(reason) for reason in reasons)
+    )
 
 
 def told_decision(
@@ -480,7 +502,7 @@ def record_json(
 ) -> tuple[dict[str, Any] | None, Disclosure]:
     """The latest version of ``record`` redacted to what the decision permits (``None`` when
     it permits nothing), and the decision (its audit entry is in the session)."""
-    body = latest_body(session, data_keyring(), record)
+    body = body_of(session, child, record)
     disclosure = decide_read(
         session,
         actor,
