@@ -311,6 +311,32 @@ def enable_command(app: Flask, hub_id: str, lang: str) -> None:
         )
 
 
+def _value_or_remove(
+    lang: str, value: str | None, remove: bool, noun: tuple[str, str], asked: tuple[str, str]
+) -> None:
+    """A verb that sets a value or, with --remove, takes it away takes exactly one of them.
+    ``noun``: the value's name (Spanish, feminine as "URL" and "llave"; English); ``asked``:
+    how to ask for it."""
+    if value is not None and remove:
+        raise click.UsageError(
+            say(
+                lang,
+                f"Una {noun[0]} y --remove no van juntas: indique la {noun[0]} nueva, o solo "
+                "--remove.",
+                f"A {noun[1]} and --remove cannot go together: give the new {noun[1]}, or "
+                "--remove alone.",
+            )
+        )
+    if value is None and not remove:
+        raise click.UsageError(
+            say(
+                lang,
+                f"Indique {asked[0]}, o --remove para quitarla.",
+                f"Give {asked[1]}, or --remove to remove it.",
+            )
+        )
+
+
 @peer_group.command("set-url")
 @click.argument("hub_id")
 @click.argument("url", required=False)
@@ -323,22 +349,7 @@ def set_url_command(
 ) -> None:
     """Set the address this hub reaches a peer at (lookups, witness requests and revocation
     notices go there), or remove it with --remove."""
-    if url is not None and remove:
-        raise click.UsageError(
-            say(
-                lang,
-                "Una URL y --remove no van juntas: indique la URL nueva, o solo --remove.",
-                "A URL and --remove cannot go together: give the new URL, or --remove alone.",
-            )
-        )
-    if url is None and not remove:
-        raise click.UsageError(
-            say(
-                lang,
-                "Indique una URL, o --remove para quitarla.",
-                "Give a URL, or --remove to remove it.",
-            )
-        )
+    _value_or_remove(lang, url, remove, ("URL", "URL"), ("una URL", "a URL"))
     with _transaction(app, lang, {"base_url": "URL"}) as session:
         answer = describe(set_url(session, hub_id, url))
     print_json_or_say(
@@ -364,22 +375,13 @@ def set_witness_key_command(
     asks to cosign its checkpoints (puente audit witness), or remove it with --remove.
     WITNESS_VKEY is the witness_vkey of the peer's /.well-known/puente-hub, named
     HUB_ID/witness; check it with the peer's operators."""
-    if witness_vkey is not None and remove:
-        raise click.UsageError(
-            say(
-                lang,
-                "Una llave y --remove no van juntas: indique la llave nueva, o solo --remove.",
-                "A key and --remove cannot go together: give the new key, or --remove alone.",
-            )
-        )
-    if witness_vkey is None and not remove:
-        raise click.UsageError(
-            say(
-                lang,
-                "Indique la llave del testigo (WITNESS_VKEY), o --remove para quitarla.",
-                "Give the witness key (WITNESS_VKEY), or --remove to remove it.",
-            )
-        )
+    _value_or_remove(
+        lang,
+        witness_vkey,
+        remove,
+        ("llave", "key"),
+        ("la llave del testigo (WITNESS_VKEY)", "the witness key (WITNESS_VKEY)"),
+    )
     with _transaction(app, lang, {"witness_vkey": "WITNESS_VKEY"}) as session:
         answer = describe(set_witness_key(session, hub_id, witness_vkey))
     if witness_vkey is None:
