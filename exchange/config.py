@@ -324,10 +324,17 @@ def _names_in_file(config: Mapping[str, Any]) -> set[str]:
     }
 
 
-def _without_credentials(shown: str) -> str:
-    """``'https://…@host'`` for ``'https://user:password@host'``: an error is printed and
-    logged, and a password in an address must not be."""
-    return re.sub(r"(://)[^/@\s]*@", r"\1…@", shown)
+def without_credentials(url: str) -> str:
+    """``https://…@host`` for ``https://user:password@host``: an address that is printed or
+    logged (a setting's error, a peer's listed URL) must not show a password. Anything else is
+    given back as it is."""
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        return url
+    if "@" not in netloc:
+        return url
+    return url.replace(netloc, "…@" + netloc.rpartition("@")[2], 1)
 
 
 def _shown(
@@ -341,7 +348,8 @@ def _shown(
     """``PUENTE_X = 'abc' (environment; must be …)`` or ``X = 'abc' (/…/puente.cfg; must be
     …)``: the setting as the operator wrote it and where, as :class:`UnknownSetting` says it."""
     variable = f"PUENTE_{name}"
-    value = _without_credentials(repr(config.get(name, environ.get(variable))))
+    given = config.get(name, environ.get(variable))
+    value = repr(without_credentials(given) if isinstance(given, str) else given)
     if variable in environ:  # the environment wins over the file
         where = "entorno" if lang == "es" else ENVIRONMENT
         return f"{variable} = {value} ({where}; {takes})"

@@ -13,7 +13,6 @@ import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from exchange import db
 from exchange.cli import language_option, print_json, print_json_or_say, say, with_hub
+from exchange.config import without_credentials
 from exchange.federation_notices import dead_while_peer_disabled
 from exchange.peers import (
     InvalidPeer,
@@ -248,15 +248,7 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
 def _shown_url(url: str | None) -> str:
     """The URL as listed: a user name or password pinned before they were refused is not
     shown."""
-    if url is None:
-        return "—"
-    try:
-        netloc = urlsplit(url).netloc
-    except ValueError:
-        return url
-    if "@" not in netloc:
-        return url
-    return url.replace(netloc, "…@" + netloc.rpartition("@")[2], 1)
+    return "—" if url is None else without_credentials(url)
 
 
 @peer_group.command("disable")

@@ -419,18 +419,17 @@ def paged(
     table: Any = model
     total = session.scalar(select(func.count()).select_from(table).where(listed))
     query = select(table).where(listed)
+    column = key(table)
     if after is not None:
         seen = aliased(table)
         if session.scalar(select(seen.id).where(seen.id == after, cursor(seen))) is None:
             raise unknown_after()
         at = select(key(seen)).where(seen.id == after).scalar_subquery()
-        column = key(table)
         query = query.where(
             or_(column < at, and_(column == at, table.id < after))
             if newest_first
             else or_(column > at, and_(column == at, table.id > after))
         )
-    column = key(table)
     order = (column.desc(), table.id.desc()) if newest_first else (column, table.id)
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
     more = len(rows) > limit
