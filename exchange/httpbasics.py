@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -255,6 +256,39 @@ def invalid_query(name: str, spanish: str, english: str) -> Problem:
         (f"Parámetro {name}: {spanish}.", f"Parameter {name}: {english}."),
         errors=[{"pointer": f"/query/{name}", "message": localized(spanish, english)}],
     )
+
+
+def query_parameters(*known: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A route whose query parameters are ``known``, each taking one value. A repeated one is
+    refused (400, naming it), never answered for the first value alone
+    (``child_id=A&child_id=B`` would show A's history as if it were all); so is one the route
+    does not know: a misspelt filter (``chid_id``) would otherwise list everything, and the
+    person reading the answer would take it for what they asked."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            for name, values in request.args.lists():
+                if name not in known:
+                    accepted = ", ".join(known) if known else None
+                    raise invalid_query(
+                        name,
+                        "no existe en esta ruta"
+                        + (f"; acepta {accepted}" if accepted else "; no acepta ninguno"),
+                        "is not one of this route's"
+                        + (f"; it takes {accepted}" if accepted else "; it takes none"),
+                    )
+                if len(values) > 1:
+                    raise invalid_query(
+                        name,
+                        f"se indicó {len(values)} veces; indique un solo valor",
+                        f"was given {len(values)} times; give one value",
+                    )
+            return view(*args, **kwargs)
+
+        return checked
+
+    return decorate
 
 
 def int_query(

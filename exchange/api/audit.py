@@ -35,7 +35,13 @@ from exchange.audit_queries import (
 from exchange.audit_sequencer import TileStore, ensure_integrator, tile_cache
 from exchange.auth import current_actor, require_scope, utcnow
 from exchange.consents import is_oversight
-from exchange.httpbasics import FHIR_JSON, int_query, invalid_query, wants_fhir
+from exchange.httpbasics import (
+    FHIR_JSON,
+    int_query,
+    invalid_query,
+    query_parameters,
+    wants_fhir,
+)
 from exchange.problems import Problem, localized
 from exchange.witnessing import with_cosignatures
 from schemas.formats import is_date_time
@@ -72,25 +78,6 @@ def oversight_only(view: Callable[..., Response]) -> Callable[..., Response]:
     return guarded
 
 
-def one_value_each(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Every query parameter of these routes takes one value: a repeated one is refused
-    (400, naming it), as record reads refuse a repeated ``purpose``, never answered for the
-    first value alone (``child_id=A&child_id=B`` would show A's history as if it were all)."""
-
-    @functools.wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Response:
-        for name, values in request.args.lists():
-            if len(values) > 1:
-                raise invalid_query(
-                    name,
-                    f"se indicó {len(values)} veces; indique un solo valor",
-                    f"was given {len(values)} times; give one value",
-                )
-        return view(*args, **kwargs)
-
-    return checked
-
-
 @bp.record_once
 def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
     # `puente serve` workers start the integrator thread from gunicorn's post_worker_init;
@@ -102,7 +89,7 @@ def _start_integrator_with_the_app(state: BlueprintSetupState) -> None:
 @bp.get("/checkpoint")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters()
 def checkpoint() -> Response:
     latest = latest_checkpoint(db.session())
     if latest is None:
@@ -118,7 +105,7 @@ def checkpoint() -> Response:
 @bp.get("/entries")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters("start", "end")
 def entries() -> Response:
     session = db.session()
     size = log_size(session)
@@ -186,7 +173,7 @@ def _ndjson_lines(rows: list[Any]) -> Iterator[str]:
 @bp.get("/proofs/inclusion")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters("index", "tree_size")
 def inclusion() -> Response:
     session = db.session()
     wants_file = _wants_tlog_proof()
@@ -240,7 +227,7 @@ def inclusion() -> Response:
 @bp.get("/proofs/consistency")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters("first", "second")
 def consistency() -> Response:
     session = db.session()
     first = _int_query("first", minimum=1)
@@ -271,7 +258,9 @@ def consistency() -> Response:
 @bp.get("/events")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters(
+    "limit", "cursor", "action", "outcome", "since", "until", "child_id", "actor", "format"
+)
 def events() -> Response:
     limit = _int_query("limit", minimum=1, default=DEFAULT_EVENTS_PAGE, maximum=MAX_EVENTS_PAGE)
     cursor = _int_query("cursor", minimum=0, default=None)
@@ -354,7 +343,7 @@ MAX_ALERT_THRESHOLD = 1_000_000
 @bp.get("/alerts")
 @require_scope("audit:read")
 @oversight_only
-@one_value_each
+@query_parameters("window", "threshold")
 def alerts() -> Response:
     config = current_app.config
     window_seconds = _int_query(

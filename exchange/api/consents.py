@@ -91,7 +91,7 @@ from exchange.httpbasics import (
     check_against,
     check_query,
     int_query,
-    invalid_query,
+    query_parameters,
     require_json,
     schema_validator,
     wants_fhir,
@@ -1078,27 +1078,14 @@ def get_access_request(request_id: str) -> Any:
     return jsonify(seen)
 
 
-def _one_value_each() -> None:
-    """Every parameter of the queue takes one value: a repeated one is refused (400, naming
-    it), never answered for the first value alone (``status=pending&status=granted`` would
-    show the pending ones as if they were all)."""
-    for name, values in request.args.lists():
-        if len(values) > 1:
-            raise invalid_query(
-                name,
-                f"se indicó {len(values)} veces; indique un solo valor",
-                f"was given {len(values)} times; give one value",
-            )
-
-
 @bp.get("/v1/access-requests")
 @require_scope("access:decide")
+@query_parameters("status", "limit", "after", "child_id", "purpose", "requester")
 def access_request_queue() -> Any:
     """A page of the queue (:func:`request_queue`): ``limit`` requests (1 to 500, 100 unless
     said) after ``after``, the last id of the page before; ``next_after`` is that id for the
     next page (null on the last), ``total`` how many the whole list holds."""
     session, actor = db.session(), current_actor()
-    _one_value_each()
     check_query(QUEUE_QUERY_SCHEMA)
     limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
     status = request.args.get("status", "pending")
@@ -1228,6 +1215,7 @@ OVERRIDE_QUEUE_QUERY_SCHEMA: dict[str, Any] = {
 
 @bp.get("/v1/overrides")
 @require_scope()
+@query_parameters("status", "limit", "after")
 def override_list() -> Any:
     """A page of the reviewers' queue (``status=open``, the default) or of the reviewed
     overrides (:func:`override_queue`), paged as the access-request queue is: ``limit``
@@ -1236,7 +1224,6 @@ def override_list() -> Any:
     whole list holds."""
     session, actor = db.session(), current_actor()
     _require_one_of(actor, OVERRIDE_READERS)
-    _one_value_each()
     check_query(OVERRIDE_QUEUE_QUERY_SCHEMA)
     limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
     status = request.args.get("status", "open")

@@ -48,7 +48,7 @@ from exchange.disclosure import (
     load_child,
     whole_record_detail,
 )
-from exchange.httpbasics import check_against, int_query, require_json
+from exchange.httpbasics import check_against, int_query, query_parameters, require_json
 from exchange.outbox import readable_notifications
 from exchange.peers import peer_speaking_for
 from exchange.problems import Problem, localized
@@ -607,6 +607,7 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 
 @bp.get("/v1/notifications")
 @require_any_scope("records:read", "federation")
+@query_parameters("limit", "after")
 def list_notifications() -> Any:
     """The caller's agency's notifications (referrals, transfers, revoked consents): those it
     was sent, and those held for it to read (an agency without a webhook reads them only
@@ -658,6 +659,7 @@ def list_notifications() -> Any:
 
 @bp.get("/v1/shares")
 @require_scope("records:read")
+@query_parameters("role", "kind", "status", "limit")
 def list_shares() -> Any:
     actor = current_actor()
     role = _choice("role", ("sent", "received"))

@@ -106,7 +106,6 @@ def test_the_last_entries_missing_are_named_too(
         ("/v1/audit/proofs/inclusion?index=1&index=2", "index"),
         ("/v1/audit/proofs/consistency?first=1&first=2&second=50", "first"),
         ("/v1/audit/alerts?window=60&window=3600", "window"),
-        ("/v1/audit/checkpoint?x=1&x=2", "x"),
     ],
 )
 def test_a_repeated_query_parameter_is_refused_naming_it(
