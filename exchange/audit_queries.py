@@ -1,6 +1,7 @@
 """Reading the audit log for oversight: the events query view, alerts, log size.
 
-Alert sources are pluggable: :data:`ALERT_SOURCES` starts with denial spikes, and other areas
+Alert sources are pluggable: :data:`ALERT_SOURCES` starts with denial and access-request
+spikes, and other areas
 (emergency overrides, from the consent engine) add theirs with :func:`register_alert_source`.
 """
 
@@ -99,6 +100,8 @@ class AlertWindow:
     start: datetime
     end: datetime
     denial_threshold: int
+    #: Access requests one actor files in the window that make a spike.
+    request_threshold: int = 50
 
 
 AlertSource = Callable[[Session, AlertWindow], list[dict[str, Any]]]
@@ -118,19 +121,7 @@ def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]
     # The hub's own entries are access requests it denied with no person acting: counted
     # one by one below, since only the entry's bytes say why.
     by_hub = and_(AuditEntry.action == "access_denied", AuditEntry.actor_person.is_(None))
-    counts: dict[tuple[str | None, str | None], list[Any]] = {}
-    for agency_id, person_id, denials, first, last in session.execute(
-        select(
-            AuditEntry.actor_agency,
-            AuditEntry.actor_person,
-            func.count(AuditEntry.id),
-            func.min(AuditEntry.recorded_at),
-            func.max(AuditEntry.recorded_at),
-        )
-        .where(*denied, not_(by_hub))
-        .group_by(AuditEntry.actor_agency, AuditEntry.actor_person)
-    ):
-        counts[(agency_id, person_id)] = [denials, _aware(first), _aware(last)]
+    counts = _counts_by_actor(session, *denied, not_(by_hub))
     hub_rows = session.execute(
         select(AuditEntry.actor_agency, AuditEntry.entry, AuditEntry.recorded_at).where(
             *denied, by_hub
@@ -142,21 +133,66 @@ def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]
         seen = counts.setdefault((agency_id, None), [0, _aware(moment), _aware(moment)])
         seen[0] += 1
         seen[1], seen[2] = min(seen[1], _aware(moment)), max(seen[2], _aware(moment))
+    return _spikes(counts, "denial_spike", "denials", window.denial_threshold)
+
+
+def access_request_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """Actors who filed at least ``request_threshold`` access requests in the window. Filing
+    is never refused for being many (each request waits for an officer), so a requester
+    asking about child after child — fishing for which children the hub holds, or burying the
+    officers' queue — shows only here."""
+    return _spikes(
+        _counts_by_actor(
+            session,
+            AuditEntry.action == "access_requested",
+            AuditEntry.recorded_at >= window.start,
+            AuditEntry.recorded_at < window.end,
+        ),
+        "access_request_spike",
+        "requests",
+        window.request_threshold,
+    )
+
+
+ActorCounts = dict[tuple[str | None, str | None], list[Any]]
+
+
+def _counts_by_actor(session: Session, *conditions: Any) -> ActorCounts:
+    """Per actor (agency, person): how many entries ``conditions`` select, the first and the
+    last one's time."""
+    counts: ActorCounts = {}
+    for agency_id, person_id, count, first, last in session.execute(
+        select(
+            AuditEntry.actor_agency,
+            AuditEntry.actor_person,
+            func.count(AuditEntry.id),
+            func.min(AuditEntry.recorded_at),
+            func.max(AuditEntry.recorded_at),
+        )
+        .where(*conditions)
+        .group_by(AuditEntry.actor_agency, AuditEntry.actor_person)
+    ):
+        counts[(agency_id, person_id)] = [count, _aware(first), _aware(last)]
+    return counts
+
+
+def _spikes(counts: ActorCounts, kind: str, counted: str, threshold: int) -> list[dict[str, Any]]:
+    """An alert of ``kind`` for each actor counted at least ``threshold`` times, most first."""
     alerts = []
-    for (agency_id, person_id), (denials, first, last) in sorted(
+    for (agency_id, person_id), (count, first, last) in sorted(
         counts.items(), key=lambda item: -item[1][0]
     ):
-        if denials < window.denial_threshold:
+        if count < threshold:
             continue
         actor = {"agency_id": agency_id} if agency_id else {}
         if person_id:
             actor["person_id"] = person_id
         alerts.append(
             {
-                "kind": "denial_spike",
+                "kind": kind,
                 "actor": actor,
-                "denials": denials,
-                "threshold": window.denial_threshold,
+                counted: count,
+                "threshold": threshold,
                 "first_at": format_time(first),
                 "last_at": format_time(last),
             }
@@ -185,7 +221,7 @@ def _ended_by_disabling(entry: bytes) -> bool:
 
 #: Everything ``GET /v1/audit/alerts`` reports; other areas add theirs (overrides, …) with
 #: :func:`register_alert_source`.
-ALERT_SOURCES: list[AlertSource] = [denial_spikes]
+ALERT_SOURCES: list[AlertSource] = [denial_spikes, access_request_spikes]
 
 
 def register_alert_source(source: AlertSource) -> AlertSource:

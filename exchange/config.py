@@ -89,9 +89,11 @@ DEFAULTS: dict[str, Any] = {
     # exceed the slowest refusal on the deployment (deciding and auditing a refused read of a
     # child with many records took ~80 ms on PostgreSQL): refusals are rare in legitimate use.
     "READ_REFUSAL_FLOOR": 0.2,
-    # Audit API: largest page of GET /v1/audit/entries; denial-spike alerts.
+    # Audit API: largest page of GET /v1/audit/entries; denial-spike and access-request-spike
+    # alerts (denials, or access requests filed, of one actor within the window).
     "AUDIT_ENTRIES_PAGE_MAX": 1000,
     "AUDIT_ALERT_DENIALS": 10,
+    "AUDIT_ALERT_ACCESS_REQUESTS": 50,
     "AUDIT_ALERT_WINDOW_SECONDS": 3600,
     # Consent: a JSON file of hard legal rules added to the shipped ones (consent.Rule format;
     # relative to the instance folder). The shipped rules cannot be switched off.
@@ -187,6 +189,7 @@ AT_LEAST_ONE = (
     "AUDIT_MAX_PER_RUN",
     "AUDIT_ENTRIES_PAGE_MAX",
     "AUDIT_ALERT_DENIALS",
+    "AUDIT_ALERT_ACCESS_REQUESTS",
     "AUDIT_ALERT_WINDOW_SECONDS",
     "OUTBOX_MAX_ATTEMPTS",
     "OAUTH2_TOKEN_SECONDS",

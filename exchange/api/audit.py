@@ -56,6 +56,7 @@ DEFAULT_EVENTS_PAGE = 100
 MAX_EVENTS_PAGE = 1000
 DEFAULT_ALERT_WINDOW = 3600
 DEFAULT_ALERT_DENIALS = 10
+DEFAULT_ALERT_ACCESS_REQUESTS = 50
 
 
 def oversight_only(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -335,15 +336,15 @@ def _fhir_bundle(rows: list[AuditEntry], next_cursor: str | None) -> Response:
     return response
 
 
-#: Denials in the window that make a spike: more than any window could hold in practice, and
-#: within every database's integers.
+#: Denials (or access requests) in the window that make a spike: more than any window could
+#: hold in practice, and within every database's integers.
 MAX_ALERT_THRESHOLD = 1_000_000
 
 
 @bp.get("/alerts")
 @require_scope("audit:read")
 @oversight_only
-@query_parameters("window", "threshold")
+@query_parameters("window", "threshold", "request_threshold")
 def alerts() -> Response:
     config = current_app.config
     window_seconds = _int_query(
@@ -358,8 +359,14 @@ def alerts() -> Response:
         maximum=MAX_ALERT_THRESHOLD,
         default=int(config.get("AUDIT_ALERT_DENIALS") or DEFAULT_ALERT_DENIALS),
     )
+    request_threshold = _int_query(
+        "request_threshold",
+        minimum=1,
+        maximum=MAX_ALERT_THRESHOLD,
+        default=int(config.get("AUDIT_ALERT_ACCESS_REQUESTS") or DEFAULT_ALERT_ACCESS_REQUESTS),
+    )
     now = utcnow()
-    window = AlertWindow(now - timedelta(seconds=window_seconds), now, threshold)
+    window = AlertWindow(now - timedelta(seconds=window_seconds), now, threshold, request_threshold)
     return jsonify(
         generated_at=format_time(now),
         window_seconds=window_seconds,
