@@ -33,6 +33,7 @@ from exchange.keys import (
     UNREADABLE,
     HubKeys,
     KeyFault,
+    MisnamedKey,
     key_paths,
     load_keys,
     portal_secret_fault,
@@ -143,6 +144,19 @@ def unusable_keys_message(faults: list[KeyFault]) -> tuple[str, str]:
     if any(fault.kind == INVALID and not fault.given for fault in faults):
         todo_es.append("restaure los archivos dañados desde la copia de seguridad")
         todo_en.append("restore the damaged files from the backup")
+    misnamed = sorted({fault.found for fault in faults if isinstance(fault, MisnamedKey)})
+    if misnamed:
+        # The origin and the witness's name never change: peers pinned them, oversight
+        # bodies verify against them, and the log's entries carry the hub id.
+        made_for = ", ".join(dict.fromkeys(name.rsplit("/", 1)[0] for name in misnamed))
+        todo_es.append(
+            f"vuelva a poner PUENTE_HUB_ID={made_for}, el id con que se creó el nodo: el "
+            "origen del registro no cambia nunca"
+        )
+        todo_en.append(
+            f"set PUENTE_HUB_ID={made_for} again, the id the hub was made with: the log's "
+            "origin never changes"
+        )
     if any(fault.given for fault in faults):
         todo_es.append("corrija la configuración que da la llave")
         todo_en.append("correct the setting that gives the key")

@@ -25,6 +25,8 @@ from exchange.config import resolve_instance_file
 #: running the hub may not read (its owner or mode is wrong: ``init`` cannot help), a text that
 #: is not a key (a damaged file, or a setting to correct).
 MISSING, UNREADABLE, INVALID = "missing", "unreadable", "invalid"
+#: A key named for another hub id than the one configured (:class:`MisnamedKey`).
+MISNAMED = "misnamed"
 
 #: The keys a hub process reads only as it starts (the data keys it reads again as they change,
 #: exchange.crypto): a file of theirs mended while the hub runs is used after a restart.
@@ -69,6 +71,32 @@ class KeyFault:
         return (
             f"{self.source}: no es una llave válida ({cause_es})",
             f"{self.source}: not a valid key ({self.cause})",
+        )
+
+
+@dataclass(frozen=True)
+class MisnamedKey(KeyFault):
+    """A log or witness key named for another hub than the configured one (``found`` against
+    ``expected``): ``PUENTE_HUB_ID`` changed after ``puente init``. Used, it would sign
+    checkpoints of one origin with a key named for another, which no peer pins and no
+    verifier accepts — so it is not used, and the hub says which id it was made with."""
+
+    found: str = ""
+    expected: str = ""
+
+    @property
+    def reason(self) -> str:
+        return (
+            f"{self.role} key {self.source} is named {self.found!r}, but this hub signs as "
+            f"{self.expected!r}: PUENTE_HUB_ID changed since the key was made"
+        )
+
+    def described(self) -> tuple[str, str]:
+        return (
+            f"{self.source}: la llave se llama «{self.found}», pero este nodo firma como "
+            f"«{self.expected}» (PUENTE_HUB_ID cambió desde que se creó la llave)",
+            f"{self.source}: the key is named '{self.found}', but this hub signs as "
+            f"'{self.expected}' (PUENTE_HUB_ID changed since the key was made)",
         )
 
 
@@ -150,9 +178,13 @@ def _load(app: Flask, role: str, path: Path) -> tuple[Any, KeyFault | None]:
             return None, fault
         source = str(path)
     try:
-        return _PARSERS[role](text), None
+        signer = _PARSERS[role](text)
     except Exception as error:  # noqa: BLE001 - a bad key must not stop the hub from starting
         return None, KeyFault(role, INVALID, source, f"not a signed-note key: {error}")
+    expected = audit_origin(app) if role == "log" else witness_name(app)
+    if signer.name != expected:
+        return None, MisnamedKey(role, MISNAMED, source, found=signer.name, expected=expected)
+    return signer, None
 
 
 def load_keys(app: Flask) -> HubKeys:

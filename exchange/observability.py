@@ -31,7 +31,15 @@ from exchange.key_safety import (
     key_faults,
     signed_checkpoints,
 )
-from exchange.keys import INVALID, LOADED_AT_START, MISSING, UNREADABLE, KeyFault, hub_keys
+from exchange.keys import (
+    INVALID,
+    LOADED_AT_START,
+    MISNAMED,
+    MISSING,
+    UNREADABLE,
+    KeyFault,
+    hub_keys,
+)
 from exchange.problems import localized
 
 #: Under "puente", so its lines are JSON like the rest (exchange.logs).
@@ -135,6 +143,7 @@ def _key_advice(
     given = list(dict.fromkeys(fault.source.split(" ")[0] for fault in faults if fault.given))
     denied = _roles(faults, lambda f: f.kind == UNREADABLE and not f.given)
     damaged = _roles(faults, lambda f: f.kind == INVALID and not f.given)
+    renamed = _roles(faults, lambda f: f.kind == MISNAMED)
     missing = _roles(faults, lambda f: f.kind == MISSING)
     restore_log = "log" in missing and log_signed
     to_make = [
@@ -173,6 +182,18 @@ def _key_advice(
                 f"copia de seguridad{then_es}; el registro del servidor los nombra y dice por qué",
                 f"key files are damaged ({_names(damaged, 1)}): restore them from the "
                 f"backup{then_en}; the server's log names them and says why",
+            )
+        )
+    if renamed:
+        advice.append(
+            (
+                f"las llaves ({_names(renamed, 0)}) se crearon para otro id de nodo: "
+                "PUENTE_HUB_ID cambió desde 'puente init'; vuelva a poner el id con que se "
+                "creó el nodo (el registro del servidor lo dice): el origen del registro no "
+                "cambia nunca",
+                f"keys ({_names(renamed, 1)}) were made for another hub id: PUENTE_HUB_ID "
+                "changed since 'puente init'; set back the id the hub was made with (the "
+                "server's log says which): the log's origin never changes",
             )
         )
     if restore_log:
@@ -249,7 +270,8 @@ def _check_keys(
     # Which keys, not where: anyone may ask /readyz, and the instance folder's layout is the
     # operator's to read, in the server's log.
     states = []
-    unusable = [role for role in _roles(faults, lambda f: True) if role not in denied]
+    renamed = _roles(faults, lambda f: f.kind == MISNAMED)
+    unusable = [role for role in _roles(faults, lambda f: True) if role not in denied + renamed]
     if unusable:
         init_makes_all = to_make == unusable and not denied
         states.append(
@@ -258,6 +280,8 @@ def _check_keys(
         )
     if denied:
         states.append(f"permission denied: {', '.join(denied)}")
+    if renamed:
+        states.append(f"made for another hub id: {', '.join(renamed)}")
     checks["keys"] = "; ".join(states)
     advice += told
     reasons = "; ".join(fault.reason for fault in faults)

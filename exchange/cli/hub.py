@@ -28,8 +28,15 @@ from exchange.key_safety import (
     refuse_keys_that_would_orphan_data,
     refuse_unusable_keys,
     start_up_warnings,
+    unusable_keys_message,
 )
-from exchange.keys import ensure_hub_keys, ensure_portal_secret, hub_keys, key_paths
+from exchange.keys import (
+    MisnamedKey,
+    ensure_hub_keys,
+    ensure_portal_secret,
+    hub_keys,
+    key_paths,
+)
 from exchange.models import HubSetting
 from exchange.transports import (
     ensure_hub_signing_key,
@@ -110,6 +117,18 @@ def make_private(app: Flask) -> list[Path]:
     if not_ours:
         raise SecretsOfAnotherUser(not_ours)
     return changed
+
+
+def refuse_another_hub_id(app: Flask) -> None:
+    """End ``serve`` or ``worker`` when the log or witness key was made for another hub id
+    (:class:`~exchange.keys.MisnamedKey`: ``PUENTE_HUB_ID`` changed after ``puente init``).
+    Other unusable keys only warn and the hub runs not ready; this one would write entries,
+    notices and envelopes under an id no peer or oversight body knows, into a log signed under
+    the old one — a setting to put back before anything is written."""
+    faults = [fault for fault in hub_keys(app).faults if isinstance(fault, MisnamedKey)]
+    if faults:
+        es, en = unusable_keys_message(faults)
+        raise click.ClickException(f"{es} / {en}")
 
 
 def warn_of_unsafe_keys(app: Flask) -> None:
@@ -326,6 +345,7 @@ def serve_command(app: Flask, bind: str, workers: int | None) -> None:
         # It serves anyway (/readyz says not ready, so a balancer sends it nothing), but the
         # operator starting it should not have to find out from the clients.
         click.echo(f"aviso / warning: {advice[0]} / {advice[1]}", err=True)
+    refuse_another_hub_id(app)
     warn_of_unsafe_keys(app)
     exec_gunicorn(bind, workers, app.instance_path)
 
