@@ -16,6 +16,10 @@ Standards, one module each, and nothing invented:
 - :mod:`audit.witness` — C2SP tlog-witness ``add-checkpoint`` request/response formats.
 - :mod:`audit.proof_file` — C2SP tlog-proof ``.tlog-proof`` files.
 - :mod:`audit.entry` — RFC 8785 canonical JSON entries, the bytes hashed as leaves.
+- :mod:`audit.verify_export` and :mod:`audit.search_export` — verifying an exported log
+  offline, and searching it (a child's history) from the signed entries only.
+- :mod:`audit.saved_text` — the files an auditor keeps (checkpoints, proofs, keys), read as
+  they were written whatever the editor that saved them added.
 
 Verification functions return nothing (or the verified value) and raise an
 :class:`AuditError` subclass saying what was expected and what was found.
@@ -23,7 +27,9 @@ Verification functions return nothing (or the verified value) and raise an
 
 from audit.checkpoint import (
     Checkpoint,
+    ConsistencyNotProven,
     checkpoint_of,
+    judge_consistency_proof,
     open_checkpoint,
     sign_checkpoint,
     verify_checkpoint_consistency,
@@ -102,6 +108,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointFormatError",
     "CompactRange",
+    "ConsistencyNotProven",
     "Cosignature",
     "CosignatureSigner",
     "CosignatureVerifier",
@@ -138,6 +145,7 @@ __all__ = [
     "generate_signer_key",
     "inclusion_proof",
     "inclusion_proof_size",
+    "judge_consistency_proof",
     "leaf_hash",
     "make_proof_file",
     "node_hash",

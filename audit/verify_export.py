@@ -45,11 +45,12 @@ from audit._encoding import b64decode_strict, b64encode
 from audit.checkpoint import (
     Checkpoint,
     checkpoint_of,
+    judge_consistency_proof,
     open_checkpoint,
     verify_checkpoint_consistency,
 )
 from audit.compact import CompactRange
-from audit.cosignature import CosignatureVerifier, verify_cosignatures
+from audit.cosignature import Cosignature, CosignatureVerifier, verify_cosignatures
 from audit.entry import parse_canonical_entry
 from audit.errors import (
     EntryError,
@@ -83,11 +84,16 @@ class BadEntry(EntryError):
 class ForkedCheckpoints(InconsistentCheckpoints):
     """Two signed checkpoints cannot both be right: the log forked, or was rolled back.
 
-    ``first`` and ``second`` name them in English, ``first_es`` and ``second_es`` in Spanish.
+    ``first`` and ``second`` name them in English, ``first_es`` and ``second_es`` in Spanish;
+    ``between`` holds the two checkpoints (for a rollback, the kept one and the export's
+    latest).
     """
 
-    def __init__(self, first: Text, second: Text, reason: Text) -> None:
+    def __init__(
+        self, first: Text, second: Text, reason: Text, *, between: tuple[Checkpoint, Checkpoint]
+    ) -> None:
         (self.first_es, self.first), (self.second_es, self.second) = first, second
+        self.between = between
         super().__init__(
             f"{self.first} and {self.second} are inconsistent: {reason[1]}",
             es=f"{self.first_es} y {self.second_es} son inconsistentes: {reason[0]}",
@@ -124,12 +130,15 @@ class UnsignedExport(SignatureError):
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """What a successful :func:`verify_export` established."""
+    """What a successful :func:`verify_export` established. ``cosignatures``: those of the
+    ``witnesses`` given that cosigned the latest checkpoint (the only one whose cosignatures
+    are checked)."""
 
     entries: int
     checkpoints: int
     latest: Checkpoint
     kept: tuple[Checkpoint, ...] = ()
+    cosignatures: tuple[Cosignature, ...] = ()
 
 
 def checkpoint_line(note: str, consistency: Sequence[bytes]) -> str:
@@ -261,7 +270,9 @@ def verify_export(
             and previous.root_hash != checkpoint.root_hash
         ):
             # Two signed roots for one size: no unsigned data is involved.
-            raise ForkedCheckpoints(names(previous), names(checkpoint), _SAME_SIZE)
+            raise ForkedCheckpoints(
+                names(previous), names(checkpoint), _SAME_SIZE, between=(previous, checkpoint)
+            )
         if checkpoint.size < furthest:
             # The tree has already passed this size: recompute it once, for this failure.
             if walker.root_at(checkpoint.size) == checkpoint.root_hash:
@@ -295,14 +306,16 @@ def verify_export(
         )
     if suspects:
         raise walker.explain(suspects)
-    if quorum:
-        verify_cosignatures(latest_note, witnesses, quorum)
+    # Only the latest checkpoint's cosignatures are checked: it covers every entry, and a
+    # witness that cosigned it vouches for every earlier tree it extends.
+    cosignatures = verify_cosignatures(latest_note, witnesses, quorum) if witnesses else ()
     walker.finish(previous, pending_kept)
     return ExportSummary(
         entries=previous.size,
         checkpoints=count,
         latest=previous,
         kept=tuple(sorted(walker.kept_verified, key=lambda c: c.size)),
+        cosignatures=cosignatures,
     )
 
 
@@ -343,6 +356,7 @@ def _contradicts(suspect: Checkpoint, voucher: Checkpoint) -> ForkedCheckpoints:
             f"the log that checkpoint {voucher.size} signs, recomputed from the exported "
             f"entries, has another tree at size {suspect.size}",
         ),
+        between=(suspect, voucher),
     )
 
 
@@ -428,7 +442,12 @@ class _TreeWalker:
         """Remember the recomputed root at a kept checkpoint's size (judged at ``upcoming``)."""
         if kept.size == upcoming.size:
             if kept.root_hash != upcoming.root_hash:
-                raise ForkedCheckpoints(names(kept, KEPT), names(upcoming, EXPORTED), _SAME_SIZE)
+                raise ForkedCheckpoints(
+                    names(kept, KEPT),
+                    names(upcoming, EXPORTED),
+                    _SAME_SIZE,
+                    between=(kept, upcoming),
+                )
             self.kept_verified.append(kept)
             return
         self.advance(kept.size)
@@ -454,6 +473,7 @@ class _TreeWalker:
                         f"the log that {describe(checkpoint)} signed has a different tree at "
                         f"size {kept.size}",
                     ),
+                    between=(kept, checkpoint),
                 )
             self.kept_verified.append(kept)
         self.kept_roots.clear()
@@ -489,6 +509,7 @@ class _TreeWalker:
                     "the log was truncated or rolled back behind a checkpoint you hold (or the "
                     "export is older than that checkpoint: ask for a fresh one)",
                 ),
+                between=(kept, latest),
             )
 
     # --- saying which entry is wrong -------------------------------------------------------
@@ -778,7 +799,11 @@ def verify_kept_against(
     """Check a checkpoint the auditor kept against another (e.g. a proof file's), either order.
 
     ``proof`` is the RFC 9162 consistency proof from the smaller to the larger tree (empty for
-    equal sizes). Raises :class:`ForkedCheckpoints` naming both.
+    equal sizes); it is not signed, so only a proof that rebuilds the larger checkpoint's
+    signed root counts against the log (:func:`~audit.checkpoint.judge_consistency_proof`).
+    Raises :class:`ForkedCheckpoints` naming both when the signed checkpoints disagree, and
+    :class:`~audit.checkpoint.ConsistencyNotProven` (a ProofError: exit 1, not 3) when the
+    proof proves nothing.
     """
     kept_names, other_names = names(kept, kept_label), names(other)
     if kept.size <= other.size:
@@ -786,6 +811,6 @@ def verify_kept_against(
     else:
         old, new, first, second = other, kept, other_names, kept_names
     try:
-        verify_checkpoint_consistency(old, new, proof)
+        judge_consistency_proof(old, new, proof)
     except InconsistentCheckpoints as e:
-        raise ForkedCheckpoints(first, second, (in_spanish(e), str(e))) from e
+        raise ForkedCheckpoints(first, second, (in_spanish(e), str(e)), between=(old, new)) from e

@@ -268,8 +268,18 @@ def events() -> Response:
     action = request.args.get("action")
     if action is not None:
         action = action_code(action) if action else ""
-        if action not in known_actions():
-            raise invalid_query("action", "acción desconocida", "unknown action")
+        actions = known_actions()
+        if action not in actions:
+            # Which ones there are, here rather than only in the schema: the person who typed
+            # the wrong one is reading this answer.
+            listed = ", ".join(actions)
+            raise invalid_query(
+                "action",
+                f"acción desconocida; las del esquema audit-event/1 (GET "
+                f"/v1/schemas/audit-event/1) son: {listed}",
+                f"unknown action; those of schema audit-event/1 (GET /v1/schemas/audit-event/1) "
+                f"are: {listed}",
+            )
     outcome = request.args.get("outcome")
     if outcome is not None and outcome not in ("success", "failure", "denied"):
         raise invalid_query("outcome", "success, failure o denied", "success, failure or denied")

@@ -1,4 +1,5 @@
-"""``puente audit export``, ``puente audit witness`` and ``puente audit verify``.
+"""``puente audit export``, ``puente audit witness`` and ``puente audit verify`` (and the group's
+``events``, in :mod:`exchange.cli.audit_search`, which searches a verified export).
 
 ``verify`` works offline with public keys only. This module imports nothing but the standard
 library, click and the pure ``audit`` package at import time (tqdm when a progress bar is
@@ -20,14 +21,17 @@ import base64
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, NoReturn, TypeVar
 
 import click
 
 from audit import (
     AuditError,
     Checkpoint,
+    ConsistencyNotProven,
+    Cosignature,
     CosignatureVerifier,
     FormatError,
     InconsistentCheckpoints,
@@ -40,6 +44,7 @@ from audit import (
 )
 from audit.errors import in_spanish
 from audit.proof_file import EntryNotProven
+from audit.saved_text import UnreadableText, saved_text
 from audit.verify_export import (
     BadEntry,
     ExportSummary,
@@ -109,9 +114,30 @@ def _say(lang: str, spanish: str, english: str) -> str:
     return spanish if lang == "es" else english
 
 
-@click.group("audit")
+class _AuditGroup(click.Group):
+    """The audit verbs. ``events`` lives in :mod:`exchange.cli.audit_search`, which builds on
+    this module's helpers: it is registered here but imported when asked for, so neither
+    module imports the other at load time."""
+
+    LAZY: ClassVar[dict[str, tuple[str, str]]] = {
+        "events": ("exchange.cli.audit_search", "events_command")
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            import importlib
+
+            module, name = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group("audit", cls=_AuditGroup)
 def audit_group() -> None:
-    """Audit log: export it; verify it offline with public keys only."""
+    """Audit log: export it; verify it offline with public keys only; search an export."""
 
 
 # --- export ----------------------------------------------------------------------------------
@@ -488,6 +514,34 @@ def _verify(
                 "give exactly one of --full DIR and --proof FILE",
             )
         )
+    verifiers, witnesses = verifier_keys(vkeys, witness_vkeys, quorum, lang)
+    try:
+        kept = [read_saved(path, "--since", lang) for path in kept_files]
+        if full_dir is not None:
+            result = _verify_full(full_dir, verifiers, origin, kept, witnesses, quorum, lang)
+        else:
+            assert proof_file is not None
+            result = _verify_proof(
+                proof_file,
+                entry_file,
+                verifiers,
+                origin,
+                kept,
+                consistency_file,
+                witnesses,
+                quorum,
+                lang,
+            )
+    except AuditError as error:
+        fail(error, lang, as_json)
+    _succeed(result, lang, as_json)
+
+
+def verifier_keys(
+    vkeys: Sequence[str], witness_vkeys: Sequence[str], quorum: int, lang: str
+) -> tuple[list[Verifier], list[CosignatureVerifier]]:
+    """The log keys (``--vkey``, at least one) and witness keys given, and a ``--quorum``
+    within their number; else wrong usage (64)."""
     try:
         witnesses = [
             _key(v, "--witness", lang, CosignatureVerifier.from_vkey) for v in witness_vkeys
@@ -520,26 +574,43 @@ def _verify(
                 "included in the export proves nothing.",
             )
         )
-    kept = [path.read_text(encoding="utf-8") for path in kept_files]
+    return verifiers, witnesses
+
+
+def read_saved(path: Path, option: str, lang: str) -> str:
+    """A saved text file given as ``option`` (a checkpoint kept, a proof), read as the hub
+    wrote it whatever the editor that saved it added (:func:`audit.saved_text.saved_text`: a
+    byte order mark, UTF-16, CRLF, no final newline). A file that cannot be opened is wrong
+    usage (64); one that is not text is :class:`UnreadableText`, exit 1 — never a signature
+    failure, which would blame the hub for a reading problem."""
     try:
-        if full_dir is not None:
-            result = _verify_full(full_dir, verifiers, origin, kept, witnesses, quorum, lang)
-        else:
-            assert proof_file is not None
-            result = _verify_proof(
-                proof_file,
-                entry_file,
-                verifiers,
-                origin,
-                kept,
-                consistency_file,
-                witnesses,
-                quorum,
+        data = path.read_bytes()
+    except OSError as error:
+        why_es, why_en = _unreadable_because(error)
+        raise UsageProblem(
+            _say(
                 lang,
+                f"{option} {path}: no se puede leer el archivo ({why_es})",
+                f"{option} {path}: the file cannot be read ({why_en})",
             )
-    except AuditError as error:
-        _fail(error, lang, as_json)
-    _succeed(result, lang, as_json)
+        ) from None
+    try:
+        return saved_text(data)
+    except UnreadableText as error:
+        raise UnreadableText(
+            f"{option} {path}: the file is not text that can be read: {error}",
+            es=f"{option} {path}: el archivo no es texto legible: {in_spanish(error)}",
+        ) from error
+
+
+def _unreadable_because(error: OSError) -> tuple[str, str]:
+    """Why a file could not be read, in Spanish and English."""
+    if isinstance(error, IsADirectoryError):
+        return "es una carpeta", "it is a folder"
+    if isinstance(error, PermissionError):
+        return "sin permiso de lectura", "no permission to read it"
+    why = str(error.strerror or error)
+    return why, why
 
 
 def _verify_full(
@@ -551,40 +622,66 @@ def _verify_full(
     quorum: int,
     lang: str,
 ) -> dict[str, Any]:
-    entries_path = directory / "entries.ndjson"
-    checkpoints_path = directory / "checkpoints.ndjson"
-    for path in (entries_path, checkpoints_path):
-        if not path.is_file():
-            raise UsageProblem(
-                _say(
-                    lang,
-                    f"no se encontró {path}: ¿es {directory} una exportación?",
-                    f"{path} not found: is {directory} an export?",
-                )
-            )
-    manifest = _manifest(directory)
-    leaves_path = directory / "leaves.bin"
-
-    def read_leaves(start: int, end: int) -> bytes:
-        with leaves_path.open("rb") as handle:
-            handle.seek(start * 32)
-            return handle.read((end - start) * 32)
-
-    with _ProgressBar(manifest.get("entries")) as progress, checkpoints_path.open("rb") as cps:
+    export = ExportFiles.at(directory, lang)
+    with _ProgressBar(export.manifest.get("entries")) as progress, export.checkpoints() as cps:
         summary = verify_export(
-            lambda: _lines(entries_path),
+            export.entries,
             cps,
             verifiers,
             # Not the manifest's origin: it is unsigned, and damage to it must not read as a
             # signature failure. Without --origin, the first signed checkpoint sets it.
             origin=origin,
-            leaves=read_leaves if leaves_path.is_file() else None,
+            leaves=export.leaves,
             kept=kept,
             witnesses=witnesses,
             quorum=quorum,
             progress=progress,
         )
-    return _summary_json(summary)
+    return summary_json(summary, witnesses, quorum)
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """An export folder's files, as :func:`audit.verify_export.verify_export` reads them."""
+
+    directory: Path
+    manifest: dict[str, Any]
+
+    @classmethod
+    def at(cls, directory: Path, lang: str) -> ExportFiles:
+        """The export in ``directory``; wrong usage (64) if it has no entries or checkpoints."""
+        for name in ("entries.ndjson", "checkpoints.ndjson"):
+            path = directory / name
+            if not path.is_file():
+                raise UsageProblem(
+                    _say(
+                        lang,
+                        f"no se encontró {path}: ¿es {directory} una exportación?",
+                        f"{path} not found: is {directory} an export?",
+                    )
+                )
+        return cls(directory, _manifest(directory))
+
+    def entries(self) -> Iterator[bytes]:
+        """A fresh reading of ``entries.ndjson``, line by line."""
+        return _lines(self.directory / "entries.ndjson")
+
+    def checkpoints(self) -> BinaryIO:
+        return (self.directory / "checkpoints.ndjson").open("rb")
+
+    @property
+    def leaves(self) -> Callable[[int, int], bytes] | None:
+        """Reads the stored leaf hashes of entries ``[start, end)``; None without leaves.bin."""
+        path = self.directory / "leaves.bin"
+        if not path.is_file():
+            return None
+
+        def read_leaves(start: int, end: int) -> bytes:
+            with path.open("rb") as handle:
+                handle.seek(start * 32)
+                return handle.read((end - start) * 32)
+
+        return read_leaves
 
 
 def _verify_proof(
@@ -598,7 +695,7 @@ def _verify_proof(
     quorum: int,
     lang: str,
 ) -> dict[str, Any]:
-    text = proof_file.read_text(encoding="utf-8")
+    text = read_saved(proof_file, "--proof", lang)
     proof = TlogProof.from_text(text)
     named_index = None
     if entry_file is not None:
@@ -626,7 +723,12 @@ def _verify_proof(
     for kept_text in kept:
         mine = _open_kept(kept_text, verifiers, origin)
         proof_hashes = _consistency_hashes(consistency_file, mine, verified.checkpoint, lang)
-        verify_kept_against(mine, verified.checkpoint, proof_hashes)
+        try:
+            verify_kept_against(mine, verified.checkpoint, proof_hashes)
+        except ConsistencyNotProven as error:
+            # The consistency file is not signed: one that proves nothing is a bad proof (exit
+            # 1), as a damaged stored proof is for --full, never a fork (3).
+            raise _bad_consistency_file(consistency_file, error) from error
         checked.append(mine.size)
     return {
         "index": verified.index,
@@ -636,6 +738,35 @@ def _verify_proof(
         },
         "entry": entry.decode("utf-8", "replace"),
         "kept_checkpoints": checked,
+        "witnesses": _witnesses_json(verified.checkpoint, verified.cosignatures, witnesses, quorum),
+    }
+
+
+def _bad_consistency_file(path: Path | None, error: ConsistencyNotProven) -> ProofError:
+    where = f"GET /v1/audit/proofs/consistency?first={error.old.size}&second={error.new.size}"
+    return ProofError(
+        f"--consistency {path}: {error}. Get the proof from the hub again ({where}); if a "
+        "fresh one does not verify either, the hub cannot show that its newer checkpoint "
+        "extends yours: ask its operators why",
+        es=f"--consistency {path}: {in_spanish(error)}. Vuelva a pedir la prueba al nodo "
+        f"({where}); si una nueva tampoco verifica, el nodo no puede mostrar que su punto de "
+        "control más reciente extiende el suyo: pregunte a sus operadores por qué",
+    )
+
+
+def _witnesses_json(
+    checkpoint: Checkpoint,
+    cosignatures: Sequence[Cosignature],
+    witnesses: Sequence[CosignatureVerifier],
+    quorum: int,
+) -> dict[str, Any]:
+    """Which of the witnesses given cosigned the one checkpoint whose cosignatures are
+    checked (the latest of an export, a proof file's own)."""
+    return {
+        "checkpoint": checkpoint.size,
+        "given": len(witnesses),
+        "quorum": quorum,
+        "cosigned_by": list(dict.fromkeys(c.name for c in cosignatures)),
     }
 
 
@@ -667,7 +798,7 @@ def _consistency_hashes(
             )
         )
     try:
-        body = json.loads(path.read_text(encoding="utf-8"))
+        body = json.loads(read_saved(path, "--consistency", lang))
         sizes = (body["first"], body["second"])
         hashes = [base64.b64decode(h, validate=True) for h in body["hashes"]]
     except (ValueError, KeyError, TypeError) as error:
@@ -747,9 +878,9 @@ def _key(value: str, option: str, lang: str, parse: Callable[[str], _Key]) -> _K
     if "+" in value and not _is_file(path):
         return parse(value.strip())
     try:
-        # utf-8-sig: a key saved by an editor that starts files with a byte order mark is the
-        # same key (as a CRLF at its end is: strip() takes that).
-        return parse(path.read_text(encoding="utf-8-sig").strip())
+        # The same reader as for kept checkpoints: a key saved with a byte order mark, in
+        # UTF-16 or with a CRLF is the same key (strip() takes the line end).
+        return parse(saved_text(path.read_bytes()).strip())
     except FileNotFoundError:
         try:
             return parse(value.strip())
@@ -762,15 +893,11 @@ def _key(value: str, option: str, lang: str, parse: Callable[[str], _Key]) -> _K
                     f"{option} {value}: no such file; as text, bad key: {error}",
                 )
             ) from None
-    except (OSError, UnicodeDecodeError) as error:
-        if isinstance(error, IsADirectoryError):
-            why_es, why_en = "es una carpeta", "it is a folder"
-        elif isinstance(error, PermissionError):
-            why_es, why_en = "sin permiso de lectura", "no permission to read it"
-        elif isinstance(error, UnicodeDecodeError):
-            why_es, why_en = "no es texto UTF-8", "it is not UTF-8 text"
+    except (OSError, UnreadableText) as error:
+        if isinstance(error, UnreadableText):
+            why_es, why_en = in_spanish(error), str(error)
         else:
-            why_es = why_en = str(error.strerror or error)
+            why_es, why_en = _unreadable_because(error)
         raise UsageProblem(
             _say(
                 lang,
@@ -812,7 +939,9 @@ class _ProgressBar:
             self.bar.close()
 
 
-def _summary_json(summary: ExportSummary) -> dict[str, Any]:
+def summary_json(
+    summary: ExportSummary, witnesses: Sequence[CosignatureVerifier], quorum: int
+) -> dict[str, Any]:
     latest = summary.latest
     return {
         "entries": summary.entries,
@@ -822,10 +951,11 @@ def _summary_json(summary: ExportSummary) -> dict[str, Any]:
             "root": base64.b64encode(latest.root_hash).decode(),
         },
         "kept_checkpoints": [c.size for c in summary.kept],
+        "witnesses": _witnesses_json(latest, summary.cosignatures, witnesses, quorum),
     }
 
 
-def _fail(error: AuditError, lang: str, as_json: bool) -> None:
+def fail(error: AuditError, lang: str, as_json: bool) -> NoReturn:
     code = next(code for kind, code in EXIT_CODES if isinstance(error, kind))
     message = _say(lang, in_spanish(error), str(error))
     details: dict[str, Any] = {"ok": False, "exit_code": code, "error": message}
@@ -833,23 +963,30 @@ def _fail(error: AuditError, lang: str, as_json: bool) -> None:
         details["entry_index"] = error.index
     if isinstance(error, EntryNotProven):
         details["entry_index"] = error.index
-        details["checkpoint"] = {
-            "size": error.checkpoint.size,
-            "origin": error.checkpoint.origin,
-            "root": base64.b64encode(error.checkpoint.root_hash).decode(),
-        }
+        details["checkpoint"] = checkpoint_json(error.checkpoint)
     if error.checkpoints_line is not None:  # damaged, malformed, or not signed by the key
         details["checkpoints_line"] = error.checkpoints_line
     if isinstance(error, ForkedCheckpoints):
+        # The two signed tree heads, for a script to keep or compare; each with its words.
+        said = ((error.first_es, error.first), (error.second_es, error.second))
         details["checkpoints"] = [
-            _say(lang, error.first_es, error.first),
-            _say(lang, error.second_es, error.second),
+            {**checkpoint_json(checkpoint), "message": _say(lang, *words)}
+            for checkpoint, words in zip(error.between, said, strict=True)
         ]
     if as_json:
         click.echo(json.dumps(details, ensure_ascii=False))
     else:
         click.echo(f"{_say(lang, *HEADLINES[code])}: {message}", err=True)
     sys.exit(code)
+
+
+def checkpoint_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    """A checkpoint in ``--json``: its size, origin and root hash (base64)."""
+    return {
+        "size": checkpoint.size,
+        "origin": checkpoint.origin,
+        "root": base64.b64encode(checkpoint.root_hash).decode(),
+    }
 
 
 def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
@@ -884,3 +1021,25 @@ def _succeed(result: dict[str, Any], lang: str, as_json: bool) -> None:
                 f"OK: consistent with your checkpoint {size}",
             )
         )
+    say_cosigners(result["witnesses"], lang)
+
+
+def say_cosigners(witnesses: dict[str, Any], lang: str) -> None:
+    """Which witnesses given with ``--witness`` cosigned the checkpoint checked, and that it
+    is the only one whose cosignatures are checked (nothing when no witness was given)."""
+    if not witnesses["given"]:
+        return
+    size, names = witnesses["checkpoint"], witnesses["cosigned_by"]
+    given = witnesses["given"]
+    who = ", ".join(names) if names else _say(lang, "ninguno", "none")
+    click.echo(
+        _say(
+            lang,
+            f"OK: testigos que cofirmaron el punto de control {size}: {len(names)} de los "
+            f"{given} indicados (quórum {witnesses['quorum']}): {who}. Las cofirmas se "
+            "verifican solo en ese punto de control, no en los anteriores.",
+            f"OK: witnesses that cosigned checkpoint {size}: {len(names)} of the {given} given "
+            f"(quorum {witnesses['quorum']}): {who}. Cosignatures are checked on that "
+            "checkpoint only, not on earlier ones.",
+        )
+    )

@@ -399,7 +399,9 @@ def puente_command() -> str:
 )
 @setting_up_hub
 def demo_command(app: Flask, bind: str, no_serve: bool, as_json: bool) -> None:
-    """Create a local demo hub on SQLite, seed it, and serve it."""
+    """Create a local demo hub, seed it, and serve it. Its database is SQLite in the instance
+    folder (puente.db), unless PUENTE_DATABASE_URL (or DATABASE_URL in puente.cfg) names
+    another, such as PostgreSQL."""
     from exchange.demo import (
         credentials_path,
         curl_example,

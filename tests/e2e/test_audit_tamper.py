@@ -212,7 +212,8 @@ def test_a_rollback_behind_a_kept_checkpoint_is_caught(hub: Flask, tmp_path: Pat
     assert alone["ok"] and alone["entries"] == 400  # nothing in the export betrays it
     report = _export_and_verify(hub, tmp_path, "--since", str(kept))
     assert report["exit_code"] == 3
-    assert "checkpoint 600" in report["checkpoints"][0]
+    assert report["checkpoints"][0]["size"] == 600
+    assert "checkpoint 600" in report["checkpoints"][0]["message"]
     assert "truncated or rolled back" in report["error"]
 
 
@@ -234,7 +235,9 @@ def test_a_forked_checkpoint_signed_with_the_hub_key_is_named(hub: Flask, tmp_pa
     assert report["exit_code"] == 3
     # Checkpoint 600 matches the entries, so it vouches for them; the signed 500 does not.
     first, second = report["checkpoints"]
-    assert first.startswith("checkpoint 500 ") and second.startswith("checkpoint 600 ")
+    assert (first["size"], second["size"]) == (500, 600)
+    assert first["message"].startswith("checkpoint 500 ")
+    assert second["message"].startswith("checkpoint 600 ")
     assert "another tree at size 500" in report["error"]
 
 
@@ -291,4 +294,5 @@ def test_a_split_view_shown_to_the_auditor_is_caught(hub: Flask, tmp_path: Path)
     kept.write_text(sign_checkpoint(Checkpoint(audit_origin(hub), 300, b"\x07" * 32), [signer]))
     report = _export_and_verify(hub, tmp_path, "--since", str(kept))
     assert report["exit_code"] == 3
-    assert report["checkpoints"][0].startswith("the kept checkpoint 300 ")
+    assert report["checkpoints"][0]["size"] == 300
+    assert report["checkpoints"][0]["message"].startswith("the kept checkpoint 300 ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import subprocess
 import sys
@@ -475,7 +476,9 @@ def test_since_a_kept_checkpoint(hub: Flask, tmp_path: Path) -> None:
         "--json",
     )
     assert bad.exit_code == 3
-    assert json.loads(bad.stdout)["checkpoints"][0].startswith("the kept checkpoint 30 ")
+    kept = json.loads(bad.stdout)["checkpoints"][0]
+    assert (kept["size"], kept["root"]) == (30, base64.b64encode(b"\x01" * 32).decode())
+    assert kept["message"].startswith("the kept checkpoint 30 ")
 
 
 def test_wrong_usage_exits_64(hub: Flask, tmp_path: Path) -> None:
