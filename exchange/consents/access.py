@@ -765,7 +765,15 @@ def _refuse_approval_for_an_adult(child: ChildContext, moment: datetime) -> None
     majority = child.facts.eighteenth_birthday
     if majority is None or moment < majority:
         return
-    day = majority.date().isoformat()
+    # The day written out in each language, as the portal writes dates (not %B: the locale's).
+    day = majority.date()
+    month_es, month_en = (
+        ("enero", "January"), ("febrero", "February"), ("marzo", "March"), ("abril", "April"),
+        ("mayo", "May"), ("junio", "June"), ("julio", "July"), ("agosto", "August"),
+        ("septiembre", "September"), ("octubre", "October"), ("noviembre", "November"),
+        ("diciembre", "December"),
+    )[day.month - 1]  # fmt: skip
+    day_es, day_en = f"{day.day} de {month_es} de {day.year}", f"{day.day} {month_en} {day.year}"
     raise ConsentProblem(
         "validation",
         "La autorización no puede darse: la persona ya es mayor de edad.",
@@ -774,10 +782,10 @@ def _refuse_approval_for_an_adult(child: ChildContext, moment: datetime) -> None
             {
                 "pointer": "",
                 "code": "already_adult",
-                "message_es": f"La persona cumplió 18 años el {day}: ya no se autoriza acceso "
-                "en su nombre. Deniegue la solicitud (approve: false) con un motivo.",
-                "message_en": f"The person turned 18 on {day}: access is no longer granted on "
-                "their behalf. Deny the request instead (approve: false), with a reason.",
+                "message_es": f"La persona cumplió 18 años el {day_es}: ya no se autoriza "
+                "acceso en su nombre. Deniegue la solicitud (approve: false) con un motivo.",
+                "message_en": f"The person turned 18 on {day_en}: access is no longer granted "
+                "on their behalf. Deny the request instead (approve: false), with a reason.",
             }
         ],
     )
@@ -873,7 +881,16 @@ def decide_request(
         approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
     ):
         # Nor a colleague: an agency's officer approving its own agency's request is the
-        # agency granting itself access. Denying one is always allowed.
+        # agency granting itself access. Denying one is always allowed; one's own, never.
+        if actor.person_id is not None and actor.person_id == row.requester_person:
+            raise ConsentProblem(
+                "forbidden",
+                "Nadie resuelve su propia solicitud, ni para aprobarla ni para denegarla; debe "
+                "resolverla otro oficial de consentimiento (para aprobarla, uno de otra "
+                "institución).",
+                "Nobody decides their own request, whether to approve or to deny it; another "
+                "consent officer must decide it (to approve it, one of another agency).",
+            )
         raise ConsentProblem(
             "forbidden",
             "Nadie aprueba su propia solicitud ni la de su institución; debe resolverla la "

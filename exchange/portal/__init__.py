@@ -8,7 +8,9 @@ requests.
 - :mod:`~exchange.portal.public`: the home page, the schemas, the page for no page;
 - :mod:`~exchange.portal.login`: logging in (failed logins limited) and out;
 - :mod:`~exchange.portal.tokens`: a person's own personal access tokens;
-- :mod:`~exchange.portal.access_requests`: a legal representative's requests, an officer's queue.
+- :mod:`~exchange.portal.access_requests`: a legal representative's requests, an officer's queue;
+  :mod:`~exchange.portal.request_views` says what the page tells of each request, and
+  :mod:`~exchange.portal.request_paging` pages through both lists.
 """
 
 from flask import Flask

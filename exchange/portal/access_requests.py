@@ -12,17 +12,20 @@ API's own: the same request schemas, the same services (exchange.consents) and t
 
 What the page adds is wording for a person: one line on where each request stands, the
 automatic check made when it was asked only where it still says something (labelled as such,
-and worded for whoever reads it), one plain message per problem with a form, shown beside the
-request it is about. A form that worked answers with a redirect to the list (Post/Redirect/
-Get), so a reload or a second click asks or decides nothing twice.
+and worded for whoever reads it), who asked by name, one plain message per problem with a
+form, shown beside the request it is about and tied to the field it names. In the queue, a
+request the officer cannot approve — their own or their agency's (which someone who both asks
+and decides, an administrator, sees there), or about a child who is now 18 — is shown without
+the choices that would be refused, saying why. Dates are read and shown in central Mexico time
+(exchange.portal.blueprint.PAGE_TIME). A form that worked answers with a redirect to the list
+(Post/Redirect/Get), so a reload or a second click asks or decides nothing twice.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from flask import after_this_request, g, render_template, request, url_for
@@ -44,7 +47,6 @@ from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, request_access
 from exchange.consents.access import (
-    RequestPage,
     child_asked_about,
     justification_control_characters,
     own_requests,
@@ -53,14 +55,28 @@ from exchange.consents.access import (
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import (
+    PAGE_TIME,
     Text,
     bp,
     go,
     leave_notice,
     message_page,
     notice,
-    page_language,
+    page_date,
+    readable_day,
 )
+from exchange.portal.request_paging import (
+    MINE_AFTER,
+    NO_SUCH_PAGE,
+    QUEUE_AFTER,
+    mine_line,
+    page_at,
+    paging,
+    places,
+    queue_line,
+    stale_pages,
+)
+from exchange.portal.request_views import adult_since, as_shown, names_of, whose
 from exchange.portal.sessions import current_actor, login_required
 from exchange.problems import KINDS
 from schemas.registry import default_registry
@@ -97,26 +113,6 @@ _NOT_FOUND: Text = (
     "It does not exist, or you have no access to it.",
 )
 
-# Where a request stands, in one line for its reader.
-# To the requester, the same words for every pending request: one about a child id the hub
-# never issued reaches no officer's queue and stays pending (docs/consent.md §8.5, so that
-# asking tells nobody whether a child exists), so no decision is promised, and what to do when
-# none comes is said to everyone alike.
-_AWAITS_AN_OFFICER: Text = (
-    "Espera la decisión de un oficial de consentimiento. Si se decide, la decisión aparecerá "
-    "aquí; el nodo no puede decir cuándo. Si tras varios días no hay decisión, confirme el id "
-    "de la niña, niño o adolescente con la institución o la Procuraduría que se lo dio: una "
-    "solicitud sobre un id que el nodo no conoce no llega a ningún oficial.",
-    "Waiting for a consent officer's decision. If one is made, it will show here; the hub "
-    "cannot say when. If none has come after several days, check the child's id with the "
-    "agency or the Procuraduría that gave it to you: a request about an id the hub does not "
-    "know reaches no officer.",
-)
-_AWAITS_YOU: Text = (
-    "Espera la decisión de un oficial de consentimiento de su jurisdicción.",
-    "Waiting for a decision by a consent officer of your jurisdiction.",
-)
-
 # One plain message per field of the request form (the schema's own messages name JSON
 # members and patterns).
 _REQUEST_FIELDS: dict[str, Text] = {
@@ -134,10 +130,25 @@ _REQUEST_FIELDS: dict[str, Text] = {
         "Pick from the calendar the date until which you need access.",
     ),
 }
-_REQUEST_UNTIL_PAST: Text = (
-    "La fecha límite ya pasó: elija hoy o una fecha posterior.",
-    "The end date is in the past: choose today or a later date.",
-)
+
+
+def _today(today: date) -> Text:
+    return (
+        f"Hoy es {readable_day(today, 'es')} en la hora del centro de México (UTC−06:00).",
+        f"Today is {readable_day(today, 'en')} in central Mexico time (UTC−06:00).",
+    )
+
+
+def _request_until_past(today: date) -> Text:
+    # Only a day before today (in the time a date is read in) has ended, never today itself:
+    # the day that is today there is said, for whoever is elsewhere.
+    today_es, today_en = _today(today)
+    return (
+        f"La fecha límite ya pasó: elija hoy o una fecha posterior. {today_es}",
+        f"The end date is in the past: choose today or a later date. {today_en}",
+    )
+
+
 # ... and of the decision form.
 _CHOOSE: Text = ("Elija aprobar o denegar.", "Choose approve or deny.")
 _WRITE_A_REASON: Text = ("Escriba el motivo de su decisión.", "Write the reason for your decision.")
@@ -145,12 +156,16 @@ _DECISION_UNTIL_NOT_A_DATE: Text = (
     "«Vigente hasta» debe ser una fecha (elíjala en el calendario) o quedar vacío.",
     "“Valid until” must be a date (pick it from the calendar), or be left empty.",
 )
-_DECISION_UNTIL_PAST: Text = (
-    "«Vigente hasta» ya pasó: elija hoy o una fecha posterior, o déjelo vacío para conceder "
-    "hasta la fecha pedida.",
-    "“Valid until” has passed: choose today or a later date, or leave it empty to grant "
-    "until the date asked for.",
-)
+
+
+def _decision_until_past(today: date) -> Text:
+    today_es, today_en = _today(today)
+    return (
+        "«Vigente hasta» ya pasó: elija hoy o una fecha posterior, o déjelo vacío para conceder "
+        f"hasta la fecha pedida. {today_es}",
+        "“Valid until” has passed: choose today or a later date, or leave it empty to grant "
+        f"until the date asked for. {today_en}",
+    )
 
 
 def _reason_too_long(length: int) -> Text:
@@ -167,11 +182,11 @@ def _page(
     status: int = 200,
     *,
     errors: dict[str, Text] | None = None,
-    deciding: tuple[str, list[Text]] | None = None,
+    deciding: tuple[str, dict[str, Text]] | None = None,
 ) -> tuple[str, int]:
     """The list; with ``errors`` about the request form (by field, ``""`` for the request as a
     whole) shown beside that form, or ``deciding`` (a request id and what was wrong with its
-    decision) shown beside that request, with what was typed."""
+    decision, by field likewise) shown beside that request, with what was typed."""
     actor, session = current_actor(), db_session()
     g.page_path = url_for("portal.access_requests")
     at_the_top: list[Text] = []
@@ -179,14 +194,14 @@ def _page(
     queue: list[dict[str, Any]] = []
     mine_page = queue_page = None
     if REQUESTERS in actor.scopes:
-        mine_page = _page_at(MINE_AFTER, lambda after: own_requests(session, actor, after=after))
+        mine_page = page_at(MINE_AFTER, lambda after: own_requests(session, actor, after=after))
         # Not audited, as the API does not audit a requester following their own request.
         mine = [
-            _as_shown(row, access_request_answer(session, row, officer=False), officer=False)
+            as_shown(row, access_request_answer(session, row, officer=False), officer=False)
             for row in mine_page.rows
         ]
     if DECIDERS in actor.scopes:
-        queue_page = _page_at(
+        queue_page = page_at(
             QUEUE_AFTER, lambda after: request_queue(session, actor, "pending", after=after)
         )
         pending = queue_page.rows
@@ -195,27 +210,36 @@ def _page(
         for row, seen in zip(pending, answers, strict=True):
             audit_consent_read(session, actor, seen["child_id"], row.id, "access_request")
         session.commit()
+        moment = utcnow()
         queue = [
-            _as_shown(row, seen, officer=True) for row, seen in zip(pending, answers, strict=True)
+            {
+                **as_shown(row, seen, officer=True),
+                "whose": whose(row, actor),
+                "adult_since": adult_since(session, row, moment),
+            }
+            for row, seen in zip(pending, answers, strict=True)
         ]
-    if g.get(_STALE):
-        at_the_top.append(_NO_SUCH_PAGE)
+    if stale_pages():
+        at_the_top.append(NO_SUCH_PAGE)
         status = max(status, 400)
-    deciding_id, decision_errors = deciding or (None, [])
+    deciding_id, decision_errors = deciding or (None, {})
     if deciding_id is not None and deciding_id not in {seen["id"] for seen in queue}:
         # No longer in the queue (decided meanwhile): said at the top, naming the request.
-        at_the_top.extend(_naming(deciding_id, decision_errors))
+        at_the_top.extend(_naming(deciding_id, list(decision_errors.values())))
         deciding_id = None
     made = notice(MADE)
+    decided = _just_decided(actor)
+    names = names_of(session, [*queue, *([decided] if decided else [])])
     return render_template(
         "requests.html",
         mine=mine,
         queue=queue,
-        mine_paging=_paging(mine_page, MINE_AFTER, _mine_line),
-        queue_paging=_paging(queue_page, QUEUE_AFTER, _queue_line),
-        places=_places(),
+        names=names,
+        mine_paging=paging(mine_page, MINE_AFTER, mine_line),
+        queue_paging=paging(queue_page, QUEUE_AFTER, queue_line),
+        places=places(),
         made=next((seen for seen in mine if made and seen["id"] == made["request_id"]), None),
-        decided=_just_decided(actor),
+        decided=decided,
         errors=at_the_top,
         request_errors=errors or {},
         deciding_id=deciding_id,
@@ -223,92 +247,14 @@ def _page(
         # What was typed comes back only into the form it was typed in.
         form=request.form if request.endpoint == "portal.create_access_request" else MultiDict(),
         typed=request.form if deciding_id is not None else ImmutableMultiDict(),
+        # A date field's earliest choice: today, in the time its dates are read in.
+        today=page_date(utcnow()).isoformat(),
         purposes=PURPOSES,
         purpose_labels=PURPOSE_LABELS,
         categories=CATEGORIES,
         category_labels=CATEGORY_LABELS,
         justification_limits=justification_limits(),
     ), status
-
-
-# -- paging ------------------------------------------------------------------------------------
-
-#: The parameters that page through the queue (as the API's ``after``) and through the
-#: requester's own requests, each keeping the other's place.
-QUEUE_AFTER, MINE_AFTER = "after", "mine_after"
-#: Where the page keeps the parameters above that named no request of their list.
-_STALE = "requests_stale_pages"
-_NO_SUCH_PAGE: Text = (
-    "La página pedida de la lista ya no existe; se muestra desde el principio.",
-    "The page of the list asked for does not exist; it is shown from the beginning.",
-)
-
-
-def _page_at(parameter: str, read: Callable[[str | None], RequestPage]) -> RequestPage:
-    """The page the address asks for with ``parameter`` (the last id of the page before), or
-    the first page when it names no request of that list (said at the top of the page)."""
-    try:
-        return read(request.args.get(parameter) or None)
-    except ConsentProblem:
-        g.setdefault(_STALE, set()).add(parameter)
-        return read(None)
-
-
-def _places() -> dict[str, str]:
-    """Where the page stands in each list (the parameters above as the address gives them,
-    but those that named no request): kept by its links and forms."""
-    stale = g.get(_STALE) or set()
-    return {
-        name: value
-        for name in (QUEUE_AFTER, MINE_AFTER)
-        if name not in stale and (value := request.args.get(name))
-    }
-
-
-def _queue_line(total: int, shown: int) -> Text:
-    if total == 1:
-        return (
-            "Una solicitud espera decisión en su jurisdicción.",
-            "One request awaits a decision in your jurisdiction.",
-        )
-    return (
-        f"{total} solicitudes esperan decisión en su jurisdicción, las más antiguas primero; "
-        f"esta página muestra {shown}.",
-        f"{total} requests await a decision in your jurisdiction, oldest first; this page "
-        f"shows {shown}.",
-    )
-
-
-def _mine_line(total: int, shown: int) -> Text:
-    if total == 1:
-        return ("Ha hecho una solicitud.", "You have made one request.")
-    return (
-        f"Ha hecho {total} solicitudes, las más recientes primero; esta página muestra {shown}.",
-        f"You have made {total} requests, newest first; this page shows {shown}.",
-    )
-
-
-def _paging(
-    page: RequestPage | None, parameter: str, line: Callable[[int, int], Text]
-) -> dict[str, Any] | None:
-    """How many the list holds, in a line, and the addresses of its next page and of its
-    first (None where there is none), each keeping the other list's place."""
-    if page is None or page.total == 0:
-        return None
-    places = _places()
-    here = places.pop(parameter, None)
-    anchor = "queue" if parameter == QUEUE_AFTER else "mine"
-
-    def address(**values: str) -> str:
-        return url_for(
-            "portal.access_requests", lang=page_language(), **places, **values, _anchor=anchor
-        )
-
-    return {
-        "line": line(page.total, len(page.rows)),
-        "next": address(**{parameter: page.next_after}) if page.next_after else None,
-        "first": address() if here else None,
-    }
 
 
 def _just_decided(actor: Actor) -> dict[str, Any] | None:
@@ -322,49 +268,7 @@ def _just_decided(actor: Actor) -> dict[str, Any] | None:
     row = session.get(AccessRequestRow, left["request_id"])
     if row is None or row.decided_by != actor.person_id:
         return None
-    return _as_shown(row, access_request_answer(session, row, officer=True), officer=True)
-
-
-def _as_shown(row: AccessRequestRow, seen: dict[str, Any], *, officer: bool) -> dict[str, Any]:
-    """``seen`` (the API's answer) with what the page says of it to its reader:
-
-    - ``state``: where the request stands, in one line: waiting for an officer, or the
-      decision as the API words it;
-    - ``asked``: the automatic check made when it was asked, where it still says something.
-      Always to the officer (worded for them: the engine words a refusal for the requester);
-      to the requester only when that check decided the request. Once an officer has
-      decided, or while one has not, the check's "nothing permits you; ask the
-      Procuraduría" would contradict the decision or ask for what was just done."""
-    reasons = (seen.get("decision") or {}).get("reasons") or ()
-    decided_at_once = row.status != "pending" and row.decided_by is None
-    if row.status == "pending":
-        state = _AWAITS_YOU if officer else _AWAITS_AN_OFFICER
-    else:
-        state = (seen["message"]["es"], seen["message"]["en"])
-    asked: list[Text] = []
-    if officer:
-        asked = [_for_an_officer(reason, row.purpose) for reason in reasons]
-    elif decided_at_once:
-        # The message may already tell a reason (a hard rule): not twice.
-        asked = [(r["es"], r["en"]) for r in reasons if r["es"] not in state[0]]
-    return {**seen, "state": state, "asked": asked}
-
-
-def _for_an_officer(reason: dict[str, Any], purpose: str) -> Text:
-    """A reason of the engine as an officer reads it: the plain refusal ("nothing in force
-    permits you…; you may ask the Procuraduría") speaks to the requester."""
-    if reason.get("code") != "default_deny":
-        return reason["es"], reason["en"]
-    names = [
-        CATEGORY_LABELS[code] for code in reason.get("categories", ()) if code in CATEGORY_LABELS
-    ]
-    purpose_es, purpose_en = PURPOSE_LABELS.get(purpose, (purpose, purpose))
-    return (
-        "Nada vigente (consentimiento, autorización ni acceso de emergencia) permitía "
-        f"{', '.join(es for es, _ in names)} para «{purpose_es}».",
-        "Nothing in force (consent, grant or emergency override) permitted "
-        f"{', '.join(en for _, en in names)} for “{purpose_en}”.",
-    )
+    return as_shown(row, access_request_answer(session, row, officer=True), officer=True)
 
 
 def _naming(request_id: str, errors: list[Text]) -> list[Text]:
@@ -381,15 +285,24 @@ def access_requests() -> tuple[str, int]:
 
 
 def _until(text: str) -> str:
-    """A date alone (what a date field sends) is the end of that day, UTC."""
+    """A date alone (what a date field sends) is the end of that day in central Mexico time
+    (exchange.portal.blueprint.PAGE_TIME), the time the portal shows dates in: whoever picks
+    today in the evening there is not told that today has passed (as the end of the day in UTC
+    would, six hours earlier)."""
     text = text.strip()
-    return f"{text}T23:59:59Z" if _DATE_ONLY.match(text) else text
+    if _DATE_ONLY.match(text):
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            return text  # no day of the calendar (2030-02-30): refused as any other text
+        return datetime.combine(day, time(23, 59, 59), PAGE_TIME).isoformat()
+    return text
 
 
 def _instant(text: str) -> datetime | None:
     """The instant a form's date names, in UTC, or None when it names none the API would take
     (the API's own check: an offset is required, years 1 to 9999 in UTC). A date field sends a
-    date, which :func:`_until` makes the end of that day in UTC."""
+    date, which :func:`_until` makes the end of that day."""
     if not_an_instant(text, "until") is not None:
         return None
     try:
@@ -448,8 +361,9 @@ def create_access_request() -> Response | tuple[str, int]:
     until = _instant(body["until"])
     if until is None:
         return _page(400, errors={"until": _REQUEST_FIELDS["until"]})
-    if until <= utcnow():  # as the service refuses it, in words for the form
-        return _page(400, errors={"until": _REQUEST_UNTIL_PAST})
+    now = utcnow()
+    if until <= now:  # as the service refuses it, in words for the form
+        return _page(400, errors={"until": _request_until_past(page_date(now))})
     try:
         row, _entry = request_access(
             session, actor, child_asked_about(session, body["child_id"]), body
@@ -466,28 +380,29 @@ def create_access_request() -> Response | tuple[str, int]:
 # -- deciding ----------------------------------------------------------------------------------
 
 
-def _decision_errors(choice: str | None, body: dict[str, Any]) -> list[Text]:
-    """What is wrong with a decision form, one message per field."""
-    errors: list[Text] = []
+def _decision_errors(choice: str | None, body: dict[str, Any]) -> dict[str, Text]:
+    """What is wrong with a decision form, one message per field (``decision``, ``reason``,
+    ``until``; ``""`` for the decision as a whole)."""
+    errors: dict[str, Text] = {}
     if choice not in ("approve", "deny"):
-        errors.append(_CHOOSE)
+        errors["decision"] = _CHOOSE
     reason = body["reason"]
     if not reason.strip():
-        errors.append(_WRITE_A_REASON)
+        errors["reason"] = _WRITE_A_REASON
     elif len(reason) > REASON_LIMIT:
-        errors.append(_reason_too_long(len(reason)))
+        errors["reason"] = _reason_too_long(len(reason))
     if "until" in body:
-        until = _instant(body["until"])
+        until, now = _instant(body["until"]), utcnow()
         if until is None:
-            errors.append(_DECISION_UNTIL_NOT_A_DATE)
-        elif choice == "approve" and until <= utcnow():  # a denial grants nothing to date
-            errors.append(_DECISION_UNTIL_PAST)
+            errors["until"] = _DECISION_UNTIL_NOT_A_DATE
+        elif choice == "approve" and until <= now:  # a denial grants nothing to date
+            errors["until"] = _decision_until_past(page_date(now))
     if errors:
         return errors
-    # The API's own schema has the last word on anything the checks above do not name.
-    return list(
-        _one_per_field(schema_validator(ACCESS_DECISION_SCHEMA).validate(body), {}).values()
-    )
+    # The API's own schema has the last word on anything the checks above do not name (its
+    # ``approve`` is the form's choice).
+    found = _one_per_field(schema_validator(ACCESS_DECISION_SCHEMA).validate(body), {})
+    return {"decision" if field == "approve" else field: said for field, said in found.items()}
 
 
 @bp.post("/requests/<request_id>/decision")
@@ -515,8 +430,8 @@ def decide_access_request(request_id: str) -> Response | tuple[str, int]:
         return message_page(404, ("No encontrado", "Not found"), _NOT_FOUND)
     except (ConsentProblem, ConsentError) as error:
         session.rollback()
-        status, errors = _refusal(error)
-        return _page(status, deciding=(request_id, errors))
+        status, refused = _refusal(error)
+        return _page(status, deciding=(request_id, {"": refused[0]}))
     session.commit()
     leave_notice(DECIDED, request_id=row.id)
-    return go("portal.access_requests", **_places())
+    return go("portal.access_requests", **places())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
@@ -85,18 +85,37 @@ ROLE_LABELS: dict[str, Text] = {
 }
 
 
-def readable_instant(moment: datetime | str, lang: str) -> str:
-    """``2030-01-01T23:59:59Z`` as «1 de enero de 2030, 23:59 UTC» or "1 January 2030, 23:59
-    UTC". The hub keeps every instant in UTC and says so, since the person may be in any of
-    Mexico's time zones."""
-    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    when = as_utc(when).astimezone(UTC)
-    month = _MONTHS[lang][when.month - 1]
+#: The time the portal reads and shows dates in: central Mexico's, which has kept UTC−06:00 all
+#: year since Mexico ended daylight saving time in 2022 (most of the country; the northern
+#: border's cities, Sonora and Quintana Roo keep their own). A date alone in a form is the end
+#: of that day in this time, so that a person anywhere in the centre sees the day they chose.
+PAGE_TIME = timezone(timedelta(hours=-6))
+#: How a page names that time after each instant it shows (the pages that show times say
+#: "hora del centro de México (UTC−06:00)" / "central Mexico time (UTC−06:00)").
+PAGE_TIME_SHORT = "UTC−06:00"
+
+
+def readable_day(day: date, lang: str) -> str:
+    """``2025-07-21`` as «21 de julio de 2025» or "21 July 2025"."""
+    month = _MONTHS[lang][day.month - 1]
     if lang == "es":
-        day = f"{when.day} de {month} de {when.year}"
-    else:
-        day = f"{when.day} {month} {when.year}"
-    return f"{day}, {when:%H:%M} UTC"
+        return f"{day.day} de {month} de {day.year}"
+    return f"{day.day} {month} {day.year}"
+
+
+def readable_instant(moment: datetime | str, lang: str) -> str:
+    """``2030-01-02T05:59:59Z`` as «1 de enero de 2030, 23:59 UTC−06:00» or "1 January 2030,
+    23:59 UTC−06:00": in central Mexico time (:data:`PAGE_TIME`), the time a date chosen in a
+    form is read in, so that the day shown is the day chosen. The hub keeps every instant in
+    UTC; the offset is said with each one."""
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    when = as_utc(when).astimezone(PAGE_TIME)
+    return f"{readable_day(when.date(), lang)}, {when:%H:%M} {PAGE_TIME_SHORT}"
+
+
+def page_date(moment: datetime) -> date:
+    """The date ``moment`` falls on in central Mexico time."""
+    return as_utc(moment).astimezone(PAGE_TIME).date()
 
 
 def readable_text(text: str, lang: str) -> str:
@@ -147,6 +166,7 @@ def _page_helpers() -> dict[str, Any]:
         "lang": lang,
         "t": lambda es, en: es if lang == "es" else en,
         "when": lambda moment: readable_instant(moment, lang) if moment else "",
+        "day": lambda day: readable_day(day, lang),
         "readable": lambda text: readable_text(text, lang),
         "role_names": lambda roles: role_names(roles, lang),
         "language_link": _language_link(lang) if request else "",

@@ -195,7 +195,8 @@ def login_post() -> tuple[str, int] | tuple[str, int, dict[str, str]] | Response
     wait = _seconds_to_wait(counters)
     if wait is not None:
         log.info("portal login refused: too many failures", extra={"retry_after": wait})
-        page, status = _form(429, email=email, wait=wait)
+        # Said in whole minutes, rounded up: the window is minutes long, and never sooner.
+        page, status = _form(429, email=email, wait=wait, wait_minutes=math.ceil(wait / 60))
         return page, status, {"Retry-After": str(wait)}
     session = db.session()
     person = verify_login(session, email, password)

@@ -70,7 +70,21 @@ def _unsealed(person_id: str) -> dict[str, Any] | None:
     return issued
 
 
-def _page(status: int = 200, *, errors: list[Text] | None = None) -> tuple[str, int]:
+#: A refusal of the form, by the field it is about (``""``: the form as a whole).
+FieldError = tuple[str, Text]
+
+
+def _by_field(errors: list[FieldError]) -> dict[str, Text]:
+    """Each field's messages together, for the field to be described by them."""
+    joined: dict[str, Text] = {}
+    for field, (es, en) in errors:
+        if field:
+            before = joined.get(field)
+            joined[field] = (f"{before[0]} {es}", f"{before[1]} {en}") if before else (es, en)
+    return joined
+
+
+def _page(status: int = 200, *, errors: list[FieldError] | None = None) -> tuple[str, int]:
     actor = current_actor()
     assert actor.person_id is not None
     g.page_path = url_for("portal.tokens")
@@ -89,7 +103,8 @@ def _page(status: int = 200, *, errors: list[Text] | None = None) -> tuple[str, 
         tokens=tokens,
         issued=_unsealed(actor.person_id),
         revoked=notice(REVOKED),
-        errors=errors or [],
+        errors=[said for _field, said in errors or ()],
+        field_errors=_by_field(errors or []),
         scopes=sorted(allowed_scopes(actor.roles)),
         chosen=set(request.form.getlist("scope")),
         days=request.form.get("days", str(DEFAULT_TOKEN_DAYS)),
@@ -111,7 +126,7 @@ def create_token() -> Response | tuple[str, int]:
     assert actor.person_id is not None
     days_text = request.form.get("days", "").strip() or str(DEFAULT_TOKEN_DAYS)
     if not days_text.isdigit():
-        return _page(400, errors=[_days_refused(days_text)])
+        return _page(400, errors=[("days", _days_refused(days_text))])
     session = db.session()
     try:
         issued = issue_token(
@@ -125,11 +140,17 @@ def create_token() -> Response | tuple[str, int]:
     except AgencyError as error:
         session.rollback()
         found = error.errors if isinstance(error, InvalidAgency) else [error]
-        return _page(400, errors=[(e.message_es, e.message_en) for e in found])
+        return _page(400, errors=[_field_error(e) for e in found])
     session.commit()
     # Shown on the next page only (no-store, exchange.httpbasics): only its hash is kept.
     leave_notice(ISSUED, sealed=_seal(issued))
     return go("portal.tokens", _anchor="new-token")
+
+
+def _field_error(error: AgencyError) -> FieldError:
+    # The form's fields: name, scope (the service's ``scopes``) and days.
+    field = error.field if error.field in ("name", "scopes", "days") else ""
+    return field, (error.message_es, error.message_en)
 
 
 def _days_refused(days: str) -> Text:

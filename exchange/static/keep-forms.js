@@ -6,7 +6,10 @@
  * every form that worked with a redirect (Post/Redirect/Get), so the next page is a GET one —
  * and every copy on logout or when someone else logs in in the tab. A page answering a POST
  * (body[data-form-answer]: the form was refused, what was typed is shown again) or the login
- * page saying a form was not sent ([data-form-not-sent]) keeps the copy. */
+ * page saying a form was not sent ([data-form-not-sent]) keeps the copy. Every logout form
+ * ([data-logout]: the menu's, the home page's) forgets the copies. On a page answering a form,
+ * the list of what was refused ([data-form-errors]) gets the focus, so that it is read first
+ * (without the script, the form's address names that list and the browser scrolls to it). */
 (function () {
   "use strict";
   var PREFIX = "puente.form.";
@@ -126,8 +129,9 @@
     document.querySelector("[data-form-not-sent]") !== null;
   if (sent && !notDone) store.removeItem(sent); // that form worked
 
-  var logout = document.querySelector("form[data-logout]");
-  if (logout) logout.addEventListener("submit", function () { forget(null); });
+  Array.prototype.forEach.call(document.querySelectorAll("form[data-logout]"), function (logout) {
+    logout.addEventListener("submit", function () { forget(null); });
+  });
   if (!person) return; // the login page and public pages have no forms to keep
   forget(PREFIX + person + "|"); // another person's copies, from before a login in this tab
 
@@ -147,4 +151,9 @@
     form.addEventListener("change", keep);
     form.addEventListener("submit", function () { save(form, true); });
   });
+
+  if (body.hasAttribute("data-form-answer")) {
+    var refused = document.querySelector("[data-form-errors]");
+    if (refused && refused.focus) refused.focus();
+  }
 })();

@@ -191,7 +191,8 @@ def test_a_refused_decision_is_told_beside_its_request_with_what_was_typed(
     assert 'value="approve" required checked' in panel and 'value="2020-01-01"' in panel
     # Only beside that request: the other one's form is empty and says nothing.
     other = _panel(page, second)
-    assert "errors" not in other and "></textarea>" in other and " checked" not in other
+    assert 'class="errors' not in other and "aria-invalid" not in other
+    assert "></textarea>" in other and " checked" not in other
     # The language switch leads to the list, not to the form's address (which has no page).
     assert 'href="/requests?lang=es"' in page
     assert _pending(app) and first in _pending(app)

@@ -17,7 +17,7 @@ from portal_support import csrf_of, logged_in, text_of
 from test_access_queue_paging import MANY, ask, copies
 
 _PANEL = re.compile(r'<section class="panel" id="request-(acr_[^"]+)">')
-_MINE = re.compile(r'<div id="request-(acr_[^"]+)">')
+_MINE = re.compile(r'<div id="my-request-(acr_[^"]+)">')
 _NEXT = re.compile(r'<a href="([^"]+)" rel="next">')
 
 
@@ -54,8 +54,10 @@ def test_the_officer_pages_through_the_whole_queue(
     assert [len(found) for _, found in pages] == [100] * 5 + [7]
     words = pages[0][0]
     assert f"{len(everything)} requests await a decision in your jurisdiction" in words
-    assert "this page shows 100" in words and "First page" not in words
-    assert "First page" in pages[-1][0] and "this page shows 7" in pages[-1][0]
+    assert "this page shows numbers 1 to 100" in words and "First page" not in words
+    assert "First page" in pages[-1][0] and "this page shows numbers 501 to 507" in pages[-1][0]
+    for number, (words, _found) in enumerate(pages[1:-1], start=1):
+        assert f"this page shows numbers {number}01 to {number + 1}00." in words
 
     spanish = browser.get("/requests?lang=es")
     assert f"{len(everything)} solicitudes esperan decisión en su jurisdicción" in text_of(spanish)
@@ -72,7 +74,8 @@ def test_a_requester_is_told_of_older_requests_and_pages_to_them(
 
     pages = walk(browser, "/requests?lang=en", _MINE)
     assert [found for _, found in pages for found in found] == newest_first
-    assert "You have made 151 requests, newest first; this page shows 100." in pages[0][0]
+    said = "You have made 151 requests, newest first; this page shows numbers 1 to 100."
+    assert said in pages[0][0] and "this page shows numbers 101 to 151." in pages[1][0]
     assert "Ha hecho 151 solicitudes" in text_of(browser.get("/requests?lang=es"))
 
 

@@ -322,8 +322,10 @@ function load(options) {
     querySelector(selector) {
       if (selector === "main") return main;
       if (selector === "[data-form-not-sent]") return options.notSent ? {} : null;
-      if (selector === "form[data-logout]") return options.logout || null;
       return null;
+    },
+    querySelectorAll(selector) {
+      return selector === "form[data-logout]" && options.logout ? [options.logout] : [];
     },
     createElement() { return { setAttribute() {} }; },
   };
