@@ -877,12 +877,14 @@ def decide_request(
     require_officer(actor)
     if approve and row.status == "pending":  # a decided one is a conflict below, as it was
         _refuse_approval_for_a_disabled_requester(session, row)
-    if actor.person_id == row.requester_person or (
+    # Two agency systems both have no person id: that is no one deciding their own request.
+    own = actor.person_id is not None and actor.person_id == row.requester_person
+    if own or (
         approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
     ):
         # Nor a colleague: an agency's officer approving its own agency's request is the
         # agency granting itself access. Denying one is always allowed; one's own, never.
-        if actor.person_id is not None and actor.person_id == row.requester_person:
+        if own:
             raise ConsentProblem(
                 "forbidden",
                 "Nadie resuelve su propia solicitud, ni para aprobarla ni para denegarla; debe "
