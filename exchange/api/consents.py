@@ -70,6 +70,7 @@ from exchange.consents import (
 from exchange.consents.access import (
     QUEUE_PAGE,
     QueueFilter,
+    asked_end_passed,
     child_asked_about,
     decision_now,
     request_justification,
@@ -966,7 +967,19 @@ def access_request_answer(
         es, en = _granted_text(access, row) if access["active"] else _ended_text(access)
     else:
         es, en = _STATUS_TEXT.get(row.status, ("", ""))
-        if row.status == "denied" and row.decided_by is None:
+        if row.status == "pending" and asked_end_passed(row, utcnow()):
+            # Depends on what was asked alone, as the pending words do: it tells the requester
+            # nothing of the child.
+            end = instant_text(row.until)
+            es = (
+                f"El acceso pedido terminaba el {end}, que pasó sin que se decidiera la "
+                "solicitud: ya no puede concederse. Si aún lo necesita, haga una solicitud nueva."
+            )
+            en = (
+                f"The access asked for ended on {end}, which passed before the request was "
+                "decided: it can no longer be granted. If you still need it, make a new request."
+            )
+        elif row.status == "denied" and row.decided_by is None:
             es, en = _denied_at_once_text(row, es, en)
     seen = {
         "id": row.id,

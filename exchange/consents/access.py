@@ -51,6 +51,7 @@ from exchange.disclosure import (
     load_child,
     merge_facts,
 )
+from exchange.written_dates import day_in_both
 
 
 def _denied_at_once(decision: Decision, categories: list[str]) -> bool:
@@ -765,15 +766,7 @@ def _refuse_approval_for_an_adult(child: ChildContext, moment: datetime) -> None
     majority = child.facts.eighteenth_birthday
     if majority is None or moment < majority:
         return
-    # The day written out in each language, as the portal writes dates (not %B: the locale's).
-    day = majority.date()
-    month_es, month_en = (
-        ("enero", "January"), ("febrero", "February"), ("marzo", "March"), ("abril", "April"),
-        ("mayo", "May"), ("junio", "June"), ("julio", "July"), ("agosto", "August"),
-        ("septiembre", "September"), ("octubre", "October"), ("noviembre", "November"),
-        ("diciembre", "December"),
-    )[day.month - 1]  # fmt: skip
-    day_es, day_en = f"{day.day} de {month_es} de {day.year}", f"{day.day} {month_en} {day.year}"
+    day_es, day_en = day_in_both(majority.date())
     raise ConsentProblem(
         "validation",
         "La autorización no puede darse: la persona ya es mayor de edad.",
@@ -788,6 +781,31 @@ def _refuse_approval_for_an_adult(child: ChildContext, moment: datetime) -> None
                 "on their behalf. Deny the request instead (approve: false), with a reason.",
             }
         ],
+    )
+
+
+def asked_end_passed(row: AccessRequestRow, moment: datetime) -> bool:
+    """Whether the end of the access a pending request asked for has passed: a grant would end
+    before it began, so only a denial is left (the requester may ask again)."""
+    return as_utc(row.until) <= moment
+
+
+def _refuse_approval_after_the_end_asked(row: AccessRequestRow, moment: datetime) -> None:
+    """A request waits in the queue until someone decides it; once the end it asked for has
+    passed, approving it is said as such — not as a grant "whose end is in the past", at an
+    ``until`` the officer may never have sent, which they cannot extend either (a decision may
+    only shorten what was asked)."""
+    if not asked_end_passed(row, moment):
+        return
+    end = instant_text(row.until)
+    raise ConsentProblem(
+        "conflict",
+        f"El acceso que pedía esta solicitud terminaba el {end}, que ya pasó: ya no puede "
+        "aprobarse. Deniéguela (approve: false) con un motivo; quien la hizo puede pedir de "
+        "nuevo si aún lo necesita.",
+        f"The access this request asked for ended on {end}, which has passed: it can no "
+        "longer be approved. Deny it instead (approve: false), with a reason; the requester "
+        "may ask again if they still need it.",
     )
 
 
@@ -879,9 +897,7 @@ def decide_request(
         _refuse_approval_for_a_disabled_requester(session, row)
     # Two agency systems both have no person id: that is no one deciding their own request.
     own = actor.person_id is not None and actor.person_id == row.requester_person
-    if own or (
-        approve and actor.agency_id is not None and actor.agency_id == row.requester_agency
-    ):
+    if own or (approve and actor.agency_id is not None and actor.agency_id == row.requester_agency):
         # Nor a colleague: an agency's officer approving its own agency's request is the
         # agency granting itself access. Denying one is always allowed; one's own, never.
         if own:
@@ -920,6 +936,7 @@ def decide_request(
     grant_row = None
     if approve:
         _refuse_approval_for_an_adult(child, moment)
+        _refuse_approval_after_the_end_asked(row, moment)
         _refuse_approval_a_hard_rule_forbids(session, child, row, moment)
         asked_end = as_utc(row.until) if until is None else min(as_utc(row.until), as_utc(until))
         end = _capped_at_majority(asked_end, child, moment)

@@ -47,6 +47,7 @@ from exchange.auth import Actor, utcnow
 from exchange.consent_store import AccessRequestRow
 from exchange.consents import ConsentProblem, decide_request, request_access
 from exchange.consents.access import (
+    asked_end_passed,
     child_asked_about,
     justification_control_characters,
     own_requests,
@@ -216,6 +217,7 @@ def _page(
                 **as_shown(row, seen, officer=True),
                 "whose": whose(row, actor),
                 "adult_since": adult_since(session, row, moment),
+                "end_passed": asked_end_passed(row, moment),
             }
             for row, seen in zip(pending, answers, strict=True)
         ]

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 
 from exchange.auth import as_utc
 from exchange.problems import negotiated_language
+from exchange.written_dates import readable_day
 
 bp = Blueprint("portal", __name__)
 
@@ -62,16 +63,6 @@ def _remember_language(response: Response) -> Response:
 
 # -- dates and roles as a person reads them ------------------------------------------------------
 
-_MONTHS = {
-    "es": (
-        "enero", "febrero", "marzo", "abril", "mayo", "junio",
-        "julio", "agosto", "septiembre", "octubre", "noviembre", "diciembre",
-    ),
-    "en": (
-        "January", "February", "March", "April", "May", "June",
-        "July", "August", "September", "October", "November", "December",
-    ),
-}  # fmt: skip
 #: An RFC 3339 instant inside a sentence (the API's messages carry them).
 _INSTANT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})")
 
@@ -93,14 +84,6 @@ PAGE_TIME = timezone(timedelta(hours=-6))
 #: How a page names that time after each instant it shows (the pages that show times say
 #: "hora del centro de México (UTC−06:00)" / "central Mexico time (UTC−06:00)").
 PAGE_TIME_SHORT = "UTC−06:00"
-
-
-def readable_day(day: date, lang: str) -> str:
-    """``2025-07-21`` as «21 de julio de 2025» or "21 July 2025"."""
-    month = _MONTHS[lang][day.month - 1]
-    if lang == "es":
-        return f"{day.day} de {month} de {day.year}"
-    return f"{day.day} {month} {day.year}"
 
 
 def readable_instant(moment: datetime | str, lang: str) -> str:
