@@ -110,6 +110,46 @@ def _lang_default() -> str:
     return "es" if lang.lower().startswith("es") else "en"
 
 
+def verification_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every verb that verifies a log offline takes (``verify``, ``events``): the
+    keys to trust, the witnesses and their quorum, the output's form and language."""
+    for option in reversed(
+        [
+            click.option(
+                "--vkey",
+                "vkeys",
+                multiple=True,
+                help="Required: the hub's published log public key (vkey string or file), "
+                "obtained independently (never the log.vkey inside the export).",
+            ),
+            click.option(
+                "--origin", help="The log's origin line (default: any origin the key signed)."
+            ),
+            click.option(
+                "--witness", "witness_vkeys", multiple=True, help="A witness cosigner vkey."
+            ),
+            click.option(
+                "--quorum",
+                type=int,
+                default=0,
+                show_default=True,
+                help="Witness cosignatures required on the (latest) checkpoint.",
+            ),
+            click.option(
+                "--json", "as_json", is_flag=True, help="Print the result as one JSON object."
+            ),
+            click.option(
+                "--lang",
+                type=click.Choice(["es", "en"]),
+                default=_lang_default,
+                help="Language of messages / idioma de los mensajes.",
+            ),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 def _say(lang: str, spanish: str, english: str) -> str:
     return spanish if lang == "es" else english
 
@@ -452,29 +492,7 @@ def witness_command(as_json: bool, lang: str) -> None:
     help="With --proof and --since: a consistency proof (JSON from the hub's "
     "/v1/audit/proofs/consistency) between your checkpoint and the proof's.",
 )
-@click.option(
-    "--vkey",
-    "vkeys",
-    multiple=True,
-    help="Required: the hub's published log public key (vkey string or file), obtained "
-    "independently (never the log.vkey inside the export).",
-)
-@click.option("--origin", help="The log's origin line (default: any origin the key signed).")
-@click.option("--witness", "witness_vkeys", multiple=True, help="A witness cosigner vkey.")
-@click.option(
-    "--quorum",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Witness cosignatures required on the (latest) checkpoint.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option(
-    "--lang",
-    type=click.Choice(["es", "en"]),
-    default=_lang_default,
-    help="Language of messages / idioma de los mensajes.",
-)
+@verification_options
 def verify_command(**options: Any) -> None:
     """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
     3 inconsistent checkpoints (64: usage)."""

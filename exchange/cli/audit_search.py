@@ -35,13 +35,13 @@ from exchange.cli.audit import (
     EXIT_USAGE,
     ExportFiles,
     UsageProblem,
-    _lang_default,
     _ProgressBar,
     _say,
     _VerifyCommand,
     fail,
     say_cosigners,
     summary_json,
+    verification_options,
     verifier_keys,
 )
 
@@ -66,29 +66,7 @@ from exchange.cli.audit import (
     metavar="TIME",
     help="Entries before this RFC 3339 time, exclusive.",
 )
-@click.option(
-    "--vkey",
-    "vkeys",
-    multiple=True,
-    help="Required: the hub's published log public key (vkey string or file), obtained "
-    "independently (never the log.vkey inside the export).",
-)
-@click.option("--origin", help="The log's origin line (default: any origin the key signed).")
-@click.option("--witness", "witness_vkeys", multiple=True, help="A witness cosigner vkey.")
-@click.option(
-    "--quorum",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Witness cosignatures required on the latest checkpoint.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-@click.option(
-    "--lang",
-    type=click.Choice(["es", "en"]),
-    default=_lang_default,
-    help="Language of messages / idioma de los mensajes.",
-)
+@verification_options
 def events_command(**options: Any) -> None:
     """Search an export offline, from the signed entries only, after verifying it as
     `verify --full` does: a child's whole history (--child-id, merged children included), or
