@@ -615,16 +615,18 @@ def told_to_recipient() -> ColumnElement[bool]:
     share itself; no notice announces it; or its notice is delivered, may have reached the
     agency (tried by an attempt that did not certainly send nothing, or handed out: the stored
     ``maybe_reached`` of :func:`exchange.outbox.may_have_reached`), is still queued
-    (``pending``, or ``failed`` and due again), or is ``held`` for the agency to read. Not
-    told: every announcing notice was withheld or died before it may have reached the agency.
+    (``pending``, or ``failed`` and due again), is ``held`` for the agency to read, or died
+    while still the agency's to read (:func:`exchange.outbox.readable_dead`: its receiver down
+    longer than the attempts lasted, the agency disabled). Not told: every announcing notice
+    was withheld, or refused by the agency's receiver, before it may have reached the agency.
 
-    A ``held`` notice never handed out counts as told here, where ``told_shares`` would decide
-    it (and audit that) as ``GET /v1/notifications`` does: a search or a push writes nothing
-    about notices. It lets the agency find or name a child only through a referral the engine
-    permits now (action ``refer``, :func:`children_known_to`), and then the notice would be
-    handed out too if the agency read its notifications; in :func:`possibly_known` it only
-    lets the child be weighed."""
-    from exchange.outbox import DUE_STATUSES, OutboxMessage
+    A ``held`` notice never handed out (or such a dead one) counts as told here, where
+    ``told_shares`` would decide it (and audit that) as ``GET /v1/notifications`` does: a
+    search or a push writes nothing about notices. It lets the agency find or name a child
+    only through a referral the engine permits now (action ``refer``,
+    :func:`children_known_to`), and then the notice would be handed out too if the agency
+    read its notifications; in :func:`possibly_known` it only lets the child be weighed."""
+    from exchange.outbox import DUE_STATUSES, OutboxMessage, readable_dead
     from exchange.sharing import ANNOUNCING_NOTICES, RecordShare
 
     announcing = (
@@ -640,6 +642,7 @@ def told_to_recipient() -> ColumnElement[bool]:
         or_(
             # Still queued for the worker, delivered, or kept for the agency to read.
             OutboxMessage.status.in_((*DUE_STATUSES, "delivered", "held")),
+            readable_dead(),
             # Tried by an attempt that did not certainly send nothing, or handed out: the stored
             # marker may_have_reached reads (a withholding turn, a refused connection set none).
             OutboxMessage.maybe_reached.is_(True),

@@ -102,9 +102,11 @@ DEFAULTS: dict[str, Any] = {
     # PUENTE_HUB_SIGNING_KEY.
     "HUB_SIGNING_KEY": None,
     "HUB_SIGNING_KEY_FILE": "keys/hub-signing.key",
-    # Delivery outbox (puente worker): attempts before a message is dead, exponential backoff
-    # (base and ceiling, seconds), how long a worker's claim lasts, webhook request timeout.
-    "OUTBOX_MAX_ATTEMPTS": 12,
+    # Delivery outbox (puente worker): attempts before a message is dead (110: about three
+    # days at the 1 h ceiling, two to four with the jitter, so a receiver down over a weekend
+    # loses nothing), exponential backoff (base and ceiling, seconds), how long a worker's claim
+    # lasts, webhook request timeout.
+    "OUTBOX_MAX_ATTEMPTS": 110,
     "OUTBOX_BACKOFF_SECONDS": 5.0,
     "OUTBOX_BACKOFF_MAX_SECONDS": 3600.0,
     "OUTBOX_LEASE_SECONDS": 60.0,

@@ -6,8 +6,14 @@ an action that was rolled back. ``puente worker`` then delivers what is due.
 
 Message life: ``pending`` → ``delivered``; a transient failure makes it ``failed`` with a
 ``next_attempt_at`` after an exponential backoff with jitter; after ``OUTBOX_MAX_ATTEMPTS``
-attempts, or on a permanent failure, it is ``dead`` — kept, visible with ``puente outbox list``
-and requeued with ``puente outbox retry``, never deleted.
+attempts (by default about three days of them: :data:`DEFAULT_MAX_ATTEMPTS`), or on a
+permanent failure, it is ``dead`` — kept, visible with ``puente outbox list`` and requeued with
+``puente outbox retry``, never deleted. A message that died only because its agency could not
+be reached — its attempts ran out on failures that may pass (:data:`GAVE_UP`), its workers
+never recorded an outcome, or the agency was disabled — is still the agency's to read with
+``GET /v1/notifications`` (:func:`dead_but_readable`), decided again when read as a held one
+is: nothing is lost while a receiver is down. One its receiver refused (a redirect, a 4xx) is
+not.
 
 Claiming: a worker takes a batch of due messages by stamping them with a lease (a random token
 and ``lease_until``) in one short transaction — on PostgreSQL the candidate rows are selected
@@ -27,7 +33,10 @@ set before the message is sent, committed, so a worker that dies mid-send leaves
 kept through every later outcome but one that certainly sent nothing (:func:`sent_nothing`: the
 connection refused, the name not found, nothing to send to); a held message sets it when it is
 handed out. It is never cleared once an attempt may have reached the agency, not even by
-``puente outbox retry``.
+``puente outbox retry``. Whether the agency's system may also have *kept* it — what a
+transfer's withdrawal must follow — is narrower (:func:`may_have_taken`): a receiver that
+answered every attempt that reached it with an error status did not. ``delivered_at`` is when
+the agency got the message: delivered, or first handed out (read, or shown in its shares).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import secrets
 import socket
 import threading
@@ -65,6 +75,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 from exchange.auth import as_utc, utcnow
 from exchange.db import Base, database, unavailable_reason
@@ -89,8 +100,27 @@ DUE_STATUSES = ("pending", "failed")
 
 #: Why a message to an agency that is disabled (or gone) is dead at once.
 DISABLED_AGENCY = "agency {} is unknown or disabled"
+#: Why a message died when its attempts ran out on failures that may pass (no connection, a
+#: timeout, 408, 429, 5xx, a full disk): the last failure follows. Its agency may still read it.
+GAVE_UP = (
+    "gave up after {n} attempts (its agency may still read it: GET /v1/notifications): {error}"
+)
+#: The same, for a notice to a peer hub (read by no agency of this hub).
+GAVE_UP_ON_PEER = "gave up after {n} attempts: {error}"
+#: Why a message died whose every attempt ended with its worker (a crash while sending).
+NO_OUTCOME = "no outcome recorded after {n} attempts"
+#: Added to a receiver's refusal (:func:`refused_by_receiver`) when an earlier attempt may have
+#: left the message with the agency's system (no answer, a connection cut after sending).
+EARLIER_ATTEMPT = "; an earlier attempt may have reached the agency"
+#: Added to the reason a transfer request is withheld for when its receiver answered every
+#: attempt that reached it with an error status: it never took the request
+#: (:func:`may_have_taken`), so the withdrawal is not sent either.
+NOT_TAKEN = "; the receiver did not take it (its last answer: {error})"
 
-DEFAULT_MAX_ATTEMPTS = 12
+#: Attempts before a message is dead: with the default backoff (5 s doubling to the 1 h
+#: ceiling, jitter 0.5–1), about three days of them — two to four — so a receiver down over a
+#: weekend gets what waits for it when it comes back.
+DEFAULT_MAX_ATTEMPTS = 110
 DEFAULT_BACKOFF_SECONDS = 5.0
 DEFAULT_BACKOFF_MAX_SECONDS = 3600.0
 DEFAULT_LEASE_SECONDS = 60.0
@@ -381,9 +411,10 @@ def deliver_message(
     if message.attempts >= policy.max_attempts:
         # Its attempts are used up and none wrote an outcome: each ended with its worker (a
         # crash while sending, a stop). It is not tried again, but kept, to be requeued.
-        error = f"no outcome recorded after {message.attempts} attempts"
+        error = NO_OUTCOME.format(n=message.attempts)
         if _finish(session, message, token, status="dead", last_error=error):
             result.dead += 1
+            _log_outcome(message, "dead", {"status": "dead", "last_error": error})
         else:
             result.lost_lease += 1
         return None
@@ -395,13 +426,16 @@ def deliver_message(
     # A message to a peer hub (a revocation notice) discloses nothing to decide.
     reason = withholding_reason(session, message)
     reached_before = bool(message.maybe_reached)
+    taken_before = may_have_taken(message)
     if reason is None:
         # From here on the agency may get it, whatever becomes of this worker: committed before
-        # anything is sent, and given back only by an outcome that certainly sent nothing.
+        # anything is sent, and given back only by an outcome that certainly sent nothing. The
+        # error of the attempt before goes: a worker that dies mid-send leaves none, and no
+        # refusal then stands for this attempt (:func:`may_have_taken`).
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message.id, OutboxMessage.lease_token == token)
-            .values(maybe_reached=True)
+            .values(maybe_reached=True, last_error=None)
             .execution_options(synchronize_session=False)
         )
     session.commit()  # end the read transaction: nothing is held while we talk to the network
@@ -413,15 +447,16 @@ def deliver_message(
     if reason is not None:
         # Stale transfer news (telling the recipient of a pending transfer that is not would
         # only mislead it), or consent that no longer permits it: the recipient is not told.
+        withheld = {"status": "withheld", "last_error": _withheld_because(message, reason)}
         if _finish(
             session,
             message,
             token,
-            status="withheld",
-            last_error=reason,
             also=lambda current: _end_untold_share(current, message),
+            **withheld,
         ):
             result.withheld += 1
+            _log_outcome(message, "withheld", withheld)
         else:
             result.lost_lease += 1
         return None
@@ -447,11 +482,7 @@ def deliver_message(
         retry_at = utcnow() + timedelta(seconds=delay)
         if error.unreachable:
             unreachable = retry_at
-        if message.attempts >= policy.max_attempts:
-            outcome, values = "dead", {"status": "dead"}
-        else:
-            outcome, values = "failed", {"status": "failed", "next_attempt_at": retry_at}
-        values["last_error"] = str(error)[:1000]
+        outcome, values = _failed_or_given_up(message, policy, str(error)[:1000], retry_at=retry_at)
     except PermanentDeliveryError as error:
         failure = error
         outcome, values = "dead", {"status": "dead", "last_error": str(error)[:1000]}
@@ -461,18 +492,22 @@ def deliver_message(
         delay = backoff_seconds(
             message.attempts, policy.backoff_seconds, policy.backoff_max_seconds
         )
-        outcome = "dead" if message.attempts >= policy.max_attempts else "failed"
-        values = {
-            "status": outcome,
-            "next_attempt_at": utcnow() + timedelta(seconds=delay),
-            "last_error": f"{type(error).__name__}: {error}"[:1000],
-        }
+        outcome, values = _failed_or_given_up(
+            message,
+            policy,
+            f"{type(error).__name__}: {error}"[:1000],
+            retry_at=utcnow() + timedelta(seconds=delay),
+        )
     else:
         outcome, values = "delivered", {"status": "delivered", "delivered_at": utcnow()}
         values["last_error"] = None
     if failure is not None and sent_nothing(failure, message, agency):
         # This attempt told the agency nothing: it counts for what it was before.
         values["maybe_reached"] = reached_before
+    if taken_before and refused_by_receiver(values.get("last_error")):
+        # The receiver refused this attempt, but may have kept an earlier one: said so, for a
+        # later withdrawal of its transfer (:func:`may_have_taken`).
+        values["last_error"] += EARLIER_ATTEMPT
     if not _finish(session, message, token, **values):
         result.lost_lease += 1
         log.warning("lease lost before the result was written", extra={"message_id": message.id})
@@ -484,18 +519,45 @@ def deliver_message(
         result.dead += 1
     else:
         result.retrying += 1
-    log.info(
-        "outbox delivery",
-        extra={
-            "message_id": message.id,
-            "agency_id": message.agency_id,
-            "peer_hub": message.peer_hub,
-            "outcome": outcome,
-            "status": status,
-            "attempts": message.attempts,
-        },
-    )
+    _log_outcome(message, outcome, values)
     return unreachable
+
+
+def _failed_or_given_up(
+    message: OutboxMessage, policy: DeliveryPolicy, error: str, *, retry_at: datetime
+) -> tuple[str, dict[str, Any]]:
+    """The outcome of an attempt that failed in a way that may pass: ``failed``, due again at
+    ``retry_at``, or, its attempts used up, ``dead`` saying so (:data:`GAVE_UP`: its agency
+    may still read it)."""
+    if message.attempts >= policy.max_attempts:
+        given_up = GAVE_UP if message.peer_hub is None else GAVE_UP_ON_PEER
+        return "dead", {
+            "status": "dead",
+            "last_error": given_up.format(n=message.attempts, error=error),
+        }
+    return "failed", {"status": "failed", "next_attempt_at": retry_at, "last_error": error}
+
+
+def _log_outcome(message: OutboxMessage, outcome: str, values: dict[str, Any]) -> None:
+    """One line per attempt: why it failed (``error``) or was withheld (``reason``), and when
+    it is tried again; a message given up on is a warning."""
+    extra: dict[str, Any] = {
+        "message_id": message.id,
+        "agency_id": message.agency_id,
+        "peer_hub": message.peer_hub,
+        "kind": message.kind,
+        "outcome": outcome,
+        "status": values["status"],
+        "attempts": message.attempts,
+    }
+    if values["status"] == "withheld":
+        extra["reason"] = values.get("last_error")
+    elif values["status"] != "delivered":
+        extra["error"] = values.get("last_error")
+    if values.get("next_attempt_at") is not None and values["status"] == "failed":
+        extra["next_attempt_at"] = as_utc(values["next_attempt_at"]).isoformat()
+    level = logging.WARNING if values["status"] == "dead" else logging.INFO
+    log.log(level, "outbox delivery", extra=extra)
 
 
 def sent_nothing(error: BaseException, message: OutboxMessage, agency: Agency | None) -> bool:
@@ -741,8 +803,47 @@ def run_worker(
 
 
 #: What ``GET /v1/notifications`` hands out: what the agency was sent, and what is kept for it
-#: to read. Never a message withheld, dead (it did not reach the agency) or still on its way.
+#: to read — with the dead messages its receiver never refused (:func:`dead_but_readable`).
+#: Never a message withheld, refused by its receiver, or still on its way.
 READABLE_STATUSES = ("delivered", "held")
+
+#: :data:`GAVE_UP` up to the last failure, and :data:`NO_OUTCOME`, as patterns.
+_GAVE_UP_HEAD = (
+    r"gave up after \d+ attempts \(its agency may still read it: GET /v1/notifications\): "
+)
+_GAVE_UP_TEXT = re.compile(_GAVE_UP_HEAD + r".*", re.DOTALL)
+_NO_OUTCOME_TEXT = re.compile(r"no outcome recorded after \d+ attempts")
+
+
+def dead_but_readable(message: OutboxMessage) -> bool:
+    """Whether ``message`` is dead only because its agency could not be reached: its attempts
+    ran out on failures that may pass (:data:`GAVE_UP`: the receiver down, overloaded,
+    unreachable), its workers never recorded an outcome (:data:`NO_OUTCOME`), or the agency
+    was disabled when its turn came. The agency may still read it, and it is decided again
+    when read, as a held message is (:func:`hand_out`). Not one its receiver or address refused
+    (a redirect, a 4xx, no usable webhook). :func:`readable_dead` is the same rule in SQL."""
+    error = message.last_error or ""
+    return message.status == "dead" and (
+        _GAVE_UP_TEXT.fullmatch(error) is not None
+        or _NO_OUTCOME_TEXT.fullmatch(error) is not None
+        or error == DISABLED_AGENCY.format(message.agency_id)
+    )
+
+
+def readable_dead() -> ColumnElement[bool]:
+    """SQL, on ``outbox_message``: :func:`dead_but_readable`."""
+    error = OutboxMessage.last_error
+    return (OutboxMessage.status == "dead") & or_(
+        error.like("gave up after % attempts (its agency may still read it: %): %"),
+        error.like("no outcome recorded after % attempts"),
+        error == func.replace(DISABLED_AGENCY, "{}", OutboxMessage.agency_id),
+    )
+
+
+def readable() -> ColumnElement[bool]:
+    """SQL, on ``outbox_message``: what ``GET /v1/notifications`` may list (decided again,
+    for held and dead ones, as it is listed)."""
+    return OutboxMessage.status.in_(READABLE_STATUSES) | readable_dead()
 
 
 def notifications_for(
@@ -752,12 +853,16 @@ def notifications_for(
     after: str | None = None,
     limit: int = 100,
     statuses: tuple[str, ...] | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> list[OutboxMessage]:
-    """Notifications addressed to ``agency_id`` (in ``statuses``, default any), in the order
-    they were committed (``seq``), after the message ``after`` (any of the agency's own)."""
+    """Notifications addressed to ``agency_id`` (in ``statuses``, default any, and matching
+    ``where``), in the order they were committed (``seq``), after the message ``after`` (any of
+    the agency's own)."""
     query = select(OutboxMessage).where(OutboxMessage.agency_id == agency_id)
     if statuses is not None:
         query = query.where(OutboxMessage.status.in_(statuses))
+    if where is not None:
+        query = query.where(where)
     if after is not None:
         previous = session.get(OutboxMessage, after)
         if previous is None or previous.agency_id != agency_id:
@@ -770,20 +875,20 @@ def readable_notifications(
     session: Session, agency_id: str, *, after: str | None = None, limit: int = 100
 ) -> list[OutboxMessage]:
     """What ``agency_id`` may read now with ``GET /v1/notifications``, oldest first: the
-    messages it was sent, and the held ones (it has no webhook) that may still go out — each
-    decided again now, as :func:`deliver_message` decides before sending (consent revoked, a
-    transfer no longer pending). A held message that may not is marked ``withheld`` for good,
-    as the worker would mark it. Reading a held message counts as an attempt: that it was
-    handed out is what a later withdrawal of its transfer needs to know. The decisions are
-    audited in ``session``'s transaction; the caller commits."""
+    messages it was sent, the held ones (it has no webhook), and the dead ones its receiver
+    never refused (:func:`dead_but_readable`: down longer than the attempts lasted, or the
+    agency disabled meanwhile) that may still go out — each held or dead one decided again now,
+    as :func:`deliver_message` decides before sending (consent revoked, a transfer no longer
+    pending). One that may not is marked ``withheld`` for good, as the worker would mark it.
+    Reading one counts as an attempt: that it was handed out is what a later withdrawal of its
+    transfer needs to know. The decisions are audited in ``session``'s transaction; the caller
+    commits."""
     listed: list[OutboxMessage] = []
     cursor = after
     while len(listed) < limit:
-        page = notifications_for(
-            session, agency_id, after=cursor, limit=limit, statuses=READABLE_STATUSES
-        )
+        page = notifications_for(session, agency_id, after=cursor, limit=limit, where=readable())
         for message in page:
-            if message.status == "held" and not hand_out(session, message):
+            if message.status in ("held", "dead") and not hand_out(session, message):
                 continue
             listed.append(message)
             if len(listed) == limit:
@@ -796,19 +901,23 @@ def readable_notifications(
 
 
 def hand_out(session: Session, message: OutboxMessage) -> bool:
-    """Hand a ``held`` message to its agency now (it reads it, or is shown what it announces),
-    deciding it again as the worker would before sending it: an attempt is counted, and a
-    message handed out may have reached the agency (``maybe_reached``: what a later withdrawal
-    of its transfer, and its share's recipient's view, need to know); a message that may no
-    longer go out is marked ``withheld`` for good — ending the share it announced, which its
-    recipient was then never told of (:func:`exchange.sharing.end_untold_share`) — and False
-    is returned. The decision is audited in ``session``'s transaction; the caller commits."""
+    """Hand a ``held`` message, or a dead one its agency may read (:func:`dead_but_readable`),
+    to its agency now (it reads it, or is shown what it announces), deciding it again as the
+    worker would before sending it: an attempt is counted, and a message handed out may have
+    reached the agency (``maybe_reached``: what a later withdrawal of its transfer, and its
+    share's recipient's view, need to know) and got to it (``delivered_at``, the first time:
+    what its share's sender is shown); a message that may no longer go out is marked
+    ``withheld`` for good — ending the share it announced, which its recipient was then never
+    told of (:func:`exchange.sharing.end_untold_share`) — and False is returned. The decision
+    is audited in ``session``'s transaction; the caller commits."""
     message.attempts += 1
     reason = withholding_reason(session, message)
     if not isinstance(reason, str):
         message.maybe_reached = True
+        if message.delivered_at is None:
+            message.delivered_at = utcnow()
         return True
-    message.status, message.last_error = "withheld", reason
+    message.status, message.last_error = "withheld", _withheld_because(message, reason)
     session.flush()  # a withdrawal decided after it in the same transaction reads it
     _end_untold_share(session, message)
     return False
@@ -845,16 +954,26 @@ def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet
     if gate is not None and not gate.permitted:
         # Consent changed since the message was queued (a revocation, an objection): the
         # recipient is not told. The decision is in the audit log.
-        return f"withheld by consent decision {gate.decision_id} ({gate.decision.basis})"
+        return CONSENT_WITHHELD.format(decision=gate.decision_id, basis=gate.decision.basis)
     return None
+
+
+#: Why a referral or transfer notice is withheld when consent no longer permits it, as an
+#: administrator reads it in ``puente outbox list``: the decision (in the audit log) and its
+#: basis code, and what that means.
+CONSENT_WITHHELD = (
+    "withheld by consent decision {decision} ({basis}): consent no longer permits telling "
+    "this agency (revoked, expired or changed since the notice was queued); it is not sent"
+)
 
 
 def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | NotYet | None:
     """Why a queued transfer notice should not go out, or ``None``: a ``transfer.requested``
-    whose transfer is no longer pending; a ``transfer.withdrawn`` to a recipient that certainly
-    never got the request, which would learn of a transfer only to hear it is off. While the
-    request is being delivered the withdrawal waits (:class:`NotYet`), so it never overtakes
-    the request."""
+    whose transfer is no longer pending; a ``transfer.withdrawn`` to a recipient whose system
+    never took the request (:func:`may_have_taken`: it never got it, or answered every attempt
+    that reached it with an error status), which would learn of a transfer only to hear it is
+    off. While the request is being delivered the withdrawal waits (:class:`NotYet`), so it
+    never overtakes the request."""
     if message.kind not in ("transfer.requested", "transfer.withdrawn"):
         return None
     from exchange.sharing import RecordShare
@@ -871,6 +990,8 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
                     OutboxMessage.payload,
                     OutboxMessage.status,
                     OutboxMessage.maybe_reached,
+                    OutboxMessage.last_error,
+                    OutboxMessage.delivered_at,
                     OutboxMessage.lease_token,
                     OutboxMessage.lease_until,
                 ).where(
@@ -889,13 +1010,61 @@ def _stale_transfer_request(session: Session, message: OutboxMessage) -> str | N
                 and request.lease_token != message.lease_token
             ):
                 return NotYet(as_utc(request.lease_until), request.id)
-        if any(may_have_reached(request) for request in requests):
+        if any(may_have_taken(request) for request in requests):
             return None
+        if any(may_have_reached(request) for request in requests):
+            return f"withheld: the recipient did not take the request of transfer {share_id}"
         return f"withheld: the request of transfer {share_id} never reached the recipient"
     share = session.get(RecordShare, share_id) if share_id else None
     if share is None or share.status == "pending":
         return None
     return f"withheld: transfer {share.id} is {share.status}, no longer pending"
+
+
+def _withheld_because(message: OutboxMessage, reason: str) -> str:
+    """What a message withheld for ``reason`` keeps as its ``last_error``: the reason, and for
+    a transfer request that reached its receiver only to be refused, that it was not taken
+    (:data:`NOT_TAKEN`), so its withdrawal is withheld too whichever goes first."""
+    if (
+        message.kind == "transfer.requested"
+        and message.maybe_reached
+        and not may_have_taken(message)
+        and message.last_error
+    ):
+        return reason + NOT_TAKEN.format(error=message.last_error)
+    return reason
+
+
+_HTTP_REFUSAL = re.compile(f"(?:{_GAVE_UP_HEAD})?" + r"HTTP [3-5]\d\d\b.*", re.DOTALL)
+_NOT_TAKEN_TEXT = re.compile(
+    r"withheld: .*; the receiver did not take it \(its last answer: .*\)", re.DOTALL
+)
+
+
+def refused_by_receiver(last_error: str | None) -> bool:
+    """Whether ``last_error`` says the receiver answered the message's last attempt with an
+    error status (a redirect, 4xx, 408, 429, 5xx; also once its attempts ran out on such
+    answers), and no earlier attempt may have left it there (:data:`EARLIER_ATTEMPT`); or that
+    the message was withheld after such answers (:data:`NOT_TAKEN`)."""
+    if not last_error or last_error.endswith(EARLIER_ATTEMPT):
+        return False
+    return bool(_HTTP_REFUSAL.fullmatch(last_error) or _NOT_TAKEN_TEXT.fullmatch(last_error))
+
+
+def may_have_taken(request: Any) -> bool:
+    """Whether the agency's system may have kept ``request`` (a stored message's ``status``,
+    ``maybe_reached``, ``last_error`` and ``delivered_at``) — what decides whether a transfer's
+    withdrawal is sent (:func:`_stale_transfer_request`). Narrower than
+    :func:`may_have_reached`, which decides what the agency may know (disclosure): delivered;
+    handed out (read, or shown in its shares); or tried by an attempt that did not certainly
+    send nothing, unless the receiver answered every such attempt with an error status
+    (:func:`refused_by_receiver`). A receiver answers 2xx once it has stored a notification,
+    and 2xx to a repeat of one it has (docs/agencies.md §4), so one whose answers were all
+    errors did not keep it; a timeout, a connection cut after sending, or a worker that died
+    mid-send (it leaves no error) may have left it there."""
+    if request.status == "delivered" or request.delivered_at is not None:
+        return True
+    return bool(request.maybe_reached) and not refused_by_receiver(request.last_error)
 
 
 def may_have_reached(request: Any) -> bool:

@@ -32,7 +32,9 @@ A recipient sees a share — in its list, in the answers about a transfer, and a
 record it names (a refusal is then ``403``, not ``404``) — only once it was told of it
 (:func:`told_shares`): a share whose notice was withheld before it reached the recipient
 (consent revoked meanwhile, the transfer withdrawn before its turn) told it nothing of the
-child, and its view says nothing either. The sender sees every share it made.
+child, and its view says nothing either. The sender sees every share it made, and where the
+notice that announces it to the recipient stands (:func:`notice_states`: delivered, pending,
+failing, dead or withheld) — so it knows when the recipient has not been told yet.
 
 A share still in force whose notice was withheld before it may have reached the recipient
 (consent no longer permitted it) ends then (:func:`end_untold_share`: ``cancelled``, with a
@@ -66,7 +68,14 @@ from exchange.audit_log import record_event
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.db import Base
 from exchange.hot_sql import HotSQL
-from exchange.outbox import DUE_STATUSES, OutboxMessage, enqueue, hand_out, may_have_reached
+from exchange.outbox import (
+    DUE_STATUSES,
+    OutboxMessage,
+    dead_but_readable,
+    enqueue,
+    hand_out,
+    may_have_reached,
+)
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
@@ -584,15 +593,18 @@ def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare])
       for ``puente worker`` (``pending``, or ``failed`` and due again), which decides it on its
       turn (its webhook may be called before the outcome is written: the agency's system may
       answer the transfer at once);
-    * a notice kept for the agency to read (``held``, no webhook) and never handed out is
-      decided now, as reading it with ``GET /v1/notifications`` would decide it
-      (:func:`exchange.outbox.withholding_reason`, audited): permitted, it is handed out
-      (an attempt is counted, so a later withdrawal is announced); refused, it is ``withheld``
-      for good;
-    * not told when the notice was withheld, or died, before it may have reached the agency:
-      consent no longer permitted it (the share then ended: :func:`end_untold_share`), or the
-      transfer was no longer pending (withdrawn by its sender, or by the acceptance of another
-      transfer of the record) when its turn came. That agency was told
+    * a notice kept for the agency to read (``held``, no webhook) and never handed out, or
+      dead without ever reaching it but still the agency's to read (its receiver down longer
+      than the attempts lasted, the agency disabled meanwhile:
+      :func:`exchange.outbox.dead_but_readable`), is decided now, as reading it with
+      ``GET /v1/notifications`` would decide it (:func:`exchange.outbox.withholding_reason`,
+      audited): permitted, it is handed out (an attempt is counted, so a later withdrawal is
+      announced); refused, it is ``withheld`` for good;
+    * not told when the notice was withheld, or refused by the agency's receiver, before it
+      may have reached the agency: consent no longer permitted it (the share then ended:
+      :func:`end_untold_share`), or the transfer was no longer pending (withdrawn by its
+      sender, or by the acceptance of another transfer of the record) when its turn came.
+      That agency was told
       nothing of the child (docs/consent.md §8.7), so its view must not tell it either: not
       the share, not its record id, not the sender's written reason, and refusals about the
       record answer it as if no such record existed (§8.4).
@@ -653,11 +665,63 @@ def _told(
         return True
     if any(notice.status in DUE_STATUSES or may_have_reached(notice) for notice in announcing):
         return True
-    # Handed out now, as GET /v1/notifications hands a held notice out.
+    # Handed out now, as GET /v1/notifications hands a held notice, or one dead but still the
+    # agency's to read, out.
     return any(
-        notice.status == "held" and notice.attempts == 0 and hand_out(session, notice)
+        ((notice.status == "held" and notice.attempts == 0) or dead_but_readable(notice))
+        and hand_out(session, notice)
         for notice in announcing
     )
+
+
+#: What a share's sender is shown of the notice that announces it to the recipient (``notice``
+#: in its ``GET /v1/shares``), best first: of several notices, the best speaks.
+NOTICE_STATES = ("delivered", "pending", "failing", "dead", "withheld")
+
+
+def notice_state(notice: OutboxMessage) -> str:
+    """Where the notice announcing a share stands, for its sender: ``delivered`` (delivered, or
+    handed out: the recipient read it or was shown the share), ``pending`` (queued for
+    ``puente worker``, or kept for a recipient without webhook to read), ``failing`` (tried,
+    and to be tried again), ``dead`` (given up: the recipient may still read it, unless its
+    receiver refused it), ``withheld`` (never to be sent: consent no longer permitted it, or
+    the transfer was no longer pending)."""
+    if notice.status == "delivered" or notice.delivered_at is not None:
+        return "delivered"
+    if notice.status in ("pending", "held"):
+        return "pending"
+    if notice.status == "failed":
+        return "failing"
+    return "dead" if notice.status == "dead" else "withheld"
+
+
+def notice_states(session: Session, shares: Iterable[RecordShare]) -> dict[str, str | None]:
+    """For each of ``shares`` (by id), where the notice announcing it to its recipient stands
+    (:func:`notice_state`), or ``None`` when no notice announces it (the referral the previous
+    owner keeps after a transfer, rows older than their notices). Reads only: nothing is handed
+    out."""
+    shares = list(shares)
+    states: dict[str, str | None] = {share.id: None for share in shares}
+    if not shares:
+        return states
+    recipients = {
+        share.id: (share.agency_id, ANNOUNCING_NOTICES.get(share.kind)) for share in shares
+    }
+    share_id = OutboxMessage.payload["share_id"].as_string()
+    for notice in session.scalars(
+        select(OutboxMessage).where(
+            OutboxMessage.kind.in_(sorted(set(ANNOUNCING_NOTICES.values()))),
+            share_id.in_(sorted(states)),
+        )
+    ):
+        shared = str((notice.payload or {}).get("share_id"))
+        if recipients.get(shared) != (notice.agency_id, notice.kind):
+            continue
+        state = notice_state(notice)
+        known = states[shared]
+        if known is None or NOTICE_STATES.index(state) < NOTICE_STATES.index(known):
+            states[shared] = state
+    return states
 
 
 def shares_of(

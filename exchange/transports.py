@@ -10,7 +10,9 @@ through the API, where the access rules apply.
 
 Outcomes: any 2xx means delivered; 408, 429, 5xx, timeouts and connection failures are
 transient (retried with backoff); other statuses, including redirects (never followed: a
-notification must not be carried to an address nobody registered), are permanent.
+notification must not be carried to an address nobody registered), are permanent — a
+redirect's reason names where it pointed (:data:`REDIRECTED`), so the administrator sees that
+the receiver moved (say from http to https) and can register the new address.
 ``WEBHOOK_TIMEOUT_SECONDS`` is a deadline for the whole request (name lookup, connection, TLS,
 sending, status line, headers and body), not for each socket read: a receiver that answers one
 byte at a time cannot hold a worker longer than that.
@@ -27,6 +29,9 @@ running a web server: each notification is the same signed token the webhook wou
 file per notification, written atomically (a hidden temporary file in the same folder, synced,
 then renamed into place) under a name that sorts by delivery time and never collides
 (``20250314T101500.123456Z-msg_….jwt``). A reader that lists the folder never sees half a file.
+Each file is mode 0640 and an agency folder the worker creates 0750, whatever the worker's
+umask (which could only take bits away), keeping the setgid bit and group it inherits from its
+parent: an office's account reads its folder through the folder's group (docs/adapters.md §6).
 A worker killed mid-write leaves its hidden temporary file behind (the message is written
 again, under a new name, when it is retried): the transport removes its own leftovers, by
 their exact name and once they are :data:`STALE_TEMPORARY_SECONDS` old, when it next writes
@@ -89,6 +94,15 @@ EVENT_BASE = "https://puente.mx/events/"
 #: compared as stored: ``puente agency set-webhook`` keeps such messages for the agency to
 #: read, or sends them once it has a webhook).
 NO_WEBHOOK = "agency {} has no usable webhook"
+#: Why a notification the receiver answered with a redirect died: redirects are never
+#: followed; where it pointed tells the administrator the receiver moved.
+REDIRECTED = (
+    "HTTP {status}: redirects are not followed (Location: {location}); if the receiver moved, "
+    "register its new address: puente agency set-webhook"
+)
+#: Modes of a dropped notification and of an agency's drop folder the worker creates.
+DROP_FILE_MODE = 0o640
+DROP_FOLDER_MODE = 0o750
 
 
 class DeliveryError(Exception):
@@ -368,6 +382,12 @@ class WebhookTransport:
                 response.read(64 * 1024)
         except urllib.error.HTTPError as error:
             status = error.code
+            if 300 <= status < 400:
+                location = _redirect_target(request.full_url, error.headers.get("Location"))
+                error.close()
+                raise PermanentDeliveryError(
+                    REDIRECTED.format(status=status, location=location)
+                ) from error
             description = _error_description(error)
             error.close()
             if status in (408, 429) or status >= 500:
@@ -387,6 +407,21 @@ class WebhookTransport:
             raise PermanentDeliveryError(
                 f"malformed webhook URL: {type(error).__name__}: {error}"
             ) from error
+
+
+def _redirect_target(url: str, location: str | None) -> str:
+    """Where a redirect pointed, as an absolute address on one line (without a user name or
+    password it may carry), or ``none``."""
+    if not location or not location.strip():
+        return "none"
+    target = urllib.parse.urljoin(url, location.strip())
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return printable(target[:300])
+    if "@" in parts.netloc:
+        target = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    return printable(target[:300])
 
 
 def _error_description(error: urllib.error.HTTPError) -> str:
@@ -540,7 +575,7 @@ class FileDropTransport:
         token = self.signer.token(agency, message)
         name = f"{self._stamp()}-{message.id}{DROP_SUFFIX}"
         try:
-            folder.mkdir(mode=0o750, parents=True, exist_ok=True)
+            make_drop_folder(folder)
             self._sweep(folder)
             write_atomically(folder / name, token.encode("ascii") + b"\n")
         except OSError as error:
@@ -604,14 +639,29 @@ def remove_stale_temporaries(
     return removed
 
 
-def write_atomically(path: Path, content: bytes) -> None:
+def make_drop_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) unless it exists, mode :data:`DROP_FOLDER_MODE`
+    whatever the umask, keeping the setgid bit it inherits from a setgid parent (its group
+    then is the parent's: the office's). A folder that exists is left as its administrator
+    made it."""
+    try:
+        folder.mkdir(mode=DROP_FOLDER_MODE, parents=True)
+    except FileExistsError:
+        return
+    os.chmod(folder, stat.S_IMODE(folder.stat().st_mode) | DROP_FOLDER_MODE)
+
+
+def write_atomically(path: Path, content: bytes, mode: int = DROP_FILE_MODE) -> None:
     """Write ``content`` to ``path`` so readers see no file or the whole file: a hidden
     temporary file in the same folder (a rename is atomic only within one file system),
-    synced, renamed into place, and the folder synced so the rename survives a crash."""
+    synced, renamed into place, and the folder synced so the rename survives a crash. The
+    file gets ``mode`` exactly: a umask such as 077 would otherwise hide it from the folder's
+    group, the office's account."""
     temporary = path.with_name(f".{path.name}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())

@@ -12,12 +12,14 @@ share, and so of its record, only once it was told of it
 the recipient is not listed to it, and a transfer of it, or the record, answers the recipient
 404 as if neither existed. The sender's view is whole: it made the share.
 
-``GET /v1/shares`` is not audited as a read of case data: it gives the two parties of each
-share what the hub told them — the identifiers its notices carry, which
-``GET /v1/notifications`` hands out unaudited too — and the written reasons they gave each
-other; no record content passes here (reading the record is decided and audited). What it
-decides is audited as that route audits it: a held notice it hands out is decided again for
-its recipient (:func:`exchange.outbox.withholding_reason`), and the decision is an entry.
+``GET /v1/shares`` shows the sender of each share where the notice announcing it to the
+recipient stands (``notice``: :func:`exchange.sharing.notice_states`). It is not audited as a
+read of case data: it gives the two parties of each share what the hub told them — the
+identifiers its notices carry, which ``GET /v1/notifications`` hands out unaudited too — and
+the written reasons they gave each other; no record content passes here (reading the record
+is decided and audited). What it decides is audited as that route audits it: a held notice it
+hands out (or a dead one still the recipient's to read) is decided again for its recipient
+(:func:`exchange.outbox.withholding_reason`), and the decision is an entry.
 
 Creating a share and accepting a transfer first take the record's turn
 (:func:`exchange.sharing.hold_record`): two at once are decided one after the other, so a
@@ -63,6 +65,7 @@ from exchange.sharing import (
     ShareConflict,
     decide_transfer,
     hold_record,
+    notice_states,
     pending_transfer,
     refer,
     request_transfer,
@@ -610,8 +613,9 @@ def _choice(name: str, allowed: tuple[str, ...]) -> str | None:
 @query_parameters("limit", "after")
 def list_notifications() -> Any:
     """The caller's agency's notifications (referrals, transfers, revoked consents): those it
-    was sent, and those held for it to read (an agency without a webhook reads them only
-    here), each decided again as the worker decides before sending
+    was sent, those held for it to read (an agency without a webhook reads them only here),
+    and those that died while its receiver was down or it was disabled (nothing is lost: it
+    catches up here), each held or dead one decided again as the worker decides before sending
     (:func:`exchange.outbox.readable_notifications`): none that consent or a transfer's news
     no longer allows. ``after``: the last id it has seen. ``records:read``, as for
     ``GET /v1/shares``: they tell what the agency received (a referral, a transfer, data a
@@ -678,6 +682,13 @@ def list_shares() -> Any:
         status=status,
         limit=limit,
     )
-    listed = [share.to_json() for share in shares]
+    # The sender is shown where each share's notice to the recipient stands (``notice``):
+    # not told yet while it is pending, failing or dead. Read after the recipient's shares are
+    # decided above, in the same transaction.
+    states = notice_states(session, [s for s in shares if s.from_agency == actor.agency_id])
+    listed = [
+        {**share.to_json(), "notice": states[share.id]} if share.id in states else share.to_json()
+        for share in shares
+    ]
     session.commit()  # held notices handed out or withheld, and their decisions' entries
     return jsonify(shares=listed)

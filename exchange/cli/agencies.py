@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
@@ -26,6 +27,7 @@ from exchange.agencies import (
     KINDS,
     LEVELS,
     ROTATION_GRACE,
+    Agency,
     AgencyError,
     InvalidAgency,
     RetiredKey,
@@ -48,7 +50,13 @@ from exchange.agency_keys import FolderError, KeyFiles, generate_key_files, load
 from exchange.auth import SCOPES, as_utc, utcnow
 from exchange.cli import language_option, print_json, print_json_or_say, say, with_hub
 from exchange.outbox import dead_while_disabled
-from exchange.transports import file_drop_root, webhook_url_cautions
+from exchange.transports import (
+    DeliveryError,
+    drop_folder,
+    file_drop_root,
+    uses_file_drop,
+    webhook_url_cautions,
+)
 
 
 def _refusal(error: AgencyError, lang: str) -> click.ClickException:
@@ -335,10 +343,13 @@ def add_command(
 @language_option
 @with_hub
 def list_command(app: Flask, as_json: bool, lang: str) -> None:
-    """List the agencies with their scopes, state and keys."""
+    """List the agencies with their scopes, state, keys and where their notifications go
+    (webhook, file drop folder, or kept for them to read with GET /v1/notifications)."""
     with db.database(app).sessions() as session:
         now = utcnow()
-        agencies = [describe(agency, now) for agency in list_agencies(session)]
+        listed = list_agencies(session)
+        agencies = [describe(agency, now) for agency in listed]
+        notices = {agency.id: _notices_go(app, agency, lang) for agency in listed}
     if as_json:
         print_json({"agencies": agencies})
         return
@@ -356,8 +367,34 @@ def list_command(app: Flask, as_json: bool, lang: str) -> None:
             f"{agency['id']}  {agency['level']}  {kind}  {agency['jurisdiction']}  {state}  "
             f"{' '.join(agency['scopes'])}  "
             + say(lang, f"claves válidas: {valid}", f"valid keys: {valid}")
-            + f"  {agency['name']}"
+            + f"  {notices[agency['id']]}  {agency['name']}"
         )
+
+
+def _notices_go(app: Flask, agency: Agency, lang: str) -> str:
+    """Where ``agency``'s notifications go, for ``agency list``: its webhook (without a user
+    name or password an old entry may carry), its file drop folder, or nowhere (kept for it to
+    read)."""
+    url = (agency.webhook_url or "").strip()
+    if not url:
+        return say(
+            lang,
+            "avisos: se guardan para GET /v1/notifications",
+            "notices: kept for GET /v1/notifications",
+        )
+    if uses_file_drop(url):
+        try:
+            folder = str(drop_folder(file_drop_root(app), agency))
+        except DeliveryError:
+            folder = say(lang, f"{url} (no utilizable)", f"{url} (unusable)")
+        return say(lang, f"avisos: buzón de archivos {folder}", f"notices: file drop {folder}")
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:  # an unbalanced [ ]: shown as it is
+        netloc = ""
+    if "@" in netloc:
+        url = url.replace(netloc, "***@" + netloc.rsplit("@", 1)[1], 1)
+    return say(lang, f"avisos: webhook {url}", f"notices: webhook {url}")
 
 
 @agency_group.command("disable")

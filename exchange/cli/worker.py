@@ -188,7 +188,8 @@ def outbox_list(
     """List outbox messages, newest first. A message to a peer hub (a consent revocation for
     one of its agencies) shows as ``<hub>/<agency>``. An unknown --agency or --peer is
     refused. Why a message failed is shown in the language asked for when the hub wrote it
-    (--json: as stored, in English)."""
+    (--json: as stored, in English). A held or dead message its agency has read (with GET
+    /v1/notifications) says when (read_at)."""
     query = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(limit)
     if status:
         query = query.where(OutboxMessage.status == status)
@@ -216,6 +217,10 @@ def outbox_list(
             lease = ""
             if message.lease_until is not None and as_utc(message.lease_until) > utcnow():
                 lease = f"leased_until={as_utc(message.lease_until).isoformat()}  "
+            # A held or dead message its agency read (GET /v1/notifications) got to it: no
+            # need to requeue it.
+            if message.status in ("held", "dead") and message.delivered_at is not None:
+                lease += f"read_at={as_utc(message.delivered_at).isoformat()}  "
             # last_error may quote a receiver: escaped, so one message stays one line.
             error = printable(failure_reason(message.last_error or "", lang))
             click.echo(
@@ -233,6 +238,26 @@ def outbox_list(
 _REASONS_ES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern, re.DOTALL), spanish)
     for pattern, spanish in (
+        # exchange.outbox: what wraps another reason ({inner}, {answer}: translated in turn)
+        (
+            r"(?P<inner>.+); an earlier attempt may have reached the agency",
+            "{inner}; un intento anterior pudo haber llegado a la agencia",
+        ),
+        (
+            r"(?P<inner>withheld: .+); the receiver did not take it \(its last answer: "
+            r"(?P<answer>.*)\)",
+            "{inner}; el receptor no la tomó (su última respuesta: {answer})",
+        ),
+        (
+            r"gave up after (?P<n>\d+) attempts \(its agency may still read it: GET "
+            r"/v1/notifications\): (?P<inner>.*)",
+            "se dejó de intentar tras {n} intentos (su agencia aún puede leerlo: GET "
+            "/v1/notifications): {inner}",
+        ),
+        (
+            r"gave up after (?P<n>\d+) attempts: (?P<inner>.*)",
+            "se dejó de intentar tras {n} intentos: {inner}",
+        ),
         # exchange.transports
         (
             r"agency (?P<a>\S+) has no usable webhook",
@@ -276,12 +301,24 @@ _REASONS_ES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             "ningún resultado registrado tras {n} intentos",
         ),
         (
+            r"withheld by consent decision (?P<d>\S+) \((?P<basis>[^)]*)\): consent no longer "
+            r"permits telling this agency \(revoked, expired or changed since the notice was "
+            r"queued\); it is not sent",
+            "retenido por la decisión de consentimiento {d} ({basis}): el consentimiento ya no "
+            "permite avisar a esta agencia (se revocó, venció o cambió desde que se encoló el "
+            "aviso); no se envía",
+        ),
+        (  # as hubs wrote it before
             r"withheld by consent decision (?P<d>\S+) \((?P<basis>.*)\)",
             "retenido por la decisión de consentimiento {d} ({basis})",
         ),
         (
             r"withheld: the request of transfer (?P<t>\S+) never reached the recipient",
             "retenido: la solicitud de la transferencia {t} nunca llegó al destinatario",
+        ),
+        (
+            r"withheld: the recipient did not take the request of transfer (?P<t>\S+)",
+            "retenido: el destinatario no tomó la solicitud de la transferencia {t}",
         ),
         (
             r"withheld: transfer (?P<t>\S+) is (?P<status>\S+), no longer pending",
@@ -304,8 +341,61 @@ _REASONS_ES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"HTTP (?P<n>\d+) from peer hub (?P<p>\S+): (?P<detail>.*)",
             "HTTP {n} del nodo par {p}: {detail}",
         ),
+        # exchange.transports: the receiver's answer ({code}: what it means is added)
+        (
+            r"HTTP (?P<code>3\d\d): redirects are not followed \(Location: (?P<url>.*)\); if "
+            r"the receiver moved, register its new address: puente agency set-webhook",
+            "el receptor respondió HTTP {code}: no se siguen redirecciones (Location: {url}); "
+            "si el receptor se mudó, registre su nueva dirección: puente agency set-webhook",
+        ),
+        # (the receiver's own words, in parentheses, say what its status means)
+        (r"HTTP (?P<n>\d{3}) \((?P<err>.*)\)", "el receptor respondió HTTP {n} ({err})"),
+        (r"HTTP (?P<code>\d{3})", "el receptor respondió HTTP {code}"),
+        # the network, as urllib reports it: the system's words ({cause}) in Spanish
+        (
+            r"(?P<error>\w+): \[Errno (?P<errno>-?\d+)\] (?P<cause>.+)",
+            "{cause} ({error}, errno {errno})",
+        ),
+        (
+            r"TimeoutError: (?P<detail>timed out|webhook deadline passed)",
+            "TimeoutError: el receptor no respondió a tiempo ({detail})",
+        ),
+        (
+            r"(?P<error>RemoteDisconnected): Remote end closed connection without response",
+            "el receptor cerró la conexión sin responder ({error})",
+        ),
+        (
+            r"(?P<error>SSL\w*Error): (?P<detail>.*)",
+            "falló la conexión cifrada (TLS) con el receptor, p. ej. su certificado no se pudo "
+            "verificar ({error}: {detail})",
+        ),
     )
 )
+#: What a receiver's HTTP status means, added to it in Spanish.
+_HTTP_ES = {
+    "300": "varias opciones",
+    "301": "se mudó de forma permanente",
+    "302": "se encuentra en otra dirección",
+    "303": "véase otra dirección",
+    "307": "redirección temporal",
+    "308": "redirección permanente",
+    "400": "solicitud rechazada",
+    "401": "sin autenticar",
+    "403": "prohibido",
+    "404": "no encontrado",
+    "405": "método no permitido",
+    "408": "se agotó su tiempo de espera",
+    "410": "ya no existe",
+    "413": "demasiado grande",
+    "415": "tipo de contenido no admitido",
+    "429": "demasiadas solicitudes",
+    "500": "error interno del receptor",
+    "502": "puerta de enlace errónea",
+    "503": "servicio no disponible",
+    "504": "se agotó el tiempo de la puerta de enlace",
+}
+#: Groups that hold another reason, translated in turn.
+_NESTED_REASONS = ("inner", "answer")
 #: The system's words (``strerror``) and a transfer's states, inside those reasons.
 _WORDS_ES = {
     "File exists": "ya existe un archivo con ese nombre",
@@ -316,6 +406,15 @@ _WORDS_ES = {
     "No such file or directory": "no existe el archivo o la carpeta",
     "Read-only file system": "sistema de archivos de solo lectura",
     "Disk quota exceeded": "cuota de disco excedida",
+    "Connection refused": "conexión rechazada: nada escucha en esa dirección y puerto",
+    "Name or service not known": "no se encontró el nombre del servidor",
+    "Temporary failure in name resolution": "falla temporal al buscar el nombre del servidor",
+    "No address associated with hostname": "el nombre del servidor no tiene dirección",
+    "Connection reset by peer": "el receptor cortó la conexión",
+    "Connection timed out": "se agotó el tiempo para conectar",
+    "No route to host": "no hay ruta hasta el servidor",
+    "Network is unreachable": "la red no está al alcance",
+    "Broken pipe": "el receptor cerró la conexión",
     "accepted": "aceptada",
     "rejected": "rechazada",
     "cancelled": "cancelada",
@@ -334,6 +433,12 @@ def failure_reason(text: str, lang: str) -> str:
             for name in ("cause", "status"):
                 if parts.get(name) is not None:
                     parts[name] = _WORDS_ES.get(parts[name], parts[name])
+            for name in _NESTED_REASONS:
+                if parts.get(name) is not None:
+                    parts[name] = failure_reason(parts[name], lang)
+            code = parts.get("code")
+            if code is not None and code in _HTTP_ES:
+                parts["code"] = f"{code} ({_HTTP_ES[code]})"
             return spanish.format(**parts)
     return text
 

@@ -358,7 +358,11 @@ def test_webhook_never_follows_a_redirect(signing_hub: Flask, status: int) -> No
     with scripted_receiver() as receiver:
         # Followed, the redirect would reach the same receiver and be accepted.
         receiver.handler.answers.append((status, {"Location": f"{receiver.url}/elsewhere"}, b""))
-        with pytest.raises(PermanentDeliveryError, match=rf"^HTTP {status}$"):
+        # Not followed, and said so with where it pointed (exchange.transports.REDIRECTED).
+        says = (
+            rf"^HTTP {status}: redirects are not followed \(Location: {receiver.url}/elsewhere\);"
+        )
+        with pytest.raises(PermanentDeliveryError, match=says):
             WebhookTransport(signing_hub).deliver(agency(f"{receiver.url}/hooks"), note())
         assert [path for path, _ in receiver.handler.received] == ["/hooks"]
 
