@@ -35,9 +35,14 @@ PRIMERO_FIELDS: Mapping[str, tuple[str, ...]] = {
     "/referrals/*/service_type": ("service_type",),
     "/referrals/*/referred_to": ("service_implementing_agency", "service_provider"),
     "/best_interest/assessments/*/assessed_on": ("best_interest_recommendation_date",),
+    # A closed case without its closure at all: both fields give it, and both are needed.
+    "/closure": ("date_closure", "closure_reason"),
     "/closure/closed_on": ("date_closure",),
     "/closure/reason": ("closure_reason",),
 }
+#: Fields given by *all* the Primero fields listed for them (a closure needs its date and its
+#: reason), not by any one of them (a referral names its agency in either field).
+ALL_NEEDED = frozenset({"/closure"})
 
 #: The shared lists whose elements come from a Primero subform's rows, in order.
 SUBFORMS: Mapping[str, str] = {
@@ -61,6 +66,7 @@ def _problem(failure: ValidationFailure, data: Any, fields: Mapping[str, FieldIn
     tokens = [unescape_token(token) for token in failure.pointer.split("/")[1:]]
     template = "".join("/*" if token.isdigit() else f"/{token}" for token in tokens)
     named: list[str] = []
+    every = False
     for pointer, primero_fields in PRIMERO_FIELDS.items():
         parent, _, name = pointer.rpartition("/")
         if parent != template or _present(data, [*tokens, name]):
@@ -69,6 +75,7 @@ def _problem(failure: ValidationFailure, data: Any, fields: Mapping[str, FieldIn
         _, named_en = field_name(name, info.title if info is not None else None)
         if named_en not in failure.message_en:
             continue
+        every = every or pointer in ALL_NEEDED
         for each in primero_fields:
             label = _in_subform(tokens, each)
             if label not in named:
@@ -83,6 +90,9 @@ def _problem(failure: ValidationFailure, data: Any, fields: Mapping[str, FieldIn
     elif len(named) == 1:
         es = f"llene en Primero el campo que lo da: {listed_es}"
         en = f"fill in the Primero field that gives it: {listed_en}"
+    elif every:
+        es = f"llene en Primero los campos que lo dan: {listed_es}"
+        en = f"fill in the Primero fields that give it: {listed_en}"
     else:
         es = f"llene en Primero uno de los campos que lo dan: {listed_es}"
         en = f"fill in one of the Primero fields that give it: {listed_en}"

@@ -12,11 +12,14 @@ fixes those rows and sends the file again.
 
 Resending never duplicates. A bulk line whose body equals any version of its record stored
 before the request is answered ``unchanged`` by the hub and stores nothing, so a whole file sent
-twice adds no version and brings no older one back. With ``--batch 1`` each record is pushed
-alone under an ``Idempotency-Key`` derived from the agency, the local id and the SHA-256 of
-the canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` the hub replays
-its first answer even if the record changed since, so an old file sent again cannot bring back
-an old version.
+twice adds no version and brings no older one back. A line equal to an *earlier* version than
+the record's latest also names it (``older_version``): the summary counts such items apart and
+names them (:meth:`ImportSummary.older`), since what the office's file says was not applied.
+With ``--batch 1`` each record is pushed alone (a single push, compared with the latest version
+only: it may set a record back to an earlier state — the way to apply such items on purpose)
+under an ``Idempotency-Key`` derived from the agency, the local id and the SHA-256 of the
+canonical body (:func:`idempotency_key`): within ``IDEMPOTENCY_KEY_HOURS`` the hub replays its
+first answer to the same content, even if the record changed since.
 
 One local id names one child. Items of the file sharing a local id (their documents', which
 the hub stores the record under, whatever the adapter's ``Item.local_id`` says) are versions
@@ -73,6 +76,8 @@ SEND_ATTEMPTS = 5
 WINDOW_FACTOR = 4
 #: Distinct warnings counted (an export where every case has fields of its own stays small).
 MAX_WARNING_KINDS = 50
+#: Seconds below which the summary says "< 0.1 s" (its one decimal would say 0.0 s).
+SHORTEST_TIMED = 0.1
 
 
 def idempotency_key(agency_id: str, local_id: str, body_sha256: str) -> str:
@@ -92,6 +97,11 @@ class Outcome:
     #: ``/placements/*``) the version it replaced had and it lacks, as the hub answers them
     #: (:mod:`exchange.lost_parts`).
     lost: tuple[str, ...] = ()
+    #: The record's version the hub answered: the one stored, or for ``unchanged`` its latest.
+    version: int | None = None
+    #: For ``unchanged``: the earlier version (not the latest) the document equals, as the hub
+    #: answers it — the document was not applied, the record keeps ``version``.
+    older_version: int | None = None
 
 
 class RecordSink(Protocol):
@@ -125,6 +135,10 @@ class ImportSummary:
     stored: int = 0
     unchanged: int = 0
     replayed: int = 0
+    #: Items equal to an earlier version of their record than its latest: not applied (a file
+    #: sent again never brings an older version back), and named (``older_version_items``).
+    older_versions: int = 0
+    older_version_items: list[dict[str, Any]] = field(default_factory=list)
     rejected_by_adapter: int = 0
     rejected_by_hub: int = 0
     #: The hub refused records for want of the agency's signature (run again with --key).
@@ -216,6 +230,24 @@ class ImportSummary:
                 }
             )
 
+    def older(self, item: Item, older_version: int, latest: int | None) -> None:
+        """``item`` equals version ``older_version`` of its record, whose latest is
+        ``latest``: the hub kept the newer one and did not apply the item."""
+        self.older_versions += 1
+        if len(self.older_version_items) < MAX_LISTED:
+            holds_es = f"; el nodo tiene la versión {latest}" if latest else ""
+            holds_en = f"; the hub holds version {latest}" if latest else ""
+            self.older_version_items.append(
+                {
+                    "position": item.position,
+                    "local_id": item.local_id,
+                    "older_version": older_version,
+                    "version": latest,
+                    "message_es": f"igual a la versión {older_version}{holds_es}",
+                    "message_en": f"equal to version {older_version}{holds_en}",
+                }
+            )
+
     def reject(self, item: Item) -> None:
         if len(self.rejected_items) < MAX_LISTED:
             self.rejected_items.append(
@@ -295,7 +327,7 @@ class ImportSummary:
             # A spreadsheet has no signature to fix: the office must sign with the agency's key.
             if any(problem.pointer == "/signature" for problem in outcome.problems):
                 self.unsigned = True
-        else:
+        elif outcome.older_version is None:  # one equal to an older version: older()
             setattr(self, outcome.status, getattr(self, outcome.status) + 1)
 
     def to_json(self) -> dict[str, Any]:
@@ -308,6 +340,7 @@ class ImportSummary:
             "stored": self.stored,
             "unchanged": self.unchanged,
             "replayed": self.replayed,
+            "older_versions": self.older_versions,
             "rejected": self.rejected,
             "rejected_by_adapter": self.rejected_by_adapter,
             "rejected_by_hub": self.rejected_by_hub,
@@ -333,6 +366,7 @@ class ImportSummary:
             "lost_parts_records": self.lost_parts_records,
             "lost_parts": dict(self.lost_parts.most_common()),
             "lost_parts_items": self.lost_parts_items,
+            "older_version_items": self.older_version_items,
         }
 
     def lines(self, lang: str) -> list[str]:
@@ -361,17 +395,25 @@ class ImportSummary:
                 )
             return shown
 
+        older_es = older_en = ""
+        if self.older_versions:
+            older_es = f", iguales a una versión anterior (no aplicados) {self.older_versions}"
+            older_en = f", equal to an older version (not applied) {self.older_versions}"
+        # Not "in 0.0 s": a duration the summary's one decimal cannot show is said as such.
+        took = f"< {SHORTEST_TIMED}" if self.seconds < SHORTEST_TIMED else f"{self.seconds:.1f}"
+        took_es = f"{self.rate:,.0f} registros/s en {took} s"
+        took_en = f"{self.rate:,.0f} records/s in {took} s"
         spanish = (
             f"Importación: leídos {self.read}, guardados {self.stored}, sin cambios "
-            f"{self.unchanged + self.replayed}, rechazados {self.rejected} (adaptador "
+            f"{self.unchanged + self.replayed}{older_es}, rechazados {self.rejected} (adaptador "
             f"{self.rejected_by_adapter}, nodo {self.rejected_by_hub}, no enviados "
-            f"{self.not_sent}); {self.rate:,.0f} registros/s en {self.seconds:.1f} s."
+            f"{self.not_sent}); {took_es}."
         )
         english = (
             f"Import: read {self.read}, stored {self.stored}, unchanged "
-            f"{self.unchanged + self.replayed}, rejected {self.rejected} (adapter "
+            f"{self.unchanged + self.replayed}{older_en}, rejected {self.rejected} (adapter "
             f"{self.rejected_by_adapter}, hub {self.rejected_by_hub}, not sent {self.not_sent}); "
-            f"{self.rate:,.0f} records/s in {self.seconds:.1f} s."
+            f"{took_en}."
         )
         lines = [spanish, english] if lang == "es" else [english, spanish]
         if self.file_problems:
@@ -432,22 +474,26 @@ class ImportSummary:
                 + ":"
             )
             lines.extend(each(self.superseded_items, self.superseded))
+        if self.older_versions:
+            lines.append(both(*older_versions_warning(self.older_versions)) + ":")
+            lines.extend(each(self.older_version_items, self.older_versions))
         if self.lost_parts_records:
             counted = ", ".join(f"{part} ({n})" for part, n in self.lost_parts.most_common(10))
+            n = self.lost_parts_records
             lines.append(
                 both(
-                    f"Aviso: {self.lost_parts_records} expedientes se guardaron como nueva "
-                    f"versión sin partes que su versión anterior tenía: {counted}. El archivo "
-                    "no las traía; para devolverlas, importe de nuevo los expedientes completos "
-                    "(un Bundle FHIR con los Encounter, RelatedPerson y EpisodeOfCare de cada "
-                    "Patient; NDJSON) con --batch 1: en lotes, un expediente igual a una "
-                    "versión anterior se responde «sin cambios» y no devuelve nada",
-                    f"Warning: {self.lost_parts_records} records were stored as a new version "
-                    f"without parts their previous version had: {counted}. The file did not "
-                    "carry them; to put them back, import the whole records again (a FHIR "
-                    "Bundle with each Patient's Encounters, RelatedPersons and EpisodeOfCare; "
-                    "NDJSON) with --batch 1: in batches, a record equal to an earlier version "
-                    "is answered unchanged and puts nothing back",
+                    f"Aviso: {n} {plural(n, 'expediente se guardó', 'expedientes se guardaron')}"
+                    f" como nueva versión sin partes que su versión anterior tenía: {counted}. "
+                    "El archivo no las traía; para devolverlas, importe de nuevo los expedientes "
+                    "completos (un Bundle FHIR con los Encounter, RelatedPerson y EpisodeOfCare "
+                    "de cada Patient; NDJSON) con --batch 1: en lotes, un expediente igual a una "
+                    "versión anterior no se aplica y no devuelve nada",
+                    f"Warning: {n} {plural(n, 'record was', 'records were')} stored as a new "
+                    f"version without parts {plural(n, 'its', 'their')} previous version had: "
+                    f"{counted}. The file did not carry them; to put them back, import the "
+                    "whole records again (a FHIR Bundle with each Patient's Encounters, "
+                    "RelatedPersons and EpisodeOfCare; NDJSON) with --batch 1: in batches, a "
+                    "record equal to an earlier version is not applied and puts nothing back",
                 )
                 + ":"
             )
@@ -464,8 +510,10 @@ class ImportSummary:
         if self.actions:
             lines.append(
                 both(
-                    f"Acción necesaria en Puente para {self.actions} registros importados",
-                    f"Action needed in Puente for {self.actions} imported records",
+                    f"Acción necesaria en Puente para {self.actions} "
+                    + plural(self.actions, "registro importado", "registros importados"),
+                    f"Action needed in Puente for {self.actions} "
+                    + plural(self.actions, "imported record", "imported records"),
                 )
                 + ":"
             )
@@ -513,6 +561,37 @@ class ImportSummary:
                 )
             )
         return lines
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return one if count == 1 else many
+
+
+def older_versions_warning(count: int) -> tuple[str, str]:
+    """What the office reads, in Spanish and English, of ``count`` items equal to an earlier
+    version of their record than its latest (not applied), and how to apply them on purpose:
+    ``--batch 1`` pushes each alone, and a single push is compared with the latest version only
+    — save that a single push of the same content within ``IDEMPOTENCY_KEY_HOURS`` is answered
+    as the first was (:func:`idempotency_key`)."""
+    records_es = plural(count, "expediente igual", "expedientes iguales")
+    applied_es = plural(count, "no aplicado", "no aplicados")
+    records_en = plural(count, "record", "records")
+    return (
+        f"Aviso: {count} {records_es} a una versión anterior, {applied_es}: el nodo tiene una "
+        "más nueva y la conserva (un archivo enviado de nuevo nunca devuelve una versión "
+        "anterior). Si lo que dice el archivo es lo correcto, impórtelo de nuevo con --batch 1: "
+        "cada expediente se envía solo, y un envío individual sí vuelve un expediente a una "
+        "versión anterior (salvo el mismo contenido ya enviado con --batch 1 en las últimas "
+        "PUENTE_IDEMPOTENCY_KEY_HOURS horas, 24 por omisión, al que el nodo responde como la "
+        "primera vez: cambie entonces algo en la fila, como una fecha de actualización)",
+        f"Warning: {count} {records_en} equal to an older version, not applied: the hub holds a "
+        "newer one and keeps it (a file sent again never brings an older version back). If what "
+        "the file says is right, import it again with --batch 1: each record is pushed alone, "
+        "and a single push does set a record back to an earlier version (except the same "
+        "content already sent with --batch 1 within PUENTE_IDEMPOTENCY_KEY_HOURS, 24 by "
+        "default, which the hub answers as it did the first time: then change something in "
+        "the row, such as an update date)",
+    )
 
 
 def _with_pointer(error: Mapping[str, Any], message: str) -> str:
@@ -604,9 +683,13 @@ def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Itera
         summary.count(outcome)
         if outcome.status != "rejected":
             summary.warn(item)
+            # An item equal to an older version still supersedes the file's rejected earlier
+            # items of its record: sent again, one of those would become the latest.
             summary.stored_now(item)
             if outcome.lost:
                 summary.lost(item, outcome.lost)
+            if outcome.older_version is not None:
+                summary.older(item, outcome.older_version, outcome.version)
         else:
             refused = replace(item, problems=item.problems + outcome.problems)
             summary.reject(refused)

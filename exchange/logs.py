@@ -1,4 +1,13 @@
-"""JSON-lines logging to stderr, one object per event, with the request id when there is one."""
+"""JSON-lines logging to stderr, one object per event, with the request id when there is one.
+
+The hub's own loggers (``puente.*``) and the libraries' that may write to its log
+(:data:`LIBRARY_LOGGERS`: psycopg, SQLAlchemy, and Python's warnings — SQLAlchemy's
+``SAWarning`` among them — once :func:`logging.captureWarnings` makes them log records) all go
+through :class:`JsonFormatter`: no line of the log is anything but JSON. The libraries log at
+``WARNING`` and above whatever ``PUENTE_LOG_LEVEL`` says (SQLAlchemy's ``INFO`` would log every
+statement, with its values). One message of psycopg is expected and said lower, with context
+(:class:`ExpectedPipelineAbort`).
+"""
 
 from __future__ import annotations
 
@@ -35,15 +44,72 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(level: str = "INFO") -> None:
-    """Send the ``puente`` loggers to stderr as JSON lines (idempotent)."""
+#: Loggers of libraries the hub uses, sent to its log as JSON lines too (``py.warnings``: the
+#: warnings Python would print, SQLAlchemy's among them).
+LIBRARY_LOGGERS = ("psycopg", "sqlalchemy", "py.warnings")
+
+
+class ExpectedPipelineAbort(logging.Filter):
+    """psycopg's ``error ignored terminating <psycopg.Pipeline …>: pipeline aborted``, logged when
+    a statement sent in a pipeline (``executemany``) raised: the pipeline then cannot end
+    cleanly, and psycopg logs that while the statement's own error goes on to the caller. On
+    the push path that error is a concurrent push's unique key winning a race, and the push is
+    tried again (:mod:`exchange.record_push` logs that, at ``INFO``): so this line is said at
+    ``DEBUG``, in words that say why, with the pipeline it was about."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if (
+            record.msg == "error ignored terminating %r: %s"
+            and len(args) == 2
+            and type(args[0]).__name__ == "Pipeline"
+            and type(args[1]).__name__ == "PipelineAborted"
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg = (
+                "psycopg: canalización (pipeline) abortada por el error de una de sus "
+                "sentencias, que se atiende aparte (un envío que perdió una carrera con otro "
+                "se intenta de nuevo) / psycopg: pipeline aborted by the error of one of its "
+                "statements, which is handled on its own (a push that lost a race to another "
+                "is tried again)"
+            )
+            record.args = ()
+            record.pipeline = repr(args[0])
+        return True
+
+
+def configure(level: str = "INFO", *, capture_warnings: bool = False) -> None:
+    """Send the ``puente`` loggers and :data:`LIBRARY_LOGGERS` to stderr as JSON lines
+    (idempotent). ``capture_warnings``: Python's warnings too (not under tests, where pytest
+    records them)."""
+    level = level.upper()
     logger = logging.getLogger("puente")
-    logger.setLevel(level.upper())
-    if not any(getattr(h, "_puente", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        handler._puente = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    logger.setLevel(level)
+    _json_to_stderr(logger, level)
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        # At least WARNING: a library's INFO and DEBUG are its own business (SQLAlchemy's
+        # would be every statement). What a filter says lower is kept or not by the handler.
+        library.setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        _json_to_stderr(library, level)
+        if name == "psycopg" and not any(
+            isinstance(f, ExpectedPipelineAbort) for f in library.filters
+        ):
+            library.addFilter(ExpectedPipelineAbort())
+    if capture_warnings:
+        logging.captureWarnings(True)
+
+
+def _json_to_stderr(logger: logging.Logger, level: str) -> None:
+    handlers: list[logging.Handler] = [h for h in logger.handlers if getattr(h, "_puente", False)]
+    if not handlers:
+        made = logging.StreamHandler(sys.stderr)
+        made.setFormatter(JsonFormatter())
+        made._puente = True  # type: ignore[attr-defined]
+        logger.addHandler(made)
+        handlers = [made]
+    for each in handlers:
+        each.setLevel(level)
     logger.propagate = False
 
 
@@ -60,7 +126,7 @@ def init_app(app: Flask) -> None:
             f"PUENTE_LOG_LEVEL = {level}: debe ser uno de {', '.join(LEVELS)}.",
             f"PUENTE_LOG_LEVEL = {level}: must be one of {', '.join(LEVELS)}.",
         )
-    configure(level)
+    configure(level, capture_warnings=not app.testing)
 
 
 def warn_unknown_settings(unknown: list[UnknownSetting]) -> None:

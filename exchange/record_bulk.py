@@ -20,7 +20,9 @@ the other lines are stored: it is not the agency's record to push
 There are no per-line idempotency keys: a line whose body equals any version its record holds
 answers ``unchanged`` (naming the latest version), so sending a whole file again, or part of
 it, stores nothing twice and brings no older version back, even after newer pushes and while
-others push (two uploads of one file at once, or a caseworker's push during an upload). A line
+others push (two uploads of one file at once, or a caseworker's push during an upload). When
+the version it equals is an earlier one, the line also names it (``older_version``): it was
+not applied, and a client tells its user so (``puente import`` does). A line
 of a record an earlier line of the same push stored is compared with its latest version only
 (a file changing a record to x and back ends at what its last line says): the push remembers
 the ids of the records it stored (one short string a record, at most ``BULK_MAX_LINES``).
@@ -29,6 +31,7 @@ Setting a record back to an earlier state takes a single push, or a change (an u
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -47,6 +50,8 @@ from exchange.record_push import (
 )
 from schemas.errors import DocumentError
 from schemas.parsing import not_object_error
+
+log = logging.getLogger("puente.push")
 
 BATCH_BYTES = 8 * 1024 * 1024
 #: Tries of a whole batch before it is stored line by line (rows are locked while a batch is
@@ -216,6 +221,15 @@ def _flush(
             raise
         # A batch that keeps losing races is stored line by line, so one contended record
         # does not hold back the others.
+        log.info(
+            "un lote de %d líneas perdió %d carreras seguidas; se guarda línea por línea / a "
+            "batch of %d lines lost %d races in a row; storing it line by line",
+            len(items),
+            BATCH_ATTEMPTS,
+            len(items),
+            BATCH_ATTEMPTS,
+            extra=pusher.log_context(lines=len(items)),
+        )
         results = iter(_store_one_by_one(pusher, items, refused, stored))
     answered = [next(results) if isinstance(each, PushItem) else each for each in pending]
     # New versions of records the hub had: compared with the ones they replaced (lost_parts).

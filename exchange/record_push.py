@@ -47,9 +47,10 @@ database itself.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
@@ -82,6 +83,8 @@ from schemas.envelope import UNSUPPORTED_SCHEMA, check_envelope
 from schemas.registry import SchemaRegistry
 from schemas.validation import ValidationFailure
 
+log = logging.getLogger("puente.push")
+
 #: The records endpoints take case records only.
 ACCEPTED_SCHEMAS = frozenset({"case-record"})
 #: The purpose a push naming a child is weighed for: None, any purpose. The agency may name a
@@ -110,9 +113,11 @@ _RECORD_STATES_LOCKED = _RECORD_STATES + " FOR UPDATE OF r"
 # Taken before the records are looked up (PostgreSQL): an accept that gives one of these local
 # ids to a transferred record waits for this push, or this push waits for it and then sees it.
 _HOLD_AGENCY = "SELECT id FROM agency WHERE id = ? FOR KEY SHARE"
-# The body digests of every version of some records (a bulk line equal to any of them is
-# "unchanged").
-_VERSION_DIGESTS = "SELECT record_id, body_sha256 FROM record_version WHERE record_id IN {}"
+# The body digests of every version of some records, with their version numbers (a bulk line
+# equal to any of them is "unchanged", and says which earlier version it equals).
+_VERSION_DIGESTS = (
+    "SELECT record_id, body_sha256, version FROM record_version WHERE record_id IN {}"
+)
 _TRANSFERRED_TO = (
     "SELECT agency_id FROM record_share WHERE record_id = ? AND from_agency = ?"
     " AND kind = 'transfer' AND status = 'accepted' ORDER BY decided_at DESC LIMIT 1"
@@ -148,6 +153,7 @@ _VERSION_COLUMNS = (
 _INSERT_VERSIONS = insert_sql(_VERSIONS, _VERSION_COLUMNS)
 #: Local ids per state query (a bulk batch is smaller, so it is one statement).
 STATE_CHUNK = 2000
+_NO_VERSIONS: Mapping[str, int] = {}
 
 
 def failure(pointer: str, keyword: str, es: str, en: str) -> ValidationFailure:
@@ -201,6 +207,10 @@ class PushResult:
     #: For a stored version after the first: the parts the version it replaced had and it
     #: lacks (:mod:`exchange.lost_parts`), answered only when there are some.
     lost_parts: tuple[str, ...] = ()
+    #: For a bulk line answered ``unchanged`` because it equals an *earlier* version of its
+    #: record, not the latest (``version``): that earlier version. The line was not applied:
+    #: the record keeps its newer version (a file sent again never brings an older one back).
+    older_version: int | None = None
 
     @property
     def http_status(self) -> int:
@@ -218,6 +228,8 @@ class PushResult:
         }
         if self.lost_parts:
             answer["lost_parts"] = list(self.lost_parts)
+        if self.older_version is not None:
+            answer["older_version"] = self.older_version
         return answer
 
     def line_json(self, lang: str) -> dict[str, Any]:
@@ -287,11 +299,22 @@ class _RecordState:
     schema_ref: str = ""
     touched: bool = False
 
-    def result(self, item: PushItem, status: str) -> PushResult:
-        # "unchanged" answers the stored version, with its digest: the body sent may differ
-        # from it by a child_id naming the record's own child (_holds_already).
+    def result(
+        self, item: PushItem, status: str, *, older_version: int | None = None
+    ) -> PushResult:
+        # "unchanged" answers the latest version, with its digest: the body sent may differ
+        # from it by a child_id naming the record's own child (_version_holding), or equal an
+        # earlier version (``older_version``), which is not brought back.
         digest = self.sha256 if status == "unchanged" else item.body_sha256
-        return PushResult(item.line, status, self.id, self.version, self.child_id, digest)
+        return PushResult(
+            item.line,
+            status,
+            self.id,
+            self.version,
+            self.child_id,
+            digest,
+            older_version=older_version,
+        )
 
 
 def retryable(error: Exception) -> bool:
@@ -445,7 +468,8 @@ class Pusher:
         A record an earlier line of the same push stored is compared with its latest version
         only, so a file changing a record to x and back ends at what its last line says. (A
         single push may set a record back to an earlier state; its retries are told apart by
-        ``Idempotency-Key``.)
+        ``Idempotency-Key``.) A line equal to an earlier version but not to the latest says
+        which (``older_version``): it was not applied, which its sender must be told.
 
         Raises ``IntegrityError`` when a concurrent push won a race; the caller rolls back
         and tries again.
@@ -463,7 +487,7 @@ class Pusher:
         survivors = follow_merges(sql, session, {state.child_id for state in states.values()})
         for state in states.values():
             state.child_id = survivors.get(state.child_id, state.child_id)
-        held: dict[str, set[str]] = {}
+        held: dict[str, dict[str, int]] = {}
         if bulk_stored is not None:
             held = _bodies_held(sql, states, items, bulk_stored)
         results: list[PushResult | None] = []
@@ -474,14 +498,14 @@ class Pusher:
         for item in items:
             state = states.get(item.local_id)
             refusal = self._refuse_update(item, state) if state is not None else None
+            equal = None
+            if refusal is None and state is not None and item.local_id not in pending:
+                equal = _version_holding(state, item, held.get(state.id, {}))
             if refusal is not None:
                 results.append(refusal)
-            elif (
-                state is not None
-                and item.local_id not in pending
-                and _holds_already(state, item, held.get(state.id, ()))
-            ):
-                results.append(state.result(item, "unchanged"))
+            elif state is not None and equal is not None:
+                older = equal if equal != state.version else None
+                results.append(state.result(item, "unchanged", older_version=older))
             else:
                 results.append(None)
                 pending.add(item.local_id)
@@ -536,7 +560,7 @@ class Pusher:
             if state is None:
                 state = _RecordState(new_record_id(), agency_id, child_id, 0, "", new=True)
                 states[item.local_id] = state
-            elif _holds_already(state, item):  # what an earlier item of the batch stored
+            elif _version_holding(state, item) is not None:  # what an earlier item stored
                 results[position] = state.result(item, "unchanged")
                 continue
             state.version += 1
@@ -735,8 +759,32 @@ class Pusher:
             except (IntegrityError, OperationalError) as error:
                 if not retryable(error) or attempt == attempts - 1:
                     raise
+                self._retrying(error, attempt, attempts, len(items))
                 _back_off(attempt)
         raise AssertionError("unreachable")
+
+    def _retrying(self, error: Exception, attempt: int, attempts: int, items: int) -> None:
+        """Say, in the hub's log, that a push lost a race and is tried again (psycopg's own line
+        about the pipeline the error aborted is said at DEBUG: exchange.logs)."""
+        log.info(
+            "un envío concurrente ganó la carrera (%s); se intenta de nuevo, intento %d de %d "
+            "/ a concurrent push won the race (%s); trying again, attempt %d of %d",
+            type(getattr(error, "orig", error)).__name__,
+            attempt + 2,
+            attempts,
+            type(getattr(error, "orig", error)).__name__,
+            attempt + 2,
+            attempts,
+            extra=self.log_context(items=items),
+        )
+
+    def log_context(self, **more: Any) -> dict[str, Any]:
+        """What a log line of this push names: its agency, and its request id (in a request,
+        the log names the request's own anyway)."""
+        named = {"agency": self.agency_id, **more}
+        if self.request_id is not None:
+            named["request_id"] = self.request_id
+        return named
 
     # -- single push with Idempotency-Key ----------------------------------------------------
 
@@ -762,6 +810,7 @@ class Pusher:
             except (IntegrityError, OperationalError) as error:
                 if not retryable(error) or attempt == MAX_ATTEMPTS - 1:
                     raise
+                self._retrying(error, attempt, MAX_ATTEMPTS, 1)
                 _back_off(attempt)
         raise AssertionError("unreachable")
 
@@ -815,10 +864,11 @@ def _record_states(
 
 def _bodies_held(
     sql: HotSQL, states: dict[str, _RecordState], items: list[PushItem], stored: Collection[str]
-) -> dict[str, set[str]]:
-    """record id -> the body digests of all its versions, for the records of ``items`` whose
-    latest version differs from what the item carries, but not those in ``stored`` (an
-    earlier line of the push stored them), one query per :data:`STATE_CHUNK`."""
+) -> dict[str, dict[str, int]]:
+    """record id -> the body digests of all its versions, each with the latest version that
+    has it, for the records of ``items`` whose latest version differs from what the item
+    carries, but not those in ``stored`` (an earlier line of the push stored them), one query
+    per :data:`STATE_CHUNK`."""
     differing = sorted(
         {
             state.id
@@ -828,29 +878,39 @@ def _bodies_held(
             and state.id not in stored
         }
     )
-    bodies: dict[str, set[str]] = {}
+    bodies: dict[str, dict[str, int]] = {}
     found = sql.rows_in(_VERSION_DIGESTS, (), differing, chunk=STATE_CHUNK)
-    for record_id, digest in found:
-        bodies.setdefault(record_id, set()).add(digest)
+    for record_id, digest, version in found:
+        versions = bodies.setdefault(record_id, {})
+        versions[digest] = max(version, versions.get(digest, 0))
     return bodies
 
 
-def _holds_already(state: _RecordState, item: PushItem, earlier: Collection[str] = ()) -> bool:
-    """Whether the record's latest version, or a version of it whose body digest is in
-    ``earlier``, already holds what ``item`` carries.
+def _version_holding(
+    state: _RecordState, item: PushItem, earlier: Mapping[str, int] = _NO_VERSIONS
+) -> int | None:
+    """The version of the record that already holds what ``item`` carries: its latest
+    (``state.version``), else one whose body digest is in ``earlier`` (digest -> version);
+    ``None`` when none does. The latest is looked at first: a record set back to an earlier
+    state holds that state as its latest.
 
     Its body hash answers when the envelope is the one sent before. An envelope that names
     the record's child (``_refuse_update`` has checked that it is the record's own) says
     nothing the version does not hold, and an export writes ``child_id`` into every envelope:
     so a record pushed without it, exported and imported again, is compared without it too
     and is not stored a second time."""
-    if item.body_sha256 == state.sha256 or item.body_sha256 in earlier:
-        return True
-    if item.child_id is None:
-        return False
-    envelope = {"schema": item.schema_ref, "local_id": item.local_id, "data": item.data}
-    digest = canonical_body(envelope)[1]
-    return digest == state.sha256 or digest in earlier
+    if item.body_sha256 == state.sha256:
+        return state.version
+    without_child = None
+    if item.child_id is not None:
+        envelope = {"schema": item.schema_ref, "local_id": item.local_id, "data": item.data}
+        without_child = canonical_body(envelope)[1]
+        if without_child == state.sha256:
+            return state.version
+    for digest in (item.body_sha256, without_child):
+        if digest is not None and digest in earlier:
+            return earlier[digest]
+    return None
 
 
 def _unknown_child(item: PushItem) -> PushResult:

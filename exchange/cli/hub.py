@@ -180,6 +180,15 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
     click.echo(say(lang, "  base de datos: ", "  database: ") + str(result["database_url"]))
     for path in result["keys_created"]:  # type: ignore[attr-defined]
         click.echo(say(lang, "  llave nueva: ", "  new key: ") + str(path))
+    # Secrets too: a backup of what init created must hold them (the data key decrypts every
+    # record body; the portal secret signs the portal's sessions).
+    for path in result["data_keys_created"]:  # type: ignore[attr-defined]
+        click.echo(say(lang, "  llave de datos nueva: ", "  new data key: ") + str(path))
+    if result["portal_secret_created"]:
+        click.echo(
+            say(lang, "  secreto nuevo del portal: ", "  new portal secret: ")
+            + str(result["portal_secret_created"])
+        )
     click.echo(say(lang, "  llave del registro: ", "  log key: ") + str(result["log_vkey"]))
     for path in result["made_private"]:  # type: ignore[attr-defined]
         click.echo(

@@ -29,7 +29,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -39,6 +41,11 @@ from pathlib import Path
 from typing import IO, Any, NoReturn, TypeVar
 
 import click
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: leftovers of a killed run are not swept
+    fcntl = None  # type: ignore[assignment]
 
 from exchange.cli import database_errors, hub_app, language_option, print_json, say
 
@@ -233,7 +240,12 @@ class ReplacedAtTheEnd:
     """A temporary file next to ``path`` that becomes ``path`` if anything was written (and
     ``keep()`` agrees), so a file being imported can also be the rejects file, and a failed
     run leaves no half file. After the block, :attr:`replaced` says whether ``path`` was
-    written."""
+    written.
+
+    A run killed outright (``kill -9``, a power cut) cannot remove its temporary file
+    (``.expedientes-rejects.csv.k365ke88``): the next run for the same ``path`` does
+    (:func:`sweep_leftovers`). A run holds a lock on its own temporary file while it lasts, so
+    that one running alongside is never taken for a leftover."""
 
     def __init__(self, path: Path, keep: Callable[[], bool] = lambda: True) -> None:
         self.path = path
@@ -243,9 +255,11 @@ class ReplacedAtTheEnd:
 
     def __enter__(self) -> IO[bytes]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(self.path)
         self._handle = tempfile.NamedTemporaryFile(
-            dir=self.path.parent, prefix=f".{self.path.name}.", delete=False
+            dir=self.path.parent, prefix=_temporary_prefix(self.path), delete=False
         )
+        _hold(self._handle)
         return self._handle  # type: ignore[no-any-return]
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
@@ -258,6 +272,59 @@ class ReplacedAtTheEnd:
                 self.replaced = True
         finally:
             Path(handle.name).unlink(missing_ok=True)
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+#: The random part :mod:`tempfile` gives a temporary file's name.
+_TEMPORARY_SUFFIX = re.compile(r"[a-z0-9_]{8}")
+
+
+#: Seconds a temporary file must be older than the run sweeping: one just made by a run
+#: starting alongside may not be locked yet, nor one just written and closed replaced yet.
+LEFTOVER_AGE = 2.0
+
+
+def sweep_leftovers(path: Path) -> list[Path]:
+    """Remove the temporary files earlier runs for ``path`` left beside it when they were
+    killed outright: older than this run, and held by no run under way (:func:`_hold`);
+    returns them. Where there are no such locks (not POSIX), nothing is removed."""
+    if fcntl is None:
+        return []
+    prefix = _temporary_prefix(path)
+    before = time.time() - LEFTOVER_AGE
+    try:
+        names = [
+            each
+            for each in path.parent.iterdir()
+            if each.name.startswith(prefix)
+            and _TEMPORARY_SUFFIX.fullmatch(each.name[len(prefix) :])
+        ]
+    except OSError:
+        return []
+    swept = []
+    for leftover in names:
+        with contextlib.suppress(OSError):
+            found = leftover.lstat()
+            if not stat.S_ISREG(found.st_mode) or found.st_mtime >= before:
+                continue
+            with open(leftover, "rb") as handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a run under way holds it
+                leftover.unlink()
+                swept.append(leftover)
+    return swept
+
+
+def _hold(handle: IO[bytes]) -> None:
+    """Lock the run's temporary file until it is closed: :func:`sweep_leftovers` leaves it."""
+    if fcntl is not None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _progress(stream: IO[bytes], enabled: bool | None, lang: str) -> Any:
@@ -348,7 +415,7 @@ def import_command(
     """Import an office's file: store the good records, write the others to a rejects file
     in the original format with the reasons / Importar un archivo de la institución."""
     from exchange.import_sinks import ApiSink, DirectSink, ImportRefused, RecordSigner
-    from exchange.importer import ImportSummary
+    from exchange.importer import ImportSummary, plural
 
     credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
@@ -398,19 +465,46 @@ def import_command(
         summary.seconds = time.monotonic() - started
         if as_json:
             print_json({**summary.to_json(), "interrupted": True})
-        already = summary.unchanged + summary.replayed
+        stored, already, older = (
+            summary.stored,
+            summary.unchanged + summary.replayed,
+            summary.older_versions,
+        )
         signum = stopping_signal(error)
         how = signal_label(signum)
         interrupted(
             lang,
-            f"importación interrumpida ({how}): {summary.stored} registros guardados hasta "
-            "ahora"
-            + (f" ({already} ya estaban guardados, sin cambios)" if already else "")
+            f"importación interrumpida ({how}): {stored} "
+            + plural(stored, "registro guardado", "registros guardados")
+            + " hasta ahora"
+            + (
+                f" ({already} ya "
+                + plural(already, "estaba guardado", "estaban guardados")
+                + ", sin cambios)"
+                if already
+                else ""
+            )
+            + (
+                f" ({older} "
+                + plural(older, "igual", "iguales")
+                + " a una versión anterior, no "
+                + plural(older, "aplicado", "aplicados")
+                + ")"
+                if older
+                else ""
+            )
             + "; lo guardado queda guardado y no se escribió el archivo de rechazos. Para "
             "continuar, ejecute el mismo comando de nuevo: los registros ya guardados "
             "responden «unchanged» (sin cambios) y nada se guarda dos veces.",
-            f"import interrupted ({how}): {summary.stored} records stored so far"
-            + (f" ({already} were already there, unchanged)" if already else "")
+            f"import interrupted ({how}): {stored} "
+            + plural(stored, "record", "records")
+            + " stored so far"
+            + (
+                f" ({already} " + plural(already, "was", "were") + " already there, unchanged)"
+                if already
+                else ""
+            )
+            + (f" ({older} equal to an older version, not applied)" if older else "")
             + "; what is stored stays stored, and no rejects file was written. To resume, "
             "run the same command again: records already stored answer 'unchanged' and "
             "nothing is stored twice.",

@@ -61,8 +61,9 @@ def test_an_ended_request_is_refused_approval_as_such_and_may_be_denied(
     # Nothing was decided by the refusal.
     seen = client.get(f"/v1/access-requests/{request_id}", headers=lawyer.headers).get_json()
     assert seen["status"] == "pending"
-    assert "it can no longer be granted. If you still need it, make a new request" in (
-        seen["message"]["en"]
+    assert (
+        "it can no longer be granted. If you still need it, make a new request"
+        in (seen["message"]["en"])
     )
     assert "ya no puede concederse" in seen["message"]["es"]
 

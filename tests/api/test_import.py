@@ -812,8 +812,8 @@ def test_primero_refusals_name_each_case_and_ask_for_a_deny_consent(
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     at = lines.index(
-        "Acción necesaria en Puente para 1 registros importados / "
-        "Action needed in Puente for 1 imported records:"
+        "Acción necesaria en Puente para 1 registro importado / "
+        "Action needed in Puente for 1 imported record:"
     )
     refusal = lines[at + 1]
     assert refusal.startswith(f"  posición / position data[0] ({cases[0]['id']}): ")

@@ -112,12 +112,12 @@ def test_the_terminal_says_which_parts_of_which_records(hub: Hub, tmp_path: Path
     told = run("import", "--adapter", "fhir", file, "--agency", OWNER, "--lang", "en")
     assert told.exit_code == 0, told.output  # a warning, not a failure
     assert (
-        "Warning: 1 records were stored as a new version without parts their previous version "
+        "Warning: 1 record was stored as a new version without parts its previous version "
         "had: /placements (1), /related_persons (1)."
     ) in told.output
     assert "with --batch 1" in told.output
     assert (
-        "Aviso: 1 expedientes se guardaron como nueva versión sin partes que su versión "
+        "Aviso: 1 expediente se guardó como nueva versión sin partes que su versión "
         "anterior tenía: /placements (1), /related_persons (1)."
     ) in told.output
     assert (
