@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,18 +46,14 @@ def _cli(*args: str) -> str:
     return done.stdout.decode()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--pushes", type=int, default=1000, help="single pushes per repeat")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--bulk", type=int, default=0, help="lines of one bulk push (0: none)")
-    args = parser.parse_args()
-
-    folder = tempfile.TemporaryDirectory(prefix="puente-inproc-")
+def hub_client(folder: str) -> tuple[Any, dict[str, str]]:
+    """A Flask test client of a SQLite file hub in ``folder`` (``puente init``, an agency
+    added with ``puente agency add --secret``, the integrator thread off) and the headers of
+    a push with that agency's token."""
     os.environ.update(
         {
-            "PUENTE_INSTANCE_PATH": f"{folder.name}/instance",
-            "PUENTE_DATABASE_URL": f"sqlite:///{folder.name}/puente.db",
+            "PUENTE_INSTANCE_PATH": f"{folder}/instance",
+            "PUENTE_DATABASE_URL": f"sqlite:///{folder}/puente.db",
             "PUENTE_LOG_LEVEL": "warning",
             "PUENTE_AUDIT_INTEGRATOR_THREAD": "false",
         }
@@ -79,10 +76,21 @@ def main() -> None:
         data={"grant_type": "client_credentials", "scope": "records:write"},
         headers={"Authorization": f"Basic {basic}"},
     )
-    headers = {
+    return client, {
         "Authorization": f"Bearer {answer.get_json()['access_token']}",
         "Content-Type": "application/json",
     }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--pushes", type=int, default=1000, help="single pushes per repeat")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bulk", type=int, default=0, help="lines of one bulk push (0: none)")
+    args = parser.parse_args()
+
+    folder = tempfile.TemporaryDirectory(prefix="puente-inproc-")
+    client, headers = hub_client(folder.name)
     bodies = push_bodies(WARM_UP + args.pushes * args.repeats, "inproc")
     for body in bodies[:WARM_UP]:
         _push(client, "/v1/records", body, headers, 201)
