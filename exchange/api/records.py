@@ -310,6 +310,8 @@ def push_bulk() -> Any:
     try:
         for result in results:
             counts[result.status] += 1
+            if result.older_version is not None:
+                counts["older_version"] += 1
             # Only the line limit ends push_lines with payload-too-large.
             past_line_limit = result.problem == "payload-too-large"
             spool.write(_LINE_ENCODER.encode(result.line_json(lang)).encode() + b"\n")
@@ -325,8 +327,9 @@ def push_bulk() -> Any:
     reader.drain()
     spool.seek(0)
     response = Response(_chunks(spool), mimetype=NDJSON)
+    # older_version: of the unchanged lines, those equal to an earlier version (not applied).
     response.headers["Puente-Bulk-Summary"] = ", ".join(
-        f"{status}={counts[status]}" for status in ("stored", "unchanged", "rejected")
+        f"{count}={counts[count]}" for count in ("stored", "unchanged", "rejected", "older_version")
     )
     return response
 

@@ -99,7 +99,7 @@ def test_ten_percent_bad_lines_in_ten_thousand(
             assert result["status"] == "stored", result
             assert result["version"] == 1
     good = total - len(bad)
-    summary = f"stored={good}, unchanged=0, rejected={len(bad)}"
+    summary = f"stored={good}, unchanged=0, rejected={len(bad)}, older_version=0"
     assert response.headers["Puente-Bulk-Summary"] == summary
     assert count(app, Record) == good
     assert count(app, RecordVersion) == good
@@ -172,12 +172,14 @@ def test_a_file_sent_again_stores_nothing_and_brings_no_older_version_back(
         ("stored", 1),
     ]
     response, again = push_bulk(client, dif, lines)
-    assert response.headers["Puente-Bulk-Summary"] == "stored=0, unchanged=3, rejected=0"
+    # The header counts the line equal to an earlier version among the unchanged, and apart.
+    summary = "stored=0, unchanged=3, rejected=0, older_version=1"
+    assert response.headers["Puente-Bulk-Summary"] == summary
     # A line equal to an earlier version answers the record's latest version, with its digest.
-    assert [(r["status"], r["version"]) for r in again] == [
-        ("unchanged", 2),
-        ("unchanged", 2),
-        ("unchanged", 1),
+    assert [(r["status"], r["version"], r.get("older_version")) for r in again] == [
+        ("unchanged", 2, 1),
+        ("unchanged", 2, None),
+        ("unchanged", 1, None),
     ]
     assert again[0]["body_sha256"] == first[1]["body_sha256"]
     assert count(app, RecordVersion) == 3
@@ -510,7 +512,10 @@ def test_the_line_the_byte_limit_cuts_is_too_large_and_nothing_after_it_is_read(
         assert [e["keyword"] for e in cut["errors"]] == ["max_bytes"]
         assert str(limit) in cut["errors"][0]["message"]
         assert "no se leyó nada" in cut["errors"][0]["message"]
-        assert response.headers["Puente-Bulk-Summary"] == "stored=10, unchanged=0, rejected=1"
+        assert (
+            response.headers["Puente-Bulk-Summary"]
+            == "stored=10, unchanged=0, rejected=1, older_version=0"
+        )
         assert count(app, Record) == 10
     finally:
         app.extensions["puente.db"].engine.dispose()
@@ -527,7 +532,10 @@ def test_a_limit_between_two_lines_answers_the_next_line_and_a_body_of_the_limit
         # Exactly the limit: every line is read and stored, and nothing is refused.
         response, results = push_chunked(client, agency, head)
         assert [(r["line"], r["status"]) for r in results] == [(n, "stored") for n in range(1, 6)]
-        assert response.headers["Puente-Bulk-Summary"] == "stored=5, unchanged=0, rejected=0"
+        assert (
+            response.headers["Puente-Bulk-Summary"]
+            == "stored=5, unchanged=0, rejected=0, older_version=0"
+        )
         # One line more: that line is the first one past the limit.
         response, results = push_chunked(client, agency, head + padded(6) + padded(7))
         assert [(r["line"], r["status"]) for r in results] == [
@@ -554,7 +562,10 @@ def test_after_the_line_limit_no_further_line_is_answered(
             (1, "stored"), (2, "stored"), (3, "stored"), (4, "rejected"),
         ]  # fmt: skip
         assert [e["keyword"] for e in results[-1]["errors"]] == ["max_lines"]
-        assert response.headers["Puente-Bulk-Summary"] == "stored=3, unchanged=0, rejected=1"
+        assert (
+            response.headers["Puente-Bulk-Summary"]
+            == "stored=3, unchanged=0, rejected=1, older_version=0"
+        )
         assert count(app, Record) == 3
     finally:
         app.extensions["puente.db"].engine.dispose()
