@@ -254,7 +254,13 @@ def invalid_query(name: str, spanish: str, english: str) -> Problem:
     return Problem(
         "validation",
         (f"Parámetro {name}: {spanish}.", f"Parameter {name}: {english}."),
-        errors=[{"pointer": f"/query/{name}", "message": localized(spanish, english)}],
+        errors=[
+            {
+                "pointer": f"/query/{name}",
+                "parameter": name,
+                "message": localized(spanish, english),
+            }
+        ],
     )
 
 

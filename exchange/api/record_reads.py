@@ -50,6 +50,7 @@ from exchange.disclosure import (
     redact,
     told_explanation,
 )
+from exchange.httpbasics import FHIR_JSON, query_parameters, wants_fhir
 from exchange.problems import Problem, localized
 from exchange.records import (
     Record,
@@ -490,11 +491,36 @@ def refuse(
     return consent_denied(disclosure, told)
 
 
-def _answered(answer: dict[str, Any], decision_ids: list[str]) -> Any:
-    response = jsonify(answer)
+def _answered(
+    answer: dict[str, Any], decision_ids: list[str], records: list[dict[str, Any]] | None = None
+) -> Any:
+    """``answer`` as JSON; or, given ``records`` (the route was asked for FHIR: see
+    :func:`wants_fhir`, called before the read so that a format it cannot answer is refused
+    before anything is read), those read answers — already cut to what the reader may see — as
+    the FHIR R5 Bundle ``puente export --adapter fhir`` writes for them."""
+    response = _fhir_bundle(records) if records is not None else jsonify(answer)
     if decision_ids:
         response.headers[DECISION_HEADER] = ", ".join(decision_ids)
     return response
+
+
+def _fhir_bundle(records: list[dict[str, Any]]) -> Response:
+    import io
+
+    from adapters.errors import AdapterError
+    from adapters.fhir import FhirAdapter
+    from exchange.exporter import envelope_of
+
+    bundle = io.BytesIO()
+    try:
+        FhirAdapter().encode((envelope_of(answer) for answer in records), bundle)
+    except AdapterError as error:  # a record of a schema FHIR has no form for
+        raise Problem(
+            "not-acceptable",
+            (error.message_es, error.message_en),
+            status=406,
+        ) from error
+    return Response(bundle.getvalue(), mimetype=FHIR_JSON)
 
 
 def record_json(
@@ -577,7 +603,9 @@ def _own_local_id(session: Session, actor: Actor, record: Record) -> str | None:
 
 @bp.get("/v1/records/<record_id>")
 @require_scope("records:read")
+@query_parameters("purpose", "format")
 def read_record(record_id: str) -> Any:
+    as_fhir = wants_fhir()
     purpose = read_purpose()
     session, actor = db.session(), current_actor()
     record = session.get(Record, record_id)
@@ -588,11 +616,12 @@ def read_record(record_id: str) -> Any:
     if answer is None:
         raise refuse(session, actor, record, disclosure, purpose)
     session.commit()
-    return _answered(answer, [disclosure.decision_id])
+    return _answered(answer, [disclosure.decision_id], [answer] if as_fhir else None)
 
 
 @bp.get("/v1/records/<record_id>/versions")
 @require_scope("records:read")
+@query_parameters("purpose")
 def record_versions(record_id: str) -> Any:
     purpose = read_purpose()
     session, actor = db.session(), current_actor()
@@ -618,7 +647,9 @@ def record_versions(record_id: str) -> Any:
 
 @bp.get("/v1/children/<child_id>/records")
 @require_scope("records:read")
+@query_parameters("purpose", "format")
 def child_records(child_id: str) -> Any:
+    as_fhir = wants_fhir()
     purpose = read_purpose()
     session, actor = db.session(), current_actor()
     # Follows merges both ways: the child this id now is, and every child merged into it.
@@ -628,7 +659,7 @@ def child_records(child_id: str) -> Any:
         child = load_child(session, child_id)
     except LookupError:
         g.nothing_read = True
-        return jsonify({"child_id": child_id, "records": []})
+        return _answered({"child_id": child_id, "records": []}, [], [] if as_fhir else None)
     reads = [record_json(session, actor, record, purpose, child) for record in child.records]
     session.commit()
     records = [answer for answer, _ in reads if answer is not None]
@@ -636,4 +667,5 @@ def child_records(child_id: str) -> Any:
     # The child the id is now (after a merge), as every record in the answer says; to a
     # caller who may read none of them, the id asked for, which tells nothing.
     answer = {"child_id": child.child_id if records else child_id, "records": records}
-    return _answered(answer, [disclosure.decision_id for answer, disclosure in reads if answer])
+    decisions = [disclosure.decision_id for answer, disclosure in reads if answer]
+    return _answered(answer, decisions, records if as_fhir else None)

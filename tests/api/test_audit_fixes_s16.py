@@ -117,7 +117,11 @@ def test_a_repeated_query_parameter_is_refused_naming_it(
     assert problem["type"].endswith("/validation")
     assert problem["detail"] == f"Parameter {name}: was given 2 times; give one value."
     assert problem["errors"] == [
-        {"pointer": f"/query/{name}", "message": "was given 2 times; give one value"}
+        {
+            "pointer": f"/query/{name}",
+            "parameter": name,
+            "message": "was given 2 times; give one value",
+        }
     ]
     spanish = client.get(path, headers={**auditor, "Accept-Language": "es"}).get_json()
     assert spanish["detail"] == f"Parámetro {name}: se indicó 2 veces; indique un solo valor."
