@@ -20,7 +20,11 @@ Entries become items like this:
   ``resource:<Type>``; so is an entry that is not an object, has no resource, or whose
   resource has no ``resourceType``; an invalid resource is a problem with the FHIR path of
   each fault; a resource whose Patient is not in the Bundle is a problem; a ``gender``
-  outside FHIR's codes rejects its case. The rest is imported.
+  outside FHIR's codes rejects its case. Parts of two children never make one case: two
+  Patients under one fullUrl are both problems, and so is a resource whose reference matches
+  more than one Patient (:class:`~adapters.fhir_grouping.Index`), each at its position. An
+  entry nested too deep to decode is a problem at its position
+  (:class:`~adapters.json_array.TooDeep`). The rest is imported.
 - a file that is not a Bundle, or JSON that breaks off, is a
   :class:`~adapters.base.FileProblem`. After a break every case is held back, a problem at its
   Patient's position: any of them may have entries after it (see **Memory**), and stored
@@ -38,13 +42,14 @@ larger ones (FHIR servers page their answers anyway). Problems that need no grou
 reported as they are read.
 
 **Writing** gives an R5 Bundle of type ``collection`` (or ``transaction``, with conditional
-``PUT`` by identifier so resending does not duplicate): Patient, RelatedPerson, EpisodeOfCare
-and one Encounter per placement for each case record, a Consent for each consent. Standard
-elements and extensions are used where they exist; what they do not hold (protection concerns,
-health, education, legal proceedings, referrals, best interest, restitution plan, and fields
-of the other sections no element has) rides in each resource's ``case-record-patch``
-extension (:mod:`adapters.fhir_patch`), so reading an export back gives exactly the documents
-written.
+``PUT`` by each record's ``urn:puente:record-key`` identifier so resending does not duplicate,
+and two agencies' records of one local id stay two; see :mod:`adapters.fhir_case_write`):
+Patient, RelatedPerson, EpisodeOfCare and one Encounter per placement for each case record,
+a Consent for each consent. Standard elements and extensions are used where they exist; what
+they do not hold (protection concerns, health, education, legal proceedings, referrals, best
+interest, restitution plan, and fields of the other sections no element has) rides in each
+resource's ``case-record-patch`` extension (:mod:`adapters.fhir_patch`), so reading an export
+back gives exactly the documents written.
 """
 
 from __future__ import annotations
@@ -62,8 +67,8 @@ from adapters import fhir_terms as t
 from adapters.base import FileProblem, Item, Problem
 from adapters.envelopes import check_data, data_validator, envelope
 from adapters.errors import AdapterError
-from adapters.fhir_case import Entry, Group, read_case
-from adapters.fhir_case_write import full_url, write_case
+from adapters.fhir_case import CaseData, Entry, Group, read_case
+from adapters.fhir_case_write import full_url, record_key, write_case
 from adapters.fhir_consent import read_consent
 from adapters.fhir_consent_write import write_consent
 from adapters.fhir_faults import in_english, in_spanish
@@ -73,13 +78,14 @@ from adapters.fhir_grouping import (
     Waiting,
     consent_held_back_by_break,
     held_back_by_break,
+    literal_keys,
     patient_keys,
     reference_keys,
     subject_of,
     unread_references,
 )
 from adapters.items import WarnedItem
-from adapters.json_array import ArrayReader, JsonStreamError
+from adapters.json_array import TOO_DEEP_EN, TOO_DEEP_ES, ArrayReader, JsonStreamError, TooDeep
 from schemas.registry import SchemaRegistry, default_registry
 
 CASE_SCHEMA = "case-record/1"
@@ -141,13 +147,16 @@ class FhirAdapter:
             spool.close()
 
     def _decode(self, stream: IO[bytes], spool: Spool) -> Iterator[Item]:
-        reader = ArrayReader(stream, "entry")
+        reader = ArrayReader(stream, "entry", too_deep=True)
         known = Index()
         index = 0  # the entry being read, for the position of a break in the JSON
         cut: str | None = None
         try:
             for index, raw in reader:
-                problem_item = self._admit(index, raw, spool, known)
+                try:
+                    problem_item = self._admit(index, raw, spool, known)
+                except RecursionError:  # decoded, but too deep for the models or the spool
+                    problem_item = _too_deep_item(index, None)
                 if problem_item is not None:
                     yield problem_item
                 index += 1
@@ -203,6 +212,8 @@ class FhirAdapter:
     ) -> Item | None:
         """Check one entry; keep it for grouping (None) or say why not (an item)."""
         position = f"entry[{index}]"
+        if isinstance(raw, TooDeep):
+            return _too_deep_item(index, raw)
         if not isinstance(raw, Mapping):
             return _problem_item(
                 position,
@@ -263,9 +274,11 @@ class FhirAdapter:
         offset, length = spool.put(raw)
         if kind == "Patient":
             entry = Entry(index, raw.get("fullUrl"), dict(resource))
-            known.add_patient(Waiting(index, offset, length, kind), patient_keys(entry))
+            row = Waiting(index, offset, length, kind)
+            known.add_patient(row, patient_keys(entry), raw.get("fullUrl"))
             return None
-        keys = tuple(reference_keys(subject_of(resource)))
+        subject = subject_of(resource)
+        keys = tuple(reference_keys(subject))
         if not keys:
             if faults:
                 return WarnedItem(position, problems=faults, source=[raw])
@@ -276,8 +289,21 @@ class FhirAdapter:
                 f"the {kind} resource does not say which Patient it is about",
                 raw,
             )
+        if kind == "RelatedPerson" and _refers_to_itself(raw, subject):
+            return _problem_item(
+                position,
+                "resource:RelatedPerson.patient",
+                f"RelatedPerson.patient se refiere a este mismo RelatedPerson ({keys[0]}), no a "
+                "un Patient: debe nombrar al Patient de la niña, niño o adolescente",
+                f"RelatedPerson.patient refers to this RelatedPerson itself ({keys[0]}), not to "
+                "a Patient: it must name the child's Patient",
+                raw,
+            )
+        literal = len(literal_keys(subject)) if isinstance(subject, Mapping) else 0
         known.waiting.append(
-            Waiting(index, offset, length, kind, tuple(map(hash, keys)), faults=faults)
+            Waiting(
+                index, offset, length, kind, tuple(map(hash, keys)), faults=faults, literal=literal
+            )
         )
         return None
 
@@ -336,8 +362,14 @@ class FhirAdapter:
     def _grouped(self, spool: Spool, known: Index, cut: str | None) -> Iterator[Item]:
         members: dict[int, list[Waiting]] = {}
         for row in known.waiting:
-            found = next((known.owner[key] for key in row.keys if key in known.owner), None)
-            if found is not None:
+            owners = known.owners(row)
+            found = owners[0] if owners else None
+            if len(owners) > 1:
+                yield _ambiguous_item(row, spool.get(row.offset, row.length), owners, known)
+            elif found is not None and found in known.clashes:
+                raw = spool.get(row.offset, row.length)
+                yield _rejected_patient_item(row, raw, known.patients[found].index)
+            elif found is not None:
                 members.setdefault(found, []).append(row)
             elif row.kind == "Consent":
                 raw = spool.get(row.offset, row.length)
@@ -353,17 +385,7 @@ class FhirAdapter:
                     None,
                 )
                 if rejected is not None:
-                    yield _problem_item(
-                        f"entry[{row.index}]",
-                        f"resource:{row.kind}",
-                        f"se refiere a {target}, el Patient de entry[{rejected}], que se "
-                        "rechazó (vea su motivo): corrija ese Patient e importe de nuevo el "
-                        "Bundle; este recurso se guarda con su caso",
-                        f"it refers to {target}, the Patient at entry[{rejected}], which was "
-                        "rejected (see its reason): fix that Patient and import the Bundle "
-                        "again; this resource is stored with its case",
-                        raw,
-                    )
+                    yield _rejected_patient_item(row, raw, rejected)
                     continue
                 yield _problem_item(
                     f"entry[{row.index}]",
@@ -373,6 +395,10 @@ class FhirAdapter:
                     raw,
                 )
         for number, patient in enumerate(known.patients):
+            if number in known.clashes:
+                raw = spool.get(patient.offset, patient.length)
+                yield _clash_item(patient, raw, known.patients[known.clashes[number]].index)
+                continue
             rows = members.get(number, [])
             yield from self._case_items(spool, patient, rows, cut)
 
@@ -403,7 +429,8 @@ class FhirAdapter:
             for row in rows
             for fault in row.faults
         ]
-        problems = [*parts, *case.problems, *check_data(self._case_validator, case.data)]
+        checked = [_of_entry(p, case) for p in check_data(self._case_validator, case.data)]
+        problems = [*parts, *case.problems, *checked]
         if cut is not None:  # any case may have entries after the break (fhir_grouping)
             problems.insert(0, held_back_by_break(cut))
         position = group.patient.position
@@ -491,9 +518,10 @@ class FhirAdapter:
         out.write(b'{"resourceType":"Bundle","type":"' + self.bundle_type.encode() + b'",')
         out.write(b'"entry":[')
         patients: dict[str, str] = {}
+        keys = _Keys()
         first = True
         for document in documents:
-            for url, resource, identifier in self._resources(document, patients):
+            for url, resource, identifier in self._resources(document, patients, keys):
                 entry: dict[str, Any] = {"fullUrl": url, "resource": resource}
                 if self.bundle_type == "transaction":
                     entry["request"] = _request(resource["resourceType"], identifier)
@@ -502,11 +530,11 @@ class FhirAdapter:
         out.write(b"\n]}\n" if not first else b"]}\n")
 
     def _resources(
-        self, document: Mapping[str, Any], patients: dict[str, str]
+        self, document: Mapping[str, Any], patients: dict[str, str], keys: _Keys
     ) -> list[tuple[str, dict[str, Any], tuple[str, str] | None]]:
         schema = document.get("schema")
         if schema == CASE_SCHEMA:
-            written = write_case(document)
+            written = write_case(document, keys.new(record_key(document)))
             if document.get("child_id"):
                 patients[str(document["child_id"])] = written[0].full_url
             return [(w.full_url, w.resource, w.identifier) for w in written]
@@ -517,8 +545,11 @@ class FhirAdapter:
                 subject["reference"] = patients[child_id]
             local_id = str(document.get("local_id"))
             resource = write_consent(document.get("data") or {}, subject=subject, local_id=local_id)
-            url = full_url(local_id, "Consent")
-            return [(url, resource, (t.LOCAL_ID, local_id))]
+            # Consents of two agencies may share a local id too: keyed by child and local id.
+            key = keys.new(f"consent/{child_id}/{local_id}")
+            identifier = {"system": t.RECORD_KEY, "value": key}
+            resource["identifier"] = [*t.as_list(resource.get("identifier")), identifier]
+            return [(full_url(key, "Consent"), resource, (t.RECORD_KEY, key))]
         raise AdapterError(
             f"el adaptador fhir escribe documentos {CASE_SCHEMA} y {CONSENT_SCHEMA}, no «{schema}»",
             f"the fhir adapter writes {CASE_SCHEMA} and {CONSENT_SCHEMA} documents, not '{schema}'",
@@ -552,10 +583,28 @@ class FhirAdapter:
                 # entries are kept without theirs, so the rejects file is a valid Bundle.
                 if isinstance(raw, Mapping) and "request" in raw:
                     raw = {key: value for key, value in raw.items() if key != "request"}
-                out.write(_dumps(raw))
+                # An entry too deep to decode is written back as its text.
+                out.write(raw.text.encode("utf-8") if isinstance(raw, TooDeep) else _dumps(raw))
                 first = False
         if not first:
             out.write(b"\n]}\n")
+
+
+class _Keys:
+    """The record keys written in one Bundle (:func:`~adapters.fhir_case_write.record_key`),
+    each once: a key met again (two records the documents do not tell apart) is numbered,
+    ``…#2``. Hashes only, so a large export costs a few bytes a record."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def new(self, base: str) -> str:
+        key, number = base, 1
+        while hash(key) in self._seen:
+            number += 1
+            key = f"{base}#{number}"
+        self._seen.add(hash(key))
+        return key
 
 
 def _entry(row: Waiting, raw: Mapping[str, Any]) -> Entry:
@@ -580,6 +629,88 @@ def _problem_item(position: str, pointer: str, es: str, en: str, raw: Any) -> It
     return WarnedItem(position, problems=(Problem(pointer, es, en),), source=[raw])
 
 
+def _too_deep_item(index: int, raw: TooDeep | None) -> Item:
+    """An entry nested too deep to read: its problem alone; the rest of the Bundle is read.
+    The rejects file carries it as it came (its text), when that is known."""
+    return WarnedItem(
+        f"entry[{index}]",
+        problems=(
+            Problem(
+                "",
+                f"{TOO_DEEP_ES}: la entrada no se leyó; el resto del Bundle se importa",
+                f"{TOO_DEEP_EN}: the entry was not read; the rest of the Bundle is imported",
+            ),
+        ),
+        source=[raw] if raw is not None else [],
+    )
+
+
+def _of_entry(problem: Problem, case: CaseData) -> Problem:
+    """A problem the schema found in a part of a case record, said of the entry the part came
+    from (the Encounter of a placement, the EpisodeOfCare of /case or /closure)."""
+    entry = case.entry_of(problem.pointer)
+    if entry is None:
+        return problem
+    said = f"{entry.position} ({entry.resource.get('resourceType')})"
+    return replace(problem, es=f"{said}: {problem.es}", en=f"{said}: {problem.en}")
+
+
+def _refers_to_itself(raw: Mapping[str, Any], subject: Any) -> bool:
+    """Whether a RelatedPerson's ``patient`` names that RelatedPerson (its fullUrl or id)."""
+    if not isinstance(subject, Mapping):
+        return False
+    url = raw.get("fullUrl")
+    entry = Entry(0, url if isinstance(url, str) else None, dict(raw["resource"]))
+    return bool(entry.references().intersection(literal_keys(subject)))
+
+
+def _rejected_patient_item(row: Waiting, raw: Mapping[str, Any], patient: int) -> Item:
+    target = reference_keys(subject_of(raw["resource"]))[0]
+    return _problem_item(
+        f"entry[{row.index}]",
+        f"resource:{row.kind}",
+        f"se refiere a {target}, el Patient de entry[{patient}], que se rechazó (vea su "
+        "motivo): corrija ese Patient e importe de nuevo el Bundle; este recurso se guarda con "
+        "su caso",
+        f"it refers to {target}, the Patient at entry[{patient}], which was rejected (see its "
+        "reason): fix that Patient and import the Bundle again; this resource is stored with "
+        "its case",
+        raw,
+    )
+
+
+def _ambiguous_item(row: Waiting, raw: Mapping[str, Any], owners: list[int], known: Index) -> Item:
+    """A resource whose reference matches more than one Patient: joined to none, since the
+    parts of two children must never make one case."""
+    target = reference_keys(subject_of(raw["resource"]))[0]
+    named = ", ".join(f"entry[{known.patients[n].index}]" for n in owners)
+    problem = Problem(
+        f"resource:{row.kind}",
+        f"se refiere a {target}, que en este Bundle nombra a más de un Patient ({named}): no "
+        "se sabe de cuál es, así que no se une a ninguno; haga que nombre a uno solo (su "
+        "fullUrl, o un identificador que solo él tenga)",
+        f"it refers to {target}, which names more than one Patient in this Bundle ({named}): "
+        "which one is not known, so it joins none; make it name only one (its fullUrl, or an "
+        "identifier only that one has)",
+    )
+    return WarnedItem(f"entry[{row.index}]", problems=(problem, *row.faults), source=[raw])
+
+
+def _clash_item(patient: Waiting, raw: Mapping[str, Any], other: int) -> Item:
+    """A Patient under the fullUrl of another Patient of the Bundle: neither is imported."""
+    url = raw.get("fullUrl")
+    problem = Problem(
+        "resource:Patient",
+        f"su fullUrl {url} es también el del Patient de entry[{other}]: un Bundle da a cada "
+        "recurso su propio fullUrl, y no se sabe de cuál de los dos son las entradas que se "
+        "refieren a él; ninguno de los dos se importa: dé a cada uno su propio fullUrl",
+        f"its fullUrl {url} is also that of the Patient at entry[{other}]: a Bundle gives each "
+        "resource its own fullUrl, and which of the two the entries referring to it are about "
+        "is not known; neither is imported: give each its own fullUrl",
+    )
+    return WarnedItem(f"entry[{patient.index}]", problems=(problem,), source=[raw])
+
+
 def _outcome(item: Item) -> dict[str, Any]:
     return {
         "resourceType": "OperationOutcome",
@@ -599,7 +730,8 @@ def _request(kind: str, identifier: tuple[str, str] | None) -> dict[str, str]:
     if identifier is None:
         return {"method": "POST", "url": kind}
     system, value = identifier
-    return {"method": "PUT", "url": f"{kind}?identifier={quote(system + '|' + value, safe=':')}"}
+    token = quote(system + "|" + value, safe=":/")  # "/" is a query's own character
+    return {"method": "PUT", "url": f"{kind}?identifier={token}"}
 
 
 def _dumps(value: Any) -> bytes:

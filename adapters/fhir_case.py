@@ -1,14 +1,18 @@
 """A Patient and the resources about it ⇄ the data of a ``case-record/1`` push.
 
-- **Patient** → ``/child``: names (``official``/``usual`` name; the father's and mother's
-  surnames from the HL7 ``humanname-*-family`` extensions, else ``family`` as first surname;
-  a ``nickname`` name → ``alias``), gender, birth date (or the ``estimated-age`` extension →
-  ``age_estimation``), ``patient-nationality``, ``patient-birthPlace``, communication
-  languages, address and telecom → ``current_location``, identifiers (see
-  :mod:`adapters.fhir_terms`), ``unaccompanied-status`` extension.
+- **Patient** → ``/child``: names (the ``official`` name, else ``usual``, else one without a
+  use, ``temp`` or ``anonymous`` last, never ``old``; the father's and mother's surnames from
+  the HL7 ``humanname-*-family`` extensions, else ``family`` as first surname; a ``nickname``
+  name → ``alias``), gender (``other`` → ``unknown``, with a warning), birth date (or the
+  ``estimated-age`` extension, an integer, decimal or Age → ``age_estimation``),
+  ``patient-nationality``, ``patient-birthPlace``, communication languages, address and
+  telecom → ``current_location``, identifiers (see :mod:`adapters.fhir_terms`; one read as
+  ``other`` is a warning), ``unaccompanied-status`` extension. Its contained RelatedPersons
+  are relatives of the case like those of their own entries.
 - **RelatedPerson** (``patient`` = the Patient) → ``/related_persons``: relationship (Puente
-  coding, else v3 RoleCode; none at all → ``other``), names, gender, birth date (partial
-  allowed, ``estimated-date`` extension), languages, address, telecom, ``custody`` extension.
+  coding, else v3 RoleCode; none at all → ``other``, its text a warning), names, gender,
+  birth date (partial allowed, ``estimated-date`` extension), languages, address, telecom,
+  ``custody`` extension.
 - **EpisodeOfCare** → ``/case``: status (``case-status`` extension, else from the FHIR status),
   ``urn:puente:case-number`` identifier, period → opened on / closed on, managing
   organisation and care manager → owner, ``closure-reason`` extension → ``/closure``. A
@@ -18,12 +22,17 @@
   An Encounter without that type is not a placement: it is left out with a warning.
 
 R4 and R5 spellings are both read (``period``/``actualPeriod``, ``reasonCode``/``reason``,
-``participant.individual``/``.actor``). Writing, in R5, is :mod:`adapters.fhir_case_write`.
+``participant.individual``/``.actor``). Where the schema needs a full date (a placement's
+start and end, the case's opening and closing, an identifier's validity) a partial FHIR date
+(``2024``, ``2024-02``) is a problem naming the entry and element, never dropped. Problems the
+schema finds in a part of the record are said of the entry it came from. Writing, in R5, is
+:mod:`adapters.fhir_case_write`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +55,9 @@ class Entry:
 
     def references(self) -> set[str]:
         """Every string a reference to this resource may be written as."""
-        keys = {f"{self.resource.get('resourceType')}/{self.resource.get('id')}"}
+        keys = set()
+        if self.resource.get("id") is not None:  # "Patient/None" would match every id-less one
+            keys.add(f"{self.resource.get('resourceType')}/{self.resource.get('id')}")
         if self.full_url:
             keys.add(self.full_url)
         return keys
@@ -70,10 +81,58 @@ class CaseData:
     data: dict[str, Any]
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    #: Which entry each part of the record came from: (pointer, entry), e.g.
+    #: ("/placements/0", the Encounter's); the rest of the record but /child is the
+    #: EpisodeOfCare's (``""``), when there is one.
+    parts: list[tuple[str, Entry]] = field(default_factory=list)
+
+    def entry_of(self, pointer: str) -> Entry | None:
+        """The entry a pointer into the record names a part of (None: the Patient's)."""
+        if pointer == "/child" or pointer.startswith("/child/"):
+            return None
+        whole = None
+        for prefix, entry in self.parts:
+            if not prefix:
+                whole = entry
+            elif pointer == prefix or pointer.startswith(prefix + "/"):
+                return entry
+        return whole
 
 
-def _date(value: Any) -> str | None:
-    return value[:10] if isinstance(value, str) and len(value) >= 10 else None
+@dataclass
+class Notes:
+    """Where the problems and warnings found reading one resource go, said of its entry."""
+
+    position: str
+    problems: list[Problem]
+    warnings: list[Problem] = field(default_factory=list)
+
+    def problem(self, element: str, es: str, en: str) -> None:
+        self.problems.append(
+            Problem(f"resource:{element}", f"{self.position}: {es}", f"{self.position}: {en}")
+        )
+
+    def warning(self, element: str, es: str, en: str) -> None:
+        self.warnings.append(
+            Problem(f"resource:{element}", f"{self.position}: {es}", f"{self.position}: {en}")
+        )
+
+
+def _date(value: Any, element: str = "", notes: Notes | None = None) -> str | None:
+    """The calendar date of a FHIR date or dateTime where the schema needs a full date. A
+    partial one (a year, a year and month) is a problem: dropped, a placement would read as
+    still going on."""
+    if not isinstance(value, str):
+        return None
+    if len(value) >= 10:
+        return value[:10]
+    if notes is not None:
+        notes.problem(
+            element,
+            f"{element} = «{value}»: se necesita una fecha completa (AAAA-MM-DD)",
+            f'{element} = "{value}": needs a full date (YYYY-MM-DD)',
+        )
+    return None
 
 
 def _agency(reference: Any) -> dict[str, Any]:
@@ -87,17 +146,31 @@ def _agency(reference: Any) -> dict[str, Any]:
     return {"name": display} if isinstance(display, str) and display else {}
 
 
+#: Which HumanName gives the names, best first (a use not listed, as ``old``, never does).
+_NAME_USES = ("official", "usual", None, "maiden", "temp", "anonymous")
+
+
 def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
-    """The shared ``names`` and ``alias`` of a list of HumanName."""
-    official: Mapping[str, Any] | None = None
-    alias = None
-    for name in t.as_list(names):
-        if not isinstance(name, Mapping):
-            continue
-        if name.get("use") in ("nickname", "anonymous"):
-            alias = alias or name.get("text") or " ".join(t.as_list(name.get("given"))) or None
-        elif official is None or name.get("use") == "official":
-            official = name
+    """The shared ``names`` and ``alias`` of a list of HumanName: the names from the best
+    name by its use (:data:`_NAME_USES`), the alias from a ``nickname`` (else an
+    ``anonymous`` name not taken for the names)."""
+    found = [name for name in t.as_list(names) if isinstance(name, Mapping)]
+    ranked = sorted(
+        (name for name in found if name.get("use") in _NAME_USES),
+        key=lambda name: _NAME_USES.index(name.get("use")),
+    )
+    official: Mapping[str, Any] | None = next(
+        (name for name in ranked if name.get("family") or name.get("given")), None
+    )
+    alias = next(
+        (
+            _name_text(name)
+            for use in ("nickname", "anonymous")
+            for name in found
+            if name.get("use") == use and name is not official and _name_text(name)
+        ),
+        None,
+    )
     if official is None:
         return {}, alias
     family_parts = official.get("_family")
@@ -112,6 +185,11 @@ def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
         }
     )
     return result, alias
+
+
+def _name_text(name: Mapping[str, Any]) -> str | None:
+    given = [g for g in t.as_list(name.get("given")) if isinstance(g, str)]
+    return name.get("text") or " ".join(given) or None
 
 
 def read_address(addresses: Any) -> dict[str, Any]:
@@ -189,21 +267,26 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
                 extra, "solo se lee el primer EpisodeOfCare", "only the first EpisodeOfCare is read"
             )
         )
-    persons = [
-        apply(
-            read_related_person(entry, problems),
+    parts: list[tuple[str, Entry]] = []
+    related = [*group.related, *_contained_relatives(group.patient)]
+    persons: list[dict[str, Any]] = []
+    for entry in related:
+        parts.append((f"/related_persons/{len(persons)}", entry))
+        notes = Notes(entry.position, problems, warnings)
+        person = apply(
+            read_related_person(entry, problems, notes),
             read_patch(entry.resource, entry.position, problems),
         )
-        for entry in group.related
-    ]
+        _other_gender(entry, person, notes)
+        persons.append(person)
     refs = {
         key: person.get("person_ref")
-        for entry, person in zip(group.related, persons, strict=True)
+        for entry, person in zip(related, persons, strict=True)
         for key in entry.references()
     }
-    placements = []
+    placements: list[dict[str, Any]] = []
     for entry in group.encounters:
-        placement = read_placement(entry.resource, refs)
+        placement = read_placement(entry.resource, refs, Notes(entry.position, problems))
         if placement is None:
             warnings.append(
                 _left_out(
@@ -213,15 +296,19 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
                 )
             )
         else:
+            parts.append((f"/placements/{len(placements)}", entry))
             placements.append(
                 apply(placement, read_patch(entry.resource, entry.position, problems))
             )
-    case, closure = read_episode(episode, problems)
+    episode_notes = Notes(group.episodes[0].position, problems) if group.episodes else None
+    case, closure = read_episode(episode, problems, episode_notes)
     _check_gender(group.patient, problems)
+    notes = Notes(group.patient.position, problems, warnings)
     child = apply(
-        read_child(patient, local_id_system),
+        read_child(patient, local_id_system, notes),
         read_patch(patient, group.patient.position, problems),
     )
+    _other_gender(group.patient, child, notes)
     rest = t.compact(
         {"case": case, "related_persons": persons, "placements": placements, "closure": closure}
     )
@@ -229,11 +316,36 @@ def read_case(group: Group, local_id_system: str = t.LOCAL_ID) -> CaseData:
         # The episode's patch carries the rest of the record: what /case and /closure lack and
         # every section no FHIR element holds (:mod:`adapters.fhir_patch`).
         rest = apply(rest, read_patch(episode, group.episodes[0].position, problems))
+        parts.append(("", group.episodes[0]))
     data = {"case": rest.pop("case", None), "child": child, **rest}
     if data["case"] is None:
         del data["case"]
     child_id = t.identifier_value(patient, t.CHILD)
-    return CaseData(local_id, child_id, data, problems, warnings)
+    return CaseData(local_id, child_id, data, problems, warnings, parts)
+
+
+def _contained_relatives(patient: Entry) -> list[Entry]:
+    """The RelatedPersons a Patient contains, as entries at the Patient's position: relatives
+    of the case like those of their own entries (FHIR lets a Patient carry them inside)."""
+    return [
+        Entry(patient.index, None, dict(resource))
+        for resource in t.as_list(patient.resource.get("contained"))
+        if isinstance(resource, Mapping) and resource.get("resourceType") == "RelatedPerson"
+    ]
+
+
+def _other_gender(entry: Entry, read: Mapping[str, Any], notes: Notes) -> None:
+    """FHIR's gender ``other`` read as the schema's ``unknown`` is said: the schema has no
+    "other" (its ``intersex`` is not what ``other`` says)."""
+    if entry.resource.get("gender") == "other" and read.get("sex") == "unknown":
+        kind = entry.resource.get("resourceType")
+        notes.warning(
+            f"{kind}.gender",
+            f"{kind}.gender «other» no tiene equivalente en el esquema (female, male, "
+            "intersex, unknown): se guardó como «unknown» (sin dato)",
+            f"{kind}.gender 'other' has no equivalent in the schema (female, male, intersex, "
+            "unknown): stored as 'unknown'",
+        )
 
 
 def _left_out(entry: Entry, es: str, en: str) -> Problem:
@@ -245,11 +357,13 @@ def _left_out(entry: Entry, es: str, en: str) -> Problem:
     )
 
 
-def read_child(patient: Mapping[str, Any], local_id_system: str = t.LOCAL_ID) -> dict[str, Any]:
+def read_child(
+    patient: Mapping[str, Any], local_id_system: str = t.LOCAL_ID, notes: Notes | None = None
+) -> dict[str, Any]:
     """``/child`` as a Patient's elements carry it (without its merge patch)."""
     names, alias = read_names(patient.get("name"))
     languages, preferred = read_languages(patient.get("communication"))
-    age = t.extension_value(patient, t.ESTIMATED_AGE, "Integer")
+    age = _estimated_age(patient, notes)
     nationality = [
         code
         for ext in t.extensions(patient, t.NATIONALITY)
@@ -270,7 +384,7 @@ def read_child(patient: Mapping[str, Any], local_id_system: str = t.LOCAL_ID) ->
             "nationality": list(dict.fromkeys(nationality)),
             "languages": languages,
             "primary_language": preferred,
-            "identifiers": _identifiers(patient, (local_id_system, t.LOCAL_ID, t.CHILD)),
+            "identifiers": _identifiers(patient, local_id_system, notes),
             "unaccompanied_status": t.extension_value(patient, t.UNACCOMPANIED, "Code"),
             "needs_interpreter": t.extension_value(patient, t.INTERPRETER_REQUIRED, "Boolean"),
             "current_location": t.compact(
@@ -285,24 +399,53 @@ def read_child(patient: Mapping[str, Any], local_id_system: str = t.LOCAL_ID) ->
 
 
 _V2_IDENTIFIER_TYPE = {"PPN": "passport", "NI": "national_id", "BCT": "birth_certificate"}
+#: Identifiers that name the envelope or the record, not the child.
+_ENVELOPE_SYSTEMS = (t.LOCAL_ID, t.CHILD, t.RECORD_KEY)
+#: Years in one unit of UCUM's time units (an Age's code).
+_UCUM_YEARS = {"a": 1, "mo": 12, "wk": 52.1775, "d": 365.25}
+
+
+def _estimated_age(patient: Mapping[str, Any], notes: Notes | None) -> int | None:
+    """The ``estimated-age`` extension in whole years: ``valueInteger``, ``valueDecimal``
+    (14.5 → 14) or ``valueAge`` in a UCUM time unit (``a``, ``mo``, ``wk``, ``d``)."""
+    found = t.extensions(patient, t.ESTIMATED_AGE)
+    if not found:
+        return None
+    extension = found[0]
+    if "valueInteger" in extension:
+        value: Any = extension["valueInteger"]
+        return value if isinstance(value, int) else None
+    years: Any = extension.get("valueDecimal")
+    age = extension.get("valueAge")
+    if isinstance(age, Mapping):
+        per_year = _UCUM_YEARS.get(str(age.get("code")))
+        value = age.get("value")
+        years = value / per_year if per_year and isinstance(value, int | float) else None
+        if years is None and notes is not None:
+            notes.problem(
+                "Patient.extension.valueAge",
+                f"la edad estimada {age.get('value')} {age.get('code')} no está en años, "
+                "meses, semanas ni días de UCUM (a, mo, wk, d)",
+                f"the estimated age {age.get('value')} {age.get('code')} is not in UCUM years, "
+                "months, weeks or days (a, mo, wk, d)",
+            )
+    if isinstance(years, int | float) and not isinstance(years, bool) and math.isfinite(years):
+        return math.floor(years)
+    return None
 
 
 def _identifiers(
-    patient: Mapping[str, Any], envelope_systems: Sequence[str]
+    patient: Mapping[str, Any], local_id_system: str, notes: Notes | None
 ) -> list[dict[str, Any]]:
-    """The child's identifiers, less those that name the envelope (local id, child id)."""
+    """The child's identifiers, less those that name the envelope (Puente's local id, child
+    id, record key). An identifier of another system taken as the local id
+    (``local_id_system``) stays: it is the child's too (a CURP), and without it the hub
+    would not know the child by it."""
     found = []
     for identifier in t.as_list(patient.get("identifier")):
-        if not isinstance(identifier, Mapping) or identifier.get("system") in envelope_systems:
+        if not isinstance(identifier, Mapping) or identifier.get("system") in _ENVELOPE_SYSTEMS:
             continue
-        kind = t.code_in(identifier.get("type"), t.IDENTIFIER_TYPE) or next(
-            (
-                _V2_IDENTIFIER_TYPE[c["code"]]
-                for c in t.codings(identifier.get("type"))
-                if c.get("code") in _V2_IDENTIFIER_TYPE
-            ),
-            "other",
-        )
+        kind = _identifier_type(identifier, local_id_system, notes)
         assigner = identifier.get("assigner") or {}
         found.append(
             t.compact(
@@ -312,11 +455,44 @@ def _identifiers(
                     "issuer_country": t.extension_value(identifier, t.ISSUER_COUNTRY, "Code"),
                     "issuer_agency": t.reference_identifier(assigner, t.AGENCY),
                     "issuer_name": assigner.get("display"),
-                    "valid_until": _date((identifier.get("period") or {}).get("end")),
+                    "valid_until": _date(
+                        (identifier.get("period") or {}).get("end"),
+                        "Patient.identifier.period.end",
+                        notes,
+                    ),
                 }
             )
         )
     return found
+
+
+def _identifier_type(
+    identifier: Mapping[str, Any], local_id_system: str, notes: Notes | None
+) -> str:
+    """An identifier's kind: Puente's coding, else HL7 v2's, else its system's (a CURP under
+    RENAPO's OID), else ``agency_local`` for the local id's own system; else ``other``, said
+    in a warning (unless the coding says ``other`` itself)."""
+    system = identifier.get("system")
+    kind = t.code_in(identifier.get("type"), t.IDENTIFIER_TYPE) or next(
+        (
+            _V2_IDENTIFIER_TYPE[c["code"]]
+            for c in t.codings(identifier.get("type"))
+            if c.get("code") in _V2_IDENTIFIER_TYPE
+        ),
+        None,
+    )
+    kind = kind or t.IDENTIFIER_SYSTEMS_BACK.get(str(system))
+    if kind is None and system == local_id_system:
+        kind = "agency_local"
+    if kind is None and notes is not None:
+        notes.warning(
+            "Patient.identifier",
+            f"el identificador «{identifier.get('value')}» (sistema {system}) no dice su tipo "
+            f"({t.IDENTIFIER_TYPE}) ni tiene un sistema conocido: se guardó como «other»",
+            f"the identifier '{identifier.get('value')}' (system {system}) does not say its "
+            f"type ({t.IDENTIFIER_TYPE}) nor has a known system: stored as 'other'",
+        )
+    return kind or "other"
 
 
 def _check_gender(entry: Entry, problems: list[Problem]) -> None:
@@ -337,9 +513,11 @@ def _check_gender(entry: Entry, problems: list[Problem]) -> None:
     )
 
 
-def read_related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]:
+def read_related_person(
+    entry: Entry, problems: list[Problem], notes: Notes | None = None
+) -> dict[str, Any]:
     """A ``/related_persons`` item as a RelatedPerson's elements carry it (without its merge
-    patch)."""
+    patch); ``notes`` hears what is left out."""
     _check_gender(entry, problems)
     resource = entry.resource
     names, alias = read_names(resource.get("name"))
@@ -350,7 +528,7 @@ def read_related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]
     return t.compact(
         {
             "person_ref": ref.rsplit("/", 1)[-1] if ref else resource.get("id"),
-            "relationship": _relationship(entry, problems),
+            "relationship": _relationship(entry, problems, notes),
             "names": names,
             "alias": alias,
             "sex": t.GENDER_BACK.get(resource.get("gender", "")),
@@ -363,7 +541,7 @@ def read_related_person(entry: Entry, problems: list[Problem]) -> dict[str, Any]
     )
 
 
-def _relationship(entry: Entry, problems: list[Problem]) -> str | None:
+def _relationship(entry: Entry, problems: list[Problem], notes: Notes | None) -> str | None:
     concepts = entry.resource.get("relationship")
     own = t.code_in(concepts, t.RELATIONSHIP)
     if own:
@@ -380,6 +558,21 @@ def _relationship(entry: Entry, problems: list[Problem]) -> str | None:
         return role
     written = [c.get("code") for c in t.codings(concepts)]
     if not written:
+        texts = [
+            c["text"]
+            for c in t.as_list(concepts)
+            if isinstance(c, Mapping) and isinstance(c.get("text"), str)
+        ]
+        if texts and notes is not None:
+            # The schema's relationship is a code and no field holds its wording.
+            notes.warning(
+                "RelatedPerson.relationship.text",
+                f"el parentesco viene solo como texto ({', '.join(texts)}): se guardó como "
+                "«other» y el texto se dejó fuera; use v3 RoleCode o "
+                f"{t.RELATIONSHIP}",
+                f"the relationship is given only as text ({', '.join(texts)}): stored as "
+                f"'other' and the text was left out; use v3 RoleCode or {t.RELATIONSHIP}",
+            )
         return "other"
     problems.append(
         Problem(
@@ -393,13 +586,16 @@ def _relationship(entry: Entry, problems: list[Problem]) -> str | None:
     return None
 
 
-def read_placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dict[str, Any] | None:
+def read_placement(
+    encounter: Mapping[str, Any], refs: Mapping[str, Any], notes: Notes | None = None
+) -> dict[str, Any] | None:
     """A ``/placements`` item as an Encounter's elements carry it (without its merge patch);
-    None for an Encounter that is not a placement."""
+    None for an Encounter that is not a placement. ``notes`` hears a partial date."""
     kind = t.code_in(encounter.get("type"), t.PLACEMENT_TYPE)
     if kind is None:
         return None
-    period = encounter.get("actualPeriod") or encounter.get("period") or {}
+    named = "actualPeriod" if encounter.get("actualPeriod") else "period"
+    period = encounter.get(named) or {}
     reasons = [
         v.get("concept")
         for r in t.as_list(encounter.get("reason"))
@@ -419,24 +615,25 @@ def read_placement(encounter: Mapping[str, Any], refs: Mapping[str, Any]) -> dic
             "facility_name": (location.get("location") or {}).get("display"),
             "operator": _agency(encounter.get("serviceProvider")),
             "caregiver_person_ref": caregiver,
-            "start_date": _date(period.get("start")),
-            "end_date": _date(period.get("end")),
+            "start_date": _date(period.get("start"), f"Encounter.{named}.start", notes),
+            "end_date": _date(period.get("end"), f"Encounter.{named}.end", notes),
             "reason": t.code_in(reasons, t.PLACEMENT_REASON),
         }
     )
 
 
 def read_episode(
-    episode: Mapping[str, Any] | None, problems: list[Problem]
+    episode: Mapping[str, Any] | None, problems: list[Problem], notes: Notes | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``/case`` and ``/closure`` as an EpisodeOfCare's elements carry them (without its
-    merge patch)."""
+    merge patch). A status not given (``_status`` with a data-absent-reason: an export
+    that withheld it) is not read as any status."""
     if episode is None:
         return {"status": "open"}, {}
     status = t.extension_value(episode, t.CASE_STATUS_EXT, "Code") or t.EPISODE_STATUS_BACK.get(
         episode.get("status", "")
     )
-    if status is None:
+    if status is None and episode.get("status") is not None:
         problems.append(
             Problem(
                 "resource:EpisodeOfCare.status",
@@ -461,7 +658,7 @@ def read_episode(
         {
             "status": status,
             "case_number": t.identifier_value(episode, t.CASE_NUMBER),
-            "opened_on": _date(period.get("start")),
+            "opened_on": _date(period.get("start"), "EpisodeOfCare.period.start", notes),
             "workflow_stage": t.code_in(episode.get("type"), t.WORKFLOW_STAGE),
             "identified_by": t.extension_value(episode, t.IDENTIFIED_BY, "Code"),
             "referred_by": _agency(t.extension_value(episode, t.REFERRED_BY, "Reference")),
@@ -470,7 +667,9 @@ def read_episode(
     )
     closure = t.compact(
         {
-            "closed_on": _date(period.get("end")) if status == "closed" else None,
+            "closed_on": _date(period.get("end"), "EpisodeOfCare.period.end", notes)
+            if status == "closed"
+            else None,
             "reason": t.extension_value(episode, t.CLOSURE_REASON_EXT, "Code"),
         }
     )

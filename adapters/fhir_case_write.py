@@ -5,6 +5,12 @@ placement, each with a stable ``urn:uuid`` fullUrl (the same input gives the sam
 resent transaction updates instead of duplicating) and the identifier a transaction updates it
 by. What their elements cannot hold rides in each resource's ``case-record-patch`` extension
 (:mod:`adapters.fhir_patch`), computed by reading the resource back: the round trip is exact.
+
+Both the URLs and those identifiers come from the record's key (:func:`record_key`), not from
+its local id alone: an export holds other agencies' records too, under their owners' local ids,
+and two agencies may use the same one. Sharing a fullUrl, the two children would be read back
+as one (their relatives and placements mixed); sharing an identifier, a transaction would
+write one over the other.
 """
 
 from __future__ import annotations
@@ -21,9 +27,23 @@ from adapters.fhir_patch import add_patch
 _NAMESPACE = uuid.UUID("5f0c6e7a-2b1d-4c3e-9a8f-70b1c2d3e4f5")
 
 
-def full_url(local_id: str, kind: str, index: int = 0) -> str:
-    """A stable ``urn:uuid`` for a resource written for a case (same input, same URL)."""
-    return "urn:uuid:" + str(uuid.uuid5(_NAMESPACE, f"{local_id}/{kind}/{index}"))
+def full_url(key: str, kind: str, index: int = 0) -> str:
+    """A stable ``urn:uuid`` for a resource written for a record of key ``key`` (same input,
+    same URL)."""
+    return "urn:uuid:" + str(uuid.uuid5(_NAMESPACE, f"{key}/{kind}/{index}"))
+
+
+def record_key(envelope: Mapping[str, Any]) -> str:
+    """What tells a record from another agency's with the same local id, as far as the
+    document says: ``<owner agency>/<child id>/<local id>``, each part empty when the reader
+    was not given it (a redacted owner, a portable export). The Bundle writer numbers a key
+    met twice (``…#2``): the records are then told apart in that Bundle only."""
+    data = envelope.get("data") or {}
+    case = data.get("case") if isinstance(data, Mapping) else None
+    owner = (case or {}).get("owner") if isinstance(case, Mapping) else None
+    agency = owner.get("agency_id") if isinstance(owner, Mapping) else None
+    parts = (agency, envelope.get("child_id"), envelope.get("local_id"))
+    return "/".join(str(part or "") for part in parts)
 
 
 @dataclass(frozen=True)
@@ -49,7 +69,9 @@ def write_names(names: Mapping[str, Any], alias: str | None) -> list[dict[str, A
             ]
             name["_family"] = {"extension": parts}
         if names.get("given_names"):
-            name["given"] = str(names["given_names"]).split()
+            # The schema holds the given names as one text ("María de los Ángeles"): one part,
+            # not a word each.
+            name["given"] = [str(names["given_names"])]
         written.append(name)
     if alias:
         written.append({"use": "nickname", "text": alias})
@@ -88,35 +110,52 @@ def write_languages(languages: Sequence[str], preferred: str | None) -> list[dic
     ]
 
 
-def write_case(envelope: Mapping[str, Any]) -> list[Written]:
-    """The Patient, RelatedPersons, EpisodeOfCare and Encounters of a case-record envelope."""
+def write_case(envelope: Mapping[str, Any], key: str | None = None) -> list[Written]:
+    """The Patient, RelatedPersons, EpisodeOfCare and Encounters of a case-record envelope;
+    ``key`` (default :func:`record_key`) names the record in their URLs and identifiers."""
     local_id = str(envelope.get("local_id"))
+    key = key or record_key(envelope)
     data = envelope.get("data") or {}
-    patient_url = full_url(local_id, "Patient")
+    patient_url = full_url(key, "Patient")
     subject = {"reference": patient_url}
-    written = [Written(patient_url, _patient(envelope), (t.LOCAL_ID, local_id))]
+    patient = _keyed(_patient(envelope), key)
+    written = [Written(patient_url, patient, (t.RECORD_KEY, key))]
     owner_ref = envelope.get("child_id") or local_id
     person_urls: dict[str, str] = {}
     for index, person in enumerate(data.get("related_persons") or []):
-        url = full_url(local_id, "RelatedPerson", index)
+        url = full_url(key, "RelatedPerson", index)
         ref = person.get("person_ref")
         if ref:
             person_urls[ref] = url
         resource = _write_related_person(person, subject, f"{owner_ref}/{ref}" if ref else None)
         add_patch(resource, person, read_related_person(Entry(index, url, resource), []))
-        written.append(
-            Written(url, resource, (t.RELATED_PERSON, f"{owner_ref}/{ref}") if ref else None)
-        )
-    episode_url = full_url(local_id, "EpisodeOfCare")
-    written.append(Written(episode_url, _episode(data, subject, local_id), (t.LOCAL_ID, local_id)))
+        person_key = f"{key}/related_persons/{ref}" if ref else None
+        updated_by = (t.RECORD_KEY, person_key) if person_key else None
+        written.append(Written(url, _keyed(resource, person_key), updated_by))
+    episode_url = full_url(key, "EpisodeOfCare")
+    episode = _keyed(_episode(data, subject, local_id), key)
+    written.append(Written(episode_url, episode, (t.RECORD_KEY, key)))
     refs = {url: ref for ref, url in person_urls.items()}
     for index, placement in enumerate(data.get("placements") or []):
-        identifier = (t.LOCAL_ID, f"{local_id}/placements/{index}")
+        placement_key = f"{key}/placements/{index}"
         resource = _encounter(placement, subject, {"reference": episode_url}, person_urls)
-        resource["identifier"] = [{"system": identifier[0], "value": identifier[1]}]
         add_patch(resource, placement, read_placement(resource, refs))
-        written.append(Written(full_url(local_id, "Encounter", index), resource, identifier))
+        written.append(
+            Written(
+                full_url(key, "Encounter", index),
+                _keyed(resource, placement_key),
+                (t.RECORD_KEY, placement_key),
+            )
+        )
     return written
+
+
+def _keyed(resource: dict[str, Any], key: str | None) -> dict[str, Any]:
+    """``resource`` with its ``urn:puente:record-key`` identifier (none without a key)."""
+    if key is not None:
+        identifier = {"system": t.RECORD_KEY, "value": key}
+        resource["identifier"] = [*t.as_list(resource.get("identifier")), identifier]
+    return resource
 
 
 def _patient(envelope: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,6 +217,7 @@ def _write_identifier(identifier: Mapping[str, Any]) -> dict[str, Any]:
     return t.compact(
         {
             "extension": [t.extension(t.ISSUER_COUNTRY, "Code", country)] if country else None,
+            "system": t.IDENTIFIER_SYSTEMS.get(identifier["type"]),
             "type": t.concept(t.IDENTIFIER_TYPE, identifier["type"]),
             "value": identifier.get("value"),
             "period": {"end": identifier["valid_until"]} if identifier.get("valid_until") else None,
@@ -224,9 +264,11 @@ def _write_related_person(
 def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str) -> dict[str, Any]:
     case = data.get("case") or {}
     closure = data.get("closure") or {}
-    status = case.get("status", "open")
+    status = case.get("status")
     owner = case.get("owner") or {}
-    extensions = [t.extension(t.CASE_STATUS_EXT, "Code", status)]
+    # A status withheld from the reader is not known: no case-status extension, and the
+    # required FHIR status says so (data-absent-reason "unknown") rather than claim "active".
+    extensions = [t.extension(t.CASE_STATUS_EXT, "Code", status)] if status else []
     if case.get("identified_by"):
         extensions.append(t.extension(t.IDENTIFIED_BY, "Code", case["identified_by"]))
     referred_by = _agency_reference(case.get("referred_by") or {})
@@ -243,7 +285,8 @@ def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str)
             "resourceType": "EpisodeOfCare",
             "extension": extensions,
             "identifier": identifiers,
-            "status": t.EPISODE_STATUS.get(status, "active"),
+            "status": t.EPISODE_STATUS.get(status) if status else None,
+            "_status": None if status else _unknown(),
             "type": [t.concept(t.WORKFLOW_STAGE, case["workflow_stage"])]
             if case.get("workflow_stage")
             else None,
@@ -270,6 +313,11 @@ def _episode(data: Mapping[str, Any], subject: Mapping[str, Any], local_id: str)
         }
     )
     return add_patch(episode, wanted, read)
+
+
+def _unknown() -> dict[str, Any]:
+    """The companion of a required element whose value the document does not give."""
+    return {"extension": [t.extension(t.DATA_ABSENT_REASON, "Code", "unknown")]}
 
 
 def _agency_reference(agency: Mapping[str, Any]) -> dict[str, Any] | None:

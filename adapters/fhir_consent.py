@@ -12,6 +12,10 @@ their parent's). Revocation and the child's views ride in the ``consent-revocati
 ``child-views`` extensions; the views' free-text summary and who heard them stay in Puente
 and are not written. ``recorded_at`` keeps only its date (``Consent.date``), so it is not read back.
 
+A period given by dates only (``"start": "2024-03-01"``, as FHIR allows) means those days
+whole: from the start of its first day to the end of its last, in Mexico's central time
+(UTC−06:00, :data:`DAY_OFFSET`), as ``consent/1`` states instants with their offset.
+
 R4 Consents are read too: ``patient``, ``performer`` (the grantor), ``policyRule``, and one
 base ``provision`` whose ``type`` is the decision, whose actors are the grantees and whose
 nested provisions state their own ``type``.
@@ -19,6 +23,7 @@ nested provisions state their own ``type``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +31,21 @@ from adapters import fhir_terms as t
 from adapters.base import Problem
 
 Resolve = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
+
+#: The offset a date-only period is read in: Mexico's central time (no daylight saving).
+DAY_OFFSET = "-06:00"
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _period(period: Any) -> dict[str, Any]:
+    """A Period as ``consent/1`` states it: a date alone is the start of that day (``start``)
+    or its end (``end``)."""
+    found = dict(period) if isinstance(period, Mapping) else {}
+    for name, time in (("start", "00:00:00"), ("end", "23:59:59")):
+        value = found.get(name)
+        if isinstance(value, str) and _DATE.match(value):
+            found[name] = f"{value}T{time}{DAY_OFFSET}"
+    return t.compact(found)
 
 
 class _Actors:
@@ -100,7 +120,7 @@ def read_consent(
     base = resource.get("provision") if r4 else resource
     base = base if isinstance(base, Mapping) else {}
     data["decision"] = base.get("type") if r4 else resource.get("decision")
-    data["period"] = t.compact(dict(base.get("period") or {}))
+    data["period"] = _period(base.get("period"))
     if r4:
         data["grantee"] = [_provision_actor(a, actors) for a in t.as_list(base.get("actor"))]
         data["policy_basis"] = [
@@ -217,7 +237,7 @@ def _provision(
     return t.compact(
         {
             "decision": decision,
-            "period": t.compact(dict(provision.get("period") or {})),
+            "period": _period(provision.get("period")),
             "actor": [_provision_actor(a, actors) for a in t.as_list(provision.get("actor"))],
             "action": actions,
             "purpose": t.codes_in(provision.get("purpose"), t.PURPOSE),

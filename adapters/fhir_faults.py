@@ -3,10 +3,10 @@ and, for the faults offices meet most (dates), in plain English.
 
 Pydantic words its errors in English only, but names each with a stable ``type`` code; an
 office reading its rejects file in Spanish gets these instead. A type not listed here is still
-reported, with pydantic's English text after a Spanish lead-in. Pydantic's English for dates
-speaks of its parser ("Input should be a valid date or datetime, day value is outside expected
-range"; "Value error, DateTime value string does not match spec regex."): those read as the
-Spanish does; any other fault keeps pydantic's words.
+reported: in Spanish in words of our own, pydantic's English detail in the English text
+only. Pydantic's English for dates speaks of its parser ("Input should be a valid date or
+datetime, day value is outside expected range"; "Value error, DateTime value string does not
+match spec regex."): those read as the Spanish does; any other fault keeps pydantic's words.
 """
 
 from __future__ import annotations
@@ -52,7 +52,15 @@ SPANISH: dict[str, str] = {
     "enum": "debe ser uno de estos valores: {expected}",
     "value_error": "valor no válido",
     "assertion_error": "valor no válido",
+    "model_validation_format": "debe ser un objeto {model_class}, no {type}",
 }
+
+#: Said in Spanish of a fault pydantic words only in English (its words follow in English).
+_DETAIL_IN_ENGLISH = "(el detalle está en el texto en inglés)"
+_SEE_ENGLISH = f"no es válido {_DETAIL_IN_ENGLISH}"
+#: JSON kinds for the Python types pydantic names in a ``ctx``.
+_KINDS_SPANISH = {list: "una lista", str: "un texto", dict: "un objeto", int: "un número"}
+_KINDS_ENGLISH = {list: "a list", str: "a string", dict: "an object", int: "a number"}
 
 #: Spanish for ``ctx`` values pydantic writes in English.
 _CONTEXT_SPANISH = {
@@ -119,9 +127,11 @@ def in_spanish(error: Mapping[str, Any]) -> str:
     template = SPANISH.get(str(error.get("type", "")))
     english = str(error.get("msg", ""))
     if template is None:
-        return f"no es válido: {english}"
+        return _SEE_ENGLISH
     context = {
-        key: _CONTEXT_SPANISH.get(str(value), value)
+        key: _KINDS_SPANISH.get(value, "otro valor")
+        if isinstance(value, type)
+        else _CONTEXT_SPANISH.get(str(value), value)
         for key, value in (error.get("ctx") or {}).items()
     }
     try:
@@ -131,7 +141,7 @@ def in_spanish(error: Mapping[str, Any]) -> str:
     if error.get("type") in {"value_error", "assertion_error"} and english:
         # The model's own explanation: in Spanish where it is one of FHIR's primitive types',
         # else as the model gives it.
-        return _value_error_in_spanish(english) or f"{text} ({english})"
+        return _value_error_in_spanish(english) or f"{text} {_DETAIL_IN_ENGLISH}"
     return text
 
 
@@ -145,6 +155,10 @@ def in_english(error: Mapping[str, Any]) -> str:
         if found:
             return f"must be {_PRIMITIVES_ENGLISH.get(found[1], found[1])}"
         return english
+    if kind == "model_validation_format":
+        stated: Mapping[str, Any] = error.get("ctx") or {}
+        given = _KINDS_ENGLISH.get(stated.get("type"), "another value")  # type: ignore[arg-type]
+        return f"must be a {stated.get('model_class')} object, not {given}"
     template = ENGLISH.get(kind)
     if template is None:
         return english

@@ -39,20 +39,27 @@ def subject_of(resource: Mapping[str, Any]) -> Any:
 
 def reference_keys(reference: Any) -> list[str]:
     """The strings a reference can be matched by: as written, ``Type/id`` of an absolute or
-    versioned URL, and ``system|value`` of a logical (identifier) reference."""
+    versioned URL, and ``system|value`` of a logical (identifier) reference — literal ones
+    first (:func:`literal_keys` counts them)."""
     if not isinstance(reference, Mapping):
         return []
-    keys = []
-    target = reference.get("reference")
-    if isinstance(target, str) and target:
-        target = target.split("/_history/")[0]
-        keys.append(target)
-        parts = target.rsplit("/", 2)
-        if len(parts) == 3:
-            keys.append(f"{parts[1]}/{parts[2]}")
+    keys = literal_keys(reference)
     identifier = reference.get("identifier")
     if isinstance(identifier, Mapping) and identifier.get("value"):
         keys.append(f"{identifier.get('system')}|{identifier['value']}")
+    return keys
+
+
+def literal_keys(reference: Mapping[str, Any]) -> list[str]:
+    """The keys of a reference's ``reference`` (as written, and ``Type/id``)."""
+    target = reference.get("reference")
+    if not isinstance(target, str) or not target:
+        return []
+    target = target.split("/_history/")[0]
+    keys = [target]
+    parts = target.rsplit("/", 2)
+    if len(parts) == 3:
+        keys.append(f"{parts[1]}/{parts[2]}")
     return keys
 
 
@@ -157,17 +164,52 @@ class Waiting:
     keys: tuple[int, ...] = ()  # hashes of the reference keys: a few bytes each, not strings
     #: What the FHIR models found wrong with it (a part of a case: the case waits for it).
     faults: tuple[Any, ...] = ()
+    #: How many of ``keys`` (the first) are of the literal reference: they decide first.
+    literal: int = 0
 
 
 @dataclass
 class Index:
-    """What is known of the spooled resources while the Bundle is read."""
+    """What is known of the spooled resources while the Bundle is read.
+
+    A key two Patients share (one identifier, one ``Patient/id`` from two servers) names
+    neither: a resource that refers by it is matched to no Patient but rejected
+    (:meth:`owners`), since parts of two children must never make one case. Two Patients
+    under one fullUrl are both rejected (:attr:`clashes`): FHIR gives each resource of a
+    Bundle its own."""
 
     patients: list[Waiting] = field(default_factory=list)
     owner: dict[int, int] = field(default_factory=dict)  # reference key hash → patient number
+    #: The keys of more than one Patient: key hash → every patient number (rare, so apart).
+    shared: dict[int, list[int]] = field(default_factory=dict)
+    urls: dict[int, int] = field(default_factory=dict)  # fullUrl hash → patient number
+    #: Patients whose fullUrl another Patient has too: patient number → the other's number.
+    clashes: dict[int, int] = field(default_factory=dict)
     waiting: list[Waiting] = field(default_factory=list)
 
-    def add_patient(self, row: Waiting, keys: Iterable[str]) -> None:
+    def add_patient(self, row: Waiting, keys: Iterable[str], full_url: Any = None) -> None:
+        number = len(self.patients)
+        if isinstance(full_url, str) and full_url:
+            first = self.urls.setdefault(hash(full_url), number)
+            if first != number:
+                self.clashes[number] = first
+                self.clashes.setdefault(first, number)
         for key in keys:
-            self.owner.setdefault(hash(key), len(self.patients))
+            first = self.owner.setdefault(hash(key), number)
+            if first != number:
+                every = self.shared.setdefault(hash(key), [first])
+                if number not in every:
+                    every.append(number)
         self.patients.append(row)
+
+    def owners(self, row: Waiting) -> list[int]:
+        """The Patients a resource's reference matches: by its literal reference when that
+        matches any, else by its identifier. More than one: the reference is ambiguous."""
+        for keys in (row.keys[: row.literal], row.keys[row.literal :]):
+            found: list[int] = []
+            for key in keys:
+                matched = self.shared.get(key) or ([self.owner[key]] if key in self.owner else [])
+                found += [number for number in matched if number not in found]
+            if found:
+                return found
+        return []

@@ -30,6 +30,26 @@ from adapters import fhir_terms as t
 from adapters.base import Problem
 
 PATCH = t.extension_url("case-record-patch")
+#: Levels of nesting a patch may have: a case record has about eight; applying a patch
+#: recurses once a level, so a deeper one is refused rather than exhaust the stack.
+MAX_DEPTH = 64
+_TOO_DEEP = object()
+
+
+def _depth(value: Any) -> int:
+    """How many levels of objects and lists ``value`` nests (a loop: no recursion)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        node, depth = level.pop()
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            level.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def diff(wanted: Any, read: Any) -> Any:
@@ -100,6 +120,22 @@ def read_patch(
         patch = json.loads(value) if isinstance(value, str) else None
     except ValueError:
         patch = None
+    except RecursionError:
+        patch = _TOO_DEEP
+    if patch is not _TOO_DEEP and _depth(patch) > MAX_DEPTH:
+        patch = _TOO_DEEP
+    if patch is _TOO_DEEP:
+        problems.append(
+            Problem(
+                pointer,
+                f"{position}: la extensión {PATCH} está anidada demasiado profundo (más de "
+                f"{MAX_DEPTH} niveles): los campos que lleva se perderían, así que el caso no se "
+                "importa",
+                f"{position}: the {PATCH} extension is nested too deep (more than {MAX_DEPTH} "
+                "levels): the fields it carries would be lost, so the case is not imported",
+            )
+        )
+        return {}
     if isinstance(patch, dict):
         return patch
     problems.append(

@@ -22,8 +22,14 @@ Identifiers (``Identifier.system``):
   (on the Patient; a Patient without one is pushed under its ``Patient.id``);
 - ``urn:puente:child`` — the hub's pseudonymous ``child_id``;
 - ``urn:puente:related-person`` — ``<local id or child id>/<person_ref>`` on a RelatedPerson;
+- ``urn:puente:record-key`` — on each resource an export writes for a case record (and on its
+  Consents): the record it belongs to, from the owner agency (when the reader was given it),
+  the child id and the local id, so two agencies' records with one local id never share a
+  fullUrl nor a conditional update (``PUT Patient?identifier=urn:puente:record-key|…``);
+  never read back as data;
 - a child's other identifiers keep their own system and say their kind in ``Identifier.type``
-  (system ``urn:puente:identifier-type``, codes of ``/child/identifiers/*/type``);
+  (system ``urn:puente:identifier-type``, codes of ``/child/identifiers/*/type``); a CURP is
+  written, and recognised without a type, under RENAPO's OID (:data:`IDENTIFIER_SYSTEMS`);
 - ``urn:puente:agency`` / ``urn:puente:person`` name agencies and caseworkers in references;
 - ``urn:puente:<object kind>`` (:func:`object_system`) names the hub's other objects.
 """
@@ -48,6 +54,7 @@ CHILD = "urn:puente:child"
 AGENCY = "urn:puente:agency"
 PERSON = "urn:puente:person"
 RELATED_PERSON = "urn:puente:related-person"
+RECORD_KEY = "urn:puente:record-key"
 CONSENT = "urn:puente:consent"
 RECORD = "urn:puente:record"
 DECISION = "urn:puente:decision"
@@ -75,6 +82,13 @@ BCP_47 = "urn:ietf:bcp:47"
 V3_ROLE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 LOINC = "http://loinc.org"
 HL7_CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
+
+DATA_ABSENT_REASON = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+#: The identifier system of an identifier type that has a well-known one (written on export,
+#: and enough on reading when the identifier has no type): the CURP under RENAPO's OID. No
+#: UNHCR (proGres) number has a published FHIR system.
+IDENTIFIER_SYSTEMS = {"curp": "urn:oid:2.16.840.1.113883.4.629"}
+IDENTIFIER_SYSTEMS_BACK = {system: kind for kind, system in IDENTIFIER_SYSTEMS.items()}
 
 NATIONALITY = "http://hl7.org/fhir/StructureDefinition/patient-nationality"
 BIRTH_PLACE = "http://hl7.org/fhir/StructureDefinition/patient-birthPlace"
@@ -114,9 +128,12 @@ CHILD_VIEWS = extension_url("child-views")
 EVIDENCE_TYPE = extension_url("evidence-type")
 SHA256 = extension_url("sha256")
 
-# Shared sex ↔ FHIR administrative gender. FHIR has no "intersex": "other" is the nearest.
+# Shared sex ↔ FHIR administrative gender. FHIR has no "intersex": "other" is the nearest on
+# writing (the case-record-patch restores "intersex"). Read, "other" says only that the gender
+# is none of the others, which is not that the child is intersex: it is "unknown" (the
+# schema's value for a sex not recorded), with a warning (adapters.fhir_case).
 GENDER = {"female": "female", "male": "male", "intersex": "other", "unknown": "unknown"}
-GENDER_BACK = {fhir: shared for shared, fhir in GENDER.items()}
+GENDER_BACK = {"female": "female", "male": "male", "other": "unknown", "unknown": "unknown"}
 
 # Shared relationship → v3 RoleCode (for readers that know only HL7's codes). The Puente
 # coding is written alongside and wins on reading; these are read when it is absent.

@@ -10,6 +10,12 @@ at a time. The other top-level members are small; they are decoded whole and col
 
 Only the standard library is used (no ``ijson``): the incremental part is finding where each
 element starts and ends, which ``raw_decode`` already does.
+
+An element nested deeper than Python's decoder goes (``raw_decode`` recurses, and stops with
+``RecursionError`` some thousand levels down) is a :class:`JsonStreamError` by default; a
+reader built with ``too_deep=True`` gets a :class:`TooDeep` in its place instead, found by a
+plain scan that does not recurse, and reads on: one such element is then the problem of its
+position only.
 """
 
 from __future__ import annotations
@@ -46,6 +52,23 @@ class JsonStreamError(ValueError):
         self.offset = offset
 
 
+class TooDeep:
+    """An element nested too deep to decode, in place of the element (``too_deep=True``):
+    its text as it came, and where it starts (a character offset)."""
+
+    def __init__(self, text: str, offset: int) -> None:
+        self.text = text
+        self.offset = offset
+
+    def __reduce__(self) -> tuple[type[TooDeep], tuple[str, int]]:
+        return (TooDeep, (self.text, self.offset))
+
+
+#: Said of an element nested too deep (a :class:`JsonStreamError`, or the caller's problem).
+TOO_DEEP_ES = "JSON anidado demasiado profundo (más niveles de los que se pueden leer)"
+TOO_DEEP_EN = "nested too deep (more levels of JSON than can be read)"
+
+
 class ArrayReader:
     """Iterates the elements of the array held by top-level member ``member``.
 
@@ -56,8 +79,16 @@ class ArrayReader:
     the JSON expected; elements already yielded stay valid.
     """
 
-    def __init__(self, stream: IO[bytes], member: str, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        member: str,
+        chunk_size: int = CHUNK_SIZE,
+        *,
+        too_deep: bool = False,
+    ) -> None:
         self._stream = stream
+        self._too_deep = too_deep
         self._member = member
         self._chunk_size = chunk_size
         self._text = codecs.getincrementaldecoder("utf-8-sig")(errors="strict")
@@ -147,6 +178,50 @@ class ArrayReader:
             self._pos = end
             return value
 
+    def _element(self) -> Any:
+        """One element of the array: decoded, or a :class:`TooDeep` (see the module docs)."""
+        try:
+            return self._value()
+        except RecursionError:
+            offset = self._offset()
+            if not self._too_deep:
+                raise JsonStreamError(TOO_DEEP_ES, TOO_DEEP_EN, offset) from None
+            return TooDeep(self._skip_nested(), offset)
+
+    def _skip_nested(self) -> str:
+        """The text of the array or object at the cursor, found by counting brackets outside
+        strings (no recursion), the cursor moved past it."""
+        depth = 0
+        at = 0  # relative to the cursor: reading more may move the buffer under it
+        in_string = escaped = False
+        while True:
+            if self._pos + at >= len(self._buffer):
+                if not self._fill(at_least=len(self._buffer) - self._pos):
+                    raise JsonStreamError(
+                        "JSON inválido: el documento se corta", "invalid JSON: it breaks off",
+                        self._offset() + at,
+                    )  # fmt: skip
+                continue
+            char = self._buffer[self._pos + at]
+            at += 1
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+            elif char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+            elif char in "]}":
+                depth -= 1
+                if depth <= 0:
+                    text = self._buffer[self._pos : self._pos + at]
+                    self._pos += at
+                    return text
+
     # -- the document --------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[int, Any]]:
@@ -194,7 +269,7 @@ class ArrayReader:
             return
         index = 0
         while True:
-            yield index, self._value()
+            yield index, self._element()
             index += 1
             if self._peek() == ",":
                 self._pos += 1

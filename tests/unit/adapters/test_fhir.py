@@ -153,7 +153,11 @@ def test_r4_search_answer_is_read_with_r4_models() -> None:
     assert case.local_id == "DIF-BC-TIJ-2023-1102"  # the server's own identifier system
     assert case.document is not None
     data = case.document["data"]
-    assert data["child"]["identifiers"] == [{"type": "unhcr_individual", "value": "MEX-23C045120"}]
+    # The identifier taken as the local id stays the child's too (an agency's own number).
+    assert data["child"]["identifiers"] == [
+        {"type": "agency_local", "value": "DIF-BC-TIJ-2023-1102"},
+        {"type": "unhcr_individual", "value": "MEX-23C045120"},
+    ]
     [father] = data["related_persons"]
     assert (father["person_ref"], father["relationship"]) == ("tij-1102-padre", "father")
     # R4 Encounter: period, participant.individual.

@@ -215,6 +215,8 @@ def test_a_written_consent_names_its_local_id_and_labels_its_codes_in_two_langua
     assert consent["identifier"] == [
         {"system": "urn:puente:consent", "value": "cons-7"},
         {"system": "urn:puente:local-id", "value": "CONS-7"},
+        # What a transaction updates it by: another agency's consent may be CONS-7 too.
+        {"system": "urn:puente:record-key", "value": "consent/ch-41b7c0aa/CONS-7"},
     ]
     assert "meta" not in consent  # meta.source names a hub, and the adapter is none
     assert consent["language"] == "es"
@@ -234,10 +236,12 @@ def test_a_transaction_bundle_updates_by_identifier() -> None:
     assert bundle["type"] == "transaction"
     BundleR5.model_validate(bundle)
     requests = [entry["request"] for entry in bundle["entry"]]
+    # By the record's key (owner agency, child, local id): two agencies' records with one
+    # local id are two Patients.
     assert requests[0] == {
         "method": "PUT",
-        "url": "Patient?identifier=urn:puente:local-id%7C"
-        "DIF-guatemalan_child_with_mother_dif_shelter",
+        "url": "Patient?identifier=urn:puente:record-key%7C"
+        "mx.tab.dif/ch-0000x/DIF-guatemalan_child_with_mother_dif_shelter",
     }
     assert all(r["method"] == "PUT" and "?identifier=" in r["url"] for r in requests)
     # Reading a transaction Bundle back gives the same documents.

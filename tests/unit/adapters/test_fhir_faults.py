@@ -29,10 +29,10 @@ def test_common_faults_read_in_spanish(resource: dict[str, object], spanish: str
     assert faults(resource) == [spanish]
 
 
-def test_an_unlisted_fault_keeps_pydantics_words_after_a_spanish_lead_in() -> None:
-    assert in_spanish({"type": "something_new", "msg": "Input is odd"}) == (
-        "no es válido: Input is odd"
-    )
+def test_an_unlisted_fault_is_said_in_spanish_and_keeps_pydantics_words_in_english() -> None:
+    error = {"type": "something_new", "msg": "Input is odd"}
+    assert in_spanish(error) == "no es válido (el detalle está en el texto en inglés)"
+    assert in_english(error) == "Input is odd"
 
 
 def test_a_missing_time_zone_is_said() -> None:
@@ -42,7 +42,8 @@ def test_a_missing_time_zone_is_said() -> None:
 
 def test_a_value_error_the_table_does_not_know_keeps_the_models_words() -> None:
     error = {"type": "value_error", "msg": "Value error, something odd"}
-    assert in_spanish(error) == "valor no válido (Value error, something odd)"
+    assert in_spanish(error) == "valor no válido (el detalle está en el texto en inglés)"
+    assert in_english(error) == "Value error, something odd"
 
 
 def test_a_template_missing_its_context_still_reads() -> None:
