@@ -1004,7 +1004,7 @@ def keep_notices_for_reading(
     the agency to read with ``GET /v1/notifications``, never sent, as :func:`exchange.outbox.
     enqueue` queues them for such an agency. Only ``agency_id``'s, or only ``message_ids``,
     when given. The attempt count starts again at 0: a held message's attempts count its
-    reads (:func:`exchange.outbox.hand_out`). A message a worker holds now loses its lease,
+    reads (:func:`exchange.outbox_reading.hand_out`). A message a worker holds now loses its lease,
     so its outcome is not written over this. Returns how many were kept."""
     from exchange.outbox import DUE_STATUSES, OutboxMessage
     from exchange.transports import NO_WEBHOOK

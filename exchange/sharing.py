@@ -73,9 +73,9 @@ from exchange.outbox import (
     OutboxMessage,
     dead_but_readable,
     enqueue,
-    hand_out,
     may_have_reached,
 )
+from exchange.outbox_reading import hand_out
 from exchange.records import Record, RecordAddress, current_child_id, record_named
 from schemas.registry import shipped_document
 
@@ -597,7 +597,7 @@ def told_shares(session: Session, agency_id: str, shares: Iterable[RecordShare])
       dead without ever reaching it but still the agency's to read (its receiver down longer
       than the attempts lasted, the agency disabled meanwhile:
       :func:`exchange.outbox.dead_but_readable`), is decided now, as reading it with
-      ``GET /v1/notifications`` would decide it (:func:`exchange.outbox.withholding_reason`,
+      ``GET /v1/notifications`` would decide it (:func:`exchange.outbox_reading.withholding_reason`,
       audited): permitted, it is handed out (an attempt is counted, so a later withdrawal is
       announced); refused, it is ``withheld`` for good;
     * not told when the notice was withheld, or refused by the agency's receiver, before it

@@ -19,7 +19,7 @@ identifiers its notices carry, which ``GET /v1/notifications`` hands out unaudit
 the written reasons they gave each other; no record content passes here (reading the record
 is decided and audited). What it decides is audited as that route audits it: a held notice it
 hands out (or a dead one still the recipient's to read) is decided again for its recipient
-(:func:`exchange.outbox.withholding_reason`), and the decision is an entry.
+(:func:`exchange.outbox_reading.withholding_reason`), and the decision is an entry.
 
 Creating a share and accepting a transfer first take the record's turn
 (:func:`exchange.sharing.hold_record`): two at once are decided one after the other, so a
@@ -51,7 +51,7 @@ from exchange.disclosure import (
     whole_record_detail,
 )
 from exchange.httpbasics import check_against, int_query, query_parameters, require_json
-from exchange.outbox import readable_notifications
+from exchange.outbox_reading import readable_notifications
 from exchange.peers import peer_speaking_for
 from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id, record_named
@@ -616,7 +616,7 @@ def list_notifications() -> Any:
     was sent, those held for it to read (an agency without a webhook reads them only here),
     and those that died while its receiver was down or it was disabled (nothing is lost: it
     catches up here), each held or dead one decided again as the worker decides before sending
-    (:func:`exchange.outbox.readable_notifications`): none that consent or a transfer's news
+    (:func:`exchange.outbox_reading.readable_notifications`): none that consent or a transfer's news
     no longer allows. ``after``: the last id it has seen. ``records:read``, as for
     ``GET /v1/shares``: they tell what the agency received (a referral, a transfer, data a
     consent no longer covers), and the held ones, the only notices an agency without a

@@ -22,14 +22,8 @@ from exchange.cli import language_option, print_json, say, with_hub
 from exchange.cli.hub import refuse_another_hub_id, warn_of_unsafe_keys
 from exchange.key_safety import init_would_refuse, key_faults
 from exchange.keys import MISSING, UNREADABLE, hub_keys
-from exchange.outbox import (
-    STATUSES,
-    BatchResult,
-    OutboxMessage,
-    requeue,
-    run_worker,
-    unknown_message_ids,
-)
+from exchange.outbox import STATUSES, OutboxMessage, requeue, unknown_message_ids
+from exchange.outbox_delivery import BatchResult, run_worker
 from exchange.transports import AgencyTransports, printable
 from exchange.witnessing import request_cosignatures, start_cosigning
 
@@ -101,7 +95,8 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
     click.echo(f"puente worker: {_summary(totals)}", err=True)
 
 
-#: Each outcome a pass counts (:class:`exchange.outbox.BatchResult`), as the summary names it.
+#: Each outcome a pass counts (:class:`exchange.outbox_delivery.BatchResult`), as the summary
+#: names it.
 _OUTCOMES = (
     ("delivered", "entregadas", "delivered"),
     ("retrying", "reintento", "retrying"),

@@ -44,17 +44,16 @@ from exchange.auth import store_token
 from exchange.cli import main
 from exchange.cli.worker import failure_reason
 from exchange.config import DEFAULTS
-from exchange.outbox import (
-    CONSENT_WITHHELD,
+from exchange.outbox import DISABLED_AGENCY, OutboxMessage
+from exchange.outbox_delivery import (
     DEFAULT_MAX_ATTEMPTS,
-    DISABLED_AGENCY,
     EARLIER_ATTEMPT,
     BatchResult,
     DeliveryPolicy,
-    OutboxMessage,
     backoff_seconds,
     deliver_batch,
 )
+from exchange.outbox_reading import CONSENT_WITHHELD
 from exchange.sharing import NOTICE_STATES, RecordShare
 from exchange.transports import (
     FileDropTransport,

@@ -28,13 +28,8 @@ from exchange import create_app, db
 from exchange.agencies import Agency, InvalidAgency, set_webhook
 from exchange.cli import main
 from exchange.db import Base
-from exchange.outbox import (
-    BatchResult,
-    DeliveryPolicy,
-    OutboxMessage,
-    deliver_batch,
-    enqueue,
-)
+from exchange.outbox import OutboxMessage, enqueue
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_batch
 from exchange.transports import TransientDeliveryError, WebhookTransport
 
 

@@ -30,15 +30,8 @@ from exchange.agencies import Agency
 from exchange.auth import store_token
 from exchange.cli import main
 from exchange.cli.worker import _REASONS_ES, failure_reason
-from exchange.outbox import (
-    DISABLED_AGENCY,
-    BatchResult,
-    DeliveryPolicy,
-    OutboxMessage,
-    deliver_batch,
-    enqueue,
-    new_message_id,
-)
+from exchange.outbox import DISABLED_AGENCY, OutboxMessage, enqueue, new_message_id
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_batch
 from exchange.transports import (
     NO_WEBHOOK,
     STALE_TEMPORARY_SECONDS,

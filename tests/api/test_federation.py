@@ -44,7 +44,8 @@ from exchange.agencies import disable_agency
 from exchange.api import federation as federation_routes
 from exchange.federation_notices import notice_message_id
 from exchange.keys import audit_origin, hub_keys
-from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_batch
+from exchange.outbox import OutboxMessage
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_batch
 from exchange.peers import add_peer, disable_peer, set_agency_prefixes, set_url
 from exchange.transports import AgencyTransports, hub_signing_public_jwk, load_hub_signing_key
 from exchange.witnessing import HttpAnswer

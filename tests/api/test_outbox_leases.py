@@ -16,17 +16,10 @@ from sqlalchemy import select, update
 from test_referrals_transfers import CLINIC, OWNER, Hub, transfer
 from test_referrals_transfers import hub as transfers_hub  # noqa: F401 - a fixture
 
-from exchange import db, outbox
+from exchange import db, outbox_delivery, outbox_reading
 from exchange.cli import main
-from exchange.outbox import (
-    BatchResult,
-    DeliveryPolicy,
-    OutboxMessage,
-    claim_batch,
-    deliver_batch,
-    deliver_message,
-    enqueue,
-)
+from exchange.outbox import OutboxMessage, claim_batch, enqueue
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_batch, deliver_message
 from exchange.transports import TransientDeliveryError
 
 POLICY = DeliveryPolicy(max_attempts=5, backoff_seconds=10, backoff_max_seconds=100)
@@ -120,17 +113,17 @@ def test_a_request_finished_while_its_withdrawal_was_being_given_back_lets_it_go
         hub, "transfer.requested", lease_token="other", lease_until=now() + timedelta(seconds=60)
     )
     assert hub.post(OWNER, f"/v1/transfers/{share_id}/withdraw", {}).status_code == 200
-    decide = outbox.withholding_reason
+    decide = outbox_reading.withholding_reason
 
     def decide_then_request_finishes(session: Any, message: OutboxMessage) -> Any:
         reason = decide(session, message)
-        assert isinstance(reason, outbox.NotYet)
+        assert isinstance(reason, outbox_reading.NotYet)
         session.commit()  # (as the worker does next: SQLite's one writer would wait for it)
         set_message(hub, "transfer.requested", status="delivered", lease_token=None)
         set_message(hub, "transfer.requested", lease_until=None, attempts=1)
         return reason
 
-    monkeypatch.setattr(outbox, "withholding_reason", decide_then_request_finishes)
+    monkeypatch.setattr(outbox_delivery, "withholding_reason", decide_then_request_finishes)
     transport = Recording()
     assert deliver(hub, transport).deferred == 1
     monkeypatch.undo()

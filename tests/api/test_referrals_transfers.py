@@ -20,7 +20,8 @@ from exchange import db
 from exchange.agencies import disable_agency, register_agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token
-from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_message
+from exchange.outbox import OutboxMessage
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_message
 from exchange.peers import add_peer
 from exchange.records import Record
 from exchange.sharing import RecordShare

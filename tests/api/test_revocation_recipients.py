@@ -14,7 +14,8 @@ from test_referrals_transfers import CLINIC, OWNER, SHELTER, Hub, refer, transfe
 from test_referrals_transfers import hub as transfers_hub  # noqa: F401 - a fixture
 
 from exchange import db
-from exchange.outbox import BatchResult, DeliveryPolicy, OutboxMessage, deliver_batch
+from exchange.outbox import OutboxMessage
+from exchange.outbox_delivery import BatchResult, DeliveryPolicy, deliver_batch
 
 POLICY = DeliveryPolicy(max_attempts=5, backoff_seconds=10, backoff_max_seconds=100)
 

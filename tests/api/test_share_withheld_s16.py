@@ -47,14 +47,8 @@ from exchange.agencies import Agency
 from exchange.audit_log import AuditEntry
 from exchange.child_search import told_to_recipient
 from exchange.db import Base
-from exchange.outbox import (
-    BatchResult,
-    OutboxMessage,
-    deliver_batch,
-    enqueue,
-    may_have_reached,
-    sent_nothing,
-)
+from exchange.outbox import OutboxMessage, enqueue, may_have_reached
+from exchange.outbox_delivery import BatchResult, deliver_batch, sent_nothing
 from exchange.records import Record
 from exchange.sharing import RecordShare, told_shares
 from exchange.transports import (

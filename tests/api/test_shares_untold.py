@@ -17,7 +17,7 @@ from test_revocation_recipients import inbox, revoke, statuses
 
 from exchange import db
 from exchange.audit_log import AuditEntry
-from exchange.outbox import DeliveryPolicy, deliver_batch
+from exchange.outbox_delivery import DeliveryPolicy, deliver_batch
 
 __all__ = ["hub"]  # the fixture this module uses
 

@@ -39,7 +39,7 @@ from exchange import db
 from exchange.audit_log import AuditEntry
 from exchange.cli import main
 from exchange.consent_store import ConsentDisclosure
-from exchange.outbox import deliver_batch
+from exchange.outbox_delivery import deliver_batch
 from exchange.records import Record
 from exchange.transports import TransientDeliveryError
 

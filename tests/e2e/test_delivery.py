@@ -29,7 +29,8 @@ from exchange import db
 from exchange.agencies import register_agency
 from exchange.audit_log import AuditEntry
 from exchange.auth import store_token
-from exchange.outbox import OutboxMessage, enqueue, run_worker
+from exchange.outbox import OutboxMessage, enqueue
+from exchange.outbox_delivery import run_worker
 from exchange.transports import SET_MEDIA_TYPE, hub_signing_public_jwk
 from tests.conftest import make_hub
 

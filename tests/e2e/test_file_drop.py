@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from exchange import db
 from exchange.agencies import Agency, register_agency
-from exchange.outbox import run_worker
+from exchange.outbox_delivery import run_worker
 from exchange.records import Record
 from tests.conftest import make_hub
 from tests.e2e.test_serve import free_port, wait_until_ready

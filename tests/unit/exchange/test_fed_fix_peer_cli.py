@@ -21,7 +21,8 @@ from audit import generate_signer_key
 from exchange import create_app, db
 from exchange.cli import main
 from exchange.federation_notices import DISABLED_PEER, queue_revocation
-from exchange.outbox import DeliveryPolicy, OutboxMessage, deliver_batch, enqueue
+from exchange.outbox import OutboxMessage, enqueue
+from exchange.outbox_delivery import DeliveryPolicy, deliver_batch
 from exchange.peers import Peer
 from exchange.transports import AgencyTransports
 

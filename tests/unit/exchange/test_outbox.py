@@ -19,19 +19,16 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import OperationalError
 
-from exchange import create_app, db, outbox
+from exchange import create_app, db, outbox_delivery
 from exchange.agencies import Agency
 from exchange.auth import as_utc, utcnow
 from exchange.logs import JsonFormatter
-from exchange.outbox import (
+from exchange.outbox import OutboxMessage, claim_batch, enqueue, requeue
+from exchange.outbox_delivery import (
     BatchResult,
     DeliveryPolicy,
-    OutboxMessage,
     backoff_seconds,
-    claim_batch,
     deliver_batch,
-    enqueue,
-    requeue,
     run_worker,
     worker_lease_seconds,
 )
@@ -356,7 +353,7 @@ def scripted_passes(
             raise outcome
         return BatchResult()
 
-    monkeypatch.setattr(outbox, "deliver_batch", one_pass)
+    monkeypatch.setattr(outbox_delivery, "deliver_batch", one_pass)
     return script
 
 

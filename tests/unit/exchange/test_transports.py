@@ -29,7 +29,8 @@ from sqlalchemy import select, update
 from exchange import create_app, db
 from exchange.agencies import Agency
 from exchange.auth import as_utc, utcnow
-from exchange.outbox import OutboxMessage, enqueue, run_worker
+from exchange.outbox import OutboxMessage, enqueue
+from exchange.outbox_delivery import run_worker
 from exchange.transports import (
     SET_MEDIA_TYPE,
     AgencyTransports,
