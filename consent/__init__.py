@@ -11,7 +11,8 @@ consents, grants, views, overrides, withhold entries and facts in, and stores wh
 - :func:`redact` — keep only the permitted categories of a document, driven by the schema's
   leaf-category map;
 - :func:`check_consent`, :func:`check_override`, :func:`check_grant`, :func:`check_view` —
-  what keeps a record from being accepted, as bilingual :class:`Problem` lists.
+  what keeps a record from being accepted, as bilingual :class:`Problem` lists;
+  :func:`consent_warnings` — what a consent recorded all the same may not say as meant.
 """
 
 from consent.access import Grant, WithholdFrom
@@ -33,7 +34,14 @@ from consent.parts import ActorRef, Period
 from consent.redaction import FieldTree, compile_fields, redact
 from consent.request import Actor, Request
 from consent.rules import DEFAULT_RULE_SET, DEFAULT_RULES, DEFAULT_RULES_JSON, Rule, RuleSet
-from consent.validity import Problem, check_consent, check_grant, check_override, check_view
+from consent.validity import (
+    Problem,
+    check_consent,
+    check_grant,
+    check_override,
+    check_view,
+    consent_warnings,
+)
 from consent.vocabulary import (
     ACTIONS,
     ACTOR_KINDS,
@@ -95,6 +103,7 @@ __all__ = [
     "check_override",
     "check_view",
     "compile_fields",
+    "consent_warnings",
     "decide",
     "redact",
 ]

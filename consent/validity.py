@@ -54,6 +54,34 @@ def check_consent(
     return problems
 
 
+def consent_warnings(consent: Consent) -> list[Problem]:
+    """What a valid consent says that its grantor may not mean; it is recorded all the same
+    (FHIR allows it), and the warnings go back with the answer.
+
+    ``permit_under_permit``: a top-level ``permit`` provision under a ``permit`` base decision
+    limits nothing. The base decision already permits the grantees every action, purpose and
+    category (docs/consent.md §2), so "permit identity and health for reading" gives them all
+    ten categories for every purpose; the provision only adds what it names for actors who are
+    not grantees, or outweighs another consent's base ``deny``. To limit the grantees to what
+    the provisions name, the base decision must be ``deny``."""
+    if consent.decision != "permit":
+        return []
+    return [
+        Problem(
+            "permit_under_permit",
+            f"/provision/{index}",
+            "Esta disposición 'permit' no limita nada: la decisión base 'permit' ya permite a "
+            "los receptores (grantee) todas las acciones, finalidades y categorías. Para "
+            "permitirles solo lo que dicen las disposiciones, use 'deny' como decisión base.",
+            "This 'permit' provision limits nothing: the 'permit' base decision already "
+            "permits the grantees every action, purpose and category. To permit them only what "
+            "the provisions say, make the base decision 'deny'.",
+        )
+        for index, provision in enumerate(consent.provisions)
+        if provision.decision == "permit"
+    ]
+
+
 def _grantor_problems(consent: Consent, child: ChildFacts) -> list[Problem]:
     grantor = consent.grantor
     problems: list[Problem] = []

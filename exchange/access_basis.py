@@ -165,7 +165,9 @@ def access_as_of(
     until = access.get("until")
     if until:
         endings.append((as_utc(datetime.fromisoformat(until)), "expired", None))
-    if access.get("ends_at_majority_at_latest") and majority is not None:
+    if majority is not None:
+        # Also for a requester told the birthday: a date of birth corrected since the grant
+        # brings the 18th birthday before the stored ``until``, and reads stop there.
         endings.append((as_utc(majority), "majority", None))
     for consent_id in access.get("consent_ids", ()):
         consent_row = session.get(ConsentRow, consent_id)

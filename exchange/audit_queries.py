@@ -7,13 +7,12 @@ spikes, and other areas
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from exchange.audit_log import (
@@ -107,33 +106,51 @@ class AlertWindow:
 AlertSource = Callable[[Session, AlertWindow], list[dict[str, Any]]]
 
 
+#: Actions whose ``denied`` outcome is the actor's decision about what others get, not a
+#: refusal of the actor (see :func:`denial_spikes`).
+DECIDING_FOR_OTHERS = ("decision_evaluated", "access_denied")
+
+
 def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
-    """Actors denied at least ``denial_threshold`` times in the window — not counting the
-    denials the hub itself writes when it disables a person or an agency (see
-    :func:`_ended_by_disabling`)."""
-    denied = (
-        AuditEntry.outcome == "denied",
-        # A consent officer's dry runs say what others would get; they are not denials.
-        AuditEntry.action != "decision_evaluated",
-        AuditEntry.recorded_at >= window.start,
-        AuditEntry.recorded_at < window.end,
+    """Actors denied at least ``denial_threshold`` times in the window: entries whose actor was
+    refused something. Not counted: a consent officer's dry runs (``decision_evaluated``: what
+    others would get) and decisions on someone else's access request (``access_denied``):
+    there the actor is who decided — an officer, a Procuraduría's system, the hub denying a
+    disabled requester's pending requests — and the entry names only the request, not the
+    requester, so it counts against nobody. A requester refused at once (a hard rule, when
+    asking) is the actor of that ``access_requested`` entry and counts."""
+    return _spikes(
+        _counts_by_actor(
+            session,
+            AuditEntry.outcome == "denied",
+            AuditEntry.action.not_in(DECIDING_FOR_OTHERS),
+            AuditEntry.recorded_at >= window.start,
+            AuditEntry.recorded_at < window.end,
+        ),
+        "denial_spike",
+        "denials",
+        window.denial_threshold,
     )
-    # The hub's own entries are access requests it denied with no person acting: counted
-    # one by one below, since only the entry's bytes say why.
-    by_hub = and_(AuditEntry.action == "access_denied", AuditEntry.actor_person.is_(None))
-    counts = _counts_by_actor(session, *denied, not_(by_hub))
-    hub_rows = session.execute(
-        select(AuditEntry.actor_agency, AuditEntry.entry, AuditEntry.recorded_at).where(
-            *denied, by_hub
-        )
+
+
+def request_denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
+    """People who denied at least ``denial_threshold`` access requests in the window: not
+    refusals of them (:func:`denial_spikes`), but an officer turning request after request
+    down is still one for oversight to look at — access to a child's lawyer is a right. Only
+    decisions a person made: not the hub's own denials when it disables a requester, nor a
+    Procuraduría system's (no person acting)."""
+    return _spikes(
+        _counts_by_actor(
+            session,
+            AuditEntry.action == "access_denied",
+            AuditEntry.actor_person.is_not(None),
+            AuditEntry.recorded_at >= window.start,
+            AuditEntry.recorded_at < window.end,
+        ),
+        "request_denial_spike",
+        "denied_requests",
+        window.denial_threshold,
     )
-    for agency_id, entry, moment in hub_rows:
-        if _ended_by_disabling(entry):
-            continue
-        seen = counts.setdefault((agency_id, None), [0, _aware(moment), _aware(moment)])
-        seen[0] += 1
-        seen[1], seen[2] = min(seen[1], _aware(moment)), max(seen[2], _aware(moment))
-    return _spikes(counts, "denial_spike", "denials", window.denial_threshold)
 
 
 def access_request_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]:
@@ -200,28 +217,9 @@ def _spikes(counts: ActorCounts, kind: str, counted: str, threshold: int) -> lis
     return alerts
 
 
-def _ended_by_disabling(entry: bytes) -> bool:
-    """Whether an entry is the hub's own denial of a request because its requester (a person
-    or an agency) was disabled: the hub acting with no person, as the administrator, reason
-    ``requester_disabled`` (exchange.consents.access). Nobody was refused anything there: an
-    administrator's one disable denies every pending request at once, which no oversight body
-    should be alerted to as a spike of refusals."""
-    # Here, not at the top: exchange.consents (its overrides) imports this module.
-    from exchange.consents.access import REQUESTER_DISABLED
-
-    document = json.loads(entry)
-    actor = document.get("actor") or {}
-    return (
-        document.get("reason_code") == REQUESTER_DISABLED
-        and actor.get("role") == "administrator"
-        and "person_id" not in actor
-        and actor.get("agency_id") == document.get("hub")
-    )
-
-
 #: Everything ``GET /v1/audit/alerts`` reports; other areas add theirs (overrides, …) with
 #: :func:`register_alert_source`.
-ALERT_SOURCES: list[AlertSource] = [denial_spikes, access_request_spikes]
+ALERT_SOURCES: list[AlertSource] = [denial_spikes, request_denial_spikes, access_request_spikes]
 
 
 def register_alert_source(source: AlertSource) -> AlertSource:

@@ -56,6 +56,7 @@ from exchange.child_matching import (
 )
 from exchange.children import (
     IDENTIFIER_TYPES,
+    PERSONAL_IDENTIFIER_KINDS,
     SEARCH_ONLY_IDENTIFIER_TYPES,
     Child,
     ChildCaseNumber,
@@ -391,6 +392,28 @@ def children_granted_or_referred(session: Session, actor: Actor) -> set[str]:
 
 #: What knowing of a child discloses: that this child is in the protection system.
 KNOWING_CATEGORIES = frozenset({"identity"})
+#: Stored identifier kinds named apart from the record's identifier type they come from.
+_RECORD_TYPE_OF_KIND = {kind: type_ for type_, kind in PERSONAL_IDENTIFIER_KINDS.items()}
+
+
+@functools.cache
+def _identifier_type_categories() -> Mapping[str, str]:
+    from schemas.registry import default_registry
+
+    by_pointer = default_registry().value_categories("case-record", 1)
+    return by_pointer.get("/child/identifiers/*/type", {})
+
+
+def categories_told(stated: Statement | None) -> frozenset[str]:
+    """What a match by ``stated`` tells its caller of a child: ``identity``, and the category
+    the identifier's type says more of (``x-value-categories``: a COMAR case or UNHCR number
+    says the child sought asylum, ``legal_status``). A match by such an identifier counts only
+    where the caller may read that category too — where a read would show it the identifier."""
+    if stated is None or stated.kind in ("profile", "local_id"):
+        return KNOWING_CATEGORIES
+    record_type = _RECORD_TYPE_OF_KIND.get(stated.kind, stated.kind)
+    told = _identifier_type_categories().get(record_type)
+    return KNOWING_CATEGORIES | {told} if told else KNOWING_CATEGORIES
 
 
 @dataclass(frozen=True)
@@ -414,6 +437,7 @@ def children_known_to(
     *,
     keyring: DataKeyring | None = None,
     every_record: bool = False,
+    knowing: frozenset[str] = KNOWING_CATEGORIES,
 ) -> dict[str, KnownChild]:
     """Those of ``child_ids`` that ``actor`` may know exist, by the id asked for (a merged
     child's id counts as the child it was merged into); unknown ids and children the caller
@@ -438,7 +462,9 @@ def children_known_to(
     (:func:`readable_candidates`); a push may name only these in ``child_id``. ``purpose``
     None means any purpose: a push has none of its own, and an agency that may find a child
     for one purpose (COMAR for ``asylum_procedure``) must be able to link its record to that
-    child rather than start a second one.
+    child rather than start a second one. ``knowing``: what the caller must be permitted of a
+    record for it to count — ``identity``, and for a search match by an identifier that tells
+    legal status ``legal_status`` too (:func:`categories_told`).
     """
     # Imported when used: this module also serves ``puente import`` and the duplicates
     # listing, which need not load the records-read blueprint.
@@ -487,7 +513,7 @@ def children_known_to(
                     ("refer", referred_for)
                     for referred_for, categories in referrals.get(record.id, ())
                     if (purpose is None or referred_for == purpose)
-                    and (not categories or KNOWING_CATEGORIES <= set(categories))
+                    and (not categories or knowing <= set(categories))
                 ]
             for action, weighed in asked:
                 decision = evaluate(
@@ -495,11 +521,11 @@ def children_known_to(
                     engine_actor,
                     action,
                     weighed,
-                    KNOWING_CATEGORIES,
+                    knowing,
                     owner_agency_id=actor.agency_id if owns else None,
                     record_id=record.id,
                 )
-                if KNOWING_CATEGORIES <= set(decision.categories):
+                if knowing <= set(decision.categories):
                     readable.add(record.id)
                     first = first or (decision, owns or action == "refer")
                     break
@@ -530,13 +556,22 @@ def readable_candidates(
     Matches are weighed best first, a few children at a time, until ``limit`` are answered:
     children the caller may not know of cannot crowd out one it may, and the work stays
     bounded by the pool a search draws from.
+
+    A match by an identifier that tells more than identity (a COMAR case or UNHCR number
+    tells legal status, :func:`categories_told`) counts only where a record the caller may
+    read that category of too states it — as a read shows the identifier only then.
+    Otherwise the search answers as for a number no child carries: it cannot tell a reader
+    denied legal status that the child sought asylum or has a migration file.
     """
-    ordered = sorted(matches, key=lambda c: (-c.score, c.child_id))
-    known: dict[str, KnownChild] = {}
-    # Children the engine could not let the caller know of count as weighed (and left out)
-    # without being loaded: loading every namesake in the pool would cost a second, and tell
-    # by its time that they exist.
-    weighed = {c.child_id for c in ordered} - possibly_known(session, actor, ordered)
+    # Children the engine could not let the caller know of are left out without being
+    # loaded: loading every namesake in the pool would cost a second, and tell by its time
+    # that they exist.
+    possible = possibly_known(session, actor, matches)
+    ordered = sorted(
+        (c for c in matches if c.child_id in possible), key=lambda c: (-c.score, c.child_id)
+    )
+    # By (what the match tells, child): None when the caller may not know it for that.
+    known: dict[tuple[frozenset[str], str], KnownChild | None] = {}
     answered: dict[str, tuple[Candidate, KnownChild]] = {}
     statements = _StatedBy(session, actor)
     for position, candidate in enumerate(ordered):
@@ -544,15 +579,29 @@ def readable_candidates(
             break
         if candidate.child_id in answered:
             continue
-        if candidate.child_id not in weighed:
-            upcoming = dict.fromkeys(c.child_id for c in ordered[position:])
-            batch = [child_id for child_id in upcoming if child_id not in weighed][:WEIGH_BATCH]
-            known.update(children_known_to(session, actor, purpose, batch, every_record=True))
-            weighed.update(batch)
-        child = known.get(candidate.child_id)
+        told = categories_told(candidate.stated)
+        if (told, candidate.child_id) not in known:
+            known.update(_weighed(session, actor, purpose, ordered[position:], told, known))
+        child = known[told, candidate.child_id]
         if child is not None and statements.by_readable_record(child, candidate.stated):
             answered[candidate.child_id] = (candidate, child)
     return list(answered.values())
+
+
+def _weighed(
+    session: Session,
+    actor: Actor,
+    purpose: str,
+    upcoming: Sequence[Candidate],
+    told: frozenset[str],
+    known: Mapping[tuple[frozenset[str], str], KnownChild | None],
+) -> dict[tuple[frozenset[str], str], KnownChild | None]:
+    """The next :data:`WEIGH_BATCH` children of ``upcoming`` whose matches tell ``told`` and
+    that ``known`` has not weighed for it yet, each with what the caller may know of it."""
+    ids = dict.fromkeys(c.child_id for c in upcoming if categories_told(c.stated) == told)
+    batch = [child_id for child_id in ids if (told, child_id) not in known][:WEIGH_BATCH]
+    found = children_known_to(session, actor, purpose, batch, every_record=True, knowing=told)
+    return {(told, child_id): found.get(child_id) for child_id in batch}
 
 
 def possibly_known(session: Session, actor: Actor, candidates: Iterable[Candidate]) -> set[str]:

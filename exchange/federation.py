@@ -45,7 +45,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 from joserfc import jws, jwt
@@ -66,6 +66,10 @@ from exchange.problems import negotiated_language
 from exchange.transports import load_hub_signing_key
 from exchange.witnessing import HttpAnswer, http_post, network_failure
 from schemas.errors import BilingualError
+
+if TYPE_CHECKING:
+    from exchange.disclosure import ChildContext
+    from exchange.records import Record
 
 MEDIA_TYPE = "application/jose"
 ENVELOPE_TYP = "puente-envelope+jwt"
@@ -277,6 +281,13 @@ def open_envelope(
             "(puente peer pin-signing-key).",
             f"this hub has not pinned the signing key of peer hub {peer.hub_id!r} "
             "(puente peer pin-signing-key).",
+        )
+    if "kid" not in header:
+        raise _refused_signature(
+            f"la cabecera no lleva kid, la huella de la llave de firma de {peer.hub_id!r}; un "
+            "sobre de federación lo lleva siempre.",
+            f"the header has no kid, the thumbprint of {peer.hub_id!r}'s signing key; a "
+            "federation envelope always carries it.",
         )
     if header.get("kid") != key.thumbprint():
         raise _refused_signature(
@@ -523,13 +534,20 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
     return Lookup(actor, purpose, tuple(found))
 
 
-def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
-    """Decide and audit every read the lookup asks for; the signed answer (not yet committed:
-    the caller commits the audit entries, then sends the answer)."""
-    from exchange.api.record_reads import record_json
-    from exchange.child_search import search_by_identifier
-    from exchange.disclosure import load_child
+@dataclass(frozen=True)
+class Answered:
+    """A lookup answered: the response (``json``), how many records it carries and how many
+    identifiers the lookup gave (what the answer floor learns from, ``exchange.api.federation``)."""
 
+    json: dict[str, Any]
+    records: int
+    identifiers: int
+
+
+def answer_lookup(session: Session, opened: Opened) -> Answered:
+    """Decide and audit every read the lookup asks for, as far as the answer holds
+    (:func:`_answer_records`); the signed answer (not yet committed: the caller commits the
+    audit entries, then sends the answer)."""
     try:
         lookup = read_lookup(session, opened.peer, opened.body)
     except EnvelopeRefused as refusal:
@@ -544,28 +562,12 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
         actor=lookup.requester,
         purpose=lookup.purpose,
     )
-    child_ids: list[str] = []
-    for kind, value in lookup.identifiers:
-        for candidate in search_by_identifier(session, kind, value, agency_id=None):
-            if candidate.score >= 1.0 and candidate.child_id not in child_ids:
-                child_ids.append(candidate.child_id)
-    records: list[dict[str, Any]] = []
-    for child_id in child_ids:
-        try:
-            child = load_child(session, child_id)
-        except LookupError:
-            continue
-        for record in child.records:
-            answer, _disclosure = record_json(
-                session, lookup.requester, record, lookup.purpose, child
-            )
-            if answer is not None:
-                records.append(answer)
-    jti, token = sign_envelope(
-        audience=opened.peer.hub_id,
-        kind="lookup_answer",
-        body={"in_reply_to": opened.jti, "records": records},
-    )
+    records, complete = _answer_records(session, lookup)
+    body: dict[str, Any] = {"in_reply_to": opened.jti, "records": records}
+    if not complete:
+        body["incomplete"] = True
+        body["note"] = dict(zip(("es", "en"), _cut_note(len(lookup.identifiers)), strict=True))
+    jti, token = sign_envelope(audience=opened.peer.hub_id, kind="lookup_answer", body=body)
     audit_envelope(
         session,
         "sent",
@@ -575,7 +577,170 @@ def answer_lookup(session: Session, opened: Opened) -> dict[str, Any]:
         actor=lookup.requester,
         purpose=lookup.purpose,
     )
-    return {"envelope_id": opened.jti, "type": "lookup_answer", "answer": token}
+    answer = {"envelope_id": opened.jti, "type": "lookup_answer", "answer": token}
+    return Answered(answer, len(records), len(lookup.identifiers))
+
+
+#: What an answer holds besides its records — the claims, the envelope's header and signature,
+#: the JSON around the token — with room to spare: the records fill the rest of
+#: ``MAX_ANSWER_BYTES``.
+ANSWER_OVERHEAD_BYTES = 8 * 1024
+
+
+def records_budget() -> int:
+    """How many bytes of records (as the answer's claims encode them) an answer may carry so
+    that the answer, signed and sent, stays within ``MAX_ANSWER_BYTES``, which the asking hub
+    discards past (the payload travels in base64url: four bytes for three)."""
+    return (MAX_ANSWER_BYTES - ANSWER_OVERHEAD_BYTES) * 3 // 4 - ANSWER_OVERHEAD_BYTES
+
+
+def encoded_size(value: Any) -> int:
+    """The bytes ``value`` takes in the envelope's claims (joserfc encodes them so)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _answer_records(session: Session, lookup: Lookup) -> tuple[list[dict[str, Any]], bool]:
+    """The records the lookup may read, decided and audited one by one, and whether all were:
+    the answer stops at the first permitted record that would take it past
+    :func:`records_budget`, whose decision (audit entry, consents noted as disclosed) is rolled
+    back with its savepoint, and nothing after it is decided, so that nothing is audited as
+    disclosed that the answer does not carry."""
+    from exchange.child_search import search_by_identifier
+    from exchange.disclosure import load_child
+
+    child_ids: list[str] = []
+    for kind, value in lookup.identifiers:
+        for candidate in search_by_identifier(session, kind, value, agency_id=None):
+            if candidate.score >= 1.0 and candidate.child_id not in child_ids:
+                child_ids.append(candidate.child_id)
+    budget = records_budget()
+    records: list[dict[str, Any]] = []
+    used = 0
+    for child_id in child_ids:
+        try:
+            child = load_child(session, child_id)
+        except LookupError:
+            continue
+        for record in child.records:
+            if not _refused_cheaply(session, lookup, child, record):
+                answer = _permitted_read(session, lookup, child, record, budget - used)
+                if answer is None:
+                    continue
+                if answer is _CUT:
+                    return records, False
+                records.append(answer)
+                used += encoded_size(answer) + 1  # and its comma
+    return records, True
+
+
+#: What :func:`_permitted_read` gives for a record that does not fit.
+_CUT: Any = object()
+
+
+def _refused_cheaply(session: Session, lookup: Lookup, child: ChildContext, record: Record) -> bool:
+    """Decide and audit a read the engine refuses, as ``record_json`` would, without what it
+    costs to send one: fetching and decrypting the body, and a savepoint. A child a hub holds
+    and refuses then costs little more than one it does not know (docs/federation.md §2,
+    the answer floor). False, deciding nothing, when the engine would permit something."""
+    from exchange.api.record_reads import decide_read
+    from exchange.disclosure import evaluate_read
+
+    # The decision decide_read makes for a peer's agency: never the owner, no referral here.
+    if evaluate_read(
+        child, lookup.requester.for_consent(), lookup.purpose, record_id=record.id
+    ).permitted:
+        return False
+    disclosure = decide_read(
+        session,
+        lookup.requester,
+        record,
+        lookup.purpose,
+        "record.read",
+        child,
+        record_version=record.latest_version,
+        body_sha256=record.latest_sha256,
+    )
+    # Decided again a moment later, a consent may have just come into force: the read is then
+    # made as a permitted one (its entry above stays on the log, and the record goes out).
+    return not disclosure.permitted
+
+
+def _permitted_read(
+    session: Session, lookup: Lookup, child: ChildContext, record: Record, room: int
+) -> dict[str, Any] | None:
+    """The record as the peer's agency is given it (None when the decision, made here, permits
+    nothing), or :data:`_CUT` when it takes more than ``room`` bytes: then its decision is
+    rolled back, audit entry and disclosure included."""
+    from exchange.api.record_reads import record_json
+
+    savepoint = session.begin_nested()
+    answer, _disclosure = record_json(session, lookup.requester, record, lookup.purpose, child)
+    if answer is not None:
+        answer = _told_to_a_peer_agency(answer, current_app.config["HUB_ID"])
+        if encoded_size(answer) + 1 > room:
+            savepoint.rollback()
+            return _CUT  # type: ignore[no-any-return]
+    savepoint.commit()
+    return answer
+
+
+def _cut_note(identifiers: int) -> tuple[str, str]:
+    """What an answer cut short says (Spanish, English), and how to ask for less."""
+    limit = MAX_ANSWER_BYTES // (1024 * 1024)
+    es = (
+        f"La respuesta se recortó para no pasar de {limit} MiB: los expedientes que no lleva no "
+        "se decidieron ni se enviaron."
+    )
+    en = (
+        f"The answer was cut so as not to pass {limit} MiB: the records it does not carry were "
+        "neither decided nor sent."
+    )
+    if identifiers > 1:
+        return (
+            f"{es} Consulte de nuevo con menos identificadores (uno por consulta).",
+            f"{en} Ask again with fewer identifiers (one a lookup).",
+        )
+    return (
+        f"{es} Con un solo identificador no se puede pedir menos por consulta.",
+        f"{en} With one identifier, a lookup cannot ask for less.",
+    )
+
+
+#: The end of the plain refusal a reader is told (``consent.messages.default_deny``), which
+#: points to an access request: a peer hub's agency has no such route on this hub.
+_ACCESS_REQUEST_HINT = (
+    " Puede solicitar acceso a la Procuraduría.",
+    " You may ask the Procuraduría for access.",
+)
+
+
+def _told_to_a_peer_agency(answer: dict[str, Any], hub_id: str) -> dict[str, Any]:
+    """``answer`` (a record as ``GET /v1/records/{id}`` shows it) with its plain refusal
+    telling a peer hub's agency what it can do instead of an access request: ask the child's
+    consent authority on this hub for a consent that names it."""
+    decision = answer.get("decision")
+    if not isinstance(decision, dict):
+        return answer
+    for reason in decision.get("reasons") or ():
+        if reason.get("code") != "default_deny":
+            continue
+        for language, hint, instead in zip(
+            ("es", "en"), _ACCESS_REQUEST_HINT, _peer_instead(hub_id), strict=True
+        ):
+            said = reason.get(language)
+            if isinstance(said, str) and said.endswith(hint):
+                reason[language] = said[: -len(hint)] + instead
+    return answer
+
+
+def _peer_instead(hub_id: str) -> tuple[str, str]:
+    return (
+        " Una agencia de otro nodo no solicita acceso en este: la autoridad de consentimiento "
+        f"del niño en el nodo {hub_id} (la Procuraduría) puede registrar un consentimiento que "
+        "nombre a su agencia.",
+        " An agency of another hub does not ask for access on this one: the child's consent "
+        f"authority on hub {hub_id} (the Procuraduría) may record a consent naming your agency.",
+    )
 
 
 def audit_envelope(
@@ -801,7 +966,12 @@ def lookup_at_peer(
         session, "received", peer.hub_id, opened.jti, "lookup_answer", actor=actor, purpose=purpose
     )
     session.commit()
-    return {"hub": peer.hub_id, "envelope_id": jti, "records": records}
+    answer: dict[str, Any] = {"hub": peer.hub_id, "envelope_id": jti, "records": records}
+    if opened.body.get("incomplete") is True:
+        # The peer cut its answer to fit (docs/federation.md §2): said in this hub's words.
+        answer["incomplete"] = True
+        answer["note"] = dict(zip(("es", "en"), _cut_note(len(identifiers)), strict=True))
+    return answer
 
 
 def _read_answer(
@@ -811,8 +981,12 @@ def _read_answer(
     hub, about lookup ``jti``; raises :class:`PeerUnavailable` or :class:`EnvelopeRefused`
     saying why it is not."""
     if len(reply.body) > MAX_ANSWER_BYTES:
+        # A hub of this version cuts its answer to fit; another may not. Fewer identifiers
+        # (fewer children) make a smaller answer.
         raise PeerUnavailable(
-            f"pasa de {MAX_ANSWER_BYTES} bytes", f"it is over {MAX_ANSWER_BYTES} bytes"
+            f"pasa de {MAX_ANSWER_BYTES} bytes; consulte de nuevo con menos identificadores (uno "
+            "por consulta)",
+            f"it is over {MAX_ANSWER_BYTES} bytes; ask again with fewer identifiers (one a lookup)",
         )
     if reply.content_type != "application/json":
         raise PeerUnavailable(

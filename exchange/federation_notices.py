@@ -15,9 +15,11 @@ The envelope's body holds identifiers only: ``{"agency_id", "consent_id", "child
 lookup answer carried (the holding hub's), when the revocation took effect, and the sending
 hub's outbox message id. The worker signs a new envelope for each attempt, so an attempt whose
 answer came too late arrives twice: the receiving hub keeps one notification per (sending hub,
-``notice_id``). It takes a notice only for an agency that did look something up at the sending
-hub, as its own audit log shows. Both hubs audit the envelope (``federation_envelope_sent`` /
-``_received``, reason ``consent_revoked``).
+``notice_id``). It takes a notice only for an agency that took an answer to a lookup from the
+sending hub, as its own audit log shows, whether that agency is active or disabled now: a
+disabled agency still holds the data, and reads the notice once enabled again, as it does a
+notice of this hub's own (:func:`receive_revocation`). Both hubs audit the envelope
+(``federation_envelope_sent`` / ``_received``, reason ``consent_revoked``).
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
         answer = federation.post_envelope(url, token, timeout)
     except (OSError, http.client.HTTPException) as error:
         audit_envelope(session, "sent", peer_id, jti, ENVELOPE_TYPE, outcome="failure")
-        raise TransientDeliveryError(f"{type(error).__name__}: {error}") from error
+        raise TransientDeliveryError(unanswered_reason(error)) from error
     taken = 200 <= answer.status < 300
     audit_envelope(
         session, "sent", peer_id, jti, ENVELOPE_TYPE, outcome="success" if taken else "failure"
@@ -134,6 +136,18 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
     raise PermanentDeliveryError(
         f"peer hub {peer_id} refused the notice (HTTP {answer.status}): {detail}"
     )
+
+
+def unanswered_reason(error: BaseException) -> str:
+    """Why a notice got no answer, as a webhook's failure is written
+    (:mod:`exchange.transports`): what the socket said, not urllib's wrapper of it
+    (``ConnectionRefusedError: [Errno 111] Connection refused``, not ``URLError: <urlopen
+    error …>``). ``puente outbox list`` says such a reason in Spanish
+    (``exchange.cli.worker.failure_reason``), and ``last_error`` (``--json``) is the same plain
+    English as for an agency's webhook."""
+    cause = getattr(error, "reason", None)
+    reason = cause if isinstance(cause, BaseException) else error
+    return f"{type(reason).__name__}: {reason}"
 
 
 def dead_while_peer_disabled(session: Session, peer_hub: str) -> int:
@@ -186,13 +200,16 @@ def receive_revocation(session: Session, opened: Opened) -> dict[str, Any]:
             "the sending hub's clock).",
         )
     agency = session.get(Agency, body["agency_id"])
-    # An agency that never asked the sender read nothing under its consents: the notice is
-    # refused as for an agency this hub does not have, which it tells no more than that.
-    if agency is None or not agency.active or not _asked(session, agency.id, opened.peer.hub_id):
+    # An agency that never took an answer from the sender read nothing under its consents:
+    # the notice is refused as for an agency this hub does not have, in the same words, which
+    # say no more than that. A disabled agency is taken (below).
+    if agency is None or not took_an_answer(session, agency.id, opened.peer.hub_id):
         raise EnvelopeRefused(
             "not-found",
-            f"{body['agency_id']} no es una agencia activa de este nodo.",
-            f"{body['agency_id']} is not an active agency of this hub.",
+            f"Este nodo no tiene una agencia {body['agency_id']} que haya recibido una "
+            f"respuesta del nodo {opened.peer.hub_id}: no hay a quién avisar.",
+            f"This hub has no agency {body['agency_id']} that took an answer from hub "
+            f"{opened.peer.hub_id}: there is no one to tell.",
             status=404,
             pointer="/body/agency_id",
         )
@@ -203,7 +220,11 @@ def receive_revocation(session: Session, opened: Opened) -> dict[str, Any]:
         payload = revocation_payload(body["consent_id"], body["child_id"], revoked_at)
         # The hub that holds the child's records, whose ids these are.
         payload["hub"] = opened.peer.hub_id
-        # An agency with no webhook or file drop reads it with GET /v1/notifications.
+        # As a notice of this hub's own (exchange.consents.records.notify_revocation): a
+        # disabled agency still holds the data. Without a webhook or file drop it is held for
+        # GET /v1/notifications; with one, the worker finds the agency disabled and keeps it
+        # dead but readable, which `puente agency enable` counts. Refusing it instead would
+        # make the sender's worker give it up for good (a 4xx is final there).
         message = enqueue(session, agency.id, EVENT, payload, held=not agency.webhook_url)
         message.id = message_id
     audit_envelope(session, "received", opened.peer.hub_id, opened.jti, ENVELOPE_TYPE)
@@ -217,20 +238,26 @@ def notice_message_id(peer_hub: str, notice_id: str) -> str:
     return "msg_" + digest[:24]
 
 
-def _asked(session: Session, agency_id: str, peer_hub: str) -> bool:
-    """Whether ``agency_id`` sent ``peer_hub`` a lookup it answered, as this hub's audit log
-    says: the indexed columns narrow the entries, and only those are read."""
-    sent = session.scalars(
+def took_an_answer(session: Session, agency_id: str, peer_hub: str) -> bool:
+    """Whether ``agency_id`` took an answer to a lookup from ``peer_hub``, as this hub's audit
+    log says (``federation_envelope_received``, reason ``lookup_answer``, outcome ``success``,
+    ``target.hub`` the peer): the indexed columns narrow the entries, and only those are read.
+
+    Not a lookup that got no answer, was refused, or whose answer was discarded: nothing of it
+    reached the agency. An answer that listed no record counts all the same: this hub keeps
+    nothing of an answer but that entry (docs/federation.md §5), so it cannot tell an empty
+    one, or the consents an answer's records were read under, from the rest."""
+    received = session.scalars(
         select(AuditEntry.entry).where(
             AuditEntry.actor_agency == agency_id,
-            AuditEntry.action == "federation_envelope_sent",
+            AuditEntry.action == "federation_envelope_received",
             AuditEntry.outcome == "success",
         )
     )
-    for raw in sent:
+    for raw in received:
         entry = json.loads(raw)
         if (
-            entry.get("reason_code") == "lookup"
+            entry.get("reason_code") == "lookup_answer"
             and (entry.get("target") or {}).get("hub") == peer_hub
         ):
             return True

@@ -536,6 +536,43 @@ def peer_speaking_for(session: Session, agency_id: str) -> Peer | None:
     return None
 
 
+#: The code of :func:`peer_agency_caution`'s warning, as a consent's warnings carry one.
+PEER_AGENCY_UNCHECKED = "peer_agency_unchecked"
+
+
+def peer_agency_caution(
+    session: Session, peer: Peer, agency_id: str, pointer: str
+) -> dict[str, str]:
+    """The warning (``code``, ``pointer``, Spanish, English) an answer carries when a consent or a
+    withhold entry names ``agency_id``, an agency of ``peer``: this hub has no registry of that
+    hub's agencies, so it takes any id under its prefixes, and a mistyped one would protect,
+    or permit, nobody; whether a lookup of that agency ever reached this hub says a little."""
+    entries = audit_log.AuditEntry
+    seen = session.scalar(
+        select(entries.id)
+        .where(
+            entries.actor_agency == agency_id,
+            entries.action == "federation_envelope_received",
+            entries.outcome == "success",
+        )
+        .limit(1)
+    )
+    es = (
+        f"{agency_id} es una agencia del nodo par {peer.hub_id}: este nodo no tiene su registro "
+        "y no puede comprobar que exista. El id debe ser exactamente el que ese nodo le dio "
+        f"(confírmelo con los operadores de {peer.hub_id}); uno mal escrito no alcanza a nadie."
+    )
+    en = (
+        f"{agency_id} is an agency of peer hub {peer.hub_id}: this hub has no registry of it and "
+        "cannot check that it exists. The id must be exactly the one that hub gave it (confirm "
+        f"it with {peer.hub_id}'s operators); a mistyped one reaches nobody."
+    )
+    if seen is None:
+        es += " Ninguna consulta suya ha llegado aún a este nodo."
+        en += " No lookup of its has reached this hub yet."
+    return {"code": PEER_AGENCY_UNCHECKED, "pointer": pointer, "es": es, "en": en}
+
+
 def peer_covering_agency(session: Session, agency_id: str) -> Peer | None:
     """A pinned peer, active or not, whose prefixes cover ``agency_id`` or ids under it
     (``mx.fed.`` covers ``mx.fed.nueva``; ``mx.fed.nueva.x.`` lies under it): an agency of that

@@ -22,6 +22,7 @@ from exchange.api.record_reads import (
     DECISION_HEADER,
     OUTSIDER,
     answer_in_even_time,
+    answer_refusals_in_even_time,
     referred_to,
     told_decision,
     told_to,
@@ -101,6 +102,10 @@ from exchange.problems import Problem, negotiated_language
 from schemas.fields import FieldInfo, collect_fields, find_field, pointer_from_tokens
 
 bp = Blueprint("consents", __name__)
+# A child outside the caller's jurisdiction, or an access request it may not see, answers 404
+# as an unknown id does; loading and weighing what exists costs time an unknown id does not,
+# so every 404 here waits out READ_REFUSAL_FLOOR from the request's start, as record reads do.
+bp.after_request(answer_refusals_in_even_time)
 
 
 # -- plumbing ----------------------------------------------------------------------------------
@@ -499,7 +504,10 @@ def create_consent(child_id: str) -> Any:
 
     def run() -> tuple[dict[str, Any], str]:
         stored = record_consent(session, actor, child, body)
-        return {"id": stored.id, "consent": stored.document}, stored.audit_entry
+        answer: dict[str, Any] = {"id": stored.id, "consent": stored.document}
+        if stored.warnings:  # recorded as written, but it may not say what was meant
+            answer["warnings"] = list(stored.warnings)
+        return answer, stored.audit_entry
 
     return _in(session, run)
 
@@ -958,11 +966,7 @@ def access_request_answer(
     whether it still holds."""
     access = request_access_basis(row) if row.status == "granted" else None
     if access is not None:
-        majority = (
-            load_child(session, row.child_id).facts.eighteenth_birthday
-            if access.get("ends_at_majority_at_latest")
-            else None
-        )
+        majority = load_child(session, row.child_id).facts.eighteenth_birthday
         access = access_as_of(session, access, utcnow(), majority)
         es, en = _granted_text(access, row) if access["active"] else _ended_text(access)
     else:

@@ -10,7 +10,9 @@ identifiers to another hub.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -26,6 +28,7 @@ from exchange.federation import (
     MAX_ENVELOPE_BYTES,
     MAX_IDENTIFIERS,
     MEDIA_TYPE,
+    Answered,
     EnvelopeRefused,
     Opened,
     PeerUnavailable,
@@ -100,9 +103,38 @@ def receive_envelope() -> Any:
         raise _problem(refusal) from refusal
     session.commit()
     # Every answer takes at least the floor, whether the children were here or not.
-    floor = float(current_app.config.get("FEDERATION_ANSWER_FLOOR") or 0)
+    floor = answer_floor(answer, time.monotonic() - started)
     time.sleep(max(0.0, started + floor - time.monotonic()))
-    return jsonify(answer)
+    return jsonify(answer.json)
+
+
+#: How many empty answers of each shape :func:`answer_floor` remembers the time of.
+FLOOR_MEMORY = 128
+#: The longest a learned floor makes an answer wait: well within an asking hub's default
+#: ``PUENTE_FEDERATION_TIMEOUT`` (10 s), whatever one slow moment (a lock, a pause) took.
+LEARNED_FLOOR_CAP = 5.0
+_FLOOR_LOCK = threading.Lock()
+
+
+def answer_floor(answer: Answered, worked: float) -> float:
+    """How long, at least, ``answer`` takes (``worked``: the seconds it took to make and
+    commit): ``FEDERATION_ANSWER_FLOOR``, or the longest an empty answer (no record: a child
+    not held, or held and refused) to a lookup of as many identifiers took to make among the
+    last :data:`FLOOR_MEMORY` this process gave, when longer. Deciding and auditing the reads
+    of a child with many records takes longer than the fixed floor (docs/federation.md §2);
+    an empty answer then waits as long as the slowest one, so that its time does not tell a
+    child held from one not held. Per process, from its start: the first such answer shows.
+    A floor of 0 is no floor, and learns nothing."""
+    configured = float(current_app.config.get("FEDERATION_ANSWER_FLOOR") or 0)
+    if configured <= 0:
+        return 0.0
+    with _FLOOR_LOCK:
+        slowest = current_app.extensions.setdefault("puente.federation_answer_times", {})
+        times = slowest.setdefault(answer.identifiers, deque(maxlen=FLOOR_MEMORY))
+        floor = max(configured, min(max(times, default=0.0), LEARNED_FLOOR_CAP))
+        if answer.records == 0:
+            times.append(worked)
+    return floor
 
 
 def _take_revocation(session: Session, opened: Opened) -> dict[str, Any]:
@@ -193,6 +225,17 @@ def send_lookup() -> Any:
             ),
         )
     session = db.session()
+    if body["hub"] == current_app.config["HUB_ID"]:
+        # Not "no such peer": the agency named the hub it is on, which a lookup never goes to.
+        raise Problem(
+            "not-found",
+            (
+                f"{body['hub']} es este mismo nodo: una consulta federada va a otro nodo. Lo que "
+                "este nodo tiene se busca con POST /v1/children/search.",
+                f"{body['hub']} is this hub itself: a federated lookup goes to another hub. What "
+                "this hub holds is found with POST /v1/children/search.",
+            ),
+        )
     peer = session.get(Peer, body["hub"])
     if peer is None:
         raise Problem(

@@ -292,15 +292,20 @@ def enable_command(app: Flask, hub_id: str, lang: str) -> None:
     if dead:
         # Not requeued here, as for an agency enabled again: the administrator decides.
         retry = f"puente outbox retry --all-dead --peer {hub_id}"
-        click.echo(
-            say(
-                lang,
+        if dead == 1:
+            said = (
+                "1 aviso de revocación para él no se entregó mientras estaba desactivado; para "
+                f"enviarlo ahora: {retry}",
+                f"1 revocation notice for it died while it was disabled; to send it now: {retry}",
+            )
+        else:
+            said = (
                 f"{dead} avisos de revocación para él no se entregaron mientras estaba "
                 f"desactivado; para enviarlos ahora: {retry}",
                 f"{dead} revocation notices for it died while it was disabled; to send them "
                 f"now: {retry}",
             )
-        )
+        click.echo(say(lang, *said))
 
 
 def _value_or_remove(

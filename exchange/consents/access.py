@@ -1021,8 +1021,10 @@ def decide_request(
 
 def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
     """The grants in force that the caller may read under: a person's own, and their
-    agency's (a grant to an agency covers its people too)."""
-    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > utcnow())
+    agency's (a grant to an agency covers its people too). Not revoked, not past their end,
+    and their child not yet 18 as the records now say (:func:`_of_age`)."""
+    moment = utcnow()
+    query = select(GrantRow).where(GrantRow.revoked_at.is_(None), GrantRow.until > moment)
     if actor.person_id is not None:
         query = query.where(
             (GrantRow.grantee_person == actor.person_id)
@@ -1032,7 +1034,20 @@ def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
         query = query.where(
             GrantRow.grantee_agency == actor.agency_id, GrantRow.grantee_person.is_(None)
         )
-    return list(session.scalars(query.order_by(GrantRow.until)))
+    rows = list(session.scalars(query.order_by(GrantRow.until)))
+    return [row for row in rows if not _of_age(session, row.child_id, moment)]
+
+
+def _of_age(session: Session, child_id: str, moment: datetime) -> bool:
+    """Whether the child is 18 at ``moment``: every grant lapses then, as the engine decides
+    reads (it caps grants at the 18th birthday the records state now), though the stored end
+    was capped at the birthday known when it was granted — a date of birth corrected since
+    counts at once."""
+    try:
+        majority = load_child(session, child_id).facts.eighteenth_birthday
+    except LookupError:  # never for a grant's child; nothing to say it is of age
+        return False
+    return majority is not None and majority <= moment
 
 
 def grant_end_as_told(session: Session, row: GrantRow) -> dict[str, Any]:

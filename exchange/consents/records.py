@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from consent import Consent, ConsentError, check_consent
+from consent import Consent, ConsentError, check_consent, consent_warnings
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import ConsentDisclosure, ConsentRow, OutboxDisclosure, new_id
 from exchange.consents.common import (
@@ -73,18 +73,8 @@ def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str,
     from exchange.agencies import Agency
     from exchange.peers import peer_speaking_for
 
-    named: list[tuple[str, dict[str, Any]]] = []
-    for index, grantee in enumerate(document.get("grantee") or ()):
-        named.append((f"/grantee/{index}", grantee))
-    pending = [(f"/provision/{i}", p) for i, p in enumerate(document.get("provision") or ())]
-    while pending:
-        pointer, provision = pending.pop(0)
-        for index, actor in enumerate(provision.get("actor") or ()):
-            named.append((f"{pointer}/actor/{index}", actor))
-        nested = provision.get("provision") or ()
-        pending.extend((f"{pointer}/provision/{i}", p) for i, p in enumerate(nested))
     found = []
-    for pointer, ref in named:
+    for pointer, ref in _named_actors(document):
         agency_id, person_id = ref.get("agency_id"), ref.get("person_id")
         if isinstance(agency_id, str) and session.get(Agency, agency_id) is None:
             # The federation's own rule (exchange.peers.speaks_for): never an id under this
@@ -122,11 +112,47 @@ def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str,
     return found
 
 
+def _named_actors(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The grantees and provision actors ``document`` names, each with its JSON pointer."""
+    named: list[tuple[str, dict[str, Any]]] = []
+    for index, grantee in enumerate(document.get("grantee") or ()):
+        named.append((f"/grantee/{index}", grantee))
+    pending = [(f"/provision/{i}", p) for i, p in enumerate(document.get("provision") or ())]
+    while pending:
+        pointer, provision = pending.pop(0)
+        for index, actor in enumerate(provision.get("actor") or ()):
+            named.append((f"{pointer}/actor/{index}", actor))
+        nested = provision.get("provision") or ()
+        pending.extend((f"{pointer}/provision/{i}", p) for i, p in enumerate(nested))
+    return named
+
+
+def peer_agency_warnings(session: Session, document: dict[str, Any]) -> list[dict[str, str]]:
+    """A warning for each agency ``document`` names that is a pinned peer hub's
+    (:func:`unknown_actors` takes it by the peer's prefixes alone): this hub cannot check that
+    the id exists there, and a mistyped one in a deny protects nobody (docs/federation.md §1)."""
+    from exchange.agencies import Agency
+    from exchange.peers import peer_agency_caution, peer_speaking_for
+
+    warnings = []
+    for pointer, ref in _named_actors(document):
+        agency_id = ref.get("agency_id")
+        if not isinstance(agency_id, str) or session.get(Agency, agency_id) is not None:
+            continue
+        peer = peer_speaking_for(session, agency_id)
+        if peer is not None:
+            warnings.append(peer_agency_caution(session, peer, agency_id, f"{pointer}/agency_id"))
+    return warnings
+
+
 @dataclass(frozen=True)
 class StoredConsent:
     id: str
     document: dict[str, Any]
     audit_entry: str
+    #: What the consent says that its grantor may not mean (:func:`consent.consent_warnings`),
+    #: each ``{"code", "pointer", "es", "en"}``: told with the answer, not stored.
+    warnings: tuple[dict[str, str], ...] = ()
 
 
 def record_consent(
@@ -239,7 +265,10 @@ def record_consent(
     )
     forget_child(child.child_id)
     assert parsed.id is not None
-    return StoredConsent(parsed.id, stored, entry)
+    warnings = tuple(warning.to_json() for warning in consent_warnings(parsed))
+    # An agency of a peer hub is taken by that hub's prefixes alone (unknown_actors).
+    warnings += tuple(peer_agency_warnings(session, document))
+    return StoredConsent(parsed.id, stored, entry, warnings)
 
 
 def consent_status(consent: Consent, moment: datetime, majority: datetime | None = None) -> str:

@@ -281,7 +281,20 @@ def record_withhold(
         detail="withhold_recorded",
     )
     forget_child(child.child_id)
-    return withhold_json(row, moment), audit_entry
+    answer = withhold_json(row, moment)
+    if target_hub is not None and target is not None and target.agency_id is not None:
+        # Checked against the peer's prefixes only (_peer_target_problems): the officer is told
+        # the id itself could not be, with the answer, not in the stored entry.
+        answer["warnings"] = [_peer_agency_warning(session, target_hub, target.agency_id)]
+    return answer, audit_entry
+
+
+def _peer_agency_warning(session: Session, target_hub: str, agency_id: str) -> dict[str, str]:
+    from exchange.peers import Peer, peer_agency_caution
+
+    peer = session.get(Peer, target_hub)
+    assert peer is not None  # else _peer_target_problems refused the entry
+    return peer_agency_caution(session, peer, agency_id, "/target/agency_id")
 
 
 def list_withholds(

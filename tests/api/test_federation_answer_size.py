@@ -102,7 +102,10 @@ def test_an_answer_over_the_limit_is_still_discarded(
     permit_comar(fed)
     answered_with(monkeypatch, over_the_limit)
     body = problem(fed.lookup(language="en"), 502, "unavailable")
-    assert body["detail"].endswith(f"discarded: it is over {MAX_ANSWER_BYTES} bytes."), body
+    assert body["detail"].endswith(
+        f"discarded: it is over {MAX_ANSWER_BYTES} bytes; ask again with fewer identifiers "
+        "(one a lookup)."
+    ), body
     [discarded] = entries(fed.asker, "federation_envelope_received")
     assert discarded["outcome"] == "failure" and discarded["reason_code"] == "lookup_answer"
 

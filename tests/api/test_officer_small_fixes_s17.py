@@ -54,11 +54,13 @@ def auditor(app: Flask) -> AgencyClient:
     )
 
 
-def spikes(client: FlaskClient, auditor: AgencyClient, threshold: int) -> list[dict[str, Any]]:
-    """The denial spikes the oversight body is shown."""
+def spikes(
+    client: FlaskClient, auditor: AgencyClient, threshold: int, kind: str = "denial_spike"
+) -> list[dict[str, Any]]:
+    """The alerts of ``kind`` the oversight body is shown."""
     answer = client.get(f"/v1/audit/alerts?threshold={threshold}", headers=auditor.headers)
     assert answer.status_code == 200, answer.get_json()
-    return [alert for alert in answer.get_json()["alerts"] if alert["kind"] == "denial_spike"]
+    return [alert for alert in answer.get_json()["alerts"] if alert["kind"] == kind]
 
 
 # -- 1. person disable tells what it ended --------------------------------------------------
@@ -184,15 +186,18 @@ def test_the_hubs_denials_on_disabling_raise_no_alert_but_an_officers_do(
         ask(client, requester, child_id, ["health"])
     assert puente(app, monkeypatch, "agency", "disable", "mx.osc.otra").exit_code == 0
     assert spikes(client, auditor, threshold=3) == []
+    assert spikes(client, auditor, threshold=3, kind="request_denial_spike") == []
 
-    # An officer who denies as many is still one to look at.
+    # An officer who denies as many is still one to look at: not as someone refused
+    # (denial_spike), but as one turning requests down (request_denial_spike).
     add_agency(app, "mx.osc.tercera", scopes=("records:read",), kind="civil_society")
     third = legal_representative(app, "lic-tercera", "mx.osc.tercera")
     for _ in range(3):
         deny(client, officer, ask(client, third, child_id, ["health"]))
-    (spike,) = spikes(client, auditor, threshold=3)
+    assert spikes(client, auditor, threshold=3) == []
+    (spike,) = spikes(client, auditor, threshold=3, kind="request_denial_spike")
     assert spike["actor"] == {"agency_id": officer.agency_id, "person_id": officer.id}
-    assert spike["denials"] == 3
+    assert spike["denied_requests"] == 3
 
 
 def test_an_agencys_own_denials_still_count(
