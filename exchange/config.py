@@ -10,6 +10,7 @@ import ast
 import difflib
 import os
 import re
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,7 @@ class SettingError(BilingualError, ValueError):
 
 
 #: Settings read by ``puente serve`` (exchange/serving.py) from the environment only.
-SERVING_INTEGERS = ("WORKERS", "THREADS", "WORKER_TIMEOUT")
+SERVING_INTEGERS = ("WORKERS", "THREADS", "WORKER_TIMEOUT", "GRACEFUL_TIMEOUT")
 LANGUAGES = ("es", "en")
 #: ``PUENTE_LANG`` as a locale names it: ``es``, ``en``, or with a region and encoding
 #: (``es_MX.UTF-8``), as the command line reads it (exchange.cli.default_language).
@@ -210,6 +211,15 @@ MORE_THAN_ZERO = (
     "OUTBOX_LEASE_SECONDS",
     "WEBHOOK_TIMEOUT_SECONDS",
 )
+#: Settings in the ``limits`` notation (exchange/ratelimit.py, exchange/portal/login.py):
+#: checked here with the others, so that a wrong one is named where it was written.
+LIMITS = (
+    "RATE_LIMIT",
+    "RATE_LIMIT_AUTH_FAILURES",
+    "PORTAL_LOGIN_FAILURES",
+    "PORTAL_LOGIN_FAILURES_ADDRESS",
+    "PORTAL_LOGIN_FAILURES_EMAIL",
+)
 #: A hub id as the audit-event schema takes it, and as a peer's is checked
 #: (exchange.peer_checks.HUB_ID): this one is in every audit entry, token and federated request.
 HUB_ID_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -224,6 +234,18 @@ def check_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.en
         takes = _kind_wanted(name, default, config.get(name))
         if takes is not None:
             wrong.append((name, *takes))
+    named = {name for name, _es, _en in wrong}
+    for name in LIMITS:
+        if name not in named and not _are_limits(config.get(name)):
+            wrong.append(
+                (
+                    name,
+                    "un límite como «10 per minute», o varios («10 per minute; 100 per hour»; "
+                    "per second, minute, hour, day, month o year), o vacío para ninguno",
+                    "a limit such as '10 per minute', or several ('10 per minute; 100 per "
+                    "hour'; per second, minute, hour, day, month or year), or empty for none",
+                )
+            )
     hub_id = config.get("HUB_ID")
     if isinstance(hub_id, str) and not HUB_ID_VALUE.fullmatch(hub_id):
         wrong.append(
@@ -289,6 +311,41 @@ def _kind_wanted(name: str, default: Any, value: Any) -> tuple[str, str] | None:
         return None if number and value >= 0 else ("un número ≥ 0", "a number ≥ 0")
     if isinstance(default, str) and not isinstance(value, (str, os.PathLike)):
         return "un texto", "a text"
+    return None
+
+
+def _are_limits(value: Any) -> bool:
+    """Whether ``value`` is limits (``"10 per minute; 100 per hour"``) or none (empty)."""
+    if not value:
+        return True
+    from limits import parse_many
+
+    try:
+        parse_many(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def folder_problem(folder: Path) -> tuple[str, str] | None:
+    """Why this process could not write files in ``folder`` (Spanish, English), or None. A
+    folder not there yet is judged by the nearest folder above it that is (what is missing
+    is made when first needed); writing is tried, not guessed from the mode, which says
+    nothing of a read-only or virtual file system (``/proc``)."""
+    existing = folder
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} no es una carpeta", f"{existing} is not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        cause = error.strerror or str(error)
+        return (
+            f"no se pueden escribir archivos en {existing} ({cause})",
+            f"files cannot be written in {existing} ({cause})",
+        )
     return None
 
 

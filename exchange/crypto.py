@@ -7,10 +7,19 @@ Data keys live outside the database, like every hub key:
 - and/or ``PUENTE_DATA_KEY`` = ``key_id:base64key[,key_id:base64key…]`` (setting ``DATA_KEY``).
 
 Every stored body row carries the id of the key that encrypted it. New bodies are encrypted
-with the *current* key: the one with the greatest id. Key ids made here are
-``dk_<UTC time>_<random>``, so a newer key sorts later. ``puente keys rotate-data-key`` writes
-a new key and re-encrypts old rows in committed batches (run it again to resume); old keys stay
-until no row uses them, and the hub never deletes a key by itself.
+with the *current* key. When ``PUENTE_DATA_KEY`` is set, only its keys encrypt: the current key
+is its greatest id, and the key files only decrypt (a file key with a greater id must not take
+over: a hub on several hosts shares its keys through the setting, and the other hosts would
+not have the file). Otherwise the current key is the key file with the greatest id; key ids
+made here are ``dk_<UTC time>_<random>``, so a newer key sorts later. ``puente keys
+rotate-data-key`` writes a new key file and re-encrypts old rows in committed batches (run it
+again to resume); while the setting gives the current key it makes no file
+(:class:`DataKeysFromSetting` says how to rotate then). Old keys stay until no row uses them,
+and the hub never deletes a key by itself.
+
+A key's text is never written into a message or a log line: an entry of ``PUENTE_DATA_KEY``
+that is not ``key_id:base64key`` is named by its position (and its id only when that part is
+well-formed and cannot itself be a key), as an operator may have put the key where the id goes.
 
 Running hub processes notice a new key file within :data:`RELOAD_SECONDS`, and reload at once
 when they meet a row encrypted under a key they do not know yet.
@@ -94,17 +103,57 @@ class DataKeySettingBroken(DataKeyError):
         return self.message_es if lang == "es" else self.message_en
 
 
+class DataKeysFromSetting(DataKeyError):
+    """``PUENTE_DATA_KEY`` gives the key that encrypts (``current``): a new key file would not
+    become the current one (:meth:`DataKeyring.current`), and the hub's other hosts, which
+    share their keys through the setting, would not have it. So no file is made; the message
+    says how to rotate such a key."""
+
+    def __init__(self, current: str) -> None:
+        new_key = "$(head -c 32 /dev/urandom | base64)"
+        resume = "'puente keys rotate-data-key --resume'"
+        self.message_es = (
+            f"PUENTE_DATA_KEY da la llave de datos que cifra ({current}): una llave nueva en "
+            "la carpeta de llaves no sería la actual, y los demás servidores del nodo no la "
+            "tendrían. No se creó ninguna llave. Para rotarla: agregue la llave nueva al final "
+            f"de PUENTE_DATA_KEY, con un id mayor que {current} (p. ej. "
+            f"…,{current}-2:{new_key}), reinicie todos los procesos del nodo (serve y los "
+            f"workers, en cada servidor) y ejecute {resume} para volver a cifrar las filas; "
+            "quite la llave vieja solo cuando aparezca en unused_keys. O pase las llaves a "
+            "archivos (<carpeta de llaves>/<id>.key, modo 0600) y quite PUENTE_DATA_KEY"
+        )
+        self.message_en = (
+            f"PUENTE_DATA_KEY gives the data key that encrypts ({current}): a new key in the "
+            "key folder would not be the current one, and the hub's other servers would not "
+            "have it. No key was made. To rotate it: add the new key at the end of "
+            f"PUENTE_DATA_KEY, with an id greater than {current} (e.g. "
+            f"…,{current}-2:{new_key}), restart every hub process (serve and the workers, "
+            f"on every server) and run {resume} to re-encrypt the rows; remove the old key "
+            "only once it is listed in unused_keys. Or move the keys to files "
+            "(<key folder>/<id>.key, mode 0600) and unset PUENTE_DATA_KEY"
+        )
+        super().__init__(f"{self.message_en} / {self.message_es}", spanish=self.message_es)
+
+    def message(self, lang: str = "en") -> str:
+        return self.message_es if lang == "es" else self.message_en
+
+
 @dataclass(frozen=True)
 class DataKeyFault(KeyFault):
     """A data key (file or setting) that is not a key, with its cause in Spanish too: the
-    causes are the keyring's own words (:func:`_decode_key`)."""
+    causes are the keyring's own words (:func:`_decode_key`). ``source_es``: the source in
+    Spanish, when it has words (an entry of the setting, by its position)."""
 
     cause_es: str = ""
+    source_es: str = ""
 
     def described(self) -> tuple[str, str]:
         es, en = super().described()
-        if self.kind == INVALID and self.cause_es:
-            es = f"{self.source}: no es una llave válida ({self.cause_es})"
+        if self.kind == INVALID and (self.cause_es or self.source_es):
+            es = (
+                f"{self.source_es or self.source}: no es una llave válida "
+                f"({self.cause_es or self.cause})"
+            )
         return es, en
 
 
@@ -132,6 +181,48 @@ def new_key_id() -> str:
     return f"dk_{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(3)}"
 
 
+#: Ids this long are never shown: a key's text is 43 or 44 characters in base64, and an
+#: operator may have put it (or most of it) where the id goes.
+_SHOWN_ID_MAX = 39
+
+
+def _entry_sources(position: int, entry: str) -> tuple[str, str]:
+    """How a fault names an entry of ``PUENTE_DATA_KEY`` (English, Spanish): by its position,
+    with its id when the entry is ``key_id:…`` with a well-formed id too short to be a key —
+    never by its text, which may be the key itself (``k1;<key>`` has no ``:``)."""
+    key_id, colon, _text = entry.partition(":")
+    shown = colon and _KEY_ID.match(key_id) and len(key_id) <= _SHOWN_ID_MAX
+    named = f", {key_id}" if shown else ""
+    return (
+        f"PUENTE_DATA_KEY (entry {position}{named})",
+        f"PUENTE_DATA_KEY (entrada {position}{named})",
+    )
+
+
+def setting_keys(setting: str) -> tuple[dict[str, DataKey], list[KeyFault]]:
+    """The keys ``PUENTE_DATA_KEY`` gives (``key_id:base64key[,…]``), and a fault for each
+    entry that is not one, naming the entry by its position (:func:`_entry_sources`)."""
+    keys: dict[str, DataKey] = {}
+    faults: list[KeyFault] = []
+    entries = filter(None, (part.strip() for part in setting.split(",")))
+    for position, entry in enumerate(entries, start=1):
+        key_id, _, text = entry.partition(":")
+        try:
+            if not _KEY_ID.match(key_id) or not text:
+                raise DataKeyError(
+                    "entries are key_id:base64key",
+                    spanish="cada entrada es id_de_llave:llave_en_base64",
+                )
+            raw = _decode_key(text)
+            keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
+        except DataKeyError as error:
+            source, source_es = _entry_sources(position, entry)
+            faults.append(
+                DataKeyFault("data", INVALID, source, str(error), error.spanish, source_es)
+            )
+    return keys, faults
+
+
 class DataKeyring:
     """The data keys of one hub: encrypt with the current key, decrypt with any."""
 
@@ -140,6 +231,8 @@ class DataKeyring:
         self.environment_keys = environment_keys or ""
         self._lock = threading.Lock()
         self._keys: dict[str, DataKey] = {}
+        #: The ids PUENTE_DATA_KEY gives: when it is set, only they encrypt.
+        self._given: frozenset[str] = frozenset()
         self._faults: list[KeyFault] = []
         self._stamp: float | None = None
         self._checked = 0.0
@@ -165,22 +258,14 @@ class DataKeyring:
             return [], [KeyFault("data", UNREADABLE, str(self.directory), cause)]
         return [self.directory / name for name in names if name.endswith(".key")], []
 
+    @property
+    def setting_gives_keys(self) -> bool:
+        """Whether ``PUENTE_DATA_KEY`` is set: then only its keys encrypt."""
+        return bool(self.environment_keys.replace(",", "").strip())
+
     def reload(self) -> None:
-        keys: dict[str, DataKey] = {}
-        faults: list[KeyFault] = []
-        for entry in filter(None, (part.strip() for part in self.environment_keys.split(","))):
-            key_id, _, text = entry.partition(":")
-            try:
-                if not _KEY_ID.match(key_id) or not text:
-                    raise DataKeyError(
-                        "entries are key_id:base64key",
-                        spanish="cada entrada es id_de_llave:llave_en_base64",
-                    )
-                raw = _decode_key(text)
-                keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
-            except DataKeyError as error:
-                source = f"PUENTE_DATA_KEY ({key_id})"
-                faults.append(DataKeyFault("data", INVALID, source, str(error), error.spanish))
+        keys, faults = setting_keys(self.environment_keys)
+        given = frozenset(keys)
         stamp = self._directory_stamp()
         paths, folder_faults = self._key_files()
         faults += folder_faults
@@ -195,7 +280,7 @@ class DataKeyring:
             if fault is not None and fault.kind != MISSING:  # (one removed meanwhile: gone)
                 faults.append(fault)
         with self._lock:
-            self._keys, self._faults, self._stamp = keys, faults, stamp
+            self._keys, self._given, self._faults, self._stamp = keys, given, faults, stamp
             self._checked = time.monotonic()
 
     def refresh_if_stale(self) -> None:
@@ -225,9 +310,22 @@ class DataKeyring:
         return [fault.reason for fault in self._faults]
 
     def current(self) -> DataKey:
+        """The key that encrypts: the greatest id of ``PUENTE_DATA_KEY`` when it is set (its
+        keys alone: a file must not take over, whatever its id), else of the key files."""
         self.refresh_if_stale()
-        unusable = [fault for fault in self._faults if fault.kind != MISSING]
-        if not self._keys and unusable:
+        given = self.setting_gives_keys
+        candidates = self._given if given else self._keys.keys()
+        if not candidates:
+            raise self._no_current_key(given)
+        return self._keys[max(candidates)]
+
+    def _no_current_key(self, given: bool) -> DataKeyError:
+        """Why no key can encrypt: keys that are there but unusable (only the setting's, when
+        it is set), else none at all."""
+        unusable = [
+            fault for fault in self._faults if fault.kind != MISSING and (fault.given or not given)
+        ]
+        if unusable:
             # A key is there: 'puente init' would refuse to make one. A file is read again
             # (refresh_if_stale); the setting only as the process starts.
             todo = []
@@ -241,20 +339,18 @@ class DataKeyring:
                 todo.append("correct PUENTE_DATA_KEY, then restart the hub")
             reasons = "; ".join(fault.reason for fault in unusable)
             kinds = {fault.kind for fault in unusable}
-            raise DataKeyError(
+            return DataKeyError(
                 f"no data key can be used: {reasons}. To do: {'; '.join(todo)}",
                 cannot_use=UNREADABLE if UNREADABLE in kinds else INVALID,
             )
-        if not self._keys:
-            # Whether 'puente init' may make one depends on what the database holds, which
-            # the keyring does not see (exchange.key_safety): both cases, as init decides.
-            raise DataKeyError(
-                f"no data key in {self.directory} or PUENTE_DATA_KEY: 'puente init' makes the "
-                "first one, unless rows are encrypted already (then restore the key folder "
-                "from the backup)",
-                cannot_use=MISSING,
-            )
-        return self._keys[max(self._keys)]
+        # Whether 'puente init' may make one depends on what the database holds, which
+        # the keyring does not see (exchange.key_safety): both cases, as init decides.
+        return DataKeyError(
+            f"no data key in {self.directory} or PUENTE_DATA_KEY: 'puente init' makes the "
+            "first one, unless rows are encrypted already (then restore the key folder "
+            "from the backup)",
+            cannot_use=MISSING,
+        )
 
     def encrypt(self, plaintext: bytes) -> tuple[str, bytes]:
         """``(key_id, nonce ‖ ciphertext)`` under the current key (random 24-byte nonce)."""
@@ -317,10 +413,14 @@ def generate_data_key(
     ``before_use(key_id)`` runs once the key is written but before any hub process can load
     it (``puente keys rotate-data-key`` commits the key change's audit entry there). If it
     raises, the key file is removed and nothing has changed. While ``PUENTE_DATA_KEY`` is set
-    but broken, no key is made (:class:`DataKeySettingBroken`)."""
-    broken = [fault for fault in data_keyring(app).faults if fault.given]
+    but broken, no key is made (:class:`DataKeySettingBroken`); while it gives the current key
+    neither, as a file would not become current (:class:`DataKeysFromSetting`)."""
+    keyring = data_keyring(app)
+    broken = [fault for fault in keyring.faults if fault.given]
     if broken:
         raise DataKeySettingBroken(broken)
+    if keyring.setting_gives_keys:
+        raise DataKeysFromSetting(keyring.current().id)
     directory = data_keys_dir(app)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     key_id = new_key_id()

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from exchange import db
+from exchange.config import INSTANCE_CONFIG_FILE
 from exchange.crypto import data_keyring, unloadable_keys
 from exchange.keys import (
     INVALID,
@@ -206,20 +207,60 @@ def refuse_unusable_keys(app: Flask) -> None:
 # -- secrets other users may read -------------------------------------------------------------
 
 
+#: Group and other write permission: whoever may change puente.cfg (run as Python at every
+#: start) or put files in the instance folder runs code as the hub.
+WRITABLE_BY_OTHERS = 0o022
+#: A new instance folder: its owner's, its group may enter it (an office reading a file drop
+#: inside it, docs/adapters.md); nobody else.
+INSTANCE_FOLDER_MODE = 0o750
+
+
+def loose_settings(app: Flask) -> list[Path]:
+    """puente.cfg when anyone but its owner may read or change it (it may hold
+    ``DATA_KEY`` and the database's password), and the instance folder when others may
+    write in it: either lets another user of the machine run code as the hub."""
+    instance = Path(app.instance_path)
+    loose = []
+    config_file = instance / INSTANCE_CONFIG_FILE
+    for path, bits in ((config_file, 0o077), (instance, WRITABLE_BY_OTHERS)):
+        try:
+            mode = path.stat().st_mode  # a link: what it points to is what runs
+        except OSError:
+            continue
+        if mode & bits:
+            loose.append(path)
+    return loose
+
+
+def private_mode(app: Flask, path: Path) -> int:
+    """The mode ``puente init`` gives one of :func:`exposed_secrets`: the instance folder
+    loses only the write permission of others (an office may read a file drop in it), other
+    folders are 0700, files 0600."""
+    mode = path.stat().st_mode
+    if path == Path(app.instance_path) and path not in _key_folders(app):
+        return stat.S_IMODE(mode) & ~WRITABLE_BY_OTHERS
+    return 0o700 if stat.S_ISDIR(mode) else 0o600
+
+
+def _key_folders(app: Flask) -> list[Path]:
+    instance = Path(app.instance_path)
+    parents = {path.parent for path in key_paths(app).values()}
+    return list(dict.fromkeys([instance / "keys", *parents]))
+
+
 def exposed_secrets(app: Flask) -> list[Path]:
     """The hub's secrets that users other than their owner may read (any group or other
     permission): the SQLite database (the child index is in it, in clear) with its -wal and
-    -shm files, and the key folders with what they hold. Hubs made by earlier versions, or
-    files copied in by hand (a restore), may be so; ``puente init`` closes them."""
-    instance = Path(app.instance_path)
+    -shm files, and the key folders with what they hold; and the settings others may read or
+    change (:func:`loose_settings`). Hubs made by earlier versions, or files copied in by
+    hand (a restore), may be so; ``puente init`` closes them."""
     candidates: list[Path] = []
     database = db.database(app)
     if database.is_sqlite and database.url.database not in (None, "", ":memory:"):
         main = Path(str(database.url.database))
         if not str(main).startswith("file:"):
             candidates += [main, Path(f"{main}-wal"), Path(f"{main}-shm")]
-    folders = [instance / "keys", *{path.parent for path in key_paths(app).values()}]
-    for folder in dict.fromkeys(folders):
+    for folder in _key_folders(app):
         try:
             if folder.is_dir():
                 candidates.append(folder)
@@ -234,14 +275,14 @@ def exposed_secrets(app: Flask) -> list[Path]:
             continue
         if not stat.S_ISLNK(mode) and mode & 0o077:
             exposed.append(path)
-    return exposed
+    return list(dict.fromkeys(loose_settings(app) + exposed))
 
 
 class SecretsOfAnotherUser(BilingualError):
     """Secrets others may read that ``init`` may not make private: another user owns them (a
     restore made as root, say), and only their owner or root may change their mode."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], app: Flask | None = None) -> None:
         user = _user_name()
         owned_es, owned_en, commands = [], [], []
         for path in paths:
@@ -251,7 +292,7 @@ class SecretsOfAnotherUser(BilingualError):
                 owner = "?"
             owned_es.append(f"{path} (de {owner})")
             owned_en.append(f"{path} (owned by {owner})")
-            name, mode = shlex.quote(str(path)), "700" if path.is_dir() else "600"
+            name, mode = shlex.quote(str(path)), _chmod_argument(path, app)
             commands.append(f"chown {shlex.quote(user)} {name}; chmod {mode} {name}")
         todo = "; ".join(commands)
         super().__init__(
@@ -284,33 +325,66 @@ def init_would_refuse(app: Flask) -> bool:
     return False
 
 
-def exposed_secrets_message(paths: list[Path], init_refuses: bool = False) -> tuple[str, str]:
+def exposed_secrets_message(
+    paths: list[Path], init_refuses: bool = False, app: Flask | None = None
+) -> tuple[str, str]:
     """What to do about :func:`exposed_secrets` (Spanish, English): the commands to run, and
-    ``puente init`` unless it would refuse (:func:`init_would_refuse`)."""
-    files = [shlex.quote(str(path)) for path in paths if not path.is_dir()]
-    folders = [shlex.quote(str(path)) for path in paths if path.is_dir()]
-    commands = "; ".join(
-        f"chmod {mode} {' '.join(names)}"
-        for mode, names in (("600", files), ("700", folders))
-        if names
-    )
+    ``puente init`` unless it would refuse (:func:`init_would_refuse`). With ``app``, the
+    instance folder's command is the one init would apply (:func:`private_mode`)."""
+    commands = _chmod_commands(paths, app)
+    reads_es, reads_en = "leer", "read"
+    why_es = "la base de datos guarda el índice de niños en claro; las llaves descifran todo"
+    why_en = "the database holds the child index in clear; the keys decrypt everything"
+    if any(_is_setting(path, app) for path in paths):
+        reads_es, reads_en = "leer (o cambiar)", "read (or change)"
+        why_es += (
+            "; quien cambia puente.cfg, que se ejecuta como Python, o pone archivos en la "
+            "carpeta del nodo, ejecuta código como el nodo"
+        )
+        why_en += (
+            "; whoever changes puente.cfg, run as Python, or puts files in the instance "
+            "folder, runs code as the hub"
+        )
     if init_refuses:
         return (
-            "otros usuarios de esta máquina pueden leer secretos del nodo (la base de datos "
-            "guarda el índice de niños en claro; las llaves descifran todo): déjelos solo para "
-            f"su dueño: {commands}",
-            "other users of this machine can read the hub's secrets (the database holds the "
-            "child index in clear; the keys decrypt everything): make them readable by their "
-            f"owner only: {commands}",
+            f"otros usuarios de esta máquina pueden {reads_es} secretos del nodo ({why_es}): "
+            f"déjelos solo para su dueño: {commands}",
+            f"other users of this machine can {reads_en} the hub's secrets ({why_en}): make "
+            f"them readable by their owner only: {commands}",
         )
     return (
-        "otros usuarios de esta máquina pueden leer secretos del nodo (la base de datos guarda "
-        "el índice de niños en claro; las llaves descifran todo): ejecute 'puente init', que "
-        f"los deja solo para su dueño, o {commands}",
-        "other users of this machine can read the hub's secrets (the database holds the child "
-        "index in clear; the keys decrypt everything): run 'puente init', which makes them "
-        f"readable by their owner only, or {commands}",
+        f"otros usuarios de esta máquina pueden {reads_es} secretos del nodo ({why_es}): "
+        f"ejecute 'puente init', que los deja solo para su dueño, o {commands}",
+        f"other users of this machine can {reads_en} the hub's secrets ({why_en}): run "
+        f"'puente init', which makes them readable by their owner only, or {commands}",
     )
+
+
+def _is_setting(path: Path, app: Flask | None) -> bool:
+    """puente.cfg, or (with ``app``) the instance folder: what :func:`loose_settings` finds."""
+    return path.name == INSTANCE_CONFIG_FILE or (
+        app is not None and path == Path(app.instance_path)
+    )
+
+
+def _chmod_commands(paths: list[Path], app: Flask | None) -> str:
+    """``chmod 600 FILES; chmod 700 FOLDERS; chmod go-w INSTANCE_FOLDER``, quoted for a
+    shell."""
+    by_mode: dict[str, list[str]] = {"600": [], "700": []}
+    for path in paths:
+        by_mode.setdefault(_chmod_argument(path, app), []).append(shlex.quote(str(path)))
+    return "; ".join(f"chmod {mode} {' '.join(names)}" for mode, names in by_mode.items() if names)
+
+
+def _chmod_argument(path: Path, app: Flask | None) -> str:
+    """``600``, ``700``, or ``go-w`` for the instance folder (:func:`private_mode`)."""
+    if app is not None and path == Path(app.instance_path):
+        try:
+            mode = private_mode(app, path)
+        except OSError:
+            return "go-w"
+        return f"{mode:o}" if mode in (0o600, 0o700) else "go-w"
+    return "700" if path.is_dir() else "600"
 
 
 def start_up_warnings(app: Flask, hub: HubKeys) -> list[tuple[str, str]]:
@@ -324,5 +398,5 @@ def start_up_warnings(app: Flask, hub: HubKeys) -> list[tuple[str, str]]:
         warnings.append(unusable_keys_message(faults))
     exposed = exposed_secrets(app)
     if exposed:
-        warnings.append(exposed_secrets_message(exposed, init_would_refuse(app)))
+        warnings.append(exposed_secrets_message(exposed, init_would_refuse(app), app))
     return warnings

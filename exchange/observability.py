@@ -29,6 +29,7 @@ from exchange.key_safety import (
     exposed_secrets,
     exposed_secrets_message,
     key_faults,
+    loose_settings,
     signed_checkpoints,
 )
 from exchange.keys import (
@@ -299,7 +300,7 @@ def _exposed_secrets_warning(init_refuses: bool) -> tuple[str, tuple[str, str]] 
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     exposed = exposed_secrets(app)
-    logged = exposed_secrets_message(exposed)[1] if exposed else None
+    logged = exposed_secrets_message(exposed, app=app)[1] if exposed else None
     if exposed and init_refuses:  # that message advises init first
         files = " ".join(map(str, exposed))
         logged = (
@@ -311,8 +312,16 @@ def _exposed_secrets_warning(init_refuses: bool) -> tuple[str, tuple[str, str]] 
         return None
     database = db.database(app)
     main = str(database.url.database) if database.is_sqlite else None
+    settings = set(loose_settings(app))  # puente.cfg, the instance folder
     what = sorted(
-        {"database" if main and str(path).startswith(main) else "keys" for path in exposed}
+        {
+            "configuration"
+            if path in settings
+            else "database"
+            if main and str(path).startswith(main)
+            else "keys"
+            for path in exposed
+        }
     )
     if init_refuses:
         return (

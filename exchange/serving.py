@@ -10,6 +10,7 @@ import contextlib
 import gc
 import json
 import logging
+import logging.handlers
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from exchange.config import DEFAULT_BIND, instance_path_from_env
+from exchange.logs import JsonFormatter
 
 #: Longest path a Unix socket may have, with its terminating NUL (sun_path is 104 bytes on
 #: macOS and the BSDs, 108 on Linux).
@@ -71,11 +73,19 @@ if __name__ == "__main__":
     main()
 
 
+#: Seconds a request may take before its (sync) worker is killed, unless
+#: ``PUENTE_WORKER_TIMEOUT`` says: a bulk push at the limits (``BULK_MAX_LINES`` lines of
+#: about 4 KB, 400 MB) took ~42 s on a 2-core machine with PostgreSQL beside the hub; two at
+#: once share its cores. Gunicorn's own 60 s cut such a push, and its client got a 500.
+DEFAULT_WORKER_TIMEOUT = 180
+
 bind = os.environ.get("PUENTE_BIND", DEFAULT_BIND)
 workers = int(os.environ.get("PUENTE_WORKERS", "2"))
 threads = int(os.environ.get("PUENTE_THREADS", "1"))
-timeout = int(os.environ.get("PUENTE_WORKER_TIMEOUT", "60"))
-graceful_timeout = 30
+timeout = int(os.environ.get("PUENTE_WORKER_TIMEOUT") or DEFAULT_WORKER_TIMEOUT)
+# How long a stopping server (SIGTERM) lets the requests under way finish: as long as one may
+# take, so that a stop or restart does not cut a push that would have been answered.
+graceful_timeout = int(os.environ.get("PUENTE_GRACEFUL_TIMEOUT") or timeout)
 keepalive = 5
 # Limits on the request line and headers; bodies are limited by the app.
 limit_request_line = 8190
@@ -129,11 +139,27 @@ def on_exit(_server: Any) -> None:
             Path(folder).parent.rmdir()  # only when empty
 
 
+class GunicornJsonFormatter(JsonFormatter):
+    """Gunicorn's own lines (starting, workers booting and exiting, a worker timeout and its
+    traceback) as JSON objects like the hub's, with the process that wrote them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.pid = record.process
+        return super().format(record)
+
+
 class JsonLogger(Logger):
-    """Gunicorn's logger with access lines written as JSON objects, ``-`` meaning stderr."""
+    """Gunicorn's logger with access lines and its own lines written as JSON objects, ``-``
+    meaning stderr: the log is JSON lines only (a traceback is the ``exception`` field)."""
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        for handler in self.error_log.handlers:
+            # Syslog keeps its own format: its lines carry gunicorn's prefix there.
+            if getattr(handler, "_gunicorn", False) and not isinstance(
+                handler, logging.handlers.SysLogHandler
+            ):
+                handler.setFormatter(GunicornJsonFormatter())
         if cfg.accesslog == "-":
             for handler in self.access_log.handlers:
                 if getattr(handler, "_gunicorn", False) and not isinstance(

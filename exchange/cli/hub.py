@@ -18,13 +18,15 @@ from exchange import db, listening
 from exchange.agency_keys import FolderError, make_folder
 from exchange.audit_log import record_key_change
 from exchange.cli import language_option, print_json, say, setting_up_hub, with_hub
-from exchange.config import DEFAULT_BIND, DEFAULTS, public_url_for_bind
+from exchange.config import DEFAULT_BIND, DEFAULTS, folder_problem, public_url_for_bind
 from exchange.crypto import ensure_data_key
 from exchange.key_safety import (
+    INSTANCE_FOLDER_MODE,
     KeysUnusable,
     KeysWouldOrphanData,
     SecretsOfAnotherUser,
     exposed_secrets,
+    private_mode,
     refuse_keys_that_would_orphan_data,
     refuse_unusable_keys,
     start_up_warnings,
@@ -53,7 +55,10 @@ def initialise(app: Flask) -> dict[str, object]:
     :class:`~exchange.key_safety.KeysWouldOrphanData`: then no key is created. Secrets others
     may read that another user owns are :class:`~exchange.key_safety.SecretsOfAnotherUser`,
     last, when all else is done (:func:`make_private`)."""
-    make_folder(Path(app.instance_path))
+    for folder in make_folder(Path(app.instance_path)):
+        # Whatever the umask (000 would leave it 0777: anyone could put a puente.cfg there,
+        # which runs as Python), but no more open than the umask says.
+        folder.chmod(stat.S_IMODE(folder.stat().st_mode) & INSTANCE_FOLDER_MODE)
     # First: a key file that cannot be read looks like none to every check after this one.
     refuse_unusable_keys(app)
     if db.current_revision(app) is not None:
@@ -109,13 +114,13 @@ def make_private(app: Flask) -> list[Path]:
     changed, not_ours = [], []
     for path in exposed_secrets(app):
         try:
-            path.chmod(0o700 if stat.S_ISDIR(path.lstat().st_mode) else 0o600)
+            path.chmod(private_mode(app, path))
         except PermissionError:  # EPERM: only the owner (or root) may change the mode
             not_ours.append(path)
             continue
         changed.append(path)
     if not_ours:
-        raise SecretsOfAnotherUser(not_ours)
+        raise SecretsOfAnotherUser(not_ours, app)
     return changed
 
 
@@ -134,9 +139,32 @@ def refuse_another_hub_id(app: Flask) -> None:
 def warn_of_unsafe_keys(app: Flask) -> None:
     """Say on stderr, as a command that runs the hub starts, which keys it cannot use and which
     secrets others may read (:func:`~exchange.key_safety.start_up_warnings`): a restore that
-    skipped ``puente init`` would otherwise serve with them unnoticed."""
-    for es, en in start_up_warnings(app, hub_keys(app)):
+    skipped ``puente init`` would otherwise serve with them unnoticed. And a file drop folder
+    it could not write in (:func:`file_drop_warning`)."""
+    warnings = start_up_warnings(app, hub_keys(app))
+    drop = file_drop_warning(app)
+    for es, en in [*warnings, *([drop] if drop else [])]:
         click.echo(f"aviso / warning: {es} / {en}", err=True)
+
+
+def file_drop_warning(app: Flask) -> tuple[str, str] | None:
+    """When ``FILE_DROP_PATH`` is no folder the hub may write in (``/proc/x``, a file, a
+    read-only disk): said as it starts, not at the first notification of an agency with a
+    file drop, which would only be retried until it died."""
+    from exchange.transports import file_drop_root
+
+    root = file_drop_root(app)
+    problem = folder_problem(root)
+    if problem is None:
+        return None
+    return (
+        f"la carpeta del buzón de archivos (FILE_DROP_PATH) {root}: {problem[0]}; el worker "
+        "no podrá dejar ahí las notificaciones de las agencias con buzón de archivos: elija "
+        "una carpeta en la que pueda escribir el usuario que ejecuta el nodo",
+        f"the file drop folder (FILE_DROP_PATH) {root}: {problem[1]}; the worker cannot drop "
+        "the notifications of agencies with a file drop there: choose a folder the user "
+        "running the hub may write in",
+    )
 
 
 def _audit_created_keys(
@@ -191,13 +219,17 @@ def init_command(app: Flask, as_json: bool, lang: str) -> None:
         )
     click.echo(say(lang, "  llave del registro: ", "  log key: ") + str(result["log_vkey"]))
     for path in result["made_private"]:  # type: ignore[attr-defined]
-        click.echo(
-            say(
-                lang,
+        if path == folder:  # others lost only the right to write in it (private_mode)
+            said = (
+                f"  ahora solo su dueño escribe en ella (otros podían): {path}",
+                f"  now writable by its owner only (others could write in it): {path}",
+            )
+        else:
+            said = (
                 f"  ahora solo su dueño lo lee (lo leía cualquiera en esta máquina): {path}",
                 f"  now readable by its owner only (anyone on this machine could read it): {path}",
             )
-        )
+        click.echo(say(lang, *said))
 
 
 @click.group("db")

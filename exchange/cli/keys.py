@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -31,6 +33,7 @@ def keys_group() -> None:
 @language_option
 def generate_command(directory: Path, name: str, as_json: bool, lang: str) -> None:
     """Write an Ed25519 key pair: NAME.key (private, mode 0600), NAME.pub and NAME.jwk."""
+    made = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
     try:
         files = generate_key_files(directory, name)
     except FileExistsError as error:
@@ -41,6 +44,10 @@ def generate_command(directory: Path, name: str, as_json: bool, lang: str) -> No
         raise click.BadParameter(str(error), param_hint="--name") from error
     except FolderError as error:
         raise click.ClickException(error.message(lang)) from error
+    for folder in made:
+        # Its owner's only, as init's key folders, whatever the umask (000 would leave 0777:
+        # anyone could swap the private key for theirs before it is used).
+        folder.chmod(stat.S_IMODE(folder.stat().st_mode) & 0o700)
     if as_json:
         print_json(files.to_json())
         return
@@ -71,6 +78,9 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     seconds of a new key, running servers may still encrypt with the old one: the command
     waits for them and sweeps again before it reports. The new key is a key change in the
     audit log (key_changed, data_key_rotated); re-encrypting under it is not.
+
+    When PUENTE_DATA_KEY is set, its greatest key id encrypts and this makes no key: add the
+    new key to the setting, restart the hub's processes, then run it with --resume.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -79,6 +89,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     from exchange.crypto import (
         DataKeyError,
         DataKeySettingBroken,
+        DataKeysFromSetting,
         data_keyring,
         generate_data_key,
         key_settling_seconds,
@@ -105,7 +116,9 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
 
     try:
         made = None if resume else generate_data_key(app, before_use=audit_the_new_key)[1]
-    except DataKeySettingBroken as error:  # the key it should give may be the newest
+    # A broken setting: the key it should give may be the current one. A working one: the
+    # current key is its own, which a key file would not replace (exchange.crypto).
+    except (DataKeySettingBroken, DataKeysFromSetting) as error:
         raise click.ClickException(f"{error.message('en')} / {error.message('es')}") from None
     created = str(made) if made else None
     moved = 0

@@ -396,12 +396,14 @@ def test_a_broken_data_key_setting_is_said_in_spanish_too(tmp_path: Path) -> Non
     keyring = DataKeyring(tmp_path, "bad,dk_x:bm8=")
     spanish = [fault.described()[0] for fault in keyring.faults]
     assert spanish == [
-        "PUENTE_DATA_KEY (bad): no es una llave válida (cada entrada es "
+        "PUENTE_DATA_KEY (entrada 1): no es una llave válida (cada entrada es "
         "id_de_llave:llave_en_base64)",
-        "PUENTE_DATA_KEY (dk_x): no es una llave válida (2 bytes, se esperaban 32)",
+        "PUENTE_DATA_KEY (entrada 2, dk_x): no es una llave válida (2 bytes, se esperaban 32)",
     ]
     english = [fault.described()[1] for fault in keyring.faults]
-    assert english[0] == "PUENTE_DATA_KEY (bad): not a valid key (entries are key_id:base64key)"
+    assert english[0] == (
+        "PUENTE_DATA_KEY (entry 1): not a valid key (entries are key_id:base64key)"
+    )
     (tmp_path / "dk_y.key").write_text("###\n")
     keyring.reload()
     assert (
@@ -418,7 +420,7 @@ def test_init_says_a_broken_data_key_setting_in_spanish(
     monkeypatch.setenv("PUENTE_DATA_KEY", "bad")
     result = _run("init", "--lang", "es")
     assert result.exit_code == 1
-    assert "PUENTE_DATA_KEY (bad): no es una llave válida (cada entrada es id_de_llave:" in (
+    assert "PUENTE_DATA_KEY (entrada 1): no es una llave válida (cada entrada es id_de_llave:" in (
         result.output
     )
     assert "entries are" not in result.output
@@ -433,7 +435,7 @@ def test_no_data_key_is_made_while_the_setting_is_broken(
     with pytest.raises(DataKeySettingBroken) as refused:
         crypto.generate_data_key(app)
     assert refused.value.message("en").startswith(
-        "PUENTE_DATA_KEY gives no usable key (PUENTE_DATA_KEY (bad): not a valid key"
+        "PUENTE_DATA_KEY gives no usable key (PUENTE_DATA_KEY (entry 1): not a valid key"
     )
     assert "Corrija PUENTE_DATA_KEY (o quítelo)" in refused.value.message("es")
     assert sorted(data_keys_dir(app).glob("*")) == before

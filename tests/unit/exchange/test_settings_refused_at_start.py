@@ -22,8 +22,6 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.parametrize(
     ("name", "value", "english"),
     [
-        ("PUENTE_RATE_LIMIT_AUTH_FAILURES", "bogus", "it takes limits such as"),
-        ("PUENTE_RATE_LIMIT", "20 per fortnight", "it takes limits such as"),
         ("PUENTE_RATE_LIMIT_STRATEGY", "bogus", "fixed-window / moving-window"),
         ("PUENTE_RATE_LIMIT_STORAGE", "bogus://x", "memory://, redis://HOST:PORT"),
         ("PUENTE_RATE_LIMIT_STORAGE", "async+memory://", "memory://, redis://HOST:PORT"),
@@ -41,6 +39,27 @@ def test_a_setting_the_hub_cannot_use_is_one_line(
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"Error: {name} = {value}")
         assert expected in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PUENTE_RATE_LIMIT_AUTH_FAILURES", "bogus"), ("PUENTE_RATE_LIMIT", "20 per fortnight")],
+)
+def test_limits_the_hub_cannot_use_are_named_with_the_other_settings(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    # Checked with the other settings (exchange.config.check_settings), which name a value of
+    # puente.cfg there (tests/unit/exchange/test_admin_fixes_s19.py).
+    monkeypatch.setenv(name, value)
+    for lang, expected in (
+        ("en", f"settings not valid: {name} = {value!r} (environment; must be a limit such as"),
+        ("es", f"configuración no válida: {name} = {value!r} (entorno; debe ser un límite"),
+    ):
+        result = CliRunner().invoke(main, ["agency", "list", "--lang", lang])
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and result.exception is not None
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"Error: {expected}"), lines
 
 
 @pytest.mark.parametrize(
