@@ -1046,7 +1046,8 @@ def _send_kept_notices(session: Session, agency_id: str) -> int:
 
 def _move_notices(session: Session, statement: Any, status: str) -> int:
     """Run ``statement`` (an ``UPDATE`` of outbox messages) to make them ``status``, due now,
-    with no attempt counted, no lease and no error."""
+    with no attempt counted, no lease and no error (nor what the error said: refused by the
+    receiver, readable once dead)."""
     result = session.execute(
         statement.values(
             status=status,
@@ -1055,6 +1056,8 @@ def _move_notices(session: Session, statement: Any, status: str) -> int:
             lease_token=None,
             lease_until=None,
             last_error=None,
+            refused_by_receiver=False,
+            readable_when_dead=False,
         ).execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -205,6 +205,17 @@ KNOWN: tuple[Known, ...] = (
         ("pushRecordsBulk",),
         ("allow_header_conformance",),
     ),
+    Known(
+        "a portal form sent without a session goes to the login page (303) whatever it holds:"
+        " nothing of it is read before the person has logged in",
+        (
+            "portalCreateToken",
+            "portalRevokeToken",
+            "portalCreateAccessRequest",
+            "portalDecideAccessRequest",
+        ),
+        ("negative_data_rejection",),
+    ),
 )
 
 
