@@ -328,7 +328,11 @@ def wants_fhir() -> bool:
     ``application/fhir+json`` to ``application/json``. Any other ``format`` is a 400."""
     chosen = request.args.get("format")
     if chosen not in (None, "fhir", "json"):
-        raise invalid_query("format", "fhir o json", "fhir or json")
+        raise invalid_query(
+            "format",
+            f"«{chosen}» no está disponible; use fhir o json",
+            f"'{chosen}' is not available; use fhir or json",
+        )
     if chosen == "fhir":
         return True
     accepted = request.accept_mimetypes
