@@ -25,6 +25,7 @@ reason reads like any other. A referral adds to what a read permission gives, ne
 from __future__ import annotations
 
 import functools
+import io
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -505,8 +506,7 @@ def _answered(
 
 
 def _fhir_bundle(records: list[dict[str, Any]]) -> Response:
-    import io
-
+    # Imported when asked for: the FHIR adapter loads fhir.resources' models.
     from adapters.errors import AdapterError
     from adapters.fhir import FhirAdapter
     from exchange.exporter import envelope_of

@@ -25,15 +25,14 @@ from flask import Flask
 from gunicorn.config import Config
 from sqlalchemy import select
 
-from exchange import create_app, db, listening
-from exchange.agencies import register_agency
+from exchange import create_app, db
 from exchange.audit_log import AuditEntry
-from exchange.auth import store_token
-from exchange.cli import hub as hub_cli
 from exchange.cli import main
 from exchange.config import SettingError
 from exchange.crypto import DataKeyError, DataKeyring, data_keyring, data_keys_dir, rows_per_key
 from exchange.serving import JsonLogger
+from tests.unit.exchange.test_crypto import push_records
+from tests.unit.exchange.test_serving import detach
 
 
 def key_text() -> str:
@@ -64,51 +63,6 @@ def records() -> Iterator[logging.handlers.BufferingHandler]:
     yield handler
     logger.removeHandler(handler)
     logger.setLevel(level)
-
-
-@pytest.fixture
-def hub_env(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Flask:
-    """The ``puente`` command line pointed at ``app``'s instance folder and database."""
-    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
-    monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
-    return app
-
-
-@pytest.fixture
-def exec_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[object]:
-    """``puente serve`` without gunicorn: what it would exec is recorded instead."""
-    calls: list[object] = []
-    monkeypatch.setattr(os, "execvpe", lambda _file, argv, env: calls.append(argv))
-    (tmp_path / "shm").mkdir()
-    monkeypatch.setattr(hub_cli, "SHARED_MEMORY", tmp_path / "shm")
-    monkeypatch.setattr(listening, "cannot_listen", lambda bind: None)
-    return calls
-
-
-def push_records(app: Flask, count: int) -> None:
-    with app.app_context(), db.database(app).sessions.begin() as session:
-        register_agency(session, "mx.chp.dif", "DIF", "state", "07", ["records:write"])
-        secret, _ = store_token(
-            session, client_id="mx.chp.dif", scopes=["records:write"], agency_id="mx.chp.dif"
-        )
-    client = app.test_client()
-    for number in range(count):
-        body = {
-            "schema": "case-record/1",
-            "local_id": f"EXP-{number}",
-            "data": {
-                "case": {"status": "open", "case_number": f"N-{number}"},
-                "child": {
-                    "alias": f"Niña {number}",
-                    "age_estimation": {"estimated_age_years": 9},
-                    "nationality": ["GT"],
-                },
-            },
-        }
-        answer = client.post(
-            "/v1/records", json=body, headers={"Authorization": f"Bearer {secret}"}
-        )
-        assert answer.status_code == 201, answer.get_json()
 
 
 # -- 1. a data key is never written to a message or the log --------------------------------------
@@ -385,15 +339,6 @@ def test_a_stop_timeout_is_no_unknown_setting(
 
 
 # -- 5. gunicorn's own lines are JSON too ---------------------------------------------------------
-
-
-def detach(logger: JsonLogger) -> None:
-    """Take gunicorn's handlers off the process-wide ``gunicorn.*`` loggers again."""
-    for log in (logger.access_log, logger.error_log):
-        for handler in list(log.handlers):
-            if getattr(handler, "_gunicorn", False):
-                log.removeHandler(handler)
-                handler.close()
 
 
 def test_gunicorn_s_error_log_is_json_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,15 +10,13 @@ import json
 import os
 import pwd
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from exchange import listening
-from exchange.cli import hub as hub_cli
 from exchange.cli import main
 from exchange.crypto import data_keys_dir
 from exchange.keys import key_paths, portal_secret_path
@@ -54,25 +52,6 @@ def deny_reading(monkeypatch: pytest.MonkeyPatch) -> DenyReading:
     monkeypatch.setattr(Path, "read_text", denied_read_text)
     monkeypatch.setattr(os, "scandir", denied_scandir)
     return denied.add
-
-
-@pytest.fixture
-def hub_env(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Flask:
-    """The ``puente`` command line pointed at ``app``'s instance folder and database."""
-    monkeypatch.setenv("PUENTE_INSTANCE_PATH", app.instance_path)
-    monkeypatch.setenv("PUENTE_DATABASE_URL", app.config["DATABASE_URL"])
-    return app
-
-
-@pytest.fixture
-def exec_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[list[object]]:
-    """``puente serve`` without gunicorn: what it would exec is recorded instead."""
-    calls: list[object] = []
-    monkeypatch.setattr(os, "execvpe", lambda _file, argv, env: calls.append(argv))
-    (tmp_path / "shm").mkdir()
-    monkeypatch.setattr(hub_cli, "SHARED_MEMORY", tmp_path / "shm")
-    monkeypatch.setattr(listening, "cannot_listen", lambda bind: None)
-    yield calls
 
 
 def puente(*args: str) -> Result:
