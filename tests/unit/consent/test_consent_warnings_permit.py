@@ -57,3 +57,13 @@ def test_check_consent_does_not_refuse_it() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     codes = {problem.code for problem in check_consent(PERMITTING, facts, now)}
     assert "permit_under_permit" not in codes
+
+
+def test_no_shipped_valid_example_teaches_a_provision_that_limits_nothing() -> None:
+    # People copy the examples: one that warns would teach a consent that permits more than
+    # its grantor meant.
+    examples = sorted((EXAMPLES_DIR / "consent/1/valid").glob("*.json"))
+    assert examples
+    for path in examples:
+        consent = Consent.from_json(json.loads(path.read_text("utf-8")))
+        assert consent_warnings(consent) == [], path.name

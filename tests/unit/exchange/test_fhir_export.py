@@ -83,7 +83,7 @@ def test_parent_consent_maps_subject_grantor_period_and_provisions() -> None:
 
     assert resource["resourceType"] == "Consent"
     assert resource["status"] == "active"
-    assert resource["decision"] == "permit"
+    assert resource["decision"] == "deny"
     assert resource["subject"]["identifier"] == {
         "system": "urn:puente:child",
         "value": "ch-41b7c0aa",
@@ -116,9 +116,10 @@ def test_parent_consent_maps_subject_grantor_period_and_provisions() -> None:
     assert codes(health["securityLabel"], "urn:puente:data-category") == ["identity", "health"]
     assert codes(no_statistics["purpose"], "urn:puente:purpose") == ["statistics"]
     assert "securityLabel" not in no_statistics  # absent list: every category
-    # A permit inside the base permit is not R5's flip: a modifier, so R5 readers stop there.
-    assert stated_decision(health) == ("permit", True)
-    assert stated_decision(no_statistics) == ("deny", False)
+    # A permit inside the base deny is R5's flip; a deny inside it is not, so it is a modifier
+    # and R5 readers stop there.
+    assert stated_decision(health) == ("permit", False)
+    assert stated_decision(no_statistics) == ("deny", True)
 
 
 def test_procuraduria_grantor_nested_provisions_and_evidence() -> None:
