@@ -103,7 +103,72 @@ logger_class = "exchange.serving.JsonLogger"
 proc_name = "puente"
 
 
+#: What gunicorn itself answers, before or after the app (a request line or headers over the
+#: limits above, a malformed request, a worker killed at ``timeout``), as the hub's other
+#: errors: status -> (problem type, Spanish detail, English detail). No request was parsed, so
+#: there is no language to choose: both are given.
+_SERVER_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    500: (
+        "internal",
+        "El servidor no terminó la solicitud: tardó más de lo permitido o falló. Lo que no "
+        "recibió respuesta puede enviarse de nuevo (con la misma Idempotency-Key, nada se "
+        "duplica).",
+        "The server did not finish the request: it took longer than allowed or failed. What "
+        "got no answer may be sent again (with the same Idempotency-Key, nothing is "
+        "duplicated).",
+    ),
+    403: (
+        "forbidden",
+        "Solicitud rechazada por el servidor.",
+        "Request refused by the server.",
+    ),
+}
+_MALFORMED = (
+    "validation",
+    "La solicitud HTTP no es válida o excede los límites del servidor (línea de solicitud de "
+    f"{limit_request_line} bytes, {limit_request_fields} encabezados).",
+    "The HTTP request is malformed or over the server's limits (a request line of "
+    f"{limit_request_line} bytes, {limit_request_fields} header fields).",
+)
+
+
+def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """Gunicorn's error page (``gunicorn.util.write_error``) as ``application/problem+json``
+    in Spanish and English: an agency's client reads every error of the hub the same way,
+    and gunicorn's HTML page was English only. ``mesg`` is gunicorn's own English words for
+    a malformed request; it is kept as ``server_message``."""
+    from gunicorn.util import write_nonblock
+
+    from exchange.problems import KINDS, PROBLEM_BASE
+
+    kind, spanish, english = _SERVER_PROBLEMS.get(status_int, _MALFORMED)
+    _status, title_es, title_en = KINDS[kind]
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + kind,
+        "title": f"{title_es} / {title_en}",
+        "status": status_int,
+        "detail": f"{spanish} / {english}",
+    }
+    if mesg:
+        body["server_message"] = mesg
+    if kind == "validation":
+        body["errors"] = [{"pointer": "", "message": body["detail"]}]
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/problem+json\r\nContent-Language: es, en\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n"
+    )
+    write_nonblock(sock, head.encode("latin-1") + payload)
+
+
 def post_worker_init(worker: Any) -> None:
+    # Gunicorn looks its error page up by name on each error (workers/base.py handle_error);
+    # it has no setting for it.
+    import gunicorn.util
+
+    gunicorn.util.write_error = write_problem  # type: ignore[assignment]
+
     # Each worker runs the audit integrator thread (sequencing, checkpoints); one at a time
     # does the work, by the lock on the log's state row (exchange/audit_sequencer.py).
     from flask import Flask
