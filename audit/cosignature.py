@@ -20,16 +20,14 @@ from dataclasses import dataclass
 import nacl.signing
 
 from audit.checkpoint import Checkpoint
-from audit.errors import KeyFormatError, NoteFormatError, QuorumError
+from audit.errors import NoteFormatError, QuorumError
 from audit.keys import (
+    NoteSigningKey,
     check_verifier_fields,
-    compute_key_id,
-    decode_private_key,
     decode_vkey,
     ed25519_verify,
     encode_private_key,
     encode_vkey,
-    is_valid_key_name,
 )
 from audit.note import Note, NoteSignature, NoteSigner, verified_signatures
 
@@ -117,37 +115,11 @@ class CosignatureVerifier:
         return ed25519_verify(self.public_key, signed, signature[8:])
 
 
-class CosignatureSigner:
+class CosignatureSigner(NoteSigningKey):
     """A witness's cosignature/v1 signing key. Its repr never shows the private key."""
 
-    __slots__ = ("_key", "_key_id", "_name")
-
-    def __init__(self, name: str, seed: bytes) -> None:
-        """Precondition: ``name`` is a valid key name and ``seed`` is 32 bytes."""
-        if not is_valid_key_name(name):
-            raise KeyFormatError(f"invalid key name {name!r}")
-        self._name = name
-        self._key = nacl.signing.SigningKey(seed)
-        self._key_id = compute_key_id(name, COSIGNATURE_KEY_TYPE, bytes(self._key.verify_key))
-
-    @classmethod
-    def from_private_key(cls, text: str) -> CosignatureSigner:
-        """Parse ``PRIVATE+KEY+<name>+<hex key ID>+base64(0x04 || seed)``."""
-        name, _, seed = decode_private_key(text, COSIGNATURE_KEY_TYPE)
-        return cls(name, seed)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> int:
-        return self._key_id
-
-    @property
-    def vkey(self) -> str:
-        """The verifier key string to publish."""
-        return encode_vkey(self._name, COSIGNATURE_KEY_TYPE, bytes(self._key.verify_key))
+    KEY_TYPE = COSIGNATURE_KEY_TYPE
+    __slots__ = ()
 
     def verifier(self) -> CosignatureVerifier:
         """The matching :class:`CosignatureVerifier`."""
@@ -166,9 +138,6 @@ class CosignatureSigner:
     def at(self, timestamp: int) -> NoteSigner:
         """Return a :class:`~audit.note.NoteSigner` that cosigns at ``timestamp``."""
         return _TimestampedSigner(self, timestamp)
-
-    def __repr__(self) -> str:
-        return f"CosignatureSigner(name={self._name!r}, key_id={self._key_id:08x})"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import ClassVar, Self
 
 import nacl.exceptions
 import nacl.signing
@@ -150,9 +151,11 @@ class Verifier:
         return ed25519_verify(self.public_key, message, signature)
 
 
-class Signer:
-    """An Ed25519 (type 0x01) note signer. Its repr never shows the private key."""
+class NoteSigningKey:
+    """What every note signing key has, whatever its signature type (``KEY_TYPE``): a valid
+    name, an Ed25519 seed and the key ID of that type. Its repr never shows the private key."""
 
+    KEY_TYPE: ClassVar[int]
     __slots__ = ("_key", "_key_id", "_name")
 
     def __init__(self, name: str, seed: bytes) -> None:
@@ -161,12 +164,12 @@ class Signer:
             raise KeyFormatError(f"invalid key name {name!r}")
         self._name = name
         self._key = nacl.signing.SigningKey(seed)
-        self._key_id = compute_key_id(name, ED25519_KEY_TYPE, bytes(self._key.verify_key))
+        self._key_id = compute_key_id(name, self.KEY_TYPE, bytes(self._key.verify_key))
 
     @classmethod
-    def from_private_key(cls, text: str) -> Signer:
-        """Parse ``PRIVATE+KEY+<name>+<hex key ID>+base64(0x01 || seed)``."""
-        name, _, seed = decode_private_key(text, ED25519_KEY_TYPE)
+    def from_private_key(cls, text: str) -> Self:
+        """Parse ``PRIVATE+KEY+<name>+<hex key ID>+base64(<KEY_TYPE> || seed)``."""
+        name, _, seed = decode_private_key(text, cls.KEY_TYPE)
         return cls(name, seed)
 
     @property
@@ -180,7 +183,17 @@ class Signer:
     @property
     def vkey(self) -> str:
         """The verifier key string to publish."""
-        return encode_vkey(self._name, ED25519_KEY_TYPE, bytes(self._key.verify_key))
+        return encode_vkey(self._name, self.KEY_TYPE, bytes(self._key.verify_key))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, key_id={self._key_id:08x})"
+
+
+class Signer(NoteSigningKey):
+    """An Ed25519 (type 0x01) note signer. Its repr never shows the private key."""
+
+    KEY_TYPE = ED25519_KEY_TYPE
+    __slots__ = ()
 
     def verifier(self) -> Verifier:
         """The matching :class:`Verifier`."""
@@ -189,9 +202,6 @@ class Signer:
     def sign(self, message: bytes) -> bytes:
         """Return the 64-byte Ed25519 signature over ``message``."""
         return self._key.sign(message).signature
-
-    def __repr__(self) -> str:
-        return f"Signer(name={self._name!r}, key_id={self._key_id:08x})"
 
 
 def generate_signer_key(name: str) -> tuple[str, str]:
