@@ -178,7 +178,27 @@ class ExportedCheckpoint:
             )
         except FormatError as e:
             raise MalformedCheckpointLine(line, (in_spanish(e), str(e))) from e
+        _check_stated_size(value.get("size"), note, line)
         return cls(line, note, hashes)
+
+
+def _check_stated_size(size: object, note: str, line: int) -> None:
+    """The line's ``size`` is a copy of the note's, for readers' scripts; one that differs is
+    a damaged line (the signed note governs, and its own damage is reported when it is read)."""
+    if size is None:
+        return
+    try:
+        signed = checkpoint_of(note).size
+    except FormatError:
+        return
+    if type(size) is not int or size != signed:
+        raise MalformedCheckpointLine(
+            line,
+            (
+                f'"size" es {size!r}, pero el punto de control firmado es de tamaño {signed}',
+                f'"size" is {size!r}, but the signed checkpoint has size {signed}',
+            ),
+        )
 
 
 _LINE_SHAPE: Text = (

@@ -737,6 +737,12 @@ def _verify_proof(
         if why is None:
             raise
         raise EntryNotProven(error.index, error.checkpoint, why) from error
+    if named_index is not None and named_index != proof.index:
+        # The entry is in the log, but not where the line that carried it said: the hub's
+        # entries list and its proofs disagree, which an auditor must hear of.
+        raise EntryNotProven(
+            proof.index, verified.checkpoint, _index_mismatch(named_index, proof.index)
+        )
     checked = []
     for kept_text in kept:
         mine = _open_kept(kept_text, verifiers, origin)
@@ -846,17 +852,21 @@ def _entry_bytes(data: bytes) -> tuple[bytes, int | None]:
     return data, None
 
 
+def _index_mismatch(named_index: int, index: int) -> ProofError:
+    return ProofError(
+        f"--entry is entry {named_index} (its line says so), the proof is for entry {index}",
+        es=f"--entry es la entrada {named_index} (así lo dice su línea), la prueba es de la "
+        f"entrada {index}",
+    )
+
+
 def _why_not_proven(entry: bytes, named_index: int | None, index: int) -> ProofError | None:
     """What is plainly wrong with the entry given for a proof that failed, when something is:
     the root mismatch alone would send the auditor looking at the log, not at the file."""
     from audit import EntryError, parse_canonical_entry
 
     if named_index is not None and named_index != index:
-        return ProofError(
-            f"--entry is entry {named_index} (its line says so), the proof is for entry {index}",
-            es=f"--entry es la entrada {named_index} (así lo dice su línea), la prueba es de la "
-            f"entrada {index}",
-        )
+        return _index_mismatch(named_index, index)
     if not entry.strip():
         return ProofError("the entry given is empty", es="la entrada indicada está vacía")
     try:

@@ -272,6 +272,19 @@ def test_a_malformed_checkpoints_line_is_a_format_error() -> None:
         verify_export(lambda: entries, [bad_hash], [VERIFIER])
 
 
+@pytest.mark.parametrize("stated", [70, "74", 74.0, True])
+def test_a_line_whose_size_is_not_its_notes_is_damage(stated: object) -> None:
+    # Auditors' scripts read "size" from a verified export: it must be the signed size.
+    entries, checkpoints, _ = _export(_entries(74), [74])
+    edited = json.dumps({**json.loads(checkpoints[0]), "size": stated})
+    with pytest.raises(FormatError, match="checkpoints line 1 is malformed") as caught:
+        verify_export(lambda: entries, [edited], [VERIFIER])
+    assert "but the signed checkpoint has size 74" in str(caught.value)
+    assert "pero el punto de control firmado es de tamaño 74" in in_spanish(caught.value)
+    without = json.dumps({k: v for k, v in json.loads(checkpoints[0]).items() if k != "size"})
+    assert verify_export(lambda: entries, [without], [VERIFIER]).entries == 74
+
+
 @pytest.mark.parametrize("start", [0, 1, 3, 8, 255, 1000])
 @pytest.mark.parametrize("count", [0, 1, 2, 7, 64, 513, 2049])
 def test_fast_append_matches_compact_range_extend(start: int, count: int) -> None:

@@ -405,6 +405,19 @@ def test_a_proof_file_verifies_offline(hub: Flask, tmp_path: Path) -> None:
         "entry 41 (its line says so), the proof is for entry 42"
     )
     assert report["entry_index"] == 42
+    # The right entry under another index: the proof holds, but the hub's entries list and its
+    # proofs disagree about where the entry is, which the auditor must hear of.
+    misplaced = tmp_path / "entry-42-as-12.ndjson"
+    line = json.loads(_api(hub, "/v1/audit/entries?start=42&end=43"))
+    misplaced.write_text(json.dumps({**line, "index": 12}))
+    moved = _run(
+        "audit", "verify", "--proof", str(proof), "--entry", str(misplaced),
+        "--vkey", _vkey(hub), "--json",
+    )  # fmt: skip
+    assert moved.exit_code == 1, moved.output
+    assert json.loads(moved.stdout)["error"].endswith(
+        "--entry is entry 12 (its line says so), the proof is for entry 42"
+    )
     # The right entry, pretty-printed: it is the form, not the log, that is wrong.
     pretty = tmp_path / "entry-42-pretty.json"
     entry_text = json.loads(_api(hub, "/v1/audit/entries?start=42&end=43"))["entry"]
