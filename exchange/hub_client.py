@@ -91,6 +91,9 @@ class Credentials:
     agency_id: str
     client_secret: str | None = None
     private_key: OKPKey | None = None
+    #: The hub's token endpoint as its operator pinned it (``--audience``): the ``aud`` of
+    #: ``private_key_jwt`` assertions when the hub's address as reached is another origin.
+    audience: str | None = None
 
     def token_form(self, token_url: str, scope: str) -> tuple[dict[str, str], dict[str, str]]:
         """The token request's form fields and headers."""
@@ -154,16 +157,37 @@ class HubClient:
         return self._token
 
     def _assertion_audience(self, url: str) -> str:
-        """The token endpoint as the hub names it (``/.well-known/puente-hub``): what a
-        ``private_key_jwt`` assertion's ``aud`` must be, which may differ from the address this
-        client reaches the hub at (``localhost`` for ``127.0.0.1``, a proxy's name). The
-        address reached when the hub does not say."""
+        """What a ``private_key_jwt`` assertion's ``aud`` must be: the token endpoint as the
+        hub names it (``/.well-known/puente-hub``), which may differ from ``url`` in its path
+        prefix; ``url`` when the hub does not say.
+
+        The hub's word is taken only on the origin (scheme, host, port) this client was
+        pointed at, or when it is the audience the operator pinned. Otherwise an address that
+        is not the hub (a mistyped or phished ``--hub``) could name the real hub's token
+        endpoint, receive an assertion made for it, and replay it there for a token as this
+        agency ("audience injection")."""
         if self._audience is None:
+            pinned = self.credentials.audience
             answer = self.send("GET", self.base + "/.well-known/puente-hub", None, {})
             document = _json_or_none(answer.body) if answer.status == 200 else None
             endpoints = document.get("endpoints") if isinstance(document, dict) else None
             named = endpoints.get("token") if isinstance(endpoints, dict) else None
-            self._audience = named if isinstance(named, str) and named else url
+            if not isinstance(named, str) or not named:
+                named = pinned or url
+            if named != pinned and _origin(named) != _origin(url):
+                raise HubError(
+                    f"el nodo en {self.base} dice que su punto de tokens está en {named}, "
+                    "otra dirección; una aserción hecha para esa dirección y enviada a esta "
+                    "podría usarse allí en nombre de la institución. Si es el mismo nodo "
+                    "alcanzado por otra dirección (un proxy, una dirección interna), indique "
+                    f"--audience {named}; si no, revise --hub",
+                    f"the hub at {self.base} says its token endpoint is at {named}, another "
+                    "address; an assertion made for that address and sent to this one could "
+                    "be used there as the agency. If it is the same hub reached at another "
+                    f"address (a proxy, an internal address), give --audience {named}; "
+                    "otherwise check --hub",
+                )
+            self._audience = named
         return self._audience
 
     def _new_token(self) -> str:
@@ -251,6 +275,12 @@ class HubClient:
 def _header(headers: dict[str, str], name: str) -> str | None:
     wanted = name.lower()
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    """Scheme and network location (host and port), lowercased, of ``url``."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _json_or_none(body: bytes) -> Any:

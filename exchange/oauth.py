@@ -313,6 +313,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         jti = claims.get("jti")
         if jti is not None and (not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX_LENGTH):
             raise _refused("el 'jti' no es válido", "Invalid claim: 'jti'.")
+        if isinstance(claims.get("aud"), list):
+            # One audience only (draft-ietf-oauth-rfc7523bis): an assertion that also names
+            # other servers may have been handed to them, and any of them could replay it here.
+            raise _refused(
+                "el 'aud' de la aserción es una sola cadena: el punto de tokens de este nodo",
+                "The assertion's 'aud' is a single string: this hub's token endpoint.",
+            )
         super().verify_claims(claims)
 
     def validate_jti(self, claims: Any, jti: str) -> bool:

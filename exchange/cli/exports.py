@@ -91,6 +91,7 @@ def export_command(
     client_id: str | None,
     client_secret: str | None,
     key_file: Path | None,
+    audience: str | None,
     progress: bool | None,
     as_json: bool,
     lang: str,
@@ -105,7 +106,9 @@ def export_command(
             say(lang, "finalidades: ", "purposes: ") + ", ".join(_purpose_choices()),
             param_hint="--purpose",
         )
-    credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
+    credentials = agency_credentials(
+        agency_id, hub_url, client_id, client_secret, key_file, audience, lang
+    )
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     counted = {"records": 0}
     held = exporter.HeldElsewhere(agency_id, portable=portable)

@@ -126,6 +126,12 @@ def hub_options(verb: str, key_use: str = "") -> Callable[[F], F]:
             help="The agency's private key: private_key_jwt with --hub"
             + (f", {key_use}." if key_use else "."),
         ),
+        click.option(
+            "--audience",
+            metavar="URL",
+            help="With --key: the hub's token endpoint (its PUBLIC_URL + /oauth/token) when "
+            "--hub reaches it at another address (a proxy, an internal address).",
+        ),
     ]
 
     def decorate(command: F) -> F:
@@ -151,6 +157,7 @@ def agency_credentials(
     client_id: str | None,
     client_secret: str | None,
     key_file: Path | None,
+    audience: str | None,
     lang: str,
 ) -> Any:
     """The agency's credentials for ``--hub`` (None without it), after checking the options."""
@@ -164,13 +171,23 @@ def agency_credentials(
                 "--client-id is the agency's id: it must equal --agency",
             )
         )
+    if audience is not None and (hub_url is None or key_file is None or not _is_http_url(audience)):
+        raise click.UsageError(
+            say(
+                lang,
+                "--audience va con --hub y --key, y es una URL http(s): el punto de tokens del "
+                "nodo",
+                "--audience goes with --hub and --key, and is an http(s) URL: the hub's token "
+                "endpoint",
+            )
+        )
     if hub_url is None:
         if client_secret is not None and not _from_environment("client_secret"):
             raise click.UsageError(
                 say(lang, "--client-secret va con --hub", "--client-secret goes with --hub")
             )
         return None  # PUENTE_CLIENT_SECRET, exported for --hub runs, is not needed here
-    if not hub_url.lower().startswith(("http://", "https://")):
+    if not _is_http_url(hub_url):
         raise click.UsageError(
             say(
                 lang,
@@ -190,7 +207,16 @@ def agency_credentials(
                 "secret), or give --client-secret or --key (its private key)",
             )
         )
-    return Credentials(agency_id, client_secret=client_secret, private_key=_private_key(key_file))
+    return Credentials(
+        agency_id,
+        client_secret=client_secret,
+        private_key=_private_key(key_file),
+        audience=audience,
+    )
+
+
+def _is_http_url(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
 
 
 def _from_environment(parameter: str) -> bool:
@@ -406,6 +432,7 @@ def import_command(
     client_id: str | None,
     client_secret: str | None,
     key_file: Path | None,
+    audience: str | None,
     rejects_path: Path | None,
     batch: int,
     progress: bool | None,
@@ -417,7 +444,9 @@ def import_command(
     from exchange.import_sinks import ApiSink, DirectSink, ImportRefused, RecordSigner
     from exchange.importer import ImportSummary, plural
 
-    credentials = agency_credentials(agency_id, hub_url, client_id, client_secret, key_file, lang)
+    credentials = agency_credentials(
+        agency_id, hub_url, client_id, client_secret, key_file, audience, lang
+    )
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     key = credentials.private_key if credentials is not None else _private_key(key_file)
     signer = RecordSigner(key) if key is not None else None

@@ -34,7 +34,8 @@ from tests.conftest import make_hub
 pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 
 OWNER, OTHER, SIGNING = "mx.chp.dif", "mx.nl.dif", "mx.chp.tapachula.dif"
-HUB = "http://localhost"
+HUB = "http://127.0.0.1:8000"  # the test hub's PUBLIC_URL
+OTHER_ADDRESS = "http://localhost"  # the same hub, reached at another address
 SCOPES = ["records:write", "records:read"]
 
 
@@ -44,10 +45,11 @@ def flask_send(app: Flask) -> hub_client.Send:
 
     def send(method: str, url: str, body: bytes | None, headers: dict[str, str]) -> Answer:
         parts = urlsplit(url)
-        assert f"{parts.scheme}://{parts.netloc}" == HUB
+        base = f"{parts.scheme}://{parts.netloc}"
+        assert base in (HUB, OTHER_ADDRESS)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
         # base_url: the hub sees the address the client used (a private_key_jwt's audience).
-        response = client.open(path, base_url=HUB, method=method, data=body, headers=headers)
+        response = client.open(path, base_url=base, method=method, data=body, headers=headers)
         return Answer(response.status_code, dict(response.headers), response.get_data())
 
     return send
@@ -330,6 +332,25 @@ def test_private_key_jwt_instead_of_a_secret(hub: Hub, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert hub.records(SIGNING) == 1
+
+
+def test_a_hub_reached_at_another_address_needs_its_audience_pinned(
+    hub: Hub, tmp_path: Path
+) -> None:
+    # The hub names its token endpoint on another origin than --hub: an address that is not
+    # the hub could do the same to get an assertion for it, so the operator must pin it.
+    file = write_ndjson(tmp_path / "uno.ndjson", [envelope("P-1")])
+    command = ["import", "--adapter", "ndjson", file, "--agency", SIGNING]
+    command += ["--hub", OTHER_ADDRESS, "--key", hub.key_file]
+    refused = run(*command)
+    assert refused.exit_code == 2, refused.output
+    assert f"--audience {HUB}/oauth/token" in refused.output
+    assert hub.records(SIGNING) == 0
+    pinned = run(*command, "--audience", f"{HUB}/oauth/token")
+    assert pinned.exit_code == 0, pinned.output
+    assert hub.records(SIGNING) == 1
+    alone = run("import", "--adapter", "ndjson", file, "--agency", OWNER, "--audience", HUB)
+    assert alone.exit_code == 2 and "--audience goes with --hub and --key" in alone.output
 
 
 def test_summary_in_spanish_and_english(hub: Hub, tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def assertion(
     key: OKPKey,
     client_id: str,
     *,
-    aud: str = PUBLIC_TOKEN_URL,
+    aud: str | list[str] = PUBLIC_TOKEN_URL,
     lifetime: int = 60,
     jti: str | None = None,
     kid: str | None = "own",
@@ -592,6 +592,19 @@ def test_wrong_audience_is_refused(hub: Flask, web: FlaskClient) -> None:
             token_with_assertion(web, assertion(agency.key, agency.id, aud=aud))
         )
     assert token_count(hub) == 0
+
+
+def test_an_audience_list_is_refused_even_when_it_names_this_hub(
+    hub: Flask, web: FlaskClient
+) -> None:
+    # An assertion that also names another server may have been handed to it, and that
+    # server could replay it here: one audience, a string, only.
+    agency = register(hub)
+    for aud in ([PUBLIC_TOKEN_URL, "https://otro-hub.example/oauth/token"], [PUBLIC_TOKEN_URL]):
+        description = refused(token_with_assertion(web, assertion(agency.key, agency.id, aud=aud)))
+        assert "single string" in description
+    assert token_count(hub) == 0
+    assert token_with_assertion(web, assertion(agency.key, agency.id)).status_code == 200
 
 
 def test_audience_is_public_url_never_the_host_a_request_names(
