@@ -39,6 +39,7 @@ from exchange.cli.audit import (
     _say,
     _VerifyCommand,
     fail,
+    read_saved,
     say_cosigners,
     summary_json,
     verification_options,
@@ -65,6 +66,14 @@ from exchange.cli.audit import (
     "until_text",
     metavar="TIME",
     help="Entries before this RFC 3339 time, exclusive.",
+)
+@click.option(
+    "--kept",
+    "kept_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A signed checkpoint you kept earlier: the export must extend it (verify's --since). "
+    "Repeatable.",
 )
 @verification_options
 def events_command(**options: Any) -> None:
@@ -94,6 +103,7 @@ def _events(
     outcome: str | None,
     since_text: str | None,
     until_text: str | None,
+    kept_files: tuple[Path, ...],
     vkeys: tuple[str, ...],
     origin: str | None,
     witness_vkeys: tuple[str, ...],
@@ -120,6 +130,7 @@ def _events(
     verifiers, witnesses = verifier_keys(vkeys, witness_vkeys, quorum, lang)
     export = ExportFiles.at(directory, lang)
     try:
+        kept = [read_saved(path, "--kept", lang) for path in kept_files]
         with _ProgressBar(export.manifest.get("entries")) as progress, export.checkpoints() as cps:
             result = search_export(
                 export.entries,
@@ -128,6 +139,7 @@ def _events(
                 query,
                 origin=origin,
                 leaves=export.leaves,
+                kept=kept,
                 witnesses=witnesses,
                 quorum=quorum,
                 progress=progress,

@@ -494,6 +494,33 @@ def test_since_a_kept_checkpoint(hub: Flask, tmp_path: Path) -> None:
     assert kept["message"].startswith("the kept checkpoint 30 ")
 
 
+def test_events_search_only_an_export_that_extends_a_kept_checkpoint(
+    hub: Flask, tmp_path: Path
+) -> None:
+    # The search answers from what the hub signed; a kept checkpoint of another history (a
+    # restored backup that signed a fork) means the export is not the log the auditor saw.
+    with hub.app_context():
+        from exchange.audit_log import AuditCheckpoint
+
+        session = db.database(hub).sessions()
+        genuine_note = session.get(AuditCheckpoint, 30).note  # type: ignore[union-attr]
+        session.close()
+    genuine, forked = tmp_path / "seen-30.checkpoint", tmp_path / "forked-30.checkpoint"
+    genuine.write_text(genuine_note)
+    signer = hub_keys(hub).log
+    assert signer is not None
+    origin = checkpoint_of(genuine_note).origin
+    forked.write_text(sign_checkpoint(Checkpoint(origin, 30, b"\x01" * 32), [signer]))
+    out = _export(tmp_path)
+    search = ["audit", "events", str(out), "--vkey", _vkey(hub), "--action", "record_pushed"]
+    found = _run(*search, "--kept", str(genuine), "--json")
+    assert found.exit_code == 0, found.output
+    assert json.loads(found.stdout)["events"]
+    refused = _run(*search, "--kept", str(forked), "--json")
+    assert refused.exit_code == 3, refused.output
+    assert "events" not in json.loads(refused.stdout)
+
+
 def test_wrong_usage_exits_64(hub: Flask, tmp_path: Path) -> None:
     assert _run("audit", "verify", "--vkey", _vkey(hub)).exit_code == 64
     out = _export(tmp_path)
