@@ -72,7 +72,8 @@ def _assign_request_id() -> None:
 #: Where :func:`_refuse_nul_characters` answers with a problem: the API's routes. Elsewhere an
 #: address holding one is a 404 (the portal's pages answer it in HTML), and values are checked
 #: where they are used: OAuth in RFC 6749's words (a client id holding one is an unknown
-#: client), the portal's login by the service (an e-mail holding one is no one's).
+#: client), the portal's form fields and query values by the portal, with a page of its own
+#: (exchange.portal.public).
 API_PREFIXES = ("/v1/", "/.well-known/")
 
 

@@ -28,7 +28,9 @@ from exchange.consent_store import (
 )
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
+    JUSTIFICATION,
     QUEUE_LIMIT,
+    REASON,
     ConsentProblem,
     acts_for_child,
     audit,
@@ -38,6 +40,7 @@ from exchange.consents.common import (
     officer_row,
     problems,
     read_instant,
+    refuse_control_characters,
     require_officer,
 )
 from exchange.consents.hidden import entries_naming_caller_in
@@ -97,44 +100,6 @@ def child_asked_about(session: Session, child_id: str) -> ChildContext:
         )
 
 
-#: What a text box sends between lines, and a tab: a justification may hold them.
-LINE_CHARACTERS = frozenset("\t\n\r")
-
-
-def justification_control_characters(text: str) -> tuple[str, str] | None:
-    """What to say, in Spanish and English, of a justification holding control characters
-    (Unicode category C*: NUL, an escape sequence, DEL, a bidirectional override…) but line
-    breaks and tabs, as a token's name is refused them (exchange.people): they would hide or
-    forge text where an officer reads it, and PostgreSQL's text cannot hold NUL. None when it
-    holds none. :func:`request_access` refuses such a request, from the API or the portal
-    (whose form says it beside the field)."""
-    from exchange.people import control_characters_in  # exchange.people imports this module
-
-    found = control_characters_in(text, LINE_CHARACTERS)
-    if not found:
-        return None
-    return (
-        f"La justificación contiene caracteres de control ({', '.join(found)}): bórrelos y "
-        "vuelva a enviarla (los saltos de línea y los tabuladores sí se admiten).",
-        f"The justification contains control characters ({', '.join(found)}): delete them "
-        "and send it again (line breaks and tabs are fine).",
-    )
-
-
-def _refuse_control_characters(document: dict[str, Any]) -> None:
-    justification = document.get("justification")
-    said = (
-        justification_control_characters(justification) if isinstance(justification, str) else None
-    )
-    if said is not None:
-        raise ConsentProblem(
-            "validation",
-            "La solicitud no es válida.",
-            "The request is not valid.",
-            [{"pointer": "/justification", "message_es": said[0], "message_en": said[1]}],
-        )
-
-
 def request_access(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[AccessRequestRow, str]:
@@ -146,7 +111,7 @@ def request_access(
     A request granted at once makes no grant: the consent (or grant, or override) that
     already permits stays what permits, so revoking it ends this access too. The request
     keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
-    _refuse_control_characters(document)
+    refuse_control_characters(("/justification", document.get("justification"), JUSTIFICATION))
     moment = utcnow()
     # In UTC, as every instant is stored and answered; one beyond year 9999 there is refused.
     until = read_instant(document["until"], "/until")
@@ -837,6 +802,7 @@ def revoke_grant(
     a lawyer who left the case. Counts from the next decision in every process (the grant's
     ``revoked_at`` is in the child's stamp); its request then shows the access ``revoked``.
     Returns the grant and the audit entry (``consent_revoked``, object ``grant``)."""
+    refuse_control_characters(("/reason", reason, REASON))
     row, child = officer_row(session, actor, GrantRow, grant_id)
     moment = utcnow()
     if row.revoked_at is not None or as_utc(row.until) <= moment:
@@ -886,6 +852,7 @@ def decide_request(
     reason: str,
     until: datetime | None,
 ) -> tuple[AccessRequestRow, GrantRow | None, str]:
+    refuse_control_characters(("/reason", reason, REASON))
     row = session.get(AccessRequestRow, request_id)
     if row is None:
         raise LookupError(request_id)

@@ -204,6 +204,59 @@ def format_error(error: ConsentError) -> ConsentProblem:
     )
 
 
+# -- what people write ----------------------------------------------------------------------------
+
+#: What a text box sends between lines, and a tab: a written text may hold them.
+LINE_CHARACTERS = frozenset("\t\n\r")
+
+#: The free texts of the consent area that a person reads, as a message names each.
+JUSTIFICATION = ("La justificación", "The justification")
+REASON = ("El motivo", "The reason")
+VIEWS_SUMMARY = ("El resumen de la opinión", "The summary of views")
+NOT_HEARD_REASON = ("El motivo por el que no fue escuchada/o", "Why the child was not heard")
+
+
+def control_characters_said(text: str, field: tuple[str, str]) -> tuple[str, str] | None:
+    """What to say, in Spanish and English, of the text ``field`` names («La justificación»,
+    "The justification") when it holds control characters (Unicode category C*: NUL, an escape
+    sequence, DEL, a bidirectional override…) but line breaks and tabs, as a token's name is
+    refused them (exchange.people): where an officer, a requester or the Procuraduría reads it,
+    they would hide or forge text, and PostgreSQL's text cannot hold NUL. None when it holds
+    none. Every free text of the consent area is checked by it, from the API or the portal
+    (whose forms say it beside the field): :func:`refuse_control_characters`."""
+    from exchange.people import control_characters_in  # exchange.people imports this package
+
+    found = control_characters_in(text, LINE_CHARACTERS)
+    if not found:
+        return None
+    named = ", ".join(found)
+    return (
+        f"{field[0]} contiene caracteres de control ({named}): bórrelos y vuelva a enviar el "
+        "texto (los saltos de línea y los tabuladores sí se admiten).",
+        f"{field[1]} contains control characters ({named}): delete them and send it again "
+        "(line breaks and tabs are fine).",
+    )
+
+
+#: A free text as :func:`refuse_control_characters` takes it: its pointer in the request's
+#: body, the text (None, or anything else the schema refuses, when absent) and its name.
+Written = tuple[str, Any, tuple[str, str]]
+
+
+def refuse_control_characters(*written: Written) -> None:
+    """A validation problem naming each text of ``written`` that holds control characters
+    (:func:`control_characters_said`), before anything is looked up or stored."""
+    errors = [
+        {"pointer": pointer, "message_es": said[0], "message_en": said[1]}
+        for pointer, text, field in written
+        if isinstance(text, str) and (said := control_characters_said(text, field)) is not None
+    ]
+    if errors:
+        raise ConsentProblem(
+            "validation", "La solicitud no es válida.", "The request is not valid.", errors
+        )
+
+
 def actor_ref(actor: Actor) -> ActorRef:
     role = next(iter(sorted(actor.roles)), None)
     return ActorRef(agency_id=actor.agency_id, person_id=actor.person_id, role=role)
@@ -255,6 +308,7 @@ def add_review(
 ) -> tuple[Any, ChildContext, dict[str, Any]]:
     """Load a views record or override the caller may review and add the Procuraduría's
     review to its document (the caller seals it and writes the audit entry)."""
+    refuse_control_characters(("/reason", reason, REASON))
     row, child = officer_row(session, actor, model, row_id, naming)
     if row.reviewed_at is not None:
         raise ConsentProblem("conflict", "Ya fue revisado.", "It was already reviewed.")

@@ -17,6 +17,7 @@ from exchange.consent_store import OverrideRow, new_id
 from exchange.consents.access import QUEUE_PAGE, Page, paged
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
+    JUSTIFICATION,
     OFFICER_ROLES,
     QUEUE_LIMIT,
     ConsentProblem,
@@ -28,6 +29,7 @@ from exchange.consents.common import (
     is_oversight,
     party,
     problems,
+    refuse_control_characters,
     require_acts_for,
 )
 from exchange.crypto import data_keyring
@@ -38,6 +40,7 @@ def open_override(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Open an emergency override (``override/1``, already schema-valid)."""
+    refuse_control_characters(("/justification", document["justification"], JUSTIFICATION))
     require_acts_for(session, actor, child)
     unknown = set(document.get("record_ids", ())) - {record.id for record in child.records}
     if unknown:

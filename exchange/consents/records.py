@@ -14,14 +14,16 @@ from consent import Consent, ConsentError, check_consent, consent_warnings
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import ConsentDisclosure, ConsentRow, OutboxDisclosure, new_id
 from exchange.consents.common import (
+    REASON,
     ConsentProblem,
     actor_ref,
     audit,
     format_error,
     problems,
+    refuse_control_characters,
     require_acts_for,
 )
-from exchange.consents.views import store_view
+from exchange.consents.views import store_view, views_texts
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, forget_child, load_child
 from exchange.outbox import OutboxMessage, enqueue
@@ -159,6 +161,7 @@ def record_consent(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> StoredConsent:
     """Check and store a consent (``consent/1``, already schema-valid) for ``child``."""
+    refuse_control_characters(*views_texts(document.get("child_views"), "/child_views"))
     require_acts_for(session, actor, child)
     moment = utcnow()
     # The document names its subject (``child_id``, FHIR Consent.subject) and the path the child
@@ -325,6 +328,7 @@ def revoke_consent(
 ) -> tuple[dict[str, Any], list[str], str]:
     """Revoke at once; tell every agency that received data under the consent. Returns the
     stored document, the agencies notified and the audit entry."""
+    refuse_control_characters(("/reason", reason, REASON))
     row, child = find_consent(session, consent_id)
     require_acts_for(session, actor, child)
     keyring = data_keyring()

@@ -14,9 +14,12 @@ from consent.parts import read_actors
 from exchange.auth import Actor, utcnow
 from exchange.consent_store import ChildViewRow, new_id
 from exchange.consents.common import (
+    NOT_HEARD_REASON,
     OFFICER_ROLES,
+    VIEWS_SUMMARY,
     ConsentProblem,
     OwnAgency,
+    Written,
     acts_for_child,
     add_review,
     audit,
@@ -26,6 +29,7 @@ from exchange.consents.common import (
     own_agency,
     party,
     problems,
+    refuse_control_characters,
     require_acts_for,
 )
 from exchange.crypto import data_keyring
@@ -100,9 +104,21 @@ def _heard_as_an_adult(view: ChildView, child: ChildContext) -> list[dict[str, s
     ]
 
 
+def views_texts(views: Any, at: str = "") -> list[Written]:
+    """The child's own words in a views record (``views``, at the pointer ``at`` of the body),
+    as :func:`~exchange.consents.common.refuse_control_characters` checks them."""
+    if not isinstance(views, dict):
+        return []
+    return [
+        (f"{at}/summary", views.get("summary"), VIEWS_SUMMARY),
+        (f"{at}/not_heard_reason", views.get("not_heard_reason"), NOT_HEARD_REASON),
+    ]
+
+
 def record_views(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[ChildView, str]:
+    refuse_control_characters(*views_texts(document))
     require_acts_for(session, actor, child)
     try:
         view = ChildView.from_json({**document, "child_id": child.child_id})

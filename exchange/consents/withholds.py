@@ -14,6 +14,7 @@ from consent.parts import ActorRef
 from exchange.auth import Actor, as_utc, utcnow
 from exchange.consent_store import WithholdRow, new_id
 from exchange.consents.common import (
+    REASON,
     ConsentProblem,
     OwnAgency,
     audit,
@@ -23,6 +24,7 @@ from exchange.consents.common import (
     officer_row,
     own_agency,
     party,
+    refuse_control_characters,
     require_acts_for,
     require_officer,
 )
@@ -211,6 +213,7 @@ def record_withhold(
     """Record a withhold entry (the request body, already schema-valid: ``target`` and/or
     ``actor_kind``, ``categories``, ``starts``, ``ends``, ``reason``). A consent officer's,
     who acts for the child; it counts from the next decision on, in every process."""
+    refuse_control_characters(("/reason", document.get("reason"), REASON))
     require_acts_for(session, actor, child)
     require_officer(actor)
     moment = utcnow()
@@ -324,6 +327,7 @@ def revoke_withhold(
     """End a withhold entry at once (a consent officer's, who acts for the child, of another
     agency than the one it withholds from: to that agency's people it does not exist); a
     revoked entry is kept, with who revoked it, when and why."""
+    refuse_control_characters(("/reason", reason, REASON))
     row, child = officer_row(session, actor, WithholdRow, withhold_id, names_own_agency)
     if row.revoked_at is not None:
         raise ConsentProblem(

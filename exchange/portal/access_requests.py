@@ -49,10 +49,10 @@ from exchange.consents import ConsentProblem, decide_request, request_access
 from exchange.consents.access import (
     asked_end_passed,
     child_asked_about,
-    justification_control_characters,
     own_requests,
     request_queue,
 )
+from exchange.consents.common import JUSTIFICATION, REASON, control_characters_said
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import (
@@ -356,7 +356,7 @@ def create_access_request() -> Response | tuple[str, int]:
     errors = _one_per_field(
         schema_validator(("access-request", 1)).validate(body), _request_fields()
     )
-    if (unwritable := justification_control_characters(justification)) is not None:
+    if (unwritable := control_characters_said(justification, JUSTIFICATION)) is not None:
         errors["justification"] = unwritable  # said before its length: it is what to fix
     if errors:
         return _page(400, errors=errors)
@@ -391,6 +391,8 @@ def _decision_errors(choice: str | None, body: dict[str, Any]) -> dict[str, Text
     reason = body["reason"]
     if not reason.strip():
         errors["reason"] = _WRITE_A_REASON
+    elif (unwritable := control_characters_said(reason.strip(), REASON)) is not None:
+        errors["reason"] = unwritable  # as the service refuses it, said beside the field
     elif len(reason) > REASON_LIMIT:
         errors["reason"] = _reason_too_long(len(reason))
     if "until" in body:

@@ -5,14 +5,16 @@ large, the database out of reach, an unexpected error)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from flask import Flask, g, make_response, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.wrappers import Response
 
+import exchange.portal.sessions  # noqa: F401  (registers first: see _refuse_nul_characters)
 from consent import CATEGORY_LABELS
+from exchange import db
 
 # The hub's own answer to a routing error (problem+json), for every caller but a person's
 # browser on the portal's addresses.
@@ -131,6 +133,45 @@ def _no_such_page(error: HTTPException) -> Response | tuple[str, int, dict[str, 
 log = logging.getLogger("puente.portal")
 
 
+@bp.before_request
+def _refuse_nul_characters() -> tuple[str, int] | None:
+    """U+0000 in a form field or a query value of any portal page is a 400 page before the page
+    sees it, whatever the browser accepts (the API refuses it too, exchange.httpbasics): no
+    text a person types holds one, and PostgreSQL's text cannot, so a lookup or a write with it
+    would fail as a 500 there and be stored on SQLite. Nothing is done or recorded.
+
+    Registered after exchange.portal.sessions' check (imported above for that: a blueprint
+    runs these in the order they were registered), so the page shows who is logged in, and a
+    form without the session's CSRF token is refused as such first."""
+    in_address = _holds_nul(request.args.items(multi=True))
+    if not in_address and not _holds_nul(request.form.items(multi=True)):
+        return None
+    if request.method in ("GET", "HEAD"):
+        g.page_path = request.path  # the language link leads to the page without the value
+    title = ("Carácter no admitido", "Character not allowed")
+    if in_address:
+        message = (
+            "La dirección contiene el carácter nulo (%00), que ningún texto puede llevar. Use "
+            "el menú o vuelva a la página anterior.",
+            "The address contains the NUL character (%00), which no text may hold. Use the "
+            "menu, or go back to the page before.",
+        )
+    else:
+        message = (
+            "Lo que se envió contiene el carácter nulo (U+0000), que ningún texto puede "
+            "llevar, y no se hizo ni se guardó nada. Vuelva a la página anterior, bórrelo del "
+            "campo donde está y envíe el formulario de nuevo.",
+            "What was sent contains the NUL character (U+0000), which no text may hold, and "
+            "nothing was done or saved. Go back to the page before, delete it from the field "
+            "it is in and send the form again.",
+        )
+    return message_page(400, title, message)
+
+
+def _holds_nul(items: Iterable[tuple[str, str]]) -> bool:
+    return any("\x00" in name or "\x00" in value for name, value in items)
+
+
 def problem_page(problem: Problem) -> Response | None:
     """``problem`` as a page in the page's language (?lang=, the cookie, Accept-Language) for a
     person's browser on one of the portal's addresses, with the problem's status and headers
@@ -138,8 +179,9 @@ def problem_page(problem: Problem) -> Response | None:
     if not _wants_a_page():
         return None
     title, message = _problem_words(problem)
+    _roll_back_a_failed_flush()
     try:
-        body, status = message_page(problem.status, title, message)
+        body, status = _drawn(problem.status, title, message)
     except Exception:  # a page that cannot be drawn must not hide the error it was to show
         log.exception("error page failed", extra={"request_id": g.get("request_id")})
         return None
@@ -147,6 +189,30 @@ def problem_page(problem: Problem) -> Response | None:
     response.headers.extend(problem.headers)
     response.headers["Content-Language"] = page_language()
     return response
+
+
+def _roll_back_a_failed_flush() -> None:
+    """After a database error while writing, the request's session refuses every query until
+    it is rolled back (PendingRollbackError), the page's own reading of who is logged in among
+    them. Nothing the failed request did is to be kept anyway."""
+    session = db.session()
+    if session.is_active:
+        return  # no failed write: what the page reads is still loaded, even with no database
+    try:
+        session.rollback()
+    except Exception:  # the database out of reach: _drawn draws the page without it
+        log.warning("rollback before the error page failed", exc_info=True)
+
+
+def _drawn(status: int, title: Text, message: Text) -> tuple[str, int]:
+    """The error page; drawn as for nobody logged in when the person logged in cannot be read
+    again (the database out of reach since the failure), rather than not at all."""
+    try:
+        return message_page(status, title, message)
+    except Exception:
+        log.warning("error page drawn without the person logged in", exc_info=True)
+        g.portal_person = g.portal_actor = None
+        return message_page(status, title, message)
 
 
 def _problem_words(problem: Problem) -> tuple[Text, Text]:

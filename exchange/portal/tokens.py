@@ -125,7 +125,8 @@ def create_token() -> Response | tuple[str, int]:
     actor = current_actor()
     assert actor.person_id is not None
     days_text = request.form.get("days", "").strip() or str(DEFAULT_TOKEN_DAYS)
-    if not days_text.isdigit():
+    # ASCII digits only, as revoke reads a token id: str.isdigit() takes ², which int() refuses.
+    if not (days_text.isascii() and days_text.isdigit()):
         return _page(400, errors=[("days", _days_refused(days_text))])
     session = db.session()
     try:

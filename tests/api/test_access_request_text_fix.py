@@ -59,7 +59,7 @@ def test_the_api_refuses_control_characters_in_a_justification_naming_them(
 ) -> None:
     said = {
         "es": f"La justificación contiene caracteres de control ({named}): bórrelos y vuelva "
-        "a enviarla (los saltos de línea y los tabuladores sí se admiten).",
+        "a enviar el texto (los saltos de línea y los tabuladores sí se admiten).",
         "en": f"The justification contains control characters ({named}): delete them and "
         "send it again (line breaks and tabs are fine).",
     }
