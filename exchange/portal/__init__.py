@@ -1,6 +1,6 @@
 """The web portal for people: what Puente is, the shared schemas field by field, and — for
-people who log in with their e-mail and password — their personal access tokens and access
-requests.
+people who log in with their e-mail and password — their personal access tokens, access
+requests, emergency overrides and oversight's alerts.
 
 - :mod:`~exchange.portal.blueprint`: the blueprint, the page's language, shared page helpers,
   the one-time notice after a form;
@@ -10,12 +10,17 @@ requests.
 - :mod:`~exchange.portal.tokens`: a person's own personal access tokens;
 - :mod:`~exchange.portal.access_requests`: a legal representative's requests, an officer's queue;
   :mod:`~exchange.portal.request_views` says what the page tells of each request, and
-  :mod:`~exchange.portal.request_paging` pages through both lists.
+  :mod:`~exchange.portal.request_paging` pages through both lists;
+- :mod:`~exchange.portal.overrides`: emergency overrides for their reviewers (the review form)
+  and oversight (:mod:`~exchange.portal.override_views` says what the page tells of each,
+  :mod:`~exchange.portal.list_paging` pages through its lists);
+- :mod:`~exchange.portal.alerts`: oversight's alerts, as ``GET /v1/audit/alerts`` answers them
+  (:mod:`~exchange.portal.alert_kinds` says what each kind means).
 """
 
 from flask import Flask
 
-from exchange.portal import access_requests, login, public, sessions, tokens
+from exchange.portal import access_requests, alerts, login, overrides, public, sessions, tokens
 from exchange.portal.blueprint import bp, page_language
 
 
@@ -28,9 +33,11 @@ def init_app(app: Flask) -> None:
 
 __all__ = [
     "access_requests",
+    "alerts",
     "bp",
     "init_app",
     "login",
+    "overrides",
     "page_language",
     "public",
     "sessions",

@@ -141,6 +141,7 @@ def _has_a_page(path: str) -> bool:
 
 @bp.app_context_processor
 def _page_helpers() -> dict[str, Any]:
+    from exchange.consents import is_oversight
     from exchange.portal.sessions import csrf_token  # sessions registers on this blueprint
 
     lang = page_language() if request else "es"
@@ -155,6 +156,8 @@ def _page_helpers() -> dict[str, Any]:
         "language_link": _language_link(lang) if request else "",
         "portal_person": g.get("portal_person"),
         "portal_scopes": actor.scopes if actor is not None else frozenset(),
+        # Oversight's pages (/alerts) follow the API's test, kind included, not the scope alone.
+        "portal_oversight": actor is not None and is_oversight(actor),
         "csrf_token": csrf_token,
     }
 

@@ -118,6 +118,10 @@ NOT_PROBLEMS = frozenset(
         "portalAccessRequests",
         "portalCreateAccessRequest",
         "portalDecideAccessRequest",
+        "portalOverrides",
+        "portalOverride",
+        "portalReviewOverride",
+        "portalAlerts",
     }
 )
 
@@ -213,6 +217,7 @@ KNOWN: tuple[Known, ...] = (
             "portalRevokeToken",
             "portalCreateAccessRequest",
             "portalDecideAccessRequest",
+            "portalReviewOverride",
         ),
         ("negative_data_rejection",),
     ),
