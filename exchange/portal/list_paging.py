@@ -2,8 +2,8 @@
 ones), each a page at a time as the API pages it (``after``, the last id of the page before),
 each page saying how many its list holds and which of them it shows ("101 to 107").
 
-The same rules as ``/requests`` (exchange.portal.request_paging, which the access-request
-lists keep): the API pages by key, not by offset, so a page between the first and the last is
+The same rules for ``/requests`` (exchange.portal.request_paging names its two lists): the API
+pages by key, not by offset, so a page between the first and the last is
 told its first place by the link that led to it; a place that does not fit the list is not
 said, and the page then says only how many it shows. Here each list is a :class:`Listing`, so
 that a page holding several lists keeps every other list's place in its links.
@@ -84,17 +84,17 @@ def _first_shown(page: Page[Any], paged: bool, carried: str | None) -> int | Non
     return first if 2 <= first <= page.total - shown else None
 
 
-def which(total: int, first: int | None, shown: int) -> Text:
-    """Which rows of the list the page shows, as the end of a sentence."""
+def which(total: int, first: int | None, shown: int, *, feminine: bool = False) -> Text:
+    """Which rows of the list the page shows, as the end of a sentence; ``feminine`` when
+    the Spanish word for the rows is (las solicitudes)."""
     if first is None:
         return f"esta página muestra {shown}", f"this page shows {shown}"
     last = first + shown - 1
     if first == 1 and last == total:
-        return "todos están en esta página", "all are on this page"
-    return (
-        f"esta página muestra del {first} al {last}",
-        f"this page shows numbers {first} to {last}",
-    )
+        every = "todas" if feminine else "todos"
+        return f"{every} están en esta página", "all are on this page"
+    span = f"de la {first} a la {last}" if feminine else f"del {first} al {last}"
+    return f"esta página muestra {span}", f"this page shows numbers {first} to {last}"
 
 
 def paging(
