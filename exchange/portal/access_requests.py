@@ -52,7 +52,7 @@ from exchange.consents.access import (
     own_requests,
     request_queue,
 )
-from exchange.consents.common import JUSTIFICATION, REASON, control_characters_said
+from exchange.consents.common import JUSTIFICATION, control_characters_said
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import (
@@ -66,6 +66,7 @@ from exchange.portal.blueprint import (
     page_date,
     readable_day,
 )
+from exchange.portal.form_fields import reason_error
 from exchange.portal.request_paging import (
     MINE_AFTER,
     NO_SUCH_PAGE,
@@ -166,13 +167,6 @@ def _decision_until_past(today: date) -> Text:
         f"hasta la fecha pedida. {today_es}",
         "“Valid until” has passed: choose today or a later date, or leave it empty to grant "
         f"until the date asked for. {today_en}",
-    )
-
-
-def _reason_too_long(length: int) -> Text:
-    return (
-        f"El motivo es demasiado largo: {length} caracteres, y el máximo es {REASON_LIMIT}.",
-        f"The reason is too long: {length} characters, and at most {REASON_LIMIT} fit.",
     )
 
 
@@ -388,13 +382,8 @@ def _decision_errors(choice: str | None, body: dict[str, Any]) -> dict[str, Text
     errors: dict[str, Text] = {}
     if choice not in ("approve", "deny"):
         errors["decision"] = _CHOOSE
-    reason = body["reason"]
-    if not reason.strip():
-        errors["reason"] = _WRITE_A_REASON
-    elif (unwritable := control_characters_said(reason.strip(), REASON)) is not None:
-        errors["reason"] = unwritable  # as the service refuses it, said beside the field
-    elif len(reason) > REASON_LIMIT:
-        errors["reason"] = _reason_too_long(len(reason))
+    if (wrong := reason_error(body["reason"], REASON_LIMIT, _WRITE_A_REASON)) is not None:
+        errors["reason"] = wrong
     if "until" in body:
         until, now = _instant(body["until"]), utcnow()
         if until is None:

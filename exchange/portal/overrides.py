@@ -32,11 +32,11 @@ from exchange.api.consents import OVERRIDE_READERS, REVIEW_SCHEMA
 from exchange.api.record_reads import answer_refusals_in_even_time
 from exchange.auth import utcnow
 from exchange.consents import ConsentProblem
-from exchange.consents.common import REASON, control_characters_said
 from exchange.consents.overrides import override_queue, read_override, review_override
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
+from exchange.portal.form_fields import reason_error
 from exchange.portal.list_paging import NO_SUCH_PAGE, Listing, page_at, paging, stale_pages
 from exchange.portal.override_views import (
     as_shown,
@@ -68,13 +68,6 @@ _CHOOSE: Text = (
     "Choose whether the emergency override is upheld or not.",
 )
 _WRITE_A_REASON: Text = ("Escriba el motivo de su revisión.", "Write the reason for your review.")
-
-
-def _reason_too_long(length: int) -> Text:
-    return (
-        f"El motivo es demasiado largo: {length} caracteres, y el máximo es {REASON_LIMIT}.",
-        f"The reason is too long: {length} characters, and at most {REASON_LIMIT} fit.",
-    )
 
 
 def _labels() -> dict[str, Any]:
@@ -162,13 +155,8 @@ def _review_errors(choice: str | None, body: dict[str, Any]) -> dict[str, Text]:
     errors: dict[str, Text] = {}
     if choice not in ("upheld", "not_upheld"):
         errors["upheld"] = _CHOOSE
-    reason = body["reason"]
-    if not reason.strip():
-        errors["reason"] = _WRITE_A_REASON
-    elif (unwritable := control_characters_said(reason.strip(), REASON)) is not None:
-        errors["reason"] = unwritable  # as the service refuses it, said beside the field
-    elif len(reason) > REASON_LIMIT:
-        errors["reason"] = _reason_too_long(len(reason))
+    if (wrong := reason_error(body["reason"], REASON_LIMIT, _WRITE_A_REASON)) is not None:
+        errors["reason"] = wrong
     if errors:
         return errors
     # The API's own schema has the last word on anything the checks above do not name.
