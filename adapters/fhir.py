@@ -25,6 +25,10 @@ Entries become items like this:
   more than one Patient (:class:`~adapters.fhir_grouping.Index`), each at its position. An
   entry nested too deep to decode is a problem at its position
   (:class:`~adapters.json_array.TooDeep`). The rest is imported.
+- what a resource read carries that the adapter does not read (an element, an extension,
+  an item) is a warning of its case or consent naming its entry and FHIR path; a
+  ``modifierExtension`` it does not read, or ``implicitRules``, is a fault of the resource
+  like an invalid one's: it changes what the resource means (:mod:`adapters.fhir_unread`).
 - a file that is not a Bundle, or JSON that breaks off, is a
   :class:`~adapters.base.FileProblem`. After a break every case is held back, a problem at its
   Patient's position: any of them may have entries after it (see **Memory**), and stored
@@ -84,6 +88,7 @@ from adapters.fhir_grouping import (
     subject_of,
     unread_references,
 )
+from adapters.fhir_unread import CONSENT, modifier_faults, unread_in, unread_in_case
 from adapters.items import WarnedItem
 from adapters.json_array import TOO_DEEP_EN, TOO_DEEP_ES, ArrayReader, JsonStreamError, TooDeep
 from schemas.registry import SchemaRegistry, default_registry
@@ -262,7 +267,9 @@ class FhirAdapter:
                 "read); the rest of the Bundle is imported",
                 raw,
             )
-        faults = self._faults(resource)
+        # A modifier the adapter does not read changes what the resource means (FHIR): it
+        # stops the resource as an invalid one does.
+        faults = self._faults(resource) + modifier_faults(resource)
         if faults and kind == "Patient":
             # Rejected: its parts are told so, rather than that it is not in the Bundle.
             self._note_rejected_patient(index, raw, resource, known)
@@ -431,6 +438,7 @@ class FhirAdapter:
         ]
         checked = [_of_entry(p, case) for p in check_data(self._case_validator, case.data)]
         problems = [*parts, *case.problems, *checked]
+        warnings = (*case.warnings, *unread_in_case(group, self.local_id_system))
         if cut is not None:  # any case may have entries after the break (fhir_grouping)
             problems.insert(0, held_back_by_break(cut))
         position = group.patient.position
@@ -440,7 +448,7 @@ class FhirAdapter:
                 problems=tuple(problems),
                 source=sources,
                 local_id=case.local_id,
-                warnings=tuple(case.warnings),
+                warnings=warnings,
             )
         else:
             document = envelope(CASE_SCHEMA, case.local_id, case.data)
@@ -451,7 +459,7 @@ class FhirAdapter:
                 document=document,
                 source=sources,
                 local_id=case.local_id,
-                warnings=tuple(case.warnings),
+                warnings=warnings,
             )
         for row, raw in consents:
             yield self._consent_item(row, raw, case.child_id, group, cut)
@@ -501,6 +509,7 @@ class FhirAdapter:
             document=envelope(CONSENT_SCHEMA, local_id, data),
             source=[raw],
             local_id=local_id,
+            warnings=tuple(unread_in(resource, position, self.local_id_system, CONSENT)),
         )
 
     # -- writing -------------------------------------------------------------------------

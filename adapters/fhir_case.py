@@ -150,10 +150,10 @@ def _agency(reference: Any) -> dict[str, Any]:
 _NAME_USES = ("official", "usual", None, "maiden", "temp", "anonymous")
 
 
-def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
-    """The shared ``names`` and ``alias`` of a list of HumanName: the names from the best
-    name by its use (:data:`_NAME_USES`), the alias from a ``nickname`` (else an
-    ``anonymous`` name not taken for the names)."""
+def chosen_names(names: Any) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """Which HumanNames of a list are read: the one the names come from, the best by its use
+    (:data:`_NAME_USES`), and the one the alias comes from, a ``nickname`` (else an
+    ``anonymous`` name not taken for the names). The others are not read."""
     found = [name for name in t.as_list(names) if isinstance(name, Mapping)]
     ranked = sorted(
         (name for name in found if name.get("use") in _NAME_USES),
@@ -164,13 +164,20 @@ def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
     )
     alias = next(
         (
-            _name_text(name)
+            name
             for use in ("nickname", "anonymous")
             for name in found
             if name.get("use") == use and name is not official and _name_text(name)
         ),
         None,
     )
+    return official, alias
+
+
+def read_names(names: Any) -> tuple[dict[str, Any], str | None]:
+    """The shared ``names`` and ``alias`` of a list of HumanName (:func:`chosen_names`)."""
+    official, alias_name = chosen_names(names)
+    alias = _name_text(alias_name) if alias_name is not None else None
     if official is None:
         return {}, alias
     family_parts = official.get("_family")
