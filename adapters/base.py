@@ -133,6 +133,25 @@ class RejectsWriter(Protocol):
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None: ...
 
 
+@runtime_checkable
+class PartialFormat(Protocol):
+    """An adapter whose format holds only part of a shared record (Primero's fields).
+
+    ``uncarried(data)`` names the parts of a record's ``data`` that a file written by its
+    ``encode`` would not give back once imported again, by pointer template as the hub's
+    ``lost_parts`` names them (``/health``, ``/placements/*/reason``: the outermost of each
+    part, ``*`` for a list's index); nothing for a record it carries whole. ``puente export``
+    asks it of every record written, and says on its error stream, and in ``--json``'s
+    ``without_columns``, which parts of how many records the file lacks: imported back, it
+    would store versions of those records without them. A spreadsheet's mapping is asked the
+    same through :func:`adapters.csv_adapter_coverage.uncarried_of`.
+
+    Optional: check with ``isinstance(adapter, PartialFormat)``.
+    """
+
+    def uncarried(self, data: Mapping[str, Any]) -> Iterable[str]: ...
+
+
 def problems_as_json(
     problems: Iterable[Problem], position: str | None = None
 ) -> list[dict[str, str]]:

@@ -38,6 +38,7 @@ from typing import IO, Any
 import yaml
 
 from adapters.base import FileProblem, Item, Problem, problems_as_json
+from adapters.csv_adapter_coverage import parts_lacking
 from adapters.envelopes import data_validator, envelope
 from adapters.errors import AdapterError, MappingError
 from adapters.items import WarnedItem
@@ -208,6 +209,18 @@ class PrimeroAdapter:
                 f"not '{document.get('schema')}'",
             )
         return encode_case(document, self.book)
+
+    def uncarried(self, data: Mapping[str, Any]) -> set[str]:
+        """The parts of a record's ``data`` that a case written by :meth:`encode` does not
+        give back once imported again (:class:`~adapters.base.PartialFormat`): the case is
+        written and read back as an import reads it, and the two compared — so the list
+        follows the mapping as it is, and names what the hub's ``lost_parts`` would. A case
+        an import would reject replaces nothing: nothing is lost by it."""
+        written = encode_case({"schema": SCHEMA, "local_id": "-", "data": data}, self.book)
+        read = self.decode_case(written, "data")
+        if read.document is None:
+            return set()
+        return parts_lacking(data, read.document["data"])
 
     def write_rejects(self, items: Iterable[Item], out: IO[bytes]) -> None:
         """The rejected cases as they came, each with an ``errors`` member (each error with

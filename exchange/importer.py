@@ -49,6 +49,7 @@ import contextlib
 import hashlib
 import json
 import pickle
+import random
 import tempfile
 import time
 from collections import Counter
@@ -69,9 +70,15 @@ from exchange.batch_collections import batch_collections, collect_young
 from exchange.hub_client import HubError
 from exchange.import_siblings import LocalIdChildren, labelled_alike, local_id_of
 
-#: Tries of one batch against a hub that answers 5xx, 429 or not at all; then the rest of the
-#: file is written to the rejects file as not sent.
-SEND_ATTEMPTS = 5
+#: How long, in all, one batch is sent again to a hub that answers 5xx, 429 or not at all —
+#: a restart or a deploy (gunicorn took about 8 s to come back) — before the rest of the file
+#: is written to the rejects file as not sent (:class:`Patience`).
+RETRY_SECONDS = 120.0
+#: The wait after the first failed try, doubled after each one up to the longest.
+FIRST_WAIT = 0.5
+LONGEST_WAIT = 15.0
+#: Tries of one batch at most, whatever the clock says (the waits reach RETRY_SECONDS first).
+SEND_ATTEMPTS = 30
 #: A batch of good items is sent when it is full, or when this many items (good and bad) wait.
 WINDOW_FACTOR = 4
 #: Distinct warnings counted (an export where every case has fields of its own stays small).
@@ -369,6 +376,39 @@ class ImportSummary:
             "older_version_items": self.older_version_items,
         }
 
+    def _lost_parts_warning(self) -> tuple[str, str]:
+        """The records stored as a new version without parts their previous version had, the
+        commonest parts, and how the office gets the earlier versions back (docs/adapters.md
+        §2, §8): the hub keeps them, but gives back only the latest, so only the whole records
+        sent again one by one make them the latest again."""
+        n = self.lost_parts_records
+        counted = ", ".join(f"{part} ({k})" for part, k in self.lost_parts.most_common(10))
+        more = max(0, len(self.lost_parts) - 10)
+        more_es = f" y {more} más (todas en lost_parts de --json)" if more else ""
+        more_en = f" and {more} more (all in --json's lost_parts)" if more else ""
+        return (
+            f"Aviso: {n} {plural(n, 'expediente se guardó', 'expedientes se guardaron')} como "
+            f"nueva versión sin partes que su versión anterior tenía: {counted}{more_es}. El "
+            "archivo no las traía (una hoja lleva solo las columnas de su correspondencia, un "
+            "caso de Primero solo los campos de Primero, un Patient FHIR solo los recursos "
+            "enviados con él). No se borró nada: el nodo guarda la versión anterior, pero "
+            "entrega solo la última; para que la anterior vuelva a serlo, importe de nuevo los "
+            "expedientes completos (una exportación en NDJSON, JSON o FHIR hecha antes de esta "
+            "importación, o un Bundle FHIR con los Encounter, RelatedPerson y EpisodeOfCare de "
+            "cada Patient) con --batch 1: en lotes, un expediente igual a una versión anterior "
+            "no se aplica y no devuelve nada",
+            f"Warning: {n} {plural(n, 'record was', 'records were')} stored as a new version "
+            f"without parts {plural(n, 'its', 'their')} previous version had: "
+            f"{counted}{more_en}. The file did not carry them (a spreadsheet holds only its "
+            "mapping's columns, a Primero case only Primero's fields, a FHIR Patient only the "
+            "resources sent with it). Nothing was deleted: the hub keeps the earlier version, "
+            "but gives back only the latest; to make the earlier one the latest again, import "
+            "the whole records again (an export in NDJSON, JSON or FHIR made before this "
+            "import, or a FHIR Bundle with each Patient's Encounters, RelatedPersons and "
+            "EpisodeOfCare) with --batch 1: in batches, a record equal to an earlier version "
+            "is not applied and puts nothing back",
+        )
+
     def lines(self, lang: str) -> list[str]:
         """The summary in Spanish and in English, ``lang`` first."""
 
@@ -478,25 +518,7 @@ class ImportSummary:
             lines.append(both(*older_versions_warning(self.older_versions)) + ":")
             lines.extend(each(self.older_version_items, self.older_versions))
         if self.lost_parts_records:
-            counted = ", ".join(f"{part} ({n})" for part, n in self.lost_parts.most_common(10))
-            n = self.lost_parts_records
-            lines.append(
-                both(
-                    f"Aviso: {n} {plural(n, 'expediente se guardó', 'expedientes se guardaron')}"
-                    f" como nueva versión sin partes que su versión anterior tenía: {counted}. "
-                    "El archivo no las traía; para devolverlas, importe de nuevo los expedientes "
-                    "completos (un Bundle FHIR con los Encounter, RelatedPerson y EpisodeOfCare "
-                    "de cada Patient; NDJSON) con --batch 1: en lotes, un expediente igual a una "
-                    "versión anterior no se aplica y no devuelve nada",
-                    f"Warning: {n} {plural(n, 'record was', 'records were')} stored as a new "
-                    f"version without parts {plural(n, 'its', 'their')} previous version had: "
-                    f"{counted}. The file did not carry them; to put them back, import the "
-                    "whole records again (a FHIR Bundle with each Patient's Encounters, "
-                    "RelatedPersons and EpisodeOfCare; NDJSON) with --batch 1: in batches, a "
-                    "record equal to an earlier version is not applied and puts nothing back",
-                )
-                + ":"
-            )
+            lines.append(both(*self._lost_parts_warning()) + ":")
             lines.extend(each(self.lost_parts_items, self.lost_parts_records))
         if self.unsigned:
             lines.append(
@@ -624,13 +646,16 @@ def pushed_and_rejected(
     *,
     batch: int,
     progress: Callable[[ImportSummary], None] = lambda _summary: None,
+    patience: Patience | None = None,
 ) -> Iterator[Item]:
     """Push the good items in batches of ``batch``; yield every item that was not stored,
     in input order, with the hub's reasons added to the adapter's.
 
-    Once the hub cannot be reached (after :data:`SEND_ATTEMPTS`), the rest of the input is
-    still read and yielded as not sent, so the rejects file holds everything not stored.
+    Once the hub cannot be reached (a batch sent again for ``patience``'s time, about
+    :data:`RETRY_SECONDS`), the rest of the input is still read and yielded as not sent, so
+    the rejects file holds everything not stored.
     """
+    patience = patience or Patience()
     window: list[Item] = []
     good = 0
     with batch_collections(), contextlib.closing(summary.children):
@@ -644,21 +669,24 @@ def pushed_and_rejected(
             window.append(item)
             good += item.ok
             if good >= batch or len(window) >= WINDOW_FACTOR * batch:
-                yield from _send(window, sink, summary)
+                yield from _send(window, sink, summary, patience)
                 progress(summary)
                 window, good = [], 0
                 collect_young()
-        yield from _send(window, sink, summary)
+        yield from _send(window, sink, summary, patience)
         progress(summary)
 
 
-def _send(window: list[Item], sink: RecordSink, summary: ImportSummary) -> Iterator[Item]:
+def _send(
+    window: list[Item], sink: RecordSink, summary: ImportSummary, patience: Patience
+) -> Iterator[Item]:
     window, other_children = summary.children.checked(window)
     good = [item for item in window if item.ok]
     outcomes: Iterator[Outcome] = iter(())
     if good and summary.stopped is None:
         try:
-            outcomes = iter(_with_retries(sink, [item.document for item in good]))  # type: ignore[misc]
+            documents = [item.document for item in good]
+            outcomes = iter(_with_retries(sink, documents, patience))  # type: ignore[arg-type]
         except HubError as error:
             summary.stopped = f"{error.message_es} / {error.message_en}"
             summary.stop_reasons = (error.message_es, error.message_en)
@@ -802,16 +830,51 @@ def _no_reason(name: str) -> Problem:
     )
 
 
-def _with_retries(sink: RecordSink, documents: list[Mapping[str, Any]]) -> list[Outcome]:
-    for attempt in range(SEND_ATTEMPTS):
+@dataclass
+class Patience:
+    """How a batch is sent again while the hub answers 5xx, 429 or not at all: after a
+    capped exponential wait (:data:`FIRST_WAIT` doubled up to :data:`LONGEST_WAIT`), each
+    between half of it and all of it at random, so that importers a restart stopped together
+    do not all come back at the same instant — for up to ``seconds`` after the first failure.
+    Any other answer stops at once. ``waiting(es, en)`` is told before each wait, and once
+    the hub answers again; ``sleep``, ``clock`` and ``jitter`` (0 to 1) are the real ones
+    unless a test gives its own."""
+
+    seconds: float = RETRY_SECONDS
+    waiting: Callable[[str, str], None] = lambda _es, _en: None
+    sleep: Callable[[float], None] = lambda seconds: time.sleep(seconds)
+    clock: Callable[[], float] = lambda: time.monotonic()
+    jitter: Callable[[], float] = random.random
+
+    def wait(self, failures: int) -> float:
+        longest = min(LONGEST_WAIT, FIRST_WAIT * 2.0 ** (failures - 1))
+        return longest / 2 + self.jitter() * longest / 2
+
+
+def _with_retries(
+    sink: RecordSink, documents: list[Mapping[str, Any]], patience: Patience
+) -> list[Outcome]:
+    first_failure: float | None = None
+    for attempt in range(1, SEND_ATTEMPTS + 1):
         try:
             outcomes = sink.push(documents)
         except HubError as error:
-            if not error.transient or attempt == SEND_ATTEMPTS - 1:
+            if not error.transient or attempt == SEND_ATTEMPTS:
                 raise
+            now = patience.clock()
+            first_failure = now if first_failure is None else first_failure
+            wait = patience.wait(attempt)
+            if now + wait - first_failure > patience.seconds:
+                raise
+            patience.waiting(*_waiting_for_the_hub(error, wait, attempt + 1, patience.seconds))
             # Sending a batch again is safe: what was stored answers "unchanged".
-            time.sleep(min(30.0, 0.5 * 2**attempt))
+            patience.sleep(wait)
             continue
+        if first_failure is not None:
+            patience.waiting(
+                "el nodo responde de nuevo: la importación sigue",
+                "the hub answers again: the import goes on",
+            )
         if len(outcomes) != len(documents):
             raise HubError(
                 f"el nodo respondió {len(outcomes)} resultados a {len(documents)} registros",
@@ -819,6 +882,19 @@ def _with_retries(sink: RecordSink, documents: list[Mapping[str, Any]]) -> list[
             )
         return outcomes
     raise AssertionError("unreachable")
+
+
+def _waiting_for_the_hub(
+    error: HubError, wait: float, attempt: int, seconds: float
+) -> tuple[str, str]:
+    return (
+        f"esperando al nodo ({error.message_es}): el lote se envía de nuevo en {wait:.1f} s "
+        f"(intento {attempt}; tras {seconds:.0f} s sin respuesta, lo que falta va al archivo "
+        "de rechazos)",
+        f"waiting for the hub ({error.message_en}): sending the batch again in {wait:.1f} s "
+        f"(try {attempt}; after {seconds:.0f} s without an answer, the rest goes to the "
+        "rejects file)",
+    )
 
 
 def _not_sent(reasons: tuple[str, str] | None) -> Problem:

@@ -147,11 +147,14 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
         by_key.setdefault(cells.normalise(name), index)
     local_keys = [cells.normalise(name) for name in mapping.local_ids]
     local_ids: dict[str, tuple[int, str]] = {}
+    # The required columns the header lacks, said once every column has taken its cell: a
+    # hint names only a header cell no column of the mapping reads.
+    missing: list[str] = []
     for column in mapping.columns:
         key = column.key if column.key in by_key else _loosely(column.key, by_key)
         if key is None:
             if column.required:
-                plan.problems.append(_missing_column(column.name, by_key))
+                missing.append(column.name)
             continue
         index = by_key.pop(key)
         if column.key in local_keys:
@@ -159,10 +162,9 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
         if column.tokens is not None:
             plan.simple.append((index, column))
     plan.local_ids = [local_ids[key] for key in local_keys if key in local_ids]
-    if not plan.local_ids and not any(
+    no_local_id = not plan.local_ids and not any(
         column.required for column in mapping.columns if column.key in local_keys
-    ):
-        plan.problems.insert(0, _missing_local_id(mapping.local_ids, by_key))
+    )
     for group_index, group in enumerate(mapping.groups):
         pattern = re.compile(re.escape(group.key) + r"(\d+)_(.+)")
         found = set()
@@ -178,7 +180,10 @@ def plan_header(mapping: ColumnMapping, header: list[str]) -> HeaderPlan:
                 del by_key[key]
         for column in group.columns.values():
             if column.required and column.key not in found:
-                plan.problems.append(_missing_column(f"{group.prefix}1_{column.name}", by_key))
+                missing.append(f"{group.prefix}1_{column.name}")
+    if no_local_id:
+        plan.problems.append(_missing_local_id(mapping.local_ids, by_key))
+    plan.problems.extend(_missing_column(name, by_key) for name in missing)
     plan.problems.extend(_repeated_columns(plan))
     plan.prepare()
     return plan

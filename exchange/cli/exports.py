@@ -7,9 +7,10 @@ The output file is replaced only once it is complete: Ctrl-C writes none (exit 1
 likewise, exit 143), nor does an adapter that fails (exit 2), nor an export that gave nothing of
 the children named (exit 1). The error stream says, in Spanish and English, how many of the
 records written another agency holds (referred or transferred to this one): imported again,
-they are not stored as its own; and, for a spreadsheet, which parts of the records its mapping
-has no column for (imported back, the file would store versions without them). On a terminal
-it shows the records read so far and their rate.
+they are not stored as its own; and, for a format that holds only part of a record (a
+spreadsheet's mapping, Primero: :func:`adapters.csv_adapter_coverage.uncarried_of`), which parts
+of the records it has no place for (imported back, the file would store versions without them).
+On a terminal it shows the records read so far and their rate.
 
 ``--portable`` writes a file for another hub, or another agency: without what only this hub
 knows (the child ids, a referral's hub id), and without the records another agency holds
@@ -112,7 +113,8 @@ def export_command(
     adapter = build_adapter(adapter_name, mapping, adapter_settings, lang)
     counted = {"records": 0}
     held = exporter.HeldElsewhere(agency_id, portable=portable)
-    # What a spreadsheet's mapping has no column for, record by record (None: another format).
+    # What the format has no place for, record by record (a spreadsheet's mapping, Primero;
+    # None: a format that carries whole records).
     uncarried = uncarried_of(adapter)
     # What the records' source raised (the database, the hub): not the adapter's failure.
     source_faults: list[Exception] = []
@@ -248,8 +250,9 @@ def _say_both(lang: str, spanish: str, english: str) -> None:
 
 
 def _without_columns(uncarried: Any) -> dict[str, Any] | None:
-    """For ``--json``: the records with parts the mapping has no column for, and how many
-    records hold each part (None: not a spreadsheet)."""
+    """For ``--json``: the records with parts the format has no place for (a spreadsheet's
+    mapping has no column for), and how many records hold each part (None: a format that
+    carries whole records)."""
     if uncarried is None:
         return None
     return {"records": uncarried.records, "parts": dict(sorted(uncarried.parts.items()))}

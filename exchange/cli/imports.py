@@ -394,6 +394,22 @@ def _bar_updater(
     return update
 
 
+def _said_beside(bar: Any, lang: str, *, quiet: bool) -> Callable[[str, str], None]:
+    """Says a line in both languages (``lang`` first) on stderr, above the progress bar when
+    there is one: that the import is waiting for the hub, say, so nobody takes it for hung.
+    ``quiet`` (``--json``): only beside a progress bar, as stderr stays otherwise silent for
+    a script."""
+
+    def said(spanish: str, english: str) -> None:
+        for line in (spanish, english) if lang == "es" else (english, spanish):
+            if not bar.disable:
+                bar.write(line, file=sys.stderr)
+            elif not quiet:
+                click.echo(line, err=True)
+
+    return said
+
+
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--adapter", "adapter_name", required=True, help="csv, ndjson, json, primero, fhir…")
@@ -461,7 +477,7 @@ def import_command(
                 sink = interruption.counted_whole(sink)
                 _run(
                     adapter, stream, items, sink, summary, batch, rejects, progress, lang,
-                    interruption.settled,
+                    interruption.settled, as_json,
                 )  # fmt: skip
 
             if hub_url is not None:
@@ -722,6 +738,7 @@ def _run(
     progress: bool | None,
     lang: str,
     after_batch: Callable[[], None],
+    as_json: bool = False,
 ) -> None:
     # What is loaded by now (the hub, the schemas, the adapter's mapping) lives until the end;
     # keeping it out of the collector's scans saves about a tenth of the import's CPU, since
@@ -729,8 +746,9 @@ def _run(
     gc.freeze()
     try:
         _read_and_push(
-            adapter, stream, items, sink, summary, batch, rejects, progress, lang, after_batch
-        )
+            adapter, stream, items, sink, summary, batch, rejects, progress, lang, after_batch,
+            as_json,
+        )  # fmt: skip
     finally:
         gc.unfreeze()
 
@@ -746,8 +764,9 @@ def _read_and_push(
     progress: bool | None,
     lang: str,
     after_batch: Callable[[], None],
+    as_json: bool = False,
 ) -> None:
-    from exchange.importer import pushed_and_rejected, write_rejects
+    from exchange.importer import Patience, pushed_and_rejected, write_rejects
 
     started = time.monotonic()
     # A file the adapter could not read at all leaves no rejects file: it would only repeat
@@ -768,6 +787,7 @@ def _read_and_push(
                     summary,
                     batch=batch,
                     progress=_bar_updater(bar, items.bytes_read, started, lang, after_batch),
+                    patience=Patience(waiting=_said_beside(bar, lang, quiet=as_json)),
                 )
             )
             try:
