@@ -3,10 +3,24 @@
 
 For each record, in order: the ``child_id`` the agency sent (must exist; a merged child
 resolves to the child it was merged into), the agency's earlier link for this local id, the
-agency's own link for a CURP or UNHCR individual number of the record, the child such an
-identifier already names if the agency may know that child, else a new child. An identifier
-that names another child than the one chosen stays where it is, is linked for this agency only
-to the chosen child, and leaves a "conflict" suggestion for a person (never a silent merge).
+agency's own link for a CURP or UNHCR individual number of the record (or for its own number
+for the child), the child such an identifier already names if the agency may know that child,
+else a new child. An identifier that names another child than the one chosen stays where it
+is, is linked for this agency only to the chosen child, and leaves a "conflict" suggestion for
+a person (never a silent merge).
+
+An identifier links a record to a child only if the record does not clearly describe another
+child (:func:`exchange.child_matching.clearly_another_child`: another sex, names none of whose
+words are near, or a poor match with the date of birth counted) than every profile stored or
+linked in the batch for that child: a mistyped CURP, or siblings given one, would otherwise
+join two children's records, so that one child's consents, withholds and access requests
+decided the other's. Such a record starts a child of its own (the identifier linked to it for
+the agency only, so the agency's later records of it join it) with a "conflict" suggestion
+naming both, and its push is told so (:class:`LinkNote`, a bilingual warning). A record whose
+CURP codes another date of birth or sex than the record states is told so as well (its CURP
+may be mistyped); that alone links and refuses nothing. The check runs only when an
+identifier names an existing child for a record not linked by ``child_id`` or local id: one
+query a batch reads those children's profiles.
 The child's other identifiers (UNHCR/COMAR case numbers, documents, the child's own
 agency-local ids) are kept for search only
 (:data:`exchange.children.SEARCH_ONLY_IDENTIFIER_TYPES`). The record's identity profile and
@@ -41,7 +55,14 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from exchange.auth import utcnow
-from exchange.child_matching import IdentityProfile, index_keys, profile_from_child
+from exchange.child_matching import (
+    BirthWindow,
+    IdentityProfile,
+    clearly_another_child,
+    curp_contradictions,
+    index_keys,
+    profile_from_child,
+)
 from exchange.children import (
     PERSONAL_IDENTIFIER_KINDS,
     SEARCH_ONLY_IDENTIFIER_TYPES,
@@ -335,6 +356,201 @@ def _identifier_candidates(
     return candidates
 
 
+#: How a push's warning names an identifier kind (as :func:`link_scope` stores it).
+_KIND_WORDS = {
+    "curp": ("la CURP", "CURP"),
+    "unhcr": ("el número individual ACNUR", "UNHCR individual number"),
+    OWN_NUMBER: ("el número de su institución para la NNA", "your agency's number for the child"),
+}
+_SEX_WORDS = {"female": ("mujer", "female"), "male": ("hombre", "male")}
+#: Identifier type -> the kind it links as (an ``agency_local`` one: the agency's own number).
+_STORED_KINDS = {**PERSONAL_IDENTIFIER_KINDS, "agency_local": OWN_NUMBER}
+
+
+@dataclass(frozen=True)
+class LinkNote:
+    """What a push is told about how its record was linked (a bilingual warning): ``code``
+    ``identifier_names_another_child`` (the record was linked apart from the child its
+    identifier names, ``other_child_id``) or ``curp_contradicts_record``. ``pointer``: the
+    identifier's, in the linked document."""
+
+    code: str
+    pointer: str
+    es: str
+    en: str
+    kind: str = ""
+    other_child_id: str | None = None
+
+    def warning(self, prefix: str = "") -> dict[str, str]:
+        """The warning as answers carry one, its pointer under ``prefix`` (``/data``)."""
+        return {"code": self.code, "pointer": prefix + self.pointer, "es": self.es, "en": self.en}
+
+    @property
+    def audit_code(self) -> str | None:
+        """The push's audit ``reason_code`` (codes only): the kind and the other child."""
+        if self.other_child_id is None:
+            return None
+        return f"linked_apart.{self.kind}.{self.other_child_id}"
+
+
+def _identifier_pointer(document: Mapping[str, Any], kind: str, value: str) -> str:
+    """The JSON pointer of the first identifier of ``document``'s child stored as (``kind``,
+    ``value``)."""
+    base = "/child/identifiers" if isinstance(document.get("child"), Mapping) else "/identifiers"
+    items = child_part(document).get("identifiers")
+    for index, item in enumerate(items if isinstance(items, list) else ()):
+        if not isinstance(item, Mapping) or not isinstance(item.get("value"), str):
+            continue
+        stored = (_STORED_KINDS.get(str(item.get("type"))), normalize_identifier(item["value"]))
+        if stored == (kind, value):
+            return f"{base}/{index}/value"
+    return base
+
+
+def _linked_apart(
+    document: Mapping[str, Any], kind: str, value: str, other: str, chosen: str, new: bool
+) -> LinkNote:
+    what_es, what_en = _KIND_WORDS[kind]
+    now_es = f"a una NNA nueva, {chosen}" if new else f"a {chosen}"
+    now_en = f"to a new child, {chosen}" if new else f"to {chosen}"
+    return LinkNote(
+        "identifier_names_another_child",
+        _identifier_pointer(document, kind, value),
+        f"{what_es} de este expediente ya vincula a otra niña, niño o adolescente ({other}) "
+        "cuyos datos (nombre, sexo o fecha de nacimiento) son claramente otros: el expediente "
+        f"no se vinculó a {other} sino {now_es}, y queda una sugerencia de duplicado para que "
+        "la administración del nodo decida si son la misma persona (fusionar) o no. Revise "
+        f"{what_es}: puede estar mal escrita o ser de otra persona.",
+        f"this record's {what_en} already links another child ({other}) whose data (name, "
+        f"sex or date of birth) clearly differ: the record was linked not to {other} but "
+        f"{now_en}, and a duplicate suggestion waits for the hub's administrators to decide "
+        f"whether they are one person (merge) or not. Check the {what_en}: it may be mistyped "
+        "or another person's.",
+        kind,
+        other,
+    )
+
+
+def _curp_contradicted(
+    document: Mapping[str, Any], value: str, found: Sequence[tuple[str, str, str]]
+) -> LinkNote:
+    said_es, said_en = [], []
+    for field_name, coded, stated in found:
+        if field_name == "sex":
+            said_es.append(f"sexo {_SEX_WORDS[coded][0]} (el expediente: {_SEX_WORDS[stated][0]})")
+            said_en.append(f"sex {_SEX_WORDS[coded][1]} (the record: {_SEX_WORDS[stated][1]})")
+        else:
+            said_es.append(f"nacimiento el {coded} (el expediente: {stated})")
+            said_en.append(f"born on {coded} (the record: {stated})")
+    return LinkNote(
+        "curp_contradicts_record",
+        _identifier_pointer(document, "curp", value),
+        f"la CURP indica {' y '.join(said_es)}: una de las dos está mal escrita; corríjala, "
+        "pues una CURP equivocada puede vincular el expediente a otra niña, niño o adolescente",
+        f"the CURP codes {' and '.join(said_en)}: one of them is mistyped; correct it, as a "
+        "wrong CURP may link the record to another child",
+    )
+
+
+_FACTS_SELECT = (
+    "SELECT child_id, given_names, surnames, alias, birth_earliest, birth_latest, birth_exact,"
+    " sex FROM child_profile WHERE child_id IN {}"
+)
+
+
+class _RecordedFacts:
+    """Who the children records may link to by identifier are, as far as the hub was told:
+    the profiles stored for them (read in one query for the children a batch's identifiers
+    name, if any) and the records of the batch linked to them so far."""
+
+    def __init__(self, sql: HotSQL, today: date) -> None:
+        self._sql, self._today = sql, today
+        self._stored: dict[str, list[IdentityProfile]] = {}
+        self._batch: dict[str, list[Mapping[str, Any]]] = {}
+        self._date = sql.reader(_PROFILES.c.birth_exact)
+
+    def read(self, child_ids: Collection[str]) -> None:
+        wanted = sorted(set(child_ids) - self._stored.keys())
+        if not wanted:
+            return
+        for child_id in wanted:
+            self._stored[child_id] = []
+        for row in self._sql.rows_in(_FACTS_SELECT, (), wanted, chunk=LOOKUP_CHUNK):
+            child_id, given, surnames, alias, earliest, latest, exact, sex = row
+            earliest, latest, exact = self._date(earliest), self._date(latest), self._date(exact)
+            birth = BirthWindow(earliest, latest, exact) if earliest and latest else None
+            self._stored[child_id].append(
+                IdentityProfile(
+                    given=tuple(given.split()),
+                    surnames=tuple(surnames.split()),
+                    alias=tuple(alias.split()),
+                    birth=birth,
+                    sex=sex,
+                )
+            )
+
+    def linked(self, child_id: str, child: Mapping[str, Any]) -> None:
+        self._batch.setdefault(child_id, []).append(child)
+
+    def clearly_another(self, child_id: str, record: IdentityProfile) -> bool:
+        """Whether ``record`` clearly describes another child than every profile known of
+        ``child_id`` (there is at least one)."""
+        self.read([child_id])
+        known = self._stored[child_id] + [
+            profile_from_child(child, self._today) for child in self._batch.get(child_id, ())
+        ]
+        return bool(known) and all(clearly_another_child(record, other) for other in known)
+
+
+def _strong_candidates(
+    parsed: Sequence[tuple[LinkRequest, Any, list[tuple[str, str]], Any]],
+    owners: Mapping[Lookup, str],
+    agency_id: str,
+) -> set[str]:
+    """The existing children records of this batch not linked otherwise (a ``child_id``, an
+    earlier local id) would link to by identifier, the agency's own links or the nation's."""
+    found: set[str] = set()
+    for request, _child, personal, _cases in parsed:
+        if request.child_id is not None or ("agency_local", agency_id, request.local_id) in owners:
+            continue
+        for kind, value in personal:
+            for scope in (agency_id, ""):
+                owner = owners.get((kind, scope, value))
+                if owner is not None:
+                    found.add(owner)
+    return found
+
+
+def _by_identifier(
+    personal: Sequence[tuple[str, str]],
+    owners: Mapping[Lookup, str],
+    agency_id: str,
+    knows: Callable[[str], bool] | None,
+    facts: _RecordedFacts,
+    record: tuple[Mapping[str, Any], list[tuple[str, str]], date],
+) -> tuple[str, list[tuple[str, str, str]], IdentityProfile | None]:
+    """The child a record (:func:`source_profile`'s arguments) links to by identifier
+    ("" for none) — the agency's own link for one of its identifiers, else the child one
+    names if the agency may know it — skipping children the record clearly is not; those
+    skipped, as (kind, value, child); and the record's profile, if it was needed."""
+    skipped: list[tuple[str, str, str]] = []
+    profile: IdentityProfile | None = None
+    for scope in (agency_id, ""):
+        for kind, value in personal:
+            owner = owners.get((kind, scope, value))
+            if owner is None or any(owner == other for _, _, other in skipped):
+                continue
+            if scope == "" and knows is not None and not knows(owner):
+                continue
+            if profile is None:
+                profile = source_profile(*record)
+            if facts.clearly_another(owner, profile):
+                skipped.append((kind, value, owner))
+                continue
+            return owner, skipped, profile
+    return "", skipped, profile
+
+
 def link_children(
     session: Session,
     *,
@@ -342,9 +558,12 @@ def link_children(
     requests: Sequence[LinkRequest],
     may_know: Callable[[set[str]], set[str]] | None = None,
     sql: HotSQL | None = None,
+    notes: dict[int, list[LinkNote]] | None = None,
 ) -> list[str | LookupError]:
     """The ``child_id`` of each pushed record, in order (a ``LookupError`` in place of a
     record naming an unknown ``child_id``). Writes in ``session``'s transaction; no commit.
+    ``notes``: filled with what each record's push is to be told (position -> notes), for
+    the records that have something (see the module's docstring).
 
     Records of one batch see each other: the same local id twice is one child, and a CURP
     first seen earlier in the batch links a later record to the same child. ``sql``: the
@@ -381,14 +600,23 @@ def link_children(
     knows = _MayKnow(may_know) if may_know is not None else None
     if knows is not None:
         knows.learn(_identifier_candidates(parsed, owners, agency_id))  # one question a batch
+    facts = _RecordedFacts(sql, now.date())
+    if strong := _strong_candidates(parsed, owners, agency_id):
+        facts.read(strong)  # one query a batch, only when an identifier names a child
 
     results: list[str | LookupError] = []
     new_children: list[str] = []
     new_identifiers: list[tuple[str, str, str, str]] = []
     new_cases: set[tuple[str, str, str]] = set()
     conflicts: dict[tuple[str, str, str], None] = {}
-    latest: dict[str, tuple[str, Mapping[str, Any], list[tuple[str, str]]]] = {}
-    for request, child, personal, cases in parsed:
+    latest: dict[
+        str, tuple[str, Mapping[str, Any], list[tuple[str, str]], IdentityProfile | None]
+    ] = {}
+    today = now.date()
+    for position, (request, child, personal, cases) in enumerate(parsed):
+        profile: IdentityProfile | None = None  # the record's, made only when needed here
+        told: list[LinkNote] = []
+        skipped: list[tuple[str, str, str]] = []
         local_key = ("agency_local", agency_id, request.local_id)
         local_owner = owners.get(local_key)
         if request.child_id is not None:
@@ -401,15 +629,17 @@ def link_children(
         else:
             # The agency's own link for an identifier another agency's child holds, else the
             # child the identifier links to, if the agency may know it; else a new child.
-            own = (owners.get((kind, agency_id, value)) for kind, value in personal)
-            named = (owners.get((kind, "", value)) for kind, value in personal)
-            chosen = next((owner for owner in own if owner), "") or next(
-                (owner for owner in named if owner and (knows is None or knows(owner))),
-                "",
+            # Not a child the record clearly is not: that one is left to a person.
+            chosen, skipped, profile = _by_identifier(
+                personal, owners, agency_id, knows, facts, (child, personal, today)
             )
-            if not chosen:
+            new = not chosen
+            if new:
                 chosen = new_child_id()
                 new_children.append(chosen)
+            for kind, value, other in skipped:
+                conflicts[(chosen, other, kind)] = None
+                told.append(_linked_apart(request.document, kind, value, other, chosen, new))
         if knows is not None:
             knows.own(chosen)  # the agency's own child: its later records may link to it
         claims = [(local_key, "agency_local")] + [
@@ -423,19 +653,30 @@ def link_children(
             elif owner != chosen:
                 conflicts[(chosen, owner, kind)] = None
                 scoped = (kind, agency_id, key[2])
-                # Only an identifier another agency's child holds is linked for this agency to
-                # its own child: one its own child holds keeps leading there (and a person
-                # settles the conflict). Asked only here: conflicts are rare.
+                # Only an identifier another agency's child holds, or one of a child the
+                # record clearly is not, is linked for this agency to its own child: one its
+                # own child holds keeps leading there (and a person settles the conflict).
+                # Asked only here: conflicts are rare.
+                apart = any(owner == other for _, _, other in skipped)
                 if (
-                    knows is not None
-                    and kind != "agency_local"
+                    kind != "agency_local"
                     and scoped not in owners
-                    and not knows(owner)
+                    and (apart or (knows is not None and not knows(owner)))
                 ):
                     owners[scoped] = chosen
                     new_identifiers.append((chosen, *scoped))
+        for kind, value in personal:
+            if kind == "curp":
+                if profile is None:
+                    profile = source_profile(child, personal, today)
+                if contradicted := curp_contradictions(value, profile):
+                    told.append(_curp_contradicted(request.document, value, contradicted))
+        if told and notes is not None:
+            notes[position] = told
+        if personal:
+            facts.linked(chosen, child)  # a later record of the batch may name it
         new_cases.update((chosen, kind, value) for kind, value in cases)
-        latest[request.local_id] = (chosen, child, personal)
+        latest[request.local_id] = (chosen, child, personal, profile)
         results.append(chosen)
 
     if new_children:
@@ -446,8 +687,8 @@ def link_children(
     for child_id, other, kind in conflicts:
         suggest_conflict(session, child_id, other, kind=kind, agency_id=agency_id)
     profiles = {
-        local_id: (child_id, source_profile(child, personal, now.date()))
-        for local_id, (child_id, child, personal) in latest.items()
+        local_id: (child_id, source_profile(child, personal, today) if made is None else made)
+        for local_id, (child_id, child, personal, made) in latest.items()
     }
     stored = store_search_index(sql, agency_id, new_cases, profiles, known=known_local_ids, now=now)
     unlink_dropped_identifiers(sql, session, agency_id, stored.dropped)

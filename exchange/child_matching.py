@@ -29,6 +29,11 @@ where a part unknown on either side counts 0.5 (no evidence either way). A date 
 cannot be the same child (more than two years apart, or outside an age estimation's range)
 multiplies the score by 0.6, and a different sex (both recorded as female/male) by 0.5, so
 that a common name alone never passes :data:`SEARCH_MIN_SCORE`.
+
+Telling children apart (:func:`clearly_another_child`): two profiles that cannot be of one
+child — another sex, names none of whose words is near, or a score below
+:data:`SEARCH_MIN_SCORE`. :func:`curp_contradictions` reads what a CURP codes (date of birth,
+sex) against the record stating it.
 """
 
 from __future__ import annotations
@@ -451,3 +456,90 @@ def score_match(query: IdentityProfile, candidate: IdentityProfile) -> Match:
     if query.sex and query.sex == candidate.sex:
         matched.append("sex")
     return Match(round(min(score, 1.0), 3), tuple(matched))
+
+
+# -- telling children apart -------------------------------------------------------------------
+
+
+def near_words(a: str, b: str) -> bool:
+    """Two name words one person may have been written with: alike as child search finds them
+    (the same sound, an initial, shared letter groups), or a typo apart."""
+    if token_similarity(a, b) >= 0.5:
+        return True
+    shorter = min(len(a), len(b))
+    return shorter >= 4 and within_edits(a, b, 1 if shorter < 8 else 2)
+
+
+def within_edits(a: str, b: str, most: int) -> bool:
+    """Whether ``a`` becomes ``b`` with at most ``most`` insertions, deletions, replacements
+    or swaps of neighbouring letters (optimal string alignment)."""
+    if abs(len(a) - len(b)) > most:
+        return False
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        earlier, before, row = before, row, [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            row[j] = min(before[j] + 1, row[j - 1] + 1, before[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], earlier[j - 2] + 1)
+    return row[-1] <= most
+
+
+def clearly_another_child(one: IdentityProfile, other: IdentityProfile) -> bool:
+    """Whether two profiles cannot be of one child: a different sex (both recorded), given
+    names or surnames none of whose words is near (:func:`near_words`), or a score below
+    :data:`SEARCH_MIN_SCORE` (where the date of birth counts: a corrected typo passes, another
+    year does not). Nothing is said when either names no one and the sexes agree.
+
+    The test ``puente import`` tells two children sharing a local id by
+    (:mod:`exchange.import_siblings`), and child linking a record from the child a CURP or
+    UNHCR number of it already links to (:mod:`exchange.child_linking`): a mistyped CURP, or
+    siblings given one, must not join two children's records, consents and access requests.
+    """
+    if one.sex and other.sex and one.sex != other.sex:
+        return True
+    if not one.all_tokens or not other.all_tokens:
+        return False  # no name on one side: nothing more to weigh
+    for mine, theirs in (
+        (one.given or one.alias, other.given or other.alias),
+        (one.surnames, other.surnames),
+    ):
+        if mine and theirs and not any(near_words(a, b) for a in mine for b in theirs):
+            return True
+    return score_match(one, other).score < SEARCH_MIN_SCORE
+
+
+#: A CURP's parts: 4 letters of the names, the date of birth (yymmdd), the sex (H hombre,
+#: M mujer, X non-binary), the state and 3 consonants, a character telling the century (a
+#: digit for births before 2000, a letter after) and a check digit.
+_CURP_PARTS = re.compile(r"[A-Z]{4}(\d{6})([HMX])[A-Z]{5}([0-9A-Z])\d")
+_CURP_SEXES = {"H": "male", "M": "female"}
+
+
+def curp_contradictions(curp: str, profile: IdentityProfile) -> tuple[tuple[str, str, str], ...]:
+    """What a CURP codes that the record stating it contradicts, as (field, the CURP's value,
+    the record's): ``date_of_birth`` (positions 5–10, the century from position 17, against
+    the record's exact date) and ``sex`` (position 11, H or M, against female or male). An
+    age estimation, a sex coded X, or a value that is no CURP contradicts nothing."""
+    parts = _CURP_PARTS.fullmatch(curp)
+    if parts is None:
+        return ()
+    found = []
+    stamp, coded, century = parts[1], _CURP_SEXES.get(parts[2]), parts[3]
+    exact = profile.birth.exact if profile.birth is not None else None
+    if exact is not None:
+        try:
+            born: date | None = date(
+                (1900 if century.isdigit() else 2000) + int(stamp[:2]),
+                int(stamp[2:4]),
+                int(stamp[4:]),
+            )
+        except ValueError:
+            born = None  # a date that does not exist: the CURP is wrong, but says no date
+        if born is not None and born != exact:
+            found.append(("date_of_birth", born.isoformat(), exact.isoformat()))
+    if coded and profile.sex and profile.sex != coded:
+        found.append(("sex", coded, profile.sex))
+    return tuple(found)

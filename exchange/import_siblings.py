@@ -21,13 +21,12 @@ from typing import Any
 from adapters.base import Item, Problem
 from exchange.child_matching import (
     BINARY_SEXES,
-    SEARCH_MIN_SCORE,
     BirthWindow,
     IdentityProfile,
+    clearly_another_child,
+    near_words,
     normalize_text,
     profile_from_child,
-    score_match,
-    token_similarity,
 )
 
 
@@ -68,9 +67,11 @@ class LocalIdChildren:
     version of that record — two siblings sharing a case number, or a folio typed twice.
 
     Another child: a different sex (both recorded), given names or surnames none of whose
-    words is near (a sound-alike, a typo, an initial: :func:`_near`), or a score below
+    words is near (a sound-alike, a typo, an initial), or a score below
     :data:`~exchange.child_matching.SEARCH_MIN_SCORE` as child search weighs a match (the
-    date of birth counts there: a corrected typo passes, another year does not). When the
+    date of birth counts there: a corrected typo passes, another year does not):
+    :func:`~exchange.child_matching.clearly_another_child`, the test child linking applies
+    to a record a CURP would link to another child. When the
     first item was rejected without a document (a row with a bad date), the words of its
     source stand in for its names: a later item none of whose names is among them names
     another child. Nothing is said when either item names no one.
@@ -211,47 +212,10 @@ def _another_child(first: str, later: str) -> bool:
         )
         child = _profile(fields)
         return bool(words) and any(
-            part and not any(_near(token, word) for token in part for word in words.split())
+            part and not any(near_words(token, word) for token in part for word in words.split())
             for part in (child.given or child.alias, child.surnames)
         )
-    one, other = _profile(first_fields), _profile(later_fields)
-    if one.sex and other.sex and one.sex != other.sex:
-        return True
-    if not one.all_tokens or not other.all_tokens:
-        return False  # a row without a name: nothing more to weigh
-    for mine, theirs in (
-        (one.given or one.alias, other.given or other.alias),
-        (one.surnames, other.surnames),
-    ):
-        if mine and theirs and not any(_near(a, b) for a in mine for b in theirs):
-            return True
-    return score_match(one, other).score < SEARCH_MIN_SCORE
-
-
-def _near(a: str, b: str) -> bool:
-    """Two name words one person may have been written with: alike as child search finds them
-    (the same sound, an initial, shared letter groups), or a typo apart."""
-    if token_similarity(a, b) >= 0.5:
-        return True
-    shorter = min(len(a), len(b))
-    return shorter >= 4 and _edits(a, b, 1 if shorter < 8 else 2)
-
-
-def _edits(a: str, b: str, most: int) -> bool:
-    """Whether ``a`` becomes ``b`` with at most ``most`` insertions, deletions, replacements
-    or swaps of neighbouring letters (optimal string alignment)."""
-    if abs(len(a) - len(b)) > most:
-        return False
-    before: list[int] = []
-    row = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        earlier, before, row = before, row, [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            row[j] = min(before[j] + 1, row[j - 1] + 1, before[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                row[j] = min(row[j], earlier[j - 2] + 1)
-    return row[-1] <= most
+    return clearly_another_child(_profile(first_fields), _profile(later_fields))
 
 
 def _source_words(source: Any, words: list[str], depth: int) -> list[str]:

@@ -220,6 +220,7 @@ class DirectSink:
                     lost=result.lost_parts,
                     version=result.version,
                     older_version=result.older_version,
+                    warnings=hub_warnings(result.warnings),
                 )
                 if result is not None
                 else outcome
@@ -367,6 +368,7 @@ class ApiSink:
                 result.get("lost_parts"),
                 version=result.get("version"),
                 older_version=result.get("older_version"),
+                warnings=result.get("warnings"),
             )
             for result in (self.client.push_bulk(b"".join(lines)) if lines else [])
         ]
@@ -399,6 +401,7 @@ class ApiSink:
                 None,
                 answer.get("lost_parts"),
                 version=answer.get("version"),
+                warnings=answer.get("warnings"),
             )
         errors = answer.get("errors") if isinstance(answer, dict) else None
         if not errors and isinstance(answer, dict):
@@ -410,8 +413,24 @@ def _whole_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def hub_warnings(found: Any) -> tuple[Problem, ...]:
+    """The warnings of a push's answer (``[{code, pointer, es, en}]``) as the import summary
+    lists an adapter's."""
+    return tuple(
+        Problem(str(each.get("pointer") or ""), str(each.get("es")), str(each.get("en")))
+        for each in (found if isinstance(found, list) else ())
+        if isinstance(each, Mapping) and each.get("es") and each.get("en")
+    )
+
+
 def _api_outcome(
-    status: Any, errors: Any, lost: Any = None, *, version: Any = None, older_version: Any = None
+    status: Any,
+    errors: Any,
+    lost: Any = None,
+    *,
+    version: Any = None,
+    older_version: Any = None,
+    warnings: Any = None,
 ) -> Outcome:
     if status in ("stored", "unchanged"):
         # The parts a new version lacks that the one it replaced had (exchange.lost_parts).
@@ -419,7 +438,13 @@ def _api_outcome(
         # An unchanged line equal to an earlier version than the latest names it: not applied.
         older = older_version if _whole_number(older_version) and status == "unchanged" else None
         latest = version if _whole_number(version) else None
-        return Outcome(status, lost=parts, version=latest, older_version=older)
+        return Outcome(
+            status,
+            lost=parts,
+            version=latest,
+            older_version=older,
+            warnings=hub_warnings(warnings),
+        )
     problems = []
     for error in errors if isinstance(errors, list) else []:
         if isinstance(error, dict):

@@ -109,6 +109,10 @@ class Outcome:
     #: For ``unchanged``: the earlier version (not the latest) the document equals, as the hub
     #: answers it — the document was not applied, the record keeps ``version``.
     older_version: int | None = None
+    #: The hub's warnings about a stored document (``warnings`` of its answer: its CURP names
+    #: a child it clearly is not, so it was linked apart; its CURP contradicts it), counted
+    #: and listed with the adapter's warnings.
+    warnings: tuple[Problem, ...] = ()
 
 
 class RecordSink(Protocol):
@@ -196,8 +200,10 @@ class ImportSummary:
     lost_parts_items: list[dict[str, Any]] = field(default_factory=list)
     children: LocalIdChildren = field(default_factory=lambda: LocalIdChildren(), repr=False)
 
-    def warn(self, item: Item) -> None:
-        found = getattr(item, "warnings", ())
+    def warn(self, item: Item, hub: tuple[Problem, ...] = ()) -> None:
+        """Count and list the warnings of an imported item: the adapter's, and the hub's
+        (``hub``, :attr:`Outcome.warnings`)."""
+        found = (*getattr(item, "warnings", ()), *hub)
         if found:
             self.warned += 1
         self.warning_total += len(found)
@@ -710,7 +716,7 @@ def _send(
             continue
         summary.count(outcome)
         if outcome.status != "rejected":
-            summary.warn(item)
+            summary.warn(item, outcome.warnings)
             # An item equal to an older version still supersedes the file's rejected earlier
             # items of its record: sent again, one of those would become the latest.
             summary.stored_now(item)

@@ -36,7 +36,10 @@ A push creating a record may name its child (``child_id``) only if the pushing a
 know that child (:func:`exchange.child_search.children_known_to`, the rule child search
 answers by); any other child id is refused exactly as one that does not exist, so a push is no
 existence oracle and cannot attach records to another agency's child. An agency's first record
-of a child links by the child's identifiers (CURP, UNHCR number) instead. Answers name the
+of a child links by the child's identifiers (CURP, UNHCR number) instead — not to a child the
+record clearly is not: then it starts a child of its own for a person to merge or set apart,
+and the answer warns of it (``warnings``, with a CURP that contradicts its record; the audit
+entry's reason code names the other child: :mod:`exchange.child_linking`). Answers name the
 child a record belongs to now, after any merge, as reads do.
 
 Statements on the hot path are plain SQL run on the session's DBAPI connection
@@ -63,7 +66,7 @@ from sqlalchemy.orm import Session
 from exchange import audit_log, idempotency
 from exchange.agencies import Agency
 from exchange.auth import Actor, utcnow
-from exchange.child_linking import LinkRequest, follow_merges, link_children
+from exchange.child_linking import LinkNote, LinkRequest, follow_merges, link_children
 from exchange.child_search import children_known_to
 from exchange.crypto import DataKeyring
 from exchange.hot_sql import HotSQL, chunks, insert_sql, update_sql, with_in_list
@@ -211,6 +214,13 @@ class PushResult:
     #: record, not the latest (``version``): that earlier version. The line was not applied:
     #: the record keeps its newer version (a file sent again never brings an older one back).
     older_version: int | None = None
+    #: What the push is told about how its record was linked (:class:`LinkNote`: an
+    #: identifier naming a child the record clearly is not, a CURP contradicting the record),
+    #: each ``{code, pointer, es, en}``; answered only when there are some.
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    #: The push's audit reason code when its record was linked apart from the child one of its
+    #: identifiers names (:attr:`LinkNote.audit_code`).
+    linked_apart: str | None = None
 
     @property
     def http_status(self) -> int:
@@ -218,7 +228,7 @@ class PushResult:
 
     def answer(self) -> dict[str, Any]:
         """The body of a single push's answer."""
-        answer = {
+        answer: dict[str, Any] = {
             "record_id": self.record_id,
             "version": self.version,
             "child_id": self.child_id,
@@ -230,6 +240,8 @@ class PushResult:
             answer["lost_parts"] = list(self.lost_parts)
         if self.older_version is not None:
             answer["older_version"] = self.older_version
+        if self.warnings:
+            answer["warnings"] = self.warnings
         return answer
 
     def line_json(self, lang: str) -> dict[str, Any]:
@@ -535,6 +547,7 @@ class Pusher:
         # A record taken over by a transfer is linked to its own child: the recipient's local
         # id is new to the child index, and must not start a new child.
         linked_to = {local_id: states[local_id].child_id for local_id in addressed}
+        notes: dict[int, list[LinkNote]] = {}
         children = iter(
             link_children(
                 session,
@@ -545,14 +558,17 @@ class Pusher:
                 ],
                 may_know=self._children_it_may_know,
                 sql=sql,
+                notes=notes,
             )
         )
         pushed_at = sql.binder(_VERSIONS.c.pushed_at)(now)
         versions: list[tuple[Any, ...]] = []
+        linked = -1  # the position in to_link, which notes are keyed by
         for position, item in enumerate(items):
             if results[position] is not None:
                 continue
             child_id = next(children)
+            linked += 1
             if isinstance(child_id, LookupError):
                 results[position] = _unknown_child(item)
                 continue
@@ -581,7 +597,10 @@ class Pusher:
                     agency_id,
                 )
             )
-            results[position] = state.result(item, "stored")
+            results[position] = stored = state.result(item, "stored")
+            for note in notes.get(linked, ()):
+                stored.warnings.append(note.warning("/data"))
+                stored.linked_apart = stored.linked_apart or note.audit_code
         self._write(sql, states, versions, now)
         done = [result for result in results if result is not None]
         for result in done:
@@ -732,7 +751,7 @@ class Pusher:
             record_version=result.version,
             body_sha256=result.body_sha256,
             request_id=self.request_id,
-            detail="unchanged" if result.status == "unchanged" else None,
+            detail="unchanged" if result.status == "unchanged" else result.linked_apart,
         )
 
     def store_committed(
