@@ -208,6 +208,12 @@ def format_error(error: ConsentError) -> ConsentProblem:
 
 #: What a text box sends between lines, and a tab: a written text may hold them.
 LINE_CHARACTERS = frozenset("\t\n\r")
+#: Invisible format characters that text pasted from a word processor or a PDF carries, and
+#: emoji sequences need (a soft hyphen, zero-width spaces and joiners, a word joiner, a BOM):
+#: they neither reorder nor hide text, and a reason written with them could not be sent again
+#: (the person cannot see what to delete). Bidirectional controls, tag characters and the
+#: other format characters stay refused.
+INVISIBLE_FORMAT = frozenset("\u00ad\u200b\u200c\u200d\u2060\ufeff")
 
 #: The free texts of the consent area that a person reads, as a message names each.
 JUSTIFICATION = ("La justificación", "The justification")
@@ -219,14 +225,15 @@ NOT_HEARD_REASON = ("El motivo por el que no fue escuchada/o", "Why the child wa
 def control_characters_said(text: str, field: tuple[str, str]) -> tuple[str, str] | None:
     """What to say, in Spanish and English, of the text ``field`` names («La justificación»,
     "The justification") when it holds control characters (Unicode category C*: NUL, an escape
-    sequence, DEL, a bidirectional override…) but line breaks and tabs, as a token's name is
+    sequence, DEL, a bidirectional override…) but line breaks, tabs and
+    :data:`INVISIBLE_FORMAT`, as a token's name is
     refused them (exchange.people): where an officer, a requester or the Procuraduría reads it,
     they would hide or forge text, and PostgreSQL's text cannot hold NUL. None when it holds
     none. Every free text of the consent area is checked by it, from the API or the portal
     (whose forms say it beside the field): :func:`refuse_control_characters`."""
     from exchange.people import control_characters_in  # exchange.people imports this package
 
-    found = control_characters_in(text, LINE_CHARACTERS)
+    found = control_characters_in(text, LINE_CHARACTERS | INVISIBLE_FORMAT)
     if not found:
         return None
     named = ", ".join(found)

@@ -66,7 +66,7 @@ from exchange.portal.blueprint import (
     page_date,
     readable_day,
 )
-from exchange.portal.form_fields import reason_error
+from exchange.portal.form_fields import reason_error, typed_text
 from exchange.portal.request_paging import (
     MINE_AFTER,
     NO_SUCH_PAGE,
@@ -344,7 +344,7 @@ def create_access_request() -> Response | tuple[str, int]:
         "categories": request.form.getlist("category"),
         "until": _until(request.form.get("until", "")),
     }
-    justification = request.form.get("justification", "").strip()
+    justification = typed_text("justification").strip()
     if justification:  # optional: a blank box is no justification
         body["justification"] = justification
     errors = _one_per_field(
@@ -406,7 +406,7 @@ def decide_access_request(request_id: str) -> Response | tuple[str, int]:
     until = request.form.get("until", "").strip()
     body: dict[str, Any] = {
         "approve": choice == "approve",
-        "reason": request.form.get("reason", ""),
+        "reason": typed_text("reason"),
         **({"until": _until(until)} if until else {}),
     }
     errors = _decision_errors(choice, body)

@@ -63,7 +63,9 @@ def _window(default: int) -> tuple[int, list[Text]]:
     asked = request.args.get("window", "").strip()
     if not asked:
         return default, []
-    if asked.isascii() and asked.isdigit() and SHORTEST_WINDOW <= int(asked) <= LONGEST_WINDOW:
+    # Bounded before int(): Python refuses to read more than 4,300 digits (a 500).
+    digits = asked.isascii() and asked.isdigit() and len(asked) <= len(str(LONGEST_WINDOW))
+    if digits and SHORTEST_WINDOW <= int(asked) <= LONGEST_WINDOW:
         return int(asked), []
     return default, [_BAD_WINDOW]
 
@@ -91,7 +93,7 @@ def alerts() -> tuple[str, int]:
     ]
     # A kind this page has no words for yet (a source added later) is still shown, as is.
     others = [alert for alert in found if alert["kind"] not in known]
-    choices = sorted({*WINDOW_CHOICES, default})
+    choices = sorted({*WINDOW_CHOICES, default, seconds})  # the one shown is among them
     return render_template(
         "alerts.html",
         groups=groups,

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from flask import request
+
 from exchange.consents.common import REASON, control_characters_said
 from exchange.portal.blueprint import Text
+
+
+def typed_text(name: str) -> str:
+    """A text box's text as the person typed it: browsers send each line break as CRLF (and
+    count it as one character against ``maxlength``), the API's clients as LF. Stored and
+    counted alike, whichever way it came."""
+    return request.form.get(name, "").replace("\r\n", "\n")
 
 
 def reason_error(reason: str, limit: int, missing: Text) -> Text | None:

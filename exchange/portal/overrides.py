@@ -36,7 +36,7 @@ from exchange.consents.overrides import override_queue, read_override, review_ov
 from exchange.db import session as db_session
 from exchange.httpbasics import schema_validator
 from exchange.portal.blueprint import Text, bp, go, leave_notice, message_page, notice
-from exchange.portal.form_fields import reason_error
+from exchange.portal.form_fields import reason_error, typed_text
 from exchange.portal.list_paging import NO_SUCH_PAGE, Listing, page_at, paging, stale_pages
 from exchange.portal.override_views import (
     as_shown,
@@ -192,7 +192,7 @@ def review_override_form(override_id: str) -> Response | tuple[str, int]:
     after_this_request(answer_refusals_in_even_time)
     actor, session = current_actor(), db_session()
     choice = request.form.get("review")
-    body: dict[str, Any] = {"upheld": choice == "upheld", "reason": request.form.get("reason", "")}
+    body: dict[str, Any] = {"upheld": choice == "upheld", "reason": typed_text("reason")}
     errors = _review_errors(choice, body)
     if errors:
         return _override_page(override_id, 400, errors=errors)

@@ -126,7 +126,8 @@ def create_token() -> Response | tuple[str, int]:
     assert actor.person_id is not None
     days_text = request.form.get("days", "").strip() or str(DEFAULT_TOKEN_DAYS)
     # ASCII digits only, as revoke reads a token id: str.isdigit() takes ², which int() refuses.
-    if not (days_text.isascii() and days_text.isdigit()):
+    # Bounded too: int() refuses more than 4,300 digits; the service says what range fits.
+    if not (days_text.isascii() and days_text.isdigit() and len(days_text) <= 9):
         return _page(400, errors=[("days", _days_refused(days_text))])
     session = db.session()
     try:

@@ -162,7 +162,9 @@ def test_the_window_may_be_chosen_within_the_apis_bounds(
     assert '<option value="86400" selected>' in day.get_data(as_text=True)
     week = browser.get("/alerts?lang=es&window=604800")
     assert "en los últimos 7 días" in text_of(week)
-    for wrong in ("59", "2592001", "una hora", "-3600"):
+    two_hours = browser.get("/alerts?lang=en&window=7200")  # not one of the offered periods
+    assert '<option value="7200" selected>' in two_hours.get_data(as_text=True)
+    for wrong in ("59", "2592001", "una hora", "-3600", "9" * 4301):
         refused = browser.get(f"/alerts?lang=en&window={wrong}")
         assert refused.status_code == 400
         assert "The period asked for is not valid" in text_of(refused)

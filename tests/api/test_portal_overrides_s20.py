@@ -166,6 +166,22 @@ def test_the_reviewer_finds_it_first_marked_overdue_reads_it_and_reviews_it(
     assert 'name="review"' not in shown  # reviewed: no form
 
 
+def test_a_reason_typed_in_the_browser_counts_and_is_kept_as_typed(
+    app: Flask, client: FlaskClient, people: dict[str, PersonClient], opened: dict[str, Any]
+) -> None:
+    # A browser sends each line break as CRLF but counts it as one character against the
+    # textarea's maxlength (2000): a reason that fitted there fits here, kept with LF as the
+    # API keeps it. A soft hyphen or a zero-width joiner pasted from a document is no control.
+    paragraph = "Urgencia acreditada por el hospital y la Procura\u00adduría " + "a" * 44
+    reason = (paragraph + "\r\n") * 20
+    assert len(reason.replace("\r\n", "\n")) == 2000
+    browser = logged_in(app, "co-fed-001")
+    done = review(browser, opened["id"], review="upheld", reason=reason)
+    assert done.status_code == 303, text_of(done)
+    answer = client.get(f"/v1/overrides/{opened['id']}", headers=people["reviewer"].headers)
+    assert answer.get_json()["override"]["review"]["reason"] == (paragraph + "\n") * 19 + paragraph
+
+
 def test_a_review_through_the_portal_is_the_same_audit_entry_as_through_the_api(
     app: Flask, client: FlaskClient, people: dict[str, PersonClient], opened: dict[str, Any]
 ) -> None:

@@ -22,7 +22,7 @@ from exchange.consents.common import (
         ("\x1b[31mrojo\x1b[0m", "U+001B"),
         ("fin\x7f", "U+007F"),
         ("\u202egnp.exe", "U+202E"),
-        ("sin\u200bespacio\u2066", "U+200B, U+2066"),  # format characters (Cf)
+        ("sin\u200bespacio\u2066", "U+2066"),  # a bidi isolate refused, a zero-width space not
         ("privado\ue000", "U+E000"),  # private use (Co)
         ("\x85línea", "U+0085"),  # NEL: a line break no text box sends
     ],
