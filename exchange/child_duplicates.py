@@ -32,6 +32,7 @@ from exchange.child_matching import (
     Match,
     duplicate_block_keys,
     score_match,
+    within_edits,
 )
 from exchange.child_search import PROFILE_COLUMNS, profile_of
 from exchange.children import (
@@ -68,6 +69,9 @@ class DuplicatePair:
     #: Identifiers naming one person that the two children both hold, with no value in
     #: common (``curp``, ``unhcr``): most likely two people; a merge needs ``--force``.
     identifier_conflicts: tuple[str, ...] = ()
+    #: Of those, the kinds whose values are a typo apart (``curp``: :func:`near_identifiers`):
+    #: shown, not counted against the pair.
+    identifier_near: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,6 +86,7 @@ class DuplicatePair:
             "raised_by": self.raised_by,
             "raised_at": as_utc(self.raised_at).isoformat() if self.raised_at else None,
             "identifier_conflicts": list(self.identifier_conflicts),
+            "identifier_near": list(self.identifier_near),
         }
 
 
@@ -172,7 +177,8 @@ def probable_duplicates(
             )
         )
     # Children holding different CURPs or UNHCR individual numbers are most likely two
-    # people, however alike their profiles: the pair is marked and scores less.
+    # people, however alike their profiles: the pair is marked and scores less — unless the
+    # CURPs are a typo apart (one child's CURP mistyped), which is named but costs nothing.
     held = personal_identifiers(
         session,
         {c for pair in best for c in pair}
@@ -180,21 +186,23 @@ def probable_duplicates(
     )
     probable = []
     for (a, b), match in best.items():
-        conflicts = conflicting_identifiers(held, a, b)
+        conflicts, near = _unlike_identifiers(held, a, b)
         score = match.score * (IDENTIFIER_CONFLICT_FACTOR if conflicts else 1)
         if (a, b) not in listed and score >= min_score:
             probable.append(
                 DuplicatePair(
-                    a, b, score, "probable", match.matched_on, identifier_conflicts=conflicts
+                    a,
+                    b,
+                    score,
+                    "probable",
+                    match.matched_on,
+                    identifier_conflicts=conflicts,
+                    identifier_near=near,
                 )
             )
-    pairs = [
-        replace(
-            pair,
-            identifier_conflicts=conflicting_identifiers(held, pair.child_id, pair.other_child_id),
-        )
-        for pair in pairs
-    ]
+    for index, pair in enumerate(pairs):
+        conflicts, near = _unlike_identifiers(held, pair.child_id, pair.other_child_id)
+        pairs[index] = replace(pair, identifier_conflicts=conflicts, identifier_near=near)
     probable.sort(key=lambda p: (-(p.score or 0), p.child_id, p.other_child_id))
     return _with_agencies(session, pairs + probable)
 
@@ -353,6 +361,30 @@ def conflicting_identifiers(
         for kind in PERSONAL_KINDS
         if one.get(kind) and other.get(kind) and not one[kind] & other[kind]
     )
+
+
+#: Identifier kinds whose values, of one length and at most this many edits apart (replaced or
+#: swapped characters), are taken for a typo rather than another person in the duplicates list.
+NEAR_IDENTIFIER_EDITS = {"curp": 2}
+
+
+def near_identifiers(kind: str, one: Iterable[str], other: Iterable[str]) -> bool:
+    """Whether a value of ``one`` and one of ``other`` may be one identifier mistyped."""
+    most, others = NEAR_IDENTIFIER_EDITS.get(kind), list(other)
+    return most is not None and any(
+        len(a) == len(b) and within_edits(a, b, most) for a in one for b in others
+    )
+
+
+def _unlike_identifiers(
+    held: dict[str, dict[str, set[str]]], child_id: str, other_child_id: str
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(conflicting kinds, kinds near): of :func:`conflicting_identifiers`, the kinds whose
+    values are not near (:func:`near_identifiers`), and those that are."""
+    kinds = conflicting_identifiers(held, child_id, other_child_id)
+    one, other = held.get(child_id, {}), held.get(other_child_id, {})
+    near = tuple(kind for kind in kinds if near_identifiers(kind, one[kind], other[kind]))
+    return tuple(kind for kind in kinds if kind not in near), near
 
 
 def merge_conflicts(session: Session, into: str, merged: str) -> list[tuple[str, str]]:

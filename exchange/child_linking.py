@@ -16,7 +16,11 @@ linked in the batch for that child: a mistyped CURP, or siblings given one, woul
 join two children's records, so that one child's consents, withholds and access requests
 decided the other's. Such a record starts a child of its own (the identifier linked to it for
 the agency only, so the agency's later records of it join it) with a "conflict" suggestion
-naming both, and its push is told so (:class:`LinkNote`, a bilingual warning). A record whose
+naming both, and its push is told so (:class:`LinkNote`, a bilingual warning) — not a record
+linked to the child the identifier leads to, such as the rightful holder's of a CURP whose
+agency kept a sibling's record apart with it. When every child an identifier leads to is
+skipped, the agency's children whose stored records state it are tried (a third sibling given
+one CURP: the agency's own link leads to the second). A record whose
 CURP codes another date of birth or sex than the record states is told so as well (its CURP
 may be mistyped); that alone links and refuses nothing. The check runs only when an
 identifier names an existing child for a record not linked by ``child_id`` or local id: one
@@ -437,18 +441,20 @@ def _curp_contradicted(
     said_es, said_en = [], []
     for field_name, coded, stated in found:
         if field_name == "sex":
-            said_es.append(f"sexo {_SEX_WORDS[coded][0]} (el expediente: {_SEX_WORDS[stated][0]})")
-            said_en.append(f"sex {_SEX_WORDS[coded][1]} (the record: {_SEX_WORDS[stated][1]})")
+            (coded_es, coded_en), (stated_es, stated_en) = _SEX_WORDS[coded], _SEX_WORDS[stated]
+            said_es.append(f"sexo {coded_es} (el expediente dice {stated_es})")
+            said_en.append(f"sex {coded_en} (the record says {stated_en})")
         else:
-            said_es.append(f"nacimiento el {coded} (el expediente: {stated})")
-            said_en.append(f"born on {coded} (the record: {stated})")
+            said_es.append(f"fecha de nacimiento {coded} (el expediente dice {stated})")
+            said_en.append(f"date of birth {coded} (the record says {stated})")
     return LinkNote(
         "curp_contradicts_record",
         _identifier_pointer(document, "curp", value),
-        f"la CURP indica {' y '.join(said_es)}: una de las dos está mal escrita; corríjala, "
-        "pues una CURP equivocada puede vincular el expediente a otra niña, niño o adolescente",
-        f"the CURP codes {' and '.join(said_en)}: one of them is mistyped; correct it, as a "
-        "wrong CURP may link the record to another child",
+        f"la CURP indica {' y '.join(said_es)}: la CURP o el expediente está mal escrito; "
+        "corríjalo, pues una CURP equivocada puede vincular el expediente a otra niña, niño o "
+        "adolescente",
+        f"the CURP gives {' and '.join(said_en)}: the CURP or the record is mistyped; correct "
+        "it, as a wrong CURP may link the record to another child",
     )
 
 
@@ -456,6 +462,17 @@ _FACTS_SELECT = (
     "SELECT child_id, given_names, surnames, alias, birth_earliest, birth_latest, birth_exact,"
     " sex FROM child_profile WHERE child_id IN {}"
 )
+#: The agency's children whose stored profiles state an identifier (``kind:value`` as a word
+#: of ``identifiers``): read only when every child the identifier links to was skipped.
+_HOLDERS_SELECT = (
+    "SELECT DISTINCT child_id, identifiers FROM child_profile"
+    " WHERE agency_id = ? AND ' ' || identifiers || ' ' LIKE ? ESCAPE '!'"
+)
+
+
+def _like_word(word: str) -> str:
+    escaped = word.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"% {escaped} %"
 
 
 class _RecordedFacts:
@@ -467,6 +484,7 @@ class _RecordedFacts:
         self._sql, self._today = sql, today
         self._stored: dict[str, list[IdentityProfile]] = {}
         self._batch: dict[str, list[Mapping[str, Any]]] = {}
+        self._batch_holders: dict[tuple[str, str], list[str]] = {}
         self._date = sql.reader(_PROFILES.c.birth_exact)
 
     def read(self, child_ids: Collection[str]) -> None:
@@ -489,8 +507,26 @@ class _RecordedFacts:
                 )
             )
 
-    def linked(self, child_id: str, child: Mapping[str, Any]) -> None:
+    def linked(
+        self, child_id: str, child: Mapping[str, Any], personal: Iterable[tuple[str, str]]
+    ) -> None:
         self._batch.setdefault(child_id, []).append(child)
+        for identifier in personal:
+            holders = self._batch_holders.setdefault(identifier, [])
+            if child_id not in holders:
+                holders.append(child_id)
+
+    def holders(self, agency_id: str, kind: str, value: str) -> list[str]:
+        """The agency's children whose records state (``kind``, ``value``): stored profiles,
+        then the records of the batch linked so far."""
+        word = f"{kind}:{value}"
+        found = [
+            child_id
+            for child_id, stated in self._sql.rows(_HOLDERS_SELECT, (agency_id, _like_word(word)))
+            if word in (stated or "").split()
+        ]
+        found += self._batch_holders.get((kind, value), [])
+        return list(dict.fromkeys(found))
 
     def clearly_another(self, child_id: str, record: IdentityProfile) -> bool:
         """Whether ``record`` clearly describes another child than every profile known of
@@ -521,6 +557,26 @@ def _strong_candidates(
     return found
 
 
+@dataclass
+class _ByIdentifier:
+    """What :func:`_by_identifier` found: the child (``""`` for none), the identifier that
+    led to it, the children skipped as (kind, value, child), and the record's profile if it
+    was needed."""
+
+    chosen: str = ""
+    via: tuple[str, str] | None = None
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    profile: IdentityProfile | None = None
+
+    def linked_apart(self) -> list[tuple[str, str, str]]:
+        """The skipped children the push is told of: not those of the identifier that led
+        to the chosen child — the rightful holder of a CURP, say, whose agency kept a
+        sibling's record apart with it, is not warned on each push."""
+        return [
+            (kind, value, other) for kind, value, other in self.skipped if (kind, value) != self.via
+        ]
+
+
 def _by_identifier(
     personal: Sequence[tuple[str, str]],
     owners: Mapping[Lookup, str],
@@ -528,27 +584,38 @@ def _by_identifier(
     knows: Callable[[str], bool] | None,
     facts: _RecordedFacts,
     record: tuple[Mapping[str, Any], list[tuple[str, str]], date],
-) -> tuple[str, list[tuple[str, str, str]], IdentityProfile | None]:
-    """The child a record (:func:`source_profile`'s arguments) links to by identifier
-    ("" for none) — the agency's own link for one of its identifiers, else the child one
-    names if the agency may know it — skipping children the record clearly is not; those
-    skipped, as (kind, value, child); and the record's profile, if it was needed."""
-    skipped: list[tuple[str, str, str]] = []
-    profile: IdentityProfile | None = None
+) -> _ByIdentifier:
+    """The child a record (:func:`source_profile`'s arguments) links to by identifier — the
+    agency's own link for one of its identifiers, else the child one names if the agency may
+    know it, else (all of those skipped) another of the agency's children whose records state
+    a skipped identifier — skipping children the record clearly is not."""
+    found = _ByIdentifier()
     for scope in (agency_id, ""):
         for kind, value in personal:
             owner = owners.get((kind, scope, value))
-            if owner is None or any(owner == other for _, _, other in skipped):
+            if owner is None or any(owner == other for _, _, other in found.skipped):
                 continue
             if scope == "" and knows is not None and not knows(owner):
                 continue
-            if profile is None:
-                profile = source_profile(*record)
-            if facts.clearly_another(owner, profile):
-                skipped.append((kind, value, owner))
+            if found.profile is None:
+                found.profile = source_profile(*record)
+            if facts.clearly_another(owner, found.profile):
+                found.skipped.append((kind, value, owner))
                 continue
-            return owner, skipped, profile
-    return "", skipped, profile
+            found.chosen, found.via = owner, (kind, value)
+            return found
+    # The agency's own link leads to the first child kept apart (a sibling): a third child
+    # behind the identifier is found among the agency's children whose records state it, or
+    # each of its records with a new local id would start yet another child. Rare: only here.
+    skipped_children = {other for _, _, other in found.skipped}
+    for kind, value in dict.fromkeys((kind, value) for kind, value, _ in found.skipped):
+        for holder in facts.holders(agency_id, kind, value):
+            if holder not in skipped_children and found.profile is not None:
+                if not facts.clearly_another(holder, found.profile):
+                    found.chosen, found.via = holder, (kind, value)
+                    return found
+                skipped_children.add(holder)
+    return found
 
 
 def link_children(
@@ -630,15 +697,17 @@ def link_children(
             # The agency's own link for an identifier another agency's child holds, else the
             # child the identifier links to, if the agency may know it; else a new child.
             # Not a child the record clearly is not: that one is left to a person.
-            chosen, skipped, profile = _by_identifier(
+            found = _by_identifier(
                 personal, owners, agency_id, knows, facts, (child, personal, today)
             )
+            chosen, skipped, profile = found.chosen, found.skipped, found.profile
             new = not chosen
             if new:
                 chosen = new_child_id()
                 new_children.append(chosen)
-            for kind, value, other in skipped:
+            for kind, _value, other in skipped:
                 conflicts[(chosen, other, kind)] = None
+            for kind, value, other in found.linked_apart():
                 told.append(_linked_apart(request.document, kind, value, other, chosen, new))
         if knows is not None:
             knows.own(chosen)  # the agency's own child: its later records may link to it
@@ -674,7 +743,7 @@ def link_children(
         if told and notes is not None:
             notes[position] = told
         if personal:
-            facts.linked(chosen, child)  # a later record of the batch may name it
+            facts.linked(chosen, child, personal)  # a later record of the batch may name it
         new_cases.update((chosen, kind, value) for kind, value in cases)
         latest[request.local_id] = (chosen, child, personal, profile)
         results.append(chosen)

@@ -31,9 +31,10 @@ multiplies the score by 0.6, and a different sex (both recorded as female/male) 
 that a common name alone never passes :data:`SEARCH_MIN_SCORE`.
 
 Telling children apart (:func:`clearly_another_child`): two profiles that cannot be of one
-child — another sex, names none of whose words is near, or a score below
-:data:`SEARCH_MIN_SCORE`. :func:`curp_contradictions` reads what a CURP codes (date of birth,
-sex) against the record stating it.
+child — another sex, given names each of which has a word near none of the other's, surnames
+none of whose words is near, or a score below :data:`SEARCH_MIN_SCORE`.
+:func:`curp_contradictions` reads what a CURP codes (date of birth, sex) against the record
+stating it.
 """
 
 from __future__ import annotations
@@ -489,7 +490,9 @@ def within_edits(a: str, b: str, most: int) -> bool:
 
 def clearly_another_child(one: IdentityProfile, other: IdentityProfile) -> bool:
     """Whether two profiles cannot be of one child: a different sex (both recorded), given
-    names or surnames none of whose words is near (:func:`near_words`), or a score below
+    names each with a word near none of the other's (:func:`given_names_differ`: José Luis
+    and José Antonio, not José Luis and José), surnames none of whose words is near
+    (:func:`near_words`), or a score below
     :data:`SEARCH_MIN_SCORE` (where the date of birth counts: a corrected typo passes, another
     year does not). Nothing is said when either names no one and the sexes agree.
 
@@ -502,13 +505,23 @@ def clearly_another_child(one: IdentityProfile, other: IdentityProfile) -> bool:
         return True
     if not one.all_tokens or not other.all_tokens:
         return False  # no name on one side: nothing more to weigh
-    for mine, theirs in (
-        (one.given or one.alias, other.given or other.alias),
-        (one.surnames, other.surnames),
-    ):
-        if mine and theirs and not any(near_words(a, b) for a in mine for b in theirs):
-            return True
+    if given_names_differ(one.given or one.alias, other.given or other.alias):
+        return True
+    mine, theirs = one.surnames, other.surnames
+    if mine and theirs and not any(near_words(a, b) for a in mine for b in theirs):
+        return True
     return score_match(one, other).score < SEARCH_MIN_SCORE
+
+
+def given_names_differ(mine: Sequence[str], theirs: Sequence[str]) -> bool:
+    """Whether each side has a given-name word near none of the other's: twins or siblings
+    given one CURP often share a first name (José Luis, José Antonio), while one child's
+    records leave a name out (José Luis, José) or shorten it (José Luis, J. Luis)."""
+
+    def unmatched(words: Sequence[str], others: Sequence[str]) -> bool:
+        return any(not any(near_words(word, other) for other in others) for word in words)
+
+    return bool(mine and theirs) and unmatched(mine, theirs) and unmatched(theirs, mine)
 
 
 #: A CURP's parts: 4 letters of the names, the date of birth (yymmdd), the sex (H hombre,

@@ -42,8 +42,8 @@ PATTERN_HINTS: dict[str, tuple[str, str]] = {
         "a five-digit INEGI municipality key such as 07089 (Tapachula)",
     ),
     "curp": (
-        "una CURP de 18 caracteres en mayúsculas, como GOMA090315MCSNRR07",
-        "an 18-character upper-case CURP such as GOMA090315MCSNRR07",
+        "una CURP de 18 caracteres en mayúsculas, como GOMA090315MCSNRRA5",
+        "an 18-character upper-case CURP such as GOMA090315MCSNRRA5",
     ),
     "unhcr_number": (
         "un número ACNUR como 487-21C01234 o MEX-23C012345",

@@ -107,6 +107,15 @@ IDENTIFIER_NAMES = {
 }
 
 
+#: How the list names identifiers a typo apart (DuplicatePair.identifier_near).
+IDENTIFIER_NEAR_WORDS = {
+    "curp": (
+        "CURP a una o dos letras (¿mal escrita?)",
+        "CURPs one or two characters apart (mistyped?)",
+    ),
+}
+
+
 def _pair_columns(pair: Any, lang: str) -> list[str]:
     score = "-" if pair.score is None else f"{pair.score:.3f}"
     if pair.reason == "conflict":
@@ -122,6 +131,12 @@ def _pair_columns(pair: Any, lang: str) -> list[str]:
         raised = "; ".join(
             say(lang, *IDENTIFIER_CONFLICT_WORDS[kind]) for kind in pair.identifier_conflicts
         )
+    if pair.identifier_near:
+        near = "; ".join(
+            say(lang, *IDENTIFIER_NEAR_WORDS.get(kind, (kind, kind)))
+            for kind in pair.identifier_near
+        )
+        raised = f"{raised}; {near}" if raised else near
     if pair.raised_by:
         day = pair.raised_at.date().isoformat() if pair.raised_at else "?"
         by = say(

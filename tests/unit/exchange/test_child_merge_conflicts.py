@@ -26,7 +26,7 @@ from tests.unit.exchange.test_cli_children import (
 
 __all__ = ["hub", "module_hub"]  # the fixtures this module uses
 
-CURPS = ("PELJ150601HCSRPN07", "PELJ150601HCSRPN08")
+CURPS = ("PELJ150601HCSRPN07", "MOGA150601HCSRPN08")  # more than a typo apart
 UNHCR = ("MEX-26C000101", "MEX-26C000102")
 
 
