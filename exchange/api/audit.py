@@ -351,29 +351,38 @@ def _fhir_bundle(rows: list[AuditEntry], next_cursor: str | None) -> Response:
 MAX_ALERT_THRESHOLD = 1_000_000
 
 
+#: The shortest and longest window of alerts, in seconds (the route's and the portal's).
+SHORTEST_ALERT_WINDOW, LONGEST_ALERT_WINDOW = 60, 30 * 86400
+
+
+def alert_settings() -> tuple[int, int, int]:
+    """The configured window (seconds), denial threshold and access-request threshold of the
+    alerts, for the route and the portal's page alike: an empty setting is the default."""
+    config = current_app.config
+    return (
+        int(config.get("AUDIT_ALERT_WINDOW_SECONDS") or DEFAULT_ALERT_WINDOW),
+        int(config.get("AUDIT_ALERT_DENIALS") or DEFAULT_ALERT_DENIALS),
+        int(config.get("AUDIT_ALERT_ACCESS_REQUESTS") or DEFAULT_ALERT_ACCESS_REQUESTS),
+    )
+
+
 @bp.get("/alerts")
 @require_scope("audit:read")
 @oversight_only
 @query_parameters("window", "threshold", "request_threshold")
 def alerts() -> Response:
-    config = current_app.config
+    window_default, threshold_default, request_default = alert_settings()
     window_seconds = _int_query(
         "window",
-        minimum=60,
-        maximum=30 * 86400,
-        default=int(config.get("AUDIT_ALERT_WINDOW_SECONDS") or DEFAULT_ALERT_WINDOW),
+        minimum=SHORTEST_ALERT_WINDOW,
+        maximum=LONGEST_ALERT_WINDOW,
+        default=window_default,
     )
     threshold = _int_query(
-        "threshold",
-        minimum=1,
-        maximum=MAX_ALERT_THRESHOLD,
-        default=int(config.get("AUDIT_ALERT_DENIALS") or DEFAULT_ALERT_DENIALS),
+        "threshold", minimum=1, maximum=MAX_ALERT_THRESHOLD, default=threshold_default
     )
     request_threshold = _int_query(
-        "request_threshold",
-        minimum=1,
-        maximum=MAX_ALERT_THRESHOLD,
-        default=int(config.get("AUDIT_ALERT_ACCESS_REQUESTS") or DEFAULT_ALERT_ACCESS_REQUESTS),
+        "request_threshold", minimum=1, maximum=MAX_ALERT_THRESHOLD, default=request_default
     )
     now = utcnow()
     window = AlertWindow(now - timedelta(seconds=window_seconds), now, threshold, request_threshold)

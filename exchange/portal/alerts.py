@@ -19,13 +19,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 
-from exchange.api.audit import (
-    DEFAULT_ALERT_ACCESS_REQUESTS,
-    DEFAULT_ALERT_DENIALS,
-    DEFAULT_ALERT_WINDOW,
-)
+from exchange.api.audit import LONGEST_ALERT_WINDOW, SHORTEST_ALERT_WINDOW, alert_settings
 from exchange.audit_queries import AlertWindow, collect_alerts
 from exchange.auth import utcnow
 from exchange.consents import OVERSIGHT_SCOPE, is_oversight
@@ -36,7 +32,7 @@ from exchange.portal.override_views import basis_labels, names_of, parties_in
 from exchange.portal.sessions import current_actor, login_required
 
 #: The window's bounds, as ``GET /v1/audit/alerts?window=`` takes it (seconds).
-SHORTEST_WINDOW, LONGEST_WINDOW = 60, 30 * 86400
+SHORTEST_WINDOW, LONGEST_WINDOW = SHORTEST_ALERT_WINDOW, LONGEST_ALERT_WINDOW
 #: The windows the page offers besides the configured one.
 WINDOW_CHOICES = (3600, 86400, 7 * 86400, 30 * 86400)
 
@@ -50,11 +46,6 @@ _BAD_WINDOW: Text = (
     f"The period asked for is not valid ({SHORTEST_WINDOW} seconds to 30 days); the default "
     "period is shown.",
 )
-
-
-def _setting(name: str, default: int) -> int:
-    # As exchange.api.audit.alerts reads it: an empty setting is the default.
-    return int(current_app.config.get(name) or default)
 
 
 def _window(default: int) -> tuple[int, list[Text]]:
@@ -76,15 +67,10 @@ def alerts() -> tuple[str, int]:
     actor, session = current_actor(), db_session()
     if not is_oversight(actor):
         return message_page(403, ("Sin acceso", "No access"), _ONLY_OVERSIGHT)
-    default = _setting("AUDIT_ALERT_WINDOW_SECONDS", DEFAULT_ALERT_WINDOW)
+    default, denials, requests = alert_settings()
     seconds, errors = _window(default)
     now = utcnow()
-    window = AlertWindow(
-        now - timedelta(seconds=seconds),
-        now,
-        _setting("AUDIT_ALERT_DENIALS", DEFAULT_ALERT_DENIALS),
-        _setting("AUDIT_ALERT_ACCESS_REQUESTS", DEFAULT_ALERT_ACCESS_REQUESTS),
-    )
+    window = AlertWindow(now - timedelta(seconds=seconds), now, denials, requests)
     found = collect_alerts(session, window)
     known = {kind.code for kind in ALERT_KINDS}
     groups: list[dict[str, Any]] = [
