@@ -102,6 +102,10 @@ class AlertWindow:
     #: Access requests one actor files in the window that make a spike.
     request_threshold: int = 50
 
+    def entries_within(self) -> tuple[Any, Any]:
+        """The conditions that select the audit entries recorded in the window."""
+        return (AuditEntry.recorded_at >= self.start, AuditEntry.recorded_at < self.end)
+
 
 AlertSource = Callable[[Session, AlertWindow], list[dict[str, Any]]]
 
@@ -124,8 +128,7 @@ def denial_spikes(session: Session, window: AlertWindow) -> list[dict[str, Any]]
             session,
             AuditEntry.outcome == "denied",
             AuditEntry.action.not_in(DECIDING_FOR_OTHERS),
-            AuditEntry.recorded_at >= window.start,
-            AuditEntry.recorded_at < window.end,
+            *window.entries_within(),
         ),
         "denial_spike",
         "denials",
@@ -144,8 +147,7 @@ def request_denial_spikes(session: Session, window: AlertWindow) -> list[dict[st
             session,
             AuditEntry.action == "access_denied",
             AuditEntry.actor_person.is_not(None),
-            AuditEntry.recorded_at >= window.start,
-            AuditEntry.recorded_at < window.end,
+            *window.entries_within(),
         ),
         "request_denial_spike",
         "denied_requests",
@@ -162,8 +164,7 @@ def access_request_spikes(session: Session, window: AlertWindow) -> list[dict[st
         _counts_by_actor(
             session,
             AuditEntry.action == "access_requested",
-            AuditEntry.recorded_at >= window.start,
-            AuditEntry.recorded_at < window.end,
+            *window.entries_within(),
         ),
         "access_request_spike",
         "requests",

@@ -376,8 +376,7 @@ def log_fork_alerts(session: Session, window: AlertWindow) -> list[dict[str, Any
         select(AuditEntry.action, AuditEntry.entry, AuditEntry.recorded_at)
         .where(
             AuditEntry.action.in_(_FORK_ALERTS),
-            AuditEntry.recorded_at >= window.start,
-            AuditEntry.recorded_at < window.end,
+            *window.entries_within(),
         )
         .order_by(AuditEntry.recorded_at)
     )
