@@ -91,14 +91,27 @@ class _VerifyCommand(click.Command):
             error.exit_code = EXIT_USAGE
             if "--json" not in given:
                 raise
-            # A script that asked for JSON reads JSON, whatever went wrong.
-            click.echo(
-                json.dumps(
-                    {"ok": False, "exit_code": EXIT_USAGE, "error": error.format_message()},
-                    ensure_ascii=False,
-                )
-            )
+            echo_usage_failure(error.format_message())
             ctx.exit(EXIT_USAGE)
+
+
+def echo_usage_failure(message: str) -> None:
+    """A script that asked for JSON reads JSON, whatever went wrong: a usage failure as the
+    one line a verifying verb prints with ``--json``."""
+    click.echo(
+        json.dumps({"ok": False, "exit_code": EXIT_USAGE, "error": message}, ensure_ascii=False)
+    )
+
+
+def run_verb(run: Callable[..., None], options: dict[str, Any]) -> None:
+    """Run a verifying verb's body; a usage problem is JSON when ``--json`` asked for it."""
+    try:
+        run(**options)
+    except UsageProblem as problem:
+        if not options["as_json"]:
+            raise
+        echo_usage_failure(problem.message)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 # Copies of exchange.cli.default_language and say: this module imports nothing of the hub at
@@ -496,19 +509,7 @@ def witness_command(as_json: bool, lang: str) -> None:
 def verify_command(**options: Any) -> None:
     """Verify the audit log offline. Exit: 0 ok, 1 bad proof or entry, 2 signature or quorum,
     3 inconsistent checkpoints (64: usage)."""
-    try:
-        _verify(**options)
-    except UsageProblem as problem:
-        if not options["as_json"]:
-            raise
-        # A script that asked for JSON reads JSON, whatever went wrong.
-        click.echo(
-            json.dumps(
-                {"ok": False, "exit_code": EXIT_USAGE, "error": problem.message},
-                ensure_ascii=False,
-            )
-        )
-        sys.exit(EXIT_USAGE)
+    run_verb(_verify, options)
 
 
 def _verify(

@@ -32,7 +32,6 @@ from audit.search_export import (
 )
 from exchange.cli.audit import (
     EXIT_OK,
-    EXIT_USAGE,
     ExportFiles,
     UsageProblem,
     _ProgressBar,
@@ -40,6 +39,7 @@ from exchange.cli.audit import (
     _VerifyCommand,
     fail,
     read_saved,
+    run_verb,
     say_cosigners,
     summary_json,
     verification_options,
@@ -81,18 +81,7 @@ def events_command(**options: Any) -> None:
     `verify --full` does: a child's whole history (--child-id, merged children included), or
     entries by action, actor, outcome and time. Exit: 0 verified (matches or not); 1, 2, 3 as
     `verify` (nothing searched); 64 usage."""
-    try:
-        _events(**options)
-    except UsageProblem as problem:
-        if not options["as_json"]:
-            raise
-        click.echo(
-            json.dumps(
-                {"ok": False, "exit_code": EXIT_USAGE, "error": problem.message},
-                ensure_ascii=False,
-            )
-        )
-        raise SystemExit(EXIT_USAGE) from None
+    run_verb(_events, options)
 
 
 def _events(
