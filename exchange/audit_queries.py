@@ -69,12 +69,17 @@ def find_events(
     since: datetime | None = None,
     until: datetime | None = None,
     after_index: int = -1,
+    before_index: int | None = None,
+    newest_first: bool = False,
     limit: int = 100,
 ) -> list[AuditEntry]:
-    """Sequenced entries matching every filter given, by index, after ``after_index``;
-    ``child_ids``: entries about any of them (see :func:`child_family`); ``since`` and
-    ``until`` are aware datetimes in any zone."""
+    """Sequenced entries matching every filter given, by index, after ``after_index`` (and
+    before ``before_index``), oldest first unless ``newest_first``; ``child_ids``: entries
+    about any of them (see :func:`child_family`); ``since`` and ``until`` are aware datetimes
+    in any zone."""
     query = select(AuditEntry).where(AuditEntry.idx.is_not(None), AuditEntry.idx > after_index)
+    if before_index is not None:
+        query = query.where(AuditEntry.idx < before_index)
     if child_ids is not None:
         query = query.where(AuditEntry.child_id.in_(child_ids))
     if actor is not None:
@@ -89,7 +94,8 @@ def find_events(
         query = query.where(AuditEntry.recorded_at >= since.astimezone(UTC))
     if until is not None:
         query = query.where(AuditEntry.recorded_at < until.astimezone(UTC))
-    return list(session.scalars(query.order_by(AuditEntry.idx).limit(limit)))
+    order = AuditEntry.idx.desc() if newest_first else AuditEntry.idx
+    return list(session.scalars(query.order_by(order).limit(limit)))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The web portal for people: what Puente is, the shared schemas field by field, and — for
 people who log in with their e-mail and password — their personal access tokens, access
-requests, emergency overrides and oversight's alerts.
+requests, emergency overrides, and oversight's alerts and audit log entries.
 
 - :mod:`~exchange.portal.blueprint`: the blueprint, the page's language, shared page helpers,
   the one-time notice after a form;
@@ -15,12 +15,23 @@ requests, emergency overrides and oversight's alerts.
   and oversight (:mod:`~exchange.portal.override_views` says what the page tells of each,
   :mod:`~exchange.portal.list_paging` pages through its lists);
 - :mod:`~exchange.portal.alerts`: oversight's alerts, as ``GET /v1/audit/alerts`` answers them
-  (:mod:`~exchange.portal.alert_kinds` says what each kind means).
+  (:mod:`~exchange.portal.alert_kinds` says what each kind means);
+- :mod:`~exchange.portal.audit_events`: the audit log's entries for oversight, as
+  ``GET /v1/audit/events`` finds them.
 """
 
 from flask import Flask
 
-from exchange.portal import access_requests, alerts, login, overrides, public, sessions, tokens
+from exchange.portal import (
+    access_requests,
+    alerts,
+    audit_events,
+    login,
+    overrides,
+    public,
+    sessions,
+    tokens,
+)
 from exchange.portal.blueprint import bp, page_language
 
 
@@ -34,6 +45,7 @@ def init_app(app: Flask) -> None:
 __all__ = [
     "access_requests",
     "alerts",
+    "audit_events",
     "bp",
     "init_app",
     "login",
