@@ -122,6 +122,7 @@ NOT_PROBLEMS = frozenset(
         "portalOverride",
         "portalReviewOverride",
         "portalAlerts",
+        "portalAuditEvents",
     }
 )
 
