@@ -485,6 +485,7 @@ def decide_disclosure(
     all_or_nothing: bool = False,
     referred: Iterable[str] = (),
     remember: bool = True,
+    recipient_hub: str | None = None,
     **audit_fields: Any,
 ) -> Disclosure:
     """Decide, audit (in ``session``'s transaction) and remember consents that permitted
@@ -496,9 +497,19 @@ def decide_disclosure(
     ``all_or_nothing`` (transfers) a decision that withholds any category refuses the action:
     the decision audited and returned is then :func:`whole_record_verdict`'s deny.
     ``referred``: for a read, the categories live referrals of the record gave the reader
-    (:func:`evaluate_read`).
+    (:func:`evaluate_read`). ``recipient_hub``: the recipient is an agency of that peer hub,
+    known here by its id only (:func:`exchange.federation_referrals.peer_agency_actor`); the
+    audit entry names it and its hub as the target.
     """
-    engine_for = actor.for_consent() if recipient is None else recipient_actor(session, recipient)
+    if recipient is None:
+        engine_for = actor.for_consent()
+    elif recipient_hub is not None:
+        from exchange.federation_referrals import peer_agency_actor
+
+        engine_for = peer_agency_actor(recipient)
+        audit_fields = {**audit_fields, "target_agency": recipient, "target_hub": recipient_hub}
+    else:
+        engine_for = recipient_actor(session, recipient)
     # Reading its own record is not a disclosure for the agency's system; a person of that
     # agency (a lawyer, an officer) reads what consent, grants and overrides give them.
     # An agency of a peer hub asking through it (exchange.federation) is never the owner here,
@@ -783,7 +794,9 @@ def decide_delivery(
     arrived leaves a revocation nothing to tell. A transfer request that is no longer pending
     is still decided, but keeps nothing: the outbox withholds it."""
     action = DECIDED_DELIVERIES.get(kind)
-    if action is None or not isinstance(payload, Mapping):
+    # A referral a peer hub made (``hub``: exchange.federation_received) names a record of that
+    # hub, decided there; none of this hub's.
+    if action is None or not isinstance(payload, Mapping) or "hub" in payload:
         return None
     record_id = payload.get("record_id")
     record = session.get(Record, record_id) if isinstance(record_id, str) else None

@@ -27,11 +27,20 @@ The answer is a **lookup_answer** envelope signed by the holding hub, ``aud`` th
 the lookup; it lists only what was permitted, redacted as a read is, so an unknown child and a
 child with nothing permitted answer alike.
 
+A lookup may name a **referral** instead of identifiers (``{"requester", "purpose",
+"referral": <share id>}``): the holding hub referred one of its records to the requesting
+agency (:mod:`exchange.federation_referrals`), and answers that record only, decided with the
+referral as its basis — for the referral's own recipient, asking through its hub, for its
+purpose; any other lookup naming a referral decides nothing and answers an empty list, as for an
+id that names none.
+
 The asking side is :func:`lookup_at_peer` (``POST /v1/federation/lookups``, for an agency of
 this hub). A **consent_revoked** envelope tells the asking hub that a consent one of its
-agencies read under was revoked (:mod:`exchange.federation_notices`). Referral and transfer
-envelopes — a case moved to an agency of another hub — are not handled by this version of the
-hub and are refused as such.
+agencies read under was revoked (:mod:`exchange.federation_notices`). A **referral** envelope
+tells a peer hub that a record of this hub was referred to one of its agencies
+(:mod:`exchange.federation_referrals` sends it, :mod:`exchange.federation_received` takes it).
+**Transfer** envelopes — responsibility for a case moved to another hub — are not handled by
+this version of the hub and are refused as such.
 """
 
 from __future__ import annotations
@@ -401,6 +410,8 @@ class Lookup:
     requester: Actor
     purpose: str
     identifiers: tuple[tuple[str, str], ...]
+    #: A lookup by referral names the referral (its share id) instead of identifiers.
+    referral: str | None = None
 
 
 def _invalid(pointer: str, es: str, en: str) -> EnvelopeRefused:
@@ -418,7 +429,7 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
     from exchange.child_search import identifier_shape_error
     from exchange.sharing import purpose_codes
 
-    unknown = set(body) - {"requester", "purpose", "identifiers"}
+    unknown = set(body) - {"requester", "purpose", "identifiers", "referral"}
     if unknown:
         name = sorted(unknown)[0]
         raise _invalid(f"/body/{name}", f"Campo desconocido {name!r}.", f"Unknown field {name!r}.")
@@ -497,6 +508,16 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
             f"Finalidad {purpose!r} desconocida; use una de: {', '.join(purpose_codes())}.",
             f"Unknown purpose {purpose!r}; use one of: {', '.join(purpose_codes())}.",
         )
+    actor = Actor.from_fields(
+        client_id=PEER_CLIENT_PREFIX + peer.hub_id,
+        scopes=("records:read",),
+        agency_id=requester["agency_id"],
+        kind=requester["kind"],
+        country=country,
+        agency_jurisdiction=requester["jurisdiction"],
+    )
+    if "referral" in body:
+        return Lookup(actor, purpose, (), _referral_named(body))
     identifiers = body.get("identifiers")
     if not isinstance(identifiers, list) or not 1 <= len(identifiers) <= MAX_IDENTIFIERS:
         raise _invalid(
@@ -523,15 +544,25 @@ def read_lookup(session: Session, peer: Peer, body: Mapping[str, Any]) -> Lookup
         if shape is not None:
             raise _invalid(f"/body/identifiers/{index}/value", *shape)
         found.append((item["type"], item["value"]))
-    actor = Actor.from_fields(
-        client_id=PEER_CLIENT_PREFIX + peer.hub_id,
-        scopes=("records:read",),
-        agency_id=requester["agency_id"],
-        kind=requester["kind"],
-        country=country,
-        agency_jurisdiction=requester["jurisdiction"],
-    )
     return Lookup(actor, purpose, tuple(found))
+
+
+#: A referral's id as a lookup names it (this hub's share ids, ``shr_`` and hex digits).
+REFERRAL_ID = re.compile(r"^shr_[0-9a-f]{8,64}$")
+
+
+def _referral_named(body: Mapping[str, Any]) -> str:
+    """The referral a lookup by referral names: instead of identifiers, never with them."""
+    referral = body.get("referral")
+    if "identifiers" in body or not isinstance(referral, str) or not REFERRAL_ID.match(referral):
+        raise _invalid(
+            "/body/referral",
+            "Una consulta nombra identificadores o una canalización (referral: el id que dio "
+            "el aviso de la canalización, shr_…), no ambos.",
+            "A lookup names identifiers or a referral (referral: the id its notice gave, "
+            "shr_…), not both.",
+        )
+    return referral
 
 
 @dataclass(frozen=True)
@@ -578,6 +609,7 @@ def answer_lookup(session: Session, opened: Opened) -> Answered:
         purpose=lookup.purpose,
     )
     answer = {"envelope_id": opened.jti, "type": "lookup_answer", "answer": token}
+    # Lookups by referral (no identifiers) learn their own answer floor.
     return Answered(answer, len(records), len(lookup.identifiers))
 
 
@@ -608,6 +640,8 @@ def _answer_records(session: Session, lookup: Lookup) -> tuple[list[dict[str, An
     from exchange.child_search import search_by_identifier
     from exchange.disclosure import load_child
 
+    if lookup.referral is not None:
+        return _answer_referral(session, lookup), True
     child_ids: list[str] = []
     for kind, value in lookup.identifiers:
         for candidate in search_by_identifier(session, kind, value, agency_id=None):
@@ -637,17 +671,42 @@ def _answer_records(session: Session, lookup: Lookup) -> tuple[list[dict[str, An
 _CUT: Any = object()
 
 
+def _answer_referral(session: Session, lookup: Lookup) -> list[dict[str, Any]]:
+    """The record a lookup by referral may read, decided and audited as any looked-up record
+    is, the referral its basis (:mod:`exchange.federation_referrals`): only for the
+    referral's recipient, hub and purpose; anything else decides nothing and answers empty.
+    (One record is far below the answer's limit.)"""
+    from exchange.disclosure import load_child
+    from exchange.federation_referrals import referred_record
+
+    assert lookup.referral is not None
+    record = referred_record(session, lookup.requester, lookup.referral, lookup.purpose)
+    if record is None:
+        return []
+    child = load_child(session, record.child_id)
+    if _refused_cheaply(session, lookup, child, record):
+        return []
+    answer = _permitted_read(session, lookup, child, record, MAX_ANSWER_BYTES)
+    return [] if answer is None or answer is _CUT else [answer]
+
+
 def _refused_cheaply(session: Session, lookup: Lookup, child: ChildContext, record: Record) -> bool:
     """Decide and audit a read the engine refuses, as ``record_json`` would, without what it
     costs to send one: fetching and decrypting the body, and a savepoint. A child a hub holds
     and refuses then costs little more than one it does not know (docs/federation.md §2,
     the answer floor). False, deciding nothing, when the engine would permit something."""
-    from exchange.api.record_reads import decide_read
+    from exchange.api.record_reads import decide_read, referred_by_basis
     from exchange.disclosure import evaluate_read
 
-    # The decision decide_read makes for a peer's agency: never the owner, no referral here.
+    # The decision decide_read makes for a peer's agency: never the owner, and no referral but
+    # one made to it on its hub's behalf (exchange.federation_referrals).
+    referred = referred_by_basis(session, lookup.requester, record, lookup.purpose)
     if evaluate_read(
-        child, lookup.requester.for_consent(), lookup.purpose, record_id=record.id
+        child,
+        lookup.requester.for_consent(),
+        lookup.purpose,
+        referred=referred,
+        record_id=record.id,
     ).permitted:
         return False
     disclosure = decide_read(
@@ -872,9 +931,13 @@ def post_envelope(
 
 
 def lookup_body(
-    requester: Agency, purpose: str, identifiers: list[tuple[str, str]]
+    requester: Agency,
+    purpose: str,
+    identifiers: list[tuple[str, str]],
+    referral: str | None = None,
 ) -> dict[str, Any]:
-    """The lookup an agency of this hub (``requester``, its registry row) sends."""
+    """The lookup an agency of this hub (``requester``, its registry row) sends: by
+    ``identifiers``, or by the ``referral`` it received from the peer hub."""
     described: dict[str, Any] = {
         "agency_id": requester.id,
         "kind": requester.kind,
@@ -883,6 +946,8 @@ def lookup_body(
     }
     if requester.country:
         described["country"] = requester.country
+    if referral is not None:
+        return {"requester": described, "purpose": purpose, "referral": referral}
     return {
         "requester": described,
         "purpose": purpose,
@@ -891,18 +956,26 @@ def lookup_body(
 
 
 def lookup_at_peer(
-    session: Session, actor: Actor, peer: Peer, purpose: str, identifiers: list[tuple[str, str]]
+    session: Session,
+    actor: Actor,
+    peer: Peer,
+    purpose: str,
+    identifiers: list[tuple[str, str]],
+    referral: str | None = None,
 ) -> dict[str, Any]:
-    """Send a lookup for ``actor``'s agency to ``peer`` and return the records its answer
-    holds, after checking the answer is the peer's, to this hub, about this lookup. Both
-    envelopes are audited (and committed) whatever happens after the lookup left."""
+    """Send a lookup for ``actor``'s agency to ``peer`` (by ``identifiers``, or by the
+    ``referral`` the peer made to the agency) and return the records its answer holds, after
+    checking the answer is the peer's, to this hub, about this lookup. Both envelopes are
+    audited (and committed) whatever happens after the lookup left."""
     unreachable = unreachable_reason(peer)  # disabled, or no URL: which, and what fixes it
     if unreachable is not None:
         raise EnvelopeRefused("conflict", *unreachable)
     assert peer.base_url is not None  # else unreachable_reason named it
     agency = session.get(Agency, actor.agency_id)
     jti, token = sign_envelope(
-        audience=peer.hub_id, kind="lookup", body=lookup_body(agency, purpose, identifiers)
+        audience=peer.hub_id,
+        kind="lookup",
+        body=lookup_body(agency, purpose, identifiers, referral),
     )
     url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
     reply: HttpAnswer | None = None
@@ -970,7 +1043,7 @@ def lookup_at_peer(
     if opened.body.get("incomplete") is True:
         # The peer cut its answer to fit (docs/federation.md §2): said in this hub's words.
         answer["incomplete"] = True
-        answer["note"] = dict(zip(("es", "en"), _cut_note(len(identifiers)), strict=True))
+        answer["note"] = dict(zip(("es", "en"), _cut_note(max(len(identifiers), 1)), strict=True))
     return answer
 
 

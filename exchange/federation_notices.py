@@ -104,6 +104,31 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
     it, else raises :class:`TransientDeliveryError` (no answer, 408, 429, 5xx) or
     :class:`PermanentDeliveryError` (the peer is disabled or has no URL, or refused it).
     The attempt is audited in ``session``; the caller commits."""
+    body = {name: message.payload.get(name) for name in PAYLOAD_FIELDS}
+    # The same id in every attempt: the peer keeps one notification however many arrive.
+    body["notice_id"] = message.id
+    send_envelope(session, message, ENVELOPE_TYPE, body)
+
+
+def send_to_peer(session: Session, message: OutboxMessage) -> None:
+    """Send ``message``, queued for a peer hub, as the envelope its kind is: a cross-hub
+    referral (:mod:`exchange.federation_referrals`) or a revocation notice."""
+    from exchange.federation_referrals import REFERRAL_NOTICE, send_referral
+
+    if message.kind == REFERRAL_NOTICE:
+        send_referral(session, message)
+    else:
+        send_revocation(session, message)
+
+
+def send_envelope(
+    session: Session, message: OutboxMessage, envelope_type: str, body: dict[str, Any]
+) -> None:
+    """One attempt at ``message``: ``body`` signed now as an ``envelope_type`` envelope to its
+    peer hub (a new ``jti`` every attempt) and posted; returns when the peer took it, else
+    raises :class:`TransientDeliveryError` (no answer, 408, 429, 5xx) or
+    :class:`PermanentDeliveryError` (the peer is disabled or has no URL, or refused it). The
+    attempt is audited in ``session``; the caller commits."""
     peer_id = message.peer_hub or ""
     peer = session.get(Peer, peer_id)
     # Reasons in English, as every outbox message's last_error (puente outbox list).
@@ -113,20 +138,17 @@ def send_revocation(session: Session, message: OutboxMessage) -> None:
         raise PermanentDeliveryError(
             f"peer hub {peer_id} has no URL pinned (puente peer set-url {peer_id} URL)"
         )
-    body = {name: message.payload.get(name) for name in PAYLOAD_FIELDS}
-    # The same id in every attempt: the peer keeps one notification however many arrive.
-    body["notice_id"] = message.id
-    jti, token = sign_envelope(audience=peer_id, kind=ENVELOPE_TYPE, body=body)
+    jti, token = sign_envelope(audience=peer_id, kind=envelope_type, body=body)
     url = peer.base_url.rstrip("/") + "/v1/federation/envelopes"
     timeout = float(current_app.config.get("FEDERATION_TIMEOUT") or DEFAULT_TIMEOUT_SECONDS)
     try:
         answer = federation.post_envelope(url, token, timeout)
     except (OSError, http.client.HTTPException) as error:
-        audit_envelope(session, "sent", peer_id, jti, ENVELOPE_TYPE, outcome="failure")
+        audit_envelope(session, "sent", peer_id, jti, envelope_type, outcome="failure")
         raise TransientDeliveryError(unanswered_reason(error)) from error
     taken = 200 <= answer.status < 300
     audit_envelope(
-        session, "sent", peer_id, jti, ENVELOPE_TYPE, outcome="success" if taken else "failure"
+        session, "sent", peer_id, jti, envelope_type, outcome="success" if taken else "failure"
     )
     if taken:
         return

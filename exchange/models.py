@@ -29,6 +29,8 @@ from exchange import (  # noqa: E402, F401
     auth,
     children,
     consent_store,
+    federation_received,
+    federation_referrals,
     oauth,
     outbox,
     peers,

@@ -169,7 +169,8 @@ def deliver_message(
         result.lost_lease += 1
         return None
     agency = session.get(Agency, message.agency_id) if message.agency_id else None
-    # A message to a peer hub (a revocation notice) discloses nothing to decide.
+    # Decided again as the agency's own would be; a referral to a peer hub's agency too
+    # (exchange.federation_referrals), a revocation notice to a peer hub has nothing to decide.
     reason = withholding_reason(session, message)
     reached_before = bool(message.maybe_reached)
     taken_before = may_have_taken(message)
@@ -263,9 +264,10 @@ def _attempt(
     delivered), and, when the agency's receiver could not be reached, when it is due again."""
     try:
         if message.peer_hub is not None:
-            from exchange.federation_notices import send_revocation
+            from exchange.federation_notices import send_to_peer
 
-            send_revocation(session, message)  # its audit entry commits with the result
+            # A revocation notice or a referral: its audit entry commits with the result.
+            send_to_peer(session, message)
         elif agency is None or not agency.active:
             raise _AgencyDisabled(DISABLED_AGENCY.format(message.agency_id))
         else:

@@ -142,9 +142,9 @@ class NotYet:
 
 
 def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet | None:
-    """Why ``message`` may not go to its agency now, or ``None``: a referral or transfer that
-    consent no longer permits (decided again, and audited, as each delivery attempt is), or
-    transfer news gone stale (:func:`_stale_transfer_request`)."""
+    """Why ``message`` may not go to its agency now, or ``None``: a referral (also one to a peer
+    hub's agency) or transfer that consent no longer permits (decided again, and audited, as
+    each delivery attempt is), or transfer news gone stale (:func:`_stale_transfer_request`)."""
     from exchange.disclosure import decide_delivery  # disclosure builds on records and sharing
 
     gate = None
@@ -157,6 +157,11 @@ def withholding_reason(session: Session, message: OutboxMessage) -> str | NotYet
             message.payload,
             attempt=max(message.attempts, 1),
         )
+    elif message.peer_hub is not None:
+        # A referral to a peer hub's agency is decided again as a local one's notice is.
+        from exchange.federation_referrals import decide_peer_delivery
+
+        gate = decide_peer_delivery(session, message, max(message.attempts, 1))
     stale = _stale_transfer_request(session, message)
     if stale is not None:
         return stale
@@ -249,6 +254,10 @@ def withheld(message: OutboxMessage, reason: str) -> dict[str, Any]:
 def end_withheld_share(session: Session, message: OutboxMessage) -> None:
     """``message`` was just withheld: if it announced a share its recipient was never told of,
     the share ends (:func:`exchange.sharing.end_untold_share`), in the same transaction."""
+    from exchange.federation_referrals import end_untold_peer_referral
     from exchange.sharing import end_untold_share  # sharing builds on the outbox
 
-    end_untold_share(session, message)
+    if message.peer_hub is not None:
+        end_untold_peer_referral(session, message)
+    else:
+        end_untold_share(session, message)

@@ -5,7 +5,10 @@ them (:mod:`exchange.federation` says what an envelope is and how a lookup is an
 signature, checked against the key pinned for it, is the request's authentication.
 ``POST /v1/federation/lookups`` is for an agency's system of this hub given the ``federation``
 scope: reading here (``records:read``) is not enough, since a lookup sends a child's
-identifiers to another hub.
+identifiers to another hub. It looks a child up by identifiers, or reads the record a peer hub
+referred to the agency by naming the referral (:mod:`exchange.federation_referrals`);
+``GET /v1/federation/referrals`` lists the referrals the agency received from peer hubs
+(:mod:`exchange.federation_received`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -38,7 +42,15 @@ from exchange.federation import (
     open_envelope,
 )
 from exchange.federation_notices import receive_revocation
-from exchange.httpbasics import REQUEST_NOT_VALID, check_against, request_body, require_json
+from exchange.federation_received import receive_referral, received_by
+from exchange.httpbasics import (
+    REQUEST_NOT_VALID,
+    check_against,
+    int_query,
+    query_parameters,
+    request_body,
+    require_json,
+)
 from exchange.peers import Peer
 from exchange.problems import Problem, localized
 
@@ -75,7 +87,9 @@ def receive_envelope() -> Any:
         if opened.type == "lookup":
             answer = answer_lookup(session, opened)
         elif opened.type == "consent_revoked":
-            return jsonify(_take_revocation(session, opened))
+            return jsonify(_take_notice(session, opened, receive_revocation))
+        elif opened.type == "referral":
+            return jsonify(_take_notice(session, opened, receive_referral))
         elif opened.type == "lookup_answer":
             raise EnvelopeRefused(
                 "conflict",
@@ -87,10 +101,10 @@ def receive_envelope() -> Any:
         else:
             raise EnvelopeRefused(
                 "conflict",
-                f"Este nodo aún no recibe sobres de tipo {opened.type} (canalizaciones y "
-                "transferencias entre nodos): pida al nodo de origen que use una consulta.",
-                f"This hub does not take {opened.type} envelopes yet (referrals and transfers "
-                "between hubs): ask the sending hub to use a lookup.",
+                f"Este nodo aún no recibe sobres de tipo {opened.type} (transferencias entre "
+                "nodos): pida al nodo de origen que canalice el expediente (referral).",
+                f"This hub does not take {opened.type} envelopes yet (transfers between hubs): "
+                "ask the sending hub to refer the record instead (referral).",
             ).sent_by(opened.peer.hub_id, opened.jti, opened.type, opened.body)
     except EnvelopeRefused as refusal:
         session.rollback()
@@ -137,14 +151,17 @@ def answer_floor(answer: Answered, worked: float) -> float:
     return floor
 
 
-def _take_revocation(session: Session, opened: Opened) -> dict[str, Any]:
-    """Take a revocation notice and commit it. Two copies arriving at the same moment can both
-    find no notification yet; the second's commit then fails on the notification's id, and it
-    is taken again, finding the one the first stored, instead of answering a 500. (The
-    envelope's ``jti`` was consumed in a transaction of its own, so it stays consumed.)"""
+def _take_notice(
+    session: Session, opened: Opened, receive: Callable[[Session, Opened], dict[str, Any]]
+) -> dict[str, Any]:
+    """Take a revocation notice or a referral (``receive``) and commit it. Two copies arriving
+    at the same moment can both find it not kept yet; the second's commit then fails on the
+    notification's id, and it is taken again, finding what the first stored, instead of
+    answering a 500. (The envelope's ``jti`` was consumed in a transaction of its own, so it
+    stays consumed.)"""
     for attempt in range(2):
         try:
-            answer = receive_revocation(session, opened)
+            answer = receive(session, opened)
         except EnvelopeRefused as refusal:
             raise refusal.sent_by(opened.peer.hub_id, opened.jti) from None
         try:
@@ -164,7 +181,7 @@ LOOKUP_SCHEMA: dict[str, Any] = {
     "x-title": {"es": "Consulta federada", "en": "Federated lookup"},
     "type": "object",
     "additionalProperties": False,
-    "required": ["hub", "purpose", "identifiers"],
+    "required": ["hub", "purpose"],
     "properties": {
         "hub": {
             "x-title": {"es": "Nodo", "en": "Hub"},
@@ -197,6 +214,11 @@ LOOKUP_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "referral": {
+            "x-title": {"es": "Canalización", "en": "Referral"},
+            "type": "string",
+            "pattern": "^shr_[0-9a-f]{8,64}$",
+        },
     },
 }
 
@@ -206,9 +228,26 @@ LOOKUP_SCHEMA: dict[str, Any] = {
 def send_lookup() -> Any:
     body = require_json()
     check_against(LOOKUP_SCHEMA, body)
+    if ("identifiers" in body) == ("referral" in body):
+        message = (
+            "Una consulta nombra identificadores (identifiers) o una canalización recibida "
+            "(referral: su share_id), una de las dos.",
+            "A lookup names identifiers, or a referral received (referral: its share_id): one "
+            "of the two.",
+        )
+        raise Problem(
+            "validation",
+            REQUEST_NOT_VALID,
+            errors=[
+                {
+                    "pointer": "/referral" if "referral" in body else "/identifiers",
+                    "message": localized(*message),
+                }
+            ],
+        )
     shapes = [
         {"pointer": f"/identifiers/{index}/value", "message": localized(*shape)}
-        for index, item in enumerate(body["identifiers"])
+        for index, item in enumerate(body.get("identifiers", ()))
         if (shape := identifier_shape_error(item["type"], item["value"])) is not None
     ]
     if shapes:
@@ -245,11 +284,45 @@ def send_lookup() -> Any:
                 f"No peer hub {body['hub']!r} is pinned.",
             ),
         )
-    identifiers = [(item["type"], item["value"]) for item in body["identifiers"]]
+    identifiers = [(item["type"], item["value"]) for item in body.get("identifiers", ())]
     try:
-        answer = lookup_at_peer(session, actor, peer, body["purpose"], identifiers)
+        answer = lookup_at_peer(
+            session, actor, peer, body["purpose"], identifiers, body.get("referral")
+        )
     except EnvelopeRefused as refusal:
         raise _problem(refusal) from refusal
     except PeerUnavailable as error:
         raise Problem("unavailable", (error.message_es, error.message_en), status=502) from error
     return jsonify(answer)
+
+
+@bp.get("/referrals")
+@require_scope("federation")
+@query_parameters("limit", "after")
+def list_referrals() -> Any:
+    """The referrals peer hubs made to the caller's agency, oldest first: each names the hub,
+    its share id (to name in a lookup), record id, referring agency, purpose and categories.
+    ``after``: the last id seen. An agency's system reads them, as it looks up; a person's
+    token is given none."""
+    actor = current_actor()
+    if actor.agency_id is None or actor.person_id is not None:
+        return jsonify(referrals=[], next_after=None)
+    limit = int_query("limit", minimum=1, maximum=500, default=100)
+    try:
+        found = received_by(
+            db.session(), actor.agency_id, after=request.args.get("after"), limit=limit
+        )
+    except LookupError:
+        message = (
+            "«after» no es una canalización recibida por su agencia.",
+            "'after' is not a referral your agency received.",
+        )
+        raise Problem(
+            "validation",
+            message,
+            errors=[
+                {"pointer": "/query/after", "parameter": "after", "message": localized(*message)}
+            ],
+        ) from None
+    listed = [referral.to_json() for referral in found]
+    return jsonify(referrals=listed, next_after=listed[-1]["id"] if len(listed) == limit else None)

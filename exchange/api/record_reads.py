@@ -447,6 +447,20 @@ def knows_of(session: Session, actor: Actor, record: Record, child: ChildContext
     return "request" if session.scalars(asked.limit(1)).first() is not None else None
 
 
+def referred_by_basis(
+    session: Session, actor: Actor, record: Record, purpose: str
+) -> frozenset[str]:
+    """What referrals give ``actor`` of ``record`` for ``purpose``: an agency of this hub, its
+    referrals here (:func:`referred_to`); an agency of a peer hub asking through it, only the
+    referrals made to it on that hub's behalf (``exchange.federation_referrals``) — never a
+    local referral, whatever id it bears."""
+    if actor.audit_client is None:
+        return referred_to(session, actor.agency_id, record, purpose)
+    from exchange.federation_referrals import peer_referred_to
+
+    return peer_referred_to(session, actor, record, purpose)
+
+
 def decide_read(
     session: Session,
     actor: Actor,
@@ -465,10 +479,7 @@ def decide_read(
         purpose=purpose,
         audit_action=audit_action,
         record=record,
-        # An agency of a peer hub holds no referral here, whatever id it bears.
-        referred=referred_to(session, actor.agency_id, record, purpose)
-        if actor.audit_client is None
-        else frozenset(),
+        referred=referred_by_basis(session, actor, record, purpose),
         **audit_fields,
     )
 

@@ -50,9 +50,16 @@ from exchange.disclosure import (
     load_child,
     whole_record_detail,
 )
+from exchange.federation_referrals import (
+    open_referral,
+    peer_for_recipient,
+    peer_notice_states,
+    refer_to_peer,
+    referrals_sent,
+)
 from exchange.httpbasics import check_against, int_query, query_parameters, require_json
 from exchange.outbox_reading import readable_notifications
-from exchange.peers import peer_speaking_for
+from exchange.peers import Peer, unreachable_reason
 from exchange.problems import Problem, localized
 from exchange.records import Record, current_child_id, record_named
 from exchange.sharing import (
@@ -224,11 +231,13 @@ def _decided(
     categories: Any = None,
     detail: str,
     remember: bool = True,
+    recipient_hub: str | None = None,
 ) -> Disclosure:
     """The consent decision for the recipient; refused decisions are committed and answered
     ``403 consent-denied`` with the reasons (the caller owns the record: it knows it exists).
     ``remember``: note the consents that permitted it as disclosed to the recipient
-    (:func:`~exchange.disclosure.decide_disclosure`)."""
+    (:func:`~exchange.disclosure.decide_disclosure`). ``recipient_hub``: the recipient is an
+    agency of that peer hub, known here by its id only."""
     session = db.session()
     child = load_child(session, record.child_id)
     disclosure = decide_disclosure(
@@ -245,6 +254,7 @@ def _decided(
         record_version=record.latest_version,
         detail=detail,
         remember=remember,
+        recipient_hub=recipient_hub,
     )
     if not disclosure.permitted:
         session.commit()
@@ -268,20 +278,35 @@ def _decided(
     return disclosure
 
 
-def _check_recipient(record: Record, to: str) -> None:
+def _check_recipient(record: Record, to: str, *, kind: str = "transfer") -> Peer | None:
+    """Refuse a recipient that cannot take a ``kind`` share (400 at ``/to``). Returns the
+    peer hub of a referral's recipient that is another hub's agency (None for one of this
+    hub's): its hub must be pinned, active and reachable."""
     session = db.session()
     recipient = session.get(Agency, to)
-    peer = peer_speaking_for(session, to) if recipient is None else None
-    if peer is not None:
-        # Not a mistyped agency of this hub: one a pinned peer hub speaks for, and a case is
-        # not yet moved between hubs (referral and transfer envelopes are not built).
+    peer = peer_for_recipient(session, to) if recipient is None else None
+    if peer is not None and kind == "referral":
+        unreachable = unreachable_reason(peer)
+        if unreachable is None:
+            return peer
+        # Disabled, or no URL to announce it at: nothing would ever reach the agency.
         message = localized(
-            f"La agencia {to} es del nodo {peer.hub_id}; aún no se pueden remitir ni "
-            "transferir expedientes a otro nodo. Esa agencia puede consultar al niño, niña o "
-            "adolescente desde su nodo (POST /v1/federation/lookups), según su consentimiento.",
-            f"The agency {to} belongs to the hub {peer.hub_id}; records cannot be referred or "
-            "transferred to another hub yet. That agency can look the child up from its own "
-            "hub (POST /v1/federation/lookups), as the child's consent allows.",
+            f"La agencia {to} es de otro nodo, {peer.hub_id}, al que no se puede canalizar "
+            f"ahora: {unreachable[0]}",
+            f"The agency {to} belongs to another hub, {peer.hub_id}, to which nothing can be "
+            f"referred now: {unreachable[1]}",
+        )
+    elif peer is not None:
+        # Not a mistyped agency of this hub: one a pinned peer hub speaks for, and
+        # responsibility for a case does not move between hubs yet (transfer envelopes are
+        # not built); a referral does.
+        message = localized(
+            f"La agencia {to} es del nodo {peer.hub_id}; aún no se pueden transferir "
+            "expedientes a otro nodo, pero sí canalizarlos (POST /v1/records/{id}/referrals): "
+            "esa agencia lo lee desde su nodo, según el consentimiento.",
+            f"The agency {to} belongs to the hub {peer.hub_id}; records cannot be transferred "
+            "to another hub yet, but they can be referred (POST /v1/records/{id}/referrals): "
+            "that agency reads it from its own hub, as consent allows.",
         )
     elif recipient is None or not recipient.active:
         message = localized(
@@ -294,7 +319,7 @@ def _check_recipient(record: Record, to: str) -> None:
             "The recipient is the agency responsible for the record.",
         )
     else:
-        return
+        return None
     raise Problem(
         "validation",
         ("Destinatario no válido.", "Invalid recipient."),
@@ -313,7 +338,9 @@ def create_referral(record_id: str) -> Any:
     actor = current_actor()
     session = db.session()
     record = _owned_record(actor, record_id, "record.referred", body["purpose"])
-    _check_recipient(record, body["to"])
+    peer = _check_recipient(record, body["to"], kind="referral")
+    if peer is not None:
+        return _refer_to_peer(actor, record, peer, body)
     existing = session.scalars(
         select(RecordShare.id).where(
             RecordShare.record_id == record.id,
@@ -324,14 +351,7 @@ def create_referral(record_id: str) -> Any:
         )
     ).first()
     if existing:
-        raise Problem(
-            "conflict",
-            (
-                "El expediente ya está canalizado a esa agencia para esa finalidad.",
-                "The record is already referred to that agency for that purpose.",
-            ),
-            share_id=existing,
-        )
+        raise _already_referred(existing)
     disclosure = _decided(
         actor,
         record,
@@ -357,6 +377,54 @@ def create_referral(record_id: str) -> Any:
     # whole, as when the referral is refused).
     withheld = list(disclosure.decision.withheld)
     answer = {**share.to_json(), "audit_entry": entry, "withheld_categories": withheld}
+    return jsonify(answer), 201
+
+
+def _already_referred(share_id: str) -> Problem:
+    return Problem(
+        "conflict",
+        (
+            "El expediente ya está canalizado a esa agencia para esa finalidad.",
+            "The record is already referred to that agency for that purpose.",
+        ),
+        share_id=share_id,
+    )
+
+
+def _refer_to_peer(actor: Actor, record: Record, peer: Peer, body: dict[str, Any]) -> Any:
+    """A referral to an agency of ``peer`` (:mod:`exchange.federation_referrals`): decided for
+    the recipient as a local referral is, by its id alone, audited with its hub as the
+    target, kept, and queued for the peer hub."""
+    session = db.session()
+    to, purpose = body["to"], body["purpose"]
+    existing = open_referral(session, record.id, to, peer.hub_id, purpose)
+    if existing:
+        raise _already_referred(existing)
+    disclosure = _decided(
+        actor,
+        record,
+        to=to,
+        action="refer",
+        purpose=purpose,
+        audit_action="record.referred",
+        categories=body["categories"],
+        detail=f"to.{to}",
+        recipient_hub=peer.hub_id,
+    )
+    referral = refer_to_peer(
+        session,
+        record,
+        peer,
+        to=to,
+        purpose=purpose,
+        categories=list(disclosure.decision.categories),
+    )
+    session.commit()
+    answer = {
+        **referral.to_json(),
+        "audit_entry": disclosure.decision_id,
+        "withheld_categories": list(disclosure.decision.withheld),
+    }
     return jsonify(answer), 201
 
 
@@ -690,5 +758,26 @@ def list_shares() -> Any:
         {**share.to_json(), "notice": states[share.id]} if share.id in states else share.to_json()
         for share in shares
     ]
+    if role != "received" and kind in (None, "referral") and status in (None, *PEER_STATUSES):
+        listed = _with_peer_referrals(session, actor.agency_id, listed, status, limit)
     session.commit()  # held notices handed out or withheld, and their decisions' entries
     return jsonify(shares=listed)
+
+
+#: The statuses a referral to a peer hub's agency may have.
+PEER_STATUSES = ("accepted", "cancelled")
+
+
+def _with_peer_referrals(
+    session: Session, agency_id: str, listed: list[dict[str, Any]], status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """``listed`` with the referrals the agency made to peer hubs' agencies, newest first as
+    the rest, no more than ``limit`` in all: each names its ``hub``, and its ``notice`` says
+    whether that hub took it (``delivered``) or not yet."""
+    sent = referrals_sent(session, agency_id, status=status, limit=limit)
+    if not sent:
+        return listed
+    states = peer_notice_states(session, sent)
+    merged = listed + [{**referral.to_json(), "notice": states[referral.id]} for referral in sent]
+    merged.sort(key=lambda share: (share["created_at"], share["id"]), reverse=True)
+    return merged[:limit]

@@ -221,7 +221,7 @@ def test_what_the_log_cannot_hold_of_a_claim_is_left_out(fed: Federation) -> Non
 def test_a_type_this_hub_does_not_take_is_audited_as_refused(fed: Federation) -> None:
     """A verified envelope refused as a conflict is a refusal of a peer's envelope like any."""
     problem(fed.post(fed.envelope(kind="lookup_answer", body={})), 409, "conflict")
-    problem(fed.post(fed.envelope(kind="referral", body={})), 409, "conflict")
+    problem(fed.post(fed.envelope(kind="transfer", body={})), 409, "conflict")
     assert [(e["reason_code"], e["target"]) for e in refused_receipts(fed)] == [
         ("refused.conflict", {"hub": ASKER_ID})
     ] * 2

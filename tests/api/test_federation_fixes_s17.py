@@ -299,7 +299,7 @@ def refused_receipts(app: Flask) -> list[dict[str, Any]]:
 
 
 def test_an_envelope_refused_without_a_named_requester_is_the_peers(fed: Federation) -> None:
-    problem(fed.post(fed.envelope(kind="referral", body={})), 409, "conflict")
+    problem(fed.post(fed.envelope(kind="transfer", body={})), 409, "conflict")
     malformed = lookup_body(requester={**lookup_body()["requester"], "agency_id": "MX.FED.X"})
     problem(fed.post(fed.envelope(body=malformed)), 400, "validation")
     problem(fed.post(fed.envelope(body={"requester": "nadie"})), 400, "validation")
