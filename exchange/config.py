@@ -220,6 +220,23 @@ LIMITS = (
     "PORTAL_LOGIN_FAILURES_ADDRESS",
     "PORTAL_LOGIN_FAILURES_EMAIL",
 )
+#: Switches whose default, None, lets the process decide (the integrator thread: in
+#: ``puente serve`` workers): set, they are true or false like any switch — ``"off"`` or
+#: ``"no"``, which the environment gives as text, are not false, and must not count as true.
+SWITCHES_OR_UNSET = ("AUDIT_INTEGRATOR_THREAD",)
+#: Texts whose default, None, means unset: set, they are text (or a path). The environment
+#: gives a value that reads as JSON as such (``PUENTE_AUDIT_ORIGIN=123`` is a number), which
+#: no key, origin, address or file name is.
+TEXTS_OR_UNSET = (
+    "DATABASE_URL",
+    "DATA_KEY",
+    "AUDIT_ORIGIN",
+    "AUDIT_LOG_KEY",
+    "AUDIT_WITNESS_KEY",
+    "CONSENT_RULES_FILE",
+    "HUB_SIGNING_KEY",
+    "PORTAL_SECRET_KEY",
+)
 #: A hub id as the audit-event schema takes it, and as a peer's is checked
 #: (exchange.peer_checks.HUB_ID): this one is in every audit entry, token and federated request.
 HUB_ID_VALUE = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
@@ -296,7 +313,18 @@ def _kind_wanted(name: str, default: Any, value: Any) -> tuple[str, str] | None:
         if not (number and isinstance(value, int) and value >= 1):
             return "un número entero de horas ≥ 1", "a whole number of hours ≥ 1"
         return None
-    if value is None or default is None:
+    if value is None:
+        return None
+    if name in SWITCHES_OR_UNSET:
+        if isinstance(value, bool):
+            return None
+        return "true o false, o sin poner", "true or false, or unset"
+    if name in TEXTS_OR_UNSET:
+        # (bytes: a secret key written in puente.cfg as b"…", as Flask's own takes it)
+        if isinstance(value, (str, bytes, os.PathLike)):
+            return None
+        return "un texto, o sin poner", "a text, or unset"
+    if default is None:
         return None
     if isinstance(default, bool):
         return None if isinstance(value, bool) else ("true o false", "true or false")

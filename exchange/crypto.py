@@ -8,10 +8,13 @@ Data keys live outside the database, like every hub key:
 
 Every stored body row carries the id of the key that encrypted it. New bodies are encrypted
 with the *current* key. When ``PUENTE_DATA_KEY`` is set, only its keys encrypt: the current key
-is its greatest id, and the key files only decrypt (a file key with a greater id must not take
-over: a hub on several hosts shares its keys through the setting, and the other hosts would
-not have the file). Otherwise the current key is the key file with the greatest id; key ids
-made here are ``dk_<UTC time>_<random>``, so a newer key sorts later. ``puente keys
+is its last entry (the README tells operators to add a new key at the end), and the key files
+only decrypt (a file key must not take over: a hub on several hosts shares its keys through
+the setting, and the other hosts would not have the file). Otherwise the current key is the key
+file with the greatest id, runs of digits compared as numbers (:func:`key_order`: a
+hand-named ``prod-key-10`` follows ``prod-key-9``); key ids made here are ``dk_<UTC
+time>_<random>``, so a newer key sorts later. Every key given decrypts, whichever encrypts, so
+a hub whose rows are under the key an earlier rule chose still reads them. ``puente keys
 rotate-data-key`` writes a new key file and re-encrypts old rows in committed batches (run it
 again to resume); while the setting gives the current key it makes no file
 (:class:`DataKeysFromSetting` says how to rotate then). Old keys stay until no row uses them,
@@ -116,7 +119,7 @@ class DataKeysFromSetting(DataKeyError):
             f"PUENTE_DATA_KEY da la llave de datos que cifra ({current}): una llave nueva en "
             "la carpeta de llaves no sería la actual, y los demás servidores del nodo no la "
             "tendrían. No se creó ninguna llave. Para rotarla: agregue la llave nueva al final "
-            f"de PUENTE_DATA_KEY, con un id mayor que {current} (p. ej. "
+            f"de PUENTE_DATA_KEY (la última entrada es la que cifra), con un id nuevo (p. ej. "
             f"…,{current}-2:{new_key}), reinicie todos los procesos del nodo (serve y los "
             f"workers, en cada servidor) y ejecute {resume} para volver a cifrar las filas; "
             "quite la llave vieja solo cuando aparezca en unused_keys. O pase las llaves a "
@@ -126,7 +129,7 @@ class DataKeysFromSetting(DataKeyError):
             f"PUENTE_DATA_KEY gives the data key that encrypts ({current}): a new key in the "
             "key folder would not be the current one, and the hub's other servers would not "
             "have it. No key was made. To rotate it: add the new key at the end of "
-            f"PUENTE_DATA_KEY, with an id greater than {current} (e.g. "
+            f"PUENTE_DATA_KEY (its last entry is the one that encrypts), with a new id (e.g. "
             f"…,{current}-2:{new_key}), restart every hub process (serve and the workers, "
             f"on every server) and run {resume} to re-encrypt the rows; remove the old key "
             "only once it is listed in unused_keys. Or move the keys to files "
@@ -177,6 +180,16 @@ def _decode_key(text: str) -> bytes:
     return raw
 
 
+def key_order(key_id: str) -> tuple[tuple[str | int, ...], str]:
+    """How key files' ids sort, the greatest being the current key: as text, but with each run
+    of digits compared as a number (``prod-key-9`` < ``prod-key-10``, which text puts the other
+    way round). ``dk_…`` ids, whose times have a fixed width, sort as their text does. Splitting
+    on digit runs puts text at even places and numbers at odd ones, so two ids always compare
+    like with like; the id itself breaks ties (``k01``, ``k1``)."""
+    parts = re.split(r"(\d+)", key_id)
+    return tuple(int(part) if place % 2 else part for place, part in enumerate(parts)), key_id
+
+
 def new_key_id() -> str:
     return f"dk_{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}_{secrets.token_hex(3)}"
 
@@ -200,8 +213,9 @@ def _entry_sources(position: int, entry: str) -> tuple[str, str]:
 
 
 def setting_keys(setting: str) -> tuple[dict[str, DataKey], list[KeyFault]]:
-    """The keys ``PUENTE_DATA_KEY`` gives (``key_id:base64key[,…]``), and a fault for each
-    entry that is not one, naming the entry by its position (:func:`_entry_sources`)."""
+    """The keys ``PUENTE_DATA_KEY`` gives (``key_id:base64key[,…]``), in the order of the
+    setting (an id given twice takes the place, and the key, of its last entry), and a fault
+    for each entry that is not one, naming the entry by its position (:func:`_entry_sources`)."""
     keys: dict[str, DataKey] = {}
     faults: list[KeyFault] = []
     entries = filter(None, (part.strip() for part in setting.split(",")))
@@ -214,6 +228,7 @@ def setting_keys(setting: str) -> tuple[dict[str, DataKey], list[KeyFault]]:
                     spanish="cada entrada es id_de_llave:llave_en_base64",
                 )
             raw = _decode_key(text)
+            keys.pop(key_id, None)  # (the last entry is the current key: keep the order)
             keys[key_id] = DataKey(key_id, nacl.secret.SecretBox(raw), "environment")
         except DataKeyError as error:
             source, source_es = _entry_sources(position, entry)
@@ -231,8 +246,9 @@ class DataKeyring:
         self.environment_keys = environment_keys or ""
         self._lock = threading.Lock()
         self._keys: dict[str, DataKey] = {}
-        #: The ids PUENTE_DATA_KEY gives: when it is set, only they encrypt.
-        self._given: frozenset[str] = frozenset()
+        #: The ids PUENTE_DATA_KEY gives, in its order: when it is set, only they encrypt, the
+        #: last one first.
+        self._given: tuple[str, ...] = ()
         self._faults: list[KeyFault] = []
         self._stamp: float | None = None
         self._checked = 0.0
@@ -265,7 +281,7 @@ class DataKeyring:
 
     def reload(self) -> None:
         keys, faults = setting_keys(self.environment_keys)
-        given = frozenset(keys)
+        given = tuple(keys)
         stamp = self._directory_stamp()
         paths, folder_faults = self._key_files()
         faults += folder_faults
@@ -310,14 +326,18 @@ class DataKeyring:
         return [fault.reason for fault in self._faults]
 
     def current(self) -> DataKey:
-        """The key that encrypts: the greatest id of ``PUENTE_DATA_KEY`` when it is set (its
-        keys alone: a file must not take over, whatever its id), else of the key files."""
+        """The key that encrypts: the last usable entry of ``PUENTE_DATA_KEY`` when it is set
+        (its keys alone: a file must not take over, whatever its id), else the key file with
+        the greatest id (:func:`key_order`)."""
         self.refresh_if_stale()
         given = self.setting_gives_keys
-        candidates = self._given if given else self._keys.keys()
-        if not candidates:
+        if given:
+            if not self._given:
+                raise self._no_current_key(given)
+            return self._keys[self._given[-1]]
+        if not self._keys:
             raise self._no_current_key(given)
-        return self._keys[max(candidates)]
+        return self._keys[max(self._keys, key=key_order)]
 
     def _no_current_key(self, given: bool) -> DataKeyError:
         """Why no key can encrypt: keys that are there but unusable (only the setting's, when

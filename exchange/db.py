@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,10 +195,15 @@ def build_engine(url: str, echo: bool = False, create: bool = True) -> Engine:
             _must_exist(Path(database))
         elif database and database != ":memory:":
             from exchange.agency_keys import FolderError, make_folder
+            from exchange.key_safety import INSTANCE_FOLDER_MODE
 
             folder = Path(database).parent
             try:
-                make_folder(folder)
+                for made in make_folder(folder):
+                    # The instance folder by default, made here before 'puente init' gets to
+                    # it: the mode init gives a folder it makes (README), whatever the umask,
+                    # but no more open than the umask says.
+                    made.chmod(stat.S_IMODE(made.stat().st_mode) & INSTANCE_FOLDER_MODE)
                 try:
                     _create_private(Path(database))
                 except OSError as error:

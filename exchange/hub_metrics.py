@@ -1,7 +1,10 @@
 """What the hub holds and has yet to do, as Prometheus gauges read when ``/metrics`` is asked:
 the outbox by status (notifications piling up or dying), the audit entries not yet in the tree,
-and the log's size against its latest signed checkpoint. Read from the database at each scrape,
-so every worker answers the same, and nothing is counted twice across workers."""
+the log's size against its latest signed checkpoint, and the peers' witnesses: how many refuse
+this hub's log (a hub restored from an old backup that forked it) and the size each last
+cosigned (labelled by the peer's hub id, which is no child's or record's). Read from the
+database at each scrape, so every worker answers the same, and nothing is counted twice across
+workers."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from exchange.audit_log import AuditEntry
 from exchange.audit_queries import latest_checkpoint_size, log_size
 from exchange.outbox import STATUSES, OutboxMessage
+from exchange.witnessing import witness_standings
 
 _log = logging.getLogger("puente.metrics")
 
@@ -40,6 +44,7 @@ class HubState(Collector):
                     select(func.count()).select_from(AuditEntry).where(AuditEntry.idx.is_(None))
                 )
                 size, signed = log_size(session), latest_checkpoint_size(session) or 0
+                witnesses = witness_standings(session)
         except SQLAlchemyError as error:
             _log.warning("hub metrics not read: %s", type(error).__name__)
             return
@@ -63,3 +68,18 @@ class HubState(Collector):
             "Entries covered by the latest signed checkpoint",
             value=signed,
         )
+        # Given even with no peer (0), so that an alert on it never sees a gap.
+        yield GaugeMetricFamily(
+            "puente_witness_conflicts",
+            "Peer witnesses refusing this hub's checkpoints: they cosigned another tree of "
+            "this log",
+            value=sum(witness.refuses for witness in witnesses),
+        )
+        cosigned = GaugeMetricFamily(
+            "puente_witness_cosigned_size",
+            "Entries covered by the latest checkpoint of this hub each peer's witness cosigned",
+            labels=["peer"],
+        )
+        for witness in witnesses:
+            cosigned.add_metric([witness.peer_hub_id], witness.cosigned_size)
+        yield cosigned

@@ -19,6 +19,7 @@ import os
 import shlex
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 from flask import Flask
 from sqlalchemy import func, select
@@ -56,40 +57,90 @@ def signed_checkpoints(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(AuditCheckpoint)) or 0
 
 
-def refuse_keys_that_would_orphan_data(app: Flask) -> None:
-    """Raise :class:`KeysWouldOrphanData` when ``init`` would create a data key while rows are
-    encrypted under keys the hub does not hold, or a log key while the log has checkpoints."""
+class LostKey(NamedTuple):
+    """One of the hub's keys the database shows lost: its ``role`` (``data``, ``log``), and
+    what was found, with what to do, in Spanish and English."""
+
+    role: str
+    spanish: str
+    english: str
+
+
+def lost_keys(app: Flask, *, any_held: bool = False) -> list[LostKey]:
+    """The hub's own keys the database shows lost: rows encrypted under data keys the hub does
+    not hold — when it holds none, or with ``any_held`` whatever it holds — and signed
+    checkpoints while the log key file is missing. ``init`` refuses on these
+    (:func:`refuse_keys_that_would_orphan_data`), the commands that run the hub warn of them
+    (:func:`start_up_warnings`). Each says what was found and to restore from the backup."""
     if db.current_revision(app) is None:
-        return  # a new database: nothing to orphan
+        return []  # a new database: nothing to orphan
     keyring = data_keyring(app)
     with db.database(app).sessions() as session:
         keyring.reload()
-        orphaned = unloadable_keys(session, keyring) if not keyring.key_ids else {}
+        orphaned = unloadable_keys(session, keyring) if any_held or not keyring.key_ids else {}
         log_key = key_paths(app)["log"]
         checkpoints = 0
         if not app.config.get("AUDIT_LOG_KEY") and not log_key.exists():
             checkpoints = signed_checkpoints(session)
+    found = []
     if orphaned:
         keys = ", ".join(f"{key_id} ({n})" for key_id, n in orphaned.items())
-        raise KeysWouldOrphanData(
-            f"La base de datos tiene filas cifradas con llaves que este nodo no tiene ({keys}) "
-            f"y la carpeta {keyring.directory} no tiene ninguna llave de datos: restáurela "
-            "desde la copia de seguridad. No se creó ninguna llave: una nueva no descifraría "
-            "esas filas.",
-            f"The database has rows encrypted under keys this hub does not hold ({keys}) and "
-            f"the folder {keyring.directory} holds no data key: restore it from the backup. No "
-            "key was created: a new one would not decrypt those rows.",
+        folder = keyring.directory
+        if keyring.key_ids:  # (a partial restore, a key file removed by hand)
+            restore_es = f": restáurelas en la carpeta {folder} desde la copia de seguridad"
+            restore_en = f": restore them to the folder {folder} from the backup"
+        else:
+            restore_es = (
+                f" y la carpeta {folder} no tiene ninguna llave de datos: restáurela desde la "
+                "copia de seguridad"
+            )
+            restore_en = f" and the folder {folder} holds no data key: restore it from the backup"
+        found.append(
+            LostKey(
+                "data",
+                "La base de datos tiene filas cifradas con llaves que este nodo no tiene "
+                f"({keys}){restore_es}.",
+                f"The database has rows encrypted under keys this hub does not hold ({keys})"
+                f"{restore_en}.",
+            )
         )
     if checkpoints:
-        raise KeysWouldOrphanData(
-            f"El registro de auditoría tiene {checkpoints} puntos de control firmados y falta "
-            f"la llave del registro ({log_key}): restáurela desde la copia de seguridad. No se "
-            "creó ninguna llave: con una nueva, los órganos de supervisión verían un registro "
-            "firmado por otra llave.",
-            f"The audit log has {checkpoints} signed checkpoints and the log key ({log_key}) "
-            "is missing: restore it from the backup. No key was created: with a new one, "
-            "oversight bodies would see a log signed by another key.",
+        found.append(
+            LostKey(
+                "log",
+                f"El registro de auditoría tiene {checkpoints} puntos de control firmados y "
+                f"falta la llave del registro ({log_key}): restáurela desde la copia de "
+                "seguridad.",
+                f"The audit log has {checkpoints} signed checkpoints and the log key "
+                f"({log_key}) is missing: restore it from the backup.",
+            )
         )
+    return found
+
+
+#: Why ``init`` made no key in place of one of :func:`lost_keys` (Spanish, English), by role.
+_NOTHING_MADE = {
+    "data": (
+        "No se creó ninguna llave: una nueva no descifraría esas filas.",
+        "No key was created: a new one would not decrypt those rows.",
+    ),
+    "log": (
+        "No se creó ninguna llave: con una nueva, los órganos de supervisión verían un "
+        "registro firmado por otra llave.",
+        "No key was created: with a new one, oversight bodies would see a log signed by "
+        "another key.",
+    ),
+}
+
+
+def refuse_keys_that_would_orphan_data(app: Flask) -> None:
+    """Raise :class:`KeysWouldOrphanData` when ``init`` would create a data key while rows are
+    encrypted under keys the hub does not hold, or a log key while the log has checkpoints."""
+    found = lost_keys(app)
+    if found:
+        lost = found[0]
+        why_es, why_en = _NOTHING_MADE[lost.role]
+        raise KeysWouldOrphanData(f"{lost.spanish} {why_es}", f"{lost.english} {why_en}")
 
 
 # -- keys that are there but cannot be used ---------------------------------------------------
@@ -145,11 +196,13 @@ def unusable_keys_message(faults: list[KeyFault]) -> tuple[str, str]:
     if any(fault.kind == INVALID and not fault.given for fault in faults):
         todo_es.append("restaure los archivos dañados desde la copia de seguridad")
         todo_en.append("restore the damaged files from the backup")
-    misnamed = sorted({fault.found for fault in faults if isinstance(fault, MisnamedKey)})
-    if misnamed:
-        # The origin and the witness's name never change: peers pinned them, oversight
-        # bodies verify against them, and the log's entries carry the hub id.
-        made_for = ", ".join(dict.fromkeys(name.rsplit("/", 1)[0] for name in misnamed))
+    misnamed = [fault for fault in faults if isinstance(fault, MisnamedKey)]
+    # The origin and the witness's name never change: peers pinned them, oversight bodies
+    # verify against them, and the log's entries carry the hub id.
+    made_for = ", ".join(
+        sorted({fault.made_with for fault in misnamed if fault.setting == "PUENTE_HUB_ID"})
+    )
+    if made_for:
         todo_es.append(
             f"vuelva a poner PUENTE_HUB_ID={made_for}, el id con que se creó el nodo: el "
             "origen del registro no cambia nunca"
@@ -157,6 +210,18 @@ def unusable_keys_message(faults: list[KeyFault]) -> tuple[str, str]:
         todo_en.append(
             f"set PUENTE_HUB_ID={made_for} again, the id the hub was made with: the log's "
             "origin never changes"
+        )
+    origin = ", ".join(
+        sorted({fault.made_with for fault in misnamed if fault.setting == "PUENTE_AUDIT_ORIGIN"})
+    )
+    if origin:
+        todo_es.append(
+            f"vuelva a poner PUENTE_AUDIT_ORIGIN en {origin}, el origen con que se creó el "
+            "registro: el origen del registro no cambia nunca"
+        )
+        todo_en.append(
+            f"set PUENTE_AUDIT_ORIGIN back to {origin}, the origin the log was made with: "
+            "the log's origin never changes"
         )
     if any(fault.given for fault in faults):
         todo_es.append("corrija la configuración que da la llave")
@@ -387,15 +452,43 @@ def _chmod_argument(path: Path, app: Flask | None) -> str:
     return "700" if path.is_dir() else "600"
 
 
+#: What a hub that runs without one of :func:`lost_keys` cannot do (Spanish, English), by role.
+_UNTIL_RESTORED = {
+    "data": (
+        "Hasta entonces el nodo no puede leer esas filas.",
+        "Until then the hub cannot read those rows.",
+    ),
+    "log": (
+        "Hasta entonces el nodo no firma ningún punto de control; reinicie serve y los "
+        "workers cuando la haya restaurado (la leen solo al arrancar). En la copia de un "
+        "simulacro de restauración, que nunca debe tenerla, es lo esperado.",
+        "Until then the hub signs no checkpoint; restart serve and the workers once it is "
+        "back (they read it only as they start). On a restore drill's copy, which must never "
+        "have it, this is expected.",
+    ),
+}
+
+
 def start_up_warnings(app: Flask, hub: HubKeys) -> list[tuple[str, str]]:
     """What a command that runs the hub (``serve``, ``worker``, ``db upgrade``) warns of as it
-    starts (Spanish, English): keys that are there but cannot be used, and secrets others may
-    read. The hub runs anyway (``/readyz`` reports both), but the operator starting it should
-    not have to find out from the clients."""
+    starts (Spanish, English): keys that are there but cannot be used, keys the database shows
+    lost (what ``init`` refuses on: :func:`lost_keys`, a wrong ``PUENTE_DATA_KEYS_DIR`` or
+    ``PUENTE_AUDIT_LOG_KEY_FILE`` too), and secrets others may read. The hub runs anyway
+    (``/readyz`` reports them; a restore drill serves its copy so), but the operator starting
+    it should not have to find out from the clients."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     warnings = []
     faults = [fault for fault in key_faults(app, hub) if fault.kind != MISSING]
     if faults:
         warnings.append(unusable_keys_message(faults))
+    try:
+        lost = lost_keys(app, any_held=True)
+    except SQLAlchemyError:  # a database down now (serve starts anyway) or at an old schema
+        lost = []
+    for found in lost:
+        then_es, then_en = _UNTIL_RESTORED[found.role]
+        warnings.append((f"{found.spanish} {then_es}", f"{found.english} {then_en}"))
     exposed = exposed_secrets(app)
     if exposed:
         warnings.append(exposed_secrets_message(exposed, init_would_refuse(app), app))

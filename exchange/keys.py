@@ -77,27 +77,48 @@ class KeyFault:
 @dataclass(frozen=True)
 class MisnamedKey(KeyFault):
     """A log or witness key named for another hub than the configured one (``found`` against
-    ``expected``): ``PUENTE_HUB_ID`` changed after ``puente init``. Used, it would sign
-    checkpoints of one origin with a key named for another, which no peer pins and no
-    verifier accepts — so it is not used, and the hub says which id it was made with."""
+    ``expected``): ``setting`` (``PUENTE_HUB_ID``, or ``PUENTE_AUDIT_ORIGIN`` for the log key
+    when the origin is not the hub id's) changed after ``puente init``, and ``made_with`` is
+    the value it had then. Used, the key would sign checkpoints of one origin with a key named
+    for another, which no peer pins and no verifier accepts — so it is not used, and the hub
+    says which setting to put back, and to what."""
 
     found: str = ""
     expected: str = ""
+    setting: str = "PUENTE_HUB_ID"
+    made_with: str = ""
 
     @property
     def reason(self) -> str:
         return (
             f"{self.role} key {self.source} is named {self.found!r}, but this hub signs as "
-            f"{self.expected!r}: PUENTE_HUB_ID changed since the key was made"
+            f"{self.expected!r}: {self.setting} changed since the key was made"
         )
 
     def described(self) -> tuple[str, str]:
         return (
             f"{self.source}: la llave se llama «{self.found}», pero este nodo firma como "
-            f"«{self.expected}» (PUENTE_HUB_ID cambió desde que se creó la llave)",
+            f"«{self.expected}» ({self.setting} cambió desde que se creó la llave)",
             f"{self.source}: the key is named '{self.found}', but this hub signs as "
-            f"'{self.expected}' (PUENTE_HUB_ID changed since the key was made)",
+            f"'{self.expected}' ({self.setting} changed since the key was made)",
         )
+
+
+#: What the default origin adds to the hub id (:func:`audit_origin`).
+_ORIGIN_SUFFIX = "/audit"
+
+
+def _misnamed(app: Flask, role: str, source: str, found: str, expected: str) -> MisnamedKey:
+    """The fault of a ``role`` key named ``found`` where ``expected`` was wanted, naming the
+    setting that differs: the witness key is named after the hub id; the log key after
+    ``PUENTE_AUDIT_ORIGIN`` when it is set, or was when the key was made (a name that is not
+    ``<id>/audit``), else after the hub id too."""
+    setting, made_with = "PUENTE_HUB_ID", found.rsplit("/", 1)[0]
+    if role == "log" and (app.config.get("AUDIT_ORIGIN") or not found.endswith(_ORIGIN_SUFFIX)):
+        setting, made_with = "PUENTE_AUDIT_ORIGIN", found
+    return MisnamedKey(
+        role, MISNAMED, source, found=found, expected=expected, setting=setting, made_with=made_with
+    )
 
 
 #: The commonest causes in Spanish (the system's and the parsers' own words are English).
@@ -140,7 +161,7 @@ class HubKeys:
 
 
 def audit_origin(app: Flask) -> str:
-    return app.config.get("AUDIT_ORIGIN") or f"{app.config['HUB_ID']}/audit"
+    return app.config.get("AUDIT_ORIGIN") or f"{app.config['HUB_ID']}{_ORIGIN_SUFFIX}"
 
 
 def witness_name(app: Flask) -> str:
@@ -183,7 +204,7 @@ def _load(app: Flask, role: str, path: Path) -> tuple[Any, KeyFault | None]:
         return None, KeyFault(role, INVALID, source, f"not a signed-note key: {error}")
     expected = audit_origin(app) if role == "log" else witness_name(app)
     if signer.name != expected:
-        return None, MisnamedKey(role, MISNAMED, source, found=signer.name, expected=expected)
+        return None, _misnamed(app, role, source, signer.name, expected)
     return signer, None
 
 

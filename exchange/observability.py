@@ -35,10 +35,10 @@ from exchange.key_safety import (
 from exchange.keys import (
     INVALID,
     LOADED_AT_START,
-    MISNAMED,
     MISSING,
     UNREADABLE,
     KeyFault,
+    MisnamedKey,
     hub_keys,
 )
 from exchange.problems import localized
@@ -144,7 +144,8 @@ def _key_advice(
     given = list(dict.fromkeys(fault.source.split(" ")[0] for fault in faults if fault.given))
     denied = _roles(faults, lambda f: f.kind == UNREADABLE and not f.given)
     damaged = _roles(faults, lambda f: f.kind == INVALID and not f.given)
-    renamed = _roles(faults, lambda f: f.kind == MISNAMED)
+    renamed = _roles(faults, lambda f: _renamed_by(f) == "PUENTE_HUB_ID")
+    new_origin = _roles(faults, lambda f: _renamed_by(f) == "PUENTE_AUDIT_ORIGIN")
     missing = _roles(faults, lambda f: f.kind == MISSING)
     restore_log = "log" in missing and log_signed
     to_make = [
@@ -197,6 +198,18 @@ def _key_advice(
                 "server's log says which): the log's origin never changes",
             )
         )
+    if new_origin:
+        advice.append(
+            (
+                "la llave del registro de auditoría se creó para otro origen: "
+                "PUENTE_AUDIT_ORIGIN cambió desde 'puente init'; vuelva a poner el origen con "
+                "que se creó el registro (el registro del servidor lo dice): el origen del "
+                "registro no cambia nunca",
+                "the audit log key was made for another origin: PUENTE_AUDIT_ORIGIN changed "
+                "since 'puente init'; set back the origin the log was made with (the server's "
+                "log says which): the log's origin never changes",
+            )
+        )
     if restore_log:
         advice.append(
             (
@@ -230,6 +243,11 @@ def _key_advice(
             )
         )
     return advice, to_make
+
+
+def _renamed_by(fault: KeyFault) -> str | None:
+    """The setting that changed since a misnamed key was made (exchange.keys.MisnamedKey)."""
+    return fault.setting if isinstance(fault, MisnamedKey) else None
 
 
 def _log_on_change(topic: str, message: str | None, level: int = logging.WARNING) -> None:
@@ -271,8 +289,11 @@ def _check_keys(
     # Which keys, not where: anyone may ask /readyz, and the instance folder's layout is the
     # operator's to read, in the server's log.
     states = []
-    renamed = _roles(faults, lambda f: f.kind == MISNAMED)
-    unusable = [role for role in _roles(faults, lambda f: True) if role not in denied + renamed]
+    renamed = _roles(faults, lambda f: _renamed_by(f) == "PUENTE_HUB_ID")
+    new_origin = _roles(faults, lambda f: _renamed_by(f) == "PUENTE_AUDIT_ORIGIN")
+    unusable = [
+        role for role in _roles(faults, lambda f: True) if role not in denied + renamed + new_origin
+    ]
     if unusable:
         init_makes_all = to_make == unusable and not denied
         states.append(
@@ -283,6 +304,8 @@ def _check_keys(
         states.append(f"permission denied: {', '.join(denied)}")
     if renamed:
         states.append(f"made for another hub id: {', '.join(renamed)}")
+    if new_origin:
+        states.append(f"made for another audit origin: {', '.join(new_origin)}")
     checks["keys"] = "; ".join(states)
     advice += told
     reasons = "; ".join(fault.reason for fault in faults)

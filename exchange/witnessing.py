@@ -288,11 +288,17 @@ def _request_cosignatures(app: Flask, post: Post, timeout: float) -> CosigningRu
     return run
 
 
+def _asked() -> tuple[Any, ...]:
+    """Which peers' witnesses are asked to cosign: active ones pinned with a witness key and a
+    URL."""
+    return (Peer.active.is_(True), Peer.witness_vkey.is_not(None), Peer.base_url.is_not(None))
+
+
 def _witnesses(session: Session) -> list[_Witness]:
     rows = session.execute(
         select(Peer, PeerCosigning.cosigned_size)
         .outerjoin(PeerCosigning, PeerCosigning.peer_hub_id == Peer.hub_id)
-        .where(Peer.active.is_(True), Peer.witness_vkey.is_not(None), Peer.base_url.is_not(None))
+        .where(*_asked())
         .order_by(Peer.hub_id)
     )
     return [
@@ -680,6 +686,31 @@ def _conflict(
     return PeerOutcome(
         witness.hub_id, "conflict", witness.cosigned_size, reason[1], status, reason_es=reason[0]
     )
+
+
+@dataclass(frozen=True)
+class WitnessStanding:
+    """Where one peer's witness stands with this hub's log, for ``/metrics``: the size it last
+    cosigned (0: never yet) and whether it refuses the log (a conflict written to the audit
+    log, which only a cosignature ends)."""
+
+    peer_hub_id: str
+    cosigned_size: int
+    refuses: bool
+
+
+def witness_standings(session: Session) -> list[WitnessStanding]:
+    """Each peer whose witness is asked to cosign (:func:`_asked`), by hub id."""
+    rows = session.execute(
+        select(Peer.hub_id, PeerCosigning.cosigned_size, PeerCosigning.conflict_size)
+        .outerjoin(PeerCosigning, PeerCosigning.peer_hub_id == Peer.hub_id)
+        .where(*_asked())
+        .order_by(Peer.hub_id)
+    )
+    return [
+        WitnessStanding(hub_id, cosigned or 0, conflict is not None)
+        for hub_id, cosigned, conflict in rows
+    ]
 
 
 def cosignatures_of(session: Session, size: int) -> list[NoteSignature]:

@@ -125,8 +125,9 @@ def make_private(app: Flask) -> list[Path]:
 
 
 def refuse_another_hub_id(app: Flask) -> None:
-    """End ``serve`` or ``worker`` when the log or witness key was made for another hub id
-    (:class:`~exchange.keys.MisnamedKey`: ``PUENTE_HUB_ID`` changed after ``puente init``).
+    """End ``serve`` or ``worker`` when the log or witness key was made for another hub id or
+    log origin (:class:`~exchange.keys.MisnamedKey`: ``PUENTE_HUB_ID`` or
+    ``PUENTE_AUDIT_ORIGIN`` changed after ``puente init``, the message names which).
     Other unusable keys only warn and the hub runs not ready; this one would write entries,
     notices and envelopes under an id no peer or oversight body knows, into a log signed under
     the old one — a setting to put back before anything is written."""
@@ -352,7 +353,13 @@ bind_option = click.option(
     show_default=True,
     help="HOST:PORT to listen on (also the public URL unless PUENTE_PUBLIC_URL is set).",
 )
-workers_option = click.option("--workers", type=click.IntRange(1, 64), help="Worker processes.")
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    # Said, not a click default: unset, gunicorn's configuration (exchange.serving) reads
+    # PUENTE_WORKERS itself, which a default here would always override.
+    help="Worker processes (default: PUENTE_WORKERS, else 2).",
+)
 
 
 def refuse_unusable_bind(bind: str) -> None:
@@ -371,6 +378,58 @@ def refuse_unusable_bind(bind: str) -> None:
     )
 
 
+def warn_of_old_schema(app: Flask) -> None:
+    """Say on stderr when the database is not at the schema this code needs (empty, behind,
+    or upgraded by a newer version): ``serve`` and ``worker`` run anyway (/readyz says not
+    ready, so a balancer sends it nothing), but the operator starting them should not have to
+    find out from the clients, nor from a worker that found nothing to do."""
+    try:
+        advice = db.schema_advice(db.current_revision(app))
+    except Exception:  # noqa: BLE001 - the database may be down now and up later: run anyway
+        advice = None
+    if advice is not None:
+        click.echo(f"aviso / warning: {advice[0]} / {advice[1]}", err=True)
+
+
+def public_url_warning(app: Flask, bind: str) -> tuple[str, str] | None:
+    """When ``serve`` listens beyond this machine (``0.0.0.0``, ``[::]``) with no
+    ``PUBLIC_URL`` configured: the hub then advertises the loopback address
+    (:func:`~exchange.config.public_url_for_bind`) as its token endpoint, the ``iss`` of its
+    tokens and the ``aud`` of ``private_key_jwt`` assertions, which no client elsewhere can
+    call or use (Spanish, English)."""
+    from urllib.parse import urlsplit
+
+    if str(app.config["PUBLIC_URL"]).rstrip("/") != DEFAULTS["PUBLIC_URL"]:
+        return None  # configured (the instance file or PUENTE_PUBLIC_URL)
+    advertised = public_url_for_bind(bind)
+    host = urlsplit(advertised).hostname or ""
+    if host != "localhost" and not _is_loopback(host):
+        return None  # a network address or name others may reach: what they call
+    if not listening.listens_beyond_this_machine(bind):
+        return None
+    return (
+        f"el nodo escucha en {bind}, al alcance de otras máquinas, pero PUENTE_PUBLIC_URL no "
+        f"está puesto: anuncia {advertised} en /.well-known/puente-hub (el endpoint de "
+        "tokens, el «iss» de los tokens y el «aud» de las aserciones private_key_jwt), que "
+        "solo esta máquina puede llamar; ponga PUENTE_PUBLIC_URL con la dirección que usan "
+        "los clientes (p. ej. https://puente.example.org)",
+        f"the hub listens on {bind}, within reach of other machines, but PUENTE_PUBLIC_URL is "
+        f"not set: it advertises {advertised} in /.well-known/puente-hub (the token endpoint, "
+        "the 'iss' of tokens and the 'aud' of private_key_jwt assertions), which only this "
+        "machine can call; set PUENTE_PUBLIC_URL to the address clients use (e.g. "
+        "https://puente.example.org)",
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @click.command("serve")
 @bind_option
 @workers_option
@@ -378,16 +437,12 @@ def refuse_unusable_bind(bind: str) -> None:
 def serve_command(app: Flask, bind: str, workers: int | None) -> None:
     """Serve the hub with gunicorn."""
     refuse_unusable_bind(bind)
-    try:
-        advice = db.schema_advice(db.current_revision(app))
-    except Exception:  # noqa: BLE001 - the database may be down now and up later: serve anyway
-        advice = None
-    if advice is not None:
-        # It serves anyway (/readyz says not ready, so a balancer sends it nothing), but the
-        # operator starting it should not have to find out from the clients.
-        click.echo(f"aviso / warning: {advice[0]} / {advice[1]}", err=True)
+    warn_of_old_schema(app)
     refuse_another_hub_id(app)
     warn_of_unsafe_keys(app)
+    unreachable = public_url_warning(app, bind)
+    if unreachable is not None:
+        click.echo(f"aviso / warning: {unreachable[0]} / {unreachable[1]}", err=True)
     exec_gunicorn(bind, workers, app.instance_path)
 
 

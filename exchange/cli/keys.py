@@ -79,8 +79,11 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     waits for them and sweeps again before it reports. The new key is a key change in the
     audit log (key_changed, data_key_rotated); re-encrypting under it is not.
 
-    When PUENTE_DATA_KEY is set, its greatest key id encrypts and this makes no key: add the
-    new key to the setting, restart the hub's processes, then run it with --resume.
+    When PUENTE_DATA_KEY is set, its last entry encrypts and this makes no key: add the new
+    key at the end of the setting, restart the hub's processes, then run it with --resume.
+
+    Rows under a key the hub does not hold (a key file lost, or not restored) are refused
+    first: no key is made, as the rows could not be moved to it.
     """
     from sqlalchemy.exc import DBAPIError
 
@@ -95,6 +98,7 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
         key_settling_seconds,
         reencrypt_batches,
         rows_per_key,
+        unloadable_keys,
     )
 
     keyring = data_keyring(app)
@@ -107,6 +111,14 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
             "la base de datos está vacía: ejecute 'puente init'"
         )
     sessions = db.database(app).sessions
+    if not resume:
+        # Before any key is made (as 'puente init' does): re-encrypting stops at the first row
+        # it cannot read, so a new key would be made and audited for a rotation that cannot
+        # happen. (--resume makes none: the sweep names the key it meets, _key_problem.)
+        with sessions() as session:
+            lost = unloadable_keys(session, keyring)
+        if lost:
+            raise click.ClickException(_lost_keys_problem(lost, keyring.problems))
 
     def audit_the_new_key(key_id: str) -> None:
         # Committed before any server can encrypt with the key: no key change goes unaudited.
@@ -178,6 +190,23 @@ def rotate_data_key_command(app: Flask, resume: bool, batch_size: int, as_json: 
     click.echo(
         f"keys no row uses (may be moved out of the key folder) / claves que ninguna fila usa "
         f"(pueden retirarse de la carpeta de claves): {unused}"
+    )
+
+
+def _lost_keys_problem(lost: dict[str, int], unusable: list[str]) -> str:
+    """Why no key was made when rows are under keys the hub does not hold (``lost``: each key
+    and its rows), in both languages, like :func:`_key_problem`."""
+    keys = ", ".join(f"{key_id} ({rows})" for key_id, rows in lost.items())
+    files = "; ".join(unusable)
+    found_es = f" Archivos de clave que no se pudieron usar: {files}." if files else ""
+    found_en = f" Key files that could not be used: {files}." if files else ""
+    again = "'puente keys rotate-data-key'"
+    return (
+        f"rows are encrypted under data keys the hub cannot load: {keys}.{found_en} No key "
+        f"was made. Restore those keys from a backup (the key folder, or PUENTE_DATA_KEY) and "
+        f"run {again} again / hay filas cifradas con claves de datos que el nodo no puede "
+        f"cargar: {keys}.{found_es} No se creó ninguna clave. Restaure esas claves de un "
+        f"respaldo (la carpeta de claves, o PUENTE_DATA_KEY) y vuelva a ejecutar {again}"
     )
 
 

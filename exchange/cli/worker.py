@@ -19,7 +19,7 @@ from exchange.agencies import UnknownAgency, get_agency, keep_notices_for_readin
 from exchange.audit_sequencer import ensure_integrator, integrate_pending
 from exchange.auth import as_utc, utcnow
 from exchange.cli import language_option, print_json, say, with_hub
-from exchange.cli.hub import refuse_another_hub_id, warn_of_unsafe_keys
+from exchange.cli.hub import refuse_another_hub_id, warn_of_old_schema, warn_of_unsafe_keys
 from exchange.key_safety import init_would_refuse, key_faults
 from exchange.keys import MISSING, UNREADABLE, hub_keys
 from exchange.outbox import STATUSES, OutboxMessage, requeue, unknown_message_ids
@@ -58,6 +58,8 @@ def worker_command(app: Flask, once: bool, batch: int, poll_seconds: float) -> N
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
+    # As serve: a database at an old schema would otherwise pass for one with nothing to do.
+    warn_of_old_schema(app)
     refuse_another_hub_id(app)
     warn_of_unsafe_keys(app)
     # Every notification is signed: without the key nothing can go, so say so before
