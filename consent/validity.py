@@ -466,7 +466,9 @@ def check_view(
     """Problems with a views record: the date heard (not in the future, not before the child
     was born), and why a child was not heard."""
     problems: list[Problem] = []
-    born = None if child is None else (child.earliest_date_of_birth or child.date_of_birth)
+    # The nominal date of birth when the records agree: for a child whose age is only
+    # estimated, ``date_of_birth`` is None, and a date heard decades before birth would pass.
+    born = None if child is None else (child.earliest_date_of_birth or child.nominal_date_of_birth)
     if born is not None and child is not None and child.estimated_age_years is not None:
         born -= timedelta(days=366)  # an estimated age: only a date clearly before it
     if born is not None and view.heard_on < born:

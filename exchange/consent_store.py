@@ -184,8 +184,11 @@ class AccessRequestRow(Base):
 
 
 class AccessRequestJustification(_Sealed, Base):
-    """Why the requester asks (``justification`` of an access request), sealed: it may
-    describe the child's situation. Shown to the officers who decide and to the requester."""
+    """What the requester wrote beside an access request, sealed: why they ask
+    (``justification``: it may describe the child's situation), on whose behalf
+    (``on_behalf_of``) and in which legal proceeding (``proceeding_reference``) — the keys of
+    exchange.consents.access.REQUESTER_WORDS, each only when written. Shown to the officers who
+    decide and to the requester; never in the audit log."""
 
     __tablename__ = "access_request_justification"
 

@@ -377,7 +377,8 @@ def require_json() -> Any:
         raise Problem(
             "validation",
             (error.message_es, error.message_en),
-            errors=[{"pointer": "", "message": message}],
+            # Where the parser found it (a text holding NUL: /reason), else the body itself.
+            errors=[{"pointer": error.pointer or "", "message": message}],
         ) from error
 
 

@@ -44,7 +44,9 @@ class DocumentError(SchemaError, ValueError):
     """Input that is not a usable JSON document: bad UTF-8, malformed, too large, too deep…
 
     ``code`` is stable and machine-readable (see :mod:`schemas.parsing` for the list);
-    ``line`` and ``column`` (1-based) locate the problem in the input when known.
+    ``line`` and ``column`` (1-based) locate the problem in the input when known, ``pointer``
+    (a JSON pointer) the value it is about once the input was parsed (a string that no text
+    may hold), else None.
     """
 
     def __init__(
@@ -54,11 +56,13 @@ class DocumentError(SchemaError, ValueError):
         message_en: str,
         line: int | None = None,
         column: int | None = None,
+        pointer: str | None = None,
     ) -> None:
         super().__init__(message_es, message_en)
         self.code = code
         self.line = line
         self.column = column
+        self.pointer = pointer
 
     def __repr__(self) -> str:
         return (

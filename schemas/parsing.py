@@ -160,31 +160,46 @@ def check_depth(value: Any, *, max_depth: int = MAX_DEPTH) -> None:
 
 
 def _check_strings(value: Any) -> None:
-    stack = [value]
+    """Refuse the first string of ``value`` (a member's name or a text) that no text may hold,
+    naming where it is: a body refused for "a string" somewhere leaves its sender to search
+    for it, where ``/reason`` says which field to correct."""
+    stack: list[tuple[str, Any]] = [("", value)]
     while stack:
-        node = stack.pop()
+        pointer, node = stack.pop()
         if isinstance(node, str):
-            _check_string(node)
+            _check_string(node, pointer)
         elif isinstance(node, dict):
-            for key in node:
-                _check_string(key)
-            stack.extend(node.values())
+            for key, item in node.items():
+                # A name holding NUL is told at the object that holds it, without the NUL.
+                _check_string(key, pointer)
+                stack.append((f"{pointer}/{_pointer_token(key)}", item))
         elif isinstance(node, list):
-            stack.extend(node)
+            stack.extend((f"{pointer}/{index}", item) for index, item in enumerate(node))
 
 
-def _check_string(text: str) -> None:
+def _pointer_token(key: str) -> str:
+    """``key`` as a JSON pointer token (RFC 6901: ``~`` as ``~0``, ``/`` as ``~1``)."""
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _check_string(text: str, pointer: str = "") -> None:
+    where_es, where_en = (f"«{pointer}» ", f"'{pointer}' ") if pointer else ("", "")
     if "\x00" in text:
         raise DocumentError(
             "invalid-string",
-            "una cadena contiene el carácter nulo \\u0000, que ningún texto puede llevar",
-            "a string contains the NUL character \\u0000, which no text may hold",
+            f"{where_es or 'una cadena '}contiene el carácter nulo \\u0000, que ningún texto "
+            "puede llevar",
+            f"{where_en or 'a string '}contains the NUL character \\u0000, which no text may hold",
+            pointer=pointer,
         )
     if _SURROGATE.search(text):
         raise DocumentError(
             "invalid-string",
-            "una cadena contiene un carácter \\uD800–\\uDFFF sin pareja (no es Unicode válido)",
-            "a string contains an unpaired \\uD800–\\uDFFF character (not valid Unicode)",
+            f"{where_es or 'una cadena '}contiene un carácter \\uD800–\\uDFFF sin pareja (no es "
+            "Unicode válido)",
+            f"{where_en or 'a string '}contains an unpaired \\uD800–\\uDFFF character (not "
+            "valid Unicode)",
+            pointer=pointer,
         )
 
 

@@ -74,8 +74,10 @@ from exchange.consents.access import (
     asked_end_passed,
     child_asked_about,
     decision_now,
-    request_justification,
+    own_requests,
     request_queue,
+    request_written,
+    stray_record_warnings,
 )
 from exchange.consents.common import QUEUE_LIMIT, instant_problem, instant_text, read_instant
 from exchange.consents.hidden import as_told_to
@@ -196,10 +198,15 @@ _REASON = {
 }
 
 JSON_OBJECT: dict[str, Any] = {"$schema": DIALECT, "$id": API + "json-object/1", "type": "object"}
+# Every request body refuses a member it does not take (400, the message naming it and the
+# member it may have meant: "untill" → "until"), as the registered documents do: ignored, a
+# misspelt "until" would grant the whole period asked for, a misspelt "upheld" would set aside
+# the objection the reviewer meant to uphold.
 REVOKE_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "consent-revocation/1",
     "type": "object",
+    "additionalProperties": False,
     "required": ["reason"],
     "properties": {"reason": _REASON},
 }
@@ -207,6 +214,7 @@ REVIEW_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "procuraduria-review/1",
     "type": "object",
+    "additionalProperties": False,
     "required": ["upheld", "reason"],
     "properties": {
         "upheld": {"x-title": {"es": "Se confirma", "en": "Upheld"}, "type": "boolean"},
@@ -217,6 +225,7 @@ ACCESS_DECISION_SCHEMA: dict[str, Any] = {
     "$schema": DIALECT,
     "$id": API + "access-request-decision/1",
     "type": "object",
+    "additionalProperties": False,
     "required": ["approve", "reason"],
     "properties": {
         "approve": {"x-title": {"es": "Aprobar", "en": "Approve"}, "type": "boolean"},
@@ -246,6 +255,17 @@ DRY_RUN_SCHEMA: dict[str, Any] = {
         "actor": {
             "x-title": {"es": "Actor", "en": "Actor"},
             "type": "object",
+            # The members an engine actor has (consent.Actor): a misspelt "person_id" beside
+            # an "agency_id" would ask about the agency instead, unsaid.
+            "additionalProperties": False,
+            "properties": {
+                "kind": {"x-title": {"es": "Tipo de actor", "en": "Actor kind"}},
+                "agency_id": {"x-title": {"es": "Agencia", "en": "Agency"}},
+                "person_id": {"x-title": {"es": "Persona", "en": "Person"}},
+                "roles": {"x-title": {"es": "Roles", "en": "Roles"}},
+                "jurisdiction": {"x-title": {"es": "Jurisdicción", "en": "Jurisdiction"}},
+                "country": {"x-title": {"es": "País", "en": "Country"}},
+            },
             "anyOf": [
                 {"required": ["agency_id"]},
                 {"required": ["person_id"]},
@@ -379,6 +399,20 @@ QUEUE_QUERY_SCHEMA: dict[str, Any] = {
         },
     },
 }
+
+
+def _check_query(schema: dict[str, Any]) -> None:
+    """:func:`check_query`, each failure pointing at its parameter (``/query/status``, which
+    ``parameter`` names too), where every other query error of these lists points — ``limit``
+    (int_query), ``after`` (the services), a repeated parameter — rather than at ``""``, the
+    pointer of the body these routes do not take."""
+    try:
+        check_query(schema)
+    except Problem as problem:
+        for error in problem.extra.get("errors", ()):
+            if error.get("parameter"):
+                error["pointer"] = f"/query/{error['parameter']}"
+        raise
 
 
 def _body(
@@ -1004,8 +1038,9 @@ def access_request_answer(
         "message": {"es": es, "en": en},
         "access": access,
         "grant_id": row.grant_id,
-        # The requester's own words, to them and to the officers who decide.
-        "justification": request_justification(session, row.id),
+        # The requester's own words, to them and to the officers who decide: why, on whose
+        # behalf, in which proceeding (request_written).
+        **request_written(session, row.id),
         "created_at": instant_text(row.created_at),
         "decided_at": instant_text(row.decided_at) if row.decided_at else None,
     }
@@ -1096,21 +1131,25 @@ def get_access_request(request_id: str) -> Any:
 
 
 @bp.get("/v1/access-requests")
-@require_scope("access:decide")
+@require_any_scope(*REQUEST_READERS)
 @query_parameters("status", "limit", "after", "child_id", "purpose", "requester")
 def access_request_queue() -> Any:
     """A page of the queue (:func:`request_queue`): ``limit`` requests (1 to 500, 100 unless
     said) after ``after``, the last id of the page before; ``next_after`` is that id for the
-    next page (null on the last), ``total`` how many the whole list holds."""
+    next page (null on the last), ``total`` how many the whole list holds. To a caller who asks
+    for access and does not decide (``access:request`` without ``access:decide``), the requests
+    they made instead (:func:`own_requests`), as the portal lists them."""
     session, actor = db.session(), current_actor()
-    check_query(QUEUE_QUERY_SCHEMA)
+    _check_query(QUEUE_QUERY_SCHEMA)
     limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
-    status = request.args.get("status", "pending")
     only = QueueFilter(
         child_id=request.args.get("child_id"),
         purpose=request.args.get("purpose"),
         requester=request.args.get("requester"),
     )
+    if "access:decide" not in actor.scopes:
+        return _own_requests(session, actor, limit, only)
+    status = request.args.get("status", "pending")
     with _answering(session):
         page = request_queue(
             session, actor, status, limit=limit, after=request.args.get("after"), only=only
@@ -1124,6 +1163,28 @@ def access_request_queue() -> Any:
         {
             "status": status,
             "access_requests": listed,
+            "total": page.total,
+            "next_after": page.next_after,
+        }
+    )
+
+
+def _own_requests(session: Session, actor: Actor, limit: int, only: QueueFilter) -> Any:
+    """The requests ``actor`` made, newest first, each as ``GET /v1/access-requests/{id}``
+    tells them to its requester; every status unless ``status`` names one (``status`` is then
+    null in the answer). Paged and filtered as the queue is. Not audited, as a requester
+    following their own request is not: it reads no more than it was answered when it asked."""
+    status = request.args.get("status")
+    with _answering(session):
+        page = own_requests(
+            session, actor, limit=limit, after=request.args.get("after"), status=status, only=only
+        )
+    return jsonify(
+        {
+            "status": status,
+            "access_requests": [
+                access_request_answer(session, row, officer=False) for row in page.rows
+            ],
             "total": page.total,
             "next_after": page.next_after,
         }
@@ -1151,6 +1212,9 @@ def decide_access_request(request_id: str) -> Any:
             )
         if grant is not None:
             answer["grant"] = _grant_json(grant)
+            # To the officer alone: what was granted stays as asked.
+            if warnings := stray_record_warnings(session, row):
+                answer["warnings"] = warnings
         return answer, entry
 
     return _in(session, run, 200)
@@ -1241,7 +1305,7 @@ def override_list() -> Any:
     whole list holds."""
     session, actor = db.session(), current_actor()
     _require_one_of(actor, OVERRIDE_READERS)
-    check_query(OVERRIDE_QUEUE_QUERY_SCHEMA)
+    _check_query(OVERRIDE_QUEUE_QUERY_SCHEMA)
     limit = int_query("limit", minimum=1, maximum=QUEUE_LIMIT, default=QUEUE_PAGE)
     status = request.args.get("status", "open")
     with _answering(session):

@@ -29,6 +29,8 @@ from exchange.consent_store import (
 from exchange.consents.common import (
     CONSENT_AUTHORITY_KINDS,
     JUSTIFICATION,
+    ON_BEHALF_OF_NAME,
+    PROCEEDING_REFERENCE,
     QUEUE_LIMIT,
     REASON,
     ConsentProblem,
@@ -42,6 +44,7 @@ from exchange.consents.common import (
     read_instant,
     refuse_control_characters,
     require_officer,
+    unknown_parties,
 )
 from exchange.consents.hidden import entries_naming_caller_in
 from exchange.crypto import data_keyring
@@ -111,7 +114,24 @@ def request_access(
     A request granted at once makes no grant: the consent (or grant, or override) that
     already permits stays what permits, so revoking it ends this access too. The request
     keeps, as ``access``, that basis and the instant it ends (:func:`covered_access`)."""
-    refuse_control_characters(("/justification", document.get("justification"), JUSTIFICATION))
+    on_behalf_of = document.get("on_behalf_of")
+    refuse_control_characters(
+        ("/justification", document.get("justification"), JUSTIFICATION),
+        (
+            "/on_behalf_of/name",
+            on_behalf_of.get("name") if isinstance(on_behalf_of, dict) else None,
+            ON_BEHALF_OF_NAME,
+        ),
+        ("/proceeding_reference", document.get("proceeding_reference"), PROCEEDING_REFERENCE),
+    )
+    # An agency this hub does not know would tell the officer the request is made for nobody
+    # they can check (refused as a consent's unknown ids are). About the registry alone, never
+    # the child: it tells nothing of whether the child exists (docs/consent.md §8.5).
+    unknown = unknown_parties(session, [("/on_behalf_of", on_behalf_of)])
+    if unknown:
+        raise ConsentProblem(
+            "validation", "La solicitud no es válida.", "The request is not valid.", unknown
+        )
     moment = utcnow()
     # In UTC, as every instant is stored and answered; one beyond year 9999 there is refused.
     until = read_instant(document["until"], "/until")
@@ -156,10 +176,11 @@ def request_access(
         decided_at=moment if status != "pending" else None,
     )
     session.add(row)
-    if document.get("justification"):
+    written = {key: document[key] for key in REQUESTER_WORDS if document.get(key)}
+    if written:
         session.flush()  # the request first: its justification's row refers to it
         justification = AccessRequestJustification(id=row.id)
-        justification.seal(data_keyring(), {"justification": document["justification"]})
+        justification.seal(data_keyring(), written)
         session.add(justification)
     entry = audit_decision(
         session,
@@ -303,32 +324,50 @@ def pending_queue(session: Session, actor: Actor, status: str) -> list[AccessReq
 
 
 def own_requests(
-    session: Session, actor: Actor, *, limit: int = QUEUE_PAGE, after: str | None = None
+    session: Session,
+    actor: Actor,
+    *,
+    limit: int = QUEUE_PAGE,
+    after: str | None = None,
+    status: str | None = None,
+    only: QueueFilter = QueueFilter(),
 ) -> RequestPage:
-    """A page of the requests the person ``actor`` made, newest first, after their request
-    ``after`` (another id is a ``validation`` problem about ``/query/after``)."""
-    person = actor.person_id
+    """A page of the requests ``actor`` made — a person's own, or an agency system's (made
+    with no person, as :func:`may_see_request` shows them) — newest first, after their
+    request ``after`` (another id is a ``validation`` problem about ``/query/after``);
+    narrowed to ``status`` (every one when None) and ``only``. ``only.child_id`` is the id
+    they asked about, as they asked it: their list never tells them that two ids they asked
+    about were merged into one child, as their requests' answers do not."""
+    person, agency = actor.person_id, actor.agency_id
 
     def theirs(row: Any) -> ColumnElement[bool]:
-        return row.requester_person == person if person is not None else false()
+        if person is not None:
+            return row.requester_person == person
+        if agency is not None:
+            return and_(row.requester_person.is_(None), row.requester_agency == agency)
+        return false()
 
-    return paged(
-        session,
-        AccessRequestRow,
+    listed = and_(
         theirs(AccessRequestRow),
-        theirs,
-        _created,
-        True,
-        min(limit, QUEUE_LIMIT),
-        after,
+        *([AccessRequestRow.status == status] if status is not None else []),
+        *_narrowed_to(session, only, follow_merges=False),
+    )
+    return paged(
+        session, AccessRequestRow, listed, theirs, _created, True, min(limit, QUEUE_LIMIT), after
     )
 
 
-def _narrowed_to(session: Session, only: QueueFilter) -> list[ColumnElement[bool]]:
+def _narrowed_to(
+    session: Session, only: QueueFilter, *, follow_merges: bool = True
+) -> list[ColumnElement[bool]]:
+    """What ``only`` narrows a list to; ``follow_merges``: ``child_id`` under any of the
+    child's ids (an officer's queue), else the id as the requests carry it."""
     from exchange.children import Child, resolve_child_id
 
     found: list[ColumnElement[bool]] = []
-    if only.child_id is not None:
+    if only.child_id is not None and not follow_merges:
+        found.append(AccessRequestRow.child_id == only.child_id)
+    elif only.child_id is not None:
         try:
             child_id = resolve_child_id(session, only.child_id)
         except LookupError:  # requests about an id the hub never issued carry it as asked
@@ -986,6 +1025,39 @@ def decide_request(
     return row, grant_row, entry
 
 
+def stray_record_warnings(session: Session, row: AccessRequestRow) -> list[dict[str, Any]]:
+    """For the officer who approved ``row``: a warning naming the ``record_ids`` it asked for
+    that are not the child's records (another child's, or gone). Kept as asked, they cover
+    nothing (the grant covers only the child's records it names), and the requester is never
+    told which they are — that would tell whether the child exists (docs/consent.md §8.5) —
+    but the officer acts for the child and may want to ask the requester which record they
+    meant. Whose they are instead is not said: that child may be outside the officer's
+    jurisdiction. Empty when every id is the child's, or none was named."""
+    asked = list(row.record_ids or ())
+    if not asked:
+        return []
+    childs = {record.id for record in load_child(session, row.child_id).records}
+    stray = [record_id for record_id in asked if record_id not in childs]
+    if not stray:
+        return []
+    named = ", ".join(stray)
+    several = len(stray) > 1
+    return [
+        {
+            "code": "records_not_the_childs",
+            "record_ids": stray,
+            "es": f"{'Los expedientes' if several else 'El expediente'} {named} que pide la "
+            f"solicitud no {'son' if several else 'es'} de esta niña, niño o adolescente (o ya "
+            f"no {'existen' if several else 'existe'}): la autorización no "
+            f"{'los' if several else 'lo'} cubre. A quien pidió el acceso no se le dice.",
+            "en": f"The {'records' if several else 'record'} {named} the request asks for "
+            f"{'are' if several else 'is'} not this child's (or no longer "
+            f"{'exist' if several else 'exists'}): the grant does not cover "
+            f"{'them' if several else 'it'}. The requester is not told.",
+        }
+    ]
+
+
 def active_grants(session: Session, actor: Actor) -> list[GrantRow]:
     """The grants in force that the caller may read under: a person's own, and their
     agency's (a grant to an agency covers its people too). Not revoked, not past their end,
@@ -1041,10 +1113,17 @@ def decision_now(session: Session, row: AccessRequestRow) -> Decision | None:
     return evaluate(child, requester, "read", row.purpose, row.categories)
 
 
-def request_justification(session: Session, request_id: str) -> str | None:
-    """The justification the requester wrote (None when they wrote none)."""
+#: What a requester writes beside what they ask for, sealed together (it may describe the
+#: child's situation or name the proceeding the child is in) and shown where the
+#: justification is: to the requester and to the officers who decide, never in the audit log
+#: (which carries no free text). ``on_behalf_of``: the institution or organisation the
+#: requester acts for (``agency_id`` on this hub and/or its ``name``); ``proceeding_reference``:
+#: the file or case number of the legal proceeding the access is asked for.
+REQUESTER_WORDS = ("justification", "on_behalf_of", "proceeding_reference")
+
+
+def request_written(session: Session, request_id: str) -> dict[str, Any]:
+    """What the requester wrote (:data:`REQUESTER_WORDS`), each None when they wrote none."""
     row = session.get(AccessRequestJustification, request_id)
-    if row is None:
-        return None
-    text = row.open(data_keyring()).get("justification")
-    return text if isinstance(text, str) else None
+    document = row.open(data_keyring()) if row is not None else {}
+    return {key: document.get(key) for key in REQUESTER_WORDS}

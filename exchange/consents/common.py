@@ -220,6 +220,11 @@ JUSTIFICATION = ("La justificación", "The justification")
 REASON = ("El motivo", "The reason")
 VIEWS_SUMMARY = ("El resumen de la opinión", "The summary of views")
 NOT_HEARD_REASON = ("El motivo por el que no fue escuchada/o", "Why the child was not heard")
+ON_BEHALF_OF_NAME = (
+    "El nombre de la institución u organización representada",
+    "The name of the institution or organisation represented",
+)
+PROCEEDING_REFERENCE = ("La referencia del procedimiento", "The proceeding reference")
 
 
 def control_characters_said(text: str, field: tuple[str, str]) -> tuple[str, str] | None:
@@ -262,6 +267,60 @@ def refuse_control_characters(*written: Written) -> None:
         raise ConsentProblem(
             "validation", "La solicitud no es válida.", "The request is not valid.", errors
         )
+
+
+def unknown_parties(session: Session, named: Iterable[tuple[str, Any]]) -> list[dict[str, str]]:
+    """What the hub does not know among ``named`` — ``(pointer, {agency_id?, person_id?})``,
+    an agency or person a consent, an objection, who heard the child or on whose behalf access
+    is asked for names — one ``{pointer, message_es, message_en}`` per unknown id: a mistyped
+    id (``mx.nl.dfi``) in a deny or an objection would protect nobody while the officer
+    believes the child protected. An agency of a pinned peer hub (under one of its agency
+    prefixes, docs/federation.md) may read here, so it is accepted; a person always belongs to
+    this hub, and must belong to the agency named beside them. Anything not an object, or ids
+    that are not text, are the schema's to refuse."""
+    from exchange.agencies import Agency
+    from exchange.peers import peer_speaking_for
+    from exchange.people import Person  # exchange.people imports this package
+
+    found = []
+    for pointer, ref in named:
+        if not isinstance(ref, dict):
+            continue
+        agency_id, person_id = ref.get("agency_id"), ref.get("person_id")
+        if isinstance(agency_id, str) and session.get(Agency, agency_id) is None:
+            # The federation's own rule (exchange.peers.speaks_for): never an id under this
+            # hub's own namespace, whatever prefix a peer was pinned with before that check.
+            if peer_speaking_for(session, agency_id) is None:
+                found.append(
+                    {
+                        "pointer": f"{pointer}/agency_id",
+                        "message_es": f"En este nodo no hay ninguna agencia {agency_id!r} (ni "
+                        "es de un nodo par registrado).",
+                        "message_en": f"This hub has no agency {agency_id!r} (nor is it a "
+                        "pinned peer hub's).",
+                    }
+                )
+        if isinstance(person_id, str):
+            person = session.get(Person, person_id)
+            if person is None:
+                found.append(
+                    {
+                        "pointer": f"{pointer}/person_id",
+                        "message_es": f"En este nodo no hay ninguna persona {person_id!r}.",
+                        "message_en": f"This hub has no person {person_id!r}.",
+                    }
+                )
+            elif isinstance(agency_id, str) and person.agency_id != agency_id:
+                found.append(
+                    {
+                        "pointer": f"{pointer}/person_id",
+                        "message_es": f"{person_id!r} pertenece a {person.agency_id!r}, no a "
+                        f"{agency_id!r}: no alcanzaría a nadie.",
+                        "message_en": f"{person_id!r} belongs to {person.agency_id!r}, not "
+                        f"{agency_id!r}: it would reach nobody.",
+                    }
+                )
+    return found
 
 
 def actor_ref(actor: Actor) -> ActorRef:

@@ -22,8 +22,9 @@ from exchange.consents.common import (
     problems,
     refuse_control_characters,
     require_acts_for,
+    unknown_parties,
 )
-from exchange.consents.views import store_view, views_texts
+from exchange.consents.views import store_view, views_parties, views_texts
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, forget_child, load_child
 from exchange.outbox import OutboxMessage, enqueue
@@ -67,55 +68,16 @@ def _lets_in_the_recorder(session: Session, actor: Actor, consent: Consent) -> s
 
 
 def unknown_actors(session: Session, document: dict[str, Any]) -> list[dict[str, str]]:
-    """The grantees and provision actors naming an agency or person the hub does not know: a
-    mistyped id (``mx.nl.dfi``) in a deny would protect nobody while the officer believes the
-    child protected, as a withhold entry's would (exchange.consents.withholds). An agency of a
-    pinned peer hub (under one of its agency prefixes, docs/federation.md) may read here under
-    a consent, so it is accepted; a person always belongs to this hub."""
-    from exchange.agencies import Agency
-    from exchange.peers import peer_speaking_for
-
-    found = []
-    for pointer, ref in _named_actors(document):
-        agency_id, person_id = ref.get("agency_id"), ref.get("person_id")
-        if isinstance(agency_id, str) and session.get(Agency, agency_id) is None:
-            # The federation's own rule (exchange.peers.speaks_for): never an id under this
-            # hub's own namespace, whatever prefix a peer was pinned with before that check.
-            if peer_speaking_for(session, agency_id) is None:
-                found.append(
-                    {
-                        "pointer": f"{pointer}/agency_id",
-                        "message_es": f"En este nodo no hay ninguna agencia {agency_id!r} (ni "
-                        "es de un nodo par registrado).",
-                        "message_en": f"This hub has no agency {agency_id!r} (nor is it a "
-                        "pinned peer hub's).",
-                    }
-                )
-        if isinstance(person_id, str):
-            person = session.get(Person, person_id)
-            if person is None:
-                found.append(
-                    {
-                        "pointer": f"{pointer}/person_id",
-                        "message_es": f"En este nodo no hay ninguna persona {person_id!r}.",
-                        "message_en": f"This hub has no person {person_id!r}.",
-                    }
-                )
-            elif isinstance(agency_id, str) and person.agency_id != agency_id:
-                found.append(
-                    {
-                        "pointer": f"{pointer}/person_id",
-                        "message_es": f"{person_id!r} pertenece a {person.agency_id!r}, no a "
-                        f"{agency_id!r}: no alcanzaría a nadie.",
-                        "message_en": f"{person_id!r} belongs to {person.agency_id!r}, not "
-                        f"{agency_id!r}: it would reach nobody.",
-                    }
-                )
-    return found
+    """The grantees, provision actors and the views' ``heard_by`` and ``about`` naming an
+    agency or person the hub does not know (:func:`unknown_parties`): a mistyped id
+    (``mx.nl.dfi``) in a deny would protect nobody while the officer believes the child
+    protected, as a withhold entry's would (exchange.consents.withholds)."""
+    return unknown_parties(session, _named_actors(document))
 
 
 def _named_actors(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The grantees and provision actors ``document`` names, each with its JSON pointer."""
+    """The grantees, provision actors and views parties ``document`` names, each with its
+    JSON pointer."""
     named: list[tuple[str, dict[str, Any]]] = []
     for index, grantee in enumerate(document.get("grantee") or ()):
         named.append((f"/grantee/{index}", grantee))
@@ -126,6 +88,9 @@ def _named_actors(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
             named.append((f"{pointer}/actor/{index}", actor))
         nested = provision.get("provision") or ()
         pending.extend((f"{pointer}/provision/{i}", p) for i, p in enumerate(nested))
+    # The views recorded with the consent: an objection about a mistyped agency would protect
+    # nobody, as one recorded on its own (exchange.consents.views.record_views).
+    named.extend(views_parties(document.get("child_views"), "/child_views"))
     return named
 
 

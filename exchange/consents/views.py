@@ -31,6 +31,7 @@ from exchange.consents.common import (
     problems,
     refuse_control_characters,
     require_acts_for,
+    unknown_parties,
 )
 from exchange.crypto import data_keyring
 from exchange.disclosure import ChildContext, forget_child
@@ -115,6 +116,19 @@ def views_texts(views: Any, at: str = "") -> list[Written]:
     ]
 
 
+def views_parties(views: Any, at: str = "") -> list[tuple[str, Any]]:
+    """Whom a views record (``views``, at the pointer ``at`` of the body) names — who heard
+    the child, and whom an objection is about — as
+    :func:`~exchange.consents.common.unknown_parties` checks them."""
+    if not isinstance(views, dict):
+        return []
+    named: list[tuple[str, Any]] = [(f"{at}/heard_by", views.get("heard_by"))]
+    about = views.get("about")
+    if isinstance(about, list):
+        named.extend((f"{at}/about/{index}", ref) for index, ref in enumerate(about))
+    return named
+
+
 def record_views(
     session: Session, actor: Actor, child: ChildContext, document: dict[str, Any]
 ) -> tuple[ChildView, str]:
@@ -126,6 +140,9 @@ def record_views(
         raise format_error(error) from error
     moment = utcnow()
     found = problems(check_view(view, moment.date(), child.facts)) + _heard_as_an_adult(view, child)
+    # An objection about a mistyped agency would protect nobody, and views heard by nobody
+    # registered would be nobody's word: refused as a consent's or withhold entry's ids are.
+    found += unknown_parties(session, views_parties(document))
     if found:
         raise ConsentProblem(
             "validation",

@@ -1,8 +1,8 @@
 """What ``/requests`` says of each request to its reader, beside the API's answer: where it
 stands in one line, the automatic check made when it was asked (only where it still says
-something, worded for whoever reads it), and — to an officer — who asked, by name, and what
-the officer may not do with it: decide their own request, approve their agency's, or approve
-once the child is 18 (exchange.consents.decide_request refuses each)."""
+something, worded for whoever reads it), and — to an officer — who asked and on whose behalf,
+by name, and what the officer may not do with it: decide their own request, approve their
+agency's, or approve once the child is 18 (exchange.consents.decide_request refuses each)."""
 
 from __future__ import annotations
 
@@ -88,8 +88,9 @@ def _for_an_officer(reason: dict[str, Any], purpose: str) -> Text:
 
 def names_of(session: Session, shown: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """The registered names of the people (``people``) and agencies (``agencies``) that asked
-    for or decided the requests ``shown``: an officer reads who asks by name. An id no
-    longer registered has no name, and is shown alone."""
+    for or decided the requests ``shown``, or on whose behalf they were asked: an officer
+    reads who asks, and for whom, by name. An id no longer registered has no name, and is
+    shown alone."""
     ids = {
         found
         for seen in shown
@@ -97,6 +98,7 @@ def names_of(session: Session, shown: list[dict[str, Any]]) -> dict[str, dict[st
             seen["requester"].get("person_id"),
             seen["requester"].get("agency_id"),
             seen.get("decided_by"),
+            (seen.get("on_behalf_of") or {}).get("agency_id"),
         )
         if found
     }

@@ -660,6 +660,7 @@ def test_an_approval_the_childs_objection_blocks_is_refused_until_the_review_set
     assert approved.get_json()["access"]["active"] is True
 
     # An objection about another agency does not cover what the grant would give.
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     objection(categories=["health"], about=[{"agency_id": COMAR}])
     health = ask(client, lawyer, child_id, categories=["health"]).get_json()
     assert decide(health["id"]).status_code == 200
@@ -805,7 +806,12 @@ def test_a_dry_run_lists_every_failure_of_its_body(
         json={"child_id": pushed["child_id"], "purpose": "fun", "actor": {"name": "COMAR"}},
         headers=officer.headers,
     )
-    assert [pointer for pointer, _ in pointers_and_messages(actor)] == ["/actor", "/purpose"]
+    # No actor named, and a member an actor does not take ("name"): both said.
+    assert [pointer for pointer, _ in pointers_and_messages(actor)] == [
+        "/actor",
+        "/actor",
+        "/purpose",
+    ]
 
 
 def test_views_list_every_missing_field(

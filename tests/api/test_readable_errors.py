@@ -78,7 +78,7 @@ def test_access_request_queue_with_an_unknown_status(client: FlaskClient, office
     )
     for body, words in ((es, "valores permitidos"), (en, "allowed values")):
         error = only_error(body)
-        assert (error["pointer"], error["parameter"]) == ("", "status")
+        assert (error["pointer"], error["parameter"]) == ("/query/status", "status")
         assert words in error["message"]
         assert all(f'"{code}"' in error["message"] for code in ("pending", "granted", "denied"))
 

@@ -87,6 +87,7 @@ def test_a_second_officer_finds_the_objection_and_reviews_it(
     app: Flask, client: FlaskClient, people: dict[str, Any], pushed: dict[str, Any]
 ) -> None:
     child_id = pushed["child_id"]
+    add_agency(app, COMAR, jurisdiction="00", kind="refugee_commission")
     assent = record_views(client, people["officer"], child_id, position="assent")
     objection = record_views(
         client,
